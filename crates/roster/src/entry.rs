@@ -1,0 +1,257 @@
+//! What queries return: registrations, group members and selected entries.
+
+use std::sync::Arc;
+
+use crate::key::Key;
+use crate::meta::Meta;
+use crate::pid::Pid;
+use crate::process::Liveness;
+
+/// The owner of a unique name, as returned by lookups and registrations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    /// The owning process.
+    pub pid: Pid,
+    /// Its meta.
+    pub meta: Meta,
+    /// Hybrid-logical-clock reading of the original registration (meta updates keep it);
+    /// decides keep-oldest and keep-newest conflicts.
+    pub registered_at: u64,
+    /// Fencing token: grows each time the name changes owner. Hand it to downstream systems
+    /// so that they can refuse writes from a previous owner.
+    pub token: u64,
+}
+
+/// A stored name entry: the registration plus the owner's liveness when it is local.
+#[derive(Clone)]
+pub(crate) struct NameEntry {
+    pub(crate) registration: Registration,
+    pub(crate) liveness: Option<Arc<Liveness>>,
+}
+
+impl NameEntry {
+    /// Whether the owner is alive as far as this node knows. Remote owners are alive until
+    /// their entry is removed.
+    #[inline]
+    pub(crate) fn is_alive(&self) -> bool {
+        self.liveness.as_ref().is_none_or(|l| l.is_alive())
+    }
+}
+
+/// One member of a process group.
+#[derive(Clone)]
+pub struct Member {
+    pid: Pid,
+    meta: Meta,
+    liveness: Option<Arc<Liveness>>,
+}
+
+impl Member {
+    pub(crate) fn new(pid: Pid, meta: Meta, liveness: Option<Arc<Liveness>>) -> Self {
+        Member {
+            pid,
+            meta,
+            liveness,
+        }
+    }
+
+    /// The member process.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let p = node.process();
+    /// p.join("g", &()).unwrap();
+    /// assert_eq!(node.members("g").iter().next().unwrap().pid(), p.pid());
+    /// # }
+    /// ```
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// The member's meta in this group.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let p = node.process();
+    /// p.join("g", &"admin").unwrap();
+    /// let members = node.members("g");
+    /// assert_eq!(members.iter().next().unwrap().meta().decode::<String>().unwrap(), "admin");
+    /// # }
+    /// ```
+    pub fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    pub(crate) fn with_meta(&self, meta: Meta) -> Member {
+        Member {
+            meta,
+            ..self.clone()
+        }
+    }
+
+    #[inline]
+    pub(crate) fn is_alive(&self) -> bool {
+        self.liveness.as_ref().is_none_or(|l| l.is_alive())
+    }
+}
+
+impl PartialEq for Member {
+    fn eq(&self, other: &Self) -> bool {
+        self.pid == other.pid && self.meta == other.meta
+    }
+}
+
+impl Eq for Member {}
+
+impl std::fmt::Debug for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Member")
+            .field("pid", &self.pid)
+            .field("meta", &self.meta)
+            .finish()
+    }
+}
+
+/// The members of a group (or of every group under a prefix).
+///
+/// A snapshot that shares the store's immutable member lists: taking it costs a reference
+/// count per group, not a copy per member. Iteration skips members whose process died
+/// after the snapshot was taken but before its removal completed.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let node = roster::Node::builder().start().unwrap();
+/// let (a, b) = (node.process(), node.process());
+/// a.join("room/1", &()).unwrap();
+/// b.join("room/2", &()).unwrap();
+/// assert_eq!(node.members("room/1").len(), 1);
+/// assert_eq!(node.members("room/").len(), 2);
+/// # }
+/// ```
+#[derive(Clone, Default)]
+pub struct Members {
+    groups: Vec<Arc<[Member]>>,
+    limit: Option<usize>,
+}
+
+impl Members {
+    pub(crate) fn new(groups: Vec<Arc<[Member]>>, limit: Option<usize>) -> Self {
+        Members { groups, limit }
+    }
+
+    /// The live members, in group-key order and join order within a group.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let p = node.process();
+    /// p.join("g", &()).unwrap();
+    /// let pids: Vec<_> = node.members("g").iter().map(|m| m.pid()).collect();
+    /// assert_eq!(pids, [p.pid()]);
+    /// # }
+    /// ```
+    pub fn iter(&self) -> impl Iterator<Item = &Member> {
+        self.groups
+            .iter()
+            .flat_map(|group| group.iter())
+            .filter(|m| m.is_alive())
+            .take(self.limit.unwrap_or(usize::MAX))
+    }
+
+    /// Number of live members.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// assert_eq!(node.members("nobody").len(), 0);
+    /// # }
+    /// ```
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// Whether there are no live members.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// assert!(node.members("nobody").is_empty());
+    /// # }
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+
+    /// The pids of the live members.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let p = node.process();
+    /// p.join("g", &()).unwrap();
+    /// assert_eq!(node.members("g").pids(), [p.pid()]);
+    /// # }
+    /// ```
+    pub fn pids(&self) -> Vec<Pid> {
+        self.iter().map(Member::pid).collect()
+    }
+
+    /// The live members as an owned list.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// assert!(node.members("g").to_vec().is_empty());
+    /// # }
+    /// ```
+    pub fn to_vec(&self) -> Vec<Member> {
+        self.iter().cloned().collect()
+    }
+}
+
+impl<'a> IntoIterator for &'a Members {
+    type Item = &'a Member;
+    type IntoIter = Box<dyn Iterator<Item = &'a Member> + 'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
+}
+
+impl std::fmt::Debug for Members {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// Which table a [`crate::Scope::select`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// Unique names.
+    Names,
+    /// Group memberships (one entry per member per group).
+    Groups,
+}
+
+/// An entry as seen by a [`crate::Scope::select`] predicate and returned by it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The name or group key.
+    pub key: Key,
+    /// The owning or member process.
+    pub pid: Pid,
+    /// The meta.
+    pub meta: Meta,
+}

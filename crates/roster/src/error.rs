@@ -1,0 +1,165 @@
+//! Error types. Every error says what went wrong and, where it helps, what to do.
+
+use thiserror::Error;
+
+use crate::key::{Key, ScopeName};
+use crate::meta::Meta;
+use crate::pid::Pid;
+
+/// A key, prefix or scope name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum KeyError {
+    /// The key is the empty string.
+    #[error("key is empty: use a non-empty UTF-8 key such as \"user/123\"")]
+    Empty,
+    /// The key is longer than the node's `max_key_bytes`.
+    #[error("key is {len} bytes, the limit is {max}: shorten it or raise NodeBuilder::max_key_bytes")]
+    TooLong {
+        /// Length of the refused key in bytes.
+        len: usize,
+        /// The configured limit.
+        max: usize,
+    },
+    /// A key ending in `/` is a prefix: valid in queries and subscriptions, not in writes.
+    #[error("key {0:?} ends with '/', which makes it a prefix; prefixes are only valid in queries and subscriptions")]
+    PrefixNotAllowed(Key),
+    /// A prefix pattern must end with `/`.
+    #[error("prefix {0:?} does not end with '/': a prefix selects whole levels, e.g. \"user/\"")]
+    NotAPrefix(Key),
+}
+
+/// Meta (or a message) could not be encoded, decoded, or is too large.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum MetaError {
+    /// serde could not encode the value as MessagePack.
+    #[error("cannot encode value as MessagePack: {0}")]
+    Encode(String),
+    /// The bytes do not decode as the requested type.
+    #[error("cannot decode MessagePack as the requested type: {0}")]
+    Decode(String),
+    /// The encoded meta is larger than the node's `max_meta_bytes`.
+    #[error("meta is {len} bytes encoded, the limit is {max}: store less or raise NodeBuilder::max_meta_bytes")]
+    TooLarge {
+        /// Encoded length in bytes.
+        len: usize,
+        /// The configured limit.
+        max: usize,
+    },
+}
+
+/// Why a registration, unregistration, join or leave was refused. Nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RegistryError {
+    /// The key is invalid.
+    #[error(transparent)]
+    InvalidKey(#[from] KeyError),
+    /// The meta is invalid.
+    #[error(transparent)]
+    InvalidMeta(#[from] MetaError),
+    /// Another live process holds this name.
+    #[error("name {key:?} is taken by {owner}")]
+    Taken {
+        /// The contested name.
+        key: Key,
+        /// The process that holds it.
+        owner: Pid,
+        /// The owner's meta.
+        meta: Meta,
+    },
+    /// The name is not registered.
+    #[error("name {key:?} is not registered")]
+    NotRegistered {
+        /// The name.
+        key: Key,
+    },
+    /// The name is registered by another process; only the owner can unregister it.
+    #[error("name {key:?} is registered by {owner}, not by the caller")]
+    NotOwner {
+        /// The name.
+        key: Key,
+        /// Its owner.
+        owner: Pid,
+    },
+    /// The process is not a member of the group.
+    #[error("process is not a member of group {key:?}")]
+    NotInGroup {
+        /// The group key.
+        key: Key,
+    },
+    /// The process has exited (dropped or killed); it can no longer own entries.
+    #[error("process {pid} has exited")]
+    ProcessDead {
+        /// The exited process.
+        pid: Pid,
+    },
+    /// The process belongs to another node (or another incarnation of this node).
+    #[error("process {pid} belongs to another node; entries are written by their owner's node")]
+    ForeignProcess {
+        /// The foreign pid.
+        pid: Pid,
+    },
+    /// The node is not connected to the scope (or disconnected since the handle was taken).
+    #[error("this node is not connected to scope {scope:?}: call Node::connect first")]
+    ScopeNotConnected {
+        /// The scope.
+        scope: ScopeName,
+    },
+}
+
+/// A message could not be delivered to a process.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SendError {
+    /// No live process with this pid on this node.
+    #[error("no live process {0} on this node")]
+    NoProcess(Pid),
+    /// The process's mailbox is full; the message was not queued.
+    #[error("mailbox of {0} is full: the receiver is not keeping up (raise NodeBuilder::mailbox_capacity or slow the sender)")]
+    MailboxFull(Pid),
+    /// The message could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] MetaError),
+}
+
+/// A message could not be received.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RecvError {
+    /// The message does not decode as the requested type; it was consumed.
+    #[error("message from {from:?} does not decode as the requested type: {reason}")]
+    Decode {
+        /// The sender, when known.
+        from: Option<Pid>,
+        /// What serde reported.
+        reason: String,
+    },
+    /// The process was killed: no more messages will arrive.
+    #[error("process {0} has exited; its mailbox is closed")]
+    Exited(Pid),
+}
+
+/// A scope could not be connected, found or disconnected.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ScopeError {
+    /// The scope name is invalid.
+    #[error("invalid scope name: {0}")]
+    InvalidName(KeyError),
+    /// The node is not connected to the scope.
+    #[error("this node is not connected to scope {0:?}: call Node::connect first")]
+    NotConnected(ScopeName),
+    /// The scope is connected with another kind (replicated vs local-only).
+    #[error("scope {0:?} is already connected with a different kind (local-only vs replicated); disconnect it first")]
+    KindMismatch(ScopeName),
+    /// The default scope holds every node and cannot be disconnected.
+    #[error("the default scope cannot be disconnected")]
+    DefaultScope,
+}
+
+/// The node could not start.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum StartError {
+    /// `start` was called outside a tokio runtime.
+    #[error("Node::start must be called inside a tokio runtime (it spawns processes and timers on it)")]
+    NoRuntime,
+    /// The node name is invalid.
+    #[error("invalid node name: {0}")]
+    InvalidName(KeyError),
+}

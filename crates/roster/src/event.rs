@@ -1,0 +1,68 @@
+//! Lifecycle events of names and group memberships.
+
+use crate::key::{Key, ScopeName};
+use crate::meta::Meta;
+use crate::pid::Pid;
+use crate::process::ExitReason;
+
+/// What happened to an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// A name was registered, or its meta was updated (then `previous_meta` is set).
+    Registered,
+    /// A name was removed.
+    Unregistered,
+    /// A process joined a group, or updated its meta in it (then `previous_meta` is set).
+    Joined,
+    /// A process left a group.
+    Left,
+}
+
+/// Why an entry changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// The owning process asked for it (register, unregister, join, leave).
+    Requested,
+    /// The owning process exited; the entry went with it.
+    Exit(ExitReason),
+    /// This node disconnected from the scope, dropping its local view of it.
+    ScopeDisconnected,
+}
+
+/// One change to one entry, as delivered to subscribers.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use roster::{EventKind, Node, Pattern, Reason};
+///
+/// let node = Node::builder().start().unwrap();
+/// let mut events = node.subscribe(Pattern::from("user/")).unwrap();
+/// let proc = node.process();
+/// proc.register("user/1", &()).unwrap();
+///
+/// let batch = events.recv().await.unwrap().into_events().unwrap();
+/// assert_eq!(batch[0].kind, EventKind::Registered);
+/// assert_eq!(batch[0].key, "user/1");
+/// assert_eq!(batch[0].reason, Reason::Requested);
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// What happened.
+    pub kind: EventKind,
+    /// The scope of the entry.
+    pub scope: ScopeName,
+    /// The name or group key.
+    pub key: Key,
+    /// The process the entry belongs to.
+    pub pid: Pid,
+    /// The entry's meta (for removals: the meta it had).
+    pub meta: Meta,
+    /// On an update, the meta before it.
+    pub previous_meta: Option<Meta>,
+    /// Why it happened.
+    pub reason: Reason,
+}

@@ -1,0 +1,161 @@
+//! Keys, key validation and subscription patterns.
+
+use compact_str::CompactString;
+
+use crate::error::KeyError;
+
+/// A registry or group key: UTF-8, `/` separates levels.
+///
+/// Keys up to 24 bytes are stored inline without a heap allocation.
+pub type Key = CompactString;
+
+/// Name of a scope (an isolated sub-cluster).
+pub type ScopeName = CompactString;
+
+/// Limits applied to keys and meta; see [`crate::NodeBuilder`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) max_key_bytes: usize,
+    pub(crate) max_meta_bytes: usize,
+}
+
+impl Limits {
+    /// Checks a key used for a write: non-empty, no trailing `/`, within the size limit.
+    pub(crate) fn write_key(&self, key: &str) -> Result<(), KeyError> {
+        self.any_key(key)?;
+        if key.ends_with('/') {
+            return Err(KeyError::PrefixNotAllowed(key.into()));
+        }
+        Ok(())
+    }
+
+    /// Checks a key or prefix used for a query or subscription.
+    pub(crate) fn any_key(&self, key: &str) -> Result<(), KeyError> {
+        if key.is_empty() {
+            return Err(KeyError::Empty);
+        }
+        if key.len() > self.max_key_bytes {
+            return Err(KeyError::TooLong {
+                len: key.len(),
+                max: self.max_key_bytes,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Whether a query key is a prefix (ends with `/`).
+pub(crate) fn is_prefix(key: &str) -> bool {
+    key.ends_with('/')
+}
+
+/// What a subscription listens to within a scope.
+///
+/// # Examples
+///
+/// ```
+/// use roster::Pattern;
+///
+/// assert_eq!(Pattern::from("user/123"), Pattern::Exact("user/123".into()));
+/// assert_eq!(Pattern::from("user/"), Pattern::Prefix("user/".into()));
+/// assert!(Pattern::Prefix("user/".into()).matches("user/123"));
+/// assert!(!Pattern::Exact("user/1".into()).matches("user/12"));
+/// assert!(Pattern::All.matches("anything"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Pattern {
+    /// Every key of the scope.
+    All,
+    /// One key.
+    Exact(Key),
+    /// Every key that starts with this prefix; the prefix ends with `/`.
+    Prefix(Key),
+}
+
+impl Pattern {
+    /// Whether `key` is matched by this pattern.
+    ///
+    /// ```
+    /// assert!(roster::Pattern::from("a/").matches("a/b/c"));
+    /// ```
+    pub fn matches(&self, key: &str) -> bool {
+        match self {
+            Pattern::All => true,
+            Pattern::Exact(k) => k == key,
+            Pattern::Prefix(p) => key.starts_with(p.as_str()),
+        }
+    }
+
+    pub(crate) fn validate(&self, limits: &Limits) -> Result<(), KeyError> {
+        match self {
+            Pattern::All => Ok(()),
+            Pattern::Exact(k) => limits.write_key(k),
+            Pattern::Prefix(p) => {
+                limits.any_key(p)?;
+                if is_prefix(p) {
+                    Ok(())
+                } else {
+                    Err(KeyError::NotAPrefix(p.clone()))
+                }
+            }
+        }
+    }
+}
+
+impl From<&str> for Pattern {
+    /// A key ending in `/` is a prefix, any other key is exact; `"*"` means all keys.
+    fn from(key: &str) -> Self {
+        if key == "*" {
+            Pattern::All
+        } else if is_prefix(key) {
+            Pattern::Prefix(key.into())
+        } else {
+            Pattern::Exact(key.into())
+        }
+    }
+}
+
+/// The `/`-terminated ancestors of a key, shortest first: `"a/b/c"` gives `"a/"`, `"a/b/"`.
+pub(crate) fn ancestor_prefixes(key: &str) -> impl Iterator<Item = &str> {
+    key.match_indices('/').map(move |(i, _)| &key[..=i])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        max_key_bytes: 8,
+        max_meta_bytes: 8,
+    };
+
+    #[test]
+    fn write_keys_must_be_non_empty_short_and_not_prefixes() {
+        assert_eq!(LIMITS.write_key(""), Err(KeyError::Empty));
+        assert_eq!(
+            LIMITS.write_key("a/"),
+            Err(KeyError::PrefixNotAllowed("a/".into()))
+        );
+        assert_eq!(
+            LIMITS.write_key("123456789"),
+            Err(KeyError::TooLong { len: 9, max: 8 })
+        );
+        assert_eq!(LIMITS.write_key("a/b"), Ok(()));
+    }
+
+    #[test]
+    fn ancestors_are_every_slash_terminated_prefix() {
+        let found: Vec<_> = ancestor_prefixes("a/b/c").collect();
+        assert_eq!(found, ["a/", "a/b/"]);
+        assert_eq!(ancestor_prefixes("abc").count(), 0);
+        let trailing: Vec<_> = ancestor_prefixes("a/").collect();
+        assert_eq!(trailing, ["a/"]);
+    }
+
+    #[test]
+    fn a_prefix_pattern_must_end_with_a_slash() {
+        assert!(Pattern::Prefix("a".into()).validate(&LIMITS).is_err());
+        assert!(Pattern::Exact("a/".into()).validate(&LIMITS).is_err());
+        assert!(Pattern::All.validate(&LIMITS).is_ok());
+    }
+}

@@ -1,0 +1,60 @@
+//! Roster: a distributed process registry and process groups for Rust.
+//!
+//! Roster gives a cluster of Rust services what Erlang clusters get from `syn`, `pg` and
+//! `global`: cluster-wide unique names, process groups with metadata, lifecycle events,
+//! dispatch and isolated named scopes. This crate is the library; it has no HTTP server,
+//! database or CLI parser.
+//!
+//! - A [`Node`] is one member of a cluster; it dereferences to its default [`Scope`].
+//! - A [`Process`] is an RAII handle with a [`Pid`] and a mailbox: dropping it removes
+//!   every name and membership it holds.
+//! - Names ([`Scope::register`], [`Scope::lookup`]) have one owner per key; groups
+//!   ([`Scope::join`], [`Scope::members`]) many members per key.
+//! - [`Scope::subscribe`] streams [`Event`]s in bounded batches.
+//!
+//! Reads are lock-free and never hop to a task; writes are serialized per shard.
+//!
+//! # Examples
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use roster::Node;
+//!
+//! let node = Node::builder().name("api-1").start().unwrap();
+//! let session = node.process();
+//! session.register("session/user-123", &"eu-west").unwrap();
+//! session.join("room/42", &()).unwrap();
+//!
+//! assert_eq!(node.whereis("session/user-123"), Some(session.pid()));
+//! assert_eq!(node.members("room/").len(), 1);
+//! drop(session);
+//! assert_eq!(node.registry_count(), 0);
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs, unreachable_pub, rustdoc::broken_intra_doc_links)]
+
+mod clock;
+mod entry;
+mod error;
+mod event;
+mod key;
+mod meta;
+mod node;
+mod pid;
+mod process;
+mod scope;
+mod store;
+pub mod subscription;
+
+pub use entry::{Entry, Member, Members, Registration, Table};
+pub use error::{KeyError, MetaError, RecvError, RegistryError, ScopeError, SendError, StartError};
+pub use event::{Event, EventKind, Reason};
+pub use key::{Key, Pattern, ScopeName};
+pub use meta::Meta;
+pub use node::{Node, NodeBuilder};
+pub use pid::Pid;
+pub use process::{Envelope, ExitReason, Process};
+pub use scope::{DEFAULT_SCOPE, Dispatched, Scope};
+pub use subscription::{Delivery, Subscription};

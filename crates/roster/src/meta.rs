@@ -1,0 +1,124 @@
+//! Per-entry metadata.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::MetaError;
+
+/// MessagePack encoding of `nil`, the value an empty [`Meta`] decodes from.
+const NIL: [u8; 1] = [0xc0];
+
+/// Metadata attached to a registration or a group membership.
+///
+/// Meta is stored and replicated as self-describing MessagePack bytes, so any node, the
+/// CLI or the HTTP API can render it without knowing the Rust type; Rust callers encode and
+/// decode typed values with serde. Cloning is cheap (a reference count), and the meta of
+/// unit-like values (`()`, `None`) takes no allocation at all.
+///
+/// # Examples
+///
+/// ```
+/// use roster::Meta;
+///
+/// let meta = Meta::encode(&("eu-west", 3u8)).unwrap();
+/// let (region, shard): (String, u8) = meta.decode().unwrap();
+/// assert_eq!((region.as_str(), shard), ("eu-west", 3));
+/// assert!(Meta::encode(&()).unwrap().is_empty());
+/// ```
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Meta(Option<Arc<[u8]>>);
+
+impl Meta {
+    /// The empty meta (MessagePack `nil`).
+    ///
+    /// ```
+    /// assert!(roster::Meta::EMPTY.is_empty());
+    /// ```
+    pub const EMPTY: Meta = Meta(None);
+
+    /// Encodes a value as MessagePack (structs as maps with field names).
+    ///
+    /// # Errors
+    ///
+    /// [`MetaError::Encode`] when serde refuses the value (for example a map with non-string
+    /// keys that MessagePack cannot represent).
+    ///
+    /// ```
+    /// let meta = roster::Meta::encode(&42u32).unwrap();
+    /// assert_eq!(meta.decode::<u32>().unwrap(), 42);
+    /// ```
+    pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Meta, MetaError> {
+        let bytes =
+            rmp_serde::to_vec_named(value).map_err(|e| MetaError::Encode(e.to_string()))?;
+        Ok(Meta::from_bytes(&bytes))
+    }
+
+    /// Wraps bytes that are already MessagePack (as received from a peer or the HTTP API).
+    ///
+    /// ```
+    /// let meta = roster::Meta::from_bytes(&[0x2a]);
+    /// assert_eq!(meta.decode::<u8>().unwrap(), 42);
+    /// ```
+    pub fn from_bytes(bytes: &[u8]) -> Meta {
+        if bytes.is_empty() || bytes == NIL {
+            Meta(None)
+        } else {
+            Meta(Some(Arc::from(bytes)))
+        }
+    }
+
+    /// Decodes the meta into a typed value.
+    ///
+    /// # Errors
+    ///
+    /// [`MetaError::Decode`] when the bytes do not hold a `T` (the entry was written with
+    /// another type).
+    ///
+    /// ```
+    /// let meta = roster::Meta::encode("hello").unwrap();
+    /// assert!(meta.decode::<u64>().is_err());
+    /// assert_eq!(meta.decode::<String>().unwrap(), "hello");
+    /// ```
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, MetaError> {
+        rmp_serde::from_slice(self.as_bytes()).map_err(|e| MetaError::Decode(e.to_string()))
+    }
+
+    /// The MessagePack bytes (`[0xc0]`, i.e. `nil`, for the empty meta).
+    ///
+    /// ```
+    /// assert_eq!(roster::Meta::EMPTY.as_bytes(), &[0xc0]);
+    /// ```
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Some(bytes) => bytes,
+            None => &NIL,
+        }
+    }
+
+    /// Whether this is the empty meta (`nil`).
+    ///
+    /// ```
+    /// assert!(!roster::Meta::encode(&1u8).unwrap().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// Bytes this meta occupies on the heap (used by size limits and memory accounting).
+    ///
+    /// ```
+    /// assert_eq!(roster::Meta::EMPTY.encoded_len(), 1);
+    /// ```
+    pub fn encoded_len(&self) -> usize {
+        self.as_bytes().len()
+    }
+}
+
+impl fmt::Debug for Meta {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Meta({:02x?})", self.as_bytes())
+    }
+}

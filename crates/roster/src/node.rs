@@ -1,0 +1,609 @@
+//! The node: processes, scopes and messaging on one member of a cluster.
+
+use std::ops::Deref;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::clock::Hlc;
+use crate::error::{ScopeError, SendError, StartError};
+use crate::key::{Limits, ScopeName};
+use crate::meta::Meta;
+use crate::pid::Pid;
+use crate::process::{Envelope, ExitReason, Holding, Process, ProcessCell};
+use crate::scope::{DEFAULT_SCOPE, Scope};
+use crate::store::ScopeState;
+
+type PidMap<V> = papaya::HashMap<Pid, V, foldhash::fast::RandomState>;
+type ScopeMap = papaya::HashMap<ScopeName, Arc<ScopeState>, foldhash::fast::RandomState>;
+
+/// Configures and starts a [`Node`].
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let node = roster::Node::builder()
+///     .name("api-1")
+///     .max_key_bytes(256)
+///     .mailbox_capacity(64)
+///     .start()
+///     .unwrap();
+/// assert_eq!(node.name(), "api-1");
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until start() is called"]
+pub struct NodeBuilder {
+    name: String,
+    limits: Limits,
+    mailbox_capacity: usize,
+    subscription_capacity: usize,
+    incarnation: Option<u64>,
+}
+
+impl Default for NodeBuilder {
+    fn default() -> Self {
+        NodeBuilder {
+            name: "roster".into(),
+            limits: Limits {
+                max_key_bytes: 1024,
+                max_meta_bytes: 64 * 1024,
+            },
+            mailbox_capacity: 1024,
+            subscription_capacity: 65_536,
+            incarnation: None,
+        }
+    }
+}
+
+impl NodeBuilder {
+    /// The node's human name, e.g. `"api-1"` (default `"roster"`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Longest key or prefix accepted, in bytes (default 1024). Longer keys are refused with
+    /// [`crate::KeyError::TooLong`]; every node of a cluster should use the same limit.
+    pub fn max_key_bytes(mut self, max: usize) -> Self {
+        self.limits.max_key_bytes = max;
+        self
+    }
+
+    /// Largest encoded meta accepted, in bytes (default 64 KiB). Larger meta is refused with
+    /// [`crate::MetaError::TooLarge`]. Meta is copied to every node of a scope: keep it small.
+    pub fn max_meta_bytes(mut self, max: usize) -> Self {
+        self.limits.max_meta_bytes = max;
+        self
+    }
+
+    /// Messages a process's mailbox holds before sends to it fail with
+    /// [`SendError::MailboxFull`] (default 1024, at least 1).
+    pub fn mailbox_capacity(mut self, capacity: usize) -> Self {
+        self.mailbox_capacity = capacity.max(1);
+        self
+    }
+
+    /// Undelivered events a subscription holds before it lags (default 65 536, at least 1);
+    /// see [`crate::subscription`].
+    pub fn subscription_capacity(mut self, capacity: usize) -> Self {
+        self.subscription_capacity = capacity.max(1);
+        self
+    }
+
+    /// Fixes the incarnation instead of drawing a random one (for tests and simulations:
+    /// two live nodes must never share one).
+    pub fn incarnation(mut self, incarnation: u64) -> Self {
+        self.incarnation = Some(incarnation);
+        self
+    }
+
+    /// Starts the node on the current tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`StartError::NoRuntime`] outside a tokio runtime; [`StartError::InvalidName`] for an
+    /// empty or over-long name.
+    pub fn start(self) -> Result<Node, StartError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
+        self.limits
+            .write_key(&self.name)
+            .map_err(StartError::InvalidName)?;
+        let incarnation = self.incarnation.unwrap_or_else(rand::random);
+        let default_scope = ScopeState::new(DEFAULT_SCOPE.into(), false, incarnation);
+        let scopes = ScopeMap::default();
+        scopes
+            .pin()
+            .insert(DEFAULT_SCOPE.into(), default_scope.clone());
+        let shared = Arc::new(NodeShared {
+            name: self.name,
+            incarnation,
+            limits: self.limits,
+            mailbox_capacity: self.mailbox_capacity,
+            subscription_capacity: self.subscription_capacity,
+            next_serial: AtomicU64::new(1),
+            clock: Hlc::default(),
+            processes: PidMap::default(),
+            scopes,
+            default_scope,
+            runtime,
+        });
+        Ok(Node::from_shared(shared))
+    }
+}
+
+/// State shared by every handle of a node and by its processes.
+pub(crate) struct NodeShared {
+    name: String,
+    pub(crate) incarnation: u64,
+    pub(crate) limits: Limits,
+    mailbox_capacity: usize,
+    pub(crate) subscription_capacity: usize,
+    next_serial: AtomicU64,
+    pub(crate) clock: Hlc,
+    processes: PidMap<Arc<ProcessCell>>,
+    scopes: ScopeMap,
+    default_scope: Arc<ScopeState>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl NodeShared {
+    pub(crate) fn default_scope(self: &Arc<Self>) -> Scope {
+        Scope {
+            state: self.default_scope.clone(),
+            node: self.clone(),
+        }
+    }
+
+    pub(crate) fn new_process(self: &Arc<Self>) -> Process {
+        let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
+        let pid = Pid::new(self.incarnation, serial);
+        let process = Process::new(self.clone(), pid, self.mailbox_capacity);
+        self.processes.pin().insert(pid, process.cell().clone());
+        process
+    }
+
+    pub(crate) fn spawn_process<F, Fut>(self: &Arc<Self>, process: Process, f: F) -> Pid
+    where
+        F: FnOnce(Process) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let cell = process.cell().clone();
+        let task = self.runtime.spawn(f(process));
+        cell.set_task(task.abort_handle());
+        if !cell.liveness.is_alive() {
+            // Killed between creation and spawn: the task must not run on.
+            cell.abort_task();
+        }
+        cell.pid
+    }
+
+    pub(crate) fn process_cell(&self, pid: Pid) -> Option<Arc<ProcessCell>> {
+        self.processes.pin().get(&pid).cloned()
+    }
+
+    /// Ends a process: marks it dead, then removes its entries scope by scope (one event
+    /// batch per subscriber and scope). Does nothing if it had already exited.
+    pub(crate) fn exit(&self, cell: &ProcessCell, reason: ExitReason) {
+        let Some(mut holdings) = cell.mark_dead(reason.clone()) else {
+            return;
+        };
+        self.processes.pin().remove(&cell.pid);
+        holdings.sort_by_key(|h| Arc::as_ptr(&h.scope));
+        for same_scope in holdings.chunk_by(|a, b| Arc::ptr_eq(&a.scope, &b.scope)) {
+            let refs: Vec<&Holding> = same_scope.iter().collect();
+            same_scope[0].scope.remove_exited(cell.pid, &refs, &reason);
+        }
+    }
+
+    pub(crate) fn deliver(&self, to: Pid, envelope: Envelope) -> Result<(), SendError> {
+        let processes = self.processes.pin();
+        let cell = processes.get(&to).ok_or(SendError::NoProcess(to))?;
+        cell.deliver(envelope)
+    }
+
+    pub(crate) fn send_from<T: Serialize + ?Sized>(
+        &self,
+        from: Option<Pid>,
+        to: Pid,
+        message: &T,
+    ) -> Result<(), SendError> {
+        let payload = Meta::encode(message)?;
+        self.deliver(to, Envelope::new(from, payload))
+    }
+
+    fn disconnect_state(&self, state: &Arc<ScopeState>) {
+        let scopes = self.scopes.pin();
+        let removed = scopes.remove_if(&state.name, |_, current| Arc::ptr_eq(current, state));
+        if !matches!(removed, Ok(Some(_))) {
+            return;
+        }
+        drop(scopes);
+        for pid in state.close() {
+            if let Some(cell) = self.process_cell(pid) {
+                state.forget_all_holdings(&cell);
+            }
+        }
+    }
+}
+
+/// A running Roster node.
+///
+/// A node owns local processes, the scopes it is connected to, and (with the cluster
+/// layer) its links to peers. It dereferences to its default [`Scope`], so every name and
+/// group operation is available on it directly. Handles are cheap to clone.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use roster::Node;
+///
+/// let node = Node::builder().name("api-1").start().unwrap();
+/// let pid = node.spawn(|mut proc| async move {
+///     proc.register("echo", &()).unwrap();
+///     while let Ok(text) = proc.recv::<String>().await {
+///         println!("{text}");
+///     }
+/// });
+/// # let _ = pid;
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Node {
+    shared: Arc<NodeShared>,
+    default_scope: Scope,
+}
+
+impl Node {
+    /// A builder with default settings.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// assert_eq!(node.name(), "roster");
+    /// # }
+    /// ```
+    pub fn builder() -> NodeBuilder {
+        NodeBuilder::default()
+    }
+
+    pub(crate) fn from_shared(shared: Arc<NodeShared>) -> Self {
+        let default_scope = shared.default_scope();
+        Node {
+            shared,
+            default_scope,
+        }
+    }
+
+    /// The node's human name.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// assert_eq!(roster::Node::builder().name("n1").start().unwrap().name(), "n1");
+    /// # }
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The node's incarnation: random per start, part of every local pid.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().incarnation(5).start().unwrap();
+    /// assert_eq!(node.incarnation(), 5);
+    /// # }
+    /// ```
+    pub fn incarnation(&self) -> u64 {
+        self.shared.incarnation
+    }
+
+    /// Creates a process handle owned by the caller (for an actor of any framework).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let (a, b) = (node.process(), node.process());
+    /// assert!(a.pid() < b.pid());
+    /// # }
+    /// ```
+    pub fn process(&self) -> Process {
+        self.shared.new_process()
+    }
+
+    /// Runs a new process in a tokio task and returns its pid. [`Node::kill`] aborts the
+    /// task; a panic in it ends the process with [`ExitReason::Panicked`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let pid = node.spawn(|proc| async move {
+    ///     proc.join("workers", &()).unwrap();
+    ///     std::future::pending::<()>().await;
+    /// });
+    /// tokio::task::yield_now().await;
+    /// assert_eq!(node.members("workers").pids(), [pid]);
+    /// assert!(node.kill(pid));
+    /// assert!(node.members("workers").is_empty());
+    /// # }
+    /// ```
+    pub fn spawn<F, Fut>(&self, f: F) -> Pid
+    where
+        F: FnOnce(Process) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let process = self.shared.new_process();
+        self.shared.spawn_process(process, f)
+    }
+
+    /// Kills a local process at once: its entries disappear for readers immediately, are
+    /// removed with reason [`ExitReason::Killed`], and its task is aborted if it was
+    /// spawned. Returns `false` if no such live process exists here.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let p = node.process();
+    /// p.register("k", &()).unwrap();
+    /// assert!(node.kill(p.pid()));
+    /// assert!(node.lookup("k").is_none());
+    /// assert!(!node.kill(p.pid()));
+    /// # }
+    /// ```
+    pub fn kill(&self, pid: Pid) -> bool {
+        let Some(cell) = self.shared.process_cell(pid) else {
+            return false;
+        };
+        if !cell.liveness.is_alive() {
+            return false;
+        }
+        self.shared.exit(&cell, ExitReason::Killed);
+        cell.abort_task();
+        true
+    }
+
+    /// Whether `pid` is a live process of this node.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let p = node.process();
+    /// assert!(node.is_alive(p.pid()));
+    /// # }
+    /// ```
+    pub fn is_alive(&self, pid: Pid) -> bool {
+        self.shared
+            .process_cell(pid)
+            .is_some_and(|c| c.liveness.is_alive())
+    }
+
+    /// Number of live local processes.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let _p = node.process();
+    /// assert_eq!(node.process_count(), 1);
+    /// # }
+    /// ```
+    pub fn process_count(&self) -> usize {
+        self.shared.processes.len()
+    }
+
+    /// Sends a message to a local process, without a sender. Never waits.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::NoProcess`], [`SendError::MailboxFull`], [`SendError::Encode`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let mut p = node.process();
+    /// node.send(p.pid(), &"hi").unwrap();
+    /// assert_eq!(p.recv::<String>().await.unwrap(), "hi");
+    /// # }
+    /// ```
+    pub fn send<T: Serialize + ?Sized>(&self, to: Pid, message: &T) -> Result<(), SendError> {
+        self.shared.send_from(None, to, message)
+    }
+
+    /// Connects this node to a replicated scope (creating it locally if needed) and returns
+    /// a handle. Connecting again returns the same scope.
+    ///
+    /// # Errors
+    ///
+    /// [`ScopeError::InvalidName`], or [`ScopeError::KindMismatch`] if it is connected as
+    /// local-only.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let chat = node.connect("chat").unwrap();
+    /// assert_eq!(node.scope("chat").unwrap().scope_name(), chat.scope_name());
+    /// # }
+    /// ```
+    pub fn connect(&self, scope: &str) -> Result<Scope, ScopeError> {
+        self.connect_kind(scope, false)
+    }
+
+    /// Connects a local-only scope: it never replicates (Elixir `Registry` semantics, with
+    /// unique names and duplicate keys as groups, dispatch, select and count).
+    ///
+    /// # Errors
+    ///
+    /// As [`Node::connect`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let local = node.connect_local("conn-cache").unwrap();
+    /// assert!(local.is_local_only());
+    /// # }
+    /// ```
+    pub fn connect_local(&self, scope: &str) -> Result<Scope, ScopeError> {
+        self.connect_kind(scope, true)
+    }
+
+    /// Connects a replicated scope with a lease: every `ttl`, if this node holds no names,
+    /// memberships or subscriptions in it, it disconnects; otherwise the lease is extended
+    /// by another `ttl`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Node::connect`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// let node = roster::Node::builder().start().unwrap();
+    /// node.connect_with_ttl("jobs", Duration::from_secs(5)).unwrap();
+    /// tokio::time::sleep(Duration::from_secs(6)).await;
+    /// assert!(node.scope("jobs").is_err());
+    /// # }
+    /// ```
+    pub fn connect_with_ttl(&self, scope: &str, ttl: Duration) -> Result<Scope, ScopeError> {
+        let handle = self.connect_kind(scope, false)?;
+        let state = handle.state.clone();
+        let node: Weak<NodeShared> = Arc::downgrade(&self.shared);
+        self.shared.runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(ttl).await;
+                let Some(node) = node.upgrade() else { return };
+                if !state.is_connected() {
+                    return;
+                }
+                if !state.has_local_state() {
+                    node.disconnect_state(&state);
+                    return;
+                }
+            }
+        });
+        Ok(handle)
+    }
+
+    fn connect_kind(&self, scope: &str, local_only: bool) -> Result<Scope, ScopeError> {
+        self.shared
+            .limits
+            .write_key(scope)
+            .map_err(ScopeError::InvalidName)?;
+        let scopes = self.shared.scopes.pin();
+        let state = scopes.get_or_insert_with(scope.into(), || {
+            ScopeState::new(scope.into(), local_only, self.shared.incarnation)
+        });
+        if state.local_only != local_only {
+            return Err(ScopeError::KindMismatch(scope.into()));
+        }
+        Ok(Scope {
+            state: state.clone(),
+            node: self.shared.clone(),
+        })
+    }
+
+    /// A handle to a connected scope.
+    ///
+    /// # Errors
+    ///
+    /// [`ScopeError::NotConnected`] if this node is not connected to it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// assert!(node.scope("nope").is_err());
+    /// assert!(node.scope("default").is_ok());
+    /// # }
+    /// ```
+    pub fn scope(&self, scope: &str) -> Result<Scope, ScopeError> {
+        let scopes = self.shared.scopes.pin();
+        let state = scopes
+            .get(scope)
+            .ok_or_else(|| ScopeError::NotConnected(scope.into()))?;
+        Ok(Scope {
+            state: state.clone(),
+            node: self.shared.clone(),
+        })
+    }
+
+    /// The scopes this node is connected to, sorted.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// node.connect("b").unwrap();
+    /// assert_eq!(node.scopes(), ["b", "default"]);
+    /// # }
+    /// ```
+    pub fn scopes(&self) -> Vec<ScopeName> {
+        let mut names: Vec<ScopeName> = self.shared.scopes.pin().keys().cloned().collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Disconnects from a scope: drops the local view of it, emitting `Unregistered`/`Left`
+    /// with reason [`crate::Reason::ScopeDisconnected`] as one final batch per subscription,
+    /// and ends its subscriptions. Later writes through old handles fail with
+    /// [`crate::RegistryError::ScopeNotConnected`].
+    ///
+    /// # Errors
+    ///
+    /// [`ScopeError::NotConnected`], or [`ScopeError::DefaultScope`] for the default scope.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let chat = node.connect("chat").unwrap();
+    /// let p = node.process();
+    /// chat.register(&p, "k", &()).unwrap();
+    /// node.disconnect("chat").unwrap();
+    /// assert!(chat.lookup("k").is_none());
+    /// assert!(chat.register(&p, "k", &()).is_err());
+    /// # }
+    /// ```
+    pub fn disconnect(&self, scope: &str) -> Result<(), ScopeError> {
+        if scope == DEFAULT_SCOPE {
+            return Err(ScopeError::DefaultScope);
+        }
+        let state = self.scope(scope)?.state;
+        self.shared.disconnect_state(&state);
+        Ok(())
+    }
+}
+
+impl Deref for Node {
+    type Target = Scope;
+
+    /// The default scope.
+    fn deref(&self) -> &Scope {
+        &self.default_scope
+    }
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("name", &self.shared.name)
+            .field("incarnation", &format_args!("{:016x}", self.shared.incarnation))
+            .finish()
+    }
+}

@@ -1,0 +1,722 @@
+//! Scopes: named, isolated registries; every operation on names and groups lives here.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::entry::{Entry, Member, Members, Registration, Table};
+use crate::error::{KeyError, MetaError, RegistryError, SendError};
+use crate::key::{Key, Pattern, is_prefix};
+use crate::meta::Meta;
+use crate::node::NodeShared;
+use crate::pid::Pid;
+use crate::process::{Envelope, HoldingKind, Process};
+use crate::store::ScopeState;
+use crate::subscription::Subscription;
+
+/// How many local processes a dispatch reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Dispatched {
+    /// Local processes the message was queued for.
+    pub local: usize,
+    /// Local recipients whose mailbox was full: they did not get the message.
+    pub mailbox_full: usize,
+}
+
+/// A handle to a scope this node is connected to.
+///
+/// A scope is an isolated registry: names and groups of one scope never meet those of
+/// another. [`crate::Node`] dereferences to its default scope, so `node.lookup(..)` reads
+/// the default scope. Handles are cheap to clone. Once the node disconnects from the scope,
+/// writes through an old handle fail with [`RegistryError::ScopeNotConnected`] and reads see
+/// an empty scope.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let node = roster::Node::builder().start().unwrap();
+/// let chat = node.connect("chat").unwrap();
+/// let proc = node.process();
+/// chat.register(&proc, "room-owner/1", &()).unwrap();
+/// assert!(chat.lookup("room-owner/1").is_some());
+/// assert!(node.lookup("room-owner/1").is_none()); // the default scope is separate
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Scope {
+    pub(crate) state: Arc<ScopeState>,
+    pub(crate) node: Arc<NodeShared>,
+}
+
+impl Scope {
+    /// The scope's name.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// assert_eq!(node.scope_name(), "default");
+    /// # }
+    /// ```
+    pub fn scope_name(&self) -> &str {
+        &self.state.name
+    }
+
+    /// Whether this is a local-only scope (never replicated).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// assert!(node.connect_local("cache").unwrap().is_local_only());
+    /// # }
+    /// ```
+    pub fn is_local_only(&self) -> bool {
+        self.state.local_only
+    }
+
+    /// Whether the node is still connected to this scope.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let s = node.connect("s").unwrap();
+    /// node.disconnect("s").unwrap();
+    /// assert!(!s.is_connected());
+    /// # }
+    /// ```
+    pub fn is_connected(&self) -> bool {
+        self.state.is_connected()
+    }
+
+    fn check_process(&self, process: &Process) -> Result<(), RegistryError> {
+        if !Arc::ptr_eq(&self.node, process.node_shared()) {
+            return Err(RegistryError::ForeignProcess { pid: process.pid() });
+        }
+        Ok(())
+    }
+
+    fn encode_meta<M: Serialize + ?Sized>(&self, meta: &M) -> Result<Meta, MetaError> {
+        let meta = Meta::encode(meta)?;
+        let max = self.node.limits.max_meta_bytes;
+        if meta.encoded_len() > max {
+            return Err(MetaError::TooLarge {
+                len: meta.encoded_len(),
+                max,
+            });
+        }
+        Ok(meta)
+    }
+
+    /// Registers a unique name for `process`.
+    ///
+    /// - A new name: emits `Registered`.
+    /// - The process already holds it with other meta: updates the meta in place and emits
+    ///   `Registered` with `previous_meta`.
+    /// - Same meta: nothing changes, no event.
+    /// - Another live process holds it: [`RegistryError::Taken`] with the owner and its meta.
+    ///
+    /// A name whose owner has died is free at once, even before the owner's entries are
+    /// removed. The returned [`Registration`] carries the fencing token.
+    ///
+    /// # Errors
+    ///
+    /// `Taken`, `InvalidKey`, `InvalidMeta`, `ProcessDead`, `ForeignProcess`,
+    /// `ScopeNotConnected`; nothing is changed on error.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use roster::RegistryError;
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let (a, b) = (node.process(), node.process());
+    /// node.register(&a, "leader", &1u8).unwrap();
+    /// assert!(matches!(node.register(&b, "leader", &2u8), Err(RegistryError::Taken { owner, .. }) if owner == a.pid()));
+    /// # }
+    /// ```
+    pub fn register<M: Serialize + ?Sized>(
+        &self,
+        process: &Process,
+        key: &str,
+        meta: &M,
+    ) -> Result<Registration, RegistryError> {
+        self.check_process(process)?;
+        self.node.limits.write_key(key)?;
+        let meta = self.encode_meta(meta)?;
+        self.state
+            .register(process.cell(), Key::from(key), meta, &self.node.clock)
+    }
+
+    /// Unregisters a name held by `process`; emits `Unregistered`.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError::NotRegistered`] if nobody holds it, [`RegistryError::NotOwner`] if
+    /// another process does.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use roster::RegistryError;
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let p = node.process();
+    /// assert!(matches!(node.unregister(&p, "k"), Err(RegistryError::NotRegistered { .. })));
+    /// # }
+    /// ```
+    pub fn unregister(&self, process: &Process, key: &str) -> Result<(), RegistryError> {
+        self.check_process(process)?;
+        self.node.limits.write_key(key)?;
+        self.state.unregister(process.cell(), &Key::from(key))
+    }
+
+    /// Adds `process` to group `key` (emits `Joined`), or updates its meta there (emits
+    /// `Joined` with `previous_meta`); joining again with the same meta changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidKey`, `InvalidMeta`, `ProcessDead`, `ForeignProcess`, `ScopeNotConnected`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let p = node.process();
+    /// node.join(&p, "room/42", &"alice").unwrap();
+    /// assert_eq!(node.member_count("room/42"), 1);
+    /// # }
+    /// ```
+    pub fn join<M: Serialize + ?Sized>(
+        &self,
+        process: &Process,
+        key: &str,
+        meta: &M,
+    ) -> Result<(), RegistryError> {
+        self.check_process(process)?;
+        self.node.limits.write_key(key)?;
+        let meta = self.encode_meta(meta)?;
+        self.state.join(process.cell(), Key::from(key), meta)
+    }
+
+    /// Removes `process` from group `key`; emits `Left`.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError::NotInGroup`] if it is not a member.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let p = node.process();
+    /// assert!(node.leave(&p, "room/42").is_err());
+    /// # }
+    /// ```
+    pub fn leave(&self, process: &Process, key: &str) -> Result<(), RegistryError> {
+        self.check_process(process)?;
+        self.node.limits.write_key(key)?;
+        self.state.leave(process.cell(), &Key::from(key))
+    }
+
+    /// The live owner of a name. Never returns a local process that has exited.
+    ///
+    /// Lock-free: never waits for a task or a lock.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let p = node.process();
+    /// p.register("k", &"m").unwrap();
+    /// let reg = node.lookup("k").unwrap();
+    /// assert_eq!((reg.pid, reg.meta.decode::<String>().unwrap()), (p.pid(), "m".into()));
+    /// # }
+    /// ```
+    #[inline]
+    pub fn lookup(&self, key: &str) -> Option<Registration> {
+        self.state.lookup(key)
+    }
+
+    /// The pid of the live owner of a name, without its meta: the cheapest lookup.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let p = node.process();
+    /// p.register("k", &()).unwrap();
+    /// assert_eq!(node.whereis("k"), Some(p.pid()));
+    /// # }
+    /// ```
+    #[inline]
+    pub fn whereis(&self, key: &str) -> Option<Pid> {
+        self.state.whereis(key)
+    }
+
+    /// Live names under `prefix` (a key ending in `/`, or `""` for all), in key order, at
+    /// most `limit` of them.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::NotAPrefix`] if `prefix` is neither `""` nor ends with `/`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let (a, b) = (node.process(), node.process());
+    /// a.register("user/1", &()).unwrap();
+    /// b.register("user/2", &()).unwrap();
+    /// let names: Vec<_> = node.registered("user/", 10).unwrap().into_iter().map(|(k, _)| k).collect();
+    /// assert_eq!(names, ["user/1", "user/2"]);
+    /// assert_eq!(node.registered("user/", 1).unwrap().len(), 1);
+    /// # }
+    /// ```
+    pub fn registered(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(Key, Registration)>, KeyError> {
+        self.check_prefix(prefix)?;
+        Ok(self.state.registered(prefix, limit))
+    }
+
+    fn check_prefix(&self, prefix: &str) -> Result<(), KeyError> {
+        if prefix.is_empty() {
+            return Ok(());
+        }
+        Pattern::Prefix(prefix.into()).validate(&self.node.limits)
+    }
+
+    /// Number of names in the scope (owners on any node).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let p = node.process();
+    /// p.register("k", &()).unwrap();
+    /// assert_eq!(node.registry_count(), 1);
+    /// # }
+    /// ```
+    pub fn registry_count(&self) -> usize {
+        self.state.registry_count(false)
+    }
+
+    /// Number of names owned by processes of this node.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// assert_eq!(node.local_registry_count(), 0);
+    /// # }
+    /// ```
+    pub fn local_registry_count(&self) -> usize {
+        self.state.registry_count(true)
+    }
+
+    /// Members of group `key`, or of every group under a prefix when `key` ends with `/`.
+    ///
+    /// Lock-free; the result shares the store's member lists (no copy per member).
+    /// An invalid key has no members.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let p = node.process();
+    /// p.join("room/1", &()).unwrap();
+    /// assert_eq!(node.members("room/1").pids(), [p.pid()]);
+    /// assert_eq!(node.members("room/").len(), 1);
+    /// # }
+    /// ```
+    #[inline]
+    pub fn members(&self, key: &str) -> Members {
+        self.state.members(key, None)
+    }
+
+    /// Like [`Scope::members`], with at most `limit` members in all (across groups for a
+    /// prefix).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let (a, b) = (node.process(), node.process());
+    /// a.join("room/1", &()).unwrap();
+    /// b.join("room/2", &()).unwrap();
+    /// assert_eq!(node.members_limited("room/", 1).len(), 1);
+    /// # }
+    /// ```
+    pub fn members_limited(&self, key: &str, limit: usize) -> Members {
+        self.state.members(key, Some(limit))
+    }
+
+    /// Members of `key` (or prefix) that live on this node.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let p = node.process();
+    /// p.join("g", &()).unwrap();
+    /// assert_eq!(node.local_members("g").len(), 1);
+    /// # }
+    /// ```
+    pub fn local_members(&self, key: &str) -> Vec<Member> {
+        let local = self.node.incarnation;
+        self.members(key)
+            .iter()
+            .filter(|m| m.pid().incarnation() == local)
+            .cloned()
+            .collect()
+    }
+
+    /// Number of live members of `key` (or prefix).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// assert_eq!(node.member_count("g"), 0);
+    /// # }
+    /// ```
+    pub fn member_count(&self, key: &str) -> usize {
+        self.members(key).len()
+    }
+
+    /// Number of live members of `key` (or prefix) on this node.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let p = node.process();
+    /// p.join("g", &()).unwrap();
+    /// assert_eq!(node.local_member_count("g"), 1);
+    /// # }
+    /// ```
+    pub fn local_member_count(&self, key: &str) -> usize {
+        let local = self.node.incarnation;
+        self.members(key)
+            .iter()
+            .filter(|m| m.pid().incarnation() == local)
+            .count()
+    }
+
+    /// Total memberships in the scope (all groups, all nodes).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let p = node.process();
+    /// p.join("a", &()).unwrap();
+    /// p.join("b", &()).unwrap();
+    /// assert_eq!(node.membership_count(), 2);
+    /// # }
+    /// ```
+    pub fn membership_count(&self) -> usize {
+        self.state.membership_count(false)
+    }
+
+    /// Group keys under `prefix` (`""`: all) that have members, in key order.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::NotAPrefix`] if `prefix` is neither `""` nor ends with `/`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let p = node.process();
+    /// p.join("room/2", &()).unwrap();
+    /// p.join("room/1", &()).unwrap();
+    /// assert_eq!(node.groups("room/", 10).unwrap(), ["room/1", "room/2"]);
+    /// # }
+    /// ```
+    pub fn groups(&self, prefix: &str, limit: usize) -> Result<Vec<Key>, KeyError> {
+        self.check_prefix(prefix)?;
+        Ok(self.state.group_keys(prefix, limit))
+    }
+
+    /// Groups of this scope that `pid` (a local process) is a member of, in key order.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let p = node.process();
+    /// p.join("b", &()).unwrap();
+    /// p.join("a", &()).unwrap();
+    /// assert_eq!(node.keys_of(p.pid()), ["a", "b"]);
+    /// # }
+    /// ```
+    pub fn keys_of(&self, pid: Pid) -> Vec<Key> {
+        self.holdings_of(pid, HoldingKind::Member)
+    }
+
+    /// Names of this scope that `pid` (a local process) holds, in key order.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let p = node.process();
+    /// p.register("n", &()).unwrap();
+    /// assert_eq!(node.names_of(p.pid()), ["n"]);
+    /// # }
+    /// ```
+    pub fn names_of(&self, pid: Pid) -> Vec<Key> {
+        self.holdings_of(pid, HoldingKind::Name)
+    }
+
+    fn holdings_of(&self, pid: Pid, kind: HoldingKind) -> Vec<Key> {
+        let Some(cell) = self.node.process_cell(pid) else {
+            return Vec::new();
+        };
+        let mut keys: Vec<Key> = cell
+            .holdings()
+            .iter()
+            .filter(|h| h.kind == kind && Arc::ptr_eq(&h.scope, &self.state))
+            .map(|h| h.key.clone())
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
+
+    /// Entries of `table` for which `predicate(entry)` holds, under `prefix` if given.
+    ///
+    /// With a prefix the cost is proportional to the entries under it, not the table;
+    /// without one the whole table is scanned. The answer to Elixir's `Registry.select`.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::NotAPrefix`] if `prefix` does not end with `/`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use roster::Table;
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let (a, b) = (node.process(), node.process());
+    /// a.register("user/1", &20u8).unwrap();
+    /// b.register("user/2", &40u8).unwrap();
+    /// let old = node.select(Table::Names, Some("user/"), |e| e.meta.decode::<u8>().unwrap() > 30).unwrap();
+    /// assert_eq!(old.len(), 1);
+    /// assert_eq!(old[0].pid, b.pid());
+    /// # }
+    /// ```
+    pub fn select(
+        &self,
+        table: Table,
+        prefix: Option<&str>,
+        mut predicate: impl FnMut(&Entry) -> bool,
+    ) -> Result<Vec<Entry>, KeyError> {
+        let mut found = Vec::new();
+        self.visit(table, prefix, |entry| {
+            if predicate(&entry) {
+                found.push(entry);
+            }
+            true
+        })?;
+        Ok(found)
+    }
+
+    /// Number of entries of `table` for which `predicate(entry)` holds, under `prefix` if
+    /// given (Elixir's `Registry.count_match`).
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::NotAPrefix`] if `prefix` does not end with `/`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use roster::Table;
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let p = node.process();
+    /// p.join("room/1", &"admin").unwrap();
+    /// p.join("room/2", &"guest").unwrap();
+    /// let admins = node.count_match(Table::Groups, Some("room/"), |e| e.meta.decode::<String>().unwrap() == "admin");
+    /// assert_eq!(admins.unwrap(), 1);
+    /// # }
+    /// ```
+    pub fn count_match(
+        &self,
+        table: Table,
+        prefix: Option<&str>,
+        mut predicate: impl FnMut(&Entry) -> bool,
+    ) -> Result<usize, KeyError> {
+        let mut count = 0;
+        self.visit(table, prefix, |entry| {
+            count += usize::from(predicate(&entry));
+            true
+        })?;
+        Ok(count)
+    }
+
+    fn visit(
+        &self,
+        table: Table,
+        prefix: Option<&str>,
+        visit: impl FnMut(Entry) -> bool,
+    ) -> Result<(), KeyError> {
+        if let Some(prefix) = prefix {
+            Pattern::Prefix(prefix.into()).validate(&self.node.limits)?;
+        }
+        match table {
+            Table::Names => self.state.visit_names(prefix, visit),
+            Table::Groups => self.state.visit_members(prefix, visit),
+        }
+        Ok(())
+    }
+
+    /// Sends `message` to the owner of name `key` and to every member of group `key` (each
+    /// process once), encoding it once for all of them. Never waits: a full mailbox is
+    /// counted in [`Dispatched::mailbox_full`] and skipped.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Encode`] if the message cannot be encoded.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let (mut a, mut b) = (node.process(), node.process());
+    /// a.join("room/1", &()).unwrap();
+    /// b.join("room/1", &()).unwrap();
+    /// assert_eq!(node.dispatch("room/1", &"hello").unwrap().local, 2);
+    /// assert_eq!(a.recv::<String>().await.unwrap(), "hello");
+    /// assert_eq!(b.recv::<String>().await.unwrap(), "hello");
+    /// # }
+    /// ```
+    pub fn dispatch<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        message: &T,
+    ) -> Result<Dispatched, SendError> {
+        let payload = Meta::encode(message)?;
+        let envelope = Envelope::new(None, payload);
+        let mut targets: Vec<Pid> = self.members(key).pids();
+        if !is_prefix(key)
+            && let Some(owner) = self.whereis(key)
+        {
+            targets.push(owner);
+        }
+        targets.sort_unstable();
+        targets.dedup();
+        let mut result = Dispatched::default();
+        for pid in targets {
+            match self.node.deliver(pid, envelope.clone()) {
+                Ok(()) => result.local += 1,
+                Err(SendError::MailboxFull(_)) => result.mailbox_full += 1,
+                Err(_) => {}
+            }
+        }
+        Ok(result)
+    }
+
+    /// Subscribes to changes of keys matching `pattern` in this scope.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidKey` for an invalid pattern, `ScopeNotConnected` after a disconnect.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let _all = node.subscribe(roster::Pattern::All).unwrap();
+    /// assert!(node.subscribe("bad").is_ok());
+    /// assert!(node.subscribe(roster::Pattern::Prefix("no-slash".into())).is_err());
+    /// # }
+    /// ```
+    pub fn subscribe(&self, pattern: impl Into<Pattern>) -> Result<Subscription, RegistryError> {
+        self.subscribe_many([pattern.into()])
+    }
+
+    /// Subscribes to several patterns at once; a change matching several of them is
+    /// delivered once.
+    ///
+    /// # Errors
+    ///
+    /// As [`Scope::subscribe`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use roster::Pattern;
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let mut events = node.subscribe_many([Pattern::from("user/"), Pattern::from("user/1")]).unwrap();
+    /// node.process().register("user/1", &()).unwrap();
+    /// assert_eq!(events.recv().await.unwrap().into_events().unwrap().len(), 1);
+    /// # }
+    /// ```
+    pub fn subscribe_many(
+        &self,
+        patterns: impl IntoIterator<Item = Pattern>,
+    ) -> Result<Subscription, RegistryError> {
+        let patterns: Vec<Pattern> = patterns.into_iter().collect();
+        for pattern in &patterns {
+            pattern.validate(&self.node.limits)?;
+        }
+        if !self.state.is_connected() {
+            return Err(RegistryError::ScopeNotConnected {
+                scope: self.state.name.clone(),
+            });
+        }
+        let queue = self
+            .state
+            .subscribers
+            .add(patterns, self.node.subscription_capacity);
+        Ok(Subscription::new(queue, Arc::downgrade(&self.state)))
+    }
+
+    /// Starts a process already registered under `key` in this scope, or fails with
+    /// [`RegistryError::Taken`] without starting it: the via-name pattern, safe against
+    /// restart races (a name freed by a dying process is free as soon as it is dead).
+    ///
+    /// # Errors
+    ///
+    /// As [`Scope::register`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let pid = node.spawn_named("worker/1", &(), |mut proc| async move {
+    ///     let _ = proc.recv::<()>().await;
+    /// }).unwrap();
+    /// assert_eq!(node.whereis("worker/1"), Some(pid));
+    /// assert!(node.spawn_named("worker/1", &(), |_| async {}).is_err());
+    /// # }
+    /// ```
+    pub fn spawn_named<M, F, Fut>(&self, key: &str, meta: &M, f: F) -> Result<Pid, RegistryError>
+    where
+        M: Serialize + ?Sized,
+        F: FnOnce(Process) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let process = self.node.new_process();
+        self.register(&process, key, meta)?;
+        Ok(self.node.spawn_process(process, f))
+    }
+}
+
+impl std::fmt::Debug for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scope")
+            .field("name", &self.state.name)
+            .field("local_only", &self.state.local_only)
+            .finish()
+    }
+}
+
+/// The scope name used when none is given.
+pub const DEFAULT_SCOPE: &str = "default";

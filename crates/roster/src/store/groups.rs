@@ -1,0 +1,190 @@
+//! Process groups: `key -> [members]`, many members per key.
+//!
+//! A group's members are an immutable list replaced copy-on-write: readers share it with a
+//! reference count, writers pay O(group size) per join or leave (as OTP `pg` does when it
+//! rewrites a group's ETS row).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::{Cause, ScopeState, keys_with_prefix};
+use crate::entry::{Entry, Member, Members};
+use crate::error::RegistryError;
+use crate::event::{Event, EventKind, Reason};
+use crate::key::{Key, is_prefix};
+use crate::meta::Meta;
+use crate::pid::Pid;
+use crate::process::{HoldingKind, ProcessCell};
+
+impl ScopeState {
+    /// Adds a local process to a group, or updates its meta there.
+    pub(crate) fn join(
+        self: &Arc<Self>,
+        cell: &ProcessCell,
+        key: Key,
+        meta: Meta,
+    ) -> Result<(), RegistryError> {
+        let _shard = self.write_lock(&key)?;
+        let groups = self.groups.pin();
+        let current = groups.get(key.as_str());
+        if let Some(members) = current
+            && let Some(i) = members.iter().position(|m| m.pid() == cell.pid)
+        {
+            let previous = members[i].meta().clone();
+            if previous == meta {
+                return Ok(());
+            }
+            let updated: Arc<[Member]> = members
+                .iter()
+                .enumerate()
+                .map(|(j, m)| if j == i { m.with_meta(meta.clone()) } else { m.clone() })
+                .collect();
+            groups.insert(key.clone(), updated);
+            self.subscribers.emit(self.event(
+                EventKind::Joined,
+                &key,
+                cell.pid,
+                meta,
+                Some(previous),
+                Reason::Requested,
+            ));
+            return Ok(());
+        }
+        let member = Member::new(cell.pid, meta.clone(), Some(cell.liveness.clone()));
+        self.hold(cell, HoldingKind::Member, &key, || {
+            let joined: Arc<[Member]> = current
+                .into_iter()
+                .flat_map(|members| members.iter().cloned())
+                .chain(std::iter::once(member))
+                .collect();
+            groups.insert(key.clone(), joined);
+        })?;
+        if current.is_none() {
+            let _ = self.group_index.insert_sync(key.clone(), ());
+        }
+        self.memberships.fetch_add(1, Ordering::Relaxed);
+        self.local_memberships.fetch_add(1, Ordering::Relaxed);
+        self.subscribers.emit(self.event(
+            EventKind::Joined,
+            &key,
+            cell.pid,
+            meta,
+            None,
+            Reason::Requested,
+        ));
+        Ok(())
+    }
+
+    /// Removes a local process from a group.
+    pub(crate) fn leave(&self, cell: &ProcessCell, key: &Key) -> Result<(), RegistryError> {
+        let _shard = self.write_lock(key)?;
+        let event = self
+            .remove_member(key, cell.pid, Cause::Requested)
+            .ok_or_else(|| RegistryError::NotInGroup { key: key.clone() })?;
+        self.forget_holding(cell, HoldingKind::Member, key);
+        self.subscribers.emit(event);
+        Ok(())
+    }
+
+    /// Removes `pid` from group `key`; the caller holds the shard lock and emits the event.
+    pub(super) fn remove_member(&self, key: &Key, pid: Pid, cause: Cause<'_>) -> Option<Event> {
+        let groups = self.groups.pin();
+        let members = groups.get(key.as_str())?;
+        let i = members.iter().position(|m| m.pid() == pid)?;
+        let meta = members[i].meta().clone();
+        if members.len() == 1 {
+            groups.remove(key.as_str());
+            self.group_index.remove_sync(key.as_str());
+        } else {
+            let rest: Arc<[Member]> = members
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != i)
+                .map(|(_, m)| m.clone())
+                .collect();
+            groups.insert(key.clone(), rest);
+        }
+        self.memberships.fetch_sub(1, Ordering::Relaxed);
+        if self.is_local(pid) {
+            self.local_memberships.fetch_sub(1, Ordering::Relaxed);
+        }
+        Some(self.event(EventKind::Left, key, pid, meta, None, cause.reason()))
+    }
+
+    /// Members of a group, or of every group under a prefix (key ending in `/`). Lock-free.
+    pub(crate) fn members(&self, key: &str, limit: Option<usize>) -> Members {
+        let groups = self.groups.pin();
+        if !is_prefix(key) {
+            let found = groups.get(key).cloned().into_iter().collect();
+            return Members::new(found, limit);
+        }
+        let guard = scc::Guard::new();
+        let mut found = Vec::new();
+        let mut total = 0;
+        for k in keys_with_prefix(&self.group_index, key, &guard) {
+            if limit.is_some_and(|l| total >= l) {
+                break;
+            }
+            if let Some(members) = groups.get(k.as_str()) {
+                total += members.len();
+                found.push(members.clone());
+            }
+        }
+        Members::new(found, limit)
+    }
+
+    /// Number of memberships in the scope (all, or of local processes).
+    pub(crate) fn membership_count(&self, local_only: bool) -> usize {
+        if local_only {
+            self.local_memberships.load(Ordering::Relaxed)
+        } else {
+            self.memberships.load(Ordering::Relaxed)
+        }
+    }
+
+    /// Group keys under `prefix` (`""`: all) that have members, in key order.
+    pub(crate) fn group_keys(&self, prefix: &str, limit: usize) -> Vec<Key> {
+        let guard = scc::Guard::new();
+        keys_with_prefix(&self.group_index, prefix, &guard)
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// Visits live memberships, under `prefix` if given (cost proportional to the range).
+    pub(crate) fn visit_members(
+        &self,
+        prefix: Option<&str>,
+        mut visit: impl FnMut(Entry) -> bool,
+    ) {
+        let groups = self.groups.pin();
+        let mut emit = |key: &Key, members: &Arc<[Member]>| {
+            members.iter().filter(|m| m.is_alive()).all(|m| {
+                visit(Entry {
+                    key: key.clone(),
+                    pid: m.pid(),
+                    meta: m.meta().clone(),
+                })
+            })
+        };
+        match prefix {
+            Some(prefix) => {
+                let guard = scc::Guard::new();
+                for key in keys_with_prefix(&self.group_index, prefix, &guard) {
+                    if let Some(members) = groups.get(key.as_str())
+                        && !emit(key, members)
+                    {
+                        return;
+                    }
+                }
+            }
+            None => {
+                for (key, members) in groups.iter() {
+                    if !emit(key, members) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! The store of one scope: concurrent indexes of names and group memberships.
+//!
+//! # Reads
+//!
+//! Reads never wait for a task and never take a lock: exact keys are looked up in lock-free
+//! hash maps ([`papaya`]), prefix scans walk ordered indexes ([`scc::TreeIndex`]) whose
+//! readers never block behind writers. Group member lists are immutable snapshots replaced
+//! copy-on-write, so `members` hands out a reference-counted list without copying it.
+//!
+//! # Writes
+//!
+//! Writes are serialized per shard (a hash of the key picks one of [`SHARDS`] locks), so
+//! the conflict check of a unique name and its insert are atomic, and events of one key are
+//! emitted in the order the changes were applied. Bulk removals (a process exiting, a
+//! scope disconnecting) take the shard locks they need in ascending order, apply every
+//! removal, and emit one batch per subscriber.
+//!
+//! # Owner index
+//!
+//! Each local process keeps the list of entries it holds (see `process::Holding`), so the
+//! cleanup of an exited process costs what that process held, not a scan of the store.
+
+mod groups;
+mod names;
+
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use scc::TreeIndex;
+
+use crate::entry::{Member, NameEntry};
+use crate::error::RegistryError;
+use crate::event::{Event, EventKind, Reason};
+use crate::key::{Key, ScopeName};
+use crate::meta::Meta;
+use crate::pid::Pid;
+use crate::process::{ExitReason, Holding, HoldingKind, ProcessCell};
+use crate::subscription::Subscribers;
+
+/// Number of write shards per scope. A power of two well above the core count keeps two
+/// writers on different keys from meeting on a lock; 64 mutexes cost 512 bytes per scope.
+pub(crate) const SHARDS: usize = 64;
+
+type Hasher = foldhash::fast::FixedState;
+type Map<V> = papaya::HashMap<Key, V, foldhash::fast::RandomState>;
+
+/// All state of one scope on this node.
+pub(crate) struct ScopeState {
+    pub(crate) name: ScopeName,
+    pub(crate) local_only: bool,
+    local_incarnation: u64,
+    connected: AtomicBool,
+    names: Map<NameEntry>,
+    name_index: TreeIndex<Key, ()>,
+    groups: Map<Arc<[Member]>>,
+    group_index: TreeIndex<Key, ()>,
+    shards: Box<[Mutex<()>]>,
+    pub(crate) subscribers: Subscribers,
+    local_names: AtomicUsize,
+    memberships: AtomicUsize,
+    local_memberships: AtomicUsize,
+}
+
+/// Who changed an entry, for the event's `reason`.
+#[derive(Clone, Copy)]
+enum Cause<'a> {
+    Requested,
+    Exit(&'a ExitReason),
+}
+
+impl Cause<'_> {
+    fn reason(self) -> Reason {
+        match self {
+            Cause::Requested => Reason::Requested,
+            Cause::Exit(r) => Reason::Exit(r.clone()),
+        }
+    }
+}
+
+impl ScopeState {
+    pub(crate) fn new(name: ScopeName, local_only: bool, local_incarnation: u64) -> Arc<Self> {
+        Arc::new(ScopeState {
+            name,
+            local_only,
+            local_incarnation,
+            connected: AtomicBool::new(true),
+            names: Map::default(),
+            name_index: TreeIndex::new(),
+            groups: Map::default(),
+            group_index: TreeIndex::new(),
+            shards: (0..SHARDS).map(|_| Mutex::new(())).collect(),
+            subscribers: Subscribers::default(),
+            local_names: AtomicUsize::new(0),
+            memberships: AtomicUsize::new(0),
+            local_memberships: AtomicUsize::new(0),
+        })
+    }
+
+    fn shard_of(&self, key: &str) -> usize {
+        Hasher::default().hash_one(key) as usize & (SHARDS - 1)
+    }
+
+    fn lock_shard(&self, index: usize) -> MutexGuard<'_, ()> {
+        // The shard mutex guards no data of its own (it serializes writers), so a poisoned
+        // lock carries no broken invariant.
+        self.shards[index].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Locks the shard of `key` and checks that the scope is still connected.
+    fn write_lock(&self, key: &str) -> Result<MutexGuard<'_, ()>, RegistryError> {
+        let guard = self.lock_shard(self.shard_of(key));
+        if !self.is_connected() {
+            return Err(RegistryError::ScopeNotConnected {
+                scope: self.name.clone(),
+            });
+        }
+        Ok(guard)
+    }
+
+    pub(crate) fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
+    }
+
+    fn is_local(&self, pid: Pid) -> bool {
+        pid.incarnation() == self.local_incarnation
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn event(
+        &self,
+        kind: EventKind,
+        key: &Key,
+        pid: Pid,
+        meta: Meta,
+        previous_meta: Option<Meta>,
+        reason: Reason,
+    ) -> Event {
+        Event {
+            kind,
+            scope: self.name.clone(),
+            key: key.clone(),
+            pid,
+            meta,
+            previous_meta,
+            reason,
+        }
+    }
+
+    /// Removes a holding from a live process's owner index.
+    fn forget_holding(&self, cell: &ProcessCell, kind: HoldingKind, key: &str) {
+        let mut holdings = cell.holdings();
+        if let Some(i) = holdings
+            .iter()
+            .position(|h| h.kind == kind && h.key == key && std::ptr::eq(&*h.scope, self))
+        {
+            holdings.swap_remove(i);
+        }
+    }
+
+    /// Records a new holding; fails if the process has exited. Called with the shard lock
+    /// held, so an exit either happens before (refused here) or after (and then its cleanup
+    /// sees the holding): a process can never leave an entry behind.
+    fn hold(
+        self: &Arc<Self>,
+        cell: &ProcessCell,
+        kind: HoldingKind,
+        key: &Key,
+        insert: impl FnOnce(),
+    ) -> Result<(), RegistryError> {
+        let mut holdings = cell.holdings();
+        if !cell.liveness.is_alive() {
+            return Err(RegistryError::ProcessDead { pid: cell.pid });
+        }
+        insert();
+        holdings.push(Holding {
+            scope: self.clone(),
+            key: key.clone(),
+            kind,
+        });
+        Ok(())
+    }
+
+    /// Removes every entry an exited process held in this scope and emits one batch.
+    pub(crate) fn remove_exited(&self, pid: Pid, holdings: &[&Holding], reason: &ExitReason) {
+        let mut shards: Vec<usize> = holdings.iter().map(|h| self.shard_of(&h.key)).collect();
+        shards.sort_unstable();
+        shards.dedup();
+        let _guards: Vec<_> = shards.into_iter().map(|i| self.lock_shard(i)).collect();
+        let mut events = Vec::with_capacity(holdings.len());
+        for holding in holdings {
+            let event = match holding.kind {
+                HoldingKind::Name => self.remove_name(&holding.key, pid, Cause::Exit(reason)),
+                HoldingKind::Member => {
+                    self.remove_member(&holding.key, pid, Cause::Exit(reason))
+                }
+            };
+            events.extend(event);
+        }
+        if events.len() == 1 {
+            self.subscribers.emit(events.pop().expect("one event"));
+        } else {
+            self.subscribers.emit_batch(events);
+        }
+    }
+
+    /// Disconnects: refuses further writes, drops every entry, ends the subscriptions with
+    /// a final batch, and returns the local processes whose holdings must be forgotten.
+    pub(crate) fn close(&self) -> Vec<Pid> {
+        let _guards: Vec<_> = (0..SHARDS).map(|i| self.lock_shard(i)).collect();
+        self.connected.store(false, Ordering::Release);
+        let mut events = Vec::new();
+        let mut local = Vec::new();
+        let names = self.names.pin();
+        for (key, entry) in names.iter() {
+            let r = &entry.registration;
+            if self.is_local(r.pid) {
+                local.push(r.pid);
+            }
+            events.push(self.event(
+                EventKind::Unregistered,
+                key,
+                r.pid,
+                r.meta.clone(),
+                None,
+                Reason::ScopeDisconnected,
+            ));
+        }
+        let groups = self.groups.pin();
+        for (key, members) in groups.iter() {
+            for m in members.iter() {
+                if self.is_local(m.pid()) {
+                    local.push(m.pid());
+                }
+                events.push(self.event(
+                    EventKind::Left,
+                    key,
+                    m.pid(),
+                    m.meta().clone(),
+                    None,
+                    Reason::ScopeDisconnected,
+                ));
+            }
+        }
+        names.clear();
+        groups.clear();
+        self.name_index.clear();
+        self.group_index.clear();
+        self.local_names.store(0, Ordering::Relaxed);
+        self.memberships.store(0, Ordering::Relaxed);
+        self.local_memberships.store(0, Ordering::Relaxed);
+        for queue in self.subscribers.take_all() {
+            let mine = events
+                .iter()
+                .filter(|e| queue.matches(&e.key))
+                .cloned()
+                .collect();
+            queue.close_with(mine);
+        }
+        local.sort_unstable();
+        local.dedup();
+        local
+    }
+
+    /// Whether this node holds anything in the scope: names, memberships or subscriptions
+    /// (a TTL lease is only released when it holds nothing).
+    pub(crate) fn has_local_state(&self) -> bool {
+        self.local_names.load(Ordering::Relaxed) > 0
+            || self.local_memberships.load(Ordering::Relaxed) > 0
+            || self.subscribers.len() > 0
+    }
+
+    /// Forgets this scope's holdings in a local process (after a disconnect).
+    pub(crate) fn forget_all_holdings(&self, cell: &ProcessCell) {
+        cell.holdings()
+            .retain(|h| !std::ptr::eq(&*h.scope, self));
+    }
+}
+
+/// Walks an ordered index from `prefix` while keys start with it (all keys for `""`).
+fn keys_with_prefix<'g>(
+    index: &'g TreeIndex<Key, ()>,
+    prefix: &'g str,
+    guard: &'g scc::Guard,
+) -> impl Iterator<Item = &'g Key> + 'g {
+    use std::ops::Bound;
+    index
+        .range::<str, _>((Bound::Included(prefix), Bound::Unbounded), guard)
+        .map(|(k, _)| k)
+        .take_while(move |k| k.starts_with(prefix))
+}

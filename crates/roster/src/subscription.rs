@@ -1,0 +1,410 @@
+//! Subscriptions to lifecycle events.
+//!
+//! A [`Subscription`] is a bounded stream of event batches for one scope. A single change
+//! makes a one-event batch; a bulk change (a process with many entries exiting, a scope
+//! disconnect) makes one batch per subscriber. Events of one key arrive in the order the
+//! changes were applied. A subscription whose patterns match a change several times still
+//! gets the event once.
+//!
+//! # Lagging
+//!
+//! Each subscription holds at most `capacity` undelivered events (set with
+//! [`crate::NodeBuilder::subscription_capacity`]); a batch larger than the capacity is only
+//! accepted into an empty queue. Writers never wait for a subscriber: a batch that does not
+//! fit is dropped and counted, and the subscriber's next item is
+//! [`Delivery::Lagged`] with the exact number of events it missed. It stays subscribed and
+//! receives what comes after; memory never grows without bound.
+//!
+//! # Closing
+//!
+//! Dropping the subscription unsubscribes. When this node disconnects from the scope, the
+//! subscription receives the final batch (every entry removed, reason
+//! [`crate::Reason::ScopeDisconnected`]) and then ends (`recv` returns `None`).
+//!
+//! # Examples
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use roster::{Delivery, Node, Pattern};
+//!
+//! let node = Node::builder().subscription_capacity(2).start().unwrap();
+//! let mut events = node.subscribe(Pattern::All).unwrap();
+//! let proc = node.process();
+//! for i in 0..5 {
+//!     proc.register(&format!("k{i}"), &()).unwrap();
+//! }
+//! assert_eq!(events.recv().await.unwrap().into_events().unwrap().len(), 1);
+//! assert_eq!(events.recv().await.unwrap().into_events().unwrap().len(), 1);
+//! assert_eq!(events.recv().await, Some(Delivery::Lagged { missed: 3 }));
+//! proc.register("k5", &()).unwrap();
+//! assert_eq!(events.recv().await.unwrap().into_events().unwrap()[0].key, "k5");
+//! # }
+//! ```
+
+use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Context, Poll, Waker};
+
+use arc_swap::ArcSwap;
+use futures_core::Stream;
+
+use crate::event::Event;
+use crate::key::{Key, Pattern, ancestor_prefixes};
+use crate::store::ScopeState;
+
+/// One item of a [`Subscription`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Events, in order.
+    Events(Vec<Event>),
+    /// The subscriber fell behind and this many events were dropped for it.
+    Lagged {
+        /// Exact number of events dropped since the previous item.
+        missed: u64,
+    },
+}
+
+impl Delivery {
+    /// The events, or `None` for a [`Delivery::Lagged`] item.
+    ///
+    /// ```
+    /// assert!(roster::Delivery::Lagged { missed: 1 }.into_events().is_none());
+    /// ```
+    pub fn into_events(self) -> Option<Vec<Event>> {
+        match self {
+            Delivery::Events(events) => Some(events),
+            Delivery::Lagged { .. } => None,
+        }
+    }
+}
+
+static NEXT_SUBSCRIBER: AtomicU64 = AtomicU64::new(1);
+
+/// The queue of one subscriber, shared between the writers and the [`Subscription`].
+pub(crate) struct SubscriberQueue {
+    id: u64,
+    patterns: Vec<Pattern>,
+    capacity: usize,
+    state: Mutex<QueueState>,
+}
+
+#[derive(Default)]
+struct QueueState {
+    items: VecDeque<Delivery>,
+    queued_events: usize,
+    waker: Option<Waker>,
+    closed: bool,
+}
+
+impl SubscriberQueue {
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        // Every critical section leaves the state consistent, so poisoning is ignored.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a batch, or counts it as missed if it does not fit. Never waits.
+    fn push(&self, events: Vec<Event>) {
+        let mut state = self.lock();
+        if state.closed {
+            return;
+        }
+        let len = events.len();
+        if state.queued_events > 0 && state.queued_events + len > self.capacity {
+            match state.items.back_mut() {
+                Some(Delivery::Lagged { missed }) => *missed += len as u64,
+                _ => state.items.push_back(Delivery::Lagged {
+                    missed: len as u64,
+                }),
+            }
+        } else {
+            state.queued_events += len;
+            state.items.push_back(Delivery::Events(events));
+        }
+        let waker = state.waker.take();
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Queues a final batch (if any) and ends the subscription.
+    pub(crate) fn close_with(&self, events: Vec<Event>) {
+        if !events.is_empty() {
+            // The final batch is always kept: it is bounded by the scope's size and the
+            // subscriber needs it to know what it no longer sees.
+            let mut state = self.lock();
+            state.queued_events += events.len();
+            state.items.push_back(Delivery::Events(events));
+        }
+        let mut state = self.lock();
+        state.closed = true;
+        let waker = state.waker.take();
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
+        let mut state = self.lock();
+        if let Some(item) = state.items.pop_front() {
+            if let Delivery::Events(events) = &item {
+                state.queued_events -= events.len();
+            }
+            return Poll::Ready(Some(item));
+        }
+        if state.closed {
+            return Poll::Ready(None);
+        }
+        match &mut state.waker {
+            Some(waker) => waker.clone_from(cx.waker()),
+            None => state.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    pub(crate) fn matches(&self, key: &str) -> bool {
+        self.patterns.iter().any(|p| p.matches(key))
+    }
+}
+
+/// The subscribers of one scope, indexed by pattern so that matching a change costs
+/// O(depth of the key), not O(subscribers). Replaced copy-on-write on (un)subscribe.
+#[derive(Default, Clone)]
+pub(crate) struct SubscriberTable {
+    all: Vec<Arc<SubscriberQueue>>,
+    exact: HashMap<Key, Vec<Arc<SubscriberQueue>>>,
+    prefix: HashMap<Key, Vec<Arc<SubscriberQueue>>>,
+    count: usize,
+}
+
+impl SubscriberTable {
+    fn with(&self, queue: &Arc<SubscriberQueue>) -> Self {
+        let mut table = self.clone();
+        for pattern in &queue.patterns {
+            let list = match pattern {
+                Pattern::All => &mut table.all,
+                Pattern::Exact(k) => table.exact.entry(k.clone()).or_default(),
+                Pattern::Prefix(p) => table.prefix.entry(p.clone()).or_default(),
+            };
+            if !list.iter().any(|q| q.id == queue.id) {
+                list.push(queue.clone());
+            }
+        }
+        table.count += 1;
+        table
+    }
+
+    fn without(&self, id: u64) -> Self {
+        let mut table = self.clone();
+        table.all.retain(|q| q.id != id);
+        for map in [&mut table.exact, &mut table.prefix] {
+            map.retain(|_, list| {
+                list.retain(|q| q.id != id);
+                !list.is_empty()
+            });
+        }
+        table.count -= 1;
+        table
+    }
+
+    /// Number of subscriptions.
+    pub(crate) fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Calls `f` once for each subscriber matching `key`.
+    fn for_each_match(&self, key: &str, mut f: impl FnMut(&Arc<SubscriberQueue>)) {
+        let mut seen: smallvec_like::SeenIds = Default::default();
+        let mut visit = |q: &Arc<SubscriberQueue>| {
+            if seen.insert(q.id) {
+                f(q)
+            }
+        };
+        self.all.iter().for_each(&mut visit);
+        if let Some(list) = self.exact.get(key) {
+            list.iter().for_each(&mut visit);
+        }
+        if !self.prefix.is_empty() {
+            for prefix in ancestor_prefixes(key) {
+                if let Some(list) = self.prefix.get(prefix) {
+                    list.iter().for_each(&mut visit);
+                }
+            }
+        }
+    }
+
+    /// All subscribers, each once.
+    pub(crate) fn all_queues(&self) -> Vec<Arc<SubscriberQueue>> {
+        let mut found: HashMap<u64, Arc<SubscriberQueue>> = HashMap::new();
+        let lists = self.exact.values().chain(self.prefix.values());
+        for q in self.all.iter().chain(lists.flatten()) {
+            found.entry(q.id).or_insert_with(|| q.clone());
+        }
+        found.into_values().collect()
+    }
+}
+
+mod smallvec_like {
+    /// Subscriber ids already visited for one change; a linear set, since a change
+    /// matches a handful of subscribers.
+    #[derive(Default)]
+    pub(super) struct SeenIds(Vec<u64>);
+
+    impl SeenIds {
+        pub(super) fn insert(&mut self, id: u64) -> bool {
+            if self.0.contains(&id) {
+                false
+            } else {
+                self.0.push(id);
+                true
+            }
+        }
+    }
+}
+
+/// The subscriber registry of one scope.
+#[derive(Default)]
+pub(crate) struct Subscribers {
+    table: ArcSwap<SubscriberTable>,
+}
+
+impl Subscribers {
+    pub(crate) fn add(&self, patterns: Vec<Pattern>, capacity: usize) -> Arc<SubscriberQueue> {
+        let queue = Arc::new(SubscriberQueue {
+            id: NEXT_SUBSCRIBER.fetch_add(1, Ordering::Relaxed),
+            patterns,
+            capacity,
+            state: Mutex::new(QueueState::default()),
+        });
+        self.table.rcu(|table| table.with(&queue));
+        queue
+    }
+
+    pub(crate) fn remove(&self, id: u64) {
+        self.table.rcu(|table| {
+            if table.all_queues().iter().any(|q| q.id == id) {
+                Arc::new(table.without(id))
+            } else {
+                table.clone()
+            }
+        });
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.table.load().len()
+    }
+
+    /// Takes every subscriber out of the table (on scope disconnect).
+    pub(crate) fn take_all(&self) -> Vec<Arc<SubscriberQueue>> {
+        self.table.swap(Arc::default()).all_queues()
+    }
+
+    /// Delivers one event to every matching subscriber as a one-event batch.
+    pub(crate) fn emit(&self, event: Event) {
+        let table = self.table.load();
+        if table.count == 0 {
+            return;
+        }
+        table.for_each_match(&event.key, |q| q.push(vec![event.clone()]));
+    }
+
+    /// Delivers a bulk change: one batch per matching subscriber, events in order.
+    pub(crate) fn emit_batch(&self, events: Vec<Event>) {
+        let table = self.table.load();
+        if table.count == 0 || events.is_empty() {
+            return;
+        }
+        let mut batches: Vec<(Arc<SubscriberQueue>, Vec<Event>)> = Vec::new();
+        for event in &events {
+            table.for_each_match(&event.key, |q| {
+                match batches.iter_mut().find(|(b, _)| b.id == q.id) {
+                    Some((_, batch)) => batch.push(event.clone()),
+                    None => batches.push((q.clone(), vec![event.clone()])),
+                }
+            });
+        }
+        for (queue, batch) in batches {
+            queue.push(batch);
+        }
+    }
+}
+
+/// A stream of event batches for one scope; see the [module docs](self).
+///
+/// Implements [`Stream`] with `Item = Delivery`; [`Subscription::recv`] is the same as
+/// `StreamExt::next`.
+pub struct Subscription {
+    queue: Arc<SubscriberQueue>,
+    scope: Weak<ScopeState>,
+}
+
+impl Subscription {
+    pub(crate) fn new(queue: Arc<SubscriberQueue>, scope: Weak<ScopeState>) -> Self {
+        Subscription { queue, scope }
+    }
+
+    /// Waits for the next item; `None` once the scope was disconnected and everything
+    /// before was delivered.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: an item is only taken from the queue when it is returned.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let mut events = node.subscribe("room/1").unwrap();
+    /// node.process().join("room/1", &()).unwrap();
+    /// // the process was dropped at once: Joined, then Left
+    /// let joined = events.recv().await.unwrap().into_events().unwrap();
+    /// let left = events.recv().await.unwrap().into_events().unwrap();
+    /// assert_eq!((joined[0].kind, left[0].kind), (roster::EventKind::Joined, roster::EventKind::Left));
+    /// # }
+    /// ```
+    pub async fn recv(&mut self) -> Option<Delivery> {
+        std::future::poll_fn(|cx| self.queue.poll_next(cx)).await
+    }
+
+    /// Whether a change to `key` would be delivered to this subscription.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let events = node.subscribe("user/").unwrap();
+    /// assert!(events.matches("user/7") && !events.matches("room/7"));
+    /// # }
+    /// ```
+    pub fn matches(&self, key: &str) -> bool {
+        self.queue.matches(key)
+    }
+}
+
+impl Stream for Subscription {
+    type Item = Delivery;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
+        self.queue.poll_next(cx)
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if let Some(scope) = self.scope.upgrade() {
+            scope.subscribers.remove(self.queue.id);
+        }
+    }
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("patterns", &self.queue.patterns)
+            .finish()
+    }
+}
