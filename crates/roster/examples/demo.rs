@@ -40,7 +40,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                             Reason::Exit(exit) => format!("exit {exit:?}"),
                             Reason::ScopeDisconnected => "scope disconnected".to_string(),
                         };
-                        *counts.entry(format!("{:?} ({reason})", event.kind)).or_default() += 1;
+                        *counts
+                            .entry(format!("{:?} ({reason})", event.kind))
+                            .or_default() += 1;
                     }
                 }
                 Delivery::Lagged { missed } => println!("  watcher lagged, missed {missed}"),
@@ -56,17 +58,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             user,
             region: if user % 2 == 0 { "eu" } else { "us" }.into(),
         };
-        node.spawn_named(&format!("session/user-{user}"), &meta, move |mut proc| async move {
-            proc.join(&format!("room/{}", user % 10), &user).unwrap();
-            while let Ok(ChatMessage::Say { from, text }) = proc.recv::<ChatMessage>().await {
-                if user == 7 {
-                    println!("  user-7 received from user-{from}: {text}");
+        node.spawn_named(
+            &format!("session/user-{user}"),
+            &meta,
+            move |mut proc| async move {
+                proc.join(&format!("room/{}", user % 10), &user).unwrap();
+                while let Ok(ChatMessage::Say { from, text }) = proc.recv::<ChatMessage>().await {
+                    if user == 7 {
+                        println!("  user-7 received from user-{from}: {text}");
+                    }
+                    if text == "crash" && user == 13 {
+                        panic!("user-13 was asked to crash");
+                    }
                 }
-                if text == "crash" && user == 13 {
-                    panic!("user-13 was asked to crash");
-                }
-            }
-        })?;
+            },
+        )?;
     }
     let spawn_time = started.elapsed();
     // Each session joins its room from its own task: give them a moment to run.
@@ -119,7 +125,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     )?;
     if let Some(Delivery::Events(batch)) = crash.recv().await {
-        println!("  user-13's name went away with reason {:?}", batch[0].reason);
+        println!(
+            "  user-13's name went away with reason {:?}",
+            batch[0].reason
+        );
     }
     println!(
         "after the crash: session/user-13 registered? {}",
@@ -150,7 +159,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         cache.member_count("peer/")
     );
     node.disconnect("jobs")?;
-    println!("disconnected jobs: leader gone? {}", jobs.lookup("leader/shard-7").is_none());
+    println!(
+        "disconnected jobs: leader gone? {}",
+        jobs.lookup("leader/shard-7").is_none()
+    );
 
     // Stop every session: the watcher sees every removal.
     for (_, registration) in node.registered("session/", usize::MAX)? {

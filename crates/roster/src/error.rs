@@ -13,7 +13,9 @@ pub enum KeyError {
     #[error("key is empty: use a non-empty UTF-8 key such as \"user/123\"")]
     Empty,
     /// The key is longer than the node's `max_key_bytes`.
-    #[error("key is {len} bytes, the limit is {max}: shorten it or raise NodeBuilder::max_key_bytes")]
+    #[error(
+        "key is {len} bytes, the limit is {max}: shorten it or raise NodeBuilder::max_key_bytes"
+    )]
     TooLong {
         /// Length of the refused key in bytes.
         len: usize,
@@ -21,7 +23,9 @@ pub enum KeyError {
         max: usize,
     },
     /// A key ending in `/` is a prefix: valid in queries and subscriptions, not in writes.
-    #[error("key {0:?} ends with '/', which makes it a prefix; prefixes are only valid in queries and subscriptions")]
+    #[error(
+        "key {0:?} ends with '/', which makes it a prefix; prefixes are only valid in queries and subscriptions"
+    )]
     PrefixNotAllowed(Key),
     /// A prefix pattern must end with `/`.
     #[error("prefix {0:?} does not end with '/': a prefix selects whole levels, e.g. \"user/\"")]
@@ -38,7 +42,9 @@ pub enum MetaError {
     #[error("cannot decode MessagePack as the requested type: {0}")]
     Decode(String),
     /// The encoded meta is larger than the node's `max_meta_bytes`.
-    #[error("meta is {len} bytes encoded, the limit is {max}: store less or raise NodeBuilder::max_meta_bytes")]
+    #[error(
+        "meta is {len} bytes encoded, the limit is {max}: store less or raise NodeBuilder::max_meta_bytes"
+    )]
     TooLarge {
         /// Encoded length in bytes.
         len: usize,
@@ -113,7 +119,9 @@ pub enum SendError {
     #[error("no live process {0} on this node")]
     NoProcess(Pid),
     /// The process's mailbox is full; the message was not queued.
-    #[error("mailbox of {0} is full: the receiver is not keeping up (raise NodeBuilder::mailbox_capacity or slow the sender)")]
+    #[error(
+        "mailbox of {0} is full: the receiver is not keeping up (raise NodeBuilder::mailbox_capacity or slow the sender)"
+    )]
     MailboxFull(Pid),
     /// The message could not be encoded.
     #[error(transparent)]
@@ -146,7 +154,9 @@ pub enum ScopeError {
     #[error("this node is not connected to scope {0:?}: call Node::connect first")]
     NotConnected(ScopeName),
     /// The scope is connected with another kind (replicated vs local-only).
-    #[error("scope {0:?} is already connected with a different kind (local-only vs replicated); disconnect it first")]
+    #[error(
+        "scope {0:?} is already connected with a different kind (local-only vs replicated); disconnect it first"
+    )]
     KindMismatch(ScopeName),
     /// The default scope holds every node and cannot be disconnected.
     #[error("the default scope cannot be disconnected")]
@@ -157,7 +167,9 @@ pub enum ScopeError {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum StartError {
     /// `start` was called outside a tokio runtime.
-    #[error("Node::start must be called inside a tokio runtime (it spawns processes and timers on it)")]
+    #[error(
+        "Node::start must be called inside a tokio runtime (it spawns processes and timers on it)"
+    )]
     NoRuntime,
     /// The node name is invalid.
     #[error("invalid node name: {0}")]

@@ -51,8 +51,7 @@ impl Meta {
     /// assert_eq!(meta.decode::<u32>().unwrap(), 42);
     /// ```
     pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Meta, MetaError> {
-        let bytes =
-            rmp_serde::to_vec_named(value).map_err(|e| MetaError::Encode(e.to_string()))?;
+        let bytes = rmp_serde::to_vec_named(value).map_err(|e| MetaError::Encode(e.to_string()))?;
         Ok(Meta::from_bytes(&bytes))
     }
 

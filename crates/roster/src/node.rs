@@ -175,10 +175,6 @@ impl NodeShared {
         let cell = process.cell().clone();
         let task = self.runtime.spawn(f(process));
         cell.set_task(task.abort_handle());
-        if !cell.liveness.is_alive() {
-            // Killed between creation and spawn: the task must not run on.
-            cell.abort_task();
-        }
         cell.pid
     }
 
@@ -187,10 +183,11 @@ impl NodeShared {
     }
 
     /// Ends a process: marks it dead, then removes its entries scope by scope (one event
-    /// batch per subscriber and scope). Does nothing if it had already exited.
-    pub(crate) fn exit(&self, cell: &ProcessCell, reason: ExitReason) {
+    /// batch per subscriber and scope). Does nothing and returns `false` if it had already
+    /// exited.
+    pub(crate) fn exit(&self, cell: &ProcessCell, reason: ExitReason) -> bool {
         let Some(mut holdings) = cell.mark_dead(reason.clone()) else {
-            return;
+            return false;
         };
         self.processes.pin().remove(&cell.pid);
         holdings.sort_by_key(|h| Arc::as_ptr(&h.scope));
@@ -198,6 +195,7 @@ impl NodeShared {
             let refs: Vec<&Holding> = same_scope.iter().collect();
             same_scope[0].scope.remove_exited(cell.pid, &refs, &reason);
         }
+        true
     }
 
     pub(crate) fn deliver(&self, to: Pid, envelope: Envelope) -> Result<(), SendError> {
@@ -366,10 +364,10 @@ impl Node {
         let Some(cell) = self.shared.process_cell(pid) else {
             return false;
         };
-        if !cell.liveness.is_alive() {
+        // Only the caller that marks it dead kills it: it may be exiting on its own.
+        if !self.shared.exit(&cell, ExitReason::Killed) {
             return false;
         }
-        self.shared.exit(&cell, ExitReason::Killed);
         cell.abort_task();
         true
     }
@@ -468,7 +466,8 @@ impl Node {
     ///
     /// # Errors
     ///
-    /// As [`Node::connect`].
+    /// As [`Node::connect`], and [`ScopeError::DefaultScope`] for the default scope, which
+    /// can never be disconnected.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -481,6 +480,9 @@ impl Node {
     /// # }
     /// ```
     pub fn connect_with_ttl(&self, scope: &str, ttl: Duration) -> Result<Scope, ScopeError> {
+        if scope == DEFAULT_SCOPE {
+            return Err(ScopeError::DefaultScope);
+        }
         let handle = self.connect_kind(scope, false)?;
         let state = handle.state.clone();
         let node: Weak<NodeShared> = Arc::downgrade(&self.shared);
@@ -603,7 +605,10 @@ impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Node")
             .field("name", &self.shared.name)
-            .field("incarnation", &format_args!("{:016x}", self.shared.incarnation))
+            .field(
+                "incarnation",
+                &format_args!("{:016x}", self.shared.incarnation),
+            )
             .finish()
     }
 }

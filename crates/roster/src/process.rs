@@ -4,17 +4,18 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+use arc_swap::ArcSwapOption;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
+use crate::entry::Registration;
 use crate::error::{RecvError, RegistryError, SendError};
 use crate::key::Key;
 use crate::meta::Meta;
 use crate::node::{Node, NodeShared};
 use crate::pid::Pid;
-use crate::entry::Registration;
 use crate::store::ScopeState;
 
 /// Why a process exited.
@@ -152,7 +153,9 @@ pub(crate) struct ProcessCell {
     pub(crate) pid: Pid,
     pub(crate) liveness: Arc<Liveness>,
     holdings: Mutex<Vec<Holding>>,
-    mailbox: mpsc::Sender<Envelope>,
+    /// The mailbox's only sender. Dropped when the process exits so that the channel
+    /// closes: a handle waiting in `recv` wakes, drains what was queued, then gets `Exited`.
+    mailbox: ArcSwapOption<mpsc::Sender<Envelope>>,
     task: OnceLock<AbortHandle>,
 }
 
@@ -175,6 +178,7 @@ impl ProcessCell {
         }
         let _ = self.liveness.exit.set(reason);
         self.liveness.alive.store(false, Ordering::Release);
+        self.mailbox.store(None);
         Some(std::mem::take(&mut *holdings))
     }
 
@@ -183,15 +187,26 @@ impl ProcessCell {
         if !self.liveness.is_alive() {
             return Err(SendError::NoProcess(self.pid));
         }
-        self.mailbox.try_send(envelope).map_err(|e| match e {
+        let mailbox = self.mailbox.load();
+        let mailbox = mailbox.as_ref().ok_or(SendError::NoProcess(self.pid))?;
+        mailbox.try_send(envelope).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => SendError::MailboxFull(self.pid),
             mpsc::error::TrySendError::Closed(_) => SendError::NoProcess(self.pid),
         })
     }
 
-    /// Remembers the task running this process so that `kill` can abort it.
+    /// Remembers the task running this process so that `kill` can abort it; aborts it at
+    /// once if the process was killed before its task was recorded.
+    ///
+    /// Runs under the holdings lock, which `mark_dead` also takes: either this sees the
+    /// process dead, or the killer (which aborts after marking) sees the task.
     pub(crate) fn set_task(&self, handle: AbortHandle) {
-        let _ = self.task.set(handle);
+        let _holdings = self.holdings();
+        if self.liveness.is_alive() {
+            let _ = self.task.set(handle);
+        } else {
+            handle.abort();
+        }
     }
 
     /// Aborts the task running this process, if it was spawned.
@@ -243,7 +258,7 @@ impl Process {
             pid,
             liveness: Arc::new(Liveness::new()),
             holdings: Mutex::new(Vec::new()),
-            mailbox: tx,
+            mailbox: ArcSwapOption::from_pointee(tx),
             task: OnceLock::new(),
         });
         Process {
@@ -435,16 +450,9 @@ impl Process {
     /// # }
     /// ```
     pub async fn recv_envelope(&mut self) -> Result<Envelope, RecvError> {
-        if !self.is_alive() {
-            return self.inbox.try_recv().map_err(|_| RecvError::Exited(self.pid()));
-        }
-        // The sender lives in the cell this handle also holds, so the channel never closes
-        // while we wait; a kill wakes nobody here, which is why a killed spawned process's
-        // task is aborted instead.
-        self.inbox
-            .recv()
-            .await
-            .ok_or(RecvError::Exited(self.pid()))
+        // The channel closes when the process exits (its sender is dropped), so a kill wakes
+        // a waiting handle: it receives what was queued before, then `Exited`.
+        self.inbox.recv().await.ok_or(RecvError::Exited(self.pid()))
     }
 
     /// Takes the next message if one is queued, without waiting.

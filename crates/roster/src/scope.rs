@@ -567,8 +567,10 @@ impl Scope {
         visit: impl FnMut(Entry) -> bool,
     ) -> Result<(), KeyError> {
         if let Some(prefix) = prefix {
-            Pattern::Prefix(prefix.into()).validate(&self.node.limits)?;
+            self.check_prefix(prefix)?;
         }
+        // `""` selects every key, as in `registered` and `groups`.
+        let prefix = prefix.filter(|p| !p.is_empty());
         match table {
             Table::Names => self.state.visit_names(prefix, visit),
             Table::Groups => self.state.visit_members(prefix, visit),
@@ -578,7 +580,8 @@ impl Scope {
 
     /// Sends `message` to the owner of name `key` and to every member of group `key` (each
     /// process once), encoding it once for all of them. Never waits: a full mailbox is
-    /// counted in [`Dispatched::mailbox_full`] and skipped.
+    /// counted in [`Dispatched::mailbox_full`] and skipped. Only the exact key is reached:
+    /// a key ending in `/` is not a prefix query here and reaches nobody.
     ///
     /// # Errors
     ///
@@ -603,11 +606,12 @@ impl Scope {
     ) -> Result<Dispatched, SendError> {
         let payload = Meta::encode(message)?;
         let envelope = Envelope::new(None, payload);
-        let mut targets: Vec<Pid> = self.members(key).pids();
-        if !is_prefix(key)
-            && let Some(owner) = self.whereis(key)
-        {
-            targets.push(owner);
+        // Only the exact key: a key ending in '/' is neither a name nor a group, so it
+        // reaches nobody (members() would read it as a prefix query).
+        let mut targets: Vec<Pid> = Vec::new();
+        if !is_prefix(key) {
+            targets = self.members(key).pids();
+            targets.extend(self.whereis(key));
         }
         targets.sort_unstable();
         targets.dedup();
@@ -666,15 +670,9 @@ impl Scope {
         for pattern in &patterns {
             pattern.validate(&self.node.limits)?;
         }
-        if !self.state.is_connected() {
-            return Err(RegistryError::ScopeNotConnected {
-                scope: self.state.name.clone(),
-            });
-        }
         let queue = self
             .state
-            .subscribers
-            .add(patterns, self.node.subscription_capacity);
+            .subscribe(patterns, self.node.subscription_capacity)?;
         Ok(Subscription::new(queue, Arc::downgrade(&self.state)))
     }
 

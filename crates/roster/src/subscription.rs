@@ -115,9 +115,9 @@ impl SubscriberQueue {
         if state.queued_events > 0 && state.queued_events + len > self.capacity {
             match state.items.back_mut() {
                 Some(Delivery::Lagged { missed }) => *missed += len as u64,
-                _ => state.items.push_back(Delivery::Lagged {
-                    missed: len as u64,
-                }),
+                _ => state
+                    .items
+                    .push_back(Delivery::Lagged { missed: len as u64 }),
             }
         } else {
             state.queued_events += len;
@@ -178,7 +178,8 @@ pub(crate) struct SubscriberTable {
     all: Vec<Arc<SubscriberQueue>>,
     exact: HashMap<Key, Vec<Arc<SubscriberQueue>>>,
     prefix: HashMap<Key, Vec<Arc<SubscriberQueue>>>,
-    count: usize,
+    /// Every subscription by id, including one with no pattern (which is in no list).
+    queues: HashMap<u64, Arc<SubscriberQueue>>,
 }
 
 impl SubscriberTable {
@@ -194,7 +195,7 @@ impl SubscriberTable {
                 list.push(queue.clone());
             }
         }
-        table.count += 1;
+        table.queues.insert(queue.id, queue.clone());
         table
     }
 
@@ -207,13 +208,13 @@ impl SubscriberTable {
                 !list.is_empty()
             });
         }
-        table.count -= 1;
+        table.queues.remove(&id);
         table
     }
 
     /// Number of subscriptions.
     pub(crate) fn len(&self) -> usize {
-        self.count
+        self.queues.len()
     }
 
     /// Calls `f` once for each subscriber matching `key`.
@@ -239,12 +240,7 @@ impl SubscriberTable {
 
     /// All subscribers, each once.
     pub(crate) fn all_queues(&self) -> Vec<Arc<SubscriberQueue>> {
-        let mut found: HashMap<u64, Arc<SubscriberQueue>> = HashMap::new();
-        let lists = self.exact.values().chain(self.prefix.values());
-        for q in self.all.iter().chain(lists.flatten()) {
-            found.entry(q.id).or_insert_with(|| q.clone());
-        }
-        found.into_values().collect()
+        self.queues.values().cloned().collect()
     }
 }
 
@@ -286,7 +282,7 @@ impl Subscribers {
 
     pub(crate) fn remove(&self, id: u64) {
         self.table.rcu(|table| {
-            if table.all_queues().iter().any(|q| q.id == id) {
+            if table.queues.contains_key(&id) {
                 Arc::new(table.without(id))
             } else {
                 table.clone()
@@ -306,7 +302,7 @@ impl Subscribers {
     /// Delivers one event to every matching subscriber as a one-event batch.
     pub(crate) fn emit(&self, event: Event) {
         let table = self.table.load();
-        if table.count == 0 {
+        if table.queues.is_empty() {
             return;
         }
         table.for_each_match(&event.key, |q| q.push(vec![event.clone()]));
@@ -315,7 +311,7 @@ impl Subscribers {
     /// Delivers a bulk change: one batch per matching subscriber, events in order.
     pub(crate) fn emit_batch(&self, events: Vec<Event>) {
         let table = self.table.load();
-        if table.count == 0 || events.is_empty() {
+        if table.queues.is_empty() || events.is_empty() {
             return;
         }
         let mut batches: Vec<(Arc<SubscriberQueue>, Vec<Event>)> = Vec::new();

@@ -30,6 +30,9 @@ impl ScopeState {
         if let Some(members) = current
             && let Some(i) = members.iter().position(|m| m.pid() == cell.pid)
         {
+            if !cell.liveness.is_alive() {
+                return Err(RegistryError::ProcessDead { pid: cell.pid });
+            }
             let previous = members[i].meta().clone();
             if previous == meta {
                 return Ok(());
@@ -37,7 +40,13 @@ impl ScopeState {
             let updated: Arc<[Member]> = members
                 .iter()
                 .enumerate()
-                .map(|(j, m)| if j == i { m.with_meta(meta.clone()) } else { m.clone() })
+                .map(|(j, m)| {
+                    if j == i {
+                        m.with_meta(meta.clone())
+                    } else {
+                        m.clone()
+                    }
+                })
                 .collect();
             groups.insert(key.clone(), updated);
             self.subscribers.emit(self.event(
@@ -152,11 +161,7 @@ impl ScopeState {
     }
 
     /// Visits live memberships, under `prefix` if given (cost proportional to the range).
-    pub(crate) fn visit_members(
-        &self,
-        prefix: Option<&str>,
-        mut visit: impl FnMut(Entry) -> bool,
-    ) {
+    pub(crate) fn visit_members(&self, prefix: Option<&str>, mut visit: impl FnMut(Entry) -> bool) {
         let groups = self.groups.pin();
         let mut emit = |key: &Key, members: &Arc<[Member]>| {
             members.iter().filter(|m| m.is_alive()).all(|m| {

@@ -32,11 +32,11 @@ use scc::TreeIndex;
 use crate::entry::{Member, NameEntry};
 use crate::error::RegistryError;
 use crate::event::{Event, EventKind, Reason};
-use crate::key::{Key, ScopeName};
+use crate::key::{Key, Pattern, ScopeName};
 use crate::meta::Meta;
 use crate::pid::Pid;
 use crate::process::{ExitReason, Holding, HoldingKind, ProcessCell};
-use crate::subscription::Subscribers;
+use crate::subscription::{SubscriberQueue, Subscribers};
 
 /// Number of write shards per scope. A power of two well above the core count keeps two
 /// writers on different keys from meeting on a lock; 64 mutexes cost 512 bytes per scope.
@@ -118,6 +118,18 @@ impl ScopeState {
         Ok(guard)
     }
 
+    /// Adds a subscriber unless the scope is disconnected. Done under a shard lock: `close`
+    /// holds every shard lock, so it either ends this subscriber or refuses it here, and a
+    /// subscription never outlives its scope unnoticed.
+    pub(crate) fn subscribe(
+        &self,
+        patterns: Vec<Pattern>,
+        capacity: usize,
+    ) -> Result<Arc<SubscriberQueue>, RegistryError> {
+        let _shard = self.write_lock("")?;
+        Ok(self.subscribers.add(patterns, capacity))
+    }
+
     pub(crate) fn is_connected(&self) -> bool {
         self.connected.load(Ordering::Acquire)
     }
@@ -191,9 +203,7 @@ impl ScopeState {
         for holding in holdings {
             let event = match holding.kind {
                 HoldingKind::Name => self.remove_name(&holding.key, pid, Cause::Exit(reason)),
-                HoldingKind::Member => {
-                    self.remove_member(&holding.key, pid, Cause::Exit(reason))
-                }
+                HoldingKind::Member => self.remove_member(&holding.key, pid, Cause::Exit(reason)),
             };
             events.extend(event);
         }
@@ -272,8 +282,7 @@ impl ScopeState {
 
     /// Forgets this scope's holdings in a local process (after a disconnect).
     pub(crate) fn forget_all_holdings(&self, cell: &ProcessCell) {
-        cell.holdings()
-            .retain(|h| !std::ptr::eq(&*h.scope, self));
+        cell.holdings().retain(|h| !std::ptr::eq(&*h.scope, self));
     }
 }
 

@@ -28,6 +28,9 @@ impl ScopeState {
         if let Some(existing) = names.get(key.as_str()) {
             let current = &existing.registration;
             if current.pid == cell.pid {
+                if !cell.liveness.is_alive() {
+                    return Err(RegistryError::ProcessDead { pid: cell.pid });
+                }
                 if current.meta == meta {
                     return Ok(current.clone());
                 }

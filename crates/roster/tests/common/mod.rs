@@ -1,0 +1,85 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use roster::{Delivery, Event, Meta, Node, Subscription};
+use serde::Serialize;
+
+/// Generous bound on anything awaited in a test: only guards against hangs.
+pub const HANG_GUARD: Duration = Duration::from_secs(10);
+
+/// A node with default settings on the current runtime.
+pub fn node() -> Node {
+    Node::builder()
+        .start()
+        .expect("node starts inside a runtime")
+}
+
+/// Encodes a value the way the library encodes meta.
+pub fn meta<T: Serialize + ?Sized>(value: &T) -> Meta {
+    Meta::encode(value).expect("encodable meta")
+}
+
+/// Awaits `future`, failing the test instead of hanging.
+pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
+    tokio::time::timeout(HANG_GUARD, future)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+/// The delivery already queued for `sub`, without waiting: `None` if nothing is queued.
+/// Panics if the subscription has ended.
+pub fn queued(sub: &mut Subscription) -> Option<Delivery> {
+    match sub.recv().now_or_never() {
+        None => None,
+        Some(Some(delivery)) => Some(delivery),
+        Some(None) => panic!("subscription ended unexpectedly"),
+    }
+}
+
+/// The next queued batch of events; panics if nothing is queued or it is a lag notice.
+pub fn batch(sub: &mut Subscription) -> Vec<Event> {
+    match queued(sub) {
+        Some(Delivery::Events(events)) => events,
+        other => panic!("expected a queued batch of events, got {other:?}"),
+    }
+}
+
+/// The single event of the next queued batch; panics unless the batch has exactly one.
+pub fn single(sub: &mut Subscription) -> Event {
+    let mut events = batch(sub);
+    assert_eq!(
+        events.len(),
+        1,
+        "expected a one-event batch, got {events:?}"
+    );
+    events.pop().expect("one event")
+}
+
+/// Asserts that nothing is queued for `sub`.
+pub fn assert_quiet(sub: &mut Subscription) {
+    if let Some(delivery) = queued(sub) {
+        panic!("expected no delivery, got {delivery:?}");
+    }
+}
+
+/// Every event queued for `sub`, flattened; panics on a lag notice.
+pub fn drain(sub: &mut Subscription) -> Vec<Event> {
+    let mut all = Vec::new();
+    while let Some(delivery) = queued(sub) {
+        match delivery {
+            Delivery::Events(events) => all.extend(events),
+            Delivery::Lagged { missed } => panic!("subscription lagged by {missed}"),
+        }
+    }
+    all
+}
+
+/// What `recv` gives without waiting: `None` if it would wait, `Some(None)` once the
+/// subscription has ended, `Some(Some(delivery))` otherwise.
+pub fn queued_or_end(sub: &mut Subscription) -> Option<Option<Delivery>> {
+    sub.recv().now_or_never()
+}

@@ -1,0 +1,726 @@
+//! Processes: pids, RAII exit, spawn and kill, typed messaging, and exit racing writes.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+
+use common::{assert_quiet, batch, meta, node, single, within};
+use roster::{
+    EventKind, ExitReason, Node, Pattern, Pid, Process, Reason, RecvError, RegistryError,
+    SendError, Table,
+};
+use serde::ser::{Error as _, Serialize, Serializer};
+
+#[tokio::test]
+async fn pids_of_a_node_carry_its_incarnation_and_increase() {
+    let node = Node::builder().incarnation(42).start().unwrap();
+    let (a, b, c) = (node.process(), node.process(), node.process());
+    assert_eq!(a.pid().incarnation(), 42);
+    assert!(a.pid() < b.pid() && b.pid() < c.pid());
+    assert_ne!(a.pid().serial(), b.pid().serial());
+}
+
+#[test]
+fn pids_order_by_incarnation_then_serial() {
+    assert!(Pid::new(1, 100) < Pid::new(2, 1));
+    assert!(Pid::new(2, 1) < Pid::new(2, 2));
+    assert_eq!(Pid::new(3, 4), Pid::new(3, 4));
+    assert_eq!(Pid::new(255, 9).to_string(), "<00000000000000ff.9>");
+}
+
+#[tokio::test]
+async fn two_nodes_draw_different_incarnations() {
+    let (a, b) = (node(), node());
+    assert_ne!(a.incarnation(), b.incarnation());
+    assert_ne!(a.process().pid(), b.process().pid());
+}
+
+#[tokio::test]
+async fn dropping_a_process_removes_every_name_and_membership_it_holds() {
+    let node = node();
+    let other = node.connect("other").unwrap();
+    let keeper = node.process();
+    keeper.register("kept", &()).unwrap();
+    let p = node.process();
+    p.register("n/1", &()).unwrap();
+    p.register("n/2", &()).unwrap();
+    p.join("g/1", &()).unwrap();
+    p.join("kept-group", &()).unwrap();
+    keeper.join("kept-group", &()).unwrap();
+    other.register(&p, "o/1", &()).unwrap();
+    other.join(&p, "o/g", &()).unwrap();
+
+    drop(p);
+
+    assert_eq!(node.registry_count(), 1);
+    assert_eq!(node.whereis("kept"), Some(keeper.pid()));
+    assert!(node.lookup("n/1").is_none() && node.lookup("n/2").is_none());
+    assert!(node.members("g/1").is_empty());
+    assert_eq!(node.members("kept-group").pids(), [keeper.pid()]);
+    assert_eq!(node.membership_count(), 1);
+    assert_eq!(other.registry_count(), 0);
+    assert_eq!(other.membership_count(), 0);
+    assert!(other.lookup("o/1").is_none());
+}
+
+#[tokio::test]
+async fn dropping_a_process_emits_its_removals_with_reason_normal() {
+    let node = node();
+    let mut events = node.subscribe(Pattern::All).unwrap();
+    let p = node.process();
+    let pid = p.pid();
+    p.register("name", &1u8).unwrap();
+    p.join("group", &2u8).unwrap();
+    let _ = (single(&mut events), single(&mut events));
+
+    drop(p);
+
+    let mut removed = batch(&mut events);
+    removed.sort_by(|a, b| a.key.cmp(&b.key));
+    assert_eq!(removed.len(), 2);
+    assert_eq!(
+        (removed[0].kind, removed[0].key.as_str()),
+        (EventKind::Left, "group")
+    );
+    assert_eq!(removed[0].meta, meta(&2u8));
+    assert_eq!(
+        (removed[1].kind, removed[1].key.as_str()),
+        (EventKind::Unregistered, "name")
+    );
+    assert_eq!(removed[1].meta, meta(&1u8));
+    for event in &removed {
+        assert_eq!(event.pid, pid);
+        assert_eq!(event.reason, Reason::Exit(ExitReason::Normal));
+        assert_eq!(event.previous_meta, None);
+    }
+    assert_quiet(&mut events);
+}
+
+#[tokio::test]
+async fn dropping_a_process_that_holds_nothing_emits_nothing() {
+    let node = node();
+    let mut events = node.subscribe(Pattern::All).unwrap();
+    drop(node.process());
+    assert_quiet(&mut events);
+    assert_eq!(node.process_count(), 0);
+}
+
+#[tokio::test]
+async fn a_process_dropped_while_its_thread_panics_exits_with_reason_panicked() {
+    let node = node();
+    let mut events = node.subscribe(Pattern::All).unwrap();
+    let p = node.process();
+    let pid = p.pid();
+    p.register("doomed", &()).unwrap();
+    let _ = single(&mut events);
+
+    let outcome = std::thread::spawn(move || {
+        let _owned = p;
+        panic!("the process's thread panics (expected in this test)");
+    })
+    .join();
+
+    assert!(outcome.is_err());
+    let event = single(&mut events);
+    assert_eq!(event.kind, EventKind::Unregistered);
+    assert_eq!(event.pid, pid);
+    assert_eq!(event.reason, Reason::Exit(ExitReason::Panicked));
+    assert!(node.lookup("doomed").is_none());
+    assert!(!node.is_alive(pid));
+}
+
+#[tokio::test]
+async fn a_panic_inside_a_spawned_process_cleans_up_with_reason_panicked() {
+    let node = node();
+    let mut events = node.subscribe(Pattern::All).unwrap();
+    let pid = node.spawn(|proc| async move {
+        proc.register("crasher", &()).unwrap();
+        proc.join("crashers", &()).unwrap();
+        tokio::task::yield_now().await;
+        panic!("a spawned process panics (expected in this test)");
+    });
+
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        let delivery = within("the crash events", events.recv()).await.unwrap();
+        seen.extend(delivery.into_events().unwrap());
+    }
+
+    assert_eq!(seen[0].kind, EventKind::Registered);
+    assert_eq!(seen[1].kind, EventKind::Joined);
+    let mut removals = seen[2..].to_vec();
+    removals.sort_by_key(|e| e.key.clone());
+    assert_eq!(
+        removals.iter().map(|e| e.kind).collect::<Vec<_>>(),
+        [EventKind::Unregistered, EventKind::Left]
+    );
+    for event in &removals {
+        assert_eq!(event.pid, pid);
+        assert_eq!(event.reason, Reason::Exit(ExitReason::Panicked));
+    }
+    assert!(!node.is_alive(pid));
+    assert!(node.members("crashers").is_empty());
+}
+
+#[tokio::test]
+async fn a_spawned_process_runs_in_a_task_and_exits_normally_when_it_returns() {
+    let node = node();
+    let mut events = node.subscribe(Pattern::All).unwrap();
+    let pid = node.spawn(|mut proc| async move {
+        proc.register("worker", &()).unwrap();
+        let _ = proc.recv::<String>().await;
+    });
+
+    let registered = within("registration", events.recv()).await.unwrap();
+    assert_eq!(registered.into_events().unwrap()[0].pid, pid);
+    assert_eq!(node.whereis("worker"), Some(pid));
+    assert!(node.is_alive(pid));
+
+    node.send(pid, &"stop").unwrap();
+    let gone = within("the exit", events.recv()).await.unwrap();
+    let gone = gone.into_events().unwrap();
+    assert_eq!(gone[0].kind, EventKind::Unregistered);
+    assert_eq!(gone[0].reason, Reason::Exit(ExitReason::Normal));
+    assert!(!node.is_alive(pid));
+}
+
+#[tokio::test]
+async fn killing_a_process_removes_its_entries_with_reason_killed() {
+    let node = node();
+    let mut events = node.subscribe(Pattern::All).unwrap();
+    let p = node.process();
+    p.register("victim", &()).unwrap();
+    p.join("victims", &()).unwrap();
+    let _ = (single(&mut events), single(&mut events));
+
+    assert!(node.kill(p.pid()));
+
+    let removed = batch(&mut events);
+    assert_eq!(removed.len(), 2);
+    assert!(
+        removed
+            .iter()
+            .all(|e| e.reason == Reason::Exit(ExitReason::Killed) && e.pid == p.pid())
+    );
+    assert!(!p.is_alive());
+    assert!(!node.is_alive(p.pid()));
+    assert_eq!(p.exit_reason(), Some(ExitReason::Killed));
+    assert!(node.lookup("victim").is_none());
+    assert!(node.members("victims").is_empty());
+    assert_eq!(node.process_count(), 0);
+
+    // Dropping the killed handle later changes nothing and emits nothing.
+    drop(p);
+    assert_quiet(&mut events);
+}
+
+#[tokio::test]
+async fn kill_returns_false_for_an_unknown_or_already_dead_pid() {
+    let node = node();
+    assert!(!node.kill(Pid::new(node.incarnation(), 999_999)));
+    let p = node.process();
+    assert!(node.kill(p.pid()));
+    assert!(!node.kill(p.pid()));
+    let dropped = node.process().pid();
+    assert!(!node.kill(dropped));
+}
+
+#[tokio::test]
+async fn a_live_process_has_no_exit_reason() {
+    let node = node();
+    let p = node.process();
+    assert!(p.is_alive());
+    assert_eq!(p.exit_reason(), None);
+    assert_eq!(p.node().incarnation(), node.incarnation());
+}
+
+#[tokio::test]
+async fn killing_a_spawned_process_aborts_its_task() {
+    struct SignalOnDrop(Option<tokio::sync::oneshot::Sender<()>>);
+    impl Drop for SignalOnDrop {
+        fn drop(&mut self) {
+            if let Some(tx) = self.0.take() {
+                let _ = tx.send(());
+            }
+        }
+    }
+
+    let node = node();
+    let (dropped_tx, dropped_rx) = tokio::sync::oneshot::channel();
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let finished = Arc::new(AtomicBool::new(false));
+    let finished_in_task = finished.clone();
+    let pid = node.spawn(move |proc| async move {
+        let _guard = SignalOnDrop(Some(dropped_tx));
+        proc.register("sleeper", &()).unwrap();
+        started_tx.send(()).unwrap();
+        std::future::pending::<()>().await;
+        finished_in_task.store(true, Ordering::SeqCst);
+        drop(proc);
+    });
+    within("the process to start", started_rx).await.unwrap();
+    assert_eq!(node.whereis("sleeper"), Some(pid));
+
+    assert!(node.kill(pid));
+
+    within("the task to be aborted", dropped_rx).await.unwrap();
+    assert!(!finished.load(Ordering::SeqCst));
+    assert!(node.lookup("sleeper").is_none());
+}
+
+#[tokio::test]
+async fn a_process_killed_before_its_task_first_runs_never_runs_its_body() {
+    let node = node();
+    let ran = Arc::new(AtomicBool::new(false));
+    let ran_in_task = ran.clone();
+    let pid = node.spawn(move |proc| async move {
+        ran_in_task.store(true, Ordering::SeqCst);
+        proc.register("never", &()).unwrap();
+    });
+    assert!(node.kill(pid));
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!ran.load(Ordering::SeqCst));
+    assert!(node.lookup("never").is_none());
+}
+
+#[tokio::test]
+async fn process_count_counts_live_local_processes() {
+    let node = node();
+    assert_eq!(node.process_count(), 0);
+    let a = node.process();
+    let b = node.process();
+    assert_eq!(node.process_count(), 2);
+    node.kill(a.pid());
+    assert_eq!(node.process_count(), 1);
+    drop(b);
+    assert_eq!(node.process_count(), 0);
+}
+
+#[tokio::test]
+async fn messages_are_typed_and_carry_their_sender() {
+    let node = node();
+    let (a, mut b) = (node.process(), node.process());
+    a.send(b.pid(), &(7u32, "seven")).unwrap();
+    node.send(b.pid(), &vec![1u8, 2, 3]).unwrap();
+
+    let first = within("a message", b.recv_envelope()).await.unwrap();
+    assert_eq!(first.from(), Some(a.pid()));
+    assert_eq!(
+        first.decode::<(u32, String)>().unwrap(),
+        (7, "seven".into())
+    );
+    let second = within("a message", b.recv_envelope()).await.unwrap();
+    assert_eq!(second.from(), None);
+    assert_eq!(second.decode::<Vec<u8>>().unwrap(), [1, 2, 3]);
+    assert!(b.try_recv::<u8>().is_none());
+}
+
+#[tokio::test]
+async fn a_message_of_another_type_fails_to_decode_and_is_consumed() {
+    let node = node();
+    let (a, mut b) = (node.process(), node.process());
+    a.send(b.pid(), &"text").unwrap();
+    a.send(b.pid(), &5u8).unwrap();
+
+    let err = within("a message", b.recv::<u64>()).await.unwrap_err();
+    assert!(matches!(err, RecvError::Decode { from: Some(from), .. } if from == a.pid()));
+    assert_eq!(within("a message", b.recv::<u8>()).await.unwrap(), 5);
+}
+
+#[tokio::test]
+async fn try_recv_takes_a_queued_message_without_waiting() {
+    let node = node();
+    let mut p = node.process();
+    assert!(p.try_recv::<u8>().is_none());
+    node.send(p.pid(), &9u8).unwrap();
+    assert_eq!(p.try_recv::<u8>().unwrap().unwrap(), 9);
+    node.send(p.pid(), &"x").unwrap();
+    assert!(matches!(
+        p.try_recv::<u8>(),
+        Some(Err(RecvError::Decode { .. }))
+    ));
+}
+
+#[tokio::test]
+async fn sending_to_an_unknown_or_dead_process_fails_with_no_process() {
+    let node = node();
+    let unknown = Pid::new(node.incarnation(), 123_456);
+    assert_eq!(node.send(unknown, &1u8), Err(SendError::NoProcess(unknown)));
+    let killed = node.process();
+    node.kill(killed.pid());
+    assert_eq!(
+        node.send(killed.pid(), &1u8),
+        Err(SendError::NoProcess(killed.pid()))
+    );
+    let dropped = node.process().pid();
+    assert_eq!(node.send(dropped, &1u8), Err(SendError::NoProcess(dropped)));
+    let elsewhere = common::node().process();
+    assert_eq!(
+        node.send(elsewhere.pid(), &1u8),
+        Err(SendError::NoProcess(elsewhere.pid()))
+    );
+}
+
+#[tokio::test]
+async fn a_full_mailbox_refuses_messages_until_one_is_received() {
+    let node = Node::builder().mailbox_capacity(2).start().unwrap();
+    let mut p = node.process();
+    node.send(p.pid(), &1u8).unwrap();
+    node.send(p.pid(), &2u8).unwrap();
+    assert_eq!(
+        node.send(p.pid(), &3u8),
+        Err(SendError::MailboxFull(p.pid()))
+    );
+    assert_eq!(p.try_recv::<u8>().unwrap().unwrap(), 1);
+    node.send(p.pid(), &4u8).unwrap();
+    assert_eq!(p.try_recv::<u8>().unwrap().unwrap(), 2);
+    assert_eq!(p.try_recv::<u8>().unwrap().unwrap(), 4);
+}
+
+#[tokio::test]
+async fn a_killed_process_drains_its_queued_messages_then_recv_reports_exited() {
+    let node = node();
+    let mut p = node.process();
+    node.send(p.pid(), &1u8).unwrap();
+    node.send(p.pid(), &2u8).unwrap();
+    node.kill(p.pid());
+    assert_eq!(within("a message", p.recv::<u8>()).await.unwrap(), 1);
+    assert_eq!(within("a message", p.recv::<u8>()).await.unwrap(), 2);
+    assert_eq!(
+        within("recv", p.recv::<u8>()).await,
+        Err(RecvError::Exited(p.pid()))
+    );
+}
+
+struct Unencodable;
+
+impl Serialize for Unencodable {
+    fn serialize<S: Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(S::Error::custom("this value refuses to be encoded"))
+    }
+}
+
+#[tokio::test]
+async fn a_message_serde_cannot_encode_fails_to_send_with_encode() {
+    let node = node();
+    let mut p = node.process();
+    assert!(matches!(
+        node.send(p.pid(), &Unencodable),
+        Err(SendError::Encode(_))
+    ));
+    assert!(p.try_recv::<u8>().is_none());
+}
+
+#[tokio::test]
+async fn a_dead_process_can_neither_register_nor_join() {
+    let node = node();
+    let mut events = node.subscribe(Pattern::All).unwrap();
+    let p = node.process();
+    node.kill(p.pid());
+    assert_eq!(
+        p.register("late", &()),
+        Err(RegistryError::ProcessDead { pid: p.pid() })
+    );
+    assert_eq!(
+        p.join("late", &()),
+        Err(RegistryError::ProcessDead { pid: p.pid() })
+    );
+    assert!(matches!(
+        p.unregister("late"),
+        Err(RegistryError::NotRegistered { .. })
+    ));
+    assert!(matches!(
+        p.leave("late"),
+        Err(RegistryError::NotInGroup { .. })
+    ));
+    assert_eq!(node.registry_count(), 0);
+    assert_eq!(node.membership_count(), 0);
+    assert_quiet(&mut events);
+}
+
+#[tokio::test]
+async fn a_process_of_another_node_is_refused_as_foreign() {
+    let node = node();
+    let elsewhere = common::node();
+    let foreign = elsewhere.process();
+    let expected = Err(RegistryError::ForeignProcess { pid: foreign.pid() });
+    assert_eq!(node.register(&foreign, "k", &()).map(|_| ()), expected);
+    assert_eq!(node.join(&foreign, "k", &()), expected);
+    assert_eq!(node.unregister(&foreign, "k"), expected);
+    assert_eq!(node.leave(&foreign, "k"), expected);
+    assert_eq!(node.registry_count(), 0);
+    assert_eq!(node.membership_count(), 0);
+    assert_eq!(elsewhere.registry_count(), 0);
+}
+
+/// Checks that every index agrees with the others and that only live processes appear.
+fn assert_consistent(node: &Node, procs: &[Process]) {
+    let names = node.registered("", usize::MAX).unwrap();
+    let memberships = node.select(Table::Groups, None, |_| true).unwrap();
+    for (key, registration) in &names {
+        assert!(
+            node.is_alive(registration.pid),
+            "{key} is still owned by dead {}",
+            registration.pid
+        );
+    }
+    for entry in &memberships {
+        assert!(
+            node.is_alive(entry.pid),
+            "{} still has dead member {}",
+            entry.key,
+            entry.pid
+        );
+    }
+    assert_eq!(node.registry_count(), names.len());
+    assert_eq!(node.local_registry_count(), names.len());
+    assert_eq!(node.membership_count(), memberships.len());
+    assert_eq!(node.member_count("g/"), memberships.len());
+    assert_eq!(node.groups("", usize::MAX).unwrap().len(), {
+        let keys: BTreeSet<_> = memberships.iter().map(|e| e.key.clone()).collect();
+        keys.len()
+    });
+    for p in procs {
+        let owned: Vec<_> = names
+            .iter()
+            .filter(|(_, r)| r.pid == p.pid())
+            .map(|(k, _)| k.clone())
+            .collect();
+        assert_eq!(node.names_of(p.pid()), owned, "owner index of {}", p.pid());
+        let mut joined: Vec<_> = memberships
+            .iter()
+            .filter(|e| e.pid == p.pid())
+            .map(|e| e.key.clone())
+            .collect();
+        joined.sort();
+        assert_eq!(node.keys_of(p.pid()), joined, "owner index of {}", p.pid());
+    }
+}
+
+/// Checks that the events of each key tell a consistent story: a name is registered before
+/// it is updated or unregistered, by the pid that holds it; a membership likewise.
+fn assert_event_story(events: &[roster::Event]) {
+    let mut owners: BTreeMap<String, Pid> = BTreeMap::new();
+    let mut members: BTreeSet<(String, Pid)> = BTreeSet::new();
+    for e in events {
+        let key = e.key.to_string();
+        match e.kind {
+            EventKind::Registered if e.previous_meta.is_none() => {
+                let before = owners.insert(key, e.pid);
+                assert_eq!(before, None, "{e:?} while the name was held");
+            }
+            EventKind::Registered => assert_eq!(owners.get(&key), Some(&e.pid), "{e:?}"),
+            EventKind::Unregistered => {
+                assert_eq!(owners.remove(&key), Some(e.pid), "{e:?}");
+            }
+            EventKind::Joined if e.previous_meta.is_none() => {
+                assert!(members.insert((key, e.pid)), "{e:?} twice");
+            }
+            EventKind::Joined => assert!(members.contains(&(key, e.pid)), "{e:?}"),
+            EventKind::Left => assert!(members.remove(&(key, e.pid)), "{e:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_process_killed_while_registering_and_joining_never_leaves_an_entry_behind() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let _guard = runtime.enter();
+    let node = Node::builder()
+        .subscription_capacity(1 << 22)
+        .start()
+        .unwrap();
+    let mut events = node.subscribe(Pattern::All).unwrap();
+    let other = node.connect("other").unwrap();
+    const KEYS: usize = 6;
+    for round in 0..300usize {
+        let procs: Vec<Process> = (0..4).map(|_| node.process()).collect();
+        let victims = [procs[0].pid(), procs[2].pid(), procs[3].pid()];
+        let barrier = Barrier::new(3);
+        std::thread::scope(|s| {
+            for pair in procs.chunks(2) {
+                let (barrier, other) = (&barrier, &other);
+                s.spawn(move || {
+                    barrier.wait();
+                    for k in 0..KEYS {
+                        for p in pair {
+                            let _ = p.register(&format!("n/{k}"), &round);
+                            let _ = p.join(&format!("g/{k}"), &round);
+                            let _ = other.register(p, &format!("o/{k}"), &round);
+                            if k % 2 == 1 {
+                                let _ = p.unregister(&format!("n/{}", k - 1));
+                                let _ = p.leave(&format!("g/{}", k - 1));
+                            }
+                        }
+                    }
+                });
+            }
+            let (barrier, node) = (&barrier, &node);
+            s.spawn(move || {
+                barrier.wait();
+                for _ in 0..(round * 37) % 3000 {
+                    std::hint::spin_loop();
+                }
+                for pid in victims {
+                    assert!(node.kill(pid));
+                }
+            });
+        });
+
+        for pid in victims {
+            assert!(!node.is_alive(pid));
+            assert!(node.names_of(pid).is_empty() && node.keys_of(pid).is_empty());
+        }
+        assert_consistent(&node, &procs);
+        let survivor = procs[1].pid();
+        assert!(
+            other
+                .registered("", usize::MAX)
+                .unwrap()
+                .iter()
+                .all(|(_, r)| r.pid == survivor)
+        );
+        assert_eq!(other.names_of(survivor).len(), other.registry_count());
+        drop(procs);
+        assert_eq!(node.registry_count(), 0, "round {round}");
+        assert_eq!(node.local_registry_count(), 0);
+        assert_eq!(node.membership_count(), 0);
+        assert_eq!(other.registry_count(), 0);
+        assert_eq!(other.local_registry_count(), 0);
+        assert_eq!(node.process_count(), 0);
+    }
+    assert_event_story(&common::drain(&mut events));
+}
+
+#[test]
+fn a_name_freed_by_a_concurrent_kill_is_registrable_as_soon_as_the_death_is_observable() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let _guard = runtime.enter();
+    let node = Node::builder()
+        .subscription_capacity(1 << 20)
+        .start()
+        .unwrap();
+    let mut events = node.subscribe("contested").unwrap();
+    for round in 0..500u32 {
+        let owner = node.process();
+        owner.register("contested", &round).unwrap();
+        owner.join("also-held", &()).unwrap();
+        let heir = node.process();
+        let (owner_pid, heir_pid) = (owner.pid(), heir.pid());
+        std::thread::scope(|s| {
+            s.spawn(|| assert!(node.kill(owner_pid)));
+            s.spawn(|| {
+                while node.is_alive(owner_pid) {
+                    std::hint::spin_loop();
+                }
+                heir.register("contested", &round)
+                    .expect("a name is free as soon as its owner is observably dead");
+            });
+        });
+        assert_eq!(node.whereis("contested"), Some(heir.pid()));
+        assert_eq!(node.registry_count(), 1);
+        assert_eq!(node.local_registry_count(), 1);
+        assert_eq!(node.membership_count(), 0);
+        drop(heir);
+        assert_eq!(node.local_registry_count(), 0);
+
+        let story: Vec<_> = common::drain(&mut events)
+            .into_iter()
+            .map(|e| (e.kind, e.pid, e.reason))
+            .collect();
+        assert_eq!(
+            story,
+            [
+                (EventKind::Registered, owner_pid, Reason::Requested),
+                (
+                    EventKind::Unregistered,
+                    owner_pid,
+                    Reason::Exit(ExitReason::Killed)
+                ),
+                (EventKind::Registered, heir_pid, Reason::Requested),
+                (
+                    EventKind::Unregistered,
+                    heir_pid,
+                    Reason::Exit(ExitReason::Normal)
+                ),
+            ],
+            "round {round}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn killing_a_process_wakes_its_handle_waiting_in_recv_with_exited() {
+    let node = node();
+    let mut p = node.process();
+    let pid = p.pid();
+    let (waiting_tx, waiting_rx) = tokio::sync::oneshot::channel();
+    let waiter = tokio::spawn(async move {
+        waiting_tx.send(()).unwrap();
+        p.recv::<u8>().await
+    });
+    within("the waiter to start", waiting_rx).await.unwrap();
+    tokio::task::yield_now().await;
+
+    assert!(node.kill(pid));
+
+    let outcome = within("recv to return after the kill", waiter)
+        .await
+        .unwrap();
+    assert_eq!(outcome, Err(RecvError::Exited(pid)));
+}
+
+#[test]
+fn kill_reports_true_only_when_it_ended_the_process_itself() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let _guard = runtime.enter();
+    let node = Node::builder()
+        .subscription_capacity(1 << 20)
+        .start()
+        .unwrap();
+    let mut events = node.subscribe("racer").unwrap();
+    let (mut kills, mut drops) = (0, 0);
+    for round in 0..2000 {
+        let p = node.process();
+        p.register("racer", &()).unwrap();
+        let pid = p.pid();
+        let barrier = Barrier::new(2);
+        let killed = std::thread::scope(|s| {
+            s.spawn(|| {
+                barrier.wait();
+                drop(p);
+            });
+            let killer = s.spawn(|| {
+                barrier.wait();
+                node.kill(pid)
+            });
+            killer.join().unwrap()
+        });
+        let removal = common::drain(&mut events)
+            .into_iter()
+            .find(|e| e.kind == EventKind::Unregistered)
+            .expect("the name was removed");
+        let expected = if killed {
+            kills += 1;
+            Reason::Exit(ExitReason::Killed)
+        } else {
+            drops += 1;
+            Reason::Exit(ExitReason::Normal)
+        };
+        assert_eq!(
+            removal.reason, expected,
+            "round {round}: kill returned {killed}"
+        );
+    }
+    assert!(kills > 0 && drops > 0, "both sides won some rounds");
+}

@@ -1,0 +1,301 @@
+//! select / count_match over names and groups, and dispatch to a key.
+
+mod common;
+
+use common::{meta, node, within};
+use roster::{Dispatched, Entry, KeyError, Node, SendError, Table};
+use serde::ser::{Error as _, Serialize, Serializer};
+
+fn keys(entries: &[Entry]) -> Vec<&str> {
+    entries.iter().map(|e| e.key.as_str()).collect()
+}
+
+#[tokio::test]
+async fn select_over_names_under_a_prefix_returns_matching_entries_in_key_order() {
+    let node = node();
+    let procs: Vec<_> = (0..5).map(|_| node.process()).collect();
+    let ages = [
+        ("user/3", 50u8),
+        ("user/1", 40),
+        ("user/2", 20),
+        ("users", 90),
+        ("admin/1", 70),
+    ];
+    for (p, (key, age)) in procs.iter().zip(ages) {
+        p.register(key, &age).unwrap();
+    }
+
+    let old = node
+        .select(Table::Names, Some("user/"), |e| {
+            e.meta.decode::<u8>().unwrap() >= 30
+        })
+        .unwrap();
+
+    assert_eq!(
+        old,
+        [
+            Entry {
+                key: "user/1".into(),
+                pid: procs[1].pid(),
+                meta: meta(&40u8)
+            },
+            Entry {
+                key: "user/3".into(),
+                pid: procs[0].pid(),
+                meta: meta(&50u8)
+            },
+        ]
+    );
+    assert_eq!(
+        node.count_match(Table::Names, Some("user/"), |e| e
+            .meta
+            .decode::<u8>()
+            .unwrap()
+            >= 30),
+        Ok(2)
+    );
+}
+
+#[tokio::test]
+async fn select_without_a_prefix_scans_the_whole_table() {
+    let node = node();
+    let (a, b) = (node.process(), node.process());
+    a.register("x", &1u8).unwrap();
+    b.register("y/1", &2u8).unwrap();
+    a.join("x", &3u8).unwrap();
+
+    let mut names = node.select(Table::Names, None, |_| true).unwrap();
+    names.sort_by(|l, r| l.key.cmp(&r.key));
+    assert_eq!(keys(&names), ["x", "y/1"]);
+    assert_eq!(node.count_match(Table::Names, None, |_| true), Ok(2));
+    let by_b = node
+        .select(Table::Names, None, |e| e.pid == b.pid())
+        .unwrap();
+    assert_eq!(keys(&by_b), ["y/1"]);
+    assert_eq!(
+        node.count_match(Table::Names, None, |e| e.key == "x"),
+        Ok(1)
+    );
+    assert_eq!(node.count_match(Table::Names, None, |_| false), Ok(0));
+}
+
+#[tokio::test]
+async fn select_over_groups_yields_one_entry_per_member_of_each_group() {
+    let node = node();
+    let (a, b) = (node.process(), node.process());
+    a.join("room/1", &"admin").unwrap();
+    b.join("room/1", &"guest").unwrap();
+    b.join("room/2", &"admin").unwrap();
+    a.join("other", &"admin").unwrap();
+    a.register("room/9", &"admin").unwrap();
+
+    let all = node.select(Table::Groups, Some("room/"), |_| true).unwrap();
+    assert_eq!(
+        all.iter()
+            .map(|e| (e.key.as_str(), e.pid, e.meta.clone()))
+            .collect::<Vec<_>>(),
+        [
+            ("room/1", a.pid(), meta("admin")),
+            ("room/1", b.pid(), meta("guest")),
+            ("room/2", b.pid(), meta("admin")),
+        ]
+    );
+    let admins = |e: &Entry| e.meta.decode::<String>().unwrap() == "admin";
+    assert_eq!(
+        node.count_match(Table::Groups, Some("room/"), admins),
+        Ok(2)
+    );
+    assert_eq!(node.count_match(Table::Groups, None, admins), Ok(3));
+    let of_a = node
+        .select(Table::Groups, None, |e| e.pid == a.pid())
+        .unwrap();
+    let mut of_a = keys(&of_a);
+    of_a.sort();
+    assert_eq!(of_a, ["other", "room/1"]);
+}
+
+#[tokio::test]
+async fn select_and_count_match_skip_dead_processes() {
+    let node = node();
+    let (alive, dead) = (node.process(), node.process());
+    alive.register("n/1", &()).unwrap();
+    dead.register("n/2", &()).unwrap();
+    alive.join("g/1", &()).unwrap();
+    dead.join("g/1", &()).unwrap();
+    node.kill(dead.pid());
+
+    for prefix in [None, Some("n/"), Some("g/")] {
+        let names = node.select(Table::Names, prefix, |_| true).unwrap();
+        let groups = node.select(Table::Groups, prefix, |_| true).unwrap();
+        assert!(names.iter().chain(&groups).all(|e| e.pid == alive.pid()));
+    }
+    assert_eq!(node.count_match(Table::Names, None, |_| true), Ok(1));
+    assert_eq!(node.count_match(Table::Groups, Some("g/"), |_| true), Ok(1));
+}
+
+#[tokio::test]
+async fn select_and_count_match_refuse_a_prefix_without_a_trailing_slash() {
+    let node = node();
+    let p = node.process();
+    p.register("user/1", &()).unwrap();
+    let refused = Err(KeyError::NotAPrefix("user".into()));
+    assert_eq!(node.select(Table::Names, Some("user"), |_| true), refused);
+    assert_eq!(
+        node.count_match(Table::Groups, Some("user"), |_| true),
+        Err(KeyError::NotAPrefix("user".into()))
+    );
+}
+
+#[tokio::test]
+async fn the_predicate_is_called_once_per_live_entry() {
+    let node = node();
+    let procs: Vec<_> = (0..3).map(|_| node.process()).collect();
+    for (i, p) in procs.iter().enumerate() {
+        p.join("g", &i).unwrap();
+        p.register(&format!("n/{i}"), &i).unwrap();
+    }
+    let mut calls = 0;
+    let _ = node.select(Table::Groups, None, |_| {
+        calls += 1;
+        false
+    });
+    assert_eq!(calls, 3);
+    calls = 0;
+    let _ = node.count_match(Table::Names, Some("n/"), |_| {
+        calls += 1;
+        true
+    });
+    assert_eq!(calls, 3);
+}
+
+#[tokio::test]
+async fn dispatch_reaches_the_owner_and_every_member_of_the_exact_key_once() {
+    let node = node();
+    let (mut owner, mut a, mut b) = (node.process(), node.process(), node.process());
+    let mut elsewhere = node.process();
+    owner.register("room/1", &()).unwrap();
+    owner.join("room/1", &()).unwrap(); // the owner is also a member: reached once
+    a.join("room/1", &()).unwrap();
+    b.join("room/1", &()).unwrap();
+    elsewhere.join("room/10", &()).unwrap();
+    elsewhere.join("room/1/sub", &()).unwrap();
+    elsewhere.register("room/11", &()).unwrap();
+
+    let sent = node.dispatch("room/1", &"hello").unwrap();
+
+    assert_eq!(
+        sent,
+        Dispatched {
+            local: 3,
+            mailbox_full: 0
+        }
+    );
+    for p in [&mut owner, &mut a, &mut b] {
+        let envelope = within("the dispatched message", p.recv_envelope())
+            .await
+            .unwrap();
+        assert_eq!(envelope.from(), None);
+        assert_eq!(envelope.decode::<String>().unwrap(), "hello");
+        assert!(p.try_recv::<String>().is_none(), "delivered once");
+    }
+    assert!(elsewhere.try_recv::<String>().is_none());
+}
+
+#[tokio::test]
+async fn dispatch_to_a_name_without_members_reaches_its_owner() {
+    let node = node();
+    let mut owner = node.process();
+    owner.register("service", &()).unwrap();
+    assert_eq!(node.dispatch("service", &1u8).unwrap().local, 1);
+    assert_eq!(owner.try_recv::<u8>().unwrap().unwrap(), 1);
+}
+
+#[tokio::test]
+async fn dispatch_to_a_key_nobody_holds_reaches_nobody() {
+    let node = node();
+    assert_eq!(node.dispatch("nobody", &1u8), Ok(Dispatched::default()));
+    assert_eq!(node.dispatch("", &1u8), Ok(Dispatched::default()));
+}
+
+#[tokio::test]
+async fn dispatch_to_a_prefix_reaches_nobody() {
+    let node = node();
+    let (mut a, mut b) = (node.process(), node.process());
+    a.join("room/1", &()).unwrap();
+    b.register("room/2", &()).unwrap();
+    assert_eq!(node.dispatch("room/", &1u8), Ok(Dispatched::default()));
+    assert!(a.try_recv::<u8>().is_none());
+    assert!(b.try_recv::<u8>().is_none());
+}
+
+#[tokio::test]
+async fn dispatch_skips_dead_processes() {
+    let node = node();
+    let (mut alive, dead) = (node.process(), node.process());
+    alive.join("g", &()).unwrap();
+    dead.join("g", &()).unwrap();
+    dead.register("g", &()).unwrap();
+    node.kill(dead.pid());
+    assert_eq!(node.dispatch("g", &1u8).unwrap().local, 1);
+    assert_eq!(alive.try_recv::<u8>().unwrap().unwrap(), 1);
+}
+
+#[tokio::test]
+async fn dispatch_counts_full_mailboxes_and_still_reaches_the_others() {
+    let node = Node::builder().mailbox_capacity(1).start().unwrap();
+    let (mut full, mut free) = (node.process(), node.process());
+    full.join("g", &()).unwrap();
+    free.join("g", &()).unwrap();
+    node.send(full.pid(), &0u8).unwrap();
+
+    let sent = node.dispatch("g", &1u8).unwrap();
+
+    assert_eq!(
+        sent,
+        Dispatched {
+            local: 1,
+            mailbox_full: 1
+        }
+    );
+    assert_eq!(free.try_recv::<u8>().unwrap().unwrap(), 1);
+    assert_eq!(full.try_recv::<u8>().unwrap().unwrap(), 0);
+    assert!(full.try_recv::<u8>().is_none());
+}
+
+#[tokio::test]
+async fn one_dispatch_shares_one_encoding_between_its_receivers() {
+    let node = node();
+    let (mut a, mut b) = (node.process(), node.process());
+    a.join("g", &()).unwrap();
+    b.join("g", &()).unwrap();
+    node.dispatch("g", &"a message long enough to be allocated")
+        .unwrap();
+    let from_a = a.recv_envelope().await.unwrap();
+    let from_b = b.recv_envelope().await.unwrap();
+    assert_eq!(from_a.payload(), from_b.payload());
+    assert_eq!(
+        from_a.payload().as_ptr(),
+        from_b.payload().as_ptr(),
+        "both receivers share the bytes of one encoding"
+    );
+}
+
+struct Unencodable;
+
+impl Serialize for Unencodable {
+    fn serialize<S: Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(S::Error::custom("this value refuses to be encoded"))
+    }
+}
+
+#[tokio::test]
+async fn dispatching_a_message_serde_cannot_encode_fails_with_encode() {
+    let node = node();
+    let mut p = node.process();
+    p.join("g", &()).unwrap();
+    assert!(matches!(
+        node.dispatch("g", &Unencodable),
+        Err(SendError::Encode(_))
+    ));
+    assert!(p.try_recv::<u8>().is_none());
+}
