@@ -177,7 +177,9 @@ async fn queries_with_invalid_keys_find_nothing() {
         Err(KeyError::NotAPrefix(_))
     ));
     // `""` is the empty prefix (every key), as in `registered` and `groups`.
-    assert_eq!(node.select(Table::Names, Some(""), |_| true), Ok(vec![]));
+    let everything = node.select(Table::Names, Some(""), |_| true).unwrap();
+    assert_eq!(everything.len(), 1);
+    assert_eq!(everything[0].key, "k");
 }
 
 #[tokio::test]
