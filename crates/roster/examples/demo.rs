@@ -39,6 +39,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                             Reason::Requested => "requested".to_string(),
                             Reason::Exit(exit) => format!("exit {exit:?}"),
                             Reason::ScopeDisconnected => "scope disconnected".to_string(),
+                            other => format!("{other:?}"),
                         };
                         *counts
                             .entry(format!("{:?} ({reason})", event.kind))

@@ -33,6 +33,12 @@ impl Hlc {
             }
         }
     }
+
+    /// Moves the clock past a reading received from another node, so that every later
+    /// reading here is greater (fencing tokens only grow across the cluster).
+    pub(crate) fn observe(&self, remote: u64) {
+        self.last.fetch_max(remote, Ordering::AcqRel);
+    }
 }
 
 fn wall_millis() -> u64 {

@@ -86,13 +86,6 @@ impl Member {
         &self.meta
     }
 
-    pub(crate) fn with_meta(&self, meta: Meta) -> Member {
-        Member {
-            meta,
-            ..self.clone()
-        }
-    }
-
     #[inline]
     pub(crate) fn is_alive(&self) -> bool {
         self.liveness.as_ref().is_none_or(|l| l.is_alive())

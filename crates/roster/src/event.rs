@@ -1,5 +1,7 @@
 //! Lifecycle events of names and group memberships.
 
+use serde::{Deserialize, Serialize};
+
 use crate::key::{Key, ScopeName};
 use crate::meta::Meta;
 use crate::pid::Pid;
@@ -19,7 +21,7 @@ pub enum EventKind {
 }
 
 /// Why an entry changed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Reason {
     /// The owning process asked for it (register, unregister, join, leave).
     Requested,
@@ -27,6 +29,16 @@ pub enum Reason {
     Exit(ExitReason),
     /// This node disconnected from the scope, dropping its local view of it.
     ScopeDisconnected,
+    /// The name went to another process in a conflict between nodes (concurrent
+    /// registrations, or a partition that healed).
+    Conflict {
+        /// The process that kept the name.
+        winner: Pid,
+    },
+    /// A resync with the owner's node showed the entry no longer exists there; it was
+    /// removed while this node was not receiving that node's updates, for a reason this
+    /// node cannot know.
+    Resynced,
 }
 
 /// One change to one entry, as delivered to subscribers.

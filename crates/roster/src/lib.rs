@@ -36,18 +36,21 @@
 #![deny(missing_docs, unreachable_pub, rustdoc::broken_intra_doc_links)]
 
 mod clock;
+mod conflict;
 mod entry;
 mod error;
 mod event;
 mod key;
 mod meta;
 mod node;
+mod op;
 mod pid;
 mod process;
 mod scope;
 mod store;
 pub mod subscription;
 
+pub use conflict::{ConflictRule, Resolver, Winner};
 pub use entry::{Entry, Member, Members, Registration, Table};
 pub use error::{KeyError, MetaError, RecvError, RegistryError, ScopeError, SendError, StartError};
 pub use event::{Event, EventKind, Reason};

@@ -8,13 +8,14 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::clock::Hlc;
+use crate::conflict::ConflictRule;
 use crate::error::{ScopeError, SendError, StartError};
 use crate::key::{Limits, ScopeName};
 use crate::meta::Meta;
 use crate::pid::Pid;
 use crate::process::{Envelope, ExitReason, Holding, Process, ProcessCell};
 use crate::scope::{DEFAULT_SCOPE, Scope};
-use crate::store::ScopeState;
+use crate::store::{ScopeConfig, ScopeState};
 
 type PidMap<V> = papaya::HashMap<Pid, V, foldhash::fast::RandomState>;
 type ScopeMap = papaya::HashMap<ScopeName, Arc<ScopeState>, foldhash::fast::RandomState>;
@@ -43,6 +44,7 @@ pub struct NodeBuilder {
     mailbox_capacity: usize,
     subscription_capacity: usize,
     incarnation: Option<u64>,
+    conflict_rule: ConflictRule,
 }
 
 impl Default for NodeBuilder {
@@ -56,6 +58,7 @@ impl Default for NodeBuilder {
             mailbox_capacity: 1024,
             subscription_capacity: 65_536,
             incarnation: None,
+            conflict_rule: ConflictRule::default(),
         }
     }
 }
@@ -102,6 +105,13 @@ impl NodeBuilder {
         self
     }
 
+    /// How name conflicts between nodes are decided (default
+    /// [`ConflictRule::KeepOldest`]). Every node of a cluster must use the same rule.
+    pub fn conflict_rule(mut self, rule: ConflictRule) -> Self {
+        self.conflict_rule = rule;
+        self
+    }
+
     /// Starts the node on the current tokio runtime.
     ///
     /// # Errors
@@ -114,7 +124,12 @@ impl NodeBuilder {
             .write_key(&self.name)
             .map_err(StartError::InvalidName)?;
         let incarnation = self.incarnation.unwrap_or_else(rand::random);
-        let default_scope = ScopeState::new(DEFAULT_SCOPE.into(), false, incarnation);
+        let scope_config = ScopeConfig {
+            local_incarnation: incarnation,
+            rule: self.conflict_rule,
+            outbox: None,
+        };
+        let default_scope = ScopeState::new(DEFAULT_SCOPE.into(), false, scope_config.clone());
         let scopes = ScopeMap::default();
         scopes
             .pin()
@@ -130,6 +145,7 @@ impl NodeBuilder {
             processes: PidMap::default(),
             scopes,
             default_scope,
+            scope_config,
             runtime,
         });
         Ok(Node::from_shared(shared))
@@ -148,6 +164,7 @@ pub(crate) struct NodeShared {
     processes: PidMap<Arc<ProcessCell>>,
     scopes: ScopeMap,
     default_scope: Arc<ScopeState>,
+    scope_config: ScopeConfig,
     runtime: tokio::runtime::Handle,
 }
 
@@ -509,7 +526,7 @@ impl Node {
             .map_err(ScopeError::InvalidName)?;
         let scopes = self.shared.scopes.pin();
         let state = scopes.get_or_insert_with(scope.into(), || {
-            ScopeState::new(scope.into(), local_only, self.shared.incarnation)
+            ScopeState::new(scope.into(), local_only, self.shared.scope_config.clone())
         });
         if state.local_only != local_only {
             return Err(ScopeError::KindMismatch(scope.into()));

@@ -19,7 +19,7 @@ use crate::pid::Pid;
 use crate::store::ScopeState;
 
 /// Why a process exited.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ExitReason {
     /// The handle was dropped normally.
     Normal,

@@ -7,14 +7,25 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::{Cause, ScopeState, keys_with_prefix};
+use super::{Cause, ScopeState, Shard, digest, keys_with_prefix};
 use crate::entry::{Entry, Member, Members};
 use crate::error::RegistryError;
 use crate::event::{Event, EventKind, Reason};
 use crate::key::{Key, is_prefix};
 use crate::meta::Meta;
+use crate::op::Op;
 use crate::pid::Pid;
 use crate::process::{HoldingKind, ProcessCell};
+
+/// What an upsert did to a group.
+pub(super) enum MemberChange {
+    /// The member was already there with the same meta.
+    Unchanged,
+    /// A new member.
+    Added,
+    /// The member's meta changed from this.
+    Updated(Meta),
+}
 
 impl ScopeState {
     /// Adds a local process to a group, or updates its meta there.
@@ -24,79 +35,121 @@ impl ScopeState {
         key: Key,
         meta: Meta,
     ) -> Result<(), RegistryError> {
-        let _shard = self.write_lock(&key)?;
-        let groups = self.groups.pin();
-        let current = groups.get(key.as_str());
-        if let Some(members) = current
-            && let Some(i) = members.iter().position(|m| m.pid() == cell.pid)
-        {
+        let mut shard = self.write_lock(&key)?;
+        let is_member = self
+            .groups
+            .pin()
+            .get(key.as_str())
+            .is_some_and(|members| members.iter().any(|m| m.pid() == cell.pid));
+        let member = Member::new(cell.pid, meta.clone(), Some(cell.liveness.clone()));
+        let change = if is_member {
             if !cell.liveness.is_alive() {
                 return Err(RegistryError::ProcessDead { pid: cell.pid });
             }
-            let previous = members[i].meta().clone();
-            if previous == meta {
-                return Ok(());
-            }
-            let updated: Arc<[Member]> = members
-                .iter()
-                .enumerate()
-                .map(|(j, m)| {
-                    if j == i {
-                        m.with_meta(meta.clone())
-                    } else {
-                        m.clone()
-                    }
-                })
-                .collect();
-            groups.insert(key.clone(), updated);
-            self.subscribers.emit(self.event(
-                EventKind::Joined,
-                &key,
-                cell.pid,
-                meta,
-                Some(previous),
-                Reason::Requested,
-            ));
-            return Ok(());
+            self.upsert_member(&mut shard, &key, member)
+        } else {
+            let mut change = MemberChange::Unchanged;
+            self.hold(cell, HoldingKind::Member, &key, || {
+                change = self.upsert_member(&mut shard, &key, member);
+            })?;
+            change
+        };
+        if let Some(event) = self.joined_event(&key, cell.pid, meta, change, Reason::Requested) {
+            self.subscribers.emit(event);
         }
-        let member = Member::new(cell.pid, meta.clone(), Some(cell.liveness.clone()));
-        self.hold(cell, HoldingKind::Member, &key, || {
-            let joined: Arc<[Member]> = current
-                .into_iter()
-                .flat_map(|members| members.iter().cloned())
-                .chain(std::iter::once(member))
-                .collect();
-            groups.insert(key.clone(), joined);
-        })?;
-        if current.is_none() {
-            let _ = self.group_index.insert_sync(key.clone(), ());
-        }
-        self.memberships.fetch_add(1, Ordering::Relaxed);
-        self.local_memberships.fetch_add(1, Ordering::Relaxed);
-        self.subscribers.emit(self.event(
-            EventKind::Joined,
-            &key,
-            cell.pid,
-            meta,
-            None,
-            Reason::Requested,
-        ));
         Ok(())
     }
 
     /// Removes a local process from a group.
     pub(crate) fn leave(&self, cell: &ProcessCell, key: &Key) -> Result<(), RegistryError> {
-        let _shard = self.write_lock(key)?;
+        let mut shard = self.write_lock(key)?;
         let event = self
-            .remove_member(key, cell.pid, Cause::Requested)
+            .remove_member(&mut shard, key, cell.pid, Cause::Requested)
             .ok_or_else(|| RegistryError::NotInGroup { key: key.clone() })?;
         self.forget_holding(cell, HoldingKind::Member, key);
         self.subscribers.emit(event);
         Ok(())
     }
 
+    /// Adds `member` to group `key` or replaces its meta there; the caller holds the shard
+    /// lock.
+    pub(super) fn upsert_member(
+        &self,
+        shard: &mut Shard,
+        key: &Key,
+        member: Member,
+    ) -> MemberChange {
+        let groups = self.groups.pin();
+        let current = groups.get(key.as_str());
+        let pid = member.pid();
+        let position = current.and_then(|members| members.iter().position(|m| m.pid() == pid));
+        let change = match (current, position) {
+            (Some(members), Some(i)) => {
+                let previous = members[i].meta().clone();
+                if previous == *member.meta() {
+                    return MemberChange::Unchanged;
+                }
+                shard.toggle_digest(pid.incarnation(), digest::member(key, pid, &previous));
+                let updated: Arc<[Member]> = members
+                    .iter()
+                    .enumerate()
+                    .map(|(j, m)| if j == i { member.clone() } else { m.clone() })
+                    .collect();
+                groups.insert(key.clone(), updated);
+                MemberChange::Updated(previous)
+            }
+            _ => {
+                let joined: Arc<[Member]> = current
+                    .into_iter()
+                    .flat_map(|members| members.iter().cloned())
+                    .chain(std::iter::once(member.clone()))
+                    .collect();
+                if groups.insert(key.clone(), joined).is_none() {
+                    let _ = self.group_index.insert_sync(key.clone(), ());
+                }
+                self.memberships.fetch_add(1, Ordering::Relaxed);
+                if self.is_local(pid) {
+                    self.local_memberships.fetch_add(1, Ordering::Relaxed);
+                }
+                MemberChange::Added
+            }
+        };
+        shard.toggle_digest(pid.incarnation(), digest::member(key, pid, member.meta()));
+        if self.is_local(pid) {
+            self.ship(Op::Join {
+                key: key.clone(),
+                pid,
+                meta: member.meta().clone(),
+            });
+        }
+        change
+    }
+
+    /// The `Joined` event of a change, if it changed anything.
+    pub(super) fn joined_event(
+        &self,
+        key: &Key,
+        pid: Pid,
+        meta: Meta,
+        change: MemberChange,
+        reason: Reason,
+    ) -> Option<Event> {
+        let previous = match change {
+            MemberChange::Unchanged => return None,
+            MemberChange::Added => None,
+            MemberChange::Updated(previous) => Some(previous),
+        };
+        Some(self.event(EventKind::Joined, key, pid, meta, previous, reason))
+    }
+
     /// Removes `pid` from group `key`; the caller holds the shard lock and emits the event.
-    pub(super) fn remove_member(&self, key: &Key, pid: Pid, cause: Cause<'_>) -> Option<Event> {
+    pub(super) fn remove_member(
+        &self,
+        shard: &mut Shard,
+        key: &Key,
+        pid: Pid,
+        cause: Cause<'_>,
+    ) -> Option<Event> {
         let groups = self.groups.pin();
         let members = groups.get(key.as_str())?;
         let i = members.iter().position(|m| m.pid() == pid)?;
@@ -113,9 +166,15 @@ impl ScopeState {
                 .collect();
             groups.insert(key.clone(), rest);
         }
+        shard.toggle_digest(pid.incarnation(), digest::member(key, pid, &meta));
         self.memberships.fetch_sub(1, Ordering::Relaxed);
         if self.is_local(pid) {
             self.local_memberships.fetch_sub(1, Ordering::Relaxed);
+            self.ship(Op::Leave {
+                key: key.clone(),
+                pid,
+                reason: cause.reason(),
+            });
         }
         Some(self.event(EventKind::Left, key, pid, meta, None, cause.reason()))
     }

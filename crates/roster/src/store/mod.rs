@@ -20,42 +20,79 @@
 //! Each local process keeps the list of entries it holds (see `process::Holding`), so the
 //! cleanup of an exited process costs what that process held, not a scan of the store.
 
+mod digest;
 mod groups;
 mod names;
+mod replica;
 
+use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use scc::TreeIndex;
 
+use crate::conflict::ConflictRule;
 use crate::entry::{Member, NameEntry};
 use crate::error::RegistryError;
 use crate::event::{Event, EventKind, Reason};
 use crate::key::{Key, Pattern, ScopeName};
 use crate::meta::Meta;
+use crate::op::{Op, Outbox};
 use crate::pid::Pid;
 use crate::process::{ExitReason, Holding, HoldingKind, ProcessCell};
 use crate::subscription::{SubscriberQueue, Subscribers};
 
+pub(crate) use replica::{Applied, SnapshotReceiver};
+
 /// Number of write shards per scope. A power of two well above the core count keeps two
-/// writers on different keys from meeting on a lock; 64 mutexes cost 512 bytes per scope.
+/// writers on different keys from meeting on a lock; 64 mutexes cost a few KiB per scope.
 pub(crate) const SHARDS: usize = 64;
 
 type Hasher = foldhash::fast::FixedState;
 type Map<V> = papaya::HashMap<Key, V, foldhash::fast::RandomState>;
 
+/// What a shard lock guards besides serializing the writers of its keys.
+#[derive(Default)]
+pub(crate) struct Shard {
+    /// Per origin incarnation: the XOR of the hashes of the entries of its keys in this
+    /// shard (live and shadowed), so that anti-entropy digests cost O(1) per write.
+    digests: HashMap<u64, u128>,
+    /// Names held by remote processes that lost a conflict to the live owner and whose
+    /// node has not removed them yet. If the live owner goes, the best of them takes over.
+    shadows: HashMap<Key, Vec<NameEntry>>,
+}
+
+impl Shard {
+    fn toggle_digest(&mut self, origin: u64, hash: u128) {
+        let digest = self.digests.entry(origin).or_insert(0);
+        *digest ^= hash;
+        if *digest == 0 {
+            self.digests.remove(&origin);
+        }
+    }
+}
+
+/// Settings of a scope that come from the node.
+#[derive(Clone)]
+pub(crate) struct ScopeConfig {
+    pub(crate) local_incarnation: u64,
+    pub(crate) rule: ConflictRule,
+    /// Where local writes put their ops; `None` for a node without replication.
+    pub(crate) outbox: Option<Arc<Outbox>>,
+}
+
 /// All state of one scope on this node.
 pub(crate) struct ScopeState {
     pub(crate) name: ScopeName,
     pub(crate) local_only: bool,
-    local_incarnation: u64,
+    config: ScopeConfig,
     connected: AtomicBool,
     names: Map<NameEntry>,
     name_index: TreeIndex<Key, ()>,
     groups: Map<Arc<[Member]>>,
     group_index: TreeIndex<Key, ()>,
-    shards: Box<[Mutex<()>]>,
+    shards: Box<[Mutex<Shard>]>,
     pub(crate) subscribers: Subscribers,
     local_names: AtomicUsize,
     memberships: AtomicUsize,
@@ -67,6 +104,7 @@ pub(crate) struct ScopeState {
 enum Cause<'a> {
     Requested,
     Exit(&'a ExitReason),
+    Remote(&'a Reason),
 }
 
 impl Cause<'_> {
@@ -74,22 +112,26 @@ impl Cause<'_> {
         match self {
             Cause::Requested => Reason::Requested,
             Cause::Exit(r) => Reason::Exit(r.clone()),
+            Cause::Remote(r) => r.clone(),
         }
     }
 }
 
 impl ScopeState {
-    pub(crate) fn new(name: ScopeName, local_only: bool, local_incarnation: u64) -> Arc<Self> {
+    pub(crate) fn new(name: ScopeName, local_only: bool, mut config: ScopeConfig) -> Arc<Self> {
+        if local_only {
+            config.outbox = None;
+        }
         Arc::new(ScopeState {
             name,
             local_only,
-            local_incarnation,
+            config,
             connected: AtomicBool::new(true),
             names: Map::default(),
             name_index: TreeIndex::new(),
             groups: Map::default(),
             group_index: TreeIndex::new(),
-            shards: (0..SHARDS).map(|_| Mutex::new(())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             subscribers: Subscribers::default(),
             local_names: AtomicUsize::new(0),
             memberships: AtomicUsize::new(0),
@@ -101,14 +143,19 @@ impl ScopeState {
         Hasher::default().hash_one(key) as usize & (SHARDS - 1)
     }
 
-    fn lock_shard(&self, index: usize) -> MutexGuard<'_, ()> {
-        // The shard mutex guards no data of its own (it serializes writers), so a poisoned
-        // lock carries no broken invariant.
+    fn lock_shard(&self, index: usize) -> MutexGuard<'_, Shard> {
+        // Every critical section leaves the shard consistent before anything can panic in
+        // it, so a poisoned lock carries no broken invariant.
         self.shards[index].lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Locks every shard, in index order (the order every multi-shard writer uses).
+    fn lock_all(&self) -> Vec<MutexGuard<'_, Shard>> {
+        (0..SHARDS).map(|i| self.lock_shard(i)).collect()
+    }
+
     /// Locks the shard of `key` and checks that the scope is still connected.
-    fn write_lock(&self, key: &str) -> Result<MutexGuard<'_, ()>, RegistryError> {
+    fn write_lock(&self, key: &str) -> Result<MutexGuard<'_, Shard>, RegistryError> {
         let guard = self.lock_shard(self.shard_of(key));
         if !self.is_connected() {
             return Err(RegistryError::ScopeNotConnected {
@@ -135,7 +182,15 @@ impl ScopeState {
     }
 
     fn is_local(&self, pid: Pid) -> bool {
-        pid.incarnation() == self.local_incarnation
+        pid.incarnation() == self.config.local_incarnation
+    }
+
+    /// Hands the op of a local write to replication. Called under the key's shard lock, so
+    /// the outbox holds each key's ops in the order they were applied.
+    fn ship(&self, op: Op) {
+        if let Some(outbox) = &self.config.outbox {
+            outbox.push(self.name.clone(), op);
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -198,14 +253,22 @@ impl ScopeState {
         let mut shards: Vec<usize> = holdings.iter().map(|h| self.shard_of(&h.key)).collect();
         shards.sort_unstable();
         shards.dedup();
-        let _guards: Vec<_> = shards.into_iter().map(|i| self.lock_shard(i)).collect();
+        let mut guards: Vec<_> = shards.iter().map(|&i| (i, self.lock_shard(i))).collect();
         let mut events = Vec::with_capacity(holdings.len());
         for holding in holdings {
-            let event = match holding.kind {
-                HoldingKind::Name => self.remove_name(&holding.key, pid, Cause::Exit(reason)),
-                HoldingKind::Member => self.remove_member(&holding.key, pid, Cause::Exit(reason)),
-            };
-            events.extend(event);
+            let index = self.shard_of(&holding.key);
+            let (_, shard) = guards
+                .iter_mut()
+                .find(|(i, _)| *i == index)
+                .expect("every holding's shard is locked");
+            match holding.kind {
+                HoldingKind::Name => {
+                    self.remove_name(shard, &holding.key, pid, Cause::Exit(reason), &mut events)
+                }
+                HoldingKind::Member => {
+                    events.extend(self.remove_member(shard, &holding.key, pid, Cause::Exit(reason)))
+                }
+            }
         }
         if events.len() == 1 {
             self.subscribers.emit(events.pop().expect("one event"));
@@ -217,7 +280,10 @@ impl ScopeState {
     /// Disconnects: refuses further writes, drops every entry, ends the subscriptions with
     /// a final batch, and returns the local processes whose holdings must be forgotten.
     pub(crate) fn close(&self) -> Vec<Pid> {
-        let _guards: Vec<_> = (0..SHARDS).map(|i| self.lock_shard(i)).collect();
+        let mut guards = self.lock_all();
+        for shard in guards.iter_mut() {
+            **shard = Shard::default();
+        }
         self.connected.store(false, Ordering::Release);
         let mut events = Vec::new();
         let mut local = Vec::new();

@@ -3,13 +3,15 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::{Cause, ScopeState, keys_with_prefix};
+use super::{Cause, ScopeState, Shard, digest, keys_with_prefix};
 use crate::clock::Hlc;
+use crate::conflict::Winner;
 use crate::entry::{Entry, NameEntry, Registration};
 use crate::error::RegistryError;
 use crate::event::{Event, EventKind, Reason};
 use crate::key::Key;
 use crate::meta::Meta;
+use crate::op::Op;
 use crate::pid::Pid;
 use crate::process::{ExitReason, HoldingKind, ProcessCell};
 
@@ -22,9 +24,8 @@ impl ScopeState {
         meta: Meta,
         clock: &Hlc,
     ) -> Result<Registration, RegistryError> {
-        let _shard = self.write_lock(&key)?;
+        let mut shard = self.write_lock(&key)?;
         let names = self.names.pin();
-        let mut replaced = None;
         if let Some(existing) = names.get(key.as_str()) {
             let current = &existing.registration;
             if current.pid == cell.pid {
@@ -35,22 +36,16 @@ impl ScopeState {
                     return Ok(current.clone());
                 }
                 let registration = Registration {
-                    meta: meta.clone(),
+                    meta,
                     ..current.clone()
                 };
                 let previous = current.meta.clone();
-                names.insert(
-                    key.clone(),
-                    NameEntry {
-                        registration: registration.clone(),
-                        liveness: existing.liveness.clone(),
-                    },
-                );
+                self.replace_live(&mut shard, &key, existing, registration.clone());
                 self.subscribers.emit(self.event(
                     EventKind::Registered,
                     &key,
                     cell.pid,
-                    meta,
+                    registration.meta.clone(),
                     Some(previous),
                     Reason::Requested,
                 ));
@@ -63,8 +58,32 @@ impl ScopeState {
                     meta: current.meta.clone(),
                 });
             }
-            // The owner died and its cleanup has not reached this key yet: the name is free.
-            replaced = Some(existing.clone());
+            // The owner died and its cleanup has not reached this key yet: the name is
+            // free. Remove the dead entry now, as its cleanup would (a shadowed contender
+            // may take over, and then the name is taken after all).
+            let reason = existing
+                .liveness
+                .as_ref()
+                .and_then(|l| l.exit_reason().cloned())
+                .unwrap_or(ExitReason::Normal);
+            let mut events = Vec::new();
+            self.remove_name(
+                &mut shard,
+                &key,
+                current.pid,
+                Cause::Exit(&reason),
+                &mut events,
+            );
+            for event in events {
+                self.subscribers.emit(event);
+            }
+            if let Some(owner) = names.get(key.as_str()) {
+                return Err(RegistryError::Taken {
+                    key,
+                    owner: owner.registration.pid,
+                    meta: owner.registration.meta.clone(),
+                });
+            }
         }
         let now = clock.tick();
         let registration = Registration {
@@ -74,39 +93,15 @@ impl ScopeState {
             token: now,
         };
         self.hold(cell, HoldingKind::Name, &key, || {
-            names.insert(
-                key.clone(),
+            self.insert_live(
+                &mut shard,
+                &key,
                 NameEntry {
                     registration: registration.clone(),
                     liveness: Some(cell.liveness.clone()),
                 },
             );
         })?;
-        match &replaced {
-            None => {
-                let _ = self.name_index.insert_sync(key.clone(), ());
-                self.local_names.fetch_add(1, Ordering::Relaxed);
-            }
-            Some(dead) if !self.is_local(dead.registration.pid) => {
-                self.local_names.fetch_add(1, Ordering::Relaxed);
-            }
-            Some(_) => {}
-        }
-        if let Some(dead) = replaced {
-            let reason = dead
-                .liveness
-                .as_ref()
-                .and_then(|l| l.exit_reason().cloned())
-                .unwrap_or(ExitReason::Normal);
-            self.subscribers.emit(self.event(
-                EventKind::Unregistered,
-                &key,
-                dead.registration.pid,
-                dead.registration.meta,
-                None,
-                Reason::Exit(reason),
-            ));
-        }
         self.subscribers.emit(self.event(
             EventKind::Registered,
             &key,
@@ -120,7 +115,7 @@ impl ScopeState {
 
     /// Unregisters a name owned by a local process.
     pub(crate) fn unregister(&self, cell: &ProcessCell, key: &Key) -> Result<(), RegistryError> {
-        let _shard = self.write_lock(key)?;
+        let mut shard = self.write_lock(key)?;
         match self.names.pin().get(key.as_str()) {
             Some(e) if e.is_alive() && e.registration.pid != cell.pid => {
                 return Err(RegistryError::NotOwner {
@@ -131,29 +126,157 @@ impl ScopeState {
             Some(e) if e.registration.pid == cell.pid => {}
             _ => return Err(RegistryError::NotRegistered { key: key.clone() }),
         }
-        let event = self.remove_name(key, cell.pid, Cause::Requested);
+        let mut events = Vec::new();
+        self.remove_name(&mut shard, key, cell.pid, Cause::Requested, &mut events);
         self.forget_holding(cell, HoldingKind::Name, key);
-        self.subscribers.emit(event.expect("entry checked above"));
+        for event in events {
+            self.subscribers.emit(event);
+        }
         Ok(())
     }
 
-    /// Removes `key` if `pid` owns it; the caller holds the shard lock and emits the event.
-    pub(super) fn remove_name(&self, key: &Key, pid: Pid, cause: Cause<'_>) -> Option<Event> {
+    /// Inserts a live entry for a key that has none. The caller holds the shard lock.
+    pub(super) fn insert_live(&self, shard: &mut Shard, key: &Key, entry: NameEntry) {
+        let r = &entry.registration;
+        shard.toggle_digest(r.pid.incarnation(), digest::name(key, r));
+        if self.is_local(r.pid) {
+            self.local_names.fetch_add(1, Ordering::Relaxed);
+            self.ship(Op::Register {
+                key: key.clone(),
+                pid: r.pid,
+                meta: r.meta.clone(),
+                registered_at: r.registered_at,
+                token: r.token,
+            });
+        }
+        if self.names.pin().insert(key.clone(), entry).is_none() {
+            let _ = self.name_index.insert_sync(key.clone(), ());
+        }
+    }
+
+    /// Replaces the live entry of a key by a new registration of the same owner (meta or
+    /// token update). The caller holds the shard lock.
+    pub(super) fn replace_live(
+        &self,
+        shard: &mut Shard,
+        key: &Key,
+        old: &NameEntry,
+        registration: Registration,
+    ) {
+        let pid = registration.pid;
+        shard.toggle_digest(pid.incarnation(), digest::name(key, &old.registration));
+        shard.toggle_digest(pid.incarnation(), digest::name(key, &registration));
+        if self.is_local(pid) {
+            self.ship(Op::Register {
+                key: key.clone(),
+                pid,
+                meta: registration.meta.clone(),
+                registered_at: registration.registered_at,
+                token: registration.token,
+            });
+        }
+        self.names.pin().insert(
+            key.clone(),
+            NameEntry {
+                registration,
+                liveness: old.liveness.clone(),
+            },
+        );
+    }
+
+    /// Removes `pid`'s claim on `key`: the live entry (then the best shadowed contender, if
+    /// any, takes over) or a shadowed one. Pushes the events; the caller holds the shard
+    /// lock and emits them.
+    pub(super) fn remove_name(
+        &self,
+        shard: &mut Shard,
+        key: &Key,
+        pid: Pid,
+        cause: Cause<'_>,
+        events: &mut Vec<Event>,
+    ) {
         let names = self.names.pin();
-        let removed = names.remove_if(key.as_str(), |_, e| e.registration.pid == pid);
-        let (_, entry) = removed.ok().flatten()?;
-        self.name_index.remove_sync(key.as_str());
+        let Some(entry) = names
+            .get(key.as_str())
+            .filter(|e| e.registration.pid == pid)
+        else {
+            self.remove_shadow(shard, key, pid);
+            return;
+        };
+        let r = entry.registration.clone();
+        shard.toggle_digest(pid.incarnation(), digest::name(key, &r));
         if self.is_local(pid) {
             self.local_names.fetch_sub(1, Ordering::Relaxed);
+            self.ship(Op::Unregister {
+                key: key.clone(),
+                pid,
+                reason: cause.reason(),
+            });
         }
-        Some(self.event(
+        events.push(self.event(
             EventKind::Unregistered,
             key,
             pid,
-            entry.registration.meta.clone(),
+            r.meta.clone(),
             None,
             cause.reason(),
-        ))
+        ));
+        match self.take_best_shadow(shard, key) {
+            Some(promoted) => {
+                let p = promoted.registration.clone();
+                names.insert(key.clone(), promoted);
+                events.push(self.event(
+                    EventKind::Registered,
+                    key,
+                    p.pid,
+                    p.meta,
+                    None,
+                    Reason::Requested,
+                ));
+            }
+            None => {
+                names.remove(key.as_str());
+                self.name_index.remove_sync(key.as_str());
+            }
+        }
+    }
+
+    /// Removes a shadowed contender of `key` owned by `pid`, if there is one.
+    pub(super) fn remove_shadow(&self, shard: &mut Shard, key: &Key, pid: Pid) -> bool {
+        let Some(list) = shard.shadows.get_mut(key.as_str()) else {
+            return false;
+        };
+        let Some(i) = list.iter().position(|e| e.registration.pid == pid) else {
+            return false;
+        };
+        let removed = list.swap_remove(i);
+        if list.is_empty() {
+            shard.shadows.remove(key.as_str());
+        }
+        shard.toggle_digest(pid.incarnation(), digest::name(key, &removed.registration));
+        true
+    }
+
+    /// Takes the contender that the conflict rule prefers among the shadows of `key`. Its
+    /// digest contribution stays (it remains an entry of its origin, now live).
+    fn take_best_shadow(&self, shard: &mut Shard, key: &Key) -> Option<NameEntry> {
+        let list = shard.shadows.get_mut(key.as_str())?;
+        let mut best = 0;
+        for i in 1..list.len() {
+            if self
+                .config
+                .rule
+                .resolve(key, &list[i].registration, &list[best].registration)
+                == Winner::First
+            {
+                best = i;
+            }
+        }
+        let entry = list.swap_remove(best);
+        if list.is_empty() {
+            shard.shadows.remove(key.as_str());
+        }
+        Some(entry)
     }
 
     /// The live owner of `key`. Lock-free.

@@ -1,0 +1,78 @@
+//! Ops: the unit of change that a local write produces and replication ships.
+//!
+//! Every write to a replicated scope, local or remote, is one of these. A local write
+//! validates, applies to the store, emits events and, still under the key's shard lock,
+//! appends its op to the node's outbox; the replication core drains the outbox, numbers the
+//! ops of each (origin, scope) stream and sends them to the peers of the scope. A peer
+//! applies the same op to its store. Ops are assignments (set this entry, remove that one),
+//! so replaying an op a peer already reflects changes nothing.
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::Reason;
+use crate::key::Key;
+use crate::meta::Meta;
+use crate::pid::Pid;
+
+/// One change to one entry of a scope, owned by the node of `pid`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Op {
+    /// `key` is (or stays) registered to `pid` with this meta and these clock readings.
+    Register {
+        key: Key,
+        pid: Pid,
+        meta: Meta,
+        registered_at: u64,
+        token: u64,
+    },
+    /// `pid` no longer holds `key`.
+    Unregister { key: Key, pid: Pid, reason: Reason },
+    /// `pid` is a member of group `key` with this meta.
+    Join { key: Key, pid: Pid, meta: Meta },
+    /// `pid` is no longer a member of group `key`.
+    Leave { key: Key, pid: Pid, reason: Reason },
+}
+
+impl Op {
+    /// The key the op changes.
+    pub(crate) fn key(&self) -> &Key {
+        match self {
+            Op::Register { key, .. }
+            | Op::Unregister { key, .. }
+            | Op::Join { key, .. }
+            | Op::Leave { key, .. } => key,
+        }
+    }
+
+    /// The process whose entry the op changes.
+    pub(crate) fn pid(&self) -> Pid {
+        match self {
+            Op::Register { pid, .. }
+            | Op::Unregister { pid, .. }
+            | Op::Join { pid, .. }
+            | Op::Leave { pid, .. } => *pid,
+        }
+    }
+}
+
+/// Ops of local writes waiting for the replication core, in the order they were applied.
+#[derive(Default)]
+pub(crate) struct Outbox {
+    ops: std::sync::Mutex<Vec<(crate::key::ScopeName, Op)>>,
+}
+
+impl Outbox {
+    pub(crate) fn push(&self, scope: crate::key::ScopeName, op: Op) {
+        self.lock().push((scope, op));
+    }
+
+    /// Takes every queued op.
+    pub(crate) fn take(&self) -> Vec<(crate::key::ScopeName, Op)> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(crate::key::ScopeName, Op)>> {
+        // A push or a take cannot leave the Vec half-changed, so poisoning is ignored.
+        self.ops.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

@@ -1,0 +1,387 @@
+//! The replica side of the store: applying ops of remote origins, resolving name
+//! conflicts, purging an origin, snapshots and digests.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use super::{Cause, ScopeState, Shard, digest};
+use crate::clock::Hlc;
+use crate::conflict::Winner;
+use crate::entry::{Member, NameEntry, Registration};
+use crate::event::{Event, EventKind, Reason};
+use crate::key::Key;
+use crate::op::Op;
+use crate::pid::Pid;
+use crate::process::ExitReason;
+
+/// What applying remote ops asks of the node besides the store changes.
+#[derive(Debug, Default)]
+pub(crate) struct Applied {
+    /// Local processes that lost a name to a remote contender: `(loser, key, winner)`.
+    /// Their node removes nothing more here; it decides whether to end the process.
+    pub(crate) lost: Vec<(Pid, Key, Pid)>,
+}
+
+impl ScopeState {
+    /// Applies ops of a remote origin, emitting one batch of events per subscriber when
+    /// there are several.
+    pub(crate) fn apply_remote(&self, ops: Vec<Op>, clock: &Hlc) -> Applied {
+        let mut applied = Applied::default();
+        let mut events = Vec::new();
+        for op in ops {
+            let Ok(mut shard) = self.write_lock(op.key()) else {
+                // Disconnected meanwhile: ops queued before a disconnect must not
+                // repopulate the scope.
+                return applied;
+            };
+            self.apply_one(&mut shard, op, clock, &mut events, &mut applied);
+            // Emitted per op, under the shard lock, to keep per-key order.
+            for event in events.drain(..) {
+                self.subscribers.emit(event);
+            }
+        }
+        applied
+    }
+
+    fn apply_one(
+        &self,
+        shard: &mut Shard,
+        op: Op,
+        clock: &Hlc,
+        events: &mut Vec<Event>,
+        applied: &mut Applied,
+    ) {
+        debug_assert!(!self.is_local(op.pid()), "remote ops carry remote pids");
+        match op {
+            Op::Register {
+                key,
+                pid,
+                meta,
+                registered_at,
+                token,
+            } => {
+                clock.observe(registered_at.max(token));
+                let registration = Registration {
+                    pid,
+                    meta,
+                    registered_at,
+                    token,
+                };
+                self.register_remote(shard, key, registration, clock, events, applied);
+            }
+            Op::Unregister { key, pid, reason } => {
+                self.remove_name(shard, &key, pid, Cause::Remote(&reason), events);
+            }
+            Op::Join { key, pid, meta } => {
+                let member = Member::new(pid, meta.clone(), None);
+                let change = self.upsert_member(shard, &key, member);
+                events.extend(self.joined_event(&key, pid, meta, change, Reason::Requested));
+            }
+            Op::Leave { key, pid, reason } => {
+                events.extend(self.remove_member(shard, &key, pid, Cause::Remote(&reason)));
+            }
+        }
+    }
+
+    /// A remote registration: new, an update of the same owner, or a conflict.
+    fn register_remote(
+        &self,
+        shard: &mut Shard,
+        key: Key,
+        incoming: Registration,
+        clock: &Hlc,
+        events: &mut Vec<Event>,
+        applied: &mut Applied,
+    ) {
+        let names = self.names.pin();
+        let remote = |registration: Registration| NameEntry {
+            registration,
+            liveness: None,
+        };
+        // A contender that already lost: keep its shadow up to date.
+        if shard
+            .shadows
+            .get(key.as_str())
+            .is_some_and(|list| list.iter().any(|e| e.registration.pid == incoming.pid))
+        {
+            self.remove_shadow(shard, &key, incoming.pid);
+            self.add_shadow(shard, &key, remote(incoming));
+            return;
+        }
+        let Some(existing) = names.get(key.as_str()) else {
+            events.push(self.registered_event(&key, &incoming, None));
+            self.insert_live(shard, &key, remote(incoming));
+            return;
+        };
+        let current = existing.registration.clone();
+        if current.pid == incoming.pid {
+            if current != incoming {
+                let previous = (current.meta != incoming.meta).then(|| current.meta.clone());
+                if previous.is_some() {
+                    events.push(self.registered_event(&key, &incoming, previous));
+                }
+                self.replace_live(shard, &key, existing, incoming);
+            }
+            return;
+        }
+        if !existing.is_alive() {
+            // A dead local owner whose cleanup is under way: remove it now.
+            let reason = existing
+                .liveness
+                .as_ref()
+                .and_then(|l| l.exit_reason().cloned())
+                .unwrap_or(ExitReason::Normal);
+            self.remove_name(shard, &key, current.pid, Cause::Exit(&reason), events);
+            self.register_remote(shard, key, incoming, clock, events, applied);
+            return;
+        }
+        match self.config.rule.resolve(&key, &current, &incoming) {
+            Winner::First => {
+                // The live owner keeps the name; the newcomer waits as a shadow until its
+                // node removes it.
+                self.add_shadow(shard, &key, remote(incoming));
+                if self.is_local(current.pid) {
+                    // Our process won: a fresh fencing token greater than both contenders'.
+                    let restamped = Registration {
+                        token: clock.tick(),
+                        ..current
+                    };
+                    self.replace_live(shard, &key, existing, restamped);
+                }
+            }
+            Winner::Second => {
+                let winner = incoming.pid;
+                let conflict = Reason::Conflict { winner };
+                if self.is_local(current.pid) {
+                    // Our process lost: remove its claim (this ships the removal) and let
+                    // the node decide what happens to the process.
+                    applied.lost.push((current.pid, key.clone(), winner));
+                    self.add_shadow(shard, &key, remote(incoming));
+                    self.remove_name(shard, &key, current.pid, Cause::Remote(&conflict), events);
+                } else {
+                    // Two remote contenders: the loser's node will remove it; until then it
+                    // waits as a shadow.
+                    events.push(self.event(
+                        EventKind::Unregistered,
+                        &key,
+                        current.pid,
+                        current.meta.clone(),
+                        None,
+                        conflict,
+                    ));
+                    let loser = existing.clone();
+                    names.insert(key.clone(), remote(incoming.clone()));
+                    shard.toggle_digest(winner.incarnation(), digest::name(&key, &incoming));
+                    shard.shadows.entry(key.clone()).or_default().push(loser);
+                    events.push(self.registered_event(&key, &incoming, None));
+                }
+            }
+        }
+    }
+
+    fn add_shadow(&self, shard: &mut Shard, key: &Key, entry: NameEntry) {
+        let r = &entry.registration;
+        shard.toggle_digest(r.pid.incarnation(), digest::name(key, r));
+        shard.shadows.entry(key.clone()).or_default().push(entry);
+    }
+
+    fn registered_event(
+        &self,
+        key: &Key,
+        r: &Registration,
+        previous: Option<crate::meta::Meta>,
+    ) -> Event {
+        self.event(
+            EventKind::Registered,
+            key,
+            r.pid,
+            r.meta.clone(),
+            previous,
+            Reason::Requested,
+        )
+    }
+
+    /// Removes every entry of an origin (its node is down, or restarted as a new
+    /// incarnation), emitting one batch per subscriber with reason `reason`.
+    pub(crate) fn purge_origin(&self, origin: u64, reason: &Reason) {
+        let mut guards = self.lock_all();
+        let mut events = Vec::new();
+        self.remove_origin_entries(&mut guards, origin, reason, |_, _| true, &mut events);
+        self.subscribers.emit_batch(events);
+    }
+
+    /// Removes the entries of `origin` that `doomed` picks; the caller holds every shard.
+    fn remove_origin_entries(
+        &self,
+        guards: &mut [std::sync::MutexGuard<'_, Shard>],
+        origin: u64,
+        reason: &Reason,
+        mut doomed: impl FnMut(&OriginEntry, &Key) -> bool,
+        events: &mut Vec<Event>,
+    ) {
+        let mut doomed_names: Vec<(Key, Pid)> = Vec::new();
+        for (key, entry) in self.names.pin().iter() {
+            let pid = entry.registration.pid;
+            if pid.incarnation() == origin && doomed(&OriginEntry::Name(pid), key) {
+                doomed_names.push((key.clone(), pid));
+            }
+        }
+        for shard in guards.iter() {
+            for (key, list) in &shard.shadows {
+                for e in list {
+                    let pid = e.registration.pid;
+                    if pid.incarnation() == origin && doomed(&OriginEntry::Name(pid), key) {
+                        doomed_names.push((key.clone(), pid));
+                    }
+                }
+            }
+        }
+        let mut doomed_members: Vec<(Key, Pid)> = Vec::new();
+        for (key, members) in self.groups.pin().iter() {
+            for m in members.iter() {
+                if m.pid().incarnation() == origin && doomed(&OriginEntry::Member(m.pid()), key) {
+                    doomed_members.push((key.clone(), m.pid()));
+                }
+            }
+        }
+        let cause = Cause::Remote(reason);
+        for (key, pid) in doomed_names {
+            let shard = &mut guards[self.shard_of(&key)];
+            self.remove_name(shard, &key, pid, cause, events);
+        }
+        for (key, pid) in doomed_members {
+            let shard = &mut guards[self.shard_of(&key)];
+            events.extend(self.remove_member(shard, &key, pid, cause));
+        }
+    }
+
+    /// Every entry of local processes as ops (registrations and joins): the snapshot of
+    /// this node's stream in this scope.
+    pub(crate) fn snapshot_local(&self) -> Vec<Op> {
+        let mut ops = Vec::new();
+        for (key, entry) in self.names.pin().iter() {
+            let r = &entry.registration;
+            if self.is_local(r.pid) && entry.is_alive() {
+                ops.push(Op::Register {
+                    key: key.clone(),
+                    pid: r.pid,
+                    meta: r.meta.clone(),
+                    registered_at: r.registered_at,
+                    token: r.token,
+                });
+            }
+        }
+        for (key, members) in self.groups.pin().iter() {
+            for m in members
+                .iter()
+                .filter(|m| self.is_local(m.pid()) && m.is_alive())
+            {
+                ops.push(Op::Join {
+                    key: key.clone(),
+                    pid: m.pid(),
+                    meta: m.meta().clone(),
+                });
+            }
+        }
+        ops
+    }
+
+    /// The digest of the entries of `origin` held here (see `digest`).
+    pub(crate) fn digest(&self, origin: u64) -> u128 {
+        (0..super::SHARDS)
+            .map(|i| {
+                self.lock_shard(i)
+                    .digests
+                    .get(&origin)
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .fold(0, |acc, d| acc ^ d)
+    }
+
+    /// Incarnations that have entries here (live or shadowed), besides this node's.
+    pub(crate) fn remote_origins(&self) -> Vec<u64> {
+        let mut origins: Vec<u64> = (0..super::SHARDS)
+            .flat_map(|i| {
+                self.lock_shard(i)
+                    .digests
+                    .keys()
+                    .copied()
+                    .collect::<Vec<_>>()
+            })
+            .filter(|&o| o != self.config.local_incarnation)
+            .collect();
+        origins.sort_unstable();
+        origins.dedup();
+        origins
+    }
+}
+
+/// An entry of an origin, as seen when deciding what a snapshot removes.
+pub(super) enum OriginEntry {
+    Name(Pid),
+    Member(Pid),
+}
+
+/// Applies a snapshot of one (origin, scope) stream chunk by chunk: each chunk's entries
+/// are upserted as they arrive, and when the last chunk is in, the origin's entries that
+/// no chunk mentioned are removed. Subscribers see the difference between the old and the
+/// new view, not a storm of removals and re-additions.
+#[derive(Debug)]
+pub(crate) struct SnapshotReceiver {
+    origin: u64,
+    seen_names: HashSet<(Key, Pid)>,
+    seen_members: HashSet<(Key, Pid)>,
+}
+
+impl SnapshotReceiver {
+    pub(crate) fn new(origin: u64) -> Self {
+        SnapshotReceiver {
+            origin,
+            seen_names: HashSet::new(),
+            seen_members: HashSet::new(),
+        }
+    }
+
+    /// Applies one chunk (registrations and joins of the origin).
+    pub(crate) fn apply_chunk(
+        &mut self,
+        scope: &Arc<ScopeState>,
+        ops: Vec<Op>,
+        clock: &Hlc,
+    ) -> Applied {
+        for op in &ops {
+            match op {
+                Op::Register { key, pid, .. } => self.seen_names.insert((key.clone(), *pid)),
+                Op::Join { key, pid, .. } => self.seen_members.insert((key.clone(), *pid)),
+                _ => false,
+            };
+        }
+        let ops = ops
+            .into_iter()
+            .filter(|op| op.pid().incarnation() == self.origin)
+            .collect();
+        scope.apply_remote(ops, clock)
+    }
+
+    /// Ends the snapshot: removes the origin's entries that it did not contain.
+    pub(crate) fn finish(self, scope: &ScopeState) {
+        let mut guards = scope.lock_all();
+        if !scope.is_connected() {
+            return;
+        }
+        let mut events = Vec::new();
+        let gone = Reason::Resynced;
+        scope.remove_origin_entries(
+            &mut guards,
+            self.origin,
+            &gone,
+            |entry, key| match entry {
+                OriginEntry::Name(pid) => !self.seen_names.contains(&(key.clone(), *pid)),
+                OriginEntry::Member(pid) => !self.seen_members.contains(&(key.clone(), *pid)),
+            },
+            &mut events,
+        );
+        scope.subscribers.emit_batch(events);
+    }
+}
