@@ -6,21 +6,73 @@
 //! is a plain `u64` that is totally ordered, close to wall time, and strictly increasing on
 //! each node even if the wall clock steps backwards.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const LOGICAL_BITS: u32 = 16;
 
+/// The physical time source of a node's hybrid logical clock.
+///
+/// The default is the system's wall clock; simulations pass a virtual one so that runs
+/// replay exactly.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+///
+/// struct Fixed(AtomicU64);
+/// impl roster::Clock for Fixed {
+///     fn now_millis(&self) -> u64 {
+///         self.0.load(Ordering::Relaxed)
+///     }
+/// }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let node = roster::Node::builder().clock(Arc::new(Fixed(AtomicU64::new(1_000)))).start().unwrap();
+/// let p = node.process();
+/// assert_eq!(p.register("k", &()).unwrap().registered_at >> 16, 1_000);
+/// # }
+/// ```
+pub trait Clock: Send + Sync + 'static {
+    /// Milliseconds since the Unix epoch (or any fixed origin shared by the cluster).
+    fn now_millis(&self) -> u64;
+}
+
+/// The system wall clock.
+struct WallClock;
+
+impl Clock for WallClock {
+    fn now_millis(&self) -> u64 {
+        wall_millis()
+    }
+}
+
 /// A hybrid logical clock shared by every writer of a node.
-#[derive(Debug, Default)]
 pub(crate) struct Hlc {
     last: AtomicU64,
+    source: Arc<dyn Clock>,
+}
+
+impl Default for Hlc {
+    fn default() -> Self {
+        Hlc::new(Arc::new(WallClock))
+    }
 }
 
 impl Hlc {
+    pub(crate) fn new(source: Arc<dyn Clock>) -> Self {
+        Hlc {
+            last: AtomicU64::new(0),
+            source,
+        }
+    }
+
     /// A new reading, strictly greater than every reading before it on this clock.
     pub(crate) fn tick(&self) -> u64 {
-        let physical = wall_millis() << LOGICAL_BITS;
+        let physical = self.source.now_millis() << LOGICAL_BITS;
         let mut last = self.last.load(Ordering::Relaxed);
         loop {
             let next = physical.max(last + 1);

@@ -7,15 +7,16 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::clock::Hlc;
+use crate::clock::{Clock, Hlc};
 use crate::conflict::ConflictRule;
 use crate::error::{ScopeError, SendError, StartError};
 use crate::key::{Limits, ScopeName};
 use crate::meta::Meta;
+use crate::op::Outbox;
 use crate::pid::Pid;
 use crate::process::{Envelope, ExitReason, Holding, Process, ProcessCell};
 use crate::scope::{DEFAULT_SCOPE, Scope};
-use crate::store::{ScopeConfig, ScopeState};
+use crate::store::{Applied, ScopeConfig, ScopeState};
 
 type PidMap<V> = papaya::HashMap<Pid, V, foldhash::fast::RandomState>;
 type ScopeMap = papaya::HashMap<ScopeName, Arc<ScopeState>, foldhash::fast::RandomState>;
@@ -36,7 +37,7 @@ type ScopeMap = papaya::HashMap<ScopeName, Arc<ScopeState>, foldhash::fast::Rand
 /// assert_eq!(node.name(), "api-1");
 /// # }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "a builder does nothing until start() is called"]
 pub struct NodeBuilder {
     name: String,
@@ -45,6 +46,20 @@ pub struct NodeBuilder {
     subscription_capacity: usize,
     incarnation: Option<u64>,
     conflict_rule: ConflictRule,
+    replicated: bool,
+    clock: Option<Arc<dyn Clock>>,
+}
+
+impl std::fmt::Debug for NodeBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeBuilder")
+            .field("name", &self.name)
+            .field("limits", &self.limits)
+            .field("mailbox_capacity", &self.mailbox_capacity)
+            .field("subscription_capacity", &self.subscription_capacity)
+            .field("conflict_rule", &self.conflict_rule)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for NodeBuilder {
@@ -59,6 +74,8 @@ impl Default for NodeBuilder {
             subscription_capacity: 65_536,
             incarnation: None,
             conflict_rule: ConflictRule::default(),
+            replicated: false,
+            clock: None,
         }
     }
 }
@@ -112,6 +129,21 @@ impl NodeBuilder {
         self
     }
 
+    /// Makes local writes produce ops for a replication core (set by the cluster layer and
+    /// the simulation harness).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn replicated(mut self) -> Self {
+        self.replicated = true;
+        self
+    }
+
+    /// Replaces the wall clock that feeds the hybrid logical clock (simulations and tests
+    /// use a virtual one).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
     /// Starts the node on the current tokio runtime.
     ///
     /// # Errors
@@ -124,10 +156,11 @@ impl NodeBuilder {
             .write_key(&self.name)
             .map_err(StartError::InvalidName)?;
         let incarnation = self.incarnation.unwrap_or_else(rand::random);
+        let outbox = self.replicated.then(|| Arc::new(Outbox::default()));
         let scope_config = ScopeConfig {
             local_incarnation: incarnation,
             rule: self.conflict_rule,
-            outbox: None,
+            outbox: outbox.clone(),
         };
         let default_scope = ScopeState::new(DEFAULT_SCOPE.into(), false, scope_config.clone());
         let scopes = ScopeMap::default();
@@ -141,11 +174,15 @@ impl NodeBuilder {
             mailbox_capacity: self.mailbox_capacity,
             subscription_capacity: self.subscription_capacity,
             next_serial: AtomicU64::new(1),
-            clock: Hlc::default(),
+            clock: match self.clock {
+                Some(source) => Hlc::new(source),
+                None => Hlc::default(),
+            },
             processes: PidMap::default(),
             scopes,
             default_scope,
             scope_config,
+            outbox,
             runtime,
         });
         Ok(Node::from_shared(shared))
@@ -165,6 +202,7 @@ pub(crate) struct NodeShared {
     scopes: ScopeMap,
     default_scope: Arc<ScopeState>,
     scope_config: ScopeConfig,
+    outbox: Option<Arc<Outbox>>,
     runtime: tokio::runtime::Handle,
 }
 
@@ -231,6 +269,69 @@ impl NodeShared {
         self.deliver(to, Envelope::new(from, payload))
     }
 
+    /// The outbox of local ops, when the node replicates.
+    pub(crate) fn outbox(&self) -> Option<&Outbox> {
+        self.outbox.as_deref()
+    }
+
+    /// A connected replicated (not local-only) scope.
+    pub(crate) fn replicated_scope(&self, name: &str) -> Option<Arc<ScopeState>> {
+        self.scopes
+            .pin()
+            .get(name)
+            .filter(|s| !s.local_only && s.is_connected())
+            .cloned()
+    }
+
+    /// Every connected replicated scope, by name.
+    pub(crate) fn replicated_scopes(&self) -> Vec<Arc<ScopeState>> {
+        let mut scopes: Vec<Arc<ScopeState>> = self
+            .scopes
+            .pin()
+            .values()
+            .filter(|s| !s.local_only && s.is_connected())
+            .cloned()
+            .collect();
+        scopes.sort_by(|a, b| a.name.cmp(&b.name));
+        scopes
+    }
+
+    /// Whether any scope holds entries of `origin`.
+    pub(crate) fn has_entries_of(&self, origin: u64) -> bool {
+        self.replicated_scopes()
+            .iter()
+            .any(|s| s.remote_origins().contains(&origin))
+    }
+
+    /// Local processes lost names in conflicts: each is ended with
+    /// [`ExitReason::Conflict`] (the name itself is already removed).
+    pub(crate) fn conflicts_lost(&self, applied: Applied) {
+        for (loser, key, winner) in applied.lost {
+            if let Some(cell) = self.process_cell(loser) {
+                if self.exit(&cell, ExitReason::Conflict { key, winner }) {
+                    cell.abort_task();
+                }
+            }
+        }
+    }
+
+    /// Delivers a message that came from another node to a local process. A message for
+    /// a process that is gone is dropped, as in Erlang.
+    pub(crate) fn deliver_remote(&self, to: Pid, from: Option<Pid>, payload: Meta) {
+        let _ = self.deliver(to, Envelope::new(from, payload));
+    }
+
+    /// Delivers a dispatch that came from another node to the local owner and members of
+    /// `key` in `scope`.
+    pub(crate) fn dispatch_remote(&self, scope: &str, key: &str, payload: Meta) {
+        if let Some(state) = self.scopes.pin().get(scope) {
+            let envelope = Envelope::new(None, payload);
+            for pid in state.local_targets(key) {
+                let _ = self.deliver(pid, envelope.clone());
+            }
+        }
+    }
+
     fn disconnect_state(&self, state: &Arc<ScopeState>) {
         let scopes = self.scopes.pin();
         let removed = scopes.remove_if(&state.name, |_, current| Arc::ptr_eq(current, state));
@@ -295,6 +396,10 @@ impl Node {
             shared,
             default_scope,
         }
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<NodeShared> {
+        &self.shared
     }
 
     /// The node's human name.

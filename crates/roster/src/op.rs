@@ -7,10 +7,12 @@
 //! applies the same op to its store. Ops are assignments (set this entry, remove that one),
 //! so replaying an op a peer already reflects changes nothing.
 
+use std::sync::{Mutex, MutexGuard};
+
 use serde::{Deserialize, Serialize};
 
 use crate::event::Reason;
-use crate::key::Key;
+use crate::key::{Key, ScopeName};
 use crate::meta::Meta;
 use crate::pid::Pid;
 
@@ -55,23 +57,32 @@ impl Op {
     }
 }
 
+/// An op waiting in the outbox: its scope's name and epoch (which connection of the scope
+/// it belongs to), and the op.
+pub(crate) type Outgoing = (ScopeName, u64, Op);
+
 /// Ops of local writes waiting for the replication core, in the order they were applied.
 #[derive(Default)]
 pub(crate) struct Outbox {
-    ops: std::sync::Mutex<Vec<(crate::key::ScopeName, Op)>>,
+    ops: Mutex<Vec<Outgoing>>,
 }
 
 impl Outbox {
-    pub(crate) fn push(&self, scope: crate::key::ScopeName, op: Op) {
-        self.lock().push((scope, op));
+    pub(crate) fn push(&self, scope: ScopeName, epoch: u64, op: Op) {
+        self.lock().push((scope, epoch, op));
     }
 
     /// Takes every queued op.
-    pub(crate) fn take(&self) -> Vec<(crate::key::ScopeName, Op)> {
+    pub(crate) fn take(&self) -> Vec<Outgoing> {
         std::mem::take(&mut *self.lock())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(crate::key::ScopeName, Op)>> {
+    /// Whether nothing is queued.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Outgoing>> {
         // A push or a take cannot leave the Vec half-changed, so poisoning is ignored.
         self.ops.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -606,15 +606,12 @@ impl Scope {
     ) -> Result<Dispatched, SendError> {
         let payload = Meta::encode(message)?;
         let envelope = Envelope::new(None, payload);
-        // Only the exact key: a key ending in '/' is neither a name nor a group, so it
-        // reaches nobody (members() would read it as a prefix query).
-        let mut targets: Vec<Pid> = Vec::new();
-        if !is_prefix(key) {
-            targets = self.members(key).pids();
-            targets.extend(self.whereis(key));
-        }
-        targets.sort_unstable();
-        targets.dedup();
+        // A prefix is not a dispatch target: only the exact key is.
+        let targets = if is_prefix(key) {
+            Vec::new()
+        } else {
+            self.state.targets(key)
+        };
         let mut result = Dispatched::default();
         for pid in targets {
             match self.node.deliver(pid, envelope.clone()) {

@@ -27,7 +27,7 @@ mod replica;
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use scc::TreeIndex;
@@ -85,6 +85,8 @@ pub(crate) struct ScopeConfig {
 /// All state of one scope on this node.
 pub(crate) struct ScopeState {
     pub(crate) name: ScopeName,
+    /// Distinguishes this connection of the scope from earlier ones of the same name.
+    pub(crate) epoch: u64,
     pub(crate) local_only: bool,
     config: ScopeConfig,
     connected: AtomicBool,
@@ -122,8 +124,10 @@ impl ScopeState {
         if local_only {
             config.outbox = None;
         }
+        static EPOCHS: AtomicU64 = AtomicU64::new(1);
         Arc::new(ScopeState {
             name,
+            epoch: EPOCHS.fetch_add(1, Ordering::Relaxed),
             local_only,
             config,
             connected: AtomicBool::new(true),
@@ -189,7 +193,7 @@ impl ScopeState {
     /// the outbox holds each key's ops in the order they were applied.
     fn ship(&self, op: Op) {
         if let Some(outbox) = &self.config.outbox {
-            outbox.push(self.name.clone(), op);
+            outbox.push(self.name.clone(), self.epoch, op);
         }
     }
 
@@ -336,6 +340,23 @@ impl ScopeState {
         local.sort_unstable();
         local.dedup();
         local
+    }
+
+    /// Live processes a dispatch to `key` reaches: the owner of the name and the members
+    /// of the group, each once, in pid order.
+    pub(crate) fn targets(&self, key: &str) -> Vec<Pid> {
+        let mut targets: Vec<Pid> = self.members(key, None).pids();
+        targets.extend(self.whereis(key));
+        targets.sort_unstable();
+        targets.dedup();
+        targets
+    }
+
+    /// The [`ScopeState::targets`] that live on this node.
+    pub(crate) fn local_targets(&self, key: &str) -> Vec<Pid> {
+        let mut targets = self.targets(key);
+        targets.retain(|pid| self.is_local(*pid));
+        targets
     }
 
     /// Whether this node holds anything in the scope: names, memberships or subscriptions

@@ -1,0 +1,685 @@
+//! The replication core: a deterministic state machine with no sockets, tasks or clocks.
+//!
+//! [`Core`] implements the replication contract of DESIGN.md section 3 for one node. It
+//! takes inputs — local ops (drained from the node's outbox), frames from peers, peers
+//! coming up or going down, scope changes, and time — and produces outputs: frames to send
+//! to each peer ([`Core::poll_transmit`]), events for the driver ([`Core::poll_event`]) and
+//! the next deadline ([`Core::poll_timeout`]). The tokio driver and the simulation harness
+//! are thin shells around it. Time passed in must never go backwards.
+//!
+//! # Streams
+//!
+//! Each node numbers the ops of its own processes per scope, `1, 2, 3, ...`, and keeps the
+//! last [`CoreConfig::op_log`] of them. A peer remembers the last sequence it applied of
+//! each of our streams. When a link comes up, the peer's `Hello` says where it is; we send
+//! the missing ops from the log, or a snapshot of our entries in the scope when the log no
+//! longer covers the gap (or the peer never had our stream). A snapshot replaces the
+//! peer's view of our entries, so entries we removed meanwhile cannot survive there.
+//!
+//! # Batching
+//!
+//! Ops for a peer accumulate until the driver takes them with `poll_transmit`, which turns
+//! everything queued into as few frames as the frame cap allows: while one write is in
+//! flight the next batch grows, with no timer. Control frames keep their place in the
+//! queue, after the ops queued before them.
+//!
+//! # Anti-entropy
+//!
+//! Every [`CoreConfig::anti_entropy_interval`] we send each peer, per common scope, our
+//! digest of its entries and the sequence we applied. A peer whose own digest at that
+//! sequence differs sends a fresh snapshot and counts a repair
+//! ([`CoreEvent::Repaired`]): divergence cannot go unnoticed.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::wire::Frame;
+use crate::event::Reason;
+use crate::key::ScopeName;
+use crate::node::NodeShared;
+use crate::op::Op;
+use crate::process::ExitReason;
+use crate::store::{ScopeState, SnapshotReceiver};
+
+/// Tuning of a [`Core`].
+#[derive(Debug, Clone)]
+pub(crate) struct CoreConfig {
+    /// Ops of each own stream kept for delta catch-up. A peer that missed more gets a
+    /// snapshot. 65 536 ops cover a second of heavy churn for ~4 MiB per scope.
+    pub(crate) op_log: usize,
+    /// Most ops per frame (ops and snapshot chunks). 4096 ops of ~60 bytes keep a frame
+    /// near 256 KiB: large enough to amortize a write, small enough to interleave.
+    pub(crate) max_ops_per_frame: usize,
+    /// Ops queued for one peer before its link is declared overloaded and dropped (it is
+    /// resynced by delta when it comes back). Bounds memory per slow peer.
+    pub(crate) max_queued_ops: usize,
+    /// How often digests are exchanged.
+    pub(crate) anti_entropy_interval: Duration,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            op_log: 65_536,
+            max_ops_per_frame: 4096,
+            max_queued_ops: 1_000_000,
+            anti_entropy_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Something the driver should know or act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CoreEvent {
+    /// The peer's queue overflowed: drop the link (it will be resynced on reconnect).
+    Overloaded { peer: u64 },
+    /// A digest mismatch was found and a snapshot sent to repair it.
+    Repaired { peer: u64, scope: ScopeName },
+    /// A peer sent ops with a gap in its stream; a snapshot was requested.
+    GapDetected { peer: u64, scope: ScopeName },
+}
+
+/// This node's own stream in one scope.
+#[derive(Debug, Default)]
+struct OwnStream {
+    seq: u64,
+    /// `(seq, op)` of the last ops, oldest first.
+    log: VecDeque<(u64, Op)>,
+}
+
+impl OwnStream {
+    /// The ops after `position`, if the log still holds all of them.
+    fn since(&self, position: u64) -> Option<Vec<Op>> {
+        if position == self.seq {
+            return Some(Vec::new());
+        }
+        let first = self.log.front()?.0;
+        if position + 1 < first || position > self.seq {
+            return None;
+        }
+        let skip = (position + 1 - first) as usize;
+        Some(
+            self.log
+                .iter()
+                .skip(skip)
+                .map(|(_, op)| op.clone())
+                .collect(),
+        )
+    }
+}
+
+/// What we know of one peer (keyed by its incarnation).
+#[derive(Debug)]
+struct Peer {
+    name: String,
+    /// Whether a link is up.
+    linked: bool,
+    /// Scopes the peer is connected to.
+    scopes: BTreeSet<ScopeName>,
+    /// The last sequence applied of each of the peer's streams.
+    applied: HashMap<ScopeName, u64>,
+    /// Snapshots of the peer's streams being received.
+    receiving: HashMap<ScopeName, SnapshotReceiver>,
+    /// Scopes in which the peer is caught up with our stream, so that new ops flow.
+    synced: BTreeSet<ScopeName>,
+    /// Frames waiting for the driver.
+    queue: VecDeque<Frame>,
+    /// Ops in `queue`, for the overload bound.
+    queued_ops: usize,
+}
+
+impl Peer {
+    fn new(name: String) -> Self {
+        Peer {
+            name,
+            linked: true,
+            scopes: BTreeSet::new(),
+            applied: HashMap::new(),
+            receiving: HashMap::new(),
+            synced: BTreeSet::new(),
+            queue: VecDeque::new(),
+            queued_ops: 0,
+        }
+    }
+
+    fn push(&mut self, frame: Frame) {
+        self.queued_ops += match &frame {
+            Frame::Ops { ops, .. } | Frame::Snapshot { ops, .. } => ops.len(),
+            _ => 1,
+        };
+        self.queue.push_back(frame);
+    }
+
+    /// Appends ops of our stream, merging into the last queued frame when it continues it.
+    fn push_ops(&mut self, scope: &ScopeName, seq: u64, op: Op, max: usize) {
+        self.queued_ops += 1;
+        if let Some(Frame::Ops {
+            scope: last_scope,
+            first_seq,
+            ops,
+        }) = self.queue.back_mut()
+            && last_scope == scope
+            && *first_seq + ops.len() as u64 == seq
+            && ops.len() < max
+        {
+            ops.push(op);
+            return;
+        }
+        self.queue.push_back(Frame::Ops {
+            scope: scope.clone(),
+            first_seq: seq,
+            ops: vec![op],
+        });
+    }
+}
+
+/// The replication state machine of one node; see the [module docs](self).
+///
+/// Call order: after any `handle_*` call, drain [`Core::poll_transmit`] for every peer,
+/// then [`Core::poll_event`], and re-arm the timer from [`Core::poll_timeout`].
+pub(crate) struct Core {
+    me: u64,
+    config: CoreConfig,
+    streams: BTreeMap<ScopeName, OwnStream>,
+    peers: BTreeMap<u64, Peer>,
+    events: VecDeque<CoreEvent>,
+    next_anti_entropy: Option<Instant>,
+}
+
+impl Core {
+    pub(crate) fn new(me: u64, config: CoreConfig) -> Self {
+        Core {
+            me,
+            config,
+            streams: BTreeMap::new(),
+            peers: BTreeMap::new(),
+            events: VecDeque::new(),
+            next_anti_entropy: None,
+        }
+    }
+
+    /// Incarnations of the peers with a link up, with their names.
+    pub(crate) fn linked_peers(&self) -> impl Iterator<Item = (u64, &str)> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.linked)
+            .map(|(id, p)| (*id, p.name.as_str()))
+    }
+
+    /// Linked peers connected to `scope`.
+    pub(crate) fn peers_in(&self, scope: &str) -> Vec<u64> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.linked && p.scopes.contains(scope))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Our sequence in a scope's stream (for tests and metrics).
+    pub(crate) fn own_seq(&self, scope: &str) -> u64 {
+        self.streams.get(scope).map_or(0, |s| s.seq)
+    }
+
+    /// A link to `peer` (incarnation) completed its handshake.
+    ///
+    /// A peer with the same name and another incarnation is a restarted node: every entry
+    /// of the old incarnation is purged at once.
+    pub(crate) fn handle_peer_up(
+        &mut self,
+        node: &NodeShared,
+        peer: u64,
+        name: &str,
+        now: Instant,
+    ) {
+        self.drain_outbox(node);
+        let stale: Vec<u64> = self
+            .peers
+            .iter()
+            .filter(|(id, p)| **id != peer && p.name == name)
+            .map(|(id, _)| *id)
+            .collect();
+        for old in stale {
+            self.forget_peer(node, old);
+        }
+        let state = self
+            .peers
+            .entry(peer)
+            .or_insert_with(|| Peer::new(name.to_owned()));
+        state.linked = true;
+        state.queue.clear();
+        state.queued_ops = 0;
+        state.synced.clear();
+        state.receiving.clear();
+        let scopes = node.replicated_scopes();
+        let positions = scopes
+            .iter()
+            .filter_map(|s| state.applied.get(&s.name).map(|seq| (s.name.clone(), *seq)))
+            .collect();
+        state.push(Frame::Hello {
+            scopes: scopes.iter().map(|s| s.name.clone()).collect(),
+            positions,
+        });
+        if self.next_anti_entropy.is_none() {
+            self.next_anti_entropy = Some(now + self.config.anti_entropy_interval);
+        }
+    }
+
+    /// The link to `peer` is gone. If `dead` (membership declared the node down), every
+    /// entry of it is purged with reason `NodeDown`; otherwise its entries stay and the
+    /// next link resyncs by delta.
+    pub(crate) fn handle_peer_down(&mut self, node: &NodeShared, peer: u64, dead: bool) {
+        self.drain_outbox(node);
+        if dead {
+            self.forget_peer(node, peer);
+        } else if let Some(state) = self.peers.get_mut(&peer) {
+            state.linked = false;
+            state.queue.clear();
+            state.queued_ops = 0;
+            state.synced.clear();
+            state.receiving.clear();
+        }
+    }
+
+    fn forget_peer(&mut self, node: &NodeShared, peer: u64) {
+        if self.peers.remove(&peer).is_some() || node.has_entries_of(peer) {
+            let reason = Reason::Exit(ExitReason::NodeDown);
+            for scope in node.replicated_scopes() {
+                scope.purge_origin(peer, &reason);
+            }
+        }
+    }
+
+    /// Takes the ops of local writes from the node's outbox into our streams and the
+    /// queues of the peers that are caught up.
+    pub(crate) fn handle_local_ops(&mut self, node: &NodeShared) {
+        self.drain_outbox(node);
+        self.check_overload();
+    }
+
+    fn drain_outbox(&mut self, node: &NodeShared) {
+        let Some(outbox) = node.outbox() else { return };
+        for (scope_name, epoch, op) in outbox.take() {
+            if !node
+                .replicated_scope(&scope_name)
+                .is_some_and(|s| s.epoch == epoch)
+            {
+                // Queued before a disconnect: must not reach anyone.
+                continue;
+            }
+            let stream = self.streams.entry(scope_name.clone()).or_default();
+            stream.seq += 1;
+            let seq = stream.seq;
+            stream.log.push_back((seq, op.clone()));
+            if stream.log.len() > self.config.op_log {
+                stream.log.pop_front();
+            }
+            for peer in self.peers.values_mut() {
+                if peer.linked && peer.synced.contains(&scope_name) {
+                    peer.push_ops(&scope_name, seq, op.clone(), self.config.max_ops_per_frame);
+                }
+            }
+        }
+    }
+
+    fn check_overload(&mut self) {
+        let max = self.config.max_queued_ops;
+        for (id, peer) in self.peers.iter_mut() {
+            if peer.linked && peer.queued_ops > max {
+                peer.linked = false;
+                peer.queue.clear();
+                peer.queued_ops = 0;
+                peer.synced.clear();
+                peer.receiving.clear();
+                self.events.push_back(CoreEvent::Overloaded { peer: *id });
+            }
+        }
+    }
+
+    /// This node connected to a replicated scope: tell the peers and send them our
+    /// (possibly empty) snapshot of it.
+    pub(crate) fn handle_scope_connected(&mut self, node: &NodeShared, scope: &ScopeName) {
+        self.drain_outbox(node);
+        let Some(state) = node.replicated_scope(scope) else {
+            return;
+        };
+        let ids: Vec<u64> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.linked)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let peer = self.peers.get_mut(&id).expect("listed above");
+            peer.push(Frame::Scopes {
+                joined: vec![scope.clone()],
+                left: Vec::new(),
+            });
+            if peer.scopes.contains(scope) {
+                self.send_snapshot(id, &state);
+            }
+        }
+        self.check_overload();
+    }
+
+    /// This node disconnected from a scope (its local view is already dropped): tell the
+    /// peers, and forget the streams of the scope.
+    pub(crate) fn handle_scope_disconnected(&mut self, node: &NodeShared, scope: &ScopeName) {
+        self.drain_outbox(node);
+        self.streams.remove(scope);
+        for peer in self.peers.values_mut() {
+            peer.applied.remove(scope);
+            peer.receiving.remove(scope);
+            peer.synced.remove(scope);
+            if peer.linked {
+                peer.push(Frame::Scopes {
+                    joined: Vec::new(),
+                    left: vec![scope.clone()],
+                });
+            }
+        }
+    }
+
+    /// A frame arrived from `peer`.
+    pub(crate) fn handle_frame(&mut self, node: &NodeShared, peer: u64, frame: Frame) {
+        self.drain_outbox(node);
+        if !self.peers.get(&peer).is_some_and(|p| p.linked) {
+            return;
+        }
+        match frame {
+            Frame::Hello { scopes, positions } => self.on_hello(node, peer, scopes, positions),
+            Frame::Scopes { joined, left } => self.on_scopes(node, peer, joined, left),
+            Frame::Ops {
+                scope,
+                first_seq,
+                ops,
+            } => self.on_ops(node, peer, scope, first_seq, ops),
+            Frame::Snapshot {
+                scope,
+                seq,
+                ops,
+                last,
+            } => self.on_snapshot(node, peer, scope, seq, ops, last),
+            Frame::Digest { scope, seq, digest } => self.on_digest(node, peer, scope, seq, digest),
+            Frame::Resync { scope } => {
+                if let Some(state) = node.replicated_scope(&scope) {
+                    self.send_snapshot(peer, &state);
+                }
+            }
+            Frame::Message { to, from, payload } => node.deliver_remote(to, from, payload),
+            Frame::Dispatch {
+                scope,
+                key,
+                payload,
+            } => node.dispatch_remote(&scope, &key, payload),
+        }
+        // Applying may have made local processes lose names: ship their removals now.
+        self.drain_outbox(node);
+        self.check_overload();
+    }
+
+    fn on_hello(
+        &mut self,
+        node: &NodeShared,
+        peer: u64,
+        scopes: Vec<ScopeName>,
+        positions: Vec<(ScopeName, u64)>,
+    ) {
+        let positions: HashMap<ScopeName, u64> = positions.into_iter().collect();
+        let state = self.peers.get_mut(&peer).expect("checked by handle_frame");
+        state.scopes = scopes.into_iter().collect();
+        // Scopes the peer left while we were not linked: drop what we hold of it there.
+        for scope in node.replicated_scopes() {
+            if !state.scopes.contains(&scope.name) {
+                state.applied.remove(&scope.name);
+                if scope.digest(peer) != 0 {
+                    scope.purge_origin(peer, &Reason::ScopeDisconnected);
+                }
+            }
+        }
+        let common: Vec<Arc<ScopeState>> = node
+            .replicated_scopes()
+            .into_iter()
+            .filter(|s| state.scopes.contains(&s.name))
+            .collect();
+        for scope in common {
+            let stream = self.streams.entry(scope.name.clone()).or_default();
+            let delta = positions.get(&scope.name).and_then(|p| stream.since(*p));
+            match delta {
+                Some(ops) => {
+                    let first = stream.seq + 1 - ops.len() as u64;
+                    let peer_state = self.peers.get_mut(&peer).expect("exists");
+                    for (i, op) in ops.into_iter().enumerate() {
+                        peer_state.push_ops(
+                            &scope.name,
+                            first + i as u64,
+                            op,
+                            self.config.max_ops_per_frame,
+                        );
+                    }
+                    peer_state.synced.insert(scope.name.clone());
+                }
+                None => self.send_snapshot(peer, &scope),
+            }
+        }
+    }
+
+    fn on_scopes(
+        &mut self,
+        node: &NodeShared,
+        peer: u64,
+        joined: Vec<ScopeName>,
+        left: Vec<ScopeName>,
+    ) {
+        for scope in left {
+            let state = self.peers.get_mut(&peer).expect("checked by handle_frame");
+            state.scopes.remove(&scope);
+            state.applied.remove(&scope);
+            state.receiving.remove(&scope);
+            state.synced.remove(&scope);
+            if let Some(s) = node.replicated_scope(&scope) {
+                s.purge_origin(peer, &Reason::ScopeDisconnected);
+            }
+        }
+        for scope in joined {
+            let state = self.peers.get_mut(&peer).expect("checked by handle_frame");
+            state.scopes.insert(scope.clone());
+            if let Some(s) = node.replicated_scope(&scope) {
+                self.send_snapshot(peer, &s);
+            }
+        }
+    }
+
+    fn on_ops(
+        &mut self,
+        node: &NodeShared,
+        peer: u64,
+        scope: ScopeName,
+        first_seq: u64,
+        ops: Vec<Op>,
+    ) {
+        let Some(state) = node.replicated_scope(&scope) else {
+            return;
+        };
+        let peer_state = self.peers.get_mut(&peer).expect("checked by handle_frame");
+        if peer_state.receiving.contains_key(&scope) {
+            return;
+        }
+        let Some(&applied) = peer_state.applied.get(&scope) else {
+            return;
+        };
+        let last = first_seq + ops.len() as u64 - 1;
+        if ops.is_empty() || last <= applied {
+            return;
+        }
+        if first_seq > applied + 1 {
+            peer_state.applied.remove(&scope);
+            peer_state.push(Frame::Resync {
+                scope: scope.clone(),
+            });
+            self.events
+                .push_back(CoreEvent::GapDetected { peer, scope });
+            return;
+        }
+        let fresh: Vec<Op> = ops
+            .into_iter()
+            .skip((applied + 1 - first_seq) as usize)
+            .filter(|op| op.pid().incarnation() == peer)
+            .collect();
+        peer_state.applied.insert(scope, last);
+        let applied = state.apply_remote(fresh, &node.clock);
+        node.conflicts_lost(applied);
+    }
+
+    fn on_snapshot(
+        &mut self,
+        node: &NodeShared,
+        peer: u64,
+        scope: ScopeName,
+        seq: u64,
+        ops: Vec<Op>,
+        last: bool,
+    ) {
+        let Some(state) = node.replicated_scope(&scope) else {
+            return;
+        };
+        let peer_state = self.peers.get_mut(&peer).expect("checked by handle_frame");
+        peer_state.applied.remove(&scope);
+        let receiver = peer_state
+            .receiving
+            .entry(scope.clone())
+            .or_insert_with(|| SnapshotReceiver::new(peer));
+        let applied = receiver.apply_chunk(&state, ops, &node.clock);
+        if last {
+            let receiver = peer_state.receiving.remove(&scope).expect("inserted above");
+            receiver.finish(&state);
+            peer_state.applied.insert(scope, seq);
+        }
+        node.conflicts_lost(applied);
+    }
+
+    fn on_digest(
+        &mut self,
+        node: &NodeShared,
+        peer: u64,
+        scope: ScopeName,
+        seq: u64,
+        digest: u128,
+    ) {
+        let Some(state) = node.replicated_scope(&scope) else {
+            return;
+        };
+        let own_seq = self.own_seq(&scope);
+        if seq != own_seq || !node.outbox().is_none_or(|o| o.is_empty()) {
+            // Ops are in flight: compare another time.
+            return;
+        }
+        if state.digest(self.me) != digest {
+            self.events.push_back(CoreEvent::Repaired {
+                peer,
+                scope: scope.clone(),
+            });
+            self.send_snapshot(peer, &state);
+        }
+    }
+
+    /// Queues a full snapshot of our stream in `scope` for `peer`, then marks it synced.
+    fn send_snapshot(&mut self, peer: u64, scope: &ScopeState) {
+        let seq = self.streams.entry(scope.name.clone()).or_default().seq;
+        let Some(peer_state) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let ops = scope.snapshot_local();
+        let max = self.config.max_ops_per_frame.max(1);
+        let mut chunks: Vec<Vec<Op>> = Vec::with_capacity(ops.len() / max + 1);
+        let mut ops = ops.into_iter().peekable();
+        while ops.peek().is_some() {
+            chunks.push(ops.by_ref().take(max).collect());
+        }
+        if chunks.is_empty() {
+            chunks.push(Vec::new());
+        }
+        let count = chunks.len();
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            peer_state.push(Frame::Snapshot {
+                scope: scope.name.clone(),
+                seq,
+                ops: chunk,
+                last: i + 1 == count,
+            });
+        }
+        peer_state.synced.insert(scope.name.clone());
+    }
+
+    /// Time passed: exchange digests if due. Early or repeated calls do nothing.
+    pub(crate) fn handle_timeout(&mut self, node: &NodeShared, now: Instant) {
+        self.drain_outbox(node);
+        let Some(due) = self.next_anti_entropy else {
+            return;
+        };
+        if now < due {
+            return;
+        }
+        self.next_anti_entropy = Some(now + self.config.anti_entropy_interval);
+        for scope in node.replicated_scopes() {
+            for (id, peer) in self.peers.iter_mut() {
+                if !peer.linked || peer.receiving.contains_key(&scope.name) {
+                    continue;
+                }
+                if let Some(&seq) = peer.applied.get(&scope.name) {
+                    peer.push(Frame::Digest {
+                        scope: scope.name.clone(),
+                        seq,
+                        digest: scope.digest(*id),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Queues a frame for a peer outside the replication streams (messages, dispatch);
+    /// it keeps its place after the ops queued before it. Returns `false` if the peer has
+    /// no link.
+    pub(crate) fn send(&mut self, node: &NodeShared, peer: u64, frame: Frame) -> bool {
+        self.drain_outbox(node);
+        let Some(state) = self.peers.get_mut(&peer).filter(|p| p.linked) else {
+            return false;
+        };
+        state.push(frame);
+        self.check_overload();
+        true
+    }
+
+    /// Every frame queued for `peer`, oldest first.
+    #[must_use = "frames taken must be sent, or the peer misses them"]
+    pub(crate) fn poll_transmit(&mut self, peer: u64) -> Vec<Frame> {
+        match self.peers.get_mut(&peer) {
+            Some(state) => {
+                state.queued_ops = 0;
+                state.queue.drain(..).collect()
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Peers that have frames queued.
+    pub(crate) fn peers_with_transmits(&self) -> Vec<u64> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| !p.queue.is_empty())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// The next event for the driver.
+    #[must_use]
+    pub(crate) fn poll_event(&mut self) -> Option<CoreEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`Core::handle_timeout`] next has work.
+    #[must_use]
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.next_anti_entropy
+    }
+}

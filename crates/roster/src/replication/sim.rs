@@ -1,0 +1,771 @@
+//! Deterministic simulation of a cluster of replication cores.
+//!
+//! One seed draws the cluster shape, the fault rates and every decision: N nodes (real
+//! `Node`s with real stores, each with its own [`Core`]) exchange frames over simulated
+//! links with random delays (FIFO within a link, reordered across links), links that break,
+//! partitions, crashes and restarts as new incarnations, and clock skew, under a random
+//! workload of registrations, group changes, process deaths and scope changes. Then the
+//! faults stop, the network heals, and the cluster must converge within a step budget to a
+//! state that satisfies the invariants of DESIGN.md section 5.
+//!
+//! A failure prints the seed; `ROSTER_SIM_SEED=<seed> cargo test -p roster sim_replays`
+//! replays exactly that run. `ROSTER_SIM_SEEDS=<n>` sets how many seeds the sweep runs and
+//! `ROSTER_SIM_FIRST=<seed>` where it starts.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::core::{Core, CoreConfig, CoreEvent};
+use super::wire::Frame;
+use crate::clock::Clock;
+use crate::key::{Key, Limits};
+use crate::node::Node;
+use crate::pid::Pid;
+use crate::process::{ExitReason, Process};
+
+const NAMES: &[&str] = &["a", "b", "c", "user/1", "user/2", "user/3", "leader"];
+const GROUPS: &[&str] = &["g1", "g2", "room/1", "room/2"];
+const SCOPES: &[&str] = &["default", "s1", "s2"];
+
+/// A virtual wall clock with a per-node skew.
+struct SimClock {
+    millis: AtomicU64,
+}
+
+impl Clock for SimClock {
+    fn now_millis(&self) -> u64 {
+        self.millis.load(Ordering::Relaxed)
+    }
+}
+
+struct SimNode {
+    name: String,
+    node: Node,
+    core: Core,
+    clock: Arc<SimClock>,
+    skew_ms: i64,
+    processes: Vec<Process>,
+    /// Names each live process registered and still expects to hold, per scope.
+    expected: BTreeMap<Pid, BTreeSet<(String, Key)>>,
+}
+
+/// One direction of a link between two nodes.
+#[derive(Default)]
+struct Link {
+    generation: u64,
+    in_flight: VecDeque<(Instant, u64, Frame)>,
+}
+
+struct Sim {
+    seed: u64,
+    rng: StdRng,
+    start: Instant,
+    now: Instant,
+    nodes: Vec<Option<SimNode>>,
+    /// Per unordered pair (i < j): whether the link is up.
+    up: BTreeSet<(usize, usize)>,
+    links: BTreeMap<(usize, usize), Link>,
+    cut: BTreeSet<(usize, usize)>,
+    /// Crashed nodes whose death the others have not yet noticed: (index, incarnation, when).
+    pending_deaths: Vec<(usize, u64, Instant)>,
+    next_incarnation: u64,
+    max_delay_ms: u64,
+    fault_rate: f64,
+    /// Scope connections per node (besides `default`).
+    scopes: Vec<BTreeSet<&'static str>>,
+    log: Vec<String>,
+}
+
+fn pair(a: usize, b: usize) -> (usize, usize) {
+    (a.min(b), a.max(b))
+}
+
+impl Sim {
+    fn new(seed: u64) -> Sim {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let count = rng.random_range(2..=5);
+        let max_delay_ms = rng.random_range(1..=20);
+        let fault_rate = rng.random_range(0.0..0.08);
+        let now = Instant::now();
+        let mut sim = Sim {
+            seed,
+            rng,
+            start: now,
+            now,
+            nodes: Vec::new(),
+            up: BTreeSet::new(),
+            links: BTreeMap::new(),
+            cut: BTreeSet::new(),
+            pending_deaths: Vec::new(),
+            next_incarnation: 1,
+            max_delay_ms,
+            fault_rate,
+            scopes: vec![BTreeSet::new(); count],
+            log: Vec::new(),
+        };
+        for i in 0..count {
+            let node = sim.boot(i);
+            sim.nodes.push(Some(node));
+        }
+        sim.log.push(format!(
+            "SEED={seed} nodes={count} max_delay_ms={max_delay_ms} fault_rate={fault_rate:.3}"
+        ));
+        sim
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        (self.now - self.start).as_millis() as u64
+    }
+
+    fn boot(&mut self, index: usize) -> SimNode {
+        let incarnation = self.next_incarnation;
+        self.next_incarnation += 1;
+        let skew_ms = self.rng.random_range(-500i64..=500);
+        let clock = Arc::new(SimClock {
+            millis: AtomicU64::new(0),
+        });
+        let node = Node::builder()
+            .name(format!("n{index}"))
+            .incarnation(incarnation)
+            .clock(clock.clone())
+            .replicated()
+            .start()
+            .expect("inside the sim runtime");
+        let mut sim_node = SimNode {
+            name: format!("n{index}"),
+            node,
+            core: Core::new(
+                incarnation,
+                CoreConfig {
+                    op_log: 64,
+                    max_ops_per_frame: 8,
+                    max_queued_ops: 10_000,
+                    anti_entropy_interval: Duration::from_millis(500),
+                },
+            ),
+            clock,
+            skew_ms,
+            processes: Vec::new(),
+            expected: BTreeMap::new(),
+        };
+        self.set_clock(&mut sim_node);
+        for scope in self.scopes[index].clone() {
+            sim_node.node.connect(scope).expect("valid scope");
+        }
+        sim_node
+    }
+
+    fn set_clock(&self, node: &mut SimNode) {
+        let base = 1_000_000_000 + self.elapsed_ms() as i64 + node.skew_ms;
+        node.clock.millis.store(base as u64, Ordering::Relaxed);
+    }
+
+    fn alive(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|i| self.nodes[*i].is_some())
+            .collect()
+    }
+
+    /// Moves every frame a node's core queued onto its links.
+    fn flush(&mut self, from: usize) {
+        let Some(node) = self.nodes[from].as_mut() else {
+            return;
+        };
+        let mut outgoing = Vec::new();
+        for peer in node.core.peers_with_transmits() {
+            outgoing.push((peer, node.core.poll_transmit(peer)));
+        }
+        let mut overloaded = Vec::new();
+        while let Some(event) = node.core.poll_event() {
+            if let CoreEvent::Overloaded { peer } = event {
+                overloaded.push(peer);
+            }
+        }
+        for (peer_incarnation, frames) in outgoing {
+            let Some(to) = self.index_of(peer_incarnation) else {
+                continue;
+            };
+            if !self.up.contains(&pair(from, to)) {
+                continue;
+            }
+            for frame in frames {
+                let delay = Duration::from_millis(self.rng.random_range(0..=self.max_delay_ms));
+                let link = self.links.entry((from, to)).or_default();
+                let arrival = link
+                    .in_flight
+                    .back()
+                    .map_or(self.now + delay, |(last, _, _)| {
+                        (*last).max(self.now + delay)
+                    });
+                let generation = link.generation;
+                link.in_flight.push_back((arrival, generation, frame));
+            }
+        }
+        for peer in overloaded {
+            if let Some(to) = self.index_of(peer) {
+                self.link_down(from, to, false);
+            }
+        }
+    }
+
+    fn index_of(&self, incarnation: u64) -> Option<usize> {
+        self.nodes.iter().position(|n| {
+            n.as_ref()
+                .is_some_and(|n| n.node.incarnation() == incarnation)
+        })
+    }
+
+    fn link_up(&mut self, a: usize, b: usize) {
+        if !self.up.insert(pair(a, b)) {
+            return;
+        }
+        for (x, y) in [(a, b), (b, a)] {
+            self.links.entry((x, y)).or_default().generation += 1;
+            let (peer_inc, peer_name) = {
+                let peer = self.nodes[y].as_ref().expect("alive");
+                (peer.node.incarnation(), peer.name.clone())
+            };
+            let now = self.now;
+            let node = self.nodes[x].as_mut().expect("alive");
+            node.core
+                .handle_peer_up(&node.node.shared(), peer_inc, &peer_name, now);
+        }
+        self.flush(a);
+        self.flush(b);
+    }
+
+    fn link_down(&mut self, a: usize, b: usize, dead: bool) {
+        if !self.up.remove(&pair(a, b)) {
+            return;
+        }
+        for (x, y) in [(a, b), (b, a)] {
+            let link = self.links.entry((x, y)).or_default();
+            link.generation += 1;
+            link.in_flight.clear();
+            let peer_inc = self.nodes[y].as_ref().map(|n| n.node.incarnation());
+            if let (Some(node), Some(peer_inc)) = (self.nodes[x].as_mut(), peer_inc) {
+                node.core
+                    .handle_peer_down(&node.node.shared(), peer_inc, dead);
+            }
+        }
+        self.flush(a);
+        self.flush(b);
+    }
+
+    /// Brings links up or down to match liveness and partitions.
+    fn reconcile(&mut self) {
+        let alive = self.alive();
+        for &a in &alive {
+            for &b in &alive {
+                if a < b && !self.cut.contains(&(a, b)) && !self.up.contains(&(a, b)) {
+                    self.link_up(a, b);
+                }
+            }
+        }
+    }
+
+    fn deliver_due(&mut self) -> bool {
+        let mut due: Vec<(Instant, usize, usize)> = self
+            .links
+            .iter()
+            .filter_map(|(&(from, to), link)| {
+                link.in_flight
+                    .front()
+                    .filter(|(at, _, _)| *at <= self.now)
+                    .map(|(at, _, _)| (*at, from, to))
+            })
+            .collect();
+        due.sort();
+        let Some(&(_, from, to)) = due.first() else {
+            return false;
+        };
+        let link = self.links.get_mut(&(from, to)).expect("listed");
+        let (_, generation, frame) = link.in_flight.pop_front().expect("listed");
+        if generation != link.generation || !self.up.contains(&pair(from, to)) {
+            return true;
+        }
+        let from_inc = self.nodes[from].as_ref().map(|n| n.node.incarnation());
+        if let (Some(node), Some(from_inc)) = (self.nodes[to].as_mut(), from_inc) {
+            // Every frame crosses the real encoder and decoder.
+            let limits = Limits {
+                max_key_bytes: 1024,
+                max_meta_bytes: 64 * 1024,
+            };
+            let frame = Frame::decode(&frame.encode(), &limits).expect("valid frame");
+            if std::env::var_os("ROSTER_SIM_TRACE").is_some() {
+                println!(
+                    "t={} {from}->{to}: {frame:?}",
+                    (self.now - self.start).as_millis()
+                );
+            }
+            node.core.handle_frame(&node.node.shared(), from_inc, frame);
+        }
+        self.flush(to);
+        true
+    }
+
+    fn advance(&mut self, ms: u64) {
+        self.now += Duration::from_millis(ms);
+        for i in self.alive() {
+            let now = self.now;
+            let mut node = self.nodes[i].take().expect("alive");
+            self.set_clock(&mut node);
+            node.core.handle_timeout(&node.node.shared(), now);
+            self.nodes[i] = Some(node);
+            self.flush(i);
+        }
+        let due: Vec<(usize, u64)> = self
+            .pending_deaths
+            .iter()
+            .filter(|(_, _, at)| *at <= self.now)
+            .map(|(i, inc, _)| (*i, *inc))
+            .collect();
+        self.pending_deaths.retain(|(_, _, at)| *at > self.now);
+        for (_, incarnation) in due {
+            for j in self.alive() {
+                let node = self.nodes[j].as_mut().expect("alive");
+                node.core
+                    .handle_peer_down(&node.node.shared(), incarnation, true);
+                self.flush(j);
+            }
+        }
+        while self.deliver_due() {}
+    }
+
+    fn workload_step(&mut self) {
+        let alive = self.alive();
+        let i = alive[self.rng.random_range(0..alive.len())];
+        let choice = self.rng.random_range(0..100);
+        let scope_name = SCOPES[self.rng.random_range(0..SCOPES.len())];
+        let mut node = self.nodes[i].take().expect("alive");
+        let scope = node.node.scope(scope_name).ok();
+        match choice {
+            0..=9 => node.processes.push(node.node.process()),
+            10..=34 => {
+                if let (Some(scope), false) = (scope, node.processes.is_empty()) {
+                    let p = &node.processes[self.rng.random_range(0..node.processes.len())];
+                    let key = NAMES[self.rng.random_range(0..NAMES.len())];
+                    let meta = self.rng.random_range(0..3u8);
+                    if scope.register(p, key, &meta).is_ok() {
+                        node.expected
+                            .entry(p.pid())
+                            .or_default()
+                            .insert((scope_name.to_owned(), key.into()));
+                    }
+                }
+            }
+            35..=44 => {
+                if let (Some(scope), false) = (scope, node.processes.is_empty()) {
+                    let p = &node.processes[self.rng.random_range(0..node.processes.len())];
+                    let key = NAMES[self.rng.random_range(0..NAMES.len())];
+                    if scope.unregister(p, key).is_ok()
+                        && let Some(set) = node.expected.get_mut(&p.pid())
+                    {
+                        set.remove(&(scope_name.to_owned(), key.into()));
+                    }
+                }
+            }
+            45..=64 => {
+                if let (Some(scope), false) = (scope, node.processes.is_empty()) {
+                    let p = &node.processes[self.rng.random_range(0..node.processes.len())];
+                    let key = GROUPS[self.rng.random_range(0..GROUPS.len())];
+                    let _ = scope.join(p, key, &self.rng.random_range(0..3u8));
+                }
+            }
+            65..=74 => {
+                if let (Some(scope), false) = (scope, node.processes.is_empty()) {
+                    let p = &node.processes[self.rng.random_range(0..node.processes.len())];
+                    let key = GROUPS[self.rng.random_range(0..GROUPS.len())];
+                    let _ = scope.leave(p, key);
+                }
+            }
+            75..=84 => {
+                if !node.processes.is_empty() {
+                    let p = node
+                        .processes
+                        .swap_remove(self.rng.random_range(0..node.processes.len()));
+                    node.expected.remove(&p.pid());
+                    if self.rng.random_bool(0.5) {
+                        node.node.kill(p.pid());
+                    }
+                    drop(p);
+                }
+            }
+            85..=92 => {
+                let name = SCOPES[1 + self.rng.random_range(0..SCOPES.len() - 1)];
+                if self.scopes[i].insert(name) {
+                    node.node.connect(name).expect("valid scope");
+                    node.core
+                        .handle_scope_connected(&node.node.shared(), &name.into());
+                }
+            }
+            _ => {
+                let name = SCOPES[1 + self.rng.random_range(0..SCOPES.len() - 1)];
+                if self.scopes[i].remove(name) {
+                    node.node.disconnect(name).expect("connected");
+                    for set in node.expected.values_mut() {
+                        set.retain(|(s, _)| s != name);
+                    }
+                    node.core
+                        .handle_scope_disconnected(&node.node.shared(), &name.into());
+                }
+            }
+        }
+        node.core.handle_local_ops(&node.node.shared());
+        // Processes that lost a name in a conflict were ended by the node.
+        node.processes.retain(|p| p.is_alive());
+        let live: BTreeSet<Pid> = node.processes.iter().map(|p| p.pid()).collect();
+        node.expected.retain(|pid, _| live.contains(pid));
+        self.nodes[i] = Some(node);
+        self.flush(i);
+    }
+
+    fn fault_step(&mut self) {
+        let alive = self.alive();
+        match self.rng.random_range(0..5) {
+            0 if alive.len() >= 2 => {
+                let a = alive[self.rng.random_range(0..alive.len())];
+                let b = alive[self.rng.random_range(0..alive.len())];
+                if a != b {
+                    self.log
+                        .push(format!("t={} drop link {a}-{b}", self.elapsed_ms()));
+                    self.link_down(a, b, false);
+                }
+            }
+            1 if alive.len() >= 2 => {
+                // Partition one node from the rest; SWIM may or may not declare it dead.
+                let a = alive[self.rng.random_range(0..alive.len())];
+                let dead = self.rng.random_bool(0.5);
+                self.log
+                    .push(format!("t={} partition {a} dead={dead}", self.elapsed_ms()));
+                for &b in &alive {
+                    if a != b {
+                        self.cut.insert(pair(a, b));
+                        self.link_down(a, b, dead);
+                    }
+                }
+            }
+            2 => {
+                self.log.push(format!("t={} heal", self.elapsed_ms()));
+                self.cut.clear();
+            }
+            3 if alive.len() >= 2 => {
+                let a = alive[self.rng.random_range(0..alive.len())];
+                let crashed = self.nodes[a].take().expect("alive");
+                let incarnation = crashed.node.incarnation();
+                self.log.push(format!(
+                    "t={} crash {a} (incarnation {incarnation})",
+                    self.elapsed_ms()
+                ));
+                for b in self.alive() {
+                    let key = pair(a, b);
+                    if self.up.remove(&key) {
+                        for dir in [(a, b), (b, a)] {
+                            let link = self.links.entry(dir).or_default();
+                            link.generation += 1;
+                            link.in_flight.clear();
+                        }
+                        let node = self.nodes[b].as_mut().expect("alive");
+                        node.core
+                            .handle_peer_down(&node.node.shared(), incarnation, false);
+                    }
+                }
+                let detect = Duration::from_millis(self.rng.random_range(100..3000));
+                self.pending_deaths
+                    .push((a, incarnation, self.now + detect));
+                drop(crashed);
+                // Restart later as a new incarnation (or now).
+                let restarted = self.boot(a);
+                self.log.push(format!(
+                    "t={} restart {a} as incarnation {}",
+                    self.elapsed_ms(),
+                    restarted.node.incarnation()
+                ));
+                self.nodes[a] = Some(restarted);
+            }
+            _ => {}
+        }
+    }
+
+    fn run(&mut self, steps: usize) {
+        for _ in 0..steps {
+            if self.rng.random_bool(self.fault_rate) {
+                self.fault_step();
+            }
+            self.reconcile();
+            self.workload_step();
+            let ms = self.rng.random_range(0..10);
+            self.advance(ms);
+        }
+        // Heal: no more faults; every crashed node's death is noticed; links come up.
+        self.log.push(format!("t={} final heal", self.elapsed_ms()));
+        self.cut.clear();
+        self.advance(5_000);
+        self.reconcile();
+        for _ in 0..40 {
+            self.advance(250);
+            self.reconcile();
+        }
+        self.settle();
+    }
+
+    /// Delivers what is in flight, without reaching the next anti-entropy round.
+    fn settle(&mut self) {
+        for _ in 0..200 {
+            if self.links.values().all(|l| l.in_flight.is_empty()) {
+                return;
+            }
+            self.advance(1);
+        }
+    }
+
+    /// Checks DESIGN.md section 5's invariants; returns what is wrong.
+    fn check(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let in_flight: usize = self.links.values().map(|l| l.in_flight.len()).sum();
+        if in_flight > 0 {
+            problems.push(format!(
+                "{in_flight} frames still in flight after the heal budget"
+            ));
+        }
+        // Processes the harness did not end can only have died by losing a conflict.
+        for node in self.nodes.iter().flatten() {
+            for p in node.processes.iter().filter(|p| !p.is_alive()) {
+                if !matches!(p.exit_reason(), Some(ExitReason::Conflict { .. })) {
+                    problems.push(format!(
+                        "{}: {} died of {:?}",
+                        node.name,
+                        p.pid(),
+                        p.exit_reason()
+                    ));
+                }
+            }
+        }
+        let live_pids: BTreeSet<Pid> = self
+            .nodes
+            .iter()
+            .flatten()
+            .flat_map(|n| n.processes.iter().filter(|p| p.is_alive()).map(|p| p.pid()))
+            .collect();
+        for scope in SCOPES {
+            let members: Vec<&SimNode> = self
+                .nodes
+                .iter()
+                .flatten()
+                .filter(|n| n.node.scope(scope).is_ok())
+                .collect();
+            let views: Vec<(String, View)> = members
+                .iter()
+                .map(|n| (n.name.clone(), view(&n.node, scope)))
+                .collect();
+            for (name, v) in &views {
+                for (key, pid) in v.names.iter().map(|(k, (p, _))| (k, p)) {
+                    if !live_pids.contains(pid) {
+                        problems.push(format!("{name}/{scope}: name {key} held by dead {pid}"));
+                    }
+                }
+                for (key, pid, _) in &v.members {
+                    if !live_pids.contains(pid) {
+                        problems.push(format!("{name}/{scope}: group {key} has dead {pid}"));
+                    }
+                }
+                if v != &views[0].1 {
+                    problems.push(format!(
+                        "{scope}: view of {name} differs from {}:\n  {:?}\n  {:?}",
+                        views[0].0, v, views[0].1
+                    ));
+                }
+            }
+            // Digests cover shadowed contenders too: every node must hold the same entries
+            // of every origin, and none of an origin that is gone.
+            let origins: BTreeSet<u64> = self
+                .nodes
+                .iter()
+                .flatten()
+                .map(|n| n.node.incarnation())
+                .collect();
+            for n in &members {
+                let state = n.node.scope(scope).expect("connected").state;
+                for origin in state.remote_origins() {
+                    if !origins.contains(&origin) {
+                        problems.push(format!(
+                            "{}/{scope}: holds entries of gone incarnation {origin}",
+                            n.name
+                        ));
+                    }
+                }
+                for &origin in &origins {
+                    let first = members[0]
+                        .node
+                        .scope(scope)
+                        .expect("connected")
+                        .state
+                        .digest(origin);
+                    if state.digest(origin) != first {
+                        problems.push(format!(
+                            "{}/{scope}: digest of origin {origin} differs from {}'s",
+                            n.name, members[0].name
+                        ));
+                    }
+                }
+            }
+        }
+        for node in self.nodes.iter().flatten() {
+            for (pid, expected) in node
+                .expected
+                .iter()
+                .filter(|(pid, _)| live_pids.contains(pid))
+            {
+                for (scope, key) in expected {
+                    let owner = node.node.scope(scope).ok().and_then(|s| s.whereis(key));
+                    if owner != Some(*pid) {
+                        problems.push(format!(
+                            "{}: live {pid} lost {scope}/{key} (owner now {owner:?}) without a conflict",
+                            node.name
+                        ));
+                    }
+                }
+            }
+        }
+        problems
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct View {
+    names: BTreeMap<Key, (Pid, Vec<u8>)>,
+    members: BTreeSet<(Key, Pid, Vec<u8>)>,
+}
+
+fn view(node: &Node, scope: &str) -> View {
+    let scope = node.scope(scope).expect("connected");
+    let names = scope
+        .registered("", usize::MAX)
+        .expect("empty prefix")
+        .into_iter()
+        .map(|(k, r)| (k, (r.pid, r.meta.as_bytes().to_vec())))
+        .collect();
+    let mut members = BTreeSet::new();
+    for key in scope.groups("", usize::MAX).expect("empty prefix") {
+        for m in scope.members(&key).iter() {
+            members.insert((key.clone(), m.pid(), m.meta().as_bytes().to_vec()));
+        }
+    }
+    View { names, members }
+}
+
+/// Runs one seed; returns the log and the problems found.
+fn run_seed(seed: u64) -> (Vec<String>, Vec<String>) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let _enter = runtime.enter();
+    let mut sim = Sim::new(seed);
+    let steps = 150 + (seed % 150) as usize;
+    sim.run(steps);
+    let problems = sim.check();
+    let conflicts = sim.nodes.iter().flatten().count();
+    sim.log.push(format!("nodes at end: {conflicts}"));
+    (std::mem::take(&mut sim.log), problems)
+}
+
+fn report(seed: u64, log: &[String], problems: &[String]) -> String {
+    format!(
+        "simulation failed: SEED={seed}\nreplay: ROSTER_SIM_SEED={seed} cargo test -p roster sim_replays -- --nocapture\nlog:\n  {}\nproblems:\n  {}",
+        log.join("\n  "),
+        problems.join("\n  ")
+    )
+}
+
+#[test]
+fn sim_sweep_of_seeds_converges() {
+    let seeds: u64 = std::env::var("ROSTER_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(500);
+    let first: u64 = std::env::var("ROSTER_SIM_FIRST")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    for seed in first..first + seeds {
+        let (log, problems) = run_seed(seed);
+        assert!(problems.is_empty(), "{}", report(seed, &log, &problems));
+    }
+}
+
+#[test]
+fn sim_replays() {
+    let Some(seed) = std::env::var("ROSTER_SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    else {
+        return;
+    };
+    let (log, problems) = run_seed(seed);
+    println!("{}", log.join("\n"));
+    assert!(problems.is_empty(), "{}", report(seed, &log, &problems));
+}
+
+#[test]
+fn a_seed_replays_identically() {
+    let first = run_seed(7);
+    let second = run_seed(7);
+    assert_eq!(first, second);
+}
+
+#[test]
+fn conflicting_registrations_on_two_nodes_leave_one_owner_and_kill_the_loser() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let _enter = runtime.enter();
+    let mut sim = Sim::new(1);
+    // Take the first two nodes, partitioned; each registers "leader".
+    while sim.nodes.len() > 2 {
+        sim.nodes.pop();
+        sim.scopes.pop();
+    }
+    sim.cut.insert((0, 1));
+    let mut pids = Vec::new();
+    for i in 0..2 {
+        let node = sim.nodes[i].as_mut().expect("alive");
+        let p = node.node.process();
+        p.register("leader", &(i as u8)).expect("free on its side");
+        pids.push(p.pid());
+        node.expected.entry(p.pid()).or_default();
+        node.processes.push(p);
+        node.core.handle_local_ops(&node.node.shared());
+        sim.advance(10);
+    }
+    sim.cut.clear();
+    sim.reconcile();
+    for _ in 0..10 {
+        sim.advance(50);
+    }
+    sim.settle();
+    let owners: Vec<Option<Pid>> = (0..2)
+        .map(|i| sim.nodes[i].as_ref().expect("alive").node.whereis("leader"))
+        .collect();
+    assert_eq!(owners[0], owners[1]);
+    let winner = owners[0].expect("someone keeps it");
+    assert_eq!(winner, pids[0], "keep-oldest: the first registration wins");
+    let loser_node = sim.nodes[1].as_ref().expect("alive");
+    let loser = loser_node
+        .processes
+        .iter()
+        .find(|p| p.pid() == pids[1])
+        .expect("kept");
+    assert_eq!(
+        loser.exit_reason(),
+        Some(ExitReason::Conflict {
+            key: "leader".into(),
+            winner
+        })
+    );
+    assert!(sim.check().is_empty(), "{:?}", sim.check());
+}

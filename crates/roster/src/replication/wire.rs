@@ -1,0 +1,252 @@
+//! Frames exchanged by replication cores, and their binary encoding.
+//!
+//! Frames are postcard-encoded (compact, stable specification). A frame from the network
+//! is decoded with [`Frame::decode`], which checks every key and bound and never panics:
+//! bad bytes give a [`WireError`] and change nothing.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::key::{Key, Limits, ScopeName};
+use crate::meta::Meta;
+use crate::op::Op;
+use crate::pid::Pid;
+
+/// The replication protocol version. A peer with another version is refused at the
+/// handshake.
+pub(crate) const PROTOCOL_VERSION: u16 = 1;
+
+/// One replication frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Frame {
+    /// First frame on a link: the sender's replicated scopes, and for each scope the last
+    /// sequence of the receiver's stream it has applied (absent: it has none).
+    Hello {
+        scopes: Vec<ScopeName>,
+        positions: Vec<(ScopeName, u64)>,
+    },
+    /// The sender connected to or disconnected from scopes.
+    Scopes {
+        joined: Vec<ScopeName>,
+        left: Vec<ScopeName>,
+    },
+    /// Consecutive ops of the sender's stream in `scope`, the first numbered `first_seq`.
+    Ops {
+        scope: ScopeName,
+        first_seq: u64,
+        ops: Vec<Op>,
+    },
+    /// A chunk of a snapshot of the sender's stream in `scope` at sequence `seq`; the last
+    /// chunk completes it.
+    Snapshot {
+        scope: ScopeName,
+        seq: u64,
+        ops: Vec<Op>,
+        last: bool,
+    },
+    /// The sender's digest of the receiver's entries in `scope`, having applied its stream
+    /// up to `seq`.
+    Digest {
+        scope: ScopeName,
+        seq: u64,
+        digest: u128,
+    },
+    /// The sender lost track of the receiver's stream in `scope` and asks for a snapshot.
+    Resync { scope: ScopeName },
+    /// A message for one process of the receiver.
+    Message {
+        to: Pid,
+        from: Option<Pid>,
+        payload: Meta,
+    },
+    /// A message for the owner and the members of `key` in `scope` on the receiver.
+    Dispatch {
+        scope: ScopeName,
+        key: Key,
+        payload: Meta,
+    },
+}
+
+/// A frame could not be decoded or is invalid. The receiver's state is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum WireError {
+    /// The bytes are not a frame of this protocol version.
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+    /// The frame has bytes after its end.
+    #[error("frame has {0} trailing bytes")]
+    TrailingBytes(usize),
+    /// A key or scope name in the frame breaks the limits.
+    #[error("invalid key in frame: {0}")]
+    InvalidKey(String),
+    /// Meta in the frame is larger than the limit.
+    #[error("meta of {len} bytes in frame exceeds the limit of {max}")]
+    MetaTooLarge {
+        /// Encoded meta length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+impl Frame {
+    /// Encodes the frame (without a length prefix).
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).expect("frames always encode")
+    }
+
+    /// Decodes and validates a frame received from a peer.
+    pub(crate) fn decode(bytes: &[u8], limits: &Limits) -> Result<Frame, WireError> {
+        let (frame, rest): (Frame, &[u8]) =
+            postcard::take_from_bytes(bytes).map_err(|e| WireError::Malformed(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(WireError::TrailingBytes(rest.len()));
+        }
+        frame.validate(limits)?;
+        Ok(frame)
+    }
+
+    fn validate(&self, limits: &Limits) -> Result<(), WireError> {
+        let scope = |s: &str| {
+            limits
+                .write_key(s)
+                .map_err(|e| WireError::InvalidKey(e.to_string()))
+        };
+        let meta = |m: &Meta| {
+            if m.encoded_len() > limits.max_meta_bytes {
+                Err(WireError::MetaTooLarge {
+                    len: m.encoded_len(),
+                    max: limits.max_meta_bytes,
+                })
+            } else {
+                Ok(())
+            }
+        };
+        let ops = |ops: &[Op]| {
+            ops.iter().try_for_each(|op| {
+                scope(op.key())?;
+                match op {
+                    Op::Register { meta: m, .. } | Op::Join { meta: m, .. } => meta(m),
+                    _ => Ok(()),
+                }
+            })
+        };
+        match self {
+            Frame::Hello { scopes, positions } => {
+                scopes.iter().try_for_each(|s| scope(s))?;
+                positions.iter().try_for_each(|(s, _)| scope(s))
+            }
+            Frame::Scopes { joined, left } => joined.iter().chain(left).try_for_each(|s| scope(s)),
+            Frame::Ops {
+                scope: s, ops: o, ..
+            }
+            | Frame::Snapshot {
+                scope: s, ops: o, ..
+            } => {
+                scope(s)?;
+                ops(o)
+            }
+            Frame::Digest { scope: s, .. } | Frame::Resync { scope: s } => scope(s),
+            Frame::Message { payload, .. } => meta(payload),
+            Frame::Dispatch {
+                scope: s,
+                key,
+                payload,
+            } => {
+                scope(s)?;
+                scope(key)?;
+                meta(payload)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Reason;
+
+    const LIMITS: Limits = Limits {
+        max_key_bytes: 64,
+        max_meta_bytes: 64,
+    };
+
+    fn sample() -> Vec<Frame> {
+        let pid = Pid::new(7, 3);
+        vec![
+            Frame::Hello {
+                scopes: vec!["default".into()],
+                positions: vec![("default".into(), 42)],
+            },
+            Frame::Ops {
+                scope: "default".into(),
+                first_seq: 1,
+                ops: vec![
+                    Op::Register {
+                        key: "user/1".into(),
+                        pid,
+                        meta: Meta::encode(&"eu").unwrap(),
+                        registered_at: 5,
+                        token: 6,
+                    },
+                    Op::Leave {
+                        key: "room/1".into(),
+                        pid,
+                        reason: Reason::Conflict { winner: pid },
+                    },
+                ],
+            },
+            Frame::Digest {
+                scope: "s".into(),
+                seq: 9,
+                digest: u128::MAX - 3,
+            },
+            Frame::Message {
+                to: pid,
+                from: None,
+                payload: Meta::EMPTY,
+            },
+        ]
+    }
+
+    #[test]
+    fn frames_round_trip() {
+        for frame in sample() {
+            assert_eq!(Frame::decode(&frame.encode(), &LIMITS), Ok(frame));
+        }
+    }
+
+    #[test]
+    fn truncated_and_padded_frames_are_refused() {
+        for frame in sample() {
+            let bytes = frame.encode();
+            for cut in 0..bytes.len() {
+                assert!(Frame::decode(&bytes[..cut], &LIMITS).is_err());
+            }
+            let mut padded = bytes.clone();
+            padded.push(0);
+            assert_eq!(
+                Frame::decode(&padded, &LIMITS),
+                Err(WireError::TrailingBytes(1))
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_keys_and_large_meta_are_refused() {
+        let bad_key = Frame::Resync { scope: "".into() };
+        assert!(matches!(
+            Frame::decode(&bad_key.encode(), &LIMITS),
+            Err(WireError::InvalidKey(_))
+        ));
+        let big = Frame::Message {
+            to: Pid::new(1, 1),
+            from: None,
+            payload: Meta::from_bytes(&[0xc4; 100]),
+        };
+        assert!(matches!(
+            Frame::decode(&big.encode(), &LIMITS),
+            Err(WireError::MetaTooLarge { .. })
+        ));
+    }
+}
