@@ -123,6 +123,10 @@ pub enum SendError {
         "mailbox of {0} is full: the receiver is not keeping up (raise NodeBuilder::mailbox_capacity or slow the sender)"
     )]
     MailboxFull(Pid),
+    /// The process lives on another node that this node has no link to (not in the
+    /// cluster, partitioned, or restarting); the message was not sent.
+    #[error("no link to the node of {0}: it is not reachable from this node right now")]
+    NodeUnreachable(Pid),
     /// The message could not be encoded.
     #[error(transparent)]
     Encode(#[from] MetaError),
@@ -174,4 +178,12 @@ pub enum StartError {
     /// The node name is invalid.
     #[error("invalid node name: {0}")]
     InvalidName(KeyError),
+    /// The cluster address could not be bound.
+    #[error("cannot listen on {addr}: {reason} (is another node using this port?)")]
+    Bind {
+        /// The configured address.
+        addr: String,
+        /// What the OS said.
+        reason: String,
+    },
 }

@@ -36,6 +36,7 @@
 #![deny(missing_docs, unreachable_pub, rustdoc::broken_intra_doc_links)]
 
 mod clock;
+mod cluster;
 mod conflict;
 mod entry;
 mod error;
@@ -52,6 +53,7 @@ mod store;
 pub mod subscription;
 
 pub use clock::Clock;
+pub use cluster::{ClusterConfig, FailureDetection, HandshakeError, PeerInfo};
 pub use conflict::{ConflictRule, Resolver, Winner};
 pub use entry::{Entry, Member, Members, Registration, Table};
 pub use error::{KeyError, MetaError, RecvError, RegistryError, ScopeError, SendError, StartError};

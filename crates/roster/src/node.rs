@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use arc_swap::ArcSwapOption;
+
 use crate::clock::{Clock, Hlc};
+use crate::cluster::{Cluster, ClusterConfig, PeerInfo};
 use crate::conflict::ConflictRule;
 use crate::error::{ScopeError, SendError, StartError};
 use crate::key::{Limits, ScopeName};
@@ -15,6 +18,7 @@ use crate::meta::Meta;
 use crate::op::Outbox;
 use crate::pid::Pid;
 use crate::process::{Envelope, ExitReason, Holding, Process, ProcessCell};
+use crate::replication::wire::Frame;
 use crate::scope::{DEFAULT_SCOPE, Scope};
 use crate::store::{Applied, ScopeConfig, ScopeState};
 
@@ -48,6 +52,7 @@ pub struct NodeBuilder {
     conflict_rule: ConflictRule,
     replicated: bool,
     clock: Option<Arc<dyn Clock>>,
+    cluster: Option<ClusterConfig>,
 }
 
 impl std::fmt::Debug for NodeBuilder {
@@ -76,6 +81,7 @@ impl Default for NodeBuilder {
             conflict_rule: ConflictRule::default(),
             replicated: false,
             clock: None,
+            cluster: None,
         }
     }
 }
@@ -137,6 +143,14 @@ impl NodeBuilder {
         self
     }
 
+    /// Joins a cluster: listens on the configured address, finds peers through SWIM
+    /// membership and the seeds, and replicates every replicated scope with them.
+    pub fn cluster(mut self, config: ClusterConfig) -> Self {
+        self.cluster = Some(config);
+        self.replicated = true;
+        self
+    }
+
     /// Replaces the wall clock that feeds the hybrid logical clock (simulations and tests
     /// use a virtual one).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -149,7 +163,7 @@ impl NodeBuilder {
     /// # Errors
     ///
     /// [`StartError::NoRuntime`] outside a tokio runtime; [`StartError::InvalidName`] for an
-    /// empty or over-long name.
+    /// empty or over-long name; [`StartError::Bind`] if the cluster address cannot be bound.
     pub fn start(self) -> Result<Node, StartError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
         self.limits
@@ -183,8 +197,17 @@ impl NodeBuilder {
             default_scope,
             scope_config,
             outbox,
+            cluster: ArcSwapOption::empty(),
             runtime,
         });
+        if let Some(config) = self.cluster {
+            let cluster = Cluster::start(shared.clone(), shared.name.clone(), config.settings())
+                .map_err(|e| StartError::Bind {
+                    addr: config.listen().to_string(),
+                    reason: e.to_string(),
+                })?;
+            shared.cluster.store(Some(cluster));
+        }
         Ok(Node::from_shared(shared))
     }
 }
@@ -203,6 +226,8 @@ pub(crate) struct NodeShared {
     default_scope: Arc<ScopeState>,
     scope_config: ScopeConfig,
     outbox: Option<Arc<Outbox>>,
+    /// The cluster layer; `None` for a single node (and after shutdown).
+    cluster: ArcSwapOption<Cluster>,
     runtime: tokio::runtime::Handle,
 }
 
@@ -266,7 +291,67 @@ impl NodeShared {
         message: &T,
     ) -> Result<(), SendError> {
         let payload = Meta::encode(message)?;
-        self.deliver(to, Envelope::new(from, payload))
+        if to.incarnation() == self.incarnation {
+            return self.deliver(to, Envelope::new(from, payload));
+        }
+        let cluster = self.cluster.load();
+        let sent = cluster
+            .as_ref()
+            .is_some_and(|c| c.send(to.incarnation(), Frame::Message { to, from, payload }));
+        if sent {
+            Ok(())
+        } else {
+            Err(SendError::NodeUnreachable(to))
+        }
+    }
+
+    /// Hands the ops of local writes to the cluster layer, if there are any. Called after
+    /// every local write from the public API (never from inside the replication core).
+    pub(crate) fn flush_local(&self) {
+        if self.outbox.as_ref().is_some_and(|o| !o.is_empty())
+            && let Some(cluster) = self.cluster.load().as_ref()
+        {
+            cluster.on_local_ops();
+        }
+    }
+
+    /// Sends a dispatch to every other node that hosts one of `targets`, one frame per node;
+    /// returns how many nodes it was sent to.
+    pub(crate) fn dispatch_to_peers(
+        &self,
+        scope: &ScopeName,
+        key: &str,
+        targets: &[Pid],
+        payload: &Meta,
+    ) -> usize {
+        let cluster = self.cluster.load();
+        let Some(cluster) = cluster.as_ref() else {
+            return 0;
+        };
+        let mut nodes: Vec<u64> = targets
+            .iter()
+            .map(|p| p.incarnation())
+            .filter(|&i| i != self.incarnation)
+            .collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        nodes
+            .into_iter()
+            .filter(|&peer| {
+                cluster.send(
+                    peer,
+                    Frame::Dispatch {
+                        scope: scope.clone(),
+                        key: key.into(),
+                        payload: payload.clone(),
+                    },
+                )
+            })
+            .count()
+    }
+
+    pub(crate) fn cluster(&self) -> Option<Arc<Cluster>> {
+        self.cluster.load_full()
     }
 
     /// The outbox of local ops, when the node replicates.
@@ -307,10 +392,10 @@ impl NodeShared {
     /// [`ExitReason::Conflict`] (the name itself is already removed).
     pub(crate) fn conflicts_lost(&self, applied: Applied) {
         for (loser, key, winner) in applied.lost {
-            if let Some(cell) = self.process_cell(loser) {
-                if self.exit(&cell, ExitReason::Conflict { key, winner }) {
-                    cell.abort_task();
-                }
+            if let Some(cell) = self.process_cell(loser)
+                && self.exit(&cell, ExitReason::Conflict { key, winner })
+            {
+                cell.abort_task();
             }
         }
     }
@@ -343,6 +428,11 @@ impl NodeShared {
             if let Some(cell) = self.process_cell(pid) {
                 state.forget_all_holdings(&cell);
             }
+        }
+        if !state.local_only
+            && let Some(cluster) = self.cluster()
+        {
+            cluster.on_scope_disconnected(&state.name);
         }
     }
 }
@@ -398,6 +488,7 @@ impl Node {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn shared(&self) -> &Arc<NodeShared> {
         &self.shared
     }
@@ -491,6 +582,7 @@ impl Node {
             return false;
         }
         cell.abort_task();
+        self.shared.flush_local();
         true
     }
 
@@ -508,6 +600,72 @@ impl Node {
         self.shared
             .process_cell(pid)
             .is_some_and(|c| c.liveness.is_alive())
+    }
+
+    /// Peers this node has a live link to (completed handshake), sorted by name.
+    /// Empty for a node without a cluster.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// assert!(node.nodes().is_empty());
+    /// # }
+    /// ```
+    pub fn nodes(&self) -> Vec<PeerInfo> {
+        self.shared.cluster().map(|c| c.peers()).unwrap_or_default()
+    }
+
+    /// Peers linked to this node that are connected to `scope`, sorted by name.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// assert!(node.nodes_in("default").is_empty());
+    /// # }
+    /// ```
+    pub fn nodes_in(&self, scope: &str) -> Vec<PeerInfo> {
+        let Some(cluster) = self.shared.cluster() else {
+            return Vec::new();
+        };
+        let members = cluster.peers_in(scope);
+        cluster
+            .peers()
+            .into_iter()
+            .filter(|p| members.contains(&p.incarnation))
+            .collect()
+    }
+
+    /// The address peers reach this node at, when it is in a cluster.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let config = roster::ClusterConfig::new("127.0.0.1:0".parse().unwrap(), "secret");
+    /// let node = roster::Node::builder().cluster(config).start().unwrap();
+    /// assert_ne!(node.cluster_addr().unwrap().port(), 0);
+    /// node.shutdown().await;
+    /// # }
+    /// ```
+    pub fn cluster_addr(&self) -> Option<std::net::SocketAddr> {
+        self.shared.cluster().map(|c| c.addr())
+    }
+
+    /// Leaves the cluster (peers see this node down at once) and stops its tasks. Local
+    /// processes and scopes stay usable as a single node.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// node.shutdown().await; // nothing to leave
+    /// # }
+    /// ```
+    pub async fn shutdown(&self) {
+        if let Some(cluster) = self.shared.cluster.swap(None) {
+            cluster.shutdown().await;
+        }
     }
 
     /// Number of live local processes.
@@ -630,14 +788,24 @@ impl Node {
             .write_key(scope)
             .map_err(ScopeError::InvalidName)?;
         let scopes = self.shared.scopes.pin();
+        let mut created = false;
         let state = scopes.get_or_insert_with(scope.into(), || {
+            created = true;
             ScopeState::new(scope.into(), local_only, self.shared.scope_config.clone())
         });
         if state.local_only != local_only {
             return Err(ScopeError::KindMismatch(scope.into()));
         }
+        let state = state.clone();
+        drop(scopes);
+        if created
+            && !local_only
+            && let Some(cluster) = self.shared.cluster()
+        {
+            cluster.on_scope_connected(&state.name);
+        }
         Ok(Scope {
-            state: state.clone(),
+            state,
             node: self.shared.clone(),
         })
     }

@@ -489,5 +489,6 @@ impl Drop for Process {
             ExitReason::Normal
         };
         self.node.exit(&self.cell, reason);
+        self.node.flush_local();
     }
 }

@@ -14,13 +14,16 @@ use crate::process::{Envelope, HoldingKind, Process};
 use crate::store::ScopeState;
 use crate::subscription::Subscription;
 
-/// How many local processes a dispatch reached.
+/// Where a dispatch went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Dispatched {
     /// Local processes the message was queued for.
     pub local: usize,
     /// Local recipients whose mailbox was full: they did not get the message.
     pub mailbox_full: usize,
+    /// Other nodes the message was sent to (one frame each, whatever their number of
+    /// recipients); each delivers it to its own recipients.
+    pub remote_nodes: usize,
 }
 
 /// A handle to a scope this node is connected to.
@@ -146,8 +149,11 @@ impl Scope {
         self.check_process(process)?;
         self.node.limits.write_key(key)?;
         let meta = self.encode_meta(meta)?;
-        self.state
-            .register(process.cell(), Key::from(key), meta, &self.node.clock)
+        let result = self
+            .state
+            .register(process.cell(), Key::from(key), meta, &self.node.clock);
+        self.node.flush_local();
+        result
     }
 
     /// Unregisters a name held by `process`; emits `Unregistered`.
@@ -169,7 +175,9 @@ impl Scope {
     pub fn unregister(&self, process: &Process, key: &str) -> Result<(), RegistryError> {
         self.check_process(process)?;
         self.node.limits.write_key(key)?;
-        self.state.unregister(process.cell(), &Key::from(key))
+        let result = self.state.unregister(process.cell(), &Key::from(key));
+        self.node.flush_local();
+        result
     }
 
     /// Adds `process` to group `key` (emits `Joined`), or updates its meta there (emits
@@ -197,7 +205,9 @@ impl Scope {
         self.check_process(process)?;
         self.node.limits.write_key(key)?;
         let meta = self.encode_meta(meta)?;
-        self.state.join(process.cell(), Key::from(key), meta)
+        let result = self.state.join(process.cell(), Key::from(key), meta);
+        self.node.flush_local();
+        result
     }
 
     /// Removes `process` from group `key`; emits `Left`.
@@ -217,7 +227,9 @@ impl Scope {
     pub fn leave(&self, process: &Process, key: &str) -> Result<(), RegistryError> {
         self.check_process(process)?;
         self.node.limits.write_key(key)?;
-        self.state.leave(process.cell(), &Key::from(key))
+        let result = self.state.leave(process.cell(), &Key::from(key));
+        self.node.flush_local();
+        result
     }
 
     /// The live owner of a name. Never returns a local process that has exited.
@@ -605,15 +617,21 @@ impl Scope {
         message: &T,
     ) -> Result<Dispatched, SendError> {
         let payload = Meta::encode(message)?;
-        let envelope = Envelope::new(None, payload);
+        let envelope = Envelope::new(None, payload.clone());
         // A prefix is not a dispatch target: only the exact key is.
         let targets = if is_prefix(key) {
             Vec::new()
         } else {
             self.state.targets(key)
         };
-        let mut result = Dispatched::default();
-        for pid in targets {
+        let mut result = Dispatched {
+            remote_nodes: self
+                .node
+                .dispatch_to_peers(&self.state.name, key, &targets, &payload),
+            ..Dispatched::default()
+        };
+        let local = self.node.incarnation;
+        for pid in targets.into_iter().filter(|p| p.incarnation() == local) {
             match self.node.deliver(pid, envelope.clone()) {
                 Ok(()) => result.local += 1,
                 Err(SendError::MailboxFull(_)) => result.mailbox_full += 1,

@@ -486,7 +486,8 @@ impl Harness {
                 node.dispatch(key, &()),
                 Ok(Dispatched {
                     local: targets.len(),
-                    mailbox_full: 0
+                    mailbox_full: 0,
+                    remote_nodes: 0,
                 }),
                 "dispatch({})",
                 key

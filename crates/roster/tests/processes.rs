@@ -358,10 +358,11 @@ async fn sending_to_an_unknown_or_dead_process_fails_with_no_process() {
     );
     let dropped = node.process().pid();
     assert_eq!(node.send(dropped, &1u8), Err(SendError::NoProcess(dropped)));
+    // A process of another node, with no link to it.
     let elsewhere = common::node().process();
     assert_eq!(
         node.send(elsewhere.pid(), &1u8),
-        Err(SendError::NoProcess(elsewhere.pid()))
+        Err(SendError::NodeUnreachable(elsewhere.pid()))
     );
 }
 

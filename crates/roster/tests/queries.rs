@@ -187,7 +187,8 @@ async fn dispatch_reaches_the_owner_and_every_member_of_the_exact_key_once() {
         sent,
         Dispatched {
             local: 3,
-            mailbox_full: 0
+            mailbox_full: 0,
+            remote_nodes: 0
         }
     );
     for p in [&mut owner, &mut a, &mut b] {
@@ -254,7 +255,8 @@ async fn dispatch_counts_full_mailboxes_and_still_reaches_the_others() {
         sent,
         Dispatched {
             local: 1,
-            mailbox_full: 1
+            mailbox_full: 1,
+            remote_nodes: 0
         }
     );
     assert_eq!(free.try_recv::<u8>().unwrap().unwrap(), 1);

@@ -199,14 +199,6 @@ impl Core {
         }
     }
 
-    /// Incarnations of the peers with a link up, with their names.
-    pub(crate) fn linked_peers(&self) -> impl Iterator<Item = (u64, &str)> {
-        self.peers
-            .iter()
-            .filter(|(_, p)| p.linked)
-            .map(|(id, p)| (*id, p.name.as_str()))
-    }
-
     /// Linked peers connected to `scope`.
     pub(crate) fn peers_in(&self, scope: &str) -> Vec<u64> {
         self.peers
@@ -300,10 +292,8 @@ impl Core {
     fn drain_outbox(&mut self, node: &NodeShared) {
         let Some(outbox) = node.outbox() else { return };
         for (scope_name, epoch, op) in outbox.take() {
-            if !node
-                .replicated_scope(&scope_name)
-                .is_some_and(|s| s.epoch == epoch)
-            {
+            let current = node.replicated_scope(&scope_name);
+            if current.is_none_or(|s| s.epoch != epoch) {
                 // Queued before a disconnect: must not reach anyone.
                 continue;
             }

@@ -1,10 +1,11 @@
-//! Replication between nodes: the sans-IO core, its frames, and (in the cluster layer)
-//! the drivers around them.
+//! Replication between nodes: the sans-IO core and its frames. The cluster layer drives
+//! them over TCP; the simulation drives them over a simulated network.
 
-mod core;
-mod wire;
+pub(crate) mod core;
+pub(crate) mod wire;
 
 #[cfg(test)]
 mod sim;
 
+pub(crate) use wire::PROTOCOL_VERSION;
 pub use wire::WireError;

@@ -62,7 +62,6 @@ struct Link {
 }
 
 struct Sim {
-    seed: u64,
     rng: StdRng,
     start: Instant,
     now: Instant,
@@ -93,7 +92,6 @@ impl Sim {
         let fault_rate = rng.random_range(0.0..0.08);
         let now = Instant::now();
         let mut sim = Sim {
-            seed,
             rng,
             start: now,
             now,
@@ -233,7 +231,7 @@ impl Sim {
             let now = self.now;
             let node = self.nodes[x].as_mut().expect("alive");
             node.core
-                .handle_peer_up(&node.node.shared(), peer_inc, &peer_name, now);
+                .handle_peer_up(node.node.shared(), peer_inc, &peer_name, now);
         }
         self.flush(a);
         self.flush(b);
@@ -250,7 +248,7 @@ impl Sim {
             let peer_inc = self.nodes[y].as_ref().map(|n| n.node.incarnation());
             if let (Some(node), Some(peer_inc)) = (self.nodes[x].as_mut(), peer_inc) {
                 node.core
-                    .handle_peer_down(&node.node.shared(), peer_inc, dead);
+                    .handle_peer_down(node.node.shared(), peer_inc, dead);
             }
         }
         self.flush(a);
@@ -303,7 +301,7 @@ impl Sim {
                     (self.now - self.start).as_millis()
                 );
             }
-            node.core.handle_frame(&node.node.shared(), from_inc, frame);
+            node.core.handle_frame(node.node.shared(), from_inc, frame);
         }
         self.flush(to);
         true
@@ -315,7 +313,7 @@ impl Sim {
             let now = self.now;
             let mut node = self.nodes[i].take().expect("alive");
             self.set_clock(&mut node);
-            node.core.handle_timeout(&node.node.shared(), now);
+            node.core.handle_timeout(node.node.shared(), now);
             self.nodes[i] = Some(node);
             self.flush(i);
         }
@@ -330,7 +328,7 @@ impl Sim {
             for j in self.alive() {
                 let node = self.nodes[j].as_mut().expect("alive");
                 node.core
-                    .handle_peer_down(&node.node.shared(), incarnation, true);
+                    .handle_peer_down(node.node.shared(), incarnation, true);
                 self.flush(j);
             }
         }
@@ -401,7 +399,7 @@ impl Sim {
                 if self.scopes[i].insert(name) {
                     node.node.connect(name).expect("valid scope");
                     node.core
-                        .handle_scope_connected(&node.node.shared(), &name.into());
+                        .handle_scope_connected(node.node.shared(), &name.into());
                 }
             }
             _ => {
@@ -412,11 +410,11 @@ impl Sim {
                         set.retain(|(s, _)| s != name);
                     }
                     node.core
-                        .handle_scope_disconnected(&node.node.shared(), &name.into());
+                        .handle_scope_disconnected(node.node.shared(), &name.into());
                 }
             }
         }
-        node.core.handle_local_ops(&node.node.shared());
+        node.core.handle_local_ops(node.node.shared());
         // Processes that lost a name in a conflict were ended by the node.
         node.processes.retain(|p| p.is_alive());
         let live: BTreeSet<Pid> = node.processes.iter().map(|p| p.pid()).collect();
@@ -472,7 +470,7 @@ impl Sim {
                         }
                         let node = self.nodes[b].as_mut().expect("alive");
                         node.core
-                            .handle_peer_down(&node.node.shared(), incarnation, false);
+                            .handle_peer_down(node.node.shared(), incarnation, false);
                     }
                 }
                 let detect = Duration::from_millis(self.rng.random_range(100..3000));
@@ -739,7 +737,7 @@ fn conflicting_registrations_on_two_nodes_leave_one_owner_and_kill_the_loser() {
         pids.push(p.pid());
         node.expected.entry(p.pid()).or_default();
         node.processes.push(p);
-        node.core.handle_local_ops(&node.node.shared());
+        node.core.handle_local_ops(node.node.shared());
         sim.advance(10);
     }
     sim.cut.clear();

@@ -91,8 +91,16 @@ pub enum WireError {
 
 impl Frame {
     /// Encodes the frame (without a length prefix).
+    #[cfg(test)]
     pub(crate) fn encode(&self) -> Vec<u8> {
-        postcard::to_stdvec(self).expect("frames always encode")
+        let mut bytes = Vec::new();
+        self.encode_into(&mut bytes);
+        bytes
+    }
+
+    /// Appends the frame's encoding to `out`.
+    pub(crate) fn encode_into(&self, out: &mut Vec<u8>) {
+        postcard::to_io(self, out).expect("frames always encode into a Vec");
     }
 
     /// Decodes and validates a frame received from a peer.

@@ -1,0 +1,151 @@
+//! Public configuration of the cluster layer.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::driver::ClusterSettings;
+use super::membership::MembershipConfig;
+use crate::replication::core::CoreConfig;
+
+/// How fast failed nodes are detected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailureDetection {
+    /// SWIM tuned for a LAN (foca's `new_lan`): a dead node is declared down by every
+    /// survivor within a few seconds, with few false positives under load. The default.
+    #[default]
+    Lan,
+    /// Short probe periods and suspicion: down within about two seconds on loopback or a
+    /// quiet LAN, at the price of more probes and more false suspicions. For tests.
+    Fast,
+}
+
+/// How a node joins a cluster: its address, the seeds, the shared secret.
+///
+/// # Examples
+///
+/// ```
+/// use roster::ClusterConfig;
+///
+/// let config = ClusterConfig::new("127.0.0.1:0".parse().unwrap(), "s3cret")
+///     .seeds(["127.0.0.1:7400", "roster.internal:7400"])
+///     .cluster_name("prod");
+/// # let _ = config;
+/// ```
+#[derive(Clone)]
+pub struct ClusterConfig {
+    listen: SocketAddr,
+    secret: Vec<u8>,
+    seeds: Vec<String>,
+    cluster_name: String,
+    failure_detection: FailureDetection,
+    announce_interval: Duration,
+    anti_entropy_interval: Duration,
+    op_log: usize,
+    max_queued_ops: usize,
+}
+
+impl ClusterConfig {
+    /// Listens on `listen` (TCP for replication and UDP for membership, same port; port 0
+    /// picks a free one) and authenticates peers with `secret`, which every node of the
+    /// cluster shares and which never crosses the wire.
+    pub fn new(listen: SocketAddr, secret: impl AsRef<[u8]>) -> Self {
+        ClusterConfig {
+            listen,
+            secret: secret.as_ref().to_vec(),
+            seeds: Vec::new(),
+            cluster_name: "roster".into(),
+            failure_detection: FailureDetection::default(),
+            announce_interval: Duration::from_secs(5),
+            anti_entropy_interval: Duration::from_secs(2),
+            op_log: CoreConfig::default().op_log,
+            max_queued_ops: CoreConfig::default().max_queued_ops,
+        }
+    }
+
+    /// Addresses (`host:port`) to announce to; DNS names are resolved again at every
+    /// announce round, so a name that lists the cluster's nodes works as a seed.
+    pub fn seeds<S: Into<String>>(mut self, seeds: impl IntoIterator<Item = S>) -> Self {
+        self.seeds = seeds.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// A name that must match on every node (default `"roster"`): links to nodes of another
+    /// cluster are refused even with the same secret.
+    pub fn cluster_name(mut self, name: impl Into<String>) -> Self {
+        self.cluster_name = name.into();
+        self
+    }
+
+    /// How fast failed nodes are detected (default [`FailureDetection::Lan`]).
+    pub fn failure_detection(mut self, detection: FailureDetection) -> Self {
+        self.failure_detection = detection;
+        self
+    }
+
+    /// How often seeds are re-announced to (default 5 s). This is also what re-merges the
+    /// two sides of a healed partition.
+    pub fn announce_interval(mut self, interval: Duration) -> Self {
+        self.announce_interval = interval;
+        self
+    }
+
+    /// How often peers compare digests of each other's entries (default 2 s). Shorter
+    /// repairs divergence sooner for a little more traffic per scope and peer.
+    pub fn anti_entropy_interval(mut self, interval: Duration) -> Self {
+        self.anti_entropy_interval = interval;
+        self
+    }
+
+    /// Ops kept per scope for delta catch-up (default 65 536, at least 1): a peer that was
+    /// away for fewer ops than this gets only what it missed, otherwise a snapshot.
+    pub fn op_log(mut self, ops: usize) -> Self {
+        self.op_log = ops.max(1);
+        self
+    }
+
+    /// Ops queued for one peer before its link is dropped as overloaded (default
+    /// 1 000 000, at least 1). Bounds memory per slow peer; the peer is resynced by delta
+    /// when it reconnects.
+    pub fn max_queued_ops(mut self, ops: usize) -> Self {
+        self.max_queued_ops = ops.max(1);
+        self
+    }
+
+    pub(crate) fn listen(&self) -> SocketAddr {
+        self.listen
+    }
+
+    pub(crate) fn settings(&self) -> ClusterSettings {
+        let mut membership = match self.failure_detection {
+            FailureDetection::Lan => MembershipConfig::default(),
+            FailureDetection::Fast => MembershipConfig::fast_for_tests(),
+        };
+        membership.seeds = self.seeds.clone();
+        membership.announce_interval = self.announce_interval;
+        membership.secret = self.secret.clone();
+        ClusterSettings {
+            listen: self.listen,
+            cluster: self.cluster_name.clone(),
+            secret: self.secret.clone(),
+            membership,
+            core: CoreConfig {
+                op_log: self.op_log,
+                max_queued_ops: self.max_queued_ops,
+                anti_entropy_interval: self.anti_entropy_interval,
+                ..CoreConfig::default()
+            },
+        }
+    }
+}
+
+impl std::fmt::Debug for ClusterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterConfig")
+            .field("listen", &self.listen)
+            .field("seeds", &self.seeds)
+            .field("cluster_name", &self.cluster_name)
+            .field("failure_detection", &self.failure_detection)
+            .field("secret", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}

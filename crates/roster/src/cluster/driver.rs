@@ -1,0 +1,555 @@
+//! The tokio shell around the replication core: links, membership, timers.
+//!
+//! One [`Cluster`] per node. It owns the replication [`Core`] behind a mutex and:
+//!
+//! - accepts and dials TCP links (the node with the smaller incarnation dials, so a pair
+//!   has one link), runs the handshake, and starts a reader and a writer task per link;
+//! - feeds the core: frames from readers, ops of local writes (called right after the
+//!   write, no task hop), timer ticks, membership changes, scope changes;
+//! - after every core call, wakes the writers of peers with queued frames. A writer takes
+//!   everything queued for its peer and sends it in one write: batching without a timer.
+//!   The core bounds each peer's queue; an overloaded link is dropped and resynced by
+//!   delta when it returns;
+//! - a broken link to a member that SWIM still sees alive is redialed and resynced, not
+//!   purged; a member SWIM declares down is purged on this node with reason `NodeDown`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{Notify, mpsc};
+use tokio::task::AbortHandle;
+
+use super::handshake::{ClusterKey, Greeting, HandshakeError, handshake, read_frame};
+use super::membership::{
+    MemberId, MembershipConfig, MembershipEvent, MembershipHandle, spawn_membership,
+};
+use crate::key::ScopeName;
+use crate::node::NodeShared;
+use crate::replication::PROTOCOL_VERSION;
+use crate::replication::core::{Core, CoreConfig, CoreEvent};
+use crate::replication::wire::Frame;
+
+/// A live link to a peer.
+struct Link {
+    session: u64,
+    name: String,
+    addr: SocketAddr,
+    established_at: SystemTime,
+    wake: Arc<Notify>,
+    tasks: Vec<AbortHandle>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Counters of the cluster layer (also exported as metrics by the binary).
+#[derive(Debug, Default)]
+pub(crate) struct ClusterCounters {
+    pub(crate) handshake_failures: AtomicU64,
+    pub(crate) links_established: AtomicU64,
+    pub(crate) links_overloaded: AtomicU64,
+    pub(crate) digest_repairs: AtomicU64,
+    pub(crate) stream_gaps: AtomicU64,
+    pub(crate) bad_frames: AtomicU64,
+    pub(crate) bytes_sent: AtomicU64,
+    pub(crate) bytes_received: AtomicU64,
+}
+
+/// A peer as [`crate::Node::nodes`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// The peer's name.
+    pub name: String,
+    /// Its incarnation.
+    pub incarnation: u64,
+    /// Its cluster address.
+    pub addr: SocketAddr,
+    /// When the current link was established.
+    pub linked_since: SystemTime,
+    /// Identifies the current link (changes on every reconnect).
+    pub session: u64,
+}
+
+/// The cluster layer of one node; see the [module docs](self).
+pub(crate) struct Cluster {
+    node: Arc<NodeShared>,
+    me: Greeting,
+    key: ClusterKey,
+    core: Mutex<Core>,
+    links: Mutex<HashMap<u64, Link>>,
+    members: Mutex<HashMap<u64, MemberId>>,
+    membership: Mutex<Option<MembershipHandle>>,
+    tasks: Mutex<Vec<AbortHandle>>,
+    next_session: AtomicU64,
+    pub(crate) counters: ClusterCounters,
+}
+
+/// Settings the cluster layer needs (built from the public `ClusterConfig`).
+pub(crate) struct ClusterSettings {
+    pub(crate) listen: SocketAddr,
+    pub(crate) cluster: String,
+    pub(crate) secret: Vec<u8>,
+    pub(crate) membership: MembershipConfig,
+    pub(crate) core: CoreConfig,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Cluster {
+    /// Binds the cluster address (TCP and UDP on the same port) and starts the tasks.
+    pub(crate) fn start(
+        node: Arc<NodeShared>,
+        name: String,
+        settings: ClusterSettings,
+    ) -> std::io::Result<Arc<Cluster>> {
+        let std_listener = std::net::TcpListener::bind(settings.listen)?;
+        std_listener.set_nonblocking(true)?;
+        let addr = std_listener.local_addr()?;
+        let std_udp = std::net::UdpSocket::bind(addr)?;
+        std_udp.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(std_listener)?;
+        let udp = UdpSocket::from_std(std_udp)?;
+        let incarnation = node.incarnation;
+        let started_at_ms = now_ms();
+        let cluster = Arc::new(Cluster {
+            me: Greeting {
+                version: PROTOCOL_VERSION,
+                cluster: settings.cluster,
+                name: name.clone(),
+                incarnation,
+                started_at_ms,
+                addr,
+                nonce: [0; 32],
+            },
+            key: ClusterKey::derive(&settings.secret),
+            core: Mutex::new(Core::new(incarnation, settings.core)),
+            links: Mutex::new(HashMap::new()),
+            members: Mutex::new(HashMap::new()),
+            membership: Mutex::new(None),
+            tasks: Mutex::new(Vec::new()),
+            next_session: AtomicU64::new(1),
+            counters: ClusterCounters::default(),
+            node,
+        });
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let me = MemberId {
+            addr,
+            incarnation,
+            name,
+            started_at_ms,
+            bump: 0,
+        };
+        *lock(&cluster.membership) =
+            Some(spawn_membership(me, udp, settings.membership, events_tx));
+        let weak = Arc::downgrade(&cluster);
+        let accept = tokio::spawn(accept_loop(weak.clone(), listener));
+        let members = tokio::spawn(membership_loop(weak.clone(), events_rx));
+        let timer = tokio::spawn(timer_loop(weak));
+        lock(&cluster.tasks).extend([
+            accept.abort_handle(),
+            members.abort_handle(),
+            timer.abort_handle(),
+        ]);
+        Ok(cluster)
+    }
+
+    /// The address peers reach this node at.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.me.addr
+    }
+
+    /// Runs `f` on the core, then wakes the writers of peers with queued frames and acts on
+    /// the core's events.
+    pub(crate) fn with_core<R>(self: &Arc<Self>, f: impl FnOnce(&mut Core, &NodeShared) -> R) -> R {
+        let (result, wake, events) = {
+            let mut core = lock(&self.core);
+            let result = f(&mut core, &self.node);
+            let wake = core.peers_with_transmits();
+            let mut events = Vec::new();
+            while let Some(event) = core.poll_event() {
+                events.push(event);
+            }
+            (result, wake, events)
+        };
+        {
+            let links = lock(&self.links);
+            for peer in wake {
+                if let Some(link) = links.get(&peer) {
+                    link.wake.notify_one();
+                }
+            }
+        }
+        for event in events {
+            match event {
+                CoreEvent::Overloaded { peer } => {
+                    self.counters
+                        .links_overloaded
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        peer,
+                        "peer link overloaded: dropping it, it will resync by delta"
+                    );
+                    let session = lock(&self.links).get(&peer).map(|l| l.session);
+                    if let Some(session) = session {
+                        self.link_lost(peer, session);
+                    }
+                }
+                CoreEvent::Repaired { peer, scope } => {
+                    self.counters.digest_repairs.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(peer, %scope, "anti-entropy found divergence: sent a snapshot");
+                }
+                CoreEvent::GapDetected { peer, scope } => {
+                    self.counters.stream_gaps.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(peer, %scope, "gap in a peer's stream: asked for a snapshot");
+                }
+            }
+        }
+        result
+    }
+
+    /// Ops of local writes are waiting in the outbox.
+    pub(crate) fn on_local_ops(self: &Arc<Self>) {
+        self.with_core(|core, node| core.handle_local_ops(node));
+    }
+
+    pub(crate) fn on_scope_connected(self: &Arc<Self>, scope: &ScopeName) {
+        self.with_core(|core, node| core.handle_scope_connected(node, scope));
+    }
+
+    pub(crate) fn on_scope_disconnected(self: &Arc<Self>, scope: &ScopeName) {
+        self.with_core(|core, node| core.handle_scope_disconnected(node, scope));
+    }
+
+    /// Queues a frame for the node of incarnation `peer`; `false` if there is no link.
+    pub(crate) fn send(self: &Arc<Self>, peer: u64, frame: Frame) -> bool {
+        self.with_core(|core, node| core.send(node, peer, frame))
+    }
+
+    /// Peers with a completed handshake.
+    pub(crate) fn peers(&self) -> Vec<PeerInfo> {
+        let links = lock(&self.links);
+        let mut peers: Vec<PeerInfo> = links
+            .iter()
+            .map(|(incarnation, link)| PeerInfo {
+                name: link.name.clone(),
+                incarnation: *incarnation,
+                addr: link.addr,
+                linked_since: link.established_at,
+                session: link.session,
+            })
+            .collect();
+        peers.sort_by(|a, b| a.name.cmp(&b.name));
+        peers
+    }
+
+    /// Peers connected to `scope`.
+    pub(crate) fn peers_in(&self, scope: &str) -> Vec<u64> {
+        lock(&self.core).peers_in(scope)
+    }
+
+    /// Leaves the cluster: SWIM leave, links closed, tasks stopped.
+    pub(crate) async fn shutdown(&self) {
+        let membership = lock(&self.membership).take();
+        if let Some(membership) = membership {
+            membership.leave().await;
+        }
+        for task in lock(&self.tasks).drain(..) {
+            task.abort();
+        }
+        lock(&self.links).clear();
+    }
+
+    fn establish(self: &Arc<Self>, stream: TcpStream, peer: Greeting) {
+        let _ = stream.set_nodelay(true);
+        let session = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let incarnation = peer.incarnation;
+        let replaced = lock(&self.links).remove(&incarnation);
+        drop(replaced);
+        self.with_core(|core, node| {
+            core.handle_peer_down(node, incarnation, false);
+            core.handle_peer_up(
+                node,
+                incarnation,
+                &peer.name,
+                tokio::time::Instant::now().into_std(),
+            );
+        });
+        let (read, write) = stream.into_split();
+        let wake = Arc::new(Notify::new());
+        let reader = tokio::spawn(reader_loop(
+            Arc::downgrade(self),
+            incarnation,
+            session,
+            read,
+        ));
+        let writer = tokio::spawn(writer_loop(
+            Arc::downgrade(self),
+            incarnation,
+            session,
+            write,
+            wake.clone(),
+        ));
+        wake.notify_one();
+        self.counters
+            .links_established
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::info!(peer = %peer.name, incarnation, session, "link established");
+        lock(&self.links).insert(
+            incarnation,
+            Link {
+                session,
+                name: peer.name,
+                addr: peer.addr,
+                established_at: SystemTime::now(),
+                wake,
+                tasks: vec![reader.abort_handle(), writer.abort_handle()],
+            },
+        );
+    }
+
+    /// A link ended (error, end of stream, overload). Its peer's entries stay: membership
+    /// decides whether the node is down; if it is still a member, the dialer redials.
+    fn link_lost(self: &Arc<Self>, peer: u64, session: u64) {
+        let removed = {
+            let mut links = lock(&self.links);
+            match links.get(&peer) {
+                Some(link) if link.session == session => links.remove(&peer),
+                _ => None,
+            }
+        };
+        let Some(link) = removed else { return };
+        tracing::info!(peer = %link.name, session, "link lost");
+        drop(link);
+        self.with_core(|core, node| core.handle_peer_down(node, peer, false));
+        let member = lock(&self.members).get(&peer).cloned();
+        if let Some(member) = member {
+            self.maybe_dial(member);
+        }
+    }
+
+    /// Dials a member if this node is the dialer of the pair and no link exists.
+    fn maybe_dial(self: &Arc<Self>, member: MemberId) {
+        if self.me.incarnation > member.incarnation {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        let task = tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(20);
+            loop {
+                let Some(cluster) = weak.upgrade() else {
+                    return;
+                };
+                if lock(&cluster.links).contains_key(&member.incarnation)
+                    || !lock(&cluster.members).contains_key(&member.incarnation)
+                {
+                    return;
+                }
+                match cluster.dial(member.addr).await {
+                    Ok(()) => return,
+                    Err(e) => {
+                        cluster
+                            .counters
+                            .handshake_failures
+                            .fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(peer = %member.name, addr = %member.addr, error = %e, "dial failed");
+                    }
+                }
+                drop(cluster);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        });
+        lock(&self.tasks).push(task.abort_handle());
+    }
+
+    async fn dial(self: &Arc<Self>, addr: SocketAddr) -> Result<(), HandshakeError> {
+        let mut stream = TcpStream::connect(addr).await?;
+        let peer = self.run_handshake(&mut stream).await?;
+        self.establish(stream, peer);
+        Ok(())
+    }
+
+    async fn run_handshake(&self, stream: &mut TcpStream) -> Result<Greeting, HandshakeError> {
+        let mut greeting = self.me.clone();
+        greeting.nonce = rand::random();
+        handshake(stream, &greeting, &self.key).await
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Critical sections here do not leave state half-written before a panic could occur.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+async fn accept_loop(cluster: Weak<Cluster>, listener: TcpListener) {
+    loop {
+        let Ok((mut stream, remote)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let Some(strong) = cluster.upgrade() else {
+            return;
+        };
+        tokio::spawn(async move {
+            match strong.run_handshake(&mut stream).await {
+                Ok(peer) => strong.establish(stream, peer),
+                Err(e) => {
+                    strong
+                        .counters
+                        .handshake_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%remote, error = %e, "inbound link refused");
+                }
+            }
+        });
+    }
+}
+
+async fn membership_loop(
+    cluster: Weak<Cluster>,
+    mut events: mpsc::UnboundedReceiver<MembershipEvent>,
+) {
+    while let Some(event) = events.recv().await {
+        let Some(cluster) = cluster.upgrade() else {
+            return;
+        };
+        match event {
+            MembershipEvent::Up(member) => {
+                tracing::info!(peer = %member.name, incarnation = member.incarnation, "member up");
+                lock(&cluster.members).insert(member.incarnation, member.clone());
+                cluster.maybe_dial(member);
+            }
+            MembershipEvent::Down(member) => {
+                tracing::info!(peer = %member.name, incarnation = member.incarnation, "member down");
+                lock(&cluster.members).remove(&member.incarnation);
+                let link = lock(&cluster.links).remove(&member.incarnation);
+                drop(link);
+                cluster
+                    .with_core(|core, node| core.handle_peer_down(node, member.incarnation, true));
+            }
+        }
+    }
+}
+
+async fn timer_loop(cluster: Weak<Cluster>) {
+    loop {
+        let deadline = {
+            let Some(cluster) = cluster.upgrade() else {
+                return;
+            };
+            let next = lock(&cluster.core).poll_timeout();
+            next.map(tokio::time::Instant::from_std)
+        };
+        match deadline {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+        let Some(cluster) = cluster.upgrade() else {
+            return;
+        };
+        let now = tokio::time::Instant::now().into_std();
+        cluster.with_core(|core, node| core.handle_timeout(node, now));
+    }
+}
+
+async fn reader_loop(
+    cluster: Weak<Cluster>,
+    peer: u64,
+    session: u64,
+    read: tokio::net::tcp::OwnedReadHalf,
+) {
+    let mut read = BufReader::with_capacity(256 * 1024, read);
+    let mut buf = Vec::new();
+    loop {
+        let result = read_frame(&mut read, &mut buf).await;
+        let Some(cluster) = cluster.upgrade() else {
+            return;
+        };
+        match result {
+            Ok(true) => {
+                cluster
+                    .counters
+                    .bytes_received
+                    .fetch_add(buf.len() as u64 + 4, Ordering::Relaxed);
+                match Frame::decode(&buf, &cluster.node.limits) {
+                    Ok(frame) => {
+                        cluster.with_core(|core, node| core.handle_frame(node, peer, frame))
+                    }
+                    Err(e) => {
+                        cluster.counters.bad_frames.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(peer, error = %e, "bad frame from peer: dropping the link");
+                        cluster.link_lost(peer, session);
+                        return;
+                    }
+                }
+            }
+            Ok(false) => {
+                cluster.link_lost(peer, session);
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(peer, error = %e, "link read failed");
+                cluster.link_lost(peer, session);
+                return;
+            }
+        }
+    }
+}
+
+async fn writer_loop(
+    cluster: Weak<Cluster>,
+    peer: u64,
+    session: u64,
+    mut write: tokio::net::tcp::OwnedWriteHalf,
+    wake: Arc<Notify>,
+) {
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    loop {
+        wake.notified().await;
+        let Some(strong) = cluster.upgrade() else {
+            return;
+        };
+        let frames = lock(&strong.core).poll_transmit(peer);
+        if frames.is_empty() {
+            continue;
+        }
+        buf.clear();
+        for frame in &frames {
+            let start = buf.len();
+            buf.extend_from_slice(&[0; 4]);
+            frame.encode_into(&mut buf);
+            let len = (buf.len() - start - 4) as u32;
+            buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
+        }
+        strong
+            .counters
+            .bytes_sent
+            .fetch_add(buf.len() as u64, Ordering::Relaxed);
+        drop(strong);
+        if let Err(e) = write.write_all(&buf).await {
+            tracing::debug!(peer, error = %e, "link write failed");
+            if let Some(strong) = cluster.upgrade() {
+                strong.link_lost(peer, session);
+            }
+            return;
+        }
+        if buf.capacity() > 4 * 1024 * 1024 {
+            buf = Vec::with_capacity(64 * 1024);
+        }
+    }
+}

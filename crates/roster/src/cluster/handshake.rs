@@ -1,0 +1,294 @@
+//! Link framing and the versioned, authenticated handshake.
+//!
+//! Every message on a link is a frame: a 4-byte big-endian length, then that many bytes.
+//! A new link first runs the handshake, the same on both sides:
+//!
+//! 1. each side sends a [`Greeting`]: protocol version, cluster name, node name,
+//!    incarnation, start time, cluster address and a fresh random nonce;
+//! 2. each side checks the peer's version and cluster name, and answers with a proof: a
+//!    keyed BLAKE3 hash of the peer's nonce and both incarnations, keyed by a key derived
+//!    from the shared cluster secret (the secret itself never crosses the wire);
+//! 3. each side checks the peer's proof against its own nonce.
+//!
+//! A mismatch refuses the link with a [`HandshakeError`] that says why; nothing else
+//! changes.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::replication::PROTOCOL_VERSION;
+
+/// Largest frame accepted from a peer. Snapshot chunks and op batches stay far below it.
+pub(crate) const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
+
+/// How long a handshake may take before the link is dropped.
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a node says about itself when a link opens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Greeting {
+    pub(crate) version: u16,
+    pub(crate) cluster: String,
+    pub(crate) name: String,
+    pub(crate) incarnation: u64,
+    pub(crate) started_at_ms: u64,
+    pub(crate) addr: SocketAddr,
+    pub(crate) nonce: [u8; 32],
+}
+
+/// Why a link was refused or lost.
+#[derive(Debug, Error)]
+pub enum HandshakeError {
+    /// The socket failed.
+    #[error("link i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer took too long.
+    #[error("handshake timed out after {0:?}")]
+    Timeout(Duration),
+    /// The peer sent bytes that are not a handshake message.
+    #[error("malformed handshake message: {0}")]
+    Malformed(String),
+    /// The peer announced a frame larger than [`MAX_FRAME_BYTES`].
+    #[error("peer announced a {0}-byte frame, over the {MAX_FRAME_BYTES}-byte limit")]
+    FrameTooLarge(usize),
+    /// The peer speaks another protocol version.
+    #[error(
+        "peer {peer} speaks protocol version {theirs}, this node speaks {ours}: upgrade the older node"
+    )]
+    Version {
+        /// The peer's name.
+        peer: String,
+        /// Its version.
+        theirs: u16,
+        /// Ours.
+        ours: u16,
+    },
+    /// The peer belongs to another cluster.
+    #[error("peer {peer} belongs to cluster {theirs:?}, this node to {ours:?}: check the seeds")]
+    Cluster {
+        /// The peer's name.
+        peer: String,
+        /// Its cluster.
+        theirs: String,
+        /// Ours.
+        ours: String,
+    },
+    /// The peer's proof does not match: it does not know the cluster secret.
+    #[error("peer {peer} failed authentication: its cluster secret differs from this node's")]
+    BadProof {
+        /// The peer's name.
+        peer: String,
+    },
+    /// The peer is this node itself (a seed pointing back at us).
+    #[error("connected to itself")]
+    SelfConnection,
+}
+
+/// The authentication key derived from the cluster secret.
+#[derive(Clone)]
+pub(crate) struct ClusterKey([u8; 32]);
+
+impl ClusterKey {
+    pub(crate) fn derive(secret: &[u8]) -> Self {
+        ClusterKey(blake3::derive_key("roster cluster link v1", secret))
+    }
+
+    fn proof(&self, nonce: &[u8; 32], prover: u64, verifier: u64) -> blake3::Hash {
+        let mut hasher = blake3::Hasher::new_keyed(&self.0);
+        hasher.update(nonce);
+        hasher.update(&prover.to_le_bytes());
+        hasher.update(&verifier.to_le_bytes());
+        hasher.finalize()
+    }
+}
+
+/// Writes one frame.
+pub(crate) async fn write_frame<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    w.write_all(&(bytes.len() as u32).to_be_bytes()).await?;
+    w.write_all(bytes).await
+}
+
+/// Reads one frame into `buf`; `Ok(false)` at a clean end of stream.
+pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+) -> Result<bool, HandshakeError> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
+        Err(e) => return Err(e.into()),
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME_BYTES {
+        return Err(HandshakeError::FrameTooLarge(len));
+    }
+    buf.resize(len, 0);
+    r.read_exact(buf).await?;
+    Ok(true)
+}
+
+/// Runs the handshake on a fresh link; returns the peer's greeting once it is proven.
+pub(crate) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    ours: &Greeting,
+    key: &ClusterKey,
+) -> Result<Greeting, HandshakeError> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, exchange(stream, ours, key)).await {
+        Ok(result) => result,
+        Err(_) => Err(HandshakeError::Timeout(HANDSHAKE_TIMEOUT)),
+    }
+}
+
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    ours: &Greeting,
+    key: &ClusterKey,
+) -> Result<Greeting, HandshakeError> {
+    let mut buf = Vec::new();
+    write_frame(
+        stream,
+        &postcard::to_stdvec(ours).expect("greetings encode"),
+    )
+    .await?;
+    if !read_frame(stream, &mut buf).await? {
+        return Err(HandshakeError::Malformed("closed before greeting".into()));
+    }
+    let theirs = decode_greeting(&buf)?;
+    check_greeting(ours, &theirs)?;
+    let proof = key.proof(&theirs.nonce, ours.incarnation, theirs.incarnation);
+    write_frame(stream, proof.as_bytes()).await?;
+    if !read_frame(stream, &mut buf).await? {
+        return Err(HandshakeError::BadProof {
+            peer: theirs.name.clone(),
+        });
+    }
+    let expected = key.proof(&ours.nonce, theirs.incarnation, ours.incarnation);
+    let received: [u8; 32] = buf
+        .as_slice()
+        .try_into()
+        .map_err(|_| HandshakeError::BadProof {
+            peer: theirs.name.clone(),
+        })?;
+    // `blake3::Hash` compares in constant time.
+    if expected != blake3::Hash::from(received) {
+        return Err(HandshakeError::BadProof { peer: theirs.name });
+    }
+    Ok(theirs)
+}
+
+/// Decodes a peer's greeting (fuzzed: never panics).
+pub(crate) fn decode_greeting(bytes: &[u8]) -> Result<Greeting, HandshakeError> {
+    let (greeting, rest): (Greeting, &[u8]) =
+        postcard::take_from_bytes(bytes).map_err(|e| HandshakeError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(HandshakeError::Malformed(format!(
+            "{} trailing bytes",
+            rest.len()
+        )));
+    }
+    Ok(greeting)
+}
+
+fn check_greeting(ours: &Greeting, theirs: &Greeting) -> Result<(), HandshakeError> {
+    if theirs.version != PROTOCOL_VERSION {
+        return Err(HandshakeError::Version {
+            peer: theirs.name.clone(),
+            theirs: theirs.version,
+            ours: PROTOCOL_VERSION,
+        });
+    }
+    if theirs.cluster != ours.cluster {
+        return Err(HandshakeError::Cluster {
+            peer: theirs.name.clone(),
+            theirs: theirs.cluster.clone(),
+            ours: ours.cluster.clone(),
+        });
+    }
+    if theirs.incarnation == ours.incarnation {
+        return Err(HandshakeError::SelfConnection);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn greeting(incarnation: u64) -> Greeting {
+        Greeting {
+            version: PROTOCOL_VERSION,
+            cluster: "test".into(),
+            name: format!("n{incarnation}"),
+            incarnation,
+            started_at_ms: 1,
+            addr: "127.0.0.1:1".parse().unwrap(),
+            nonce: rand::random(),
+        }
+    }
+
+    async fn run(
+        a: Greeting,
+        a_secret: &[u8],
+        b: Greeting,
+        b_secret: &[u8],
+    ) -> (
+        Result<Greeting, HandshakeError>,
+        Result<Greeting, HandshakeError>,
+    ) {
+        let (mut x, mut y) = tokio::io::duplex(4096);
+        let (ka, kb) = (ClusterKey::derive(a_secret), ClusterKey::derive(b_secret));
+        tokio::join!(handshake(&mut x, &a, &ka), handshake(&mut y, &b, &kb))
+    }
+
+    #[tokio::test]
+    async fn peers_with_the_same_secret_learn_each_other() {
+        let (a, b) = (greeting(1), greeting(2));
+        let (ra, rb) = run(a.clone(), b"s3cret", b.clone(), b"s3cret").await;
+        assert_eq!(ra.unwrap(), b);
+        assert_eq!(rb.unwrap(), a);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_secret_is_refused_on_both_sides() {
+        let (ra, rb) = run(greeting(1), b"one", greeting(2), b"two").await;
+        assert!(matches!(ra, Err(HandshakeError::BadProof { .. })));
+        assert!(matches!(rb, Err(HandshakeError::BadProof { .. })));
+    }
+
+    #[tokio::test]
+    async fn another_version_or_cluster_is_refused() {
+        let mut old = greeting(2);
+        old.version = PROTOCOL_VERSION + 1;
+        let (ra, _) = run(greeting(1), b"s", old, b"s").await;
+        assert!(matches!(ra, Err(HandshakeError::Version { .. })));
+        let mut other = greeting(2);
+        other.cluster = "prod".into();
+        let (ra, _) = run(greeting(1), b"s", other, b"s").await;
+        assert!(matches!(ra, Err(HandshakeError::Cluster { .. })));
+    }
+
+    #[tokio::test]
+    async fn oversized_frames_are_refused_before_allocation() {
+        let mut bytes: &[u8] = &[0xff, 0xff, 0xff, 0xff];
+        let mut buf = Vec::new();
+        assert!(matches!(
+            read_frame(&mut bytes, &mut buf).await,
+            Err(HandshakeError::FrameTooLarge(_))
+        ));
+        assert!(buf.capacity() < 1024);
+    }
+
+    #[test]
+    fn garbage_greetings_are_errors() {
+        assert!(decode_greeting(&[]).is_err());
+        assert!(decode_greeting(&[0xff; 64]).is_err());
+    }
+}

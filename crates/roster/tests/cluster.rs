@@ -1,0 +1,273 @@
+//! Several nodes in one test process, over real loopback TCP and UDP.
+
+use std::future::Future;
+use std::time::Duration;
+
+use roster::{
+    ClusterConfig, Delivery, Event, EventKind, ExitReason, FailureDetection, Node, Pattern, Reason,
+};
+
+const SECRET: &str = "cluster-test-secret";
+
+async fn start(name: &str, seeds: &[&Node]) -> Node {
+    start_with(name, seeds, SECRET).await
+}
+
+async fn start_with(name: &str, seeds: &[&Node], secret: &str) -> Node {
+    let seeds: Vec<String> = seeds
+        .iter()
+        .map(|n| n.cluster_addr().expect("clustered").to_string())
+        .collect();
+    let config = ClusterConfig::new("127.0.0.1:0".parse().unwrap(), secret)
+        .seeds(seeds)
+        .failure_detection(FailureDetection::Fast)
+        .announce_interval(Duration::from_millis(200))
+        .anti_entropy_interval(Duration::from_millis(300));
+    Node::builder()
+        .name(name)
+        .cluster(config)
+        .start()
+        .expect("node starts")
+}
+
+/// Polls `check` until it holds or 15 s pass.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn linked(nodes: &[&Node]) {
+    for node in nodes {
+        eventually("every node linked to every other", || {
+            node.nodes().len() == nodes.len() - 1
+        })
+        .await;
+    }
+}
+
+async fn with_timeout<T>(f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(15), f)
+        .await
+        .expect("timed out")
+}
+
+async fn next_events(sub: &mut roster::Subscription) -> Vec<Event> {
+    match with_timeout(sub.recv()).await {
+        Some(Delivery::Events(events)) => events,
+        other => panic!("expected events, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_replicate_in_order_to_a_peer() {
+    let a = start("a", &[]).await;
+    let b = start("b", &[&a]).await;
+    linked(&[&a, &b]).await;
+    let mut events = b.subscribe(Pattern::All).unwrap();
+
+    let p = a.process();
+    p.register("user/1", &1u8).unwrap();
+    p.register("user/1", &2u8).unwrap();
+    p.join("room/1", &"x").unwrap();
+    p.leave("room/1").unwrap();
+    p.unregister("user/1").unwrap();
+
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        seen.extend(next_events(&mut events).await);
+    }
+    let kinds: Vec<(EventKind, &str)> = seen.iter().map(|e| (e.kind, e.key.as_str())).collect();
+    assert_eq!(
+        kinds,
+        [
+            (EventKind::Registered, "user/1"),
+            (EventKind::Registered, "user/1"),
+            (EventKind::Joined, "room/1"),
+            (EventKind::Left, "room/1"),
+            (EventKind::Unregistered, "user/1"),
+        ]
+    );
+    assert_eq!(
+        seen[1]
+            .previous_meta
+            .as_ref()
+            .unwrap()
+            .decode::<u8>()
+            .unwrap(),
+        1
+    );
+    assert!(seen.iter().all(|e| e.pid == p.pid()));
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_joiner_catches_up_and_a_lost_node_is_purged() {
+    let a = start("a", &[]).await;
+    let procs: Vec<_> = (0..500).map(|_| a.process()).collect();
+    for (i, p) in procs.iter().enumerate() {
+        p.register(&format!("k/{i}"), &(i as u32)).unwrap();
+        p.join("all", &()).unwrap();
+    }
+    let b = start("b", &[&a]).await;
+    eventually("b sees a's 500 names", || b.registry_count() == 500).await;
+    eventually("b sees a's 500 members", || b.member_count("all") == 500).await;
+    assert_eq!(b.lookup("k/42").unwrap().meta.decode::<u32>().unwrap(), 42);
+
+    let mut events = b.subscribe(Pattern::from("k/")).unwrap();
+    a.shutdown().await;
+    eventually("b purges a's names", || b.registry_count() == 0).await;
+    eventually("b purges a's members", || b.member_count("all") == 0).await;
+    let batch = next_events(&mut events).await;
+    assert_eq!(batch.len(), 500, "one batch for the whole purge");
+    assert!(
+        batch
+            .iter()
+            .all(|e| e.reason == Reason::Exit(ExitReason::NodeDown))
+    );
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_death_is_replicated() {
+    let a = start("a", &[]).await;
+    let b = start("b", &[&a]).await;
+    linked(&[&a, &b]).await;
+    let pid = a.spawn(|proc| async move {
+        proc.register("worker", &()).unwrap();
+        proc.join("workers", &()).unwrap();
+        std::future::pending::<()>().await;
+    });
+    eventually("b sees the worker", || b.whereis("worker") == Some(pid)).await;
+    eventually("b sees the member", || b.member_count("workers") == 1).await;
+    assert!(a.kill(pid));
+    eventually("b forgets the worker", || b.whereis("worker").is_none()).await;
+    eventually("b forgets the member", || b.member_count("workers") == 0).await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_registration_of_one_name_leaves_one_owner() {
+    let a = start("a", &[]).await;
+    let b = start("b", &[&a]).await;
+    linked(&[&a, &b]).await;
+    let pa = a.process();
+    let pb = b.process();
+    let ra = pa.register("leader", &"a");
+    let rb = pb.register("leader", &"b");
+    assert!(ra.is_ok() || rb.is_ok());
+    eventually("both agree on one owner", || {
+        let (x, y) = (a.whereis("leader"), b.whereis("leader"));
+        x.is_some() && x == y
+    })
+    .await;
+    let winner = a.whereis("leader").unwrap();
+    let (winner_proc, loser_proc) = if winner == pa.pid() {
+        (&pa, &pb)
+    } else {
+        (&pb, &pa)
+    };
+    if ra.is_ok() && rb.is_ok() {
+        eventually("the loser is told", || !loser_proc.is_alive()).await;
+        assert_eq!(
+            loser_proc.exit_reason(),
+            Some(ExitReason::Conflict {
+                key: "leader".into(),
+                winner
+            })
+        );
+    }
+    assert!(winner_proc.is_alive());
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scopes_replicate_only_between_their_members() {
+    let a = start("a", &[]).await;
+    let b = start("b", &[&a]).await;
+    let c = start("c", &[&a]).await;
+    linked(&[&a, &b, &c]).await;
+    let sa = a.connect("chat").unwrap();
+    let sb = b.connect("chat").unwrap();
+    let p = a.process();
+    sa.register(&p, "room-owner", &()).unwrap();
+    eventually("b sees the scoped name", || {
+        sb.whereis("room-owner") == Some(p.pid())
+    })
+    .await;
+    eventually("b lists a in the scope", || b.nodes_in("chat").len() == 1).await;
+    assert!(c.scope("chat").is_err());
+    assert!(c.whereis("room-owner").is_none());
+    assert!(
+        b.whereis("room-owner").is_none(),
+        "default scope is separate"
+    );
+    // c joins later and catches up.
+    let sc = c.connect("chat").unwrap();
+    eventually("c catches up on the scope", || {
+        sc.whereis("room-owner") == Some(p.pid())
+    })
+    .await;
+    // b leaves: nothing of it may come back.
+    b.disconnect("chat").unwrap();
+    let sb = b.connect("chat").unwrap();
+    eventually("b resyncs after reconnect", || {
+        sb.whereis("room-owner") == Some(p.pid())
+    })
+    .await;
+    for n in [a, b, c] {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_dispatch_reaches_every_member_once() {
+    let a = start("a", &[]).await;
+    let b = start("b", &[&a]).await;
+    linked(&[&a, &b]).await;
+    let mut local = a.process();
+    local.join("room", &()).unwrap();
+    let mut remote: Vec<_> = (0..3).map(|_| b.process()).collect();
+    for p in &remote {
+        p.join("room", &()).unwrap();
+    }
+    eventually("a sees 4 members", || a.member_count("room") == 4).await;
+    let sent = a.dispatch("room", &"hello").unwrap();
+    assert_eq!((sent.local, sent.remote_nodes), (1, 1));
+    assert_eq!(with_timeout(local.recv::<String>()).await.unwrap(), "hello");
+    for p in &mut remote {
+        assert_eq!(with_timeout(p.recv::<String>()).await.unwrap(), "hello");
+        assert!(p.try_recv::<String>().is_none(), "exactly once");
+    }
+    // Direct sends keep their order.
+    let sender = a.process();
+    for i in 0..100u32 {
+        sender.send(remote[0].pid(), &i).unwrap();
+    }
+    for i in 0..100u32 {
+        let envelope = with_timeout(remote[0].recv_envelope()).await.unwrap();
+        assert_eq!(envelope.decode::<u32>().unwrap(), i);
+        assert_eq!(envelope.from(), Some(sender.pid()));
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_the_wrong_secret_never_links() {
+    let a = start("a", &[]).await;
+    let intruder = start_with("x", &[&a], "wrong").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(a.nodes().is_empty());
+    assert!(intruder.nodes().is_empty());
+    a.shutdown().await;
+    intruder.shutdown().await;
+}
