@@ -41,6 +41,8 @@ mod conflict;
 mod entry;
 mod error;
 mod event;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod key;
 mod meta;
 mod node;

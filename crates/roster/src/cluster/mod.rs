@@ -17,3 +17,22 @@ pub use config::{ClusterConfig, FailureDetection};
 pub(crate) use driver::Cluster;
 pub use driver::PeerInfo;
 pub use handshake::HandshakeError;
+
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_greeting(bytes: &[u8]) -> Result<(), HandshakeError> {
+    handshake::decode_greeting(bytes).map(drop)
+}
+
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_link_stream(bytes: &[u8]) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a current-thread runtime");
+    runtime.block_on(async {
+        let mut reader = bytes;
+        let mut buf = Vec::new();
+        while let Ok(true) = handshake::read_frame(&mut reader, &mut buf).await {
+            crate::fuzzing::frame(&buf);
+        }
+    });
+}

@@ -257,4 +257,21 @@ mod tests {
             Err(WireError::MetaTooLarge { .. })
         ));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = Frame::decode(&bytes, &LIMITS);
+        }
+
+        #[test]
+        fn mutated_frames_never_panic(which in 0usize..4, flips in proptest::collection::vec((0usize..4096, proptest::prelude::any::<u8>()), 1..8)) {
+            let mut bytes = sample()[which].encode();
+            for (at, value) in flips {
+                let at = at % bytes.len();
+                bytes[at] = value;
+            }
+            let _ = Frame::decode(&bytes, &LIMITS);
+        }
+    }
 }
