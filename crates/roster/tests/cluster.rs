@@ -271,3 +271,172 @@ async fn a_node_with_the_wrong_secret_never_links() {
     a.shutdown().await;
     intruder.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_replaces_each_incarnation() {
+    let a = start("a", &[]).await;
+    let mut b = start("b", &[&a]).await;
+    let c = start("c", &[&a]).await;
+    linked(&[&a, &b, &c]).await;
+    let pb = b.process();
+    pb.register("b-worker", &()).unwrap();
+    eventually("everyone sees b's worker", || {
+        a.whereis("b-worker").is_some() && c.whereis("b-worker").is_some()
+    })
+    .await;
+    let old = b.incarnation();
+    // Restart b: the old incarnation goes away, a new one comes up with the same name.
+    drop(pb);
+    b.shutdown().await;
+    b = start("b", &[&a]).await;
+    assert_ne!(b.incarnation(), old);
+    linked(&[&a, &b, &c]).await;
+    eventually("old incarnation's names are gone", || {
+        a.whereis("b-worker").is_none() && c.whereis("b-worker").is_none()
+    })
+    .await;
+    let pb = b.process();
+    pb.register("b-worker", &2u8).unwrap();
+    eventually("the new incarnation's name replicates", || {
+        a.whereis("b-worker") == Some(pb.pid()) && c.whereis("b-worker") == Some(pb.pid())
+    })
+    .await;
+    for n in [a, b, c] {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_lost_at_once_are_both_purged() {
+    let a = start("a", &[]).await;
+    let b = start("b", &[&a]).await;
+    let c = start("c", &[&a]).await;
+    let d = start("d", &[&a]).await;
+    linked(&[&a, &b, &c, &d]).await;
+    let keep: Vec<_> = [&b, &c, &d]
+        .iter()
+        .map(|n| {
+            let p = n.process();
+            p.register(&format!("on/{}", n.name()), &()).unwrap();
+            p.join("everyone", &()).unwrap();
+            p
+        })
+        .collect();
+    eventually("a sees 3 names", || a.registry_count() == 3).await;
+    tokio::join!(b.shutdown(), c.shutdown());
+    eventually("a keeps only d's name", || a.registry_count() == 1).await;
+    eventually("a keeps only d's member", || {
+        a.member_count("everyone") == 1
+    })
+    .await;
+    eventually("d agrees", || {
+        d.registry_count() == 1 && d.member_count("everyone") == 1
+    })
+    .await;
+    assert!(a.whereis("on/d").is_some());
+    drop(keep);
+    a.shutdown().await;
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staggered_start_converges() {
+    let first = start("n0", &[]).await;
+    let mut nodes = vec![first];
+    let mut procs = Vec::new();
+    for i in 1..4 {
+        let p = nodes[i - 1].process();
+        p.register(&format!("from/{}", i - 1), &()).unwrap();
+        procs.push(p);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let seeds: Vec<&Node> = vec![&nodes[0]];
+        let n = start(&format!("n{i}"), &seeds).await;
+        nodes.push(n);
+    }
+    let refs: Vec<&Node> = nodes.iter().collect();
+    linked(&refs).await;
+    for n in &nodes {
+        eventually("every node sees the 3 names", || n.registry_count() == 3).await;
+    }
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnecting_a_scope_three_times_never_resurrects_entries() {
+    let a = start("a", &[]).await;
+    let b = start("b", &[&a]).await;
+    linked(&[&a, &b]).await;
+    let sa = a.connect("jobs").unwrap();
+    let owner = a.process();
+    for round in 0..3 {
+        let sb = b.connect("jobs").unwrap();
+        let key = format!("job/{round}");
+        sa.register(&owner, &key, &()).unwrap();
+        eventually("b sees the job", || sb.whereis(&key).is_some()).await;
+        // Delete while b is disconnected: b must not see it again after reconnecting.
+        b.disconnect("jobs").unwrap();
+        sa.unregister(&owner, &key).unwrap();
+        let sb = b.connect("jobs").unwrap();
+        sa.register(&owner, &format!("marker/{round}"), &())
+            .unwrap();
+        eventually("b catches up", || {
+            sb.whereis(&format!("marker/{round}")).is_some()
+        })
+        .await;
+        assert!(
+            sb.whereis(&key).is_none(),
+            "round {round}: deleted entry came back"
+        );
+        b.disconnect("jobs").unwrap();
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_and_kill_churn_leaves_no_stale_entries() {
+    let a = start("a", &[]).await;
+    let b = start("b", &[&a]).await;
+    linked(&[&a, &b]).await;
+    let churn = |node: Node, tag: &'static str| {
+        tokio::spawn(async move {
+            for i in 0..300 {
+                let pid = node.spawn(move |proc| async move {
+                    let _ = proc.register(&format!("churn/{tag}/{i}"), &());
+                    let _ = proc.join("churners", &());
+                    std::future::pending::<()>().await;
+                });
+                if i % 3 != 0 {
+                    tokio::task::yield_now().await;
+                    node.kill(pid);
+                }
+            }
+        })
+    };
+    let (x, y) = (churn(a.clone(), "a"), churn(b.clone(), "b"));
+    x.await.unwrap();
+    y.await.unwrap();
+    // 100 survivors per node (every third process), nothing else.
+    for n in [&a, &b] {
+        eventually("200 names survive", || n.registry_count() == 200).await;
+        eventually("200 members survive", || n.member_count("churners") == 200).await;
+    }
+    for n in [&a, &b] {
+        for (key, reg) in n.registered("churn/", usize::MAX).unwrap() {
+            let owner_node = if reg.pid.incarnation() == a.incarnation() {
+                &a
+            } else {
+                &b
+            };
+            assert!(
+                owner_node.is_alive(reg.pid),
+                "{key} held by dead {}",
+                reg.pid
+            );
+        }
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}

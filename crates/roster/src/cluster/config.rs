@@ -127,6 +127,10 @@ impl ClusterConfig {
             listen: self.listen,
             cluster: self.cluster_name.clone(),
             secret: self.secret.clone(),
+            unlinked_grace: match self.failure_detection {
+                FailureDetection::Lan => Duration::from_secs(15),
+                FailureDetection::Fast => Duration::from_secs(3),
+            },
             membership,
             core: CoreConfig {
                 op_log: self.op_log,

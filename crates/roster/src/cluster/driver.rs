@@ -89,6 +89,11 @@ pub(crate) struct Cluster {
     links: Mutex<HashMap<u64, Link>>,
     members: Mutex<HashMap<u64, MemberId>>,
     membership: Mutex<Option<MembershipHandle>>,
+    /// Peers whose link is down, since when. A peer that stays unlinked past the grace
+    /// period while membership does not list it alive is declared dead (its node may have
+    /// gone before SWIM ever reported it up here, so no `Down` would come).
+    unlinked: Mutex<HashMap<u64, std::time::Instant>>,
+    grace: Duration,
     tasks: Mutex<Vec<AbortHandle>>,
     next_session: AtomicU64,
     pub(crate) counters: ClusterCounters,
@@ -101,6 +106,8 @@ pub(crate) struct ClusterSettings {
     pub(crate) secret: Vec<u8>,
     pub(crate) membership: MembershipConfig,
     pub(crate) core: CoreConfig,
+    /// How long a peer may stay unlinked, unknown to membership, before it is purged.
+    pub(crate) unlinked_grace: Duration,
 }
 
 fn now_ms() -> u64 {
@@ -141,6 +148,8 @@ impl Cluster {
             links: Mutex::new(HashMap::new()),
             members: Mutex::new(HashMap::new()),
             membership: Mutex::new(None),
+            unlinked: Mutex::new(HashMap::new()),
+            grace: settings.unlinked_grace,
             tasks: Mutex::new(Vec::new()),
             next_session: AtomicU64::new(1),
             counters: ClusterCounters::default(),
@@ -278,6 +287,7 @@ impl Cluster {
         let _ = stream.set_nodelay(true);
         let session = self.next_session.fetch_add(1, Ordering::Relaxed);
         let incarnation = peer.incarnation;
+        lock(&self.unlinked).remove(&incarnation);
         let replaced = lock(&self.links).remove(&incarnation);
         drop(replaced);
         self.with_core(|core, node| {
@@ -335,6 +345,7 @@ impl Cluster {
         let Some(link) = removed else { return };
         tracing::info!(peer = %link.name, session, "link lost");
         drop(link);
+        lock(&self.unlinked).insert(peer, std::time::Instant::now());
         self.with_core(|core, node| core.handle_peer_down(node, peer, false));
         let member = lock(&self.members).get(&peer).cloned();
         if let Some(member) = member {
@@ -437,6 +448,7 @@ async fn membership_loop(
             MembershipEvent::Down(member) => {
                 tracing::info!(peer = %member.name, incarnation = member.incarnation, "member down");
                 lock(&cluster.members).remove(&member.incarnation);
+                lock(&cluster.unlinked).remove(&member.incarnation);
                 let link = lock(&cluster.links).remove(&member.incarnation);
                 drop(link);
                 cluster
@@ -464,6 +476,37 @@ async fn timer_loop(cluster: Weak<Cluster>) {
         };
         let now = tokio::time::Instant::now().into_std();
         cluster.with_core(|core, node| core.handle_timeout(node, now));
+    }
+}
+
+/// Purges peers that stayed unlinked past the grace period while membership does not list
+/// them alive.
+async fn reaper_loop(cluster: Weak<Cluster>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let Some(cluster) = cluster.upgrade() else {
+            return;
+        };
+        let alive: Vec<u64> = lock(&cluster.membership)
+            .as_ref()
+            .map(|m| m.members().into_iter().map(|m| m.incarnation).collect())
+            .unwrap_or_default();
+        let doomed: Vec<u64> = {
+            let mut unlinked = lock(&cluster.unlinked);
+            let doomed: Vec<u64> = unlinked
+                .iter()
+                .filter(|(peer, since)| !alive.contains(peer) && since.elapsed() >= cluster.grace)
+                .map(|(peer, _)| *peer)
+                .collect();
+            for peer in &doomed {
+                unlinked.remove(peer);
+            }
+            doomed
+        };
+        for peer in doomed {
+            tracing::info!(peer, "unlinked peer unknown to membership: purging it");
+            cluster.with_core(|core, node| core.handle_peer_down(node, peer, true));
+        }
     }
 }
 
