@@ -168,11 +168,13 @@ impl Cluster {
         let weak = Arc::downgrade(&cluster);
         let accept = tokio::spawn(accept_loop(weak.clone(), listener));
         let members = tokio::spawn(membership_loop(weak.clone(), events_rx));
-        let timer = tokio::spawn(timer_loop(weak));
+        let timer = tokio::spawn(timer_loop(weak.clone()));
+        let reaper = tokio::spawn(reaper_loop(weak));
         lock(&cluster.tasks).extend([
             accept.abort_handle(),
             members.abort_handle(),
             timer.abort_handle(),
+            reaper.abort_handle(),
         ]);
         Ok(cluster)
     }
