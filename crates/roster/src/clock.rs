@@ -7,7 +7,6 @@
 //! each node even if the wall clock steps backwards.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const LOGICAL_BITS: u32 = 16;
@@ -50,46 +49,31 @@ impl Clock for WallClock {
     }
 }
 
-/// A hybrid logical clock shared by every writer of a node.
-pub(crate) struct Hlc {
-    last: AtomicU64,
-    source: Arc<dyn Clock>,
+/// The system wall clock, the default [`Clock`].
+pub(crate) fn wall_clock() -> Arc<dyn Clock> {
+    Arc::new(WallClock)
 }
 
-impl Default for Hlc {
-    fn default() -> Self {
-        Hlc::new(Arc::new(WallClock))
-    }
+/// A hybrid logical clock. Each write shard of a scope has its own (guarded by the shard
+/// lock), which keeps writers of different shards off a shared atomic: readings only need
+/// to grow per key, and a key always maps to the same shard.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Hlc {
+    last: u64,
 }
 
 impl Hlc {
-    pub(crate) fn new(source: Arc<dyn Clock>) -> Self {
-        Hlc {
-            last: AtomicU64::new(0),
-            source,
-        }
-    }
-
     /// A new reading, strictly greater than every reading before it on this clock.
-    pub(crate) fn tick(&self) -> u64 {
-        let physical = self.source.now_millis() << LOGICAL_BITS;
-        let mut last = self.last.load(Ordering::Relaxed);
-        loop {
-            let next = physical.max(last + 1);
-            match self
-                .last
-                .compare_exchange_weak(last, next, Ordering::AcqRel, Ordering::Relaxed)
-            {
-                Ok(_) => return next,
-                Err(seen) => last = seen,
-            }
-        }
+    pub(crate) fn tick(&mut self, source: &dyn Clock) -> u64 {
+        let physical = source.now_millis() << LOGICAL_BITS;
+        self.last = physical.max(self.last + 1);
+        self.last
     }
 
     /// Moves the clock past a reading received from another node, so that every later
     /// reading here is greater (fencing tokens only grow across the cluster).
-    pub(crate) fn observe(&self, remote: u64) {
-        self.last.fetch_max(remote, Ordering::AcqRel);
+    pub(crate) fn observe(&mut self, remote: u64) {
+        self.last = self.last.max(remote);
     }
 }
 
@@ -106,10 +90,10 @@ mod tests {
 
     #[test]
     fn readings_strictly_increase() {
-        let clock = Hlc::default();
-        let mut prev = clock.tick();
+        let mut clock = Hlc::default();
+        let mut prev = clock.tick(&WallClock);
         for _ in 0..100_000 {
-            let next = clock.tick();
+            let next = clock.tick(&WallClock);
             assert!(next > prev);
             prev = next;
         }
@@ -117,9 +101,9 @@ mod tests {
 
     #[test]
     fn readings_stay_ahead_of_a_clock_that_was_ahead() {
-        let clock = Hlc::default();
+        let mut clock = Hlc::default();
         let future = (wall_millis() + 60_000) << LOGICAL_BITS;
-        clock.last.store(future, Ordering::Relaxed);
-        assert_eq!(clock.tick(), future + 1);
+        clock.observe(future);
+        assert_eq!(clock.tick(&WallClock), future + 1);
     }
 }

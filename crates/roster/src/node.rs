@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use arc_swap::ArcSwapOption;
 
-use crate::clock::{Clock, Hlc};
+use crate::clock::{Clock, wall_clock};
 use crate::cluster::{Cluster, ClusterConfig, PeerInfo};
 use crate::conflict::ConflictRule;
 use crate::error::{ScopeError, SendError, StartError};
@@ -175,6 +175,7 @@ impl NodeBuilder {
             local_incarnation: incarnation,
             rule: self.conflict_rule,
             outbox: outbox.clone(),
+            clock: self.clock.unwrap_or_else(wall_clock),
         };
         let default_scope = ScopeState::new(DEFAULT_SCOPE.into(), false, scope_config.clone());
         let scopes = ScopeMap::default();
@@ -188,10 +189,6 @@ impl NodeBuilder {
             mailbox_capacity: self.mailbox_capacity,
             subscription_capacity: self.subscription_capacity,
             next_serial: AtomicU64::new(1),
-            clock: match self.clock {
-                Some(source) => Hlc::new(source),
-                None => Hlc::default(),
-            },
             processes: PidMap::default(),
             scopes,
             default_scope,
@@ -220,7 +217,6 @@ pub(crate) struct NodeShared {
     mailbox_capacity: usize,
     pub(crate) subscription_capacity: usize,
     next_serial: AtomicU64,
-    pub(crate) clock: Hlc,
     processes: PidMap<Arc<ProcessCell>>,
     scopes: ScopeMap,
     default_scope: Arc<ScopeState>,

@@ -149,9 +149,7 @@ impl Scope {
         self.check_process(process)?;
         self.node.limits.write_key(key)?;
         let meta = self.encode_meta(meta)?;
-        let result = self
-            .state
-            .register(process.cell(), Key::from(key), meta, &self.node.clock);
+        let result = self.state.register(process.cell(), Key::from(key), meta);
         self.node.flush_local();
         result
     }

@@ -517,7 +517,7 @@ impl Core {
             .filter(|op| op.pid().incarnation() == peer)
             .collect();
         peer_state.applied.insert(scope, last);
-        let applied = state.apply_remote(fresh, &node.clock);
+        let applied = state.apply_remote(fresh);
         node.conflicts_lost(applied);
     }
 
@@ -539,7 +539,7 @@ impl Core {
             .receiving
             .entry(scope.clone())
             .or_insert_with(|| SnapshotReceiver::new(peer));
-        let applied = receiver.apply_chunk(&state, ops, &node.clock);
+        let applied = receiver.apply_chunk(&state, ops);
         if last {
             let receiver = peer_state.receiving.remove(&scope).expect("inserted above");
             receiver.finish(&state);

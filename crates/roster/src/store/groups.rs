@@ -5,7 +5,6 @@
 //! rewrites a group's ETS row).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use super::{Cause, ScopeState, Shard, digest, keys_with_prefix};
 use crate::entry::{Entry, Member, Members};
@@ -89,7 +88,7 @@ impl ScopeState {
                 if previous == *member.meta() {
                     return MemberChange::Unchanged;
                 }
-                shard.toggle_digest(pid.incarnation(), digest::member(key, pid, &previous));
+                shard.toggle_digest(pid.incarnation(), || digest::member(key, pid, &previous));
                 let updated: Arc<[Member]> = members
                     .iter()
                     .enumerate()
@@ -107,14 +106,16 @@ impl ScopeState {
                 if groups.insert(key.clone(), joined).is_none() {
                     let _ = self.group_index.insert_sync(key.clone(), ());
                 }
-                self.memberships.fetch_add(1, Ordering::Relaxed);
+                self.bump(shard, |c| &c.memberships, 1);
                 if self.is_local(pid) {
-                    self.local_memberships.fetch_add(1, Ordering::Relaxed);
+                    self.bump(shard, |c| &c.local_memberships, 1);
                 }
                 MemberChange::Added
             }
         };
-        shard.toggle_digest(pid.incarnation(), digest::member(key, pid, member.meta()));
+        shard.toggle_digest(pid.incarnation(), || {
+            digest::member(key, pid, member.meta())
+        });
         if self.is_local(pid) {
             self.ship(Op::Join {
                 key: key.clone(),
@@ -166,10 +167,10 @@ impl ScopeState {
                 .collect();
             groups.insert(key.clone(), rest);
         }
-        shard.toggle_digest(pid.incarnation(), digest::member(key, pid, &meta));
-        self.memberships.fetch_sub(1, Ordering::Relaxed);
+        shard.toggle_digest(pid.incarnation(), || digest::member(key, pid, &meta));
+        self.bump(shard, |c| &c.memberships, -1);
         if self.is_local(pid) {
-            self.local_memberships.fetch_sub(1, Ordering::Relaxed);
+            self.bump(shard, |c| &c.local_memberships, -1);
             self.ship(Op::Leave {
                 key: key.clone(),
                 pid,
@@ -204,9 +205,9 @@ impl ScopeState {
     /// Number of memberships in the scope (all, or of local processes).
     pub(crate) fn membership_count(&self, local_only: bool) -> usize {
         if local_only {
-            self.local_memberships.load(Ordering::Relaxed)
+            self.count(|c| &c.local_memberships)
         } else {
-            self.memberships.load(Ordering::Relaxed)
+            self.count(|c| &c.memberships)
         }
     }
 

@@ -26,6 +26,8 @@ mod names;
 mod replica;
 
 use std::collections::HashMap;
+
+use crate::clock::{Clock, Hlc};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -52,19 +54,41 @@ pub(crate) const SHARDS: usize = 64;
 type Hasher = foldhash::fast::FixedState;
 type Map<V> = papaya::HashMap<Key, V, foldhash::fast::RandomState>;
 
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// What a shard lock guards besides serializing the writers of its keys.
 #[derive(Default)]
 pub(crate) struct Shard {
+    /// This shard's index (to find its counters).
+    index: usize,
+    /// Whether digests are kept (only replicated scopes need them).
+    keep_digests: bool,
     /// Per origin incarnation: the XOR of the hashes of the entries of its keys in this
     /// shard (live and shadowed), so that anti-entropy digests cost O(1) per write.
-    digests: HashMap<u64, u128>,
+    digests: FastMap<u64, u128>,
     /// Names held by remote processes that lost a conflict to the live owner and whose
     /// node has not removed them yet. If the live owner goes, the best of them takes over.
-    shadows: HashMap<Key, Vec<NameEntry>>,
+    shadows: FastMap<Key, Vec<NameEntry>>,
+    /// The hybrid logical clock of this shard's keys.
+    hlc: Hlc,
+}
+
+/// Entry counts of one shard, updated under its lock and read without it. Aligned to its
+/// own cache lines so that writers of different shards do not share one.
+#[derive(Default)]
+#[repr(align(128))]
+struct ShardCounts {
+    local_names: AtomicUsize,
+    memberships: AtomicUsize,
+    local_memberships: AtomicUsize,
 }
 
 impl Shard {
-    fn toggle_digest(&mut self, origin: u64, hash: u128) {
+    fn toggle_digest(&mut self, origin: u64, hash: impl FnOnce() -> u128) {
+        if !self.keep_digests {
+            return;
+        }
+        let hash = hash();
         let digest = self.digests.entry(origin).or_insert(0);
         *digest ^= hash;
         if *digest == 0 {
@@ -80,6 +104,8 @@ pub(crate) struct ScopeConfig {
     pub(crate) rule: ConflictRule,
     /// Where local writes put their ops; `None` for a node without replication.
     pub(crate) outbox: Option<Arc<Outbox>>,
+    /// The physical time source of the shards' hybrid logical clocks.
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 /// All state of one scope on this node.
@@ -95,10 +121,8 @@ pub(crate) struct ScopeState {
     groups: Map<Arc<[Member]>>,
     group_index: TreeIndex<Key, ()>,
     shards: Box<[Mutex<Shard>]>,
+    counts: Box<[ShardCounts]>,
     pub(crate) subscribers: Subscribers,
-    local_names: AtomicUsize,
-    memberships: AtomicUsize,
-    local_memberships: AtomicUsize,
 }
 
 /// Who changed an entry, for the event's `reason`.
@@ -124,6 +148,7 @@ impl ScopeState {
         if local_only {
             config.outbox = None;
         }
+        let keep_digests = config.outbox.is_some();
         static EPOCHS: AtomicU64 = AtomicU64::new(1);
         Arc::new(ScopeState {
             name,
@@ -135,11 +160,17 @@ impl ScopeState {
             name_index: TreeIndex::new(),
             groups: Map::default(),
             group_index: TreeIndex::new(),
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            shards: (0..SHARDS)
+                .map(|index| {
+                    Mutex::new(Shard {
+                        index,
+                        keep_digests,
+                        ..Shard::default()
+                    })
+                })
+                .collect(),
+            counts: (0..SHARDS).map(|_| ShardCounts::default()).collect(),
             subscribers: Subscribers::default(),
-            local_names: AtomicUsize::new(0),
-            memberships: AtomicUsize::new(0),
-            local_memberships: AtomicUsize::new(0),
         })
     }
 
@@ -244,6 +275,10 @@ impl ScopeState {
             return Err(RegistryError::ProcessDead { pid: cell.pid });
         }
         insert();
+        if holdings.capacity() == 0 {
+            // Most processes hold one entry: don't pay for four.
+            holdings.reserve_exact(1);
+        }
         holdings.push(Holding {
             scope: self.clone(),
             key: key.clone(),
@@ -286,7 +321,8 @@ impl ScopeState {
     pub(crate) fn close(&self) -> Vec<Pid> {
         let mut guards = self.lock_all();
         for shard in guards.iter_mut() {
-            **shard = Shard::default();
+            shard.digests.clear();
+            shard.shadows.clear();
         }
         self.connected.store(false, Ordering::Release);
         let mut events = Vec::new();
@@ -326,9 +362,11 @@ impl ScopeState {
         groups.clear();
         self.name_index.clear();
         self.group_index.clear();
-        self.local_names.store(0, Ordering::Relaxed);
-        self.memberships.store(0, Ordering::Relaxed);
-        self.local_memberships.store(0, Ordering::Relaxed);
+        for counts in self.counts.iter() {
+            counts.local_names.store(0, Ordering::Relaxed);
+            counts.memberships.store(0, Ordering::Relaxed);
+            counts.local_memberships.store(0, Ordering::Relaxed);
+        }
         for queue in self.subscribers.take_all() {
             let mine = events
                 .iter()
@@ -362,9 +400,27 @@ impl ScopeState {
     /// Whether this node holds anything in the scope: names, memberships or subscriptions
     /// (a TTL lease is only released when it holds nothing).
     pub(crate) fn has_local_state(&self) -> bool {
-        self.local_names.load(Ordering::Relaxed) > 0
-            || self.local_memberships.load(Ordering::Relaxed) > 0
+        self.count(|c| &c.local_names) > 0
+            || self.count(|c| &c.local_memberships) > 0
             || self.subscribers.len() > 0
+    }
+
+    /// Sums one counter over the shards. Lock-free.
+    fn count(&self, counter: impl Fn(&ShardCounts) -> &AtomicUsize) -> usize {
+        self.counts
+            .iter()
+            .map(|c| counter(c).load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Adds `delta` (+1 or -1) to one counter of a shard; the caller holds its lock.
+    fn bump(&self, shard: &Shard, counter: impl Fn(&ShardCounts) -> &AtomicUsize, delta: isize) {
+        let c = counter(&self.counts[shard.index]);
+        if delta >= 0 {
+            c.fetch_add(delta as usize, Ordering::Relaxed);
+        } else {
+            c.fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
+        }
     }
 
     /// Forgets this scope's holdings in a local process (after a disconnect).

@@ -1,10 +1,8 @@
 //! Unique names: `key -> (pid, meta)`, one live owner per key.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use super::{Cause, ScopeState, Shard, digest, keys_with_prefix};
-use crate::clock::Hlc;
 use crate::conflict::Winner;
 use crate::entry::{Entry, NameEntry, Registration};
 use crate::error::RegistryError;
@@ -22,7 +20,6 @@ impl ScopeState {
         cell: &ProcessCell,
         key: Key,
         meta: Meta,
-        clock: &Hlc,
     ) -> Result<Registration, RegistryError> {
         let mut shard = self.write_lock(&key)?;
         let names = self.names.pin();
@@ -85,7 +82,7 @@ impl ScopeState {
                 });
             }
         }
-        let now = clock.tick();
+        let now = shard.hlc.tick(&*self.config.clock);
         let registration = Registration {
             pid: cell.pid,
             meta,
@@ -138,9 +135,9 @@ impl ScopeState {
     /// Inserts a live entry for a key that has none. The caller holds the shard lock.
     pub(super) fn insert_live(&self, shard: &mut Shard, key: &Key, entry: NameEntry) {
         let r = &entry.registration;
-        shard.toggle_digest(r.pid.incarnation(), digest::name(key, r));
+        shard.toggle_digest(r.pid.incarnation(), || digest::name(key, r));
         if self.is_local(r.pid) {
-            self.local_names.fetch_add(1, Ordering::Relaxed);
+            self.bump(shard, |c| &c.local_names, 1);
             self.ship(Op::Register {
                 key: key.clone(),
                 pid: r.pid,
@@ -164,8 +161,8 @@ impl ScopeState {
         registration: Registration,
     ) {
         let pid = registration.pid;
-        shard.toggle_digest(pid.incarnation(), digest::name(key, &old.registration));
-        shard.toggle_digest(pid.incarnation(), digest::name(key, &registration));
+        shard.toggle_digest(pid.incarnation(), || digest::name(key, &old.registration));
+        shard.toggle_digest(pid.incarnation(), || digest::name(key, &registration));
         if self.is_local(pid) {
             self.ship(Op::Register {
                 key: key.clone(),
@@ -204,9 +201,9 @@ impl ScopeState {
             return;
         };
         let r = entry.registration.clone();
-        shard.toggle_digest(pid.incarnation(), digest::name(key, &r));
+        shard.toggle_digest(pid.incarnation(), || digest::name(key, &r));
         if self.is_local(pid) {
-            self.local_names.fetch_sub(1, Ordering::Relaxed);
+            self.bump(shard, |c| &c.local_names, -1);
             self.ship(Op::Unregister {
                 key: key.clone(),
                 pid,
@@ -253,7 +250,9 @@ impl ScopeState {
         if list.is_empty() {
             shard.shadows.remove(key.as_str());
         }
-        shard.toggle_digest(pid.incarnation(), digest::name(key, &removed.registration));
+        shard.toggle_digest(pid.incarnation(), || {
+            digest::name(key, &removed.registration)
+        });
         true
     }
 
@@ -311,7 +310,7 @@ impl ScopeState {
     /// Number of names (all, or owned by local processes).
     pub(crate) fn registry_count(&self, local_only: bool) -> usize {
         if local_only {
-            self.local_names.load(Ordering::Relaxed)
+            self.count(|c| &c.local_names)
         } else {
             self.names.len()
         }

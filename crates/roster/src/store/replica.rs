@@ -2,10 +2,8 @@
 //! conflicts, purging an origin, snapshots and digests.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use super::{Cause, ScopeState, Shard, digest};
-use crate::clock::Hlc;
 use crate::conflict::Winner;
 use crate::entry::{Member, NameEntry, Registration};
 use crate::event::{Event, EventKind, Reason};
@@ -25,7 +23,7 @@ pub(crate) struct Applied {
 impl ScopeState {
     /// Applies ops of a remote origin, emitting one batch of events per subscriber when
     /// there are several.
-    pub(crate) fn apply_remote(&self, ops: Vec<Op>, clock: &Hlc) -> Applied {
+    pub(crate) fn apply_remote(&self, ops: Vec<Op>) -> Applied {
         let mut applied = Applied::default();
         let mut events = Vec::new();
         for op in ops {
@@ -34,7 +32,7 @@ impl ScopeState {
                 // repopulate the scope.
                 return applied;
             };
-            self.apply_one(&mut shard, op, clock, &mut events, &mut applied);
+            self.apply_one(&mut shard, op, &mut events, &mut applied);
             // Emitted per op, under the shard lock, to keep per-key order.
             for event in events.drain(..) {
                 self.subscribers.emit(event);
@@ -43,14 +41,7 @@ impl ScopeState {
         applied
     }
 
-    fn apply_one(
-        &self,
-        shard: &mut Shard,
-        op: Op,
-        clock: &Hlc,
-        events: &mut Vec<Event>,
-        applied: &mut Applied,
-    ) {
+    fn apply_one(&self, shard: &mut Shard, op: Op, events: &mut Vec<Event>, applied: &mut Applied) {
         debug_assert!(!self.is_local(op.pid()), "remote ops carry remote pids");
         match op {
             Op::Register {
@@ -60,14 +51,14 @@ impl ScopeState {
                 registered_at,
                 token,
             } => {
-                clock.observe(registered_at.max(token));
+                shard.hlc.observe(registered_at.max(token));
                 let registration = Registration {
                     pid,
                     meta,
                     registered_at,
                     token,
                 };
-                self.register_remote(shard, key, registration, clock, events, applied);
+                self.register_remote(shard, key, registration, events, applied);
             }
             Op::Unregister { key, pid, reason } => {
                 self.remove_name(shard, &key, pid, Cause::Remote(&reason), events);
@@ -89,7 +80,6 @@ impl ScopeState {
         shard: &mut Shard,
         key: Key,
         incoming: Registration,
-        clock: &Hlc,
         events: &mut Vec<Event>,
         applied: &mut Applied,
     ) {
@@ -132,7 +122,7 @@ impl ScopeState {
                 .and_then(|l| l.exit_reason().cloned())
                 .unwrap_or(ExitReason::Normal);
             self.remove_name(shard, &key, current.pid, Cause::Exit(&reason), events);
-            self.register_remote(shard, key, incoming, clock, events, applied);
+            self.register_remote(shard, key, incoming, events, applied);
             return;
         }
         match self.config.rule.resolve(&key, &current, &incoming) {
@@ -143,7 +133,7 @@ impl ScopeState {
                 if self.is_local(current.pid) {
                     // Our process won: a fresh fencing token greater than both contenders'.
                     let restamped = Registration {
-                        token: clock.tick(),
+                        token: shard.hlc.tick(&*self.config.clock),
                         ..current
                     };
                     self.replace_live(shard, &key, existing, restamped);
@@ -171,7 +161,7 @@ impl ScopeState {
                     ));
                     let loser = existing.clone();
                     names.insert(key.clone(), remote(incoming.clone()));
-                    shard.toggle_digest(winner.incarnation(), digest::name(&key, &incoming));
+                    shard.toggle_digest(winner.incarnation(), || digest::name(&key, &incoming));
                     shard.shadows.entry(key.clone()).or_default().push(loser);
                     events.push(self.registered_event(&key, &incoming, None));
                 }
@@ -181,7 +171,7 @@ impl ScopeState {
 
     fn add_shadow(&self, shard: &mut Shard, key: &Key, entry: NameEntry) {
         let r = &entry.registration;
-        shard.toggle_digest(r.pid.incarnation(), digest::name(key, r));
+        shard.toggle_digest(r.pid.incarnation(), || digest::name(key, r));
         shard.shadows.entry(key.clone()).or_default().push(entry);
     }
 
@@ -344,12 +334,7 @@ impl SnapshotReceiver {
     }
 
     /// Applies one chunk (registrations and joins of the origin).
-    pub(crate) fn apply_chunk(
-        &mut self,
-        scope: &Arc<ScopeState>,
-        ops: Vec<Op>,
-        clock: &Hlc,
-    ) -> Applied {
+    pub(crate) fn apply_chunk(&mut self, scope: &ScopeState, ops: Vec<Op>) -> Applied {
         for op in &ops {
             match op {
                 Op::Register { key, pid, .. } => self.seen_names.insert((key.clone(), *pid)),
@@ -361,7 +346,7 @@ impl SnapshotReceiver {
             .into_iter()
             .filter(|op| op.pid().incarnation() == self.origin)
             .collect();
-        scope.apply_remote(ops, clock)
+        scope.apply_remote(ops)
     }
 
     /// Ends the snapshot: removes the origin's entries that it did not contain.
