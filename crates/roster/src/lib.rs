@@ -55,7 +55,7 @@ mod store;
 pub mod subscription;
 
 pub use clock::Clock;
-pub use cluster::{ClusterConfig, FailureDetection, HandshakeError, PeerInfo};
+pub use cluster::{ClusterConfig, ClusterStats, FailureDetection, HandshakeError, PeerInfo};
 pub use conflict::{ConflictRule, Resolver, Winner};
 pub use entry::{Entry, Member, Members, Registration, Table};
 pub use error::{KeyError, MetaError, RecvError, RegistryError, ScopeError, SendError, StartError};

@@ -10,7 +10,7 @@ use serde::Serialize;
 use arc_swap::ArcSwapOption;
 
 use crate::clock::{Clock, wall_clock};
-use crate::cluster::{Cluster, ClusterConfig, PeerInfo};
+use crate::cluster::{Cluster, ClusterConfig, ClusterStats, PeerInfo};
 use crate::conflict::ConflictRule;
 use crate::error::{ScopeError, SendError, StartError};
 use crate::key::{Limits, ScopeName};
@@ -646,6 +646,37 @@ impl Node {
     /// ```
     pub fn cluster_addr(&self) -> Option<std::net::SocketAddr> {
         self.shared.cluster().map(|c| c.addr())
+    }
+
+    /// Counters of the cluster layer (bytes on links, handshake failures, repairs...);
+    /// `None` for a node without a cluster.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// assert!(node.cluster_stats().is_none());
+    /// # }
+    /// ```
+    pub fn cluster_stats(&self) -> Option<ClusterStats> {
+        self.shared.cluster().map(|c| c.stats())
+    }
+
+    /// Closes every link to peers and refuses new ones for `duration`, without leaving the
+    /// cluster: peers keep this node's entries and both sides resync by delta afterwards.
+    /// For maintenance and fault-injection tests.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// node.sever_links(std::time::Duration::from_millis(10)); // no cluster: nothing to do
+    /// # }
+    /// ```
+    pub fn sever_links(&self, duration: std::time::Duration) {
+        if let Some(cluster) = self.shared.cluster() {
+            cluster.sever_links(duration);
+        }
     }
 
     /// Leaves the cluster (peers see this node down at once) and stops its tasks. Local

@@ -65,6 +65,27 @@ pub(crate) struct ClusterCounters {
     pub(crate) bytes_received: AtomicU64,
 }
 
+/// Counters of a node's cluster layer, as [`crate::Node::cluster_stats`] reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClusterStats {
+    /// Bytes written to peer links (frames and their length prefixes).
+    pub bytes_sent: u64,
+    /// Bytes read from peer links.
+    pub bytes_received: u64,
+    /// Links that completed the handshake.
+    pub links_established: u64,
+    /// Links refused: failed dials, bad handshakes, wrong secrets or versions.
+    pub handshake_failures: u64,
+    /// Links dropped because a peer could not keep up.
+    pub links_overloaded: u64,
+    /// Divergences found by anti-entropy and repaired by a snapshot.
+    pub digest_repairs: u64,
+    /// Gaps found in peers' op streams (each repaired by a snapshot).
+    pub stream_gaps: u64,
+    /// Frames from peers that did not decode (each dropped its link).
+    pub bad_frames: u64,
+}
+
 /// A peer as [`crate::Node::nodes`] reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerInfo {
@@ -94,6 +115,8 @@ pub(crate) struct Cluster {
     /// gone before SWIM ever reported it up here, so no `Down` would come).
     unlinked: Mutex<HashMap<u64, std::time::Instant>>,
     grace: Duration,
+    /// Until when links are refused (see [`Cluster::sever_links`]).
+    severed_until: Mutex<Option<std::time::Instant>>,
     tasks: Mutex<Vec<AbortHandle>>,
     next_session: AtomicU64,
     pub(crate) counters: ClusterCounters,
@@ -150,6 +173,7 @@ impl Cluster {
             membership: Mutex::new(None),
             unlinked: Mutex::new(HashMap::new()),
             grace: settings.unlinked_grace,
+            severed_until: Mutex::new(None),
             tasks: Mutex::new(Vec::new()),
             next_session: AtomicU64::new(1),
             counters: ClusterCounters::default(),
@@ -273,6 +297,47 @@ impl Cluster {
         lock(&self.core).peers_in(scope)
     }
 
+    /// A snapshot of the counters.
+    pub(crate) fn stats(&self) -> ClusterStats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ClusterStats {
+            bytes_sent: get(&c.bytes_sent),
+            bytes_received: get(&c.bytes_received),
+            links_established: get(&c.links_established),
+            handshake_failures: get(&c.handshake_failures),
+            links_overloaded: get(&c.links_overloaded),
+            digest_repairs: get(&c.digest_repairs),
+            stream_gaps: get(&c.stream_gaps),
+            bad_frames: get(&c.bad_frames),
+        }
+    }
+
+    /// Closes every link and refuses new ones for `duration`; membership is untouched, so
+    /// peers keep each other's entries and resync by delta when the links come back.
+    pub(crate) fn sever_links(self: &Arc<Self>, duration: Duration) {
+        *lock(&self.severed_until) = Some(std::time::Instant::now() + duration);
+        let links: Vec<(u64, u64)> = lock(&self.links)
+            .iter()
+            .map(|(peer, link)| (*peer, link.session))
+            .collect();
+        for (peer, session) in links {
+            self.link_lost(peer, session);
+        }
+    }
+
+    fn is_severed(&self) -> bool {
+        let mut until = lock(&self.severed_until);
+        match *until {
+            Some(at) if at > std::time::Instant::now() => true,
+            Some(_) => {
+                *until = None;
+                false
+            }
+            None => false,
+        }
+    }
+
     /// Leaves the cluster: SWIM leave, links closed, tasks stopped.
     pub(crate) async fn shutdown(&self) {
         let membership = lock(&self.membership).take();
@@ -286,6 +351,9 @@ impl Cluster {
     }
 
     fn establish(self: &Arc<Self>, stream: TcpStream, peer: Greeting) {
+        if self.is_severed() {
+            return;
+        }
         let _ = stream.set_nodelay(true);
         let session = self.next_session.fetch_add(1, Ordering::Relaxed);
         let incarnation = peer.incarnation;
@@ -391,6 +459,11 @@ impl Cluster {
     }
 
     async fn dial(self: &Arc<Self>, addr: SocketAddr) -> Result<(), HandshakeError> {
+        if self.is_severed() {
+            return Err(HandshakeError::Io(std::io::Error::other(
+                "links are severed",
+            )));
+        }
         let mut stream = TcpStream::connect(addr).await?;
         let peer = self.run_handshake(&mut stream).await?;
         self.establish(stream, peer);

@@ -15,7 +15,7 @@ pub(crate) mod membership;
 
 pub use config::{ClusterConfig, FailureDetection};
 pub(crate) use driver::Cluster;
-pub use driver::PeerInfo;
+pub use driver::{ClusterStats, PeerInfo};
 pub use handshake::HandshakeError;
 
 #[cfg(feature = "fuzzing")]
