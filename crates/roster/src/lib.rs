@@ -56,6 +56,8 @@ pub mod subscription;
 
 pub use clock::Clock;
 pub use cluster::{ClusterConfig, ClusterStats, FailureDetection, HandshakeError, PeerInfo};
+#[cfg(feature = "tls")]
+pub use cluster::{TlsConfig, TlsError};
 pub use conflict::{ConflictRule, Resolver, Winner};
 pub use entry::{Entry, Member, Members, Registration, Table};
 pub use error::{KeyError, MetaError, RecvError, RegistryError, ScopeError, SendError, StartError};

@@ -42,6 +42,8 @@ pub struct ClusterConfig {
     anti_entropy_interval: Duration,
     op_log: usize,
     max_queued_ops: usize,
+    #[cfg(feature = "tls")]
+    tls: Option<super::tls::TlsConfig>,
 }
 
 impl ClusterConfig {
@@ -59,6 +61,8 @@ impl ClusterConfig {
             anti_entropy_interval: Duration::from_secs(2),
             op_log: CoreConfig::default().op_log,
             max_queued_ops: CoreConfig::default().max_queued_ops,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -111,6 +115,14 @@ impl ClusterConfig {
         self
     }
 
+    /// Encrypts and mutually authenticates links with TLS (feature `tls`). The cluster
+    /// secret handshake still runs, inside the TLS stream. Every node must use TLS.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: super::tls::TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     pub(crate) fn listen(&self) -> SocketAddr {
         self.listen
     }
@@ -132,6 +144,8 @@ impl ClusterConfig {
                 FailureDetection::Fast => Duration::from_secs(3),
             },
             membership,
+            #[cfg(feature = "tls")]
+            tls: self.tls.clone(),
             core: CoreConfig {
                 op_log: self.op_log,
                 max_queued_ops: self.max_queued_ops,

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::AbortHandle;
@@ -33,6 +33,15 @@ use crate::node::NodeShared;
 use crate::replication::PROTOCOL_VERSION;
 use crate::replication::core::{Core, CoreConfig, CoreEvent};
 use crate::replication::wire::Frame;
+
+/// A link's byte stream: plain TCP, or TLS over TCP.
+enum LinkStream {
+    Plain(TcpStream),
+    #[cfg(feature = "tls")]
+    TlsClient(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    #[cfg(feature = "tls")]
+    TlsServer(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
 
 /// A live link to a peer.
 struct Link {
@@ -115,6 +124,8 @@ pub(crate) struct Cluster {
     /// gone before SWIM ever reported it up here, so no `Down` would come).
     unlinked: Mutex<HashMap<u64, std::time::Instant>>,
     grace: Duration,
+    #[cfg(feature = "tls")]
+    tls: Option<super::tls::TlsConfig>,
     /// Until when links are refused (see [`Cluster::sever_links`]).
     severed_until: Mutex<Option<std::time::Instant>>,
     tasks: Mutex<Vec<AbortHandle>>,
@@ -131,6 +142,9 @@ pub(crate) struct ClusterSettings {
     pub(crate) core: CoreConfig,
     /// How long a peer may stay unlinked, unknown to membership, before it is purged.
     pub(crate) unlinked_grace: Duration,
+    /// TLS for links, if configured.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<super::tls::TlsConfig>,
 }
 
 fn now_ms() -> u64 {
@@ -173,6 +187,8 @@ impl Cluster {
             membership: Mutex::new(None),
             unlinked: Mutex::new(HashMap::new()),
             grace: settings.unlinked_grace,
+            #[cfg(feature = "tls")]
+            tls: settings.tls,
             severed_until: Mutex::new(None),
             tasks: Mutex::new(Vec::new()),
             next_session: AtomicU64::new(1),
@@ -350,11 +366,10 @@ impl Cluster {
         lock(&self.links).clear();
     }
 
-    fn establish(self: &Arc<Self>, stream: TcpStream, peer: Greeting) {
+    fn establish(self: &Arc<Self>, stream: LinkStream, peer: Greeting) {
         if self.is_severed() {
             return;
         }
-        let _ = stream.set_nodelay(true);
         let session = self.next_session.fetch_add(1, Ordering::Relaxed);
         let incarnation = peer.incarnation;
         lock(&self.unlinked).remove(&incarnation);
@@ -369,21 +384,24 @@ impl Cluster {
                 tokio::time::Instant::now().into_std(),
             );
         });
-        let (read, write) = stream.into_split();
         let wake = Arc::new(Notify::new());
-        let reader = tokio::spawn(reader_loop(
-            Arc::downgrade(self),
-            incarnation,
-            session,
-            read,
-        ));
-        let writer = tokio::spawn(writer_loop(
-            Arc::downgrade(self),
-            incarnation,
-            session,
-            write,
-            wake.clone(),
-        ));
+        let weak = Arc::downgrade(self);
+        let tasks = match stream {
+            LinkStream::Plain(tcp) => {
+                let (read, write) = tcp.into_split();
+                spawn_link_tasks(weak, incarnation, session, read, write, wake.clone())
+            }
+            #[cfg(feature = "tls")]
+            LinkStream::TlsClient(tls) => {
+                let (read, write) = tokio::io::split(tls);
+                spawn_link_tasks(weak, incarnation, session, read, write, wake.clone())
+            }
+            #[cfg(feature = "tls")]
+            LinkStream::TlsServer(tls) => {
+                let (read, write) = tokio::io::split(tls);
+                spawn_link_tasks(weak, incarnation, session, read, write, wake.clone())
+            }
+        };
         wake.notify_one();
         self.counters
             .links_established
@@ -397,7 +415,7 @@ impl Cluster {
                 addr: peer.addr,
                 established_at: SystemTime::now(),
                 wake,
-                tasks: vec![reader.abort_handle(), writer.abort_handle()],
+                tasks,
             },
         );
     }
@@ -464,16 +482,44 @@ impl Cluster {
                 "links are severed",
             )));
         }
-        let mut stream = TcpStream::connect(addr).await?;
+        let tcp = TcpStream::connect(addr).await?;
+        let _ = tcp.set_nodelay(true);
+        #[cfg(feature = "tls")]
+        let mut stream = match &self.tls {
+            Some(tls) => LinkStream::TlsClient(Box::new(tls.connect(tcp).await?)),
+            None => LinkStream::Plain(tcp),
+        };
+        #[cfg(not(feature = "tls"))]
+        let mut stream = LinkStream::Plain(tcp);
         let peer = self.run_handshake(&mut stream).await?;
         self.establish(stream, peer);
         Ok(())
     }
 
-    async fn run_handshake(&self, stream: &mut TcpStream) -> Result<Greeting, HandshakeError> {
+    /// Wraps an accepted connection (in TLS if configured) and runs the handshake.
+    async fn accept(&self, tcp: TcpStream) -> Result<(LinkStream, Greeting), HandshakeError> {
+        let _ = tcp.set_nodelay(true);
+        #[cfg(feature = "tls")]
+        let mut stream = match &self.tls {
+            Some(tls) => LinkStream::TlsServer(Box::new(tls.accept(tcp).await?)),
+            None => LinkStream::Plain(tcp),
+        };
+        #[cfg(not(feature = "tls"))]
+        let mut stream = LinkStream::Plain(tcp);
+        let peer = self.run_handshake(&mut stream).await?;
+        Ok((stream, peer))
+    }
+
+    async fn run_handshake(&self, stream: &mut LinkStream) -> Result<Greeting, HandshakeError> {
         let mut greeting = self.me.clone();
         greeting.nonce = rand::random();
-        handshake(stream, &greeting, &self.key).await
+        match stream {
+            LinkStream::Plain(tcp) => handshake(tcp, &greeting, &self.key).await,
+            #[cfg(feature = "tls")]
+            LinkStream::TlsClient(tls) => handshake(tls.as_mut(), &greeting, &self.key).await,
+            #[cfg(feature = "tls")]
+            LinkStream::TlsServer(tls) => handshake(tls.as_mut(), &greeting, &self.key).await,
+        }
     }
 }
 
@@ -484,7 +530,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 async fn accept_loop(cluster: Weak<Cluster>, listener: TcpListener) {
     loop {
-        let Ok((mut stream, remote)) = listener.accept().await else {
+        let Ok((stream, remote)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
@@ -492,8 +538,8 @@ async fn accept_loop(cluster: Weak<Cluster>, listener: TcpListener) {
             return;
         };
         tokio::spawn(async move {
-            match strong.run_handshake(&mut stream).await {
-                Ok(peer) => strong.establish(stream, peer),
+            match strong.accept(stream).await {
+                Ok((stream, peer)) => strong.establish(stream, peer),
                 Err(e) => {
                     strong
                         .counters
@@ -585,11 +631,29 @@ async fn reaper_loop(cluster: Weak<Cluster>) {
     }
 }
 
-async fn reader_loop(
+/// Starts the reader and writer tasks of a link.
+fn spawn_link_tasks<R, W>(
     cluster: Weak<Cluster>,
     peer: u64,
     session: u64,
-    read: tokio::net::tcp::OwnedReadHalf,
+    read: R,
+    write: W,
+    wake: Arc<Notify>,
+) -> Vec<AbortHandle>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let reader = tokio::spawn(reader_loop(cluster.clone(), peer, session, read));
+    let writer = tokio::spawn(writer_loop(cluster, peer, session, write, wake));
+    vec![reader.abort_handle(), writer.abort_handle()]
+}
+
+async fn reader_loop<R: AsyncRead + Unpin>(
+    cluster: Weak<Cluster>,
+    peer: u64,
+    session: u64,
+    read: R,
 ) {
     let mut read = BufReader::with_capacity(256 * 1024, read);
     let mut buf = Vec::new();
@@ -629,11 +693,11 @@ async fn reader_loop(
     }
 }
 
-async fn writer_loop(
+async fn writer_loop<W: AsyncWrite + Unpin>(
     cluster: Weak<Cluster>,
     peer: u64,
     session: u64,
-    mut write: tokio::net::tcp::OwnedWriteHalf,
+    mut write: W,
     wake: Arc<Notify>,
 ) {
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);

@@ -86,6 +86,10 @@ pub enum HandshakeError {
     /// The peer is this node itself (a seed pointing back at us).
     #[error("connected to itself")]
     SelfConnection,
+    /// The TLS handshake failed (certificate not signed by the cluster CA, wrong name,
+    /// or a peer without TLS).
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
 }
 
 /// The authentication key derived from the cluster secret.

@@ -852,6 +852,37 @@ async fn resolve_seeds(seeds: Arc<[String]>) -> Vec<SocketAddr> {
     addrs
 }
 
+/// Feeds untrusted bytes through the datagram path: the MAC check on the raw bytes, then
+/// (sealed with a known key, so that the fuzzer reaches it) foca's decoder on a fresh
+/// member. Must never panic.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_datagram(bytes: &[u8]) {
+    let config = MembershipConfig::default();
+    let max_packet_size = config.foca.max_packet_size.get();
+    let key = DatagramKey::new(b"fuzz", max_packet_size);
+    let _ = key.open(bytes);
+    let mut sealed = Vec::new();
+    key.seal(bytes, &mut sealed);
+    let Ok(payload) = key.open(&sealed) else {
+        return;
+    };
+    let me = MemberId {
+        addr: "127.0.0.1:1".parse().expect("literal address"),
+        incarnation: 1,
+        name: "fuzz".into(),
+        started_at_ms: 0,
+        bump: 0,
+    };
+    let mut foca = Foca::new(
+        me,
+        config.foca,
+        FocaRng(StdRng::seed_from_u64(1)),
+        PostcardCodec,
+    );
+    let mut runtime = AccumulatingRuntime::new();
+    let _ = foca.handle_data(payload, &mut runtime);
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
@@ -1327,35 +1358,4 @@ mod tests {
             .await;
         }
     }
-}
-
-/// Feeds untrusted bytes through the datagram path: the MAC check on the raw bytes, then
-/// (sealed with a known key, so that the fuzzer reaches it) foca's decoder on a fresh
-/// member. Must never panic.
-#[cfg(feature = "fuzzing")]
-pub(crate) fn fuzz_datagram(bytes: &[u8]) {
-    let config = MembershipConfig::default();
-    let max_packet_size = config.foca.max_packet_size.get();
-    let key = DatagramKey::new(b"fuzz", max_packet_size);
-    let _ = key.open(bytes);
-    let mut sealed = Vec::new();
-    key.seal(bytes, &mut sealed);
-    let Ok(payload) = key.open(&sealed) else {
-        return;
-    };
-    let me = MemberId {
-        addr: "127.0.0.1:1".parse().expect("literal address"),
-        incarnation: 1,
-        name: "fuzz".into(),
-        started_at_ms: 0,
-        bump: 0,
-    };
-    let mut foca = Foca::new(
-        me,
-        config.foca,
-        FocaRng(StdRng::seed_from_u64(1)),
-        PostcardCodec,
-    );
-    let mut runtime = AccumulatingRuntime::new();
-    let _ = foca.handle_data(payload, &mut runtime);
 }

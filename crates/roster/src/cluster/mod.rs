@@ -12,11 +12,15 @@ mod config;
 mod driver;
 mod handshake;
 pub(crate) mod membership;
+#[cfg(feature = "tls")]
+mod tls;
 
 pub use config::{ClusterConfig, FailureDetection};
 pub(crate) use driver::Cluster;
 pub use driver::{ClusterStats, PeerInfo};
 pub use handshake::HandshakeError;
+#[cfg(feature = "tls")]
+pub use tls::{TlsConfig, TlsError};
 
 #[cfg(feature = "fuzzing")]
 pub(crate) fn fuzz_greeting(bytes: &[u8]) -> Result<(), HandshakeError> {
