@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use crate::key::Key;
+use crate::live::LiveSet;
 use crate::meta::Meta;
 use crate::pid::Pid;
-use crate::process::Liveness;
 
 /// The owner of a unique name, as returned by lookups and registrations.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,37 +22,16 @@ pub struct Registration {
     pub token: u64,
 }
 
-/// A stored name entry: the registration plus the owner's liveness when it is local.
-#[derive(Clone)]
-pub(crate) struct NameEntry {
-    pub(crate) registration: Registration,
-    pub(crate) liveness: Option<Arc<Liveness>>,
-}
-
-impl NameEntry {
-    /// Whether the owner is alive as far as this node knows. Remote owners are alive until
-    /// their entry is removed.
-    #[inline]
-    pub(crate) fn is_alive(&self) -> bool {
-        self.liveness.as_ref().is_none_or(|l| l.is_alive())
-    }
-}
-
 /// One member of a process group.
 #[derive(Clone)]
 pub struct Member {
     pid: Pid,
     meta: Meta,
-    liveness: Option<Arc<Liveness>>,
 }
 
 impl Member {
-    pub(crate) fn new(pid: Pid, meta: Meta, liveness: Option<Arc<Liveness>>) -> Self {
-        Member {
-            pid,
-            meta,
-            liveness,
-        }
+    pub(crate) fn new(pid: Pid, meta: Meta) -> Self {
+        Member { pid, meta }
     }
 
     /// The member process.
@@ -85,11 +64,6 @@ impl Member {
     pub fn meta(&self) -> &Meta {
         &self.meta
     }
-
-    #[inline]
-    pub(crate) fn is_alive(&self) -> bool {
-        self.liveness.as_ref().is_none_or(|l| l.is_alive())
-    }
 }
 
 impl PartialEq for Member {
@@ -112,8 +86,8 @@ impl std::fmt::Debug for Member {
 /// The members of a group (or of every group under a prefix).
 ///
 /// A snapshot that shares the store's immutable member lists: taking it costs a reference
-/// count per group, not a copy per member. Iteration skips members whose process died
-/// after the snapshot was taken but before its removal completed.
+/// count per group, not a copy per member. It borrows the scope it came from. Iteration
+/// skips local members whose process has died since, even before their removal completes.
 ///
 /// # Examples
 ///
@@ -128,15 +102,28 @@ impl std::fmt::Debug for Member {
 /// assert_eq!(node.members("room/").len(), 2);
 /// # }
 /// ```
-#[derive(Clone, Default)]
-pub struct Members {
+#[derive(Clone)]
+pub struct Members<'a> {
     groups: Vec<Arc<[Member]>>,
     limit: Option<usize>,
+    /// This node's incarnation and live processes, to skip local members that died.
+    local: u64,
+    live: &'a LiveSet,
 }
 
-impl Members {
-    pub(crate) fn new(groups: Vec<Arc<[Member]>>, limit: Option<usize>) -> Self {
-        Members { groups, limit }
+impl<'a> Members<'a> {
+    pub(crate) fn new(
+        groups: Vec<Arc<[Member]>>,
+        limit: Option<usize>,
+        local: u64,
+        live: &'a LiveSet,
+    ) -> Self {
+        Members {
+            groups,
+            limit,
+            local,
+            live,
+        }
     }
 
     /// The live members, in group-key order and join order within a group.
@@ -155,7 +142,7 @@ impl Members {
         self.groups
             .iter()
             .flat_map(|group| group.iter())
-            .filter(|m| m.is_alive())
+            .filter(|m| m.pid.incarnation() != self.local || self.live.contains(m.pid.serial()))
             .take(self.limit.unwrap_or(usize::MAX))
     }
 
@@ -214,7 +201,7 @@ impl Members {
     }
 }
 
-impl<'a> IntoIterator for &'a Members {
+impl<'a> IntoIterator for &'a Members<'_> {
     type Item = &'a Member;
     type IntoIter = Box<dyn Iterator<Item = &'a Member> + 'a>;
 
@@ -223,7 +210,7 @@ impl<'a> IntoIterator for &'a Members {
     }
 }
 
-impl std::fmt::Debug for Members {
+impl std::fmt::Debug for Members<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list().entries(self.iter()).finish()
     }

@@ -44,6 +44,7 @@ mod event;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod key;
+mod live;
 mod meta;
 mod node;
 mod op;

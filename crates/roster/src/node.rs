@@ -14,6 +14,7 @@ use crate::cluster::{Cluster, ClusterConfig, ClusterStats, PeerInfo};
 use crate::conflict::ConflictRule;
 use crate::error::{ScopeError, SendError, StartError};
 use crate::key::{Limits, ScopeName};
+use crate::live::Locals;
 use crate::meta::Meta;
 use crate::op::Outbox;
 use crate::pid::Pid;
@@ -22,7 +23,6 @@ use crate::replication::wire::Frame;
 use crate::scope::{DEFAULT_SCOPE, Scope};
 use crate::store::{Applied, ScopeConfig, ScopeState};
 
-type PidMap<V> = papaya::HashMap<Pid, V, foldhash::fast::RandomState>;
 type ScopeMap = papaya::HashMap<ScopeName, Arc<ScopeState>, foldhash::fast::RandomState>;
 
 /// Configures and starts a [`Node`].
@@ -171,7 +171,9 @@ impl NodeBuilder {
             .map_err(StartError::InvalidName)?;
         let incarnation = self.incarnation.unwrap_or_else(rand::random);
         let outbox = self.replicated.then(|| Arc::new(Outbox::default()));
+        let locals = Arc::new(Locals::new(incarnation));
         let scope_config = ScopeConfig {
+            locals: locals.clone(),
             local_incarnation: incarnation,
             rule: self.conflict_rule,
             outbox: outbox.clone(),
@@ -189,7 +191,7 @@ impl NodeBuilder {
             mailbox_capacity: self.mailbox_capacity,
             subscription_capacity: self.subscription_capacity,
             next_serial: AtomicU64::new(1),
-            processes: PidMap::default(),
+            locals,
             scopes,
             default_scope,
             scope_config,
@@ -217,7 +219,7 @@ pub(crate) struct NodeShared {
     mailbox_capacity: usize,
     pub(crate) subscription_capacity: usize,
     next_serial: AtomicU64,
-    processes: PidMap<Arc<ProcessCell>>,
+    locals: Arc<Locals>,
     scopes: ScopeMap,
     default_scope: Arc<ScopeState>,
     scope_config: ScopeConfig,
@@ -238,8 +240,8 @@ impl NodeShared {
     pub(crate) fn new_process(self: &Arc<Self>) -> Process {
         let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
         let pid = Pid::new(self.incarnation, serial);
-        let process = Process::new(self.clone(), pid, self.mailbox_capacity);
-        self.processes.pin().insert(pid, process.cell().clone());
+        let process = Process::new(self.clone(), &self.locals.live, pid, self.mailbox_capacity);
+        self.locals.cells.pin().insert(pid, process.cell().clone());
         process
     }
 
@@ -255,7 +257,7 @@ impl NodeShared {
     }
 
     pub(crate) fn process_cell(&self, pid: Pid) -> Option<Arc<ProcessCell>> {
-        self.processes.pin().get(&pid).cloned()
+        self.locals.cells.pin().get(&pid).cloned()
     }
 
     /// Ends a process: marks it dead, then removes its entries scope by scope (one event
@@ -265,18 +267,20 @@ impl NodeShared {
         let Some(mut holdings) = cell.mark_dead(reason.clone()) else {
             return false;
         };
-        self.processes.pin().remove(&cell.pid);
         holdings.sort_by_key(|h| Arc::as_ptr(&h.scope));
         for same_scope in holdings.chunk_by(|a, b| Arc::ptr_eq(&a.scope, &b.scope)) {
             let refs: Vec<&Holding> = same_scope.iter().collect();
             same_scope[0].scope.remove_exited(cell.pid, &refs, &reason);
         }
+        // Kept in the table until now so that a writer replacing one of its entries can
+        // still read its exit reason.
+        self.locals.cells.pin().remove(&cell.pid);
         true
     }
 
     pub(crate) fn deliver(&self, to: Pid, envelope: Envelope) -> Result<(), SendError> {
-        let processes = self.processes.pin();
-        let cell = processes.get(&to).ok_or(SendError::NoProcess(to))?;
+        let cells = self.locals.cells.pin();
+        let cell = cells.get(&to).ok_or(SendError::NoProcess(to))?;
         cell.deliver(envelope)
     }
 
@@ -593,9 +597,7 @@ impl Node {
     /// # }
     /// ```
     pub fn is_alive(&self, pid: Pid) -> bool {
-        self.shared
-            .process_cell(pid)
-            .is_some_and(|c| c.liveness.is_alive())
+        pid.incarnation() == self.shared.incarnation && self.shared.locals.is_live(pid)
     }
 
     /// Peers this node has a live link to (completed handshake), sorted by name.
@@ -706,7 +708,7 @@ impl Node {
     /// # }
     /// ```
     pub fn process_count(&self) -> usize {
-        self.shared.processes.len()
+        self.shared.locals.cells.len()
     }
 
     /// Sends a message to a local process, without a sender. Never waits.

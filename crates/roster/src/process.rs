@@ -1,7 +1,6 @@
 //! Processes: the RAII handles that own registrations and memberships.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use arc_swap::ArcSwapOption;
@@ -13,6 +12,7 @@ use tokio::task::AbortHandle;
 use crate::entry::Registration;
 use crate::error::{RecvError, RegistryError, SendError};
 use crate::key::Key;
+use crate::live::LiveSet;
 use crate::meta::Meta;
 use crate::node::{Node, NodeShared};
 use crate::pid::Pid;
@@ -36,34 +36,6 @@ pub enum ExitReason {
     },
     /// Its node left the cluster.
     NodeDown,
-}
-
-/// Liveness of a process, shared with every entry it owns so that readers can skip the
-/// entries of a process that has died but whose entries are still being removed.
-#[derive(Debug)]
-pub(crate) struct Liveness {
-    alive: AtomicBool,
-    exit: OnceLock<ExitReason>,
-}
-
-impl Liveness {
-    fn new() -> Self {
-        Liveness {
-            alive: AtomicBool::new(true),
-            exit: OnceLock::new(),
-        }
-    }
-
-    /// Whether the process is alive. One atomic load; never blocks.
-    #[inline]
-    pub(crate) fn is_alive(&self) -> bool {
-        self.alive.load(Ordering::Acquire)
-    }
-
-    /// The exit reason, once the process has exited.
-    pub(crate) fn exit_reason(&self) -> Option<&ExitReason> {
-        self.exit.get()
-    }
 }
 
 /// Where a process holds an entry: the reverse index by owner that makes death cleanup
@@ -151,7 +123,9 @@ impl Envelope {
 /// The node-side state of a local process: what the node keeps in its process table.
 pub(crate) struct ProcessCell {
     pub(crate) pid: Pid,
-    pub(crate) liveness: Arc<Liveness>,
+    /// The node's set of live processes (this process is alive while its serial is in it).
+    live: Arc<LiveSet>,
+    exit: OnceLock<ExitReason>,
     holdings: Mutex<Vec<Holding>>,
     /// The mailbox's only sender. Dropped when the process exits so that the channel
     /// closes: a handle waiting in `recv` wakes, drains what was queued, then gets `Exited`.
@@ -173,18 +147,29 @@ impl ProcessCell {
     /// entries and its names are free for others, before the entries are removed.
     pub(crate) fn mark_dead(&self, reason: ExitReason) -> Option<Vec<Holding>> {
         let mut holdings = self.holdings();
-        if !self.liveness.is_alive() {
+        if !self.is_alive() {
             return None;
         }
-        let _ = self.liveness.exit.set(reason);
-        self.liveness.alive.store(false, Ordering::Release);
+        let _ = self.exit.set(reason);
+        self.live.remove(self.pid.serial());
         self.mailbox.store(None);
         Some(std::mem::take(&mut *holdings))
     }
 
+    /// Whether the process is alive. Lock-free.
+    #[inline]
+    pub(crate) fn is_alive(&self) -> bool {
+        self.live.contains(self.pid.serial())
+    }
+
+    /// The exit reason, once the process has exited.
+    pub(crate) fn exit_reason(&self) -> Option<&ExitReason> {
+        self.exit.get()
+    }
+
     /// Queues a message without waiting.
     pub(crate) fn deliver(&self, envelope: Envelope) -> Result<(), SendError> {
-        if !self.liveness.is_alive() {
+        if !self.is_alive() {
             return Err(SendError::NoProcess(self.pid));
         }
         let mailbox = self.mailbox.load();
@@ -202,7 +187,7 @@ impl ProcessCell {
     /// process dead, or the killer (which aborts after marking) sees the task.
     pub(crate) fn set_task(&self, handle: AbortHandle) {
         let _holdings = self.holdings();
-        if self.liveness.is_alive() {
+        if self.is_alive() {
             let _ = self.task.set(handle);
         } else {
             handle.abort();
@@ -220,7 +205,7 @@ impl ProcessCell {
 /// A process: the unit that owns names and group memberships.
 ///
 /// Rust has no BEAM processes, so a process is this RAII handle. It has a cluster-wide
-/// [`Pid`], a mailbox, and a liveness that ends when the handle is dropped or the process
+/// [`Pid`], a mailbox, and a life that ends when the handle is dropped or the process
 /// is killed. Any actor framework's actor, or a plain task, can own one.
 ///
 /// # Exit
@@ -252,11 +237,19 @@ pub struct Process {
 }
 
 impl Process {
-    pub(crate) fn new(node: Arc<NodeShared>, pid: Pid, mailbox_capacity: usize) -> Self {
+    /// A new live process; the caller has not yet published it anywhere.
+    pub(crate) fn new(
+        node: Arc<NodeShared>,
+        live: &Arc<LiveSet>,
+        pid: Pid,
+        mailbox_capacity: usize,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(mailbox_capacity);
+        live.insert(pid.serial());
         let cell = Arc::new(ProcessCell {
             pid,
-            liveness: Arc::new(Liveness::new()),
+            live: live.clone(),
+            exit: OnceLock::new(),
             holdings: Mutex::new(Vec::new()),
             mailbox: ArcSwapOption::from_pointee(tx),
             task: OnceLock::new(),
@@ -315,7 +308,7 @@ impl Process {
     /// # }
     /// ```
     pub fn is_alive(&self) -> bool {
-        self.cell.liveness.is_alive()
+        self.cell.is_alive()
     }
 
     /// Why the process exited, once it has (for example after [`Node::kill`]).
@@ -331,7 +324,7 @@ impl Process {
     /// # }
     /// ```
     pub fn exit_reason(&self) -> Option<ExitReason> {
-        self.cell.liveness.exit_reason().cloned()
+        self.cell.exit_reason().cloned()
     }
 
     /// Registers a unique name in the default scope; see [`crate::Scope::register`].

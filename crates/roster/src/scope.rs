@@ -344,7 +344,7 @@ impl Scope {
     /// # }
     /// ```
     #[inline]
-    pub fn members(&self, key: &str) -> Members {
+    pub fn members(&self, key: &str) -> Members<'_> {
         self.state.members(key, None)
     }
 
@@ -361,7 +361,7 @@ impl Scope {
     /// assert_eq!(node.members_limited("room/", 1).len(), 1);
     /// # }
     /// ```
-    pub fn members_limited(&self, key: &str, limit: usize) -> Members {
+    pub fn members_limited(&self, key: &str, limit: usize) -> Members<'_> {
         self.state.members(key, Some(limit))
     }
 

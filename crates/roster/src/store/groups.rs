@@ -40,9 +40,9 @@ impl ScopeState {
             .pin()
             .get(key.as_str())
             .is_some_and(|members| members.iter().any(|m| m.pid() == cell.pid));
-        let member = Member::new(cell.pid, meta.clone(), Some(cell.liveness.clone()));
+        let member = Member::new(cell.pid, meta.clone());
         let change = if is_member {
-            if !cell.liveness.is_alive() {
+            if !cell.is_alive() {
                 return Err(RegistryError::ProcessDead { pid: cell.pid });
             }
             self.upsert_member(&mut shard, &key, member)
@@ -181,11 +181,16 @@ impl ScopeState {
     }
 
     /// Members of a group, or of every group under a prefix (key ending in `/`). Lock-free.
-    pub(crate) fn members(&self, key: &str, limit: Option<usize>) -> Members {
+    pub(crate) fn members(&self, key: &str, limit: Option<usize>) -> Members<'_> {
         let groups = self.groups.pin();
         if !is_prefix(key) {
             let found = groups.get(key).cloned().into_iter().collect();
-            return Members::new(found, limit);
+            return Members::new(
+                found,
+                limit,
+                self.config.local_incarnation,
+                &self.config.locals.live,
+            );
         }
         let guard = scc::Guard::new();
         let mut found = Vec::new();
@@ -199,7 +204,12 @@ impl ScopeState {
                 found.push(members.clone());
             }
         }
-        Members::new(found, limit)
+        Members::new(
+            found,
+            limit,
+            self.config.local_incarnation,
+            &self.config.locals.live,
+        )
     }
 
     /// Number of memberships in the scope (all, or of local processes).
@@ -224,7 +234,7 @@ impl ScopeState {
     pub(crate) fn visit_members(&self, prefix: Option<&str>, mut visit: impl FnMut(Entry) -> bool) {
         let groups = self.groups.pin();
         let mut emit = |key: &Key, members: &Arc<[Member]>| {
-            members.iter().filter(|m| m.is_alive()).all(|m| {
+            members.iter().filter(|m| self.is_live(m.pid())).all(|m| {
                 visit(Entry {
                     key: key.clone(),
                     pid: m.pid(),

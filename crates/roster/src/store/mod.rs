@@ -35,10 +35,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use scc::TreeIndex;
 
 use crate::conflict::ConflictRule;
-use crate::entry::{Member, NameEntry};
+use crate::entry::{Member, Registration};
 use crate::error::RegistryError;
 use crate::event::{Event, EventKind, Reason};
 use crate::key::{Key, Pattern, ScopeName};
+use crate::live::Locals;
 use crate::meta::Meta;
 use crate::op::{Op, Outbox};
 use crate::pid::Pid;
@@ -68,7 +69,7 @@ pub(crate) struct Shard {
     digests: FastMap<u64, u128>,
     /// Names held by remote processes that lost a conflict to the live owner and whose
     /// node has not removed them yet. If the live owner goes, the best of them takes over.
-    shadows: FastMap<Key, Vec<NameEntry>>,
+    shadows: FastMap<Key, Vec<Registration>>,
     /// The hybrid logical clock of this shard's keys.
     hlc: Hlc,
 }
@@ -106,6 +107,8 @@ pub(crate) struct ScopeConfig {
     pub(crate) outbox: Option<Arc<Outbox>>,
     /// The physical time source of the shards' hybrid logical clocks.
     pub(crate) clock: Arc<dyn Clock>,
+    /// The node's local processes (liveness of local entries, exit reasons).
+    pub(crate) locals: Arc<Locals>,
 }
 
 /// All state of one scope on this node.
@@ -116,7 +119,7 @@ pub(crate) struct ScopeState {
     pub(crate) local_only: bool,
     config: ScopeConfig,
     connected: AtomicBool,
-    names: Map<NameEntry>,
+    names: Map<Registration>,
     name_index: TreeIndex<Key, ()>,
     groups: Map<Arc<[Member]>>,
     group_index: TreeIndex<Key, ()>,
@@ -220,6 +223,12 @@ impl ScopeState {
         pid.incarnation() == self.config.local_incarnation
     }
 
+    /// Whether the process of an entry is alive as far as this node knows. Lock-free.
+    #[inline]
+    fn is_live(&self, pid: Pid) -> bool {
+        self.config.locals.is_live(pid)
+    }
+
     /// Hands the op of a local write to replication. Called under the key's shard lock, so
     /// the outbox holds each key's ops in the order they were applied.
     fn ship(&self, op: Op) {
@@ -271,7 +280,7 @@ impl ScopeState {
         insert: impl FnOnce(),
     ) -> Result<(), RegistryError> {
         let mut holdings = cell.holdings();
-        if !cell.liveness.is_alive() {
+        if !cell.is_alive() {
             return Err(RegistryError::ProcessDead { pid: cell.pid });
         }
         insert();
@@ -329,7 +338,7 @@ impl ScopeState {
         let mut local = Vec::new();
         let names = self.names.pin();
         for (key, entry) in names.iter() {
-            let r = &entry.registration;
+            let r = &entry;
             if self.is_local(r.pid) {
                 local.push(r.pid);
             }

@@ -4,14 +4,14 @@ use std::sync::Arc;
 
 use super::{Cause, ScopeState, Shard, digest, keys_with_prefix};
 use crate::conflict::Winner;
-use crate::entry::{Entry, NameEntry, Registration};
+use crate::entry::{Entry, Registration};
 use crate::error::RegistryError;
 use crate::event::{Event, EventKind, Reason};
 use crate::key::Key;
 use crate::meta::Meta;
 use crate::op::Op;
 use crate::pid::Pid;
-use crate::process::{ExitReason, HoldingKind, ProcessCell};
+use crate::process::{HoldingKind, ProcessCell};
 
 impl ScopeState {
     /// Registers `key` for a local process, updates its meta, or refuses with `Taken`.
@@ -24,9 +24,9 @@ impl ScopeState {
         let mut shard = self.write_lock(&key)?;
         let names = self.names.pin();
         if let Some(existing) = names.get(key.as_str()) {
-            let current = &existing.registration;
+            let current = existing;
             if current.pid == cell.pid {
-                if !cell.liveness.is_alive() {
+                if !cell.is_alive() {
                     return Err(RegistryError::ProcessDead { pid: cell.pid });
                 }
                 if current.meta == meta {
@@ -48,7 +48,7 @@ impl ScopeState {
                 ));
                 return Ok(registration);
             }
-            if existing.is_alive() {
+            if self.is_live(existing.pid) {
                 return Err(RegistryError::Taken {
                     key,
                     owner: current.pid,
@@ -58,11 +58,7 @@ impl ScopeState {
             // The owner died and its cleanup has not reached this key yet: the name is
             // free. Remove the dead entry now, as its cleanup would (a shadowed contender
             // may take over, and then the name is taken after all).
-            let reason = existing
-                .liveness
-                .as_ref()
-                .and_then(|l| l.exit_reason().cloned())
-                .unwrap_or(ExitReason::Normal);
+            let reason = self.config.locals.exit_reason(existing.pid);
             let mut events = Vec::new();
             self.remove_name(
                 &mut shard,
@@ -77,8 +73,8 @@ impl ScopeState {
             if let Some(owner) = names.get(key.as_str()) {
                 return Err(RegistryError::Taken {
                     key,
-                    owner: owner.registration.pid,
-                    meta: owner.registration.meta.clone(),
+                    owner: owner.pid,
+                    meta: owner.meta.clone(),
                 });
             }
         }
@@ -90,14 +86,7 @@ impl ScopeState {
             token: now,
         };
         self.hold(cell, HoldingKind::Name, &key, || {
-            self.insert_live(
-                &mut shard,
-                &key,
-                NameEntry {
-                    registration: registration.clone(),
-                    liveness: Some(cell.liveness.clone()),
-                },
-            );
+            self.insert_live(&mut shard, &key, registration.clone());
         })?;
         self.subscribers.emit(self.event(
             EventKind::Registered,
@@ -114,13 +103,13 @@ impl ScopeState {
     pub(crate) fn unregister(&self, cell: &ProcessCell, key: &Key) -> Result<(), RegistryError> {
         let mut shard = self.write_lock(key)?;
         match self.names.pin().get(key.as_str()) {
-            Some(e) if e.is_alive() && e.registration.pid != cell.pid => {
+            Some(e) if self.is_live(e.pid) && e.pid != cell.pid => {
                 return Err(RegistryError::NotOwner {
                     key: key.clone(),
-                    owner: e.registration.pid,
+                    owner: e.pid,
                 });
             }
-            Some(e) if e.registration.pid == cell.pid => {}
+            Some(e) if e.pid == cell.pid => {}
             _ => return Err(RegistryError::NotRegistered { key: key.clone() }),
         }
         let mut events = Vec::new();
@@ -133,8 +122,8 @@ impl ScopeState {
     }
 
     /// Inserts a live entry for a key that has none. The caller holds the shard lock.
-    pub(super) fn insert_live(&self, shard: &mut Shard, key: &Key, entry: NameEntry) {
-        let r = &entry.registration;
+    pub(super) fn insert_live(&self, shard: &mut Shard, key: &Key, entry: Registration) {
+        let r = &entry;
         shard.toggle_digest(r.pid.incarnation(), || digest::name(key, r));
         if self.is_local(r.pid) {
             self.bump(shard, |c| &c.local_names, 1);
@@ -157,11 +146,11 @@ impl ScopeState {
         &self,
         shard: &mut Shard,
         key: &Key,
-        old: &NameEntry,
+        old: &Registration,
         registration: Registration,
     ) {
         let pid = registration.pid;
-        shard.toggle_digest(pid.incarnation(), || digest::name(key, &old.registration));
+        shard.toggle_digest(pid.incarnation(), || digest::name(key, old));
         shard.toggle_digest(pid.incarnation(), || digest::name(key, &registration));
         if self.is_local(pid) {
             self.ship(Op::Register {
@@ -172,13 +161,7 @@ impl ScopeState {
                 token: registration.token,
             });
         }
-        self.names.pin().insert(
-            key.clone(),
-            NameEntry {
-                registration,
-                liveness: old.liveness.clone(),
-            },
-        );
+        self.names.pin().insert(key.clone(), registration);
     }
 
     /// Removes `pid`'s claim on `key`: the live entry (then the best shadowed contender, if
@@ -193,14 +176,11 @@ impl ScopeState {
         events: &mut Vec<Event>,
     ) {
         let names = self.names.pin();
-        let Some(entry) = names
-            .get(key.as_str())
-            .filter(|e| e.registration.pid == pid)
-        else {
+        let Some(entry) = names.get(key.as_str()).filter(|e| e.pid == pid) else {
             self.remove_shadow(shard, key, pid);
             return;
         };
-        let r = entry.registration.clone();
+        let r = entry.clone();
         shard.toggle_digest(pid.incarnation(), || digest::name(key, &r));
         if self.is_local(pid) {
             self.bump(shard, |c| &c.local_names, -1);
@@ -220,7 +200,7 @@ impl ScopeState {
         ));
         match self.take_best_shadow(shard, key) {
             Some(promoted) => {
-                let p = promoted.registration.clone();
+                let p = promoted.clone();
                 names.insert(key.clone(), promoted);
                 events.push(self.event(
                     EventKind::Registered,
@@ -243,31 +223,24 @@ impl ScopeState {
         let Some(list) = shard.shadows.get_mut(key.as_str()) else {
             return false;
         };
-        let Some(i) = list.iter().position(|e| e.registration.pid == pid) else {
+        let Some(i) = list.iter().position(|e| e.pid == pid) else {
             return false;
         };
         let removed = list.swap_remove(i);
         if list.is_empty() {
             shard.shadows.remove(key.as_str());
         }
-        shard.toggle_digest(pid.incarnation(), || {
-            digest::name(key, &removed.registration)
-        });
+        shard.toggle_digest(pid.incarnation(), || digest::name(key, &removed));
         true
     }
 
     /// Takes the contender that the conflict rule prefers among the shadows of `key`. Its
     /// digest contribution stays (it remains an entry of its origin, now live).
-    fn take_best_shadow(&self, shard: &mut Shard, key: &Key) -> Option<NameEntry> {
+    fn take_best_shadow(&self, shard: &mut Shard, key: &Key) -> Option<Registration> {
         let list = shard.shadows.get_mut(key.as_str())?;
         let mut best = 0;
         for i in 1..list.len() {
-            if self
-                .config
-                .rule
-                .resolve(key, &list[i].registration, &list[best].registration)
-                == Winner::First
-            {
+            if self.config.rule.resolve(key, &list[i], &list[best]) == Winner::First {
                 best = i;
             }
         }
@@ -283,7 +256,7 @@ impl ScopeState {
     pub(crate) fn lookup(&self, key: &str) -> Option<Registration> {
         let names = self.names.pin();
         let entry = names.get(key)?;
-        entry.is_alive().then(|| entry.registration.clone())
+        self.is_live(entry.pid).then(|| entry.clone())
     }
 
     /// The pid of the live owner of `key`. Lock-free and allocation-free.
@@ -291,7 +264,7 @@ impl ScopeState {
     pub(crate) fn whereis(&self, key: &str) -> Option<Pid> {
         let names = self.names.pin();
         let entry = names.get(key)?;
-        entry.is_alive().then_some(entry.registration.pid)
+        self.is_live(entry.pid).then_some(entry.pid)
     }
 
     /// Live names under `prefix` (`""`: all), in key order, at most `limit`.
@@ -301,7 +274,7 @@ impl ScopeState {
         keys_with_prefix(&self.name_index, prefix, &guard)
             .filter_map(|k| {
                 let e = names.get(k.as_str())?;
-                e.is_alive().then(|| (k.clone(), e.registration.clone()))
+                self.is_live(e.pid).then(|| (k.clone(), e.clone()))
             })
             .take(limit)
             .collect()
@@ -319,14 +292,14 @@ impl ScopeState {
     /// Visits live names, under `prefix` if given (cost proportional to the range).
     pub(crate) fn visit_names(&self, prefix: Option<&str>, mut visit: impl FnMut(Entry) -> bool) {
         let names = self.names.pin();
-        let mut emit = |key: &Key, e: &NameEntry| {
-            if !e.is_alive() {
+        let mut emit = |key: &Key, e: &Registration| {
+            if !self.is_live(e.pid) {
                 return true;
             }
             visit(Entry {
                 key: key.clone(),
-                pid: e.registration.pid,
-                meta: e.registration.meta.clone(),
+                pid: e.pid,
+                meta: e.meta.clone(),
             })
         };
         match prefix {

@@ -5,12 +5,11 @@ use std::collections::HashSet;
 
 use super::{Cause, ScopeState, Shard, digest};
 use crate::conflict::Winner;
-use crate::entry::{Member, NameEntry, Registration};
+use crate::entry::{Member, Registration};
 use crate::event::{Event, EventKind, Reason};
 use crate::key::Key;
 use crate::op::Op;
 use crate::pid::Pid;
-use crate::process::ExitReason;
 
 /// What applying remote ops asks of the node besides the store changes.
 #[derive(Debug, Default)]
@@ -64,7 +63,7 @@ impl ScopeState {
                 self.remove_name(shard, &key, pid, Cause::Remote(&reason), events);
             }
             Op::Join { key, pid, meta } => {
-                let member = Member::new(pid, meta.clone(), None);
+                let member = Member::new(pid, meta.clone());
                 let change = self.upsert_member(shard, &key, member);
                 events.extend(self.joined_event(&key, pid, meta, change, Reason::Requested));
             }
@@ -84,26 +83,22 @@ impl ScopeState {
         applied: &mut Applied,
     ) {
         let names = self.names.pin();
-        let remote = |registration: Registration| NameEntry {
-            registration,
-            liveness: None,
-        };
         // A contender that already lost: keep its shadow up to date.
         if shard
             .shadows
             .get(key.as_str())
-            .is_some_and(|list| list.iter().any(|e| e.registration.pid == incoming.pid))
+            .is_some_and(|list| list.iter().any(|e| e.pid == incoming.pid))
         {
             self.remove_shadow(shard, &key, incoming.pid);
-            self.add_shadow(shard, &key, remote(incoming));
+            self.add_shadow(shard, &key, incoming);
             return;
         }
         let Some(existing) = names.get(key.as_str()) else {
             events.push(self.registered_event(&key, &incoming, None));
-            self.insert_live(shard, &key, remote(incoming));
+            self.insert_live(shard, &key, incoming);
             return;
         };
-        let current = existing.registration.clone();
+        let current = existing.clone();
         if current.pid == incoming.pid {
             if current != incoming {
                 let previous = (current.meta != incoming.meta).then(|| current.meta.clone());
@@ -114,13 +109,9 @@ impl ScopeState {
             }
             return;
         }
-        if !existing.is_alive() {
+        if !self.is_live(existing.pid) {
             // A dead local owner whose cleanup is under way: remove it now.
-            let reason = existing
-                .liveness
-                .as_ref()
-                .and_then(|l| l.exit_reason().cloned())
-                .unwrap_or(ExitReason::Normal);
+            let reason = self.config.locals.exit_reason(existing.pid);
             self.remove_name(shard, &key, current.pid, Cause::Exit(&reason), events);
             self.register_remote(shard, key, incoming, events, applied);
             return;
@@ -129,7 +120,7 @@ impl ScopeState {
             Winner::First => {
                 // The live owner keeps the name; the newcomer waits as a shadow until its
                 // node removes it.
-                self.add_shadow(shard, &key, remote(incoming));
+                self.add_shadow(shard, &key, incoming);
                 if self.is_local(current.pid) {
                     // Our process won: a fresh fencing token greater than both contenders'.
                     let restamped = Registration {
@@ -146,7 +137,7 @@ impl ScopeState {
                     // Our process lost: remove its claim (this ships the removal) and let
                     // the node decide what happens to the process.
                     applied.lost.push((current.pid, key.clone(), winner));
-                    self.add_shadow(shard, &key, remote(incoming));
+                    self.add_shadow(shard, &key, incoming);
                     self.remove_name(shard, &key, current.pid, Cause::Remote(&conflict), events);
                 } else {
                     // Two remote contenders: the loser's node will remove it; until then it
@@ -160,7 +151,7 @@ impl ScopeState {
                         conflict,
                     ));
                     let loser = existing.clone();
-                    names.insert(key.clone(), remote(incoming.clone()));
+                    names.insert(key.clone(), incoming.clone());
                     shard.toggle_digest(winner.incarnation(), || digest::name(&key, &incoming));
                     shard.shadows.entry(key.clone()).or_default().push(loser);
                     events.push(self.registered_event(&key, &incoming, None));
@@ -169,8 +160,8 @@ impl ScopeState {
         }
     }
 
-    fn add_shadow(&self, shard: &mut Shard, key: &Key, entry: NameEntry) {
-        let r = &entry.registration;
+    fn add_shadow(&self, shard: &mut Shard, key: &Key, entry: Registration) {
+        let r = &entry;
         shard.toggle_digest(r.pid.incarnation(), || digest::name(key, r));
         shard.shadows.entry(key.clone()).or_default().push(entry);
     }
@@ -211,7 +202,7 @@ impl ScopeState {
     ) {
         let mut doomed_names: Vec<(Key, Pid)> = Vec::new();
         for (key, entry) in self.names.pin().iter() {
-            let pid = entry.registration.pid;
+            let pid = entry.pid;
             if pid.incarnation() == origin && doomed(&OriginEntry::Name(pid), key) {
                 doomed_names.push((key.clone(), pid));
             }
@@ -219,7 +210,7 @@ impl ScopeState {
         for shard in guards.iter() {
             for (key, list) in &shard.shadows {
                 for e in list {
-                    let pid = e.registration.pid;
+                    let pid = e.pid;
                     if pid.incarnation() == origin && doomed(&OriginEntry::Name(pid), key) {
                         doomed_names.push((key.clone(), pid));
                     }
@@ -250,8 +241,8 @@ impl ScopeState {
     pub(crate) fn snapshot_local(&self) -> Vec<Op> {
         let mut ops = Vec::new();
         for (key, entry) in self.names.pin().iter() {
-            let r = &entry.registration;
-            if self.is_local(r.pid) && entry.is_alive() {
+            let r = &entry;
+            if self.is_local(r.pid) && self.is_live(entry.pid) {
                 ops.push(Op::Register {
                     key: key.clone(),
                     pid: r.pid,
@@ -264,7 +255,7 @@ impl ScopeState {
         for (key, members) in self.groups.pin().iter() {
             for m in members
                 .iter()
-                .filter(|m| self.is_local(m.pid()) && m.is_alive())
+                .filter(|m| self.is_local(m.pid()) && self.is_live(m.pid()))
             {
                 ops.push(Op::Join {
                     key: key.clone(),
