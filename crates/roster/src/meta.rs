@@ -51,8 +51,30 @@ impl Meta {
     /// assert_eq!(meta.decode::<u32>().unwrap(), 42);
     /// ```
     pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Meta, MetaError> {
-        let bytes = rmp_serde::to_vec_named(value).map_err(|e| MetaError::Encode(e.to_string()))?;
-        Ok(Meta::from_bytes(&bytes))
+        thread_local! {
+            // Reused per thread: encoding allocates only the final shared bytes, and
+            // nothing at all for unit-like values.
+            static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        BUFFER.with(|buffer| {
+            // A serializer that re-enters `encode` (through a custom Serialize) gets a
+            // fresh buffer instead of a borrow panic.
+            let mut fresh = Vec::new();
+            let mut borrowed = buffer.try_borrow_mut();
+            let bytes = match borrowed.as_deref_mut() {
+                Ok(bytes) => bytes,
+                Err(_) => &mut fresh,
+            };
+            bytes.clear();
+            value
+                .serialize(&mut rmp_serde::Serializer::new(&mut *bytes).with_struct_map())
+                .map_err(|e| MetaError::Encode(e.to_string()))?;
+            let meta = Meta::from_bytes(bytes);
+            if bytes.capacity() > 64 * 1024 {
+                *bytes = Vec::new();
+            }
+            Ok(meta)
+        })
     }
 
     /// Wraps bytes that are already MessagePack (as received from a peer or the HTTP API).
