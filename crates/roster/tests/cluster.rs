@@ -3,6 +3,9 @@
 use std::future::Future;
 use std::time::Duration;
 
+mod common;
+use common::eventually;
+
 use roster::{
     ClusterConfig, Delivery, Event, EventKind, ExitReason, FailureDetection, Node, Pattern, Reason,
 };
@@ -28,18 +31,6 @@ async fn start_with(name: &str, seeds: &[&Node], secret: &str) -> Node {
         .cluster(config)
         .start()
         .expect("node starts")
-}
-
-/// Polls `check` until it holds or 15 s pass.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while !check() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 async fn linked(nodes: &[&Node]) {

@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+mod common;
+use common::eventually;
+
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use roster::{ClusterConfig, FailureDetection, Node, TlsConfig};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -49,17 +52,6 @@ fn start(name: &str, tls: TlsConfig, seed: Option<&Node>) -> Node {
         .announce_interval(Duration::from_millis(200))
         .tls(tls);
     Node::builder().name(name).cluster(config).start().unwrap()
-}
-
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while !check() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -83,3 +83,15 @@ pub fn drain(sub: &mut Subscription) -> Vec<Event> {
 pub fn queued_or_end(sub: &mut Subscription) -> Option<Option<Delivery>> {
     sub.recv().now_or_never()
 }
+
+/// Polls `check` every 5 ms until it holds; panics after 15 s naming `what`.
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
