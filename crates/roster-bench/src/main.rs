@@ -2,12 +2,14 @@
 //! compare with those of syn, `pg`, `global` and Phoenix `Group`.
 //!
 //! The scenarios and the output contract are defined in `/work/shared/peer-figures.md`.
-//! `local` runs L1-L6 and M1/M2 on one node; `all` runs every family (for now: `local`).
+//! `local` runs L1-L6 and M1/M2 on one node; `dist` runs D1-D7, T1 and R1 on nodes in
+//! separate OS processes (see [`dist`]); `all` runs both.
 //!
 //! ```text
 //! cargo run --release -p roster-bench -- local            # human table
 //! cargo run --release -p roster-bench -- local --json     # one JSON line per figure
 //! cargo run --release -p roster-bench -- local --quick    # small sizes, for smoke runs
+//! cargo run --release -p roster-bench -- dist --only D1   # one distributed scenario
 //! ```
 //!
 //! # Method
@@ -19,10 +21,13 @@
 //! - Concurrent writes are pre-spawned tasks released together; the same writes from 1 and
 //!   2 OS threads and the task harness alone (`tasks_noop_concurrent`) are reported too.
 //! - Memory is counted by a counting global allocator ([`cap`]), process cost excluded.
+//! - The distributed scenarios spawn node agents (this binary, `roster-bench node`) and
+//!   time events across them with wall-clock timestamps; see [`dist`] for the method.
 //! - The header records the machine, the build and the load average: figures taken on a
 //!   busy machine are unreliable.
 #![forbid(unsafe_code)]
 
+mod dist;
 mod local;
 mod machine;
 mod measure;
@@ -57,6 +62,25 @@ const SCENARIOS: &[(&str, &str)] = &[
     ("L6", "events: one subscriber, 5K registrations at once"),
     ("M1", "memory: bytes per registration (100K, 1M)"),
     ("M2", "memory: bytes per membership (100K, 1M)"),
+    (
+        "D1",
+        "replication latency: A registers, a spinner on B looks up; plain TCP too",
+    ),
+    (
+        "D2",
+        "bulk sync: B starts while A holds 10K, 100K, 1M names",
+    ),
+    (
+        "D3",
+        "concurrent cross-node writes: 5K on A + 5K on B at once",
+    ),
+    ("D5", "death cleanup: 1K, 5K, 50K processes on A killed"),
+    ("D7", "group cleanup: 1K members on A killed"),
+    (
+        "T1",
+        "replicated registrations per second, 3 nodes writing at once",
+    ),
+    ("R1", "resync bytes after a 1 s link drop, 1M names"),
 ];
 
 /// Roster's benchmarks: the scenarios of the peers' figures, same definitions.
@@ -89,8 +113,13 @@ struct Cli {
 enum Command {
     /// One node, one OS process: L1-L6 and M1/M2.
     Local,
-    /// Every family (the distributed scenarios are not written yet: same as `local`).
+    /// Nodes in separate OS processes on 127.0.0.1: D1-D7, T1, R1.
+    Dist,
+    /// Every family: `local`, then `dist`.
     All,
+    /// A node agent driven by `dist` over stdin/stdout (internal).
+    #[command(hide = true)]
+    Node,
 }
 
 impl Command {
@@ -98,7 +127,9 @@ impl Command {
     fn name(self) -> &'static str {
         match self {
             Command::Local => "local",
+            Command::Dist => "dist",
             Command::All => "all",
+            Command::Node => "node",
         }
     }
 }
@@ -112,6 +143,8 @@ pub struct Bench<'a> {
     pub local: local::Sizes,
     /// Sizes of the memory scenarios.
     pub memory: memory::Sizes,
+    /// Sizes of the distributed scenarios.
+    pub dist: dist::Sizes,
     /// Scenario ids to run; empty for all.
     only: Vec<String>,
 }
@@ -150,12 +183,13 @@ struct MetaLine<'a> {
     runtime_workers: usize,
     local: &'a local::Sizes,
     memory: &'a memory::Sizes,
+    dist: &'a dist::Sizes,
     machine: &'a Machine,
 }
 
 /// Prints the human header: parameters and machine facts.
 fn print_header(meta: &MetaLine<'_>) {
-    let (l, m, machine) = (meta.local, meta.memory, meta.machine);
+    let (l, m, d, machine) = (meta.local, meta.memory, meta.dist, meta.machine);
     println!(
         "Roster benchmarks: {}{} - median of {} run(s); scenarios from /work/shared/peer-figures.md",
         meta.command.name(),
@@ -199,17 +233,38 @@ fn print_header(meta: &MetaLine<'_>) {
         m.large,
         m.group_size,
     );
+    if meta.command != Command::Local {
+        println!(
+            "D1 {} iterations | D2 {:?} | D3 {} per node | D5 {:?} | D7 {} | T1 {} per node | R1 {} names, {} changes, {} ms drop | {} runs ({} at 100K/50K, 1 at 1M) | clock: {}",
+            d.iterations,
+            d.sync,
+            d.writes_per_node,
+            d.deaths,
+            d.group,
+            d.throughput_per_node,
+            d.resync_entries,
+            d.resync_changes,
+            d.drop_ms,
+            d.reps,
+            d.big_reps,
+            d.clock,
+        );
+    }
     println!();
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.command == Command::Node {
+        return dist::agent_main();
+    }
     if let Some(unknown) = cli
         .only
         .iter()
         .find(|o| !SCENARIOS.iter().any(|(id, _)| id.eq_ignore_ascii_case(o)))
     {
-        eprintln!("unknown scenario {unknown:?}; known: L1-L6, M1, M2");
+        let known: Vec<&str> = SCENARIOS.iter().map(|(id, _)| *id).collect();
+        eprintln!("unknown scenario {unknown:?}; known: {}", known.join(", "));
         return ExitCode::FAILURE;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -222,6 +277,7 @@ fn main() -> ExitCode {
         rt: &rt,
         local: local::Sizes::new(cli.quick, cli.reps),
         memory: memory::Sizes::new(cli.quick),
+        dist: dist::Sizes::new(cli.quick, cli.reps),
         only: cli.only,
     };
     let machine = Machine::detect();
@@ -232,6 +288,7 @@ fn main() -> ExitCode {
         runtime_workers: WORKERS,
         local: &bench.local,
         memory: &bench.memory,
+        dist: &bench.dist,
         machine: &machine,
     };
     if cli.json {
@@ -245,10 +302,12 @@ fn main() -> ExitCode {
     let mut report = Report::new(cli.json, cli.verbose);
     match cli.command {
         Command::Local => local_family(&bench, &mut report),
+        Command::Dist => dist::run(&bench, &mut report),
         Command::All => {
             local_family(&bench, &mut report);
-            eprintln!("note: the distributed scenarios (dist) are not implemented yet");
+            dist::run(&bench, &mut report);
         }
+        Command::Node => unreachable!("the agent returned above"),
     }
     eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
 

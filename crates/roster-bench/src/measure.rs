@@ -4,7 +4,7 @@
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use compact_str::CompactString;
 use hdrhistogram::Histogram;
@@ -216,6 +216,8 @@ struct Shared<F> {
     done: AtomicUsize,
     /// Tasks whose `op` failed.
     errors: AtomicUsize,
+    /// Wall-clock time before which the tasks are not released (see [`release_tasks_at`]).
+    not_before: Option<SystemTime>,
     /// When the last task finished.
     finished_at: OnceLock<Instant>,
     /// Wakes the caller when the last task finished.
@@ -251,6 +253,11 @@ async fn release<F: Send + Sync + 'static>(shared: &Arc<Shared<F>>) -> Instant {
                 {
                     std::hint::spin_loop();
                 }
+                if let Some(not_before) = shared.not_before {
+                    while SystemTime::now() < not_before {
+                        std::hint::spin_loop();
+                    }
+                }
                 let start = Instant::now();
                 shared.go.store(true, Ordering::Release);
                 shared.start.notify_waiters();
@@ -278,6 +285,26 @@ where
     E: Send + 'static,
     F: Fn(&T) -> Result<(), E> + Send + Sync + 'static,
 {
+    release_tasks_at(items, op, None).await
+}
+
+/// How long before a wall-clock release the workers start spinning (the other spinners
+/// give up after [`SPIN_LIMIT`]).
+const SPIN_AHEAD: Duration = Duration::from_millis(2);
+
+/// Like [`release_tasks`], but the tasks are not released before the wall-clock time
+/// `not_before` (if given): processes started together by a driver release their tasks at
+/// the same instant, whatever the latency of the driver's signal to each.
+pub async fn release_tasks_at<T, E, F>(
+    items: Vec<T>,
+    op: F,
+    not_before: Option<SystemTime>,
+) -> Released<T>
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    F: Fn(&T) -> Result<(), E> + Send + Sync + 'static,
+{
     let n = items.len();
     let shared = Arc::new(Shared {
         op,
@@ -287,6 +314,7 @@ where
         ready: AtomicUsize::new(0),
         done: AtomicUsize::new(0),
         errors: AtomicUsize::new(0),
+        not_before,
         finished_at: OnceLock::new(),
         finished: Notify::new(),
     });
@@ -316,6 +344,12 @@ where
         .collect();
     while shared.ready.load(Ordering::Acquire) < n {
         tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    if let Some(wait) = not_before
+        .and_then(|t| t.duration_since(SystemTime::now()).ok())
+        .and_then(|d| d.checked_sub(SPIN_AHEAD))
+    {
+        tokio::time::sleep(wait).await;
     }
     let start = release(&shared).await;
     if n > 0 {

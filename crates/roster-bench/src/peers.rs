@@ -14,11 +14,20 @@ pub enum Target {
     AtLeast(f64),
     /// The value must be at most this.
     AtMost(f64),
+    /// The value must be below this.
+    Below(f64),
     /// The value must be at least `ratio` times the value of `metric` in the same run.
     RatioOf {
         /// The reference metric, measured in the same run.
         metric: &'static str,
         /// The smallest acceptable `value / reference`.
+        ratio: f64,
+    },
+    /// The value must be at most `ratio` times the value of `metric` in the same run.
+    AtMostRatioOf {
+        /// The reference metric, measured in the same run.
+        metric: &'static str,
+        /// The largest acceptable `value / reference`.
         ratio: f64,
     },
 }
@@ -91,26 +100,84 @@ pub const LOCAL: &[PeerFigure] = &[
     ),
 ];
 
+/// The contract metrics of the distributed scenarios (D1-D7, R1) with the best peer figure
+/// and Roster's target, from `/work/shared/peer-figures.md`. `T1` (replicated registrations
+/// per second with 3 nodes) has no peer figure.
+pub const DIST: &[PeerFigure] = &[
+    row("repl_p50", "pg 40", "< 40", Target::Below(40.0)),
+    row("repl_p99", "pg 117", "< 117", Target::Below(117.0)),
+    row("repl_max", "", "", Target::None),
+    row("register_call_p50", "pg 20", "", Target::None),
+    row("raw_one_way_p50", "", "repl_p50 <= 1.5x", Target::None),
+    row("sync_10k", "pg 39", "<= 8", Target::AtMost(8.0)),
+    row("sync_100k", "syn 678", "<= 135", Target::AtMost(135.0)),
+    row("sync_1m", "-", "<= 1500", Target::AtMost(1500.0)),
+    row(
+        "replica_bytes_per_entry",
+        "pg 327",
+        "<= 150",
+        Target::AtMost(150.0),
+    ),
+    row("converge_10k", "pg 103", "<= 10", Target::AtMost(10.0)),
+    row("cleanup_1k", "pg 9.7", "<= 1", Target::AtMost(1.0)),
+    row("cleanup_5k", "pg 48", "<= 5", Target::AtMost(5.0)),
+    row("cleanup_50k", "pg 614", "<= 60", Target::AtMost(60.0)),
+    row("group_cleanup_1k", "syn 9.6", "<= 1", Target::AtMost(1.0)),
+    row("repl_throughput_3n", "", "", Target::None),
+    row(
+        "resync_bytes_after_1s_drop_1m",
+        "full snapshot",
+        "<< snapshot",
+        Target::None,
+    ),
+    row("snapshot_bytes_1m", "", "", Target::None),
+];
+
 /// Extra targets that relate two metrics of the same run (shown next to the first one).
-pub const RELATIVE: &[PeerFigure] = &[row(
-    "lookup_1t",
-    "",
-    ">= 0.5x baseline_map_get_1t",
-    Target::RatioOf {
-        metric: "baseline_map_get_1t",
-        ratio: 0.5,
-    },
-)];
+pub const RELATIVE: &[PeerFigure] = &[
+    row(
+        "lookup_1t",
+        "",
+        ">= 0.5x baseline_map_get_1t",
+        Target::RatioOf {
+            metric: "baseline_map_get_1t",
+            ratio: 0.5,
+        },
+    ),
+    row(
+        "repl_p50",
+        "",
+        "<= 1.5x raw_one_way_p50",
+        Target::AtMostRatioOf {
+            metric: "raw_one_way_p50",
+            ratio: 1.5,
+        },
+    ),
+    // "<<": checked as at most 1% of the full snapshot (1000 changes out of 1M entries).
+    row(
+        "resync_bytes_after_1s_drop_1m",
+        "",
+        "<= 1% of snapshot_bytes_1m",
+        Target::AtMostRatioOf {
+            metric: "snapshot_bytes_1m",
+            ratio: 0.01,
+        },
+    ),
+];
+
+/// Every contract row, local and distributed.
+fn contract() -> impl Iterator<Item = &'static PeerFigure> {
+    LOCAL.iter().chain(DIST)
+}
 
 /// The contract row of `metric`, if it has one.
 pub fn find(metric: &str) -> Option<&'static PeerFigure> {
-    LOCAL.iter().find(|p| p.metric == metric)
+    contract().find(|p| p.metric == metric)
 }
 
 /// Every check (absolute and relative) that applies to `metric`.
 pub fn checks(metric: &str) -> impl Iterator<Item = &'static PeerFigure> + '_ {
-    LOCAL
-        .iter()
+    contract()
         .chain(RELATIVE)
         .filter(move |p| p.metric == metric && p.target != Target::None)
 }
@@ -121,9 +188,10 @@ mod tests {
 
     #[test]
     fn every_metric_appears_once_in_the_contract_table() {
-        for (i, a) in LOCAL.iter().enumerate() {
+        let all: Vec<_> = contract().collect();
+        for (i, a) in all.iter().enumerate() {
             assert!(
-                LOCAL[i + 1..].iter().all(|b| b.metric != a.metric),
+                all[i + 1..].iter().all(|b| b.metric != a.metric),
                 "{} twice",
                 a.metric
             );
@@ -133,7 +201,8 @@ mod tests {
     #[test]
     fn relative_targets_name_a_contract_metric() {
         for r in RELATIVE {
-            let Target::RatioOf { metric, .. } = r.target else {
+            let (Target::RatioOf { metric, .. } | Target::AtMostRatioOf { metric, .. }) = r.target
+            else {
                 panic!("{} is not relative", r.metric);
             };
             assert!(find(metric).is_some() && find(r.metric).is_some());

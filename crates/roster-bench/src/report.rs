@@ -16,6 +16,9 @@ pub enum Unit {
     /// Nanoseconds.
     #[serde(rename = "ns")]
     Ns,
+    /// Microseconds.
+    #[serde(rename = "us")]
+    Us,
     /// Milliseconds.
     #[serde(rename = "ms")]
     Ms,
@@ -30,6 +33,7 @@ impl Unit {
         match self {
             Unit::OpsPerSec => "ops/s",
             Unit::Ns => "ns",
+            Unit::Us => "us",
             Unit::Ms => "ms",
             Unit::Bytes => "bytes",
         }
@@ -140,8 +144,13 @@ impl Report {
                 Target::None => continue,
                 Target::AtLeast(min) => figure.value >= min,
                 Target::AtMost(max) => figure.value <= max,
+                Target::Below(max) => figure.value < max,
                 Target::RatioOf { metric, ratio } => match self.value_of(metric) {
                     Some(reference) => figure.value >= ratio * reference,
+                    None => continue,
+                },
+                Target::AtMostRatioOf { metric, ratio } => match self.value_of(metric) {
+                    Some(reference) => figure.value <= ratio * reference,
                     None => continue,
                 },
             };
@@ -235,6 +244,7 @@ pub fn format_value(value: f64, unit: Unit) -> String {
             format!("{scaled:.2}{suffix}")
         }
         Unit::Ns => format!("{value:.0}"),
+        Unit::Us => format!("{value:.1}"),
         Unit::Ms => format!("{value:.2}"),
         Unit::Bytes => format!("{value:.1}"),
     }

@@ -2,10 +2,7 @@
 //! (and the extra ones this program adds) with a finite positive value. No timing
 //! thresholds: this checks the program, not the machine.
 
-use std::collections::HashMap;
-use std::process::Command;
-
-use serde_json::Value;
+mod common;
 
 /// Contract metrics of `/work/shared/peer-figures.md` (local scenarios), with their units.
 const CONTRACT: &[(&str, &str, &str)] = &[
@@ -43,46 +40,8 @@ const EXTRA: &[(&str, &str, &str)] = &[
 
 #[test]
 fn quick_local_run_emits_every_metric_with_a_positive_value() {
-    let output = Command::new(env!("CARGO_BIN_EXE_roster-bench"))
-        .args(["local", "--quick", "--json"])
-        .output()
-        .expect("the benchmark program runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "exit {}: {stderr}", output.status);
-
-    let stdout = String::from_utf8(output.stdout).expect("UTF-8 output");
-    let mut lines = stdout.lines();
-    let meta: Value = serde_json::from_str(lines.next().expect("a meta line")).unwrap();
-    assert_eq!(meta["scenario"], "meta");
+    let (meta, figures, stderr) = common::run_json(&["local", "--quick", "--json"]);
     assert_eq!(meta["quick"], true);
-
-    let mut figures: HashMap<String, (String, String, f64)> = HashMap::new();
-    for line in lines {
-        let figure: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
-        let object = figure.as_object().expect("a JSON object");
-        let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
-        keys.sort_unstable();
-        assert_eq!(keys, ["metric", "scenario", "unit", "value"], "{line}");
-        let metric = figure["metric"].as_str().unwrap().to_string();
-        let entry = (
-            figure["scenario"].as_str().unwrap().to_string(),
-            figure["unit"].as_str().unwrap().to_string(),
-            figure["value"].as_f64().unwrap(),
-        );
-        assert!(
-            figures.insert(metric.clone(), entry).is_none(),
-            "{metric} emitted twice"
-        );
-    }
-
-    for (scenario, metric, unit) in CONTRACT.iter().chain(EXTRA) {
-        let Some((s, u, value)) = figures.get(*metric) else {
-            panic!("{metric} was not emitted; stderr: {stderr}");
-        };
-        assert_eq!((s.as_str(), u.as_str()), (*scenario, *unit), "{metric}");
-        assert!(
-            value.is_finite() && *value > 0.0,
-            "{metric} = {value} is not a finite positive value"
-        );
-    }
+    let expected: Vec<_> = CONTRACT.iter().chain(EXTRA).copied().collect();
+    common::check_emitted(&figures, &expected, &stderr);
 }

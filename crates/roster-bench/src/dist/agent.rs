@@ -1,0 +1,483 @@
+//! The node agent: `roster-bench node`, one Roster node in its own OS process, obeying the
+//! driver's requests (see [`super::protocol`]) one at a time.
+//!
+//! The node runs on a multi-thread tokio runtime with [`WORKERS`] workers, like the local
+//! scenarios. Requests are handled on the main thread (writes from the main thread, as a
+//! caller outside the runtime would make them); watchers and raw-TCP readers are separate
+//! threads that poll in a loop, yielding the CPU between polls (`sched_yield`), so that
+//! they see a change as soon as it happens without starving the node's own threads.
+//!
+//! The agent exits when its stdin closes (the driver is gone), so it never outlives it.
+
+use std::io::{BufRead, ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use compact_str::{CompactString, format_compact};
+use roster::{ClusterConfig, Node, Process, StartError};
+use serde_json::{Value, json};
+use tokio::runtime::Runtime;
+
+use super::protocol::{Cond, Request, from_ns, now_ns, to_ns};
+use super::{SECRET, WAIT_LIMIT};
+use crate::WORKERS;
+use crate::measure::release_tasks_at;
+use crate::memory::allocated;
+
+/// What a request handler returns: the reply's fields, or an error message.
+type Reply = Result<Value, String>;
+
+/// A process and the key it registered (empty once unregistered, or for a group member).
+type Held = (Process, CompactString);
+
+/// A thread polling for something, and the moment it saw it.
+type Poller = JoinHandle<Result<Value, String>>;
+
+/// The agent's state: its node and everything the driver asked it to keep.
+struct Agent<'rt> {
+    rt: &'rt Runtime,
+    node: Option<Node>,
+    /// Live processes holding names or memberships.
+    held: Vec<Held>,
+    /// Processes waiting for [`Request::Fire`].
+    prepared: Vec<Held>,
+    /// The armed watcher.
+    watcher: Option<Poller>,
+    /// Accepts the raw TCP connection.
+    raw_accept: Option<JoinHandle<Result<TcpStream, String>>>,
+    /// The raw TCP connection (either side).
+    raw: Option<TcpStream>,
+    /// The armed raw reader; it hands the connection back.
+    raw_reader: Option<JoinHandle<(TcpStream, Result<Value, String>)>>,
+}
+
+/// Runs the agent until stdin closes or a [`Request::Shutdown`].
+pub fn main() -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKERS)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("agent: the tokio runtime does not start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let _entered = rt.enter();
+    let mut agent = Agent {
+        rt: &rt,
+        node: None,
+        held: Vec::new(),
+        prepared: Vec::new(),
+        watcher: None,
+        raw_accept: None,
+        raw: None,
+        raw_reader: None,
+    };
+    let mut out = std::io::stdout().lock();
+    let ready = json!({"ok": true, "ready": true, "pid": std::process::id()});
+    if writeln!(out, "{ready}").and_then(|()| out.flush()).is_err() {
+        return ExitCode::FAILURE;
+    }
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (reply, last) = match serde_json::from_str::<Request>(&line) {
+            Ok(Request::Shutdown) => (agent.shutdown(), true),
+            Ok(request) => (agent.handle(request), false),
+            Err(e) => (Err(format!("bad request {line:?}: {e}")), false),
+        };
+        let reply = match reply {
+            Ok(Value::Object(mut fields)) => {
+                fields.insert("ok".into(), Value::Bool(true));
+                Value::Object(fields)
+            }
+            Ok(other) => json!({"ok": true, "value": other}),
+            Err(error) => json!({"ok": false, "error": error}),
+        };
+        if writeln!(out, "{reply}").and_then(|()| out.flush()).is_err() || last {
+            break;
+        }
+    }
+    // Tearing down up to a million processes one by one is not worth the wait.
+    std::process::exit(0)
+}
+
+impl Agent<'_> {
+    /// The started node.
+    fn node(&self) -> Result<&Node, String> {
+        self.node
+            .as_ref()
+            .ok_or_else(|| "the node is not started".to_string())
+    }
+
+    /// Handles one request (not `Shutdown`).
+    fn handle(&mut self, request: Request) -> Reply {
+        match request {
+            Request::Start { name, seeds, watch } => self.start(&name, seeds, watch),
+            Request::WaitPeers { peers } => {
+                let node = self.node()?;
+                let since = Instant::now();
+                while node.nodes().len() < peers {
+                    if since.elapsed() > WAIT_LIMIT {
+                        return Err(format!(
+                            "linked to {:?} after {WAIT_LIMIT:?}, not to {peers} peers",
+                            node.nodes().iter().map(|p| &p.name).collect::<Vec<_>>()
+                        ));
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Ok(json!({"t_ns": now_ns()}))
+            }
+            Request::Register { prefix, count } => {
+                let node = self.node()?.clone();
+                let since = Instant::now();
+                self.held.reserve(count);
+                for i in 1..=count {
+                    let key = format_compact!("{prefix}{i}");
+                    let proc = node.process();
+                    proc.register(&key, &())
+                        .map_err(|e| format!("register {key}: {e}"))?;
+                    self.held.push((proc, key));
+                }
+                Ok(json!({"elapsed_ns": nanos(since.elapsed())}))
+            }
+            Request::Unregister { prefix, count } => {
+                let mut done = 0;
+                for (proc, key) in &mut self.held {
+                    if done == count {
+                        break;
+                    }
+                    if !key.is_empty() && key.starts_with(prefix.as_str()) {
+                        proc.unregister(key)
+                            .map_err(|e| format!("unregister {key}: {e}"))?;
+                        *key = CompactString::default();
+                        done += 1;
+                    }
+                }
+                if done < count {
+                    return Err(format!("only {done} keys under {prefix:?} to unregister"));
+                }
+                Ok(json!({}))
+            }
+            Request::Join { group, count } => {
+                let node = self.node()?.clone();
+                self.held.reserve(count);
+                for _ in 0..count {
+                    let proc = node.process();
+                    proc.join(&group, &())
+                        .map_err(|e| format!("join {group}: {e}"))?;
+                    self.held.push((proc, CompactString::default()));
+                }
+                Ok(json!({}))
+            }
+            Request::Prepare { prefix, count } => {
+                let node = self.node()?.clone();
+                self.prepared = (1..=count)
+                    .map(|i| (node.process(), format_compact!("{prefix}{i}")))
+                    .collect();
+                Ok(json!({}))
+            }
+            Request::Fire { at_ns } => self.fire(at_ns),
+            Request::RegisterOne { key } => {
+                let proc = self.node()?.process();
+                let start_ns = now_ns();
+                let since = Instant::now();
+                let registered = proc.register(&key, &());
+                let call = since.elapsed();
+                registered.map_err(|e| format!("register {key}: {e}"))?;
+                self.held.push((proc, key.into()));
+                Ok(json!({"start_ns": start_ns, "call_ns": nanos(call)}))
+            }
+            Request::KillAll { then } => {
+                let node = self.node()?.clone();
+                let start_ns = now_ns();
+                self.held.clear();
+                self.prepared.clear();
+                let dropped_ns = now_ns();
+                let seen = poll(&node, &then)?;
+                Ok(
+                    json!({"start_ns": start_ns, "dropped_ns": dropped_ns, "seen_ns": seen["seen_ns"]}),
+                )
+            }
+            Request::Watch { cond } => {
+                if self.watcher.is_some() {
+                    return Err("a watcher is already armed".into());
+                }
+                let node = self.node()?.clone();
+                self.watcher = Some(arm(move || poll(&node, &cond)));
+                Ok(json!({}))
+            }
+            Request::WatchResult => {
+                let watcher = self.watcher.take().ok_or("no watcher is armed")?;
+                watcher
+                    .join()
+                    .map_err(|_| "the watcher panicked".to_string())?
+            }
+            Request::Counts => {
+                let node = self.node()?;
+                Ok(json!({
+                    "names": node.registry_count(),
+                    "memberships": node.membership_count(),
+                    "peers": node.nodes().len(),
+                }))
+            }
+            Request::Memory => Ok(json!({"allocated": allocated()})),
+            Request::Stats => super::link::stats(self.node()?),
+            Request::Sever { ms } => {
+                super::link::sever(self.node()?, Duration::from_millis(ms))?;
+                Ok(json!({"t_ns": now_ns()}))
+            }
+            Request::RawListen => {
+                let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+                let addr = listener.local_addr().map_err(|e| e.to_string())?;
+                self.raw_accept = Some(std::thread::spawn(move || accept(&listener)));
+                Ok(json!({"addr": addr.to_string()}))
+            }
+            Request::RawConnect { addr } => {
+                let addr = addr.parse().map_err(|e| format!("address {addr:?}: {e}"))?;
+                let stream = TcpStream::connect_timeout(&addr, WAIT_LIMIT)
+                    .map_err(|e| format!("connect to {addr}: {e}"))?;
+                stream.set_nodelay(true).map_err(|e| e.to_string())?;
+                self.raw = Some(stream);
+                Ok(json!({}))
+            }
+            Request::RawArm => {
+                if let Some(accepting) = self.raw_accept.take() {
+                    let stream = accepting
+                        .join()
+                        .map_err(|_| "the accept thread panicked".to_string())??;
+                    self.raw = Some(stream);
+                }
+                let stream = self.raw.take().ok_or("no raw connection")?;
+                let (armed_tx, armed_rx) = mpsc::channel();
+                self.raw_reader = Some(std::thread::spawn(move || {
+                    let _ = armed_tx.send(());
+                    read_timestamp(stream)
+                }));
+                armed_rx
+                    .recv()
+                    .map_err(|_| "the raw reader died".to_string())?;
+                Ok(json!({}))
+            }
+            Request::RawSend => {
+                let stream = self.raw.as_mut().ok_or("no raw connection")?;
+                let start_ns = now_ns();
+                stream
+                    .write_all(&start_ns.to_le_bytes())
+                    .map_err(|e| format!("raw write: {e}"))?;
+                Ok(json!({"start_ns": start_ns}))
+            }
+            Request::RawResult => {
+                let reader = self.raw_reader.take().ok_or("no raw reader is armed")?;
+                let (stream, result) = reader
+                    .join()
+                    .map_err(|_| "the raw reader panicked".to_string())?;
+                self.raw = Some(stream);
+                result
+            }
+            Request::Shutdown => unreachable!("handled by the main loop"),
+        }
+    }
+
+    /// Starts the node (retrying if the port picked for TCP is taken for UDP).
+    fn start(&mut self, name: &str, seeds: Vec<String>, watch: Option<Cond>) -> Reply {
+        if self.node.is_some() {
+            return Err("the node is already started".into());
+        }
+        let listen = "127.0.0.1:0".parse().expect("a valid address");
+        let mut attempts = 0;
+        let (node, start_ns, alloc_before) = loop {
+            let config = ClusterConfig::new(listen, SECRET).seeds(seeds.clone());
+            let alloc_before = allocated();
+            let start_ns = now_ns();
+            match Node::builder().name(name).cluster(config).start() {
+                Ok(node) => break (node, start_ns, alloc_before),
+                Err(e @ StartError::Bind { .. }) if attempts < 5 => {
+                    attempts += 1;
+                    eprintln!("agent {name}: bind failed ({e}), retrying");
+                }
+                Err(e) => return Err(format!("node {name} does not start: {e}")),
+            }
+        };
+        let alloc_after = allocated();
+        if let Some(cond) = watch {
+            let watched = node.clone();
+            self.watcher = Some(arm(move || poll(&watched, &cond)));
+        }
+        let addr = node
+            .cluster_addr()
+            .ok_or("a clustered node has an address")?
+            .to_string();
+        self.node = Some(node);
+        Ok(json!({
+            "start_ns": start_ns,
+            "addr": addr,
+            "alloc_before": alloc_before,
+            "alloc_after": alloc_after,
+        }))
+    }
+
+    /// Releases the prepared registrations together at `at_ns`.
+    fn fire(&mut self, at_ns: u64) -> Reply {
+        let items = std::mem::take(&mut self.prepared);
+        let n = items.len();
+        let released = self.rt.block_on(release_tasks_at(
+            items,
+            |(proc, key): &Held| proc.register(key, &()).map(drop),
+            Some(from_ns(at_ns)),
+        ));
+        // The release and end instants, on the wall clock.
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        let released_ns = to_ns(wall - (now - released.start));
+        let done_ns = to_ns(wall - (now - released.end));
+        self.held.extend(released.items);
+        if released.errors > 0 {
+            return Err(format!("{} of {n} registrations failed", released.errors));
+        }
+        Ok(json!({"released_ns": released_ns, "done_ns": done_ns}))
+    }
+
+    /// Leaves the cluster.
+    fn shutdown(&mut self) -> Reply {
+        if let Some(node) = self.node.take() {
+            self.rt.block_on(async {
+                tokio::time::timeout(Duration::from_secs(5), node.shutdown())
+                    .await
+                    .map_err(|_| "the node's shutdown took over 5 s".to_string())
+            })?;
+        }
+        Ok(json!({}))
+    }
+}
+
+/// Nanoseconds of a duration, saturated.
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Starts a polling thread and returns once it runs.
+fn arm(f: impl FnOnce() -> Result<Value, String> + Send + 'static) -> Poller {
+    let (armed_tx, armed_rx) = mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        let _ = armed_tx.send(());
+        f()
+    });
+    let _ = armed_rx.recv();
+    handle
+}
+
+/// Whether `cond` holds on `node` now.
+fn holds(node: &Node, cond: &Cond) -> bool {
+    match cond {
+        Cond::Registry {
+            count,
+            present,
+            absent,
+        } => {
+            node.registry_count() == *count
+                && present.iter().all(|k| node.whereis(k).is_some())
+                && absent.iter().all(|k| node.whereis(k).is_none())
+        }
+        Cond::Members { group, count } => node.member_count(group) == *count,
+        Cond::Whereis { key } => node.whereis(key).is_some(),
+    }
+}
+
+/// What the node sees of `cond`, for a timeout's message.
+fn describe(node: &Node, cond: &Cond) -> String {
+    match cond {
+        Cond::Registry {
+            present, absent, ..
+        } => format!(
+            "{} names, {} of {} expected keys present, {} of {} removed keys still there",
+            node.registry_count(),
+            present.iter().filter(|k| node.whereis(k).is_some()).count(),
+            present.len(),
+            absent.iter().filter(|k| node.whereis(k).is_some()).count(),
+            absent.len(),
+        ),
+        Cond::Members { group, .. } => format!("{} members", node.member_count(group)),
+        Cond::Whereis { .. } => "not registered".into(),
+    }
+}
+
+/// Polls `cond` until it holds (replies `seen_ns`, `polls`, and `linked_ns`: when the node
+/// was first seen linked to a peer) or [`WAIT_LIMIT`] passes.
+fn poll(node: &Node, cond: &Cond) -> Reply {
+    let since = Instant::now();
+    let mut polls: u64 = 0;
+    let mut linked_ns = None;
+    loop {
+        polls += 1;
+        if linked_ns.is_none() && !node.nodes().is_empty() {
+            linked_ns = Some(now_ns());
+        }
+        if holds(node, cond) {
+            let seen_ns = now_ns();
+            let linked_ns = linked_ns.unwrap_or(seen_ns);
+            return Ok(json!({"seen_ns": seen_ns, "polls": polls, "linked_ns": linked_ns}));
+        }
+        if since.elapsed() > WAIT_LIMIT {
+            return Err(format!(
+                "{} after {WAIT_LIMIT:?}: waited for {cond:?}; the node sees {}; linked to {} peer(s)",
+                node.name(),
+                describe(node, cond),
+                node.nodes().len(),
+            ));
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// Accepts one connection within [`WAIT_LIMIT`].
+fn accept(listener: &TcpListener) -> Result<TcpStream, String> {
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let since = Instant::now();
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false).map_err(|e| e.to_string())?;
+                stream.set_nodelay(true).map_err(|e| e.to_string())?;
+                return Ok(stream);
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock && since.elapsed() < WAIT_LIMIT => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => return Err(format!("raw accept: {e}")),
+        }
+    }
+}
+
+/// Spins on a non-blocking read of one 8-byte timestamp; replies `sent_ns` (what was read)
+/// and `seen_ns` (when its last byte arrived). Hands the connection back.
+fn read_timestamp(mut stream: TcpStream) -> (TcpStream, Reply) {
+    let result = (|| {
+        stream.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let mut buf = [0u8; 8];
+        let mut filled = 0;
+        let since = Instant::now();
+        while filled < buf.len() {
+            match stream.read(&mut buf[filled..]) {
+                Ok(0) => return Err("raw connection closed".to_string()),
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    if since.elapsed() > WAIT_LIMIT {
+                        return Err(format!("no raw timestamp within {WAIT_LIMIT:?}"));
+                    }
+                    std::thread::yield_now();
+                }
+                Err(e) => return Err(format!("raw read: {e}")),
+            }
+        }
+        let seen_ns = now_ns();
+        Ok(json!({"sent_ns": u64::from_le_bytes(buf), "seen_ns": seen_ns}))
+    })();
+    (stream, result)
+}

@@ -1,0 +1,454 @@
+//! The distributed scenarios (D1, D2, D3, D5, D7, T1, R1): Roster nodes in separate OS
+//! processes on 127.0.0.1, driven from outside the cluster.
+//!
+//! Each node is a node agent (`roster-bench node`, see [`agent`]) spawned by the driver
+//! (this process, which runs no node). The driver sends it JSON requests on stdin and reads
+//! JSON replies on stdout ([`protocol`]). Every run of a scenario spawns fresh agents and
+//! kills them when it ends, whatever happens.
+//!
+//! # Method
+//!
+//! - Nodes run in cluster mode with the default failure detection (`Lan`), a fixed secret,
+//!   on `127.0.0.1:0`, seeded with the first node; a 2-worker tokio runtime each.
+//! - Times crossing processes are wall-clock timestamps (`SystemTime`, i.e.
+//!   `CLOCK_REALTIME`, in ns since the Unix epoch) taken by the agents themselves: all
+//!   run on one machine and read the same clock. Durations within one process use
+//!   `Instant`.
+//! - "B sees X" is measured by a watcher thread on B that polls the condition in a loop,
+//!   yielding the CPU between polls, armed before the action it waits for; the time is when
+//!   it first holds. The same spinner reads the plain-TCP timestamps of `raw_one_way_p50`.
+//! - Concurrent writes on several nodes are pre-created processes released as tasks at
+//!   the same wall-clock instant on every node (a start signal sent ahead of time).
+//! - Every wait is bounded ([`WAIT_LIMIT`] in the agent, [`REPLY_LIMIT`] in the driver):
+//!   a scenario that does not converge is reported as a failure, with what the node saw.
+
+mod agent;
+mod driver;
+mod link;
+mod protocol;
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use self::driver::{AgentProc, cluster};
+use self::protocol::{Cond, Request, field, now_ns};
+use crate::Bench;
+use crate::measure::new_histogram;
+use crate::report::{Report, Unit};
+
+pub use self::agent::main as agent_main;
+
+/// The cluster secret every node of the benchmarks shares.
+pub const SECRET: &str = "roster-bench-cluster-secret";
+
+/// Longest an agent waits for anything (convergence, peers, a connection).
+pub const WAIT_LIMIT: Duration = Duration::from_secs(60);
+
+/// Longest the driver waits for a reply: longer than [`WAIT_LIMIT`], so that the agent's
+/// own timeout, with its details, comes first.
+pub const REPLY_LIMIT: Duration = Duration::from_secs(75);
+
+/// How long after a sync B's memory is read: the buffers of the sync and the tables its
+/// growth replaced are freed by then (right at the end of a 1M sync, about a third more
+/// is still allocated).
+const MEMORY_SETTLE: Duration = Duration::from_secs(1);
+
+/// How long the driver lets the agents get ready for a start signal.
+const SIGNAL_AHEAD: Duration = Duration::from_millis(100);
+
+/// The sizes of the distributed scenarios.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Sizes {
+    /// Runs per figure of the small sizes (the median is reported).
+    pub reps: usize,
+    /// Runs per figure at 100K (D2) and 50K (D5), as the peers did (3).
+    pub big_reps: usize,
+    /// D1: sequential registrations (and raw TCP messages) per run.
+    pub iterations: usize,
+    /// D2: entries synced to a new node (10K, 100K, 1M).
+    pub sync: [usize; 3],
+    /// D3: processes registering at once on each of the two nodes.
+    pub writes_per_node: usize,
+    /// D5: processes killed (1K, 5K, 50K).
+    pub deaths: [usize; 3],
+    /// D7: group members killed.
+    pub group: usize,
+    /// T1: registrations on each of the three nodes.
+    pub throughput_per_node: usize,
+    /// R1: entries held by the node whose links drop.
+    pub resync_entries: usize,
+    /// R1: entries changed while the links are down (half unregistered, half new).
+    pub resync_changes: usize,
+    /// R1: how long the links stay down, ms.
+    pub drop_ms: u64,
+    /// How cross-process times are taken.
+    pub clock: &'static str,
+}
+
+impl Sizes {
+    /// The peers' sizes, or much smaller ones for smoke runs (`quick`).
+    pub fn new(quick: bool, reps: Option<usize>) -> Self {
+        let reps = reps.unwrap_or(if quick { 1 } else { 5 }).max(1);
+        let clock = "SystemTime (CLOCK_REALTIME) ns since the Unix epoch, taken in each agent; same machine";
+        if quick {
+            Sizes {
+                reps,
+                big_reps: reps.min(3),
+                iterations: 100,
+                sync: [1_000, 5_000, 20_000],
+                writes_per_node: 500,
+                deaths: [100, 500, 2_000],
+                group: 100,
+                throughput_per_node: 1_000,
+                resync_entries: 20_000,
+                resync_changes: 200,
+                drop_ms: 1_000,
+                clock,
+            }
+        } else {
+            Sizes {
+                reps,
+                big_reps: reps.min(3),
+                iterations: 1_000,
+                sync: [10_000, 100_000, 1_000_000],
+                writes_per_node: 5_000,
+                deaths: [1_000, 5_000, 50_000],
+                group: 1_000,
+                throughput_per_node: 10_000,
+                resync_entries: 1_000_000,
+                resync_changes: 1_000,
+                drop_ms: 1_000,
+                clock,
+            }
+        }
+    }
+}
+
+/// Runs the selected distributed scenarios in order, adding their figures to `report`.
+pub fn run(bench: &Bench<'_>, report: &mut Report) {
+    type Scenario = fn(&Sizes, &mut Report);
+    let scenarios: [(&str, Scenario); 7] = [
+        ("D1", latency),
+        ("D2", bulk_sync),
+        ("D3", concurrent_writes),
+        ("D5", deaths),
+        ("D7", group_deaths),
+        ("T1", throughput),
+        ("R1", resync),
+    ];
+    for (id, scenario) in scenarios {
+        if bench.selected(id) {
+            bench.progress(id);
+            scenario(&bench.dist, report);
+        }
+    }
+}
+
+/// Runs `run` `reps` times; returns the runs of each of its `N` results, or records the
+/// first failure and returns `None`.
+fn runs<const N: usize>(
+    report: &mut Report,
+    what: &str,
+    reps: usize,
+    mut run: impl FnMut() -> Result<[f64; N], String>,
+) -> Option<[Vec<f64>; N]> {
+    let mut all = Vec::with_capacity(reps);
+    for _ in 0..reps.max(1) {
+        match run() {
+            Ok(r) => all.push(r),
+            Err(e) => {
+                report.fail(format!("{what}: {e}"));
+                return None;
+            }
+        }
+    }
+    Some(std::array::from_fn(|i| all.iter().map(|r| r[i]).collect()))
+}
+
+/// Milliseconds from `start_ns` to `end_ns` (wall clock).
+fn ms_between(start_ns: u64, end_ns: u64) -> f64 {
+    end_ns.saturating_sub(start_ns) as f64 / 1e6
+}
+
+/// A quantile of a histogram of nanoseconds, in microseconds.
+fn us_at(hist: &Histogram<u64>, quantile: f64) -> f64 {
+    hist.value_at_quantile(quantile) as f64 / 1e3
+}
+
+/// Two agents as mutable references.
+fn pair(agents: &mut [AgentProc]) -> Result<(&mut AgentProc, &mut AgentProc), String> {
+    match agents {
+        [a, b, ..] => Ok((a, b)),
+        _ => Err("two agents expected".into()),
+    }
+}
+
+/// D1: on A a fresh process registers a new key (start time before the call) while a
+/// spinner on B polls `whereis` for it; `iterations` sequential registrations. Then the
+/// same for a plain TCP message between the same two processes.
+fn latency(sizes: &Sizes, report: &mut Report) {
+    let Some([p50, p99, max, call, raw_p50, raw_p99]) = runs(report, "D1", sizes.reps, || {
+        let mut agents = cluster(&["a", "b"])?;
+        let (a, b) = pair(&mut agents)?;
+        let (mut repl, mut call, mut raw) = (new_histogram(), new_histogram(), new_histogram());
+        for i in 1..=sizes.iterations {
+            let key = format!("d1-{i}");
+            b.call(&Request::Watch {
+                cond: Cond::Whereis { key: key.clone() },
+            })?;
+            let registered = a.call(&Request::RegisterOne { key })?;
+            let seen = b.watch_result()?;
+            let start = field(&registered, "start_ns")?;
+            repl.saturating_record(seen.saturating_sub(start).max(1));
+            call.saturating_record(field(&registered, "call_ns")?.max(1));
+        }
+        let listening = b.call(&Request::RawListen)?;
+        a.call(&Request::RawConnect {
+            addr: protocol::text_field(&listening, "addr")?,
+        })?;
+        for _ in 0..sizes.iterations {
+            b.call(&Request::RawArm)?;
+            a.call(&Request::RawSend)?;
+            let read = b.call(&Request::RawResult)?;
+            let (sent, seen) = (field(&read, "sent_ns")?, field(&read, "seen_ns")?);
+            raw.saturating_record(seen.saturating_sub(sent).max(1));
+        }
+        Ok([
+            us_at(&repl, 0.5),
+            us_at(&repl, 0.99),
+            repl.max() as f64 / 1e3,
+            us_at(&call, 0.5),
+            us_at(&raw, 0.5),
+            us_at(&raw, 0.99),
+        ])
+    }) else {
+        return;
+    };
+    report.add_runs("D1", "repl_p50", &p50, Unit::Us);
+    report.add_runs("D1", "repl_p99", &p99, Unit::Us);
+    report.add_runs("D1", "repl_max", &max, Unit::Us);
+    report.add_runs("D1", "register_call_p50", &call, Unit::Us);
+    report.add_runs("D1", "raw_one_way_p50", &raw_p50, Unit::Us);
+    report.add_runs("D1", "raw_one_way_p99", &raw_p99, Unit::Us);
+}
+
+/// One D2 run: `n` keys on A, then B starts seeded with A; returns the time from B's node
+/// start until B sees `n` (ms), B's allocated bytes per replicated entry if `memory` (node
+/// start cost excluded; read [`MEMORY_SETTLE`] after the sync), the time to spawn B's
+/// process until ready and from B's start until it is linked to A (ms).
+fn sync_run(n: usize, memory: bool) -> Result<[f64; 4], String> {
+    let mut a = AgentProc::spawn("a")?;
+    a.start(&[], None)?;
+    a.call(&Request::Register {
+        prefix: "sync-".into(),
+        count: n,
+    })?;
+    let mut b = AgentProc::spawn("b")?;
+    let started = b.start(&[&a], Some(Cond::registry(n)))?;
+    let watched = b.call(&Request::WatchResult)?;
+    let (seen, linked) = (field(&watched, "seen_ns")?, field(&watched, "linked_ns")?);
+    let start = field(&started, "start_ns")?;
+    let per_entry = if memory {
+        std::thread::sleep(MEMORY_SETTLE);
+        let allocated = field(&b.call(&Request::Memory)?, "allocated")?;
+        (allocated as f64 - field(&started, "alloc_after")? as f64) / n as f64
+    } else {
+        f64::NAN
+    };
+    Ok([
+        ms_between(start, seen),
+        per_entry,
+        b.spawned_in.as_secs_f64() * 1e3,
+        ms_between(start, linked),
+    ])
+}
+
+/// D2: `n` keys registered on A while B is not running; then B starts (seeded with A):
+/// time from B's node start until B sees all `n`; also B's bytes per replicated entry.
+fn bulk_sync(sizes: &Sizes, report: &mut Report) {
+    let [small, medium, large] = sizes.sync;
+    if let Some([sync, _, spawn, linked]) =
+        runs(report, "D2 10K", sizes.reps, || sync_run(small, false))
+    {
+        report.add_runs("D2", "sync_10k", &sync, Unit::Ms);
+        report.add_runs("D2", "link_up", &linked, Unit::Ms);
+        report.add_runs("D2", "agent_spawn", &spawn, Unit::Ms);
+    }
+    if let Some([sync, bytes, ..]) =
+        runs(report, "D2 100K", sizes.big_reps, || sync_run(medium, true))
+    {
+        report.add_runs("D2", "sync_100k", &sync, Unit::Ms);
+        report.add_runs("D2", "replica_bytes_per_entry_100k", &bytes, Unit::Bytes);
+    }
+    if let Some([sync, bytes, ..]) = runs(report, "D2 1M", 1, || sync_run(large, true)) {
+        report.add_runs("D2", "sync_1m", &sync, Unit::Ms);
+        report.add_runs("D2", "replica_bytes_per_entry", &bytes, Unit::Bytes);
+    }
+}
+
+/// Pre-creates `per_node` registrations on every agent (keys unique per node), arms a
+/// watcher for all of them on every agent, and releases the writes on every node at the
+/// same instant. Returns (from the first release) when every node completed its own
+/// writes and when every node saw every key (ms).
+fn write_everywhere(agents: &mut [AgentProc], per_node: usize) -> Result<[f64; 2], String> {
+    let total = per_node * agents.len();
+    for agent in agents.iter_mut() {
+        agent.call(&Request::Prepare {
+            prefix: format!("{}-", agent.name),
+            count: per_node,
+        })?;
+        agent.call(&Request::Watch {
+            cond: Cond::registry(total),
+        })?;
+    }
+    let at_ns = now_ns() + u64::try_from(SIGNAL_AHEAD.as_nanos()).unwrap_or(u64::MAX);
+    for agent in agents.iter_mut() {
+        agent.send(&Request::Fire { at_ns })?;
+    }
+    let (mut released, mut done) = (u64::MAX, 0);
+    for agent in agents.iter_mut() {
+        let fired = agent.recv()?;
+        released = released.min(field(&fired, "released_ns")?);
+        done = done.max(field(&fired, "done_ns")?);
+    }
+    let mut seen = 0;
+    for agent in agents.iter_mut() {
+        seen = seen.max(agent.watch_result()?);
+    }
+    Ok([ms_between(released, done), ms_between(released, seen)])
+}
+
+/// D3: 5K pre-created processes on each of A and B register unique keys at once; time
+/// until both nodes see all 10K.
+fn concurrent_writes(sizes: &Sizes, report: &mut Report) {
+    let Some([local, converged]) = runs(report, "D3", sizes.reps, || {
+        write_everywhere(&mut cluster(&["a", "b"])?, sizes.writes_per_node)
+    }) else {
+        return;
+    };
+    report.add_runs("D3", "converge_10k", &converged, Unit::Ms);
+    report.add_runs("D3", "local_writes_10k", &local, Unit::Ms);
+}
+
+/// T1: each of three nodes registers `throughput_per_node` keys at once; replicated
+/// registrations per second until all three nodes see all of them.
+fn throughput(sizes: &Sizes, report: &mut Report) {
+    let n = sizes.throughput_per_node;
+    let Some([ops]) = runs(report, "T1", sizes.reps, || {
+        let [_, converged] = write_everywhere(&mut cluster(&["a", "b", "c"])?, n)?;
+        Ok([(3 * n) as f64 / (converged / 1e3)])
+    }) else {
+        return;
+    };
+    report.add_runs("T1", "repl_throughput_3n", &ops, Unit::OpsPerSec);
+}
+
+/// Kills every process of A once B sees what they hold (`held`), with a watcher on B
+/// waiting for `gone`; returns the time from the start of the kills until B, and until A,
+/// sees `gone` (ms).
+fn kill_and_watch(
+    a: &mut AgentProc,
+    b: &mut AgentProc,
+    held: Cond,
+    gone: Cond,
+) -> Result<[f64; 2], String> {
+    b.wait_for(held)?;
+    b.call(&Request::Watch { cond: gone.clone() })?;
+    let killed = a.call(&Request::KillAll { then: gone })?;
+    let seen_on_b = b.watch_result()?;
+    let start = field(&killed, "start_ns")?;
+    Ok([
+        ms_between(start, seen_on_b),
+        ms_between(start, field(&killed, "seen_ns")?),
+    ])
+}
+
+/// D5: N processes registered on A and visible on B are all killed; time until B sees 0
+/// names (and until A does).
+fn deaths(sizes: &Sizes, report: &mut Report) {
+    let metrics = [
+        ("cleanup_1k", "cleanup_1k_owner", sizes.reps),
+        ("cleanup_5k", "cleanup_5k_owner", sizes.reps),
+        ("cleanup_50k", "cleanup_50k_owner", sizes.big_reps),
+    ];
+    for (n, (metric, owner, reps)) in sizes.deaths.into_iter().zip(metrics) {
+        let Some([on_b, on_a]) = runs(report, &format!("D5 {metric}"), reps, || {
+            let mut agents = cluster(&["a", "b"])?;
+            let (a, b) = pair(&mut agents)?;
+            a.call(&Request::Register {
+                prefix: "d5-".into(),
+                count: n,
+            })?;
+            kill_and_watch(a, b, Cond::registry(n), Cond::registry(0))
+        }) else {
+            continue;
+        };
+        report.add_runs("D5", metric, &on_b, Unit::Ms);
+        report.add_runs("D5", owner, &on_a, Unit::Ms);
+    }
+}
+
+/// D7: 1K processes on A join one group; once B sees 1K members they all die; time until
+/// B sees 0 members.
+fn group_deaths(sizes: &Sizes, report: &mut Report) {
+    let n = sizes.group;
+    let Some([on_b, on_a]) = runs(report, "D7", sizes.reps, || {
+        let mut agents = cluster(&["a", "b"])?;
+        let (a, b) = pair(&mut agents)?;
+        a.call(&Request::Join {
+            group: "d7".into(),
+            count: n,
+        })?;
+        kill_and_watch(a, b, Cond::members("d7", n), Cond::members("d7", 0))
+    }) else {
+        return;
+    };
+    report.add_runs("D7", "group_cleanup_1k", &on_b, Unit::Ms);
+    report.add_runs("D7", "group_cleanup_1k_owner", &on_a, Unit::Ms);
+}
+
+/// R1: A holds 1M names and B is synced (A's bytes sent for that full sync:
+/// `snapshot_bytes_1m`); A's links are severed for 1 s, during which A unregisters
+/// `changes / 2` names and registers `changes / 2` new ones; bytes A sends from the drop
+/// until B holds exactly A's names again: `resync_bytes_after_1s_drop_1m`.
+fn resync(sizes: &Sizes, report: &mut Report) {
+    let (n, half) = (sizes.resync_entries, sizes.resync_changes / 2);
+    let Some([resync, snapshot, resync_ms]) = runs(report, "R1", 1, || {
+        let mut a = AgentProc::spawn("a")?;
+        a.start(&[], None)?;
+        a.call(&Request::Register {
+            prefix: "r1-".into(),
+            count: n,
+        })?;
+        let before = a.bytes_sent()?;
+        let mut b = AgentProc::spawn("b")?;
+        b.start(&[&a], Some(Cond::registry(n)))?;
+        b.watch_result()?;
+        let snapshot = a.bytes_sent()? - before;
+
+        let before = a.bytes_sent()?;
+        let severed = field(&a.call(&Request::Sever { ms: sizes.drop_ms })?, "t_ns")?;
+        a.call(&Request::Unregister {
+            prefix: "r1-".into(),
+            count: half,
+        })?;
+        a.call(&Request::Register {
+            prefix: "r1new-".into(),
+            count: half,
+        })?;
+        let seen = b.wait_for(Cond::Registry {
+            count: n,
+            present: (1..=half).map(|i| format!("r1new-{i}")).collect(),
+            absent: (1..=half).map(|i| format!("r1-{i}")).collect(),
+        })?;
+        let resync = a.bytes_sent()? - before;
+        Ok([resync as f64, snapshot as f64, ms_between(severed, seen)])
+    }) else {
+        return;
+    };
+    report.add_runs("R1", "resync_bytes_after_1s_drop_1m", &resync, Unit::Bytes);
+    report.add_runs("R1", "snapshot_bytes_1m", &snapshot, Unit::Bytes);
+    report.add_runs("R1", "resync_ms_after_1s_drop_1m", &resync_ms, Unit::Ms);
+}

@@ -1,0 +1,65 @@
+//! Smoke test: `dist --quick --json` spawns node agents, runs every distributed scenario
+//! and emits every contract metric of them (and the extra ones this program adds) with a
+//! finite positive value. No timing thresholds: this checks the program, not the machine.
+
+mod common;
+
+/// Contract metrics of `/work/shared/peer-figures.md` (distributed scenarios), with units.
+const CONTRACT: &[(&str, &str, &str)] = &[
+    ("D1", "repl_p50", "us"),
+    ("D1", "repl_p99", "us"),
+    ("D1", "repl_max", "us"),
+    ("D1", "register_call_p50", "us"),
+    ("D1", "raw_one_way_p50", "us"),
+    ("D2", "sync_10k", "ms"),
+    ("D2", "sync_100k", "ms"),
+    ("D2", "sync_1m", "ms"),
+    ("D2", "replica_bytes_per_entry", "bytes"),
+    ("D3", "converge_10k", "ms"),
+    ("D5", "cleanup_1k", "ms"),
+    ("D5", "cleanup_5k", "ms"),
+    ("D5", "cleanup_50k", "ms"),
+    ("D7", "group_cleanup_1k", "ms"),
+    ("T1", "repl_throughput_3n", "ops/s"),
+    ("R1", "resync_bytes_after_1s_drop_1m", "bytes"),
+    ("R1", "snapshot_bytes_1m", "bytes"),
+];
+
+/// Metrics this program adds.
+const EXTRA: &[(&str, &str, &str)] = &[
+    ("D1", "raw_one_way_p99", "us"),
+    ("D2", "link_up", "ms"),
+    ("D2", "agent_spawn", "ms"),
+    ("D2", "replica_bytes_per_entry_100k", "bytes"),
+    ("D3", "local_writes_10k", "ms"),
+    ("D5", "cleanup_1k_owner", "ms"),
+    ("D5", "cleanup_5k_owner", "ms"),
+    ("D5", "cleanup_50k_owner", "ms"),
+    ("D7", "group_cleanup_1k_owner", "ms"),
+    ("R1", "resync_ms_after_1s_drop_1m", "ms"),
+];
+
+#[test]
+fn quick_dist_run_emits_every_metric_with_a_positive_value() {
+    let (meta, figures, stderr) = common::run_json(&["dist", "--quick", "--json"]);
+    assert_eq!(meta["quick"], true);
+    assert_eq!(meta["command"], "dist");
+    let expected: Vec<_> = CONTRACT.iter().chain(EXTRA).copied().collect();
+    common::check_emitted(&figures, &expected, &stderr);
+    assert_eq!(
+        figures.len(),
+        expected.len(),
+        "unexpected metrics: {:?}",
+        figures.keys().collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn an_unknown_scenario_is_refused() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_roster-bench"))
+        .args(["dist", "--only", "D9"])
+        .output()
+        .expect("the benchmark program runs");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown scenario"));
+}
