@@ -538,7 +538,7 @@ impl Core {
         let receiver = peer_state
             .receiving
             .entry(scope.clone())
-            .or_insert_with(|| SnapshotReceiver::new(peer));
+            .or_insert_with(|| SnapshotReceiver::new(&state, peer));
         let applied = receiver.apply_chunk(&state, ops);
         if last {
             let receiver = peer_state.receiving.remove(&scope).expect("inserted above");

@@ -311,14 +311,18 @@ pub(super) enum OriginEntry {
 #[derive(Debug)]
 pub(crate) struct SnapshotReceiver {
     origin: u64,
+    /// Whether this node held entries of the origin when the snapshot began; if not (a
+    /// first sync), nothing can be stale and nothing needs to be tracked.
+    track: bool,
     seen_names: HashSet<(Key, Pid)>,
     seen_members: HashSet<(Key, Pid)>,
 }
 
 impl SnapshotReceiver {
-    pub(crate) fn new(origin: u64) -> Self {
+    pub(crate) fn new(scope: &ScopeState, origin: u64) -> Self {
         SnapshotReceiver {
             origin,
+            track: scope.digest(origin) != 0,
             seen_names: HashSet::new(),
             seen_members: HashSet::new(),
         }
@@ -326,7 +330,7 @@ impl SnapshotReceiver {
 
     /// Applies one chunk (registrations and joins of the origin).
     pub(crate) fn apply_chunk(&mut self, scope: &ScopeState, ops: Vec<Op>) -> Applied {
-        for op in &ops {
+        for op in ops.iter().filter(|_| self.track) {
             match op {
                 Op::Register { key, pid, .. } => self.seen_names.insert((key.clone(), *pid)),
                 Op::Join { key, pid, .. } => self.seen_members.insert((key.clone(), *pid)),
@@ -342,6 +346,9 @@ impl SnapshotReceiver {
 
     /// Ends the snapshot: removes the origin's entries that it did not contain.
     pub(crate) fn finish(self, scope: &ScopeState) {
+        if !self.track {
+            return;
+        }
         let mut guards = scope.lock_all();
         if !scope.is_connected() {
             return;
