@@ -19,7 +19,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, BufReader};
+#[cfg(feature = "tls")]
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::AbortHandle;
@@ -28,6 +30,7 @@ use super::handshake::{ClusterKey, Greeting, HandshakeError, handshake, read_fra
 use super::membership::{
     MemberId, MembershipConfig, MembershipEvent, MembershipHandle, spawn_membership,
 };
+use super::outlet::{BURST_WINDOW, Outlet, Pumped};
 use crate::key::ScopeName;
 use crate::node::NodeShared;
 use crate::replication::PROTOCOL_VERSION;
@@ -46,11 +49,31 @@ enum LinkStream {
 /// A live link to a peer.
 struct Link {
     session: u64,
+    /// The write side for plain TCP links (pumped by callers); `None` for TLS links,
+    /// whose writer task does all writes.
+    outlet: Option<Arc<Outlet>>,
     name: String,
     addr: SocketAddr,
     established_at: SystemTime,
     wake: Arc<Notify>,
     tasks: Vec<AbortHandle>,
+}
+
+/// What it takes to send on a link, cloned out of the links map.
+struct LinkWriter {
+    session: u64,
+    outlet: Option<Arc<Outlet>>,
+    wake: Arc<Notify>,
+}
+
+impl Link {
+    fn writer(&self) -> LinkWriter {
+        LinkWriter {
+            session: self.session,
+            outlet: self.outlet.clone(),
+            wake: self.wake.clone(),
+        }
+    }
 }
 
 impl Drop for Link {
@@ -126,6 +149,11 @@ pub(crate) struct Cluster {
     grace: Duration,
     #[cfg(feature = "tls")]
     tls: Option<super::tls::TlsConfig>,
+    /// Wakes the flusher task, which hands queued local ops to the core during bursts.
+    flusher: Arc<Notify>,
+    /// Nanoseconds after `started` of the last flush done by a writing thread.
+    last_flush: AtomicU64,
+    started: std::time::Instant,
     /// Until when links are refused (see [`Cluster::sever_links`]).
     severed_until: Mutex<Option<std::time::Instant>>,
     tasks: Mutex<Vec<AbortHandle>>,
@@ -189,6 +217,9 @@ impl Cluster {
             grace: settings.unlinked_grace,
             #[cfg(feature = "tls")]
             tls: settings.tls,
+            flusher: Arc::new(Notify::new()),
+            last_flush: AtomicU64::new(0),
+            started: std::time::Instant::now(),
             severed_until: Mutex::new(None),
             tasks: Mutex::new(Vec::new()),
             next_session: AtomicU64::new(1),
@@ -209,12 +240,14 @@ impl Cluster {
         let accept = tokio::spawn(accept_loop(weak.clone(), listener));
         let members = tokio::spawn(membership_loop(weak.clone(), events_rx));
         let timer = tokio::spawn(timer_loop(weak.clone()));
-        let reaper = tokio::spawn(reaper_loop(weak));
+        let reaper = tokio::spawn(reaper_loop(weak.clone()));
+        let flusher = tokio::spawn(flusher_loop(weak, cluster.flusher.clone()));
         lock(&cluster.tasks).extend([
             accept.abort_handle(),
             members.abort_handle(),
             timer.abort_handle(),
             reaper.abort_handle(),
+            flusher.abort_handle(),
         ]);
         Ok(cluster)
     }
@@ -237,12 +270,17 @@ impl Cluster {
             }
             (result, wake, events)
         };
-        {
+        // Taken out of the links map first: pumping may drop a link.
+        let targets: Vec<(u64, LinkWriter)> = {
             let links = lock(&self.links);
-            for peer in wake {
-                if let Some(link) = links.get(&peer) {
-                    link.wake.notify_one();
-                }
+            wake.into_iter()
+                .filter_map(|peer| links.get(&peer).map(|l| (peer, l.writer())))
+                .collect()
+        };
+        for (peer, target) in targets {
+            match target.outlet {
+                Some(outlet) => self.pump(peer, target.session, &outlet, &target.wake),
+                None => target.wake.notify_one(),
             }
         }
         for event in events {
@@ -273,8 +311,37 @@ impl Cluster {
         result
     }
 
+    /// Sends what is queued for `peer` from this thread; hands over to the writer task if
+    /// the socket is full.
+    fn pump(self: &Arc<Self>, peer: u64, session: u64, outlet: &Outlet, wake: &Notify) {
+        match outlet.pump(true, || lock(&self.core).poll_transmit(peer)) {
+            Ok((pumped, sent)) => {
+                self.counters.bytes_sent.fetch_add(sent, Ordering::Relaxed);
+                if pumped != Pumped::Done {
+                    wake.notify_one();
+                }
+            }
+            Err(e) => {
+                tracing::debug!(peer, error = %e, "link write failed");
+                self.link_lost(peer, session);
+            }
+        }
+    }
+
     /// Ops of local writes are waiting in the outbox.
+    ///
+    /// An isolated write is handed to the core and sent from the writing thread at once. A
+    /// write within [`BURST_WINDOW`] of the previous flush only wakes the flusher task,
+    /// which then moves everything that piled up in one go: a burst of writes pays for one
+    /// core lock and one send, not one per write.
     pub(crate) fn on_local_ops(self: &Arc<Self>) {
+        let now = self.started.elapsed().as_nanos() as u64;
+        let last = self.last_flush.load(Ordering::Relaxed);
+        if last != 0 && now.saturating_sub(last) < BURST_WINDOW.as_nanos() as u64 {
+            self.flusher.notify_one();
+            return;
+        }
+        self.last_flush.store(now.max(1), Ordering::Relaxed);
         self.with_core(|core, node| core.handle_local_ops(node));
     }
 
@@ -386,20 +453,34 @@ impl Cluster {
         });
         let wake = Arc::new(Notify::new());
         let weak = Arc::downgrade(self);
-        let tasks = match stream {
+        let (tasks, outlet) = match stream {
             LinkStream::Plain(tcp) => {
                 let (read, write) = tcp.into_split();
-                spawn_link_tasks(weak, incarnation, session, read, write, wake.clone())
+                let outlet = Arc::new(Outlet::new(write));
+                let reader = tokio::spawn(reader_loop(weak.clone(), incarnation, session, read));
+                let writer = tokio::spawn(outlet_loop(
+                    weak,
+                    incarnation,
+                    session,
+                    outlet.clone(),
+                    wake.clone(),
+                ));
+                (
+                    vec![reader.abort_handle(), writer.abort_handle()],
+                    Some(outlet),
+                )
             }
             #[cfg(feature = "tls")]
             LinkStream::TlsClient(tls) => {
                 let (read, write) = tokio::io::split(tls);
-                spawn_link_tasks(weak, incarnation, session, read, write, wake.clone())
+                let tasks = spawn_link_tasks(weak, incarnation, session, read, write, wake.clone());
+                (tasks, None)
             }
             #[cfg(feature = "tls")]
             LinkStream::TlsServer(tls) => {
                 let (read, write) = tokio::io::split(tls);
-                spawn_link_tasks(weak, incarnation, session, read, write, wake.clone())
+                let tasks = spawn_link_tasks(weak, incarnation, session, read, write, wake.clone());
+                (tasks, None)
             }
         };
         wake.notify_one();
@@ -414,6 +495,7 @@ impl Cluster {
                 name: peer.name,
                 addr: peer.addr,
                 established_at: SystemTime::now(),
+                outlet,
                 wake,
                 tasks,
             },
@@ -600,6 +682,18 @@ async fn timer_loop(cluster: Weak<Cluster>) {
     }
 }
 
+/// Hands local ops that piled up during a burst to the core (see `on_local_ops`).
+async fn flusher_loop(cluster: Weak<Cluster>, wake: Arc<Notify>) {
+    loop {
+        // A notification sent while nobody waits is kept, so none is lost.
+        wake.notified().await;
+        let Some(cluster) = cluster.upgrade() else {
+            return;
+        };
+        cluster.with_core(|core, node| core.handle_local_ops(node));
+    }
+}
+
 /// Purges peers that stayed unlinked past the grace period while membership does not list
 /// them alive.
 async fn reaper_loop(cluster: Weak<Cluster>) {
@@ -631,7 +725,8 @@ async fn reaper_loop(cluster: Weak<Cluster>) {
     }
 }
 
-/// Starts the reader and writer tasks of a link.
+/// Starts the reader and writer tasks of a TLS link.
+#[cfg(feature = "tls")]
 fn spawn_link_tasks<R, W>(
     cluster: Weak<Cluster>,
     peer: u64,
@@ -693,6 +788,50 @@ async fn reader_loop<R: AsyncRead + Unpin>(
     }
 }
 
+/// The writer task of a plain link: pumps when woken, and waits for the socket when the
+/// pump found it full.
+async fn outlet_loop(
+    cluster: Weak<Cluster>,
+    peer: u64,
+    session: u64,
+    outlet: Arc<Outlet>,
+    wake: Arc<Notify>,
+) {
+    loop {
+        wake.notified().await;
+        loop {
+            let Some(strong) = cluster.upgrade() else {
+                return;
+            };
+            match outlet.pump(false, || lock(&strong.core).poll_transmit(peer)) {
+                Ok((pumped, sent)) => {
+                    strong
+                        .counters
+                        .bytes_sent
+                        .fetch_add(sent, Ordering::Relaxed);
+                    if pumped != Pumped::Blocked {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(peer, error = %e, "link write failed");
+                    strong.link_lost(peer, session);
+                    return;
+                }
+            }
+            drop(strong);
+            if outlet.writable().await.is_err() {
+                if let Some(strong) = cluster.upgrade() {
+                    strong.link_lost(peer, session);
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// The writer task of a TLS link: takes everything queued when woken and writes it.
+#[cfg(feature = "tls")]
 async fn writer_loop<W: AsyncWrite + Unpin>(
     cluster: Weak<Cluster>,
     peer: u64,

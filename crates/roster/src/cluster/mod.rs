@@ -12,6 +12,7 @@ mod config;
 mod driver;
 mod handshake;
 pub(crate) mod membership;
+mod outlet;
 #[cfg(feature = "tls")]
 mod tls;
 
