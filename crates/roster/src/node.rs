@@ -50,6 +50,7 @@ pub struct NodeBuilder {
     subscription_capacity: usize,
     incarnation: Option<u64>,
     conflict_rule: ConflictRule,
+    kill_conflict_losers: bool,
     replicated: bool,
     clock: Option<Arc<dyn Clock>>,
     cluster: Option<ClusterConfig>,
@@ -79,6 +80,7 @@ impl Default for NodeBuilder {
             subscription_capacity: 65_536,
             incarnation: None,
             conflict_rule: ConflictRule::default(),
+            kill_conflict_losers: true,
             replicated: false,
             clock: None,
             cluster: None,
@@ -132,6 +134,16 @@ impl NodeBuilder {
     /// [`ConflictRule::KeepOldest`]). Every node of a cluster must use the same rule.
     pub fn conflict_rule(mut self, rule: ConflictRule) -> Self {
         self.conflict_rule = rule;
+        self
+    }
+
+    /// What happens to a local process that loses a name in a conflict between nodes
+    /// (default `true`): it is ended with [`ExitReason::Conflict`] (a spawned one has its
+    /// task aborted), as syn does. With `false` it keeps running without the name, and
+    /// finds the names it lost with [`Process::lost_names`]; either way subscribers see
+    /// `Unregistered` with [`crate::Reason::Conflict`].
+    pub fn kill_conflict_losers(mut self, kill: bool) -> Self {
+        self.kill_conflict_losers = kill;
         self
     }
 
@@ -190,6 +202,7 @@ impl NodeBuilder {
             limits: self.limits,
             mailbox_capacity: self.mailbox_capacity,
             subscription_capacity: self.subscription_capacity,
+            kill_conflict_losers: self.kill_conflict_losers,
             next_serial: AtomicU64::new(1),
             locals,
             scopes,
@@ -218,6 +231,7 @@ pub(crate) struct NodeShared {
     pub(crate) limits: Limits,
     mailbox_capacity: usize,
     pub(crate) subscription_capacity: usize,
+    kill_conflict_losers: bool,
     next_serial: AtomicU64,
     locals: Arc<Locals>,
     scopes: ScopeMap,
@@ -388,13 +402,17 @@ impl NodeShared {
             .any(|s| s.remote_origins().contains(&origin))
     }
 
-    /// Local processes lost names in conflicts: each is ended with
-    /// [`ExitReason::Conflict`] (the name itself is already removed).
+    /// Local processes lost names in conflicts (the names are already removed): each is
+    /// ended with [`ExitReason::Conflict`], or told through `Process::lost_names` when the
+    /// node is configured not to kill losers.
     pub(crate) fn conflicts_lost(&self, applied: Applied) {
         for (loser, key, winner) in applied.lost {
-            if let Some(cell) = self.process_cell(loser)
-                && self.exit(&cell, ExitReason::Conflict { key, winner })
-            {
+            let Some(cell) = self.process_cell(loser) else {
+                continue;
+            };
+            if !self.kill_conflict_losers {
+                cell.lost_name(key, winner);
+            } else if self.exit(&cell, ExitReason::Conflict { key, winner }) {
                 cell.abort_task();
             }
         }

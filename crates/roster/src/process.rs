@@ -127,6 +127,8 @@ pub(crate) struct ProcessCell {
     live: Arc<LiveSet>,
     exit: OnceLock<ExitReason>,
     holdings: Mutex<Vec<Holding>>,
+    /// Names lost to conflicts while the node does not kill losers: `(name, winner)`.
+    lost: Mutex<Vec<(Key, Pid)>>,
     /// The mailbox's only sender. Dropped when the process exits so that the channel
     /// closes: a handle waiting in `recv` wakes, drains what was queued, then gets `Exited`.
     mailbox: ArcSwapOption<mpsc::Sender<Envelope>>,
@@ -165,6 +167,14 @@ impl ProcessCell {
     /// The exit reason, once the process has exited.
     pub(crate) fn exit_reason(&self) -> Option<&ExitReason> {
         self.exit.get()
+    }
+
+    /// Records a name this (surviving) process lost in a conflict.
+    pub(crate) fn lost_name(&self, key: Key, winner: Pid) {
+        self.lost
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((key, winner));
     }
 
     /// Queues a message without waiting.
@@ -251,6 +261,7 @@ impl Process {
             live: live.clone(),
             exit: OnceLock::new(),
             holdings: Mutex::new(Vec::new()),
+            lost: Mutex::new(Vec::new()),
             mailbox: ArcSwapOption::from_pointee(tx),
             task: OnceLock::new(),
         });
@@ -325,6 +336,22 @@ impl Process {
     /// ```
     pub fn exit_reason(&self) -> Option<ExitReason> {
         self.cell.exit_reason().cloned()
+    }
+
+    /// Names this process lost to processes of other nodes in conflicts since the last
+    /// call, with the winner of each, when the node keeps conflict losers alive (see
+    /// [`crate::NodeBuilder::kill_conflict_losers`]). Otherwise a loser is ended with
+    /// [`ExitReason::Conflict`] and this stays empty.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().kill_conflict_losers(false).start().unwrap();
+    /// assert!(node.process().lost_names().is_empty());
+    /// # }
+    /// ```
+    pub fn lost_names(&self) -> Vec<(Key, Pid)> {
+        std::mem::take(&mut *self.cell.lost.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Registers a unique name in the default scope; see [`crate::Scope::register`].

@@ -17,6 +17,15 @@ async fn start(name: &str, seeds: &[&Node]) -> Node {
 }
 
 async fn start_with(name: &str, seeds: &[&Node], secret: &str) -> Node {
+    start_configured(name, seeds, secret, Node::builder()).await
+}
+
+async fn start_configured(
+    name: &str,
+    seeds: &[&Node],
+    secret: &str,
+    builder: roster::NodeBuilder,
+) -> Node {
     let seeds: Vec<String> = seeds
         .iter()
         .map(|n| n.cluster_addr().expect("clustered").to_string())
@@ -26,7 +35,7 @@ async fn start_with(name: &str, seeds: &[&Node], secret: &str) -> Node {
         .failure_detection(FailureDetection::Fast)
         .announce_interval(Duration::from_millis(200))
         .anti_entropy_interval(Duration::from_millis(300));
-    Node::builder()
+    builder
         .name(name)
         .cluster(config)
         .start()
@@ -465,6 +474,42 @@ async fn a_severed_link_keeps_entries_and_resyncs_by_delta() {
         resync_bytes * 10 < snapshot_bytes,
         "delta resync sent {resync_bytes} bytes, the snapshot {snapshot_bytes}"
     );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflict_loser_can_be_kept_alive_and_told() {
+    let keep = || Node::builder().kill_conflict_losers(false);
+    let a = start_configured("a", &[], SECRET, keep()).await;
+    let b = start_configured("b", &[&a], SECRET, keep()).await;
+    linked(&[&a, &b]).await;
+    // Cut the links: both sides register the same name, unaware of each other.
+    a.sever_links(Duration::from_millis(600));
+    eventually("the link is down on both sides", || {
+        a.nodes().is_empty() && b.nodes().is_empty()
+    })
+    .await;
+    let pa = a.process();
+    pa.register("leader", &"a").unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let pb = b.process();
+    pb.register("leader", &"b").unwrap();
+    eventually("both agree after the links return", || {
+        a.whereis("leader") == Some(pa.pid()) && b.whereis("leader") == Some(pa.pid())
+    })
+    .await;
+    assert!(pb.is_alive(), "the loser keeps running");
+    eventually("the loser is told", || {
+        let lost = pb.lost_names();
+        if lost.is_empty() {
+            return false;
+        }
+        assert_eq!(lost, [("leader".into(), pa.pid())]);
+        true
+    })
+    .await;
+    assert!(pa.lost_names().is_empty());
     a.shutdown().await;
     b.shutdown().await;
 }
