@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use compact_str::{CompactString, format_compact};
-use roster::{ClusterConfig, Node, Process, StartError};
+use roster::{ClusterConfig, ExitReason, FailureDetection, Node, Pid, Process, StartError};
 use serde_json::{Value, json};
 use tokio::runtime::Runtime;
 
@@ -120,7 +120,23 @@ impl Agent<'_> {
     /// Handles one request (not `Shutdown`).
     fn handle(&mut self, request: Request) -> Reply {
         match request {
-            Request::Start { name, seeds, watch } => self.start(&name, seeds, watch),
+            Request::Start {
+                name,
+                seeds,
+                watch,
+                listen,
+                fast_failure_detection,
+                announce_ms,
+                anti_entropy_ms,
+            } => {
+                let options = StartOptions {
+                    listen,
+                    fast_failure_detection,
+                    announce_ms,
+                    anti_entropy_ms,
+                };
+                self.start(&name, seeds, watch, &options)
+            }
             Request::WaitPeers { peers } => {
                 let node = self.node()?;
                 let since = Instant::now();
@@ -282,24 +298,72 @@ impl Agent<'_> {
                 self.raw = Some(stream);
                 result
             }
+            Request::Spawn { key, groups } => {
+                let proc = self.node()?.process();
+                if let Some(key) = &key {
+                    proc.register(key, &())
+                        .map_err(|e| format!("register {key}: {e}"))?;
+                }
+                for group in &groups {
+                    proc.join(group, &())
+                        .map_err(|e| format!("join {group}: {e}"))?;
+                }
+                let pid = proc.pid();
+                self.held
+                    .push((proc, key.map(CompactString::from).unwrap_or_default()));
+                Ok(json!({"pid": pid.to_string()}))
+            }
+            Request::Lookup { key } => Ok(match self.node()?.lookup(&key) {
+                Some(reg) => json!({
+                    "pid": reg.pid.to_string(),
+                    "registered_at": reg.registered_at,
+                    "token": reg.token,
+                }),
+                None => json!({"pid": null}),
+            }),
+            Request::Status { pid } => {
+                let pid = parse_pid(&pid)?;
+                let node = self.node()?;
+                match self.held.iter().find(|(p, _)| p.pid() == pid) {
+                    Some((proc, _)) => Ok(json!({
+                        "held": true,
+                        "alive": proc.is_alive(),
+                        "exit_reason": proc.exit_reason().map(|r| exit_reason(&r)),
+                    })),
+                    None => Ok(json!({"held": false, "alive": node.is_alive(pid)})),
+                }
+            }
+            Request::State => state(self.node()?),
             Request::Shutdown => unreachable!("handled by the main loop"),
         }
     }
 
     /// Starts the node (retrying if the port picked for TCP is taken for UDP).
-    fn start(&mut self, name: &str, seeds: Vec<String>, watch: Option<Cond>) -> Reply {
+    fn start(
+        &mut self,
+        name: &str,
+        seeds: Vec<String>,
+        watch: Option<Cond>,
+        options: &StartOptions,
+    ) -> Reply {
         if self.node.is_some() {
             return Err("the node is already started".into());
         }
-        let listen = "127.0.0.1:0".parse().expect("a valid address");
+        let listen: std::net::SocketAddr = match &options.listen {
+            Some(addr) => addr
+                .parse()
+                .map_err(|e| format!("listen address {addr:?}: {e}"))?,
+            None => "127.0.0.1:0".parse().expect("a valid address"),
+        };
         let mut attempts = 0;
         let (node, start_ns, alloc_before) = loop {
-            let config = ClusterConfig::new(listen, SECRET).seeds(seeds.clone());
+            let config = options.apply(ClusterConfig::new(listen, SECRET).seeds(seeds.clone()));
             let alloc_before = allocated();
             let start_ns = now_ns();
             match Node::builder().name(name).cluster(config).start() {
                 Ok(node) => break (node, start_ns, alloc_before),
-                Err(e @ StartError::Bind { .. }) if attempts < 5 => {
+                // Only a port picked by the system can differ on the next attempt.
+                Err(e @ StartError::Bind { .. }) if attempts < 5 && listen.port() == 0 => {
                     attempts += 1;
                     eprintln!("agent {name}: bind failed ({e}), retrying");
                 }
@@ -311,6 +375,7 @@ impl Agent<'_> {
             let watched = node.clone();
             self.watcher = Some(arm(move || poll(&watched, &cond)));
         }
+        let node_incarnation = node.incarnation();
         let addr = node
             .cluster_addr()
             .ok_or("a clustered node has an address")?
@@ -319,6 +384,7 @@ impl Agent<'_> {
         Ok(json!({
             "start_ns": start_ns,
             "addr": addr,
+            "incarnation": node_incarnation,
             "alloc_before": alloc_before,
             "alloc_after": alloc_after,
         }))
@@ -355,6 +421,88 @@ impl Agent<'_> {
         }
         Ok(json!({}))
     }
+}
+
+/// The cluster settings a [`Request::Start`] may override.
+struct StartOptions {
+    listen: Option<String>,
+    fast_failure_detection: bool,
+    announce_ms: Option<u64>,
+    anti_entropy_ms: Option<u64>,
+}
+
+impl StartOptions {
+    /// `config` with the overridden settings.
+    fn apply(&self, mut config: ClusterConfig) -> ClusterConfig {
+        if self.fast_failure_detection {
+            config = config.failure_detection(FailureDetection::Fast);
+        }
+        if let Some(ms) = self.announce_ms {
+            config = config.announce_interval(Duration::from_millis(ms));
+        }
+        if let Some(ms) = self.anti_entropy_ms {
+            config = config.anti_entropy_interval(Duration::from_millis(ms));
+        }
+        config
+    }
+}
+
+/// Parses a pid as it displays: `<incarnation in hex.serial>`.
+fn parse_pid(text: &str) -> Result<Pid, String> {
+    let bad = || format!("not a pid: {text:?}");
+    let inner = text
+        .strip_prefix('<')
+        .and_then(|t| t.strip_suffix('>'))
+        .ok_or_else(bad)?;
+    let (incarnation, serial) = inner.split_once('.').ok_or_else(bad)?;
+    let incarnation = u64::from_str_radix(incarnation, 16).map_err(|_| bad())?;
+    let serial = serial.parse().map_err(|_| bad())?;
+    Ok(Pid::new(incarnation, serial))
+}
+
+/// An exit reason as a reply field.
+fn exit_reason(reason: &ExitReason) -> Value {
+    match reason {
+        ExitReason::Normal => json!({"kind": "normal"}),
+        ExitReason::Panicked => json!({"kind": "panicked"}),
+        ExitReason::Killed => json!({"kind": "killed"}),
+        ExitReason::Conflict { key, winner } => json!({
+            "kind": "conflict",
+            "key": key.as_str(),
+            "winner": winner.to_string(),
+        }),
+        ExitReason::NodeDown => json!({"kind": "node_down"}),
+    }
+}
+
+/// The node's whole view (see [`Request::State`]).
+fn state(node: &Node) -> Reply {
+    let peers: Vec<Value> = node
+        .nodes()
+        .into_iter()
+        .map(|p| json!({"name": p.name, "incarnation": p.incarnation, "addr": p.addr.to_string()}))
+        .collect();
+    let names: serde_json::Map<String, Value> = node
+        .registered("", usize::MAX)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|(key, reg)| (key.to_string(), Value::String(reg.pid.to_string())))
+        .collect();
+    let mut groups = serde_json::Map::new();
+    for group in node.groups("", usize::MAX).map_err(|e| e.to_string())? {
+        let mut pids = node.members(&group).pids();
+        pids.sort_unstable();
+        let pids: Vec<String> = pids.iter().map(ToString::to_string).collect();
+        groups.insert(group.to_string(), json!(pids));
+    }
+    Ok(json!({
+        "incarnation": node.incarnation(),
+        "peers": peers,
+        "names": names,
+        "groups": groups,
+        "registry_count": node.registry_count(),
+        "membership_count": node.membership_count(),
+    }))
 }
 
 /// Nanoseconds of a duration, saturated.
@@ -480,4 +628,30 @@ fn read_timestamp(mut stream: TcpStream) -> (TcpStream, Reply) {
         Ok(json!({"sent_ns": u64::from_le_bytes(buf), "seen_ns": seen_ns}))
     })();
     (stream, result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pid_parses_back_from_its_display() {
+        let pid = Pid::new(0x1ccc_31d3_8583_3c73, 42);
+        assert_eq!(parse_pid(&pid.to_string()), Ok(pid));
+        assert_eq!(parse_pid("<7.1>"), Ok(Pid::new(7, 1)));
+        assert!(parse_pid("7.1").is_err());
+        assert!(parse_pid("<x.1>").is_err());
+    }
+
+    #[test]
+    fn a_conflict_reports_its_key_and_winner() {
+        let reason = ExitReason::Conflict {
+            key: "leader".into(),
+            winner: Pid::new(1, 2),
+        };
+        assert_eq!(
+            exit_reason(&reason),
+            json!({"kind": "conflict", "key": "leader", "winner": "<0000000000000001.2>"})
+        );
+    }
 }

@@ -128,6 +128,10 @@ impl AgentProc {
             name: self.name.clone(),
             seeds,
             watch,
+            listen: None,
+            fast_failure_detection: false,
+            announce_ms: None,
+            anti_entropy_ms: None,
         })?;
         self.addr = Some(text_field(&reply, "addr")?);
         Ok(reply)

@@ -78,10 +78,11 @@ impl Cond {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
-    /// Starts the node in cluster mode on `127.0.0.1:0`, seeded with `seeds`. A watcher for
-    /// `watch` (if any) is armed as soon as the node is up. Replies `start_ns` (taken just
-    /// before the node is started), `addr`, and the allocated bytes just before and just
-    /// after the start (`alloc_before`, `alloc_after`).
+    /// Starts the node in cluster mode on `listen` (default `127.0.0.1:0`), seeded with
+    /// `seeds`. A watcher for `watch` (if any) is armed as soon as the node is up. Replies
+    /// `start_ns` (taken just before the node is started), `addr`, `incarnation`, and the
+    /// allocated bytes just before and just after the start (`alloc_before`,
+    /// `alloc_after`). The optional fields keep Roster's defaults when absent.
     Start {
         /// The node's name.
         name: String,
@@ -89,6 +90,18 @@ pub enum Request {
         seeds: Vec<String>,
         /// What to watch for from the node's start (see [`Request::WatchResult`]).
         watch: Option<Cond>,
+        /// The address to listen on (TCP and UDP); `None`: `127.0.0.1:0`.
+        #[serde(default)]
+        listen: Option<String>,
+        /// [`roster::FailureDetection::Fast`] instead of the default (`Lan`).
+        #[serde(default)]
+        fast_failure_detection: bool,
+        /// Seed re-announce interval (which also re-merges a healed partition), ms.
+        #[serde(default)]
+        announce_ms: Option<u64>,
+        /// Anti-entropy digest interval, ms.
+        #[serde(default)]
+        anti_entropy_ms: Option<u64>,
     },
     /// Waits until the node is linked to `peers` other nodes; replies `t_ns`.
     WaitPeers {
@@ -177,6 +190,34 @@ pub enum Request {
     RawSend,
     /// Waits for the armed reader; replies `sent_ns` (the timestamp read) and `seen_ns`.
     RawResult,
+    /// A fresh process registers `key` (if any) and joins every group of `groups`; it is
+    /// kept alive. Replies its `pid` (as [`roster::Pid`] displays it: `<incarnation in
+    /// hex.serial>`).
+    Spawn {
+        /// The name to register.
+        #[serde(default)]
+        key: Option<String>,
+        /// The groups to join.
+        #[serde(default)]
+        groups: Vec<String>,
+    },
+    /// Where `key` is registered on this node: `pid` (or null), `registered_at`, `token`.
+    Lookup {
+        /// The key.
+        key: String,
+    },
+    /// Whether process `pid` is alive on this node (`alive`) and, for a process the agent
+    /// holds (`held`), why it exited (`exit_reason`: null while alive, else an object with
+    /// `kind` ("normal", "panicked", "killed", "conflict", "node_down") and, for a
+    /// conflict, `key` and `winner`).
+    Status {
+        /// The pid, as it displays.
+        pid: String,
+    },
+    /// The node's whole view: `incarnation`, `peers` (`name`, `incarnation`, `addr`),
+    /// `names` (key to pid), `groups` (group to its sorted member pids), `registry_count`
+    /// and `membership_count`.
+    State,
     /// Leaves the cluster and exits.
     Shutdown,
 }
@@ -216,6 +257,22 @@ mod tests {
             serde_json::from_str(r#"{"cmd":"watch","cond":{"kind":"registry","count":3}}"#)
                 .unwrap();
         assert!(matches!(back, Request::Watch { cond } if cond == Cond::registry(3)));
+    }
+
+    #[test]
+    fn a_start_without_the_optional_settings_keeps_the_defaults() {
+        let start: Request =
+            serde_json::from_str(r#"{"cmd":"start","name":"a","seeds":[],"watch":null}"#).unwrap();
+        assert!(matches!(
+            start,
+            Request::Start {
+                listen: None,
+                fast_failure_detection: false,
+                announce_ms: None,
+                anti_entropy_ms: None,
+                ..
+            }
+        ));
     }
 
     #[test]
