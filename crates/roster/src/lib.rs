@@ -11,8 +11,16 @@
 //! - Names ([`Scope::register`], [`Scope::lookup`]) have one owner per key; groups
 //!   ([`Scope::join`], [`Scope::members`]) many members per key.
 //! - [`Scope::subscribe`] streams [`Event`]s in bounded batches.
+//! - [`NodeBuilder::cluster`] with a [`ClusterConfig`] joins a cluster: SWIM membership
+//!   (foca), authenticated TCP links (optionally TLS, feature `tls`), replication by
+//!   per-origin op streams with delta catch-up, snapshots, anti-entropy digests and
+//!   deterministic conflict resolution ([`ConflictRule`]).
 //!
-//! Reads are lock-free and never hop to a task; writes are serialized per shard.
+//! Reads are lock-free and never hop to a task; writes are serialized per shard. The
+//! replication protocol is a sans-IO state machine (no sockets, tasks or clocks inside),
+//! driven by tokio in production and by a deterministic simulator in the tests.
+//!
+//! Features: `tls` (mutual TLS for links), `fuzzing` (entry points for `fuzz/`).
 //!
 //! # Examples
 //!

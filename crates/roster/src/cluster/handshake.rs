@@ -52,7 +52,7 @@ pub enum HandshakeError {
     /// The peer sent bytes that are not a handshake message.
     #[error("malformed handshake message: {0}")]
     Malformed(String),
-    /// The peer announced a frame larger than [`MAX_FRAME_BYTES`].
+    /// The peer announced a frame larger than the 64 MiB limit.
     #[error("peer announced a {0}-byte frame, over the {MAX_FRAME_BYTES}-byte limit")]
     FrameTooLarge(usize),
     /// The peer speaks another protocol version.
