@@ -42,8 +42,11 @@ struct State {
     again: bool,
     /// When bytes were last handed to the socket.
     last_write: Option<Instant>,
-    /// Encoded bytes not yet accepted by the socket, written before anything newer.
+    /// Encoded bytes, of which those from `written` on are not yet accepted by the socket;
+    /// written before anything newer. Kept whole with an offset: cutting off the written
+    /// part at every partial write would copy a large snapshot over and over.
     backlog: Vec<u8>,
+    written: usize,
 }
 
 /// The write side of a plain TCP link.
@@ -95,7 +98,13 @@ impl Outlet {
             state.busy = true;
             state.again = false;
         }
-        let mut buf = std::mem::take(&mut self.lock().backlog);
+        let (mut buf, mut written) = {
+            let mut state = self.lock();
+            (
+                std::mem::take(&mut state.backlog),
+                std::mem::take(&mut state.written),
+            )
+        };
         let mut sent = 0u64;
         loop {
             for frame in take() {
@@ -105,18 +114,19 @@ impl Outlet {
                 let len = (buf.len() - start - 4) as u32;
                 buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
             }
-            let mut written = 0;
             while written < buf.len() {
                 match self.half.try_write(&buf[written..]) {
                     Ok(n) => {
                         written += n;
+                        sent += n as u64;
                         self.lock().last_write = Some(Instant::now());
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         let mut state = self.lock();
-                        state.backlog = buf.split_off(written);
+                        state.backlog = buf;
+                        state.written = written;
                         state.busy = false;
-                        return Ok((Pumped::Blocked, sent + written as u64));
+                        return Ok((Pumped::Blocked, sent));
                     }
                     Err(e) => {
                         self.lock().busy = false;
@@ -124,8 +134,8 @@ impl Outlet {
                     }
                 }
             }
-            sent += written as u64;
             buf.clear();
+            written = 0;
             let mut state = self.lock();
             if state.again {
                 state.again = false;
