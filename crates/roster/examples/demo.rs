@@ -1,11 +1,13 @@
-//! A tour of Roster on one node: sessions with unique names, chat rooms as groups,
-//! lifecycle events, dispatch, a crash, a kill, scopes and a local-only registry.
+//! A tour of Roster: first one node (sessions with unique names, chat rooms as groups,
+//! lifecycle events, dispatch, a crash, a kill, scopes and a local-only registry), then a
+//! three-node cluster on 127.0.0.1 (replication, a late joiner, a conflict after a cut
+//! link, cluster-wide dispatch, a node leaving).
 //!
 //! Run with `cargo run --release -p roster --example demo`.
 
 use std::time::{Duration, Instant};
 
-use roster::{Delivery, Node, Pattern, Reason, Table};
+use roster::{ClusterConfig, Delivery, FailureDetection, Node, Pattern, Reason, Table};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -177,5 +179,120 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (kind, count) in watcher.await? {
         println!("  {count:>5} x {kind}");
     }
+    cluster_tour().await
+}
+
+/// Starts a clustered node on 127.0.0.1 that finds the others through `seeds`.
+fn clustered(name: &str, seeds: &[&Node]) -> Result<Node, Box<dyn std::error::Error>> {
+    let seeds: Vec<String> = seeds
+        .iter()
+        .filter_map(|n| n.cluster_addr())
+        .map(|a| a.to_string())
+        .collect();
+    let config = ClusterConfig::new("127.0.0.1:0".parse()?, "demo secret")
+        .seeds(seeds)
+        .failure_detection(FailureDetection::Fast)
+        .announce_interval(Duration::from_millis(200));
+    Ok(Node::builder().name(name).cluster(config).start()?)
+}
+
+/// Waits (at most 10 s) until `check` holds.
+async fn until(
+    what: &str,
+    check: impl Fn() -> bool,
+) -> Result<Duration, Box<dyn std::error::Error>> {
+    let started = Instant::now();
+    while !check() {
+        if started.elapsed() > Duration::from_secs(10) {
+            return Err(format!("timed out waiting for {what}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Ok(started.elapsed())
+}
+
+async fn cluster_tour() -> Result<(), Box<dyn std::error::Error>> {
+    println!("\n--- a three-node cluster on 127.0.0.1 ---");
+    let a = clustered("a", &[])?;
+    let b = clustered("b", &[&a])?;
+    let took = until("a and b to link", || a.nodes().len() == 1).await?;
+    println!(
+        "a and b linked in {took:?} (a at {})",
+        a.cluster_addr().expect("clustered")
+    );
+
+    // 10,000 workers on a, replicated to b.
+    let workers: Vec<_> = (0..10_000).map(|_| a.process()).collect();
+    for (i, w) in workers.iter().enumerate() {
+        w.register(&format!("worker/{i}"), &(i as u32))?;
+        w.join("workers", &())?;
+    }
+    let took = until("b to see a's workers", || b.registry_count() == 10_000).await?;
+    println!("b sees a's 10000 workers {took:?} after the last write");
+
+    // A late joiner catches up with a snapshot.
+    let c = clustered("c", &[&a])?;
+    let took = until("c to catch up", || {
+        c.registry_count() == 10_000 && c.member_count("workers") == 10_000
+    })
+    .await?;
+    println!("c started late and caught up with 10000 names and members in {took:?}");
+
+    // Cut a's links, let both sides register the same name, then let the links return.
+    a.sever_links(Duration::from_millis(500));
+    until("the cut", || a.nodes().is_empty()).await?;
+    let first = a.process();
+    first.register("leader", &"a")?;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let second = b.process();
+    second.register("leader", &"b")?;
+    println!(
+        "during the cut: a says leader is {:?}, b says {:?}",
+        a.whereis("leader"),
+        b.whereis("leader")
+    );
+    until("agreement on the leader", || {
+        let owners = [
+            a.whereis("leader"),
+            b.whereis("leader"),
+            c.whereis("leader"),
+        ];
+        owners.iter().all(|o| *o == Some(first.pid()))
+    })
+    .await?;
+    println!(
+        "after the heal every node agrees: leader is {} (keep-oldest); the other got {:?}; fencing token {}",
+        first.pid(),
+        second.exit_reason(),
+        a.lookup("leader").expect("registered").token
+    );
+
+    // One frame per remote node, delivered to every member there.
+    let mut listener = c.process();
+    listener.join("room", &())?;
+    until("a to see c's member", || a.member_count("room") == 1).await?;
+    let sent = a.dispatch("room", &"hello from a")?;
+    let heard: String = listener.recv().await?;
+    println!(
+        "a dispatched to room: {} remote node(s); c's member heard {heard:?}",
+        sent.remote_nodes
+    );
+
+    // A node leaves: the others drop its entries in one batch.
+    let mut events = b.subscribe(Pattern::from("worker/"))?;
+    a.shutdown().await;
+    let took = until("b to drop a's workers", || b.registry_count() == 0).await?;
+    if let Some(Delivery::Events(batch)) = events.recv().await {
+        println!(
+            "a left: b removed its {} workers in {took:?}, one batch of {} events, reason {:?}",
+            10_000,
+            batch.len(),
+            batch[0].reason
+        );
+    }
+    println!("b's stats: {:?}", b.cluster_stats().expect("clustered"));
+    drop(workers);
+    b.shutdown().await;
+    c.shutdown().await;
     Ok(())
 }
