@@ -186,7 +186,6 @@ impl NodeBuilder {
         let locals = Arc::new(Locals::new(incarnation));
         let scope_config = ScopeConfig {
             locals: locals.clone(),
-            local_incarnation: incarnation,
             rule: self.conflict_rule,
             outbox: outbox.clone(),
             clock: self.clock.unwrap_or_else(wall_clock),

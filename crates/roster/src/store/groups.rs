@@ -188,7 +188,7 @@ impl ScopeState {
             return Members::new(
                 found,
                 limit,
-                self.config.local_incarnation,
+                self.config.locals.incarnation,
                 &self.config.locals.live,
             );
         }
@@ -207,7 +207,7 @@ impl ScopeState {
         Members::new(
             found,
             limit,
-            self.config.local_incarnation,
+            self.config.locals.incarnation,
             &self.config.locals.live,
         )
     }

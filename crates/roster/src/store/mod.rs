@@ -101,7 +101,6 @@ impl Shard {
 /// Settings of a scope that come from the node.
 #[derive(Clone)]
 pub(crate) struct ScopeConfig {
-    pub(crate) local_incarnation: u64,
     pub(crate) rule: ConflictRule,
     /// Where local writes put their ops; `None` for a node without replication.
     pub(crate) outbox: Option<Arc<Outbox>>,
@@ -220,7 +219,7 @@ impl ScopeState {
     }
 
     fn is_local(&self, pid: Pid) -> bool {
-        pid.incarnation() == self.config.local_incarnation
+        pid.incarnation() == self.config.locals.incarnation
     }
 
     /// Whether the process of an entry is alive as far as this node knows. Lock-free.

@@ -290,7 +290,7 @@ impl ScopeState {
                     .copied()
                     .collect::<Vec<_>>()
             })
-            .filter(|&o| o != self.config.local_incarnation)
+            .filter(|&o| o != self.config.locals.incarnation)
             .collect();
         origins.sort_unstable();
         origins.dedup();
