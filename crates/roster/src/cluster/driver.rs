@@ -140,7 +140,6 @@ pub(crate) struct Cluster {
     key: ClusterKey,
     core: Mutex<Core>,
     links: Mutex<HashMap<u64, Link>>,
-    members: Mutex<HashMap<u64, MemberId>>,
     membership: Mutex<Option<MembershipHandle>>,
     /// Peers whose link is down, since when. A peer that stays unlinked past the grace
     /// period while membership does not list it alive is declared dead (its node may have
@@ -211,7 +210,6 @@ impl Cluster {
             key: ClusterKey::derive(&settings.secret),
             core: Mutex::new(Core::new(incarnation, settings.core)),
             links: Mutex::new(HashMap::new()),
-            members: Mutex::new(HashMap::new()),
             membership: Mutex::new(None),
             unlinked: Mutex::new(HashMap::new()),
             grace: settings.unlinked_grace,
@@ -517,10 +515,22 @@ impl Cluster {
         drop(link);
         lock(&self.unlinked).insert(peer, std::time::Instant::now());
         self.with_core(|core, node| core.handle_peer_down(node, peer, false));
-        let member = lock(&self.members).get(&peer).cloned();
-        if let Some(member) = member {
+        if let Some(member) = self.member(peer) {
             self.maybe_dial(member);
         }
+    }
+
+    /// The members SWIM currently sees alive (none after shutdown).
+    fn members(&self) -> Vec<MemberId> {
+        lock(&self.membership)
+            .as_ref()
+            .map(MembershipHandle::members)
+            .unwrap_or_default()
+    }
+
+    /// The live member of incarnation `peer`, if SWIM sees it alive.
+    fn member(&self, peer: u64) -> Option<MemberId> {
+        self.members().into_iter().find(|m| m.incarnation == peer)
     }
 
     /// Dials a member if this node is the dialer of the pair and no link exists.
@@ -536,7 +546,7 @@ impl Cluster {
                     return;
                 };
                 if lock(&cluster.links).contains_key(&member.incarnation)
-                    || !lock(&cluster.members).contains_key(&member.incarnation)
+                    || cluster.member(member.incarnation).is_none()
                 {
                     return;
                 }
@@ -645,12 +655,10 @@ async fn membership_loop(
         match event {
             MembershipEvent::Up(member) => {
                 tracing::info!(peer = %member.name, incarnation = member.incarnation, "member up");
-                lock(&cluster.members).insert(member.incarnation, member.clone());
                 cluster.maybe_dial(member);
             }
             MembershipEvent::Down(member) => {
                 tracing::info!(peer = %member.name, incarnation = member.incarnation, "member down");
-                lock(&cluster.members).remove(&member.incarnation);
                 lock(&cluster.unlinked).remove(&member.incarnation);
                 let link = lock(&cluster.links).remove(&member.incarnation);
                 drop(link);
@@ -702,10 +710,11 @@ async fn reaper_loop(cluster: Weak<Cluster>) {
         let Some(cluster) = cluster.upgrade() else {
             return;
         };
-        let alive: Vec<u64> = lock(&cluster.membership)
-            .as_ref()
-            .map(|m| m.members().into_iter().map(|m| m.incarnation).collect())
-            .unwrap_or_default();
+        let alive: Vec<u64> = cluster
+            .members()
+            .into_iter()
+            .map(|m| m.incarnation)
+            .collect();
         let doomed: Vec<u64> = {
             let mut unlinked = lock(&cluster.unlinked);
             let doomed: Vec<u64> = unlinked
