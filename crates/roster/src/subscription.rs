@@ -299,12 +299,15 @@ impl Subscribers {
         self.table.swap(Arc::default()).all_queues()
     }
 
-    /// Delivers one event to every matching subscriber as a one-event batch.
-    pub(crate) fn emit(&self, event: Event) {
+    /// Delivers one event to every matching subscriber as a one-event batch. The event
+    /// is only built when someone subscribes to the scope (writes are hot; most scopes
+    /// have no subscriber).
+    pub(crate) fn emit(&self, event: impl FnOnce() -> Event) {
         let table = self.table.load();
         if table.queues.is_empty() {
             return;
         }
+        let event = event();
         table.for_each_match(&event.key, |q| q.push(vec![event.clone()]));
     }
 

@@ -53,8 +53,11 @@ impl ScopeState {
             })?;
             change
         };
-        if let Some(event) = self.joined_event(&key, cell.pid, meta, change, Reason::Requested) {
-            self.subscribers.emit(event);
+        if !matches!(change, MemberChange::Unchanged) {
+            self.subscribers.emit(|| {
+                self.joined_event(&key, cell.pid, meta, change, Reason::Requested)
+                    .expect("a change makes an event")
+            });
         }
         Ok(())
     }
@@ -66,7 +69,7 @@ impl ScopeState {
             .remove_member(&mut shard, key, cell.pid, Cause::Requested)
             .ok_or_else(|| RegistryError::NotInGroup { key: key.clone() })?;
         self.forget_holding(cell, HoldingKind::Member, key);
-        self.subscribers.emit(event);
+        self.subscribers.emit(|| event);
         Ok(())
     }
 

@@ -318,7 +318,7 @@ impl ScopeState {
             }
         }
         if events.len() == 1 {
-            self.subscribers.emit(events.pop().expect("one event"));
+            self.subscribers.emit(|| events.pop().expect("one event"));
         } else {
             self.subscribers.emit_batch(events);
         }

@@ -38,14 +38,16 @@ impl ScopeState {
                 };
                 let previous = current.meta.clone();
                 self.replace_live(&mut shard, &key, existing, registration.clone());
-                self.subscribers.emit(self.event(
-                    EventKind::Registered,
-                    &key,
-                    cell.pid,
-                    registration.meta.clone(),
-                    Some(previous),
-                    Reason::Requested,
-                ));
+                self.subscribers.emit(|| {
+                    self.event(
+                        EventKind::Registered,
+                        &key,
+                        cell.pid,
+                        registration.meta.clone(),
+                        Some(previous),
+                        Reason::Requested,
+                    )
+                });
                 return Ok(registration);
             }
             if self.is_live(existing.pid) {
@@ -68,7 +70,7 @@ impl ScopeState {
                 &mut events,
             );
             for event in events {
-                self.subscribers.emit(event);
+                self.subscribers.emit(|| event);
             }
             if let Some(owner) = names.get(key.as_str()) {
                 return Err(RegistryError::Taken {
@@ -88,14 +90,16 @@ impl ScopeState {
         self.hold(cell, HoldingKind::Name, &key, || {
             self.insert_live(&mut shard, &key, registration.clone());
         })?;
-        self.subscribers.emit(self.event(
-            EventKind::Registered,
-            &key,
-            cell.pid,
-            registration.meta.clone(),
-            None,
-            Reason::Requested,
-        ));
+        self.subscribers.emit(|| {
+            self.event(
+                EventKind::Registered,
+                &key,
+                cell.pid,
+                registration.meta.clone(),
+                None,
+                Reason::Requested,
+            )
+        });
         Ok(registration)
     }
 
@@ -116,7 +120,7 @@ impl ScopeState {
         self.remove_name(&mut shard, key, cell.pid, Cause::Requested, &mut events);
         self.forget_holding(cell, HoldingKind::Name, key);
         for event in events {
-            self.subscribers.emit(event);
+            self.subscribers.emit(|| event);
         }
         Ok(())
     }

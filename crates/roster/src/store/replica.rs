@@ -34,7 +34,7 @@ impl ScopeState {
             self.apply_one(&mut shard, op, &mut events, &mut applied);
             // Emitted per op, under the shard lock, to keep per-key order.
             for event in events.drain(..) {
-                self.subscribers.emit(event);
+                self.subscribers.emit(|| event);
             }
         }
         applied
