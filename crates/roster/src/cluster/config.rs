@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::driver::ClusterSettings;
+use super::link_table::RedialPolicy;
 use super::membership::MembershipConfig;
 use crate::replication::core::CoreConfig;
 
@@ -42,6 +43,7 @@ pub struct ClusterConfig {
     anti_entropy_interval: Duration,
     op_log: usize,
     max_queued_ops: usize,
+    redial: RedialPolicy,
     #[cfg(feature = "tls")]
     tls: Option<super::tls::TlsConfig>,
 }
@@ -61,6 +63,7 @@ impl ClusterConfig {
             anti_entropy_interval: Duration::from_secs(2),
             op_log: CoreConfig::default().op_log,
             max_queued_ops: CoreConfig::default().max_queued_ops,
+            redial: RedialPolicy::default(),
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -107,11 +110,27 @@ impl ClusterConfig {
         self
     }
 
-    /// Ops queued for one peer before its link is dropped as overloaded (default
-    /// 1 000 000, at least 1). Bounds memory per slow peer; the peer is resynced by delta
-    /// when it reconnects.
+    /// Live ops and messages that may wait for one peer's socket before its link is
+    /// dropped as overloaded (default 1 000 000, at least 1). This bounds the memory a slow
+    /// peer costs (about this many ops, plus one frame being written). Catch-up after a
+    /// reconnect and snapshots are not counted: they are read from the op log or a
+    /// snapshot as the peer's socket drains, so a dropped peer always catches up once it
+    /// keeps up with the writes, whatever this limit.
     pub fn max_queued_ops(mut self, ops: usize) -> Self {
         self.max_queued_ops = ops.max(1);
+        self
+    }
+
+    /// How long to wait before redialing a peer after a failed dial or a link that died
+    /// young: from `initial`, doubling up to `max`, each wait scaled by a random factor in
+    /// [0.5, 1] (defaults 20 ms and 2 s). A link that lived at least `max` resets the wait:
+    /// the next dial after losing it is immediate.
+    pub fn redial_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        let initial = initial.max(Duration::from_millis(1));
+        self.redial = RedialPolicy {
+            initial,
+            max: max.max(initial),
+        };
         self
     }
 
@@ -144,6 +163,7 @@ impl ClusterConfig {
                 FailureDetection::Fast => Duration::from_secs(3),
             },
             membership,
+            redial: self.redial,
             #[cfg(feature = "tls")]
             tls: self.tls.clone(),
             core: CoreConfig {

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::io::{AsyncRead, BufReader};
 #[cfg(feature = "tls")]
@@ -26,11 +26,14 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::AbortHandle;
 
-use super::handshake::{ClusterKey, Greeting, HandshakeError, handshake, read_frame};
+use super::handshake::{
+    ClusterKey, Greeting, HANDSHAKE_TIMEOUT, HandshakeError, handshake, read_frame,
+};
+use super::link_table::{Admission, LinkTable, RedialPolicy, Refusal};
 use super::membership::{
     MemberId, MembershipConfig, MembershipEvent, MembershipHandle, spawn_membership,
 };
-use super::outlet::{BURST_WINDOW, Outlet, Pumped};
+use super::outlet::{BURST_WINDOW, Outlet, Pumped, encode_frames};
 use crate::key::ScopeName;
 use crate::node::NodeShared;
 use crate::replication::PROTOCOL_VERSION;
@@ -55,11 +58,14 @@ struct Link {
     name: String,
     addr: SocketAddr,
     established_at: SystemTime,
+    established: Instant,
+    /// Milliseconds after the cluster started when the last frame arrived.
+    last_heard: Arc<AtomicU64>,
     wake: Arc<Notify>,
     tasks: Vec<AbortHandle>,
 }
 
-/// What it takes to send on a link, cloned out of the links map.
+/// What it takes to send on a link, cloned out of the link table.
 struct LinkWriter {
     session: u64,
     outlet: Option<Arc<Outlet>>,
@@ -90,6 +96,10 @@ pub(crate) struct ClusterCounters {
     pub(crate) handshake_failures: AtomicU64,
     pub(crate) links_established: AtomicU64,
     pub(crate) links_overloaded: AtomicU64,
+    pub(crate) links_silent: AtomicU64,
+    pub(crate) link_task_panics: AtomicU64,
+    pub(crate) connections_refused: AtomicU64,
+    pub(crate) accept_failures: AtomicU64,
     pub(crate) digest_repairs: AtomicU64,
     pub(crate) stream_gaps: AtomicU64,
     pub(crate) bad_frames: AtomicU64,
@@ -99,6 +109,7 @@ pub(crate) struct ClusterCounters {
 
 /// Counters of a node's cluster layer, as [`crate::Node::cluster_stats`] reports them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ClusterStats {
     /// Bytes written to peer links (frames and their length prefixes).
     pub bytes_sent: u64,
@@ -110,6 +121,17 @@ pub struct ClusterStats {
     pub handshake_failures: u64,
     /// Links dropped because a peer could not keep up.
     pub links_overloaded: u64,
+    /// Links closed because the peer sent nothing for several anti-entropy intervals
+    /// (a peer always sends at least a ping per interval); each is redialed.
+    pub links_silent: u64,
+    /// Link reader or writer tasks that panicked (each tore its link down; a bug: please
+    /// report it).
+    pub link_task_panics: u64,
+    /// Connections closed before their handshake: links severed, or too many handshakes
+    /// in progress (see the README's security section).
+    pub connections_refused: u64,
+    /// Failed `accept` calls on the cluster port (for example out of file descriptors).
+    pub accept_failures: u64,
     /// Divergences found by anti-entropy and repaired by a snapshot.
     pub digest_repairs: u64,
     /// Gaps found in peers' op streams (each repaired by a snapshot).
@@ -133,28 +155,42 @@ pub struct PeerInfo {
     pub session: u64,
 }
 
+/// Most inbound handshakes in progress at once; further connections are closed at once
+/// and counted in [`ClusterStats::connections_refused`]. Each costs at most a few KiB
+/// until its handshake ends or times out.
+const MAX_PENDING_HANDSHAKES: usize = 64;
+
+/// A link whose peer sent nothing for this many anti-entropy intervals is closed.
+const SILENT_INTERVALS: u32 = 5;
+
+/// ... but never sooner than this, so a loaded machine with a short interval does not
+/// close healthy links.
+const MIN_SILENCE: Duration = Duration::from_secs(2);
+
 /// The cluster layer of one node; see the [module docs](self).
 pub(crate) struct Cluster {
     node: Arc<NodeShared>,
     me: Greeting,
     key: ClusterKey,
     core: Mutex<Core>,
-    links: Mutex<HashMap<u64, Link>>,
+    /// Lock order: `links`, then `core`, then `unlinked`; never `links` while holding
+    /// `core`.
+    links: Mutex<LinkTable<Link>>,
     membership: Mutex<Option<MembershipHandle>>,
     /// Peers whose link is down, since when. A peer that stays unlinked past the grace
     /// period while membership does not list it alive is declared dead (its node may have
     /// gone before SWIM ever reported it up here, so no `Down` would come).
-    unlinked: Mutex<HashMap<u64, std::time::Instant>>,
+    unlinked: Mutex<HashMap<u64, Instant>>,
     grace: Duration,
+    /// How long a link may stay silent before it is closed.
+    silence: Duration,
     #[cfg(feature = "tls")]
     tls: Option<super::tls::TlsConfig>,
     /// Wakes the flusher task, which hands queued local ops to the core during bursts.
     flusher: Arc<Notify>,
     /// Nanoseconds after `started` of the last flush done by a writing thread.
     last_flush: AtomicU64,
-    started: std::time::Instant,
-    /// Until when links are refused (see [`Cluster::sever_links`]).
-    severed_until: Mutex<Option<std::time::Instant>>,
+    started: Instant,
     tasks: Mutex<Vec<AbortHandle>>,
     next_session: AtomicU64,
     pub(crate) counters: ClusterCounters,
@@ -169,9 +205,26 @@ pub(crate) struct ClusterSettings {
     pub(crate) core: CoreConfig,
     /// How long a peer may stay unlinked, unknown to membership, before it is purged.
     pub(crate) unlinked_grace: Duration,
+    /// When to redial a peer after a failure.
+    pub(crate) redial: RedialPolicy,
     /// TLS for links, if configured.
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<super::tls::TlsConfig>,
+}
+
+/// What a core call left for the driver to act on, taken while the core lock was held.
+struct CoreOutputs {
+    wake: Vec<u64>,
+    events: Vec<CoreEvent>,
+}
+
+/// Why a dial did not give a link.
+#[derive(Debug, thiserror::Error)]
+enum DialError {
+    #[error("{0}")]
+    Refused(Refusal),
+    #[error(transparent)]
+    Handshake(#[from] HandshakeError),
 }
 
 fn now_ms() -> u64 {
@@ -197,6 +250,7 @@ impl Cluster {
         let udp = UdpSocket::from_std(std_udp)?;
         let incarnation = node.incarnation;
         let started_at_ms = now_ms();
+        let silence = (settings.core.anti_entropy_interval * SILENT_INTERVALS).max(MIN_SILENCE);
         let cluster = Arc::new(Cluster {
             me: Greeting {
                 version: PROTOCOL_VERSION,
@@ -209,16 +263,16 @@ impl Cluster {
             },
             key: ClusterKey::derive(&settings.secret),
             core: Mutex::new(Core::new(incarnation, settings.core)),
-            links: Mutex::new(HashMap::new()),
+            links: Mutex::new(LinkTable::new(settings.redial, MAX_PENDING_HANDSHAKES)),
             membership: Mutex::new(None),
             unlinked: Mutex::new(HashMap::new()),
             grace: settings.unlinked_grace,
+            silence,
             #[cfg(feature = "tls")]
             tls: settings.tls,
             flusher: Arc::new(Notify::new()),
             last_flush: AtomicU64::new(0),
-            started: std::time::Instant::now(),
-            severed_until: Mutex::new(None),
+            started: Instant::now(),
             tasks: Mutex::new(Vec::new()),
             next_session: AtomicU64::new(1),
             counters: ClusterCounters::default(),
@@ -258,21 +312,34 @@ impl Cluster {
     /// Runs `f` on the core, then wakes the writers of peers with queued frames and acts on
     /// the core's events.
     pub(crate) fn with_core<R>(self: &Arc<Self>, f: impl FnOnce(&mut Core, &NodeShared) -> R) -> R {
-        let (result, wake, events) = {
-            let mut core = lock(&self.core);
-            let result = f(&mut core, &self.node);
-            let wake = core.peers_with_transmits();
-            let mut events = Vec::new();
-            while let Some(event) = core.poll_event() {
-                events.push(event);
-            }
-            (result, wake, events)
-        };
-        // Taken out of the links map first: pumping may drop a link.
+        let (result, outputs) = self.core_step(f);
+        self.act(outputs);
+        result
+    }
+
+    /// Runs `f` on the core and takes what it left to act on, without acting on it (the
+    /// caller may hold the link table).
+    fn core_step<R>(&self, f: impl FnOnce(&mut Core, &NodeShared) -> R) -> (R, CoreOutputs) {
+        let mut core = lock(&self.core);
+        let result = f(&mut core, &self.node);
+        let wake = core.peers_with_transmits();
+        let mut events = Vec::new();
+        while let Some(event) = core.poll_event() {
+            events.push(event);
+        }
+        (result, CoreOutputs { wake, events })
+    }
+
+    /// Wakes the writers of peers with frames to send and acts on the core's events.
+    /// Never called with the link table locked.
+    fn act(self: &Arc<Self>, outputs: CoreOutputs) {
+        // Taken out of the table first: pumping may drop a link.
         let targets: Vec<(u64, LinkWriter)> = {
             let links = lock(&self.links);
-            wake.into_iter()
-                .filter_map(|peer| links.get(&peer).map(|l| (peer, l.writer())))
+            outputs
+                .wake
+                .into_iter()
+                .filter_map(|peer| links.get(peer).map(|l| (peer, l.writer())))
                 .collect()
         };
         for (peer, target) in targets {
@@ -281,7 +348,7 @@ impl Cluster {
                 None => target.wake.notify_one(),
             }
         }
-        for event in events {
+        for event in outputs.events {
             match event {
                 CoreEvent::Overloaded { peer } => {
                     self.counters
@@ -289,11 +356,11 @@ impl Cluster {
                         .fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(
                         peer,
-                        "peer link overloaded: dropping it, it will resync by delta"
+                        "peer link overloaded: dropping it, it will catch up when it returns"
                     );
-                    let session = lock(&self.links).get(&peer).map(|l| l.session);
+                    let session = lock(&self.links).get(peer).map(|l| l.session);
                     if let Some(session) = session {
-                        self.link_lost(peer, session);
+                        self.link_lost(peer, session, "overloaded");
                     }
                 }
                 CoreEvent::Repaired { peer, scope } => {
@@ -306,7 +373,6 @@ impl Cluster {
                 }
             }
         }
-        result
     }
 
     /// Sends what is queued for `peer` from this thread; hands over to the writer task if
@@ -321,7 +387,7 @@ impl Cluster {
             }
             Err(e) => {
                 tracing::debug!(peer, error = %e, "link write failed");
-                self.link_lost(peer, session);
+                self.link_lost(peer, session, "write failed");
             }
         }
     }
@@ -360,10 +426,10 @@ impl Cluster {
     pub(crate) fn peers(&self) -> Vec<PeerInfo> {
         let links = lock(&self.links);
         let mut peers: Vec<PeerInfo> = links
-            .iter()
+            .links()
             .map(|(incarnation, link)| PeerInfo {
                 name: link.name.clone(),
-                incarnation: *incarnation,
+                incarnation,
                 addr: link.addr,
                 linked_since: link.established_at,
                 session: link.session,
@@ -388,34 +454,43 @@ impl Cluster {
             links_established: get(&c.links_established),
             handshake_failures: get(&c.handshake_failures),
             links_overloaded: get(&c.links_overloaded),
+            links_silent: get(&c.links_silent),
+            link_task_panics: get(&c.link_task_panics),
+            connections_refused: get(&c.connections_refused),
+            accept_failures: get(&c.accept_failures),
             digest_repairs: get(&c.digest_repairs),
             stream_gaps: get(&c.stream_gaps),
             bad_frames: get(&c.bad_frames),
         }
     }
 
-    /// Closes every link and refuses new ones for `duration`; membership is untouched, so
-    /// peers keep each other's entries and resync by delta when the links come back.
+    /// Closes every link and refuses new ones for `duration`, handshakes in flight
+    /// included; membership is untouched, so peers keep each other's entries and catch up
+    /// by delta when the links come back.
     pub(crate) fn sever_links(self: &Arc<Self>, duration: Duration) {
-        *lock(&self.severed_until) = Some(std::time::Instant::now() + duration);
-        let links: Vec<(u64, u64)> = lock(&self.links)
-            .iter()
-            .map(|(peer, link)| (*peer, link.session))
-            .collect();
-        for (peer, session) in links {
-            self.link_lost(peer, session);
-        }
-    }
-
-    fn is_severed(&self) -> bool {
-        let mut until = lock(&self.severed_until);
-        match *until {
-            Some(at) if at > std::time::Instant::now() => true,
-            Some(_) => {
-                *until = None;
-                false
+        let now = Instant::now();
+        let (closed, outputs) = {
+            let mut table = lock(&self.links);
+            let closed = table.sever(now + duration);
+            let ((), outputs) = self.core_step(|core, node| {
+                for (peer, _) in &closed {
+                    core.handle_peer_down(node, *peer, false);
+                }
+            });
+            let mut unlinked = lock(&self.unlinked);
+            for (peer, _) in &closed {
+                unlinked.insert(*peer, now);
             }
-            None => false,
+            (closed, outputs)
+        };
+        tracing::info!(links = closed.len(), ?duration, "links severed");
+        let peers: Vec<u64> = closed.iter().map(|(peer, _)| *peer).collect();
+        drop(closed);
+        self.act(outputs);
+        for peer in peers {
+            if let Some(member) = self.member(peer) {
+                self.maybe_dial(member);
+            }
         }
     }
 
@@ -428,95 +503,227 @@ impl Cluster {
         for task in lock(&self.tasks).drain(..) {
             task.abort();
         }
-        lock(&self.links).clear();
+        let links = lock(&self.links).clear();
+        drop(links);
     }
 
-    fn establish(self: &Arc<Self>, stream: LinkStream, peer: Greeting) {
-        if self.is_severed() {
-            return;
-        }
-        let session = self.next_session.fetch_add(1, Ordering::Relaxed);
+    /// Milliseconds since this cluster layer started (the clock of `Link::last_heard`).
+    fn clock_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Turns a completed handshake into a link: checks it may still be admitted, then
+    /// tells the core, starts the link's tasks and inserts it, as one step under the link
+    /// table's lock. A link that ends at once therefore always finds itself in the table.
+    fn establish(self: &Arc<Self>, stream: LinkStream, peer: Greeting, admission: Admission) {
         let incarnation = peer.incarnation;
-        lock(&self.unlinked).remove(&incarnation);
-        let replaced = lock(&self.links).remove(&incarnation);
-        drop(replaced);
-        self.with_core(|core, node| {
-            core.handle_peer_down(node, incarnation, false);
-            core.handle_peer_up(
-                node,
+        let (session, replaced, outputs) = {
+            let mut table = lock(&self.links);
+            if let Err(refusal) = table.may_establish(admission, Instant::now()) {
+                drop(table);
+                self.counters
+                    .connections_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::info!(peer = %peer.name, %refusal, "link refused after its handshake");
+                return;
+            }
+            let session = self.next_session.fetch_add(1, Ordering::Relaxed);
+            let ((), outputs) = self.core_step(|core, node| {
+                core.handle_peer_down(node, incarnation, false);
+                core.handle_peer_up(node, incarnation, &peer.name, Instant::now());
+            });
+            lock(&self.unlinked).remove(&incarnation);
+            let wake = Arc::new(Notify::new());
+            let last_heard = Arc::new(AtomicU64::new(self.clock_ms()));
+            let (tasks, outlet) =
+                self.spawn_link_tasks(stream, incarnation, session, &wake, &last_heard);
+            let replaced = table.insert(
                 incarnation,
-                &peer.name,
-                tokio::time::Instant::now().into_std(),
-            );
-        });
-        let wake = Arc::new(Notify::new());
-        let weak = Arc::downgrade(self);
-        let (tasks, outlet) = match stream {
-            LinkStream::Plain(tcp) => {
-                let (read, write) = tcp.into_split();
-                let outlet = Arc::new(Outlet::new(write));
-                let reader = tokio::spawn(reader_loop(weak.clone(), incarnation, session, read));
-                let writer = tokio::spawn(outlet_loop(
-                    weak,
-                    incarnation,
+                Link {
                     session,
-                    outlet.clone(),
-                    wake.clone(),
-                ));
-                (
-                    vec![reader.abort_handle(), writer.abort_handle()],
-                    Some(outlet),
-                )
-            }
-            #[cfg(feature = "tls")]
-            LinkStream::TlsClient(tls) => {
-                let (read, write) = tokio::io::split(tls);
-                let tasks = spawn_link_tasks(weak, incarnation, session, read, write, wake.clone());
-                (tasks, None)
-            }
-            #[cfg(feature = "tls")]
-            LinkStream::TlsServer(tls) => {
-                let (read, write) = tokio::io::split(tls);
-                let tasks = spawn_link_tasks(weak, incarnation, session, read, write, wake.clone());
-                (tasks, None)
-            }
+                    name: peer.name.clone(),
+                    addr: peer.addr,
+                    established_at: SystemTime::now(),
+                    established: Instant::now(),
+                    last_heard,
+                    outlet,
+                    wake,
+                    tasks,
+                },
+            );
+            (session, replaced, outputs)
         };
-        wake.notify_one();
+        drop(replaced);
         self.counters
             .links_established
             .fetch_add(1, Ordering::Relaxed);
         tracing::info!(peer = %peer.name, incarnation, session, "link established");
-        lock(&self.links).insert(
-            incarnation,
-            Link {
-                session,
-                name: peer.name,
-                addr: peer.addr,
-                established_at: SystemTime::now(),
-                outlet,
-                wake,
-                tasks,
-            },
-        );
+        self.act(outputs);
     }
 
-    /// A link ended (error, end of stream, overload). Its peer's entries stay: membership
-    /// decides whether the node is down; if it is still a member, the dialer redials.
-    fn link_lost(self: &Arc<Self>, peer: u64, session: u64) {
-        let removed = {
-            let mut links = lock(&self.links);
-            match links.get(&peer) {
-                Some(link) if link.session == session => links.remove(&peer),
-                _ => None,
+    /// Starts the reader and writer tasks of a link. A task that panics tears its link
+    /// down (and is counted): a link is never left without a reader.
+    fn spawn_link_tasks(
+        self: &Arc<Self>,
+        stream: LinkStream,
+        peer: u64,
+        session: u64,
+        wake: &Arc<Notify>,
+        last_heard: &Arc<AtomicU64>,
+    ) -> (Vec<AbortHandle>, Option<Arc<Outlet>>) {
+        let weak = Arc::downgrade(self);
+        match stream {
+            LinkStream::Plain(tcp) => {
+                let (read, write) = tcp.into_split();
+                let outlet = Arc::new(Outlet::new(write));
+                let reader = self.spawn_reader(peer, session, read, last_heard);
+                let writer = self.supervise(
+                    peer,
+                    session,
+                    outlet_loop(weak, peer, session, outlet.clone(), wake.clone()),
+                );
+                (vec![reader, writer], Some(outlet))
             }
+            #[cfg(feature = "tls")]
+            LinkStream::TlsClient(tls) => {
+                let (read, write) = tokio::io::split(tls);
+                (
+                    self.spawn_tls_tasks(peer, session, read, write, wake, last_heard),
+                    None,
+                )
+            }
+            #[cfg(feature = "tls")]
+            LinkStream::TlsServer(tls) => {
+                let (read, write) = tokio::io::split(tls);
+                (
+                    self.spawn_tls_tasks(peer, session, read, write, wake, last_heard),
+                    None,
+                )
+            }
+        }
+    }
+
+    /// Starts the reader and writer tasks of a TLS link.
+    #[cfg(feature = "tls")]
+    fn spawn_tls_tasks<R, W>(
+        self: &Arc<Self>,
+        peer: u64,
+        session: u64,
+        read: R,
+        write: W,
+        wake: &Arc<Notify>,
+        last_heard: &Arc<AtomicU64>,
+    ) -> Vec<AbortHandle>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let reader = self.spawn_reader(peer, session, read, last_heard);
+        let writer = self.supervise(
+            peer,
+            session,
+            writer_loop(Arc::downgrade(self), peer, session, write, wake.clone()),
+        );
+        vec![reader, writer]
+    }
+
+    /// Starts the reader task of a link.
+    fn spawn_reader<R: AsyncRead + Unpin + Send + 'static>(
+        self: &Arc<Self>,
+        peer: u64,
+        session: u64,
+        read: R,
+        last_heard: &Arc<AtomicU64>,
+    ) -> AbortHandle {
+        let reader = reader_loop(
+            Arc::downgrade(self),
+            peer,
+            session,
+            read,
+            last_heard.clone(),
+        );
+        self.supervise(peer, session, reader)
+    }
+
+    /// Spawns a task of the link `(peer, session)`; if it panics, the link is torn down.
+    fn supervise(
+        self: &Arc<Self>,
+        peer: u64,
+        session: u64,
+        task: impl Future<Output = ()> + Send + 'static,
+    ) -> AbortHandle {
+        let weak = Arc::downgrade(self);
+        let task = tokio::spawn(task);
+        let handle = task.abort_handle();
+        // The watcher ends with the task; aborting the task (link closed) is not a panic.
+        tokio::spawn(async move {
+            if let Err(e) = task.await
+                && e.is_panic()
+                && let Some(cluster) = weak.upgrade()
+            {
+                cluster
+                    .counters
+                    .link_task_panics
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(peer, session, "a link task panicked: closing the link");
+                cluster.link_lost(peer, session, "task panicked");
+            }
+        });
+        handle
+    }
+
+    /// A link ended (error, end of stream, overload, silence). Its peer's entries stay:
+    /// membership decides whether the node is down; if it is still a member, the dialer
+    /// redials (with backoff if the link died young). A stale session does nothing.
+    fn link_lost(self: &Arc<Self>, peer: u64, session: u64, why: &'static str) {
+        let (link, outputs) = {
+            let mut table = lock(&self.links);
+            let Some(link) =
+                table.remove_if(peer, |l| l.session == session, |l| l.established.elapsed())
+            else {
+                return;
+            };
+            let ((), outputs) =
+                self.core_step(|core, node| core.handle_peer_down(node, peer, false));
+            lock(&self.unlinked).insert(peer, Instant::now());
+            (link, outputs)
         };
-        let Some(link) = removed else { return };
-        tracing::info!(peer = %link.name, session, "link lost");
+        tracing::info!(peer = %link.name, session, reason = why, "link lost");
         drop(link);
-        lock(&self.unlinked).insert(peer, std::time::Instant::now());
-        self.with_core(|core, node| core.handle_peer_down(node, peer, false));
+        self.act(outputs);
         if let Some(member) = self.member(peer) {
             self.maybe_dial(member);
+        }
+    }
+
+    /// The node `peer` is gone for good: its link is closed and its entries purged with
+    /// reason `NodeDown`.
+    fn peer_dead(self: &Arc<Self>, peer: u64) {
+        let (link, outputs) = {
+            let mut table = lock(&self.links);
+            let link = table.forget(peer);
+            let ((), outputs) =
+                self.core_step(|core, node| core.handle_peer_down(node, peer, true));
+            lock(&self.unlinked).remove(&peer);
+            (link, outputs)
+        };
+        drop(link);
+        self.act(outputs);
+    }
+
+    /// Closes links whose peer has been silent too long (each is redialed).
+    fn close_silent_links(self: &Arc<Self>) {
+        let now = self.clock_ms();
+        let limit = self.silence.as_millis() as u64;
+        let silent: Vec<(u64, u64, String)> = lock(&self.links)
+            .links()
+            .filter(|(_, l)| now.saturating_sub(l.last_heard.load(Ordering::Relaxed)) > limit)
+            .map(|(peer, l)| (peer, l.session, l.name.clone()))
+            .collect();
+        for (peer, session, name) in silent {
+            self.counters.links_silent.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(peer = %name, session, silence = ?self.silence, "peer sent nothing: closing the link");
+            self.link_lost(peer, session, "peer silent");
         }
     }
 
@@ -533,26 +740,46 @@ impl Cluster {
         self.members().into_iter().find(|m| m.incarnation == peer)
     }
 
-    /// Dials a member if this node is the dialer of the pair and no link exists.
+    /// Starts the dial task of a member if this node is the dialer of the pair (the smaller
+    /// incarnation) and none runs. The task dials until a link is up or the member is
+    /// gone, waiting between attempts as the link table's backoff says.
     fn maybe_dial(self: &Arc<Self>, member: MemberId) {
-        if self.me.incarnation > member.incarnation {
+        let peer = member.incarnation;
+        if self.me.incarnation > peer || !lock(&self.links).claim_dial(peer) {
             return;
         }
         let weak = Arc::downgrade(self);
         let task = tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(20);
+            let _claim = DialClaim {
+                cluster: weak.clone(),
+                peer,
+            };
             loop {
+                let wait_until = {
+                    let Some(cluster) = weak.upgrade() else {
+                        return;
+                    };
+                    let table = lock(&cluster.links);
+                    let now = Instant::now();
+                    let jitter = rand::random_range(0.5..=1.0);
+                    let backoff = now + table.dial_delay(peer, jitter);
+                    table.severed_until(now).map_or(backoff, |s| s.max(backoff))
+                };
+                tokio::time::sleep_until(wait_until.into()).await;
                 let Some(cluster) = weak.upgrade() else {
                     return;
                 };
-                if lock(&cluster.links).contains_key(&member.incarnation)
-                    || cluster.member(member.incarnation).is_none()
-                {
+                if cluster.member(peer).is_none() {
+                    return;
+                }
+                if lock(&cluster.links).is_linked(peer) {
                     return;
                 }
                 match cluster.dial(member.addr).await {
-                    Ok(()) => return,
+                    // A link that already died is redialed by this same task.
+                    Ok(()) => {}
                     Err(e) => {
+                        lock(&cluster.links).dial_failed(peer);
                         cluster
                             .counters
                             .handshake_failures
@@ -560,46 +787,52 @@ impl Cluster {
                         tracing::warn!(peer = %member.name, addr = %member.addr, error = %e, "dial failed");
                     }
                 }
-                drop(cluster);
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
             }
         });
         lock(&self.tasks).push(task.abort_handle());
     }
 
-    async fn dial(self: &Arc<Self>, addr: SocketAddr) -> Result<(), HandshakeError> {
-        if self.is_severed() {
-            return Err(HandshakeError::Io(std::io::Error::other(
-                "links are severed",
-            )));
-        }
-        let tcp = TcpStream::connect(addr).await?;
-        let _ = tcp.set_nodelay(true);
-        #[cfg(feature = "tls")]
-        let mut stream = match &self.tls {
-            Some(tls) => LinkStream::TlsClient(Box::new(tls.connect(tcp).await?)),
-            None => LinkStream::Plain(tcp),
+    async fn dial(self: &Arc<Self>, addr: SocketAddr) -> Result<(), DialError> {
+        let admission = lock(&self.links)
+            .admit_dial(Instant::now())
+            .map_err(DialError::Refused)?;
+        let connect = async {
+            let tcp = TcpStream::connect(addr).await?;
+            let _ = tcp.set_nodelay(true);
+            #[cfg(feature = "tls")]
+            let mut stream = match &self.tls {
+                Some(tls) => LinkStream::TlsClient(Box::new(tls.connect(tcp).await?)),
+                None => LinkStream::Plain(tcp),
+            };
+            #[cfg(not(feature = "tls"))]
+            let mut stream = LinkStream::Plain(tcp);
+            let peer = self.run_handshake(&mut stream).await?;
+            Ok::<_, HandshakeError>((stream, peer))
         };
-        #[cfg(not(feature = "tls"))]
-        let mut stream = LinkStream::Plain(tcp);
-        let peer = self.run_handshake(&mut stream).await?;
-        self.establish(stream, peer);
+        let (stream, peer) = tokio::time::timeout(HANDSHAKE_TIMEOUT, connect)
+            .await
+            .map_err(|_| HandshakeError::Timeout(HANDSHAKE_TIMEOUT))??;
+        self.establish(stream, peer, admission);
         Ok(())
     }
 
     /// Wraps an accepted connection (in TLS if configured) and runs the handshake.
     async fn accept(&self, tcp: TcpStream) -> Result<(LinkStream, Greeting), HandshakeError> {
         let _ = tcp.set_nodelay(true);
-        #[cfg(feature = "tls")]
-        let mut stream = match &self.tls {
-            Some(tls) => LinkStream::TlsServer(Box::new(tls.accept(tcp).await?)),
-            None => LinkStream::Plain(tcp),
+        let handshake = async {
+            #[cfg(feature = "tls")]
+            let mut stream = match &self.tls {
+                Some(tls) => LinkStream::TlsServer(Box::new(tls.accept(tcp).await?)),
+                None => LinkStream::Plain(tcp),
+            };
+            #[cfg(not(feature = "tls"))]
+            let mut stream = LinkStream::Plain(tcp);
+            let peer = self.run_handshake(&mut stream).await?;
+            Ok((stream, peer))
         };
-        #[cfg(not(feature = "tls"))]
-        let mut stream = LinkStream::Plain(tcp);
-        let peer = self.run_handshake(&mut stream).await?;
-        Ok((stream, peer))
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
+            .await
+            .map_err(|_| HandshakeError::Timeout(HANDSHAKE_TIMEOUT))?
     }
 
     async fn run_handshake(&self, stream: &mut LinkStream) -> Result<Greeting, HandshakeError> {
@@ -615,23 +848,91 @@ impl Cluster {
     }
 }
 
+/// The claim of a dial task on its peer, released however the task ends.
+struct DialClaim {
+    cluster: Weak<Cluster>,
+    peer: u64,
+}
+
+impl Drop for DialClaim {
+    fn drop(&mut self) {
+        if let Some(cluster) = self.cluster.upgrade() {
+            lock(&cluster.links).release_dial(self.peer);
+        }
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Critical sections here do not leave state half-written before a panic could occur.
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Logs a repeated condition at most once per second, with how many were not logged.
+#[derive(Default)]
+struct Throttle {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl Throttle {
+    /// `Some(suppressed since the last line)` if a line may be logged now.
+    fn allow(&mut self, now: Instant) -> Option<u64> {
+        if self
+            .last
+            .is_some_and(|at| now.duration_since(at) < Duration::from_secs(1))
+        {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.suppressed))
+    }
+}
+
 async fn accept_loop(cluster: Weak<Cluster>, listener: TcpListener) {
+    let mut refusals = Throttle::default();
+    let mut failures = Throttle::default();
     loop {
-        let Ok((stream, remote)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
+        let accepted = listener.accept().await;
         let Some(strong) = cluster.upgrade() else {
             return;
         };
+        let (stream, remote) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                strong
+                    .counters
+                    .accept_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                if let Some(suppressed) = failures.allow(Instant::now()) {
+                    tracing::warn!(error = %e, suppressed, "accept failed on the cluster port");
+                }
+                drop(strong);
+                // Out of file descriptors keeps failing at once: do not spin on it.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let admission = lock(&strong.links).begin_handshake(Instant::now());
+        let admission = match admission {
+            Ok(admission) => admission,
+            Err(refusal) => {
+                strong
+                    .counters
+                    .connections_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                if let Some(suppressed) = refusals.allow(Instant::now()) {
+                    tracing::info!(%remote, %refusal, suppressed, "connection refused before its handshake");
+                }
+                drop(stream);
+                continue;
+            }
+        };
         tokio::spawn(async move {
-            match strong.accept(stream).await {
-                Ok((stream, peer)) => strong.establish(stream, peer),
+            let result = strong.accept(stream).await;
+            lock(&strong.links).handshake_done();
+            match result {
+                Ok((stream, peer)) => strong.establish(stream, peer, admission),
                 Err(e) => {
                     strong
                         .counters
@@ -659,11 +960,7 @@ async fn membership_loop(
             }
             MembershipEvent::Down(member) => {
                 tracing::info!(peer = %member.name, incarnation = member.incarnation, "member down");
-                lock(&cluster.unlinked).remove(&member.incarnation);
-                let link = lock(&cluster.links).remove(&member.incarnation);
-                drop(link);
-                cluster
-                    .with_core(|core, node| core.handle_peer_down(node, member.incarnation, true));
+                cluster.peer_dead(member.incarnation);
             }
         }
     }
@@ -702,14 +999,15 @@ async fn flusher_loop(cluster: Weak<Cluster>, wake: Arc<Notify>) {
     }
 }
 
-/// Purges peers that stayed unlinked past the grace period while membership does not list
-/// them alive.
+/// Closes silent links, and purges peers that stayed unlinked past the grace period while
+/// membership does not list them alive.
 async fn reaper_loop(cluster: Weak<Cluster>) {
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let Some(cluster) = cluster.upgrade() else {
             return;
         };
+        cluster.close_silent_links();
         let alive: Vec<u64> = cluster
             .members()
             .into_iter()
@@ -729,28 +1027,9 @@ async fn reaper_loop(cluster: Weak<Cluster>) {
         };
         for peer in doomed {
             tracing::info!(peer, "unlinked peer unknown to membership: purging it");
-            cluster.with_core(|core, node| core.handle_peer_down(node, peer, true));
+            cluster.peer_dead(peer);
         }
     }
-}
-
-/// Starts the reader and writer tasks of a TLS link.
-#[cfg(feature = "tls")]
-fn spawn_link_tasks<R, W>(
-    cluster: Weak<Cluster>,
-    peer: u64,
-    session: u64,
-    read: R,
-    write: W,
-    wake: Arc<Notify>,
-) -> Vec<AbortHandle>
-where
-    R: AsyncRead + Unpin + Send + 'static,
-    W: AsyncWrite + Unpin + Send + 'static,
-{
-    let reader = tokio::spawn(reader_loop(cluster.clone(), peer, session, read));
-    let writer = tokio::spawn(writer_loop(cluster, peer, session, write, wake));
-    vec![reader.abort_handle(), writer.abort_handle()]
 }
 
 async fn reader_loop<R: AsyncRead + Unpin>(
@@ -758,6 +1037,7 @@ async fn reader_loop<R: AsyncRead + Unpin>(
     peer: u64,
     session: u64,
     read: R,
+    last_heard: Arc<AtomicU64>,
 ) {
     let mut read = BufReader::with_capacity(256 * 1024, read);
     let mut buf = Vec::new();
@@ -768,6 +1048,7 @@ async fn reader_loop<R: AsyncRead + Unpin>(
         };
         match result {
             Ok(true) => {
+                last_heard.store(cluster.clock_ms(), Ordering::Relaxed);
                 cluster
                     .counters
                     .bytes_received
@@ -779,18 +1060,18 @@ async fn reader_loop<R: AsyncRead + Unpin>(
                     Err(e) => {
                         cluster.counters.bad_frames.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(peer, error = %e, "bad frame from peer: dropping the link");
-                        cluster.link_lost(peer, session);
+                        cluster.link_lost(peer, session, "bad frame");
                         return;
                     }
                 }
             }
             Ok(false) => {
-                cluster.link_lost(peer, session);
+                cluster.link_lost(peer, session, "closed by peer");
                 return;
             }
             Err(e) => {
                 tracing::debug!(peer, error = %e, "link read failed");
-                cluster.link_lost(peer, session);
+                cluster.link_lost(peer, session, "read failed");
                 return;
             }
         }
@@ -824,14 +1105,14 @@ async fn outlet_loop(
                 }
                 Err(e) => {
                     tracing::debug!(peer, error = %e, "link write failed");
-                    strong.link_lost(peer, session);
+                    strong.link_lost(peer, session, "write failed");
                     return;
                 }
             }
             drop(strong);
             if outlet.writable().await.is_err() {
                 if let Some(strong) = cluster.upgrade() {
-                    strong.link_lost(peer, session);
+                    strong.link_lost(peer, session, "write failed");
                 }
                 return;
             }
@@ -839,7 +1120,8 @@ async fn outlet_loop(
     }
 }
 
-/// The writer task of a TLS link: takes everything queued when woken and writes it.
+/// The writer task of a TLS link: when woken, writes everything there is to send (catch-up
+/// included, a frame's worth at a time, paced by the stream).
 #[cfg(feature = "tls")]
 async fn writer_loop<W: AsyncWrite + Unpin>(
     cluster: Weak<Cluster>,
@@ -851,35 +1133,31 @@ async fn writer_loop<W: AsyncWrite + Unpin>(
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     loop {
         wake.notified().await;
-        let Some(strong) = cluster.upgrade() else {
-            return;
-        };
-        let frames = lock(&strong.core).poll_transmit(peer);
-        if frames.is_empty() {
-            continue;
-        }
-        buf.clear();
-        for frame in &frames {
-            let start = buf.len();
-            buf.extend_from_slice(&[0; 4]);
-            frame.encode_into(&mut buf);
-            let len = (buf.len() - start - 4) as u32;
-            buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
-        }
-        strong
-            .counters
-            .bytes_sent
-            .fetch_add(buf.len() as u64, Ordering::Relaxed);
-        drop(strong);
-        if let Err(e) = write.write_all(&buf).await {
-            tracing::debug!(peer, error = %e, "link write failed");
-            if let Some(strong) = cluster.upgrade() {
-                strong.link_lost(peer, session);
+        loop {
+            let Some(strong) = cluster.upgrade() else {
+                return;
+            };
+            let frames = lock(&strong.core).poll_transmit(peer);
+            if frames.is_empty() {
+                break;
             }
-            return;
-        }
-        if buf.capacity() > 4 * 1024 * 1024 {
-            buf = Vec::with_capacity(64 * 1024);
+            buf.clear();
+            encode_frames(&frames, &mut buf);
+            strong
+                .counters
+                .bytes_sent
+                .fetch_add(buf.len() as u64, Ordering::Relaxed);
+            drop(strong);
+            if let Err(e) = write.write_all(&buf).await {
+                tracing::debug!(peer, error = %e, "link write failed");
+                if let Some(strong) = cluster.upgrade() {
+                    strong.link_lost(peer, session, "write failed");
+                }
+                return;
+            }
+            if buf.capacity() > 4 * 1024 * 1024 {
+                buf = Vec::with_capacity(64 * 1024);
+            }
         }
     }
 }

@@ -11,6 +11,7 @@
 mod config;
 mod driver;
 mod handshake;
+mod link_table;
 pub(crate) mod membership;
 mod outlet;
 #[cfg(feature = "tls")]

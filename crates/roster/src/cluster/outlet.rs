@@ -107,13 +107,9 @@ impl Outlet {
         };
         let mut sent = 0u64;
         loop {
-            for frame in take() {
-                let start = buf.len();
-                buf.extend_from_slice(&[0; 4]);
-                frame.encode_into(&mut buf);
-                let len = (buf.len() - start - 4) as u32;
-                buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
-            }
+            // The backlog goes first; frames are taken from the core only once the socket
+            // accepted everything before them, so what waits for a slow peer waits in the
+            // core, where it is bounded and paced.
             while written < buf.len() {
                 match self.half.try_write(&buf[written..]) {
                     Ok(n) => {
@@ -136,13 +132,30 @@ impl Outlet {
             }
             buf.clear();
             written = 0;
+            let frames = take();
+            if !frames.is_empty() {
+                encode_frames(&frames, &mut buf);
+                continue;
+            }
             let mut state = self.lock();
             if state.again {
                 state.again = false;
+                drop(state);
                 continue;
             }
             state.busy = false;
             return Ok((Pumped::Done, sent));
         }
+    }
+}
+
+/// Appends each frame with its 4-byte big-endian length prefix.
+pub(crate) fn encode_frames(frames: &[Frame], buf: &mut Vec<u8>) {
+    for frame in frames {
+        let start = buf.len();
+        buf.extend_from_slice(&[0; 4]);
+        frame.encode_into(buf);
+        let len = (buf.len() - start - 4) as u32;
+        buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
     }
 }

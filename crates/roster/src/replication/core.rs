@@ -89,24 +89,53 @@ struct OwnStream {
 }
 
 impl OwnStream {
-    /// The ops after `position`, if the log still holds all of them.
-    fn since(&self, position: u64) -> Option<Vec<Op>> {
+    /// Whether the log still holds every op after `position` (a peer at `position` can
+    /// catch up by delta).
+    fn covers(&self, position: u64) -> bool {
         if position == self.seq {
+            return true;
+        }
+        match self.log.front() {
+            Some(&(first, _)) => position + 1 >= first && position <= self.seq,
+            None => false,
+        }
+    }
+
+    /// Up to `max` ops from sequence `next` on, if the log still holds `next`.
+    fn read(&self, next: u64, max: usize) -> Option<Vec<Op>> {
+        if next > self.seq {
             return Some(Vec::new());
         }
         let first = self.log.front()?.0;
-        if position + 1 < first || position > self.seq {
+        if next < first {
             return None;
         }
-        let skip = (position + 1 - first) as usize;
+        let skip = (next - first) as usize;
         Some(
             self.log
                 .iter()
                 .skip(skip)
+                .take(max)
                 .map(|(_, op)| op.clone())
                 .collect(),
         )
     }
+}
+
+/// How far a peer is in catching up with one of our streams. Catch-up is read as the
+/// peer's socket drains ([`Core::poll_transmit`]), never queued at once: it does not count
+/// against [`CoreConfig::max_queued_ops`], so a peer that was dropped for overload always
+/// converges once it keeps up.
+#[derive(Debug)]
+enum CatchUp {
+    /// Ops from sequence `next` on are still to be sent from the op log.
+    Log { next: u64 },
+    /// A snapshot at `seq` is being sent; `rest` are its entries not sent yet.
+    Snapshot {
+        seq: u64,
+        rest: std::vec::IntoIter<Op>,
+        started: bool,
+    },
 }
 
 /// What we know of one peer (keyed by its incarnation).
@@ -123,9 +152,11 @@ struct Peer {
     receiving: HashMap<ScopeName, SnapshotReceiver>,
     /// Scopes in which the peer is caught up with our stream, so that new ops flow.
     synced: BTreeSet<ScopeName>,
-    /// Frames waiting for the driver.
+    /// Scopes in which the peer is catching up with our stream (never also `synced`).
+    catching_up: BTreeMap<ScopeName, CatchUp>,
+    /// Frames waiting for the driver: control frames, messages and live ops.
     queue: VecDeque<Frame>,
-    /// Ops in `queue`, for the overload bound.
+    /// Live ops and messages in `queue`, for the overload bound.
     queued_ops: usize,
 }
 
@@ -138,16 +169,46 @@ impl Peer {
             applied: HashMap::new(),
             receiving: HashMap::new(),
             synced: BTreeSet::new(),
+            catching_up: BTreeMap::new(),
             queue: VecDeque::new(),
             queued_ops: 0,
         }
     }
 
+    /// Forgets everything about the current link (queued frames, catch-ups, snapshots
+    /// being received).
+    fn unlink(&mut self) {
+        self.linked = false;
+        self.reset_link_state();
+    }
+
+    fn reset_link_state(&mut self) {
+        self.queue.clear();
+        self.queued_ops = 0;
+        self.synced.clear();
+        self.catching_up.clear();
+        self.receiving.clear();
+    }
+
+    /// Starts sending a snapshot of our stream in `scope` at `seq` (replacing any catch-up
+    /// under way there); live ops of the scope wait in the log until it is sent.
+    fn start_snapshot(&mut self, scope: &ScopeName, seq: u64, entries: Vec<Op>) {
+        self.synced.remove(scope);
+        self.catching_up.insert(
+            scope.clone(),
+            CatchUp::Snapshot {
+                seq,
+                rest: entries.into_iter(),
+                started: false,
+            },
+        );
+    }
+
+    /// Queues a control frame (counted with live ops only if it carries a message).
     fn push(&mut self, frame: Frame) {
-        self.queued_ops += match &frame {
-            Frame::Ops { ops, .. } | Frame::Snapshot { ops, .. } => ops.len(),
-            _ => 1,
-        };
+        if matches!(frame, Frame::Message { .. } | Frame::Dispatch { .. }) {
+            self.queued_ops += 1;
+        }
         self.queue.push_back(frame);
     }
 
@@ -239,10 +300,7 @@ impl Core {
             .entry(peer)
             .or_insert_with(|| Peer::new(name.to_owned()));
         state.linked = true;
-        state.queue.clear();
-        state.queued_ops = 0;
-        state.synced.clear();
-        state.receiving.clear();
+        state.reset_link_state();
         let scopes = node.replicated_scopes();
         let positions = scopes
             .iter()
@@ -265,11 +323,7 @@ impl Core {
         if dead {
             self.forget_peer(node, peer);
         } else if let Some(state) = self.peers.get_mut(&peer) {
-            state.linked = false;
-            state.queue.clear();
-            state.queued_ops = 0;
-            state.synced.clear();
-            state.receiving.clear();
+            state.unlink();
         }
     }
 
@@ -310,17 +364,39 @@ impl Core {
                 }
             }
         }
+        self.restart_outrun_catch_ups(node);
+    }
+
+    /// Peers catching up from the log whose next op the log no longer holds (they were
+    /// slower than our writes) get a snapshot instead.
+    fn restart_outrun_catch_ups(&mut self, node: &NodeShared) {
+        let mut outrun = Vec::new();
+        for (id, peer) in &self.peers {
+            for (scope, catch_up) in &peer.catching_up {
+                if let CatchUp::Log { next } = catch_up
+                    && !self.streams.get(scope).is_some_and(|s| s.covers(next - 1))
+                {
+                    outrun.push((*id, scope.clone()));
+                }
+            }
+        }
+        for (peer, scope) in outrun {
+            match node.replicated_scope(&scope) {
+                Some(state) => self.send_snapshot(peer, &state),
+                None => {
+                    if let Some(p) = self.peers.get_mut(&peer) {
+                        p.catching_up.remove(&scope);
+                    }
+                }
+            }
+        }
     }
 
     fn check_overload(&mut self) {
         let max = self.config.max_queued_ops;
         for (id, peer) in self.peers.iter_mut() {
             if peer.linked && peer.queued_ops > max {
-                peer.linked = false;
-                peer.queue.clear();
-                peer.queued_ops = 0;
-                peer.synced.clear();
-                peer.receiving.clear();
+                peer.unlink();
                 self.events.push_back(CoreEvent::Overloaded { peer: *id });
             }
         }
@@ -361,6 +437,7 @@ impl Core {
             peer.applied.remove(scope);
             peer.receiving.remove(scope);
             peer.synced.remove(scope);
+            peer.catching_up.remove(scope);
             if peer.linked {
                 peer.push(Frame::Scopes {
                     joined: Vec::new(),
@@ -402,6 +479,7 @@ impl Core {
                 key,
                 payload,
             } => node.dispatch_remote(&scope, &key, payload),
+            Frame::Ping => {}
         }
         // Applying may have made local processes lose names: ship their removals now.
         self.drain_outbox(node);
@@ -434,22 +512,15 @@ impl Core {
             .collect();
         for scope in common {
             let stream = self.streams.entry(scope.name.clone()).or_default();
-            let delta = positions.get(&scope.name).and_then(|p| stream.since(*p));
-            match delta {
-                Some(ops) => {
-                    let first = stream.seq + 1 - ops.len() as u64;
+            match positions.get(&scope.name) {
+                Some(&position) if stream.covers(position) => {
                     let peer_state = self.peers.get_mut(&peer).expect("exists");
-                    for (i, op) in ops.into_iter().enumerate() {
-                        peer_state.push_ops(
-                            &scope.name,
-                            first + i as u64,
-                            op,
-                            self.config.max_ops_per_frame,
-                        );
-                    }
-                    peer_state.synced.insert(scope.name.clone());
+                    peer_state.synced.remove(&scope.name);
+                    peer_state
+                        .catching_up
+                        .insert(scope.name.clone(), CatchUp::Log { next: position + 1 });
                 }
-                None => self.send_snapshot(peer, &scope),
+                _ => self.send_snapshot(peer, &scope),
             }
         }
     }
@@ -467,6 +538,7 @@ impl Core {
             state.applied.remove(&scope);
             state.receiving.remove(&scope);
             state.synced.remove(&scope);
+            state.catching_up.remove(&scope);
             if let Some(s) = node.replicated_scope(&scope) {
                 s.purge_origin(peer, &Reason::ScopeDisconnected);
             }
@@ -573,32 +645,14 @@ impl Core {
         }
     }
 
-    /// Queues a full snapshot of our stream in `scope` for `peer`, then marks it synced.
+    /// Starts sending `peer` a full snapshot of our stream in `scope`; it is sent chunk by
+    /// chunk as the peer's socket drains, then the peer continues from the log.
     fn send_snapshot(&mut self, peer: u64, scope: &ScopeState) {
         let seq = self.streams.entry(scope.name.clone()).or_default().seq;
         let Some(peer_state) = self.peers.get_mut(&peer) else {
             return;
         };
-        let ops = scope.snapshot_local();
-        let max = self.config.max_ops_per_frame.max(1);
-        let mut chunks: Vec<Vec<Op>> = Vec::with_capacity(ops.len() / max + 1);
-        let mut ops = ops.into_iter().peekable();
-        while ops.peek().is_some() {
-            chunks.push(ops.by_ref().take(max).collect());
-        }
-        if chunks.is_empty() {
-            chunks.push(Vec::new());
-        }
-        let count = chunks.len();
-        for (i, chunk) in chunks.into_iter().enumerate() {
-            peer_state.push(Frame::Snapshot {
-                scope: scope.name.clone(),
-                seq,
-                ops: chunk,
-                last: i + 1 == count,
-            });
-        }
-        peer_state.synced.insert(scope.name.clone());
+        peer_state.start_snapshot(&scope.name, seq, scope.snapshot_local());
     }
 
     /// Time passed: exchange digests if due. Early or repeated calls do nothing.
@@ -611,6 +665,11 @@ impl Core {
             return;
         }
         self.next_anti_entropy = Some(now + self.config.anti_entropy_interval);
+        // Every linked peer hears from us at least once per interval, so a link that
+        // stopped carrying frames can be told from a quiet one.
+        for peer in self.peers.values_mut().filter(|p| p.linked) {
+            peer.push(Frame::Ping);
+        }
         for scope in node.replicated_scopes() {
             for (id, peer) in self.peers.iter_mut() {
                 if !peer.linked || peer.receiving.contains_key(&scope.name) {
@@ -640,23 +699,74 @@ impl Core {
         true
     }
 
-    /// Every frame queued for `peer`, oldest first.
+    /// The frames to send `peer` now, oldest first: everything queued, then at most one
+    /// frame of catch-up per scope. Call it again as long as it returns frames and the
+    /// socket takes them: catch-up is paced by the socket, not queued at once.
     #[must_use = "frames taken must be sent, or the peer misses them"]
     pub(crate) fn poll_transmit(&mut self, peer: u64) -> Vec<Frame> {
-        match self.peers.get_mut(&peer) {
-            Some(state) => {
-                state.queued_ops = 0;
-                state.queue.drain(..).collect()
+        let max = self.config.max_ops_per_frame.max(1);
+        let streams = &self.streams;
+        let Some(state) = self.peers.get_mut(&peer).filter(|p| p.linked) else {
+            return Vec::new();
+        };
+        state.queued_ops = 0;
+        let mut frames: Vec<Frame> = state.queue.drain(..).collect();
+        let mut done = Vec::new();
+        for (scope, catch_up) in state.catching_up.iter_mut() {
+            let stream = streams.get(scope);
+            let own_seq = stream.map_or(0, |s| s.seq);
+            match catch_up {
+                CatchUp::Snapshot { seq, rest, started } => {
+                    let chunk: Vec<Op> = rest.by_ref().take(max).collect();
+                    let last = rest.len() == 0;
+                    if !chunk.is_empty() || !*started || last {
+                        frames.push(Frame::Snapshot {
+                            scope: scope.clone(),
+                            seq: *seq,
+                            ops: chunk,
+                            last,
+                        });
+                    }
+                    *started = true;
+                    if last {
+                        *catch_up = CatchUp::Log { next: *seq + 1 };
+                    }
+                }
+                CatchUp::Log { next } => {
+                    match stream.and_then(|s| s.read(*next, max)) {
+                        Some(ops) if !ops.is_empty() => {
+                            let first_seq = *next;
+                            *next += ops.len() as u64;
+                            frames.push(Frame::Ops {
+                                scope: scope.clone(),
+                                first_seq,
+                                ops,
+                            });
+                        }
+                        // Nothing new, or the log moved past the peer while it caught
+                        // up: the next `handle_*` call turns that into a snapshot.
+                        _ => {}
+                    }
+                }
             }
-            None => Vec::new(),
+            if let CatchUp::Log { next } = catch_up
+                && *next > own_seq
+            {
+                done.push(scope.clone());
+            }
         }
+        for scope in done {
+            state.catching_up.remove(&scope);
+            state.synced.insert(scope);
+        }
+        frames
     }
 
-    /// Peers that have frames queued.
+    /// Peers that have frames to send (queued, or catch-up under way).
     pub(crate) fn peers_with_transmits(&self) -> Vec<u64> {
         self.peers
             .iter()
-            .filter(|(_, p)| !p.queue.is_empty())
+            .filter(|(_, p)| !p.queue.is_empty() || (p.linked && !p.catching_up.is_empty()))
             .map(|(id, _)| *id)
             .collect()
     }

@@ -175,8 +175,19 @@ impl Sim {
             return;
         };
         let mut outgoing = Vec::new();
-        for peer in node.core.peers_with_transmits() {
-            outgoing.push((peer, node.core.poll_transmit(peer)));
+        // Catch-up comes a frame at a time, as a socket would drain it.
+        loop {
+            let peers = node.core.peers_with_transmits();
+            let before = outgoing.len();
+            for peer in peers {
+                let frames = node.core.poll_transmit(peer);
+                if !frames.is_empty() {
+                    outgoing.push((peer, frames));
+                }
+            }
+            if outgoing.len() == before {
+                break;
+            }
         }
         let mut overloaded = Vec::new();
         while let Some(event) = node.core.poll_event() {

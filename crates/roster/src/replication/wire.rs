@@ -14,7 +14,7 @@ use crate::pid::Pid;
 
 /// The replication protocol version. A peer with another version is refused at the
 /// handshake.
-pub(crate) const PROTOCOL_VERSION: u16 = 1;
+pub(crate) const PROTOCOL_VERSION: u16 = 2;
 
 /// One replication frame.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +65,9 @@ pub(crate) enum Frame {
         key: Key,
         payload: Meta,
     },
+    /// Nothing but a sign of life, sent once per anti-entropy interval: a link that
+    /// carries no frame for several intervals is dead and gets closed.
+    Ping,
 }
 
 /// A frame could not be decoded or is invalid. The receiver's state is unchanged.
@@ -155,6 +158,7 @@ impl Frame {
                 ops(o)
             }
             Frame::Digest { scope: s, .. } | Frame::Resync { scope: s } => scope(s),
+            Frame::Ping => Ok(()),
             Frame::Message { payload, .. } => meta(payload),
             Frame::Dispatch {
                 scope: s,

@@ -1,0 +1,373 @@
+//! The one owner of every link's lifecycle: which peers are being dialed, which links are
+//! established, whether links are refused (severed), and how long to wait before the next
+//! dial of a peer.
+//!
+//! Every transition happens under the table's lock, in one step with the replication
+//! core's view of the peer: a link is inserted together with the start of its tasks, so a
+//! link that ends at once always finds itself in the table and is removed; a handshake
+//! that was in flight when links were severed is refused when it completes (it carries the
+//! [`Admission`] it started under). The table itself does no IO: the driver acts on what
+//! it decides.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// When to redial a peer after a failed dial or a link that died young.
+///
+/// Delays double from `initial` up to `max`, each scaled by a random factor in [0.5, 1]
+/// so that peers do not redial in lockstep. A link that lived at least `max` counts as
+/// stable: losing it resets the delay, and the next dial is immediate.
+///
+/// ```ignore
+/// let policy = RedialPolicy { initial: Duration::from_millis(20), max: Duration::from_secs(2) };
+/// assert!(policy.delay(0, 1.0).is_zero());
+/// assert_eq!(policy.delay(3, 1.0), Duration::from_millis(80));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RedialPolicy {
+    pub(crate) initial: Duration,
+    pub(crate) max: Duration,
+}
+
+impl Default for RedialPolicy {
+    fn default() -> Self {
+        RedialPolicy {
+            initial: Duration::from_millis(20),
+            max: Duration::from_secs(2),
+        }
+    }
+}
+
+impl RedialPolicy {
+    /// The wait before a dial after `failures` consecutive failures, scaled by `jitter`
+    /// (clamped to [0.5, 1]).
+    pub(crate) fn delay(&self, failures: u32, jitter: f64) -> Duration {
+        if failures == 0 {
+            return Duration::ZERO;
+        }
+        let doubled = self
+            .initial
+            .saturating_mul(1u32 << (failures - 1).min(20))
+            .min(self.max);
+        doubled.mul_f64(jitter.clamp(0.5, 1.0))
+    }
+
+    /// Whether a link that lived `lived` was stable (its loss resets the backoff).
+    pub(crate) fn stable(&self, lived: Duration) -> bool {
+        lived >= self.max
+    }
+}
+
+/// The state under which a connection started its handshake; checked again when it
+/// completes, so a sever in between refuses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Admission {
+    epoch: u64,
+}
+
+/// Why a connection or a completed handshake was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Links are severed (fault injection) until a later time.
+    Severed,
+    /// Links were severed while this one was being established.
+    SeveredMeanwhile,
+    /// Too many handshakes are in progress.
+    TooManyHandshakes,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Refusal::Severed => "links are severed on this node",
+            Refusal::SeveredMeanwhile => "links were severed while the handshake ran",
+            Refusal::TooManyHandshakes => "too many handshakes in progress",
+        })
+    }
+}
+
+/// What the table knows of one peer.
+#[derive(Debug)]
+struct PeerSlot<L> {
+    link: Option<L>,
+    /// A dial task for this peer exists.
+    dialing: bool,
+    /// Consecutive failed dials or short-lived links.
+    failures: u32,
+}
+
+impl<L> Default for PeerSlot<L> {
+    fn default() -> Self {
+        PeerSlot {
+            link: None,
+            dialing: false,
+            failures: 0,
+        }
+    }
+}
+
+/// Links by peer incarnation, with their dialing and admission state; generic over the
+/// link type so its rules can be tested without sockets.
+#[derive(Debug)]
+pub(crate) struct LinkTable<L> {
+    peers: HashMap<u64, PeerSlot<L>>,
+    policy: RedialPolicy,
+    severed_until: Option<Instant>,
+    /// Bumped by every sever: handshakes started before it are refused.
+    epoch: u64,
+    handshakes: usize,
+    max_handshakes: usize,
+}
+
+impl<L> LinkTable<L> {
+    pub(crate) fn new(policy: RedialPolicy, max_handshakes: usize) -> Self {
+        LinkTable {
+            peers: HashMap::new(),
+            policy,
+            severed_until: None,
+            epoch: 0,
+            handshakes: 0,
+            max_handshakes,
+        }
+    }
+
+    /// Whether links are refused at `now`.
+    pub(crate) fn is_severed(&self, now: Instant) -> bool {
+        self.severed_until.is_some_and(|until| until > now)
+    }
+
+    /// Until when links are refused, if they are.
+    pub(crate) fn severed_until(&self, now: Instant) -> Option<Instant> {
+        self.severed_until.filter(|until| *until > now)
+    }
+
+    /// A connection (inbound or dialed) wants to run a handshake. On success the caller
+    /// must call [`LinkTable::handshake_done`] when the handshake ends, whatever its result.
+    pub(crate) fn begin_handshake(&mut self, now: Instant) -> Result<Admission, Refusal> {
+        if self.is_severed(now) {
+            return Err(Refusal::Severed);
+        }
+        if self.handshakes >= self.max_handshakes {
+            return Err(Refusal::TooManyHandshakes);
+        }
+        self.handshakes += 1;
+        Ok(Admission { epoch: self.epoch })
+    }
+
+    /// This node wants to dial a peer (dials are not bounded like inbound handshakes: there
+    /// is at most one per peer).
+    pub(crate) fn admit_dial(&self, now: Instant) -> Result<Admission, Refusal> {
+        if self.is_severed(now) {
+            return Err(Refusal::Severed);
+        }
+        Ok(Admission { epoch: self.epoch })
+    }
+
+    /// A handshake admitted by [`LinkTable::begin_handshake`] ended.
+    pub(crate) fn handshake_done(&mut self) {
+        self.handshakes = self.handshakes.saturating_sub(1);
+    }
+
+    /// Handshakes in progress.
+    #[cfg(test)]
+    pub(crate) fn handshakes(&self) -> usize {
+        self.handshakes
+    }
+
+    /// Whether a completed handshake may become a link now.
+    pub(crate) fn may_establish(&self, admission: Admission, now: Instant) -> Result<(), Refusal> {
+        if self.is_severed(now) {
+            Err(Refusal::Severed)
+        } else if admission.epoch != self.epoch {
+            Err(Refusal::SeveredMeanwhile)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Installs the link to `peer`, returning the one it replaces.
+    pub(crate) fn insert(&mut self, peer: u64, link: L) -> Option<L> {
+        self.peers.entry(peer).or_default().link.replace(link)
+    }
+
+    /// The link to `peer`.
+    pub(crate) fn get(&self, peer: u64) -> Option<&L> {
+        self.peers.get(&peer).and_then(|slot| slot.link.as_ref())
+    }
+
+    /// Every link.
+    pub(crate) fn links(&self) -> impl Iterator<Item = (u64, &L)> {
+        self.peers
+            .iter()
+            .filter_map(|(peer, slot)| slot.link.as_ref().map(|link| (*peer, link)))
+    }
+
+    /// Removes the link to `peer` if `is_it` says it is the one meant (same session); a
+    /// link that lived shorter than the stable time counts as a failure for the redial
+    /// backoff.
+    pub(crate) fn remove_if(
+        &mut self,
+        peer: u64,
+        is_it: impl FnOnce(&L) -> bool,
+        lived: impl FnOnce(&L) -> Duration,
+    ) -> Option<L> {
+        let slot = self.peers.get_mut(&peer)?;
+        if !slot.link.as_ref().is_some_and(is_it) {
+            return None;
+        }
+        let link = slot.link.take()?;
+        if self.policy.stable(lived(&link)) {
+            slot.failures = 0;
+        } else {
+            slot.failures = slot.failures.saturating_add(1);
+        }
+        Some(link)
+    }
+
+    /// Forgets `peer` entirely (it is dead), returning its link.
+    pub(crate) fn forget(&mut self, peer: u64) -> Option<L> {
+        let slot = self.peers.get_mut(&peer)?;
+        let link = slot.link.take();
+        if !slot.dialing {
+            self.peers.remove(&peer);
+        }
+        link
+    }
+
+    /// Closes every link and refuses new ones until `until`, including handshakes in
+    /// flight; returns the links closed.
+    pub(crate) fn sever(&mut self, until: Instant) -> Vec<(u64, L)> {
+        self.severed_until = Some(until);
+        self.epoch += 1;
+        self.peers
+            .iter_mut()
+            .filter_map(|(peer, slot)| slot.link.take().map(|link| (*peer, link)))
+            .collect()
+    }
+
+    /// Claims the dialing of `peer`: `false` if a dial task already exists or a link is up.
+    pub(crate) fn claim_dial(&mut self, peer: u64) -> bool {
+        let slot = self.peers.entry(peer).or_default();
+        if slot.dialing || slot.link.is_some() {
+            return false;
+        }
+        slot.dialing = true;
+        true
+    }
+
+    /// The dial task of `peer` ends.
+    pub(crate) fn release_dial(&mut self, peer: u64) {
+        if let Some(slot) = self.peers.get_mut(&peer) {
+            slot.dialing = false;
+        }
+    }
+
+    /// How long the dial task of `peer` should wait before its next attempt, given a
+    /// random `jitter` in [0.5, 1].
+    pub(crate) fn dial_delay(&self, peer: u64, jitter: f64) -> Duration {
+        let failures = self.peers.get(&peer).map_or(0, |slot| slot.failures);
+        self.policy.delay(failures, jitter)
+    }
+
+    /// A dial of `peer` failed.
+    pub(crate) fn dial_failed(&mut self, peer: u64) {
+        let slot = self.peers.entry(peer).or_default();
+        slot.failures = slot.failures.saturating_add(1);
+    }
+
+    /// Whether `peer` has a link.
+    pub(crate) fn is_linked(&self, peer: u64) -> bool {
+        self.get(peer).is_some()
+    }
+
+    /// Removes every link (shutdown).
+    pub(crate) fn clear(&mut self) -> Vec<L> {
+        self.peers
+            .drain()
+            .filter_map(|(_, slot)| slot.link)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: RedialPolicy = RedialPolicy {
+        initial: Duration::from_millis(20),
+        max: Duration::from_secs(2),
+    };
+
+    #[test]
+    fn delays_double_up_to_the_max_with_jitter() {
+        assert_eq!(POLICY.delay(0, 1.0), Duration::ZERO);
+        assert_eq!(POLICY.delay(1, 1.0), Duration::from_millis(20));
+        assert_eq!(POLICY.delay(3, 1.0), Duration::from_millis(80));
+        assert_eq!(POLICY.delay(40, 1.0), Duration::from_secs(2));
+        assert_eq!(POLICY.delay(3, 0.5), Duration::from_millis(40));
+        assert_eq!(POLICY.delay(3, 0.0), Duration::from_millis(40));
+    }
+
+    #[test]
+    fn a_short_lived_link_backs_off_and_a_stable_one_resets() {
+        let mut table: LinkTable<u8> = LinkTable::new(POLICY, 4);
+        for round in 1..=3 {
+            table.insert(7, round);
+            let lost = table.remove_if(7, |_| true, |_| Duration::from_millis(1));
+            assert_eq!(lost, Some(round));
+        }
+        assert_eq!(table.dial_delay(7, 1.0), Duration::from_millis(80));
+        table.insert(7, 9);
+        table.remove_if(7, |_| true, |_| Duration::from_secs(3));
+        assert_eq!(table.dial_delay(7, 1.0), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_stale_session_does_not_remove_the_current_link() {
+        let mut table: LinkTable<u8> = LinkTable::new(POLICY, 4);
+        table.insert(7, 2);
+        assert_eq!(table.remove_if(7, |l| *l == 1, |_| Duration::ZERO), None);
+        assert!(table.is_linked(7));
+    }
+
+    #[test]
+    fn a_sever_refuses_new_and_in_flight_handshakes() {
+        let now = Instant::now();
+        let mut table: LinkTable<u8> = LinkTable::new(POLICY, 4);
+        let in_flight = table.begin_handshake(now).unwrap();
+        table.insert(1, 1);
+        let closed = table.sever(now + Duration::from_secs(1));
+        assert_eq!(closed, vec![(1, 1)]);
+        assert_eq!(table.begin_handshake(now), Err(Refusal::Severed));
+        assert_eq!(table.may_establish(in_flight, now), Err(Refusal::Severed));
+        let later = now + Duration::from_secs(2);
+        assert_eq!(
+            table.may_establish(in_flight, later),
+            Err(Refusal::SeveredMeanwhile)
+        );
+        let fresh = table.begin_handshake(later).unwrap();
+        assert_eq!(table.may_establish(fresh, later), Ok(()));
+    }
+
+    #[test]
+    fn pending_handshakes_are_bounded() {
+        let now = Instant::now();
+        let mut table: LinkTable<u8> = LinkTable::new(POLICY, 2);
+        table.begin_handshake(now).unwrap();
+        table.begin_handshake(now).unwrap();
+        assert_eq!(table.begin_handshake(now), Err(Refusal::TooManyHandshakes));
+        table.handshake_done();
+        assert!(table.begin_handshake(now).is_ok());
+        assert_eq!(table.handshakes(), 2);
+    }
+
+    #[test]
+    fn one_dial_task_per_peer() {
+        let mut table: LinkTable<u8> = LinkTable::new(POLICY, 2);
+        assert!(table.claim_dial(5));
+        assert!(!table.claim_dial(5));
+        table.release_dial(5);
+        table.insert(5, 1);
+        assert!(!table.claim_dial(5));
+    }
+}

@@ -1,0 +1,201 @@
+//! Links under stress: sever/heal cycles, redial backoff, overload. Several nodes in one
+//! test process over loopback. Built in release mode by CI as well, where the cycle
+//! counts are higher (see `cycles`).
+
+use std::time::Duration;
+
+mod common;
+use common::eventually;
+
+use roster::{ClusterConfig, FailureDetection, Node, NodeBuilder, Process};
+
+const SECRET: &str = "robustness-test-secret";
+
+/// How many times a stress loop runs: hundreds in an optimized build, a few dozen in a
+/// debug build (the default `cargo test`).
+fn cycles(release: usize, debug: usize) -> usize {
+    if cfg!(debug_assertions) {
+        debug
+    } else {
+        release
+    }
+}
+
+fn config(seeds: &[&Node]) -> ClusterConfig {
+    let seeds: Vec<String> = seeds
+        .iter()
+        .map(|n| n.cluster_addr().expect("clustered").to_string())
+        .collect();
+    ClusterConfig::new("127.0.0.1:0".parse().unwrap(), SECRET)
+        .seeds(seeds)
+        .failure_detection(FailureDetection::Fast)
+        .announce_interval(Duration::from_millis(200))
+        .anti_entropy_interval(Duration::from_millis(300))
+}
+
+fn start(builder: NodeBuilder, name: &str, config: ClusterConfig) -> Node {
+    builder
+        .name(name)
+        .cluster(config)
+        .start()
+        .expect("node starts")
+}
+
+/// Whether every node lists every other one as linked.
+fn fully_linked(nodes: &[&Node]) -> bool {
+    nodes.iter().all(|n| n.nodes().len() == nodes.len() - 1)
+}
+
+/// Registers a fresh name on every node and waits until every node sees all of them:
+/// replication works in every direction.
+async fn replicates_everywhere(nodes: &[&Node], round: usize) -> Vec<Process> {
+    let procs: Vec<Process> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let p = n.process();
+            p.register(&format!("probe/{round}/{i}"), &()).unwrap();
+            p
+        })
+        .collect();
+    for node in nodes {
+        eventually(
+            &format!("round {round}: {} sees every probe", node.name()),
+            || (0..nodes.len()).all(|i| node.whereis(&format!("probe/{round}/{i}")).is_some()),
+        )
+        .await;
+    }
+    procs
+}
+
+/// Isolating one of three nodes and healing, over and over: every heal relinks every pair
+/// and replication flows in every direction again (a link left without its reader used to
+/// stop two nodes from ever replicating again, about one heal in seven).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_heal_relinks_and_replicates_in_every_direction() {
+    let fast = |seeds: &[&Node]| {
+        config(seeds).redial_backoff(Duration::from_millis(2), Duration::from_millis(40))
+    };
+    let a = start(Node::builder(), "a", fast(&[]));
+    let b = start(Node::builder(), "b", fast(&[&a]));
+    let c = start(Node::builder(), "c", fast(&[&a, &b]));
+    let nodes = [&a, &b, &c];
+    eventually("three nodes linked", || fully_linked(&nodes)).await;
+    let mut kept = Vec::new();
+    for round in 0..cycles(300, 30) {
+        let isolated = nodes[round % 3];
+        isolated.sever_links(Duration::from_millis(5 + (round as u64 * 7) % 30));
+        eventually(&format!("round {round}: relinked"), || fully_linked(&nodes)).await;
+        kept = replicates_everywhere(&nodes, round).await;
+    }
+    drop(kept);
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
+/// While links are severed, no link exists on the severed node, not even one whose
+/// handshake was in flight when the sever came.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_link_survives_or_appears_during_a_sever() {
+    let fast = |seeds: &[&Node]| {
+        config(seeds).redial_backoff(Duration::from_millis(1), Duration::from_millis(5))
+    };
+    let a = start(Node::builder(), "a", fast(&[]));
+    let b = start(Node::builder(), "b", fast(&[&a]));
+    let c = start(Node::builder(), "c", fast(&[&a]));
+    eventually("three nodes linked", || fully_linked(&[&a, &b, &c])).await;
+    for round in 0..cycles(200, 20) {
+        let window = Duration::from_millis(60);
+        let severed_at = tokio::time::Instant::now();
+        a.sever_links(window);
+        let established = a.cluster_stats().unwrap().links_established;
+        // Checked until shortly before the window ends: scheduling may delay this loop.
+        while severed_at.elapsed() < window - Duration::from_millis(20) {
+            assert!(
+                a.nodes().is_empty(),
+                "round {round}: a link exists during a sever: {:?}",
+                a.nodes()
+            );
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            a.cluster_stats().unwrap().links_established,
+            established,
+            "round {round}: a link was established during a sever"
+        );
+        eventually(&format!("round {round}: relinked"), || {
+            fully_linked(&[&a, &b, &c])
+        })
+        .await;
+    }
+    for node in [a, b, c] {
+        node.shutdown().await;
+    }
+}
+
+/// A peer redialing a severed node backs off: a handful of attempts per second, not one
+/// every few microseconds, and the severed node refuses them before any handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redials_back_off_while_a_peer_refuses() {
+    // The smaller incarnation dials: `dialer` dials `severed`.
+    let severed = start(Node::builder().incarnation(2_000), "severed", config(&[]));
+    let dialer = start(
+        Node::builder().incarnation(1_000),
+        "dialer",
+        config(&[&severed]),
+    );
+    eventually("linked", || fully_linked(&[&severed, &dialer])).await;
+    let before = dialer.cluster_stats().unwrap();
+    let refused_before = severed.cluster_stats().unwrap().connections_refused;
+    let window = Duration::from_secs(2);
+    severed.sever_links(window);
+    tokio::time::sleep(window).await;
+    let after = dialer.cluster_stats().unwrap();
+    let attempts = (after.handshake_failures - before.handshake_failures)
+        + (after.links_established - before.links_established);
+    // Waits of 20 ms doubling to 2 s (each scaled by 0.5 to 1) fit at most ~12 attempts
+    // in 2 s; without backoff there were thousands.
+    assert!(
+        attempts <= 16,
+        "{attempts} dial attempts in {window:?} of refusal"
+    );
+    assert!(
+        severed.cluster_stats().unwrap().connections_refused > refused_before,
+        "the severed node refused connections before their handshake"
+    );
+    eventually("relinked after the sever", || {
+        fully_linked(&[&severed, &dialer])
+    })
+    .await;
+    severed.shutdown().await;
+    dialer.shutdown().await;
+}
+
+/// A peer whose link overflows the queue bound is dropped, and then catches up anyway:
+/// catch-up is paced by the socket and not counted as backlog, whatever the bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloaded_peer_always_converges() {
+    let small = |seeds: &[&Node]| config(seeds).max_queued_ops(100);
+    let a = start(Node::builder(), "a", small(&[]));
+    let b = start(Node::builder(), "b", small(&[&a]));
+    eventually("linked", || fully_linked(&[&a, &b])).await;
+    let writes = 5_000;
+    let procs: Vec<Process> = (0..writes)
+        .map(|i| {
+            let p = a.process();
+            p.register(&format!("burst/{i}"), &i).unwrap();
+            p
+        })
+        .collect();
+    eventually("b has every name", || b.registry_count() == writes).await;
+    let overloaded = a.cluster_stats().unwrap().links_overloaded;
+    assert!(
+        overloaded < 10,
+        "the link was dropped {overloaded} times for 5,000 writes"
+    );
+    drop(procs);
+    eventually("b sees every name go", || b.registry_count() == 0).await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
