@@ -5,10 +5,19 @@
 //! contenders picks the same winner from the data alone, without talking to anyone; only
 //! the loser's node acts on the result (removes the name, tells the process, broadcasts
 //! the removal). The winner's node gives it a fresh fencing token greater than both.
+//!
+//! A custom resolver runs inside replication, so its panics are contained: the panic is
+//! caught, the pair is decided by [`ConflictRule::KeepOldest`] instead (what every node
+//! decides, whether or not its resolver panicked on that pair too), counted, and logged
+//! once per key.
 
+use std::any::Any;
 use std::cmp::Ordering;
+use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::Arc;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{self, AtomicU64};
+use std::sync::{Arc, Mutex};
 
 use crate::entry::Registration;
 
@@ -23,7 +32,8 @@ pub enum Winner {
 
 /// A user resolver: `(key, first, second) -> winner`. It must be deterministic, fast and
 /// installed identically on every node; it is always called with the contenders ordered by
-/// pid, so the argument order carries no information.
+/// pid, so the argument order carries no information. If it panics, the panic is caught
+/// and that pair is decided by [`ConflictRule::KeepOldest`].
 pub type Resolver = dyn Fn(&str, &Registration, &Registration) -> Winner + Send + Sync;
 
 /// How name conflicts are decided; set with [`crate::NodeBuilder::conflict_rule`].
@@ -46,15 +56,17 @@ pub enum ConflictRule {
     KeepOldest,
     /// The later registration wins; ties go to the smaller pid.
     KeepNewest,
-    /// A user callback decides.
+    /// A user callback decides; where it panics, [`ConflictRule::KeepOldest`] does.
     Custom(Arc<Resolver>),
 }
 
 impl ConflictRule {
     /// Decides between two contenders for `key`. The same inputs give the same winner in
-    /// either argument order.
+    /// either argument order. A [`ConflictRule::Custom`] resolver that panics does not
+    /// unwind out of here: the pair is decided by [`ConflictRule::KeepOldest`].
     ///
     /// ```
+    /// use std::sync::Arc;
     /// use roster::{ConflictRule, Pid, Registration, Meta, Winner};
     ///
     /// let a = Registration { pid: Pid::new(1, 1), meta: Meta::EMPTY, registered_at: 5, token: 5 };
@@ -62,21 +74,36 @@ impl ConflictRule {
     /// // a tie: the smaller pid wins, whichever is passed first
     /// assert_eq!(ConflictRule::KeepOldest.resolve("k", &a, &b), Winner::First);
     /// assert_eq!(ConflictRule::KeepOldest.resolve("k", &b, &a), Winner::Second);
+    ///
+    /// // a panicking resolver falls back to keep-oldest
+    /// let buggy = ConflictRule::Custom(Arc::new(|_, _, _| panic!("resolver bug")));
+    /// assert_eq!(buggy.resolve("k", &b, &a), Winner::Second);
     /// ```
     pub fn resolve(&self, key: &str, first: &Registration, second: &Registration) -> Winner {
         let by_pid = first.pid.cmp(&second.pid);
+        let keep_oldest =
+            || first.registered_at.cmp(&second.registered_at).then(by_pid) == Ordering::Less;
         let first_wins = match self {
-            ConflictRule::KeepOldest => {
-                first.registered_at.cmp(&second.registered_at).then(by_pid) == Ordering::Less
-            }
+            ConflictRule::KeepOldest => keep_oldest(),
             ConflictRule::KeepNewest => {
                 second.registered_at.cmp(&first.registered_at).then(by_pid) == Ordering::Less
             }
             ConflictRule::Custom(resolver) => {
-                if by_pid == Ordering::Greater {
-                    resolver(key, second, first) == Winner::Second
+                let swapped = by_pid == Ordering::Greater;
+                let (low, high) = if swapped {
+                    (second, first)
                 } else {
-                    resolver(key, first, second) == Winner::First
+                    (first, second)
+                };
+                // Only the user's callback is inside, and it sees shared references only:
+                // its panic stops here, never unwinding through the callers' shard locks
+                // or a half-applied change.
+                match panic::catch_unwind(AssertUnwindSafe(|| resolver(key, low, high))) {
+                    Ok(winner) => (winner == Winner::First) != swapped,
+                    Err(payload) => {
+                        resolver_panicked(key, &*payload);
+                        keep_oldest()
+                    }
                 }
             }
         };
@@ -88,6 +115,62 @@ impl ConflictRule {
     }
 }
 
+/// Panics of custom resolvers caught in this process, by every node and rule in it.
+static RESOLVER_PANICS: AtomicU64 = AtomicU64::new(0);
+
+/// How many keys [`LOGGED_KEYS`] remembers: at most this many keys of at most
+/// `max_key_bytes` each (1 MiB with the default 1 KiB limit). When it is full it is
+/// emptied, so a key is logged again only after this many other keys made a resolver panic.
+const MAX_LOGGED_KEYS: usize = 1024;
+
+/// Keys whose resolver panic has been logged (see [`MAX_LOGGED_KEYS`]).
+static LOGGED_KEYS: Mutex<BTreeSet<Box<str>>> = Mutex::new(BTreeSet::new());
+
+/// Number of custom resolver panics caught in this process so far (every node of the
+/// process counts here: a process usually runs one).
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "to be reported in ClusterStats by the node")
+)]
+pub(crate) fn resolver_panics() -> u64 {
+    RESOLVER_PANICS.load(atomic::Ordering::Relaxed)
+}
+
+/// Counts a caught resolver panic, and logs it if it is the first for `key`.
+fn resolver_panicked(key: &str, payload: &(dyn Any + Send)) {
+    RESOLVER_PANICS.fetch_add(1, atomic::Ordering::Relaxed);
+    // Nothing panics while this lock is held; a poisoned one holds a valid set.
+    let first_for_key = remember(
+        &mut LOGGED_KEYS.lock().unwrap_or_else(|e| e.into_inner()),
+        key,
+    );
+    if first_for_key {
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(not a string)");
+        tracing::warn!(
+            key,
+            panic = message,
+            "conflict resolver panicked: decided by keep-oldest; \
+             later panics for this key are only counted"
+        );
+    }
+}
+
+/// Adds `key` to `logged` unless it is there, emptying a full set first (see
+/// [`MAX_LOGGED_KEYS`]). Returns whether it was added.
+fn remember(logged: &mut BTreeSet<Box<str>>, key: &str) -> bool {
+    if logged.contains(key) {
+        return false;
+    }
+    if logged.len() >= MAX_LOGGED_KEYS {
+        logged.clear();
+    }
+    logged.insert(key.into())
+}
+
 impl fmt::Debug for ConflictRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -95,5 +178,64 @@ impl fmt::Debug for ConflictRule {
             ConflictRule::KeepNewest => f.write_str("KeepNewest"),
             ConflictRule::Custom(_) => f.write_str("Custom(..)"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::Meta;
+    use crate::pid::Pid;
+
+    fn registration(pid: Pid, registered_at: u64) -> Registration {
+        Registration {
+            pid,
+            meta: Meta::EMPTY,
+            registered_at,
+            token: registered_at,
+        }
+    }
+
+    #[test]
+    fn a_panicking_resolver_falls_back_to_keep_oldest_and_is_counted() {
+        let rule = ConflictRule::Custom(Arc::new(|_, _, _| panic!("resolver bug")));
+        // The older registration has the larger pid, so keep-oldest and "smaller pid" differ.
+        let older = registration(Pid::new(9, 1), 10);
+        let newer = registration(Pid::new(1, 1), 20);
+        let key = "conflict::tests/panicking";
+        let before = resolver_panics();
+        assert_eq!(rule.resolve(key, &older, &newer), Winner::First);
+        assert_eq!(rule.resolve(key, &newer, &older), Winner::Second);
+        assert!(resolver_panics() >= before + 2, "both panics are counted");
+        assert!(
+            LOGGED_KEYS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(key),
+            "the key is remembered as logged"
+        );
+    }
+
+    #[test]
+    fn logged_keys_are_remembered_once_and_bounded() {
+        let mut logged = BTreeSet::new();
+        for i in 0..MAX_LOGGED_KEYS {
+            assert!(remember(&mut logged, &format!("k/{i}")));
+        }
+        assert!(!remember(&mut logged, "k/0"), "logged once per key");
+        assert_eq!(logged.len(), MAX_LOGGED_KEYS);
+        assert!(remember(&mut logged, "k/new"), "a new key is still logged");
+        assert_eq!(logged.len(), 1, "a full set starts over");
+        assert!(remember(&mut logged, "k/0"));
+    }
+
+    #[test]
+    fn a_resolver_that_returns_is_obeyed_in_either_argument_order() {
+        // Always picks its first argument, which is the smaller pid.
+        let rule = ConflictRule::Custom(Arc::new(|_, _, _| Winner::First));
+        let older = registration(Pid::new(9, 1), 10);
+        let newer = registration(Pid::new(1, 1), 20);
+        assert_eq!(rule.resolve("k", &older, &newer), Winner::Second);
+        assert_eq!(rule.resolve("k", &newer, &older), Winner::First);
     }
 }

@@ -239,7 +239,9 @@ impl ScopeState {
     }
 
     /// Takes the contender that the conflict rule prefers among the shadows of `key`. Its
-    /// digest contribution stays (it remains an entry of its origin, now live).
+    /// digest contribution stays (it remains an entry of its origin, now live). Called in
+    /// the middle of a removal, which is sound because `resolve` never unwinds (it catches
+    /// a custom resolver's panic).
     fn take_best_shadow(&self, shard: &mut Shard, key: &Key) -> Option<Registration> {
         let list = shard.shadows.get_mut(key.as_str())?;
         let mut best = 0;

@@ -1,0 +1,128 @@
+//! A custom conflict resolver that panics must not break replication: the conflict is
+//! decided by keep-oldest on every node, and the links keep replicating afterwards.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use roster::{
+    ClusterConfig, ConflictRule, ExitReason, FailureDetection, Node, NodeBuilder, Winner,
+};
+
+const SECRET: &str = "resolver-panic-test-secret";
+
+/// Generous bound on anything awaited here: it only fails a test that hangs.
+const HANG_GUARD: Duration = Duration::from_secs(10);
+
+/// A node whose custom resolver panics on every conflict.
+fn with_panicking_resolver() -> NodeBuilder {
+    Node::builder().conflict_rule(ConflictRule::Custom(Arc::new(|key, _, _| {
+        panic!("resolver bug on {key}")
+    })))
+}
+
+fn start(name: &str, seeds: &[&Node], builder: NodeBuilder) -> Node {
+    let seeds: Vec<String> = seeds
+        .iter()
+        .map(|n| n.cluster_addr().expect("clustered").to_string())
+        .collect();
+    let config = ClusterConfig::new("127.0.0.1:0".parse().unwrap(), SECRET)
+        .seeds(seeds)
+        .failure_detection(FailureDetection::Fast)
+        .announce_interval(Duration::from_millis(200))
+        .anti_entropy_interval(Duration::from_millis(300));
+    builder
+        .name(name)
+        .cluster(config)
+        .start()
+        .expect("node starts")
+}
+
+/// Polls `check` every 5 ms until it holds; fails after [`HANG_GUARD`] naming `what`.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    within(what, async {
+        while !check() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+}
+
+async fn within<F: Future>(what: &str, future: F) -> F::Output {
+    tokio::time::timeout(HANG_GUARD, future)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for: {what}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_resolver_falls_back_to_keep_oldest_and_replication_goes_on() {
+    let a = start("a", &[], with_panicking_resolver());
+    let b = start("b", &[&a], with_panicking_resolver());
+    eventually("a and b linked", || {
+        a.nodes().len() == 1 && b.nodes().len() == 1
+    })
+    .await;
+
+    // Cut the links: both sides register the same name, unaware of each other.
+    a.sever_links(Duration::from_secs(1));
+    eventually("the links are down on both sides", || {
+        a.nodes().is_empty() && b.nodes().is_empty()
+    })
+    .await;
+    let pa = a.process();
+    let ra = pa.register("leader", &"a").expect("free on a's side");
+    let pb = b.process();
+    let rb = pb.register("leader", &"b").expect("free on b's side");
+    let (winner, loser) = match ConflictRule::KeepOldest.resolve("leader", &ra, &rb) {
+        Winner::First => (&pa, &pb),
+        Winner::Second => (&pb, &pa),
+    };
+
+    // The links come back; both resolvers panic on the conflict.
+    eventually("both nodes agree on the keep-oldest winner", || {
+        a.whereis("leader") == Some(winner.pid()) && b.whereis("leader") == Some(winner.pid())
+    })
+    .await;
+    eventually("the loser is ended", || !loser.is_alive()).await;
+    assert_eq!(
+        loser.exit_reason(),
+        Some(ExitReason::Conflict {
+            key: "leader".into(),
+            winner: winner.pid()
+        })
+    );
+    assert!(winner.is_alive());
+    for node in [&a, &b] {
+        let names: Vec<_> = node
+            .registered("", 10)
+            .unwrap()
+            .into_iter()
+            .map(|(key, r)| (key, r.pid))
+            .collect();
+        assert_eq!(
+            names,
+            [("leader".into(), winner.pid())],
+            "on {}",
+            node.name()
+        );
+    }
+
+    // What broke: nothing registered after the conflict replicated any more.
+    let after_a = a.process();
+    after_a.register("after/a", &()).unwrap();
+    let after_b = b.process();
+    after_b.register("after/b", &()).unwrap();
+    eventually("a's later registration reaches b", || {
+        b.whereis("after/a") == Some(after_a.pid())
+    })
+    .await;
+    eventually("b's later registration reaches a", || {
+        a.whereis("after/b") == Some(after_b.pid())
+    })
+    .await;
+    assert_eq!(a.nodes().len(), 1);
+    assert_eq!(b.nodes().len(), 1);
+
+    within("a shuts down", a.shutdown()).await;
+    within("b shuts down", b.shutdown()).await;
+}
