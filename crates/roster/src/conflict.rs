@@ -128,10 +128,6 @@ static LOGGED_KEYS: Mutex<BTreeSet<Box<str>>> = Mutex::new(BTreeSet::new());
 
 /// Number of custom resolver panics caught in this process so far (every node of the
 /// process counts here: a process usually runs one).
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "to be reported in ClusterStats by the node")
-)]
 pub(crate) fn resolver_panics() -> u64 {
     RESOLVER_PANICS.load(atomic::Ordering::Relaxed)
 }

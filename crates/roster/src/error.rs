@@ -22,6 +22,17 @@ pub enum KeyError {
         /// The configured limit.
         max: usize,
     },
+    /// The key fits this node's limit but not that of a linked peer, which could not
+    /// hold the entry (nodes may be configured differently).
+    #[error(
+        "key is {len} bytes, a linked peer accepts at most {max}: shorten it or raise max_key_bytes on every node"
+    )]
+    TooLongForPeer {
+        /// Length of the refused key in bytes.
+        len: usize,
+        /// The smallest limit among linked peers.
+        max: usize,
+    },
     /// A key ending in `/` is a prefix: valid in queries and subscriptions, not in writes.
     #[error(
         "key {0:?} ends with '/', which makes it a prefix; prefixes are only valid in queries and subscriptions"
@@ -49,6 +60,17 @@ pub enum MetaError {
         /// Encoded length in bytes.
         len: usize,
         /// The configured limit.
+        max: usize,
+    },
+    /// The meta fits this node's limit but not that of a linked peer, which could not
+    /// hold the entry (nodes may be configured differently).
+    #[error(
+        "meta is {len} bytes encoded, a linked peer accepts at most {max}: store less or raise max_meta_bytes on every node"
+    )]
+    TooLargeForPeer {
+        /// Encoded length in bytes.
+        len: usize,
+        /// The smallest limit among linked peers.
         max: usize,
     },
 }
@@ -127,6 +149,17 @@ pub enum SendError {
     /// cluster, partitioned, or restarting); the message was not sent.
     #[error("no link to the node of {0}: it is not reachable from this node right now")]
     NodeUnreachable(Pid),
+    /// The message is larger than this node's `max_message_bytes`, or than that of the
+    /// receiving node; it was not sent.
+    #[error(
+        "message is {len} bytes encoded, the limit is {max} (the sender's or the receiving node's max_message_bytes): send less or raise the limit"
+    )]
+    TooLarge {
+        /// Encoded length in bytes.
+        len: usize,
+        /// The limit that refused it.
+        max: usize,
+    },
     /// The message could not be encoded.
     #[error(transparent)]
     Encode(#[from] MetaError),

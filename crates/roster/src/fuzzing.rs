@@ -11,11 +11,7 @@ use crate::key::Limits;
 /// roster::fuzzing::frame(&[0xff, 0x00, 0x12]);
 /// ```
 pub fn frame(bytes: &[u8]) {
-    let limits = Limits {
-        max_key_bytes: 1024,
-        max_meta_bytes: 64 * 1024,
-    };
-    let _ = crate::replication::wire::Frame::decode(bytes, &limits);
+    let _ = crate::replication::wire::Frame::decode(bytes, &Limits::CEILING);
 }
 
 /// A handshake greeting, as a new link decodes it.

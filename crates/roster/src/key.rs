@@ -12,14 +12,55 @@ pub type Key = CompactString;
 /// Name of a scope (an isolated sub-cluster).
 pub type ScopeName = CompactString;
 
-/// Limits applied to keys and meta; see [`crate::NodeBuilder`].
-#[derive(Debug, Clone, Copy)]
+/// Limits applied to keys, meta and messages; see [`crate::NodeBuilder`]. Each node
+/// announces its own in the link handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Limits {
     pub(crate) max_key_bytes: usize,
     pub(crate) max_meta_bytes: usize,
+    pub(crate) max_message_bytes: usize,
 }
 
 impl Limits {
+    /// The protocol's own bounds: no node accepts more whatever its configuration, so
+    /// that any op or message fits in a frame. Frames from peers are checked against
+    /// these; each node then skips the items over its own limits.
+    pub(crate) const CEILING: Limits = Limits {
+        max_key_bytes: 64 * 1024,
+        max_meta_bytes: 16 * 1024 * 1024,
+        max_message_bytes: 16 * 1024 * 1024,
+    };
+
+    /// The defaults of [`crate::NodeBuilder`].
+    pub(crate) const DEFAULT: Limits = Limits {
+        max_key_bytes: 1024,
+        max_meta_bytes: 64 * 1024,
+        max_message_bytes: 1024 * 1024,
+    };
+
+    /// Each limit clamped to the protocol's [`Limits::CEILING`].
+    pub(crate) fn clamped(self) -> Limits {
+        Limits {
+            max_key_bytes: self.max_key_bytes.min(Self::CEILING.max_key_bytes),
+            max_meta_bytes: self.max_meta_bytes.min(Self::CEILING.max_meta_bytes),
+            max_message_bytes: self.max_message_bytes.min(Self::CEILING.max_message_bytes),
+        }
+    }
+
+    /// The smaller of each limit.
+    pub(crate) fn min(self, other: Limits) -> Limits {
+        Limits {
+            max_key_bytes: self.max_key_bytes.min(other.max_key_bytes),
+            max_meta_bytes: self.max_meta_bytes.min(other.max_meta_bytes),
+            max_message_bytes: self.max_message_bytes.min(other.max_message_bytes),
+        }
+    }
+
+    /// Whether an entry with this key and meta length fits.
+    pub(crate) fn admits(&self, key: &str, meta_len: usize) -> bool {
+        key.len() <= self.max_key_bytes && meta_len <= self.max_meta_bytes
+    }
+
     /// Checks a key used for a write: non-empty, no trailing `/`, within the size limit.
     pub(crate) fn write_key(&self, key: &str) -> Result<(), KeyError> {
         self.any_key(key)?;
@@ -127,6 +168,7 @@ mod tests {
     const LIMITS: Limits = Limits {
         max_key_bytes: 8,
         max_meta_bytes: 8,
+        max_message_bytes: 8,
     };
 
     #[test]

@@ -19,6 +19,7 @@ use crate::meta::Meta;
 use crate::op::Outbox;
 use crate::pid::Pid;
 use crate::process::{Envelope, ExitReason, Holding, Process, ProcessCell};
+use crate::replication::core::Unsent;
 use crate::replication::wire::Frame;
 use crate::scope::{DEFAULT_SCOPE, Scope};
 use crate::store::{Applied, ScopeConfig, ScopeState};
@@ -72,10 +73,7 @@ impl Default for NodeBuilder {
     fn default() -> Self {
         NodeBuilder {
             name: "roster".into(),
-            limits: Limits {
-                max_key_bytes: 1024,
-                max_meta_bytes: 64 * 1024,
-            },
+            limits: Limits::DEFAULT,
             mailbox_capacity: 1024,
             subscription_capacity: 65_536,
             incarnation: None,
@@ -102,10 +100,22 @@ impl NodeBuilder {
         self
     }
 
-    /// Largest encoded meta accepted, in bytes (default 64 KiB). Larger meta is refused with
-    /// [`crate::MetaError::TooLarge`]. Meta is copied to every node of a scope: keep it small.
+    /// Largest encoded meta accepted, in bytes (default 64 KiB, at most 16 MiB). Larger
+    /// meta is refused with [`crate::MetaError::TooLarge`]. Meta is copied to every node of
+    /// a scope: keep it small. Nodes may differ: a write to a replicated scope must also
+    /// fit the limit of every linked peer, and a node skips (and counts) entries from peers
+    /// that are over its own limit.
     pub fn max_meta_bytes(mut self, max: usize) -> Self {
         self.limits.max_meta_bytes = max;
+        self
+    }
+
+    /// Largest encoded message accepted by `send` and `dispatch`, in bytes (default
+    /// 1 MiB, at most 16 MiB). A larger message is refused with
+    /// [`SendError::TooLarge`]; so is a message to a process on a peer whose own limit is
+    /// smaller.
+    pub fn max_message_bytes(mut self, max: usize) -> Self {
+        self.limits.max_message_bytes = max;
         self
     }
 
@@ -178,7 +188,8 @@ impl NodeBuilder {
     /// empty or over-long name; [`StartError::Bind`] if the cluster address cannot be bound.
     pub fn start(self) -> Result<Node, StartError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
-        self.limits
+        let limits = self.limits.clamped();
+        limits
             .write_key(&self.name)
             .map_err(StartError::InvalidName)?;
         let incarnation = self.incarnation.unwrap_or_else(rand::random);
@@ -198,7 +209,7 @@ impl NodeBuilder {
         let shared = Arc::new(NodeShared {
             name: self.name,
             incarnation,
-            limits: self.limits,
+            limits,
             mailbox_capacity: self.mailbox_capacity,
             subscription_capacity: self.subscription_capacity,
             kill_conflict_losers: self.kill_conflict_losers,
@@ -303,19 +314,38 @@ impl NodeShared {
         to: Pid,
         message: &T,
     ) -> Result<(), SendError> {
-        let payload = Meta::encode(message)?;
+        let payload = self.encode_message(message)?;
         if to.incarnation() == self.incarnation {
             return self.deliver(to, Envelope::new(from, payload));
         }
+        let len = payload.encoded_len();
         let cluster = self.cluster.load();
-        let sent = cluster
-            .as_ref()
-            .is_some_and(|c| c.send(to.incarnation(), Frame::Message { to, from, payload }));
-        if sent {
-            Ok(())
-        } else {
-            Err(SendError::NodeUnreachable(to))
+        let Some(cluster) = cluster.as_ref() else {
+            return Err(SendError::NodeUnreachable(to));
+        };
+        match cluster.send(to.incarnation(), Frame::Message { to, from, payload }) {
+            Ok(()) => Ok(()),
+            Err(Unsent::NoLink) => Err(SendError::NodeUnreachable(to)),
+            Err(Unsent::TooLarge { max }) => Err(SendError::TooLarge { len, max }),
         }
+    }
+
+    /// Encodes a message, within this node's `max_message_bytes`.
+    pub(crate) fn encode_message<T: Serialize + ?Sized>(
+        &self,
+        message: &T,
+    ) -> Result<Meta, SendError> {
+        let payload = Meta::encode(message)?;
+        let (len, max) = (payload.encoded_len(), self.limits.max_message_bytes);
+        if len > max {
+            return Err(SendError::TooLarge { len, max });
+        }
+        Ok(payload)
+    }
+
+    /// The smallest limits among the linked peers; `None` when no peer is linked.
+    pub(crate) fn peer_limits(&self) -> Option<Limits> {
+        self.cluster.load().as_ref().and_then(|c| c.peer_limits())
     }
 
     /// Hands the ops of local writes to the cluster layer, if there are any. Called after
@@ -329,17 +359,18 @@ impl NodeShared {
     }
 
     /// Sends a dispatch to every other node that hosts one of `targets`, one frame per node;
-    /// returns how many nodes it was sent to.
+    /// returns to how many nodes it was sent, and how many refused it as larger than their
+    /// `max_message_bytes`.
     pub(crate) fn dispatch_to_peers(
         &self,
         scope: &ScopeName,
         key: &str,
         targets: &[Pid],
         payload: &Meta,
-    ) -> usize {
+    ) -> (usize, usize) {
         let cluster = self.cluster.load();
         let Some(cluster) = cluster.as_ref() else {
-            return 0;
+            return (0, 0);
         };
         let mut nodes: Vec<u64> = targets
             .iter()
@@ -348,19 +379,20 @@ impl NodeShared {
             .collect();
         nodes.sort_unstable();
         nodes.dedup();
-        nodes
-            .into_iter()
-            .filter(|&peer| {
-                cluster.send(
-                    peer,
-                    Frame::Dispatch {
-                        scope: scope.clone(),
-                        key: key.into(),
-                        payload: payload.clone(),
-                    },
-                )
-            })
-            .count()
+        let (mut sent, mut too_large) = (0, 0);
+        for peer in nodes {
+            let frame = Frame::Dispatch {
+                scope: scope.clone(),
+                key: key.into(),
+                payload: payload.clone(),
+            };
+            match cluster.send(peer, frame) {
+                Ok(()) => sent += 1,
+                Err(Unsent::TooLarge { .. }) => too_large += 1,
+                Err(Unsent::NoLink) => {}
+            }
+        }
+        (sent, too_large)
     }
 
     pub(crate) fn cluster(&self) -> Option<Arc<Cluster>> {

@@ -46,6 +46,14 @@ impl Op {
         }
     }
 
+    /// Encoded length of the op's meta (0 for removals).
+    pub(crate) fn meta_len(&self) -> usize {
+        match self {
+            Op::Register { meta, .. } | Op::Join { meta, .. } => meta.encoded_len(),
+            Op::Unregister { .. } | Op::Leave { .. } => 0,
+        }
+    }
+
     /// The process whose entry the op changes.
     pub(crate) fn pid(&self) -> Pid {
         match self {

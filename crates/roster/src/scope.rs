@@ -22,8 +22,11 @@ pub struct Dispatched {
     /// Local recipients whose mailbox was full: they did not get the message.
     pub mailbox_full: usize,
     /// Other nodes the message was sent to (one frame each, whatever their number of
-    /// recipients); each delivers it to its own recipients.
+    /// recipients); each delivers it to its own recipients, which are not counted here.
     pub remote_nodes: usize,
+    /// Other nodes with recipients that did not get the message because it is larger than
+    /// their `max_message_bytes`.
+    pub remote_too_large: usize,
 }
 
 /// A handle to a scope this node is connected to.
@@ -102,14 +105,32 @@ impl Scope {
         Ok(())
     }
 
-    fn encode_meta<M: Serialize + ?Sized>(&self, meta: &M) -> Result<Meta, MetaError> {
+    /// Checks the key and encodes the meta of a new entry: within this node's limits and,
+    /// in a replicated scope, within those of every linked peer (which could not hold it
+    /// otherwise).
+    fn entry<M: Serialize + ?Sized>(&self, key: &str, meta: &M) -> Result<Meta, RegistryError> {
+        self.node.limits.write_key(key)?;
         let meta = Meta::encode(meta)?;
+        let len = meta.encoded_len();
         let max = self.node.limits.max_meta_bytes;
-        if meta.encoded_len() > max {
-            return Err(MetaError::TooLarge {
-                len: meta.encoded_len(),
-                max,
-            });
+        if len > max {
+            return Err(MetaError::TooLarge { len, max }.into());
+        }
+        if !self.state.local_only
+            && let Some(peers) = self.node.peer_limits()
+        {
+            if key.len() > peers.max_key_bytes {
+                let max = peers.max_key_bytes;
+                return Err(KeyError::TooLongForPeer {
+                    len: key.len(),
+                    max,
+                }
+                .into());
+            }
+            if len > peers.max_meta_bytes {
+                let max = peers.max_meta_bytes;
+                return Err(MetaError::TooLargeForPeer { len, max }.into());
+            }
         }
         Ok(meta)
     }
@@ -147,8 +168,7 @@ impl Scope {
         meta: &M,
     ) -> Result<Registration, RegistryError> {
         self.check_process(process)?;
-        self.node.limits.write_key(key)?;
-        let meta = self.encode_meta(meta)?;
+        let meta = self.entry(key, meta)?;
         let result = self.state.register(process.cell(), Key::from(key), meta);
         self.node.flush_local();
         result
@@ -201,8 +221,7 @@ impl Scope {
         meta: &M,
     ) -> Result<(), RegistryError> {
         self.check_process(process)?;
-        self.node.limits.write_key(key)?;
-        let meta = self.encode_meta(meta)?;
+        let meta = self.entry(key, meta)?;
         let result = self.state.join(process.cell(), Key::from(key), meta);
         self.node.flush_local();
         result
@@ -614,7 +633,7 @@ impl Scope {
         key: &str,
         message: &T,
     ) -> Result<Dispatched, SendError> {
-        let payload = Meta::encode(message)?;
+        let payload = self.node.encode_message(message)?;
         let envelope = Envelope::new(None, payload.clone());
         // A prefix is not a dispatch target: only the exact key is.
         let targets = if is_prefix(key) {
@@ -622,10 +641,12 @@ impl Scope {
         } else {
             self.state.targets(key)
         };
+        let (remote_nodes, remote_too_large) =
+            self.node
+                .dispatch_to_peers(&self.state.name, key, &targets, &payload);
         let mut result = Dispatched {
-            remote_nodes: self
-                .node
-                .dispatch_to_peers(&self.state.name, key, &targets, &payload),
+            remote_nodes,
+            remote_too_large,
             ..Dispatched::default()
         };
         let local = self.node.incarnation;

@@ -488,6 +488,7 @@ impl Harness {
                     local: targets.len(),
                     mailbox_full: 0,
                     remote_nodes: 0,
+                    remote_too_large: 0,
                 }),
                 "dispatch({})",
                 key

@@ -188,7 +188,8 @@ async fn dispatch_reaches_the_owner_and_every_member_of_the_exact_key_once() {
         Dispatched {
             local: 3,
             mailbox_full: 0,
-            remote_nodes: 0
+            remote_nodes: 0,
+            remote_too_large: 0,
         }
     );
     for p in [&mut owner, &mut a, &mut b] {
@@ -256,7 +257,8 @@ async fn dispatch_counts_full_mailboxes_and_still_reaches_the_others() {
         Dispatched {
             local: 1,
             mailbox_full: 1,
-            remote_nodes: 0
+            remote_nodes: 0,
+            remote_too_large: 0,
         }
     );
     assert_eq!(free.try_recv::<u8>().unwrap().unwrap(), 1);

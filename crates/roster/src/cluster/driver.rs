@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -34,10 +34,10 @@ use super::membership::{
     MemberId, MembershipConfig, MembershipEvent, MembershipHandle, spawn_membership,
 };
 use super::outlet::{BURST_WINDOW, Outlet, Pumped, encode_frames};
-use crate::key::ScopeName;
+use crate::key::{Limits, ScopeName};
 use crate::node::NodeShared;
 use crate::replication::PROTOCOL_VERSION;
-use crate::replication::core::{Core, CoreConfig, CoreEvent};
+use crate::replication::core::{Core, CoreConfig, CoreEvent, Unsent};
 use crate::replication::wire::Frame;
 
 /// A link's byte stream: plain TCP, or TLS over TCP.
@@ -57,6 +57,8 @@ struct Link {
     outlet: Option<Arc<Outlet>>,
     name: String,
     addr: SocketAddr,
+    /// The limits the peer announced.
+    limits: Limits,
     established_at: SystemTime,
     established: Instant,
     /// Milliseconds after the cluster started when the last frame arrived.
@@ -103,6 +105,7 @@ pub(crate) struct ClusterCounters {
     pub(crate) digest_repairs: AtomicU64,
     pub(crate) stream_gaps: AtomicU64,
     pub(crate) bad_frames: AtomicU64,
+    pub(crate) items_skipped: AtomicU64,
     pub(crate) bytes_sent: AtomicU64,
     pub(crate) bytes_received: AtomicU64,
 }
@@ -138,6 +141,12 @@ pub struct ClusterStats {
     pub stream_gaps: u64,
     /// Frames from peers that did not decode (each dropped its link).
     pub bad_frames: u64,
+    /// Entries and messages from peers skipped because they are over this node's limits
+    /// (the peer has larger limits; its link stays up).
+    pub items_skipped: u64,
+    /// Calls of a custom conflict resolver that panicked; keep-oldest decided instead
+    /// (counted for the whole OS process, not per node).
+    pub resolver_panics: u64,
 }
 
 /// A peer as [`crate::Node::nodes`] reports it.
@@ -193,6 +202,9 @@ pub(crate) struct Cluster {
     started: Instant,
     tasks: Mutex<Vec<AbortHandle>>,
     next_session: AtomicU64,
+    /// The smallest limits of the linked peers, read by every replicated write.
+    peer_limits: PeerLimits,
+    skip_log: Mutex<Throttle>,
     pub(crate) counters: ClusterCounters,
 }
 
@@ -259,6 +271,7 @@ impl Cluster {
                 incarnation,
                 started_at_ms,
                 addr,
+                limits: node.limits,
                 nonce: [0; 32],
             },
             key: ClusterKey::derive(&settings.secret),
@@ -275,6 +288,8 @@ impl Cluster {
             started: Instant::now(),
             tasks: Mutex::new(Vec::new()),
             next_session: AtomicU64::new(1),
+            peer_limits: PeerLimits::default(),
+            skip_log: Mutex::new(Throttle::default()),
             counters: ClusterCounters::default(),
             node,
         });
@@ -367,6 +382,20 @@ impl Cluster {
                     self.counters.digest_repairs.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(peer, %scope, "anti-entropy found divergence: sent a snapshot");
                 }
+                CoreEvent::Skipped { peer, items } => {
+                    self.counters
+                        .items_skipped
+                        .fetch_add(items as u64, Ordering::Relaxed);
+                    if let Some(suppressed) = lock(&self.skip_log).allow(Instant::now()) {
+                        tracing::warn!(
+                            peer,
+                            items,
+                            suppressed,
+                            "skipped items from a peer that are over this node's limits \
+                             (max_key_bytes, max_meta_bytes, max_message_bytes)"
+                        );
+                    }
+                }
                 CoreEvent::GapDetected { peer, scope } => {
                     self.counters.stream_gaps.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(peer, %scope, "gap in a peer's stream: asked for a snapshot");
@@ -417,9 +446,20 @@ impl Cluster {
         self.with_core(|core, node| core.handle_scope_disconnected(node, scope));
     }
 
-    /// Queues a frame for the node of incarnation `peer`; `false` if there is no link.
-    pub(crate) fn send(self: &Arc<Self>, peer: u64, frame: Frame) -> bool {
+    /// Queues a message or dispatch for the node of incarnation `peer`.
+    pub(crate) fn send(self: &Arc<Self>, peer: u64, frame: Frame) -> Result<(), Unsent> {
         self.with_core(|core, node| core.send(node, peer, frame))
+    }
+
+    /// The smallest limits among linked peers; `None` without any link.
+    pub(crate) fn peer_limits(&self) -> Option<Limits> {
+        self.peer_limits.get()
+    }
+
+    /// Recomputes the peer limits after the links changed (called with the table held).
+    fn refresh_peer_limits(&self, table: &LinkTable<Link>) {
+        let min = table.links().map(|(_, l)| l.limits).reduce(Limits::min);
+        self.peer_limits.set(min);
     }
 
     /// Peers with a completed handshake.
@@ -461,6 +501,8 @@ impl Cluster {
             digest_repairs: get(&c.digest_repairs),
             stream_gaps: get(&c.stream_gaps),
             bad_frames: get(&c.bad_frames),
+            items_skipped: get(&c.items_skipped),
+            resolver_panics: crate::conflict::resolver_panics(),
         }
     }
 
@@ -472,6 +514,7 @@ impl Cluster {
         let (closed, outputs) = {
             let mut table = lock(&self.links);
             let closed = table.sever(now + duration);
+            self.refresh_peer_limits(&table);
             let ((), outputs) = self.core_step(|core, node| {
                 for (peer, _) in &closed {
                     core.handle_peer_down(node, *peer, false);
@@ -504,6 +547,7 @@ impl Cluster {
             task.abort();
         }
         let links = lock(&self.links).clear();
+        self.peer_limits.set(None);
         drop(links);
     }
 
@@ -530,7 +574,7 @@ impl Cluster {
             let session = self.next_session.fetch_add(1, Ordering::Relaxed);
             let ((), outputs) = self.core_step(|core, node| {
                 core.handle_peer_down(node, incarnation, false);
-                core.handle_peer_up(node, incarnation, &peer.name, Instant::now());
+                core.handle_peer_up(node, incarnation, &peer.name, peer.limits, Instant::now());
             });
             lock(&self.unlinked).remove(&incarnation);
             let wake = Arc::new(Notify::new());
@@ -543,6 +587,7 @@ impl Cluster {
                     session,
                     name: peer.name.clone(),
                     addr: peer.addr,
+                    limits: peer.limits,
                     established_at: SystemTime::now(),
                     established: Instant::now(),
                     last_heard,
@@ -683,6 +728,7 @@ impl Cluster {
             else {
                 return;
             };
+            self.refresh_peer_limits(&table);
             let ((), outputs) =
                 self.core_step(|core, node| core.handle_peer_down(node, peer, false));
             lock(&self.unlinked).insert(peer, Instant::now());
@@ -702,6 +748,7 @@ impl Cluster {
         let (link, outputs) = {
             let mut table = lock(&self.links);
             let link = table.forget(peer);
+            self.refresh_peer_limits(&table);
             let ((), outputs) =
                 self.core_step(|core, node| core.handle_peer_down(node, peer, true));
             lock(&self.unlinked).remove(&peer);
@@ -844,6 +891,36 @@ impl Cluster {
             LinkStream::TlsClient(tls) => handshake(tls.as_mut(), &greeting, &self.key).await,
             #[cfg(feature = "tls")]
             LinkStream::TlsServer(tls) => handshake(tls.as_mut(), &greeting, &self.key).await,
+        }
+    }
+}
+
+/// The smallest limits among linked peers, readable without a lock (`usize::MAX` each
+/// while no peer is linked).
+struct PeerLimits([AtomicUsize; 3]);
+
+impl Default for PeerLimits {
+    fn default() -> Self {
+        PeerLimits(std::array::from_fn(|_| AtomicUsize::new(usize::MAX)))
+    }
+}
+
+impl PeerLimits {
+    fn get(&self) -> Option<Limits> {
+        let [key, meta, message] = self.0.each_ref().map(|a| a.load(Ordering::Relaxed));
+        (key != usize::MAX).then_some(Limits {
+            max_key_bytes: key,
+            max_meta_bytes: meta,
+            max_message_bytes: message,
+        })
+    }
+
+    fn set(&self, limits: Option<Limits>) {
+        let values = limits.map_or([usize::MAX; 3], |l| {
+            [l.max_key_bytes, l.max_meta_bytes, l.max_message_bytes]
+        });
+        for (atomic, value) in self.0.iter().zip(values) {
+            atomic.store(value, Ordering::Relaxed);
         }
     }
 }
@@ -1053,7 +1130,7 @@ async fn reader_loop<R: AsyncRead + Unpin>(
                     .counters
                     .bytes_received
                     .fetch_add(buf.len() as u64 + 4, Ordering::Relaxed);
-                match Frame::decode(&buf, &cluster.node.limits) {
+                match Frame::decode(&buf, &Limits::CEILING) {
                     Ok(frame) => {
                         cluster.with_core(|core, node| core.handle_frame(node, peer, frame))
                     }

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::key::Limits;
 use crate::replication::PROTOCOL_VERSION;
 
 /// Largest frame accepted from a peer. Snapshot chunks and op batches stay far below it.
@@ -37,6 +38,9 @@ pub(crate) struct Greeting {
     pub(crate) incarnation: u64,
     pub(crate) started_at_ms: u64,
     pub(crate) addr: SocketAddr,
+    /// What the node accepts from peers; a write or message over a linked peer's limits
+    /// fails at the caller instead of being lost.
+    pub(crate) limits: Limits,
     pub(crate) nonce: [u8; 32],
 }
 
@@ -234,6 +238,7 @@ mod tests {
             incarnation,
             started_at_ms: 1,
             addr: "127.0.0.1:1".parse().unwrap(),
+            limits: Limits::DEFAULT,
             nonce: rand::random(),
         }
     }

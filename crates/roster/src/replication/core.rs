@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use super::wire::Frame;
 use crate::event::Reason;
-use crate::key::ScopeName;
+use crate::key::{Limits, ScopeName};
 use crate::node::NodeShared;
 use crate::op::Op;
 use crate::process::ExitReason;
@@ -78,6 +78,18 @@ pub(crate) enum CoreEvent {
     Repaired { peer: u64, scope: ScopeName },
     /// A peer sent ops with a gap in its stream; a snapshot was requested.
     GapDetected { peer: u64, scope: ScopeName },
+    /// Items from a peer were over this node's limits and skipped: entries with a longer
+    /// key or larger meta, messages larger than `max_message_bytes`. The link stays.
+    Skipped { peer: u64, items: usize },
+}
+
+/// Why [`Core::send`] did not queue a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unsent {
+    /// The peer has no link.
+    NoLink,
+    /// The payload is over the peer's `max_message_bytes`.
+    TooLarge { max: usize },
 }
 
 /// This node's own stream in one scope.
@@ -142,6 +154,8 @@ enum CatchUp {
 #[derive(Debug)]
 struct Peer {
     name: String,
+    /// The limits the peer announced in its handshake.
+    limits: Limits,
     /// Whether a link is up.
     linked: bool,
     /// Scopes the peer is connected to.
@@ -161,9 +175,10 @@ struct Peer {
 }
 
 impl Peer {
-    fn new(name: String) -> Self {
+    fn new(name: String, limits: Limits) -> Self {
         Peer {
             name,
+            limits,
             linked: true,
             scopes: BTreeSet::new(),
             applied: HashMap::new(),
@@ -283,6 +298,7 @@ impl Core {
         node: &NodeShared,
         peer: u64,
         name: &str,
+        limits: Limits,
         now: Instant,
     ) {
         self.drain_outbox(node);
@@ -298,7 +314,8 @@ impl Core {
         let state = self
             .peers
             .entry(peer)
-            .or_insert_with(|| Peer::new(name.to_owned()));
+            .or_insert_with(|| Peer::new(name.to_owned(), limits));
+        state.limits = limits;
         state.linked = true;
         state.reset_link_state();
         let scopes = node.replicated_scopes();
@@ -473,12 +490,24 @@ impl Core {
                     self.send_snapshot(peer, &state);
                 }
             }
-            Frame::Message { to, from, payload } => node.deliver_remote(to, from, payload),
+            Frame::Message { to, from, payload } => {
+                if payload.encoded_len() > node.limits.max_message_bytes {
+                    self.skipped(peer, 1);
+                } else {
+                    node.deliver_remote(to, from, payload);
+                }
+            }
             Frame::Dispatch {
                 scope,
                 key,
                 payload,
-            } => node.dispatch_remote(&scope, &key, payload),
+            } => {
+                if payload.encoded_len() > node.limits.max_message_bytes {
+                    self.skipped(peer, 1);
+                } else {
+                    node.dispatch_remote(&scope, &key, payload);
+                }
+            }
             Frame::Ping => {}
         }
         // Applying may have made local processes lose names: ship their removals now.
@@ -589,6 +618,7 @@ impl Core {
             .filter(|op| op.pid().incarnation() == peer)
             .collect();
         peer_state.applied.insert(scope, last);
+        let fresh = self.within_limits(node, peer, fresh);
         let applied = state.apply_remote(fresh);
         node.conflicts_lost(applied);
     }
@@ -605,6 +635,7 @@ impl Core {
         let Some(state) = node.replicated_scope(&scope) else {
             return;
         };
+        let ops = self.within_limits(node, peer, ops);
         let peer_state = self.peers.get_mut(&peer).expect("checked by handle_frame");
         peer_state.applied.remove(&scope);
         let receiver = peer_state
@@ -636,13 +667,36 @@ impl Core {
             // Ops are in flight: compare another time.
             return;
         }
-        if state.digest(self.me) != digest {
+        let Some(limits) = self.peers.get(&peer).map(|p| p.limits) else {
+            return;
+        };
+        let ours = state.digest(self.me);
+        // A peer with smaller limits skipped our entries over them: compare what it can
+        // hold (a scan, only when the plain digests differ and the limits do).
+        let matches = ours == digest
+            || (limits.min(node.limits) != node.limits
+                && state.local_digest_within(&limits) == digest);
+        if !matches {
             self.events.push_back(CoreEvent::Repaired {
                 peer,
                 scope: scope.clone(),
             });
             self.send_snapshot(peer, &state);
         }
+    }
+
+    /// The ops this node's limits admit; the others are counted as skipped.
+    fn within_limits(&mut self, node: &NodeShared, peer: u64, mut ops: Vec<Op>) -> Vec<Op> {
+        let before = ops.len();
+        ops.retain(|op| node.limits.admits(op.key(), op.meta_len()));
+        if ops.len() < before {
+            self.skipped(peer, before - ops.len());
+        }
+        ops
+    }
+
+    fn skipped(&mut self, peer: u64, items: usize) {
+        self.events.push_back(CoreEvent::Skipped { peer, items });
     }
 
     /// Starts sending `peer` a full snapshot of our stream in `scope`; it is sent chunk by
@@ -686,17 +740,27 @@ impl Core {
         }
     }
 
-    /// Queues a frame for a peer outside the replication streams (messages, dispatch);
-    /// it keeps its place after the ops queued before it. Returns `false` if the peer has
-    /// no link.
-    pub(crate) fn send(&mut self, node: &NodeShared, peer: u64, frame: Frame) -> bool {
+    /// Queues a message or dispatch for a peer, after the ops queued before it. Refused
+    /// if the peer has no link or announced a smaller `max_message_bytes`.
+    pub(crate) fn send(
+        &mut self,
+        node: &NodeShared,
+        peer: u64,
+        frame: Frame,
+    ) -> Result<(), Unsent> {
         self.drain_outbox(node);
         let Some(state) = self.peers.get_mut(&peer).filter(|p| p.linked) else {
-            return false;
+            return Err(Unsent::NoLink);
         };
+        if let Frame::Message { payload, .. } | Frame::Dispatch { payload, .. } = &frame {
+            let max = state.limits.max_message_bytes;
+            if payload.encoded_len() > max {
+                return Err(Unsent::TooLarge { max });
+            }
+        }
         state.push(frame);
         self.check_overload();
-        true
+        Ok(())
     }
 
     /// The frames to send `peer` now, oldest first: everything queued, then at most one

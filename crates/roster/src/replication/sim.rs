@@ -241,8 +241,13 @@ impl Sim {
             };
             let now = self.now;
             let node = self.nodes[x].as_mut().expect("alive");
-            node.core
-                .handle_peer_up(node.node.shared(), peer_inc, &peer_name, now);
+            node.core.handle_peer_up(
+                node.node.shared(),
+                peer_inc,
+                &peer_name,
+                Limits::DEFAULT,
+                now,
+            );
         }
         self.flush(a);
         self.flush(b);
@@ -301,11 +306,7 @@ impl Sim {
         let from_inc = self.nodes[from].as_ref().map(|n| n.node.incarnation());
         if let (Some(node), Some(from_inc)) = (self.nodes[to].as_mut(), from_inc) {
             // Every frame crosses the real encoder and decoder.
-            let limits = Limits {
-                max_key_bytes: 1024,
-                max_meta_bytes: 64 * 1024,
-            };
-            let frame = Frame::decode(&frame.encode(), &limits).expect("valid frame");
+            let frame = Frame::decode(&frame.encode(), &Limits::CEILING).expect("valid frame");
             if std::env::var_os("ROSTER_SIM_TRACE").is_some() {
                 println!(
                     "t={} {from}->{to}: {frame:?}",

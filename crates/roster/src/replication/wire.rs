@@ -106,7 +106,9 @@ impl Frame {
         postcard::to_io(self, out).expect("frames always encode into a Vec");
     }
 
-    /// Decodes and validates a frame received from a peer.
+    /// Decodes and validates a frame received from a peer. `limits` are the protocol's
+    /// bounds ([`Limits::CEILING`]): items within them but over the receiving node's own
+    /// limits are skipped when applied, without failing the frame.
     pub(crate) fn decode(bytes: &[u8], limits: &Limits) -> Result<Frame, WireError> {
         let (frame, rest): (Frame, &[u8]) =
             postcard::take_from_bytes(bytes).map_err(|e| WireError::Malformed(e.to_string()))?;
@@ -123,16 +125,18 @@ impl Frame {
                 .write_key(s)
                 .map_err(|e| WireError::InvalidKey(e.to_string()))
         };
-        let meta = |m: &Meta| {
-            if m.encoded_len() > limits.max_meta_bytes {
+        let within = |m: &Meta, max: usize| {
+            if m.encoded_len() > max {
                 Err(WireError::MetaTooLarge {
                     len: m.encoded_len(),
-                    max: limits.max_meta_bytes,
+                    max,
                 })
             } else {
                 Ok(())
             }
         };
+        let meta = |m: &Meta| within(m, limits.max_meta_bytes);
+        let message = |m: &Meta| within(m, limits.max_message_bytes);
         let ops = |ops: &[Op]| {
             ops.iter().try_for_each(|op| {
                 scope(op.key())?;
@@ -159,7 +163,7 @@ impl Frame {
             }
             Frame::Digest { scope: s, .. } | Frame::Resync { scope: s } => scope(s),
             Frame::Ping => Ok(()),
-            Frame::Message { payload, .. } => meta(payload),
+            Frame::Message { payload, .. } => message(payload),
             Frame::Dispatch {
                 scope: s,
                 key,
@@ -167,7 +171,7 @@ impl Frame {
             } => {
                 scope(s)?;
                 scope(key)?;
-                meta(payload)
+                message(payload)
             }
         }
     }
@@ -181,6 +185,7 @@ mod tests {
     const LIMITS: Limits = Limits {
         max_key_bytes: 64,
         max_meta_bytes: 64,
+        max_message_bytes: 64,
     };
 
     fn sample() -> Vec<Frame> {

@@ -280,6 +280,35 @@ impl ScopeState {
             .fold(0, |acc, d| acc ^ d)
     }
 
+    /// The digest of this node's own live entries that fit `limits`: what a peer with
+    /// these limits holds of them when it is in sync. A scan: only for peers whose limits
+    /// are smaller than ours, and only when the plain digests differ.
+    pub(crate) fn local_digest_within(&self, limits: &crate::key::Limits) -> u128 {
+        self.snapshot_local()
+            .iter()
+            .filter(|op| limits.admits(op.key(), op.meta_len()))
+            .map(|op| match op {
+                Op::Register {
+                    key,
+                    pid,
+                    meta,
+                    registered_at,
+                    token,
+                } => super::digest::name(
+                    key,
+                    &Registration {
+                        pid: *pid,
+                        meta: meta.clone(),
+                        registered_at: *registered_at,
+                        token: *token,
+                    },
+                ),
+                Op::Join { key, pid, meta } => super::digest::member(key, *pid, meta),
+                Op::Unregister { .. } | Op::Leave { .. } => 0,
+            })
+            .fold(0, |acc, h| acc ^ h)
+    }
+
     /// Incarnations that have entries here (live or shadowed), besides this node's.
     pub(crate) fn remote_origins(&self) -> Vec<u64> {
         let mut origins: Vec<u64> = (0..super::SHARDS)
