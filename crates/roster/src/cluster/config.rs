@@ -74,7 +74,8 @@ impl ClusterConfig {
     }
 
     /// A name that must match on every node (default `"roster"`): links to nodes of another
-    /// cluster are refused even with the same secret.
+    /// cluster are refused even with the same secret. Keep it short (a few dozen bytes): it
+    /// travels in every handshake greeting, which peers cap at 8 KiB with the node name.
     pub fn cluster_name(mut self, name: impl Into<String>) -> Self {
         self.cluster_name = name.into();
         self

@@ -11,7 +11,9 @@
 //! 3. each side checks the peer's proof against its own nonce.
 //!
 //! A mismatch refuses the link with a [`HandshakeError`] that says why; nothing else
-//! changes.
+//! changes. Until the peer is proven, its frames are capped at
+//! [`MAX_HANDSHAKE_FRAME_BYTES`], and a frame's buffer only ever grows with the bytes that
+//! actually arrived, so an unauthenticated client cannot make a node allocate much.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -22,8 +24,18 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::replication::PROTOCOL_VERSION;
 
-/// Largest frame accepted from a peer. Snapshot chunks and op batches stay far below it.
+/// Largest frame accepted from a proven peer. Snapshot chunks and op batches stay far
+/// below it.
 pub(crate) const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
+
+/// Largest frame accepted during the handshake. A proof is 32 bytes; a greeting is about
+/// 70 bytes plus the cluster and node names (a node name is a key, at most 1 KiB by
+/// default). The rest is headroom for names of a few KiB and fields added later.
+pub(crate) const MAX_HANDSHAKE_FRAME_BYTES: usize = 8 * 1024;
+
+/// Most a frame's buffer grows by before the bytes to fill it have arrived: a peer that
+/// announces a large frame and sends nothing costs at most this much.
+const READ_STEP_BYTES: usize = 64 * 1024;
 
 /// How long a handshake may take before the link is dropped.
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -52,9 +64,18 @@ pub enum HandshakeError {
     /// The peer sent bytes that are not a handshake message.
     #[error("malformed handshake message: {0}")]
     Malformed(String),
-    /// The peer announced a frame larger than the 64 MiB limit.
-    #[error("peer announced a {0}-byte frame, over the {MAX_FRAME_BYTES}-byte limit")]
-    FrameTooLarge(usize),
+    /// The peer announced a frame over the limit in force: [`MAX_HANDSHAKE_FRAME_BYTES`]
+    /// during the handshake, [`MAX_FRAME_BYTES`] after it.
+    #[error(
+        "peer announced a {len}-byte frame, over the {max}-byte limit at this stage of the link: \
+         it is not a Roster node of this version, or it misbehaves"
+    )]
+    FrameTooLarge {
+        /// The announced length.
+        len: usize,
+        /// The limit in force.
+        max: usize,
+    },
     /// The peer speaks another protocol version.
     #[error(
         "peer {peer} speaks protocol version {theirs}, this node speaks {ours}: upgrade the older node"
@@ -119,10 +140,14 @@ pub(crate) async fn write_frame<W: AsyncWrite + Unpin>(
     w.write_all(bytes).await
 }
 
-/// Reads one frame into `buf`; `Ok(false)` at a clean end of stream.
+/// Reads one frame of at most `max` bytes into `buf`; `Ok(false)` at a clean end of stream.
+///
+/// `buf` grows with the bytes received, by at most [`READ_STEP_BYTES`] ahead of them,
+/// never straight to the announced length.
 pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
     r: &mut R,
     buf: &mut Vec<u8>,
+    max: usize,
 ) -> Result<bool, HandshakeError> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
@@ -131,11 +156,15 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
         Err(e) => return Err(e.into()),
     }
     let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_FRAME_BYTES {
-        return Err(HandshakeError::FrameTooLarge(len));
+    if len > max {
+        return Err(HandshakeError::FrameTooLarge { len, max });
     }
-    buf.resize(len, 0);
-    r.read_exact(buf).await?;
+    buf.clear();
+    while buf.len() < len {
+        let filled = buf.len();
+        buf.resize(len.min(filled + READ_STEP_BYTES), 0);
+        r.read_exact(&mut buf[filled..]).await?;
+    }
     Ok(true)
 }
 
@@ -162,14 +191,14 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         &postcard::to_stdvec(ours).expect("greetings encode"),
     )
     .await?;
-    if !read_frame(stream, &mut buf).await? {
+    if !read_frame(stream, &mut buf, MAX_HANDSHAKE_FRAME_BYTES).await? {
         return Err(HandshakeError::Malformed("closed before greeting".into()));
     }
     let theirs = decode_greeting(&buf)?;
     check_greeting(ours, &theirs)?;
     let proof = key.proof(&theirs.nonce, ours.incarnation, theirs.incarnation);
     write_frame(stream, proof.as_bytes()).await?;
-    if !read_frame(stream, &mut buf).await? {
+    if !read_frame(stream, &mut buf, MAX_HANDSHAKE_FRAME_BYTES).await? {
         return Err(HandshakeError::BadProof {
             peer: theirs.name.clone(),
         });
@@ -224,6 +253,8 @@ fn check_greeting(ours: &Greeting, theirs: &Greeting) -> Result<(), HandshakeErr
 
 #[cfg(test)]
 mod tests {
+    use tokio::time::timeout;
+
     use super::*;
 
     fn greeting(incarnation: u64) -> Greeting {
@@ -284,10 +315,94 @@ mod tests {
         let mut bytes: &[u8] = &[0xff, 0xff, 0xff, 0xff];
         let mut buf = Vec::new();
         assert!(matches!(
-            read_frame(&mut bytes, &mut buf).await,
-            Err(HandshakeError::FrameTooLarge(_))
+            read_frame(&mut bytes, &mut buf, MAX_FRAME_BYTES).await,
+            Err(HandshakeError::FrameTooLarge {
+                len: 0xffff_ffff,
+                max: MAX_FRAME_BYTES
+            })
         ));
         assert!(buf.capacity() < 1024);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_announced_frame_costs_only_the_bytes_that_arrived() {
+        let (mut peer, mut ours) = tokio::io::duplex(256 * 1024);
+        // 60 MiB announced, 100 KiB sent, then silence with the link open.
+        peer.write_all(&(60u32 << 20).to_be_bytes()).await.unwrap();
+        peer.write_all(&[7; 100 * 1024]).await.unwrap();
+        let mut buf = Vec::new();
+        let read = read_frame(&mut ours, &mut buf, MAX_FRAME_BYTES);
+        // Paused time: the timeout fires as soon as the read is stuck waiting.
+        assert!(timeout(HANDSHAKE_TIMEOUT, read).await.is_err());
+        assert!(
+            buf.capacity() <= 2 * (100 * 1024 + READ_STEP_BYTES),
+            "buffer grew to {} bytes",
+            buf.capacity()
+        );
+        drop(peer);
+    }
+
+    #[tokio::test]
+    async fn frames_longer_than_a_read_step_arrive_whole() {
+        let (mut peer, mut ours) = tokio::io::duplex(4096);
+        let body: Vec<u8> = (0..3 * READ_STEP_BYTES + 5).map(|i| i as u8).collect();
+        let sent = body.clone();
+        let writer = tokio::spawn(async move {
+            write_frame(&mut peer, &sent).await.unwrap();
+            write_frame(&mut peer, b"next").await.unwrap();
+            // Half a frame, then the end of the stream.
+            peer.write_all(&10u32.to_be_bytes()).await.unwrap();
+            peer.write_all(b"half").await.unwrap();
+        });
+        let mut buf = Vec::new();
+        assert!(
+            read_frame(&mut ours, &mut buf, MAX_FRAME_BYTES)
+                .await
+                .unwrap()
+        );
+        assert_eq!(buf, body);
+        assert!(
+            read_frame(&mut ours, &mut buf, MAX_FRAME_BYTES)
+                .await
+                .unwrap()
+        );
+        assert_eq!(buf, b"next");
+        writer.await.unwrap();
+        assert!(matches!(
+            read_frame(&mut ours, &mut buf, MAX_FRAME_BYTES).await,
+            Err(HandshakeError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof
+        ));
+        assert!(
+            !read_frame(&mut ours, &mut buf, MAX_FRAME_BYTES)
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_greeting_over_the_handshake_cap_is_refused() {
+        let (mut peer, mut ours) = tokio::io::duplex(64 * 1024);
+        let len = MAX_HANDSHAKE_FRAME_BYTES as u32 + 1;
+        peer.write_all(&len.to_be_bytes()).await.unwrap();
+        // The link stays open: the refusal must not wait for the body.
+        let error = handshake(&mut ours, &greeting(1), &ClusterKey::derive(b"s"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                HandshakeError::FrameTooLarge {
+                    len,
+                    max: MAX_HANDSHAKE_FRAME_BYTES
+                } if len == MAX_HANDSHAKE_FRAME_BYTES + 1
+            ),
+            "{error:?}"
+        );
+        assert!(
+            error.to_string().contains("over the 8192-byte limit"),
+            "{error}"
+        );
+        drop(peer);
     }
 
     #[test]
