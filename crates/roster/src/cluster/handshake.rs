@@ -76,6 +76,21 @@ pub enum HandshakeError {
         /// The limit in force.
         max: usize,
     },
+    /// The peer closed the link before sending its greeting.
+    #[error(
+        "the peer closed the link before sending its greeting: it may have refused this node \
+         (check its logs), or lost a race with a concurrent link between the same nodes"
+    )]
+    ClosedBeforeGreeting,
+    /// The peer closed the link after its greeting, before sending its proof.
+    #[error(
+        "peer {peer} closed the link before sending its proof: it may have refused this node \
+         (check its logs), or lost a race with a concurrent link between the same nodes"
+    )]
+    ClosedBeforeProof {
+        /// The peer's name, from its greeting.
+        peer: String,
+    },
     /// The peer speaks another protocol version.
     #[error(
         "peer {peer} speaks protocol version {theirs}, this node speaks {ours}: upgrade the older node"
@@ -186,22 +201,15 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     key: &ClusterKey,
 ) -> Result<Greeting, HandshakeError> {
     let mut buf = Vec::new();
-    write_frame(
-        stream,
-        &postcard::to_stdvec(ours).expect("greetings encode"),
-    )
-    .await?;
-    if !read_frame(stream, &mut buf, MAX_HANDSHAKE_FRAME_BYTES).await? {
-        return Err(HandshakeError::Malformed("closed before greeting".into()));
+    let greeting = postcard::to_stdvec(ours).expect("greetings encode");
+    if !send_then_receive(stream, &greeting, &mut buf).await? {
+        return Err(HandshakeError::ClosedBeforeGreeting);
     }
     let theirs = decode_greeting(&buf)?;
     check_greeting(ours, &theirs)?;
     let proof = key.proof(&theirs.nonce, ours.incarnation, theirs.incarnation);
-    write_frame(stream, proof.as_bytes()).await?;
-    if !read_frame(stream, &mut buf, MAX_HANDSHAKE_FRAME_BYTES).await? {
-        return Err(HandshakeError::BadProof {
-            peer: theirs.name.clone(),
-        });
+    if !send_then_receive(stream, proof.as_bytes(), &mut buf).await? {
+        return Err(HandshakeError::ClosedBeforeProof { peer: theirs.name });
     }
     let expected = key.proof(&ours.nonce, theirs.incarnation, ours.incarnation);
     let received: [u8; 32] = buf
@@ -215,6 +223,33 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         return Err(HandshakeError::BadProof { peer: theirs.name });
     }
     Ok(theirs)
+}
+
+/// Sends one handshake frame, then reads the peer's into `buf`. `Ok(false)` if the peer
+/// closed or reset the link before its frame arrived whole.
+async fn send_then_receive<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    frame: &[u8],
+    buf: &mut Vec<u8>,
+) -> Result<bool, HandshakeError> {
+    let result = async {
+        write_frame(stream, frame).await?;
+        read_frame(stream, buf, MAX_HANDSHAKE_FRAME_BYTES).await
+    }
+    .await;
+    match result {
+        Err(HandshakeError::Io(e)) if peer_closed(&e) => Ok(false),
+        other => other,
+    }
+}
+
+/// Whether an i/o error means the peer closed or reset the link.
+fn peer_closed(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    matches!(
+        e.kind(),
+        BrokenPipe | ConnectionAborted | ConnectionReset | UnexpectedEof
+    )
 }
 
 /// Decodes a peer's greeting (fuzzed: never panics).
@@ -253,6 +288,7 @@ fn check_greeting(ours: &Greeting, theirs: &Greeting) -> Result<(), HandshakeErr
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::DuplexStream;
     use tokio::time::timeout;
 
     use super::*;
@@ -379,6 +415,16 @@ mod tests {
         );
     }
 
+    /// Runs our side of the handshake against a scripted peer on the other end.
+    async fn against<F: Future<Output = ()>>(
+        script: impl FnOnce(DuplexStream) -> F,
+    ) -> Result<Greeting, HandshakeError> {
+        let (peer, mut ours) = tokio::io::duplex(64 * 1024);
+        let (ours_greeting, key) = (greeting(1), ClusterKey::derive(b"s"));
+        let (result, ()) = tokio::join!(handshake(&mut ours, &ours_greeting, &key), script(peer));
+        result
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_greeting_over_the_handshake_cap_is_refused() {
         let (mut peer, mut ours) = tokio::io::duplex(64 * 1024);
@@ -403,6 +449,58 @@ mod tests {
             "{error}"
         );
         drop(peer);
+    }
+
+    #[tokio::test]
+    async fn a_peer_closing_before_its_proof_is_not_a_bad_secret() {
+        let theirs = postcard::to_stdvec(&greeting(2)).unwrap();
+        // The peer reads our greeting and proof, then closes without sending its proof.
+        let after_our_proof = against(|mut peer| async move {
+            write_frame(&mut peer, &theirs).await.unwrap();
+            let mut buf = Vec::new();
+            for _ in 0..2 {
+                assert!(
+                    read_frame(&mut peer, &mut buf, MAX_FRAME_BYTES)
+                        .await
+                        .unwrap()
+                );
+            }
+        })
+        .await;
+        // The peer closes right after reading our greeting.
+        let theirs = postcard::to_stdvec(&greeting(2)).unwrap();
+        let after_our_greeting = against(|mut peer| async move {
+            write_frame(&mut peer, &theirs).await.unwrap();
+            let mut buf = Vec::new();
+            assert!(
+                read_frame(&mut peer, &mut buf, MAX_FRAME_BYTES)
+                    .await
+                    .unwrap()
+            );
+        })
+        .await;
+        for result in [after_our_proof, after_our_greeting] {
+            let error = result.unwrap_err();
+            assert!(
+                matches!(&error, HandshakeError::ClosedBeforeProof { peer } if peer == "n2"),
+                "{error:?}"
+            );
+            assert!(
+                error
+                    .to_string()
+                    .contains("closed the link before sending its proof"),
+                "{error}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_peer_closing_at_once_has_sent_no_greeting() {
+        let result = against(|peer| async move { drop(peer) }).await;
+        assert!(
+            matches!(result, Err(HandshakeError::ClosedBeforeGreeting)),
+            "{result:?}"
+        );
     }
 
     #[test]
