@@ -22,8 +22,9 @@
 //! [`foca::Config::max_packet_size`] bytes) followed by a 16-byte MAC: the first 16 bytes
 //! of the blake3 keyed hash of the packet, keyed by
 //! `blake3::derive_key("roster membership v1", secret)`. A datagram with a bad MAC is
-//! dropped and counted before anything decodes it; the secret never goes on the wire. The
-//! MAC gives authenticity, not freshness: a captured datagram can be replayed, which SWIM
+//! refused before anything decodes it: counted ([`MembershipHandle::refused_datagrams`])
+//! and logged, at warn at most once per 10 s for the whole node (the rest at debug). The
+//! secret never goes on the wire. The MAC gives authenticity, not freshness: a captured datagram can be replayed, which SWIM
 //! tolerates (stale incarnations and probe numbers are ignored).
 //!
 //! # Identity and restarts
@@ -85,6 +86,11 @@ const MAX_TIMERS_PER_WAKE: usize = 256;
 
 /// Pause after a failed `recv_from`, so a persistent socket error cannot spin the task.
 const RECV_ERROR_BACKOFF: Duration = Duration::from_millis(10);
+
+/// At most one warn line per this interval about refused datagrams, for the whole node
+/// (the others go to debug). Long enough that a misconfigured node announcing every few
+/// seconds cannot flood the log, short enough that the problem shows soon after start.
+const REFUSED_WARN_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Identity of a member as SWIM sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -189,8 +195,8 @@ pub(crate) struct MembershipConfig {
     /// Start value: `foca::Config::new_lan(32)` (1 s probe period, 1400-byte packets).
     pub(crate) foca: foca::Config,
     /// Shared cluster secret material. Every datagram carries a 16-byte MAC keyed by a key
-    /// derived from it; datagrams with a bad MAC are dropped and counted (debug log), never
-    /// decoded. The secret never goes on the wire. Nodes with different secrets never see
+    /// derived from it; datagrams with a bad MAC are refused, counted and logged (warn,
+    /// rate-limited), never decoded. The secret never goes on the wire. Nodes with different secrets never see
     /// each other. Any length works, an empty secret included (then it only separates
     /// clusters, it does not authenticate).
     ///
@@ -260,7 +266,10 @@ enum DatagramError {
         max: usize,
     },
     /// The MAC does not match: another cluster's secret, corruption or forgery.
-    #[error("datagram MAC mismatch (wrong cluster secret, corruption or forgery)")]
+    #[error(
+        "datagram MAC mismatch: the sender has another cluster secret (check its \
+         configuration), or the datagram was corrupted or forged"
+    )]
     BadMac,
 }
 
@@ -506,12 +515,41 @@ impl MemberView {
     }
 }
 
+/// Rate limit of the warn line about refused datagrams: one line per
+/// [`REFUSED_WARN_INTERVAL`] for the whole node, whatever the source, carrying how many
+/// refusals it suppressed since the previous line. Not per source: sources are spoofable,
+/// so a per-source limit would need memory without bound.
+#[derive(Debug, Default)]
+struct RefusedWarnings {
+    /// When the last warn line went out.
+    last: Option<Instant>,
+    /// Refusals since then that got no warn line.
+    suppressed: u64,
+}
+
+impl RefusedWarnings {
+    /// Records a refusal at `now`. `Some(suppressed)` if it gets a warn line, with the
+    /// number of refusals suppressed since the previous one; `None` if it is suppressed.
+    fn admit(&mut self, now: Instant) -> Option<u64> {
+        match self.last {
+            Some(last) if now.saturating_duration_since(last) < REFUSED_WARN_INTERVAL => {
+                self.suppressed += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
+}
+
 /// State shared between the task and its handle.
 struct Shared {
     /// Live members, republished by the task after every change.
     members: ArcSwap<Vec<MemberId>>,
-    /// Datagrams dropped before decoding (bad MAC, bad length).
-    rejected_datagrams: AtomicU64,
+    /// Datagrams refused before decoding (bad MAC, bad length).
+    refused_datagrams: AtomicU64,
 }
 
 /// Requests from the handle to the task.
@@ -566,10 +604,11 @@ impl MembershipHandle {
         }
     }
 
-    /// Datagrams this node dropped before decoding (bad MAC or length).
-    #[cfg(test)]
-    fn rejected_datagrams(&self) -> u64 {
-        self.shared.rejected_datagrams.load(AtomicOrdering::Relaxed)
+    /// Datagrams this node refused before decoding them, since it started: a bad MAC
+    /// (a node with another cluster secret) or a bad length. Never decreases.
+    #[allow(dead_code)] // read by the driver's `ClusterStats` (in progress)
+    pub(crate) fn refused_datagrams(&self) -> u64 {
+        self.shared.refused_datagrams.load(AtomicOrdering::Relaxed)
     }
 }
 
@@ -608,7 +647,7 @@ pub(crate) fn spawn_membership(
     }
     let shared = Arc::new(Shared {
         members: ArcSwap::from_pointee(Vec::new()),
-        rejected_datagrams: AtomicU64::new(0),
+        refused_datagrams: AtomicU64::new(0),
     });
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
     let max_packet_size = config.foca.max_packet_size.get();
@@ -624,6 +663,7 @@ pub(crate) fn spawn_membership(
         shared: shared.clone(),
         send_buf: Vec::with_capacity(max_packet_size + MAC_LEN),
         pending_events: Vec::new(),
+        refused_warnings: RefusedWarnings::default(),
     };
     let seeds: Arc<[String]> = config.seeds.into();
     let interval = config.announce_interval.max(MIN_ANNOUNCE_INTERVAL);
@@ -660,6 +700,8 @@ struct Driver {
     send_buf: Vec<u8>,
     /// Reused buffer for the events of one foca call.
     pending_events: Vec<MembershipEvent>,
+    /// Rate limit of the warn line about refused datagrams.
+    refused_warnings: RefusedWarnings,
 }
 
 impl Driver {
@@ -722,12 +764,22 @@ impl Driver {
                 self.after_call("handle_data", result).await;
             }
             Err(error) => {
-                let rejected = self
+                let refused = self
                     .shared
-                    .rejected_datagrams
+                    .refused_datagrams
                     .fetch_add(1, AtomicOrdering::Relaxed)
                     + 1;
-                tracing::debug!(%from, %error, rejected, "membership: datagram dropped");
+                match self.refused_warnings.admit(Instant::now()) {
+                    Some(suppressed) => tracing::warn!(
+                        %from,
+                        %error,
+                        refused,
+                        suppressed,
+                        "membership: datagram refused (one such line per 10 s at most; \
+                         `suppressed` counts those refused since the last one without a line)"
+                    ),
+                    None => tracing::debug!(%from, %error, refused, "membership: datagram refused"),
+                }
             }
         }
     }
@@ -1093,6 +1145,29 @@ mod tests {
     }
 
     #[test]
+    fn refused_datagrams_get_one_warn_line_per_interval_with_the_suppressed_count() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let interval = REFUSED_WARN_INTERVAL.as_millis() as u64;
+        let mut warnings = RefusedWarnings::default();
+        assert_eq!(warnings.admit(at(0)), Some(0), "the first refusal warns");
+        assert_eq!(warnings.admit(at(1)), None);
+        assert_eq!(warnings.admit(at(interval - 1)), None);
+        assert_eq!(
+            warnings.admit(at(interval)),
+            Some(2),
+            "one interval later: warns, with the two suppressed"
+        );
+        assert_eq!(warnings.admit(at(interval + 1)), None);
+        assert_eq!(
+            warnings.admit(at(10 * interval)),
+            Some(1),
+            "after a quiet spell"
+        );
+        assert_eq!(warnings.admit(at(10 * interval + 2)), None);
+    }
+
+    #[test]
     fn timers_come_out_by_deadline_then_foca_order() {
         let now = Instant::now();
         let mut queue = TimerQueue::default();
@@ -1306,13 +1381,11 @@ mod tests {
         wait_all_up(&mut b, &[&ida]).await;
 
         let mut intruder = start("intruder", config(&[ida.addr, idb.addr], b"wrong secret")).await;
-        // The intruder's announces reach both and are dropped...
-        wait_until("a and b drop the intruder's datagrams", || {
-            a.handle.rejected_datagrams() >= 2 && b.handle.rejected_datagrams() >= 2
+        // The intruder's announces reach both and are refused, round after round.
+        wait_until("a and b refuse several of the intruder's datagrams", || {
+            a.handle.refused_datagrams() >= 4 && b.handle.refused_datagrams() >= 4
         })
         .await;
-        // ...for several more announce rounds.
-        tokio::time::sleep(Duration::from_secs(2)).await;
 
         let intruder_id = intruder.id.incarnation;
         for node in [&mut a, &mut b] {
