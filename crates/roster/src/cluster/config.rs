@@ -136,6 +136,7 @@ impl ClusterConfig {
         membership.seeds = self.seeds.clone();
         membership.announce_interval = self.announce_interval;
         membership.secret = self.secret.clone();
+        membership.cluster = self.cluster_name.clone();
         ClusterSettings {
             listen: self.listen,
             cluster: self.cluster_name.clone(),
@@ -166,5 +167,20 @@ impl std::fmt::Debug for ClusterConfig {
             .field("failure_detection", &self.failure_detection)
             .field("secret", &"<redacted>")
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cluster_name_reaches_the_handshake_and_membership() {
+        let settings = ClusterConfig::new("127.0.0.1:0".parse().unwrap(), "s3cret")
+            .cluster_name("prod")
+            .settings();
+        assert_eq!(settings.cluster, "prod");
+        assert_eq!(settings.membership.cluster, "prod");
+        assert_eq!(settings.membership.secret, b"s3cret");
     }
 }
