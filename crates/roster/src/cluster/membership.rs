@@ -633,8 +633,9 @@ impl MembershipHandle {
         }
     }
 
-    /// Datagrams this node refused before decoding them, since it started: a bad MAC
-    /// (a node with another cluster secret) or a bad length. Never decreases.
+    /// Datagrams this node refused before decoding them, since it started: a bad MAC (a
+    /// node with another cluster secret, cluster name or protocol version) or a bad
+    /// length. Never decreases.
     #[allow(dead_code)] // read by the driver's `ClusterStats` (in progress)
     pub(crate) fn refused_datagrams(&self) -> u64 {
         self.shared.refused_datagrams.load(AtomicOrdering::Relaxed)
@@ -804,8 +805,8 @@ impl Driver {
                         %error,
                         refused,
                         suppressed,
-                        "membership: datagram refused (one such line per 10 s at most; \
-                         `suppressed` counts those refused since the last one without a line)"
+                        "membership: datagram refused (this line is rate-limited: `suppressed` \
+                         counts the refusals since the previous one)"
                     ),
                     None => tracing::debug!(%from, %error, refused, "membership: datagram refused"),
                 }
