@@ -77,7 +77,8 @@ impl ClusterConfig {
     }
 
     /// A name that must match on every node (default `"roster"`): links to nodes of another
-    /// cluster are refused even with the same secret.
+    /// cluster are refused even with the same secret. Keep it short (a few dozen bytes): it
+    /// travels in every handshake greeting, which peers cap at 8 KiB with the node name.
     pub fn cluster_name(mut self, name: impl Into<String>) -> Self {
         self.cluster_name = name.into();
         self
@@ -154,6 +155,7 @@ impl ClusterConfig {
         membership.seeds = self.seeds.clone();
         membership.announce_interval = self.announce_interval;
         membership.secret = self.secret.clone();
+        membership.cluster = self.cluster_name.clone();
         ClusterSettings {
             listen: self.listen,
             cluster: self.cluster_name.clone(),
@@ -185,5 +187,20 @@ impl std::fmt::Debug for ClusterConfig {
             .field("failure_detection", &self.failure_detection)
             .field("secret", &"<redacted>")
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cluster_name_reaches_the_handshake_and_membership() {
+        let settings = ClusterConfig::new("127.0.0.1:0".parse().unwrap(), "s3cret")
+            .cluster_name("prod")
+            .settings();
+        assert_eq!(settings.cluster, "prod");
+        assert_eq!(settings.membership.cluster, "prod");
+        assert_eq!(settings.membership.secret, b"s3cret");
     }
 }

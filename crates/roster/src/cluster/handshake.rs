@@ -11,7 +11,9 @@
 //! 3. each side checks the peer's proof against its own nonce.
 //!
 //! A mismatch refuses the link with a [`HandshakeError`] that says why; nothing else
-//! changes.
+//! changes. Until the peer is proven, its frames are capped at
+//! [`MAX_HANDSHAKE_FRAME_BYTES`], and a frame's buffer only ever grows with the bytes that
+//! actually arrived, so an unauthenticated client cannot make a node allocate much.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -23,8 +25,18 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::key::Limits;
 use crate::replication::PROTOCOL_VERSION;
 
-/// Largest frame accepted from a peer. Snapshot chunks and op batches stay far below it.
+/// Largest frame accepted from a proven peer. Snapshot chunks and op batches stay far
+/// below it.
 pub(crate) const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
+
+/// Largest frame accepted during the handshake. A proof is 32 bytes; a greeting is about
+/// 70 bytes plus the cluster and node names (a node name is a key, at most 1 KiB by
+/// default). The rest is headroom for names of a few KiB and fields added later.
+pub(crate) const MAX_HANDSHAKE_FRAME_BYTES: usize = 8 * 1024;
+
+/// Most a frame's buffer grows by before the bytes to fill it have arrived: a peer that
+/// announces a large frame and sends nothing costs at most this much.
+const READ_STEP_BYTES: usize = 64 * 1024;
 
 /// How long a handshake may take before the link is dropped.
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -56,9 +68,33 @@ pub enum HandshakeError {
     /// The peer sent bytes that are not a handshake message.
     #[error("malformed handshake message: {0}")]
     Malformed(String),
-    /// The peer announced a frame larger than the 64 MiB limit.
-    #[error("peer announced a {0}-byte frame, over the {MAX_FRAME_BYTES}-byte limit")]
-    FrameTooLarge(usize),
+    /// The peer announced a frame over the limit in force: [`MAX_HANDSHAKE_FRAME_BYTES`]
+    /// during the handshake, [`MAX_FRAME_BYTES`] after it.
+    #[error(
+        "peer announced a {len}-byte frame, over the {max}-byte limit at this stage of the link: \
+         it is not a Roster node of this version, or it misbehaves"
+    )]
+    FrameTooLarge {
+        /// The announced length.
+        len: usize,
+        /// The limit in force.
+        max: usize,
+    },
+    /// The peer closed the link before sending its greeting.
+    #[error(
+        "the peer closed the link before sending its greeting: it may have refused this node \
+         (check its logs), or lost a race with a concurrent link between the same nodes"
+    )]
+    ClosedBeforeGreeting,
+    /// The peer closed the link after its greeting, before sending its proof.
+    #[error(
+        "peer {peer} closed the link before sending its proof: it may have refused this node \
+         (check its logs), or lost a race with a concurrent link between the same nodes"
+    )]
+    ClosedBeforeProof {
+        /// The peer's name, from its greeting.
+        peer: String,
+    },
     /// The peer speaks another protocol version.
     #[error(
         "peer {peer} speaks protocol version {theirs}, this node speaks {ours}: upgrade the older node"
@@ -123,10 +159,14 @@ pub(crate) async fn write_frame<W: AsyncWrite + Unpin>(
     w.write_all(bytes).await
 }
 
-/// Reads one frame into `buf`; `Ok(false)` at a clean end of stream.
+/// Reads one frame of at most `max` bytes into `buf`; `Ok(false)` at a clean end of stream.
+///
+/// `buf` grows with the bytes received, by at most [`READ_STEP_BYTES`] ahead of them,
+/// never straight to the announced length.
 pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
     r: &mut R,
     buf: &mut Vec<u8>,
+    max: usize,
 ) -> Result<bool, HandshakeError> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
@@ -135,11 +175,15 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
         Err(e) => return Err(e.into()),
     }
     let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_FRAME_BYTES {
-        return Err(HandshakeError::FrameTooLarge(len));
+    if len > max {
+        return Err(HandshakeError::FrameTooLarge { len, max });
     }
-    buf.resize(len, 0);
-    r.read_exact(buf).await?;
+    buf.clear();
+    while buf.len() < len {
+        let filled = buf.len();
+        buf.resize(len.min(filled + READ_STEP_BYTES), 0);
+        r.read_exact(&mut buf[filled..]).await?;
+    }
     Ok(true)
 }
 
@@ -161,22 +205,15 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     key: &ClusterKey,
 ) -> Result<Greeting, HandshakeError> {
     let mut buf = Vec::new();
-    write_frame(
-        stream,
-        &postcard::to_stdvec(ours).expect("greetings encode"),
-    )
-    .await?;
-    if !read_frame(stream, &mut buf).await? {
-        return Err(HandshakeError::Malformed("closed before greeting".into()));
+    let greeting = postcard::to_stdvec(ours).expect("greetings encode");
+    if !send_then_receive(stream, &greeting, &mut buf).await? {
+        return Err(HandshakeError::ClosedBeforeGreeting);
     }
     let theirs = decode_greeting(&buf)?;
     check_greeting(ours, &theirs)?;
     let proof = key.proof(&theirs.nonce, ours.incarnation, theirs.incarnation);
-    write_frame(stream, proof.as_bytes()).await?;
-    if !read_frame(stream, &mut buf).await? {
-        return Err(HandshakeError::BadProof {
-            peer: theirs.name.clone(),
-        });
+    if !send_then_receive(stream, proof.as_bytes(), &mut buf).await? {
+        return Err(HandshakeError::ClosedBeforeProof { peer: theirs.name });
     }
     let expected = key.proof(&ours.nonce, theirs.incarnation, ours.incarnation);
     let received: [u8; 32] = buf
@@ -190,6 +227,33 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         return Err(HandshakeError::BadProof { peer: theirs.name });
     }
     Ok(theirs)
+}
+
+/// Sends one handshake frame, then reads the peer's into `buf`. `Ok(false)` if the peer
+/// closed or reset the link before its frame arrived whole.
+async fn send_then_receive<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    frame: &[u8],
+    buf: &mut Vec<u8>,
+) -> Result<bool, HandshakeError> {
+    let result = async {
+        write_frame(stream, frame).await?;
+        read_frame(stream, buf, MAX_HANDSHAKE_FRAME_BYTES).await
+    }
+    .await;
+    match result {
+        Err(HandshakeError::Io(e)) if peer_closed(&e) => Ok(false),
+        other => other,
+    }
+}
+
+/// Whether an i/o error means the peer closed or reset the link.
+fn peer_closed(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    matches!(
+        e.kind(),
+        BrokenPipe | ConnectionAborted | ConnectionReset | UnexpectedEof
+    )
 }
 
 /// Decodes a peer's greeting (fuzzed: never panics).
@@ -228,6 +292,9 @@ fn check_greeting(ours: &Greeting, theirs: &Greeting) -> Result<(), HandshakeErr
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::DuplexStream;
+    use tokio::time::timeout;
+
     use super::*;
 
     fn greeting(incarnation: u64) -> Greeting {
@@ -289,10 +356,156 @@ mod tests {
         let mut bytes: &[u8] = &[0xff, 0xff, 0xff, 0xff];
         let mut buf = Vec::new();
         assert!(matches!(
-            read_frame(&mut bytes, &mut buf).await,
-            Err(HandshakeError::FrameTooLarge(_))
+            read_frame(&mut bytes, &mut buf, MAX_FRAME_BYTES).await,
+            Err(HandshakeError::FrameTooLarge {
+                len: 0xffff_ffff,
+                max: MAX_FRAME_BYTES
+            })
         ));
         assert!(buf.capacity() < 1024);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_announced_frame_costs_only_the_bytes_that_arrived() {
+        let (mut peer, mut ours) = tokio::io::duplex(256 * 1024);
+        // 60 MiB announced, 100 KiB sent, then silence with the link open.
+        peer.write_all(&(60u32 << 20).to_be_bytes()).await.unwrap();
+        peer.write_all(&[7; 100 * 1024]).await.unwrap();
+        let mut buf = Vec::new();
+        let read = read_frame(&mut ours, &mut buf, MAX_FRAME_BYTES);
+        // Paused time: the timeout fires as soon as the read is stuck waiting.
+        assert!(timeout(HANDSHAKE_TIMEOUT, read).await.is_err());
+        assert!(
+            buf.capacity() <= 2 * (100 * 1024 + READ_STEP_BYTES),
+            "buffer grew to {} bytes",
+            buf.capacity()
+        );
+        drop(peer);
+    }
+
+    #[tokio::test]
+    async fn frames_longer_than_a_read_step_arrive_whole() {
+        let (mut peer, mut ours) = tokio::io::duplex(4096);
+        let body: Vec<u8> = (0..3 * READ_STEP_BYTES + 5).map(|i| i as u8).collect();
+        let sent = body.clone();
+        let writer = tokio::spawn(async move {
+            write_frame(&mut peer, &sent).await.unwrap();
+            write_frame(&mut peer, b"next").await.unwrap();
+            // Half a frame, then the end of the stream.
+            peer.write_all(&10u32.to_be_bytes()).await.unwrap();
+            peer.write_all(b"half").await.unwrap();
+        });
+        let mut buf = Vec::new();
+        assert!(
+            read_frame(&mut ours, &mut buf, MAX_FRAME_BYTES)
+                .await
+                .unwrap()
+        );
+        assert_eq!(buf, body);
+        assert!(
+            read_frame(&mut ours, &mut buf, MAX_FRAME_BYTES)
+                .await
+                .unwrap()
+        );
+        assert_eq!(buf, b"next");
+        writer.await.unwrap();
+        assert!(matches!(
+            read_frame(&mut ours, &mut buf, MAX_FRAME_BYTES).await,
+            Err(HandshakeError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof
+        ));
+        assert!(
+            !read_frame(&mut ours, &mut buf, MAX_FRAME_BYTES)
+                .await
+                .unwrap()
+        );
+    }
+
+    /// Runs our side of the handshake against a scripted peer on the other end.
+    async fn against<F: Future<Output = ()>>(
+        script: impl FnOnce(DuplexStream) -> F,
+    ) -> Result<Greeting, HandshakeError> {
+        let (peer, mut ours) = tokio::io::duplex(64 * 1024);
+        let (ours_greeting, key) = (greeting(1), ClusterKey::derive(b"s"));
+        let (result, ()) = tokio::join!(handshake(&mut ours, &ours_greeting, &key), script(peer));
+        result
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_greeting_over_the_handshake_cap_is_refused() {
+        let (mut peer, mut ours) = tokio::io::duplex(64 * 1024);
+        let len = MAX_HANDSHAKE_FRAME_BYTES as u32 + 1;
+        peer.write_all(&len.to_be_bytes()).await.unwrap();
+        // The link stays open: the refusal must not wait for the body.
+        let error = handshake(&mut ours, &greeting(1), &ClusterKey::derive(b"s"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                HandshakeError::FrameTooLarge {
+                    len,
+                    max: MAX_HANDSHAKE_FRAME_BYTES
+                } if len == MAX_HANDSHAKE_FRAME_BYTES + 1
+            ),
+            "{error:?}"
+        );
+        assert!(
+            error.to_string().contains("over the 8192-byte limit"),
+            "{error}"
+        );
+        drop(peer);
+    }
+
+    #[tokio::test]
+    async fn a_peer_closing_before_its_proof_is_not_a_bad_secret() {
+        let theirs = postcard::to_stdvec(&greeting(2)).unwrap();
+        // The peer reads our greeting and proof, then closes without sending its proof.
+        let after_our_proof = against(|mut peer| async move {
+            write_frame(&mut peer, &theirs).await.unwrap();
+            let mut buf = Vec::new();
+            for _ in 0..2 {
+                assert!(
+                    read_frame(&mut peer, &mut buf, MAX_FRAME_BYTES)
+                        .await
+                        .unwrap()
+                );
+            }
+        })
+        .await;
+        // The peer closes right after reading our greeting.
+        let theirs = postcard::to_stdvec(&greeting(2)).unwrap();
+        let after_our_greeting = against(|mut peer| async move {
+            write_frame(&mut peer, &theirs).await.unwrap();
+            let mut buf = Vec::new();
+            assert!(
+                read_frame(&mut peer, &mut buf, MAX_FRAME_BYTES)
+                    .await
+                    .unwrap()
+            );
+        })
+        .await;
+        for result in [after_our_proof, after_our_greeting] {
+            let error = result.unwrap_err();
+            assert!(
+                matches!(&error, HandshakeError::ClosedBeforeProof { peer } if peer == "n2"),
+                "{error:?}"
+            );
+            assert!(
+                error
+                    .to_string()
+                    .contains("closed the link before sending its proof"),
+                "{error}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_peer_closing_at_once_has_sent_no_greeting() {
+        let result = against(|peer| async move { drop(peer) }).await;
+        assert!(
+            matches!(result, Err(HandshakeError::ClosedBeforeGreeting)),
+            "{result:?}"
+        );
     }
 
     #[test]

@@ -21,10 +21,14 @@
 //! Each datagram is a foca packet (postcard codec, at most
 //! [`foca::Config::max_packet_size`] bytes) followed by a 16-byte MAC: the first 16 bytes
 //! of the blake3 keyed hash of the packet, keyed by
-//! `blake3::derive_key("roster membership v1", secret)`. A datagram with a bad MAC is
-//! dropped and counted before anything decodes it; the secret never goes on the wire. The
-//! MAC gives authenticity, not freshness: a captured datagram can be replayed, which SWIM
-//! tolerates (stale incarnations and probe numbers are ignored).
+//! `blake3::derive_key("roster membership v2", material)`, where `material` is the secret
+//! and the cluster name, each preceded by its length (u64, little endian), then the
+//! protocol version (u16, little endian). So nodes with another secret, cluster name or
+//! protocol version never see each other. A datagram with a bad MAC is refused before
+//! anything decodes it: counted ([`MembershipHandle::refused_datagrams`]) and logged, at
+//! warn at most once per 10 s for the whole node (the rest at debug). The secret never
+//! goes on the wire. The MAC gives authenticity, not freshness: a captured datagram can
+//! be replayed, which SWIM tolerates (stale incarnations and probe numbers are ignored).
 //!
 //! # Identity and restarts
 //!
@@ -54,12 +58,14 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
+use crate::replication::PROTOCOL_VERSION;
+
 /// Length of the MAC appended to every datagram, in bytes.
 const MAC_LEN: usize = 16;
 
 /// blake3 key-derivation context of the datagram MAC key; change it to change the wire
-/// format incompatibly.
-const MAC_CONTEXT: &str = "roster membership v1";
+/// format incompatibly. (v1 derived the key from the secret alone.)
+const MAC_CONTEXT: &str = "roster membership v2";
 
 /// Cluster size `MembershipConfig::default` tunes foca for (`Config::new_lan(32)`). foca
 /// scales retransmissions and suspicion with the logarithm of this figure, so being off
@@ -85,6 +91,11 @@ const MAX_TIMERS_PER_WAKE: usize = 256;
 
 /// Pause after a failed `recv_from`, so a persistent socket error cannot spin the task.
 const RECV_ERROR_BACKOFF: Duration = Duration::from_millis(10);
+
+/// At most one warn line per this interval about refused datagrams, for the whole node
+/// (the others go to debug). Long enough that a misconfigured node announcing every few
+/// seconds cannot flood the log, short enough that the problem shows soon after start.
+const REFUSED_WARN_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Identity of a member as SWIM sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -189,13 +200,20 @@ pub(crate) struct MembershipConfig {
     /// Start value: `foca::Config::new_lan(32)` (1 s probe period, 1400-byte packets).
     pub(crate) foca: foca::Config,
     /// Shared cluster secret material. Every datagram carries a 16-byte MAC keyed by a key
-    /// derived from it; datagrams with a bad MAC are dropped and counted (debug log), never
-    /// decoded. The secret never goes on the wire. Nodes with different secrets never see
-    /// each other. Any length works, an empty secret included (then it only separates
-    /// clusters, it does not authenticate).
+    /// derived from it; datagrams with a bad MAC are refused, counted and logged (warn,
+    /// rate-limited), never decoded. The secret never goes on the wire. Nodes with
+    /// different secrets never see each other. Any length works, an empty secret included
+    /// (then it only separates clusters, it does not authenticate).
     ///
     /// Start value: empty.
     pub(crate) secret: Vec<u8>,
+    /// Name of the cluster (`ClusterConfig::cluster_name`). The MAC key is derived from it
+    /// too, with the secret and the protocol version: nodes of clusters with other names
+    /// never see each other, even with the same secret, and count each other's datagrams
+    /// as refused.
+    ///
+    /// Start value: empty.
+    pub(crate) cluster: String,
 }
 
 impl Default for MembershipConfig {
@@ -205,6 +223,7 @@ impl Default for MembershipConfig {
             announce_interval: DEFAULT_ANNOUNCE_INTERVAL,
             foca: foca::Config::new_lan(DEFAULT_CLUSTER_SIZE),
             secret: Vec::new(),
+            cluster: String::new(),
         }
     }
 }
@@ -237,6 +256,7 @@ impl MembershipConfig {
             announce_interval: Duration::from_millis(500),
             foca,
             secret: Vec::new(),
+            cluster: String::new(),
         }
     }
 }
@@ -259,26 +279,44 @@ enum DatagramError {
         /// Largest datagram accepted.
         max: usize,
     },
-    /// The MAC does not match: another cluster's secret, corruption or forgery.
-    #[error("datagram MAC mismatch (wrong cluster secret, corruption or forgery)")]
+    /// The MAC does not match: another cluster's secret, name or protocol version,
+    /// corruption or forgery.
+    #[error(
+        "datagram MAC mismatch: the sender has another cluster secret, cluster name or \
+         protocol version (check its configuration and seeds), or the datagram was \
+         corrupted or forged"
+    )]
     BadMac,
 }
 
 /// Seals outgoing and opens incoming datagrams with the cluster MAC.
 struct DatagramKey {
-    /// `blake3::derive_key(MAC_CONTEXT, secret)`.
+    /// See [`DatagramKey::derive`].
     key: [u8; 32],
     /// Largest datagram accepted: foca's `max_packet_size` plus the MAC.
     max_datagram: usize,
 }
 
 impl DatagramKey {
-    /// Derives the MAC key from the shared secret.
-    fn new(secret: &[u8], max_packet_size: usize) -> Self {
+    /// The key of this node's cluster: its secret and name, this protocol version.
+    fn new(secret: &[u8], cluster: &str, max_packet_size: usize) -> Self {
         Self {
-            key: blake3::derive_key(MAC_CONTEXT, secret),
+            key: Self::derive(secret, cluster, PROTOCOL_VERSION),
             max_datagram: max_packet_size.saturating_add(MAC_LEN),
         }
+    }
+
+    /// `blake3::derive_key(MAC_CONTEXT, material)`, `material` being the secret and the
+    /// cluster name, each after its length, then the version: no two different inputs
+    /// give the same material.
+    fn derive(secret: &[u8], cluster: &str, version: u16) -> [u8; 32] {
+        let mut hasher = blake3::Hasher::new_derive_key(MAC_CONTEXT);
+        for part in [secret, cluster.as_bytes()] {
+            hasher.update(&(part.len() as u64).to_le_bytes());
+            hasher.update(part);
+        }
+        hasher.update(&version.to_le_bytes());
+        *hasher.finalize().as_bytes()
     }
 
     /// The truncated MAC of `payload`.
@@ -506,12 +544,41 @@ impl MemberView {
     }
 }
 
+/// Rate limit of the warn line about refused datagrams: one line per
+/// [`REFUSED_WARN_INTERVAL`] for the whole node, whatever the source, carrying how many
+/// refusals it suppressed since the previous line. Not per source: sources are spoofable,
+/// so a per-source limit would need memory without bound.
+#[derive(Debug, Default)]
+struct RefusedWarnings {
+    /// When the last warn line went out.
+    last: Option<Instant>,
+    /// Refusals since then that got no warn line.
+    suppressed: u64,
+}
+
+impl RefusedWarnings {
+    /// Records a refusal at `now`. `Some(suppressed)` if it gets a warn line, with the
+    /// number of refusals suppressed since the previous one; `None` if it is suppressed.
+    fn admit(&mut self, now: Instant) -> Option<u64> {
+        match self.last {
+            Some(last) if now.saturating_duration_since(last) < REFUSED_WARN_INTERVAL => {
+                self.suppressed += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
+}
+
 /// State shared between the task and its handle.
 struct Shared {
     /// Live members, republished by the task after every change.
     members: ArcSwap<Vec<MemberId>>,
-    /// Datagrams dropped before decoding (bad MAC, bad length).
-    rejected_datagrams: AtomicU64,
+    /// Datagrams refused before decoding (bad MAC, bad length).
+    refused_datagrams: AtomicU64,
 }
 
 /// Requests from the handle to the task.
@@ -566,10 +633,12 @@ impl MembershipHandle {
         }
     }
 
-    /// Datagrams this node dropped before decoding (bad MAC or length).
-    #[cfg(test)]
-    fn rejected_datagrams(&self) -> u64 {
-        self.shared.rejected_datagrams.load(AtomicOrdering::Relaxed)
+    /// Datagrams this node refused before decoding them, since it started: a bad MAC (a
+    /// node with another cluster secret, cluster name or protocol version) or a bad
+    /// length. Never decreases.
+    #[allow(dead_code)] // read by the driver's `ClusterStats` (in progress)
+    pub(crate) fn refused_datagrams(&self) -> u64 {
+        self.shared.refused_datagrams.load(AtomicOrdering::Relaxed)
     }
 }
 
@@ -608,7 +677,7 @@ pub(crate) fn spawn_membership(
     }
     let shared = Arc::new(Shared {
         members: ArcSwap::from_pointee(Vec::new()),
-        rejected_datagrams: AtomicU64::new(0),
+        refused_datagrams: AtomicU64::new(0),
     });
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
     let max_packet_size = config.foca.max_packet_size.get();
@@ -617,13 +686,14 @@ pub(crate) fn spawn_membership(
         foca: Foca::new(me, config.foca, rng, PostcardCodec),
         runtime: AccumulatingRuntime::new(),
         socket,
-        key: DatagramKey::new(&config.secret, max_packet_size),
+        key: DatagramKey::new(&config.secret, &config.cluster, max_packet_size),
         timers: TimerQueue::default(),
         view: MemberView::default(),
         events,
         shared: shared.clone(),
         send_buf: Vec::with_capacity(max_packet_size + MAC_LEN),
         pending_events: Vec::new(),
+        refused_warnings: RefusedWarnings::default(),
     };
     let seeds: Arc<[String]> = config.seeds.into();
     let interval = config.announce_interval.max(MIN_ANNOUNCE_INTERVAL);
@@ -660,6 +730,8 @@ struct Driver {
     send_buf: Vec<u8>,
     /// Reused buffer for the events of one foca call.
     pending_events: Vec<MembershipEvent>,
+    /// Rate limit of the warn line about refused datagrams.
+    refused_warnings: RefusedWarnings,
 }
 
 impl Driver {
@@ -722,12 +794,22 @@ impl Driver {
                 self.after_call("handle_data", result).await;
             }
             Err(error) => {
-                let rejected = self
+                let refused = self
                     .shared
-                    .rejected_datagrams
+                    .refused_datagrams
                     .fetch_add(1, AtomicOrdering::Relaxed)
                     + 1;
-                tracing::debug!(%from, %error, rejected, "membership: datagram dropped");
+                match self.refused_warnings.admit(Instant::now()) {
+                    Some(suppressed) => tracing::warn!(
+                        %from,
+                        %error,
+                        refused,
+                        suppressed,
+                        "membership: datagram refused (this line is rate-limited: `suppressed` \
+                         counts the refusals since the previous one)"
+                    ),
+                    None => tracing::debug!(%from, %error, refused, "membership: datagram refused"),
+                }
             }
         }
     }
@@ -859,7 +941,7 @@ async fn resolve_seeds(seeds: Arc<[String]>) -> Vec<SocketAddr> {
 pub(crate) fn fuzz_datagram(bytes: &[u8]) {
     let config = MembershipConfig::default();
     let max_packet_size = config.foca.max_packet_size.get();
-    let key = DatagramKey::new(b"fuzz", max_packet_size);
+    let key = DatagramKey::new(b"fuzz", "fuzz", max_packet_size);
     let _ = key.open(bytes);
     let mut sealed = Vec::new();
     key.seal(bytes, &mut sealed);
@@ -899,6 +981,8 @@ mod tests {
 
     const SECRET: &[u8] = b"cluster secret";
 
+    const CLUSTER: &str = "test";
+
     fn member(port: u16, incarnation: u64, started_at_ms: u64, bump: u32) -> MemberId {
         MemberId {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
@@ -927,6 +1011,7 @@ mod tests {
         MembershipConfig {
             seeds: seeds.iter().map(ToString::to_string).collect(),
             secret: secret.to_vec(),
+            cluster: CLUSTER.to_owned(),
             ..MembershipConfig::fast_for_tests()
         }
     }
@@ -1063,13 +1148,15 @@ mod tests {
 
     #[test]
     fn datagram_mac_rejects_other_secrets_and_tampering() {
-        let key = DatagramKey::new(SECRET, 1400);
+        let key = DatagramKey::new(SECRET, CLUSTER, 1400);
         let mut sealed = Vec::new();
         key.seal(b"payload", &mut sealed);
         assert_eq!(sealed.len(), 7 + MAC_LEN);
         assert_eq!(key.open(&sealed), Ok(&b"payload"[..]));
 
-        let other = DatagramKey::new(b"another secret", 1400);
+        let other = DatagramKey::new(b"another secret", CLUSTER, 1400);
+        assert_eq!(other.open(&sealed), Err(DatagramError::BadMac));
+        let other = DatagramKey::new(SECRET, "another cluster", 1400);
         assert_eq!(other.open(&sealed), Err(DatagramError::BadMac));
 
         let mut tampered = sealed.clone();
@@ -1090,6 +1177,53 @@ mod tests {
         );
         // The secret itself never appears in a datagram.
         assert!(!sealed.windows(SECRET.len()).any(|w| w == SECRET));
+    }
+
+    #[test]
+    fn refused_datagrams_get_one_warn_line_per_interval_with_the_suppressed_count() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let interval = REFUSED_WARN_INTERVAL.as_millis() as u64;
+        let mut warnings = RefusedWarnings::default();
+        assert_eq!(warnings.admit(at(0)), Some(0), "the first refusal warns");
+        assert_eq!(warnings.admit(at(1)), None);
+        assert_eq!(warnings.admit(at(interval - 1)), None);
+        assert_eq!(
+            warnings.admit(at(interval)),
+            Some(2),
+            "one interval later: warns, with the two suppressed"
+        );
+        assert_eq!(warnings.admit(at(interval + 1)), None);
+        assert_eq!(
+            warnings.admit(at(10 * interval)),
+            Some(1),
+            "after a quiet spell"
+        );
+        assert_eq!(warnings.admit(at(10 * interval + 2)), None);
+    }
+
+    #[test]
+    fn the_mac_key_binds_secret_cluster_name_and_version_unambiguously() {
+        let key = DatagramKey::derive(SECRET, CLUSTER, PROTOCOL_VERSION);
+        assert_eq!(
+            key,
+            DatagramKey::new(SECRET, CLUSTER, 1400).key,
+            "this version's key"
+        );
+        assert_ne!(key, DatagramKey::derive(SECRET, "other", PROTOCOL_VERSION));
+        assert_ne!(
+            key,
+            DatagramKey::derive(SECRET, CLUSTER, PROTOCOL_VERSION + 1)
+        );
+        assert_ne!(
+            key,
+            DatagramKey::derive(b"other", CLUSTER, PROTOCOL_VERSION)
+        );
+        // The boundary between secret and name is part of the material.
+        assert_ne!(
+            DatagramKey::derive(b"ab", "c", 1),
+            DatagramKey::derive(b"a", "bc", 1)
+        );
     }
 
     #[test]
@@ -1306,13 +1440,11 @@ mod tests {
         wait_all_up(&mut b, &[&ida]).await;
 
         let mut intruder = start("intruder", config(&[ida.addr, idb.addr], b"wrong secret")).await;
-        // The intruder's announces reach both and are dropped...
-        wait_until("a and b drop the intruder's datagrams", || {
-            a.handle.rejected_datagrams() >= 2 && b.handle.rejected_datagrams() >= 2
+        // The intruder's announces reach both and are refused, round after round.
+        wait_until("a and b refuse several of the intruder's datagrams", || {
+            a.handle.refused_datagrams() >= 4 && b.handle.refused_datagrams() >= 4
         })
         .await;
-        // ...for several more announce rounds.
-        tokio::time::sleep(Duration::from_secs(2)).await;
 
         let intruder_id = intruder.id.incarnation;
         for node in [&mut a, &mut b] {
@@ -1335,6 +1467,47 @@ mod tests {
             "the intruder saw nobody"
         );
         assert!(intruder.handle.members().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn clusters_with_the_same_secret_and_other_names_never_see_each_other() {
+        /// Two members seeded with each other, in clusters `x` and `y`.
+        async fn pair(x: &str, y: &str) -> (TestNode, TestNode) {
+            let (sa, sb) = (
+                UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+                UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+            );
+            let (aa, ab) = (sa.local_addr().unwrap(), sb.local_addr().unwrap());
+            let in_cluster = |seed, cluster: &str| MembershipConfig {
+                cluster: cluster.to_owned(),
+                ..config(&[seed], SECRET)
+            };
+            (
+                start_on(sa, "a", now_ms(), in_cluster(ab, x)).await,
+                start_on(sb, "b", now_ms(), in_cluster(aa, y)).await,
+            )
+        }
+
+        let (mut a, mut b) = pair("prod", "staging").await;
+        wait_until("a and b refuse several of each other's datagrams", || {
+            a.handle.refused_datagrams() >= 4 && b.handle.refused_datagrams() >= 4
+        })
+        .await;
+        for node in [&mut a, &mut b] {
+            assert!(
+                node.events.try_recv().is_err(),
+                "{} saw another cluster's member",
+                node.id.name
+            );
+            assert!(node.handle.members().is_empty());
+        }
+
+        let (mut a, mut b) = pair("prod", "prod").await;
+        let (ida, idb) = (a.id.clone(), b.id.clone());
+        wait_all_up(&mut a, &[&idb]).await;
+        wait_all_up(&mut b, &[&ida]).await;
+        assert_eq!(a.handle.refused_datagrams(), 0);
+        assert_eq!(b.handle.refused_datagrams(), 0);
     }
 
     #[tokio::test(flavor = "multi_thread")]

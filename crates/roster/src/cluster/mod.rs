@@ -37,7 +37,9 @@ pub(crate) fn fuzz_link_stream(bytes: &[u8]) {
     runtime.block_on(async {
         let mut reader = bytes;
         let mut buf = Vec::new();
-        while let Ok(true) = handshake::read_frame(&mut reader, &mut buf).await {
+        while let Ok(true) =
+            handshake::read_frame(&mut reader, &mut buf, handshake::MAX_FRAME_BYTES).await
+        {
             crate::fuzzing::frame(&buf);
         }
     });
