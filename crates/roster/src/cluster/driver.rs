@@ -27,7 +27,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::AbortHandle;
 
 use super::handshake::{
-    ClusterKey, Greeting, HANDSHAKE_TIMEOUT, HandshakeError, handshake, read_frame,
+    ClusterKey, Greeting, HANDSHAKE_TIMEOUT, HandshakeError, MAX_FRAME_BYTES, handshake, read_frame,
 };
 use super::link_table::{Admission, LinkTable, RedialPolicy, Refusal};
 use super::membership::{
@@ -135,6 +135,10 @@ pub struct ClusterStats {
     pub connections_refused: u64,
     /// Failed `accept` calls on the cluster port (for example out of file descriptors).
     pub accept_failures: u64,
+    /// Membership datagrams refused before decoding: a bad MAC (another cluster secret or
+    /// cluster name, corruption, forgery) or a bad length. Logged at warn, at most one line
+    /// per 10 s.
+    pub refused_datagrams: u64,
     /// Divergences found by anti-entropy and repaired by a snapshot.
     pub digest_repairs: u64,
     /// Gaps found in peers' op streams (each repaired by a snapshot).
@@ -498,6 +502,9 @@ impl Cluster {
             link_task_panics: get(&c.link_task_panics),
             connections_refused: get(&c.connections_refused),
             accept_failures: get(&c.accept_failures),
+            refused_datagrams: lock(&self.membership)
+                .as_ref()
+                .map_or(0, MembershipHandle::refused_datagrams),
             digest_repairs: get(&c.digest_repairs),
             stream_gaps: get(&c.stream_gaps),
             bad_frames: get(&c.bad_frames),
@@ -1119,7 +1126,7 @@ async fn reader_loop<R: AsyncRead + Unpin>(
     let mut read = BufReader::with_capacity(256 * 1024, read);
     let mut buf = Vec::new();
     loop {
-        let result = read_frame(&mut read, &mut buf).await;
+        let result = read_frame(&mut read, &mut buf, MAX_FRAME_BYTES).await;
         let Some(cluster) = cluster.upgrade() else {
             return;
         };

@@ -636,7 +636,6 @@ impl MembershipHandle {
     /// Datagrams this node refused before decoding them, since it started: a bad MAC (a
     /// node with another cluster secret, cluster name or protocol version) or a bad
     /// length. Never decreases.
-    #[allow(dead_code)] // read by the driver's `ClusterStats` (in progress)
     pub(crate) fn refused_datagrams(&self) -> u64 {
         self.shared.refused_datagrams.load(AtomicOrdering::Relaxed)
     }
