@@ -3,7 +3,9 @@
 //! - [`membership`] runs SWIM (the `foca` crate) over UDP to discover members and detect
 //!   failures; it reports [`membership::MembershipEvent`]s to the transport layer.
 //! - `handshake` frames links and authenticates peers with the shared cluster secret.
-//! - `driver` owns the replication core and runs the links, timers and membership events.
+//! - `link_table` owns every link's lifecycle (dialing, admission, established, closed)
+//!   and the redial backoff; `driver` owns the replication core and runs the links,
+//!   timers and membership events; `outlet` is the write side of a plain TCP link.
 //!
 //! A node joins a cluster with [`crate::NodeBuilder::cluster`] and a [`ClusterConfig`].
 //! (Transport files: config.rs, driver.rs, handshake.rs — keep the `mod` lines below.)
@@ -14,6 +16,8 @@ mod handshake;
 mod link_table;
 pub(crate) mod membership;
 mod outlet;
+#[cfg(test)]
+mod tests;
 #[cfg(feature = "tls")]
 mod tls;
 

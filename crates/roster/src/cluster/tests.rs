@@ -1,0 +1,103 @@
+//! Link-level tests with a hand-driven peer: it speaks the real handshake, then misbehaves
+//! (closes at once, stays silent).
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+use super::handshake::{ClusterKey, Greeting, handshake};
+use crate::key::Limits;
+use crate::replication::PROTOCOL_VERSION;
+use crate::{ClusterConfig, FailureDetection, Node};
+
+const SECRET: &str = "link-test-secret";
+
+fn node() -> Node {
+    let config = ClusterConfig::new("127.0.0.1:0".parse().unwrap(), SECRET)
+        .failure_detection(FailureDetection::Fast)
+        .anti_entropy_interval(Duration::from_millis(100));
+    Node::builder()
+        .name("node")
+        .cluster(config)
+        .start()
+        .expect("node starts")
+}
+
+/// Connects to `addr` and completes the handshake as a node of incarnation `incarnation`.
+async fn handshaken_peer(addr: SocketAddr, incarnation: u64) -> TcpStream {
+    let mut tcp = TcpStream::connect(addr).await.expect("connects");
+    let greeting = Greeting {
+        version: PROTOCOL_VERSION,
+        cluster: "roster".into(),
+        name: format!("fake-{incarnation}"),
+        incarnation,
+        started_at_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64,
+        addr: "127.0.0.1:1".parse().unwrap(),
+        limits: Limits::DEFAULT,
+        nonce: rand::random(),
+    };
+    handshake(&mut tcp, &greeting, &ClusterKey::derive(SECRET.as_bytes()))
+        .await
+        .expect("handshake with the node");
+    tcp
+}
+
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// A peer that closes right after its handshake (as a severed node or the loser of two
+/// concurrent links does) never leaves a link behind: the link's end is handled even
+/// when it comes before the link is listed. Repeated, since it is a race.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_closed_right_after_its_handshake_is_never_left_listed() {
+    let node = node();
+    let addr = node.cluster_addr().unwrap();
+    for round in 0..200u64 {
+        let tcp = handshaken_peer(addr, 1_000_000 + round).await;
+        drop(tcp);
+        eventually(&format!("round {round}: the closed link is gone"), || {
+            node.nodes().is_empty()
+        })
+        .await;
+    }
+    let stats = node.cluster_stats().unwrap();
+    assert_eq!(stats.links_established, 200);
+    node.shutdown().await;
+}
+
+/// A peer that completes its handshake and then sends nothing (not even the ping every
+/// interval) is closed, counted, and its socket sees the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_peer_is_closed() {
+    let node = node();
+    let mut tcp = handshaken_peer(node.cluster_addr().unwrap(), 7).await;
+    eventually("the link is listed", || node.nodes().len() == 1).await;
+    // Read what the node sends (its hello and pings) until it closes the link.
+    let mut sink = vec![0u8; 64 * 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            match tcp.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the node never closed the silent link");
+    assert_eq!(node.cluster_stats().unwrap().links_silent, 1);
+    assert!(node.nodes().is_empty());
+    node.shutdown().await;
+}
