@@ -603,6 +603,7 @@ impl Cluster {
                     tasks,
                 },
             );
+            self.refresh_peer_limits(&table);
             (session, replaced, outputs)
         };
         drop(replaced);

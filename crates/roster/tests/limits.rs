@@ -1,0 +1,143 @@
+//! Nodes configured with different limits: what one node accepts and another cannot hold
+//! fails at the caller, or is skipped by the receiver alone; the link never drops over it.
+
+use std::time::Duration;
+
+mod common;
+use common::eventually;
+
+use roster::{
+    ClusterConfig, FailureDetection, KeyError, MetaError, Node, NodeBuilder, RegistryError,
+    SendError,
+};
+
+const SECRET: &str = "limits-test-secret";
+
+fn start(builder: NodeBuilder, name: &str, seeds: &[&Node]) -> Node {
+    let seeds: Vec<String> = seeds
+        .iter()
+        .map(|n| n.cluster_addr().expect("clustered").to_string())
+        .collect();
+    let config = ClusterConfig::new("127.0.0.1:0".parse().unwrap(), SECRET)
+        .seeds(seeds)
+        .failure_detection(FailureDetection::Fast)
+        .announce_interval(Duration::from_millis(200))
+        .anti_entropy_interval(Duration::from_millis(200));
+    builder
+        .name(name)
+        .cluster(config)
+        .start()
+        .expect("node starts")
+}
+
+/// A string whose MessagePack encoding is about `bytes` long.
+fn blob(bytes: usize) -> String {
+    "x".repeat(bytes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_with_smaller_limits_refuses_at_the_caller_and_keeps_its_link() {
+    let big = start(
+        Node::builder()
+            .max_meta_bytes(1024 * 1024)
+            .max_key_bytes(4096)
+            .max_message_bytes(4 * 1024 * 1024),
+        "big",
+        &[],
+    );
+    // Written while no peer is linked: only this node's own limits apply.
+    let early = big.process();
+    early.register("early/big", &blob(100 * 1024)).unwrap();
+    early.register("early/small", &"ok").unwrap();
+
+    let small = start(Node::builder(), "small", &[&big]);
+    eventually("linked", || {
+        big.nodes().len() == 1 && small.nodes().len() == 1
+    })
+    .await;
+    eventually("the small entry arrives", || {
+        small.whereis("early/small").is_some()
+    })
+    .await;
+    eventually("the oversized entry is skipped and counted", || {
+        small.cluster_stats().unwrap().items_skipped >= 1
+    })
+    .await;
+    assert_eq!(small.whereis("early/big"), None);
+
+    // Linked now: a write the peer could not hold fails at the caller.
+    let late = big.process();
+    assert!(matches!(
+        late.register("late/big", &blob(100 * 1024)),
+        Err(RegistryError::InvalidMeta(MetaError::TooLargeForPeer { max, .. })) if max == 64 * 1024
+    ));
+    assert!(matches!(
+        late.join(&"k".repeat(2000), &()),
+        Err(RegistryError::InvalidKey(KeyError::TooLongForPeer {
+            max: 1024,
+            ..
+        }))
+    ));
+    late.register("late/small", &"ok").unwrap();
+    eventually("writes that fit still replicate", || {
+        small.whereis("late/small").is_some()
+    })
+    .await;
+
+    // Messages: over the receiving node's limit fails at the sender; under it arrives.
+    let mut receiver = small.process();
+    receiver.join("room", &()).unwrap();
+    eventually("the member is seen", || big.member_count("room") == 1).await;
+    assert!(matches!(
+        big.send(receiver.pid(), &blob(2 * 1024 * 1024)),
+        Err(SendError::TooLarge { max, .. }) if max == 1024 * 1024
+    ));
+    let dispatched = big.dispatch("room", &blob(2 * 1024 * 1024)).unwrap();
+    assert_eq!(
+        (dispatched.remote_nodes, dispatched.remote_too_large),
+        (0, 1)
+    );
+    big.send(receiver.pid(), &blob(100 * 1024)).unwrap();
+    let got: String = common::within("the message", receiver.recv())
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 100 * 1024);
+    // Over this node's own limit: refused before anything is sent.
+    assert!(matches!(
+        big.send(receiver.pid(), &blob(5 * 1024 * 1024)),
+        Err(SendError::TooLarge { max, .. }) if max == 4 * 1024 * 1024
+    ));
+
+    // Several anti-entropy rounds later, the skipped entry caused no repair and no
+    // reconnect: both sides agree on what the smaller one can hold.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    for node in [&big, &small] {
+        let stats = node.cluster_stats().unwrap();
+        assert_eq!(stats.links_established, 1, "{}: {stats:?}", node.name());
+        assert_eq!(stats.digest_repairs, 0, "{}: {stats:?}", node.name());
+        assert_eq!(stats.bad_frames, 0, "{}: {stats:?}", node.name());
+    }
+    drop(early);
+    eventually("the small entry goes with its process", || {
+        small.whereis("early/small").is_none()
+    })
+    .await;
+    big.shutdown().await;
+    small.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_over_the_local_limit_are_refused_without_a_cluster() {
+    let node = Node::builder().max_message_bytes(1024).start().unwrap();
+    let p = node.process();
+    assert!(matches!(
+        node.send(p.pid(), &blob(2000)),
+        Err(SendError::TooLarge { max: 1024, .. })
+    ));
+    p.join("g", &()).unwrap();
+    assert!(matches!(
+        node.dispatch("g", &blob(2000)),
+        Err(SendError::TooLarge { max: 1024, .. })
+    ));
+    node.send(p.pid(), &blob(100)).unwrap();
+}
