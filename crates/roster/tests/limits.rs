@@ -141,3 +141,31 @@ async fn messages_over_the_local_limit_are_refused_without_a_cluster() {
     ));
     node.send(p.pid(), &blob(100)).unwrap();
 }
+
+/// Ops with large meta are cut into frames by bytes as well as by count: a catch-up of
+/// 1,200 entries of 60 KiB would make a 72 MiB frame, over every receiver's 64 MiB cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catch_up_of_large_entries_comes_in_frames_a_receiver_accepts() {
+    let a = start(Node::builder(), "a", &[]);
+    let b = start(Node::builder(), "b", &[&a]);
+    eventually("linked", || a.nodes().len() == 1 && b.nodes().len() == 1).await;
+    let meta = blob(60 * 1024);
+    // Written while the link is down: the catch-up then sends them all at once.
+    a.sever_links(Duration::from_secs(3));
+    let procs: Vec<_> = (0..1200)
+        .map(|i| {
+            let p = a.process();
+            p.register(&format!("big/{i}"), &meta).unwrap();
+            p
+        })
+        .collect();
+    eventually("b has every entry", || b.registry_count() == 1200).await;
+    let (sa, sb) = (a.cluster_stats().unwrap(), b.cluster_stats().unwrap());
+    assert_eq!(sb.bad_frames, 0, "{sb:?}");
+    // The first link, and the one after the sever: none dropped over a frame.
+    assert_eq!((sa.links_established, sb.links_established), (2, 2));
+    drop(procs);
+    eventually("b sees them go", || b.registry_count() == 0).await;
+    a.shutdown().await;
+    b.shutdown().await;
+}

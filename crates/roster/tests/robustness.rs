@@ -199,3 +199,48 @@ async fn an_overloaded_peer_always_converges() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// Hostile connection patterns, many times over, against a node that keeps replicating:
+/// garbage, oversized announced frames, truncated greetings, connect-and-close, and
+/// connections that say nothing. Every round ends with replication working both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_connections_never_stop_replication() {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+
+    let a = start(Node::builder(), "a", config(&[]));
+    let b = start(Node::builder(), "b", config(&[&a]));
+    eventually("linked", || fully_linked(&[&a, &b])).await;
+    let target = a.cluster_addr().unwrap();
+    let patterns: [&[u8]; 5] = [
+        b"GET / HTTP/1.1\r\nHost: roster\r\n\r\n",
+        &[0x03, 0xff, 0xff, 0xff],
+        &[0x00, 0x00, 0x00, 0x40, 0x01, 0x02],
+        &[],
+        &[0x00, 0x00, 0x10, 0x00],
+    ];
+    let mut kept = Vec::new();
+    for round in 0..cycles(100, 10) {
+        let mut held = Vec::new();
+        for (i, bytes) in patterns.iter().enumerate().cycle().take(20) {
+            let Ok(mut tcp) = TcpStream::connect(target).await else {
+                continue;
+            };
+            let _ = tcp.write_all(bytes).await;
+            // Half of them stay open for the round, the others close at once.
+            if i % 2 == 0 {
+                held.push(tcp);
+            }
+        }
+        kept = replicates_everywhere(&[&a, &b], round).await;
+        drop(held);
+    }
+    drop(kept);
+    let stats = a.cluster_stats().unwrap();
+    assert_eq!(
+        stats.links_established, 1,
+        "the real link never dropped: {stats:?}"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -1154,6 +1154,12 @@ async fn reader_loop<R: AsyncRead + Unpin>(
                 cluster.link_lost(peer, session, "closed by peer");
                 return;
             }
+            Err(e @ HandshakeError::FrameTooLarge { .. }) => {
+                cluster.counters.bad_frames.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(peer, error = %e, "oversized frame from peer: dropping the link");
+                cluster.link_lost(peer, session, "oversized frame");
+                return;
+            }
             Err(e) => {
                 tracing::debug!(peer, error = %e, "link read failed");
                 cluster.link_lost(peer, session, "read failed");

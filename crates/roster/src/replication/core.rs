@@ -83,6 +83,29 @@ pub(crate) enum CoreEvent {
     Skipped { peer: u64, items: usize },
 }
 
+/// Bytes of ops a frame carries at most (besides [`CoreConfig::max_ops_per_frame`]) before
+/// the next frame starts, one op at least: keeps every frame far below the receivers'
+/// 64 MiB frame cap whatever the meta sizes, and frames short enough to interleave.
+const FRAME_BYTES: usize = 1024 * 1024;
+
+/// Approximate encoded size of an op.
+fn op_bytes(op: &Op) -> usize {
+    op.key().len() + op.meta_len() + 32
+}
+
+/// The next frame's worth of `ops`: at most `max` of them, and no more once they reach
+/// [`FRAME_BYTES`]; what is not taken stays in the iterator.
+fn take_frame(ops: &mut impl Iterator<Item = Op>, max: usize) -> Vec<Op> {
+    let mut frame = Vec::new();
+    let mut bytes = 0;
+    while frame.len() < max && bytes < FRAME_BYTES {
+        let Some(op) = ops.next() else { break };
+        bytes += op_bytes(&op);
+        frame.push(op);
+    }
+    frame
+}
+
 /// Why [`Core::send`] did not queue a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Unsent {
@@ -172,6 +195,8 @@ struct Peer {
     queue: VecDeque<Frame>,
     /// Live ops and messages in `queue`, for the overload bound.
     queued_ops: usize,
+    /// Approximate bytes of the ops in the last `Ops` frame of `queue`.
+    tail_bytes: usize,
 }
 
 impl Peer {
@@ -187,6 +212,7 @@ impl Peer {
             catching_up: BTreeMap::new(),
             queue: VecDeque::new(),
             queued_ops: 0,
+            tail_bytes: 0,
         }
     }
 
@@ -230,6 +256,7 @@ impl Peer {
     /// Appends ops of our stream, merging into the last queued frame when it continues it.
     fn push_ops(&mut self, scope: &ScopeName, seq: u64, op: Op, max: usize) {
         self.queued_ops += 1;
+        let bytes = op_bytes(&op);
         if let Some(Frame::Ops {
             scope: last_scope,
             first_seq,
@@ -238,10 +265,13 @@ impl Peer {
             && last_scope == scope
             && *first_seq + ops.len() as u64 == seq
             && ops.len() < max
+            && self.tail_bytes < FRAME_BYTES
         {
             ops.push(op);
+            self.tail_bytes += bytes;
             return;
         }
+        self.tail_bytes = bytes;
         self.queue.push_back(Frame::Ops {
             scope: scope.clone(),
             first_seq: seq,
@@ -781,7 +811,7 @@ impl Core {
             let own_seq = stream.map_or(0, |s| s.seq);
             match catch_up {
                 CatchUp::Snapshot { seq, rest, started } => {
-                    let chunk: Vec<Op> = rest.by_ref().take(max).collect();
+                    let chunk = take_frame(rest, max);
                     let last = rest.len() == 0;
                     if !chunk.is_empty() || !*started || last {
                         frames.push(Frame::Snapshot {
@@ -797,7 +827,8 @@ impl Core {
                     }
                 }
                 CatchUp::Log { next } => {
-                    match stream.and_then(|s| s.read(*next, max)) {
+                    let ops = stream.and_then(|s| s.read(*next, max));
+                    match ops.map(|ops| take_frame(&mut ops.into_iter(), max)) {
                         Some(ops) if !ops.is_empty() => {
                             let first_seq = *next;
                             *next += ops.len() as u64;
