@@ -1,11 +1,14 @@
 //! Link-level tests with a hand-driven peer: it speaks the real handshake, then misbehaves
-//! (closes at once, stays silent).
+//! (closes at once, stays silent, holds its proof across a sever).
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::io::AsyncReadExt;
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 
 use super::handshake::{ClusterKey, Greeting, handshake};
 use crate::key::Limits;
@@ -25,10 +28,8 @@ fn node() -> Node {
         .expect("node starts")
 }
 
-/// Connects to `addr` and completes the handshake as a node of incarnation `incarnation`.
-async fn handshaken_peer(addr: SocketAddr, incarnation: u64) -> TcpStream {
-    let mut tcp = TcpStream::connect(addr).await.expect("connects");
-    let greeting = Greeting {
+fn greeting(incarnation: u64) -> Greeting {
+    Greeting {
         version: PROTOCOL_VERSION,
         cluster: "roster".into(),
         name: format!("fake-{incarnation}"),
@@ -40,11 +41,20 @@ async fn handshaken_peer(addr: SocketAddr, incarnation: u64) -> TcpStream {
         addr: "127.0.0.1:1".parse().unwrap(),
         limits: Limits::DEFAULT,
         nonce: rand::random(),
-    };
-    handshake(&mut tcp, &greeting, &ClusterKey::derive(SECRET.as_bytes()))
+    }
+}
+
+/// Connects to `addr` and completes the handshake as a node of incarnation `incarnation`.
+async fn handshaken_peer(addr: SocketAddr, incarnation: u64) -> TcpStream {
+    let mut tcp = TcpStream::connect(addr).await.expect("connects");
+    handshake(&mut tcp, &greeting(incarnation), &key())
         .await
         .expect("handshake with the node");
     tcp
+}
+
+fn key() -> ClusterKey {
+    ClusterKey::derive(SECRET.as_bytes())
 }
 
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
@@ -101,5 +111,63 @@ async fn a_silent_peer_is_closed() {
     assert!(closed.is_ok(), "the node never closed the silent link");
     assert_eq!(node.cluster_stats().unwrap().links_silent, 1);
     assert!(node.nodes().is_empty());
+    node.shutdown().await;
+}
+
+/// A handshake that began before a sever is refused when it completes, even after the
+/// sever ended: a sever covers the links being established. The peer's proof is held in
+/// a relay while the node waits for it, across a whole sever window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handshake_in_flight_across_a_sever_is_refused() {
+    let node = node();
+    let tcp = TcpStream::connect(node.cluster_addr().unwrap())
+        .await
+        .expect("connects");
+    let (mut from_node, mut to_node) = tcp.into_split();
+    let (mut ours, relay) = tokio::io::duplex(64 * 1024);
+    let (mut relay_read, mut relay_write) = tokio::io::split(relay);
+    let greeted = Arc::new(Notify::new());
+    let release = Arc::new(Notify::new());
+    // Node to peer: the node's greeting shows its handshake has begun.
+    let signal = greeted.clone();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = from_node.read(&mut buf).await {
+            if n == 0 || relay_write.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+            signal.notify_one();
+        }
+    });
+    // Peer to node: the greeting passes, the proof waits for `release`.
+    let held = release.clone();
+    tokio::spawn(async move {
+        let mut len = [0u8; 4];
+        relay_read.read_exact(&mut len).await.unwrap();
+        let mut greeting = vec![0u8; u32::from_be_bytes(len) as usize];
+        relay_read.read_exact(&mut greeting).await.unwrap();
+        to_node.write_all(&len).await.unwrap();
+        to_node.write_all(&greeting).await.unwrap();
+        held.notified().await;
+        let _ = tokio::io::copy(&mut relay_read, &mut to_node).await;
+    });
+    let peer = tokio::spawn(async move {
+        let result = handshake(&mut ours, &greeting(3), &key()).await;
+        (result, ours)
+    });
+    greeted.notified().await;
+    let refused = node.cluster_stats().unwrap().connections_refused;
+    node.sever_links(Duration::from_millis(20));
+    // Let the sever window pass entirely before the proof arrives.
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    release.notify_one();
+    let (result, _stream) = peer.await.unwrap();
+    result.expect("the peer's side of the handshake completes");
+    eventually("the completed handshake is refused", || {
+        node.cluster_stats().unwrap().connections_refused == refused + 1
+    })
+    .await;
+    assert!(node.nodes().is_empty(), "{:?}", node.nodes());
+    assert_eq!(node.cluster_stats().unwrap().links_established, 0);
     node.shutdown().await;
 }
