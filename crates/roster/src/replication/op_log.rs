@@ -40,13 +40,15 @@ pub(super) struct OwnStream {
 
 impl OwnStream {
     /// Numbers `op` as the stream's next and keeps it in the log, evicting the oldest ops
-    /// until the log holds at most `max_ops` ops and `max_bytes` bytes (an op larger than
-    /// `max_bytes` on its own is numbered but not kept). Returns its sequence.
+    /// until the log holds at most `max_ops` ops and `max_bytes` bytes. An op larger than
+    /// `max_bytes` on its own is numbered but not kept and empties the log: a peer without
+    /// it needs a snapshot. Returns its sequence.
     pub(super) fn push(&mut self, op: Op, max_ops: usize, max_bytes: usize) -> u64 {
         self.seq += 1;
         let bytes = op_bytes(&op);
         let keep = max_ops > 0 && bytes <= max_bytes;
-        // Evicting before pushing keeps the slot array within `max_ops` slots.
+        // Evicting before pushing: pushing first would grow a full log's slot array to
+        // twice `max_ops` slots.
         while !self.log.is_empty()
             && (!keep || self.log.len() >= max_ops || self.bytes + bytes > max_bytes)
         {
