@@ -42,6 +42,7 @@ pub struct ClusterConfig {
     announce_interval: Duration,
     anti_entropy_interval: Duration,
     op_log: usize,
+    op_log_bytes: usize,
     max_queued_ops: usize,
     redial: RedialPolicy,
     #[cfg(feature = "tls")]
@@ -62,6 +63,7 @@ impl ClusterConfig {
             announce_interval: Duration::from_secs(5),
             anti_entropy_interval: Duration::from_secs(2),
             op_log: CoreConfig::default().op_log,
+            op_log_bytes: CoreConfig::default().op_log_bytes,
             max_queued_ops: CoreConfig::default().max_queued_ops,
             redial: RedialPolicy::default(),
             #[cfg(feature = "tls")]
@@ -108,6 +110,25 @@ impl ClusterConfig {
     /// away for fewer ops than this gets only what it missed, otherwise a snapshot.
     pub fn op_log(mut self, ops: usize) -> Self {
         self.op_log = ops.max(1);
+        self
+    }
+
+    /// Bytes the ops kept per scope for delta catch-up may take, keys and metas included
+    /// (default 16 MiB). The oldest ops go first when this or [`ClusterConfig::op_log`] is
+    /// reached, so fewer ops with large metas are kept, and what the log keeps alive per
+    /// scope stays within about this even after every entry is gone. A peer that was away
+    /// for more than the log holds gets a snapshot; 0 keeps no op at all.
+    ///
+    /// ```
+    /// use roster::ClusterConfig;
+    ///
+    /// // Entries carry metas of a few KiB: keep 64 MiB of ops per scope.
+    /// let config = ClusterConfig::new("127.0.0.1:0".parse().unwrap(), "s3cret")
+    ///     .op_log_bytes(64 * 1024 * 1024);
+    /// # let _ = config;
+    /// ```
+    pub fn op_log_bytes(mut self, bytes: usize) -> Self {
+        self.op_log_bytes = bytes;
         self
     }
 
@@ -170,6 +191,7 @@ impl ClusterConfig {
             tls: self.tls.clone(),
             core: CoreConfig {
                 op_log: self.op_log,
+                op_log_bytes: self.op_log_bytes,
                 max_queued_ops: self.max_queued_ops,
                 anti_entropy_interval: self.anti_entropy_interval,
                 ..CoreConfig::default()
@@ -202,5 +224,20 @@ mod tests {
         assert_eq!(settings.cluster, "prod");
         assert_eq!(settings.membership.cluster, "prod");
         assert_eq!(settings.membership.secret, b"s3cret");
+    }
+
+    #[test]
+    fn the_op_log_bounds_reach_the_core() {
+        let settings = ClusterConfig::new("127.0.0.1:0".parse().unwrap(), "s3cret")
+            .op_log(100)
+            .op_log_bytes(4096)
+            .settings();
+        assert_eq!(settings.core.op_log, 100);
+        assert_eq!(settings.core.op_log_bytes, 4096);
+        let defaults = ClusterConfig::new("127.0.0.1:0".parse().unwrap(), "s3cret").settings();
+        assert_eq!(
+            defaults.core.op_log_bytes,
+            CoreConfig::default().op_log_bytes
+        );
     }
 }

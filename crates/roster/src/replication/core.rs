@@ -34,6 +34,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::op_log::OwnStream;
 use super::wire::Frame;
 use crate::event::Reason;
 use crate::key::{Limits, ScopeName};
@@ -46,8 +47,13 @@ use crate::store::{ScopeState, SnapshotReceiver};
 #[derive(Debug, Clone)]
 pub(crate) struct CoreConfig {
     /// Ops of each own stream kept for delta catch-up. A peer that missed more gets a
-    /// snapshot. 65 536 ops cover a second of heavy churn for ~4 MiB per scope.
+    /// snapshot. 65 536 ops cover a second of heavy churn; their slots alone take 6 MiB
+    /// per scope, and their keys and metas are bounded by `op_log_bytes`.
     pub(crate) op_log: usize,
+    /// Bytes the ops kept of each own stream may take, slots, keys and metas counted
+    /// (see `op_log`). 16 MiB keeps the whole 65 536 ops when keys and metas are under
+    /// 160 bytes, and bounds what a log of large metas keeps alive after churn.
+    pub(crate) op_log_bytes: usize,
     /// Most ops per frame (ops and snapshot chunks). 4096 ops of ~60 bytes keep a frame
     /// near 256 KiB: large enough to amortize a write, small enough to interleave.
     pub(crate) max_ops_per_frame: usize,
@@ -62,6 +68,7 @@ impl Default for CoreConfig {
     fn default() -> Self {
         CoreConfig {
             op_log: 65_536,
+            op_log_bytes: 16 * 1024 * 1024,
             max_ops_per_frame: 4096,
             max_queued_ops: 1_000_000,
             anti_entropy_interval: Duration::from_secs(2),
@@ -113,48 +120,6 @@ pub(crate) enum Unsent {
     NoLink,
     /// The payload is over the peer's `max_message_bytes`.
     TooLarge { max: usize },
-}
-
-/// This node's own stream in one scope.
-#[derive(Debug, Default)]
-struct OwnStream {
-    seq: u64,
-    /// `(seq, op)` of the last ops, oldest first.
-    log: VecDeque<(u64, Op)>,
-}
-
-impl OwnStream {
-    /// Whether the log still holds every op after `position` (a peer at `position` can
-    /// catch up by delta).
-    fn covers(&self, position: u64) -> bool {
-        if position == self.seq {
-            return true;
-        }
-        match self.log.front() {
-            Some(&(first, _)) => position + 1 >= first && position <= self.seq,
-            None => false,
-        }
-    }
-
-    /// Up to `max` ops from sequence `next` on, if the log still holds `next`.
-    fn read(&self, next: u64, max: usize) -> Option<Vec<Op>> {
-        if next > self.seq {
-            return Some(Vec::new());
-        }
-        let first = self.log.front()?.0;
-        if next < first {
-            return None;
-        }
-        let skip = (next - first) as usize;
-        Some(
-            self.log
-                .iter()
-                .skip(skip)
-                .take(max)
-                .map(|(_, op)| op.clone())
-                .collect(),
-        )
-    }
 }
 
 /// How far a peer is in catching up with one of our streams. Catch-up is read as the
@@ -399,12 +364,7 @@ impl Core {
                 continue;
             }
             let stream = self.streams.entry(scope_name.clone()).or_default();
-            stream.seq += 1;
-            let seq = stream.seq;
-            stream.log.push_back((seq, op.clone()));
-            if stream.log.len() > self.config.op_log {
-                stream.log.pop_front();
-            }
+            let seq = stream.push(op.clone(), self.config.op_log, self.config.op_log_bytes);
             for peer in self.peers.values_mut() {
                 if peer.linked && peer.synced.contains(&scope_name) {
                     peer.push_ops(&scope_name, seq, op.clone(), self.config.max_ops_per_frame);

@@ -2,6 +2,7 @@
 //! them over TCP; the simulation drives them over a simulated network.
 
 pub(crate) mod core;
+mod op_log;
 pub(crate) mod wire;
 
 #[cfg(test)]

@@ -141,6 +141,7 @@ impl Sim {
                 incarnation,
                 CoreConfig {
                     op_log: 64,
+                    op_log_bytes: 4096,
                     max_ops_per_frame: 8,
                     max_queued_ops: 10_000,
                     anti_entropy_interval: Duration::from_millis(500),
