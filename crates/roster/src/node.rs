@@ -742,6 +742,9 @@ impl Node {
     /// ```
     pub async fn shutdown(&self) {
         if let Some(cluster) = self.shared.cluster.swap(None) {
+            if let Some(outbox) = self.shared.outbox() {
+                outbox.close();
+            }
             cluster.shutdown().await;
         }
     }

@@ -7,6 +7,7 @@
 //! applies the same op to its store. Ops are assignments (set this entry, remove that one),
 //! so replaying an op a peer already reflects changes nothing.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
@@ -73,11 +74,21 @@ pub(crate) type Outgoing = (ScopeName, u64, Op);
 #[derive(Default)]
 pub(crate) struct Outbox {
     ops: Mutex<Vec<Outgoing>>,
+    /// Set when the node left its cluster: nothing drains the outbox any more.
+    closed: AtomicBool,
 }
 
 impl Outbox {
     pub(crate) fn push(&self, scope: ScopeName, epoch: u64, op: Op) {
-        self.lock().push((scope, epoch, op));
+        if !self.closed.load(Ordering::Relaxed) {
+            self.lock().push((scope, epoch, op));
+        }
+    }
+
+    /// Drops what is queued and every later op (the node left its cluster).
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        drop(self.take());
     }
 
     /// Takes every queued op.
@@ -93,5 +104,33 @@ impl Outbox {
     fn lock(&self) -> MutexGuard<'_, Vec<Outgoing>> {
         // A push or a take cannot leave the Vec half-changed, so poisoning is ignored.
         self.ops.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Reason;
+    use crate::process::ExitReason;
+
+    fn op() -> Op {
+        Op::Leave {
+            key: "k".into(),
+            pid: Pid::new(1, 1),
+            reason: Reason::Exit(ExitReason::Normal),
+        }
+    }
+
+    #[test]
+    fn a_closed_outbox_drops_what_it_held_and_everything_after() {
+        let outbox = Outbox::default();
+        outbox.push("s".into(), 1, op());
+        outbox.close();
+        assert!(outbox.is_empty());
+        outbox.push("s".into(), 1, op());
+        assert!(
+            outbox.is_empty(),
+            "a node out of its cluster must not queue ops"
+        );
     }
 }

@@ -1140,7 +1140,11 @@ async fn reader_loop<R: AsyncRead + Unpin>(
                     .fetch_add(buf.len() as u64 + 4, Ordering::Relaxed);
                 match Frame::decode(&buf, &Limits::CEILING) {
                     Ok(frame) => {
-                        cluster.with_core(|core, node| core.handle_frame(node, peer, frame))
+                        cluster.with_core(|core, node| core.handle_frame(node, peer, frame));
+                        // One large frame must not keep its buffer for the link's life.
+                        if buf.capacity() > 4 * 1024 * 1024 {
+                            buf = Vec::new();
+                        }
                     }
                     Err(e) => {
                         cluster.counters.bad_frames.fetch_add(1, Ordering::Relaxed);

@@ -96,7 +96,7 @@ pub(crate) enum CoreEvent {
 const FRAME_BYTES: usize = 1024 * 1024;
 
 /// Approximate encoded size of an op.
-fn op_bytes(op: &Op) -> usize {
+fn encoded_bytes(op: &Op) -> usize {
     op.key().len() + op.meta_len() + 32
 }
 
@@ -107,7 +107,7 @@ fn take_frame(ops: &mut impl Iterator<Item = Op>, max: usize) -> Vec<Op> {
     let mut bytes = 0;
     while frame.len() < max && bytes < FRAME_BYTES {
         let Some(op) = ops.next() else { break };
-        bytes += op_bytes(&op);
+        bytes += encoded_bytes(&op);
         frame.push(op);
     }
     frame
@@ -189,7 +189,8 @@ impl Peer {
     }
 
     fn reset_link_state(&mut self) {
-        self.queue.clear();
+        // A new queue: the old one may have grown large for a slow peer.
+        self.queue = VecDeque::new();
         self.queued_ops = 0;
         self.synced.clear();
         self.catching_up.clear();
@@ -221,7 +222,7 @@ impl Peer {
     /// Appends ops of our stream, merging into the last queued frame when it continues it.
     fn push_ops(&mut self, scope: &ScopeName, seq: u64, op: Op, max: usize) {
         self.queued_ops += 1;
-        let bytes = op_bytes(&op);
+        let bytes = encoded_bytes(&op);
         if let Some(Frame::Ops {
             scope: last_scope,
             first_seq,
@@ -764,7 +765,8 @@ impl Core {
             return Vec::new();
         };
         state.queued_ops = 0;
-        let mut frames: Vec<Frame> = state.queue.drain(..).collect();
+        // Taken whole, so a queue that grew during a burst does not keep its capacity.
+        let mut frames = Vec::from(std::mem::take(&mut state.queue));
         let mut done = Vec::new();
         for (scope, catch_up) in state.catching_up.iter_mut() {
             let stream = streams.get(scope);
