@@ -1133,6 +1133,8 @@ async fn reader_loop<R: AsyncRead + Unpin>(
         };
         match result {
             Ok(true) => {
+                #[cfg(test)]
+                super::tests::maybe_inject_reader_panic(cluster.me.incarnation);
                 last_heard.store(cluster.clock_ms(), Ordering::Relaxed);
                 cluster
                     .counters

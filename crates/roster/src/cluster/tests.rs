@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -16,6 +17,19 @@ use crate::replication::PROTOCOL_VERSION;
 use crate::{ClusterConfig, FailureDetection, Node};
 
 const SECRET: &str = "link-test-secret";
+
+/// The incarnation of the node whose next link reader panics on its next frame (0: none).
+static PANIC_READER_OF: AtomicU64 = AtomicU64::new(0);
+
+/// Called by every link reader before it handles a frame (test builds only).
+pub(super) fn maybe_inject_reader_panic(incarnation: u64) {
+    if PANIC_READER_OF
+        .compare_exchange(incarnation, 0, Ordering::Relaxed, Ordering::Relaxed)
+        .is_ok()
+    {
+        panic!("injected link reader panic");
+    }
+}
 
 fn node() -> Node {
     let config = ClusterConfig::new("127.0.0.1:0".parse().unwrap(), SECRET)
@@ -169,5 +183,31 @@ async fn a_handshake_in_flight_across_a_sever_is_refused() {
     .await;
     assert!(node.nodes().is_empty(), "{:?}", node.nodes());
     assert_eq!(node.cluster_stats().unwrap().links_established, 0);
+    node.shutdown().await;
+}
+
+/// A link task that panics tears its link down (counted); the peer sees the link close
+/// instead of a link that is listed with nothing reading it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_link_reader_tears_its_link_down() {
+    let node = node();
+    let mut tcp = handshaken_peer(node.cluster_addr().unwrap(), 11).await;
+    eventually("the link is listed", || node.nodes().len() == 1).await;
+    PANIC_READER_OF.store(node.incarnation(), Ordering::Relaxed);
+    let mut frame = Vec::new();
+    super::outlet::encode_frames(&[crate::replication::wire::Frame::Ping], &mut frame);
+    tcp.write_all(&frame).await.unwrap();
+    eventually("the link is torn down", || node.nodes().is_empty()).await;
+    assert_eq!(node.cluster_stats().unwrap().link_task_panics, 1);
+    let mut sink = vec![0u8; 64 * 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(n) = tcp.read(&mut sink).await {
+            if n == 0 {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the peer's socket was not closed");
     node.shutdown().await;
 }
