@@ -4,12 +4,16 @@
 //!
 //! - accepts and dials TCP links (the node with the smaller incarnation dials, so a pair
 //!   has one link), runs the handshake, and starts a reader and a writer task per link;
+//!   the link table (`link_table.rs`) decides every step of a link's life, and a link is
+//!   inserted, told to the core and given its tasks in one step under its lock;
 //! - feeds the core: frames from readers, ops of local writes (called right after the
 //!   write, no task hop), timer ticks, membership changes, scope changes;
 //! - after every core call, wakes the writers of peers with queued frames. A writer takes
 //!   everything queued for its peer and sends it in one write: batching without a timer.
-//!   The core bounds each peer's queue; an overloaded link is dropped and resynced by
-//!   delta when it returns;
+//!   The core bounds each peer's live queue; an overloaded link is dropped and catches up
+//!   when it returns;
+//! - closes links that stay silent, refuses connections while severed or beyond the
+//!   bound of pending handshakes, and tears down a link whose task panicked;
 //! - a broken link to a member that SWIM still sees alive is redialed and resynced, not
 //!   purged; a member SWIM declares down is purged on this node with reason `NodeDown`.
 

@@ -68,8 +68,8 @@ pub enum HandshakeError {
     /// The peer sent bytes that are not a handshake message.
     #[error("malformed handshake message: {0}")]
     Malformed(String),
-    /// The peer announced a frame over the limit in force: [`MAX_HANDSHAKE_FRAME_BYTES`]
-    /// during the handshake, [`MAX_FRAME_BYTES`] after it.
+    /// The peer announced a frame over the limit in force: 8 KiB
+    /// during the handshake, 64 MiB after it.
     #[error(
         "peer announced a {len}-byte frame, over the {max}-byte limit at this stage of the link: \
          it is not a Roster node of this version, or it misbehaves"

@@ -10,7 +10,7 @@
 //! # Streams
 //!
 //! Each node numbers the ops of its own processes per scope, `1, 2, 3, ...`, and keeps the
-//! last [`CoreConfig::op_log`] of them. A peer remembers the last sequence it applied of
+//! last [`CoreConfig::op_log`] of them, within [`CoreConfig::op_log_bytes`]. A peer remembers the last sequence it applied of
 //! each of our streams. When a link comes up, the peer's `Hello` says where it is; we send
 //! the missing ops from the log, or a snapshot of our entries in the scope when the log no
 //! longer covers the gap (or the peer never had our stream). A snapshot replaces the
@@ -18,10 +18,14 @@
 //!
 //! # Batching
 //!
-//! Ops for a peer accumulate until the driver takes them with `poll_transmit`, which turns
-//! everything queued into as few frames as the frame cap allows: while one write is in
-//! flight the next batch grows, with no timer. Control frames keep their place in the
-//! queue, after the ops queued before them.
+//! Live ops for a peer accumulate until the driver takes them with `poll_transmit`, which
+//! turns everything queued into as few frames as the frame caps (op count and bytes)
+//! allow: while one write is in flight the next batch grows, with no timer. Control frames
+//! keep their place in the queue, after the ops queued before them. Catch-up (missed ops
+//! from the log, or a snapshot) is not queued: `poll_transmit` reads a frame of it per
+//! call, so it goes out as fast as the peer's socket drains and only live ops count
+//! against [`CoreConfig::max_queued_ops`]. Messages may overtake a catch-up in progress.
+//! Every interval each linked peer also gets a `Ping`, so a silent link can be detected.
 //!
 //! # Anti-entropy
 //!
