@@ -16,10 +16,11 @@ use crate::error::{ScopeError, SendError, StartError};
 use crate::key::{Limits, ScopeName};
 use crate::live::Locals;
 use crate::meta::Meta;
-use crate::op::Outbox;
+use crate::op::{Outbox, Outgoing};
 use crate::pid::Pid;
 use crate::process::{Envelope, ExitReason, Holding, Process, ProcessCell};
 use crate::replication::core::Unsent;
+use crate::replication::host::ReplicaHost;
 use crate::replication::wire::Frame;
 use crate::scope::{DEFAULT_SCOPE, Scope};
 use crate::store::{Applied, ScopeConfig, ScopeState};
@@ -404,33 +405,9 @@ impl NodeShared {
         self.outbox.as_deref()
     }
 
-    /// A connected replicated (not local-only) scope.
-    pub(crate) fn replicated_scope(&self, name: &str) -> Option<Arc<ScopeState>> {
-        self.scopes
-            .pin()
-            .get(name)
-            .filter(|s| !s.local_only && s.is_connected())
-            .cloned()
-    }
-
-    /// Every connected replicated scope, by name.
-    pub(crate) fn replicated_scopes(&self) -> Vec<Arc<ScopeState>> {
-        let mut scopes: Vec<Arc<ScopeState>> = self
-            .scopes
-            .pin()
-            .values()
-            .filter(|s| !s.local_only && s.is_connected())
-            .cloned()
-            .collect();
-        scopes.sort_by(|a, b| a.name.cmp(&b.name));
-        scopes
-    }
-
-    /// Whether any scope holds entries of `origin`.
-    pub(crate) fn has_entries_of(&self, origin: u64) -> bool {
-        self.replicated_scopes()
-            .iter()
-            .any(|s| s.remote_origins().contains(&origin))
+    /// Takes the ops of local writes not yet handed to the replication core.
+    pub(crate) fn take_local_ops(&self) -> Vec<Outgoing> {
+        self.outbox.as_deref().map(Outbox::take).unwrap_or_default()
     }
 
     /// Local processes lost names in conflicts (the names are already removed): each is
@@ -483,6 +460,32 @@ impl NodeShared {
         {
             cluster.on_scope_disconnected(&state.name);
         }
+    }
+}
+
+impl ReplicaHost for NodeShared {
+    fn replicated_scope(&self, name: &str) -> Option<Arc<ScopeState>> {
+        self.scopes
+            .pin()
+            .get(name)
+            .filter(|s| !s.local_only && s.is_connected())
+            .cloned()
+    }
+
+    fn replicated_scopes(&self) -> Vec<Arc<ScopeState>> {
+        let mut scopes: Vec<Arc<ScopeState>> = self
+            .scopes
+            .pin()
+            .values()
+            .filter(|s| !s.local_only && s.is_connected())
+            .cloned()
+            .collect();
+        scopes.sort_by(|a, b| a.name.cmp(&b.name));
+        scopes
+    }
+
+    fn local_ops_pending(&self) -> bool {
+        self.outbox.as_ref().is_some_and(|o| !o.is_empty())
     }
 }
 

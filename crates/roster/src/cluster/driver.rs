@@ -271,6 +271,8 @@ impl Cluster {
         let incarnation = node.incarnation;
         let started_at_ms = now_ms();
         let silence = (settings.core.anti_entropy_interval * SILENT_INTERVALS).max(MIN_SILENCE);
+        let mut core_config = settings.core;
+        core_config.limits = node.limits;
         let cluster = Arc::new(Cluster {
             me: Greeting {
                 version: PROTOCOL_VERSION,
@@ -283,7 +285,7 @@ impl Cluster {
                 nonce: [0; 32],
             },
             key: ClusterKey::derive(&settings.secret),
-            core: Mutex::new(Core::new(incarnation, settings.core)),
+            core: Mutex::new(Core::new(incarnation, core_config)),
             links: Mutex::new(LinkTable::new(settings.redial, MAX_PENDING_HANDSHAKES)),
             membership: Mutex::new(None),
             unlinked: Mutex::new(HashMap::new()),
@@ -344,6 +346,8 @@ impl Cluster {
     /// caller may hold the link table).
     fn core_step<R>(&self, f: impl FnOnce(&mut Core, &NodeShared) -> R) -> (R, CoreOutputs) {
         let mut core = lock(&self.core);
+        // Local writes first: whatever `f` reacts to must see our stream up to date.
+        core.handle_local_ops(&*self.node, self.node.take_local_ops());
         let result = f(&mut core, &self.node);
         let wake = core.peers_with_transmits();
         let mut events = Vec::new();
@@ -371,8 +375,21 @@ impl Cluster {
                 None => target.wake.notify_one(),
             }
         }
+        let mut local_ops = false;
         for event in outputs.events {
             match event {
+                CoreEvent::Deliver { to, from, payload } => {
+                    self.node.deliver_remote(to, from, payload);
+                }
+                CoreEvent::Dispatch {
+                    scope,
+                    key,
+                    payload,
+                } => self.node.dispatch_remote(&scope, &key, payload),
+                CoreEvent::NamesLost(applied) => {
+                    self.node.conflicts_lost(applied);
+                    local_ops = true;
+                }
                 CoreEvent::Overloaded { peer } => {
                     self.counters
                         .links_overloaded
@@ -410,6 +427,10 @@ impl Cluster {
                 }
             }
         }
+        // Processes that lost names removed them: ship the removals now.
+        if local_ops {
+            self.with_core(|_, _| ());
+        }
     }
 
     /// Sends what is queued for `peer` from this thread; hands over to the writer task if
@@ -443,7 +464,7 @@ impl Cluster {
             return;
         }
         self.last_flush.store(now.max(1), Ordering::Relaxed);
-        self.with_core(|core, node| core.handle_local_ops(node));
+        self.with_core(|_, _| ());
     }
 
     pub(crate) fn on_scope_connected(self: &Arc<Self>, scope: &ScopeName) {
@@ -451,12 +472,12 @@ impl Cluster {
     }
 
     pub(crate) fn on_scope_disconnected(self: &Arc<Self>, scope: &ScopeName) {
-        self.with_core(|core, node| core.handle_scope_disconnected(node, scope));
+        self.with_core(|core, _| core.handle_scope_disconnected(scope));
     }
 
     /// Queues a message or dispatch for the node of incarnation `peer`.
     pub(crate) fn send(self: &Arc<Self>, peer: u64, frame: Frame) -> Result<(), Unsent> {
-        self.with_core(|core, node| core.send(node, peer, frame))
+        self.with_core(|core, _| core.send(peer, frame))
     }
 
     /// The smallest limits among linked peers; `None` without any link.
@@ -1084,7 +1105,7 @@ async fn flusher_loop(cluster: Weak<Cluster>, wake: Arc<Notify>) {
         let Some(cluster) = cluster.upgrade() else {
             return;
         };
-        cluster.with_core(|core, node| core.handle_local_ops(node));
+        cluster.with_core(|_, _| ());
     }
 }
 

@@ -38,13 +38,16 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::host::ReplicaHost;
 use super::op_log::OwnStream;
 use super::wire::Frame;
 use crate::event::Reason;
-use crate::key::{Limits, ScopeName};
-use crate::node::NodeShared;
-use crate::op::Op;
+use crate::key::{Key, Limits, ScopeName};
+use crate::meta::Meta;
+use crate::op::{Op, Outgoing};
+use crate::pid::Pid;
 use crate::process::ExitReason;
+use crate::store::Applied;
 use crate::store::{ScopeState, SnapshotReceiver};
 
 /// Tuning of a [`Core`].
@@ -61,11 +64,13 @@ pub(crate) struct CoreConfig {
     /// Most ops per frame (ops and snapshot chunks). 4096 ops of ~60 bytes keep a frame
     /// near 256 KiB: large enough to amortize a write, small enough to interleave.
     pub(crate) max_ops_per_frame: usize,
-    /// Ops queued for one peer before its link is declared overloaded and dropped (it is
-    /// resynced by delta when it comes back). Bounds memory per slow peer.
+    /// Live ops and messages queued for one peer before its link is declared overloaded
+    /// and dropped (it catches up when it comes back). Bounds memory per slow peer.
     pub(crate) max_queued_ops: usize,
     /// How often digests are exchanged.
     pub(crate) anti_entropy_interval: Duration,
+    /// This node's limits: items from peers over them are skipped.
+    pub(crate) limits: Limits,
 }
 
 impl Default for CoreConfig {
@@ -76,6 +81,7 @@ impl Default for CoreConfig {
             max_ops_per_frame: 4096,
             max_queued_ops: 1_000_000,
             anti_entropy_interval: Duration::from_secs(2),
+            limits: Limits::DEFAULT,
         }
     }
 }
@@ -92,6 +98,23 @@ pub(crate) enum CoreEvent {
     /// Items from a peer were over this node's limits and skipped: entries with a longer
     /// key or larger meta, messages larger than `max_message_bytes`. The link stays.
     Skipped { peer: u64, items: usize },
+    /// A peer sent a message for local process `to`: deliver it (a process that is gone
+    /// just does not get it, as in Erlang).
+    Deliver {
+        to: Pid,
+        from: Option<Pid>,
+        payload: Meta,
+    },
+    /// A peer dispatched a message to the local owner and members of `key` in `scope`.
+    Dispatch {
+        scope: ScopeName,
+        key: Key,
+        payload: Meta,
+    },
+    /// Local processes lost names to remote contenders (the names are already removed
+    /// here): end them, or tell them. Their removals are local ops for the next
+    /// [`Core::handle_local_ops`].
+    NamesLost(Applied),
 }
 
 /// Bytes of ops a frame carries at most (besides [`CoreConfig::max_ops_per_frame`]) before
@@ -295,13 +318,12 @@ impl Core {
     /// of the old incarnation is purged at once.
     pub(crate) fn handle_peer_up(
         &mut self,
-        node: &NodeShared,
+        host: &dyn ReplicaHost,
         peer: u64,
         name: &str,
         limits: Limits,
         now: Instant,
     ) {
-        self.drain_outbox(node);
         let stale: Vec<u64> = self
             .peers
             .iter()
@@ -309,7 +331,7 @@ impl Core {
             .map(|(id, _)| *id)
             .collect();
         for old in stale {
-            self.forget_peer(node, old);
+            self.forget_peer(host, old);
         }
         let state = self
             .peers
@@ -318,7 +340,7 @@ impl Core {
         state.limits = limits;
         state.linked = true;
         state.reset_link_state();
-        let scopes = node.replicated_scopes();
+        let scopes = host.replicated_scopes();
         let positions = scopes
             .iter()
             .filter_map(|s| state.applied.get(&s.name).map(|seq| (s.name.clone(), *seq)))
@@ -335,35 +357,32 @@ impl Core {
     /// The link to `peer` is gone. If `dead` (membership declared the node down), every
     /// entry of it is purged with reason `NodeDown`; otherwise its entries stay and the
     /// next link resyncs by delta.
-    pub(crate) fn handle_peer_down(&mut self, node: &NodeShared, peer: u64, dead: bool) {
-        self.drain_outbox(node);
+    pub(crate) fn handle_peer_down(&mut self, host: &dyn ReplicaHost, peer: u64, dead: bool) {
         if dead {
-            self.forget_peer(node, peer);
+            self.forget_peer(host, peer);
         } else if let Some(state) = self.peers.get_mut(&peer) {
             state.unlink();
         }
     }
 
-    fn forget_peer(&mut self, node: &NodeShared, peer: u64) {
-        if self.peers.remove(&peer).is_some() || node.has_entries_of(peer) {
+    fn forget_peer(&mut self, host: &dyn ReplicaHost, peer: u64) {
+        if self.peers.remove(&peer).is_some() || host.has_entries_of(peer) {
             let reason = Reason::Exit(ExitReason::NodeDown);
-            for scope in node.replicated_scopes() {
+            for scope in host.replicated_scopes() {
                 scope.purge_origin(peer, &reason);
             }
         }
     }
 
-    /// Takes the ops of local writes from the node's outbox into our streams and the
-    /// queues of the peers that are caught up.
-    pub(crate) fn handle_local_ops(&mut self, node: &NodeShared) {
-        self.drain_outbox(node);
-        self.check_overload();
-    }
-
-    fn drain_outbox(&mut self, node: &NodeShared) {
-        let Some(outbox) = node.outbox() else { return };
-        for (scope_name, epoch, op) in outbox.take() {
-            let current = node.replicated_scope(&scope_name);
+    /// Ops of local writes, in the order they were applied: numbered into our streams and
+    /// queued for the peers that are caught up. The host hands them in before any other
+    /// input, so that our stream is never behind what a frame or timer reacts to.
+    pub(crate) fn handle_local_ops(&mut self, host: &dyn ReplicaHost, ops: Vec<Outgoing>) {
+        if ops.is_empty() {
+            return;
+        }
+        for (scope_name, epoch, op) in ops {
+            let current = host.replicated_scope(&scope_name);
             if current.is_none_or(|s| s.epoch != epoch) {
                 // Queued before a disconnect: must not reach anyone.
                 continue;
@@ -376,12 +395,13 @@ impl Core {
                 }
             }
         }
-        self.restart_outrun_catch_ups(node);
+        self.restart_outrun_catch_ups(host);
+        self.check_overload();
     }
 
     /// Peers catching up from the log whose next op the log no longer holds (they were
     /// slower than our writes) get a snapshot instead.
-    fn restart_outrun_catch_ups(&mut self, node: &NodeShared) {
+    fn restart_outrun_catch_ups(&mut self, host: &dyn ReplicaHost) {
         let mut outrun = Vec::new();
         for (id, peer) in &self.peers {
             for (scope, catch_up) in &peer.catching_up {
@@ -393,7 +413,7 @@ impl Core {
             }
         }
         for (peer, scope) in outrun {
-            match node.replicated_scope(&scope) {
+            match host.replicated_scope(&scope) {
                 Some(state) => self.send_snapshot(peer, &state),
                 None => {
                     if let Some(p) = self.peers.get_mut(&peer) {
@@ -416,9 +436,8 @@ impl Core {
 
     /// This node connected to a replicated scope: tell the peers and send them our
     /// (possibly empty) snapshot of it.
-    pub(crate) fn handle_scope_connected(&mut self, node: &NodeShared, scope: &ScopeName) {
-        self.drain_outbox(node);
-        let Some(state) = node.replicated_scope(scope) else {
+    pub(crate) fn handle_scope_connected(&mut self, host: &dyn ReplicaHost, scope: &ScopeName) {
+        let Some(state) = host.replicated_scope(scope) else {
             return;
         };
         let ids: Vec<u64> = self
@@ -442,8 +461,7 @@ impl Core {
 
     /// This node disconnected from a scope (its local view is already dropped): tell the
     /// peers, and forget the streams of the scope.
-    pub(crate) fn handle_scope_disconnected(&mut self, node: &NodeShared, scope: &ScopeName) {
-        self.drain_outbox(node);
+    pub(crate) fn handle_scope_disconnected(&mut self, scope: &ScopeName) {
         self.streams.remove(scope);
         for peer in self.peers.values_mut() {
             peer.applied.remove(scope);
@@ -460,36 +478,36 @@ impl Core {
     }
 
     /// A frame arrived from `peer`.
-    pub(crate) fn handle_frame(&mut self, node: &NodeShared, peer: u64, frame: Frame) {
-        self.drain_outbox(node);
+    pub(crate) fn handle_frame(&mut self, host: &dyn ReplicaHost, peer: u64, frame: Frame) {
         if !self.peers.get(&peer).is_some_and(|p| p.linked) {
             return;
         }
         match frame {
-            Frame::Hello { scopes, positions } => self.on_hello(node, peer, scopes, positions),
-            Frame::Scopes { joined, left } => self.on_scopes(node, peer, joined, left),
+            Frame::Hello { scopes, positions } => self.on_hello(host, peer, scopes, positions),
+            Frame::Scopes { joined, left } => self.on_scopes(host, peer, joined, left),
             Frame::Ops {
                 scope,
                 first_seq,
                 ops,
-            } => self.on_ops(node, peer, scope, first_seq, ops),
+            } => self.on_ops(host, peer, scope, first_seq, ops),
             Frame::Snapshot {
                 scope,
                 seq,
                 ops,
                 last,
-            } => self.on_snapshot(node, peer, scope, seq, ops, last),
-            Frame::Digest { scope, seq, digest } => self.on_digest(node, peer, scope, seq, digest),
+            } => self.on_snapshot(host, peer, scope, seq, ops, last),
+            Frame::Digest { scope, seq, digest } => self.on_digest(host, peer, scope, seq, digest),
             Frame::Resync { scope } => {
-                if let Some(state) = node.replicated_scope(&scope) {
+                if let Some(state) = host.replicated_scope(&scope) {
                     self.send_snapshot(peer, &state);
                 }
             }
             Frame::Message { to, from, payload } => {
-                if payload.encoded_len() > node.limits.max_message_bytes {
+                if payload.encoded_len() > self.config.limits.max_message_bytes {
                     self.skipped(peer, 1);
                 } else {
-                    node.deliver_remote(to, from, payload);
+                    self.events
+                        .push_back(CoreEvent::Deliver { to, from, payload });
                 }
             }
             Frame::Dispatch {
@@ -497,22 +515,24 @@ impl Core {
                 key,
                 payload,
             } => {
-                if payload.encoded_len() > node.limits.max_message_bytes {
+                if payload.encoded_len() > self.config.limits.max_message_bytes {
                     self.skipped(peer, 1);
                 } else {
-                    node.dispatch_remote(&scope, &key, payload);
+                    self.events.push_back(CoreEvent::Dispatch {
+                        scope,
+                        key,
+                        payload,
+                    });
                 }
             }
             Frame::Ping => {}
         }
-        // Applying may have made local processes lose names: ship their removals now.
-        self.drain_outbox(node);
         self.check_overload();
     }
 
     fn on_hello(
         &mut self,
-        node: &NodeShared,
+        host: &dyn ReplicaHost,
         peer: u64,
         scopes: Vec<ScopeName>,
         positions: Vec<(ScopeName, u64)>,
@@ -521,7 +541,7 @@ impl Core {
         let state = self.peers.get_mut(&peer).expect("checked by handle_frame");
         state.scopes = scopes.into_iter().collect();
         // Scopes the peer left while we were not linked: drop what we hold of it there.
-        for scope in node.replicated_scopes() {
+        for scope in host.replicated_scopes() {
             if !state.scopes.contains(&scope.name) {
                 state.applied.remove(&scope.name);
                 if scope.digest(peer) != 0 {
@@ -529,7 +549,7 @@ impl Core {
                 }
             }
         }
-        let common: Vec<Arc<ScopeState>> = node
+        let common: Vec<Arc<ScopeState>> = host
             .replicated_scopes()
             .into_iter()
             .filter(|s| state.scopes.contains(&s.name))
@@ -551,7 +571,7 @@ impl Core {
 
     fn on_scopes(
         &mut self,
-        node: &NodeShared,
+        host: &dyn ReplicaHost,
         peer: u64,
         joined: Vec<ScopeName>,
         left: Vec<ScopeName>,
@@ -563,14 +583,14 @@ impl Core {
             state.receiving.remove(&scope);
             state.synced.remove(&scope);
             state.catching_up.remove(&scope);
-            if let Some(s) = node.replicated_scope(&scope) {
+            if let Some(s) = host.replicated_scope(&scope) {
                 s.purge_origin(peer, &Reason::ScopeDisconnected);
             }
         }
         for scope in joined {
             let state = self.peers.get_mut(&peer).expect("checked by handle_frame");
             state.scopes.insert(scope.clone());
-            if let Some(s) = node.replicated_scope(&scope) {
+            if let Some(s) = host.replicated_scope(&scope) {
                 self.send_snapshot(peer, &s);
             }
         }
@@ -578,13 +598,13 @@ impl Core {
 
     fn on_ops(
         &mut self,
-        node: &NodeShared,
+        host: &dyn ReplicaHost,
         peer: u64,
         scope: ScopeName,
         first_seq: u64,
         ops: Vec<Op>,
     ) {
-        let Some(state) = node.replicated_scope(&scope) else {
+        let Some(state) = host.replicated_scope(&scope) else {
             return;
         };
         let peer_state = self.peers.get_mut(&peer).expect("checked by handle_frame");
@@ -613,24 +633,24 @@ impl Core {
             .filter(|op| op.pid().incarnation() == peer)
             .collect();
         peer_state.applied.insert(scope, last);
-        let fresh = self.within_limits(node, peer, fresh);
+        let fresh = self.within_limits(peer, fresh);
         let applied = state.apply_remote(fresh);
-        node.conflicts_lost(applied);
+        self.names_lost(applied);
     }
 
     fn on_snapshot(
         &mut self,
-        node: &NodeShared,
+        host: &dyn ReplicaHost,
         peer: u64,
         scope: ScopeName,
         seq: u64,
         ops: Vec<Op>,
         last: bool,
     ) {
-        let Some(state) = node.replicated_scope(&scope) else {
+        let Some(state) = host.replicated_scope(&scope) else {
             return;
         };
-        let ops = self.within_limits(node, peer, ops);
+        let ops = self.within_limits(peer, ops);
         let peer_state = self.peers.get_mut(&peer).expect("checked by handle_frame");
         peer_state.applied.remove(&scope);
         let receiver = peer_state
@@ -643,22 +663,22 @@ impl Core {
             receiver.finish(&state);
             peer_state.applied.insert(scope, seq);
         }
-        node.conflicts_lost(applied);
+        self.names_lost(applied);
     }
 
     fn on_digest(
         &mut self,
-        node: &NodeShared,
+        host: &dyn ReplicaHost,
         peer: u64,
         scope: ScopeName,
         seq: u64,
         digest: u128,
     ) {
-        let Some(state) = node.replicated_scope(&scope) else {
+        let Some(state) = host.replicated_scope(&scope) else {
             return;
         };
         let own_seq = self.own_seq(&scope);
-        if seq != own_seq || !node.outbox().is_none_or(|o| o.is_empty()) {
+        if seq != own_seq || host.local_ops_pending() {
             // Ops are in flight: compare another time.
             return;
         }
@@ -669,7 +689,7 @@ impl Core {
         // A peer with smaller limits skipped our entries over them: compare what it can
         // hold (a scan, only when the plain digests differ and the limits do).
         let matches = ours == digest
-            || (limits.min(node.limits) != node.limits
+            || (limits.min(self.config.limits) != self.config.limits
                 && state.local_digest_within(&limits) == digest);
         if !matches {
             self.events.push_back(CoreEvent::Repaired {
@@ -681,13 +701,19 @@ impl Core {
     }
 
     /// The ops this node's limits admit; the others are counted as skipped.
-    fn within_limits(&mut self, node: &NodeShared, peer: u64, mut ops: Vec<Op>) -> Vec<Op> {
+    fn within_limits(&mut self, peer: u64, mut ops: Vec<Op>) -> Vec<Op> {
         let before = ops.len();
-        ops.retain(|op| node.limits.admits(op.key(), op.meta_len()));
+        ops.retain(|op| self.config.limits.admits(op.key(), op.meta_len()));
         if ops.len() < before {
             self.skipped(peer, before - ops.len());
         }
         ops
+    }
+
+    fn names_lost(&mut self, applied: Applied) {
+        if !applied.lost.is_empty() {
+            self.events.push_back(CoreEvent::NamesLost(applied));
+        }
     }
 
     fn skipped(&mut self, peer: u64, items: usize) {
@@ -705,8 +731,7 @@ impl Core {
     }
 
     /// Time passed: exchange digests if due. Early or repeated calls do nothing.
-    pub(crate) fn handle_timeout(&mut self, node: &NodeShared, now: Instant) {
-        self.drain_outbox(node);
+    pub(crate) fn handle_timeout(&mut self, host: &dyn ReplicaHost, now: Instant) {
         let Some(due) = self.next_anti_entropy else {
             return;
         };
@@ -719,7 +744,7 @@ impl Core {
         for peer in self.peers.values_mut().filter(|p| p.linked) {
             peer.push(Frame::Ping);
         }
-        for scope in node.replicated_scopes() {
+        for scope in host.replicated_scopes() {
             for (id, peer) in self.peers.iter_mut() {
                 if !peer.linked || peer.receiving.contains_key(&scope.name) {
                     continue;
@@ -737,13 +762,7 @@ impl Core {
 
     /// Queues a message or dispatch for a peer, after the ops queued before it. Refused
     /// if the peer has no link or announced a smaller `max_message_bytes`.
-    pub(crate) fn send(
-        &mut self,
-        node: &NodeShared,
-        peer: u64,
-        frame: Frame,
-    ) -> Result<(), Unsent> {
-        self.drain_outbox(node);
+    pub(crate) fn send(&mut self, peer: u64, frame: Frame) -> Result<(), Unsent> {
         let Some(state) = self.peers.get_mut(&peer).filter(|p| p.linked) else {
             return Err(Unsent::NoLink);
         };

@@ -2,6 +2,7 @@
 //! them over TCP; the simulation drives them over a simulated network.
 
 pub(crate) mod core;
+pub(crate) mod host;
 mod op_log;
 pub(crate) mod wire;
 

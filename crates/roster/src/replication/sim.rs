@@ -25,6 +25,7 @@ use super::wire::Frame;
 use crate::clock::Clock;
 use crate::key::{Key, Limits};
 use crate::node::Node;
+use crate::node::NodeShared;
 use crate::pid::Pid;
 use crate::process::{ExitReason, Process};
 
@@ -52,6 +53,16 @@ struct SimNode {
     processes: Vec<Process>,
     /// Names each live process registered and still expects to hold, per scope.
     expected: BTreeMap<Pid, BTreeSet<(String, Key)>>,
+}
+
+impl SimNode {
+    /// Runs `f` on the core as the driver does: the ops of local writes go in first.
+    fn step<R>(&mut self, f: impl FnOnce(&mut Core, &NodeShared) -> R) -> R {
+        let shared = self.node.shared().clone();
+        self.core
+            .handle_local_ops(&*shared, shared.take_local_ops());
+        f(&mut self.core, &shared)
+    }
 }
 
 /// One direction of a link between two nodes.
@@ -145,6 +156,7 @@ impl Sim {
                     max_ops_per_frame: 8,
                     max_queued_ops: 10_000,
                     anti_entropy_interval: Duration::from_millis(500),
+                    limits: Limits::DEFAULT,
                 },
             ),
             clock,
@@ -176,25 +188,50 @@ impl Sim {
             return;
         };
         let mut outgoing = Vec::new();
-        // Catch-up comes a frame at a time, as a socket would drain it.
+        let mut overloaded = Vec::new();
         loop {
-            let peers = node.core.peers_with_transmits();
-            let before = outgoing.len();
-            for peer in peers {
-                let frames = node.core.poll_transmit(peer);
-                if !frames.is_empty() {
-                    outgoing.push((peer, frames));
+            // Catch-up comes a frame at a time, as a socket would drain it.
+            loop {
+                let peers = node.core.peers_with_transmits();
+                let before = outgoing.len();
+                for peer in peers {
+                    let frames = node.core.poll_transmit(peer);
+                    if !frames.is_empty() {
+                        outgoing.push((peer, frames));
+                    }
+                }
+                if outgoing.len() == before {
+                    break;
                 }
             }
-            if outgoing.len() == before {
+            // The events, in order, as the driver acts on them.
+            let mut local_ops = false;
+            while let Some(event) = node.core.poll_event() {
+                let shared = node.node.shared();
+                match event {
+                    CoreEvent::Overloaded { peer } => overloaded.push(peer),
+                    CoreEvent::NamesLost(applied) => {
+                        shared.conflicts_lost(applied);
+                        local_ops = true;
+                    }
+                    CoreEvent::Deliver { to, from, payload } => {
+                        shared.deliver_remote(to, from, payload);
+                    }
+                    CoreEvent::Dispatch {
+                        scope,
+                        key,
+                        payload,
+                    } => shared.dispatch_remote(&scope, &key, payload),
+                    CoreEvent::Repaired { .. }
+                    | CoreEvent::GapDetected { .. }
+                    | CoreEvent::Skipped { .. } => {}
+                }
+            }
+            if !local_ops {
                 break;
             }
-        }
-        let mut overloaded = Vec::new();
-        while let Some(event) = node.core.poll_event() {
-            if let CoreEvent::Overloaded { peer } = event {
-                overloaded.push(peer);
-            }
+            // The losers' removals are local ops: ship them like the driver does.
+            node.step(|_, _| ());
         }
         for (peer_incarnation, frames) in outgoing {
             let Some(to) = self.index_of(peer_incarnation) else {
@@ -242,13 +279,9 @@ impl Sim {
             };
             let now = self.now;
             let node = self.nodes[x].as_mut().expect("alive");
-            node.core.handle_peer_up(
-                node.node.shared(),
-                peer_inc,
-                &peer_name,
-                Limits::DEFAULT,
-                now,
-            );
+            node.step(|core, host| {
+                core.handle_peer_up(host, peer_inc, &peer_name, Limits::DEFAULT, now)
+            });
         }
         self.flush(a);
         self.flush(b);
@@ -264,8 +297,7 @@ impl Sim {
             link.in_flight.clear();
             let peer_inc = self.nodes[y].as_ref().map(|n| n.node.incarnation());
             if let (Some(node), Some(peer_inc)) = (self.nodes[x].as_mut(), peer_inc) {
-                node.core
-                    .handle_peer_down(node.node.shared(), peer_inc, dead);
+                node.step(|core, host| core.handle_peer_down(host, peer_inc, dead));
             }
         }
         self.flush(a);
@@ -314,7 +346,7 @@ impl Sim {
                     (self.now - self.start).as_millis()
                 );
             }
-            node.core.handle_frame(node.node.shared(), from_inc, frame);
+            node.step(|core, host| core.handle_frame(host, from_inc, frame));
         }
         self.flush(to);
         true
@@ -326,7 +358,7 @@ impl Sim {
             let now = self.now;
             let mut node = self.nodes[i].take().expect("alive");
             self.set_clock(&mut node);
-            node.core.handle_timeout(node.node.shared(), now);
+            node.step(|core, host| core.handle_timeout(host, now));
             self.nodes[i] = Some(node);
             self.flush(i);
         }
@@ -340,8 +372,7 @@ impl Sim {
         for (_, incarnation) in due {
             for j in self.alive() {
                 let node = self.nodes[j].as_mut().expect("alive");
-                node.core
-                    .handle_peer_down(node.node.shared(), incarnation, true);
+                node.step(|core, host| core.handle_peer_down(host, incarnation, true));
                 self.flush(j);
             }
         }
@@ -411,8 +442,7 @@ impl Sim {
                 let name = SCOPES[1 + self.rng.random_range(0..SCOPES.len() - 1)];
                 if self.scopes[i].insert(name) {
                     node.node.connect(name).expect("valid scope");
-                    node.core
-                        .handle_scope_connected(node.node.shared(), &name.into());
+                    node.step(|core, host| core.handle_scope_connected(host, &name.into()));
                 }
             }
             _ => {
@@ -422,12 +452,11 @@ impl Sim {
                     for set in node.expected.values_mut() {
                         set.retain(|(s, _)| s != name);
                     }
-                    node.core
-                        .handle_scope_disconnected(node.node.shared(), &name.into());
+                    node.step(|core, _| core.handle_scope_disconnected(&name.into()));
                 }
             }
         }
-        node.core.handle_local_ops(node.node.shared());
+        node.step(|_, _| ());
         // Processes that lost a name in a conflict were ended by the node.
         node.processes.retain(|p| p.is_alive());
         let live: BTreeSet<Pid> = node.processes.iter().map(|p| p.pid()).collect();
@@ -482,8 +511,7 @@ impl Sim {
                             link.in_flight.clear();
                         }
                         let node = self.nodes[b].as_mut().expect("alive");
-                        node.core
-                            .handle_peer_down(node.node.shared(), incarnation, false);
+                        node.step(|core, host| core.handle_peer_down(host, incarnation, false));
                     }
                 }
                 let detect = Duration::from_millis(self.rng.random_range(100..3000));
@@ -750,7 +778,7 @@ fn conflicting_registrations_on_two_nodes_leave_one_owner_and_kill_the_loser() {
         pids.push(p.pid());
         node.expected.entry(p.pid()).or_default();
         node.processes.push(p);
-        node.core.handle_local_ops(node.node.shared());
+        node.step(|_, _| ());
         sim.advance(10);
     }
     sim.cut.clear();

@@ -12,7 +12,7 @@ use crate::op::Op;
 use crate::pid::Pid;
 
 /// What applying remote ops asks of the node besides the store changes.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct Applied {
     /// Local processes that lost a name to a remote contender: `(loser, key, winner)`.
     /// Their node removes nothing more here; it decides whether to end the process.

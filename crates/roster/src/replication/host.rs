@@ -1,0 +1,27 @@
+//! What the replication core reads of the node that hosts it: its stores. Everything the
+//! core causes on the node (messages to deliver, names lost in a conflict) comes back as a
+//! [`super::core::CoreEvent`] instead.
+
+use std::sync::Arc;
+
+use crate::store::ScopeState;
+
+/// The node's replicated stores, as the replication core sees them.
+pub(crate) trait ReplicaHost {
+    /// A connected replicated (not local-only) scope.
+    fn replicated_scope(&self, name: &str) -> Option<Arc<ScopeState>>;
+
+    /// Every connected replicated scope, by name.
+    fn replicated_scopes(&self) -> Vec<Arc<ScopeState>>;
+
+    /// Whether local writes were applied to the stores but not handed to the core yet: a
+    /// digest of this node's entries is then ahead of its stream and not comparable.
+    fn local_ops_pending(&self) -> bool;
+
+    /// Whether any scope holds entries of `origin`.
+    fn has_entries_of(&self, origin: u64) -> bool {
+        self.replicated_scopes()
+            .iter()
+            .any(|s| s.remote_origins().contains(&origin))
+    }
+}
