@@ -1,0 +1,212 @@
+//! Making links: the dial task of each peer (with backoff), dialing, accepting, and the
+//! handshake on either side.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, TcpStream};
+
+use super::throttle::Throttle;
+use super::{Cluster, lock};
+use crate::cluster::handshake::{Greeting, HANDSHAKE_TIMEOUT, HandshakeError, handshake};
+use crate::cluster::link_table::Refusal;
+use crate::cluster::membership::MemberId;
+
+/// A link's byte stream: plain TCP, or TLS over TCP.
+pub(super) enum LinkStream {
+    Plain(TcpStream),
+    #[cfg(feature = "tls")]
+    TlsClient(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    #[cfg(feature = "tls")]
+    TlsServer(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+/// Why a dial did not give a link.
+#[derive(Debug, thiserror::Error)]
+enum DialError {
+    #[error("{0}")]
+    Refused(Refusal),
+    #[error(transparent)]
+    Handshake(#[from] HandshakeError),
+}
+
+impl Cluster {
+    /// Starts the dial task of a member if this node is the dialer of the pair (the smaller
+    /// incarnation) and none runs. The task dials until a link is up or the member is
+    /// gone, waiting between attempts as the link table's backoff says.
+    pub(super) fn maybe_dial(self: &Arc<Self>, member: MemberId) {
+        let peer = member.incarnation;
+        if self.me.incarnation > peer || !lock(&self.links).claim_dial(peer) {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        let task = tokio::spawn(async move {
+            let _claim = DialClaim {
+                cluster: weak.clone(),
+                peer,
+            };
+            loop {
+                let wait_until = {
+                    let Some(cluster) = weak.upgrade() else {
+                        return;
+                    };
+                    let table = lock(&cluster.links);
+                    let now = Instant::now();
+                    let jitter = rand::random_range(0.5..=1.0);
+                    let backoff = now + table.dial_delay(peer, jitter);
+                    table.severed_until(now).map_or(backoff, |s| s.max(backoff))
+                };
+                tokio::time::sleep_until(wait_until.into()).await;
+                let Some(cluster) = weak.upgrade() else {
+                    return;
+                };
+                if cluster.member(peer).is_none() {
+                    return;
+                }
+                if lock(&cluster.links).is_linked(peer) {
+                    return;
+                }
+                match cluster.dial(member.addr).await {
+                    // A link that already died is redialed by this same task.
+                    Ok(()) => {}
+                    Err(e) => {
+                        lock(&cluster.links).dial_failed(peer);
+                        cluster
+                            .counters
+                            .handshake_failures
+                            .fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(peer = %member.name, addr = %member.addr, error = %e, "dial failed");
+                    }
+                }
+            }
+        });
+        lock(&self.tasks).push(task.abort_handle());
+    }
+
+    async fn dial(self: &Arc<Self>, addr: SocketAddr) -> Result<(), DialError> {
+        let admission = lock(&self.links)
+            .admit_dial(Instant::now())
+            .map_err(DialError::Refused)?;
+        let connect = async {
+            let tcp = TcpStream::connect(addr).await?;
+            let _ = tcp.set_nodelay(true);
+            #[cfg(feature = "tls")]
+            let mut stream = match &self.tls {
+                Some(tls) => LinkStream::TlsClient(Box::new(tls.connect(tcp).await?)),
+                None => LinkStream::Plain(tcp),
+            };
+            #[cfg(not(feature = "tls"))]
+            let mut stream = LinkStream::Plain(tcp);
+            let peer = self.run_handshake(&mut stream).await?;
+            Ok::<_, HandshakeError>((stream, peer))
+        };
+        let (stream, peer) = tokio::time::timeout(HANDSHAKE_TIMEOUT, connect)
+            .await
+            .map_err(|_| HandshakeError::Timeout(HANDSHAKE_TIMEOUT))??;
+        self.establish(stream, peer, admission);
+        Ok(())
+    }
+
+    /// Wraps an accepted connection (in TLS if configured) and runs the handshake.
+    async fn accept(&self, tcp: TcpStream) -> Result<(LinkStream, Greeting), HandshakeError> {
+        let _ = tcp.set_nodelay(true);
+        let handshake = async {
+            #[cfg(feature = "tls")]
+            let mut stream = match &self.tls {
+                Some(tls) => LinkStream::TlsServer(Box::new(tls.accept(tcp).await?)),
+                None => LinkStream::Plain(tcp),
+            };
+            #[cfg(not(feature = "tls"))]
+            let mut stream = LinkStream::Plain(tcp);
+            let peer = self.run_handshake(&mut stream).await?;
+            Ok((stream, peer))
+        };
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
+            .await
+            .map_err(|_| HandshakeError::Timeout(HANDSHAKE_TIMEOUT))?
+    }
+
+    async fn run_handshake(&self, stream: &mut LinkStream) -> Result<Greeting, HandshakeError> {
+        let mut greeting = self.me.clone();
+        greeting.nonce = rand::random();
+        match stream {
+            LinkStream::Plain(tcp) => handshake(tcp, &greeting, &self.key).await,
+            #[cfg(feature = "tls")]
+            LinkStream::TlsClient(tls) => handshake(tls.as_mut(), &greeting, &self.key).await,
+            #[cfg(feature = "tls")]
+            LinkStream::TlsServer(tls) => handshake(tls.as_mut(), &greeting, &self.key).await,
+        }
+    }
+}
+
+/// The claim of a dial task on its peer, released however the task ends.
+struct DialClaim {
+    cluster: Weak<Cluster>,
+    peer: u64,
+}
+
+impl Drop for DialClaim {
+    fn drop(&mut self) {
+        if let Some(cluster) = self.cluster.upgrade() {
+            lock(&cluster.links).release_dial(self.peer);
+        }
+    }
+}
+
+pub(super) async fn accept_loop(cluster: Weak<Cluster>, listener: TcpListener) {
+    let mut refusals = Throttle::default();
+    let mut failures = Throttle::default();
+    loop {
+        let accepted = listener.accept().await;
+        let Some(strong) = cluster.upgrade() else {
+            return;
+        };
+        let (stream, remote) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                strong
+                    .counters
+                    .accept_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                if let Some(suppressed) = failures.allow(Instant::now()) {
+                    tracing::warn!(error = %e, suppressed, "accept failed on the cluster port");
+                }
+                drop(strong);
+                // Out of file descriptors keeps failing at once: do not spin on it.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let admission = lock(&strong.links).begin_handshake(Instant::now());
+        let admission = match admission {
+            Ok(admission) => admission,
+            Err(refusal) => {
+                strong
+                    .counters
+                    .connections_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                if let Some(suppressed) = refusals.allow(Instant::now()) {
+                    tracing::info!(%remote, %refusal, suppressed, "connection refused before its handshake");
+                }
+                drop(stream);
+                continue;
+            }
+        };
+        tokio::spawn(async move {
+            let result = strong.accept(stream).await;
+            lock(&strong.links).handshake_done();
+            match result {
+                Ok((stream, peer)) => strong.establish(stream, peer, admission),
+                Err(e) => {
+                    strong
+                        .counters
+                        .handshake_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%remote, error = %e, "inbound link refused");
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,320 @@
+//! A live link: its record in the link table, and its reader and writer tasks (a task
+//! that panics tears its link down).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Instant, SystemTime};
+
+use tokio::io::{AsyncRead, BufReader};
+#[cfg(feature = "tls")]
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+
+use super::connect::LinkStream;
+use super::{Cluster, lock};
+use crate::cluster::handshake::{HandshakeError, MAX_FRAME_BYTES, read_frame};
+#[cfg(feature = "tls")]
+use crate::cluster::outlet::encode_frames;
+use crate::cluster::outlet::{Outlet, Pumped};
+use crate::key::Limits;
+use crate::replication::wire::Frame;
+
+/// A live link to a peer.
+pub(super) struct Link {
+    pub(super) session: u64,
+    /// The write side for plain TCP links (pumped by callers); `None` for TLS links,
+    /// whose writer task does all writes.
+    pub(super) outlet: Option<Arc<Outlet>>,
+    pub(super) name: String,
+    pub(super) addr: SocketAddr,
+    /// The limits the peer announced.
+    pub(super) limits: Limits,
+    pub(super) established_at: SystemTime,
+    pub(super) established: Instant,
+    /// Milliseconds after the cluster started when the last frame arrived.
+    pub(super) last_heard: Arc<AtomicU64>,
+    pub(super) wake: Arc<Notify>,
+    pub(super) tasks: Vec<AbortHandle>,
+}
+
+/// What it takes to send on a link, cloned out of the link table.
+pub(super) struct LinkWriter {
+    pub(super) session: u64,
+    pub(super) outlet: Option<Arc<Outlet>>,
+    pub(super) wake: Arc<Notify>,
+}
+
+impl Link {
+    pub(super) fn writer(&self) -> LinkWriter {
+        LinkWriter {
+            session: self.session,
+            outlet: self.outlet.clone(),
+            wake: self.wake.clone(),
+        }
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Cluster {
+    /// Starts the reader and writer tasks of a link. A task that panics tears its link
+    /// down (and is counted): a link is never left without a reader.
+    pub(super) fn spawn_link_tasks(
+        self: &Arc<Self>,
+        stream: LinkStream,
+        peer: u64,
+        session: u64,
+        wake: &Arc<Notify>,
+        last_heard: &Arc<AtomicU64>,
+    ) -> (Vec<AbortHandle>, Option<Arc<Outlet>>) {
+        let weak = Arc::downgrade(self);
+        match stream {
+            LinkStream::Plain(tcp) => {
+                let (read, write) = tcp.into_split();
+                let outlet = Arc::new(Outlet::new(write));
+                let reader = self.spawn_reader(peer, session, read, last_heard);
+                let writer = self.supervise(
+                    peer,
+                    session,
+                    outlet_loop(weak, peer, session, outlet.clone(), wake.clone()),
+                );
+                (vec![reader, writer], Some(outlet))
+            }
+            #[cfg(feature = "tls")]
+            LinkStream::TlsClient(tls) => {
+                let (read, write) = tokio::io::split(tls);
+                (
+                    self.spawn_tls_tasks(peer, session, read, write, wake, last_heard),
+                    None,
+                )
+            }
+            #[cfg(feature = "tls")]
+            LinkStream::TlsServer(tls) => {
+                let (read, write) = tokio::io::split(tls);
+                (
+                    self.spawn_tls_tasks(peer, session, read, write, wake, last_heard),
+                    None,
+                )
+            }
+        }
+    }
+
+    /// Starts the reader and writer tasks of a TLS link.
+    #[cfg(feature = "tls")]
+    fn spawn_tls_tasks<R, W>(
+        self: &Arc<Self>,
+        peer: u64,
+        session: u64,
+        read: R,
+        write: W,
+        wake: &Arc<Notify>,
+        last_heard: &Arc<AtomicU64>,
+    ) -> Vec<AbortHandle>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let reader = self.spawn_reader(peer, session, read, last_heard);
+        let writer = self.supervise(
+            peer,
+            session,
+            writer_loop(Arc::downgrade(self), peer, session, write, wake.clone()),
+        );
+        vec![reader, writer]
+    }
+
+    /// Starts the reader task of a link.
+    fn spawn_reader<R: AsyncRead + Unpin + Send + 'static>(
+        self: &Arc<Self>,
+        peer: u64,
+        session: u64,
+        read: R,
+        last_heard: &Arc<AtomicU64>,
+    ) -> AbortHandle {
+        let reader = reader_loop(
+            Arc::downgrade(self),
+            peer,
+            session,
+            read,
+            last_heard.clone(),
+        );
+        self.supervise(peer, session, reader)
+    }
+
+    /// Spawns a task of the link `(peer, session)`; if it panics, the link is torn down.
+    fn supervise(
+        self: &Arc<Self>,
+        peer: u64,
+        session: u64,
+        task: impl Future<Output = ()> + Send + 'static,
+    ) -> AbortHandle {
+        let weak = Arc::downgrade(self);
+        let task = tokio::spawn(task);
+        let handle = task.abort_handle();
+        // The watcher ends with the task; aborting the task (link closed) is not a panic.
+        tokio::spawn(async move {
+            if let Err(e) = task.await
+                && e.is_panic()
+                && let Some(cluster) = weak.upgrade()
+            {
+                cluster
+                    .counters
+                    .link_task_panics
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(peer, session, "a link task panicked: closing the link");
+                cluster.link_lost(peer, session, "task panicked");
+            }
+        });
+        handle
+    }
+}
+
+async fn reader_loop<R: AsyncRead + Unpin>(
+    cluster: Weak<Cluster>,
+    peer: u64,
+    session: u64,
+    read: R,
+    last_heard: Arc<AtomicU64>,
+) {
+    let mut read = BufReader::with_capacity(256 * 1024, read);
+    let mut buf = Vec::new();
+    loop {
+        let result = read_frame(&mut read, &mut buf, MAX_FRAME_BYTES).await;
+        let Some(cluster) = cluster.upgrade() else {
+            return;
+        };
+        match result {
+            Ok(true) => {
+                #[cfg(test)]
+                crate::cluster::tests::maybe_inject_reader_panic(cluster.me.incarnation);
+                last_heard.store(cluster.clock_ms(), Ordering::Relaxed);
+                cluster
+                    .counters
+                    .bytes_received
+                    .fetch_add(buf.len() as u64 + 4, Ordering::Relaxed);
+                match Frame::decode(&buf, &Limits::CEILING) {
+                    Ok(frame) => {
+                        cluster.with_core(|core, node| core.handle_frame(node, peer, frame));
+                        // One large frame must not keep its buffer for the link's life.
+                        if buf.capacity() > 4 * 1024 * 1024 {
+                            buf = Vec::new();
+                        }
+                    }
+                    Err(e) => {
+                        cluster.counters.bad_frames.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(peer, error = %e, "bad frame from peer: dropping the link");
+                        cluster.link_lost(peer, session, "bad frame");
+                        return;
+                    }
+                }
+            }
+            Ok(false) => {
+                cluster.link_lost(peer, session, "closed by peer");
+                return;
+            }
+            Err(e @ HandshakeError::FrameTooLarge { .. }) => {
+                cluster.counters.bad_frames.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(peer, error = %e, "oversized frame from peer: dropping the link");
+                cluster.link_lost(peer, session, "oversized frame");
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(peer, error = %e, "link read failed");
+                cluster.link_lost(peer, session, "read failed");
+                return;
+            }
+        }
+    }
+}
+
+/// The writer task of a plain link: pumps when woken, and waits for the socket when the
+/// pump found it full.
+async fn outlet_loop(
+    cluster: Weak<Cluster>,
+    peer: u64,
+    session: u64,
+    outlet: Arc<Outlet>,
+    wake: Arc<Notify>,
+) {
+    loop {
+        wake.notified().await;
+        loop {
+            let Some(strong) = cluster.upgrade() else {
+                return;
+            };
+            match outlet.pump(false, || lock(&strong.core).poll_transmit(peer)) {
+                Ok((pumped, sent)) => {
+                    strong
+                        .counters
+                        .bytes_sent
+                        .fetch_add(sent, Ordering::Relaxed);
+                    if pumped != Pumped::Blocked {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(peer, error = %e, "link write failed");
+                    strong.link_lost(peer, session, "write failed");
+                    return;
+                }
+            }
+            drop(strong);
+            if outlet.writable().await.is_err() {
+                if let Some(strong) = cluster.upgrade() {
+                    strong.link_lost(peer, session, "write failed");
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// The writer task of a TLS link: when woken, writes everything there is to send (catch-up
+/// included, a frame's worth at a time, paced by the stream).
+#[cfg(feature = "tls")]
+async fn writer_loop<W: AsyncWrite + Unpin>(
+    cluster: Weak<Cluster>,
+    peer: u64,
+    session: u64,
+    mut write: W,
+    wake: Arc<Notify>,
+) {
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    loop {
+        wake.notified().await;
+        loop {
+            let Some(strong) = cluster.upgrade() else {
+                return;
+            };
+            let frames = lock(&strong.core).poll_transmit(peer);
+            if frames.is_empty() {
+                break;
+            }
+            buf.clear();
+            encode_frames(&frames, &mut buf);
+            strong
+                .counters
+                .bytes_sent
+                .fetch_add(buf.len() as u64, Ordering::Relaxed);
+            drop(strong);
+            if let Err(e) = write.write_all(&buf).await {
+                tracing::debug!(peer, error = %e, "link write failed");
+                if let Some(strong) = cluster.upgrade() {
+                    strong.link_lost(peer, session, "write failed");
+                }
+                return;
+            }
+            if buf.capacity() > 4 * 1024 * 1024 {
+                buf = Vec::with_capacity(64 * 1024);
+            }
+        }
+    }
+}

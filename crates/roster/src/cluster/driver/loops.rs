@@ -1,0 +1,98 @@
+//! The cluster layer's long-running tasks besides links: membership events, the core's
+//! timer, the flusher of bursts of local writes, and the reaper of silent links and
+//! vanished peers.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc};
+
+use super::{Cluster, lock};
+use crate::cluster::membership::MembershipEvent;
+
+pub(super) async fn membership_loop(
+    cluster: Weak<Cluster>,
+    mut events: mpsc::UnboundedReceiver<MembershipEvent>,
+) {
+    while let Some(event) = events.recv().await {
+        let Some(cluster) = cluster.upgrade() else {
+            return;
+        };
+        match event {
+            MembershipEvent::Up(member) => {
+                tracing::info!(peer = %member.name, incarnation = member.incarnation, "member up");
+                cluster.maybe_dial(member);
+            }
+            MembershipEvent::Down(member) => {
+                tracing::info!(peer = %member.name, incarnation = member.incarnation, "member down");
+                cluster.peer_dead(member.incarnation);
+            }
+        }
+    }
+}
+
+pub(super) async fn timer_loop(cluster: Weak<Cluster>) {
+    loop {
+        let deadline = {
+            let Some(cluster) = cluster.upgrade() else {
+                return;
+            };
+            let next = lock(&cluster.core).poll_timeout();
+            next.map(tokio::time::Instant::from_std)
+        };
+        match deadline {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+        let Some(cluster) = cluster.upgrade() else {
+            return;
+        };
+        let now = tokio::time::Instant::now().into_std();
+        cluster.with_core(|core, node| core.handle_timeout(node, now));
+    }
+}
+
+/// Hands local ops that piled up during a burst to the core (see `on_local_ops`).
+pub(super) async fn flusher_loop(cluster: Weak<Cluster>, wake: Arc<Notify>) {
+    loop {
+        // A notification sent while nobody waits is kept, so none is lost.
+        wake.notified().await;
+        let Some(cluster) = cluster.upgrade() else {
+            return;
+        };
+        cluster.with_core(|_, _| ());
+    }
+}
+
+/// Closes silent links, and purges peers that stayed unlinked past the grace period while
+/// membership does not list them alive.
+pub(super) async fn reaper_loop(cluster: Weak<Cluster>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let Some(cluster) = cluster.upgrade() else {
+            return;
+        };
+        cluster.close_silent_links();
+        let alive: Vec<u64> = cluster
+            .members()
+            .into_iter()
+            .map(|m| m.incarnation)
+            .collect();
+        let doomed: Vec<u64> = {
+            let mut unlinked = lock(&cluster.unlinked);
+            let doomed: Vec<u64> = unlinked
+                .iter()
+                .filter(|(peer, since)| !alive.contains(peer) && since.elapsed() >= cluster.grace)
+                .map(|(peer, _)| *peer)
+                .collect();
+            for peer in &doomed {
+                unlinked.remove(peer);
+            }
+            doomed
+        };
+        for peer in doomed {
+            tracing::info!(peer, "unlinked peer unknown to membership: purging it");
+            cluster.peer_dead(peer);
+        }
+    }
+}

@@ -1,0 +1,441 @@
+//! The tokio shell around the replication core: links, membership, timers.
+//!
+//! One [`Cluster`] per node. It owns the replication [`Core`] behind a mutex and:
+//!
+//! - accepts and dials TCP links (the node with the smaller incarnation dials, so a pair
+//!   has one link), runs the handshake, and starts a reader and a writer task per link;
+//!   the link table (`link_table.rs`) decides every step of a link's life, and a link is
+//!   inserted, told to the core and given its tasks in one step under its lock;
+//! - feeds the core: frames from readers, ops of local writes (called right after the
+//!   write, no task hop), timer ticks, membership changes, scope changes;
+//! - after every core call, wakes the writers of peers with queued frames. A writer takes
+//!   everything queued for its peer and sends it in one write: batching without a timer.
+//!   The core bounds each peer's live queue; an overloaded link is dropped and catches up
+//!   when it returns;
+//! - closes links that stay silent, refuses connections while severed or beyond the
+//!   bound of pending handshakes, and tears down a link whose task panicked;
+//! - a broken link to a member that SWIM still sees alive is redialed and resynced, not
+//!   purged; a member SWIM declares down is purged on this node with reason `NodeDown`.
+
+mod connect;
+mod lifecycle;
+mod link;
+mod loops;
+mod stats;
+mod throttle;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{Notify, mpsc};
+use tokio::task::AbortHandle;
+
+use self::connect::accept_loop;
+use self::lifecycle::PeerLimits;
+use self::link::{Link, LinkWriter};
+use self::loops::{flusher_loop, membership_loop, reaper_loop, timer_loop};
+pub(crate) use self::stats::ClusterCounters;
+pub use self::stats::{ClusterStats, PeerInfo};
+use self::throttle::Throttle;
+use super::handshake::{ClusterKey, Greeting};
+use super::link_table::{LinkTable, RedialPolicy};
+use super::membership::{MemberId, MembershipConfig, MembershipHandle, spawn_membership};
+use super::outlet::{BURST_WINDOW, Outlet, Pumped};
+use crate::key::{Limits, ScopeName};
+use crate::node::NodeShared;
+use crate::replication::PROTOCOL_VERSION;
+use crate::replication::core::{Core, CoreConfig, CoreEvent, Unsent};
+use crate::replication::wire::Frame;
+
+/// Most inbound handshakes in progress at once; further connections are closed at once
+/// and counted in [`ClusterStats::connections_refused`]. Each costs at most a few KiB
+/// until its handshake ends or times out.
+const MAX_PENDING_HANDSHAKES: usize = 64;
+
+/// A link whose peer sent nothing for this many anti-entropy intervals is closed.
+const SILENT_INTERVALS: u32 = 5;
+
+/// ... but never sooner than this, so a loaded machine with a short interval does not
+/// close healthy links.
+const MIN_SILENCE: Duration = Duration::from_secs(2);
+
+/// The cluster layer of one node; see the [module docs](self).
+pub(crate) struct Cluster {
+    node: Arc<NodeShared>,
+    me: Greeting,
+    key: ClusterKey,
+    core: Mutex<Core>,
+    /// Lock order: `links`, then `core`, then `unlinked`; never `links` while holding
+    /// `core`.
+    links: Mutex<LinkTable<Link>>,
+    membership: Mutex<Option<MembershipHandle>>,
+    /// Peers whose link is down, since when. A peer that stays unlinked past the grace
+    /// period while membership does not list it alive is declared dead (its node may have
+    /// gone before SWIM ever reported it up here, so no `Down` would come).
+    unlinked: Mutex<HashMap<u64, Instant>>,
+    grace: Duration,
+    /// How long a link may stay silent before it is closed.
+    silence: Duration,
+    #[cfg(feature = "tls")]
+    tls: Option<super::tls::TlsConfig>,
+    /// Wakes the flusher task, which hands queued local ops to the core during bursts.
+    flusher: Arc<Notify>,
+    /// Nanoseconds after `started` of the last flush done by a writing thread.
+    last_flush: AtomicU64,
+    started: Instant,
+    tasks: Mutex<Vec<AbortHandle>>,
+    next_session: AtomicU64,
+    /// The smallest limits of the linked peers, read by every replicated write.
+    peer_limits: PeerLimits,
+    skip_log: Mutex<Throttle>,
+    pub(crate) counters: ClusterCounters,
+}
+
+/// Settings the cluster layer needs (built from the public `ClusterConfig`).
+pub(crate) struct ClusterSettings {
+    pub(crate) listen: SocketAddr,
+    pub(crate) cluster: String,
+    pub(crate) secret: Vec<u8>,
+    pub(crate) membership: MembershipConfig,
+    pub(crate) core: CoreConfig,
+    /// How long a peer may stay unlinked, unknown to membership, before it is purged.
+    pub(crate) unlinked_grace: Duration,
+    /// When to redial a peer after a failure.
+    pub(crate) redial: RedialPolicy,
+    /// TLS for links, if configured.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<super::tls::TlsConfig>,
+}
+
+/// What a core call left for the driver to act on, taken while the core lock was held.
+struct CoreOutputs {
+    wake: Vec<u64>,
+    events: Vec<CoreEvent>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Cluster {
+    /// Binds the cluster address (TCP and UDP on the same port) and starts the tasks.
+    pub(crate) fn start(
+        node: Arc<NodeShared>,
+        name: String,
+        settings: ClusterSettings,
+    ) -> std::io::Result<Arc<Cluster>> {
+        let std_listener = std::net::TcpListener::bind(settings.listen)?;
+        std_listener.set_nonblocking(true)?;
+        let addr = std_listener.local_addr()?;
+        let std_udp = std::net::UdpSocket::bind(addr)?;
+        std_udp.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(std_listener)?;
+        let udp = UdpSocket::from_std(std_udp)?;
+        let incarnation = node.incarnation;
+        let started_at_ms = now_ms();
+        let silence = (settings.core.anti_entropy_interval * SILENT_INTERVALS).max(MIN_SILENCE);
+        let mut core_config = settings.core;
+        core_config.limits = node.limits;
+        let cluster = Arc::new(Cluster {
+            me: Greeting {
+                version: PROTOCOL_VERSION,
+                cluster: settings.cluster,
+                name: name.clone(),
+                incarnation,
+                started_at_ms,
+                addr,
+                limits: node.limits,
+                nonce: [0; 32],
+            },
+            key: ClusterKey::derive(&settings.secret),
+            core: Mutex::new(Core::new(incarnation, core_config)),
+            links: Mutex::new(LinkTable::new(settings.redial, MAX_PENDING_HANDSHAKES)),
+            membership: Mutex::new(None),
+            unlinked: Mutex::new(HashMap::new()),
+            grace: settings.unlinked_grace,
+            silence,
+            #[cfg(feature = "tls")]
+            tls: settings.tls,
+            flusher: Arc::new(Notify::new()),
+            last_flush: AtomicU64::new(0),
+            started: Instant::now(),
+            tasks: Mutex::new(Vec::new()),
+            next_session: AtomicU64::new(1),
+            peer_limits: PeerLimits::default(),
+            skip_log: Mutex::new(Throttle::default()),
+            counters: ClusterCounters::default(),
+            node,
+        });
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let me = MemberId {
+            addr,
+            incarnation,
+            name,
+            started_at_ms,
+            bump: 0,
+        };
+        *lock(&cluster.membership) =
+            Some(spawn_membership(me, udp, settings.membership, events_tx));
+        let weak = Arc::downgrade(&cluster);
+        let accept = tokio::spawn(accept_loop(weak.clone(), listener));
+        let members = tokio::spawn(membership_loop(weak.clone(), events_rx));
+        let timer = tokio::spawn(timer_loop(weak.clone()));
+        let reaper = tokio::spawn(reaper_loop(weak.clone()));
+        let flusher = tokio::spawn(flusher_loop(weak, cluster.flusher.clone()));
+        lock(&cluster.tasks).extend([
+            accept.abort_handle(),
+            members.abort_handle(),
+            timer.abort_handle(),
+            reaper.abort_handle(),
+            flusher.abort_handle(),
+        ]);
+        Ok(cluster)
+    }
+
+    /// The address peers reach this node at.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.me.addr
+    }
+
+    /// Runs `f` on the core, then wakes the writers of peers with queued frames and acts on
+    /// the core's events.
+    pub(crate) fn with_core<R>(self: &Arc<Self>, f: impl FnOnce(&mut Core, &NodeShared) -> R) -> R {
+        let (result, outputs) = self.core_step(f);
+        self.act(outputs);
+        result
+    }
+
+    /// Runs `f` on the core and takes what it left to act on, without acting on it (the
+    /// caller may hold the link table).
+    fn core_step<R>(&self, f: impl FnOnce(&mut Core, &NodeShared) -> R) -> (R, CoreOutputs) {
+        let mut core = lock(&self.core);
+        // Local writes first: whatever `f` reacts to must see our stream up to date.
+        core.handle_local_ops(&*self.node, self.node.take_local_ops());
+        let result = f(&mut core, &self.node);
+        let wake = core.peers_with_transmits();
+        let mut events = Vec::new();
+        while let Some(event) = core.poll_event() {
+            events.push(event);
+        }
+        (result, CoreOutputs { wake, events })
+    }
+
+    /// Wakes the writers of peers with frames to send and acts on the core's events.
+    /// Never called with the link table locked.
+    fn act(self: &Arc<Self>, outputs: CoreOutputs) {
+        // Taken out of the table first: pumping may drop a link.
+        let targets: Vec<(u64, LinkWriter)> = {
+            let links = lock(&self.links);
+            outputs
+                .wake
+                .into_iter()
+                .filter_map(|peer| links.get(peer).map(|l| (peer, l.writer())))
+                .collect()
+        };
+        for (peer, target) in targets {
+            match target.outlet {
+                Some(outlet) => self.pump(peer, target.session, &outlet, &target.wake),
+                None => target.wake.notify_one(),
+            }
+        }
+        let mut local_ops = false;
+        for event in outputs.events {
+            match event {
+                CoreEvent::Deliver { to, from, payload } => {
+                    self.node.deliver_remote(to, from, payload);
+                }
+                CoreEvent::Dispatch {
+                    scope,
+                    key,
+                    payload,
+                } => self.node.dispatch_remote(&scope, &key, payload),
+                CoreEvent::NamesLost(applied) => {
+                    self.node.conflicts_lost(applied);
+                    local_ops = true;
+                }
+                CoreEvent::Overloaded { peer } => {
+                    self.counters
+                        .links_overloaded
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        peer,
+                        "peer link overloaded: dropping it, it will catch up when it returns"
+                    );
+                    let session = lock(&self.links).get(peer).map(|l| l.session);
+                    if let Some(session) = session {
+                        self.link_lost(peer, session, "overloaded");
+                    }
+                }
+                CoreEvent::Repaired { peer, scope } => {
+                    self.counters.digest_repairs.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(peer, %scope, "anti-entropy found divergence: sent a snapshot");
+                }
+                CoreEvent::Skipped { peer, items } => {
+                    self.counters
+                        .items_skipped
+                        .fetch_add(items as u64, Ordering::Relaxed);
+                    if let Some(suppressed) = lock(&self.skip_log).allow(Instant::now()) {
+                        tracing::warn!(
+                            peer,
+                            items,
+                            suppressed,
+                            "skipped items from a peer that are over this node's limits \
+                             (max_key_bytes, max_meta_bytes, max_message_bytes)"
+                        );
+                    }
+                }
+                CoreEvent::GapDetected { peer, scope } => {
+                    self.counters.stream_gaps.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(peer, %scope, "gap in a peer's stream: asked for a snapshot");
+                }
+            }
+        }
+        // Processes that lost names removed them: ship the removals now.
+        if local_ops {
+            self.with_core(|_, _| ());
+        }
+    }
+
+    /// Sends what is queued for `peer` from this thread; hands over to the writer task if
+    /// the socket is full.
+    fn pump(self: &Arc<Self>, peer: u64, session: u64, outlet: &Outlet, wake: &Notify) {
+        match outlet.pump(true, || lock(&self.core).poll_transmit(peer)) {
+            Ok((pumped, sent)) => {
+                self.counters.bytes_sent.fetch_add(sent, Ordering::Relaxed);
+                if pumped != Pumped::Done {
+                    wake.notify_one();
+                }
+            }
+            Err(e) => {
+                tracing::debug!(peer, error = %e, "link write failed");
+                self.link_lost(peer, session, "write failed");
+            }
+        }
+    }
+
+    /// Ops of local writes are waiting in the outbox.
+    ///
+    /// An isolated write is handed to the core and sent from the writing thread at once. A
+    /// write within [`BURST_WINDOW`] of the previous flush only wakes the flusher task,
+    /// which then moves everything that piled up in one go: a burst of writes pays for one
+    /// core lock and one send, not one per write.
+    pub(crate) fn on_local_ops(self: &Arc<Self>) {
+        let now = self.started.elapsed().as_nanos() as u64;
+        let last = self.last_flush.load(Ordering::Relaxed);
+        if last != 0 && now.saturating_sub(last) < BURST_WINDOW.as_nanos() as u64 {
+            self.flusher.notify_one();
+            return;
+        }
+        self.last_flush.store(now.max(1), Ordering::Relaxed);
+        self.with_core(|_, _| ());
+    }
+
+    pub(crate) fn on_scope_connected(self: &Arc<Self>, scope: &ScopeName) {
+        self.with_core(|core, node| core.handle_scope_connected(node, scope));
+    }
+
+    pub(crate) fn on_scope_disconnected(self: &Arc<Self>, scope: &ScopeName) {
+        self.with_core(|core, _| core.handle_scope_disconnected(scope));
+    }
+
+    /// Queues a message or dispatch for the node of incarnation `peer`.
+    pub(crate) fn send(self: &Arc<Self>, peer: u64, frame: Frame) -> Result<(), Unsent> {
+        self.with_core(|core, _| core.send(peer, frame))
+    }
+
+    /// The smallest limits among linked peers; `None` without any link.
+    pub(crate) fn peer_limits(&self) -> Option<Limits> {
+        self.peer_limits.get()
+    }
+
+    /// Peers with a completed handshake.
+    pub(crate) fn peers(&self) -> Vec<PeerInfo> {
+        let links = lock(&self.links);
+        let mut peers: Vec<PeerInfo> = links
+            .links()
+            .map(|(incarnation, link)| PeerInfo {
+                name: link.name.clone(),
+                incarnation,
+                addr: link.addr,
+                linked_since: link.established_at,
+                session: link.session,
+            })
+            .collect();
+        peers.sort_by(|a, b| a.name.cmp(&b.name));
+        peers
+    }
+
+    /// Peers connected to `scope`.
+    pub(crate) fn peers_in(&self, scope: &str) -> Vec<u64> {
+        lock(&self.core).peers_in(scope)
+    }
+
+    /// A snapshot of the counters.
+    pub(crate) fn stats(&self) -> ClusterStats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ClusterStats {
+            bytes_sent: get(&c.bytes_sent),
+            bytes_received: get(&c.bytes_received),
+            links_established: get(&c.links_established),
+            handshake_failures: get(&c.handshake_failures),
+            links_overloaded: get(&c.links_overloaded),
+            links_silent: get(&c.links_silent),
+            link_task_panics: get(&c.link_task_panics),
+            connections_refused: get(&c.connections_refused),
+            accept_failures: get(&c.accept_failures),
+            refused_datagrams: lock(&self.membership)
+                .as_ref()
+                .map_or(0, MembershipHandle::refused_datagrams),
+            digest_repairs: get(&c.digest_repairs),
+            stream_gaps: get(&c.stream_gaps),
+            bad_frames: get(&c.bad_frames),
+            items_skipped: get(&c.items_skipped),
+            resolver_panics: crate::conflict::resolver_panics(),
+        }
+    }
+
+    /// Leaves the cluster: SWIM leave, links closed, tasks stopped.
+    pub(crate) async fn shutdown(&self) {
+        let membership = lock(&self.membership).take();
+        if let Some(membership) = membership {
+            membership.leave().await;
+        }
+        for task in lock(&self.tasks).drain(..) {
+            task.abort();
+        }
+        let links = lock(&self.links).clear();
+        self.peer_limits.set(None);
+        drop(links);
+    }
+
+    /// Milliseconds since this cluster layer started (the clock of `Link::last_heard`).
+    fn clock_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// The members SWIM currently sees alive (none after shutdown).
+    fn members(&self) -> Vec<MemberId> {
+        lock(&self.membership)
+            .as_ref()
+            .map(MembershipHandle::members)
+            .unwrap_or_default()
+    }
+
+    /// The live member of incarnation `peer`, if SWIM sees it alive.
+    fn member(&self, peer: u64) -> Option<MemberId> {
+        self.members().into_iter().find(|m| m.incarnation == peer)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Critical sections here do not leave state half-written before a panic could occur.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
