@@ -60,11 +60,13 @@ use tokio::time::Instant;
 mod config;
 mod datagram;
 mod identity;
+mod refusal_log;
 mod view;
 
 pub(crate) use config::MembershipConfig;
 use datagram::{DatagramKey, MAC_LEN};
 pub(crate) use identity::MemberId;
+use refusal_log::RefusedWarnings;
 use view::MemberView;
 pub(crate) use view::MembershipEvent;
 
@@ -84,11 +86,6 @@ const MAX_TIMERS_PER_WAKE: usize = 256;
 
 /// Pause after a failed `recv_from`, so a persistent socket error cannot spin the task.
 const RECV_ERROR_BACKOFF: Duration = Duration::from_millis(10);
-
-/// At most one warn line per this interval about refused datagrams, for the whole node
-/// (the others go to debug). Long enough that a misconfigured node announcing every few
-/// seconds cannot flood the log, short enough that the problem shows soon after start.
-const REFUSED_WARN_INTERVAL: Duration = Duration::from_secs(10);
 
 /// rand 0.9's `StdRng` behind the rand 0.10 core traits foca 2 is generic over.
 struct FocaRng(StdRng);
@@ -179,35 +176,6 @@ impl TimerQueue {
             return None;
         }
         self.heap.pop().map(|Reverse(scheduled)| scheduled.timer)
-    }
-}
-
-/// Rate limit of the warn line about refused datagrams: one line per
-/// [`REFUSED_WARN_INTERVAL`] for the whole node, whatever the source, carrying how many
-/// refusals it suppressed since the previous line. Not per source: sources are spoofable,
-/// so a per-source limit would need memory without bound.
-#[derive(Debug, Default)]
-struct RefusedWarnings {
-    /// When the last warn line went out.
-    last: Option<Instant>,
-    /// Refusals since then that got no warn line.
-    suppressed: u64,
-}
-
-impl RefusedWarnings {
-    /// Records a refusal at `now`. `Some(suppressed)` if it gets a warn line, with the
-    /// number of refusals suppressed since the previous one; `None` if it is suppressed.
-    fn admit(&mut self, now: Instant) -> Option<u64> {
-        match self.last {
-            Some(last) if now.saturating_duration_since(last) < REFUSED_WARN_INTERVAL => {
-                self.suppressed += 1;
-                None
-            }
-            _ => {
-                self.last = Some(now);
-                Some(std::mem::take(&mut self.suppressed))
-            }
-        }
     }
 }
 
@@ -436,17 +404,7 @@ impl Driver {
                     .refused_datagrams
                     .fetch_add(1, AtomicOrdering::Relaxed)
                     + 1;
-                match self.refused_warnings.admit(Instant::now()) {
-                    Some(suppressed) => tracing::warn!(
-                        %from,
-                        %error,
-                        refused,
-                        suppressed,
-                        "membership: datagram refused (this line is rate-limited: `suppressed` \
-                         counts the refusals since the previous one)"
-                    ),
-                    None => tracing::debug!(%from, %error, refused, "membership: datagram refused"),
-                }
+                self.refused_warnings.log(from, error, refused);
             }
         }
     }
@@ -738,29 +696,6 @@ mod tests {
         wait_all_up(&mut b, &[&ida, &idc]).await;
         wait_all_up(&mut c, &[&ida, &idb]).await;
         [a, b, c]
-    }
-
-    #[test]
-    fn refused_datagrams_get_one_warn_line_per_interval_with_the_suppressed_count() {
-        let start = Instant::now();
-        let at = |ms: u64| start + Duration::from_millis(ms);
-        let interval = REFUSED_WARN_INTERVAL.as_millis() as u64;
-        let mut warnings = RefusedWarnings::default();
-        assert_eq!(warnings.admit(at(0)), Some(0), "the first refusal warns");
-        assert_eq!(warnings.admit(at(1)), None);
-        assert_eq!(warnings.admit(at(interval - 1)), None);
-        assert_eq!(
-            warnings.admit(at(interval)),
-            Some(2),
-            "one interval later: warns, with the two suppressed"
-        );
-        assert_eq!(warnings.admit(at(interval + 1)), None);
-        assert_eq!(
-            warnings.admit(at(10 * interval)),
-            Some(1),
-            "after a quiet spell"
-        );
-        assert_eq!(warnings.admit(at(10 * interval + 2)), None);
     }
 
     #[test]
