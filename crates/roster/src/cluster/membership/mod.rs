@@ -38,8 +38,6 @@
 //! restarted node replaces its previous instance, reported as `Down(old)` then `Up(new)`.
 //! A node wrongly declared down renews itself (`bump + 1`, same incarnation) and rejoins.
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -49,7 +47,7 @@ use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use foca::{AccumulatingRuntime, Foca, NoCustomBroadcast, PostcardCodec, Timer};
+use foca::{AccumulatingRuntime, Foca, NoCustomBroadcast, PostcardCodec};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tokio::net::UdpSocket;
@@ -61,12 +59,14 @@ mod config;
 mod datagram;
 mod identity;
 mod refusal_log;
+mod timers;
 mod view;
 
 pub(crate) use config::MembershipConfig;
 use datagram::{DatagramKey, MAC_LEN};
 pub(crate) use identity::MemberId;
 use refusal_log::RefusedWarnings;
+use timers::TimerQueue;
 use view::MemberView;
 pub(crate) use view::MembershipEvent;
 
@@ -104,78 +104,6 @@ impl rand_core::TryRng for FocaRng {
     fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
         rand::RngCore::fill_bytes(&mut self.0, dst);
         Ok(())
-    }
-}
-
-/// A foca timer waiting for its deadline.
-struct Scheduled {
-    /// When to hand the timer back to foca.
-    at: Instant,
-    /// The timer itself.
-    timer: Timer<MemberId>,
-    /// Submission order, the last tie-break.
-    seq: u64,
-}
-
-impl Scheduled {
-    /// Deadline first; at equal deadlines foca's own timer order (indirect probes before
-    /// the next probe), then submission order.
-    fn key_cmp(&self, other: &Self) -> Ordering {
-        self.at
-            .cmp(&other.at)
-            .then_with(|| self.timer.cmp(&other.timer))
-            .then_with(|| self.seq.cmp(&other.seq))
-    }
-}
-
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Self) -> bool {
-        self.key_cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for Scheduled {}
-
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Scheduled {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.key_cmp(other)
-    }
-}
-
-/// Min-heap of foca timers: every timer foca asks for is delivered, in deadline order.
-#[derive(Default)]
-struct TimerQueue {
-    /// Pending timers, earliest on top.
-    heap: BinaryHeap<Reverse<Scheduled>>,
-    /// Next submission number.
-    next_seq: u64,
-}
-
-impl TimerQueue {
-    /// Arms `timer` for `at`.
-    fn push(&mut self, at: Instant, timer: Timer<MemberId>) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.heap.push(Reverse(Scheduled { at, timer, seq }));
-    }
-
-    /// The earliest deadline, if any timer is pending.
-    fn next_deadline(&self) -> Option<Instant> {
-        self.heap.peek().map(|Reverse(scheduled)| scheduled.at)
-    }
-
-    /// Removes and returns the earliest timer if it is due at `now`.
-    fn pop_due(&mut self, now: Instant) -> Option<Timer<MemberId>> {
-        if self.next_deadline()? > now {
-            return None;
-        }
-        self.heap.pop().map(|Reverse(scheduled)| scheduled.timer)
     }
 }
 
@@ -568,7 +496,6 @@ mod tests {
     use tokio::sync::mpsc::UnboundedReceiver;
     use tokio::time::timeout;
 
-    use super::identity::tests::member;
     use super::*;
 
     /// Upper bound of every wait in these tests.
@@ -696,31 +623,6 @@ mod tests {
         wait_all_up(&mut b, &[&ida, &idc]).await;
         wait_all_up(&mut c, &[&ida, &idb]).await;
         [a, b, c]
-    }
-
-    #[test]
-    fn timers_come_out_by_deadline_then_foca_order() {
-        let now = Instant::now();
-        let mut queue = TimerQueue::default();
-        let later = now + Duration::from_millis(10);
-        queue.push(later, Timer::PeriodicGossip(0));
-        queue.push(now, Timer::ProbeRandomMember(0));
-        queue.push(
-            now,
-            Timer::SendIndirectProbe {
-                probed_id: member(1, 1, 1, 0),
-                token: 0,
-            },
-        );
-        assert_eq!(queue.next_deadline(), Some(now));
-        assert!(matches!(
-            queue.pop_due(now),
-            Some(Timer::SendIndirectProbe { .. })
-        ));
-        assert_eq!(queue.pop_due(now), Some(Timer::ProbeRandomMember(0)));
-        assert_eq!(queue.pop_due(now), None, "not due yet");
-        assert_eq!(queue.pop_due(later), Some(Timer::PeriodicGossip(0)));
-        assert_eq!(queue.next_deadline(), None);
     }
 
     #[tokio::test(flavor = "multi_thread")]
