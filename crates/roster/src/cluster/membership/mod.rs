@@ -39,9 +39,7 @@
 //! A node wrongly declared down renews itself (`bump + 1`, same incarnation) and rejoins.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::time::Duration;
@@ -52,13 +50,14 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 mod config;
 mod datagram;
 mod identity;
 mod refusal_log;
+mod seeds;
 mod timers;
 mod view;
 
@@ -66,18 +65,10 @@ pub(crate) use config::MembershipConfig;
 use datagram::{DatagramKey, MAC_LEN};
 pub(crate) use identity::MemberId;
 use refusal_log::RefusedWarnings;
+use seeds::AnnounceRounds;
 use timers::TimerQueue;
 use view::MemberView;
 pub(crate) use view::MembershipEvent;
-
-/// Smallest announce interval used; a smaller configured value (zero included) is raised
-/// to this, since a zero-period ticker is meaningless.
-const MIN_ANNOUNCE_INTERVAL: Duration = Duration::from_millis(10);
-
-/// How long one seed's DNS resolution may take before that seed is skipped for the round.
-/// Chosen to match the resolver's usual 5 s per-query timeout; seeds resolve concurrently,
-/// so a slow one never delays the others.
-const SEED_RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Most timers delivered per wake of the loop before it gives the other inputs a turn
 /// (foca arms a handful of timers per probe period, so this is only ever reached after a
@@ -228,18 +219,13 @@ pub(crate) fn spawn_membership(
         pending_events: Vec::new(),
         refused_warnings: RefusedWarnings::default(),
     };
-    let seeds: Arc<[String]> = config.seeds.into();
-    let interval = config.announce_interval.max(MIN_ANNOUNCE_INTERVAL);
-    let task = tokio::spawn(driver.run(commands_rx, seeds, interval));
+    let task = tokio::spawn(driver.run(commands_rx, config.seeds, config.announce_interval));
     MembershipHandle {
         commands: commands_tx,
         shared,
         task: Some(task),
     }
 }
-
-/// A seed resolution round in flight.
-type Resolving = Pin<Box<dyn Future<Output = Vec<SocketAddr>> + Send>>;
 
 /// The membership task's state: foca and everything around it.
 struct Driver {
@@ -272,15 +258,13 @@ impl Driver {
     async fn run(
         mut self,
         mut commands: mpsc::UnboundedReceiver<Command>,
-        seeds: Arc<[String]>,
+        seeds: Vec<String>,
         announce_interval: Duration,
     ) {
         // One spare byte tells a datagram that was too long (and truncated) from one that
         // fits exactly.
         let mut recv_buf = vec![0u8; self.key.max_datagram + 1];
-        let mut announce = tokio::time::interval(announce_interval);
-        announce.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut resolving: Option<Resolving> = None;
+        let mut announce = AnnounceRounds::new(seeds, announce_interval);
         loop {
             let next_timer = self.timers.next_deadline();
             tokio::select! {
@@ -303,18 +287,7 @@ impl Driver {
                 {
                     self.fire_due_timers().await;
                 }
-                _ = announce.tick(), if resolving.is_none() => {
-                    resolving = Some(Box::pin(resolve_seeds(seeds.clone())));
-                }
-                addrs = async {
-                    match resolving.as_mut() {
-                        Some(round) => round.await,
-                        None => std::future::pending().await,
-                    }
-                }, if resolving.is_some() => {
-                    resolving = None;
-                    self.announce_to(addrs).await;
-                }
+                addrs = announce.next() => self.announce_to(addrs).await,
             }
         }
     }
@@ -425,36 +398,6 @@ fn log_foca_error(call: &'static str, error: &foca::Error) {
         }
         _ => tracing::debug!(call, %error, "membership: foca error ignored"),
     }
-}
-
-/// Resolves every seed concurrently (at most [`SEED_RESOLVE_TIMEOUT`] each); seeds that do
-/// not resolve are logged and skipped. Returns the addresses sorted, without duplicates.
-async fn resolve_seeds(seeds: Arc<[String]>) -> Vec<SocketAddr> {
-    let mut lookups = JoinSet::new();
-    for seed in seeds.iter().cloned() {
-        lookups.spawn(async move {
-            let found =
-                tokio::time::timeout(SEED_RESOLVE_TIMEOUT, tokio::net::lookup_host(seed.clone()))
-                    .await;
-            (seed, found)
-        });
-    }
-    let mut addrs = Vec::new();
-    while let Some(joined) = lookups.join_next().await {
-        match joined {
-            Ok((_, Ok(Ok(found)))) => addrs.extend(found),
-            Ok((seed, Ok(Err(error)))) => {
-                tracing::debug!(%seed, %error, "membership: seed did not resolve; skipped this round");
-            }
-            Ok((seed, Err(_))) => {
-                tracing::debug!(%seed, "membership: seed resolution timed out; skipped this round");
-            }
-            Err(error) => tracing::debug!(%error, "membership: seed resolution failed"),
-        }
-    }
-    addrs.sort_unstable();
-    addrs.dedup();
-    addrs
 }
 
 /// Feeds untrusted bytes through the datagram path: the MAC check on the raw bytes, then
