@@ -5,9 +5,9 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::entry::{Entry, Member, Members, Registration, Table};
-use crate::error::{KeyError, MetaError, RegistryError, SendError};
-use crate::key::{Key, Pattern, is_prefix};
-use crate::meta::Meta;
+use crate::error::{RegistryError, SendError};
+use crate::key::{Key, KeyError, Pattern, is_prefix};
+use crate::meta::{Meta, MetaError};
 use crate::node::NodeShared;
 use crate::pid::Pid;
 use crate::process::{Envelope, HoldingKind, Process};
