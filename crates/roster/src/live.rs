@@ -14,8 +14,9 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
+use crate::event::ExitReason;
 use crate::pid::Pid;
-use crate::process::{ExitReason, ProcessCell};
+use crate::process::ProcessCell;
 
 /// Serials per chunk: 65 536 bits, 8 KiB.
 const CHUNK_BITS: u64 = 1 << 16;

@@ -11,32 +11,13 @@ use tokio::task::AbortHandle;
 
 use crate::entry::Registration;
 use crate::error::{RecvError, RegistryError, SendError};
+use crate::event::ExitReason;
 use crate::key::Key;
 use crate::live::LiveSet;
 use crate::meta::Meta;
 use crate::node::{Node, NodeShared};
 use crate::pid::Pid;
 use crate::store::ScopeState;
-
-/// Why a process exited.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum ExitReason {
-    /// The handle was dropped normally.
-    Normal,
-    /// The handle was dropped while its thread was panicking.
-    Panicked,
-    /// [`Node::kill`] ended it.
-    Killed,
-    /// It lost a name in a conflict with another process (cluster conflict resolution).
-    Conflict {
-        /// The contested name.
-        key: Key,
-        /// The process that kept it.
-        winner: Pid,
-    },
-    /// Its node left the cluster.
-    NodeDown,
-}
 
 /// Where a process holds an entry: the reverse index by owner that makes death cleanup
 /// cost proportional to the process's own entries.

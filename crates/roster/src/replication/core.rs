@@ -40,11 +40,11 @@ use std::time::{Duration, Instant};
 
 use super::op_log::OwnStream;
 use super::wire::Frame;
+use crate::event::ExitReason;
 use crate::event::Reason;
 use crate::key::{Limits, ScopeName};
 use crate::node::NodeShared;
 use crate::op::Op;
-use crate::process::ExitReason;
 use crate::store::{ScopeState, SnapshotReceiver};
 
 /// Tuning of a [`Core`].
