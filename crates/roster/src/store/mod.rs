@@ -39,11 +39,10 @@ use crate::entry::{Member, Registration};
 use crate::error::RegistryError;
 use crate::event::{Event, EventKind, ExitReason, Reason};
 use crate::key::{Key, Pattern, ScopeName};
-use crate::live::Locals;
 use crate::meta::Meta;
 use crate::op::{Op, Outbox};
 use crate::pid::Pid;
-use crate::process::{Holding, HoldingKind, ProcessCell};
+use crate::process::{Holding, HoldingKind, Locals, ProcessCell};
 use crate::subscription::{SubscriberQueue, Subscribers};
 
 pub(crate) use replica::{Applied, SnapshotReceiver};
