@@ -264,7 +264,7 @@ impl MembershipConfig {
 /// Why a received datagram was dropped. Every case is detected before foca sees the
 /// bytes, so no membership state changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-enum DatagramError {
+pub(crate) enum DatagramError {
     /// Shorter than the MAC itself.
     #[error("datagram of {len} bytes is shorter than its {MAC_LEN}-byte MAC")]
     TooShort {
@@ -290,7 +290,7 @@ enum DatagramError {
 }
 
 /// Seals outgoing and opens incoming datagrams with the cluster MAC.
-struct DatagramKey {
+pub(crate) struct DatagramKey {
     /// See [`DatagramKey::derive`].
     key: [u8; 32],
     /// Largest datagram accepted: foca's `max_packet_size` plus the MAC.
@@ -299,7 +299,7 @@ struct DatagramKey {
 
 impl DatagramKey {
     /// The key of this node's cluster: its secret and name, this protocol version.
-    fn new(secret: &[u8], cluster: &str, max_packet_size: usize) -> Self {
+    pub(crate) fn new(secret: &[u8], cluster: &str, max_packet_size: usize) -> Self {
         Self {
             key: Self::derive(secret, cluster, PROTOCOL_VERSION),
             max_datagram: max_packet_size.saturating_add(MAC_LEN),
@@ -328,14 +328,14 @@ impl DatagramKey {
     }
 
     /// Replaces `out` with `payload` followed by its MAC.
-    fn seal(&self, payload: &[u8], out: &mut Vec<u8>) {
+    pub(crate) fn seal(&self, payload: &[u8], out: &mut Vec<u8>) {
         out.clear();
         out.extend_from_slice(payload);
         out.extend_from_slice(&self.mac(payload));
     }
 
     /// Checks a received datagram and returns its foca payload.
-    fn open<'a>(&self, datagram: &'a [u8]) -> Result<&'a [u8], DatagramError> {
+    pub(crate) fn open<'a>(&self, datagram: &'a [u8]) -> Result<&'a [u8], DatagramError> {
         let len = datagram.len();
         if len < MAC_LEN {
             return Err(DatagramError::TooShort { len });
@@ -933,30 +933,14 @@ async fn resolve_seeds(seeds: Arc<[String]>) -> Vec<SocketAddr> {
     addrs
 }
 
-/// Feeds untrusted bytes through the datagram path: the MAC check on the raw bytes, then
-/// (sealed with a known key, so that the fuzzer reaches it) foca's decoder on a fresh
-/// member. Must never panic.
+/// foca's decoder, run by a fresh member `me` (default configuration) on a packet: what
+/// the membership task does with the payload of a datagram that passed the MAC check (for
+/// [`crate::fuzzing`]). Never panics.
 #[cfg(feature = "fuzzing")]
-pub(crate) fn fuzz_datagram(bytes: &[u8]) {
-    let config = MembershipConfig::default();
-    let max_packet_size = config.foca.max_packet_size.get();
-    let key = DatagramKey::new(b"fuzz", "fuzz", max_packet_size);
-    let _ = key.open(bytes);
-    let mut sealed = Vec::new();
-    key.seal(bytes, &mut sealed);
-    let Ok(payload) = key.open(&sealed) else {
-        return;
-    };
-    let me = MemberId {
-        addr: "127.0.0.1:1".parse().expect("literal address"),
-        incarnation: 1,
-        name: "fuzz".into(),
-        started_at_ms: 0,
-        bump: 0,
-    };
+pub(crate) fn decode_packet(me: MemberId, payload: &[u8]) {
     let mut foca = Foca::new(
         me,
-        config.foca,
+        MembershipConfig::default().foca,
         FocaRng(StdRng::seed_from_u64(1)),
         PostcardCodec,
     );
