@@ -707,7 +707,10 @@ impl Scope {
         let queue = self
             .state
             .subscribe(patterns, self.node.subscription_capacity)?;
-        Ok(Subscription::new(queue, Arc::downgrade(&self.state)))
+        Ok(Subscription::new(
+            queue,
+            Arc::<ScopeState>::downgrade(&self.state),
+        ))
     }
 
     /// Starts a process already registered under `key` in this scope, or fails with

@@ -43,7 +43,7 @@ use crate::meta::Meta;
 use crate::op::{Op, Outbox};
 use crate::pid::Pid;
 use crate::process::{Holding, HoldingKind, Locals, ProcessCell};
-use crate::subscription::{SubscriberQueue, Subscribers};
+use crate::subscription::{SubscriberHost, SubscriberQueue, Subscribers};
 
 pub(crate) use replica::{Applied, SnapshotReceiver};
 
@@ -124,6 +124,12 @@ pub(crate) struct ScopeState {
     shards: Box<[Mutex<Shard>]>,
     counts: Box<[ShardCounts]>,
     pub(crate) subscribers: Subscribers,
+}
+
+impl SubscriberHost for ScopeState {
+    fn subscribers(&self) -> &Subscribers {
+        &self.subscribers
+    }
 }
 
 /// Who changed an entry, for the event's `reason`.
