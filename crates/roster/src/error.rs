@@ -1,79 +1,12 @@
-//! Error types. Every error says what went wrong and, where it helps, what to do.
+//! The composite error types, whose variants wrap the leaf errors of each concept
+//! ([`KeyError`] beside keys, [`MetaError`] beside meta). Every error says what went wrong
+//! and, where it helps, what to do.
 
 use thiserror::Error;
 
-use crate::key::{Key, ScopeName};
-use crate::meta::Meta;
+use crate::key::{Key, KeyError, ScopeName};
+use crate::meta::{Meta, MetaError};
 use crate::pid::Pid;
-
-/// A key, prefix or scope name was refused.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum KeyError {
-    /// The key is the empty string.
-    #[error("key is empty: use a non-empty UTF-8 key such as \"user/123\"")]
-    Empty,
-    /// The key is longer than the node's `max_key_bytes`.
-    #[error(
-        "key is {len} bytes, the limit is {max}: shorten it or raise NodeBuilder::max_key_bytes"
-    )]
-    TooLong {
-        /// Length of the refused key in bytes.
-        len: usize,
-        /// The configured limit.
-        max: usize,
-    },
-    /// The key fits this node's limit but not that of a linked peer, which could not
-    /// hold the entry (nodes may be configured differently).
-    #[error(
-        "key is {len} bytes, a linked peer accepts at most {max}: shorten it or raise max_key_bytes on every node"
-    )]
-    TooLongForPeer {
-        /// Length of the refused key in bytes.
-        len: usize,
-        /// The smallest limit among linked peers.
-        max: usize,
-    },
-    /// A key ending in `/` is a prefix: valid in queries and subscriptions, not in writes.
-    #[error(
-        "key {0:?} ends with '/', which makes it a prefix; prefixes are only valid in queries and subscriptions"
-    )]
-    PrefixNotAllowed(Key),
-    /// A prefix pattern must end with `/`.
-    #[error("prefix {0:?} does not end with '/': a prefix selects whole levels, e.g. \"user/\"")]
-    NotAPrefix(Key),
-}
-
-/// Meta (or a message) could not be encoded, decoded, or is too large.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum MetaError {
-    /// serde could not encode the value as MessagePack.
-    #[error("cannot encode value as MessagePack: {0}")]
-    Encode(String),
-    /// The bytes do not decode as the requested type.
-    #[error("cannot decode MessagePack as the requested type: {0}")]
-    Decode(String),
-    /// The encoded meta is larger than the node's `max_meta_bytes`.
-    #[error(
-        "meta is {len} bytes encoded, the limit is {max}: store less or raise NodeBuilder::max_meta_bytes"
-    )]
-    TooLarge {
-        /// Encoded length in bytes.
-        len: usize,
-        /// The configured limit.
-        max: usize,
-    },
-    /// The meta fits this node's limit but not that of a linked peer, which could not
-    /// hold the entry (nodes may be configured differently).
-    #[error(
-        "meta is {len} bytes encoded, a linked peer accepts at most {max}: store less or raise max_meta_bytes on every node"
-    )]
-    TooLargeForPeer {
-        /// Encoded length in bytes.
-        len: usize,
-        /// The smallest limit among linked peers.
-        max: usize,
-    },
-}
 
 /// Why a registration, unregistration, join or leave was refused. Nothing was changed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

@@ -1,11 +1,11 @@
-//! Lifecycle events of names and group memberships.
+//! Lifecycle events of names and group memberships, and why they happen ([`Reason`],
+//! [`ExitReason`]): wire vocabulary, carried by the ops that replication ships.
 
 use serde::{Deserialize, Serialize};
 
 use crate::key::{Key, ScopeName};
 use crate::meta::Meta;
 use crate::pid::Pid;
-use crate::process::ExitReason;
 
 /// What happened to an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -39,6 +39,26 @@ pub enum Reason {
     /// removed while this node was not receiving that node's updates, for a reason this
     /// node cannot know.
     Resynced,
+}
+
+/// Why a process exited.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExitReason {
+    /// The handle was dropped normally.
+    Normal,
+    /// The handle was dropped while its thread was panicking.
+    Panicked,
+    /// [`Node::kill`](crate::Node::kill) ended it.
+    Killed,
+    /// It lost a name in a conflict with another process (cluster conflict resolution).
+    Conflict {
+        /// The contested name.
+        key: Key,
+        /// The process that kept it.
+        winner: Pid,
+    },
+    /// Its node left the cluster.
+    NodeDown,
 }
 
 /// One change to one entry, as delivered to subscribers.

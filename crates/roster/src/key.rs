@@ -1,8 +1,7 @@
 //! Keys, key validation and subscription patterns.
 
 use compact_str::CompactString;
-
-use crate::error::KeyError;
+use thiserror::Error;
 
 /// A registry or group key: UTF-8, `/` separates levels.
 ///
@@ -11,6 +10,43 @@ pub type Key = CompactString;
 
 /// Name of a scope (an isolated sub-cluster).
 pub type ScopeName = CompactString;
+
+/// A key, prefix or scope name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum KeyError {
+    /// The key is the empty string.
+    #[error("key is empty: use a non-empty UTF-8 key such as \"user/123\"")]
+    Empty,
+    /// The key is longer than the node's `max_key_bytes`.
+    #[error(
+        "key is {len} bytes, the limit is {max}: shorten it or raise NodeBuilder::max_key_bytes"
+    )]
+    TooLong {
+        /// Length of the refused key in bytes.
+        len: usize,
+        /// The configured limit.
+        max: usize,
+    },
+    /// The key fits this node's limit but not that of a linked peer, which could not
+    /// hold the entry (nodes may be configured differently).
+    #[error(
+        "key is {len} bytes, a linked peer accepts at most {max}: shorten it or raise max_key_bytes on every node"
+    )]
+    TooLongForPeer {
+        /// Length of the refused key in bytes.
+        len: usize,
+        /// The smallest limit among linked peers.
+        max: usize,
+    },
+    /// A key ending in `/` is a prefix: valid in queries and subscriptions, not in writes.
+    #[error(
+        "key {0:?} ends with '/', which makes it a prefix; prefixes are only valid in queries and subscriptions"
+    )]
+    PrefixNotAllowed(Key),
+    /// A prefix pattern must end with `/`.
+    #[error("prefix {0:?} does not end with '/': a prefix selects whole levels, e.g. \"user/\"")]
+    NotAPrefix(Key),
+}
 
 /// Limits applied to keys, meta and messages; see [`crate::NodeBuilder`]. Each node
 /// announces its own in the link handshake.

@@ -69,13 +69,13 @@ pub use cluster::{ClusterConfig, ClusterStats, FailureDetection, HandshakeError,
 pub use cluster::{TlsConfig, TlsError};
 pub use conflict::{ConflictRule, Resolver, Winner};
 pub use entry::{Entry, Member, Members, Registration, Table};
-pub use error::{KeyError, MetaError, RecvError, RegistryError, ScopeError, SendError, StartError};
-pub use event::{Event, EventKind, Reason};
-pub use key::{Key, Pattern, ScopeName};
-pub use meta::Meta;
+pub use error::{RecvError, RegistryError, ScopeError, SendError, StartError};
+pub use event::{Event, EventKind, ExitReason, Reason};
+pub use key::{Key, KeyError, Pattern, ScopeName};
+pub use meta::{Meta, MetaError};
 pub use node::{Node, NodeBuilder};
 pub use pid::Pid;
-pub use process::{Envelope, ExitReason, Process};
+pub use process::{Envelope, Process};
 pub use replication::WireError;
 pub use scope::{DEFAULT_SCOPE, Dispatched, Scope};
 pub use subscription::{Delivery, Subscription};

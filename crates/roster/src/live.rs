@@ -14,9 +14,6 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
-use crate::pid::Pid;
-use crate::process::{ExitReason, ProcessCell};
-
 /// Serials per chunk: 65 536 bits, 8 KiB.
 const CHUNK_BITS: u64 = 1 << 16;
 const WORDS: usize = (CHUNK_BITS / 64) as usize;
@@ -111,41 +108,6 @@ impl LiveSet {
             self.chunks.store(Arc::new(chunks));
         }
         true
-    }
-}
-
-/// The local processes of a node: the live set and the process table.
-pub(crate) struct Locals {
-    /// The node's incarnation (the first half of every local pid).
-    pub(crate) incarnation: u64,
-    pub(crate) live: Arc<LiveSet>,
-    /// Every local process that has not finished exiting.
-    pub(crate) cells: papaya::HashMap<Pid, Arc<ProcessCell>, foldhash::fast::RandomState>,
-}
-
-impl Locals {
-    pub(crate) fn new(incarnation: u64) -> Self {
-        Locals {
-            incarnation,
-            live: Arc::new(LiveSet::default()),
-            cells: papaya::HashMap::default(),
-        }
-    }
-
-    /// Whether `pid` is alive as far as this node knows: a local process that has not
-    /// exited, or any remote process (remote entries are removed when they go).
-    #[inline]
-    pub(crate) fn is_live(&self, pid: Pid) -> bool {
-        pid.incarnation() != self.incarnation || self.live.contains(pid.serial())
-    }
-
-    /// Why a local process exited (`Normal` if it is unknown by now).
-    pub(crate) fn exit_reason(&self, pid: Pid) -> ExitReason {
-        self.cells
-            .pin()
-            .get(&pid)
-            .and_then(|cell| cell.exit_reason().cloned())
-            .unwrap_or(ExitReason::Normal)
     }
 }
 

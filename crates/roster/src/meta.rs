@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-
-use crate::error::MetaError;
+use thiserror::Error;
 
 /// MessagePack encoding of `nil`, the value an empty [`Meta`] decodes from.
 const NIL: [u8; 1] = [0xc0];
@@ -30,6 +29,38 @@ const NIL: [u8; 1] = [0xc0];
 /// ```
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct Meta(Option<Arc<[u8]>>);
+
+/// Meta (or a message) could not be encoded, decoded, or is too large.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum MetaError {
+    /// serde could not encode the value as MessagePack.
+    #[error("cannot encode value as MessagePack: {0}")]
+    Encode(String),
+    /// The bytes do not decode as the requested type.
+    #[error("cannot decode MessagePack as the requested type: {0}")]
+    Decode(String),
+    /// The encoded meta is larger than the node's `max_meta_bytes`.
+    #[error(
+        "meta is {len} bytes encoded, the limit is {max}: store less or raise NodeBuilder::max_meta_bytes"
+    )]
+    TooLarge {
+        /// Encoded length in bytes.
+        len: usize,
+        /// The configured limit.
+        max: usize,
+    },
+    /// The meta fits this node's limit but not that of a linked peer, which could not
+    /// hold the entry (nodes may be configured differently).
+    #[error(
+        "meta is {len} bytes encoded, a linked peer accepts at most {max}: store less or raise max_meta_bytes on every node"
+    )]
+    TooLargeForPeer {
+        /// Encoded length in bytes.
+        len: usize,
+        /// The smallest limit among linked peers.
+        max: usize,
+    },
+}
 
 impl Meta {
     /// The empty meta (MessagePack `nil`).

@@ -110,8 +110,7 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Reason;
-    use crate::process::ExitReason;
+    use crate::event::{ExitReason, Reason};
 
     fn op() -> Op {
         Op::Leave {

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::entry::{Entry, Member, Members, Registration, Table};
-use crate::error::{KeyError, MetaError, RegistryError, SendError};
-use crate::key::{Key, Pattern, is_prefix};
-use crate::meta::Meta;
+use crate::error::{RegistryError, SendError};
+use crate::key::{Key, KeyError, Pattern, is_prefix};
+use crate::meta::{Meta, MetaError};
 use crate::node::NodeShared;
 use crate::pid::Pid;
 use crate::process::{Envelope, HoldingKind, Process};
@@ -707,7 +707,10 @@ impl Scope {
         let queue = self
             .state
             .subscribe(patterns, self.node.subscription_capacity)?;
-        Ok(Subscription::new(queue, Arc::downgrade(&self.state)))
+        Ok(Subscription::new(
+            queue,
+            Arc::<ScopeState>::downgrade(&self.state),
+        ))
     }
 
     /// Starts a process already registered under `key` in this scope, or fails with

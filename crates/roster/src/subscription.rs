@@ -53,7 +53,6 @@ use futures_core::Stream;
 
 use crate::event::Event;
 use crate::key::{Key, Pattern, ancestor_prefixes};
-use crate::store::ScopeState;
 
 /// One item of a [`Subscription`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -262,6 +261,13 @@ mod smallvec_like {
     }
 }
 
+/// What holds a scope's subscriber registry (the scope's state), seen from a
+/// [`Subscription`] that leaves the registry when it is dropped.
+pub(crate) trait SubscriberHost: Send + Sync {
+    /// The registry.
+    fn subscribers(&self) -> &Subscribers;
+}
+
 /// The subscriber registry of one scope.
 #[derive(Default)]
 pub(crate) struct Subscribers {
@@ -338,11 +344,11 @@ impl Subscribers {
 /// `StreamExt::next`.
 pub struct Subscription {
     queue: Arc<SubscriberQueue>,
-    scope: Weak<ScopeState>,
+    scope: Weak<dyn SubscriberHost>,
 }
 
 impl Subscription {
-    pub(crate) fn new(queue: Arc<SubscriberQueue>, scope: Weak<ScopeState>) -> Self {
+    pub(crate) fn new(queue: Arc<SubscriberQueue>, scope: Weak<dyn SubscriberHost>) -> Self {
         Subscription { queue, scope }
     }
 
@@ -395,7 +401,7 @@ impl Stream for Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         if let Some(scope) = self.scope.upgrade() {
-            scope.subscribers.remove(self.queue.id);
+            scope.subscribers().remove(self.queue.id);
         }
     }
 }

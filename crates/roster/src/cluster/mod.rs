@@ -25,26 +25,8 @@ pub use config::{ClusterConfig, FailureDetection};
 pub(crate) use driver::Cluster;
 pub use driver::{ClusterStats, PeerInfo};
 pub use handshake::HandshakeError;
+/// The link decoders, for the fuzz targets' entry points in [`crate::fuzzing`].
+#[cfg(feature = "fuzzing")]
+pub(crate) use handshake::{MAX_FRAME_BYTES, decode_greeting, read_frame};
 #[cfg(feature = "tls")]
 pub use tls::{TlsConfig, TlsError};
-
-#[cfg(feature = "fuzzing")]
-pub(crate) fn fuzz_greeting(bytes: &[u8]) -> Result<(), HandshakeError> {
-    handshake::decode_greeting(bytes).map(drop)
-}
-
-#[cfg(feature = "fuzzing")]
-pub(crate) fn fuzz_link_stream(bytes: &[u8]) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("a current-thread runtime");
-    runtime.block_on(async {
-        let mut reader = bytes;
-        let mut buf = Vec::new();
-        while let Ok(true) =
-            handshake::read_frame(&mut reader, &mut buf, handshake::MAX_FRAME_BYTES).await
-        {
-            crate::fuzzing::frame(&buf);
-        }
-    });
-}

@@ -41,12 +41,12 @@ use std::time::{Duration, Instant};
 use super::host::ReplicaHost;
 use super::op_log::OwnStream;
 use super::wire::Frame;
+use crate::event::ExitReason;
 use crate::event::Reason;
 use crate::key::{Key, Limits, ScopeName};
 use crate::meta::Meta;
 use crate::op::{Op, Outgoing};
 use crate::pid::Pid;
-use crate::process::ExitReason;
 use crate::store::Applied;
 use crate::store::{ScopeState, SnapshotReceiver};
 

@@ -10,11 +10,10 @@
 
 use std::collections::VecDeque;
 
-use crate::event::Reason;
+use crate::event::{ExitReason, Reason};
 use crate::key::Key;
 use crate::meta::Meta;
 use crate::op::Op;
-use crate::process::ExitReason;
 
 /// Bytes of one slot of the log, paid whatever the op.
 const SLOT_BYTES: usize = size_of::<(u64, Op)>();

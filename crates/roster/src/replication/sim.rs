@@ -23,11 +23,12 @@ use rand::{Rng, SeedableRng};
 use super::core::{Core, CoreConfig, CoreEvent};
 use super::wire::Frame;
 use crate::clock::Clock;
+use crate::event::ExitReason;
 use crate::key::{Key, Limits};
 use crate::node::Node;
 use crate::node::NodeShared;
 use crate::pid::Pid;
-use crate::process::{ExitReason, Process};
+use crate::process::Process;
 
 const NAMES: &[&str] = &["a", "b", "c", "user/1", "user/2", "user/3", "leader"];
 const GROUPS: &[&str] = &["g1", "g2", "room/1", "room/2"];

@@ -37,14 +37,13 @@ use scc::TreeIndex;
 use crate::conflict::ConflictRule;
 use crate::entry::{Member, Registration};
 use crate::error::RegistryError;
-use crate::event::{Event, EventKind, Reason};
+use crate::event::{Event, EventKind, ExitReason, Reason};
 use crate::key::{Key, Pattern, ScopeName};
-use crate::live::Locals;
 use crate::meta::Meta;
 use crate::op::{Op, Outbox};
 use crate::pid::Pid;
-use crate::process::{ExitReason, Holding, HoldingKind, ProcessCell};
-use crate::subscription::{SubscriberQueue, Subscribers};
+use crate::process::{Holding, HoldingKind, Locals, ProcessCell};
+use crate::subscription::{SubscriberHost, SubscriberQueue, Subscribers};
 
 pub(crate) use replica::{Applied, SnapshotReceiver};
 
@@ -125,6 +124,12 @@ pub(crate) struct ScopeState {
     shards: Box<[Mutex<Shard>]>,
     counts: Box<[ShardCounts]>,
     pub(crate) subscribers: Subscribers,
+}
+
+impl SubscriberHost for ScopeState {
+    fn subscribers(&self) -> &Subscribers {
+        &self.subscribers
+    }
 }
 
 /// Who changed an entry, for the event's `reason`.

@@ -13,7 +13,7 @@ const MAC_CONTEXT: &str = "roster membership v2";
 /// Why a received datagram was dropped. Every case is detected before foca sees the
 /// bytes, so no membership state changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub(super) enum DatagramError {
+pub(crate) enum DatagramError {
     /// Shorter than the MAC itself.
     #[error("datagram of {len} bytes is shorter than its {MAC_LEN}-byte MAC")]
     TooShort {
@@ -39,7 +39,7 @@ pub(super) enum DatagramError {
 }
 
 /// Seals outgoing and opens incoming datagrams with the cluster MAC.
-pub(super) struct DatagramKey {
+pub(crate) struct DatagramKey {
     /// See [`DatagramKey::derive`].
     key: [u8; 32],
     /// Largest datagram accepted: foca's `max_packet_size` plus the MAC.
@@ -48,7 +48,7 @@ pub(super) struct DatagramKey {
 
 impl DatagramKey {
     /// The key of this node's cluster: its secret and name, this protocol version.
-    pub(super) fn new(secret: &[u8], cluster: &str, max_packet_size: usize) -> Self {
+    pub(crate) fn new(secret: &[u8], cluster: &str, max_packet_size: usize) -> Self {
         Self {
             key: Self::derive(secret, cluster, PROTOCOL_VERSION),
             max_datagram: max_packet_size.saturating_add(MAC_LEN),
@@ -77,14 +77,14 @@ impl DatagramKey {
     }
 
     /// Replaces `out` with `payload` followed by its MAC.
-    pub(super) fn seal(&self, payload: &[u8], out: &mut Vec<u8>) {
+    pub(crate) fn seal(&self, payload: &[u8], out: &mut Vec<u8>) {
         out.clear();
         out.extend_from_slice(payload);
         out.extend_from_slice(&self.mac(payload));
     }
 
     /// Checks a received datagram and returns its foca payload.
-    pub(super) fn open<'a>(&self, datagram: &'a [u8]) -> Result<&'a [u8], DatagramError> {
+    pub(crate) fn open<'a>(&self, datagram: &'a [u8]) -> Result<&'a [u8], DatagramError> {
         let len = datagram.len();
         if len < MAC_LEN {
             return Err(DatagramError::TooShort { len });

@@ -59,7 +59,9 @@ mod view;
 
 pub(crate) use config::MembershipConfig;
 #[cfg(feature = "fuzzing")]
-pub(crate) use fuzz::fuzz_datagram;
+pub(crate) use datagram::DatagramKey;
+#[cfg(feature = "fuzzing")]
+pub(crate) use fuzz::decode_packet;
 pub(crate) use identity::MemberId;
 pub(crate) use task::{MembershipHandle, spawn_membership};
 pub(crate) use view::MembershipEvent;

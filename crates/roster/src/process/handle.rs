@@ -1,216 +1,20 @@
-//! Processes: the RAII handles that own registrations and memberships.
+//! The RAII handle of a process.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::Arc;
 
-use arc_swap::ArcSwapOption;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
-use tokio::task::AbortHandle;
 
+use super::{Envelope, ProcessCell};
 use crate::entry::Registration;
 use crate::error::{RecvError, RegistryError, SendError};
+use crate::event::ExitReason;
 use crate::key::Key;
 use crate::live::LiveSet;
-use crate::meta::Meta;
 use crate::node::{Node, NodeShared};
 use crate::pid::Pid;
-use crate::store::ScopeState;
-
-/// Why a process exited.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum ExitReason {
-    /// The handle was dropped normally.
-    Normal,
-    /// The handle was dropped while its thread was panicking.
-    Panicked,
-    /// [`Node::kill`] ended it.
-    Killed,
-    /// It lost a name in a conflict with another process (cluster conflict resolution).
-    Conflict {
-        /// The contested name.
-        key: Key,
-        /// The process that kept it.
-        winner: Pid,
-    },
-    /// Its node left the cluster.
-    NodeDown,
-}
-
-/// Where a process holds an entry: the reverse index by owner that makes death cleanup
-/// cost proportional to the process's own entries.
-pub(crate) struct Holding {
-    pub(crate) scope: Arc<ScopeState>,
-    pub(crate) key: Key,
-    pub(crate) kind: HoldingKind,
-}
-
-/// Whether a holding is a unique name or a group membership.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum HoldingKind {
-    Name,
-    Member,
-}
-
-/// A message in a mailbox: the sender (if any) and the MessagePack payload.
-///
-/// One encoding is shared by every local receiver of a dispatch.
-#[derive(Debug, Clone)]
-pub struct Envelope {
-    from: Option<Pid>,
-    payload: Meta,
-}
-
-impl Envelope {
-    pub(crate) fn new(from: Option<Pid>, payload: Meta) -> Self {
-        Envelope { from, payload }
-    }
-
-    /// The sending process, if the message was sent by one.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let node = roster::Node::builder().start().unwrap();
-    /// let (a, mut b) = (node.process(), node.process());
-    /// a.send(b.pid(), &"hi").unwrap();
-    /// assert_eq!(b.recv_envelope().await.unwrap().from(), Some(a.pid()));
-    /// # }
-    /// ```
-    pub fn from(&self) -> Option<Pid> {
-        self.from
-    }
-
-    /// Decodes the payload.
-    ///
-    /// # Errors
-    ///
-    /// [`RecvError::Decode`] when the payload is not a `T`.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let node = roster::Node::builder().start().unwrap();
-    /// let mut p = node.process();
-    /// node.send(p.pid(), &7u32).unwrap();
-    /// assert_eq!(p.recv_envelope().await.unwrap().decode::<u32>().unwrap(), 7);
-    /// # }
-    /// ```
-    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, RecvError> {
-        self.payload.decode().map_err(|e| RecvError::Decode {
-            from: self.from,
-            reason: e.to_string(),
-        })
-    }
-
-    /// The raw MessagePack payload.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let node = roster::Node::builder().start().unwrap();
-    /// let mut p = node.process();
-    /// node.send(p.pid(), &()).unwrap();
-    /// assert_eq!(p.recv_envelope().await.unwrap().payload(), &[0xc0]);
-    /// # }
-    /// ```
-    pub fn payload(&self) -> &[u8] {
-        self.payload.as_bytes()
-    }
-}
-
-/// The node-side state of a local process: what the node keeps in its process table.
-pub(crate) struct ProcessCell {
-    pub(crate) pid: Pid,
-    /// The node's set of live processes (this process is alive while its serial is in it).
-    live: Arc<LiveSet>,
-    exit: OnceLock<ExitReason>,
-    holdings: Mutex<Vec<Holding>>,
-    /// Names lost to conflicts while the node does not kill losers: `(name, winner)`.
-    lost: Mutex<Vec<(Key, Pid)>>,
-    /// The mailbox's only sender. Dropped when the process exits so that the channel
-    /// closes: a handle waiting in `recv` wakes, drains what was queued, then gets `Exited`.
-    mailbox: ArcSwapOption<mpsc::Sender<Envelope>>,
-    task: OnceLock<AbortHandle>,
-}
-
-impl ProcessCell {
-    /// Locks the process's holdings. Lock order: a shard lock (if any) first, then this.
-    pub(crate) fn holdings(&self) -> MutexGuard<'_, Vec<Holding>> {
-        // A panic while holding this lock cannot leave the Vec inconsistent (every
-        // critical section is a single push, swap_remove or take), so poisoning is ignored.
-        self.holdings.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Marks the process dead with `reason` and takes its holdings for cleanup.
-    ///
-    /// Returns `None` if it had already exited. After this returns, readers skip its
-    /// entries and its names are free for others, before the entries are removed.
-    pub(crate) fn mark_dead(&self, reason: ExitReason) -> Option<Vec<Holding>> {
-        let mut holdings = self.holdings();
-        if !self.is_alive() {
-            return None;
-        }
-        let _ = self.exit.set(reason);
-        self.live.remove(self.pid.serial());
-        self.mailbox.store(None);
-        Some(std::mem::take(&mut *holdings))
-    }
-
-    /// Whether the process is alive. Lock-free.
-    #[inline]
-    pub(crate) fn is_alive(&self) -> bool {
-        self.live.contains(self.pid.serial())
-    }
-
-    /// The exit reason, once the process has exited.
-    pub(crate) fn exit_reason(&self) -> Option<&ExitReason> {
-        self.exit.get()
-    }
-
-    /// Records a name this (surviving) process lost in a conflict.
-    pub(crate) fn lost_name(&self, key: Key, winner: Pid) {
-        self.lost
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((key, winner));
-    }
-
-    /// Queues a message without waiting.
-    pub(crate) fn deliver(&self, envelope: Envelope) -> Result<(), SendError> {
-        if !self.is_alive() {
-            return Err(SendError::NoProcess(self.pid));
-        }
-        let mailbox = self.mailbox.load();
-        let mailbox = mailbox.as_ref().ok_or(SendError::NoProcess(self.pid))?;
-        mailbox.try_send(envelope).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => SendError::MailboxFull(self.pid),
-            mpsc::error::TrySendError::Closed(_) => SendError::NoProcess(self.pid),
-        })
-    }
-
-    /// Remembers the task running this process so that `kill` can abort it; aborts it at
-    /// once if the process was killed before its task was recorded.
-    ///
-    /// Runs under the holdings lock, which `mark_dead` also takes: either this sees the
-    /// process dead, or the killer (which aborts after marking) sees the task.
-    pub(crate) fn set_task(&self, handle: AbortHandle) {
-        let _holdings = self.holdings();
-        if self.is_alive() {
-            let _ = self.task.set(handle);
-        } else {
-            handle.abort();
-        }
-    }
-
-    /// Aborts the task running this process, if it was spawned.
-    pub(crate) fn abort_task(&self) {
-        if let Some(task) = self.task.get() {
-            task.abort();
-        }
-    }
-}
 
 /// A process: the unit that owns names and group memberships.
 ///
@@ -256,15 +60,7 @@ impl Process {
     ) -> Self {
         let (tx, rx) = mpsc::channel(mailbox_capacity);
         live.insert(pid.serial());
-        let cell = Arc::new(ProcessCell {
-            pid,
-            live: live.clone(),
-            exit: OnceLock::new(),
-            holdings: Mutex::new(Vec::new()),
-            lost: Mutex::new(Vec::new()),
-            mailbox: ArcSwapOption::from_pointee(tx),
-            task: OnceLock::new(),
-        });
+        let cell = Arc::new(ProcessCell::new(pid, live.clone(), tx));
         Process {
             cell,
             inbox: rx,
@@ -351,7 +147,7 @@ impl Process {
     /// # }
     /// ```
     pub fn lost_names(&self) -> Vec<(Key, Pid)> {
-        std::mem::take(&mut *self.cell.lost.lock().unwrap_or_else(|e| e.into_inner()))
+        self.cell.take_lost_names()
     }
 
     /// Registers a unique name in the default scope; see [`crate::Scope::register`].

@@ -1,0 +1,177 @@
+//! The node's table of local processes: each one's node-side state and the entries it
+//! holds.
+
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use arc_swap::ArcSwapOption;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+use super::Envelope;
+use crate::error::SendError;
+use crate::event::ExitReason;
+use crate::key::Key;
+use crate::live::LiveSet;
+use crate::pid::Pid;
+use crate::store::ScopeState;
+
+/// The local processes of a node: the live set and the process table.
+pub(crate) struct Locals {
+    /// The node's incarnation (the first half of every local pid).
+    pub(crate) incarnation: u64,
+    /// Which local processes are alive, by serial.
+    pub(crate) live: Arc<LiveSet>,
+    /// Every local process that has not finished exiting.
+    pub(crate) cells: papaya::HashMap<Pid, Arc<ProcessCell>, foldhash::fast::RandomState>,
+}
+
+impl Locals {
+    pub(crate) fn new(incarnation: u64) -> Self {
+        Locals {
+            incarnation,
+            live: Arc::new(LiveSet::default()),
+            cells: papaya::HashMap::default(),
+        }
+    }
+
+    /// Whether `pid` is alive as far as this node knows: a local process that has not
+    /// exited, or any remote process (remote entries are removed when they go).
+    #[inline]
+    pub(crate) fn is_live(&self, pid: Pid) -> bool {
+        pid.incarnation() != self.incarnation || self.live.contains(pid.serial())
+    }
+
+    /// Why a local process exited (`Normal` if it is unknown by now).
+    pub(crate) fn exit_reason(&self, pid: Pid) -> ExitReason {
+        self.cells
+            .pin()
+            .get(&pid)
+            .and_then(|cell| cell.exit_reason().cloned())
+            .unwrap_or(ExitReason::Normal)
+    }
+}
+
+/// Where a process holds an entry: the reverse index by owner that makes death cleanup
+/// cost proportional to the process's own entries.
+pub(crate) struct Holding {
+    pub(crate) scope: Arc<ScopeState>,
+    pub(crate) key: Key,
+    pub(crate) kind: HoldingKind,
+}
+
+/// Whether a holding is a unique name or a group membership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum HoldingKind {
+    Name,
+    Member,
+}
+
+/// The node-side state of a local process: what the node keeps in its process table.
+pub(crate) struct ProcessCell {
+    pub(crate) pid: Pid,
+    /// The node's set of live processes (this process is alive while its serial is in it).
+    live: Arc<LiveSet>,
+    exit: OnceLock<ExitReason>,
+    holdings: Mutex<Vec<Holding>>,
+    /// Names lost to conflicts while the node does not kill losers: `(name, winner)`.
+    lost: Mutex<Vec<(Key, Pid)>>,
+    /// The mailbox's only sender. Dropped when the process exits so that the channel
+    /// closes: a handle waiting in `recv` wakes, drains what was queued, then gets `Exited`.
+    mailbox: ArcSwapOption<mpsc::Sender<Envelope>>,
+    task: OnceLock<AbortHandle>,
+}
+
+impl ProcessCell {
+    /// The cell of a new live process (already in `live`) whose mailbox `mailbox` feeds.
+    pub(crate) fn new(pid: Pid, live: Arc<LiveSet>, mailbox: mpsc::Sender<Envelope>) -> Self {
+        ProcessCell {
+            pid,
+            live,
+            exit: OnceLock::new(),
+            holdings: Mutex::new(Vec::new()),
+            lost: Mutex::new(Vec::new()),
+            mailbox: ArcSwapOption::from_pointee(mailbox),
+            task: OnceLock::new(),
+        }
+    }
+
+    /// Locks the process's holdings. Lock order: a shard lock (if any) first, then this.
+    pub(crate) fn holdings(&self) -> MutexGuard<'_, Vec<Holding>> {
+        // A panic while holding this lock cannot leave the Vec inconsistent (every
+        // critical section is a single push, swap_remove or take), so poisoning is ignored.
+        self.holdings.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Marks the process dead with `reason` and takes its holdings for cleanup.
+    ///
+    /// Returns `None` if it had already exited. After this returns, readers skip its
+    /// entries and its names are free for others, before the entries are removed.
+    pub(crate) fn mark_dead(&self, reason: ExitReason) -> Option<Vec<Holding>> {
+        let mut holdings = self.holdings();
+        if !self.is_alive() {
+            return None;
+        }
+        let _ = self.exit.set(reason);
+        self.live.remove(self.pid.serial());
+        self.mailbox.store(None);
+        Some(std::mem::take(&mut *holdings))
+    }
+
+    /// Whether the process is alive. Lock-free.
+    #[inline]
+    pub(crate) fn is_alive(&self) -> bool {
+        self.live.contains(self.pid.serial())
+    }
+
+    /// The exit reason, once the process has exited.
+    pub(crate) fn exit_reason(&self) -> Option<&ExitReason> {
+        self.exit.get()
+    }
+
+    /// Records a name this (surviving) process lost in a conflict.
+    pub(crate) fn lost_name(&self, key: Key, winner: Pid) {
+        self.lost
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((key, winner));
+    }
+
+    /// Takes the names lost in conflicts since the last call.
+    pub(crate) fn take_lost_names(&self) -> Vec<(Key, Pid)> {
+        std::mem::take(&mut *self.lost.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Queues a message without waiting.
+    pub(crate) fn deliver(&self, envelope: Envelope) -> Result<(), SendError> {
+        if !self.is_alive() {
+            return Err(SendError::NoProcess(self.pid));
+        }
+        let mailbox = self.mailbox.load();
+        let mailbox = mailbox.as_ref().ok_or(SendError::NoProcess(self.pid))?;
+        mailbox.try_send(envelope).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => SendError::MailboxFull(self.pid),
+            mpsc::error::TrySendError::Closed(_) => SendError::NoProcess(self.pid),
+        })
+    }
+
+    /// Remembers the task running this process so that `kill` can abort it; aborts it at
+    /// once if the process was killed before its task was recorded.
+    ///
+    /// Runs under the holdings lock, which `mark_dead` also takes: either this sees the
+    /// process dead, or the killer (which aborts after marking) sees the task.
+    pub(crate) fn set_task(&self, handle: AbortHandle) {
+        let _holdings = self.holdings();
+        if self.is_alive() {
+            let _ = self.task.set(handle);
+        } else {
+            handle.abort();
+        }
+    }
+
+    /// Aborts the task running this process, if it was spawned.
+    pub(crate) fn abort_task(&self) {
+        if let Some(task) = self.task.get() {
+            task.abort();
+        }
+    }
+}
