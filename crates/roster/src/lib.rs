@@ -61,7 +61,7 @@ mod process;
 mod replication;
 mod scope;
 mod store;
-pub mod subscription;
+mod subscription;
 
 pub use clock::Clock;
 pub use cluster::{ClusterConfig, ClusterStats, FailureDetection, HandshakeError, PeerInfo};
@@ -76,6 +76,5 @@ pub use meta::{Meta, MetaError};
 pub use node::{Node, NodeBuilder};
 pub use pid::Pid;
 pub use process::{Envelope, Process};
-pub use replication::WireError;
 pub use scope::{DEFAULT_SCOPE, Dispatched, Scope};
 pub use subscription::{Delivery, Subscription};

@@ -128,7 +128,7 @@ impl NodeBuilder {
     }
 
     /// Undelivered events a subscription holds before it lags (default 65 536, at least 1);
-    /// see [`crate::subscription`].
+    /// see [`crate::Subscription`].
     pub fn subscription_capacity(mut self, capacity: usize) -> Self {
         self.subscription_capacity = capacity.max(1);
         self

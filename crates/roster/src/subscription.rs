@@ -1,46 +1,5 @@
-//! Subscriptions to lifecycle events.
-//!
-//! A [`Subscription`] is a bounded stream of event batches for one scope. A single change
-//! makes a one-event batch; a bulk change (a process with many entries exiting, a scope
-//! disconnect) makes one batch per subscriber. Events of one key arrive in the order the
-//! changes were applied. A subscription whose patterns match a change several times still
-//! gets the event once.
-//!
-//! # Lagging
-//!
-//! Each subscription holds at most `capacity` undelivered events (set with
-//! [`crate::NodeBuilder::subscription_capacity`]); a batch larger than the capacity is only
-//! accepted into an empty queue. Writers never wait for a subscriber: a batch that does not
-//! fit is dropped and counted, and the subscriber's next item is
-//! [`Delivery::Lagged`] with the exact number of events it missed. It stays subscribed and
-//! receives what comes after; memory never grows without bound.
-//!
-//! # Closing
-//!
-//! Dropping the subscription unsubscribes. When this node disconnects from the scope, the
-//! subscription receives the final batch (every entry removed, reason
-//! [`crate::Reason::ScopeDisconnected`]) and then ends (`recv` returns `None`).
-//!
-//! # Examples
-//!
-//! ```
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() {
-//! use roster::{Delivery, Node, Pattern};
-//!
-//! let node = Node::builder().subscription_capacity(2).start().unwrap();
-//! let mut events = node.subscribe(Pattern::All).unwrap();
-//! let proc = node.process();
-//! for i in 0..5 {
-//!     proc.register(&format!("k{i}"), &()).unwrap();
-//! }
-//! assert_eq!(events.recv().await.unwrap().into_events().unwrap().len(), 1);
-//! assert_eq!(events.recv().await.unwrap().into_events().unwrap().len(), 1);
-//! assert_eq!(events.recv().await, Some(Delivery::Lagged { missed: 3 }));
-//! proc.register("k5", &()).unwrap();
-//! assert_eq!(events.recv().await.unwrap().into_events().unwrap()[0].key, "k5");
-//! # }
-//! ```
+//! Subscriptions to lifecycle events: the per-scope subscriber registry and the
+//! bounded queue of each subscriber.
 
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
@@ -338,7 +297,49 @@ impl Subscribers {
     }
 }
 
-/// A stream of event batches for one scope; see the [module docs](self).
+/// A stream of event batches for one scope.
+///
+/// A `Subscription` is a bounded stream of event batches for one scope. A single change
+/// makes a one-event batch; a bulk change (a process with many entries exiting, a scope
+/// disconnect) makes one batch per subscriber. Events of one key arrive in the order the
+/// changes were applied. A subscription whose patterns match a change several times still
+/// gets the event once.
+///
+/// # Lagging
+///
+/// Each subscription holds at most `capacity` undelivered events (set with
+/// [`crate::NodeBuilder::subscription_capacity`]); a batch larger than the capacity is only
+/// accepted into an empty queue. Writers never wait for a subscriber: a batch that does not
+/// fit is dropped and counted, and the subscriber's next item is
+/// [`Delivery::Lagged`] with the exact number of events it missed. It stays subscribed and
+/// receives what comes after; memory never grows without bound.
+///
+/// # Closing
+///
+/// Dropping the subscription unsubscribes. When this node disconnects from the scope, the
+/// subscription receives the final batch (every entry removed, reason
+/// [`crate::Reason::ScopeDisconnected`]) and then ends (`recv` returns `None`).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use roster::{Delivery, Node, Pattern};
+///
+/// let node = Node::builder().subscription_capacity(2).start().unwrap();
+/// let mut events = node.subscribe(Pattern::All).unwrap();
+/// let proc = node.process();
+/// for i in 0..5 {
+///     proc.register(&format!("k{i}"), &()).unwrap();
+/// }
+/// assert_eq!(events.recv().await.unwrap().into_events().unwrap().len(), 1);
+/// assert_eq!(events.recv().await.unwrap().into_events().unwrap().len(), 1);
+/// assert_eq!(events.recv().await, Some(Delivery::Lagged { missed: 3 }));
+/// proc.register("k5", &()).unwrap();
+/// assert_eq!(events.recv().await.unwrap().into_events().unwrap()[0].key, "k5");
+/// # }
+/// ```
 ///
 /// Implements [`Stream`] with `Item = Delivery`; [`Subscription::recv`] is the same as
 /// `StreamExt::next`.

@@ -10,4 +10,3 @@ pub(crate) mod wire;
 mod sim;
 
 pub(crate) use wire::PROTOCOL_VERSION;
-pub use wire::WireError;

@@ -72,7 +72,7 @@ pub(crate) enum Frame {
 
 /// A frame could not be decoded or is invalid. The receiver's state is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum WireError {
+pub(crate) enum WireError {
     /// The bytes are not a frame of this protocol version.
     #[error("malformed frame: {0}")]
     Malformed(String),
