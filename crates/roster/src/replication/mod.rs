@@ -7,6 +7,10 @@ mod op_log;
 pub(crate) mod wire;
 
 #[cfg(test)]
+mod core_tests;
+#[cfg(test)]
+mod pair;
+#[cfg(test)]
 mod sim;
 
 pub(crate) use wire::PROTOCOL_VERSION;

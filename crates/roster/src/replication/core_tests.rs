@@ -1,0 +1,195 @@
+//! Direct tests of the replication core, driven through [`super::pair::Pair`]: no node,
+//! no sockets, no runtime.
+
+use std::time::Duration;
+
+use super::core::{CoreConfig, CoreEvent};
+use super::pair::Pair;
+use super::wire::Frame;
+use crate::event::ExitReason;
+
+fn config() -> CoreConfig {
+    CoreConfig {
+        op_log: 16,
+        anti_entropy_interval: Duration::from_millis(100),
+        ..CoreConfig::default()
+    }
+}
+
+fn is_snapshot(frame: &Frame) -> bool {
+    matches!(frame, Frame::Snapshot { .. })
+}
+
+/// A peer that never had our stream gets a snapshot; its hello then carries its position,
+/// and after a short absence it gets only the ops it missed, numbered after it.
+#[test]
+fn a_first_link_sends_a_snapshot_and_a_relink_only_the_missed_ops() {
+    let mut pair = Pair::new(config());
+    let p = pair.a.process();
+    for key in ["k1", "k2", "k3"] {
+        pair.a.register(p, key);
+    }
+    pair.link();
+    assert_eq!(pair.b.names(), 3);
+    assert!(pair.sent(true, 0).iter().any(|f| is_snapshot(f)));
+
+    pair.unlink();
+    pair.a.register(p, "k4");
+    pair.a.register(p, "k5");
+    let mark = pair.log.len();
+    pair.link();
+    assert_eq!(pair.b.names(), 5);
+    let hello = pair
+        .sent(false, mark)
+        .into_iter()
+        .find_map(|f| match f {
+            Frame::Hello { positions, .. } => Some(positions.clone()),
+            _ => None,
+        })
+        .expect("b says hello");
+    assert_eq!(hello, vec![("default".into(), 3)], "b applied a's ops 1-3");
+    let from_a = pair.sent(true, mark);
+    assert!(!from_a.iter().any(|f| is_snapshot(f)), "{from_a:?}");
+    assert!(from_a.iter().any(|f| matches!(
+        f,
+        Frame::Ops { first_seq: 4, ops, .. } if ops.len() == 2
+    )));
+}
+
+/// A peer away for more ops than the log holds gets a snapshot, which also removes what
+/// went meanwhile.
+#[test]
+fn a_gap_longer_than_the_log_is_filled_by_a_snapshot() {
+    let mut pair = Pair::new(config());
+    let p = pair.a.process();
+    pair.a.register(p, "stays");
+    let q = pair.a.process();
+    pair.a.register(q, "goes");
+    pair.link();
+    assert_eq!(pair.b.names(), 2);
+
+    pair.unlink();
+    pair.a.exit(q, ExitReason::Normal);
+    let r = pair.a.process();
+    for i in 0..20 {
+        pair.a.register(r, &format!("new/{i}"));
+    }
+    let mark = pair.log.len();
+    pair.link();
+    assert!(pair.sent(true, mark).iter().any(|f| is_snapshot(f)));
+    assert_eq!(pair.b.whereis("goes"), None);
+    assert_eq!(pair.b.whereis("stays"), Some(p));
+    assert_eq!(pair.b.names(), 21);
+    assert_eq!(pair.a.digest_of(pair.a.incarnation), pair.b.digest_of(1));
+}
+
+/// A divergence the streams cannot see is found by the digest exchange and repaired by a
+/// snapshot, and counted.
+#[test]
+fn anti_entropy_finds_and_repairs_a_divergence() {
+    let mut pair = Pair::new(config());
+    let p = pair.a.process();
+    pair.a.register(p, "k1");
+    pair.a.register(p, "k2");
+    pair.link();
+    pair.advance(Duration::from_millis(150));
+    assert!(
+        !pair
+            .a
+            .events
+            .iter()
+            .any(|e| matches!(e, CoreEvent::Repaired { .. }))
+    );
+
+    pair.b.corrupt_drop("k2");
+    assert_eq!(pair.b.names(), 1);
+    pair.advance(Duration::from_millis(150));
+    assert!(
+        pair.a
+            .events
+            .iter()
+            .any(|e| matches!(e, CoreEvent::Repaired { .. })),
+        "{:?}",
+        pair.a.events
+    );
+    assert_eq!(pair.b.whereis("k2"), Some(p));
+    assert_eq!(pair.a.digest_of(1), pair.b.digest_of(1));
+}
+
+/// Both sides of a cut register one name; when they meet, both keep the older one, and
+/// only the loser's node is told to end its process.
+#[test]
+fn a_conflict_is_resolved_the_same_on_both_sides() {
+    let mut pair = Pair::new(config());
+    let older = pair.a.process();
+    pair.a.register(older, "leader");
+    let newer = pair.b.process();
+    pair.b.register(newer, "leader");
+    pair.link();
+    assert_eq!(pair.a.whereis("leader"), Some(older));
+    assert_eq!(pair.b.whereis("leader"), Some(older));
+    let lost = |events: &[CoreEvent]| {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                CoreEvent::NamesLost(applied) => Some(applied.lost.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect::<Vec<_>>()
+    };
+    assert!(lost(&pair.a.events).is_empty());
+    assert_eq!(lost(&pair.b.events), vec![(newer, "leader".into(), older)]);
+}
+
+/// A restarted node (same name, new incarnation) replaces the old one: the peer drops
+/// every entry of the old incarnation as soon as the new one links.
+#[test]
+fn a_new_incarnation_replaces_the_old_one() {
+    let mut pair = Pair::new(config());
+    let p = pair.b.process();
+    pair.b.register(p, "old/1");
+    pair.link();
+    assert_eq!(pair.a.whereis("old/1"), Some(p));
+
+    pair.restart_b(3, config());
+    let q = pair.b.process();
+    pair.b.register(q, "new/1");
+    pair.link();
+    assert_eq!(pair.a.whereis("old/1"), None);
+    assert_eq!(pair.a.whereis("new/1"), Some(q));
+    assert_eq!(
+        pair.a.digest_of(2),
+        0,
+        "nothing of the old incarnation is left"
+    );
+}
+
+/// A peer that was away gets its missed ops from the log in consecutive frames of at most
+/// `max_ops_per_frame`, in sequence, with no gap and no snapshot.
+#[test]
+fn catch_up_comes_in_consecutive_frames_of_the_log() {
+    let mut pair = Pair::new(CoreConfig {
+        op_log: 1_000,
+        max_ops_per_frame: 10,
+        ..config()
+    });
+    let p = pair.a.process();
+    pair.link();
+    pair.unlink();
+    for i in 0..95 {
+        pair.a.register(p, &format!("k/{i}"));
+    }
+    let mark = pair.log.len();
+    pair.link();
+    assert_eq!(pair.b.names(), 95);
+    let firsts: Vec<u64> = pair
+        .sent(true, mark)
+        .into_iter()
+        .filter_map(|f| match f {
+            Frame::Ops { first_seq, .. } => Some(*first_seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(firsts, (0..10).map(|i| 1 + i * 10).collect::<Vec<_>>());
+}

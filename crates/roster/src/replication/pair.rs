@@ -1,0 +1,333 @@
+//! A test harness that drives replication cores and their stores directly, without a
+//! node, sockets or a runtime (quinn-proto's `tests/util.rs` is the model): each
+//! [`TestNode`] is a core plus the stores it hosts; a [`Pair`] links two of them through
+//! a queue of frames per direction that crosses the real encoder and decoder, on a
+//! virtual clock.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use super::core::{Core, CoreConfig, CoreEvent};
+use super::host::ReplicaHost;
+use super::wire::Frame;
+use crate::clock::Clock;
+use crate::conflict::ConflictRule;
+use crate::entry::Registration;
+use crate::event::ExitReason;
+use crate::key::{Key, Limits, ScopeName};
+use crate::meta::Meta;
+use crate::op::Outbox;
+use crate::pid::Pid;
+use crate::process::{Holding, Locals, ProcessCell};
+use crate::store::{ScopeConfig, ScopeState};
+
+/// A clock the test sets.
+#[derive(Default)]
+pub(super) struct ManualClock(AtomicU64);
+
+impl Clock for ManualClock {
+    fn now_millis(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The stores of a test node, as its core sees them.
+pub(super) struct TestHost {
+    clock: Arc<ManualClock>,
+    locals: Arc<Locals>,
+    outbox: Arc<Outbox>,
+    scopes: BTreeMap<ScopeName, Arc<ScopeState>>,
+}
+
+/// One node: a replication core and the stores it hosts.
+pub(super) struct TestNode {
+    pub(super) name: String,
+    pub(super) incarnation: u64,
+    pub(super) core: Core,
+    host: TestHost,
+    next_serial: u64,
+    /// Processes that are alive, by pid.
+    processes: BTreeMap<Pid, Arc<ProcessCell>>,
+    /// Every event the core handed back, in order.
+    pub(super) events: Vec<CoreEvent>,
+}
+
+impl ReplicaHost for TestHost {
+    fn replicated_scope(&self, name: &str) -> Option<Arc<ScopeState>> {
+        self.scopes.get(name).cloned()
+    }
+
+    fn replicated_scopes(&self) -> Vec<Arc<ScopeState>> {
+        self.scopes.values().cloned().collect()
+    }
+
+    fn local_ops_pending(&self) -> bool {
+        !self.outbox.is_empty()
+    }
+}
+
+impl TestNode {
+    /// A node connected to the default scope.
+    pub(super) fn new(name: &str, incarnation: u64, core_config: CoreConfig) -> Self {
+        let clock = Arc::new(ManualClock(AtomicU64::new(1_000_000)));
+        let locals = Arc::new(Locals::new(incarnation));
+        let outbox = Arc::new(Outbox::default());
+        let config = ScopeConfig {
+            rule: ConflictRule::KeepOldest,
+            outbox: Some(outbox.clone()),
+            clock: clock.clone(),
+            locals: locals.clone(),
+        };
+        let default = ScopeState::new("default".into(), false, config);
+        TestNode {
+            name: name.into(),
+            incarnation,
+            core: Core::new(incarnation, core_config),
+            host: TestHost {
+                clock,
+                locals,
+                outbox,
+                scopes: BTreeMap::from([("default".into(), default)]),
+            },
+            next_serial: 1,
+            processes: BTreeMap::new(),
+            events: Vec::new(),
+        }
+    }
+
+    fn scope(&self) -> &Arc<ScopeState> {
+        &self.host.scopes["default"]
+    }
+
+    /// Runs `f` on the core as the shell does: the ops of local writes go in first.
+    pub(super) fn step<R>(&mut self, f: impl FnOnce(&mut Core, &dyn ReplicaHost) -> R) -> R {
+        self.core
+            .handle_local_ops(&self.host, self.host.outbox.take());
+        f(&mut self.core, &self.host)
+    }
+
+    /// A new live local process.
+    pub(super) fn process(&mut self) -> Pid {
+        let pid = Pid::new(self.incarnation, self.next_serial);
+        self.next_serial += 1;
+        let (mailbox, _) = mpsc::channel(1);
+        let locals = &self.host.locals;
+        locals.live.insert(pid.serial());
+        let cell = Arc::new(ProcessCell::new(pid, locals.live.clone(), mailbox));
+        locals.cells.pin().insert(pid, cell.clone());
+        self.processes.insert(pid, cell);
+        pid
+    }
+
+    /// Registers `key` for local process `pid` in the default scope.
+    pub(super) fn register(&mut self, pid: Pid, key: &str) -> Registration {
+        self.host.clock.0.fetch_add(1, Ordering::Relaxed);
+        let cell = self.processes[&pid].clone();
+        self.scope()
+            .register(&cell, Key::from(key), Meta::EMPTY)
+            .expect("free name")
+    }
+
+    /// Ends local process `pid` as the node does: dead first, then its entries removed.
+    pub(super) fn exit(&mut self, pid: Pid, reason: ExitReason) {
+        let Some(cell) = self.processes.remove(&pid) else {
+            return;
+        };
+        if let Some(holdings) = cell.mark_dead(reason.clone()) {
+            let refs: Vec<&Holding> = holdings.iter().collect();
+            self.scope().remove_exited(pid, &refs, &reason);
+        }
+        self.host.locals.cells.pin().remove(&pid);
+    }
+
+    /// The owner of `key` here.
+    pub(super) fn whereis(&self, key: &str) -> Option<Pid> {
+        self.scope().whereis(key)
+    }
+
+    /// Names held here (live ones, of every origin).
+    pub(super) fn names(&self) -> usize {
+        self.scope().registry_count(false)
+    }
+
+    /// This node's digest of `origin`'s entries.
+    pub(super) fn digest_of(&self, origin: u64) -> u128 {
+        self.scope().digest(origin)
+    }
+
+    /// Acts on what the core handed back, as the shell does: losers of conflicts exit.
+    fn act(&mut self) {
+        while let Some(event) = self.core.poll_event() {
+            if let CoreEvent::NamesLost(applied) = &event {
+                for (loser, key, winner) in &applied.lost {
+                    let reason = ExitReason::Conflict {
+                        key: key.clone(),
+                        winner: *winner,
+                    };
+                    self.exit(*loser, reason);
+                }
+            }
+            self.events.push(event);
+        }
+    }
+
+    /// Removes one of `origin`'s entries from this node's view behind the core's back (a
+    /// divergence only anti-entropy can find).
+    pub(super) fn corrupt_drop(&self, key: &str) {
+        let scope = self.scope();
+        let owner = scope.whereis(key).expect("an entry to corrupt");
+        let op = crate::op::Op::Unregister {
+            key: key.into(),
+            pid: owner,
+            reason: crate::event::Reason::Requested,
+        };
+        let _ = scope.apply_remote(vec![op]);
+    }
+}
+
+/// One direction of a link: frames in flight, oldest first.
+#[derive(Default)]
+struct Wire {
+    frames: VecDeque<Frame>,
+}
+
+/// Two nodes and the link between them.
+pub(super) struct Pair {
+    pub(super) a: TestNode,
+    pub(super) b: TestNode,
+    a_to_b: Wire,
+    b_to_a: Wire,
+    linked: bool,
+    /// Every frame sent, with its direction (`true`: a to b).
+    pub(super) log: Vec<(bool, Frame)>,
+    start: Instant,
+    elapsed: Duration,
+}
+
+impl Pair {
+    pub(super) fn new(config: CoreConfig) -> Self {
+        Pair {
+            a: TestNode::new("a", 1, config.clone()),
+            b: TestNode::new("b", 2, config),
+            a_to_b: Wire::default(),
+            b_to_a: Wire::default(),
+            linked: false,
+            log: Vec::new(),
+            start: Instant::now(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    fn now(&self) -> Instant {
+        self.start + self.elapsed
+    }
+
+    /// Brings the link up on both sides and runs until nothing moves.
+    pub(super) fn link(&mut self) {
+        let now = self.now();
+        let (a_name, b_name) = (self.a.name.clone(), self.b.name.clone());
+        let (a_inc, b_inc) = (self.a.incarnation, self.b.incarnation);
+        self.a.step(|core, host| {
+            core.handle_peer_up(host, b_inc, &b_name, Limits::DEFAULT, now);
+        });
+        self.b.step(|core, host| {
+            core.handle_peer_up(host, a_inc, &a_name, Limits::DEFAULT, now);
+        });
+        self.linked = true;
+        self.drive();
+    }
+
+    /// Takes the link down on both sides (nodes stay members); frames in flight are lost.
+    pub(super) fn unlink(&mut self) {
+        let (a_inc, b_inc) = (self.a.incarnation, self.b.incarnation);
+        self.a
+            .step(|core, host| core.handle_peer_down(host, b_inc, false));
+        self.b
+            .step(|core, host| core.handle_peer_down(host, a_inc, false));
+        self.a_to_b.frames.clear();
+        self.b_to_a.frames.clear();
+        self.linked = false;
+    }
+
+    /// Replaces b with a restarted node of the same name and a new incarnation.
+    pub(super) fn restart_b(&mut self, incarnation: u64, config: CoreConfig) {
+        self.unlink();
+        self.b = TestNode::new("b", incarnation, config);
+    }
+
+    /// Lets `by` of virtual time pass (timers fire), then runs until nothing moves.
+    pub(super) fn advance(&mut self, by: Duration) {
+        self.elapsed += by;
+        let now = self.now();
+        for node in [&mut self.a, &mut self.b] {
+            node.host
+                .clock
+                .0
+                .fetch_add(by.as_millis() as u64, Ordering::Relaxed);
+            node.step(|core, host| core.handle_timeout(host, now));
+        }
+        self.drive();
+    }
+
+    /// Moves frames both ways (through the encoder and decoder) and acts on events until
+    /// the link is quiet.
+    pub(super) fn drive(&mut self) {
+        for _ in 0..10_000 {
+            let (a_inc, b_inc) = (self.a.incarnation, self.b.incarnation);
+            self.a.step(|_, _| ());
+            self.b.step(|_, _| ());
+            self.a.act();
+            self.b.act();
+            let mut moved = false;
+            for (from_a, peer) in [(true, b_inc), (false, a_inc)] {
+                let (node, wire) = if from_a {
+                    (&mut self.a, &mut self.a_to_b)
+                } else {
+                    (&mut self.b, &mut self.b_to_a)
+                };
+                loop {
+                    let frames = node.core.poll_transmit(peer);
+                    if frames.is_empty() {
+                        break;
+                    }
+                    if self.linked {
+                        wire.frames.extend(frames);
+                    }
+                }
+            }
+            for from_a in [true, false] {
+                let (wire, node, from) = if from_a {
+                    (&mut self.a_to_b, &mut self.b, a_inc)
+                } else {
+                    (&mut self.b_to_a, &mut self.a, b_inc)
+                };
+                while let Some(frame) = wire.frames.pop_front() {
+                    moved = true;
+                    let decoded =
+                        Frame::decode(&frame.encode(), &Limits::CEILING).expect("a valid frame");
+                    self.log.push((from_a, frame));
+                    node.step(|core, host| core.handle_frame(host, from, decoded));
+                }
+            }
+            if !moved {
+                self.a.act();
+                self.b.act();
+                return;
+            }
+        }
+        panic!("the pair never went quiet");
+    }
+
+    /// Frames sent a to b (`true`) or b to a since `from` in the log.
+    pub(super) fn sent(&self, a_to_b: bool, from: usize) -> Vec<&Frame> {
+        self.log[from..]
+            .iter()
+            .filter(|(dir, _)| *dir == a_to_b)
+            .map(|(_, f)| f)
+            .collect()
+    }
+}
