@@ -1,0 +1,225 @@
+//! Configuring and starting a node.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use arc_swap::ArcSwapOption;
+
+use super::{Node, NodeShared, ScopeMap};
+use crate::clock::{Clock, wall_clock};
+use crate::cluster::{Cluster, ClusterConfig};
+use crate::conflict::ConflictRule;
+use crate::error::StartError;
+use crate::key::Limits;
+use crate::op::Outbox;
+use crate::process::Locals;
+use crate::scope::DEFAULT_SCOPE;
+use crate::store::{ScopeConfig, ScopeState};
+
+/// Configures and starts a [`Node`].
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let node = roster::Node::builder()
+///     .name("api-1")
+///     .max_key_bytes(256)
+///     .mailbox_capacity(64)
+///     .start()
+///     .unwrap();
+/// assert_eq!(node.name(), "api-1");
+/// # }
+/// ```
+#[derive(Clone)]
+#[must_use = "a builder does nothing until start() is called"]
+pub struct NodeBuilder {
+    name: String,
+    limits: Limits,
+    mailbox_capacity: usize,
+    subscription_capacity: usize,
+    incarnation: Option<u64>,
+    conflict_rule: ConflictRule,
+    kill_conflict_losers: bool,
+    replicated: bool,
+    clock: Option<Arc<dyn Clock>>,
+    cluster: Option<ClusterConfig>,
+}
+
+impl std::fmt::Debug for NodeBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeBuilder")
+            .field("name", &self.name)
+            .field("limits", &self.limits)
+            .field("mailbox_capacity", &self.mailbox_capacity)
+            .field("subscription_capacity", &self.subscription_capacity)
+            .field("conflict_rule", &self.conflict_rule)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for NodeBuilder {
+    fn default() -> Self {
+        NodeBuilder {
+            name: "roster".into(),
+            limits: Limits::DEFAULT,
+            mailbox_capacity: 1024,
+            subscription_capacity: 65_536,
+            incarnation: None,
+            conflict_rule: ConflictRule::default(),
+            kill_conflict_losers: true,
+            replicated: false,
+            clock: None,
+            cluster: None,
+        }
+    }
+}
+
+impl NodeBuilder {
+    /// The node's human name, e.g. `"api-1"` (default `"roster"`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Longest key or prefix accepted, in bytes (default 1024). Longer keys are refused with
+    /// [`crate::KeyError::TooLong`]; every node of a cluster should use the same limit.
+    pub fn max_key_bytes(mut self, max: usize) -> Self {
+        self.limits.max_key_bytes = max;
+        self
+    }
+
+    /// Largest encoded meta accepted, in bytes (default 64 KiB, at most 16 MiB). Larger
+    /// meta is refused with [`crate::MetaError::TooLarge`]. Meta is copied to every node of
+    /// a scope: keep it small. Nodes may differ: a write to a replicated scope must also
+    /// fit the limit of every linked peer, and a node skips (and counts) entries from peers
+    /// that are over its own limit.
+    pub fn max_meta_bytes(mut self, max: usize) -> Self {
+        self.limits.max_meta_bytes = max;
+        self
+    }
+
+    /// Largest encoded message accepted by `send` and `dispatch`, in bytes (default
+    /// 1 MiB, at most 16 MiB). A larger message is refused with
+    /// [`crate::SendError::TooLarge`]; so is a message to a process on a peer whose own limit is
+    /// smaller.
+    pub fn max_message_bytes(mut self, max: usize) -> Self {
+        self.limits.max_message_bytes = max;
+        self
+    }
+
+    /// Messages a process's mailbox holds before sends to it fail with
+    /// [`crate::SendError::MailboxFull`] (default 1024, at least 1).
+    pub fn mailbox_capacity(mut self, capacity: usize) -> Self {
+        self.mailbox_capacity = capacity.max(1);
+        self
+    }
+
+    /// Undelivered events a subscription holds before it lags (default 65 536, at least 1);
+    /// see [`crate::Subscription`].
+    pub fn subscription_capacity(mut self, capacity: usize) -> Self {
+        self.subscription_capacity = capacity.max(1);
+        self
+    }
+
+    /// Fixes the incarnation instead of drawing a random one (for tests and simulations:
+    /// two live nodes must never share one).
+    pub fn incarnation(mut self, incarnation: u64) -> Self {
+        self.incarnation = Some(incarnation);
+        self
+    }
+
+    /// How name conflicts between nodes are decided (default
+    /// [`ConflictRule::KeepOldest`]). Every node of a cluster must use the same rule.
+    pub fn conflict_rule(mut self, rule: ConflictRule) -> Self {
+        self.conflict_rule = rule;
+        self
+    }
+
+    /// What happens to a local process that loses a name in a conflict between nodes
+    /// (default `true`): it is ended with [`crate::ExitReason::Conflict`] (a spawned one has its
+    /// task aborted), as syn does. With `false` it keeps running without the name, and
+    /// finds the names it lost with [`crate::Process::lost_names`]; either way subscribers see
+    /// `Unregistered` with [`crate::Reason::Conflict`].
+    pub fn kill_conflict_losers(mut self, kill: bool) -> Self {
+        self.kill_conflict_losers = kill;
+        self
+    }
+
+    /// Makes local writes produce ops for a replication core (set by the cluster layer and
+    /// the simulation harness).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn replicated(mut self) -> Self {
+        self.replicated = true;
+        self
+    }
+
+    /// Joins a cluster: listens on the configured address, finds peers through SWIM
+    /// membership and the seeds, and replicates every replicated scope with them.
+    pub fn cluster(mut self, config: ClusterConfig) -> Self {
+        self.cluster = Some(config);
+        self.replicated = true;
+        self
+    }
+
+    /// Replaces the wall clock that feeds the hybrid logical clock (simulations and tests
+    /// use a virtual one).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Starts the node on the current tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`StartError::NoRuntime`] outside a tokio runtime; [`StartError::InvalidName`] for an
+    /// empty or over-long name; [`StartError::Bind`] if the cluster address cannot be bound.
+    pub fn start(self) -> Result<Node, StartError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
+        let limits = self.limits.clamped();
+        limits
+            .write_key(&self.name)
+            .map_err(StartError::InvalidName)?;
+        let incarnation = self.incarnation.unwrap_or_else(rand::random);
+        let outbox = self.replicated.then(|| Arc::new(Outbox::default()));
+        let locals = Arc::new(Locals::new(incarnation));
+        let scope_config = ScopeConfig {
+            locals: locals.clone(),
+            rule: self.conflict_rule,
+            outbox: outbox.clone(),
+            clock: self.clock.unwrap_or_else(wall_clock),
+        };
+        let default_scope = ScopeState::new(DEFAULT_SCOPE.into(), false, scope_config.clone());
+        let scopes = ScopeMap::default();
+        scopes
+            .pin()
+            .insert(DEFAULT_SCOPE.into(), default_scope.clone());
+        let shared = Arc::new(NodeShared {
+            name: self.name,
+            incarnation,
+            limits,
+            mailbox_capacity: self.mailbox_capacity,
+            subscription_capacity: self.subscription_capacity,
+            kill_conflict_losers: self.kill_conflict_losers,
+            next_serial: AtomicU64::new(1),
+            locals,
+            scopes,
+            default_scope,
+            scope_config,
+            outbox,
+            cluster: ArcSwapOption::empty(),
+            runtime,
+        });
+        if let Some(config) = self.cluster {
+            let cluster = Cluster::start(shared.clone(), shared.name.clone(), config.settings())
+                .map_err(|e| StartError::Bind {
+                    addr: config.listen().to_string(),
+                    reason: e.to_string(),
+                })?;
+            shared.cluster.store(Some(cluster));
+        }
+        Ok(Node::from_shared(shared))
+    }
+}

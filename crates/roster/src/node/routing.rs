@@ -1,0 +1,110 @@
+//! Message routing: to local mailboxes, or to the node of a remote process as one frame;
+//! dispatch to the owner and members of a key, one frame per remote node.
+
+use serde::Serialize;
+
+use super::NodeShared;
+use crate::error::SendError;
+use crate::key::ScopeName;
+use crate::meta::Meta;
+use crate::pid::Pid;
+use crate::process::Envelope;
+use crate::replication::core::Unsent;
+use crate::replication::wire::Frame;
+
+impl NodeShared {
+    pub(crate) fn deliver(&self, to: Pid, envelope: Envelope) -> Result<(), SendError> {
+        let cells = self.locals.cells.pin();
+        let cell = cells.get(&to).ok_or(SendError::NoProcess(to))?;
+        cell.deliver(envelope)
+    }
+
+    pub(crate) fn send_from<T: Serialize + ?Sized>(
+        &self,
+        from: Option<Pid>,
+        to: Pid,
+        message: &T,
+    ) -> Result<(), SendError> {
+        let payload = self.encode_message(message)?;
+        if to.incarnation() == self.incarnation {
+            return self.deliver(to, Envelope::new(from, payload));
+        }
+        let len = payload.encoded_len();
+        let cluster = self.cluster.load();
+        let Some(cluster) = cluster.as_ref() else {
+            return Err(SendError::NodeUnreachable(to));
+        };
+        match cluster.send(to.incarnation(), Frame::Message { to, from, payload }) {
+            Ok(()) => Ok(()),
+            Err(Unsent::NoLink) => Err(SendError::NodeUnreachable(to)),
+            Err(Unsent::TooLarge { max }) => Err(SendError::TooLarge { len, max }),
+        }
+    }
+
+    /// Encodes a message, within this node's `max_message_bytes`.
+    pub(crate) fn encode_message<T: Serialize + ?Sized>(
+        &self,
+        message: &T,
+    ) -> Result<Meta, SendError> {
+        let payload = Meta::encode(message)?;
+        let (len, max) = (payload.encoded_len(), self.limits.max_message_bytes);
+        if len > max {
+            return Err(SendError::TooLarge { len, max });
+        }
+        Ok(payload)
+    }
+
+    /// Sends a dispatch to every other node that hosts one of `targets`, one frame per node;
+    /// returns to how many nodes it was sent, and how many refused it as larger than their
+    /// `max_message_bytes`.
+    pub(crate) fn dispatch_to_peers(
+        &self,
+        scope: &ScopeName,
+        key: &str,
+        targets: &[Pid],
+        payload: &Meta,
+    ) -> (usize, usize) {
+        let cluster = self.cluster.load();
+        let Some(cluster) = cluster.as_ref() else {
+            return (0, 0);
+        };
+        let mut nodes: Vec<u64> = targets
+            .iter()
+            .map(|p| p.incarnation())
+            .filter(|&i| i != self.incarnation)
+            .collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        let (mut sent, mut too_large) = (0, 0);
+        for peer in nodes {
+            let frame = Frame::Dispatch {
+                scope: scope.clone(),
+                key: key.into(),
+                payload: payload.clone(),
+            };
+            match cluster.send(peer, frame) {
+                Ok(()) => sent += 1,
+                Err(Unsent::TooLarge { .. }) => too_large += 1,
+                Err(Unsent::NoLink) => {}
+            }
+        }
+        (sent, too_large)
+    }
+
+    /// Delivers a message that came from another node to a local process. A message for
+    /// a process that is gone is dropped, as in Erlang.
+    pub(crate) fn deliver_remote(&self, to: Pid, from: Option<Pid>, payload: Meta) {
+        let _ = self.deliver(to, Envelope::new(from, payload));
+    }
+
+    /// Delivers a dispatch that came from another node to the local owner and members of
+    /// `key` in `scope`.
+    pub(crate) fn dispatch_remote(&self, scope: &str, key: &str, payload: Meta) {
+        if let Some(state) = self.scopes.pin().get(scope) {
+            let envelope = Envelope::new(None, payload);
+            for pid in state.local_targets(key) {
+                let _ = self.deliver(pid, envelope.clone());
+            }
+        }
+    }
+}
