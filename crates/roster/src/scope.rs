@@ -10,8 +10,8 @@ use crate::key::{Key, KeyError, Pattern, is_prefix};
 use crate::meta::{Meta, MetaError};
 use crate::node::NodeShared;
 use crate::pid::Pid;
-use crate::process::{Envelope, HoldingKind, Process};
-use crate::store::ScopeState;
+use crate::process::{Envelope, HeldKind, Process};
+use crate::store::ScopeStore;
 use crate::subscription::Subscription;
 
 /// Where a dispatch went.
@@ -52,7 +52,7 @@ pub struct Dispatched {
 /// ```
 #[derive(Clone)]
 pub struct Scope {
-    pub(crate) state: Arc<ScopeState>,
+    pub(crate) state: Arc<ScopeStore>,
     pub(crate) node: Arc<NodeShared>,
 }
 
@@ -486,7 +486,7 @@ impl Scope {
     /// # }
     /// ```
     pub fn keys_of(&self, pid: Pid) -> Vec<Key> {
-        self.holdings_of(pid, HoldingKind::Member)
+        self.holdings_of(pid, HeldKind::Member)
     }
 
     /// Names of this scope that `pid` (a local process) holds, in key order.
@@ -501,10 +501,10 @@ impl Scope {
     /// # }
     /// ```
     pub fn names_of(&self, pid: Pid) -> Vec<Key> {
-        self.holdings_of(pid, HoldingKind::Name)
+        self.holdings_of(pid, HeldKind::Name)
     }
 
-    fn holdings_of(&self, pid: Pid, kind: HoldingKind) -> Vec<Key> {
+    fn holdings_of(&self, pid: Pid, kind: HeldKind) -> Vec<Key> {
         let Some(cell) = self.node.process_cell(pid) else {
             return Vec::new();
         };
@@ -709,7 +709,7 @@ impl Scope {
             .subscribe(patterns, self.node.subscription_capacity)?;
         Ok(Subscription::new(
             queue,
-            Arc::<ScopeState>::downgrade(&self.state),
+            Arc::<ScopeStore>::downgrade(&self.state),
         ))
     }
 

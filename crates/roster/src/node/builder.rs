@@ -12,9 +12,9 @@ use crate::conflict::ConflictRule;
 use crate::error::StartError;
 use crate::key::Limits;
 use crate::op::Outbox;
-use crate::process::Locals;
+use crate::process::ProcessTable;
 use crate::scope::DEFAULT_SCOPE;
-use crate::store::{ScopeConfig, ScopeState};
+use crate::store::{ScopeConfig, ScopeStore};
 
 /// Configures and starts a [`Node`].
 ///
@@ -150,7 +150,7 @@ impl NodeBuilder {
     /// Makes local writes produce ops for a replication core (set by the cluster layer and
     /// the simulation harness).
     #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) fn replicated(mut self) -> Self {
+    pub(crate) fn with_replication_outbox(mut self) -> Self {
         self.replicated = true;
         self
     }
@@ -184,14 +184,14 @@ impl NodeBuilder {
             .map_err(StartError::InvalidName)?;
         let incarnation = self.incarnation.unwrap_or_else(rand::random);
         let outbox = self.replicated.then(|| Arc::new(Outbox::default()));
-        let locals = Arc::new(Locals::new(incarnation));
+        let locals = Arc::new(ProcessTable::new(incarnation));
         let scope_config = ScopeConfig {
             locals: locals.clone(),
             rule: self.conflict_rule,
             outbox: outbox.clone(),
             clock: self.clock.unwrap_or_else(wall_clock),
         };
-        let default_scope = ScopeState::new(DEFAULT_SCOPE.into(), false, scope_config.clone());
+        let default_scope = ScopeStore::new(DEFAULT_SCOPE.into(), false, scope_config.clone());
         let scopes = ScopeMap::default();
         scopes
             .pin()

@@ -20,11 +20,11 @@ use crate::event::ExitReason;
 use crate::key::{Limits, ScopeName};
 use crate::op::Outbox;
 use crate::pid::Pid;
-use crate::process::{Locals, Process};
+use crate::process::{Process, ProcessTable};
 use crate::scope::{DEFAULT_SCOPE, Scope};
-use crate::store::{ScopeConfig, ScopeState};
+use crate::store::{ScopeConfig, ScopeStore};
 
-type ScopeMap = papaya::HashMap<ScopeName, Arc<ScopeState>, foldhash::fast::RandomState>;
+type ScopeMap = papaya::HashMap<ScopeName, Arc<ScopeStore>, foldhash::fast::RandomState>;
 
 /// State shared by every handle of a node and by its processes.
 pub(crate) struct NodeShared {
@@ -35,9 +35,9 @@ pub(crate) struct NodeShared {
     pub(crate) subscription_capacity: usize,
     kill_conflict_losers: bool,
     next_serial: AtomicU64,
-    locals: Arc<Locals>,
+    locals: Arc<ProcessTable>,
     scopes: ScopeMap,
-    default_scope: Arc<ScopeState>,
+    default_scope: Arc<ScopeStore>,
     scope_config: ScopeConfig,
     outbox: Option<Arc<Outbox>>,
     /// The cluster layer; `None` for a single node (and after shutdown).
@@ -431,7 +431,7 @@ impl Node {
         let mut created = false;
         let state = scopes.get_or_insert_with(scope.into(), || {
             created = true;
-            ScopeState::new(scope.into(), local_only, self.shared.scope_config.clone())
+            ScopeStore::new(scope.into(), local_only, self.shared.scope_config.clone())
         });
         if state.local_only != local_only {
             return Err(ScopeError::KindMismatch(scope.into()));

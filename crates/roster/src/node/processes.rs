@@ -7,9 +7,9 @@ use std::sync::atomic::Ordering;
 use super::NodeShared;
 use crate::event::ExitReason;
 use crate::pid::Pid;
-use crate::process::{Holding, Process, ProcessCell};
+use crate::process::{HeldEntry, LocalProcess, Process};
 use crate::scope::Scope;
-use crate::store::ScopeState;
+use crate::store::ScopeStore;
 
 impl NodeShared {
     pub(crate) fn default_scope(self: &Arc<Self>) -> Scope {
@@ -38,20 +38,20 @@ impl NodeShared {
         cell.pid
     }
 
-    pub(crate) fn process_cell(&self, pid: Pid) -> Option<Arc<ProcessCell>> {
+    pub(crate) fn process_cell(&self, pid: Pid) -> Option<Arc<LocalProcess>> {
         self.locals.cells.pin().get(&pid).cloned()
     }
 
     /// Ends a process: marks it dead, then removes its entries scope by scope (one event
     /// batch per subscriber and scope). Does nothing and returns `false` if it had already
     /// exited.
-    pub(crate) fn exit(&self, cell: &ProcessCell, reason: ExitReason) -> bool {
+    pub(crate) fn exit(&self, cell: &LocalProcess, reason: ExitReason) -> bool {
         let Some(mut holdings) = cell.mark_dead(reason.clone()) else {
             return false;
         };
         holdings.sort_by_key(|h| Arc::as_ptr(&h.scope));
         for same_scope in holdings.chunk_by(|a, b| Arc::ptr_eq(&a.scope, &b.scope)) {
-            let refs: Vec<&Holding> = same_scope.iter().collect();
+            let refs: Vec<&HeldEntry> = same_scope.iter().collect();
             same_scope[0].scope.remove_exited(cell.pid, &refs, &reason);
         }
         // Kept in the table until now so that a writer replacing one of its entries can
@@ -60,7 +60,7 @@ impl NodeShared {
         true
     }
 
-    pub(super) fn disconnect_state(&self, state: &Arc<ScopeState>) {
+    pub(super) fn disconnect_state(&self, state: &Arc<ScopeStore>) {
         let scopes = self.scopes.pin();
         let removed = scopes.remove_if(&state.name, |_, current| Arc::ptr_eq(current, state));
         if !matches!(removed, Ok(Some(_))) {

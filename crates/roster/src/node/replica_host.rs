@@ -10,7 +10,7 @@ use crate::event::ExitReason;
 use crate::key::Limits;
 use crate::op::{Outbox, Outgoing};
 use crate::replication::host::ReplicaHost;
-use crate::store::{Applied, ScopeState};
+use crate::store::{ApplyOutcome, ScopeStore};
 
 impl NodeShared {
     /// The smallest limits among the linked peers; `None` when no peer is linked.
@@ -45,7 +45,7 @@ impl NodeShared {
     /// Local processes lost names in conflicts (the names are already removed): each is
     /// ended with [`ExitReason::Conflict`], or told through `Process::lost_names` when the
     /// node is configured not to kill losers.
-    pub(crate) fn conflicts_lost(&self, applied: Applied) {
+    pub(crate) fn conflicts_lost(&self, applied: ApplyOutcome) {
         for (loser, key, winner) in applied.lost {
             let Some(cell) = self.process_cell(loser) else {
                 continue;
@@ -60,7 +60,7 @@ impl NodeShared {
 }
 
 impl ReplicaHost for NodeShared {
-    fn replicated_scope(&self, name: &str) -> Option<Arc<ScopeState>> {
+    fn replicated_scope(&self, name: &str) -> Option<Arc<ScopeStore>> {
         self.scopes
             .pin()
             .get(name)
@@ -68,8 +68,8 @@ impl ReplicaHost for NodeShared {
             .cloned()
     }
 
-    fn replicated_scopes(&self) -> Vec<Arc<ScopeState>> {
-        let mut scopes: Vec<Arc<ScopeState>> = self
+    fn replicated_scopes(&self) -> Vec<Arc<ScopeStore>> {
+        let mut scopes: Vec<Arc<ScopeStore>> = self
             .scopes
             .pin()
             .values()

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use super::{Envelope, ProcessCell};
+use super::{Envelope, LocalProcess};
 use crate::entry::Registration;
 use crate::error::{RecvError, RegistryError, SendError};
 use crate::event::ExitReason;
@@ -45,7 +45,7 @@ use crate::pid::Pid;
 /// # }
 /// ```
 pub struct Process {
-    cell: Arc<ProcessCell>,
+    cell: Arc<LocalProcess>,
     inbox: mpsc::Receiver<Envelope>,
     node: Arc<NodeShared>,
 }
@@ -60,7 +60,7 @@ impl Process {
     ) -> Self {
         let (tx, rx) = mpsc::channel(mailbox_capacity);
         live.insert(pid.serial());
-        let cell = Arc::new(ProcessCell::new(pid, live.clone(), tx));
+        let cell = Arc::new(LocalProcess::new(pid, live.clone(), tx));
         Process {
             cell,
             inbox: rx,
@@ -68,7 +68,7 @@ impl Process {
         }
     }
 
-    pub(crate) fn cell(&self) -> &Arc<ProcessCell> {
+    pub(crate) fn cell(&self) -> &Arc<LocalProcess> {
         &self.cell
     }
 

@@ -3,8 +3,8 @@
 //!
 //! - `handle`: [`Process`], the handle a process's owner holds.
 //! - `mailbox`: [`Envelope`], a message in a mailbox.
-//! - `table`: [`Locals`], the node's process table; [`ProcessCell`], the node-side state of
-//!   one local process; [`Holding`], one entry it holds (the owner index that makes the
+//! - `table`: [`ProcessTable`], the node's process table; [`LocalProcess`], the node-side state of
+//!   one local process; [`HeldEntry`], one entry it holds (the owner index that makes the
 //!   cleanup of an exited process cost what it held).
 
 mod handle;
@@ -13,4 +13,4 @@ mod table;
 
 pub use handle::Process;
 pub use mailbox::Envelope;
-pub(crate) use table::{Holding, HoldingKind, Locals, ProcessCell};
+pub(crate) use table::{HeldEntry, HeldKind, LocalProcess, ProcessTable};

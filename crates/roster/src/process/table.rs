@@ -13,21 +13,22 @@ use crate::event::ExitReason;
 use crate::key::Key;
 use crate::live::LiveSet;
 use crate::pid::Pid;
-use crate::store::ScopeState;
+use crate::store::ScopeStore;
 
-/// The local processes of a node: the live set and the process table.
-pub(crate) struct Locals {
+/// The table of a node's local processes: which are alive (the live set) and each one's
+/// [`LocalProcess`] until it has finished exiting.
+pub(crate) struct ProcessTable {
     /// The node's incarnation (the first half of every local pid).
     pub(crate) incarnation: u64,
     /// Which local processes are alive, by serial.
     pub(crate) live: Arc<LiveSet>,
     /// Every local process that has not finished exiting.
-    pub(crate) cells: papaya::HashMap<Pid, Arc<ProcessCell>, foldhash::fast::RandomState>,
+    pub(crate) cells: papaya::HashMap<Pid, Arc<LocalProcess>, foldhash::fast::RandomState>,
 }
 
-impl Locals {
+impl ProcessTable {
     pub(crate) fn new(incarnation: u64) -> Self {
-        Locals {
+        ProcessTable {
             incarnation,
             live: Arc::new(LiveSet::default()),
             cells: papaya::HashMap::default(),
@@ -51,28 +52,28 @@ impl Locals {
     }
 }
 
-/// Where a process holds an entry: the reverse index by owner that makes death cleanup
-/// cost proportional to the process's own entries.
-pub(crate) struct Holding {
-    pub(crate) scope: Arc<ScopeState>,
+/// An entry a local process holds (a name or a membership in a scope): the reverse index
+/// by owner that makes death cleanup cost proportional to the process's own entries.
+pub(crate) struct HeldEntry {
+    pub(crate) scope: Arc<ScopeStore>,
     pub(crate) key: Key,
-    pub(crate) kind: HoldingKind,
+    pub(crate) kind: HeldKind,
 }
 
-/// Whether a holding is a unique name or a group membership.
+/// Whether a held entry is a unique name or a group membership.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum HoldingKind {
+pub(crate) enum HeldKind {
     Name,
     Member,
 }
 
 /// The node-side state of a local process: what the node keeps in its process table.
-pub(crate) struct ProcessCell {
+pub(crate) struct LocalProcess {
     pub(crate) pid: Pid,
     /// The node's set of live processes (this process is alive while its serial is in it).
     live: Arc<LiveSet>,
     exit: OnceLock<ExitReason>,
-    holdings: Mutex<Vec<Holding>>,
+    holdings: Mutex<Vec<HeldEntry>>,
     /// Names lost to conflicts while the node does not kill losers: `(name, winner)`.
     lost: Mutex<Vec<(Key, Pid)>>,
     /// The mailbox's only sender. Dropped when the process exits so that the channel
@@ -81,10 +82,10 @@ pub(crate) struct ProcessCell {
     task: OnceLock<AbortHandle>,
 }
 
-impl ProcessCell {
+impl LocalProcess {
     /// The cell of a new live process (already in `live`) whose mailbox `mailbox` feeds.
     pub(crate) fn new(pid: Pid, live: Arc<LiveSet>, mailbox: mpsc::Sender<Envelope>) -> Self {
-        ProcessCell {
+        LocalProcess {
             pid,
             live,
             exit: OnceLock::new(),
@@ -96,7 +97,7 @@ impl ProcessCell {
     }
 
     /// Locks the process's holdings. Lock order: a shard lock (if any) first, then this.
-    pub(crate) fn holdings(&self) -> MutexGuard<'_, Vec<Holding>> {
+    pub(crate) fn holdings(&self) -> MutexGuard<'_, Vec<HeldEntry>> {
         // A panic while holding this lock cannot leave the Vec inconsistent (every
         // critical section is a single push, swap_remove or take), so poisoning is ignored.
         self.holdings.lock().unwrap_or_else(|e| e.into_inner())
@@ -106,7 +107,7 @@ impl ProcessCell {
     ///
     /// Returns `None` if it had already exited. After this returns, readers skip its
     /// entries and its names are free for others, before the entries are removed.
-    pub(crate) fn mark_dead(&self, reason: ExitReason) -> Option<Vec<Holding>> {
+    pub(crate) fn mark_dead(&self, reason: ExitReason) -> Option<Vec<HeldEntry>> {
         let mut holdings = self.holdings();
         if !self.is_alive() {
             return None;

@@ -47,8 +47,8 @@ use crate::key::{Key, Limits, ScopeName};
 use crate::meta::Meta;
 use crate::op::{Op, Outgoing};
 use crate::pid::Pid;
-use crate::store::Applied;
-use crate::store::{ScopeState, SnapshotReceiver};
+use crate::store::ApplyOutcome;
+use crate::store::{ScopeStore, SnapshotReceiver};
 
 /// Tuning of a [`Core`].
 #[derive(Debug, Clone)]
@@ -114,7 +114,7 @@ pub(crate) enum CoreEvent {
     /// Local processes lost names to remote contenders (the names are already removed
     /// here): end them, or tell them. Their removals are local ops for the next
     /// [`Core::handle_local_ops`].
-    NamesLost(Applied),
+    NamesLost(ApplyOutcome),
 }
 
 /// Bytes of ops a frame carries at most (besides [`CoreConfig::max_ops_per_frame`]) before
@@ -549,7 +549,7 @@ impl Core {
                 }
             }
         }
-        let common: Vec<Arc<ScopeState>> = host
+        let common: Vec<Arc<ScopeStore>> = host
             .replicated_scopes()
             .into_iter()
             .filter(|s| state.scopes.contains(&s.name))
@@ -710,7 +710,7 @@ impl Core {
         ops
     }
 
-    fn names_lost(&mut self, applied: Applied) {
+    fn names_lost(&mut self, applied: ApplyOutcome) {
         if !applied.lost.is_empty() {
             self.events.push_back(CoreEvent::NamesLost(applied));
         }
@@ -722,7 +722,7 @@ impl Core {
 
     /// Starts sending `peer` a full snapshot of our stream in `scope`; it is sent chunk by
     /// chunk as the peer's socket drains, then the peer continues from the log.
-    fn send_snapshot(&mut self, peer: u64, scope: &ScopeState) {
+    fn send_snapshot(&mut self, peer: u64, scope: &ScopeStore) {
         let seq = self.streams.entry(scope.name.clone()).or_default().seq;
         let Some(peer_state) = self.peers.get_mut(&peer) else {
             return;

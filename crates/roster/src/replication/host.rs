@@ -4,15 +4,15 @@
 
 use std::sync::Arc;
 
-use crate::store::ScopeState;
+use crate::store::ScopeStore;
 
 /// The node's replicated stores, as the replication core sees them.
 pub(crate) trait ReplicaHost {
     /// A connected replicated (not local-only) scope.
-    fn replicated_scope(&self, name: &str) -> Option<Arc<ScopeState>>;
+    fn replicated_scope(&self, name: &str) -> Option<Arc<ScopeStore>>;
 
     /// Every connected replicated scope, by name.
-    fn replicated_scopes(&self) -> Vec<Arc<ScopeState>>;
+    fn replicated_scopes(&self) -> Vec<Arc<ScopeStore>>;
 
     /// Whether local writes were applied to the stores but not handed to the core yet: a
     /// digest of this node's entries is then ahead of its stream and not comparable.

@@ -22,8 +22,8 @@ use crate::key::{Key, Limits, ScopeName};
 use crate::meta::Meta;
 use crate::op::Outbox;
 use crate::pid::Pid;
-use crate::process::{Holding, Locals, ProcessCell};
-use crate::store::{ScopeConfig, ScopeState};
+use crate::process::{HeldEntry, LocalProcess, ProcessTable};
+use crate::store::{ScopeConfig, ScopeStore};
 
 /// A clock the test sets.
 #[derive(Default)]
@@ -38,9 +38,9 @@ impl Clock for ManualClock {
 /// The stores of a test node, as its core sees them.
 pub(super) struct TestHost {
     clock: Arc<ManualClock>,
-    locals: Arc<Locals>,
+    locals: Arc<ProcessTable>,
     outbox: Arc<Outbox>,
-    scopes: BTreeMap<ScopeName, Arc<ScopeState>>,
+    scopes: BTreeMap<ScopeName, Arc<ScopeStore>>,
 }
 
 /// One node: a replication core and the stores it hosts.
@@ -51,17 +51,17 @@ pub(super) struct TestNode {
     host: TestHost,
     next_serial: u64,
     /// Processes that are alive, by pid.
-    processes: BTreeMap<Pid, Arc<ProcessCell>>,
+    processes: BTreeMap<Pid, Arc<LocalProcess>>,
     /// Every event the core handed back, in order.
     pub(super) events: Vec<CoreEvent>,
 }
 
 impl ReplicaHost for TestHost {
-    fn replicated_scope(&self, name: &str) -> Option<Arc<ScopeState>> {
+    fn replicated_scope(&self, name: &str) -> Option<Arc<ScopeStore>> {
         self.scopes.get(name).cloned()
     }
 
-    fn replicated_scopes(&self) -> Vec<Arc<ScopeState>> {
+    fn replicated_scopes(&self) -> Vec<Arc<ScopeStore>> {
         self.scopes.values().cloned().collect()
     }
 
@@ -74,7 +74,7 @@ impl TestNode {
     /// A node connected to the default scope.
     pub(super) fn new(name: &str, incarnation: u64, core_config: CoreConfig) -> Self {
         let clock = Arc::new(ManualClock(AtomicU64::new(1_000_000)));
-        let locals = Arc::new(Locals::new(incarnation));
+        let locals = Arc::new(ProcessTable::new(incarnation));
         let outbox = Arc::new(Outbox::default());
         let config = ScopeConfig {
             rule: ConflictRule::KeepOldest,
@@ -82,7 +82,7 @@ impl TestNode {
             clock: clock.clone(),
             locals: locals.clone(),
         };
-        let default = ScopeState::new("default".into(), false, config);
+        let default = ScopeStore::new("default".into(), false, config);
         TestNode {
             name: name.into(),
             incarnation,
@@ -99,7 +99,7 @@ impl TestNode {
         }
     }
 
-    fn scope(&self) -> &Arc<ScopeState> {
+    fn scope(&self) -> &Arc<ScopeStore> {
         &self.host.scopes["default"]
     }
 
@@ -117,7 +117,7 @@ impl TestNode {
         let (mailbox, _) = mpsc::channel(1);
         let locals = &self.host.locals;
         locals.live.insert(pid.serial());
-        let cell = Arc::new(ProcessCell::new(pid, locals.live.clone(), mailbox));
+        let cell = Arc::new(LocalProcess::new(pid, locals.live.clone(), mailbox));
         locals.cells.pin().insert(pid, cell.clone());
         self.processes.insert(pid, cell);
         pid
@@ -138,7 +138,7 @@ impl TestNode {
             return;
         };
         if let Some(holdings) = cell.mark_dead(reason.clone()) {
-            let refs: Vec<&Holding> = holdings.iter().collect();
+            let refs: Vec<&HeldEntry> = holdings.iter().collect();
             self.scope().remove_exited(pid, &refs, &reason);
         }
         self.host.locals.cells.pin().remove(&pid);

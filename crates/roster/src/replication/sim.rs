@@ -143,7 +143,7 @@ impl Sim {
             .name(format!("n{index}"))
             .incarnation(incarnation)
             .clock(clock.clone())
-            .replicated()
+            .with_replication_outbox()
             .start()
             .expect("inside the sim runtime");
         let mut sim_node = SimNode {

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use super::{Cause, ScopeState, Shard, digest, keys_with_prefix};
+use super::{Cause, ScopeStore, Shard, digest, keys_with_prefix};
 use crate::entry::{Entry, Member, Members};
 use crate::error::RegistryError;
 use crate::event::{Event, EventKind, Reason};
@@ -14,7 +14,7 @@ use crate::key::{Key, is_prefix};
 use crate::meta::Meta;
 use crate::op::Op;
 use crate::pid::Pid;
-use crate::process::{HoldingKind, ProcessCell};
+use crate::process::{HeldKind, LocalProcess};
 
 /// What an upsert did to a group.
 pub(super) enum MemberChange {
@@ -26,11 +26,11 @@ pub(super) enum MemberChange {
     Updated(Meta),
 }
 
-impl ScopeState {
+impl ScopeStore {
     /// Adds a local process to a group, or updates its meta there.
     pub(crate) fn join(
         self: &Arc<Self>,
-        cell: &ProcessCell,
+        cell: &LocalProcess,
         key: Key,
         meta: Meta,
     ) -> Result<(), RegistryError> {
@@ -48,7 +48,7 @@ impl ScopeState {
             self.upsert_member(&mut shard, &key, member)
         } else {
             let mut change = MemberChange::Unchanged;
-            self.hold(cell, HoldingKind::Member, &key, || {
+            self.hold(cell, HeldKind::Member, &key, || {
                 change = self.upsert_member(&mut shard, &key, member);
             })?;
             change
@@ -63,12 +63,12 @@ impl ScopeState {
     }
 
     /// Removes a local process from a group.
-    pub(crate) fn leave(&self, cell: &ProcessCell, key: &Key) -> Result<(), RegistryError> {
+    pub(crate) fn leave(&self, cell: &LocalProcess, key: &Key) -> Result<(), RegistryError> {
         let mut shard = self.write_lock(key)?;
         let event = self
             .remove_member(&mut shard, key, cell.pid, Cause::Requested)
             .ok_or_else(|| RegistryError::NotInGroup { key: key.clone() })?;
-        self.forget_holding(cell, HoldingKind::Member, key);
+        self.forget_holding(cell, HeldKind::Member, key);
         self.subscribers.emit(|| event);
         Ok(())
     }

@@ -17,7 +17,7 @@
 //!
 //! # Owner index
 //!
-//! Each local process keeps the list of entries it holds (see `process::Holding`), so the
+//! Each local process keeps the list of entries it holds (see `process::HeldEntry`), so the
 //! cleanup of an exited process costs what that process held, not a scan of the store.
 
 mod digest;
@@ -42,10 +42,10 @@ use crate::key::{Key, Pattern, ScopeName};
 use crate::meta::Meta;
 use crate::op::{Op, Outbox};
 use crate::pid::Pid;
-use crate::process::{Holding, HoldingKind, Locals, ProcessCell};
+use crate::process::{HeldEntry, HeldKind, LocalProcess, ProcessTable};
 use crate::subscription::{SubscriberHost, SubscriberQueue, Subscribers};
 
-pub(crate) use replica::{Applied, SnapshotReceiver};
+pub(crate) use replica::{ApplyOutcome, SnapshotReceiver};
 
 /// Number of write shards per scope. A power of two well above the core count keeps two
 /// writers on different keys from meeting on a lock; 64 mutexes cost a few KiB per scope.
@@ -106,11 +106,12 @@ pub(crate) struct ScopeConfig {
     /// The physical time source of the shards' hybrid logical clocks.
     pub(crate) clock: Arc<dyn Clock>,
     /// The node's local processes (liveness of local entries, exit reasons).
-    pub(crate) locals: Arc<Locals>,
+    pub(crate) locals: Arc<ProcessTable>,
 }
 
-/// All state of one scope on this node.
-pub(crate) struct ScopeState {
+/// The store of one scope on this node: its names, groups, their indexes, digests and
+/// subscribers.
+pub(crate) struct ScopeStore {
     pub(crate) name: ScopeName,
     /// Distinguishes this connection of the scope from earlier ones of the same name.
     pub(crate) epoch: u64,
@@ -126,7 +127,7 @@ pub(crate) struct ScopeState {
     pub(crate) subscribers: Subscribers,
 }
 
-impl SubscriberHost for ScopeState {
+impl SubscriberHost for ScopeStore {
     fn subscribers(&self) -> &Subscribers {
         &self.subscribers
     }
@@ -150,14 +151,14 @@ impl Cause<'_> {
     }
 }
 
-impl ScopeState {
+impl ScopeStore {
     pub(crate) fn new(name: ScopeName, local_only: bool, mut config: ScopeConfig) -> Arc<Self> {
         if local_only {
             config.outbox = None;
         }
         let keep_digests = config.outbox.is_some();
         static EPOCHS: AtomicU64 = AtomicU64::new(1);
-        Arc::new(ScopeState {
+        Arc::new(ScopeStore {
             name,
             epoch: EPOCHS.fetch_add(1, Ordering::Relaxed),
             local_only,
@@ -263,7 +264,7 @@ impl ScopeState {
     }
 
     /// Removes a holding from a live process's owner index.
-    fn forget_holding(&self, cell: &ProcessCell, kind: HoldingKind, key: &str) {
+    fn forget_holding(&self, cell: &LocalProcess, kind: HeldKind, key: &str) {
         let mut holdings = cell.holdings();
         if let Some(i) = holdings
             .iter()
@@ -278,8 +279,8 @@ impl ScopeState {
     /// sees the holding): a process can never leave an entry behind.
     fn hold(
         self: &Arc<Self>,
-        cell: &ProcessCell,
-        kind: HoldingKind,
+        cell: &LocalProcess,
+        kind: HeldKind,
         key: &Key,
         insert: impl FnOnce(),
     ) -> Result<(), RegistryError> {
@@ -292,7 +293,7 @@ impl ScopeState {
             // Most processes hold one entry: don't pay for four.
             holdings.reserve_exact(1);
         }
-        holdings.push(Holding {
+        holdings.push(HeldEntry {
             scope: self.clone(),
             key: key.clone(),
             kind,
@@ -301,7 +302,7 @@ impl ScopeState {
     }
 
     /// Removes every entry an exited process held in this scope and emits one batch.
-    pub(crate) fn remove_exited(&self, pid: Pid, holdings: &[&Holding], reason: &ExitReason) {
+    pub(crate) fn remove_exited(&self, pid: Pid, holdings: &[&HeldEntry], reason: &ExitReason) {
         let mut shards: Vec<usize> = holdings.iter().map(|h| self.shard_of(&h.key)).collect();
         shards.sort_unstable();
         shards.dedup();
@@ -314,10 +315,10 @@ impl ScopeState {
                 .find(|(i, _)| *i == index)
                 .expect("every holding's shard is locked");
             match holding.kind {
-                HoldingKind::Name => {
+                HeldKind::Name => {
                     self.remove_name(shard, &holding.key, pid, Cause::Exit(reason), &mut events)
                 }
-                HoldingKind::Member => {
+                HeldKind::Member => {
                     events.extend(self.remove_member(shard, &holding.key, pid, Cause::Exit(reason)))
                 }
             }
@@ -403,7 +404,7 @@ impl ScopeState {
         targets
     }
 
-    /// The [`ScopeState::targets`] that live on this node.
+    /// The [`ScopeStore::targets`] that live on this node.
     pub(crate) fn local_targets(&self, key: &str) -> Vec<Pid> {
         let mut targets = self.targets(key);
         targets.retain(|pid| self.is_local(*pid));
@@ -437,7 +438,7 @@ impl ScopeState {
     }
 
     /// Forgets this scope's holdings in a local process (after a disconnect).
-    pub(crate) fn forget_all_holdings(&self, cell: &ProcessCell) {
+    pub(crate) fn forget_all_holdings(&self, cell: &LocalProcess) {
         cell.holdings().retain(|h| !std::ptr::eq(&*h.scope, self));
     }
 }

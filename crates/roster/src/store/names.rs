@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{Cause, ScopeState, Shard, digest, keys_with_prefix};
+use super::{Cause, ScopeStore, Shard, digest, keys_with_prefix};
 use crate::conflict::Winner;
 use crate::entry::{Entry, Registration};
 use crate::error::RegistryError;
@@ -11,13 +11,13 @@ use crate::key::Key;
 use crate::meta::Meta;
 use crate::op::Op;
 use crate::pid::Pid;
-use crate::process::{HoldingKind, ProcessCell};
+use crate::process::{HeldKind, LocalProcess};
 
-impl ScopeState {
+impl ScopeStore {
     /// Registers `key` for a local process, updates its meta, or refuses with `Taken`.
     pub(crate) fn register(
         self: &Arc<Self>,
-        cell: &ProcessCell,
+        cell: &LocalProcess,
         key: Key,
         meta: Meta,
     ) -> Result<Registration, RegistryError> {
@@ -87,7 +87,7 @@ impl ScopeState {
             registered_at: now,
             token: now,
         };
-        self.hold(cell, HoldingKind::Name, &key, || {
+        self.hold(cell, HeldKind::Name, &key, || {
             self.insert_live(&mut shard, &key, registration.clone());
         })?;
         self.subscribers.emit(|| {
@@ -104,7 +104,7 @@ impl ScopeState {
     }
 
     /// Unregisters a name owned by a local process.
-    pub(crate) fn unregister(&self, cell: &ProcessCell, key: &Key) -> Result<(), RegistryError> {
+    pub(crate) fn unregister(&self, cell: &LocalProcess, key: &Key) -> Result<(), RegistryError> {
         let mut shard = self.write_lock(key)?;
         match self.names.pin().get(key.as_str()) {
             Some(e) if self.is_live(e.pid) && e.pid != cell.pid => {
@@ -118,7 +118,7 @@ impl ScopeState {
         }
         let mut events = Vec::new();
         self.remove_name(&mut shard, key, cell.pid, Cause::Requested, &mut events);
-        self.forget_holding(cell, HoldingKind::Name, key);
+        self.forget_holding(cell, HeldKind::Name, key);
         for event in events {
             self.subscribers.emit(|| event);
         }

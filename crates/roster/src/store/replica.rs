@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use super::{Cause, ScopeState, Shard, digest};
+use super::{Cause, ScopeStore, Shard, digest};
 use crate::conflict::Winner;
 use crate::entry::{Member, Registration};
 use crate::event::{Event, EventKind, Reason};
@@ -11,19 +11,20 @@ use crate::key::Key;
 use crate::op::Op;
 use crate::pid::Pid;
 
-/// What applying remote ops asks of the node besides the store changes.
+/// The outcome of applying remote ops that the node must act on, besides the store
+/// changes themselves.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) struct Applied {
+pub(crate) struct ApplyOutcome {
     /// Local processes that lost a name to a remote contender: `(loser, key, winner)`.
     /// Their node removes nothing more here; it decides whether to end the process.
     pub(crate) lost: Vec<(Pid, Key, Pid)>,
 }
 
-impl ScopeState {
+impl ScopeStore {
     /// Applies ops of a remote origin, emitting one batch of events per subscriber when
     /// there are several.
-    pub(crate) fn apply_remote(&self, ops: Vec<Op>) -> Applied {
-        let mut applied = Applied::default();
+    pub(crate) fn apply_remote(&self, ops: Vec<Op>) -> ApplyOutcome {
+        let mut applied = ApplyOutcome::default();
         let mut events = Vec::new();
         for op in ops {
             let Ok(mut shard) = self.write_lock(op.key()) else {
@@ -40,7 +41,13 @@ impl ScopeState {
         applied
     }
 
-    fn apply_one(&self, shard: &mut Shard, op: Op, events: &mut Vec<Event>, applied: &mut Applied) {
+    fn apply_one(
+        &self,
+        shard: &mut Shard,
+        op: Op,
+        events: &mut Vec<Event>,
+        applied: &mut ApplyOutcome,
+    ) {
         debug_assert!(!self.is_local(op.pid()), "remote ops carry remote pids");
         match op {
             Op::Register {
@@ -80,7 +87,7 @@ impl ScopeState {
         key: Key,
         incoming: Registration,
         events: &mut Vec<Event>,
-        applied: &mut Applied,
+        applied: &mut ApplyOutcome,
     ) {
         let names = self.names.pin();
         // A contender that already lost: keep its shadow up to date.
@@ -348,7 +355,7 @@ pub(crate) struct SnapshotReceiver {
 }
 
 impl SnapshotReceiver {
-    pub(crate) fn new(scope: &ScopeState, origin: u64) -> Self {
+    pub(crate) fn new(scope: &ScopeStore, origin: u64) -> Self {
         SnapshotReceiver {
             origin,
             track: scope.digest(origin) != 0,
@@ -358,7 +365,7 @@ impl SnapshotReceiver {
     }
 
     /// Applies one chunk (registrations and joins of the origin).
-    pub(crate) fn apply_chunk(&mut self, scope: &ScopeState, ops: Vec<Op>) -> Applied {
+    pub(crate) fn apply_chunk(&mut self, scope: &ScopeStore, ops: Vec<Op>) -> ApplyOutcome {
         for op in ops.iter().filter(|_| self.track) {
             match op {
                 Op::Register { key, pid, .. } => self.seen_names.insert((key.clone(), *pid)),
@@ -374,7 +381,7 @@ impl SnapshotReceiver {
     }
 
     /// Ends the snapshot: removes the origin's entries that it did not contain.
-    pub(crate) fn finish(self, scope: &ScopeState) {
+    pub(crate) fn finish(self, scope: &ScopeStore) {
         if !self.track {
             return;
         }
