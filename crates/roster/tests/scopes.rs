@@ -498,3 +498,21 @@ async fn the_default_scope_cannot_be_leased() {
     let p = node.process();
     p.register("still-here", &()).unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn taking_a_lease_again_replaces_it_instead_of_adding_a_second_one() {
+    let node = node();
+    let first = node
+        .connect_with_ttl("jobs", Duration::from_secs(5))
+        .unwrap();
+    let second = node
+        .connect_with_ttl("jobs", Duration::from_secs(20))
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(
+        first.is_connected() && second.is_connected(),
+        "the 5 s lease was replaced"
+    );
+    tokio::time::sleep(Duration::from_secs(15)).await; // 21
+    assert!(!second.is_connected());
+}

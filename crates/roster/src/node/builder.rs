@@ -211,6 +211,7 @@ impl NodeBuilder {
             outbox,
             cluster: ArcSwapOption::empty(),
             runtime,
+            lease_timer: std::sync::OnceLock::new(),
         });
         if let Some(config) = self.cluster {
             let cluster = Cluster::start(shared.clone(), shared.name.clone(), config.settings())

@@ -1,13 +1,14 @@
 //! The node: processes, scopes and messaging on one member of a cluster.
 
 mod builder;
+mod leases;
 mod processes;
 mod replica_host;
 mod routing;
 
 use std::ops::Deref;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
@@ -43,6 +44,8 @@ pub(crate) struct NodeShared {
     /// The cluster layer; `None` for a single node (and after shutdown).
     cluster: ArcSwapOption<Cluster>,
     runtime: tokio::runtime::Handle,
+    /// Wakes the lease timer (see `leases.rs`); `None` until a lease is taken.
+    lease_timer: std::sync::OnceLock<Arc<tokio::sync::Notify>>,
 }
 
 /// A running Roster node.
@@ -404,21 +407,10 @@ impl Node {
             return Err(ScopeError::DefaultScope);
         }
         let handle = self.connect_kind(scope, false)?;
-        let state = handle.state.clone();
-        let node: Weak<NodeShared> = Arc::downgrade(&self.shared);
-        self.shared.runtime.spawn(async move {
-            loop {
-                tokio::time::sleep(ttl).await;
-                let Some(node) = node.upgrade() else { return };
-                if !state.is_connected() {
-                    return;
-                }
-                if !state.has_local_state() {
-                    node.disconnect_state(&state);
-                    return;
-                }
-            }
-        });
+        handle
+            .state
+            .set_lease(ttl, tokio::time::Instant::now().into_std());
+        self.shared.lease_timer();
         Ok(handle)
     }
 

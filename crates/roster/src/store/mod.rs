@@ -22,6 +22,7 @@
 
 mod digest;
 mod groups;
+mod lease;
 mod names;
 mod replica;
 
@@ -31,6 +32,9 @@ use crate::clock::{Clock, Hlc};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use self::lease::Lease;
 
 use scc::TreeIndex;
 
@@ -118,6 +122,8 @@ pub(crate) struct ScopeStore {
     pub(crate) local_only: bool,
     config: ScopeConfig,
     connected: AtomicBool,
+    /// The TTL lease, for a scope connected with one.
+    lease: Mutex<Option<Lease>>,
     names: Map<Registration>,
     name_index: TreeIndex<Key, ()>,
     groups: Map<Arc<[Member]>>,
@@ -164,6 +170,7 @@ impl ScopeStore {
             local_only,
             config,
             connected: AtomicBool::new(true),
+            lease: Mutex::new(None),
             names: Map::default(),
             name_index: TreeIndex::new(),
             groups: Map::default(),
@@ -409,6 +416,30 @@ impl ScopeStore {
         let mut targets = self.targets(key);
         targets.retain(|pid| self.is_local(*pid));
         targets
+    }
+
+    /// Takes (or replaces) a TTL lease on the scope at `now`.
+    pub(crate) fn set_lease(&self, ttl: Duration, now: Instant) {
+        *self.lease.lock().unwrap_or_else(|e| e.into_inner()) = Some(Lease::new(ttl, now));
+    }
+
+    /// When the scope's lease is next checked, if it has one.
+    pub(crate) fn lease_due(&self) -> Option<Instant> {
+        self.lease
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map(|lease| lease.due())
+    }
+
+    /// Checks the lease at `now`: `true` if it expired and the scope should be released
+    /// (it is renewed instead while this node holds something in the scope).
+    pub(crate) fn lease_expired(&self, now: Instant) -> bool {
+        let in_use = self.has_local_state();
+        self.lease
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+            .is_some_and(|lease| lease.expired(now, in_use))
     }
 
     /// Whether this node holds anything in the scope: names, memberships or subscriptions
