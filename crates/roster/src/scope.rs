@@ -753,5 +753,4 @@ impl std::fmt::Debug for Scope {
     }
 }
 
-/// The scope name used when none is given.
-pub const DEFAULT_SCOPE: &str = "default";
+pub use crate::store::DEFAULT_SCOPE;

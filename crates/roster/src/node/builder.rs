@@ -1,11 +1,10 @@
 //! Configuring and starting a node.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use arc_swap::ArcSwapOption;
 
-use super::{Node, NodeShared, ScopeMap};
+use super::{Node, NodeShared};
 use crate::clock::{Clock, wall_clock};
 use crate::cluster::{Cluster, ClusterConfig};
 use crate::conflict::ConflictRule;
@@ -13,8 +12,7 @@ use crate::error::StartError;
 use crate::key::Limits;
 use crate::op::Outbox;
 use crate::process::ProcessTable;
-use crate::scope::DEFAULT_SCOPE;
-use crate::store::{ScopeConfig, ScopeStore};
+use crate::store::{NodeStores, ScopeConfig};
 
 /// Configures and starts a [`Node`].
 ///
@@ -184,18 +182,12 @@ impl NodeBuilder {
             .map_err(StartError::InvalidName)?;
         let incarnation = self.incarnation.unwrap_or_else(rand::random);
         let outbox = self.replicated.then(|| Arc::new(Outbox::default()));
-        let locals = Arc::new(ProcessTable::new(incarnation));
         let scope_config = ScopeConfig {
-            locals: locals.clone(),
+            locals: Arc::new(ProcessTable::new(incarnation)),
             rule: self.conflict_rule,
-            outbox: outbox.clone(),
+            outbox,
             clock: self.clock.unwrap_or_else(wall_clock),
         };
-        let default_scope = ScopeStore::new(DEFAULT_SCOPE.into(), false, scope_config.clone());
-        let scopes = ScopeMap::default();
-        scopes
-            .pin()
-            .insert(DEFAULT_SCOPE.into(), default_scope.clone());
         let shared = Arc::new(NodeShared {
             name: self.name,
             incarnation,
@@ -203,12 +195,7 @@ impl NodeBuilder {
             mailbox_capacity: self.mailbox_capacity,
             subscription_capacity: self.subscription_capacity,
             kill_conflict_losers: self.kill_conflict_losers,
-            next_serial: AtomicU64::new(1),
-            locals,
-            scopes,
-            default_scope,
-            scope_config,
-            outbox,
+            stores: NodeStores::new(scope_config),
             cluster: ArcSwapOption::empty(),
             runtime,
             lease_timer: std::sync::OnceLock::new(),

@@ -25,9 +25,9 @@ async fn lease_loop(node: Weak<NodeShared>, wake: Arc<Notify>) {
     loop {
         let next = {
             let Some(node) = node.upgrade() else { return };
-            node.scopes
-                .pin()
-                .values()
+            node.stores
+                .all()
+                .iter()
                 .filter(|s| s.is_connected())
                 .filter_map(|s| s.lease_due())
                 .min()
@@ -44,11 +44,10 @@ async fn lease_loop(node: Weak<NodeShared>, wake: Arc<Notify>) {
         let Some(node) = node.upgrade() else { return };
         let now = tokio::time::Instant::now().into_std();
         let expired: Vec<_> = node
-            .scopes
-            .pin()
-            .values()
+            .stores
+            .all()
+            .into_iter()
             .filter(|s| s.is_connected() && s.lease_expired(now))
-            .cloned()
             .collect();
         for scope in expired {
             node.disconnect_state(&scope);

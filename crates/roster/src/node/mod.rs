@@ -8,7 +8,6 @@ mod routing;
 
 use std::ops::Deref;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
@@ -19,13 +18,10 @@ use crate::cluster::{Cluster, ClusterStats, PeerInfo};
 use crate::error::{ScopeError, SendError};
 use crate::event::ExitReason;
 use crate::key::{Limits, ScopeName};
-use crate::op::Outbox;
 use crate::pid::Pid;
-use crate::process::{Process, ProcessTable};
+use crate::process::Process;
 use crate::scope::{DEFAULT_SCOPE, Scope};
-use crate::store::{ScopeConfig, ScopeStore};
-
-type ScopeMap = papaya::HashMap<ScopeName, Arc<ScopeStore>, foldhash::fast::RandomState>;
+use crate::store::{KindMismatch, NodeStores};
 
 /// State shared by every handle of a node and by its processes.
 pub(crate) struct NodeShared {
@@ -35,12 +31,8 @@ pub(crate) struct NodeShared {
     mailbox_capacity: usize,
     pub(crate) subscription_capacity: usize,
     kill_conflict_losers: bool,
-    next_serial: AtomicU64,
-    locals: Arc<ProcessTable>,
-    scopes: ScopeMap,
-    default_scope: Arc<ScopeStore>,
-    scope_config: ScopeConfig,
-    outbox: Option<Arc<Outbox>>,
+    /// Every store of this node: scopes, process table, outbox.
+    pub(crate) stores: NodeStores,
     /// The cluster layer; `None` for a single node (and after shutdown).
     cluster: ArcSwapOption<Cluster>,
     runtime: tokio::runtime::Handle,
@@ -208,7 +200,7 @@ impl Node {
     /// # }
     /// ```
     pub fn is_alive(&self, pid: Pid) -> bool {
-        pid.incarnation() == self.shared.incarnation && self.shared.locals.is_live(pid)
+        pid.incarnation() == self.shared.incarnation && self.shared.stores.processes.is_live(pid)
     }
 
     /// Peers this node has a live link to (completed handshake), sorted by name.
@@ -322,7 +314,7 @@ impl Node {
     /// # }
     /// ```
     pub fn process_count(&self) -> usize {
-        self.shared.locals.cells.len()
+        self.shared.stores.processes.cells.len()
     }
 
     /// Sends a message to a local process, without a sender. Never waits.
@@ -419,17 +411,11 @@ impl Node {
             .limits
             .write_key(scope)
             .map_err(ScopeError::InvalidName)?;
-        let scopes = self.shared.scopes.pin();
-        let mut created = false;
-        let state = scopes.get_or_insert_with(scope.into(), || {
-            created = true;
-            ScopeStore::new(scope.into(), local_only, self.shared.scope_config.clone())
-        });
-        if state.local_only != local_only {
-            return Err(ScopeError::KindMismatch(scope.into()));
-        }
-        let state = state.clone();
-        drop(scopes);
+        let (state, created) = self
+            .shared
+            .stores
+            .connect(scope, local_only)
+            .map_err(|KindMismatch| ScopeError::KindMismatch(scope.into()))?;
         if created
             && !local_only
             && let Some(cluster) = self.shared.cluster()
@@ -457,12 +443,13 @@ impl Node {
     /// # }
     /// ```
     pub fn scope(&self, scope: &str) -> Result<Scope, ScopeError> {
-        let scopes = self.shared.scopes.pin();
-        let state = scopes
+        let state = self
+            .shared
+            .stores
             .get(scope)
             .ok_or_else(|| ScopeError::NotConnected(scope.into()))?;
         Ok(Scope {
-            state: state.clone(),
+            state,
             node: self.shared.clone(),
         })
     }
@@ -478,7 +465,13 @@ impl Node {
     /// # }
     /// ```
     pub fn scopes(&self) -> Vec<ScopeName> {
-        let mut names: Vec<ScopeName> = self.shared.scopes.pin().keys().cloned().collect();
+        let mut names: Vec<ScopeName> = self
+            .shared
+            .stores
+            .all()
+            .iter()
+            .map(|s| s.name.clone())
+            .collect();
         names.sort_unstable();
         names
     }

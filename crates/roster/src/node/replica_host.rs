@@ -8,9 +8,8 @@ use super::NodeShared;
 use crate::cluster::Cluster;
 use crate::event::ExitReason;
 use crate::key::Limits;
-use crate::op::{Outbox, Outgoing};
-use crate::replication::host::ReplicaHost;
-use crate::store::{ApplyOutcome, ScopeStore};
+use crate::op::Outbox;
+use crate::store::ApplyOutcome;
 
 impl NodeShared {
     /// The smallest limits among the linked peers; `None` when no peer is linked.
@@ -21,7 +20,7 @@ impl NodeShared {
     /// Hands the ops of local writes to the cluster layer, if there are any. Called after
     /// every local write from the public API (never from inside the replication core).
     pub(crate) fn flush_local(&self) {
-        if self.outbox.as_ref().is_some_and(|o| !o.is_empty())
+        if self.stores.outbox().is_some_and(|o| !o.is_empty())
             && let Some(cluster) = self.cluster.load().as_ref()
         {
             cluster.on_local_ops();
@@ -34,12 +33,7 @@ impl NodeShared {
 
     /// The outbox of local ops, when the node replicates.
     pub(crate) fn outbox(&self) -> Option<&Outbox> {
-        self.outbox.as_deref()
-    }
-
-    /// Takes the ops of local writes not yet handed to the replication core.
-    pub(crate) fn take_local_ops(&self) -> Vec<Outgoing> {
-        self.outbox.as_deref().map(Outbox::take).unwrap_or_default()
+        self.stores.outbox()
     }
 
     /// Local processes lost names in conflicts (the names are already removed): each is
@@ -56,31 +50,5 @@ impl NodeShared {
                 cell.abort_task();
             }
         }
-    }
-}
-
-impl ReplicaHost for NodeShared {
-    fn replicated_scope(&self, name: &str) -> Option<Arc<ScopeStore>> {
-        self.scopes
-            .pin()
-            .get(name)
-            .filter(|s| !s.local_only && s.is_connected())
-            .cloned()
-    }
-
-    fn replicated_scopes(&self) -> Vec<Arc<ScopeStore>> {
-        let mut scopes: Vec<Arc<ScopeStore>> = self
-            .scopes
-            .pin()
-            .values()
-            .filter(|s| !s.local_only && s.is_connected())
-            .cloned()
-            .collect();
-        scopes.sort_by(|a, b| a.name.cmp(&b.name));
-        scopes
-    }
-
-    fn local_ops_pending(&self) -> bool {
-        self.outbox.as_ref().is_some_and(|o| !o.is_empty())
     }
 }

@@ -14,8 +14,7 @@ use crate::replication::wire::Frame;
 
 impl NodeShared {
     pub(crate) fn deliver(&self, to: Pid, envelope: Envelope) -> Result<(), SendError> {
-        let cells = self.locals.cells.pin();
-        let cell = cells.get(&to).ok_or(SendError::NoProcess(to))?;
+        let cell = self.stores.process(to).ok_or(SendError::NoProcess(to))?;
         cell.deliver(envelope)
     }
 
@@ -100,7 +99,7 @@ impl NodeShared {
     /// Delivers a dispatch that came from another node to the local owner and members of
     /// `key` in `scope`.
     pub(crate) fn dispatch_remote(&self, scope: &str, key: &str, payload: Meta) {
-        if let Some(state) = self.scopes.pin().get(scope) {
+        if let Some(state) = self.stores.get(scope) {
             let envelope = Envelope::new(None, payload);
             for pid in state.local_targets(key) {
                 let _ = self.deliver(pid, envelope.clone());

@@ -26,9 +26,9 @@ use crate::clock::Clock;
 use crate::event::ExitReason;
 use crate::key::{Key, Limits};
 use crate::node::Node;
-use crate::node::NodeShared;
 use crate::pid::Pid;
 use crate::process::Process;
+use crate::store::NodeStores;
 
 const NAMES: &[&str] = &["a", "b", "c", "user/1", "user/2", "user/3", "leader"];
 const GROUPS: &[&str] = &["g1", "g2", "room/1", "room/2"];
@@ -58,11 +58,11 @@ struct SimNode {
 
 impl SimNode {
     /// Runs `f` on the core as the driver does: the ops of local writes go in first.
-    fn step<R>(&mut self, f: impl FnOnce(&mut Core, &NodeShared) -> R) -> R {
+    fn step<R>(&mut self, f: impl FnOnce(&mut Core, &NodeStores) -> R) -> R {
         let shared = self.node.shared().clone();
-        self.core
-            .handle_local_ops(&*shared, shared.take_local_ops());
-        f(&mut self.core, &shared)
+        let stores = &shared.stores;
+        self.core.handle_local_ops(stores, stores.take_local_ops());
+        f(&mut self.core, stores)
     }
 }
 

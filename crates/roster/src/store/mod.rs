@@ -24,6 +24,7 @@ mod digest;
 mod groups;
 mod lease;
 mod names;
+mod node_stores;
 mod replica;
 
 use std::collections::HashMap;
@@ -49,6 +50,8 @@ use crate::pid::Pid;
 use crate::process::{HeldEntry, HeldKind, LocalProcess, ProcessTable};
 use crate::subscription::{SubscriberHost, SubscriberQueue, Subscribers};
 
+pub use node_stores::DEFAULT_SCOPE;
+pub(crate) use node_stores::{KindMismatch, NodeStores};
 pub(crate) use replica::{ApplyOutcome, SnapshotReceiver};
 
 /// Number of write shards per scope. A power of two well above the core count keeps two

@@ -50,6 +50,7 @@ use crate::node::NodeShared;
 use crate::replication::PROTOCOL_VERSION;
 use crate::replication::core::{Core, CoreConfig, CoreEvent, Unsent};
 use crate::replication::wire::Frame;
+use crate::store::NodeStores;
 
 /// Most inbound handshakes in progress at once; further connections are closed at once
 /// and counted in [`ClusterStats::connections_refused`]. Each costs at most a few KiB
@@ -206,7 +207,7 @@ impl Cluster {
 
     /// Runs `f` on the core, then wakes the writers of peers with queued frames and acts on
     /// the core's events.
-    pub(crate) fn with_core<R>(self: &Arc<Self>, f: impl FnOnce(&mut Core, &NodeShared) -> R) -> R {
+    pub(crate) fn with_core<R>(self: &Arc<Self>, f: impl FnOnce(&mut Core, &NodeStores) -> R) -> R {
         let (result, outputs) = self.core_step(f);
         self.act(outputs);
         result
@@ -214,11 +215,12 @@ impl Cluster {
 
     /// Runs `f` on the core and takes what it left to act on, without acting on it (the
     /// caller may hold the link table).
-    fn core_step<R>(&self, f: impl FnOnce(&mut Core, &NodeShared) -> R) -> (R, CoreOutputs) {
+    fn core_step<R>(&self, f: impl FnOnce(&mut Core, &NodeStores) -> R) -> (R, CoreOutputs) {
         let mut core = lock(&self.core);
         // Local writes first: whatever `f` reacts to must see our stream up to date.
-        core.handle_local_ops(&*self.node, self.node.take_local_ops());
-        let result = f(&mut core, &self.node);
+        let stores = &self.node.stores;
+        core.handle_local_ops(stores, stores.take_local_ops());
+        let result = f(&mut core, stores);
         let wake = core.peers_with_transmits();
         let mut events = Vec::new();
         while let Some(event) = core.poll_event() {

@@ -1,0 +1,178 @@
+//! Every store of one node: its scope stores by name, its process table and the outbox of
+//! local writes. What a node and the test harnesses share: connecting and disconnecting
+//! scopes, ending processes (dead first, then their entries removed), and what the
+//! replication core reads ([`ReplicaHost`]). No runtime, no IO.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{ScopeConfig, ScopeStore};
+use crate::event::ExitReason;
+use crate::key::ScopeName;
+use crate::op::{Outbox, Outgoing};
+use crate::pid::Pid;
+use crate::process::{HeldEntry, LocalProcess, ProcessTable};
+use crate::replication::host::ReplicaHost;
+
+type ScopeMap = papaya::HashMap<ScopeName, Arc<ScopeStore>, foldhash::fast::RandomState>;
+
+/// The scope name used when none is given; every node is connected to it.
+pub const DEFAULT_SCOPE: &str = "default";
+
+/// A scope exists with the other kind (local-only or replicated).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KindMismatch;
+
+/// The stores of one node.
+pub(crate) struct NodeStores {
+    /// The node's local processes.
+    pub(crate) processes: Arc<ProcessTable>,
+    next_serial: AtomicU64,
+    scopes: ScopeMap,
+    default_scope: Arc<ScopeStore>,
+    config: ScopeConfig,
+}
+
+impl NodeStores {
+    /// The stores of a node connected to the default scope only. `config` is shared by
+    /// every scope store (its process table must be `config.locals`).
+    pub(crate) fn new(config: ScopeConfig) -> Self {
+        let default_scope = ScopeStore::new(DEFAULT_SCOPE.into(), false, config.clone());
+        let scopes = ScopeMap::default();
+        scopes
+            .pin()
+            .insert(DEFAULT_SCOPE.into(), default_scope.clone());
+        NodeStores {
+            processes: config.locals.clone(),
+            next_serial: AtomicU64::new(1),
+            scopes,
+            default_scope,
+            config,
+        }
+    }
+
+    /// The default scope's store.
+    pub(crate) fn default_scope(&self) -> &Arc<ScopeStore> {
+        &self.default_scope
+    }
+
+    /// The pid of the next local process.
+    pub(crate) fn next_pid(&self) -> Pid {
+        let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
+        Pid::new(self.processes.incarnation, serial)
+    }
+
+    /// Records a new local process (already in the live set).
+    pub(crate) fn add_process(&self, process: Arc<LocalProcess>) {
+        self.processes.cells.pin().insert(process.pid, process);
+    }
+
+    /// A local process that has not finished exiting.
+    pub(crate) fn process(&self, pid: Pid) -> Option<Arc<LocalProcess>> {
+        self.processes.cells.pin().get(&pid).cloned()
+    }
+
+    /// Ends a process: marks it dead, then removes its entries scope by scope (one event
+    /// batch per subscriber and scope). Does nothing and returns `false` if it had already
+    /// exited.
+    pub(crate) fn exit(&self, process: &LocalProcess, reason: ExitReason) -> bool {
+        let Some(mut held) = process.mark_dead(reason.clone()) else {
+            return false;
+        };
+        held.sort_by_key(|h| Arc::as_ptr(&h.scope));
+        for same_scope in held.chunk_by(|a, b| Arc::ptr_eq(&a.scope, &b.scope)) {
+            let refs: Vec<&HeldEntry> = same_scope.iter().collect();
+            same_scope[0]
+                .scope
+                .remove_exited(process.pid, &refs, &reason);
+        }
+        // Kept in the table until now so that a writer replacing one of its entries can
+        // still read its exit reason.
+        self.processes.cells.pin().remove(&process.pid);
+        true
+    }
+
+    /// A connected scope's store.
+    pub(crate) fn get(&self, name: &str) -> Option<Arc<ScopeStore>> {
+        self.scopes.pin().get(name).cloned()
+    }
+
+    /// Every connected scope's store, by name.
+    pub(crate) fn all(&self) -> Vec<Arc<ScopeStore>> {
+        let mut scopes: Vec<Arc<ScopeStore>> = self.scopes.pin().values().cloned().collect();
+        scopes.sort_by(|a, b| a.name.cmp(&b.name));
+        scopes
+    }
+
+    /// Connects to `name` (or returns the connected store); `true` if it was created.
+    pub(crate) fn connect(
+        &self,
+        name: &str,
+        local_only: bool,
+    ) -> Result<(Arc<ScopeStore>, bool), KindMismatch> {
+        let scopes = self.scopes.pin();
+        let mut created = false;
+        let store = scopes.get_or_insert_with(name.into(), || {
+            created = true;
+            ScopeStore::new(name.into(), local_only, self.config.clone())
+        });
+        if store.local_only != local_only {
+            return Err(KindMismatch);
+        }
+        Ok((store.clone(), created))
+    }
+
+    /// Disconnects `store` if it is still the connected store of its scope: closes it (its
+    /// subscribers get the final batch) and forgets what local processes held in it.
+    /// `false` if it was not connected any more.
+    pub(crate) fn disconnect(&self, store: &Arc<ScopeStore>) -> bool {
+        let scopes = self.scopes.pin();
+        let removed = scopes.remove_if(&store.name, |_, current| Arc::ptr_eq(current, store));
+        if !matches!(removed, Ok(Some(_))) {
+            return false;
+        }
+        drop(scopes);
+        for pid in store.close() {
+            if let Some(process) = self.process(pid) {
+                store.forget_all_holdings(&process);
+            }
+        }
+        true
+    }
+
+    /// Takes the ops of local writes not yet handed to the replication core.
+    pub(crate) fn take_local_ops(&self) -> Vec<Outgoing> {
+        self.outbox().map(Outbox::take).unwrap_or_default()
+    }
+
+    /// The outbox of local ops, when the node replicates.
+    pub(crate) fn outbox(&self) -> Option<&Outbox> {
+        self.config.outbox.as_deref()
+    }
+}
+
+impl ReplicaHost for NodeStores {
+    fn replicated_scope(&self, name: &str) -> Option<Arc<ScopeStore>> {
+        self.scopes
+            .pin()
+            .get(name)
+            .filter(|s| !s.local_only && s.is_connected())
+            .cloned()
+    }
+
+    fn replicated_scopes(&self) -> Vec<Arc<ScopeStore>> {
+        let mut scopes: Vec<Arc<ScopeStore>> = self
+            .scopes
+            .pin()
+            .values()
+            .filter(|s| !s.local_only && s.is_connected())
+            .cloned()
+            .collect();
+        scopes.sort_by(|a, b| a.name.cmp(&b.name));
+        scopes
+    }
+
+    fn local_ops_pending(&self) -> bool {
+        self.outbox().is_some_and(|o| !o.is_empty())
+    }
+}
