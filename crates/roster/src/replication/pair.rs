@@ -4,7 +4,7 @@
 //! a queue of frames per direction that crosses the real encoder and decoder, on a
 //! virtual clock.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -18,12 +18,12 @@ use crate::clock::Clock;
 use crate::conflict::ConflictRule;
 use crate::entry::Registration;
 use crate::event::ExitReason;
-use crate::key::{Key, Limits, ScopeName};
+use crate::key::{Key, Limits};
 use crate::meta::Meta;
 use crate::op::Outbox;
 use crate::pid::Pid;
-use crate::process::{HeldEntry, LocalProcess, ProcessTable};
-use crate::store::{ScopeConfig, ScopeStore};
+use crate::process::{LocalProcess, ProcessTable};
+use crate::store::{NodeStores, ScopeConfig, ScopeStore};
 
 /// A clock the test sets.
 #[derive(Default)]
@@ -35,98 +35,63 @@ impl Clock for ManualClock {
     }
 }
 
-/// The stores of a test node, as its core sees them.
-pub(super) struct TestHost {
-    clock: Arc<ManualClock>,
-    locals: Arc<ProcessTable>,
-    outbox: Arc<Outbox>,
-    scopes: BTreeMap<ScopeName, Arc<ScopeStore>>,
-}
-
 /// One node: a replication core and the stores it hosts.
 pub(super) struct TestNode {
     pub(super) name: String,
     pub(super) incarnation: u64,
     pub(super) core: Core,
-    host: TestHost,
-    next_serial: u64,
-    /// Processes that are alive, by pid.
-    processes: BTreeMap<Pid, Arc<LocalProcess>>,
+    clock: Arc<ManualClock>,
+    stores: NodeStores,
     /// Every event the core handed back, in order.
     pub(super) events: Vec<CoreEvent>,
-}
-
-impl ReplicaHost for TestHost {
-    fn replicated_scope(&self, name: &str) -> Option<Arc<ScopeStore>> {
-        self.scopes.get(name).cloned()
-    }
-
-    fn replicated_scopes(&self) -> Vec<Arc<ScopeStore>> {
-        self.scopes.values().cloned().collect()
-    }
-
-    fn local_ops_pending(&self) -> bool {
-        !self.outbox.is_empty()
-    }
 }
 
 impl TestNode {
     /// A node connected to the default scope.
     pub(super) fn new(name: &str, incarnation: u64, core_config: CoreConfig) -> Self {
         let clock = Arc::new(ManualClock(AtomicU64::new(1_000_000)));
-        let locals = Arc::new(ProcessTable::new(incarnation));
-        let outbox = Arc::new(Outbox::default());
-        let config = ScopeConfig {
+        let stores = NodeStores::new(ScopeConfig {
             rule: ConflictRule::KeepOldest,
-            outbox: Some(outbox.clone()),
+            outbox: Some(Arc::new(Outbox::default())),
             clock: clock.clone(),
-            locals: locals.clone(),
-        };
-        let default = ScopeStore::new("default".into(), false, config);
+            locals: Arc::new(ProcessTable::new(incarnation)),
+        });
         TestNode {
             name: name.into(),
             incarnation,
             core: Core::new(incarnation, core_config),
-            host: TestHost {
-                clock,
-                locals,
-                outbox,
-                scopes: BTreeMap::from([("default".into(), default)]),
-            },
-            next_serial: 1,
-            processes: BTreeMap::new(),
+            clock,
+            stores,
             events: Vec::new(),
         }
     }
 
     fn scope(&self) -> &Arc<ScopeStore> {
-        &self.host.scopes["default"]
+        self.stores.default_scope()
     }
 
     /// Runs `f` on the core as the shell does: the ops of local writes go in first.
     pub(super) fn step<R>(&mut self, f: impl FnOnce(&mut Core, &dyn ReplicaHost) -> R) -> R {
         self.core
-            .handle_local_ops(&self.host, self.host.outbox.take());
-        f(&mut self.core, &self.host)
+            .handle_local_ops(&self.stores, self.stores.take_local_ops());
+        f(&mut self.core, &self.stores)
     }
 
     /// A new live local process.
     pub(super) fn process(&mut self) -> Pid {
-        let pid = Pid::new(self.incarnation, self.next_serial);
-        self.next_serial += 1;
+        let pid = self.stores.next_pid();
         let (mailbox, _) = mpsc::channel(1);
-        let locals = &self.host.locals;
-        locals.live.insert(pid.serial());
-        let cell = Arc::new(LocalProcess::new(pid, locals.live.clone(), mailbox));
-        locals.cells.pin().insert(pid, cell.clone());
-        self.processes.insert(pid, cell);
+        let live = &self.stores.processes.live;
+        live.insert(pid.serial());
+        self.stores
+            .add_process(Arc::new(LocalProcess::new(pid, live.clone(), mailbox)));
         pid
     }
 
     /// Registers `key` for local process `pid` in the default scope.
     pub(super) fn register(&mut self, pid: Pid, key: &str) -> Registration {
-        self.host.clock.0.fetch_add(1, Ordering::Relaxed);
-        let cell = self.processes[&pid].clone();
+        self.clock.0.fetch_add(1, Ordering::Relaxed);
+        let cell = self.stores.process(pid).expect("a live process");
         self.scope()
             .register(&cell, Key::from(key), Meta::EMPTY)
             .expect("free name")
@@ -134,14 +99,9 @@ impl TestNode {
 
     /// Ends local process `pid` as the node does: dead first, then its entries removed.
     pub(super) fn exit(&mut self, pid: Pid, reason: ExitReason) {
-        let Some(cell) = self.processes.remove(&pid) else {
-            return;
-        };
-        if let Some(holdings) = cell.mark_dead(reason.clone()) {
-            let refs: Vec<&HeldEntry> = holdings.iter().collect();
-            self.scope().remove_exited(pid, &refs, &reason);
+        if let Some(process) = self.stores.process(pid) {
+            self.stores.exit(&process, reason);
         }
-        self.host.locals.cells.pin().remove(&pid);
     }
 
     /// The owner of `key` here.
@@ -264,8 +224,7 @@ impl Pair {
         self.elapsed += by;
         let now = self.now();
         for node in [&mut self.a, &mut self.b] {
-            node.host
-                .clock
+            node.clock
                 .0
                 .fetch_add(by.as_millis() as u64, Ordering::Relaxed);
             node.step(|core, host| core.handle_timeout(host, now));
