@@ -40,6 +40,7 @@ pub struct NodeBuilder {
     incarnation: Option<u64>,
     conflict_rule: ConflictRule,
     kill_conflict_losers: bool,
+    /// Local writes produce ops for a replication core (set by `cluster`).
     replicated: bool,
     clock: Option<Arc<dyn Clock>>,
     cluster: Option<ClusterConfig>,
@@ -142,14 +143,6 @@ impl NodeBuilder {
     /// `Unregistered` with [`crate::Reason::Conflict`].
     pub fn kill_conflict_losers(mut self, kill: bool) -> Self {
         self.kill_conflict_losers = kill;
-        self
-    }
-
-    /// Makes local writes produce ops for a replication core (set by the cluster layer and
-    /// the simulation harness).
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) fn with_replication_outbox(mut self) -> Self {
-        self.replicated = true;
         self
     }
 

@@ -91,11 +91,6 @@ impl Node {
         }
     }
 
-    #[cfg(test)]
-    pub(crate) fn shared(&self) -> &Arc<NodeShared> {
-        &self.shared
-    }
-
     /// The node's human name.
     ///
     /// ```

@@ -1,7 +1,7 @@
 //! Deterministic simulation of a cluster of replication cores.
 //!
 //! One seed draws the cluster shape, the fault rates and every decision: N nodes (real
-//! `Node`s with real stores, each with its own [`Core`]) exchange frames over simulated
+//! stores, each with its own [`Core`]; no node, runtime or socket) exchange frames over simulated
 //! links with random delays (FIFO within a link, reordered across links), links that break,
 //! partitions, crashes and restarts as new incarnations, and clock skew, under a random
 //! workload of registrations, group changes, process deaths and scope changes. Then the
@@ -22,13 +22,17 @@ use rand::{Rng, SeedableRng};
 
 use super::core::{Core, CoreConfig, CoreEvent};
 use super::wire::Frame;
+use tokio::sync::mpsc;
+
 use crate::clock::Clock;
+use crate::conflict::ConflictRule;
 use crate::event::ExitReason;
 use crate::key::{Key, Limits};
-use crate::node::Node;
+use crate::meta::Meta;
+use crate::op::Outbox;
 use crate::pid::Pid;
-use crate::process::Process;
-use crate::store::NodeStores;
+use crate::process::{LocalProcess, ProcessTable};
+use crate::store::{NodeStores, ScopeConfig, ScopeStore};
 
 const NAMES: &[&str] = &["a", "b", "c", "user/1", "user/2", "user/3", "leader"];
 const GROUPS: &[&str] = &["g1", "g2", "room/1", "room/2"];
@@ -47,11 +51,12 @@ impl Clock for SimClock {
 
 struct SimNode {
     name: String,
-    node: Node,
+    incarnation: u64,
+    stores: NodeStores,
     core: Core,
     clock: Arc<SimClock>,
     skew_ms: i64,
-    processes: Vec<Process>,
+    processes: Vec<Arc<LocalProcess>>,
     /// Names each live process registered and still expects to hold, per scope.
     expected: BTreeMap<Pid, BTreeSet<(String, Key)>>,
 }
@@ -59,10 +64,30 @@ struct SimNode {
 impl SimNode {
     /// Runs `f` on the core as the driver does: the ops of local writes go in first.
     fn step<R>(&mut self, f: impl FnOnce(&mut Core, &NodeStores) -> R) -> R {
-        let shared = self.node.shared().clone();
-        let stores = &shared.stores;
-        self.core.handle_local_ops(stores, stores.take_local_ops());
-        f(&mut self.core, stores)
+        self.core
+            .handle_local_ops(&self.stores, self.stores.take_local_ops());
+        f(&mut self.core, &self.stores)
+    }
+
+    /// A new live local process (its mailbox is never read).
+    fn new_process(&self) -> Arc<LocalProcess> {
+        let pid = self.stores.next_pid();
+        let (mailbox, _) = mpsc::channel(1);
+        let live = &self.stores.processes.live;
+        live.insert(pid.serial());
+        let process = Arc::new(LocalProcess::new(pid, live.clone(), mailbox));
+        self.stores.add_process(process.clone());
+        process
+    }
+
+    /// Ends the local processes that lost names in conflicts, as a node does by default.
+    fn names_lost(&self, lost: Vec<(Pid, Key, Pid)>) {
+        for (loser, key, winner) in lost {
+            if let Some(process) = self.stores.process(loser) {
+                self.stores
+                    .exit(&process, ExitReason::Conflict { key, winner });
+            }
+        }
     }
 }
 
@@ -139,16 +164,16 @@ impl Sim {
         let clock = Arc::new(SimClock {
             millis: AtomicU64::new(0),
         });
-        let node = Node::builder()
-            .name(format!("n{index}"))
-            .incarnation(incarnation)
-            .clock(clock.clone())
-            .with_replication_outbox()
-            .start()
-            .expect("inside the sim runtime");
+        let stores = NodeStores::new(ScopeConfig {
+            rule: ConflictRule::KeepOldest,
+            outbox: Some(Arc::new(Outbox::default())),
+            clock: clock.clone(),
+            locals: Arc::new(ProcessTable::new(incarnation)),
+        });
         let mut sim_node = SimNode {
             name: format!("n{index}"),
-            node,
+            incarnation,
+            stores,
             core: Core::new(
                 incarnation,
                 CoreConfig {
@@ -167,7 +192,10 @@ impl Sim {
         };
         self.set_clock(&mut sim_node);
         for scope in self.scopes[index].clone() {
-            sim_node.node.connect(scope).expect("valid scope");
+            sim_node
+                .stores
+                .connect(scope, false)
+                .expect("a replicated scope");
         }
         sim_node
     }
@@ -208,22 +236,16 @@ impl Sim {
             // The events, in order, as the driver acts on them.
             let mut local_ops = false;
             while let Some(event) = node.core.poll_event() {
-                let shared = node.node.shared();
                 match event {
                     CoreEvent::Overloaded { peer } => overloaded.push(peer),
                     CoreEvent::NamesLost(applied) => {
-                        shared.conflicts_lost(applied);
+                        node.names_lost(applied.lost);
                         local_ops = true;
                     }
-                    CoreEvent::Deliver { to, from, payload } => {
-                        shared.deliver_remote(to, from, payload);
-                    }
-                    CoreEvent::Dispatch {
-                        scope,
-                        key,
-                        payload,
-                    } => shared.dispatch_remote(&scope, &key, payload),
-                    CoreEvent::Repaired { .. }
+                    // The workload sends no messages.
+                    CoreEvent::Deliver { .. }
+                    | CoreEvent::Dispatch { .. }
+                    | CoreEvent::Repaired { .. }
                     | CoreEvent::GapDetected { .. }
                     | CoreEvent::Skipped { .. } => {}
                 }
@@ -262,10 +284,9 @@ impl Sim {
     }
 
     fn index_of(&self, incarnation: u64) -> Option<usize> {
-        self.nodes.iter().position(|n| {
-            n.as_ref()
-                .is_some_and(|n| n.node.incarnation() == incarnation)
-        })
+        self.nodes
+            .iter()
+            .position(|n| n.as_ref().is_some_and(|n| n.incarnation == incarnation))
     }
 
     fn link_up(&mut self, a: usize, b: usize) {
@@ -276,7 +297,7 @@ impl Sim {
             self.links.entry((x, y)).or_default().generation += 1;
             let (peer_inc, peer_name) = {
                 let peer = self.nodes[y].as_ref().expect("alive");
-                (peer.node.incarnation(), peer.name.clone())
+                (peer.incarnation, peer.name.clone())
             };
             let now = self.now;
             let node = self.nodes[x].as_mut().expect("alive");
@@ -296,7 +317,7 @@ impl Sim {
             let link = self.links.entry((x, y)).or_default();
             link.generation += 1;
             link.in_flight.clear();
-            let peer_inc = self.nodes[y].as_ref().map(|n| n.node.incarnation());
+            let peer_inc = self.nodes[y].as_ref().map(|n| n.incarnation);
             if let (Some(node), Some(peer_inc)) = (self.nodes[x].as_mut(), peer_inc) {
                 node.step(|core, host| core.handle_peer_down(host, peer_inc, dead));
             }
@@ -337,7 +358,7 @@ impl Sim {
         if generation != link.generation || !self.up.contains(&pair(from, to)) {
             return true;
         }
-        let from_inc = self.nodes[from].as_ref().map(|n| n.node.incarnation());
+        let from_inc = self.nodes[from].as_ref().map(|n| n.incarnation);
         if let (Some(node), Some(from_inc)) = (self.nodes[to].as_mut(), from_inc) {
             // Every frame crosses the real encoder and decoder.
             let frame = Frame::decode(&frame.encode(), &Limits::CEILING).expect("valid frame");
@@ -386,17 +407,21 @@ impl Sim {
         let choice = self.rng.random_range(0..100);
         let scope_name = SCOPES[self.rng.random_range(0..SCOPES.len())];
         let mut node = self.nodes[i].take().expect("alive");
-        let scope = node.node.scope(scope_name).ok();
+        let scope = node.stores.get(scope_name);
         match choice {
-            0..=9 => node.processes.push(node.node.process()),
+            0..=9 => {
+                let process = node.new_process();
+                node.processes.push(process);
+            }
             10..=34 => {
                 if let (Some(scope), false) = (scope, node.processes.is_empty()) {
                     let p = &node.processes[self.rng.random_range(0..node.processes.len())];
                     let key = NAMES[self.rng.random_range(0..NAMES.len())];
                     let meta = self.rng.random_range(0..3u8);
-                    if scope.register(p, key, &meta).is_ok() {
+                    let meta = Meta::encode(&meta).expect("a small number");
+                    if scope.register(p, key.into(), meta).is_ok() {
                         node.expected
-                            .entry(p.pid())
+                            .entry(p.pid)
                             .or_default()
                             .insert((scope_name.to_owned(), key.into()));
                     }
@@ -406,8 +431,8 @@ impl Sim {
                 if let (Some(scope), false) = (scope, node.processes.is_empty()) {
                     let p = &node.processes[self.rng.random_range(0..node.processes.len())];
                     let key = NAMES[self.rng.random_range(0..NAMES.len())];
-                    if scope.unregister(p, key).is_ok()
-                        && let Some(set) = node.expected.get_mut(&p.pid())
+                    if scope.unregister(p, &key.into()).is_ok()
+                        && let Some(set) = node.expected.get_mut(&p.pid)
                     {
                         set.remove(&(scope_name.to_owned(), key.into()));
                     }
@@ -417,14 +442,16 @@ impl Sim {
                 if let (Some(scope), false) = (scope, node.processes.is_empty()) {
                     let p = &node.processes[self.rng.random_range(0..node.processes.len())];
                     let key = GROUPS[self.rng.random_range(0..GROUPS.len())];
-                    let _ = scope.join(p, key, &self.rng.random_range(0..3u8));
+                    let meta =
+                        Meta::encode(&self.rng.random_range(0..3u8)).expect("a small number");
+                    let _ = scope.join(p, key.into(), meta);
                 }
             }
             65..=74 => {
                 if let (Some(scope), false) = (scope, node.processes.is_empty()) {
                     let p = &node.processes[self.rng.random_range(0..node.processes.len())];
                     let key = GROUPS[self.rng.random_range(0..GROUPS.len())];
-                    let _ = scope.leave(p, key);
+                    let _ = scope.leave(p, &key.into());
                 }
             }
             75..=84 => {
@@ -432,24 +459,29 @@ impl Sim {
                     let p = node
                         .processes
                         .swap_remove(self.rng.random_range(0..node.processes.len()));
-                    node.expected.remove(&p.pid());
-                    if self.rng.random_bool(0.5) {
-                        node.node.kill(p.pid());
-                    }
-                    drop(p);
+                    node.expected.remove(&p.pid);
+                    let reason = if self.rng.random_bool(0.5) {
+                        ExitReason::Killed
+                    } else {
+                        ExitReason::Normal
+                    };
+                    node.stores.exit(&p, reason);
                 }
             }
             85..=92 => {
                 let name = SCOPES[1 + self.rng.random_range(0..SCOPES.len() - 1)];
                 if self.scopes[i].insert(name) {
-                    node.node.connect(name).expect("valid scope");
+                    node.stores
+                        .connect(name, false)
+                        .expect("a replicated scope");
                     node.step(|core, host| core.handle_scope_connected(host, &name.into()));
                 }
             }
             _ => {
                 let name = SCOPES[1 + self.rng.random_range(0..SCOPES.len() - 1)];
                 if self.scopes[i].remove(name) {
-                    node.node.disconnect(name).expect("connected");
+                    let store = node.stores.get(name).expect("connected");
+                    node.stores.disconnect(&store);
                     for set in node.expected.values_mut() {
                         set.retain(|(s, _)| s != name);
                     }
@@ -460,7 +492,7 @@ impl Sim {
         node.step(|_, _| ());
         // Processes that lost a name in a conflict were ended by the node.
         node.processes.retain(|p| p.is_alive());
-        let live: BTreeSet<Pid> = node.processes.iter().map(|p| p.pid()).collect();
+        let live: BTreeSet<Pid> = node.processes.iter().map(|p| p.pid).collect();
         node.expected.retain(|pid, _| live.contains(pid));
         self.nodes[i] = Some(node);
         self.flush(i);
@@ -498,7 +530,7 @@ impl Sim {
             3 if alive.len() >= 2 => {
                 let a = alive[self.rng.random_range(0..alive.len())];
                 let crashed = self.nodes[a].take().expect("alive");
-                let incarnation = crashed.node.incarnation();
+                let incarnation = crashed.incarnation;
                 self.log.push(format!(
                     "t={} crash {a} (incarnation {incarnation})",
                     self.elapsed_ms()
@@ -524,7 +556,7 @@ impl Sim {
                 self.log.push(format!(
                     "t={} restart {a} as incarnation {}",
                     self.elapsed_ms(),
-                    restarted.node.incarnation()
+                    restarted.incarnation
                 ));
                 self.nodes[a] = Some(restarted);
             }
@@ -580,7 +612,7 @@ impl Sim {
                     problems.push(format!(
                         "{}: {} died of {:?}",
                         node.name,
-                        p.pid(),
+                        p.pid,
                         p.exit_reason()
                     ));
                 }
@@ -590,18 +622,23 @@ impl Sim {
             .nodes
             .iter()
             .flatten()
-            .flat_map(|n| n.processes.iter().filter(|p| p.is_alive()).map(|p| p.pid()))
+            .flat_map(|n| n.processes.iter().filter(|p| p.is_alive()).map(|p| p.pid))
             .collect();
         for scope in SCOPES {
             let members: Vec<&SimNode> = self
                 .nodes
                 .iter()
                 .flatten()
-                .filter(|n| n.node.scope(scope).is_ok())
+                .filter(|n| n.stores.get(scope).is_some())
                 .collect();
             let views: Vec<(String, View)> = members
                 .iter()
-                .map(|n| (n.name.clone(), view(&n.node, scope)))
+                .map(|n| {
+                    (
+                        n.name.clone(),
+                        view(&n.stores.get(scope).expect("connected")),
+                    )
+                })
                 .collect();
             for (name, v) in &views {
                 for (key, pid) in v.names.iter().map(|(k, (p, _))| (k, p)) {
@@ -623,14 +660,10 @@ impl Sim {
             }
             // Digests cover shadowed contenders too: every node must hold the same entries
             // of every origin, and none of an origin that is gone.
-            let origins: BTreeSet<u64> = self
-                .nodes
-                .iter()
-                .flatten()
-                .map(|n| n.node.incarnation())
-                .collect();
+            let origins: BTreeSet<u64> =
+                self.nodes.iter().flatten().map(|n| n.incarnation).collect();
             for n in &members {
-                let state = n.node.scope(scope).expect("connected").state;
+                let state = n.stores.get(scope).expect("connected");
                 for origin in state.remote_origins() {
                     if !origins.contains(&origin) {
                         problems.push(format!(
@@ -641,10 +674,9 @@ impl Sim {
                 }
                 for &origin in &origins {
                     let first = members[0]
-                        .node
-                        .scope(scope)
+                        .stores
+                        .get(scope)
                         .expect("connected")
-                        .state
                         .digest(origin);
                     if state.digest(origin) != first {
                         problems.push(format!(
@@ -662,7 +694,7 @@ impl Sim {
                 .filter(|(pid, _)| live_pids.contains(pid))
             {
                 for (scope, key) in expected {
-                    let owner = node.node.scope(scope).ok().and_then(|s| s.whereis(key));
+                    let owner = node.stores.get(scope).and_then(|s| s.whereis(key));
                     if owner != Some(*pid) {
                         problems.push(format!(
                             "{}: live {pid} lost {scope}/{key} (owner now {owner:?}) without a conflict",
@@ -682,17 +714,15 @@ struct View {
     members: BTreeSet<(Key, Pid, Vec<u8>)>,
 }
 
-fn view(node: &Node, scope: &str) -> View {
-    let scope = node.scope(scope).expect("connected");
+fn view(scope: &ScopeStore) -> View {
     let names = scope
         .registered("", usize::MAX)
-        .expect("empty prefix")
         .into_iter()
         .map(|(k, r)| (k, (r.pid, r.meta.as_bytes().to_vec())))
         .collect();
     let mut members = BTreeSet::new();
-    for key in scope.groups("", usize::MAX).expect("empty prefix") {
-        for m in scope.members(&key).iter() {
+    for key in scope.group_keys("", usize::MAX) {
+        for m in scope.members(&key, None).iter() {
             members.insert((key.clone(), m.pid(), m.meta().as_bytes().to_vec()));
         }
     }
@@ -701,10 +731,6 @@ fn view(node: &Node, scope: &str) -> View {
 
 /// Runs one seed; returns the log and the problems found.
 fn run_seed(seed: u64) -> (Vec<String>, Vec<String>) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime");
-    let _enter = runtime.enter();
     let mut sim = Sim::new(seed);
     let steps = 150 + (seed % 150) as usize;
     sim.run(steps);
@@ -727,7 +753,7 @@ fn sim_sweep_of_seeds_converges() {
     let seeds: u64 = std::env::var("ROSTER_SIM_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(500);
+        .unwrap_or(1000);
     let first: u64 = std::env::var("ROSTER_SIM_FIRST")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -760,10 +786,6 @@ fn a_seed_replays_identically() {
 
 #[test]
 fn conflicting_registrations_on_two_nodes_leave_one_owner_and_kill_the_loser() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime");
-    let _enter = runtime.enter();
     let mut sim = Sim::new(1);
     // Take the first two nodes, partitioned; each registers "leader".
     while sim.nodes.len() > 2 {
@@ -774,10 +796,14 @@ fn conflicting_registrations_on_two_nodes_leave_one_owner_and_kill_the_loser() {
     let mut pids = Vec::new();
     for i in 0..2 {
         let node = sim.nodes[i].as_mut().expect("alive");
-        let p = node.node.process();
-        p.register("leader", &(i as u8)).expect("free on its side");
-        pids.push(p.pid());
-        node.expected.entry(p.pid()).or_default();
+        let p = node.new_process();
+        let meta = Meta::encode(&(i as u8)).expect("a small number");
+        node.stores
+            .default_scope()
+            .register(&p, "leader".into(), meta)
+            .expect("free on its side");
+        pids.push(p.pid);
+        node.expected.entry(p.pid).or_default();
         node.processes.push(p);
         node.step(|_, _| ());
         sim.advance(10);
@@ -789,7 +815,10 @@ fn conflicting_registrations_on_two_nodes_leave_one_owner_and_kill_the_loser() {
     }
     sim.settle();
     let owners: Vec<Option<Pid>> = (0..2)
-        .map(|i| sim.nodes[i].as_ref().expect("alive").node.whereis("leader"))
+        .map(|i| {
+            let node = sim.nodes[i].as_ref().expect("alive");
+            node.stores.default_scope().whereis("leader")
+        })
         .collect();
     assert_eq!(owners[0], owners[1]);
     let winner = owners[0].expect("someone keeps it");
@@ -798,11 +827,11 @@ fn conflicting_registrations_on_two_nodes_leave_one_owner_and_kill_the_loser() {
     let loser = loser_node
         .processes
         .iter()
-        .find(|p| p.pid() == pids[1])
+        .find(|p| p.pid == pids[1])
         .expect("kept");
     assert_eq!(
         loser.exit_reason(),
-        Some(ExitReason::Conflict {
+        Some(&ExitReason::Conflict {
             key: "leader".into(),
             winner
         })
