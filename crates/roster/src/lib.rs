@@ -47,6 +47,7 @@ mod clock;
 mod cluster;
 mod conflict;
 mod entry;
+mod envelope;
 mod error;
 mod event;
 #[cfg(feature = "fuzzing")]
@@ -69,12 +70,13 @@ pub use cluster::{ClusterConfig, ClusterStats, FailureDetection, HandshakeError,
 pub use cluster::{TlsConfig, TlsError};
 pub use conflict::{ConflictRule, Resolver, Winner};
 pub use entry::{Entry, Member, Members, Registration, Table};
+pub use envelope::Envelope;
 pub use error::{RecvError, RegistryError, ScopeError, SendError, StartError};
 pub use event::{Event, EventKind, ExitReason, Reason};
 pub use key::{Key, KeyError, Pattern, ScopeName};
 pub use meta::{Meta, MetaError};
 pub use node::{Node, NodeBuilder};
 pub use pid::Pid;
-pub use process::{Envelope, Process};
+pub use process::Process;
 pub use scope::{DEFAULT_SCOPE, Dispatched, Scope};
 pub use subscription::{Delivery, Subscription};

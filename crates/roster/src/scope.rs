@@ -5,12 +5,14 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::entry::{Entry, Member, Members, Registration, Table};
+use crate::envelope::Envelope;
 use crate::error::{RegistryError, SendError};
 use crate::key::{Key, KeyError, Pattern, is_prefix};
 use crate::meta::{Meta, MetaError};
 use crate::node::NodeShared;
 use crate::pid::Pid;
-use crate::process::{Envelope, HeldKind, Process};
+use crate::process::Process;
+use crate::store::HeldKind;
 use crate::store::ScopeStore;
 use crate::subscription::Subscription;
 

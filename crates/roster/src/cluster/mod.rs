@@ -13,6 +13,7 @@
 mod config;
 mod driver;
 mod handshake;
+pub(crate) mod host;
 mod link_table;
 pub(crate) mod membership;
 mod outlet;

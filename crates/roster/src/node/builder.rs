@@ -11,7 +11,7 @@ use crate::conflict::ConflictRule;
 use crate::error::StartError;
 use crate::key::Limits;
 use crate::op::Outbox;
-use crate::process::ProcessTable;
+use crate::store::ProcessTable;
 use crate::store::{NodeStores, ScopeConfig};
 
 /// Configures and starts a [`Node`].

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use super::NodeShared;
 use crate::event::ExitReason;
 use crate::pid::Pid;
-use crate::process::{LocalProcess, Process};
+use crate::process::Process;
 use crate::scope::Scope;
+use crate::store::LocalProcess;
 use crate::store::ScopeStore;
 
 impl NodeShared {

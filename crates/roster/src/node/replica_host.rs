@@ -6,10 +6,13 @@ use std::sync::Arc;
 
 use super::NodeShared;
 use crate::cluster::Cluster;
+use crate::cluster::host::ClusterHost;
 use crate::event::ExitReason;
-use crate::key::Limits;
+use crate::key::{Limits, ScopeName};
+use crate::meta::Meta;
 use crate::op::Outbox;
-use crate::store::ApplyOutcome;
+use crate::pid::Pid;
+use crate::store::{ApplyOutcome, NodeStores};
 
 impl NodeShared {
     /// The smallest limits among the linked peers; `None` when no peer is linked.
@@ -50,5 +53,31 @@ impl NodeShared {
                 cell.abort_task();
             }
         }
+    }
+}
+
+impl ClusterHost for NodeShared {
+    fn stores(&self) -> &NodeStores {
+        &self.stores
+    }
+
+    fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    fn deliver_remote(&self, to: Pid, from: Option<Pid>, payload: Meta) {
+        NodeShared::deliver_remote(self, to, from, payload);
+    }
+
+    fn dispatch_remote(&self, scope: &ScopeName, key: &str, payload: Meta) {
+        NodeShared::dispatch_remote(self, scope, key, payload);
+    }
+
+    fn names_lost(&self, outcome: ApplyOutcome) {
+        self.conflicts_lost(outcome);
     }
 }

@@ -4,11 +4,11 @@
 use serde::Serialize;
 
 use super::NodeShared;
+use crate::envelope::Envelope;
 use crate::error::SendError;
 use crate::key::ScopeName;
 use crate::meta::Meta;
 use crate::pid::Pid;
-use crate::process::Envelope;
 use crate::replication::core::Unsent;
 use crate::replication::wire::Frame;
 

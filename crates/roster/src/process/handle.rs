@@ -7,14 +7,15 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use super::{Envelope, LocalProcess};
 use crate::entry::Registration;
+use crate::envelope::Envelope;
 use crate::error::{RecvError, RegistryError, SendError};
 use crate::event::ExitReason;
 use crate::key::Key;
 use crate::live::LiveSet;
 use crate::node::{Node, NodeShared};
 use crate::pid::Pid;
+use crate::store::LocalProcess;
 
 /// A process: the unit that owns names and group memberships.
 ///

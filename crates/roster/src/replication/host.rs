@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::store::ScopeStore;
+use crate::store::{NodeStores, ScopeStore};
 
 /// The node's replicated stores, as the replication core sees them.
 pub(crate) trait ReplicaHost {
@@ -23,5 +23,19 @@ pub(crate) trait ReplicaHost {
         self.replicated_scopes()
             .iter()
             .any(|s| s.remote_origins().contains(&origin))
+    }
+}
+
+impl ReplicaHost for NodeStores {
+    fn replicated_scope(&self, name: &str) -> Option<Arc<ScopeStore>> {
+        self.get(name).filter(|s| !s.local_only && s.is_connected())
+    }
+
+    fn replicated_scopes(&self) -> Vec<Arc<ScopeStore>> {
+        self.replicated().collect()
+    }
+
+    fn local_ops_pending(&self) -> bool {
+        self.outbox().is_some_and(|o| !o.is_empty())
     }
 }

@@ -22,7 +22,7 @@ use crate::key::{Key, Limits};
 use crate::meta::Meta;
 use crate::op::Outbox;
 use crate::pid::Pid;
-use crate::process::{LocalProcess, ProcessTable};
+use crate::store::{LocalProcess, ProcessTable};
 use crate::store::{NodeStores, ScopeConfig, ScopeStore};
 
 /// A clock the test sets.

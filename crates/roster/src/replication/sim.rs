@@ -31,7 +31,7 @@ use crate::key::{Key, Limits};
 use crate::meta::Meta;
 use crate::op::Outbox;
 use crate::pid::Pid;
-use crate::process::{LocalProcess, ProcessTable};
+use crate::store::{LocalProcess, ProcessTable};
 use crate::store::{NodeStores, ScopeConfig, ScopeStore};
 
 const NAMES: &[&str] = &["a", "b", "c", "user/1", "user/2", "user/3", "leader"];

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use super::{Cause, ScopeStore, Shard, digest, keys_with_prefix};
+use super::{HeldKind, LocalProcess};
 use crate::entry::{Entry, Member, Members};
 use crate::error::RegistryError;
 use crate::event::{Event, EventKind, Reason};
@@ -14,7 +15,6 @@ use crate::key::{Key, is_prefix};
 use crate::meta::Meta;
 use crate::op::Op;
 use crate::pid::Pid;
-use crate::process::{HeldKind, LocalProcess};
 
 /// What an upsert did to a group.
 pub(super) enum MemberChange {

@@ -25,6 +25,7 @@ mod groups;
 mod lease;
 mod names;
 mod node_stores;
+mod process_table;
 mod replica;
 
 use std::collections::HashMap;
@@ -39,6 +40,7 @@ use self::lease::Lease;
 
 use scc::TreeIndex;
 
+pub(crate) use self::process_table::{HeldEntry, HeldKind, LocalProcess, ProcessTable};
 use crate::conflict::ConflictRule;
 use crate::entry::{Member, Registration};
 use crate::error::RegistryError;
@@ -47,7 +49,6 @@ use crate::key::{Key, Pattern, ScopeName};
 use crate::meta::Meta;
 use crate::op::{Op, Outbox};
 use crate::pid::Pid;
-use crate::process::{HeldEntry, HeldKind, LocalProcess, ProcessTable};
 use crate::subscription::{SubscriberHost, SubscriberQueue, Subscribers};
 
 pub use node_stores::DEFAULT_SCOPE;

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::{Cause, ScopeStore, Shard, digest, keys_with_prefix};
+use super::{HeldKind, LocalProcess};
 use crate::conflict::Winner;
 use crate::entry::{Entry, Registration};
 use crate::error::RegistryError;
@@ -11,7 +12,6 @@ use crate::key::Key;
 use crate::meta::Meta;
 use crate::op::Op;
 use crate::pid::Pid;
-use crate::process::{HeldKind, LocalProcess};
 
 impl ScopeStore {
     /// Registers `key` for a local process, updates its meta, or refuses with `Taken`.

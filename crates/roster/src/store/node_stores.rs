@@ -1,18 +1,17 @@
 //! Every store of one node: its scope stores by name, its process table and the outbox of
 //! local writes. What a node and the test harnesses share: connecting and disconnecting
-//! scopes, ending processes (dead first, then their entries removed), and what the
-//! replication core reads ([`ReplicaHost`]). No runtime, no IO.
+//! scopes, ending processes (dead first, then their entries removed), and the outbox the
+//! replication core is fed from. No runtime, no IO.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::{HeldEntry, LocalProcess, ProcessTable};
 use super::{ScopeConfig, ScopeStore};
 use crate::event::ExitReason;
 use crate::key::ScopeName;
 use crate::op::{Outbox, Outgoing};
 use crate::pid::Pid;
-use crate::process::{HeldEntry, LocalProcess, ProcessTable};
-use crate::replication::host::ReplicaHost;
 
 type ScopeMap = papaya::HashMap<ScopeName, Arc<ScopeStore>, foldhash::fast::RandomState>;
 
@@ -97,6 +96,13 @@ impl NodeStores {
         self.scopes.pin().get(name).cloned()
     }
 
+    /// The connected replicated (not local-only) scope stores, by name.
+    pub(crate) fn replicated(&self) -> impl Iterator<Item = Arc<ScopeStore>> + '_ {
+        self.all()
+            .into_iter()
+            .filter(|s| !s.local_only && s.is_connected())
+    }
+
     /// Every connected scope's store, by name.
     pub(crate) fn all(&self) -> Vec<Arc<ScopeStore>> {
         let mut scopes: Vec<Arc<ScopeStore>> = self.scopes.pin().values().cloned().collect();
@@ -148,31 +154,5 @@ impl NodeStores {
     /// The outbox of local ops, when the node replicates.
     pub(crate) fn outbox(&self) -> Option<&Outbox> {
         self.config.outbox.as_deref()
-    }
-}
-
-impl ReplicaHost for NodeStores {
-    fn replicated_scope(&self, name: &str) -> Option<Arc<ScopeStore>> {
-        self.scopes
-            .pin()
-            .get(name)
-            .filter(|s| !s.local_only && s.is_connected())
-            .cloned()
-    }
-
-    fn replicated_scopes(&self) -> Vec<Arc<ScopeStore>> {
-        let mut scopes: Vec<Arc<ScopeStore>> = self
-            .scopes
-            .pin()
-            .values()
-            .filter(|s| !s.local_only && s.is_connected())
-            .cloned()
-            .collect();
-        scopes.sort_by(|a, b| a.name.cmp(&b.name));
-        scopes
-    }
-
-    fn local_ops_pending(&self) -> bool {
-        self.outbox().is_some_and(|o| !o.is_empty())
     }
 }

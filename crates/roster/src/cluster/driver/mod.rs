@@ -42,11 +42,11 @@ pub(crate) use self::stats::ClusterCounters;
 pub use self::stats::{ClusterStats, PeerInfo};
 use self::throttle::Throttle;
 use super::handshake::{ClusterKey, Greeting};
+use super::host::ClusterHost;
 use super::link_table::{LinkTable, RedialPolicy};
 use super::membership::{MemberId, MembershipConfig, MembershipHandle, spawn_membership};
 use super::outlet::{BURST_WINDOW, Outlet, Pumped};
 use crate::key::{Limits, ScopeName};
-use crate::node::NodeShared;
 use crate::replication::PROTOCOL_VERSION;
 use crate::replication::core::{Core, CoreConfig, CoreEvent, Unsent};
 use crate::replication::wire::Frame;
@@ -66,7 +66,7 @@ const MIN_SILENCE: Duration = Duration::from_secs(2);
 
 /// The cluster layer of one node; see the [module docs](self).
 pub(crate) struct Cluster {
-    node: Arc<NodeShared>,
+    node: Arc<dyn ClusterHost>,
     me: Greeting,
     key: ClusterKey,
     core: Mutex<Core>,
@@ -128,7 +128,7 @@ fn now_ms() -> u64 {
 impl Cluster {
     /// Binds the cluster address (TCP and UDP on the same port) and starts the tasks.
     pub(crate) fn start(
-        node: Arc<NodeShared>,
+        node: Arc<dyn ClusterHost>,
         name: String,
         settings: ClusterSettings,
     ) -> std::io::Result<Arc<Cluster>> {
@@ -139,11 +139,11 @@ impl Cluster {
         std_udp.set_nonblocking(true)?;
         let listener = TcpListener::from_std(std_listener)?;
         let udp = UdpSocket::from_std(std_udp)?;
-        let incarnation = node.incarnation;
+        let incarnation = node.incarnation();
         let started_at_ms = now_ms();
         let silence = (settings.core.anti_entropy_interval * SILENT_INTERVALS).max(MIN_SILENCE);
         let mut core_config = settings.core;
-        core_config.limits = node.limits;
+        core_config.limits = node.limits();
         let cluster = Arc::new(Cluster {
             me: Greeting {
                 version: PROTOCOL_VERSION,
@@ -152,7 +152,7 @@ impl Cluster {
                 incarnation,
                 started_at_ms,
                 addr,
-                limits: node.limits,
+                limits: node.limits(),
                 nonce: [0; 32],
             },
             key: ClusterKey::derive(&settings.secret),
@@ -218,7 +218,7 @@ impl Cluster {
     fn core_step<R>(&self, f: impl FnOnce(&mut Core, &NodeStores) -> R) -> (R, CoreOutputs) {
         let mut core = lock(&self.core);
         // Local writes first: whatever `f` reacts to must see our stream up to date.
-        let stores = &self.node.stores;
+        let stores = self.node.stores();
         core.handle_local_ops(stores, stores.take_local_ops());
         let result = f(&mut core, stores);
         let wake = core.peers_with_transmits();
@@ -259,7 +259,7 @@ impl Cluster {
                     payload,
                 } => self.node.dispatch_remote(&scope, &key, payload),
                 CoreEvent::NamesLost(applied) => {
-                    self.node.conflicts_lost(applied);
+                    self.node.names_lost(applied);
                     local_ops = true;
                 }
                 CoreEvent::Overloaded { peer } => {

@@ -7,13 +7,13 @@ use arc_swap::ArcSwapOption;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
-use super::Envelope;
+use super::ScopeStore;
+use crate::envelope::Envelope;
 use crate::error::SendError;
 use crate::event::ExitReason;
 use crate::key::Key;
 use crate::live::LiveSet;
 use crate::pid::Pid;
-use crate::store::ScopeStore;
 
 /// The table of a node's local processes: which are alive (the live set) and each one's
 /// [`LocalProcess`] until it has finished exiting.

@@ -1,4 +1,5 @@
-//! Mail: the message a mailbox holds.
+//! Mail: the message a mailbox holds (vocabulary shared by the store's process table and
+//! the API).
 
 use serde::de::DeserializeOwned;
 
