@@ -60,6 +60,7 @@ mod op;
 mod pid;
 mod process;
 mod replication;
+mod runtime;
 mod scope;
 mod store;
 mod subscription;

@@ -9,9 +9,9 @@ use crate::envelope::Envelope;
 use crate::error::{RegistryError, SendError};
 use crate::key::{Key, KeyError, Pattern, is_prefix};
 use crate::meta::{Meta, MetaError};
-use crate::node::NodeShared;
 use crate::pid::Pid;
 use crate::process::Process;
+use crate::runtime::NodeShared;
 use crate::store::HeldKind;
 use crate::store::ScopeStore;
 use crate::subscription::Subscription;
@@ -59,6 +59,14 @@ pub struct Scope {
 }
 
 impl Scope {
+    /// The default scope of `node`.
+    pub(crate) fn default_of(node: &Arc<NodeShared>) -> Scope {
+        Scope {
+            state: node.stores.default_scope().clone(),
+            node: node.clone(),
+        }
+    }
+
     /// The scope's name.
     ///
     /// ```
@@ -740,9 +748,9 @@ impl Scope {
         F: FnOnce(Process) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let process = self.node.new_process();
+        let process = Process::start(&self.node);
         self.register(&process, key, meta)?;
-        Ok(self.node.spawn_process(process, f))
+        Ok(process.spawn(f))
     }
 }
 
@@ -756,3 +764,67 @@ impl std::fmt::Debug for Scope {
 }
 
 pub use crate::store::DEFAULT_SCOPE;
+
+/// The default scope's operations on a process (see [`Scope`] for the others).
+impl Process {
+    /// Registers a unique name in the default scope; see [`crate::Scope::register`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let proc = node.process();
+    /// proc.register("leader/shard-7", &()).unwrap();
+    /// # }
+    /// ```
+    pub fn register<M: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        meta: &M,
+    ) -> Result<Registration, RegistryError> {
+        Scope::default_of(self.node_shared()).register(self, key, meta)
+    }
+
+    /// Unregisters a name of this process in the default scope; see [`crate::Scope::unregister`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let proc = node.process();
+    /// proc.register("k", &()).unwrap();
+    /// proc.unregister("k").unwrap();
+    /// # }
+    /// ```
+    pub fn unregister(&self, key: &str) -> Result<(), RegistryError> {
+        Scope::default_of(self.node_shared()).unregister(self, key)
+    }
+
+    /// Joins a group in the default scope; see [`crate::Scope::join`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// node.process().join("room/42", &()).unwrap();
+    /// # }
+    /// ```
+    pub fn join<M: Serialize + ?Sized>(&self, key: &str, meta: &M) -> Result<(), RegistryError> {
+        Scope::default_of(self.node_shared()).join(self, key, meta)
+    }
+
+    /// Leaves a group in the default scope; see [`crate::Scope::leave`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let proc = node.process();
+    /// proc.join("room/42", &()).unwrap();
+    /// proc.leave("room/42").unwrap();
+    /// # }
+    /// ```
+    pub fn leave(&self, key: &str) -> Result<(), RegistryError> {
+        Scope::default_of(self.node_shared()).leave(self, key)
+    }
+}

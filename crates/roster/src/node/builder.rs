@@ -4,13 +4,14 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
 
-use super::{Node, NodeShared};
+use super::Node;
 use crate::clock::{Clock, wall_clock};
 use crate::cluster::{Cluster, ClusterConfig};
 use crate::conflict::ConflictRule;
 use crate::error::StartError;
 use crate::key::Limits;
 use crate::op::Outbox;
+use crate::runtime::NodeShared;
 use crate::store::ProcessTable;
 use crate::store::{NodeStores, ScopeConfig};
 

@@ -1,44 +1,23 @@
 //! The node: processes, scopes and messaging on one member of a cluster.
 
 mod builder;
-mod leases;
-mod processes;
-mod replica_host;
-mod routing;
 
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
 use serde::Serialize;
 
 pub use self::builder::NodeBuilder;
-use crate::cluster::{Cluster, ClusterStats, PeerInfo};
+use crate::cluster::{ClusterStats, PeerInfo};
 use crate::error::{ScopeError, SendError};
 use crate::event::ExitReason;
-use crate::key::{Limits, ScopeName};
+use crate::key::ScopeName;
 use crate::pid::Pid;
 use crate::process::Process;
+use crate::runtime::NodeShared;
 use crate::scope::{DEFAULT_SCOPE, Scope};
-use crate::store::{KindMismatch, NodeStores};
-
-/// State shared by every handle of a node and by its processes.
-pub(crate) struct NodeShared {
-    name: String,
-    pub(crate) incarnation: u64,
-    pub(crate) limits: Limits,
-    mailbox_capacity: usize,
-    pub(crate) subscription_capacity: usize,
-    kill_conflict_losers: bool,
-    /// Every store of this node: scopes, process table, outbox.
-    pub(crate) stores: NodeStores,
-    /// The cluster layer; `None` for a single node (and after shutdown).
-    cluster: ArcSwapOption<Cluster>,
-    runtime: tokio::runtime::Handle,
-    /// Wakes the lease timer (see `leases.rs`); `None` until a lease is taken.
-    lease_timer: std::sync::OnceLock<Arc<tokio::sync::Notify>>,
-}
+use crate::store::KindMismatch;
 
 /// A running Roster node.
 ///
@@ -84,7 +63,7 @@ impl Node {
     }
 
     pub(crate) fn from_shared(shared: Arc<NodeShared>) -> Self {
-        let default_scope = shared.default_scope();
+        let default_scope = Scope::default_of(&shared);
         Node {
             shared,
             default_scope,
@@ -127,7 +106,7 @@ impl Node {
     /// # }
     /// ```
     pub fn process(&self) -> Process {
-        self.shared.new_process()
+        Process::start(&self.shared)
     }
 
     /// Runs a new process in a tokio task and returns its pid. [`Node::kill`] aborts the
@@ -152,8 +131,7 @@ impl Node {
         F: FnOnce(Process) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let process = self.shared.new_process();
-        self.shared.spawn_process(process, f)
+        Process::start(&self.shared).spawn(f)
     }
 
     /// Kills a local process at once: its entries disappear for readers immediately, are
@@ -520,5 +498,20 @@ impl std::fmt::Debug for Node {
                 &format_args!("{:016x}", self.shared.incarnation),
             )
             .finish()
+    }
+}
+
+impl Process {
+    /// The node this process lives on.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().name("api-1").start().unwrap();
+    /// assert_eq!(node.process().node().name(), "api-1");
+    /// # }
+    /// ```
+    pub fn node(&self) -> Node {
+        Node::from_shared(self.node_shared().clone())
     }
 }

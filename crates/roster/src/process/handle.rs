@@ -7,14 +7,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use crate::entry::Registration;
 use crate::envelope::Envelope;
-use crate::error::{RecvError, RegistryError, SendError};
+use crate::error::{RecvError, SendError};
 use crate::event::ExitReason;
 use crate::key::Key;
 use crate::live::LiveSet;
-use crate::node::{Node, NodeShared};
 use crate::pid::Pid;
+use crate::runtime::NodeShared;
 use crate::store::LocalProcess;
 
 /// A process: the unit that owns names and group memberships.
@@ -28,8 +27,8 @@ use crate::store::LocalProcess;
 /// Dropping the handle removes every name and membership it holds, in every scope, and
 /// emits the `Unregistered`/`Left` events with reason [`ExitReason::Normal`], or
 /// [`ExitReason::Panicked`] when it is dropped while its thread unwinds from a panic.
-/// [`Node::kill`] ends it at once with [`ExitReason::Killed`] (and aborts its task when it
-/// was started with [`Node::spawn`]). Readers stop seeing a process's entries the moment it
+/// [`crate::Node::kill`] ends it at once with [`ExitReason::Killed`] (and aborts its task when it
+/// was started with [`crate::Node::spawn`]). Readers stop seeing a process's entries the moment it
 /// is marked dead, before they are removed, so its names are free for a new owner at once.
 ///
 /// # Examples
@@ -69,6 +68,32 @@ impl Process {
         }
     }
 
+    /// A new live local process of `node`, in its process table.
+    pub(crate) fn start(node: &Arc<NodeShared>) -> Self {
+        let pid = node.stores.next_pid();
+        let process = Process::new(
+            node.clone(),
+            &node.stores.processes.live,
+            pid,
+            node.mailbox_capacity,
+        );
+        node.stores.add_process(process.cell.clone());
+        process
+    }
+
+    /// Runs the process in a task that `kill` can abort; returns its pid.
+    pub(crate) fn spawn<F, Fut>(self, f: F) -> Pid
+    where
+        F: FnOnce(Process) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let cell = self.cell.clone();
+        let runtime = self.node.runtime.clone();
+        let task = runtime.spawn(f(self));
+        cell.set_task(task.abort_handle());
+        cell.pid
+    }
+
     pub(crate) fn cell(&self) -> &Arc<LocalProcess> {
         &self.cell
     }
@@ -90,19 +115,6 @@ impl Process {
         self.cell.pid
     }
 
-    /// The node this process lives on.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let node = roster::Node::builder().name("api-1").start().unwrap();
-    /// assert_eq!(node.process().node().name(), "api-1");
-    /// # }
-    /// ```
-    pub fn node(&self) -> Node {
-        Node::from_shared(self.node.clone())
-    }
-
     /// Whether the process is alive (it is not once killed).
     ///
     /// ```
@@ -119,7 +131,7 @@ impl Process {
         self.cell.is_alive()
     }
 
-    /// Why the process exited, once it has (for example after [`Node::kill`]).
+    /// Why the process exited, once it has (for example after [`crate::Node::kill`]).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -151,68 +163,7 @@ impl Process {
         self.cell.take_lost_names()
     }
 
-    /// Registers a unique name in the default scope; see [`crate::Scope::register`].
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let node = roster::Node::builder().start().unwrap();
-    /// let proc = node.process();
-    /// proc.register("leader/shard-7", &()).unwrap();
-    /// # }
-    /// ```
-    pub fn register<M: Serialize + ?Sized>(
-        &self,
-        key: &str,
-        meta: &M,
-    ) -> Result<Registration, RegistryError> {
-        self.node.default_scope().register(self, key, meta)
-    }
-
-    /// Unregisters a name of this process in the default scope; see [`crate::Scope::unregister`].
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let node = roster::Node::builder().start().unwrap();
-    /// let proc = node.process();
-    /// proc.register("k", &()).unwrap();
-    /// proc.unregister("k").unwrap();
-    /// # }
-    /// ```
-    pub fn unregister(&self, key: &str) -> Result<(), RegistryError> {
-        self.node.default_scope().unregister(self, key)
-    }
-
-    /// Joins a group in the default scope; see [`crate::Scope::join`].
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let node = roster::Node::builder().start().unwrap();
-    /// node.process().join("room/42", &()).unwrap();
-    /// # }
-    /// ```
-    pub fn join<M: Serialize + ?Sized>(&self, key: &str, meta: &M) -> Result<(), RegistryError> {
-        self.node.default_scope().join(self, key, meta)
-    }
-
-    /// Leaves a group in the default scope; see [`crate::Scope::leave`].
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let node = roster::Node::builder().start().unwrap();
-    /// let proc = node.process();
-    /// proc.join("room/42", &()).unwrap();
-    /// proc.leave("room/42").unwrap();
-    /// # }
-    /// ```
-    pub fn leave(&self, key: &str) -> Result<(), RegistryError> {
-        self.node.default_scope().leave(self, key)
-    }
-
-    /// Sends a message to a process, with this process as the sender; see [`Node::send`].
+    /// Sends a message to a process, with this process as the sender; see [`crate::Node::send`].
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]

@@ -10,7 +10,7 @@ use super::NodeShared;
 
 impl NodeShared {
     /// Starts the lease timer if needed, and wakes it: a lease was taken or replaced.
-    pub(super) fn lease_timer(self: &Arc<Self>) {
+    pub(crate) fn lease_timer(self: &Arc<Self>) {
         let wake = self.lease_timer.get_or_init(|| {
             let wake = Arc::new(Notify::new());
             self.runtime

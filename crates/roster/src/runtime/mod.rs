@@ -1,0 +1,34 @@
+//! The state a node shares with its handles, scopes and processes ([`NodeShared`]), and
+//! what it does below the public API: the runtime of its processes, message routing, the
+//! host of its replication core and cluster layer, and the timer of its scope leases.
+//! The public `Node`, `Scope` and `Process` handles sit above it.
+
+mod leases;
+mod processes;
+mod replica_host;
+mod routing;
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+
+use crate::cluster::Cluster;
+use crate::key::Limits;
+use crate::store::NodeStores;
+
+/// State shared by every handle of a node and by its processes.
+pub(crate) struct NodeShared {
+    pub(crate) name: String,
+    pub(crate) incarnation: u64,
+    pub(crate) limits: Limits,
+    pub(crate) mailbox_capacity: usize,
+    pub(crate) subscription_capacity: usize,
+    pub(crate) kill_conflict_losers: bool,
+    /// Every store of this node: scopes, process table, outbox.
+    pub(crate) stores: NodeStores,
+    /// The cluster layer; `None` for a single node (and after shutdown).
+    pub(crate) cluster: ArcSwapOption<Cluster>,
+    pub(crate) runtime: tokio::runtime::Handle,
+    /// Wakes the lease timer (see `leases.rs`); `None` until a lease is taken.
+    pub(crate) lease_timer: std::sync::OnceLock<Arc<tokio::sync::Notify>>,
+}
