@@ -92,6 +92,8 @@ struct PeerSlot<L> {
     link: Option<L>,
     /// A dial task for this peer exists.
     dialing: bool,
+    /// Someone wanted a dial while the task existed: it must not end without another look.
+    redial: bool,
     /// Consecutive failed dials or short-lived links.
     failures: u32,
 }
@@ -101,6 +103,7 @@ impl<L> Default for PeerSlot<L> {
         PeerSlot {
             link: None,
             dialing: false,
+            redial: false,
             failures: 0,
         }
     }
@@ -245,20 +248,43 @@ impl<L> LinkTable<L> {
             .collect()
     }
 
-    /// Claims the dialing of `peer`: `false` if a dial task already exists or a link is up.
+    /// Claims the dialing of `peer`: `false` if a link is up, or if a dial task already
+    /// exists (which is then told to look again before it ends, see
+    /// [`LinkTable::dial_done`]).
     pub(crate) fn claim_dial(&mut self, peer: u64) -> bool {
         let slot = self.peers.entry(peer).or_default();
-        if slot.dialing || slot.link.is_some() {
+        if slot.link.is_some() {
+            return false;
+        }
+        if slot.dialing {
+            slot.redial = true;
             return false;
         }
         slot.dialing = true;
         true
     }
 
-    /// The dial task of `peer` ends.
+    /// Asked by the dial task of `peer` between attempts: `true` if it should end (a link
+    /// is up, or the peer is not a member and nobody asked for a dial meanwhile), in which
+    /// case its claim is released in the same step, so a link lost right after is always
+    /// redialed by a new task.
+    pub(crate) fn dial_done(&mut self, peer: u64, member: bool) -> bool {
+        let Some(slot) = self.peers.get_mut(&peer) else {
+            return true;
+        };
+        let done = slot.link.is_some() || (!member && !slot.redial);
+        slot.redial = false;
+        if done {
+            slot.dialing = false;
+        }
+        done
+    }
+
+    /// The dial task of `peer` ended without [`LinkTable::dial_done`] (it was stopped).
     pub(crate) fn release_dial(&mut self, peer: u64) {
         if let Some(slot) = self.peers.get_mut(&peer) {
             slot.dialing = false;
+            slot.redial = false;
         }
     }
 
@@ -273,11 +299,6 @@ impl<L> LinkTable<L> {
     pub(crate) fn dial_failed(&mut self, peer: u64) {
         let slot = self.peers.entry(peer).or_default();
         slot.failures = slot.failures.saturating_add(1);
-    }
-
-    /// Whether `peer` has a link.
-    pub(crate) fn is_linked(&self, peer: u64) -> bool {
-        self.get(peer).is_some()
     }
 
     /// Removes every link (shutdown).
@@ -327,7 +348,7 @@ mod tests {
         let mut table: LinkTable<u8> = LinkTable::new(POLICY, 4);
         table.insert(7, 2);
         assert_eq!(table.remove_if(7, |l| *l == 1, |_| Duration::ZERO), None);
-        assert!(table.is_linked(7));
+        assert!(table.get(7).is_some());
     }
 
     #[test]
@@ -369,5 +390,33 @@ mod tests {
         table.release_dial(5);
         table.insert(5, 1);
         assert!(!table.claim_dial(5));
+    }
+
+    /// The race that left a peer without a dial task: the task saw its link up and was
+    /// about to end when the link was lost and a redial was asked for.
+    #[test]
+    fn a_dial_task_ends_and_releases_its_claim_in_one_step() {
+        let mut table: LinkTable<u8> = LinkTable::new(POLICY, 2);
+        assert!(table.claim_dial(5));
+        table.insert(5, 1);
+        assert!(table.dial_done(5, true), "linked: the task ends");
+        table.remove_if(5, |_| true, |_| Duration::ZERO);
+        assert!(
+            table.claim_dial(5),
+            "the claim was released with the decision"
+        );
+    }
+
+    #[test]
+    fn a_redial_asked_for_during_a_dial_keeps_the_task_going() {
+        let mut table: LinkTable<u8> = LinkTable::new(POLICY, 2);
+        assert!(table.claim_dial(5));
+        assert!(!table.claim_dial(5), "one task; it is told to look again");
+        assert!(
+            !table.dial_done(5, false),
+            "membership said gone, but a redial was asked for"
+        );
+        assert!(table.dial_done(5, false));
+        assert!(table.claim_dial(5));
     }
 }

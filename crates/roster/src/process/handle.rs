@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
+use super::runtime_glue::{ChannelMailbox, TokioTask};
 use crate::envelope::Envelope;
 use crate::error::{RecvError, SendError};
 use crate::event::ExitReason;
@@ -60,7 +61,8 @@ impl Process {
     ) -> Self {
         let (tx, rx) = mpsc::channel(mailbox_capacity);
         live.insert(pid.serial());
-        let cell = Arc::new(LocalProcess::new(pid, live.clone(), tx));
+        let mailbox = Box::new(ChannelMailbox(tx));
+        let cell = Arc::new(LocalProcess::new(pid, live.clone(), mailbox));
         Process {
             cell,
             inbox: rx,
@@ -90,7 +92,7 @@ impl Process {
         let cell = self.cell.clone();
         let runtime = self.node.runtime.clone();
         let task = runtime.spawn(f(self));
-        cell.set_task(task.abort_handle());
+        cell.set_task(Box::new(TokioTask(task.abort_handle())));
         cell.pid
     }
 

@@ -9,21 +9,29 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
-
 use super::core::{Core, CoreConfig, CoreEvent};
 use super::host::ReplicaHost;
 use super::wire::Frame;
 use crate::clock::Clock;
 use crate::conflict::ConflictRule;
 use crate::entry::Registration;
+use crate::envelope::Envelope;
 use crate::event::ExitReason;
 use crate::key::{Key, Limits};
 use crate::meta::Meta;
 use crate::op::Outbox;
 use crate::pid::Pid;
-use crate::store::{LocalProcess, ProcessTable};
+use crate::store::{LocalProcess, Mailbox, ProcessTable, Refused};
 use crate::store::{NodeStores, ScopeConfig, ScopeStore};
+
+/// A mailbox nobody reads: the harnesses send no messages.
+pub(super) struct Discard;
+
+impl Mailbox for Discard {
+    fn try_deliver(&self, _: Envelope) -> Result<(), Refused> {
+        Err(Refused::Closed)
+    }
+}
 
 /// A clock the test sets.
 #[derive(Default)]
@@ -80,11 +88,10 @@ impl TestNode {
     /// A new live local process.
     pub(super) fn process(&mut self) -> Pid {
         let pid = self.stores.next_pid();
-        let (mailbox, _) = mpsc::channel(1);
         let live = &self.stores.processes.live;
         live.insert(pid.serial());
-        self.stores
-            .add_process(Arc::new(LocalProcess::new(pid, live.clone(), mailbox)));
+        let process = LocalProcess::new(pid, live.clone(), Box::new(Discard));
+        self.stores.add_process(Arc::new(process));
         pid
     }
 

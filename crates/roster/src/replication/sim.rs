@@ -21,9 +21,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::core::{Core, CoreConfig, CoreEvent};
+use super::pair::Discard;
 use super::wire::Frame;
-use tokio::sync::mpsc;
-
 use crate::clock::Clock;
 use crate::conflict::ConflictRule;
 use crate::event::ExitReason;
@@ -72,10 +71,9 @@ impl SimNode {
     /// A new live local process (its mailbox is never read).
     fn new_process(&self) -> Arc<LocalProcess> {
         let pid = self.stores.next_pid();
-        let (mailbox, _) = mpsc::channel(1);
         let live = &self.stores.processes.live;
         live.insert(pid.serial());
-        let process = Arc::new(LocalProcess::new(pid, live.clone(), mailbox));
+        let process = Arc::new(LocalProcess::new(pid, live.clone(), Box::new(Discard)));
         self.stores.add_process(process.clone());
         process
     }

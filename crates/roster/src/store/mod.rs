@@ -40,7 +40,9 @@ use self::lease::Lease;
 
 use scc::TreeIndex;
 
-pub(crate) use self::process_table::{HeldEntry, HeldKind, LocalProcess, ProcessTable};
+pub(crate) use self::process_table::{
+    HeldEntry, HeldKind, LocalProcess, Mailbox, ProcessTable, Refused, Task,
+};
 use crate::conflict::ConflictRule;
 use crate::entry::{Member, Registration};
 use crate::error::RegistryError;

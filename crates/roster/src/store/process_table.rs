@@ -4,8 +4,6 @@
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use arc_swap::ArcSwapOption;
-use tokio::sync::mpsc;
-use tokio::task::AbortHandle;
 
 use super::ScopeStore;
 use crate::envelope::Envelope;
@@ -14,6 +12,31 @@ use crate::event::ExitReason;
 use crate::key::Key;
 use crate::live::LiveSet;
 use crate::pid::Pid;
+
+/// Why a mailbox did not take a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// It holds as many messages as it may.
+    Full,
+    /// Its receiver is gone.
+    Closed,
+}
+
+/// The sending side of a process's mailbox, implemented by the runtime (a tokio channel
+/// in the `roster` shell): the process table never names a runtime.
+pub(crate) trait Mailbox: Send + Sync {
+    /// Queues `envelope` without waiting.
+    fn try_deliver(&self, envelope: Envelope) -> Result<(), Refused>;
+}
+
+/// A task running a process, which `kill` aborts (implemented by the runtime).
+pub(crate) trait Task: Send + Sync {
+    /// Stops the task at its next await point.
+    fn abort(&self);
+}
+
+/// A mailbox as the table keeps it (sized, so that it can be swapped out atomically).
+struct MailboxSender(Box<dyn Mailbox>);
 
 /// The table of a node's local processes: which are alive (the live set) and each one's
 /// [`LocalProcess`] until it has finished exiting.
@@ -78,20 +101,20 @@ pub(crate) struct LocalProcess {
     lost: Mutex<Vec<(Key, Pid)>>,
     /// The mailbox's only sender. Dropped when the process exits so that the channel
     /// closes: a handle waiting in `recv` wakes, drains what was queued, then gets `Exited`.
-    mailbox: ArcSwapOption<mpsc::Sender<Envelope>>,
-    task: OnceLock<AbortHandle>,
+    mailbox: ArcSwapOption<MailboxSender>,
+    task: OnceLock<Box<dyn Task>>,
 }
 
 impl LocalProcess {
     /// The cell of a new live process (already in `live`) whose mailbox `mailbox` feeds.
-    pub(crate) fn new(pid: Pid, live: Arc<LiveSet>, mailbox: mpsc::Sender<Envelope>) -> Self {
+    pub(crate) fn new(pid: Pid, live: Arc<LiveSet>, mailbox: Box<dyn Mailbox>) -> Self {
         LocalProcess {
             pid,
             live,
             exit: OnceLock::new(),
             holdings: Mutex::new(Vec::new()),
             lost: Mutex::new(Vec::new()),
-            mailbox: ArcSwapOption::from_pointee(mailbox),
+            mailbox: ArcSwapOption::from_pointee(MailboxSender(mailbox)),
             task: OnceLock::new(),
         }
     }
@@ -149,10 +172,13 @@ impl LocalProcess {
         }
         let mailbox = self.mailbox.load();
         let mailbox = mailbox.as_ref().ok_or(SendError::NoProcess(self.pid))?;
-        mailbox.try_send(envelope).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => SendError::MailboxFull(self.pid),
-            mpsc::error::TrySendError::Closed(_) => SendError::NoProcess(self.pid),
-        })
+        mailbox
+            .0
+            .try_deliver(envelope)
+            .map_err(|refusal| match refusal {
+                Refused::Full => SendError::MailboxFull(self.pid),
+                Refused::Closed => SendError::NoProcess(self.pid),
+            })
     }
 
     /// Remembers the task running this process so that `kill` can abort it; aborts it at
@@ -160,7 +186,7 @@ impl LocalProcess {
     ///
     /// Runs under the holdings lock, which `mark_dead` also takes: either this sees the
     /// process dead, or the killer (which aborts after marking) sees the task.
-    pub(crate) fn set_task(&self, handle: AbortHandle) {
+    pub(crate) fn set_task(&self, handle: Box<dyn Task>) {
         let _holdings = self.holdings();
         if self.is_alive() {
             let _ = self.task.set(handle);

@@ -43,9 +43,10 @@ impl Cluster {
         }
         let weak = Arc::downgrade(self);
         let task = tokio::spawn(async move {
-            let _claim = DialClaim {
+            let mut claim = DialClaim {
                 cluster: weak.clone(),
                 peer,
+                held: true,
             };
             loop {
                 let wait_until = {
@@ -62,11 +63,13 @@ impl Cluster {
                 let Some(cluster) = weak.upgrade() else {
                     return;
                 };
-                if cluster.member(peer).is_none() {
+                let member_alive = cluster.member(peer).is_some();
+                if lock(&cluster.links).dial_done(peer, member_alive) {
+                    claim.held = false;
                     return;
                 }
-                if lock(&cluster.links).is_linked(peer) {
-                    return;
+                if !member_alive {
+                    continue;
                 }
                 match cluster.dial(member.addr).await {
                     // A link that already died is redialed by this same task.
@@ -145,11 +148,15 @@ impl Cluster {
 struct DialClaim {
     cluster: Weak<Cluster>,
     peer: u64,
+    /// Still held: the task did not end through `LinkTable::dial_done`.
+    held: bool,
 }
 
 impl Drop for DialClaim {
     fn drop(&mut self) {
-        if let Some(cluster) = self.cluster.upgrade() {
+        if self.held
+            && let Some(cluster) = self.cluster.upgrade()
+        {
             lock(&cluster.links).release_dial(self.peer);
         }
     }
