@@ -719,7 +719,7 @@ impl Scope {
             .subscribe(patterns, self.node.subscription_capacity)?;
         Ok(Subscription::new(
             queue,
-            Arc::<ScopeStore>::downgrade(&self.state),
+            Arc::downgrade(&self.state.subscribers),
         ))
     }
 

@@ -220,13 +220,6 @@ mod smallvec_like {
     }
 }
 
-/// What holds a scope's subscriber registry (the scope's state), seen from a
-/// [`Subscription`] that leaves the registry when it is dropped.
-pub(crate) trait SubscriberHost: Send + Sync {
-    /// The registry.
-    fn subscribers(&self) -> &Subscribers;
-}
-
 /// The subscriber registry of one scope.
 #[derive(Default)]
 pub(crate) struct Subscribers {
@@ -345,12 +338,13 @@ impl Subscribers {
 /// `StreamExt::next`.
 pub struct Subscription {
     queue: Arc<SubscriberQueue>,
-    scope: Weak<dyn SubscriberHost>,
+    /// The registry it leaves when dropped (gone once its scope is).
+    registry: Weak<Subscribers>,
 }
 
 impl Subscription {
-    pub(crate) fn new(queue: Arc<SubscriberQueue>, scope: Weak<dyn SubscriberHost>) -> Self {
-        Subscription { queue, scope }
+    pub(crate) fn new(queue: Arc<SubscriberQueue>, registry: Weak<Subscribers>) -> Self {
+        Subscription { queue, registry }
     }
 
     /// Waits for the next item; `None` once the scope was disconnected and everything
@@ -401,8 +395,8 @@ impl Stream for Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        if let Some(scope) = self.scope.upgrade() {
-            scope.subscribers().remove(self.queue.id);
+        if let Some(registry) = self.registry.upgrade() {
+            registry.remove(self.queue.id);
         }
     }
 }

@@ -51,7 +51,7 @@ use crate::key::{Key, Pattern, ScopeName};
 use crate::meta::Meta;
 use crate::op::{Op, Outbox};
 use crate::pid::Pid;
-use crate::subscription::{SubscriberHost, SubscriberQueue, Subscribers};
+use crate::subscription::{SubscriberQueue, Subscribers};
 
 pub use node_stores::DEFAULT_SCOPE;
 pub(crate) use node_stores::{KindMismatch, NodeStores};
@@ -136,13 +136,7 @@ pub(crate) struct ScopeStore {
     group_index: TreeIndex<Key, ()>,
     shards: Box<[Mutex<Shard>]>,
     counts: Box<[ShardCounts]>,
-    pub(crate) subscribers: Subscribers,
-}
-
-impl SubscriberHost for ScopeStore {
-    fn subscribers(&self) -> &Subscribers {
-        &self.subscribers
-    }
+    pub(crate) subscribers: Arc<Subscribers>,
 }
 
 /// Who changed an entry, for the event's `reason`.
@@ -191,7 +185,7 @@ impl ScopeStore {
                 })
                 .collect(),
             counts: (0..SHARDS).map(|_| ShardCounts::default()).collect(),
-            subscribers: Subscribers::default(),
+            subscribers: Arc::default(),
         })
     }
 
