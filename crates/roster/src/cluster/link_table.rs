@@ -96,6 +96,8 @@ struct PeerSlot<L> {
     redial: bool,
     /// Consecutive failed dials or short-lived links.
     failures: u32,
+    /// Since when the peer has had no link (after it had one).
+    unlinked_since: Option<Instant>,
 }
 
 impl<L> Default for PeerSlot<L> {
@@ -105,6 +107,7 @@ impl<L> Default for PeerSlot<L> {
             dialing: false,
             redial: false,
             failures: 0,
+            unlinked_since: None,
         }
     }
 }
@@ -190,7 +193,9 @@ impl<L> LinkTable<L> {
 
     /// Installs the link to `peer`, returning the one it replaces.
     pub(crate) fn insert(&mut self, peer: u64, link: L) -> Option<L> {
-        self.peers.entry(peer).or_default().link.replace(link)
+        let slot = self.peers.entry(peer).or_default();
+        slot.unlinked_since = None;
+        slot.link.replace(link)
     }
 
     /// The link to `peer`.
@@ -205,12 +210,13 @@ impl<L> LinkTable<L> {
             .filter_map(|(peer, slot)| slot.link.as_ref().map(|link| (*peer, link)))
     }
 
-    /// Removes the link to `peer` if `is_it` says it is the one meant (same session); a
-    /// link that lived shorter than the stable time counts as a failure for the redial
-    /// backoff.
+    /// Removes the link to `peer` at `now` if `is_it` says it is the one meant (same
+    /// session); a link that lived shorter than the stable time counts as a failure for the
+    /// redial backoff.
     pub(crate) fn remove_if(
         &mut self,
         peer: u64,
+        now: Instant,
         is_it: impl FnOnce(&L) -> bool,
         lived: impl FnOnce(&L) -> Duration,
     ) -> Option<L> {
@@ -219,6 +225,7 @@ impl<L> LinkTable<L> {
             return None;
         }
         let link = slot.link.take()?;
+        slot.unlinked_since = Some(now);
         if self.policy.stable(lived(&link)) {
             slot.failures = 0;
         } else {
@@ -231,21 +238,44 @@ impl<L> LinkTable<L> {
     pub(crate) fn forget(&mut self, peer: u64) -> Option<L> {
         let slot = self.peers.get_mut(&peer)?;
         let link = slot.link.take();
+        slot.unlinked_since = None;
         if !slot.dialing {
             self.peers.remove(&peer);
         }
         link
     }
 
-    /// Closes every link and refuses new ones until `until`, including handshakes in
-    /// flight; returns the links closed.
-    pub(crate) fn sever(&mut self, until: Instant) -> Vec<(u64, L)> {
+    /// Closes every link at `now` and refuses new ones until `until`, including handshakes
+    /// in flight; returns the links closed.
+    pub(crate) fn sever(&mut self, now: Instant, until: Instant) -> Vec<(u64, L)> {
         self.severed_until = Some(until);
         self.epoch += 1;
         self.peers
             .iter_mut()
-            .filter_map(|(peer, slot)| slot.link.take().map(|link| (*peer, link)))
+            .filter_map(|(peer, slot)| {
+                let link = slot.link.take()?;
+                slot.unlinked_since = Some(now);
+                Some((*peer, link))
+            })
             .collect()
+    }
+
+    /// Peers unlinked for at least `grace` at `now` that membership does not list alive:
+    /// their node may have gone before SWIM ever reported it up here, so no `Down` would
+    /// come. They are returned once (then forgotten here).
+    pub(crate) fn vanished(&mut self, now: Instant, grace: Duration, alive: &[u64]) -> Vec<u64> {
+        let mut gone = Vec::new();
+        for (peer, slot) in &mut self.peers {
+            if slot
+                .unlinked_since
+                .is_some_and(|since| now.duration_since(since) >= grace)
+                && !alive.contains(peer)
+            {
+                slot.unlinked_since = None;
+                gone.push(*peer);
+            }
+        }
+        gone
     }
 
     /// Claims the dialing of `peer`: `false` if a link is up, or if a dial task already
@@ -334,12 +364,12 @@ mod tests {
         let mut table: LinkTable<u8> = LinkTable::new(POLICY, 4);
         for round in 1..=3 {
             table.insert(7, round);
-            let lost = table.remove_if(7, |_| true, |_| Duration::from_millis(1));
+            let lost = table.remove_if(7, Instant::now(), |_| true, |_| Duration::from_millis(1));
             assert_eq!(lost, Some(round));
         }
         assert_eq!(table.dial_delay(7, 1.0), Duration::from_millis(80));
         table.insert(7, 9);
-        table.remove_if(7, |_| true, |_| Duration::from_secs(3));
+        table.remove_if(7, Instant::now(), |_| true, |_| Duration::from_secs(3));
         assert_eq!(table.dial_delay(7, 1.0), Duration::ZERO);
     }
 
@@ -347,7 +377,10 @@ mod tests {
     fn a_stale_session_does_not_remove_the_current_link() {
         let mut table: LinkTable<u8> = LinkTable::new(POLICY, 4);
         table.insert(7, 2);
-        assert_eq!(table.remove_if(7, |l| *l == 1, |_| Duration::ZERO), None);
+        assert_eq!(
+            table.remove_if(7, Instant::now(), |l| *l == 1, |_| Duration::ZERO),
+            None
+        );
         assert!(table.get(7).is_some());
     }
 
@@ -357,7 +390,7 @@ mod tests {
         let mut table: LinkTable<u8> = LinkTable::new(POLICY, 4);
         let in_flight = table.begin_handshake(now).unwrap();
         table.insert(1, 1);
-        let closed = table.sever(now + Duration::from_secs(1));
+        let closed = table.sever(now, now + Duration::from_secs(1));
         assert_eq!(closed, vec![(1, 1)]);
         assert_eq!(table.begin_handshake(now), Err(Refusal::Severed));
         assert_eq!(table.may_establish(in_flight, now), Err(Refusal::Severed));
@@ -383,6 +416,37 @@ mod tests {
     }
 
     #[test]
+    fn a_peer_unlinked_past_the_grace_and_not_a_member_has_vanished_once() {
+        let start = Instant::now();
+        let mut table: LinkTable<u8> = LinkTable::new(POLICY, 2);
+        table.insert(7, 1);
+        table.insert(8, 1);
+        table.remove_if(7, start, |_| true, |_| Duration::ZERO);
+        table.remove_if(8, start, |_| true, |_| Duration::ZERO);
+        let grace = Duration::from_secs(3);
+        assert!(
+            table
+                .vanished(start + Duration::from_secs(2), grace, &[])
+                .is_empty()
+        );
+        let later = start + Duration::from_secs(4);
+        assert_eq!(
+            table.vanished(later, grace, &[8]),
+            vec![7],
+            "8 is still a member"
+        );
+        assert!(
+            table.vanished(later, grace, &[8]).is_empty(),
+            "reported once"
+        );
+        table.insert(8, 2);
+        assert!(
+            table.vanished(later, grace, &[]).is_empty(),
+            "8 is linked again"
+        );
+    }
+
+    #[test]
     fn one_dial_task_per_peer() {
         let mut table: LinkTable<u8> = LinkTable::new(POLICY, 2);
         assert!(table.claim_dial(5));
@@ -400,7 +464,7 @@ mod tests {
         assert!(table.claim_dial(5));
         table.insert(5, 1);
         assert!(table.dial_done(5, true), "linked: the task ends");
-        table.remove_if(5, |_| true, |_| Duration::ZERO);
+        table.remove_if(5, Instant::now(), |_| true, |_| Duration::ZERO);
         assert!(
             table.claim_dial(5),
             "the claim was released with the decision"

@@ -41,7 +41,6 @@ impl Cluster {
                 core.handle_peer_down(node, incarnation, false);
                 core.handle_peer_up(node, incarnation, &peer.name, peer.limits, Instant::now());
             });
-            lock(&self.unlinked).remove(&incarnation);
             let wake = Arc::new(Notify::new());
             let last_heard = Arc::new(AtomicU64::new(self.clock_ms()));
             let (tasks, outlet) =
@@ -78,15 +77,17 @@ impl Cluster {
     pub(super) fn link_lost(self: &Arc<Self>, peer: u64, session: u64, why: &'static str) {
         let (link, outputs) = {
             let mut table = lock(&self.links);
-            let Some(link) =
-                table.remove_if(peer, |l| l.session == session, |l| l.established.elapsed())
-            else {
+            let Some(link) = table.remove_if(
+                peer,
+                Instant::now(),
+                |l| l.session == session,
+                |l| l.established.elapsed(),
+            ) else {
                 return;
             };
             self.refresh_peer_limits(&table);
             let ((), outputs) =
                 self.core_step(|core, node| core.handle_peer_down(node, peer, false));
-            lock(&self.unlinked).insert(peer, Instant::now());
             (link, outputs)
         };
         tracing::info!(peer = %link.name, session, reason = why, "link lost");
@@ -106,7 +107,6 @@ impl Cluster {
             self.refresh_peer_limits(&table);
             let ((), outputs) =
                 self.core_step(|core, node| core.handle_peer_down(node, peer, true));
-            lock(&self.unlinked).remove(&peer);
             (link, outputs)
         };
         drop(link);
@@ -120,17 +120,13 @@ impl Cluster {
         let now = Instant::now();
         let (closed, outputs) = {
             let mut table = lock(&self.links);
-            let closed = table.sever(now + duration);
+            let closed = table.sever(now, now + duration);
             self.refresh_peer_limits(&table);
             let ((), outputs) = self.core_step(|core, node| {
                 for (peer, _) in &closed {
                     core.handle_peer_down(node, *peer, false);
                 }
             });
-            let mut unlinked = lock(&self.unlinked);
-            for (peer, _) in &closed {
-                unlinked.insert(*peer, now);
-            }
             (closed, outputs)
         };
         tracing::info!(links = closed.len(), ?duration, "links severed");

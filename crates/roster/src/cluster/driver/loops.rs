@@ -3,7 +3,7 @@
 //! vanished peers.
 
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, mpsc};
 
@@ -78,18 +78,7 @@ pub(super) async fn reaper_loop(cluster: Weak<Cluster>) {
             .into_iter()
             .map(|m| m.incarnation)
             .collect();
-        let doomed: Vec<u64> = {
-            let mut unlinked = lock(&cluster.unlinked);
-            let doomed: Vec<u64> = unlinked
-                .iter()
-                .filter(|(peer, since)| !alive.contains(peer) && since.elapsed() >= cluster.grace)
-                .map(|(peer, _)| *peer)
-                .collect();
-            for peer in &doomed {
-                unlinked.remove(peer);
-            }
-            doomed
-        };
+        let doomed = lock(&cluster.links).vanished(Instant::now(), cluster.grace, &alive);
         for peer in doomed {
             tracing::info!(peer, "unlinked peer unknown to membership: purging it");
             cluster.peer_dead(peer);

@@ -24,7 +24,6 @@ mod loops;
 mod stats;
 mod throttle;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -70,14 +69,10 @@ pub(crate) struct Cluster {
     me: Greeting,
     key: ClusterKey,
     core: Mutex<Core>,
-    /// Lock order: `links`, then `core`, then `unlinked`; never `links` while holding
+    /// Lock order: `links`, then `core`; never `links` while holding
     /// `core`.
     links: Mutex<LinkTable<Link>>,
     membership: Mutex<Option<MembershipHandle>>,
-    /// Peers whose link is down, since when. A peer that stays unlinked past the grace
-    /// period while membership does not list it alive is declared dead (its node may have
-    /// gone before SWIM ever reported it up here, so no `Down` would come).
-    unlinked: Mutex<HashMap<u64, Instant>>,
     grace: Duration,
     /// How long a link may stay silent before it is closed.
     silence: Duration,
@@ -159,7 +154,6 @@ impl Cluster {
             core: Mutex::new(Core::new(incarnation, core_config)),
             links: Mutex::new(LinkTable::new(settings.redial, MAX_PENDING_HANDSHAKES)),
             membership: Mutex::new(None),
-            unlinked: Mutex::new(HashMap::new()),
             grace: settings.unlinked_grace,
             silence,
             #[cfg(feature = "tls")]
