@@ -43,27 +43,21 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs, unreachable_pub, rustdoc::broken_intra_doc_links)]
 
-mod clock;
 mod cluster;
-mod conflict;
-mod entry;
-mod envelope;
-mod error;
-mod event;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
-mod key;
-mod live;
-mod meta;
 mod node;
-mod op;
-mod pid;
 mod process;
-mod replication;
 mod runtime;
 mod scope;
-mod store;
-mod subscription;
+
+// The protocol: vocabulary, stores, the replication core, the wire format and the link
+// lifecycle, with no IO (see the `roster-proto` crate). Imported under their names so
+// the shell refers to them as `crate::store`, `crate::replication`, ...
+use roster_proto::{
+    clock, conflict, entry, envelope, error, event, key, link_table, live, meta, op, pid,
+    replication, store, subscription,
+};
 
 pub use clock::Clock;
 pub use cluster::{ClusterConfig, ClusterStats, FailureDetection, HandshakeError, PeerInfo};

@@ -14,7 +14,7 @@ mod config;
 mod driver;
 mod handshake;
 pub(crate) mod host;
-mod link_table;
+use crate::link_table;
 pub(crate) mod membership;
 mod outlet;
 #[cfg(test)]

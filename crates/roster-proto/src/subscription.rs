@@ -42,7 +42,7 @@ impl Delivery {
 static NEXT_SUBSCRIBER: AtomicU64 = AtomicU64::new(1);
 
 /// The queue of one subscriber, shared between the writers and the [`Subscription`].
-pub(crate) struct SubscriberQueue {
+pub struct SubscriberQueue {
     id: u64,
     patterns: Vec<Pattern>,
     capacity: usize,
@@ -89,7 +89,7 @@ impl SubscriberQueue {
     }
 
     /// Queues a final batch (if any) and ends the subscription.
-    pub(crate) fn close_with(&self, events: Vec<Event>) {
+    pub fn close_with(&self, events: Vec<Event>) {
         if !events.is_empty() {
             // The final batch is always kept: it is bounded by the scope's size and the
             // subscriber needs it to know what it no longer sees.
@@ -124,7 +124,8 @@ impl SubscriberQueue {
         Poll::Pending
     }
 
-    pub(crate) fn matches(&self, key: &str) -> bool {
+    /// Whether a change to `key` is for this subscriber.
+    pub fn matches(&self, key: &str) -> bool {
         self.patterns.iter().any(|p| p.matches(key))
     }
 }
@@ -132,7 +133,7 @@ impl SubscriberQueue {
 /// The subscribers of one scope, indexed by pattern so that matching a change costs
 /// O(depth of the key), not O(subscribers). Replaced copy-on-write on (un)subscribe.
 #[derive(Default, Clone)]
-pub(crate) struct SubscriberTable {
+pub struct SubscriberTable {
     all: Vec<Arc<SubscriberQueue>>,
     exact: HashMap<Key, Vec<Arc<SubscriberQueue>>>,
     prefix: HashMap<Key, Vec<Arc<SubscriberQueue>>>,
@@ -170,9 +171,9 @@ impl SubscriberTable {
         table
     }
 
-    /// Number of subscriptions.
-    pub(crate) fn len(&self) -> usize {
-        self.queues.len()
+    /// Whether nobody is subscribed.
+    pub fn is_empty(&self) -> bool {
+        self.queues.is_empty()
     }
 
     /// Calls `f` once for each subscriber matching `key`.
@@ -197,7 +198,7 @@ impl SubscriberTable {
     }
 
     /// All subscribers, each once.
-    pub(crate) fn all_queues(&self) -> Vec<Arc<SubscriberQueue>> {
+    pub fn all_queues(&self) -> Vec<Arc<SubscriberQueue>> {
         self.queues.values().cloned().collect()
     }
 }
@@ -222,12 +223,13 @@ mod smallvec_like {
 
 /// The subscriber registry of one scope.
 #[derive(Default)]
-pub(crate) struct Subscribers {
+pub struct Subscribers {
     table: ArcSwap<SubscriberTable>,
 }
 
 impl Subscribers {
-    pub(crate) fn add(&self, patterns: Vec<Pattern>, capacity: usize) -> Arc<SubscriberQueue> {
+    /// Adds a subscriber to changes matching `patterns`, with a queue of `capacity` events.
+    pub fn add(&self, patterns: Vec<Pattern>, capacity: usize) -> Arc<SubscriberQueue> {
         let queue = Arc::new(SubscriberQueue {
             id: NEXT_SUBSCRIBER.fetch_add(1, Ordering::Relaxed),
             patterns,
@@ -238,7 +240,8 @@ impl Subscribers {
         queue
     }
 
-    pub(crate) fn remove(&self, id: u64) {
+    /// Removes subscriber `id`.
+    pub fn remove(&self, id: u64) {
         self.table.rcu(|table| {
             if table.queues.contains_key(&id) {
                 Arc::new(table.without(id))
@@ -248,19 +251,20 @@ impl Subscribers {
         });
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.table.load().len()
+    /// Whether nobody is subscribed.
+    pub fn is_empty(&self) -> bool {
+        self.table.load().is_empty()
     }
 
     /// Takes every subscriber out of the table (on scope disconnect).
-    pub(crate) fn take_all(&self) -> Vec<Arc<SubscriberQueue>> {
+    pub fn take_all(&self) -> Vec<Arc<SubscriberQueue>> {
         self.table.swap(Arc::default()).all_queues()
     }
 
     /// Delivers one event to every matching subscriber as a one-event batch. The event
     /// is only built when someone subscribes to the scope (writes are hot; most scopes
     /// have no subscriber).
-    pub(crate) fn emit(&self, event: impl FnOnce() -> Event) {
+    pub fn emit(&self, event: impl FnOnce() -> Event) {
         let table = self.table.load();
         if table.queues.is_empty() {
             return;
@@ -270,7 +274,7 @@ impl Subscribers {
     }
 
     /// Delivers a bulk change: one batch per matching subscriber, events in order.
-    pub(crate) fn emit_batch(&self, events: Vec<Event>) {
+    pub fn emit_batch(&self, events: Vec<Event>) {
         let table = self.table.load();
         if table.queues.is_empty() || events.is_empty() {
             return;
@@ -301,7 +305,7 @@ impl Subscribers {
 /// # Lagging
 ///
 /// Each subscription holds at most `capacity` undelivered events (set with
-/// [`crate::NodeBuilder::subscription_capacity`]); a batch larger than the capacity is only
+/// `roster::NodeBuilder::subscription_capacity`); a batch larger than the capacity is only
 /// accepted into an empty queue. Writers never wait for a subscriber: a batch that does not
 /// fit is dropped and counted, and the subscriber's next item is
 /// [`Delivery::Lagged`] with the exact number of events it missed. It stays subscribed and
@@ -311,7 +315,7 @@ impl Subscribers {
 ///
 /// Dropping the subscription unsubscribes. When this node disconnects from the scope, the
 /// subscription receives the final batch (every entry removed, reason
-/// [`crate::Reason::ScopeDisconnected`]) and then ends (`recv` returns `None`).
+/// [`crate::event::Reason::ScopeDisconnected`]) and then ends (`recv` returns `None`).
 ///
 /// # Examples
 ///
@@ -343,7 +347,8 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    pub(crate) fn new(queue: Arc<SubscriberQueue>, registry: Weak<Subscribers>) -> Self {
+    /// A subscription reading `queue`, which leaves `registry` when dropped.
+    pub fn new(queue: Arc<SubscriberQueue>, registry: Weak<Subscribers>) -> Self {
         Subscription { queue, registry }
     }
 

@@ -28,7 +28,7 @@ pub(super) enum MemberChange {
 
 impl ScopeStore {
     /// Adds a local process to a group, or updates its meta there.
-    pub(crate) fn join(
+    pub fn join(
         self: &Arc<Self>,
         cell: &LocalProcess,
         key: Key,
@@ -63,7 +63,7 @@ impl ScopeStore {
     }
 
     /// Removes a local process from a group.
-    pub(crate) fn leave(&self, cell: &LocalProcess, key: &Key) -> Result<(), RegistryError> {
+    pub fn leave(&self, cell: &LocalProcess, key: &Key) -> Result<(), RegistryError> {
         let mut shard = self.write_lock(key)?;
         let event = self
             .remove_member(&mut shard, key, cell.pid, Cause::Requested)
@@ -184,7 +184,7 @@ impl ScopeStore {
     }
 
     /// Members of a group, or of every group under a prefix (key ending in `/`). Lock-free.
-    pub(crate) fn members(&self, key: &str, limit: Option<usize>) -> Members<'_> {
+    pub fn members(&self, key: &str, limit: Option<usize>) -> Members<'_> {
         let groups = self.groups.pin();
         if !is_prefix(key) {
             let found = groups.get(key).cloned().into_iter().collect();
@@ -216,7 +216,7 @@ impl ScopeStore {
     }
 
     /// Number of memberships in the scope (all, or of local processes).
-    pub(crate) fn membership_count(&self, local_only: bool) -> usize {
+    pub fn membership_count(&self, local_only: bool) -> usize {
         if local_only {
             self.count(|c| &c.local_memberships)
         } else {
@@ -225,7 +225,7 @@ impl ScopeStore {
     }
 
     /// Group keys under `prefix` (`""`: all) that have members, in key order.
-    pub(crate) fn group_keys(&self, prefix: &str, limit: usize) -> Vec<Key> {
+    pub fn group_keys(&self, prefix: &str, limit: usize) -> Vec<Key> {
         let guard = scc::Guard::new();
         keys_with_prefix(&self.group_index, prefix, &guard)
             .take(limit)
@@ -234,7 +234,7 @@ impl ScopeStore {
     }
 
     /// Visits live memberships, under `prefix` if given (cost proportional to the range).
-    pub(crate) fn visit_members(&self, prefix: Option<&str>, mut visit: impl FnMut(Entry) -> bool) {
+    pub fn visit_members(&self, prefix: Option<&str>, mut visit: impl FnMut(Entry) -> bool) {
         let groups = self.groups.pin();
         let mut emit = |key: &Key, members: &Arc<[Member]>| {
             members.iter().filter(|m| self.is_live(m.pid())).all(|m| {

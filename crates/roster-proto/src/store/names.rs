@@ -15,7 +15,7 @@ use crate::pid::Pid;
 
 impl ScopeStore {
     /// Registers `key` for a local process, updates its meta, or refuses with `Taken`.
-    pub(crate) fn register(
+    pub fn register(
         self: &Arc<Self>,
         cell: &LocalProcess,
         key: Key,
@@ -104,7 +104,7 @@ impl ScopeStore {
     }
 
     /// Unregisters a name owned by a local process.
-    pub(crate) fn unregister(&self, cell: &LocalProcess, key: &Key) -> Result<(), RegistryError> {
+    pub fn unregister(&self, cell: &LocalProcess, key: &Key) -> Result<(), RegistryError> {
         let mut shard = self.write_lock(key)?;
         match self.names.pin().get(key.as_str()) {
             Some(e) if self.is_live(e.pid) && e.pid != cell.pid => {
@@ -259,7 +259,7 @@ impl ScopeStore {
 
     /// The live owner of `key`. Lock-free.
     #[inline]
-    pub(crate) fn lookup(&self, key: &str) -> Option<Registration> {
+    pub fn lookup(&self, key: &str) -> Option<Registration> {
         let names = self.names.pin();
         let entry = names.get(key)?;
         self.is_live(entry.pid).then(|| entry.clone())
@@ -267,14 +267,14 @@ impl ScopeStore {
 
     /// The pid of the live owner of `key`. Lock-free and allocation-free.
     #[inline]
-    pub(crate) fn whereis(&self, key: &str) -> Option<Pid> {
+    pub fn whereis(&self, key: &str) -> Option<Pid> {
         let names = self.names.pin();
         let entry = names.get(key)?;
         self.is_live(entry.pid).then_some(entry.pid)
     }
 
     /// Live names under `prefix` (`""`: all), in key order, at most `limit`.
-    pub(crate) fn registered(&self, prefix: &str, limit: usize) -> Vec<(Key, Registration)> {
+    pub fn registered(&self, prefix: &str, limit: usize) -> Vec<(Key, Registration)> {
         let guard = scc::Guard::new();
         let names = self.names.pin();
         keys_with_prefix(&self.name_index, prefix, &guard)
@@ -287,7 +287,7 @@ impl ScopeStore {
     }
 
     /// Number of names (all, or owned by local processes).
-    pub(crate) fn registry_count(&self, local_only: bool) -> usize {
+    pub fn registry_count(&self, local_only: bool) -> usize {
         if local_only {
             self.count(|c| &c.local_names)
         } else {
@@ -296,7 +296,7 @@ impl ScopeStore {
     }
 
     /// Visits live names, under `prefix` if given (cost proportional to the range).
-    pub(crate) fn visit_names(&self, prefix: Option<&str>, mut visit: impl FnMut(Entry) -> bool) {
+    pub fn visit_names(&self, prefix: Option<&str>, mut visit: impl FnMut(Entry) -> bool) {
         let names = self.names.pin();
         let mut emit = |key: &Key, e: &Registration| {
             if !self.is_live(e.pid) {

@@ -36,7 +36,7 @@ pub enum Winner {
 /// and that pair is decided by [`ConflictRule::KeepOldest`].
 pub type Resolver = dyn Fn(&str, &Registration, &Registration) -> Winner + Send + Sync;
 
-/// How name conflicts are decided; set with [`crate::NodeBuilder::conflict_rule`].
+/// How name conflicts are decided; set with `roster::NodeBuilder::conflict_rule`.
 ///
 /// # Examples
 ///
@@ -128,7 +128,7 @@ static LOGGED_KEYS: Mutex<BTreeSet<Box<str>>> = Mutex::new(BTreeSet::new());
 
 /// Number of custom resolver panics caught in this process so far (every node of the
 /// process counts here: a process usually runs one).
-pub(crate) fn resolver_panics() -> u64 {
+pub fn resolver_panics() -> u64 {
     RESOLVER_PANICS.load(atomic::Ordering::Relaxed)
 }
 

@@ -17,7 +17,8 @@ pub struct Envelope {
 }
 
 impl Envelope {
-    pub(crate) fn new(from: Option<Pid>, payload: Meta) -> Self {
+    /// A message from `from` (if it came from a process) with its encoded payload.
+    pub fn new(from: Option<Pid>, payload: Meta) -> Self {
         Envelope { from, payload }
     }
 

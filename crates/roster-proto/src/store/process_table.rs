@@ -15,7 +15,7 @@ use crate::pid::Pid;
 
 /// Why a mailbox did not take a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refused {
+pub enum Refused {
     /// It holds as many messages as it may.
     Full,
     /// Its receiver is gone.
@@ -24,13 +24,13 @@ pub(crate) enum Refused {
 
 /// The sending side of a process's mailbox, implemented by the runtime (a tokio channel
 /// in the `roster` shell): the process table never names a runtime.
-pub(crate) trait Mailbox: Send + Sync {
+pub trait Mailbox: Send + Sync {
     /// Queues `envelope` without waiting.
     fn try_deliver(&self, envelope: Envelope) -> Result<(), Refused>;
 }
 
 /// A task running a process, which `kill` aborts (implemented by the runtime).
-pub(crate) trait Task: Send + Sync {
+pub trait Task: Send + Sync {
     /// Stops the task at its next await point.
     fn abort(&self);
 }
@@ -40,17 +40,18 @@ struct MailboxSender(Box<dyn Mailbox>);
 
 /// The table of a node's local processes: which are alive (the live set) and each one's
 /// [`LocalProcess`] until it has finished exiting.
-pub(crate) struct ProcessTable {
+pub struct ProcessTable {
     /// The node's incarnation (the first half of every local pid).
-    pub(crate) incarnation: u64,
+    pub incarnation: u64,
     /// Which local processes are alive, by serial.
-    pub(crate) live: Arc<LiveSet>,
+    pub live: Arc<LiveSet>,
     /// Every local process that has not finished exiting.
-    pub(crate) cells: papaya::HashMap<Pid, Arc<LocalProcess>, foldhash::fast::RandomState>,
+    pub cells: papaya::HashMap<Pid, Arc<LocalProcess>, foldhash::fast::RandomState>,
 }
 
 impl ProcessTable {
-    pub(crate) fn new(incarnation: u64) -> Self {
+    /// An empty table for the node of incarnation `incarnation`.
+    pub fn new(incarnation: u64) -> Self {
         ProcessTable {
             incarnation,
             live: Arc::new(LiveSet::default()),
@@ -61,12 +62,12 @@ impl ProcessTable {
     /// Whether `pid` is alive as far as this node knows: a local process that has not
     /// exited, or any remote process (remote entries are removed when they go).
     #[inline]
-    pub(crate) fn is_live(&self, pid: Pid) -> bool {
+    pub fn is_live(&self, pid: Pid) -> bool {
         pid.incarnation() != self.incarnation || self.live.contains(pid.serial())
     }
 
     /// Why a local process exited (`Normal` if it is unknown by now).
-    pub(crate) fn exit_reason(&self, pid: Pid) -> ExitReason {
+    pub fn exit_reason(&self, pid: Pid) -> ExitReason {
         self.cells
             .pin()
             .get(&pid)
@@ -77,22 +78,28 @@ impl ProcessTable {
 
 /// An entry a local process holds (a name or a membership in a scope): the reverse index
 /// by owner that makes death cleanup cost proportional to the process's own entries.
-pub(crate) struct HeldEntry {
-    pub(crate) scope: Arc<ScopeStore>,
-    pub(crate) key: Key,
-    pub(crate) kind: HeldKind,
+pub struct HeldEntry {
+    /// The store of the scope the entry is in.
+    pub scope: Arc<ScopeStore>,
+    /// The entry's key.
+    pub key: Key,
+    /// A name or a membership.
+    pub kind: HeldKind,
 }
 
 /// Whether a held entry is a unique name or a group membership.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum HeldKind {
+pub enum HeldKind {
+    /// A unique name.
     Name,
+    /// A group membership.
     Member,
 }
 
 /// The node-side state of a local process: what the node keeps in its process table.
-pub(crate) struct LocalProcess {
-    pub(crate) pid: Pid,
+pub struct LocalProcess {
+    /// The process's pid.
+    pub pid: Pid,
     /// The node's set of live processes (this process is alive while its serial is in it).
     live: Arc<LiveSet>,
     exit: OnceLock<ExitReason>,
@@ -107,7 +114,7 @@ pub(crate) struct LocalProcess {
 
 impl LocalProcess {
     /// The cell of a new live process (already in `live`) whose mailbox `mailbox` feeds.
-    pub(crate) fn new(pid: Pid, live: Arc<LiveSet>, mailbox: Box<dyn Mailbox>) -> Self {
+    pub fn new(pid: Pid, live: Arc<LiveSet>, mailbox: Box<dyn Mailbox>) -> Self {
         LocalProcess {
             pid,
             live,
@@ -120,7 +127,7 @@ impl LocalProcess {
     }
 
     /// Locks the process's holdings. Lock order: a shard lock (if any) first, then this.
-    pub(crate) fn holdings(&self) -> MutexGuard<'_, Vec<HeldEntry>> {
+    pub fn holdings(&self) -> MutexGuard<'_, Vec<HeldEntry>> {
         // A panic while holding this lock cannot leave the Vec inconsistent (every
         // critical section is a single push, swap_remove or take), so poisoning is ignored.
         self.holdings.lock().unwrap_or_else(|e| e.into_inner())
@@ -130,7 +137,7 @@ impl LocalProcess {
     ///
     /// Returns `None` if it had already exited. After this returns, readers skip its
     /// entries and its names are free for others, before the entries are removed.
-    pub(crate) fn mark_dead(&self, reason: ExitReason) -> Option<Vec<HeldEntry>> {
+    pub fn mark_dead(&self, reason: ExitReason) -> Option<Vec<HeldEntry>> {
         let mut holdings = self.holdings();
         if !self.is_alive() {
             return None;
@@ -143,17 +150,17 @@ impl LocalProcess {
 
     /// Whether the process is alive. Lock-free.
     #[inline]
-    pub(crate) fn is_alive(&self) -> bool {
+    pub fn is_alive(&self) -> bool {
         self.live.contains(self.pid.serial())
     }
 
     /// The exit reason, once the process has exited.
-    pub(crate) fn exit_reason(&self) -> Option<&ExitReason> {
+    pub fn exit_reason(&self) -> Option<&ExitReason> {
         self.exit.get()
     }
 
     /// Records a name this (surviving) process lost in a conflict.
-    pub(crate) fn lost_name(&self, key: Key, winner: Pid) {
+    pub fn lost_name(&self, key: Key, winner: Pid) {
         self.lost
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -161,12 +168,12 @@ impl LocalProcess {
     }
 
     /// Takes the names lost in conflicts since the last call.
-    pub(crate) fn take_lost_names(&self) -> Vec<(Key, Pid)> {
+    pub fn take_lost_names(&self) -> Vec<(Key, Pid)> {
         std::mem::take(&mut *self.lost.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Queues a message without waiting.
-    pub(crate) fn deliver(&self, envelope: Envelope) -> Result<(), SendError> {
+    pub fn deliver(&self, envelope: Envelope) -> Result<(), SendError> {
         if !self.is_alive() {
             return Err(SendError::NoProcess(self.pid));
         }
@@ -186,7 +193,7 @@ impl LocalProcess {
     ///
     /// Runs under the holdings lock, which `mark_dead` also takes: either this sees the
     /// process dead, or the killer (which aborts after marking) sees the task.
-    pub(crate) fn set_task(&self, handle: Box<dyn Task>) {
+    pub fn set_task(&self, handle: Box<dyn Task>) {
         let _holdings = self.holdings();
         if self.is_alive() {
             let _ = self.task.set(handle);
@@ -196,7 +203,7 @@ impl LocalProcess {
     }
 
     /// Aborts the task running this process, if it was spawned.
-    pub(crate) fn abort_task(&self) {
+    pub fn abort_task(&self) {
         if let Some(task) = self.task.get() {
             task.abort();
         }

@@ -48,7 +48,7 @@ pub enum ExitReason {
     Normal,
     /// The handle was dropped while its thread was panicking.
     Panicked,
-    /// [`Node::kill`](crate::Node::kill) ended it.
+    /// `roster::Node::kill` ended it.
     Killed,
     /// It lost a name in a conflict with another process (cluster conflict resolution).
     Conflict {

@@ -52,25 +52,25 @@ use crate::store::{ScopeStore, SnapshotReceiver};
 
 /// Tuning of a [`Core`].
 #[derive(Debug, Clone)]
-pub(crate) struct CoreConfig {
+pub struct CoreConfig {
     /// Ops of each own stream kept for delta catch-up. A peer that missed more gets a
     /// snapshot. 65 536 ops cover a second of heavy churn; their slots alone take 6 MiB
     /// per scope, and their keys and metas are bounded by `op_log_bytes`.
-    pub(crate) op_log: usize,
+    pub op_log: usize,
     /// Bytes the ops kept of each own stream may take, slots, keys and metas counted
     /// (see `op_log`). 16 MiB keeps the whole 65 536 ops when keys and metas are under
     /// 160 bytes, and bounds what a log of large metas keeps alive after churn.
-    pub(crate) op_log_bytes: usize,
+    pub op_log_bytes: usize,
     /// Most ops per frame (ops and snapshot chunks). 4096 ops of ~60 bytes keep a frame
     /// near 256 KiB: large enough to amortize a write, small enough to interleave.
-    pub(crate) max_ops_per_frame: usize,
+    pub max_ops_per_frame: usize,
     /// Live ops and messages queued for one peer before its link is declared overloaded
     /// and dropped (it catches up when it comes back). Bounds memory per slow peer.
-    pub(crate) max_queued_ops: usize,
+    pub max_queued_ops: usize,
     /// How often digests are exchanged.
-    pub(crate) anti_entropy_interval: Duration,
+    pub anti_entropy_interval: Duration,
     /// This node's limits: items from peers over them are skipped.
-    pub(crate) limits: Limits,
+    pub limits: Limits,
 }
 
 impl Default for CoreConfig {
@@ -88,7 +88,8 @@ impl Default for CoreConfig {
 
 /// Something the driver should know or act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum CoreEvent {
+#[allow(missing_docs, reason = "the variant docs say what the fields are")]
+pub enum CoreEvent {
     /// The peer's queue overflowed: drop the link (it will be resynced on reconnect).
     Overloaded { peer: u64 },
     /// A digest mismatch was found and a snapshot sent to repair it.
@@ -142,11 +143,14 @@ fn take_frame(ops: &mut impl Iterator<Item = Op>, max: usize) -> Vec<Op> {
 
 /// Why [`Core::send`] did not queue a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Unsent {
+pub enum Unsent {
     /// The peer has no link.
     NoLink,
     /// The payload is over the peer's `max_message_bytes`.
-    TooLarge { max: usize },
+    TooLarge {
+        /// The peer's `max_message_bytes`.
+        max: usize,
+    },
 }
 
 /// How far a peer is in catching up with one of our streams. Catch-up is read as the
@@ -277,7 +281,7 @@ impl Peer {
 ///
 /// Call order: after any `handle_*` call, drain [`Core::poll_transmit`] for every peer,
 /// then [`Core::poll_event`], and re-arm the timer from [`Core::poll_timeout`].
-pub(crate) struct Core {
+pub struct Core {
     me: u64,
     config: CoreConfig,
     streams: BTreeMap<ScopeName, OwnStream>,
@@ -287,7 +291,8 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    pub(crate) fn new(me: u64, config: CoreConfig) -> Self {
+    /// The core of the node of incarnation `me`.
+    pub fn new(me: u64, config: CoreConfig) -> Self {
         Core {
             me,
             config,
@@ -299,7 +304,7 @@ impl Core {
     }
 
     /// Linked peers connected to `scope`.
-    pub(crate) fn peers_in(&self, scope: &str) -> Vec<u64> {
+    pub fn peers_in(&self, scope: &str) -> Vec<u64> {
         self.peers
             .iter()
             .filter(|(_, p)| p.linked && p.scopes.contains(scope))
@@ -308,7 +313,7 @@ impl Core {
     }
 
     /// Our sequence in a scope's stream (for tests and metrics).
-    pub(crate) fn own_seq(&self, scope: &str) -> u64 {
+    pub fn own_seq(&self, scope: &str) -> u64 {
         self.streams.get(scope).map_or(0, |s| s.seq)
     }
 
@@ -316,7 +321,7 @@ impl Core {
     ///
     /// A peer with the same name and another incarnation is a restarted node: every entry
     /// of the old incarnation is purged at once.
-    pub(crate) fn handle_peer_up(
+    pub fn handle_peer_up(
         &mut self,
         host: &dyn ReplicaHost,
         peer: u64,
@@ -357,7 +362,7 @@ impl Core {
     /// The link to `peer` is gone. If `dead` (membership declared the node down), every
     /// entry of it is purged with reason `NodeDown`; otherwise its entries stay and the
     /// next link resyncs by delta.
-    pub(crate) fn handle_peer_down(&mut self, host: &dyn ReplicaHost, peer: u64, dead: bool) {
+    pub fn handle_peer_down(&mut self, host: &dyn ReplicaHost, peer: u64, dead: bool) {
         if dead {
             self.forget_peer(host, peer);
         } else if let Some(state) = self.peers.get_mut(&peer) {
@@ -377,7 +382,7 @@ impl Core {
     /// Ops of local writes, in the order they were applied: numbered into our streams and
     /// queued for the peers that are caught up. The host hands them in before any other
     /// input, so that our stream is never behind what a frame or timer reacts to.
-    pub(crate) fn handle_local_ops(&mut self, host: &dyn ReplicaHost, ops: Vec<Outgoing>) {
+    pub fn handle_local_ops(&mut self, host: &dyn ReplicaHost, ops: Vec<Outgoing>) {
         if ops.is_empty() {
             return;
         }
@@ -436,7 +441,7 @@ impl Core {
 
     /// This node connected to a replicated scope: tell the peers and send them our
     /// (possibly empty) snapshot of it.
-    pub(crate) fn handle_scope_connected(&mut self, host: &dyn ReplicaHost, scope: &ScopeName) {
+    pub fn handle_scope_connected(&mut self, host: &dyn ReplicaHost, scope: &ScopeName) {
         let Some(state) = host.replicated_scope(scope) else {
             return;
         };
@@ -461,7 +466,7 @@ impl Core {
 
     /// This node disconnected from a scope (its local view is already dropped): tell the
     /// peers, and forget the streams of the scope.
-    pub(crate) fn handle_scope_disconnected(&mut self, scope: &ScopeName) {
+    pub fn handle_scope_disconnected(&mut self, scope: &ScopeName) {
         self.streams.remove(scope);
         for peer in self.peers.values_mut() {
             peer.applied.remove(scope);
@@ -478,7 +483,7 @@ impl Core {
     }
 
     /// A frame arrived from `peer`.
-    pub(crate) fn handle_frame(&mut self, host: &dyn ReplicaHost, peer: u64, frame: Frame) {
+    pub fn handle_frame(&mut self, host: &dyn ReplicaHost, peer: u64, frame: Frame) {
         if !self.peers.get(&peer).is_some_and(|p| p.linked) {
             return;
         }
@@ -731,7 +736,7 @@ impl Core {
     }
 
     /// Time passed: exchange digests if due. Early or repeated calls do nothing.
-    pub(crate) fn handle_timeout(&mut self, host: &dyn ReplicaHost, now: Instant) {
+    pub fn handle_timeout(&mut self, host: &dyn ReplicaHost, now: Instant) {
         let Some(due) = self.next_anti_entropy else {
             return;
         };
@@ -762,7 +767,7 @@ impl Core {
 
     /// Queues a message or dispatch for a peer, after the ops queued before it. Refused
     /// if the peer has no link or announced a smaller `max_message_bytes`.
-    pub(crate) fn send(&mut self, peer: u64, frame: Frame) -> Result<(), Unsent> {
+    pub fn send(&mut self, peer: u64, frame: Frame) -> Result<(), Unsent> {
         let Some(state) = self.peers.get_mut(&peer).filter(|p| p.linked) else {
             return Err(Unsent::NoLink);
         };
@@ -781,7 +786,7 @@ impl Core {
     /// frame of catch-up per scope. Call it again as long as it returns frames and the
     /// socket takes them: catch-up is paced by the socket, not queued at once.
     #[must_use = "frames taken must be sent, or the peer misses them"]
-    pub(crate) fn poll_transmit(&mut self, peer: u64) -> Vec<Frame> {
+    pub fn poll_transmit(&mut self, peer: u64) -> Vec<Frame> {
         let max = self.config.max_ops_per_frame.max(1);
         let streams = &self.streams;
         let Some(state) = self.peers.get_mut(&peer).filter(|p| p.linked) else {
@@ -843,7 +848,7 @@ impl Core {
     }
 
     /// Peers that have frames to send (queued, or catch-up under way).
-    pub(crate) fn peers_with_transmits(&self) -> Vec<u64> {
+    pub fn peers_with_transmits(&self) -> Vec<u64> {
         self.peers
             .iter()
             .filter(|(_, p)| !p.queue.is_empty() || (p.linked && !p.catching_up.is_empty()))
@@ -853,13 +858,13 @@ impl Core {
 
     /// The next event for the driver.
     #[must_use]
-    pub(crate) fn poll_event(&mut self) -> Option<CoreEvent> {
+    pub fn poll_event(&mut self) -> Option<CoreEvent> {
         self.events.pop_front()
     }
 
     /// When [`Core::handle_timeout`] next has work.
     #[must_use]
-    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+    pub fn poll_timeout(&self) -> Option<Instant> {
         self.next_anti_entropy
     }
 }

@@ -40,7 +40,7 @@ use self::lease::Lease;
 
 use scc::TreeIndex;
 
-pub(crate) use self::process_table::{
+pub use self::process_table::{
     HeldEntry, HeldKind, LocalProcess, Mailbox, ProcessTable, Refused, Task,
 };
 use crate::conflict::ConflictRule;
@@ -54,12 +54,12 @@ use crate::pid::Pid;
 use crate::subscription::{SubscriberQueue, Subscribers};
 
 pub use node_stores::DEFAULT_SCOPE;
-pub(crate) use node_stores::{KindMismatch, NodeStores};
-pub(crate) use replica::{ApplyOutcome, SnapshotReceiver};
+pub use node_stores::{KindMismatch, NodeStores};
+pub use replica::{ApplyOutcome, SnapshotReceiver};
 
 /// Number of write shards per scope. A power of two well above the core count keeps two
 /// writers on different keys from meeting on a lock; 64 mutexes cost a few KiB per scope.
-pub(crate) const SHARDS: usize = 64;
+pub const SHARDS: usize = 64;
 
 type Hasher = foldhash::fast::FixedState;
 type Map<V> = papaya::HashMap<Key, V, foldhash::fast::RandomState>;
@@ -68,7 +68,7 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// What a shard lock guards besides serializing the writers of its keys.
 #[derive(Default)]
-pub(crate) struct Shard {
+pub struct Shard {
     /// This shard's index (to find its counters).
     index: usize,
     /// Whether digests are kept (only replicated scopes need them).
@@ -109,23 +109,26 @@ impl Shard {
 
 /// Settings of a scope that come from the node.
 #[derive(Clone)]
-pub(crate) struct ScopeConfig {
-    pub(crate) rule: ConflictRule,
+pub struct ScopeConfig {
+    /// How name conflicts are decided.
+    pub rule: ConflictRule,
     /// Where local writes put their ops; `None` for a node without replication.
-    pub(crate) outbox: Option<Arc<Outbox>>,
+    pub outbox: Option<Arc<Outbox>>,
     /// The physical time source of the shards' hybrid logical clocks.
-    pub(crate) clock: Arc<dyn Clock>,
+    pub clock: Arc<dyn Clock>,
     /// The node's local processes (liveness of local entries, exit reasons).
-    pub(crate) locals: Arc<ProcessTable>,
+    pub locals: Arc<ProcessTable>,
 }
 
 /// The store of one scope on this node: its names, groups, their indexes, digests and
 /// subscribers.
-pub(crate) struct ScopeStore {
-    pub(crate) name: ScopeName,
+pub struct ScopeStore {
+    /// The scope's name.
+    pub name: ScopeName,
     /// Distinguishes this connection of the scope from earlier ones of the same name.
-    pub(crate) epoch: u64,
-    pub(crate) local_only: bool,
+    pub epoch: u64,
+    /// Never replicated (Elixir `Registry` semantics).
+    pub local_only: bool,
     config: ScopeConfig,
     connected: AtomicBool,
     /// The TTL lease, for a scope connected with one.
@@ -136,7 +139,8 @@ pub(crate) struct ScopeStore {
     group_index: TreeIndex<Key, ()>,
     shards: Box<[Mutex<Shard>]>,
     counts: Box<[ShardCounts]>,
-    pub(crate) subscribers: Arc<Subscribers>,
+    /// Who is subscribed to changes in the scope.
+    pub subscribers: Arc<Subscribers>,
 }
 
 /// Who changed an entry, for the event's `reason`.
@@ -158,7 +162,8 @@ impl Cause<'_> {
 }
 
 impl ScopeStore {
-    pub(crate) fn new(name: ScopeName, local_only: bool, mut config: ScopeConfig) -> Arc<Self> {
+    /// A connected, empty store for scope `name`.
+    pub fn new(name: ScopeName, local_only: bool, mut config: ScopeConfig) -> Arc<Self> {
         if local_only {
             config.outbox = None;
         }
@@ -218,7 +223,7 @@ impl ScopeStore {
     /// Adds a subscriber unless the scope is disconnected. Done under a shard lock: `close`
     /// holds every shard lock, so it either ends this subscriber or refuses it here, and a
     /// subscription never outlives its scope unnoticed.
-    pub(crate) fn subscribe(
+    pub fn subscribe(
         &self,
         patterns: Vec<Pattern>,
         capacity: usize,
@@ -227,7 +232,8 @@ impl ScopeStore {
         Ok(self.subscribers.add(patterns, capacity))
     }
 
-    pub(crate) fn is_connected(&self) -> bool {
+    /// Whether the node is still connected to the scope (a disconnected store stays empty).
+    pub fn is_connected(&self) -> bool {
         self.connected.load(Ordering::Acquire)
     }
 
@@ -309,7 +315,7 @@ impl ScopeStore {
     }
 
     /// Removes every entry an exited process held in this scope and emits one batch.
-    pub(crate) fn remove_exited(&self, pid: Pid, holdings: &[&HeldEntry], reason: &ExitReason) {
+    pub fn remove_exited(&self, pid: Pid, holdings: &[&HeldEntry], reason: &ExitReason) {
         let mut shards: Vec<usize> = holdings.iter().map(|h| self.shard_of(&h.key)).collect();
         shards.sort_unstable();
         shards.dedup();
@@ -339,7 +345,7 @@ impl ScopeStore {
 
     /// Disconnects: refuses further writes, drops every entry, ends the subscriptions with
     /// a final batch, and returns the local processes whose holdings must be forgotten.
-    pub(crate) fn close(&self) -> Vec<Pid> {
+    pub fn close(&self) -> Vec<Pid> {
         let mut guards = self.lock_all();
         for shard in guards.iter_mut() {
             shard.digests.clear();
@@ -403,7 +409,7 @@ impl ScopeStore {
 
     /// Live processes a dispatch to `key` reaches: the owner of the name and the members
     /// of the group, each once, in pid order.
-    pub(crate) fn targets(&self, key: &str) -> Vec<Pid> {
+    pub fn targets(&self, key: &str) -> Vec<Pid> {
         let mut targets: Vec<Pid> = self.members(key, None).pids();
         targets.extend(self.whereis(key));
         targets.sort_unstable();
@@ -412,19 +418,19 @@ impl ScopeStore {
     }
 
     /// The [`ScopeStore::targets`] that live on this node.
-    pub(crate) fn local_targets(&self, key: &str) -> Vec<Pid> {
+    pub fn local_targets(&self, key: &str) -> Vec<Pid> {
         let mut targets = self.targets(key);
         targets.retain(|pid| self.is_local(*pid));
         targets
     }
 
     /// Takes (or replaces) a TTL lease on the scope at `now`.
-    pub(crate) fn set_lease(&self, ttl: Duration, now: Instant) {
+    pub fn set_lease(&self, ttl: Duration, now: Instant) {
         *self.lease.lock().unwrap_or_else(|e| e.into_inner()) = Some(Lease::new(ttl, now));
     }
 
     /// When the scope's lease is next checked, if it has one.
-    pub(crate) fn lease_due(&self) -> Option<Instant> {
+    pub fn lease_due(&self) -> Option<Instant> {
         self.lease
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -433,7 +439,7 @@ impl ScopeStore {
 
     /// Checks the lease at `now`: `true` if it expired and the scope should be released
     /// (it is renewed instead while this node holds something in the scope).
-    pub(crate) fn lease_expired(&self, now: Instant) -> bool {
+    pub fn lease_expired(&self, now: Instant) -> bool {
         let in_use = self.has_local_state();
         self.lease
             .lock()
@@ -444,10 +450,10 @@ impl ScopeStore {
 
     /// Whether this node holds anything in the scope: names, memberships or subscriptions
     /// (a TTL lease is only released when it holds nothing).
-    pub(crate) fn has_local_state(&self) -> bool {
+    pub fn has_local_state(&self) -> bool {
         self.count(|c| &c.local_names) > 0
             || self.count(|c| &c.local_memberships) > 0
-            || self.subscribers.len() > 0
+            || !self.subscribers.is_empty()
     }
 
     /// Sums one counter over the shards. Lock-free.
@@ -469,7 +475,7 @@ impl ScopeStore {
     }
 
     /// Forgets this scope's holdings in a local process (after a disconnect).
-    pub(crate) fn forget_all_holdings(&self, cell: &LocalProcess) {
+    pub fn forget_all_holdings(&self, cell: &LocalProcess) {
         cell.holdings().retain(|h| !std::ptr::eq(&*h.scope, self));
     }
 }

@@ -14,16 +14,16 @@ use crate::pid::Pid;
 /// The outcome of applying remote ops that the node must act on, besides the store
 /// changes themselves.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) struct ApplyOutcome {
+pub struct ApplyOutcome {
     /// Local processes that lost a name to a remote contender: `(loser, key, winner)`.
     /// Their node removes nothing more here; it decides whether to end the process.
-    pub(crate) lost: Vec<(Pid, Key, Pid)>,
+    pub lost: Vec<(Pid, Key, Pid)>,
 }
 
 impl ScopeStore {
     /// Applies ops of a remote origin, emitting one batch of events per subscriber when
     /// there are several.
-    pub(crate) fn apply_remote(&self, ops: Vec<Op>) -> ApplyOutcome {
+    pub fn apply_remote(&self, ops: Vec<Op>) -> ApplyOutcome {
         let mut applied = ApplyOutcome::default();
         let mut events = Vec::new();
         for op in ops {
@@ -191,7 +191,7 @@ impl ScopeStore {
 
     /// Removes every entry of an origin (its node is down, or restarted as a new
     /// incarnation), emitting one batch per subscriber with reason `reason`.
-    pub(crate) fn purge_origin(&self, origin: u64, reason: &Reason) {
+    pub fn purge_origin(&self, origin: u64, reason: &Reason) {
         let mut guards = self.lock_all();
         let mut events = Vec::new();
         self.remove_origin_entries(&mut guards, origin, reason, |_, _| true, &mut events);
@@ -245,7 +245,7 @@ impl ScopeStore {
 
     /// Every entry of local processes as ops (registrations and joins): the snapshot of
     /// this node's stream in this scope.
-    pub(crate) fn snapshot_local(&self) -> Vec<Op> {
+    pub fn snapshot_local(&self) -> Vec<Op> {
         let mut ops = Vec::new();
         for (key, entry) in self.names.pin().iter() {
             let r = &entry;
@@ -275,7 +275,7 @@ impl ScopeStore {
     }
 
     /// The digest of the entries of `origin` held here (see `digest`).
-    pub(crate) fn digest(&self, origin: u64) -> u128 {
+    pub fn digest(&self, origin: u64) -> u128 {
         (0..super::SHARDS)
             .map(|i| {
                 self.lock_shard(i)
@@ -290,7 +290,7 @@ impl ScopeStore {
     /// The digest of this node's own live entries that fit `limits`: what a peer with
     /// these limits holds of them when it is in sync. A scan: only for peers whose limits
     /// are smaller than ours, and only when the plain digests differ.
-    pub(crate) fn local_digest_within(&self, limits: &crate::key::Limits) -> u128 {
+    pub fn local_digest_within(&self, limits: &crate::key::Limits) -> u128 {
         self.snapshot_local()
             .iter()
             .filter(|op| limits.admits(op.key(), op.meta_len()))
@@ -317,7 +317,7 @@ impl ScopeStore {
     }
 
     /// Incarnations that have entries here (live or shadowed), besides this node's.
-    pub(crate) fn remote_origins(&self) -> Vec<u64> {
+    pub fn remote_origins(&self) -> Vec<u64> {
         let mut origins: Vec<u64> = (0..super::SHARDS)
             .flat_map(|i| {
                 self.lock_shard(i)
@@ -345,7 +345,7 @@ pub(super) enum OriginEntry {
 /// no chunk mentioned are removed. Subscribers see the difference between the old and the
 /// new view, not a storm of removals and re-additions.
 #[derive(Debug)]
-pub(crate) struct SnapshotReceiver {
+pub struct SnapshotReceiver {
     origin: u64,
     /// Whether this node held entries of the origin when the snapshot began; if not (a
     /// first sync), nothing can be stale and nothing needs to be tracked.
@@ -355,7 +355,8 @@ pub(crate) struct SnapshotReceiver {
 }
 
 impl SnapshotReceiver {
-    pub(crate) fn new(scope: &ScopeStore, origin: u64) -> Self {
+    /// Starts receiving a snapshot of `origin`'s entries in `scope`.
+    pub fn new(scope: &ScopeStore, origin: u64) -> Self {
         SnapshotReceiver {
             origin,
             track: scope.digest(origin) != 0,
@@ -365,7 +366,7 @@ impl SnapshotReceiver {
     }
 
     /// Applies one chunk (registrations and joins of the origin).
-    pub(crate) fn apply_chunk(&mut self, scope: &ScopeStore, ops: Vec<Op>) -> ApplyOutcome {
+    pub fn apply_chunk(&mut self, scope: &ScopeStore, ops: Vec<Op>) -> ApplyOutcome {
         for op in ops.iter().filter(|_| self.track) {
             match op {
                 Op::Register { key, pid, .. } => self.seen_names.insert((key.clone(), *pid)),
@@ -381,7 +382,7 @@ impl SnapshotReceiver {
     }
 
     /// Ends the snapshot: removes the origin's entries that it did not contain.
-    pub(crate) fn finish(self, scope: &ScopeStore) {
+    pub fn finish(self, scope: &ScopeStore) {
         if !self.track {
             return;
         }

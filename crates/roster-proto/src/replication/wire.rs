@@ -14,11 +14,12 @@ use crate::pid::Pid;
 
 /// The replication protocol version. A peer with another version is refused at the
 /// handshake.
-pub(crate) const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// One replication frame.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum Frame {
+#[allow(missing_docs, reason = "the variant docs say what the fields are")]
+pub enum Frame {
     /// First frame on a link: the sender's replicated scopes, and for each scope the last
     /// sequence of the receiver's stream it has applied (absent: it has none).
     Hello {
@@ -72,7 +73,7 @@ pub(crate) enum Frame {
 
 /// A frame could not be decoded or is invalid. The receiver's state is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub(crate) enum WireError {
+pub enum WireError {
     /// The bytes are not a frame of this protocol version.
     #[error("malformed frame: {0}")]
     Malformed(String),
@@ -95,21 +96,21 @@ pub(crate) enum WireError {
 impl Frame {
     /// Encodes the frame (without a length prefix).
     #[cfg(test)]
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    pub fn encode(&self) -> Vec<u8> {
         let mut bytes = Vec::new();
         self.encode_into(&mut bytes);
         bytes
     }
 
     /// Appends the frame's encoding to `out`.
-    pub(crate) fn encode_into(&self, out: &mut Vec<u8>) {
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
         postcard::to_io(self, out).expect("frames always encode into a Vec");
     }
 
     /// Decodes and validates a frame received from a peer. `limits` are the protocol's
     /// bounds ([`Limits::CEILING`]): items within them but over the receiving node's own
     /// limits are skipped when applied, without failing the frame.
-    pub(crate) fn decode(bytes: &[u8], limits: &Limits) -> Result<Frame, WireError> {
+    pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Frame, WireError> {
         let (frame, rest): (Frame, &[u8]) =
             postcard::take_from_bytes(bytes).map_err(|e| WireError::Malformed(e.to_string()))?;
         if !rest.is_empty() {

@@ -50,7 +50,7 @@ impl Clock for WallClock {
 }
 
 /// The system wall clock, the default [`Clock`].
-pub(crate) fn wall_clock() -> Arc<dyn Clock> {
+pub fn wall_clock() -> Arc<dyn Clock> {
     Arc::new(WallClock)
 }
 
@@ -58,13 +58,13 @@ pub(crate) fn wall_clock() -> Arc<dyn Clock> {
 /// lock), which keeps writers of different shards off a shared atomic: readings only need
 /// to grow per key, and a key always maps to the same shard.
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Hlc {
+pub struct Hlc {
     last: u64,
 }
 
 impl Hlc {
     /// A new reading, strictly greater than every reading before it on this clock.
-    pub(crate) fn tick(&mut self, source: &dyn Clock) -> u64 {
+    pub fn tick(&mut self, source: &dyn Clock) -> u64 {
         let physical = source.now_millis() << LOGICAL_BITS;
         self.last = physical.max(self.last + 1);
         self.last
@@ -72,7 +72,7 @@ impl Hlc {
 
     /// Moves the clock past a reading received from another node, so that every later
     /// reading here is greater (fencing tokens only grow across the cluster).
-    pub(crate) fn observe(&mut self, remote: u64) {
+    pub fn observe(&mut self, remote: u64) {
         self.last = self.last.max(remote);
     }
 }

@@ -48,34 +48,37 @@ pub enum KeyError {
     NotAPrefix(Key),
 }
 
-/// Limits applied to keys, meta and messages; see [`crate::NodeBuilder`]. Each node
+/// Limits applied to keys, meta and messages; see `roster::NodeBuilder`. Each node
 /// announces its own in the link handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub(crate) struct Limits {
-    pub(crate) max_key_bytes: usize,
-    pub(crate) max_meta_bytes: usize,
-    pub(crate) max_message_bytes: usize,
+pub struct Limits {
+    /// Longest key, in bytes.
+    pub max_key_bytes: usize,
+    /// Largest encoded meta, in bytes.
+    pub max_meta_bytes: usize,
+    /// Largest encoded message, in bytes.
+    pub max_message_bytes: usize,
 }
 
 impl Limits {
     /// The protocol's own bounds: no node accepts more whatever its configuration, so
     /// that any op or message fits in a frame. Frames from peers are checked against
     /// these; each node then skips the items over its own limits.
-    pub(crate) const CEILING: Limits = Limits {
+    pub const CEILING: Limits = Limits {
         max_key_bytes: 64 * 1024,
         max_meta_bytes: 16 * 1024 * 1024,
         max_message_bytes: 16 * 1024 * 1024,
     };
 
-    /// The defaults of [`crate::NodeBuilder`].
-    pub(crate) const DEFAULT: Limits = Limits {
+    /// The defaults of `roster::NodeBuilder`.
+    pub const DEFAULT: Limits = Limits {
         max_key_bytes: 1024,
         max_meta_bytes: 64 * 1024,
         max_message_bytes: 1024 * 1024,
     };
 
     /// Each limit clamped to the protocol's [`Limits::CEILING`].
-    pub(crate) fn clamped(self) -> Limits {
+    pub fn clamped(self) -> Limits {
         Limits {
             max_key_bytes: self.max_key_bytes.min(Self::CEILING.max_key_bytes),
             max_meta_bytes: self.max_meta_bytes.min(Self::CEILING.max_meta_bytes),
@@ -84,7 +87,7 @@ impl Limits {
     }
 
     /// The smaller of each limit.
-    pub(crate) fn min(self, other: Limits) -> Limits {
+    pub fn min(self, other: Limits) -> Limits {
         Limits {
             max_key_bytes: self.max_key_bytes.min(other.max_key_bytes),
             max_meta_bytes: self.max_meta_bytes.min(other.max_meta_bytes),
@@ -93,12 +96,12 @@ impl Limits {
     }
 
     /// Whether an entry with this key and meta length fits.
-    pub(crate) fn admits(&self, key: &str, meta_len: usize) -> bool {
+    pub fn admits(&self, key: &str, meta_len: usize) -> bool {
         key.len() <= self.max_key_bytes && meta_len <= self.max_meta_bytes
     }
 
     /// Checks a key used for a write: non-empty, no trailing `/`, within the size limit.
-    pub(crate) fn write_key(&self, key: &str) -> Result<(), KeyError> {
+    pub fn write_key(&self, key: &str) -> Result<(), KeyError> {
         self.any_key(key)?;
         if key.ends_with('/') {
             return Err(KeyError::PrefixNotAllowed(key.into()));
@@ -107,7 +110,7 @@ impl Limits {
     }
 
     /// Checks a key or prefix used for a query or subscription.
-    pub(crate) fn any_key(&self, key: &str) -> Result<(), KeyError> {
+    pub fn any_key(&self, key: &str) -> Result<(), KeyError> {
         if key.is_empty() {
             return Err(KeyError::Empty);
         }
@@ -122,7 +125,7 @@ impl Limits {
 }
 
 /// Whether a query key is a prefix (ends with `/`).
-pub(crate) fn is_prefix(key: &str) -> bool {
+pub fn is_prefix(key: &str) -> bool {
     key.ends_with('/')
 }
 
@@ -163,7 +166,8 @@ impl Pattern {
         }
     }
 
-    pub(crate) fn validate(&self, limits: &Limits) -> Result<(), KeyError> {
+    /// Checks the pattern's key or prefix against `limits`.
+    pub fn validate(&self, limits: &Limits) -> Result<(), KeyError> {
         match self {
             Pattern::All => Ok(()),
             Pattern::Exact(k) => limits.write_key(k),
@@ -193,7 +197,7 @@ impl From<&str> for Pattern {
 }
 
 /// The `/`-terminated ancestors of a key, shortest first: `"a/b/c"` gives `"a/"`, `"a/b/"`.
-pub(crate) fn ancestor_prefixes(key: &str) -> impl Iterator<Item = &str> {
+pub fn ancestor_prefixes(key: &str) -> impl Iterator<Item = &str> {
     key.match_indices('/').map(move |(i, _)| &key[..=i])
 }
 

@@ -8,7 +8,7 @@
 //! faults stop, the network heals, and the cluster must converge within a step budget to a
 //! state that satisfies the invariants of DESIGN.md section 5.
 //!
-//! A failure prints the seed; `ROSTER_SIM_SEED=<seed> cargo test -p roster sim_replays`
+//! A failure prints the seed; `ROSTER_SIM_SEED=<seed> cargo test -p roster-proto sim_replays`
 //! replays exactly that run. `ROSTER_SIM_SEEDS=<n>` sets how many seeds the sweep runs and
 //! `ROSTER_SIM_FIRST=<seed>` where it starts.
 
@@ -740,7 +740,7 @@ fn run_seed(seed: u64) -> (Vec<String>, Vec<String>) {
 
 fn report(seed: u64, log: &[String], problems: &[String]) -> String {
     format!(
-        "simulation failed: SEED={seed}\nreplay: ROSTER_SIM_SEED={seed} cargo test -p roster sim_replays -- --nocapture\nlog:\n  {}\nproblems:\n  {}",
+        "simulation failed: SEED={seed}\nreplay: ROSTER_SIM_SEED={seed} cargo test -p roster-proto sim_replays -- --nocapture\nlog:\n  {}\nproblems:\n  {}",
         log.join("\n  "),
         problems.join("\n  ")
     )

@@ -20,12 +20,12 @@ pub const DEFAULT_SCOPE: &str = "default";
 
 /// A scope exists with the other kind (local-only or replicated).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct KindMismatch;
+pub struct KindMismatch;
 
 /// The stores of one node.
-pub(crate) struct NodeStores {
+pub struct NodeStores {
     /// The node's local processes.
-    pub(crate) processes: Arc<ProcessTable>,
+    pub processes: Arc<ProcessTable>,
     next_serial: AtomicU64,
     scopes: ScopeMap,
     default_scope: Arc<ScopeStore>,
@@ -35,7 +35,7 @@ pub(crate) struct NodeStores {
 impl NodeStores {
     /// The stores of a node connected to the default scope only. `config` is shared by
     /// every scope store (its process table must be `config.locals`).
-    pub(crate) fn new(config: ScopeConfig) -> Self {
+    pub fn new(config: ScopeConfig) -> Self {
         let default_scope = ScopeStore::new(DEFAULT_SCOPE.into(), false, config.clone());
         let scopes = ScopeMap::default();
         scopes
@@ -51,30 +51,30 @@ impl NodeStores {
     }
 
     /// The default scope's store.
-    pub(crate) fn default_scope(&self) -> &Arc<ScopeStore> {
+    pub fn default_scope(&self) -> &Arc<ScopeStore> {
         &self.default_scope
     }
 
     /// The pid of the next local process.
-    pub(crate) fn next_pid(&self) -> Pid {
+    pub fn next_pid(&self) -> Pid {
         let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
         Pid::new(self.processes.incarnation, serial)
     }
 
     /// Records a new local process (already in the live set).
-    pub(crate) fn add_process(&self, process: Arc<LocalProcess>) {
+    pub fn add_process(&self, process: Arc<LocalProcess>) {
         self.processes.cells.pin().insert(process.pid, process);
     }
 
     /// A local process that has not finished exiting.
-    pub(crate) fn process(&self, pid: Pid) -> Option<Arc<LocalProcess>> {
+    pub fn process(&self, pid: Pid) -> Option<Arc<LocalProcess>> {
         self.processes.cells.pin().get(&pid).cloned()
     }
 
     /// Ends a process: marks it dead, then removes its entries scope by scope (one event
     /// batch per subscriber and scope). Does nothing and returns `false` if it had already
     /// exited.
-    pub(crate) fn exit(&self, process: &LocalProcess, reason: ExitReason) -> bool {
+    pub fn exit(&self, process: &LocalProcess, reason: ExitReason) -> bool {
         let Some(mut held) = process.mark_dead(reason.clone()) else {
             return false;
         };
@@ -92,26 +92,26 @@ impl NodeStores {
     }
 
     /// A connected scope's store.
-    pub(crate) fn get(&self, name: &str) -> Option<Arc<ScopeStore>> {
+    pub fn get(&self, name: &str) -> Option<Arc<ScopeStore>> {
         self.scopes.pin().get(name).cloned()
     }
 
     /// The connected replicated (not local-only) scope stores, by name.
-    pub(crate) fn replicated(&self) -> impl Iterator<Item = Arc<ScopeStore>> + '_ {
+    pub fn replicated(&self) -> impl Iterator<Item = Arc<ScopeStore>> + '_ {
         self.all()
             .into_iter()
             .filter(|s| !s.local_only && s.is_connected())
     }
 
     /// Every connected scope's store, by name.
-    pub(crate) fn all(&self) -> Vec<Arc<ScopeStore>> {
+    pub fn all(&self) -> Vec<Arc<ScopeStore>> {
         let mut scopes: Vec<Arc<ScopeStore>> = self.scopes.pin().values().cloned().collect();
         scopes.sort_by(|a, b| a.name.cmp(&b.name));
         scopes
     }
 
     /// Connects to `name` (or returns the connected store); `true` if it was created.
-    pub(crate) fn connect(
+    pub fn connect(
         &self,
         name: &str,
         local_only: bool,
@@ -131,7 +131,7 @@ impl NodeStores {
     /// Disconnects `store` if it is still the connected store of its scope: closes it (its
     /// subscribers get the final batch) and forgets what local processes held in it.
     /// `false` if it was not connected any more.
-    pub(crate) fn disconnect(&self, store: &Arc<ScopeStore>) -> bool {
+    pub fn disconnect(&self, store: &Arc<ScopeStore>) -> bool {
         let scopes = self.scopes.pin();
         let removed = scopes.remove_if(&store.name, |_, current| Arc::ptr_eq(current, store));
         if !matches!(removed, Ok(Some(_))) {
@@ -147,12 +147,12 @@ impl NodeStores {
     }
 
     /// Takes the ops of local writes not yet handed to the replication core.
-    pub(crate) fn take_local_ops(&self) -> Vec<Outgoing> {
+    pub fn take_local_ops(&self) -> Vec<Outgoing> {
         self.outbox().map(Outbox::take).unwrap_or_default()
     }
 
     /// The outbox of local ops, when the node replicates.
-    pub(crate) fn outbox(&self) -> Option<&Outbox> {
+    pub fn outbox(&self) -> Option<&Outbox> {
         self.config.outbox.as_deref()
     }
 }

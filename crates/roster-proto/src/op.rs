@@ -19,7 +19,8 @@ use crate::pid::Pid;
 
 /// One change to one entry of a scope, owned by the node of `pid`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum Op {
+#[allow(missing_docs, reason = "the variant docs say what the fields are")]
+pub enum Op {
     /// `key` is (or stays) registered to `pid` with this meta and these clock readings.
     Register {
         key: Key,
@@ -38,7 +39,7 @@ pub(crate) enum Op {
 
 impl Op {
     /// The key the op changes.
-    pub(crate) fn key(&self) -> &Key {
+    pub fn key(&self) -> &Key {
         match self {
             Op::Register { key, .. }
             | Op::Unregister { key, .. }
@@ -48,7 +49,7 @@ impl Op {
     }
 
     /// Encoded length of the op's meta (0 for removals).
-    pub(crate) fn meta_len(&self) -> usize {
+    pub fn meta_len(&self) -> usize {
         match self {
             Op::Register { meta, .. } | Op::Join { meta, .. } => meta.encoded_len(),
             Op::Unregister { .. } | Op::Leave { .. } => 0,
@@ -56,7 +57,7 @@ impl Op {
     }
 
     /// The process whose entry the op changes.
-    pub(crate) fn pid(&self) -> Pid {
+    pub fn pid(&self) -> Pid {
         match self {
             Op::Register { pid, .. }
             | Op::Unregister { pid, .. }
@@ -68,36 +69,37 @@ impl Op {
 
 /// An op waiting in the outbox: its scope's name and epoch (which connection of the scope
 /// it belongs to), and the op.
-pub(crate) type Outgoing = (ScopeName, u64, Op);
+pub type Outgoing = (ScopeName, u64, Op);
 
 /// Ops of local writes waiting for the replication core, in the order they were applied.
 #[derive(Default)]
-pub(crate) struct Outbox {
+pub struct Outbox {
     ops: Mutex<Vec<Outgoing>>,
     /// Set when the node left its cluster: nothing drains the outbox any more.
     closed: AtomicBool,
 }
 
 impl Outbox {
-    pub(crate) fn push(&self, scope: ScopeName, epoch: u64, op: Op) {
+    /// Queues the op of a local write in `scope` (connected as `epoch`); nothing once closed.
+    pub fn push(&self, scope: ScopeName, epoch: u64, op: Op) {
         if !self.closed.load(Ordering::Relaxed) {
             self.lock().push((scope, epoch, op));
         }
     }
 
     /// Drops what is queued and every later op (the node left its cluster).
-    pub(crate) fn close(&self) {
+    pub fn close(&self) {
         self.closed.store(true, Ordering::Relaxed);
         drop(self.take());
     }
 
     /// Takes every queued op.
-    pub(crate) fn take(&self) -> Vec<Outgoing> {
+    pub fn take(&self) -> Vec<Outgoing> {
         std::mem::take(&mut *self.lock())
     }
 
     /// Whether nothing is queued.
-    pub(crate) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.lock().is_empty()
     }
 

@@ -1,10 +1,10 @@
 //! Replication between nodes: the sans-IO core and its frames. The cluster layer drives
 //! them over TCP; the simulation drives them over a simulated network.
 
-pub(crate) mod core;
-pub(crate) mod host;
+pub mod core;
+pub mod host;
 mod op_log;
-pub(crate) mod wire;
+pub mod wire;
 
 #[cfg(test)]
 mod core_tests;
@@ -13,4 +13,4 @@ mod pair;
 #[cfg(test)]
 mod sim;
 
-pub(crate) use wire::PROTOCOL_VERSION;
+pub use wire::PROTOCOL_VERSION;

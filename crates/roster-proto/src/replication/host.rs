@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::store::{NodeStores, ScopeStore};
 
 /// The node's replicated stores, as the replication core sees them.
-pub(crate) trait ReplicaHost {
+pub trait ReplicaHost {
     /// A connected replicated (not local-only) scope.
     fn replicated_scope(&self, name: &str) -> Option<Arc<ScopeStore>>;
 

@@ -39,7 +39,7 @@ impl Chunk {
 
 /// The set of live local process serials.
 #[derive(Default)]
-pub(crate) struct LiveSet {
+pub struct LiveSet {
     /// Chunk `i` covers serials `i * CHUNK_BITS .. (i + 1) * CHUNK_BITS`; `None` once every
     /// process of a full chunk has died (the memory is returned).
     chunks: ArcSwap<Vec<Option<Arc<Chunk>>>>,
@@ -55,7 +55,7 @@ fn locate(serial: u64) -> (usize, usize, u64) {
 impl LiveSet {
     /// Whether `serial` is alive. Lock-free.
     #[inline]
-    pub(crate) fn contains(&self, serial: u64) -> bool {
+    pub fn contains(&self, serial: u64) -> bool {
         let (chunk, word, mask) = locate(serial);
         match self.chunks.load().get(chunk) {
             Some(Some(c)) => c.words[word].load(Ordering::Acquire) & mask != 0,
@@ -65,7 +65,7 @@ impl LiveSet {
 
     /// Marks a new process alive. Serials are handed out in increasing order and each is
     /// inserted once.
-    pub(crate) fn insert(&self, serial: u64) {
+    pub fn insert(&self, serial: u64) {
         let (index, word, mask) = locate(serial);
         let chunk = match self.chunks.load().get(index) {
             Some(Some(c)) => c.clone(),
@@ -91,7 +91,7 @@ impl LiveSet {
     }
 
     /// Marks a process dead; returns `false` if it was not alive.
-    pub(crate) fn remove(&self, serial: u64) -> bool {
+    pub fn remove(&self, serial: u64) -> bool {
         let (index, word, mask) = locate(serial);
         let Some(Some(chunk)) = self.chunks.load().get(index).cloned() else {
             return false;

@@ -30,7 +30,8 @@ pub struct Member {
 }
 
 impl Member {
-    pub(crate) fn new(pid: Pid, meta: Meta) -> Self {
+    /// A member of a group: `pid` with its `meta`.
+    pub fn new(pid: Pid, meta: Meta) -> Self {
         Member { pid, meta }
     }
 
@@ -112,7 +113,8 @@ pub struct Members<'a> {
 }
 
 impl<'a> Members<'a> {
-    pub(crate) fn new(
+    /// A view of the members of `groups`, at most `limit`, counting those of node `local` as local.
+    pub fn new(
         groups: Vec<Arc<[Member]>>,
         limit: Option<usize>,
         local: u64,
@@ -216,7 +218,7 @@ impl std::fmt::Debug for Members<'_> {
     }
 }
 
-/// Which table a [`crate::Scope::select`] reads.
+/// Which table a `roster::Scope::select` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Table {
     /// Unique names.
@@ -225,7 +227,7 @@ pub enum Table {
     Groups,
 }
 
-/// An entry as seen by a [`crate::Scope::select`] predicate and returned by it.
+/// An entry as seen by a `roster::Scope::select` predicate and returned by it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// The name or group key.

@@ -6,14 +6,14 @@ use std::time::{Duration, Instant};
 
 /// The lease of one scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Lease {
+pub struct Lease {
     ttl: Duration,
     due: Instant,
 }
 
 impl Lease {
     /// A lease of `ttl` taken at `now`.
-    pub(crate) fn new(ttl: Duration, now: Instant) -> Self {
+    pub fn new(ttl: Duration, now: Instant) -> Self {
         Lease {
             ttl,
             due: now + ttl,
@@ -21,13 +21,13 @@ impl Lease {
     }
 
     /// When it is next checked.
-    pub(crate) fn due(&self) -> Instant {
+    pub fn due(&self) -> Instant {
         self.due
     }
 
     /// At `now`: `true` if it expired (due, and the scope holds nothing); a due lease of a
     /// scope in use is renewed for one more ttl.
-    pub(crate) fn expired(&mut self, now: Instant, in_use: bool) -> bool {
+    pub fn expired(&mut self, now: Instant, in_use: bool) -> bool {
         if now < self.due {
             return false;
         }

@@ -24,9 +24,11 @@ use std::time::{Duration, Instant};
 /// assert_eq!(policy.delay(3, 1.0), Duration::from_millis(80));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct RedialPolicy {
-    pub(crate) initial: Duration,
-    pub(crate) max: Duration,
+pub struct RedialPolicy {
+    /// The first wait.
+    pub initial: Duration,
+    /// The longest wait, and how long a link must live to count as stable.
+    pub max: Duration,
 }
 
 impl Default for RedialPolicy {
@@ -41,7 +43,7 @@ impl Default for RedialPolicy {
 impl RedialPolicy {
     /// The wait before a dial after `failures` consecutive failures, scaled by `jitter`
     /// (clamped to [0.5, 1]).
-    pub(crate) fn delay(&self, failures: u32, jitter: f64) -> Duration {
+    pub fn delay(&self, failures: u32, jitter: f64) -> Duration {
         if failures == 0 {
             return Duration::ZERO;
         }
@@ -53,7 +55,7 @@ impl RedialPolicy {
     }
 
     /// Whether a link that lived `lived` was stable (its loss resets the backoff).
-    pub(crate) fn stable(&self, lived: Duration) -> bool {
+    pub fn stable(&self, lived: Duration) -> bool {
         lived >= self.max
     }
 }
@@ -61,13 +63,13 @@ impl RedialPolicy {
 /// The state under which a connection started its handshake; checked again when it
 /// completes, so a sever in between refuses it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Admission {
+pub struct Admission {
     epoch: u64,
 }
 
 /// Why a connection or a completed handshake was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refusal {
+pub enum Refusal {
     /// Links are severed (fault injection) until a later time.
     Severed,
     /// Links were severed while this one was being established.
@@ -115,7 +117,7 @@ impl<L> Default for PeerSlot<L> {
 /// Links by peer incarnation, with their dialing and admission state; generic over the
 /// link type so its rules can be tested without sockets.
 #[derive(Debug)]
-pub(crate) struct LinkTable<L> {
+pub struct LinkTable<L> {
     peers: HashMap<u64, PeerSlot<L>>,
     policy: RedialPolicy,
     severed_until: Option<Instant>,
@@ -126,7 +128,8 @@ pub(crate) struct LinkTable<L> {
 }
 
 impl<L> LinkTable<L> {
-    pub(crate) fn new(policy: RedialPolicy, max_handshakes: usize) -> Self {
+    /// An empty table: redials follow `policy`, at most `max_handshakes` inbound handshakes run at once.
+    pub fn new(policy: RedialPolicy, max_handshakes: usize) -> Self {
         LinkTable {
             peers: HashMap::new(),
             policy,
@@ -138,18 +141,18 @@ impl<L> LinkTable<L> {
     }
 
     /// Whether links are refused at `now`.
-    pub(crate) fn is_severed(&self, now: Instant) -> bool {
+    pub fn is_severed(&self, now: Instant) -> bool {
         self.severed_until.is_some_and(|until| until > now)
     }
 
     /// Until when links are refused, if they are.
-    pub(crate) fn severed_until(&self, now: Instant) -> Option<Instant> {
+    pub fn severed_until(&self, now: Instant) -> Option<Instant> {
         self.severed_until.filter(|until| *until > now)
     }
 
     /// A connection (inbound or dialed) wants to run a handshake. On success the caller
     /// must call [`LinkTable::handshake_done`] when the handshake ends, whatever its result.
-    pub(crate) fn begin_handshake(&mut self, now: Instant) -> Result<Admission, Refusal> {
+    pub fn begin_handshake(&mut self, now: Instant) -> Result<Admission, Refusal> {
         if self.is_severed(now) {
             return Err(Refusal::Severed);
         }
@@ -162,7 +165,7 @@ impl<L> LinkTable<L> {
 
     /// This node wants to dial a peer (dials are not bounded like inbound handshakes: there
     /// is at most one per peer).
-    pub(crate) fn admit_dial(&self, now: Instant) -> Result<Admission, Refusal> {
+    pub fn admit_dial(&self, now: Instant) -> Result<Admission, Refusal> {
         if self.is_severed(now) {
             return Err(Refusal::Severed);
         }
@@ -170,18 +173,18 @@ impl<L> LinkTable<L> {
     }
 
     /// A handshake admitted by [`LinkTable::begin_handshake`] ended.
-    pub(crate) fn handshake_done(&mut self) {
+    pub fn handshake_done(&mut self) {
         self.handshakes = self.handshakes.saturating_sub(1);
     }
 
     /// Handshakes in progress.
     #[cfg(test)]
-    pub(crate) fn handshakes(&self) -> usize {
+    pub fn handshakes(&self) -> usize {
         self.handshakes
     }
 
     /// Whether a completed handshake may become a link now.
-    pub(crate) fn may_establish(&self, admission: Admission, now: Instant) -> Result<(), Refusal> {
+    pub fn may_establish(&self, admission: Admission, now: Instant) -> Result<(), Refusal> {
         if self.is_severed(now) {
             Err(Refusal::Severed)
         } else if admission.epoch != self.epoch {
@@ -192,19 +195,19 @@ impl<L> LinkTable<L> {
     }
 
     /// Installs the link to `peer`, returning the one it replaces.
-    pub(crate) fn insert(&mut self, peer: u64, link: L) -> Option<L> {
+    pub fn insert(&mut self, peer: u64, link: L) -> Option<L> {
         let slot = self.peers.entry(peer).or_default();
         slot.unlinked_since = None;
         slot.link.replace(link)
     }
 
     /// The link to `peer`.
-    pub(crate) fn get(&self, peer: u64) -> Option<&L> {
+    pub fn get(&self, peer: u64) -> Option<&L> {
         self.peers.get(&peer).and_then(|slot| slot.link.as_ref())
     }
 
     /// Every link.
-    pub(crate) fn links(&self) -> impl Iterator<Item = (u64, &L)> {
+    pub fn links(&self) -> impl Iterator<Item = (u64, &L)> {
         self.peers
             .iter()
             .filter_map(|(peer, slot)| slot.link.as_ref().map(|link| (*peer, link)))
@@ -213,7 +216,7 @@ impl<L> LinkTable<L> {
     /// Removes the link to `peer` at `now` if `is_it` says it is the one meant (same
     /// session); a link that lived shorter than the stable time counts as a failure for the
     /// redial backoff.
-    pub(crate) fn remove_if(
+    pub fn remove_if(
         &mut self,
         peer: u64,
         now: Instant,
@@ -235,7 +238,7 @@ impl<L> LinkTable<L> {
     }
 
     /// Forgets `peer` entirely (it is dead), returning its link.
-    pub(crate) fn forget(&mut self, peer: u64) -> Option<L> {
+    pub fn forget(&mut self, peer: u64) -> Option<L> {
         let slot = self.peers.get_mut(&peer)?;
         let link = slot.link.take();
         slot.unlinked_since = None;
@@ -247,7 +250,7 @@ impl<L> LinkTable<L> {
 
     /// Closes every link at `now` and refuses new ones until `until`, including handshakes
     /// in flight; returns the links closed.
-    pub(crate) fn sever(&mut self, now: Instant, until: Instant) -> Vec<(u64, L)> {
+    pub fn sever(&mut self, now: Instant, until: Instant) -> Vec<(u64, L)> {
         self.severed_until = Some(until);
         self.epoch += 1;
         self.peers
@@ -263,7 +266,7 @@ impl<L> LinkTable<L> {
     /// Peers unlinked for at least `grace` at `now` that membership does not list alive:
     /// their node may have gone before SWIM ever reported it up here, so no `Down` would
     /// come. They are returned once (then forgotten here).
-    pub(crate) fn vanished(&mut self, now: Instant, grace: Duration, alive: &[u64]) -> Vec<u64> {
+    pub fn vanished(&mut self, now: Instant, grace: Duration, alive: &[u64]) -> Vec<u64> {
         let mut gone = Vec::new();
         for (peer, slot) in &mut self.peers {
             if slot
@@ -281,7 +284,7 @@ impl<L> LinkTable<L> {
     /// Claims the dialing of `peer`: `false` if a link is up, or if a dial task already
     /// exists (which is then told to look again before it ends, see
     /// [`LinkTable::dial_done`]).
-    pub(crate) fn claim_dial(&mut self, peer: u64) -> bool {
+    pub fn claim_dial(&mut self, peer: u64) -> bool {
         let slot = self.peers.entry(peer).or_default();
         if slot.link.is_some() {
             return false;
@@ -298,7 +301,7 @@ impl<L> LinkTable<L> {
     /// is up, or the peer is not a member and nobody asked for a dial meanwhile), in which
     /// case its claim is released in the same step, so a link lost right after is always
     /// redialed by a new task.
-    pub(crate) fn dial_done(&mut self, peer: u64, member: bool) -> bool {
+    pub fn dial_done(&mut self, peer: u64, member: bool) -> bool {
         let Some(slot) = self.peers.get_mut(&peer) else {
             return true;
         };
@@ -311,7 +314,7 @@ impl<L> LinkTable<L> {
     }
 
     /// The dial task of `peer` ended without [`LinkTable::dial_done`] (it was stopped).
-    pub(crate) fn release_dial(&mut self, peer: u64) {
+    pub fn release_dial(&mut self, peer: u64) {
         if let Some(slot) = self.peers.get_mut(&peer) {
             slot.dialing = false;
             slot.redial = false;
@@ -320,19 +323,19 @@ impl<L> LinkTable<L> {
 
     /// How long the dial task of `peer` should wait before its next attempt, given a
     /// random `jitter` in [0.5, 1].
-    pub(crate) fn dial_delay(&self, peer: u64, jitter: f64) -> Duration {
+    pub fn dial_delay(&self, peer: u64, jitter: f64) -> Duration {
         let failures = self.peers.get(&peer).map_or(0, |slot| slot.failures);
         self.policy.delay(failures, jitter)
     }
 
     /// A dial of `peer` failed.
-    pub(crate) fn dial_failed(&mut self, peer: u64) {
+    pub fn dial_failed(&mut self, peer: u64) {
         let slot = self.peers.entry(peer).or_default();
         slot.failures = slot.failures.saturating_add(1);
     }
 
     /// Removes every link (shutdown).
-    pub(crate) fn clear(&mut self) -> Vec<L> {
+    pub fn clear(&mut self) -> Vec<L> {
         self.peers
             .drain()
             .filter_map(|(_, slot)| slot.link)

@@ -1,0 +1,31 @@
+//! Roster's protocol, with no IO and no runtime: the vocabulary (keys, meta, pids,
+//! events, ops, entries), the stores of a node, the sans-IO replication core and its wire
+//! format, and the lifecycle of links between nodes. It takes inputs and time and hands
+//! every effect back as an output; the `roster` crate is the API and the tokio shell
+//! around it, and the deterministic simulation drives it directly.
+//!
+//! Most users depend on `roster`, which re-exports the vocabulary.
+//!
+//! ```
+//! use roster_proto::key::Pattern;
+//!
+//! assert_eq!(Pattern::from("room/"), Pattern::Prefix("room/".into()));
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs, rustdoc::broken_intra_doc_links)]
+
+pub mod clock;
+pub mod conflict;
+pub mod entry;
+pub mod envelope;
+pub mod error;
+pub mod event;
+pub mod key;
+pub mod link_table;
+pub mod live;
+pub mod meta;
+pub mod op;
+pub mod pid;
+pub mod replication;
+pub mod store;
+pub mod subscription;
