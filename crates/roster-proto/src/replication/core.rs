@@ -40,13 +40,11 @@ use std::time::{Duration, Instant};
 
 use super::host::ReplicaHost;
 use super::op_log::OwnStream;
-use super::wire::Frame;
+use super::wire::{Dispatch, Frame, Message};
 use crate::event::ExitReason;
 use crate::event::Reason;
-use crate::key::{Key, Limits, ScopeName};
-use crate::meta::Meta;
+use crate::key::{Limits, ScopeName};
 use crate::op::{Op, Outgoing};
-use crate::pid::Pid;
 use crate::store::ApplyOutcome;
 use crate::store::{ScopeStore, SnapshotReceiver};
 
@@ -99,19 +97,11 @@ pub enum CoreEvent {
     /// Items from a peer were over this node's limits and skipped: entries with a longer
     /// key or larger meta, messages larger than `max_message_bytes`. The link stays.
     Skipped { peer: u64, items: usize },
-    /// A peer sent a message for local process `to`: deliver it (a process that is gone
-    /// just does not get it, as in Erlang).
-    Deliver {
-        to: Pid,
-        from: Option<Pid>,
-        payload: Meta,
-    },
-    /// A peer dispatched a message to the local owner and members of `key` in `scope`.
-    Dispatch {
-        scope: ScopeName,
-        key: Key,
-        payload: Meta,
-    },
+    /// A peer sent a message for a local process: deliver it (a process that is gone just
+    /// does not get it, as in Erlang).
+    Deliver(Message),
+    /// A peer dispatched a message to the local owner and members of a key.
+    Dispatch(Dispatch),
     /// Local processes lost names to remote contenders (the names are already removed
     /// here): end them, or tell them. Their removals are local ops for the next
     /// [`Core::handle_local_ops`].
@@ -244,7 +234,7 @@ impl Peer {
 
     /// Queues a control frame (counted with live ops only if it carries a message).
     fn push(&mut self, frame: Frame) {
-        if matches!(frame, Frame::Message { .. } | Frame::Dispatch { .. }) {
+        if matches!(frame, Frame::Message(_) | Frame::Dispatch(_)) {
             self.queued_ops += 1;
         }
         self.queue.push_back(frame);
@@ -507,27 +497,18 @@ impl Core {
                     self.send_snapshot(peer, &state);
                 }
             }
-            Frame::Message { to, from, payload } => {
-                if payload.encoded_len() > self.config.limits.max_message_bytes {
+            Frame::Message(message) => {
+                if message.payload.encoded_len() > self.config.limits.max_message_bytes {
                     self.skipped(peer, 1);
                 } else {
-                    self.events
-                        .push_back(CoreEvent::Deliver { to, from, payload });
+                    self.events.push_back(CoreEvent::Deliver(message));
                 }
             }
-            Frame::Dispatch {
-                scope,
-                key,
-                payload,
-            } => {
-                if payload.encoded_len() > self.config.limits.max_message_bytes {
+            Frame::Dispatch(dispatch) => {
+                if dispatch.payload.encoded_len() > self.config.limits.max_message_bytes {
                     self.skipped(peer, 1);
                 } else {
-                    self.events.push_back(CoreEvent::Dispatch {
-                        scope,
-                        key,
-                        payload,
-                    });
+                    self.events.push_back(CoreEvent::Dispatch(dispatch));
                 }
             }
             Frame::Ping => {}
@@ -771,7 +752,12 @@ impl Core {
         let Some(state) = self.peers.get_mut(&peer).filter(|p| p.linked) else {
             return Err(Unsent::NoLink);
         };
-        if let Frame::Message { payload, .. } | Frame::Dispatch { payload, .. } = &frame {
+        let payload = match &frame {
+            Frame::Message(m) => Some(&m.payload),
+            Frame::Dispatch(d) => Some(&d.payload),
+            _ => None,
+        };
+        if let Some(payload) = payload {
             let max = state.limits.max_message_bytes;
             if payload.encoded_len() > max {
                 return Err(Unsent::TooLarge { max });

@@ -241,8 +241,8 @@ impl Sim {
                         local_ops = true;
                     }
                     // The workload sends no messages.
-                    CoreEvent::Deliver { .. }
-                    | CoreEvent::Dispatch { .. }
+                    CoreEvent::Deliver(_)
+                    | CoreEvent::Dispatch(_)
                     | CoreEvent::Repaired { .. }
                     | CoreEvent::GapDetected { .. }
                     | CoreEvent::Skipped { .. } => {}

@@ -55,20 +55,35 @@ pub enum Frame {
     /// The sender lost track of the receiver's stream in `scope` and asks for a snapshot.
     Resync { scope: ScopeName },
     /// A message for one process of the receiver.
-    Message {
-        to: Pid,
-        from: Option<Pid>,
-        payload: Meta,
-    },
-    /// A message for the owner and the members of `key` in `scope` on the receiver.
-    Dispatch {
-        scope: ScopeName,
-        key: Key,
-        payload: Meta,
-    },
+    Message(Message),
+    /// A message for the owner and the members of a key on the receiver.
+    Dispatch(Dispatch),
     /// Nothing but a sign of life, sent once per anti-entropy interval: a link that
     /// carries no frame for several intervals is dead and gets closed.
     Ping,
+}
+
+/// A message for one process of another node (encoded as the fields of a struct variant,
+/// so `Frame::Message` keeps the same bytes as when it was one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// The receiving process.
+    pub to: Pid,
+    /// The sending process, if a process sent it.
+    pub from: Option<Pid>,
+    /// The encoded message.
+    pub payload: Meta,
+}
+
+/// A message for the local owner and members of `key` in `scope` on another node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dispatch {
+    /// The scope of the key.
+    pub scope: ScopeName,
+    /// The name or group the message is for.
+    pub key: Key,
+    /// The encoded message.
+    pub payload: Meta,
 }
 
 /// A frame could not be decoded or is invalid. The receiver's state is unchanged.
@@ -164,15 +179,11 @@ impl Frame {
             }
             Frame::Digest { scope: s, .. } | Frame::Resync { scope: s } => scope(s),
             Frame::Ping => Ok(()),
-            Frame::Message { payload, .. } => message(payload),
-            Frame::Dispatch {
-                scope: s,
-                key,
-                payload,
-            } => {
-                scope(s)?;
-                scope(key)?;
-                message(payload)
+            Frame::Message(m) => message(&m.payload),
+            Frame::Dispatch(d) => {
+                scope(&d.scope)?;
+                scope(&d.key)?;
+                message(&d.payload)
             }
         }
     }
@@ -219,11 +230,11 @@ mod tests {
                 seq: 9,
                 digest: u128::MAX - 3,
             },
-            Frame::Message {
+            Frame::Message(Message {
                 to: pid,
                 from: None,
                 payload: Meta::EMPTY,
-            },
+            }),
         ]
     }
 
@@ -257,11 +268,11 @@ mod tests {
             Frame::decode(&bad_key.encode(), &LIMITS),
             Err(WireError::InvalidKey(_))
         ));
-        let big = Frame::Message {
+        let big = Frame::Message(Message {
             to: Pid::new(1, 1),
             from: None,
             payload: Meta::from_bytes(&[0xc4; 100]),
-        };
+        });
         assert!(matches!(
             Frame::decode(&big.encode(), &LIMITS),
             Err(WireError::MetaTooLarge { .. })

@@ -10,7 +10,7 @@ use crate::key::ScopeName;
 use crate::meta::Meta;
 use crate::pid::Pid;
 use crate::replication::core::Unsent;
-use crate::replication::wire::Frame;
+use crate::replication::wire::{Dispatch, Frame, Message};
 
 impl NodeShared {
     pub(crate) fn deliver(&self, to: Pid, envelope: Envelope) -> Result<(), SendError> {
@@ -33,7 +33,10 @@ impl NodeShared {
         let Some(cluster) = cluster.as_ref() else {
             return Err(SendError::NodeUnreachable(to));
         };
-        match cluster.send(to.incarnation(), Frame::Message { to, from, payload }) {
+        match cluster.send(
+            to.incarnation(),
+            Frame::Message(Message { to, from, payload }),
+        ) {
             Ok(()) => Ok(()),
             Err(Unsent::NoLink) => Err(SendError::NodeUnreachable(to)),
             Err(Unsent::TooLarge { max }) => Err(SendError::TooLarge { len, max }),
@@ -76,11 +79,11 @@ impl NodeShared {
         nodes.dedup();
         let (mut sent, mut too_large) = (0, 0);
         for peer in nodes {
-            let frame = Frame::Dispatch {
+            let frame = Frame::Dispatch(Dispatch {
                 scope: scope.clone(),
                 key: key.into(),
                 payload: payload.clone(),
-            };
+            });
             match cluster.send(peer, frame) {
                 Ok(()) => sent += 1,
                 Err(Unsent::TooLarge { .. }) => too_large += 1,

@@ -244,14 +244,8 @@ impl Cluster {
         let mut local_ops = false;
         for event in outputs.events {
             match event {
-                CoreEvent::Deliver { to, from, payload } => {
-                    self.node.deliver_remote(to, from, payload);
-                }
-                CoreEvent::Dispatch {
-                    scope,
-                    key,
-                    payload,
-                } => self.node.dispatch_remote(&scope, &key, payload),
+                CoreEvent::Deliver(m) => self.node.deliver_remote(m.to, m.from, m.payload),
+                CoreEvent::Dispatch(d) => self.node.dispatch_remote(&d.scope, &d.key, d.payload),
                 CoreEvent::NamesLost(applied) => {
                     self.node.names_lost(applied);
                     local_ops = true;
