@@ -55,8 +55,8 @@ mod scope;
 // lifecycle, with no IO (see the `roster-proto` crate). Imported under their names so
 // the shell refers to them as `crate::store`, `crate::replication`, ...
 use roster_proto::{
-    clock, conflict, entry, envelope, error, event, key, link_table, live, meta, op, pid,
-    replication, store, subscription,
+    clock, conflict, entry, envelope, error, event, key, link_table, meta, op, pid, replication,
+    store, subscription,
 };
 
 pub use clock::Clock;

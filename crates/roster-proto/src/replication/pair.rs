@@ -21,7 +21,7 @@ use crate::key::{Key, Limits};
 use crate::meta::Meta;
 use crate::op::Outbox;
 use crate::pid::Pid;
-use crate::store::{LocalProcess, Mailbox, ProcessTable, Refused};
+use crate::store::{Mailbox, ProcessTable, Refused};
 use crate::store::{NodeStores, ScopeConfig, ScopeStore};
 
 /// A mailbox nobody reads: the harnesses send no messages.
@@ -33,9 +33,9 @@ impl Mailbox for Discard {
     }
 }
 
-/// A clock the test sets.
+/// A clock the test sets (milliseconds).
 #[derive(Default)]
-pub(super) struct ManualClock(AtomicU64);
+pub(super) struct ManualClock(pub(super) AtomicU64);
 
 impl Clock for ManualClock {
     fn now_millis(&self) -> u64 {
@@ -87,12 +87,7 @@ impl TestNode {
 
     /// A new live local process.
     pub(super) fn process(&mut self) -> Pid {
-        let pid = self.stores.next_pid();
-        let live = &self.stores.processes.live;
-        live.insert(pid.serial());
-        let process = LocalProcess::new(pid, live.clone(), Box::new(Discard));
-        self.stores.add_process(Arc::new(process));
-        pid
+        self.stores.new_process(Box::new(Discard)).pid
     }
 
     /// Registers `key` for local process `pid` in the default scope.
@@ -130,13 +125,7 @@ impl TestNode {
     fn act(&mut self) {
         while let Some(event) = self.core.poll_event() {
             if let CoreEvent::NamesLost(applied) = &event {
-                for (loser, key, winner) in &applied.lost {
-                    let reason = ExitReason::Conflict {
-                        key: key.clone(),
-                        winner: *winner,
-                    };
-                    self.exit(*loser, reason);
-                }
+                self.stores.end_conflict_losers(applied.clone());
             }
             self.events.push(event);
         }

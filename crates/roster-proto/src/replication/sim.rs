@@ -14,16 +14,15 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::core::{Core, CoreConfig, CoreEvent};
-use super::pair::Discard;
+use super::pair::{Discard, ManualClock};
 use super::wire::Frame;
-use crate::clock::Clock;
 use crate::conflict::ConflictRule;
 use crate::event::ExitReason;
 use crate::key::{Key, Limits};
@@ -37,23 +36,13 @@ const NAMES: &[&str] = &["a", "b", "c", "user/1", "user/2", "user/3", "leader"];
 const GROUPS: &[&str] = &["g1", "g2", "room/1", "room/2"];
 const SCOPES: &[&str] = &["default", "s1", "s2"];
 
-/// A virtual wall clock with a per-node skew.
-struct SimClock {
-    millis: AtomicU64,
-}
-
-impl Clock for SimClock {
-    fn now_millis(&self) -> u64 {
-        self.millis.load(Ordering::Relaxed)
-    }
-}
-
 struct SimNode {
     name: String,
     incarnation: u64,
     stores: NodeStores,
     core: Core,
-    clock: Arc<SimClock>,
+    /// The node's wall clock, set from the simulated time plus its skew.
+    clock: Arc<ManualClock>,
     skew_ms: i64,
     processes: Vec<Arc<LocalProcess>>,
     /// Names each live process registered and still expects to hold, per scope.
@@ -70,22 +59,7 @@ impl SimNode {
 
     /// A new live local process (its mailbox is never read).
     fn new_process(&self) -> Arc<LocalProcess> {
-        let pid = self.stores.next_pid();
-        let live = &self.stores.processes.live;
-        live.insert(pid.serial());
-        let process = Arc::new(LocalProcess::new(pid, live.clone(), Box::new(Discard)));
-        self.stores.add_process(process.clone());
-        process
-    }
-
-    /// Ends the local processes that lost names in conflicts, as a node does by default.
-    fn names_lost(&self, lost: Vec<(Pid, Key, Pid)>) {
-        for (loser, key, winner) in lost {
-            if let Some(process) = self.stores.process(loser) {
-                self.stores
-                    .exit(&process, ExitReason::Conflict { key, winner });
-            }
-        }
+        self.stores.new_process(Box::new(Discard))
     }
 }
 
@@ -159,9 +133,7 @@ impl Sim {
         let incarnation = self.next_incarnation;
         self.next_incarnation += 1;
         let skew_ms = self.rng.random_range(-500i64..=500);
-        let clock = Arc::new(SimClock {
-            millis: AtomicU64::new(0),
-        });
+        let clock = Arc::new(ManualClock::default());
         let stores = NodeStores::new(ScopeConfig {
             rule: ConflictRule::KeepOldest,
             outbox: Some(Arc::new(Outbox::default())),
@@ -200,7 +172,7 @@ impl Sim {
 
     fn set_clock(&self, node: &mut SimNode) {
         let base = 1_000_000_000 + self.elapsed_ms() as i64 + node.skew_ms;
-        node.clock.millis.store(base as u64, Ordering::Relaxed);
+        node.clock.0.store(base as u64, Ordering::Relaxed);
     }
 
     fn alive(&self) -> Vec<usize> {
@@ -237,7 +209,7 @@ impl Sim {
                 match event {
                     CoreEvent::Overloaded { peer } => overloaded.push(peer),
                     CoreEvent::NamesLost(applied) => {
-                        node.names_lost(applied.lost);
+                        node.stores.end_conflict_losers(applied);
                         local_ops = true;
                     }
                     // The workload sends no messages.

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{HeldEntry, LocalProcess, ProcessTable};
+use super::{ApplyOutcome, HeldEntry, LocalProcess, Mailbox, ProcessTable};
 use super::{ScopeConfig, ScopeStore};
 use crate::event::ExitReason;
 use crate::key::ScopeName;
@@ -55,15 +55,15 @@ impl NodeStores {
         &self.default_scope
     }
 
-    /// The pid of the next local process.
-    pub fn next_pid(&self) -> Pid {
+    /// A new live local process whose messages go to `mailbox`, in the process table.
+    pub fn new_process(&self, mailbox: Box<dyn Mailbox>) -> Arc<LocalProcess> {
         let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
-        Pid::new(self.processes.incarnation, serial)
-    }
-
-    /// Records a new local process (already in the live set).
-    pub fn add_process(&self, process: Arc<LocalProcess>) {
-        self.processes.cells.pin().insert(process.pid, process);
+        let pid = Pid::new(self.processes.incarnation, serial);
+        let live = &self.processes.live;
+        live.insert(serial);
+        let process = Arc::new(LocalProcess::new(pid, live.clone(), mailbox));
+        self.processes.cells.pin().insert(pid, process.clone());
+        process
     }
 
     /// A local process that has not finished exiting.
@@ -89,6 +89,20 @@ impl NodeStores {
         // still read its exit reason.
         self.processes.cells.pin().remove(&process.pid);
         true
+    }
+
+    /// Ends the local processes that lost names in conflicts (`outcome.lost`) with
+    /// [`ExitReason::Conflict`]; returns those it ended (already gone ones are skipped).
+    pub fn end_conflict_losers(&self, outcome: ApplyOutcome) -> Vec<Arc<LocalProcess>> {
+        let mut ended = Vec::new();
+        for (loser, key, winner) in outcome.lost {
+            if let Some(process) = self.process(loser)
+                && self.exit(&process, ExitReason::Conflict { key, winner })
+            {
+                ended.push(process);
+            }
+        }
+        ended
     }
 
     /// A connected scope's store.

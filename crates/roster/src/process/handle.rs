@@ -12,7 +12,6 @@ use crate::envelope::Envelope;
 use crate::error::{RecvError, SendError};
 use crate::event::ExitReason;
 use crate::key::Key;
-use crate::live::LiveSet;
 use crate::pid::Pid;
 use crate::runtime::NodeShared;
 use crate::store::LocalProcess;
@@ -52,35 +51,15 @@ pub struct Process {
 }
 
 impl Process {
-    /// A new live process; the caller has not yet published it anywhere.
-    pub(crate) fn new(
-        node: Arc<NodeShared>,
-        live: &Arc<LiveSet>,
-        pid: Pid,
-        mailbox_capacity: usize,
-    ) -> Self {
-        let (tx, rx) = mpsc::channel(mailbox_capacity);
-        live.insert(pid.serial());
-        let mailbox = Box::new(ChannelMailbox(tx));
-        let cell = Arc::new(LocalProcess::new(pid, live.clone(), mailbox));
+    /// A new live local process of `node`, in its process table.
+    pub(crate) fn start(node: &Arc<NodeShared>) -> Self {
+        let (tx, rx) = mpsc::channel(node.mailbox_capacity);
+        let cell = node.stores.new_process(Box::new(ChannelMailbox(tx)));
         Process {
             cell,
             inbox: rx,
-            node,
+            node: node.clone(),
         }
-    }
-
-    /// A new live local process of `node`, in its process table.
-    pub(crate) fn start(node: &Arc<NodeShared>) -> Self {
-        let pid = node.stores.next_pid();
-        let process = Process::new(
-            node.clone(),
-            &node.stores.processes.live,
-            pid,
-            node.mailbox_capacity,
-        );
-        node.stores.add_process(process.cell.clone());
-        process
     }
 
     /// Runs the process in a task that `kill` can abort; returns its pid.

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use super::NodeShared;
 use crate::cluster::Cluster;
 use crate::cluster::host::ClusterHost;
-use crate::event::ExitReason;
 use crate::key::{Limits, ScopeName};
 use crate::meta::Meta;
 use crate::op::Outbox;
@@ -43,14 +42,15 @@ impl NodeShared {
     /// ended with [`ExitReason::Conflict`], or told through `Process::lost_names` when the
     /// node is configured not to kill losers.
     pub(crate) fn conflicts_lost(&self, applied: ApplyOutcome) {
+        if self.kill_conflict_losers {
+            for process in self.stores.end_conflict_losers(applied) {
+                process.abort_task();
+            }
+            return;
+        }
         for (loser, key, winner) in applied.lost {
-            let Some(cell) = self.process_cell(loser) else {
-                continue;
-            };
-            if !self.kill_conflict_losers {
-                cell.lost_name(key, winner);
-            } else if self.exit(&cell, ExitReason::Conflict { key, winner }) {
-                cell.abort_task();
+            if let Some(process) = self.process_cell(loser) {
+                process.lost_name(key, winner);
             }
         }
     }
