@@ -19,6 +19,7 @@ pub(crate) mod membership;
 mod outlet;
 #[cfg(test)]
 mod tests;
+mod throttle;
 #[cfg(feature = "tls")]
 mod tls;
 

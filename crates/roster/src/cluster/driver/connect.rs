@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
 
-use super::throttle::Throttle;
 use super::{Cluster, lock};
 use crate::cluster::handshake::{Greeting, HANDSHAKE_TIMEOUT, HandshakeError, handshake};
 use crate::cluster::link_table::Refusal;
 use crate::cluster::membership::MemberId;
+use crate::cluster::throttle::Throttle;
 
 /// A link's byte stream: plain TCP, or TLS over TCP.
 pub(super) enum LinkStream {
@@ -163,8 +163,8 @@ impl Drop for DialClaim {
 }
 
 pub(super) async fn accept_loop(cluster: Weak<Cluster>, listener: TcpListener) {
-    let mut refusals = Throttle::default();
-    let mut failures = Throttle::default();
+    let mut refusals = Throttle::new(Duration::from_secs(1));
+    let mut failures = Throttle::new(Duration::from_secs(1));
     loop {
         let accepted = listener.accept().await;
         let Some(strong) = cluster.upgrade() else {

@@ -22,7 +22,6 @@ mod lifecycle;
 mod link;
 mod loops;
 mod stats;
-mod throttle;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,12 +38,12 @@ use self::link::{Link, LinkWriter};
 use self::loops::{flusher_loop, membership_loop, reaper_loop, timer_loop};
 pub(crate) use self::stats::ClusterCounters;
 pub use self::stats::{ClusterStats, PeerInfo};
-use self::throttle::Throttle;
 use super::handshake::{ClusterKey, Greeting};
 use super::host::ClusterHost;
 use super::link_table::{LinkTable, RedialPolicy};
 use super::membership::{MemberId, MembershipConfig, MembershipHandle, spawn_membership};
 use super::outlet::{BURST_WINDOW, Outlet, Pumped};
+use super::throttle::Throttle;
 use crate::key::{Limits, ScopeName};
 use crate::replication::PROTOCOL_VERSION;
 use crate::replication::core::{Core, CoreConfig, CoreEvent, Unsent};
@@ -164,7 +163,7 @@ impl Cluster {
             tasks: Mutex::new(Vec::new()),
             next_session: AtomicU64::new(1),
             peer_limits: PeerLimits::default(),
-            skip_log: Mutex::new(Throttle::default()),
+            skip_log: Mutex::new(Throttle::new(Duration::from_secs(1))),
             counters: ClusterCounters::default(),
             node,
         });

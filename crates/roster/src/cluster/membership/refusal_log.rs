@@ -2,11 +2,10 @@
 //! whole node (the line counts the ones suppressed since the previous), the rest at debug.
 
 use std::net::SocketAddr;
-use std::time::Duration;
-
-use tokio::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::datagram::DatagramError;
+use crate::cluster::throttle::Throttle;
 
 /// At most one warn line per this interval about refused datagrams, for the whole node
 /// (the others go to debug). Long enough that a misconfigured node announcing every few
@@ -17,28 +16,20 @@ const REFUSED_WARN_INTERVAL: Duration = Duration::from_secs(10);
 /// [`REFUSED_WARN_INTERVAL`] for the whole node, whatever the source, carrying how many
 /// refusals it suppressed since the previous line. Not per source: sources are spoofable,
 /// so a per-source limit would need memory without bound.
-#[derive(Debug, Default)]
-pub(super) struct RefusedWarnings {
-    /// When the last warn line went out.
-    last: Option<Instant>,
-    /// Refusals since then that got no warn line.
-    suppressed: u64,
+#[derive(Debug)]
+pub(super) struct RefusedWarnings(Throttle);
+
+impl Default for RefusedWarnings {
+    fn default() -> Self {
+        RefusedWarnings(Throttle::new(REFUSED_WARN_INTERVAL))
+    }
 }
 
 impl RefusedWarnings {
     /// Records a refusal at `now`. `Some(suppressed)` if it gets a warn line, with the
     /// number of refusals suppressed since the previous one; `None` if it is suppressed.
     fn admit(&mut self, now: Instant) -> Option<u64> {
-        match self.last {
-            Some(last) if now.saturating_duration_since(last) < REFUSED_WARN_INTERVAL => {
-                self.suppressed += 1;
-                None
-            }
-            _ => {
-                self.last = Some(now);
-                Some(std::mem::take(&mut self.suppressed))
-            }
-        }
+        self.0.allow(now)
     }
 
     /// Logs the refusal of a datagram from `from`, the `refused`th since start: at warn if
