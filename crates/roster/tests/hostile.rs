@@ -3,7 +3,6 @@
 //! global allocator of this test binary, so this file holds a single test.
 
 use std::alloc::System;
-use std::time::Duration;
 
 use cap::Cap;
 use tokio::io::AsyncWriteExt;
@@ -12,7 +11,7 @@ use tokio::net::TcpStream;
 mod common;
 use common::eventually;
 
-use roster::{ClusterConfig, FailureDetection, Node};
+use roster::Node;
 
 #[global_allocator]
 static ALLOCATED: Cap<System> = Cap::new(System, usize::MAX);
@@ -20,19 +19,7 @@ static ALLOCATED: Cap<System> = Cap::new(System, usize::MAX);
 const SECRET: &str = "hostile-test-secret";
 
 fn start(name: &str, seeds: &[&Node]) -> Node {
-    let seeds: Vec<String> = seeds
-        .iter()
-        .map(|n| n.cluster_addr().expect("clustered").to_string())
-        .collect();
-    let config = ClusterConfig::new("127.0.0.1:0".parse().unwrap(), SECRET)
-        .seeds(seeds)
-        .failure_detection(FailureDetection::Fast)
-        .announce_interval(Duration::from_millis(200));
-    Node::builder()
-        .name(name)
-        .cluster(config)
-        .start()
-        .expect("node starts")
+    common::start_clustered(Node::builder(), name, common::cluster_config(SECRET, seeds))
 }
 
 /// Opens `count` connections to `node` and writes `bytes` on each; keeps them open.

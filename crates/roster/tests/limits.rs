@@ -6,28 +6,14 @@ use std::time::Duration;
 mod common;
 use common::eventually;
 
-use roster::{
-    ClusterConfig, FailureDetection, KeyError, MetaError, Node, NodeBuilder, RegistryError,
-    SendError,
-};
+use roster::{KeyError, MetaError, Node, NodeBuilder, RegistryError, SendError};
 
 const SECRET: &str = "limits-test-secret";
 
 fn start(builder: NodeBuilder, name: &str, seeds: &[&Node]) -> Node {
-    let seeds: Vec<String> = seeds
-        .iter()
-        .map(|n| n.cluster_addr().expect("clustered").to_string())
-        .collect();
-    let config = ClusterConfig::new("127.0.0.1:0".parse().unwrap(), SECRET)
-        .seeds(seeds)
-        .failure_detection(FailureDetection::Fast)
-        .announce_interval(Duration::from_millis(200))
-        .anti_entropy_interval(Duration::from_millis(200));
-    builder
-        .name(name)
-        .cluster(config)
-        .start()
-        .expect("node starts")
+    let config =
+        common::cluster_config(SECRET, seeds).anti_entropy_interval(Duration::from_millis(200));
+    common::start_clustered(builder, name, config)
 }
 
 /// A string whose MessagePack encoding is about `bytes` long.

@@ -13,9 +13,9 @@ use std::time::Duration;
 use cap::Cap;
 
 mod common;
-use common::eventually;
+use common::{eventually, fully_linked};
 
-use roster::{ClusterConfig, FailureDetection, Node, Process};
+use roster::{Node, Process};
 
 #[global_allocator]
 static ALLOCATOR: Cap<System> = Cap::new(System, usize::MAX);
@@ -42,26 +42,11 @@ const ROUNDS: usize = 8;
 const TOLERANCE: usize = 2 * 1024 * 1024;
 
 fn start(name: &str, seeds: &[&Node]) -> Node {
-    let seeds: Vec<String> = seeds
-        .iter()
-        .map(|n| n.cluster_addr().expect("clustered").to_string())
-        .collect();
-    let config = ClusterConfig::new("127.0.0.1:0".parse().unwrap(), SECRET)
-        .seeds(seeds)
-        .failure_detection(FailureDetection::Fast)
-        .announce_interval(Duration::from_millis(200))
+    let config = common::cluster_config(SECRET, seeds)
         .anti_entropy_interval(Duration::from_millis(300))
         .redial_backoff(Duration::from_millis(2), Duration::from_millis(40))
         .op_log_bytes(OP_LOG_BYTES);
-    Node::builder()
-        .name(name)
-        .cluster(config)
-        .start()
-        .expect("node starts")
-}
-
-fn fully_linked(nodes: &[&Node]) -> bool {
-    nodes.iter().all(|n| n.nodes().len() == nodes.len() - 1)
+    common::start_clustered(Node::builder(), name, config)
 }
 
 fn empty(nodes: &[&Node]) -> bool {

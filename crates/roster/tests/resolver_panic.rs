@@ -1,18 +1,15 @@
 //! A custom conflict resolver that panics must not break replication: the conflict is
 //! decided by keep-oldest on every node, and the links keep replicating afterwards.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use roster::{
-    ClusterConfig, ConflictRule, ExitReason, FailureDetection, Node, NodeBuilder, Winner,
-};
+mod common;
+use common::{eventually, within};
+
+use roster::{ConflictRule, ExitReason, Node, NodeBuilder, Winner};
 
 const SECRET: &str = "resolver-panic-test-secret";
-
-/// Generous bound on anything awaited here: it only fails a test that hangs.
-const HANG_GUARD: Duration = Duration::from_secs(10);
 
 /// A node whose custom resolver panics on every conflict.
 fn with_panicking_resolver() -> NodeBuilder {
@@ -22,36 +19,9 @@ fn with_panicking_resolver() -> NodeBuilder {
 }
 
 fn start(name: &str, seeds: &[&Node], builder: NodeBuilder) -> Node {
-    let seeds: Vec<String> = seeds
-        .iter()
-        .map(|n| n.cluster_addr().expect("clustered").to_string())
-        .collect();
-    let config = ClusterConfig::new("127.0.0.1:0".parse().unwrap(), SECRET)
-        .seeds(seeds)
-        .failure_detection(FailureDetection::Fast)
-        .announce_interval(Duration::from_millis(200))
-        .anti_entropy_interval(Duration::from_millis(300));
-    builder
-        .name(name)
-        .cluster(config)
-        .start()
-        .expect("node starts")
-}
-
-/// Polls `check` every 5 ms until it holds; fails after [`HANG_GUARD`] naming `what`.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    within(what, async {
-        while !check() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
-}
-
-async fn within<F: Future>(what: &str, future: F) -> F::Output {
-    tokio::time::timeout(HANG_GUARD, future)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for: {what}"))
+    let config =
+        common::cluster_config(SECRET, seeds).anti_entropy_interval(Duration::from_millis(300));
+    common::start_clustered(builder, name, config)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

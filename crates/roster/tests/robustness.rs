@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 mod common;
-use common::eventually;
+use common::{eventually, fully_linked};
 
-use roster::{ClusterConfig, FailureDetection, Node, NodeBuilder, Process};
+use roster::{ClusterConfig, Node, NodeBuilder, Process};
 
 const SECRET: &str = "robustness-test-secret";
 
@@ -22,28 +22,11 @@ fn cycles(release: usize, debug: usize) -> usize {
 }
 
 fn config(seeds: &[&Node]) -> ClusterConfig {
-    let seeds: Vec<String> = seeds
-        .iter()
-        .map(|n| n.cluster_addr().expect("clustered").to_string())
-        .collect();
-    ClusterConfig::new("127.0.0.1:0".parse().unwrap(), SECRET)
-        .seeds(seeds)
-        .failure_detection(FailureDetection::Fast)
-        .announce_interval(Duration::from_millis(200))
-        .anti_entropy_interval(Duration::from_millis(300))
+    common::cluster_config(SECRET, seeds).anti_entropy_interval(Duration::from_millis(300))
 }
 
 fn start(builder: NodeBuilder, name: &str, config: ClusterConfig) -> Node {
-    builder
-        .name(name)
-        .cluster(config)
-        .start()
-        .expect("node starts")
-}
-
-/// Whether every node lists every other one as linked.
-fn fully_linked(nodes: &[&Node]) -> bool {
-    nodes.iter().all(|n| n.nodes().len() == nodes.len() - 1)
+    common::start_clustered(builder, name, config)
 }
 
 /// Registers a fresh name on every node and waits until every node sees all of them:

@@ -5,7 +5,9 @@ use std::future::Future;
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use roster::{Delivery, Event, Meta, Node, Subscription};
+use roster::{
+    ClusterConfig, Delivery, Event, FailureDetection, Meta, Node, NodeBuilder, Subscription,
+};
 use serde::Serialize;
 
 /// Generous bound on anything awaited in a test: only guards against hangs.
@@ -16,6 +18,33 @@ pub fn node() -> Node {
     Node::builder()
         .start()
         .expect("node starts inside a runtime")
+}
+
+/// The cluster settings of a test node on 127.0.0.1 (a free port) that announces itself to
+/// `seeds`: fast failure detection, an announce every 200 ms.
+pub fn cluster_config(secret: &str, seeds: &[&Node]) -> ClusterConfig {
+    let seeds: Vec<String> = seeds
+        .iter()
+        .map(|n| n.cluster_addr().expect("clustered").to_string())
+        .collect();
+    ClusterConfig::new("127.0.0.1:0".parse().unwrap(), secret)
+        .seeds(seeds)
+        .failure_detection(FailureDetection::Fast)
+        .announce_interval(std::time::Duration::from_millis(200))
+}
+
+/// Starts `builder` as node `name` of the cluster `config` describes.
+pub fn start_clustered(builder: NodeBuilder, name: &str, config: ClusterConfig) -> Node {
+    builder
+        .name(name)
+        .cluster(config)
+        .start()
+        .expect("node starts")
+}
+
+/// Whether every node lists every other one as linked.
+pub fn fully_linked(nodes: &[&Node]) -> bool {
+    nodes.iter().all(|n| n.nodes().len() == nodes.len() - 1)
 }
 
 /// Encodes a value the way the library encodes meta.
