@@ -256,6 +256,24 @@ fn peer_closed(e: &std::io::Error) -> bool {
     )
 }
 
+#[cfg(test)]
+impl Greeting {
+    /// The greeting of node `n<incarnation>` of `cluster`, with default limits and a fresh
+    /// nonce (for tests that speak the handshake by hand).
+    pub(crate) fn for_test(cluster: &str, incarnation: u64) -> Self {
+        Greeting {
+            version: PROTOCOL_VERSION,
+            cluster: cluster.into(),
+            name: format!("n{incarnation}"),
+            incarnation,
+            started_at_ms: 1,
+            addr: "127.0.0.1:1".parse().expect("an address"),
+            limits: Limits::DEFAULT,
+            nonce: rand::random(),
+        }
+    }
+}
+
 /// Decodes a peer's greeting (fuzzed: never panics).
 pub(crate) fn decode_greeting(bytes: &[u8]) -> Result<Greeting, HandshakeError> {
     let (greeting, rest): (Greeting, &[u8]) =
@@ -298,16 +316,7 @@ mod tests {
     use super::*;
 
     fn greeting(incarnation: u64) -> Greeting {
-        Greeting {
-            version: PROTOCOL_VERSION,
-            cluster: "test".into(),
-            name: format!("n{incarnation}"),
-            incarnation,
-            started_at_ms: 1,
-            addr: "127.0.0.1:1".parse().unwrap(),
-            limits: Limits::DEFAULT,
-            nonce: rand::random(),
-        }
+        Greeting::for_test("test", incarnation)
     }
 
     async fn run(

@@ -2,7 +2,7 @@
 //! (closes at once, stays silent, holds its proof across a sever).
 
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,8 +12,6 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use super::handshake::{ClusterKey, Greeting, handshake};
-use crate::key::Limits;
-use crate::replication::PROTOCOL_VERSION;
 use crate::{ClusterConfig, FailureDetection, Node};
 
 const SECRET: &str = "link-test-secret";
@@ -43,19 +41,21 @@ fn node() -> Node {
 }
 
 fn greeting(incarnation: u64) -> Greeting {
-    Greeting {
-        version: PROTOCOL_VERSION,
-        cluster: "roster".into(),
-        name: format!("fake-{incarnation}"),
-        incarnation,
-        started_at_ms: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64,
-        addr: "127.0.0.1:1".parse().unwrap(),
-        limits: Limits::DEFAULT,
-        nonce: rand::random(),
-    }
+    Greeting::for_test("roster", incarnation)
+}
+
+/// Reads (and drops) what the node sends on `tcp` until it closes the connection; `false`
+/// if it did not within 15 s.
+async fn closed_by_node(tcp: &mut TcpStream) -> bool {
+    let mut sink = vec![0u8; 64 * 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Ok(n) = tcp.read(&mut sink).await {
+            if n == 0 {
+                return;
+            }
+        }
+    });
+    closed.await.is_ok()
 }
 
 /// Connects to `addr` and completes the handshake as a node of incarnation `incarnation`.
@@ -112,17 +112,10 @@ async fn a_silent_peer_is_closed() {
     let mut tcp = handshaken_peer(node.cluster_addr().unwrap(), 7).await;
     eventually("the link is listed", || node.nodes().len() == 1).await;
     // Read what the node sends (its hello and pings) until it closes the link.
-    let mut sink = vec![0u8; 64 * 1024];
-    let closed = tokio::time::timeout(Duration::from_secs(15), async {
-        loop {
-            match tcp.read(&mut sink).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "the node never closed the silent link");
+    assert!(
+        closed_by_node(&mut tcp).await,
+        "the node never closed the silent link"
+    );
     assert_eq!(node.cluster_stats().unwrap().links_silent, 1);
     assert!(node.nodes().is_empty());
     node.shutdown().await;
@@ -199,15 +192,9 @@ async fn a_panicking_link_reader_tears_its_link_down() {
     tcp.write_all(&frame).await.unwrap();
     eventually("the link is torn down", || node.nodes().is_empty()).await;
     assert_eq!(node.cluster_stats().unwrap().link_task_panics, 1);
-    let mut sink = vec![0u8; 64 * 1024];
-    let closed = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Ok(n) = tcp.read(&mut sink).await {
-            if n == 0 {
-                return;
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "the peer's socket was not closed");
+    assert!(
+        closed_by_node(&mut tcp).await,
+        "the peer's socket was not closed"
+    );
     node.shutdown().await;
 }
