@@ -515,7 +515,7 @@ impl Scope {
     }
 
     fn holdings_of(&self, pid: Pid, kind: HeldKind) -> Vec<Key> {
-        let Some(cell) = self.node.process_cell(pid) else {
+        let Some(cell) = self.node.stores.process(pid) else {
             return Vec::new();
         };
         let mut keys: Vec<Key> = cell

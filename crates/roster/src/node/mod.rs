@@ -150,11 +150,11 @@ impl Node {
     /// # }
     /// ```
     pub fn kill(&self, pid: Pid) -> bool {
-        let Some(cell) = self.shared.process_cell(pid) else {
+        let Some(cell) = self.shared.stores.process(pid) else {
             return false;
         };
         // Only the caller that marks it dead kills it: it may be exiting on its own.
-        if !self.shared.exit(&cell, ExitReason::Killed) {
+        if !self.shared.stores.exit(&cell, ExitReason::Killed) {
             return false;
         }
         cell.abort_task();

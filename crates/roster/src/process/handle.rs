@@ -237,7 +237,7 @@ impl Drop for Process {
         } else {
             ExitReason::Normal
         };
-        self.node.exit(&self.cell, reason);
+        self.node.stores.exit(&self.cell, reason);
         self.node.flush_local();
     }
 }

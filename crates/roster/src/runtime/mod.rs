@@ -1,12 +1,13 @@
 //! The state a node shares with its handles, scopes and processes ([`NodeShared`]), and
-//! what it does below the public API: the runtime of its processes, message routing, the
-//! host of its replication core and cluster layer, and the timer of its scope leases.
+//! what it does below the public API: message routing, the host of its replication core
+//! and cluster layer, scope disconnects that the peers hear of, and the timer of its scope
+//! leases. Processes and their exits belong to the store (`NodeStores`).
 //! The public `Node`, `Scope` and `Process` handles sit above it.
 
 mod leases;
-mod processes;
 mod replica_host;
 mod routing;
+mod scopes;
 
 use std::sync::Arc;
 

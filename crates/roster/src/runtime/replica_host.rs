@@ -49,7 +49,7 @@ impl NodeShared {
             return;
         }
         for (loser, key, winner) in applied.lost {
-            if let Some(process) = self.process_cell(loser) {
+            if let Some(process) = self.stores.process(loser) {
                 process.lost_name(key, winner);
             }
         }

@@ -225,8 +225,11 @@ impl Cluster {
     /// Wakes the writers of peers with frames to send and acts on the core's events.
     /// Never called with the link table locked.
     fn act(self: &Arc<Self>, outputs: CoreOutputs) {
-        // Taken out of the table first: pumping may drop a link.
-        let targets: Vec<(u64, LinkWriter)> = {
+        // Taken out of the table first (pumping may drop a link); most frames received
+        // leave nothing to send, and then the table is not touched.
+        let targets: Vec<(u64, LinkWriter)> = if outputs.wake.is_empty() {
+            Vec::new()
+        } else {
             let links = lock(&self.links);
             outputs
                 .wake
