@@ -1,13 +1,12 @@
-//! The one owner of every link's lifecycle: which peers are being dialed, which links are
+//! The record of every link's lifecycle: which peers are being dialed, which links are
 //! established, whether links are refused (severed), and how long to wait before the next
 //! dial of a peer.
 //!
-//! Every transition happens under the table's lock, in one step with the replication
-//! core's view of the peer: a link is inserted together with the start of its tasks, so a
-//! link that ends at once always finds itself in the table and is removed; a handshake
-//! that was in flight when links were severed is refused when it completes (it carries the
-//! [`Admission`] it started under). The table itself does no IO: the driver acts on what
-//! it decides.
+//! The replication core owns one (see `replication::links`) and changes it in the same
+//! call as the peer's replication state, so it is the one source of truth for which peers
+//! are linked. A handshake that was in flight when links were severed is refused when it
+//! completes (it carries the [`Admission`] it started under). The table does no IO: the
+//! shell acts on what the core decides.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -58,6 +57,15 @@ impl RedialPolicy {
     pub fn stable(&self, lived: Duration) -> bool {
         lived >= self.max
     }
+}
+
+/// One established link, as the core records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkSession {
+    /// Unique among this core's links: tells a link from the one that replaced it.
+    pub id: u64,
+    /// When the link was established.
+    pub established: Instant,
 }
 
 /// The state under which a connection started its handshake; checked again when it

@@ -44,6 +44,7 @@ use super::wire::{Dispatch, Frame, Message};
 use crate::event::ExitReason;
 use crate::event::Reason;
 use crate::key::{Limits, ScopeName};
+use crate::link_table::{LinkSession, LinkTable, RedialPolicy};
 use crate::op::{Op, Outgoing};
 use crate::store::ApplyOutcome;
 use crate::store::{ScopeStore, SnapshotReceiver};
@@ -69,6 +70,11 @@ pub struct CoreConfig {
     pub anti_entropy_interval: Duration,
     /// This node's limits: items from peers over them are skipped.
     pub limits: Limits,
+    /// When to redial a peer after a failed dial or a link that died young.
+    pub redial: RedialPolicy,
+    /// Most inbound handshakes in progress at once; further connections are refused at
+    /// once. Each costs at most a few KiB until its handshake ends or times out.
+    pub max_handshakes: usize,
 }
 
 impl Default for CoreConfig {
@@ -80,6 +86,8 @@ impl Default for CoreConfig {
             max_queued_ops: 1_000_000,
             anti_entropy_interval: Duration::from_secs(2),
             limits: Limits::DEFAULT,
+            redial: RedialPolicy::default(),
+            max_handshakes: 64,
         }
     }
 }
@@ -88,8 +96,9 @@ impl Default for CoreConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(missing_docs, reason = "the variant docs say what the fields are")]
 pub enum CoreEvent {
-    /// The peer's queue overflowed: drop the link (it will be resynced on reconnect).
-    Overloaded { peer: u64 },
+    /// The peer's queue overflowed: the link of `session` is closed here (the peer
+    /// resyncs when it comes back); close its connection.
+    Overloaded { peer: u64, session: u64 },
     /// A digest mismatch was found and a snapshot sent to repair it.
     Repaired { peer: u64, scope: ScopeName },
     /// A peer sent ops with a gap in its stream; a snapshot was requested.
@@ -161,12 +170,10 @@ enum CatchUp {
 
 /// What we know of one peer (keyed by its incarnation).
 #[derive(Debug)]
-struct Peer {
-    name: String,
+pub(super) struct Peer {
+    pub(super) name: String,
     /// The limits the peer announced in its handshake.
-    limits: Limits,
-    /// Whether a link is up.
-    linked: bool,
+    pub(super) limits: Limits,
     /// Scopes the peer is connected to.
     scopes: BTreeSet<ScopeName>,
     /// The last sequence applied of each of the peer's streams.
@@ -190,7 +197,6 @@ impl Peer {
         Peer {
             name,
             limits,
-            linked: true,
             scopes: BTreeSet::new(),
             applied: HashMap::new(),
             receiving: HashMap::new(),
@@ -204,12 +210,7 @@ impl Peer {
 
     /// Forgets everything about the current link (queued frames, catch-ups, snapshots
     /// being received).
-    fn unlink(&mut self) {
-        self.linked = false;
-        self.reset_link_state();
-    }
-
-    fn reset_link_state(&mut self) {
+    pub(super) fn reset_link_state(&mut self) {
         // A new queue: the old one may have grown large for a slow peer.
         self.queue = VecDeque::new();
         self.queued_ops = 0;
@@ -275,8 +276,14 @@ pub struct Core {
     me: u64,
     config: CoreConfig,
     streams: BTreeMap<ScopeName, OwnStream>,
-    peers: BTreeMap<u64, Peer>,
-    events: VecDeque<CoreEvent>,
+    /// Replication state per peer, linked or not.
+    pub(super) peers: BTreeMap<u64, Peer>,
+    /// The one record of which peers are linked, and of dialing and admission.
+    pub(super) links: LinkTable<LinkSession>,
+    pub(super) next_session: u64,
+    /// The time of the latest input that carried one.
+    pub(super) clock: Option<Instant>,
+    pub(super) events: VecDeque<CoreEvent>,
     next_anti_entropy: Option<Instant>,
 }
 
@@ -285,9 +292,12 @@ impl Core {
     pub fn new(me: u64, config: CoreConfig) -> Self {
         Core {
             me,
+            links: LinkTable::new(config.redial, config.max_handshakes),
             config,
             streams: BTreeMap::new(),
             peers: BTreeMap::new(),
+            next_session: 1,
+            clock: None,
             events: VecDeque::new(),
             next_anti_entropy: None,
         }
@@ -297,7 +307,7 @@ impl Core {
     pub fn peers_in(&self, scope: &str) -> Vec<u64> {
         self.peers
             .iter()
-            .filter(|(_, p)| p.linked && p.scopes.contains(scope))
+            .filter(|(id, p)| self.links.get(**id).is_some() && p.scopes.contains(scope))
             .map(|(id, _)| *id)
             .collect()
     }
@@ -307,11 +317,12 @@ impl Core {
         self.streams.get(scope).map_or(0, |s| s.seq)
     }
 
-    /// A link to `peer` (incarnation) completed its handshake.
+    /// Starts the replication state of a new link to `peer` (incarnation); the link table
+    /// already lists it.
     ///
     /// A peer with the same name and another incarnation is a restarted node: every entry
     /// of the old incarnation is purged at once.
-    pub fn handle_peer_up(
+    pub(super) fn open_link(
         &mut self,
         host: &dyn ReplicaHost,
         peer: u64,
@@ -333,7 +344,6 @@ impl Core {
             .entry(peer)
             .or_insert_with(|| Peer::new(name.to_owned(), limits));
         state.limits = limits;
-        state.linked = true;
         state.reset_link_state();
         let scopes = host.replicated_scopes();
         let positions = scopes
@@ -349,18 +359,16 @@ impl Core {
         }
     }
 
-    /// The link to `peer` is gone. If `dead` (membership declared the node down), every
-    /// entry of it is purged with reason `NodeDown`; otherwise its entries stay and the
-    /// next link resyncs by delta.
-    pub fn handle_peer_down(&mut self, host: &dyn ReplicaHost, peer: u64, dead: bool) {
-        if dead {
-            self.forget_peer(host, peer);
-        } else if let Some(state) = self.peers.get_mut(&peer) {
-            state.unlink();
+    /// Ends the replication state of the link to `peer` (the link table no longer lists
+    /// it): its entries stay, and the next link resyncs by delta.
+    pub(super) fn close_link(&mut self, peer: u64) {
+        if let Some(state) = self.peers.get_mut(&peer) {
+            state.reset_link_state();
         }
     }
 
-    fn forget_peer(&mut self, host: &dyn ReplicaHost, peer: u64) {
+    /// Forgets `peer` and purges every entry of it with reason `NodeDown`.
+    pub(super) fn forget_peer(&mut self, host: &dyn ReplicaHost, peer: u64) {
         if self.peers.remove(&peer).is_some() || host.has_entries_of(peer) {
             let reason = Reason::Exit(ExitReason::NodeDown);
             for scope in host.replicated_scopes() {
@@ -384,8 +392,8 @@ impl Core {
             }
             let stream = self.streams.entry(scope_name.clone()).or_default();
             let seq = stream.push(op.clone(), self.config.op_log, self.config.op_log_bytes);
-            for peer in self.peers.values_mut() {
-                if peer.linked && peer.synced.contains(&scope_name) {
+            for (id, peer) in self.peers.iter_mut() {
+                if self.links.get(*id).is_some() && peer.synced.contains(&scope_name) {
                     peer.push_ops(&scope_name, seq, op.clone(), self.config.max_ops_per_frame);
                 }
             }
@@ -419,12 +427,21 @@ impl Core {
         }
     }
 
+    /// Closes the links of peers whose queue went over the bound.
     fn check_overload(&mut self) {
         let max = self.config.max_queued_ops;
-        for (id, peer) in self.peers.iter_mut() {
-            if peer.linked && peer.queued_ops > max {
-                peer.unlink();
-                self.events.push_back(CoreEvent::Overloaded { peer: *id });
+        let over: Vec<u64> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.queued_ops > max)
+            .map(|(id, _)| *id)
+            .collect();
+        for peer in over {
+            if let Some(session) = self.drop_link(peer) {
+                self.events.push_back(CoreEvent::Overloaded {
+                    peer,
+                    session: session.id,
+                });
             }
         }
     }
@@ -437,9 +454,9 @@ impl Core {
         };
         let ids: Vec<u64> = self
             .peers
-            .iter()
-            .filter(|(_, p)| p.linked)
-            .map(|(id, _)| *id)
+            .keys()
+            .copied()
+            .filter(|id| self.links.get(*id).is_some())
             .collect();
         for id in ids {
             let peer = self.peers.get_mut(&id).expect("listed above");
@@ -458,12 +475,12 @@ impl Core {
     /// peers, and forget the streams of the scope.
     pub fn handle_scope_disconnected(&mut self, scope: &ScopeName) {
         self.streams.remove(scope);
-        for peer in self.peers.values_mut() {
+        for (id, peer) in self.peers.iter_mut() {
             peer.applied.remove(scope);
             peer.receiving.remove(scope);
             peer.synced.remove(scope);
             peer.catching_up.remove(scope);
-            if peer.linked {
+            if self.links.get(*id).is_some() {
                 peer.push(Frame::Scopes {
                     joined: Vec::new(),
                     left: vec![scope.clone()],
@@ -472,9 +489,10 @@ impl Core {
         }
     }
 
-    /// A frame arrived from `peer`.
-    pub fn handle_frame(&mut self, host: &dyn ReplicaHost, peer: u64, frame: Frame) {
-        if !self.peers.get(&peer).is_some_and(|p| p.linked) {
+    /// A frame arrived from `peer` on the link of session `session`. A frame of a link
+    /// that is no longer the peer's current one is ignored.
+    pub fn handle_frame(&mut self, host: &dyn ReplicaHost, peer: u64, session: u64, frame: Frame) {
+        if self.links.get(peer).is_none_or(|s| s.id != session) || !self.peers.contains_key(&peer) {
             return;
         }
         match frame {
@@ -718,6 +736,7 @@ impl Core {
 
     /// Time passed: exchange digests if due. Early or repeated calls do nothing.
     pub fn handle_timeout(&mut self, host: &dyn ReplicaHost, now: Instant) {
+        self.tick(now);
         let Some(due) = self.next_anti_entropy else {
             return;
         };
@@ -727,12 +746,17 @@ impl Core {
         self.next_anti_entropy = Some(now + self.config.anti_entropy_interval);
         // Every linked peer hears from us at least once per interval, so a link that
         // stopped carrying frames can be told from a quiet one.
-        for peer in self.peers.values_mut().filter(|p| p.linked) {
+        let links = &self.links;
+        for (_, peer) in self
+            .peers
+            .iter_mut()
+            .filter(|(id, _)| links.get(**id).is_some())
+        {
             peer.push(Frame::Ping);
         }
         for scope in host.replicated_scopes() {
             for (id, peer) in self.peers.iter_mut() {
-                if !peer.linked || peer.receiving.contains_key(&scope.name) {
+                if links.get(*id).is_none() || peer.receiving.contains_key(&scope.name) {
                     continue;
                 }
                 if let Some(&seq) = peer.applied.get(&scope.name) {
@@ -749,7 +773,10 @@ impl Core {
     /// Queues a message or dispatch for a peer, after the ops queued before it. Refused
     /// if the peer has no link or announced a smaller `max_message_bytes`.
     pub fn send(&mut self, peer: u64, frame: Frame) -> Result<(), Unsent> {
-        let Some(state) = self.peers.get_mut(&peer).filter(|p| p.linked) else {
+        if self.links.get(peer).is_none() {
+            return Err(Unsent::NoLink);
+        }
+        let Some(state) = self.peers.get_mut(&peer) else {
             return Err(Unsent::NoLink);
         };
         let payload = match &frame {
@@ -775,7 +802,10 @@ impl Core {
     pub fn poll_transmit(&mut self, peer: u64) -> Vec<Frame> {
         let max = self.config.max_ops_per_frame.max(1);
         let streams = &self.streams;
-        let Some(state) = self.peers.get_mut(&peer).filter(|p| p.linked) else {
+        if self.links.get(peer).is_none() {
+            return Vec::new();
+        }
+        let Some(state) = self.peers.get_mut(&peer) else {
             return Vec::new();
         };
         state.queued_ops = 0;
@@ -837,7 +867,9 @@ impl Core {
     pub fn peers_with_transmits(&self) -> Vec<u64> {
         self.peers
             .iter()
-            .filter(|(_, p)| !p.queue.is_empty() || (p.linked && !p.catching_up.is_empty()))
+            .filter(|(id, p)| {
+                !p.queue.is_empty() || (self.links.get(**id).is_some() && !p.catching_up.is_empty())
+            })
             .map(|(id, _)| *id)
             .collect()
     }

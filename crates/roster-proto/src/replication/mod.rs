@@ -3,6 +3,7 @@
 
 pub mod core;
 pub mod host;
+pub mod links;
 mod op_log;
 pub mod wire;
 

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::core::{Core, CoreConfig, CoreEvent};
 use super::host::ReplicaHost;
+use super::links::PeerHello;
 use super::wire::Frame;
 use crate::clock::Clock;
 use crate::conflict::ConflictRule;
@@ -157,7 +158,8 @@ pub(super) struct Pair {
     pub(super) b: TestNode,
     a_to_b: Wire,
     b_to_a: Wire,
-    linked: bool,
+    /// The link's session on a and on b, while it is up.
+    sessions: Option<(u64, u64)>,
     /// Every frame sent, with its direction (`true`: a to b).
     pub(super) log: Vec<(bool, Frame)>,
     start: Instant,
@@ -171,7 +173,7 @@ impl Pair {
             b: TestNode::new("b", 2, config),
             a_to_b: Wire::default(),
             b_to_a: Wire::default(),
-            linked: false,
+            sessions: None,
             log: Vec::new(),
             start: Instant::now(),
             elapsed: Duration::ZERO,
@@ -182,31 +184,35 @@ impl Pair {
         self.start + self.elapsed
     }
 
-    /// Brings the link up on both sides and runs until nothing moves.
+    /// Brings the link up on both sides (a dials, b accepts) and runs until nothing moves.
     pub(super) fn link(&mut self) {
         let now = self.now();
-        let (a_name, b_name) = (self.a.name.clone(), self.b.name.clone());
-        let (a_inc, b_inc) = (self.a.incarnation, self.b.incarnation);
-        self.a.step(|core, host| {
-            core.handle_peer_up(host, b_inc, &b_name, Limits::DEFAULT, now);
+        let a_hello = (self.a.incarnation, self.a.name.clone());
+        let b_hello = (self.b.incarnation, self.b.name.clone());
+        let on_a = self.a.step(|core, host| {
+            let admission = core.admit_dial(now).expect("not severed");
+            core.establish(host, admission, hello(&b_hello), now)
         });
-        self.b.step(|core, host| {
-            core.handle_peer_up(host, a_inc, &a_name, Limits::DEFAULT, now);
+        let on_b = self.b.step(|core, host| {
+            let admission = core.admit_handshake(now).expect("not severed");
+            core.handshake_ended();
+            core.establish(host, admission, hello(&a_hello), now)
         });
-        self.linked = true;
+        let (on_a, on_b) = (on_a.expect("admitted"), on_b.expect("admitted"));
+        self.sessions = Some((on_a.session.id, on_b.session.id));
         self.drive();
     }
 
     /// Takes the link down on both sides (nodes stay members); frames in flight are lost.
     pub(super) fn unlink(&mut self) {
+        let now = self.now();
         let (a_inc, b_inc) = (self.a.incarnation, self.b.incarnation);
-        self.a
-            .step(|core, host| core.handle_peer_down(host, b_inc, false));
-        self.b
-            .step(|core, host| core.handle_peer_down(host, a_inc, false));
+        if let Some((on_a, on_b)) = self.sessions.take() {
+            self.a.step(|core, _| core.link_lost(b_inc, on_a, now));
+            self.b.step(|core, _| core.link_lost(a_inc, on_b, now));
+        }
         self.a_to_b.frames.clear();
         self.b_to_a.frames.clear();
-        self.linked = false;
     }
 
     /// Replaces b with a restarted node of the same name and a new incarnation.
@@ -249,23 +255,24 @@ impl Pair {
                     if frames.is_empty() {
                         break;
                     }
-                    if self.linked {
+                    if self.sessions.is_some() {
                         wire.frames.extend(frames);
                     }
                 }
             }
+            let (on_a, on_b) = self.sessions.unwrap_or_default();
             for from_a in [true, false] {
-                let (wire, node, from) = if from_a {
-                    (&mut self.a_to_b, &mut self.b, a_inc)
+                let (wire, node, from, session) = if from_a {
+                    (&mut self.a_to_b, &mut self.b, a_inc, on_b)
                 } else {
-                    (&mut self.b_to_a, &mut self.a, b_inc)
+                    (&mut self.b_to_a, &mut self.a, b_inc, on_a)
                 };
                 while let Some(frame) = wire.frames.pop_front() {
                     moved = true;
                     let decoded =
                         Frame::decode(&frame.encode(), &Limits::CEILING).expect("a valid frame");
                     self.log.push((from_a, frame));
-                    node.step(|core, host| core.handle_frame(host, from, decoded));
+                    node.step(|core, host| core.handle_frame(host, from, session, decoded));
                 }
             }
             if !moved {
@@ -284,5 +291,14 @@ impl Pair {
             .filter(|(dir, _)| *dir == a_to_b)
             .map(|(_, f)| f)
             .collect()
+    }
+}
+
+/// The greeting of a node, as [`Core::establish`] takes it.
+fn hello((incarnation, name): &(u64, String)) -> PeerHello<'_> {
+    PeerHello {
+        incarnation: *incarnation,
+        name,
+        limits: Limits::DEFAULT,
     }
 }

@@ -3,12 +3,12 @@
 //! - [`membership`] runs SWIM (the `foca` crate) over UDP to discover members and detect
 //!   failures; it reports [`membership::MembershipEvent`]s to the transport layer.
 //! - `handshake` frames links and authenticates peers with the shared cluster secret.
-//! - `link_table` owns every link's lifecycle (dialing, admission, established, closed)
-//!   and the redial backoff; `driver` owns the replication core and runs the links,
-//!   timers and membership events; `outlet` is the write side of a plain TCP link.
+//! - `driver` owns the replication core, which decides every step of a link's life
+//!   (dialing, admission, established, closed, the redial backoff:
+//!   `roster_proto::replication::links`), and runs the links' sockets, the timers and
+//!   membership events; `outlet` is the write side of a plain TCP link.
 //!
 //! A node joins a cluster with [`crate::NodeBuilder::cluster`] and a [`ClusterConfig`].
-//! (Transport files: config.rs, driver.rs, handshake.rs — keep the `mod` lines below.)
 
 mod config;
 mod driver;

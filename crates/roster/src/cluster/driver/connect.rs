@@ -35,10 +35,10 @@ enum DialError {
 impl Cluster {
     /// Starts the dial task of a member if this node is the dialer of the pair (the smaller
     /// incarnation) and none runs. The task dials until a link is up or the member is
-    /// gone, waiting between attempts as the link table's backoff says.
+    /// gone, waiting between attempts as the core's backoff says.
     pub(super) fn maybe_dial(self: &Arc<Self>, member: MemberId) {
         let peer = member.incarnation;
-        if self.me.incarnation > peer || !lock(&self.links).claim_dial(peer) {
+        if self.me.incarnation > peer || !lock(&self.core).claim_dial(peer) {
             return;
         }
         let weak = Arc::downgrade(self);
@@ -53,18 +53,15 @@ impl Cluster {
                     let Some(cluster) = weak.upgrade() else {
                         return;
                     };
-                    let table = lock(&cluster.links);
-                    let now = Instant::now();
                     let jitter = rand::random_range(0.5..=1.0);
-                    let backoff = now + table.dial_delay(peer, jitter);
-                    table.severed_until(now).map_or(backoff, |s| s.max(backoff))
+                    lock(&cluster.core).dial_wait_until(peer, Instant::now(), jitter)
                 };
                 tokio::time::sleep_until(wait_until.into()).await;
                 let Some(cluster) = weak.upgrade() else {
                     return;
                 };
                 let member_alive = cluster.member(peer).is_some();
-                if lock(&cluster.links).dial_done(peer, member_alive) {
+                if lock(&cluster.core).dial_done(peer, member_alive) {
                     claim.held = false;
                     return;
                 }
@@ -75,7 +72,7 @@ impl Cluster {
                     // A link that already died is redialed by this same task.
                     Ok(()) => {}
                     Err(e) => {
-                        lock(&cluster.links).dial_failed(peer);
+                        lock(&cluster.core).dial_failed(peer);
                         cluster
                             .counters
                             .handshake_failures
@@ -89,7 +86,7 @@ impl Cluster {
     }
 
     async fn dial(self: &Arc<Self>, addr: SocketAddr) -> Result<(), DialError> {
-        let admission = lock(&self.links)
+        let admission = lock(&self.core)
             .admit_dial(Instant::now())
             .map_err(DialError::Refused)?;
         let connect = async {
@@ -157,7 +154,7 @@ impl Drop for DialClaim {
         if self.held
             && let Some(cluster) = self.cluster.upgrade()
         {
-            lock(&cluster.links).release_dial(self.peer);
+            lock(&cluster.core).release_dial(self.peer);
         }
     }
 }
@@ -186,7 +183,7 @@ pub(super) async fn accept_loop(cluster: Weak<Cluster>, listener: TcpListener) {
                 continue;
             }
         };
-        let admission = lock(&strong.links).begin_handshake(Instant::now());
+        let admission = lock(&strong.core).admit_handshake(Instant::now());
         let admission = match admission {
             Ok(admission) => admission,
             Err(refusal) => {
@@ -203,7 +200,7 @@ pub(super) async fn accept_loop(cluster: Weak<Cluster>, listener: TcpListener) {
         };
         tokio::spawn(async move {
             let result = strong.accept(stream).await;
-            lock(&strong.links).handshake_done();
+            lock(&strong.core).handshake_ended();
             match result {
                 Ok((stream, peer)) => strong.establish(stream, peer, admission),
                 Err(e) => {

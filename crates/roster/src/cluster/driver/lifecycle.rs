@@ -1,7 +1,9 @@
-//! A link's life as the link table and the replication core see it together: a link is
-//! established, lost, severed or declared dead in one step under the table's lock, and
-//! the limits of the linked peers are kept current for the write path.
+//! A link's life as the shell drives it: the core decides and records every transition
+//! (established, lost, severed, dead, see `roster_proto::replication::links`); the shell
+//! starts or stops the link's IO in the same step under the IO table's lock, and keeps
+//! the limits of the linked peers current for the write path.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -12,13 +14,15 @@ use super::connect::LinkStream;
 use super::link::Link;
 use super::{Cluster, lock};
 use crate::cluster::handshake::Greeting;
-use crate::cluster::link_table::{Admission, LinkTable};
+use crate::cluster::link_table::Admission;
 use crate::key::Limits;
+use crate::replication::core::Core;
+use crate::replication::links::PeerHello;
 
 impl Cluster {
-    /// Turns a completed handshake into a link: checks it may still be admitted, then
-    /// tells the core, starts the link's tasks and inserts it, as one step under the link
-    /// table's lock. A link that ends at once therefore always finds itself in the table.
+    /// Turns a completed handshake into a link: the core checks it may still be admitted
+    /// and records it, then its tasks start and its IO is filed, as one step under the IO
+    /// table's lock. A link that ends at once therefore always finds its IO and is removed.
     pub(super) fn establish(
         self: &Arc<Self>,
         stream: LinkStream,
@@ -26,43 +30,48 @@ impl Cluster {
         admission: Admission,
     ) {
         let incarnation = peer.incarnation;
-        let (session, replaced, outputs) = {
-            let mut table = lock(&self.links);
-            if let Err(refusal) = table.may_establish(admission, Instant::now()) {
-                drop(table);
+        let mut io = lock(&self.io);
+        let hello = PeerHello {
+            incarnation,
+            name: &peer.name,
+            limits: peer.limits,
+        };
+        let (established, outputs) = self.core_step(|core, node| {
+            let established = core.establish(node, admission, hello, Instant::now());
+            self.refresh_peer_limits(core);
+            established
+        });
+        let established = match established {
+            Ok(established) => established,
+            Err(refusal) => {
+                drop(io);
                 self.counters
                     .connections_refused
                     .fetch_add(1, Ordering::Relaxed);
                 tracing::info!(peer = %peer.name, %refusal, "link refused after its handshake");
+                self.act(outputs);
                 return;
             }
-            let session = self.next_session.fetch_add(1, Ordering::Relaxed);
-            let ((), outputs) = self.core_step(|core, node| {
-                core.handle_peer_down(node, incarnation, false);
-                core.handle_peer_up(node, incarnation, &peer.name, peer.limits, Instant::now());
-            });
-            let wake = Arc::new(Notify::new());
-            let last_heard = Arc::new(AtomicU64::new(self.clock_ms()));
-            let (tasks, outlet) =
-                self.spawn_link_tasks(stream, incarnation, session, &wake, &last_heard);
-            let replaced = table.insert(
-                incarnation,
-                Link {
-                    session,
-                    name: peer.name.clone(),
-                    addr: peer.addr,
-                    limits: peer.limits,
-                    established_at: SystemTime::now(),
-                    established: Instant::now(),
-                    last_heard,
-                    outlet,
-                    wake,
-                    tasks,
-                },
-            );
-            self.refresh_peer_limits(&table);
-            (session, replaced, outputs)
         };
+        let session = established.session.id;
+        let wake = Arc::new(Notify::new());
+        let last_heard = Arc::new(AtomicU64::new(self.clock_ms()));
+        let (tasks, outlet) =
+            self.spawn_link_tasks(stream, incarnation, session, &wake, &last_heard);
+        let replaced = io.insert(
+            incarnation,
+            Link {
+                session,
+                name: peer.name.clone(),
+                addr: peer.addr,
+                established_at: SystemTime::now(),
+                last_heard,
+                outlet,
+                wake,
+                tasks,
+            },
+        );
+        drop(io);
         drop(replaced);
         self.counters
             .links_established
@@ -71,28 +80,37 @@ impl Cluster {
         self.act(outputs);
     }
 
-    /// A link ended (error, end of stream, overload, silence). Its peer's entries stay:
-    /// membership decides whether the node is down; if it is still a member, the dialer
-    /// redials (with backoff if the link died young). A stale session does nothing.
+    /// The link of `session` to `peer` ended (error, end of stream, silence). Its peer's
+    /// entries stay: membership decides whether the node is down; if it is still a member,
+    /// the dialer redials (with backoff if the link died young). A stale session only has
+    /// its IO dropped.
     pub(super) fn link_lost(self: &Arc<Self>, peer: u64, session: u64, why: &'static str) {
-        let (link, outputs) = {
-            let mut table = lock(&self.links);
-            let Some(link) = table.remove_if(
-                peer,
-                Instant::now(),
-                |l| l.session == session,
-                |l| l.established.elapsed(),
-            ) else {
-                return;
-            };
-            self.refresh_peer_limits(&table);
-            let ((), outputs) =
-                self.core_step(|core, node| core.handle_peer_down(node, peer, false));
-            (link, outputs)
+        let (link, current, outputs) = {
+            let mut io = lock(&self.io);
+            let link = take_io(&mut io, peer, session);
+            let (current, outputs) = self.core_step(|core, _| {
+                let current = core.link_lost(peer, session, Instant::now());
+                self.refresh_peer_limits(core);
+                current
+            });
+            (link, current, outputs)
         };
-        tracing::info!(peer = %link.name, session, reason = why, "link lost");
+        if let Some(link) = &link {
+            tracing::info!(peer = %link.name, session, reason = why, "link lost");
+        }
         drop(link);
         self.act(outputs);
+        if current && let Some(member) = self.member(peer) {
+            self.maybe_dial(member);
+        }
+    }
+
+    /// The core closed the link of `session` itself (overload): its IO goes, and the
+    /// peer is redialed while it is a member.
+    pub(super) fn link_closed_by_core(self: &Arc<Self>, peer: u64, session: u64) {
+        let link = take_io(&mut lock(&self.io), peer, session);
+        drop(link);
+        self.peer_limits.set(lock(&self.core).linked_limits());
         if let Some(member) = self.member(peer) {
             self.maybe_dial(member);
         }
@@ -102,14 +120,25 @@ impl Cluster {
     /// reason `NodeDown`.
     pub(super) fn peer_dead(self: &Arc<Self>, peer: u64) {
         let (link, outputs) = {
-            let mut table = lock(&self.links);
-            let link = table.forget(peer);
-            self.refresh_peer_limits(&table);
-            let ((), outputs) =
-                self.core_step(|core, node| core.handle_peer_down(node, peer, true));
-            (link, outputs)
+            let mut io = lock(&self.io);
+            let ((), outputs) = self.core_step(|core, node| {
+                core.peer_dead(node, peer);
+                self.refresh_peer_limits(core);
+            });
+            (io.remove(&peer), outputs)
         };
         drop(link);
+        self.act(outputs);
+    }
+
+    /// Peers unlinked past the grace period that membership does not list alive are
+    /// purged like dead ones.
+    pub(super) fn purge_vanished(self: &Arc<Self>, alive: &[u64]) {
+        let (gone, outputs) = self
+            .core_step(|core, node| core.purge_vanished(node, Instant::now(), self.grace, alive));
+        for peer in gone {
+            tracing::info!(peer, "unlinked peer unknown to membership: purged it");
+        }
         self.act(outputs);
     }
 
@@ -119,15 +148,17 @@ impl Cluster {
     pub(crate) fn sever_links(self: &Arc<Self>, duration: Duration) {
         let now = Instant::now();
         let (closed, outputs) = {
-            let mut table = lock(&self.links);
-            let closed = table.sever(now, now + duration);
-            self.refresh_peer_limits(&table);
-            let ((), outputs) = self.core_step(|core, node| {
-                for (peer, _) in &closed {
-                    core.handle_peer_down(node, *peer, false);
-                }
+            let mut io = lock(&self.io);
+            let (closed, outputs) = self.core_step(|core, _| {
+                let closed = core.sever(now, now + duration);
+                self.refresh_peer_limits(core);
+                closed
             });
-            (closed, outputs)
+            let links: Vec<(u64, Option<Link>)> = closed
+                .iter()
+                .map(|(peer, session)| (*peer, take_io(&mut io, *peer, session.id)))
+                .collect();
+            (links, outputs)
         };
         tracing::info!(links = closed.len(), ?duration, "links severed");
         let peers: Vec<u64> = closed.iter().map(|(peer, _)| *peer).collect();
@@ -144,10 +175,10 @@ impl Cluster {
     pub(super) fn close_silent_links(self: &Arc<Self>) {
         let now = self.clock_ms();
         let limit = self.silence.as_millis() as u64;
-        let silent: Vec<(u64, u64, String)> = lock(&self.links)
-            .links()
+        let silent: Vec<(u64, u64, String)> = lock(&self.io)
+            .iter()
             .filter(|(_, l)| now.saturating_sub(l.last_heard.load(Ordering::Relaxed)) > limit)
-            .map(|(peer, l)| (peer, l.session, l.name.clone()))
+            .map(|(peer, l)| (*peer, l.session, l.name.clone()))
             .collect();
         for (peer, session, name) in silent {
             self.counters.links_silent.fetch_add(1, Ordering::Relaxed);
@@ -156,10 +187,17 @@ impl Cluster {
         }
     }
 
-    /// Recomputes the peer limits after the links changed (called with the table held).
-    pub(super) fn refresh_peer_limits(&self, table: &LinkTable<Link>) {
-        let min = table.links().map(|(_, l)| l.limits).reduce(Limits::min);
-        self.peer_limits.set(min);
+    /// Recomputes the peer limits after the core's links changed.
+    fn refresh_peer_limits(&self, core: &Core) {
+        self.peer_limits.set(core.linked_limits());
+    }
+}
+
+/// Takes the IO of `peer`'s link out of the table if it is that of `session`.
+fn take_io(io: &mut HashMap<u64, Link>, peer: u64, session: u64) -> Option<Link> {
+    match io.get(&peer) {
+        Some(link) if link.session == session => io.remove(&peer),
+        _ => None,
     }
 }
 

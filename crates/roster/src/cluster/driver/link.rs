@@ -1,10 +1,11 @@
-//! A live link: its record in the link table, and its reader and writer tasks (a task
-//! that panics tears its link down).
+//! The IO of a live link: its socket's reader and writer tasks (a task that panics tears
+//! its link down). Whether the link exists is the core's record; this is what the shell
+//! needs to move its bytes.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use tokio::io::{AsyncRead, BufReader};
 #[cfg(feature = "tls")]
@@ -21,7 +22,7 @@ use crate::cluster::outlet::{Outlet, Pumped};
 use crate::key::Limits;
 use crate::replication::wire::Frame;
 
-/// A live link to a peer.
+/// The IO of a live link to a peer, for the session the core gave it.
 pub(super) struct Link {
     pub(super) session: u64,
     /// The write side for plain TCP links (pumped by callers); `None` for TLS links,
@@ -29,17 +30,15 @@ pub(super) struct Link {
     pub(super) outlet: Option<Arc<Outlet>>,
     pub(super) name: String,
     pub(super) addr: SocketAddr,
-    /// The limits the peer announced.
-    pub(super) limits: Limits,
+    /// Wall-clock time of the handshake, for operators.
     pub(super) established_at: SystemTime,
-    pub(super) established: Instant,
     /// Milliseconds after the cluster started when the last frame arrived.
     pub(super) last_heard: Arc<AtomicU64>,
     pub(super) wake: Arc<Notify>,
     pub(super) tasks: Vec<AbortHandle>,
 }
 
-/// What it takes to send on a link, cloned out of the link table.
+/// What it takes to send on a link, cloned out of the IO table.
 pub(super) struct LinkWriter {
     pub(super) session: u64,
     pub(super) outlet: Option<Arc<Outlet>>,
@@ -202,7 +201,9 @@ async fn reader_loop<R: AsyncRead + Unpin>(
                     .fetch_add(buf.len() as u64 + 4, Ordering::Relaxed);
                 match Frame::decode(&buf, &Limits::CEILING) {
                     Ok(frame) => {
-                        cluster.with_core(|core, node| core.handle_frame(node, peer, frame));
+                        cluster.with_core(|core, node| {
+                            core.handle_frame(node, peer, session, frame);
+                        });
                         // One large frame must not keep its buffer for the link's life.
                         if buf.capacity() > 4 * 1024 * 1024 {
                             buf = Vec::new();

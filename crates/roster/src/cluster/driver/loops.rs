@@ -3,7 +3,7 @@
 //! vanished peers.
 
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc};
 
@@ -78,10 +78,6 @@ pub(super) async fn reaper_loop(cluster: Weak<Cluster>) {
             .into_iter()
             .map(|m| m.incarnation)
             .collect();
-        let doomed = lock(&cluster.links).vanished(Instant::now(), cluster.grace, &alive);
-        for peer in doomed {
-            tracing::info!(peer, "unlinked peer unknown to membership: purging it");
-            cluster.peer_dead(peer);
-        }
+        cluster.purge_vanished(&alive);
     }
 }

@@ -4,8 +4,9 @@
 //!
 //! - accepts and dials TCP links (the node with the smaller incarnation dials, so a pair
 //!   has one link), runs the handshake, and starts a reader and a writer task per link;
-//!   the link table (`link_table.rs`) decides every step of a link's life, and a link is
-//!   inserted, told to the core and given its tasks in one step under its lock;
+//!   the core decides and records every step of a link's life (admission, established,
+//!   lost, severed, redial backoff: `roster_proto::replication::links`), and the shell
+//!   files the link's IO under the session the core gave it in the same step;
 //! - feeds the core: frames from readers, ops of local writes (called right after the
 //!   write, no task hop), timer ticks, membership changes, scope changes;
 //! - after every core call, wakes the writers of peers with queued frames. A writer takes
@@ -23,6 +24,7 @@ mod link;
 mod loops;
 mod stats;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -40,7 +42,7 @@ pub(crate) use self::stats::ClusterCounters;
 pub use self::stats::{ClusterStats, PeerInfo};
 use super::handshake::{ClusterKey, Greeting};
 use super::host::ClusterHost;
-use super::link_table::{LinkTable, RedialPolicy};
+use super::link_table::RedialPolicy;
 use super::membership::{MemberId, MembershipConfig, MembershipHandle, spawn_membership};
 use super::outlet::{BURST_WINDOW, Outlet, Pumped};
 use super::throttle::Throttle;
@@ -49,11 +51,6 @@ use crate::replication::PROTOCOL_VERSION;
 use crate::replication::core::{Core, CoreConfig, CoreEvent, Unsent};
 use crate::replication::wire::Frame;
 use crate::store::NodeStores;
-
-/// Most inbound handshakes in progress at once; further connections are closed at once
-/// and counted in [`ClusterStats::connections_refused`]. Each costs at most a few KiB
-/// until its handshake ends or times out.
-const MAX_PENDING_HANDSHAKES: usize = 64;
 
 /// A link whose peer sent nothing for this many anti-entropy intervals is closed.
 const SILENT_INTERVALS: u32 = 5;
@@ -67,10 +64,12 @@ pub(crate) struct Cluster {
     node: Arc<dyn ClusterHost>,
     me: Greeting,
     key: ClusterKey,
+    /// The replication core, which also owns the record of links (which peers are
+    /// linked, dialing, admission).
     core: Mutex<Core>,
-    /// Lock order: `links`, then `core`; never `links` while holding
-    /// `core`.
-    links: Mutex<LinkTable<Link>>,
+    /// The IO of each link the core lists, by peer. Lock order: `io`, then `core`; never
+    /// `io` while holding `core`.
+    io: Mutex<HashMap<u64, Link>>,
     membership: Mutex<Option<MembershipHandle>>,
     grace: Duration,
     /// How long a link may stay silent before it is closed.
@@ -83,7 +82,6 @@ pub(crate) struct Cluster {
     last_flush: AtomicU64,
     started: Instant,
     tasks: Mutex<Vec<AbortHandle>>,
-    next_session: AtomicU64,
     /// The smallest limits of the linked peers, read by every replicated write.
     peer_limits: PeerLimits,
     skip_log: Mutex<Throttle>,
@@ -138,6 +136,7 @@ impl Cluster {
         let silence = (settings.core.anti_entropy_interval * SILENT_INTERVALS).max(MIN_SILENCE);
         let mut core_config = settings.core;
         core_config.limits = node.limits();
+        core_config.redial = settings.redial;
         let cluster = Arc::new(Cluster {
             me: Greeting {
                 version: PROTOCOL_VERSION,
@@ -151,7 +150,7 @@ impl Cluster {
             },
             key: ClusterKey::derive(&settings.secret),
             core: Mutex::new(Core::new(incarnation, core_config)),
-            links: Mutex::new(LinkTable::new(settings.redial, MAX_PENDING_HANDSHAKES)),
+            io: Mutex::new(HashMap::new()),
             membership: Mutex::new(None),
             grace: settings.unlinked_grace,
             silence,
@@ -161,7 +160,6 @@ impl Cluster {
             last_flush: AtomicU64::new(0),
             started: Instant::now(),
             tasks: Mutex::new(Vec::new()),
-            next_session: AtomicU64::new(1),
             peer_limits: PeerLimits::default(),
             skip_log: Mutex::new(Throttle::new(Duration::from_secs(1))),
             counters: ClusterCounters::default(),
@@ -207,7 +205,7 @@ impl Cluster {
     }
 
     /// Runs `f` on the core and takes what it left to act on, without acting on it (the
-    /// caller may hold the link table).
+    /// caller may hold the IO table).
     fn core_step<R>(&self, f: impl FnOnce(&mut Core, &NodeStores) -> R) -> (R, CoreOutputs) {
         let mut core = lock(&self.core);
         // Local writes first: whatever `f` reacts to must see our stream up to date.
@@ -223,18 +221,18 @@ impl Cluster {
     }
 
     /// Wakes the writers of peers with frames to send and acts on the core's events.
-    /// Never called with the link table locked.
+    /// Never called with the IO table locked.
     fn act(self: &Arc<Self>, outputs: CoreOutputs) {
         // Taken out of the table first (pumping may drop a link); most frames received
         // leave nothing to send, and then the table is not touched.
         let targets: Vec<(u64, LinkWriter)> = if outputs.wake.is_empty() {
             Vec::new()
         } else {
-            let links = lock(&self.links);
+            let io = lock(&self.io);
             outputs
                 .wake
                 .into_iter()
-                .filter_map(|peer| links.get(peer).map(|l| (peer, l.writer())))
+                .filter_map(|peer| io.get(&peer).map(|l| (peer, l.writer())))
                 .collect()
         };
         for (peer, target) in targets {
@@ -252,18 +250,16 @@ impl Cluster {
                     self.node.names_lost(applied);
                     local_ops = true;
                 }
-                CoreEvent::Overloaded { peer } => {
+                CoreEvent::Overloaded { peer, session } => {
                     self.counters
                         .links_overloaded
                         .fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(
                         peer,
-                        "peer link overloaded: dropping it, it will catch up when it returns"
+                        session,
+                        "peer link overloaded: dropped it, it will catch up when it returns"
                     );
-                    let session = lock(&self.links).get(peer).map(|l| l.session);
-                    if let Some(session) = session {
-                        self.link_lost(peer, session, "overloaded");
-                    }
+                    self.link_closed_by_core(peer, session);
                 }
                 CoreEvent::Repaired { peer, scope } => {
                     self.counters.digest_repairs.fetch_add(1, Ordering::Relaxed);
@@ -349,15 +345,19 @@ impl Cluster {
 
     /// Peers with a completed handshake.
     pub(crate) fn peers(&self) -> Vec<PeerInfo> {
-        let links = lock(&self.links);
-        let mut peers: Vec<PeerInfo> = links
-            .links()
-            .map(|(incarnation, link)| PeerInfo {
-                name: link.name.clone(),
-                incarnation,
-                addr: link.addr,
-                linked_since: link.established_at,
-                session: link.session,
+        let io = lock(&self.io);
+        let core = lock(&self.core);
+        let mut peers: Vec<PeerInfo> = core
+            .linked_peers()
+            .filter_map(|peer| {
+                let link = io.get(&peer.incarnation)?;
+                Some(PeerInfo {
+                    name: peer.name.to_owned(),
+                    incarnation: peer.incarnation,
+                    addr: link.addr,
+                    linked_since: link.established_at,
+                    session: peer.session.id,
+                })
             })
             .collect();
         peers.sort_by(|a, b| a.name.cmp(&b.name));
@@ -403,7 +403,11 @@ impl Cluster {
         for task in lock(&self.tasks).drain(..) {
             task.abort();
         }
-        let links = lock(&self.links).clear();
+        let links: Vec<Link> = {
+            let mut io = lock(&self.io);
+            lock(&self.core).close_all();
+            io.drain().map(|(_, link)| link).collect()
+        };
         self.peer_limits.set(None);
         drop(links);
     }

@@ -2,17 +2,22 @@
 //!
 //! One seed draws the cluster shape, the fault rates and every decision: N nodes (real
 //! stores, each with its own [`Core`]; no node, runtime or socket) exchange frames over simulated
-//! links with random delays (FIFO within a link, reordered across links), links that break,
-//! partitions, crashes and restarts as new incarnations, and clock skew, under a random
-//! workload of registrations, group changes, process deaths and scope changes. Then the
+//! connections with random delays (FIFO within a connection, reordered across them). The
+//! links themselves go through the cores' lifecycle as the tokio driver drives it (see
+//! [`network`]): dial tasks with backoff, handshakes that finish at a different time at each
+//! end, refusals, connections that close right after their handshake, severs, partitions,
+//! crashes and restarts as new incarnations. Clocks are skewed, and a random workload of
+//! registrations, group changes, process deaths and scope changes runs throughout. Then the
 //! faults stop, the network heals, and the cluster must converge within a step budget to a
-//! state that satisfies the invariants of DESIGN.md section 5.
+//! state that satisfies the invariants of DESIGN.md section 5, with every pair of nodes
+//! linked over one connection; no core may ever list a link that no open connection
+//! carries (checked after every step).
 //!
 //! A failure prints the seed; `ROSTER_SIM_SEED=<seed> cargo test -p roster-proto sim_replays`
 //! replays exactly that run. `ROSTER_SIM_SEEDS=<n>` sets how many seeds the sweep runs and
 //! `ROSTER_SIM_FIRST=<seed>` where it starts.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -20,9 +25,12 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use self::network::{LinkCounts, Network};
 use super::core::{Core, CoreConfig, CoreEvent};
 use super::pair::{Discard, ManualClock};
-use super::wire::Frame;
+use crate::link_table::RedialPolicy;
+
+mod network;
 use crate::conflict::ConflictRule;
 use crate::event::ExitReason;
 use crate::key::{Key, Limits};
@@ -35,6 +43,9 @@ use crate::store::{NodeStores, ScopeConfig, ScopeStore};
 const NAMES: &[&str] = &["a", "b", "c", "user/1", "user/2", "user/3", "leader"];
 const GROUPS: &[&str] = &["g1", "g2", "room/1", "room/2"];
 const SCOPES: &[&str] = &["default", "s1", "s2"];
+
+/// How long a peer may stay unlinked, unknown to membership, before it is purged.
+const VANISH_GRACE: Duration = Duration::from_secs(2);
 
 struct SimNode {
     name: String,
@@ -63,22 +74,12 @@ impl SimNode {
     }
 }
 
-/// One direction of a link between two nodes.
-#[derive(Default)]
-struct Link {
-    generation: u64,
-    in_flight: VecDeque<(Instant, u64, Frame)>,
-}
-
 struct Sim {
     rng: StdRng,
     start: Instant,
     now: Instant,
     nodes: Vec<Option<SimNode>>,
-    /// Per unordered pair (i < j): whether the link is up.
-    up: BTreeSet<(usize, usize)>,
-    links: BTreeMap<(usize, usize), Link>,
-    cut: BTreeSet<(usize, usize)>,
+    net: Network,
     /// Crashed nodes whose death the others have not yet noticed: (index, incarnation, when).
     pending_deaths: Vec<(usize, u64, Instant)>,
     next_incarnation: u64,
@@ -95,8 +96,14 @@ fn pair(a: usize, b: usize) -> (usize, usize) {
 
 impl Sim {
     fn new(seed: u64) -> Sim {
+        Sim::with_nodes(seed, None)
+    }
+
+    /// A simulation of `count` nodes (drawn from the seed if `None`).
+    fn with_nodes(seed: u64, count: Option<usize>) -> Sim {
         let mut rng = StdRng::seed_from_u64(seed);
-        let count = rng.random_range(2..=5);
+        let drawn = rng.random_range(2..=5);
+        let count = count.unwrap_or(drawn);
         let max_delay_ms = rng.random_range(1..=20);
         let fault_rate = rng.random_range(0.0..0.08);
         let now = Instant::now();
@@ -105,9 +112,7 @@ impl Sim {
             start: now,
             now,
             nodes: Vec::new(),
-            up: BTreeSet::new(),
-            links: BTreeMap::new(),
-            cut: BTreeSet::new(),
+            net: Network::default(),
             pending_deaths: Vec::new(),
             next_incarnation: 1,
             max_delay_ms,
@@ -118,6 +123,9 @@ impl Sim {
         for i in 0..count {
             let node = sim.boot(i);
             sim.nodes.push(Some(node));
+        }
+        for i in 0..count {
+            sim.announce(i);
         }
         sim.log.push(format!(
             "SEED={seed} nodes={count} max_delay_ms={max_delay_ms} fault_rate={fault_rate:.3}"
@@ -153,6 +161,8 @@ impl Sim {
                     max_queued_ops: 10_000,
                     anti_entropy_interval: Duration::from_millis(500),
                     limits: Limits::DEFAULT,
+                    redial: RedialPolicy::default(),
+                    max_handshakes: 4,
                 },
             ),
             clock,
@@ -181,7 +191,7 @@ impl Sim {
             .collect()
     }
 
-    /// Moves every frame a node's core queued onto its links.
+    /// Moves every frame a node's core queued onto its links, and acts on its events.
     fn flush(&mut self, from: usize) {
         let Some(node) = self.nodes[from].as_mut() else {
             return;
@@ -207,7 +217,7 @@ impl Sim {
             let mut local_ops = false;
             while let Some(event) = node.core.poll_event() {
                 match event {
-                    CoreEvent::Overloaded { peer } => overloaded.push(peer),
+                    CoreEvent::Overloaded { peer, session } => overloaded.push((peer, session)),
                     CoreEvent::NamesLost(applied) => {
                         node.stores.end_conflict_losers(applied);
                         local_ops = true;
@@ -226,29 +236,13 @@ impl Sim {
             // The losers' removals are local ops: ship them like the driver does.
             node.step(|_, _| ());
         }
-        for (peer_incarnation, frames) in outgoing {
-            let Some(to) = self.index_of(peer_incarnation) else {
-                continue;
-            };
-            if !self.up.contains(&pair(from, to)) {
-                continue;
-            }
-            for frame in frames {
-                let delay = Duration::from_millis(self.rng.random_range(0..=self.max_delay_ms));
-                let link = self.links.entry((from, to)).or_default();
-                let arrival = link
-                    .in_flight
-                    .back()
-                    .map_or(self.now + delay, |(last, _, _)| {
-                        (*last).max(self.now + delay)
-                    });
-                let generation = link.generation;
-                link.in_flight.push_back((arrival, generation, frame));
-            }
+        for (peer, frames) in outgoing {
+            self.send(from, peer, frames);
         }
-        for peer in overloaded {
-            if let Some(to) = self.index_of(peer) {
-                self.link_down(from, to, false);
+        for (peer, session) in overloaded {
+            self.close_session(from, session);
+            if self.member(from, peer) {
+                self.maybe_dial(from, peer);
             }
         }
     }
@@ -259,89 +253,27 @@ impl Sim {
             .position(|n| n.as_ref().is_some_and(|n| n.incarnation == incarnation))
     }
 
-    fn link_up(&mut self, a: usize, b: usize) {
-        if !self.up.insert(pair(a, b)) {
-            return;
+    /// Membership tells node `i` and every other live node about each other.
+    fn announce(&mut self, i: usize) {
+        let me = self.nodes[i].as_ref().expect("alive").incarnation;
+        for j in self.alive().into_iter().filter(|&j| j != i) {
+            let peer = self.nodes[j].as_ref().expect("alive").incarnation;
+            self.maybe_dial(i, peer);
+            self.maybe_dial(j, me);
         }
-        for (x, y) in [(a, b), (b, a)] {
-            self.links.entry((x, y)).or_default().generation += 1;
-            let (peer_inc, peer_name) = {
-                let peer = self.nodes[y].as_ref().expect("alive");
-                (peer.incarnation, peer.name.clone())
-            };
-            let now = self.now;
-            let node = self.nodes[x].as_mut().expect("alive");
-            node.step(|core, host| {
-                core.handle_peer_up(host, peer_inc, &peer_name, Limits::DEFAULT, now)
-            });
-        }
-        self.flush(a);
-        self.flush(b);
     }
 
-    fn link_down(&mut self, a: usize, b: usize, dead: bool) {
-        if !self.up.remove(&pair(a, b)) {
-            return;
-        }
-        for (x, y) in [(a, b), (b, a)] {
-            let link = self.links.entry((x, y)).or_default();
-            link.generation += 1;
-            link.in_flight.clear();
-            let peer_inc = self.nodes[y].as_ref().map(|n| n.incarnation);
-            if let (Some(node), Some(peer_inc)) = (self.nodes[x].as_mut(), peer_inc) {
-                node.step(|core, host| core.handle_peer_down(host, peer_inc, dead));
-            }
-        }
-        self.flush(a);
-        self.flush(b);
-    }
-
-    /// Brings links up or down to match liveness and partitions.
-    fn reconcile(&mut self) {
-        let alive = self.alive();
-        for &a in &alive {
-            for &b in &alive {
-                if a < b && !self.cut.contains(&(a, b)) && !self.up.contains(&(a, b)) {
-                    self.link_up(a, b);
+    /// Ends the partitions; membership sees every live node again.
+    fn heal(&mut self) {
+        self.net.cut.clear();
+        let declared = std::mem::take(&mut self.net.declared_dead);
+        for (node, peers) in declared {
+            for peer in peers {
+                if self.nodes[node].is_some() && self.index_of(peer).is_some() {
+                    self.maybe_dial(node, peer);
                 }
             }
         }
-    }
-
-    fn deliver_due(&mut self) -> bool {
-        let mut due: Vec<(Instant, usize, usize)> = self
-            .links
-            .iter()
-            .filter_map(|(&(from, to), link)| {
-                link.in_flight
-                    .front()
-                    .filter(|(at, _, _)| *at <= self.now)
-                    .map(|(at, _, _)| (*at, from, to))
-            })
-            .collect();
-        due.sort();
-        let Some(&(_, from, to)) = due.first() else {
-            return false;
-        };
-        let link = self.links.get_mut(&(from, to)).expect("listed");
-        let (_, generation, frame) = link.in_flight.pop_front().expect("listed");
-        if generation != link.generation || !self.up.contains(&pair(from, to)) {
-            return true;
-        }
-        let from_inc = self.nodes[from].as_ref().map(|n| n.incarnation);
-        if let (Some(node), Some(from_inc)) = (self.nodes[to].as_mut(), from_inc) {
-            // Every frame crosses the real encoder and decoder.
-            let frame = Frame::decode(&frame.encode(), &Limits::CEILING).expect("valid frame");
-            if std::env::var_os("ROSTER_SIM_TRACE").is_some() {
-                println!(
-                    "t={} {from}->{to}: {frame:?}",
-                    (self.now - self.start).as_millis()
-                );
-            }
-            node.step(|core, host| core.handle_frame(host, from_inc, frame));
-        }
-        self.flush(to);
-        true
     }
 
     fn advance(&mut self, ms: u64) {
@@ -352,6 +284,16 @@ impl Sim {
             self.set_clock(&mut node);
             node.step(|core, host| core.handle_timeout(host, now));
             self.nodes[i] = Some(node);
+            // Peers unlinked past the grace that membership does not list are purged.
+            let alive: Vec<u64> = self
+                .nodes
+                .iter()
+                .flatten()
+                .map(|n| n.incarnation)
+                .filter(|peer| self.member(i, *peer))
+                .collect();
+            let node = self.nodes[i].as_mut().expect("alive");
+            node.step(|core, host| core.purge_vanished(host, now, VANISH_GRACE, &alive));
             self.flush(i);
         }
         let due: Vec<(usize, u64)> = self
@@ -363,12 +305,12 @@ impl Sim {
         self.pending_deaths.retain(|(_, _, at)| *at > self.now);
         for (_, incarnation) in due {
             for j in self.alive() {
-                let node = self.nodes[j].as_mut().expect("alive");
-                node.step(|core, host| core.handle_peer_down(host, incarnation, true));
-                self.flush(j);
+                self.declare_dead(j, incarnation);
             }
         }
-        while self.deliver_due() {}
+        self.run_network();
+        let zombies = self.check_links(false);
+        self.net.violations.extend(zombies);
     }
 
     fn workload_step(&mut self) {
@@ -470,32 +412,42 @@ impl Sim {
 
     fn fault_step(&mut self) {
         let alive = self.alive();
-        match self.rng.random_range(0..5) {
-            0 if alive.len() >= 2 => {
-                let a = alive[self.rng.random_range(0..alive.len())];
-                let b = alive[self.rng.random_range(0..alive.len())];
-                if a != b {
-                    self.log
-                        .push(format!("t={} drop link {a}-{b}", self.elapsed_ms()));
-                    self.link_down(a, b, false);
-                }
-            }
+        match self.rng.random_range(0..6) {
+            0 => self.drop_random_link(),
             1 if alive.len() >= 2 => {
                 // Partition one node from the rest; SWIM may or may not declare it dead.
                 let a = alive[self.rng.random_range(0..alive.len())];
                 let dead = self.rng.random_bool(0.5);
                 self.log
                     .push(format!("t={} partition {a} dead={dead}", self.elapsed_ms()));
-                for &b in &alive {
-                    if a != b {
-                        self.cut.insert(pair(a, b));
-                        self.link_down(a, b, dead);
+                let a_inc = self.nodes[a].as_ref().expect("alive").incarnation;
+                for &b in alive.iter().filter(|&&b| b != a) {
+                    self.net.cut.insert(pair(a, b));
+                    let b_inc = self.nodes[b].as_ref().expect("alive").incarnation;
+                    let crossing: Vec<u64> = self
+                        .net
+                        .conns
+                        .iter()
+                        .filter(|(_, c)| {
+                            let incs = [c.ends[0].incarnation, c.ends[1].incarnation];
+                            incs.contains(&a_inc) && incs.contains(&b_inc)
+                        })
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for conn in crossing {
+                        self.break_conn(conn);
+                    }
+                    if dead {
+                        self.net.declared_dead.entry(a).or_default().insert(b_inc);
+                        self.net.declared_dead.entry(b).or_default().insert(a_inc);
+                        self.declare_dead(a, b_inc);
+                        self.declare_dead(b, a_inc);
                     }
                 }
             }
             2 => {
                 self.log.push(format!("t={} heal", self.elapsed_ms()));
-                self.cut.clear();
+                self.heal();
             }
             3 if alive.len() >= 2 => {
                 let a = alive[self.rng.random_range(0..alive.len())];
@@ -505,23 +457,13 @@ impl Sim {
                     "t={} crash {a} (incarnation {incarnation})",
                     self.elapsed_ms()
                 ));
-                for b in self.alive() {
-                    let key = pair(a, b);
-                    if self.up.remove(&key) {
-                        for dir in [(a, b), (b, a)] {
-                            let link = self.links.entry(dir).or_default();
-                            link.generation += 1;
-                            link.in_flight.clear();
-                        }
-                        let node = self.nodes[b].as_mut().expect("alive");
-                        node.step(|core, host| core.handle_peer_down(host, incarnation, false));
-                    }
-                }
+                self.crash_links(a, incarnation);
+                self.net.declared_dead.remove(&a);
                 let detect = Duration::from_millis(self.rng.random_range(100..3000));
                 self.pending_deaths
                     .push((a, incarnation, self.now + detect));
                 drop(crashed);
-                // Restart later as a new incarnation (or now).
+                // Restart at once as a new incarnation.
                 let restarted = self.boot(a);
                 self.log.push(format!(
                     "t={} restart {a} as incarnation {}",
@@ -529,6 +471,17 @@ impl Sim {
                     restarted.incarnation
                 ));
                 self.nodes[a] = Some(restarted);
+                self.announce(a);
+            }
+            4 => {
+                let a = alive[self.rng.random_range(0..alive.len())];
+                let duration = Duration::from_millis(self.rng.random_range(0..500));
+                self.log.push(format!(
+                    "t={} sever {a} for {}ms",
+                    self.elapsed_ms(),
+                    duration.as_millis()
+                ));
+                self.sever(a, duration);
             }
             _ => {}
         }
@@ -539,19 +492,16 @@ impl Sim {
             if self.rng.random_bool(self.fault_rate) {
                 self.fault_step();
             }
-            self.reconcile();
             self.workload_step();
             let ms = self.rng.random_range(0..10);
             self.advance(ms);
         }
         // Heal: no more faults; every crashed node's death is noticed; links come up.
         self.log.push(format!("t={} final heal", self.elapsed_ms()));
-        self.cut.clear();
+        self.heal();
         self.advance(5_000);
-        self.reconcile();
         for _ in 0..40 {
             self.advance(250);
-            self.reconcile();
         }
         self.settle();
     }
@@ -559,7 +509,7 @@ impl Sim {
     /// Delivers what is in flight, without reaching the next anti-entropy round.
     fn settle(&mut self) {
         for _ in 0..200 {
-            if self.links.values().all(|l| l.in_flight.is_empty()) {
+            if self.net.in_flight() == 0 {
                 return;
             }
             self.advance(1);
@@ -569,7 +519,9 @@ impl Sim {
     /// Checks DESIGN.md section 5's invariants; returns what is wrong.
     fn check(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        let in_flight: usize = self.links.values().map(|l| l.in_flight.len()).sum();
+        problems.extend(self.net.violations.iter().cloned());
+        problems.extend(self.check_links(true));
+        let in_flight = self.net.in_flight();
         if in_flight > 0 {
             problems.push(format!(
                 "{in_flight} frames still in flight after the heal budget"
@@ -701,13 +653,20 @@ fn view(scope: &ScopeStore) -> View {
 
 /// Runs one seed; returns the log and the problems found.
 fn run_seed(seed: u64) -> (Vec<String>, Vec<String>) {
+    let (log, problems, _) = run_seed_counting(seed);
+    (log, problems)
+}
+
+/// Runs one seed; returns the log, the problems found and what happened to links.
+fn run_seed_counting(seed: u64) -> (Vec<String>, Vec<String>, LinkCounts) {
     let mut sim = Sim::new(seed);
     let steps = 150 + (seed % 150) as usize;
     sim.run(steps);
     let problems = sim.check();
-    let conflicts = sim.nodes.iter().flatten().count();
-    sim.log.push(format!("nodes at end: {conflicts}"));
-    (std::mem::take(&mut sim.log), problems)
+    let nodes = sim.nodes.iter().flatten().count();
+    sim.log.push(format!("nodes at end: {nodes}"));
+    sim.log.push(format!("links: {:?}", sim.net.counts));
+    (std::mem::take(&mut sim.log), problems, sim.net.counts)
 }
 
 fn report(seed: u64, log: &[String], problems: &[String]) -> String {
@@ -734,6 +693,46 @@ fn sim_sweep_of_seeds_converges() {
     }
 }
 
+/// The races of the link lifecycle happen in the simulation, not just in theory: over a
+/// few seeds, each kind of link event occurs.
+#[test]
+fn the_simulation_covers_every_link_event() {
+    let mut total = LinkCounts::default();
+    for seed in 0..100 {
+        let (_, _, c) = run_seed_counting(seed);
+        total.established += c.established;
+        total.refused_after_handshake += c.refused_after_handshake;
+        total.refused_before_handshake += c.refused_before_handshake;
+        total.replaced += c.replaced;
+        total.lost += c.lost;
+        total.closed_in_handshake += c.closed_in_handshake;
+        total.dial_failures += c.dial_failures;
+        total.severs += c.severs;
+    }
+    let LinkCounts {
+        established,
+        refused_after_handshake,
+        refused_before_handshake,
+        replaced,
+        lost,
+        closed_in_handshake,
+        dial_failures,
+        severs,
+    } = total;
+    for (what, n) in [
+        ("established", established),
+        ("refused after the handshake", refused_after_handshake),
+        ("refused before the handshake", refused_before_handshake),
+        ("replaced", replaced),
+        ("lost", lost),
+        ("closed during the handshake", closed_in_handshake),
+        ("dial failures", dial_failures),
+        ("severs", severs),
+    ] {
+        assert!(n > 0, "no link was {what} in 100 seeds: {total:?}");
+    }
+}
+
 #[test]
 fn sim_replays() {
     let Some(seed) = std::env::var("ROSTER_SIM_SEED")
@@ -756,13 +755,9 @@ fn a_seed_replays_identically() {
 
 #[test]
 fn conflicting_registrations_on_two_nodes_leave_one_owner_and_kill_the_loser() {
-    let mut sim = Sim::new(1);
-    // Take the first two nodes, partitioned; each registers "leader".
-    while sim.nodes.len() > 2 {
-        sim.nodes.pop();
-        sim.scopes.pop();
-    }
-    sim.cut.insert((0, 1));
+    // Two nodes, partitioned; each registers "leader".
+    let mut sim = Sim::with_nodes(1, Some(2));
+    sim.net.cut.insert((0, 1));
     let mut pids = Vec::new();
     for i in 0..2 {
         let node = sim.nodes[i].as_mut().expect("alive");
@@ -778,8 +773,12 @@ fn conflicting_registrations_on_two_nodes_leave_one_owner_and_kill_the_loser() {
         node.step(|_, _| ());
         sim.advance(10);
     }
-    sim.cut.clear();
-    sim.reconcile();
+    let conns: Vec<u64> = sim.net.conns.keys().copied().collect();
+    for conn in conns {
+        sim.break_conn(conn);
+    }
+    sim.advance(2_000);
+    sim.heal();
     for _ in 0..10 {
         sim.advance(50);
     }

@@ -1,0 +1,729 @@
+//! The simulated network: connections, dial tasks and membership, driving the cores'
+//! link lifecycle ([`Core::establish`], [`Core::link_lost`], [`Core::sever`], ...) the way
+//! the tokio driver does, with every step at a random time.
+//!
+//! A connection has two ends, the dialer's and the acceptor's. Each end runs its half of
+//! the handshake and finishes it at its own time, so one end may be linked (and sending)
+//! while the other is still in its handshake, or has already closed. Closing an end
+//! drops what the other end sent it; the other end learns of the close after the frames
+//! the closer sent have arrived (TCP's FIN after the data). A partition breaks a
+//! connection at both ends, noticed after a random silence. Dial tasks follow the shell's
+//! loop: wait as the core says, ask [`Core::dial_done`], dial, and start over.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+
+use super::{Sim, pair};
+use crate::key::Limits;
+use crate::link_table::Admission;
+use crate::replication::links::PeerHello;
+use crate::replication::wire::Frame;
+
+/// The dialer's end of a connection is `ends[DIALER]`.
+const DIALER: usize = 0;
+
+/// A simulated TCP connection between two nodes.
+pub(super) struct Conn {
+    pub(super) ends: [End; 2],
+}
+
+/// One end of a connection.
+pub(super) struct End {
+    pub(super) node: usize,
+    /// The incarnation of the node at this end (a restarted node has none of its ends).
+    pub(super) incarnation: u64,
+    pub(super) state: EndState,
+    /// Frames this end sent, in flight to the other end: (arrival, frame).
+    pub(super) outbound: VecDeque<(Instant, Frame)>,
+    /// When this end learns that the other end closed or the connection broke.
+    close_notice: Option<Instant>,
+    /// When this end's handshake was admitted.
+    admitted_at: Instant,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum EndState {
+    /// Running its half of the handshake, done at `at`; `admission` from the core.
+    Handshaking {
+        admission: Admission,
+        at: Instant,
+    },
+    /// A link of the core, with the session the core gave it.
+    Linked {
+        session: u64,
+    },
+    Closed,
+}
+
+/// The dial task of one node for one peer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Dial {
+    /// Sleeping until the next attempt.
+    Waiting { until: Instant },
+    /// Connecting to a peer that does not answer: fails at `at`.
+    Failing { at: Instant },
+    /// Waiting for the handshake of this connection.
+    Dialing { conn: u64 },
+}
+
+/// Something due at a time; processed in time order.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Due {
+    /// The front frame of `conn`'s end `from` arrives at the other end.
+    Frame { conn: u64, from: usize },
+    /// End `end` of `conn` finishes its handshake.
+    Handshake { conn: u64, end: usize },
+    /// End `end` of `conn` learns that the connection closed.
+    Closed { conn: u64, end: usize },
+    /// The dial task of `node` for `peer` wakes up.
+    Dial { node: usize, peer: u64 },
+}
+
+/// The network state of a simulation.
+#[derive(Default)]
+pub(super) struct Network {
+    pub(super) conns: BTreeMap<u64, Conn>,
+    next_conn: u64,
+    pub(super) dials: BTreeMap<(usize, u64), Dial>,
+    /// Pairs (i < j) cut by a partition.
+    pub(super) cut: BTreeSet<(usize, usize)>,
+    /// Per node: incarnations its membership declared dead (until a heal).
+    pub(super) declared_dead: BTreeMap<usize, BTreeSet<u64>>,
+    /// The latest sever of each node: (when, until).
+    severed: BTreeMap<usize, (Instant, Instant)>,
+    /// Link-layer invariant violations seen during the run.
+    pub(super) violations: Vec<String>,
+    /// What happened to links during the run.
+    pub(super) counts: LinkCounts,
+}
+
+/// What happened to links during a run: the simulation must cover each kind.
+#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct LinkCounts {
+    pub(super) established: u64,
+    /// Completed handshakes the core refused (a sever since their admission).
+    pub(super) refused_after_handshake: u64,
+    /// Connections refused before their handshake.
+    pub(super) refused_before_handshake: u64,
+    /// Links a replacing link closed.
+    pub(super) replaced: u64,
+    /// Links lost while both ends were linked, or closed by a core.
+    pub(super) lost: u64,
+    /// Connections that closed while an end was still in its handshake.
+    pub(super) closed_in_handshake: u64,
+    pub(super) dial_failures: u64,
+    pub(super) severs: u64,
+}
+
+impl Network {
+    /// Frames in flight on every connection.
+    pub(super) fn in_flight(&self) -> usize {
+        self.conns
+            .values()
+            .flat_map(|c| c.ends.iter())
+            .map(|e| e.outbound.len())
+            .sum()
+    }
+
+    /// The connection and end of `node` that carry its link of `session`.
+    fn end_of_session(&self, node: usize, session: u64) -> Option<(u64, usize)> {
+        self.conns.iter().find_map(|(id, conn)| {
+            conn.ends
+                .iter()
+                .position(|e| e.node == node && e.state == EndState::Linked { session })
+                .map(|end| (*id, end))
+        })
+    }
+}
+
+impl Sim {
+    fn delay(&mut self) -> Duration {
+        Duration::from_millis(self.rng.random_range(0..=self.max_delay_ms))
+    }
+
+    fn jitter(&mut self) -> f64 {
+        self.rng.random_range(0.5..=1.0)
+    }
+
+    /// Whether `node`'s membership sees the node of incarnation `peer` alive.
+    pub(super) fn member(&self, node: usize, peer: u64) -> bool {
+        self.index_of(peer).is_some()
+            && !self
+                .net
+                .declared_dead
+                .get(&node)
+                .is_some_and(|dead| dead.contains(&peer))
+    }
+
+    /// Membership reported `peer` up on `node` (or its link was lost while it is a member):
+    /// starts the dial task if `node` is the dialer of the pair and none runs.
+    pub(super) fn maybe_dial(&mut self, node: usize, peer: u64) {
+        let now = self.now;
+        let jitter = self.jitter();
+        let Some(n) = self.nodes[node].as_mut() else {
+            return;
+        };
+        if n.incarnation > peer || !n.core.claim_dial(peer) {
+            return;
+        }
+        let until = n.core.dial_wait_until(peer, now, jitter);
+        self.net.dials.insert((node, peer), Dial::Waiting { until });
+    }
+
+    /// The dial task of `node` for `peer` finished an attempt: it sleeps as the core says.
+    fn dial_again(&mut self, node: usize, peer: u64) {
+        let now = self.now;
+        let jitter = self.jitter();
+        let Some(n) = self.nodes[node].as_ref() else {
+            return;
+        };
+        let until = n.core.dial_wait_until(peer, now, jitter);
+        self.net.dials.insert((node, peer), Dial::Waiting { until });
+    }
+
+    /// The dial task of `node` for `peer` wakes up.
+    fn on_dial(&mut self, node: usize, peer: u64) {
+        let now = self.now;
+        let member = self.member(node, peer);
+        let Some(n) = self.nodes[node].as_mut() else {
+            return;
+        };
+        if n.core.dial_done(peer, member) {
+            self.net.dials.remove(&(node, peer));
+            return;
+        }
+        if !member {
+            self.dial_again(node, peer);
+            return;
+        }
+        let Ok(admission) = n.core.admit_dial(now) else {
+            n.core.dial_failed(peer);
+            self.dial_again(node, peer);
+            return;
+        };
+        let target = self
+            .index_of(peer)
+            .filter(|&to| !self.net.cut.contains(&pair(node, to)));
+        let Some(to) = target else {
+            // Nobody answers (the node is gone or cut off): the connect times out.
+            let at = now + Duration::from_millis(self.rng.random_range(1..=200));
+            self.net.dials.insert((node, peer), Dial::Failing { at });
+            return;
+        };
+        let at_dialer = now + self.delay() * 2 + Duration::from_millis(1);
+        let at_acceptor = now + self.delay() * 2 + Duration::from_millis(1);
+        let dialer_inc = self.nodes[node].as_ref().expect("alive").incarnation;
+        let acceptor = self.nodes[to].as_mut().expect("alive");
+        let accepted = acceptor.core.admit_handshake(now);
+        let conn_id = self.net.next_conn;
+        self.net.next_conn += 1;
+        let end = |node, incarnation, state| End {
+            node,
+            incarnation,
+            state,
+            outbound: VecDeque::new(),
+            close_notice: None,
+            admitted_at: now,
+        };
+        let mut conn = Conn {
+            ends: [
+                end(
+                    node,
+                    dialer_inc,
+                    EndState::Handshaking {
+                        admission,
+                        at: at_dialer,
+                    },
+                ),
+                end(to, peer, EndState::Closed),
+            ],
+        };
+        match accepted {
+            Ok(admission) => {
+                conn.ends[1].state = EndState::Handshaking {
+                    admission,
+                    at: at_acceptor,
+                }
+            }
+            // Refused before the handshake: closed at once.
+            Err(_) => {
+                self.net.counts.refused_before_handshake += 1;
+                conn.ends[DIALER].close_notice = Some(now + self.delay());
+            }
+        }
+        self.net.conns.insert(conn_id, conn);
+        self.net
+            .dials
+            .insert((node, peer), Dial::Dialing { conn: conn_id });
+    }
+
+    /// The dial of `node`'s task for the peer at the other end of `conn` ended.
+    fn dial_ended(&mut self, node: usize, conn: u64, failed: bool) {
+        let task = self
+            .net
+            .dials
+            .iter()
+            .find(|(_, d)| **d == Dial::Dialing { conn })
+            .map(|(k, _)| *k);
+        let Some((task_node, peer)) = task else {
+            return;
+        };
+        debug_assert_eq!(task_node, node);
+        if failed && let Some(n) = self.nodes[node].as_mut() {
+            self.net.counts.dial_failures += 1;
+            n.core.dial_failed(peer);
+        }
+        self.dial_again(node, peer);
+    }
+
+    /// End `end` of `conn` closes: the other end loses what it sent and learns of the
+    /// close after what this end sent has arrived.
+    pub(super) fn close_end(&mut self, conn_id: u64, end: usize) {
+        let delay = self.delay();
+        self.close_end_noticed_after(conn_id, end, delay);
+    }
+
+    /// [`Sim::close_end`], the other end noticing `delay` after the close at the
+    /// earliest.
+    fn close_end_noticed_after(&mut self, conn_id: u64, end: usize, delay: Duration) {
+        let now = self.now;
+        let notice = now + delay;
+        let Some(conn) = self.net.conns.get_mut(&conn_id) else {
+            return;
+        };
+        conn.ends[end].state = EndState::Closed;
+        conn.ends[end].close_notice = None;
+        let last = conn.ends[end].outbound.back().map_or(now, |(at, _)| *at);
+        let other = &mut conn.ends[1 - end];
+        other.outbound.clear();
+        if other.state != EndState::Closed {
+            other.close_notice = Some(other.close_notice.unwrap_or(notice).min(last.max(notice)));
+        }
+        self.drop_if_closed(conn_id);
+    }
+
+    /// A partition or a crash broke `conn`: nothing more crosses it, and each open end
+    /// notices after a silence.
+    pub(super) fn break_conn(&mut self, conn_id: u64) {
+        let now = self.now;
+        let silences = [
+            Duration::from_millis(self.rng.random_range(50..=1500)),
+            Duration::from_millis(self.rng.random_range(50..=1500)),
+        ];
+        let Some(conn) = self.net.conns.get_mut(&conn_id) else {
+            return;
+        };
+        for (end, silence) in conn.ends.iter_mut().zip(silences) {
+            end.outbound.clear();
+            if end.state != EndState::Closed && end.close_notice.is_none() {
+                end.close_notice = Some(now + silence);
+            }
+        }
+    }
+
+    fn drop_if_closed(&mut self, conn_id: u64) {
+        if self
+            .net
+            .conns
+            .get(&conn_id)
+            .is_some_and(|c| c.ends.iter().all(|e| e.state == EndState::Closed))
+        {
+            self.net.conns.remove(&conn_id);
+        }
+    }
+
+    /// Closes the end of `node` carrying its link of `session` (the core already dropped
+    /// the link).
+    pub(super) fn close_session(&mut self, node: usize, session: u64) {
+        if let Some((conn, end)) = self.net.end_of_session(node, session) {
+            self.close_end(conn, end);
+        }
+    }
+
+    /// The core of `node` lost its link to `peer`, or gave it up: redial if a member.
+    fn after_link_lost(&mut self, node: usize, peer: u64) {
+        if self.member(node, peer) {
+            self.maybe_dial(node, peer);
+        }
+    }
+
+    /// Every connection of a crashed node breaks; its dial tasks die with it.
+    pub(super) fn crash_links(&mut self, node: usize, incarnation: u64) {
+        self.net.dials.retain(|(n, _), _| *n != node);
+        self.net.severed.remove(&node);
+        let conns: Vec<u64> = self
+            .net
+            .conns
+            .iter()
+            .filter(|(_, c)| c.ends.iter().any(|e| e.incarnation == incarnation))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in conns {
+            let conn = self.net.conns.get_mut(&id).expect("listed");
+            let end = conn
+                .ends
+                .iter()
+                .position(|e| e.incarnation == incarnation)
+                .expect("listed");
+            conn.ends[end].outbound.clear();
+            self.close_end(id, end);
+        }
+    }
+
+    /// Membership of `node` declared the node of incarnation `peer` dead.
+    pub(super) fn declare_dead(&mut self, node: usize, peer: u64) {
+        let Some(n) = self.nodes[node].as_mut() else {
+            return;
+        };
+        if let Some(session) = n.core.peer_dead(&n.stores, peer) {
+            self.close_session(node, session.id);
+        }
+        self.flush(node);
+    }
+
+    /// Puts what the core of `from` has for `peer` on the connection of its current link.
+    pub(super) fn send(&mut self, from: usize, peer: u64, frames: Vec<Frame>) {
+        let Some(session) = self.nodes[from].as_ref().and_then(|n| n.core.link(peer)) else {
+            return;
+        };
+        let Some((conn_id, end)) = self.net.end_of_session(from, session.id) else {
+            self.net.violations.push(format!(
+                "t={} n{from} has a link to {peer} (session {}) that no connection carries",
+                self.elapsed_ms(),
+                session.id
+            ));
+            return;
+        };
+        for frame in frames {
+            let delay = self.delay();
+            let end = &mut self.net.conns.get_mut(&conn_id).expect("found").ends[end];
+            let arrival = end
+                .outbound
+                .back()
+                .map_or(self.now + delay, |(last, _)| (*last).max(self.now + delay));
+            end.outbound.push_back((arrival, frame));
+        }
+    }
+
+    /// The earliest thing due at or before now, if any.
+    fn next_due(&self) -> Option<(Instant, Due)> {
+        let mut due: Vec<(Instant, Due)> = Vec::new();
+        for (&conn, c) in &self.net.conns {
+            for (end, e) in c.ends.iter().enumerate() {
+                let receiver = &c.ends[1 - end];
+                if let (Some((at, _)), EndState::Linked { .. }) =
+                    (e.outbound.front(), receiver.state)
+                {
+                    due.push((*at, Due::Frame { conn, from: end }));
+                }
+                if let EndState::Handshaking { at, .. } = e.state {
+                    due.push((at, Due::Handshake { conn, end }));
+                }
+                if let Some(at) = e.close_notice {
+                    due.push((at, Due::Closed { conn, end }));
+                }
+            }
+        }
+        for (&(node, peer), dial) in &self.net.dials {
+            match dial {
+                Dial::Waiting { until: at } | Dial::Failing { at } => {
+                    due.push((*at, Due::Dial { node, peer }));
+                }
+                Dial::Dialing { .. } => {}
+            }
+        }
+        due.into_iter().filter(|(at, _)| *at <= self.now).min()
+    }
+
+    /// Processes everything due until nothing is.
+    pub(super) fn run_network(&mut self) {
+        while let Some((_, due)) = self.next_due() {
+            match due {
+                Due::Frame { conn, from } => self.on_frame(conn, from),
+                Due::Handshake { conn, end } => self.on_handshake(conn, end),
+                Due::Closed { conn, end } => self.on_closed(conn, end),
+                Due::Dial { node, peer } => match self.net.dials.get(&(node, peer)) {
+                    Some(Dial::Failing { .. }) => {
+                        self.net.counts.dial_failures += 1;
+                        if let Some(n) = self.nodes[node].as_mut() {
+                            n.core.dial_failed(peer);
+                        }
+                        self.dial_again(node, peer);
+                    }
+                    _ => self.on_dial(node, peer),
+                },
+            }
+        }
+    }
+
+    fn on_frame(&mut self, conn_id: u64, from: usize) {
+        let conn = self.net.conns.get_mut(&conn_id).expect("due");
+        let (_, frame) = conn.ends[from].outbound.pop_front().expect("due");
+        let sender = conn.ends[from].incarnation;
+        let receiver = &conn.ends[1 - from];
+        let EndState::Linked { session } = receiver.state else {
+            unreachable!("frames are due only at linked ends");
+        };
+        let to = receiver.node;
+        // Every frame crosses the real encoder and decoder.
+        let frame = Frame::decode(&frame.encode(), &Limits::CEILING).expect("valid frame");
+        if std::env::var_os("ROSTER_SIM_TRACE").is_some() {
+            println!("t={} {sender}->n{to}: {frame:?}", self.elapsed_ms());
+        }
+        let node = self.nodes[to]
+            .as_mut()
+            .expect("a linked end's node is alive");
+        node.step(|core, host| core.handle_frame(host, sender, session, frame));
+        self.flush(to);
+    }
+
+    fn on_handshake(&mut self, conn_id: u64, end: usize) {
+        let now = self.now;
+        let conn = self.net.conns.get(&conn_id).expect("due");
+        let EndState::Handshaking { admission, .. } = conn.ends[end].state else {
+            unreachable!("due only while handshaking");
+        };
+        let admitted_at = conn.ends[end].admitted_at;
+        let (node, peer) = (conn.ends[end].node, conn.ends[1 - end].incarnation);
+        let Some(peer_name) = self
+            .index_of(peer)
+            .and_then(|i| self.nodes[i].as_ref())
+            .map(|n| n.name.clone())
+        else {
+            // The peer crashed mid-handshake; its close notice fails this end.
+            return self.on_closed(conn_id, end);
+        };
+        let n = self.nodes[node]
+            .as_mut()
+            .expect("a handshaking end's node is alive");
+        if end != DIALER {
+            n.core.handshake_ended();
+        }
+        let hello = PeerHello {
+            incarnation: peer,
+            name: &peer_name,
+            limits: Limits::DEFAULT,
+        };
+        let established = n.step(|core, host| core.establish(host, admission, hello, now));
+        match established {
+            Ok(established) => {
+                self.net.counts.established += 1;
+                if let Some((when, until)) = self.net.severed.get(&node)
+                    && (now < *until || admitted_at <= *when)
+                {
+                    self.net.violations.push(format!(
+                        "t={} n{node}: link to {peer} established across a sever",
+                        self.elapsed_ms()
+                    ));
+                }
+                let conn = self.net.conns.get_mut(&conn_id).expect("due");
+                conn.ends[end].state = EndState::Linked {
+                    session: established.session.id,
+                };
+                if let Some(old) = established.replaced {
+                    self.net.counts.replaced += 1;
+                    // A reader of the old link that already saw its end reports it late:
+                    // the core must not take that for the new link.
+                    let reader_in_flight = self
+                        .net
+                        .end_of_session(node, old.id)
+                        .is_some_and(|(c, e)| self.net.conns[&c].ends[e].close_notice.is_some());
+                    self.close_session(node, old.id);
+                    if reader_in_flight {
+                        let n = self.nodes[node].as_mut().expect("alive");
+                        if n.core.link_lost(peer, old.id, now) {
+                            self.net.violations.push(format!(
+                                "t={} n{node}: a late loss of replaced link {} closed the new one",
+                                self.elapsed_ms(),
+                                old.id
+                            ));
+                        }
+                    }
+                }
+            }
+            Err(refusal) => {
+                self.net.counts.refused_after_handshake += 1;
+                self.log.push(format!(
+                    "t={} n{node}: link to {peer} refused after its handshake: {refusal}",
+                    self.elapsed_ms()
+                ));
+                self.close_end(conn_id, end);
+            }
+        }
+        if end == DIALER {
+            self.dial_ended(node, conn_id, false);
+        }
+        self.flush(node);
+    }
+
+    fn on_closed(&mut self, conn_id: u64, end: usize) {
+        let now = self.now;
+        let conn = self.net.conns.get(&conn_id).expect("due");
+        let (node, peer, state) = (
+            conn.ends[end].node,
+            conn.ends[1 - end].incarnation,
+            conn.ends[end].state,
+        );
+        match state {
+            EndState::Handshaking { .. } => {
+                self.net.counts.closed_in_handshake += 1;
+                if end != DIALER
+                    && let Some(n) = self.nodes[node].as_mut()
+                {
+                    n.core.handshake_ended();
+                }
+                self.close_end(conn_id, end);
+                if end == DIALER {
+                    self.dial_ended(node, conn_id, true);
+                }
+            }
+            EndState::Linked { session } => {
+                self.net.counts.lost += 1;
+                let n = self.nodes[node]
+                    .as_mut()
+                    .expect("a linked end's node is alive");
+                n.step(|core, _| core.link_lost(peer, session, now));
+                self.close_end(conn_id, end);
+                self.flush(node);
+                self.after_link_lost(node, peer);
+            }
+            EndState::Closed => {}
+        }
+    }
+
+    /// Closes one end of a random connection whose ends are both linked (a read error).
+    pub(super) fn drop_random_link(&mut self) {
+        let linked: Vec<u64> = self
+            .net
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                c.ends
+                    .iter()
+                    .all(|e| matches!(e.state, EndState::Linked { .. }))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        if linked.is_empty() {
+            return;
+        }
+        let conn_id = linked[self.rng.random_range(0..linked.len())];
+        let end = self.rng.random_range(0..2);
+        // Half open: the other end hears nothing of the close until its silence timeout,
+        // and may get a new connection from the same peer before.
+        let half_open = self.rng.random_bool(0.5);
+        self.log.push(format!(
+            "t={} drop conn {conn_id} at end {end} (half open: {half_open})",
+            self.elapsed_ms()
+        ));
+        let conn = self.net.conns.get(&conn_id).expect("listed");
+        let (node, peer) = (conn.ends[end].node, conn.ends[1 - end].incarnation);
+        let EndState::Linked { session } = conn.ends[end].state else {
+            unreachable!("both ends are linked");
+        };
+        // The end's read failed: it tells its core and closes.
+        let now = self.now;
+        let n = self.nodes[node]
+            .as_mut()
+            .expect("a linked end's node is alive");
+        n.step(|core, _| core.link_lost(peer, session, now));
+        self.net.counts.lost += 1;
+        let notice = if half_open {
+            Duration::from_millis(self.rng.random_range(50..=1500))
+        } else {
+            self.delay()
+        };
+        self.close_end_noticed_after(conn_id, end, notice);
+        self.flush(node);
+        self.after_link_lost(node, peer);
+    }
+
+    /// `node` severs its links for `duration` (fault injection of the shell).
+    pub(super) fn sever(&mut self, node: usize, duration: Duration) {
+        let now = self.now;
+        let Some(n) = self.nodes[node].as_mut() else {
+            return;
+        };
+        let closed = n.core.sever(now, now + duration);
+        self.net.counts.severs += 1;
+        self.net.severed.insert(node, (now, now + duration));
+        for (_, session) in &closed {
+            self.close_session(node, session.id);
+        }
+        self.flush(node);
+        for (peer, _) in closed {
+            self.after_link_lost(node, peer);
+        }
+    }
+
+    /// Checks the link layer: every link a core lists is carried by an open connection
+    /// end of its node, and every linked end is a link its core lists; with `healed`,
+    /// every pair of live nodes is linked, both ends on the same connection.
+    pub(super) fn check_links(&self, healed: bool) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (id, conn) in &self.net.conns {
+            for (end, e) in conn.ends.iter().enumerate() {
+                let EndState::Linked { session } = e.state else {
+                    continue;
+                };
+                let peer = conn.ends[1 - end].incarnation;
+                let listed = self.nodes[e.node]
+                    .as_ref()
+                    .and_then(|n| n.core.link(peer))
+                    .is_some_and(|s| s.id == session);
+                if !listed {
+                    problems.push(format!(
+                        "n{}: connection {id} is linked (session {session}) but its core \
+                         does not list that link to {peer}",
+                        e.node
+                    ));
+                }
+            }
+        }
+        let alive = self.alive();
+        for &i in &alive {
+            let node = self.nodes[i].as_ref().expect("alive");
+            for link in node.core.linked_peers() {
+                match self.net.end_of_session(i, link.session.id) {
+                    Some((conn, end)) => {
+                        let other = &self.net.conns[&conn].ends[1 - end];
+                        if other.incarnation != link.incarnation {
+                            problems.push(format!(
+                                "{}: link {} to {} rides a connection to {}",
+                                node.name, link.session.id, link.incarnation, other.incarnation
+                            ));
+                        }
+                    }
+                    None => problems.push(format!(
+                        "{}: zombie link to {} (session {}): no open connection carries it",
+                        node.name, link.incarnation, link.session.id
+                    )),
+                }
+            }
+        }
+        if healed {
+            for &a in &alive {
+                for &b in alive.iter().filter(|&&b| b > a) {
+                    let (na, nb) = (
+                        self.nodes[a].as_ref().expect("alive"),
+                        self.nodes[b].as_ref().expect("alive"),
+                    );
+                    let (la, lb) = (na.core.link(nb.incarnation), nb.core.link(na.incarnation));
+                    let same_conn = la.zip(lb).is_some_and(|(la, lb)| {
+                        let ca = self.net.end_of_session(a, la.id).map(|(c, _)| c);
+                        ca.is_some() && ca == self.net.end_of_session(b, lb.id).map(|(c, _)| c)
+                    });
+                    if !same_conn {
+                        problems.push(format!(
+                            "{} and {} are not linked after the heal ({la:?}, {lb:?})",
+                            na.name, nb.name
+                        ));
+                    }
+                }
+            }
+        }
+        problems
+    }
+}
