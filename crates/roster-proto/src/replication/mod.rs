@@ -10,6 +10,8 @@ pub mod wire;
 #[cfg(test)]
 mod core_tests;
 #[cfg(test)]
+mod links_tests;
+#[cfg(test)]
 mod pair;
 #[cfg(test)]
 mod sim;

@@ -1,0 +1,155 @@
+//! Direct tests of a core's link lifecycle (`links.rs`): sessions, replacement, severs,
+//! dials and overload, with no sockets.
+
+use std::time::{Duration, Instant};
+
+use super::core::{CoreConfig, CoreEvent};
+use super::links::PeerHello;
+use super::pair::TestNode;
+use super::wire::Frame;
+use crate::key::Limits;
+use crate::link_table::Refusal;
+use crate::pid::Pid;
+
+/// A process on the peer.
+const PID: Pid = Pid::new(2, 1);
+
+fn node() -> TestNode {
+    TestNode::new("a", 1, CoreConfig::default())
+}
+
+fn peer(incarnation: u64) -> PeerHello<'static> {
+    PeerHello {
+        incarnation,
+        name: "b",
+        limits: Limits::DEFAULT,
+    }
+}
+
+/// Establishes a link to `incarnation` as a dialer would; returns its session id.
+fn link(node: &mut TestNode, incarnation: u64, now: Instant) -> u64 {
+    node.step(|core, host| {
+        let admission = core.admit_dial(now).expect("admitted");
+        core.establish(host, admission, peer(incarnation), now)
+    })
+    .expect("established")
+    .session
+    .id
+}
+
+#[test]
+fn a_late_loss_of_a_replaced_link_leaves_the_new_one() {
+    let now = Instant::now();
+    let mut a = node();
+    let old = link(&mut a, 2, now);
+    let new = a.step(|core, host| {
+        let admission = core.admit_handshake(now).expect("admitted");
+        core.handshake_ended();
+        core.establish(host, admission, peer(2), now)
+    });
+    let new = new.expect("established");
+    assert_eq!(new.replaced.map(|s| s.id), Some(old));
+    assert!(!a.core.link_lost(2, old, now), "stale: nothing changes");
+    assert_eq!(a.core.link(2).map(|s| s.id), Some(new.session.id));
+    assert!(a.core.link_lost(2, new.session.id, now));
+    assert_eq!(a.core.link(2), None);
+}
+
+#[test]
+fn frames_of_another_session_are_ignored() {
+    let now = Instant::now();
+    let mut a = node();
+    let session = link(&mut a, 2, now);
+    let _ = a.core.poll_transmit(2);
+    let scopes = Frame::Scopes {
+        joined: vec!["default".into()],
+        left: Vec::new(),
+    };
+    a.step(|core, host| core.handle_frame(host, 2, session + 1, scopes.clone()));
+    assert!(
+        a.core.peers_in("default").is_empty(),
+        "a stale frame counts for nothing"
+    );
+    a.step(|core, host| core.handle_frame(host, 2, session, scopes));
+    assert_eq!(a.core.peers_in("default"), vec![2]);
+}
+
+#[test]
+fn a_sever_closes_links_and_refuses_handshakes_admitted_before_it() {
+    let now = Instant::now();
+    let mut a = node();
+    link(&mut a, 2, now);
+    let in_flight = a.core.admit_handshake(now).expect("admitted");
+    let until = now + Duration::from_secs(1);
+    let closed = a.core.sever(now, until);
+    assert_eq!(closed.iter().map(|(p, _)| *p).collect::<Vec<_>>(), vec![2]);
+    assert_eq!(a.core.link(2), None);
+    assert_eq!(a.core.admit_dial(now), Err(Refusal::Severed));
+    assert_eq!(
+        a.core.dial_wait_until(2, now, 1.0),
+        until,
+        "dials wait out the sever"
+    );
+    let later = until + Duration::from_millis(1);
+    a.core.handshake_ended();
+    let refused = a.step(|core, host| core.establish(host, in_flight, peer(2), later));
+    assert_eq!(refused, Err(Refusal::SeveredMeanwhile));
+    assert_eq!(a.core.link(2), None);
+}
+
+#[test]
+fn a_link_that_dies_young_backs_the_next_dial_off() {
+    let now = Instant::now();
+    let mut a = node();
+    let session = link(&mut a, 2, now);
+    assert!(a.core.link_lost(2, session, now + Duration::from_millis(5)));
+    let wait = a.core.dial_wait_until(2, now, 1.0) - now;
+    assert_eq!(wait, CoreConfig::default().redial.initial);
+    let session = link(&mut a, 2, now);
+    let lived = CoreConfig::default().redial.max;
+    assert!(a.core.link_lost(2, session, now + lived));
+    assert_eq!(a.core.dial_wait_until(2, now + lived, 1.0), now + lived);
+}
+
+#[test]
+fn an_overloaded_link_is_closed_by_the_core_with_its_session() {
+    let now = Instant::now();
+    let mut a = TestNode::new(
+        "a",
+        1,
+        CoreConfig {
+            max_queued_ops: 2,
+            ..CoreConfig::default()
+        },
+    );
+    let session = link(&mut a, 2, now);
+    for _ in 0..3 {
+        let _ = a.core.send(2, Frame::Ping);
+        let message = Frame::Message(super::wire::Message {
+            to: PID,
+            from: None,
+            payload: crate::meta::Meta::EMPTY,
+        });
+        let _ = a.core.send(2, message);
+    }
+    assert_eq!(a.core.link(2), None);
+    let events: Vec<CoreEvent> = std::iter::from_fn(|| a.core.poll_event()).collect();
+    assert!(
+        events.contains(&CoreEvent::Overloaded { peer: 2, session }),
+        "{events:?}"
+    );
+    assert!(!a.core.link_lost(2, session, now), "already closed");
+}
+
+#[test]
+fn a_dead_peer_loses_its_link_and_its_dial_claim_ends() {
+    let now = Instant::now();
+    let mut a = node();
+    assert!(a.core.claim_dial(2));
+    let session = link(&mut a, 2, now);
+    assert!(a.core.dial_done(2, true), "linked: the dial task ends");
+    let closed = a.step(|core, host| core.peer_dead(host, 2));
+    assert_eq!(closed.map(|s| s.id), Some(session));
+    assert_eq!(a.core.link(2), None);
+    assert!(a.core.claim_dial(2), "a new dial task may start");
+}
