@@ -13,7 +13,8 @@ use futures_core::Stream;
 use crate::event::Event;
 use crate::key::{Key, Pattern, ancestor_prefixes};
 
-/// One item of a [`Subscription`].
+/// One item of a [`Subscription`]: a batch of events, or a notice of how many were
+/// missed. Which changes share a batch is told in [`Subscription`]'s "Batches" section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
     /// Events, in order.
@@ -296,11 +297,32 @@ impl Subscribers {
 
 /// A stream of event batches for one scope.
 ///
-/// A `Subscription` is a bounded stream of event batches for one scope. A single change
-/// makes a one-event batch; a bulk change (a process with many entries exiting, a scope
-/// disconnect) makes one batch per subscriber. Events of one key arrive in the order the
-/// changes were applied. A subscription whose patterns match a change several times still
-/// gets the event once.
+/// A `Subscription` is a bounded stream of event batches for one scope. Events of one key
+/// arrive in the order the changes were applied. A subscription whose patterns match a
+/// change several times still gets the event once. To start from the entries that exist
+/// already, with no gap and no duplicate between them and the events, use
+/// `roster::Scope::watch` instead.
+///
+/// # Batches
+///
+/// A batch holds the events of the subscription's keys from one change, in order:
+///
+/// - **a local write** (`register`, `unregister`, `join`, `leave`, a meta update): one
+///   event per batch. Registering a name whose previous owner has died but not been
+///   cleaned up yet gives two one-event batches: its removal, then the registration;
+/// - **a frame received from a peer** (live ops, one frame of a catch-up from the op log,
+///   one chunk of a snapshot): one batch per frame, so a catch-up of many entries wakes a
+///   subscriber once per frame, not once per entry. The last chunk of a snapshot carries the
+///   removals the snapshot implies (reason [`crate::event::Reason::Resynced`]);
+/// - **a process exiting** (dropped, killed, or ended by a lost conflict): it is invisible
+///   to reads at once, then its entries are removed scope by scope, one batch per scope
+///   with every entry it held there (reason [`crate::event::Reason::Exit`]);
+/// - **a node lost**, restarted as a new incarnation, or leaving the scope: one batch with
+///   all its entries in the scope;
+/// - **this node disconnecting from the scope**: one final batch, then the end (see
+///   "Closing").
+///
+/// A batch is queued or counted as missed whole (see "Lagging").
 ///
 /// # Lagging
 ///
