@@ -10,6 +10,7 @@ use std::task::{Context, Poll, Waker};
 use arc_swap::ArcSwap;
 use futures_core::Stream;
 
+use crate::entry::{Member, Registration};
 use crate::event::Event;
 use crate::key::{Key, Pattern, ancestor_prefixes};
 
@@ -426,6 +427,57 @@ impl Drop for Subscription {
             registry.remove(self.queue.id);
         }
     }
+}
+
+/// A watch: the entries that matched its patterns at one instant, and a [`Subscription`]
+/// to every change after that instant: the list-then-watch of etcd and Kubernetes.
+///
+/// Subscribing right after connecting races with what arrives meanwhile (the first sync
+/// with the cluster, other writers): an entry written before the subscription is never an
+/// event, and the caller cannot tell which it missed. A watch has no such gap. The copy of
+/// the entries and the start of the subscription happen under the locks that every writer
+/// (local writes, ops and snapshots received from peers, exits, purges) holds while it
+/// changes an entry and delivers its event, so each change is either already in
+/// `names`/`members` or arrives as an event in `events`: never both, never neither.
+/// Applying the events in order to the initial entries gives the scope's state.
+///
+/// The initial entries are exactly what the scope holds at that instant: an entry of a
+/// process that has just exited may be in them, its removal then follows as an event.
+/// Later versions may add other kinds of entries (node records): the struct is
+/// `#[non_exhaustive]`, so destructure it with `..`.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use roster::{EventKind, Node, Watch};
+///
+/// let node = Node::builder().start().unwrap();
+/// let alice = node.process();
+/// alice.register("user/alice", &"eu").unwrap();
+/// alice.join("user/online", &()).unwrap();
+///
+/// let Watch { names, members, mut events, .. } = node.watch("user/").unwrap();
+/// assert_eq!(names.len(), 1);
+/// assert_eq!((names[0].0.as_str(), names[0].1.pid), ("user/alice", alice.pid()));
+/// assert_eq!(members[0].0, "user/online");
+///
+/// let bob = node.process();
+/// bob.register("user/bob", &"us").unwrap();
+/// let batch = events.recv().await.unwrap().into_events().unwrap();
+/// assert_eq!((batch[0].kind, batch[0].key.as_str()), (EventKind::Registered, "user/bob"));
+/// # }
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Watch {
+    /// The names that matched, in key order.
+    pub names: Vec<(Key, Registration)>,
+    /// The group memberships that matched, in key order, then join order within a group.
+    pub members: Vec<(Key, Member)>,
+    /// Every change after the initial entries, as a [`Subscription`] gives them.
+    pub events: Subscription,
 }
 
 impl std::fmt::Debug for Subscription {

@@ -27,6 +27,7 @@ mod names;
 mod node_stores;
 mod process_table;
 mod replica;
+mod watch;
 
 use std::collections::HashMap;
 
