@@ -2,7 +2,6 @@
 
 mod common;
 
-
 use common::{EntryModel, assert_quiet, batch, drain, meta, node, queued, single, within};
 use futures_util::StreamExt;
 use roster::{Delivery, Event, EventKind, ExitReason, Meta, Node, Pattern, Reason};
