@@ -23,6 +23,10 @@
 //!
 //! Features: `tls` (mutual TLS for links), `fuzzing` (entry points for `fuzz/`).
 //!
+//! Coming from Erlang or Elixir? The guide `docs/coming-from-beam.md` in the repository puts
+//! the calls of `syn`, `pg`, `global`, Elixir `Registry`, Phoenix PubSub/Tracker and `gproc`
+//! beside Roster's, with what has no equivalent and why.
+//!
 //! # Examples
 //!
 //! ```
