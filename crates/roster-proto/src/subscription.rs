@@ -10,10 +10,12 @@ use std::task::{Context, Poll, Waker};
 use arc_swap::ArcSwap;
 use futures_core::Stream;
 
+use crate::entry::{Member, Registration};
 use crate::event::Event;
 use crate::key::{Key, Pattern, ancestor_prefixes};
 
-/// One item of a [`Subscription`].
+/// One item of a [`Subscription`]: a batch of events, or a notice of how many were
+/// missed. Which changes share a batch is told in [`Subscription`]'s "Batches" section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
     /// Events, in order.
@@ -296,11 +298,32 @@ impl Subscribers {
 
 /// A stream of event batches for one scope.
 ///
-/// A `Subscription` is a bounded stream of event batches for one scope. A single change
-/// makes a one-event batch; a bulk change (a process with many entries exiting, a scope
-/// disconnect) makes one batch per subscriber. Events of one key arrive in the order the
-/// changes were applied. A subscription whose patterns match a change several times still
-/// gets the event once.
+/// A `Subscription` is a bounded stream of event batches for one scope. Events of one key
+/// arrive in the order the changes were applied. A subscription whose patterns match a
+/// change several times still gets the event once. To start from the entries that exist
+/// already, with no gap and no duplicate between them and the events, use
+/// `roster::Scope::watch` instead.
+///
+/// # Batches
+///
+/// A batch holds the events of the subscription's keys from one change, in order:
+///
+/// - **a local write** (`register`, `unregister`, `join`, `leave`, a meta update): one
+///   event per batch. Registering a name whose previous owner has died but not been
+///   cleaned up yet gives two one-event batches: its removal, then the registration;
+/// - **a frame received from a peer** (live ops, one frame of a catch-up from the op log,
+///   one chunk of a snapshot): one batch per frame, so a catch-up of many entries wakes a
+///   subscriber once per frame, not once per entry. The last chunk of a snapshot carries the
+///   removals the snapshot implies (reason [`crate::event::Reason::Resynced`]);
+/// - **a process exiting** (dropped, killed, or ended by a lost conflict): it is invisible
+///   to reads at once, then its entries are removed scope by scope, one batch per scope
+///   with every entry it held there (reason [`crate::event::Reason::Exit`]);
+/// - **a node lost**, restarted as a new incarnation, or leaving the scope: one batch with
+///   all its entries in the scope;
+/// - **this node disconnecting from the scope**: one final batch, then the end (see
+///   "Closing").
+///
+/// A batch is queued or counted as missed whole (see "Lagging").
 ///
 /// # Lagging
 ///
@@ -404,6 +427,57 @@ impl Drop for Subscription {
             registry.remove(self.queue.id);
         }
     }
+}
+
+/// A watch: the entries that matched its patterns at one instant, and a [`Subscription`]
+/// to every change after that instant: the list-then-watch of etcd and Kubernetes.
+///
+/// Subscribing right after connecting races with what arrives meanwhile (the first sync
+/// with the cluster, other writers): an entry written before the subscription is never an
+/// event, and the caller cannot tell which it missed. A watch has no such gap. The copy of
+/// the entries and the start of the subscription happen under the locks that every writer
+/// (local writes, ops and snapshots received from peers, exits, purges) holds while it
+/// changes an entry and delivers its event, so each change is either already in
+/// `names`/`members` or arrives as an event in `events`: never both, never neither.
+/// Applying the events in order to the initial entries gives the scope's state.
+///
+/// The initial entries are exactly what the scope holds at that instant: an entry of a
+/// process that has just exited may be in them, its removal then follows as an event.
+/// Later versions may add other kinds of entries (node records): the struct is
+/// `#[non_exhaustive]`, so destructure it with `..`.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use roster::{EventKind, Node, Watch};
+///
+/// let node = Node::builder().start().unwrap();
+/// let alice = node.process();
+/// alice.register("user/alice", &"eu").unwrap();
+/// alice.join("user/online", &()).unwrap();
+///
+/// let Watch { names, members, mut events, .. } = node.watch("user/").unwrap();
+/// assert_eq!(names.len(), 1);
+/// assert_eq!((names[0].0.as_str(), names[0].1.pid), ("user/alice", alice.pid()));
+/// assert_eq!(members[0].0, "user/online");
+///
+/// let bob = node.process();
+/// bob.register("user/bob", &"us").unwrap();
+/// let batch = events.recv().await.unwrap().into_events().unwrap();
+/// assert_eq!((batch[0].kind, batch[0].key.as_str()), (EventKind::Registered, "user/bob"));
+/// # }
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Watch {
+    /// The names that matched, in key order.
+    pub names: Vec<(Key, Registration)>,
+    /// The group memberships that matched, in key order, then join order within a group.
+    pub members: Vec<(Key, Member)>,
+    /// Every change after the initial entries, as a [`Subscription`] gives them.
+    pub events: Subscription,
 }
 
 impl std::fmt::Debug for Subscription {

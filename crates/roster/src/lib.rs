@@ -10,7 +10,8 @@
 //!   every name and membership it holds.
 //! - Names ([`Scope::register`], [`Scope::lookup`]) have one owner per key; groups
 //!   ([`Scope::join`], [`Scope::members`]) many members per key.
-//! - [`Scope::subscribe`] streams [`Event`]s in bounded batches.
+//! - [`Scope::subscribe`] streams [`Event`]s in bounded batches; [`Scope::watch`] starts
+//!   with the entries that exist, then streams the changes after them (no gap, no duplicate).
 //! - [`NodeBuilder::cluster`] with a [`ClusterConfig`] joins a cluster: SWIM membership
 //!   (foca), authenticated TCP links (optionally TLS, feature `tls`), replication by
 //!   per-origin op streams with delta catch-up, snapshots, anti-entropy digests and
@@ -21,6 +22,10 @@
 //! driven by tokio in production and by a deterministic simulator in the tests.
 //!
 //! Features: `tls` (mutual TLS for links), `fuzzing` (entry points for `fuzz/`).
+//!
+//! Coming from Erlang or Elixir? The guide `docs/coming-from-beam.md` in the repository puts
+//! the calls of `syn`, `pg`, `global`, Elixir `Registry`, Phoenix PubSub/Tracker and `gproc`
+//! beside Roster's, with what has no equivalent and why.
 //!
 //! # Examples
 //!
@@ -74,4 +79,4 @@ pub use node::{Node, NodeBuilder};
 pub use pid::Pid;
 pub use process::Process;
 pub use scope::{DEFAULT_SCOPE, Dispatched, Scope};
-pub use subscription::{Delivery, Subscription};
+pub use subscription::{Delivery, Subscription, Watch};

@@ -2,11 +2,9 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
-use common::{assert_quiet, batch, drain, meta, node, queued, single, within};
+use common::{EntryModel, assert_quiet, batch, drain, meta, node, queued, single, within};
 use futures_util::StreamExt;
-use roster::{Delivery, Event, EventKind, ExitReason, Meta, Node, Pattern, Pid, Reason};
+use roster::{Delivery, Event, EventKind, ExitReason, Meta, Node, Pattern, Reason};
 
 #[tokio::test]
 async fn an_exact_pattern_sees_only_its_key() {
@@ -382,45 +380,17 @@ async fn subscribing_sees_only_changes_made_after_it() {
 /// None), updated by its owner (previous_meta = the meta before), unregistered by its owner
 /// with its last meta; and of a membership: joined, updated, left, likewise.
 fn assert_per_key_order(events: &[Event]) -> (usize, usize) {
-    let mut names: BTreeMap<String, (Pid, Meta)> = BTreeMap::new();
-    let mut members: BTreeMap<(String, Pid), Meta> = BTreeMap::new();
+    let mut model = EntryModel::default();
     let (mut registrations, mut joins) = (0, 0);
     for e in events {
-        let key = e.key.to_string();
         match (e.kind, &e.previous_meta) {
-            (EventKind::Registered, None) => {
-                registrations += 1;
-                let held = names.insert(key, (e.pid, e.meta.clone()));
-                assert!(held.is_none(), "registered while held: {e:?}");
-            }
-            (EventKind::Registered, Some(previous)) => {
-                let current = names.get_mut(&key).expect("update of a free name");
-                assert_eq!((current.0, &current.1), (e.pid, previous), "{e:?}");
-                current.1 = e.meta.clone();
-            }
-            (EventKind::Unregistered, _) => {
-                let held = names.remove(&key);
-                assert_eq!(held, Some((e.pid, e.meta.clone())), "{e:?}");
-            }
-            (EventKind::Joined, None) => {
-                joins += 1;
-                let held = members.insert((key, e.pid), e.meta.clone());
-                assert!(held.is_none(), "joined twice: {e:?}");
-            }
-            (EventKind::Joined, Some(previous)) => {
-                let current = members
-                    .get_mut(&(key, e.pid))
-                    .expect("update of a non-member");
-                assert_eq!(&*current, previous, "{e:?}");
-                *current = e.meta.clone();
-            }
-            (EventKind::Left, _) => {
-                let held = members.remove(&(key, e.pid));
-                assert_eq!(held, Some(e.meta.clone()), "{e:?}");
-            }
+            (EventKind::Registered, None) => registrations += 1,
+            (EventKind::Joined, None) => joins += 1,
+            _ => {}
         }
+        model.apply(e);
     }
-    assert!(names.is_empty() && members.is_empty(), "entries left over");
+    assert!(model.is_empty(), "entries left over");
     (registrations, joins)
 }
 

@@ -661,12 +661,13 @@ impl Core {
             .receiving
             .entry(scope.clone())
             .or_insert_with(|| SnapshotReceiver::new(&state, peer));
-        let applied = receiver.apply_chunk(&state, ops);
-        if last {
+        let applied = if last {
             let receiver = peer_state.receiving.remove(&scope).expect("inserted above");
-            receiver.finish(&state);
             peer_state.applied.insert(scope, seq);
-        }
+            receiver.finish(&state, ops)
+        } else {
+            receiver.apply_chunk(&state, ops)
+        };
         self.names_lost(applied);
     }
 

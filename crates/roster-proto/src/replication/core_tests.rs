@@ -6,7 +6,8 @@ use std::time::Duration;
 use super::core::{CoreConfig, CoreEvent};
 use super::pair::Pair;
 use super::wire::Frame;
-use crate::event::ExitReason;
+use crate::event::{Event, EventKind, ExitReason, Reason};
+use crate::subscription::{Delivery, Subscription};
 
 fn config() -> CoreConfig {
     CoreConfig {
@@ -18,6 +19,25 @@ fn config() -> CoreConfig {
 
 fn is_snapshot(frame: &Frame) -> bool {
     matches!(frame, Frame::Snapshot { .. })
+}
+
+/// The batches queued for `events`, without waiting; panics on a lag notice.
+fn queued_batches(events: &mut Subscription) -> Vec<Vec<Event>> {
+    use futures_core::Stream;
+    use std::task::{Context, Poll, Waker};
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut batches = Vec::new();
+    while let Poll::Ready(Some(delivery)) = std::pin::Pin::new(&mut *events).poll_next(&mut cx) {
+        match delivery {
+            Delivery::Events(batch) => batches.push(batch),
+            Delivery::Lagged { missed } => panic!("lagged by {missed}"),
+        }
+    }
+    batches
+}
+
+fn keys(batch: &[Event]) -> Vec<&str> {
+    batch.iter().map(|e| e.key.as_str()).collect()
 }
 
 /// A peer that never had our stream gets a snapshot; its hello then carries its position,
@@ -192,4 +212,86 @@ fn catch_up_comes_in_consecutive_frames_of_the_log() {
         })
         .collect();
     assert_eq!(firsts, (0..10).map(|i| 1 + i * 10).collect::<Vec<_>>());
+}
+
+/// What one received frame changes reaches a subscriber as one batch, in the order of the
+/// frame's ops: a first snapshot, each frame of a catch-up from the log, and the last chunk
+/// of a snapshot together with the removals it implies.
+#[test]
+fn each_received_frame_makes_one_event_batch_per_subscriber() {
+    let mut pair = Pair::new(CoreConfig {
+        max_ops_per_frame: 10,
+        ..config()
+    });
+    let mut events = pair.b.subscribe();
+    let (p, q) = (pair.a.process(), pair.a.process());
+    pair.a.register(q, "goes");
+    for i in 0..3 {
+        pair.a.register(p, &format!("k/{i:02}"));
+    }
+    pair.link();
+    let batches = queued_batches(&mut events);
+    assert_eq!(
+        batches.len(),
+        1,
+        "one snapshot frame, one batch: {batches:?}"
+    );
+    assert_eq!(batches[0].len(), 4);
+
+    pair.unlink();
+    for i in 3..15 {
+        pair.a.register(p, &format!("k/{i:02}"));
+    }
+    let mark = pair.log.len();
+    pair.link();
+    let frames: Vec<usize> = pair
+        .sent(true, mark)
+        .into_iter()
+        .filter_map(|f| match f {
+            Frame::Ops { ops, .. } => Some(ops.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(frames, [10, 2]);
+    let batches = queued_batches(&mut events);
+    let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+    assert_eq!(sizes, frames, "one batch per frame of the catch-up");
+    let expected: Vec<String> = (3..15).map(|i| format!("k/{i:02}")).collect();
+    assert_eq!(
+        batches
+            .concat()
+            .iter()
+            .map(|e| e.key.as_str())
+            .collect::<Vec<_>>(),
+        expected
+    );
+
+    // Away for more than the log holds: a snapshot, whose last chunk also removes "goes".
+    pair.unlink();
+    pair.a.exit(q, ExitReason::Normal);
+    for i in 15..35 {
+        pair.a.register(p, &format!("k/{i:02}"));
+    }
+    let mark = pair.log.len();
+    pair.link();
+    let chunks = pair
+        .sent(true, mark)
+        .into_iter()
+        .filter(|f| is_snapshot(f))
+        .count();
+    let batches = queued_batches(&mut events);
+    assert!(
+        (1..=chunks).contains(&batches.len()),
+        "{} batches for {chunks} snapshot frames",
+        batches.len()
+    );
+    assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), 21);
+    let last = batches.last().expect("a batch");
+    let removal = last.last().expect("a non-empty batch");
+    assert_eq!(
+        (removal.kind, removal.key.as_str(), &removal.reason),
+        (EventKind::Unregistered, "goes", &Reason::Resynced),
+        "the removals come with the last chunk: {:?}",
+        keys(last)
+    );
 }

@@ -18,12 +18,13 @@ use crate::conflict::ConflictRule;
 use crate::entry::Registration;
 use crate::envelope::Envelope;
 use crate::event::ExitReason;
-use crate::key::{Key, Limits};
+use crate::key::{Key, Limits, Pattern};
 use crate::meta::Meta;
 use crate::op::Outbox;
 use crate::pid::Pid;
 use crate::store::{Mailbox, ProcessTable, Refused};
 use crate::store::{NodeStores, ScopeConfig, ScopeStore};
+use crate::subscription::Subscription;
 
 /// A mailbox nobody reads: the harnesses send no messages.
 pub(super) struct Discard;
@@ -105,6 +106,15 @@ impl TestNode {
         if let Some(process) = self.stores.process(pid) {
             self.stores.exit(&process, reason);
         }
+    }
+
+    /// A subscription to every change in the default scope here.
+    pub(super) fn subscribe(&self) -> Subscription {
+        let scope = self.scope();
+        let queue = scope
+            .subscribe(vec![Pattern::All], usize::MAX)
+            .expect("the default scope is connected");
+        Subscription::new(queue, Arc::downgrade(&scope.subscribers))
     }
 
     /// The owner of `key` here.

@@ -27,6 +27,7 @@ mod names;
 mod node_stores;
 mod process_table;
 mod replica;
+mod watch;
 
 use std::collections::HashMap;
 
@@ -104,6 +105,27 @@ impl Shard {
         if *digest == 0 {
             self.digests.remove(&origin);
         }
+    }
+}
+
+/// Shard locks held together by one multi-shard write, taken in ascending index order.
+/// While any shard lock is held the scope cannot be closed (`close` takes them all), so
+/// one connection check under them holds for the whole write.
+struct ShardLocks<'a>(Vec<(usize, MutexGuard<'a, Shard>)>);
+
+impl ShardLocks<'_> {
+    /// The locked shard `index`; panics if it was not locked (a bug of the caller).
+    fn shard(&mut self, index: usize) -> &mut Shard {
+        let at = self
+            .0
+            .binary_search_by_key(&index, |(i, _)| *i)
+            .expect("the shard of every key written is locked");
+        &mut self.0[at].1
+    }
+
+    /// Every locked shard.
+    fn iter(&self) -> impl Iterator<Item = &Shard> {
+        self.0.iter().map(|(_, guard)| &**guard)
     }
 }
 
@@ -207,6 +229,24 @@ impl ScopeStore {
     /// Locks every shard, in index order (the order every multi-shard writer uses).
     fn lock_all(&self) -> Vec<MutexGuard<'_, Shard>> {
         (0..SHARDS).map(|i| self.lock_shard(i)).collect()
+    }
+
+    /// Locks the shards of `keys`, in index order (the order every multi-shard writer uses).
+    fn lock_keys<'k>(&self, keys: impl IntoIterator<Item = &'k str>) -> ShardLocks<'_> {
+        let mut indexes: Vec<usize> = keys.into_iter().map(|k| self.shard_of(k)).collect();
+        indexes.sort_unstable();
+        indexes.dedup();
+        ShardLocks(
+            indexes
+                .into_iter()
+                .map(|i| (i, self.lock_shard(i)))
+                .collect(),
+        )
+    }
+
+    /// Locks every shard, as [`ShardLocks`].
+    fn lock_every_shard(&self) -> ShardLocks<'_> {
+        ShardLocks(self.lock_all().into_iter().enumerate().collect())
     }
 
     /// Locks the shard of `key` and checks that the scope is still connected.

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use super::{Cause, ScopeStore, Shard, digest};
+use super::{Cause, ScopeStore, Shard, ShardLocks, digest};
 use crate::conflict::Winner;
 use crate::entry::{Member, Registration};
 use crate::event::{Event, EventKind, Reason};
@@ -21,22 +21,36 @@ pub struct ApplyOutcome {
 }
 
 impl ScopeStore {
-    /// Applies ops of a remote origin, emitting one batch of events per subscriber when
-    /// there are several.
+    /// Applies ops of a remote origin (the ops of one received frame) and delivers their
+    /// events as one batch per subscriber, in the order the ops were applied.
+    ///
+    /// The shards of every key the ops touch are locked together (in index order) for the
+    /// whole batch, and the batch is delivered before they are released: a local writer of
+    /// one of these keys, or a new watch, sees the frame either not at all or entirely.
     pub fn apply_remote(&self, ops: Vec<Op>) -> ApplyOutcome {
-        let mut applied = ApplyOutcome::default();
+        let mut locks = self.lock_keys(ops.iter().map(|op| op.key().as_str()));
         let mut events = Vec::new();
+        let applied = self.apply_locked(&mut locks, ops, &mut events);
+        self.subscribers.emit_batch(events);
+        applied
+    }
+
+    /// Applies `ops` under `locks` (which hold the shard of each op's key), pushing their
+    /// events; applies nothing in a disconnected scope, since ops queued before a
+    /// disconnect must not repopulate it.
+    fn apply_locked(
+        &self,
+        locks: &mut ShardLocks<'_>,
+        ops: Vec<Op>,
+        events: &mut Vec<Event>,
+    ) -> ApplyOutcome {
+        let mut applied = ApplyOutcome::default();
+        if !self.is_connected() {
+            return applied;
+        }
         for op in ops {
-            let Ok(mut shard) = self.write_lock(op.key()) else {
-                // Disconnected meanwhile: ops queued before a disconnect must not
-                // repopulate the scope.
-                return applied;
-            };
-            self.apply_one(&mut shard, op, &mut events, &mut applied);
-            // Emitted per op, under the shard lock, to keep per-key order.
-            for event in events.drain(..) {
-                self.subscribers.emit(|| event);
-            }
+            let shard = locks.shard(self.shard_of(op.key()));
+            self.apply_one(shard, op, events, &mut applied);
         }
         applied
     }
@@ -192,16 +206,16 @@ impl ScopeStore {
     /// Removes every entry of an origin (its node is down, or restarted as a new
     /// incarnation), emitting one batch per subscriber with reason `reason`.
     pub fn purge_origin(&self, origin: u64, reason: &Reason) {
-        let mut guards = self.lock_all();
+        let mut locks = self.lock_every_shard();
         let mut events = Vec::new();
-        self.remove_origin_entries(&mut guards, origin, reason, |_, _| true, &mut events);
+        self.remove_origin_entries(&mut locks, origin, reason, |_, _| true, &mut events);
         self.subscribers.emit_batch(events);
     }
 
     /// Removes the entries of `origin` that `doomed` picks; the caller holds every shard.
     fn remove_origin_entries(
         &self,
-        guards: &mut [std::sync::MutexGuard<'_, Shard>],
+        locks: &mut ShardLocks<'_>,
         origin: u64,
         reason: &Reason,
         mut doomed: impl FnMut(&OriginEntry, &Key) -> bool,
@@ -214,7 +228,7 @@ impl ScopeStore {
                 doomed_names.push((key.clone(), pid));
             }
         }
-        for shard in guards.iter() {
+        for shard in locks.iter() {
             for (key, list) in &shard.shadows {
                 for e in list {
                     let pid = e.pid;
@@ -234,11 +248,11 @@ impl ScopeStore {
         }
         let cause = Cause::Remote(reason);
         for (key, pid) in doomed_names {
-            let shard = &mut guards[self.shard_of(&key)];
+            let shard = locks.shard(self.shard_of(&key));
             self.remove_name(shard, &key, pid, cause, events);
         }
         for (key, pid) in doomed_members {
-            let shard = &mut guards[self.shard_of(&key)];
+            let shard = locks.shard(self.shard_of(&key));
             events.extend(self.remove_member(shard, &key, pid, cause));
         }
     }
@@ -365,8 +379,42 @@ impl SnapshotReceiver {
         }
     }
 
-    /// Applies one chunk (registrations and joins of the origin).
+    /// Applies one chunk (registrations and joins of the origin) that is not the last:
+    /// one event batch per subscriber.
     pub fn apply_chunk(&mut self, scope: &ScopeStore, ops: Vec<Op>) -> ApplyOutcome {
+        let ops = self.take_in(ops);
+        scope.apply_remote(ops)
+    }
+
+    /// Applies the last chunk and ends the snapshot: removes the origin's entries that no
+    /// chunk contained. The chunk's changes and the removals are one event batch per
+    /// subscriber, applied under every shard lock.
+    pub fn finish(mut self, scope: &ScopeStore, ops: Vec<Op>) -> ApplyOutcome {
+        let ops = self.take_in(ops);
+        if !self.track {
+            return scope.apply_remote(ops);
+        }
+        let mut locks = scope.lock_every_shard();
+        let mut events = Vec::new();
+        let applied = scope.apply_locked(&mut locks, ops, &mut events);
+        if scope.is_connected() {
+            scope.remove_origin_entries(
+                &mut locks,
+                self.origin,
+                &Reason::Resynced,
+                |entry, key| match entry {
+                    OriginEntry::Name(pid) => !self.seen_names.contains(&(key.clone(), *pid)),
+                    OriginEntry::Member(pid) => !self.seen_members.contains(&(key.clone(), *pid)),
+                },
+                &mut events,
+            );
+        }
+        scope.subscribers.emit_batch(events);
+        applied
+    }
+
+    /// Records what a chunk contains (when tracking) and keeps only the origin's ops.
+    fn take_in(&mut self, ops: Vec<Op>) -> Vec<Op> {
         for op in ops.iter().filter(|_| self.track) {
             match op {
                 Op::Register { key, pid, .. } => self.seen_names.insert((key.clone(), *pid)),
@@ -374,34 +422,8 @@ impl SnapshotReceiver {
                 _ => false,
             };
         }
-        let ops = ops
-            .into_iter()
+        ops.into_iter()
             .filter(|op| op.pid().incarnation() == self.origin)
-            .collect();
-        scope.apply_remote(ops)
-    }
-
-    /// Ends the snapshot: removes the origin's entries that it did not contain.
-    pub fn finish(self, scope: &ScopeStore) {
-        if !self.track {
-            return;
-        }
-        let mut guards = scope.lock_all();
-        if !scope.is_connected() {
-            return;
-        }
-        let mut events = Vec::new();
-        let gone = Reason::Resynced;
-        scope.remove_origin_entries(
-            &mut guards,
-            self.origin,
-            &gone,
-            |entry, key| match entry {
-                OriginEntry::Name(pid) => !self.seen_names.contains(&(key.clone(), *pid)),
-                OriginEntry::Member(pid) => !self.seen_members.contains(&(key.clone(), *pid)),
-            },
-            &mut events,
-        );
-        scope.subscribers.emit_batch(events);
+            .collect()
     }
 }

@@ -1,12 +1,14 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
 use futures_util::FutureExt;
 use roster::{
-    ClusterConfig, Delivery, Event, FailureDetection, Meta, Node, NodeBuilder, Subscription,
+    ClusterConfig, Delivery, Event, EventKind, FailureDetection, Meta, Node, NodeBuilder, Pattern,
+    Pid, Scope, Subscription, Table, Watch,
 };
 use serde::Serialize;
 
@@ -122,5 +124,93 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
             "timed out waiting for: {what}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// The entries of a scope as a subscriber rebuilds them from events, checking each event
+/// against what it holds: a registration (or join) of an entry it has, or an update or
+/// removal of one it lacks or holds with other meta, panics. Registrations are unique per
+/// key; memberships per (key, pid).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct EntryModel {
+    /// Names: key -> (owner, meta).
+    pub names: BTreeMap<String, (Pid, Meta)>,
+    /// Memberships: (key, member) -> meta.
+    pub members: BTreeMap<(String, Pid), Meta>,
+}
+
+impl EntryModel {
+    /// The initial entries of a watch.
+    pub fn of_watch(watch: &Watch) -> Self {
+        let mut model = EntryModel::default();
+        for (key, r) in &watch.names {
+            let held = model.names.insert(key.to_string(), (r.pid, r.meta.clone()));
+            assert!(held.is_none(), "{key} twice in the watch");
+        }
+        for (key, m) in &watch.members {
+            let held = model
+                .members
+                .insert((key.to_string(), m.pid()), m.meta().clone());
+            assert!(held.is_none(), "{key}/{} twice in the watch", m.pid());
+        }
+        model
+    }
+
+    /// The live entries of `scope` whose keys match `pattern`.
+    pub fn of_scope(scope: &Scope, pattern: &Pattern) -> Self {
+        let mut model = EntryModel::default();
+        for (key, r) in scope.registered("", usize::MAX).expect("all names") {
+            if pattern.matches(&key) {
+                model.names.insert(key.to_string(), (r.pid, r.meta));
+            }
+        }
+        let all = |_: &roster::Entry| true;
+        for e in scope.select(Table::Groups, None, all).expect("all members") {
+            if pattern.matches(&e.key) {
+                model.members.insert((e.key.to_string(), e.pid), e.meta);
+            }
+        }
+        model
+    }
+
+    /// Applies one event, checking it against the entries held.
+    pub fn apply(&mut self, e: &Event) {
+        let key = e.key.to_string();
+        match (e.kind, &e.previous_meta) {
+            (EventKind::Registered, None) => {
+                let held = self.names.insert(key, (e.pid, e.meta.clone()));
+                assert!(held.is_none(), "registered while held: {e:?}");
+            }
+            (EventKind::Registered, Some(previous)) => {
+                let current = self.names.get_mut(&key).expect("update of a free name");
+                assert_eq!((current.0, &current.1), (e.pid, previous), "{e:?}");
+                current.1 = e.meta.clone();
+            }
+            (EventKind::Unregistered, _) => {
+                let held = self.names.remove(&key);
+                assert_eq!(held, Some((e.pid, e.meta.clone())), "{e:?}");
+            }
+            (EventKind::Joined, None) => {
+                let held = self.members.insert((key, e.pid), e.meta.clone());
+                assert!(held.is_none(), "joined twice: {e:?}");
+            }
+            (EventKind::Joined, Some(previous)) => {
+                let current = self
+                    .members
+                    .get_mut(&(key, e.pid))
+                    .expect("update of a non-member");
+                assert_eq!(&*current, previous, "{e:?}");
+                *current = e.meta.clone();
+            }
+            (EventKind::Left, _) => {
+                let held = self.members.remove(&(key, e.pid));
+                assert_eq!(held, Some(e.meta.clone()), "{e:?}");
+            }
+        }
+    }
+
+    /// Whether no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty() && self.members.is_empty()
     }
 }
