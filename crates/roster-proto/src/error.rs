@@ -65,6 +65,18 @@ pub enum RegistryError {
         /// The scope.
         scope: ScopeName,
     },
+    /// This node is on the losing side of a suspected partition and the split-brain action
+    /// is to fence: new unique registrations in replicated scopes are refused until the
+    /// partition heals (reads, groups and names already held keep working).
+    #[error(
+        "this node is fenced since {since_ms} ms after the Unix epoch ({reason}): new names are refused until the partition heals; see Node::partition_status"
+    )]
+    Fenced {
+        /// The split-brain verdict, in words.
+        reason: String,
+        /// When the fence was raised, in milliseconds since the Unix epoch.
+        since_ms: u64,
+    },
 }
 
 /// A message could not be delivered to a process.

@@ -24,6 +24,7 @@ pub mod key;
 pub mod link_table;
 pub mod live;
 pub mod meta;
+pub mod nodes;
 pub mod op;
 pub mod pid;
 pub mod replication;

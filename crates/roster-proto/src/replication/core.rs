@@ -45,6 +45,7 @@ use crate::event::ExitReason;
 use crate::event::Reason;
 use crate::key::{Limits, ScopeName};
 use crate::link_table::{LinkSession, LinkTable, RedialPolicy};
+use crate::nodes::NodeRecord;
 use crate::op::{Op, Outgoing};
 use crate::store::ApplyOutcome;
 use crate::store::{ScopeStore, SnapshotReceiver};
@@ -190,6 +191,10 @@ pub(super) struct Peer {
     queued_ops: usize,
     /// Approximate bytes of the ops in the last `Ops` frame of `queue`.
     tail_bytes: usize,
+    /// Round-trip time of the last answered ping on the current link.
+    pub(super) rtt: Option<Duration>,
+    /// The ping of the current link waiting for its answer: (id, sent at).
+    pub(super) ping: Option<(u64, Instant)>,
 }
 
 impl Peer {
@@ -205,6 +210,8 @@ impl Peer {
             queue: VecDeque::new(),
             queued_ops: 0,
             tail_bytes: 0,
+            rtt: None,
+            ping: None,
         }
     }
 
@@ -217,6 +224,8 @@ impl Peer {
         self.synced.clear();
         self.catching_up.clear();
         self.receiving.clear();
+        self.rtt = None;
+        self.ping = None;
     }
 
     /// Starts sending a snapshot of our stream in `scope` at `seq` (replacing any catch-up
@@ -234,11 +243,16 @@ impl Peer {
     }
 
     /// Queues a control frame (counted with live ops only if it carries a message).
-    fn push(&mut self, frame: Frame) {
+    pub(super) fn push(&mut self, frame: Frame) {
         if matches!(frame, Frame::Message(_) | Frame::Dispatch(_)) {
             self.queued_ops += 1;
         }
         self.queue.push_back(frame);
+    }
+
+    /// Live ops and messages queued.
+    pub(super) fn queued(&self) -> usize {
+        self.queued_ops
     }
 
     /// Appends ops of our stream, merging into the last queued frame when it continues it.
@@ -273,7 +287,7 @@ impl Peer {
 /// Call order: after any `handle_*` call, drain [`Core::poll_transmit`] for every peer,
 /// then [`Core::poll_event`], and re-arm the timer from [`Core::poll_timeout`].
 pub struct Core {
-    me: u64,
+    pub(super) me: u64,
     config: CoreConfig,
     streams: BTreeMap<ScopeName, OwnStream>,
     /// Replication state per peer, linked or not.
@@ -283,6 +297,9 @@ pub struct Core {
     pub(super) next_session: u64,
     /// The time of the latest input that carried one.
     pub(super) clock: Option<Instant>,
+    /// This node's record, sent to every peer after `Hello`.
+    pub(super) own_record: Option<NodeRecord>,
+    pub(super) next_ping: u64,
     pub(super) events: VecDeque<CoreEvent>,
     next_anti_entropy: Option<Instant>,
 }
@@ -298,6 +315,8 @@ impl Core {
             peers: BTreeMap::new(),
             next_session: 1,
             clock: None,
+            own_record: None,
+            next_ping: 1,
             events: VecDeque::new(),
             next_anti_entropy: None,
         }
@@ -354,6 +373,9 @@ impl Core {
             scopes: scopes.iter().map(|s| s.name.clone()).collect(),
             positions,
         });
+        if let Some(record) = &self.own_record {
+            state.push(Frame::Node(record.clone()));
+        }
         if self.next_anti_entropy.is_none() {
             self.next_anti_entropy = Some(now + self.config.anti_entropy_interval);
         }
@@ -489,9 +511,17 @@ impl Core {
         }
     }
 
-    /// A frame arrived from `peer` on the link of session `session`. A frame of a link
-    /// that is no longer the peer's current one is ignored.
-    pub fn handle_frame(&mut self, host: &dyn ReplicaHost, peer: u64, session: u64, frame: Frame) {
+    /// A frame arrived from `peer` on the link of session `session` at `now`. A frame of
+    /// a link that is no longer the peer's current one is ignored.
+    pub fn handle_frame(
+        &mut self,
+        host: &dyn ReplicaHost,
+        peer: u64,
+        session: u64,
+        frame: Frame,
+        now: Instant,
+    ) {
+        self.tick(now);
         if self.links.get(peer).is_none_or(|s| s.id != session) || !self.peers.contains_key(&peer) {
             return;
         }
@@ -529,7 +559,10 @@ impl Core {
                     self.events.push_back(CoreEvent::Dispatch(dispatch));
                 }
             }
-            Frame::Ping => {}
+            Frame::Ping { id } => self.on_ping(peer, id),
+            Frame::Pong { id } => self.on_pong(peer, id, now),
+            Frame::Node(record) => self.on_node_record(host, peer, record),
+            Frame::Heartbeat(heartbeat) => self.on_heartbeat(host, peer, heartbeat),
         }
         self.check_overload();
     }
@@ -746,15 +779,10 @@ impl Core {
         }
         self.next_anti_entropy = Some(now + self.config.anti_entropy_interval);
         // Every linked peer hears from us at least once per interval, so a link that
-        // stopped carrying frames can be told from a quiet one.
+        // stopped carrying frames can be told from a quiet one; its answer measures the
+        // link's round-trip time.
+        self.probe(now);
         let links = &self.links;
-        for (_, peer) in self
-            .peers
-            .iter_mut()
-            .filter(|(id, _)| links.get(**id).is_some())
-        {
-            peer.push(Frame::Ping);
-        }
         for scope in host.replicated_scopes() {
             for (id, peer) in self.peers.iter_mut() {
                 if links.get(*id).is_none() || peer.receiving.contains_key(&scope.name) {

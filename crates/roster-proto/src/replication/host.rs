@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::nodes::NodeRegistry;
 use crate::store::{NodeStores, ScopeStore};
 
 /// The node's replicated stores, as the replication core sees them.
@@ -17,6 +18,12 @@ pub trait ReplicaHost {
     /// Whether local writes were applied to the stores but not handed to the core yet: a
     /// digest of this node's entries is then ahead of its stream and not comparable.
     fn local_ops_pending(&self) -> bool;
+
+    /// The node registry records and heartbeats from peers go into.
+    fn node_registry(&self) -> &NodeRegistry;
+
+    /// The node's wall clock, in milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
 
     /// Whether any scope holds entries of `origin`.
     fn has_entries_of(&self, origin: u64) -> bool {
@@ -37,5 +44,13 @@ impl ReplicaHost for NodeStores {
 
     fn local_ops_pending(&self) -> bool {
         self.outbox().is_some_and(|o| !o.is_empty())
+    }
+
+    fn node_registry(&self) -> &NodeRegistry {
+        &self.nodes
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.clock().now_millis()
     }
 }

@@ -116,10 +116,17 @@ impl Core {
     }
 
     /// Membership declared the node `peer` dead (or it vanished): its link, if any, is
-    /// closed (returned) and every entry of it purged with reason `NodeDown`.
+    /// closed (returned), every entry of it purged with reason `NodeDown`, and its node
+    /// record marked offline.
     pub fn peer_dead(&mut self, host: &dyn ReplicaHost, peer: u64) -> Option<LinkSession> {
+        self.peer_gone(host, peer, "declared dead by membership")
+    }
+
+    fn peer_gone(&mut self, host: &dyn ReplicaHost, peer: u64, why: &str) -> Option<LinkSession> {
         let link = self.links.forget(peer);
         self.forget_peer(host, peer);
+        host.node_registry()
+            .mark_offline(peer, why, false, host.now_ms());
         link
     }
 
@@ -148,7 +155,11 @@ impl Core {
         self.tick(now);
         let gone = self.links.vanished(now, grace, alive);
         for peer in &gone {
-            self.peer_dead(host, *peer);
+            self.peer_gone(
+                host,
+                *peer,
+                "unlinked past the grace period and unknown to membership",
+            );
         }
         gone
     }

@@ -65,12 +65,12 @@ fn frames_of_another_session_are_ignored() {
         joined: vec!["default".into()],
         left: Vec::new(),
     };
-    a.step(|core, host| core.handle_frame(host, 2, session + 1, scopes.clone()));
+    a.step(|core, host| core.handle_frame(host, 2, session + 1, scopes.clone(), now));
     assert!(
         a.core.peers_in("default").is_empty(),
         "a stale frame counts for nothing"
     );
-    a.step(|core, host| core.handle_frame(host, 2, session, scopes));
+    a.step(|core, host| core.handle_frame(host, 2, session, scopes, now));
     assert_eq!(a.core.peers_in("default"), vec![2]);
 }
 
@@ -124,7 +124,7 @@ fn an_overloaded_link_is_closed_by_the_core_with_its_session() {
     );
     let session = link(&mut a, 2, now);
     for _ in 0..3 {
-        let _ = a.core.send(2, Frame::Ping);
+        let _ = a.core.send(2, Frame::Ping { id: 1 });
         let message = Frame::Message(super::wire::Message {
             to: PID,
             from: None,

@@ -4,6 +4,7 @@
 pub mod core;
 pub mod host;
 pub mod links;
+mod node_records;
 mod op_log;
 pub mod wire;
 

@@ -65,6 +65,7 @@ impl TestNode {
             outbox: Some(Arc::new(Outbox::default())),
             clock: clock.clone(),
             locals: Arc::new(ProcessTable::new(incarnation)),
+            fence: Arc::default(),
         });
         TestNode {
             name: name.into(),
@@ -247,6 +248,7 @@ impl Pair {
     /// Moves frames both ways (through the encoder and decoder) and acts on events until
     /// the link is quiet.
     pub(super) fn drive(&mut self) {
+        let now = self.now();
         for _ in 0..10_000 {
             let (a_inc, b_inc) = (self.a.incarnation, self.b.incarnation);
             self.a.step(|_, _| ());
@@ -282,7 +284,7 @@ impl Pair {
                     let decoded =
                         Frame::decode(&frame.encode(), &Limits::CEILING).expect("a valid frame");
                     self.log.push((from_a, frame));
-                    node.step(|core, host| core.handle_frame(host, from, session, decoded));
+                    node.step(|core, host| core.handle_frame(host, from, session, decoded, now));
                 }
             }
             if !moved {

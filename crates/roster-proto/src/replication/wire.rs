@@ -9,15 +9,16 @@ use thiserror::Error;
 
 use crate::key::{Key, Limits, ScopeName};
 use crate::meta::Meta;
+use crate::nodes::{Heartbeat, NodeRecord};
 use crate::op::Op;
 use crate::pid::Pid;
 
 /// The replication protocol version. A peer with another version is refused at the
 /// handshake.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// One replication frame.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[allow(missing_docs, reason = "the variant docs say what the fields are")]
 pub enum Frame {
     /// First frame on a link: the sender's replicated scopes, and for each scope the last
@@ -58,9 +59,16 @@ pub enum Frame {
     Message(Message),
     /// A message for the owner and the members of a key on the receiver.
     Dispatch(Dispatch),
-    /// Nothing but a sign of life, sent once per anti-entropy interval: a link that
-    /// carries no frame for several intervals is dead and gets closed.
-    Ping,
+    /// A sign of life, sent once per anti-entropy interval (a link that carries no frame
+    /// for several intervals is dead and gets closed); answered with a `Pong` of the same
+    /// id, which measures the link's round-trip time.
+    Ping { id: u64 },
+    /// The answer to the `Ping` of `id`.
+    Pong { id: u64 },
+    /// The sender's node record (its own only), sent after `Hello` and on every change.
+    Node(NodeRecord),
+    /// The sender's latest heartbeat.
+    Heartbeat(Heartbeat),
 }
 
 /// A message for one process of another node (encoded as the fields of a struct variant,
@@ -92,6 +100,9 @@ pub enum WireError {
     /// The bytes are not a frame of this protocol version.
     #[error("malformed frame: {0}")]
     Malformed(String),
+    /// A node record or heartbeat is over the protocol's bounds.
+    #[error("invalid frame: {0}")]
+    Invalid(String),
     /// The frame has bytes after its end.
     #[error("frame has {0} trailing bytes")]
     TrailingBytes(usize),
@@ -178,7 +189,9 @@ impl Frame {
                 ops(o)
             }
             Frame::Digest { scope: s, .. } | Frame::Resync { scope: s } => scope(s),
-            Frame::Ping => Ok(()),
+            Frame::Ping { .. } | Frame::Pong { .. } => Ok(()),
+            Frame::Node(record) => record.validate().map_err(WireError::Invalid),
+            Frame::Heartbeat(beat) => beat.validate().map_err(WireError::Invalid),
             Frame::Message(m) => message(&m.payload),
             Frame::Dispatch(d) => {
                 scope(&d.scope)?;
@@ -235,7 +248,40 @@ mod tests {
                 from: None,
                 payload: Meta::EMPTY,
             }),
+            Frame::Ping { id: 3 },
+            Frame::Pong { id: u64::MAX },
+            Frame::Node(crate::nodes::NodeRecord::new("api-1", 7, 1_000).with_role("api")),
+            Frame::Heartbeat(Heartbeat {
+                cpu_load: 0.25,
+                peers: vec![crate::nodes::PeerSample {
+                    name: "b".into(),
+                    incarnation: 2,
+                    rtt_us: Some(80),
+                    queued: 1,
+                }],
+                ..Heartbeat::at(1_000)
+            }),
         ]
+    }
+
+    #[test]
+    fn records_and_heartbeats_over_the_bounds_are_refused() {
+        let mut record = crate::nodes::NodeRecord::new("a", 1, 1);
+        record.labels = (0..=crate::nodes::MAX_LABELS)
+            .map(|i| (i.to_string(), String::new()))
+            .collect();
+        let bytes = Frame::Node(record).encode();
+        assert!(matches!(
+            Frame::decode(&bytes, &LIMITS),
+            Err(WireError::Invalid(_))
+        ));
+        let mut beat = Heartbeat::at(1);
+        beat.app.insert("x".repeat(crate::nodes::MAX_TEXT + 1), 1.0);
+        let bytes = Frame::Heartbeat(beat).encode();
+        assert!(matches!(
+            Frame::decode(&bytes, &LIMITS),
+            Err(WireError::Invalid(_))
+        ));
     }
 
     #[test]

@@ -50,6 +50,7 @@ use crate::error::RegistryError;
 use crate::event::{Event, EventKind, ExitReason, Reason};
 use crate::key::{Key, Pattern, ScopeName};
 use crate::meta::Meta;
+use crate::nodes::Fence;
 use crate::op::{Op, Outbox};
 use crate::pid::Pid;
 use crate::subscription::{SubscriberQueue, Subscribers};
@@ -140,6 +141,8 @@ pub struct ScopeConfig {
     pub clock: Arc<dyn Clock>,
     /// The node's local processes (liveness of local entries, exit reasons).
     pub locals: Arc<ProcessTable>,
+    /// The node's fence: while raised, new names in replicated scopes are refused.
+    pub fence: Arc<Fence>,
 }
 
 /// The store of one scope on this node: its names, groups, their indexes, digests and

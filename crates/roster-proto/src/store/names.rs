@@ -80,6 +80,9 @@ impl ScopeStore {
                 });
             }
         }
+        if !self.local_only {
+            self.config.fence.check()?;
+        }
         let now = shard.hlc.tick(&*self.config.clock);
         let registration = Registration {
             pid: cell.pid,

@@ -8,12 +8,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{ApplyOutcome, HeldEntry, LocalProcess, Mailbox, ProcessTable};
 use super::{ScopeConfig, ScopeStore};
+use crate::clock::Clock;
 use crate::event::ExitReason;
 use crate::key::ScopeName;
+use crate::nodes::{Fence, NodeRegistry};
 use crate::op::{Outbox, Outgoing};
 use crate::pid::Pid;
 
 type ScopeMap = papaya::HashMap<ScopeName, Arc<ScopeStore>, foldhash::fast::RandomState>;
+
+/// Heartbeats kept per node until the node sets another bound: two minutes at one a
+/// second.
+pub const DEFAULT_HEARTBEAT_RING: usize = 120;
 
 /// The scope name used when none is given; every node is connected to it.
 pub const DEFAULT_SCOPE: &str = "default";
@@ -26,6 +32,8 @@ pub struct KindMismatch;
 pub struct NodeStores {
     /// The node's local processes.
     pub processes: Arc<ProcessTable>,
+    /// Every node this node knows of, with its record and recent heartbeats.
+    pub nodes: NodeRegistry,
     next_serial: AtomicU64,
     scopes: ScopeMap,
     default_scope: Arc<ScopeStore>,
@@ -43,6 +51,7 @@ impl NodeStores {
             .insert(DEFAULT_SCOPE.into(), default_scope.clone());
         NodeStores {
             processes: config.locals.clone(),
+            nodes: NodeRegistry::new(DEFAULT_HEARTBEAT_RING),
             next_serial: AtomicU64::new(1),
             scopes,
             default_scope,
@@ -165,7 +174,17 @@ impl NodeStores {
         self.outbox().map(Outbox::take).unwrap_or_default()
     }
 
-    /// The outbox of local ops, when the node replicates.
+    /// The wall clock of the node's stores.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.config.clock
+    }
+
+    /// The node's fence (raised on the losing side of a partition when fencing).
+    pub fn fence(&self) -> &Arc<Fence> {
+        &self.config.fence
+    }
+
+    /// The outbox of local writes, when the node replicates.
     pub fn outbox(&self) -> Option<&Outbox> {
         self.config.outbox.as_deref()
     }

@@ -188,7 +188,10 @@ async fn a_panicking_link_reader_tears_its_link_down() {
     eventually("the link is listed", || node.nodes().len() == 1).await;
     PANIC_READER_OF.store(node.incarnation(), Ordering::Relaxed);
     let mut frame = Vec::new();
-    super::outlet::encode_frames(&[crate::replication::wire::Frame::Ping], &mut frame);
+    super::outlet::encode_frames(
+        &[crate::replication::wire::Frame::Ping { id: 1 }],
+        &mut frame,
+    );
     tcp.write_all(&frame).await.unwrap();
     eventually("the link is torn down", || node.nodes().is_empty()).await;
     assert_eq!(node.cluster_stats().unwrap().link_task_panics, 1);

@@ -181,6 +181,7 @@ impl NodeBuilder {
             rule: self.conflict_rule,
             outbox,
             clock: self.clock.unwrap_or_else(wall_clock),
+            fence: Arc::default(),
         };
         let shared = Arc::new(NodeShared {
             name: self.name,

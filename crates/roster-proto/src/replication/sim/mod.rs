@@ -29,8 +29,10 @@ use self::network::{LinkCounts, Network};
 use super::core::{Core, CoreConfig, CoreEvent};
 use super::pair::{Discard, ManualClock};
 use crate::link_table::RedialPolicy;
+use crate::nodes::SplitBrainMonitor;
 
 mod network;
+mod nodes;
 use crate::conflict::ConflictRule;
 use crate::event::ExitReason;
 use crate::key::{Key, Limits};
@@ -58,6 +60,7 @@ struct SimNode {
     processes: Vec<Arc<LocalProcess>>,
     /// Names each live process registered and still expects to hold, per scope.
     expected: BTreeMap<Pid, BTreeSet<(String, Key)>>,
+    monitor: SplitBrainMonitor,
 }
 
 impl SimNode {
@@ -88,6 +91,12 @@ struct Sim {
     /// Scope connections per node (besides `default`).
     scopes: Vec<BTreeSet<&'static str>>,
     log: Vec<String>,
+    /// The split-brain strategy of this run (0: majority, 1: oldest node, 2: primary n0).
+    strategy: u8,
+    /// Simulated time of the last node duties, in milliseconds.
+    last_beat: u64,
+    /// Node-steps spent fenced (the simulation must reach fencing).
+    fenced_steps: u64,
 }
 
 fn pair(a: usize, b: usize) -> (usize, usize) {
@@ -119,12 +128,17 @@ impl Sim {
             fault_rate,
             scopes: vec![BTreeSet::new(); count],
             log: Vec::new(),
+            strategy: 0,
+            last_beat: 0,
+            fenced_steps: 0,
         };
+        sim.strategy = sim.rng.random_range(0..3);
         for i in 0..count {
             let node = sim.boot(i);
             sim.nodes.push(Some(node));
         }
         for i in 0..count {
+            sim.publish_record(i);
             sim.announce(i);
         }
         sim.log.push(format!(
@@ -147,6 +161,7 @@ impl Sim {
             outbox: Some(Arc::new(Outbox::default())),
             clock: clock.clone(),
             locals: Arc::new(ProcessTable::new(incarnation)),
+            fence: Arc::default(),
         });
         let mut sim_node = SimNode {
             name: format!("n{index}"),
@@ -169,6 +184,7 @@ impl Sim {
             skew_ms,
             processes: Vec::new(),
             expected: BTreeMap::new(),
+            monitor: self.monitor(),
         };
         self.set_clock(&mut sim_node);
         for scope in self.scopes[index].clone() {
@@ -308,6 +324,7 @@ impl Sim {
                 self.declare_dead(j, incarnation);
             }
         }
+        self.node_duties();
         self.run_network();
         let zombies = self.check_links(false);
         self.net.violations.extend(zombies);
@@ -331,7 +348,17 @@ impl Sim {
                     let key = NAMES[self.rng.random_range(0..NAMES.len())];
                     let meta = self.rng.random_range(0..3u8);
                     let meta = Meta::encode(&meta).expect("a small number");
-                    if scope.register(p, key.into(), meta).is_ok() {
+                    let held = scope.whereis(key) == Some(p.pid);
+                    let fenced = node.stores.fence().current();
+                    let registered = scope.register(p, key.into(), meta).is_ok();
+                    if registered && !held && fenced.is_some() {
+                        self.net.violations.push(format!(
+                            "t={} {}: registered {key} while fenced ({fenced:?})",
+                            self.elapsed_ms(),
+                            node.name
+                        ));
+                    }
+                    if registered {
                         node.expected
                             .entry(p.pid)
                             .or_default()
@@ -412,7 +439,7 @@ impl Sim {
 
     fn fault_step(&mut self) {
         let alive = self.alive();
-        match self.rng.random_range(0..6) {
+        match self.rng.random_range(0..7) {
             0 => self.drop_random_link(),
             1 if alive.len() >= 2 => {
                 // Partition one node from the rest; SWIM may or may not declare it dead.
@@ -471,6 +498,7 @@ impl Sim {
                     restarted.incarnation
                 ));
                 self.nodes[a] = Some(restarted);
+                self.publish_record(a);
                 self.announce(a);
             }
             4 => {
@@ -482,6 +510,10 @@ impl Sim {
                     duration.as_millis()
                 ));
                 self.sever(a, duration);
+            }
+            5 => {
+                let a = alive[self.rng.random_range(0..alive.len())];
+                self.change_status(a);
             }
             _ => {}
         }
@@ -521,6 +553,7 @@ impl Sim {
         let mut problems = Vec::new();
         problems.extend(self.net.violations.iter().cloned());
         problems.extend(self.check_links(true));
+        problems.extend(self.check_nodes());
         let in_flight = self.net.in_flight();
         if in_flight > 0 {
             problems.push(format!(
@@ -653,12 +686,13 @@ fn view(scope: &ScopeStore) -> View {
 
 /// Runs one seed; returns the log and the problems found.
 fn run_seed(seed: u64) -> (Vec<String>, Vec<String>) {
-    let (log, problems, _) = run_seed_counting(seed);
+    let (log, problems, _, _) = run_seed_counting(seed);
     (log, problems)
 }
 
-/// Runs one seed; returns the log, the problems found and what happened to links.
-fn run_seed_counting(seed: u64) -> (Vec<String>, Vec<String>, LinkCounts) {
+/// Runs one seed; returns the log, the problems found, what happened to links and how
+/// many node-steps were spent fenced.
+fn run_seed_counting(seed: u64) -> (Vec<String>, Vec<String>, LinkCounts, u64) {
     let mut sim = Sim::new(seed);
     let steps = 150 + (seed % 150) as usize;
     sim.run(steps);
@@ -666,7 +700,14 @@ fn run_seed_counting(seed: u64) -> (Vec<String>, Vec<String>, LinkCounts) {
     let nodes = sim.nodes.iter().flatten().count();
     sim.log.push(format!("nodes at end: {nodes}"));
     sim.log.push(format!("links: {:?}", sim.net.counts));
-    (std::mem::take(&mut sim.log), problems, sim.net.counts)
+    sim.log
+        .push(format!("node-steps fenced: {}", sim.fenced_steps));
+    (
+        std::mem::take(&mut sim.log),
+        problems,
+        sim.net.counts,
+        sim.fenced_steps,
+    )
 }
 
 fn report(seed: u64, log: &[String], problems: &[String]) -> String {
@@ -698,8 +739,10 @@ fn sim_sweep_of_seeds_converges() {
 #[test]
 fn the_simulation_covers_every_link_event() {
     let mut total = LinkCounts::default();
+    let mut fenced = 0;
     for seed in 0..100 {
-        let (_, _, c) = run_seed_counting(seed);
+        let (_, _, c, f) = run_seed_counting(seed);
+        fenced += f;
         total.established += c.established;
         total.refused_after_handshake += c.refused_after_handshake;
         total.refused_before_handshake += c.refused_before_handshake;
@@ -731,6 +774,7 @@ fn the_simulation_covers_every_link_event() {
     ] {
         assert!(n > 0, "no link was {what} in 100 seeds: {total:?}");
     }
+    assert!(fenced > 0, "no node was ever fenced in 100 seeds");
 }
 
 #[test]

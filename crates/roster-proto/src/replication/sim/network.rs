@@ -475,7 +475,7 @@ impl Sim {
         let node = self.nodes[to]
             .as_mut()
             .expect("a linked end's node is alive");
-        node.step(|core, host| core.handle_frame(host, sender, session, frame));
+        node.step(|core, host| core.handle_frame(host, sender, session, frame, self.now));
         self.flush(to);
     }
 

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use tokio::io::{AsyncRead, BufReader};
 #[cfg(feature = "tls")]
@@ -202,7 +202,7 @@ async fn reader_loop<R: AsyncRead + Unpin>(
                 match Frame::decode(&buf, &Limits::CEILING) {
                     Ok(frame) => {
                         cluster.with_core(|core, node| {
-                            core.handle_frame(node, peer, session, frame);
+                            core.handle_frame(node, peer, session, frame, Instant::now());
                         });
                         // One large frame must not keep its buffer for the link's life.
                         if buf.capacity() > 4 * 1024 * 1024 {

@@ -1,0 +1,19 @@
+//! Nodes as the cluster sees them: each node's replicated record and heartbeats, the
+//! registry that keeps them on every node, and the split-brain verdicts.
+
+mod fence;
+mod heartbeat;
+mod partition;
+mod record;
+mod registry;
+mod split_brain;
+
+pub use fence::{Fence, Fenced};
+pub use heartbeat::{Heartbeat, MAX_APP_METRICS, MAX_PEER_SAMPLES, PeerSample};
+pub use partition::{SplitBrainStrategy, Verdict, verdict};
+pub use record::{MAX_ADDRS, MAX_LABELS, MAX_REASON, MAX_TEXT, NodeRecord, NodeStatus};
+pub use registry::{NodeChange, NodeEntry, NodeRegistry, Offline};
+pub use split_brain::{
+    PartitionChange, PartitionStatus, SplitBrainAction, SplitBrainConfig, SplitBrainConfigError,
+    SplitBrainMonitor,
+};

@@ -1,0 +1,400 @@
+//! The node registry of one node: the latest record of every node it has heard of, when
+//! it last heard from each, which ones are offline, and a bounded ring of recent
+//! heartbeats per node. Fed by the replication core (records and heartbeats from peers,
+//! deaths from membership) and by the node itself (its own record and heartbeats).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+
+use super::heartbeat::Heartbeat;
+use super::record::{NodeRecord, NodeStatus};
+
+/// What changed in the registry; the node turns these into node events.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeChange {
+    /// A node was seen for the first time, or came back after being offline.
+    Up(NodeRecord),
+    /// A node went offline, with the reason.
+    Down {
+        /// The node's name.
+        name: String,
+        /// Its incarnation.
+        incarnation: u64,
+        /// Why it is offline.
+        reason: String,
+    },
+    /// A node's own status changed.
+    Status {
+        /// The node's name.
+        name: String,
+        /// The status before.
+        old: NodeStatus,
+        /// The status now.
+        new: NodeStatus,
+        /// Why.
+        reason: String,
+    },
+    /// A heartbeat arrived.
+    Heartbeat {
+        /// The node's name.
+        name: String,
+        /// What it measured.
+        heartbeat: Heartbeat,
+    },
+}
+
+/// Why a node is offline, and since when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offline {
+    /// When this node recorded it, in milliseconds since the Unix epoch.
+    pub since_ms: u64,
+    /// Why (membership declared it dead, it left, it vanished).
+    pub reason: String,
+    /// It left on purpose: it is no longer part of the expected cluster.
+    pub left: bool,
+}
+
+/// One node as this node knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeEntry {
+    /// Its latest record.
+    pub record: NodeRecord,
+    /// Set while the node is offline.
+    pub offline: Option<Offline>,
+    /// When this node last heard from it (record or heartbeat), in milliseconds since the
+    /// Unix epoch (this node's clock).
+    pub last_seen_ms: u64,
+    /// Its latest heartbeats, oldest first.
+    pub heartbeats: VecDeque<Heartbeat>,
+}
+
+impl NodeEntry {
+    /// Its status as this node sees it: `Offline` while offline, else its own.
+    pub fn status(&self) -> NodeStatus {
+        if self.offline.is_some() {
+            NodeStatus::Offline
+        } else {
+            self.record.status
+        }
+    }
+}
+
+/// The registry of every node this node knows; see the [module docs](self).
+///
+/// ```
+/// use roster_proto::nodes::{NodeRecord, NodeRegistry, NodeStatus};
+///
+/// let registry = NodeRegistry::new(8);
+/// registry.apply_record(NodeRecord::new("api-1", 7, 1_000), 1_000);
+/// registry.mark_offline(7, "declared dead by membership", false, 2_000);
+/// assert_eq!(registry.get("api-1").unwrap().status(), NodeStatus::Offline);
+/// ```
+pub struct NodeRegistry {
+    inner: Mutex<BTreeMap<String, NodeEntry>>,
+    ring: usize,
+}
+
+impl NodeRegistry {
+    /// An empty registry keeping at most `ring` heartbeats per node.
+    pub fn new(ring: usize) -> Self {
+        NodeRegistry {
+            inner: Mutex::new(BTreeMap::new()),
+            ring,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, NodeEntry>> {
+        // No critical section leaves the map half-written before a panic could occur.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A record arrived (from its node over its current link, or the node's own) at
+    /// `now_ms`: a record of another incarnation of the name replaces the known one (the
+    /// node restarted: the replication core ignores frames of an incarnation replaced by a
+    /// newer link, so an old one cannot come late); within an incarnation the higher
+    /// revision is kept. A record over a live link also means the node is up, unless the
+    /// record itself says `Offline` (the node is leaving the cluster).
+    pub fn apply_record(&self, record: NodeRecord, now_ms: u64) -> Vec<NodeChange> {
+        if record.status == NodeStatus::Offline {
+            return self.apply_leave(record, now_ms);
+        }
+        let mut nodes = self.lock();
+        let mut changes = Vec::new();
+        match nodes.get_mut(&record.name) {
+            None => {
+                changes.push(NodeChange::Up(record.clone()));
+                nodes.insert(
+                    record.name.clone(),
+                    NodeEntry {
+                        record,
+                        offline: None,
+                        last_seen_ms: now_ms,
+                        heartbeats: VecDeque::new(),
+                    },
+                );
+            }
+            Some(entry) => {
+                let restarted = entry.record.incarnation != record.incarnation;
+                if restarted || entry.offline.is_some() {
+                    changes.push(NodeChange::Up(record.clone()));
+                } else if record.revision > entry.record.revision
+                    && record.status != entry.record.status
+                {
+                    changes.push(NodeChange::Status {
+                        name: record.name.clone(),
+                        old: entry.record.status,
+                        new: record.status,
+                        reason: record.status_reason.clone(),
+                    });
+                }
+                if restarted {
+                    entry.heartbeats.clear();
+                }
+                if restarted || record.revision > entry.record.revision {
+                    entry.record = record;
+                }
+                entry.offline = None;
+                entry.last_seen_ms = now_ms;
+            }
+        }
+        changes
+    }
+
+    /// The node's own record says it is leaving: it is offline, and no longer part of
+    /// the expected cluster.
+    fn apply_leave(&self, record: NodeRecord, now_ms: u64) -> Vec<NodeChange> {
+        let mut nodes = self.lock();
+        let offline = Offline {
+            since_ms: now_ms,
+            reason: record.status_reason.clone(),
+            left: true,
+        };
+        let change = NodeChange::Down {
+            name: record.name.clone(),
+            incarnation: record.incarnation,
+            reason: record.status_reason.clone(),
+        };
+        match nodes.get_mut(&record.name) {
+            Some(entry) if entry.record.incarnation == record.incarnation => {
+                if record.revision <= entry.record.revision {
+                    return Vec::new();
+                }
+                let was_up = entry.offline.is_none();
+                entry.record = record;
+                entry.offline = Some(offline);
+                entry.last_seen_ms = now_ms;
+                if was_up { vec![change] } else { Vec::new() }
+            }
+            _ => {
+                nodes.insert(
+                    record.name.clone(),
+                    NodeEntry {
+                        record,
+                        offline: Some(offline),
+                        last_seen_ms: now_ms,
+                        heartbeats: VecDeque::new(),
+                    },
+                );
+                vec![change]
+            }
+        }
+    }
+
+    /// A heartbeat of the node of `incarnation` arrived at `now_ms`. Ignored if its
+    /// record is not known (the record always comes first on a link).
+    pub fn apply_heartbeat(
+        &self,
+        incarnation: u64,
+        heartbeat: Heartbeat,
+        now_ms: u64,
+    ) -> Vec<NodeChange> {
+        let mut nodes = self.lock();
+        let Some(entry) = nodes
+            .values_mut()
+            .find(|e| e.record.incarnation == incarnation)
+        else {
+            return Vec::new();
+        };
+        entry.last_seen_ms = now_ms;
+        if entry.heartbeats.len() >= self.ring.max(1) {
+            entry.heartbeats.pop_front();
+        }
+        entry.heartbeats.push_back(heartbeat.clone());
+        vec![NodeChange::Heartbeat {
+            name: entry.record.name.clone(),
+            heartbeat,
+        }]
+    }
+
+    /// The node of `incarnation` is gone (`left`: it left on purpose) at `now_ms`.
+    pub fn mark_offline(
+        &self,
+        incarnation: u64,
+        reason: &str,
+        left: bool,
+        now_ms: u64,
+    ) -> Vec<NodeChange> {
+        let mut nodes = self.lock();
+        let Some(entry) = nodes
+            .values_mut()
+            .find(|e| e.record.incarnation == incarnation)
+        else {
+            return Vec::new();
+        };
+        if entry.offline.is_some() {
+            return Vec::new();
+        }
+        entry.offline = Some(Offline {
+            since_ms: now_ms,
+            reason: reason.to_owned(),
+            left,
+        });
+        vec![NodeChange::Down {
+            name: entry.record.name.clone(),
+            incarnation,
+            reason: reason.to_owned(),
+        }]
+    }
+
+    /// Drops the nodes offline for at least `retention_ms` at `now_ms`; returns their
+    /// names.
+    pub fn expire(&self, now_ms: u64, retention_ms: u64) -> Vec<String> {
+        let mut nodes = self.lock();
+        let gone: Vec<String> = nodes
+            .iter()
+            .filter(|(_, e)| {
+                e.offline
+                    .as_ref()
+                    .is_some_and(|o| now_ms.saturating_sub(o.since_ms) >= retention_ms)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in &gone {
+            nodes.remove(name);
+        }
+        gone
+    }
+
+    /// The node named `name`.
+    pub fn get(&self, name: &str) -> Option<NodeEntry> {
+        self.lock().get(name).cloned()
+    }
+
+    /// The name of the node of `incarnation`, if known.
+    pub fn name_of(&self, incarnation: u64) -> Option<String> {
+        self.lock()
+            .values()
+            .find(|e| e.record.incarnation == incarnation)
+            .map(|e| e.record.name.clone())
+    }
+
+    /// Every node, by name, with its heartbeats left out (they can be many).
+    pub fn list(&self) -> Vec<NodeEntry> {
+        self.lock()
+            .values()
+            .map(|e| NodeEntry {
+                record: e.record.clone(),
+                offline: e.offline.clone(),
+                last_seen_ms: e.last_seen_ms,
+                heartbeats: VecDeque::new(),
+            })
+            .collect()
+    }
+
+    /// The heartbeats of `name` kept here, sampled at or after `since_ms`, oldest first.
+    pub fn heartbeats(&self, name: &str, since_ms: u64) -> Vec<Heartbeat> {
+        self.lock().get(name).map_or_else(Vec::new, |e| {
+            e.heartbeats
+                .iter()
+                .filter(|h| h.at_ms >= since_ms)
+                .cloned()
+                .collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(name: &str, incarnation: u64, started: u64) -> NodeRecord {
+        NodeRecord::new(name, incarnation, started)
+    }
+
+    #[test]
+    fn a_restarted_node_replaces_its_record_whatever_the_clocks_say() {
+        let registry = NodeRegistry::new(4);
+        registry.apply_record(record("a", 7, 100), 100);
+        registry.apply_heartbeat(7, Heartbeat::at(150), 150);
+        let changes = registry.apply_record(record("a", 3, 50), 200);
+        assert!(matches!(&changes[..], [NodeChange::Up(r)] if r.incarnation == 3));
+        let entry = registry.get("a").expect("known");
+        assert_eq!(entry.record.incarnation, 3);
+        assert!(
+            entry.heartbeats.is_empty(),
+            "the old incarnation's beats go"
+        );
+    }
+
+    #[test]
+    fn status_changes_and_offline_and_back() {
+        let registry = NodeRegistry::new(4);
+        let mut r = record("a", 7, 100);
+        registry.apply_record(r.clone(), 100);
+        r.status = NodeStatus::Draining;
+        r.status_reason = "maintenance".into();
+        r.revision += 1;
+        let changes = registry.apply_record(r.clone(), 110);
+        assert_eq!(
+            changes,
+            vec![NodeChange::Status {
+                name: "a".into(),
+                old: NodeStatus::Online,
+                new: NodeStatus::Draining,
+                reason: "maintenance".into()
+            }]
+        );
+        assert_eq!(registry.mark_offline(7, "dead", false, 120).len(), 1);
+        assert!(
+            registry.mark_offline(7, "dead", false, 130).is_empty(),
+            "once"
+        );
+        let entry = registry.get("a").expect("kept while offline");
+        assert_eq!(entry.status(), NodeStatus::Offline);
+        assert_eq!(entry.last_seen_ms, 110, "last seen stays");
+        let back = registry.apply_record(r, 140);
+        assert!(matches!(&back[..], [NodeChange::Up(_)]));
+        assert_eq!(
+            registry.get("a").expect("known").status(),
+            NodeStatus::Draining
+        );
+    }
+
+    #[test]
+    fn offline_nodes_are_dropped_after_the_retention() {
+        let registry = NodeRegistry::new(4);
+        registry.apply_record(record("a", 7, 100), 100);
+        registry.apply_record(record("b", 8, 100), 100);
+        registry.mark_offline(7, "dead", false, 1_000);
+        assert!(registry.expire(1_500, 1_000).is_empty());
+        assert_eq!(registry.expire(2_000, 1_000), vec!["a".to_owned()]);
+        assert!(registry.get("a").is_none());
+        assert!(registry.get("b").is_some());
+    }
+
+    #[test]
+    fn heartbeats_are_a_bounded_ring() {
+        let registry = NodeRegistry::new(3);
+        registry.apply_record(record("a", 7, 100), 100);
+        for at in 1..=5 {
+            registry.apply_heartbeat(7, Heartbeat::at(at), at);
+        }
+        let kept: Vec<u64> = registry
+            .heartbeats("a", 0)
+            .iter()
+            .map(|h| h.at_ms)
+            .collect();
+        assert_eq!(kept, vec![3, 4, 5]);
+        assert_eq!(registry.heartbeats("a", 5).len(), 1);
+    }
+}

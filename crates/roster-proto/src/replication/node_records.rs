@@ -1,0 +1,103 @@
+//! What the core carries for the node registry: this node's record (sent to every peer
+//! after `Hello` and on every change), heartbeats, and the pings that measure each link's
+//! round-trip time. Records and heartbeats from peers go into the host's
+//! [`NodeRegistry`](crate::nodes::NodeRegistry); a node only speaks for itself, so a
+//! record of another incarnation than the link's peer is ignored.
+
+use std::time::{Duration, Instant};
+
+use super::core::Core;
+use super::host::ReplicaHost;
+use super::wire::Frame;
+use crate::nodes::{Heartbeat, NodeRecord, PeerSample};
+
+impl Core {
+    /// Sets this node's record: kept in the host's registry and sent to every linked peer
+    /// (and to each peer that links later).
+    pub fn set_own_record(&mut self, host: &dyn ReplicaHost, record: NodeRecord) {
+        host.node_registry()
+            .apply_record(record.clone(), host.now_ms());
+        for (id, peer) in self.peers.iter_mut() {
+            if self.links.get(*id).is_some() {
+                peer.push(Frame::Node(record.clone()));
+            }
+        }
+        self.own_record = Some(record);
+    }
+
+    /// Publishes this node's heartbeat: kept in the host's registry and sent to every
+    /// linked peer.
+    pub fn publish_heartbeat(&mut self, host: &dyn ReplicaHost, heartbeat: Heartbeat) {
+        host.node_registry()
+            .apply_heartbeat(self.me, heartbeat.clone(), host.now_ms());
+        for (id, peer) in self.peers.iter_mut() {
+            if self.links.get(*id).is_some() {
+                peer.push(Frame::Heartbeat(heartbeat.clone()));
+            }
+        }
+    }
+
+    /// Pings every linked peer now (their answers update the links' round-trip times).
+    pub fn probe(&mut self, now: Instant) {
+        self.tick(now);
+        for (id, peer) in self.peers.iter_mut() {
+            if self.links.get(*id).is_none() {
+                continue;
+            }
+            let ping = self.next_ping;
+            self.next_ping += 1;
+            // An unanswered older ping is forgotten: only the latest is timed.
+            peer.ping = Some((ping, now));
+            peer.push(Frame::Ping { id: ping });
+        }
+    }
+
+    /// What this node measures of each link for its heartbeat: round-trip time and queue.
+    pub fn peer_samples(&self) -> Vec<PeerSample> {
+        self.peers
+            .iter()
+            .filter(|(id, _)| self.links.get(**id).is_some())
+            .map(|(id, peer)| PeerSample {
+                name: peer.name.clone(),
+                incarnation: *id,
+                rtt_us: peer.rtt.map(|rtt| rtt.as_micros() as u64),
+                queued: peer.queued() as u64,
+            })
+            .collect()
+    }
+
+    /// The round-trip time of the link to `peer`, once a ping was answered.
+    pub fn rtt(&self, peer: u64) -> Option<Duration> {
+        self.links.get(peer)?;
+        self.peers.get(&peer)?.rtt
+    }
+
+    pub(super) fn on_ping(&mut self, peer: u64, id: u64) {
+        if let Some(state) = self.peers.get_mut(&peer) {
+            state.push(Frame::Pong { id });
+        }
+    }
+
+    pub(super) fn on_pong(&mut self, peer: u64, id: u64, now: Instant) {
+        let Some(state) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if let Some((sent_id, sent_at)) = state.ping
+            && sent_id == id
+        {
+            state.rtt = Some(now.saturating_duration_since(sent_at));
+            state.ping = None;
+        }
+    }
+
+    pub(super) fn on_node_record(&mut self, host: &dyn ReplicaHost, peer: u64, record: NodeRecord) {
+        if record.incarnation == peer {
+            host.node_registry().apply_record(record, host.now_ms());
+        }
+    }
+
+    pub(super) fn on_heartbeat(&mut self, host: &dyn ReplicaHost, peer: u64, heartbeat: Heartbeat) {
+        host.node_registry()
+            .apply_heartbeat(peer, heartbeat, host.now_ms());
+    }
+}
