@@ -2,8 +2,8 @@
 
 mod common;
 
-use common::{meta, node, within};
-use roster::{Dispatched, Entry, KeyError, Node, SendError, Table};
+use common::{cluster_config, eventually, fully_linked, meta, node, start_clustered, within};
+use roster::{Dispatched, Entry, KeyError, Node, Pid, SendError, Table};
 use serde::ser::{Error as _, Serialize, Serializer};
 
 fn keys(entries: &[Entry]) -> Vec<&str> {
@@ -302,4 +302,64 @@ async fn dispatching_a_message_serde_cannot_encode_fails_with_encode() {
         Err(SendError::Encode(_))
     ));
     assert!(p.try_recv::<u8>().is_none());
+}
+
+#[tokio::test]
+async fn keys_of_and_names_of_a_pid_nobody_knows_are_empty() {
+    let node = node();
+    let p = node.process();
+    p.register("n", &()).unwrap();
+    p.join("g", &()).unwrap();
+    let stranger = Pid::new(node.incarnation() ^ 1, p.pid().serial());
+    assert!(node.keys_of(stranger).is_empty());
+    assert!(node.names_of(stranger).is_empty());
+    assert_eq!(node.node_name_of(stranger), None);
+    assert_eq!(node.keys_of(p.pid()), ["g"]);
+    assert_eq!(node.node_name_of(p.pid()).as_deref(), Some("roster"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_of_names_of_and_node_name_of_answer_for_a_process_of_another_node() {
+    let a = start_clustered(Node::builder(), "a", cluster_config("queries", &[]));
+    let b = start_clustered(Node::builder(), "b", cluster_config("queries", &[&a]));
+    eventually("a and b linked", || fully_linked(&[&a, &b])).await;
+    let chat = a.connect("chat").unwrap();
+    let b_chat = b.connect("chat").unwrap();
+    // Asked about a remote pid before the writes below, so b's index of the default scope
+    // is built empty and kept up to date by the replicated writes (in "chat" it is built
+    // by the first query, after they arrived).
+    assert!(b.keys_of(Pid::new(a.incarnation(), u64::MAX)).is_empty());
+    let user = a.process();
+    user.register("user/1", &()).unwrap();
+    user.join("room/2", &()).unwrap();
+    user.join("room/1", &()).unwrap();
+    chat.join(&user, "channel/7", &()).unwrap();
+    eventually("b sees the user's groups", || {
+        b.keys_of(user.pid()) == ["room/1", "room/2"]
+    })
+    .await;
+    assert_eq!(b.names_of(user.pid()), ["user/1"]);
+    eventually("b sees the user's channel in chat", || {
+        b_chat.keys_of(user.pid()) == ["channel/7"]
+    })
+    .await;
+    assert!(b_chat.names_of(user.pid()).is_empty());
+    assert_eq!(b.node_name_of(user.pid()).as_deref(), Some("a"));
+    assert_eq!(a.node_name_of(user.pid()).as_deref(), Some("a"));
+    let local = b.process();
+    assert_eq!(a.node_name_of(local.pid()).as_deref(), Some("b"));
+
+    user.leave("room/2").unwrap();
+    eventually("b sees the user leave room/2", || {
+        b.keys_of(user.pid()) == ["room/1"]
+    })
+    .await;
+    let pid = user.pid();
+    drop(user);
+    eventually("b forgets the dead user's entries", || {
+        b.keys_of(pid).is_empty() && b.names_of(pid).is_empty() && b_chat.keys_of(pid).is_empty()
+    })
+    .await;
+    a.shutdown().await;
+    b.shutdown().await;
 }
