@@ -144,8 +144,10 @@ pub struct ScopeStore {
     group_index: TreeIndex<Key, ()>,
     shards: Box<[Mutex<Shard>]>,
     counts: Box<[ShardCounts]>,
-    /// Whether the owner index of remote entries is built (set with every shard locked).
+    /// Whether the owner index of remote entries is built.
     owner_index: AtomicBool,
+    /// Held while the owner index is built (one build at a time; queries wait for it).
+    owner_index_build: Mutex<()>,
     /// Who is subscribed to changes in the scope.
     pub subscribers: Arc<Subscribers>,
 }
@@ -198,6 +200,7 @@ impl ScopeStore {
                 .collect(),
             counts: (0..SHARDS).map(|_| ShardCounts::default()).collect(),
             owner_index: AtomicBool::new(false),
+            owner_index_build: Mutex::new(()),
             subscribers: Arc::default(),
         })
     }

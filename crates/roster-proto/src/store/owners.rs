@@ -4,8 +4,9 @@
 //! A local process keeps its own index (its `HeldEntry`s); a remote process has no cell
 //! here, so its claims are indexed per shard, under the shard's lock, by the writes that
 //! change them. The index is built on the first query about a remote process in the scope
-//! (one scan of the scope with every shard lock held) and kept up to date from then on: a
-//! scope whose callers never ask about remote processes pays nothing for it.
+//! (one scan of the scope, during which writers wait for one shard at a time) and kept up
+//! to date from then on: a scope whose callers never ask about remote processes pays
+//! nothing for it.
 //!
 //! A claim is a membership, a live name, or a name held as a shadowed conflict loser; a
 //! query keeps only the names the process owns now, so promoting or demoting a contender
@@ -80,40 +81,73 @@ impl ScopeStore {
         keys
     }
 
-    /// Indexes every claim of a remote process, with every shard lock held so that no
-    /// write slips between the scan and the index. Each shard's set is built from its
-    /// sorted claims at once (denser and faster than inserting them one by one).
+    /// Indexes every claim of remote processes without stopping the scope's writers for
+    /// more than one shard's share of the work at a time:
+    ///
+    /// 1. with every shard lock held (briefly), each shard starts an empty index, so every
+    ///    write from then on records the claims it makes and ends;
+    /// 2. without locks, a scan collects every name's key and every remote membership;
+    /// 3. shard by shard, under its lock, it adds the current owner of each collected name
+    ///    (if remote), each collected membership that still holds, and the shard's
+    ///    shadowed contenders.
+    ///
+    /// A membership that holds at step 3 was made after step 1 (its write recorded it) or
+    /// held all along (the scan saw it: an iterator reflects the map as of its creation or
+    /// later). A live name that step 1 did not see made was either written after it
+    /// (recorded) or is on a key that has had a live owner all along, owners changing only
+    /// by promotion or demotion between the live entry and the shadows (which writes do not
+    /// record, the claim being the same): the scan saw that key, so step 3 reads its owner.
+    /// Nothing step 3 adds is stale, and a claim a write recorded is forgotten by the write
+    /// that ends it.
     fn build_owner_index(&self) {
-        let mut guards = self.lock_all();
-        if guards[0].claims.is_some() || !self.is_connected() {
+        let _building = self
+            .owner_index_build
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if self.owner_index.load(Ordering::Acquire) {
             return;
         }
-        let mut found: Vec<Vec<(Pid, HeldKind, Key)>> = guards
-            .iter()
-            .map(|shard| {
-                let shadows = shard.shadows.iter();
-                shadows
-                    .flat_map(|(key, list)| {
-                        list.iter().map(|e| (e.pid, HeldKind::Name, key.clone()))
-                    })
-                    .collect()
-            })
-            .collect();
-        let mut claim = |pid: Pid, kind: HeldKind, key: &Key| {
-            if !self.is_local(pid) {
-                found[self.shard_of(key)].push((pid, kind, key.clone()));
-            }
-        };
-        for (key, entry) in self.names.pin().iter() {
-            claim(entry.pid, HeldKind::Name, key);
+        for mut shard in self.lock_all() {
+            shard.claims = Some(Claims::new());
         }
-        for (key, members) in self.groups.pin().iter() {
-            for m in members.iter() {
-                claim(m.pid(), HeldKind::Member, key);
-            }
+        let mut names: Vec<Vec<Key>> = vec![Vec::new(); super::SHARDS];
+        for (key, _) in self.names.pin().iter() {
+            names[self.shard_of(key)].push(key.clone());
         }
-        for (shard, claims) in guards.iter_mut().zip(found) {
-            shard.claims = Some(Claims::from_iter(claims));
+        let mut members: Vec<Vec<(Pid, Key)>> = vec![Vec::new(); super::SHARDS];
+        for (key, list) in self.groups.pin().iter() {
+            let remote = list.iter().filter(|m| !self.is_local(m.pid()));
+            members[self.shard_of(key)].extend(remote.map(|m| (m.pid(), key.clone())));
+        }
+        for (i, (names, members)) in names.into_iter().zip(members).enumerate() {
+            let mut shard = self.lock_shard(i);
+            let shard = &mut *shard;
+            let mut found: Vec<(Pid, HeldKind, Key)> = Vec::new();
+            let owners = self.names.pin();
+            for key in names {
+                if let Some(owner) = owners.get(key.as_str()).map(|e| e.pid)
+                    && !self.is_local(owner)
+                {
+                    found.push((owner, HeldKind::Name, key));
+                }
+            }
+            let groups = self.groups.pin();
+            for (pid, key) in members {
+                let list = groups.get(key.as_str());
+                if list.is_some_and(|list| list.iter().any(|m| m.pid() == pid)) {
+                    found.push((pid, HeldKind::Member, key));
+                }
+            }
+            for (key, list) in &shard.shadows {
+                let remote = list.iter().filter(|e| !self.is_local(e.pid));
+                found.extend(remote.map(|e| (e.pid, HeldKind::Name, key.clone())));
+            }
+            if let Some(claims) = shard.claims.as_mut() {
+                // Built from sorted claims at once: denser than inserting one by one.
+                let mut all = Claims::from_iter(found);
+                all.append(claims);
+                *claims = all;
+            }
         }
         self.owner_index.store(true, Ordering::Release);
     }
@@ -135,6 +169,7 @@ mod tests {
     use crate::meta::Meta;
     use crate::op::Op;
     use crate::pid::Pid;
+    use std::sync::atomic::Ordering;
 
     const LOCAL: u64 = 1;
     const ORIGINS: [u64; 2] = [2, 3];
@@ -270,6 +305,75 @@ mod tests {
                 }
             }
             check(&scope)?;
+        }
+    }
+
+    /// A pseudo-random remote write on one of 2,048 keys by one of three processes of
+    /// `origin`, drawn from `x` (which it advances).
+    fn random_write(origin: u64, x: &mut u64) -> Op {
+        *x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let key = Key::from(format!("k/{}", (*x >> 33) % 2048));
+        let pid = Pid::new(origin, 1 + (*x >> 20) % 3);
+        match *x >> 62 {
+            0 => Op::Register {
+                key,
+                pid,
+                meta: Meta::EMPTY,
+                registered_at: *x >> 44,
+                token: *x >> 44,
+            },
+            1 => Op::Unregister {
+                key,
+                pid,
+                reason: Reason::Requested,
+            },
+            2 => Op::Join {
+                key,
+                pid,
+                meta: Meta::EMPTY,
+            },
+            _ => Op::Leave {
+                key,
+                pid,
+                reason: Reason::Requested,
+            },
+        }
+    }
+
+    /// Remote writes racing the build (its scan runs without locks) leave the index equal
+    /// to a scan once they stop, round after round on fresh scopes.
+    #[test]
+    fn an_index_built_while_writers_race_agrees_with_a_scan() {
+        for round in 0..10u64 {
+            let scope = scope();
+            let mut x = round;
+            for _ in 0..10_000 {
+                let origin = ORIGINS[(x & 1) as usize];
+                scope.apply_remote(vec![random_write(origin, &mut x)]);
+            }
+            let start = Arc::new(std::sync::Barrier::new(3));
+            let built = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let writers = ORIGINS.map(|origin| {
+                let (scope, start, built) = (scope.clone(), start.clone(), built.clone());
+                std::thread::spawn(move || {
+                    let mut x = origin ^ round << 8;
+                    start.wait();
+                    // Writes all through the build, and a little after.
+                    while !built.load(Ordering::Acquire) {
+                        scope.apply_remote(vec![random_write(origin, &mut x)]);
+                    }
+                    for _ in 0..100 {
+                        scope.apply_remote(vec![random_write(origin, &mut x)]);
+                    }
+                })
+            });
+            start.wait();
+            scope.remote_holdings(Pid::new(ORIGINS[0], 1), HeldKind::Member);
+            built.store(true, Ordering::Release);
+            for w in writers {
+                w.join().expect("a writer panicked");
+            }
+            check(&scope).expect("the index agrees with a scan");
         }
     }
 
