@@ -85,9 +85,10 @@ pub enum SendError {
     /// No live process with this pid on this node.
     #[error("no live process {0} on this node")]
     NoProcess(Pid),
-    /// The process's mailbox is full; the message was not queued.
+    /// The process's mailbox is full: it holds `mailbox_capacity` messages, or the message
+    /// would take its queued bytes over `mailbox_bytes`. The message was not queued.
     #[error(
-        "mailbox of {0} is full: the receiver is not keeping up (raise NodeBuilder::mailbox_capacity or slow the sender)"
+        "mailbox of {0} is full (by message count or by bytes): the receiver is not keeping up (raise NodeBuilder::mailbox_capacity or NodeBuilder::mailbox_bytes, or slow the sender)"
     )]
     MailboxFull(Pid),
     /// The process lives on another node that this node has no link to (not in the
@@ -156,6 +157,17 @@ pub enum StartError {
     /// The node name is invalid.
     #[error("invalid node name: {0}")]
     InvalidName(KeyError),
+    /// `NodeBuilder::mailbox_bytes` is below `max_message_bytes` (zero included): a message
+    /// the node accepts could never be queued.
+    #[error(
+        "mailbox_bytes is {bytes}, below max_message_bytes ({min}): a message within the limit could never be queued; set NodeBuilder::mailbox_bytes to at least {min} (default 64 MiB)"
+    )]
+    MailboxBytes {
+        /// The configured bound.
+        bytes: usize,
+        /// The smallest bound accepted: the node's `max_message_bytes`.
+        min: usize,
+    },
     /// The cluster address could not be bound.
     #[error("cannot listen on {addr}: {reason} (is another node using this port?)")]
     Bind {

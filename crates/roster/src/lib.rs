@@ -78,5 +78,5 @@ pub use meta::{Meta, MetaError};
 pub use node::{Node, NodeBuilder};
 pub use pid::Pid;
 pub use process::Process;
-pub use scope::{DEFAULT_SCOPE, Dispatched, Scope};
+pub use scope::{Counted, DEFAULT_SCOPE, Decoded, Dispatched, Scope, Selected};
 pub use subscription::{Delivery, Subscription, Watch};

@@ -210,6 +210,29 @@ async fn a_member_limit_counts_only_live_members() {
 }
 
 #[tokio::test]
+async fn a_local_member_limit_applies_across_groups_and_skips_dead_members() {
+    let node = node();
+    let procs: Vec<_> = (0..4).map(|_| node.process()).collect();
+    procs[0].join("room/1", &()).unwrap();
+    procs[1].join("room/1", &()).unwrap();
+    procs[2].join("room/2", &()).unwrap();
+    procs[3].join("room/3", &()).unwrap();
+    node.kill(procs[0].pid());
+    let pids = |members: Vec<roster::Member>| members.iter().map(|m| m.pid()).collect::<Vec<_>>();
+
+    assert_eq!(
+        pids(node.local_members_limited("room/", 2)),
+        [procs[1].pid(), procs[2].pid()]
+    );
+    assert!(node.local_members_limited("room/", 0).is_empty());
+    assert_eq!(node.local_members_limited("room/", 99).len(), 3);
+    assert_eq!(
+        node.local_members_limited("room/3", 1),
+        node.local_members("room/3")
+    );
+}
+
+#[tokio::test]
 async fn local_members_and_counts_cover_this_node_s_processes() {
     let node = node();
     let (a, b) = (node.process(), node.process());

@@ -489,6 +489,7 @@ impl Harness {
                     mailbox_full: 0,
                     remote_nodes: 0,
                     remote_too_large: 0,
+                    remote_unreachable: 0,
                 }),
                 "dispatch({})",
                 key

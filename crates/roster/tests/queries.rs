@@ -2,8 +2,8 @@
 
 mod common;
 
-use common::{meta, node, within};
-use roster::{Dispatched, Entry, KeyError, Node, SendError, Table};
+use common::{cluster_config, eventually, fully_linked, meta, node, start_clustered, within};
+use roster::{Counted, Decoded, Dispatched, Entry, KeyError, Node, Pid, SendError, Table};
 use serde::ser::{Error as _, Serialize, Serializer};
 
 fn keys(entries: &[Entry]) -> Vec<&str> {
@@ -190,6 +190,7 @@ async fn dispatch_reaches_the_owner_and_every_member_of_the_exact_key_once() {
             mailbox_full: 0,
             remote_nodes: 0,
             remote_too_large: 0,
+            remote_unreachable: 0,
         }
     );
     for p in [&mut owner, &mut a, &mut b] {
@@ -259,6 +260,7 @@ async fn dispatch_counts_full_mailboxes_and_still_reaches_the_others() {
             mailbox_full: 1,
             remote_nodes: 0,
             remote_too_large: 0,
+            remote_unreachable: 0,
         }
     );
     assert_eq!(free.try_recv::<u8>().unwrap().unwrap(), 1);
@@ -302,4 +304,232 @@ async fn dispatching_a_message_serde_cannot_encode_fails_with_encode() {
         Err(SendError::Encode(_))
     ));
     assert!(p.try_recv::<u8>().is_none());
+}
+
+#[tokio::test]
+async fn keys_of_and_names_of_a_pid_nobody_knows_are_empty() {
+    let node = node();
+    let p = node.process();
+    p.register("n", &()).unwrap();
+    p.join("g", &()).unwrap();
+    let stranger = Pid::new(node.incarnation() ^ 1, p.pid().serial());
+    assert!(node.keys_of(stranger).is_empty());
+    assert!(node.names_of(stranger).is_empty());
+    assert_eq!(node.node_name_of(stranger), None);
+    assert_eq!(node.keys_of(p.pid()), ["g"]);
+    assert_eq!(node.node_name_of(p.pid()).as_deref(), Some("roster"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_of_names_of_and_node_name_of_answer_for_a_process_of_another_node() {
+    let a = start_clustered(Node::builder(), "a", cluster_config("queries", &[]));
+    let b = start_clustered(Node::builder(), "b", cluster_config("queries", &[&a]));
+    eventually("a and b linked", || fully_linked(&[&a, &b])).await;
+    let chat = a.connect("chat").unwrap();
+    let b_chat = b.connect("chat").unwrap();
+    // Asked about a remote pid before the writes below, so b's index of the default scope
+    // is built empty and kept up to date by the replicated writes (in "chat" it is built
+    // by the first query, after they arrived).
+    assert!(b.keys_of(Pid::new(a.incarnation(), u64::MAX)).is_empty());
+    let user = a.process();
+    user.register("user/1", &()).unwrap();
+    user.join("room/2", &()).unwrap();
+    user.join("room/1", &()).unwrap();
+    chat.join(&user, "channel/7", &()).unwrap();
+    eventually("b sees the user's groups", || {
+        b.keys_of(user.pid()) == ["room/1", "room/2"]
+    })
+    .await;
+    assert_eq!(b.names_of(user.pid()), ["user/1"]);
+    eventually("b sees the user's channel in chat", || {
+        b_chat.keys_of(user.pid()) == ["channel/7"]
+    })
+    .await;
+    assert!(b_chat.names_of(user.pid()).is_empty());
+    assert_eq!(b.node_name_of(user.pid()).as_deref(), Some("a"));
+    assert_eq!(a.node_name_of(user.pid()).as_deref(), Some("a"));
+    let local = b.process();
+    assert_eq!(a.node_name_of(local.pid()).as_deref(), Some("b"));
+
+    user.leave("room/2").unwrap();
+    eventually("b sees the user leave room/2", || {
+        b.keys_of(user.pid()) == ["room/1"]
+    })
+    .await;
+    let pid = user.pid();
+    drop(user);
+    eventually("b forgets the dead user's entries", || {
+        b.keys_of(pid).is_empty() && b.names_of(pid).is_empty() && b_chat.keys_of(pid).is_empty()
+    })
+    .await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct User {
+    age: u8,
+}
+
+/// user/1..user/5 with ages 10, 20, 30, 40, 50, and user/0 whose meta is not a `User`.
+fn users(node: &Node) -> Vec<roster::Process> {
+    let procs: Vec<_> = (0..6).map(|_| node.process()).collect();
+    procs[0].register("user/0", &"not a user").unwrap();
+    for (i, p) in procs.iter().enumerate().skip(1) {
+        let age = 10 * i as u8;
+        p.register(&format!("user/{i}"), &User { age }).unwrap();
+        p.join("team", &User { age }).unwrap();
+    }
+    procs[0].join("team", &7u32).unwrap();
+    procs
+}
+
+#[tokio::test]
+async fn select_as_decodes_meta_once_per_entry_and_counts_what_does_not_decode() {
+    let node = node();
+    let procs = users(&node);
+    let mut seen = Vec::new();
+
+    let adults = node
+        .select_as::<User, _>(Table::Names, Some("user/"), 10, |key, user| {
+            seen.push(key.clone());
+            user.age >= 30
+        })
+        .unwrap();
+
+    assert_eq!(seen, ["user/1", "user/2", "user/3", "user/4", "user/5"]);
+    assert_eq!(adults.undecodable, 1);
+    assert_eq!(
+        adults.items,
+        (3..=5)
+            .map(|i| Decoded {
+                key: format!("user/{i}").into(),
+                pid: procs[i].pid(),
+                meta: User { age: 10 * i as u8 },
+            })
+            .collect::<Vec<_>>()
+    );
+    let members = node
+        .select_as::<User, _>(Table::Groups, None, 10, |_, user| user.age < 30)
+        .unwrap();
+    assert_eq!(members.items.len(), 2);
+    assert_eq!(members.undecodable, 1);
+}
+
+#[tokio::test]
+async fn select_as_stops_at_its_limit() {
+    let node = node();
+    let _users = users(&node);
+    let mut calls = 0;
+    let first = node
+        .select_as::<User, _>(Table::Names, Some("user/"), 2, |_, _| {
+            calls += 1;
+            true
+        })
+        .unwrap();
+    let keys: Vec<&str> = first.items.iter().map(|d| d.key.as_str()).collect();
+    assert_eq!(keys, ["user/1", "user/2"]);
+    assert_eq!(calls, 2, "the scan stops once the limit is reached");
+    assert_eq!(first.undecodable, 1, "user/0 came before the limit");
+    let none = node
+        .select_as::<User, _>(Table::Names, None, 0, |_, _| panic!("never called"))
+        .unwrap();
+    assert!(none.items.is_empty());
+    assert!(matches!(
+        node.select_as::<User, _>(Table::Names, Some("user"), 1, |_, _| true),
+        Err(KeyError::NotAPrefix(_))
+    ));
+}
+
+#[tokio::test]
+async fn count_match_as_counts_matches_and_undecodable_entries() {
+    let node = node();
+    let _users = users(&node);
+    assert_eq!(
+        node.count_match_as::<User, _>(Table::Groups, None, |key, user| {
+            key == "team" && user.age > 20
+        }),
+        Ok(Counted {
+            matched: 3,
+            undecodable: 1
+        })
+    );
+    assert_eq!(
+        node.count_match_as::<u32, _>(Table::Groups, None, |_, n| *n == 7),
+        Ok(Counted {
+            matched: 1,
+            undecodable: 5
+        })
+    );
+    assert!(matches!(
+        node.count_match_as::<User, _>(Table::Names, Some("user"), |_, _| true),
+        Err(KeyError::NotAPrefix(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_panicking_predicate_leaves_the_scope_working() {
+    let node = node();
+    let procs = users(&node);
+    for table in [Table::Names, Table::Groups] {
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            node.select_as::<User, _>(table, None, 10, |_, _| panic!("a buggy predicate"))
+        }));
+        assert!(panicked.is_err());
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            node.count_match_as::<User, _>(table, None, |_, _| panic!("a buggy predicate"))
+        }));
+        assert!(panicked.is_err());
+    }
+    // Writers and readers of every key go on as before.
+    let newcomer = node.process();
+    newcomer.register("user/6", &User { age: 60 }).unwrap();
+    procs[1].unregister("user/1").unwrap();
+    newcomer.join("team", &User { age: 60 }).unwrap();
+    let names = node
+        .select_as::<User, _>(Table::Names, Some("user/"), 10, |_, _| true)
+        .unwrap();
+    assert_eq!(names.items.len(), 5);
+    assert_eq!(node.member_count("team"), 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dispatch_counts_nodes_it_handed_the_frame_to_and_nodes_without_a_link() {
+    let a = start_clustered(Node::builder(), "a", cluster_config("dispatch", &[]));
+    let b = start_clustered(Node::builder(), "b", cluster_config("dispatch", &[&a]));
+    eventually("a and b linked", || fully_linked(&[&a, &b])).await;
+    let mut far = b.process();
+    far.join("g", &()).unwrap();
+    let mut near = a.process();
+    near.join("g", &()).unwrap();
+    eventually("a sees b's member", || a.member_count("g") == 2).await;
+
+    let sent = a.dispatch("g", &1u8).unwrap();
+    assert_eq!(
+        sent,
+        Dispatched {
+            local: 1,
+            remote_nodes: 1,
+            ..Dispatched::default()
+        },
+        "b's member is not counted: only the node the frame went to"
+    );
+    assert_eq!(within("b's member gets it", far.recv::<u8>()).await, Ok(1));
+    assert_eq!(near.try_recv::<u8>().unwrap(), Ok(1));
+
+    // Links closed, entries kept: b's member is still listed, but b cannot be reached.
+    a.sever_links(std::time::Duration::from_secs(60));
+    eventually("a has no link", || a.nodes().is_empty()).await;
+    assert_eq!(a.member_count("g"), 2);
+    let sent = a.dispatch("g", &2u8).unwrap();
+    assert_eq!(
+        sent,
+        Dispatched {
+            local: 1,
+            remote_unreachable: 1,
+            ..Dispatched::default()
+        }
+    );
+    a.shutdown().await;
+    b.shutdown().await;
 }

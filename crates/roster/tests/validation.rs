@@ -194,6 +194,34 @@ async fn node_names_are_validated() {
     ));
 }
 
+#[tokio::test]
+async fn mailbox_bytes_below_max_message_bytes_are_refused_at_start() {
+    let zero = Node::builder().mailbox_bytes(0).start().map(|_| ());
+    assert_eq!(
+        zero,
+        Err(StartError::MailboxBytes {
+            bytes: 0,
+            min: 1 << 20
+        })
+    );
+    let message = zero.unwrap_err().to_string();
+    assert!(
+        message.contains("NodeBuilder::mailbox_bytes"),
+        "the error says what to change: {message}"
+    );
+    assert!(matches!(
+        Node::builder()
+            .max_message_bytes(4 << 20)
+            .mailbox_bytes(2 << 20)
+            .start(),
+        Err(StartError::MailboxBytes {
+            bytes: 2097152,
+            min: 4194304
+        })
+    ));
+    assert!(Node::builder().mailbox_bytes(1 << 20).start().is_ok());
+}
+
 #[test]
 fn a_node_cannot_start_outside_a_tokio_runtime() {
     assert_eq!(

@@ -110,6 +110,7 @@ impl ScopeStore {
                     let _ = self.group_index.insert_sync(key.clone(), ());
                 }
                 self.bump(shard, |c| &c.memberships, 1);
+                self.note_claim(shard, pid, HeldKind::Member, key, true);
                 if self.is_local(pid) {
                     self.bump(shard, |c| &c.local_memberships, 1);
                 }
@@ -172,6 +173,7 @@ impl ScopeStore {
         }
         shard.toggle_digest(pid.incarnation(), || digest::member(key, pid, &meta));
         self.bump(shard, |c| &c.memberships, -1);
+        self.note_claim(shard, pid, HeldKind::Member, key, false);
         if self.is_local(pid) {
             self.bump(shard, |c| &c.local_memberships, -1);
             self.ship(Op::Leave {

@@ -19,12 +19,14 @@
 //!
 //! Each local process keeps the list of entries it holds (see `process::HeldEntry`), so the
 //! cleanup of an exited process costs what that process held, not a scan of the store.
+//! Remote processes' entries are indexed per shard once a caller asks about one (`owners`).
 
 mod digest;
 mod groups;
 mod lease;
 mod names;
 mod node_stores;
+mod owners;
 mod process_table;
 mod replica;
 mod watch;
@@ -83,6 +85,9 @@ pub struct Shard {
     shadows: FastMap<Key, Vec<Registration>>,
     /// The hybrid logical clock of this shard's keys.
     hlc: Hlc,
+    /// Claims of remote processes on this shard's keys, once the scope's owner index is
+    /// built (see `owners`).
+    claims: Option<owners::Claims>,
 }
 
 /// Entry counts of one shard, updated under its lock and read without it. Aligned to its
@@ -164,6 +169,10 @@ pub struct ScopeStore {
     group_index: TreeIndex<Key, ()>,
     shards: Box<[Mutex<Shard>]>,
     counts: Box<[ShardCounts]>,
+    /// Whether the owner index of remote entries is built.
+    owner_index: AtomicBool,
+    /// Held while the owner index is built (one build at a time; queries wait for it).
+    owner_index_build: Mutex<()>,
     /// Who is subscribed to changes in the scope.
     pub subscribers: Arc<Subscribers>,
 }
@@ -215,6 +224,8 @@ impl ScopeStore {
                 })
                 .collect(),
             counts: (0..SHARDS).map(|_| ShardCounts::default()).collect(),
+            owner_index: AtomicBool::new(false),
+            owner_index_build: Mutex::new(()),
             subscribers: Arc::default(),
         })
     }
@@ -393,6 +404,7 @@ impl ScopeStore {
         for shard in guards.iter_mut() {
             shard.digests.clear();
             shard.shadows.clear();
+            shard.claims = None;
         }
         self.connected.store(false, Ordering::Release);
         let mut events = Vec::new();

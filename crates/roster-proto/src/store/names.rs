@@ -132,6 +132,7 @@ impl ScopeStore {
     pub(super) fn insert_live(&self, shard: &mut Shard, key: &Key, entry: Registration) {
         let r = &entry;
         shard.toggle_digest(r.pid.incarnation(), || digest::name(key, r));
+        self.note_claim(shard, r.pid, HeldKind::Name, key, true);
         if self.is_local(r.pid) {
             self.bump(shard, |c| &c.local_names, 1);
             self.ship(Op::Register {
@@ -189,6 +190,7 @@ impl ScopeStore {
         };
         let r = entry.clone();
         shard.toggle_digest(pid.incarnation(), || digest::name(key, &r));
+        self.note_claim(shard, pid, HeldKind::Name, key, false);
         if self.is_local(pid) {
             self.bump(shard, |c| &c.local_names, -1);
             self.ship(Op::Unregister {
@@ -238,6 +240,7 @@ impl ScopeStore {
             shard.shadows.remove(key.as_str());
         }
         shard.toggle_digest(pid.incarnation(), || digest::name(key, &removed));
+        self.note_claim(shard, pid, HeldKind::Name, key, false);
         true
     }
 

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use super::{Cause, ScopeStore, Shard, ShardLocks, digest};
+use super::{Cause, HeldKind, ScopeStore, Shard, ShardLocks, digest};
 use crate::conflict::Winner;
 use crate::entry::{Member, Registration};
 use crate::event::{Event, EventKind, Reason};
@@ -174,6 +174,7 @@ impl ScopeStore {
                     let loser = existing.clone();
                     names.insert(key.clone(), incoming.clone());
                     shard.toggle_digest(winner.incarnation(), || digest::name(&key, &incoming));
+                    self.note_claim(shard, winner, HeldKind::Name, &key, true);
                     shard.shadows.entry(key.clone()).or_default().push(loser);
                     events.push(self.registered_event(&key, &incoming, None));
                 }
@@ -184,6 +185,7 @@ impl ScopeStore {
     fn add_shadow(&self, shard: &mut Shard, key: &Key, entry: Registration) {
         let r = &entry;
         shard.toggle_digest(r.pid.incarnation(), || digest::name(key, r));
+        self.note_claim(shard, r.pid, HeldKind::Name, key, true);
         shard.shadows.entry(key.clone()).or_default().push(entry);
     }
 

@@ -37,6 +37,7 @@ pub struct NodeBuilder {
     name: String,
     limits: Limits,
     mailbox_capacity: usize,
+    mailbox_bytes: usize,
     subscription_capacity: usize,
     incarnation: Option<u64>,
     conflict_rule: ConflictRule,
@@ -53,6 +54,7 @@ impl std::fmt::Debug for NodeBuilder {
             .field("name", &self.name)
             .field("limits", &self.limits)
             .field("mailbox_capacity", &self.mailbox_capacity)
+            .field("mailbox_bytes", &self.mailbox_bytes)
             .field("subscription_capacity", &self.subscription_capacity)
             .field("conflict_rule", &self.conflict_rule)
             .finish_non_exhaustive()
@@ -65,6 +67,7 @@ impl Default for NodeBuilder {
             name: "roster".into(),
             limits: Limits::DEFAULT,
             mailbox_capacity: 1024,
+            mailbox_bytes: 64 << 20,
             subscription_capacity: 65_536,
             incarnation: None,
             conflict_rule: ConflictRule::default(),
@@ -113,6 +116,33 @@ impl NodeBuilder {
     /// [`crate::SendError::MailboxFull`] (default 1024, at least 1).
     pub fn mailbox_capacity(mut self, capacity: usize) -> Self {
         self.mailbox_capacity = capacity.max(1);
+        self
+    }
+
+    /// Bytes of queued messages a process's mailbox holds (default 64 MiB): a message that
+    /// would take it over the bound is refused with [`crate::SendError::MailboxFull`], as
+    /// when the mailbox holds `mailbox_capacity` messages (a dispatch counts it in
+    /// [`crate::Dispatched::mailbox_full`]; a message from a peer is dropped). A message
+    /// counts its encoded size; its bytes are released when the process receives it. Each
+    /// mailbox counts a dispatched message in full, though its receivers share one copy.
+    ///
+    /// Must be at least `max_message_bytes`, or [`NodeBuilder::start`] fails with
+    /// [`StartError::MailboxBytes`]. Memory held by mailboxes is at most this times the
+    /// number of processes whose receivers fall behind.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use roster::StartError;
+    /// let node = roster::Node::builder().mailbox_bytes(8 << 20).start().unwrap();
+    /// assert!(matches!(
+    ///     roster::Node::builder().mailbox_bytes(0).start(),
+    ///     Err(StartError::MailboxBytes { bytes: 0, .. })
+    /// ));
+    /// # }
+    /// ```
+    pub fn mailbox_bytes(mut self, bytes: usize) -> Self {
+        self.mailbox_bytes = bytes;
         self
     }
 
@@ -167,13 +197,20 @@ impl NodeBuilder {
     /// # Errors
     ///
     /// [`StartError::NoRuntime`] outside a tokio runtime; [`StartError::InvalidName`] for an
-    /// empty or over-long name; [`StartError::Bind`] if the cluster address cannot be bound.
+    /// empty or over-long name; [`StartError::MailboxBytes`] for a `mailbox_bytes` below
+    /// `max_message_bytes`; [`StartError::Bind`] if the cluster address cannot be bound.
     pub fn start(self) -> Result<Node, StartError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
         let limits = self.limits.clamped();
         limits
             .write_key(&self.name)
             .map_err(StartError::InvalidName)?;
+        if self.mailbox_bytes < limits.max_message_bytes {
+            return Err(StartError::MailboxBytes {
+                bytes: self.mailbox_bytes,
+                min: limits.max_message_bytes,
+            });
+        }
         let incarnation = self.incarnation.unwrap_or_else(rand::random);
         let outbox = self.replicated.then(|| Arc::new(Outbox::default()));
         let scope_config = ScopeConfig {
@@ -188,6 +225,7 @@ impl NodeBuilder {
             incarnation,
             limits,
             mailbox_capacity: self.mailbox_capacity,
+            mailbox_bytes: self.mailbox_bytes,
             subscription_capacity: self.subscription_capacity,
             kill_conflict_losers: self.kill_conflict_losers,
             stores: NodeStores::new(scope_config),

@@ -211,6 +211,30 @@ impl Node {
             .collect()
     }
 
+    /// The name of the node `pid` lives on: this node's own name for its processes, the
+    /// name a linked peer announced in its handshake for theirs. `None` for a pid of a node
+    /// this node has no live link to (not yet linked, restarted as a new incarnation, or
+    /// gone), whatever entries of it are still held.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().name("api-1").start().unwrap();
+    /// let p = node.process();
+    /// assert_eq!(node.node_name_of(p.pid()).as_deref(), Some("api-1"));
+    /// assert_eq!(node.node_name_of(roster::Pid::new(node.incarnation() ^ 1, 1)), None);
+    /// # }
+    /// ```
+    pub fn node_name_of(&self, pid: Pid) -> Option<String> {
+        if pid.incarnation() == self.shared.incarnation {
+            return Some(self.shared.name.clone());
+        }
+        self.nodes()
+            .into_iter()
+            .find(|peer| peer.incarnation == pid.incarnation())
+            .map(|peer| peer.name)
+    }
+
     /// The address peers reach this node at, when it is in a cluster.
     ///
     /// ```

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use super::runtime_glue::{ChannelMailbox, TokioTask};
+use super::runtime_glue::{ChannelMailbox, QueuedBytes, TokioTask};
 use crate::envelope::Envelope;
 use crate::error::{RecvError, SendError};
 use crate::event::ExitReason;
@@ -47,17 +47,25 @@ use crate::store::LocalProcess;
 pub struct Process {
     cell: Arc<LocalProcess>,
     inbox: mpsc::Receiver<Envelope>,
+    /// The bytes queued in the inbox, released as messages are received.
+    inbox_bytes: Arc<QueuedBytes>,
     node: Arc<NodeShared>,
 }
 
 impl Process {
     /// A new live local process of `node`, in its process table.
     pub(crate) fn start(node: &Arc<NodeShared>) -> Self {
-        let (tx, rx) = mpsc::channel(node.mailbox_capacity);
-        let cell = node.stores.new_process(Box::new(ChannelMailbox(tx)));
+        let (sender, inbox) = mpsc::channel(node.mailbox_capacity);
+        let inbox_bytes = Arc::new(QueuedBytes::new(node.mailbox_bytes));
+        let mailbox = ChannelMailbox {
+            sender,
+            bytes: inbox_bytes.clone(),
+        };
+        let cell = node.stores.new_process(Box::new(mailbox));
         Process {
             cell,
-            inbox: rx,
+            inbox,
+            inbox_bytes,
             node: node.clone(),
         }
     }
@@ -201,7 +209,13 @@ impl Process {
     pub async fn recv_envelope(&mut self) -> Result<Envelope, RecvError> {
         // The channel closes when the process exits (its sender is dropped), so a kill wakes
         // a waiting handle: it receives what was queued before, then `Exited`.
-        self.inbox.recv().await.ok_or(RecvError::Exited(self.pid()))
+        let envelope = self
+            .inbox
+            .recv()
+            .await
+            .ok_or(RecvError::Exited(self.pid()))?;
+        self.inbox_bytes.release(&envelope);
+        Ok(envelope)
     }
 
     /// Takes the next message if one is queued, without waiting.
@@ -217,7 +231,9 @@ impl Process {
     /// # }
     /// ```
     pub fn try_recv<T: DeserializeOwned>(&mut self) -> Option<Result<T, RecvError>> {
-        self.inbox.try_recv().ok().map(|envelope| envelope.decode())
+        let envelope = self.inbox.try_recv().ok()?;
+        self.inbox_bytes.release(&envelope);
+        Some(envelope.decode())
     }
 }
 

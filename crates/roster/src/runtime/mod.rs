@@ -23,6 +23,8 @@ pub(crate) struct NodeShared {
     pub(crate) incarnation: u64,
     pub(crate) limits: Limits,
     pub(crate) mailbox_capacity: usize,
+    /// Bytes of queued messages a mailbox holds at most.
+    pub(crate) mailbox_bytes: usize,
     pub(crate) subscription_capacity: usize,
     pub(crate) kill_conflict_losers: bool,
     /// Every store of this node: scopes, process table, outbox.

@@ -12,6 +12,17 @@ use crate::pid::Pid;
 use crate::replication::core::Unsent;
 use crate::replication::wire::{Dispatch, Frame, Message};
 
+/// What became of a dispatch's frames to other nodes (one per node hosting recipients).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct PeerDispatch {
+    /// Nodes the frame was handed to (queued on their link).
+    pub(crate) sent: usize,
+    /// Nodes whose `max_message_bytes` is below the message's size.
+    pub(crate) too_large: usize,
+    /// Nodes without a live link.
+    pub(crate) unreachable: usize,
+}
+
 impl NodeShared {
     pub(crate) fn deliver(&self, to: Pid, envelope: Envelope) -> Result<(), SendError> {
         let cell = self.stores.process(to).ok_or(SendError::NoProcess(to))?;
@@ -57,19 +68,16 @@ impl NodeShared {
     }
 
     /// Sends a dispatch to every other node that hosts one of `targets`, one frame per node;
-    /// returns to how many nodes it was sent, and how many refused it as larger than their
-    /// `max_message_bytes`.
+    /// says to how many nodes it was handed, how many refused it as larger than their
+    /// `max_message_bytes`, and how many had no live link.
     pub(crate) fn dispatch_to_peers(
         &self,
         scope: &ScopeName,
         key: &str,
         targets: &[Pid],
         payload: &Meta,
-    ) -> (usize, usize) {
-        let cluster = self.cluster.load();
-        let Some(cluster) = cluster.as_ref() else {
-            return (0, 0);
-        };
+    ) -> PeerDispatch {
+        let mut counts = PeerDispatch::default();
         let mut nodes: Vec<u64> = targets
             .iter()
             .map(|p| p.incarnation())
@@ -77,7 +85,11 @@ impl NodeShared {
             .collect();
         nodes.sort_unstable();
         nodes.dedup();
-        let (mut sent, mut too_large) = (0, 0);
+        let cluster = self.cluster.load();
+        let Some(cluster) = cluster.as_ref() else {
+            counts.unreachable = nodes.len();
+            return counts;
+        };
         for peer in nodes {
             let frame = Frame::Dispatch(Dispatch {
                 scope: scope.clone(),
@@ -85,12 +97,12 @@ impl NodeShared {
                 payload: payload.clone(),
             });
             match cluster.send(peer, frame) {
-                Ok(()) => sent += 1,
-                Err(Unsent::TooLarge { .. }) => too_large += 1,
-                Err(Unsent::NoLink) => {}
+                Ok(()) => counts.sent += 1,
+                Err(Unsent::TooLarge { .. }) => counts.too_large += 1,
+                Err(Unsent::NoLink) => counts.unreachable += 1,
             }
         }
-        (sent, too_large)
+        counts
     }
 
     /// Delivers a message that came from another node to a local process. A message for
