@@ -168,6 +168,15 @@ pub enum StartError {
         /// The smallest bound accepted: the node's `max_message_bytes`.
         min: usize,
     },
+    /// The health settings cannot work.
+    #[error("invalid health settings: {0}")]
+    Health(#[from] crate::nodes::HealthConfigError),
+    /// The split-brain settings cannot work.
+    #[error("invalid split-brain settings: {0}")]
+    SplitBrain(#[from] crate::nodes::SplitBrainConfigError),
+    /// The node record (role, labels, version) is over the bounds of a record.
+    #[error("invalid node record: {0}")]
+    InvalidRecord(String),
     /// The cluster address could not be bound.
     #[error("cannot listen on {addr}: {reason} (is another node using this port?)")]
     Bind {

@@ -64,6 +64,9 @@ use roster_proto::{
     store, subscription,
 };
 
+/// Nodes as the cluster sees them: records, heartbeats, health settings, split brain.
+pub use roster_proto::nodes;
+
 pub use clock::Clock;
 pub use cluster::{ClusterConfig, ClusterStats, FailureDetection, HandshakeError, PeerInfo};
 #[cfg(feature = "tls")]
@@ -75,7 +78,9 @@ pub use error::{RecvError, RegistryError, ScopeError, SendError, StartError};
 pub use event::{Event, EventKind, ExitReason, Reason};
 pub use key::{Key, KeyError, Pattern, ScopeName};
 pub use meta::{Meta, MetaError};
-pub use node::{Node, NodeBuilder};
+pub use node::{
+    Node, NodeBuilder, NodeFilter, NodeHealth, NodeInfo, NodeLiveness, OfflineIsForPeers,
+};
 pub use pid::Pid;
 pub use process::Process;
 pub use scope::{Counted, DEFAULT_SCOPE, Decoded, Dispatched, Scope, Selected};

@@ -6,8 +6,6 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
 
-use crate::error::RegistryError;
-
 /// Why and since when a node is fenced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fenced {
@@ -49,14 +47,11 @@ impl Fence {
         self.0.load().as_deref().cloned()
     }
 
-    /// `Err(RegistryError::Fenced)` while raised.
-    pub fn check(&self) -> Result<(), RegistryError> {
+    /// `Err` with the fence while raised.
+    pub fn check(&self) -> Result<(), Fenced> {
         match self.0.load().as_deref() {
             None => Ok(()),
-            Some(fenced) => Err(RegistryError::Fenced {
-                reason: fenced.reason.clone(),
-                since_ms: fenced.since_ms,
-            }),
+            Some(fenced) => Err(fenced.clone()),
         }
     }
 }

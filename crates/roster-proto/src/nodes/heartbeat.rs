@@ -18,6 +18,8 @@ pub struct PeerSample {
     pub name: String,
     /// The peer's incarnation.
     pub incarnation: u64,
+    /// The link's session id on the measuring node.
+    pub session: u64,
     /// Round-trip time of the last ping on the link, in microseconds (none answered yet).
     pub rtt_us: Option<u64>,
     /// Live ops and messages queued for the peer.

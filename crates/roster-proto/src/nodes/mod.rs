@@ -2,6 +2,7 @@
 //! registry that keeps them on every node, and the split-brain verdicts.
 
 mod fence;
+mod health;
 mod heartbeat;
 mod partition;
 mod record;
@@ -9,6 +10,7 @@ mod registry;
 mod split_brain;
 
 pub use fence::{Fence, Fenced};
+pub use health::{AppThreshold, DegradedThresholds, HealthConfig, HealthConfigError};
 pub use heartbeat::{Heartbeat, MAX_APP_METRICS, MAX_PEER_SAMPLES, PeerSample};
 pub use partition::{SplitBrainStrategy, Verdict, verdict};
 pub use record::{MAX_ADDRS, MAX_LABELS, MAX_REASON, MAX_TEXT, NodeRecord, NodeStatus};

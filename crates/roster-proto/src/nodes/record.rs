@@ -108,8 +108,9 @@ impl NodeRecord {
         self
     }
 
-    /// Checks the bounds a record from the network must respect.
-    pub(crate) fn validate(&self) -> Result<(), String> {
+    /// Checks the bounds every record must respect (a record from the network over them
+    /// is refused).
+    pub fn validate(&self) -> Result<(), String> {
         let text = |what: &str, s: &str, max: usize| {
             if s.len() > max {
                 Err(format!("{what} of {} bytes exceeds {max}", s.len()))

@@ -4,6 +4,7 @@
 //! deaths from membership) and by the node itself (its own record and heartbeats).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use super::heartbeat::Heartbeat;
@@ -91,7 +92,7 @@ impl NodeEntry {
 /// ```
 pub struct NodeRegistry {
     inner: Mutex<BTreeMap<String, NodeEntry>>,
-    ring: usize,
+    ring: AtomicUsize,
 }
 
 impl NodeRegistry {
@@ -99,8 +100,13 @@ impl NodeRegistry {
     pub fn new(ring: usize) -> Self {
         NodeRegistry {
             inner: Mutex::new(BTreeMap::new()),
-            ring,
+            ring: AtomicUsize::new(ring),
         }
+    }
+
+    /// Keeps at most `ring` heartbeats per node from now on.
+    pub fn set_ring(&self, ring: usize) {
+        self.ring.store(ring, Ordering::Relaxed);
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, NodeEntry>> {
@@ -216,7 +222,8 @@ impl NodeRegistry {
             return Vec::new();
         };
         entry.last_seen_ms = now_ms;
-        if entry.heartbeats.len() >= self.ring.max(1) {
+        let ring = self.ring.load(Ordering::Relaxed).max(1);
+        while entry.heartbeats.len() >= ring {
             entry.heartbeats.pop_front();
         }
         entry.heartbeats.push_back(heartbeat.clone());

@@ -57,11 +57,15 @@ impl Core {
         self.peers
             .iter()
             .filter(|(id, _)| self.links.get(**id).is_some())
-            .map(|(id, peer)| PeerSample {
-                name: peer.name.clone(),
-                incarnation: *id,
-                rtt_us: peer.rtt.map(|rtt| rtt.as_micros() as u64),
-                queued: peer.queued() as u64,
+            .filter_map(|(id, peer)| {
+                let session = self.links.get(*id)?;
+                Some(PeerSample {
+                    name: peer.name.clone(),
+                    incarnation: *id,
+                    session: session.id,
+                    rtt_us: peer.rtt.map(|rtt| rtt.as_micros() as u64),
+                    queued: peer.queued() as u64,
+                })
             })
             .collect()
     }

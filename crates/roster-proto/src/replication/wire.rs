@@ -256,6 +256,7 @@ mod tests {
                 peers: vec![crate::nodes::PeerSample {
                     name: "b".into(),
                     incarnation: 2,
+                    session: 4,
                     rtt_us: Some(80),
                     queued: 1,
                 }],

@@ -81,7 +81,13 @@ impl ScopeStore {
             }
         }
         if !self.local_only {
-            self.config.fence.check()?;
+            self.config
+                .fence
+                .check()
+                .map_err(|fenced| RegistryError::Fenced {
+                    reason: fenced.reason,
+                    since_ms: fenced.since_ms,
+                })?;
         }
         let now = shard.hlc.tick(&*self.config.clock);
         let registration = Registration {

@@ -6,6 +6,9 @@ use std::time::Duration;
 use super::driver::ClusterSettings;
 use super::link_table::RedialPolicy;
 use super::membership::MembershipConfig;
+use crate::nodes::SplitBrainConfig;
+#[cfg(doc)]
+use crate::nodes::SplitBrainStrategy;
 use crate::replication::core::CoreConfig;
 
 /// How fast failed nodes are detected.
@@ -45,6 +48,7 @@ pub struct ClusterConfig {
     op_log_bytes: usize,
     max_queued_ops: usize,
     redial: RedialPolicy,
+    split_brain: SplitBrainConfig,
     #[cfg(feature = "tls")]
     tls: Option<super::tls::TlsConfig>,
 }
@@ -66,6 +70,7 @@ impl ClusterConfig {
             op_log_bytes: CoreConfig::default().op_log_bytes,
             max_queued_ops: CoreConfig::default().max_queued_ops,
             redial: RedialPolicy::default(),
+            split_brain: SplitBrainConfig::default(),
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -154,6 +159,34 @@ impl ClusterConfig {
             max: max.max(initial),
         };
         self
+    }
+
+    /// How a partition is detected and handled (default: the expected nodes are those
+    /// seen while healthy, [`SplitBrainStrategy::Majority`], advisory only). Checked every
+    /// heartbeat interval ([`crate::nodes::HealthConfig::heartbeat_interval`]) and by
+    /// [`crate::Node::check_partition_now`]; see [`crate::Node::partition_status`].
+    /// [`crate::NodeBuilder::start`] refuses a configuration that cannot work (a primary
+    /// that is not among the expected nodes) with [`crate::StartError::SplitBrain`].
+    ///
+    /// ```
+    /// use roster::ClusterConfig;
+    /// use roster::nodes::{SplitBrainAction, SplitBrainConfig, SplitBrainStrategy};
+    ///
+    /// let config = ClusterConfig::new("127.0.0.1:0".parse().unwrap(), "s3cret")
+    ///     .split_brain(SplitBrainConfig {
+    ///         expected: Some(vec!["a".into(), "b".into(), "c".into()]),
+    ///         strategy: SplitBrainStrategy::Majority,
+    ///         action: SplitBrainAction::Fence,
+    ///     });
+    /// # let _ = config;
+    /// ```
+    pub fn split_brain(mut self, config: SplitBrainConfig) -> Self {
+        self.split_brain = config;
+        self
+    }
+
+    pub(crate) fn split_brain_config(&self) -> &SplitBrainConfig {
+        &self.split_brain
     }
 
     /// Encrypts and mutually authenticates links with TLS (feature `tls`). The cluster

@@ -1,5 +1,6 @@
 //! Configuring and starting a node.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
@@ -10,8 +11,10 @@ use crate::cluster::{Cluster, ClusterConfig};
 use crate::conflict::ConflictRule;
 use crate::error::StartError;
 use crate::key::Limits;
+use crate::nodes::{HealthConfig, NodeRecord};
 use crate::op::Outbox;
 use crate::runtime::NodeShared;
+use crate::runtime::monitor::{Monitor, start_monitor};
 use crate::store::ProcessTable;
 use crate::store::{NodeStores, ScopeConfig};
 
@@ -46,6 +49,10 @@ pub struct NodeBuilder {
     replicated: bool,
     clock: Option<Arc<dyn Clock>>,
     cluster: Option<ClusterConfig>,
+    role: String,
+    labels: BTreeMap<String, String>,
+    version: String,
+    health: HealthConfig,
 }
 
 impl std::fmt::Debug for NodeBuilder {
@@ -75,6 +82,10 @@ impl Default for NodeBuilder {
             replicated: false,
             clock: None,
             cluster: None,
+            role: String::new(),
+            labels: BTreeMap::new(),
+            version: String::new(),
+            health: HealthConfig::default(),
         }
     }
 }
@@ -192,13 +203,58 @@ impl NodeBuilder {
         self
     }
 
+    /// What the node is for, in its node record (e.g. `"api"`; default empty). See
+    /// [`Node::node_info`].
+    pub fn role(mut self, role: impl Into<String>) -> Self {
+        self.role = role.into();
+        self
+    }
+
+    /// Adds a label to the node record (e.g. `domain = "eu"`; at most 64, each key and
+    /// value at most 256 bytes, or `start` fails with [`StartError::InvalidRecord`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder()
+    ///     .name("api-1")
+    ///     .role("api")
+    ///     .label("domain", "eu")
+    ///     .version("2.4.1")
+    ///     .start()
+    ///     .unwrap();
+    /// let me = node.node_info("api-1").unwrap();
+    /// assert_eq!((me.record.role.as_str(), me.record.labels["domain"].as_str()), ("api", "eu"));
+    /// # }
+    /// ```
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// The application's version, in the node record (default empty).
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = version.into();
+        self
+    }
+
+    /// Heartbeats, retention of dead nodes' records and degraded thresholds (see
+    /// [`HealthConfig`] for the defaults). A configuration that cannot work makes `start`
+    /// fail with [`StartError::Health`].
+    pub fn health(mut self, health: HealthConfig) -> Self {
+        self.health = health;
+        self
+    }
+
     /// Starts the node on the current tokio runtime.
     ///
     /// # Errors
     ///
     /// [`StartError::NoRuntime`] outside a tokio runtime; [`StartError::InvalidName`] for an
     /// empty or over-long name; [`StartError::MailboxBytes`] for a `mailbox_bytes` below
-    /// `max_message_bytes`; [`StartError::Bind`] if the cluster address cannot be bound.
+    /// `max_message_bytes`; [`StartError::Health`], [`StartError::SplitBrain`] or
+    /// [`StartError::InvalidRecord`] for settings that cannot work; [`StartError::Bind`] if
+    /// the cluster address cannot be bound.
     pub fn start(self) -> Result<Node, StartError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
         let limits = self.limits.clamped();
@@ -211,15 +267,30 @@ impl NodeBuilder {
                 min: limits.max_message_bytes,
             });
         }
+        self.health.validate()?;
+        let split_brain = self
+            .cluster
+            .as_ref()
+            .map(|c| c.split_brain_config().clone())
+            .unwrap_or_default();
+        split_brain.validate()?;
         let incarnation = self.incarnation.unwrap_or_else(rand::random);
+        let clock = self.clock.unwrap_or_else(wall_clock);
+        let mut record = NodeRecord::new(&self.name, incarnation, clock.now_millis());
+        record.role = self.role;
+        record.labels = self.labels;
+        record.version = self.version;
+        record.validate().map_err(StartError::InvalidRecord)?;
         let outbox = self.replicated.then(|| Arc::new(Outbox::default()));
         let scope_config = ScopeConfig {
             locals: Arc::new(ProcessTable::new(incarnation)),
             rule: self.conflict_rule,
             outbox,
-            clock: self.clock.unwrap_or_else(wall_clock),
+            clock,
             fence: Arc::default(),
         };
+        let stores = NodeStores::new(scope_config);
+        stores.nodes.set_ring(self.health.heartbeats_kept);
         let shared = Arc::new(NodeShared {
             name: self.name,
             incarnation,
@@ -228,10 +299,11 @@ impl NodeBuilder {
             mailbox_bytes: self.mailbox_bytes,
             subscription_capacity: self.subscription_capacity,
             kill_conflict_losers: self.kill_conflict_losers,
-            stores: NodeStores::new(scope_config),
+            stores,
             cluster: ArcSwapOption::empty(),
             runtime,
             lease_timer: std::sync::OnceLock::new(),
+            monitor: Monitor::new(self.health, record.clone(), split_brain),
         });
         if let Some(config) = self.cluster {
             let cluster = Cluster::start(shared.clone(), shared.name.clone(), config.settings())
@@ -239,8 +311,11 @@ impl NodeBuilder {
                     addr: config.listen().to_string(),
                     reason: e.to_string(),
                 })?;
+            shared.monitor.set_addrs(vec![cluster.addr().to_string()]);
             shared.cluster.store(Some(cluster));
         }
+        shared.publish_record(shared.monitor.record());
+        start_monitor(&shared);
         Ok(Node::from_shared(shared))
     }
 }

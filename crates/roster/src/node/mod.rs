@@ -1,6 +1,7 @@
 //! The node: processes, scopes and messaging on one member of a cluster.
 
 mod builder;
+mod registry;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use self::builder::NodeBuilder;
+pub use self::registry::{NodeFilter, NodeHealth, NodeInfo, NodeLiveness, OfflineIsForPeers};
 use crate::cluster::{ClusterStats, PeerInfo};
 use crate::error::{ScopeError, SendError};
 use crate::event::ExitReason;
@@ -281,6 +283,18 @@ impl Node {
         }
     }
 
+    /// Fault injection for tests and chaos drills: cuts this node off the cluster for
+    /// `duration` (links severed and refused, membership datagrams dropped both ways), as
+    /// a network partition would. The others declare it dead once their failure detection
+    /// runs out ([`crate::FailureDetection`]), and it them; when the time is up, membership
+    /// finds the nodes again, links come back and each side catches up. No-op without a
+    /// cluster.
+    pub fn isolate(&self, duration: std::time::Duration) {
+        if let Some(cluster) = self.shared.cluster() {
+            cluster.isolate(duration);
+        }
+    }
+
     /// Leaves the cluster (peers see this node down at once) and stops its tasks. Local
     /// processes and scopes stay usable as a single node.
     ///
@@ -292,6 +306,12 @@ impl Node {
     /// # }
     /// ```
     pub async fn shutdown(&self) {
+        if self.shared.cluster().is_some() {
+            // Peers that get this record know the node left on purpose: it leaves the
+            // expected cluster of their split-brain checks.
+            self.shared
+                .change_status(crate::nodes::NodeStatus::Offline, "left the cluster", false);
+        }
         if let Some(cluster) = self.shared.cluster.swap(None) {
             if let Some(outbox) = self.shared.outbox() {
                 outbox.close();

@@ -4,7 +4,9 @@
 //! leases. Processes and their exits belong to the store (`NodeStores`).
 //! The public `Node`, `Scope` and `Process` handles sit above it.
 
+mod host_metrics;
 mod leases;
+pub(crate) mod monitor;
 mod replica_host;
 mod routing;
 mod scopes;
@@ -34,4 +36,6 @@ pub(crate) struct NodeShared {
     pub(crate) runtime: tokio::runtime::Handle,
     /// Wakes the lease timer (see `leases.rs`); `None` until a lease is taken.
     pub(crate) lease_timer: std::sync::OnceLock<Arc<tokio::sync::Notify>>,
+    /// This node's record, health and split-brain state (see `monitor.rs`).
+    pub(crate) monitor: monitor::Monitor,
 }

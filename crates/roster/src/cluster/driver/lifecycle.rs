@@ -171,6 +171,16 @@ impl Cluster {
         }
     }
 
+    /// Fault injection: severs links and drops every membership datagram in and out for
+    /// `duration`, so that this node and the others declare each other dead, as a
+    /// network partition would.
+    pub(crate) fn isolate(self: &Arc<Self>, duration: Duration) {
+        if let Some(membership) = lock(&self.membership).as_ref() {
+            membership.isolate((Instant::now() + duration).into());
+        }
+        self.sever_links(duration);
+    }
+
     /// Closes links whose peer has been silent too long (each is redialed).
     pub(super) fn close_silent_links(self: &Arc<Self>) {
         let now = self.clock_ms();

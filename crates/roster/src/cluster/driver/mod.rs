@@ -425,6 +425,11 @@ impl Cluster {
             .unwrap_or_default()
     }
 
+    /// The names of the members SWIM sees alive (this node not included).
+    pub(crate) fn member_names(&self) -> Vec<String> {
+        self.members().into_iter().map(|m| m.name).collect()
+    }
+
     /// The live member of incarnation `peer`, if SWIM sees it alive.
     fn member(&self, peer: u64) -> Option<MemberId> {
         self.members().into_iter().find(|m| m.incarnation == peer)

@@ -38,6 +38,18 @@ struct Shared {
     members: ArcSwap<Vec<MemberId>>,
     /// Datagrams refused before decoding (bad MAC, bad length).
     refused_datagrams: AtomicU64,
+    /// Fault injection: until when every datagram in or out is dropped.
+    isolated_until: std::sync::Mutex<Option<Instant>>,
+}
+
+impl Shared {
+    fn isolated(&self) -> bool {
+        let until = *self
+            .isolated_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        until.is_some_and(|until| Instant::now() < until)
+    }
 }
 
 /// Requests from the handle to the task.
@@ -98,6 +110,16 @@ impl MembershipHandle {
     pub(crate) fn refused_datagrams(&self) -> u64 {
         self.shared.refused_datagrams.load(AtomicOrdering::Relaxed)
     }
+
+    /// Fault injection: drops every datagram in and out until `until`, so that the
+    /// other members declare this node dead, and it them.
+    pub(crate) fn isolate(&self, until: Instant) {
+        *self
+            .shared
+            .isolated_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(until);
+    }
 }
 
 impl Drop for MembershipHandle {
@@ -136,6 +158,7 @@ pub(crate) fn spawn_membership(
     let shared = Arc::new(Shared {
         members: ArcSwap::from_pointee(Vec::new()),
         refused_datagrams: AtomicU64::new(0),
+        isolated_until: std::sync::Mutex::new(None),
     });
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
     let max_packet_size = config.foca.max_packet_size.get();
@@ -228,6 +251,9 @@ impl Driver {
 
     /// Opens a datagram and hands its payload to foca.
     async fn handle_datagram(&mut self, datagram: &[u8], from: SocketAddr) {
+        if self.shared.isolated() {
+            return;
+        }
         match self.key.open(datagram) {
             Ok(payload) => {
                 let result = self.foca.handle_data(payload, &mut self.runtime);
@@ -287,6 +313,9 @@ impl Driver {
     /// Drains foca's output after a call: sends, then timers, then notifications.
     async fn drain(&mut self) {
         while let Some((to, payload)) = self.runtime.to_send() {
+            if self.shared.isolated() {
+                continue;
+            }
             self.key.seal(&payload, &mut self.send_buf);
             if let Err(error) = self.socket.send_to(&self.send_buf, to.addr).await {
                 tracing::debug!(to = %to.addr, %error, "membership: send failed");

@@ -1,0 +1,323 @@
+//! The node registry as a node's caller sees it: records of every node, this node's
+//! status and application metrics, heartbeats kept in memory, the node monitor's view
+//! (status, health, an immediate check) and the split-brain status.
+//!
+//! The seed systems' calls and their Roster equivalents are listed in the README ("Nodes").
+
+use std::time::Duration;
+
+use super::Node;
+use crate::nodes::{Heartbeat, NodeEntry, NodeRecord, NodeStatus, Offline, PartitionStatus};
+use crate::replication::host::ReplicaHost;
+
+/// A node as this node knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeInfo {
+    /// The node's latest record (published by the node itself).
+    pub record: NodeRecord,
+    /// Its status as this node sees it: `Offline` once membership declared it dead or it
+    /// left, else the status it published.
+    pub status: NodeStatus,
+    /// When this node last heard from it, in milliseconds since the Unix epoch.
+    pub last_seen_ms: u64,
+    /// Why and since when it is offline.
+    pub offline: Option<Offline>,
+}
+
+impl From<NodeEntry> for NodeInfo {
+    fn from(entry: NodeEntry) -> Self {
+        NodeInfo {
+            status: entry.status(),
+            record: entry.record,
+            last_seen_ms: entry.last_seen_ms,
+            offline: entry.offline,
+        }
+    }
+}
+
+/// Which nodes [`Node::list_nodes`] returns: every condition set must hold.
+///
+/// ```
+/// use roster::NodeFilter;
+/// use roster::nodes::NodeStatus;
+///
+/// let filter = NodeFilter::default().status(NodeStatus::Online).role("api").label("domain", "eu");
+/// # let _ = filter;
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeFilter {
+    status: Option<NodeStatus>,
+    role: Option<String>,
+    labels: Vec<(String, String)>,
+    scope: Option<String>,
+}
+
+impl NodeFilter {
+    /// Only nodes with this status (as this node sees it).
+    pub fn status(mut self, status: NodeStatus) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// Only nodes with this role.
+    pub fn role(mut self, role: impl Into<String>) -> Self {
+        self.role = Some(role.into());
+        self
+    }
+
+    /// Only nodes with this label (several calls: all of them).
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.push((key.into(), value.into()));
+        self
+    }
+
+    /// Only nodes connected to this scope (this node, and the linked peers that are).
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+}
+
+/// The node monitor's view of one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeLiveness {
+    /// The node's name.
+    pub name: String,
+    /// Its incarnation.
+    pub incarnation: u64,
+    /// Its status as this node judges it: as [`NodeInfo::status`], but `Degraded` when
+    /// this node has missed its heartbeats (see [`crate::nodes::DegradedThresholds`]).
+    pub status: NodeStatus,
+    /// When this node last heard from it, in milliseconds since the Unix epoch.
+    pub last_seen_ms: u64,
+}
+
+/// The health of one node, as [`Node::node_health`] reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeHealth {
+    /// Its status as this node judges it (see [`NodeLiveness::status`]).
+    pub status: NodeStatus,
+    /// Its last heartbeat kept here.
+    pub last_heartbeat: Option<Heartbeat>,
+    /// Why it is degraded: the reasons it published, and missed heartbeats seen here.
+    pub degraded_reasons: Vec<String>,
+    /// The round-trip time of this node's link to it (`None` for this node itself, or
+    /// before a ping was answered).
+    pub rtt: Option<Duration>,
+}
+
+/// [`Node::set_status`] was asked for a status a node cannot give itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a node cannot set itself offline: peers record that when it dies or leaves; call Node::shutdown to leave the cluster"
+)]
+pub struct OfflineIsForPeers;
+
+impl Node {
+    /// The node named `name`, as this node knows it (seed: `get_node`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use roster::nodes::NodeStatus;
+    ///
+    /// let node = roster::Node::builder().name("api-1").role("api").start().unwrap();
+    /// let me = node.node_info("api-1").unwrap();
+    /// assert_eq!(me.status, NodeStatus::Online);
+    /// assert_eq!(me.record.incarnation, node.incarnation());
+    /// # }
+    /// ```
+    pub fn node_info(&self, name: &str) -> Option<NodeInfo> {
+        self.shared.stores.nodes.get(name).map(NodeInfo::from)
+    }
+
+    /// Every node this node knows (offline ones until their retention ends) that matches
+    /// `filter`, by name (seed: `list_nodes(status:, role:)`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use roster::NodeFilter;
+    ///
+    /// let node = roster::Node::builder().name("w-1").role("worker").start().unwrap();
+    /// assert_eq!(node.list_nodes(&NodeFilter::default().role("worker")).len(), 1);
+    /// assert!(node.list_nodes(&NodeFilter::default().role("api")).is_empty());
+    /// # }
+    /// ```
+    pub fn list_nodes(&self, filter: &NodeFilter) -> Vec<NodeInfo> {
+        let in_scope: Option<Vec<String>> = filter.scope.as_ref().map(|scope| {
+            let mut names: Vec<String> = self.nodes_in(scope).into_iter().map(|p| p.name).collect();
+            if self.shared.stores.get(scope).is_some() {
+                names.push(self.shared.name.clone());
+            }
+            names
+        });
+        self.shared
+            .stores
+            .nodes
+            .list()
+            .into_iter()
+            .map(NodeInfo::from)
+            .filter(|n| filter.status.is_none_or(|s| s == n.status))
+            .filter(|n| filter.role.as_ref().is_none_or(|r| *r == n.record.role))
+            .filter(|n| {
+                filter
+                    .labels
+                    .iter()
+                    .all(|(k, v)| n.record.labels.get(k) == Some(v))
+            })
+            .filter(|n| {
+                in_scope
+                    .as_ref()
+                    .is_none_or(|names| names.contains(&n.record.name))
+            })
+            .collect()
+    }
+
+    /// Sets this node's own status with a reason, and publishes it to every peer (seed:
+    /// `mark_status`). `Degraded` set here stays until set again; the degraded thresholds
+    /// only undo a `Degraded` they set themselves.
+    ///
+    /// # Errors
+    ///
+    /// [`OfflineIsForPeers`] for [`NodeStatus::Offline`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use roster::nodes::NodeStatus;
+    ///
+    /// let node = roster::Node::builder().name("api-1").start().unwrap();
+    /// node.set_status(NodeStatus::Draining, "deploying v2").unwrap();
+    /// let me = node.node_info("api-1").unwrap();
+    /// assert_eq!((me.status, me.record.status_reason.as_str()), (NodeStatus::Draining, "deploying v2"));
+    /// assert!(node.set_status(NodeStatus::Offline, "bye").is_err());
+    /// # }
+    /// ```
+    pub fn set_status(&self, status: NodeStatus, reason: &str) -> Result<(), OfflineIsForPeers> {
+        if status == NodeStatus::Offline {
+            return Err(OfflineIsForPeers);
+        }
+        self.shared.change_status(status, reason, false);
+        Ok(())
+    }
+
+    /// Adds (or updates) an application metric carried by this node's heartbeats from the
+    /// next one on; a [`crate::nodes::AppThreshold`] on it can make the node degraded.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().name("api-1").start().unwrap();
+    /// node.set_app_metric("open_sessions", 42.0);
+    /// node.check_nodes_now();
+    /// let beat = node.heartbeats("api-1", 0).pop().unwrap();
+    /// assert_eq!(beat.app["open_sessions"], 42.0);
+    /// # }
+    /// ```
+    pub fn set_app_metric(&self, name: &str, value: f64) {
+        self.shared.monitor.set_app_metric(name, Some(value));
+    }
+
+    /// Removes an application metric from the next heartbeats.
+    pub fn remove_app_metric(&self, name: &str) {
+        self.shared.monitor.set_app_metric(name, None);
+    }
+
+    /// The heartbeats of `name` this node keeps in memory (the latest
+    /// [`crate::nodes::HealthConfig::heartbeats_kept`]), sampled at or after `since_ms`
+    /// (milliseconds since the Unix epoch), oldest first (seed: recent heartbeats by
+    /// minutes).
+    pub fn heartbeats(&self, name: &str, since_ms: u64) -> Vec<Heartbeat> {
+        self.shared.stores.nodes.heartbeats(name, since_ms)
+    }
+
+    /// Every known node with its status, last-seen time and incarnation (seed:
+    /// `get_node_status()`).
+    pub fn node_status(&self) -> Vec<NodeLiveness> {
+        self.shared
+            .stores
+            .nodes
+            .list()
+            .into_iter()
+            .map(|entry| NodeLiveness {
+                status: self.judged_status(&entry),
+                name: entry.record.name,
+                incarnation: entry.record.incarnation,
+                last_seen_ms: entry.last_seen_ms,
+            })
+            .collect()
+    }
+
+    /// The health of `name`: status, last heartbeat, why it is degraded, and the
+    /// round-trip time of this node's link to it (seed: `get_node_health(name)`).
+    pub fn node_health(&self, name: &str) -> Option<NodeHealth> {
+        let entry = self.shared.stores.nodes.get(name)?;
+        let status = self.judged_status(&entry);
+        let mut degraded_reasons = Vec::new();
+        if entry.status() == NodeStatus::Degraded {
+            degraded_reasons.extend(entry.record.status_reason.split("; ").map(str::to_owned));
+        }
+        if let Some(missed) = self.missed_heartbeats(&entry) {
+            degraded_reasons.push(format!("missed {missed} heartbeats"));
+        }
+        let rtt = self
+            .shared
+            .cluster()
+            .and_then(|cluster| cluster.with_core(|core, _| core.rtt(entry.record.incarnation)));
+        Some(NodeHealth {
+            status,
+            last_heartbeat: entry.heartbeats.back().cloned(),
+            degraded_reasons,
+            rtt,
+        })
+    }
+
+    /// Runs the node monitor now instead of at the next heartbeat interval: samples and
+    /// publishes this node's heartbeat, judges its own health, pings every peer, drops
+    /// records past their retention and re-checks for split brain; returns the node
+    /// status (seed: `force_node_check()`). Answers to the pings arrive afterwards.
+    pub fn check_nodes_now(&self) -> Vec<NodeLiveness> {
+        self.shared.run_checks();
+        self.node_status()
+    }
+
+    /// The result of the last split-brain check; `None` for a node without a cluster
+    /// (seed: `get_partition_status()`).
+    pub fn partition_status(&self) -> Option<PartitionStatus> {
+        self.shared.monitor.partition_status()
+    }
+
+    /// Re-evaluates the split-brain verdict now and returns it (raising or lowering the
+    /// fence at once); `None` for a node without a cluster (seed: `force_resolution()`).
+    pub fn check_partition_now(&self) -> Option<PartitionStatus> {
+        self.shared.check_partition()
+    }
+
+    /// The status of `entry` as this node judges it: `Degraded` while its heartbeats are
+    /// missed here.
+    fn judged_status(&self, entry: &NodeEntry) -> NodeStatus {
+        match entry.status() {
+            NodeStatus::Online if self.missed_heartbeats(entry).is_some() => NodeStatus::Degraded,
+            status => status,
+        }
+    }
+
+    /// How many heartbeat intervals `entry`'s node has been silent, if at least the
+    /// threshold (and it is up and not this node).
+    fn missed_heartbeats(&self, entry: &NodeEntry) -> Option<u64> {
+        let health = &self.shared.monitor.health;
+        let threshold = u64::from(health.degraded.missed_heartbeats);
+        if threshold == 0 || entry.offline.is_some() || entry.record.name == self.shared.name {
+            return None;
+        }
+        let interval = health.heartbeat_interval.as_millis().max(1) as u64;
+        let silent = self
+            .shared
+            .stores
+            .now_ms()
+            .saturating_sub(entry.last_seen_ms);
+        let missed = silent / interval;
+        (missed >= threshold).then_some(missed)
+    }
+}

@@ -1,0 +1,240 @@
+//! The node monitor: every heartbeat interval (and at once on `Node::check_nodes_now`) it
+//! samples this node's metrics, judges its own health against the degraded thresholds
+//! (publishing `Degraded` with the reasons in its record, and `Online` again once
+//! healthy), publishes the heartbeat, drops the records of nodes dead for longer than the
+//! retention, and runs the split-brain check that may fence the node.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use tokio::sync::Notify;
+
+use super::NodeShared;
+use super::host_metrics::HostSampler;
+use crate::nodes::{
+    HealthConfig, Heartbeat, NodeRecord, NodeStatus, PartitionChange, PartitionStatus,
+    SplitBrainConfig, SplitBrainMonitor,
+};
+use crate::replication::host::ReplicaHost;
+
+/// The node's own record and health state, and its split-brain monitor.
+pub(crate) struct Monitor {
+    pub(crate) health: HealthConfig,
+    /// This node's record as it last published it.
+    record: Mutex<NodeRecord>,
+    /// The current `Degraded` status was set by the thresholds (not by the user), so a
+    /// healthy heartbeat turns it back `Online`.
+    auto_degraded: AtomicBool,
+    /// Application metrics added to every heartbeat.
+    app: Mutex<BTreeMap<String, f64>>,
+    split_brain: Mutex<SplitBrainMonitor>,
+    host: Mutex<HostSampler>,
+    /// Wakes the monitor task for an immediate check.
+    pub(crate) wake: Arc<Notify>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // No critical section here leaves state half-written before a panic could occur.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Monitor {
+    pub(crate) fn new(
+        health: HealthConfig,
+        record: NodeRecord,
+        split_brain: SplitBrainConfig,
+    ) -> Self {
+        Monitor {
+            health,
+            record: Mutex::new(record),
+            auto_degraded: AtomicBool::new(false),
+            app: Mutex::new(BTreeMap::new()),
+            split_brain: Mutex::new(SplitBrainMonitor::new(split_brain)),
+            host: Mutex::new(HostSampler::new()),
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// This node's record.
+    pub(crate) fn record(&self) -> NodeRecord {
+        lock(&self.record).clone()
+    }
+
+    /// Sets the addresses of the record (before it is first published).
+    pub(crate) fn set_addrs(&self, addrs: Vec<String>) {
+        lock(&self.record).addrs = addrs;
+    }
+
+    /// Sets an application metric for the next heartbeats (`None` removes it).
+    pub(crate) fn set_app_metric(&self, name: &str, value: Option<f64>) {
+        let mut app = lock(&self.app);
+        match value {
+            Some(value) => app.insert(name.to_owned(), value),
+            None => app.remove(name),
+        };
+    }
+
+    /// The status of the last split-brain check.
+    pub(crate) fn partition_status(&self) -> Option<PartitionStatus> {
+        lock(&self.split_brain).status().cloned()
+    }
+}
+
+impl NodeShared {
+    /// Changes this node's own status and publishes its record. `by_thresholds`: set by
+    /// the degraded thresholds rather than the user.
+    pub(crate) fn change_status(&self, status: NodeStatus, reason: &str, by_thresholds: bool) {
+        let record = {
+            let mut record = lock(&self.monitor.record);
+            if record.status == status && record.status_reason == reason {
+                return;
+            }
+            record.status = status;
+            record.status_reason = reason.to_owned();
+            record.status_changed_ms = self.stores.now_ms();
+            record.revision += 1;
+            record.clone()
+        };
+        self.monitor.auto_degraded.store(
+            by_thresholds && status == NodeStatus::Degraded,
+            Ordering::Relaxed,
+        );
+        tracing::info!(status = %status, reason, "node status changed");
+        self.publish_record(record);
+    }
+
+    /// Publishes this node's record: to the peers through the replication core when
+    /// clustered, and into its own registry.
+    pub(crate) fn publish_record(&self, record: NodeRecord) {
+        match self.cluster() {
+            Some(cluster) => cluster.with_core(|core, host| core.set_own_record(host, record)),
+            None => {
+                self.stores.nodes.apply_record(record, self.stores.now_ms());
+            }
+        }
+    }
+
+    /// One round of the monitor; see the [module docs](self).
+    pub(crate) fn run_checks(&self) {
+        let heartbeat = self.sample();
+        self.judge_own_health(&heartbeat);
+        match self.cluster() {
+            Some(cluster) => cluster.with_core(|core, host| {
+                core.publish_heartbeat(host, heartbeat);
+                core.probe(std::time::Instant::now());
+            }),
+            None => {
+                self.stores.nodes.apply_heartbeat(
+                    self.incarnation,
+                    heartbeat,
+                    self.stores.now_ms(),
+                );
+            }
+        }
+        let retention = self.monitor.health.offline_retention.as_millis() as u64;
+        for name in self.stores.nodes.expire(self.stores.now_ms(), retention) {
+            tracing::info!(node = %name, "dropped the record of a node offline past the retention");
+        }
+        self.check_partition();
+    }
+
+    /// Re-evaluates the split-brain verdict (only clustered nodes have one).
+    pub(crate) fn check_partition(&self) -> Option<PartitionStatus> {
+        let cluster = self.cluster()?;
+        let mut reachable: BTreeSet<String> = cluster.member_names().into_iter().collect();
+        reachable.insert(self.name.clone());
+        let (status, change) = lock(&self.monitor.split_brain).check(
+            &self.name,
+            &reachable,
+            &self.stores.nodes,
+            self.stores.fence(),
+            self.stores.now_ms(),
+        );
+        match &change {
+            Some(PartitionChange::Detected(status)) => tracing::warn!(
+                unreachable = ?status.unreachable,
+                verdict = %status.verdict.reason,
+                fenced = status.fenced,
+                "partition suspected"
+            ),
+            Some(PartitionChange::Healed(_)) => tracing::info!("partition healed"),
+            None => {}
+        }
+        Some(status)
+    }
+
+    /// This node's heartbeat now.
+    fn sample(&self) -> Heartbeat {
+        let host = lock(&self.monitor.host).sample();
+        let mut heartbeat = Heartbeat::at(self.stores.now_ms());
+        heartbeat.cpu_load = host.cpu_load;
+        heartbeat.mem_used_bytes = host.mem_used_bytes;
+        heartbeat.mem_total_bytes = host.mem_total_bytes;
+        heartbeat.processes = self.stores.processes.cells.len() as u64;
+        for scope in self.stores.all() {
+            heartbeat.names += scope.registry_count(false) as u64;
+            heartbeat.memberships += scope.membership_count(false) as u64;
+        }
+        heartbeat.members = 1;
+        if let Some(cluster) = self.cluster() {
+            heartbeat.members += cluster.member_names().len() as u64;
+            let scopes: Vec<_> = self.stores.replicated().map(|s| s.name.clone()).collect();
+            cluster.with_core(|core, _| {
+                heartbeat.peers = core.peer_samples();
+                heartbeat.op_log_position = scopes.iter().map(|s| core.own_seq(s)).sum();
+            });
+        }
+        heartbeat.app = lock(&self.monitor.app).clone();
+        heartbeat
+    }
+
+    /// Turns this node `Degraded` when its heartbeat is over a threshold, and back
+    /// `Online` when it recovers (a status the user set is left alone).
+    fn judge_own_health(&self, heartbeat: &Heartbeat) {
+        let reasons = self.monitor.health.degraded.reasons(heartbeat);
+        let status = lock(&self.monitor.record).status;
+        let auto = self.monitor.auto_degraded.load(Ordering::Relaxed);
+        match (status, reasons.is_empty()) {
+            (NodeStatus::Online, false) => {
+                self.change_status(NodeStatus::Degraded, &reasons.join("; "), true);
+            }
+            (NodeStatus::Degraded, false) if auto => {
+                self.change_status(NodeStatus::Degraded, &reasons.join("; "), true);
+            }
+            (NodeStatus::Degraded, true) if auto => {
+                self.change_status(NodeStatus::Online, "recovered: every threshold met", false);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Runs the monitor every heartbeat interval, or at once when woken, until the node is
+/// gone.
+pub(crate) async fn monitor_loop(node: Weak<NodeShared>) {
+    loop {
+        let (interval, wake) = {
+            let Some(node) = node.upgrade() else {
+                return;
+            };
+            (
+                node.monitor.health.heartbeat_interval,
+                node.monitor.wake.clone(),
+            )
+        };
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = wake.notified() => {}
+        }
+        let Some(node) = node.upgrade() else {
+            return;
+        };
+        node.run_checks();
+    }
+}
+
+/// Starts the monitor task of a node.
+pub(crate) fn start_monitor(node: &Arc<NodeShared>) {
+    node.runtime.spawn(monitor_loop(Arc::downgrade(node)));
+}

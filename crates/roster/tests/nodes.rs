@@ -1,0 +1,247 @@
+//! The node registry across real nodes on loopback: records and status, heartbeats,
+//! degraded thresholds, offline nodes and their retention, restarts.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{cluster_config, eventually, fully_linked, start_clustered, within};
+use roster::nodes::{AppThreshold, DegradedThresholds, HealthConfig, NodeStatus};
+use roster::{Node, NodeFilter};
+
+/// Fast heartbeats and a short retention, for tests.
+fn health() -> HealthConfig {
+    HealthConfig {
+        heartbeat_interval: Duration::from_millis(100),
+        offline_retention: Duration::from_secs(2),
+        ..HealthConfig::default()
+    }
+}
+
+fn start(name: &str, role: &str, seeds: &[&Node], health: HealthConfig) -> Node {
+    let builder = Node::builder()
+        .role(role)
+        .label("domain", if name == "c" { "us" } else { "eu" })
+        .version("1.2.3")
+        .health(health);
+    start_clustered(builder, name, cluster_config("nodes", seeds))
+}
+
+async fn three() -> (Node, Node, Node) {
+    let a = start("a", "api", &[], health());
+    let b = start("b", "api", &[&a], health());
+    let c = start("c", "worker", &[&a], health());
+    within(
+        "three nodes link",
+        eventually("links", || fully_linked(&[&a, &b, &c])),
+    )
+    .await;
+    (a, b, c)
+}
+
+fn knows_online(node: &Node, name: &str) -> bool {
+    node.node_info(name)
+        .is_some_and(|n| n.status == NodeStatus::Online)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_holds_every_record_and_status_changes_reach_all() {
+    let (a, b, c) = three().await;
+    for n in [&a, &b, &c] {
+        within(
+            "records replicate",
+            eventually("records", || {
+                ["a", "b", "c"].iter().all(|m| knows_online(n, m))
+            }),
+        )
+        .await;
+    }
+    let c_seen_from_a = a.node_info("c").expect("known");
+    assert_eq!(c_seen_from_a.record.role, "worker");
+    assert_eq!(c_seen_from_a.record.labels["domain"], "us");
+    assert_eq!(c_seen_from_a.record.version, "1.2.3");
+    assert_eq!(c_seen_from_a.record.incarnation, c.incarnation());
+    assert_eq!(
+        c_seen_from_a.record.addrs,
+        vec![c.cluster_addr().expect("clustered").to_string()]
+    );
+    let apis: Vec<String> = b
+        .list_nodes(&NodeFilter::default().role("api").label("domain", "eu"))
+        .into_iter()
+        .map(|n| n.record.name)
+        .collect();
+    assert_eq!(apis, vec!["a".to_owned(), "b".to_owned()]);
+
+    c.set_status(NodeStatus::Draining, "maintenance window")
+        .expect("allowed");
+    for n in [&a, &b] {
+        within(
+            "the status replicates",
+            eventually("draining", || {
+                n.node_info("c").is_some_and(|i| {
+                    i.status == NodeStatus::Draining
+                        && i.record.status_reason == "maintenance window"
+                })
+            }),
+        )
+        .await;
+    }
+    assert_eq!(
+        a.list_nodes(&NodeFilter::default().status(NodeStatus::Draining))
+            .len(),
+        1
+    );
+    for n in [a, b, c] {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_carry_metrics_and_round_trip_times() {
+    let (a, b, c) = three().await;
+    b.set_app_metric("sessions", 7.0);
+    within(
+        "heartbeats with a measured rtt arrive",
+        eventually("rtt", || {
+            a.heartbeats("b", 0).last().is_some_and(|beat| {
+                beat.app.get("sessions") == Some(&7.0)
+                    && beat.peers.len() == 2
+                    && beat.peers.iter().all(|p| p.rtt_us.is_some())
+            })
+        }),
+    )
+    .await;
+    let beat = a.heartbeats("b", 0).pop().expect("kept");
+    assert!(beat.mem_total_bytes >= beat.mem_used_bytes);
+    assert_eq!(beat.members, 3);
+    let health = a.node_health("b").expect("known");
+    assert_eq!(health.status, NodeStatus::Online);
+    assert!(health.rtt.is_some(), "a measured its own link to b");
+    assert!(
+        health.degraded_reasons.is_empty(),
+        "{:?}",
+        health.degraded_reasons
+    );
+    for n in [a, b, c] {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_degraded_threshold_flips_the_status_both_ways_in_every_view() {
+    let strict = HealthConfig {
+        degraded: DegradedThresholds {
+            app: vec![AppThreshold {
+                metric: "backlog".into(),
+                above: 100.0,
+            }],
+            ..DegradedThresholds::default()
+        },
+        ..health()
+    };
+    let a = start("a", "api", &[], health());
+    let b = start("b", "api", &[&a], strict);
+    within("linked", eventually("links", || fully_linked(&[&a, &b]))).await;
+    b.set_app_metric("backlog", 500.0);
+    within(
+        "b turns degraded everywhere",
+        eventually("degraded", || {
+            [&a, &b].iter().all(|n| {
+                n.node_info("b")
+                    .is_some_and(|i| i.status == NodeStatus::Degraded)
+            })
+        }),
+    )
+    .await;
+    let health = a.node_health("b").expect("known");
+    assert_eq!(
+        health.degraded_reasons,
+        vec!["backlog is 500 (over 100)".to_owned()]
+    );
+    b.set_app_metric("backlog", 3.0);
+    within(
+        "b recovers everywhere",
+        eventually("online", || [&a, &b].iter().all(|n| knows_online(n, "b"))),
+    )
+    .await;
+    assert_eq!(
+        a.node_info("b").expect("known").record.status_reason,
+        "recovered: every threshold met"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_node_turns_offline_everywhere_keeps_its_last_seen_and_is_dropped_after_retention() {
+    let (a, b, c) = three().await;
+    within(
+        "records",
+        eventually("c known", || knows_online(&a, "c") && knows_online(&b, "c")),
+    )
+    .await;
+    // Cut off for good, as a crash looks from the others.
+    c.isolate(Duration::from_secs(3600));
+    for n in [&a, &b] {
+        within(
+            "c turns offline",
+            eventually("offline", || {
+                n.node_info("c")
+                    .is_some_and(|i| i.status == NodeStatus::Offline)
+            }),
+        )
+        .await;
+    }
+    let seen = a.node_info("c").expect("kept while offline");
+    let offline = seen.offline.expect("offline");
+    assert!(seen.last_seen_ms <= offline.since_ms);
+    assert!(!offline.left, "it did not leave on purpose");
+    assert!(
+        a.node_status()
+            .iter()
+            .any(|n| n.name == "c" && n.status == NodeStatus::Offline)
+    );
+    within(
+        "c is dropped after the retention",
+        eventually("dropped", || {
+            a.node_info("c").is_none() && b.node_info("c").is_none()
+        }),
+    )
+    .await;
+    for n in [a, b, c] {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_leaves_is_offline_as_left_and_a_restart_replaces_its_record() {
+    let (a, b, c) = three().await;
+    within("records", eventually("c known", || knows_online(&a, "c"))).await;
+    let old = c.incarnation();
+    c.shutdown().await;
+    within(
+        "c left",
+        eventually("left", || {
+            a.node_info("c")
+                .and_then(|i| i.offline)
+                .is_some_and(|o| o.left)
+        }),
+    )
+    .await;
+    let c2 = start("c", "worker", &[&a], health());
+    within(
+        "the new incarnation replaces the old record",
+        eventually("replaced", || {
+            [&a, &b].iter().all(|n| {
+                n.node_info("c").is_some_and(|i| {
+                    i.record.incarnation == c2.incarnation() && i.status == NodeStatus::Online
+                })
+            })
+        }),
+    )
+    .await;
+    assert_ne!(old, c2.incarnation());
+    for n in [a, b, c2] {
+        n.shutdown().await;
+    }
+}
