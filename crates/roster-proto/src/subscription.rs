@@ -1,5 +1,6 @@
-//! Subscriptions to lifecycle events: the per-scope subscriber registry and the
-//! bounded queue of each subscriber.
+//! Subscriptions to lifecycle events: the subscriber registry (one per scope, and one
+//! for node events) and the bounded queue of each subscriber. Generic over the event
+//! type: registry [`Event`]s by key, node events by node name.
 
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
@@ -14,12 +15,29 @@ use crate::entry::{Member, Registration};
 use crate::event::Event;
 use crate::key::{Key, Pattern, ancestor_prefixes};
 
+/// An event a subscription can match: by its key (an entry's key, a node's name).
+pub trait Keyed: Clone {
+    /// What patterns match against.
+    fn key(&self) -> &str;
+
+    /// Whether only subscribers that opted in get it (node heartbeats).
+    fn opt_in(&self) -> bool {
+        false
+    }
+}
+
+impl Keyed for Event {
+    fn key(&self) -> &str {
+        &self.key
+    }
+}
+
 /// One item of a [`Subscription`]: a batch of events, or a notice of how many were
 /// missed. Which changes share a batch is told in [`Subscription`]'s "Batches" section.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Delivery {
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery<E = Event> {
     /// Events, in order.
-    Events(Vec<Event>),
+    Events(Vec<E>),
     /// The subscriber fell behind and this many events were dropped for it.
     Lagged {
         /// Exact number of events dropped since the previous item.
@@ -27,13 +45,15 @@ pub enum Delivery {
     },
 }
 
-impl Delivery {
+impl<E: Eq> Eq for Delivery<E> {}
+
+impl<E> Delivery<E> {
     /// The events, or `None` for a [`Delivery::Lagged`] item.
     ///
     /// ```
-    /// assert!(roster::Delivery::Lagged { missed: 1 }.into_events().is_none());
+    /// assert!(roster::Delivery::<roster::Event>::Lagged { missed: 1 }.into_events().is_none());
     /// ```
-    pub fn into_events(self) -> Option<Vec<Event>> {
+    pub fn into_events(self) -> Option<Vec<E>> {
         match self {
             Delivery::Events(events) => Some(events),
             Delivery::Lagged { .. } => None,
@@ -44,29 +64,41 @@ impl Delivery {
 static NEXT_SUBSCRIBER: AtomicU64 = AtomicU64::new(1);
 
 /// The queue of one subscriber, shared between the writers and the [`Subscription`].
-pub struct SubscriberQueue {
+pub struct SubscriberQueue<E = Event> {
     id: u64,
     patterns: Vec<Pattern>,
+    /// It gets the events that are only for those who opt in.
+    opted_in: bool,
     capacity: usize,
-    state: Mutex<QueueState>,
+    state: Mutex<QueueState<E>>,
 }
 
-#[derive(Default)]
-struct QueueState {
-    items: VecDeque<Delivery>,
+struct QueueState<E> {
+    items: VecDeque<Delivery<E>>,
     queued_events: usize,
     waker: Option<Waker>,
     closed: bool,
 }
 
-impl SubscriberQueue {
-    fn lock(&self) -> MutexGuard<'_, QueueState> {
+impl<E> Default for QueueState<E> {
+    fn default() -> Self {
+        QueueState {
+            items: VecDeque::new(),
+            queued_events: 0,
+            waker: None,
+            closed: false,
+        }
+    }
+}
+
+impl<E: Keyed> SubscriberQueue<E> {
+    fn lock(&self) -> MutexGuard<'_, QueueState<E>> {
         // Every critical section leaves the state consistent, so poisoning is ignored.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Queues a batch, or counts it as missed if it does not fit. Never waits.
-    fn push(&self, events: Vec<Event>) {
+    fn push(&self, events: Vec<E>) {
         let mut state = self.lock();
         if state.closed {
             return;
@@ -91,7 +123,7 @@ impl SubscriberQueue {
     }
 
     /// Queues a final batch (if any) and ends the subscription.
-    pub fn close_with(&self, events: Vec<Event>) {
+    pub fn close_with(&self, events: Vec<E>) {
         if !events.is_empty() {
             // The final batch is always kept: it is bounded by the scope's size and the
             // subscriber needs it to know what it no longer sees.
@@ -108,7 +140,7 @@ impl SubscriberQueue {
         }
     }
 
-    fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
+    fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Delivery<E>>> {
         let mut state = self.lock();
         if let Some(item) = state.items.pop_front() {
             if let Delivery::Events(events) = &item {
@@ -134,17 +166,38 @@ impl SubscriberQueue {
 
 /// The subscribers of one scope, indexed by pattern so that matching a change costs
 /// O(depth of the key), not O(subscribers). Replaced copy-on-write on (un)subscribe.
-#[derive(Default, Clone)]
-pub struct SubscriberTable {
-    all: Vec<Arc<SubscriberQueue>>,
-    exact: HashMap<Key, Vec<Arc<SubscriberQueue>>>,
-    prefix: HashMap<Key, Vec<Arc<SubscriberQueue>>>,
+pub struct SubscriberTable<E = Event> {
+    all: Vec<Arc<SubscriberQueue<E>>>,
+    exact: HashMap<Key, Vec<Arc<SubscriberQueue<E>>>>,
+    prefix: HashMap<Key, Vec<Arc<SubscriberQueue<E>>>>,
     /// Every subscription by id, including one with no pattern (which is in no list).
-    queues: HashMap<u64, Arc<SubscriberQueue>>,
+    queues: HashMap<u64, Arc<SubscriberQueue<E>>>,
 }
 
-impl SubscriberTable {
-    fn with(&self, queue: &Arc<SubscriberQueue>) -> Self {
+impl<E> Default for SubscriberTable<E> {
+    fn default() -> Self {
+        SubscriberTable {
+            all: Vec::new(),
+            exact: HashMap::new(),
+            prefix: HashMap::new(),
+            queues: HashMap::new(),
+        }
+    }
+}
+
+impl<E> Clone for SubscriberTable<E> {
+    fn clone(&self) -> Self {
+        SubscriberTable {
+            all: self.all.clone(),
+            exact: self.exact.clone(),
+            prefix: self.prefix.clone(),
+            queues: self.queues.clone(),
+        }
+    }
+}
+
+impl<E: Keyed> SubscriberTable<E> {
+    fn with(&self, queue: &Arc<SubscriberQueue<E>>) -> Self {
         let mut table = self.clone();
         for pattern in &queue.patterns {
             let list = match pattern {
@@ -178,11 +231,13 @@ impl SubscriberTable {
         self.queues.is_empty()
     }
 
-    /// Calls `f` once for each subscriber matching `key`.
-    fn for_each_match(&self, key: &str, mut f: impl FnMut(&Arc<SubscriberQueue>)) {
+    /// Calls `f` once for each subscriber matching `event`.
+    fn for_each_match(&self, event: &E, mut f: impl FnMut(&Arc<SubscriberQueue<E>>)) {
+        let key = event.key();
+        let opt_in = event.opt_in();
         let mut seen: smallvec_like::SeenIds = Default::default();
-        let mut visit = |q: &Arc<SubscriberQueue>| {
-            if seen.insert(q.id) {
+        let mut visit = |q: &Arc<SubscriberQueue<E>>| {
+            if (q.opted_in || !opt_in) && seen.insert(q.id) {
                 f(q)
             }
         };
@@ -200,7 +255,7 @@ impl SubscriberTable {
     }
 
     /// All subscribers, each once.
-    pub fn all_queues(&self) -> Vec<Arc<SubscriberQueue>> {
+    pub fn all_queues(&self) -> Vec<Arc<SubscriberQueue<E>>> {
         self.queues.values().cloned().collect()
     }
 }
@@ -223,18 +278,37 @@ mod smallvec_like {
     }
 }
 
-/// The subscriber registry of one scope.
-#[derive(Default)]
-pub struct Subscribers {
-    table: ArcSwap<SubscriberTable>,
+/// The subscriber registry of one scope (or of node events).
+pub struct Subscribers<E = Event> {
+    table: ArcSwap<SubscriberTable<E>>,
 }
 
-impl Subscribers {
+impl<E> Default for Subscribers<E> {
+    fn default() -> Self {
+        Subscribers {
+            table: ArcSwap::default(),
+        }
+    }
+}
+
+impl<E: Keyed> Subscribers<E> {
     /// Adds a subscriber to changes matching `patterns`, with a queue of `capacity` events.
-    pub fn add(&self, patterns: Vec<Pattern>, capacity: usize) -> Arc<SubscriberQueue> {
+    pub fn add(&self, patterns: Vec<Pattern>, capacity: usize) -> Arc<SubscriberQueue<E>> {
+        self.add_with(patterns, capacity, false)
+    }
+
+    /// [`Subscribers::add`], also getting the events only for those who opt in if
+    /// `opted_in`.
+    pub fn add_with(
+        &self,
+        patterns: Vec<Pattern>,
+        capacity: usize,
+        opted_in: bool,
+    ) -> Arc<SubscriberQueue<E>> {
         let queue = Arc::new(SubscriberQueue {
             id: NEXT_SUBSCRIBER.fetch_add(1, Ordering::Relaxed),
             patterns,
+            opted_in,
             capacity,
             state: Mutex::new(QueueState::default()),
         });
@@ -259,31 +333,31 @@ impl Subscribers {
     }
 
     /// Takes every subscriber out of the table (on scope disconnect).
-    pub fn take_all(&self) -> Vec<Arc<SubscriberQueue>> {
+    pub fn take_all(&self) -> Vec<Arc<SubscriberQueue<E>>> {
         self.table.swap(Arc::default()).all_queues()
     }
 
     /// Delivers one event to every matching subscriber as a one-event batch. The event
     /// is only built when someone subscribes to the scope (writes are hot; most scopes
     /// have no subscriber).
-    pub fn emit(&self, event: impl FnOnce() -> Event) {
+    pub fn emit(&self, event: impl FnOnce() -> E) {
         let table = self.table.load();
         if table.queues.is_empty() {
             return;
         }
         let event = event();
-        table.for_each_match(&event.key, |q| q.push(vec![event.clone()]));
+        table.for_each_match(&event, |q| q.push(vec![event.clone()]));
     }
 
     /// Delivers a bulk change: one batch per matching subscriber, events in order.
-    pub fn emit_batch(&self, events: Vec<Event>) {
+    pub fn emit_batch(&self, events: Vec<E>) {
         let table = self.table.load();
         if table.queues.is_empty() || events.is_empty() {
             return;
         }
-        let mut batches: Vec<(Arc<SubscriberQueue>, Vec<Event>)> = Vec::new();
+        let mut batches: Vec<(Arc<SubscriberQueue<E>>, Vec<E>)> = Vec::new();
         for event in &events {
-            table.for_each_match(&event.key, |q| {
+            table.for_each_match(event, |q| {
                 match batches.iter_mut().find(|(b, _)| b.id == q.id) {
                     Some((_, batch)) => batch.push(event.clone()),
                     None => batches.push((q.clone(), vec![event.clone()])),
@@ -363,15 +437,18 @@ impl Subscribers {
 ///
 /// Implements [`Stream`] with `Item = Delivery`; [`Subscription::recv`] is the same as
 /// `StreamExt::next`.
-pub struct Subscription {
-    queue: Arc<SubscriberQueue>,
+///
+/// The same type, `Subscription<NodeEvent>`, streams node events (see
+/// `roster::Node::subscribe_nodes`): node events match patterns by node name.
+pub struct Subscription<E: Keyed = Event> {
+    queue: Arc<SubscriberQueue<E>>,
     /// The registry it leaves when dropped (gone once its scope is).
-    registry: Weak<Subscribers>,
+    registry: Weak<Subscribers<E>>,
 }
 
-impl Subscription {
+impl<E: Keyed> Subscription<E> {
     /// A subscription reading `queue`, which leaves `registry` when dropped.
-    pub fn new(queue: Arc<SubscriberQueue>, registry: Weak<Subscribers>) -> Self {
+    pub fn new(queue: Arc<SubscriberQueue<E>>, registry: Weak<Subscribers<E>>) -> Self {
         Subscription { queue, registry }
     }
 
@@ -394,7 +471,7 @@ impl Subscription {
     /// assert_eq!((joined[0].kind, left[0].kind), (roster::EventKind::Joined, roster::EventKind::Left));
     /// # }
     /// ```
-    pub async fn recv(&mut self) -> Option<Delivery> {
+    pub async fn recv(&mut self) -> Option<Delivery<E>> {
         std::future::poll_fn(|cx| self.queue.poll_next(cx)).await
     }
 
@@ -413,15 +490,15 @@ impl Subscription {
     }
 }
 
-impl Stream for Subscription {
-    type Item = Delivery;
+impl<E: Keyed> Stream for Subscription<E> {
+    type Item = Delivery<E>;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Delivery<E>>> {
         self.queue.poll_next(cx)
     }
 }
 
-impl Drop for Subscription {
+impl<E: Keyed> Drop for Subscription<E> {
     fn drop(&mut self) {
         if let Some(registry) = self.registry.upgrade() {
             registry.remove(self.queue.id);
@@ -480,7 +557,7 @@ pub struct Watch {
     pub events: Subscription,
 }
 
-impl std::fmt::Debug for Subscription {
+impl<E: Keyed> std::fmt::Debug for Subscription<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Subscription")
             .field("patterns", &self.queue.patterns)

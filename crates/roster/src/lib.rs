@@ -68,7 +68,9 @@ use roster_proto::{
 pub use roster_proto::nodes;
 
 pub use clock::Clock;
-pub use cluster::{ClusterConfig, ClusterStats, FailureDetection, HandshakeError, PeerInfo};
+pub use cluster::{
+    ClusterConfig, ClusterStats, FailureDetection, HandshakeError, LinkKind, LinkSession, PeerInfo,
+};
 #[cfg(feature = "tls")]
 pub use cluster::{TlsConfig, TlsError};
 pub use conflict::{ConflictRule, Resolver, Winner};
@@ -79,7 +81,8 @@ pub use event::{Event, EventKind, ExitReason, Reason};
 pub use key::{Key, KeyError, Pattern, ScopeName};
 pub use meta::{Meta, MetaError};
 pub use node::{
-    Node, NodeBuilder, NodeFilter, NodeHealth, NodeInfo, NodeLiveness, OfflineIsForPeers,
+    ClusterGraph, GraphLink, GraphNode, Node, NodeBuilder, NodeFilter, NodeHealth, NodeInfo,
+    NodeLiveness, NodeWatch, OfflineIsForPeers,
 };
 pub use pid::Pid;
 pub use process::Process;

@@ -245,3 +245,151 @@ async fn a_node_that_leaves_is_offline_as_left_and_a_restart_replaces_its_record
         n.shutdown().await;
     }
 }
+
+fn pairs(node: &Node) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = node
+        .graph()
+        .links
+        .into_iter()
+        .map(|l| {
+            if l.source < l.target {
+                (l.source, l.target)
+            } else {
+                (l.target, l.source)
+            }
+        })
+        .collect();
+    pairs.sort();
+    pairs
+}
+
+fn all_pairs() -> Vec<(String, String)> {
+    [("a", "b"), ("a", "c"), ("b", "c")]
+        .iter()
+        .map(|(x, y)| (x.to_string(), y.to_string()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_links_follow_the_connections_and_agree_with_the_nodes() {
+    let (a, b, c) = three().await;
+    within(
+        "every link is in the graph",
+        eventually("graph", || pairs(&a) == all_pairs()),
+    )
+    .await;
+    let graph = a.graph();
+    let names: Vec<&str> = graph.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["a", "b", "c"]);
+    let listed: Vec<String> = a
+        .list_nodes(&NodeFilter::default())
+        .into_iter()
+        .map(|n| n.record.name)
+        .collect();
+    assert_eq!(names, listed);
+    let own = a.link_sessions();
+    assert_eq!(own.len(), 2);
+    assert!(
+        own.iter()
+            .all(|s| s.closed.is_none() && s.frames_in > 0 && s.bytes_out > 0)
+    );
+
+    c.isolate(Duration::from_secs(2));
+    within(
+        "c's links leave the graph, c turns offline",
+        eventually("cut", || {
+            pairs(&a) == vec![("a".to_owned(), "b".to_owned())]
+                && a.graph()
+                    .nodes
+                    .iter()
+                    .any(|n| n.name == "c" && n.status == NodeStatus::Offline)
+        }),
+    )
+    .await;
+    let closed: Vec<_> = a
+        .link_sessions()
+        .into_iter()
+        .filter(|s| s.peer == "c" && s.closed.is_some())
+        .collect();
+    assert!(
+        !closed.is_empty(),
+        "the closed session is kept with its reason"
+    );
+    within(
+        "after the heal every link is back",
+        eventually("healed", || {
+            pairs(&a) == all_pairs() && pairs(&c) == all_pairs()
+        }),
+    )
+    .await;
+    for n in [a, b, c] {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_events_tell_nodes_and_links_and_nothing_of_the_registry() {
+    use roster::nodes::NodeEvent;
+    use roster::{Delivery, Pattern};
+
+    let a = start("a", "api", &[], health());
+    let watch = a.watch_nodes(Pattern::All);
+    assert_eq!(watch.nodes.len(), 1, "a knows itself");
+    let mut events = watch.events;
+    let mut beats = a.subscribe_nodes("b", true);
+    let b = start("b", "api", &[&a], health());
+    within("linked", eventually("links", || fully_linked(&[&a, &b]))).await;
+    a.process().register("not-a-node-event", &()).expect("free");
+    let mut seen: Vec<NodeEvent> = Vec::new();
+    within(
+        "b comes up and links",
+        eventually("events", || {
+            while let Some(Some(Delivery::Events(batch))) =
+                futures_util::FutureExt::now_or_never(events.recv())
+            {
+                seen.extend(batch);
+            }
+            seen.iter()
+                .any(|e| matches!(e, NodeEvent::Up(r) if r.name == "b"))
+                && seen
+                    .iter()
+                    .any(|e| matches!(e, NodeEvent::LinkUp { peer, .. } if peer == "b"))
+        }),
+    )
+    .await;
+    assert!(
+        !seen
+            .iter()
+            .any(|e| matches!(e, NodeEvent::Heartbeat { .. })),
+        "heartbeats only for those who opt in"
+    );
+    within(
+        "the opted-in subscriber gets b's heartbeats",
+        eventually("beats", || {
+            matches!(
+                futures_util::FutureExt::now_or_never(beats.recv()),
+                Some(Some(Delivery::Events(batch)))
+                    if batch.iter().any(|e| matches!(e, NodeEvent::Heartbeat { name, .. } if name == "b"))
+            )
+        }),
+    )
+    .await;
+    b.shutdown().await;
+    within(
+        "b's leave and the link's end are events",
+        eventually("down", || {
+            while let Some(Some(Delivery::Events(batch))) =
+                futures_util::FutureExt::now_or_never(events.recv())
+            {
+                seen.extend(batch);
+            }
+            seen.iter()
+                .any(|e| matches!(e, NodeEvent::Down { name, .. } if name == "b"))
+                && seen
+                    .iter()
+                    .any(|e| matches!(e, NodeEvent::LinkDown { peer, .. } if peer == "b"))
+        }),
+    )
+    .await;
+    a.shutdown().await;
+}

@@ -5,14 +5,19 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::heartbeat::Heartbeat;
 use super::record::{NodeRecord, NodeStatus};
+use super::split_brain::PartitionStatus;
+use crate::key::Pattern;
+use crate::subscription::{Keyed, Subscribers, Subscription};
 
-/// What changed in the registry; the node turns these into node events.
+/// A node event: what changed in the node registry, or on this node's links and
+/// partition status. Subscriptions match it by node name (for links: the peer's; for
+/// partitions: the node that checked); heartbeats only reach subscribers that opted in.
 #[derive(Debug, Clone, PartialEq)]
-pub enum NodeChange {
+pub enum NodeEvent {
     /// A node was seen for the first time, or came back after being offline.
     Up(NodeRecord),
     /// A node went offline, with the reason.
@@ -35,13 +40,67 @@ pub enum NodeChange {
         /// Why.
         reason: String,
     },
-    /// A heartbeat arrived.
+    /// A heartbeat arrived (only for subscribers that opted in).
     Heartbeat {
         /// The node's name.
         name: String,
         /// What it measured.
         heartbeat: Heartbeat,
     },
+    /// This node established a link to a peer.
+    LinkUp {
+        /// The peer's name.
+        peer: String,
+        /// The peer's incarnation.
+        incarnation: u64,
+        /// The link's session id.
+        session: u64,
+    },
+    /// A link of this node to a peer closed.
+    LinkDown {
+        /// The peer's name.
+        peer: String,
+        /// The peer's incarnation.
+        incarnation: u64,
+        /// The link's session id.
+        session: u64,
+        /// Why it closed.
+        reason: String,
+    },
+    /// This node's split-brain check now suspects a partition, or what it suspects
+    /// changed (see [`super::PartitionChange::Detected`]).
+    PartitionDetected {
+        /// The node that checked (this node).
+        node: String,
+        /// What it concluded.
+        status: PartitionStatus,
+    },
+    /// This node's split-brain check no longer suspects a partition.
+    PartitionHealed {
+        /// The node that checked (this node).
+        node: String,
+        /// What it concluded.
+        status: PartitionStatus,
+    },
+}
+
+impl Keyed for NodeEvent {
+    fn key(&self) -> &str {
+        match self {
+            NodeEvent::Up(record) => &record.name,
+            NodeEvent::Down { name, .. }
+            | NodeEvent::Status { name, .. }
+            | NodeEvent::Heartbeat { name, .. } => name,
+            NodeEvent::LinkUp { peer, .. } | NodeEvent::LinkDown { peer, .. } => peer,
+            NodeEvent::PartitionDetected { node, .. } | NodeEvent::PartitionHealed { node, .. } => {
+                node
+            }
+        }
+    }
+
+    fn opt_in(&self) -> bool {
+        matches!(self, NodeEvent::Heartbeat { .. })
+    }
 }
 
 /// Why a node is offline, and since when.
@@ -70,6 +129,16 @@ pub struct NodeEntry {
 }
 
 impl NodeEntry {
+    /// A copy without the heartbeats (they can be many).
+    fn without_heartbeats(&self) -> NodeEntry {
+        NodeEntry {
+            record: self.record.clone(),
+            offline: self.offline.clone(),
+            last_seen_ms: self.last_seen_ms,
+            heartbeats: VecDeque::new(),
+        }
+    }
+
     /// Its status as this node sees it: `Offline` while offline, else its own.
     pub fn status(&self) -> NodeStatus {
         if self.offline.is_some() {
@@ -93,6 +162,9 @@ impl NodeEntry {
 pub struct NodeRegistry {
     inner: Mutex<BTreeMap<String, NodeEntry>>,
     ring: AtomicUsize,
+    /// Subscribers to node events, fed under `inner`'s lock (so a watch's copy and its
+    /// subscription start at one instant).
+    subscribers: Arc<Subscribers<NodeEvent>>,
 }
 
 impl NodeRegistry {
@@ -101,6 +173,7 @@ impl NodeRegistry {
         NodeRegistry {
             inner: Mutex::new(BTreeMap::new()),
             ring: AtomicUsize::new(ring),
+            subscribers: Arc::default(),
         }
     }
 
@@ -120,92 +193,109 @@ impl NodeRegistry {
     /// newer link, so an old one cannot come late); within an incarnation the higher
     /// revision is kept. A record over a live link also means the node is up, unless the
     /// record itself says `Offline` (the node is leaving the cluster).
-    pub fn apply_record(&self, record: NodeRecord, now_ms: u64) -> Vec<NodeChange> {
-        if record.status == NodeStatus::Offline {
-            return self.apply_leave(record, now_ms);
-        }
+    pub fn apply_record(&self, record: NodeRecord, now_ms: u64) -> Vec<NodeEvent> {
         let mut nodes = self.lock();
-        let mut changes = Vec::new();
-        match nodes.get_mut(&record.name) {
-            None => {
-                changes.push(NodeChange::Up(record.clone()));
-                nodes.insert(
-                    record.name.clone(),
-                    NodeEntry {
-                        record,
-                        offline: None,
-                        last_seen_ms: now_ms,
-                        heartbeats: VecDeque::new(),
-                    },
-                );
-            }
-            Some(entry) => {
-                let restarted = entry.record.incarnation != record.incarnation;
-                if restarted || entry.offline.is_some() {
-                    changes.push(NodeChange::Up(record.clone()));
-                } else if record.revision > entry.record.revision
-                    && record.status != entry.record.status
-                {
-                    changes.push(NodeChange::Status {
-                        name: record.name.clone(),
-                        old: entry.record.status,
-                        new: record.status,
-                        reason: record.status_reason.clone(),
-                    });
-                }
-                if restarted {
-                    entry.heartbeats.clear();
-                }
-                if restarted || record.revision > entry.record.revision {
-                    entry.record = record;
-                }
-                entry.offline = None;
-                entry.last_seen_ms = now_ms;
-            }
-        }
-        changes
+        let events = if record.status == NodeStatus::Offline {
+            leave(&mut nodes, record, now_ms)
+        } else {
+            arrive(&mut nodes, record, now_ms)
+        };
+        self.subscribers.emit_batch(events.clone());
+        events
     }
+}
 
-    /// The node's own record says it is leaving: it is offline, and no longer part of
-    /// the expected cluster.
-    fn apply_leave(&self, record: NodeRecord, now_ms: u64) -> Vec<NodeChange> {
-        let mut nodes = self.lock();
-        let offline = Offline {
-            since_ms: now_ms,
-            reason: record.status_reason.clone(),
-            left: true,
-        };
-        let change = NodeChange::Down {
-            name: record.name.clone(),
-            incarnation: record.incarnation,
-            reason: record.status_reason.clone(),
-        };
-        match nodes.get_mut(&record.name) {
-            Some(entry) if entry.record.incarnation == record.incarnation => {
-                if record.revision <= entry.record.revision {
-                    return Vec::new();
-                }
-                let was_up = entry.offline.is_none();
+/// A record that says its node is up arrived; see [`NodeRegistry::apply_record`].
+fn arrive(
+    nodes: &mut BTreeMap<String, NodeEntry>,
+    record: NodeRecord,
+    now_ms: u64,
+) -> Vec<NodeEvent> {
+    let mut changes = Vec::new();
+    match nodes.get_mut(&record.name) {
+        None => {
+            changes.push(NodeEvent::Up(record.clone()));
+            nodes.insert(
+                record.name.clone(),
+                NodeEntry {
+                    record,
+                    offline: None,
+                    last_seen_ms: now_ms,
+                    heartbeats: VecDeque::new(),
+                },
+            );
+        }
+        Some(entry) => {
+            let restarted = entry.record.incarnation != record.incarnation;
+            if restarted || entry.offline.is_some() {
+                changes.push(NodeEvent::Up(record.clone()));
+            } else if record.revision > entry.record.revision
+                && record.status != entry.record.status
+            {
+                changes.push(NodeEvent::Status {
+                    name: record.name.clone(),
+                    old: entry.record.status,
+                    new: record.status,
+                    reason: record.status_reason.clone(),
+                });
+            }
+            if restarted {
+                entry.heartbeats.clear();
+            }
+            if restarted || record.revision > entry.record.revision {
                 entry.record = record;
-                entry.offline = Some(offline);
-                entry.last_seen_ms = now_ms;
-                if was_up { vec![change] } else { Vec::new() }
             }
-            _ => {
-                nodes.insert(
-                    record.name.clone(),
-                    NodeEntry {
-                        record,
-                        offline: Some(offline),
-                        last_seen_ms: now_ms,
-                        heartbeats: VecDeque::new(),
-                    },
-                );
-                vec![change]
-            }
+            entry.offline = None;
+            entry.last_seen_ms = now_ms;
         }
     }
+    changes
+}
 
+/// The node's own record says it is leaving: it is offline, and no longer part of the
+/// expected cluster.
+fn leave(
+    nodes: &mut BTreeMap<String, NodeEntry>,
+    record: NodeRecord,
+    now_ms: u64,
+) -> Vec<NodeEvent> {
+    let offline = Offline {
+        since_ms: now_ms,
+        reason: record.status_reason.clone(),
+        left: true,
+    };
+    let change = NodeEvent::Down {
+        name: record.name.clone(),
+        incarnation: record.incarnation,
+        reason: record.status_reason.clone(),
+    };
+    match nodes.get_mut(&record.name) {
+        Some(entry) if entry.record.incarnation == record.incarnation => {
+            if record.revision <= entry.record.revision {
+                return Vec::new();
+            }
+            let was_up = entry.offline.is_none();
+            entry.record = record;
+            entry.offline = Some(offline);
+            entry.last_seen_ms = now_ms;
+            if was_up { vec![change] } else { Vec::new() }
+        }
+        _ => {
+            nodes.insert(
+                record.name.clone(),
+                NodeEntry {
+                    record,
+                    offline: Some(offline),
+                    last_seen_ms: now_ms,
+                    heartbeats: VecDeque::new(),
+                },
+            );
+            vec![change]
+        }
+    }
+}
+
+impl NodeRegistry {
     /// A heartbeat of the node of `incarnation` arrived at `now_ms`. Ignored if its
     /// record is not known (the record always comes first on a link).
     pub fn apply_heartbeat(
@@ -213,7 +303,7 @@ impl NodeRegistry {
         incarnation: u64,
         heartbeat: Heartbeat,
         now_ms: u64,
-    ) -> Vec<NodeChange> {
+    ) -> Vec<NodeEvent> {
         let mut nodes = self.lock();
         let Some(entry) = nodes
             .values_mut()
@@ -227,10 +317,12 @@ impl NodeRegistry {
             entry.heartbeats.pop_front();
         }
         entry.heartbeats.push_back(heartbeat.clone());
-        vec![NodeChange::Heartbeat {
+        let events = vec![NodeEvent::Heartbeat {
             name: entry.record.name.clone(),
             heartbeat,
-        }]
+        }];
+        self.subscribers.emit_batch(events.clone());
+        events
     }
 
     /// The node of `incarnation` is gone (`left`: it left on purpose) at `now_ms`.
@@ -240,7 +332,7 @@ impl NodeRegistry {
         reason: &str,
         left: bool,
         now_ms: u64,
-    ) -> Vec<NodeChange> {
+    ) -> Vec<NodeEvent> {
         let mut nodes = self.lock();
         let Some(entry) = nodes
             .values_mut()
@@ -256,11 +348,44 @@ impl NodeRegistry {
             reason: reason.to_owned(),
             left,
         });
-        vec![NodeChange::Down {
+        let events = vec![NodeEvent::Down {
             name: entry.record.name.clone(),
             incarnation,
             reason: reason.to_owned(),
-        }]
+        }];
+        self.subscribers.emit_batch(events.clone());
+        events
+    }
+
+    /// Publishes an event of this node's own (its links, its partition status) to the
+    /// subscribers.
+    pub fn publish(&self, event: NodeEvent) {
+        let _nodes = self.lock();
+        self.subscribers.emit(|| event);
+    }
+
+    /// Subscribes to node events of the nodes matching `patterns` (by name); `heartbeats`:
+    /// also every heartbeat. With `initial`, also returns every known node matching them,
+    /// taken at the same instant the subscription starts (list-then-watch: each change
+    /// is in the list or an event after it, never both, never neither).
+    pub fn subscribe(
+        &self,
+        patterns: Vec<Pattern>,
+        capacity: usize,
+        heartbeats: bool,
+    ) -> (Vec<NodeEntry>, Subscription<NodeEvent>) {
+        let nodes = self.lock();
+        let queue = self.subscribers.add_with(patterns, capacity, heartbeats);
+        let initial = nodes
+            .values()
+            .filter(|e| queue.matches(&e.record.name))
+            .map(NodeEntry::without_heartbeats)
+            .collect();
+        drop(nodes);
+        (
+            initial,
+            Subscription::new(queue, Arc::downgrade(&self.subscribers)),
+        )
     }
 
     /// Drops the nodes offline for at least `retention_ms` at `now_ms`; returns their
@@ -299,12 +424,7 @@ impl NodeRegistry {
     pub fn list(&self) -> Vec<NodeEntry> {
         self.lock()
             .values()
-            .map(|e| NodeEntry {
-                record: e.record.clone(),
-                offline: e.offline.clone(),
-                last_seen_ms: e.last_seen_ms,
-                heartbeats: VecDeque::new(),
-            })
+            .map(NodeEntry::without_heartbeats)
             .collect()
     }
 
@@ -334,7 +454,7 @@ mod tests {
         registry.apply_record(record("a", 7, 100), 100);
         registry.apply_heartbeat(7, Heartbeat::at(150), 150);
         let changes = registry.apply_record(record("a", 3, 50), 200);
-        assert!(matches!(&changes[..], [NodeChange::Up(r)] if r.incarnation == 3));
+        assert!(matches!(&changes[..], [NodeEvent::Up(r)] if r.incarnation == 3));
         let entry = registry.get("a").expect("known");
         assert_eq!(entry.record.incarnation, 3);
         assert!(
@@ -354,7 +474,7 @@ mod tests {
         let changes = registry.apply_record(r.clone(), 110);
         assert_eq!(
             changes,
-            vec![NodeChange::Status {
+            vec![NodeEvent::Status {
                 name: "a".into(),
                 old: NodeStatus::Online,
                 new: NodeStatus::Draining,
@@ -370,7 +490,7 @@ mod tests {
         assert_eq!(entry.status(), NodeStatus::Offline);
         assert_eq!(entry.last_seen_ms, 110, "last seen stays");
         let back = registry.apply_record(r, 140);
-        assert!(matches!(&back[..], [NodeChange::Up(_)]));
+        assert!(matches!(&back[..], [NodeEvent::Up(_)]));
         assert_eq!(
             registry.get("a").expect("known").status(),
             NodeStatus::Draining

@@ -107,7 +107,9 @@ pub struct PartitionStatus {
 /// A change of partition state, for events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PartitionChange {
-    /// A partition is now suspected.
+    /// A partition is now suspected, or what is suspected changed (other unreachable
+    /// nodes, another verdict, fenced or not): as membership notices the split one node
+    /// at a time, the first report may not be the last.
     Detected(PartitionStatus),
     /// No partition is suspected any more.
     Healed(PartitionStatus),
@@ -188,8 +190,13 @@ impl SplitBrainMonitor {
             last_check_ms: now_ms,
         };
         let was_suspected = self.last.as_ref().is_some_and(|s| s.partition_suspected);
+        let changed = self.last.as_ref().is_none_or(|last| {
+            last.unreachable != status.unreachable
+                || last.verdict != status.verdict
+                || last.fenced != status.fenced
+        });
         let change = match (was_suspected, suspected) {
-            (false, true) => Some(PartitionChange::Detected(status.clone())),
+            (_, true) if changed => Some(PartitionChange::Detected(status.clone())),
             (true, false) => Some(PartitionChange::Healed(status.clone())),
             _ => None,
         };

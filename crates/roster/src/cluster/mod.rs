@@ -25,7 +25,7 @@ mod tls;
 
 pub use config::{ClusterConfig, FailureDetection};
 pub(crate) use driver::Cluster;
-pub use driver::{ClusterStats, PeerInfo};
+pub use driver::{ClusterStats, LinkKind, LinkSession, PeerInfo};
 pub use handshake::HandshakeError;
 /// The link decoders, for the fuzz targets' entry points in [`crate::fuzzing`].
 #[cfg(feature = "fuzzing")]

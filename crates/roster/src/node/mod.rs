@@ -1,6 +1,7 @@
 //! The node: processes, scopes and messaging on one member of a cluster.
 
 mod builder;
+mod graph;
 mod registry;
 
 use std::ops::Deref;
@@ -10,7 +11,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use self::builder::NodeBuilder;
-pub use self::registry::{NodeFilter, NodeHealth, NodeInfo, NodeLiveness, OfflineIsForPeers};
+pub use self::graph::{ClusterGraph, GraphLink, GraphNode};
+pub use self::registry::{
+    NodeFilter, NodeHealth, NodeInfo, NodeLiveness, NodeWatch, OfflineIsForPeers,
+};
 use crate::cluster::{ClusterStats, PeerInfo};
 use crate::error::{ScopeError, SendError};
 use crate::event::ExitReason;

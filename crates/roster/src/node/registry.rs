@@ -7,8 +7,12 @@
 use std::time::Duration;
 
 use super::Node;
-use crate::nodes::{Heartbeat, NodeEntry, NodeRecord, NodeStatus, Offline, PartitionStatus};
+use crate::key::Pattern;
+use crate::nodes::{
+    Heartbeat, NodeEntry, NodeEvent, NodeRecord, NodeStatus, Offline, PartitionStatus,
+};
 use crate::replication::host::ReplicaHost;
+use crate::subscription::Subscription;
 
 /// A node as this node knows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,6 +108,16 @@ pub struct NodeHealth {
     /// The round-trip time of this node's link to it (`None` for this node itself, or
     /// before a ping was answered).
     pub rtt: Option<Duration>,
+}
+
+/// What [`Node::watch_nodes`] returns.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct NodeWatch {
+    /// The matching nodes known at the instant the events start, by name.
+    pub nodes: Vec<NodeInfo>,
+    /// Every node event after that instant.
+    pub events: Subscription<NodeEvent>,
 }
 
 /// [`Node::set_status`] was asked for a status a node cannot give itself.
@@ -292,6 +306,61 @@ impl Node {
     /// fence at once); `None` for a node without a cluster (seed: `force_resolution()`).
     pub fn check_partition_now(&self) -> Option<PartitionStatus> {
         self.shared.check_partition()
+    }
+
+    /// Subscribes to node events (records, status, links, partitions; heartbeats too if
+    /// `heartbeats`) of the nodes whose names match `pattern`: the same bounded, batched
+    /// stream as registry events, with the same lag notices. A subscriber to nodes gets no
+    /// registry events. To start from the nodes known now, use [`Node::watch_nodes`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use roster::nodes::{NodeEvent, NodeStatus};
+    /// use roster::Pattern;
+    ///
+    /// let node = roster::Node::builder().name("api-1").start().unwrap();
+    /// let mut events = node.subscribe_nodes(Pattern::All, false);
+    /// node.set_status(NodeStatus::Draining, "deploy").unwrap();
+    /// let batch = events.recv().await.unwrap().into_events().unwrap();
+    /// assert!(matches!(&batch[0], NodeEvent::Status { new: NodeStatus::Draining, .. }));
+    /// # }
+    /// ```
+    pub fn subscribe_nodes(
+        &self,
+        pattern: impl Into<Pattern>,
+        heartbeats: bool,
+    ) -> Subscription<NodeEvent> {
+        self.watch_nodes_with(pattern, heartbeats).events
+    }
+
+    /// The nodes whose names match `pattern` as known now, and every node event after
+    /// that instant (list-then-watch: each change is in the list or an event after it,
+    /// never both, never neither). Heartbeats are not included; see
+    /// [`Node::subscribe_nodes`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().name("api-1").start().unwrap();
+    /// let watch = node.watch_nodes(roster::Pattern::All);
+    /// assert_eq!(watch.nodes[0].record.name, "api-1");
+    /// # }
+    /// ```
+    pub fn watch_nodes(&self, pattern: impl Into<Pattern>) -> NodeWatch {
+        self.watch_nodes_with(pattern, false)
+    }
+
+    fn watch_nodes_with(&self, pattern: impl Into<Pattern>, heartbeats: bool) -> NodeWatch {
+        let (nodes, events) = self.shared.stores.nodes.subscribe(
+            vec![pattern.into()],
+            self.shared.subscription_capacity,
+            heartbeats,
+        );
+        NodeWatch {
+            nodes: nodes.into_iter().map(NodeInfo::from).collect(),
+            events,
+        }
     }
 
     /// The status of `entry` as this node judges it: `Degraded` while its heartbeats are

@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use super::NodeShared;
 use super::host_metrics::HostSampler;
 use crate::nodes::{
-    HealthConfig, Heartbeat, NodeRecord, NodeStatus, PartitionChange, PartitionStatus,
+    HealthConfig, Heartbeat, NodeEvent, NodeRecord, NodeStatus, PartitionChange, PartitionStatus,
     SplitBrainConfig, SplitBrainMonitor,
 };
 use crate::replication::host::ReplicaHost;
@@ -151,14 +151,25 @@ impl NodeShared {
             self.stores.fence(),
             self.stores.now_ms(),
         );
-        match &change {
-            Some(PartitionChange::Detected(status)) => tracing::warn!(
-                unreachable = ?status.unreachable,
-                verdict = %status.verdict.reason,
-                fenced = status.fenced,
-                "partition suspected"
-            ),
-            Some(PartitionChange::Healed(_)) => tracing::info!("partition healed"),
+        let node = self.name.clone();
+        match change {
+            Some(PartitionChange::Detected(status)) => {
+                tracing::warn!(
+                    unreachable = ?status.unreachable,
+                    verdict = %status.verdict.reason,
+                    fenced = status.fenced,
+                    "partition suspected"
+                );
+                self.stores
+                    .nodes
+                    .publish(NodeEvent::PartitionDetected { node, status });
+            }
+            Some(PartitionChange::Healed(status)) => {
+                tracing::info!("partition healed");
+                self.stores
+                    .nodes
+                    .publish(NodeEvent::PartitionHealed { node, status });
+            }
             None => {}
         }
         Some(status)

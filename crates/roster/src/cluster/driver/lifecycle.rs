@@ -5,17 +5,18 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::Notify;
 
 use super::connect::LinkStream;
-use super::link::Link;
+use super::link::{Link, LinkMeter};
 use super::{Cluster, lock};
 use crate::cluster::handshake::Greeting;
 use crate::cluster::link_table::Admission;
 use crate::key::Limits;
+use crate::nodes::NodeEvent;
 use crate::replication::core::Core;
 use crate::replication::links::PeerHello;
 
@@ -55,9 +56,9 @@ impl Cluster {
         };
         let session = established.session.id;
         let wake = Arc::new(Notify::new());
-        let last_heard = Arc::new(AtomicU64::new(self.clock_ms()));
-        let (tasks, outlet) =
-            self.spawn_link_tasks(stream, incarnation, session, &wake, &last_heard);
+        let meter = Arc::new(LinkMeter::default());
+        meter.last_heard.store(self.clock_ms(), Ordering::Relaxed);
+        let (tasks, outlet) = self.spawn_link_tasks(stream, incarnation, session, &wake, &meter);
         let replaced = io.insert(
             incarnation,
             Link {
@@ -65,14 +66,22 @@ impl Cluster {
                 name: peer.name.clone(),
                 addr: peer.addr,
                 established_at: SystemTime::now(),
-                last_heard,
+                meter,
                 outlet,
                 wake,
                 tasks,
             },
         );
         drop(io);
+        if let Some(old) = &replaced {
+            self.link_closed(incarnation, old, "replaced by a new link");
+        }
         drop(replaced);
+        self.node.stores().nodes.publish(NodeEvent::LinkUp {
+            peer: peer.name.clone(),
+            incarnation,
+            session,
+        });
         self.counters
             .links_established
             .fetch_add(1, Ordering::Relaxed);
@@ -97,6 +106,7 @@ impl Cluster {
         };
         if let Some(link) = &link {
             tracing::info!(peer = %link.name, session, reason = why, "link lost");
+            self.link_closed(peer, link, why);
         }
         drop(link);
         self.act(outputs);
@@ -109,6 +119,9 @@ impl Cluster {
     /// peer is redialed while it is a member.
     pub(super) fn link_closed_by_core(self: &Arc<Self>, peer: u64, session: u64) {
         let link = take_io(&mut lock(&self.io), peer, session);
+        if let Some(link) = &link {
+            self.link_closed(peer, link, "overloaded: the peer did not keep up");
+        }
         drop(link);
         self.peer_limits.set(lock(&self.core).linked_limits());
         if let Some(member) = self.member(peer) {
@@ -127,6 +140,9 @@ impl Cluster {
             });
             (io.remove(&peer), outputs)
         };
+        if let Some(link) = &link {
+            self.link_closed(peer, link, "the peer is dead");
+        }
         drop(link);
         self.act(outputs);
     }
@@ -161,6 +177,11 @@ impl Cluster {
             (links, outputs)
         };
         tracing::info!(links = closed.len(), ?duration, "links severed");
+        for (peer, link) in &closed {
+            if let Some(link) = link {
+                self.link_closed(*peer, link, "severed");
+            }
+        }
         let peers: Vec<u64> = closed.iter().map(|(peer, _)| *peer).collect();
         drop(closed);
         self.act(outputs);
@@ -187,7 +208,7 @@ impl Cluster {
         let limit = self.silence.as_millis() as u64;
         let silent: Vec<(u64, u64, String)> = lock(&self.io)
             .iter()
-            .filter(|(_, l)| now.saturating_sub(l.last_heard.load(Ordering::Relaxed)) > limit)
+            .filter(|(_, l)| now.saturating_sub(l.meter.last_heard.load(Ordering::Relaxed)) > limit)
             .map(|(peer, l)| (*peer, l.session, l.name.clone()))
             .collect();
         for (peer, session, name) in silent {

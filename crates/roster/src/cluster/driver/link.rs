@@ -32,10 +32,34 @@ pub(super) struct Link {
     pub(super) addr: SocketAddr,
     /// Wall-clock time of the handshake, for operators.
     pub(super) established_at: SystemTime,
-    /// Milliseconds after the cluster started when the last frame arrived.
-    pub(super) last_heard: Arc<AtomicU64>,
+    /// What crossed the link, and when it last heard from the peer.
+    pub(super) meter: Arc<LinkMeter>,
     pub(super) wake: Arc<Notify>,
     pub(super) tasks: Vec<AbortHandle>,
+}
+
+/// What crossed a link, each way, and when the peer was last heard.
+#[derive(Default)]
+pub(super) struct LinkMeter {
+    /// Milliseconds after the cluster started when the last frame arrived.
+    pub(super) last_heard: AtomicU64,
+    pub(super) bytes_in: AtomicU64,
+    pub(super) bytes_out: AtomicU64,
+    pub(super) frames_in: AtomicU64,
+    pub(super) frames_out: AtomicU64,
+}
+
+impl LinkMeter {
+    fn received(&self, bytes: u64) {
+        self.bytes_in.fetch_add(bytes, Ordering::Relaxed);
+        self.frames_in.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `frames` frames of `bytes` bytes in all went out.
+    pub(super) fn sent(&self, frames: usize, bytes: u64) {
+        self.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+        self.frames_out.fetch_add(frames as u64, Ordering::Relaxed);
+    }
 }
 
 /// What it takes to send on a link, cloned out of the IO table.
@@ -43,6 +67,7 @@ pub(super) struct LinkWriter {
     pub(super) session: u64,
     pub(super) outlet: Option<Arc<Outlet>>,
     pub(super) wake: Arc<Notify>,
+    pub(super) meter: Arc<LinkMeter>,
 }
 
 impl Link {
@@ -51,6 +76,7 @@ impl Link {
             session: self.session,
             outlet: self.outlet.clone(),
             wake: self.wake.clone(),
+            meter: self.meter.clone(),
         }
     }
 }
@@ -72,18 +98,25 @@ impl Cluster {
         peer: u64,
         session: u64,
         wake: &Arc<Notify>,
-        last_heard: &Arc<AtomicU64>,
+        meter: &Arc<LinkMeter>,
     ) -> (Vec<AbortHandle>, Option<Arc<Outlet>>) {
         let weak = Arc::downgrade(self);
         match stream {
             LinkStream::Plain(tcp) => {
                 let (read, write) = tcp.into_split();
                 let outlet = Arc::new(Outlet::new(write));
-                let reader = self.spawn_reader(peer, session, read, last_heard);
+                let reader = self.spawn_reader(peer, session, read, meter);
                 let writer = self.supervise(
                     peer,
                     session,
-                    outlet_loop(weak, peer, session, outlet.clone(), wake.clone()),
+                    outlet_loop(
+                        weak,
+                        peer,
+                        session,
+                        outlet.clone(),
+                        wake.clone(),
+                        meter.clone(),
+                    ),
                 );
                 (vec![reader, writer], Some(outlet))
             }
@@ -91,7 +124,7 @@ impl Cluster {
             LinkStream::TlsClient(tls) => {
                 let (read, write) = tokio::io::split(tls);
                 (
-                    self.spawn_tls_tasks(peer, session, read, write, wake, last_heard),
+                    self.spawn_tls_tasks(peer, session, read, write, wake, meter),
                     None,
                 )
             }
@@ -99,7 +132,7 @@ impl Cluster {
             LinkStream::TlsServer(tls) => {
                 let (read, write) = tokio::io::split(tls);
                 (
-                    self.spawn_tls_tasks(peer, session, read, write, wake, last_heard),
+                    self.spawn_tls_tasks(peer, session, read, write, wake, meter),
                     None,
                 )
             }
@@ -115,17 +148,24 @@ impl Cluster {
         read: R,
         write: W,
         wake: &Arc<Notify>,
-        last_heard: &Arc<AtomicU64>,
+        meter: &Arc<LinkMeter>,
     ) -> Vec<AbortHandle>
     where
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
     {
-        let reader = self.spawn_reader(peer, session, read, last_heard);
+        let reader = self.spawn_reader(peer, session, read, meter);
         let writer = self.supervise(
             peer,
             session,
-            writer_loop(Arc::downgrade(self), peer, session, write, wake.clone()),
+            writer_loop(
+                Arc::downgrade(self),
+                peer,
+                session,
+                write,
+                wake.clone(),
+                meter.clone(),
+            ),
         );
         vec![reader, writer]
     }
@@ -136,15 +176,9 @@ impl Cluster {
         peer: u64,
         session: u64,
         read: R,
-        last_heard: &Arc<AtomicU64>,
+        meter: &Arc<LinkMeter>,
     ) -> AbortHandle {
-        let reader = reader_loop(
-            Arc::downgrade(self),
-            peer,
-            session,
-            read,
-            last_heard.clone(),
-        );
+        let reader = reader_loop(Arc::downgrade(self), peer, session, read, meter.clone());
         self.supervise(peer, session, reader)
     }
 
@@ -181,7 +215,7 @@ async fn reader_loop<R: AsyncRead + Unpin>(
     peer: u64,
     session: u64,
     read: R,
-    last_heard: Arc<AtomicU64>,
+    meter: Arc<LinkMeter>,
 ) {
     let mut read = BufReader::with_capacity(256 * 1024, read);
     let mut buf = Vec::new();
@@ -194,7 +228,10 @@ async fn reader_loop<R: AsyncRead + Unpin>(
             Ok(true) => {
                 #[cfg(test)]
                 crate::cluster::tests::maybe_inject_reader_panic(cluster.me.incarnation);
-                last_heard.store(cluster.clock_ms(), Ordering::Relaxed);
+                meter
+                    .last_heard
+                    .store(cluster.clock_ms(), Ordering::Relaxed);
+                meter.received(buf.len() as u64 + 4);
                 cluster
                     .counters
                     .bytes_received
@@ -244,6 +281,7 @@ async fn outlet_loop(
     session: u64,
     outlet: Arc<Outlet>,
     wake: Arc<Notify>,
+    meter: Arc<LinkMeter>,
 ) {
     loop {
         wake.notified().await;
@@ -251,8 +289,15 @@ async fn outlet_loop(
             let Some(strong) = cluster.upgrade() else {
                 return;
             };
-            match outlet.pump(false, || lock(&strong.core).poll_transmit(peer)) {
+            let mut frames = 0;
+            let take = || {
+                let taken = lock(&strong.core).poll_transmit(peer);
+                frames += taken.len();
+                taken
+            };
+            match outlet.pump(false, take) {
                 Ok((pumped, sent)) => {
+                    meter.sent(frames, sent);
                     strong
                         .counters
                         .bytes_sent
@@ -287,6 +332,7 @@ async fn writer_loop<W: AsyncWrite + Unpin>(
     session: u64,
     mut write: W,
     wake: Arc<Notify>,
+    meter: Arc<LinkMeter>,
 ) {
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     loop {
@@ -301,6 +347,7 @@ async fn writer_loop<W: AsyncWrite + Unpin>(
             }
             buf.clear();
             encode_frames(&frames, &mut buf);
+            meter.sent(frames.len(), buf.len() as u64);
             strong
                 .counters
                 .bytes_sent

@@ -22,6 +22,7 @@ mod connect;
 mod lifecycle;
 mod link;
 mod loops;
+mod sessions;
 mod stats;
 
 use std::collections::HashMap;
@@ -38,6 +39,8 @@ use self::connect::accept_loop;
 use self::lifecycle::PeerLimits;
 use self::link::{Link, LinkWriter};
 use self::loops::{flusher_loop, membership_loop, reaper_loop, timer_loop};
+use self::sessions::ClosedSessions;
+pub use self::sessions::{LinkKind, LinkSession};
 pub(crate) use self::stats::ClusterCounters;
 pub use self::stats::{ClusterStats, PeerInfo};
 use super::handshake::{ClusterKey, Greeting};
@@ -70,6 +73,8 @@ pub(crate) struct Cluster {
     /// The IO of each link the core lists, by peer. Lock order: `io`, then `core`; never
     /// `io` while holding `core`.
     io: Mutex<HashMap<u64, Link>>,
+    /// The latest closed link sessions.
+    closed: Mutex<ClosedSessions>,
     membership: Mutex<Option<MembershipHandle>>,
     grace: Duration,
     /// How long a link may stay silent before it is closed.
@@ -151,6 +156,7 @@ impl Cluster {
             key: ClusterKey::derive(&settings.secret),
             core: Mutex::new(Core::new(incarnation, core_config)),
             io: Mutex::new(HashMap::new()),
+            closed: Mutex::new(ClosedSessions::new()),
             membership: Mutex::new(None),
             grace: settings.unlinked_grace,
             silence,
@@ -236,8 +242,8 @@ impl Cluster {
                 .collect()
         };
         for (peer, target) in targets {
-            match target.outlet {
-                Some(outlet) => self.pump(peer, target.session, &outlet, &target.wake),
+            match &target.outlet {
+                Some(outlet) => self.pump(peer, outlet, &target),
                 None => target.wake.notify_one(),
             }
         }
@@ -293,17 +299,24 @@ impl Cluster {
 
     /// Sends what is queued for `peer` from this thread; hands over to the writer task if
     /// the socket is full.
-    fn pump(self: &Arc<Self>, peer: u64, session: u64, outlet: &Outlet, wake: &Notify) {
-        match outlet.pump(true, || lock(&self.core).poll_transmit(peer)) {
+    fn pump(self: &Arc<Self>, peer: u64, outlet: &Outlet, link: &LinkWriter) {
+        let mut frames = 0;
+        let take = || {
+            let taken = lock(&self.core).poll_transmit(peer);
+            frames += taken.len();
+            taken
+        };
+        match outlet.pump(true, take) {
             Ok((pumped, sent)) => {
+                link.meter.sent(frames, sent);
                 self.counters.bytes_sent.fetch_add(sent, Ordering::Relaxed);
                 if pumped != Pumped::Done {
-                    wake.notify_one();
+                    link.wake.notify_one();
                 }
             }
             Err(e) => {
                 tracing::debug!(peer, error = %e, "link write failed");
-                self.link_lost(peer, session, "write failed");
+                self.link_lost(peer, link.session, "write failed");
             }
         }
     }

@@ -1,0 +1,134 @@
+//! Link sessions as operators see them: every live link with what crossed it, and a
+//! bounded history of the links that closed, with when and why.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+use super::link::Link;
+use super::{Cluster, lock};
+use crate::nodes::NodeEvent;
+
+/// Closed link sessions kept for [`crate::Node::link_sessions`].
+pub(super) const CLOSED_KEPT: usize = 64;
+
+/// How a link is carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LinkKind {
+    /// Plain TCP.
+    Tcp,
+    /// TLS over TCP.
+    Tls,
+}
+
+impl std::fmt::Display for LinkKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LinkKind::Tcp => "tcp",
+            LinkKind::Tls => "tls",
+        })
+    }
+}
+
+/// One link session: a live, authenticated connection to a peer, or one that closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LinkSession {
+    /// The session id (this node's; changes with every new link).
+    pub session: u64,
+    /// The peer's name.
+    pub peer: String,
+    /// The peer's incarnation.
+    pub peer_incarnation: u64,
+    /// This node's incarnation.
+    pub local_incarnation: u64,
+    /// How the link is carried.
+    pub kind: LinkKind,
+    /// When the handshake completed.
+    pub established_at: SystemTime,
+    /// The round-trip time of the last answered ping (live links only).
+    pub rtt: Option<Duration>,
+    /// Bytes sent to the peer (frames and their length prefixes).
+    pub bytes_out: u64,
+    /// Bytes received from the peer.
+    pub bytes_in: u64,
+    /// Frames sent to the peer.
+    pub frames_out: u64,
+    /// Frames received from the peer.
+    pub frames_in: u64,
+    /// When it closed and why; `None` while it is live.
+    pub closed: Option<(SystemTime, String)>,
+}
+
+impl Cluster {
+    /// The session record of the live link `link` to `peer`.
+    fn session_of(&self, peer: u64, link: &Link, rtt: Option<Duration>) -> LinkSession {
+        let meter = &link.meter;
+        LinkSession {
+            session: link.session,
+            peer: link.name.clone(),
+            peer_incarnation: peer,
+            local_incarnation: self.me.incarnation,
+            // Only plain TCP links have an outlet (a TLS link's writer task does it all).
+            kind: if link.outlet.is_some() {
+                LinkKind::Tcp
+            } else {
+                LinkKind::Tls
+            },
+            established_at: link.established_at,
+            rtt,
+            bytes_out: meter.bytes_out.load(Ordering::Relaxed),
+            bytes_in: meter.bytes_in.load(Ordering::Relaxed),
+            frames_out: meter.frames_out.load(Ordering::Relaxed),
+            frames_in: meter.frames_in.load(Ordering::Relaxed),
+            closed: None,
+        }
+    }
+
+    /// Records that the link `link` to `peer` closed for `reason`, and tells the node
+    /// event subscribers.
+    pub(super) fn link_closed(&self, peer: u64, link: &Link, reason: &str) {
+        let mut session = self.session_of(peer, link, None);
+        session.closed = Some((SystemTime::now(), reason.to_owned()));
+        {
+            let mut closed = lock(&self.closed);
+            if closed.len() >= CLOSED_KEPT {
+                closed.pop_front();
+            }
+            closed.push_back(session);
+        }
+        self.node.stores().nodes.publish(NodeEvent::LinkDown {
+            peer: link.name.clone(),
+            incarnation: peer,
+            session: link.session,
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// How this node's links are carried.
+    pub(crate) fn link_kind(&self) -> LinkKind {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return LinkKind::Tls;
+        }
+        LinkKind::Tcp
+    }
+
+    /// Every live link session, by peer name, then the latest closed ones, oldest first.
+    pub(crate) fn link_sessions(self: &Arc<Self>) -> Vec<LinkSession> {
+        let mut sessions: Vec<LinkSession> = {
+            let io = lock(&self.io);
+            let core = lock(&self.core);
+            io.iter()
+                .map(|(peer, link)| self.session_of(*peer, link, core.rtt(*peer)))
+                .collect()
+        };
+        sessions.sort_by(|a, b| a.peer.cmp(&b.peer));
+        sessions.extend(lock(&self.closed).iter().cloned());
+        sessions
+    }
+}
+
+/// The history of closed sessions (bounded).
+pub(super) type ClosedSessions = VecDeque<LinkSession>;

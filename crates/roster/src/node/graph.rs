@@ -1,0 +1,168 @@
+//! The cluster graph: every node this node knows, and one link per connected pair, from
+//! the node registry (records, and the links each node reports in its heartbeats) and this
+//! node's own live links.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::Node;
+use crate::cluster::{LinkKind, LinkSession};
+use crate::nodes::NodeStatus;
+
+/// The cluster as a graph (seed: `graph()`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterGraph {
+    /// Every node this node knows, by name (as [`Node::list_nodes`] lists them).
+    pub nodes: Vec<GraphNode>,
+    /// One link per connected pair of nodes that are both up.
+    pub links: Vec<GraphLink>,
+}
+
+/// A node of the [`ClusterGraph`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphNode {
+    /// The node's incarnation.
+    pub id: u64,
+    /// Its name.
+    pub name: String,
+    /// Its role.
+    pub role: String,
+    /// Its status as this node sees it.
+    pub status: NodeStatus,
+    /// Its labels (e.g. `domain`).
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A link of the [`ClusterGraph`]: a live connection between two nodes, reported by
+/// the node with the smaller incarnation (the one that dialed) when it can be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphLink {
+    /// The reporting node's name.
+    pub source: String,
+    /// The other end's name.
+    pub target: String,
+    /// How it is carried (every node of a cluster uses the same).
+    pub kind: LinkKind,
+    /// The session id on the reporting node.
+    pub session: u64,
+    /// Its round-trip time as the reporting node measured it.
+    pub rtt: Option<Duration>,
+}
+
+impl Node {
+    /// The cluster graph: nodes and the links between them, consistent with
+    /// [`Node::list_nodes`]. This node's own links are current; the others' are as of
+    /// their last heartbeat, so a closed link leaves the graph within a heartbeat
+    /// interval.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().name("solo").role("api").start().unwrap();
+    /// let graph = node.graph();
+    /// assert_eq!(graph.nodes[0].name, "solo");
+    /// assert!(graph.links.is_empty());
+    /// # }
+    /// ```
+    pub fn graph(&self) -> ClusterGraph {
+        let known = self.shared.stores.nodes.list();
+        let up: BTreeMap<&str, u64> = known
+            .iter()
+            .filter(|e| e.status().is_up())
+            .map(|e| (e.record.name.as_str(), e.record.incarnation))
+            .collect();
+        let nodes = known
+            .iter()
+            .map(|e| GraphNode {
+                id: e.record.incarnation,
+                name: e.record.name.clone(),
+                role: e.record.role.clone(),
+                status: e.status(),
+                labels: e.record.labels.clone(),
+            })
+            .collect();
+        let kind = self
+            .shared
+            .cluster()
+            .map_or(LinkKind::Tcp, |c| c.link_kind());
+        // Candidate links by unordered pair; the dialer's report wins.
+        let mut pairs: BTreeMap<(String, String), (u64, GraphLink)> = BTreeMap::new();
+        let mut offer = |source: &str, source_id: u64, link: GraphLink| {
+            let Some(&target_id) = up.get(link.target.as_str()) else {
+                return;
+            };
+            if !up.contains_key(source) {
+                return;
+            }
+            let pair = if source < link.target.as_str() {
+                (source.to_owned(), link.target.clone())
+            } else {
+                (link.target.clone(), source.to_owned())
+            };
+            let dialer = source_id < target_id;
+            match pairs.get(&pair) {
+                Some((_, _)) if !dialer => {}
+                _ => {
+                    pairs.insert(pair, (source_id, link));
+                }
+            }
+        };
+        let me = self.shared.name.as_str();
+        let own: Vec<LinkSession> = self
+            .link_sessions()
+            .into_iter()
+            .filter(|s| s.closed.is_none())
+            .collect();
+        for session in own {
+            offer(
+                me,
+                self.shared.incarnation,
+                GraphLink {
+                    source: me.to_owned(),
+                    target: session.peer,
+                    kind: session.kind,
+                    session: session.session,
+                    rtt: session.rtt,
+                },
+            );
+        }
+        for entry in known.iter().filter(|e| e.record.name != me) {
+            let Some(beat) = self
+                .shared
+                .stores
+                .nodes
+                .heartbeats(&entry.record.name, 0)
+                .pop()
+            else {
+                continue;
+            };
+            for peer in beat.peers {
+                offer(
+                    &entry.record.name,
+                    entry.record.incarnation,
+                    GraphLink {
+                        source: entry.record.name.clone(),
+                        target: peer.name,
+                        kind,
+                        session: peer.session,
+                        rtt: peer.rtt_us.map(Duration::from_micros),
+                    },
+                );
+            }
+        }
+        ClusterGraph {
+            nodes,
+            links: pairs.into_values().map(|(_, link)| link).collect(),
+        }
+    }
+
+    /// This node's link sessions: every live link (by peer name) with what crossed it,
+    /// then the last 64 that closed, oldest first, with when and why (seed:
+    /// `mark_online` opens a link session). Empty without a cluster.
+    pub fn link_sessions(&self) -> Vec<LinkSession> {
+        self.shared
+            .cluster()
+            .map(|c| c.link_sessions())
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,260 @@
+//! Split brain over real sockets on loopback: one node of three is cut off
+//! (`Node::isolate`: links severed, membership datagrams dropped both ways), each side
+//! reaches its verdict from its own view, fencing refuses new unique names on the losing
+//! side only, and everything is accepted again after the heal.
+
+mod common;
+
+use std::time::Duration;
+
+use futures_util::FutureExt;
+
+use common::{cluster_config, eventually, fully_linked, start_clustered, within};
+use roster::nodes::{
+    HealthConfig, NodeEvent, SplitBrainAction, SplitBrainConfig, SplitBrainStrategy,
+};
+use roster::{Node, Pattern, RegistryError};
+
+const NAMES: [&str; 3] = ["a", "b", "c"];
+
+fn start(name: &str, seeds: &[&Node], strategy: &SplitBrainStrategy, expected: &[&str]) -> Node {
+    let config = cluster_config("split", seeds).split_brain(SplitBrainConfig {
+        expected: Some(expected.iter().map(|s| s.to_string()).collect()),
+        strategy: strategy.clone(),
+        action: SplitBrainAction::Fence,
+    });
+    // Incarnations in start order: nodes started in the same millisecond are ordered by
+    // incarnation, so the first started is the oldest.
+    let incarnation = 1_000 + u64::from(name.as_bytes()[0]);
+    let builder = Node::builder()
+        .incarnation(incarnation)
+        .health(HealthConfig {
+            heartbeat_interval: Duration::from_millis(100),
+            ..HealthConfig::default()
+        });
+    start_clustered(builder, name, config)
+}
+
+/// Starts a, b, c (a first: the oldest), waits until they are linked and know each other.
+async fn cluster(strategy: &SplitBrainStrategy) -> Vec<Node> {
+    let a = start("a", &[], strategy, &NAMES);
+    let b = start("b", &[&a], strategy, &NAMES);
+    let c = start("c", &[&a], strategy, &NAMES);
+    let nodes = vec![a, b, c];
+    within(
+        "three nodes link and know each other",
+        eventually("linked", || {
+            fully_linked(&nodes.iter().collect::<Vec<_>>())
+                && nodes
+                    .iter()
+                    .all(|n| NAMES.iter().all(|m| n.node_info(m).is_some()))
+        }),
+    )
+    .await;
+    nodes
+}
+
+/// Cuts `nodes[isolated]` off, waits until every node checked a suspected partition,
+/// and returns which nodes keep writing.
+async fn split(nodes: &[Node], isolated: usize) -> Vec<bool> {
+    nodes[isolated].isolate(Duration::from_secs(3600));
+    let cut = nodes[isolated].name().to_owned();
+    within(
+        "each side sees the other unreachable",
+        eventually("split", || {
+            nodes.iter().all(|n| {
+                let Some(status) = n.check_partition_now() else {
+                    return false;
+                };
+                let expected: Vec<String> = if n.name() == cut {
+                    NAMES
+                        .iter()
+                        .filter(|m| **m != cut)
+                        .map(|m| m.to_string())
+                        .collect()
+                } else {
+                    vec![cut.clone()]
+                };
+                status.unreachable == expected
+            })
+        }),
+    )
+    .await;
+    nodes
+        .iter()
+        .map(|n| {
+            n.partition_status()
+                .expect("clustered")
+                .verdict
+                .keeps_writing
+        })
+        .collect()
+}
+
+/// Registers a new name on every node; returns which succeeded, checking that each
+/// refusal is `Fenced`.
+fn try_new_names(nodes: &[Node], round: &str) -> Vec<bool> {
+    nodes
+        .iter()
+        .map(|n| {
+            let p = n.process();
+            let result = p.register(&format!("{round}/{}", n.name()), &());
+            let ok = match result {
+                Ok(_) => true,
+                Err(RegistryError::Fenced { reason, .. }) => {
+                    assert!(!reason.is_empty());
+                    false
+                }
+                Err(other) => panic!("unexpected error {other:?}"),
+            };
+            std::mem::forget(p);
+            ok
+        })
+        .collect()
+}
+
+async fn verdicts_for(strategy: SplitBrainStrategy, isolated: usize, expect: [bool; 3]) {
+    let nodes = cluster(&strategy).await;
+    // Names and groups already held keep working on both sides.
+    let holder = nodes[isolated].process();
+    holder.register("held", &()).expect("no partition yet");
+    let writing = split(&nodes, isolated).await;
+    assert_eq!(writing, expect, "{strategy}");
+    assert_eq!(
+        try_new_names(&nodes, "during"),
+        expect.to_vec(),
+        "{strategy}"
+    );
+    holder.join("room", &()).expect("groups keep working");
+    assert!(
+        nodes[isolated].whereis("held").is_some(),
+        "reads keep working"
+    );
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn majority_fences_the_isolated_minority() {
+    verdicts_for(SplitBrainStrategy::Majority, 2, [true, true, false]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oldest_node_keeps_its_side_writing() {
+    // The oldest (a) alone keeps writing; the majority without it is fenced.
+    verdicts_for(SplitBrainStrategy::OldestNode, 0, [true, false, false]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_primary_keeps_its_side_writing() {
+    verdicts_for(
+        SplitBrainStrategy::ConfiguredPrimary("c".into()),
+        2,
+        [false, false, true],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_side_accepts_new_names_again_after_the_heal_and_events_tell_it() {
+    let strategy = SplitBrainStrategy::Majority;
+    let nodes = cluster(&strategy).await;
+    let mut events = nodes[2].subscribe_nodes(Pattern::Exact("c".into()), false);
+    nodes[2].isolate(Duration::from_secs(3));
+    within(
+        "c is fenced",
+        eventually("fenced", || {
+            nodes[2].check_partition_now().is_some_and(|s| s.fenced)
+        }),
+    )
+    .await;
+    assert_eq!(try_new_names(&nodes, "cut"), vec![true, true, false]);
+    within(
+        "the partition heals",
+        eventually("healed", || {
+            nodes.iter().all(|n| {
+                n.check_partition_now()
+                    .is_some_and(|s| !s.partition_suspected && !s.fenced)
+            })
+        }),
+    )
+    .await;
+    assert_eq!(try_new_names(&nodes, "healed"), vec![true, true, true]);
+    let mut seen = Vec::new();
+    while let Some(Some(delivery)) = events.recv().now_or_never() {
+        seen.extend(delivery.into_events().unwrap_or_default());
+    }
+    let detected = seen
+        .iter()
+        .position(|e| matches!(e, NodeEvent::PartitionDetected { status, .. } if status.fenced));
+    let healed = seen
+        .iter()
+        .position(|e| matches!(e, NodeEvent::PartitionHealed { .. }));
+    assert!(
+        detected.is_some() && healed > detected,
+        "c saw the partition come and go: {seen:?}"
+    );
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_of_the_expected_nodes_is_not_a_majority() {
+    // Four expected nodes; a and b stay together, c and d are each cut off: the side of
+    // two (as in a 2-2 split) is fenced like the sides of one. Under `Majority`, a 2-2
+    // split fences both sides.
+    let expected = ["a", "b", "c", "d"];
+    let strategy = SplitBrainStrategy::Majority;
+    let a = start("a", &[], &strategy, &expected);
+    let b = start("b", &[&a], &strategy, &expected);
+    let c = start("c", &[&a], &strategy, &expected);
+    let d = start("d", &[&a], &strategy, &expected);
+    let nodes = vec![a, b, c, d];
+    within(
+        "four nodes link",
+        eventually("linked", || fully_linked(&nodes.iter().collect::<Vec<_>>())),
+    )
+    .await;
+    nodes[2].isolate(Duration::from_secs(3600));
+    nodes[3].isolate(Duration::from_secs(3600));
+    within(
+        "every side is fenced",
+        eventually("fenced", || {
+            nodes
+                .iter()
+                .all(|n| n.check_partition_now().is_some_and(|s| s.fenced))
+        }),
+    )
+    .await;
+    let status = nodes[0].partition_status().expect("clustered");
+    assert_eq!(status.side, vec!["a".to_owned(), "b".to_owned()]);
+    assert_eq!(
+        status.verdict.reason,
+        "this side reaches 2 of 4 expected nodes: not a strict majority"
+    );
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_primary_outside_the_expected_nodes_is_refused_at_start() {
+    let config = cluster_config("split", &[]).split_brain(SplitBrainConfig {
+        expected: Some(vec!["a".into(), "b".into()]),
+        strategy: SplitBrainStrategy::ConfiguredPrimary("z".into()),
+        action: SplitBrainAction::Fence,
+    });
+    let error = Node::builder()
+        .name("a")
+        .cluster(config)
+        .start()
+        .expect_err("refused");
+    assert!(
+        error
+            .to_string()
+            .contains("the configured primary \"z\" is not in the expected nodes"),
+        "{error}"
+    );
+}
