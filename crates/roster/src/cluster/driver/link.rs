@@ -290,12 +290,7 @@ async fn outlet_loop(
                 return;
             };
             let mut frames = 0;
-            let take = || {
-                let taken = lock(&strong.core).poll_transmit(peer);
-                frames += taken.len();
-                taken
-            };
-            match outlet.pump(false, take) {
+            match outlet.pump(false, || strong.transmit(peer, &mut frames)) {
                 Ok((pumped, sent)) => {
                     meter.sent(frames, sent);
                     strong

@@ -297,16 +297,18 @@ impl Cluster {
         }
     }
 
+    /// The frames to send `peer` now (counted into `frames`).
+    fn transmit(&self, peer: u64, frames: &mut usize) -> Vec<Frame> {
+        let taken = lock(&self.core).poll_transmit(peer);
+        *frames += taken.len();
+        taken
+    }
+
     /// Sends what is queued for `peer` from this thread; hands over to the writer task if
     /// the socket is full.
     fn pump(self: &Arc<Self>, peer: u64, outlet: &Outlet, link: &LinkWriter) {
         let mut frames = 0;
-        let take = || {
-            let taken = lock(&self.core).poll_transmit(peer);
-            frames += taken.len();
-            taken
-        };
-        match outlet.pump(true, take) {
+        match outlet.pump(true, || self.transmit(peer, &mut frames)) {
             Ok((pumped, sent)) => {
                 link.meter.sent(frames, sent);
                 self.counters.bytes_sent.fetch_add(sent, Ordering::Relaxed);
