@@ -27,6 +27,7 @@ mod names;
 mod node_stores;
 mod process_table;
 mod replica;
+mod snapshot;
 mod watch;
 
 use std::collections::HashMap;
@@ -57,6 +58,7 @@ use crate::subscription::{SubscriberQueue, Subscribers};
 pub use node_stores::DEFAULT_SCOPE;
 pub use node_stores::{KindMismatch, NodeStores};
 pub use replica::{ApplyOutcome, SnapshotReceiver};
+pub use snapshot::SnapshotCursor;
 
 /// Number of write shards per scope. A power of two well above the core count keeps two
 /// writers on different keys from meeting on a lock; 64 mutexes cost a few KiB per scope.
@@ -163,6 +165,15 @@ pub struct ScopeStore {
     counts: Box<[ShardCounts]>,
     /// Who is subscribed to changes in the scope.
     pub subscribers: Arc<Subscribers>,
+}
+
+impl std::fmt::Debug for ScopeStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScopeStore")
+            .field("name", &self.name)
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Who changed an entry, for the event's `reason`.
