@@ -251,7 +251,7 @@ async fn outlet_loop(
             let Some(strong) = cluster.upgrade() else {
                 return;
             };
-            match outlet.pump(false, || lock(&strong.core).poll_transmit(peer)) {
+            match outlet.pump(|| lock(&strong.core).poll_transmit(peer)) {
                 Ok((pumped, sent)) => {
                     strong
                         .counters
