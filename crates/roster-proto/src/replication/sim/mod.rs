@@ -31,6 +31,7 @@ use super::pair::{Discard, ManualClock};
 use crate::link_table::RedialPolicy;
 
 mod network;
+mod scale;
 use crate::conflict::ConflictRule;
 use crate::event::ExitReason;
 use crate::key::{Key, Limits};
