@@ -2,7 +2,7 @@
 //! compare with those of syn, `pg`, `global` and Phoenix `Group`.
 //!
 //! The scenarios and the output contract are defined in `/work/shared/peer-figures.md`.
-//! `local` runs L1-L6 and M1/M2 on one node; `dist` runs D1-D7, T1 and R1 on nodes in
+//! `local` runs L1-L6 and M1/M2 on one node; `dist` runs D1-D7, T1, T2 and R1 on nodes in
 //! separate OS processes (see [`dist`]); `all` runs both.
 //!
 //! ```text
@@ -80,6 +80,10 @@ const SCENARIOS: &[(&str, &str)] = &[
         "T1",
         "replicated registrations per second, 3 nodes writing at once",
     ),
+    (
+        "T2",
+        "replicated writes with 3, 5 and 8 nodes writing at once: ops/s, bytes per op per peer",
+    ),
     ("R1", "resync bytes after a 1 s link drop, 1M names"),
 ];
 
@@ -113,7 +117,7 @@ struct Cli {
 enum Command {
     /// One node, one OS process: L1-L6 and M1/M2.
     Local,
-    /// Nodes in separate OS processes on 127.0.0.1: D1-D7, T1, R1.
+    /// Nodes in separate OS processes on 127.0.0.1: D1-D7, T1, T2, R1.
     Dist,
     /// Every family: `local`, then `dist`.
     All,
@@ -235,13 +239,15 @@ fn print_header(meta: &MetaLine<'_>) {
     );
     if meta.command != Command::Local {
         println!(
-            "D1 {} iterations | D2 {:?} | D3 {} per node | D5 {:?} | D7 {} | T1 {} per node | R1 {} names, {} changes, {} ms drop | {} runs ({} at 100K/50K, 1 at 1M) | clock: {}",
+            "D1 {} iterations | D2 {:?} | D3 {} per node | D5 {:?} | D7 {} | T1 {} per node | T2 {:?} nodes, {} per node | R1 {} names, {} changes, {} ms drop | {} runs ({} at 100K/50K, 1 at 1M) | clock: {}",
             d.iterations,
             d.sync,
             d.writes_per_node,
             d.deaths,
             d.group,
             d.throughput_per_node,
+            d.scale_nodes,
+            d.scale_per_node,
             d.resync_entries,
             d.resync_changes,
             d.drop_ms,

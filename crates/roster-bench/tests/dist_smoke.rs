@@ -36,6 +36,15 @@ const EXTRA: &[(&str, &str, &str)] = &[
     ("D5", "cleanup_5k_owner", "ms"),
     ("D5", "cleanup_50k_owner", "ms"),
     ("D7", "group_cleanup_1k_owner", "ms"),
+    ("D2", "sync_1m_entries_per_s", "ops/s"),
+    ("D2", "register_p99_idle", "us"),
+    ("D2", "register_p99_during_snapshot", "us"),
+    ("T2", "writes_per_s_3n", "ops/s"),
+    ("T2", "bytes_per_write_per_peer_3n", "bytes"),
+    ("T2", "writes_per_s_5n", "ops/s"),
+    ("T2", "bytes_per_write_per_peer_5n", "bytes"),
+    ("T2", "writes_per_s_8n", "ops/s"),
+    ("T2", "bytes_per_write_per_peer_8n", "bytes"),
     ("R1", "resync_ms_after_1s_drop_1m", "ms"),
 ];
 

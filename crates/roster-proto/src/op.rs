@@ -56,6 +56,12 @@ impl Op {
         }
     }
 
+    /// Approximate encoded size of the op, for frame size caps: its key and meta, plus a
+    /// generous bound for the pid, clock readings and tags.
+    pub fn approximate_bytes(&self) -> usize {
+        self.key().len() + self.meta_len() + 32
+    }
+
     /// The process whose entry the op changes.
     pub fn pid(&self) -> Pid {
         match self {

@@ -24,7 +24,7 @@ use tokio::runtime::Runtime;
 use super::protocol::{Cond, Request, from_ns, now_ns, to_ns};
 use super::{SECRET, WAIT_LIMIT};
 use crate::WORKERS;
-use crate::measure::release_tasks_at;
+use crate::measure::{new_histogram, record, release_tasks_at};
 use crate::memory::allocated;
 
 /// What a request handler returns: the reply's fields, or an error message.
@@ -154,15 +154,22 @@ impl Agent<'_> {
             Request::Register { prefix, count } => {
                 let node = self.node()?.clone();
                 let since = Instant::now();
+                let mut calls = new_histogram();
                 self.held.reserve(count);
                 for i in 1..=count {
                     let key = format_compact!("{prefix}{i}");
                     let proc = node.process();
-                    proc.register(&key, &())
-                        .map_err(|e| format!("register {key}: {e}"))?;
+                    let call = Instant::now();
+                    let registered = proc.register(&key, &());
+                    record(&mut calls, call.elapsed());
+                    registered.map_err(|e| format!("register {key}: {e}"))?;
                     self.held.push((proc, key));
                 }
-                Ok(json!({"elapsed_ns": nanos(since.elapsed())}))
+                Ok(json!({
+                    "elapsed_ns": nanos(since.elapsed()),
+                    "call_p50_ns": calls.value_at_quantile(0.5),
+                    "call_p99_ns": calls.value_at_quantile(0.99),
+                }))
             }
             Request::Unregister { prefix, count } => {
                 let mut done = 0;

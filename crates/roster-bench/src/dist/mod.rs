@@ -1,4 +1,4 @@
-//! The distributed scenarios (D1, D2, D3, D5, D7, T1, R1): Roster nodes in separate OS
+//! The distributed scenarios (D1, D2, D3, D5, D7, T1, T2, R1): Roster nodes in separate OS
 //! processes on 127.0.0.1, driven from outside the cluster.
 //!
 //! Each node is a node agent (`roster-bench node`, see [`agent`]) spawned by the driver
@@ -77,6 +77,10 @@ pub struct Sizes {
     pub group: usize,
     /// T1: registrations on each of the three nodes.
     pub throughput_per_node: usize,
+    /// T2: cluster sizes (the metric names say 3, 5 and 8).
+    pub scale_nodes: [usize; 3],
+    /// T2: registrations on each node.
+    pub scale_per_node: usize,
     /// R1: entries held by the node whose links drop.
     pub resync_entries: usize,
     /// R1: entries changed while the links are down (half unregistered, half new).
@@ -102,6 +106,8 @@ impl Sizes {
                 deaths: [100, 500, 2_000],
                 group: 100,
                 throughput_per_node: 1_000,
+                scale_nodes: [3, 5, 8],
+                scale_per_node: 500,
                 resync_entries: 20_000,
                 resync_changes: 200,
                 drop_ms: 1_000,
@@ -117,6 +123,8 @@ impl Sizes {
                 deaths: [1_000, 5_000, 50_000],
                 group: 1_000,
                 throughput_per_node: 10_000,
+                scale_nodes: [3, 5, 8],
+                scale_per_node: 5_000,
                 resync_entries: 1_000_000,
                 resync_changes: 1_000,
                 drop_ms: 1_000,
@@ -129,13 +137,14 @@ impl Sizes {
 /// Runs the selected distributed scenarios in order, adding their figures to `report`.
 pub fn run(bench: &Bench<'_>, report: &mut Report) {
     type Scenario = fn(&Sizes, &mut Report);
-    let scenarios: [(&str, Scenario); 7] = [
+    let scenarios: [(&str, Scenario); 8] = [
         ("D1", latency),
         ("D2", bulk_sync),
         ("D3", concurrent_writes),
         ("D5", deaths),
         ("D7", group_deaths),
         ("T1", throughput),
+        ("T2", scale),
         ("R1", resync),
     ];
     for (id, scenario) in scenarios {
@@ -234,57 +243,122 @@ fn latency(sizes: &Sizes, report: &mut Report) {
     report.add_runs("D1", "raw_one_way_p99", &raw_p99, Unit::Us);
 }
 
-/// One D2 run: `n` keys on A, then B starts seeded with A; returns the time from B's node
-/// start until B sees `n` (ms), B's allocated bytes per replicated entry if `memory` (node
-/// start cost excluded; read [`MEMORY_SETTLE`] after the sync), the time to spawn B's
-/// process until ready and from B's start until it is linked to A (ms).
-fn sync_run(n: usize, memory: bool) -> Result<[f64; 4], String> {
+/// Registrations timed one by one on A before the 1M sync and while it is under way
+/// (D2 `register_p99_idle`, `register_p99_during_snapshot`): enough for a p99, few enough
+/// to finish well within the snapshot.
+const SNAPSHOT_PROBE: usize = 2_000;
+
+/// What one D2 run measured.
+struct SyncRun {
+    /// From B's node start until B sees every entry (ms).
+    sync_ms: f64,
+    /// B's allocated bytes per replicated entry (NaN if not measured).
+    bytes_per_entry: f64,
+    /// Spawning B's process until ready (ms).
+    spawn_ms: f64,
+    /// From B's start until it is linked to A (ms).
+    linked_ms: f64,
+    /// Entries B received per second from the link coming up until it saw them all.
+    apply_rate: f64,
+    /// p99 of A's register calls before B started, and during the snapshot (us; NaN
+    /// without a probe).
+    idle_p99_us: f64,
+    busy_p99_us: f64,
+}
+
+/// One D2 run: `n` keys on A, then B starts seeded with A; measures B's sync (see
+/// [`SyncRun`]); B's memory per entry if `memory` (node start cost excluded; read
+/// [`MEMORY_SETTLE`] after the sync). With a `probe`, A also times `probe` registrations
+/// before B starts and `probe` more as soon as it is linked to B (during the snapshot):
+/// B then waits for `n + 2 * probe` entries.
+fn sync_run(n: usize, memory: bool, probe: usize) -> Result<SyncRun, String> {
     let mut a = AgentProc::spawn("a")?;
     a.start(&[], None)?;
     a.call(&Request::Register {
         prefix: "sync-".into(),
         count: n,
     })?;
+    let p99_us = |reply: &serde_json::Value| -> Result<f64, String> {
+        Ok(field(reply, "call_p99_ns")? as f64 / 1e3)
+    };
+    let (mut idle_p99_us, mut busy_p99_us) = (f64::NAN, f64::NAN);
+    if probe > 0 {
+        idle_p99_us = p99_us(&a.call(&Request::Register {
+            prefix: "idle-".into(),
+            count: probe,
+        })?)?;
+    }
+    let total = n + 2 * probe;
     let mut b = AgentProc::spawn("b")?;
-    let started = b.start(&[&a], Some(Cond::registry(n)))?;
+    let started = b.start(&[&a], Some(Cond::registry(total)))?;
+    if probe > 0 {
+        a.call(&Request::WaitPeers { peers: 1 })?;
+        busy_p99_us = p99_us(&a.call(&Request::Register {
+            prefix: "busy-".into(),
+            count: probe,
+        })?)?;
+    }
     let watched = b.call(&Request::WatchResult)?;
     let (seen, linked) = (field(&watched, "seen_ns")?, field(&watched, "linked_ns")?);
     let start = field(&started, "start_ns")?;
-    let per_entry = if memory {
+    let bytes_per_entry = if memory {
         std::thread::sleep(MEMORY_SETTLE);
         let allocated = field(&b.call(&Request::Memory)?, "allocated")?;
-        (allocated as f64 - field(&started, "alloc_after")? as f64) / n as f64
+        (allocated as f64 - field(&started, "alloc_after")? as f64) / total as f64
     } else {
         f64::NAN
     };
-    Ok([
-        ms_between(start, seen),
-        per_entry,
-        b.spawned_in.as_secs_f64() * 1e3,
-        ms_between(start, linked),
-    ])
+    Ok(SyncRun {
+        sync_ms: ms_between(start, seen),
+        bytes_per_entry,
+        spawn_ms: b.spawned_in.as_secs_f64() * 1e3,
+        linked_ms: ms_between(start, linked),
+        apply_rate: total as f64 / (ms_between(linked, seen) / 1e3),
+        idle_p99_us,
+        busy_p99_us,
+    })
 }
 
 /// D2: `n` keys registered on A while B is not running; then B starts (seeded with A):
-/// time from B's node start until B sees all `n`; also B's bytes per replicated entry.
+/// time from B's node start until B sees all `n`; also B's bytes per replicated entry,
+/// and at 1M the rate B took entries in and whether the snapshot slowed A's writers.
 fn bulk_sync(sizes: &Sizes, report: &mut Report) {
     let [small, medium, large] = sizes.sync;
-    if let Some([sync, _, spawn, linked]) =
-        runs(report, "D2 10K", sizes.reps, || sync_run(small, false))
-    {
+    let fields = |run: Result<SyncRun, String>| {
+        run.map(|r| {
+            [
+                r.sync_ms,
+                r.bytes_per_entry,
+                r.spawn_ms,
+                r.linked_ms,
+                r.apply_rate,
+                r.idle_p99_us,
+                r.busy_p99_us,
+            ]
+        })
+    };
+    if let Some([sync, _, spawn, linked, ..]) = runs(report, "D2 10K", sizes.reps, || {
+        fields(sync_run(small, false, 0))
+    }) {
         report.add_runs("D2", "sync_10k", &sync, Unit::Ms);
         report.add_runs("D2", "link_up", &linked, Unit::Ms);
         report.add_runs("D2", "agent_spawn", &spawn, Unit::Ms);
     }
-    if let Some([sync, bytes, ..]) =
-        runs(report, "D2 100K", sizes.big_reps, || sync_run(medium, true))
-    {
+    if let Some([sync, bytes, ..]) = runs(report, "D2 100K", sizes.big_reps, || {
+        fields(sync_run(medium, true, 0))
+    }) {
         report.add_runs("D2", "sync_100k", &sync, Unit::Ms);
         report.add_runs("D2", "replica_bytes_per_entry_100k", &bytes, Unit::Bytes);
     }
-    if let Some([sync, bytes, ..]) = runs(report, "D2 1M", 1, || sync_run(large, true)) {
+    let probe = SNAPSHOT_PROBE.min(large / 10);
+    if let Some([sync, bytes, _, _, rate, idle, busy]) =
+        runs(report, "D2 1M", 1, || fields(sync_run(large, true, probe)))
+    {
         report.add_runs("D2", "sync_1m", &sync, Unit::Ms);
         report.add_runs("D2", "replica_bytes_per_entry", &bytes, Unit::Bytes);
+        report.add_runs("D2", "sync_1m_entries_per_s", &rate, Unit::OpsPerSec);
+        report.add_runs("D2", "register_p99_idle", &idle, Unit::Us);
+        report.add_runs("D2", "register_p99_during_snapshot", &busy, Unit::Us);
     }
 }
 
@@ -343,6 +417,40 @@ fn throughput(sizes: &Sizes, report: &mut Report) {
         return;
     };
     report.add_runs("T1", "repl_throughput_3n", &ops, Unit::OpsPerSec);
+}
+
+/// T2: every node of a cluster of 3, 5 and 8 node processes registers `scale_per_node`
+/// keys at once; replicated writes per second until every node sees all of them, and the
+/// link bytes all nodes sent per write per peer it reached (frames, pings and digests of
+/// the run included). Every node sends each of its writes to every other (full mesh).
+fn scale(sizes: &Sizes, report: &mut Report) {
+    const METRICS: [(&str, &str); 3] = [
+        ("writes_per_s_3n", "bytes_per_write_per_peer_3n"),
+        ("writes_per_s_5n", "bytes_per_write_per_peer_5n"),
+        ("writes_per_s_8n", "bytes_per_write_per_peer_8n"),
+    ];
+    for (nodes, (throughput, per_peer)) in sizes.scale_nodes.into_iter().zip(METRICS) {
+        let Some([ops, bytes]) = runs(report, &format!("T2 {nodes} nodes"), sizes.reps, || {
+            let names: Vec<String> = (0..nodes).map(|i| format!("n{i}")).collect();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let mut agents = cluster(&names)?;
+            let sent = |agents: &mut [AgentProc]| -> Result<u64, String> {
+                agents.iter_mut().map(AgentProc::bytes_sent).sum()
+            };
+            let before = sent(&mut agents)?;
+            let [_, converged] = write_everywhere(&mut agents, sizes.scale_per_node)?;
+            let after = sent(&mut agents)?;
+            let writes = (nodes * sizes.scale_per_node) as f64;
+            Ok([
+                writes / (converged / 1e3),
+                (after - before) as f64 / (writes * (nodes - 1) as f64),
+            ])
+        }) else {
+            continue;
+        };
+        report.add_runs("T2", throughput, &ops, Unit::OpsPerSec);
+        report.add_runs("T2", per_peer, &bytes, Unit::Bytes);
+    }
 }
 
 /// Kills every process of A once B sees what they hold (`held`), with a watcher on B

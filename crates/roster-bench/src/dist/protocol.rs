@@ -109,7 +109,8 @@ pub enum Request {
         peers: usize,
     },
     /// `count` new processes register `{prefix}1..={prefix}{count}` one after the other
-    /// and are kept alive; replies the time it took (`elapsed_ns`).
+    /// and are kept alive; replies the time it took (`elapsed_ns`) and the p50 and p99 of
+    /// the register calls (`call_p50_ns`, `call_p99_ns`).
     Register {
         /// Key prefix.
         prefix: String,

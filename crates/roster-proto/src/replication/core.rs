@@ -48,7 +48,7 @@ use crate::link_table::{LinkSession, LinkTable, RedialPolicy};
 use crate::nodes::NodeRecord;
 use crate::op::{Op, Outgoing};
 use crate::store::ApplyOutcome;
-use crate::store::{ScopeStore, SnapshotReceiver};
+use crate::store::{ScopeStore, SnapshotCursor, SnapshotReceiver};
 
 /// Tuning of a [`Core`].
 #[derive(Debug, Clone)]
@@ -125,7 +125,7 @@ const FRAME_BYTES: usize = 1024 * 1024;
 
 /// Approximate encoded size of an op.
 fn encoded_bytes(op: &Op) -> usize {
-    op.key().len() + op.meta_len() + 32
+    op.approximate_bytes()
 }
 
 /// The next frame's worth of `ops`: at most `max` of them, and no more once they reach
@@ -161,10 +161,12 @@ pub enum Unsent {
 enum CatchUp {
     /// Ops from sequence `next` on are still to be sent from the op log.
     Log { next: u64 },
-    /// A snapshot at `seq` is being sent; `rest` are its entries not sent yet.
+    /// A snapshot at `seq` is being sent, read from `store` a chunk at a time where
+    /// `cursor` is (never copied whole, never read under the lock for more than a chunk).
     Snapshot {
         seq: u64,
-        rest: std::vec::IntoIter<Op>,
+        store: Arc<ScopeStore>,
+        cursor: SnapshotCursor,
         started: bool,
     },
 }
@@ -230,13 +232,14 @@ impl Peer {
 
     /// Starts sending a snapshot of our stream in `scope` at `seq` (replacing any catch-up
     /// under way there); live ops of the scope wait in the log until it is sent.
-    fn start_snapshot(&mut self, scope: &ScopeName, seq: u64, entries: Vec<Op>) {
-        self.synced.remove(scope);
+    fn start_snapshot(&mut self, store: &Arc<ScopeStore>, seq: u64) {
+        self.synced.remove(&store.name);
         self.catching_up.insert(
-            scope.clone(),
+            store.name.clone(),
             CatchUp::Snapshot {
                 seq,
-                rest: entries.into_iter(),
+                store: store.clone(),
+                cursor: SnapshotCursor::default(),
                 started: false,
             },
         );
@@ -760,12 +763,12 @@ impl Core {
 
     /// Starts sending `peer` a full snapshot of our stream in `scope`; it is sent chunk by
     /// chunk as the peer's socket drains, then the peer continues from the log.
-    fn send_snapshot(&mut self, peer: u64, scope: &ScopeStore) {
+    fn send_snapshot(&mut self, peer: u64, scope: &Arc<ScopeStore>) {
         let seq = self.streams.entry(scope.name.clone()).or_default().seq;
         let Some(peer_state) = self.peers.get_mut(&peer) else {
             return;
         };
-        peer_state.start_snapshot(&scope.name, seq, scope.snapshot_local());
+        peer_state.start_snapshot(scope, seq);
     }
 
     /// Time passed: exchange digests if due. Early or repeated calls do nothing.
@@ -845,9 +848,14 @@ impl Core {
             let stream = streams.get(scope);
             let own_seq = stream.map_or(0, |s| s.seq);
             match catch_up {
-                CatchUp::Snapshot { seq, rest, started } => {
-                    let chunk = take_frame(rest, max);
-                    let last = rest.len() == 0;
+                CatchUp::Snapshot {
+                    seq,
+                    store,
+                    cursor,
+                    started,
+                } => {
+                    let chunk = store.snapshot_chunk(cursor, max, FRAME_BYTES);
+                    let last = cursor.is_done();
                     if !chunk.is_empty() || !*started || last {
                         frames.push(Frame::Snapshot {
                             scope: scope.clone(),

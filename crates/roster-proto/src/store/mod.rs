@@ -29,6 +29,7 @@ mod node_stores;
 mod owners;
 mod process_table;
 mod replica;
+mod snapshot;
 mod watch;
 
 use std::collections::HashMap;
@@ -60,6 +61,7 @@ use crate::subscription::{SubscriberQueue, Subscribers};
 pub use node_stores::DEFAULT_SCOPE;
 pub use node_stores::{KindMismatch, NodeStores};
 pub use replica::{ApplyOutcome, SnapshotReceiver};
+pub use snapshot::SnapshotCursor;
 
 /// Number of write shards per scope. A power of two well above the core count keeps two
 /// writers on different keys from meeting on a lock; 64 mutexes cost a few KiB per scope.
@@ -175,6 +177,15 @@ pub struct ScopeStore {
     owner_index_build: Mutex<()>,
     /// Who is subscribed to changes in the scope.
     pub subscribers: Arc<Subscribers>,
+}
+
+impl std::fmt::Debug for ScopeStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScopeStore")
+            .field("name", &self.name)
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Who changed an entry, for the event's `reason`.

@@ -259,37 +259,6 @@ impl ScopeStore {
         }
     }
 
-    /// Every entry of local processes as ops (registrations and joins): the snapshot of
-    /// this node's stream in this scope.
-    pub fn snapshot_local(&self) -> Vec<Op> {
-        let mut ops = Vec::new();
-        for (key, entry) in self.names.pin().iter() {
-            let r = &entry;
-            if self.is_local(r.pid) && self.is_live(entry.pid) {
-                ops.push(Op::Register {
-                    key: key.clone(),
-                    pid: r.pid,
-                    meta: r.meta.clone(),
-                    registered_at: r.registered_at,
-                    token: r.token,
-                });
-            }
-        }
-        for (key, members) in self.groups.pin().iter() {
-            for m in members
-                .iter()
-                .filter(|m| self.is_local(m.pid()) && self.is_live(m.pid()))
-            {
-                ops.push(Op::Join {
-                    key: key.clone(),
-                    pid: m.pid(),
-                    meta: m.meta().clone(),
-                });
-            }
-        }
-        ops
-    }
-
     /// The digest of the entries of `origin` held here (see `digest`).
     pub fn digest(&self, origin: u64) -> u128 {
         (0..super::SHARDS)
@@ -307,8 +276,12 @@ impl ScopeStore {
     /// these limits holds of them when it is in sync. A scan: only for peers whose limits
     /// are smaller than ours, and only when the plain digests differ.
     pub fn local_digest_within(&self, limits: &crate::key::Limits) -> u128 {
-        self.snapshot_local()
-            .iter()
+        let mut cursor = super::SnapshotCursor::default();
+        let mut ops = Vec::new();
+        while !cursor.is_done() {
+            ops.extend(self.snapshot_chunk(&mut cursor, 4096, usize::MAX));
+        }
+        ops.iter()
             .filter(|op| limits.admits(op.key(), op.meta_len()))
             .map(|op| match op {
                 Op::Register {

@@ -1,29 +1,19 @@
 //! The write side of a plain TCP link, pumped by whoever has frames to send.
 //!
 //! Waking a parked writer task costs a thread wake-up (tens of microseconds on a small
-//! VM), more than the write itself. So the thread that queued frames — a local writer
-//! right after its write, or a reader after applying a frame — sends them at once with
-//! non-blocking writes. Only when the socket is full does the link's writer task take
-//! over, waiting for the socket to become writable. One pump runs at a time per link: a
-//! thread that finds the link busy leaves a note, and the busy pump goes round again, so
-//! frames keep their order and none is left behind.
-//!
-//! Bursts are the exception: a caller that comes within [`BURST_WINDOW`] of the previous
-//! write leaves the sending to the writer task, which then takes everything that piled up
-//! in one write. A burst of writes thus costs one wake-up and a few large writes, not one
-//! system call per write, while an isolated write goes out at once.
+//! VM), more than the write itself. So the task that made the core queue frames — the
+//! flusher after handing it local writes, or a reader after applying a frame — sends them
+//! at once with non-blocking writes. Only when the socket is full does the link's writer
+//! task take over, waiting for the socket to become writable. One pump runs at a time per
+//! link: a thread that finds the link busy leaves a note, and the busy pump goes round
+//! again, so frames keep their order and none is left behind.
 
 use std::io;
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
 use tokio::net::tcp::OwnedWriteHalf;
 
 use crate::replication::wire::Frame;
-
-/// A caller writing within this long of the previous write leaves it to the writer task.
-/// About the cost of one loopback write on a small VM: shorter gaps than that are a burst.
-pub(crate) const BURST_WINDOW: Duration = Duration::from_micros(100);
 
 /// What a pump achieved.
 #[derive(Debug, PartialEq, Eq)]
@@ -32,16 +22,12 @@ pub(crate) enum Pumped {
     Done,
     /// The socket is full: the rest waits in the backlog for the writer task.
     Blocked,
-    /// A burst is under way: the caller should wake the writer task instead.
-    Deferred,
 }
 
 #[derive(Default)]
 struct State {
     busy: bool,
     again: bool,
-    /// When bytes were last handed to the socket.
-    last_write: Option<Instant>,
     /// Encoded bytes, of which those from `written` on are not yet accepted by the socket;
     /// written before anything newer. Kept whole with an offset: cutting off the written
     /// part at every partial write would copy a large snapshot over and over.
@@ -75,22 +61,9 @@ impl Outlet {
 
     /// Writes the backlog and every frame `take` yields, without ever waiting; returns the
     /// bytes written (for counters) and whether the socket filled up.
-    ///
-    /// A `caller` (not the writer task) defers to the writer task during a burst.
-    pub(crate) fn pump(
-        &self,
-        caller: bool,
-        mut take: impl FnMut() -> Vec<Frame>,
-    ) -> io::Result<(Pumped, u64)> {
+    pub(crate) fn pump(&self, mut take: impl FnMut() -> Vec<Frame>) -> io::Result<(Pumped, u64)> {
         {
             let mut state = self.lock();
-            if caller
-                && state
-                    .last_write
-                    .is_some_and(|at| at.elapsed() < BURST_WINDOW)
-            {
-                return Ok((Pumped::Deferred, 0));
-            }
             if state.busy {
                 state.again = true;
                 return Ok((Pumped::Done, 0));
@@ -115,7 +88,6 @@ impl Outlet {
                     Ok(n) => {
                         written += n;
                         sent += n as u64;
-                        self.lock().last_write = Some(Instant::now());
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         let mut state = self.lock();

@@ -33,6 +33,7 @@ use crate::nodes::SplitBrainMonitor;
 
 mod network;
 mod nodes;
+mod scale;
 use crate::conflict::ConflictRule;
 use crate::event::ExitReason;
 use crate::key::{Key, Limits};

@@ -97,6 +97,10 @@ pub(super) struct Network {
     pub(super) violations: Vec<String>,
     /// What happened to links during the run.
     pub(super) counts: LinkCounts,
+    /// Frames and their encoded bytes (length prefix included) put on connections, counted
+    /// only when set (the scale measurement; encoding every frame again would slow the
+    /// sweep).
+    pub(super) traffic: Option<(u64, u64)>,
 }
 
 /// What happened to links during a run: the simulation must cover each kind.
@@ -397,6 +401,10 @@ impl Sim {
             return;
         };
         for frame in frames {
+            if let Some((count, bytes)) = &mut self.net.traffic {
+                *count += 1;
+                *bytes += frame.encode().len() as u64 + 4;
+            }
             let delay = self.delay();
             let end = &mut self.net.conns.get_mut(&conn_id).expect("found").ends[end];
             let arrival = end

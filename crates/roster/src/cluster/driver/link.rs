@@ -290,7 +290,7 @@ async fn outlet_loop(
                 return;
             };
             let mut frames = 0;
-            match outlet.pump(false, || strong.transmit(peer, &mut frames)) {
+            match outlet.pump(|| strong.transmit(peer, &mut frames)) {
                 Ok((pumped, sent)) => {
                     meter.sent(frames, sent);
                     strong

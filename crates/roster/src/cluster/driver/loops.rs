@@ -2,10 +2,10 @@
 //! timer, the flusher of bursts of local writes, and the reaper of silent links and
 //! vanished peers.
 
-use std::sync::{Arc, Weak};
+use std::sync::Weak;
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 
 use super::{Cluster, lock};
 use crate::cluster::membership::MembershipEvent;
@@ -52,15 +52,22 @@ pub(super) async fn timer_loop(cluster: Weak<Cluster>) {
     }
 }
 
-/// Hands local ops that piled up during a burst to the core (see `on_local_ops`).
-pub(super) async fn flusher_loop(cluster: Weak<Cluster>, wake: Arc<Notify>) {
+/// The flusher thread: hands the ops of local writes to the core and sends them each
+/// time a write wakes it (see `on_local_ops`), inside the node's runtime (acting on the
+/// core's events may spawn tasks). Ends when the cluster layer stops or is gone.
+pub(super) fn flusher_loop(cluster: &Weak<Cluster>, runtime: &tokio::runtime::Handle) {
+    let _runtime = runtime.enter();
     loop {
-        // A notification sent while nobody waits is kept, so none is lost.
-        wake.notified().await;
+        // An unpark that came before the park is kept, so no wake-up is lost; a spurious
+        // one only costs an empty flush.
+        std::thread::park();
         let Some(cluster) = cluster.upgrade() else {
             return;
         };
-        cluster.with_core(|_, _| ());
+        if cluster.stopped.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
+        cluster.flush();
     }
 }
 

@@ -7,8 +7,10 @@
 //!   the core decides and records every step of a link's life (admission, established,
 //!   lost, severed, redial backoff: `roster_proto::replication::links`), and the shell
 //!   files the link's IO under the session the core gave it in the same step;
-//! - feeds the core: frames from readers, ops of local writes (called right after the
-//!   write, no task hop), timer ticks, membership changes, scope changes;
+//! - feeds the core: frames from readers, ops of local writes (handed over by the flusher
+//!   task, which a write wakes only if it is not already due to run: a write pays no
+//!   core lock and no system call of its own), timer ticks, membership changes, scope
+//!   changes;
 //! - after every core call, wakes the writers of peers with queued frames. A writer takes
 //!   everything queued for its peer and sends it in one write: batching without a timer.
 //!   The core bounds each peer's live queue; an overloaded link is dropped and catches up
@@ -27,12 +29,12 @@ mod stats;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 use self::connect::accept_loop;
@@ -47,7 +49,7 @@ use super::handshake::{ClusterKey, Greeting};
 use super::host::ClusterHost;
 use super::link_table::RedialPolicy;
 use super::membership::{MemberId, MembershipConfig, MembershipHandle, spawn_membership};
-use super::outlet::{BURST_WINDOW, Outlet, Pumped};
+use super::outlet::{Outlet, Pumped};
 use super::throttle::Throttle;
 use crate::key::{Limits, ScopeName};
 use crate::replication::PROTOCOL_VERSION;
@@ -81,10 +83,15 @@ pub(crate) struct Cluster {
     silence: Duration,
     #[cfg(feature = "tls")]
     tls: Option<super::tls::TlsConfig>,
-    /// Wakes the flusher task, which hands queued local ops to the core during bursts.
-    flusher: Arc<Notify>,
-    /// Nanoseconds after `started` of the last flush done by a writing thread.
-    last_flush: AtomicU64,
+    /// The flusher thread, which hands the ops of local writes to the core and sends them.
+    /// A plain thread woken by `unpark` rather than a task: waking it is one futex call,
+    /// with no trip through the runtime's scheduler before it runs.
+    flusher: std::sync::OnceLock<std::thread::Thread>,
+    /// Set when the cluster layer stops: the flusher thread ends.
+    stopped: AtomicBool,
+    /// Set by the write that wakes the flusher, cleared by the flusher before it takes
+    /// the outbox: the writes in between need not wake it again.
+    flush_pending: AtomicBool,
     started: Instant,
     tasks: Mutex<Vec<AbortHandle>>,
     /// The smallest limits of the linked peers, read by every replicated write.
@@ -162,8 +169,9 @@ impl Cluster {
             silence,
             #[cfg(feature = "tls")]
             tls: settings.tls,
-            flusher: Arc::new(Notify::new()),
-            last_flush: AtomicU64::new(0),
+            flusher: std::sync::OnceLock::new(),
+            stopped: AtomicBool::new(false),
+            flush_pending: AtomicBool::new(false),
             started: Instant::now(),
             tasks: Mutex::new(Vec::new()),
             peer_limits: PeerLimits::default(),
@@ -186,13 +194,16 @@ impl Cluster {
         let members = tokio::spawn(membership_loop(weak.clone(), events_rx));
         let timer = tokio::spawn(timer_loop(weak.clone()));
         let reaper = tokio::spawn(reaper_loop(weak.clone()));
-        let flusher = tokio::spawn(flusher_loop(weak, cluster.flusher.clone()));
+        let runtime = tokio::runtime::Handle::current();
+        let flusher = std::thread::Builder::new()
+            .name("roster-flusher".into())
+            .spawn(move || flusher_loop(&weak, &runtime))?;
+        let _ = cluster.flusher.set(flusher.thread().clone());
         lock(&cluster.tasks).extend([
             accept.abort_handle(),
             members.abort_handle(),
             timer.abort_handle(),
             reaper.abort_handle(),
-            flusher.abort_handle(),
         ]);
         Ok(cluster)
     }
@@ -308,7 +319,7 @@ impl Cluster {
     /// the socket is full.
     fn pump(self: &Arc<Self>, peer: u64, outlet: &Outlet, link: &LinkWriter) {
         let mut frames = 0;
-        match outlet.pump(true, || self.transmit(peer, &mut frames)) {
+        match outlet.pump(|| self.transmit(peer, &mut frames)) {
             Ok((pumped, sent)) => {
                 link.meter.sent(frames, sent);
                 self.counters.bytes_sent.fetch_add(sent, Ordering::Relaxed);
@@ -323,20 +334,33 @@ impl Cluster {
         }
     }
 
-    /// Ops of local writes are waiting in the outbox.
+    /// Ops of local writes are waiting in the outbox: wakes the flusher task unless it is
+    /// already due to run.
     ///
-    /// An isolated write is handed to the core and sent from the writing thread at once. A
-    /// write within [`BURST_WINDOW`] of the previous flush only wakes the flusher task,
-    /// which then moves everything that piled up in one go: a burst of writes pays for one
-    /// core lock and one send, not one per write.
-    pub(crate) fn on_local_ops(self: &Arc<Self>) {
-        let now = self.started.elapsed().as_nanos() as u64;
-        let last = self.last_flush.load(Ordering::Relaxed);
-        if last != 0 && now.saturating_sub(last) < BURST_WINDOW.as_nanos() as u64 {
-            self.flusher.notify_one();
-            return;
+    /// The writing thread takes no core lock and writes no socket: an isolated write wakes
+    /// the flusher (one wake-up of an idle runtime), and the writes that come before the
+    /// flusher runs only find it due. The flusher then moves everything that piled up in
+    /// one core call and one send: batching without a timer.
+    pub(crate) fn on_local_ops(&self) {
+        if !self.flush_pending.swap(true, Ordering::AcqRel)
+            && let Some(flusher) = self.flusher.get()
+        {
+            flusher.unpark();
         }
-        self.last_flush.store(now.max(1), Ordering::Relaxed);
+    }
+
+    /// Ends the flusher thread.
+    fn stop_flusher(&self) {
+        self.stopped.store(true, Ordering::Release);
+        if let Some(flusher) = self.flusher.get() {
+            flusher.unpark();
+        }
+    }
+
+    /// The flusher's turn: hands every op of local writes to the core and sends them.
+    fn flush(self: &Arc<Self>) {
+        // Cleared before the outbox is taken, so a write after the take wakes us again.
+        self.flush_pending.store(false, Ordering::Release);
         self.with_core(|_, _| ());
     }
 
@@ -418,6 +442,7 @@ impl Cluster {
         for task in lock(&self.tasks).drain(..) {
             task.abort();
         }
+        self.stop_flusher();
         let links: Vec<Link> = {
             let mut io = lock(&self.io);
             lock(&self.core).close_all();
@@ -448,6 +473,12 @@ impl Cluster {
     /// The live member of incarnation `peer`, if SWIM sees it alive.
     fn member(&self, peer: u64) -> Option<MemberId> {
         self.members().into_iter().find(|m| m.incarnation == peer)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop_flusher();
     }
 }
 
