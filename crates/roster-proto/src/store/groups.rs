@@ -1,20 +1,54 @@
 //! Process groups: `key -> [members]`, many members per key.
 //!
-//! A group's members are an immutable list replaced copy-on-write: readers share it with a
-//! reference count, writers pay O(group size) per join or leave (as OTP `pg` does when it
-//! rewrites a group's ETS row).
+//! A group's members are an immutable [`MemberList`] that readers share with a reference
+//! count. A small group is a flat list rewritten on each change; a large one is a
+//! persistent B-tree keyed by join sequence, where a join or leave copies one path,
+//! O(log n), not the group. The writer finds a tree member by pid through the shard's
+//! [`JoinSeqs`] of the group.
 
 use std::sync::Arc;
 
-use super::{Cause, ScopeStore, Shard, digest, keys_with_prefix};
+use super::{Cause, FastMap, ScopeStore, Shard, digest, keys_with_prefix};
 use super::{HeldKind, LocalProcess};
-use crate::entry::{Entry, Member, Members};
+use crate::entry::{Entry, Member, MemberList, Members};
 use crate::error::RegistryError;
 use crate::event::{Event, EventKind, Reason};
 use crate::key::{Key, is_prefix};
 use crate::meta::Meta;
 use crate::op::Op;
 use crate::pid::Pid;
+
+/// The writer's index of a group held as a tree (kept in its shard, under its lock): the
+/// join sequence of each member, which is its key in the tree, and the next one to give.
+#[derive(Default)]
+pub(super) struct JoinSeqs {
+    of: FastMap<Pid, u64>,
+    next: u64,
+}
+
+/// The member `pid` of `list` (group `key`); `shard` is the key's locked shard.
+fn find<'l>(shard: &Shard, key: &str, list: &'l MemberList, pid: Pid) -> Option<&'l Member> {
+    match list {
+        MemberList::Flat(members) => members.iter().find(|m| m.pid() == pid),
+        MemberList::Tree(tree) => {
+            let seq = shard.join_seqs.get(key)?.of.get(&pid)?;
+            tree.get(seq)
+        }
+    }
+}
+
+/// A tree of `members` in join order (sequences from 0) and its index.
+fn tree_of<'m>(members: impl Iterator<Item = &'m Member>) -> (MemberList, JoinSeqs) {
+    let tree: imbl::OrdMap<u64, Member> = members
+        .enumerate()
+        .map(|(seq, m)| (seq as u64, m.clone()))
+        .collect();
+    let seqs = JoinSeqs {
+        of: tree.iter().map(|(seq, m)| (m.pid(), *seq)).collect(),
+        next: tree.len() as u64,
+    };
+    (MemberList::Tree(tree), seqs)
+}
 
 /// What an upsert did to a group.
 pub(super) enum MemberChange {
@@ -35,11 +69,7 @@ impl ScopeStore {
         meta: Meta,
     ) -> Result<(), RegistryError> {
         let mut shard = self.write_lock(&key)?;
-        let is_member = self
-            .groups
-            .pin()
-            .get(key.as_str())
-            .is_some_and(|members| members.iter().any(|m| m.pid() == cell.pid));
+        let is_member = self.member_of(&shard, &key, cell.pid).is_some();
         let member = Member::new(cell.pid, meta.clone());
         let change = if is_member {
             if !cell.is_alive() {
@@ -84,28 +114,59 @@ impl ScopeStore {
         let groups = self.groups.pin();
         let current = groups.get(key.as_str());
         let pid = member.pid();
-        let position = current.and_then(|members| members.iter().position(|m| m.pid() == pid));
-        let change = match (current, position) {
-            (Some(members), Some(i)) => {
-                let previous = members[i].meta().clone();
+        let previous = current
+            .and_then(|list| find(shard, key, list, pid))
+            .map(|m| m.meta().clone());
+        let change = match (current, previous) {
+            (Some(list), Some(previous)) => {
                 if previous == *member.meta() {
                     return MemberChange::Unchanged;
                 }
                 shard.toggle_digest(pid.incarnation(), || digest::member(key, pid, &previous));
-                let updated: Arc<[Member]> = members
-                    .iter()
-                    .enumerate()
-                    .map(|(j, m)| if j == i { member.clone() } else { m.clone() })
-                    .collect();
+                let updated = match list {
+                    MemberList::Flat(members) => MemberList::Flat(
+                        members
+                            .iter()
+                            .map(|m| if m.pid() == pid { &member } else { m })
+                            .cloned()
+                            .collect(),
+                    ),
+                    MemberList::Tree(tree) => {
+                        let seq = shard.join_seqs[key.as_str()].of[&pid];
+                        MemberList::Tree(tree.update(seq, member.clone()))
+                    }
+                };
                 groups.insert(key.clone(), updated);
                 MemberChange::Updated(previous)
             }
-            _ => {
-                let joined: Arc<[Member]> = current
-                    .into_iter()
-                    .flat_map(|members| members.iter().cloned())
-                    .chain(std::iter::once(member.clone()))
-                    .collect();
+            (current, _) => {
+                let joined = match current {
+                    None => MemberList::Flat(Arc::from([member.clone()])),
+                    Some(MemberList::Flat(members)) if members.len() < MemberList::FLAT_MAX => {
+                        MemberList::Flat(
+                            members
+                                .iter()
+                                .chain(std::iter::once(&member))
+                                .cloned()
+                                .collect(),
+                        )
+                    }
+                    Some(MemberList::Flat(members)) => {
+                        let (tree, seqs) = tree_of(members.iter().chain(std::iter::once(&member)));
+                        shard.join_seqs.insert(key.clone(), seqs);
+                        tree
+                    }
+                    Some(MemberList::Tree(tree)) => {
+                        let seqs = shard
+                            .join_seqs
+                            .get_mut(key.as_str())
+                            .expect("a tree group has its join sequences");
+                        let seq = seqs.next;
+                        seqs.next += 1;
+                        seqs.of.insert(pid, seq);
+                        MemberList::Tree(tree.update(seq, member.clone()))
+                    }
+                };
                 if groups.insert(key.clone(), joined).is_none() {
                     let _ = self.group_index.insert_sync(key.clone(), ());
                 }
@@ -156,20 +217,36 @@ impl ScopeStore {
         cause: Cause<'_>,
     ) -> Option<Event> {
         let groups = self.groups.pin();
-        let members = groups.get(key.as_str())?;
-        let i = members.iter().position(|m| m.pid() == pid)?;
-        let meta = members[i].meta().clone();
-        if members.len() == 1 {
-            groups.remove(key.as_str());
-            self.group_index.remove_sync(key.as_str());
-        } else {
-            let rest: Arc<[Member]> = members
-                .iter()
-                .enumerate()
-                .filter(|&(j, _)| j != i)
-                .map(|(_, m)| m.clone())
-                .collect();
-            groups.insert(key.clone(), rest);
+        let list = groups.get(key.as_str())?;
+        let meta = find(shard, key, list, pid)?.meta().clone();
+        let rest = match list {
+            MemberList::Flat(members) if members.len() == 1 => None,
+            MemberList::Flat(members) => Some(MemberList::Flat(
+                members.iter().filter(|m| m.pid() != pid).cloned().collect(),
+            )),
+            MemberList::Tree(tree) => {
+                let seqs = shard
+                    .join_seqs
+                    .get_mut(key.as_str())
+                    .expect("a tree group has its join sequences");
+                let seq = seqs.of.remove(&pid).expect("a tree member has a sequence");
+                let rest = tree.without(&seq);
+                if rest.len() <= MemberList::FLAT_MAX / 2 {
+                    shard.join_seqs.remove(key.as_str());
+                    Some(MemberList::Flat(rest.values().cloned().collect()))
+                } else {
+                    Some(MemberList::Tree(rest))
+                }
+            }
+        };
+        match rest {
+            None => {
+                groups.remove(key.as_str());
+                self.group_index.remove_sync(key.as_str());
+            }
+            Some(rest) => {
+                groups.insert(key.clone(), rest);
+            }
         }
         shard.toggle_digest(pid.incarnation(), || digest::member(key, pid, &meta));
         self.bump(shard, |c| &c.memberships, -1);
@@ -183,6 +260,12 @@ impl ScopeStore {
             });
         }
         Some(self.event(EventKind::Left, key, pid, meta, None, cause.reason()))
+    }
+
+    /// The member `pid` of group `key`, if any; the caller holds the key's shard lock.
+    pub(super) fn member_of(&self, shard: &Shard, key: &str, pid: Pid) -> Option<Member> {
+        let groups = self.groups.pin();
+        find(shard, key, groups.get(key)?, pid).cloned()
     }
 
     /// Members of a group, or of every group under a prefix (key ending in `/`). Lock-free.
@@ -238,7 +321,7 @@ impl ScopeStore {
     /// Visits live memberships, under `prefix` if given (cost proportional to the range).
     pub fn visit_members(&self, prefix: Option<&str>, mut visit: impl FnMut(Entry) -> bool) {
         let groups = self.groups.pin();
-        let mut emit = |key: &Key, members: &Arc<[Member]>| {
+        let mut emit = |key: &Key, members: &MemberList| {
             members.iter().filter(|m| self.is_live(m.pid())).all(|m| {
                 visit(Entry {
                     key: key.clone(),
