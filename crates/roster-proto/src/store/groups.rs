@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use super::{Cause, FastMap, ScopeStore, Shard, digest, keys_with_prefix};
+use super::{Cause, FastMap, ScopeStore, Shard, ShardLocks, digest, keys_with_prefix};
 use super::{HeldKind, LocalProcess};
 use crate::entry::{Entry, Member, MemberList, Members};
 use crate::error::RegistryError;
@@ -111,15 +111,16 @@ impl ScopeStore {
         key: &Key,
         member: Member,
     ) -> MemberChange {
-        let groups = self.groups.pin();
-        let current = groups.get(key.as_str());
         let pid = member.pid();
+        let current = self.take_group(shard, key);
         let previous = current
+            .as_ref()
             .and_then(|list| find(shard, key, list, pid))
             .map(|m| m.meta().clone());
         let change = match (current, previous) {
             (Some(list), Some(previous)) => {
                 if previous == *member.meta() {
+                    self.untake_group(shard, key, list);
                     return MemberChange::Unchanged;
                 }
                 shard.toggle_digest(pid.incarnation(), || digest::member(key, pid, &previous));
@@ -131,12 +132,13 @@ impl ScopeStore {
                             .cloned()
                             .collect(),
                     ),
-                    MemberList::Tree(tree) => {
+                    MemberList::Tree(mut tree) => {
                         let seq = shard.join_seqs[key.as_str()].of[&pid];
-                        MemberList::Tree(tree.update(seq, member.clone()))
+                        tree.insert(seq, member.clone());
+                        MemberList::Tree(tree)
                     }
                 };
-                groups.insert(key.clone(), updated);
+                self.put_group(shard, key, Some(updated));
                 MemberChange::Updated(previous)
             }
             (current, _) => {
@@ -156,7 +158,7 @@ impl ScopeStore {
                         shard.join_seqs.insert(key.clone(), seqs);
                         tree
                     }
-                    Some(MemberList::Tree(tree)) => {
+                    Some(MemberList::Tree(mut tree)) => {
                         let seqs = shard
                             .join_seqs
                             .get_mut(key.as_str())
@@ -164,12 +166,11 @@ impl ScopeStore {
                         let seq = seqs.next;
                         seqs.next += 1;
                         seqs.of.insert(pid, seq);
-                        MemberList::Tree(tree.update(seq, member.clone()))
+                        tree.insert(seq, member.clone());
+                        MemberList::Tree(tree)
                     }
                 };
-                if groups.insert(key.clone(), joined).is_none() {
-                    let _ = self.group_index.insert_sync(key.clone(), ());
-                }
+                self.put_group(shard, key, Some(joined));
                 self.bump(shard, |c| &c.memberships, 1);
                 self.note_claim(shard, pid, HeldKind::Member, key, true);
                 if self.is_local(pid) {
@@ -189,6 +190,73 @@ impl ScopeStore {
             });
         }
         change
+    }
+
+    /// The member list of group `key` for a change: taken out of the shard's staged groups
+    /// during a batch (so that the batch's changes to it are made in place), else a shared
+    /// copy of the published list. The caller holds the shard lock.
+    fn take_group(&self, shard: &mut Shard, key: &str) -> Option<MemberList> {
+        if let Some(staged) = shard.staged_groups.as_mut()
+            && let Some(list) = staged.remove(key)
+        {
+            return list;
+        }
+        self.groups.pin().get(key).cloned()
+    }
+
+    /// Gives back a list taken by [`ScopeStore::take_group`] and left unchanged.
+    fn untake_group(&self, shard: &mut Shard, key: &Key, list: MemberList) {
+        if let Some(staged) = shard.staged_groups.as_mut() {
+            staged.insert(key.clone(), Some(list));
+        }
+    }
+
+    /// Stores the new member list of group `key` (`None`: the group is gone): staged during
+    /// a batch, else published at once.
+    fn put_group(&self, shard: &mut Shard, key: &Key, list: Option<MemberList>) {
+        match shard.staged_groups.as_mut() {
+            Some(staged) => {
+                staged.insert(key.clone(), list);
+            }
+            None => self.publish_group(key, list),
+        }
+    }
+
+    /// Makes `list` the group's published member list, or removes the group.
+    fn publish_group(&self, key: &Key, list: Option<MemberList>) {
+        let groups = self.groups.pin();
+        match list {
+            Some(list) => {
+                if groups.insert(key.clone(), list).is_none() {
+                    let _ = self.group_index.insert_sync(key.clone(), ());
+                }
+            }
+            None => {
+                if groups.remove(key.as_str()).is_some() {
+                    self.group_index.remove_sync(key.as_str());
+                }
+            }
+        }
+    }
+
+    /// Starts a batch of group changes in the locked shards: each changed group is then
+    /// changed in place and published once, by [`ScopeStore::publish_staged_groups`], not
+    /// once per change (a frame of many joins or leaves of one large group copies its tree's
+    /// paths once, not once per op).
+    pub(super) fn stage_groups(&self, locks: &mut ShardLocks<'_>) {
+        for shard in locks.iter_mut() {
+            shard.staged_groups = Some(FastMap::default());
+        }
+    }
+
+    /// Publishes the groups a batch changed and ends the batch; before the shard locks are
+    /// released.
+    pub(super) fn publish_staged_groups(&self, locks: &mut ShardLocks<'_>) {
+        for shard in locks.iter_mut() {
+            for (key, list) in shard.staged_groups.take().into_iter().flatten() {
+                self.publish_group(&key, list);
+            }
+        }
     }
 
     /// The `Joined` event of a change, if it changed anything.
@@ -216,38 +284,32 @@ impl ScopeStore {
         pid: Pid,
         cause: Cause<'_>,
     ) -> Option<Event> {
-        let groups = self.groups.pin();
-        let list = groups.get(key.as_str())?;
-        let meta = find(shard, key, list, pid)?.meta().clone();
+        let list = self.take_group(shard, key)?;
+        let Some(meta) = find(shard, key, &list, pid).map(|m| m.meta().clone()) else {
+            self.untake_group(shard, key, list);
+            return None;
+        };
         let rest = match list {
             MemberList::Flat(members) if members.len() == 1 => None,
             MemberList::Flat(members) => Some(MemberList::Flat(
                 members.iter().filter(|m| m.pid() != pid).cloned().collect(),
             )),
-            MemberList::Tree(tree) => {
+            MemberList::Tree(mut tree) => {
                 let seqs = shard
                     .join_seqs
                     .get_mut(key.as_str())
                     .expect("a tree group has its join sequences");
                 let seq = seqs.of.remove(&pid).expect("a tree member has a sequence");
-                let rest = tree.without(&seq);
-                if rest.len() <= MemberList::FLAT_MAX / 2 {
+                tree.remove(&seq);
+                if tree.len() <= MemberList::FLAT_MAX / 2 {
                     shard.join_seqs.remove(key.as_str());
-                    Some(MemberList::Flat(rest.values().cloned().collect()))
+                    Some(MemberList::Flat(tree.values().cloned().collect()))
                 } else {
-                    Some(MemberList::Tree(rest))
+                    Some(MemberList::Tree(tree))
                 }
             }
         };
-        match rest {
-            None => {
-                groups.remove(key.as_str());
-                self.group_index.remove_sync(key.as_str());
-            }
-            Some(rest) => {
-                groups.insert(key.clone(), rest);
-            }
-        }
+        self.put_group(shard, key, rest);
         shard.toggle_digest(pid.incarnation(), || digest::member(key, pid, &meta));
         self.bump(shard, |c| &c.memberships, -1);
         self.note_claim(shard, pid, HeldKind::Member, key, false);
@@ -264,6 +326,9 @@ impl ScopeStore {
 
     /// The member `pid` of group `key`, if any; the caller holds the key's shard lock.
     pub(super) fn member_of(&self, shard: &Shard, key: &str, pid: Pid) -> Option<Member> {
+        if let Some(staged) = shard.staged_groups.as_ref().and_then(|s| s.get(key)) {
+            return find(shard, key, staged.as_ref()?, pid).cloned();
+        }
         let groups = self.groups.pin();
         find(shard, key, groups.get(key)?, pid).cloned()
     }

@@ -91,6 +91,9 @@ pub struct Shard {
     claims: Option<owners::Claims>,
     /// The join sequences of this shard's groups held as trees (see `groups`).
     join_seqs: FastMap<Key, groups::JoinSeqs>,
+    /// During a batch of remote changes: the groups it changed, not yet published
+    /// (`None`: the group is gone).
+    staged_groups: Option<FastMap<Key, Option<MemberList>>>,
 }
 
 /// Entry counts of one shard, updated under its lock and read without it. Aligned to its
@@ -135,6 +138,11 @@ impl ShardLocks<'_> {
     /// Every locked shard.
     fn iter(&self) -> impl Iterator<Item = &Shard> {
         self.0.iter().map(|(_, guard)| &**guard)
+    }
+
+    /// Every locked shard, to change.
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Shard> {
+        self.0.iter_mut().map(|(_, guard)| &mut **guard)
     }
 }
 
