@@ -36,6 +36,13 @@ const EXTRA: &[(&str, &str, &str)] = &[
     ("D5", "cleanup_5k_owner", "ms"),
     ("D5", "cleanup_50k_owner", "ms"),
     ("D7", "group_cleanup_1k_owner", "ms"),
+    ("G1", "join_200k", "ms"),
+    ("G1", "join_200k_seen", "ms"),
+    ("G1", "members_200k_p50", "ns"),
+    ("G1", "members_200k_iterate", "ms"),
+    ("G1", "dispatch_200k", "ms"),
+    ("G1", "group_cleanup_200k", "ms"),
+    ("G1", "group_cleanup_200k_owner", "ms"),
     ("R1", "resync_ms_after_1s_drop_1m", "ms"),
 ];
 
