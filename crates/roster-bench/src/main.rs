@@ -2,7 +2,7 @@
 //! compare with those of syn, `pg`, `global` and Phoenix `Group`.
 //!
 //! The scenarios and the output contract are defined in `/work/shared/peer-figures.md`.
-//! `local` runs L1-L6 and M1/M2 on one node; `dist` runs D1-D7, T1, T2 and R1 on nodes in
+//! `local` runs L1-L6 and M1/M2 on one node; `dist` runs D1-D7, G1, T1, T2 and R1 on nodes in
 //! separate OS processes (see [`dist`]); `all` runs both.
 //!
 //! ```text
@@ -77,6 +77,10 @@ const SCENARIOS: &[(&str, &str)] = &[
     ("D5", "death cleanup: 1K, 5K, 50K processes on A killed"),
     ("D7", "group cleanup: 1K members on A killed"),
     (
+        "G1",
+        "one large group: 200K processes on A join it, it is read, they all die",
+    ),
+    (
         "T1",
         "replicated registrations per second, 3 nodes writing at once",
     ),
@@ -117,7 +121,7 @@ struct Cli {
 enum Command {
     /// One node, one OS process: L1-L6 and M1/M2.
     Local,
-    /// Nodes in separate OS processes on 127.0.0.1: D1-D7, T1, T2, R1.
+    /// Nodes in separate OS processes on 127.0.0.1: D1-D7, G1, T1, T2, R1.
     Dist,
     /// Every family: `local`, then `dist`.
     All,
@@ -239,12 +243,13 @@ fn print_header(meta: &MetaLine<'_>) {
     );
     if meta.command != Command::Local {
         println!(
-            "D1 {} iterations | D2 {:?} | D3 {} per node | D5 {:?} | D7 {} | T1 {} per node | T2 {:?} nodes, {} per node | R1 {} names, {} changes, {} ms drop | {} runs ({} at 100K/50K, 1 at 1M) | clock: {}",
+            "D1 {} iterations | D2 {:?} | D3 {} per node | D5 {:?} | D7 {} | G1 {} | T1 {} per node | T2 {:?} nodes, {} per node | R1 {} names, {} changes, {} ms drop | {} runs ({} at 100K/50K, 1 at 1M) | clock: {}",
             d.iterations,
             d.sync,
             d.writes_per_node,
             d.deaths,
             d.group,
+            d.big_group,
             d.throughput_per_node,
             d.scale_nodes,
             d.scale_per_node,

@@ -45,6 +45,13 @@ const EXTRA: &[(&str, &str, &str)] = &[
     ("T2", "bytes_per_write_per_peer_5n", "bytes"),
     ("T2", "writes_per_s_8n", "ops/s"),
     ("T2", "bytes_per_write_per_peer_8n", "bytes"),
+    ("G1", "join_200k", "ms"),
+    ("G1", "join_200k_seen", "ms"),
+    ("G1", "members_200k_p50", "ns"),
+    ("G1", "members_200k_iterate", "ms"),
+    ("G1", "dispatch_200k", "ms"),
+    ("G1", "group_cleanup_200k", "ms"),
+    ("G1", "group_cleanup_200k_owner", "ms"),
     ("R1", "resync_ms_after_1s_drop_1m", "ms"),
 ];
 

@@ -362,3 +362,55 @@ async fn queries_with_invalid_keys_find_no_members() {
     assert_eq!(node.member_count(""), 0);
     assert!(node.local_members("").is_empty());
 }
+
+/// A group past `MemberList::FLAT_MAX` members is held as a tree and one that shrinks is
+/// flattened again: through both, members keep their join order and meta, counts and
+/// events stay exact.
+#[tokio::test]
+async fn a_large_group_keeps_join_order_and_meta_as_it_grows_and_shrinks() {
+    let node = node();
+    let mut events = node.subscribe(Pattern::from("big")).unwrap();
+    let procs: Vec<_> = (0..700).map(|_| node.process()).collect();
+    let mut model: Vec<(roster::Pid, u32)> = Vec::new();
+    let check = |model: &[(roster::Pid, u32)]| {
+        let members = node.members("big").to_vec();
+        let got: Vec<_> = members
+            .iter()
+            .map(|m| (m.pid(), m.meta().decode::<u32>().unwrap()))
+            .collect();
+        assert_eq!(got, model);
+        assert_eq!(node.membership_count(), model.len());
+        assert_eq!(node.member_count("big"), model.len());
+    };
+    for (i, p) in procs.iter().enumerate() {
+        p.join("big", &(i as u32)).unwrap();
+        model.push((p.pid(), i as u32));
+    }
+    check(&model);
+    // Meta updates keep each member's place.
+    for (i, p) in procs.iter().enumerate().step_by(7) {
+        p.join("big", &(i as u32 + 1000)).unwrap();
+        model[i].1 = i as u32 + 1000;
+    }
+    check(&model);
+    // Every third leaves, then rejoins at the end.
+    for p in procs.iter().step_by(3) {
+        p.leave("big").unwrap();
+        model.retain(|(pid, _)| *pid != p.pid());
+    }
+    check(&model);
+    for p in procs.iter().step_by(3) {
+        p.join("big", &7u32).unwrap();
+        model.push((p.pid(), 7));
+    }
+    check(&model);
+    // Shrink below the flat size: the order survives the flattening.
+    for p in &procs[..650] {
+        assert!(node.kill(p.pid()));
+        model.retain(|(pid, _)| *pid != p.pid());
+    }
+    check(&model);
+    let received = common::drain(&mut events).len();
+    let joins = 700 + 700usize.div_ceil(7) + 2 * 700usize.div_ceil(3);
+    assert_eq!(received, joins + 650, "one event per change");
+}

@@ -192,14 +192,17 @@ impl Agent<'_> {
             Request::Join { group, count } => {
                 let node = self.node()?.clone();
                 self.held.reserve(count);
+                let start_ns = now_ns();
+                let since = Instant::now();
                 for _ in 0..count {
                     let proc = node.process();
                     proc.join(&group, &())
                         .map_err(|e| format!("join {group}: {e}"))?;
                     self.held.push((proc, CompactString::default()));
                 }
-                Ok(json!({}))
+                Ok(json!({"start_ns": start_ns, "elapsed_ns": nanos(since.elapsed())}))
             }
+            Request::GroupReads { group, calls } => group_reads(self.node()?, &group, calls),
             Request::Prepare { prefix, count } => {
                 let node = self.node()?.clone();
                 self.prepared = (1..=count)
@@ -509,6 +512,37 @@ fn state(node: &Node) -> Reply {
         "groups": groups,
         "registry_count": node.registry_count(),
         "membership_count": node.membership_count(),
+    }))
+}
+
+/// Times reads of `group` (see [`Request::GroupReads`]).
+fn group_reads(node: &Node, group: &str, calls: usize) -> Reply {
+    let mut taken: Vec<u64> = (0..calls.max(1))
+        .map(|_| {
+            let since = Instant::now();
+            let members = std::hint::black_box(node.members(group));
+            let took = nanos(since.elapsed());
+            drop(members);
+            took
+        })
+        .collect();
+    taken.sort_unstable();
+    let members = node.members(group);
+    let since = Instant::now();
+    let walked = members.iter().count();
+    let iterate_ns = nanos(since.elapsed());
+    drop(members);
+    let since = Instant::now();
+    let dispatched = node
+        .dispatch(group, &())
+        .map_err(|e| format!("dispatch to {group}: {e}"))?;
+    let dispatch_ns = nanos(since.elapsed());
+    Ok(json!({
+        "members_p50_ns": taken[taken.len() / 2],
+        "iterate_ns": iterate_ns,
+        "members": walked,
+        "dispatch_ns": dispatch_ns,
+        "dispatched": dispatched.local,
     }))
 }
 

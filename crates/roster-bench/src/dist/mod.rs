@@ -1,4 +1,4 @@
-//! The distributed scenarios (D1, D2, D3, D5, D7, T1, T2, R1): Roster nodes in separate OS
+//! The distributed scenarios (D1, D2, D3, D5, D7, G1, T1, T2, R1): Roster nodes in separate OS
 //! processes on 127.0.0.1, driven from outside the cluster.
 //!
 //! Each node is a node agent (`roster-bench node`, see [`agent`]) spawned by the driver
@@ -75,6 +75,8 @@ pub struct Sizes {
     pub deaths: [usize; 3],
     /// D7: group members killed.
     pub group: usize,
+    /// G1: members of the one large group (joined, read, then killed).
+    pub big_group: usize,
     /// T1: registrations on each of the three nodes.
     pub throughput_per_node: usize,
     /// T2: cluster sizes (the metric names say 3, 5 and 8).
@@ -105,6 +107,7 @@ impl Sizes {
                 writes_per_node: 500,
                 deaths: [100, 500, 2_000],
                 group: 100,
+                big_group: 5_000,
                 throughput_per_node: 1_000,
                 scale_nodes: [3, 5, 8],
                 scale_per_node: 500,
@@ -122,6 +125,7 @@ impl Sizes {
                 writes_per_node: 5_000,
                 deaths: [1_000, 5_000, 50_000],
                 group: 1_000,
+                big_group: 200_000,
                 throughput_per_node: 10_000,
                 scale_nodes: [3, 5, 8],
                 scale_per_node: 5_000,
@@ -137,12 +141,13 @@ impl Sizes {
 /// Runs the selected distributed scenarios in order, adding their figures to `report`.
 pub fn run(bench: &Bench<'_>, report: &mut Report) {
     type Scenario = fn(&Sizes, &mut Report);
-    let scenarios: [(&str, Scenario); 8] = [
+    let scenarios: [(&str, Scenario); 9] = [
         ("D1", latency),
         ("D2", bulk_sync),
         ("D3", concurrent_writes),
         ("D5", deaths),
         ("D7", group_deaths),
+        ("G1", big_group),
         ("T1", throughput),
         ("T2", scale),
         ("R1", resync),
@@ -515,6 +520,56 @@ fn group_deaths(sizes: &Sizes, report: &mut Report) {
     };
     report.add_runs("D7", "group_cleanup_1k", &on_b, Unit::Ms);
     report.add_runs("D7", "group_cleanup_1k_owner", &on_a, Unit::Ms);
+}
+
+/// Times `members` is taken in G1 (its median is reported).
+const G1_MEMBERS_CALLS: usize = 1_000;
+
+/// G1: `big_group` processes on A join one group one after the other (A's time for all
+/// the joins, and from the first join until B sees them all); then, on A, taking the
+/// group's member list (median of [`G1_MEMBERS_CALLS`]), walking it once and one dispatch
+/// to the group; then every member dies: time until B, and A, sees 0 members.
+fn big_group(sizes: &Sizes, report: &mut Report) {
+    let n = sizes.big_group;
+    let Some([joins, joins_seen, members, iterate, dispatch, on_b, on_a]) =
+        runs(report, "G1", sizes.big_reps, || {
+            let mut agents = cluster(&["a", "b"])?;
+            let (a, b) = pair(&mut agents)?;
+            let held = Cond::members("g1", n);
+            b.call(&Request::Watch { cond: held.clone() })?;
+            let joined = a.call(&Request::Join {
+                group: "g1".into(),
+                count: n,
+            })?;
+            let seen = b.watch_result()?;
+            let reads = a.call(&Request::GroupReads {
+                group: "g1".into(),
+                calls: G1_MEMBERS_CALLS,
+            })?;
+            if field(&reads, "members")? != n as u64 || field(&reads, "dispatched")? != n as u64 {
+                return Err(format!("A reads {reads} of a group of {n}"));
+            }
+            let [on_b, on_a] = kill_and_watch(a, b, held, Cond::members("g1", 0))?;
+            Ok([
+                field(&joined, "elapsed_ns")? as f64 / 1e6,
+                ms_between(field(&joined, "start_ns")?, seen),
+                field(&reads, "members_p50_ns")? as f64,
+                field(&reads, "iterate_ns")? as f64 / 1e6,
+                field(&reads, "dispatch_ns")? as f64 / 1e6,
+                on_b,
+                on_a,
+            ])
+        })
+    else {
+        return;
+    };
+    report.add_runs("G1", "join_200k", &joins, Unit::Ms);
+    report.add_runs("G1", "join_200k_seen", &joins_seen, Unit::Ms);
+    report.add_runs("G1", "members_200k_p50", &members, Unit::Ns);
+    report.add_runs("G1", "members_200k_iterate", &iterate, Unit::Ms);
+    report.add_runs("G1", "dispatch_200k", &dispatch, Unit::Ms);
+    report.add_runs("G1", "group_cleanup_200k", &on_b, Unit::Ms);
+    report.add_runs("G1", "group_cleanup_200k_owner", &on_a, Unit::Ms);
 }
 
 /// R1: A holds 1M names and B is synced (A's bytes sent for that full sync:

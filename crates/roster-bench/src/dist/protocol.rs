@@ -125,12 +125,23 @@ pub enum Request {
         /// Keys to unregister.
         count: usize,
     },
-    /// `count` new processes join `group` and are kept alive.
+    /// `count` new processes join `group` and are kept alive; replies `start_ns` (before the
+    /// first join) and the time the joins took (`elapsed_ns`).
     Join {
         /// The group.
         group: String,
         /// Processes.
         count: usize,
+    },
+    /// Reads of `group` on this node: the median time to take its member list
+    /// (`members_p50_ns`, over `calls` calls), the time to walk that list once
+    /// (`iterate_ns`, `members` walked) and to dispatch a unit message to the group once
+    /// (`dispatch_ns`, `dispatched` local recipients).
+    GroupReads {
+        /// The group.
+        group: String,
+        /// Times the list is taken.
+        calls: usize,
     },
     /// Creates `count` processes that will register `{prefix}1..={prefix}{count}` at once
     /// on [`Request::Fire`] (creation not timed).

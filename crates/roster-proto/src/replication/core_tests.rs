@@ -295,3 +295,45 @@ fn each_received_frame_makes_one_event_batch_per_subscriber() {
         keys(last)
     );
 }
+
+/// A large group (a tree past `MemberList::FLAT_MAX`) replicates through frames of many
+/// joins, meta updates and leaves, each frame's changes to it applied as one batch: the
+/// peer ends with the owner's members in the owner's order, and the same digest.
+#[test]
+fn a_large_group_replicates_through_batched_frames() {
+    let mut pair = Pair::new(config());
+    pair.link();
+    let procs: Vec<_> = (0..700).map(|_| pair.a.process()).collect();
+    let meta = |i: usize| crate::meta::Meta::encode(&(i as u32)).unwrap();
+    let mut events = pair.b.subscribe();
+    for (i, &p) in procs.iter().enumerate() {
+        pair.a.join(p, "big", meta(i));
+    }
+    for (i, &p) in procs.iter().enumerate().step_by(5) {
+        pair.a.join(p, "big", meta(i + 1000));
+    }
+    pair.drive();
+    assert_eq!(pair.b.members("big").len(), 700);
+    assert_eq!(pair.b.members("big"), pair.a.members("big"));
+    let changes = 700 + 140;
+    assert_eq!(queued_batches(&mut events).concat().len(), changes);
+    for &p in procs.iter().step_by(2) {
+        pair.a.exit(p, ExitReason::Normal);
+    }
+    pair.drive();
+    assert_eq!(pair.b.members("big"), pair.a.members("big"));
+    for &p in procs.iter().skip(1).step_by(2).take(300) {
+        pair.a.exit(p, ExitReason::Killed);
+    }
+    pair.drive();
+    let left = pair.b.members("big");
+    assert_eq!(left.len(), 50, "flat again");
+    assert_eq!(left, pair.a.members("big"));
+    assert_eq!(
+        pair.b.digest_of(pair.a.incarnation),
+        pair.a.digest_of(pair.a.incarnation)
+    );
+    let left_events = queued_batches(&mut events).concat();
+    assert_eq!(left_events.len(), 650);
+    assert!(left_events.iter().all(|e| e.kind == EventKind::Left));
+}

@@ -102,6 +102,23 @@ impl TestNode {
             .expect("free name")
     }
 
+    /// Adds local process `pid` to group `key` of the default scope with `meta`.
+    pub(super) fn join(&mut self, pid: Pid, key: &str, meta: Meta) {
+        let cell = self.stores.process(pid).expect("a live process");
+        self.scope()
+            .join(&cell, Key::from(key), meta)
+            .expect("a live process joins");
+    }
+
+    /// The members of group `key` here, in order, with their meta.
+    pub(super) fn members(&self, key: &str) -> Vec<(Pid, Meta)> {
+        self.scope()
+            .members(key, None)
+            .iter()
+            .map(|m| (m.pid(), m.meta().clone()))
+            .collect()
+    }
+
     /// Ends local process `pid` as the node does: dead first, then its entries removed.
     pub(super) fn exit(&mut self, pid: Pid, reason: ExitReason) {
         if let Some(process) = self.stores.process(pid) {

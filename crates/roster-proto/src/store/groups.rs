@@ -1,20 +1,54 @@
 //! Process groups: `key -> [members]`, many members per key.
 //!
-//! A group's members are an immutable list replaced copy-on-write: readers share it with a
-//! reference count, writers pay O(group size) per join or leave (as OTP `pg` does when it
-//! rewrites a group's ETS row).
+//! A group's members are an immutable [`MemberList`] that readers share with a reference
+//! count. A small group is a flat list rewritten on each change; a large one is a
+//! persistent B-tree keyed by join sequence, where a join or leave copies one path,
+//! O(log n), not the group. The writer finds a tree member by pid through the shard's
+//! [`JoinSeqs`] of the group.
 
 use std::sync::Arc;
 
-use super::{Cause, ScopeStore, Shard, digest, keys_with_prefix};
+use super::{Cause, FastMap, ScopeStore, Shard, ShardLocks, digest, keys_with_prefix};
 use super::{HeldKind, LocalProcess};
-use crate::entry::{Entry, Member, Members};
+use crate::entry::{Entry, Member, MemberList, Members};
 use crate::error::RegistryError;
 use crate::event::{Event, EventKind, Reason};
 use crate::key::{Key, is_prefix};
 use crate::meta::Meta;
 use crate::op::Op;
 use crate::pid::Pid;
+
+/// The writer's index of a group held as a tree (kept in its shard, under its lock): the
+/// join sequence of each member, which is its key in the tree, and the next one to give.
+#[derive(Default)]
+pub(super) struct JoinSeqs {
+    of: FastMap<Pid, u64>,
+    next: u64,
+}
+
+/// The member `pid` of `list` (group `key`); `shard` is the key's locked shard.
+fn find<'l>(shard: &Shard, key: &str, list: &'l MemberList, pid: Pid) -> Option<&'l Member> {
+    match list {
+        MemberList::Flat(members) => members.iter().find(|m| m.pid() == pid),
+        MemberList::Tree(tree) => {
+            let seq = shard.join_seqs.get(key)?.of.get(&pid)?;
+            tree.get(seq)
+        }
+    }
+}
+
+/// A tree of `members` in join order (sequences from 0) and its index.
+fn tree_of<'m>(members: impl Iterator<Item = &'m Member>) -> (MemberList, JoinSeqs) {
+    let tree: imbl::OrdMap<u64, Member> = members
+        .enumerate()
+        .map(|(seq, m)| (seq as u64, m.clone()))
+        .collect();
+    let seqs = JoinSeqs {
+        of: tree.iter().map(|(seq, m)| (m.pid(), *seq)).collect(),
+        next: tree.len() as u64,
+    };
+    (MemberList::Tree(tree), seqs)
+}
 
 /// What an upsert did to a group.
 pub(super) enum MemberChange {
@@ -35,11 +69,7 @@ impl ScopeStore {
         meta: Meta,
     ) -> Result<(), RegistryError> {
         let mut shard = self.write_lock(&key)?;
-        let is_member = self
-            .groups
-            .pin()
-            .get(key.as_str())
-            .is_some_and(|members| members.iter().any(|m| m.pid() == cell.pid));
+        let is_member = self.member_of(&shard, &key, cell.pid).is_some();
         let member = Member::new(cell.pid, meta.clone());
         let change = if is_member {
             if !cell.is_alive() {
@@ -81,34 +111,66 @@ impl ScopeStore {
         key: &Key,
         member: Member,
     ) -> MemberChange {
-        let groups = self.groups.pin();
-        let current = groups.get(key.as_str());
         let pid = member.pid();
-        let position = current.and_then(|members| members.iter().position(|m| m.pid() == pid));
-        let change = match (current, position) {
-            (Some(members), Some(i)) => {
-                let previous = members[i].meta().clone();
+        let current = self.take_group(shard, key);
+        let previous = current
+            .as_ref()
+            .and_then(|list| find(shard, key, list, pid))
+            .map(|m| m.meta().clone());
+        let change = match (current, previous) {
+            (Some(list), Some(previous)) => {
                 if previous == *member.meta() {
+                    self.untake_group(shard, key, list);
                     return MemberChange::Unchanged;
                 }
                 shard.toggle_digest(pid.incarnation(), || digest::member(key, pid, &previous));
-                let updated: Arc<[Member]> = members
-                    .iter()
-                    .enumerate()
-                    .map(|(j, m)| if j == i { member.clone() } else { m.clone() })
-                    .collect();
-                groups.insert(key.clone(), updated);
+                let updated = match list {
+                    MemberList::Flat(members) => MemberList::Flat(
+                        members
+                            .iter()
+                            .map(|m| if m.pid() == pid { &member } else { m })
+                            .cloned()
+                            .collect(),
+                    ),
+                    MemberList::Tree(mut tree) => {
+                        let seq = shard.join_seqs[key.as_str()].of[&pid];
+                        tree.insert(seq, member.clone());
+                        MemberList::Tree(tree)
+                    }
+                };
+                self.put_group(shard, key, Some(updated));
                 MemberChange::Updated(previous)
             }
-            _ => {
-                let joined: Arc<[Member]> = current
-                    .into_iter()
-                    .flat_map(|members| members.iter().cloned())
-                    .chain(std::iter::once(member.clone()))
-                    .collect();
-                if groups.insert(key.clone(), joined).is_none() {
-                    let _ = self.group_index.insert_sync(key.clone(), ());
-                }
+            (current, _) => {
+                let joined = match current {
+                    None => MemberList::Flat(Arc::from([member.clone()])),
+                    Some(MemberList::Flat(members)) if members.len() < MemberList::FLAT_MAX => {
+                        MemberList::Flat(
+                            members
+                                .iter()
+                                .chain(std::iter::once(&member))
+                                .cloned()
+                                .collect(),
+                        )
+                    }
+                    Some(MemberList::Flat(members)) => {
+                        let (tree, seqs) = tree_of(members.iter().chain(std::iter::once(&member)));
+                        shard.join_seqs.insert(key.clone(), seqs);
+                        tree
+                    }
+                    Some(MemberList::Tree(mut tree)) => {
+                        let seqs = shard
+                            .join_seqs
+                            .get_mut(key.as_str())
+                            .expect("a tree group has its join sequences");
+                        let seq = seqs.next;
+                        seqs.next += 1;
+                        seqs.of.insert(pid, seq);
+                        tree.insert(seq, member.clone());
+                        MemberList::Tree(tree)
+                    }
+                };
+                self.put_group(shard, key, Some(joined));
                 self.bump(shard, |c| &c.memberships, 1);
                 self.note_claim(shard, pid, HeldKind::Member, key, true);
                 if self.is_local(pid) {
@@ -128,6 +190,73 @@ impl ScopeStore {
             });
         }
         change
+    }
+
+    /// The member list of group `key` for a change: taken out of the shard's staged groups
+    /// during a batch (so that the batch's changes to it are made in place), else a shared
+    /// copy of the published list. The caller holds the shard lock.
+    fn take_group(&self, shard: &mut Shard, key: &str) -> Option<MemberList> {
+        if let Some(staged) = shard.staged_groups.as_mut()
+            && let Some(list) = staged.remove(key)
+        {
+            return list;
+        }
+        self.groups.pin().get(key).cloned()
+    }
+
+    /// Gives back a list taken by [`ScopeStore::take_group`] and left unchanged.
+    fn untake_group(&self, shard: &mut Shard, key: &Key, list: MemberList) {
+        if let Some(staged) = shard.staged_groups.as_mut() {
+            staged.insert(key.clone(), Some(list));
+        }
+    }
+
+    /// Stores the new member list of group `key` (`None`: the group is gone): staged during
+    /// a batch, else published at once.
+    fn put_group(&self, shard: &mut Shard, key: &Key, list: Option<MemberList>) {
+        match shard.staged_groups.as_mut() {
+            Some(staged) => {
+                staged.insert(key.clone(), list);
+            }
+            None => self.publish_group(key, list),
+        }
+    }
+
+    /// Makes `list` the group's published member list, or removes the group.
+    fn publish_group(&self, key: &Key, list: Option<MemberList>) {
+        let groups = self.groups.pin();
+        match list {
+            Some(list) => {
+                if groups.insert(key.clone(), list).is_none() {
+                    let _ = self.group_index.insert_sync(key.clone(), ());
+                }
+            }
+            None => {
+                if groups.remove(key.as_str()).is_some() {
+                    self.group_index.remove_sync(key.as_str());
+                }
+            }
+        }
+    }
+
+    /// Starts a batch of group changes in the locked shards: each changed group is then
+    /// changed in place and published once, by [`ScopeStore::publish_staged_groups`], not
+    /// once per change (a frame of many joins or leaves of one large group copies its tree's
+    /// paths once, not once per op).
+    pub(super) fn stage_groups(&self, locks: &mut ShardLocks<'_>) {
+        for shard in locks.iter_mut() {
+            shard.staged_groups = Some(FastMap::default());
+        }
+    }
+
+    /// Publishes the groups a batch changed and ends the batch; before the shard locks are
+    /// released.
+    pub(super) fn publish_staged_groups(&self, locks: &mut ShardLocks<'_>) {
+        for shard in locks.iter_mut() {
+            for (key, list) in shard.staged_groups.take().into_iter().flatten() {
+                self.publish_group(&key, list);
+            }
+        }
     }
 
     /// The `Joined` event of a change, if it changed anything.
@@ -155,22 +284,32 @@ impl ScopeStore {
         pid: Pid,
         cause: Cause<'_>,
     ) -> Option<Event> {
-        let groups = self.groups.pin();
-        let members = groups.get(key.as_str())?;
-        let i = members.iter().position(|m| m.pid() == pid)?;
-        let meta = members[i].meta().clone();
-        if members.len() == 1 {
-            groups.remove(key.as_str());
-            self.group_index.remove_sync(key.as_str());
-        } else {
-            let rest: Arc<[Member]> = members
-                .iter()
-                .enumerate()
-                .filter(|&(j, _)| j != i)
-                .map(|(_, m)| m.clone())
-                .collect();
-            groups.insert(key.clone(), rest);
-        }
+        let list = self.take_group(shard, key)?;
+        let Some(meta) = find(shard, key, &list, pid).map(|m| m.meta().clone()) else {
+            self.untake_group(shard, key, list);
+            return None;
+        };
+        let rest = match list {
+            MemberList::Flat(members) if members.len() == 1 => None,
+            MemberList::Flat(members) => Some(MemberList::Flat(
+                members.iter().filter(|m| m.pid() != pid).cloned().collect(),
+            )),
+            MemberList::Tree(mut tree) => {
+                let seqs = shard
+                    .join_seqs
+                    .get_mut(key.as_str())
+                    .expect("a tree group has its join sequences");
+                let seq = seqs.of.remove(&pid).expect("a tree member has a sequence");
+                tree.remove(&seq);
+                if tree.len() <= MemberList::FLAT_MAX / 2 {
+                    shard.join_seqs.remove(key.as_str());
+                    Some(MemberList::Flat(tree.values().cloned().collect()))
+                } else {
+                    Some(MemberList::Tree(tree))
+                }
+            }
+        };
+        self.put_group(shard, key, rest);
         shard.toggle_digest(pid.incarnation(), || digest::member(key, pid, &meta));
         self.bump(shard, |c| &c.memberships, -1);
         self.note_claim(shard, pid, HeldKind::Member, key, false);
@@ -183,6 +322,15 @@ impl ScopeStore {
             });
         }
         Some(self.event(EventKind::Left, key, pid, meta, None, cause.reason()))
+    }
+
+    /// The member `pid` of group `key`, if any; the caller holds the key's shard lock.
+    pub(super) fn member_of(&self, shard: &Shard, key: &str, pid: Pid) -> Option<Member> {
+        if let Some(staged) = shard.staged_groups.as_ref().and_then(|s| s.get(key)) {
+            return find(shard, key, staged.as_ref()?, pid).cloned();
+        }
+        let groups = self.groups.pin();
+        find(shard, key, groups.get(key)?, pid).cloned()
     }
 
     /// Members of a group, or of every group under a prefix (key ending in `/`). Lock-free.
@@ -238,7 +386,7 @@ impl ScopeStore {
     /// Visits live memberships, under `prefix` if given (cost proportional to the range).
     pub fn visit_members(&self, prefix: Option<&str>, mut visit: impl FnMut(Entry) -> bool) {
         let groups = self.groups.pin();
-        let mut emit = |key: &Key, members: &Arc<[Member]>| {
+        let mut emit = |key: &Key, members: &MemberList| {
             members.iter().filter(|m| self.is_live(m.pid())).all(|m| {
                 visit(Entry {
                     key: key.clone(),

@@ -4,8 +4,9 @@
 //!
 //! Reads never wait for a task and never take a lock: exact keys are looked up in lock-free
 //! hash maps ([`papaya`]), prefix scans walk ordered indexes ([`scc::TreeIndex`]) whose
-//! readers never block behind writers. Group member lists are immutable snapshots replaced
-//! copy-on-write, so `members` hands out a reference-counted list without copying it.
+//! readers never block behind writers. Group member lists are immutable snapshots (a flat
+//! list, or a persistent tree for large groups, where a change copies one path), so
+//! `members` hands out a reference-counted list without copying it.
 //!
 //! # Writes
 //!
@@ -48,7 +49,7 @@ pub use self::process_table::{
     HeldEntry, HeldKind, LocalProcess, Mailbox, ProcessTable, Refused, Task,
 };
 use crate::conflict::ConflictRule;
-use crate::entry::{Member, Registration};
+use crate::entry::{MemberList, Registration};
 use crate::error::RegistryError;
 use crate::event::{Event, EventKind, ExitReason, Reason};
 use crate::key::{Key, Pattern, ScopeName};
@@ -90,6 +91,11 @@ pub struct Shard {
     /// Claims of remote processes on this shard's keys, once the scope's owner index is
     /// built (see `owners`).
     claims: Option<owners::Claims>,
+    /// The join sequences of this shard's groups held as trees (see `groups`).
+    join_seqs: FastMap<Key, groups::JoinSeqs>,
+    /// During a batch of remote changes: the groups it changed, not yet published
+    /// (`None`: the group is gone).
+    staged_groups: Option<FastMap<Key, Option<MemberList>>>,
 }
 
 /// Entry counts of one shard, updated under its lock and read without it. Aligned to its
@@ -135,6 +141,11 @@ impl ShardLocks<'_> {
     fn iter(&self) -> impl Iterator<Item = &Shard> {
         self.0.iter().map(|(_, guard)| &**guard)
     }
+
+    /// Every locked shard, to change.
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Shard> {
+        self.0.iter_mut().map(|(_, guard)| &mut **guard)
+    }
 }
 
 /// Settings of a scope that come from the node.
@@ -167,7 +178,7 @@ pub struct ScopeStore {
     lease: Mutex<Option<Lease>>,
     names: Map<Registration>,
     name_index: TreeIndex<Key, ()>,
-    groups: Map<Arc<[Member]>>,
+    groups: Map<MemberList>,
     group_index: TreeIndex<Key, ()>,
     shards: Box<[Mutex<Shard>]>,
     counts: Box<[ShardCounts]>,
@@ -416,6 +427,7 @@ impl ScopeStore {
             shard.digests.clear();
             shard.shadows.clear();
             shard.claims = None;
+            shard.join_seqs.clear();
         }
         self.connected.store(false, Ordering::Release);
         let mut events = Vec::new();

@@ -131,10 +131,8 @@ impl ScopeStore {
                     found.push((owner, HeldKind::Name, key));
                 }
             }
-            let groups = self.groups.pin();
             for (pid, key) in members {
-                let list = groups.get(key.as_str());
-                if list.is_some_and(|list| list.iter().any(|m| m.pid() == pid)) {
+                if self.member_of(shard, &key, pid).is_some() {
                     found.push((pid, HeldKind::Member, key));
                 }
             }

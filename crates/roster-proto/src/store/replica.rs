@@ -48,10 +48,12 @@ impl ScopeStore {
         if !self.is_connected() {
             return applied;
         }
+        self.stage_groups(locks);
         for op in ops {
             let shard = locks.shard(self.shard_of(op.key()));
             self.apply_one(shard, op, events, &mut applied);
         }
+        self.publish_staged_groups(locks);
         applied
     }
 
@@ -253,10 +255,12 @@ impl ScopeStore {
             let shard = locks.shard(self.shard_of(&key));
             self.remove_name(shard, &key, pid, cause, events);
         }
+        self.stage_groups(locks);
         for (key, pid) in doomed_members {
             let shard = locks.shard(self.shard_of(&key));
             events.extend(self.remove_member(shard, &key, pid, cause));
         }
+        self.publish_staged_groups(locks);
     }
 
     /// The digest of the entries of `origin` held here (see `digest`).

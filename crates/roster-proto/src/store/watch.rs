@@ -8,7 +8,7 @@ use std::sync::Arc;
 use scc::TreeIndex;
 
 use super::{ScopeStore, keys_with_prefix};
-use crate::entry::{Member, Registration};
+use crate::entry::{MemberList, Registration};
 use crate::error::RegistryError;
 use crate::key::{Key, Pattern};
 use crate::subscription::{Subscription, Watch};
@@ -50,7 +50,7 @@ impl ScopeStore {
         let found_groups = matching(&self.group_index, &patterns, |k| groups.get(k).cloned());
         let members = found_groups
             .into_iter()
-            .flat_map(|(key, list): (Key, Arc<[Member]>)| {
+            .flat_map(|(key, list): (Key, MemberList)| {
                 list.iter()
                     .map(|m| (key.clone(), m.clone()))
                     .collect::<Vec<_>>()
