@@ -38,6 +38,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::barrier::{Barrier, Barriers};
 use super::host::ReplicaHost;
 use super::op_log::OwnStream;
 use super::wire::{Dispatch, Frame, Message};
@@ -242,6 +243,11 @@ impl Peer {
         );
     }
 
+    /// Whether the peer is caught up with our stream in `scope` (new ops flow to it).
+    pub(super) fn is_synced(&self, scope: &str) -> bool {
+        self.synced.contains(scope)
+    }
+
     /// Queues a control frame (counted with live ops only if it carries a message).
     pub(super) fn push(&mut self, frame: Frame) {
         if matches!(frame, Frame::Message(_) | Frame::Dispatch(_)) {
@@ -302,6 +308,8 @@ pub struct Core {
     pub(super) next_ping: u64,
     pub(super) events: VecDeque<CoreEvent>,
     next_anti_entropy: Option<Instant>,
+    /// Barriers waiting for peers' answers (`barrier.rs`).
+    pub(super) barriers: Barriers,
 }
 
 impl Core {
@@ -319,6 +327,7 @@ impl Core {
             next_ping: 1,
             events: VecDeque::new(),
             next_anti_entropy: None,
+            barriers: Barriers::default(),
         }
     }
 
@@ -329,6 +338,26 @@ impl Core {
             .filter(|(id, p)| self.links.get(**id).is_some() && p.scopes.contains(scope))
             .map(|(id, _)| *id)
             .collect()
+    }
+
+    /// Sets a barrier in `scope`: pings every peer that is linked, connected to `scope`
+    /// and caught up with our stream there, behind the ops queued for it; reached once
+    /// each has answered or lost its link, at once when there is no such peer. See
+    /// [`Barrier`] for what its answers prove.
+    pub fn barrier(&mut self, scope: &str) -> Barrier {
+        let peers = self
+            .peers
+            .iter()
+            .filter(|(id, p)| self.links.get(**id).is_some() && p.is_synced(scope))
+            .map(|(id, _)| *id)
+            .collect();
+        let (barrier, pings) = self.barriers.set(peers);
+        for (peer, id) in pings {
+            if let Some(state) = self.peers.get_mut(&peer) {
+                state.push(Frame::Ping { id });
+            }
+        }
+        barrier
     }
 
     /// Our sequence in a scope's stream (for tests and metrics).
@@ -364,6 +393,7 @@ impl Core {
             .or_insert_with(|| Peer::new(name.to_owned(), limits));
         state.limits = limits;
         state.reset_link_state();
+        self.barriers.link_gone(peer);
         let scopes = host.replicated_scopes();
         let positions = scopes
             .iter()
@@ -387,10 +417,12 @@ impl Core {
         if let Some(state) = self.peers.get_mut(&peer) {
             state.reset_link_state();
         }
+        self.barriers.link_gone(peer);
     }
 
     /// Forgets `peer` and purges every entry of it with reason `NodeDown`.
     pub(super) fn forget_peer(&mut self, host: &dyn ReplicaHost, peer: u64) {
+        self.barriers.link_gone(peer);
         if self.peers.remove(&peer).is_some() || host.has_entries_of(peer) {
             let reason = Reason::Exit(ExitReason::NodeDown);
             for scope in host.replicated_scopes() {

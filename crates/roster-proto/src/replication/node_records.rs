@@ -83,6 +83,7 @@ impl Core {
     }
 
     pub(super) fn on_pong(&mut self, peer: u64, id: u64, now: Instant) {
+        self.barriers.pong(peer, id);
         let Some(state) = self.peers.get_mut(&peer) else {
             return;
         };

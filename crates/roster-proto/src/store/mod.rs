@@ -29,6 +29,7 @@ mod node_stores;
 mod owners;
 mod process_table;
 mod replica;
+mod standby;
 mod watch;
 
 use std::collections::HashMap;
@@ -88,6 +89,9 @@ pub struct Shard {
     /// Claims of remote processes on this shard's keys, once the scope's owner index is
     /// built (see `owners`).
     claims: Option<owners::Claims>,
+    /// Standby claims on this shard's keys, `(key, local pid)`: a handful at most, since
+    /// each lasts from a standby's registration to its confirmation (see `standby`).
+    standby: Vec<(Key, Pid)>,
 }
 
 /// Entry counts of one shard, updated under its lock and read without it. Aligned to its
