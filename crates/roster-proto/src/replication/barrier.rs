@@ -1,18 +1,19 @@
 //! Barriers: a round trip to every peer after our latest ops, to learn that each has
 //! applied them and that everything it sent before that has reached us.
 //!
-//! [`Core::barrier`](super::core::Core::barrier) pings each peer that is linked, connected to the scope and caught up
-//! with our stream there. The ping is queued behind the ops already queued for that peer
-//! (the ops of local writes are taken first in every core call), and a peer answers a
-//! ping with a pong queued behind the ops of its own writes so far (its core takes them
-//! first too). Links are FIFO, so when the pong arrives the peer has applied every op we
-//! queued before the ping, and every op the peer wrote before applying ours has been
-//! applied here. That is what a standby needs to know that no concurrent claim of a
-//! linked peer is still on its way (`Process::await_name` in the `roster` crate).
+//! [`Core::barrier`](super::core::Core::barrier) pings each peer that is linked and that
+//! we replicate the scope to. The ping is queued behind every op of ours due to that peer:
+//! the ops of local writes are taken first in every core call, and a peer still catching
+//! up with one of our streams gets the ping after its catch-up. A peer answers a barrier
+//! ping the same way, behind every op of its own due to us. Links are FIFO, so when the
+//! pong arrives the peer has applied every op we wrote before the ping, and every op the
+//! peer wrote before applying ours has been applied here. That is what a standby needs to
+//! know that no concurrent claim of a linked peer is still on its way
+//! (`Process::await_name` in the `roster` crate).
 //!
 //! A barrier stops waiting for a peer whose link closes or is replaced (the peer's claims,
-//! if any, are resolved when it links again, like any partition's); a peer that links,
-//! joins the scope or starts catching up after the barrier was set is not waited for.
+//! if any, are resolved when it links again, like any partition's); a peer that links or
+//! joins the scope after the barrier was set is not waited for.
 //! Barrier pings carry ids with the high bit set, so they never touch the round-trip time
 //! measured by the periodic pings.
 
@@ -21,6 +22,11 @@ use std::task::{Context, Poll, Waker};
 
 /// The high bit marks the ids of barrier pings.
 const BARRIER_PING: u64 = 1 << 63;
+
+/// Whether a ping's id is a barrier's.
+pub(super) fn is_barrier_ping(id: u64) -> bool {
+    id & BARRIER_PING != 0
+}
 
 /// The peers a barrier still waits for, and who to wake.
 #[derive(Default)]
@@ -113,7 +119,7 @@ impl Barriers {
 
     /// A pong from `peer`: answers the barrier ping of that id, if it is one.
     pub(super) fn pong(&mut self, peer: u64, id: u64) {
-        if id & BARRIER_PING != 0 {
+        if is_barrier_ping(id) {
             self.settle(|p, ping| p == peer && ping == id);
         }
     }

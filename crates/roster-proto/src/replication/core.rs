@@ -196,6 +196,9 @@ pub(super) struct Peer {
     pub(super) rtt: Option<Duration>,
     /// The ping of the current link waiting for its answer: (id, sent at).
     pub(super) ping: Option<(u64, Instant)>,
+    /// Barrier pings and pongs held until the peer has caught up with our streams, so that
+    /// they follow every op sent before them (`barrier.rs`).
+    pub(super) after_catch_up: Vec<Frame>,
 }
 
 impl Peer {
@@ -213,6 +216,7 @@ impl Peer {
             tail_bytes: 0,
             rtt: None,
             ping: None,
+            after_catch_up: Vec::new(),
         }
     }
 
@@ -227,6 +231,7 @@ impl Peer {
         self.receiving.clear();
         self.rtt = None;
         self.ping = None;
+        self.after_catch_up.clear();
     }
 
     /// Starts sending a snapshot of our stream in `scope` at `seq` (replacing any catch-up
@@ -243,9 +248,14 @@ impl Peer {
         );
     }
 
-    /// Whether the peer is caught up with our stream in `scope` (new ops flow to it).
-    pub(super) fn is_synced(&self, scope: &str) -> bool {
-        self.synced.contains(scope)
+    /// Queues a barrier ping or pong behind every op of ours sent or due to the peer: at
+    /// once when it is caught up with all our streams, else after its catch-ups.
+    pub(super) fn push_barrier(&mut self, frame: Frame) {
+        if self.catching_up.is_empty() {
+            self.push(frame);
+        } else {
+            self.after_catch_up.push(frame);
+        }
     }
 
     /// Queues a control frame (counted with live ops only if it carries a message).
@@ -340,21 +350,24 @@ impl Core {
             .collect()
     }
 
-    /// Sets a barrier in `scope`: pings every peer that is linked, connected to `scope`
-    /// and caught up with our stream there, behind the ops queued for it; reached once
-    /// each has answered or lost its link, at once when there is no such peer. See
+    /// Sets a barrier in `scope`: pings every peer that is linked and that we replicate
+    /// `scope` to (caught up or catching up), behind every op of ours due to it; reached
+    /// once each has answered or lost its link, at once when there is no such peer. See
     /// [`Barrier`] for what its answers prove.
     pub fn barrier(&mut self, scope: &str) -> Barrier {
         let peers = self
             .peers
             .iter()
-            .filter(|(id, p)| self.links.get(**id).is_some() && p.is_synced(scope))
+            .filter(|(id, p)| {
+                self.links.get(**id).is_some()
+                    && (p.synced.contains(scope) || p.catching_up.contains_key(scope))
+            })
             .map(|(id, _)| *id)
             .collect();
         let (barrier, pings) = self.barriers.set(peers);
         for (peer, id) in pings {
             if let Some(state) = self.peers.get_mut(&peer) {
-                state.push(Frame::Ping { id });
+                state.push_barrier(Frame::Ping { id });
             }
         }
         barrier
@@ -920,6 +933,9 @@ impl Core {
         for scope in done {
             state.catching_up.remove(&scope);
             state.synced.insert(scope);
+        }
+        if state.catching_up.is_empty() {
+            frames.append(&mut state.after_catch_up);
         }
         frames
     }
