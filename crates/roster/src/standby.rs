@@ -13,7 +13,8 @@
 //!    `Unregistered` with [`crate::Reason::Conflict`]), but the standby's process is
 //!    neither ended nor told through [`Process::lost_names`]: it goes back to waiting.
 //! 3. **Confirm.** The standby sets a barrier (`replication/barrier.rs`): a round trip to
-//!    every peer linked, connected to the scope and in sync, queued behind its claim.
+//!    every linked peer this node replicates the scope to, queued behind its claim (and,
+//!    for a peer still catching up, behind the catch-up; the answer likewise).
 //!    When every peer has answered, each has applied the claim, and every claim a peer
 //!    made before hearing of it has reached this node and been resolved here. If the
 //!    standby still holds the name then, it won: the mark is cleared and the call returns
@@ -51,17 +52,17 @@ impl Scope {
     /// So a standby's registration is only final once the conflicts it may be in are
     /// resolved, and this call returns only then, as far as one node can know it:
     ///
-    /// - It returns `Ok` once every peer that was linked, connected to the scope and in
-    ///   sync with this node when the standby registered has answered a round trip sent
-    ///   after the registration (or lost its link), and the standby still holds the name.
+    /// - It returns `Ok` once every peer that was linked and connected to the scope when
+    ///   the standby registered has answered a round trip sent after the registration
+    ///   (or lost its link), and the standby still holds the name.
     ///   Any claim those peers made before they heard of the standby's has then reached
     ///   this node and lost to it, so the standby never returns success for a name it
     ///   then loses to a conflict with them.
     /// - A standby whose claim loses such a conflict is not ended (whatever
     ///   [`crate::NodeBuilder::kill_conflict_losers`] says) and is not told through
     ///   [`Process::lost_names`]: it keeps waiting. Subscribers see its claim come and go.
-    /// - What one node cannot know, no call can wait for: a peer partitioned away, not
-    ///   linked yet, or still catching up with this node's stream may hold a claim that
+    /// - What one node cannot know, no call can wait for: a peer partitioned away, or not
+    ///   linked yet (its handshake and first exchange not done), may hold a claim that
     ///   reaches this node only later. Then the conflict is resolved when it arrives,
     ///   like any registration's after a partition heals: the name this call returned
     ///   can still be lost, and the process is then ended with [`crate::ExitReason::Conflict`]

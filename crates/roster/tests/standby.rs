@@ -166,7 +166,20 @@ async fn three_nodes(builder: impl Fn() -> roster::NodeBuilder) -> [Node; 3] {
     let b = start_clustered(builder(), "b", cluster_config(SECRET, &[&a]));
     let c = start_clustered(builder(), "c", cluster_config(SECRET, &[&a, &b]));
     eventually("a, b and c linked", || fully_linked(&[&a, &b, &c])).await;
-    [a, b, c]
+    // Linked is not replicating yet: wait until each node's writes reach the others, so
+    // that every barrier counts every peer.
+    let nodes = [a, b, c];
+    let markers: Vec<_> = nodes.iter().map(|n| n.process()).collect();
+    for (i, marker) in markers.iter().enumerate() {
+        marker.register(&format!("marker/{i}"), &()).unwrap();
+    }
+    eventually("every node sees every marker", || {
+        nodes
+            .iter()
+            .all(|n| n.registered("marker/", 10).unwrap().len() == 3)
+    })
+    .await;
+    nodes
 }
 
 #[tokio::test]
