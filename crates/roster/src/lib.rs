@@ -10,6 +10,8 @@
 //!   every name and membership it holds.
 //! - Names ([`Scope::register`], [`Scope::lookup`]) have one owner per key; groups
 //!   ([`Scope::join`], [`Scope::members`]) many members per key.
+//! - [`Process::await_name`] (and [`Scope::await_name`]) waits for a name and takes it when
+//!   its holder dies or leaves: a standby, woken by the key's events, that wins once.
 //! - [`Scope::subscribe`] streams [`Event`]s in bounded batches; [`Scope::watch`] starts
 //!   with the entries that exist, then streams the changes after them (no gap, no duplicate).
 //! - [`NodeBuilder::cluster`] with a [`ClusterConfig`] joins a cluster: SWIM membership
@@ -55,6 +57,7 @@ mod node;
 mod process;
 mod runtime;
 mod scope;
+mod standby;
 
 // The protocol: vocabulary, stores, the replication core, the wire format and the link
 // lifecycle, with no IO (see the `roster-proto` crate). Imported under their names so

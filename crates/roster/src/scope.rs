@@ -205,7 +205,7 @@ impl Scope {
         self.state.is_connected()
     }
 
-    fn check_process(&self, process: &Process) -> Result<(), RegistryError> {
+    pub(crate) fn check_process(&self, process: &Process) -> Result<(), RegistryError> {
         if !Arc::ptr_eq(&self.node, process.node_shared()) {
             return Err(RegistryError::ForeignProcess { pid: process.pid() });
         }
@@ -215,7 +215,11 @@ impl Scope {
     /// Checks the key and encodes the meta of a new entry: within this node's limits and,
     /// in a replicated scope, within those of every linked peer (which could not hold it
     /// otherwise).
-    fn entry<M: Serialize + ?Sized>(&self, key: &str, meta: &M) -> Result<Meta, RegistryError> {
+    pub(crate) fn entry<M: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        meta: &M,
+    ) -> Result<Meta, RegistryError> {
         self.node.limits.write_key(key)?;
         let meta = Meta::encode(meta)?;
         let len = meta.encoded_len();
@@ -276,6 +280,16 @@ impl Scope {
     ) -> Result<Registration, RegistryError> {
         self.check_process(process)?;
         let meta = self.entry(key, meta)?;
+        self.register_entry(process, key, meta)
+    }
+
+    /// [`Scope::register`] of a checked key and encoded meta (see [`Scope::entry`]).
+    pub(crate) fn register_entry(
+        &self,
+        process: &Process,
+        key: &str,
+        meta: Meta,
+    ) -> Result<Registration, RegistryError> {
         let result = self.state.register(process.cell(), Key::from(key), meta);
         self.node.flush_local();
         result

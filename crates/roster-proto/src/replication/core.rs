@@ -38,6 +38,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::barrier::{Barrier, Barriers};
 use super::host::ReplicaHost;
 use super::op_log::OwnStream;
 use super::wire::{Dispatch, Frame, Message};
@@ -197,6 +198,9 @@ pub(super) struct Peer {
     pub(super) rtt: Option<Duration>,
     /// The ping of the current link waiting for its answer: (id, sent at).
     pub(super) ping: Option<(u64, Instant)>,
+    /// Barrier pings and pongs held until the peer has caught up with our streams, so that
+    /// they follow every op sent before them (`barrier.rs`).
+    pub(super) after_catch_up: Vec<Frame>,
 }
 
 impl Peer {
@@ -214,6 +218,7 @@ impl Peer {
             tail_bytes: 0,
             rtt: None,
             ping: None,
+            after_catch_up: Vec::new(),
         }
     }
 
@@ -228,6 +233,7 @@ impl Peer {
         self.receiving.clear();
         self.rtt = None;
         self.ping = None;
+        self.after_catch_up.clear();
     }
 
     /// Starts sending a snapshot of our stream in `scope` at `seq` (replacing any catch-up
@@ -243,6 +249,16 @@ impl Peer {
                 started: false,
             },
         );
+    }
+
+    /// Queues a barrier ping or pong behind every op of ours sent or due to the peer: at
+    /// once when it is caught up with all our streams, else after its catch-ups.
+    pub(super) fn push_barrier(&mut self, frame: Frame) {
+        if self.catching_up.is_empty() {
+            self.push(frame);
+        } else {
+            self.after_catch_up.push(frame);
+        }
     }
 
     /// Queues a control frame (counted with live ops only if it carries a message).
@@ -305,6 +321,8 @@ pub struct Core {
     pub(super) next_ping: u64,
     pub(super) events: VecDeque<CoreEvent>,
     next_anti_entropy: Option<Instant>,
+    /// Barriers waiting for peers' answers (`barrier.rs`).
+    pub(super) barriers: Barriers,
 }
 
 impl Core {
@@ -322,6 +340,7 @@ impl Core {
             next_ping: 1,
             events: VecDeque::new(),
             next_anti_entropy: None,
+            barriers: Barriers::default(),
         }
     }
 
@@ -332,6 +351,29 @@ impl Core {
             .filter(|(id, p)| self.links.get(**id).is_some() && p.scopes.contains(scope))
             .map(|(id, _)| *id)
             .collect()
+    }
+
+    /// Sets a barrier in `scope`: pings every peer that is linked and that we replicate
+    /// `scope` to (caught up or catching up), behind every op of ours due to it; reached
+    /// once each has answered or lost its link, at once when there is no such peer. See
+    /// [`Barrier`] for what its answers prove.
+    pub fn barrier(&mut self, scope: &str) -> Barrier {
+        let peers = self
+            .peers
+            .iter()
+            .filter(|(id, p)| {
+                self.links.get(**id).is_some()
+                    && (p.synced.contains(scope) || p.catching_up.contains_key(scope))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        let (barrier, pings) = self.barriers.set(peers);
+        for (peer, id) in pings {
+            if let Some(state) = self.peers.get_mut(&peer) {
+                state.push_barrier(Frame::Ping { id });
+            }
+        }
+        barrier
     }
 
     /// Our sequence in a scope's stream (for tests and metrics).
@@ -367,6 +409,7 @@ impl Core {
             .or_insert_with(|| Peer::new(name.to_owned(), limits));
         state.limits = limits;
         state.reset_link_state();
+        self.barriers.link_gone(peer);
         let scopes = host.replicated_scopes();
         let positions = scopes
             .iter()
@@ -390,10 +433,12 @@ impl Core {
         if let Some(state) = self.peers.get_mut(&peer) {
             state.reset_link_state();
         }
+        self.barriers.link_gone(peer);
     }
 
     /// Forgets `peer` and purges every entry of it with reason `NodeDown`.
     pub(super) fn forget_peer(&mut self, host: &dyn ReplicaHost, peer: u64) {
+        self.barriers.link_gone(peer);
         if self.peers.remove(&peer).is_some() || host.has_entries_of(peer) {
             let reason = Reason::Exit(ExitReason::NodeDown);
             for scope in host.replicated_scopes() {
@@ -896,6 +941,9 @@ impl Core {
         for scope in done {
             state.catching_up.remove(&scope);
             state.synced.insert(scope);
+        }
+        if state.catching_up.is_empty() {
+            frames.append(&mut state.after_catch_up);
         }
         frames
     }

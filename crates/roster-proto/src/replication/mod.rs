@@ -1,6 +1,7 @@
 //! Replication between nodes: the sans-IO core and its frames. The cluster layer drives
 //! them over TCP; the simulation drives them over a simulated network.
 
+mod barrier;
 pub mod core;
 pub mod host;
 pub mod links;
@@ -17,4 +18,5 @@ mod pair;
 #[cfg(test)]
 mod sim;
 
+pub use barrier::Barrier;
 pub use wire::PROTOCOL_VERSION;

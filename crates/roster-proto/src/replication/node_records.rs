@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::barrier::is_barrier_ping;
 use super::core::Core;
 use super::host::ReplicaHost;
 use super::wire::Frame;
@@ -78,11 +79,17 @@ impl Core {
 
     pub(super) fn on_ping(&mut self, peer: u64, id: u64) {
         if let Some(state) = self.peers.get_mut(&peer) {
-            state.push(Frame::Pong { id });
+            if is_barrier_ping(id) {
+                // Behind every op of ours due to the peer, as the barrier needs.
+                state.push_barrier(Frame::Pong { id });
+            } else {
+                state.push(Frame::Pong { id });
+            }
         }
     }
 
     pub(super) fn on_pong(&mut self, peer: u64, id: u64, now: Instant) {
+        self.barriers.pong(peer, id);
         let Some(state) = self.peers.get_mut(&peer) else {
             return;
         };

@@ -31,6 +31,7 @@ mod owners;
 mod process_table;
 mod replica;
 mod snapshot;
+mod standby;
 mod watch;
 
 use std::collections::HashMap;
@@ -96,6 +97,9 @@ pub struct Shard {
     /// During a batch of remote changes: the groups it changed, not yet published
     /// (`None`: the group is gone).
     staged_groups: Option<FastMap<Key, Option<MemberList>>>,
+    /// Standby claims on this shard's keys, `(key, local pid)`: a handful at most, since
+    /// each lasts from a standby's registration to its confirmation (see `standby`).
+    standby: Vec<(Key, Pid)>,
 }
 
 /// Entry counts of one shard, updated under its lock and read without it. Aligned to its

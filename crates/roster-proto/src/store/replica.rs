@@ -158,8 +158,13 @@ impl ScopeStore {
                 let conflict = Reason::Conflict { winner };
                 if self.is_local(current.pid) {
                     // Our process lost: remove its claim (this ships the removal) and let
-                    // the node decide what happens to the process.
-                    applied.lost.push((current.pid, key.clone(), winner));
+                    // the node decide what happens to the process; a standby's claim is
+                    // only removed, the standby sees the event and waits again.
+                    if Self::is_standby_claim(&shard.standby, &key, current.pid) {
+                        self.forget_standby_holding(&key, current.pid);
+                    } else {
+                        applied.lost.push((current.pid, key.clone(), winner));
+                    }
                     self.add_shadow(shard, &key, incoming);
                     self.remove_name(shard, &key, current.pid, Cause::Remote(&conflict), events);
                 } else {

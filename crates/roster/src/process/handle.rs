@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::runtime_glue::{ChannelMailbox, QueuedBytes, TokioTask};
 use crate::envelope::Envelope;
@@ -49,6 +49,8 @@ pub struct Process {
     inbox: mpsc::Receiver<Envelope>,
     /// The bytes queued in the inbox, released as messages are received.
     inbox_bytes: Arc<QueuedBytes>,
+    /// Closed when the process exits (its sender goes with the mailbox).
+    alive: watch::Receiver<()>,
     node: Arc<NodeShared>,
 }
 
@@ -57,15 +59,18 @@ impl Process {
     pub(crate) fn start(node: &Arc<NodeShared>) -> Self {
         let (sender, inbox) = mpsc::channel(node.mailbox_capacity);
         let inbox_bytes = Arc::new(QueuedBytes::new(node.mailbox_bytes));
+        let (alive_sender, alive) = watch::channel(());
         let mailbox = ChannelMailbox {
             sender,
             bytes: inbox_bytes.clone(),
+            _alive: alive_sender,
         };
         let cell = node.stores.new_process(Box::new(mailbox));
         Process {
             cell,
             inbox,
             inbox_bytes,
+            alive,
             node: node.clone(),
         }
     }
@@ -89,6 +94,12 @@ impl Process {
 
     pub(crate) fn node_shared(&self) -> &Arc<NodeShared> {
         &self.node
+    }
+
+    /// Resolves (with an error) once the process has exited, at once if it already has.
+    pub(crate) async fn exited(&self) {
+        let mut alive = self.alive.clone();
+        while alive.changed().await.is_ok() {}
     }
 
     /// This process's pid.

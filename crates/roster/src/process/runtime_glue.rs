@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 
 use crate::envelope::Envelope;
@@ -47,6 +47,9 @@ impl QueuedBytes {
 pub(super) struct ChannelMailbox {
     pub(super) sender: mpsc::Sender<Envelope>,
     pub(super) bytes: Arc<QueuedBytes>,
+    /// Dropped with the mailbox when the process exits: its receivers' `changed()` then
+    /// returns an error, which wakes whoever waits on the process's life (`await_name`).
+    pub(super) _alive: watch::Sender<()>,
 }
 
 impl Mailbox for ChannelMailbox {
