@@ -159,6 +159,14 @@ impl Node {
     /// This node's link sessions: every live link (by peer name) with what crossed it,
     /// then the last 64 that closed, oldest first, with when and why (seed:
     /// `mark_online` opens a link session). Empty without a cluster.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// assert!(node.link_sessions().is_empty());
+    /// # }
+    /// ```
     pub fn link_sessions(&self) -> Vec<LinkSession> {
         self.shared
             .cluster()

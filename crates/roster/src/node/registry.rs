@@ -242,12 +242,33 @@ impl Node {
     /// [`crate::nodes::HealthConfig::heartbeats_kept`]), sampled at or after `since_ms`
     /// (milliseconds since the Unix epoch), oldest first (seed: recent heartbeats by
     /// minutes).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().name("api-1").start().unwrap();
+    /// node.check_nodes_now();
+    /// let beats = node.heartbeats("api-1", 0);
+    /// assert!(beats.last().is_some_and(|b| b.processes == 0 && b.mem_total_bytes >= b.mem_used_bytes));
+    /// # }
+    /// ```
     pub fn heartbeats(&self, name: &str, since_ms: u64) -> Vec<Heartbeat> {
         self.shared.stores.nodes.heartbeats(name, since_ms)
     }
 
     /// Every known node with its status, last-seen time and incarnation (seed:
     /// `get_node_status()`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use roster::nodes::NodeStatus;
+    ///
+    /// let node = roster::Node::builder().name("api-1").start().unwrap();
+    /// let status = node.node_status();
+    /// assert_eq!((status[0].name.as_str(), status[0].status), ("api-1", NodeStatus::Online));
+    /// # }
+    /// ```
     pub fn node_status(&self) -> Vec<NodeLiveness> {
         self.shared
             .stores
@@ -265,6 +286,19 @@ impl Node {
 
     /// The health of `name`: status, last heartbeat, why it is degraded, and the
     /// round-trip time of this node's link to it (seed: `get_node_health(name)`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use roster::nodes::NodeStatus;
+    ///
+    /// let node = roster::Node::builder().name("api-1").start().unwrap();
+    /// node.set_status(NodeStatus::Degraded, "disk almost full").unwrap();
+    /// let health = node.node_health("api-1").unwrap();
+    /// assert_eq!(health.degraded_reasons, vec!["disk almost full".to_owned()]);
+    /// assert!(node.node_health("nobody").is_none());
+    /// # }
+    /// ```
     pub fn node_health(&self, name: &str) -> Option<NodeHealth> {
         let entry = self.shared.stores.nodes.get(name)?;
         let status = self.judged_status(&entry);
@@ -291,6 +325,15 @@ impl Node {
     /// publishes this node's heartbeat, judges its own health, pings every peer, drops
     /// records past their retention and re-checks for split brain; returns the node
     /// status (seed: `force_node_check()`). Answers to the pings arrive afterwards.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().name("api-1").start().unwrap();
+    /// assert_eq!(node.check_nodes_now().len(), 1);
+    /// assert_eq!(node.heartbeats("api-1", 0).len(), 1, "one heartbeat, sampled now");
+    /// # }
+    /// ```
     pub fn check_nodes_now(&self) -> Vec<NodeLiveness> {
         self.shared.run_checks();
         self.node_status()
@@ -298,6 +341,19 @@ impl Node {
 
     /// The result of the last split-brain check; `None` for a node without a cluster
     /// (seed: `get_partition_status()`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let config = roster::ClusterConfig::new("127.0.0.1:0".parse().unwrap(), "s3cret");
+    /// let node = roster::Node::builder().name("a").cluster(config).start().unwrap();
+    /// let status = node.check_partition_now().unwrap();
+    /// assert!(!status.partition_suspected && status.verdict.keeps_writing);
+    /// assert_eq!(node.partition_status(), Some(status));
+    /// assert!(roster::Node::builder().start().unwrap().partition_status().is_none());
+    /// # node.shutdown().await;
+    /// # }
+    /// ```
     pub fn partition_status(&self) -> Option<PartitionStatus> {
         self.shared.monitor.partition_status()
     }
