@@ -258,3 +258,61 @@ async fn a_primary_outside_the_expected_nodes_is_refused_at_start() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_two_split_under_majority_fences_both_sides_until_the_heal() {
+    let expected = ["a", "b", "c", "d"];
+    let strategy = SplitBrainStrategy::Majority;
+    let a = start("a", &[], &strategy, &expected);
+    let b = start("b", &[&a], &strategy, &expected);
+    let c = start("c", &[&a], &strategy, &expected);
+    let d = start("d", &[&a], &strategy, &expected);
+    let nodes = vec![a, b, c, d];
+    within(
+        "four nodes link",
+        eventually("linked", || fully_linked(&nodes.iter().collect::<Vec<_>>())),
+    )
+    .await;
+    let cut = Duration::from_secs(4);
+    for (node, others) in [
+        (0, ["c", "d"]),
+        (1, ["c", "d"]),
+        (2, ["a", "b"]),
+        (3, ["a", "b"]),
+    ] {
+        assert_eq!(nodes[node].isolate_from(&others, cut), 2);
+    }
+    within(
+        "both sides of two are fenced",
+        eventually("fenced", || {
+            nodes.iter().all(|n| {
+                n.check_partition_now()
+                    .is_some_and(|s| s.fenced && s.side.len() == 2)
+            })
+        }),
+    )
+    .await;
+    assert_eq!(
+        nodes[0].partition_status().expect("clustered").side,
+        ["a", "b"]
+    );
+    assert_eq!(
+        nodes[2].partition_status().expect("clustered").side,
+        ["c", "d"]
+    );
+    assert_eq!(try_new_names(&nodes, "split"), vec![false; 4]);
+    within(
+        "the heal lifts every fence",
+        eventually("healed", || {
+            nodes.iter().all(|n| {
+                n.check_partition_now()
+                    .is_some_and(|s| !s.partition_suspected && !s.fenced)
+            })
+        }),
+    )
+    .await;
+    assert_eq!(try_new_names(&nodes, "after"), vec![true; 4]);
+    for n in nodes {
+        n.shutdown().await;
+    }
+}

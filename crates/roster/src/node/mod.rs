@@ -299,6 +299,26 @@ impl Node {
         }
     }
 
+    /// Fault injection for tests and chaos drills: cuts this node off the members named
+    /// `peers` for `duration`, as a partition between them would (links closed and
+    /// refused, membership datagrams dropped both ways); the other members stay reachable.
+    /// Call it on both sides for a clean split (membership also relays probes through the
+    /// members both sides still reach). Returns how many of `peers` were live members and
+    /// got cut off. No-op without a cluster.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// assert_eq!(node.isolate_from(&["b"], std::time::Duration::from_secs(1)), 0);
+    /// # }
+    /// ```
+    pub fn isolate_from(&self, peers: &[&str], duration: std::time::Duration) -> usize {
+        self.shared
+            .cluster()
+            .map_or(0, |cluster| cluster.isolate_from(peers, duration))
+    }
+
     /// Leaves the cluster (peers see this node down at once) and stops its tasks. Local
     /// processes and scopes stay usable as a single node.
     ///

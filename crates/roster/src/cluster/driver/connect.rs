@@ -68,6 +68,10 @@ impl Cluster {
                 if !member_alive {
                     continue;
                 }
+                if cluster.is_blocked(peer) {
+                    lock(&cluster.core).dial_failed(peer);
+                    continue;
+                }
                 match cluster.dial(member.addr).await {
                     // A link that already died is redialed by this same task.
                     Ok(()) => {}

@@ -15,6 +15,7 @@ use super::link::{Link, LinkMeter};
 use super::{Cluster, lock};
 use crate::cluster::handshake::Greeting;
 use crate::cluster::link_table::Admission;
+use crate::cluster::membership::MemberId;
 use crate::key::Limits;
 use crate::nodes::NodeEvent;
 use crate::replication::core::Core;
@@ -31,6 +32,13 @@ impl Cluster {
         admission: Admission,
     ) {
         let incarnation = peer.incarnation;
+        if self.is_blocked(incarnation) {
+            self.counters
+                .connections_refused
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::info!(peer = %peer.name, "link refused: the peer is isolated (fault injection)");
+            return;
+        }
         let mut io = lock(&self.io);
         let hello = PeerHello {
             incarnation,
@@ -200,6 +208,38 @@ impl Cluster {
             membership.isolate((Instant::now() + duration).into());
         }
         self.sever_links(duration);
+    }
+
+    /// Fault injection: cuts this node off the members named in `names` for `duration`
+    /// (membership datagrams dropped both ways, links closed and refused), as a
+    /// partition between them would. Returns how many members were cut off.
+    pub(crate) fn isolate_from(self: &Arc<Self>, names: &[&str], duration: Duration) -> usize {
+        let until = Instant::now() + duration;
+        let peers: Vec<MemberId> = self
+            .members()
+            .into_iter()
+            .filter(|m| names.contains(&m.name.as_str()))
+            .collect();
+        if let Some(membership) = lock(&self.membership).as_ref() {
+            let addrs: Vec<_> = peers.iter().map(|m| m.addr).collect();
+            membership.isolate_from(&addrs, until.into());
+        }
+        lock(&self.blocked).extend(peers.iter().map(|m| (m.incarnation, until)));
+        for member in &peers {
+            let session = lock(&self.io).get(&member.incarnation).map(|l| l.session);
+            if let Some(session) = session {
+                self.link_lost(member.incarnation, session, "isolated (fault injection)");
+            }
+        }
+        peers.len()
+    }
+
+    /// Whether links to `peer` are refused now (fault injection).
+    pub(super) fn is_blocked(&self, peer: u64) -> bool {
+        let now = Instant::now();
+        let mut blocked = lock(&self.blocked);
+        blocked.retain(|(_, until)| *until > now);
+        blocked.iter().any(|(p, _)| *p == peer)
     }
 
     /// Closes links whose peer has been silent too long (each is redialed).

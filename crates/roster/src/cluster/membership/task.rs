@@ -38,17 +38,28 @@ struct Shared {
     members: ArcSwap<Vec<MemberId>>,
     /// Datagrams refused before decoding (bad MAC, bad length).
     refused_datagrams: AtomicU64,
-    /// Fault injection: until when every datagram in or out is dropped.
-    isolated_until: std::sync::Mutex<Option<Instant>>,
+    /// Fault injection: which datagrams are dropped, in and out.
+    cuts: std::sync::Mutex<Cuts>,
+}
+
+/// Fault injection: until when every datagram is dropped, and until when those from or to
+/// some addresses are.
+#[derive(Default)]
+struct Cuts {
+    all: Option<Instant>,
+    peers: Vec<(SocketAddr, Instant)>,
 }
 
 impl Shared {
-    fn isolated(&self) -> bool {
-        let until = *self
-            .isolated_until
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        until.is_some_and(|until| Instant::now() < until)
+    /// Whether a datagram from or to `addr` is dropped now.
+    fn cut_off(&self, addr: SocketAddr) -> bool {
+        let now = Instant::now();
+        let cuts = self.cuts.lock().unwrap_or_else(|e| e.into_inner());
+        cuts.all.is_some_and(|until| now < until)
+            || cuts
+                .peers
+                .iter()
+                .any(|(peer, until)| *peer == addr && now < *until)
     }
 }
 
@@ -114,11 +125,18 @@ impl MembershipHandle {
     /// Fault injection: drops every datagram in and out until `until`, so that the
     /// other members declare this node dead, and it them.
     pub(crate) fn isolate(&self, until: Instant) {
-        *self
-            .shared
-            .isolated_until
+        self.shared
+            .cuts
             .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(until);
+            .unwrap_or_else(|e| e.into_inner())
+            .all = Some(until);
+    }
+
+    /// Fault injection: drops every datagram from and to `peers` until `until`.
+    pub(crate) fn isolate_from(&self, peers: &[SocketAddr], until: Instant) {
+        let mut cuts = self.shared.cuts.lock().unwrap_or_else(|e| e.into_inner());
+        cuts.peers.retain(|(peer, _)| !peers.contains(peer));
+        cuts.peers.extend(peers.iter().map(|peer| (*peer, until)));
     }
 }
 
@@ -158,7 +176,7 @@ pub(crate) fn spawn_membership(
     let shared = Arc::new(Shared {
         members: ArcSwap::from_pointee(Vec::new()),
         refused_datagrams: AtomicU64::new(0),
-        isolated_until: std::sync::Mutex::new(None),
+        cuts: std::sync::Mutex::default(),
     });
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
     let max_packet_size = config.foca.max_packet_size.get();
@@ -251,7 +269,7 @@ impl Driver {
 
     /// Opens a datagram and hands its payload to foca.
     async fn handle_datagram(&mut self, datagram: &[u8], from: SocketAddr) {
-        if self.shared.isolated() {
+        if self.shared.cut_off(from) {
             return;
         }
         match self.key.open(datagram) {
@@ -313,7 +331,7 @@ impl Driver {
     /// Drains foca's output after a call: sends, then timers, then notifications.
     async fn drain(&mut self) {
         while let Some((to, payload)) = self.runtime.to_send() {
-            if self.shared.isolated() {
+            if self.shared.cut_off(to.addr) {
                 continue;
             }
             self.key.seal(&payload, &mut self.send_buf);
