@@ -9,11 +9,17 @@ use common::{cluster_config, eventually, fully_linked, start_clustered, within};
 use roster::nodes::{AppThreshold, DegradedThresholds, HealthConfig, NodeStatus};
 use roster::{Node, NodeFilter};
 
-/// Fast heartbeats and a short retention, for tests.
+/// Fast heartbeats and a short retention, for tests; no RTT or missed-heartbeat
+/// threshold, so that a loaded test machine does not turn nodes degraded.
 fn health() -> HealthConfig {
     HealthConfig {
         heartbeat_interval: Duration::from_millis(100),
         offline_retention: Duration::from_secs(2),
+        degraded: DegradedThresholds {
+            max_rtt: None,
+            missed_heartbeats: 0,
+            ..DegradedThresholds::default()
+        },
         ..HealthConfig::default()
     }
 }
