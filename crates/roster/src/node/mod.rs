@@ -25,6 +25,9 @@ use crate::runtime::NodeShared;
 use crate::scope::{DEFAULT_SCOPE, Scope};
 use crate::store::KindMismatch;
 
+/// How long `shutdown` waits for the linked peers to have this node's leaving record.
+const LEAVE_NOTICE_WAIT: Duration = Duration::from_secs(1);
+
 /// A running Roster node.
 ///
 /// A node owns local processes, the scopes it is connected to, and (with the cluster
@@ -320,7 +323,10 @@ impl Node {
     }
 
     /// Leaves the cluster (peers see this node down at once) and stops its tasks. Local
-    /// processes and scopes stay usable as a single node.
+    /// processes and scopes stay usable as a single node. First it publishes its record
+    /// as `Offline` ("left the cluster") and waits, at most a second, until every linked
+    /// peer has it, so that peers know it left on purpose (see
+    /// [`crate::nodes::SplitBrainConfig::expected`]).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -330,11 +336,15 @@ impl Node {
     /// # }
     /// ```
     pub async fn shutdown(&self) {
-        if self.shared.cluster().is_some() {
+        if let Some(cluster) = self.shared.cluster() {
             // Peers that get this record know the node left on purpose: it leaves the
-            // expected cluster of their split-brain checks.
+            // expected cluster of their split-brain checks. A round trip to each linked
+            // peer behind it tells when they have it; a peer that does not answer within
+            // the bound learns of the leave from membership only (as a death).
             self.shared
                 .change_status(crate::nodes::NodeStatus::Offline, "left the cluster", false);
+            let delivered = cluster.with_core(|core, _| core.barrier(DEFAULT_SCOPE));
+            let _ = tokio::time::timeout(LEAVE_NOTICE_WAIT, delivered.reached()).await;
         }
         if let Some(cluster) = self.shared.cluster.swap(None) {
             if let Some(outbox) = self.shared.outbox() {
