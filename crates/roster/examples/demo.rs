@@ -278,6 +278,47 @@ async fn cluster_tour() -> Result<(), Box<dyn std::error::Error>> {
         sent.remote_nodes
     );
 
+    // The node registry: every node's record, status and links, from any node.
+    c.set_status(roster::nodes::NodeStatus::Draining, "demo maintenance")?;
+    until("a to see c draining", || {
+        a.node_info("c")
+            .is_some_and(|n| n.status == roster::nodes::NodeStatus::Draining)
+    })
+    .await?;
+    until(
+        "a heartbeat of every peer with its round-trip times",
+        || {
+            ["b", "c"].iter().all(|n| {
+                a.heartbeats(n, 0)
+                    .last()
+                    .is_some_and(|h| h.peers.iter().all(|p| p.rtt_us.is_some()))
+            })
+        },
+    )
+    .await?;
+    for node in a.node_status() {
+        let health = a.node_health(&node.name).expect("listed");
+        println!(
+            "  node {}: {}, rtt from a {:?}, last heartbeat: {} names, load {:.2}",
+            node.name,
+            node.status,
+            health.rtt,
+            health.last_heartbeat.as_ref().map_or(0, |h| h.names),
+            health.last_heartbeat.as_ref().map_or(0.0, |h| h.cpu_load),
+        );
+    }
+    let graph = a.graph();
+    let links: Vec<String> = graph
+        .links
+        .iter()
+        .map(|l| format!("{}-{} ({})", l.source, l.target, l.kind))
+        .collect();
+    println!(
+        "graph: {} nodes, links {links:?}; partition suspected: {:?}",
+        graph.nodes.len(),
+        a.check_partition_now().map(|s| s.partition_suspected)
+    );
+
     // A node leaves: the others drop its entries in one batch.
     let mut events = b.subscribe(Pattern::from("worker/"))?;
     a.shutdown().await;
