@@ -1,11 +1,12 @@
 //! Per-entry metadata.
 
 use std::fmt;
-use std::sync::Arc;
+use std::hash::{Hash, Hasher};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use thiserror::Error;
+use triomphe::ThinArc;
 
 /// MessagePack encoding of `nil`, the value an empty [`Meta`] decodes from.
 const NIL: [u8; 1] = [0xc0];
@@ -27,8 +28,28 @@ const NIL: [u8; 1] = [0xc0];
 /// assert_eq!((region.as_str(), shard), ("eu-west", 3));
 /// assert!(Meta::encode(&()).unwrap().is_empty());
 /// ```
-#[derive(Clone, Default, PartialEq, Eq, Hash)]
-pub struct Meta(Option<Arc<[u8]>>);
+///
+/// # Representation
+///
+/// One word: the bytes live behind a thin reference count ([`triomphe::ThinArc`], whose
+/// allocation holds the count, the length and the bytes), so a stored registration or
+/// group member spends 8 bytes on its meta rather than the 16 of an `Arc<[u8]>`.
+#[derive(Clone, Default)]
+pub struct Meta(Option<ThinArc<(), u8>>);
+
+impl PartialEq for Meta {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Meta {}
+
+impl Hash for Meta {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
+    }
+}
 
 /// Meta (or a message) could not be encoded, decoded, or is too large.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -118,7 +139,7 @@ impl Meta {
         if bytes.is_empty() || bytes == NIL {
             Meta(None)
         } else {
-            Meta(Some(Arc::from(bytes)))
+            Meta(Some(ThinArc::from_header_and_slice((), bytes)))
         }
     }
 
@@ -145,7 +166,7 @@ impl Meta {
     /// ```
     pub fn as_bytes(&self) -> &[u8] {
         match &self.0 {
-            Some(bytes) => bytes,
+            Some(bytes) => &bytes.slice,
             None => &NIL,
         }
     }
@@ -207,5 +228,21 @@ impl<'de> serde::Deserialize<'de> for Meta {
         }
 
         deserializer.deserialize_bytes(BytesVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Meta;
+
+    /// Meta is one word, so that a stored registration or member pays 8 bytes for it.
+    #[test]
+    fn meta_is_one_word_and_compares_by_bytes() {
+        assert_eq!(size_of::<Meta>(), size_of::<usize>());
+        let a = Meta::from_bytes(&[0x2a]);
+        assert_eq!(a, Meta::from_bytes(&[0x2a]));
+        assert_ne!(a, Meta::EMPTY);
+        assert_eq!(Meta::from_bytes(&[0xc0]), Meta::EMPTY);
+        assert_eq!(a.clone().as_bytes(), &[0x2a]);
     }
 }

@@ -100,6 +100,9 @@ pub struct Shard {
     /// Standby claims on this shard's keys, `(key, local pid)`: a handful at most, since
     /// each lasts from a standby's registration to its confirmation (see `standby`).
     standby: Vec<(Key, Pid)>,
+    /// New names inserted in this shard, to flush retired map tables now and then (see
+    /// `ScopeStore::insert_live`).
+    name_inserts: u32,
 }
 
 /// Entry counts of one shard, updated under its lock and read without it. Aligned to its

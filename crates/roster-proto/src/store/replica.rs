@@ -29,7 +29,9 @@ impl ScopeStore {
     /// one of these keys, or a new watch, sees the frame either not at all or entirely.
     pub fn apply_remote(&self, ops: Vec<Op>) -> ApplyOutcome {
         let mut locks = self.lock_keys(ops.iter().map(|op| op.key().as_str()));
-        let mut events = Vec::new();
+        // Most ops make one event: a snapshot chunk's 4,096 would otherwise regrow (and
+        // copy) the batch a dozen times.
+        let mut events = Vec::with_capacity(ops.len());
         let applied = self.apply_locked(&mut locks, ops, &mut events);
         self.subscribers.emit_batch(events);
         applied
