@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use super::connect::LinkStream;
-use super::{Cluster, lock};
+use super::Cluster;
 use crate::cluster::handshake::{HandshakeError, MAX_FRAME_BYTES, read_frame};
 #[cfg(feature = "tls")]
 use crate::cluster::outlet::encode_frames;
@@ -336,7 +336,7 @@ async fn writer_loop<W: AsyncWrite + Unpin>(
             let Some(strong) = cluster.upgrade() else {
                 return;
             };
-            let frames = lock(&strong.core).poll_transmit(peer);
+            let frames = strong.transmit(peer, &mut 0);
             if frames.is_empty() {
                 break;
             }
