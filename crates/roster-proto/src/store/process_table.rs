@@ -3,8 +3,6 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use arc_swap::ArcSwapOption;
-
 use super::ScopeStore;
 use crate::envelope::Envelope;
 use crate::error::SendError;
@@ -27,6 +25,11 @@ pub enum Refused {
 pub trait Mailbox: Send + Sync {
     /// Queues `envelope` without waiting.
     fn try_deliver(&self, envelope: Envelope) -> Result<(), Refused>;
+
+    /// The process exited (called once): refuse every later message with
+    /// [`Refused::Closed`] and wake a receiver waiting for one, which then takes what was
+    /// queued before and learns the process exited. Does nothing by default.
+    fn close(&self) {}
 }
 
 /// A task running a process, which `kill` aborts (implemented by the runtime).
@@ -34,9 +37,6 @@ pub trait Task: Send + Sync {
     /// Stops the task at its next await point.
     fn abort(&self);
 }
-
-/// A mailbox as the table keeps it (sized, so that it can be swapped out atomically).
-struct MailboxSender(Box<dyn Mailbox>);
 
 /// The table of a node's local processes: which are alive (the live set) and each one's
 /// [`LocalProcess`] until it has finished exiting.
@@ -106,9 +106,9 @@ pub struct LocalProcess {
     holdings: Mutex<Vec<HeldEntry>>,
     /// Names lost to conflicts while the node does not kill losers: `(name, winner)`.
     lost: Mutex<Vec<(Key, Pid)>>,
-    /// The mailbox's only sender. Dropped when the process exits so that the channel
-    /// closes: a handle waiting in `recv` wakes, drains what was queued, then gets `Exited`.
-    mailbox: ArcSwapOption<MailboxSender>,
+    /// The mailbox's sending side, closed when the process exits: a handle waiting in
+    /// `recv` wakes, drains what was queued, then gets `Exited`.
+    mailbox: Box<dyn Mailbox>,
     task: OnceLock<Box<dyn Task>>,
 }
 
@@ -121,7 +121,7 @@ impl LocalProcess {
             exit: OnceLock::new(),
             holdings: Mutex::new(Vec::new()),
             lost: Mutex::new(Vec::new()),
-            mailbox: ArcSwapOption::from_pointee(MailboxSender(mailbox)),
+            mailbox,
             task: OnceLock::new(),
         }
     }
@@ -144,7 +144,7 @@ impl LocalProcess {
         }
         let _ = self.exit.set(reason);
         self.live.remove(self.pid.serial());
-        self.mailbox.store(None);
+        self.mailbox.close();
         Some(std::mem::take(&mut *holdings))
     }
 
@@ -177,10 +177,7 @@ impl LocalProcess {
         if !self.is_alive() {
             return Err(SendError::NoProcess(self.pid));
         }
-        let mailbox = self.mailbox.load();
-        let mailbox = mailbox.as_ref().ok_or(SendError::NoProcess(self.pid))?;
-        mailbox
-            .0
+        self.mailbox
             .try_deliver(envelope)
             .map_err(|refusal| match refusal {
                 Refused::Full => SendError::MailboxFull(self.pid),
