@@ -335,15 +335,13 @@ impl ScopeStore {
 
     /// Members of a group, or of every group under a prefix (key ending in `/`). Lock-free.
     pub fn members(&self, key: &str, limit: Option<usize>) -> Members<'_> {
+        let live = &self.config.locals.live;
+        // Before the lists are read (see `LiveSet::settled_since`).
+        let mark = live.exits_finished();
         let groups = self.groups.pin();
         if !is_prefix(key) {
             let found = groups.get(key).cloned().into_iter().collect();
-            return Members::new(
-                found,
-                limit,
-                self.config.locals.incarnation,
-                &self.config.locals.live,
-            );
+            return Members::new(found, limit, self.config.locals.incarnation, live, mark);
         }
         let guard = scc::Guard::new();
         let mut found = Vec::new();
@@ -357,12 +355,7 @@ impl ScopeStore {
                 found.push(members.clone());
             }
         }
-        Members::new(
-            found,
-            limit,
-            self.config.locals.incarnation,
-            &self.config.locals.live,
-        )
+        Members::new(found, limit, self.config.locals.incarnation, live, mark)
     }
 
     /// Number of memberships in the scope (all, or of local processes).

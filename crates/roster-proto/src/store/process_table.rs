@@ -136,13 +136,15 @@ impl LocalProcess {
     /// Marks the process dead with `reason` and takes its holdings for cleanup.
     ///
     /// Returns `None` if it had already exited. After this returns, readers skip its
-    /// entries and its names are free for others, before the entries are removed.
+    /// entries and its names are free for others, before the entries are removed; the
+    /// caller removes them, then tells the live set (`LiveSet::exit_finished`).
     pub fn mark_dead(&self, reason: ExitReason) -> Option<Vec<HeldEntry>> {
         let mut holdings = self.holdings();
         if !self.is_alive() {
             return None;
         }
         let _ = self.exit.set(reason);
+        self.live.exit_begins();
         self.live.remove(self.pid.serial());
         self.mailbox.close();
         Some(std::mem::take(&mut *holdings))
