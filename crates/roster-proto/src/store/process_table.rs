@@ -38,6 +38,11 @@ pub trait Task: Send + Sync {
     fn abort(&self);
 }
 
+/// Cells the process table removes before its collector frees them as a batch (see
+/// `RETIRE_BATCH` of the name maps): a cell's entry is small (a pid and a reference), so
+/// the batch can be large and the `membarrier` call rare (one per 1,024 exits).
+const CELLS_RETIRE_BATCH: usize = 1024;
+
 /// The table of a node's local processes: which are alive (the live set) and each one's
 /// [`LocalProcess`] until it has finished exiting.
 pub struct ProcessTable {
@@ -55,7 +60,7 @@ impl ProcessTable {
         ProcessTable {
             incarnation,
             live: Arc::new(LiveSet::default()),
-            cells: papaya::HashMap::default(),
+            cells: super::new_map(CELLS_RETIRE_BATCH),
         }
     }
 
