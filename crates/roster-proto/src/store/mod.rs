@@ -72,23 +72,6 @@ pub const SHARDS: usize = 64;
 type Hasher = foldhash::fast::FixedState;
 type Map<V> = papaya::HashMap<Key, V, foldhash::fast::RandomState>;
 
-/// Entries a map of names or groups removes or replaces before its collector frees them
-/// as a batch (seize's default is 32). Each batch costs a `membarrier` system call, which
-/// interrupts every CPU running the node's threads: with 32, the name map's and the
-/// process table's batches were about a fifth of a process death's cost. A retired entry
-/// keeps its meta until the batch is freed, so the batch stays small enough that a
-/// thread's batch of entries with large meta stays well under a MiB (`tests/memory_churn.rs`,
-/// 2 KiB metas, allows 2 MiB of drift).
-pub(crate) const RETIRE_BATCH: usize = 128;
-
-/// An empty map of the stores whose collector frees retired entries `batch` at a time.
-pub(crate) fn new_map<K, V, S: Default>(batch: usize) -> papaya::HashMap<K, V, S> {
-    papaya::HashMap::builder()
-        .hasher(S::default())
-        .collector(seize::Collector::new().batch_size(batch))
-        .build()
-}
-
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// What a shard lock guards besides serializing the writers of its keys.
@@ -253,9 +236,9 @@ impl ScopeStore {
             config,
             connected: AtomicBool::new(true),
             lease: Mutex::new(None),
-            names: new_map(RETIRE_BATCH),
+            names: Map::default(),
             name_index: TreeIndex::new(),
-            groups: new_map(RETIRE_BATCH),
+            groups: Map::default(),
             group_index: TreeIndex::new(),
             shards: (0..SHARDS)
                 .map(|index| {

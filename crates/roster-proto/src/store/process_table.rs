@@ -38,10 +38,15 @@ pub trait Task: Send + Sync {
     fn abort(&self);
 }
 
-/// Cells the process table removes before its collector frees them as a batch (see
-/// `RETIRE_BATCH` of the name maps): a cell's entry is small (a pid and a reference), so
-/// the batch can be large and the `membarrier` call rare (one per 1,024 exits).
-const CELLS_RETIRE_BATCH: usize = 1024;
+/// Cells the process table removes before its collector frees them as a batch (seize's
+/// default is 32). Freeing a batch costs a `membarrier` system call, which interrupts every
+/// CPU running the node's threads: with 32, the table's batches were about a tenth of a
+/// process death's cost. A retired entry keeps its cell (a few hundred bytes; the `roster`
+/// handle empties the mailbox when it is dropped) until its batch is freed, so 256 holds
+/// back at most ~100 KiB per thread for one call per 256 exits. The maps of names and
+/// groups keep the default: their retired entries hold metas, and larger batches there
+/// showed in `tests/memory_churn.rs` (2 KiB metas).
+const CELLS_RETIRE_BATCH: usize = 256;
 
 /// The table of a node's local processes: which are alive (the live set) and each one's
 /// [`LocalProcess`] until it has finished exiting.
@@ -60,7 +65,10 @@ impl ProcessTable {
         ProcessTable {
             incarnation,
             live: Arc::new(LiveSet::default()),
-            cells: super::new_map(CELLS_RETIRE_BATCH),
+            cells: papaya::HashMap::builder()
+                .hasher(foldhash::fast::RandomState::default())
+                .collector(seize::Collector::new().batch_size(CELLS_RETIRE_BATCH))
+                .build(),
         }
     }
 

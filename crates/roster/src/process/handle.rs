@@ -253,5 +253,6 @@ impl Drop for Process {
         };
         self.node.stores.exit(&self.cell, reason);
         self.node.flush_local();
+        self.mailbox.discard();
     }
 }

@@ -96,6 +96,16 @@ impl ProcessMailbox {
         self.lock().pop()
     }
 
+    /// Drops every queued message: the handle is gone, nobody will receive them (the
+    /// process table may keep the mailbox a while longer).
+    pub(super) fn discard(&self) {
+        let mut queue = self.lock();
+        let messages = std::mem::take(&mut queue.messages);
+        queue.bytes = 0;
+        drop(queue);
+        drop(messages);
+    }
+
     /// Whether the process has exited (the mailbox takes nothing more).
     fn is_closed(&self) -> bool {
         self.lock().closed
