@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::key::Key;
-use crate::live::LiveSet;
+use crate::live::{ExitMark, LiveSet};
 use crate::meta::Meta;
 use crate::pid::Pid;
 
@@ -162,21 +162,27 @@ pub struct Members<'a> {
     /// This node's incarnation and live processes, to skip local members that died.
     local: u64,
     live: &'a LiveSet,
+    /// The live set's exits finished before the lists were read: while no process dies,
+    /// counting the members needs no walk.
+    mark: ExitMark,
 }
 
 impl<'a> Members<'a> {
-    /// A view of the members of `groups`, at most `limit`, counting those of node `local` as local.
+    /// A view of the members of `groups`, at most `limit`, counting those of node `local` as local;
+    /// `mark` is `live.exits_finished()` read before the lists were.
     pub fn new(
         groups: Vec<MemberList>,
         limit: Option<usize>,
         local: u64,
         live: &'a LiveSet,
+        mark: ExitMark,
     ) -> Self {
         Members {
             groups,
             limit,
             local,
             live,
+            mark,
         }
     }
 
@@ -210,6 +216,12 @@ impl<'a> Members<'a> {
     /// # }
     /// ```
     pub fn len(&self) -> usize {
+        if self.live.settled_since(self.mark) {
+            // No local process died since the lists were read: they hold live members
+            // only, and each knows its length (O(1) per group, however large).
+            let listed: usize = self.groups.iter().map(MemberList::len).sum();
+            return listed.min(self.limit.unwrap_or(usize::MAX));
+        }
         self.iter().count()
     }
 

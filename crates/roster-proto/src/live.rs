@@ -44,7 +44,23 @@ pub struct LiveSet {
     /// process of a full chunk has died (the memory is returned).
     chunks: ArcSwap<Vec<Option<Arc<Chunk>>>>,
     grow: Mutex<()>,
+    exits: Exits,
 }
+
+/// How many exits began (a process marked dead) and how many finished (its entries
+/// removed); in between, a dead process may still be listed. Kept off the cache line
+/// that every read of the set loads.
+#[derive(Default)]
+#[repr(align(128))]
+struct Exits {
+    began: AtomicU64,
+    finished: AtomicU64,
+}
+
+/// A reading of [`LiveSet::exits_finished`], taken before reading entries: with
+/// [`LiveSet::settled_since`] it tells whether any process died since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitMark(u64);
 
 fn locate(serial: u64) -> (usize, usize, u64) {
     let chunk = (serial / CHUNK_BITS) as usize;
@@ -90,6 +106,32 @@ impl LiveSet {
         chunk
     }
 
+    /// An exit begins: called before the process is marked dead ([`LiveSet::remove`]),
+    /// and followed by [`LiveSet::exit_finished`] once its entries are removed.
+    pub fn exit_begins(&self) {
+        self.exits.began.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// An exit that [`LiveSet::exit_begins`] announced finished: the process's entries are
+    /// removed.
+    pub fn exit_finished(&self) {
+        self.exits.finished.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The exits finished so far; take it before reading entries, then ask
+    /// [`LiveSet::settled_since`].
+    pub fn exits_finished(&self) -> ExitMark {
+        ExitMark(self.exits.finished.load(Ordering::SeqCst))
+    }
+
+    /// Whether no exit was under way when `mark` was taken and none began since: every
+    /// local process listed in entries read after `mark` was taken is still alive now, so
+    /// a count of those entries needs no liveness check. (The exits that began never
+    /// outnumber those finished earlier unless one was under way, or began since.)
+    pub fn settled_since(&self, mark: ExitMark) -> bool {
+        self.exits.began.load(Ordering::SeqCst) == mark.0
+    }
+
     /// Marks a process dead; returns `false` if it was not alive.
     pub fn remove(&self, serial: u64) -> bool {
         let (index, word, mask) = locate(serial);
@@ -128,6 +170,20 @@ mod tests {
         assert!(!set.remove(64), "a second removal reports nothing");
         assert!(set.contains(63) && set.contains(65_535));
         assert!(!set.contains(65), "never inserted");
+    }
+
+    #[test]
+    fn settled_only_while_no_exit_is_under_way_or_begins() {
+        let set = LiveSet::default();
+        let mark = set.exits_finished();
+        assert!(set.settled_since(mark));
+        set.exit_begins();
+        assert!(!set.settled_since(mark), "an exit began since the mark");
+        let during = set.exits_finished();
+        assert!(!set.settled_since(during), "an exit is under way");
+        set.exit_finished();
+        assert!(!set.settled_since(during), "it was under way at the mark");
+        assert!(set.settled_since(set.exits_finished()));
     }
 
     #[test]

@@ -96,12 +96,16 @@ impl Outbox {
     /// Drops what is queued and every later op (the node left its cluster).
     pub fn close(&self) {
         self.closed.store(true, Ordering::Relaxed);
-        drop(self.take());
+        drop(std::mem::take(&mut *self.lock()));
     }
 
-    /// Takes every queued op.
+    /// Takes every queued op. The outbox keeps room for as many as it held: writes come
+    /// in bursts (a loop of deaths queues one op each while the flusher takes them), and a
+    /// queue that restarts empty would grow again by doubling, copying what it holds.
     pub fn take(&self) -> Vec<Outgoing> {
-        std::mem::take(&mut *self.lock())
+        let mut ops = self.lock();
+        let room = ops.len();
+        std::mem::replace(&mut *ops, Vec::with_capacity(room))
     }
 
     /// Whether nothing is queued.

@@ -135,6 +135,24 @@ async fn members_in_join_order_with_each_member_s_meta() {
 }
 
 #[tokio::test]
+async fn a_member_list_taken_before_members_die_counts_only_the_living() {
+    let node = node();
+    // Past 256 members a group is a tree; counts must agree with iteration either way.
+    let mut procs: Vec<_> = (0..300).map(|_| node.process()).collect();
+    for p in &procs {
+        p.join("g", &()).unwrap();
+    }
+    let before = node.members("g");
+    assert_eq!(before.len(), 300);
+    assert_eq!(node.members_limited("g", 10).len(), 10);
+    procs.truncate(290);
+    assert_eq!(before.len(), 290, "taken before ten members died");
+    assert_eq!(before.iter().count(), 290);
+    assert_eq!(node.members("g").len(), 290);
+    assert_eq!(node.member_count("g"), 290);
+}
+
+#[tokio::test]
 async fn a_key_ending_in_a_slash_queries_every_group_under_it_in_key_order() {
     let node = node();
     let (a, b, c, d) = (

@@ -285,28 +285,39 @@ impl ScopeStore {
         cause: Cause<'_>,
     ) -> Option<Event> {
         let list = self.take_group(shard, key)?;
-        let Some(meta) = find(shard, key, &list, pid).map(|m| m.meta().clone()) else {
-            self.untake_group(shard, key, list);
-            return None;
-        };
-        let rest = match list {
-            MemberList::Flat(members) if members.len() == 1 => None,
-            MemberList::Flat(members) => Some(MemberList::Flat(
-                members.iter().filter(|m| m.pid() != pid).cloned().collect(),
-            )),
+        let (meta, rest) = match list {
+            MemberList::Flat(members) => {
+                let Some(meta) = members
+                    .iter()
+                    .find(|m| m.pid() == pid)
+                    .map(|m| m.meta().clone())
+                else {
+                    self.untake_group(shard, key, MemberList::Flat(members));
+                    return None;
+                };
+                let rest = (members.len() > 1).then(|| {
+                    MemberList::Flat(members.iter().filter(|m| m.pid() != pid).cloned().collect())
+                });
+                (meta, rest)
+            }
             MemberList::Tree(mut tree) => {
                 let seqs = shard
                     .join_seqs
                     .get_mut(key.as_str())
                     .expect("a tree group has its join sequences");
-                let seq = seqs.of.remove(&pid).expect("a tree member has a sequence");
-                tree.remove(&seq);
-                if tree.len() <= MemberList::FLAT_MAX / 2 {
+                // One lookup of the pid's sequence, which finds and forgets it at once.
+                let Some(seq) = seqs.of.remove(&pid) else {
+                    self.untake_group(shard, key, MemberList::Tree(tree));
+                    return None;
+                };
+                let member = tree.remove(&seq).expect("a sequence names a tree member");
+                let rest = if tree.len() <= MemberList::FLAT_MAX / 2 {
                     shard.join_seqs.remove(key.as_str());
-                    Some(MemberList::Flat(tree.values().cloned().collect()))
+                    MemberList::Flat(tree.values().cloned().collect())
                 } else {
-                    Some(MemberList::Tree(tree))
-                }
+                    MemberList::Tree(tree)
+                };
+                (member.meta().clone(), Some(rest))
             }
         };
         self.put_group(shard, key, rest);
@@ -335,15 +346,13 @@ impl ScopeStore {
 
     /// Members of a group, or of every group under a prefix (key ending in `/`). Lock-free.
     pub fn members(&self, key: &str, limit: Option<usize>) -> Members<'_> {
+        let live = &self.config.locals.live;
+        // Before the lists are read (see `LiveSet::settled_since`).
+        let mark = live.exits_finished();
         let groups = self.groups.pin();
         if !is_prefix(key) {
             let found = groups.get(key).cloned().into_iter().collect();
-            return Members::new(
-                found,
-                limit,
-                self.config.locals.incarnation,
-                &self.config.locals.live,
-            );
+            return Members::new(found, limit, self.config.locals.incarnation, live, mark);
         }
         let guard = scc::Guard::new();
         let mut found = Vec::new();
@@ -357,12 +366,7 @@ impl ScopeStore {
                 found.push(members.clone());
             }
         }
-        Members::new(
-            found,
-            limit,
-            self.config.locals.incarnation,
-            &self.config.locals.live,
-        )
+        Members::new(found, limit, self.config.locals.incarnation, live, mark)
     }
 
     /// Number of memberships in the scope (all, or of local processes).

@@ -94,6 +94,7 @@ impl NodeStores {
                 .scope
                 .remove_exited(process.pid, &refs, &reason);
         }
+        self.processes.live.exit_finished();
         // Kept in the table until now so that a writer replacing one of its entries can
         // still read its exit reason.
         self.processes.cells.pin().remove(&process.pid);

@@ -3,8 +3,6 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use arc_swap::ArcSwapOption;
-
 use super::ScopeStore;
 use crate::envelope::Envelope;
 use crate::error::SendError;
@@ -27,6 +25,11 @@ pub enum Refused {
 pub trait Mailbox: Send + Sync {
     /// Queues `envelope` without waiting.
     fn try_deliver(&self, envelope: Envelope) -> Result<(), Refused>;
+
+    /// The process exited (called once): refuse every later message with
+    /// [`Refused::Closed`] and wake a receiver waiting for one, which then takes what was
+    /// queued before and learns the process exited. Does nothing by default.
+    fn close(&self) {}
 }
 
 /// A task running a process, which `kill` aborts (implemented by the runtime).
@@ -35,8 +38,15 @@ pub trait Task: Send + Sync {
     fn abort(&self);
 }
 
-/// A mailbox as the table keeps it (sized, so that it can be swapped out atomically).
-struct MailboxSender(Box<dyn Mailbox>);
+/// Cells the process table removes before its collector frees them as a batch (seize's
+/// default is 32). Freeing a batch costs a `membarrier` system call, which interrupts every
+/// CPU running the node's threads: with 32, the table's batches were about a tenth of a
+/// process death's cost. A retired entry keeps its cell (a few hundred bytes; the `roster`
+/// handle empties the mailbox when it is dropped) until its batch is freed, so 256 holds
+/// back at most ~100 KiB per thread for one call per 256 exits. The maps of names and
+/// groups keep the default: their retired entries hold metas, and larger batches there
+/// showed in `tests/memory_churn.rs` (2 KiB metas).
+const CELLS_RETIRE_BATCH: usize = 256;
 
 /// The table of a node's local processes: which are alive (the live set) and each one's
 /// [`LocalProcess`] until it has finished exiting.
@@ -55,7 +65,10 @@ impl ProcessTable {
         ProcessTable {
             incarnation,
             live: Arc::new(LiveSet::default()),
-            cells: papaya::HashMap::default(),
+            cells: papaya::HashMap::builder()
+                .hasher(foldhash::fast::RandomState::default())
+                .collector(seize::Collector::new().batch_size(CELLS_RETIRE_BATCH))
+                .build(),
         }
     }
 
@@ -106,9 +119,9 @@ pub struct LocalProcess {
     holdings: Mutex<Vec<HeldEntry>>,
     /// Names lost to conflicts while the node does not kill losers: `(name, winner)`.
     lost: Mutex<Vec<(Key, Pid)>>,
-    /// The mailbox's only sender. Dropped when the process exits so that the channel
-    /// closes: a handle waiting in `recv` wakes, drains what was queued, then gets `Exited`.
-    mailbox: ArcSwapOption<MailboxSender>,
+    /// The mailbox's sending side, closed when the process exits: a handle waiting in
+    /// `recv` wakes, drains what was queued, then gets `Exited`.
+    mailbox: Box<dyn Mailbox>,
     task: OnceLock<Box<dyn Task>>,
 }
 
@@ -121,7 +134,7 @@ impl LocalProcess {
             exit: OnceLock::new(),
             holdings: Mutex::new(Vec::new()),
             lost: Mutex::new(Vec::new()),
-            mailbox: ArcSwapOption::from_pointee(MailboxSender(mailbox)),
+            mailbox,
             task: OnceLock::new(),
         }
     }
@@ -136,15 +149,17 @@ impl LocalProcess {
     /// Marks the process dead with `reason` and takes its holdings for cleanup.
     ///
     /// Returns `None` if it had already exited. After this returns, readers skip its
-    /// entries and its names are free for others, before the entries are removed.
+    /// entries and its names are free for others, before the entries are removed; the
+    /// caller removes them, then tells the live set (`LiveSet::exit_finished`).
     pub fn mark_dead(&self, reason: ExitReason) -> Option<Vec<HeldEntry>> {
         let mut holdings = self.holdings();
         if !self.is_alive() {
             return None;
         }
         let _ = self.exit.set(reason);
+        self.live.exit_begins();
         self.live.remove(self.pid.serial());
-        self.mailbox.store(None);
+        self.mailbox.close();
         Some(std::mem::take(&mut *holdings))
     }
 
@@ -177,10 +192,7 @@ impl LocalProcess {
         if !self.is_alive() {
             return Err(SendError::NoProcess(self.pid));
         }
-        let mailbox = self.mailbox.load();
-        let mailbox = mailbox.as_ref().ok_or(SendError::NoProcess(self.pid))?;
-        mailbox
-            .0
+        self.mailbox
             .try_deliver(envelope)
             .map_err(|refusal| match refusal {
                 Refused::Full => SendError::MailboxFull(self.pid),

@@ -1,13 +1,13 @@
 //! The RAII handle of a process.
 
 use std::fmt;
+use std::future::poll_fn;
 use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::{mpsc, watch};
 
-use super::runtime_glue::{ChannelMailbox, QueuedBytes, TokioTask};
+use super::runtime_glue::{MailboxSender, ProcessMailbox, TokioTask};
 use crate::envelope::Envelope;
 use crate::error::{RecvError, SendError};
 use crate::event::ExitReason;
@@ -46,31 +46,25 @@ use crate::store::LocalProcess;
 /// ```
 pub struct Process {
     cell: Arc<LocalProcess>,
-    inbox: mpsc::Receiver<Envelope>,
-    /// The bytes queued in the inbox, released as messages are received.
-    inbox_bytes: Arc<QueuedBytes>,
-    /// Closed when the process exits (its sender goes with the mailbox).
-    alive: watch::Receiver<()>,
+    /// The process's mailbox, which this handle alone receives from (the process table
+    /// delivers to it, and closes it when the process exits).
+    mailbox: Arc<ProcessMailbox>,
     node: Arc<NodeShared>,
 }
 
 impl Process {
     /// A new live local process of `node`, in its process table.
     pub(crate) fn start(node: &Arc<NodeShared>) -> Self {
-        let (sender, inbox) = mpsc::channel(node.mailbox_capacity);
-        let inbox_bytes = Arc::new(QueuedBytes::new(node.mailbox_bytes));
-        let (alive_sender, alive) = watch::channel(());
-        let mailbox = ChannelMailbox {
-            sender,
-            bytes: inbox_bytes.clone(),
-            _alive: alive_sender,
-        };
-        let cell = node.stores.new_process(Box::new(mailbox));
+        let mailbox = Arc::new(ProcessMailbox::new(
+            node.mailbox_capacity,
+            node.mailbox_bytes,
+        ));
+        let cell = node
+            .stores
+            .new_process(Box::new(MailboxSender(mailbox.clone())));
         Process {
             cell,
-            inbox,
-            inbox_bytes,
-            alive,
+            mailbox,
             node: node.clone(),
         }
     }
@@ -98,8 +92,7 @@ impl Process {
 
     /// Resolves (with an error) once the process has exited, at once if it already has.
     pub(crate) async fn exited(&self) {
-        let mut alive = self.alive.clone();
-        while alive.changed().await.is_ok() {}
+        self.mailbox.closed().await;
     }
 
     /// This process's pid.
@@ -218,15 +211,11 @@ impl Process {
     /// # }
     /// ```
     pub async fn recv_envelope(&mut self) -> Result<Envelope, RecvError> {
-        // The channel closes when the process exits (its sender is dropped), so a kill wakes
-        // a waiting handle: it receives what was queued before, then `Exited`.
-        let envelope = self
-            .inbox
-            .recv()
+        // The mailbox closes when the process exits, which wakes a waiting handle: it
+        // receives what was queued before, then `Exited`.
+        poll_fn(|cx| self.mailbox.poll_recv(cx))
             .await
-            .ok_or(RecvError::Exited(self.pid()))?;
-        self.inbox_bytes.release(&envelope);
-        Ok(envelope)
+            .ok_or(RecvError::Exited(self.pid()))
     }
 
     /// Takes the next message if one is queued, without waiting.
@@ -242,9 +231,7 @@ impl Process {
     /// # }
     /// ```
     pub fn try_recv<T: DeserializeOwned>(&mut self) -> Option<Result<T, RecvError>> {
-        let envelope = self.inbox.try_recv().ok()?;
-        self.inbox_bytes.release(&envelope);
-        Some(envelope.decode())
+        Some(self.mailbox.try_recv()?.decode())
     }
 }
 
@@ -266,5 +253,6 @@ impl Drop for Process {
         };
         self.node.stores.exit(&self.cell, reason);
         self.node.flush_local();
+        self.mailbox.discard();
     }
 }

@@ -1,70 +1,168 @@
-//! A process's tokio side as the process table sees it: its mailbox is a bounded tokio
-//! channel (bounded by message count) with a count of the bytes it holds (bounded too), its
-//! task a tokio task.
+//! A process's runtime side as the process table sees it: its mailbox, a queue bounded by
+//! message count and by queued bytes that one handle receives from, and its task, a tokio
+//! task.
+//!
+//! The mailbox is a mutex around a `VecDeque` and the receiver's waker rather than a tokio
+//! channel: a process that never gets a message allocates nothing for its queue, and its
+//! exit is one flag set under that mutex (no channel to close, no block list to free, no
+//! sender to swap out of the process table). Messages to one process are serialized by
+//! the mutex; a process is one receiver, so this is not where contention lies.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::VecDeque;
+use std::pin::pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use crate::envelope::Envelope;
 use crate::store::{Mailbox, Refused, Task};
 
-/// The bytes of the messages queued in one mailbox: reserved by the sender before it
-/// queues a message, released by the process when it receives it.
-pub(super) struct QueuedBytes {
-    queued: AtomicUsize,
-    max: usize,
+/// What the mailbox's mutex guards.
+struct Queue {
+    messages: VecDeque<Envelope>,
+    /// The payload bytes of `messages`.
+    bytes: usize,
+    /// Set when the process exits: nothing more is queued, and once `messages` is empty
+    /// the receiver is told the process exited.
+    closed: bool,
+    /// The receiver waiting for a message, if it is waiting.
+    receiver: Option<Waker>,
 }
 
-impl QueuedBytes {
-    /// An empty mailbox that holds at most `max` bytes.
-    pub(super) fn new(max: usize) -> Self {
-        QueuedBytes {
-            queued: AtomicUsize::new(0),
-            max,
+impl Queue {
+    /// Takes the oldest message.
+    fn pop(&mut self) -> Option<Envelope> {
+        let envelope = self.messages.pop_front()?;
+        self.bytes -= envelope.payload().len();
+        Some(envelope)
+    }
+}
+
+/// A process's mailbox, shared by its handle (the receiver) and the process table (every
+/// sender goes through it).
+pub(super) struct ProcessMailbox {
+    queue: Mutex<Queue>,
+    /// At most this many messages are queued...
+    capacity: usize,
+    /// ... and at most this many payload bytes.
+    max_bytes: usize,
+    /// Notified when the process exits (for [`ProcessMailbox::closed`]).
+    exit: Notify,
+}
+
+impl ProcessMailbox {
+    /// An empty mailbox of at most `capacity` messages and `max_bytes` payload bytes.
+    pub(super) fn new(capacity: usize, max_bytes: usize) -> Self {
+        ProcessMailbox {
+            queue: Mutex::new(Queue {
+                messages: VecDeque::new(),
+                bytes: 0,
+                closed: false,
+                receiver: None,
+            }),
+            capacity,
+            max_bytes,
+            exit: Notify::new(),
         }
     }
 
-    /// Reserves room for a message of `len` bytes; `false` if it would go over the bound.
-    fn reserve(&self, len: usize) -> bool {
-        self.queued
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
-                queued.checked_add(len).filter(|&total| total <= self.max)
-            })
-            .is_ok()
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // Every critical section leaves the queue whole (a push, a pop, a flag), so
+        // poisoning is ignored.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Releases the bytes of a message taken out of the mailbox (or never queued).
-    pub(super) fn release(&self, envelope: &Envelope) {
-        self.queued
-            .fetch_sub(envelope.payload().len(), Ordering::AcqRel);
+    /// Takes the next message; `Ready(None)` once the process has exited and everything
+    /// queued before was taken. Registers `cx` for the next message otherwise.
+    pub(super) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Envelope>> {
+        let mut queue = self.lock();
+        if let Some(envelope) = queue.pop() {
+            return Poll::Ready(Some(envelope));
+        }
+        if queue.closed {
+            return Poll::Ready(None);
+        }
+        match &mut queue.receiver {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Takes the next message if one is queued.
+    pub(super) fn try_recv(&self) -> Option<Envelope> {
+        self.lock().pop()
+    }
+
+    /// Drops every queued message: the handle is gone, nobody will receive them (the
+    /// process table may keep the mailbox a while longer).
+    pub(super) fn discard(&self) {
+        let mut queue = self.lock();
+        let messages = std::mem::take(&mut queue.messages);
+        queue.bytes = 0;
+        drop(queue);
+        drop(messages);
+    }
+
+    /// Whether the process has exited (the mailbox takes nothing more).
+    fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Resolves once the process has exited, at once if it already has.
+    pub(super) async fn closed(&self) {
+        loop {
+            let mut notified = pin!(self.exit.notified());
+            // Registered before the flag is read: a close after the read notifies us.
+            notified.as_mut().enable();
+            if self.is_closed() {
+                return;
+            }
+            notified.await;
+        }
     }
 }
 
-/// The sending side of a process's mailbox channel, with the mailbox's byte count.
-pub(super) struct ChannelMailbox {
-    pub(super) sender: mpsc::Sender<Envelope>,
-    pub(super) bytes: Arc<QueuedBytes>,
-    /// Dropped with the mailbox when the process exits: its receivers' `changed()` then
-    /// returns an error, which wakes whoever waits on the process's life (`await_name`).
-    pub(super) _alive: watch::Sender<()>,
-}
+/// The process table's side of a mailbox.
+pub(super) struct MailboxSender(pub(super) Arc<ProcessMailbox>);
 
-impl Mailbox for ChannelMailbox {
+impl Mailbox for MailboxSender {
     fn try_deliver(&self, envelope: Envelope) -> Result<(), Refused> {
-        if !self.bytes.reserve(envelope.payload().len()) {
+        let mailbox = &self.0;
+        let mut queue = mailbox.lock();
+        if queue.closed {
+            return Err(Refused::Closed);
+        }
+        let len = envelope.payload().len();
+        if queue.messages.len() >= mailbox.capacity
+            || queue
+                .bytes
+                .checked_add(len)
+                .is_none_or(|b| b > mailbox.max_bytes)
+        {
             return Err(Refused::Full);
         }
-        self.sender.try_send(envelope).map_err(|e| {
-            let (refused, envelope) = match e {
-                mpsc::error::TrySendError::Full(envelope) => (Refused::Full, envelope),
-                mpsc::error::TrySendError::Closed(envelope) => (Refused::Closed, envelope),
-            };
-            self.bytes.release(&envelope);
-            refused
-        })
+        queue.messages.push_back(envelope);
+        queue.bytes += len;
+        let receiver = queue.receiver.take();
+        drop(queue);
+        if let Some(waker) = receiver {
+            waker.wake();
+        }
+        Ok(())
+    }
+
+    fn close(&self) {
+        let mut queue = self.0.lock();
+        queue.closed = true;
+        let receiver = queue.receiver.take();
+        drop(queue);
+        if let Some(waker) = receiver {
+            waker.wake();
+        }
+        self.0.exit.notify_waiters();
     }
 }
 

@@ -52,6 +52,19 @@ pub(super) async fn timer_loop(cluster: Weak<Cluster>) {
     }
 }
 
+/// How many times the flusher yields its CPU, after a flush that moved ops, for another
+/// write to arrive before it parks. A write that finds the flusher parked pays a futex
+/// wake-up (a system call and, on another CPU, an inter-processor interrupt: about a fifth
+/// of a process death's cost on the project's machine); one that finds it awake pays an
+/// atomic swap. A burst of writes (processes dropped in a loop, a `kill` of many) thus
+/// wakes the flusher once, not once per write. Not a timer: the flusher stops yielding as
+/// soon as a write arrives or after this many yields, and only after a flush that found
+/// work, so an idle node never spins. Chosen by measurement: two rounds of 50K
+/// registrations then 50K deaths in a loop, with a peer linked, made 16.5K futex calls
+/// before and 200-1,200 with 8; a lone write costs the flusher at most eight
+/// `sched_yield` calls (a few microseconds) after it is sent.
+const LINGER_YIELDS: u32 = 8;
+
 /// The flusher thread: hands the ops of local writes to the core and sends them each
 /// time a write wakes it (see `on_local_ops`), inside the node's runtime (acting on the
 /// core's events may spawn tasks). Ends when the cluster layer stops or is gone.
@@ -67,7 +80,18 @@ pub(super) fn flusher_loop(cluster: &Weak<Cluster>, runtime: &tokio::runtime::Ha
         if cluster.stopped.load(std::sync::atomic::Ordering::Acquire) {
             return;
         }
-        cluster.flush();
+        if cluster.flush() {
+            // Linger while writes keep coming: a write in the meantime finds us awake.
+            for _ in 0..LINGER_YIELDS {
+                if cluster
+                    .flush_pending
+                    .load(std::sync::atomic::Ordering::Acquire)
+                {
+                    break;
+                }
+                std::thread::yield_now();
+            }
+        }
     }
 }
 

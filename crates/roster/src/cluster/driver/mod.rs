@@ -360,11 +360,16 @@ impl Cluster {
         }
     }
 
-    /// The flusher's turn: hands every op of local writes to the core and sends them.
-    fn flush(self: &Arc<Self>) {
+    /// The flusher's turn: hands every op of local writes to the core and sends them;
+    /// `false` if there were none.
+    fn flush(self: &Arc<Self>) -> bool {
         // Cleared before the outbox is taken, so a write after the take wakes us again.
         self.flush_pending.store(false, Ordering::Release);
+        if self.node.stores().outbox().is_none_or(|o| o.is_empty()) {
+            return false;
+        }
         self.with_core(|_, _| ());
+        true
     }
 
     pub(crate) fn on_scope_connected(self: &Arc<Self>, scope: &ScopeName) {
