@@ -13,8 +13,8 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
-use super::connect::LinkStream;
 use super::Cluster;
+use super::connect::LinkStream;
 use crate::cluster::handshake::{HandshakeError, MAX_FRAME_BYTES, read_frame};
 #[cfg(feature = "tls")]
 use crate::cluster::outlet::encode_frames;
