@@ -516,6 +516,12 @@ async fn a_conflict_loser_can_be_kept_alive_and_told() {
     })
     .await;
     assert!(pa.lost_names().is_empty());
+    assert!(
+        b.names_of(pb.pid()).is_empty(),
+        "the loser no longer lists the name it lost: {:?}",
+        b.names_of(pb.pid())
+    );
+    assert_eq!(a.names_of(pa.pid()), ["leader"]);
     a.shutdown().await;
     b.shutdown().await;
 }

@@ -21,6 +21,15 @@ pub struct ApplyOutcome {
 }
 
 impl ScopeStore {
+    /// A local process that lost `key` in a conflict no longer holds it: its list of held
+    /// entries forgets it (a process kept alive must not list it, an ended loser's list
+    /// goes with it). The caller holds the key's shard (lock order: shard, then holdings).
+    fn forget_lost_name(&self, key: &Key, pid: Pid) {
+        if let Some(cell) = self.config.locals.cells.pin().get(&pid) {
+            self.forget_holding(cell, HeldKind::Name, key);
+        }
+    }
+
     /// Applies ops of a remote origin (the ops of one received frame) and delivers their
     /// events as one batch per subscriber, in the order the ops were applied.
     ///
@@ -161,10 +170,10 @@ impl ScopeStore {
                 if self.is_local(current.pid) {
                     // Our process lost: remove its claim (this ships the removal) and let
                     // the node decide what happens to the process; a standby's claim is
-                    // only removed, the standby sees the event and waits again.
-                    if Self::is_standby_claim(&shard.standby, &key, current.pid) {
-                        self.forget_standby_holding(&key, current.pid);
-                    } else {
+                    // only removed, the standby sees the event and waits again. Either
+                    // way the process no longer holds the name.
+                    self.forget_lost_name(&key, current.pid);
+                    if !Self::is_standby_claim(&shard.standby, &key, current.pid) {
                         applied.lost.push((current.pid, key.clone(), winner));
                     }
                     self.add_shadow(shard, &key, incoming);

@@ -12,7 +12,7 @@
 //! The marks live in the shard of their key, under the lock that conflict resolution
 //! holds, so a conflict sees the mark or its absence, never half of it.
 
-use super::{HeldKind, ScopeStore};
+use super::ScopeStore;
 use crate::key::Key;
 use crate::pid::Pid;
 
@@ -30,15 +30,6 @@ impl ScopeStore {
     pub fn clear_standby_claim(&self, key: &Key, pid: Pid) {
         let mut shard = self.lock_shard(self.shard_of(key));
         shard.standby.retain(|(k, p)| !(k == key && *p == pid));
-    }
-
-    /// A standby that lost its claim in a conflict no longer holds the name: its process's
-    /// list of held entries forgets it (an ended loser's list goes with it). The caller
-    /// holds the key's shard (lock order: shard, then holdings).
-    pub(super) fn forget_standby_holding(&self, key: &Key, pid: Pid) {
-        if let Some(cell) = self.config.locals.cells.pin().get(&pid) {
-            self.forget_holding(cell, HeldKind::Name, key);
-        }
     }
 
     /// Whether `pid`'s claim on `key` is a standby claim; the caller holds the key's shard.
