@@ -84,14 +84,8 @@ fn command_output(program: &str, args: &[&str]) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-/// The short commit of the workspace this crate was built from, `-dirty` if modified.
+/// The short commit this binary was built from, `-dirty` if the tree was modified (recorded
+/// by `build.rs`).
 fn git_commit() -> Option<String> {
-    let dir = env!("CARGO_MANIFEST_DIR");
-    let commit = command_output("git", &["-C", dir, "rev-parse", "--short", "HEAD"])?;
-    let dirty = command_output("git", &["-C", dir, "status", "--porcelain"]).is_some();
-    Some(if dirty {
-        format!("{commit}-dirty")
-    } else {
-        commit
-    })
+    Some(env!("ROSTER_BENCH_COMMIT").to_owned()).filter(|c| c != "unknown")
 }
