@@ -149,7 +149,7 @@ impl<L> LinkTable<L> {
     }
 
     /// Whether links are refused at `now`.
-    pub fn is_severed(&self, now: Instant) -> bool {
+    fn is_severed(&self, now: Instant) -> bool {
         self.severed_until.is_some_and(|until| until > now)
     }
 
@@ -340,14 +340,6 @@ impl<L> LinkTable<L> {
     pub fn dial_failed(&mut self, peer: u64) {
         let slot = self.peers.entry(peer).or_default();
         slot.failures = slot.failures.saturating_add(1);
-    }
-
-    /// Removes every link (shutdown).
-    pub fn clear(&mut self) -> Vec<L> {
-        self.peers
-            .drain()
-            .filter_map(|(_, slot)| slot.link)
-            .collect()
     }
 }
 

@@ -129,14 +129,19 @@ pub struct NodeEntry {
 }
 
 impl NodeEntry {
-    /// A copy without the heartbeats (they can be many).
-    fn without_heartbeats(&self) -> NodeEntry {
+    /// The entry of a node first heard of at `now_ms`, with no heartbeat yet.
+    fn first(record: NodeRecord, offline: Option<Offline>, now_ms: u64) -> NodeEntry {
         NodeEntry {
-            record: self.record.clone(),
-            offline: self.offline.clone(),
-            last_seen_ms: self.last_seen_ms,
+            record,
+            offline,
+            last_seen_ms: now_ms,
             heartbeats: VecDeque::new(),
         }
+    }
+
+    /// A copy without the heartbeats (they can be many).
+    fn without_heartbeats(&self) -> NodeEntry {
+        NodeEntry::first(self.record.clone(), self.offline.clone(), self.last_seen_ms)
     }
 
     /// Its status as this node sees it: `Offline` while offline, else its own.
@@ -215,15 +220,7 @@ fn arrive(
     match nodes.get_mut(&record.name) {
         None => {
             changes.push(NodeEvent::Up(record.clone()));
-            nodes.insert(
-                record.name.clone(),
-                NodeEntry {
-                    record,
-                    offline: None,
-                    last_seen_ms: now_ms,
-                    heartbeats: VecDeque::new(),
-                },
-            );
+            nodes.insert(record.name.clone(), NodeEntry::first(record, None, now_ms));
         }
         Some(entry) => {
             let restarted = entry.record.incarnation != record.incarnation;
@@ -283,12 +280,7 @@ fn leave(
         _ => {
             nodes.insert(
                 record.name.clone(),
-                NodeEntry {
-                    record,
-                    offline: Some(offline),
-                    last_seen_ms: now_ms,
-                    heartbeats: VecDeque::new(),
-                },
+                NodeEntry::first(record, Some(offline), now_ms),
             );
             vec![change]
         }

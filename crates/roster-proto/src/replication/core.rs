@@ -463,7 +463,9 @@ impl Core {
             let stream = self.streams.entry(scope_name.clone()).or_default();
             let seq = stream.push(op.clone(), self.config.op_log, self.config.op_log_bytes);
             for (id, peer) in self.peers.iter_mut() {
-                if self.links.get(*id).is_some() && peer.synced.contains(&scope_name) {
+                // `synced` is cleared when a link ends, so this is almost always decided
+                // by it, without a lookup in the link table.
+                if peer.synced.contains(&scope_name) && self.links.get(*id).is_some() {
                     peer.push_ops(&scope_name, seq, op.clone(), self.config.max_ops_per_frame);
                 }
             }
@@ -953,7 +955,7 @@ impl Core {
         self.peers
             .iter()
             .filter(|(id, p)| {
-                !p.queue.is_empty() || (self.links.get(**id).is_some() && !p.catching_up.is_empty())
+                !p.queue.is_empty() || (!p.catching_up.is_empty() && self.links.get(**id).is_some())
             })
             .map(|(id, _)| *id)
             .collect()

@@ -312,7 +312,7 @@ impl Node {
         let rtt = self
             .shared
             .cluster()
-            .and_then(|cluster| cluster.with_core(|core, _| core.rtt(entry.record.incarnation)));
+            .and_then(|cluster| cluster.read_core(|core| core.rtt(entry.record.incarnation)));
         Some(NodeHealth {
             status,
             last_heartbeat: entry.heartbeats.back().cloned(),

@@ -191,7 +191,7 @@ impl NodeShared {
         if let Some(cluster) = self.cluster() {
             heartbeat.members += cluster.member_names().len() as u64;
             let scopes: Vec<_> = self.stores.replicated().map(|s| s.name.clone()).collect();
-            cluster.with_core(|core, _| {
+            cluster.read_core(|core| {
                 heartbeat.peers = core.peer_samples();
                 heartbeat.op_log_position = scopes.iter().map(|s| core.own_seq(s)).sum();
             });

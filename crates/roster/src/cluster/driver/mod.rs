@@ -224,6 +224,11 @@ impl Cluster {
         result
     }
 
+    /// Reads the core, feeding it nothing: no local ops taken, nothing left to act on.
+    pub(crate) fn read_core<R>(&self, f: impl FnOnce(&Core) -> R) -> R {
+        f(&lock(&self.core))
+    }
+
     /// Runs `f` on the core and takes what it left to act on, without acting on it (the
     /// caller may hold the IO table).
     fn core_step<R>(&self, f: impl FnOnce(&mut Core, &NodeStores) -> R) -> (R, CoreOutputs) {
