@@ -35,19 +35,22 @@ fn start(name: &str, seeds: &[&Node], strategy: &SplitBrainStrategy, expected: &
     start_clustered(builder, name, config)
 }
 
-/// Starts a, b, c (a first: the oldest), waits until they are linked and know each other.
-async fn cluster(strategy: &SplitBrainStrategy) -> Vec<Node> {
-    let a = start("a", &[], strategy, &NAMES);
-    let b = start("b", &[&a], strategy, &NAMES);
-    let c = start("c", &[&a], strategy, &NAMES);
-    let nodes = vec![a, b, c];
+/// Starts the nodes `names` expecting each other (the first started is the oldest; the
+/// others announce themselves to it), waits until they are linked and know each other.
+async fn cluster(strategy: &SplitBrainStrategy, names: &[&str]) -> Vec<Node> {
+    let first = start(names[0], &[], strategy, names);
+    let mut nodes = vec![first];
+    for name in &names[1..] {
+        let node = start(name, &[&nodes[0]], strategy, names);
+        nodes.push(node);
+    }
     within(
-        "three nodes link and know each other",
+        "the nodes link and know each other",
         eventually("linked", || {
             fully_linked(&nodes.iter().collect::<Vec<_>>())
                 && nodes
                     .iter()
-                    .all(|n| NAMES.iter().all(|m| n.node_info(m).is_some()))
+                    .all(|n| names.iter().all(|m| n.node_info(m).is_some()))
         }),
     )
     .await;
@@ -114,7 +117,7 @@ fn try_new_names(nodes: &[Node], round: &str) -> Vec<bool> {
 }
 
 async fn verdicts_for(strategy: SplitBrainStrategy, isolated: usize, expect: [bool; 3]) {
-    let nodes = cluster(&strategy).await;
+    let nodes = cluster(&strategy, &NAMES).await;
     // Names and groups already held keep working on both sides.
     let holder = nodes[isolated].process();
     holder.register("held", &()).expect("no partition yet");
@@ -159,7 +162,7 @@ async fn a_configured_primary_keeps_its_side_writing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fenced_side_accepts_new_names_again_after_the_heal_and_events_tell_it() {
     let strategy = SplitBrainStrategy::Majority;
-    let nodes = cluster(&strategy).await;
+    let nodes = cluster(&strategy, &NAMES).await;
     let mut events = nodes[2].subscribe_nodes(Pattern::Exact("c".into()), false);
     nodes[2].isolate(Duration::from_secs(3));
     within(
@@ -205,18 +208,7 @@ async fn half_of_the_expected_nodes_is_not_a_majority() {
     // Four expected nodes; a and b stay together, c and d are each cut off: the side of
     // two (as in a 2-2 split) is fenced like the sides of one. Under `Majority`, a 2-2
     // split fences both sides.
-    let expected = ["a", "b", "c", "d"];
-    let strategy = SplitBrainStrategy::Majority;
-    let a = start("a", &[], &strategy, &expected);
-    let b = start("b", &[&a], &strategy, &expected);
-    let c = start("c", &[&a], &strategy, &expected);
-    let d = start("d", &[&a], &strategy, &expected);
-    let nodes = vec![a, b, c, d];
-    within(
-        "four nodes link",
-        eventually("linked", || fully_linked(&nodes.iter().collect::<Vec<_>>())),
-    )
-    .await;
+    let nodes = cluster(&SplitBrainStrategy::Majority, &["a", "b", "c", "d"]).await;
     nodes[2].isolate(Duration::from_secs(3600));
     nodes[3].isolate(Duration::from_secs(3600));
     within(
@@ -261,18 +253,7 @@ async fn a_primary_outside_the_expected_nodes_is_refused_at_start() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_two_two_split_under_majority_fences_both_sides_until_the_heal() {
-    let expected = ["a", "b", "c", "d"];
-    let strategy = SplitBrainStrategy::Majority;
-    let a = start("a", &[], &strategy, &expected);
-    let b = start("b", &[&a], &strategy, &expected);
-    let c = start("c", &[&a], &strategy, &expected);
-    let d = start("d", &[&a], &strategy, &expected);
-    let nodes = vec![a, b, c, d];
-    within(
-        "four nodes link",
-        eventually("linked", || fully_linked(&nodes.iter().collect::<Vec<_>>())),
-    )
-    .await;
+    let nodes = cluster(&SplitBrainStrategy::Majority, &["a", "b", "c", "d"]).await;
     let cut = Duration::from_secs(4);
     for (node, others) in [
         (0, ["c", "d"]),

@@ -45,6 +45,18 @@ impl Clock for ManualClock {
     }
 }
 
+/// The stores of a replicating node of `incarnation` whose wall clock is `clock`
+/// (keep-oldest conflicts), as the harnesses build them.
+pub(super) fn replicating_stores(incarnation: u64, clock: Arc<ManualClock>) -> NodeStores {
+    NodeStores::new(ScopeConfig {
+        rule: ConflictRule::KeepOldest,
+        outbox: Some(Arc::new(Outbox::default())),
+        clock,
+        locals: Arc::new(ProcessTable::new(incarnation)),
+        fence: Arc::default(),
+    })
+}
+
 /// One node: a replication core and the stores it hosts.
 pub(super) struct TestNode {
     pub(super) name: String,
@@ -60,13 +72,7 @@ impl TestNode {
     /// A node connected to the default scope.
     pub(super) fn new(name: &str, incarnation: u64, core_config: CoreConfig) -> Self {
         let clock = Arc::new(ManualClock(AtomicU64::new(1_000_000)));
-        let stores = NodeStores::new(ScopeConfig {
-            rule: ConflictRule::KeepOldest,
-            outbox: Some(Arc::new(Outbox::default())),
-            clock: clock.clone(),
-            locals: Arc::new(ProcessTable::new(incarnation)),
-            fence: Arc::default(),
-        });
+        let stores = replicating_stores(incarnation, clock.clone());
         TestNode {
             name: name.into(),
             incarnation,

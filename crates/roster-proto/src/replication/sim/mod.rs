@@ -27,21 +27,19 @@ use rand::{Rng, SeedableRng};
 
 use self::network::{LinkCounts, Network};
 use super::core::{Core, CoreConfig, CoreEvent};
-use super::pair::{Discard, ManualClock};
+use super::pair::{Discard, ManualClock, replicating_stores};
 use crate::link_table::RedialPolicy;
 use crate::nodes::SplitBrainMonitor;
 
 mod network;
 mod nodes;
 mod scale;
-use crate::conflict::ConflictRule;
 use crate::event::ExitReason;
 use crate::key::{Key, Limits};
 use crate::meta::Meta;
-use crate::op::Outbox;
 use crate::pid::Pid;
-use crate::store::{LocalProcess, ProcessTable};
-use crate::store::{NodeStores, ScopeConfig, ScopeStore};
+use crate::store::LocalProcess;
+use crate::store::{NodeStores, ScopeStore};
 
 const NAMES: &[&str] = &["a", "b", "c", "user/1", "user/2", "user/3", "leader"];
 const GROUPS: &[&str] = &["g1", "g2", "room/1", "room/2"];
@@ -157,13 +155,7 @@ impl Sim {
         self.next_incarnation += 1;
         let skew_ms = self.rng.random_range(-500i64..=500);
         let clock = Arc::new(ManualClock::default());
-        let stores = NodeStores::new(ScopeConfig {
-            rule: ConflictRule::KeepOldest,
-            outbox: Some(Arc::new(Outbox::default())),
-            clock: clock.clone(),
-            locals: Arc::new(ProcessTable::new(incarnation)),
-            fence: Arc::default(),
-        });
+        let stores = replicating_stores(incarnation, clock.clone());
         let mut sim_node = SimNode {
             name: format!("n{index}"),
             incarnation,
