@@ -28,6 +28,10 @@ const CONTRACT: &[(&str, &str, &str)] = &[
 /// Metrics this program adds.
 const EXTRA: &[(&str, &str, &str)] = &[
     ("D1", "raw_one_way_p99", "us"),
+    ("D1", "register_call_local_scope_p50", "us"),
+    ("D1", "unpark_call_p50", "us"),
+    ("D1", "raw_woken_writer_parked_reader_p50", "us"),
+    ("D1", "raw_woken_writer_parked_reader_p99", "us"),
     ("D2", "link_up", "ms"),
     ("D2", "agent_spawn", "ms"),
     ("D2", "replica_bytes_per_entry_100k", "bytes"),

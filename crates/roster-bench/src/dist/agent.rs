@@ -27,6 +27,9 @@ use crate::WORKERS;
 use crate::measure::{new_histogram, record, release_tasks_at};
 use crate::memory::allocated;
 
+/// The local-only scope of [`Request::RegisterOne`]'s `local` writes.
+const LOCAL_SCOPE: &str = "bench-local";
+
 /// What a request handler returns: the reply's fields, or an error message.
 type Reply = Result<Value, String>;
 
@@ -52,6 +55,8 @@ struct Agent<'rt> {
     raw: Option<TcpStream>,
     /// The armed raw reader; it hands the connection back.
     raw_reader: Option<JoinHandle<(TcpStream, Result<Value, String>)>>,
+    /// The thread writing hand-off raw sends (see [`spawn_raw_writer`]).
+    raw_writer: Option<mpsc::Sender<u64>>,
 }
 
 /// Runs the agent until stdin closes or a [`Request::Shutdown`].
@@ -77,6 +82,7 @@ pub fn main() -> ExitCode {
         raw_accept: None,
         raw: None,
         raw_reader: None,
+        raw_writer: None,
     };
     let mut out = std::io::stdout().lock();
     let ready = json!({"ok": true, "ready": true, "pid": std::process::id()});
@@ -211,11 +217,20 @@ impl Agent<'_> {
                 Ok(json!({}))
             }
             Request::Fire { at_ns } => self.fire(at_ns),
-            Request::RegisterOne { key } => {
-                let proc = self.node()?.process();
+            Request::RegisterOne { key, local } => {
+                let node = self.node()?;
+                let proc = node.process();
+                let scope = if local {
+                    Some(node.connect_local(LOCAL_SCOPE).map_err(|e| e.to_string())?)
+                } else {
+                    None
+                };
                 let start_ns = now_ns();
                 let since = Instant::now();
-                let registered = proc.register(&key, &());
+                let registered = match &scope {
+                    Some(scope) => scope.register(&proc, &key, &()),
+                    None => proc.register(&key, &()),
+                };
                 let call = since.elapsed();
                 registered.map_err(|e| format!("register {key}: {e}"))?;
                 self.held.push((proc, key.into()));
@@ -274,7 +289,8 @@ impl Agent<'_> {
                 self.raw = Some(stream);
                 Ok(json!({}))
             }
-            Request::RawArm => {
+            Request::WakeCost { iterations } => wake_cost(iterations),
+            Request::RawArm { parked } => {
                 if let Some(accepting) = self.raw_accept.take() {
                     let stream = accepting
                         .join()
@@ -285,14 +301,27 @@ impl Agent<'_> {
                 let (armed_tx, armed_rx) = mpsc::channel();
                 self.raw_reader = Some(std::thread::spawn(move || {
                     let _ = armed_tx.send(());
-                    read_timestamp(stream)
+                    read_timestamp(stream, parked)
                 }));
                 armed_rx
                     .recv()
                     .map_err(|_| "the raw reader died".to_string())?;
                 Ok(json!({}))
             }
-            Request::RawSend => {
+            Request::RawSend { handoff: true } => {
+                if self.raw_writer.is_none() {
+                    let stream = self.raw.as_ref().ok_or("no raw connection")?;
+                    let stream = stream.try_clone().map_err(|e| e.to_string())?;
+                    self.raw_writer = Some(spawn_raw_writer(stream));
+                }
+                let writer = self.raw_writer.as_ref().ok_or("no raw writer")?;
+                let start_ns = now_ns();
+                writer
+                    .send(start_ns)
+                    .map_err(|_| "the raw writer stopped (a write failed)".to_string())?;
+                Ok(json!({"start_ns": start_ns}))
+            }
+            Request::RawSend { handoff: false } => {
                 let stream = self.raw.as_mut().ok_or("no raw connection")?;
                 let start_ns = now_ns();
                 stream
@@ -644,11 +673,58 @@ fn accept(listener: &TcpListener) -> Result<TcpStream, String> {
     }
 }
 
-/// Spins on a non-blocking read of one 8-byte timestamp; replies `sent_ns` (what was read)
-/// and `seen_ns` (when its last byte arrived). Hands the connection back.
-fn read_timestamp(mut stream: TcpStream) -> (TcpStream, Reply) {
+/// A thread parked on a channel that writes each timestamp it is handed on `stream`; it
+/// ends when a write fails or the sender is dropped.
+fn spawn_raw_writer(mut stream: TcpStream) -> mpsc::Sender<u64> {
+    let (tx, rx) = mpsc::channel::<u64>();
+    std::thread::spawn(move || {
+        while let Ok(start_ns) = rx.recv() {
+            if stream.write_all(&start_ns.to_le_bytes()).is_err() {
+                return;
+            }
+        }
+    });
+    tx
+}
+
+/// What unparking a parked thread costs the caller (`unpark_ns_p50`): the price a write
+/// pays to wake an idle flusher. Each round the thread announces that it is about to park
+/// and is given 200 µs to be asleep in the kernel before the timed `unpark`.
+fn wake_cost(iterations: usize) -> Reply {
+    let (ready_tx, ready_rx) = mpsc::channel::<()>();
+    let sleeper = std::thread::spawn(move || {
+        for _ in 0..iterations {
+            if ready_tx.send(()).is_err() {
+                return;
+            }
+            std::thread::park();
+        }
+    });
+    let mut costs = new_histogram();
+    for _ in 0..iterations {
+        ready_rx
+            .recv()
+            .map_err(|_| "the parked thread died".to_string())?;
+        std::thread::sleep(Duration::from_micros(200));
+        let since = Instant::now();
+        sleeper.thread().unpark();
+        record(&mut costs, since.elapsed());
+    }
+    sleeper
+        .join()
+        .map_err(|_| "the parked thread panicked".to_string())?;
+    Ok(json!({"unpark_ns_p50": costs.value_at_quantile(0.5)}))
+}
+
+/// Reads one 8-byte timestamp, spinning on a non-blocking read or, if `parked`, blocked in
+/// the read; replies `sent_ns` (what was read) and `seen_ns` (when its last byte arrived).
+/// Hands the connection back.
+fn read_timestamp(mut stream: TcpStream, parked: bool) -> (TcpStream, Reply) {
     let result = (|| {
-        stream.set_nonblocking(true).map_err(|e| e.to_string())?;
+        stream.set_nonblocking(!parked).map_err(|e| e.to_string())?;
+        stream
+            .set_read_timeout(Some(WAIT_LIMIT))
+            .map_err(|e| e.to_string())?;
         let mut buf = [0u8; 8];
         let mut filled = 0;
         let since = Instant::now();

@@ -16,7 +16,9 @@
 //!   `Instant`.
 //! - "B sees X" is measured by a watcher thread on B that polls the condition in a loop,
 //!   yielding the CPU between polls, armed before the action it waits for; the time is when
-//!   it first holds. The same spinner reads the plain-TCP timestamps of `raw_one_way_p50`.
+//!   it first holds. The same spinner reads the plain-TCP timestamps of `raw_one_way_p50`;
+//!   `raw_woken_writer_parked_reader_*` is the same message written by a thread woken for
+//!   it and read by a thread blocked in `read`.
 //! - Concurrent writes on several nodes are pre-created processes released as tasks at
 //!   the same wall-clock instant on every node (a start signal sent ahead of time).
 //! - Every wait is bounded ([`WAIT_LIMIT`] in the agent, [`REPLY_LIMIT`] in the driver):
@@ -200,52 +202,100 @@ fn pair(agents: &mut [AgentProc]) -> Result<(&mut AgentProc, &mut AgentProc), St
 }
 
 /// D1: on A a fresh process registers a new key (start time before the call) while a
-/// spinner on B polls `whereis` for it; `iterations` sequential registrations. Then the
-/// same for a plain TCP message between the same two processes.
+/// spinner on B polls `whereis` for it; `iterations` sequential registrations, each
+/// followed by one in a local-only scope (the same call with no peer to tell). Then the
+/// same for a plain TCP message between the same two processes, read by a spinning thread,
+/// and again written by a thread woken for it and read by a thread blocked in the read (the
+/// two wake-ups a write takes on its way through Roster: the flusher and B's reader); and
+/// what waking a parked thread costs the waker on A.
 fn latency(sizes: &Sizes, report: &mut Report) {
-    let Some([p50, p99, max, call, raw_p50, raw_p99]) = runs(report, "D1", sizes.reps, || {
+    let Some(
+        [
+            p50,
+            p99,
+            max,
+            call,
+            local_call,
+            raw_p50,
+            raw_p99,
+            woken_p50,
+            woken_p99,
+            unpark,
+        ],
+    ) = runs(report, "D1", sizes.reps, || {
         let mut agents = cluster(&["a", "b"])?;
         let (a, b) = pair(&mut agents)?;
-        let (mut repl, mut call, mut raw) = (new_histogram(), new_histogram(), new_histogram());
+        let (mut repl, mut call, mut local_call) =
+            (new_histogram(), new_histogram(), new_histogram());
         for i in 1..=sizes.iterations {
             let key = format!("d1-{i}");
             b.call(&Request::Watch {
                 cond: Cond::Whereis { key: key.clone() },
             })?;
-            let registered = a.call(&Request::RegisterOne { key })?;
+            let registered = a.call(&Request::RegisterOne { key, local: false })?;
             let seen = b.watch_result()?;
             let start = field(&registered, "start_ns")?;
             repl.saturating_record(seen.saturating_sub(start).max(1));
             call.saturating_record(field(&registered, "call_ns")?.max(1));
+            let local = a.call(&Request::RegisterOne {
+                key: format!("d1-local-{i}"),
+                local: true,
+            })?;
+            local_call.saturating_record(field(&local, "call_ns")?.max(1));
         }
         let listening = b.call(&Request::RawListen)?;
         a.call(&Request::RawConnect {
             addr: protocol::text_field(&listening, "addr")?,
         })?;
+        let (mut raw, mut woken) = (new_histogram(), new_histogram());
         for _ in 0..sizes.iterations {
-            b.call(&Request::RawArm)?;
-            a.call(&Request::RawSend)?;
-            let read = b.call(&Request::RawResult)?;
-            let (sent, seen) = (field(&read, "sent_ns")?, field(&read, "seen_ns")?);
-            raw.saturating_record(seen.saturating_sub(sent).max(1));
+            for (parked, into) in [(false, &mut raw), (true, &mut woken)] {
+                b.call(&Request::RawArm { parked })?;
+                a.call(&Request::RawSend { handoff: parked })?;
+                let read = b.call(&Request::RawResult)?;
+                let (sent, seen) = (field(&read, "sent_ns")?, field(&read, "seen_ns")?);
+                into.saturating_record(seen.saturating_sub(sent).max(1));
+            }
         }
+        let wake = a.call(&Request::WakeCost {
+            iterations: sizes.iterations.min(1000),
+        })?;
         Ok([
             us_at(&repl, 0.5),
             us_at(&repl, 0.99),
             repl.max() as f64 / 1e3,
             us_at(&call, 0.5),
+            us_at(&local_call, 0.5),
             us_at(&raw, 0.5),
             us_at(&raw, 0.99),
+            us_at(&woken, 0.5),
+            us_at(&woken, 0.99),
+            field(&wake, "unpark_ns_p50")? as f64 / 1e3,
         ])
-    }) else {
+    })
+    else {
         return;
     };
     report.add_runs("D1", "repl_p50", &p50, Unit::Us);
     report.add_runs("D1", "repl_p99", &p99, Unit::Us);
     report.add_runs("D1", "repl_max", &max, Unit::Us);
     report.add_runs("D1", "register_call_p50", &call, Unit::Us);
+    report.add_runs("D1", "register_call_local_scope_p50", &local_call, Unit::Us);
+    report.add_runs("D1", "unpark_call_p50", &unpark, Unit::Us);
     report.add_runs("D1", "raw_one_way_p50", &raw_p50, Unit::Us);
     report.add_runs("D1", "raw_one_way_p99", &raw_p99, Unit::Us);
+    report.add_runs(
+        "D1",
+        "raw_woken_writer_parked_reader_p50",
+        &woken_p50,
+        Unit::Us,
+    );
+    report.add_runs(
+        "D1",
+        "raw_woken_writer_parked_reader_p99",
+        &woken_p99,
+        Unit::Us,
+    );
 }
 
 /// Registrations timed one by one on A before the 1M sync and while it is under way

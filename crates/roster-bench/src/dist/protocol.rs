@@ -162,6 +162,15 @@ pub enum Request {
     RegisterOne {
         /// The key.
         key: String,
+        /// Registers in a local-only scope instead: a write no peer is told about.
+        #[serde(default)]
+        local: bool,
+    },
+    /// Measures what waking a parked thread costs the waker: `iterations` times, a thread
+    /// parks and, once it surely sleeps, is unparked; replies `unpark_ns_p50`.
+    WakeCost {
+        /// How many wake-ups to time.
+        iterations: usize,
     },
     /// Drops every process of the agent (each removes its names and memberships), then
     /// polls until `then` holds on this node; replies `start_ns`, `dropped_ns` (all
@@ -197,9 +206,19 @@ pub enum Request {
         addr: String,
     },
     /// Arms a thread spinning on the accepted connection for one 8-byte timestamp.
-    RawArm,
+    RawArm {
+        /// The thread blocks in the read instead (asleep in the kernel until the bytes
+        /// arrive), as a reader parked in `epoll_wait` does.
+        #[serde(default)]
+        parked: bool,
+    },
     /// Writes the current wall-clock time (8 bytes) on the connection; replies `start_ns`.
-    RawSend,
+    RawSend {
+        /// Hands the timestamp to a writer thread parked on a channel, which writes it: the
+        /// hand-off of a write to another thread that Roster's flusher makes.
+        #[serde(default)]
+        handoff: bool,
+    },
     /// Waits for the armed reader; replies `sent_ns` (the timestamp read) and `seen_ns`.
     RawResult,
     /// A fresh process registers `key` (if any) and joins every group of `groups`; it is
