@@ -178,6 +178,7 @@ impl Agent<'_> {
                 }))
             }
             Request::Unregister { prefix, count } => {
+                let since = Instant::now();
                 let mut done = 0;
                 for (proc, key) in &mut self.held {
                     if done == count {
@@ -190,10 +191,11 @@ impl Agent<'_> {
                         done += 1;
                     }
                 }
+                let elapsed = since.elapsed();
                 if done < count {
                     return Err(format!("only {done} keys under {prefix:?} to unregister"));
                 }
-                Ok(json!({}))
+                Ok(json!({"elapsed_ns": nanos(elapsed)}))
             }
             Request::Join { group, count } => {
                 let node = self.node()?.clone();

@@ -510,13 +510,14 @@ fn scale(sizes: &Sizes, report: &mut Report) {
 
 /// Kills every process of A once B sees what they hold (`held`), with a watcher on B
 /// waiting for `gone`; returns the time from the start of the kills until B, and until A,
-/// sees `gone` (ms).
+/// sees `gone`, and the time A's loop dropping the processes took (ms): each drop ends its
+/// process and removes what it held on the dropping thread.
 fn kill_and_watch(
     a: &mut AgentProc,
     b: &mut AgentProc,
     held: Cond,
     gone: Cond,
-) -> Result<[f64; 2], String> {
+) -> Result<[f64; 3], String> {
     b.wait_for(held)?;
     b.call(&Request::Watch { cond: gone.clone() })?;
     let killed = a.call(&Request::KillAll { then: gone })?;
@@ -525,31 +526,79 @@ fn kill_and_watch(
     Ok([
         ms_between(start, seen_on_b),
         ms_between(start, field(&killed, "seen_ns")?),
+        ms_between(start, field(&killed, "dropped_ns")?),
     ])
 }
 
 /// D5: N processes registered on A and visible on B are all killed; time until B sees 0
-/// names (and until A does).
+/// names (and until A does). Then, as the owner's yardstick, N new processes on A register
+/// and unregister a name each: A's time per death (its loop of drops) and per unregister
+/// (its loop of unregister calls), with B linked both times.
 fn deaths(sizes: &Sizes, report: &mut Report) {
     let metrics = [
-        ("cleanup_1k", "cleanup_1k_owner", sizes.reps),
-        ("cleanup_5k", "cleanup_5k_owner", sizes.reps),
-        ("cleanup_50k", "cleanup_50k_owner", sizes.big_reps),
+        (
+            [
+                "cleanup_1k",
+                "cleanup_1k_owner",
+                "owner_death_1k",
+                "owner_unregister_1k",
+            ],
+            sizes.reps,
+        ),
+        (
+            [
+                "cleanup_5k",
+                "cleanup_5k_owner",
+                "owner_death_5k",
+                "owner_unregister_5k",
+            ],
+            sizes.reps,
+        ),
+        (
+            [
+                "cleanup_50k",
+                "cleanup_50k_owner",
+                "owner_death_50k",
+                "owner_unregister_50k",
+            ],
+            sizes.big_reps,
+        ),
     ];
-    for (n, (metric, owner, reps)) in sizes.deaths.into_iter().zip(metrics) {
-        let Some([on_b, on_a]) = runs(report, &format!("D5 {metric}"), reps, || {
-            let mut agents = cluster(&["a", "b"])?;
-            let (a, b) = pair(&mut agents)?;
-            a.call(&Request::Register {
-                prefix: "d5-".into(),
-                count: n,
-            })?;
-            kill_and_watch(a, b, Cond::registry(n), Cond::registry(0))
-        }) else {
+    for (n, (names, reps)) in sizes.deaths.into_iter().zip(metrics) {
+        let [metric, owner, death_metric, unregister_metric] = names;
+        let Some([on_b, on_a, death, unregister]) =
+            runs(report, &format!("D5 {metric}"), reps, || {
+                let mut agents = cluster(&["a", "b"])?;
+                let (a, b) = pair(&mut agents)?;
+                a.call(&Request::Register {
+                    prefix: "d5-".into(),
+                    count: n,
+                })?;
+                let [on_b, on_a, dropped] =
+                    kill_and_watch(a, b, Cond::registry(n), Cond::registry(0))?;
+                a.call(&Request::Register {
+                    prefix: "d5u-".into(),
+                    count: n,
+                })?;
+                let unregistered = a.call(&Request::Unregister {
+                    prefix: "d5u-".into(),
+                    count: n,
+                })?;
+                let per = |total_ns: f64| total_ns / n as f64;
+                Ok([
+                    on_b,
+                    on_a,
+                    per(dropped * 1e6),
+                    per(field(&unregistered, "elapsed_ns")? as f64),
+                ])
+            })
+        else {
             continue;
         };
         report.add_runs("D5", metric, &on_b, Unit::Ms);
         report.add_runs("D5", owner, &on_a, Unit::Ms);
+        report.add_runs("D5", death_metric, &death, Unit::Ns);
+        report.add_runs("D5", unregister_metric, &unregister, Unit::Ns);
     }
 }
 
@@ -564,7 +613,8 @@ fn group_deaths(sizes: &Sizes, report: &mut Report) {
             group: "d7".into(),
             count: n,
         })?;
-        kill_and_watch(a, b, Cond::members("d7", n), Cond::members("d7", 0))
+        let [on_b, on_a, _] = kill_and_watch(a, b, Cond::members("d7", n), Cond::members("d7", 0))?;
+        Ok([on_b, on_a])
     }) else {
         return;
     };
@@ -599,7 +649,7 @@ fn big_group(sizes: &Sizes, report: &mut Report) {
             if field(&reads, "members")? != n as u64 || field(&reads, "dispatched")? != n as u64 {
                 return Err(format!("A reads {reads} of a group of {n}"));
             }
-            let [on_b, on_a] = kill_and_watch(a, b, held, Cond::members("g1", 0))?;
+            let [on_b, on_a, _] = kill_and_watch(a, b, held, Cond::members("g1", 0))?;
             Ok([
                 field(&joined, "elapsed_ns")? as f64 / 1e6,
                 ms_between(field(&joined, "start_ns")?, seen),

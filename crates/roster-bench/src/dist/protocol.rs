@@ -118,7 +118,7 @@ pub enum Request {
         count: usize,
     },
     /// The first `count` live processes whose key starts with `prefix` unregister it (and
-    /// stay alive).
+    /// stay alive); replies the time the loop took (`elapsed_ns`).
     Unregister {
         /// Key prefix.
         prefix: String,
