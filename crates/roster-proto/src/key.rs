@@ -1,12 +1,146 @@
 //! Keys, key validation and subscription patterns.
 
+use std::cmp::Ordering;
+use std::hash::{Hash, Hasher};
+use std::marker::PhantomData;
+
 use compact_str::CompactString;
 use thiserror::Error;
+use triomphe::ThinArc;
 
 /// A registry or group key: UTF-8, `/` separates levels.
 ///
 /// Keys up to 24 bytes are stored inline without a heap allocation.
 pub type Key = CompactString;
+
+/// A key stored once and shared: the store's tables, their ordered indexes and the records
+/// of what each local process holds all point at one allocation instead of keeping a copy
+/// each.
+///
+/// One word: a thin reference count ([`triomphe::ThinArc`]), whose allocation holds the
+/// count and the length (16 bytes), then a one-byte tag and the key's bytes. The tag is
+/// a [`KeyTag`] its owner chooses (the store tags each key with the kind of entry of its
+/// table); as a byte beside the key it costs nothing for most lengths, where a field of
+/// the header would cost a word.
+///
+/// It compares, orders and hashes exactly like its `str`, tag aside, and a `&str` finds
+/// it in a [`papaya::HashMap`] or a [`scc::TreeIndex`] (through [`papaya::Equivalent`] and
+/// [`scc::Comparable`]), so lookups by `&str` build nothing.
+///
+/// ```
+/// use roster_proto::key::SharedKey;
+/// use roster_proto::store::HeldKind;
+///
+/// let names = papaya::HashMap::new();
+/// names.pin().insert(SharedKey::new(HeldKind::Name, "user/1"), 7);
+/// assert_eq!(names.pin().get("user/1"), Some(&7));
+/// ```
+pub struct SharedKey<T>(ThinArc<(), u8>, PhantomData<T>);
+
+/// The tag of a [`SharedKey`]: a value that fits a byte.
+pub trait KeyTag: Copy {
+    /// The tag as a byte.
+    fn to_byte(self) -> u8;
+
+    /// The tag a byte stands for; only bytes made by [`KeyTag::to_byte`] are passed.
+    fn from_byte(byte: u8) -> Self;
+}
+
+impl<T: KeyTag> SharedKey<T> {
+    /// Stores `key` with tag `tag`.
+    pub fn new(tag: T, key: &str) -> Self {
+        let key = key.as_bytes();
+        let tagged = (0..key.len() + 1).map(|i| if i == 0 { tag.to_byte() } else { key[i - 1] });
+        SharedKey(ThinArc::from_header_and_iter((), tagged), PhantomData)
+    }
+
+    /// The tag it was stored with.
+    pub fn tag(&self) -> T {
+        T::from_byte(self.0.slice[0])
+    }
+}
+
+impl<T> SharedKey<T> {
+    /// The key's bytes (always UTF-8).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0.slice[1..]
+    }
+
+    /// The key. Checks the bytes are UTF-8 (cheap for a short key, and they always are):
+    /// lookups compare bytes and never call this.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(self.as_bytes()).expect("a shared key is built from a str")
+    }
+
+    /// An owned copy of the key, as the API hands keys out.
+    pub fn to_key(&self) -> Key {
+        Key::from(self.as_str())
+    }
+}
+
+impl<T> Clone for SharedKey<T> {
+    fn clone(&self) -> Self {
+        SharedKey(self.0.clone(), PhantomData)
+    }
+}
+
+impl<T> PartialEq for SharedKey<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl<T> Eq for SharedKey<T> {}
+
+impl<T> PartialEq<str> for SharedKey<T> {
+    fn eq(&self, other: &str) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl<T> PartialOrd for SharedKey<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Byte order, which is the order of `str`.
+impl<T> Ord for SharedKey<T> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+/// The hash of the key's `str`, so that a `&str` finds it in a hash map.
+impl<T> Hash for SharedKey<T> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl<T> papaya::Equivalent<SharedKey<T>> for str {
+    fn equivalent(&self, key: &SharedKey<T>) -> bool {
+        self.as_bytes() == key.as_bytes()
+    }
+}
+
+impl<T> scc::Equivalent<SharedKey<T>> for str {
+    fn equivalent(&self, key: &SharedKey<T>) -> bool {
+        self.as_bytes() == key.as_bytes()
+    }
+}
+
+impl<T> scc::Comparable<SharedKey<T>> for str {
+    fn compare(&self, key: &SharedKey<T>) -> Ordering {
+        self.as_bytes().cmp(key.as_bytes())
+    }
+}
+
+impl<T> std::fmt::Debug for SharedKey<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
 
 /// Name of a scope (an isolated sub-cluster).
 pub type ScopeName = CompactString;
@@ -232,6 +366,39 @@ mod tests {
         assert_eq!(ancestor_prefixes("abc").count(), 0);
         let trailing: Vec<_> = ancestor_prefixes("a/").collect();
         assert_eq!(trailing, ["a/"]);
+    }
+
+    #[test]
+    fn a_shared_key_is_one_word_and_found_by_its_str() {
+        use std::hash::BuildHasher;
+        use std::ops::Bound;
+
+        use crate::store::HeldKind;
+
+        assert_eq!(std::mem::size_of::<SharedKey<HeldKind>>(), 8);
+        let key = SharedKey::new(HeldKind::Member, "user/123");
+        assert_eq!(key.tag(), HeldKind::Member);
+        assert_eq!(key.as_str(), "user/123");
+        assert_eq!(key.to_key(), "user/123");
+        let hasher = foldhash::fast::FixedState::default();
+        assert_eq!(hasher.hash_one(&key), hasher.hash_one("user/123"));
+        let map = papaya::HashMap::new();
+        map.pin().insert(key.clone(), 1);
+        assert_eq!(map.pin().get("user/123"), Some(&1));
+        assert_eq!(map.pin().get("user/12"), None);
+        let index = scc::TreeIndex::new();
+        for k in ["b", "a/2", "a/10", "c"] {
+            let _ = index.insert_sync(SharedKey::new(HeldKind::Name, k), ());
+        }
+        let guard = scc::Guard::new();
+        let from_a: Vec<&str> = index
+            .range::<str, _>((Bound::Included("a/"), Bound::Unbounded), &guard)
+            .map(|(k, ())| k.as_str())
+            .collect();
+        assert_eq!(from_a, ["a/10", "a/2", "b", "c"]);
+        assert!(index.peek("b", &guard).is_some());
+        assert!(SharedKey::new(HeldKind::Member, "a/10") < SharedKey::new(HeldKind::Name, "a/2"));
+        assert_eq!(SharedKey::new(HeldKind::Member, ""), *"");
     }
 
     #[test]

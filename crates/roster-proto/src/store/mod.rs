@@ -53,7 +53,7 @@ use crate::conflict::ConflictRule;
 use crate::entry::{MemberList, Registration};
 use crate::error::RegistryError;
 use crate::event::{Event, EventKind, ExitReason, Reason};
-use crate::key::{Key, Pattern, ScopeName};
+use crate::key::{Key, Pattern, ScopeName, SharedKey};
 use crate::meta::Meta;
 use crate::nodes::Fence;
 use crate::op::{Op, Outbox};
@@ -70,7 +70,12 @@ pub use snapshot::SnapshotCursor;
 pub const SHARDS: usize = 64;
 
 type Hasher = foldhash::fast::FixedState;
-type Map<V> = papaya::HashMap<Key, V, foldhash::fast::RandomState>;
+type Map<V> = papaya::HashMap<StoredKey, V, foldhash::fast::RandomState>;
+
+/// A key as a scope's tables keep it: one allocation that the table, its ordered index
+/// and the held-entry record of a local owner share, tagged with the kind of entry of its
+/// table (a name, or a group membership).
+pub type StoredKey = SharedKey<HeldKind>;
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -184,9 +189,9 @@ pub struct ScopeStore {
     /// The TTL lease, for a scope connected with one.
     lease: Mutex<Option<Lease>>,
     names: Map<Registration>,
-    name_index: TreeIndex<Key, ()>,
+    name_index: TreeIndex<StoredKey, ()>,
     groups: Map<MemberList>,
-    group_index: TreeIndex<Key, ()>,
+    group_index: TreeIndex<StoredKey, ()>,
     shards: Box<[Mutex<Shard>]>,
     counts: Box<[ShardCounts]>,
     /// Whether the owner index of remote entries is built.
@@ -364,58 +369,60 @@ impl ScopeStore {
         let mut holdings = cell.holdings();
         if let Some(i) = holdings
             .iter()
-            .position(|h| h.kind == kind && h.key == key && std::ptr::eq(&*h.scope, self))
+            .position(|h| h.kind() == kind && h.key == *key && std::ptr::eq(&*h.scope, self))
         {
             holdings.swap_remove(i);
         }
     }
 
-    /// Records a new holding; fails if the process has exited. Called with the shard lock
+    /// Records a new holding: `insert` makes the entry and returns its stored key. Fails
+    /// (without calling `insert`) if the process has exited. Called with the shard lock
     /// held, so an exit either happens before (refused here) or after (and then its cleanup
     /// sees the holding): a process can never leave an entry behind.
     fn hold(
         self: &Arc<Self>,
         cell: &LocalProcess,
-        kind: HeldKind,
-        key: &Key,
-        insert: impl FnOnce(),
+        insert: impl FnOnce() -> StoredKey,
     ) -> Result<(), RegistryError> {
         let mut holdings = cell.holdings();
         if !cell.is_alive() {
             return Err(RegistryError::ProcessDead { pid: cell.pid });
         }
-        insert();
+        let key = insert();
         if holdings.capacity() == 0 {
             // Most processes hold one entry: don't pay for four.
             holdings.reserve_exact(1);
         }
         holdings.push(HeldEntry {
             scope: self.clone(),
-            key: key.clone(),
-            kind,
+            key,
         });
         Ok(())
     }
 
     /// Removes every entry an exited process held in this scope and emits one batch.
     pub fn remove_exited(&self, pid: Pid, holdings: &[&HeldEntry], reason: &ExitReason) {
-        let mut shards: Vec<usize> = holdings.iter().map(|h| self.shard_of(&h.key)).collect();
+        let mut shards: Vec<usize> = holdings
+            .iter()
+            .map(|h| self.shard_of(h.key.as_str()))
+            .collect();
         shards.sort_unstable();
         shards.dedup();
         let mut guards: Vec<_> = shards.iter().map(|&i| (i, self.lock_shard(i))).collect();
         let mut events = Vec::with_capacity(holdings.len());
         for holding in holdings {
-            let index = self.shard_of(&holding.key);
+            let key = holding.key.to_key();
+            let index = self.shard_of(&key);
             let (_, shard) = guards
                 .iter_mut()
                 .find(|(i, _)| *i == index)
                 .expect("every holding's shard is locked");
-            match holding.kind {
+            match holding.kind() {
                 HeldKind::Name => {
-                    self.remove_name(shard, &holding.key, pid, Cause::Exit(reason), &mut events)
+                    self.remove_name(shard, &key, pid, Cause::Exit(reason), &mut events)
                 }
                 HeldKind::Member => {
-                    events.extend(self.remove_member(shard, &holding.key, pid, Cause::Exit(reason)))
+                    events.extend(self.remove_member(shard, &key, pid, Cause::Exit(reason)))
                 }
             }
         }
@@ -447,7 +454,7 @@ impl ScopeStore {
             }
             events.push(self.event(
                 EventKind::Unregistered,
-                key,
+                &key.to_key(),
                 r.pid,
                 r.meta.clone(),
                 None,
@@ -462,7 +469,7 @@ impl ScopeStore {
                 }
                 events.push(self.event(
                     EventKind::Left,
-                    key,
+                    &key.to_key(),
                     m.pid(),
                     m.meta().clone(),
                     None,
@@ -565,15 +572,35 @@ impl ScopeStore {
     }
 }
 
+/// Makes `value` the entry of `key` in `map`. A key that has an entry keeps its stored
+/// key (whatever shares it, the index and a holder's record, goes on sharing it); a new
+/// one is stored tagged `kind`. Returns the stored key and whether it is new. The caller
+/// holds the key's shard lock.
+fn put<V>(map: &Map<V>, kind: HeldKind, key: &str, value: V) -> (StoredKey, bool) {
+    let map = map.pin();
+    match map.get_key_value(key) {
+        Some((stored, _)) => {
+            let stored = stored.clone();
+            map.insert(stored.clone(), value);
+            (stored, false)
+        }
+        None => {
+            let stored = StoredKey::new(kind, key);
+            map.insert(stored.clone(), value);
+            (stored, true)
+        }
+    }
+}
+
 /// Walks an ordered index from `prefix` while keys start with it (all keys for `""`).
 fn keys_with_prefix<'g>(
-    index: &'g TreeIndex<Key, ()>,
+    index: &'g TreeIndex<StoredKey, ()>,
     prefix: &'g str,
     guard: &'g scc::Guard,
-) -> impl Iterator<Item = &'g Key> + 'g {
+) -> impl Iterator<Item = &'g StoredKey> + 'g {
     use std::ops::Bound;
     index
         .range::<str, _>((Bound::Included(prefix), Bound::Unbounded), guard)
         .map(|(k, _)| k)
-        .take_while(move |k| k.starts_with(prefix))
+        .take_while(move |k| k.as_bytes().starts_with(prefix.as_bytes()))
 }
