@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::{Cause, FastMap, ScopeStore, Shard, ShardLocks, StoredKey, digest};
 use super::{HeldKind, LocalProcess};
-use super::{keys_with_prefix, put};
+use super::{keys_with_prefix, put, stored_key};
 use crate::entry::{Entry, Member, MemberList, Members};
 use crate::error::RegistryError;
 use crate::event::{Event, EventKind, Reason};
@@ -81,7 +81,7 @@ impl ScopeStore {
             let mut change = MemberChange::Unchanged;
             self.hold(cell, || {
                 change = self.upsert_member(&mut shard, &key, member);
-                self.stored_group_key(&key)
+                stored_key(&self.groups, HeldKind::Member, &key)
             })?;
             change
         };
@@ -221,15 +221,6 @@ impl ScopeStore {
                 staged.insert(key.clone(), list);
             }
             None => self.publish_group(key, list),
-        }
-    }
-
-    /// The stored key of group `key`, which a local join has just published (a new one if
-    /// it has not, which then shares nothing).
-    fn stored_group_key(&self, key: &str) -> StoredKey {
-        match self.groups.pin().get_key_value(key) {
-            Some((stored, _)) => stored.clone(),
-            None => StoredKey::new(HeldKind::Member, key),
         }
     }
 

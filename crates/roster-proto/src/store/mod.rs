@@ -53,7 +53,7 @@ use crate::conflict::ConflictRule;
 use crate::entry::{MemberList, Registration};
 use crate::error::RegistryError;
 use crate::event::{Event, EventKind, ExitReason, Reason};
-use crate::key::{Key, Pattern, ScopeName, SharedKey};
+use crate::key::{INLINE_KEY_BYTES, Key, PackedKey, Pattern, ScopeName};
 use crate::meta::Meta;
 use crate::nodes::Fence;
 use crate::op::{Op, Outbox};
@@ -72,10 +72,10 @@ pub const SHARDS: usize = 64;
 type Hasher = foldhash::fast::FixedState;
 type Map<V> = papaya::HashMap<StoredKey, V, foldhash::fast::RandomState>;
 
-/// A key as a scope's tables keep it: one allocation that the table, its ordered index
-/// and the held-entry record of a local owner share, tagged with the kind of entry of its
-/// table (a name, or a group membership).
-pub type StoredKey = SharedKey<HeldKind>;
+/// A key as a scope's tables keep it (in the table, its ordered index and the held-entry
+/// record of a local owner), tagged with the kind of entry of its table (a name, or a
+/// group membership). A long key is allocated once and shared by the three.
+pub type StoredKey = PackedKey<HeldKind>;
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -572,24 +572,24 @@ impl ScopeStore {
     }
 }
 
-/// Makes `value` the entry of `key` in `map`. A key that has an entry keeps its stored
-/// key (whatever shares it, the index and a holder's record, goes on sharing it); a new
-/// one is stored tagged `kind`. Returns the stored key and whether it is new. The caller
-/// holds the key's shard lock.
-fn put<V>(map: &Map<V>, kind: HeldKind, key: &str, value: V) -> (StoredKey, bool) {
-    let map = map.pin();
-    match map.get_key_value(key) {
-        Some((stored, _)) => {
-            let stored = stored.clone();
-            map.insert(stored.clone(), value);
-            (stored, false)
-        }
-        None => {
-            let stored = StoredKey::new(kind, key);
-            map.insert(stored.clone(), value);
-            (stored, true)
-        }
+/// The key to store for `key` in `map`: a long key that has an entry there shares that
+/// entry's allocation (as the index and the holder's record do); any other is packed
+/// anew, tagged `kind`. The caller holds the key's shard lock.
+fn stored_key<V>(map: &Map<V>, kind: HeldKind, key: &str) -> StoredKey {
+    if key.len() > INLINE_KEY_BYTES
+        && let Some((stored, _)) = map.pin().get_key_value(key)
+    {
+        return stored.clone();
     }
+    StoredKey::new(kind, key)
+}
+
+/// Makes `value` the entry of `key` in `map` (see [`stored_key`]); returns the stored key
+/// and whether the key is new. The caller holds the key's shard lock.
+fn put<V>(map: &Map<V>, kind: HeldKind, key: &str, value: V) -> (StoredKey, bool) {
+    let stored = stored_key(map, kind, key);
+    let new = map.pin().insert(stored.clone(), value).is_none();
+    (stored, new)
 }
 
 /// Walks an ordered index from `prefix` while keys start with it (all keys for `""`).
@@ -603,4 +603,83 @@ fn keys_with_prefix<'g>(
         .range::<str, _>((Bound::Included(prefix), Bound::Unbounded), guard)
         .map(|(k, _)| k)
         .take_while(move |k| k.as_bytes().starts_with(prefix.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::{HeldKind, Mailbox, NodeStores, ProcessTable, Refused, ScopeConfig};
+    use crate::clock::wall_clock;
+    use crate::conflict::ConflictRule;
+    use crate::envelope::Envelope;
+    use crate::event::ExitReason;
+    use crate::key::{INLINE_KEY_BYTES, Key};
+    use crate::meta::Meta;
+    use crate::op::Outbox;
+
+    struct Discard;
+
+    impl Mailbox for Discard {
+        fn try_deliver(&self, _: Envelope) -> Result<(), Refused> {
+            Err(Refused::Closed)
+        }
+    }
+
+    /// Short keys (stored in place) and long ones (shared by the table, its index and the
+    /// holder's record) behave alike through updates, queries, leaves and an exit.
+    #[test]
+    fn short_and_long_keys_live_and_go_alike() {
+        let stores = NodeStores::new(ScopeConfig {
+            rule: ConflictRule::KeepOldest,
+            outbox: Some(Arc::new(Outbox::default())),
+            clock: wall_clock(),
+            locals: Arc::new(ProcessTable::new(3)),
+            fence: Arc::default(),
+        });
+        let scope = stores.default_scope().clone();
+        let short = Key::from("k/short");
+        let long = Key::from(format!("k/{}", "l".repeat(INLINE_KEY_BYTES)));
+        let (a, b) = (
+            stores.new_process(Box::new(Discard)),
+            stores.new_process(Box::new(Discard)),
+        );
+        for key in [&short, &long] {
+            scope.register(&a, key.clone(), Meta::EMPTY).unwrap();
+            let meta = Meta::encode(&1u8).unwrap();
+            scope.register(&a, key.clone(), meta.clone()).unwrap();
+            assert_eq!(scope.lookup(key).unwrap().meta, meta);
+            assert!(scope.register(&b, key.clone(), Meta::EMPTY).is_err());
+            scope.join(&a, key.clone(), Meta::EMPTY).unwrap();
+            scope.join(&b, key.clone(), Meta::EMPTY).unwrap();
+        }
+        let listed: Vec<Key> = scope
+            .registered("k/", 10)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(listed, [long.clone(), short.clone()]);
+        assert_eq!(scope.group_keys("k/", 10), [long.clone(), short.clone()]);
+        let held = |p: &super::LocalProcess, kind| {
+            let mut keys: Vec<Key> = p
+                .holdings()
+                .iter()
+                .filter(|h| h.kind() == kind)
+                .map(|h| h.key.to_key())
+                .collect();
+            keys.sort_unstable();
+            keys
+        };
+        assert_eq!(held(&a, HeldKind::Name), [long.clone(), short.clone()]);
+        assert_eq!(held(&a, HeldKind::Member), [long.clone(), short.clone()]);
+        scope.unregister(&a, &long).unwrap();
+        scope.leave(&b, &long).unwrap();
+        assert_eq!(held(&a, HeldKind::Name), [&short]);
+        assert_eq!(held(&b, HeldKind::Member), [&short]);
+        assert!(stores.exit(&a, ExitReason::Normal));
+        assert!(scope.lookup(&short).is_none());
+        assert_eq!(scope.members(&long, None).pids(), Vec::new());
+        assert_eq!(scope.members(&short, None).pids(), [b.pid]);
+        assert_eq!(scope.group_keys("", 10), [short]);
+    }
 }

@@ -92,8 +92,8 @@ impl ProcessTable {
 /// An entry a local process holds (a name or a membership in a scope): the reverse index
 /// by owner that makes death cleanup cost proportional to the process's own entries.
 ///
-/// Two words: the key is the one its table stores (shared, not copied), and its tag says
-/// whether the entry is a name or a membership.
+/// Three words: the scope, and the key as its table stores it, whose tag says whether the
+/// entry is a name or a membership.
 pub struct HeldEntry {
     /// The store of the scope the entry is in.
     pub scope: Arc<ScopeStore>,
