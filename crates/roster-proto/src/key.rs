@@ -1,12 +1,188 @@
 //! Keys, key validation and subscription patterns.
 
+use std::cmp::Ordering;
+use std::hash::{Hash, Hasher};
+use std::marker::PhantomData;
+use std::num::NonZeroU8;
+
 use compact_str::CompactString;
 use thiserror::Error;
+use triomphe::ThinArc;
 
 /// A registry or group key: UTF-8, `/` separates levels.
 ///
 /// Keys up to 24 bytes are stored inline without a heap allocation.
 pub type Key = CompactString;
+
+/// A key in two words, as the store keeps it in its tables, their ordered indexes and
+/// the records of what each local process holds, with a small tag.
+///
+/// A key of up to [`INLINE_KEY_BYTES`] bytes is stored in place (most keys: no
+/// allocation, and a lookup compares it without following a pointer). A longer one is
+/// stored once, behind a thin reference count ([`triomphe::ThinArc`], whose allocation
+/// holds the count, the length, the tag byte and the key), and every copy shares it.
+///
+/// The tag is a [`KeyTag`] its owner chooses (the store tags each key with the kind of
+/// entry of its table); it is packed beside the length of a short key and before the
+/// bytes of a long one.
+///
+/// It compares, orders and hashes exactly like its `str`, tag aside, and a `&str` finds
+/// it in a [`papaya::HashMap`] or a [`scc::TreeIndex`] (through [`papaya::Equivalent`] and
+/// [`scc::Comparable`]), so lookups by `&str` build nothing.
+///
+/// ```
+/// use roster_proto::key::PackedKey;
+/// use roster_proto::store::HeldKind;
+///
+/// let names = papaya::HashMap::new();
+/// names.pin().insert(PackedKey::new(HeldKind::Name, "user/1"), 7);
+/// assert_eq!(names.pin().get("user/1"), Some(&7));
+/// ```
+pub struct PackedKey<T>(Packed, PhantomData<T>);
+
+/// The longest key a [`PackedKey`] stores in place, in bytes: what two words hold beside
+/// the length and tag.
+pub const INLINE_KEY_BYTES: usize = 15;
+
+#[derive(Clone)]
+enum Packed {
+    /// A short key: `head` is `1 + len + 16 * tag` (never zero, which gives the enum its
+    /// niche), then the bytes, zero-padded.
+    Inline {
+        head: NonZeroU8,
+        bytes: [u8; INLINE_KEY_BYTES],
+    },
+    /// A longer key: the tag byte, then the key's bytes.
+    Shared(ThinArc<(), u8>),
+}
+
+/// The tag of a [`PackedKey`]: a value that fits three bits.
+pub trait KeyTag: Copy {
+    /// The tag as a byte, at most 7.
+    fn to_byte(self) -> u8;
+
+    /// The tag a byte stands for; only bytes made by [`KeyTag::to_byte`] are passed.
+    fn from_byte(byte: u8) -> Self;
+}
+
+impl<T: KeyTag> PackedKey<T> {
+    /// Stores `key` with tag `tag`.
+    pub fn new(tag: T, key: &str) -> Self {
+        let key = key.as_bytes();
+        let tag = tag.to_byte();
+        debug_assert!(tag < 8, "a key tag fits three bits");
+        let packed = if key.len() <= INLINE_KEY_BYTES {
+            let mut bytes = [0; INLINE_KEY_BYTES];
+            bytes[..key.len()].copy_from_slice(key);
+            Packed::Inline {
+                // At most 1 + 15 + 16 * 7 = 128.
+                head: NonZeroU8::MIN.saturating_add(key.len() as u8 + 16 * (tag & 7)),
+                bytes,
+            }
+        } else {
+            let tagged = (0..key.len() + 1).map(|i| if i == 0 { tag } else { key[i - 1] });
+            Packed::Shared(ThinArc::from_header_and_iter((), tagged))
+        };
+        PackedKey(packed, PhantomData)
+    }
+
+    /// The tag it was stored with.
+    pub fn tag(&self) -> T {
+        T::from_byte(match &self.0 {
+            Packed::Inline { head, .. } => (head.get() - 1) / 16,
+            Packed::Shared(shared) => shared.slice[0],
+        })
+    }
+}
+
+impl<T> PackedKey<T> {
+    /// The key's bytes (always UTF-8).
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Packed::Inline { head, bytes } => &bytes[..usize::from((head.get() - 1) % 16)],
+            Packed::Shared(shared) => &shared.slice[1..],
+        }
+    }
+
+    /// The key. Checks the bytes are UTF-8 (cheap for a short key, and they always are):
+    /// lookups compare bytes and never call this.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(self.as_bytes()).expect("a packed key is built from a str")
+    }
+
+    /// An owned copy of the key, as the API hands keys out.
+    pub fn to_key(&self) -> Key {
+        Key::from(self.as_str())
+    }
+}
+
+impl<T> Clone for PackedKey<T> {
+    fn clone(&self) -> Self {
+        PackedKey(self.0.clone(), PhantomData)
+    }
+}
+
+impl<T> PartialEq for PackedKey<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl<T> Eq for PackedKey<T> {}
+
+impl<T> PartialEq<str> for PackedKey<T> {
+    fn eq(&self, other: &str) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl<T> PartialOrd for PackedKey<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Byte order, which is the order of `str`.
+impl<T> Ord for PackedKey<T> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+/// The hash of the key's `str`, so that a `&str` finds it in a hash map: what `str`
+/// feeds a hasher (its bytes, then `0xff`, the default of `Hasher::write_str`, which
+/// stable Rust does not let a hasher replace), without checking the bytes are UTF-8.
+impl<T> Hash for PackedKey<T> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write(self.as_bytes());
+        state.write_u8(0xff);
+    }
+}
+
+impl<T> papaya::Equivalent<PackedKey<T>> for str {
+    fn equivalent(&self, key: &PackedKey<T>) -> bool {
+        self.as_bytes() == key.as_bytes()
+    }
+}
+
+impl<T> scc::Equivalent<PackedKey<T>> for str {
+    fn equivalent(&self, key: &PackedKey<T>) -> bool {
+        self.as_bytes() == key.as_bytes()
+    }
+}
+
+impl<T> scc::Comparable<PackedKey<T>> for str {
+    fn compare(&self, key: &PackedKey<T>) -> Ordering {
+        self.as_bytes().cmp(key.as_bytes())
+    }
+}
+
+impl<T> std::fmt::Debug for PackedKey<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
 
 /// Name of a scope (an isolated sub-cluster).
 pub type ScopeName = CompactString;
@@ -232,6 +408,51 @@ mod tests {
         assert_eq!(ancestor_prefixes("abc").count(), 0);
         let trailing: Vec<_> = ancestor_prefixes("a/").collect();
         assert_eq!(trailing, ["a/"]);
+    }
+
+    #[test]
+    fn a_packed_key_is_two_words_and_found_by_its_str() {
+        use std::hash::BuildHasher;
+        use std::ops::Bound;
+
+        use crate::store::HeldKind;
+
+        assert_eq!(std::mem::size_of::<PackedKey<HeldKind>>(), 16);
+        let hasher = foldhash::fast::FixedState::default();
+        // In place, at the limit, and shared.
+        for text in ["", "user/123", "fifteen-bytes-k", "sixteen-bytes-ke"] {
+            for tag in [HeldKind::Name, HeldKind::Member] {
+                let key = PackedKey::new(tag, text);
+                assert_eq!(key.tag(), tag);
+                assert_eq!(key.as_str(), text);
+                assert_eq!(key.to_key(), text);
+                assert_eq!(key.clone(), *text);
+                assert_eq!(hasher.hash_one(&key), hasher.hash_one(text));
+            }
+        }
+        let map = papaya::HashMap::new();
+        map.pin()
+            .insert(PackedKey::new(HeldKind::Name, "user/123"), 1);
+        map.pin()
+            .insert(PackedKey::new(HeldKind::Name, "user/a-long-key-name"), 2);
+        assert_eq!(map.pin().get("user/123"), Some(&1));
+        assert_eq!(map.pin().get("user/a-long-key-name"), Some(&2));
+        assert_eq!(map.pin().get("user/12"), None);
+        let index = scc::TreeIndex::new();
+        for k in ["b", "a/2", "a/10", "c", "a/10-and-more-than-fifteen"] {
+            let _ = index.insert_sync(PackedKey::new(HeldKind::Name, k), ());
+        }
+        let guard = scc::Guard::new();
+        let from_a: Vec<&str> = index
+            .range::<str, _>((Bound::Included("a/"), Bound::Unbounded), &guard)
+            .map(|(k, ())| k.as_str())
+            .collect();
+        assert_eq!(
+            from_a,
+            ["a/10", "a/10-and-more-than-fifteen", "a/2", "b", "c"]
+        );
+        assert!(index.peek("b", &guard).is_some());
+        assert!(PackedKey::new(HeldKind::Member, "a/10") < PackedKey::new(HeldKind::Name, "a/2"));
     }
 
     #[test]

@@ -667,8 +667,8 @@ impl Scope {
         let mut keys: Vec<Key> = cell
             .holdings()
             .iter()
-            .filter(|h| h.kind == kind && Arc::ptr_eq(&h.scope, &self.state))
-            .map(|h| h.key.clone())
+            .filter(|h| h.kind() == kind && Arc::ptr_eq(&h.scope, &self.state))
+            .map(|h| h.key.to_key())
             .collect();
         keys.sort_unstable();
         keys

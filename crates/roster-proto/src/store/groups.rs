@@ -8,8 +8,9 @@
 
 use std::sync::Arc;
 
-use super::{Cause, FastMap, ScopeStore, Shard, ShardLocks, digest, keys_with_prefix};
+use super::{Cause, FastMap, ScopeStore, Shard, ShardLocks, StoredKey, digest};
 use super::{HeldKind, LocalProcess};
+use super::{keys_with_prefix, put, stored_key};
 use crate::entry::{Entry, Member, MemberList, Members};
 use crate::error::RegistryError;
 use crate::event::{Event, EventKind, Reason};
@@ -78,8 +79,9 @@ impl ScopeStore {
             self.upsert_member(&mut shard, &key, member)
         } else {
             let mut change = MemberChange::Unchanged;
-            self.hold(cell, HeldKind::Member, &key, || {
+            self.hold(cell, || {
                 change = self.upsert_member(&mut shard, &key, member);
+                stored_key(&self.groups, HeldKind::Member, &key)
             })?;
             change
         };
@@ -224,15 +226,15 @@ impl ScopeStore {
 
     /// Makes `list` the group's published member list, or removes the group.
     fn publish_group(&self, key: &Key, list: Option<MemberList>) {
-        let groups = self.groups.pin();
         match list {
             Some(list) => {
-                if groups.insert(key.clone(), list).is_none() {
-                    let _ = self.group_index.insert_sync(key.clone(), ());
+                let (stored, new) = put(&self.groups, HeldKind::Member, key, list);
+                if new {
+                    let _ = self.group_index.insert_sync(stored, ());
                 }
             }
             None => {
-                if groups.remove(key.as_str()).is_some() {
+                if self.groups.pin().remove(key.as_str()).is_some() {
                     self.group_index.remove_sync(key.as_str());
                 }
             }
@@ -383,14 +385,15 @@ impl ScopeStore {
         let guard = scc::Guard::new();
         keys_with_prefix(&self.group_index, prefix, &guard)
             .take(limit)
-            .cloned()
+            .map(StoredKey::to_key)
             .collect()
     }
 
     /// Visits live memberships, under `prefix` if given (cost proportional to the range).
     pub fn visit_members(&self, prefix: Option<&str>, mut visit: impl FnMut(Entry) -> bool) {
         let groups = self.groups.pin();
-        let mut emit = |key: &Key, members: &MemberList| {
+        let mut emit = |key: &StoredKey, members: &MemberList| {
+            let key = key.to_key();
             members.iter().filter(|m| self.is_live(m.pid())).all(|m| {
                 visit(Entry {
                     key: key.clone(),

@@ -53,7 +53,7 @@ use crate::conflict::ConflictRule;
 use crate::entry::{MemberList, Registration};
 use crate::error::RegistryError;
 use crate::event::{Event, EventKind, ExitReason, Reason};
-use crate::key::{Key, Pattern, ScopeName};
+use crate::key::{INLINE_KEY_BYTES, Key, PackedKey, Pattern, ScopeName};
 use crate::meta::Meta;
 use crate::nodes::Fence;
 use crate::op::{Op, Outbox};
@@ -70,7 +70,12 @@ pub use snapshot::SnapshotCursor;
 pub const SHARDS: usize = 64;
 
 type Hasher = foldhash::fast::FixedState;
-type Map<V> = papaya::HashMap<Key, V, foldhash::fast::RandomState>;
+type Map<V> = papaya::HashMap<StoredKey, V, foldhash::fast::RandomState>;
+
+/// A key as a scope's tables keep it (in the table, its ordered index and the held-entry
+/// record of a local owner), tagged with the kind of entry of its table (a name, or a
+/// group membership). A long key is allocated once and shared by the three.
+pub type StoredKey = PackedKey<HeldKind>;
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -184,9 +189,9 @@ pub struct ScopeStore {
     /// The TTL lease, for a scope connected with one.
     lease: Mutex<Option<Lease>>,
     names: Map<Registration>,
-    name_index: TreeIndex<Key, ()>,
+    name_index: TreeIndex<StoredKey, ()>,
     groups: Map<MemberList>,
-    group_index: TreeIndex<Key, ()>,
+    group_index: TreeIndex<StoredKey, ()>,
     shards: Box<[Mutex<Shard>]>,
     counts: Box<[ShardCounts]>,
     /// Whether the owner index of remote entries is built.
@@ -364,58 +369,60 @@ impl ScopeStore {
         let mut holdings = cell.holdings();
         if let Some(i) = holdings
             .iter()
-            .position(|h| h.kind == kind && h.key == key && std::ptr::eq(&*h.scope, self))
+            .position(|h| h.kind() == kind && h.key == *key && std::ptr::eq(&*h.scope, self))
         {
             holdings.swap_remove(i);
         }
     }
 
-    /// Records a new holding; fails if the process has exited. Called with the shard lock
+    /// Records a new holding: `insert` makes the entry and returns its stored key. Fails
+    /// (without calling `insert`) if the process has exited. Called with the shard lock
     /// held, so an exit either happens before (refused here) or after (and then its cleanup
     /// sees the holding): a process can never leave an entry behind.
     fn hold(
         self: &Arc<Self>,
         cell: &LocalProcess,
-        kind: HeldKind,
-        key: &Key,
-        insert: impl FnOnce(),
+        insert: impl FnOnce() -> StoredKey,
     ) -> Result<(), RegistryError> {
         let mut holdings = cell.holdings();
         if !cell.is_alive() {
             return Err(RegistryError::ProcessDead { pid: cell.pid });
         }
-        insert();
+        let key = insert();
         if holdings.capacity() == 0 {
             // Most processes hold one entry: don't pay for four.
             holdings.reserve_exact(1);
         }
         holdings.push(HeldEntry {
             scope: self.clone(),
-            key: key.clone(),
-            kind,
+            key,
         });
         Ok(())
     }
 
     /// Removes every entry an exited process held in this scope and emits one batch.
     pub fn remove_exited(&self, pid: Pid, holdings: &[&HeldEntry], reason: &ExitReason) {
-        let mut shards: Vec<usize> = holdings.iter().map(|h| self.shard_of(&h.key)).collect();
+        let mut shards: Vec<usize> = holdings
+            .iter()
+            .map(|h| self.shard_of(h.key.as_str()))
+            .collect();
         shards.sort_unstable();
         shards.dedup();
         let mut guards: Vec<_> = shards.iter().map(|&i| (i, self.lock_shard(i))).collect();
         let mut events = Vec::with_capacity(holdings.len());
         for holding in holdings {
-            let index = self.shard_of(&holding.key);
+            let key = holding.key.to_key();
+            let index = self.shard_of(&key);
             let (_, shard) = guards
                 .iter_mut()
                 .find(|(i, _)| *i == index)
                 .expect("every holding's shard is locked");
-            match holding.kind {
+            match holding.kind() {
                 HeldKind::Name => {
-                    self.remove_name(shard, &holding.key, pid, Cause::Exit(reason), &mut events)
+                    self.remove_name(shard, &key, pid, Cause::Exit(reason), &mut events)
                 }
                 HeldKind::Member => {
-                    events.extend(self.remove_member(shard, &holding.key, pid, Cause::Exit(reason)))
+                    events.extend(self.remove_member(shard, &key, pid, Cause::Exit(reason)))
                 }
             }
         }
@@ -447,7 +454,7 @@ impl ScopeStore {
             }
             events.push(self.event(
                 EventKind::Unregistered,
-                key,
+                &key.to_key(),
                 r.pid,
                 r.meta.clone(),
                 None,
@@ -462,7 +469,7 @@ impl ScopeStore {
                 }
                 events.push(self.event(
                     EventKind::Left,
-                    key,
+                    &key.to_key(),
                     m.pid(),
                     m.meta().clone(),
                     None,
@@ -565,15 +572,114 @@ impl ScopeStore {
     }
 }
 
+/// The key to store for `key` in `map`: a long key that has an entry there shares that
+/// entry's allocation (as the index and the holder's record do); any other is packed
+/// anew, tagged `kind`. The caller holds the key's shard lock.
+fn stored_key<V>(map: &Map<V>, kind: HeldKind, key: &str) -> StoredKey {
+    if key.len() > INLINE_KEY_BYTES
+        && let Some((stored, _)) = map.pin().get_key_value(key)
+    {
+        return stored.clone();
+    }
+    StoredKey::new(kind, key)
+}
+
+/// Makes `value` the entry of `key` in `map` (see [`stored_key`]); returns the stored key
+/// and whether the key is new. The caller holds the key's shard lock.
+fn put<V>(map: &Map<V>, kind: HeldKind, key: &str, value: V) -> (StoredKey, bool) {
+    let stored = stored_key(map, kind, key);
+    let new = map.pin().insert(stored.clone(), value).is_none();
+    (stored, new)
+}
+
 /// Walks an ordered index from `prefix` while keys start with it (all keys for `""`).
 fn keys_with_prefix<'g>(
-    index: &'g TreeIndex<Key, ()>,
+    index: &'g TreeIndex<StoredKey, ()>,
     prefix: &'g str,
     guard: &'g scc::Guard,
-) -> impl Iterator<Item = &'g Key> + 'g {
+) -> impl Iterator<Item = &'g StoredKey> + 'g {
     use std::ops::Bound;
     index
         .range::<str, _>((Bound::Included(prefix), Bound::Unbounded), guard)
         .map(|(k, _)| k)
-        .take_while(move |k| k.starts_with(prefix))
+        .take_while(move |k| k.as_bytes().starts_with(prefix.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::{HeldKind, Mailbox, NodeStores, ProcessTable, Refused, ScopeConfig};
+    use crate::clock::wall_clock;
+    use crate::conflict::ConflictRule;
+    use crate::envelope::Envelope;
+    use crate::event::ExitReason;
+    use crate::key::{INLINE_KEY_BYTES, Key};
+    use crate::meta::Meta;
+    use crate::op::Outbox;
+
+    struct Discard;
+
+    impl Mailbox for Discard {
+        fn try_deliver(&self, _: Envelope) -> Result<(), Refused> {
+            Err(Refused::Closed)
+        }
+    }
+
+    /// Short keys (stored in place) and long ones (shared by the table, its index and the
+    /// holder's record) behave alike through updates, queries, leaves and an exit.
+    #[test]
+    fn short_and_long_keys_live_and_go_alike() {
+        let stores = NodeStores::new(ScopeConfig {
+            rule: ConflictRule::KeepOldest,
+            outbox: Some(Arc::new(Outbox::default())),
+            clock: wall_clock(),
+            locals: Arc::new(ProcessTable::new(3)),
+            fence: Arc::default(),
+        });
+        let scope = stores.default_scope().clone();
+        let short = Key::from("k/short");
+        let long = Key::from(format!("k/{}", "l".repeat(INLINE_KEY_BYTES)));
+        let (a, b) = (
+            stores.new_process(Box::new(Discard)),
+            stores.new_process(Box::new(Discard)),
+        );
+        for key in [&short, &long] {
+            scope.register(&a, key.clone(), Meta::EMPTY).unwrap();
+            let meta = Meta::encode(&1u8).unwrap();
+            scope.register(&a, key.clone(), meta.clone()).unwrap();
+            assert_eq!(scope.lookup(key).unwrap().meta, meta);
+            assert!(scope.register(&b, key.clone(), Meta::EMPTY).is_err());
+            scope.join(&a, key.clone(), Meta::EMPTY).unwrap();
+            scope.join(&b, key.clone(), Meta::EMPTY).unwrap();
+        }
+        let listed: Vec<Key> = scope
+            .registered("k/", 10)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(listed, [long.clone(), short.clone()]);
+        assert_eq!(scope.group_keys("k/", 10), [long.clone(), short.clone()]);
+        let held = |p: &super::LocalProcess, kind| {
+            let mut keys: Vec<Key> = p
+                .holdings()
+                .iter()
+                .filter(|h| h.kind() == kind)
+                .map(|h| h.key.to_key())
+                .collect();
+            keys.sort_unstable();
+            keys
+        };
+        assert_eq!(held(&a, HeldKind::Name), [long.clone(), short.clone()]);
+        assert_eq!(held(&a, HeldKind::Member), [long.clone(), short.clone()]);
+        scope.unregister(&a, &long).unwrap();
+        scope.leave(&b, &long).unwrap();
+        assert_eq!(held(&a, HeldKind::Name), [&short]);
+        assert_eq!(held(&b, HeldKind::Member), [&short]);
+        assert!(stores.exit(&a, ExitReason::Normal));
+        assert!(scope.lookup(&short).is_none());
+        assert_eq!(scope.members(&long, None).pids(), Vec::new());
+        assert_eq!(scope.members(&short, None).pids(), [b.pid]);
+        assert_eq!(scope.group_keys("", 10), [short]);
+    }
 }

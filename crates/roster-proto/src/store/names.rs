@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{Cause, ScopeStore, Shard, digest, keys_with_prefix};
+use super::{Cause, ScopeStore, Shard, StoredKey, digest, keys_with_prefix, put};
 use super::{HeldKind, LocalProcess};
 use crate::conflict::Winner;
 use crate::entry::{Entry, Registration};
@@ -102,8 +102,8 @@ impl ScopeStore {
             registered_at: now,
             token: now,
         };
-        self.hold(cell, HeldKind::Name, &key, || {
-            self.insert_live(&mut shard, &key, registration.clone());
+        self.hold(cell, || {
+            self.insert_live(&mut shard, &key, registration.clone())
         })?;
         self.subscribers.emit(|| {
             self.event(
@@ -140,8 +140,14 @@ impl ScopeStore {
         Ok(())
     }
 
-    /// Inserts a live entry for a key that has none. The caller holds the shard lock.
-    pub(super) fn insert_live(&self, shard: &mut Shard, key: &Key, entry: Registration) {
+    /// Inserts a live entry for a key that has none and returns its stored key. The caller
+    /// holds the shard lock.
+    pub(super) fn insert_live(
+        &self,
+        shard: &mut Shard,
+        key: &Key,
+        entry: Registration,
+    ) -> StoredKey {
         let r = &entry;
         shard.toggle_digest(r.pid.incarnation(), || digest::name(key, r));
         self.note_claim(shard, r.pid, HeldKind::Name, key, true);
@@ -155,9 +161,9 @@ impl ScopeStore {
                 token: r.token,
             });
         }
-        let names = self.names.pin();
-        if names.insert(key.clone(), entry).is_none() {
-            let _ = self.name_index.insert_sync(key.clone(), ());
+        let stored = StoredKey::new(HeldKind::Name, key);
+        if self.names.pin().insert(stored.clone(), entry).is_none() {
+            let _ = self.name_index.insert_sync(stored.clone(), ());
             shard.name_inserts = shard.name_inserts.wrapping_add(1);
             if shard.name_inserts.is_multiple_of(FLUSH_EVERY) {
                 // A map that grows retires each outgrown table into this thread's batch of
@@ -168,6 +174,7 @@ impl ScopeStore {
                 papaya::Guard::flush(&self.names.guard());
             }
         }
+        stored
     }
 
     /// Replaces the live entry of a key by a new registration of the same owner (meta or
@@ -191,7 +198,7 @@ impl ScopeStore {
                 token: registration.token,
             });
         }
-        self.names.pin().insert(key.clone(), registration);
+        put(&self.names, HeldKind::Name, key, registration);
     }
 
     /// Removes `pid`'s claim on `key`: the live entry (then the best shadowed contender, if
@@ -232,7 +239,7 @@ impl ScopeStore {
         match self.take_best_shadow(shard, key) {
             Some(promoted) => {
                 let p = promoted.clone();
-                names.insert(key.clone(), promoted);
+                put(&self.names, HeldKind::Name, key, promoted);
                 events.push(self.event(
                     EventKind::Registered,
                     key,
@@ -308,7 +315,7 @@ impl ScopeStore {
         keys_with_prefix(&self.name_index, prefix, &guard)
             .filter_map(|k| {
                 let e = names.get(k.as_str())?;
-                self.is_live(e.pid).then(|| (k.clone(), e.clone()))
+                self.is_live(e.pid).then(|| (k.to_key(), e.clone()))
             })
             .take(limit)
             .collect()
@@ -326,12 +333,12 @@ impl ScopeStore {
     /// Visits live names, under `prefix` if given (cost proportional to the range).
     pub fn visit_names(&self, prefix: Option<&str>, mut visit: impl FnMut(Entry) -> bool) {
         let names = self.names.pin();
-        let mut emit = |key: &Key, e: &Registration| {
+        let mut emit = |key: &StoredKey, e: &Registration| {
             if !self.is_live(e.pid) {
                 return true;
             }
             visit(Entry {
-                key: key.clone(),
+                key: key.to_key(),
                 pid: e.pid,
                 meta: e.meta.clone(),
             })

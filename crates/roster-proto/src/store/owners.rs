@@ -112,12 +112,14 @@ impl ScopeStore {
         }
         let mut names: Vec<Vec<Key>> = vec![Vec::new(); super::SHARDS];
         for (key, _) in self.names.pin().iter() {
-            names[self.shard_of(key)].push(key.clone());
+            let key = key.to_key();
+            names[self.shard_of(&key)].push(key);
         }
         let mut members: Vec<Vec<(Pid, Key)>> = vec![Vec::new(); super::SHARDS];
         for (key, list) in self.groups.pin().iter() {
+            let key = key.to_key();
             let remote = list.iter().filter(|m| !self.is_local(m.pid()));
-            members[self.shard_of(key)].extend(remote.map(|m| (m.pid(), key.clone())));
+            members[self.shard_of(&key)].extend(remote.map(|m| (m.pid(), key.clone())));
         }
         for (i, (names, members)) in names.into_iter().zip(members).enumerate() {
             let mut shard = self.lock_shard(i);

@@ -3,11 +3,11 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use super::ScopeStore;
+use super::{ScopeStore, StoredKey};
 use crate::envelope::Envelope;
 use crate::error::SendError;
 use crate::event::ExitReason;
-use crate::key::Key;
+use crate::key::{Key, KeyTag};
 use crate::live::LiveSet;
 use crate::pid::Pid;
 
@@ -91,13 +91,21 @@ impl ProcessTable {
 
 /// An entry a local process holds (a name or a membership in a scope): the reverse index
 /// by owner that makes death cleanup cost proportional to the process's own entries.
+///
+/// Three words: the scope, and the key as its table stores it, whose tag says whether the
+/// entry is a name or a membership.
 pub struct HeldEntry {
     /// The store of the scope the entry is in.
     pub scope: Arc<ScopeStore>,
-    /// The entry's key.
-    pub key: Key,
+    /// The entry's key, as its table stores it.
+    pub key: StoredKey,
+}
+
+impl HeldEntry {
     /// A name or a membership.
-    pub kind: HeldKind,
+    pub fn kind(&self) -> HeldKind {
+        self.key.tag()
+    }
 }
 
 /// Whether a held entry is a unique name or a group membership.
@@ -107,6 +115,21 @@ pub enum HeldKind {
     Name,
     /// A group membership.
     Member,
+}
+
+/// The tag of the keys of the table of names, or of groups.
+impl KeyTag for HeldKind {
+    fn to_byte(self) -> u8 {
+        self as u8
+    }
+
+    fn from_byte(byte: u8) -> Self {
+        if byte == HeldKind::Name as u8 {
+            HeldKind::Name
+        } else {
+            HeldKind::Member
+        }
+    }
 }
 
 /// The node-side state of a local process: what the node keeps in its process table.

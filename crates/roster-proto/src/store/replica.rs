@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use super::{Cause, HeldKind, ScopeStore, Shard, ShardLocks, digest};
+use super::{Cause, HeldKind, ScopeStore, Shard, ShardLocks, digest, put};
 use crate::conflict::Winner;
 use crate::entry::{Member, Registration};
 use crate::event::{Event, EventKind, Reason};
@@ -190,7 +190,7 @@ impl ScopeStore {
                         conflict,
                     ));
                     let loser = existing.clone();
-                    names.insert(key.clone(), incoming.clone());
+                    put(&self.names, HeldKind::Name, &key, incoming.clone());
                     shard.toggle_digest(winner.incarnation(), || digest::name(&key, &incoming));
                     self.note_claim(shard, winner, HeldKind::Name, &key, true);
                     shard.shadows.entry(key.clone()).or_default().push(loser);
@@ -244,8 +244,11 @@ impl ScopeStore {
         let mut doomed_names: Vec<(Key, Pid)> = Vec::new();
         for (key, entry) in self.names.pin().iter() {
             let pid = entry.pid;
-            if pid.incarnation() == origin && doomed(&OriginEntry::Name(pid), key) {
-                doomed_names.push((key.clone(), pid));
+            if pid.incarnation() == origin {
+                let key = key.to_key();
+                if doomed(&OriginEntry::Name(pid), &key) {
+                    doomed_names.push((key, pid));
+                }
             }
         }
         for shard in locks.iter() {
@@ -260,6 +263,7 @@ impl ScopeStore {
         }
         let mut doomed_members: Vec<(Key, Pid)> = Vec::new();
         for (key, members) in self.groups.pin().iter() {
+            let key = &key.to_key();
             for m in members.iter() {
                 if m.pid().incarnation() == origin && doomed(&OriginEntry::Member(m.pid()), key) {
                     doomed_members.push((key.clone(), m.pid()));

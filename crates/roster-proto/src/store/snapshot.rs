@@ -89,7 +89,7 @@ impl ScopeStore {
                 };
                 if self.is_local(r.pid) && self.is_live(r.pid) {
                     let op = Op::Register {
-                        key: key.clone(),
+                        key: key.to_key(),
                         pid: r.pid,
                         meta: r.meta.clone(),
                         registered_at: r.registered_at,
@@ -100,7 +100,7 @@ impl ScopeStore {
                 }
             }
             cursor.phase = match (full(&chunk, bytes), last) {
-                (true, Some(last)) => Phase::NamesAfter(last.clone()),
+                (true, Some(last)) => Phase::NamesAfter(last.to_key()),
                 _ => Phase::Groups {
                     from: None,
                     after: None,
@@ -121,7 +121,7 @@ impl ScopeStore {
                 .group_index
                 .range::<str, _>((start, Bound::Unbounded), &guard)
             {
-                let from_here = from.as_ref().is_none_or(|from| from != key);
+                let from_here = from.as_ref().is_none_or(|from| *key != **from);
                 if from_here {
                     after = None;
                 }
@@ -142,13 +142,13 @@ impl ScopeStore {
                 for m in mine {
                     if full(&chunk, bytes) {
                         cursor.phase = Phase::Groups {
-                            from: Some(key.clone()),
+                            from: Some(key.to_key()),
                             after,
                         };
                         return chunk;
                     }
                     let op = Op::Join {
-                        key: key.clone(),
+                        key: key.to_key(),
                         pid: m.pid(),
                         meta: m.meta().clone(),
                     };

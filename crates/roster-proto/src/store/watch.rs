@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use scc::TreeIndex;
 
-use super::{ScopeStore, keys_with_prefix};
+use super::{ScopeStore, StoredKey, keys_with_prefix};
 use crate::entry::{MemberList, Registration};
 use crate::error::RegistryError;
 use crate::key::{Key, Pattern};
@@ -69,7 +69,7 @@ impl ScopeStore {
 
 /// The entries of one table whose keys match any of `patterns`, by key, each once.
 fn matching<V>(
-    index: &TreeIndex<Key, ()>,
+    index: &TreeIndex<StoredKey, ()>,
     patterns: &[Pattern],
     get: impl Fn(&str) -> Option<V>,
 ) -> BTreeMap<Key, V> {
@@ -87,10 +87,10 @@ fn matching<V>(
             Pattern::All => "",
         };
         for key in keys_with_prefix(index, prefix, &guard) {
-            if !found.contains_key(key)
-                && let Some(value) = get(key)
+            if !found.contains_key(key.as_str())
+                && let Some(value) = get(key.as_str())
             {
-                found.insert(key.clone(), value);
+                found.insert(key.to_key(), value);
             }
         }
     }
