@@ -26,10 +26,11 @@ pub type Key = CompactString;
 /// entry of its table); it is packed beside the length of a short key and before the
 /// bytes of a long one.
 ///
-/// Written here because no string crate does this in two words: `compact_str`,
-/// `smol_str` and `ecow` take 24 bytes (three copies of a key, in the table, the index
-/// and the holder's record, were most of what a name cost: `roster-bench --only M1
-/// local`), and none carries a tag beside the length.
+/// Written here because no string crate carries a tag in two words: `compact_str` and
+/// `smol_str` take 24 bytes, and `ecow::EcoString` (16 bytes, 15 inline) has no room for
+/// the tag, without which the holder's record needs a third word for its kind. Three
+/// copies of each key (the table, the index and the holder's record) were most of what
+/// a name cost (`roster-bench --only M1 local`).
 ///
 /// It compares, orders and hashes exactly like its `str`, tag aside, and a `&str` finds
 /// it in a [`papaya::HashMap`] or a [`scc::TreeIndex`] (through [`papaya::Equivalent`] and
