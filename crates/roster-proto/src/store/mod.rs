@@ -45,6 +45,7 @@ use std::time::{Duration, Instant};
 use self::lease::Lease;
 
 use scc::TreeIndex;
+use smallvec::SmallVec;
 
 pub use self::process_table::{
     HeldEntry, HeldKind, LocalProcess, Mailbox, ProcessTable, Refused, Task,
@@ -137,7 +138,10 @@ impl Shard {
 /// Shard locks held together by one multi-shard write, taken in ascending index order.
 /// While any shard lock is held the scope cannot be closed (`close` takes them all), so
 /// one connection check under them holds for the whole write.
-struct ShardLocks<'a>(Vec<(usize, MutexGuard<'a, Shard>)>);
+///
+/// Most writes lock one or two shards (a process's exit, a frame of a few ops), which
+/// then allocate nothing.
+struct ShardLocks<'a>(SmallVec<[(usize, MutexGuard<'a, Shard>); 2]>);
 
 impl ShardLocks<'_> {
     /// The locked shard `index`; panics if it was not locked (a bug of the caller).
@@ -281,7 +285,8 @@ impl ScopeStore {
 
     /// Locks the shards of `keys`, in index order (the order every multi-shard writer uses).
     fn lock_keys<'k>(&self, keys: impl IntoIterator<Item = &'k str>) -> ShardLocks<'_> {
-        let mut indexes: Vec<usize> = keys.into_iter().map(|k| self.shard_of(k)).collect();
+        let mut indexes: SmallVec<[usize; 4]> =
+            keys.into_iter().map(|k| self.shard_of(k)).collect();
         indexes.sort_unstable();
         indexes.dedup();
         ShardLocks(
@@ -308,15 +313,23 @@ impl ScopeStore {
         Ok(guard)
     }
 
-    /// Adds a subscriber unless the scope is disconnected. Done under a shard lock: `close`
-    /// holds every shard lock, so it either ends this subscriber or refuses it here, and a
-    /// subscription never outlives its scope unnoticed.
+    /// Adds a subscriber unless the scope is disconnected. Done under every shard lock:
+    /// `close` holds them all, so it either ends this subscriber or refuses it here, and a
+    /// subscription never outlives its scope unnoticed; and a writer, which gathers a
+    /// change's events under the shard locks of its keys (skipping them while nobody
+    /// subscribes, see `push_event`), sees the subscriber either for its whole change or
+    /// not at all.
     pub fn subscribe(
         &self,
         patterns: Vec<Pattern>,
         capacity: usize,
     ) -> Result<Arc<SubscriberQueue>, RegistryError> {
-        let _shard = self.write_lock("")?;
+        let _locks = self.lock_every_shard();
+        if !self.is_connected() {
+            return Err(RegistryError::ScopeNotConnected {
+                scope: self.name.clone(),
+            });
+        }
         Ok(self.subscribers.add(patterns, capacity))
     }
 
@@ -364,6 +377,17 @@ impl ScopeStore {
         }
     }
 
+    /// Adds the event `make` builds to a batch being gathered under the shard locks of its
+    /// keys, unless nobody subscribes. A batch is only ever emitted, and no subscriber that
+    /// could match it is added while those locks are held (`subscribe` takes every shard
+    /// lock, `watch` those of its keys), so the answer holds for the whole batch. Spares
+    /// exits and removals the event's copies and the batch's allocation.
+    fn push_event(&self, events: &mut Vec<Event>, make: impl FnOnce() -> Event) {
+        if !self.subscribers.is_empty() {
+            events.push(make());
+        }
+    }
+
     /// Removes a holding from a live process's owner index.
     fn forget_holding(&self, cell: &LocalProcess, kind: HeldKind, key: &str) {
         let mut holdings = cell.holdings();
@@ -401,22 +425,13 @@ impl ScopeStore {
     }
 
     /// Removes every entry an exited process held in this scope and emits one batch.
-    pub fn remove_exited(&self, pid: Pid, holdings: &[&HeldEntry], reason: &ExitReason) {
-        let mut shards: Vec<usize> = holdings
-            .iter()
-            .map(|h| self.shard_of(h.key.as_str()))
-            .collect();
-        shards.sort_unstable();
-        shards.dedup();
-        let mut guards: Vec<_> = shards.iter().map(|&i| (i, self.lock_shard(i))).collect();
-        let mut events = Vec::with_capacity(holdings.len());
+    pub fn remove_exited(&self, pid: Pid, holdings: &[HeldEntry], reason: &ExitReason) {
+        let mut locks = self.lock_keys(holdings.iter().map(|h| h.key.as_str()));
+        // Empty (no allocation) unless someone subscribes.
+        let mut events = Vec::new();
         for holding in holdings {
             let key = holding.key.to_key();
-            let index = self.shard_of(&key);
-            let (_, shard) = guards
-                .iter_mut()
-                .find(|(i, _)| *i == index)
-                .expect("every holding's shard is locked");
+            let shard = locks.shard(self.shard_of(&key));
             match holding.kind() {
                 HeldKind::Name => {
                     self.remove_name(shard, &key, pid, Cause::Exit(reason), &mut events)

@@ -228,14 +228,16 @@ impl ScopeStore {
                 reason: cause.reason(),
             });
         }
-        events.push(self.event(
-            EventKind::Unregistered,
-            key,
-            pid,
-            r.meta.clone(),
-            None,
-            cause.reason(),
-        ));
+        self.push_event(events, || {
+            self.event(
+                EventKind::Unregistered,
+                key,
+                pid,
+                r.meta.clone(),
+                None,
+                cause.reason(),
+            )
+        });
         match self.take_best_shadow(shard, key) {
             Some(promoted) => {
                 let p = promoted.clone();

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{ApplyOutcome, HeldEntry, LocalProcess, Mailbox, ProcessTable};
+use super::{ApplyOutcome, LocalProcess, Mailbox, ProcessTable};
 use super::{ScopeConfig, ScopeStore};
 use crate::clock::Clock;
 use crate::event::ExitReason;
@@ -89,10 +89,9 @@ impl NodeStores {
         };
         held.sort_by_key(|h| Arc::as_ptr(&h.scope));
         for same_scope in held.chunk_by(|a, b| Arc::ptr_eq(&a.scope, &b.scope)) {
-            let refs: Vec<&HeldEntry> = same_scope.iter().collect();
             same_scope[0]
                 .scope
-                .remove_exited(process.pid, &refs, &reason);
+                .remove_exited(process.pid, same_scope, &reason);
         }
         self.processes.live.exit_finished();
         // Kept in the table until now so that a writer replacing one of its entries can
