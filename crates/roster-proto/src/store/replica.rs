@@ -3,6 +3,8 @@
 
 use std::collections::HashSet;
 
+use serde::{Deserialize, Serialize};
+
 use super::{Cause, HeldKind, ScopeStore, Shard, ShardLocks, digest};
 use crate::conflict::Winner;
 use crate::entry::{Member, Registration};
@@ -349,6 +351,57 @@ pub(super) enum OriginEntry {
     Member(Pid),
 }
 
+/// How many entries a snapshot holds, announced by its first chunk so that the receiver
+/// can size its maps before the entries arrive rather than grow them step by step (each
+/// step copies the table). The peer's word: the receiver only sizes a bounded reservation
+/// with it ([`SnapshotReceiver::presize`]) and never relies on it for correctness.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotSize {
+    /// Registrations.
+    pub names: u64,
+    /// Groups with members in the snapshot (an upper bound).
+    pub groups: u64,
+    /// Group memberships.
+    pub members: u64,
+}
+
+impl ScopeStore {
+    /// The size of a snapshot of this node's entries read now, for its first chunk: the
+    /// local names and memberships (of live processes, and of exited ones whose cleanup
+    /// is under way, which the snapshot skips), and the groups they can be in. Lock-free.
+    pub fn snapshot_size(&self) -> SnapshotSize {
+        let members = self.count(|c| &c.local_memberships);
+        SnapshotSize {
+            names: self.count(|c| &c.local_names) as u64,
+            groups: members.min(self.groups.len()) as u64,
+            members: members as u64,
+        }
+    }
+}
+
+/// Most bytes the announced size of a snapshot may make the receiver reserve in one map or
+/// set before the entries arrive: a peer may announce any count and send nothing. 64 MiB
+/// holds the name map's table for about 2.5 M names, more than most snapshots carry; a
+/// larger one is presized to that and grows the usual way beyond it.
+const PRESIZE_MAX_BYTES: usize = 64 << 20;
+
+/// Bytes a map of the store may take per entry it is sized for: a slot is an entry pointer
+/// and a control byte, and papaya keeps at most 8/3 slots per entry (a load factor of 3/4,
+/// rounded up to a power of two).
+const MAP_BYTES_PER_ENTRY: usize = 3 * (size_of::<usize>() + 1);
+
+/// Bytes a set of seen entries may take per entry it is sized for: std's table keeps at
+/// most 16/7 slots per entry, each the entry and a control byte.
+const SEEN_BYTES_PER_ENTRY: usize = 3 * (size_of::<(Key, Pid)>() + 1);
+
+/// How many of `announced` entries, taking `bytes_per_entry` each, to reserve room for:
+/// all of them, up to [`PRESIZE_MAX_BYTES`].
+fn presize_bound(announced: u64, bytes_per_entry: usize) -> usize {
+    usize::try_from(announced)
+        .unwrap_or(usize::MAX)
+        .min(PRESIZE_MAX_BYTES / bytes_per_entry)
+}
+
 /// Applies a snapshot of one (origin, scope) stream chunk by chunk: each chunk's entries
 /// are upserted as they arrive, and when the last chunk is in, the origin's entries that
 /// no chunk mentioned are removed. Subscribers see the difference between the old and the
@@ -371,6 +424,25 @@ impl SnapshotReceiver {
             track: scope.digest(origin) != 0,
             seen_names: HashSet::new(),
             seen_members: HashSet::new(),
+        }
+    }
+
+    /// Sizes what applying the snapshot fills for the `size` its first chunk announced, so
+    /// that it does not grow step by step: on a first sync the scope's maps of names and
+    /// groups, which all the entries are new to; on a resync, whose entries are mostly there
+    /// already, the sets that track which entries the snapshot holds. Each reservation is
+    /// capped at [`PRESIZE_MAX_BYTES`]: a wrong size costs at most that, and nothing else.
+    pub fn presize(&mut self, scope: &ScopeStore, size: SnapshotSize) {
+        if self.track {
+            let names = presize_bound(size.names, SEEN_BYTES_PER_ENTRY);
+            let members = presize_bound(size.members, SEEN_BYTES_PER_ENTRY);
+            self.seen_names.reserve(names);
+            self.seen_members.reserve(members);
+        } else {
+            let names = presize_bound(size.names, MAP_BYTES_PER_ENTRY);
+            let groups = presize_bound(size.groups, MAP_BYTES_PER_ENTRY);
+            scope.names.pin().reserve(names);
+            scope.groups.pin().reserve(groups);
         }
     }
 
