@@ -142,7 +142,15 @@ impl ScopeStore {
 
     /// Inserts a live entry for a key that has none. The caller holds the shard lock.
     pub(super) fn insert_live(&self, shard: &mut Shard, key: &Key, entry: Registration) {
-        let r = &entry;
+        self.note_live(shard, key, &entry);
+        if self.names.pin().insert(key.clone(), entry).is_none() {
+            self.index_new_name(shard, key);
+        }
+    }
+
+    /// Accounts for a new live entry of `key`: its digest and claim, and for a local one the
+    /// count and the op that ships it. The caller holds the shard lock.
+    pub(super) fn note_live(&self, shard: &mut Shard, key: &Key, r: &Registration) {
         shard.toggle_digest(r.pid.incarnation(), || digest::name(key, r));
         self.note_claim(shard, r.pid, HeldKind::Name, key, true);
         if self.is_local(r.pid) {
@@ -155,18 +163,20 @@ impl ScopeStore {
                 token: r.token,
             });
         }
-        let names = self.names.pin();
-        if names.insert(key.clone(), entry).is_none() {
-            let _ = self.name_index.insert_sync(key.clone(), ());
-            shard.name_inserts = shard.name_inserts.wrapping_add(1);
-            if shard.name_inserts.is_multiple_of(FLUSH_EVERY) {
-                // A map that grows retires each outgrown table into this thread's batch of
-                // garbage, which is only reclaimed once the batch holds 32 objects: names
-                // that are only ever added would keep every old table (about 19 bytes per
-                // name at 1 M, measured with `roster-bench --only M1`). Flushing starts
-                // their reclamation; it costs nothing when the batch is empty.
-                papaya::Guard::flush(&self.names.guard());
-            }
+    }
+
+    /// Adds a key just inserted in the names map to the ordered index. The caller holds the
+    /// shard lock.
+    pub(super) fn index_new_name(&self, shard: &mut Shard, key: &Key) {
+        let _ = self.name_index.insert_sync(key.clone(), ());
+        shard.name_inserts = shard.name_inserts.wrapping_add(1);
+        if shard.name_inserts.is_multiple_of(FLUSH_EVERY) {
+            // A map that grows retires each outgrown table into this thread's batch of
+            // garbage, which is only reclaimed once the batch holds 32 objects: names
+            // that are only ever added would keep every old table (about 19 bytes per
+            // name at 1 M, measured with `roster-bench --only M1`). Flushing starts
+            // their reclamation; it costs nothing when the batch is empty.
+            papaya::Guard::flush(&self.names.guard());
         }
     }
 

@@ -39,11 +39,16 @@ impl ScopeStore {
     /// whole batch, and the batch is delivered before they are released: a local writer of
     /// one of these keys, or a new watch, sees the frame either not at all or entirely.
     pub fn apply_remote(&self, ops: Vec<Op>) -> ApplyOutcome {
+        self.apply_batch(ops, Fresh::Unknown)
+    }
+
+    /// [`ScopeStore::apply_remote`], knowing whether the names are likely new here.
+    fn apply_batch(&self, ops: Vec<Op>, fresh: Fresh) -> ApplyOutcome {
         let mut locks = self.lock_keys(ops.iter().map(|op| op.key().as_str()));
         // Most ops make one event: a snapshot chunk's 4,096 would otherwise regrow (and
         // copy) the batch a dozen times.
         let mut events = Vec::with_capacity(ops.len());
-        let applied = self.apply_locked(&mut locks, ops, &mut events);
+        let applied = self.apply_locked(&mut locks, ops, fresh, &mut events);
         self.subscribers.emit_batch(events);
         applied
     }
@@ -55,6 +60,7 @@ impl ScopeStore {
         &self,
         locks: &mut ShardLocks<'_>,
         ops: Vec<Op>,
+        fresh: Fresh,
         events: &mut Vec<Event>,
     ) -> ApplyOutcome {
         let mut applied = ApplyOutcome::default();
@@ -64,7 +70,7 @@ impl ScopeStore {
         self.stage_groups(locks);
         for op in ops {
             let shard = locks.shard(self.shard_of(op.key()));
-            self.apply_one(shard, op, events, &mut applied);
+            self.apply_one(shard, op, fresh, events, &mut applied);
         }
         self.publish_staged_groups(locks);
         applied
@@ -74,6 +80,7 @@ impl ScopeStore {
         &self,
         shard: &mut Shard,
         op: Op,
+        fresh: Fresh,
         events: &mut Vec<Event>,
         applied: &mut ApplyOutcome,
     ) {
@@ -93,7 +100,7 @@ impl ScopeStore {
                     registered_at,
                     token,
                 };
-                self.register_remote(shard, key, registration, events, applied);
+                self.register_remote(shard, key, registration, fresh, events, applied);
             }
             Op::Unregister { key, pid, reason } => {
                 self.remove_name(shard, &key, pid, Cause::Remote(&reason), events);
@@ -114,7 +121,8 @@ impl ScopeStore {
         &self,
         shard: &mut Shard,
         key: Key,
-        incoming: Registration,
+        mut incoming: Registration,
+        fresh: Fresh,
         events: &mut Vec<Event>,
         applied: &mut ApplyOutcome,
     ) {
@@ -129,10 +137,30 @@ impl ScopeStore {
             self.add_shadow(shard, &key, incoming);
             return;
         }
-        let Some(existing) = names.get(key.as_str()) else {
-            events.push(self.registered_event(&key, &incoming, None));
-            self.insert_live(shard, &key, incoming);
-            return;
+        let existing = match fresh {
+            // Insert first, and look at what is there only on a clash: one probe of the map
+            // instead of two (a lookup, then the insert) for a new name.
+            Fresh::Likely => match names.try_insert(key.clone(), incoming) {
+                Ok(inserted) => {
+                    events.push(self.registered_event(&key, inserted, None));
+                    self.note_live(shard, &key, inserted);
+                    self.index_new_name(shard, &key);
+                    return;
+                }
+                Err(clash) => {
+                    incoming = clash.not_inserted;
+                    clash.current
+                }
+            },
+            // A clash would allocate the entry for nothing: look first.
+            Fresh::Unknown => match names.get(key.as_str()) {
+                Some(existing) => existing,
+                None => {
+                    events.push(self.registered_event(&key, &incoming, None));
+                    self.insert_live(shard, &key, incoming);
+                    return;
+                }
+            },
         };
         let current = existing.clone();
         if current.pid == incoming.pid {
@@ -149,7 +177,7 @@ impl ScopeStore {
             // A dead local owner whose cleanup is under way: remove it now.
             let reason = self.config.locals.exit_reason(existing.pid);
             self.remove_name(shard, &key, current.pid, Cause::Exit(&reason), events);
-            self.register_remote(shard, key, incoming, events, applied);
+            self.register_remote(shard, key, incoming, fresh, events, applied);
             return;
         }
         match self.config.rule.resolve(&key, &current, &incoming) {
@@ -345,6 +373,16 @@ impl ScopeStore {
     }
 }
 
+/// Whether the names of a batch of remote ops are likely new here, which decides how each
+/// is inserted (see `register_remote`).
+#[derive(Clone, Copy)]
+enum Fresh {
+    /// Most are (the chunks of a first sync).
+    Likely,
+    /// Many may be there already.
+    Unknown,
+}
+
 /// An entry of an origin, as seen when deciding what a snapshot removes.
 pub(super) enum OriginEntry {
     Name(Pid),
@@ -450,7 +488,16 @@ impl SnapshotReceiver {
     /// one event batch per subscriber.
     pub fn apply_chunk(&mut self, scope: &ScopeStore, ops: Vec<Op>) -> ApplyOutcome {
         let ops = self.take_in(ops);
-        scope.apply_remote(ops)
+        scope.apply_batch(ops, self.fresh())
+    }
+
+    /// Whether the snapshot's names are likely new here: on a first sync they are.
+    fn fresh(&self) -> Fresh {
+        if self.track {
+            Fresh::Unknown
+        } else {
+            Fresh::Likely
+        }
     }
 
     /// Applies the last chunk and ends the snapshot: removes the origin's entries that no
@@ -459,11 +506,11 @@ impl SnapshotReceiver {
     pub fn finish(mut self, scope: &ScopeStore, ops: Vec<Op>) -> ApplyOutcome {
         let ops = self.take_in(ops);
         if !self.track {
-            return scope.apply_remote(ops);
+            return scope.apply_batch(ops, self.fresh());
         }
         let mut locks = scope.lock_every_shard();
         let mut events = Vec::new();
-        let applied = scope.apply_locked(&mut locks, ops, &mut events);
+        let applied = scope.apply_locked(&mut locks, ops, Fresh::Unknown, &mut events);
         if scope.is_connected() {
             scope.remove_origin_entries(
                 &mut locks,
