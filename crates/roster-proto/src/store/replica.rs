@@ -467,7 +467,8 @@ impl SnapshotReceiver {
 
     /// Sizes what applying the snapshot fills for the `size` its first chunk announced, so
     /// that it does not grow step by step: on a first sync the scope's maps of names and
-    /// groups, which all the entries are new to; on a resync, whose entries are mostly there
+    /// groups, which all the entries are new to (when they at least double them); on a
+    /// resync, whose entries are mostly there
     /// already, the sets that track which entries the snapshot holds. Each reservation is
     /// capped at [`PRESIZE_MAX_BYTES`]: a wrong size costs at most that, and nothing else.
     pub fn presize(&mut self, scope: &ScopeStore, size: SnapshotSize) {
@@ -477,10 +478,18 @@ impl SnapshotReceiver {
             self.seen_names.reserve(names);
             self.seen_members.reserve(members);
         } else {
+            // Only for a snapshot that at least doubles a map: papaya's `reserve` completes a
+            // resize at once, on this thread, copying what the map holds, which a map that
+            // doubles copies anyway as it grows, but one that grows a little (or not at
+            // all: a peer's empty snapshot) spreads over later writes, or never does.
             let names = presize_bound(size.names, MAP_BYTES_PER_ENTRY);
+            if names > scope.names.len() {
+                scope.names.pin().reserve(names);
+            }
             let groups = presize_bound(size.groups, MAP_BYTES_PER_ENTRY);
-            scope.names.pin().reserve(names);
-            scope.groups.pin().reserve(groups);
+            if groups > scope.groups.len() {
+                scope.groups.pin().reserve(groups);
+            }
         }
     }
 
