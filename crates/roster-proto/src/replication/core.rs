@@ -49,7 +49,7 @@ use crate::link_table::{LinkSession, LinkTable, RedialPolicy};
 use crate::nodes::NodeRecord;
 use crate::op::{Op, Outgoing};
 use crate::store::ApplyOutcome;
-use crate::store::{ScopeStore, SnapshotCursor, SnapshotReceiver};
+use crate::store::{ScopeStore, SnapshotCursor, SnapshotReceiver, SnapshotSize};
 
 /// Tuning of a [`Core`].
 #[derive(Debug, Clone)]
@@ -586,9 +586,10 @@ impl Core {
             Frame::Snapshot {
                 scope,
                 seq,
+                size,
                 ops,
                 last,
-            } => self.on_snapshot(host, peer, scope, seq, ops, last),
+            } => self.on_snapshot(host, peer, scope, seq, size, ops, last),
             Frame::Digest { scope, seq, digest } => self.on_digest(host, peer, scope, seq, digest),
             Frame::Resync { scope } => {
                 if let Some(state) = host.replicated_scope(&scope) {
@@ -725,12 +726,16 @@ impl Core {
         self.names_lost(applied);
     }
 
+    /// A chunk of a snapshot; the first one (the one with a `size`) starts it, replacing
+    /// any snapshot of the stream still being received.
+    #[allow(clippy::too_many_arguments, reason = "the fields of the frame")]
     fn on_snapshot(
         &mut self,
         host: &dyn ReplicaHost,
         peer: u64,
         scope: ScopeName,
         seq: u64,
+        size: Option<SnapshotSize>,
         ops: Vec<Op>,
         last: bool,
     ) {
@@ -740,6 +745,11 @@ impl Core {
         let ops = self.within_limits(peer, ops);
         let peer_state = self.peers.get_mut(&peer).expect("checked by handle_frame");
         peer_state.applied.remove(&scope);
+        if let Some(size) = size {
+            let mut receiver = SnapshotReceiver::new(&state, peer);
+            receiver.presize(&state, size);
+            peer_state.receiving.insert(scope.clone(), receiver);
+        }
         let receiver = peer_state
             .receiving
             .entry(scope.clone())
@@ -907,6 +917,7 @@ impl Core {
                         frames.push(Frame::Snapshot {
                             scope: scope.clone(),
                             seq: *seq,
+                            size: (!*started).then(|| store.snapshot_size()),
                             ops: chunk,
                             last,
                         });

@@ -7,6 +7,9 @@ use super::core::{CoreConfig, CoreEvent};
 use super::pair::Pair;
 use super::wire::Frame;
 use crate::event::{Event, EventKind, ExitReason, Reason};
+use crate::op::Op;
+use crate::pid::Pid;
+use crate::store::SnapshotSize;
 use crate::subscription::{Delivery, Subscription};
 
 fn config() -> CoreConfig {
@@ -336,4 +339,113 @@ fn a_large_group_replicates_through_batched_frames() {
     let left_events = queued_batches(&mut events).concat();
     assert_eq!(left_events.len(), 650);
     assert!(left_events.iter().all(|e| e.kind == EventKind::Left));
+}
+
+/// The size each snapshot chunk a sent b since `from` in the log announced, in order.
+fn announced(pair: &Pair, from: usize) -> Vec<Option<SnapshotSize>> {
+    pair.sent(true, from)
+        .into_iter()
+        .filter_map(|f| match f {
+            Frame::Snapshot { size, .. } => Some(*size),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A snapshot's first chunk, and only it, announces how many entries it holds; the
+/// receiver sizes its maps with that but never trusts it: a peer announcing nothing, too
+/// few or absurdly many entries (first sync or resync) leaves the same view.
+#[test]
+fn a_snapshot_announces_its_size_and_any_size_applies_the_same() {
+    fn none(frame: &mut Frame) {
+        if let Frame::Snapshot { size, .. } = frame {
+            *size = None;
+        }
+    }
+    fn zero(frame: &mut Frame) {
+        if let Frame::Snapshot { size: Some(s), .. } = frame {
+            *s = SnapshotSize::default();
+        }
+    }
+    fn huge(frame: &mut Frame) {
+        if let Frame::Snapshot { size: Some(s), .. } = frame {
+            *s = SnapshotSize {
+                names: u64::MAX,
+                groups: u64::MAX,
+                members: u64::MAX,
+            };
+        }
+    }
+    for tamper in [None, Some(none as fn(&mut Frame)), Some(zero), Some(huge)] {
+        let mut pair = Pair::new(CoreConfig {
+            max_ops_per_frame: 8,
+            ..config()
+        });
+        pair.tamper = tamper;
+        let procs: Vec<_> = (0..40).map(|_| pair.a.process()).collect();
+        for (i, &p) in procs.iter().enumerate() {
+            pair.a.register(p, &format!("name/{i}"));
+        }
+        for &p in &procs[..10] {
+            pair.a.join(p, "room", crate::meta::Meta::EMPTY);
+        }
+        pair.link();
+        let sizes = announced(&pair, 0);
+        assert!(sizes.len() > 1 && sizes[1..].iter().all(Option::is_none));
+        if tamper.is_none() {
+            let honest = SnapshotSize {
+                names: 40,
+                groups: 1,
+                members: 10,
+            };
+            assert_eq!(sizes[0], Some(honest));
+        }
+        assert_eq!(pair.b.names(), 40);
+        assert_eq!(pair.b.members("room"), pair.a.members("room"));
+
+        // Away for more ops than the log holds: a resync, which drops what went.
+        pair.unlink();
+        for &p in &procs[..20] {
+            pair.a.exit(p, ExitReason::Normal);
+        }
+        let mark = pair.log.len();
+        pair.link();
+        assert!(!announced(&pair, mark).is_empty(), "a resync by snapshot");
+        assert_eq!(pair.b.names(), 20);
+        assert!(pair.b.members("room").is_empty());
+        assert_eq!(pair.b.digest_of(1), pair.a.digest_of(1));
+    }
+}
+
+/// A first chunk (one with a size) starts a new snapshot: one under way is abandoned, and
+/// what only it held is dropped when the new one completes.
+#[test]
+fn a_new_first_chunk_replaces_a_snapshot_under_way() {
+    let mut pair = Pair::new(config());
+    pair.link();
+    let origin = pair.a.incarnation;
+    let chunk = |key: &str, serial: u64, last: bool| {
+        Frame::Snapshot {
+            scope: "default".into(),
+            seq: 7,
+            size: Some(SnapshotSize {
+                names: 1,
+                ..SnapshotSize::default()
+            }),
+            ops: vec![Op::Register {
+                key: key.into(),
+                pid: Pid::new(origin, serial),
+                meta: crate::meta::Meta::EMPTY,
+                registered_at: 1,
+                token: 1,
+            }],
+            last,
+        }
+        .encode()
+    };
+    pair.deliver_to_b(&chunk("abandoned", 1, false));
+    assert_eq!(pair.b.whereis("abandoned"), Some(Pid::new(origin, 1)));
+    pair.deliver_to_b(&chunk("kept", 2, true));
+    assert_eq!(pair.b.whereis("abandoned"), None);
+    assert_eq!(pair.b.whereis("kept"), Some(Pid::new(origin, 2)));
 }

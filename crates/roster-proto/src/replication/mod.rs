@@ -10,6 +10,8 @@ mod op_log;
 pub mod wire;
 
 #[cfg(test)]
+mod apply_figures;
+#[cfg(test)]
 mod core_tests;
 #[cfg(test)]
 mod links_tests;

@@ -196,6 +196,8 @@ pub(super) struct Pair {
     sessions: Option<(u64, u64)>,
     /// Every frame sent, with its direction (`true`: a to b).
     pub(super) log: Vec<(bool, Frame)>,
+    /// Changes each frame a sends b before it is encoded (a peer that lies).
+    pub(super) tamper: Option<fn(&mut Frame)>,
     start: Instant,
     elapsed: Duration,
 }
@@ -209,6 +211,7 @@ impl Pair {
             b_to_a: Wire::default(),
             sessions: None,
             log: Vec::new(),
+            tamper: None,
             start: Instant::now(),
             elapsed: Duration::ZERO,
         }
@@ -302,8 +305,11 @@ impl Pair {
                 } else {
                     (&mut self.b_to_a, &mut self.a, b_inc, on_a)
                 };
-                while let Some(frame) = wire.frames.pop_front() {
+                while let Some(mut frame) = wire.frames.pop_front() {
                     moved = true;
+                    if let Some(tamper) = self.tamper.filter(|_| from_a) {
+                        tamper(&mut frame);
+                    }
                     let decoded =
                         Frame::decode(&frame.encode(), &Limits::CEILING).expect("a valid frame");
                     self.log.push((from_a, frame));
@@ -317,6 +323,17 @@ impl Pair {
             }
         }
         panic!("the pair never went quiet");
+    }
+
+    /// Hands b the frame encoded in `bytes` as if a had sent it on the current link
+    /// (decoded as a link reader does), then acts on what it handed back.
+    pub(super) fn deliver_to_b(&mut self, bytes: &[u8]) {
+        let now = self.now();
+        let (a_inc, (_, on_b)) = (self.a.incarnation, self.sessions.expect("linked"));
+        let frame = Frame::decode(bytes, &Limits::CEILING).expect("a valid frame");
+        self.b
+            .step(|core, host| core.handle_frame(host, a_inc, on_b, frame, now));
+        self.b.act();
     }
 
     /// Frames sent a to b (`true`) or b to a since `from` in the log.

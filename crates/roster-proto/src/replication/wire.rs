@@ -12,10 +12,12 @@ use crate::meta::Meta;
 use crate::nodes::{Heartbeat, NodeRecord};
 use crate::op::Op;
 use crate::pid::Pid;
+use crate::store::SnapshotSize;
 
 /// The replication protocol version. A peer with another version is refused at the
 /// handshake.
-pub const PROTOCOL_VERSION: u16 = 3;
+/// Version 4: the first chunk of a snapshot announces its size.
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// One replication frame.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,10 +41,13 @@ pub enum Frame {
         ops: Vec<Op>,
     },
     /// A chunk of a snapshot of the sender's stream in `scope` at sequence `seq`; the last
-    /// chunk completes it.
+    /// chunk completes it. The first chunk, and only it, carries `size`: how many entries
+    /// the whole snapshot holds, so that the receiver can size its maps up front (a hint,
+    /// never trusted for more than a bounded reservation; see [`SnapshotSize`]).
     Snapshot {
         scope: ScopeName,
         seq: u64,
+        size: Option<SnapshotSize>,
         ops: Vec<Op>,
         last: bool,
     },
@@ -238,6 +243,28 @@ mod tests {
                     },
                 ],
             },
+            Frame::Snapshot {
+                scope: "default".into(),
+                seq: 12,
+                size: Some(SnapshotSize {
+                    names: 1,
+                    groups: 1,
+                    members: u64::MAX,
+                }),
+                ops: vec![Op::Join {
+                    key: "room/1".into(),
+                    pid,
+                    meta: Meta::EMPTY,
+                }],
+                last: false,
+            },
+            Frame::Snapshot {
+                scope: "default".into(),
+                seq: 12,
+                size: None,
+                ops: Vec::new(),
+                last: true,
+            },
             Frame::Digest {
                 scope: "s".into(),
                 seq: 9,
@@ -333,8 +360,9 @@ mod tests {
         }
 
         #[test]
-        fn mutated_frames_never_panic(which in 0usize..4, flips in proptest::collection::vec((0usize..4096, proptest::prelude::any::<u8>()), 1..8)) {
-            let mut bytes = sample()[which].encode();
+        fn mutated_frames_never_panic(which in 0usize..64, flips in proptest::collection::vec((0usize..4096, proptest::prelude::any::<u8>()), 1..8)) {
+            let samples = sample();
+            let mut bytes = samples[which % samples.len()].encode();
             for (at, value) in flips {
                 let at = at % bytes.len();
                 bytes[at] = value;

@@ -63,7 +63,7 @@ use crate::subscription::{SubscriberQueue, Subscribers};
 
 pub use node_stores::DEFAULT_SCOPE;
 pub use node_stores::{KindMismatch, NodeStores};
-pub use replica::{ApplyOutcome, SnapshotReceiver};
+pub use replica::{ApplyOutcome, SnapshotReceiver, SnapshotSize};
 pub use snapshot::SnapshotCursor;
 
 /// Number of write shards per scope. A power of two well above the core count keeps two

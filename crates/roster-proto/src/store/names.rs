@@ -148,7 +148,17 @@ impl ScopeStore {
         key: &Key,
         entry: Registration,
     ) -> StoredKey {
-        let r = &entry;
+        self.note_live(shard, key, &entry);
+        let stored = StoredKey::new(HeldKind::Name, key);
+        if self.names.pin().insert(stored.clone(), entry).is_none() {
+            self.index_new_name(shard, stored.clone());
+        }
+        stored
+    }
+
+    /// Accounts for a new live entry of `key`: its digest and claim, and for a local one the
+    /// count and the op that ships it. The caller holds the shard lock.
+    pub(super) fn note_live(&self, shard: &mut Shard, key: &Key, r: &Registration) {
         shard.toggle_digest(r.pid.incarnation(), || digest::name(key, r));
         self.note_claim(shard, r.pid, HeldKind::Name, key, true);
         if self.is_local(r.pid) {
@@ -161,20 +171,21 @@ impl ScopeStore {
                 token: r.token,
             });
         }
-        let stored = StoredKey::new(HeldKind::Name, key);
-        if self.names.pin().insert(stored.clone(), entry).is_none() {
-            let _ = self.name_index.insert_sync(stored.clone(), ());
-            shard.name_inserts = shard.name_inserts.wrapping_add(1);
-            if shard.name_inserts.is_multiple_of(FLUSH_EVERY) {
-                // A map that grows retires each outgrown table into this thread's batch of
-                // garbage, which is only reclaimed once the batch holds 32 objects: names
-                // that are only ever added would keep every old table (about 19 bytes per
-                // name at 1 M, measured with `roster-bench --only M1`). Flushing starts
-                // their reclamation; it costs nothing when the batch is empty.
-                papaya::Guard::flush(&self.names.guard());
-            }
+    }
+
+    /// Adds a key just inserted in the names map to the ordered index. The caller holds the
+    /// shard lock.
+    pub(super) fn index_new_name(&self, shard: &mut Shard, stored: StoredKey) {
+        let _ = self.name_index.insert_sync(stored, ());
+        shard.name_inserts = shard.name_inserts.wrapping_add(1);
+        if shard.name_inserts.is_multiple_of(FLUSH_EVERY) {
+            // A map that grows retires each outgrown table into this thread's batch of
+            // garbage, which is only reclaimed once the batch holds 32 objects: names
+            // that are only ever added would keep every old table (about 19 bytes per
+            // name at 1 M, measured with `roster-bench --only M1`). Flushing starts
+            // their reclamation; it costs nothing when the batch is empty.
+            papaya::Guard::flush(&self.names.guard());
         }
-        stored
     }
 
     /// Replaces the live entry of a key by a new registration of the same owner (meta or

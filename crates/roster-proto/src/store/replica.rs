@@ -3,7 +3,9 @@
 
 use std::collections::HashSet;
 
-use super::{Cause, HeldKind, ScopeStore, Shard, ShardLocks, digest, put};
+use serde::{Deserialize, Serialize};
+
+use super::{Cause, HeldKind, ScopeStore, Shard, ShardLocks, StoredKey, digest, put};
 use crate::conflict::Winner;
 use crate::entry::{Member, Registration};
 use crate::event::{Event, EventKind, Reason};
@@ -37,11 +39,16 @@ impl ScopeStore {
     /// whole batch, and the batch is delivered before they are released: a local writer of
     /// one of these keys, or a new watch, sees the frame either not at all or entirely.
     pub fn apply_remote(&self, ops: Vec<Op>) -> ApplyOutcome {
+        self.apply_batch(ops, Fresh::Unknown)
+    }
+
+    /// [`ScopeStore::apply_remote`], knowing whether the names are likely new here.
+    fn apply_batch(&self, ops: Vec<Op>, fresh: Fresh) -> ApplyOutcome {
         let mut locks = self.lock_keys(ops.iter().map(|op| op.key().as_str()));
         // Most ops make one event: a snapshot chunk's 4,096 would otherwise regrow (and
         // copy) the batch a dozen times.
         let mut events = Vec::with_capacity(ops.len());
-        let applied = self.apply_locked(&mut locks, ops, &mut events);
+        let applied = self.apply_locked(&mut locks, ops, fresh, &mut events);
         self.subscribers.emit_batch(events);
         applied
     }
@@ -53,6 +60,7 @@ impl ScopeStore {
         &self,
         locks: &mut ShardLocks<'_>,
         ops: Vec<Op>,
+        fresh: Fresh,
         events: &mut Vec<Event>,
     ) -> ApplyOutcome {
         let mut applied = ApplyOutcome::default();
@@ -62,7 +70,7 @@ impl ScopeStore {
         self.stage_groups(locks);
         for op in ops {
             let shard = locks.shard(self.shard_of(op.key()));
-            self.apply_one(shard, op, events, &mut applied);
+            self.apply_one(shard, op, fresh, events, &mut applied);
         }
         self.publish_staged_groups(locks);
         applied
@@ -72,6 +80,7 @@ impl ScopeStore {
         &self,
         shard: &mut Shard,
         op: Op,
+        fresh: Fresh,
         events: &mut Vec<Event>,
         applied: &mut ApplyOutcome,
     ) {
@@ -91,7 +100,7 @@ impl ScopeStore {
                     registered_at,
                     token,
                 };
-                self.register_remote(shard, key, registration, events, applied);
+                self.register_remote(shard, key, registration, fresh, events, applied);
             }
             Op::Unregister { key, pid, reason } => {
                 self.remove_name(shard, &key, pid, Cause::Remote(&reason), events);
@@ -112,7 +121,8 @@ impl ScopeStore {
         &self,
         shard: &mut Shard,
         key: Key,
-        incoming: Registration,
+        mut incoming: Registration,
+        fresh: Fresh,
         events: &mut Vec<Event>,
         applied: &mut ApplyOutcome,
     ) {
@@ -127,10 +137,33 @@ impl ScopeStore {
             self.add_shadow(shard, &key, incoming);
             return;
         }
-        let Some(existing) = names.get(key.as_str()) else {
-            events.push(self.registered_event(&key, &incoming, None));
-            self.insert_live(shard, &key, incoming);
-            return;
+        let existing = match fresh {
+            // Insert first, and look at what is there only on a clash: one probe of the map
+            // instead of two (a lookup, then the insert) for a new name.
+            Fresh::Likely => {
+                let stored = StoredKey::new(HeldKind::Name, &key);
+                match names.try_insert(stored.clone(), incoming) {
+                    Ok(inserted) => {
+                        events.push(self.registered_event(&key, inserted, None));
+                        self.note_live(shard, &key, inserted);
+                        self.index_new_name(shard, stored);
+                        return;
+                    }
+                    Err(clash) => {
+                        incoming = clash.not_inserted;
+                        clash.current
+                    }
+                }
+            }
+            // A clash would allocate the entry for nothing: look first.
+            Fresh::Unknown => match names.get(key.as_str()) {
+                Some(existing) => existing,
+                None => {
+                    events.push(self.registered_event(&key, &incoming, None));
+                    self.insert_live(shard, &key, incoming);
+                    return;
+                }
+            },
         };
         let current = existing.clone();
         if current.pid == incoming.pid {
@@ -147,7 +180,7 @@ impl ScopeStore {
             // A dead local owner whose cleanup is under way: remove it now.
             let reason = self.config.locals.exit_reason(existing.pid);
             self.remove_name(shard, &key, current.pid, Cause::Exit(&reason), events);
-            self.register_remote(shard, key, incoming, events, applied);
+            self.register_remote(shard, key, incoming, fresh, events, applied);
             return;
         }
         match self.config.rule.resolve(&key, &current, &incoming) {
@@ -347,10 +380,71 @@ impl ScopeStore {
     }
 }
 
+/// Whether the names of a batch of remote ops are likely new here, which decides how each
+/// is inserted (see `register_remote`).
+#[derive(Clone, Copy)]
+enum Fresh {
+    /// Most are (the chunks of a first sync).
+    Likely,
+    /// Many may be there already.
+    Unknown,
+}
+
 /// An entry of an origin, as seen when deciding what a snapshot removes.
 pub(super) enum OriginEntry {
     Name(Pid),
     Member(Pid),
+}
+
+/// How many entries a snapshot holds, announced by its first chunk so that the receiver
+/// can size its maps before the entries arrive rather than grow them step by step (each
+/// step copies the table). The peer's word: the receiver only sizes a bounded reservation
+/// with it ([`SnapshotReceiver::presize`]) and never relies on it for correctness.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotSize {
+    /// Registrations.
+    pub names: u64,
+    /// Groups with members in the snapshot (an upper bound).
+    pub groups: u64,
+    /// Group memberships.
+    pub members: u64,
+}
+
+impl ScopeStore {
+    /// The size of a snapshot of this node's entries read now, for its first chunk: the
+    /// local names and memberships (of live processes, and of exited ones whose cleanup
+    /// is under way, which the snapshot skips), and the groups they can be in. Lock-free.
+    pub fn snapshot_size(&self) -> SnapshotSize {
+        let members = self.count(|c| &c.local_memberships);
+        SnapshotSize {
+            names: self.count(|c| &c.local_names) as u64,
+            groups: members.min(self.groups.len()) as u64,
+            members: members as u64,
+        }
+    }
+}
+
+/// Most bytes the announced size of a snapshot may make the receiver reserve in one map or
+/// set before the entries arrive: a peer may announce any count and send nothing. 64 MiB
+/// holds the name map's table for about 2.5 M names, more than most snapshots carry; a
+/// larger one is presized to that and grows the usual way beyond it.
+const PRESIZE_MAX_BYTES: usize = 64 << 20;
+
+/// Bytes a map of the store may take per entry it is sized for: a slot is an entry pointer
+/// and a control byte, and papaya keeps at most 8/3 slots per entry (a load factor of 3/4,
+/// rounded up to a power of two).
+const MAP_BYTES_PER_ENTRY: usize = 3 * (size_of::<usize>() + 1);
+
+/// Bytes a set of seen entries may take per entry it is sized for: std's table keeps at
+/// most 16/7 slots per entry, each the entry and a control byte.
+const SEEN_BYTES_PER_ENTRY: usize = 3 * (size_of::<(Key, Pid)>() + 1);
+
+/// How many of `announced` entries, taking `bytes_per_entry` each, to reserve room for:
+/// all of them, up to [`PRESIZE_MAX_BYTES`].
+fn presize_bound(announced: u64, bytes_per_entry: usize) -> usize {
+    usize::try_from(announced)
+        .unwrap_or(usize::MAX)
+        .min(PRESIZE_MAX_BYTES / bytes_per_entry)
 }
 
 /// Applies a snapshot of one (origin, scope) stream chunk by chunk: each chunk's entries
@@ -378,11 +472,48 @@ impl SnapshotReceiver {
         }
     }
 
+    /// Sizes what applying the snapshot fills for the `size` its first chunk announced, so
+    /// that it does not grow step by step: on a first sync the scope's maps of names and
+    /// groups, which all the entries are new to (when they at least double them); on a
+    /// resync, whose entries are mostly there
+    /// already, the sets that track which entries the snapshot holds. Each reservation is
+    /// capped at [`PRESIZE_MAX_BYTES`]: a wrong size costs at most that, and nothing else.
+    pub fn presize(&mut self, scope: &ScopeStore, size: SnapshotSize) {
+        if self.track {
+            let names = presize_bound(size.names, SEEN_BYTES_PER_ENTRY);
+            let members = presize_bound(size.members, SEEN_BYTES_PER_ENTRY);
+            self.seen_names.reserve(names);
+            self.seen_members.reserve(members);
+        } else {
+            // Only for a snapshot that at least doubles a map: papaya's `reserve` completes a
+            // resize at once, on this thread, copying what the map holds, which a map that
+            // doubles copies anyway as it grows, but one that grows a little (or not at
+            // all: a peer's empty snapshot) spreads over later writes, or never does.
+            let names = presize_bound(size.names, MAP_BYTES_PER_ENTRY);
+            if names > scope.names.len() {
+                scope.names.pin().reserve(names);
+            }
+            let groups = presize_bound(size.groups, MAP_BYTES_PER_ENTRY);
+            if groups > scope.groups.len() {
+                scope.groups.pin().reserve(groups);
+            }
+        }
+    }
+
     /// Applies one chunk (registrations and joins of the origin) that is not the last:
     /// one event batch per subscriber.
     pub fn apply_chunk(&mut self, scope: &ScopeStore, ops: Vec<Op>) -> ApplyOutcome {
         let ops = self.take_in(ops);
-        scope.apply_remote(ops)
+        scope.apply_batch(ops, self.fresh())
+    }
+
+    /// Whether the snapshot's names are likely new here: on a first sync they are.
+    fn fresh(&self) -> Fresh {
+        if self.track {
+            Fresh::Unknown
+        } else {
+            Fresh::Likely
+        }
     }
 
     /// Applies the last chunk and ends the snapshot: removes the origin's entries that no
@@ -391,11 +522,11 @@ impl SnapshotReceiver {
     pub fn finish(mut self, scope: &ScopeStore, ops: Vec<Op>) -> ApplyOutcome {
         let ops = self.take_in(ops);
         if !self.track {
-            return scope.apply_remote(ops);
+            return scope.apply_batch(ops, self.fresh());
         }
         let mut locks = scope.lock_every_shard();
         let mut events = Vec::new();
-        let applied = scope.apply_locked(&mut locks, ops, &mut events);
+        let applied = scope.apply_locked(&mut locks, ops, Fresh::Unknown, &mut events);
         if scope.is_connected() {
             scope.remove_origin_entries(
                 &mut locks,
