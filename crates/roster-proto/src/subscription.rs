@@ -152,7 +152,11 @@ impl<E: Keyed> SubscriberQueue<E> {
         }
     }
 
-    fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Delivery<E>>> {
+    /// Takes the next item. If there is none yet, the receiver is woken by the next push;
+    /// but if `linger`, it is asked to be polled again first instead (a yield), so that
+    /// a burst of writes on other tasks piles up and it takes many items per wake-up
+    /// rather than one.
+    fn poll_next(&self, cx: &mut Context<'_>, linger: bool) -> Poll<Option<Delivery<E>>> {
         let mut state = self.lock();
         if let Some(item) = state.items.pop_front() {
             if state.items.is_empty() && state.items.capacity() > RETAINED_SLOTS {
@@ -174,6 +178,11 @@ impl<E: Keyed> SubscriberQueue<E> {
         }
         if state.closed {
             return Poll::Ready(None);
+        }
+        if linger {
+            drop(state);
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
         }
         match &mut state.waker {
             Some(waker) => waker.clone_from(cx.waker()),
@@ -450,6 +459,14 @@ impl<E: Keyed> Subscribers<E> {
 /// [`Delivery::Lagged`] with the exact number of events it missed. It stays subscribed and
 /// receives what comes after; memory never grows without bound.
 ///
+/// # Wake-ups
+///
+/// A waiting subscription is woken by the first change queued for it, not by every one.
+/// Once it has taken an item, a poll that finds the queue empty yields once (it wakes its
+/// own task and returns `Pending`) before it waits: during a burst of writes on other tasks
+/// the subscriber then takes what piled up meanwhile in one go instead of being woken
+/// once per write. Batches are the same either way.
+///
 /// # Closing
 ///
 /// Dropping the subscription unsubscribes. When this node disconnects from the scope, the
@@ -484,6 +501,9 @@ impl<E: Keyed> Subscribers<E> {
 /// `roster::Node::subscribe_nodes`): node events match patterns by node name.
 pub struct Subscription<E: Keyed = Event> {
     queue: Arc<SubscriberQueue<E>>,
+    /// The last poll returned an item: if the queue is empty now, more may be on the way
+    /// (see [`SubscriberQueue::poll_next`]).
+    linger: bool,
     /// The registry it leaves when dropped (gone once its scope is).
     registry: Weak<Subscribers<E>>,
 }
@@ -491,7 +511,11 @@ pub struct Subscription<E: Keyed = Event> {
 impl<E: Keyed> Subscription<E> {
     /// A subscription reading `queue`, which leaves `registry` when dropped.
     pub fn new(queue: Arc<SubscriberQueue<E>>, registry: Weak<Subscribers<E>>) -> Self {
-        Subscription { queue, registry }
+        Subscription {
+            queue,
+            linger: false,
+            registry,
+        }
     }
 
     /// Waits for the next item; `None` once the scope was disconnected and everything
@@ -514,7 +538,14 @@ impl<E: Keyed> Subscription<E> {
     /// # }
     /// ```
     pub async fn recv(&mut self) -> Option<Delivery<E>> {
-        std::future::poll_fn(|cx| self.queue.poll_next(cx)).await
+        std::future::poll_fn(|cx| self.poll_item(cx)).await
+    }
+
+    /// Takes the next item, yielding once before it waits if the last poll found one.
+    fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Delivery<E>>> {
+        let poll = self.queue.poll_next(cx, self.linger);
+        self.linger = matches!(poll, Poll::Ready(Some(_)));
+        poll
     }
 
     /// Whether a change to `key` would be delivered to this subscription.
@@ -536,7 +567,7 @@ impl<E: Keyed> Stream for Subscription<E> {
     type Item = Delivery<E>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Delivery<E>>> {
-        self.queue.poll_next(cx)
+        self.get_mut().poll_item(cx)
     }
 }
 
@@ -668,6 +699,26 @@ mod tests {
 
     fn one(key: &'static str) -> Poll<Option<Delivery<Change>>> {
         Poll::Ready(Some(Delivery::Events(vec![Change(key)])))
+    }
+
+    #[test]
+    fn a_receiver_that_just_took_an_item_yields_once_before_it_waits() {
+        let mut s = Subscribed::new();
+        s.write("a");
+        assert_eq!(s.poll(), one("a"));
+        // Empty right after an item: it asks to be polled again rather than waiting.
+        assert!(s.poll().is_pending());
+        assert_eq!(s.wakes(), 1);
+        // A write meanwhile is taken on that poll, with no wake-up of its own.
+        s.write("b");
+        assert_eq!(s.poll(), one("b"));
+        assert!(s.poll().is_pending());
+        assert_eq!(s.wakes(), 2);
+        // Still empty after the yield: now it waits, and the next write wakes it.
+        assert!(s.poll().is_pending());
+        assert_eq!(s.wakes(), 2);
+        s.write("c");
+        assert_eq!(s.wakes(), 3);
     }
 
     #[test]
