@@ -63,6 +63,10 @@ impl<E> Delivery<E> {
 
 static NEXT_SUBSCRIBER: AtomicU64 = AtomicU64::new(1);
 
+/// Queue slots kept allocated once a queue has drained: a burst may grow the queue to its
+/// capacity, the memory goes back when it is empty again.
+const RETAINED_SLOTS: usize = 1024;
+
 /// The queue of one subscriber, shared between the writers and the [`Subscription`].
 pub struct SubscriberQueue<E = Event> {
     id: u64,
@@ -73,8 +77,19 @@ pub struct SubscriberQueue<E = Event> {
     state: Mutex<QueueState<E>>,
 }
 
+/// One item waiting in a queue: what [`Delivery`] will hand out.
+enum Queued<E> {
+    /// A one-event batch (a local write), held without a `Vec`: a writer, which holds a
+    /// shard lock, allocates nothing for it; the receiver wraps it when it takes it.
+    One(E),
+    /// A batch of several events.
+    Many(Vec<E>),
+    /// This many events were dropped since the previous item.
+    Lagged(u64),
+}
+
 struct QueueState<E> {
-    items: VecDeque<Delivery<E>>,
+    items: VecDeque<Queued<E>>,
     queued_events: usize,
     waker: Option<Waker>,
     closed: bool,
@@ -97,23 +112,21 @@ impl<E: Keyed> SubscriberQueue<E> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues a batch, or counts it as missed if it does not fit. Never waits.
-    fn push(&self, events: Vec<E>) {
+    /// Queues a batch of `len` events (`item`), or counts it as missed if it does not
+    /// fit, and wakes the receiver if it waits. Never waits.
+    fn push(&self, len: usize, item: Queued<E>) {
         let mut state = self.lock();
         if state.closed {
             return;
         }
-        let len = events.len();
         if state.queued_events > 0 && state.queued_events + len > self.capacity {
             match state.items.back_mut() {
-                Some(Delivery::Lagged { missed }) => *missed += len as u64,
-                _ => state
-                    .items
-                    .push_back(Delivery::Lagged { missed: len as u64 }),
+                Some(Queued::Lagged(missed)) => *missed += len as u64,
+                _ => state.items.push_back(Queued::Lagged(len as u64)),
             }
         } else {
             state.queued_events += len;
-            state.items.push_back(Delivery::Events(events));
+            state.items.push_back(item);
         }
         let waker = state.waker.take();
         drop(state);
@@ -124,14 +137,13 @@ impl<E: Keyed> SubscriberQueue<E> {
 
     /// Queues a final batch (if any) and ends the subscription.
     pub fn close_with(&self, events: Vec<E>) {
+        let mut state = self.lock();
         if !events.is_empty() {
             // The final batch is always kept: it is bounded by the scope's size and the
             // subscriber needs it to know what it no longer sees.
-            let mut state = self.lock();
             state.queued_events += events.len();
-            state.items.push_back(Delivery::Events(events));
+            state.items.push_back(Queued::Many(events));
         }
-        let mut state = self.lock();
         state.closed = true;
         let waker = state.waker.take();
         drop(state);
@@ -140,16 +152,37 @@ impl<E: Keyed> SubscriberQueue<E> {
         }
     }
 
-    fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Delivery<E>>> {
+    /// Takes the next item. If there is none yet, the receiver is woken by the next push;
+    /// but if `linger`, it is asked to be polled again first instead (a yield), so that
+    /// a burst of writes on other tasks piles up and it takes many items per wake-up
+    /// rather than one.
+    fn poll_next(&self, cx: &mut Context<'_>, linger: bool) -> Poll<Option<Delivery<E>>> {
         let mut state = self.lock();
         if let Some(item) = state.items.pop_front() {
-            if let Delivery::Events(events) = &item {
-                state.queued_events -= events.len();
+            if state.items.is_empty() && state.items.capacity() > RETAINED_SLOTS {
+                state.items.shrink_to(RETAINED_SLOTS);
             }
-            return Poll::Ready(Some(item));
+            let delivery = match item {
+                Queued::One(event) => {
+                    state.queued_events -= 1;
+                    drop(state);
+                    Delivery::Events(vec![event])
+                }
+                Queued::Many(events) => {
+                    state.queued_events -= events.len();
+                    Delivery::Events(events)
+                }
+                Queued::Lagged(missed) => Delivery::Lagged { missed },
+            };
+            return Poll::Ready(Some(delivery));
         }
         if state.closed {
             return Poll::Ready(None);
+        }
+        if linger {
+            drop(state);
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
         }
         match &mut state.waker {
             Some(waker) => waker.clone_from(cx.waker()),
@@ -232,11 +265,11 @@ impl<E: Keyed> SubscriberTable<E> {
     }
 
     /// Calls `f` once for each subscriber matching `event`.
-    fn for_each_match(&self, event: &E, mut f: impl FnMut(&Arc<SubscriberQueue<E>>)) {
+    fn for_each_match<'a>(&'a self, event: &E, mut f: impl FnMut(&'a Arc<SubscriberQueue<E>>)) {
         let key = event.key();
         let opt_in = event.opt_in();
-        let mut seen: smallvec_like::SeenIds = Default::default();
-        let mut visit = |q: &Arc<SubscriberQueue<E>>| {
+        let mut seen = SeenIds::default();
+        let mut visit = |q: &'a Arc<SubscriberQueue<E>>| {
             if (q.opted_in || !opt_in) && seen.insert(q.id) {
                 f(q)
             }
@@ -260,21 +293,31 @@ impl<E: Keyed> SubscriberTable<E> {
     }
 }
 
-mod smallvec_like {
-    /// Subscriber ids already visited for one change; a linear set, since a change
-    /// matches a handful of subscribers.
-    #[derive(Default)]
-    pub(super) struct SeenIds(Vec<u64>);
+/// How many subscriber ids [`SeenIds`] holds before it allocates.
+const INLINE_SEEN: usize = 4;
 
-    impl SeenIds {
-        pub(super) fn insert(&mut self, id: u64) -> bool {
-            if self.0.contains(&id) {
-                false
-            } else {
-                self.0.push(id);
-                true
-            }
+/// Subscriber ids already visited for one change; a linear set, since a change matches a
+/// handful of subscribers. The first few live inline: matching a change allocates nothing.
+#[derive(Default)]
+struct SeenIds {
+    inline: [u64; INLINE_SEEN],
+    len: usize,
+    more: Vec<u64>,
+}
+
+impl SeenIds {
+    /// Adds `id`; false if it was there already.
+    fn insert(&mut self, id: u64) -> bool {
+        if self.inline[..self.len].contains(&id) || self.more.contains(&id) {
+            return false;
         }
+        if self.len < INLINE_SEEN {
+            self.inline[self.len] = id;
+            self.len += 1;
+        } else {
+            self.more.push(id);
+        }
+        true
     }
 }
 
@@ -339,14 +382,22 @@ impl<E: Keyed> Subscribers<E> {
 
     /// Delivers one event to every matching subscriber as a one-event batch. The event
     /// is only built when someone subscribes to the scope (writes are hot; most scopes
-    /// have no subscriber).
+    /// have no subscriber), and only copied for the second matching subscriber on.
     pub fn emit(&self, event: impl FnOnce() -> E) {
         let table = self.table.load();
         if table.queues.is_empty() {
             return;
         }
         let event = event();
-        table.for_each_match(&event, |q| q.push(vec![event.clone()]));
+        let mut last = None;
+        table.for_each_match(&event, |q| {
+            if let Some(previous) = last.replace(q) {
+                previous.push(1, Queued::One(event.clone()));
+            }
+        });
+        if let Some(queue) = last {
+            queue.push(1, Queued::One(event));
+        }
     }
 
     /// Delivers a bulk change: one batch per matching subscriber, events in order.
@@ -365,7 +416,7 @@ impl<E: Keyed> Subscribers<E> {
             });
         }
         for (queue, batch) in batches {
-            queue.push(batch);
+            queue.push(batch.len(), Queued::Many(batch));
         }
     }
 }
@@ -408,6 +459,14 @@ impl<E: Keyed> Subscribers<E> {
 /// [`Delivery::Lagged`] with the exact number of events it missed. It stays subscribed and
 /// receives what comes after; memory never grows without bound.
 ///
+/// # Wake-ups
+///
+/// A waiting subscription is woken by the first change queued for it, not by every one.
+/// Once it has taken an item, a poll that finds the queue empty yields once (it wakes its
+/// own task and returns `Pending`) before it waits: during a burst of writes on other tasks
+/// the subscriber then takes what piled up meanwhile in one go instead of being woken
+/// once per write. Batches are the same either way.
+///
 /// # Closing
 ///
 /// Dropping the subscription unsubscribes. When this node disconnects from the scope, the
@@ -442,6 +501,9 @@ impl<E: Keyed> Subscribers<E> {
 /// `roster::Node::subscribe_nodes`): node events match patterns by node name.
 pub struct Subscription<E: Keyed = Event> {
     queue: Arc<SubscriberQueue<E>>,
+    /// The last poll returned an item: if the queue is empty now, more may be on the way
+    /// (see [`SubscriberQueue::poll_next`]).
+    linger: bool,
     /// The registry it leaves when dropped (gone once its scope is).
     registry: Weak<Subscribers<E>>,
 }
@@ -449,7 +511,11 @@ pub struct Subscription<E: Keyed = Event> {
 impl<E: Keyed> Subscription<E> {
     /// A subscription reading `queue`, which leaves `registry` when dropped.
     pub fn new(queue: Arc<SubscriberQueue<E>>, registry: Weak<Subscribers<E>>) -> Self {
-        Subscription { queue, registry }
+        Subscription {
+            queue,
+            linger: false,
+            registry,
+        }
     }
 
     /// Waits for the next item; `None` once the scope was disconnected and everything
@@ -472,7 +538,14 @@ impl<E: Keyed> Subscription<E> {
     /// # }
     /// ```
     pub async fn recv(&mut self) -> Option<Delivery<E>> {
-        std::future::poll_fn(|cx| self.queue.poll_next(cx)).await
+        std::future::poll_fn(|cx| self.poll_item(cx)).await
+    }
+
+    /// Takes the next item, yielding once before it waits if the last poll found one.
+    fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Delivery<E>>> {
+        let poll = self.queue.poll_next(cx, self.linger);
+        self.linger = matches!(poll, Poll::Ready(Some(_)));
+        poll
     }
 
     /// Whether a change to `key` would be delivered to this subscription.
@@ -494,7 +567,7 @@ impl<E: Keyed> Stream for Subscription<E> {
     type Item = Delivery<E>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Delivery<E>>> {
-        self.queue.poll_next(cx)
+        self.get_mut().poll_item(cx)
     }
 }
 
@@ -562,5 +635,102 @@ impl<E: Keyed> std::fmt::Debug for Subscription<E> {
         f.debug_struct("Subscription")
             .field("patterns", &self.queue.patterns)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
+    use super::*;
+
+    #[derive(Debug, Clone, PartialEq)]
+    struct Change(&'static str);
+
+    impl Keyed for Change {
+        fn key(&self) -> &str {
+            self.0
+        }
+    }
+
+    /// A waker that counts its wake-ups.
+    #[derive(Default)]
+    struct Wakes(AtomicUsize);
+
+    impl Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A registry with one subscription to everything, polled with a counting waker.
+    struct Subscribed {
+        registry: Arc<Subscribers<Change>>,
+        events: Subscription<Change>,
+        wakes: Arc<Wakes>,
+    }
+
+    impl Subscribed {
+        fn new() -> Self {
+            let registry = Arc::new(Subscribers::default());
+            let queue = registry.add(vec![Pattern::All], 16);
+            let events = Subscription::new(queue, Arc::downgrade(&registry));
+            Subscribed {
+                registry,
+                events,
+                wakes: Arc::default(),
+            }
+        }
+
+        fn poll(&mut self) -> Poll<Option<Delivery<Change>>> {
+            let waker = Waker::from(self.wakes.clone());
+            Pin::new(&mut self.events).poll_next(&mut Context::from_waker(&waker))
+        }
+
+        fn write(&self, key: &'static str) {
+            self.registry.emit(|| Change(key));
+        }
+
+        fn wakes(&self) -> usize {
+            self.wakes.0.load(Ordering::Relaxed)
+        }
+    }
+
+    fn one(key: &'static str) -> Poll<Option<Delivery<Change>>> {
+        Poll::Ready(Some(Delivery::Events(vec![Change(key)])))
+    }
+
+    #[test]
+    fn a_receiver_that_just_took_an_item_yields_once_before_it_waits() {
+        let mut s = Subscribed::new();
+        s.write("a");
+        assert_eq!(s.poll(), one("a"));
+        // Empty right after an item: it asks to be polled again rather than waiting.
+        assert!(s.poll().is_pending());
+        assert_eq!(s.wakes(), 1);
+        // A write meanwhile is taken on that poll, with no wake-up of its own.
+        s.write("b");
+        assert_eq!(s.poll(), one("b"));
+        assert!(s.poll().is_pending());
+        assert_eq!(s.wakes(), 2);
+        // Still empty after the yield: now it waits, and the next write wakes it.
+        assert!(s.poll().is_pending());
+        assert_eq!(s.wakes(), 2);
+        s.write("c");
+        assert_eq!(s.wakes(), 3);
+    }
+
+    #[test]
+    fn a_waiting_receiver_is_woken_once_for_a_burst_and_gets_every_write_as_its_own_batch() {
+        let mut s = Subscribed::new();
+        assert!(s.poll().is_pending());
+        for key in ["a", "b", "c"] {
+            s.write(key);
+        }
+        assert_eq!(s.wakes(), 1);
+        for key in ["a", "b", "c"] {
+            assert_eq!(s.poll(), one(key));
+        }
     }
 }
