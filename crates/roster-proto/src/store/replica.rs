@@ -108,7 +108,9 @@ impl ScopeStore {
             Op::Join { key, pid, meta } => {
                 let member = Member::new(pid, meta.clone());
                 let change = self.upsert_member(shard, &key, member);
-                events.extend(self.joined_event(&key, pid, meta, change, Reason::Requested));
+                if !self.subscribers.is_empty() {
+                    events.extend(self.joined_event(&key, pid, meta, change, Reason::Requested));
+                }
             }
             Op::Leave { key, pid, reason } => {
                 events.extend(self.remove_member(shard, &key, pid, Cause::Remote(&reason)));
@@ -144,7 +146,7 @@ impl ScopeStore {
                 let stored = StoredKey::new(HeldKind::Name, &key);
                 match names.try_insert(stored.clone(), incoming) {
                     Ok(inserted) => {
-                        events.push(self.registered_event(&key, inserted, None));
+                        self.push_event(events, || self.registered_event(&key, inserted, None));
                         self.note_live(shard, &key, inserted);
                         self.index_new_name(shard, stored);
                         return;
@@ -159,7 +161,7 @@ impl ScopeStore {
             Fresh::Unknown => match names.get(key.as_str()) {
                 Some(existing) => existing,
                 None => {
-                    events.push(self.registered_event(&key, &incoming, None));
+                    self.push_event(events, || self.registered_event(&key, &incoming, None));
                     self.insert_live(shard, &key, incoming);
                     return;
                 }
@@ -170,7 +172,7 @@ impl ScopeStore {
             if current != incoming {
                 let previous = (current.meta != incoming.meta).then(|| current.meta.clone());
                 if previous.is_some() {
-                    events.push(self.registered_event(&key, &incoming, previous));
+                    self.push_event(events, || self.registered_event(&key, &incoming, previous));
                 }
                 self.replace_live(shard, &key, existing, incoming);
             }
@@ -227,7 +229,7 @@ impl ScopeStore {
                     shard.toggle_digest(winner.incarnation(), || digest::name(&key, &incoming));
                     self.note_claim(shard, winner, HeldKind::Name, &key, true);
                     shard.shadows.entry(key.clone()).or_default().push(loser);
-                    events.push(self.registered_event(&key, &incoming, None));
+                    self.push_event(events, || self.registered_event(&key, &incoming, None));
                 }
             }
         }
