@@ -63,6 +63,11 @@ impl Cluster {
             }
         };
         let session = established.session.id;
+        // Counted under the IO lock, which `sever_links` takes first: a link counted after
+        // a sever began would look established during it, though it came before.
+        self.counters
+            .links_established
+            .fetch_add(1, Ordering::Relaxed);
         let wake = Arc::new(Notify::new());
         let meter = Arc::new(LinkMeter::default());
         meter.last_heard.store(self.clock_ms(), Ordering::Relaxed);
@@ -90,9 +95,6 @@ impl Cluster {
             incarnation,
             session,
         });
-        self.counters
-            .links_established
-            .fetch_add(1, Ordering::Relaxed);
         tracing::info!(peer = %peer.name, incarnation, session, "link established");
         self.act(outputs);
     }
