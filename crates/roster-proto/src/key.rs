@@ -416,18 +416,43 @@ mod tests {
         assert_eq!(trailing, ["a/"]);
     }
 
+    /// A tag of this module's own (the store's `HeldKind` is above it), up to the largest
+    /// value a tag may take.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum HeldKind {
+        Name,
+        Member,
+        Last,
+    }
+
+    impl KeyTag for HeldKind {
+        fn to_byte(self) -> u8 {
+            match self {
+                HeldKind::Name => 0,
+                HeldKind::Member => 1,
+                HeldKind::Last => 7,
+            }
+        }
+
+        fn from_byte(byte: u8) -> Self {
+            match byte {
+                0 => HeldKind::Name,
+                1 => HeldKind::Member,
+                _ => HeldKind::Last,
+            }
+        }
+    }
+
     #[test]
     fn a_packed_key_is_two_words_and_found_by_its_str() {
         use std::hash::BuildHasher;
         use std::ops::Bound;
 
-        use crate::store::HeldKind;
-
         assert_eq!(std::mem::size_of::<PackedKey<HeldKind>>(), 16);
         let hasher = foldhash::fast::FixedState::default();
         // In place, at the limit, and shared.
         for text in ["", "user/123", "fifteen-bytes-k", "sixteen-bytes-ke"] {
-            for tag in [HeldKind::Name, HeldKind::Member] {
+            for tag in [HeldKind::Name, HeldKind::Member, HeldKind::Last] {
                 let key = PackedKey::new(tag, text);
                 assert_eq!(key.tag(), tag);
                 assert_eq!(key.as_str(), text);
