@@ -10,6 +10,7 @@ use std::task::{Context, Poll, Waker};
 
 use arc_swap::ArcSwap;
 use futures_core::Stream;
+use smallvec::SmallVec;
 
 use crate::entry::{Member, Registration};
 use crate::event::Event;
@@ -299,24 +300,15 @@ const INLINE_SEEN: usize = 4;
 /// Subscriber ids already visited for one change; a linear set, since a change matches a
 /// handful of subscribers. The first few live inline: matching a change allocates nothing.
 #[derive(Default)]
-struct SeenIds {
-    inline: [u64; INLINE_SEEN],
-    len: usize,
-    more: Vec<u64>,
-}
+struct SeenIds(SmallVec<[u64; INLINE_SEEN]>);
 
 impl SeenIds {
     /// Adds `id`; false if it was there already.
     fn insert(&mut self, id: u64) -> bool {
-        if self.inline[..self.len].contains(&id) || self.more.contains(&id) {
+        if self.0.contains(&id) {
             return false;
         }
-        if self.len < INLINE_SEEN {
-            self.inline[self.len] = id;
-            self.len += 1;
-        } else {
-            self.more.push(id);
-        }
+        self.0.push(id);
         true
     }
 }
