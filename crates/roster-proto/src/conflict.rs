@@ -80,9 +80,44 @@ impl ConflictRule {
     /// assert_eq!(buggy.resolve("k", &b, &a), Winner::Second);
     /// ```
     pub fn resolve(&self, key: &str, first: &Registration, second: &Registration) -> Winner {
+        self.decide(key, first, second).0
+    }
+
+    /// As [`ConflictRule::resolve`], and adds one to `panics` if a custom resolver
+    /// panicked (the store counts them per node this way).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use roster::{ConflictRule, Pid, Registration, Meta, Winner};
+    ///
+    /// let a = Registration { pid: Pid::new(1, 1), meta: Meta::EMPTY, registered_at: 5, token: 5 };
+    /// let b = Registration { pid: Pid::new(2, 1), meta: Meta::EMPTY, registered_at: 6, token: 6 };
+    /// let buggy = ConflictRule::Custom(Arc::new(|_, _, _| panic!("resolver bug")));
+    /// let panics = AtomicU64::new(0);
+    /// assert_eq!(buggy.resolve_counting("k", &a, &b, &panics), Winner::First);
+    /// assert_eq!(panics.load(Ordering::Relaxed), 1);
+    /// ```
+    pub fn resolve_counting(
+        &self,
+        key: &str,
+        first: &Registration,
+        second: &Registration,
+        panics: &AtomicU64,
+    ) -> Winner {
+        let (winner, panicked) = self.decide(key, first, second);
+        if panicked {
+            panics.fetch_add(1, atomic::Ordering::Relaxed);
+        }
+        winner
+    }
+
+    /// The winner, and whether a custom resolver panicked (then keep-oldest decided).
+    fn decide(&self, key: &str, first: &Registration, second: &Registration) -> (Winner, bool) {
         let by_pid = first.pid.cmp(&second.pid);
         let keep_oldest =
             || first.registered_at.cmp(&second.registered_at).then(by_pid) == Ordering::Less;
+        let mut panicked = false;
         let first_wins = match self {
             ConflictRule::KeepOldest => keep_oldest(),
             ConflictRule::KeepNewest => {
@@ -101,22 +136,21 @@ impl ConflictRule {
                 match panic::catch_unwind(AssertUnwindSafe(|| resolver(key, low, high))) {
                     Ok(winner) => (winner == Winner::First) != swapped,
                     Err(payload) => {
-                        resolver_panicked(key, &*payload);
+                        panicked = true;
+                        log_resolver_panic(key, &*payload);
                         keep_oldest()
                     }
                 }
             }
         };
-        if first_wins {
+        let winner = if first_wins {
             Winner::First
         } else {
             Winner::Second
-        }
+        };
+        (winner, panicked)
     }
 }
-
-/// Panics of custom resolvers caught in this process, by every node and rule in it.
-static RESOLVER_PANICS: AtomicU64 = AtomicU64::new(0);
 
 /// How many keys [`LOGGED_KEYS`] remembers: at most this many keys of at most
 /// `max_key_bytes` each (1 MiB with the default 1 KiB limit). When it is full it is
@@ -126,15 +160,8 @@ const MAX_LOGGED_KEYS: usize = 1024;
 /// Keys whose resolver panic has been logged (see [`MAX_LOGGED_KEYS`]).
 static LOGGED_KEYS: Mutex<BTreeSet<Box<str>>> = Mutex::new(BTreeSet::new());
 
-/// Number of custom resolver panics caught in this process so far (every node of the
-/// process counts here: a process usually runs one).
-pub fn resolver_panics() -> u64 {
-    RESOLVER_PANICS.load(atomic::Ordering::Relaxed)
-}
-
-/// Counts a caught resolver panic, and logs it if it is the first for `key`.
-fn resolver_panicked(key: &str, payload: &(dyn Any + Send)) {
-    RESOLVER_PANICS.fetch_add(1, atomic::Ordering::Relaxed);
+/// Logs a caught resolver panic if it is the first for `key` (in this process).
+fn log_resolver_panic(key: &str, payload: &(dyn Any + Send)) {
     // Nothing panics while this lock is held; a poisoned one holds a valid set.
     let first_for_key = remember(
         &mut LOGGED_KEYS.lock().unwrap_or_else(|e| e.into_inner()),
@@ -199,10 +226,32 @@ mod tests {
         let older = registration(Pid::new(9, 1), 10);
         let newer = registration(Pid::new(1, 1), 20);
         let key = "conflict::tests/panicking";
-        let before = resolver_panics();
-        assert_eq!(rule.resolve(key, &older, &newer), Winner::First);
-        assert_eq!(rule.resolve(key, &newer, &older), Winner::Second);
-        assert!(resolver_panics() >= before + 2, "both panics are counted");
+        let panics = AtomicU64::new(0);
+        assert_eq!(
+            rule.resolve_counting(key, &older, &newer, &panics),
+            Winner::First
+        );
+        assert_eq!(
+            rule.resolve_counting(key, &newer, &older, &panics),
+            Winner::Second
+        );
+        assert_eq!(
+            panics.load(atomic::Ordering::Relaxed),
+            2,
+            "both panics are counted"
+        );
+        assert_eq!(
+            rule.resolve(key, &older, &newer),
+            Winner::First,
+            "uncounted, same winner"
+        );
+        let sane = ConflictRule::Custom(Arc::new(|_, _, _| Winner::Second));
+        sane.resolve_counting(key, &older, &newer, &panics);
+        assert_eq!(
+            panics.load(atomic::Ordering::Relaxed),
+            2,
+            "only panics are counted"
+        );
         assert!(
             LOGGED_KEYS
                 .lock()

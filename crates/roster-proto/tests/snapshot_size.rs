@@ -38,6 +38,7 @@ fn an_announced_size_reserves_a_bounded_amount_whatever_it_says() {
         clock: roster_proto::clock::wall_clock(),
         locals: Arc::new(ProcessTable::new(1)),
         fence: Arc::default(),
+        resolver_panics: Arc::default(),
     });
     let scope = stores.default_scope().clone();
     let huge = SnapshotSize {

@@ -28,6 +28,8 @@ fn start(name: &str, seeds: &[&Node], builder: NodeBuilder) -> Node {
 async fn a_panicking_resolver_falls_back_to_keep_oldest_and_replication_goes_on() {
     let a = start("a", &[], with_panicking_resolver());
     let b = start("b", &[&a], with_panicking_resolver());
+    // A node of the same process outside the conflict: it counts no panic of theirs.
+    let bystander = start("bystander", &[], Node::builder());
     eventually("a and b linked", || {
         a.nodes().len() == 1 && b.nodes().len() == 1
     })
@@ -62,6 +64,14 @@ async fn a_panicking_resolver_falls_back_to_keep_oldest_and_replication_goes_on(
         })
     );
     assert!(winner.is_alive());
+    let panics = |node: &Node| node.cluster_stats().expect("clustered").resolver_panics;
+    assert!(
+        panics(&a) >= 1 && panics(&b) >= 1,
+        "each node counts the panics of its own resolver: a {}, b {}",
+        panics(&a),
+        panics(&b)
+    );
+    assert_eq!(panics(&bystander), 0, "counted per node, not per process");
     for node in [&a, &b] {
         let names: Vec<_> = node
             .registered("", 10)
@@ -95,4 +105,5 @@ async fn a_panicking_resolver_falls_back_to_keep_oldest_and_replication_goes_on(
 
     within("a shuts down", a.shutdown()).await;
     within("b shuts down", b.shutdown()).await;
+    within("the bystander shuts down", bystander.shutdown()).await;
 }

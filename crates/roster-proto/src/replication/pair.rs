@@ -54,6 +54,7 @@ pub(super) fn replicating_stores(incarnation: u64, clock: Arc<ManualClock>) -> N
         clock,
         locals: Arc::new(ProcessTable::new(incarnation)),
         fence: Arc::default(),
+        resolver_panics: Arc::default(),
     })
 }
 

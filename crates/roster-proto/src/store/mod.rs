@@ -50,7 +50,7 @@ use smallvec::SmallVec;
 pub use self::process_table::{
     HeldEntry, HeldKind, LocalProcess, Mailbox, ProcessTable, Refused, Task,
 };
-use crate::conflict::ConflictRule;
+use crate::conflict::{ConflictRule, Winner};
 use crate::entry::{MemberList, Registration};
 use crate::error::RegistryError;
 use crate::event::{Event, EventKind, ExitReason, Reason};
@@ -177,6 +177,8 @@ pub struct ScopeConfig {
     pub locals: Arc<ProcessTable>,
     /// The node's fence: while raised, new names in replicated scopes are refused.
     pub fence: Arc<Fence>,
+    /// The node's count of custom conflict resolvers that panicked (keep-oldest decided).
+    pub resolver_panics: Arc<AtomicU64>,
 }
 
 /// The store of one scope on this node: its names, groups, their indexes, digests and
@@ -375,6 +377,14 @@ impl ScopeStore {
             previous_meta,
             reason,
         }
+    }
+
+    /// Decides a name conflict with the scope's rule, counting a panicking custom resolver
+    /// in the node's `resolver_panics`.
+    fn resolve(&self, key: &str, first: &Registration, second: &Registration) -> Winner {
+        self.config
+            .rule
+            .resolve_counting(key, first, second, &self.config.resolver_panics)
     }
 
     /// Adds the event `make` builds to a batch being gathered under the shard locks of its
@@ -651,6 +661,7 @@ mod tests {
             clock: wall_clock(),
             locals: Arc::new(ProcessTable::new(3)),
             fence: Arc::default(),
+            resolver_panics: Arc::default(),
         });
         let scope = stores.default_scope().clone();
         let short = Key::from("k/short");

@@ -59,6 +59,12 @@ impl NodeStores {
         }
     }
 
+    /// How many times a custom conflict resolver panicked on this node (keep-oldest
+    /// decided each time).
+    pub fn resolver_panics(&self) -> u64 {
+        self.config.resolver_panics.load(Ordering::Relaxed)
+    }
+
     /// The default scope's store.
     pub fn default_scope(&self) -> &Arc<ScopeStore> {
         &self.default_scope

@@ -240,6 +240,7 @@ mod tests {
                 clock: wall_clock(),
                 locals: Arc::new(ProcessTable::new(LOCAL)),
                 fence: Arc::default(),
+                resolver_panics: Arc::default(),
             },
         )
     }

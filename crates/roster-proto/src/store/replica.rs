@@ -185,7 +185,7 @@ impl ScopeStore {
             self.register_remote(shard, key, incoming, fresh, events, applied);
             return;
         }
-        match self.config.rule.resolve(&key, &current, &incoming) {
+        match self.resolve(&key, &current, &incoming) {
             Winner::First => {
                 // The live owner keeps the name; the newcomer waits as a shadow until its
                 // node removes it.

@@ -208,6 +208,7 @@ mod tests {
             clock: Arc::new(Fixed),
             locals: Arc::new(ProcessTable::new(7)),
             fence: Arc::default(),
+            resolver_panics: Arc::default(),
         });
         let scope = stores.default_scope().clone();
         let procs: Vec<_> = (0..60)

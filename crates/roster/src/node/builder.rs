@@ -288,6 +288,7 @@ impl NodeBuilder {
             outbox,
             clock,
             fence: Arc::default(),
+            resolver_panics: Arc::default(),
         };
         let stores = NodeStores::new(scope_config);
         stores.nodes.set_ring(self.health.heartbeats_kept);

@@ -442,7 +442,7 @@ impl Cluster {
             stream_gaps: get(&c.stream_gaps),
             bad_frames: get(&c.bad_frames),
             items_skipped: get(&c.items_skipped),
-            resolver_panics: crate::conflict::resolver_panics(),
+            resolver_panics: self.node.stores().resolver_panics(),
         }
     }
 

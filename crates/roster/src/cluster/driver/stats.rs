@@ -60,8 +60,8 @@ pub struct ClusterStats {
     /// Entries and messages from peers skipped because they are over this node's limits
     /// (the peer has larger limits; its link stays up).
     pub items_skipped: u64,
-    /// Calls of a custom conflict resolver that panicked; keep-oldest decided instead
-    /// (counted for the whole OS process, not per node).
+    /// Calls of a custom conflict resolver on this node that panicked; keep-oldest decided
+    /// instead.
     pub resolver_panics: u64,
 }
 
