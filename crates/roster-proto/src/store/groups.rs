@@ -97,11 +97,14 @@ impl ScopeStore {
     /// Removes a local process from a group.
     pub fn leave(&self, cell: &LocalProcess, key: &Key) -> Result<(), RegistryError> {
         let mut shard = self.write_lock(key)?;
-        let event = self
-            .remove_member(&mut shard, key, cell.pid, Cause::Requested)
-            .ok_or_else(|| RegistryError::NotInGroup { key: key.clone() })?;
+        let mut events = Vec::new();
+        if !self.remove_member(&mut shard, key, cell.pid, Cause::Requested, &mut events) {
+            return Err(RegistryError::NotInGroup { key: key.clone() });
+        }
         self.forget_holding(cell, HeldKind::Member, key);
-        self.subscribers.emit(|| event);
+        for event in events {
+            self.subscribers.emit(|| event);
+        }
         Ok(())
     }
 
@@ -278,15 +281,19 @@ impl ScopeStore {
         Some(self.event(EventKind::Joined, key, pid, meta, previous, reason))
     }
 
-    /// Removes `pid` from group `key`; the caller holds the shard lock and emits the event.
+    /// Removes `pid` from group `key`, pushing its event (see `push_event`); false if it
+    /// was not a member. The caller holds the shard lock and emits the events.
     pub(super) fn remove_member(
         &self,
         shard: &mut Shard,
         key: &Key,
         pid: Pid,
         cause: Cause<'_>,
-    ) -> Option<Event> {
-        let list = self.take_group(shard, key)?;
+        events: &mut Vec<Event>,
+    ) -> bool {
+        let Some(list) = self.take_group(shard, key) else {
+            return false;
+        };
         let (meta, rest) = match list {
             MemberList::Flat(members) => {
                 let Some(meta) = members
@@ -295,7 +302,7 @@ impl ScopeStore {
                     .map(|m| m.meta().clone())
                 else {
                     self.untake_group(shard, key, MemberList::Flat(members));
-                    return None;
+                    return false;
                 };
                 let rest = (members.len() > 1).then(|| {
                     MemberList::Flat(members.iter().filter(|m| m.pid() != pid).cloned().collect())
@@ -310,7 +317,7 @@ impl ScopeStore {
                 // One lookup of the pid's sequence, which finds and forgets it at once.
                 let Some(seq) = seqs.of.remove(&pid) else {
                     self.untake_group(shard, key, MemberList::Tree(tree));
-                    return None;
+                    return false;
                 };
                 let member = tree.remove(&seq).expect("a sequence names a tree member");
                 let rest = if tree.len() <= MemberList::FLAT_MAX / 2 {
@@ -334,7 +341,10 @@ impl ScopeStore {
                 reason: cause.reason(),
             });
         }
-        Some(self.event(EventKind::Left, key, pid, meta, None, cause.reason()))
+        self.push_event(events, || {
+            self.event(EventKind::Left, key, pid, meta, None, cause.reason())
+        });
+        true
     }
 
     /// The member `pid` of group `key`, if any; the caller holds the key's shard lock.

@@ -447,7 +447,7 @@ impl ScopeStore {
                     self.remove_name(shard, &key, pid, Cause::Exit(reason), &mut events)
                 }
                 HeldKind::Member => {
-                    events.extend(self.remove_member(shard, &key, pid, Cause::Exit(reason)))
+                    self.remove_member(shard, &key, pid, Cause::Exit(reason), &mut events);
                 }
             }
         }

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
+use super::groups::MemberChange;
 use super::{Cause, HeldKind, ScopeStore, Shard, ShardLocks, StoredKey, digest, put};
 use crate::conflict::Winner;
 use crate::entry::{Member, Registration};
@@ -108,12 +109,15 @@ impl ScopeStore {
             Op::Join { key, pid, meta } => {
                 let member = Member::new(pid, meta.clone());
                 let change = self.upsert_member(shard, &key, member);
-                if !self.subscribers.is_empty() {
-                    events.extend(self.joined_event(&key, pid, meta, change, Reason::Requested));
+                if !matches!(change, MemberChange::Unchanged) {
+                    self.push_event(events, || {
+                        self.joined_event(&key, pid, meta, change, Reason::Requested)
+                            .expect("a change makes an event")
+                    });
                 }
             }
             Op::Leave { key, pid, reason } => {
-                events.extend(self.remove_member(shard, &key, pid, Cause::Remote(&reason)));
+                self.remove_member(shard, &key, pid, Cause::Remote(&reason), events);
             }
         }
     }
@@ -313,7 +317,7 @@ impl ScopeStore {
         self.stage_groups(locks);
         for (key, pid) in doomed_members {
             let shard = locks.shard(self.shard_of(&key));
-            events.extend(self.remove_member(shard, &key, pid, cause));
+            self.remove_member(shard, &key, pid, cause, events);
         }
         self.publish_staged_groups(locks);
     }
