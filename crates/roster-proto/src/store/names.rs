@@ -251,16 +251,17 @@ impl ScopeStore {
         });
         match self.take_best_shadow(shard, key) {
             Some(promoted) => {
-                let p = promoted.clone();
+                self.push_event(events, || {
+                    self.event(
+                        EventKind::Registered,
+                        key,
+                        promoted.pid,
+                        promoted.meta.clone(),
+                        None,
+                        Reason::Requested,
+                    )
+                });
                 put(&self.names, HeldKind::Name, key, promoted);
-                events.push(self.event(
-                    EventKind::Registered,
-                    key,
-                    p.pid,
-                    p.meta,
-                    None,
-                    Reason::Requested,
-                ));
             }
             None => {
                 names.remove(key.as_str());

@@ -220,14 +220,16 @@ impl ScopeStore {
                 } else {
                     // Two remote contenders: the loser's node will remove it; until then it
                     // waits as a shadow.
-                    events.push(self.event(
-                        EventKind::Unregistered,
-                        &key,
-                        current.pid,
-                        current.meta.clone(),
-                        None,
-                        conflict,
-                    ));
+                    self.push_event(events, || {
+                        self.event(
+                            EventKind::Unregistered,
+                            &key,
+                            current.pid,
+                            current.meta.clone(),
+                            None,
+                            conflict,
+                        )
+                    });
                     let loser = existing.clone();
                     put(&self.names, HeldKind::Name, &key, incoming.clone());
                     shard.toggle_digest(winner.incarnation(), || digest::name(&key, &incoming));
