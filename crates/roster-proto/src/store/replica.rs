@@ -483,9 +483,9 @@ impl SnapshotReceiver {
     /// Sizes what applying the snapshot fills for the `size` its first chunk announced, so
     /// that it does not grow step by step: on a first sync the scope's maps of names and
     /// groups, which all the entries are new to (when they at least double them); on a
-    /// resync, whose entries are mostly there
-    /// already, the sets that track which entries the snapshot holds. Each reservation is
-    /// capped at [`PRESIZE_MAX_BYTES`]: a wrong size costs at most that, and nothing else.
+    /// resync, whose entries are mostly there already, the sets that track which entries
+    /// the snapshot holds. Each reservation is capped at [`PRESIZE_MAX_BYTES`]: a wrong
+    /// size costs at most that, and nothing else.
     pub fn presize(&mut self, scope: &ScopeStore, size: SnapshotSize) {
         if self.track {
             let names = presize_bound(size.names, SEEN_BYTES_PER_ENTRY);
