@@ -65,9 +65,11 @@ async fn a_panicking_resolver_falls_back_to_keep_oldest_and_replication_goes_on(
     );
     assert!(winner.is_alive());
     let panics = |node: &Node| node.cluster_stats().expect("clustered").resolver_panics;
+    // The node that met the conflict counts it (the other may only have seen the loser
+    // gone, if its catch-up came after the removal).
     assert!(
-        panics(&a) >= 1 && panics(&b) >= 1,
-        "each node counts the panics of its own resolver: a {}, b {}",
+        panics(&a) + panics(&b) >= 1,
+        "the resolving node counts its resolver's panics: a {}, b {}",
         panics(&a),
         panics(&b)
     );
