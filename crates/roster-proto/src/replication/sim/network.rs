@@ -39,8 +39,9 @@ pub(super) struct End {
     pub(super) outbound: VecDeque<(Instant, Frame)>,
     /// When this end learns that the other end closed or the connection broke.
     close_notice: Option<Instant>,
-    /// When this end's handshake was admitted.
-    admitted_at: Instant,
+    /// How many severs this end's node had seen when its handshake was admitted: a
+    /// later sever, even one of 0 ms in the same instant, is one the handshake crossed.
+    severs_before: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -91,8 +92,10 @@ pub(super) struct Network {
     pub(super) cut: BTreeSet<(usize, usize)>,
     /// Per node: incarnations its membership declared dead (until a heal).
     pub(super) declared_dead: BTreeMap<usize, BTreeSet<u64>>,
-    /// The latest sever of each node: (when, until).
-    severed: BTreeMap<usize, (Instant, Instant)>,
+    /// The latest sever of each node: until when it lasts, and how many severs the node
+    /// has had (the order of a sever and an admission in the same instant is in the count,
+    /// not in the time).
+    severed: BTreeMap<usize, Sever>,
     /// Link-layer invariant violations seen during the run.
     pub(super) violations: Vec<String>,
     /// What happened to links during the run.
@@ -121,7 +124,19 @@ pub(super) struct LinkCounts {
     pub(super) severs: u64,
 }
 
+/// The severs of one node.
+#[derive(Clone, Copy, Default)]
+struct Sever {
+    until: Option<Instant>,
+    count: u64,
+}
+
 impl Network {
+    /// How many severs `node` has had.
+    fn severs_of(&self, node: usize) -> u64 {
+        self.severed.get(&node).map_or(0, |s| s.count)
+    }
+
     /// Frames in flight on every connection.
     pub(super) fn in_flight(&self) -> usize {
         self.conns
@@ -223,25 +238,27 @@ impl Sim {
         let accepted = acceptor.core.admit_handshake(now);
         let conn_id = self.net.next_conn;
         self.net.next_conn += 1;
-        let end = |node, incarnation, state| End {
+        let (dialer_severs, acceptor_severs) = (self.net.severs_of(node), self.net.severs_of(to));
+        let end = |node, incarnation, severs_before, state| End {
             node,
             incarnation,
             state,
             outbound: VecDeque::new(),
             close_notice: None,
-            admitted_at: now,
+            severs_before,
         };
         let mut conn = Conn {
             ends: [
                 end(
                     node,
                     dialer_inc,
+                    dialer_severs,
                     EndState::Handshaking {
                         admission,
                         at: at_dialer,
                     },
                 ),
-                end(to, peer, EndState::Closed),
+                end(to, peer, acceptor_severs, EndState::Closed),
             ],
         };
         match accepted {
@@ -356,7 +373,9 @@ impl Sim {
     /// Every connection of a crashed node breaks; its dial tasks die with it.
     pub(super) fn crash_links(&mut self, node: usize, incarnation: u64) {
         self.net.dials.retain(|(n, _), _| *n != node);
-        self.net.severed.remove(&node);
+        if let Some(sever) = self.net.severed.get_mut(&node) {
+            sever.until = None;
+        }
         let conns: Vec<u64> = self
             .net
             .conns
@@ -493,7 +512,7 @@ impl Sim {
         let EndState::Handshaking { admission, .. } = conn.ends[end].state else {
             unreachable!("due only while handshaking");
         };
-        let admitted_at = conn.ends[end].admitted_at;
+        let severs_before = conn.ends[end].severs_before;
         let (node, peer) = (conn.ends[end].node, conn.ends[1 - end].incarnation);
         let Some(peer_name) = self
             .index_of(peer)
@@ -518,9 +537,8 @@ impl Sim {
         match established {
             Ok(established) => {
                 self.net.counts.established += 1;
-                if let Some((when, until)) = self.net.severed.get(&node)
-                    && (now < *until || admitted_at <= *when)
-                {
+                let sever = self.net.severed.get(&node).copied().unwrap_or_default();
+                if sever.until.is_some_and(|until| now < until) || sever.count != severs_before {
                     self.net.violations.push(format!(
                         "t={} n{node}: link to {peer} established across a sever",
                         self.elapsed_ms()
@@ -656,7 +674,9 @@ impl Sim {
         };
         let closed = n.core.sever(now, now + duration);
         self.net.counts.severs += 1;
-        self.net.severed.insert(node, (now, now + duration));
+        let sever = self.net.severed.entry(node).or_default();
+        sever.until = Some(now + duration);
+        sever.count += 1;
         for (_, session) in &closed {
             self.close_session(node, session.id);
         }
