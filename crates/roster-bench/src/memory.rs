@@ -82,7 +82,7 @@ fn measure(
     let node = bench.node();
     let mut procs: Vec<Process> = Vec::with_capacity(n);
     let start = allocated();
-    procs.extend((0..n).map(|_| node.process()));
+    procs.extend((0..n).map(|_| node.new_process()));
     let before = allocated();
     for (i, proc) in procs.iter().enumerate() {
         write(proc, i);
@@ -109,7 +109,7 @@ fn registrations(bench: &Bench<'_>, n: usize) -> Result<Cost, String> {
         |proc, i| {
             proc.register(&keys[i], &()).expect("M1: register");
         },
-        |node| node.registry_count() == n,
+        |node| node.default_scope().name_count() == n,
     )
 }
 
@@ -123,7 +123,7 @@ fn memberships(bench: &Bench<'_>, n: usize, group_size: usize) -> Result<Cost, S
         |proc, i| {
             proc.join(&keys[i % groups], &()).expect("M2: join");
         },
-        |node| node.membership_count() == n,
+        |node| node.default_scope().membership_count() == n,
     )
 }
 

@@ -7,9 +7,31 @@
 //! each node even if the wall clock steps backwards.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const LOGICAL_BITS: u32 = 16;
+
+/// About a century: as far ahead as [`deadline_after`] looks when asked for more than the
+/// clock can represent.
+const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
+/// `now + duration`, or about a century from `now` when that is past what the clock can
+/// represent (a caller's `Duration::MAX` means "for as long as the process runs", not a
+/// panic).
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use roster_proto::clock::deadline_after;
+///
+/// let now = Instant::now();
+/// assert_eq!(deadline_after(now, Duration::from_secs(1)), now + Duration::from_secs(1));
+/// assert!(deadline_after(now, Duration::MAX) > now + Duration::from_secs(1 << 30));
+/// ```
+pub fn deadline_after(now: Instant, duration: Duration) -> Instant {
+    now.checked_add(duration)
+        .or_else(|| now.checked_add(FAR_FUTURE))
+        .unwrap_or(now)
+}
 
 /// The physical time source of a node's hybrid logical clock.
 ///
@@ -31,7 +53,7 @@ const LOGICAL_BITS: u32 = 16;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let node = roster::Node::builder().clock(Arc::new(Fixed(AtomicU64::new(1_000)))).start().unwrap();
-/// let p = node.process();
+/// let p = node.new_process();
 /// assert_eq!(p.register("k", &()).unwrap().registered_at >> 16, 1_000);
 /// # }
 /// ```

@@ -41,9 +41,9 @@ impl Member {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let node = roster::Node::builder().start().unwrap();
-    /// let p = node.process();
+    /// let p = node.new_process();
     /// p.join("g", &()).unwrap();
-    /// assert_eq!(node.members("g").iter().next().unwrap().pid(), p.pid());
+    /// assert_eq!(node.default_scope().members("g").iter().next().unwrap().pid(), p.pid());
     /// # }
     /// ```
     pub fn pid(&self) -> Pid {
@@ -56,9 +56,9 @@ impl Member {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let node = roster::Node::builder().start().unwrap();
-    /// let p = node.process();
+    /// let p = node.new_process();
     /// p.join("g", &"admin").unwrap();
-    /// let members = node.members("g");
+    /// let members = node.default_scope().members("g");
     /// assert_eq!(members.iter().next().unwrap().meta().decode::<String>().unwrap(), "admin");
     /// # }
     /// ```
@@ -148,11 +148,11 @@ impl std::fmt::Debug for MemberList {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let node = roster::Node::builder().start().unwrap();
-/// let (a, b) = (node.process(), node.process());
+/// let (a, b) = (node.new_process(), node.new_process());
 /// a.join("room/1", &()).unwrap();
 /// b.join("room/2", &()).unwrap();
-/// assert_eq!(node.members("room/1").len(), 1);
-/// assert_eq!(node.members("room/").len(), 2);
+/// assert_eq!(node.default_scope().members("room/1").len(), 1);
+/// assert_eq!(node.default_scope().members("room/").len(), 2);
 /// # }
 /// ```
 #[derive(Clone)]
@@ -192,9 +192,9 @@ impl<'a> Members<'a> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let node = roster::Node::builder().start().unwrap();
-    /// let p = node.process();
+    /// let p = node.new_process();
     /// p.join("g", &()).unwrap();
-    /// let pids: Vec<_> = node.members("g").iter().map(|m| m.pid()).collect();
+    /// let pids: Vec<_> = node.default_scope().members("g").iter().map(|m| m.pid()).collect();
     /// assert_eq!(pids, [p.pid()]);
     /// # }
     /// ```
@@ -212,7 +212,7 @@ impl<'a> Members<'a> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let node = roster::Node::builder().start().unwrap();
-    /// assert_eq!(node.members("nobody").len(), 0);
+    /// assert_eq!(node.default_scope().members("nobody").len(), 0);
     /// # }
     /// ```
     pub fn len(&self) -> usize {
@@ -231,7 +231,7 @@ impl<'a> Members<'a> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let node = roster::Node::builder().start().unwrap();
-    /// assert!(node.members("nobody").is_empty());
+    /// assert!(node.default_scope().members("nobody").is_empty());
     /// # }
     /// ```
     pub fn is_empty(&self) -> bool {
@@ -244,9 +244,9 @@ impl<'a> Members<'a> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let node = roster::Node::builder().start().unwrap();
-    /// let p = node.process();
+    /// let p = node.new_process();
     /// p.join("g", &()).unwrap();
-    /// assert_eq!(node.members("g").pids(), [p.pid()]);
+    /// assert_eq!(node.default_scope().members("g").pids(), [p.pid()]);
     /// # }
     /// ```
     pub fn pids(&self) -> Vec<Pid> {
@@ -259,7 +259,7 @@ impl<'a> Members<'a> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let node = roster::Node::builder().start().unwrap();
-    /// assert!(node.members("g").to_vec().is_empty());
+    /// assert!(node.default_scope().members("g").to_vec().is_empty());
     /// # }
     /// ```
     pub fn to_vec(&self) -> Vec<Member> {

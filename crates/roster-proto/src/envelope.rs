@@ -28,7 +28,7 @@ impl Envelope {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let node = roster::Node::builder().start().unwrap();
-    /// let (a, mut b) = (node.process(), node.process());
+    /// let (a, mut b) = (node.new_process(), node.new_process());
     /// a.send(b.pid(), &"hi").unwrap();
     /// assert_eq!(b.recv_envelope().await.unwrap().from(), Some(a.pid()));
     /// # }
@@ -47,7 +47,7 @@ impl Envelope {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let node = roster::Node::builder().start().unwrap();
-    /// let mut p = node.process();
+    /// let mut p = node.new_process();
     /// node.send(p.pid(), &7u32).unwrap();
     /// assert_eq!(p.recv_envelope().await.unwrap().decode::<u32>().unwrap(), 7);
     /// # }
@@ -65,7 +65,7 @@ impl Envelope {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let node = roster::Node::builder().start().unwrap();
-    /// let mut p = node.process();
+    /// let mut p = node.new_process();
     /// node.send(p.pid(), &()).unwrap();
     /// assert_eq!(p.recv_envelope().await.unwrap().payload(), &[0xc0]);
     /// # }

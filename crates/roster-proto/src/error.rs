@@ -10,6 +10,7 @@ use crate::pid::Pid;
 
 /// Why a registration, unregistration, join or leave was refused. Nothing was changed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum RegistryError {
     /// The key is invalid.
     #[error(transparent)]
@@ -81,6 +82,7 @@ pub enum RegistryError {
 
 /// A message could not be delivered to a process.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum SendError {
     /// No live process with this pid on this node.
     #[error("no live process {0} on this node")]
@@ -113,6 +115,7 @@ pub enum SendError {
 
 /// A message could not be received.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum RecvError {
     /// The message does not decode as the requested type; it was consumed.
     #[error("message from {from:?} does not decode as the requested type: {reason}")]
@@ -127,8 +130,38 @@ pub enum RecvError {
     Exited(Pid),
 }
 
+/// No message could be taken at once (`Process::try_recv` in `roster`).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum TryRecvError {
+    /// The mailbox is empty: a message may still arrive.
+    #[error("the mailbox is empty")]
+    Empty,
+    /// The process has exited: no message will arrive.
+    #[error("process {0} has exited; its mailbox is closed")]
+    Exited(Pid),
+    /// The message does not decode as the requested type; it was consumed.
+    #[error("message from {from:?} does not decode as the requested type: {reason}")]
+    Decode {
+        /// The sender, when known.
+        from: Option<Pid>,
+        /// What serde reported.
+        reason: String,
+    },
+}
+
+impl From<RecvError> for TryRecvError {
+    fn from(error: RecvError) -> Self {
+        match error {
+            RecvError::Decode { from, reason } => TryRecvError::Decode { from, reason },
+            RecvError::Exited(pid) => TryRecvError::Exited(pid),
+        }
+    }
+}
+
 /// A scope could not be connected, found or disconnected.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum ScopeError {
     /// The scope name is invalid.
     #[error("invalid scope name: {0}")]
@@ -141,13 +174,22 @@ pub enum ScopeError {
         "scope {0:?} is already connected with a different kind (local-only vs replicated); disconnect it first"
     )]
     KindMismatch(ScopeName),
-    /// The default scope holds every node and cannot be disconnected.
-    #[error("the default scope cannot be disconnected")]
+    /// The default scope holds every node and cannot be disconnected (nor given a lease).
+    #[error("the default scope cannot be disconnected, nor given a lease")]
     DefaultScope,
+    /// A scope lease shorter than the shortest accepted.
+    #[error("a scope lease of {ttl:?} is too short: give ScopeOptions::ttl at least {min:?}")]
+    TtlTooShort {
+        /// The lease asked for.
+        ttl: std::time::Duration,
+        /// The shortest accepted.
+        min: std::time::Duration,
+    },
 }
 
 /// The node could not start.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum StartError {
     /// `start` was called outside a tokio runtime.
     #[error(

@@ -22,6 +22,7 @@ pub enum EventKind {
 
 /// Why an entry changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Reason {
     /// The owning process asked for it (register, unregister, join, leave).
     Requested,
@@ -43,6 +44,7 @@ pub enum Reason {
 
 /// Why a process exited.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum ExitReason {
     /// The handle was dropped normally.
     Normal,
@@ -71,8 +73,8 @@ pub enum ExitReason {
 /// use roster::{EventKind, Node, Pattern, Reason};
 ///
 /// let node = Node::builder().start().unwrap();
-/// let mut events = node.subscribe(Pattern::from("user/")).unwrap();
-/// let proc = node.process();
+/// let mut events = node.default_scope().subscribe(Pattern::from("user/")).unwrap();
+/// let proc = node.new_process();
 /// proc.register("user/1", &()).unwrap();
 ///
 /// let batch = events.recv().await.unwrap().into_events().unwrap();

@@ -195,6 +195,7 @@ pub type ScopeName = CompactString;
 
 /// A key, prefix or scope name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum KeyError {
     /// The key is the empty string.
     #[error("key is empty: use a non-empty UTF-8 key such as \"user/123\"")]

@@ -77,6 +77,7 @@ pub struct Admission {
 
 /// Why a connection or a completed handshake was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Refusal {
     /// Links are severed (fault injection) until a later time.
     Severed,

@@ -53,6 +53,7 @@ impl Hash for Meta {
 
 /// Meta (or a message) could not be encoded, decoded, or is too large.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum MetaError {
     /// serde could not encode the value as MessagePack.
     #[error("cannot encode value as MessagePack: {0}")]

@@ -473,8 +473,8 @@ impl<E: Keyed> Subscribers<E> {
 /// use roster::{Delivery, Node, Pattern};
 ///
 /// let node = Node::builder().subscription_capacity(2).start().unwrap();
-/// let mut events = node.subscribe(Pattern::All).unwrap();
-/// let proc = node.process();
+/// let mut events = node.default_scope().subscribe(Pattern::All).unwrap();
+/// let proc = node.new_process();
 /// for i in 0..5 {
 ///     proc.register(&format!("k{i}"), &()).unwrap();
 /// }
@@ -502,7 +502,7 @@ pub struct Subscription<E: Keyed = Event> {
 
 impl<E: Keyed> Subscription<E> {
     /// A subscription reading `queue`, which leaves `registry` when dropped.
-    pub fn new(queue: Arc<SubscriberQueue<E>>, registry: Weak<Subscribers<E>>) -> Self {
+    pub(crate) fn new(queue: Arc<SubscriberQueue<E>>, registry: Weak<Subscribers<E>>) -> Self {
         Subscription {
             queue,
             linger: false,
@@ -521,8 +521,8 @@ impl<E: Keyed> Subscription<E> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let node = roster::Node::builder().start().unwrap();
-    /// let mut events = node.subscribe("room/1").unwrap();
-    /// node.process().join("room/1", &()).unwrap();
+    /// let mut events = node.default_scope().subscribe("room/1").unwrap();
+    /// node.new_process().join("room/1", &()).unwrap();
     /// // the process was dropped at once: Joined, then Left
     /// let joined = events.recv().await.unwrap().into_events().unwrap();
     /// let left = events.recv().await.unwrap().into_events().unwrap();
@@ -546,7 +546,7 @@ impl<E: Keyed> Subscription<E> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let node = roster::Node::builder().start().unwrap();
-    /// let events = node.subscribe("user/").unwrap();
+    /// let events = node.default_scope().subscribe("user/").unwrap();
     /// assert!(events.matches("user/7") && !events.matches("room/7"));
     /// # }
     /// ```
@@ -596,16 +596,16 @@ impl<E: Keyed> Drop for Subscription<E> {
 /// use roster::{EventKind, Node, Watch};
 ///
 /// let node = Node::builder().start().unwrap();
-/// let alice = node.process();
+/// let alice = node.new_process();
 /// alice.register("user/alice", &"eu").unwrap();
 /// alice.join("user/online", &()).unwrap();
 ///
-/// let Watch { names, members, mut events, .. } = node.watch("user/").unwrap();
+/// let Watch { names, members, mut events, .. } = node.default_scope().watch("user/").unwrap();
 /// assert_eq!(names.len(), 1);
 /// assert_eq!((names[0].0.as_str(), names[0].1.pid), ("user/alice", alice.pid()));
 /// assert_eq!(members[0].0, "user/online");
 ///
-/// let bob = node.process();
+/// let bob = node.new_process();
 /// bob.register("user/bob", &"us").unwrap();
 /// let batch = events.recv().await.unwrap().into_events().unwrap();
 /// assert_eq!((batch[0].kind, batch[0].key.as_str()), (EventKind::Registered, "user/bob"));

@@ -37,14 +37,14 @@
 //! use roster::Node;
 //!
 //! let node = Node::builder().name("api-1").start().unwrap();
-//! let session = node.process();
+//! let session = node.new_process();
 //! session.register("session/user-123", &"eu-west").unwrap();
 //! session.join("room/42", &()).unwrap();
 //!
-//! assert_eq!(node.whereis("session/user-123"), Some(session.pid()));
-//! assert_eq!(node.members("room/").len(), 1);
+//! assert_eq!(node.default_scope().whereis("session/user-123"), Some(session.pid()));
+//! assert_eq!(node.default_scope().members("room/").len(), 1);
 //! drop(session);
-//! assert_eq!(node.registry_count(), 0);
+//! assert_eq!(node.default_scope().name_count(), 0);
 //! # }
 //! ```
 #![forbid(unsafe_code)]
@@ -67,8 +67,17 @@ use roster_proto::{
     store, subscription,
 };
 
-/// Nodes as the cluster sees them: records, heartbeats, health settings, split brain.
-pub use roster_proto::nodes;
+/// Nodes as the cluster sees them: records, heartbeats, statuses and node events, the
+/// health and split-brain settings, and partition verdicts.
+pub mod nodes {
+    pub use roster_proto::nodes::{
+        AppThreshold, DegradedThresholds, HealthConfig, HealthConfigError, Heartbeat, MAX_ADDRS,
+        MAX_APP_METRICS, MAX_LABELS, MAX_PEER_SAMPLES, MAX_REASON, MAX_TEXT, NodeEvent, NodeRecord,
+        NodeStatus, Offline, PartitionStatus, PeerSample, SplitBrainAction, SplitBrainConfig,
+        SplitBrainConfigError, SplitBrainStrategy, Verdict,
+    };
+    pub(crate) use roster_proto::nodes::{NodeEntry, PartitionChange, SplitBrainMonitor};
+}
 
 pub use clock::Clock;
 pub use cluster::{
@@ -79,13 +88,13 @@ pub use cluster::{TlsConfig, TlsError};
 pub use conflict::{ConflictRule, Resolver, Winner};
 pub use entry::{Entry, Member, Members, Registration, Table};
 pub use envelope::Envelope;
-pub use error::{RecvError, RegistryError, ScopeError, SendError, StartError};
+pub use error::{RecvError, RegistryError, ScopeError, SendError, StartError, TryRecvError};
 pub use event::{Event, EventKind, ExitReason, Reason};
 pub use key::{Key, KeyError, Pattern, ScopeName};
 pub use meta::{Meta, MetaError};
 pub use node::{
-    ClusterGraph, GraphLink, GraphNode, Node, NodeBuilder, NodeFilter, NodeHealth, NodeInfo,
-    NodeLiveness, NodeWatch, OfflineIsForPeers,
+    Cluster, ClusterGraph, GraphLink, GraphNode, MIN_SCOPE_TTL, Node, NodeBuilder, NodeFilter,
+    NodeHealth, NodeInfo, NodeLiveness, NodeWatch, Nodes, OfflineIsForPeers, ScopeOptions,
 };
 pub use pid::Pid;
 pub use process::Process;

@@ -94,18 +94,18 @@ impl Scope {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let node = roster::Node::builder().start().unwrap();
-    /// let leader = node.process();
+    /// let leader = node.new_process();
     /// leader.register("leader", &"a").unwrap();
     ///
-    /// let standby = node.process();
-    /// let mut waiting = std::pin::pin!(node.await_name(&standby, "leader", &"b"));
+    /// let standby = node.new_process();
+    /// let mut waiting = std::pin::pin!(node.default_scope().await_name(&standby, "leader", &"b"));
     /// // The name is taken: the standby waits.
     /// assert!(futures_util::FutureExt::now_or_never(waiting.as_mut()).is_none());
     ///
     /// drop(leader); // the holder dies: the standby takes over
     /// let registration = waiting.await.unwrap();
     /// assert_eq!(registration.pid, standby.pid());
-    /// assert_eq!(node.whereis("leader"), Some(standby.pid()));
+    /// assert_eq!(node.default_scope().whereis("leader"), Some(standby.pid()));
     /// # }
     /// ```
     pub async fn await_name<M: Serialize + ?Sized>(
@@ -115,7 +115,7 @@ impl Scope {
         meta: &M,
     ) -> Result<Registration, RegistryError> {
         self.check_process(process)?;
-        let meta = self.entry(key, meta)?;
+        let meta = self.checked_entry(key, meta)?;
         if self.whereis(key) == Some(process.pid()) {
             return self.register_entry(process, key, meta);
         }
@@ -138,9 +138,9 @@ impl Process {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let node = roster::Node::builder().start().unwrap();
-    /// let holder = node.process();
+    /// let holder = node.new_process();
     /// holder.register("scheduler", &()).unwrap();
-    /// let standby = node.process();
+    /// let standby = node.new_process();
     /// // Polled first, the standby finds the name taken and waits; the release wakes it.
     /// let (taken, _) = tokio::join!(
     ///     standby.await_name("scheduler", &()),

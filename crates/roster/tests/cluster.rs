@@ -6,6 +6,7 @@ use std::time::Duration;
 mod common;
 use common::eventually;
 
+use roster::TryRecvError;
 use roster::{
     ClusterConfig, Delivery, Event, EventKind, ExitReason, FailureDetection, Node, Pattern, Reason,
 };
@@ -28,7 +29,7 @@ async fn start_configured(
 ) -> Node {
     let seeds: Vec<String> = seeds
         .iter()
-        .map(|n| n.cluster_addr().expect("clustered").to_string())
+        .map(|n| n.cluster().addr().expect("clustered").to_string())
         .collect();
     let config = ClusterConfig::new("127.0.0.1:0".parse().unwrap(), secret)
         .seeds(seeds)
@@ -45,7 +46,7 @@ async fn start_configured(
 async fn linked(nodes: &[&Node]) {
     for node in nodes {
         eventually("every node linked to every other", || {
-            node.nodes().len() == nodes.len() - 1
+            node.cluster().peers().len() == nodes.len() - 1
         })
         .await;
     }
@@ -69,9 +70,9 @@ async fn writes_replicate_in_order_to_a_peer() {
     let a = start("a", &[]).await;
     let b = start("b", &[&a]).await;
     linked(&[&a, &b]).await;
-    let mut events = b.subscribe(Pattern::All).unwrap();
+    let mut events = b.default_scope().subscribe(Pattern::All).unwrap();
 
-    let p = a.process();
+    let p = a.new_process();
     p.register("user/1", &1u8).unwrap();
     p.register("user/1", &2u8).unwrap();
     p.join("room/1", &"x").unwrap();
@@ -110,20 +111,37 @@ async fn writes_replicate_in_order_to_a_peer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_joiner_catches_up_and_a_lost_node_is_purged() {
     let a = start("a", &[]).await;
-    let procs: Vec<_> = (0..500).map(|_| a.process()).collect();
+    let procs: Vec<_> = (0..500).map(|_| a.new_process()).collect();
     for (i, p) in procs.iter().enumerate() {
         p.register(&format!("k/{i}"), &(i as u32)).unwrap();
         p.join("all", &()).unwrap();
     }
     let b = start("b", &[&a]).await;
-    eventually("b sees a's 500 names", || b.registry_count() == 500).await;
-    eventually("b sees a's 500 members", || b.member_count("all") == 500).await;
-    assert_eq!(b.lookup("k/42").unwrap().meta.decode::<u32>().unwrap(), 42);
+    eventually("b sees a's 500 names", || {
+        b.default_scope().name_count() == 500
+    })
+    .await;
+    eventually("b sees a's 500 members", || {
+        b.default_scope().member_count("all") == 500
+    })
+    .await;
+    assert_eq!(
+        b.default_scope()
+            .lookup("k/42")
+            .unwrap()
+            .meta
+            .decode::<u32>()
+            .unwrap(),
+        42
+    );
 
-    let mut events = b.subscribe(Pattern::from("k/")).unwrap();
+    let mut events = b.default_scope().subscribe(Pattern::from("k/")).unwrap();
     a.shutdown().await;
-    eventually("b purges a's names", || b.registry_count() == 0).await;
-    eventually("b purges a's members", || b.member_count("all") == 0).await;
+    eventually("b purges a's names", || b.default_scope().name_count() == 0).await;
+    eventually("b purges a's members", || {
+        b.default_scope().member_count("all") == 0
+    })
+    .await;
     let batch = next_events(&mut events).await;
     assert_eq!(batch.len(), 500, "one batch for the whole purge");
     assert!(
@@ -144,11 +162,23 @@ async fn process_death_is_replicated() {
         proc.join("workers", &()).unwrap();
         std::future::pending::<()>().await;
     });
-    eventually("b sees the worker", || b.whereis("worker") == Some(pid)).await;
-    eventually("b sees the member", || b.member_count("workers") == 1).await;
+    eventually("b sees the worker", || {
+        b.default_scope().whereis("worker") == Some(pid)
+    })
+    .await;
+    eventually("b sees the member", || {
+        b.default_scope().member_count("workers") == 1
+    })
+    .await;
     assert!(a.kill(pid));
-    eventually("b forgets the worker", || b.whereis("worker").is_none()).await;
-    eventually("b forgets the member", || b.member_count("workers") == 0).await;
+    eventually("b forgets the worker", || {
+        b.default_scope().whereis("worker").is_none()
+    })
+    .await;
+    eventually("b forgets the member", || {
+        b.default_scope().member_count("workers") == 0
+    })
+    .await;
     a.shutdown().await;
     b.shutdown().await;
 }
@@ -158,17 +188,20 @@ async fn concurrent_registration_of_one_name_leaves_one_owner() {
     let a = start("a", &[]).await;
     let b = start("b", &[&a]).await;
     linked(&[&a, &b]).await;
-    let pa = a.process();
-    let pb = b.process();
+    let pa = a.new_process();
+    let pb = b.new_process();
     let ra = pa.register("leader", &"a");
     let rb = pb.register("leader", &"b");
     assert!(ra.is_ok() || rb.is_ok());
     eventually("both agree on one owner", || {
-        let (x, y) = (a.whereis("leader"), b.whereis("leader"));
+        let (x, y) = (
+            a.default_scope().whereis("leader"),
+            b.default_scope().whereis("leader"),
+        );
         x.is_some() && x == y
     })
     .await;
-    let winner = a.whereis("leader").unwrap();
+    let winner = a.default_scope().whereis("leader").unwrap();
     let (winner_proc, loser_proc) = if winner == pa.pid() {
         (&pa, &pb)
     } else {
@@ -197,17 +230,20 @@ async fn scopes_replicate_only_between_their_members() {
     linked(&[&a, &b, &c]).await;
     let sa = a.connect("chat").unwrap();
     let sb = b.connect("chat").unwrap();
-    let p = a.process();
+    let p = a.new_process();
     sa.register(&p, "room-owner", &()).unwrap();
     eventually("b sees the scoped name", || {
         sb.whereis("room-owner") == Some(p.pid())
     })
     .await;
-    eventually("b lists a in the scope", || b.nodes_in("chat").len() == 1).await;
+    eventually("b lists a in the scope", || {
+        b.cluster().peers_in("chat").len() == 1
+    })
+    .await;
     assert!(c.scope("chat").is_err());
-    assert!(c.whereis("room-owner").is_none());
+    assert!(c.default_scope().whereis("room-owner").is_none());
     assert!(
-        b.whereis("room-owner").is_none(),
+        b.default_scope().whereis("room-owner").is_none(),
         "default scope is separate"
     );
     // c joins later and catches up.
@@ -233,22 +269,28 @@ async fn remote_dispatch_reaches_every_member_once() {
     let a = start("a", &[]).await;
     let b = start("b", &[&a]).await;
     linked(&[&a, &b]).await;
-    let mut local = a.process();
+    let mut local = a.new_process();
     local.join("room", &()).unwrap();
-    let mut remote: Vec<_> = (0..3).map(|_| b.process()).collect();
+    let mut remote: Vec<_> = (0..3).map(|_| b.new_process()).collect();
     for p in &remote {
         p.join("room", &()).unwrap();
     }
-    eventually("a sees 4 members", || a.member_count("room") == 4).await;
-    let sent = a.dispatch("room", &"hello").unwrap();
+    eventually("a sees 4 members", || {
+        a.default_scope().member_count("room") == 4
+    })
+    .await;
+    let sent = a.default_scope().dispatch("room", &"hello").unwrap();
     assert_eq!((sent.local, sent.remote_nodes), (1, 1));
     assert_eq!(with_timeout(local.recv::<String>()).await.unwrap(), "hello");
     for p in &mut remote {
         assert_eq!(with_timeout(p.recv::<String>()).await.unwrap(), "hello");
-        assert!(p.try_recv::<String>().is_none(), "exactly once");
+        assert!(
+            p.try_recv::<String>() == Err(TryRecvError::Empty),
+            "exactly once"
+        );
     }
     // Direct sends keep their order.
-    let sender = a.process();
+    let sender = a.new_process();
     for i in 0..100u32 {
         sender.send(remote[0].pid(), &i).unwrap();
     }
@@ -266,8 +308,8 @@ async fn a_node_with_the_wrong_secret_never_links() {
     let a = start("a", &[]).await;
     let intruder = start_with("x", &[&a], "wrong").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(a.nodes().is_empty());
-    assert!(intruder.nodes().is_empty());
+    assert!(a.cluster().peers().is_empty());
+    assert!(intruder.cluster().peers().is_empty());
     a.shutdown().await;
     intruder.shutdown().await;
 }
@@ -278,10 +320,11 @@ async fn a_rolling_restart_replaces_each_incarnation() {
     let mut b = start("b", &[&a]).await;
     let c = start("c", &[&a]).await;
     linked(&[&a, &b, &c]).await;
-    let pb = b.process();
+    let pb = b.new_process();
     pb.register("b-worker", &()).unwrap();
     eventually("everyone sees b's worker", || {
-        a.whereis("b-worker").is_some() && c.whereis("b-worker").is_some()
+        a.default_scope().whereis("b-worker").is_some()
+            && c.default_scope().whereis("b-worker").is_some()
     })
     .await;
     let old = b.incarnation();
@@ -292,13 +335,15 @@ async fn a_rolling_restart_replaces_each_incarnation() {
     assert_ne!(b.incarnation(), old);
     linked(&[&a, &b, &c]).await;
     eventually("old incarnation's names are gone", || {
-        a.whereis("b-worker").is_none() && c.whereis("b-worker").is_none()
+        a.default_scope().whereis("b-worker").is_none()
+            && c.default_scope().whereis("b-worker").is_none()
     })
     .await;
-    let pb = b.process();
+    let pb = b.new_process();
     pb.register("b-worker", &2u8).unwrap();
     eventually("the new incarnation's name replicates", || {
-        a.whereis("b-worker") == Some(pb.pid()) && c.whereis("b-worker") == Some(pb.pid())
+        a.default_scope().whereis("b-worker") == Some(pb.pid())
+            && c.default_scope().whereis("b-worker") == Some(pb.pid())
     })
     .await;
     for n in [a, b, c] {
@@ -316,24 +361,27 @@ async fn two_nodes_lost_at_once_are_both_purged() {
     let keep: Vec<_> = [&b, &c, &d]
         .iter()
         .map(|n| {
-            let p = n.process();
+            let p = n.new_process();
             p.register(&format!("on/{}", n.name()), &()).unwrap();
             p.join("everyone", &()).unwrap();
             p
         })
         .collect();
-    eventually("a sees 3 names", || a.registry_count() == 3).await;
+    eventually("a sees 3 names", || a.default_scope().name_count() == 3).await;
     tokio::join!(b.shutdown(), c.shutdown());
-    eventually("a keeps only d's name", || a.registry_count() == 1).await;
+    eventually("a keeps only d's name", || {
+        a.default_scope().name_count() == 1
+    })
+    .await;
     eventually("a keeps only d's member", || {
-        a.member_count("everyone") == 1
+        a.default_scope().member_count("everyone") == 1
     })
     .await;
     eventually("d agrees", || {
-        d.registry_count() == 1 && d.member_count("everyone") == 1
+        d.default_scope().name_count() == 1 && d.default_scope().member_count("everyone") == 1
     })
     .await;
-    assert!(a.whereis("on/d").is_some());
+    assert!(a.default_scope().whereis("on/d").is_some());
     drop(keep);
     a.shutdown().await;
     d.shutdown().await;
@@ -345,7 +393,7 @@ async fn a_staggered_start_converges() {
     let mut nodes = vec![first];
     let mut procs = Vec::new();
     for i in 1..4 {
-        let p = nodes[i - 1].process();
+        let p = nodes[i - 1].new_process();
         p.register(&format!("from/{}", i - 1), &()).unwrap();
         procs.push(p);
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -356,7 +404,10 @@ async fn a_staggered_start_converges() {
     let refs: Vec<&Node> = nodes.iter().collect();
     linked(&refs).await;
     for n in &nodes {
-        eventually("every node sees the 3 names", || n.registry_count() == 3).await;
+        eventually("every node sees the 3 names", || {
+            n.default_scope().name_count() == 3
+        })
+        .await;
     }
     for n in nodes {
         n.shutdown().await;
@@ -369,7 +420,7 @@ async fn reconnecting_a_scope_three_times_never_resurrects_entries() {
     let b = start("b", &[&a]).await;
     linked(&[&a, &b]).await;
     let sa = a.connect("jobs").unwrap();
-    let owner = a.process();
+    let owner = a.new_process();
     for round in 0..3 {
         let sb = b.connect("jobs").unwrap();
         let key = format!("job/{round}");
@@ -433,9 +484,10 @@ async fn register_and_kill_churn_leaves_no_stale_entries() {
         eventually(
             "200 live names and 200 members, none held by a dead process",
             || {
-                n.registry_count() == 200
-                    && n.member_count("churners") == 200
-                    && n.registered("churn/", usize::MAX)
+                n.default_scope().name_count() == 200
+                    && n.default_scope().member_count("churners") == 200
+                    && n.default_scope()
+                        .names("churn/", usize::MAX)
                         .unwrap()
                         .iter()
                         .all(|(_, reg)| owner_alive(reg))
@@ -450,18 +502,21 @@ async fn register_and_kill_churn_leaves_no_stale_entries() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_severed_link_keeps_entries_and_resyncs_by_delta() {
     let a = start("a", &[]).await;
-    let procs: Vec<_> = (0..2000).map(|_| a.process()).collect();
+    let procs: Vec<_> = (0..2000).map(|_| a.new_process()).collect();
     for (i, p) in procs.iter().enumerate() {
         p.register(&format!("k/{i}"), &()).unwrap();
     }
-    let before_sync = a.cluster_stats().unwrap().bytes_sent;
+    let before_sync = a.cluster().stats().unwrap().bytes_sent;
     let b = start("b", &[&a]).await;
-    eventually("b syncs 2000 names", || b.registry_count() == 2000).await;
-    let snapshot_bytes = a.cluster_stats().unwrap().bytes_sent - before_sync;
+    eventually("b syncs 2000 names", || {
+        b.default_scope().name_count() == 2000
+    })
+    .await;
+    let snapshot_bytes = a.cluster().stats().unwrap().bytes_sent - before_sync;
 
-    let before = a.cluster_stats().unwrap().bytes_sent;
-    a.sever_links(Duration::from_millis(500));
-    eventually("the link is down", || a.nodes().is_empty()).await;
+    let before = a.cluster().stats().unwrap().bytes_sent;
+    a.cluster().sever_links(Duration::from_millis(500));
+    eventually("the link is down", || a.cluster().peers().is_empty()).await;
     for p in procs.iter().take(10) {
         p.unregister(&format!(
             "k/{}",
@@ -470,12 +525,16 @@ async fn a_severed_link_keeps_entries_and_resyncs_by_delta() {
         .unwrap();
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(b.registry_count(), 2000, "a link drop is not a node loss");
+    assert_eq!(
+        b.default_scope().name_count(),
+        2000,
+        "a link drop is not a node loss"
+    );
     eventually("b catches up after the link returns", || {
-        b.registry_count() == 1990
+        b.default_scope().name_count() == 1990
     })
     .await;
-    let resync_bytes = a.cluster_stats().unwrap().bytes_sent - before;
+    let resync_bytes = a.cluster().stats().unwrap().bytes_sent - before;
     assert!(
         resync_bytes * 10 < snapshot_bytes,
         "delta resync sent {resync_bytes} bytes, the snapshot {snapshot_bytes}"
@@ -491,18 +550,19 @@ async fn a_conflict_loser_can_be_kept_alive_and_told() {
     let b = start_configured("b", &[&a], SECRET, keep()).await;
     linked(&[&a, &b]).await;
     // Cut the links: both sides register the same name, unaware of each other.
-    a.sever_links(Duration::from_millis(600));
+    a.cluster().sever_links(Duration::from_millis(600));
     eventually("the link is down on both sides", || {
-        a.nodes().is_empty() && b.nodes().is_empty()
+        a.cluster().peers().is_empty() && b.cluster().peers().is_empty()
     })
     .await;
-    let pa = a.process();
+    let pa = a.new_process();
     pa.register("leader", &"a").unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let pb = b.process();
+    let pb = b.new_process();
     pb.register("leader", &"b").unwrap();
     eventually("both agree after the links return", || {
-        a.whereis("leader") == Some(pa.pid()) && b.whereis("leader") == Some(pa.pid())
+        a.default_scope().whereis("leader") == Some(pa.pid())
+            && b.default_scope().whereis("leader") == Some(pa.pid())
     })
     .await;
     assert!(pb.is_alive(), "the loser keeps running");
@@ -517,11 +577,11 @@ async fn a_conflict_loser_can_be_kept_alive_and_told() {
     .await;
     assert!(pa.lost_names().is_empty());
     assert!(
-        b.names_of(pb.pid()).is_empty(),
+        b.default_scope().names_of(pb.pid()).is_empty(),
         "the loser no longer lists the name it lost: {:?}",
-        b.names_of(pb.pid())
+        b.default_scope().names_of(pb.pid())
     );
-    assert_eq!(a.names_of(pa.pid()), ["leader"]);
+    assert_eq!(a.default_scope().names_of(pa.pid()), ["leader"]);
     a.shutdown().await;
     b.shutdown().await;
 }

@@ -9,8 +9,8 @@ use roster::{Delivery, Event, EventKind, ExitReason, Meta, Node, Pattern, Reason
 #[tokio::test]
 async fn an_exact_pattern_sees_only_its_key() {
     let node = node();
-    let mut events = node.subscribe("user/1").unwrap();
-    let p = node.process();
+    let mut events = node.default_scope().subscribe("user/1").unwrap();
+    let p = node.new_process();
     p.register("user/12", &()).unwrap();
     p.register("user/1/a", &()).unwrap();
     p.register("user", &()).unwrap();
@@ -28,8 +28,8 @@ async fn an_exact_pattern_sees_only_its_key() {
 #[tokio::test]
 async fn a_prefix_pattern_sees_every_key_under_it_and_nothing_else() {
     let node = node();
-    let mut events = node.subscribe("user/").unwrap();
-    let p = node.process();
+    let mut events = node.default_scope().subscribe("user/").unwrap();
+    let p = node.new_process();
     p.register("users", &()).unwrap();
     p.register("user", &()).unwrap();
     p.join("room/user/1", &()).unwrap();
@@ -47,9 +47,9 @@ async fn a_prefix_pattern_sees_every_key_under_it_and_nothing_else() {
 async fn the_all_pattern_sees_every_key_of_its_scope_only() {
     let node = node();
     let other = node.connect("other").unwrap();
-    let mut all = node.subscribe(Pattern::All).unwrap();
-    let mut star = node.subscribe("*").unwrap();
-    let p = node.process();
+    let mut all = node.default_scope().subscribe(Pattern::All).unwrap();
+    let mut star = node.default_scope().subscribe("*").unwrap();
+    let p = node.new_process();
     other.register(&p, "elsewhere", &()).unwrap();
     assert_quiet(&mut all);
     assert_quiet(&mut star);
@@ -70,6 +70,7 @@ async fn the_all_pattern_sees_every_key_of_its_scope_only() {
 async fn a_change_matching_several_patterns_of_a_subscription_is_delivered_once() {
     let node = node();
     let mut events = node
+        .default_scope()
         .subscribe_many([
             Pattern::All,
             Pattern::from("user/"),
@@ -78,7 +79,7 @@ async fn a_change_matching_several_patterns_of_a_subscription_is_delivered_once(
             Pattern::from("user/1/a"),
         ])
         .unwrap();
-    let p = node.process();
+    let p = node.new_process();
     p.register("user/1/a", &()).unwrap();
     assert_eq!(single(&mut events).key, "user/1/a");
     assert_quiet(&mut events);
@@ -94,10 +95,11 @@ async fn a_change_matching_several_patterns_of_a_subscription_is_delivered_once(
 async fn subscribe_many_delivers_the_union_of_its_patterns() {
     let node = node();
     let mut events = node
+        .default_scope()
         .subscribe_many([Pattern::from("a/"), Pattern::from("b")])
         .unwrap();
     assert!(events.matches("a/1") && events.matches("b") && !events.matches("b/1"));
-    let p = node.process();
+    let p = node.new_process();
     for key in ["a/1", "b", "b/1", "c"] {
         p.register(key, &()).unwrap();
     }
@@ -108,9 +110,9 @@ async fn subscribe_many_delivers_the_union_of_its_patterns() {
 #[tokio::test]
 async fn every_subscription_gets_its_own_copy_of_an_event() {
     let node = node();
-    let mut first = node.subscribe("k").unwrap();
-    let mut second = node.subscribe(Pattern::All).unwrap();
-    let p = node.process();
+    let mut first = node.default_scope().subscribe("k").unwrap();
+    let mut second = node.default_scope().subscribe(Pattern::All).unwrap();
+    let p = node.new_process();
     p.register("k", &()).unwrap();
     assert_eq!(single(&mut first), single(&mut second));
 }
@@ -118,8 +120,8 @@ async fn every_subscription_gets_its_own_copy_of_an_event() {
 #[tokio::test]
 async fn single_operations_make_one_event_batches() {
     let node = node();
-    let mut events = node.subscribe(Pattern::All).unwrap();
-    let p = node.process();
+    let mut events = node.default_scope().subscribe(Pattern::All).unwrap();
+    let p = node.new_process();
     let pid = p.pid();
     p.register("n", &1u8).unwrap();
     p.register("n", &2u8).unwrap();
@@ -191,10 +193,10 @@ async fn single_operations_make_one_event_batches() {
 #[tokio::test]
 async fn a_process_with_many_entries_dying_makes_one_batch_per_subscription() {
     let node = node();
-    let mut all = node.subscribe(Pattern::All).unwrap();
-    let mut some = node.subscribe("n/").unwrap();
-    let mut none = node.subscribe("unrelated").unwrap();
-    let p = node.process();
+    let mut all = node.default_scope().subscribe(Pattern::All).unwrap();
+    let mut some = node.default_scope().subscribe("n/").unwrap();
+    let mut none = node.default_scope().subscribe("unrelated").unwrap();
+    let p = node.new_process();
     let pid = p.pid();
     for i in 0..20 {
         p.register(&format!("n/{i}"), &i).unwrap();
@@ -239,9 +241,9 @@ async fn a_process_with_many_entries_dying_makes_one_batch_per_subscription() {
 async fn an_exit_spanning_scopes_makes_one_batch_per_scope() {
     let node = node();
     let other = node.connect("other").unwrap();
-    let mut here = node.subscribe(Pattern::All).unwrap();
+    let mut here = node.default_scope().subscribe(Pattern::All).unwrap();
     let mut there = other.subscribe(Pattern::All).unwrap();
-    let p = node.process();
+    let p = node.new_process();
     p.register("a", &()).unwrap();
     p.join("b", &()).unwrap();
     other.register(&p, "c", &()).unwrap();
@@ -263,8 +265,8 @@ async fn an_exit_spanning_scopes_makes_one_batch_per_scope() {
 #[tokio::test]
 async fn a_slow_subscriber_is_told_exactly_how_many_events_it_missed_and_keeps_working() {
     let node = Node::builder().subscription_capacity(3).start().unwrap();
-    let mut events = node.subscribe(Pattern::All).unwrap();
-    let p = node.process();
+    let mut events = node.default_scope().subscribe(Pattern::All).unwrap();
+    let p = node.new_process();
     for i in 0..8 {
         p.register(&format!("k{i}"), &()).unwrap();
     }
@@ -292,8 +294,8 @@ async fn a_slow_subscriber_is_told_exactly_how_many_events_it_missed_and_keeps_w
 #[tokio::test]
 async fn consuming_makes_room_so_a_subscriber_that_keeps_up_never_lags() {
     let node = Node::builder().subscription_capacity(2).start().unwrap();
-    let mut events = node.subscribe(Pattern::All).unwrap();
-    let p = node.process();
+    let mut events = node.default_scope().subscribe(Pattern::All).unwrap();
+    let p = node.new_process();
     for i in 0..50 {
         p.register(&format!("k{i}"), &()).unwrap();
         p.register(&format!("k{i}"), &1u8).unwrap();
@@ -305,8 +307,8 @@ async fn consuming_makes_room_so_a_subscriber_that_keeps_up_never_lags() {
 #[tokio::test]
 async fn a_bulk_batch_larger_than_the_capacity_fits_an_empty_queue_only() {
     let node = Node::builder().subscription_capacity(4).start().unwrap();
-    let mut events = node.subscribe(Pattern::All).unwrap();
-    let big = node.process();
+    let mut events = node.default_scope().subscribe(Pattern::All).unwrap();
+    let big = node.new_process();
     for i in 0..6 {
         big.join(&format!("g/{i}"), &()).unwrap();
         let _ = single(&mut events);
@@ -315,7 +317,7 @@ async fn a_bulk_batch_larger_than_the_capacity_fits_an_empty_queue_only() {
     drop(big); // six removals into an empty queue of capacity four
     assert_eq!(batch(&mut events).len(), 6);
 
-    let (small, bigger) = (node.process(), node.process());
+    let (small, bigger) = (node.new_process(), node.new_process());
     for i in 0..6 {
         bigger.join(&format!("h/{i}"), &()).unwrap();
     }
@@ -339,11 +341,11 @@ fn drain_lenient(events: &mut roster::Subscription) -> usize {
 #[tokio::test]
 async fn recv_waits_for_the_next_change() {
     let node = node();
-    let mut events = node.subscribe("later").unwrap();
+    let mut events = node.default_scope().subscribe("later").unwrap();
     let writer = node.clone();
     let task = tokio::spawn(async move {
         tokio::task::yield_now().await;
-        let p = writer.process();
+        let p = writer.new_process();
         p.register("later", &()).unwrap();
         p
     });
@@ -355,8 +357,8 @@ async fn recv_waits_for_the_next_change() {
 #[tokio::test]
 async fn a_subscription_is_a_stream_of_deliveries() {
     let node = node();
-    let mut events = node.subscribe(Pattern::All).unwrap();
-    let p = node.process();
+    let mut events = node.default_scope().subscribe(Pattern::All).unwrap();
+    let p = node.new_process();
     p.register("a", &()).unwrap();
     p.register("b", &()).unwrap();
     let first = within("a delivery", events.next()).await.unwrap();
@@ -368,9 +370,9 @@ async fn a_subscription_is_a_stream_of_deliveries() {
 #[tokio::test]
 async fn subscribing_sees_only_changes_made_after_it() {
     let node = node();
-    let p = node.process();
+    let p = node.new_process();
     p.register("before", &()).unwrap();
-    let mut events = node.subscribe(Pattern::All).unwrap();
+    let mut events = node.default_scope().subscribe(Pattern::All).unwrap();
     assert_quiet(&mut events);
     p.register("after", &()).unwrap();
     assert_eq!(single(&mut events).key, "after");
@@ -404,7 +406,7 @@ fn events_of_one_key_arrive_in_the_order_concurrent_writers_applied_them() {
         .subscription_capacity(1 << 22)
         .start()
         .unwrap();
-    let mut events = node.subscribe(Pattern::All).unwrap();
+    let mut events = node.default_scope().subscribe(Pattern::All).unwrap();
     const KEYS: [&str; 3] = ["k/0", "k/1", "k/2"];
 
     let taken: Vec<usize> = std::thread::scope(|s| {
@@ -412,7 +414,7 @@ fn events_of_one_key_arrive_in_the_order_concurrent_writers_applied_them() {
             .map(|writer| {
                 let node = &node;
                 s.spawn(move || {
-                    let p = node.process();
+                    let p = node.new_process();
                     let mut taken = 0;
                     for i in 0..1500u32 {
                         let key = KEYS[i as usize % KEYS.len()];
@@ -442,6 +444,6 @@ fn events_of_one_key_arrive_in_the_order_concurrent_writers_applied_them() {
     let (registrations, joins) = assert_per_key_order(&all);
     assert_eq!(registrations + taken.iter().sum::<usize>(), 3000);
     assert!(joins > 0);
-    assert_eq!(node.registry_count(), 0);
-    assert_eq!(node.membership_count(), 0);
+    assert_eq!(node.default_scope().name_count(), 0);
+    assert_eq!(node.default_scope().membership_count(), 0);
 }

@@ -26,7 +26,7 @@ fn start(name: &str, seeds: &[&Node]) -> Node {
 async fn connect_and_send(node: &Node, count: usize, bytes: &[u8]) -> Vec<TcpStream> {
     let mut conns = Vec::with_capacity(count);
     for _ in 0..count {
-        let mut tcp = TcpStream::connect(node.cluster_addr().unwrap())
+        let mut tcp = TcpStream::connect(node.cluster().addr().unwrap())
             .await
             .expect("connects");
         tcp.write_all(bytes).await.expect("writes");
@@ -43,11 +43,11 @@ async fn unauthenticated_clients_cost_little_and_cannot_hold_the_port() {
     // 1. Announcing a 64 MiB greeting: refused at once, nothing allocated for it (each
     //    such connection used to cost 64 MiB).
     let before = ALLOCATED.allocated();
-    let failures = node.cluster_stats().unwrap().handshake_failures;
+    let failures = node.cluster().stats().unwrap().handshake_failures;
     let huge = 0x03ff_ffffu32.to_be_bytes();
     let conns = connect_and_send(&node, 64, &huge).await;
     eventually("64 oversized greetings refused", || {
-        node.cluster_stats().unwrap().handshake_failures >= failures + 64
+        node.cluster().stats().unwrap().handshake_failures >= failures + 64
     })
     .await;
     let grown = ALLOCATED.allocated().saturating_sub(before);
@@ -62,11 +62,11 @@ async fn unauthenticated_clients_cost_little_and_cannot_hold_the_port() {
     //    (until its timeout) holding only what arrived; beyond the bound of pending
     //    handshakes, connections are closed at once and counted.
     let before = ALLOCATED.allocated();
-    let refused = node.cluster_stats().unwrap().connections_refused;
+    let refused = node.cluster().stats().unwrap().connections_refused;
     let plausible = 4000u32.to_be_bytes();
     let conns = connect_and_send(&node, 100, &plausible).await;
     eventually("connections beyond the pending bound refused", || {
-        node.cluster_stats().unwrap().connections_refused >= refused + 36
+        node.cluster().stats().unwrap().connections_refused >= refused + 36
     })
     .await;
     let grown = ALLOCATED.allocated().saturating_sub(before);
@@ -80,13 +80,13 @@ async fn unauthenticated_clients_cost_little_and_cannot_hold_the_port() {
     // 3. Once they are gone, a real peer links and replicates.
     let peer = start("peer", &[&node]);
     eventually("the real peer links", || {
-        node.nodes().len() == 1 && peer.nodes().len() == 1
+        node.cluster().peers().len() == 1 && peer.cluster().peers().len() == 1
     })
     .await;
-    let p = peer.process();
+    let p = peer.new_process();
     p.register("still/working", &()).unwrap();
     eventually("replication works", || {
-        node.whereis("still/working").is_some()
+        node.default_scope().whereis("still/working").is_some()
     })
     .await;
     drop(p);

@@ -52,7 +52,7 @@ fn start(name: &str, seeds: &[&Node]) -> Node {
 fn empty(nodes: &[&Node]) -> bool {
     nodes
         .iter()
-        .all(|n| n.registry_count() == 0 && n.membership_count() == 0)
+        .all(|n| n.default_scope().name_count() == 0 && n.default_scope().membership_count() == 0)
 }
 
 fn mib(bytes: usize) -> String {
@@ -67,7 +67,7 @@ async fn churn(nodes: &[&Node], round: usize, meta: &[u8]) {
     for burst in 0..BURSTS {
         for (n, node) in nodes.iter().enumerate() {
             for i in 0..PER_BURST {
-                let p = node.process();
+                let p = node.new_process();
                 p.register(&format!("churn/{round}/{n}/{burst}/{i}"), meta)
                     .unwrap();
                 p.join(&format!("group/{}", i % 8), &(i as u8)).unwrap();
@@ -76,11 +76,15 @@ async fn churn(nodes: &[&Node], round: usize, meta: &[u8]) {
         }
         let names = (burst + 1) * PER_BURST * nodes.len();
         eventually(&format!("round {round}: burst {burst} everywhere"), || {
-            nodes.iter().all(|n| n.registry_count() == names)
+            nodes
+                .iter()
+                .all(|n| n.default_scope().name_count() == names)
         })
         .await;
     }
-    nodes[round % nodes.len()].sever_links(Duration::from_millis(50));
+    nodes[round % nodes.len()]
+        .cluster()
+        .sever_links(Duration::from_millis(50));
     for list in procs.iter_mut() {
         list.truncate(list.len() / 2);
     }

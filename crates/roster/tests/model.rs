@@ -210,7 +210,7 @@ impl Harness {
             .subscription_capacity(1 << 20)
             .start()
             .unwrap();
-        let events = node.subscribe(Pattern::All).unwrap();
+        let events = node.default_scope().subscribe(Pattern::All).unwrap();
         Harness {
             node,
             events,
@@ -225,7 +225,7 @@ impl Harness {
         let model = &mut self.model;
         let expected = match *op {
             Op::NewProcess => {
-                let p = self.node.process();
+                let p = self.node.new_process();
                 model.alive.insert(p.pid());
                 self.pids.push(p.pid());
                 self.handles.push(p);
@@ -460,18 +460,22 @@ impl Harness {
                     registered_at: at,
                     token,
                 });
-            prop_assert_eq!(node.whereis(key), want.as_ref().map(|r| r.pid));
-            prop_assert_eq!(node.lookup(key), want, "lookup({})", key);
+            prop_assert_eq!(
+                node.default_scope().whereis(key),
+                want.as_ref().map(|r| r.pid)
+            );
+            prop_assert_eq!(node.default_scope().lookup(key), want, "lookup({})", key);
 
-            let members = node.members(key);
+            let members = node.default_scope().members(key);
             let got: Vec<_> = members
                 .iter()
                 .map(|m| (m.pid(), m.meta().clone()))
                 .collect();
             let want = model.members_of(key);
-            prop_assert_eq!(node.member_count(key), want.len());
-            prop_assert_eq!(node.local_member_count(key), want.len());
+            prop_assert_eq!(node.default_scope().member_count(key), want.len());
+            prop_assert_eq!(node.default_scope().local_member_count(key), want.len());
             let local: Vec<_> = node
+                .default_scope()
                 .local_members(key)
                 .iter()
                 .map(|m| (m.pid(), m.meta().clone()))
@@ -483,7 +487,7 @@ impl Harness {
                 model.members_of(key).into_iter().map(|(p, _)| p).collect();
             targets.extend(model.names.get(key).map(|n| n.0));
             prop_assert_eq!(
-                node.dispatch(key, &()),
+                node.default_scope().dispatch(key, &()),
                 Ok(Dispatched {
                     local: targets.len(),
                     mailbox_full: 0,
@@ -497,7 +501,8 @@ impl Harness {
         }
 
         let all: Vec<_> = node
-            .registered("", usize::MAX)
+            .default_scope()
+            .names("", usize::MAX)
             .unwrap()
             .into_iter()
             .map(|(k, r)| (k.to_string(), r.pid, r.meta))
@@ -508,7 +513,8 @@ impl Harness {
             let want_members = model.members_of(prefix);
             for limit in LIMITS {
                 let got: Vec<_> = node
-                    .registered(prefix, limit)
+                    .default_scope()
+                    .names(prefix, limit)
                     .unwrap()
                     .into_iter()
                     .map(|(k, r)| (k.to_string(), r.pid, r.meta))
@@ -521,6 +527,7 @@ impl Harness {
                     limit
                 );
                 let got: Vec<_> = node
+                    .default_scope()
                     .members_limited(prefix, limit)
                     .iter()
                     .map(|m| (m.pid(), m.meta().clone()))
@@ -534,19 +541,26 @@ impl Harness {
                 );
             }
             let got: Vec<_> = node
+                .default_scope()
                 .members(prefix)
                 .iter()
                 .map(|m| (m.pid(), m.meta().clone()))
                 .collect();
             prop_assert_eq!(&got, &want_members, "members({})", prefix);
-            prop_assert_eq!(node.member_count(prefix), want_members.len());
-            prop_assert_eq!(node.local_member_count(prefix), want_members.len());
+            prop_assert_eq!(
+                node.default_scope().member_count(prefix),
+                want_members.len()
+            );
+            prop_assert_eq!(
+                node.default_scope().local_member_count(prefix),
+                want_members.len()
+            );
             let groups: Vec<_> = model
                 .groups
                 .keys()
                 .filter(|k| k.starts_with(prefix))
                 .collect();
-            let got = node.groups(prefix, usize::MAX).unwrap();
+            let got = node.default_scope().groups(prefix, usize::MAX).unwrap();
             prop_assert_eq!(
                 got.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
                 groups.iter().map(|k| **k).collect::<Vec<_>>()
@@ -558,21 +572,27 @@ impl Harness {
                     Table::Groups => model.memberships_under(prefix),
                 };
                 prop_assert_eq!(
-                    node.select(table, Some(prefix), |_| true).unwrap(),
+                    node.default_scope()
+                        .select(table, Some(prefix), |_| true)
+                        .unwrap(),
                     want.clone()
                 );
                 let even: Vec<_> = want.iter().filter(|e| even_meta(e)).cloned().collect();
                 prop_assert_eq!(
-                    node.select(table, Some(prefix), even_meta).unwrap(),
+                    node.default_scope()
+                        .select(table, Some(prefix), even_meta)
+                        .unwrap(),
                     even.clone()
                 );
                 prop_assert_eq!(
-                    node.count_match(table, Some(prefix), even_meta).unwrap(),
+                    node.default_scope()
+                        .count_match(table, Some(prefix), even_meta)
+                        .unwrap(),
                     even.len()
                 );
             }
         }
-        let groups: Vec<_> = node.groups("", usize::MAX).unwrap();
+        let groups: Vec<_> = node.default_scope().groups("", usize::MAX).unwrap();
         prop_assert_eq!(
             groups.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
             model.groups.keys().copied().collect::<Vec<_>>()
@@ -582,23 +602,29 @@ impl Harness {
                 Table::Names => model.name_entries_under(""),
                 Table::Groups => model.memberships_under(""),
             };
-            let got = sorted_entries(node.select(table, None, |_| true).unwrap());
+            let got = sorted_entries(node.default_scope().select(table, None, |_| true).unwrap());
             prop_assert_eq!(&got, &sorted_entries(want.clone()));
             for pid in &self.pids {
                 let mine: Vec<_> = want.iter().filter(|e| e.pid == *pid).cloned().collect();
-                let got = sorted_entries(node.select(table, None, |e| e.pid == *pid).unwrap());
+                let got = sorted_entries(
+                    node.default_scope()
+                        .select(table, None, |e| e.pid == *pid)
+                        .unwrap(),
+                );
                 prop_assert_eq!(&got, &sorted_entries(mine.clone()));
                 prop_assert_eq!(
-                    node.count_match(table, None, |e| e.pid == *pid).unwrap(),
+                    node.default_scope()
+                        .count_match(table, None, |e| e.pid == *pid)
+                        .unwrap(),
                     mine.len()
                 );
             }
         }
 
         let memberships: usize = model.groups.values().map(Vec::len).sum();
-        prop_assert_eq!(node.registry_count(), model.names.len());
-        prop_assert_eq!(node.local_registry_count(), model.names.len());
-        prop_assert_eq!(node.membership_count(), memberships);
+        prop_assert_eq!(node.default_scope().name_count(), model.names.len());
+        prop_assert_eq!(node.default_scope().local_name_count(), model.names.len());
+        prop_assert_eq!(node.default_scope().membership_count(), memberships);
         prop_assert_eq!(node.process_count(), model.alive.len());
         for pid in &self.pids {
             prop_assert_eq!(node.is_alive(*pid), model.alive.contains(pid));
@@ -608,7 +634,7 @@ impl Harness {
                 .filter(|(_, n)| n.0 == *pid)
                 .map(|(k, _)| *k)
                 .collect();
-            let got = node.names_of(*pid);
+            let got = node.default_scope().names_of(*pid);
             prop_assert_eq!(
                 got.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
                 names,
@@ -621,7 +647,7 @@ impl Harness {
                 .filter(|(_, members)| members.iter().any(|(p, _)| p == pid))
                 .map(|(k, _)| *k)
                 .collect();
-            let got = node.keys_of(*pid);
+            let got = node.default_scope().groups_of(*pid);
             prop_assert_eq!(
                 got.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
                 keys,
@@ -655,8 +681,8 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
         harness.check_events(expected)?;
     }
     harness.check_queries()?;
-    prop_assert_eq!(harness.node.registry_count(), 0);
-    prop_assert_eq!(harness.node.membership_count(), 0);
+    prop_assert_eq!(harness.node.default_scope().name_count(), 0);
+    prop_assert_eq!(harness.node.default_scope().membership_count(), 0);
     Ok(())
 }
 

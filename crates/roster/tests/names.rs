@@ -11,15 +11,15 @@ use roster::{EventKind, ExitReason, KeyError, Node, Pattern, Reason, RegistryErr
 #[tokio::test]
 async fn registering_a_free_name_emits_registered_and_lookup_finds_the_owner() {
     let node = node();
-    let mut events = node.subscribe(Pattern::All).unwrap();
-    let p = node.process();
+    let mut events = node.default_scope().subscribe(Pattern::All).unwrap();
+    let p = node.new_process();
 
     let registration = p.register("user/1", &"eu").unwrap();
 
     assert_eq!(registration.pid, p.pid());
     assert_eq!(registration.meta, meta("eu"));
-    assert_eq!(node.lookup("user/1"), Some(registration));
-    assert_eq!(node.whereis("user/1"), Some(p.pid()));
+    assert_eq!(node.default_scope().lookup("user/1"), Some(registration));
+    assert_eq!(node.default_scope().whereis("user/1"), Some(p.pid()));
     let event = single(&mut events);
     assert_eq!(event.kind, EventKind::Registered);
     assert_eq!(event.scope, "default");
@@ -33,8 +33,8 @@ async fn registering_a_free_name_emits_registered_and_lookup_finds_the_owner() {
 #[tokio::test]
 async fn registering_again_with_new_meta_updates_in_place_and_reports_the_previous_meta() {
     let node = node();
-    let mut events = node.subscribe(Pattern::All).unwrap();
-    let p = node.process();
+    let mut events = node.default_scope().subscribe(Pattern::All).unwrap();
+    let p = node.new_process();
     let first = p.register("k", &1u8).unwrap();
     let _ = single(&mut events);
 
@@ -44,8 +44,8 @@ async fn registering_again_with_new_meta_updates_in_place_and_reports_the_previo
     assert_eq!(updated.meta, meta(&2u8));
     assert_eq!(updated.registered_at, first.registered_at);
     assert_eq!(updated.token, first.token);
-    assert_eq!(node.lookup("k"), Some(updated));
-    assert_eq!(node.registry_count(), 1);
+    assert_eq!(node.default_scope().lookup("k"), Some(updated));
+    assert_eq!(node.default_scope().name_count(), 1);
     let event = single(&mut events);
     assert_eq!(event.kind, EventKind::Registered);
     assert_eq!(event.meta, meta(&2u8));
@@ -56,23 +56,23 @@ async fn registering_again_with_new_meta_updates_in_place_and_reports_the_previo
 #[tokio::test]
 async fn registering_again_with_the_same_meta_changes_nothing_and_emits_nothing() {
     let node = node();
-    let mut events = node.subscribe(Pattern::All).unwrap();
-    let p = node.process();
+    let mut events = node.default_scope().subscribe(Pattern::All).unwrap();
+    let p = node.new_process();
     let first = p.register("k", &"same").unwrap();
     let _ = single(&mut events);
 
     let again = p.register("k", &"same").unwrap();
 
     assert_eq!(again, first);
-    assert_eq!(node.lookup("k"), Some(first));
+    assert_eq!(node.default_scope().lookup("k"), Some(first));
     assert_quiet(&mut events);
 }
 
 #[tokio::test]
 async fn a_name_held_by_a_live_process_is_taken() {
     let node = node();
-    let mut events = node.subscribe(Pattern::All).unwrap();
-    let (owner, rival) = (node.process(), node.process());
+    let mut events = node.default_scope().subscribe(Pattern::All).unwrap();
+    let (owner, rival) = (node.new_process(), node.new_process());
     let registration = owner.register("leader", &"owner-meta").unwrap();
     let _ = single(&mut events);
 
@@ -86,24 +86,24 @@ async fn a_name_held_by_a_live_process_is_taken() {
             meta: meta("owner-meta"),
         })
     );
-    assert_eq!(node.lookup("leader"), Some(registration));
-    assert!(node.names_of(rival.pid()).is_empty());
+    assert_eq!(node.default_scope().lookup("leader"), Some(registration));
+    assert!(node.default_scope().names_of(rival.pid()).is_empty());
     assert_quiet(&mut events);
 }
 
 #[tokio::test]
 async fn unregistering_removes_the_name_and_emits_unregistered_with_its_meta() {
     let node = node();
-    let mut events = node.subscribe(Pattern::All).unwrap();
-    let p = node.process();
+    let mut events = node.default_scope().subscribe(Pattern::All).unwrap();
+    let p = node.new_process();
     p.register("k", &5u8).unwrap();
     let _ = single(&mut events);
 
     p.unregister("k").unwrap();
 
-    assert_eq!(node.lookup("k"), None);
-    assert_eq!(node.registry_count(), 0);
-    assert!(node.names_of(p.pid()).is_empty());
+    assert_eq!(node.default_scope().lookup("k"), None);
+    assert_eq!(node.default_scope().name_count(), 0);
+    assert!(node.default_scope().names_of(p.pid()).is_empty());
     let event = single(&mut events);
     assert_eq!(event.kind, EventKind::Unregistered);
     assert_eq!((event.pid, event.meta.clone()), (p.pid(), meta(&5u8)));
@@ -116,7 +116,7 @@ async fn unregistering_removes_the_name_and_emits_unregistered_with_its_meta() {
 #[tokio::test]
 async fn unregistering_a_free_name_fails_with_not_registered() {
     let node = node();
-    let p = node.process();
+    let p = node.new_process();
     assert_eq!(
         p.unregister("nobody"),
         Err(RegistryError::NotRegistered {
@@ -134,8 +134,8 @@ async fn unregistering_a_free_name_fails_with_not_registered() {
 #[tokio::test]
 async fn unregistering_another_process_s_name_fails_with_not_owner() {
     let node = node();
-    let mut events = node.subscribe(Pattern::All).unwrap();
-    let (owner, other) = (node.process(), node.process());
+    let mut events = node.default_scope().subscribe(Pattern::All).unwrap();
+    let (owner, other) = (node.new_process(), node.new_process());
     owner.register("k", &()).unwrap();
     let _ = single(&mut events);
 
@@ -146,14 +146,14 @@ async fn unregistering_another_process_s_name_fails_with_not_owner() {
             owner: owner.pid(),
         })
     );
-    assert_eq!(node.whereis("k"), Some(owner.pid()));
+    assert_eq!(node.default_scope().whereis("k"), Some(owner.pid()));
     assert_quiet(&mut events);
 }
 
 #[tokio::test]
 async fn a_name_of_a_dead_owner_is_not_registered_for_anyone() {
     let node = node();
-    let (owner, other) = (node.process(), node.process());
+    let (owner, other) = (node.new_process(), node.new_process());
     owner.register("k", &()).unwrap();
     node.kill(owner.pid());
     assert_eq!(
@@ -165,30 +165,30 @@ async fn a_name_of_a_dead_owner_is_not_registered_for_anyone() {
 #[tokio::test]
 async fn lookup_never_returns_a_dead_local_process() {
     let node = node();
-    let killed = node.process();
+    let killed = node.new_process();
     killed.register("killed", &()).unwrap();
-    let dropped = node.process();
+    let dropped = node.new_process();
     dropped.register("dropped", &()).unwrap();
 
     node.kill(killed.pid());
     drop(dropped);
 
-    assert_eq!(node.lookup("killed"), None);
-    assert_eq!(node.whereis("killed"), None);
-    assert_eq!(node.lookup("dropped"), None);
-    assert_eq!(node.whereis("dropped"), None);
-    assert!(node.registered("", 100).unwrap().is_empty());
+    assert_eq!(node.default_scope().lookup("killed"), None);
+    assert_eq!(node.default_scope().whereis("killed"), None);
+    assert_eq!(node.default_scope().lookup("dropped"), None);
+    assert_eq!(node.default_scope().whereis("dropped"), None);
+    assert!(node.default_scope().names("", 100).unwrap().is_empty());
 }
 
 #[tokio::test]
 async fn a_name_freed_by_an_exit_can_be_registered_by_another_process() {
     let node = node();
-    let owner = node.process();
+    let owner = node.new_process();
     let first = owner.register("k", &()).unwrap();
     drop(owner);
-    let heir = node.process();
+    let heir = node.new_process();
     let second = heir.register("k", &()).unwrap();
-    assert_eq!(node.whereis("k"), Some(heir.pid()));
+    assert_eq!(node.default_scope().whereis("k"), Some(heir.pid()));
     assert!(
         second.token > first.token,
         "a new owner gets a larger token"
@@ -199,21 +199,21 @@ async fn a_name_freed_by_an_exit_can_be_registered_by_another_process() {
 #[tokio::test]
 async fn a_process_may_hold_several_names() {
     let node = node();
-    let p = node.process();
+    let p = node.new_process();
     p.register("b", &()).unwrap();
     p.register("a", &()).unwrap();
     p.register("c/1", &()).unwrap();
-    assert_eq!(node.names_of(p.pid()), ["a", "b", "c/1"]);
-    assert!(node.keys_of(p.pid()).is_empty());
+    assert_eq!(node.default_scope().names_of(p.pid()), ["a", "b", "c/1"]);
+    assert!(node.default_scope().groups_of(p.pid()).is_empty());
     p.unregister("b").unwrap();
-    assert_eq!(node.names_of(p.pid()), ["a", "c/1"]);
-    assert_eq!(node.registry_count(), 2);
+    assert_eq!(node.default_scope().names_of(p.pid()), ["a", "c/1"]);
+    assert_eq!(node.default_scope().name_count(), 2);
 }
 
 #[tokio::test]
 async fn registered_lists_live_names_under_a_prefix_in_key_order_up_to_a_limit() {
     let node = node();
-    let procs: Vec<_> = (0..6).map(|_| node.process()).collect();
+    let procs: Vec<_> = (0..6).map(|_| node.new_process()).collect();
     for (p, key) in procs
         .iter()
         .zip(["user/3", "user/1", "user/2", "users", "user", "room/1"])
@@ -223,7 +223,8 @@ async fn registered_lists_live_names_under_a_prefix_in_key_order_up_to_a_limit()
     node.kill(procs[2].pid()); // user/2
 
     let under_user: Vec<_> = node
-        .registered("user/", 100)
+        .default_scope()
+        .names("user/", 100)
         .unwrap()
         .into_iter()
         .map(|(k, r)| (k.to_string(), r.pid, r.meta))
@@ -236,28 +237,35 @@ async fn registered_lists_live_names_under_a_prefix_in_key_order_up_to_a_limit()
         ]
     );
     let limited: Vec<_> = node
-        .registered("user/", 1)
+        .default_scope()
+        .names("user/", 1)
         .unwrap()
         .into_iter()
         .map(|(k, _)| k)
         .collect();
     assert_eq!(limited, ["user/1"]);
-    assert!(node.registered("user/", 0).unwrap().is_empty());
+    assert!(node.default_scope().names("user/", 0).unwrap().is_empty());
     let all: Vec<_> = node
-        .registered("", usize::MAX)
+        .default_scope()
+        .names("", usize::MAX)
         .unwrap()
         .into_iter()
         .map(|(k, _)| k)
         .collect();
     assert_eq!(all, ["room/1", "user", "user/1", "user/3", "users"]);
-    assert!(node.registered("nothing/", 10).unwrap().is_empty());
+    assert!(
+        node.default_scope()
+            .names("nothing/", 10)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
 async fn registered_refuses_a_prefix_without_a_trailing_slash() {
     let node = node();
     assert_eq!(
-        node.registered("user", 10),
+        node.default_scope().names("user", 10),
         Err(KeyError::NotAPrefix("user".into()))
     );
 }
@@ -266,21 +274,21 @@ async fn registered_refuses_a_prefix_without_a_trailing_slash() {
 async fn registry_counts_count_every_name_and_the_local_ones() {
     let node = node();
     let other = node.connect("other").unwrap();
-    let (a, b) = (node.process(), node.process());
+    let (a, b) = (node.new_process(), node.new_process());
     a.register("a/1", &()).unwrap();
     a.register("a/2", &()).unwrap();
     b.register("b/1", &()).unwrap();
     other.register(&b, "elsewhere", &()).unwrap();
-    assert_eq!(node.registry_count(), 3);
-    assert_eq!(node.local_registry_count(), 3);
-    assert_eq!(other.registry_count(), 1);
+    assert_eq!(node.default_scope().name_count(), 3);
+    assert_eq!(node.default_scope().local_name_count(), 3);
+    assert_eq!(other.name_count(), 1);
     drop(a);
-    assert_eq!(node.registry_count(), 1);
-    assert_eq!(node.local_registry_count(), 1);
+    assert_eq!(node.default_scope().name_count(), 1);
+    assert_eq!(node.default_scope().local_name_count(), 1);
     b.unregister("b/1").unwrap();
-    assert_eq!(node.registry_count(), 0);
-    assert_eq!(node.local_registry_count(), 0);
-    assert_eq!(other.local_registry_count(), 1);
+    assert_eq!(node.default_scope().name_count(), 0);
+    assert_eq!(node.default_scope().local_name_count(), 0);
+    assert_eq!(other.local_name_count(), 1);
 }
 
 #[tokio::test]
@@ -288,15 +296,16 @@ async fn spawn_named_starts_a_process_that_is_already_registered() {
     let node = node();
     let (seen_tx, seen_rx) = tokio::sync::oneshot::channel();
     let pid = node
+        .default_scope()
         .spawn_named("worker/1", &7u8, move |proc| async move {
             let me = proc.pid();
-            let owner = proc.node().whereis("worker/1");
+            let owner = proc.node().default_scope().whereis("worker/1");
             seen_tx.send((me, owner)).unwrap();
             std::future::pending::<()>().await;
         })
         .unwrap();
     // Registered before the task ever ran.
-    let registration = node.lookup("worker/1").unwrap();
+    let registration = node.default_scope().lookup("worker/1").unwrap();
     assert_eq!((registration.pid, registration.meta), (pid, meta(&7u8)));
     let (me, owner) = within("the process to start", seen_rx).await.unwrap();
     assert_eq!((me, owner), (pid, Some(pid)));
@@ -306,17 +315,19 @@ async fn spawn_named_starts_a_process_that_is_already_registered() {
 #[tokio::test]
 async fn spawn_named_on_a_taken_name_fails_without_starting_the_process() {
     let node = node();
-    let mut events = node.subscribe(Pattern::All).unwrap();
-    let owner = node.process();
+    let mut events = node.default_scope().subscribe(Pattern::All).unwrap();
+    let owner = node.new_process();
     owner.register("singleton", &"first").unwrap();
     let _ = single(&mut events);
     let started = Arc::new(AtomicBool::new(false));
     let started_flag = started.clone();
 
-    let refused = node.spawn_named("singleton", &"second", move |_proc| {
-        started_flag.store(true, Ordering::SeqCst);
-        async {}
-    });
+    let refused = node
+        .default_scope()
+        .spawn_named("singleton", &"second", move |_proc| {
+            started_flag.store(true, Ordering::SeqCst);
+            async {}
+        });
 
     assert_eq!(
         refused,
@@ -329,14 +340,14 @@ async fn spawn_named_on_a_taken_name_fails_without_starting_the_process() {
     tokio::task::yield_now().await;
     assert!(!started.load(Ordering::SeqCst));
     assert_eq!(node.process_count(), 1);
-    assert_eq!(node.whereis("singleton"), Some(owner.pid()));
+    assert_eq!(node.default_scope().whereis("singleton"), Some(owner.pid()));
     assert_quiet(&mut events);
 }
 
 #[tokio::test]
 async fn spawn_named_with_an_invalid_key_fails_without_starting_the_process() {
     let node = node();
-    let refused = node.spawn_named("bad/", &(), |_| async {});
+    let refused = node.default_scope().spawn_named("bad/", &(), |_| async {});
     assert_eq!(
         refused,
         Err(RegistryError::InvalidKey(KeyError::PrefixNotAllowed(
@@ -349,18 +360,22 @@ async fn spawn_named_with_an_invalid_key_fails_without_starting_the_process() {
 #[tokio::test]
 async fn a_name_freed_by_a_killed_process_can_be_spawned_again_at_once() {
     let node = node();
-    let mut events = node.subscribe("service").unwrap();
+    let mut events = node.default_scope().subscribe("service").unwrap();
     let body = |proc: roster::Process| async move {
         let _keep = proc;
         std::future::pending::<()>().await;
     };
-    let first = node.spawn_named("service", &1u8, body).unwrap();
+    let first = node
+        .default_scope()
+        .spawn_named("service", &1u8, body)
+        .unwrap();
     assert!(node.kill(first));
     let second = node
+        .default_scope()
         .spawn_named("service", &2u8, body)
         .expect("a killed owner's name is free at once");
     assert_ne!(first, second);
-    assert_eq!(node.whereis("service"), Some(second));
+    assert_eq!(node.default_scope().whereis("service"), Some(second));
 
     let story: Vec<_> = common::drain(&mut events)
         .into_iter()
@@ -385,20 +400,20 @@ async fn a_name_freed_by_a_killed_process_can_be_spawned_again_at_once() {
 async fn names_are_unique_per_scope() {
     let node = node();
     let other = node.connect("other").unwrap();
-    let (a, b) = (node.process(), node.process());
+    let (a, b) = (node.new_process(), node.new_process());
     a.register("k", &()).unwrap();
     other.register(&b, "k", &()).unwrap();
-    assert_eq!(node.whereis("k"), Some(a.pid()));
+    assert_eq!(node.default_scope().whereis("k"), Some(a.pid()));
     assert_eq!(other.whereis("k"), Some(b.pid()));
     assert_eq!(other.names_of(b.pid()), ["k"]);
-    assert!(node.names_of(b.pid()).is_empty());
+    assert!(node.default_scope().names_of(b.pid()).is_empty());
 }
 
 #[tokio::test]
 async fn registrations_of_one_node_are_invisible_to_another() {
     let (one, two) = (node(), Node::builder().start().unwrap());
-    let p = one.process();
+    let p = one.new_process();
     p.register("k", &()).unwrap();
-    assert_eq!(two.lookup("k"), None);
-    assert_eq!(two.registry_count(), 0);
+    assert_eq!(two.default_scope().lookup("k"), None);
+    assert_eq!(two.default_scope().name_count(), 0);
 }

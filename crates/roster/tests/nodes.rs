@@ -46,7 +46,8 @@ async fn three() -> (Node, Node, Node) {
 }
 
 fn knows_online(node: &Node, name: &str) -> bool {
-    node.node_info(name)
+    node.nodes()
+        .get(name)
         .is_some_and(|n| n.status == NodeStatus::Online)
 }
 
@@ -62,29 +63,31 @@ async fn every_node_holds_every_record_and_status_changes_reach_all() {
         )
         .await;
     }
-    let c_seen_from_a = a.node_info("c").expect("known");
+    let c_seen_from_a = a.nodes().get("c").expect("known");
     assert_eq!(c_seen_from_a.record.role, "worker");
     assert_eq!(c_seen_from_a.record.labels["domain"], "us");
     assert_eq!(c_seen_from_a.record.version, "1.2.3");
     assert_eq!(c_seen_from_a.record.incarnation, c.incarnation());
     assert_eq!(
         c_seen_from_a.record.addrs,
-        vec![c.cluster_addr().expect("clustered").to_string()]
+        vec![c.cluster().addr().expect("clustered").to_string()]
     );
     let apis: Vec<String> = b
-        .list_nodes(&NodeFilter::default().role("api").label("domain", "eu"))
+        .nodes()
+        .list(&NodeFilter::default().role("api").label("domain", "eu"))
         .into_iter()
         .map(|n| n.record.name)
         .collect();
     assert_eq!(apis, vec!["a".to_owned(), "b".to_owned()]);
 
-    c.set_status(NodeStatus::Draining, "maintenance window")
+    c.nodes()
+        .set_status(NodeStatus::Draining, "maintenance window")
         .expect("allowed");
     for n in [&a, &b] {
         within(
             "the status replicates",
             eventually("draining", || {
-                n.node_info("c").is_some_and(|i| {
+                n.nodes().get("c").is_some_and(|i| {
                     i.status == NodeStatus::Draining
                         && i.record.status_reason == "maintenance window"
                 })
@@ -93,7 +96,8 @@ async fn every_node_holds_every_record_and_status_changes_reach_all() {
         .await;
     }
     assert_eq!(
-        a.list_nodes(&NodeFilter::default().status(NodeStatus::Draining))
+        a.nodes()
+            .list(&NodeFilter::default().status(NodeStatus::Draining))
             .len(),
         1
     );
@@ -105,11 +109,11 @@ async fn every_node_holds_every_record_and_status_changes_reach_all() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeats_carry_metrics_and_round_trip_times() {
     let (a, b, c) = three().await;
-    b.set_app_metric("sessions", 7.0);
+    b.nodes().set_app_metric("sessions", 7.0);
     within(
         "heartbeats with a measured rtt arrive",
         eventually("rtt", || {
-            a.heartbeats("b", 0).last().is_some_and(|beat| {
+            a.nodes().heartbeats("b", 0).last().is_some_and(|beat| {
                 beat.app.get("sessions") == Some(&7.0)
                     && beat.peers.len() == 2
                     && beat.peers.iter().all(|p| p.rtt_us.is_some())
@@ -117,10 +121,10 @@ async fn heartbeats_carry_metrics_and_round_trip_times() {
         }),
     )
     .await;
-    let beat = a.heartbeats("b", 0).pop().expect("kept");
+    let beat = a.nodes().heartbeats("b", 0).pop().expect("kept");
     assert!(beat.mem_total_bytes >= beat.mem_used_bytes);
     assert_eq!(beat.members, 3);
-    let health = a.node_health("b").expect("known");
+    let health = a.nodes().health("b").expect("known");
     assert_eq!(health.status, NodeStatus::Online);
     assert!(health.rtt.is_some(), "a measured its own link to b");
     assert!(
@@ -148,30 +152,31 @@ async fn a_degraded_threshold_flips_the_status_both_ways_in_every_view() {
     let a = start("a", "api", &[], health());
     let b = start("b", "api", &[&a], strict);
     within("linked", eventually("links", || fully_linked(&[&a, &b]))).await;
-    b.set_app_metric("backlog", 500.0);
+    b.nodes().set_app_metric("backlog", 500.0);
     within(
         "b turns degraded everywhere",
         eventually("degraded", || {
             [&a, &b].iter().all(|n| {
-                n.node_info("b")
+                n.nodes()
+                    .get("b")
                     .is_some_and(|i| i.status == NodeStatus::Degraded)
             })
         }),
     )
     .await;
-    let health = a.node_health("b").expect("known");
+    let health = a.nodes().health("b").expect("known");
     assert_eq!(
         health.degraded_reasons,
         vec!["backlog is 500 (over 100)".to_owned()]
     );
-    b.set_app_metric("backlog", 3.0);
+    b.nodes().set_app_metric("backlog", 3.0);
     within(
         "b recovers everywhere",
         eventually("online", || [&a, &b].iter().all(|n| knows_online(n, "b"))),
     )
     .await;
     assert_eq!(
-        a.node_info("b").expect("known").record.status_reason,
+        a.nodes().get("b").expect("known").record.status_reason,
         "recovered: every threshold met"
     );
     a.shutdown().await;
@@ -187,30 +192,32 @@ async fn a_lost_node_turns_offline_everywhere_keeps_its_last_seen_and_is_dropped
     )
     .await;
     // Cut off for good, as a crash looks from the others.
-    c.isolate(Duration::from_secs(3600));
+    c.cluster().isolate(Duration::from_secs(3600));
     for n in [&a, &b] {
         within(
             "c turns offline",
             eventually("offline", || {
-                n.node_info("c")
+                n.nodes()
+                    .get("c")
                     .is_some_and(|i| i.status == NodeStatus::Offline)
             }),
         )
         .await;
     }
-    let seen = a.node_info("c").expect("kept while offline");
+    let seen = a.nodes().get("c").expect("kept while offline");
     let offline = seen.offline.expect("offline");
     assert!(seen.last_seen_ms <= offline.since_ms);
     assert!(!offline.left, "it did not leave on purpose");
     assert!(
-        a.node_status()
+        a.nodes()
+            .liveness()
             .iter()
             .any(|n| n.name == "c" && n.status == NodeStatus::Offline)
     );
     within(
         "c is dropped after the retention",
         eventually("dropped", || {
-            a.node_info("c").is_none() && b.node_info("c").is_none()
+            a.nodes().get("c").is_none() && b.nodes().get("c").is_none()
         }),
     )
     .await;
@@ -228,7 +235,8 @@ async fn a_node_that_leaves_is_offline_as_left_and_a_restart_replaces_its_record
     within(
         "c left",
         eventually("left", || {
-            a.node_info("c")
+            a.nodes()
+                .get("c")
                 .and_then(|i| i.offline)
                 .is_some_and(|o| o.left)
         }),
@@ -239,7 +247,7 @@ async fn a_node_that_leaves_is_offline_as_left_and_a_restart_replaces_its_record
         "the new incarnation replaces the old record",
         eventually("replaced", || {
             [&a, &b].iter().all(|n| {
-                n.node_info("c").is_some_and(|i| {
+                n.nodes().get("c").is_some_and(|i| {
                     i.record.incarnation == c2.incarnation() && i.status == NodeStatus::Online
                 })
             })
@@ -254,6 +262,7 @@ async fn a_node_that_leaves_is_offline_as_left_and_a_restart_replaces_its_record
 
 fn pairs(node: &Node) -> Vec<(String, String)> {
     let mut pairs: Vec<(String, String)> = node
+        .cluster()
         .graph()
         .links
         .into_iter()
@@ -284,28 +293,30 @@ async fn graph_links_follow_the_connections_and_agree_with_the_nodes() {
         eventually("graph", || pairs(&a) == all_pairs()),
     )
     .await;
-    let graph = a.graph();
+    let graph = a.cluster().graph();
     let names: Vec<&str> = graph.nodes.iter().map(|n| n.name.as_str()).collect();
     assert_eq!(names, ["a", "b", "c"]);
     let listed: Vec<String> = a
-        .list_nodes(&NodeFilter::default())
+        .nodes()
+        .list(&NodeFilter::default())
         .into_iter()
         .map(|n| n.record.name)
         .collect();
     assert_eq!(names, listed);
-    let own = a.link_sessions();
+    let own = a.cluster().link_sessions();
     assert_eq!(own.len(), 2);
     assert!(
         own.iter()
             .all(|s| s.closed.is_none() && s.frames_in > 0 && s.bytes_out > 0)
     );
 
-    c.isolate(Duration::from_secs(2));
+    c.cluster().isolate(Duration::from_secs(2));
     within(
         "c's links leave the graph, c turns offline",
         eventually("cut", || {
             pairs(&a) == vec![("a".to_owned(), "b".to_owned())]
-                && a.graph()
+                && a.cluster()
+                    .graph()
                     .nodes
                     .iter()
                     .any(|n| n.name == "c" && n.status == NodeStatus::Offline)
@@ -313,6 +324,7 @@ async fn graph_links_follow_the_connections_and_agree_with_the_nodes() {
     )
     .await;
     let closed: Vec<_> = a
+        .cluster()
         .link_sessions()
         .into_iter()
         .filter(|s| s.peer == "c" && s.closed.is_some())
@@ -341,10 +353,10 @@ async fn node_events_tell_nodes_and_links() {
     use roster::{Delivery, Pattern};
 
     let a = start("a", "api", &[], health());
-    let watch = a.watch_nodes(Pattern::All);
+    let watch = a.nodes().watch(Pattern::All);
     assert_eq!(watch.nodes.len(), 1, "a knows itself");
     let mut events = watch.events;
-    let mut beats = a.subscribe_nodes("b", true);
+    let mut beats = a.nodes().subscribe("b", true);
     let b = start("b", "api", &[&a], health());
     within("linked", eventually("links", || fully_linked(&[&a, &b]))).await;
     let mut seen: Vec<NodeEvent> = Vec::new();

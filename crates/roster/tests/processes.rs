@@ -10,6 +10,7 @@ use common::{
     assert_quiet, batch, cluster_config, eventually, fully_linked, meta, node, single,
     start_clustered, within,
 };
+use roster::TryRecvError;
 use roster::{
     EventKind, ExitReason, Node, Pattern, Pid, Process, Reason, RecvError, RegistryError,
     SendError, Table,
@@ -19,7 +20,7 @@ use serde::ser::{Error as _, Serialize, Serializer};
 #[tokio::test]
 async fn pids_of_a_node_carry_its_incarnation_and_increase() {
     let node = Node::builder().incarnation(42).start().unwrap();
-    let (a, b, c) = (node.process(), node.process(), node.process());
+    let (a, b, c) = (node.new_process(), node.new_process(), node.new_process());
     assert_eq!(a.pid().incarnation(), 42);
     assert!(a.pid() < b.pid() && b.pid() < c.pid());
     assert_ne!(a.pid().serial(), b.pid().serial());
@@ -37,16 +38,16 @@ fn pids_order_by_incarnation_then_serial() {
 async fn two_nodes_draw_different_incarnations() {
     let (a, b) = (node(), node());
     assert_ne!(a.incarnation(), b.incarnation());
-    assert_ne!(a.process().pid(), b.process().pid());
+    assert_ne!(a.new_process().pid(), b.new_process().pid());
 }
 
 #[tokio::test]
 async fn dropping_a_process_removes_every_name_and_membership_it_holds() {
     let node = node();
     let other = node.connect("other").unwrap();
-    let keeper = node.process();
+    let keeper = node.new_process();
     keeper.register("kept", &()).unwrap();
-    let p = node.process();
+    let p = node.new_process();
     p.register("n/1", &()).unwrap();
     p.register("n/2", &()).unwrap();
     p.join("g/1", &()).unwrap();
@@ -57,13 +58,19 @@ async fn dropping_a_process_removes_every_name_and_membership_it_holds() {
 
     drop(p);
 
-    assert_eq!(node.registry_count(), 1);
-    assert_eq!(node.whereis("kept"), Some(keeper.pid()));
-    assert!(node.lookup("n/1").is_none() && node.lookup("n/2").is_none());
-    assert!(node.members("g/1").is_empty());
-    assert_eq!(node.members("kept-group").pids(), [keeper.pid()]);
-    assert_eq!(node.membership_count(), 1);
-    assert_eq!(other.registry_count(), 0);
+    assert_eq!(node.default_scope().name_count(), 1);
+    assert_eq!(node.default_scope().whereis("kept"), Some(keeper.pid()));
+    assert!(
+        node.default_scope().lookup("n/1").is_none()
+            && node.default_scope().lookup("n/2").is_none()
+    );
+    assert!(node.default_scope().members("g/1").is_empty());
+    assert_eq!(
+        node.default_scope().members("kept-group").pids(),
+        [keeper.pid()]
+    );
+    assert_eq!(node.default_scope().membership_count(), 1);
+    assert_eq!(other.name_count(), 0);
     assert_eq!(other.membership_count(), 0);
     assert!(other.lookup("o/1").is_none());
 }
@@ -71,8 +78,8 @@ async fn dropping_a_process_removes_every_name_and_membership_it_holds() {
 #[tokio::test]
 async fn dropping_a_process_emits_its_removals_with_reason_normal() {
     let node = node();
-    let mut events = node.subscribe(Pattern::All).unwrap();
-    let p = node.process();
+    let mut events = node.default_scope().subscribe(Pattern::All).unwrap();
+    let p = node.new_process();
     let pid = p.pid();
     p.register("name", &1u8).unwrap();
     p.join("group", &2u8).unwrap();
@@ -104,8 +111,8 @@ async fn dropping_a_process_emits_its_removals_with_reason_normal() {
 #[tokio::test]
 async fn dropping_a_process_that_holds_nothing_emits_nothing() {
     let node = node();
-    let mut events = node.subscribe(Pattern::All).unwrap();
-    drop(node.process());
+    let mut events = node.default_scope().subscribe(Pattern::All).unwrap();
+    drop(node.new_process());
     assert_quiet(&mut events);
     assert_eq!(node.process_count(), 0);
 }
@@ -113,8 +120,8 @@ async fn dropping_a_process_that_holds_nothing_emits_nothing() {
 #[tokio::test]
 async fn a_process_dropped_while_its_thread_panics_exits_with_reason_panicked() {
     let node = node();
-    let mut events = node.subscribe(Pattern::All).unwrap();
-    let p = node.process();
+    let mut events = node.default_scope().subscribe(Pattern::All).unwrap();
+    let p = node.new_process();
     let pid = p.pid();
     p.register("doomed", &()).unwrap();
     let _ = single(&mut events);
@@ -130,14 +137,14 @@ async fn a_process_dropped_while_its_thread_panics_exits_with_reason_panicked() 
     assert_eq!(event.kind, EventKind::Unregistered);
     assert_eq!(event.pid, pid);
     assert_eq!(event.reason, Reason::Exit(ExitReason::Panicked));
-    assert!(node.lookup("doomed").is_none());
+    assert!(node.default_scope().lookup("doomed").is_none());
     assert!(!node.is_alive(pid));
 }
 
 #[tokio::test]
 async fn a_panic_inside_a_spawned_process_cleans_up_with_reason_panicked() {
     let node = node();
-    let mut events = node.subscribe(Pattern::All).unwrap();
+    let mut events = node.default_scope().subscribe(Pattern::All).unwrap();
     let pid = node.spawn(|proc| async move {
         proc.register("crasher", &()).unwrap();
         proc.join("crashers", &()).unwrap();
@@ -164,13 +171,13 @@ async fn a_panic_inside_a_spawned_process_cleans_up_with_reason_panicked() {
         assert_eq!(event.reason, Reason::Exit(ExitReason::Panicked));
     }
     assert!(!node.is_alive(pid));
-    assert!(node.members("crashers").is_empty());
+    assert!(node.default_scope().members("crashers").is_empty());
 }
 
 #[tokio::test]
 async fn a_spawned_process_runs_in_a_task_and_exits_normally_when_it_returns() {
     let node = node();
-    let mut events = node.subscribe(Pattern::All).unwrap();
+    let mut events = node.default_scope().subscribe(Pattern::All).unwrap();
     let pid = node.spawn(|mut proc| async move {
         proc.register("worker", &()).unwrap();
         let _ = proc.recv::<String>().await;
@@ -178,7 +185,7 @@ async fn a_spawned_process_runs_in_a_task_and_exits_normally_when_it_returns() {
 
     let registered = within("registration", events.recv()).await.unwrap();
     assert_eq!(registered.into_events().unwrap()[0].pid, pid);
-    assert_eq!(node.whereis("worker"), Some(pid));
+    assert_eq!(node.default_scope().whereis("worker"), Some(pid));
     assert!(node.is_alive(pid));
 
     node.send(pid, &"stop").unwrap();
@@ -192,8 +199,8 @@ async fn a_spawned_process_runs_in_a_task_and_exits_normally_when_it_returns() {
 #[tokio::test]
 async fn killing_a_process_removes_its_entries_with_reason_killed() {
     let node = node();
-    let mut events = node.subscribe(Pattern::All).unwrap();
-    let p = node.process();
+    let mut events = node.default_scope().subscribe(Pattern::All).unwrap();
+    let p = node.new_process();
     p.register("victim", &()).unwrap();
     p.join("victims", &()).unwrap();
     let _ = (single(&mut events), single(&mut events));
@@ -210,8 +217,8 @@ async fn killing_a_process_removes_its_entries_with_reason_killed() {
     assert!(!p.is_alive());
     assert!(!node.is_alive(p.pid()));
     assert_eq!(p.exit_reason(), Some(ExitReason::Killed));
-    assert!(node.lookup("victim").is_none());
-    assert!(node.members("victims").is_empty());
+    assert!(node.default_scope().lookup("victim").is_none());
+    assert!(node.default_scope().members("victims").is_empty());
     assert_eq!(node.process_count(), 0);
 
     // Dropping the killed handle later changes nothing and emits nothing.
@@ -223,17 +230,17 @@ async fn killing_a_process_removes_its_entries_with_reason_killed() {
 async fn kill_returns_false_for_an_unknown_or_already_dead_pid() {
     let node = node();
     assert!(!node.kill(Pid::new(node.incarnation(), 999_999)));
-    let p = node.process();
+    let p = node.new_process();
     assert!(node.kill(p.pid()));
     assert!(!node.kill(p.pid()));
-    let dropped = node.process().pid();
+    let dropped = node.new_process().pid();
     assert!(!node.kill(dropped));
 }
 
 #[tokio::test]
 async fn a_live_process_has_no_exit_reason() {
     let node = node();
-    let p = node.process();
+    let p = node.new_process();
     assert!(p.is_alive());
     assert_eq!(p.exit_reason(), None);
     assert_eq!(p.node().incarnation(), node.incarnation());
@@ -264,13 +271,13 @@ async fn killing_a_spawned_process_aborts_its_task() {
         drop(proc);
     });
     within("the process to start", started_rx).await.unwrap();
-    assert_eq!(node.whereis("sleeper"), Some(pid));
+    assert_eq!(node.default_scope().whereis("sleeper"), Some(pid));
 
     assert!(node.kill(pid));
 
     within("the task to be aborted", dropped_rx).await.unwrap();
     assert!(!finished.load(Ordering::SeqCst));
-    assert!(node.lookup("sleeper").is_none());
+    assert!(node.default_scope().lookup("sleeper").is_none());
 }
 
 #[tokio::test]
@@ -287,15 +294,15 @@ async fn a_process_killed_before_its_task_first_runs_never_runs_its_body() {
         tokio::task::yield_now().await;
     }
     assert!(!ran.load(Ordering::SeqCst));
-    assert!(node.lookup("never").is_none());
+    assert!(node.default_scope().lookup("never").is_none());
 }
 
 #[tokio::test]
 async fn process_count_counts_live_local_processes() {
     let node = node();
     assert_eq!(node.process_count(), 0);
-    let a = node.process();
-    let b = node.process();
+    let a = node.new_process();
+    let b = node.new_process();
     assert_eq!(node.process_count(), 2);
     node.kill(a.pid());
     assert_eq!(node.process_count(), 1);
@@ -306,7 +313,7 @@ async fn process_count_counts_live_local_processes() {
 #[tokio::test]
 async fn messages_are_typed_and_carry_their_sender() {
     let node = node();
-    let (a, mut b) = (node.process(), node.process());
+    let (a, mut b) = (node.new_process(), node.new_process());
     a.send(b.pid(), &(7u32, "seven")).unwrap();
     node.send(b.pid(), &vec![1u8, 2, 3]).unwrap();
 
@@ -319,13 +326,13 @@ async fn messages_are_typed_and_carry_their_sender() {
     let second = within("a message", b.recv_envelope()).await.unwrap();
     assert_eq!(second.from(), None);
     assert_eq!(second.decode::<Vec<u8>>().unwrap(), [1, 2, 3]);
-    assert!(b.try_recv::<u8>().is_none());
+    assert!(b.try_recv::<u8>() == Err(TryRecvError::Empty));
 }
 
 #[tokio::test]
 async fn a_message_of_another_type_fails_to_decode_and_is_consumed() {
     let node = node();
-    let (a, mut b) = (node.process(), node.process());
+    let (a, mut b) = (node.new_process(), node.new_process());
     a.send(b.pid(), &"text").unwrap();
     a.send(b.pid(), &5u8).unwrap();
 
@@ -337,14 +344,14 @@ async fn a_message_of_another_type_fails_to_decode_and_is_consumed() {
 #[tokio::test]
 async fn try_recv_takes_a_queued_message_without_waiting() {
     let node = node();
-    let mut p = node.process();
-    assert!(p.try_recv::<u8>().is_none());
+    let mut p = node.new_process();
+    assert!(p.try_recv::<u8>() == Err(TryRecvError::Empty));
     node.send(p.pid(), &9u8).unwrap();
-    assert_eq!(p.try_recv::<u8>().unwrap().unwrap(), 9);
+    assert_eq!(p.try_recv::<u8>().unwrap(), 9);
     node.send(p.pid(), &"x").unwrap();
     assert!(matches!(
         p.try_recv::<u8>(),
-        Some(Err(RecvError::Decode { .. }))
+        Err(TryRecvError::Decode { .. })
     ));
 }
 
@@ -353,16 +360,16 @@ async fn sending_to_an_unknown_or_dead_process_fails_with_no_process() {
     let node = node();
     let unknown = Pid::new(node.incarnation(), 123_456);
     assert_eq!(node.send(unknown, &1u8), Err(SendError::NoProcess(unknown)));
-    let killed = node.process();
+    let killed = node.new_process();
     node.kill(killed.pid());
     assert_eq!(
         node.send(killed.pid(), &1u8),
         Err(SendError::NoProcess(killed.pid()))
     );
-    let dropped = node.process().pid();
+    let dropped = node.new_process().pid();
     assert_eq!(node.send(dropped, &1u8), Err(SendError::NoProcess(dropped)));
     // A process of another node, with no link to it.
-    let elsewhere = common::node().process();
+    let elsewhere = common::node().new_process();
     assert_eq!(
         node.send(elsewhere.pid(), &1u8),
         Err(SendError::NodeUnreachable(elsewhere.pid()))
@@ -372,17 +379,17 @@ async fn sending_to_an_unknown_or_dead_process_fails_with_no_process() {
 #[tokio::test]
 async fn a_full_mailbox_refuses_messages_until_one_is_received() {
     let node = Node::builder().mailbox_capacity(2).start().unwrap();
-    let mut p = node.process();
+    let mut p = node.new_process();
     node.send(p.pid(), &1u8).unwrap();
     node.send(p.pid(), &2u8).unwrap();
     assert_eq!(
         node.send(p.pid(), &3u8),
         Err(SendError::MailboxFull(p.pid()))
     );
-    assert_eq!(p.try_recv::<u8>().unwrap().unwrap(), 1);
+    assert_eq!(p.try_recv::<u8>().unwrap(), 1);
     node.send(p.pid(), &4u8).unwrap();
-    assert_eq!(p.try_recv::<u8>().unwrap().unwrap(), 2);
-    assert_eq!(p.try_recv::<u8>().unwrap().unwrap(), 4);
+    assert_eq!(p.try_recv::<u8>().unwrap(), 2);
+    assert_eq!(p.try_recv::<u8>().unwrap(), 4);
 }
 
 /// A message that encodes to `len` + 5 bytes (a MessagePack str32 header).
@@ -399,7 +406,7 @@ async fn a_mailbox_full_of_bytes_refuses_large_messages_until_one_is_received() 
         .mailbox_bytes(MAILBOX_BYTES)
         .start()
         .unwrap();
-    let mut p = node.process();
+    let mut p = node.new_process();
     node.send(p.pid(), &large(400_000)).unwrap();
     node.send(p.pid(), &large(400_000)).unwrap();
     assert_eq!(
@@ -409,7 +416,7 @@ async fn a_mailbox_full_of_bytes_refuses_large_messages_until_one_is_received() 
     );
     // Refused by bytes, not by count: a small message still fits.
     node.send(p.pid(), &1u8).unwrap();
-    assert_eq!(p.try_recv::<String>().unwrap().unwrap().len(), 400_000);
+    assert_eq!(p.try_recv::<String>().unwrap().len(), 400_000);
     node.send(p.pid(), &large(400_000)).unwrap();
     assert_eq!(
         node.send(p.pid(), &large(400_000)),
@@ -419,9 +426,9 @@ async fn a_mailbox_full_of_bytes_refuses_large_messages_until_one_is_received() 
         within("a message", p.recv::<String>()).await.unwrap().len(),
         400_000
     );
-    assert_eq!(p.try_recv::<u8>().unwrap().unwrap(), 1);
-    assert_eq!(p.try_recv::<String>().unwrap().unwrap().len(), 400_000);
-    assert!(p.try_recv::<String>().is_none());
+    assert_eq!(p.try_recv::<u8>().unwrap(), 1);
+    assert_eq!(p.try_recv::<String>().unwrap().len(), 400_000);
+    assert!(p.try_recv::<String>() == Err(TryRecvError::Empty));
     // Every byte was released: the mailbox takes two large messages again.
     node.send(p.pid(), &large(400_000)).unwrap();
     node.send(p.pid(), &large(400_000)).unwrap();
@@ -433,17 +440,17 @@ async fn a_dispatch_counts_a_mailbox_full_of_bytes_as_full() {
         .mailbox_bytes(MAILBOX_BYTES)
         .start()
         .unwrap();
-    let (mut full, mut free) = (node.process(), node.process());
+    let (mut full, mut free) = (node.new_process(), node.new_process());
     full.join("g", &()).unwrap();
     free.join("g", &()).unwrap();
     node.send(full.pid(), &large(700_000)).unwrap();
 
-    let sent = node.dispatch("g", &large(400_000)).unwrap();
+    let sent = node.default_scope().dispatch("g", &large(400_000)).unwrap();
 
     assert_eq!((sent.local, sent.mailbox_full), (1, 1));
-    assert_eq!(free.try_recv::<String>().unwrap().unwrap().len(), 400_000);
-    assert_eq!(full.try_recv::<String>().unwrap().unwrap().len(), 700_000);
-    assert!(full.try_recv::<String>().is_none());
+    assert_eq!(free.try_recv::<String>().unwrap().len(), 400_000);
+    assert_eq!(full.try_recv::<String>().unwrap().len(), 700_000);
+    assert!(full.try_recv::<String>() == Err(TryRecvError::Empty));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -455,8 +462,8 @@ async fn messages_from_a_peer_are_refused_at_the_byte_bound_too() {
     );
     let b = start_clustered(Node::builder(), "b", cluster_config("mailbox", &[&a]));
     eventually("a and b linked", || fully_linked(&[&a, &b])).await;
-    let (mut p, mut marker) = (a.process(), a.process());
-    let sender = b.process();
+    let (mut p, mut marker) = (a.new_process(), a.new_process());
+    let sender = b.new_process();
     for _ in 0..3 {
         sender.send(p.pid(), &large(400_000)).unwrap();
     }
@@ -464,9 +471,12 @@ async fn messages_from_a_peer_are_refused_at_the_byte_bound_too() {
     // The link delivers in order: once the marker is in, the three were delivered or
     // refused.
     within("the marker", marker.recv::<String>()).await.unwrap();
-    assert!(p.try_recv::<String>().is_some());
-    assert!(p.try_recv::<String>().is_some());
-    assert!(p.try_recv::<String>().is_none(), "the third was refused");
+    assert!(p.try_recv::<String>().is_ok());
+    assert!(p.try_recv::<String>().is_ok());
+    assert!(
+        p.try_recv::<String>() == Err(TryRecvError::Empty),
+        "the third was refused"
+    );
     a.shutdown().await;
     b.shutdown().await;
 }
@@ -474,7 +484,7 @@ async fn messages_from_a_peer_are_refused_at_the_byte_bound_too() {
 #[tokio::test]
 async fn a_killed_process_drains_its_queued_messages_then_recv_reports_exited() {
     let node = node();
-    let mut p = node.process();
+    let mut p = node.new_process();
     node.send(p.pid(), &1u8).unwrap();
     node.send(p.pid(), &2u8).unwrap();
     node.kill(p.pid());
@@ -497,19 +507,19 @@ impl Serialize for Unencodable {
 #[tokio::test]
 async fn a_message_serde_cannot_encode_fails_to_send_with_encode() {
     let node = node();
-    let mut p = node.process();
+    let mut p = node.new_process();
     assert!(matches!(
         node.send(p.pid(), &Unencodable),
         Err(SendError::Encode(_))
     ));
-    assert!(p.try_recv::<u8>().is_none());
+    assert!(p.try_recv::<u8>() == Err(TryRecvError::Empty));
 }
 
 #[tokio::test]
 async fn a_dead_process_can_neither_register_nor_join() {
     let node = node();
-    let mut events = node.subscribe(Pattern::All).unwrap();
-    let p = node.process();
+    let mut events = node.default_scope().subscribe(Pattern::All).unwrap();
+    let p = node.new_process();
     node.kill(p.pid());
     assert_eq!(
         p.register("late", &()),
@@ -527,8 +537,8 @@ async fn a_dead_process_can_neither_register_nor_join() {
         p.leave("late"),
         Err(RegistryError::NotInGroup { .. })
     ));
-    assert_eq!(node.registry_count(), 0);
-    assert_eq!(node.membership_count(), 0);
+    assert_eq!(node.default_scope().name_count(), 0);
+    assert_eq!(node.default_scope().membership_count(), 0);
     assert_quiet(&mut events);
 }
 
@@ -536,21 +546,29 @@ async fn a_dead_process_can_neither_register_nor_join() {
 async fn a_process_of_another_node_is_refused_as_foreign() {
     let node = node();
     let elsewhere = common::node();
-    let foreign = elsewhere.process();
+    let foreign = elsewhere.new_process();
     let expected = Err(RegistryError::ForeignProcess { pid: foreign.pid() });
-    assert_eq!(node.register(&foreign, "k", &()).map(|_| ()), expected);
-    assert_eq!(node.join(&foreign, "k", &()), expected);
-    assert_eq!(node.unregister(&foreign, "k"), expected);
-    assert_eq!(node.leave(&foreign, "k"), expected);
-    assert_eq!(node.registry_count(), 0);
-    assert_eq!(node.membership_count(), 0);
-    assert_eq!(elsewhere.registry_count(), 0);
+    assert_eq!(
+        node.default_scope()
+            .register(&foreign, "k", &())
+            .map(|_| ()),
+        expected
+    );
+    assert_eq!(node.default_scope().join(&foreign, "k", &()), expected);
+    assert_eq!(node.default_scope().unregister(&foreign, "k"), expected);
+    assert_eq!(node.default_scope().leave(&foreign, "k"), expected);
+    assert_eq!(node.default_scope().name_count(), 0);
+    assert_eq!(node.default_scope().membership_count(), 0);
+    assert_eq!(elsewhere.default_scope().name_count(), 0);
 }
 
 /// Checks that every index agrees with the others and that only live processes appear.
 fn assert_consistent(node: &Node, procs: &[Process]) {
-    let names = node.registered("", usize::MAX).unwrap();
-    let memberships = node.select(Table::Groups, None, |_| true).unwrap();
+    let names = node.default_scope().names("", usize::MAX).unwrap();
+    let memberships = node
+        .default_scope()
+        .select(Table::Groups, None, |_| true)
+        .unwrap();
     for (key, registration) in &names {
         assert!(
             node.is_alive(registration.pid),
@@ -566,28 +584,41 @@ fn assert_consistent(node: &Node, procs: &[Process]) {
             entry.pid
         );
     }
-    assert_eq!(node.registry_count(), names.len());
-    assert_eq!(node.local_registry_count(), names.len());
-    assert_eq!(node.membership_count(), memberships.len());
-    assert_eq!(node.member_count("g/"), memberships.len());
-    assert_eq!(node.groups("", usize::MAX).unwrap().len(), {
-        let keys: BTreeSet<_> = memberships.iter().map(|e| e.key.clone()).collect();
-        keys.len()
-    });
+    assert_eq!(node.default_scope().name_count(), names.len());
+    assert_eq!(node.default_scope().local_name_count(), names.len());
+    assert_eq!(node.default_scope().membership_count(), memberships.len());
+    assert_eq!(node.default_scope().member_count("g/"), memberships.len());
+    assert_eq!(
+        node.default_scope().groups("", usize::MAX).unwrap().len(),
+        {
+            let keys: BTreeSet<_> = memberships.iter().map(|e| e.key.clone()).collect();
+            keys.len()
+        }
+    );
     for p in procs {
         let owned: Vec<_> = names
             .iter()
             .filter(|(_, r)| r.pid == p.pid())
             .map(|(k, _)| k.clone())
             .collect();
-        assert_eq!(node.names_of(p.pid()), owned, "owner index of {}", p.pid());
+        assert_eq!(
+            node.default_scope().names_of(p.pid()),
+            owned,
+            "owner index of {}",
+            p.pid()
+        );
         let mut joined: Vec<_> = memberships
             .iter()
             .filter(|e| e.pid == p.pid())
             .map(|e| e.key.clone())
             .collect();
         joined.sort();
-        assert_eq!(node.keys_of(p.pid()), joined, "owner index of {}", p.pid());
+        assert_eq!(
+            node.default_scope().groups_of(p.pid()),
+            joined,
+            "owner index of {}",
+            p.pid()
+        );
     }
 }
 
@@ -626,11 +657,11 @@ fn a_process_killed_while_registering_and_joining_never_leaves_an_entry_behind()
         .subscription_capacity(1 << 22)
         .start()
         .unwrap();
-    let mut events = node.subscribe(Pattern::All).unwrap();
+    let mut events = node.default_scope().subscribe(Pattern::All).unwrap();
     let other = node.connect("other").unwrap();
     const KEYS: usize = 6;
     for round in 0..300usize {
-        let procs: Vec<Process> = (0..4).map(|_| node.process()).collect();
+        let procs: Vec<Process> = (0..4).map(|_| node.new_process()).collect();
         let victims = [procs[0].pid(), procs[2].pid(), procs[3].pid()];
         let barrier = Barrier::new(3);
         std::thread::scope(|s| {
@@ -665,24 +696,27 @@ fn a_process_killed_while_registering_and_joining_never_leaves_an_entry_behind()
 
         for pid in victims {
             assert!(!node.is_alive(pid));
-            assert!(node.names_of(pid).is_empty() && node.keys_of(pid).is_empty());
+            assert!(
+                node.default_scope().names_of(pid).is_empty()
+                    && node.default_scope().groups_of(pid).is_empty()
+            );
         }
         assert_consistent(&node, &procs);
         let survivor = procs[1].pid();
         assert!(
             other
-                .registered("", usize::MAX)
+                .names("", usize::MAX)
                 .unwrap()
                 .iter()
                 .all(|(_, r)| r.pid == survivor)
         );
-        assert_eq!(other.names_of(survivor).len(), other.registry_count());
+        assert_eq!(other.names_of(survivor).len(), other.name_count());
         drop(procs);
-        assert_eq!(node.registry_count(), 0, "round {round}");
-        assert_eq!(node.local_registry_count(), 0);
-        assert_eq!(node.membership_count(), 0);
-        assert_eq!(other.registry_count(), 0);
-        assert_eq!(other.local_registry_count(), 0);
+        assert_eq!(node.default_scope().name_count(), 0, "round {round}");
+        assert_eq!(node.default_scope().local_name_count(), 0);
+        assert_eq!(node.default_scope().membership_count(), 0);
+        assert_eq!(other.name_count(), 0);
+        assert_eq!(other.local_name_count(), 0);
         assert_eq!(node.process_count(), 0);
     }
     assert_event_story(&common::drain(&mut events));
@@ -698,12 +732,12 @@ fn a_name_freed_by_a_concurrent_kill_is_registrable_as_soon_as_the_death_is_obse
         .subscription_capacity(1 << 20)
         .start()
         .unwrap();
-    let mut events = node.subscribe("contested").unwrap();
+    let mut events = node.default_scope().subscribe("contested").unwrap();
     for round in 0..500u32 {
-        let owner = node.process();
+        let owner = node.new_process();
         owner.register("contested", &round).unwrap();
         owner.join("also-held", &()).unwrap();
-        let heir = node.process();
+        let heir = node.new_process();
         let (owner_pid, heir_pid) = (owner.pid(), heir.pid());
         std::thread::scope(|s| {
             s.spawn(|| assert!(node.kill(owner_pid)));
@@ -715,12 +749,12 @@ fn a_name_freed_by_a_concurrent_kill_is_registrable_as_soon_as_the_death_is_obse
                     .expect("a name is free as soon as its owner is observably dead");
             });
         });
-        assert_eq!(node.whereis("contested"), Some(heir.pid()));
-        assert_eq!(node.registry_count(), 1);
-        assert_eq!(node.local_registry_count(), 1);
-        assert_eq!(node.membership_count(), 0);
+        assert_eq!(node.default_scope().whereis("contested"), Some(heir.pid()));
+        assert_eq!(node.default_scope().name_count(), 1);
+        assert_eq!(node.default_scope().local_name_count(), 1);
+        assert_eq!(node.default_scope().membership_count(), 0);
         drop(heir);
-        assert_eq!(node.local_registry_count(), 0);
+        assert_eq!(node.default_scope().local_name_count(), 0);
 
         let story: Vec<_> = common::drain(&mut events)
             .into_iter()
@@ -750,7 +784,7 @@ fn a_name_freed_by_a_concurrent_kill_is_registrable_as_soon_as_the_death_is_obse
 #[tokio::test]
 async fn killing_a_process_wakes_its_handle_waiting_in_recv_with_exited() {
     let node = node();
-    let mut p = node.process();
+    let mut p = node.new_process();
     let pid = p.pid();
     let (waiting_tx, waiting_rx) = tokio::sync::oneshot::channel();
     let waiter = tokio::spawn(async move {
@@ -778,10 +812,10 @@ fn kill_reports_true_only_when_it_ended_the_process_itself() {
         .subscription_capacity(1 << 20)
         .start()
         .unwrap();
-    let mut events = node.subscribe("racer").unwrap();
+    let mut events = node.default_scope().subscribe("racer").unwrap();
     let (mut kills, mut drops) = (0, 0);
     for round in 0..2000 {
-        let p = node.process();
+        let p = node.new_process();
         p.register("racer", &()).unwrap();
         let pid = p.pid();
         let barrier = Barrier::new(2);

@@ -3,6 +3,7 @@
 mod common;
 
 use common::{cluster_config, eventually, fully_linked, meta, node, start_clustered, within};
+use roster::TryRecvError;
 use roster::{Counted, Decoded, Dispatched, Entry, KeyError, Node, Pid, SendError, Table};
 use serde::ser::{Error as _, Serialize, Serializer};
 
@@ -13,7 +14,7 @@ fn keys(entries: &[Entry]) -> Vec<&str> {
 #[tokio::test]
 async fn select_over_names_under_a_prefix_returns_matching_entries_in_key_order() {
     let node = node();
-    let procs: Vec<_> = (0..5).map(|_| node.process()).collect();
+    let procs: Vec<_> = (0..5).map(|_| node.new_process()).collect();
     let ages = [
         ("user/3", 50u8),
         ("user/1", 40),
@@ -26,6 +27,7 @@ async fn select_over_names_under_a_prefix_returns_matching_entries_in_key_order(
     }
 
     let old = node
+        .default_scope()
         .select(Table::Names, Some("user/"), |e| {
             e.meta.decode::<u8>().unwrap() >= 30
         })
@@ -47,11 +49,12 @@ async fn select_over_names_under_a_prefix_returns_matching_entries_in_key_order(
         ]
     );
     assert_eq!(
-        node.count_match(Table::Names, Some("user/"), |e| e
-            .meta
-            .decode::<u8>()
-            .unwrap()
-            >= 30),
+        node.default_scope()
+            .count_match(Table::Names, Some("user/"), |e| e
+                .meta
+                .decode::<u8>()
+                .unwrap()
+                >= 30),
         Ok(2)
     );
 }
@@ -59,37 +62,53 @@ async fn select_over_names_under_a_prefix_returns_matching_entries_in_key_order(
 #[tokio::test]
 async fn select_without_a_prefix_scans_the_whole_table() {
     let node = node();
-    let (a, b) = (node.process(), node.process());
+    let (a, b) = (node.new_process(), node.new_process());
     a.register("x", &1u8).unwrap();
     b.register("y/1", &2u8).unwrap();
     a.join("x", &3u8).unwrap();
 
-    let mut names = node.select(Table::Names, None, |_| true).unwrap();
+    let mut names = node
+        .default_scope()
+        .select(Table::Names, None, |_| true)
+        .unwrap();
     names.sort_by(|l, r| l.key.cmp(&r.key));
     assert_eq!(keys(&names), ["x", "y/1"]);
-    assert_eq!(node.count_match(Table::Names, None, |_| true), Ok(2));
+    assert_eq!(
+        node.default_scope()
+            .count_match(Table::Names, None, |_| true),
+        Ok(2)
+    );
     let by_b = node
+        .default_scope()
         .select(Table::Names, None, |e| e.pid == b.pid())
         .unwrap();
     assert_eq!(keys(&by_b), ["y/1"]);
     assert_eq!(
-        node.count_match(Table::Names, None, |e| e.key == "x"),
+        node.default_scope()
+            .count_match(Table::Names, None, |e| e.key == "x"),
         Ok(1)
     );
-    assert_eq!(node.count_match(Table::Names, None, |_| false), Ok(0));
+    assert_eq!(
+        node.default_scope()
+            .count_match(Table::Names, None, |_| false),
+        Ok(0)
+    );
 }
 
 #[tokio::test]
 async fn select_over_groups_yields_one_entry_per_member_of_each_group() {
     let node = node();
-    let (a, b) = (node.process(), node.process());
+    let (a, b) = (node.new_process(), node.new_process());
     a.join("room/1", &"admin").unwrap();
     b.join("room/1", &"guest").unwrap();
     b.join("room/2", &"admin").unwrap();
     a.join("other", &"admin").unwrap();
     a.register("room/9", &"admin").unwrap();
 
-    let all = node.select(Table::Groups, Some("room/"), |_| true).unwrap();
+    let all = node
+        .default_scope()
+        .select(Table::Groups, Some("room/"), |_| true)
+        .unwrap();
     assert_eq!(
         all.iter()
             .map(|e| (e.key.as_str(), e.pid, e.meta.clone()))
@@ -102,11 +121,17 @@ async fn select_over_groups_yields_one_entry_per_member_of_each_group() {
     );
     let admins = |e: &Entry| e.meta.decode::<String>().unwrap() == "admin";
     assert_eq!(
-        node.count_match(Table::Groups, Some("room/"), admins),
+        node.default_scope()
+            .count_match(Table::Groups, Some("room/"), admins),
         Ok(2)
     );
-    assert_eq!(node.count_match(Table::Groups, None, admins), Ok(3));
+    assert_eq!(
+        node.default_scope()
+            .count_match(Table::Groups, None, admins),
+        Ok(3)
+    );
     let of_a = node
+        .default_scope()
         .select(Table::Groups, None, |e| e.pid == a.pid())
         .unwrap();
     let mut of_a = keys(&of_a);
@@ -117,7 +142,7 @@ async fn select_over_groups_yields_one_entry_per_member_of_each_group() {
 #[tokio::test]
 async fn select_and_count_match_skip_dead_processes() {
     let node = node();
-    let (alive, dead) = (node.process(), node.process());
+    let (alive, dead) = (node.new_process(), node.new_process());
     alive.register("n/1", &()).unwrap();
     dead.register("n/2", &()).unwrap();
     alive.join("g/1", &()).unwrap();
@@ -125,23 +150,42 @@ async fn select_and_count_match_skip_dead_processes() {
     node.kill(dead.pid());
 
     for prefix in [None, Some("n/"), Some("g/")] {
-        let names = node.select(Table::Names, prefix, |_| true).unwrap();
-        let groups = node.select(Table::Groups, prefix, |_| true).unwrap();
+        let names = node
+            .default_scope()
+            .select(Table::Names, prefix, |_| true)
+            .unwrap();
+        let groups = node
+            .default_scope()
+            .select(Table::Groups, prefix, |_| true)
+            .unwrap();
         assert!(names.iter().chain(&groups).all(|e| e.pid == alive.pid()));
     }
-    assert_eq!(node.count_match(Table::Names, None, |_| true), Ok(1));
-    assert_eq!(node.count_match(Table::Groups, Some("g/"), |_| true), Ok(1));
+    assert_eq!(
+        node.default_scope()
+            .count_match(Table::Names, None, |_| true),
+        Ok(1)
+    );
+    assert_eq!(
+        node.default_scope()
+            .count_match(Table::Groups, Some("g/"), |_| true),
+        Ok(1)
+    );
 }
 
 #[tokio::test]
 async fn select_and_count_match_refuse_a_prefix_without_a_trailing_slash() {
     let node = node();
-    let p = node.process();
+    let p = node.new_process();
     p.register("user/1", &()).unwrap();
     let refused = Err(KeyError::NotAPrefix("user".into()));
-    assert_eq!(node.select(Table::Names, Some("user"), |_| true), refused);
     assert_eq!(
-        node.count_match(Table::Groups, Some("user"), |_| true),
+        node.default_scope()
+            .select(Table::Names, Some("user"), |_| true),
+        refused
+    );
+    assert_eq!(
+        node.default_scope()
+            .count_match(Table::Groups, Some("user"), |_| true),
         Err(KeyError::NotAPrefix("user".into()))
     );
 }
@@ -149,30 +193,32 @@ async fn select_and_count_match_refuse_a_prefix_without_a_trailing_slash() {
 #[tokio::test]
 async fn the_predicate_is_called_once_per_live_entry() {
     let node = node();
-    let procs: Vec<_> = (0..3).map(|_| node.process()).collect();
+    let procs: Vec<_> = (0..3).map(|_| node.new_process()).collect();
     for (i, p) in procs.iter().enumerate() {
         p.join("g", &i).unwrap();
         p.register(&format!("n/{i}"), &i).unwrap();
     }
     let mut calls = 0;
-    let _ = node.select(Table::Groups, None, |_| {
+    let _ = node.default_scope().select(Table::Groups, None, |_| {
         calls += 1;
         false
     });
     assert_eq!(calls, 3);
     calls = 0;
-    let _ = node.count_match(Table::Names, Some("n/"), |_| {
-        calls += 1;
-        true
-    });
+    let _ = node
+        .default_scope()
+        .count_match(Table::Names, Some("n/"), |_| {
+            calls += 1;
+            true
+        });
     assert_eq!(calls, 3);
 }
 
 #[tokio::test]
 async fn dispatch_reaches_the_owner_and_every_member_of_the_exact_key_once() {
     let node = node();
-    let (mut owner, mut a, mut b) = (node.process(), node.process(), node.process());
-    let mut elsewhere = node.process();
+    let (mut owner, mut a, mut b) = (node.new_process(), node.new_process(), node.new_process());
+    let mut elsewhere = node.new_process();
     owner.register("room/1", &()).unwrap();
     owner.join("room/1", &()).unwrap(); // the owner is also a member: reached once
     a.join("room/1", &()).unwrap();
@@ -181,7 +227,7 @@ async fn dispatch_reaches_the_owner_and_every_member_of_the_exact_key_once() {
     elsewhere.join("room/1/sub", &()).unwrap();
     elsewhere.register("room/11", &()).unwrap();
 
-    let sent = node.dispatch("room/1", &"hello").unwrap();
+    let sent = node.default_scope().dispatch("room/1", &"hello").unwrap();
 
     assert_eq!(
         sent,
@@ -199,59 +245,77 @@ async fn dispatch_reaches_the_owner_and_every_member_of_the_exact_key_once() {
             .unwrap();
         assert_eq!(envelope.from(), None);
         assert_eq!(envelope.decode::<String>().unwrap(), "hello");
-        assert!(p.try_recv::<String>().is_none(), "delivered once");
+        assert!(
+            p.try_recv::<String>() == Err(TryRecvError::Empty),
+            "delivered once"
+        );
     }
-    assert!(elsewhere.try_recv::<String>().is_none());
+    assert!(elsewhere.try_recv::<String>() == Err(TryRecvError::Empty));
 }
 
 #[tokio::test]
 async fn dispatch_to_a_name_without_members_reaches_its_owner() {
     let node = node();
-    let mut owner = node.process();
+    let mut owner = node.new_process();
     owner.register("service", &()).unwrap();
-    assert_eq!(node.dispatch("service", &1u8).unwrap().local, 1);
-    assert_eq!(owner.try_recv::<u8>().unwrap().unwrap(), 1);
+    assert_eq!(
+        node.default_scope()
+            .dispatch("service", &1u8)
+            .unwrap()
+            .local,
+        1
+    );
+    assert_eq!(owner.try_recv::<u8>().unwrap(), 1);
 }
 
 #[tokio::test]
 async fn dispatch_to_a_key_nobody_holds_reaches_nobody() {
     let node = node();
-    assert_eq!(node.dispatch("nobody", &1u8), Ok(Dispatched::default()));
-    assert_eq!(node.dispatch("", &1u8), Ok(Dispatched::default()));
+    assert_eq!(
+        node.default_scope().dispatch("nobody", &1u8),
+        Ok(Dispatched::default())
+    );
+    assert_eq!(
+        node.default_scope().dispatch("", &1u8),
+        Ok(Dispatched::default())
+    );
 }
 
 #[tokio::test]
 async fn dispatch_to_a_prefix_reaches_nobody() {
     let node = node();
-    let (mut a, mut b) = (node.process(), node.process());
+    let (mut a, mut b) = (node.new_process(), node.new_process());
     a.join("room/1", &()).unwrap();
     b.register("room/2", &()).unwrap();
-    assert_eq!(node.dispatch("room/", &1u8), Ok(Dispatched::default()));
-    assert!(a.try_recv::<u8>().is_none());
-    assert!(b.try_recv::<u8>().is_none());
+    assert_eq!(
+        node.default_scope().dispatch("room/", &1u8),
+        Ok(Dispatched::default())
+    );
+    assert!(a.try_recv::<u8>() == Err(TryRecvError::Empty));
+    assert!(b.try_recv::<u8>() == Err(TryRecvError::Empty));
 }
 
 #[tokio::test]
 async fn dispatch_skips_dead_processes() {
     let node = node();
-    let (mut alive, dead) = (node.process(), node.process());
+    let (mut alive, dead) = (node.new_process(), node.new_process());
     alive.join("g", &()).unwrap();
     dead.join("g", &()).unwrap();
     dead.register("g", &()).unwrap();
     node.kill(dead.pid());
-    assert_eq!(node.dispatch("g", &1u8).unwrap().local, 1);
-    assert_eq!(alive.try_recv::<u8>().unwrap().unwrap(), 1);
+    assert_eq!(node.default_scope().dispatch("g", &1u8).unwrap().local, 1);
+    assert_eq!(alive.try_recv::<u8>().unwrap(), 1);
 }
 
 #[tokio::test]
 async fn dispatch_counts_full_mailboxes_and_still_reaches_the_others() {
     let node = Node::builder().mailbox_capacity(1).start().unwrap();
-    let (mut full, mut free) = (node.process(), node.process());
+    let (mut full, mut free) = (node.new_process(), node.new_process());
     full.join("g", &()).unwrap();
     free.join("g", &()).unwrap();
     node.send(full.pid(), &0u8).unwrap();
 
-    let sent = node.dispatch("g", &1u8).unwrap();
+    let sent = node.default_scope().dispatch("g", &1u8).unwrap();
 
     assert_eq!(
         sent,
@@ -263,18 +327,19 @@ async fn dispatch_counts_full_mailboxes_and_still_reaches_the_others() {
             remote_unreachable: 0,
         }
     );
-    assert_eq!(free.try_recv::<u8>().unwrap().unwrap(), 1);
-    assert_eq!(full.try_recv::<u8>().unwrap().unwrap(), 0);
-    assert!(full.try_recv::<u8>().is_none());
+    assert_eq!(free.try_recv::<u8>().unwrap(), 1);
+    assert_eq!(full.try_recv::<u8>().unwrap(), 0);
+    assert!(full.try_recv::<u8>() == Err(TryRecvError::Empty));
 }
 
 #[tokio::test]
 async fn one_dispatch_shares_one_encoding_between_its_receivers() {
     let node = node();
-    let (mut a, mut b) = (node.process(), node.process());
+    let (mut a, mut b) = (node.new_process(), node.new_process());
     a.join("g", &()).unwrap();
     b.join("g", &()).unwrap();
-    node.dispatch("g", &"a message long enough to be allocated")
+    node.default_scope()
+        .dispatch("g", &"a message long enough to be allocated")
         .unwrap();
     let from_a = a.recv_envelope().await.unwrap();
     let from_b = b.recv_envelope().await.unwrap();
@@ -297,26 +362,26 @@ impl Serialize for Unencodable {
 #[tokio::test]
 async fn dispatching_a_message_serde_cannot_encode_fails_with_encode() {
     let node = node();
-    let mut p = node.process();
+    let mut p = node.new_process();
     p.join("g", &()).unwrap();
     assert!(matches!(
-        node.dispatch("g", &Unencodable),
+        node.default_scope().dispatch("g", &Unencodable),
         Err(SendError::Encode(_))
     ));
-    assert!(p.try_recv::<u8>().is_none());
+    assert!(p.try_recv::<u8>() == Err(TryRecvError::Empty));
 }
 
 #[tokio::test]
 async fn keys_of_and_names_of_a_pid_nobody_knows_are_empty() {
     let node = node();
-    let p = node.process();
+    let p = node.new_process();
     p.register("n", &()).unwrap();
     p.join("g", &()).unwrap();
     let stranger = Pid::new(node.incarnation() ^ 1, p.pid().serial());
-    assert!(node.keys_of(stranger).is_empty());
-    assert!(node.names_of(stranger).is_empty());
+    assert!(node.default_scope().groups_of(stranger).is_empty());
+    assert!(node.default_scope().names_of(stranger).is_empty());
     assert_eq!(node.node_name_of(stranger), None);
-    assert_eq!(node.keys_of(p.pid()), ["g"]);
+    assert_eq!(node.default_scope().groups_of(p.pid()), ["g"]);
     assert_eq!(node.node_name_of(p.pid()).as_deref(), Some("roster"));
 }
 
@@ -330,36 +395,42 @@ async fn keys_of_names_of_and_node_name_of_answer_for_a_process_of_another_node(
     // Asked about a remote pid before the writes below, so b's index of the default scope
     // is built empty and kept up to date by the replicated writes (in "chat" it is built
     // by the first query, after they arrived).
-    assert!(b.keys_of(Pid::new(a.incarnation(), u64::MAX)).is_empty());
-    let user = a.process();
+    assert!(
+        b.default_scope()
+            .groups_of(Pid::new(a.incarnation(), u64::MAX))
+            .is_empty()
+    );
+    let user = a.new_process();
     user.register("user/1", &()).unwrap();
     user.join("room/2", &()).unwrap();
     user.join("room/1", &()).unwrap();
     chat.join(&user, "channel/7", &()).unwrap();
     eventually("b sees the user's groups", || {
-        b.keys_of(user.pid()) == ["room/1", "room/2"]
+        b.default_scope().groups_of(user.pid()) == ["room/1", "room/2"]
     })
     .await;
-    assert_eq!(b.names_of(user.pid()), ["user/1"]);
+    assert_eq!(b.default_scope().names_of(user.pid()), ["user/1"]);
     eventually("b sees the user's channel in chat", || {
-        b_chat.keys_of(user.pid()) == ["channel/7"]
+        b_chat.groups_of(user.pid()) == ["channel/7"]
     })
     .await;
     assert!(b_chat.names_of(user.pid()).is_empty());
     assert_eq!(b.node_name_of(user.pid()).as_deref(), Some("a"));
     assert_eq!(a.node_name_of(user.pid()).as_deref(), Some("a"));
-    let local = b.process();
+    let local = b.new_process();
     assert_eq!(a.node_name_of(local.pid()).as_deref(), Some("b"));
 
     user.leave("room/2").unwrap();
     eventually("b sees the user leave room/2", || {
-        b.keys_of(user.pid()) == ["room/1"]
+        b.default_scope().groups_of(user.pid()) == ["room/1"]
     })
     .await;
     let pid = user.pid();
     drop(user);
     eventually("b forgets the dead user's entries", || {
-        b.keys_of(pid).is_empty() && b.names_of(pid).is_empty() && b_chat.keys_of(pid).is_empty()
+        b.default_scope().groups_of(pid).is_empty()
+            && b.default_scope().names_of(pid).is_empty()
+            && b_chat.groups_of(pid).is_empty()
     })
     .await;
     a.shutdown().await;
@@ -373,7 +444,7 @@ struct User {
 
 /// user/1..user/5 with ages 10, 20, 30, 40, 50, and user/0 whose meta is not a `User`.
 fn users(node: &Node) -> Vec<roster::Process> {
-    let procs: Vec<_> = (0..6).map(|_| node.process()).collect();
+    let procs: Vec<_> = (0..6).map(|_| node.new_process()).collect();
     procs[0].register("user/0", &"not a user").unwrap();
     for (i, p) in procs.iter().enumerate().skip(1) {
         let age = 10 * i as u8;
@@ -391,6 +462,7 @@ async fn select_as_decodes_meta_once_per_entry_and_counts_what_does_not_decode()
     let mut seen = Vec::new();
 
     let adults = node
+        .default_scope()
         .select_as::<User, _>(Table::Names, Some("user/"), 10, |key, user| {
             seen.push(key.clone());
             user.age >= 30
@@ -410,6 +482,7 @@ async fn select_as_decodes_meta_once_per_entry_and_counts_what_does_not_decode()
             .collect::<Vec<_>>()
     );
     let members = node
+        .default_scope()
         .select_as::<User, _>(Table::Groups, None, 10, |_, user| user.age < 30)
         .unwrap();
     assert_eq!(members.items.len(), 2);
@@ -422,6 +495,7 @@ async fn select_as_stops_at_its_limit() {
     let _users = users(&node);
     let mut calls = 0;
     let first = node
+        .default_scope()
         .select_as::<User, _>(Table::Names, Some("user/"), 2, |_, _| {
             calls += 1;
             true
@@ -432,11 +506,13 @@ async fn select_as_stops_at_its_limit() {
     assert_eq!(calls, 2, "the scan stops once the limit is reached");
     assert_eq!(first.undecodable, 1, "user/0 came before the limit");
     let none = node
+        .default_scope()
         .select_as::<User, _>(Table::Names, None, 0, |_, _| panic!("never called"))
         .unwrap();
     assert!(none.items.is_empty());
     assert!(matches!(
-        node.select_as::<User, _>(Table::Names, Some("user"), 1, |_, _| true),
+        node.default_scope()
+            .select_as::<User, _>(Table::Names, Some("user"), 1, |_, _| true),
         Err(KeyError::NotAPrefix(_))
     ));
 }
@@ -446,23 +522,26 @@ async fn count_match_as_counts_matches_and_undecodable_entries() {
     let node = node();
     let _users = users(&node);
     assert_eq!(
-        node.count_match_as::<User, _>(Table::Groups, None, |key, user| {
-            key == "team" && user.age > 20
-        }),
+        node.default_scope()
+            .count_match_as::<User, _>(Table::Groups, None, |key, user| {
+                key == "team" && user.age > 20
+            }),
         Ok(Counted {
             matched: 3,
             undecodable: 1
         })
     );
     assert_eq!(
-        node.count_match_as::<u32, _>(Table::Groups, None, |_, n| *n == 7),
+        node.default_scope()
+            .count_match_as::<u32, _>(Table::Groups, None, |_, n| *n == 7),
         Ok(Counted {
             matched: 1,
             undecodable: 5
         })
     );
     assert!(matches!(
-        node.count_match_as::<User, _>(Table::Names, Some("user"), |_, _| true),
+        node.default_scope()
+            .count_match_as::<User, _>(Table::Names, Some("user"), |_, _| true),
         Err(KeyError::NotAPrefix(_))
     ));
 }
@@ -473,24 +552,27 @@ async fn a_panicking_predicate_leaves_the_scope_working() {
     let procs = users(&node);
     for table in [Table::Names, Table::Groups] {
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            node.select_as::<User, _>(table, None, 10, |_, _| panic!("a buggy predicate"))
+            node.default_scope()
+                .select_as::<User, _>(table, None, 10, |_, _| panic!("a buggy predicate"))
         }));
         assert!(panicked.is_err());
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            node.count_match_as::<User, _>(table, None, |_, _| panic!("a buggy predicate"))
+            node.default_scope()
+                .count_match_as::<User, _>(table, None, |_, _| panic!("a buggy predicate"))
         }));
         assert!(panicked.is_err());
     }
     // Writers and readers of every key go on as before.
-    let newcomer = node.process();
+    let newcomer = node.new_process();
     newcomer.register("user/6", &User { age: 60 }).unwrap();
     procs[1].unregister("user/1").unwrap();
     newcomer.join("team", &User { age: 60 }).unwrap();
     let names = node
+        .default_scope()
         .select_as::<User, _>(Table::Names, Some("user/"), 10, |_, _| true)
         .unwrap();
     assert_eq!(names.items.len(), 5);
-    assert_eq!(node.member_count("team"), 7);
+    assert_eq!(node.default_scope().member_count("team"), 7);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -498,13 +580,16 @@ async fn dispatch_counts_nodes_it_handed_the_frame_to_and_nodes_without_a_link()
     let a = start_clustered(Node::builder(), "a", cluster_config("dispatch", &[]));
     let b = start_clustered(Node::builder(), "b", cluster_config("dispatch", &[&a]));
     eventually("a and b linked", || fully_linked(&[&a, &b])).await;
-    let mut far = b.process();
+    let mut far = b.new_process();
     far.join("g", &()).unwrap();
-    let mut near = a.process();
+    let mut near = a.new_process();
     near.join("g", &()).unwrap();
-    eventually("a sees b's member", || a.member_count("g") == 2).await;
+    eventually("a sees b's member", || {
+        a.default_scope().member_count("g") == 2
+    })
+    .await;
 
-    let sent = a.dispatch("g", &1u8).unwrap();
+    let sent = a.default_scope().dispatch("g", &1u8).unwrap();
     assert_eq!(
         sent,
         Dispatched {
@@ -515,13 +600,13 @@ async fn dispatch_counts_nodes_it_handed_the_frame_to_and_nodes_without_a_link()
         "b's member is not counted: only the node the frame went to"
     );
     assert_eq!(within("b's member gets it", far.recv::<u8>()).await, Ok(1));
-    assert_eq!(near.try_recv::<u8>().unwrap(), Ok(1));
+    assert_eq!(near.try_recv::<u8>(), Ok(1));
 
     // Links closed, entries kept: b's member is still listed, but b cannot be reached.
-    a.sever_links(std::time::Duration::from_secs(60));
-    eventually("a has no link", || a.nodes().is_empty()).await;
-    assert_eq!(a.member_count("g"), 2);
-    let sent = a.dispatch("g", &2u8).unwrap();
+    a.cluster().sever_links(std::time::Duration::from_secs(60));
+    eventually("a has no link", || a.cluster().peers().is_empty()).await;
+    assert_eq!(a.default_scope().member_count("g"), 2);
+    let sent = a.default_scope().dispatch("g", &2u8).unwrap();
     assert_eq!(
         sent,
         Dispatched {

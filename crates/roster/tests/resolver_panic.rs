@@ -31,19 +31,19 @@ async fn a_panicking_resolver_falls_back_to_keep_oldest_and_replication_goes_on(
     // A node of the same process outside the conflict: it counts no panic of theirs.
     let bystander = start("bystander", &[], Node::builder());
     eventually("a and b linked", || {
-        a.nodes().len() == 1 && b.nodes().len() == 1
+        a.cluster().peers().len() == 1 && b.cluster().peers().len() == 1
     })
     .await;
 
     // Cut the links: both sides register the same name, unaware of each other.
-    a.sever_links(Duration::from_secs(1));
+    a.cluster().sever_links(Duration::from_secs(1));
     eventually("the links are down on both sides", || {
-        a.nodes().is_empty() && b.nodes().is_empty()
+        a.cluster().peers().is_empty() && b.cluster().peers().is_empty()
     })
     .await;
-    let pa = a.process();
+    let pa = a.new_process();
     let ra = pa.register("leader", &"a").expect("free on a's side");
-    let pb = b.process();
+    let pb = b.new_process();
     let rb = pb.register("leader", &"b").expect("free on b's side");
     let (winner, loser) = match ConflictRule::KeepOldest.resolve("leader", &ra, &rb) {
         Winner::First => (&pa, &pb),
@@ -52,7 +52,8 @@ async fn a_panicking_resolver_falls_back_to_keep_oldest_and_replication_goes_on(
 
     // The links come back; both resolvers panic on the conflict.
     eventually("both nodes agree on the keep-oldest winner", || {
-        a.whereis("leader") == Some(winner.pid()) && b.whereis("leader") == Some(winner.pid())
+        a.default_scope().whereis("leader") == Some(winner.pid())
+            && b.default_scope().whereis("leader") == Some(winner.pid())
     })
     .await;
     eventually("the loser is ended", || !loser.is_alive()).await;
@@ -64,7 +65,7 @@ async fn a_panicking_resolver_falls_back_to_keep_oldest_and_replication_goes_on(
         })
     );
     assert!(winner.is_alive());
-    let panics = |node: &Node| node.cluster_stats().expect("clustered").resolver_panics;
+    let panics = |node: &Node| node.cluster().stats().expect("clustered").resolver_panics;
     // The node that met the conflict counts it (the other may only have seen the loser
     // gone, if its catch-up came after the removal).
     assert!(
@@ -76,7 +77,8 @@ async fn a_panicking_resolver_falls_back_to_keep_oldest_and_replication_goes_on(
     assert_eq!(panics(&bystander), 0, "counted per node, not per process");
     for node in [&a, &b] {
         let names: Vec<_> = node
-            .registered("", 10)
+            .default_scope()
+            .names("", 10)
             .unwrap()
             .into_iter()
             .map(|(key, r)| (key, r.pid))
@@ -90,20 +92,20 @@ async fn a_panicking_resolver_falls_back_to_keep_oldest_and_replication_goes_on(
     }
 
     // What broke: nothing registered after the conflict replicated any more.
-    let after_a = a.process();
+    let after_a = a.new_process();
     after_a.register("after/a", &()).unwrap();
-    let after_b = b.process();
+    let after_b = b.new_process();
     after_b.register("after/b", &()).unwrap();
     eventually("a's later registration reaches b", || {
-        b.whereis("after/a") == Some(after_a.pid())
+        b.default_scope().whereis("after/a") == Some(after_a.pid())
     })
     .await;
     eventually("b's later registration reaches a", || {
-        a.whereis("after/b") == Some(after_b.pid())
+        a.default_scope().whereis("after/b") == Some(after_b.pid())
     })
     .await;
-    assert_eq!(a.nodes().len(), 1);
-    assert_eq!(b.nodes().len(), 1);
+    assert_eq!(a.cluster().peers().len(), 1);
+    assert_eq!(b.cluster().peers().len(), 1);
 
     within("a shuts down", a.shutdown()).await;
     within("b shuts down", b.shutdown()).await;

@@ -36,7 +36,7 @@ async fn replicates_everywhere(nodes: &[&Node], round: usize) -> Vec<Process> {
         .iter()
         .enumerate()
         .map(|(i, n)| {
-            let p = n.process();
+            let p = n.new_process();
             p.register(&format!("probe/{round}/{i}"), &()).unwrap();
             p
         })
@@ -44,7 +44,13 @@ async fn replicates_everywhere(nodes: &[&Node], round: usize) -> Vec<Process> {
     for node in nodes {
         eventually(
             &format!("round {round}: {} sees every probe", node.name()),
-            || (0..nodes.len()).all(|i| node.whereis(&format!("probe/{round}/{i}")).is_some()),
+            || {
+                (0..nodes.len()).all(|i| {
+                    node.default_scope()
+                        .whereis(&format!("probe/{round}/{i}"))
+                        .is_some()
+                })
+            },
         )
         .await;
     }
@@ -67,7 +73,9 @@ async fn every_heal_relinks_and_replicates_in_every_direction() {
     let mut kept = Vec::new();
     for round in 0..cycles(300, 30) {
         let isolated = nodes[round % 3];
-        isolated.sever_links(Duration::from_millis(5 + (round as u64 * 7) % 30));
+        isolated
+            .cluster()
+            .sever_links(Duration::from_millis(5 + (round as u64 * 7) % 30));
         eventually(&format!("round {round}: relinked"), || fully_linked(&nodes)).await;
         kept = replicates_everywhere(&nodes, round).await;
     }
@@ -91,14 +99,14 @@ async fn no_link_survives_or_appears_during_a_sever() {
     for round in 0..cycles(200, 20) {
         let window = Duration::from_millis(60);
         let severed_at = tokio::time::Instant::now();
-        a.sever_links(window);
-        let established = a.cluster_stats().unwrap().links_established;
+        a.cluster().sever_links(window);
+        let established = a.cluster().stats().unwrap().links_established;
         // Checked until shortly before the window ends: scheduling may delay this loop.
         // Checked only while the window surely lasts: a loaded machine may delay this loop
         // past the window's end, when a link is allowed again.
         loop {
-            let linked = a.nodes();
-            let count = a.cluster_stats().unwrap().links_established;
+            let linked = a.cluster().peers();
+            let count = a.cluster().stats().unwrap().links_established;
             if severed_at.elapsed() >= window - Duration::from_millis(20) {
                 break;
             }
@@ -134,12 +142,12 @@ async fn redials_back_off_while_a_peer_refuses() {
         config(&[&severed]),
     );
     eventually("linked", || fully_linked(&[&severed, &dialer])).await;
-    let before = dialer.cluster_stats().unwrap();
-    let refused_before = severed.cluster_stats().unwrap().connections_refused;
+    let before = dialer.cluster().stats().unwrap();
+    let refused_before = severed.cluster().stats().unwrap().connections_refused;
     let window = Duration::from_secs(2);
-    severed.sever_links(window);
+    severed.cluster().sever_links(window);
     tokio::time::sleep(window).await;
-    let after = dialer.cluster_stats().unwrap();
+    let after = dialer.cluster().stats().unwrap();
     let attempts = (after.handshake_failures - before.handshake_failures)
         + (after.links_established - before.links_established);
     // Waits of 20 ms doubling to 2 s (each scaled by 0.5 to 1) fit at most ~12 attempts
@@ -149,7 +157,7 @@ async fn redials_back_off_while_a_peer_refuses() {
         "{attempts} dial attempts in {window:?} of refusal"
     );
     assert!(
-        severed.cluster_stats().unwrap().connections_refused > refused_before,
+        severed.cluster().stats().unwrap().connections_refused > refused_before,
         "the severed node refused connections before their handshake"
     );
     eventually("relinked after the sever", || {
@@ -171,19 +179,25 @@ async fn an_overloaded_peer_always_converges() {
     let writes = 5_000;
     let procs: Vec<Process> = (0..writes)
         .map(|i| {
-            let p = a.process();
+            let p = a.new_process();
             p.register(&format!("burst/{i}"), &i).unwrap();
             p
         })
         .collect();
-    eventually("b has every name", || b.registry_count() == writes).await;
-    let overloaded = a.cluster_stats().unwrap().links_overloaded;
+    eventually("b has every name", || {
+        b.default_scope().name_count() == writes
+    })
+    .await;
+    let overloaded = a.cluster().stats().unwrap().links_overloaded;
     assert!(
         overloaded < 10,
         "the link was dropped {overloaded} times for 5,000 writes"
     );
     drop(procs);
-    eventually("b sees every name go", || b.registry_count() == 0).await;
+    eventually("b sees every name go", || {
+        b.default_scope().name_count() == 0
+    })
+    .await;
     a.shutdown().await;
     b.shutdown().await;
 }
@@ -199,7 +213,7 @@ async fn hostile_connections_never_stop_replication() {
     let a = start(Node::builder(), "a", config(&[]));
     let b = start(Node::builder(), "b", config(&[&a]));
     eventually("linked", || fully_linked(&[&a, &b])).await;
-    let target = a.cluster_addr().unwrap();
+    let target = a.cluster().addr().unwrap();
     let patterns: [&[u8]; 5] = [
         b"GET / HTTP/1.1\r\nHost: roster\r\n\r\n",
         &[0x03, 0xff, 0xff, 0xff],
@@ -224,7 +238,7 @@ async fn hostile_connections_never_stop_replication() {
         drop(held);
     }
     drop(kept);
-    let stats = a.cluster_stats().unwrap();
+    let stats = a.cluster().stats().unwrap();
     assert_eq!(
         stats.links_established, 1,
         "the real link never dropped: {stats:?}"

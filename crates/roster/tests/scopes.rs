@@ -12,7 +12,7 @@ async fn connecting_twice_returns_the_same_scope() {
     let node = node();
     let first = node.connect("chat").unwrap();
     let second = node.connect("chat").unwrap();
-    let p = node.process();
+    let p = node.new_process();
     first.register(&p, "k", &()).unwrap();
     assert_eq!(second.whereis("k"), Some(p.pid()));
     assert_eq!(node.scope("chat").unwrap().whereis("k"), Some(p.pid()));
@@ -25,7 +25,7 @@ async fn connecting_twice_returns_the_same_scope() {
 async fn scopes_are_isolated_from_each_other_and_from_the_default_scope() {
     let node = node();
     let (a, b) = (node.connect("a").unwrap(), node.connect("b").unwrap());
-    let p = node.process();
+    let p = node.new_process();
     a.register(&p, "k", &1u8).unwrap();
     a.join(&p, "g", &()).unwrap();
     let mut b_events = b.subscribe(Pattern::All).unwrap();
@@ -33,8 +33,8 @@ async fn scopes_are_isolated_from_each_other_and_from_the_default_scope() {
     assert_eq!(single(&mut b_events).meta, meta(&2u8));
     assert_eq!(a.lookup("k").unwrap().meta, meta(&1u8));
     assert!(b.members("g").is_empty());
-    assert!(node.lookup("k").is_none());
-    assert_eq!(node.registry_count(), 0);
+    assert!(node.default_scope().lookup("k").is_none());
+    assert_eq!(node.default_scope().name_count(), 0);
     assert_eq!(node.scopes(), ["a", "b", "default"]);
 }
 
@@ -46,7 +46,7 @@ async fn a_scope_that_is_not_connected_cannot_be_found() {
         Err(ScopeError::NotConnected("nope".into()))
     );
     assert_eq!(node.scope("default").unwrap().scope_name(), "default");
-    assert_eq!(node.scope_name(), "default");
+    assert_eq!(node.default_scope().scope_name(), "default");
 }
 
 #[tokio::test]
@@ -58,14 +58,17 @@ async fn scope_names_are_validated() {
         Err(ScopeError::InvalidName(KeyError::Empty))
     );
     assert_eq!(
-        refused(node.connect_local("s/")),
+        refused(node.connect_with("s/", roster::ScopeOptions::new().local_only())),
         Err(ScopeError::InvalidName(KeyError::PrefixNotAllowed(
             "s/".into()
         )))
     );
     let long = "s".repeat(2000);
     assert!(matches!(
-        node.connect_with_ttl(&long, Duration::from_secs(1)),
+        node.connect_with(
+            &long,
+            roster::ScopeOptions::new().ttl(Duration::from_secs(1))
+        ),
         Err(ScopeError::InvalidName(KeyError::TooLong { len: 2000, .. }))
     ));
     assert_eq!(node.scopes(), ["default"]);
@@ -77,8 +80,8 @@ async fn disconnecting_drops_the_local_view_with_one_final_batch_and_ends_subscr
     let chat = node.connect("chat").unwrap();
     let mut all = chat.subscribe(Pattern::All).unwrap();
     let mut rooms = chat.subscribe("room/").unwrap();
-    let mut default_events = node.subscribe(Pattern::All).unwrap();
-    let (a, b) = (node.process(), node.process());
+    let mut default_events = node.default_scope().subscribe(Pattern::All).unwrap();
+    let (a, b) = (node.new_process(), node.new_process());
     chat.register(&a, "owner/1", &1u8).unwrap();
     chat.join(&a, "room/1", &2u8).unwrap();
     chat.join(&b, "room/1", &3u8).unwrap();
@@ -128,7 +131,7 @@ async fn disconnecting_drops_the_local_view_with_one_final_batch_and_ends_subscr
 
     // The default scope and the processes are untouched.
     assert_quiet(&mut default_events);
-    assert_eq!(node.whereis("kept"), Some(a.pid()));
+    assert_eq!(node.default_scope().whereis("kept"), Some(a.pid()));
     assert!(a.is_alive() && b.is_alive());
 }
 
@@ -136,7 +139,7 @@ async fn disconnecting_drops_the_local_view_with_one_final_batch_and_ends_subscr
 async fn a_disconnected_scope_refuses_writes_through_old_handles_and_reads_empty() {
     let node = node();
     let chat = node.connect("chat").unwrap();
-    let p = node.process();
+    let p = node.new_process();
     chat.register(&p, "n/1", &()).unwrap();
     chat.join(&p, "g/1", &()).unwrap();
 
@@ -165,17 +168,17 @@ async fn a_disconnected_scope_refuses_writes_through_old_handles_and_reads_empty
 
     assert_eq!(chat.lookup("n/1"), None);
     assert_eq!(chat.whereis("n/1"), None);
-    assert!(chat.registered("", 10).unwrap().is_empty());
+    assert!(chat.names("", 10).unwrap().is_empty());
     assert!(chat.members("g/1").is_empty());
     assert!(chat.members("g/").is_empty());
-    assert_eq!(chat.registry_count(), 0);
-    assert_eq!(chat.local_registry_count(), 0);
+    assert_eq!(chat.name_count(), 0);
+    assert_eq!(chat.local_name_count(), 0);
     assert_eq!(chat.membership_count(), 0);
     assert!(chat.groups("", 10).unwrap().is_empty());
     assert_eq!(chat.select(Table::Names, None, |_| true), Ok(vec![]));
     assert_eq!(chat.count_match(Table::Groups, None, |_| true), Ok(0));
     assert!(chat.names_of(p.pid()).is_empty());
-    assert!(chat.keys_of(p.pid()).is_empty());
+    assert!(chat.groups_of(p.pid()).is_empty());
     assert_eq!(chat.dispatch("n/1", &()), Ok(Dispatched::default()));
     assert_eq!(
         node.scope("chat").map(|_| ()),
@@ -188,13 +191,13 @@ async fn a_disconnected_scope_refuses_writes_through_old_handles_and_reads_empty
 async fn a_process_that_held_entries_in_a_disconnected_scope_exits_quietly() {
     let node = node();
     let chat = node.connect("chat").unwrap();
-    let p = node.process();
+    let p = node.new_process();
     chat.register(&p, "n", &()).unwrap();
     p.register("here", &()).unwrap();
     node.disconnect("chat").unwrap();
     let again = node.connect("chat").unwrap();
     let mut chat_events = again.subscribe(Pattern::All).unwrap();
-    let mut default_events = node.subscribe(Pattern::All).unwrap();
+    let mut default_events = node.default_scope().subscribe(Pattern::All).unwrap();
 
     drop(p);
 
@@ -207,14 +210,14 @@ async fn a_process_that_held_entries_in_a_disconnected_scope_exits_quietly() {
 async fn reconnecting_after_a_disconnect_gives_a_fresh_empty_scope() {
     let node = node();
     let old = node.connect("chat").unwrap();
-    let p = node.process();
+    let p = node.new_process();
     old.register(&p, "k", &()).unwrap();
     node.disconnect("chat").unwrap();
 
     let fresh = node.connect("chat").unwrap();
 
     assert!(fresh.is_connected());
-    assert_eq!(fresh.registry_count(), 0);
+    assert_eq!(fresh.name_count(), 0);
     fresh.register(&p, "k", &()).unwrap();
     assert_eq!(fresh.names_of(p.pid()), ["k"]);
     assert_eq!(
@@ -242,7 +245,7 @@ async fn disconnect_refuses_an_unconnected_scope_and_the_default_scope() {
         node.disconnect("once"),
         Err(ScopeError::NotConnected("once".into()))
     );
-    let p = node.process();
+    let p = node.new_process();
     p.register("still-works", &()).unwrap();
 }
 
@@ -250,9 +253,11 @@ async fn disconnect_refuses_an_unconnected_scope_and_the_default_scope() {
 async fn a_scope_connected_with_one_kind_cannot_be_connected_with_the_other() {
     let node = node();
     node.connect("replicated").unwrap();
-    node.connect_local("local").unwrap();
+    node.connect_with("local", roster::ScopeOptions::new().local_only())
+        .unwrap();
     assert_eq!(
-        node.connect_local("replicated").map(|_| ()),
+        node.connect_with("replicated", roster::ScopeOptions::new().local_only())
+            .map(|_| ()),
         Err(ScopeError::KindMismatch("replicated".into()))
     );
     assert_eq!(
@@ -260,15 +265,23 @@ async fn a_scope_connected_with_one_kind_cannot_be_connected_with_the_other() {
         Err(ScopeError::KindMismatch("local".into()))
     );
     assert_eq!(
-        node.connect_with_ttl("local", Duration::from_secs(1))
-            .map(|_| ()),
+        node.connect_with(
+            "local",
+            roster::ScopeOptions::new().ttl(Duration::from_secs(1))
+        )
+        .map(|_| ()),
         Err(ScopeError::KindMismatch("local".into()))
     );
     assert_eq!(
-        node.connect_local("default").map(|_| ()),
+        node.connect_with("default", roster::ScopeOptions::new().local_only())
+            .map(|_| ()),
         Err(ScopeError::KindMismatch("default".into()))
     );
-    assert!(node.connect_local("local").unwrap().is_local_only());
+    assert!(
+        node.connect_with("local", roster::ScopeOptions::new().local_only())
+            .unwrap()
+            .is_local_only()
+    );
     node.disconnect("local").unwrap();
     assert!(
         node.connect("local").is_ok(),
@@ -279,10 +292,12 @@ async fn a_scope_connected_with_one_kind_cannot_be_connected_with_the_other() {
 #[tokio::test]
 async fn a_local_only_scope_offers_unique_names_groups_dispatch_select_and_count() {
     let node = node();
-    let local = node.connect_local("cache").unwrap();
+    let local = node
+        .connect_with("cache", roster::ScopeOptions::new().local_only())
+        .unwrap();
     assert!(local.is_local_only());
     let mut events = local.subscribe(Pattern::All).unwrap();
-    let (mut a, mut b) = (node.process(), node.process());
+    let (mut a, mut b) = (node.new_process(), node.new_process());
 
     local.register(&a, "conn/1", &10u8).unwrap();
     assert!(matches!(
@@ -294,14 +309,14 @@ async fn a_local_only_scope_offers_unique_names_groups_dispatch_select_and_count
     assert_eq!(local.members("topic").pids(), [a.pid(), b.pid()]);
     assert_eq!(local.member_count("topic"), 2);
     assert_eq!(local.local_member_count("topic"), 2);
-    assert_eq!(local.registry_count(), 1);
-    assert_eq!(local.local_registry_count(), 1);
+    assert_eq!(local.name_count(), 1);
+    assert_eq!(local.local_name_count(), 1);
 
     assert_eq!(local.dispatch("topic", &"hi").unwrap().local, 2);
-    assert_eq!(a.try_recv::<String>().unwrap().unwrap(), "hi");
-    assert_eq!(b.try_recv::<String>().unwrap().unwrap(), "hi");
+    assert_eq!(a.try_recv::<String>().unwrap(), "hi");
+    assert_eq!(b.try_recv::<String>().unwrap(), "hi");
     assert_eq!(local.dispatch("conn/1", &"owner").unwrap().local, 1);
-    assert_eq!(a.try_recv::<String>().unwrap().unwrap(), "owner");
+    assert_eq!(a.try_recv::<String>().unwrap(), "owner");
 
     let big = local
         .select(Table::Groups, None, |e| e.meta.decode::<u8>().unwrap() > 1)
@@ -315,7 +330,7 @@ async fn a_local_only_scope_offers_unique_names_groups_dispatch_select_and_count
     assert_eq!(drain(&mut events).len(), 3);
 
     drop(a);
-    assert_eq!(local.registry_count(), 0);
+    assert_eq!(local.name_count(), 0);
     assert_eq!(local.members("topic").pids(), [b.pid()]);
     assert_eq!(batch(&mut events).len(), 2);
 }
@@ -324,7 +339,10 @@ async fn a_local_only_scope_offers_unique_names_groups_dispatch_select_and_count
 async fn a_leased_scope_nobody_uses_disconnects_when_its_ttl_expires() {
     let node = node();
     let leased = node
-        .connect_with_ttl("jobs", Duration::from_secs(10))
+        .connect_with(
+            "jobs",
+            roster::ScopeOptions::new().ttl(Duration::from_secs(10)),
+        )
         .unwrap();
     tokio::time::sleep(Duration::from_secs(9)).await;
     assert!(node.scope("jobs").is_ok());
@@ -337,9 +355,12 @@ async fn a_leased_scope_nobody_uses_disconnects_when_its_ttl_expires() {
 async fn a_registration_extends_a_lease_by_one_ttl_at_each_expiry() {
     let node = node();
     let leased = node
-        .connect_with_ttl("jobs", Duration::from_secs(10))
+        .connect_with(
+            "jobs",
+            roster::ScopeOptions::new().ttl(Duration::from_secs(10)),
+        )
         .unwrap();
-    let p = node.process();
+    let p = node.new_process();
     leased.register(&p, "job/1", &()).unwrap();
 
     tokio::time::sleep(Duration::from_secs(25)).await; // expiries at 10 and 20 extended
@@ -356,9 +377,12 @@ async fn a_registration_extends_a_lease_by_one_ttl_at_each_expiry() {
 async fn a_membership_keeps_a_lease_alive_until_its_process_exits() {
     let node = node();
     let leased = node
-        .connect_with_ttl("jobs", Duration::from_secs(10))
+        .connect_with(
+            "jobs",
+            roster::ScopeOptions::new().ttl(Duration::from_secs(10)),
+        )
         .unwrap();
-    let p = node.process();
+    let p = node.new_process();
     leased.join(&p, "workers", &()).unwrap();
 
     tokio::time::sleep(Duration::from_secs(35)).await;
@@ -374,7 +398,10 @@ async fn a_membership_keeps_a_lease_alive_until_its_process_exits() {
 async fn a_subscription_keeps_a_lease_alive_until_it_is_dropped() {
     let node = node();
     let leased = node
-        .connect_with_ttl("jobs", Duration::from_secs(10))
+        .connect_with(
+            "jobs",
+            roster::ScopeOptions::new().ttl(Duration::from_secs(10)),
+        )
         .unwrap();
     let events = leased.subscribe(Pattern::All).unwrap();
 
@@ -391,7 +418,10 @@ async fn a_subscription_keeps_a_lease_alive_until_it_is_dropped() {
 async fn a_dropped_subscription_without_patterns_releases_a_lease() {
     let node = node();
     let leased = node
-        .connect_with_ttl("jobs", Duration::from_secs(10))
+        .connect_with(
+            "jobs",
+            roster::ScopeOptions::new().ttl(Duration::from_secs(10)),
+        )
         .unwrap();
     let events = leased.subscribe_many(Vec::new()).unwrap();
     tokio::time::sleep(Duration::from_secs(15)).await;
@@ -405,9 +435,12 @@ async fn a_dropped_subscription_without_patterns_releases_a_lease() {
 async fn a_subscription_holds_a_lease_after_every_entry_is_gone() {
     let node = node();
     let leased = node
-        .connect_with_ttl("jobs", Duration::from_secs(10))
+        .connect_with(
+            "jobs",
+            roster::ScopeOptions::new().ttl(Duration::from_secs(10)),
+        )
         .unwrap();
-    let p = node.process();
+    let p = node.new_process();
     leased.register(&p, "job", &()).unwrap();
     let mut events = leased.subscribe(Pattern::All).unwrap();
     tokio::time::sleep(Duration::from_secs(15)).await;
@@ -424,8 +457,11 @@ async fn a_subscription_holds_a_lease_after_every_entry_is_gone() {
 #[tokio::test(start_paused = true)]
 async fn a_lease_does_not_touch_a_scope_reconnected_after_a_disconnect() {
     let node = node();
-    node.connect_with_ttl("jobs", Duration::from_secs(10))
-        .unwrap();
+    node.connect_with(
+        "jobs",
+        roster::ScopeOptions::new().ttl(Duration::from_secs(10)),
+    )
+    .unwrap();
     node.disconnect("jobs").unwrap();
     let fresh = node.connect("jobs").unwrap();
     tokio::time::sleep(Duration::from_secs(25)).await;
@@ -437,7 +473,7 @@ async fn a_disconnect_ends_even_a_subscription_without_patterns() {
     let node = node();
     let chat = node.connect("chat").unwrap();
     let mut events = chat.subscribe_many(Vec::new()).unwrap();
-    let p = node.process();
+    let p = node.new_process();
     chat.register(&p, "k", &()).unwrap();
     assert_quiet(&mut events);
     node.disconnect("chat").unwrap();
@@ -489,13 +525,16 @@ fn a_subscription_racing_a_disconnect_is_either_refused_or_ended() {
 async fn the_default_scope_cannot_be_leased() {
     let node = node();
     assert_eq!(
-        node.connect_with_ttl("default", Duration::from_secs(10))
-            .map(|_| ()),
+        node.connect_with(
+            "default",
+            roster::ScopeOptions::new().ttl(Duration::from_secs(10))
+        )
+        .map(|_| ()),
         Err(ScopeError::DefaultScope)
     );
     tokio::time::sleep(Duration::from_secs(25)).await;
-    assert!(node.is_connected());
-    let p = node.process();
+    assert!(node.default_scope().is_connected());
+    let p = node.new_process();
     p.register("still-here", &()).unwrap();
 }
 
@@ -503,10 +542,16 @@ async fn the_default_scope_cannot_be_leased() {
 async fn taking_a_lease_again_replaces_it_instead_of_adding_a_second_one() {
     let node = node();
     let first = node
-        .connect_with_ttl("jobs", Duration::from_secs(5))
+        .connect_with(
+            "jobs",
+            roster::ScopeOptions::new().ttl(Duration::from_secs(5)),
+        )
         .unwrap();
     let second = node
-        .connect_with_ttl("jobs", Duration::from_secs(20))
+        .connect_with(
+            "jobs",
+            roster::ScopeOptions::new().ttl(Duration::from_secs(20)),
+        )
         .unwrap();
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert!(

@@ -50,7 +50,7 @@ async fn cluster(strategy: &SplitBrainStrategy, names: &[&str]) -> Vec<Node> {
             fully_linked(&nodes.iter().collect::<Vec<_>>())
                 && nodes
                     .iter()
-                    .all(|n| names.iter().all(|m| n.node_info(m).is_some()))
+                    .all(|n| names.iter().all(|m| n.nodes().get(m).is_some()))
         }),
     )
     .await;
@@ -60,13 +60,13 @@ async fn cluster(strategy: &SplitBrainStrategy, names: &[&str]) -> Vec<Node> {
 /// Cuts `nodes[isolated]` off, waits until every node checked a suspected partition,
 /// and returns which nodes keep writing.
 async fn split(nodes: &[Node], isolated: usize) -> Vec<bool> {
-    nodes[isolated].isolate(Duration::from_secs(3600));
+    nodes[isolated].cluster().isolate(Duration::from_secs(3600));
     let cut = nodes[isolated].name().to_owned();
     within(
         "each side sees the other unreachable",
         eventually("split", || {
             nodes.iter().all(|n| {
-                let Some(status) = n.check_partition_now() else {
+                let Some(status) = n.nodes().check_partition_now() else {
                     return false;
                 };
                 let expected: Vec<String> = if n.name() == cut {
@@ -86,7 +86,8 @@ async fn split(nodes: &[Node], isolated: usize) -> Vec<bool> {
     nodes
         .iter()
         .map(|n| {
-            n.partition_status()
+            n.nodes()
+                .partition()
                 .expect("clustered")
                 .verdict
                 .keeps_writing
@@ -100,7 +101,7 @@ fn try_new_names(nodes: &[Node], round: &str) -> Vec<bool> {
     nodes
         .iter()
         .map(|n| {
-            let p = n.process();
+            let p = n.new_process();
             let result = p.register(&format!("{round}/{}", n.name()), &());
             let ok = match result {
                 Ok(_) => true,
@@ -119,7 +120,7 @@ fn try_new_names(nodes: &[Node], round: &str) -> Vec<bool> {
 async fn verdicts_for(strategy: SplitBrainStrategy, isolated: usize, expect: [bool; 3]) {
     let nodes = cluster(&strategy, &NAMES).await;
     // Names and groups already held keep working on both sides.
-    let holder = nodes[isolated].process();
+    let holder = nodes[isolated].new_process();
     holder.register("held", &()).expect("no partition yet");
     let writing = split(&nodes, isolated).await;
     assert_eq!(writing, expect, "{strategy}");
@@ -130,7 +131,7 @@ async fn verdicts_for(strategy: SplitBrainStrategy, isolated: usize, expect: [bo
     );
     holder.join("room", &()).expect("groups keep working");
     assert!(
-        nodes[isolated].whereis("held").is_some(),
+        nodes[isolated].default_scope().whereis("held").is_some(),
         "reads keep working"
     );
     for n in nodes {
@@ -163,12 +164,17 @@ async fn a_configured_primary_keeps_its_side_writing() {
 async fn a_fenced_side_accepts_new_names_again_after_the_heal_and_events_tell_it() {
     let strategy = SplitBrainStrategy::Majority;
     let nodes = cluster(&strategy, &NAMES).await;
-    let mut events = nodes[2].subscribe_nodes(Pattern::Exact("c".into()), false);
-    nodes[2].isolate(Duration::from_secs(3));
+    let mut events = nodes[2]
+        .nodes()
+        .subscribe(Pattern::Exact("c".into()), false);
+    nodes[2].cluster().isolate(Duration::from_secs(3));
     within(
         "c is fenced",
         eventually("fenced", || {
-            nodes[2].check_partition_now().is_some_and(|s| s.fenced)
+            nodes[2]
+                .nodes()
+                .check_partition_now()
+                .is_some_and(|s| s.fenced)
         }),
     )
     .await;
@@ -177,7 +183,8 @@ async fn a_fenced_side_accepts_new_names_again_after_the_heal_and_events_tell_it
         "the partition heals",
         eventually("healed", || {
             nodes.iter().all(|n| {
-                n.check_partition_now()
+                n.nodes()
+                    .check_partition_now()
                     .is_some_and(|s| !s.partition_suspected && !s.fenced)
             })
         }),
@@ -209,18 +216,18 @@ async fn half_of_the_expected_nodes_is_not_a_majority() {
     // two (as in a 2-2 split) is fenced like the sides of one. Under `Majority`, a 2-2
     // split fences both sides.
     let nodes = cluster(&SplitBrainStrategy::Majority, &["a", "b", "c", "d"]).await;
-    nodes[2].isolate(Duration::from_secs(3600));
-    nodes[3].isolate(Duration::from_secs(3600));
+    nodes[2].cluster().isolate(Duration::from_secs(3600));
+    nodes[3].cluster().isolate(Duration::from_secs(3600));
     within(
         "every side is fenced",
         eventually("fenced", || {
             nodes
                 .iter()
-                .all(|n| n.check_partition_now().is_some_and(|s| s.fenced))
+                .all(|n| n.nodes().check_partition_now().is_some_and(|s| s.fenced))
         }),
     )
     .await;
-    let status = nodes[0].partition_status().expect("clustered");
+    let status = nodes[0].nodes().partition().expect("clustered");
     assert_eq!(status.side, vec!["a".to_owned(), "b".to_owned()]);
     assert_eq!(
         status.verdict.reason,
@@ -261,24 +268,25 @@ async fn a_two_two_split_under_majority_fences_both_sides_until_the_heal() {
         (2, ["a", "b"]),
         (3, ["a", "b"]),
     ] {
-        assert_eq!(nodes[node].isolate_from(&others, cut), 2);
+        assert_eq!(nodes[node].cluster().isolate_from(&others, cut), 2);
     }
     within(
         "both sides of two are fenced",
         eventually("fenced", || {
             nodes.iter().all(|n| {
-                n.check_partition_now()
+                n.nodes()
+                    .check_partition_now()
                     .is_some_and(|s| s.fenced && s.side.len() == 2)
             })
         }),
     )
     .await;
     assert_eq!(
-        nodes[0].partition_status().expect("clustered").side,
+        nodes[0].nodes().partition().expect("clustered").side,
         ["a", "b"]
     );
     assert_eq!(
-        nodes[2].partition_status().expect("clustered").side,
+        nodes[2].nodes().partition().expect("clustered").side,
         ["c", "d"]
     );
     assert_eq!(try_new_names(&nodes, "split"), vec![false; 4]);
@@ -286,7 +294,8 @@ async fn a_two_two_split_under_majority_fences_both_sides_until_the_heal() {
         "the heal lifts every fence",
         eventually("healed", || {
             nodes.iter().all(|n| {
-                n.check_partition_now()
+                n.nodes()
+                    .check_partition_now()
                     .is_some_and(|s| !s.partition_suspected && !s.fenced)
             })
         }),

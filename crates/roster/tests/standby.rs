@@ -37,9 +37,9 @@ impl Flag {
 /// next poll.
 async fn woken_by_the_release(release: impl FnOnce(roster::Process) -> Option<roster::Process>) {
     let node = common::node();
-    let holder = node.process();
+    let holder = node.new_process();
     holder.register("leader", &"holder").unwrap();
-    let standby = node.process();
+    let standby = node.new_process();
 
     let flag = Arc::new(Flag::default());
     let waker = Waker::from(flag.clone());
@@ -49,7 +49,7 @@ async fn woken_by_the_release(release: impl FnOnce(roster::Process) -> Option<ro
     // Nothing changed: no wake-up, still pending.
     assert!(!flag.take(), "woken with nothing released");
     assert!(waiting.as_mut().poll(&mut cx).is_pending());
-    assert_eq!(node.whereis("leader"), Some(holder.pid()));
+    assert_eq!(node.default_scope().whereis("leader"), Some(holder.pid()));
 
     let _kept = release(holder);
     assert!(flag.take(), "the release itself must wake the standby");
@@ -58,7 +58,7 @@ async fn woken_by_the_release(release: impl FnOnce(roster::Process) -> Option<ro
     };
     let registration = result.unwrap();
     assert_eq!(registration.pid, standby.pid());
-    assert_eq!(node.whereis("leader"), Some(standby.pid()));
+    assert_eq!(node.default_scope().whereis("leader"), Some(standby.pid()));
 }
 
 #[tokio::test]
@@ -83,7 +83,7 @@ async fn a_standby_takes_the_name_when_its_holder_unregisters() {
 #[tokio::test]
 async fn a_free_name_is_taken_at_once_and_a_held_one_is_kept() {
     let node = common::node();
-    let p = node.process();
+    let p = node.new_process();
     let waiting = pin!(p.await_name("free", &1u8));
     let registration = waiting.now_or_never();
     let Some(Ok(registration)) = registration else {
@@ -98,9 +98,9 @@ async fn a_free_name_is_taken_at_once_and_a_held_one_is_kept() {
 #[tokio::test]
 async fn a_standby_whose_process_dies_while_waiting_returns_process_dead() {
     let node = common::node();
-    let holder = node.process();
+    let holder = node.new_process();
     holder.register("leader", &()).unwrap();
-    let standby = node.process();
+    let standby = node.new_process();
     let pid = standby.pid();
     let mut waiting = pin!(standby.await_name("leader", &()));
     assert!(waiting.as_mut().now_or_never().is_none());
@@ -108,13 +108,13 @@ async fn a_standby_whose_process_dies_while_waiting_returns_process_dead() {
     let result = within("the dead standby's answer", waiting).await;
     assert!(matches!(result, Err(RegistryError::ProcessDead { pid: p }) if p == pid));
     drop(holder);
-    assert_eq!(node.whereis("leader"), None);
+    assert_eq!(node.default_scope().whereis("leader"), None);
 }
 
 #[tokio::test]
 async fn several_standbys_on_one_node_take_the_name_one_after_the_other() {
     let node = common::node();
-    let holder = node.process();
+    let holder = node.new_process();
     holder.register("leader", &()).unwrap();
     let (won, mut wins) = mpsc::unbounded_channel();
     let standbys: Vec<Pid> = (0..5).map(|_| standby(&node, "leader", &won)).collect();
@@ -122,7 +122,7 @@ async fn several_standbys_on_one_node_take_the_name_one_after_the_other() {
     let mut winners = Vec::new();
     for _ in 0..standbys.len() {
         let (winner, _) = within("the next standby", wins.recv()).await.unwrap();
-        assert_eq!(node.whereis("leader"), Some(winner));
+        assert_eq!(node.default_scope().whereis("leader"), Some(winner));
         // Exactly one holds it: every other standby still waits, alive.
         for other in standbys
             .iter()
@@ -137,27 +137,27 @@ async fn several_standbys_on_one_node_take_the_name_one_after_the_other() {
         winners.push(winner);
         node.kill(winner);
     }
-    assert_eq!(node.whereis("leader"), None);
+    assert_eq!(node.default_scope().whereis("leader"), None);
 }
 
 #[tokio::test]
 async fn dropping_a_waiting_standby_leaves_nothing_behind() {
     let node = common::node();
-    let holder = node.process();
+    let holder = node.new_process();
     holder.register("leader", &()).unwrap();
-    let quitter = node.process();
+    let quitter = node.new_process();
     {
         let mut waiting = pin!(quitter.await_name("leader", &()));
         assert!(waiting.as_mut().now_or_never().is_none());
     } // cancelled
-    let stayer = node.process();
+    let stayer = node.new_process();
     let mut waiting = pin!(stayer.await_name("leader", &()));
     assert!(waiting.as_mut().now_or_never().is_none());
     drop(holder);
     let registration = within("the remaining standby", waiting).await.unwrap();
     assert_eq!(registration.pid, stayer.pid());
     assert!(quitter.is_alive());
-    assert!(node.names_of(quitter.pid()).is_empty());
+    assert!(node.default_scope().names_of(quitter.pid()).is_empty());
 }
 
 /// Three linked nodes with `builder`'s settings.
@@ -169,14 +169,14 @@ async fn three_nodes(builder: impl Fn() -> roster::NodeBuilder) -> [Node; 3] {
     // Linked is not replicating yet: wait until each node's writes reach the others, so
     // that every barrier counts every peer.
     let nodes = [a, b, c];
-    let markers: Vec<_> = nodes.iter().map(|n| n.process()).collect();
+    let markers: Vec<_> = nodes.iter().map(|n| n.new_process()).collect();
     for (i, marker) in markers.iter().enumerate() {
         marker.register(&format!("marker/{i}"), &()).unwrap();
     }
     eventually("every node sees every marker", || {
         nodes
             .iter()
-            .all(|n| n.registered("marker/", 10).unwrap().len() == 3)
+            .all(|n| n.default_scope().names("marker/", 10).unwrap().len() == 3)
     })
     .await;
     nodes
@@ -185,24 +185,24 @@ async fn three_nodes(builder: impl Fn() -> roster::NodeBuilder) -> [Node; 3] {
 #[tokio::test]
 async fn a_standby_cancelled_before_its_claim_is_confirmed_unregisters_it() {
     let [a, b, _c] = three_nodes(Node::builder).await;
-    let p = b.process();
+    let p = b.new_process();
     {
         let mut waiting = pin!(p.await_name("leader", &()));
         // The name is free: the first poll registers it and waits for the peers' answers,
         // which take a round trip over TCP.
         assert!(waiting.as_mut().now_or_never().is_none());
-        assert_eq!(b.whereis("leader"), Some(p.pid()));
+        assert_eq!(b.default_scope().whereis("leader"), Some(p.pid()));
     } // cancelled
-    assert_eq!(b.whereis("leader"), None);
+    assert_eq!(b.default_scope().whereis("leader"), None);
     assert!(p.is_alive());
     // The registration and its removal replicate: no node keeps the claim.
-    let q = a.process();
+    let q = a.new_process();
     let registration = within("a's standby", q.await_name("leader", &()))
         .await
         .unwrap();
     assert_eq!(registration.pid, q.pid());
     eventually("b sees a's process as the holder", || {
-        b.whereis("leader") == Some(q.pid())
+        b.default_scope().whereis("leader") == Some(q.pid())
     })
     .await;
 }
@@ -227,8 +227,8 @@ fn standby(node: &Node, key: &str, won: &mpsc::UnboundedSender<(Pid, u64)>) -> P
 /// tokens grow. Returns how many standby claims were removed by conflicts.
 async fn failover_round(nodes: &[Node; 3], key: &str) -> usize {
     let [a, ..] = nodes;
-    let mut conflicts = a.subscribe(key).unwrap();
-    let holder = a.process();
+    let mut conflicts = a.default_scope().subscribe(key).unwrap();
+    let holder = a.new_process();
     holder.register(key, &()).unwrap();
     let (won, mut wins) = mpsc::unbounded_channel();
     let mut waiting: Vec<(usize, Pid)> = Vec::new();
@@ -249,7 +249,9 @@ async fn failover_round(nodes: &[Node; 3], key: &str) -> usize {
         assert!(token > last_token, "fencing tokens grow");
         last_token = token;
         eventually("every node sees the winner", || {
-            nodes.iter().all(|n| n.whereis(key) == Some(winner))
+            nodes
+                .iter()
+                .all(|n| n.default_scope().whereis(key) == Some(winner))
         })
         .await;
         for (i, p) in &waiting {
@@ -259,7 +261,9 @@ async fn failover_round(nodes: &[Node; 3], key: &str) -> usize {
         assert!(nodes[node].kill(winner));
     }
     eventually("the name is free everywhere", || {
-        nodes.iter().all(|n| n.whereis(key).is_none())
+        nodes
+            .iter()
+            .all(|n| n.default_scope().whereis(key).is_none())
     })
     .await;
     assert!(
@@ -309,29 +313,29 @@ async fn a_standby_racing_a_plain_register_never_dies_of_the_conflict() {
     let (mut standby_wins, mut plain_wins, mut standby_lost_claims) = (0, 0, 0);
     for round in 0..20 {
         let key = format!("lock/{round}");
-        let mut conflicts = b.subscribe(key.as_str()).unwrap();
+        let mut conflicts = b.default_scope().subscribe(key.as_str()).unwrap();
         let holder = if round % 2 == 0 {
-            a.process()
+            a.new_process()
         } else {
-            c.process()
+            c.new_process()
         };
         holder.register(&key, &()).unwrap();
         eventually("every node sees the holder", || {
             [&a, &b, &c]
                 .iter()
-                .all(|n| n.whereis(&key) == Some(holder.pid()))
+                .all(|n| n.default_scope().whereis(&key) == Some(holder.pid()))
         })
         .await;
 
         let (won, mut wins) = mpsc::unbounded_channel();
         let standby_pid = standby(&b, &key, &won);
-        let plain = c.process();
+        let plain = c.new_process();
         let plain_registered = if round % 2 == 0 {
-            let mut watch = c.watch(key.as_str()).unwrap().events;
+            let mut watch = c.default_scope().watch(key.as_str()).unwrap().events;
             drop(holder);
             loop {
                 within("the release on c", watch.recv()).await.unwrap();
-                match c.whereis(&key) {
+                match c.default_scope().whereis(&key) {
                     None => break plain.register(&key, &()).is_ok(),
                     Some(owner) if owner == standby_pid => break false,
                     Some(_) => {}
@@ -342,11 +346,14 @@ async fn a_standby_racing_a_plain_register_never_dies_of_the_conflict() {
             plain.register(&key, &()).is_ok()
         };
         eventually("every node agrees on one holder", || {
-            let owner = a.whereis(&key);
-            owner.is_some() && [&b, &c].iter().all(|n| n.whereis(&key) == owner)
+            let owner = a.default_scope().whereis(&key);
+            owner.is_some()
+                && [&b, &c]
+                    .iter()
+                    .all(|n| n.default_scope().whereis(&key) == owner)
         })
         .await;
-        let owner = a.whereis(&key).unwrap();
+        let owner = a.default_scope().whereis(&key).unwrap();
         assert!(
             b.is_alive(standby_pid),
             "the standby never dies of a conflict"

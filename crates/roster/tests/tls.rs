@@ -43,7 +43,7 @@ fn node_tls(ca: &Ca, trusted: &Ca) -> TlsConfig {
 
 fn start(name: &str, tls: TlsConfig, seed: Option<&Node>) -> Node {
     let seeds: Vec<String> = seed
-        .map(|n| n.cluster_addr().unwrap().to_string())
+        .map(|n| n.cluster().addr().unwrap().to_string())
         .into_iter()
         .collect();
     let config = ClusterConfig::new("127.0.0.1:0".parse().unwrap(), "secret")
@@ -59,10 +59,16 @@ async fn nodes_with_certificates_of_the_cluster_ca_replicate_over_tls() {
     let ca = ca();
     let a = start("a", node_tls(&ca, &ca), None);
     let b = start("b", node_tls(&ca, &ca), Some(&a));
-    eventually("linked", || a.nodes().len() == 1 && b.nodes().len() == 1).await;
-    let p = a.process();
+    eventually("linked", || {
+        a.cluster().peers().len() == 1 && b.cluster().peers().len() == 1
+    })
+    .await;
+    let p = a.new_process();
     p.register("over-tls", &"yes").unwrap();
-    eventually("b sees the name", || b.whereis("over-tls") == Some(p.pid())).await;
+    eventually("b sees the name", || {
+        b.default_scope().whereis("over-tls") == Some(p.pid())
+    })
+    .await;
     a.shutdown().await;
     b.shutdown().await;
 }
@@ -74,11 +80,11 @@ async fn a_certificate_from_another_ca_is_refused() {
     // Trusts the cluster CA, but its own certificate is signed by another one.
     let intruder = start("x", node_tls(&rogue, &ca), Some(&a));
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(a.nodes().is_empty());
-    assert!(intruder.nodes().is_empty());
+    assert!(a.cluster().peers().is_empty());
+    assert!(intruder.cluster().peers().is_empty());
     assert!(
-        a.cluster_stats().unwrap().handshake_failures
-            + intruder.cluster_stats().unwrap().handshake_failures
+        a.cluster().stats().unwrap().handshake_failures
+            + intruder.cluster().stats().unwrap().handshake_failures
             > 0
     );
     a.shutdown().await;

@@ -21,28 +21,37 @@ fn small_limits() -> Node {
 #[tokio::test]
 async fn an_empty_key_is_refused_by_every_write() {
     let node = node();
-    let mut events = node.subscribe(Pattern::All).unwrap();
-    let p = node.process();
+    let mut events = node.default_scope().subscribe(Pattern::All).unwrap();
+    let p = node.new_process();
     let empty = RegistryError::InvalidKey(KeyError::Empty);
     assert_eq!(p.register("", &()).map(|_| ()), Err(empty.clone()));
     assert_eq!(p.unregister(""), Err(empty.clone()));
     assert_eq!(p.join("", &()), Err(empty.clone()));
     assert_eq!(p.leave(""), Err(empty.clone()));
-    assert_eq!(node.spawn_named("", &(), |_| async {}), Err(empty));
-    assert_eq!(node.registry_count() + node.membership_count(), 0);
+    assert_eq!(
+        node.default_scope().spawn_named("", &(), |_| async {}),
+        Err(empty)
+    );
+    assert_eq!(
+        node.default_scope().name_count() + node.default_scope().membership_count(),
+        0
+    );
     assert_quiet(&mut events);
 }
 
 #[tokio::test]
 async fn a_key_ending_in_a_slash_is_refused_by_every_write() {
     let node = node();
-    let p = node.process();
+    let p = node.new_process();
     let prefix = RegistryError::InvalidKey(KeyError::PrefixNotAllowed("room/".into()));
     assert_eq!(p.register("room/", &()).map(|_| ()), Err(prefix.clone()));
     assert_eq!(p.unregister("room/"), Err(prefix.clone()));
     assert_eq!(p.join("room/", &()), Err(prefix.clone()));
     assert_eq!(p.leave("room/"), Err(prefix.clone()));
-    assert_eq!(node.spawn_named("room/", &(), |_| async {}), Err(prefix));
+    assert_eq!(
+        node.default_scope().spawn_named("room/", &(), |_| async {}),
+        Err(prefix)
+    );
     assert!(p.register("/", &()).is_err());
     p.register("/room", &()).unwrap();
     p.join("a//b", &()).unwrap();
@@ -51,7 +60,7 @@ async fn a_key_ending_in_a_slash_is_refused_by_every_write() {
 #[tokio::test]
 async fn a_key_longer_than_the_limit_is_refused_with_its_length_in_bytes() {
     let node = small_limits();
-    let p = node.process();
+    let p = node.new_process();
     let too_long = |len| RegistryError::InvalidKey(KeyError::TooLong { len, max: 8 });
     assert_eq!(p.register("123456789", &()).map(|_| ()), Err(too_long(9)));
     assert_eq!(p.join("123456789", &()), Err(too_long(9)));
@@ -63,14 +72,14 @@ async fn a_key_longer_than_the_limit_is_refused_with_its_length_in_bytes() {
     // The limit itself is allowed.
     assert!(p.register("12345678", &()).is_ok());
     assert!(p.join("12345678", &()).is_ok());
-    assert_eq!(node.registry_count(), 2);
+    assert_eq!(node.default_scope().name_count(), 2);
 }
 
 #[tokio::test]
 async fn meta_larger_than_the_limit_is_refused_with_its_encoded_size() {
     let node = small_limits();
-    let mut events = node.subscribe(Pattern::All).unwrap();
-    let p = node.process();
+    let mut events = node.default_scope().subscribe(Pattern::All).unwrap();
+    let p = node.new_process();
     // A MessagePack string of n < 32 bytes encodes in n + 1 bytes.
     let too_large = RegistryError::InvalidMeta(MetaError::TooLarge { len: 9, max: 8 });
     assert_eq!(
@@ -79,16 +88,23 @@ async fn meta_larger_than_the_limit_is_refused_with_its_encoded_size() {
     );
     assert_eq!(p.join("k", &"12345678"), Err(too_large.clone()));
     assert_eq!(
-        node.spawn_named("k", &"12345678", |_| async {}),
+        node.default_scope()
+            .spawn_named("k", &"12345678", |_| async {}),
         Err(too_large.clone())
     );
-    assert_eq!(node.registry_count() + node.membership_count(), 0);
+    assert_eq!(
+        node.default_scope().name_count() + node.default_scope().membership_count(),
+        0
+    );
     assert_quiet(&mut events);
 
     // Exactly at the limit is accepted; an update over it is refused and changes nothing.
     p.register("k", &"1234567").unwrap();
     assert_eq!(p.register("k", &"12345678").map(|_| ()), Err(too_large));
-    assert_eq!(node.lookup("k").unwrap().meta, meta("1234567"));
+    assert_eq!(
+        node.default_scope().lookup("k").unwrap().meta,
+        meta("1234567")
+    );
 }
 
 struct Unencodable;
@@ -102,7 +118,7 @@ impl Serialize for Unencodable {
 #[tokio::test]
 async fn meta_serde_cannot_encode_is_refused_with_encode() {
     let node = node();
-    let p = node.process();
+    let p = node.new_process();
     assert!(matches!(
         p.register("k", &Unencodable),
         Err(RegistryError::InvalidMeta(MetaError::Encode(_)))
@@ -111,13 +127,16 @@ async fn meta_serde_cannot_encode_is_refused_with_encode() {
         p.join("k", &Unencodable),
         Err(RegistryError::InvalidMeta(MetaError::Encode(_)))
     ));
-    assert_eq!(node.registry_count() + node.membership_count(), 0);
+    assert_eq!(
+        node.default_scope().name_count() + node.default_scope().membership_count(),
+        0
+    );
 }
 
 #[tokio::test]
 async fn invalid_subscription_patterns_are_refused() {
     let node = small_limits();
-    let refused = |p: Pattern| node.subscribe(p).map(|_| ()).unwrap_err();
+    let refused = |p: Pattern| node.default_scope().subscribe(p).map(|_| ()).unwrap_err();
     assert_eq!(
         refused(Pattern::Prefix("user".into())),
         RegistryError::InvalidKey(KeyError::NotAPrefix("user".into()))
@@ -139,11 +158,12 @@ async fn invalid_subscription_patterns_are_refused() {
         RegistryError::InvalidKey(KeyError::TooLong { len: 10, max: 8 })
     );
     assert!(
-        node.subscribe_many([Pattern::All, Pattern::Prefix("x".into())])
+        node.default_scope()
+            .subscribe_many([Pattern::All, Pattern::Prefix("x".into())])
             .is_err(),
         "one bad pattern refuses the whole subscription"
     );
-    assert!(node.subscribe("").is_err());
+    assert!(node.default_scope().subscribe("").is_err());
 }
 
 #[test]
@@ -159,25 +179,29 @@ fn patterns_parse_from_strings() {
 #[tokio::test]
 async fn queries_with_invalid_keys_find_nothing() {
     let node = small_limits();
-    let p = node.process();
+    let p = node.new_process();
     p.register("k", &()).unwrap();
     p.join("g", &()).unwrap();
     for key in ["", "k/", "123456789"] {
-        assert_eq!(node.lookup(key), None);
-        assert_eq!(node.whereis(key), None);
+        assert_eq!(node.default_scope().lookup(key), None);
+        assert_eq!(node.default_scope().whereis(key), None);
     }
-    assert!(node.members("").is_empty());
-    assert!(node.members("123456789").is_empty());
+    assert!(node.default_scope().members("").is_empty());
+    assert!(node.default_scope().members("123456789").is_empty());
     assert!(matches!(
-        node.registered("123456789/", 10),
+        node.default_scope().names("123456789/", 10),
         Err(KeyError::TooLong { .. })
     ));
     assert!(matches!(
-        node.select(Table::Names, Some("k"), |_| true),
+        node.default_scope()
+            .select(Table::Names, Some("k"), |_| true),
         Err(KeyError::NotAPrefix(_))
     ));
     // `""` is the empty prefix (every key), as in `registered` and `groups`.
-    let everything = node.select(Table::Names, Some(""), |_| true).unwrap();
+    let everything = node
+        .default_scope()
+        .select(Table::Names, Some(""), |_| true)
+        .unwrap();
     assert_eq!(everything.len(), 1);
     assert_eq!(everything[0].key, "k");
 }
@@ -281,9 +305,9 @@ fn exercise(key: &str, other: &str, bytes: &[u8], limit: usize) -> Result<(), Te
         .subscription_capacity(2)
         .start()
         .unwrap();
-    let mut all = node.subscribe(Pattern::All).unwrap();
-    let p = node.process();
-    let q = node.process();
+    let mut all = node.default_scope().subscribe(Pattern::All).unwrap();
+    let p = node.new_process();
+    let q = node.new_process();
     let key_error = expected_write_key_error(key, MAX_KEY).map(RegistryError::InvalidKey);
     let encoded = Meta::encode(bytes).unwrap();
     let meta_error = (encoded.encoded_len() > MAX_META).then(|| {
@@ -302,39 +326,52 @@ fn exercise(key: &str, other: &str, bytes: &[u8], limit: usize) -> Result<(), Te
     let _ = q.register(key, other);
     let _ = q.join(key, other);
     if write_error.is_none() {
-        prop_assert_eq!(node.whereis(key), Some(p.pid()));
-        prop_assert_eq!(node.lookup(key).unwrap().meta, encoded.clone());
-        prop_assert!(node.members(key).pids().contains(&p.pid()));
+        prop_assert_eq!(node.default_scope().whereis(key), Some(p.pid()));
+        prop_assert_eq!(
+            node.default_scope().lookup(key).unwrap().meta,
+            encoded.clone()
+        );
+        prop_assert!(node.default_scope().members(key).pids().contains(&p.pid()));
     }
-    let _ = node.spawn_named(key, bytes, |_| async {});
-    let _ = node.spawn_named(other, other, |_| async {});
+    let _ = node.default_scope().spawn_named(key, bytes, |_| async {});
+    let _ = node.default_scope().spawn_named(other, other, |_| async {});
 
     // Reads with anything as a key or prefix.
     for k in [key, other] {
-        let _ = node.lookup(k);
-        let _ = node.whereis(k);
-        let _ = node.registered(k, limit);
-        let _ = node.members(k).to_vec();
-        let _ = node.members_limited(k, limit).len();
-        let _ = node.local_members(k);
-        let _ = node.member_count(k);
-        let _ = node.local_member_count(k);
-        let _ = node.groups(k, limit);
-        let _ = node.select(Table::Names, Some(k), |e| e.meta.decode::<String>().is_ok());
-        let _ = node.select(Table::Groups, Some(k), |e| {
+        let _ = node.default_scope().lookup(k);
+        let _ = node.default_scope().whereis(k);
+        let _ = node.default_scope().names(k, limit);
+        let _ = node.default_scope().members(k).to_vec();
+        let _ = node.default_scope().members_limited(k, limit).len();
+        let _ = node.default_scope().local_members(k);
+        let _ = node.default_scope().member_count(k);
+        let _ = node.default_scope().local_member_count(k);
+        let _ = node.default_scope().groups(k, limit);
+        let _ = node
+            .default_scope()
+            .select(Table::Names, Some(k), |e| e.meta.decode::<String>().is_ok());
+        let _ = node.default_scope().select(Table::Groups, Some(k), |e| {
             e.meta.decode::<Vec<u8>>().is_ok()
         });
-        let _ = node.count_match(Table::Names, Some(k), |_| true);
-        let _ = node.count_match(Table::Groups, Some(k), |_| true);
-        let _ = node.dispatch(k, bytes);
-        let _ = node.subscribe(Pattern::from(k));
-        let _ = node.subscribe(Pattern::Exact(k.into()));
-        let _ = node.subscribe(Pattern::Prefix(k.into()));
-        let _ = node.subscribe_many([Pattern::from(k), Pattern::from(other)]);
+        let _ = node
+            .default_scope()
+            .count_match(Table::Names, Some(k), |_| true);
+        let _ = node
+            .default_scope()
+            .count_match(Table::Groups, Some(k), |_| true);
+        let _ = node.default_scope().dispatch(k, bytes);
+        let _ = node.default_scope().subscribe(Pattern::from(k));
+        let _ = node.default_scope().subscribe(Pattern::Exact(k.into()));
+        let _ = node.default_scope().subscribe(Pattern::Prefix(k.into()));
+        let _ = node
+            .default_scope()
+            .subscribe_many([Pattern::from(k), Pattern::from(other)]);
         let _ = Pattern::from(k).matches(other);
     }
-    let _ = node.select(Table::Names, None, |_| true);
-    let _ = node.count_match(Table::Groups, None, |_| true);
+    let _ = node.default_scope().select(Table::Names, None, |_| true);
+    let _ = node
+        .default_scope()
+        .count_match(Table::Groups, None, |_| true);
 
     // Messages and meta from arbitrary bytes.
     let _ = node.send(p.pid(), bytes);
@@ -355,7 +392,7 @@ fn exercise(key: &str, other: &str, bytes: &[u8], limit: usize) -> Result<(), Te
             let _ = scope.join(&q, other, bytes);
             let _ = scope.subscribe(Pattern::from(other));
         }
-        let _ = node.connect_local(name);
+        let _ = node.connect_with(name, roster::ScopeOptions::new().local_only());
         let _ = node.scope(name);
         let result = node.disconnect(name);
         if name == "default" {
@@ -376,8 +413,8 @@ fn exercise(key: &str, other: &str, bytes: &[u8], limit: usize) -> Result<(), Te
     drop(p);
     drop(q);
     prop_assert_eq!(
-        node.registry_count(),
-        node.registered("", usize::MAX).unwrap().len()
+        node.default_scope().name_count(),
+        node.default_scope().names("", usize::MAX).unwrap().len()
     );
     let _ = common::queued_or_end(&mut all);
     Ok(())

@@ -12,7 +12,7 @@ use roster::{Node, Pattern, Process, RegistryError, Watch};
 #[tokio::test]
 async fn a_watch_starts_with_the_matching_entries_then_streams_what_follows() {
     let node = node();
-    let p = node.process();
+    let p = node.new_process();
     p.register("user/1", &1u8).unwrap();
     p.register("other", &()).unwrap();
     p.join("user/room", &"a").unwrap();
@@ -22,7 +22,7 @@ async fn a_watch_starts_with_the_matching_entries_then_streams_what_follows() {
         members,
         mut events,
         ..
-    } = node.watch("user/").unwrap();
+    } = node.default_scope().watch("user/").unwrap();
     let keys: Vec<&str> = names.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(keys, ["user/1"]);
     assert_eq!(names[0].1.pid, p.pid());
@@ -64,7 +64,7 @@ async fn a_watch_of_a_disconnected_scope_or_an_invalid_pattern_is_refused() {
 async fn a_watch_ends_with_its_scope_like_a_subscription() {
     let node = node();
     let scope = node.connect("s").unwrap();
-    let p = node.process();
+    let p = node.new_process();
     scope.register(&p, "k", &()).unwrap();
     let mut watch = scope.watch("k").unwrap();
     assert_eq!(watch.names.len(), 1);
@@ -96,7 +96,7 @@ const OPS_PER_WRITER: u64 = 40;
 /// in `progress`.
 fn write_at_random(node: &Node, tag: &str, seed: u64, progress: &AtomicUsize) {
     let mut rng = Rng(seed | 1);
-    let mut procs: Vec<Process> = (0..3).map(|_| node.process()).collect();
+    let mut procs: Vec<Process> = (0..3).map(|_| node.new_process()).collect();
     for _ in 0..OPS_PER_WRITER {
         let p = rng.below(procs.len() as u64) as usize;
         let name = format!("w/{tag}/{}", rng.below(6));
@@ -111,7 +111,7 @@ fn write_at_random(node: &Node, tag: &str, seed: u64, progress: &AtomicUsize) {
             4 => proc.leave(&group),
             _ => {
                 // A process exits with everything it holds (one batch), a new one replaces it.
-                procs[p] = node.process();
+                procs[p] = node.new_process();
                 Ok(())
             }
         };
@@ -136,7 +136,7 @@ fn race(nodes: [&Node; 2], round: u64, pattern: &Pattern) -> [Watch; 2] {
         while progress.load(Ordering::Relaxed) < start_at {
             std::thread::yield_now();
         }
-        nodes.map(|node| node.watch(pattern.clone()).unwrap())
+        nodes.map(|node| node.default_scope().watch(pattern.clone()).unwrap())
     })
 }
 
@@ -152,7 +152,7 @@ async fn a_watch_sees_every_change_once_whatever_writes_race_with_it() {
     let b = start_clustered(builder(), "b", cluster_config("watch", &[&a]));
     eventually("a and b link", || fully_linked(&[&a, &b])).await;
     // Residents, so that every watch starts with entries of both nodes.
-    let (ra, rb) = (a.process(), b.process());
+    let (ra, rb) = (a.new_process(), b.new_process());
     ra.register("w/a/resident", &()).unwrap();
     rb.join("g/0", &"resident").unwrap();
 
@@ -176,7 +176,7 @@ async fn a_watch_sees_every_change_once_whatever_writes_race_with_it() {
         let what =
             format!("round {round} ({pattern:?}): both nodes agree and their watches rebuild them");
         eventually(&what, || {
-            let views = [&a, &b].map(|n| EntryModel::of_scope(n, pattern));
+            let views = [&a, &b].map(|n| EntryModel::of_scope(n.default_scope(), pattern));
             let mut rebuilt_all = true;
             for ((model, watch), view) in rebuilt.iter_mut().zip(&views) {
                 for event in drain(&mut watch.events) {

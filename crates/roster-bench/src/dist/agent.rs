@@ -146,11 +146,15 @@ impl Agent<'_> {
             Request::WaitPeers { peers } => {
                 let node = self.node()?;
                 let since = Instant::now();
-                while node.nodes().len() < peers {
+                while node.cluster().peers().len() < peers {
                     if since.elapsed() > WAIT_LIMIT {
                         return Err(format!(
                             "linked to {:?} after {WAIT_LIMIT:?}, not to {peers} peers",
-                            node.nodes().iter().map(|p| &p.name).collect::<Vec<_>>()
+                            node.cluster()
+                                .peers()
+                                .iter()
+                                .map(|p| &p.name)
+                                .collect::<Vec<_>>()
                         ));
                     }
                     std::thread::sleep(Duration::from_millis(1));
@@ -164,7 +168,7 @@ impl Agent<'_> {
                 self.held.reserve(count);
                 for i in 1..=count {
                     let key = format_compact!("{prefix}{i}");
-                    let proc = node.process();
+                    let proc = node.new_process();
                     let call = Instant::now();
                     let registered = proc.register(&key, &());
                     record(&mut calls, call.elapsed());
@@ -203,7 +207,7 @@ impl Agent<'_> {
                 let start_ns = now_ns();
                 let since = Instant::now();
                 for _ in 0..count {
-                    let proc = node.process();
+                    let proc = node.new_process();
                     proc.join(&group, &())
                         .map_err(|e| format!("join {group}: {e}"))?;
                     self.held.push((proc, CompactString::default()));
@@ -214,16 +218,19 @@ impl Agent<'_> {
             Request::Prepare { prefix, count } => {
                 let node = self.node()?.clone();
                 self.prepared = (1..=count)
-                    .map(|i| (node.process(), format_compact!("{prefix}{i}")))
+                    .map(|i| (node.new_process(), format_compact!("{prefix}{i}")))
                     .collect();
                 Ok(json!({}))
             }
             Request::Fire { at_ns } => self.fire(at_ns),
             Request::RegisterOne { key, local } => {
                 let node = self.node()?;
-                let proc = node.process();
+                let proc = node.new_process();
                 let scope = if local {
-                    Some(node.connect_local(LOCAL_SCOPE).map_err(|e| e.to_string())?)
+                    Some(
+                        node.connect_with(LOCAL_SCOPE, roster::ScopeOptions::new().local_only())
+                            .map_err(|e| e.to_string())?,
+                    )
                 } else {
                     None
                 };
@@ -266,9 +273,9 @@ impl Agent<'_> {
             Request::Counts => {
                 let node = self.node()?;
                 Ok(json!({
-                    "names": node.registry_count(),
-                    "memberships": node.membership_count(),
-                    "peers": node.nodes().len(),
+                    "names": node.default_scope().name_count(),
+                    "memberships": node.default_scope().membership_count(),
+                    "peers": node.cluster().peers().len(),
                 }))
             }
             Request::Memory => Ok(json!({"allocated": allocated()})),
@@ -340,7 +347,7 @@ impl Agent<'_> {
                 result
             }
             Request::Spawn { key, groups } => {
-                let proc = self.node()?.process();
+                let proc = self.node()?.new_process();
                 if let Some(key) = &key {
                     proc.register(key, &())
                         .map_err(|e| format!("register {key}: {e}"))?;
@@ -354,7 +361,7 @@ impl Agent<'_> {
                     .push((proc, key.map(CompactString::from).unwrap_or_default()));
                 Ok(json!({"pid": pid.to_string()}))
             }
-            Request::Lookup { key } => Ok(match self.node()?.lookup(&key) {
+            Request::Lookup { key } => Ok(match self.node()?.default_scope().lookup(&key) {
                 Some(reg) => json!({
                     "pid": reg.pid.to_string(),
                     "registered_at": reg.registered_at,
@@ -418,7 +425,8 @@ impl Agent<'_> {
         }
         let node_incarnation = node.incarnation();
         let addr = node
-            .cluster_addr()
+            .cluster()
+            .addr()
             .ok_or("a clustered node has an address")?
             .to_string();
         self.node = Some(node);
@@ -513,25 +521,33 @@ fn exit_reason(reason: &ExitReason) -> Value {
             "winner": winner.to_string(),
         }),
         ExitReason::NodeDown => json!({"kind": "node_down"}),
+        // A reason added by a later version of the library.
+        other => json!({"kind": "other", "reason": format!("{other:?}")}),
     }
 }
 
 /// The node's whole view (see [`Request::State`]).
 fn state(node: &Node) -> Reply {
     let peers: Vec<Value> = node
-        .nodes()
+        .cluster()
+        .peers()
         .into_iter()
         .map(|p| json!({"name": p.name, "incarnation": p.incarnation, "addr": p.addr.to_string()}))
         .collect();
     let names: serde_json::Map<String, Value> = node
-        .registered("", usize::MAX)
+        .default_scope()
+        .names("", usize::MAX)
         .map_err(|e| e.to_string())?
         .into_iter()
         .map(|(key, reg)| (key.to_string(), Value::String(reg.pid.to_string())))
         .collect();
     let mut groups = serde_json::Map::new();
-    for group in node.groups("", usize::MAX).map_err(|e| e.to_string())? {
-        let mut pids = node.members(&group).pids();
+    for group in node
+        .default_scope()
+        .groups("", usize::MAX)
+        .map_err(|e| e.to_string())?
+    {
+        let mut pids = node.default_scope().members(&group).pids();
         pids.sort_unstable();
         let pids: Vec<String> = pids.iter().map(ToString::to_string).collect();
         groups.insert(group.to_string(), json!(pids));
@@ -541,8 +557,8 @@ fn state(node: &Node) -> Reply {
         "peers": peers,
         "names": names,
         "groups": groups,
-        "registry_count": node.registry_count(),
-        "membership_count": node.membership_count(),
+        "registry_count": node.default_scope().name_count(),
+        "membership_count": node.default_scope().membership_count(),
     }))
 }
 
@@ -551,20 +567,21 @@ fn group_reads(node: &Node, group: &str, calls: usize) -> Reply {
     let mut taken: Vec<u64> = (0..calls.max(1))
         .map(|_| {
             let since = Instant::now();
-            let members = std::hint::black_box(node.members(group));
+            let members = std::hint::black_box(node.default_scope().members(group));
             let took = nanos(since.elapsed());
             drop(members);
             took
         })
         .collect();
     taken.sort_unstable();
-    let members = node.members(group);
+    let members = node.default_scope().members(group);
     let since = Instant::now();
     let walked = members.iter().count();
     let iterate_ns = nanos(since.elapsed());
     drop(members);
     let since = Instant::now();
     let dispatched = node
+        .default_scope()
         .dispatch(group, &())
         .map_err(|e| format!("dispatch to {group}: {e}"))?;
     let dispatch_ns = nanos(since.elapsed());
@@ -601,12 +618,16 @@ fn holds(node: &Node, cond: &Cond) -> bool {
             present,
             absent,
         } => {
-            node.registry_count() == *count
-                && present.iter().all(|k| node.whereis(k).is_some())
-                && absent.iter().all(|k| node.whereis(k).is_none())
+            node.default_scope().name_count() == *count
+                && present
+                    .iter()
+                    .all(|k| node.default_scope().whereis(k).is_some())
+                && absent
+                    .iter()
+                    .all(|k| node.default_scope().whereis(k).is_none())
         }
-        Cond::Members { group, count } => node.member_count(group) == *count,
-        Cond::Whereis { key } => node.whereis(key).is_some(),
+        Cond::Members { group, count } => node.default_scope().member_count(group) == *count,
+        Cond::Whereis { key } => node.default_scope().whereis(key).is_some(),
     }
 }
 
@@ -617,13 +638,21 @@ fn describe(node: &Node, cond: &Cond) -> String {
             present, absent, ..
         } => format!(
             "{} names, {} of {} expected keys present, {} of {} removed keys still there",
-            node.registry_count(),
-            present.iter().filter(|k| node.whereis(k).is_some()).count(),
+            node.default_scope().name_count(),
+            present
+                .iter()
+                .filter(|k| node.default_scope().whereis(k).is_some())
+                .count(),
             present.len(),
-            absent.iter().filter(|k| node.whereis(k).is_some()).count(),
+            absent
+                .iter()
+                .filter(|k| node.default_scope().whereis(k).is_some())
+                .count(),
             absent.len(),
         ),
-        Cond::Members { group, .. } => format!("{} members", node.member_count(group)),
+        Cond::Members { group, .. } => {
+            format!("{} members", node.default_scope().member_count(group))
+        }
         Cond::Whereis { .. } => "not registered".into(),
     }
 }
@@ -636,7 +665,7 @@ fn poll(node: &Node, cond: &Cond) -> Reply {
     let mut linked_ns = None;
     loop {
         polls += 1;
-        if linked_ns.is_none() && !node.nodes().is_empty() {
+        if linked_ns.is_none() && !node.cluster().peers().is_empty() {
             linked_ns = Some(now_ns());
         }
         if holds(node, cond) {
@@ -649,7 +678,7 @@ fn poll(node: &Node, cond: &Cond) -> Reply {
                 "{} after {WAIT_LIMIT:?}: waited for {cond:?}; the node sees {}; linked to {} peer(s)",
                 node.name(),
                 describe(node, cond),
-                node.nodes().len(),
+                node.cluster().peers().len(),
             ));
         }
         std::thread::yield_now();

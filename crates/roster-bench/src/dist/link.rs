@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 /// counters of link trouble.
 pub fn stats(node: &Node) -> Result<Value, String> {
     let s = node
-        .cluster_stats()
+        .cluster()
+        .stats()
         .ok_or("the node has no cluster layer")?;
     Ok(json!({
         "bytes_sent": s.bytes_sent,
@@ -26,9 +27,9 @@ pub fn stats(node: &Node) -> Result<Value, String> {
 
 /// Closes every link of the node and refuses new ones for `for_`.
 pub fn sever(node: &Node, for_: Duration) -> Result<(), String> {
-    if node.cluster_addr().is_none() {
+    if node.cluster().addr().is_none() {
         return Err("the node has no cluster layer".into());
     }
-    node.sever_links(for_);
+    node.cluster().sever_links(for_);
     Ok(())
 }

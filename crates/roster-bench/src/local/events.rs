@@ -56,6 +56,7 @@ async fn receive(mut events: Subscription, expected: usize) -> Received {
 fn run_once(bench: &Bench<'_>, n: usize) -> Result<f64, String> {
     let node = bench.node();
     let events = node
+        .default_scope()
         .subscribe(Pattern::All)
         .map_err(|e| format!("subscribe: {e}"))?;
     let jobs: Vec<_> = processes(&node, n)

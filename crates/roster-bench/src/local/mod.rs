@@ -100,7 +100,7 @@ pub fn run(bench: &Bench<'_>, report: &mut Report) {
 
 /// `n` new processes of `node` (not timed by any scenario).
 fn processes(node: &Node, n: usize) -> Vec<Process> {
-    (0..n).map(|_| node.process()).collect()
+    (0..n).map(|_| node.new_process()).collect()
 }
 
 /// The group of the `i`-th (0-based) process when processes are spread round-robin over

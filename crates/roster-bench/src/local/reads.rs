@@ -52,7 +52,10 @@ pub(super) fn lookup(bench: &Bench<'_>, sizes: &Sizes, report: &mut Report) {
 
     let one = reader_lists("key-", sizes.names, sizes.reads, 1);
     let two = reader_lists("key-", sizes.names, sizes.reads, 2);
-    let misses = one[0].iter().filter(|k| node.lookup(k).is_none()).count();
+    let misses = one[0]
+        .iter()
+        .filter(|k| node.default_scope().lookup(k).is_none())
+        .count();
     if misses > 0 {
         report.fail(format!(
             "L1: {misses} lookups of registered keys found nothing"
@@ -61,10 +64,10 @@ pub(super) fn lookup(bench: &Bench<'_>, sizes: &Sizes, report: &mut Report) {
     }
 
     let lookup = |key: &str| {
-        black_box(node.lookup(key));
+        black_box(node.default_scope().lookup(key));
     };
     let whereis = |key: &str| {
-        black_box(node.whereis(key));
+        black_box(node.default_scope().whereis(key));
     };
     let map_get = |key: &str| {
         black_box(baseline.pin().get(key).copied());
@@ -105,9 +108,10 @@ pub(super) fn members(bench: &Bench<'_>, sizes: &Sizes, report: &mut Report) {
         proc.join(&group_of(i, sizes.groups), &())
             .expect("L2 setup: join");
     }
-    let sizes_ok = (1..=sizes.groups)
-        .all(|g| node.members(&format!("group-{g}")).len() == sizes.members_per_group);
-    if node.membership_count() != n || !sizes_ok {
+    let sizes_ok = (1..=sizes.groups).all(|g| {
+        node.default_scope().members(&format!("group-{g}")).len() == sizes.members_per_group
+    });
+    if node.default_scope().membership_count() != n || !sizes_ok {
         report.fail(format!(
             "L2: expected {} groups of {} members",
             sizes.groups, sizes.members_per_group
@@ -119,10 +123,10 @@ pub(super) fn members(bench: &Bench<'_>, sizes: &Sizes, report: &mut Report) {
     let two = reader_lists("group-", sizes.groups, sizes.reads, 2);
     // The call's result is a usable snapshot of (pid, meta): it is kept, then released.
     let members = |key: &str| {
-        black_box(node.members(key));
+        black_box(node.default_scope().members(key));
     };
     let members_iter = |key: &str| {
-        let snapshot = node.members(key);
+        let snapshot = node.default_scope().members(key);
         let sum: u64 = snapshot.iter().map(|m| m.pid().serial()).sum();
         black_box(sum);
     };

@@ -56,7 +56,7 @@ fn registers(sizes: &Sizes) -> Writes {
         n: sizes.registers,
         key_of: |i, _| format_compact!("key-{}", i + 1),
         write: register_job,
-        expected: |node, sizes| node.registry_count() == sizes.registers,
+        expected: |node, sizes| node.default_scope().name_count() == sizes.registers,
     }
 }
 
@@ -67,8 +67,8 @@ fn joins(sizes: &Sizes) -> Writes {
         key_of: |i, sizes| group_of(i, sizes.join_groups),
         write: join_job,
         expected: |node, sizes| {
-            node.membership_count() == sizes.joins
-                && node.members("group-1").len() == sizes.joins / sizes.join_groups
+            node.default_scope().membership_count() == sizes.joins
+                && node.default_scope().members("group-1").len() == sizes.joins / sizes.join_groups
         },
     }
 }
@@ -188,7 +188,7 @@ pub(super) fn cycle(bench: &Bench<'_>, sizes: &Sizes, report: &mut Report) {
     let mut p99s = Vec::with_capacity(sizes.reps);
     for _ in 0..sizes.reps {
         let node = bench.node();
-        let proc = node.process();
+        let proc = node.new_process();
         let keys = numbered_keys("cycle-", sizes.cycles);
         let mut hist = new_histogram();
         for key in &keys {

@@ -132,6 +132,7 @@ impl Default for HealthConfig {
 
 /// A health configuration that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum HealthConfigError {
     /// The heartbeat interval is zero.
     #[error("the heartbeat interval is zero: set HealthConfig::heartbeat_interval (default 1 s)")]

@@ -17,6 +17,7 @@ use crate::subscription::{Keyed, Subscribers, Subscription};
 /// partition status. Subscriptions match it by node name (for links: the peer's; for
 /// partitions: the node that checked); heartbeats only reach subscribers that opted in.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum NodeEvent {
     /// A node was seen for the first time, or came back after being offline.
     Up(NodeRecord),

@@ -46,6 +46,7 @@ pub struct SplitBrainConfig {
 
 /// A split-brain configuration that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SplitBrainConfigError {
     /// The configured primary is not among the expected nodes.
     #[error(

@@ -135,11 +135,9 @@ impl TestNode {
 
     /// A subscription to every change in the default scope here.
     pub(super) fn subscribe(&self) -> Subscription {
-        let scope = self.scope();
-        let queue = scope
+        self.scope()
             .subscribe(vec![Pattern::All], usize::MAX)
-            .expect("the default scope is connected");
-        Subscription::new(queue, Arc::downgrade(&scope.subscribers))
+            .expect("the default scope is connected")
     }
 
     /// The owner of `key` here.

@@ -101,6 +101,7 @@ pub struct Dispatch {
 
 /// A frame could not be decoded or is invalid. The receiver's state is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum WireError {
     /// The bytes are not a frame of this protocol version.
     #[error("malformed frame: {0}")]

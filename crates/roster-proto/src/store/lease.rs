@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lease {
     ttl: Duration,
-    due: Instant,
+    /// `None`: the ttl is too long for the clock, the lease never expires.
+    due: Option<Instant>,
 }
 
 impl Lease {
@@ -16,23 +17,23 @@ impl Lease {
     pub fn new(ttl: Duration, now: Instant) -> Self {
         Lease {
             ttl,
-            due: now + ttl,
+            due: now.checked_add(ttl),
         }
     }
 
-    /// When it is next checked.
-    pub fn due(&self) -> Instant {
+    /// When it is next checked; `None` if never.
+    pub fn due(&self) -> Option<Instant> {
         self.due
     }
 
     /// At `now`: `true` if it expired (due, and the scope holds nothing); a due lease of a
     /// scope in use is renewed for one more ttl.
     pub fn expired(&mut self, now: Instant, in_use: bool) -> bool {
-        if now < self.due {
+        if self.due.is_none_or(|due| now < due) {
             return false;
         }
         if in_use {
-            self.due = now + self.ttl;
+            self.due = now.checked_add(self.ttl);
             return false;
         }
         true
@@ -50,8 +51,16 @@ mod tests {
         let mut lease = Lease::new(Duration::from_secs(10), start);
         assert!(!lease.expired(at(9), false), "not due yet");
         assert!(!lease.expired(at(10), true));
-        assert_eq!(lease.due(), at(20));
+        assert_eq!(lease.due(), Some(at(20)));
         assert!(!lease.expired(at(19), false));
         assert!(lease.expired(at(20), false));
+    }
+
+    #[test]
+    fn a_lease_too_long_for_the_clock_never_expires() {
+        let now = Instant::now();
+        let mut lease = Lease::new(Duration::MAX, now);
+        assert_eq!(lease.due(), None);
+        assert!(!lease.expired(now + Duration::from_secs(1 << 30), false));
     }
 }

@@ -59,7 +59,7 @@ use crate::meta::Meta;
 use crate::nodes::Fence;
 use crate::op::{Op, Outbox};
 use crate::pid::Pid;
-use crate::subscription::{SubscriberQueue, Subscribers};
+use crate::subscription::{Subscribers, Subscription};
 
 pub use node_stores::DEFAULT_SCOPE;
 pub use node_stores::{KindMismatch, NodeStores};
@@ -325,14 +325,15 @@ impl ScopeStore {
         &self,
         patterns: Vec<Pattern>,
         capacity: usize,
-    ) -> Result<Arc<SubscriberQueue>, RegistryError> {
+    ) -> Result<Subscription, RegistryError> {
         let _locks = self.lock_every_shard();
         if !self.is_connected() {
             return Err(RegistryError::ScopeNotConnected {
                 scope: self.name.clone(),
             });
         }
-        Ok(self.subscribers.add(patterns, capacity))
+        let queue = self.subscribers.add(patterns, capacity);
+        Ok(Subscription::new(queue, Arc::downgrade(&self.subscribers)))
     }
 
     /// Whether the node is still connected to the scope (a disconnected store stays empty).
@@ -551,7 +552,7 @@ impl ScopeStore {
         self.lease
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .map(|lease| lease.due())
+            .and_then(|lease| lease.due())
     }
 
     /// Checks the lease at `now`: `true` if it expired and the scope should be released

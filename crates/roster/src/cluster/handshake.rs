@@ -58,6 +58,7 @@ pub(crate) struct Greeting {
 
 /// Why a link was refused or lost.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum HandshakeError {
     /// The socket failed.
     #[error("link i/o: {0}")]

@@ -88,16 +88,16 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_link_closed_right_after_its_handshake_is_never_left_listed() {
     let node = node();
-    let addr = node.cluster_addr().unwrap();
+    let addr = node.cluster().addr().unwrap();
     for round in 0..200u64 {
         let tcp = handshaken_peer(addr, 1_000_000 + round).await;
         drop(tcp);
         eventually(&format!("round {round}: the link was established"), || {
-            node.cluster_stats().unwrap().links_established == round + 1
+            node.cluster().stats().unwrap().links_established == round + 1
         })
         .await;
         eventually(&format!("round {round}: the closed link is gone"), || {
-            node.nodes().is_empty()
+            node.cluster().peers().is_empty()
         })
         .await;
     }
@@ -109,15 +109,15 @@ async fn a_link_closed_right_after_its_handshake_is_never_left_listed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_peer_is_closed() {
     let node = node();
-    let mut tcp = handshaken_peer(node.cluster_addr().unwrap(), 7).await;
-    eventually("the link is listed", || node.nodes().len() == 1).await;
+    let mut tcp = handshaken_peer(node.cluster().addr().unwrap(), 7).await;
+    eventually("the link is listed", || node.cluster().peers().len() == 1).await;
     // Read what the node sends (its hello and pings) until it closes the link.
     assert!(
         closed_by_node(&mut tcp).await,
         "the node never closed the silent link"
     );
-    assert_eq!(node.cluster_stats().unwrap().links_silent, 1);
-    assert!(node.nodes().is_empty());
+    assert_eq!(node.cluster().stats().unwrap().links_silent, 1);
+    assert!(node.cluster().peers().is_empty());
     node.shutdown().await;
 }
 
@@ -127,7 +127,7 @@ async fn a_silent_peer_is_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handshake_in_flight_across_a_sever_is_refused() {
     let node = node();
-    let tcp = TcpStream::connect(node.cluster_addr().unwrap())
+    let tcp = TcpStream::connect(node.cluster().addr().unwrap())
         .await
         .expect("connects");
     let (mut from_node, mut to_node) = tcp.into_split();
@@ -163,19 +163,23 @@ async fn a_handshake_in_flight_across_a_sever_is_refused() {
         (result, ours)
     });
     greeted.notified().await;
-    let refused = node.cluster_stats().unwrap().connections_refused;
-    node.sever_links(Duration::from_millis(20));
+    let refused = node.cluster().stats().unwrap().connections_refused;
+    node.cluster().sever_links(Duration::from_millis(20));
     // Let the sever window pass entirely before the proof arrives.
     tokio::time::sleep(Duration::from_millis(60)).await;
     release.notify_one();
     let (result, _stream) = peer.await.unwrap();
     result.expect("the peer's side of the handshake completes");
     eventually("the completed handshake is refused", || {
-        node.cluster_stats().unwrap().connections_refused == refused + 1
+        node.cluster().stats().unwrap().connections_refused == refused + 1
     })
     .await;
-    assert!(node.nodes().is_empty(), "{:?}", node.nodes());
-    assert_eq!(node.cluster_stats().unwrap().links_established, 0);
+    assert!(
+        node.cluster().peers().is_empty(),
+        "{:?}",
+        node.cluster().peers()
+    );
+    assert_eq!(node.cluster().stats().unwrap().links_established, 0);
     node.shutdown().await;
 }
 
@@ -184,8 +188,8 @@ async fn a_handshake_in_flight_across_a_sever_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_link_reader_tears_its_link_down() {
     let node = node();
-    let mut tcp = handshaken_peer(node.cluster_addr().unwrap(), 11).await;
-    eventually("the link is listed", || node.nodes().len() == 1).await;
+    let mut tcp = handshaken_peer(node.cluster().addr().unwrap(), 11).await;
+    eventually("the link is listed", || node.cluster().peers().len() == 1).await;
     PANIC_READER_OF.store(node.incarnation(), Ordering::Relaxed);
     let mut frame = Vec::new();
     super::outlet::encode_frames(
@@ -193,8 +197,11 @@ async fn a_panicking_link_reader_tears_its_link_down() {
         &mut frame,
     );
     tcp.write_all(&frame).await.unwrap();
-    eventually("the link is torn down", || node.nodes().is_empty()).await;
-    assert_eq!(node.cluster_stats().unwrap().link_task_panics, 1);
+    eventually("the link is torn down", || {
+        node.cluster().peers().is_empty()
+    })
+    .await;
+    assert_eq!(node.cluster().stats().unwrap().link_task_panics, 1);
     assert!(
         closed_by_node(&mut tcp).await,
         "the peer's socket was not closed"

@@ -17,6 +17,7 @@ use super::handshake::HandshakeError;
 
 /// TLS could not be configured.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum TlsError {
     /// A CA certificate could not be used as a trust root.
     #[error("invalid CA certificate: {0}")]

@@ -223,7 +223,7 @@ impl NodeBuilder {
     ///     .version("2.4.1")
     ///     .start()
     ///     .unwrap();
-    /// let me = node.node_info("api-1").unwrap();
+    /// let me = node.nodes().get("api-1").unwrap();
     /// assert_eq!((me.record.role.as_str(), me.record.labels["domain"].as_str()), ("api", "eu"));
     /// # }
     /// ```

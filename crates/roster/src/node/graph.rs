@@ -5,14 +5,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::Node;
+use super::Cluster;
 use crate::cluster::{LinkKind, LinkSession};
 use crate::nodes::NodeStatus;
 
-/// The cluster as a graph (seed: `graph()`).
+/// The cluster as a graph, from [`Cluster::graph`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterGraph {
-    /// Every node this node knows, by name (as [`Node::list_nodes`] lists them).
+    /// Every node this node knows, by name (as [`Nodes::list`](crate::Nodes::list) lists them).
     pub nodes: Vec<GraphNode>,
     /// One link per connected pair of nodes that are both up.
     pub links: Vec<GraphLink>,
@@ -49,9 +49,9 @@ pub struct GraphLink {
     pub rtt: Option<Duration>,
 }
 
-impl Node {
+impl Cluster {
     /// The cluster graph: nodes and the links between them, consistent with
-    /// [`Node::list_nodes`]. This node's own links are current; the others' are as of
+    /// [`Nodes::list`](crate::Nodes::list). This node's own links are current; the others' are as of
     /// their last heartbeat, so a closed link leaves the graph within a heartbeat
     /// interval.
     ///
@@ -59,7 +59,7 @@ impl Node {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let node = roster::Node::builder().name("solo").role("api").start().unwrap();
-    /// let graph = node.graph();
+    /// let graph = node.cluster().graph();
     /// assert_eq!(graph.nodes[0].name, "solo");
     /// assert!(graph.links.is_empty());
     /// # }
@@ -157,14 +157,14 @@ impl Node {
     }
 
     /// This node's link sessions: every live link (by peer name) with what crossed it,
-    /// then the last 64 that closed, oldest first, with when and why (seed:
-    /// `mark_online` opens a link session). Empty without a cluster.
+    /// then the last 64 that closed, oldest first, with when and why. Empty without a
+    /// cluster.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let node = roster::Node::builder().start().unwrap();
-    /// assert!(node.link_sessions().is_empty());
+    /// assert!(node.cluster().link_sessions().is_empty());
     /// # }
     /// ```
     pub fn link_sessions(&self) -> Vec<LinkSession> {

@@ -2,16 +2,16 @@
 //! status and application metrics, heartbeats kept in memory, the node monitor's view
 //! (status, health, an immediate check) and the split-brain status.
 //!
-//! The seed systems' calls and their Roster equivalents are listed in the README ("Nodes").
-
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::Node;
+use super::Cluster;
 use crate::key::Pattern;
 use crate::nodes::{
     Heartbeat, NodeEntry, NodeEvent, NodeRecord, NodeStatus, Offline, PartitionStatus,
 };
 use crate::replication::host::ReplicaHost;
+use crate::runtime::NodeShared;
 use crate::subscription::Subscription;
 
 /// A node as this node knows it.
@@ -28,8 +28,8 @@ pub struct NodeInfo {
     pub offline: Option<Offline>,
 }
 
-impl From<NodeEntry> for NodeInfo {
-    fn from(entry: NodeEntry) -> Self {
+impl NodeInfo {
+    fn from_entry(entry: NodeEntry) -> Self {
         NodeInfo {
             status: entry.status(),
             record: entry.record,
@@ -39,7 +39,7 @@ impl From<NodeEntry> for NodeInfo {
     }
 }
 
-/// Which nodes [`Node::list_nodes`] returns: every condition set must hold.
+/// Which nodes [`Nodes::list`] returns: every condition set must hold.
 ///
 /// ```
 /// use roster::NodeFilter;
@@ -96,7 +96,7 @@ pub struct NodeLiveness {
     pub last_seen_ms: u64,
 }
 
-/// The health of one node, as [`Node::node_health`] reports it.
+/// The health of one node, as [`Nodes::health`] reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeHealth {
     /// Its status as this node judges it (see [`NodeLiveness::status`]).
@@ -110,7 +110,7 @@ pub struct NodeHealth {
     pub rtt: Option<Duration>,
 }
 
-/// What [`Node::watch_nodes`] returns.
+/// What [`Nodes::watch`] returns.
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct NodeWatch {
@@ -120,15 +120,44 @@ pub struct NodeWatch {
     pub events: Subscription<NodeEvent>,
 }
 
-/// [`Node::set_status`] was asked for a status a node cannot give itself.
+/// [`Nodes::set_status`] was asked for a status a node cannot give itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
     "a node cannot set itself offline: peers record that when it dies or leaves; call Node::shutdown to leave the cluster"
 )]
 pub struct OfflineIsForPeers;
 
-impl Node {
-    /// The node named `name`, as this node knows it (seed: `get_node`).
+/// The node registry as this node sees it, from [`Node::nodes`](crate::Node::nodes):
+/// every node's record, liveness, health and heartbeats, this node's own status and
+/// application metrics, the split-brain status, and node events.
+///
+/// A cheap handle: take one where it is needed.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let node = roster::Node::builder().name("api-1").start().unwrap();
+/// let nodes = node.nodes();
+/// assert_eq!(nodes.get("api-1").unwrap().record.name, "api-1");
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Nodes {
+    pub(super) shared: Arc<NodeShared>,
+}
+
+impl std::fmt::Debug for Nodes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Nodes")
+            .field("node", &self.shared.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Nodes {
+    /// The node named `name`, as this node knows it.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -136,17 +165,18 @@ impl Node {
     /// use roster::nodes::NodeStatus;
     ///
     /// let node = roster::Node::builder().name("api-1").role("api").start().unwrap();
-    /// let me = node.node_info("api-1").unwrap();
+    /// let me = node.nodes().get("api-1").unwrap();
     /// assert_eq!(me.status, NodeStatus::Online);
     /// assert_eq!(me.record.incarnation, node.incarnation());
     /// # }
     /// ```
-    pub fn node_info(&self, name: &str) -> Option<NodeInfo> {
-        self.shared.stores.nodes.get(name).map(NodeInfo::from)
+    #[doc(alias = "node_info")]
+    pub fn get(&self, name: &str) -> Option<NodeInfo> {
+        self.shared.stores.nodes.get(name).map(NodeInfo::from_entry)
     }
 
     /// Every node this node knows (offline ones until their retention ends) that matches
-    /// `filter`, by name (seed: `list_nodes(status:, role:)`).
+    /// `filter`, by name.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -154,13 +184,20 @@ impl Node {
     /// use roster::NodeFilter;
     ///
     /// let node = roster::Node::builder().name("w-1").role("worker").start().unwrap();
-    /// assert_eq!(node.list_nodes(&NodeFilter::default().role("worker")).len(), 1);
-    /// assert!(node.list_nodes(&NodeFilter::default().role("api")).is_empty());
+    /// assert_eq!(node.nodes().list(&NodeFilter::default().role("worker")).len(), 1);
+    /// assert!(node.nodes().list(&NodeFilter::default().role("api")).is_empty());
     /// # }
     /// ```
-    pub fn list_nodes(&self, filter: &NodeFilter) -> Vec<NodeInfo> {
+    #[doc(alias = "list_nodes")]
+    pub fn list(&self, filter: &NodeFilter) -> Vec<NodeInfo> {
         let in_scope: Option<Vec<String>> = filter.scope.as_ref().map(|scope| {
-            let mut names: Vec<String> = self.nodes_in(scope).into_iter().map(|p| p.name).collect();
+            let mut names: Vec<String> = Cluster {
+                shared: self.shared.clone(),
+            }
+            .peers_in(scope)
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
             if self.shared.stores.get(scope).is_some() {
                 names.push(self.shared.name.clone());
             }
@@ -171,7 +208,7 @@ impl Node {
             .nodes
             .list()
             .into_iter()
-            .map(NodeInfo::from)
+            .map(NodeInfo::from_entry)
             .filter(|n| filter.status.is_none_or(|s| s == n.status))
             .filter(|n| filter.role.as_ref().is_none_or(|r| *r == n.record.role))
             .filter(|n| {
@@ -188,8 +225,8 @@ impl Node {
             .collect()
     }
 
-    /// Sets this node's own status with a reason, and publishes it to every peer (seed:
-    /// `mark_status`). `Degraded` set here stays until set again; the degraded thresholds
+    /// Sets this node's own status with a reason, and publishes it to every peer.
+    /// `Degraded` set here stays until set again; the degraded thresholds
     /// only undo a `Degraded` they set themselves.
     ///
     /// # Errors
@@ -202,10 +239,10 @@ impl Node {
     /// use roster::nodes::NodeStatus;
     ///
     /// let node = roster::Node::builder().name("api-1").start().unwrap();
-    /// node.set_status(NodeStatus::Draining, "deploying v2").unwrap();
-    /// let me = node.node_info("api-1").unwrap();
+    /// node.nodes().set_status(NodeStatus::Draining, "deploying v2").unwrap();
+    /// let me = node.nodes().get("api-1").unwrap();
     /// assert_eq!((me.status, me.record.status_reason.as_str()), (NodeStatus::Draining, "deploying v2"));
-    /// assert!(node.set_status(NodeStatus::Offline, "bye").is_err());
+    /// assert!(node.nodes().set_status(NodeStatus::Offline, "bye").is_err());
     /// # }
     /// ```
     pub fn set_status(&self, status: NodeStatus, reason: &str) -> Result<(), OfflineIsForPeers> {
@@ -223,9 +260,9 @@ impl Node {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let node = roster::Node::builder().name("api-1").start().unwrap();
-    /// node.set_app_metric("open_sessions", 42.0);
-    /// node.check_nodes_now();
-    /// let beat = node.heartbeats("api-1", 0).pop().unwrap();
+    /// node.nodes().set_app_metric("open_sessions", 42.0);
+    /// node.nodes().check_now();
+    /// let beat = node.nodes().heartbeats("api-1", 0).pop().unwrap();
     /// assert_eq!(beat.app["open_sessions"], 42.0);
     /// # }
     /// ```
@@ -240,15 +277,14 @@ impl Node {
 
     /// The heartbeats of `name` this node keeps in memory (the latest
     /// [`crate::nodes::HealthConfig::heartbeats_kept`]), sampled at or after `since_ms`
-    /// (milliseconds since the Unix epoch), oldest first (seed: recent heartbeats by
-    /// minutes).
+    /// (milliseconds since the Unix epoch), oldest first.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let node = roster::Node::builder().name("api-1").start().unwrap();
-    /// node.check_nodes_now();
-    /// let beats = node.heartbeats("api-1", 0);
+    /// node.nodes().check_now();
+    /// let beats = node.nodes().heartbeats("api-1", 0);
     /// assert!(beats.last().is_some_and(|b| b.processes == 0 && b.mem_total_bytes >= b.mem_used_bytes));
     /// # }
     /// ```
@@ -256,8 +292,9 @@ impl Node {
         self.shared.stores.nodes.heartbeats(name, since_ms)
     }
 
-    /// Every known node with its status, last-seen time and incarnation (seed:
-    /// `get_node_status()`).
+    /// Every known node with its status as this node judges it (see
+    /// [`NodeLiveness::status`]), last-seen time and incarnation. [`Nodes::list`] gives
+    /// the records; [`Nodes::check_now`] judges anew first.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -265,11 +302,12 @@ impl Node {
     /// use roster::nodes::NodeStatus;
     ///
     /// let node = roster::Node::builder().name("api-1").start().unwrap();
-    /// let status = node.node_status();
+    /// let status = node.nodes().liveness();
     /// assert_eq!((status[0].name.as_str(), status[0].status), ("api-1", NodeStatus::Online));
     /// # }
     /// ```
-    pub fn node_status(&self) -> Vec<NodeLiveness> {
+    #[doc(alias = "node_status")]
+    pub fn liveness(&self) -> Vec<NodeLiveness> {
         self.shared
             .stores
             .nodes
@@ -285,7 +323,7 @@ impl Node {
     }
 
     /// The health of `name`: status, last heartbeat, why it is degraded, and the
-    /// round-trip time of this node's link to it (seed: `get_node_health(name)`).
+    /// round-trip time of this node's link to it.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -293,13 +331,14 @@ impl Node {
     /// use roster::nodes::NodeStatus;
     ///
     /// let node = roster::Node::builder().name("api-1").start().unwrap();
-    /// node.set_status(NodeStatus::Degraded, "disk almost full").unwrap();
-    /// let health = node.node_health("api-1").unwrap();
+    /// node.nodes().set_status(NodeStatus::Degraded, "disk almost full").unwrap();
+    /// let health = node.nodes().health("api-1").unwrap();
     /// assert_eq!(health.degraded_reasons, vec!["disk almost full".to_owned()]);
-    /// assert!(node.node_health("nobody").is_none());
+    /// assert!(node.nodes().health("nobody").is_none());
     /// # }
     /// ```
-    pub fn node_health(&self, name: &str) -> Option<NodeHealth> {
+    #[doc(alias = "node_health")]
+    pub fn health(&self, name: &str) -> Option<NodeHealth> {
         let entry = self.shared.stores.nodes.get(name)?;
         let status = self.judged_status(&entry);
         let mut degraded_reasons = Vec::new();
@@ -324,42 +363,43 @@ impl Node {
     /// Runs the node monitor now instead of at the next heartbeat interval: samples and
     /// publishes this node's heartbeat, judges its own health, pings every peer, drops
     /// records past their retention and re-checks for split brain; returns the node
-    /// status (seed: `force_node_check()`). Answers to the pings arrive afterwards.
+    /// liveness (as [`Nodes::liveness`]). Answers to the pings arrive afterwards.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let node = roster::Node::builder().name("api-1").start().unwrap();
-    /// assert_eq!(node.check_nodes_now().len(), 1);
-    /// assert_eq!(node.heartbeats("api-1", 0).len(), 1, "one heartbeat, sampled now");
+    /// assert_eq!(node.nodes().check_now().len(), 1);
+    /// assert_eq!(node.nodes().heartbeats("api-1", 0).len(), 1, "one heartbeat, sampled now");
     /// # }
     /// ```
-    pub fn check_nodes_now(&self) -> Vec<NodeLiveness> {
+    #[doc(alias = "check_nodes_now")]
+    pub fn check_now(&self) -> Vec<NodeLiveness> {
         self.shared.run_checks();
-        self.node_status()
+        self.liveness()
     }
 
-    /// The result of the last split-brain check; `None` for a node without a cluster
-    /// (seed: `get_partition_status()`).
+    /// The result of the last split-brain check; `None` for a node without a cluster.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let config = roster::ClusterConfig::new("127.0.0.1:0".parse().unwrap(), "s3cret");
     /// let node = roster::Node::builder().name("a").cluster(config).start().unwrap();
-    /// let status = node.check_partition_now().unwrap();
+    /// let status = node.nodes().check_partition_now().unwrap();
     /// assert!(!status.partition_suspected && status.verdict.keeps_writing);
-    /// assert_eq!(node.partition_status(), Some(status));
-    /// assert!(roster::Node::builder().start().unwrap().partition_status().is_none());
+    /// assert_eq!(node.nodes().partition(), Some(status));
+    /// assert!(roster::Node::builder().start().unwrap().nodes().partition().is_none());
     /// # node.shutdown().await;
     /// # }
     /// ```
-    pub fn partition_status(&self) -> Option<PartitionStatus> {
+    #[doc(alias = "partition_status")]
+    pub fn partition(&self) -> Option<PartitionStatus> {
         self.shared.monitor.partition_status()
     }
 
     /// Re-evaluates the split-brain verdict now and returns it (raising or lowering the
-    /// fence at once); `None` for a node without a cluster (seed: `force_resolution()`).
+    /// fence at once); `None` for a node without a cluster.
     pub fn check_partition_now(&self) -> Option<PartitionStatus> {
         self.shared.check_partition()
     }
@@ -367,7 +407,7 @@ impl Node {
     /// Subscribes to node events (records, status, links, partitions; heartbeats too if
     /// `heartbeats`) of the nodes whose names match `pattern`: the same bounded, batched
     /// stream as registry events, with the same lag notices. A subscriber to nodes gets no
-    /// registry events. To start from the nodes known now, use [`Node::watch_nodes`].
+    /// registry events. To start from the nodes known now, use [`Nodes::watch`].
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -376,45 +416,47 @@ impl Node {
     /// use roster::Pattern;
     ///
     /// let node = roster::Node::builder().name("api-1").start().unwrap();
-    /// let mut events = node.subscribe_nodes(Pattern::All, false);
-    /// node.set_status(NodeStatus::Draining, "deploy").unwrap();
+    /// let mut events = node.nodes().subscribe(Pattern::All, false);
+    /// node.nodes().set_status(NodeStatus::Draining, "deploy").unwrap();
     /// let batch = events.recv().await.unwrap().into_events().unwrap();
     /// assert!(matches!(&batch[0], NodeEvent::Status { new: NodeStatus::Draining, .. }));
     /// # }
     /// ```
-    pub fn subscribe_nodes(
+    #[doc(alias = "subscribe_nodes")]
+    pub fn subscribe(
         &self,
         pattern: impl Into<Pattern>,
         heartbeats: bool,
     ) -> Subscription<NodeEvent> {
-        self.watch_nodes_with(pattern, heartbeats).events
+        self.watch_with(pattern, heartbeats).events
     }
 
     /// The nodes whose names match `pattern` as known now, and every node event after
     /// that instant (list-then-watch: each change is in the list or an event after it,
     /// never both, never neither). Heartbeats are not included; see
-    /// [`Node::subscribe_nodes`].
+    /// [`Nodes::subscribe`].
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let node = roster::Node::builder().name("api-1").start().unwrap();
-    /// let watch = node.watch_nodes(roster::Pattern::All);
+    /// let watch = node.nodes().watch(roster::Pattern::All);
     /// assert_eq!(watch.nodes[0].record.name, "api-1");
     /// # }
     /// ```
-    pub fn watch_nodes(&self, pattern: impl Into<Pattern>) -> NodeWatch {
-        self.watch_nodes_with(pattern, false)
+    #[doc(alias = "watch_nodes")]
+    pub fn watch(&self, pattern: impl Into<Pattern>) -> NodeWatch {
+        self.watch_with(pattern, false)
     }
 
-    fn watch_nodes_with(&self, pattern: impl Into<Pattern>, heartbeats: bool) -> NodeWatch {
+    fn watch_with(&self, pattern: impl Into<Pattern>, heartbeats: bool) -> NodeWatch {
         let (nodes, events) = self.shared.stores.nodes.subscribe(
             vec![pattern.into()],
             self.shared.subscription_capacity,
             heartbeats,
         );
         NodeWatch {
-            nodes: nodes.into_iter().map(NodeInfo::from).collect(),
+            nodes: nodes.into_iter().map(NodeInfo::from_entry).collect(),
             events,
         }
     }

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::runtime_glue::{MailboxSender, ProcessMailbox, TokioTask};
+use super::mailbox::Nothing::{Closed, Empty};
+use super::mailbox::{MailboxSender, ProcessMailbox, TokioTask};
 use crate::envelope::Envelope;
-use crate::error::{RecvError, SendError};
+use crate::error::{RecvError, SendError, TryRecvError};
 use crate::event::ExitReason;
 use crate::key::Key;
 use crate::pid::Pid;
@@ -37,11 +38,11 @@ use crate::store::LocalProcess;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let node = roster::Node::builder().start().unwrap();
-/// let proc = node.process();
+/// let proc = node.new_process();
 /// proc.register("session/1", &"eu").unwrap();
-/// assert_eq!(node.lookup("session/1").unwrap().pid, proc.pid());
+/// assert_eq!(node.default_scope().lookup("session/1").unwrap().pid, proc.pid());
 /// drop(proc);
-/// assert!(node.lookup("session/1").is_none());
+/// assert!(node.default_scope().lookup("session/1").is_none());
 /// # }
 /// ```
 pub struct Process {
@@ -101,7 +102,7 @@ impl Process {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let node = roster::Node::builder().start().unwrap();
-    /// assert_eq!(node.process().pid().incarnation(), node.incarnation());
+    /// assert_eq!(node.new_process().pid().incarnation(), node.incarnation());
     /// # }
     /// ```
     pub fn pid(&self) -> Pid {
@@ -114,7 +115,7 @@ impl Process {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let node = roster::Node::builder().start().unwrap();
-    /// let proc = node.process();
+    /// let proc = node.new_process();
     /// assert!(proc.is_alive());
     /// node.kill(proc.pid());
     /// assert!(!proc.is_alive());
@@ -131,7 +132,7 @@ impl Process {
     /// # async fn main() {
     /// use roster::ExitReason;
     /// let node = roster::Node::builder().start().unwrap();
-    /// let proc = node.process();
+    /// let proc = node.new_process();
     /// node.kill(proc.pid());
     /// assert_eq!(proc.exit_reason(), Some(ExitReason::Killed));
     /// # }
@@ -149,7 +150,7 @@ impl Process {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let node = roster::Node::builder().kill_conflict_losers(false).start().unwrap();
-    /// assert!(node.process().lost_names().is_empty());
+    /// assert!(node.new_process().lost_names().is_empty());
     /// # }
     /// ```
     pub fn lost_names(&self) -> Vec<(Key, Pid)> {
@@ -162,7 +163,7 @@ impl Process {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let node = roster::Node::builder().start().unwrap();
-    /// let (a, mut b) = (node.process(), node.process());
+    /// let (a, mut b) = (node.new_process(), node.new_process());
     /// a.send(b.pid(), &"ping").unwrap();
     /// assert_eq!(b.recv::<String>().await.unwrap(), "ping");
     /// # }
@@ -186,7 +187,7 @@ impl Process {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let node = roster::Node::builder().start().unwrap();
-    /// let mut p = node.process();
+    /// let mut p = node.new_process();
     /// node.send(p.pid(), &(1u8, "x")).unwrap();
     /// assert_eq!(p.recv::<(u8, String)>().await.unwrap(), (1, "x".to_string()));
     /// # }
@@ -205,7 +206,7 @@ impl Process {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let node = roster::Node::builder().start().unwrap();
-    /// let mut p = node.process();
+    /// let mut p = node.new_process();
     /// node.send(p.pid(), &1u8).unwrap();
     /// assert_eq!(p.recv_envelope().await.unwrap().from(), None);
     /// # }
@@ -220,18 +221,31 @@ impl Process {
 
     /// Takes the next message if one is queued, without waiting.
     ///
+    /// # Errors
+    ///
+    /// [`TryRecvError::Empty`] if no message is queued, [`TryRecvError::Exited`] once the
+    /// process has exited and its queued messages were taken, [`TryRecvError::Decode`] if
+    /// the message is not a `T` (it is consumed).
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
+    /// use roster::TryRecvError;
     /// let node = roster::Node::builder().start().unwrap();
-    /// let mut p = node.process();
-    /// assert!(p.try_recv::<u8>().is_none());
+    /// let mut p = node.new_process();
+    /// assert_eq!(p.try_recv::<u8>(), Err(TryRecvError::Empty));
     /// node.send(p.pid(), &5u8).unwrap();
-    /// assert_eq!(p.try_recv::<u8>().unwrap().unwrap(), 5);
+    /// assert_eq!(p.try_recv::<u8>(), Ok(5));
+    /// assert!(node.kill(p.pid()));
+    /// assert_eq!(p.try_recv::<u8>(), Err(TryRecvError::Exited(p.pid())));
     /// # }
     /// ```
-    pub fn try_recv<T: DeserializeOwned>(&mut self) -> Option<Result<T, RecvError>> {
-        Some(self.mailbox.try_recv()?.decode())
+    pub fn try_recv<T: DeserializeOwned>(&mut self) -> Result<T, TryRecvError> {
+        match self.mailbox.try_recv() {
+            Ok(envelope) => Ok(envelope.decode()?),
+            Err(Closed) => Err(TryRecvError::Exited(self.pid())),
+            Err(Empty) => Err(TryRecvError::Empty),
+        }
     }
 }
 

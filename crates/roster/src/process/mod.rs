@@ -3,6 +3,6 @@
 //! (`store::process_table`); a message in a mailbox is an [`crate::Envelope`].
 
 mod handle;
-mod runtime_glue;
+mod mailbox;
 
 pub use handle::Process;

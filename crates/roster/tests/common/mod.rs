@@ -27,7 +27,7 @@ pub fn node() -> Node {
 pub fn cluster_config(secret: &str, seeds: &[&Node]) -> ClusterConfig {
     let seeds: Vec<String> = seeds
         .iter()
-        .map(|n| n.cluster_addr().expect("clustered").to_string())
+        .map(|n| n.cluster().addr().expect("clustered").to_string())
         .collect();
     ClusterConfig::new("127.0.0.1:0".parse().unwrap(), secret)
         .seeds(seeds)
@@ -46,7 +46,9 @@ pub fn start_clustered(builder: NodeBuilder, name: &str, config: ClusterConfig) 
 
 /// Whether every node lists every other one as linked.
 pub fn fully_linked(nodes: &[&Node]) -> bool {
-    nodes.iter().all(|n| n.nodes().len() == nodes.len() - 1)
+    nodes
+        .iter()
+        .all(|n| n.cluster().peers().len() == nodes.len() - 1)
 }
 
 /// Encodes a value the way the library encodes meta.
@@ -159,7 +161,7 @@ impl EntryModel {
     /// The live entries of `scope` whose keys match `pattern`.
     pub fn of_scope(scope: &Scope, pattern: &Pattern) -> Self {
         let mut model = EntryModel::default();
-        for (key, r) in scope.registered("", usize::MAX).expect("all names") {
+        for (key, r) in scope.names("", usize::MAX).expect("all names") {
             if pattern.matches(&key) {
                 model.names.insert(key.to_string(), (r.pid, r.meta));
             }

@@ -21,6 +21,8 @@
 //!   purged; a member SWIM declares down is purged on this node with reason `NodeDown`.
 
 mod connect;
+#[cfg(feature = "fault-injection")]
+mod faults;
 mod lifecycle;
 mod link;
 mod loops;

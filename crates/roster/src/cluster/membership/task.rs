@@ -124,6 +124,7 @@ impl MembershipHandle {
 
     /// Fault injection: drops every datagram in and out until `until`, so that the
     /// other members declare this node dead, and it them.
+    #[cfg(feature = "fault-injection")]
     pub(crate) fn isolate(&self, until: Instant) {
         self.shared
             .cuts
@@ -133,6 +134,7 @@ impl MembershipHandle {
     }
 
     /// Fault injection: drops every datagram from and to `peers` until `until`.
+    #[cfg(feature = "fault-injection")]
     pub(crate) fn isolate_from(&self, peers: &[SocketAddr], until: Instant) {
         let mut cuts = self.shared.cuts.lock().unwrap_or_else(|e| e.into_inner());
         cuts.peers.retain(|(peer, _)| !peers.contains(peer));

@@ -52,6 +52,15 @@ pub(super) struct ProcessMailbox {
     exit: Notify,
 }
 
+/// Why [`ProcessMailbox::try_recv`] took nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Nothing {
+    /// No message is queued.
+    Empty,
+    /// No message is queued and the process has exited.
+    Closed,
+}
+
 impl ProcessMailbox {
     /// An empty mailbox of at most `capacity` messages and `max_bytes` payload bytes.
     pub(super) fn new(capacity: usize, max_bytes: usize) -> Self {
@@ -91,9 +100,15 @@ impl ProcessMailbox {
         Poll::Pending
     }
 
-    /// Takes the next message if one is queued.
-    pub(super) fn try_recv(&self) -> Option<Envelope> {
-        self.lock().pop()
+    /// Takes the next message if one is queued; once the process has exited and nothing
+    /// is queued, says so.
+    pub(super) fn try_recv(&self) -> Result<Envelope, Nothing> {
+        let mut queue = self.lock();
+        match queue.pop() {
+            Some(envelope) => Ok(envelope),
+            None if queue.closed => Err(Nothing::Closed),
+            None => Err(Nothing::Empty),
+        }
     }
 
     /// Drops every queued message: the handle is gone, nobody will receive them (the

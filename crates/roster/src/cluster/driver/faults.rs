@@ -1,0 +1,81 @@
+//! Fault injection (feature `fault-injection`): links severed, the node cut off the
+//! cluster or off some members, for a while.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::lifecycle::take_io;
+use super::link::Link;
+use super::{Cluster, lock};
+use crate::clock::deadline_after;
+use crate::cluster::membership::MemberId;
+
+impl Cluster {
+    /// Closes every link and refuses new ones for `duration`, handshakes in flight
+    /// included; membership is untouched, so peers keep each other's entries and catch up
+    /// by delta when the links come back.
+    pub(crate) fn sever_links(self: &Arc<Self>, duration: Duration) {
+        let now = Instant::now();
+        let (closed, outputs) = {
+            let mut io = lock(&self.io);
+            let (closed, outputs) = self.core_step(|core, _| {
+                let closed = core.sever(now, deadline_after(now, duration));
+                self.refresh_peer_limits(core);
+                closed
+            });
+            let links: Vec<(u64, Option<Link>)> = closed
+                .iter()
+                .map(|(peer, session)| (*peer, take_io(&mut io, *peer, session.id)))
+                .collect();
+            (links, outputs)
+        };
+        tracing::info!(links = closed.len(), ?duration, "links severed");
+        for (peer, link) in &closed {
+            if let Some(link) = link {
+                self.link_closed(*peer, link, "severed");
+            }
+        }
+        let peers: Vec<u64> = closed.iter().map(|(peer, _)| *peer).collect();
+        drop(closed);
+        self.act(outputs);
+        for peer in peers {
+            if let Some(member) = self.member(peer) {
+                self.maybe_dial(member);
+            }
+        }
+    }
+
+    /// Fault injection: severs links and drops every membership datagram in and out for
+    /// `duration`, so that this node and the others declare each other dead, as a
+    /// network partition would.
+    pub(crate) fn isolate(self: &Arc<Self>, duration: Duration) {
+        if let Some(membership) = lock(&self.membership).as_ref() {
+            membership.isolate(deadline_after(Instant::now(), duration).into());
+        }
+        self.sever_links(duration);
+    }
+
+    /// Fault injection: cuts this node off the members named in `names` for `duration`
+    /// (membership datagrams dropped both ways, links closed and refused), as a
+    /// partition between them would. Returns how many members were cut off.
+    pub(crate) fn isolate_from(self: &Arc<Self>, names: &[&str], duration: Duration) -> usize {
+        let until = deadline_after(Instant::now(), duration);
+        let peers: Vec<MemberId> = self
+            .members()
+            .into_iter()
+            .filter(|m| names.contains(&m.name.as_str()))
+            .collect();
+        if let Some(membership) = lock(&self.membership).as_ref() {
+            let addrs: Vec<_> = peers.iter().map(|m| m.addr).collect();
+            membership.isolate_from(&addrs, until.into());
+        }
+        lock(&self.blocked).extend(peers.iter().map(|m| (m.incarnation, until)));
+        for member in &peers {
+            let session = lock(&self.io).get(&member.incarnation).map(|l| l.session);
+            if let Some(session) = session {
+                self.link_lost(member.incarnation, session, "isolated (fault injection)");
+            }
+        }
+        peers.len()
+    }
+}
