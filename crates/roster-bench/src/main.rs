@@ -1,7 +1,9 @@
 //! Roster's benchmark program: the peers' scenarios, run the same way so that the figures
 //! compare with those of syn, `pg`, `global` and Phoenix `Group`.
 //!
-//! The scenarios and the output contract are defined in `/work/shared/peer-figures.md`.
+//! The scenarios, the metric names of the output (fixed, so that runs compare mechanically)
+//! and Roster's targets are this program's own; [`peers`] holds the table, with the best
+//! figure syn, OTP `pg` and `global` or Phoenix `Group` reached in the same scenarios.
 //! `local` runs L1-L6 and M1/M2 on one node; `dist` runs D1-D7, G1, T1, T2 and R1 on nodes in
 //! separate OS processes (see [`dist`]); `all` runs both.
 //!
@@ -199,7 +201,7 @@ struct MetaLine<'a> {
 fn print_header(meta: &MetaLine<'_>) {
     let (l, m, d, machine) = (meta.local, meta.memory, meta.dist, meta.machine);
     println!(
-        "Roster benchmarks: {}{} - median of {} run(s); scenarios from /work/shared/peer-figures.md",
+        "Roster benchmarks: {}{} - median of {} run(s); targets are roster-bench's own",
         meta.command.name(),
         if meta.quick {
             " (QUICK sizes: not comparable)"

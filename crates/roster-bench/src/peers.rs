@@ -1,9 +1,8 @@
 //! The peers' figures and Roster's targets, per contract metric.
 //!
-//! Copied from the "Output contract" table of `/work/shared/peer-figures.md` (syn, OTP `pg`
-//! and `global`, Phoenix `Group`, measured on a 2-vCPU machine of the same kind). Keep this
-//! table in step with that file: the metric names are fixed by it so that runs can be
-//! compared mechanically.
+//! The best figure of the peers (syn, OTP `pg` and `global`, Phoenix `Group`, measured in
+//! the same scenarios on a 2-vCPU machine of the same kind) and Roster's target, per
+//! metric. The metric names are fixed so that runs can be compared mechanically.
 
 /// What a figure must reach to meet Roster's target.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -61,7 +60,7 @@ const fn row(
 }
 
 /// The contract metrics of the local scenarios (L1-L6, M1, M2) with the best peer figure
-/// and Roster's target, from `/work/shared/peer-figures.md`.
+/// and Roster's target.
 pub const LOCAL: &[PeerFigure] = &[
     row("lookup_1t", "pg 1.75M", ">= 17.5M", Target::AtLeast(17.5e6)),
     row("lookup_2t", "pg 3.9M", ">= 39M", Target::AtLeast(39e6)),
@@ -101,7 +100,7 @@ pub const LOCAL: &[PeerFigure] = &[
 ];
 
 /// The contract metrics of the distributed scenarios (D1-D7, G1, R1) with the best peer figure
-/// and Roster's target, from `/work/shared/peer-figures.md`. `T1` (replicated registrations
+/// and Roster's target. `T1` (replicated registrations
 /// per second with 3 nodes) has no peer figure.
 pub const DIST: &[PeerFigure] = &[
     row("repl_p50", "pg 40", "< 40", Target::Below(40.0)),
@@ -123,7 +122,7 @@ pub const DIST: &[PeerFigure] = &[
     row("cleanup_5k", "pg 48", "<= 5", Target::AtMost(5.0)),
     row("cleanup_50k", "pg 614", "<= 60", Target::AtMost(60.0)),
     row("group_cleanup_1k", "syn 9.6", "<= 1", Target::AtMost(1.0)),
-    // G1 is Roster's own scenario (issue 10): no peer ran it.
+    // G1 is Roster's own scenario: no peer ran it.
     row("join_200k", "", "<= 500", Target::AtMost(500.0)),
     row("group_cleanup_200k", "", "<= 1000", Target::AtMost(1000.0)),
     row("repl_throughput_3n", "", "", Target::None),

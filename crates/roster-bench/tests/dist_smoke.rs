@@ -4,7 +4,7 @@
 
 mod common;
 
-/// Contract metrics of `/work/shared/peer-figures.md` (distributed scenarios), with units.
+/// The contract metrics of the distributed scenarios (those `src/peers.rs` lists), with units.
 const CONTRACT: &[(&str, &str, &str)] = &[
     ("D1", "repl_p50", "us"),
     ("D1", "repl_p99", "us"),

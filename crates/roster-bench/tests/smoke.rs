@@ -4,7 +4,7 @@
 
 mod common;
 
-/// Contract metrics of `/work/shared/peer-figures.md` (local scenarios), with their units.
+/// The contract metrics of the local scenarios (those `src/peers.rs` lists), with their units.
 const CONTRACT: &[(&str, &str, &str)] = &[
     ("L1", "lookup_1t", "ops/s"),
     ("L1", "lookup_2t", "ops/s"),

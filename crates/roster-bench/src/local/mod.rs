@@ -1,8 +1,8 @@
 //! The local scenarios (L1-L6): one node, one OS process.
 //!
-//! Each scenario follows its definition in `/work/shared/peer-figures.md` and starts from a
-//! fresh [`Node`]. Throughputs and latencies are the median of [`Sizes::reps`] runs, as the
-//! peers' cells are the median of 5.
+//! Each scenario is run as the peers' figures were measured (see [`crate::peers`]) and
+//! starts from a fresh [`Node`]. Throughputs and latencies are the median of
+//! [`Sizes::reps`] runs, as the peers' cells are the median of 5.
 
 mod events;
 mod reads;
