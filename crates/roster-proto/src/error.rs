@@ -70,7 +70,7 @@ pub enum RegistryError {
     /// is to fence: new unique registrations in replicated scopes are refused until the
     /// partition heals (reads, groups and names already held keep working).
     #[error(
-        "this node is fenced since {since_ms} ms after the Unix epoch ({reason}): new names are refused until the partition heals; see Node::partition_status"
+        "this node is fenced since {since_ms} ms after the Unix epoch ({reason}): new names are refused until the partition heals; see node.nodes().partition()"
     )]
     Fenced {
         /// The split-brain verdict, in words.

@@ -490,7 +490,7 @@ impl<E: Keyed> Subscribers<E> {
 /// `StreamExt::next`.
 ///
 /// The same type, `Subscription<NodeEvent>`, streams node events (see
-/// `roster::Node::subscribe_nodes`): node events match patterns by node name.
+/// `roster::Nodes::subscribe`): node events match patterns by node name.
 pub struct Subscription<E: Keyed = Event> {
     queue: Arc<SubscriberQueue<E>>,
     /// The last poll returned an item: if the queue is empty now, more may be on the way

@@ -1,5 +1,5 @@
 //! Split brain over real sockets on loopback: one node of three is cut off
-//! (`Node::isolate`: links severed, membership datagrams dropped both ways), each side
+//! (`Cluster::isolate`: links severed, membership datagrams dropped both ways), each side
 //! reaches its verdict from its own view, fencing refuses new unique names on the losing
 //! side only, and everything is accepted again after the heal.
 

@@ -8,7 +8,7 @@ use super::heartbeat::Heartbeat;
 /// A threshold on an application metric: over `above`, the node is degraded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AppThreshold {
-    /// The metric's name (as given to `Node::set_app_metric`).
+    /// The metric's name (as given to `Nodes::set_app_metric` in `roster`).
     pub metric: String,
     /// The node is degraded while the metric is above this.
     pub above: f64,

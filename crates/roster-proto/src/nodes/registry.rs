@@ -155,7 +155,7 @@ impl NodeEntry {
     }
 }
 
-/// The registry of every node this node knows; see the [module docs](self).
+/// The registry of every node this node knows; see the module docs of `nodes::registry`.
 ///
 /// ```
 /// use roster_proto::nodes::{NodeRecord, NodeRegistry, NodeStatus};

@@ -116,7 +116,7 @@ pub enum PartitionChange {
     Healed(PartitionStatus),
 }
 
-/// The split-brain monitor of one node; see the [module docs](self).
+/// The split-brain monitor of one node; see the module docs of `nodes::split_brain`.
 #[derive(Debug)]
 pub struct SplitBrainMonitor {
     config: SplitBrainConfig,

@@ -1,6 +1,7 @@
 //! The replication core: a deterministic state machine with no sockets, tasks or clocks.
 //!
-//! [`Core`] implements the replication contract of DESIGN.md section 3 for one node. It
+//! [`Core`] implements the replication contract (the repository's `docs/architecture.md`,
+//! "The replication contract") for one node. It
 //! takes inputs — local ops (drained from the node's outbox), frames from peers, peers
 //! coming up or going down, scope changes, and time — and produces outputs: frames to send
 //! to each peer ([`Core::poll_transmit`]), events for the driver ([`Core::poll_event`]) and

@@ -2,7 +2,7 @@
 //! becoming a link, a link lost, links severed, a peer declared dead, and the dialing of
 //! each peer with its backoff.
 //!
-//! The core is the one owner of this state: its [`LinkTable`] says which peers are linked,
+//! The core is the one owner of this state: its [`LinkTable`](crate::link_table::LinkTable) says which peers are linked,
 //! and each transition updates the table and the replication state of the peer in the
 //! same call. The shell owns only the IO of each link (socket, tasks, byte counters),
 //! keyed by the session id the core hands out, and acts on what these calls return; the

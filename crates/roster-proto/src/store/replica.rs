@@ -484,7 +484,7 @@ impl SnapshotReceiver {
     /// that it does not grow step by step: on a first sync the scope's maps of names and
     /// groups, which all the entries are new to (when they at least double them); on a
     /// resync, whose entries are mostly there already, the sets that track which entries
-    /// the snapshot holds. Each reservation is capped at [`PRESIZE_MAX_BYTES`]: a wrong
+    /// the snapshot holds. Each reservation is capped at `PRESIZE_MAX_BYTES`: a wrong
     /// size costs at most that, and nothing else.
     pub fn presize(&mut self, scope: &ScopeStore, size: SnapshotSize) {
         if self.track {

@@ -26,7 +26,7 @@ use crate::key::Key;
 use crate::op::Op;
 use crate::pid::Pid;
 
-/// Where a chunked snapshot read is (see the [module docs](self)).
+/// Where a chunked snapshot read is (see the module docs of `store::snapshot`).
 #[derive(Debug, Default)]
 pub struct SnapshotCursor {
     phase: Phase,

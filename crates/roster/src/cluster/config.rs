@@ -164,7 +164,7 @@ impl ClusterConfig {
     /// How a partition is detected and handled (default: the expected nodes are those
     /// seen while healthy, [`SplitBrainStrategy::Majority`], advisory only). Checked every
     /// heartbeat interval ([`crate::nodes::HealthConfig::heartbeat_interval`]) and by
-    /// [`crate::Node::check_partition_now`]; see [`crate::Node::partition_status`].
+    /// [`Nodes::check_partition_now`](crate::Nodes::check_partition_now); see [`Nodes::partition`](crate::Nodes::partition).
     /// [`crate::NodeBuilder::start`] refuses a configuration that cannot work (a primary
     /// that is not among the expected nodes) with [`crate::StartError::SplitBrain`].
     ///

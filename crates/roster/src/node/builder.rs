@@ -204,7 +204,7 @@ impl NodeBuilder {
     }
 
     /// What the node is for, in its node record (e.g. `"api"`; default empty). See
-    /// [`Node::node_info`].
+    /// [`Nodes::get`](crate::Nodes::get).
     pub fn role(mut self, role: impl Into<String>) -> Self {
         self.role = role.into();
         self

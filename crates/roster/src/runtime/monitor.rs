@@ -1,4 +1,4 @@
-//! The node monitor: every heartbeat interval (and at once on `Node::check_nodes_now`) it
+//! The node monitor: every heartbeat interval (and at once on `Nodes::check_now`) it
 //! samples this node's metrics, judges its own health against the degraded thresholds
 //! (publishing `Degraded` with the reasons in its record, and `Online` again once
 //! healthy), publishes the heartbeat, drops the records of nodes dead for longer than the

@@ -9,7 +9,7 @@
 //! crashes and restarts as new incarnations. Clocks are skewed, and a random workload of
 //! registrations, group changes, process deaths and scope changes runs throughout. Then the
 //! faults stop, the network heals, and the cluster must converge within a step budget to a
-//! state that satisfies the invariants of DESIGN.md section 5, with every pair of nodes
+//! state that satisfies the invariants checked by [`Sim::check`], with every pair of nodes
 //! linked over one connection; no core may ever list a link that no open connection
 //! carries (checked after every step).
 //!
@@ -541,7 +541,10 @@ impl Sim {
         }
     }
 
-    /// Checks DESIGN.md section 5's invariants; returns what is wrong.
+    /// Checks the invariants after a heal (every node holds the same view, nothing of a
+    /// dead process or node survives, every unique name has one owner, no live process
+    /// lost a name it did not lose by a conflict; see `docs/architecture.md`, "Testing");
+    /// returns what is wrong.
     fn check(&self) -> Vec<String> {
         let mut problems = Vec::new();
         problems.extend(self.net.violations.iter().cloned());

@@ -10,7 +10,7 @@ use super::link::Link;
 use super::{Cluster, lock};
 use crate::nodes::NodeEvent;
 
-/// Closed link sessions kept for [`crate::Node::link_sessions`].
+/// Closed link sessions kept for [`Cluster::link_sessions`](crate::Cluster::link_sessions).
 pub(super) const CLOSED_KEPT: usize = 64;
 
 /// How a link is carried.

@@ -22,7 +22,7 @@ pub(crate) struct ClusterCounters {
     pub(crate) bytes_received: AtomicU64,
 }
 
-/// Counters of a node's cluster layer, as [`crate::Node::cluster_stats`] reports them.
+/// Counters of a node's cluster layer, as [`Cluster::stats`](crate::Cluster::stats) reports them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ClusterStats {
@@ -65,7 +65,7 @@ pub struct ClusterStats {
     pub resolver_panics: u64,
 }
 
-/// A peer as [`crate::Node::nodes`] reports it.
+/// A peer as [`Cluster::peers`](crate::Cluster::peers) reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerInfo {
     /// The peer's name.
