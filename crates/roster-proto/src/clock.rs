@@ -15,6 +15,19 @@ const LOGICAL_BITS: u32 = 16;
 /// clock can represent.
 const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 
+/// `duration` in whole milliseconds, `u64::MAX` for one longer than that counts.
+///
+/// ```
+/// use std::time::Duration;
+/// use roster_proto::clock::saturating_millis;
+///
+/// assert_eq!(saturating_millis(Duration::from_secs(2)), 2_000);
+/// assert_eq!(saturating_millis(Duration::MAX), u64::MAX);
+/// ```
+pub fn saturating_millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// `now + duration`, or about a century from `now` when that is past what the clock can
 /// represent (a caller's `Duration::MAX` means "for as long as the process runs", not a
 /// panic).

@@ -54,6 +54,7 @@ mod cluster;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod node;
+pub mod nodes;
 mod process;
 mod runtime;
 mod scope;
@@ -66,18 +67,6 @@ use roster_proto::{
     clock, conflict, entry, envelope, error, event, key, link_table, meta, op, pid, replication,
     store, subscription,
 };
-
-/// Nodes as the cluster sees them: records, heartbeats, statuses and node events, the
-/// health and split-brain settings, and partition verdicts.
-pub mod nodes {
-    pub use roster_proto::nodes::{
-        AppThreshold, DegradedThresholds, HealthConfig, HealthConfigError, Heartbeat, MAX_ADDRS,
-        MAX_APP_METRICS, MAX_LABELS, MAX_PEER_SAMPLES, MAX_REASON, MAX_TEXT, NodeEvent, NodeRecord,
-        NodeStatus, Offline, PartitionStatus, PeerSample, SplitBrainAction, SplitBrainConfig,
-        SplitBrainConfigError, SplitBrainStrategy, Verdict,
-    };
-    pub(crate) use roster_proto::nodes::{NodeEntry, PartitionChange, SplitBrainMonitor};
-}
 
 pub use clock::Clock;
 pub use cluster::{

@@ -6,22 +6,17 @@ mod common;
 use std::time::Duration;
 
 use common::{cluster_config, eventually, fully_linked, start_clustered, within};
-use roster::nodes::{AppThreshold, DegradedThresholds, HealthConfig, NodeStatus};
+use roster::nodes::{HealthConfig, NodeStatus};
 use roster::{Node, NodeFilter};
 
 /// Fast heartbeats and a short retention, for tests; no RTT or missed-heartbeat
 /// threshold, so that a loaded test machine does not turn nodes degraded.
 fn health() -> HealthConfig {
-    HealthConfig {
-        heartbeat_interval: Duration::from_millis(100),
-        offline_retention: Duration::from_secs(2),
-        degraded: DegradedThresholds {
-            max_rtt: None,
-            missed_heartbeats: 0,
-            ..DegradedThresholds::default()
-        },
-        ..HealthConfig::default()
-    }
+    HealthConfig::new()
+        .heartbeat_interval(Duration::from_millis(100))
+        .offline_retention(Duration::from_secs(2))
+        .max_rtt(None)
+        .missed_heartbeats(0)
 }
 
 fn start(name: &str, role: &str, seeds: &[&Node], health: HealthConfig) -> Node {
@@ -139,16 +134,11 @@ async fn heartbeats_carry_metrics_and_round_trip_times() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_degraded_threshold_flips_the_status_both_ways_in_every_view() {
-    let strict = HealthConfig {
-        degraded: DegradedThresholds {
-            app: vec![AppThreshold {
-                metric: "backlog".into(),
-                above: 100.0,
-            }],
-            ..DegradedThresholds::default()
-        },
-        ..health()
-    };
+    // The default thresholds, and one on the application's backlog.
+    let strict = health()
+        .max_rtt(Some(Duration::from_millis(250)))
+        .missed_heartbeats(3)
+        .app_threshold("backlog", 100.0);
     let a = start("a", "api", &[], health());
     let b = start("b", "api", &[&a], strict);
     within("linked", eventually("links", || fully_linked(&[&a, &b]))).await;

@@ -18,20 +18,18 @@ use roster::{Node, Pattern, RegistryError};
 const NAMES: [&str; 3] = ["a", "b", "c"];
 
 fn start(name: &str, seeds: &[&Node], strategy: &SplitBrainStrategy, expected: &[&str]) -> Node {
-    let config = cluster_config("split", seeds).split_brain(SplitBrainConfig {
-        expected: Some(expected.iter().map(|s| s.to_string()).collect()),
-        strategy: strategy.clone(),
-        action: SplitBrainAction::Fence,
-    });
+    let config = cluster_config("split", seeds).split_brain(
+        SplitBrainConfig::new()
+            .expected(expected.iter().copied())
+            .strategy(strategy.clone())
+            .action(SplitBrainAction::Fence),
+    );
     // Incarnations in start order: nodes started in the same millisecond are ordered by
     // incarnation, so the first started is the oldest.
     let incarnation = 1_000 + u64::from(name.as_bytes()[0]);
     let builder = Node::builder()
         .incarnation(incarnation)
-        .health(HealthConfig {
-            heartbeat_interval: Duration::from_millis(100),
-            ..HealthConfig::default()
-        });
+        .health(HealthConfig::new().heartbeat_interval(Duration::from_millis(100)));
     start_clustered(builder, name, config)
 }
 
@@ -240,11 +238,12 @@ async fn half_of_the_expected_nodes_is_not_a_majority() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_primary_outside_the_expected_nodes_is_refused_at_start() {
-    let config = cluster_config("split", &[]).split_brain(SplitBrainConfig {
-        expected: Some(vec!["a".into(), "b".into()]),
-        strategy: SplitBrainStrategy::ConfiguredPrimary("z".into()),
-        action: SplitBrainAction::Fence,
-    });
+    let config = cluster_config("split", &[]).split_brain(
+        SplitBrainConfig::new()
+            .expected(["a", "b"])
+            .strategy(SplitBrainStrategy::ConfiguredPrimary("z".into()))
+            .action(SplitBrainAction::Fence),
+    );
     let error = Node::builder()
         .name("a")
         .cluster(config)

@@ -97,15 +97,15 @@ impl DegradedThresholds {
 /// How a node watches its own health and its peers'.
 ///
 /// ```
-/// use roster_proto::nodes::HealthConfig;
+/// use roster_proto::nodes::HealthSettings;
 /// use std::time::Duration;
 ///
-/// let config = HealthConfig { heartbeat_interval: Duration::from_millis(500), ..HealthConfig::default() };
+/// let config = HealthSettings { heartbeat_interval: Duration::from_millis(500), ..HealthSettings::default() };
 /// assert!(config.validate().is_ok());
-/// assert!(HealthConfig { heartbeat_interval: Duration::ZERO, ..config }.validate().is_err());
+/// assert!(HealthSettings { heartbeat_interval: Duration::ZERO, ..config }.validate().is_err());
 /// ```
 #[derive(Debug, Clone, PartialEq)]
-pub struct HealthConfig {
+pub struct HealthSettings {
     /// How often the node samples and publishes a heartbeat, and checks for split brain
     /// (default 1 s).
     pub heartbeat_interval: Duration,
@@ -119,9 +119,9 @@ pub struct HealthConfig {
     pub degraded: DegradedThresholds,
 }
 
-impl Default for HealthConfig {
+impl Default for HealthSettings {
     fn default() -> Self {
-        HealthConfig {
+        HealthSettings {
             heartbeat_interval: Duration::from_secs(1),
             heartbeats_kept: 120,
             offline_retention: Duration::from_secs(600),
@@ -135,7 +135,7 @@ impl Default for HealthConfig {
 #[non_exhaustive]
 pub enum HealthConfigError {
     /// The heartbeat interval is zero.
-    #[error("the heartbeat interval is zero: set HealthConfig::heartbeat_interval (default 1 s)")]
+    #[error("the heartbeat interval is zero: set HealthSettings::heartbeat_interval (default 1 s)")]
     ZeroInterval,
     /// No heartbeat would be kept.
     #[error("heartbeats_kept is zero: keep at least one (default 120)")]
@@ -145,7 +145,7 @@ pub enum HealthConfigError {
     BadAppThreshold(String),
 }
 
-impl HealthConfig {
+impl HealthSettings {
     /// Checks that the configuration can work.
     pub fn validate(&self) -> Result<(), HealthConfigError> {
         if self.heartbeat_interval.is_zero() {

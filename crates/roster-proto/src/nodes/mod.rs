@@ -10,12 +10,12 @@ mod registry;
 mod split_brain;
 
 pub use fence::{Fence, Fenced};
-pub use health::{AppThreshold, DegradedThresholds, HealthConfig, HealthConfigError};
+pub use health::{AppThreshold, DegradedThresholds, HealthConfigError, HealthSettings};
 pub use heartbeat::{Heartbeat, MAX_APP_METRICS, MAX_PEER_SAMPLES, PeerSample};
 pub use partition::{SplitBrainStrategy, Verdict, verdict};
 pub use record::{MAX_ADDRS, MAX_LABELS, MAX_REASON, MAX_TEXT, NodeRecord, NodeStatus};
 pub use registry::{NodeEntry, NodeEvent, NodeRegistry, Offline};
 pub use split_brain::{
-    PartitionChange, PartitionStatus, SplitBrainAction, SplitBrainConfig, SplitBrainConfigError,
-    SplitBrainMonitor,
+    PartitionChange, PartitionStatus, SplitBrainAction, SplitBrainConfigError, SplitBrainMonitor,
+    SplitBrainSettings,
 };

@@ -23,9 +23,9 @@ pub enum SplitBrainAction {
 /// How split brain is detected and handled.
 ///
 /// ```
-/// use roster_proto::nodes::{SplitBrainAction, SplitBrainConfig, SplitBrainStrategy};
+/// use roster_proto::nodes::{SplitBrainAction, SplitBrainSettings, SplitBrainStrategy};
 ///
-/// let config = SplitBrainConfig {
+/// let config = SplitBrainSettings {
 ///     expected: Some(vec!["a".into(), "b".into(), "c".into()]),
 ///     strategy: SplitBrainStrategy::ConfiguredPrimary("a".into()),
 ///     action: SplitBrainAction::Fence,
@@ -33,7 +33,7 @@ pub enum SplitBrainAction {
 /// assert!(config.validate().is_ok());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct SplitBrainConfig {
+pub struct SplitBrainSettings {
     /// The names of the nodes the cluster should have. `None`: the nodes seen while
     /// healthy (every known node that did not leave on purpose; a dead node counts until
     /// its record's retention ends).
@@ -65,7 +65,7 @@ pub enum SplitBrainConfigError {
     NoExpectedNodes,
 }
 
-impl SplitBrainConfig {
+impl SplitBrainSettings {
     /// Checks that the configuration can work.
     pub fn validate(&self) -> Result<(), SplitBrainConfigError> {
         let Some(expected) = &self.expected else {
@@ -119,13 +119,13 @@ pub enum PartitionChange {
 /// The split-brain monitor of one node; see the module docs of `nodes::split_brain`.
 #[derive(Debug)]
 pub struct SplitBrainMonitor {
-    config: SplitBrainConfig,
+    config: SplitBrainSettings,
     last: Option<PartitionStatus>,
 }
 
 impl SplitBrainMonitor {
     /// A monitor with `config` (validated by the caller).
-    pub fn new(config: SplitBrainConfig) -> Self {
+    pub fn new(config: SplitBrainSettings) -> Self {
         SplitBrainMonitor { config, last: None }
     }
 
@@ -222,9 +222,9 @@ mod tests {
             registry.apply_record(NodeRecord::new(name, i as u64 + 1, 10 * i as u64), 0);
         }
         let fence = Fence::default();
-        let mut monitor = SplitBrainMonitor::new(SplitBrainConfig {
+        let mut monitor = SplitBrainMonitor::new(SplitBrainSettings {
             action: SplitBrainAction::Fence,
-            ..SplitBrainConfig::default()
+            ..SplitBrainSettings::default()
         });
         let (status, change) = monitor.check("c", &names(&[]), &registry, &fence, 5);
         assert!(status.partition_suspected && status.fenced && !status.verdict.keeps_writing);
@@ -245,14 +245,14 @@ mod tests {
         gone.status = crate::nodes::NodeStatus::Offline;
         gone.status_reason = "left the cluster".into();
         registry.apply_record(gone, 0);
-        let mut monitor = SplitBrainMonitor::new(SplitBrainConfig::default());
+        let mut monitor = SplitBrainMonitor::new(SplitBrainSettings::default());
         let (status, _) = monitor.check("a", &names(&[]), &registry, &Fence::default(), 1);
         assert!(!status.partition_suspected, "{status:?}");
     }
 
     #[test]
     fn a_primary_outside_the_expected_nodes_is_refused() {
-        let config = SplitBrainConfig {
+        let config = SplitBrainSettings {
             expected: Some(vec!["a".into(), "b".into()]),
             strategy: SplitBrainStrategy::ConfiguredPrimary("z".into()),
             action: SplitBrainAction::Advisory,

@@ -11,6 +11,16 @@ use crate::nodes::SplitBrainConfig;
 use crate::nodes::SplitBrainStrategy;
 use crate::replication::core::CoreConfig;
 
+/// The bounds of the cluster's intervals and backoffs: a shorter one would keep a task
+/// busy, a longer one is as good as never and would overflow the clock's arithmetic.
+const INTERVALS: (Duration, Duration) =
+    (Duration::from_millis(1), Duration::from_secs(24 * 60 * 60));
+
+/// `interval` within [`INTERVALS`].
+fn bounded(interval: Duration) -> Duration {
+    interval.clamp(INTERVALS.0, INTERVALS.1)
+}
+
 /// How fast failed nodes are detected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FailureDetection {
@@ -97,17 +107,18 @@ impl ClusterConfig {
         self
     }
 
-    /// How often seeds are re-announced to (default 5 s). This is also what re-merges the
-    /// two sides of a healed partition.
+    /// How often seeds are re-announced to (default 5 s, clamped to between 1 ms and a
+    /// day). This is also what re-merges the two sides of a healed partition.
     pub fn announce_interval(mut self, interval: Duration) -> Self {
-        self.announce_interval = interval;
+        self.announce_interval = bounded(interval);
         self
     }
 
-    /// How often peers compare digests of each other's entries (default 2 s). Shorter
-    /// repairs divergence sooner for a little more traffic per scope and peer.
+    /// How often peers compare digests of each other's entries (default 2 s, clamped to
+    /// between 1 ms and a day). Shorter repairs divergence sooner for a little more
+    /// traffic per scope and peer; a link silent for a few of these is closed.
     pub fn anti_entropy_interval(mut self, interval: Duration) -> Self {
-        self.anti_entropy_interval = interval;
+        self.anti_entropy_interval = bounded(interval);
         self
     }
 
@@ -150,13 +161,14 @@ impl ClusterConfig {
 
     /// How long to wait before redialing a peer after a failed dial or a link that died
     /// young: from `initial`, doubling up to `max`, each wait scaled by a random factor in
-    /// [0.5, 1] (defaults 20 ms and 2 s). A link that lived at least `max` resets the wait:
-    /// the next dial after losing it is immediate.
+    /// [0.5, 1] (defaults 20 ms and 2 s; each clamped to between 1 ms and a day, and `max`
+    /// to at least `initial`). A link that lived at least `max` resets the wait: the next
+    /// dial after losing it is immediate.
     pub fn redial_backoff(mut self, initial: Duration, max: Duration) -> Self {
-        let initial = initial.max(Duration::from_millis(1));
+        let initial = bounded(initial);
         self.redial = RedialPolicy {
             initial,
-            max: max.max(initial),
+            max: bounded(max).max(initial),
         };
         self
     }
@@ -173,11 +185,12 @@ impl ClusterConfig {
     /// use roster::nodes::{SplitBrainAction, SplitBrainConfig, SplitBrainStrategy};
     ///
     /// let config = ClusterConfig::new("127.0.0.1:0".parse().unwrap(), "s3cret")
-    ///     .split_brain(SplitBrainConfig {
-    ///         expected: Some(vec!["a".into(), "b".into(), "c".into()]),
-    ///         strategy: SplitBrainStrategy::Majority,
-    ///         action: SplitBrainAction::Fence,
-    ///     });
+    ///     .split_brain(
+    ///         SplitBrainConfig::new()
+    ///             .expected(["a", "b", "c"])
+    ///             .strategy(SplitBrainStrategy::Majority)
+    ///             .action(SplitBrainAction::Fence),
+    ///     );
     /// # let _ = config;
     /// ```
     pub fn split_brain(mut self, config: SplitBrainConfig) -> Self {

@@ -291,7 +291,9 @@ impl NodeBuilder {
             resolver_panics: Arc::default(),
         };
         let stores = NodeStores::new(scope_config);
-        stores.nodes.set_ring(self.health.heartbeats_kept);
+        stores
+            .nodes
+            .set_ring(self.health.settings().heartbeats_kept);
         let shared = Arc::new(NodeShared {
             name: self.name,
             incarnation,
@@ -304,7 +306,11 @@ impl NodeBuilder {
             cluster: ArcSwapOption::empty(),
             runtime,
             lease_timer: std::sync::OnceLock::new(),
-            monitor: Monitor::new(self.health, record.clone(), split_brain),
+            monitor: Monitor::new(
+                self.health.settings().clone(),
+                record.clone(),
+                split_brain.settings().clone(),
+            ),
         });
         if let Some(config) = self.cluster {
             let cluster = Cluster::start(shared.clone(), shared.name.clone(), config.settings())

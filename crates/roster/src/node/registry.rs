@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Cluster;
+use crate::clock::saturating_millis;
 use crate::key::Pattern;
 use crate::nodes::{
     Heartbeat, NodeEntry, NodeEvent, NodeRecord, NodeStatus, Offline, PartitionStatus,
@@ -276,7 +277,7 @@ impl Nodes {
     }
 
     /// The heartbeats of `name` this node keeps in memory (the latest
-    /// [`crate::nodes::HealthConfig::heartbeats_kept`]), sampled at or after `since_ms`
+    /// [`HealthConfig::heartbeats_kept`](crate::nodes::HealthConfig::heartbeats_kept)), sampled at or after `since_ms`
     /// (milliseconds since the Unix epoch), oldest first.
     ///
     /// ```
@@ -478,7 +479,7 @@ impl Nodes {
         if threshold == 0 || entry.offline.is_some() || entry.record.name == self.shared.name {
             return None;
         }
-        let interval = health.heartbeat_interval.as_millis().max(1) as u64;
+        let interval = saturating_millis(health.heartbeat_interval).max(1);
         let silent = self
             .shared
             .stores

@@ -12,15 +12,16 @@ use tokio::sync::Notify;
 
 use super::NodeShared;
 use super::host_metrics::HostSampler;
+use crate::clock::saturating_millis;
 use crate::nodes::{
-    HealthConfig, Heartbeat, NodeEvent, NodeRecord, NodeStatus, PartitionChange, PartitionStatus,
-    SplitBrainConfig, SplitBrainMonitor,
+    HealthSettings, Heartbeat, NodeEvent, NodeRecord, NodeStatus, PartitionChange, PartitionStatus,
+    SplitBrainMonitor, SplitBrainSettings,
 };
 use crate::replication::host::ReplicaHost;
 
 /// The node's own record and health state, and its split-brain monitor.
 pub(crate) struct Monitor {
-    pub(crate) health: HealthConfig,
+    pub(crate) health: HealthSettings,
     /// This node's record as it last published it.
     record: Mutex<NodeRecord>,
     /// The current `Degraded` status was set by the thresholds (not by the user), so a
@@ -41,9 +42,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Monitor {
     pub(crate) fn new(
-        health: HealthConfig,
+        health: HealthSettings,
         record: NodeRecord,
-        split_brain: SplitBrainConfig,
+        split_brain: SplitBrainSettings,
     ) -> Self {
         Monitor {
             health,
@@ -132,7 +133,7 @@ impl NodeShared {
                 );
             }
         }
-        let retention = self.monitor.health.offline_retention.as_millis() as u64;
+        let retention = saturating_millis(self.monitor.health.offline_retention);
         for name in self.stores.nodes.expire(self.stores.now_ms(), retention) {
             tracing::info!(node = %name, "dropped the record of a node offline past the retention");
         }

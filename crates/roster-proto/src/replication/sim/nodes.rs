@@ -10,7 +10,7 @@ use rand::Rng;
 
 use super::Sim;
 use crate::nodes::{
-    Heartbeat, NodeRecord, NodeStatus, SplitBrainAction, SplitBrainConfig, SplitBrainMonitor,
+    Heartbeat, NodeRecord, NodeStatus, SplitBrainAction, SplitBrainMonitor, SplitBrainSettings,
     SplitBrainStrategy,
 };
 
@@ -25,7 +25,7 @@ impl Sim {
             1 => SplitBrainStrategy::OldestNode,
             _ => SplitBrainStrategy::ConfiguredPrimary("n0".to_owned()),
         };
-        SplitBrainMonitor::new(SplitBrainConfig {
+        SplitBrainMonitor::new(SplitBrainSettings {
             expected: None,
             strategy,
             action: SplitBrainAction::Fence,

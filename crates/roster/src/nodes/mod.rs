@@ -1,0 +1,16 @@
+//! Nodes as the cluster sees them: records, heartbeats, statuses and node events, the
+//! health and split-brain settings, and partition verdicts.
+
+mod health;
+mod split_brain;
+
+pub use self::health::HealthConfig;
+pub use self::split_brain::SplitBrainConfig;
+pub use roster_proto::nodes::{
+    HealthConfigError, Heartbeat, MAX_ADDRS, MAX_APP_METRICS, MAX_LABELS, MAX_PEER_SAMPLES,
+    MAX_REASON, MAX_TEXT, NodeEvent, NodeRecord, NodeStatus, Offline, PartitionStatus, PeerSample,
+    SplitBrainAction, SplitBrainConfigError, SplitBrainStrategy, Verdict,
+};
+pub(crate) use roster_proto::nodes::{
+    HealthSettings, NodeEntry, PartitionChange, SplitBrainMonitor, SplitBrainSettings,
+};

@@ -1,0 +1,67 @@
+//! The split-brain settings of a cluster, as a builder.
+
+use roster_proto::nodes::{
+    SplitBrainAction, SplitBrainConfigError, SplitBrainSettings, SplitBrainStrategy,
+};
+
+/// How split brain is detected and handled: the nodes the cluster should have, which side
+/// keeps writing, and what the losing side does. Given to
+/// [`ClusterConfig::split_brain`](crate::ClusterConfig::split_brain).
+///
+/// ```
+/// use roster::nodes::{SplitBrainAction, SplitBrainConfig, SplitBrainStrategy};
+///
+/// let config = SplitBrainConfig::new()
+///     .expected(["a", "b", "c"])
+///     .strategy(SplitBrainStrategy::ConfiguredPrimary("a".into()))
+///     .action(SplitBrainAction::Fence);
+/// assert!(config.validate().is_ok());
+/// assert!(config.strategy(SplitBrainStrategy::ConfiguredPrimary("z".into())).validate().is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SplitBrainConfig {
+    settings: SplitBrainSettings,
+}
+
+impl SplitBrainConfig {
+    /// The defaults: the expected nodes learnt while healthy, the majority keeps writing,
+    /// advisory only.
+    pub fn new() -> Self {
+        SplitBrainConfig::default()
+    }
+
+    /// The names of the nodes the cluster should have. Unset: the nodes seen while
+    /// healthy (every known node that did not leave on purpose; a dead node counts until
+    /// its record's retention ends). Must not be empty.
+    pub fn expected<S: Into<String>>(mut self, nodes: impl IntoIterator<Item = S>) -> Self {
+        self.settings.expected = Some(nodes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Which side keeps writing (default [`SplitBrainStrategy::Majority`]).
+    pub fn strategy(mut self, strategy: SplitBrainStrategy) -> Self {
+        self.settings.strategy = strategy;
+        self
+    }
+
+    /// What the losing side does (default [`SplitBrainAction::Advisory`]).
+    pub fn action(mut self, action: SplitBrainAction) -> Self {
+        self.settings.action = action;
+        self
+    }
+
+    /// Checks that the settings can work; starting a node calls it.
+    ///
+    /// # Errors
+    ///
+    /// [`SplitBrainConfigError`]: an empty expected list, or a configured primary that is
+    /// not expected.
+    pub fn validate(&self) -> Result<(), SplitBrainConfigError> {
+        self.settings.validate()
+    }
+
+    /// The settings the split-brain monitor works with.
+    pub(crate) fn settings(&self) -> &SplitBrainSettings {
+        &self.settings
+    }
+}
