@@ -260,3 +260,26 @@ async fn fault_injection_durations_are_clamped() {
     lone.cluster().isolate(Duration::MAX);
     lone.shutdown().await;
 }
+
+#[tokio::test]
+async fn incarnations_of_0_1_and_max_replicate() {
+    for incarnation in [0, 1, u64::MAX] {
+        let plain = start_clustered(Node::builder(), "plain", cluster_config("inc", &[]));
+        let builder = Node::builder().incarnation(incarnation);
+        let odd = start_clustered(builder, "odd", cluster_config("inc", &[&plain]));
+        assert_eq!(odd.incarnation(), incarnation);
+        let p = odd.new_process();
+        p.register("k", &()).expect("registers");
+        eventually(&format!("incarnation {incarnation}: replicated"), || {
+            plain.default_scope().whereis("k") == Some(p.pid())
+        })
+        .await;
+        assert_eq!(plain.node_name_of(p.pid()).as_deref(), Some("odd"));
+        odd.shutdown().await;
+        eventually(&format!("incarnation {incarnation}: removed"), || {
+            plain.default_scope().whereis("k").is_none()
+        })
+        .await;
+        plain.shutdown().await;
+    }
+}
