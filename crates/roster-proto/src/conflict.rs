@@ -208,6 +208,7 @@ impl fmt::Debug for ConflictRule {
 mod tests {
     use super::*;
     use crate::meta::Meta;
+    use crate::pid::Incarnation;
     use crate::pid::Pid;
 
     fn registration(pid: Pid, registered_at: u64) -> Registration {
@@ -223,8 +224,8 @@ mod tests {
     fn a_panicking_resolver_falls_back_to_keep_oldest_and_is_counted() {
         let rule = ConflictRule::Custom(Arc::new(|_, _, _| panic!("resolver bug")));
         // The older registration has the larger pid, so keep-oldest and "smaller pid" differ.
-        let older = registration(Pid::new(9, 1), 10);
-        let newer = registration(Pid::new(1, 1), 20);
+        let older = registration(Pid::new(Incarnation::new(9), 1), 10);
+        let newer = registration(Pid::new(Incarnation::new(1), 1), 20);
         let key = "conflict::tests/panicking";
         let panics = AtomicU64::new(0);
         assert_eq!(
@@ -278,8 +279,8 @@ mod tests {
     fn a_resolver_that_returns_is_obeyed_in_either_argument_order() {
         // Always picks its first argument, which is the smaller pid.
         let rule = ConflictRule::Custom(Arc::new(|_, _, _| Winner::First));
-        let older = registration(Pid::new(9, 1), 10);
-        let newer = registration(Pid::new(1, 1), 20);
+        let older = registration(Pid::new(Incarnation::new(9), 1), 10);
+        let newer = registration(Pid::new(Incarnation::new(1), 1), 20);
         assert_eq!(rule.resolve("k", &older, &newer), Winner::Second);
         assert_eq!(rule.resolve("k", &newer, &older), Winner::First);
     }

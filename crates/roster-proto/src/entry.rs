@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::key::Key;
 use crate::live::{ExitMark, LiveSet};
 use crate::meta::Meta;
-use crate::pid::Pid;
+use crate::pid::{Incarnation, Pid};
 
 /// The owner of a unique name, as returned by lookups and registrations.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,7 +202,10 @@ impl<'a> Members<'a> {
         self.groups
             .iter()
             .flat_map(|group| group.iter())
-            .filter(|m| m.pid.incarnation() != self.local || self.live.contains(m.pid.serial()))
+            .filter(|m| {
+                m.pid.incarnation() != Incarnation::new(self.local)
+                    || self.live.contains(m.pid.serial())
+            })
             .take(self.limit.unwrap_or(usize::MAX))
     }
 

@@ -123,11 +123,12 @@ impl Outbox {
 mod tests {
     use super::*;
     use crate::event::{ExitReason, Reason};
+    use crate::pid::Incarnation;
 
     fn op() -> Op {
         Op::Leave {
             key: "k".into(),
-            pid: Pid::new(1, 1),
+            pid: Pid::new(Incarnation::new(1), 1),
             reason: Reason::Exit(ExitReason::Normal),
         }
     }

@@ -4,6 +4,51 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// A node's incarnation: drawn at random when the node starts, so a restarted node is a
+/// new incarnation and the pids and entries of the old one can be told apart. A newtype so
+/// that it cannot be swapped with a pid's serial, a session id or a timestamp.
+///
+/// ```
+/// use roster::Incarnation;
+///
+/// let inc = Incarnation::new(7);
+/// assert_eq!(inc.get(), 7);
+/// assert_eq!(inc.to_string(), "0000000000000007");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Incarnation(u64);
+
+impl Incarnation {
+    /// The incarnation numbered `value`.
+    pub const fn new(value: u64) -> Self {
+        Incarnation(value)
+    }
+
+    /// Its number.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl From<u64> for Incarnation {
+    fn from(value: u64) -> Self {
+        Incarnation(value)
+    }
+}
+
+impl fmt::Display for Incarnation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl fmt::Debug for Incarnation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
 /// Identifies a process anywhere in the cluster.
 ///
 /// A `Pid` is the incarnation of the node that created the process plus a serial number
@@ -15,17 +60,17 @@ use serde::{Deserialize, Serialize};
 /// # Examples
 ///
 /// ```
-/// use roster::Pid;
+/// use roster::{Incarnation, Pid};
 ///
-/// let a = Pid::new(7, 1);
-/// let b = Pid::new(7, 2);
+/// let a = Pid::new(Incarnation::new(7), 1);
+/// let b = Pid::new(Incarnation::new(7), 2);
 /// assert!(a < b);
-/// assert_eq!(a.incarnation(), 7);
+/// assert_eq!(a.incarnation(), Incarnation::new(7));
 /// assert_eq!(a.to_string(), "<0000000000000007.1>");
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Pid {
-    incarnation: u64,
+    incarnation: Incarnation,
     serial: u64,
 }
 
@@ -33,10 +78,10 @@ impl Pid {
     /// Builds a pid from a node incarnation and a serial number.
     ///
     /// ```
-    /// let pid = roster::Pid::new(1, 42);
+    /// let pid = roster::Pid::new(roster::Incarnation::new(1), 42);
     /// assert_eq!(pid.serial(), 42);
     /// ```
-    pub const fn new(incarnation: u64, serial: u64) -> Self {
+    pub const fn new(incarnation: Incarnation, serial: u64) -> Self {
         Pid {
             incarnation,
             serial,
@@ -46,16 +91,17 @@ impl Pid {
     /// The incarnation of the node that owns this process.
     ///
     /// ```
-    /// assert_eq!(roster::Pid::new(9, 1).incarnation(), 9);
+    /// use roster::{Incarnation, Pid};
+    /// assert_eq!(Pid::new(Incarnation::new(9), 1).incarnation(), Incarnation::new(9));
     /// ```
-    pub const fn incarnation(&self) -> u64 {
+    pub const fn incarnation(&self) -> Incarnation {
         self.incarnation
     }
 
     /// The serial number of the process within its node incarnation.
     ///
     /// ```
-    /// assert_eq!(roster::Pid::new(9, 1).serial(), 1);
+    /// assert_eq!(roster::Pid::new(roster::Incarnation::new(9), 1).serial(), 1);
     /// ```
     pub const fn serial(&self) -> u64 {
         self.serial
@@ -64,7 +110,7 @@ impl Pid {
 
 impl fmt::Display for Pid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<{:016x}.{}>", self.incarnation, self.serial)
+        write!(f, "<{}.{}>", self.incarnation, self.serial)
     }
 }
 

@@ -10,7 +10,7 @@ use cap::Cap;
 use roster_proto::conflict::ConflictRule;
 use roster_proto::meta::Meta;
 use roster_proto::op::{Op, Outbox};
-use roster_proto::pid::Pid;
+use roster_proto::pid::{Incarnation, Pid};
 use roster_proto::store::{NodeStores, ProcessTable, ScopeConfig, SnapshotReceiver, SnapshotSize};
 
 #[global_allocator]
@@ -23,7 +23,7 @@ const ORIGIN: u64 = 9;
 fn name(key: &str, serial: u64) -> Op {
     Op::Register {
         key: key.into(),
-        pid: Pid::new(ORIGIN, serial),
+        pid: Pid::new(Incarnation::new(ORIGIN), serial),
         meta: Meta::EMPTY,
         registered_at: 5,
         token: 5,
@@ -71,5 +71,8 @@ fn an_announced_size_reserves_a_bounded_amount_whatever_it_says() {
     presize(&mut again, "resync");
     let _ = again.finish(&scope, vec![name("b", 2)]);
     assert_eq!(scope.registry_count(false), 1);
-    assert_eq!(scope.whereis("b"), Some(Pid::new(ORIGIN, 2)));
+    assert_eq!(
+        scope.whereis("b"),
+        Some(Pid::new(Incarnation::new(ORIGIN), 2))
+    );
 }

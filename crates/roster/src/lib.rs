@@ -85,7 +85,7 @@ pub use node::{
     Cluster, ClusterGraph, GraphLink, GraphNode, MIN_SCOPE_TTL, Node, NodeBuilder, NodeFilter,
     NodeHealth, NodeInfo, NodeLiveness, NodeWatch, Nodes, OfflineIsForPeers, ScopeOptions,
 };
-pub use pid::Pid;
+pub use pid::{Incarnation, Pid};
 pub use process::Process;
 pub use scope::{Counted, DEFAULT_SCOPE, Decoded, Dispatched, Scope, Selected};
 pub use subscription::{Delivery, Subscription, Watch};

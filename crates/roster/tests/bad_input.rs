@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{cluster_config, eventually, fully_linked, start_clustered, within};
+use roster::Incarnation;
 use roster::nodes::{HealthConfig, HealthConfigError};
 use roster::{
     ClusterConfig, FailureDetection, MIN_SCOPE_TTL, Node, NodeBuilder, ScopeError, ScopeOptions,
@@ -265,9 +266,9 @@ async fn fault_injection_durations_are_clamped() {
 async fn incarnations_of_0_1_and_max_replicate() {
     for incarnation in [0, 1, u64::MAX] {
         let plain = start_clustered(Node::builder(), "plain", cluster_config("inc", &[]));
-        let builder = Node::builder().incarnation(incarnation);
+        let builder = Node::builder().incarnation(Incarnation::new(incarnation));
         let odd = start_clustered(builder, "odd", cluster_config("inc", &[&plain]));
-        assert_eq!(odd.incarnation(), incarnation);
+        assert_eq!(odd.incarnation(), Incarnation::new(incarnation));
         let p = odd.new_process();
         p.register("k", &()).expect("registers");
         eventually(&format!("incarnation {incarnation}: replicated"), || {

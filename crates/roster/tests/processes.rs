@@ -10,6 +10,7 @@ use common::{
     assert_quiet, batch, cluster_config, eventually, fully_linked, meta, node, single,
     start_clustered, within,
 };
+use roster::Incarnation;
 use roster::TryRecvError;
 use roster::{
     EventKind, ExitReason, Node, Pattern, Pid, Process, Reason, RecvError, RegistryError,
@@ -19,19 +20,28 @@ use serde::ser::{Error as _, Serialize, Serializer};
 
 #[tokio::test]
 async fn pids_of_a_node_carry_its_incarnation_and_increase() {
-    let node = Node::builder().incarnation(42).start().unwrap();
+    let node = Node::builder()
+        .incarnation(Incarnation::new(42))
+        .start()
+        .unwrap();
     let (a, b, c) = (node.new_process(), node.new_process(), node.new_process());
-    assert_eq!(a.pid().incarnation(), 42);
+    assert_eq!(a.pid().incarnation(), Incarnation::new(42));
     assert!(a.pid() < b.pid() && b.pid() < c.pid());
     assert_ne!(a.pid().serial(), b.pid().serial());
 }
 
 #[test]
 fn pids_order_by_incarnation_then_serial() {
-    assert!(Pid::new(1, 100) < Pid::new(2, 1));
-    assert!(Pid::new(2, 1) < Pid::new(2, 2));
-    assert_eq!(Pid::new(3, 4), Pid::new(3, 4));
-    assert_eq!(Pid::new(255, 9).to_string(), "<00000000000000ff.9>");
+    assert!(Pid::new(Incarnation::new(1), 100) < Pid::new(Incarnation::new(2), 1));
+    assert!(Pid::new(Incarnation::new(2), 1) < Pid::new(Incarnation::new(2), 2));
+    assert_eq!(
+        Pid::new(Incarnation::new(3), 4),
+        Pid::new(Incarnation::new(3), 4)
+    );
+    assert_eq!(
+        Pid::new(Incarnation::new(255), 9).to_string(),
+        "<00000000000000ff.9>"
+    );
 }
 
 #[tokio::test]

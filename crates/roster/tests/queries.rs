@@ -3,6 +3,7 @@
 mod common;
 
 use common::{cluster_config, eventually, fully_linked, meta, node, start_clustered, within};
+use roster::Incarnation;
 use roster::TryRecvError;
 use roster::{Counted, Decoded, Dispatched, Entry, KeyError, Node, Pid, SendError, Table};
 use serde::ser::{Error as _, Serialize, Serializer};
@@ -377,7 +378,10 @@ async fn keys_of_and_names_of_a_pid_nobody_knows_are_empty() {
     let p = node.new_process();
     p.register("n", &()).unwrap();
     p.join("g", &()).unwrap();
-    let stranger = Pid::new(node.incarnation() ^ 1, p.pid().serial());
+    let stranger = Pid::new(
+        Incarnation::new(node.incarnation().get() ^ 1),
+        p.pid().serial(),
+    );
     assert!(node.default_scope().groups_of(stranger).is_empty());
     assert!(node.default_scope().names_of(stranger).is_empty());
     assert_eq!(node.node_name_of(stranger), None);

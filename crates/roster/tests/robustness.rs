@@ -7,6 +7,7 @@ use std::time::Duration;
 mod common;
 use common::{eventually, fully_linked};
 
+use roster::Incarnation;
 use roster::{ClusterConfig, Node, NodeBuilder, Process};
 
 const SECRET: &str = "robustness-test-secret";
@@ -135,9 +136,13 @@ async fn no_link_survives_or_appears_during_a_sever() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redials_back_off_while_a_peer_refuses() {
     // The smaller incarnation dials: `dialer` dials `severed`.
-    let severed = start(Node::builder().incarnation(2_000), "severed", config(&[]));
+    let severed = start(
+        Node::builder().incarnation(Incarnation::new(2_000)),
+        "severed",
+        config(&[]),
+    );
     let dialer = start(
-        Node::builder().incarnation(1_000),
+        Node::builder().incarnation(Incarnation::new(1_000)),
         "dialer",
         config(&[&severed]),
     );

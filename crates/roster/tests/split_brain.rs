@@ -10,6 +10,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 
 use common::{cluster_config, eventually, fully_linked, start_clustered, within};
+use roster::Incarnation;
 use roster::nodes::{
     HealthConfig, NodeEvent, SplitBrainAction, SplitBrainConfig, SplitBrainStrategy,
 };
@@ -28,7 +29,7 @@ fn start(name: &str, seeds: &[&Node], strategy: &SplitBrainStrategy, expected: &
     // incarnation, so the first started is the oldest.
     let incarnation = 1_000 + u64::from(name.as_bytes()[0]);
     let builder = Node::builder()
-        .incarnation(incarnation)
+        .incarnation(Incarnation::new(incarnation))
         .health(HealthConfig::new().heartbeat_interval(Duration::from_millis(100)));
     start_clustered(builder, name, config)
 }

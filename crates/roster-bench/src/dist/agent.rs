@@ -17,6 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use compact_str::{CompactString, format_compact};
+use roster::Incarnation;
 use roster::{ClusterConfig, ExitReason, FailureDetection, Node, Pid, Process, StartError};
 use serde_json::{Value, json};
 use tokio::runtime::Runtime;
@@ -506,7 +507,7 @@ fn parse_pid(text: &str) -> Result<Pid, String> {
     let (incarnation, serial) = inner.split_once('.').ok_or_else(bad)?;
     let incarnation = u64::from_str_radix(incarnation, 16).map_err(|_| bad())?;
     let serial = serial.parse().map_err(|_| bad())?;
-    Ok(Pid::new(incarnation, serial))
+    Ok(Pid::new(Incarnation::new(incarnation), serial))
 }
 
 /// An exit reason as a reply field.
@@ -784,9 +785,9 @@ mod tests {
 
     #[test]
     fn a_pid_parses_back_from_its_display() {
-        let pid = Pid::new(0x1ccc_31d3_8583_3c73, 42);
+        let pid = Pid::new(Incarnation::new(0x1ccc_31d3_8583_3c73), 42);
         assert_eq!(parse_pid(&pid.to_string()), Ok(pid));
-        assert_eq!(parse_pid("<7.1>"), Ok(Pid::new(7, 1)));
+        assert_eq!(parse_pid("<7.1>"), Ok(Pid::new(Incarnation::new(7), 1)));
         assert!(parse_pid("7.1").is_err());
         assert!(parse_pid("<x.1>").is_err());
     }
@@ -795,7 +796,7 @@ mod tests {
     fn a_conflict_reports_its_key_and_winner() {
         let reason = ExitReason::Conflict {
             key: "leader".into(),
-            winner: Pid::new(1, 2),
+            winner: Pid::new(Incarnation::new(1), 2),
         };
         assert_eq!(
             exit_reason(&reason),

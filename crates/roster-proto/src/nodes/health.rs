@@ -165,6 +165,7 @@ impl HealthSettings {
 mod tests {
     use super::*;
     use crate::nodes::PeerSample;
+    use crate::pid::Incarnation;
 
     #[test]
     fn slow_and_backed_up_links_are_reasons() {
@@ -172,14 +173,14 @@ mod tests {
         beat.peers = vec![
             PeerSample {
                 name: "b".into(),
-                incarnation: 2,
+                incarnation: Incarnation::new(2),
                 session: 1,
                 rtt_us: Some(300_000),
                 queued: 5,
             },
             PeerSample {
                 name: "c".into(),
-                incarnation: 3,
+                incarnation: Incarnation::new(3),
                 session: 2,
                 rtt_us: Some(100),
                 queued: 200_000,

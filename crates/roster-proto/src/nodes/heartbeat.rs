@@ -1,5 +1,6 @@
 //! Heartbeats: what a node measures of itself and its links, published on an interval.
 
+use crate::pid::Incarnation;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -17,7 +18,7 @@ pub struct PeerSample {
     /// The peer's name.
     pub name: String,
     /// The peer's incarnation.
-    pub incarnation: u64,
+    pub incarnation: Incarnation,
     /// The link's session id on the measuring node.
     pub session: u64,
     /// Round-trip time of the last ping on the link, in microseconds (none answered yet).

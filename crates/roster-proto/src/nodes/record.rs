@@ -1,5 +1,6 @@
 //! A node's record: who it is and its status, owned and published by the node itself.
 
+use crate::pid::Incarnation;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -63,7 +64,7 @@ pub struct NodeRecord {
     /// The node's name.
     pub name: String,
     /// The node's incarnation (its id in the cluster; new at each start).
-    pub incarnation: u64,
+    pub incarnation: Incarnation,
     /// What the node is for (free text, e.g. `"api"`, `"worker"`); empty if not set.
     pub role: String,
     /// Key/value labels (e.g. `domain = "eu"`).
@@ -86,7 +87,7 @@ pub struct NodeRecord {
 
 impl NodeRecord {
     /// The record of a node that starts now, online.
-    pub fn new(name: &str, incarnation: u64, started_at_ms: u64) -> Self {
+    pub fn new(name: &str, incarnation: Incarnation, started_at_ms: u64) -> Self {
         NodeRecord {
             name: name.to_owned(),
             incarnation,

@@ -11,6 +11,7 @@ use super::heartbeat::Heartbeat;
 use super::record::{NodeRecord, NodeStatus};
 use super::split_brain::PartitionStatus;
 use crate::key::Pattern;
+use crate::pid::Incarnation;
 use crate::subscription::{Keyed, Subscribers, Subscription};
 
 /// A node event: what changed in the node registry, or on this node's links and
@@ -264,7 +265,7 @@ fn leave(
     };
     let change = NodeEvent::Down {
         name: record.name.clone(),
-        incarnation: record.incarnation,
+        incarnation: record.incarnation.get(),
         reason: record.status_reason.clone(),
     };
     match nodes.get_mut(&record.name) {
@@ -300,7 +301,7 @@ impl NodeRegistry {
         let mut nodes = self.lock();
         let Some(entry) = nodes
             .values_mut()
-            .find(|e| e.record.incarnation == incarnation)
+            .find(|e| e.record.incarnation == Incarnation::new(incarnation))
         else {
             return Vec::new();
         };
@@ -329,7 +330,7 @@ impl NodeRegistry {
         let mut nodes = self.lock();
         let Some(entry) = nodes
             .values_mut()
-            .find(|e| e.record.incarnation == incarnation)
+            .find(|e| e.record.incarnation == Incarnation::new(incarnation))
         else {
             return Vec::new();
         };
@@ -409,7 +410,7 @@ impl NodeRegistry {
     pub fn name_of(&self, incarnation: u64) -> Option<String> {
         self.lock()
             .values()
-            .find(|e| e.record.incarnation == incarnation)
+            .find(|e| e.record.incarnation == Incarnation::new(incarnation))
             .map(|e| e.record.name.clone())
     }
 
@@ -438,7 +439,7 @@ mod tests {
     use super::*;
 
     fn record(name: &str, incarnation: u64, started: u64) -> NodeRecord {
-        NodeRecord::new(name, incarnation, started)
+        NodeRecord::new(name, Incarnation::new(incarnation), started)
     }
 
     #[test]
@@ -447,9 +448,9 @@ mod tests {
         registry.apply_record(record("a", 7, 100), 100);
         registry.apply_heartbeat(7, Heartbeat::at(150), 150);
         let changes = registry.apply_record(record("a", 3, 50), 200);
-        assert!(matches!(&changes[..], [NodeEvent::Up(r)] if r.incarnation == 3));
+        assert!(matches!(&changes[..], [NodeEvent::Up(r)] if r.incarnation == Incarnation::new(3)));
         let entry = registry.get("a").expect("known");
-        assert_eq!(entry.record.incarnation, 3);
+        assert_eq!(entry.record.incarnation, Incarnation::new(3));
         assert!(
             entry.heartbeats.is_empty(),
             "the old incarnation's beats go"

@@ -210,6 +210,7 @@ impl SplitBrainMonitor {
 mod tests {
     use super::*;
     use crate::nodes::NodeRecord;
+    use crate::pid::Incarnation;
 
     fn names(list: &[&str]) -> BTreeSet<String> {
         list.iter().map(|s| s.to_string()).collect()
@@ -219,7 +220,10 @@ mod tests {
     fn the_minority_side_is_fenced_and_unfenced_at_heal() {
         let registry = NodeRegistry::new(1);
         for (i, name) in ["a", "b", "c"].iter().enumerate() {
-            registry.apply_record(NodeRecord::new(name, i as u64 + 1, 10 * i as u64), 0);
+            registry.apply_record(
+                NodeRecord::new(name, Incarnation::new(i as u64 + 1), 10 * i as u64),
+                0,
+            );
         }
         let fence = Fence::default();
         let mut monitor = SplitBrainMonitor::new(SplitBrainSettings {
@@ -240,8 +244,8 @@ mod tests {
     #[test]
     fn a_node_that_left_is_not_expected() {
         let registry = NodeRegistry::new(1);
-        registry.apply_record(NodeRecord::new("a", 1, 0), 0);
-        let mut gone = NodeRecord::new("b", 2, 0);
+        registry.apply_record(NodeRecord::new("a", Incarnation::new(1), 0), 0);
+        let mut gone = NodeRecord::new("b", Incarnation::new(2), 0);
         gone.status = crate::nodes::NodeStatus::Offline;
         gone.status_reason = "left the cluster".into();
         registry.apply_record(gone, 0);

@@ -19,7 +19,7 @@ use super::wire::Frame;
 use crate::key::Limits;
 use crate::meta::Meta;
 use crate::op::Op;
-use crate::pid::Pid;
+use crate::pid::{Incarnation, Pid};
 use crate::store::SnapshotSize;
 
 /// Names in the snapshot.
@@ -40,7 +40,7 @@ fn snapshot_frames(origin: u64, announce: bool) -> Vec<Vec<u8>> {
     let mut ops: Vec<Op> = (0..ENTRIES as u64)
         .map(|i| Op::Register {
             key: format_compact!("sync-{i}"),
-            pid: Pid::new(origin, i + 1),
+            pid: Pid::new(Incarnation::new(origin), i + 1),
             meta: meta.clone(),
             registered_at: 1_000 + i,
             token: 1_000 + i,

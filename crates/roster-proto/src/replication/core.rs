@@ -49,6 +49,7 @@ use crate::key::{Limits, ScopeName};
 use crate::link_table::{LinkSession, LinkTable, RedialPolicy};
 use crate::nodes::NodeRecord;
 use crate::op::{Op, Outgoing};
+use crate::pid::Incarnation;
 use crate::store::ApplyOutcome;
 use crate::store::{ScopeStore, SnapshotCursor, SnapshotReceiver, SnapshotSize};
 
@@ -719,7 +720,7 @@ impl Core {
         let fresh: Vec<Op> = ops
             .into_iter()
             .skip((applied + 1 - first_seq) as usize)
-            .filter(|op| op.pid().incarnation() == peer)
+            .filter(|op| op.pid().incarnation() == Incarnation::new(peer))
             .collect();
         peer_state.applied.insert(scope, last);
         let fresh = self.within_limits(peer, fresh);

@@ -8,7 +8,7 @@ use super::pair::Pair;
 use super::wire::Frame;
 use crate::event::{Event, EventKind, ExitReason, Reason};
 use crate::op::Op;
-use crate::pid::Pid;
+use crate::pid::{Incarnation, Pid};
 use crate::store::SnapshotSize;
 use crate::subscription::{Delivery, Subscription};
 
@@ -434,7 +434,7 @@ fn a_new_first_chunk_replaces_a_snapshot_under_way() {
             }),
             ops: vec![Op::Register {
                 key: key.into(),
-                pid: Pid::new(origin, serial),
+                pid: Pid::new(Incarnation::new(origin), serial),
                 meta: crate::meta::Meta::EMPTY,
                 registered_at: 1,
                 token: 1,
@@ -444,10 +444,16 @@ fn a_new_first_chunk_replaces_a_snapshot_under_way() {
         .encode()
     };
     pair.deliver_to_b(&chunk("abandoned", 1, false));
-    assert_eq!(pair.b.whereis("abandoned"), Some(Pid::new(origin, 1)));
+    assert_eq!(
+        pair.b.whereis("abandoned"),
+        Some(Pid::new(Incarnation::new(origin), 1))
+    );
     pair.deliver_to_b(&chunk("kept", 2, true));
     assert_eq!(pair.b.whereis("abandoned"), None);
-    assert_eq!(pair.b.whereis("kept"), Some(Pid::new(origin, 2)));
+    assert_eq!(
+        pair.b.whereis("kept"),
+        Some(Pid::new(Incarnation::new(origin), 2))
+    );
 }
 
 /// Where in one direction of the pair's log the first frame `pick` accepts is.

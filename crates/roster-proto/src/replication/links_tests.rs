@@ -9,10 +9,10 @@ use super::pair::TestNode;
 use super::wire::Frame;
 use crate::key::Limits;
 use crate::link_table::Refusal;
-use crate::pid::Pid;
+use crate::pid::{Incarnation, Pid};
 
 /// A process on the peer.
-const PID: Pid = Pid::new(2, 1);
+const PID: Pid = Pid::new(Incarnation::new(2), 1);
 
 fn node() -> TestNode {
     TestNode::new("a", 1, CoreConfig::default())

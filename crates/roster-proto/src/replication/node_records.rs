@@ -11,6 +11,7 @@ use super::core::Core;
 use super::host::ReplicaHost;
 use super::wire::Frame;
 use crate::nodes::{Heartbeat, NodeRecord, PeerSample};
+use crate::pid::Incarnation;
 
 impl Core {
     /// Sets this node's record: kept in the host's registry and sent to every linked peer
@@ -62,7 +63,7 @@ impl Core {
                 let session = self.links.get(*id)?;
                 Some(PeerSample {
                     name: peer.name.clone(),
-                    incarnation: *id,
+                    incarnation: Incarnation::new(*id),
                     session: session.id,
                     rtt_us: peer.rtt.map(|rtt| rtt.as_micros() as u64),
                     queued: peer.queued() as u64,
@@ -102,7 +103,7 @@ impl Core {
     }
 
     pub(super) fn on_node_record(&mut self, host: &dyn ReplicaHost, peer: u64, record: NodeRecord) {
-        if record.incarnation == peer {
+        if record.incarnation == Incarnation::new(peer) {
             host.node_registry().apply_record(record, host.now_ms());
         }
     }

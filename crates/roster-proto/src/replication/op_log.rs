@@ -149,12 +149,13 @@ fn reason_bytes(reason: &Reason) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pid::Incarnation;
     use crate::pid::Pid;
 
     fn register(key: &str, meta_len: usize) -> Op {
         Op::Register {
             key: key.into(),
-            pid: Pid::new(1, 1),
+            pid: Pid::new(Incarnation::new(1), 1),
             meta: Meta::from_bytes(&vec![7; meta_len]),
             registered_at: 1,
             token: 1,
@@ -177,10 +178,10 @@ mod tests {
         assert!(op_bytes(&register(long, 0)) >= SLOT_BYTES + long.len());
         let removal = Op::Unregister {
             key: "short".into(),
-            pid: Pid::new(1, 1),
+            pid: Pid::new(Incarnation::new(1), 1),
             reason: Reason::Exit(ExitReason::Conflict {
                 key: long.into(),
-                winner: Pid::new(2, 1),
+                winner: Pid::new(Incarnation::new(2), 1),
             }),
         };
         assert!(op_bytes(&removal) >= SLOT_BYTES + long.len());

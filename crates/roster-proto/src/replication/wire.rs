@@ -212,6 +212,7 @@ impl Frame {
 mod tests {
     use super::*;
     use crate::event::Reason;
+    use crate::pid::Incarnation;
 
     const LIMITS: Limits = Limits {
         max_key_bytes: 64,
@@ -220,7 +221,7 @@ mod tests {
     };
 
     fn sample() -> Vec<Frame> {
-        let pid = Pid::new(7, 3);
+        let pid = Pid::new(Incarnation::new(7), 3);
         vec![
             Frame::Hello {
                 scopes: vec!["default".into()],
@@ -278,12 +279,14 @@ mod tests {
             }),
             Frame::Ping { id: 3 },
             Frame::Pong { id: u64::MAX },
-            Frame::Node(crate::nodes::NodeRecord::new("api-1", 7, 1_000).with_role("api")),
+            Frame::Node(
+                crate::nodes::NodeRecord::new("api-1", Incarnation::new(7), 1_000).with_role("api"),
+            ),
             Frame::Heartbeat(Heartbeat {
                 cpu_load: 0.25,
                 peers: vec![crate::nodes::PeerSample {
                     name: "b".into(),
-                    incarnation: 2,
+                    incarnation: Incarnation::new(2),
                     session: 4,
                     rtt_us: Some(80),
                     queued: 1,
@@ -295,7 +298,7 @@ mod tests {
 
     #[test]
     fn records_and_heartbeats_over_the_bounds_are_refused() {
-        let mut record = crate::nodes::NodeRecord::new("a", 1, 1);
+        let mut record = crate::nodes::NodeRecord::new("a", Incarnation::new(1), 1);
         record.labels = (0..=crate::nodes::MAX_LABELS)
             .map(|i| (i.to_string(), String::new()))
             .collect();
@@ -344,7 +347,7 @@ mod tests {
             Err(WireError::InvalidKey(_))
         ));
         let big = Frame::Message(Message {
-            to: Pid::new(1, 1),
+            to: Pid::new(Incarnation::new(1), 1),
             from: None,
             payload: Meta::from_bytes(&[0xc4; 100]),
         });

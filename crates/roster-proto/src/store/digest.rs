@@ -23,7 +23,7 @@ fn hasher(kind: u8, key: &str, pid: Pid) -> Xxh3 {
     h.update(&[kind]);
     h.update(&(key.len() as u64).to_le_bytes());
     h.update(key.as_bytes());
-    h.update(&pid.incarnation().to_le_bytes());
+    h.update(&pid.incarnation().get().to_le_bytes());
     h.update(&pid.serial().to_le_bytes());
     h
 }
@@ -41,7 +41,7 @@ pub(super) fn name(key: &str, r: &Registration) -> u128 {
             &[NAME][..],
             &(key.len() as u64).to_le_bytes(),
             key.as_bytes(),
-            &r.pid.incarnation().to_le_bytes(),
+            &r.pid.incarnation().get().to_le_bytes(),
             &r.pid.serial().to_le_bytes(),
             &r.registered_at.to_le_bytes(),
             &r.token.to_le_bytes(),
@@ -69,6 +69,7 @@ pub(super) fn member(key: &str, pid: Pid, meta: &Meta) -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pid::Incarnation;
 
     /// The one-call hash of a short entry equals the streaming hash of the same bytes, so
     /// digests do not depend on an entry's length (nor differ from older nodes').
@@ -80,7 +81,7 @@ mod tests {
             ("a/b", &[7; 90][..]),
         ] {
             let r = Registration {
-                pid: Pid::new(3, 9),
+                pid: Pid::new(Incarnation::new(3), 9),
                 meta: Meta::from_bytes(meta),
                 registered_at: 11,
                 token: 12,

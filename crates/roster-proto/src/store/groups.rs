@@ -128,7 +128,9 @@ impl ScopeStore {
                     self.untake_group(shard, key, list);
                     return MemberChange::Unchanged;
                 }
-                shard.toggle_digest(pid.incarnation(), || digest::member(key, pid, &previous));
+                shard.toggle_digest(pid.incarnation().get(), || {
+                    digest::member(key, pid, &previous)
+                });
                 let updated = match list {
                     MemberList::Flat(members) => MemberList::Flat(
                         members
@@ -184,7 +186,7 @@ impl ScopeStore {
                 MemberChange::Added
             }
         };
-        shard.toggle_digest(pid.incarnation(), || {
+        shard.toggle_digest(pid.incarnation().get(), || {
             digest::member(key, pid, member.meta())
         });
         if self.is_local(pid) {
@@ -330,7 +332,7 @@ impl ScopeStore {
             }
         };
         self.put_group(shard, key, rest);
-        shard.toggle_digest(pid.incarnation(), || digest::member(key, pid, &meta));
+        shard.toggle_digest(pid.incarnation().get(), || digest::member(key, pid, &meta));
         self.bump(shard, |c| &c.memberships, -1);
         self.note_claim(shard, pid, HeldKind::Member, key, false);
         if self.is_local(pid) {

@@ -58,7 +58,7 @@ use crate::key::{INLINE_KEY_BYTES, Key, PackedKey, Pattern, ScopeName};
 use crate::meta::Meta;
 use crate::nodes::Fence;
 use crate::op::{Op, Outbox};
-use crate::pid::Pid;
+use crate::pid::{Incarnation, Pid};
 use crate::subscription::{Subscribers, Subscription};
 
 pub use node_stores::DEFAULT_SCOPE;
@@ -342,7 +342,7 @@ impl ScopeStore {
     }
 
     fn is_local(&self, pid: Pid) -> bool {
-        pid.incarnation() == self.config.locals.incarnation
+        pid.incarnation() == Incarnation::new(self.config.locals.incarnation)
     }
 
     /// Whether the process of an entry is alive as far as this node knows. Lock-free.

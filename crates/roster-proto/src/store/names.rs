@@ -159,7 +159,7 @@ impl ScopeStore {
     /// Accounts for a new live entry of `key`: its digest and claim, and for a local one the
     /// count and the op that ships it. The caller holds the shard lock.
     pub(super) fn note_live(&self, shard: &mut Shard, key: &Key, r: &Registration) {
-        shard.toggle_digest(r.pid.incarnation(), || digest::name(key, r));
+        shard.toggle_digest(r.pid.incarnation().get(), || digest::name(key, r));
         self.note_claim(shard, r.pid, HeldKind::Name, key, true);
         if self.is_local(r.pid) {
             self.bump(shard, |c| &c.local_names, 1);
@@ -198,8 +198,8 @@ impl ScopeStore {
         registration: Registration,
     ) {
         let pid = registration.pid;
-        shard.toggle_digest(pid.incarnation(), || digest::name(key, old));
-        shard.toggle_digest(pid.incarnation(), || digest::name(key, &registration));
+        shard.toggle_digest(pid.incarnation().get(), || digest::name(key, old));
+        shard.toggle_digest(pid.incarnation().get(), || digest::name(key, &registration));
         if self.is_local(pid) {
             self.ship(Op::Register {
                 key: key.clone(),
@@ -229,7 +229,7 @@ impl ScopeStore {
             return;
         };
         let r = entry.clone();
-        shard.toggle_digest(pid.incarnation(), || digest::name(key, &r));
+        shard.toggle_digest(pid.incarnation().get(), || digest::name(key, &r));
         self.note_claim(shard, pid, HeldKind::Name, key, false);
         if self.is_local(pid) {
             self.bump(shard, |c| &c.local_names, -1);
@@ -282,7 +282,7 @@ impl ScopeStore {
         if list.is_empty() {
             shard.shadows.remove(key.as_str());
         }
-        shard.toggle_digest(pid.incarnation(), || digest::name(key, &removed));
+        shard.toggle_digest(pid.incarnation().get(), || digest::name(key, &removed));
         self.note_claim(shard, pid, HeldKind::Name, key, false);
         true
     }

@@ -13,7 +13,7 @@ use crate::event::ExitReason;
 use crate::key::ScopeName;
 use crate::nodes::{Fence, NodeRegistry};
 use crate::op::{Outbox, Outgoing};
-use crate::pid::Pid;
+use crate::pid::{Incarnation, Pid};
 
 type ScopeMap = papaya::HashMap<ScopeName, Arc<ScopeStore>, foldhash::fast::RandomState>;
 
@@ -73,7 +73,7 @@ impl NodeStores {
     /// A new live local process whose messages go to `mailbox`, in the process table.
     pub fn new_process(&self, mailbox: Box<dyn Mailbox>) -> Arc<LocalProcess> {
         let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
-        let pid = Pid::new(self.processes.incarnation, serial);
+        let pid = Pid::new(Incarnation::new(self.processes.incarnation), serial);
         let live = &self.processes.live;
         live.insert(serial);
         let process = Arc::new(LocalProcess::new(pid, live.clone(), mailbox));

@@ -168,6 +168,7 @@ mod tests {
     use crate::key::Key;
     use crate::meta::Meta;
     use crate::op::Op;
+    use crate::pid::Incarnation;
     use crate::pid::Pid;
     use std::sync::atomic::Ordering;
 
@@ -186,7 +187,8 @@ mod tests {
     }
 
     fn pid() -> impl Strategy<Value = Pid> {
-        (prop::sample::select(&ORIGINS[..]), 1..4u64).prop_map(|(o, s)| Pid::new(o, s))
+        (prop::sample::select(&ORIGINS[..]), 1..4u64)
+            .prop_map(|(o, s)| Pid::new(Incarnation::new(o), s))
     }
 
     fn key() -> impl Strategy<Value = Key> {
@@ -265,7 +267,7 @@ mod tests {
     fn check(scope: &ScopeStore) -> Result<(), TestCaseError> {
         for origin in ORIGINS {
             for serial in 1..4 {
-                let pid = Pid::new(origin, serial);
+                let pid = Pid::new(Incarnation::new(origin), serial);
                 prop_assert_eq!(
                     scope.remote_holdings(pid, HeldKind::Name),
                     scanned(scope, pid, Table::Names),
@@ -296,7 +298,7 @@ mod tests {
                     Step::Purge(origin) => scope.purge_origin(origin, &Reason::Exit(crate::event::ExitReason::NodeDown)),
                     Step::Snapshot(origin, ops) => {
                         let mut receiver = SnapshotReceiver::new(&scope, origin);
-                        let ops = ops.into_iter().filter(|op| op.pid().incarnation() == origin);
+                        let ops = ops.into_iter().filter(|op| op.pid().incarnation() == Incarnation::new(origin));
                         receiver.apply_chunk(&scope, ops.collect());
                         receiver.finish(&scope, Vec::new());
                     }
@@ -315,7 +317,7 @@ mod tests {
     fn random_write(origin: u64, x: &mut u64) -> Op {
         *x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
         let key = Key::from(format!("k/{}", (*x >> 33) % 2048));
-        let pid = Pid::new(origin, 1 + (*x >> 20) % 3);
+        let pid = Pid::new(Incarnation::new(origin), 1 + (*x >> 20) % 3);
         match *x >> 62 {
             0 => Op::Register {
                 key,
@@ -370,7 +372,7 @@ mod tests {
                 })
             });
             start.wait();
-            scope.remote_holdings(Pid::new(ORIGINS[0], 1), HeldKind::Member);
+            scope.remote_holdings(Pid::new(Incarnation::new(ORIGINS[0]), 1), HeldKind::Member);
             built.store(true, Ordering::Release);
             for w in writers {
                 w.join().expect("a writer panicked");
@@ -382,7 +384,7 @@ mod tests {
     #[test]
     fn a_local_pid_or_a_disconnected_scope_has_no_remote_holdings() {
         let scope = scope();
-        let remote = Pid::new(2, 1);
+        let remote = Pid::new(Incarnation::new(2), 1);
         scope.apply_remote(vec![Op::Join {
             key: "g".into(),
             pid: remote,
@@ -390,7 +392,7 @@ mod tests {
         }]);
         assert!(
             scope
-                .remote_holdings(Pid::new(LOCAL, 1), HeldKind::Member)
+                .remote_holdings(Pid::new(Incarnation::new(LOCAL), 1), HeldKind::Member)
                 .is_empty()
         );
         assert_eq!(scope.remote_holdings(remote, HeldKind::Member), ["g"]);

@@ -9,7 +9,7 @@ use crate::error::SendError;
 use crate::event::ExitReason;
 use crate::key::{Key, KeyTag};
 use crate::live::LiveSet;
-use crate::pid::Pid;
+use crate::pid::{Incarnation, Pid};
 
 /// Why a mailbox did not take a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +76,7 @@ impl ProcessTable {
     /// exited, or any remote process (remote entries are removed when they go).
     #[inline]
     pub fn is_live(&self, pid: Pid) -> bool {
-        pid.incarnation() != self.incarnation || self.live.contains(pid.serial())
+        pid.incarnation() != Incarnation::new(self.incarnation) || self.live.contains(pid.serial())
     }
 
     /// Why a local process exited (`Normal` if it is unknown by now).

@@ -12,7 +12,7 @@ use crate::entry::{Member, Registration};
 use crate::event::{Event, EventKind, Reason};
 use crate::key::Key;
 use crate::op::Op;
-use crate::pid::Pid;
+use crate::pid::{Incarnation, Pid};
 
 /// The outcome of applying remote ops that the node must act on, besides the store
 /// changes themselves.
@@ -232,7 +232,9 @@ impl ScopeStore {
                     });
                     let loser = existing.clone();
                     put(&self.names, HeldKind::Name, &key, incoming.clone());
-                    shard.toggle_digest(winner.incarnation(), || digest::name(&key, &incoming));
+                    shard.toggle_digest(winner.incarnation().get(), || {
+                        digest::name(&key, &incoming)
+                    });
                     self.note_claim(shard, winner, HeldKind::Name, &key, true);
                     shard.shadows.entry(key.clone()).or_default().push(loser);
                     self.push_event(events, || self.registered_event(&key, &incoming, None));
@@ -243,7 +245,7 @@ impl ScopeStore {
 
     fn add_shadow(&self, shard: &mut Shard, key: &Key, entry: Registration) {
         let r = &entry;
-        shard.toggle_digest(r.pid.incarnation(), || digest::name(key, r));
+        shard.toggle_digest(r.pid.incarnation().get(), || digest::name(key, r));
         self.note_claim(shard, r.pid, HeldKind::Name, key, true);
         shard.shadows.entry(key.clone()).or_default().push(entry);
     }
@@ -285,7 +287,7 @@ impl ScopeStore {
         let mut doomed_names: Vec<(Key, Pid)> = Vec::new();
         for (key, entry) in self.names.pin().iter() {
             let pid = entry.pid;
-            if pid.incarnation() == origin {
+            if pid.incarnation() == Incarnation::new(origin) {
                 let key = key.to_key();
                 if doomed(&OriginEntry::Name(pid), &key) {
                     doomed_names.push((key, pid));
@@ -296,7 +298,9 @@ impl ScopeStore {
             for (key, list) in &shard.shadows {
                 for e in list {
                     let pid = e.pid;
-                    if pid.incarnation() == origin && doomed(&OriginEntry::Name(pid), key) {
+                    if pid.incarnation() == Incarnation::new(origin)
+                        && doomed(&OriginEntry::Name(pid), key)
+                    {
                         doomed_names.push((key.clone(), pid));
                     }
                 }
@@ -306,7 +310,9 @@ impl ScopeStore {
         for (key, members) in self.groups.pin().iter() {
             let key = &key.to_key();
             for m in members.iter() {
-                if m.pid().incarnation() == origin && doomed(&OriginEntry::Member(m.pid()), key) {
+                if m.pid().incarnation() == Incarnation::new(origin)
+                    && doomed(&OriginEntry::Member(m.pid()), key)
+                {
                     doomed_members.push((key.clone(), m.pid()));
                 }
             }
@@ -561,7 +567,7 @@ impl SnapshotReceiver {
             };
         }
         ops.into_iter()
-            .filter(|op| op.pid().incarnation() == self.origin)
+            .filter(|op| op.pid().incarnation() == Incarnation::new(self.origin))
             .collect()
     }
 }

@@ -190,7 +190,7 @@ async fn a_panicking_link_reader_tears_its_link_down() {
     let node = node();
     let mut tcp = handshaken_peer(node.cluster().addr().unwrap(), 11).await;
     eventually("the link is listed", || node.cluster().peers().len() == 1).await;
-    PANIC_READER_OF.store(node.incarnation(), Ordering::Relaxed);
+    PANIC_READER_OF.store(node.incarnation().get(), Ordering::Relaxed);
     let mut frame = Vec::new();
     super::outlet::encode_frames(
         &[crate::replication::wire::Frame::Ping { id: 1 }],

@@ -13,6 +13,7 @@ use crate::error::StartError;
 use crate::key::Limits;
 use crate::nodes::{HealthConfig, NodeRecord};
 use crate::op::Outbox;
+use crate::pid::Incarnation;
 use crate::runtime::NodeShared;
 use crate::runtime::monitor::{Monitor, start_monitor};
 use crate::store::ProcessTable;
@@ -166,8 +167,8 @@ impl NodeBuilder {
 
     /// Fixes the incarnation instead of drawing a random one (for tests and simulations:
     /// two live nodes must never share one).
-    pub fn incarnation(mut self, incarnation: u64) -> Self {
-        self.incarnation = Some(incarnation);
+    pub fn incarnation(mut self, incarnation: Incarnation) -> Self {
+        self.incarnation = Some(incarnation.get());
         self
     }
 
@@ -276,7 +277,11 @@ impl NodeBuilder {
         split_brain.validate()?;
         let incarnation = self.incarnation.unwrap_or_else(rand::random);
         let clock = self.clock.unwrap_or_else(wall_clock);
-        let mut record = NodeRecord::new(&self.name, incarnation, clock.now_millis());
+        let mut record = NodeRecord::new(
+            &self.name,
+            Incarnation::new(incarnation),
+            clock.now_millis(),
+        );
         record.role = self.role;
         record.labels = self.labels;
         record.version = self.version;

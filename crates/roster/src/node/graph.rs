@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::Cluster;
 use crate::cluster::{LinkKind, LinkSession};
 use crate::nodes::NodeStatus;
+use crate::pid::Incarnation;
 
 /// The cluster as a graph, from [`Cluster::graph`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +23,7 @@ pub struct ClusterGraph {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GraphNode {
     /// The node's incarnation.
-    pub id: u64,
+    pub id: Incarnation,
     /// Its name.
     pub name: String,
     /// Its role.
@@ -66,7 +67,7 @@ impl Cluster {
     /// ```
     pub fn graph(&self) -> ClusterGraph {
         let known = self.shared.stores.nodes.list();
-        let up: BTreeMap<&str, u64> = known
+        let up: BTreeMap<&str, Incarnation> = known
             .iter()
             .filter(|e| e.status().is_up())
             .map(|e| (e.record.name.as_str(), e.record.incarnation))
@@ -99,7 +100,7 @@ impl Cluster {
             } else {
                 (link.target.clone(), source.to_owned())
             };
-            let dialer = source_id < target_id;
+            let dialer = source_id < target_id.get();
             match pairs.get(&pair) {
                 Some((_, _)) if !dialer => {}
                 _ => {
@@ -139,7 +140,7 @@ impl Cluster {
             for peer in beat.peers {
                 offer(
                     &entry.record.name,
-                    entry.record.incarnation,
+                    entry.record.incarnation.get(),
                     GraphLink {
                         source: entry.record.name.clone(),
                         target: peer.name,

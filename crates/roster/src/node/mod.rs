@@ -20,6 +20,7 @@ pub use self::registry::{
 pub use self::scopes::{MIN_SCOPE_TTL, ScopeOptions};
 use crate::error::SendError;
 use crate::event::ExitReason;
+use crate::pid::Incarnation;
 use crate::pid::Pid;
 use crate::process::Process;
 use crate::runtime::NodeShared;
@@ -157,12 +158,13 @@ impl Node {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// let node = roster::Node::builder().incarnation(5).start().unwrap();
-    /// assert_eq!(node.incarnation(), 5);
+    /// use roster::Incarnation;
+    /// let node = roster::Node::builder().incarnation(Incarnation::new(5)).start().unwrap();
+    /// assert_eq!(node.incarnation(), Incarnation::new(5));
     /// # }
     /// ```
-    pub fn incarnation(&self) -> u64 {
-        self.shared.incarnation
+    pub fn incarnation(&self) -> Incarnation {
+        Incarnation::new(self.shared.incarnation)
     }
 
     /// Creates a new process: a handle owned by the caller (an actor of any framework can
@@ -246,7 +248,8 @@ impl Node {
     /// # }
     /// ```
     pub fn is_alive(&self, pid: Pid) -> bool {
-        pid.incarnation() == self.shared.incarnation && self.shared.stores.processes.is_live(pid)
+        pid.incarnation() == Incarnation::new(self.shared.incarnation)
+            && self.shared.stores.processes.is_live(pid)
     }
 
     /// The name of the node `pid` lives on: this node's own name for its processes, the
@@ -260,11 +263,12 @@ impl Node {
     /// let node = roster::Node::builder().name("api-1").start().unwrap();
     /// let p = node.new_process();
     /// assert_eq!(node.node_name_of(p.pid()).as_deref(), Some("api-1"));
-    /// assert_eq!(node.node_name_of(roster::Pid::new(node.incarnation() ^ 1, 1)), None);
+    /// let stranger = roster::Incarnation::new(node.incarnation().get() ^ 1);
+    /// assert_eq!(node.node_name_of(roster::Pid::new(stranger, 1)), None);
     /// # }
     /// ```
     pub fn node_name_of(&self, pid: Pid) -> Option<String> {
-        if pid.incarnation() == self.shared.incarnation {
+        if pid.incarnation() == Incarnation::new(self.shared.incarnation) {
             return Some(self.shared.name.clone());
         }
         self.cluster()

@@ -11,6 +11,7 @@ use crate::key::Pattern;
 use crate::nodes::{
     Heartbeat, NodeEntry, NodeEvent, NodeRecord, NodeStatus, Offline, PartitionStatus,
 };
+use crate::pid::Incarnation;
 use crate::replication::host::ReplicaHost;
 use crate::runtime::NodeShared;
 use crate::subscription::Subscription;
@@ -89,7 +90,7 @@ pub struct NodeLiveness {
     /// The node's name.
     pub name: String,
     /// Its incarnation.
-    pub incarnation: u64,
+    pub incarnation: Incarnation,
     /// Its status as this node judges it: as [`NodeInfo::status`], but `Degraded` when
     /// this node has missed its heartbeats (see [`crate::nodes::DegradedThresholds`]).
     pub status: NodeStatus,
@@ -352,7 +353,7 @@ impl Nodes {
         let rtt = self
             .shared
             .cluster()
-            .and_then(|cluster| cluster.read_core(|core| core.rtt(entry.record.incarnation)));
+            .and_then(|cluster| cluster.read_core(|core| core.rtt(entry.record.incarnation.get())));
         Some(NodeHealth {
             status,
             last_heartbeat: entry.heartbeats.back().cloned(),

@@ -8,7 +8,7 @@ use crate::envelope::Envelope;
 use crate::error::SendError;
 use crate::key::ScopeName;
 use crate::meta::Meta;
-use crate::pid::Pid;
+use crate::pid::{Incarnation, Pid};
 use crate::replication::core::Unsent;
 use crate::replication::wire::{Dispatch, Frame, Message};
 
@@ -36,7 +36,7 @@ impl NodeShared {
         message: &T,
     ) -> Result<(), SendError> {
         let payload = self.encode_message(message)?;
-        if to.incarnation() == self.incarnation {
+        if to.incarnation() == Incarnation::new(self.incarnation) {
             return self.deliver(to, Envelope::new(from, payload));
         }
         let len = payload.encoded_len();
@@ -45,7 +45,7 @@ impl NodeShared {
             return Err(SendError::NodeUnreachable(to));
         };
         match cluster.send(
-            to.incarnation(),
+            to.incarnation().get(),
             Frame::Message(Message { to, from, payload }),
         ) {
             Ok(()) => Ok(()),
@@ -80,7 +80,7 @@ impl NodeShared {
         let mut counts = PeerDispatch::default();
         let mut nodes: Vec<u64> = targets
             .iter()
-            .map(|p| p.incarnation())
+            .map(|p| p.incarnation().get())
             .filter(|&i| i != self.incarnation)
             .collect();
         nodes.sort_unstable();

@@ -6,6 +6,7 @@ use super::Scope;
 use crate::envelope::Envelope;
 use crate::error::SendError;
 use crate::key::is_prefix;
+use crate::pid::Incarnation;
 
 /// Where a dispatch went, as far as this node can tell at once.
 ///
@@ -96,7 +97,10 @@ impl Scope {
             ..Dispatched::default()
         };
         let local = self.node.incarnation;
-        for pid in targets.into_iter().filter(|p| p.incarnation() == local) {
+        for pid in targets
+            .into_iter()
+            .filter(|p| p.incarnation() == Incarnation::new(local))
+        {
             match self.node.deliver(pid, envelope.clone()) {
                 Ok(()) => result.local += 1,
                 Err(SendError::MailboxFull(_)) => result.mailbox_full += 1,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::Scope;
 use crate::entry::{Member, Members, Registration};
 use crate::key::{Key, KeyError, Pattern};
-use crate::pid::Pid;
+use crate::pid::{Incarnation, Pid};
 use crate::store::HeldKind;
 
 impl Scope {
@@ -179,7 +179,7 @@ impl Scope {
         let local = self.node.incarnation;
         self.members(key)
             .iter()
-            .filter(|m| m.pid().incarnation() == local)
+            .filter(|m| m.pid().incarnation() == Incarnation::new(local))
             .take(limit)
             .cloned()
             .collect()
@@ -213,7 +213,7 @@ impl Scope {
         let local = self.node.incarnation;
         self.members(key)
             .iter()
-            .filter(|m| m.pid().incarnation() == local)
+            .filter(|m| m.pid().incarnation() == Incarnation::new(local))
             .count()
     }
 
@@ -301,7 +301,7 @@ impl Scope {
     }
 
     fn holdings_of(&self, pid: Pid, kind: HeldKind) -> Vec<Key> {
-        if pid.incarnation() != self.node.incarnation {
+        if pid.incarnation() != Incarnation::new(self.node.incarnation) {
             return self.state.remote_holdings(pid, kind);
         }
         let Some(cell) = self.node.stores.process(pid) else {

@@ -13,6 +13,7 @@ use crate::nodes::{
     Heartbeat, NodeRecord, NodeStatus, SplitBrainAction, SplitBrainMonitor, SplitBrainSettings,
     SplitBrainStrategy,
 };
+use crate::pid::Incarnation;
 
 /// How often each node publishes a heartbeat, in simulated milliseconds.
 pub(super) const HEARTBEAT_MS: u64 = 300;
@@ -37,7 +38,7 @@ impl Sim {
         let node = self.nodes[index].as_mut().expect("alive");
         let record = NodeRecord::new(
             &node.name,
-            node.incarnation,
+            Incarnation::new(node.incarnation),
             node.stores.clock().now_millis(),
         );
         node.step(|core, host| core.set_own_record(host, record));

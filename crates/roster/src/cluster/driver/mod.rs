@@ -54,6 +54,7 @@ use super::membership::{MemberId, MembershipConfig, MembershipHandle, spawn_memb
 use super::outlet::{Outlet, Pumped};
 use super::throttle::Throttle;
 use crate::key::{Limits, ScopeName};
+use crate::pid::Incarnation;
 use crate::replication::PROTOCOL_VERSION;
 use crate::replication::core::{Core, CoreConfig, CoreEvent, Unsent};
 use crate::replication::wire::Frame;
@@ -407,7 +408,7 @@ impl Cluster {
                 let link = io.get(&peer.incarnation)?;
                 Some(PeerInfo {
                     name: peer.name.to_owned(),
-                    incarnation: peer.incarnation,
+                    incarnation: Incarnation::new(peer.incarnation),
                     addr: link.addr,
                     linked_since: link.established_at,
                     session: peer.session.id,

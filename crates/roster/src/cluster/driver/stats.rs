@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::time::SystemTime;
 
+use crate::pid::Incarnation;
+
 /// Counters of the cluster layer (also exported as metrics by the binary).
 #[derive(Debug, Default)]
 pub(crate) struct ClusterCounters {
@@ -71,7 +73,7 @@ pub struct PeerInfo {
     /// The peer's name.
     pub name: String,
     /// Its incarnation.
-    pub incarnation: u64,
+    pub incarnation: Incarnation,
     /// Its cluster address.
     pub addr: SocketAddr,
     /// When the current link was established.
