@@ -156,12 +156,17 @@ async fn main() {
         println!("  node {} ({}, {})", node.name, node.role, node.status);
     }
     for link in &graph.links {
+        // Each pair once, reported by one of its two ends: print it in name order.
+        let (x, y) = if link.source < link.target {
+            (&link.source, &link.target)
+        } else {
+            (&link.target, &link.source)
+        };
         println!(
-            "  link {} - {} ({}, rtt {}us)",
-            link.source,
-            link.target,
+            "  link {x} <-> {y} ({}, rtt {}us, as {} measured it)",
             link.kind,
-            link.rtt.expect("waited for").as_micros()
+            link.rtt.expect("waited for").as_micros(),
+            link.source
         );
     }
     println!("api-1's link sessions:");
