@@ -17,6 +17,7 @@
 //!
 //! Run with `cargo run -p roster --example node_registry`.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use roster::nodes::{HealthConfig, NodeEvent, NodeStatus};
@@ -34,18 +35,19 @@ async fn main() {
         "api-1 started and watches node events; it knows: {}",
         known.join(", ")
     );
-    let mut events = watch.events;
+    let mut events = NodeEvents::new(watch.events);
 
     let worker1 = start_node("worker-1", "worker", "eu", "2.0.0", Some(&api));
     let worker2 = start_node("worker-2", "worker", "us", "2.0.1", Some(&api));
     let nodes = [&api, &worker1, &worker2];
-    for name in ["worker-1", "worker-2"] {
-        let up = next_node_event(
-            &mut events,
-            &format!("worker {name} up"),
-            |e| matches!(e, NodeEvent::Up(record) if record.name == name),
-        )
-        .await;
+    // The two workers come up in either order.
+    for _ in 0..2 {
+        let up = events
+            .next(
+                "the workers up",
+                |e| matches!(e, NodeEvent::Up(record) if record.name.starts_with("worker-")),
+            )
+            .await;
         if let NodeEvent::Up(record) = up {
             println!(
                 "event on api-1: Up {} (role {}, version {})",
@@ -88,15 +90,16 @@ async fn main() {
 
     // Application metrics ride on heartbeats. A subscriber that opts in sees heartbeats
     // as events too.
-    let mut beats = api
-        .nodes()
-        .subscribe(Pattern::Exact("worker-1".into()), true);
+    let mut beats = NodeEvents::new(
+        api.nodes()
+            .subscribe(Pattern::Exact("worker-1".into()), true),
+    );
     worker1.nodes().set_app_metric("jobs_queued", 17.0);
     worker2.nodes().set_app_metric("jobs_queued", 3.0);
     for n in nodes {
         n.nodes().check_now();
     }
-    let beat = next_node_event(&mut beats, "a heartbeat of worker-1 with its metric", |e| {
+    let beat = beats.next("a heartbeat of worker-1 with its metric", |e| {
         matches!(e, NodeEvent::Heartbeat { heartbeat, .. } if heartbeat.app.contains_key("jobs_queued"))
     })
     .await;
@@ -189,18 +192,18 @@ async fn main() {
         .nodes()
         .set_status(NodeStatus::Draining, "deploying 2.1.0")
         .expect("draining is a status a node gives itself");
-    let status = next_node_event(&mut events, "worker-2 draining", |e| {
+    let status = events.next("worker-2 draining", |e| {
         matches!(e, NodeEvent::Status { name, new: NodeStatus::Draining, .. } if name == "worker-2")
     })
     .await;
     print_event(&status);
     worker2.shutdown().await;
-    let down = next_node_event(
-        &mut events,
-        "worker-2 down",
-        |e| matches!(e, NodeEvent::Down { name, .. } if name == "worker-2"),
-    )
-    .await;
+    let down = events
+        .next(
+            "worker-2 down",
+            |e| matches!(e, NodeEvent::Down { name, .. } if name == "worker-2"),
+        )
+        .await;
     print_event(&down);
     wait_until("api-1 to close its link to worker-2", || {
         api.cluster().peers().len() == 1
@@ -257,23 +260,35 @@ fn start_node(name: &str, role: &str, domain: &str, version: &str, seed: Option<
         .expect("the node starts")
 }
 
-/// The next node event of `events` that `wanted` accepts (the others are skipped).
-async fn next_node_event(
-    events: &mut Subscription<NodeEvent>,
-    what: &str,
-    wanted: impl Fn(&NodeEvent) -> bool,
-) -> NodeEvent {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        match tokio::time::timeout_at(deadline, events.recv()).await {
-            Ok(Some(Delivery::Events(batch))) => {
-                if let Some(event) = batch.into_iter().find(&wanted) {
+/// A subscription to node events, with the events of a batch not looked at yet.
+struct NodeEvents {
+    events: Subscription<NodeEvent>,
+    queued: VecDeque<NodeEvent>,
+}
+
+impl NodeEvents {
+    fn new(events: Subscription<NodeEvent>) -> Self {
+        NodeEvents {
+            events,
+            queued: VecDeque::new(),
+        }
+    }
+
+    /// The next event that `wanted` accepts; the events before it are skipped.
+    async fn next(&mut self, what: &str, wanted: impl Fn(&NodeEvent) -> bool) -> NodeEvent {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            while let Some(event) = self.queued.pop_front() {
+                if wanted(&event) {
                     return event;
                 }
             }
-            Ok(Some(Delivery::Lagged { .. })) => {}
-            Ok(None) => panic!("the node events ended before {what}"),
-            Err(_) => panic!("timed out waiting for {what}"),
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Some(Delivery::Events(batch))) => self.queued.extend(batch),
+                Ok(Some(Delivery::Lagged { .. })) => {}
+                Ok(None) => panic!("the node events ended before {what}"),
+                Err(_) => panic!("timed out waiting for {what}"),
+            }
         }
     }
 }
