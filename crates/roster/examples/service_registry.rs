@@ -218,6 +218,15 @@ async fn main() {
     for n in nodes {
         print_partition(n.name(), &n.nodes().partition().expect("clustered"));
     }
+    wait_until("a to see c offline, and c to see a and b offline", || {
+        let offline = |n: &Node, name: &str| {
+            n.nodes()
+                .get(name)
+                .is_some_and(|i| i.status == roster::nodes::NodeStatus::Offline)
+        };
+        offline(&a, "c") && offline(&c, "a") && offline(&c, "b")
+    })
+    .await;
     println!("health during the partition, as a sees it:");
     print_health(&a);
     println!("health during the partition, as c sees it:");
