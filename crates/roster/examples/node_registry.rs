@@ -251,10 +251,7 @@ fn start_node(name: &str, role: &str, domain: &str, version: &str, seed: Option<
         .role(role)
         .label("domain", domain)
         .version(version)
-        .health(HealthConfig {
-            heartbeat_interval: Duration::from_millis(200),
-            ..HealthConfig::default()
-        })
+        .health(HealthConfig::new().heartbeat_interval(Duration::from_millis(200)))
         .cluster(config)
         .start()
         .expect("the node starts")

@@ -297,18 +297,16 @@ fn start_node(name: &str, seed: Option<&Node>) -> Node {
     .seeds(seeds)
     .failure_detection(FailureDetection::Fast)
     .announce_interval(Duration::from_millis(200))
-    .split_brain(SplitBrainConfig {
-        expected: Some(vec!["a".into(), "b".into(), "c".into()]),
-        strategy: SplitBrainStrategy::Majority,
-        action: SplitBrainAction::Fence,
-    });
+    .split_brain(
+        SplitBrainConfig::new()
+            .expected(["a", "b", "c"])
+            .strategy(SplitBrainStrategy::Majority)
+            .action(SplitBrainAction::Fence),
+    );
     Node::builder()
         .name(name)
         .cluster(config)
-        .health(HealthConfig {
-            heartbeat_interval: Duration::from_millis(100),
-            ..HealthConfig::default()
-        })
+        .health(HealthConfig::new().heartbeat_interval(Duration::from_millis(100)))
         .start()
         .expect("the node starts")
 }

@@ -5,7 +5,10 @@
 //! dispatch and isolated named scopes. This crate is the library; it has no HTTP server,
 //! database or CLI parser.
 //!
-//! - A [`Node`] is one member of a cluster; it dereferences to its default [`Scope`].
+//! - A [`Node`] is one member of a cluster. Its processes and scopes are on it; names and
+//!   groups live on a [`Scope`] ([`Node::default_scope`], or [`Node::connect`] for
+//!   another); the cluster as it sees it behind [`Node::cluster`], the node registry
+//!   (records, health, heartbeats, split brain, node events) behind [`Node::nodes`].
 //! - A [`Process`] is an RAII handle with a [`Pid`] and a mailbox: dropping it removes
 //!   every name and membership it holds.
 //! - Names ([`Scope::register`], [`Scope::lookup`]) have one owner per key; groups
@@ -23,7 +26,9 @@
 //! replication protocol is a sans-IO state machine (no sockets, tasks or clocks inside),
 //! driven by tokio in production and by a deterministic simulator in the tests.
 //!
-//! Features: `tls` (mutual TLS for links), `fuzzing` (entry points for `fuzz/`).
+//! Features: `tls` (mutual TLS for links), `fault-injection` (links severed and nodes cut
+//! off on purpose, for tests and chaos drills: `Cluster::sever_links`,
+//! `Cluster::isolate`, `Cluster::isolate_from`), `fuzzing` (entry points for `fuzz/`).
 //!
 //! Coming from Erlang or Elixir? The guide `docs/coming-from-beam.md` in the repository puts
 //! the calls of `syn`, `pg`, `global`, Elixir `Registry`, Phoenix PubSub/Tracker and `gproc`

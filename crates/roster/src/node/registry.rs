@@ -92,7 +92,7 @@ pub struct NodeLiveness {
     /// Its incarnation.
     pub incarnation: Incarnation,
     /// Its status as this node judges it: as [`NodeInfo::status`], but `Degraded` when
-    /// this node has missed its heartbeats (see [`crate::nodes::DegradedThresholds`]).
+    /// this node has missed its heartbeats (see [`HealthConfig::missed_heartbeats`](crate::nodes::HealthConfig::missed_heartbeats)).
     pub status: NodeStatus,
     /// When this node last heard from it, in milliseconds since the Unix epoch.
     pub last_seen_ms: u64,
@@ -256,7 +256,7 @@ impl Nodes {
     }
 
     /// Adds (or updates) an application metric carried by this node's heartbeats from the
-    /// next one on; a [`crate::nodes::AppThreshold`] on it can make the node degraded.
+    /// next one on; a [`HealthConfig::app_threshold`](crate::nodes::HealthConfig::app_threshold) on it can make the node degraded.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]

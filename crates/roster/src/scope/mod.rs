@@ -28,8 +28,8 @@ pub use crate::store::DEFAULT_SCOPE;
 /// A handle to a scope this node is connected to.
 ///
 /// A scope is an isolated registry: names and groups of one scope never meet those of
-/// another. [`crate::Node`] dereferences to its default scope, so `node.default_scope().lookup(..)` reads
-/// the default scope. Handles are cheap to clone. Once the node disconnects from the scope,
+/// another. [`Node::default_scope`](crate::Node::default_scope) is the scope every node is
+/// in, [`Node::connect`](crate::Node::connect) gives others. Handles are cheap to clone. Once the node disconnects from the scope,
 /// writes through an old handle fail with [`RegistryError::ScopeNotConnected`] and reads see
 /// an empty scope.
 ///
