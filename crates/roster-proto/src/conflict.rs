@@ -41,10 +41,10 @@ pub type Resolver = dyn Fn(&str, &Registration, &Registration) -> Winner + Send 
 /// # Examples
 ///
 /// ```
-/// use roster::{ConflictRule, Pid, Registration, Meta, Winner};
+/// use roster::{ConflictRule, Incarnation, Pid, Registration, Meta, Winner};
 ///
-/// let older = Registration { pid: Pid::new(1, 1), meta: Meta::EMPTY, registered_at: 10, token: 10 };
-/// let newer = Registration { pid: Pid::new(2, 1), meta: Meta::EMPTY, registered_at: 20, token: 20 };
+/// let older = Registration { pid: Pid::new(Incarnation::new(1), 1), meta: Meta::EMPTY, registered_at: 10, token: 10 };
+/// let newer = Registration { pid: Pid::new(Incarnation::new(2), 1), meta: Meta::EMPTY, registered_at: 20, token: 20 };
 /// assert_eq!(ConflictRule::KeepOldest.resolve("k", &older, &newer), Winner::First);
 /// assert_eq!(ConflictRule::KeepNewest.resolve("k", &older, &newer), Winner::Second);
 /// ```
@@ -67,10 +67,10 @@ impl ConflictRule {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use roster::{ConflictRule, Pid, Registration, Meta, Winner};
+    /// use roster::{ConflictRule, Incarnation, Pid, Registration, Meta, Winner};
     ///
-    /// let a = Registration { pid: Pid::new(1, 1), meta: Meta::EMPTY, registered_at: 5, token: 5 };
-    /// let b = Registration { pid: Pid::new(2, 1), meta: Meta::EMPTY, registered_at: 5, token: 5 };
+    /// let a = Registration { pid: Pid::new(Incarnation::new(1), 1), meta: Meta::EMPTY, registered_at: 5, token: 5 };
+    /// let b = Registration { pid: Pid::new(Incarnation::new(2), 1), meta: Meta::EMPTY, registered_at: 5, token: 5 };
     /// // a tie: the smaller pid wins, whichever is passed first
     /// assert_eq!(ConflictRule::KeepOldest.resolve("k", &a, &b), Winner::First);
     /// assert_eq!(ConflictRule::KeepOldest.resolve("k", &b, &a), Winner::Second);
@@ -89,10 +89,10 @@ impl ConflictRule {
     /// ```
     /// use std::sync::Arc;
     /// use std::sync::atomic::{AtomicU64, Ordering};
-    /// use roster::{ConflictRule, Pid, Registration, Meta, Winner};
+    /// use roster::{ConflictRule, Incarnation, Pid, Registration, Meta, Winner};
     ///
-    /// let a = Registration { pid: Pid::new(1, 1), meta: Meta::EMPTY, registered_at: 5, token: 5 };
-    /// let b = Registration { pid: Pid::new(2, 1), meta: Meta::EMPTY, registered_at: 6, token: 6 };
+    /// let a = Registration { pid: Pid::new(Incarnation::new(1), 1), meta: Meta::EMPTY, registered_at: 5, token: 5 };
+    /// let b = Registration { pid: Pid::new(Incarnation::new(2), 1), meta: Meta::EMPTY, registered_at: 6, token: 6 };
     /// let buggy = ConflictRule::Custom(Arc::new(|_, _, _| panic!("resolver bug")));
     /// let panics = AtomicU64::new(0);
     /// assert_eq!(buggy.resolve_counting("k", &a, &b, &panics), Winner::First);

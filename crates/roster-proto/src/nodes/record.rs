@@ -54,8 +54,9 @@ impl std::fmt::Display for NodeStatus {
 ///
 /// ```
 /// use roster_proto::nodes::{NodeRecord, NodeStatus};
+/// use roster_proto::pid::Incarnation;
 ///
-/// let record = NodeRecord::new("api-1", 7, 1_700_000_000_000).with_role("api");
+/// let record = NodeRecord::new("api-1", Incarnation::new(7), 1_700_000_000_000).with_role("api");
 /// assert_eq!(record.status, NodeStatus::Online);
 /// assert_eq!(record.role, "api");
 /// ```

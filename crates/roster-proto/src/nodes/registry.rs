@@ -160,9 +160,10 @@ impl NodeEntry {
 ///
 /// ```
 /// use roster_proto::nodes::{NodeRecord, NodeRegistry, NodeStatus};
+/// use roster_proto::pid::Incarnation;
 ///
 /// let registry = NodeRegistry::new(8);
-/// registry.apply_record(NodeRecord::new("api-1", 7, 1_000), 1_000);
+/// registry.apply_record(NodeRecord::new("api-1", Incarnation::new(7), 1_000), 1_000);
 /// registry.mark_offline(7, "declared dead by membership", false, 2_000);
 /// assert_eq!(registry.get("api-1").unwrap().status(), NodeStatus::Offline);
 /// ```
