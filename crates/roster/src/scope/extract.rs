@@ -44,6 +44,7 @@ impl Scope {
     }
 
     /// `registration` of `key` as reads return it.
+    #[cold]
     pub(super) fn extracted_registration(
         &self,
         extract: &ExtractFn,
@@ -55,6 +56,7 @@ impl Scope {
     }
 
     /// `entry` as a selection returns it (and its predicate sees it).
+    #[inline(never)]
     pub(super) fn extracted_entry(&self, extract: &ExtractFn, mut entry: Entry) -> Entry {
         entry.meta = self.node.extracts.run(extract, &entry.key, &entry.meta);
         entry
@@ -62,6 +64,7 @@ impl Scope {
 
     /// [`Scope::members`] through `extract`: one new list of the live members (at most
     /// `limit`), each with its meta transformed with its own group's key.
+    #[cold]
     pub(super) fn extracted_members(
         &self,
         extract: &ExtractFn,
