@@ -92,5 +92,6 @@ pub use node::{
 };
 pub use pid::{Incarnation, Pid};
 pub use process::Process;
+pub use runtime::log_level::LogLevel;
 pub use scope::{Counted, DEFAULT_SCOPE, Decoded, Dispatched, Scope, Selected};
 pub use subscription::{Delivery, Subscription, Watch};

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use super::change_log::ChangeKind;
 use super::{Cause, FastMap, ScopeStore, Shard, ShardLocks, StoredKey, digest};
 use super::{HeldKind, LocalProcess};
 use super::{keys_with_prefix, put, stored_key};
@@ -69,6 +70,22 @@ impl ScopeStore {
         key: Key,
         meta: Meta,
     ) -> Result<(), RegistryError> {
+        let Some(log) = self.config.locals.changes.active() else {
+            return self.join_locked(cell, key, meta);
+        };
+        let logged = key.clone();
+        self.join_locked(cell, key, meta)?;
+        self.tell(log, ChangeKind::Join, &logged, cell.pid);
+        Ok(())
+    }
+
+    /// [`ScopeStore::join`], under the key's shard lock.
+    fn join_locked(
+        self: &Arc<Self>,
+        cell: &LocalProcess,
+        key: Key,
+        meta: Meta,
+    ) -> Result<(), RegistryError> {
         let mut shard = self.write_lock(&key)?;
         let is_member = self.member_of(&shard, &key, cell.pid).is_some();
         let member = Member::new(cell.pid, meta.clone());
@@ -96,6 +113,15 @@ impl ScopeStore {
 
     /// Removes a local process from a group.
     pub fn leave(&self, cell: &LocalProcess, key: &Key) -> Result<(), RegistryError> {
+        self.leave_locked(cell, key)?;
+        if let Some(log) = self.config.locals.changes.active() {
+            self.tell(log, ChangeKind::Leave, key, cell.pid);
+        }
+        Ok(())
+    }
+
+    /// [`ScopeStore::leave`], under the key's shard lock.
+    fn leave_locked(&self, cell: &LocalProcess, key: &Key) -> Result<(), RegistryError> {
         let mut shard = self.write_lock(key)?;
         let mut events = Vec::new();
         if !self.remove_member(&mut shard, key, cell.pid, Cause::Requested, &mut events) {

@@ -22,6 +22,7 @@
 //! cleanup of an exited process costs what that process held, not a scan of the store.
 //! Remote processes' entries are indexed per shard once a caller asks about one (`owners`).
 
+mod change_log;
 mod digest;
 mod groups;
 mod lease;
@@ -61,6 +62,7 @@ use crate::op::{Op, Outbox};
 use crate::pid::{Incarnation, Pid};
 use crate::subscription::{Subscribers, Subscription};
 
+pub use change_log::{Change, ChangeHook, ChangeKind, ChangeLog};
 pub use node_stores::DEFAULT_SCOPE;
 pub use node_stores::{KindMismatch, NodeStores};
 pub use replica::{ApplyOutcome, SnapshotReceiver, SnapshotSize};

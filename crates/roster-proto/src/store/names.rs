@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::change_log::ChangeKind;
 use super::{Cause, ScopeStore, Shard, StoredKey, digest, keys_with_prefix, put};
 use super::{HeldKind, LocalProcess};
 use crate::conflict::Winner;
@@ -22,6 +23,24 @@ const FLUSH_EVERY: u32 = 256;
 impl ScopeStore {
     /// Registers `key` for a local process, updates its meta, or refuses with `Taken`.
     pub fn register(
+        self: &Arc<Self>,
+        cell: &LocalProcess,
+        key: Key,
+        meta: Meta,
+    ) -> Result<Registration, RegistryError> {
+        let Some(log) = self.config.locals.changes.active() else {
+            return self.register_locked(cell, key, meta);
+        };
+        let logged = key.clone();
+        let result = self.register_locked(cell, key, meta);
+        if result.is_ok() {
+            self.tell(log, ChangeKind::Register, &logged, cell.pid);
+        }
+        result
+    }
+
+    /// [`ScopeStore::register`], under the key's shard lock.
+    fn register_locked(
         self: &Arc<Self>,
         cell: &LocalProcess,
         key: Key,
@@ -120,6 +139,15 @@ impl ScopeStore {
 
     /// Unregisters a name owned by a local process.
     pub fn unregister(&self, cell: &LocalProcess, key: &Key) -> Result<(), RegistryError> {
+        self.unregister_locked(cell, key)?;
+        if let Some(log) = self.config.locals.changes.active() {
+            self.tell(log, ChangeKind::Unregister, key, cell.pid);
+        }
+        Ok(())
+    }
+
+    /// [`ScopeStore::unregister`], under the key's shard lock.
+    fn unregister_locked(&self, cell: &LocalProcess, key: &Key) -> Result<(), RegistryError> {
         let mut shard = self.write_lock(key)?;
         match self.names.pin().get(key.as_str()) {
             Some(e) if self.is_live(e.pid) && e.pid != cell.pid => {

@@ -103,6 +103,9 @@ impl NodeStores {
         // Kept in the table until now so that a writer replacing one of its entries can
         // still read its exit reason.
         self.processes.cells.pin().remove(&process.pid);
+        if let Some(log) = self.processes.changes.active() {
+            log.exited(process.pid, &reason);
+        }
         true
     }
 

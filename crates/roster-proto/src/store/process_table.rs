@@ -57,6 +57,9 @@ pub struct ProcessTable {
     pub live: Arc<LiveSet>,
     /// Every local process that has not finished exiting.
     pub cells: papaya::HashMap<Pid, Arc<LocalProcess>, foldhash::fast::RandomState>,
+    /// The node's change log (its verbose log level), which every scope reaches through
+    /// this table: told of each write, op from a peer and process exit while enabled.
+    pub changes: super::ChangeHook,
 }
 
 impl ProcessTable {
@@ -69,6 +72,7 @@ impl ProcessTable {
                 .hasher(foldhash::fast::RandomState::default())
                 .collector(seize::Collector::new().batch_size(CELLS_RETIRE_BATCH))
                 .build(),
+            changes: super::ChangeHook::default(),
         }
     }
 

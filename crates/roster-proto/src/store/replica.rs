@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
+use super::change_log::NotedOps;
 use super::groups::MemberChange;
 use super::{Cause, HeldKind, ScopeStore, Shard, ShardLocks, StoredKey, digest, put};
 use crate::conflict::Winner;
@@ -45,12 +46,17 @@ impl ScopeStore {
 
     /// [`ScopeStore::apply_remote`], knowing whether the names are likely new here.
     fn apply_batch(&self, ops: Vec<Op>, fresh: Fresh) -> ApplyOutcome {
+        let noted = NotedOps::note(&self.config.locals.changes, &ops);
         let mut locks = self.lock_keys(ops.iter().map(|op| op.key().as_str()));
         // Most ops make one event: a snapshot chunk's 4,096 would otherwise regrow (and
         // copy) the batch a dozen times.
         let mut events = Vec::with_capacity(ops.len());
         let applied = self.apply_locked(&mut locks, ops, fresh, &mut events);
         self.subscribers.emit_batch(events);
+        drop(locks);
+        if let Some(noted) = noted {
+            noted.tell(&self.name);
+        }
         applied
     }
 
@@ -538,6 +544,7 @@ impl SnapshotReceiver {
         if !self.track {
             return scope.apply_batch(ops, self.fresh());
         }
+        let noted = NotedOps::note(&scope.config.locals.changes, &ops);
         let mut locks = scope.lock_every_shard();
         let mut events = Vec::new();
         let applied = scope.apply_locked(&mut locks, ops, Fresh::Unknown, &mut events);
@@ -554,6 +561,10 @@ impl SnapshotReceiver {
             );
         }
         scope.subscribers.emit_batch(events);
+        drop(locks);
+        if let Some(noted) = noted {
+            noted.tell(&scope.name);
+        }
         applied
     }
 

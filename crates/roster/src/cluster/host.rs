@@ -26,4 +26,7 @@ pub(crate) trait ClusterHost: Send + Sync + 'static {
 
     /// Local processes lost names to remote contenders: end them, or tell them.
     fn names_lost(&self, outcome: ApplyOutcome);
+
+    /// Whether the node logs its info-level lines (its log level is not `Off`).
+    fn logs_info(&self) -> bool;
 }

@@ -11,10 +11,13 @@ use crate::cluster::{Cluster, ClusterConfig};
 use crate::conflict::ConflictRule;
 use crate::error::StartError;
 use crate::key::Limits;
+use crate::meta::Meta;
 use crate::nodes::{HealthConfig, NodeRecord};
 use crate::op::Outbox;
 use crate::pid::Incarnation;
 use crate::runtime::NodeShared;
+use crate::runtime::extract::{ExtractFn, Extracts};
+use crate::runtime::log_level::{LogGate, LogLevel};
 use crate::runtime::monitor::{Monitor, start_monitor};
 use crate::store::ProcessTable;
 use crate::store::{NodeStores, ScopeConfig};
@@ -54,6 +57,9 @@ pub struct NodeBuilder {
     labels: BTreeMap<String, String>,
     version: String,
     health: HealthConfig,
+    // Read-side meta transform and log level (see the last block of setters).
+    extract_meta: Option<ExtractFn>,
+    log_level: LogLevel,
 }
 
 impl std::fmt::Debug for NodeBuilder {
@@ -87,6 +93,8 @@ impl Default for NodeBuilder {
             labels: BTreeMap::new(),
             version: String::new(),
             health: HealthConfig::default(),
+            extract_meta: None,
+            log_level: LogLevel::Info,
         }
     }
 }
@@ -316,7 +324,10 @@ impl NodeBuilder {
                 record.clone(),
                 split_brain.settings().clone(),
             ),
+            extracts: Extracts::new(self.extract_meta),
+            log_level: LogGate::default(),
         });
+        shared.set_log_level(self.log_level);
         if let Some(config) = self.cluster {
             let cluster = Cluster::start(shared.clone(), shared.name.clone(), config.settings())
                 .map_err(|e| StartError::Bind {
@@ -329,5 +340,77 @@ impl NodeBuilder {
         shared.publish_record(shared.monitor.record());
         start_monitor(&shared);
         Ok(Node::from_shared(shared))
+    }
+}
+
+/// The read-side meta transform and the node's own log level.
+impl NodeBuilder {
+    /// A transform of the meta that this node's reads return, for every scope without its
+    /// own ([`ScopeOptions::extract_meta`](crate::ScopeOptions::extract_meta), which wins):
+    /// Phoenix `Group`'s `extract_meta`. It is given each entry's key and stored meta and
+    /// returns the meta the caller sees, e.g. without internal fields, or one field of it.
+    ///
+    /// It applies to [`Scope::lookup`](crate::Scope::lookup), [`Scope::names`](crate::Scope::names),
+    /// [`Scope::members`](crate::Scope::members) and its relatives (`members_limited`,
+    /// `local_members*`), and [`Scope::select`](crate::Scope::select) and its relatives
+    /// (`count_match`, `select_as`, `count_match_as`: the predicate sees the transformed
+    /// meta). Writes, their results and errors, replication, subscriptions and watches
+    /// (initial entries and events) see the stored meta, which the transform never
+    /// changes: apply it to those with [`Scope::extract_meta`](crate::Scope::extract_meta).
+    /// Counts never call it.
+    ///
+    /// The signature takes `&str, &Meta` and returns a [`Meta`]: the key lets one
+    /// transform treat key spaces apart, and a `Meta` is what reads hand out, so there is
+    /// no error to decide: keep the stored meta with `meta.clone()` (a reference count)
+    /// when it does not decode. It runs in the reading thread, outside every store lock,
+    /// once per entry returned (or visited, for `select`); a read without a transform
+    /// configured pays one relaxed atomic load. If it panics, the read returns the stored
+    /// meta of that entry, the panic is counted in
+    /// [`Node::extract_meta_panics`](crate::Node::extract_meta_panics) and logged once per
+    /// node, and the scope is unaffected.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::collections::BTreeMap;
+    /// use roster::Meta;
+    ///
+    /// // Sessions store their region and an internal token; readers see the region only.
+    /// let node = roster::Node::builder()
+    ///     .extract_meta(|_key, meta| match meta.decode::<BTreeMap<String, String>>() {
+    ///         Ok(fields) => Meta::encode(&fields.get("region")).unwrap(),
+    ///         Err(_) => meta.clone(),
+    ///     })
+    ///     .start()
+    ///     .unwrap();
+    /// let p = node.new_process();
+    /// let stored = BTreeMap::from([("region", "eu"), ("token", "s3cr3t")]);
+    /// p.register("session/1", &stored).unwrap();
+    /// let seen = node.default_scope().lookup("session/1").unwrap().meta;
+    /// assert_eq!(seen.decode::<String>().unwrap(), "eu");
+    /// # }
+    /// ```
+    pub fn extract_meta<F>(mut self, extract: F) -> Self
+    where
+        F: Fn(&str, &Meta) -> Meta + Send + Sync + 'static,
+    {
+        self.extract_meta = Some(std::sync::Arc::new(extract));
+        self
+    }
+
+    /// How much the node logs of itself (default [`LogLevel::Info`]); see [`LogLevel`],
+    /// and [`Node::set_log_level`](crate::Node::set_log_level) to change it while running.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use roster::LogLevel;
+    /// let node = roster::Node::builder().log_level(LogLevel::Verbose).start().unwrap();
+    /// assert_eq!(node.log_level(), LogLevel::Verbose);
+    /// # }
+    /// ```
+    pub fn log_level(mut self, level: LogLevel) -> Self {
+        self.log_level = level;
+        self
     }
 }

@@ -24,6 +24,7 @@ use crate::pid::Incarnation;
 use crate::pid::Pid;
 use crate::process::Process;
 use crate::runtime::NodeShared;
+use crate::runtime::log_level::LogLevel;
 use crate::scope::{DEFAULT_SCOPE, Scope};
 
 /// How long `shutdown` waits for the linked peers to have this node's leaving record.
@@ -341,6 +342,37 @@ impl Node {
     /// ```
     pub fn send<T: Serialize + ?Sized>(&self, to: Pid, message: &T) -> Result<(), SendError> {
         self.shared.send_from(None, to, message)
+    }
+
+    /// How much this node logs of itself (see [`LogLevel`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// assert_eq!(node.log_level(), roster::LogLevel::Info);
+    /// # }
+    /// ```
+    pub fn log_level(&self) -> LogLevel {
+        self.shared.log_level.get()
+    }
+
+    /// Changes how much this node logs of itself, at once and for this node only (as
+    /// Phoenix's `Group.log_level/2`); see [`LogLevel`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use roster::LogLevel;
+    /// let node = roster::Node::builder().start().unwrap();
+    /// node.set_log_level(LogLevel::Verbose);
+    /// node.new_process().register("k", &()).unwrap(); // logs "registered"
+    /// node.set_log_level(LogLevel::Off);
+    /// assert_eq!(node.log_level(), LogLevel::Off);
+    /// # }
+    /// ```
+    pub fn set_log_level(&self, level: LogLevel) {
+        self.shared.set_log_level(level);
     }
 }
 

@@ -1,11 +1,14 @@
 //! The scopes of a node: connecting one (replicated or local-only, with or without a
 //! lease), finding one, listing them, disconnecting.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::Node;
 use crate::error::ScopeError;
 use crate::key::ScopeName;
+use crate::meta::Meta;
+use crate::runtime::extract::ExtractFn;
 use crate::scope::{DEFAULT_SCOPE, Scope};
 use crate::store::KindMismatch;
 
@@ -14,7 +17,7 @@ use crate::store::KindMismatch;
 pub const MIN_SCOPE_TTL: Duration = Duration::from_millis(1);
 
 /// How [`Node::connect_with`] connects a scope: replicated or local-only, with or without
-/// a lease.
+/// a lease, with or without its own [`ScopeOptions::extract_meta`].
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -29,10 +32,21 @@ pub const MIN_SCOPE_TTL: Duration = Duration::from_millis(1);
 /// assert!(cache.is_local_only());
 /// # }
 /// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct ScopeOptions {
     local_only: bool,
     ttl: Option<Duration>,
+    extract_meta: Option<ExtractFn>,
+}
+
+impl std::fmt::Debug for ScopeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScopeOptions")
+            .field("local_only", &self.local_only)
+            .field("ttl", &self.ttl)
+            .field("extract_meta", &self.extract_meta.is_some())
+            .finish()
+    }
 }
 
 impl ScopeOptions {
@@ -56,6 +70,43 @@ impl ScopeOptions {
     #[doc(alias = "connect_with_ttl")]
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
+        self
+    }
+
+    /// The scope's own transform of the meta its reads return, in place of the node's
+    /// ([`NodeBuilder::extract_meta`](crate::NodeBuilder::extract_meta), which says which
+    /// reads apply it, why its signature, and what a panic in it does). Given again when
+    /// the scope is already connected, it replaces the scope's transform for every handle;
+    /// connecting without one leaves the scope's as it is. It lasts until the scope is
+    /// disconnected.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use roster::{Meta, ScopeOptions};
+    ///
+    /// // Members of "rooms" store (role, joined_at); readers see the role only.
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let rooms = node
+    ///     .connect_with(
+    ///         "rooms",
+    ///         ScopeOptions::new().extract_meta(|_key, meta| match meta.decode::<(String, u64)>() {
+    ///             Ok((role, _joined_at)) => Meta::encode(&role).unwrap(),
+    ///             Err(_) => meta.clone(),
+    ///         }),
+    ///     )
+    ///     .unwrap();
+    /// let p = node.new_process();
+    /// rooms.join(&p, "room/1", &("admin", 1_700_000_000u64)).unwrap();
+    /// let members = rooms.members("room/1");
+    /// assert_eq!(members.iter().next().unwrap().meta().decode::<String>().unwrap(), "admin");
+    /// # }
+    /// ```
+    pub fn extract_meta<F>(mut self, extract: F) -> Self
+    where
+        F: Fn(&str, &Meta) -> Meta + Send + Sync + 'static,
+    {
+        self.extract_meta = Some(Arc::new(extract));
         self
     }
 }
@@ -135,6 +186,9 @@ impl Node {
         if let Some(ttl) = options.ttl {
             state.set_lease(ttl, tokio::time::Instant::now().into_std());
             self.shared.lease_timer();
+        }
+        if let Some(extract) = options.extract_meta {
+            self.shared.extracts.set_scope(state.epoch, extract);
         }
         Ok(Scope {
             state,
@@ -216,5 +270,19 @@ impl Node {
         let state = self.scope(scope)?.state;
         self.shared.disconnect_state(&state);
         Ok(())
+    }
+
+    /// How many times an `extract_meta` transform panicked in a read on this node (each
+    /// such read returned the stored meta of that entry; the first panic is logged).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// assert_eq!(node.extract_meta_panics(), 0);
+    /// # }
+    /// ```
+    pub fn extract_meta_panics(&self) -> u64 {
+        self.shared.extracts.panics()
     }
 }

@@ -4,8 +4,10 @@
 //! leases. Processes and their exits belong to the store (`NodeStores`).
 //! The public `Node`, `Scope` and `Process` handles sit above it.
 
+pub(crate) mod extract;
 mod host_metrics;
 mod leases;
+pub(crate) mod log_level;
 pub(crate) mod monitor;
 mod replica_host;
 mod routing;
@@ -38,4 +40,8 @@ pub(crate) struct NodeShared {
     pub(crate) lease_timer: std::sync::OnceLock<Arc<tokio::sync::Notify>>,
     /// This node's record, health and split-brain state (see `monitor.rs`).
     pub(crate) monitor: monitor::Monitor,
+    /// The transforms of the meta that reads return (see `extract.rs`).
+    pub(crate) extracts: extract::Extracts,
+    /// What this node logs of itself (see `log_level.rs`).
+    pub(crate) log_level: log_level::LogGate,
 }

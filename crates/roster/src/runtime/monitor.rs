@@ -101,7 +101,9 @@ impl NodeShared {
             by_thresholds && status == NodeStatus::Degraded,
             Ordering::Relaxed,
         );
-        tracing::info!(status = %status, reason, "node status changed");
+        if self.logs_info() {
+            tracing::info!(status = %status, reason, "node status changed");
+        }
         self.publish_record(record);
     }
 
@@ -135,7 +137,9 @@ impl NodeShared {
         }
         let retention = saturating_millis(self.monitor.health.offline_retention);
         for name in self.stores.nodes.expire(self.stores.now_ms(), retention) {
-            tracing::info!(node = %name, "dropped the record of a node offline past the retention");
+            if self.logs_info() {
+                tracing::info!(node = %name, "dropped the record of a node offline past the retention");
+            }
         }
         self.check_partition();
     }
@@ -166,7 +170,9 @@ impl NodeShared {
                     .publish(NodeEvent::PartitionDetected { node, status });
             }
             Some(PartitionChange::Healed(status)) => {
-                tracing::info!("partition healed");
+                if self.logs_info() {
+                    tracing::info!("partition healed");
+                }
                 self.stores
                     .nodes
                     .publish(NodeEvent::PartitionHealed { node, status });

@@ -61,6 +61,10 @@ impl ClusterHost for NodeShared {
         &self.stores
     }
 
+    fn logs_info(&self) -> bool {
+        NodeShared::logs_info(self)
+    }
+
     fn incarnation(&self) -> u64 {
         self.incarnation
     }

@@ -71,6 +71,11 @@ impl Scope {
     /// The copy is made under the scope's shard locks (only the key's shard for an exact
     /// pattern): writers of the scope wait for it, in proportion to the matching entries.
     ///
+    /// The initial entries, like the events after them, carry the stored meta, whatever
+    /// the scope's `extract_meta` transform: the two are one view of the changes, and the
+    /// events are shared by every subscriber. [`Scope::extract_meta`] gives what reads
+    /// show (the same holds for [`Scope::subscribe`]).
+    ///
     /// # Errors
     ///
     /// `InvalidKey` for an invalid pattern, `ScopeNotConnected` after a disconnect.

@@ -2,10 +2,12 @@
 //! one file per job: [`writes`] (register, join, their removal, `spawn_named`, and the
 //! default scope's shims on [`Process`]), [`reads`] (lookups, listings, counts),
 //! [`queries`] (select and count with a predicate), [`dispatch`] and [`events`]
-//! (subscriptions and watches).
+//! (subscriptions and watches), and [`extract`] (reads through the `extract_meta`
+//! transform).
 
 mod dispatch;
 mod events;
+mod extract;
 mod queries;
 mod reads;
 mod writes;

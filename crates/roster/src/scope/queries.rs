@@ -1,5 +1,6 @@
 //! Queries: entries selected or counted by a caller's predicate, raw or with their meta
-//! decoded.
+//! decoded. Predicates see, and selections return, the meta as the scope's
+//! `extract_meta` transform makes it (see `NodeBuilder::extract_meta`).
 
 use serde::de::DeserializeOwned;
 
@@ -77,6 +78,10 @@ pub struct Counted {
 
 impl Scope {
     /// Entries of `table` for which `predicate(entry)` holds, under `prefix` if given.
+    /// With an `extract_meta` transform (see [`crate::NodeBuilder::extract_meta`]), the
+    /// predicate sees, and the result holds, the transformed meta (the transform runs once
+    /// per entry visited); so do those of [`Scope::count_match`], [`Scope::select_as`] and
+    /// [`Scope::count_match_as`].
     ///
     /// With a prefix the cost is proportional to the entries under it, not the table;
     /// without one the whole table is scanned. The answer to Elixir's `Registry.select`.
@@ -257,16 +262,22 @@ impl Scope {
         &self,
         table: Table,
         prefix: Option<&str>,
-        visit: impl FnMut(Entry) -> bool,
+        mut visit: impl FnMut(Entry) -> bool,
     ) -> Result<(), KeyError> {
         if let Some(prefix) = prefix {
             self.check_prefix(prefix)?;
         }
         // `""` selects every key, as in `registered` and `groups`.
         let prefix = prefix.filter(|p| !p.is_empty());
-        match table {
-            Table::Names => self.state.visit_names(prefix, visit),
-            Table::Groups => self.state.visit_members(prefix, visit),
+        match (table, self.extractor()) {
+            (Table::Names, None) => self.state.visit_names(prefix, visit),
+            (Table::Groups, None) => self.state.visit_members(prefix, visit),
+            (Table::Names, Some(extract)) => self
+                .state
+                .visit_names(prefix, |e| visit(self.extracted_entry(&extract, e))),
+            (Table::Groups, Some(extract)) => self
+                .state
+                .visit_members(prefix, |e| visit(self.extracted_entry(&extract, e))),
         }
         Ok(())
     }

@@ -9,7 +9,9 @@ use crate::pid::{Incarnation, Pid};
 use crate::store::HeldKind;
 
 impl Scope {
-    /// The live owner of a name. Never returns a local process that has exited.
+    /// The live owner of a name. Never returns a local process that has exited. Its meta
+    /// is what the scope's `extract_meta` transform makes of the stored one, if one is
+    /// configured (see [`crate::NodeBuilder::extract_meta`]).
     ///
     /// Lock-free: never waits for a task or a lock.
     ///
@@ -25,7 +27,11 @@ impl Scope {
     /// ```
     #[inline]
     pub fn lookup(&self, key: &str) -> Option<Registration> {
-        self.state.lookup(key)
+        let found = self.state.lookup(key)?;
+        match self.extractor() {
+            None => Some(found),
+            Some(extract) => Some(self.extracted_registration(&extract, key, found)),
+        }
     }
 
     /// The pid of the live owner of a name, without its meta: the cheapest lookup.
@@ -46,7 +52,7 @@ impl Scope {
     }
 
     /// Live names under `prefix` (a key ending in `/`, or `""` for all), in key order, at
-    /// most `limit` of them.
+    /// most `limit` of them, with their meta as [`Scope::lookup`] returns it.
     ///
     /// # Errors
     ///
@@ -67,7 +73,13 @@ impl Scope {
     #[doc(alias = "registered")]
     pub fn names(&self, prefix: &str, limit: usize) -> Result<Vec<(Key, Registration)>, KeyError> {
         self.check_prefix(prefix)?;
-        Ok(self.state.registered(prefix, limit))
+        let mut names = self.state.registered(prefix, limit);
+        if let Some(extract) = self.extractor() {
+            for (key, registration) in &mut names {
+                registration.meta = self.node.extracts.run(&extract, key, &registration.meta);
+            }
+        }
+        Ok(names)
     }
 
     pub(super) fn check_prefix(&self, prefix: &str) -> Result<(), KeyError> {
@@ -109,8 +121,9 @@ impl Scope {
 
     /// Members of group `key`, or of every group under a prefix when `key` ends with `/`.
     ///
-    /// Lock-free; the result shares the store's member lists (no copy per member).
-    /// An invalid key has no members.
+    /// Lock-free; the result shares the store's member lists (no copy per member). With
+    /// an `extract_meta` transform (see [`crate::NodeBuilder::extract_meta`]) it is a new
+    /// list instead, each member's meta transformed. An invalid key has no members.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -125,7 +138,10 @@ impl Scope {
     #[inline]
     #[doc(alias = "get_members")]
     pub fn members(&self, key: &str) -> Members<'_> {
-        self.state.members(key, None)
+        match self.extractor() {
+            None => self.state.members(key, None),
+            Some(extract) => self.extracted_members(&extract, key, None),
+        }
     }
 
     /// Like [`Scope::members`], with at most `limit` members in all (across groups for a
@@ -142,10 +158,14 @@ impl Scope {
     /// # }
     /// ```
     pub fn members_limited(&self, key: &str, limit: usize) -> Members<'_> {
-        self.state.members(key, Some(limit))
+        match self.extractor() {
+            None => self.state.members(key, Some(limit)),
+            Some(extract) => self.extracted_members(&extract, key, Some(limit)),
+        }
     }
 
-    /// Members of `key` (or prefix) that live on this node.
+    /// Members of `key` (or prefix) that live on this node, with their meta as
+    /// [`Scope::members`] returns it.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -195,7 +215,7 @@ impl Scope {
     /// # }
     /// ```
     pub fn member_count(&self, key: &str) -> usize {
-        self.members(key).len()
+        self.state.members(key, None).len()
     }
 
     /// Number of live members of `key` (or prefix) on this node.
@@ -211,7 +231,8 @@ impl Scope {
     /// ```
     pub fn local_member_count(&self, key: &str) -> usize {
         let local = self.node.incarnation;
-        self.members(key)
+        self.state
+            .members(key, None)
             .iter()
             .filter(|m| m.pid().incarnation() == Incarnation::new(local))
             .count()

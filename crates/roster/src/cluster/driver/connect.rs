@@ -196,7 +196,7 @@ pub(super) async fn accept_loop(cluster: Weak<Cluster>, listener: TcpListener) {
                     .connections_refused
                     .fetch_add(1, Ordering::Relaxed);
                 if let Some(suppressed) = refusals.allow(Instant::now()) {
-                    tracing::info!(%remote, %refusal, suppressed, "connection refused before its handshake");
+                    node_info!(strong, %remote, %refusal, suppressed, "connection refused before its handshake");
                 }
                 drop(stream);
                 continue;

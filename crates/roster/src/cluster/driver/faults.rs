@@ -29,7 +29,7 @@ impl Cluster {
                 .collect();
             (links, outputs)
         };
-        tracing::info!(links = closed.len(), ?duration, "links severed");
+        node_info!(self, links = closed.len(), ?duration, "links severed");
         for (peer, link) in &closed {
             if let Some(link) = link {
                 self.link_closed(*peer, link, "severed");

@@ -35,7 +35,7 @@ impl Cluster {
             self.counters
                 .connections_refused
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::info!(peer = %peer.name, "link refused: the peer is isolated (fault injection)");
+            node_info!(self, peer = %peer.name, "link refused: the peer is isolated (fault injection)");
             return;
         }
         let mut io = lock(&self.io);
@@ -56,7 +56,7 @@ impl Cluster {
                 self.counters
                     .connections_refused
                     .fetch_add(1, Ordering::Relaxed);
-                tracing::info!(peer = %peer.name, %refusal, "link refused after its handshake");
+                node_info!(self, peer = %peer.name, %refusal, "link refused after its handshake");
                 self.act(outputs);
                 return;
             }
@@ -94,7 +94,7 @@ impl Cluster {
             incarnation,
             session,
         });
-        tracing::info!(peer = %peer.name, incarnation, session, "link established");
+        node_info!(self, peer = %peer.name, incarnation, session, "link established");
         self.act(outputs);
     }
 
@@ -114,7 +114,7 @@ impl Cluster {
             (link, current, outputs)
         };
         if let Some(link) = &link {
-            tracing::info!(peer = %link.name, session, reason = why, "link lost");
+            node_info!(self, peer = %link.name, session, reason = why, "link lost");
             self.link_closed(peer, link, why);
         }
         drop(link);
@@ -162,7 +162,7 @@ impl Cluster {
         let (gone, outputs) = self
             .core_step(|core, node| core.purge_vanished(node, Instant::now(), self.grace, alive));
         for peer in gone {
-            tracing::info!(peer, "unlinked peer unknown to membership: purged it");
+            node_info!(self, peer, "unlinked peer unknown to membership: purged it");
         }
         self.act(outputs);
     }

@@ -20,11 +20,11 @@ pub(super) async fn membership_loop(
         };
         match event {
             MembershipEvent::Up(member) => {
-                tracing::info!(peer = %member.name, incarnation = member.incarnation, "member up");
+                node_info!(cluster, peer = %member.name, incarnation = member.incarnation, "member up");
                 cluster.maybe_dial(member);
             }
             MembershipEvent::Down(member) => {
-                tracing::info!(peer = %member.name, incarnation = member.incarnation, "member down");
+                node_info!(cluster, peer = %member.name, incarnation = member.incarnation, "member down");
                 cluster.peer_dead(member.incarnation);
             }
         }

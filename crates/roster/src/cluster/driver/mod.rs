@@ -20,6 +20,16 @@
 //! - a broken link to a member that SWIM still sees alive is redialed and resynced, not
 //!   purged; a member SWIM declares down is purged on this node with reason `NodeDown`.
 
+/// An info-level line of this node, unless its log level is `Off` (see
+/// `runtime::log_level`): `node_info!(cluster, fields.., "message")`.
+macro_rules! node_info {
+    ($cluster:expr, $($arg:tt)*) => {
+        if $cluster.logs_info() {
+            tracing::info!($($arg)*);
+        }
+    };
+}
+
 mod connect;
 #[cfg(feature = "fault-injection")]
 mod faults;
@@ -135,6 +145,11 @@ fn now_ms() -> u64 {
 }
 
 impl Cluster {
+    /// Whether the node logs its info-level lines (see `node_info!`).
+    fn logs_info(&self) -> bool {
+        self.node.logs_info()
+    }
+
     /// Binds the cluster address (TCP and UDP on the same port) and starts the tasks.
     pub(crate) fn start(
         node: Arc<dyn ClusterHost>,

@@ -69,7 +69,7 @@ impl MemberView {
                     tracing::debug!("membership: no live member left");
                 }
                 OwnedNotification::Rejoin(id) => {
-                    tracing::info!(
+                    tracing::warn!(
                         bump = id.bump,
                         "membership: declared down by the cluster; rejoined"
                     );
