@@ -6,7 +6,7 @@ use serde::Serialize;
 
 /// The machine and build a run's figures were taken on.
 #[derive(Debug, Clone, Serialize)]
-pub struct Machine {
+pub(crate) struct Machine {
     /// Logical CPUs available to this process.
     pub nproc: usize,
     /// CPU model name from `/proc/cpuinfo`.
@@ -26,8 +26,8 @@ pub struct Machine {
 
 impl Machine {
     /// Gathers the facts; unknown ones are `"unknown"` (or 0).
-    pub fn detect() -> Self {
-        Machine {
+    pub(crate) fn detect() -> Self {
+        Self {
             nproc: std::thread::available_parallelism().map_or(0, |n| n.get()),
             cpu: cpu_model().unwrap_or_else(unknown),
             memory_gib: total_memory_gib().unwrap_or(0.0),

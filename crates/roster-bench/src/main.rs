@@ -136,10 +136,10 @@ impl Command {
     /// The subcommand as typed.
     fn name(self) -> &'static str {
         match self {
-            Command::Local => "local",
-            Command::Dist => "dist",
-            Command::All => "all",
-            Command::Node => "node",
+            Self::Local => "local",
+            Self::Dist => "dist",
+            Self::All => "all",
+            Self::Node => "node",
         }
     }
 }

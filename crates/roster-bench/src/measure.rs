@@ -19,7 +19,7 @@ use crate::WORKERS;
 /// # Panics
 ///
 /// On an empty slice.
-pub fn median(values: &[f64]) -> f64 {
+pub(crate) fn median(values: &[f64]) -> f64 {
     assert!(!values.is_empty(), "median of nothing");
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
@@ -32,23 +32,26 @@ pub fn median(values: &[f64]) -> f64 {
 }
 
 /// Runs `f` `reps` times; returns the runs of each of its `N` results.
-pub fn runs_of<const N: usize>(reps: usize, mut f: impl FnMut() -> [f64; N]) -> [Vec<f64>; N] {
+pub(crate) fn runs_of<const N: usize>(
+    reps: usize,
+    mut f: impl FnMut() -> [f64; N],
+) -> [Vec<f64>; N] {
     let runs: Vec<[f64; N]> = (0..reps.max(1)).map(|_| f()).collect();
     std::array::from_fn(|i| runs.iter().map(|r| r[i]).collect())
 }
 
 /// Operations per second for `ops` operations done in `elapsed`.
-pub fn ops_per_sec(ops: usize, elapsed: Duration) -> f64 {
+pub(crate) fn ops_per_sec(ops: usize, elapsed: Duration) -> f64 {
     ops as f64 / elapsed.as_secs_f64()
 }
 
 /// A histogram of nanoseconds from 1 ns to 60 s, 3 significant digits.
-pub fn new_histogram() -> Histogram<u64> {
+pub(crate) fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds")
 }
 
 /// Records one duration in nanoseconds (clamped into the histogram's range).
-pub fn record(hist: &mut Histogram<u64>, elapsed: Duration) {
+pub(crate) fn record(hist: &mut Histogram<u64>, elapsed: Duration) {
     let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX).max(1);
     hist.saturating_record(ns);
 }
@@ -56,7 +59,7 @@ pub fn record(hist: &mut Histogram<u64>, elapsed: Duration) {
 /// The cost of the timer itself: the median of `Instant::now()` pairs taken back to back,
 /// in nanoseconds. Every per-call latency includes about this much; it is reported, not
 /// subtracted.
-pub fn timer_overhead_ns(samples: usize) -> f64 {
+pub(crate) fn timer_overhead_ns(samples: usize) -> f64 {
     let mut hist = new_histogram();
     for _ in 0..samples {
         let start = Instant::now();
@@ -67,7 +70,7 @@ pub fn timer_overhead_ns(samples: usize) -> f64 {
 }
 
 /// The keys `{prefix}1..={prefix}{n}`.
-pub fn numbered_keys(prefix: &str, n: usize) -> Vec<CompactString> {
+pub(crate) fn numbered_keys(prefix: &str, n: usize) -> Vec<CompactString> {
     (1..=n)
         .map(|i| compact_str::format_compact!("{prefix}{i}"))
         .collect()
@@ -76,7 +79,7 @@ pub fn numbered_keys(prefix: &str, n: usize) -> Vec<CompactString> {
 /// `count` keys drawn uniformly from `prefix1..=prefix{n}`, reproducible from `seed`.
 ///
 /// Keys are stored inline (`CompactString`), so walking the list costs no pointer chase.
-pub fn random_keys(prefix: &str, n: usize, count: usize, seed: u64) -> Vec<CompactString> {
+pub(crate) fn random_keys(prefix: &str, n: usize, count: usize, seed: u64) -> Vec<CompactString> {
     let mut rng = StdRng::seed_from_u64(seed);
     (0..count)
         .map(|_| compact_str::format_compact!("{prefix}{}", rng.random_range(1..=n)))
@@ -104,7 +107,7 @@ impl SpinBarrier {
 
 /// What one thread of [`on_threads`] did: when it started and ended, and its result.
 #[derive(Debug)]
-pub struct Span<R> {
+pub(crate) struct Span<R> {
     /// When the thread left the start barrier.
     pub start: Instant,
     /// When `f` returned.
@@ -115,7 +118,7 @@ pub struct Span<R> {
 
 /// Runs `f` on each input, one OS thread per input, all started together by a spinning
 /// barrier; each thread times its own run.
-pub fn on_threads<T, R, F>(inputs: Vec<T>, f: F) -> Vec<Span<R>>
+pub(crate) fn on_threads<T, R, F>(inputs: Vec<T>, f: F) -> Vec<Span<R>>
 where
     T: Send,
     R: Send,
@@ -150,7 +153,7 @@ where
 }
 
 /// From the first start to the last end of some spans.
-pub fn overall<R>(spans: &[Span<R>]) -> Duration {
+pub(crate) fn overall<R>(spans: &[Span<R>]) -> Duration {
     let start = spans.iter().map(|s| s.start).min();
     let end = spans.iter().map(|s| s.end).max();
     start
@@ -161,7 +164,7 @@ pub fn overall<R>(spans: &[Span<R>]) -> Duration {
 /// Calls `op` on every key of every list, one OS thread per list, all started together,
 /// without timing single calls. Returns the total throughput over the whole pass: all calls
 /// divided by the time from the first thread's start to the last thread's end.
-pub fn threaded_pass<F>(lists: &[Vec<CompactString>], op: &F) -> f64
+pub(crate) fn threaded_pass<F>(lists: &[Vec<CompactString>], op: &F) -> f64
 where
     F: Fn(&str) + Sync,
 {
@@ -175,7 +178,7 @@ where
 }
 
 /// Calls `op` on every key, timing each call on its own; returns the histogram (ns).
-pub fn timed_pass(keys: &[CompactString], op: impl Fn(&str)) -> Histogram<u64> {
+pub(crate) fn timed_pass(keys: &[CompactString], op: impl Fn(&str)) -> Histogram<u64> {
     let mut hist = new_histogram();
     for key in keys {
         let key = black_box(key.as_str());
@@ -189,7 +192,7 @@ pub fn timed_pass(keys: &[CompactString], op: impl Fn(&str)) -> Histogram<u64> {
 
 /// What came of tasks released together by [`release_tasks`].
 #[derive(Debug)]
-pub struct Released<T> {
+pub(crate) struct Released<T> {
     /// When the tasks were released.
     pub start: Instant,
     /// When the last of them completed.
@@ -279,7 +282,7 @@ async fn release<F: Send + Sync + 'static>(shared: &Arc<Shared<F>>) -> Instant {
 /// task finishing last has completed its operation (that task reads the clock itself, so
 /// waking the caller is not timed either). Scenarios that wait for something else than
 /// the last completion time it from [`Released::start`].
-pub async fn release_tasks<T, E, F>(items: Vec<T>, op: F) -> Released<T>
+pub(crate) async fn release_tasks<T, E, F>(items: Vec<T>, op: F) -> Released<T>
 where
     T: Send + 'static,
     E: Send + 'static,
@@ -295,7 +298,7 @@ const SPIN_AHEAD: Duration = Duration::from_millis(2);
 /// Like [`release_tasks`], but the tasks are not released before the wall-clock time
 /// `not_before` (if given): processes started together by a driver release their tasks at
 /// the same instant, whatever the latency of the driver's signal to each.
-pub async fn release_tasks_at<T, E, F>(
+pub(crate) async fn release_tasks_at<T, E, F>(
     items: Vec<T>,
     op: F,
     not_before: Option<SystemTime>,

@@ -23,7 +23,7 @@ use crate::report::{Report, Unit};
 static ALLOCATOR: Cap<System> = Cap::new(System, usize::MAX);
 
 /// Bytes currently allocated by the whole program.
-pub fn allocated() -> usize {
+pub(crate) fn allocated() -> usize {
     ALLOCATOR.allocated()
 }
 
@@ -42,13 +42,13 @@ impl Sizes {
     /// 100K and 1M entries, or 10K and 20K for smoke runs (`quick`).
     pub fn new(quick: bool) -> Self {
         if quick {
-            Sizes {
+            Self {
                 small: 10_000,
                 large: 20_000,
                 group_size: 100,
             }
         } else {
-            Sizes {
+            Self {
                 small: 100_000,
                 large: 1_000_000,
                 group_size: 100,
@@ -128,7 +128,7 @@ fn memberships(bench: &Bench<'_>, n: usize, group_size: usize) -> Result<Cost, S
 }
 
 /// Runs M1 and M2 at both sizes, adding their figures to `report`.
-pub fn run(bench: &Bench<'_>, report: &mut Report) {
+pub(crate) fn run(bench: &Bench<'_>, report: &mut Report) {
     let sizes = bench.memory;
     if bench.selected("M1") {
         bench.progress("M1");

@@ -6,7 +6,7 @@
 
 /// What a figure must reach to meet Roster's target.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Target {
+pub(crate) enum Target {
     /// No target; the figure is reported for comparison only.
     None,
     /// The value must be at least this.
@@ -33,7 +33,7 @@ pub enum Target {
 
 /// The best peer's figure and Roster's target for one contract metric.
 #[derive(Debug, Clone, Copy)]
-pub struct PeerFigure {
+pub(crate) struct PeerFigure {
     /// The contract metric name.
     pub metric: &'static str,
     /// The best peer's figure, as printed in the peers' table (empty if none).
@@ -61,7 +61,7 @@ const fn row(
 
 /// The contract metrics of the local scenarios (L1-L6, M1, M2) with the best peer figure
 /// and Roster's target.
-pub const LOCAL: &[PeerFigure] = &[
+pub(crate) const LOCAL: &[PeerFigure] = &[
     row("lookup_1t", "pg 1.75M", ">= 17.5M", Target::AtLeast(17.5e6)),
     row("lookup_2t", "pg 3.9M", ">= 39M", Target::AtLeast(39e6)),
     row("lookup_p50", "pg 711", "", Target::None),
@@ -102,7 +102,7 @@ pub const LOCAL: &[PeerFigure] = &[
 /// The contract metrics of the distributed scenarios (D1-D7, G1, R1) with the best peer figure
 /// and Roster's target. `T1` (replicated registrations
 /// per second with 3 nodes) has no peer figure.
-pub const DIST: &[PeerFigure] = &[
+pub(crate) const DIST: &[PeerFigure] = &[
     row("repl_p50", "pg 40", "< 40", Target::Below(40.0)),
     row("repl_p99", "pg 117", "< 117", Target::Below(117.0)),
     row("repl_max", "", "", Target::None),
@@ -136,7 +136,7 @@ pub const DIST: &[PeerFigure] = &[
 ];
 
 /// Extra targets that relate two metrics of the same run (shown next to the first one).
-pub const RELATIVE: &[PeerFigure] = &[
+pub(crate) const RELATIVE: &[PeerFigure] = &[
     row(
         "lookup_1t",
         "",
@@ -173,12 +173,12 @@ fn contract() -> impl Iterator<Item = &'static PeerFigure> {
 }
 
 /// The contract row of `metric`, if it has one.
-pub fn find(metric: &str) -> Option<&'static PeerFigure> {
+pub(crate) fn find(metric: &str) -> Option<&'static PeerFigure> {
     contract().find(|p| p.metric == metric)
 }
 
 /// Every check (absolute and relative) that applies to `metric`.
-pub fn checks(metric: &str) -> impl Iterator<Item = &'static PeerFigure> + '_ {
+pub(crate) fn checks(metric: &str) -> impl Iterator<Item = &'static PeerFigure> + '_ {
     contract()
         .chain(RELATIVE)
         .filter(move |p| p.metric == metric && p.target != Target::None)

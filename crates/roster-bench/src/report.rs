@@ -9,7 +9,7 @@ use crate::peers::{self, Target};
 
 /// The unit of a figure, as written in the output contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Unit {
+pub(crate) enum Unit {
     /// Operations per second.
     #[serde(rename = "ops/s")]
     OpsPerSec,
@@ -29,20 +29,20 @@ pub enum Unit {
 
 impl Unit {
     /// The unit as printed.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
-            Unit::OpsPerSec => "ops/s",
-            Unit::Ns => "ns",
-            Unit::Us => "us",
-            Unit::Ms => "ms",
-            Unit::Bytes => "bytes",
+            Self::OpsPerSec => "ops/s",
+            Self::Ns => "ns",
+            Self::Us => "us",
+            Self::Ms => "ms",
+            Self::Bytes => "bytes",
         }
     }
 }
 
 /// One measured figure: one JSON line of the output contract.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Figure {
+pub(crate) struct Figure {
     /// Scenario id, e.g. `"L1"`.
     pub scenario: &'static str,
     /// Metric name, e.g. `"lookup_1t"`.
@@ -55,7 +55,7 @@ pub struct Figure {
 
 /// Where figures go: printed at once as JSON lines, or kept for a table at the end.
 #[derive(Debug)]
-pub struct Report {
+pub(crate) struct Report {
     json: bool,
     verbose: bool,
     figures: Vec<Figure>,
@@ -65,8 +65,8 @@ pub struct Report {
 impl Report {
     /// A report printing JSON lines (`json`) or a human table; `verbose` also prints every
     /// run of a median to stderr.
-    pub fn new(json: bool, verbose: bool) -> Self {
-        Report {
+    pub(crate) fn new(json: bool, verbose: bool) -> Self {
+        Self {
             json,
             verbose,
             figures: Vec::new(),
@@ -75,12 +75,18 @@ impl Report {
     }
 
     /// Whether figures are printed as JSON lines.
-    pub fn is_json(&self) -> bool {
+    pub(crate) fn is_json(&self) -> bool {
         self.json
     }
 
     /// Records a figure (and prints it at once in JSON mode).
-    pub fn add(&mut self, scenario: &'static str, metric: &'static str, value: f64, unit: Unit) {
+    pub(crate) fn add(
+        &mut self,
+        scenario: &'static str,
+        metric: &'static str,
+        value: f64,
+        unit: Unit,
+    ) {
         let figure = Figure {
             scenario,
             metric,
@@ -99,7 +105,7 @@ impl Report {
 
     /// Records the median of some runs as the figure (printing every run to stderr when
     /// verbose).
-    pub fn add_runs(
+    pub(crate) fn add_runs(
         &mut self,
         scenario: &'static str,
         metric: &'static str,
@@ -118,18 +124,18 @@ impl Report {
     }
 
     /// Records a failed check (a scenario that did not behave); printed to stderr at once.
-    pub fn fail(&mut self, message: String) {
+    pub(crate) fn fail(&mut self, message: String) {
         eprintln!("FAILURE: {message}");
         self.failures.push(message);
     }
 
     /// The failures recorded so far.
-    pub fn failures(&self) -> &[String] {
+    pub(crate) fn failures(&self) -> &[String] {
         &self.failures
     }
 
     /// The value of a metric recorded in this run.
-    pub fn value_of(&self, metric: &str) -> Option<f64> {
+    pub(crate) fn value_of(&self, metric: &str) -> Option<f64> {
         self.figures
             .iter()
             .find(|f| f.metric == metric)
@@ -137,7 +143,7 @@ impl Report {
     }
 
     /// Whether `figure` meets every target that applies to it: `None` without a target.
-    pub fn meets_targets(&self, figure: &Figure) -> Option<bool> {
+    pub(crate) fn meets_targets(&self, figure: &Figure) -> Option<bool> {
         let mut verdict = None;
         for check in peers::checks(figure.metric) {
             let ok = match check.target {
@@ -160,7 +166,7 @@ impl Report {
     }
 
     /// The human table: scenario, metric, value, unit, best peer, target, verdict.
-    pub fn table(&self) -> String {
+    pub(crate) fn table(&self) -> String {
         let header = [
             "scenario",
             "metric",
@@ -229,7 +235,7 @@ impl Report {
 }
 
 /// A value for humans: throughputs with K/M/G, durations and sizes with sensible precision.
-pub fn format_value(value: f64, unit: Unit) -> String {
+pub(crate) fn format_value(value: f64, unit: Unit) -> String {
     match unit {
         Unit::OpsPerSec => {
             let (scaled, suffix) = if value >= 1e9 {

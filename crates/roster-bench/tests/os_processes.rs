@@ -67,7 +67,7 @@ struct View {
 
 impl Agent {
     /// Runs `command` (which must start the agent) and waits until the agent is ready.
-    fn spawn(name: &str, mut command: Command) -> Agent {
+    fn spawn(name: &str, mut command: Command) -> Self {
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -85,7 +85,7 @@ impl Agent {
                 }
             }
         });
-        let mut agent = Agent {
+        let mut agent = Self {
             name: name.into(),
             child,
             stdin,
@@ -99,10 +99,10 @@ impl Agent {
     }
 
     /// An agent on this machine's network.
-    fn local(name: &str) -> Agent {
+    fn local(name: &str) -> Self {
         let mut command = Command::new(AGENT);
         command.arg("node");
-        Agent::spawn(name, command)
+        Self::spawn(name, command)
     }
 
     /// The next reply; an error reply is an error.
@@ -480,10 +480,10 @@ struct NetLab {
 impl NetLab {
     /// Creates the namespaces, the bridge and `n` linked nodes' namespaces, or `None` (with
     /// a message) if this machine does not let the test create namespaces.
-    fn new(n: usize) -> Option<NetLab> {
+    fn new(n: usize) -> Option<Self> {
         remove_stale_namespaces();
         let id = std::process::id();
-        let mut lab = NetLab {
+        let mut lab = Self {
             nodes: (0..n).map(|i| format!("{NETNS_PREFIX}{id}-n{i}")).collect(),
             bridge: format!("{NETNS_PREFIX}{id}-br"),
             created: Vec::new(),
@@ -510,8 +510,8 @@ impl NetLab {
             let ns = lab.nodes[i].clone();
             ip(&["netns", "add", &ns]).unwrap_or_else(|e| panic!("namespace setup: {e}"));
             lab.created.push(ns.clone());
-            let port = NetLab::bridge_port(i);
-            let addr = format!("{}/24", NetLab::host(i));
+            let port = Self::bridge_port(i);
+            let addr = format!("{}/24", Self::host(i));
             // The pair is created inside the node's namespace, its far end moved straight
             // into the bridge's: nothing ever appears in the root namespace.
             setup(&[
@@ -534,7 +534,7 @@ impl NetLab {
 
     /// Node `i`'s cluster address.
     fn cluster_addr(i: usize) -> String {
-        format!("{}:{PORT}", NetLab::host(i))
+        format!("{}:{PORT}", Self::host(i))
     }
 
     /// The bridge-side end of node `i`'s veth pair.
@@ -549,10 +549,10 @@ impl NetLab {
         let mut agent = Agent::spawn(name, command);
         let seeds: Vec<String> = (0..self.nodes.len())
             .filter(|&j| j != i)
-            .map(NetLab::cluster_addr)
+            .map(Self::cluster_addr)
             .collect();
         let seeds: Vec<&str> = seeds.iter().map(String::as_str).collect();
-        agent.start(&NetLab::cluster_addr(i), &seeds);
+        agent.start(&Self::cluster_addr(i), &seeds);
         self.agents.push(agent);
     }
 
@@ -564,7 +564,7 @@ impl NetLab {
             &self.bridge,
             "link",
             "set",
-            &NetLab::bridge_port(i),
+            &Self::bridge_port(i),
             state,
         ])
         .unwrap_or_else(|e| panic!("{e}"));

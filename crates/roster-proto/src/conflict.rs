@@ -119,11 +119,11 @@ impl ConflictRule {
             || first.registered_at.cmp(&second.registered_at).then(by_pid) == Ordering::Less;
         let mut panicked = false;
         let first_wins = match self {
-            ConflictRule::KeepOldest => keep_oldest(),
-            ConflictRule::KeepNewest => {
+            Self::KeepOldest => keep_oldest(),
+            Self::KeepNewest => {
                 second.registered_at.cmp(&first.registered_at).then(by_pid) == Ordering::Less
             }
-            ConflictRule::Custom(resolver) => {
+            Self::Custom(resolver) => {
                 let swapped = by_pid == Ordering::Greater;
                 let (low, high) = if swapped {
                     (second, first)
@@ -197,9 +197,9 @@ fn remember(logged: &mut BTreeSet<Box<str>>, key: &str) -> bool {
 impl fmt::Debug for ConflictRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConflictRule::KeepOldest => f.write_str("KeepOldest"),
-            ConflictRule::KeepNewest => f.write_str("KeepNewest"),
-            ConflictRule::Custom(_) => f.write_str("Custom(..)"),
+            Self::KeepOldest => f.write_str("KeepOldest"),
+            Self::KeepNewest => f.write_str("KeepNewest"),
+            Self::Custom(_) => f.write_str("Custom(..)"),
         }
     }
 }

@@ -32,7 +32,7 @@ pub struct Member {
 impl Member {
     /// A member of a group: `pid` with its `meta`.
     pub fn new(pid: Pid, meta: Meta) -> Self {
-        Member { pid, meta }
+        Self { pid, meta }
     }
 
     /// The member process.
@@ -110,8 +110,8 @@ impl MemberList {
     /// The members, in join order.
     pub fn iter(&self) -> impl Iterator<Item = &Member> {
         let (flat, tree) = match self {
-            MemberList::Flat(list) => (Some(list.iter()), None),
-            MemberList::Tree(tree) => (None, Some(tree.values())),
+            Self::Flat(list) => (Some(list.iter()), None),
+            Self::Tree(tree) => (None, Some(tree.values())),
         };
         flat.into_iter().flatten().chain(tree.into_iter().flatten())
     }
@@ -119,8 +119,8 @@ impl MemberList {
     /// Number of members.
     pub fn len(&self) -> usize {
         match self {
-            MemberList::Flat(list) => list.len(),
-            MemberList::Tree(tree) => tree.len(),
+            Self::Flat(list) => list.len(),
+            Self::Tree(tree) => tree.len(),
         }
     }
 

@@ -19,7 +19,7 @@ pub struct Envelope {
 impl Envelope {
     /// A message from `from` (if it came from a process) with its encoded payload.
     pub fn new(from: Option<Pid>, payload: Meta) -> Self {
-        Envelope { from, payload }
+        Self { from, payload }
     }
 
     /// The sending process, if the message was sent by one.

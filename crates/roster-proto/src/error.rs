@@ -153,8 +153,8 @@ pub enum TryRecvError {
 impl From<RecvError> for TryRecvError {
     fn from(error: RecvError) -> Self {
         match error {
-            RecvError::Decode { from, reason } => TryRecvError::Decode { from, reason },
-            RecvError::Exited(pid) => TryRecvError::Exited(pid),
+            RecvError::Decode { from, reason } => Self::Decode { from, reason },
+            RecvError::Exited(pid) => Self::Exited(pid),
         }
     }
 }

@@ -89,7 +89,7 @@ impl<T: KeyTag> PackedKey<T> {
             let tagged = (0..key.len() + 1).map(|i| if i == 0 { tag } else { key[i - 1] });
             Packed::Shared(ThinArc::from_header_and_iter((), tagged))
         };
-        PackedKey(packed, PhantomData)
+        Self(packed, PhantomData)
     }
 
     /// The tag it was stored with.
@@ -125,7 +125,7 @@ impl<T> PackedKey<T> {
 
 impl<T> Clone for PackedKey<T> {
     fn clone(&self) -> Self {
-        PackedKey(self.0.clone(), PhantomData)
+        Self(self.0.clone(), PhantomData)
     }
 }
 
@@ -247,22 +247,22 @@ impl Limits {
     /// The protocol's own bounds: no node accepts more whatever its configuration, so
     /// that any op or message fits in a frame. Frames from peers are checked against
     /// these; each node then skips the items over its own limits.
-    pub const CEILING: Limits = Limits {
+    pub const CEILING: Self = Self {
         max_key_bytes: 64 * 1024,
         max_meta_bytes: 16 * 1024 * 1024,
         max_message_bytes: 16 * 1024 * 1024,
     };
 
     /// The defaults of `roster::NodeBuilder`.
-    pub const DEFAULT: Limits = Limits {
+    pub const DEFAULT: Self = Self {
         max_key_bytes: 1024,
         max_meta_bytes: 64 * 1024,
         max_message_bytes: 1024 * 1024,
     };
 
     /// Each limit clamped to the protocol's [`Limits::CEILING`].
-    pub fn clamped(self) -> Limits {
-        Limits {
+    pub fn clamped(self) -> Self {
+        Self {
             max_key_bytes: self.max_key_bytes.min(Self::CEILING.max_key_bytes),
             max_meta_bytes: self.max_meta_bytes.min(Self::CEILING.max_meta_bytes),
             max_message_bytes: self.max_message_bytes.min(Self::CEILING.max_message_bytes),
@@ -270,8 +270,8 @@ impl Limits {
     }
 
     /// The smaller of each limit.
-    pub fn min(self, other: Limits) -> Limits {
-        Limits {
+    pub fn min(self, other: Self) -> Self {
+        Self {
             max_key_bytes: self.max_key_bytes.min(other.max_key_bytes),
             max_meta_bytes: self.max_meta_bytes.min(other.max_meta_bytes),
             max_message_bytes: self.max_message_bytes.min(other.max_message_bytes),
@@ -343,18 +343,18 @@ impl Pattern {
     /// ```
     pub fn matches(&self, key: &str) -> bool {
         match self {
-            Pattern::All => true,
-            Pattern::Exact(k) => k == key,
-            Pattern::Prefix(p) => key.starts_with(p.as_str()),
+            Self::All => true,
+            Self::Exact(k) => k == key,
+            Self::Prefix(p) => key.starts_with(p.as_str()),
         }
     }
 
     /// Checks the pattern's key or prefix against `limits`.
     pub fn validate(&self, limits: &Limits) -> Result<(), KeyError> {
         match self {
-            Pattern::All => Ok(()),
-            Pattern::Exact(k) => limits.write_key(k),
-            Pattern::Prefix(p) => {
+            Self::All => Ok(()),
+            Self::Exact(k) => limits.write_key(k),
+            Self::Prefix(p) => {
                 limits.any_key(p)?;
                 if is_prefix(p) {
                     Ok(())
@@ -370,11 +370,11 @@ impl From<&str> for Pattern {
     /// A key ending in `/` is a prefix, any other key is exact; `"*"` means all keys.
     fn from(key: &str) -> Self {
         if key == "*" {
-            Pattern::All
+            Self::All
         } else if is_prefix(key) {
-            Pattern::Prefix(key.into())
+            Self::Prefix(key.into())
         } else {
-            Pattern::Exact(key.into())
+            Self::Exact(key.into())
         }
     }
 }
@@ -429,17 +429,17 @@ mod tests {
     impl KeyTag for HeldKind {
         fn to_byte(self) -> u8 {
             match self {
-                HeldKind::Name => 0,
-                HeldKind::Member => 1,
-                HeldKind::Last => 7,
+                Self::Name => 0,
+                Self::Member => 1,
+                Self::Last => 7,
             }
         }
 
         fn from_byte(byte: u8) -> Self {
             match byte {
-                0 => HeldKind::Name,
-                1 => HeldKind::Member,
-                _ => HeldKind::Last,
+                0 => Self::Name,
+                1 => Self::Member,
+                _ => Self::Last,
             }
         }
     }
@@ -449,7 +449,7 @@ mod tests {
         use std::hash::BuildHasher;
         use std::ops::Bound;
 
-        assert_eq!(std::mem::size_of::<PackedKey<HeldKind>>(), 16);
+        assert_eq!(size_of::<PackedKey<HeldKind>>(), 16);
         let hasher = foldhash::fast::FixedState::default();
         // In place, at the limit, and shared.
         for text in ["", "user/123", "fifteen-bytes-k", "sixteen-bytes-ke"] {

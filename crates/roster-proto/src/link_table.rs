@@ -32,7 +32,7 @@ pub struct RedialPolicy {
 
 impl Default for RedialPolicy {
     fn default() -> Self {
-        RedialPolicy {
+        Self {
             initial: Duration::from_millis(20),
             max: Duration::from_secs(2),
         }
@@ -90,9 +90,9 @@ pub enum Refusal {
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Refusal::Severed => "links are severed on this node",
-            Refusal::SeveredMeanwhile => "links were severed while the handshake ran",
-            Refusal::TooManyHandshakes => "too many handshakes in progress",
+            Self::Severed => "links are severed on this node",
+            Self::SeveredMeanwhile => "links were severed while the handshake ran",
+            Self::TooManyHandshakes => "too many handshakes in progress",
         })
     }
 }
@@ -113,7 +113,7 @@ struct PeerSlot<L> {
 
 impl<L> Default for PeerSlot<L> {
     fn default() -> Self {
-        PeerSlot {
+        Self {
             link: None,
             dialing: false,
             redial: false,
@@ -139,7 +139,7 @@ pub struct LinkTable<L> {
 impl<L> LinkTable<L> {
     /// An empty table: redials follow `policy`, at most `max_handshakes` inbound handshakes run at once.
     pub fn new(policy: RedialPolicy, max_handshakes: usize) -> Self {
-        LinkTable {
+        Self {
             peers: HashMap::new(),
             policy,
             severed_until: None,

@@ -30,7 +30,7 @@ struct Chunk {
 
 impl Chunk {
     fn new() -> Self {
-        Chunk {
+        Self {
             words: (0..WORDS).map(|_| AtomicU64::new(0)).collect(),
             counts: AtomicU64::new(0),
         }

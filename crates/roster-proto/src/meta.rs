@@ -90,7 +90,7 @@ impl Meta {
     /// ```
     /// assert!(roster::Meta::EMPTY.is_empty());
     /// ```
-    pub const EMPTY: Meta = Meta(None);
+    pub const EMPTY: Self = Self(None);
 
     /// Encodes a value as MessagePack (structs as maps with field names).
     ///
@@ -103,7 +103,7 @@ impl Meta {
     /// let meta = roster::Meta::encode(&42u32).unwrap();
     /// assert_eq!(meta.decode::<u32>().unwrap(), 42);
     /// ```
-    pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Meta, MetaError> {
+    pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Self, MetaError> {
         thread_local! {
             // Reused per thread: encoding allocates only the final shared bytes, and
             // nothing at all for unit-like values.
@@ -122,7 +122,7 @@ impl Meta {
             value
                 .serialize(&mut rmp_serde::Serializer::new(&mut *bytes).with_struct_map())
                 .map_err(|e| MetaError::Encode(e.to_string()))?;
-            let meta = Meta::from_bytes(bytes);
+            let meta = Self::from_bytes(bytes);
             if bytes.capacity() > 64 * 1024 {
                 *bytes = Vec::new();
             }
@@ -136,11 +136,11 @@ impl Meta {
     /// let meta = roster::Meta::from_bytes(&[0x2a]);
     /// assert_eq!(meta.decode::<u8>().unwrap(), 42);
     /// ```
-    pub fn from_bytes(bytes: &[u8]) -> Meta {
+    pub fn from_bytes(bytes: &[u8]) -> Self {
         if bytes.is_empty() || bytes == NIL {
-            Meta(None)
+            Self(None)
         } else {
-            Meta(Some(ThinArc::from_header_and_slice((), bytes)))
+            Self(Some(ThinArc::from_header_and_slice((), bytes)))
         }
     }
 
@@ -197,7 +197,7 @@ impl fmt::Debug for Meta {
     }
 }
 
-impl serde::Serialize for Meta {
+impl Serialize for Meta {
     /// Meta crosses the wire as its MessagePack bytes.
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_bytes(self.as_bytes())

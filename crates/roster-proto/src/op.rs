@@ -41,18 +41,18 @@ impl Op {
     /// The key the op changes.
     pub fn key(&self) -> &Key {
         match self {
-            Op::Register { key, .. }
-            | Op::Unregister { key, .. }
-            | Op::Join { key, .. }
-            | Op::Leave { key, .. } => key,
+            Self::Register { key, .. }
+            | Self::Unregister { key, .. }
+            | Self::Join { key, .. }
+            | Self::Leave { key, .. } => key,
         }
     }
 
     /// Encoded length of the op's meta (0 for removals).
     pub fn meta_len(&self) -> usize {
         match self {
-            Op::Register { meta, .. } | Op::Join { meta, .. } => meta.encoded_len(),
-            Op::Unregister { .. } | Op::Leave { .. } => 0,
+            Self::Register { meta, .. } | Self::Join { meta, .. } => meta.encoded_len(),
+            Self::Unregister { .. } | Self::Leave { .. } => 0,
         }
     }
 
@@ -65,10 +65,10 @@ impl Op {
     /// The process whose entry the op changes.
     pub fn pid(&self) -> Pid {
         match self {
-            Op::Register { pid, .. }
-            | Op::Unregister { pid, .. }
-            | Op::Join { pid, .. }
-            | Op::Leave { pid, .. } => *pid,
+            Self::Register { pid, .. }
+            | Self::Unregister { pid, .. }
+            | Self::Join { pid, .. }
+            | Self::Leave { pid, .. } => *pid,
         }
     }
 }

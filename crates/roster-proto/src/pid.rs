@@ -22,7 +22,7 @@ pub struct Incarnation(u64);
 impl Incarnation {
     /// The incarnation numbered `value`.
     pub const fn new(value: u64) -> Self {
-        Incarnation(value)
+        Self(value)
     }
 
     /// Its number.
@@ -33,7 +33,7 @@ impl Incarnation {
 
 impl From<u64> for Incarnation {
     fn from(value: u64) -> Self {
-        Incarnation(value)
+        Self(value)
     }
 }
 
@@ -82,7 +82,7 @@ impl Pid {
     /// assert_eq!(pid.serial(), 42);
     /// ```
     pub const fn new(incarnation: Incarnation, serial: u64) -> Self {
-        Pid {
+        Self {
             incarnation,
             serial,
         }

@@ -56,8 +56,8 @@ impl<E> Delivery<E> {
     /// ```
     pub fn into_events(self) -> Option<Vec<E>> {
         match self {
-            Delivery::Events(events) => Some(events),
-            Delivery::Lagged { .. } => None,
+            Self::Events(events) => Some(events),
+            Self::Lagged { .. } => None,
         }
     }
 }
@@ -98,7 +98,7 @@ struct QueueState<E> {
 
 impl<E> Default for QueueState<E> {
     fn default() -> Self {
-        QueueState {
+        Self {
             items: VecDeque::new(),
             queued_events: 0,
             waker: None,
@@ -210,7 +210,7 @@ pub struct SubscriberTable<E = Event> {
 
 impl<E> Default for SubscriberTable<E> {
     fn default() -> Self {
-        SubscriberTable {
+        Self {
             all: Vec::new(),
             exact: HashMap::new(),
             prefix: HashMap::new(),
@@ -221,7 +221,7 @@ impl<E> Default for SubscriberTable<E> {
 
 impl<E> Clone for SubscriberTable<E> {
     fn clone(&self) -> Self {
-        SubscriberTable {
+        Self {
             all: self.all.clone(),
             exact: self.exact.clone(),
             prefix: self.prefix.clone(),
@@ -320,7 +320,7 @@ pub struct Subscribers<E = Event> {
 
 impl<E> Default for Subscribers<E> {
     fn default() -> Self {
-        Subscribers {
+        Self {
             table: ArcSwap::default(),
         }
     }
@@ -503,7 +503,7 @@ pub struct Subscription<E: Keyed = Event> {
 impl<E: Keyed> Subscription<E> {
     /// A subscription reading `queue`, which leaves `registry` when dropped.
     pub(crate) fn new(queue: Arc<SubscriberQueue<E>>, registry: Weak<Subscribers<E>>) -> Self {
-        Subscription {
+        Self {
             queue,
             linger: false,
             registry,
@@ -668,7 +668,7 @@ mod tests {
             let registry = Arc::new(Subscribers::default());
             let queue = registry.add(vec![Pattern::All], 16);
             let events = Subscription::new(queue, Arc::downgrade(&registry));
-            Subscribed {
+            Self {
                 registry,
                 events,
                 wakes: Arc::default(),

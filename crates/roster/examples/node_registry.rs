@@ -265,7 +265,7 @@ struct NodeEvents {
 
 impl NodeEvents {
     fn new(events: Subscription<NodeEvent>) -> Self {
-        NodeEvents {
+        Self {
             events,
             queued: VecDeque::new(),
         }

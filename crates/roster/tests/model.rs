@@ -211,7 +211,7 @@ impl Harness {
             .start()
             .unwrap();
         let events = node.default_scope().subscribe(Pattern::All).unwrap();
-        Harness {
+        Self {
             node,
             events,
             handles: Vec::new(),

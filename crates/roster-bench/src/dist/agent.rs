@@ -61,7 +61,7 @@ struct Agent<'rt> {
 }
 
 /// Runs the agent until stdin closes or a [`Request::Shutdown`].
-pub fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(WORKERS)
         .enable_all()

@@ -16,7 +16,7 @@ use super::REPLY_LIMIT;
 use super::protocol::{Cond, Request, field, text_field};
 
 /// A running node agent.
-pub struct AgentProc {
+pub(super) struct AgentProc {
     /// The node's name, for messages.
     pub name: String,
     child: Child,
@@ -30,7 +30,7 @@ pub struct AgentProc {
 
 impl AgentProc {
     /// Spawns an agent process and waits until it is ready (its node is not started).
-    pub fn spawn(name: &str) -> Result<AgentProc, String> {
+    pub(super) fn spawn(name: &str) -> Result<Self, String> {
         let exe = std::env::current_exe().map_err(|e| format!("current exe: {e}"))?;
         let since = Instant::now();
         let mut child = Command::new(exe)
@@ -54,7 +54,7 @@ impl AgentProc {
                 }
             }
         });
-        let mut agent = AgentProc {
+        let mut agent = Self {
             name: name.into(),
             child,
             stdin,
@@ -68,7 +68,7 @@ impl AgentProc {
     }
 
     /// Sends a request without waiting for its reply.
-    pub fn send(&mut self, request: &Request) -> Result<(), String> {
+    pub(super) fn send(&mut self, request: &Request) -> Result<(), String> {
         let line = serde_json::to_string(request).expect("a request serializes");
         writeln!(self.stdin, "{line}")
             .and_then(|()| self.stdin.flush())
@@ -76,12 +76,12 @@ impl AgentProc {
     }
 
     /// The next reply, within [`REPLY_LIMIT`].
-    pub fn recv(&mut self) -> Result<Value, String> {
+    pub(super) fn recv(&mut self) -> Result<Value, String> {
         self.recv_within(REPLY_LIMIT)
     }
 
     /// The next reply, within `limit`; an error reply becomes an error.
-    pub fn recv_within(&mut self, limit: Duration) -> Result<Value, String> {
+    pub(super) fn recv_within(&mut self, limit: Duration) -> Result<Value, String> {
         let line = match self.replies.recv_timeout(limit) {
             Ok(line) => line,
             Err(RecvTimeoutError::Timeout) => {
@@ -112,14 +112,14 @@ impl AgentProc {
     }
 
     /// Sends a request and waits for its reply.
-    pub fn call(&mut self, request: &Request) -> Result<Value, String> {
+    pub(super) fn call(&mut self, request: &Request) -> Result<Value, String> {
         self.send(request)?;
         self.recv()
     }
 
     /// Starts the node, seeded with `seeds`, arming a watcher for `watch` at once; returns
     /// the reply (`start_ns`, `alloc_after`, ...).
-    pub fn start(&mut self, seeds: &[&AgentProc], watch: Option<Cond>) -> Result<Value, String> {
+    pub(super) fn start(&mut self, seeds: &[&Self], watch: Option<Cond>) -> Result<Value, String> {
         let seeds = seeds
             .iter()
             .map(|a| a.addr.clone().ok_or(format!("{} is not started", a.name)))
@@ -138,18 +138,18 @@ impl AgentProc {
     }
 
     /// Waits until the watcher sees its condition; returns when it did (`seen_ns`).
-    pub fn watch_result(&mut self) -> Result<u64, String> {
+    pub(super) fn watch_result(&mut self) -> Result<u64, String> {
         field(&self.call(&Request::WatchResult)?, "seen_ns")
     }
 
     /// Polls `cond` until it holds; returns when it did.
-    pub fn wait_for(&mut self, cond: Cond) -> Result<u64, String> {
+    pub(super) fn wait_for(&mut self, cond: Cond) -> Result<u64, String> {
         self.call(&Request::Watch { cond })?;
         self.watch_result()
     }
 
     /// Link bytes sent by the node so far.
-    pub fn bytes_sent(&mut self) -> Result<u64, String> {
+    pub(super) fn bytes_sent(&mut self) -> Result<u64, String> {
         field(&self.call(&Request::Stats)?, "bytes_sent")
     }
 }
@@ -163,7 +163,7 @@ impl Drop for AgentProc {
 
 /// Spawns and starts `names.len()` agents, every one seeded with the first, and waits until
 /// each is linked to all the others.
-pub fn cluster(names: &[&str]) -> Result<Vec<AgentProc>, String> {
+pub(super) fn cluster(names: &[&str]) -> Result<Vec<AgentProc>, String> {
     let mut agents = names
         .iter()
         .map(|name| AgentProc::spawn(name))

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 /// The node's link statistics as a reply: `bytes_sent`, `bytes_received` (link bytes:
 /// frames and their length prefixes; SWIM's UDP datagrams are not counted) and the
 /// counters of link trouble.
-pub fn stats(node: &Node) -> Result<Value, String> {
+pub(super) fn stats(node: &Node) -> Result<Value, String> {
     let s = node
         .cluster()
         .stats()
@@ -26,7 +26,7 @@ pub fn stats(node: &Node) -> Result<Value, String> {
 }
 
 /// Closes every link of the node and refuses new ones for `for_`.
-pub fn sever(node: &Node, for_: Duration) -> Result<(), String> {
+pub(super) fn sever(node: &Node, for_: Duration) -> Result<(), String> {
     if node.cluster().addr().is_none() {
         return Err("the node has no cluster layer".into());
     }

@@ -40,17 +40,17 @@ use crate::Bench;
 use crate::measure::new_histogram;
 use crate::report::{Report, Unit};
 
-pub use self::agent::main as agent_main;
+pub(crate) use self::agent::main as agent_main;
 
 /// The cluster secret every node of the benchmarks shares.
-pub const SECRET: &str = "roster-bench-cluster-secret";
+pub(crate) const SECRET: &str = "roster-bench-cluster-secret";
 
 /// Longest an agent waits for anything (convergence, peers, a connection).
-pub const WAIT_LIMIT: Duration = Duration::from_secs(60);
+pub(crate) const WAIT_LIMIT: Duration = Duration::from_secs(60);
 
 /// Longest the driver waits for a reply: longer than [`WAIT_LIMIT`], so that the agent's
 /// own timeout, with its details, comes first.
-pub const REPLY_LIMIT: Duration = Duration::from_secs(75);
+pub(crate) const REPLY_LIMIT: Duration = Duration::from_secs(75);
 
 /// How long after a sync B's memory is read: the buffers of the sync and the tables its
 /// growth replaced are freed by then (right at the end of a 1M sync, about a third more
@@ -101,7 +101,7 @@ impl Sizes {
         let reps = reps.unwrap_or(if quick { 1 } else { 5 }).max(1);
         let clock = "SystemTime (CLOCK_REALTIME) ns since the Unix epoch, taken in each agent; same machine";
         if quick {
-            Sizes {
+            Self {
                 reps,
                 big_reps: reps.min(3),
                 iterations: 100,
@@ -119,7 +119,7 @@ impl Sizes {
                 clock,
             }
         } else {
-            Sizes {
+            Self {
                 reps,
                 big_reps: reps.min(3),
                 iterations: 1_000,
@@ -141,7 +141,7 @@ impl Sizes {
 }
 
 /// Runs the selected distributed scenarios in order, adding their figures to `report`.
-pub fn run(bench: &Bench<'_>, report: &mut Report) {
+pub(crate) fn run(bench: &Bench<'_>, report: &mut Report) {
     type Scenario = fn(&Sizes, &mut Report);
     let scenarios: [(&str, Scenario); 9] = [
         ("D1", latency),

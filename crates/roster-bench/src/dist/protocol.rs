@@ -11,25 +11,25 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Wall-clock nanoseconds since the Unix epoch (`SystemTime`, i.e. `CLOCK_REALTIME`).
-pub fn now_ns() -> u64 {
+pub(super) fn now_ns() -> u64 {
     to_ns(SystemTime::now())
 }
 
 /// A wall-clock time as nanoseconds since the Unix epoch.
-pub fn to_ns(t: SystemTime) -> u64 {
+pub(super) fn to_ns(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// Nanoseconds since the Unix epoch as a wall-clock time.
-pub fn from_ns(ns: u64) -> SystemTime {
+pub(super) fn from_ns(ns: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_nanos(ns)
 }
 
 /// What a watcher waits for on its node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Cond {
+pub(super) enum Cond {
     /// `registry_count() == count`, every key of `present` registered and none of `absent`.
     Registry {
         /// Names expected in the scope (all nodes).
@@ -57,8 +57,8 @@ pub enum Cond {
 
 impl Cond {
     /// `registry_count() == count`.
-    pub fn registry(count: usize) -> Self {
-        Cond::Registry {
+    pub(super) fn registry(count: usize) -> Self {
+        Self::Registry {
             count,
             present: Vec::new(),
             absent: Vec::new(),
@@ -66,8 +66,8 @@ impl Cond {
     }
 
     /// `member_count(group) == count`.
-    pub fn members(group: &str, count: usize) -> Self {
-        Cond::Members {
+    pub(super) fn members(group: &str, count: usize) -> Self {
+        Self::Members {
             group: group.into(),
             count,
         }
@@ -77,7 +77,7 @@ impl Cond {
 /// A command from the driver to a node agent.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
-pub enum Request {
+pub(super) enum Request {
     /// Starts the node in cluster mode on `listen` (default `127.0.0.1:0`), seeded with
     /// `seeds`. A watcher for `watch` (if any) is armed as soon as the node is up. Replies
     /// `start_ns` (taken just before the node is started), `addr`, `incarnation`, and the
@@ -254,7 +254,7 @@ pub enum Request {
 }
 
 /// Reads a non-negative integer field of a reply.
-pub fn field(reply: &Value, name: &str) -> Result<u64, String> {
+pub(super) fn field(reply: &Value, name: &str) -> Result<u64, String> {
     reply
         .get(name)
         .and_then(Value::as_u64)
@@ -262,7 +262,7 @@ pub fn field(reply: &Value, name: &str) -> Result<u64, String> {
 }
 
 /// Reads a string field of a reply.
-pub fn text_field(reply: &Value, name: &str) -> Result<String, String> {
+pub(super) fn text_field(reply: &Value, name: &str) -> Result<String, String> {
     reply
         .get(name)
         .and_then(Value::as_str)

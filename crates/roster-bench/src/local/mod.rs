@@ -43,7 +43,7 @@ pub struct Sizes {
 impl Sizes {
     /// The sizes of the peers' scenarios, or much smaller ones for smoke runs (`quick`).
     pub fn new(quick: bool, reps: Option<usize>) -> Self {
-        let full = Sizes {
+        let full = Self {
             reps: 5,
             names: 10_000,
             reads: 100_000,
@@ -56,7 +56,7 @@ impl Sizes {
             events: 5_000,
         };
         let sizes = if quick {
-            Sizes {
+            Self {
                 reps: 1,
                 names: 1_000,
                 reads: 10_000,
@@ -71,7 +71,7 @@ impl Sizes {
         } else {
             full
         };
-        Sizes {
+        Self {
             reps: reps.unwrap_or(sizes.reps).max(1),
             ..sizes
         }
@@ -79,7 +79,7 @@ impl Sizes {
 }
 
 /// Runs the selected local scenarios in order, adding their figures to `report`.
-pub fn run(bench: &Bench<'_>, report: &mut Report) {
+pub(crate) fn run(bench: &Bench<'_>, report: &mut Report) {
     let sizes = &bench.local;
     type Scenario = fn(&Bench<'_>, &Sizes, &mut Report);
     let scenarios: [(&str, Scenario); 6] = [

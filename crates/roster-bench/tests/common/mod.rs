@@ -6,12 +6,12 @@ use std::process::Command;
 use serde_json::Value;
 
 /// `(scenario, unit, value)` of each metric emitted by a run.
-pub type Figures = HashMap<String, (String, String, f64)>;
+pub(crate) type Figures = HashMap<String, (String, String, f64)>;
 
 /// Runs the benchmark program with `args` (which must include `--json`); checks that it
 /// succeeded and that every line after the meta line is one figure of the contract's shape.
 /// Returns the meta line, the figures and the program's stderr.
-pub fn run_json(args: &[&str]) -> (Value, Figures, String) {
+pub(crate) fn run_json(args: &[&str]) -> (Value, Figures, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_roster-bench"))
         .args(args)
         .output()
@@ -46,7 +46,7 @@ pub fn run_json(args: &[&str]) -> (Value, Figures, String) {
 }
 
 /// Checks that every `(scenario, metric, unit)` was emitted, with a finite positive value.
-pub fn check_emitted(figures: &Figures, expected: &[(&str, &str, &str)], stderr: &str) {
+pub(crate) fn check_emitted(figures: &Figures, expected: &[(&str, &str, &str)], stderr: &str) {
     for (scenario, metric, unit) in expected {
         let Some((s, u, value)) = figures.get(*metric) else {
             panic!("{metric} was not emitted; stderr: {stderr}");

@@ -33,7 +33,7 @@ pub struct DegradedThresholds {
 
 impl Default for DegradedThresholds {
     fn default() -> Self {
-        DegradedThresholds {
+        Self {
             max_rtt: Some(Duration::from_millis(250)),
             max_queued: Some(100_000),
             missed_heartbeats: 3,
@@ -121,7 +121,7 @@ pub struct HealthSettings {
 
 impl Default for HealthSettings {
     fn default() -> Self {
-        HealthSettings {
+        Self {
             heartbeat_interval: Duration::from_secs(1),
             heartbeats_kept: 120,
             offline_retention: Duration::from_secs(600),

@@ -66,9 +66,9 @@ pub struct Heartbeat {
 impl Heartbeat {
     /// An empty heartbeat sampled at `at_ms`.
     pub fn at(at_ms: u64) -> Self {
-        Heartbeat {
+        Self {
             at_ms,
-            ..Heartbeat::default()
+            ..Self::default()
         }
     }
 

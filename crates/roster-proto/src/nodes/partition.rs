@@ -32,9 +32,9 @@ pub enum SplitBrainStrategy {
 impl std::fmt::Display for SplitBrainStrategy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SplitBrainStrategy::Majority => f.write_str("majority"),
-            SplitBrainStrategy::OldestNode => f.write_str("oldest node"),
-            SplitBrainStrategy::ConfiguredPrimary(name) => write!(f, "configured primary {name}"),
+            Self::Majority => f.write_str("majority"),
+            Self::OldestNode => f.write_str("oldest node"),
+            Self::ConfiguredPrimary(name) => write!(f, "configured primary {name}"),
         }
     }
 }

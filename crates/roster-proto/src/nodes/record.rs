@@ -31,17 +31,17 @@ pub enum NodeStatus {
 impl NodeStatus {
     /// Whether the node is running (any status but `Offline`).
     pub fn is_up(self) -> bool {
-        self != NodeStatus::Offline
+        self != Self::Offline
     }
 }
 
 impl std::fmt::Display for NodeStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            NodeStatus::Online => "online",
-            NodeStatus::Degraded => "degraded",
-            NodeStatus::Draining => "draining",
-            NodeStatus::Offline => "offline",
+            Self::Online => "online",
+            Self::Degraded => "degraded",
+            Self::Draining => "draining",
+            Self::Offline => "offline",
         })
     }
 }
@@ -89,7 +89,7 @@ pub struct NodeRecord {
 impl NodeRecord {
     /// The record of a node that starts now, online.
     pub fn new(name: &str, incarnation: Incarnation, started_at_ms: u64) -> Self {
-        NodeRecord {
+        Self {
             name: name.to_owned(),
             incarnation,
             role: String::new(),

@@ -89,19 +89,17 @@ pub enum NodeEvent {
 impl Keyed for NodeEvent {
     fn key(&self) -> &str {
         match self {
-            NodeEvent::Up(record) => &record.name,
-            NodeEvent::Down { name, .. }
-            | NodeEvent::Status { name, .. }
-            | NodeEvent::Heartbeat { name, .. } => name,
-            NodeEvent::LinkUp { peer, .. } | NodeEvent::LinkDown { peer, .. } => peer,
-            NodeEvent::PartitionDetected { node, .. } | NodeEvent::PartitionHealed { node, .. } => {
-                node
+            Self::Up(record) => &record.name,
+            Self::Down { name, .. } | Self::Status { name, .. } | Self::Heartbeat { name, .. } => {
+                name
             }
+            Self::LinkUp { peer, .. } | Self::LinkDown { peer, .. } => peer,
+            Self::PartitionDetected { node, .. } | Self::PartitionHealed { node, .. } => node,
         }
     }
 
     fn opt_in(&self) -> bool {
-        matches!(self, NodeEvent::Heartbeat { .. })
+        matches!(self, Self::Heartbeat { .. })
     }
 }
 
@@ -132,8 +130,8 @@ pub struct NodeEntry {
 
 impl NodeEntry {
     /// The entry of a node first heard of at `now_ms`, with no heartbeat yet.
-    fn first(record: NodeRecord, offline: Option<Offline>, now_ms: u64) -> NodeEntry {
-        NodeEntry {
+    fn first(record: NodeRecord, offline: Option<Offline>, now_ms: u64) -> Self {
+        Self {
             record,
             offline,
             last_seen_ms: now_ms,
@@ -142,8 +140,8 @@ impl NodeEntry {
     }
 
     /// A copy without the heartbeats (they can be many).
-    fn without_heartbeats(&self) -> NodeEntry {
-        NodeEntry::first(self.record.clone(), self.offline.clone(), self.last_seen_ms)
+    fn without_heartbeats(&self) -> Self {
+        Self::first(self.record.clone(), self.offline.clone(), self.last_seen_ms)
     }
 
     /// Its status as this node sees it: `Offline` while offline, else its own.
@@ -178,7 +176,7 @@ pub struct NodeRegistry {
 impl NodeRegistry {
     /// An empty registry keeping at most `ring` heartbeats per node.
     pub fn new(ring: usize) -> Self {
-        NodeRegistry {
+        Self {
             inner: Mutex::new(BTreeMap::new()),
             ring: AtomicUsize::new(ring),
             subscribers: Arc::default(),

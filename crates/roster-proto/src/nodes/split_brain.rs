@@ -126,7 +126,7 @@ pub struct SplitBrainMonitor {
 impl SplitBrainMonitor {
     /// A monitor with `config` (validated by the caller).
     pub fn new(config: SplitBrainSettings) -> Self {
-        SplitBrainMonitor { config, last: None }
+        Self { config, last: None }
     }
 
     /// The status of the last check.

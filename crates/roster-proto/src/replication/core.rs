@@ -83,7 +83,7 @@ pub struct CoreConfig {
 
 impl Default for CoreConfig {
     fn default() -> Self {
-        CoreConfig {
+        Self {
             op_log: 65_536,
             op_log_bytes: 16 * 1024 * 1024,
             max_ops_per_frame: 4096,
@@ -207,7 +207,7 @@ pub(super) struct Peer {
 
 impl Peer {
     fn new(name: String, limits: Limits) -> Self {
-        Peer {
+        Self {
             name,
             limits,
             scopes: BTreeSet::new(),
@@ -330,7 +330,7 @@ pub struct Core {
 impl Core {
     /// The core of the node of incarnation `me`.
     pub fn new(me: u64, config: CoreConfig) -> Self {
-        Core {
+        Self {
             me,
             links: LinkTable::new(config.redial, config.max_handshakes),
             config,

@@ -74,7 +74,7 @@ impl TestNode {
     pub(super) fn new(name: &str, incarnation: u64, core_config: CoreConfig) -> Self {
         let clock = Arc::new(ManualClock(AtomicU64::new(1_000_000)));
         let stores = replicating_stores(incarnation, clock.clone());
-        TestNode {
+        Self {
             name: name.into(),
             incarnation,
             core: Core::new(incarnation, core_config),
@@ -203,7 +203,7 @@ pub(super) struct Pair {
 
 impl Pair {
     pub(super) fn new(config: CoreConfig) -> Self {
-        Pair {
+        Self {
             a: TestNode::new("a", 1, config.clone()),
             b: TestNode::new("b", 2, config),
             a_to_b: Wire::default(),

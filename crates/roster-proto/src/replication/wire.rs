@@ -142,8 +142,8 @@ impl Frame {
     /// Decodes and validates a frame received from a peer. `limits` are the protocol's
     /// bounds ([`Limits::CEILING`]): items within them but over the receiving node's own
     /// limits are skipped when applied, without failing the frame.
-    pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Frame, WireError> {
-        let (frame, rest): (Frame, &[u8]) =
+    pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Self, WireError> {
+        let (frame, rest): (Self, &[u8]) =
             postcard::take_from_bytes(bytes).map_err(|e| WireError::Malformed(e.to_string()))?;
         if !rest.is_empty() {
             return Err(WireError::TrailingBytes(rest.len()));
@@ -180,26 +180,26 @@ impl Frame {
             })
         };
         match self {
-            Frame::Hello { scopes, positions } => {
+            Self::Hello { scopes, positions } => {
                 scopes.iter().try_for_each(|s| scope(s))?;
                 positions.iter().try_for_each(|(s, _)| scope(s))
             }
-            Frame::Scopes { joined, left } => joined.iter().chain(left).try_for_each(|s| scope(s)),
-            Frame::Ops {
+            Self::Scopes { joined, left } => joined.iter().chain(left).try_for_each(|s| scope(s)),
+            Self::Ops {
                 scope: s, ops: o, ..
             }
-            | Frame::Snapshot {
+            | Self::Snapshot {
                 scope: s, ops: o, ..
             } => {
                 scope(s)?;
                 ops(o)
             }
-            Frame::Digest { scope: s, .. } | Frame::Resync { scope: s } => scope(s),
-            Frame::Ping { .. } | Frame::Pong { .. } => Ok(()),
-            Frame::Node(record) => record.validate().map_err(WireError::Invalid),
-            Frame::Heartbeat(beat) => beat.validate().map_err(WireError::Invalid),
-            Frame::Message(m) => message(&m.payload),
-            Frame::Dispatch(d) => {
+            Self::Digest { scope: s, .. } | Self::Resync { scope: s } => scope(s),
+            Self::Ping { .. } | Self::Pong { .. } => Ok(()),
+            Self::Node(record) => record.validate().map_err(WireError::Invalid),
+            Self::Heartbeat(beat) => beat.validate().map_err(WireError::Invalid),
+            Self::Message(m) => message(&m.payload),
+            Self::Dispatch(d) => {
                 scope(&d.scope)?;
                 scope(&d.key)?;
                 message(&d.payload)
@@ -279,9 +279,7 @@ mod tests {
             }),
             Frame::Ping { id: 3 },
             Frame::Pong { id: u64::MAX },
-            Frame::Node(
-                crate::nodes::NodeRecord::new("api-1", Incarnation::new(7), 1_000).with_role("api"),
-            ),
+            Frame::Node(NodeRecord::new("api-1", Incarnation::new(7), 1_000).with_role("api")),
             Frame::Heartbeat(Heartbeat {
                 cpu_load: 0.25,
                 peers: vec![crate::nodes::PeerSample {
@@ -298,7 +296,7 @@ mod tests {
 
     #[test]
     fn records_and_heartbeats_over_the_bounds_are_refused() {
-        let mut record = crate::nodes::NodeRecord::new("a", Incarnation::new(1), 1);
+        let mut record = NodeRecord::new("a", Incarnation::new(1), 1);
         record.labels = (0..=crate::nodes::MAX_LABELS)
             .map(|i| (i.to_string(), String::new()))
             .collect();

@@ -24,12 +24,12 @@ pub enum ChangeKind {
 
 impl ChangeKind {
     /// The kind of change an op makes.
-    pub fn of(op: &Op) -> ChangeKind {
+    pub fn of(op: &Op) -> Self {
         match op {
-            Op::Register { .. } => ChangeKind::Register,
-            Op::Unregister { .. } => ChangeKind::Unregister,
-            Op::Join { .. } => ChangeKind::Join,
-            Op::Leave { .. } => ChangeKind::Leave,
+            Op::Register { .. } => Self::Register,
+            Op::Unregister { .. } => Self::Unregister,
+            Op::Join { .. } => Self::Join,
+            Op::Leave { .. } => Self::Leave,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 /// The lease of one scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Lease {
+pub(super) struct Lease {
     ttl: Duration,
     /// `None`: the ttl is too long for the clock, the lease never expires.
     due: Option<Instant>,
@@ -14,21 +14,21 @@ pub struct Lease {
 
 impl Lease {
     /// A lease of `ttl` taken at `now`.
-    pub fn new(ttl: Duration, now: Instant) -> Self {
-        Lease {
+    pub(super) fn new(ttl: Duration, now: Instant) -> Self {
+        Self {
             ttl,
             due: now.checked_add(ttl),
         }
     }
 
     /// When it is next checked; `None` if never.
-    pub fn due(&self) -> Option<Instant> {
+    pub(super) fn due(&self) -> Option<Instant> {
         self.due
     }
 
     /// At `now`: `true` if it expired (due, and the scope holds nothing); a due lease of a
     /// scope in use is renewed for one more ttl.
-    pub fn expired(&mut self, now: Instant, in_use: bool) -> bool {
+    pub(super) fn expired(&mut self, now: Instant, in_use: bool) -> bool {
         if self.due.is_none_or(|due| now < due) {
             return false;
         }

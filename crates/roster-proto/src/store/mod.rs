@@ -245,7 +245,7 @@ impl ScopeStore {
         }
         let keep_digests = config.outbox.is_some();
         static EPOCHS: AtomicU64 = AtomicU64::new(1);
-        Arc::new(ScopeStore {
+        Arc::new(Self {
             name,
             epoch: EPOCHS.fetch_add(1, Ordering::Relaxed),
             local_only,

@@ -19,7 +19,7 @@ type ScopeMap = papaya::HashMap<ScopeName, Arc<ScopeStore>, foldhash::fast::Rand
 
 /// Heartbeats kept per node until the node sets another bound: two minutes at one a
 /// second.
-pub const DEFAULT_HEARTBEAT_RING: usize = 120;
+pub(super) const DEFAULT_HEARTBEAT_RING: usize = 120;
 
 /// The scope name used when none is given; every node is connected to it.
 pub const DEFAULT_SCOPE: &str = "default";
@@ -49,7 +49,7 @@ impl NodeStores {
         scopes
             .pin()
             .insert(DEFAULT_SCOPE.into(), default_scope.clone());
-        NodeStores {
+        Self {
             processes: config.locals.clone(),
             nodes: NodeRegistry::new(DEFAULT_HEARTBEAT_RING),
             next_serial: AtomicU64::new(1),

@@ -65,7 +65,7 @@ pub struct ProcessTable {
 impl ProcessTable {
     /// An empty table for the node of incarnation `incarnation`.
     pub fn new(incarnation: u64) -> Self {
-        ProcessTable {
+        Self {
             incarnation,
             live: Arc::new(LiveSet::default()),
             cells: papaya::HashMap::builder()
@@ -128,10 +128,10 @@ impl KeyTag for HeldKind {
     }
 
     fn from_byte(byte: u8) -> Self {
-        if byte == HeldKind::Name as u8 {
-            HeldKind::Name
+        if byte == Self::Name as u8 {
+            Self::Name
         } else {
-            HeldKind::Member
+            Self::Member
         }
     }
 }
@@ -155,7 +155,7 @@ pub struct LocalProcess {
 impl LocalProcess {
     /// The cell of a new live process (already in `live`) whose mailbox `mailbox` feeds.
     pub fn new(pid: Pid, live: Arc<LiveSet>, mailbox: Box<dyn Mailbox>) -> Self {
-        LocalProcess {
+        Self {
             pid,
             live,
             exit: OnceLock::new(),

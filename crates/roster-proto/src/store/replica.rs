@@ -367,7 +367,7 @@ impl ScopeStore {
                     meta,
                     registered_at,
                     token,
-                } => super::digest::name(
+                } => digest::name(
                     key,
                     &Registration {
                         pid: *pid,
@@ -376,7 +376,7 @@ impl ScopeStore {
                         token: *token,
                     },
                 ),
-                Op::Join { key, pid, meta } => super::digest::member(key, *pid, meta),
+                Op::Join { key, pid, meta } => digest::member(key, *pid, meta),
                 Op::Unregister { .. } | Op::Leave { .. } => 0,
             })
             .fold(0, |acc, h| acc ^ h)
@@ -484,7 +484,7 @@ pub struct SnapshotReceiver {
 impl SnapshotReceiver {
     /// Starts receiving a snapshot of `origin`'s entries in `scope`.
     pub fn new(scope: &ScopeStore, origin: u64) -> Self {
-        SnapshotReceiver {
+        Self {
             origin,
             track: scope.digest(origin) != 0,
             seen_names: HashSet::new(),

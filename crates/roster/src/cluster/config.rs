@@ -68,7 +68,7 @@ impl ClusterConfig {
     /// picks a free one) and authenticates peers with `secret`, which every node of the
     /// cluster shares and which never crosses the wire.
     pub fn new(listen: SocketAddr, secret: impl AsRef<[u8]>) -> Self {
-        ClusterConfig {
+        Self {
             listen,
             secret: secret.as_ref().to_vec(),
             seeds: Vec::new(),

@@ -139,7 +139,7 @@ pub(crate) struct ClusterKey([u8; 32]);
 
 impl ClusterKey {
     pub(crate) fn derive(secret: &[u8]) -> Self {
-        ClusterKey(blake3::derive_key("roster cluster link v1", secret))
+        Self(blake3::derive_key("roster cluster link v1", secret))
     }
 
     fn proof(&self, nonce: &[u8; 32], prover: u64, verifier: u64) -> blake3::Hash {
@@ -262,7 +262,7 @@ impl Greeting {
     /// The greeting of node `n<incarnation>` of `cluster`, with default limits and a fresh
     /// nonce (for tests that speak the handshake by hand).
     pub(crate) fn for_test(cluster: &str, incarnation: u64) -> Self {
-        Greeting {
+        Self {
             version: PROTOCOL_VERSION,
             cluster: cluster.into(),
             name: format!("n{incarnation}"),

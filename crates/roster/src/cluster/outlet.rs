@@ -43,7 +43,7 @@ pub(crate) struct Outlet {
 
 impl Outlet {
     pub(crate) fn new(half: OwnedWriteHalf) -> Self {
-        Outlet {
+        Self {
             half,
             state: Mutex::new(State::default()),
         }

@@ -16,7 +16,7 @@ pub(crate) struct Throttle {
 impl Throttle {
     /// A limiter of one line per `interval`.
     pub(crate) fn new(interval: Duration) -> Self {
-        Throttle {
+        Self {
             interval,
             last: None,
             suppressed: 0,

@@ -95,7 +95,7 @@ impl TlsConfig {
             .map_err(|e| TlsError::Certificate(e.to_string()))?;
         let server_name = ServerName::try_from(server_name.to_owned())
             .map_err(|_| TlsError::ServerName(server_name.to_owned()))?;
-        Ok(TlsConfig {
+        Ok(Self {
             acceptor: TlsAcceptor::from(Arc::new(server)),
             connector: TlsConnector::from(Arc::new(client)),
             server_name,

@@ -77,7 +77,7 @@ impl std::fmt::Debug for NodeBuilder {
 
 impl Default for NodeBuilder {
     fn default() -> Self {
-        NodeBuilder {
+        Self {
             name: "roster".into(),
             limits: Limits::DEFAULT,
             mailbox_capacity: 1024,
@@ -394,7 +394,7 @@ impl NodeBuilder {
     where
         F: Fn(&str, &Meta) -> Meta + Send + Sync + 'static,
     {
-        self.extract_meta = Some(std::sync::Arc::new(extract));
+        self.extract_meta = Some(Arc::new(extract));
         self
     }
 

@@ -87,7 +87,7 @@ impl Node {
 
     pub(crate) fn from_shared(shared: Arc<NodeShared>) -> Self {
         let default_scope = Scope::default_of(&shared);
-        Node {
+        Self {
             shared,
             default_scope,
         }

@@ -32,7 +32,7 @@ pub struct NodeInfo {
 
 impl NodeInfo {
     fn from_entry(entry: NodeEntry) -> Self {
-        NodeInfo {
+        Self {
             status: entry.status(),
             record: entry.record,
             last_seen_ms: entry.last_seen_ms,

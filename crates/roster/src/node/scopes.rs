@@ -52,7 +52,7 @@ impl std::fmt::Debug for ScopeOptions {
 impl ScopeOptions {
     /// A replicated scope without a lease (what [`Node::connect`] connects).
     pub fn new() -> Self {
-        ScopeOptions::default()
+        Self::default()
     }
 
     /// A local-only scope: it never replicates (Elixir `Registry` semantics, with unique

@@ -32,7 +32,7 @@ impl HealthConfig {
     /// minutes, degraded over 250 ms of round trip, 100,000 queued ops or 3 missed
     /// heartbeats.
     pub fn new() -> Self {
-        HealthConfig::default()
+        Self::default()
     }
 
     /// How often the node samples and publishes a heartbeat, pings its peers and checks

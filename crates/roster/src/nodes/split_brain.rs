@@ -27,7 +27,7 @@ impl SplitBrainConfig {
     /// The defaults: the expected nodes learnt while healthy, the majority keeps writing,
     /// advisory only.
     pub fn new() -> Self {
-        SplitBrainConfig::default()
+        Self::default()
     }
 
     /// The names of the nodes the cluster should have. Unset: the nodes seen while

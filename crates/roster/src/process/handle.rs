@@ -63,7 +63,7 @@ impl Process {
         let cell = node
             .stores
             .new_process(Box::new(MailboxSender(mailbox.clone())));
-        Process {
+        Self {
             cell,
             mailbox,
             node: node.clone(),
@@ -73,7 +73,7 @@ impl Process {
     /// Runs the process in a task that `kill` can abort; returns its pid.
     pub(crate) fn spawn<F, Fut>(self, f: F) -> Pid
     where
-        F: FnOnce(Process) -> Fut,
+        F: FnOnce(Self) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let cell = self.cell.clone();

@@ -64,7 +64,7 @@ pub(super) enum Nothing {
 impl ProcessMailbox {
     /// An empty mailbox of at most `capacity` messages and `max_bytes` payload bytes.
     pub(super) fn new(capacity: usize, max_bytes: usize) -> Self {
-        ProcessMailbox {
+        Self {
             queue: Mutex::new(Queue {
                 messages: VecDeque::new(),
                 bytes: 0,

@@ -27,7 +27,7 @@ pub(crate) struct Extracts {
 
 impl Extracts {
     pub(crate) fn new(node: Option<ExtractFn>) -> Self {
-        Extracts {
+        Self {
             any: AtomicBool::new(node.is_some()),
             node,
             scopes: papaya::HashMap::default(),

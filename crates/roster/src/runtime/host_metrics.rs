@@ -24,7 +24,7 @@ impl HostSampler {
             );
         }
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-        HostSampler { system, cpus }
+        Self { system, cpus }
     }
 
     pub(crate) fn sample(&mut self) -> HostSample {

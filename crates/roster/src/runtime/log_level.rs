@@ -47,11 +47,11 @@ pub enum LogLevel {
 }
 
 impl LogLevel {
-    fn from_u8(level: u8) -> LogLevel {
+    fn from_u8(level: u8) -> Self {
         match level {
-            0 => LogLevel::Off,
-            1 => LogLevel::Info,
-            _ => LogLevel::Verbose,
+            0 => Self::Off,
+            1 => Self::Info,
+            _ => Self::Verbose,
         }
     }
 }
@@ -62,7 +62,7 @@ pub(crate) struct LogGate(AtomicU8);
 
 impl Default for LogGate {
     fn default() -> Self {
-        LogGate(AtomicU8::new(LogLevel::Info as u8))
+        Self(AtomicU8::new(LogLevel::Info as u8))
     }
 }
 

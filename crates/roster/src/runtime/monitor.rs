@@ -46,7 +46,7 @@ impl Monitor {
         record: NodeRecord,
         split_brain: SplitBrainSettings,
     ) -> Self {
-        Monitor {
+        Self {
             health,
             record: Mutex::new(record),
             auto_degraded: AtomicBool::new(false),

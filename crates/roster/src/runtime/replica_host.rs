@@ -62,7 +62,7 @@ impl ClusterHost for NodeShared {
     }
 
     fn logs_info(&self) -> bool {
-        NodeShared::logs_info(self)
+        Self::logs_info(self)
     }
 
     fn incarnation(&self) -> u64 {
@@ -74,11 +74,11 @@ impl ClusterHost for NodeShared {
     }
 
     fn deliver_remote(&self, to: Pid, from: Option<Pid>, payload: Meta) {
-        NodeShared::deliver_remote(self, to, from, payload);
+        Self::deliver_remote(self, to, from, payload);
     }
 
     fn dispatch_remote(&self, scope: &ScopeName, key: &str, payload: Meta) {
-        NodeShared::dispatch_remote(self, scope, key, payload);
+        Self::dispatch_remote(self, scope, key, payload);
     }
 
     fn names_lost(&self, outcome: ApplyOutcome) {

@@ -56,8 +56,8 @@ pub struct Scope {
 
 impl Scope {
     /// The default scope of `node`.
-    pub(crate) fn default_of(node: &Arc<NodeShared>) -> Scope {
-        Scope {
+    pub(crate) fn default_of(node: &Arc<NodeShared>) -> Self {
+        Self {
             state: node.stores.default_scope().clone(),
             node: node.clone(),
         }

@@ -13,10 +13,10 @@ use roster::{
 use serde::Serialize;
 
 /// Generous bound on anything awaited in a test: only guards against hangs.
-pub const HANG_GUARD: Duration = Duration::from_secs(10);
+pub(crate) const HANG_GUARD: Duration = Duration::from_secs(10);
 
 /// A node with default settings on the current runtime.
-pub fn node() -> Node {
+pub(crate) fn node() -> Node {
     Node::builder()
         .start()
         .expect("node starts inside a runtime")
@@ -24,7 +24,7 @@ pub fn node() -> Node {
 
 /// The cluster settings of a test node on 127.0.0.1 (a free port) that announces itself to
 /// `seeds`: fast failure detection, an announce every 200 ms.
-pub fn cluster_config(secret: &str, seeds: &[&Node]) -> ClusterConfig {
+pub(crate) fn cluster_config(secret: &str, seeds: &[&Node]) -> ClusterConfig {
     let seeds: Vec<String> = seeds
         .iter()
         .map(|n| n.cluster().addr().expect("clustered").to_string())
@@ -32,11 +32,11 @@ pub fn cluster_config(secret: &str, seeds: &[&Node]) -> ClusterConfig {
     ClusterConfig::new("127.0.0.1:0".parse().unwrap(), secret)
         .seeds(seeds)
         .failure_detection(FailureDetection::Fast)
-        .announce_interval(std::time::Duration::from_millis(200))
+        .announce_interval(Duration::from_millis(200))
 }
 
 /// Starts `builder` as node `name` of the cluster `config` describes.
-pub fn start_clustered(builder: NodeBuilder, name: &str, config: ClusterConfig) -> Node {
+pub(crate) fn start_clustered(builder: NodeBuilder, name: &str, config: ClusterConfig) -> Node {
     builder
         .name(name)
         .cluster(config)
@@ -45,19 +45,19 @@ pub fn start_clustered(builder: NodeBuilder, name: &str, config: ClusterConfig) 
 }
 
 /// Whether every node lists every other one as linked.
-pub fn fully_linked(nodes: &[&Node]) -> bool {
+pub(crate) fn fully_linked(nodes: &[&Node]) -> bool {
     nodes
         .iter()
         .all(|n| n.cluster().peers().len() == nodes.len() - 1)
 }
 
 /// Encodes a value the way the library encodes meta.
-pub fn meta<T: Serialize + ?Sized>(value: &T) -> Meta {
+pub(crate) fn meta<T: Serialize + ?Sized>(value: &T) -> Meta {
     Meta::encode(value).expect("encodable meta")
 }
 
 /// Awaits `future`, failing the test instead of hanging.
-pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
+pub(crate) async fn within<F: Future>(what: &str, future: F) -> F::Output {
     tokio::time::timeout(HANG_GUARD, future)
         .await
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
@@ -65,7 +65,7 @@ pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
 
 /// The delivery already queued for `sub`, without waiting: `None` if nothing is queued.
 /// Panics if the subscription has ended.
-pub fn queued(sub: &mut Subscription) -> Option<Delivery> {
+pub(crate) fn queued(sub: &mut Subscription) -> Option<Delivery> {
     match sub.recv().now_or_never() {
         None => None,
         Some(Some(delivery)) => Some(delivery),
@@ -74,7 +74,7 @@ pub fn queued(sub: &mut Subscription) -> Option<Delivery> {
 }
 
 /// The next queued batch of events; panics if nothing is queued or it is a lag notice.
-pub fn batch(sub: &mut Subscription) -> Vec<Event> {
+pub(crate) fn batch(sub: &mut Subscription) -> Vec<Event> {
     match queued(sub) {
         Some(Delivery::Events(events)) => events,
         other => panic!("expected a queued batch of events, got {other:?}"),
@@ -82,7 +82,7 @@ pub fn batch(sub: &mut Subscription) -> Vec<Event> {
 }
 
 /// The single event of the next queued batch; panics unless the batch has exactly one.
-pub fn single(sub: &mut Subscription) -> Event {
+pub(crate) fn single(sub: &mut Subscription) -> Event {
     let mut events = batch(sub);
     assert_eq!(
         events.len(),
@@ -93,14 +93,14 @@ pub fn single(sub: &mut Subscription) -> Event {
 }
 
 /// Asserts that nothing is queued for `sub`.
-pub fn assert_quiet(sub: &mut Subscription) {
+pub(crate) fn assert_quiet(sub: &mut Subscription) {
     if let Some(delivery) = queued(sub) {
         panic!("expected no delivery, got {delivery:?}");
     }
 }
 
 /// Every event queued for `sub`, flattened; panics on a lag notice.
-pub fn drain(sub: &mut Subscription) -> Vec<Event> {
+pub(crate) fn drain(sub: &mut Subscription) -> Vec<Event> {
     let mut all = Vec::new();
     while let Some(delivery) = queued(sub) {
         match delivery {
@@ -113,19 +113,19 @@ pub fn drain(sub: &mut Subscription) -> Vec<Event> {
 
 /// What `recv` gives without waiting: `None` if it would wait, `Some(None)` once the
 /// subscription has ended, `Some(Some(delivery))` otherwise.
-pub fn queued_or_end(sub: &mut Subscription) -> Option<Option<Delivery>> {
+pub(crate) fn queued_or_end(sub: &mut Subscription) -> Option<Option<Delivery>> {
     sub.recv().now_or_never()
 }
 
 /// Polls `check` every 5 ms until it holds; panics after 15 s naming `what`.
-pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+pub(crate) async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     while !check() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "timed out waiting for: {what}"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
@@ -134,7 +134,7 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 /// removal of one it lacks or holds with other meta, panics. Registrations are unique per
 /// key; memberships per (key, pid).
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct EntryModel {
+pub(crate) struct EntryModel {
     /// Names: key -> (owner, meta).
     pub names: BTreeMap<String, (Pid, Meta)>,
     /// Memberships: (key, member) -> meta.
@@ -143,8 +143,8 @@ pub struct EntryModel {
 
 impl EntryModel {
     /// The initial entries of a watch.
-    pub fn of_watch(watch: &Watch) -> Self {
-        let mut model = EntryModel::default();
+    pub(crate) fn of_watch(watch: &Watch) -> Self {
+        let mut model = Self::default();
         for (key, r) in &watch.names {
             let held = model.names.insert(key.to_string(), (r.pid, r.meta.clone()));
             assert!(held.is_none(), "{key} twice in the watch");
@@ -159,8 +159,8 @@ impl EntryModel {
     }
 
     /// The live entries of `scope` whose keys match `pattern`.
-    pub fn of_scope(scope: &Scope, pattern: &Pattern) -> Self {
-        let mut model = EntryModel::default();
+    pub(crate) fn of_scope(scope: &Scope, pattern: &Pattern) -> Self {
+        let mut model = Self::default();
         for (key, r) in scope.names("", usize::MAX).expect("all names") {
             if pattern.matches(&key) {
                 model.names.insert(key.to_string(), (r.pid, r.meta));
@@ -176,7 +176,7 @@ impl EntryModel {
     }
 
     /// Applies one event, checking it against the entries held.
-    pub fn apply(&mut self, e: &Event) {
+    pub(crate) fn apply(&mut self, e: &Event) {
         let key = e.key.to_string();
         match (e.kind, &e.previous_meta) {
             (EventKind::Registered, None) => {
@@ -212,7 +212,7 @@ impl EntryModel {
     }
 
     /// Whether no entry is held.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.names.is_empty() && self.members.is_empty()
     }
 }

@@ -103,19 +103,19 @@ fn pair(a: usize, b: usize) -> (usize, usize) {
 }
 
 impl Sim {
-    fn new(seed: u64) -> Sim {
-        Sim::with_nodes(seed, None)
+    fn new(seed: u64) -> Self {
+        Self::with_nodes(seed, None)
     }
 
     /// A simulation of `count` nodes (drawn from the seed if `None`).
-    fn with_nodes(seed: u64, count: Option<usize>) -> Sim {
+    fn with_nodes(seed: u64, count: Option<usize>) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
         let drawn = rng.random_range(2..=5);
         let count = count.unwrap_or(drawn);
         let max_delay_ms = rng.random_range(1..=20);
         let fault_rate = rng.random_range(0.0..0.08);
         let now = Instant::now();
-        let mut sim = Sim {
+        let mut sim = Self {
             rng,
             start: now,
             now,

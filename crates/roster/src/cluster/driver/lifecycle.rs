@@ -211,7 +211,7 @@ pub(super) struct PeerLimits([AtomicUsize; 3]);
 
 impl Default for PeerLimits {
     fn default() -> Self {
-        PeerLimits(std::array::from_fn(|_| AtomicUsize::new(usize::MAX)))
+        Self(std::array::from_fn(|_| AtomicUsize::new(usize::MAX)))
     }
 }
 

@@ -155,7 +155,7 @@ impl Cluster {
         node: Arc<dyn ClusterHost>,
         name: String,
         settings: ClusterSettings,
-    ) -> std::io::Result<Arc<Cluster>> {
+    ) -> std::io::Result<Arc<Self>> {
         let std_listener = std::net::TcpListener::bind(settings.listen)?;
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
@@ -169,7 +169,7 @@ impl Cluster {
         let mut core_config = settings.core;
         core_config.limits = node.limits();
         core_config.redial = settings.redial;
-        let cluster = Arc::new(Cluster {
+        let cluster = Arc::new(Self {
             me: Greeting {
                 version: PROTOCOL_VERSION,
                 cluster: settings.cluster,

@@ -25,8 +25,8 @@ pub enum LinkKind {
 impl std::fmt::Display for LinkKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            LinkKind::Tcp => "tcp",
-            LinkKind::Tls => "tls",
+            Self::Tcp => "tcp",
+            Self::Tls => "tls",
         })
     }
 }

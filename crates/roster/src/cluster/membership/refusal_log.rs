@@ -21,7 +21,7 @@ pub(super) struct RefusedWarnings(Throttle);
 
 impl Default for RefusedWarnings {
     fn default() -> Self {
-        RefusedWarnings(Throttle::new(REFUSED_WARN_INTERVAL))
+        Self(Throttle::new(REFUSED_WARN_INTERVAL))
     }
 }
 
