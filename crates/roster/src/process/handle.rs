@@ -83,7 +83,9 @@ impl Process {
         cell.pid
     }
 
-    pub(crate) fn cell(&self) -> &Arc<LocalProcess> {
+    /// The process's entry in the node's process table: what it holds, its liveness,
+    /// its mailbox.
+    pub(crate) fn table_entry(&self) -> &Arc<LocalProcess> {
         &self.cell
     }
 

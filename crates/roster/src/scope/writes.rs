@@ -55,7 +55,7 @@ impl Scope {
         key: &str,
         meta: Meta,
     ) -> Result<Registration, RegistryError> {
-        let result = self.state.register(process.cell(), Key::from(key), meta);
+        let result = self.state.register(process.table_entry(), Key::from(key), meta);
         self.node.flush_local();
         result
     }
@@ -79,7 +79,7 @@ impl Scope {
     pub fn unregister(&self, process: &Process, key: &str) -> Result<(), RegistryError> {
         self.check_process(process)?;
         self.node.limits.write_key(key)?;
-        let result = self.state.unregister(process.cell(), &Key::from(key));
+        let result = self.state.unregister(process.table_entry(), &Key::from(key));
         self.node.flush_local();
         result
     }
@@ -108,7 +108,7 @@ impl Scope {
     ) -> Result<(), RegistryError> {
         self.check_process(process)?;
         let meta = self.checked_entry(key, meta)?;
-        let result = self.state.join(process.cell(), Key::from(key), meta);
+        let result = self.state.join(process.table_entry(), Key::from(key), meta);
         self.node.flush_local();
         result
     }
@@ -130,7 +130,7 @@ impl Scope {
     pub fn leave(&self, process: &Process, key: &str) -> Result<(), RegistryError> {
         self.check_process(process)?;
         self.node.limits.write_key(key)?;
-        let result = self.state.leave(process.cell(), &Key::from(key));
+        let result = self.state.leave(process.table_entry(), &Key::from(key));
         self.node.flush_local();
         result
     }
