@@ -95,3 +95,10 @@ pub use process::Process;
 pub use runtime::log_level::LogLevel;
 pub use scope::{Counted, DEFAULT_SCOPE, Decoded, Dispatched, Scope, Selected};
 pub use subscription::{Delivery, Subscription, Watch};
+
+/// The code of this crate's README and of the repository's front page, compiled and run as
+/// doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
