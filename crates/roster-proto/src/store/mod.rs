@@ -194,6 +194,10 @@ pub struct ScopeStore {
     pub local_only: bool,
     config: ScopeConfig,
     connected: AtomicBool,
+    /// Whether reads of this scope go through a transform of their meta that the node
+    /// keeps (`extract_meta` in `roster`): read beside the maps, so that a scope without
+    /// one pays a load of a line the read touches anyway.
+    read_transform: AtomicBool,
     /// The TTL lease, for a scope connected with one.
     lease: Mutex<Option<Lease>>,
     names: Map<Registration>,
@@ -251,6 +255,7 @@ impl ScopeStore {
             local_only,
             config,
             connected: AtomicBool::new(true),
+            read_transform: AtomicBool::new(false),
             lease: Mutex::new(None),
             names: Map::default(),
             name_index: TreeIndex::new(),
@@ -336,6 +341,17 @@ impl ScopeStore {
         }
         let queue = self.subscribers.add(patterns, capacity);
         Ok(Subscription::new(queue, Arc::downgrade(&self.subscribers)))
+    }
+
+    /// Marks this scope's reads as going through the node's transform of their meta.
+    pub fn set_read_transform(&self) {
+        self.read_transform.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether this scope's reads go through the node's transform of their meta.
+    #[inline]
+    pub fn has_read_transform(&self) -> bool {
+        self.read_transform.load(Ordering::Relaxed)
     }
 
     /// Whether the node is still connected to the scope (a disconnected store stays empty).

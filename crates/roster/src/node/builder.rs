@@ -328,6 +328,7 @@ impl NodeBuilder {
             log_level: LogGate::default(),
         });
         shared.set_log_level(self.log_level);
+        shared.extracts.adopt(shared.stores.default_scope());
         if let Some(config) = self.cluster {
             let cluster = Cluster::start(shared.clone(), shared.name.clone(), config.settings())
                 .map_err(|e| StartError::Bind {

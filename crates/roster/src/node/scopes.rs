@@ -187,8 +187,9 @@ impl Node {
             state.set_lease(ttl, tokio::time::Instant::now().into_std());
             self.shared.lease_timer();
         }
-        if let Some(extract) = options.extract_meta {
-            self.shared.extracts.set_scope(state.epoch, extract);
+        match options.extract_meta {
+            Some(extract) => self.shared.extracts.set_scope(&state, extract),
+            None => self.shared.extracts.adopt(&state),
         }
         Ok(Scope {
             state,

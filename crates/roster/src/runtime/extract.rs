@@ -3,7 +3,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::meta::Meta;
 use crate::store::ScopeStore;
@@ -15,9 +15,6 @@ pub(crate) type ExtractFn = Arc<dyn Fn(&str, &Meta) -> Meta + Send + Sync>;
 pub(crate) struct Extracts {
     /// The node-wide transform, for scopes without their own.
     node: Option<ExtractFn>,
-    /// Whether any transform was ever configured on this node: while not, a read checks
-    /// this one relaxed load and nothing else.
-    any: AtomicBool,
     /// Each scope's own transform, by the epoch of its connection (forgotten when it
     /// disconnects).
     scopes: papaya::HashMap<u64, ExtractFn, foldhash::fast::RandomState>,
@@ -28,17 +25,17 @@ pub(crate) struct Extracts {
 impl Extracts {
     pub(crate) fn new(node: Option<ExtractFn>) -> Self {
         Self {
-            any: AtomicBool::new(node.is_some()),
             node,
             scopes: papaya::HashMap::default(),
             panics: AtomicU64::new(0),
         }
     }
 
-    /// The transform of `scope`'s reads: its own, else the node's, else none.
+    /// The transform of `scope`'s reads: its own, else the node's, else none. A scope
+    /// without one pays one relaxed load of a flag beside its maps.
     #[inline]
     pub(crate) fn of(&self, scope: &ScopeStore) -> Option<ExtractFn> {
-        if !self.any.load(Ordering::Relaxed) {
+        if !scope.has_read_transform() {
             return None;
         }
         self.configured(scope.epoch)
@@ -53,10 +50,17 @@ impl Extracts {
             .cloned()
     }
 
-    /// Gives the scope connection `epoch` its own transform (replacing an earlier one).
-    pub(crate) fn set_scope(&self, epoch: u64, extract: ExtractFn) {
-        self.scopes.pin().insert(epoch, extract);
-        self.any.store(true, Ordering::Relaxed);
+    /// Gives `scope` (this connection of it) its own transform, replacing an earlier one.
+    pub(crate) fn set_scope(&self, scope: &ScopeStore, extract: ExtractFn) {
+        self.scopes.pin().insert(scope.epoch, extract);
+        scope.set_read_transform();
+    }
+
+    /// A scope connected without a transform of its own takes the node's, if any.
+    pub(crate) fn adopt(&self, scope: &ScopeStore) {
+        if self.node.is_some() {
+            scope.set_read_transform();
+        }
     }
 
     /// Forgets the transform of a disconnected scope.
