@@ -45,13 +45,16 @@ async fn main() {
         let up = events
             .next(
                 "the workers up",
-                |e| matches!(e, NodeEvent::Up(record) if record.name.starts_with("worker-")),
+                |e| matches!(e, NodeEvent::Up { record, .. } if record.name.starts_with("worker-")),
             )
             .await;
-        if let NodeEvent::Up(record) = up {
+        if let NodeEvent::Up { record, first_seen } = up {
             println!(
-                "event on api-1: Up {} (role {}, version {})",
-                record.name, record.role, record.version
+                "event on api-1: Up {} (role {}, version {}, {})",
+                record.name,
+                record.role,
+                record.version,
+                if first_seen { "new" } else { "back" }
             );
         }
     }
@@ -299,7 +302,12 @@ fn print_event(event: &NodeEvent) {
             new,
             reason,
         } => println!("event on api-1: Status {name} {old} -> {new} ({reason})"),
-        NodeEvent::Down { name, reason, .. } => println!("event on api-1: Down {name} ({reason})"),
+        NodeEvent::Down {
+            name, reason, left, ..
+        } => println!(
+            "event on api-1: Down {name} ({reason}; {})",
+            if *left { "left" } else { "died" }
+        ),
         other => println!("event on api-1: {other:?}"),
     }
 }

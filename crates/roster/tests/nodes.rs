@@ -358,11 +358,11 @@ async fn node_events_tell_nodes_and_links() {
             {
                 seen.extend(batch);
             }
-            seen.iter()
-                .any(|e| matches!(e, NodeEvent::Up(r) if r.name == "b"))
-                && seen
-                    .iter()
-                    .any(|e| matches!(e, NodeEvent::LinkUp { peer, .. } if peer == "b"))
+            seen.iter().any(
+                |e| matches!(e, NodeEvent::Up { record, first_seen: true } if record.name == "b"),
+            ) && seen
+                .iter()
+                .any(|e| matches!(e, NodeEvent::LinkUp { peer, .. } if peer == "b"))
         }),
     )
     .await;
@@ -393,7 +393,7 @@ async fn node_events_tell_nodes_and_links() {
                 seen.extend(batch);
             }
             seen.iter()
-                .any(|e| matches!(e, NodeEvent::Down { name, .. } if name == "b"))
+                .any(|e| matches!(e, NodeEvent::Down { name, left: true, .. } if name == "b"))
                 && seen
                     .iter()
                     .any(|e| matches!(e, NodeEvent::LinkDown { peer, .. } if peer == "b"))

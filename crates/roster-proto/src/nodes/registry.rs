@@ -20,14 +20,23 @@ use crate::subscription::{Keyed, Subscribers, Subscription};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum NodeEvent {
-    /// A node was seen for the first time, or came back after being offline.
-    Up(NodeRecord),
+    /// A node was seen for the first time, or came back: after being offline, or as a new
+    /// incarnation (a restart).
+    Up {
+        /// Its record.
+        record: NodeRecord,
+        /// Whether this node had never heard of a node of that name (`false`: it is back).
+        first_seen: bool,
+    },
     /// A node went offline, with the reason.
     Down {
         /// The node's name.
         name: String,
         /// Its incarnation.
-        incarnation: u64,
+        incarnation: Incarnation,
+        /// Whether it left on purpose (`Node::shutdown`): it is no longer part of the
+        /// expected cluster. `false`: membership declared it dead, or it vanished.
+        left: bool,
         /// Why it is offline.
         reason: String,
     },
@@ -89,7 +98,7 @@ pub enum NodeEvent {
 impl Keyed for NodeEvent {
     fn key(&self) -> &str {
         match self {
-            Self::Up(record) => &record.name,
+            Self::Up { record, .. } => &record.name,
             Self::Down { name, .. } | Self::Status { name, .. } | Self::Heartbeat { name, .. } => {
                 name
             }
@@ -124,8 +133,10 @@ pub struct NodeEntry {
     /// When this node last heard from it (record or heartbeat), in milliseconds since the
     /// Unix epoch (this node's clock).
     pub last_seen_ms: u64,
-    /// Its latest heartbeats, oldest first.
-    pub heartbeats: VecDeque<Heartbeat>,
+    /// Its latest heartbeats, oldest first, each with when this node received it (in
+    /// milliseconds since the Unix epoch, this node's clock: the sender's clock may
+    /// differ).
+    pub heartbeats: VecDeque<(u64, Heartbeat)>,
 }
 
 impl NodeEntry {
@@ -220,13 +231,19 @@ fn arrive(
     let mut changes = Vec::new();
     match nodes.get_mut(&record.name) {
         None => {
-            changes.push(NodeEvent::Up(record.clone()));
+            changes.push(NodeEvent::Up {
+                record: record.clone(),
+                first_seen: true,
+            });
             nodes.insert(record.name.clone(), NodeEntry::first(record, None, now_ms));
         }
         Some(entry) => {
             let restarted = entry.record.incarnation != record.incarnation;
             if restarted || entry.offline.is_some() {
-                changes.push(NodeEvent::Up(record.clone()));
+                changes.push(NodeEvent::Up {
+                    record: record.clone(),
+                    first_seen: false,
+                });
             } else if record.revision > entry.record.revision
                 && record.status != entry.record.status
             {
@@ -264,7 +281,8 @@ fn leave(
     };
     let change = NodeEvent::Down {
         name: record.name.clone(),
-        incarnation: record.incarnation.get(),
+        incarnation: record.incarnation,
+        left: true,
         reason: record.status_reason.clone(),
     };
     match nodes.get_mut(&record.name) {
@@ -309,7 +327,7 @@ impl NodeRegistry {
         while entry.heartbeats.len() >= ring {
             entry.heartbeats.pop_front();
         }
-        entry.heartbeats.push_back(heartbeat.clone());
+        entry.heartbeats.push_back((now_ms, heartbeat.clone()));
         let events = vec![NodeEvent::Heartbeat {
             name: entry.record.name.clone(),
             heartbeat,
@@ -343,7 +361,8 @@ impl NodeRegistry {
         });
         let events = vec![NodeEvent::Down {
             name: entry.record.name.clone(),
-            incarnation,
+            incarnation: entry.record.incarnation,
+            left,
             reason: reason.to_owned(),
         }];
         self.subscribers.emit_batch(events.clone());
@@ -421,13 +440,14 @@ impl NodeRegistry {
             .collect()
     }
 
-    /// The heartbeats of `name` kept here, sampled at or after `since_ms`, oldest first.
+    /// The heartbeats of `name` kept here that this node received at or after `since_ms`
+    /// (its own clock, whatever the sender's clock says), oldest first.
     pub fn heartbeats(&self, name: &str, since_ms: u64) -> Vec<Heartbeat> {
         self.lock().get(name).map_or_else(Vec::new, |e| {
             e.heartbeats
                 .iter()
-                .filter(|h| h.at_ms >= since_ms)
-                .cloned()
+                .filter(|(received, _)| *received >= since_ms)
+                .map(|(_, heartbeat)| heartbeat.clone())
                 .collect()
         })
     }
@@ -447,7 +467,10 @@ mod tests {
         registry.apply_record(record("a", 7, 100), 100);
         registry.apply_heartbeat(7, Heartbeat::at(150), 150);
         let changes = registry.apply_record(record("a", 3, 50), 200);
-        assert!(matches!(&changes[..], [NodeEvent::Up(r)] if r.incarnation == Incarnation::new(3)));
+        assert!(matches!(
+            &changes[..],
+            [NodeEvent::Up { record, first_seen: false }] if record.incarnation == Incarnation::new(3)
+        ));
         let entry = registry.get("a").expect("known");
         assert_eq!(entry.record.incarnation, Incarnation::new(3));
         assert!(
@@ -474,7 +497,10 @@ mod tests {
                 reason: "maintenance".into()
             }]
         );
-        assert_eq!(registry.mark_offline(7, "dead", false, 120).len(), 1);
+        assert!(matches!(
+            &registry.mark_offline(7, "dead", false, 120)[..],
+            [NodeEvent::Down { left: false, .. }]
+        ));
         assert!(
             registry.mark_offline(7, "dead", false, 130).is_empty(),
             "once"
@@ -483,7 +509,13 @@ mod tests {
         assert_eq!(entry.status(), NodeStatus::Offline);
         assert_eq!(entry.last_seen_ms, 110, "last seen stays");
         let back = registry.apply_record(r, 140);
-        assert!(matches!(&back[..], [NodeEvent::Up(_)]));
+        assert!(matches!(
+            &back[..],
+            [NodeEvent::Up {
+                first_seen: false,
+                ..
+            }]
+        ));
         assert_eq!(
             registry.get("a").expect("known").status(),
             NodeStatus::Draining
@@ -500,6 +532,19 @@ mod tests {
         assert_eq!(registry.expire(2_000, 1_000), vec!["a".to_owned()]);
         assert!(registry.get("a").is_none());
         assert!(registry.get("b").is_some());
+    }
+
+    #[test]
+    fn a_heartbeat_window_is_on_the_receivers_clock() {
+        let registry = NodeRegistry::new(8);
+        registry.apply_record(record("a", 7, 100), 100);
+        // a's clock is an hour behind: its heartbeats say 0..2, they arrive at 3_600_000..
+        for i in 0..3 {
+            registry.apply_heartbeat(7, Heartbeat::at(i), 3_600_000 + i);
+        }
+        assert_eq!(registry.heartbeats("a", 3_600_001).len(), 2);
+        assert_eq!(registry.heartbeats("a", 3_600_003).len(), 0);
+        assert_eq!(registry.heartbeats("a", 0).len(), 3);
     }
 
     #[test]

@@ -278,8 +278,10 @@ impl Nodes {
     }
 
     /// The heartbeats of `name` this node keeps in memory (the latest
-    /// [`HealthConfig::heartbeats_kept`](crate::nodes::HealthConfig::heartbeats_kept)), sampled at or after `since_ms`
-    /// (milliseconds since the Unix epoch), oldest first.
+    /// [`HealthConfig::heartbeats_kept`](crate::nodes::HealthConfig::heartbeats_kept))
+    /// that it received at or after `since_ms` (milliseconds since the Unix epoch on this
+    /// node's clock, so a window such as "the last minute" holds whatever the sender's
+    /// clock says; [`Heartbeat::at_ms`] is the sender's), oldest first.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -356,7 +358,7 @@ impl Nodes {
             .and_then(|cluster| cluster.read_core(|core| core.rtt(entry.record.incarnation.get())));
         Some(NodeHealth {
             status,
-            last_heartbeat: entry.heartbeats.back().cloned(),
+            last_heartbeat: entry.heartbeats.back().map(|(_, beat)| beat.clone()),
             degraded_reasons,
             rtt,
         })
