@@ -133,6 +133,24 @@ async fn verdicts_for(strategy: SplitBrainStrategy, isolated: usize, expect: [bo
         nodes[isolated].default_scope().whereis("held").is_some(),
         "reads keep working"
     );
+    // Every side names the node its verdict depends on: the oldest, the primary, or none.
+    let deciding = match &strategy {
+        SplitBrainStrategy::Majority => None,
+        SplitBrainStrategy::OldestNode => Some(NAMES[0].to_owned()),
+        SplitBrainStrategy::ConfiguredPrimary(primary) => Some(primary.clone()),
+    };
+    for n in &nodes {
+        let status = n
+            .nodes()
+            .partition()
+            .expect("a clustered node has a status");
+        assert_eq!(
+            status.verdict.deciding_node,
+            deciding,
+            "{strategy} on {}",
+            n.name()
+        );
+    }
     for n in nodes {
         n.shutdown().await;
     }

@@ -44,6 +44,11 @@ impl std::fmt::Display for SplitBrainStrategy {
 pub struct Verdict {
     /// Whether this side keeps accepting new unique registrations.
     pub keeps_writing: bool,
+    /// The node the verdict depends on: the oldest node ([`SplitBrainStrategy::OldestNode`])
+    /// or the primary ([`SplitBrainStrategy::ConfiguredPrimary`]), wherever it is; `None`
+    /// under [`SplitBrainStrategy::Majority`], or when no expected node is known to be the
+    /// oldest.
+    pub deciding_node: Option<String>,
     /// Why, in words.
     pub reason: String,
 }
@@ -63,6 +68,7 @@ pub fn verdict(
             let keeps_writing = 2 * here > expected.len();
             Verdict {
                 keeps_writing,
+                deciding_node: None,
                 reason: format!(
                     "this side reaches {here} of {} expected nodes: {}",
                     expected.len(),
@@ -77,14 +83,17 @@ pub fn verdict(
         SplitBrainStrategy::OldestNode => match oldest {
             Some(oldest) if side.contains(oldest) => Verdict {
                 keeps_writing: true,
+                deciding_node: Some(oldest.to_owned()),
                 reason: format!("this side holds the oldest node, {oldest}"),
             },
             Some(oldest) => Verdict {
                 keeps_writing: false,
+                deciding_node: Some(oldest.to_owned()),
                 reason: format!("the oldest node, {oldest}, is not on this side"),
             },
             None => Verdict {
                 keeps_writing: false,
+                deciding_node: None,
                 reason: "no expected node is known to be the oldest".to_owned(),
             },
         },
@@ -92,6 +101,7 @@ pub fn verdict(
             let keeps_writing = side.contains(primary);
             Verdict {
                 keeps_writing,
+                deciding_node: Some(primary.clone()),
                 reason: if keeps_writing {
                     format!("this side holds the primary, {primary}")
                 } else {
@@ -130,6 +140,8 @@ mod tests {
                 ] {
                     let l = verdict(&strategy, &expected, &left, Some("a"));
                     let r = verdict(&strategy, &expected, &right, Some("a"));
+                    let deciding = (strategy != SplitBrainStrategy::Majority).then(|| "a".into());
+                    assert_eq!((&l.deciding_node, &r.deciding_node), (&deciding, &deciding));
                     assert!(
                         !(l.keeps_writing && r.keeps_writing),
                         "{strategy}: {left:?} and {right:?} both write"
