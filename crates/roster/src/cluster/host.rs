@@ -29,4 +29,7 @@ pub(crate) trait ClusterHost: Send + Sync + 'static {
 
     /// Whether the node logs its info-level lines (its log level is not `Off`).
     fn logs_info(&self) -> bool;
+
+    /// Membership saw a member come or go: the split-brain check should run now.
+    fn members_changed(&self);
 }

@@ -323,6 +323,7 @@ impl NodeBuilder {
                 self.health.settings().clone(),
                 record.clone(),
                 split_brain.settings().clone(),
+                split_brain.checks_every(),
             ),
             extracts: Extracts::new(self.extract_meta),
             log_level: LogGate::default(),

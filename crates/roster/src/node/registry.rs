@@ -380,6 +380,7 @@ impl Nodes {
     #[doc(alias = "check_nodes_now")]
     pub fn check_now(&self) -> Vec<NodeLiveness> {
         self.shared.run_checks();
+        self.shared.check_partition();
         self.liveness()
     }
 

@@ -1,5 +1,7 @@
 //! The split-brain settings of a cluster, as a builder.
 
+use std::time::Duration;
+
 use roster_proto::nodes::{
     SplitBrainAction, SplitBrainConfigError, SplitBrainSettings, SplitBrainStrategy,
 };
@@ -18,9 +20,19 @@ use roster_proto::nodes::{
 /// assert!(config.validate().is_ok());
 /// assert!(config.strategy(SplitBrainStrategy::ConfiguredPrimary("z".into())).validate().is_err());
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SplitBrainConfig {
     settings: SplitBrainSettings,
+    check_interval: Duration,
+}
+
+impl Default for SplitBrainConfig {
+    fn default() -> Self {
+        Self {
+            settings: SplitBrainSettings::default(),
+            check_interval: Duration::from_secs(1),
+        }
+    }
 }
 
 impl SplitBrainConfig {
@@ -44,6 +56,14 @@ impl SplitBrainConfig {
         self
     }
 
+    /// How often the check runs (default 1 s, clamped to between 1 ms and a day), apart
+    /// from the heartbeats: a partition is reported, and the losing side fenced, at most
+    /// this long after membership or the links show it.
+    pub fn check_interval(mut self, interval: Duration) -> Self {
+        self.check_interval = interval.clamp(Duration::from_millis(1), Duration::from_secs(86_400));
+        self
+    }
+
     /// What the losing side does (default [`SplitBrainAction::Advisory`]).
     pub fn action(mut self, action: SplitBrainAction) -> Self {
         self.settings.action = action;
@@ -58,6 +78,11 @@ impl SplitBrainConfig {
     /// not expected.
     pub fn validate(&self) -> Result<(), SplitBrainConfigError> {
         self.settings.validate()
+    }
+
+    /// How often the check runs.
+    pub(crate) fn checks_every(&self) -> Duration {
+        self.check_interval
     }
 
     /// The settings the split-brain monitor works with.

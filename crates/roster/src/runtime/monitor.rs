@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 
@@ -30,6 +31,10 @@ pub(crate) struct Monitor {
     /// Application metrics added to every heartbeat.
     app: Mutex<BTreeMap<String, f64>>,
     split_brain: Mutex<SplitBrainMonitor>,
+    /// How often the split-brain check runs (its own timer, apart from the heartbeats).
+    partition_interval: Duration,
+    /// Wakes the split-brain check at once (membership changed).
+    pub(crate) partition_wake: Arc<Notify>,
     host: Mutex<HostSampler>,
     /// Wakes the monitor task for an immediate check.
     pub(crate) wake: Arc<Notify>,
@@ -45,6 +50,7 @@ impl Monitor {
         health: HealthSettings,
         record: NodeRecord,
         split_brain: SplitBrainSettings,
+        partition_interval: Duration,
     ) -> Self {
         Self {
             health,
@@ -52,6 +58,8 @@ impl Monitor {
             auto_degraded: AtomicBool::new(false),
             app: Mutex::new(BTreeMap::new()),
             split_brain: Mutex::new(SplitBrainMonitor::new(split_brain)),
+            partition_interval,
+            partition_wake: Arc::new(Notify::new()),
             host: Mutex::new(HostSampler::new()),
             wake: Arc::new(Notify::new()),
         }
@@ -141,7 +149,6 @@ impl NodeShared {
                 tracing::info!(node = %name, "dropped the record of a node offline past the retention");
             }
         }
-        self.check_partition();
     }
 
     /// Re-evaluates the split-brain verdict (only clustered nodes have one).
@@ -252,7 +259,37 @@ pub(crate) async fn monitor_loop(node: Weak<NodeShared>) {
     }
 }
 
-/// Starts the monitor task of a node.
+/// Runs the split-brain check every check interval, and at once when membership changes,
+/// until the node is gone or leaves the cluster (a node without a cluster has no check).
+async fn partition_loop(node: Weak<NodeShared>) {
+    loop {
+        let Some(strong) = node.upgrade() else {
+            return;
+        };
+        let interval = strong.monitor.partition_interval;
+        // The node is not held while waiting (a wake-up before the wait is kept by
+        // `Notify` as a permit).
+        let wake = strong.monitor.partition_wake.clone();
+        drop(strong);
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = wake.notified() => {}
+        }
+        let Some(node) = node.upgrade() else {
+            return;
+        };
+        if node.check_partition().is_none() {
+            return;
+        }
+    }
+}
+
+/// Starts the monitor tasks of a node: heartbeats and health, and the split-brain check.
 pub(crate) fn start_monitor(node: &Arc<NodeShared>) {
     node.runtime.spawn(monitor_loop(Arc::downgrade(node)));
+    if node.cluster().is_some() {
+        // The first check at once: the verdict is known from the start.
+        node.check_partition();
+        node.runtime.spawn(partition_loop(Arc::downgrade(node)));
+    }
 }

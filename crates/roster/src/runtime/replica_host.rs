@@ -65,6 +65,10 @@ impl ClusterHost for NodeShared {
         Self::logs_info(self)
     }
 
+    fn members_changed(&self) {
+        self.monitor.partition_wake.notify_one();
+    }
+
     fn incarnation(&self) -> u64 {
         self.incarnation
     }

@@ -28,6 +28,8 @@ pub(super) async fn membership_loop(
                 cluster.peer_dead(member.incarnation);
             }
         }
+        // Who is reachable changed: the split-brain verdict may have too.
+        cluster.node.members_changed();
     }
 }
 
