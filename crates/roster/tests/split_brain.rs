@@ -372,3 +372,67 @@ async fn the_check_runs_on_its_own_interval_not_the_heartbeats() {
         n.shutdown().await;
     }
 }
+
+/// With the expected cluster learned from the records, a crashed node counts as
+/// unreachable until its record's retention ends; forgetting it on the survivors lowers
+/// their fence at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forgetting_a_crashed_node_unfences_the_survivors() {
+    let start = |name: &str, seeds: &[&Node]| {
+        let config = cluster_config("forget", seeds).split_brain(
+            SplitBrainConfig::new()
+                .action(SplitBrainAction::Fence)
+                .check_interval(Duration::from_millis(50)),
+        );
+        start_clustered(Node::builder(), name, config)
+    };
+    let x = start("x", &[]);
+    let y = start("y", &[&x]);
+    let z = start("z", &[&x]);
+    let all = [&x, &y, &z];
+    within(
+        "linked, known and healthy",
+        eventually("formed", || {
+            fully_linked(&all)
+                && all.iter().all(|n| {
+                    n.nodes().list(&Default::default()).len() == 3
+                        && n.nodes()
+                            .partition()
+                            .is_some_and(|s| !s.partition_suspected)
+                })
+        }),
+    )
+    .await;
+    // y and z crash (cut off for good, never leaving): x is a minority of the three.
+    y.cluster().isolate(Duration::MAX);
+    z.cluster().isolate(Duration::MAX);
+    within(
+        "x sees them dead and fences itself",
+        eventually("fenced", || {
+            ["y", "z"].iter().all(|m| {
+                x.nodes()
+                    .get(m)
+                    .is_some_and(|i| i.status == roster::nodes::NodeStatus::Offline)
+            }) && x.nodes().partition().is_some_and(|s| s.fenced)
+        }),
+    )
+    .await;
+    assert!(matches!(
+        x.new_process().register("while-fenced", &()),
+        Err(RegistryError::Fenced { .. })
+    ));
+    x.nodes().forget("y").expect("y is offline");
+    assert!(
+        x.nodes().partition().is_some_and(|s| s.fenced),
+        "z still counts"
+    );
+    x.nodes().forget("z").expect("z is offline");
+    let status = x.nodes().partition().expect("clustered");
+    assert!(!status.fenced && !status.partition_suspected, "{status:?}");
+    x.new_process()
+        .register("after-forget", &())
+        .expect("x writes again");
+    for n in all {
+        n.shutdown().await;
+    }
+}

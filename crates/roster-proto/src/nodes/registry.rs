@@ -112,6 +112,20 @@ impl Keyed for NodeEvent {
     }
 }
 
+/// Why a node could not be forgotten ([`NodeRegistry::forget`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ForgetError {
+    /// No node of that name is known here.
+    #[error("no node named {0:?} is known here")]
+    Unknown(String),
+    /// The node is not offline.
+    #[error(
+        "node {0:?} is not offline: only a dead or departed node can be forgotten (a live one comes back with its next record)"
+    )]
+    Up(String),
+}
+
 /// Why a node is offline, and since when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Offline {
@@ -398,6 +412,26 @@ impl NodeRegistry {
             initial,
             Subscription::new(queue, Arc::downgrade(&self.subscribers)),
         )
+    }
+
+    /// Drops the record of the offline node `name` now, before its retention ends: it
+    /// leaves the expected cluster that split-brain checks learn from the records.
+    ///
+    /// # Errors
+    ///
+    /// [`ForgetError::Unknown`] if no node of that name is known here,
+    /// [`ForgetError::Up`] if it is not offline (only a dead or departed node can be
+    /// forgotten: a live one would come back with its next record).
+    pub fn forget(&self, name: &str) -> Result<(), ForgetError> {
+        let mut nodes = self.lock();
+        match nodes.get(name) {
+            None => Err(ForgetError::Unknown(name.to_owned())),
+            Some(entry) if entry.offline.is_none() => Err(ForgetError::Up(name.to_owned())),
+            Some(_) => {
+                nodes.remove(name);
+                Ok(())
+            }
+        }
     }
 
     /// Drops the nodes offline for at least `retention_ms` at `now_ms`; returns their

@@ -9,7 +9,7 @@ use super::Cluster;
 use crate::clock::saturating_millis;
 use crate::key::Pattern;
 use crate::nodes::{
-    Heartbeat, NodeEntry, NodeEvent, NodeRecord, NodeStatus, Offline, PartitionStatus,
+    ForgetError, Heartbeat, NodeEntry, NodeEvent, NodeRecord, NodeStatus, Offline, PartitionStatus,
 };
 use crate::pid::Incarnation;
 use crate::replication::host::ReplicaHost;
@@ -362,6 +362,33 @@ impl Nodes {
             degraded_reasons,
             rtt,
         })
+    }
+
+    /// Forgets the offline node `name` now, before its record's retention ends
+    /// ([`HealthConfig::offline_retention`](crate::nodes::HealthConfig::offline_retention)):
+    /// it leaves the expected cluster that the split-brain check learns from the records
+    /// (without [`SplitBrainConfig::expected`](crate::nodes::SplitBrainConfig::expected)),
+    /// and the check runs again at once. For a node that crashed and will not come back:
+    /// with `Fence`, the survivors otherwise count it as unreachable until its retention
+    /// ends. It is this node's view only: call it on every node that should forget it.
+    ///
+    /// # Errors
+    ///
+    /// [`ForgetError`](crate::nodes::ForgetError): no such node, or it is not offline.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use roster::nodes::ForgetError;
+    /// let node = roster::Node::builder().name("api-1").start().unwrap();
+    /// assert_eq!(node.nodes().forget("api-1"), Err(ForgetError::Up("api-1".into())));
+    /// assert_eq!(node.nodes().forget("gone"), Err(ForgetError::Unknown("gone".into())));
+    /// # }
+    /// ```
+    pub fn forget(&self, name: &str) -> Result<(), ForgetError> {
+        self.shared.stores.nodes.forget(name)?;
+        self.shared.check_partition();
+        Ok(())
     }
 
     /// Runs the node monitor now instead of at the next heartbeat interval: samples and

@@ -7,9 +7,10 @@ mod split_brain;
 pub use self::health::HealthConfig;
 pub use self::split_brain::SplitBrainConfig;
 pub use roster_proto::nodes::{
-    HealthConfigError, Heartbeat, MAX_ADDRS, MAX_APP_METRICS, MAX_LABELS, MAX_PEER_SAMPLES,
-    MAX_REASON, MAX_TEXT, NodeEvent, NodeRecord, NodeStatus, Offline, PartitionStatus, PeerSample,
-    SplitBrainAction, SplitBrainConfigError, SplitBrainStrategy, Verdict,
+    ForgetError, HealthConfigError, Heartbeat, MAX_ADDRS, MAX_APP_METRICS, MAX_LABELS,
+    MAX_PEER_SAMPLES, MAX_REASON, MAX_TEXT, NodeEvent, NodeRecord, NodeStatus, Offline,
+    PartitionStatus, PeerSample, SplitBrainAction, SplitBrainConfigError, SplitBrainStrategy,
+    Verdict,
 };
 pub(crate) use roster_proto::nodes::{
     HealthSettings, NodeEntry, PartitionChange, SplitBrainMonitor, SplitBrainSettings,
