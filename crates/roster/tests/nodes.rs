@@ -402,3 +402,58 @@ async fn node_events_tell_nodes_and_links() {
     .await;
     a.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_labels_and_version_change_at_run_time_everywhere() {
+    let a = start("a", "api", &[], health());
+    let b = start("b", "api", &[&a], health());
+    within("linked", eventually("links", || fully_linked(&[&a, &b]))).await;
+    within("a knows b", eventually("known", || knows_online(&a, "b"))).await;
+    let mut events = a
+        .nodes()
+        .subscribe(roster::Pattern::Exact("b".into()), false);
+    let before = b.nodes().get("b").expect("itself").record.revision;
+    b.nodes().set_role("worker").expect("a short role");
+    b.nodes().set_label("domain", "us").expect("a label");
+    b.nodes().set_label("rack", "r7").expect("a label");
+    b.nodes().set_version("2.0.0").expect("a short version");
+    assert!(
+        b.nodes().set_label(&"k".repeat(10_000), "v").is_err(),
+        "over the bound: refused"
+    );
+    within(
+        "a sees b's new record",
+        eventually("updated", || {
+            a.nodes().get("b").is_some_and(|info| {
+                let r = &info.record;
+                r.role == "worker"
+                    && r.version == "2.0.0"
+                    && r.labels.get("domain").map(String::as_str) == Some("us")
+                    && r.labels.get("rack").map(String::as_str) == Some("r7")
+                    && r.revision == before + 4
+            })
+        }),
+    )
+    .await;
+    assert_eq!(
+        a.nodes()
+            .list(&NodeFilter::default().role("worker").label("rack", "r7"))
+            .len(),
+        1,
+        "filters see the new record"
+    );
+    let mut updates = 0;
+    while let Some(Some(delivery)) = futures_util::FutureExt::now_or_never(events.recv()) {
+        updates += delivery
+            .into_events()
+            .unwrap_or_default()
+            .iter()
+            .filter(
+                |e| matches!(e, roster::nodes::NodeEvent::Updated { record } if record.name == "b"),
+            )
+            .count();
+    }
+    assert!(updates >= 1, "a was told of b's new record");
+    b.shutdown().await;
+    a.shutdown().await;
+}

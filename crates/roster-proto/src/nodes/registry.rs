@@ -40,6 +40,12 @@ pub enum NodeEvent {
         /// Why it is offline.
         reason: String,
     },
+    /// A node changed its record other than its status (role, labels, version,
+    /// addresses): the new record.
+    Updated {
+        /// The record now.
+        record: NodeRecord,
+    },
     /// A node's own status changed.
     Status {
         /// The node's name.
@@ -98,7 +104,7 @@ pub enum NodeEvent {
 impl Keyed for NodeEvent {
     fn key(&self) -> &str {
         match self {
-            Self::Up { record, .. } => &record.name,
+            Self::Up { record, .. } | Self::Updated { record } => &record.name,
             Self::Down { name, .. } | Self::Status { name, .. } | Self::Heartbeat { name, .. } => {
                 name
             }
@@ -258,15 +264,28 @@ fn arrive(
                     record: record.clone(),
                     first_seen: false,
                 });
-            } else if record.revision > entry.record.revision
-                && record.status != entry.record.status
-            {
-                changes.push(NodeEvent::Status {
-                    name: record.name.clone(),
-                    old: entry.record.status,
-                    new: record.status,
-                    reason: record.status_reason.clone(),
-                });
+            } else if record.revision > entry.record.revision {
+                if record.status != entry.record.status {
+                    changes.push(NodeEvent::Status {
+                        name: record.name.clone(),
+                        old: entry.record.status,
+                        new: record.status,
+                        reason: record.status_reason.clone(),
+                    });
+                }
+                let described = |r: &NodeRecord| {
+                    (
+                        r.role.clone(),
+                        r.labels.clone(),
+                        r.version.clone(),
+                        r.addrs.clone(),
+                    )
+                };
+                if described(&record) != described(&entry.record) {
+                    changes.push(NodeEvent::Updated {
+                        record: record.clone(),
+                    });
+                }
             }
             if restarted {
                 entry.heartbeats.clear();

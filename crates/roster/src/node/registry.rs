@@ -122,6 +122,13 @@ pub struct NodeWatch {
     pub events: Subscription<NodeEvent>,
 }
 
+/// A change of this node's record was refused: the record would be over the bounds of a
+/// record ([`MAX_TEXT`](crate::nodes::MAX_TEXT) bytes per text,
+/// [`MAX_LABELS`](crate::nodes::MAX_LABELS) labels). Nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid node record: {0}")]
+pub struct RecordError(String);
+
 /// [`Nodes::set_status`] was asked for a status a node cannot give itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -253,6 +260,73 @@ impl Nodes {
         }
         self.shared.change_status(status, reason, false);
         Ok(())
+    }
+
+    /// Changes this node's role, and publishes it to every peer as a new revision of its
+    /// record (peers emit [`NodeEvent::Updated`]).
+    ///
+    /// # Errors
+    ///
+    /// [`RecordError`] if the role is longer than [`MAX_TEXT`](crate::nodes::MAX_TEXT)
+    /// bytes; nothing changes.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().name("api-1").role("api").start().unwrap();
+    /// node.nodes().set_role("gateway").unwrap();
+    /// node.nodes().set_label("domain", "eu").unwrap();
+    /// node.nodes().set_version("2.5.0").unwrap();
+    /// let me = node.nodes().get("api-1").unwrap().record;
+    /// assert_eq!((me.role.as_str(), me.version.as_str()), ("gateway", "2.5.0"));
+    /// assert_eq!(me.labels["domain"], "eu");
+    /// node.nodes().remove_label("domain").unwrap();
+    /// assert!(node.nodes().get("api-1").unwrap().record.labels.is_empty());
+    /// assert!(node.nodes().set_role(&"x".repeat(10_000)).is_err());
+    /// # }
+    /// ```
+    pub fn set_role(&self, role: &str) -> Result<(), RecordError> {
+        self.update(|record| record.role = role.to_owned())
+    }
+
+    /// Sets a label of this node (replacing its value), published as [`Nodes::set_role`]
+    /// is.
+    ///
+    /// # Errors
+    ///
+    /// [`RecordError`] if the key or value is longer than
+    /// [`MAX_TEXT`](crate::nodes::MAX_TEXT) bytes or the node would have more than
+    /// [`MAX_LABELS`](crate::nodes::MAX_LABELS) labels; nothing changes.
+    pub fn set_label(&self, key: &str, value: &str) -> Result<(), RecordError> {
+        self.update(|record| {
+            record.labels.insert(key.to_owned(), value.to_owned());
+        })
+    }
+
+    /// Removes a label of this node (nothing if it has none of that key), published as
+    /// [`Nodes::set_role`] is.
+    ///
+    /// # Errors
+    ///
+    /// None today: the signature leaves room for a bound.
+    pub fn remove_label(&self, key: &str) -> Result<(), RecordError> {
+        self.update(|record| {
+            record.labels.remove(key);
+        })
+    }
+
+    /// Changes this node's version, published as [`Nodes::set_role`] is.
+    ///
+    /// # Errors
+    ///
+    /// [`RecordError`] if the version is longer than [`MAX_TEXT`](crate::nodes::MAX_TEXT)
+    /// bytes; nothing changes.
+    pub fn set_version(&self, version: &str) -> Result<(), RecordError> {
+        self.update(|record| record.version = version.to_owned())
+    }
+
+    fn update(&self, change: impl FnOnce(&mut NodeRecord)) -> Result<(), RecordError> {
+        self.shared.update_record(change).map_err(RecordError)
     }
 
     /// Adds (or updates) an application metric carried by this node's heartbeats from the

@@ -115,6 +115,25 @@ impl NodeShared {
         self.publish_record(record);
     }
 
+    /// Changes this node's record with `change` (role, labels, version) and publishes it as
+    /// a new revision; a record over the bounds of a record is refused, unchanged.
+    pub(crate) fn update_record(&self, change: impl FnOnce(&mut NodeRecord)) -> Result<(), String> {
+        let record = {
+            let mut record = lock(&self.monitor.record);
+            let mut changed = record.clone();
+            change(&mut changed);
+            changed.validate()?;
+            if changed == *record {
+                return Ok(());
+            }
+            changed.revision += 1;
+            *record = changed.clone();
+            changed
+        };
+        self.publish_record(record);
+        Ok(())
+    }
+
     /// Publishes this node's record: to the peers through the replication core when
     /// clustered, and into its own registry.
     pub(crate) fn publish_record(&self, record: NodeRecord) {
