@@ -79,8 +79,9 @@ impl Scope {
     ///
     /// - [`RegistryError::ProcessDead`] if `process` exits before it gets the name;
     /// - [`RegistryError::ScopeNotConnected`] if the node disconnects from the scope;
-    /// - [`RegistryError::Fenced`] if the node refuses new names during a partition (call
-    ///   again once it heals);
+    /// - while the node refuses new names during a partition (it is fenced, see
+    ///   [`crate::nodes::SplitBrainAction::Fence`]), a standby does not fail: it keeps
+    ///   waiting, and claims the name when the fence is lowered if it is still free;
     /// - `InvalidKey`, `InvalidMeta`, `ForeignProcess` at once, as [`Scope::register`].
     ///
     /// # Cancel safety
@@ -212,8 +213,16 @@ impl Standby<'_> {
         // Watch first: a release from now on is among the events.
         let mut events = self.scope.watch(Pattern::Exact(self.key.clone()))?.events;
         loop {
-            if let Some(registration) = self.try_claim(&mut events).await? {
-                return Ok(registration);
+            match self.try_claim(&mut events).await {
+                Ok(Some(registration)) => return Ok(registration),
+                Ok(None) => {}
+                // The node refuses new names for now: wait for the fence to lower, then
+                // try again (the name may have been taken meanwhile).
+                Err(RegistryError::Fenced { .. }) => {
+                    self.until_unfenced(&mut events).await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
             }
             // Taken (or lost): wait until the name looks free.
             while self
@@ -303,6 +312,40 @@ impl Standby<'_> {
             }
         })
         .await
+    }
+
+    /// Waits until this node's fence is lowered (at once if it is not raised). Woken by
+    /// this node's partition events, which the split-brain check publishes whenever it
+    /// raises or lowers the fence: subscribed before the fence is read, so no lowering
+    /// is missed, and nothing polls.
+    async fn until_unfenced(&self, events: &mut Subscription) -> Result<(), RegistryError> {
+        let pid = self.process.pid();
+        let node = &self.scope.node;
+        let (_, mut partitions) =
+            node.stores
+                .nodes
+                .subscribe(vec![Pattern::Exact(node.name.as_str().into())], 16, false);
+        let mut exited = pin!(self.process.exited());
+        while node.stores.fence().current().is_some() {
+            let woken = poll_fn(|cx| {
+                if exited.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Err(RegistryError::ProcessDead { pid }));
+                }
+                // The key's events only matter for a disconnect here.
+                while let Poll::Ready(item) = std::pin::Pin::new(&mut *events).poll_next(cx) {
+                    if item.is_none() {
+                        return Poll::Ready(Err(self.disconnected()));
+                    }
+                }
+                match std::pin::Pin::new(&mut partitions).poll_next(cx) {
+                    Poll::Ready(_) => Poll::Ready(Ok(())),
+                    Poll::Pending => Poll::Pending,
+                }
+            })
+            .await;
+            woken?;
+        }
+        Ok(())
     }
 
     fn disconnected(&self) -> RegistryError {

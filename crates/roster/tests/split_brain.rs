@@ -436,3 +436,46 @@ async fn forgetting_a_crashed_node_unfences_the_survivors() {
         n.shutdown().await;
     }
 }
+
+/// A standby on a fenced node keeps waiting through the fence: its holder released during
+/// the partition, it takes the name once the partition heals (it does not fail `Fenced`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_waits_through_a_fence_and_takes_the_name_after_the_heal() {
+    let nodes = cluster(&SplitBrainStrategy::Majority, &NAMES).await;
+    let c = &nodes[2];
+    let holder = c.new_process();
+    holder
+        .register("lock", &"holder")
+        .expect("no partition yet");
+    let standby = c.new_process();
+    let waiting = {
+        let c = c.clone();
+        let standby_pid = standby.pid();
+        tokio::spawn(async move {
+            let got = standby.await_name("lock", &"standby").await;
+            (got, standby_pid, standby, c)
+        })
+    };
+    c.cluster().isolate(Duration::from_secs(2));
+    within(
+        "c is fenced",
+        eventually("fenced", || {
+            c.nodes().check_partition_now().is_some_and(|s| s.fenced)
+        }),
+    )
+    .await;
+    drop(holder); // released while c refuses new names
+    assert!(
+        !waiting.is_finished(),
+        "the standby keeps waiting through the fence"
+    );
+    let (got, pid, _standby, _c) = within("the standby takes the name after the heal", waiting)
+        .await
+        .expect("the task ends");
+    let registration = got.expect("the standby gets the name, not Fenced");
+    assert_eq!(registration.pid, pid);
+    assert!(!c.nodes().partition().expect("clustered").fenced);
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
