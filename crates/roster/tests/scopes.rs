@@ -561,3 +561,31 @@ async fn taking_a_lease_again_replaces_it_instead_of_adding_a_second_one() {
     tokio::time::sleep(Duration::from_secs(15)).await; // 21
     assert!(!second.is_connected());
 }
+
+/// The lease rule: a lease given again replaces the scope's lease; connecting again
+/// without one keeps it.
+#[tokio::test(start_paused = true)]
+async fn a_lease_given_again_replaces_the_lease_and_a_plain_connect_keeps_it() {
+    use roster::ScopeOptions;
+    let node = roster::Node::builder().start().unwrap();
+    let lease = |secs| ScopeOptions::new().ttl(Duration::from_secs(secs));
+
+    // A plain connect keeps the 5 s lease: the scope goes after 5 s.
+    node.connect_with("kept", lease(5)).unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    node.connect("kept").unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        node.scope("kept").is_err(),
+        "the lease was kept and ran out"
+    );
+
+    // A second lease replaces the first: 20 s from the second connect.
+    node.connect_with("replaced", lease(5)).unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    node.connect_with("replaced", lease(20)).unwrap();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(node.scope("replaced").is_ok(), "the 5 s lease was replaced");
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    assert!(node.scope("replaced").is_err(), "the 20 s lease ran out");
+}

@@ -134,8 +134,9 @@ impl Node {
     }
 
     /// Connects this node to a scope with `options` (local-only, a lease, both) and
-    /// returns a handle. Connecting again returns the same scope; a lease given again
-    /// replaces the scope's lease.
+    /// returns a handle. Connecting again returns the same scope. The lease rule: a lease
+    /// given again replaces the scope's lease (its ttl, counted from now); connecting again
+    /// without one (or with [`Node::connect`]) keeps the lease the scope has.
     ///
     /// # Errors
     ///
