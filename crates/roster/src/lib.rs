@@ -88,8 +88,8 @@ pub use key::{Key, KeyError, Pattern, ScopeName};
 pub use meta::{Meta, MetaError};
 pub use node::{
     Cluster, ClusterGraph, GraphLink, GraphNode, MIN_SCOPE_TTL, Node, NodeBuilder, NodeFilter,
-    NodeHealth, NodeInfo, NodeLiveness, NodeWatch, Nodes, OfflineIsForPeers, RecordError,
-    ScopeOptions,
+    NodeHealth, NodeInfo, NodeLiveness, NodeWatch, Nodes, RecordError, ScopeOptions,
+    StatusIsForPeers,
 };
 pub use pid::{Incarnation, Pid};
 pub use process::Process;

@@ -14,7 +14,7 @@ use roster::Incarnation;
 use roster::nodes::{
     HealthConfig, NodeEvent, SplitBrainAction, SplitBrainConfig, SplitBrainStrategy,
 };
-use roster::{Node, Pattern, RegistryError};
+use roster::{Node, NodeFilter, Pattern, RegistryError};
 
 const NAMES: [&str; 3] = ["a", "b", "c"];
 
@@ -476,6 +476,134 @@ async fn a_standby_waits_through_a_fence_and_takes_the_name_after_the_heal() {
     assert_eq!(registration.pid, pid);
     assert!(!c.nodes().partition().expect("clustered").fenced);
     for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+/// A cut that membership does not see (the links of one node severed, its membership
+/// datagrams still flowing): after the grace the others judge it unreachable, the same in
+/// every view and in an event, the split-brain check counts it on the other side, and with
+/// `Fence` it fences itself while the majority keeps writing. When links come back, so
+/// does everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_membership_misses_is_unreachable_everywhere_and_fenced() {
+    use roster::nodes::NodeStatus;
+    let start = |name: &str, seeds: &[&Node]| {
+        let config = cluster_config("unreachable", seeds).split_brain(
+            SplitBrainConfig::new()
+                .expected(["a", "b", "c"])
+                .action(SplitBrainAction::Fence)
+                .check_interval(Duration::from_millis(50)),
+        );
+        let health = HealthConfig::new()
+            .heartbeat_interval(Duration::from_millis(100))
+            .unreachable_after(Duration::from_millis(300));
+        start_clustered(Node::builder().health(health), name, config)
+    };
+    let a = start("a", &[]);
+    let b = start("b", &[&a]);
+    let c = start("c", &[&a]);
+    let all = [&a, &b, &c];
+    within(
+        "formed",
+        eventually("formed", || {
+            fully_linked(&all)
+                && all.iter().all(|n| {
+                    n.nodes()
+                        .partition()
+                        .is_some_and(|s| !s.partition_suspected)
+                })
+        }),
+    )
+    .await;
+    let mut events = a.nodes().subscribe(Pattern::Exact("c".into()), false);
+    c.cluster().sever_links(Duration::from_secs(2));
+    within(
+        "a judges c unreachable, c fences itself",
+        eventually("cut", || {
+            a.nodes()
+                .get("c")
+                .is_some_and(|i| i.status == NodeStatus::Unreachable)
+                && c.nodes().partition().is_some_and(|s| s.fenced)
+        }),
+    )
+    .await;
+    // One status in every view of a.
+    let listed = a.nodes().list(&Default::default());
+    let c_listed = listed
+        .iter()
+        .find(|i| i.record.name == "c")
+        .expect("listed");
+    assert_eq!(c_listed.status, NodeStatus::Unreachable);
+    let live = a.nodes().liveness();
+    let c_live = live.iter().find(|l| l.name == "c").expect("in liveness");
+    assert_eq!(c_live.status, NodeStatus::Unreachable);
+    assert_eq!(
+        a.nodes()
+            .list(&NodeFilter::default().status(NodeStatus::Online))
+            .iter()
+            .map(|i| i.record.name.as_str())
+            .collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+    let graph = a.cluster().graph();
+    let c_node = graph
+        .nodes
+        .iter()
+        .find(|n| n.name == "c")
+        .expect("in the graph");
+    assert_eq!(c_node.status, NodeStatus::Unreachable);
+    assert!(
+        graph
+            .links
+            .iter()
+            .all(|l| l.source != "c" && l.target != "c"),
+        "no link of a's to c: {:?}",
+        graph.links
+    );
+    assert!(
+        a.nodes()
+            .health("c")
+            .expect("known")
+            .degraded_reasons
+            .iter()
+            .any(|r| r.contains("no link"))
+    );
+    // The majority writes, c does not.
+    let status = a.nodes().partition().expect("clustered");
+    assert_eq!(
+        (status.unreachable.as_slice(), status.fenced),
+        (&["c".to_owned()][..], false)
+    );
+    assert_eq!(
+        try_new_names(&[a.clone(), b.clone(), c.clone()], "cut"),
+        [true, true, false]
+    );
+    // The links come back: c is online and unfenced again.
+    within(
+        "healed",
+        eventually("healed", || {
+            a.nodes()
+                .get("c")
+                .is_some_and(|i| i.status == NodeStatus::Online)
+                && c.nodes().partition().is_some_and(|s| !s.fenced)
+        }),
+    )
+    .await;
+    let mut statuses = Vec::new();
+    while let Some(Some(delivery)) = events.recv().now_or_never() {
+        for e in delivery.into_events().unwrap_or_default() {
+            if let NodeEvent::Status { old, new, .. } = e {
+                statuses.push((old, new));
+            }
+        }
+    }
+    assert!(
+        statuses.contains(&(NodeStatus::Online, NodeStatus::Unreachable))
+            && statuses.contains(&(NodeStatus::Unreachable, NodeStatus::Online)),
+        "a told of c going and coming back: {statuses:?}"
+    );
+    for n in all {
         n.shutdown().await;
     }
 }

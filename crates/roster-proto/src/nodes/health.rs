@@ -106,9 +106,11 @@ impl DegradedThresholds {
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthSettings {
-    /// How often the node samples and publishes a heartbeat, and checks for split brain
-    /// (default 1 s).
+    /// How often the node samples and publishes a heartbeat (default 1 s).
     pub heartbeat_interval: Duration,
+    /// How long a member that membership sees alive may go without a replication link
+    /// before it is judged unreachable (default 5 s; see `nodes::Reach`).
+    pub unreachable_after: Duration,
     /// Heartbeats kept in memory per node (default 120: two minutes at the default
     /// interval).
     pub heartbeats_kept: usize,
@@ -123,6 +125,7 @@ impl Default for HealthSettings {
     fn default() -> Self {
         Self {
             heartbeat_interval: Duration::from_secs(1),
+            unreachable_after: Duration::from_secs(5),
             heartbeats_kept: 120,
             offline_retention: Duration::from_secs(600),
             degraded: DegradedThresholds::default(),

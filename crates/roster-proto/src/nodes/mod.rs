@@ -5,6 +5,7 @@ mod fence;
 mod health;
 mod heartbeat;
 mod partition;
+mod reach;
 mod record;
 mod registry;
 mod split_brain;
@@ -13,6 +14,7 @@ pub use fence::{Fence, Fenced};
 pub use health::{AppThreshold, DegradedThresholds, HealthConfigError, HealthSettings};
 pub use heartbeat::{Heartbeat, MAX_APP_METRICS, MAX_PEER_SAMPLES, PeerSample};
 pub use partition::{SplitBrainStrategy, Verdict, verdict};
+pub use reach::{Reach, Unreachable};
 pub use record::{MAX_ADDRS, MAX_LABELS, MAX_REASON, MAX_TEXT, NodeRecord, NodeStatus};
 pub use registry::{ForgetError, NodeEntry, NodeEvent, NodeRegistry, Offline};
 pub use split_brain::{

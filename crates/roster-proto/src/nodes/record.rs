@@ -26,12 +26,16 @@ pub enum NodeStatus {
     Draining,
     /// Dead or gone, as its peers saw it.
     Offline,
+    /// A member that membership still sees alive, but that no replication link has
+    /// reached for longer than a grace: as this node judges it (a node never publishes it
+    /// for itself). It counts on the other side of a partition.
+    Unreachable,
 }
 
 impl NodeStatus {
-    /// Whether the node is running (any status but `Offline`).
+    /// Whether the node is running and reached (neither `Offline` nor `Unreachable`).
     pub fn is_up(self) -> bool {
-        self != Self::Offline
+        !matches!(self, Self::Offline | Self::Unreachable)
     }
 }
 
@@ -42,6 +46,7 @@ impl std::fmt::Display for NodeStatus {
             Self::Degraded => "degraded",
             Self::Draining => "draining",
             Self::Offline => "offline",
+            Self::Unreachable => "unreachable",
         })
     }
 }

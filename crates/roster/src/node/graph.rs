@@ -67,9 +67,10 @@ impl Cluster {
     /// ```
     pub fn graph(&self) -> ClusterGraph {
         let known = self.shared.stores.nodes.list();
+        let judge = self.shared.judge();
         let up: BTreeMap<&str, Incarnation> = known
             .iter()
-            .filter(|e| e.status().is_up())
+            .filter(|e| judge.status(e).is_up())
             .map(|e| (e.record.name.as_str(), e.record.incarnation))
             .collect();
         let nodes = known
@@ -78,7 +79,7 @@ impl Cluster {
                 id: e.record.incarnation,
                 name: e.record.name.clone(),
                 role: e.record.role.clone(),
-                status: e.status(),
+                status: judge.status(e),
                 labels: e.record.labels.clone(),
             })
             .collect();

@@ -15,8 +15,7 @@ pub use self::builder::NodeBuilder;
 pub use self::cluster::Cluster;
 pub use self::graph::{ClusterGraph, GraphLink, GraphNode};
 pub use self::registry::{
-    NodeFilter, NodeHealth, NodeInfo, NodeLiveness, NodeWatch, Nodes, OfflineIsForPeers,
-    RecordError,
+    NodeFilter, NodeHealth, NodeInfo, NodeLiveness, NodeWatch, Nodes, RecordError, StatusIsForPeers,
 };
 pub use self::scopes::{MIN_SCOPE_TTL, ScopeOptions};
 use crate::error::SendError;

@@ -6,14 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Cluster;
-use crate::clock::saturating_millis;
 use crate::key::Pattern;
 use crate::nodes::{
     ForgetError, Heartbeat, NodeEntry, NodeEvent, NodeRecord, NodeStatus, Offline, PartitionStatus,
 };
 use crate::pid::Incarnation;
-use crate::replication::host::ReplicaHost;
-use crate::runtime::NodeShared;
+use crate::runtime::{Judge, NodeShared};
 use crate::subscription::Subscription;
 
 /// A node as this node knows it.
@@ -21,8 +19,11 @@ use crate::subscription::Subscription;
 pub struct NodeInfo {
     /// The node's latest record (published by the node itself).
     pub record: NodeRecord,
-    /// Its status as this node sees it: `Offline` once membership declared it dead or it
-    /// left, else the status it published.
+    /// Its status as this node judges it, the same in every view of the node registry:
+    /// `Offline` once membership declared it dead or it left; `Unreachable` while
+    /// membership sees it but no link has reached it for
+    /// [`HealthConfig::unreachable_after`](crate::nodes::HealthConfig::unreachable_after);
+    /// else the status it published, but `Degraded` while this node misses its heartbeats.
     pub status: NodeStatus,
     /// When this node last heard from it, in milliseconds since the Unix epoch.
     pub last_seen_ms: u64,
@@ -31,9 +32,9 @@ pub struct NodeInfo {
 }
 
 impl NodeInfo {
-    fn from_entry(entry: NodeEntry) -> Self {
+    fn judged(entry: NodeEntry, judge: &Judge) -> Self {
         Self {
-            status: entry.status(),
+            status: judge.status(&entry),
             record: entry.record,
             last_seen_ms: entry.last_seen_ms,
             offline: entry.offline,
@@ -132,9 +133,9 @@ pub struct RecordError(String);
 /// [`Nodes::set_status`] was asked for a status a node cannot give itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "a node cannot set itself offline: peers record that when it dies or leaves; call Node::shutdown to leave the cluster"
+    "a node cannot set itself offline or unreachable: its peers judge that (offline when it dies or leaves: call Node::shutdown to leave the cluster)"
 )]
-pub struct OfflineIsForPeers;
+pub struct StatusIsForPeers;
 
 /// The node registry as this node sees it, from [`Node::nodes`](crate::Node::nodes):
 /// every node's record, liveness, health and heartbeats, this node's own status and
@@ -181,7 +182,12 @@ impl Nodes {
     /// ```
     #[doc(alias = "node_info")]
     pub fn get(&self, name: &str) -> Option<NodeInfo> {
-        self.shared.stores.nodes.get(name).map(NodeInfo::from_entry)
+        let judge = self.shared.judge();
+        self.shared
+            .stores
+            .nodes
+            .get(name)
+            .map(|entry| NodeInfo::judged(entry, &judge))
     }
 
     /// Every node this node knows (offline ones until their retention ends) that matches
@@ -199,6 +205,7 @@ impl Nodes {
     /// ```
     #[doc(alias = "list_nodes")]
     pub fn list(&self, filter: &NodeFilter) -> Vec<NodeInfo> {
+        let judge = self.shared.judge();
         let in_scope: Option<Vec<String>> = filter.scope.as_ref().map(|scope| {
             let mut names: Vec<String> = Cluster {
                 shared: self.shared.clone(),
@@ -217,7 +224,7 @@ impl Nodes {
             .nodes
             .list()
             .into_iter()
-            .map(NodeInfo::from_entry)
+            .map(|entry| NodeInfo::judged(entry, &judge))
             .filter(|n| filter.status.is_none_or(|s| s == n.status))
             .filter(|n| filter.role.as_ref().is_none_or(|r| *r == n.record.role))
             .filter(|n| {
@@ -240,7 +247,7 @@ impl Nodes {
     ///
     /// # Errors
     ///
-    /// [`OfflineIsForPeers`] for [`NodeStatus::Offline`].
+    /// [`StatusIsForPeers`] for [`NodeStatus::Offline`] and [`NodeStatus::Unreachable`].
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -254,9 +261,9 @@ impl Nodes {
     /// assert!(node.nodes().set_status(NodeStatus::Offline, "bye").is_err());
     /// # }
     /// ```
-    pub fn set_status(&self, status: NodeStatus, reason: &str) -> Result<(), OfflineIsForPeers> {
-        if status == NodeStatus::Offline {
-            return Err(OfflineIsForPeers);
+    pub fn set_status(&self, status: NodeStatus, reason: &str) -> Result<(), StatusIsForPeers> {
+        if matches!(status, NodeStatus::Offline | NodeStatus::Unreachable) {
+            return Err(StatusIsForPeers);
         }
         self.shared.change_status(status, reason, false);
         Ok(())
@@ -386,13 +393,14 @@ impl Nodes {
     /// ```
     #[doc(alias = "node_status")]
     pub fn liveness(&self) -> Vec<NodeLiveness> {
+        let judge = self.shared.judge();
         self.shared
             .stores
             .nodes
             .list()
             .into_iter()
             .map(|entry| NodeLiveness {
-                status: self.judged_status(&entry),
+                status: judge.status(&entry),
                 name: entry.record.name,
                 incarnation: entry.record.incarnation,
                 last_seen_ms: entry.last_seen_ms,
@@ -418,12 +426,18 @@ impl Nodes {
     #[doc(alias = "node_health")]
     pub fn health(&self, name: &str) -> Option<NodeHealth> {
         let entry = self.shared.stores.nodes.get(name)?;
-        let status = self.judged_status(&entry);
+        let judge = self.shared.judge();
+        let status = judge.status(&entry);
         let mut degraded_reasons = Vec::new();
         if entry.status() == NodeStatus::Degraded {
             degraded_reasons.extend(entry.record.status_reason.split("; ").map(str::to_owned));
         }
-        if let Some(missed) = self.missed_heartbeats(&entry) {
+        if let Some(since) = judge.unreachable_since(&entry) {
+            degraded_reasons.push(format!(
+                "no link reaches it since {since} ms after the Unix epoch"
+            ));
+        }
+        if let Some(missed) = judge.missed_heartbeats(&entry) {
             degraded_reasons.push(format!("missed {missed} heartbeats"));
         }
         let rtt = self
@@ -556,41 +570,18 @@ impl Nodes {
     }
 
     fn watch_with(&self, pattern: impl Into<Pattern>, heartbeats: bool) -> NodeWatch {
+        let judge = self.shared.judge();
         let (nodes, events) = self.shared.stores.nodes.subscribe(
             vec![pattern.into()],
             self.shared.subscription_capacity,
             heartbeats,
         );
         NodeWatch {
-            nodes: nodes.into_iter().map(NodeInfo::from_entry).collect(),
+            nodes: nodes
+                .into_iter()
+                .map(|entry| NodeInfo::judged(entry, &judge))
+                .collect(),
             events,
         }
-    }
-
-    /// The status of `entry` as this node judges it: `Degraded` while its heartbeats are
-    /// missed here.
-    fn judged_status(&self, entry: &NodeEntry) -> NodeStatus {
-        match entry.status() {
-            NodeStatus::Online if self.missed_heartbeats(entry).is_some() => NodeStatus::Degraded,
-            status => status,
-        }
-    }
-
-    /// How many heartbeat intervals `entry`'s node has been silent, if at least the
-    /// threshold (and it is up and not this node).
-    fn missed_heartbeats(&self, entry: &NodeEntry) -> Option<u64> {
-        let health = &self.shared.monitor.health;
-        let threshold = u64::from(health.degraded.missed_heartbeats);
-        if threshold == 0 || entry.offline.is_some() || entry.record.name == self.shared.name {
-            return None;
-        }
-        let interval = saturating_millis(health.heartbeat_interval).max(1);
-        let silent = self
-            .shared
-            .stores
-            .now_ms()
-            .saturating_sub(entry.last_seen_ms);
-        let missed = silent / interval;
-        (missed >= threshold).then_some(missed)
     }
 }

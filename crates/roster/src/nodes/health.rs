@@ -43,6 +43,17 @@ impl HealthConfig {
         self
     }
 
+    /// How long a member that membership sees alive may go without a replication link
+    /// before this node judges it [`Unreachable`](crate::nodes::NodeStatus::Unreachable)
+    /// (default 5 s): the cut of a link that membership does not see (its TCP blocked, its
+    /// UDP not). An unreachable node counts on the other side of a partition for the
+    /// split-brain check. Shorter notices sooner, at the price of calling a node
+    /// unreachable while its link is redialed after an ordinary loss.
+    pub fn unreachable_after(mut self, grace: Duration) -> Self {
+        self.settings.unreachable_after = grace;
+        self
+    }
+
     /// Heartbeats kept in memory per node (default 120: two minutes at the default
     /// interval). At least one; memory grows with it (a heartbeat is a few hundred bytes).
     pub fn heartbeats_kept(mut self, count: usize) -> Self {

@@ -13,5 +13,6 @@ pub use roster_proto::nodes::{
     Verdict,
 };
 pub(crate) use roster_proto::nodes::{
-    HealthSettings, NodeEntry, PartitionChange, SplitBrainMonitor, SplitBrainSettings,
+    HealthSettings, NodeEntry, PartitionChange, Reach, SplitBrainMonitor, SplitBrainSettings,
+    Unreachable,
 };

@@ -6,6 +6,8 @@
 
 pub(crate) mod extract;
 mod host_metrics;
+mod judge;
+pub(crate) use judge::Judge;
 mod leases;
 pub(crate) mod log_level;
 pub(crate) mod monitor;

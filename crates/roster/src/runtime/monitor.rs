@@ -4,7 +4,7 @@
 //! healthy), publishes the heartbeat, drops the records of nodes dead for longer than the
 //! retention, and runs the split-brain check that may fence the node.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -16,8 +16,9 @@ use super::host_metrics::HostSampler;
 use crate::clock::saturating_millis;
 use crate::nodes::{
     HealthSettings, Heartbeat, NodeEvent, NodeRecord, NodeStatus, PartitionChange, PartitionStatus,
-    SplitBrainMonitor, SplitBrainSettings,
+    Reach, SplitBrainMonitor, SplitBrainSettings, Unreachable,
 };
+use crate::pid::Incarnation;
 use crate::replication::host::ReplicaHost;
 
 /// The node's own record and health state, and its split-brain monitor.
@@ -31,6 +32,9 @@ pub(crate) struct Monitor {
     /// Application metrics added to every heartbeat.
     app: Mutex<BTreeMap<String, f64>>,
     split_brain: Mutex<SplitBrainMonitor>,
+    /// The members this node reaches: alive for membership, and linked (or not for less
+    /// than `unreachable_after`).
+    reach: Mutex<Reach>,
     /// How often the split-brain check runs (its own timer, apart from the heartbeats).
     partition_interval: Duration,
     /// Wakes the split-brain check at once (membership changed).
@@ -52,12 +56,14 @@ impl Monitor {
         split_brain: SplitBrainSettings,
         partition_interval: Duration,
     ) -> Self {
+        let grace = saturating_millis(health.unreachable_after);
         Self {
             health,
             record: Mutex::new(record),
             auto_degraded: AtomicBool::new(false),
             app: Mutex::new(BTreeMap::new()),
             split_brain: Mutex::new(SplitBrainMonitor::new(split_brain)),
+            reach: Mutex::new(Reach::new(grace)),
             partition_interval,
             partition_wake: Arc::new(Notify::new()),
             host: Mutex::new(HostSampler::new()),
@@ -173,7 +179,23 @@ impl NodeShared {
     /// Re-evaluates the split-brain verdict (only clustered nodes have one).
     pub(crate) fn check_partition(&self) -> Option<PartitionStatus> {
         let cluster = self.cluster()?;
-        let mut reachable: BTreeSet<String> = cluster.member_names().into_iter().collect();
+        let now_ms = self.stores.now_ms();
+        let links = cluster.member_links();
+        let members: Vec<(String, Incarnation)> = links
+            .iter()
+            .map(|(name, inc, _)| (name.clone(), *inc))
+            .collect();
+        let (mut reachable, before, after) = {
+            let mut reach = lock(&self.monitor.reach);
+            let before = reach.unreachable().clone();
+            let reachable = reach.update(
+                &members,
+                |inc| links.iter().any(|(_, i, linked)| *i == inc && *linked),
+                now_ms,
+            );
+            (reachable, before, reach.unreachable().clone())
+        };
+        self.publish_reach_changes(&before, &after);
         reachable.insert(self.name.clone());
         let (status, change) = lock(&self.monitor.split_brain).check(
             &self.name,
@@ -208,6 +230,55 @@ impl NodeShared {
         Some(status)
     }
 
+    /// The members no link has reached for longer than the grace, as of the last check.
+    pub(crate) fn unreachable(&self) -> BTreeMap<Incarnation, Unreachable> {
+        lock(&self.monitor.reach).unreachable().clone()
+    }
+
+    /// Tells node subscribers of the members that became unreachable, or reachable again,
+    /// between two checks: a status change as this node judges it.
+    fn publish_reach_changes(
+        &self,
+        before: &BTreeMap<Incarnation, Unreachable>,
+        after: &BTreeMap<Incarnation, Unreachable>,
+    ) {
+        for (inc, gone) in after.iter().filter(|(inc, _)| !before.contains_key(inc)) {
+            let old = self
+                .stores
+                .nodes
+                .get(&gone.name)
+                .filter(|e| e.record.incarnation == *inc)
+                .map_or(NodeStatus::Online, |e| e.status());
+            tracing::warn!(node = %gone.name, "membership sees it alive, but no link reaches it: unreachable");
+            self.stores.nodes.publish(NodeEvent::Status {
+                name: gone.name.clone(),
+                old,
+                new: NodeStatus::Unreachable,
+                reason: "membership sees it alive, but no link reaches it".to_owned(),
+            });
+        }
+        for (inc, back) in before.iter().filter(|(inc, _)| !after.contains_key(inc)) {
+            // Back through a link, or gone from membership (then its Down says so).
+            let Some(entry) = self
+                .stores
+                .nodes
+                .get(&back.name)
+                .filter(|e| e.record.incarnation == *inc && e.offline.is_none())
+            else {
+                continue;
+            };
+            if self.logs_info() {
+                tracing::info!(node = %back.name, "a link reaches it again");
+            }
+            self.stores.nodes.publish(NodeEvent::Status {
+                name: back.name.clone(),
+                old: NodeStatus::Unreachable,
+                new: entry.status(),
+                reason: "a link reaches it again".to_owned(),
+            });
+        }
+    }
+
     /// This node's heartbeat now.
     fn sample(&self) -> Heartbeat {
         let host = lock(&self.monitor.host).sample();
@@ -222,7 +293,7 @@ impl NodeShared {
         }
         heartbeat.members = 1;
         if let Some(cluster) = self.cluster() {
-            heartbeat.members += cluster.member_names().len() as u64;
+            heartbeat.members += cluster.member_links().len() as u64;
             let scopes: Vec<_> = self.stores.replicated().map(|s| s.name.clone()).collect();
             cluster.read_core(|core| {
                 heartbeat.peers = core.peer_samples();

@@ -496,9 +496,18 @@ impl Cluster {
             .unwrap_or_default()
     }
 
-    /// The names of the members SWIM sees alive (this node not included).
-    pub(crate) fn member_names(&self) -> Vec<String> {
-        self.members().into_iter().map(|m| m.name).collect()
+    /// The members SWIM sees alive (this node not included), each with whether a link is
+    /// up to it.
+    pub(crate) fn member_links(&self) -> Vec<(String, Incarnation, bool)> {
+        let members = self.members();
+        let core = lock(&self.core);
+        members
+            .into_iter()
+            .map(|m| {
+                let linked = core.link(m.incarnation).is_some();
+                (m.name, Incarnation::new(m.incarnation), linked)
+            })
+            .collect()
     }
 
     /// The live member of incarnation `peer`, if SWIM sees it alive.
