@@ -29,7 +29,7 @@ use self::network::{LinkCounts, Network};
 use super::core::{Core, CoreConfig, CoreEvent};
 use super::pair::{Discard, ManualClock, replicating_stores};
 use crate::link_table::RedialPolicy;
-use crate::nodes::SplitBrainMonitor;
+use crate::nodes::{Reach, SplitBrainMonitor};
 
 mod network;
 mod nodes;
@@ -60,6 +60,9 @@ struct SimNode {
     /// Names each live process registered and still expects to hold, per scope.
     expected: BTreeMap<Pid, BTreeSet<(String, Key)>>,
     monitor: SplitBrainMonitor,
+    /// The members it reaches: alive for its membership, and linked (or not for less than
+    /// the grace).
+    reach: Reach,
 }
 
 impl SimNode {
@@ -94,8 +97,17 @@ struct Sim {
     strategy: u8,
     /// Simulated time of the last node duties, in milliseconds.
     last_beat: u64,
-    /// Node-steps spent fenced (the simulation must reach fencing).
-    fenced_steps: u64,
+    /// Node-steps spent fenced (the simulation must reach fencing), and those of them
+    /// while its membership saw every live node (fenced by its links alone: a cut that
+    /// membership misses).
+    fenced_steps: Fenced,
+}
+
+/// Node-steps spent fenced.
+#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
+struct Fenced {
+    steps: u64,
+    by_links_alone: u64,
 }
 
 fn pair(a: usize, b: usize) -> (usize, usize) {
@@ -129,7 +141,7 @@ impl Sim {
             log: Vec::new(),
             strategy: 0,
             last_beat: 0,
-            fenced_steps: 0,
+            fenced_steps: Fenced::default(),
         };
         sim.strategy = sim.rng.random_range(0..3);
         for i in 0..count {
@@ -178,6 +190,7 @@ impl Sim {
             processes: Vec::new(),
             expected: BTreeMap::new(),
             monitor: self.monitor(),
+            reach: Reach::new(nodes::UNREACHABLE_AFTER_MS),
         };
         self.set_clock(&mut sim_node);
         for scope in self.scopes[index].clone() {
@@ -688,7 +701,7 @@ fn run_seed(seed: u64) -> (Vec<String>, Vec<String>) {
 
 /// Runs one seed; returns the log, the problems found, what happened to links and how
 /// many node-steps were spent fenced.
-fn run_seed_counting(seed: u64) -> (Vec<String>, Vec<String>, LinkCounts, u64) {
+fn run_seed_counting(seed: u64) -> (Vec<String>, Vec<String>, LinkCounts, Fenced) {
     let mut sim = Sim::new(seed);
     let steps = 150 + (seed % 150) as usize;
     sim.run(steps);
@@ -697,7 +710,7 @@ fn run_seed_counting(seed: u64) -> (Vec<String>, Vec<String>, LinkCounts, u64) {
     sim.log.push(format!("nodes at end: {nodes}"));
     sim.log.push(format!("links: {:?}", sim.net.counts));
     sim.log
-        .push(format!("node-steps fenced: {}", sim.fenced_steps));
+        .push(format!("node-steps fenced: {:?}", sim.fenced_steps));
     (
         std::mem::take(&mut sim.log),
         problems,
@@ -751,10 +764,11 @@ fn sim_regression_seeds_converge() {
 #[test]
 fn the_simulation_covers_every_link_event() {
     let mut total = LinkCounts::default();
-    let mut fenced = 0;
+    let mut fenced = Fenced::default();
     for seed in 0..100 {
         let (_, _, c, f) = run_seed_counting(seed);
-        fenced += f;
+        fenced.steps += f.steps;
+        fenced.by_links_alone += f.by_links_alone;
         total.established += c.established;
         total.refused_after_handshake += c.refused_after_handshake;
         total.refused_before_handshake += c.refused_before_handshake;
@@ -786,7 +800,11 @@ fn the_simulation_covers_every_link_event() {
     ] {
         assert!(n > 0, "no link was {what} in 100 seeds: {total:?}");
     }
-    assert!(fenced > 0, "no node was ever fenced in 100 seeds");
+    assert!(fenced.steps > 0, "no node was ever fenced in 100 seeds");
+    assert!(
+        fenced.by_links_alone > 0,
+        "no node was ever fenced by a cut its membership did not see in 100 seeds"
+    );
 }
 
 #[test]

@@ -4,8 +4,6 @@
 //! live node's current record, online; no fenced node accepts a new name; no node stays
 //! fenced after the heal.
 
-use std::collections::BTreeSet;
-
 use rand::Rng;
 
 use super::Sim;
@@ -17,6 +15,10 @@ use crate::pid::Incarnation;
 
 /// How often each node publishes a heartbeat, in simulated milliseconds.
 pub(super) const HEARTBEAT_MS: u64 = 300;
+
+/// How long a member no link reaches stays reachable for the split-brain check: a node
+/// whose links are severed (membership untouched) longer than this is on the other side.
+pub(super) const UNREACHABLE_AFTER_MS: u64 = 3 * HEARTBEAT_MS;
 
 impl Sim {
     /// The split-brain monitor a node boots with (strategy drawn per seed).
@@ -75,17 +77,27 @@ impl Sim {
             return;
         }
         for i in self.alive() {
-            let reachable: BTreeSet<String> = self
+            // The members its membership sees alive, judged by its links, as a real node
+            // does: a sever that membership does not see puts the others out of reach.
+            let members: Vec<(String, Incarnation)> = self
                 .alive()
                 .into_iter()
-                .filter(|&j| {
-                    let peer = self.nodes[j].as_ref().expect("alive").incarnation;
-                    j == i || self.member(i, peer)
+                .filter(|&j| j != i)
+                .filter_map(|j| {
+                    let peer = self.nodes[j].as_ref().expect("alive");
+                    self.member(i, peer.incarnation)
+                        .then(|| (peer.name.clone(), Incarnation::new(peer.incarnation)))
                 })
-                .map(|j| self.nodes[j].as_ref().expect("alive").name.clone())
                 .collect();
+            let sees_everyone = members.len() + 1 == self.alive().len();
             let node = self.nodes[i].as_mut().expect("alive");
             let now_ms = node.stores.clock().now_millis();
+            let core = &node.core;
+            let mut reachable =
+                node.reach
+                    .update(&members, |peer| core.link(peer.get()).is_some(), now_ms);
+            reachable.insert(node.name.clone());
+            let unlinked_members = node.reach.unreachable().clone();
             let mut heartbeat = Heartbeat::at(now_ms);
             heartbeat.peers = node.core.peer_samples();
             heartbeat.processes = node.processes.len() as u64;
@@ -99,7 +111,10 @@ impl Sim {
                 now_ms,
             );
             if status.fenced {
-                self.fenced_steps += 1;
+                self.fenced_steps.steps += 1;
+                if sees_everyone && !unlinked_members.is_empty() {
+                    self.fenced_steps.by_links_alone += 1;
+                }
             }
             self.flush(i);
         }
