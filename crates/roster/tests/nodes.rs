@@ -457,3 +457,38 @@ async fn role_labels_and_version_change_at_run_time_everywhere() {
     b.shutdown().await;
     a.shutdown().await;
 }
+
+/// The observer's own links are authoritative in its graph, and a node that has missed a
+/// heartbeat has its reported links marked stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graph_drops_links_the_observer_knows_closed_and_marks_silent_reports_stale() {
+    // A long grace: c stays a node that is up, so only the links tell the cut.
+    let patient = || health().unreachable_after(Duration::from_secs(3600));
+    let a = start("a", "api", &[], patient());
+    let b = start("b", "api", &[&a], patient());
+    let c = start("c", "worker", &[&a], patient());
+    within(
+        "three nodes link and report their links",
+        eventually("links", || {
+            fully_linked(&[&a, &b, &c]) && a.cluster().graph().links.len() == 3
+        }),
+    )
+    .await;
+    c.cluster().sever_links(Duration::from_secs(3600));
+    within(
+        "a's graph: no link a-c at once; c's reports stale",
+        eventually("graph", || {
+            let links = a.cluster().graph().links;
+            let touches = |l: &roster::GraphLink, n: &str| l.source == n || l.target == n;
+            !links.iter().any(|l| touches(l, "a") && touches(l, "c"))
+                && links.iter().filter(|l| touches(l, "c")).all(|l| l.stale)
+                && links
+                    .iter()
+                    .any(|l| touches(l, "a") && touches(l, "b") && !l.stale)
+        }),
+    )
+    .await;
+    for n in [a, b, c] {
+        n.shutdown().await;
+    }
+}

@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::Cluster;
+use crate::clock::saturating_millis;
 use crate::cluster::{LinkKind, LinkSession};
 use crate::nodes::NodeStatus;
 use crate::pid::Incarnation;
+use crate::replication::host::ReplicaHost;
 
 /// The cluster as a graph, from [`Cluster::graph`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,13 +50,19 @@ pub struct GraphLink {
     pub session: u64,
     /// Its round-trip time as the reporting node measured it.
     pub rtt: Option<Duration>,
+    /// The reporting node has missed a heartbeat here: the link is as of its last one,
+    /// and may be gone. This node's own links are never stale.
+    pub stale: bool,
 }
 
 impl Cluster {
     /// The cluster graph: nodes and the links between them, consistent with
-    /// [`Nodes::list`](crate::Nodes::list). This node's own links are current; the others' are as of
-    /// their last heartbeat, so a closed link leaves the graph within a heartbeat
-    /// interval.
+    /// [`Nodes::list`](crate::Nodes::list) (the same statuses; a node that is not up has no
+    /// link). This node's own links are authoritative: a link to it that another node
+    /// still reports but that this node knows is closed is not in the graph. The others'
+    /// links are as of their last heartbeat, so a closed link leaves the graph within a
+    /// heartbeat interval; those of a node that has missed a heartbeat here are marked
+    /// [`GraphLink::stale`].
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -125,10 +133,15 @@ impl Cluster {
                     kind: session.kind,
                     session: session.session,
                     rtt: session.rtt,
+                    stale: false,
                 },
             );
         }
+        let now_ms = self.shared.stores.now_ms();
+        let interval_ms = saturating_millis(self.shared.monitor.health.heartbeat_interval);
         for entry in known.iter().filter(|e| e.record.name != me) {
+            // Its next heartbeat was due an interval after the last: missed after two.
+            let stale = now_ms.saturating_sub(entry.last_seen_ms) > interval_ms.saturating_mul(2);
             let Some(beat) = self
                 .shared
                 .stores
@@ -138,7 +151,8 @@ impl Cluster {
             else {
                 continue;
             };
-            for peer in beat.peers {
+            // This node knows its own links: another's report of a link to it is not news.
+            for peer in beat.peers.into_iter().filter(|p| p.name != me) {
                 offer(
                     &entry.record.name,
                     entry.record.incarnation.get(),
@@ -148,6 +162,7 @@ impl Cluster {
                         kind,
                         session: peer.session,
                         rtt: peer.rtt_us.map(Duration::from_micros),
+                        stale,
                     },
                 );
             }
