@@ -65,6 +65,18 @@ struct SimNode {
     reach: Reach,
 }
 
+/// A node that goes (crashed, or the run is over) ends its processes, as a real node's
+/// processes end with it: a live process and its node's stores hold each other (the
+/// process table holds the process, the process what it holds in each scope), so without
+/// this every run would keep its nodes' memory for the rest of the sweep.
+impl Drop for SimNode {
+    fn drop(&mut self) {
+        for process in &self.processes {
+            self.stores.exit(process, ExitReason::NodeDown);
+        }
+    }
+}
+
 impl SimNode {
     /// Runs `f` on the core as the driver does: the ops of local writes go in first.
     fn step<R>(&mut self, f: impl FnOnce(&mut Core, &NodeStores) -> R) -> R {
