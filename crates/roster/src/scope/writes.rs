@@ -55,7 +55,9 @@ impl Scope {
         key: &str,
         meta: Meta,
     ) -> Result<Registration, RegistryError> {
-        let result = self.state.register(process.table_entry(), Key::from(key), meta);
+        let result = self
+            .state
+            .register(process.table_entry(), Key::from(key), meta);
         self.node.flush_local();
         result
     }
@@ -79,7 +81,9 @@ impl Scope {
     pub fn unregister(&self, process: &Process, key: &str) -> Result<(), RegistryError> {
         self.check_process(process)?;
         self.node.limits.write_key(key)?;
-        let result = self.state.unregister(process.table_entry(), &Key::from(key));
+        let result = self
+            .state
+            .unregister(process.table_entry(), &Key::from(key));
         self.node.flush_local();
         result
     }
