@@ -249,28 +249,27 @@ impl ClusterConfig {
     }
 }
 
-/// The default of [`ClusterConfig::busy_poll`]: longer than the gap between the writes of
-/// a client that registers in a loop with a network round trip per request on this
-/// project's machines, short enough that an isolated write costs at most a millisecond of
-/// one core's time.
-const DEFAULT_BUSY_POLL: Duration = Duration::from_millis(1);
+/// The default of [`ClusterConfig::busy_poll`]: off (see there for why).
+const DEFAULT_BUSY_POLL: Duration = Duration::ZERO;
 
 /// Latency mode.
 impl ClusterConfig {
-    /// After it sent a burst of local writes to the peers, the node's flusher thread keeps
-    /// polling for the next write for this long before it parks (default 1 ms).
+    /// Latency mode: after it sent local writes to the peers, the node's flusher thread
+    /// keeps polling for the next write for `window` before it parks (default: zero, off).
     ///
     /// A write that finds the flusher parked pays a thread wake-up (a futex call and, on
     /// a virtual machine, often an inter-processor interrupt: a few microseconds for the
     /// caller and tens before the flusher runs); one that finds it polling pays an atomic
     /// swap and is sent at once. The price is CPU, never while the node is idle: up to
-    /// `window` of one core after each write that is followed by no other, and at most
+    /// `window` of one core after each write that no other follows within `window`, and
     /// one core while writes keep coming less than `window` apart. The flusher yields its
-    /// CPU between polls, so other threads ready to run on it go first.
-    ///
-    /// `Duration::ZERO` parks after a few yields (the behaviour before this setting): the
-    /// cheapest in CPU, for nodes that write rarely and do not mind tens of microseconds
-    /// more per replicated write.
+    /// CPU between polls, but it stays runnable: on a machine with few cores that other
+    /// work keeps busy, the threads it competes with (the link readers among them) can
+    /// wait for it, and the tail of the replication latency grows. Measured with
+    /// roster-bench D1 on 2 shared vCPUs, 1 ms lowered the register call and, in some
+    /// runs, the median replication latency, and raised the 99th percentile several-fold;
+    /// hence off by default. Consider it where cores are to spare. With zero the flusher
+    /// parks after a few yields, so that only bursts of writes find it awake.
     pub fn busy_poll(mut self, window: Duration) -> Self {
         self.busy_poll = window;
         self
