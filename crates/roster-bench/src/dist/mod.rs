@@ -204,18 +204,18 @@ fn pair(agents: &mut [AgentProc]) -> Result<(&mut AgentProc, &mut AgentProc), St
 /// The second configuration D1 measures besides Roster's default: `ClusterConfig::busy_poll`
 /// in µs, and the names of its metrics (those of the default's with a suffix).
 const D1_OTHER_MODE: (u64, [&str; 10]) = (
-    0,
+    1000,
     [
-        "repl_p50_busy_poll_off",
-        "repl_p99_busy_poll_off",
-        "repl_max_busy_poll_off",
-        "register_call_p50_busy_poll_off",
-        "register_call_local_scope_p50_busy_poll_off",
-        "node_cpu_per_write_busy_poll_off",
-        "repl_p50_traffic_busy_poll_off",
-        "repl_p99_traffic_busy_poll_off",
-        "register_call_p50_traffic_busy_poll_off",
-        "node_cpu_idle_second_busy_poll_off",
+        "repl_p50_busy_poll_1ms",
+        "repl_p99_busy_poll_1ms",
+        "repl_max_busy_poll_1ms",
+        "register_call_p50_busy_poll_1ms",
+        "register_call_local_scope_p50_busy_poll_1ms",
+        "node_cpu_per_write_busy_poll_1ms",
+        "repl_p50_traffic_busy_poll_1ms",
+        "repl_p99_traffic_busy_poll_1ms",
+        "register_call_p50_traffic_busy_poll_1ms",
+        "node_cpu_idle_second_busy_poll_1ms",
     ],
 );
 
