@@ -17,7 +17,9 @@
 //! # Method
 //!
 //! - Every scenario starts from a fresh node on a multi-thread tokio runtime with 2 workers.
-//! - Each figure is the median of 5 runs (`--reps`); `--verbose` prints every run.
+//! - Most figures are the median of 5 runs (`--reps`); the `runs` column (JSON field) says
+//!   how many runs each figure is the median of (M1/M2, D2 at 1M and R1 run once); `--verbose`
+//!   prints every run.
 //! - Read throughputs come from passes timed as a whole; latencies from separate passes
 //!   timing each call (the timer's own cost is reported as `timer_overhead_ns`).
 //! - Concurrent writes are pre-spawned tasks released together; the same writes from 1 and
@@ -201,7 +203,8 @@ struct MetaLine<'a> {
 fn print_header(meta: &MetaLine<'_>) {
     let (l, m, d, machine) = (meta.local, meta.memory, meta.dist, meta.machine);
     println!(
-        "Roster benchmarks: {}{} - median of {} run(s); targets are roster-bench's own",
+        "Roster benchmarks: {}{} - up to {} run(s) per figure (column `runs`: the figure is \
+         their median); targets: crates/roster-bench/src/peers.rs",
         meta.command.name(),
         if meta.quick {
             " (QUICK sizes: not comparable)"

@@ -51,6 +51,10 @@ pub(crate) struct Figure {
     pub value: f64,
     /// The unit.
     pub unit: Unit,
+    /// How many runs the value is the median of (1: a single run). In the human table
+    /// only: the JSON lines keep the contract's four fields.
+    #[serde(skip)]
+    pub runs: usize,
 }
 
 /// Where figures go: printed at once as JSON lines, or kept for a table at the end.
@@ -79,7 +83,7 @@ impl Report {
         self.json
     }
 
-    /// Records a figure (and prints it at once in JSON mode).
+    /// Records a figure measured by one run (and prints it at once in JSON mode).
     pub(crate) fn add(
         &mut self,
         scenario: &'static str,
@@ -87,11 +91,24 @@ impl Report {
         value: f64,
         unit: Unit,
     ) {
+        self.push(scenario, metric, value, unit, 1);
+    }
+
+    /// Records a figure that is the median of `runs` runs.
+    fn push(
+        &mut self,
+        scenario: &'static str,
+        metric: &'static str,
+        value: f64,
+        unit: Unit,
+        runs: usize,
+    ) {
         let figure = Figure {
             scenario,
             metric,
             value,
             unit,
+            runs,
         };
         if self.json {
             let line = serde_json::to_string(&figure).expect("a figure always serializes");
@@ -120,7 +137,7 @@ impl Report {
                 unit.as_str()
             );
         }
-        self.add(scenario, metric, median(runs), unit);
+        self.push(scenario, metric, median(runs), unit, runs.len());
     }
 
     /// Records a failed check (a scenario that did not behave); printed to stderr at once.
@@ -172,11 +189,12 @@ impl Report {
             "metric",
             "value",
             "unit",
+            "runs",
             "best peer",
             "target",
             "",
         ];
-        let mut rows: Vec<[String; 7]> = Vec::with_capacity(self.figures.len());
+        let mut rows: Vec<[String; 8]> = Vec::with_capacity(self.figures.len());
         for figure in &self.figures {
             let peer = peers::find(figure.metric);
             let mut target: Vec<&str> = peers::checks(figure.metric)
@@ -197,6 +215,7 @@ impl Report {
                 figure.metric.to_string(),
                 format_value(figure.value, figure.unit),
                 figure.unit.as_str().to_string(),
+                figure.runs.to_string(),
                 peer.map_or("", |p| p.best_peer).to_string(),
                 target.join("; "),
                 verdict.to_string(),
@@ -211,8 +230,8 @@ impl Report {
         let mut out = String::new();
         let line = |cells: &[&str], out: &mut String| {
             for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-                // Values are right-aligned, text left-aligned.
-                if i == 2 {
+                // Values and run counts are right-aligned, text left-aligned.
+                if i == 2 || i == 4 {
                     out.push_str(&format!("{cell:>w$}  "));
                 } else {
                     out.push_str(&format!("{cell:<w$}  "));
@@ -267,6 +286,7 @@ mod tests {
             metric: "lookup_1t",
             value: 12345.0,
             unit: Unit::OpsPerSec,
+            runs: 5,
         };
         assert_eq!(
             serde_json::to_string(&figure).unwrap(),

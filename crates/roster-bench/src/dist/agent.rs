@@ -12,7 +12,8 @@
 use std::io::{BufRead, ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::ExitCode;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -58,6 +59,9 @@ struct Agent<'rt> {
     raw_reader: Option<JoinHandle<(TcpStream, Result<Value, String>)>>,
     /// The thread writing hand-off raw sends (see [`spawn_raw_writer`]).
     raw_writer: Option<mpsc::Sender<u64>>,
+    /// The background writer of [`Request::Traffic`]: its stop flag and thread (which
+    /// returns how many writes it made).
+    traffic: Option<(Arc<AtomicBool>, JoinHandle<u64>)>,
 }
 
 /// Runs the agent until stdin closes or a [`Request::Shutdown`].
@@ -84,6 +88,7 @@ pub(crate) fn main() -> ExitCode {
         raw: None,
         raw_reader: None,
         raw_writer: None,
+        traffic: None,
     };
     let mut out = std::io::stdout().lock();
     let ready = json!({"ok": true, "ready": true, "pid": std::process::id()});
@@ -117,6 +122,40 @@ pub(crate) fn main() -> ExitCode {
 }
 
 impl Agent<'_> {
+    /// Starts or stops the background writer (see [`Request::Traffic`]).
+    fn traffic(&mut self, every_us: u64) -> Reply {
+        if let Some((stop, writer)) = self.traffic.take() {
+            stop.store(true, Ordering::Relaxed);
+            let writes = writer
+                .join()
+                .map_err(|_| "the traffic writer panicked".to_string())?;
+            return Ok(json!({"writes": writes}));
+        }
+        if every_us == 0 {
+            return Ok(json!({"writes": 0}));
+        }
+        let node = self.node()?.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let writer = std::thread::spawn(move || {
+            let proc = node.new_process();
+            let scope = node.default_scope();
+            let mut writes = 0;
+            while !stopped.load(Ordering::Relaxed) {
+                let ok = if writes % 2 == 0 {
+                    scope.register(&proc, "traffic", &()).is_ok()
+                } else {
+                    scope.unregister(&proc, "traffic").is_ok()
+                };
+                writes += u64::from(ok);
+                std::thread::sleep(Duration::from_micros(every_us));
+            }
+            writes
+        });
+        self.traffic = Some((stop, writer));
+        Ok(json!({}))
+    }
+
     /// The started node.
     fn node(&self) -> Result<&Node, String> {
         self.node
@@ -135,12 +174,14 @@ impl Agent<'_> {
                 fast_failure_detection,
                 announce_ms,
                 anti_entropy_ms,
+                busy_poll_us,
             } => {
                 let options = StartOptions {
                     listen,
                     fast_failure_detection,
                     announce_ms,
                     anti_entropy_ms,
+                    busy_poll_us,
                 };
                 self.start(&name, seeds, watch, &options)
             }
@@ -300,6 +341,8 @@ impl Agent<'_> {
                 Ok(json!({}))
             }
             Request::WakeCost { iterations } => wake_cost(iterations),
+            Request::Cpu => Ok(json!({"cpu_ns": cpu_ns()})),
+            Request::Traffic { every_us } => self.traffic(every_us),
             Request::RawArm { parked } => {
                 if let Some(accepting) = self.raw_accept.take() {
                     let stream = accepting
@@ -479,6 +522,7 @@ struct StartOptions {
     fast_failure_detection: bool,
     announce_ms: Option<u64>,
     anti_entropy_ms: Option<u64>,
+    busy_poll_us: Option<u64>,
 }
 
 impl StartOptions {
@@ -492,6 +536,9 @@ impl StartOptions {
         }
         if let Some(ms) = self.anti_entropy_ms {
             config = config.anti_entropy_interval(Duration::from_millis(ms));
+        }
+        if let Some(us) = self.busy_poll_us {
+            config = config.busy_poll(Duration::from_micros(us));
         }
         config
     }
@@ -609,6 +656,19 @@ fn arm(f: impl FnOnce() -> Result<Value, String> + Send + 'static) -> Poller {
     });
     let _ = armed_rx.recv();
     handle
+}
+
+/// The CPU time this process's live threads have used, in nanoseconds (the first field
+/// of each `/proc/self/task/*/schedstat`); 0 where there is no such file.
+fn cpu_ns() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// Whether `cond` holds on `node` now.

@@ -26,6 +26,9 @@ pub(super) struct AgentProc {
     pub addr: Option<String>,
     /// From spawning the process to its first reply (ready).
     pub spawned_in: Duration,
+    /// [`roster::ClusterConfig::busy_poll`] of the node it starts (µs); `None`: Roster's
+    /// default.
+    pub busy_poll_us: Option<u64>,
 }
 
 impl AgentProc {
@@ -61,6 +64,7 @@ impl AgentProc {
             replies,
             addr: None,
             spawned_in: Duration::ZERO,
+            busy_poll_us: None,
         };
         agent.recv_within(Duration::from_secs(10))?;
         agent.spawned_in = since.elapsed();
@@ -132,6 +136,7 @@ impl AgentProc {
             fast_failure_detection: false,
             announce_ms: None,
             anti_entropy_ms: None,
+            busy_poll_us: self.busy_poll_us,
         })?;
         self.addr = Some(text_field(&reply, "addr")?);
         Ok(reply)
@@ -164,10 +169,22 @@ impl Drop for AgentProc {
 /// Spawns and starts `names.len()` agents, every one seeded with the first, and waits until
 /// each is linked to all the others.
 pub(super) fn cluster(names: &[&str]) -> Result<Vec<AgentProc>, String> {
+    cluster_with(names, None)
+}
+
+/// [`cluster`] with nodes whose `ClusterConfig::busy_poll` is `busy_poll_us` (µs; `None`:
+/// Roster's default).
+pub(super) fn cluster_with(
+    names: &[&str],
+    busy_poll_us: Option<u64>,
+) -> Result<Vec<AgentProc>, String> {
     let mut agents = names
         .iter()
         .map(|name| AgentProc::spawn(name))
         .collect::<Result<Vec<_>, _>>()?;
+    for agent in &mut agents {
+        agent.busy_poll_us = busy_poll_us;
+    }
     let (first, rest) = agents.split_first_mut().ok_or("no agents")?;
     first.start(&[], None)?;
     for agent in rest {

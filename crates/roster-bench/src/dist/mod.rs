@@ -34,7 +34,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use self::driver::{AgentProc, cluster};
+use self::driver::{AgentProc, cluster, cluster_with};
 use self::protocol::{Cond, Request, field, now_ns};
 use crate::Bench;
 use crate::measure::new_histogram;
@@ -201,101 +201,194 @@ fn pair(agents: &mut [AgentProc]) -> Result<(&mut AgentProc, &mut AgentProc), St
     }
 }
 
+/// The second configuration D1 measures besides Roster's default: `ClusterConfig::busy_poll`
+/// in µs, and the names of its metrics (those of the default's with a suffix).
+const D1_OTHER_MODE: (u64, [&str; 10]) = (
+    1000,
+    [
+        "repl_p50_busy_poll_1ms",
+        "repl_p99_busy_poll_1ms",
+        "repl_max_busy_poll_1ms",
+        "register_call_p50_busy_poll_1ms",
+        "register_call_local_scope_p50_busy_poll_1ms",
+        "node_cpu_per_write_busy_poll_1ms",
+        "repl_p50_traffic_busy_poll_1ms",
+        "repl_p99_traffic_busy_poll_1ms",
+        "register_call_p50_traffic_busy_poll_1ms",
+        "node_cpu_idle_second_busy_poll_1ms",
+    ],
+);
+
+/// Microseconds between two writes of D1's background traffic (`*_traffic` metrics).
+const D1_TRAFFIC_EVERY_US: u64 = 200;
+
+/// How long D1 waits after its writes before it measures the nodes' CPU at rest: past any
+/// busy-poll window.
+const D1_SETTLE: Duration = Duration::from_millis(50);
+
+/// D1's sequential registrations on A, each seen by a spinner on B, and each followed by
+/// one in a local-only scope (the same call with no peer to tell); keys `{prefix}{i}`.
+/// Returns the replication p50, p99 and max, the register call's p50 and the local-only
+/// call's p50 (µs), and the CPU the two nodes used per replicated write (µs).
+fn d1_pass(
+    a: &mut AgentProc,
+    b: &mut AgentProc,
+    iterations: usize,
+    prefix: &str,
+) -> Result<[f64; 6], String> {
+    let (mut repl, mut call, mut local_call) = (new_histogram(), new_histogram(), new_histogram());
+    let cpu_before =
+        field(&a.call(&Request::Cpu)?, "cpu_ns")? + field(&b.call(&Request::Cpu)?, "cpu_ns")?;
+    for i in 1..=iterations {
+        let key = format!("{prefix}{i}");
+        b.call(&Request::Watch {
+            cond: Cond::Whereis { key: key.clone() },
+        })?;
+        let registered = a.call(&Request::RegisterOne { key, local: false })?;
+        let seen = b.watch_result()?;
+        let start = field(&registered, "start_ns")?;
+        repl.saturating_record(seen.saturating_sub(start).max(1));
+        call.saturating_record(field(&registered, "call_ns")?.max(1));
+        let local = a.call(&Request::RegisterOne {
+            key: format!("{prefix}local-{i}"),
+            local: true,
+        })?;
+        local_call.saturating_record(field(&local, "call_ns")?.max(1));
+    }
+    let cpu_after =
+        field(&a.call(&Request::Cpu)?, "cpu_ns")? + field(&b.call(&Request::Cpu)?, "cpu_ns")?;
+    Ok([
+        us_at(&repl, 0.5),
+        us_at(&repl, 0.99),
+        repl.max() as f64 / 1e3,
+        us_at(&call, 0.5),
+        us_at(&local_call, 0.5),
+        cpu_after.saturating_sub(cpu_before) as f64 / 1e3 / iterations.max(1) as f64,
+    ])
+}
+
+/// The CPU the two nodes use in one idle second (µs), measured [`D1_SETTLE`] after their
+/// last write.
+fn idle_cpu(a: &mut AgentProc, b: &mut AgentProc) -> Result<f64, String> {
+    std::thread::sleep(D1_SETTLE);
+    let before =
+        field(&a.call(&Request::Cpu)?, "cpu_ns")? + field(&b.call(&Request::Cpu)?, "cpu_ns")?;
+    std::thread::sleep(Duration::from_secs(1));
+    let after =
+        field(&a.call(&Request::Cpu)?, "cpu_ns")? + field(&b.call(&Request::Cpu)?, "cpu_ns")?;
+    Ok(after.saturating_sub(before) as f64 / 1e3)
+}
+
+/// D1 in one configuration (`busy_poll_us`; `None`: Roster's default) on fresh nodes:
+/// first after idle (nothing else on the nodes: what the peers measure), then with
+/// background traffic (a write on A every [`D1_TRAFFIC_EVERY_US`], replicated to B).
+/// Returns the idle pass's six figures (see [`d1_pass`]), the traffic pass's replication
+/// p50 and p99 and register call p50, and the nodes' CPU in an idle second.
+fn d1_mode(sizes: &Sizes, busy_poll_us: Option<u64>) -> Result<[f64; 10], String> {
+    let mut agents = cluster_with(&["a", "b"], busy_poll_us)?;
+    let (a, b) = pair(&mut agents)?;
+    let idle = d1_pass(a, b, sizes.iterations, "d1-")?;
+    let at_rest = idle_cpu(a, b)?;
+    a.call(&Request::Traffic {
+        every_us: D1_TRAFFIC_EVERY_US,
+    })?;
+    let busy = d1_pass(a, b, sizes.iterations, "d1t-");
+    a.call(&Request::Traffic { every_us: 0 })?;
+    let busy = busy?;
+    Ok([
+        idle[0], idle[1], idle[2], idle[3], idle[4], idle[5], busy[0], busy[1], busy[3], at_rest,
+    ])
+}
+
 /// D1: on A a fresh process registers a new key (start time before the call) while a
-/// spinner on B polls `whereis` for it; `iterations` sequential registrations, each
-/// followed by one in a local-only scope (the same call with no peer to tell). Then the
-/// same for a plain TCP message between the same two processes, read by a spinning thread,
-/// and again written by a thread woken for it and read by a thread blocked in the read (the
-/// two wake-ups a write takes on its way through Roster: the flusher and B's reader); and
-/// what waking a parked thread costs the waker on A.
+/// spinner on B polls `whereis` for it; `iterations` sequential registrations (see
+/// [`d1_mode`]), after idle and with background traffic, with Roster's default settings
+/// and with [`D1_OTHER_MODE`]. Then a plain TCP message between the same two processes,
+/// read by a spinning thread, and again written by a thread woken for it and read by a
+/// thread blocked in the read (the two wake-ups a write can take on its way through
+/// Roster: the flusher and B's reader); and what waking a parked thread costs the waker.
 fn latency(sizes: &Sizes, report: &mut Report) {
-    let Some(
-        [
-            p50,
-            p99,
-            max,
-            call,
-            local_call,
-            raw_p50,
-            raw_p99,
-            woken_p50,
-            woken_p99,
-            unpark,
-        ],
-    ) = runs(report, "D1", sizes.reps, || {
-        let mut agents = cluster(&["a", "b"])?;
-        let (a, b) = pair(&mut agents)?;
-        let (mut repl, mut call, mut local_call) =
-            (new_histogram(), new_histogram(), new_histogram());
-        for i in 1..=sizes.iterations {
-            let key = format!("d1-{i}");
-            b.call(&Request::Watch {
-                cond: Cond::Whereis { key: key.clone() },
-            })?;
-            let registered = a.call(&Request::RegisterOne { key, local: false })?;
-            let seen = b.watch_result()?;
-            let start = field(&registered, "start_ns")?;
-            repl.saturating_record(seen.saturating_sub(start).max(1));
-            call.saturating_record(field(&registered, "call_ns")?.max(1));
-            let local = a.call(&Request::RegisterOne {
-                key: format!("d1-local-{i}"),
-                local: true,
-            })?;
-            local_call.saturating_record(field(&local, "call_ns")?.max(1));
-        }
-        let listening = b.call(&Request::RawListen)?;
-        a.call(&Request::RawConnect {
-            addr: protocol::text_field(&listening, "addr")?,
-        })?;
-        let (mut raw, mut woken) = (new_histogram(), new_histogram());
-        for _ in 0..sizes.iterations {
-            for (parked, into) in [(false, &mut raw), (true, &mut woken)] {
-                b.call(&Request::RawArm { parked })?;
-                a.call(&Request::RawSend { handoff: parked })?;
-                let read = b.call(&Request::RawResult)?;
-                let (sent, seen) = (field(&read, "sent_ns")?, field(&read, "seen_ns")?);
-                into.saturating_record(seen.saturating_sub(sent).max(1));
-            }
-        }
-        let wake = a.call(&Request::WakeCost {
-            iterations: sizes.iterations.min(1000),
-        })?;
-        Ok([
-            us_at(&repl, 0.5),
-            us_at(&repl, 0.99),
-            repl.max() as f64 / 1e3,
-            us_at(&call, 0.5),
-            us_at(&local_call, 0.5),
-            us_at(&raw, 0.5),
-            us_at(&raw, 0.99),
-            us_at(&woken, 0.5),
-            us_at(&woken, 0.99),
-            field(&wake, "unpark_ns_p50")? as f64 / 1e3,
-        ])
-    })
-    else {
+    let (other_us, other_names) = D1_OTHER_MODE;
+    let mut rep = 0;
+    let Some(runs) = runs::<25>(report, "D1", sizes.reps, || {
+        // The two configurations take turns going first.
+        rep += 1;
+        let (default, other) = if rep % 2 == 1 {
+            let default = d1_mode(sizes, None)?;
+            (default, d1_mode(sizes, Some(other_us))?)
+        } else {
+            let other = d1_mode(sizes, Some(other_us))?;
+            (d1_mode(sizes, None)?, other)
+        };
+        let raw = raw_latency(sizes)?;
+        let mut all = [0.0; 25];
+        all[..10].copy_from_slice(&default);
+        all[10..20].copy_from_slice(&other);
+        all[20..].copy_from_slice(&raw);
+        Ok(all)
+    }) else {
         return;
     };
-    report.add_runs("D1", "repl_p50", &p50, Unit::Us);
-    report.add_runs("D1", "repl_p99", &p99, Unit::Us);
-    report.add_runs("D1", "repl_max", &max, Unit::Us);
-    report.add_runs("D1", "register_call_p50", &call, Unit::Us);
-    report.add_runs("D1", "register_call_local_scope_p50", &local_call, Unit::Us);
-    report.add_runs("D1", "unpark_call_p50", &unpark, Unit::Us);
-    report.add_runs("D1", "raw_one_way_p50", &raw_p50, Unit::Us);
-    report.add_runs("D1", "raw_one_way_p99", &raw_p99, Unit::Us);
-    report.add_runs(
-        "D1",
+    let names = [
+        "repl_p50",
+        "repl_p99",
+        "repl_max",
+        "register_call_p50",
+        "register_call_local_scope_p50",
+        "node_cpu_per_write",
+        "repl_p50_traffic",
+        "repl_p99_traffic",
+        "register_call_p50_traffic",
+        "node_cpu_idle_second",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        report.add_runs("D1", name, &runs[i], Unit::Us);
+    }
+    for (i, name) in other_names.iter().enumerate() {
+        report.add_runs("D1", name, &runs[10 + i], Unit::Us);
+    }
+    let raw = [
+        "raw_one_way_p50",
+        "raw_one_way_p99",
         "raw_woken_writer_parked_reader_p50",
-        &woken_p50,
-        Unit::Us,
-    );
-    report.add_runs(
-        "D1",
         "raw_woken_writer_parked_reader_p99",
-        &woken_p99,
-        Unit::Us,
-    );
+        "unpark_call_p50",
+    ];
+    for (i, name) in raw.iter().enumerate() {
+        report.add_runs("D1", name, &runs[20 + i], Unit::Us);
+    }
+}
+
+/// D1's yardsticks on two fresh agents: a plain TCP message read by a spinning thread
+/// (p50, p99), the same written by a woken thread and read by a blocked one (p50, p99),
+/// and what an unpark costs the waker (p50), in µs.
+fn raw_latency(sizes: &Sizes) -> Result<[f64; 5], String> {
+    let mut agents = cluster(&["a", "b"])?;
+    let (a, b) = pair(&mut agents)?;
+    let listening = b.call(&Request::RawListen)?;
+    a.call(&Request::RawConnect {
+        addr: protocol::text_field(&listening, "addr")?,
+    })?;
+    let (mut raw, mut woken) = (new_histogram(), new_histogram());
+    for _ in 0..sizes.iterations {
+        for (parked, into) in [(false, &mut raw), (true, &mut woken)] {
+            b.call(&Request::RawArm { parked })?;
+            a.call(&Request::RawSend { handoff: parked })?;
+            let read = b.call(&Request::RawResult)?;
+            let (sent, seen) = (field(&read, "sent_ns")?, field(&read, "seen_ns")?);
+            into.saturating_record(seen.saturating_sub(sent).max(1));
+        }
+    }
+    let wake = a.call(&Request::WakeCost {
+        iterations: sizes.iterations.min(1000),
+    })?;
+    Ok([
+        us_at(&raw, 0.5),
+        us_at(&raw, 0.99),
+        us_at(&woken, 0.5),
+        us_at(&woken, 0.99),
+        field(&wake, "unpark_ns_p50")? as f64 / 1e3,
+    ])
 }
 
 /// Registrations timed one by one on A before the 1M sync and while it is under way

@@ -102,6 +102,9 @@ pub(super) enum Request {
         /// Anti-entropy digest interval, ms.
         #[serde(default)]
         anti_entropy_ms: Option<u64>,
+        /// [`roster::ClusterConfig::busy_poll`], microseconds.
+        #[serde(default)]
+        busy_poll_us: Option<u64>,
     },
     /// Waits until the node is linked to `peers` other nodes; replies `t_ns`.
     WaitPeers {
@@ -171,6 +174,16 @@ pub(super) enum Request {
     WakeCost {
         /// How many wake-ups to time.
         iterations: usize,
+    },
+    /// The CPU time the agent's live threads have used so far (`cpu_ns`, from
+    /// `/proc/self/task/*/schedstat`; 0 where there is none).
+    Cpu,
+    /// Starts (`every_us` > 0) or stops (0) a background writer: one process that
+    /// registers, then unregisters, the key `traffic` in the default scope, again and
+    /// again, sleeping `every_us` between writes. Replies `writes` (on stop).
+    Traffic {
+        /// Microseconds between two writes; 0 stops the writer.
+        every_us: u64,
     },
     /// Drops every process of the agent (each removes its names and memberships), then
     /// polls until `then` holds on this node; replies `start_ns`, `dropped_ns` (all
@@ -301,6 +314,7 @@ mod tests {
                 fast_failure_detection: false,
                 announce_ms: None,
                 anti_entropy_ms: None,
+                busy_poll_us: None,
                 ..
             }
         ));

@@ -3,7 +3,8 @@
 //! vanished peers.
 
 use std::sync::Weak;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
@@ -55,7 +56,8 @@ pub(super) async fn timer_loop(cluster: Weak<Cluster>) {
 }
 
 /// How many times the flusher yields its CPU, after a flush that moved ops, for another
-/// write to arrive before it parks. A write that finds the flusher parked pays a futex
+/// write to arrive before it parks, when busy polling is off (`ClusterConfig::busy_poll`
+/// zero; with a window, it polls until the window ends). A write that finds the flusher parked pays a futex
 /// wake-up (a system call and, on another CPU, an inter-processor interrupt: about a fifth
 /// of a process death's cost on the project's machine); one that finds it awake pays an
 /// atomic swap. A burst of writes (processes dropped in a loop, a `kill` of many) thus
@@ -79,21 +81,42 @@ pub(super) fn flusher_loop(cluster: &Weak<Cluster>, runtime: &tokio::runtime::Ha
         let Some(cluster) = cluster.upgrade() else {
             return;
         };
-        if cluster.stopped.load(std::sync::atomic::Ordering::Acquire) {
+        if cluster.stopped.load(Ordering::Acquire) {
             return;
         }
         if cluster.flush() {
             // Linger while writes keep coming: a write in the meantime finds us awake.
-            for _ in 0..LINGER_YIELDS {
-                if cluster
-                    .flush_pending
-                    .load(std::sync::atomic::Ordering::Acquire)
-                {
-                    break;
-                }
-                std::thread::yield_now();
+            while linger(&cluster) {
+                cluster.flush();
             }
         }
+    }
+}
+
+/// After a flush that moved ops, waits awake for the next write: `true` as soon as one
+/// is pending, `false` once the flusher should park. With a busy-poll window, polls until
+/// it ends (yielding the CPU between polls); without one, yields at most
+/// [`LINGER_YIELDS`] times.
+fn linger(cluster: &Cluster) -> bool {
+    let pending = || cluster.flush_pending.load(Ordering::Acquire);
+    if cluster.busy_poll.is_zero() {
+        for _ in 0..LINGER_YIELDS {
+            if pending() {
+                return true;
+            }
+            std::thread::yield_now();
+        }
+        return false;
+    }
+    let deadline = Instant::now() + cluster.busy_poll;
+    loop {
+        if pending() {
+            return true;
+        }
+        if cluster.stopped.load(Ordering::Acquire) || Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::yield_now();
     }
 }
 

@@ -107,6 +107,9 @@ pub(crate) struct Cluster {
     /// Set by the write that wakes the flusher, cleared by the flusher before it takes
     /// the outbox: the writes in between need not wake it again.
     flush_pending: AtomicBool,
+    /// How long the flusher keeps polling for the next write after a flush before it
+    /// parks (`ClusterConfig::busy_poll`); zero: a few yields only.
+    busy_poll: Duration,
     started: Instant,
     tasks: Mutex<Vec<AbortHandle>>,
     /// The smallest limits of the linked peers, read by every replicated write.
@@ -129,6 +132,8 @@ pub(crate) struct ClusterSettings {
     /// TLS for links, if configured.
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<super::tls::TlsConfig>,
+    /// How long the flusher polls for the next write after a flush before it parks.
+    pub(crate) busy_poll: Duration,
 }
 
 /// What a core call left for the driver to act on, taken while the core lock was held.
@@ -193,6 +198,7 @@ impl Cluster {
             flusher: std::sync::OnceLock::new(),
             stopped: AtomicBool::new(false),
             flush_pending: AtomicBool::new(false),
+            busy_poll: settings.busy_poll,
             started: Instant::now(),
             tasks: Mutex::new(Vec::new()),
             peer_limits: PeerLimits::default(),
@@ -364,8 +370,9 @@ impl Cluster {
     /// already due to run.
     ///
     /// The writing thread takes no core lock and writes no socket: an isolated write wakes
-    /// the flusher (one wake-up of an idle runtime), and the writes that come before the
-    /// flusher runs only find it due. The flusher then moves everything that piled up in
+    /// the flusher (one futex wake-up) unless it is still polling after its last flush
+    /// (`ClusterConfig::busy_poll`), and the writes that come before the flusher runs only
+    /// find it due. The flusher then moves everything that piled up in
     /// one core call and one send: batching without a timer.
     pub(crate) fn on_local_ops(&self) {
         if !self.flush_pending.swap(true, Ordering::AcqRel)
