@@ -69,7 +69,7 @@ pub enum NodeEvent {
         /// The peer's name.
         peer: String,
         /// The peer's incarnation.
-        incarnation: u64,
+        incarnation: Incarnation,
         /// The link's session id.
         session: u64,
     },
@@ -78,7 +78,7 @@ pub enum NodeEvent {
         /// The peer's name.
         peer: String,
         /// The peer's incarnation.
-        incarnation: u64,
+        incarnation: Incarnation,
         /// The link's session id.
         session: u64,
         /// Why it closed.

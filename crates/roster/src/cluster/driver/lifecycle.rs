@@ -17,6 +17,7 @@ use crate::cluster::handshake::Greeting;
 use crate::cluster::link_table::Admission;
 use crate::key::Limits;
 use crate::nodes::NodeEvent;
+use crate::pid::Incarnation;
 use crate::replication::core::Core;
 use crate::replication::links::PeerHello;
 
@@ -91,7 +92,7 @@ impl Cluster {
         drop(replaced);
         self.node.stores().nodes.publish(NodeEvent::LinkUp {
             peer: peer.name.clone(),
-            incarnation,
+            incarnation: Incarnation::new(incarnation),
             session,
         });
         node_info!(self, peer = %peer.name, incarnation, session, "link established");

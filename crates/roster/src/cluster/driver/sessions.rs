@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use super::link::Link;
 use super::{Cluster, lock};
 use crate::nodes::NodeEvent;
+use crate::pid::Incarnation;
 
 /// Closed link sessions kept for [`Cluster::link_sessions`](crate::Cluster::link_sessions).
 pub(super) const CLOSED_KEPT: usize = 64;
@@ -100,7 +101,7 @@ impl Cluster {
         }
         self.node.stores().nodes.publish(NodeEvent::LinkDown {
             peer: link.name.clone(),
-            incarnation: peer,
+            incarnation: Incarnation::new(peer),
             session: link.session,
             reason: reason.to_owned(),
         });
