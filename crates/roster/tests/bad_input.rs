@@ -192,10 +192,24 @@ async fn query_limits_of_0_1_and_max_return_that_many_at_most() {
     }
 }
 
+/// Counts every panic of this test binary from now on (a panic on a node's own thread, such
+/// as its flusher's, would not fail a test by itself).
+fn count_panics() -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
+    let panics = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = panics.clone();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        previous(info);
+    }));
+    panics
+}
+
 #[tokio::test]
 async fn cluster_durations_and_sizes_are_clamped_or_work() {
+    let panics = count_panics();
     type Setter = fn(ClusterConfig, Duration, usize) -> ClusterConfig;
-    let setters: [(&str, Setter); 7] = [
+    let setters: [(&str, Setter); 8] = [
         ("announce_interval", |c, d, _| c.announce_interval(d)),
         ("anti_entropy_interval", |c, d, _| {
             c.anti_entropy_interval(d)
@@ -209,6 +223,7 @@ async fn cluster_durations_and_sizes_are_clamped_or_work() {
         ("op_log", |c, _, n| c.op_log(n)),
         ("op_log_bytes", |c, _, n| c.op_log_bytes(n)),
         ("max_queued_ops", |c, _, n| c.max_queued_ops(n)),
+        ("busy_poll", |c, d, _| c.busy_poll(d)),
     ];
     for (name, set) in setters {
         for (d, n) in DURATIONS.into_iter().zip(SIZES) {
@@ -222,15 +237,24 @@ async fn cluster_durations_and_sizes_are_clamped_or_work() {
             })
             .await;
             let p = odd.new_process();
-            p.register("replicated", &()).expect("registers");
-            eventually(&format!("{name} = {d:?}/{n}: replicated"), || {
-                plain.default_scope().whereis("replicated") == Some(p.pid())
-            })
-            .await;
+            // Two writes: the second finds whatever the first left running (a flusher
+            // polling for the next write, a backoff, a timer).
+            for key in ["replicated", "replicated-too"] {
+                p.register(key, &()).expect("registers");
+                eventually(&format!("{name} = {d:?}/{n}: {key}"), || {
+                    plain.default_scope().whereis(key) == Some(p.pid())
+                })
+                .await;
+            }
             odd.shutdown().await;
             plain.shutdown().await;
         }
     }
+    assert_eq!(
+        panics.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no thread panicked"
+    );
 }
 
 #[tokio::test]

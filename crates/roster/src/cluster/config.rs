@@ -265,13 +265,14 @@ impl ClusterConfig {
     /// one core while writes keep coming less than `window` apart. The flusher yields its
     /// CPU between polls, but it stays runnable: on a machine with few cores that other
     /// work keeps busy, the threads it competes with (the link readers among them) can
-    /// wait for it, and the tail of the replication latency grows. Measured with
-    /// roster-bench D1 on 2 shared vCPUs, 1 ms lowered the register call and, in some
-    /// runs, the median replication latency, and raised the 99th percentile several-fold;
+    /// wait for it, and the tail of the replication latency grows: on a machine with few
+    /// shared cores it lowers the register call and the median latency and raises the
+    /// 99th percentile (the repository's `docs/performance.md` has the measurements);
     /// hence off by default. Consider it where cores are to spare. With zero the flusher
-    /// parks after a few yields, so that only bursts of writes find it awake.
+    /// parks after a few yields, so that only bursts of writes find it awake. A window is
+    /// clamped to at most one second (longer would keep a core busy for nothing).
     pub fn busy_poll(mut self, window: Duration) -> Self {
-        self.busy_poll = window;
+        self.busy_poll = window.min(Duration::from_secs(1));
         self
     }
 }
