@@ -180,19 +180,11 @@ impl NodeShared {
     pub(crate) fn check_partition(&self) -> Option<PartitionStatus> {
         let cluster = self.cluster()?;
         let now_ms = self.stores.now_ms();
-        let links = cluster.member_links();
-        let members: Vec<(String, Incarnation)> = links
-            .iter()
-            .map(|(name, inc, _)| (name.clone(), *inc))
-            .collect();
+        let (members, linked) = cluster.member_links();
         let (mut reachable, before, after) = {
             let mut reach = lock(&self.monitor.reach);
             let before = reach.unreachable().clone();
-            let reachable = reach.update(
-                &members,
-                |inc| links.iter().any(|(_, i, linked)| *i == inc && *linked),
-                now_ms,
-            );
+            let reachable = reach.update(&members, |inc| linked.contains(&inc), now_ms);
             (reachable, before, reach.unreachable().clone())
         };
         self.publish_reach_changes(&before, &after);
@@ -202,7 +194,7 @@ impl NodeShared {
             &reachable,
             &self.stores.nodes,
             self.stores.fence(),
-            self.stores.now_ms(),
+            now_ms,
         );
         let node = self.name.clone();
         match change {
@@ -293,7 +285,7 @@ impl NodeShared {
         }
         heartbeat.members = 1;
         if let Some(cluster) = self.cluster() {
-            heartbeat.members += cluster.member_links().len() as u64;
+            heartbeat.members += cluster.member_count() as u64;
             let scopes: Vec<_> = self.stores.replicated().map(|s| s.name.clone()).collect();
             cluster.read_core(|core| {
                 heartbeat.peers = core.peer_samples();

@@ -97,7 +97,7 @@ impl Sim {
                 node.reach
                     .update(&members, |peer| core.link(peer.get()).is_some(), now_ms);
             reachable.insert(node.name.clone());
-            let unlinked_members = node.reach.unreachable().clone();
+            let link_cut = !node.reach.unreachable().is_empty();
             let mut heartbeat = Heartbeat::at(now_ms);
             heartbeat.peers = node.core.peer_samples();
             heartbeat.processes = node.processes.len() as u64;
@@ -112,7 +112,7 @@ impl Sim {
             );
             if status.fenced {
                 self.fenced_steps.steps += 1;
-                if sees_everyone && !unlinked_members.is_empty() {
+                if sees_everyone && link_cut {
                     self.fenced_steps.by_links_alone += 1;
                 }
             }

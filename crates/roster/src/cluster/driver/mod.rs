@@ -39,7 +39,7 @@ mod loops;
 mod sessions;
 mod stats;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -503,18 +503,26 @@ impl Cluster {
             .unwrap_or_default()
     }
 
-    /// The members SWIM sees alive (this node not included), each with whether a link is
-    /// up to it.
-    pub(crate) fn member_links(&self) -> Vec<(String, Incarnation, bool)> {
+    /// The members SWIM sees alive (this node not included), and those of them a link is
+    /// up to.
+    pub(crate) fn member_links(&self) -> (Vec<(String, Incarnation)>, BTreeSet<Incarnation>) {
         let members = self.members();
         let core = lock(&self.core);
-        members
+        let linked = members
+            .iter()
+            .filter(|m| core.link(m.incarnation).is_some())
+            .map(|m| Incarnation::new(m.incarnation))
+            .collect();
+        let members = members
             .into_iter()
-            .map(|m| {
-                let linked = core.link(m.incarnation).is_some();
-                (m.name, Incarnation::new(m.incarnation), linked)
-            })
-            .collect()
+            .map(|m| (m.name, Incarnation::new(m.incarnation)))
+            .collect();
+        (members, linked)
+    }
+
+    /// How many members SWIM sees alive (this node not included).
+    pub(crate) fn member_count(&self) -> usize {
+        self.members().len()
     }
 
     /// The live member of incarnation `peer`, if SWIM sees it alive.
