@@ -119,6 +119,9 @@ pub struct HealthSettings {
     pub offline_retention: Duration,
     /// When a node counts as degraded.
     pub degraded: DegradedThresholds,
+    /// How long an external node may go without a heartbeat before its keeper marks it
+    /// offline (default 15 s).
+    pub external_timeout: Duration,
 }
 
 impl Default for HealthSettings {
@@ -129,6 +132,7 @@ impl Default for HealthSettings {
             heartbeats_kept: 120,
             offline_retention: Duration::from_secs(600),
             degraded: DegradedThresholds::default(),
+            external_timeout: Duration::from_secs(15),
         }
     }
 }

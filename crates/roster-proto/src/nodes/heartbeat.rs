@@ -83,7 +83,7 @@ impl Heartbeat {
     }
 
     /// Checks the bounds a heartbeat from the network must respect.
-    pub(crate) fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), String> {
         if self.peers.len() > MAX_PEER_SAMPLES {
             return Err(format!(
                 "{} peer samples exceed {MAX_PEER_SAMPLES}",

@@ -55,7 +55,9 @@ impl std::fmt::Display for NodeStatus {
 ///
 /// The node owns it: only the node changes it (each change bumps `revision`); a restarted
 /// node is a new incarnation whose record replaces the old one everywhere (as its link
-/// replaces the old incarnation's, whatever the clocks say).
+/// replaces the old incarnation's, whatever the clocks say). The record of an *external*
+/// node (a worker that is not a Roster member and reports to one, e.g. over HTTP) is
+/// owned by its [`Keeper`] instead, which publishes it and its heartbeats for it.
 ///
 /// ```
 /// use roster_proto::nodes::{NodeRecord, NodeStatus};
@@ -89,6 +91,24 @@ pub struct NodeRecord {
     pub status_changed_ms: u64,
     /// Bumped by every change; a peer keeps the highest revision of an incarnation.
     pub revision: u64,
+    /// With status `Offline`: the node left on purpose (it is no longer part of the
+    /// expected cluster). `false` for an external node its keeper judged dead (its
+    /// heartbeats stopped).
+    pub left: bool,
+    /// For an external node, the member that keeps its record; `None` for a member, which
+    /// speaks for itself.
+    pub keeper: Option<Keeper>,
+}
+
+/// The member that keeps the record of an external node: it registered the node, takes
+/// its heartbeats, marks it offline when they stop, and publishes all of it to its peers.
+/// When the keeper goes offline, so do the nodes it keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Keeper {
+    /// The keeper's name.
+    pub name: String,
+    /// The keeper's incarnation.
+    pub incarnation: Incarnation,
 }
 
 impl NodeRecord {
@@ -106,7 +126,14 @@ impl NodeRecord {
             status_reason: "started".to_owned(),
             status_changed_ms: started_at_ms,
             revision: 1,
+            left: false,
+            keeper: None,
         }
+    }
+
+    /// Whether this is an external node's record (kept by a member).
+    pub fn is_external(&self) -> bool {
+        self.keeper.is_some()
     }
 
     /// The record with `role`.
@@ -129,6 +156,9 @@ impl NodeRecord {
         text("role", &self.role, MAX_TEXT)?;
         text("version", &self.version, MAX_TEXT)?;
         text("status reason", &self.status_reason, MAX_REASON)?;
+        if let Some(keeper) = &self.keeper {
+            text("keeper name", &keeper.name, MAX_TEXT)?;
+        }
         if self.labels.len() > MAX_LABELS {
             return Err(format!("{} labels exceed {MAX_LABELS}", self.labels.len()));
         }

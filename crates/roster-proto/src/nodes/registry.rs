@@ -249,6 +249,11 @@ fn arrive(
     now_ms: u64,
 ) -> Vec<NodeEvent> {
     let mut changes = Vec::new();
+    if let Some(entry) = nodes.get(&record.name)
+        && !takes_the_name(entry, &record)
+    {
+        return changes;
+    }
     match nodes.get_mut(&record.name) {
         None => {
             changes.push(NodeEvent::Up {
@@ -290,18 +295,80 @@ fn arrive(
             if restarted {
                 entry.heartbeats.clear();
             }
+            let old_incarnation = entry.record.incarnation;
             if restarted || record.revision > entry.record.revision {
                 entry.record = record;
             }
             entry.offline = None;
             entry.last_seen_ms = now_ms;
+            if restarted {
+                // The nodes the old incarnation kept have no keeper any more.
+                let name = entry.record.name.clone();
+                changes.extend(orphan_kept(nodes, old_incarnation, &name, now_ms));
+            }
         }
     }
     changes
 }
 
-/// The node's own record says it is leaving: it is offline, and no longer part of the
-/// expected cluster.
+/// Whether `record` (another incarnation of the name, or the same) may replace `entry`:
+/// a member's record always may, and so may any record once the entry is offline; an
+/// external node's record never replaces a live member, and between two live external
+/// nodes of one name kept by different members (both registered during a partition) the
+/// one that started first keeps the name, on every node alike.
+fn takes_the_name(entry: &NodeEntry, record: &NodeRecord) -> bool {
+    if entry.record.incarnation == record.incarnation
+        || record.keeper.is_none()
+        || entry.offline.is_some()
+    {
+        return true;
+    }
+    match &entry.record.keeper {
+        None => false,
+        Some(_) => {
+            (record.started_at_ms, record.incarnation)
+                < (entry.record.started_at_ms, entry.record.incarnation)
+        }
+    }
+}
+
+/// Marks offline every live external node kept by the incarnation `keeper` of the node
+/// `keeper_name`, which is gone or restarted.
+fn orphan_kept(
+    nodes: &mut BTreeMap<String, NodeEntry>,
+    keeper: Incarnation,
+    keeper_name: &str,
+    now_ms: u64,
+) -> Vec<NodeEvent> {
+    let reason = format!("its keeper {keeper_name} is offline");
+    nodes
+        .values_mut()
+        .filter(|e| e.offline.is_none())
+        .filter(|e| {
+            e.record
+                .keeper
+                .as_ref()
+                .is_some_and(|k| k.incarnation == keeper)
+        })
+        .map(|entry| {
+            entry.offline = Some(Offline {
+                since_ms: now_ms,
+                reason: reason.clone(),
+                left: false,
+            });
+            NodeEvent::Down {
+                name: entry.record.name.clone(),
+                incarnation: entry.record.incarnation,
+                left: false,
+                reason: reason.clone(),
+            }
+        })
+        .collect()
+}
+
+/// A record says its node is offline: a member leaving the cluster (no longer part of
+/// the expected cluster), or an external node its keeper marked offline (`record.left`
+/// says whether on purpose).
 fn leave(
     nodes: &mut BTreeMap<String, NodeEntry>,
     record: NodeRecord,
@@ -310,33 +377,43 @@ fn leave(
     let offline = Offline {
         since_ms: now_ms,
         reason: record.status_reason.clone(),
-        left: true,
+        left: record.left,
     };
     let change = NodeEvent::Down {
         name: record.name.clone(),
         incarnation: record.incarnation,
-        left: true,
+        left: record.left,
         reason: record.status_reason.clone(),
     };
+    let mut changes = Vec::new();
     match nodes.get_mut(&record.name) {
         Some(entry) if entry.record.incarnation == record.incarnation => {
             if record.revision <= entry.record.revision {
-                return Vec::new();
+                return changes;
             }
             let was_up = entry.offline.is_none();
+            let name = record.name.clone();
             entry.record = record;
             entry.offline = Some(offline);
             entry.last_seen_ms = now_ms;
-            if was_up { vec![change] } else { Vec::new() }
+            if was_up {
+                changes.push(change);
+                let incarnation = entry.record.incarnation;
+                changes.extend(orphan_kept(nodes, incarnation, &name, now_ms));
+            }
         }
+        // Another incarnation of the name is live here: the departure of this one is old
+        // news about it.
+        Some(entry) if entry.offline.is_none() => {}
         _ => {
             nodes.insert(
                 record.name.clone(),
                 NodeEntry::first(record, Some(offline), now_ms),
             );
-            vec![change]
+            changes.push(change);
         }
     }
+    changes
 }
 
 impl NodeRegistry {
@@ -349,22 +426,12 @@ impl NodeRegistry {
         now_ms: u64,
     ) -> Vec<NodeEvent> {
         let mut nodes = self.lock();
-        let Some(entry) = nodes
-            .values_mut()
-            .find(|e| e.record.incarnation == Incarnation::new(incarnation))
-        else {
+        let Some(entry) = nodes.values_mut().find(|e| {
+            e.record.incarnation == Incarnation::new(incarnation) && !e.record.is_external()
+        }) else {
             return Vec::new();
         };
-        entry.last_seen_ms = now_ms;
-        let ring = self.ring.load(Ordering::Relaxed).max(1);
-        while entry.heartbeats.len() >= ring {
-            entry.heartbeats.pop_front();
-        }
-        entry.heartbeats.push_back((now_ms, heartbeat.clone()));
-        let events = vec![NodeEvent::Heartbeat {
-            name: entry.record.name.clone(),
-            heartbeat,
-        }];
+        let events = self.push_heartbeat(entry, heartbeat, now_ms);
         self.subscribers.emit_batch(events.clone());
         events
     }
@@ -392,14 +459,64 @@ impl NodeRegistry {
             reason: reason.to_owned(),
             left,
         });
-        let events = vec![NodeEvent::Down {
-            name: entry.record.name.clone(),
+        let name = entry.record.name.clone();
+        let mut events = vec![NodeEvent::Down {
+            name: name.clone(),
             incarnation: entry.record.incarnation,
             left,
             reason: reason.to_owned(),
         }];
+        events.extend(orphan_kept(
+            &mut nodes,
+            Incarnation::new(incarnation),
+            &name,
+            now_ms,
+        ));
         self.subscribers.emit_batch(events.clone());
         events
+    }
+
+    /// A heartbeat of the external node of `incarnation`, kept by the member of
+    /// incarnation `keeper`, arrived at `now_ms`. Ignored unless that member keeps the
+    /// node's current record here.
+    pub fn apply_kept_heartbeat(
+        &self,
+        keeper: u64,
+        incarnation: Incarnation,
+        heartbeat: Heartbeat,
+        now_ms: u64,
+    ) -> Vec<NodeEvent> {
+        let mut nodes = self.lock();
+        let Some(entry) = nodes.values_mut().find(|e| {
+            e.record.incarnation == incarnation
+                && e.record
+                    .keeper
+                    .as_ref()
+                    .is_some_and(|k| k.incarnation == Incarnation::new(keeper))
+        }) else {
+            return Vec::new();
+        };
+        let events = self.push_heartbeat(entry, heartbeat, now_ms);
+        self.subscribers.emit_batch(events.clone());
+        events
+    }
+
+    fn push_heartbeat(
+        &self,
+        entry: &mut NodeEntry,
+        heartbeat: Heartbeat,
+        now_ms: u64,
+    ) -> Vec<NodeEvent> {
+        entry.last_seen_ms = now_ms;
+        let ring = self.ring.load(Ordering::Relaxed).max(1);
+        while entry.heartbeats.len() >= ring {
+            entry.heartbeats.pop_front();
+        }
+        entry.heartbeats.push_back((now_ms, heartbeat.clone()));
+        vec![NodeEvent::Heartbeat {
+            name: entry.record.name.clone(),
+            heartbeat,
+        }]
     }
 
     /// Publishes an event of this node's own (its links, its partition status) to the
@@ -598,6 +715,109 @@ mod tests {
         assert_eq!(registry.heartbeats("a", 3_600_001).len(), 2);
         assert_eq!(registry.heartbeats("a", 3_600_003).len(), 0);
         assert_eq!(registry.heartbeats("a", 0).len(), 3);
+    }
+
+    fn kept(name: &str, incarnation: u64, started: u64, keeper: (&str, u64)) -> NodeRecord {
+        let mut record = record(name, incarnation, started);
+        record.keeper = Some(super::super::Keeper {
+            name: keeper.0.to_owned(),
+            incarnation: Incarnation::new(keeper.1),
+        });
+        record
+    }
+
+    #[test]
+    fn between_two_keepers_the_external_node_that_started_first_keeps_the_name() {
+        // Registered on both sides of a partition: every node keeps the older one, in
+        // whichever order the records arrive.
+        for older_first in [true, false] {
+            let registry = NodeRegistry::new(4);
+            registry.apply_record(record("k1", 1, 0), 0);
+            registry.apply_record(record("k2", 2, 0), 0);
+            let older = kept("w", 10, 100, ("k1", 1));
+            let newer = kept("w", 11, 200, ("k2", 2));
+            let (first, second) = if older_first {
+                (older.clone(), newer)
+            } else {
+                (newer, older.clone())
+            };
+            registry.apply_record(first, 300);
+            registry.apply_record(second, 300);
+            assert_eq!(registry.get("w").expect("known").record, older);
+            // The loser's heartbeats are ignored; the keeper's only count.
+            assert!(
+                registry
+                    .apply_kept_heartbeat(2, Incarnation::new(11), Heartbeat::at(1), 400)
+                    .is_empty()
+            );
+            assert!(
+                registry
+                    .apply_kept_heartbeat(2, Incarnation::new(10), Heartbeat::at(1), 400)
+                    .is_empty(),
+                "only from its keeper"
+            );
+            assert_eq!(
+                registry
+                    .apply_kept_heartbeat(1, Incarnation::new(10), Heartbeat::at(1), 400)
+                    .len(),
+                1
+            );
+        }
+    }
+
+    #[test]
+    fn a_member_takes_its_name_from_an_external_node_never_the_reverse() {
+        let registry = NodeRegistry::new(4);
+        registry.apply_record(record("k", 1, 0), 0);
+        registry.apply_record(kept("w", 10, 100, ("k", 1)), 100);
+        registry.apply_record(record("w", 20, 50), 200);
+        let entry = registry.get("w").expect("known");
+        assert!(!entry.record.is_external(), "the member has the name");
+        assert!(
+            registry
+                .apply_record(kept("w", 10, 1, ("k", 1)), 300)
+                .is_empty()
+        );
+        assert!(!registry.get("w").expect("known").record.is_external());
+    }
+
+    #[test]
+    fn the_kept_nodes_go_offline_with_their_keeper_and_a_restart() {
+        let registry = NodeRegistry::new(4);
+        registry.apply_record(record("k", 1, 0), 0);
+        registry.apply_record(kept("w1", 10, 100, ("k", 1)), 100);
+        let events = registry.mark_offline(1, "declared dead by membership", false, 200);
+        assert!(matches!(
+            &events[..],
+            [NodeEvent::Down { name: k, .. }, NodeEvent::Down { name: w, left: false, reason, .. }]
+                if k == "k" && w == "w1" && reason == "its keeper k is offline"
+        ));
+        // The keeper back as a new incarnation: what the old one kept stays offline.
+        registry.apply_record(kept("w2", 11, 100, ("k", 1)), 300);
+        registry.apply_record(record("k", 2, 400), 400);
+        assert_eq!(
+            registry.get("w1").expect("kept").status(),
+            NodeStatus::Offline
+        );
+        assert_eq!(
+            registry.get("w2").expect("kept").status(),
+            NodeStatus::Offline
+        );
+    }
+
+    #[test]
+    fn an_old_departure_does_not_take_down_a_live_incarnation() {
+        let registry = NodeRegistry::new(4);
+        registry.apply_record(record("a", 2, 500), 500);
+        let mut gone = record("a", 1, 0);
+        gone.status = NodeStatus::Offline;
+        gone.left = true;
+        gone.revision = 2;
+        assert!(registry.apply_record(gone, 600).is_empty());
+        assert_eq!(
+            registry.get("a").expect("known").status(),
+            NodeStatus::Online
+        );
     }
 
     #[test]

@@ -145,7 +145,12 @@ impl SplitBrainMonitor {
         fence: &Fence,
         now_ms: u64,
     ) -> (PartitionStatus, Option<PartitionChange>) {
-        let known = registry.list();
+        // External nodes are not members: a partition is between members only.
+        let known: Vec<_> = registry
+            .list()
+            .into_iter()
+            .filter(|e| !e.record.is_external())
+            .collect();
         let mut expected: BTreeSet<String> = match &self.config.expected {
             Some(names) => names.iter().cloned().collect(),
             None => known
@@ -248,6 +253,7 @@ mod tests {
         let mut gone = NodeRecord::new("b", Incarnation::new(2), 0);
         gone.status = crate::nodes::NodeStatus::Offline;
         gone.status_reason = "left the cluster".into();
+        gone.left = true;
         registry.apply_record(gone, 0);
         let mut monitor = SplitBrainMonitor::new(SplitBrainSettings::default());
         let (status, _) = monitor.check("a", &names(&[]), &registry, &Fence::default(), 1);

@@ -320,6 +320,8 @@ pub struct Core {
     pub(super) clock: Option<Instant>,
     /// This node's record, sent to every peer after `Hello`.
     pub(super) own_record: Option<NodeRecord>,
+    /// The records of the external nodes this node keeps, by name (sent after its own).
+    pub(super) kept: BTreeMap<String, NodeRecord>,
     pub(super) next_ping: u64,
     pub(super) events: VecDeque<CoreEvent>,
     next_anti_entropy: Option<Instant>,
@@ -339,6 +341,7 @@ impl Core {
             next_session: 1,
             clock: None,
             own_record: None,
+            kept: BTreeMap::new(),
             next_ping: 1,
             events: VecDeque::new(),
             next_anti_entropy: None,
@@ -422,6 +425,9 @@ impl Core {
             positions,
         });
         if let Some(record) = &self.own_record {
+            state.push(Frame::Node(record.clone()));
+        }
+        for record in self.kept.values() {
             state.push(Frame::Node(record.clone()));
         }
         if self.next_anti_entropy.is_none() {
@@ -616,6 +622,9 @@ impl Core {
             Frame::Pong { id } => self.on_pong(peer, id, now),
             Frame::Node(record) => self.on_node_record(host, peer, record),
             Frame::Heartbeat(heartbeat) => self.on_heartbeat(host, peer, heartbeat),
+            Frame::KeptHeartbeat { node, heartbeat } => {
+                self.on_kept_heartbeat(host, peer, node, heartbeat);
+            }
         }
         self.check_overload();
     }

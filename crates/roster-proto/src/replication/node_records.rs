@@ -1,8 +1,9 @@
 //! What the core carries for the node registry: this node's record (sent to every peer
 //! after `Hello` and on every change), heartbeats, and the pings that measure each link's
-//! round-trip time. Records and heartbeats from peers go into the host's
-//! [`NodeRegistry`](crate::nodes::NodeRegistry); a node only speaks for itself, so a
-//! record of another incarnation than the link's peer is ignored.
+//! round-trip time; and the same for the external nodes this node keeps. Records and
+//! heartbeats from peers go into the host's [`NodeRegistry`](crate::nodes::NodeRegistry);
+//! a node only speaks for itself and the external nodes it keeps, so any other record is
+//! ignored.
 
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,51 @@ impl Core {
         for (id, peer) in self.peers.iter_mut() {
             if self.links.get(*id).is_some() {
                 peer.push(Frame::Heartbeat(heartbeat.clone()));
+            }
+        }
+    }
+
+    /// Sets the record of an external node this node keeps (its
+    /// [`keeper`](NodeRecord::keeper) is this node): kept in the host's registry and sent
+    /// to every linked peer (and to each peer that links later) until
+    /// [`Core::drop_kept`].
+    pub fn set_kept_record(&mut self, host: &dyn ReplicaHost, record: NodeRecord) {
+        host.node_registry()
+            .apply_record(record.clone(), host.now_ms());
+        for (id, peer) in self.peers.iter_mut() {
+            if self.links.get(*id).is_some() {
+                peer.push(Frame::Node(record.clone()));
+            }
+        }
+        self.kept.insert(record.name.clone(), record);
+    }
+
+    /// Stops sending the record of the external node `name` to peers that link later (its
+    /// offline record past its retention; peers drop it after theirs).
+    pub fn drop_kept(&mut self, name: &str) {
+        self.kept.remove(name);
+    }
+
+    /// Publishes a heartbeat of the external node of `incarnation`, which this node keeps:
+    /// kept in the host's registry and sent to every linked peer.
+    pub fn publish_kept_heartbeat(
+        &mut self,
+        host: &dyn ReplicaHost,
+        incarnation: Incarnation,
+        heartbeat: Heartbeat,
+    ) {
+        host.node_registry().apply_kept_heartbeat(
+            self.me,
+            incarnation,
+            heartbeat.clone(),
+            host.now_ms(),
+        );
+        for (id, peer) in self.peers.iter_mut() {
+            if self.links.get(*id).is_some() {
+                peer.push(Frame::KeptHeartbeat {
+                    node: incarnation,
+                    heartbeat: heartbeat.clone(),
+                });
             }
         }
     }
@@ -103,9 +149,24 @@ impl Core {
     }
 
     pub(super) fn on_node_record(&mut self, host: &dyn ReplicaHost, peer: u64, record: NodeRecord) {
-        if record.incarnation == Incarnation::new(peer) {
+        let speaks_for_it = match &record.keeper {
+            None => record.incarnation == Incarnation::new(peer),
+            Some(keeper) => keeper.incarnation == Incarnation::new(peer),
+        };
+        if speaks_for_it {
             host.node_registry().apply_record(record, host.now_ms());
         }
+    }
+
+    pub(super) fn on_kept_heartbeat(
+        &mut self,
+        host: &dyn ReplicaHost,
+        peer: u64,
+        node: Incarnation,
+        heartbeat: Heartbeat,
+    ) {
+        host.node_registry()
+            .apply_kept_heartbeat(peer, node, heartbeat, host.now_ms());
     }
 
     pub(super) fn on_heartbeat(&mut self, host: &dyn ReplicaHost, peer: u64, heartbeat: Heartbeat) {

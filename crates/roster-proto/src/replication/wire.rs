@@ -16,8 +16,10 @@ use crate::store::SnapshotSize;
 
 /// The replication protocol version. A peer with another version is refused at the
 /// handshake.
-/// Version 4: the first chunk of a snapshot announces its size.
-pub const PROTOCOL_VERSION: u16 = 4;
+/// Version 4: the first chunk of a snapshot announces its size. Version 5: node records
+/// say whether an offline node left, and external nodes (records kept by a member, and
+/// their heartbeats).
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// One replication frame.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,10 +72,17 @@ pub enum Frame {
     Ping { id: u64 },
     /// The answer to the `Ping` of `id`.
     Pong { id: u64 },
-    /// The sender's node record (its own only), sent after `Hello` and on every change.
+    /// The sender's node record (its own, or of an external node it keeps), sent after
+    /// `Hello` and on every change.
     Node(NodeRecord),
     /// The sender's latest heartbeat.
     Heartbeat(Heartbeat),
+    /// The latest heartbeat of the external node of incarnation `node`, which the sender
+    /// keeps.
+    KeptHeartbeat {
+        node: crate::pid::Incarnation,
+        heartbeat: Heartbeat,
+    },
 }
 
 /// A message for one process of another node (encoded as the fields of a struct variant,
@@ -197,7 +206,10 @@ impl Frame {
             Self::Digest { scope: s, .. } | Self::Resync { scope: s } => scope(s),
             Self::Ping { .. } | Self::Pong { .. } => Ok(()),
             Self::Node(record) => record.validate().map_err(WireError::Invalid),
-            Self::Heartbeat(beat) => beat.validate().map_err(WireError::Invalid),
+            Self::Heartbeat(beat)
+            | Self::KeptHeartbeat {
+                heartbeat: beat, ..
+            } => beat.validate().map_err(WireError::Invalid),
             Self::Message(m) => message(&m.payload),
             Self::Dispatch(d) => {
                 scope(&d.scope)?;
@@ -291,6 +303,17 @@ mod tests {
                 }],
                 ..Heartbeat::at(1_000)
             }),
+            Frame::Node(NodeRecord {
+                keeper: Some(crate::nodes::Keeper {
+                    name: "api-1".into(),
+                    incarnation: Incarnation::new(7),
+                }),
+                ..NodeRecord::new("worker-1", Incarnation::new(70), 1_000)
+            }),
+            Frame::KeptHeartbeat {
+                node: Incarnation::new(70),
+                heartbeat: Heartbeat::at(2_000),
+            },
         ]
     }
 

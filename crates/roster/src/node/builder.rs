@@ -16,6 +16,7 @@ use crate::nodes::{HealthConfig, NodeRecord};
 use crate::op::Outbox;
 use crate::pid::Incarnation;
 use crate::runtime::NodeShared;
+use crate::runtime::external::Externals;
 use crate::runtime::extract::{ExtractFn, Extracts};
 use crate::runtime::log_level::{LogGate, LogLevel};
 use crate::runtime::monitor::{Monitor, start_monitor};
@@ -327,6 +328,7 @@ impl NodeBuilder {
             ),
             extracts: Extracts::new(self.extract_meta),
             log_level: LogGate::default(),
+            externals: Externals::default(),
         });
         shared.set_log_level(self.log_level);
         shared.extracts.adopt(shared.stores.default_scope());

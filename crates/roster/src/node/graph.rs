@@ -34,10 +34,14 @@ pub struct GraphNode {
     pub status: NodeStatus,
     /// Its labels (e.g. `domain`).
     pub labels: BTreeMap<String, String>,
+    /// For an external node, the member that keeps it.
+    pub keeper: Option<String>,
 }
 
 /// A link of the [`ClusterGraph`]: a live connection between two nodes, reported by
-/// the node with the smaller incarnation (the one that dialed) when it can be.
+/// the node with the smaller incarnation (the one that dialed) when it can be; or the tie
+/// of an external node to its keeper ([`LinkKind::External`], session 0, no round-trip
+/// time).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GraphLink {
     /// The reporting node's name.
@@ -89,6 +93,7 @@ impl Cluster {
                 role: e.record.role.clone(),
                 status: judge.status(e),
                 labels: e.record.labels.clone(),
+                keeper: e.record.keeper.as_ref().map(|k| k.name.clone()),
             })
             .collect();
         let kind = self
@@ -163,6 +168,23 @@ impl Cluster {
                         session: peer.session,
                         rtt: peer.rtt_us.map(Duration::from_micros),
                         stale,
+                    },
+                );
+            }
+        }
+        // An external node hangs off its keeper.
+        for entry in known.iter() {
+            if let Some(keeper) = &entry.record.keeper {
+                offer(
+                    &keeper.name,
+                    keeper.incarnation.get(),
+                    GraphLink {
+                        source: keeper.name.clone(),
+                        target: entry.record.name.clone(),
+                        kind: LinkKind::External,
+                        session: 0,
+                        rtt: None,
+                        stale: false,
                     },
                 );
             }

@@ -2,6 +2,7 @@
 
 mod builder;
 mod cluster;
+mod external;
 mod graph;
 mod registry;
 mod scopes;

@@ -57,6 +57,7 @@ pub struct NodeFilter {
     role: Option<String>,
     labels: Vec<(String, String)>,
     scope: Option<String>,
+    external: Option<bool>,
 }
 
 impl NodeFilter {
@@ -81,6 +82,13 @@ impl NodeFilter {
     /// Only nodes connected to this scope (this node, and the linked peers that are).
     pub fn scope(mut self, scope: impl Into<String>) -> Self {
         self.scope = Some(scope.into());
+        self
+    }
+
+    /// Only external nodes (`true`; see [`Nodes::ensure_external`]) or only members
+    /// (`false`).
+    pub fn external(mut self, external: bool) -> Self {
+        self.external = Some(external);
         self
     }
 }
@@ -227,6 +235,7 @@ impl Nodes {
             .map(|entry| NodeInfo::judged(entry, &judge))
             .filter(|n| filter.status.is_none_or(|s| s == n.status))
             .filter(|n| filter.role.as_ref().is_none_or(|r| *r == n.record.role))
+            .filter(|n| filter.external.is_none_or(|x| x == n.record.is_external()))
             .filter(|n| {
                 filter
                     .labels

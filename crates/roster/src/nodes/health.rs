@@ -69,6 +69,14 @@ impl HealthConfig {
         self
     }
 
+    /// How long an external node (see [`Nodes::ensure_external`](crate::Nodes::ensure_external))
+    /// may go without a heartbeat before the node that keeps it marks it offline (default
+    /// 15 s; checked every heartbeat interval). A value too long for the clock means never.
+    pub fn external_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.external_timeout = timeout;
+        self
+    }
+
     /// Degraded while the round trip to some peer is over `max` (default 250 ms; `None`:
     /// not checked).
     pub fn max_rtt(mut self, max: Option<Duration>) -> Self {

@@ -1,6 +1,7 @@
 //! One status per node, as this node judges it: from the node's own record, from
 //! membership (offline), from the replication links (unreachable: see
-//! `roster_proto::nodes::Reach`) and from the heartbeats it misses (degraded). Every view
+//! `roster_proto::nodes::Reach`) and from the heartbeats it misses (degraded). An
+//! external node's status is the one its keeper publishes. Every view
 //! of the node registry (a node's info, the list and its filters, liveness, health, the
 //! graph) reads statuses through one [`Judge`], so they cannot disagree.
 
@@ -57,9 +58,14 @@ impl Judge {
     }
 
     /// How many heartbeat intervals `entry`'s node has been silent, if at least the
-    /// threshold (and it is up and not this node).
+    /// threshold (and it is an up member other than this node: an external node's
+    /// heartbeats come at its own pace, and its keeper judges them).
     pub(crate) fn missed_heartbeats(&self, entry: &NodeEntry) -> Option<u64> {
-        if self.missed_threshold == 0 || entry.offline.is_some() || entry.record.name == self.me {
+        if self.missed_threshold == 0
+            || entry.offline.is_some()
+            || entry.record.name == self.me
+            || entry.record.is_external()
+        {
             return None;
         }
         let missed = self.now_ms.saturating_sub(entry.last_seen_ms) / self.interval_ms;

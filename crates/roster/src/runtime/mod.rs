@@ -4,6 +4,7 @@
 //! leases. Processes and their exits belong to the store (`NodeStores`).
 //! The public `Node`, `Scope` and `Process` handles sit above it.
 
+pub(crate) mod external;
 pub(crate) mod extract;
 mod host_metrics;
 mod judge;
@@ -46,4 +47,6 @@ pub(crate) struct NodeShared {
     pub(crate) extracts: extract::Extracts,
     /// What this node logs of itself (see `log_level.rs`).
     pub(crate) log_level: log_level::LogGate,
+    /// The external nodes this node keeps (see `external.rs`).
+    pub(crate) externals: external::Externals,
 }

@@ -108,6 +108,8 @@ impl NodeShared {
             record.status = status;
             record.status_reason = reason.to_owned();
             record.status_changed_ms = self.stores.now_ms();
+            // A node only ever publishes itself offline when it leaves.
+            record.left = status == NodeStatus::Offline;
             record.revision += 1;
             record.clone()
         };
@@ -168,6 +170,7 @@ impl NodeShared {
                 );
             }
         }
+        self.check_externals();
         let retention = saturating_millis(self.monitor.health.offline_retention);
         for name in self.stores.nodes.expire(self.stores.now_ms(), retention) {
             if self.logs_info() {

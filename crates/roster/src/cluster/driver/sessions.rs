@@ -21,6 +21,10 @@ pub enum LinkKind {
     Tcp,
     /// TLS over TCP.
     Tls,
+    /// Not a Roster link: an external node's tie to the member that keeps it (its
+    /// heartbeats reach that member however the application takes them, e.g. over HTTP).
+    /// Only in the cluster graph.
+    External,
 }
 
 impl std::fmt::Display for LinkKind {
@@ -28,6 +32,7 @@ impl std::fmt::Display for LinkKind {
         f.write_str(match self {
             Self::Tcp => "tcp",
             Self::Tls => "tls",
+            Self::External => "external",
         })
     }
 }
