@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{cluster_config, eventually, fully_linked, start_clustered, within};
-use roster::nodes::{HealthConfig, NodeStatus};
+use roster::nodes::{HealthConfig, NodeEvent, NodeStatus};
 use roster::{Node, NodeFilter};
 
 /// Fast heartbeats and a short retention, for tests; no RTT or missed-heartbeat
@@ -250,6 +250,57 @@ async fn a_node_that_leaves_is_offline_as_left_and_a_restart_replaces_its_record
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leave_is_told_from_a_death_even_when_the_leave_record_cannot_arrive() {
+    let (a, b, c) = three().await;
+    within(
+        "records",
+        eventually("c known", || knows_online(&a, "c") && knows_online(&b, "c")),
+    )
+    .await;
+    let mut events = a.nodes().subscribe(roster::Pattern::from("c"), false);
+    // Its links cut (membership's UDP still flows): the leave record waits out its bound
+    // and never arrives; membership's leave notice must say it left.
+    c.cluster().sever_links(Duration::from_secs(3600));
+    c.shutdown().await;
+    for n in [&a, &b] {
+        within(
+            "c is offline as left",
+            eventually("left", || {
+                n.nodes()
+                    .get("c")
+                    .and_then(|i| i.offline)
+                    .is_some_and(|o| o.left && o.reason == roster::nodes::LEFT_THE_CLUSTER)
+            }),
+        )
+        .await;
+    }
+    let down = within("a Down event", async {
+        loop {
+            let batch = events
+                .recv()
+                .await
+                .expect("open")
+                .into_events()
+                .expect("no lag");
+            if let Some(down) = batch
+                .into_iter()
+                .find(|e| matches!(e, NodeEvent::Down { .. }))
+            {
+                return down;
+            }
+        }
+    })
+    .await;
+    assert!(
+        matches!(down, NodeEvent::Down { left: true, .. }),
+        "{down:?}"
+    );
+    for n in [a, b] {
+        n.shutdown().await;
+    }
+}
+
 fn pairs(node: &Node) -> Vec<(String, String)> {
     let mut pairs: Vec<(String, String)> = node
         .cluster()
@@ -339,7 +390,6 @@ async fn graph_links_follow_the_connections_and_agree_with_the_nodes() {
 async fn node_events_tell_nodes_and_links() {
     // A node subscription is a `Subscription<NodeEvent>`: registry events cannot reach it
     // by construction, so only what it does get is checked here.
-    use roster::nodes::NodeEvent;
     use roster::{Delivery, Pattern};
 
     let a = start("a", "api", &[], health());
@@ -448,9 +498,7 @@ async fn role_labels_and_version_change_at_run_time_everywhere() {
             .into_events()
             .unwrap_or_default()
             .iter()
-            .filter(
-                |e| matches!(e, roster::nodes::NodeEvent::Updated { record } if record.name == "b"),
-            )
+            .filter(|e| matches!(e, NodeEvent::Updated { record } if record.name == "b"))
             .count();
     }
     assert!(updates >= 1, "a was told of b's new record");

@@ -16,7 +16,7 @@ pub use heartbeat::{Heartbeat, MAX_APP_METRICS, MAX_PEER_SAMPLES, PeerSample};
 pub use partition::{SplitBrainStrategy, Verdict, verdict};
 pub use reach::{Reach, Unreachable};
 pub use record::{Keeper, MAX_ADDRS, MAX_LABELS, MAX_REASON, MAX_TEXT, NodeRecord, NodeStatus};
-pub use registry::{ForgetError, NodeEntry, NodeEvent, NodeRegistry, Offline};
+pub use registry::{ForgetError, LEFT_THE_CLUSTER, NodeEntry, NodeEvent, NodeRegistry, Offline};
 pub use split_brain::{
     PartitionChange, PartitionStatus, SplitBrainAction, SplitBrainConfigError, SplitBrainMonitor,
     SplitBrainSettings,

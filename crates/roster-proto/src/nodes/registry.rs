@@ -118,6 +118,10 @@ impl Keyed for NodeEvent {
     }
 }
 
+/// The reason of a node that left the cluster on purpose (its own leave record, or
+/// membership's leave notice).
+pub const LEFT_THE_CLUSTER: &str = "left the cluster";
+
 /// Why a node could not be forgotten ([`NodeRegistry::forget`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -436,7 +440,8 @@ impl NodeRegistry {
         events
     }
 
-    /// The node of `incarnation` is gone (`left`: it left on purpose) at `now_ms`.
+    /// The node of `incarnation` is gone (`left`: it left on purpose) at `now_ms`. For a
+    /// node already offline, `left` only corrects an earlier death into a departure.
     pub fn mark_offline(
         &self,
         incarnation: u64,
@@ -451,7 +456,13 @@ impl NodeRegistry {
         else {
             return Vec::new();
         };
-        if entry.offline.is_some() {
+        if let Some(offline) = &mut entry.offline {
+            // Already down: learning that it left on purpose only corrects the record (the
+            // split-brain check no longer expects it); no second event.
+            if left && !offline.left {
+                offline.left = true;
+                reason.clone_into(&mut offline.reason);
+            }
             return Vec::new();
         }
         entry.offline = Some(Offline {

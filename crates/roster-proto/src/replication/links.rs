@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use super::core::Core;
 use super::host::ReplicaHost;
 use crate::key::Limits;
+use crate::nodes::LEFT_THE_CLUSTER;
 
 use crate::link_table::{Admission, LinkSession, Refusal};
 
@@ -119,14 +120,27 @@ impl Core {
     /// closed (returned), every entry of it purged with reason `NodeDown`, and its node
     /// record marked offline.
     pub fn peer_dead(&mut self, host: &dyn ReplicaHost, peer: u64) -> Option<LinkSession> {
-        self.peer_gone(host, peer, "declared dead by membership")
+        self.peer_gone(host, peer, "declared dead by membership", false)
     }
 
-    fn peer_gone(&mut self, host: &dyn ReplicaHost, peer: u64, why: &str) -> Option<LinkSession> {
+    /// Membership says the node `peer` left the cluster on purpose: as
+    /// [`Core::peer_dead`], but its record is marked offline as having left
+    /// ([`LEFT_THE_CLUSTER`]), whether or not its own leave record arrived first.
+    pub fn peer_left(&mut self, host: &dyn ReplicaHost, peer: u64) -> Option<LinkSession> {
+        self.peer_gone(host, peer, LEFT_THE_CLUSTER, true)
+    }
+
+    fn peer_gone(
+        &mut self,
+        host: &dyn ReplicaHost,
+        peer: u64,
+        why: &str,
+        left: bool,
+    ) -> Option<LinkSession> {
         let link = self.links.forget(peer);
         self.forget_peer(host, peer);
         host.node_registry()
-            .mark_offline(peer, why, false, host.now_ms());
+            .mark_offline(peer, why, left, host.now_ms());
         link
     }
 
@@ -159,6 +173,7 @@ impl Core {
                 host,
                 *peer,
                 "unlinked past the grace period and unknown to membership",
+                false,
             );
         }
         gone

@@ -283,8 +283,9 @@ impl Node {
     /// Leaves the cluster (peers see this node down at once) and stops its tasks. Local
     /// processes and scopes stay usable as a single node. First it publishes its record
     /// as `Offline` ("left the cluster") and waits, at most a second, until every linked
-    /// peer has it, so that peers know it left on purpose (see
-    /// [`SplitBrainConfig::expected`](crate::nodes::SplitBrainConfig::expected)).
+    /// peer has it; then it leaves membership with a leave notice that gossip spreads with
+    /// its down, so that every peer knows it left on purpose, whether or not its record
+    /// arrived (see [`SplitBrainConfig::expected`](crate::nodes::SplitBrainConfig::expected)).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -298,9 +299,12 @@ impl Node {
             // Peers that get this record know the node left on purpose: it leaves the
             // expected cluster of their split-brain checks. A round trip to each linked
             // peer behind it tells when they have it; a peer that does not answer within
-            // the bound learns of the leave from membership only (as a death).
-            self.shared
-                .change_status(crate::nodes::NodeStatus::Offline, "left the cluster", false);
+            // the bound learns of the leave from membership's leave notice.
+            self.shared.change_status(
+                crate::nodes::NodeStatus::Offline,
+                crate::nodes::LEFT_THE_CLUSTER,
+                false,
+            );
             let delivered = cluster.with_core(|core, _| core.barrier(DEFAULT_SCOPE));
             let _ = tokio::time::timeout(LEAVE_NOTICE_WAIT, delivered.reached()).await;
         }

@@ -139,13 +139,17 @@ impl Cluster {
         }
     }
 
-    /// The node `peer` is gone for good: its link is closed and its entries purged with
-    /// reason `NodeDown`.
-    pub(super) fn peer_dead(self: &Arc<Self>, peer: u64) {
+    /// The node `peer` is gone for good (`left`: on purpose): its link is closed and its
+    /// entries purged with reason `NodeDown`.
+    pub(super) fn peer_dead(self: &Arc<Self>, peer: u64, left: bool) {
         let (link, outputs) = {
             let mut io = lock(&self.io);
             let ((), outputs) = self.core_step(|core, node| {
-                core.peer_dead(node, peer);
+                if left {
+                    core.peer_left(node, peer);
+                } else {
+                    core.peer_dead(node, peer);
+                }
                 self.refresh_peer_limits(core);
             });
             (io.remove(&peer), outputs)

@@ -10,6 +10,8 @@ use tokio::sync::mpsc;
 
 use super::{Cluster, lock};
 use crate::cluster::membership::MembershipEvent;
+use crate::nodes::LEFT_THE_CLUSTER;
+use crate::replication::host::ReplicaHost;
 
 pub(super) async fn membership_loop(
     cluster: Weak<Cluster>,
@@ -26,7 +28,17 @@ pub(super) async fn membership_loop(
             }
             MembershipEvent::Down(member) => {
                 node_info!(cluster, peer = %member.name, incarnation = member.incarnation, "member down");
-                cluster.peer_dead(member.incarnation);
+                cluster.peer_dead(member.incarnation, false);
+            }
+            MembershipEvent::Left(member) => {
+                node_info!(cluster, peer = %member.name, incarnation = member.incarnation, "member left");
+                cluster.peer_dead(member.incarnation, true);
+            }
+            MembershipEvent::LeftEarlier(incarnation) => {
+                let stores = cluster.node.stores();
+                stores
+                    .nodes
+                    .mark_offline(incarnation, LEFT_THE_CLUSTER, true, stores.now_ms());
             }
         }
         // Who is reachable changed: the split-brain verdict may have too.

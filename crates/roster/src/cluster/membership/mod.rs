@@ -12,9 +12,11 @@
 //! - [`spawn_membership`] starts the task and returns a [`MembershipHandle`]:
 //!   [`MembershipHandle::members`] reads the members currently alive (no task hop),
 //!   [`MembershipHandle::leave`] leaves gracefully, dropping the handle aborts.
-//! - [`MembershipEvent::Up`] and [`MembershipEvent::Down`] on an unbounded channel. A
-//!   `Down(m)` always carries exactly the `m` of the earlier `Up(m)`, so a consumer can key
-//!   its state by the whole [`MemberId`] or by its incarnation.
+//! - [`MembershipEvent::Up`] and [`MembershipEvent::Down`] (or [`MembershipEvent::Left`],
+//!   a down on purpose) on an unbounded channel. A `Down(m)` always carries exactly the `m`
+//!   of the earlier `Up(m)`, so a consumer can key its state by the whole [`MemberId`] or
+//!   by its incarnation; [`MembershipEvent::LeftEarlier`] says a member already down had
+//!   left on purpose.
 //!
 //! # Wire format and authentication
 //!
@@ -42,7 +44,8 @@
 //!
 //! One job per file, imports going one way only: `identity` ([`MemberId`]), `datagram`
 //! (the MAC codec), `config` ([`MembershipConfig`]) and `rng` depend on no sibling; `view`
-//! (Up/Down derivation), `timers`, `refusal_log` and `seeds` only on those; `task` (the loop
+//! (Up/Down derivation), `leave_notice` (foca's handler of leave notices: a leave is told
+//! from a death), `timers`, `refusal_log` and `seeds` only on those; `task` (the loop
 //! and [`MembershipHandle`]) and `fuzz` on any of them; this file only re-exports.
 
 mod config;
@@ -50,6 +53,7 @@ mod datagram;
 #[cfg(feature = "fuzzing")]
 mod fuzz;
 mod identity;
+mod leave_notice;
 mod refusal_log;
 mod rng;
 mod seeds;

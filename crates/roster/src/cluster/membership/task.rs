@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use foca::{AccumulatingRuntime, Foca, NoCustomBroadcast, PostcardCodec};
+use foca::{AccumulatingRuntime, Foca, PostcardCodec};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tokio::net::UdpSocket;
@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use super::config::MembershipConfig;
 use super::datagram::{DatagramKey, MAC_LEN};
 use super::identity::MemberId;
+use super::leave_notice::{self, Departures, LeaveNotices};
 use super::refusal_log::RefusedWarnings;
 use super::rng::FocaRng;
 use super::seeds::AnnounceRounds;
@@ -183,8 +184,16 @@ pub(crate) fn spawn_membership(
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
     let max_packet_size = config.foca.max_packet_size.get();
     let rng = FocaRng(StdRng::seed_from_u64(me.incarnation));
+    let departures = Departures::default();
     let driver = Driver {
-        foca: Foca::new(me, config.foca, rng, PostcardCodec),
+        foca: Foca::with_custom_broadcast(
+            me,
+            config.foca,
+            rng,
+            PostcardCodec,
+            LeaveNotices::new(departures.clone()),
+        ),
+        departures,
         runtime: AccumulatingRuntime::new(),
         socket,
         key: DatagramKey::new(&config.secret, &config.cluster, max_packet_size),
@@ -207,7 +216,9 @@ pub(crate) fn spawn_membership(
 /// The membership task's state: foca and everything around it.
 struct Driver {
     /// The SWIM state machine.
-    foca: Foca<MemberId, PostcardCodec, FocaRng, NoCustomBroadcast>,
+    foca: Foca<MemberId, PostcardCodec, FocaRng, LeaveNotices>,
+    /// The members that announced they leave on purpose (foca's handler records them).
+    departures: Departures,
     /// Where foca's outputs accumulate during a call; empty between calls.
     runtime: AccumulatingRuntime<MemberId>,
     /// The membership socket.
@@ -315,8 +326,13 @@ impl Driver {
         }
     }
 
-    /// Leaves the cluster and flushes the resulting datagrams.
+    /// Leaves the cluster and flushes the resulting datagrams: a leave notice first, so
+    /// that it travels with the `Down` that `leave_cluster` gossips.
     async fn leave(&mut self) {
+        let notice = leave_notice::encode(self.foca.identity().incarnation);
+        if let Err(error) = self.foca.add_broadcast(&notice) {
+            log_foca_error("add_broadcast", &error);
+        }
         let result = self.foca.leave_cluster(&mut self.runtime);
         self.after_call("leave_cluster", result).await;
         tracing::debug!("membership: left the cluster");
@@ -352,10 +368,10 @@ impl Driver {
             notifications.push(notification);
         }
         debug_assert_eq!(self.runtime.backlog(), 0, "foca output left undrained");
-        if notifications.is_empty() {
-            return;
+        if !notifications.is_empty() {
+            self.view.apply(notifications, &mut self.pending_events);
         }
-        self.view.apply(notifications, &mut self.pending_events);
+        self.tell_departures();
         if self.pending_events.is_empty() {
             return;
         }
@@ -365,6 +381,37 @@ impl Driver {
             tracing::debug!(?event, "membership: event");
             // A dropped receiver only means nobody listens any more.
             let _ = self.events.send(event);
+        }
+    }
+}
+
+impl Driver {
+    /// Turns the `Down` of a member that announced it leaves into `Left`, and reports a
+    /// notice that came after its member's down as `LeftEarlier`.
+    fn tell_departures(&mut self) {
+        let fresh = self.departures.take_fresh();
+        for event in &mut self.pending_events {
+            if let MembershipEvent::Down(member) = event
+                && self.departures.has_left(member.incarnation)
+            {
+                *event = MembershipEvent::Left(member.clone());
+            }
+        }
+        let me = self.foca.identity().incarnation;
+        for incarnation in fresh {
+            let reported = self
+                .pending_events
+                .iter()
+                .any(|e| matches!(e, MembershipEvent::Left(m) if m.incarnation == incarnation));
+            let alive = self
+                .view
+                .members()
+                .iter()
+                .any(|m| m.incarnation == incarnation);
+            if !reported && !alive && incarnation != me {
+                self.pending_events
+                    .push(MembershipEvent::LeftEarlier(incarnation));
+            }
         }
     }
 }
@@ -489,6 +536,7 @@ mod tests {
                             missing.insert(down.incarnation);
                         }
                     }
+                    Some(MembershipEvent::Left(_) | MembershipEvent::LeftEarlier(_)) => {}
                     None => return false,
                 }
             }
@@ -718,8 +766,8 @@ mod tests {
             .await
             .expect("leave completes");
         for node in [&mut a, &mut b] {
-            wait_for(&mut node.events, "Down(c) after leave", |event| {
-                matches!(event, MembershipEvent::Down(down) if down.incarnation == leaving.incarnation)
+            wait_for(&mut node.events, "Left(c) after leave", |event| {
+                matches!(event, MembershipEvent::Left(left) if left.incarnation == leaving.incarnation)
             })
             .await;
         }

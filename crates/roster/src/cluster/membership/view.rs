@@ -22,6 +22,12 @@ pub(crate) enum MembershipEvent {
     /// incarnation at the same address (then `Down(old)` comes before `Up(new)`). Carries
     /// exactly the identity of the matching `Up`.
     Down(MemberId),
+    /// As `Down`, for a member that announced it leaves on purpose (its leave notice came
+    /// before its down; see `leave_notice`).
+    Left(MemberId),
+    /// The member of this incarnation, already reported `Down`, had left on purpose: its
+    /// leave notice came after its down.
+    LeftEarlier(u64),
 }
 
 /// The members this node reports alive, and the rules that turn foca notifications into
