@@ -57,7 +57,7 @@ pub struct AgentArgs {
     /// A TOML file of settings (keys as in docs/agent.md); flags and environment win.
     #[arg(long, env = "ROSTER_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// The node's name [default: the host name, else roster-<port>].
+    /// The node's name [default: the host name, else roster-PORT].
     #[arg(long, env = "ROSTER_NAME")]
     pub name: Option<String>,
     /// The cluster address (TCP and UDP) [default: 127.0.0.1:7400].
@@ -776,7 +776,8 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_setting() {
-        let cases: [(fn(&mut AgentArgs), &str); 6] = [
+        type Set = fn(&mut AgentArgs);
+        let cases: [(Set, &str); 6] = [
             (|a| a.listen = Some("nowhere".into()), "--listen"),
             (|a| a.labels = vec!["novalue".into()], "--label"),
             (

@@ -29,8 +29,10 @@ impl Api {
     fn new() -> Self {
         let node = Node::builder().name("api-test").start().unwrap();
         node.connect("other").unwrap();
-        let mut args = AgentArgs::default();
-        args.name = Some("api-test".into());
+        let args = AgentArgs {
+            name: Some("api-test".into()),
+            ..AgentArgs::default()
+        };
         let env = SecretEnv {
             token: Some(TOKEN.into()),
             ..SecretEnv::default()

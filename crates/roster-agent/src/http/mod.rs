@@ -2,7 +2,7 @@
 //! token check around them.
 //!
 //! Every route is registered through utoipa-axum, so the router and the OpenAPI document
-//! ([`openapi`]) come from the same list. Errors have one shape ([`errors::ApiError`]).
+//! ([`openapi()`]) come from the same list. Errors have one shape ([`errors::ApiError`]).
 
 pub mod auth;
 pub mod errors;
