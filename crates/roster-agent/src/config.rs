@@ -716,6 +716,8 @@ fn tls(
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
 
     fn args() -> AgentArgs {
@@ -737,6 +739,34 @@ mod tests {
         assert_eq!(settings.labels["domain"], "eu");
         assert_eq!(settings.listen, DEFAULT_LISTEN.parse().unwrap());
         assert_eq!(settings.secret_source, SecretSource::DevDefault);
+    }
+
+    #[test]
+    fn a_config_file_is_read_and_flags_win_over_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("roster.toml");
+        std::fs::write(&path, "name = \"from-file\"\nlog_format = \"json\"\n").unwrap();
+        let cli = Cli::try_parse_from([
+            "roster",
+            "agent",
+            "--config",
+            path.to_str().unwrap(),
+            "--role",
+            "api",
+        ])
+        .unwrap();
+        let Command::Agent(mut args) = cli.command;
+        let settings = Settings::resolve(*args, SecretEnv::default()).unwrap();
+        assert_eq!(settings.name, "from-file");
+        assert_eq!(settings.role.as_deref(), Some("api"));
+        assert_eq!(settings.log_format, LogFormat::Json);
+        let missing = dir.path().join("missing.toml");
+        args = Box::new(AgentArgs {
+            config: Some(missing),
+            ..AgentArgs::default()
+        });
+        let err = Settings::resolve(*args, SecretEnv::default()).unwrap_err();
+        assert!(err.to_string().starts_with("config: cannot read"), "{err}");
     }
 
     #[test]

@@ -207,3 +207,65 @@ fn bad_settings_exit_with_code_2_and_name_the_setting() {
         assert!(stderr.contains(setting), "{flags:?}: {stderr}");
     }
 }
+
+/// Writes a cluster CA and one node certificate for `roster` (PEM) into `dir`; returns the
+/// flags that use them.
+fn tls_flags(dir: &std::path::Path) -> Vec<String> {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["roster".to_owned()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let files = [
+        ("--tls-cert", "node.pem", cert.pem()),
+        ("--tls-key", "node.key", key.serialize_pem()),
+        ("--tls-ca", "ca.pem", ca.pem()),
+    ];
+    let mut flags = Vec::new();
+    for (flag, name, pem) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).unwrap();
+        flags.push(flag.to_owned());
+        flags.push(path.to_str().unwrap().to_owned());
+    }
+    flags
+}
+
+#[test]
+fn agents_with_tls_files_link_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = tls_flags(dir.path());
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let a = AgentProcess::start("tls-a", &flags);
+    let mut seeded = flags.clone();
+    seeded.extend(["--seed", &a.cluster]);
+    let _b = AgentProcess::start("tls-b", &seeded);
+    let graph = eventually("tls-a links to tls-b", FORM_DEADLINE, || {
+        let (_, graph) = get(&a.url("/api/graph"));
+        (graph["links"].as_array().map_or(0, Vec::len) == 1).then_some(graph)
+    });
+    assert_eq!(graph["links"][0]["kind"], "tls", "{graph}");
+}
+
+#[test]
+fn an_unreadable_tls_file_exits_with_code_2() {
+    let output = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args(["agent", "--http", "127.0.0.1:0", "--listen", "127.0.0.1:0"])
+        .args([
+            "--tls-cert",
+            "/nonexistent/cert.pem",
+            "--tls-key",
+            "/nonexistent/key.pem",
+        ])
+        .args(["--tls-ca", "/nonexistent/ca.pem"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--tls-cert"), "{stderr}");
+}
