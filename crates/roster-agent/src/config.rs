@@ -755,17 +755,17 @@ mod tests {
             "api",
         ])
         .unwrap();
-        let Command::Agent(mut args) = cli.command;
+        let Command::Agent(args) = cli.command;
         let settings = Settings::resolve(*args, SecretEnv::default()).unwrap();
         assert_eq!(settings.name, "from-file");
         assert_eq!(settings.role.as_deref(), Some("api"));
         assert_eq!(settings.log_format, LogFormat::Json);
         let missing = dir.path().join("missing.toml");
-        args = Box::new(AgentArgs {
+        let args = AgentArgs {
             config: Some(missing),
             ..AgentArgs::default()
-        });
-        let err = Settings::resolve(*args, SecretEnv::default()).unwrap_err();
+        };
+        let err = Settings::resolve(args, SecretEnv::default()).unwrap_err();
         assert!(err.to_string().starts_with("config: cannot read"), "{err}");
     }
 
