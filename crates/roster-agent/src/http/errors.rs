@@ -59,11 +59,6 @@ impl ApiError {
         )
     }
 
-    /// The status of the response.
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
     /// The stable code.
     pub fn code(&self) -> &'static str {
         self.code
