@@ -1,0 +1,257 @@
+//! One running agent: a Roster node and the HTTP server of its API, started from
+//! [`Settings`] and stopped gracefully (the server finishes its in-flight requests, then
+//! the node leaves the cluster so that peers drop its entries at once).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use roster::nodes::HealthConfig;
+use roster::{ClusterConfig, Node, ScopeError, StartError, TlsConfig};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+
+use crate::config::{SecretSource, Settings, TlsFiles};
+use crate::http;
+use crate::logging::LogControl;
+use crate::state::AppState;
+
+/// The agent could not start or stopped on a fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentError {
+    /// The data directory could not be created.
+    #[error("--data-dir: cannot create {path}: {reason}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A TLS file could not be used.
+    #[error("{setting}: cannot use {path}: {reason}")]
+    TlsFile {
+        /// The setting, as its flag.
+        setting: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The TLS settings were refused.
+    #[error("--tls-cert: {0}")]
+    Tls(#[from] roster::TlsError),
+    /// The node refused its settings or could not bind its cluster address.
+    #[error("cannot start the node: {0}")]
+    Start(#[from] StartError),
+    /// A `--scope` could not be connected.
+    #[error("--scope: {0}")]
+    Scope(#[from] ScopeError),
+    /// The HTTP address could not be bound.
+    #[error("--http: cannot listen on {addr}: {reason}")]
+    BindHttp {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+    /// The HTTP server failed.
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+impl AgentError {
+    /// The exit code of the binary: 2 for a setting that cannot work, 1 otherwise (an
+    /// address in use, a server fault).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::BindHttp { .. } | Self::Serve(_) | Self::Start(StartError::Bind { .. }) => 1,
+            _ => 2,
+        }
+    }
+}
+
+/// A started agent: its node is running and its HTTP address bound; [`Agent::run`] serves
+/// until the shutdown future completes.
+#[derive(Debug)]
+pub struct Agent {
+    state: AppState,
+    listener: TcpListener,
+    http_addr: SocketAddr,
+    cluster_addr: SocketAddr,
+}
+
+impl Agent {
+    /// Creates the data directory, starts the node (joining the cluster through the
+    /// seeds), connects the extra scopes and binds the HTTP address. Must run inside a
+    /// tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`AgentError`] naming the setting that could not be used.
+    pub async fn start(settings: Settings, log: LogControl) -> Result<Self, AgentError> {
+        std::fs::create_dir_all(&settings.data_dir).map_err(|e| AgentError::DataDir {
+            path: settings.data_dir.clone(),
+            reason: e.to_string(),
+        })?;
+        if settings.secret_source == SecretSource::DevDefault {
+            tracing::warn!(
+                "no cluster secret given: using the development default, allowed on a loopback cluster address only"
+            );
+        }
+        if settings.write_token.is_none() {
+            tracing::warn!(
+                "no write token given: writes are open to anyone who reaches the loopback HTTP address"
+            );
+        }
+        let node = start_node(&settings)?;
+        for scope in &settings.scopes {
+            node.connect(scope)?;
+        }
+        let cluster_addr = node.cluster().addr().unwrap_or(settings.listen);
+        let listener =
+            TcpListener::bind(settings.http)
+                .await
+                .map_err(|e| AgentError::BindHttp {
+                    addr: settings.http,
+                    reason: e.to_string(),
+                })?;
+        let http_addr = listener.local_addr().map_err(AgentError::Serve)?;
+        let state = AppState::new(node, Arc::new(settings), log);
+        Ok(Self {
+            state,
+            listener,
+            http_addr,
+            cluster_addr,
+        })
+    }
+
+    /// The address the HTTP API listens on.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The address the cluster layer listens on.
+    pub fn cluster_addr(&self) -> SocketAddr {
+        self.cluster_addr
+    }
+
+    /// The agent's node.
+    pub fn node(&self) -> &Node {
+        self.state.node()
+    }
+
+    /// The line the binary prints on stdout once it serves: tests and scripts parse the
+    /// bound addresses from it.
+    pub fn ready_line(&self) -> String {
+        format!(
+            "roster agent ready: http={} cluster={} name={}",
+            self.http_addr,
+            self.cluster_addr,
+            self.state.node().name()
+        )
+    }
+
+    /// Serves the API until `shutdown` completes, then lets in-flight requests finish and
+    /// makes the node leave the cluster.
+    ///
+    /// # Errors
+    ///
+    /// [`AgentError::Serve`] if the server fails; the node leaves the cluster anyway.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), AgentError> {
+        let router = http::router(self.state.clone());
+        tracing::info!(http = %self.http_addr, cluster = %self.cluster_addr, name = self.state.node().name(), "agent ready");
+        let served = axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        tracing::info!("HTTP server stopped; leaving the cluster");
+        self.state.node().shutdown().await;
+        tracing::info!("node left the cluster");
+        served.map_err(AgentError::Serve)
+    }
+}
+
+fn start_node(settings: &Settings) -> Result<Node, AgentError> {
+    let mut cluster = ClusterConfig::new(settings.listen, &settings.secret)
+        .seeds(settings.seeds.iter().cloned())
+        .split_brain(settings.split_brain.clone());
+    if let Some(name) = &settings.cluster_name {
+        cluster = cluster.cluster_name(name.clone());
+    }
+    if let Some(files) = &settings.tls {
+        cluster = cluster.tls(load_tls(files)?);
+    }
+    let mut builder = Node::builder()
+        .name(settings.name.clone())
+        .version(env!("CARGO_PKG_VERSION"))
+        .health(HealthConfig::new())
+        .cluster(cluster);
+    if let Some(role) = &settings.role {
+        builder = builder.role(role.clone());
+    }
+    for (key, value) in &settings.labels {
+        builder = builder.label(key.clone(), value.clone());
+    }
+    Ok(builder.start()?)
+}
+
+fn load_tls(files: &TlsFiles) -> Result<TlsConfig, AgentError> {
+    let file_error = |setting, path: &PathBuf, reason: String| AgentError::TlsFile {
+        setting,
+        path: path.clone(),
+        reason,
+    };
+    let chain = CertificateDer::pem_file_iter(&files.cert)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(|e| file_error("--tls-cert", &files.cert, e.to_string()))?;
+    if chain.is_empty() {
+        return Err(file_error(
+            "--tls-cert",
+            &files.cert,
+            "no certificate in the file".to_owned(),
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .map_err(|e| file_error("--tls-key", &files.key, e.to_string()))?;
+    let ca = CertificateDer::pem_file_iter(&files.ca)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(|e| file_error("--tls-ca", &files.ca, e.to_string()))?;
+    if ca.is_empty() {
+        return Err(file_error(
+            "--tls-ca",
+            &files.ca,
+            "no certificate in the file".to_owned(),
+        ));
+    }
+    Ok(TlsConfig::new(chain, key, ca, &files.server_name)?)
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot watch SIGTERM; stopping on SIGINT only");
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => tracing::info!("SIGINT: shutting down"),
+            _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

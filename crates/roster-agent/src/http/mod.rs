@@ -1,0 +1,67 @@
+//! The HTTP API: one router per resource, merged, with the document, the limits and the
+//! token check around them.
+//!
+//! Every route is registered through utoipa-axum, so the router and the OpenAPI document
+//! ([`openapi()`]) come from the same list. Errors have one shape ([`errors::ApiError`]).
+
+pub mod auth;
+pub mod errors;
+pub mod graph;
+pub mod groups;
+pub mod health;
+pub mod keys;
+pub mod limits;
+pub mod log_level;
+pub mod meta;
+pub mod nodes;
+pub mod openapi;
+pub mod pagination;
+pub mod partition;
+pub mod registry;
+pub mod scopes;
+
+use axum::extract::DefaultBodyLimit;
+use axum::{Extension, Router, middleware};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::state::AppState;
+
+/// Every route of the API, with its documentation.
+fn documented() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(nodes::router())
+        .merge(registry::router())
+        .merge(groups::router())
+        .merge(graph::router())
+        .merge(partition::router())
+        .merge(scopes::router())
+        .merge(health::router())
+        .merge(log_level::router())
+        .merge(openapi::router())
+}
+
+/// The OpenAPI 3.1 document of the API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = documented().split_for_parts();
+    doc.paths = openapi::openapi_paths(doc.paths);
+    doc
+}
+
+/// The API's router over `state`.
+pub fn router(state: AppState) -> Router {
+    let (router, mut doc) = documented().split_for_parts();
+    doc.paths = openapi::openapi_paths(doc.paths);
+    router
+        .fallback(errors::no_route)
+        .method_not_allowed_fallback(errors::method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
+        .layer(Extension(openapi::DocumentJson::new(&doc)))
+        .layer(DefaultBodyLimit::max(limits::MAX_BODY_BYTES))
+        .layer(middleware::from_fn(limits::limit_body))
+        .layer(middleware::from_fn(limits::limit_headers))
+        .with_state(state)
+}

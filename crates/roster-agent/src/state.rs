@@ -1,0 +1,47 @@
+//! What every request handler shares: the node, the settings and the log control, behind
+//! one `Arc` so that a clone per request costs a reference count. Later resources
+//! (sessions, events, metrics, history) add their handles here.
+
+use std::sync::Arc;
+
+use roster::Node;
+
+use crate::config::Settings;
+use crate::logging::LogControl;
+
+/// The state of the HTTP API.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Shared>);
+
+#[derive(Debug)]
+struct Shared {
+    node: Node,
+    settings: Arc<Settings>,
+    log: LogControl,
+}
+
+impl AppState {
+    /// The state of an agent running `node` with `settings`, its logs under `log`.
+    pub fn new(node: Node, settings: Arc<Settings>, log: LogControl) -> Self {
+        Self(Arc::new(Shared {
+            node,
+            settings,
+            log,
+        }))
+    }
+
+    /// The agent's node.
+    pub fn node(&self) -> &Node {
+        &self.0.node
+    }
+
+    /// The agent's settings.
+    pub fn settings(&self) -> &Settings {
+        &self.0.settings
+    }
+
+    /// The log control.
+    pub fn log(&self) -> &LogControl {
+        &self.0.log
+    }
+}
