@@ -166,6 +166,8 @@ impl Agent {
     ) -> Result<(), AgentError> {
         let router = http::router(self.state.clone());
         tracing::info!(http = %self.http_addr, cluster = %self.cluster_addr, name = self.state.node().name(), "agent ready");
+        // The peer address is what the rate limit is keyed by.
+        let router = router.into_make_service_with_connect_info::<SocketAddr>();
         let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
             .await;

@@ -141,6 +141,9 @@ pub struct AgentArgs {
     /// The initial log filter, as RUST_LOG (e.g. info, roster=debug) [default: info].
     #[arg(long, env = "ROSTER_LOG", value_name = "FILTER")]
     pub log: Option<String>,
+    /// Sessions, events and rate limit.
+    #[command(flatten)]
+    pub api: crate::api_config::ApiArgs,
 }
 
 /// How the agent writes its logs.
@@ -212,6 +215,8 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
     /// `log`.
     pub log: Option<String>,
+    /// The `[api]` table: sessions, events and rate limit.
+    pub api: Option<crate::api_config::ApiFileConfig>,
 }
 
 /// A setting that cannot work. Each names the setting and what is allowed.
@@ -325,6 +330,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// The initial log filter.
     pub log: String,
+    /// Sessions, events and rate limit.
+    pub api: crate::api_config::ApiSettings,
 }
 
 impl std::fmt::Debug for Settings {
@@ -346,6 +353,7 @@ impl std::fmt::Debug for Settings {
             .field("data_dir", &self.data_dir)
             .field("log_format", &self.log_format)
             .field("log", &self.log)
+            .field("api", &self.api)
             .finish()
     }
 }
@@ -449,6 +457,7 @@ impl Settings {
             args.tls_ca.or(file.tls_ca),
             args.tls_server_name.or(file.tls_server_name),
         )?;
+        let api = crate::api_config::ApiSettings::merge(args.api, file.api)?;
         let log = args.log.or(file.log).unwrap_or_else(|| "info".to_owned());
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log) {
             return Err(invalid(
@@ -478,6 +487,7 @@ impl Settings {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             log,
+            api,
         })
     }
 

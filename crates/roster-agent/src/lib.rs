@@ -13,10 +13,16 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod api_config;
 pub mod config;
+pub mod events;
 pub mod http;
 pub mod logging;
+pub mod rate_limit;
+pub mod services;
+pub mod sessions;
 pub mod state;
+pub mod telemetry;
 
 use std::process::ExitCode;
 

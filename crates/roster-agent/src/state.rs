@@ -8,6 +8,7 @@ use roster::Node;
 
 use crate::config::Settings;
 use crate::logging::LogControl;
+use crate::services::Services;
 
 /// The state of the HTTP API.
 #[derive(Clone, Debug)]
@@ -18,15 +19,19 @@ struct Shared {
     node: Node,
     settings: Arc<Settings>,
     log: LogControl,
+    services: Services,
 }
 
 impl AppState {
-    /// The state of an agent running `node` with `settings`, its logs under `log`.
+    /// The state of an agent running `node` with `settings`, its logs under `log`; starts
+    /// the API's services (sessions, event stream), so it must run inside a tokio runtime.
     pub fn new(node: Node, settings: Arc<Settings>, log: LogControl) -> Self {
+        let services = Services::start(&node, &settings);
         Self(Arc::new(Shared {
             node,
             settings,
             log,
+            services,
         }))
     }
 
@@ -43,5 +48,10 @@ impl AppState {
     /// The log control.
     pub fn log(&self) -> &LogControl {
         &self.0.log
+    }
+
+    /// The API's services: sessions, events, metrics, rate limit.
+    pub fn services(&self) -> &Services {
+        &self.0.services
     }
 }
