@@ -168,6 +168,12 @@ impl Agent {
         tracing::info!(http = %self.http_addr, cluster = %self.cluster_addr, name = self.state.node().name(), "agent ready");
         // The peer address is what the rate limit is keyed by.
         let router = router.into_make_service_with_connect_info::<SocketAddr>();
+        // SSE streams end when the shutdown begins, or they would hold it open.
+        let state = self.state.clone();
+        let shutdown = async move {
+            shutdown.await;
+            state.services().shutdown.stop();
+        };
         let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
             .await;

@@ -48,6 +48,9 @@ pub struct Cli {
 pub enum Command {
     /// Runs one Roster node and its HTTP API until SIGINT or SIGTERM.
     Agent(Box<AgentArgs>),
+    /// Starts one agent in this process and measures it over HTTP from a local load
+    /// generator: lookups, session creation and expiry, keepalives, SSE fan-out.
+    BenchAgent(crate::bench::BenchArgs),
 }
 
 /// The flags of `roster agent`; each is also read from the environment variable it names.
@@ -765,7 +768,9 @@ mod tests {
             "api",
         ])
         .unwrap();
-        let Command::Agent(args) = cli.command;
+        let Command::Agent(args) = cli.command else {
+            panic!("roster agent parses as the agent command");
+        };
         let settings = Settings::resolve(*args, SecretEnv::default()).unwrap();
         assert_eq!(settings.name, "from-file");
         assert_eq!(settings.role.as_deref(), Some("api"));

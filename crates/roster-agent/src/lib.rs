@@ -14,6 +14,7 @@
 
 pub mod agent;
 pub mod api_config;
+pub mod bench;
 pub mod config;
 pub mod events;
 pub mod http;
@@ -21,6 +22,7 @@ pub mod logging;
 pub mod rate_limit;
 pub mod services;
 pub mod sessions;
+pub mod shutdown;
 pub mod state;
 pub mod telemetry;
 
@@ -32,6 +34,7 @@ use config::{AgentArgs, Cli, Command, SecretEnv, Settings};
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Agent(args) => run_agent(*args),
+        Command::BenchAgent(args) => bench::run(&args),
     }
 }
 

@@ -10,6 +10,7 @@ use crate::events::pump::EventCounts;
 use crate::events::{EventHub, pump};
 use crate::rate_limit::RateLimiter;
 use crate::sessions::Sessions;
+use crate::shutdown::Shutdown;
 use crate::telemetry::Telemetry;
 
 /// The services, shared by every request.
@@ -25,6 +26,8 @@ pub struct Services {
     pub telemetry: Telemetry,
     /// The per-client rate limit.
     pub rate_limiter: RateLimiter,
+    /// Ends the SSE streams when the agent stops.
+    pub shutdown: Shutdown,
 }
 
 impl Services {
@@ -40,6 +43,7 @@ impl Services {
             event_counts,
             telemetry: Telemetry::new(),
             rate_limiter: RateLimiter::new(api.rate_limit, api.rate_burst),
+            shutdown: Shutdown::default(),
         }
     }
 }

@@ -528,3 +528,24 @@ fn each_bad_input_of_the_new_endpoints_gets_its_4xx_and_json_error() {
         assert!(error["message"].is_string(), "{method} {path}: {text}");
     }
 }
+
+#[test]
+fn sigterm_ends_open_event_streams_and_the_agent_exits() {
+    let mut agent = AgentProcess::start("stopping", &[]);
+    let events = SseStream::open(&agent.url("/api/events?nodes=true"), None).read();
+    let (id, _) = new_session(&agent);
+    let messages = SseStream::open(&agent.url(&format!("/api/sessions/{id}/messages")), None);
+    agent.terminate();
+    let status = agent.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "{status}");
+    drop(messages);
+    // The stream ended: the channel closes once the reader thread sees the end.
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match events.recv_timeout(end.saturating_duration_since(std::time::Instant::now())) {
+            Ok(_) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("the stream did not end"),
+        }
+    }
+}

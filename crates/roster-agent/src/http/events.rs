@@ -145,7 +145,9 @@ pub async fn events(
             }
         }
     });
-    let stream = futures_util::stream::iter(first.into_iter().map(Ok)).chain(live);
+    let stream = futures_util::stream::iter(first.into_iter().map(Ok))
+        .chain(live)
+        .take_until(state.services().shutdown.stopped());
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
 

@@ -105,7 +105,8 @@ pub async fn messages(
     let wait = parse_wait(query.wait.as_deref())?;
     let session = state.services().sessions.get(&id)?.session;
     if wants_stream(&headers) {
-        return Ok(stream(session).await.into_response());
+        let stopped = state.services().shutdown.stopped();
+        return Ok(stream(session, stopped).await.into_response());
     }
     let taken = session.messages(wait, MAX_MESSAGES).await;
     Ok(Json(taken.iter().map(MessageView::from).collect::<Vec<_>>()).into_response())
@@ -113,6 +114,7 @@ pub async fn messages(
 
 async fn stream(
     session: Arc<Session>,
+    stopped: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
     let reader = session.reader().await;
     let stream = futures_util::stream::unfold(Some((session, reader)), |state| async move {
@@ -133,7 +135,8 @@ async fn stream(
             None => (Ok(Event::default().event("ended").data("{}")), None),
         })
     });
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+    Sse::new(futures_util::StreamExt::take_until(stream, stopped))
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
 }
 
 /// The routes of this resource.

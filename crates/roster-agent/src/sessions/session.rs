@@ -80,7 +80,7 @@ impl Session {
     }
 
     /// Completes once the session has ended.
-    pub fn ended(&self) -> impl Future<Output = ()> + Send + 'static {
+    pub fn ended(&self) -> impl Future<Output = ()> + Send + 'static + use<> {
         let mut ended = self.ended.subscribe();
         async move {
             let _ = ended.wait_for(|ended| *ended).await;
