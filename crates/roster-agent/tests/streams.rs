@@ -254,7 +254,7 @@ type Case<'a> = (Method, String, Option<&'a str>, String, u16, &'a str);
 
 #[test]
 fn each_bad_input_of_the_new_endpoints_gets_its_4xx_and_json_error() {
-    let agent = AgentProcess::start("inputs", &[]);
+    let agent = AgentProcess::start("inputs", &["--max-sessions", "1"]);
     let (id, pid) = new_session(&agent);
     let (incarnation, _) = pid.split_once('.').unwrap();
     let stranger = format!("{incarnation}.999999>");
@@ -317,6 +317,22 @@ fn each_bad_input_of_the_new_endpoints_gets_its_4xx_and_json_error() {
             big,
             413,
             "body_too_large",
+        ),
+        (
+            Method::POST,
+            "/api/sessions".into(),
+            json,
+            r#"{"ttl": "5s"}"#.into(),
+            503,
+            "too_many_sessions",
+        ),
+        (
+            Method::PUT,
+            format!("/api/sessions/{id}/names/a"),
+            Some("text/plain"),
+            r#"{"meta": 1}"#.into(),
+            415,
+            "wrong_content_type",
         ),
         (
             Method::PUT,

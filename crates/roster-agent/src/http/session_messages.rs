@@ -108,7 +108,12 @@ pub async fn messages(
         let stopped = state.services().shutdown.stopped();
         return Ok(stream(session, stopped).await.into_response());
     }
-    let taken = session.messages(wait, MAX_MESSAGES).await;
+    // A shutdown ends the wait: the server's graceful stop waits for this response.
+    let stopped = state.services().shutdown.stopped();
+    let taken = tokio::select! {
+        taken = session.messages(wait, MAX_MESSAGES) => taken,
+        () = stopped => Vec::new(),
+    };
     Ok(Json(taken.iter().map(MessageView::from).collect::<Vec<_>>()).into_response())
 }
 
