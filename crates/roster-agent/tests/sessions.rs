@@ -13,6 +13,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use session_support::{SseStream, collect_until};
 use support::{AgentProcess, eventually, get, send};
 use ureq::http::Method;
 
@@ -82,10 +83,10 @@ fn a_session_s_names_reach_every_agent_until_it_lapses_or_is_deleted() {
     let [a, b, c] = &agents;
 
     // Registered through a, found through b and c with its node and meta.
-    let session = create_session(a, "2s");
+    let session = create_session(a, "3s");
     let id = session["id"].as_str().unwrap().to_owned();
     let pid = session["pid"].as_str().unwrap().to_owned();
-    assert_eq!(session["ttl_ms"], 2000);
+    assert_eq!(session["ttl_ms"], 3000);
     assert!(session["expires_at_ms"].as_u64().unwrap() > 0);
     let meta = json!({"region": "eu", "weight": 3});
     let (status, done) = put(
@@ -156,16 +157,17 @@ fn a_session_s_names_reach_every_agent_until_it_lapses_or_is_deleted() {
     let (_, messages) = get(&a.url(&format!("/api/sessions/{id}/messages?wait=10s")));
     assert_eq!(messages[0]["message"], 7, "{messages}");
 
-    // Keepalives extend it past its TTL: three of them over about 3 s of a 2 s TTL.
+    // Keepalives extend it past its TTL: four of them over about 4 s of a 3 s TTL.
     let first_expiry = held["expires_at_ms"].as_u64().unwrap();
-    for _ in 0..3 {
+    let watch = SseStream::open(&c.url("/api/events?pattern=user/42"), None).read();
+    for _ in 0..4 {
         std::thread::sleep(Duration::from_millis(1000));
         let (status, kept) = put(&a.url(&format!("/api/sessions/{id}/keepalive")), None);
         assert_eq!(status, 200, "{kept}");
     }
     let (_, kept) = get(&a.url(&format!("/api/sessions/{id}")));
     assert!(
-        kept["expires_at_ms"].as_u64().unwrap() > first_expiry + 2000,
+        kept["expires_at_ms"].as_u64().unwrap() > first_expiry + 3000,
         "{kept}"
     );
     assert_eq!(
@@ -174,8 +176,12 @@ fn a_session_s_names_reach_every_agent_until_it_lapses_or_is_deleted() {
         "still held after its first TTL"
     );
 
-    // Lapsed: gone everywhere, and the keepalive is told so.
+    // Lapsed: gone everywhere, with the reason, and the keepalive is told so.
     gone_everywhere(&agents, "user/42");
+    let events = collect_until(&watch, SPREAD_DEADLINE, |e| e.event == "unregistered");
+    let removed = events.last().unwrap();
+    assert_eq!(removed.data["reason"], "exit:killed", "{removed:?}");
+    assert_eq!(removed.data["node"], "agent-a", "{removed:?}");
     let (status, expired) = put(&a.url(&format!("/api/sessions/{id}/keepalive")), None);
     assert_eq!(
         (status, &expired["error"]),
