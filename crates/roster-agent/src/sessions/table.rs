@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use roster::{Node, Pid};
+use roster::Node;
 use tokio::sync::Notify;
 
 use super::ended::{EndReason, EndedSessions};
@@ -51,7 +51,7 @@ struct Inner {
     max: usize,
     table: Mutex<Table>,
     /// Wakes the reaper when a deadline earlier than the ones it waits for may exist.
-    reaper: Notify,
+    reaper: Arc<Notify>,
     counts: SessionCounts,
 }
 
@@ -86,10 +86,10 @@ impl Sessions {
             node,
             max,
             table: Mutex::new(Table::default()),
-            reaper: Notify::new(),
+            reaper: Arc::new(Notify::new()),
             counts: SessionCounts::default(),
         }));
-        tokio::spawn(reap(Arc::downgrade(&sessions.0)));
+        tokio::spawn(reap(Arc::downgrade(&sessions.0), sessions.0.reaper.clone()));
         sessions
     }
 
@@ -223,15 +223,6 @@ impl Sessions {
         &self.0.counts
     }
 
-    /// The live session whose process is `pid`, if any.
-    pub fn by_pid(&self, pid: Pid) -> Option<Arc<Session>> {
-        self.table()
-            .live
-            .values()
-            .find(|live| live.session.pid() == pid)
-            .map(|live| live.session.clone())
-    }
-
     /// Ends the sessions whose deadline is at or before `now`; returns the next deadline.
     fn reap_due(&self, now: Instant) -> Option<Instant> {
         let mut due = Vec::new();
@@ -279,25 +270,21 @@ fn missing(table: &Table, id: &str) -> SessionError {
     }
 }
 
-/// The reaper: sleeps until the earliest deadline (or a wake-up), ends what is due.
-async fn reap(inner: std::sync::Weak<Inner>) {
+/// The reaper: sleeps until the earliest deadline (or a wake-up), ends what is due. It
+/// holds the table only while it reaps, so that dropping the last clone stops it.
+async fn reap(inner: std::sync::Weak<Inner>, wake: Arc<Notify>) {
     loop {
         let Some(strong) = inner.upgrade() else {
             return;
         };
-        let sessions = Sessions(strong);
-        let next = sessions.reap_due(Instant::now());
-        let wake = sessions.0.clone();
-        drop(sessions);
-        let notified = wake.reaper.notified();
-        // A long idle wait still lets a dropped table stop the task within a second.
-        let until = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
-        let until = until.min(Instant::now() + Duration::from_secs(1));
+        let next = Sessions(strong).reap_due(Instant::now());
+        // A long idle wait still notices a dropped table within a second.
+        let limit = Instant::now() + Duration::from_secs(1);
+        let until = next.map_or(limit, |next| next.min(limit));
         tokio::select! {
-            () = notified => {}
+            () = wake.notified() => {}
             () = tokio::time::sleep_until(until.into()) => {}
         }
-        drop(wake);
     }
 }
 
