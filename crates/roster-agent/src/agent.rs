@@ -174,7 +174,14 @@ impl Agent {
             shutdown.await;
             state.services().shutdown.stop();
         };
-        let served = axum::serve(self.listener, router)
+        // Small answers (pipelined requests, SSE events) go out at once, not after the
+        // client's delayed ACK (Nagle).
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
+        let served = axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await;
         tracing::info!("HTTP server stopped; leaving the cluster");

@@ -44,7 +44,8 @@ pub fn client() -> ureq::Agent {
         .into()
 }
 
-fn histogram() -> Histogram<u64> {
+/// A latency histogram of 1 us to 60 s.
+pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3)
         .expect("1 us to 60 s at 3 significant digits are valid bounds")
 }

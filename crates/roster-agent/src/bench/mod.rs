@@ -4,11 +4,13 @@
 //!
 //! - [`target`]: the agent under load, on its own runtime;
 //! - [`load`]: timed request loops with latency histograms;
+//! - [`pipelined`]: lookups with HTTP/1.1 pipelining, to show the agent's own cost;
 //! - [`phases`]: lookups, session creation and expiry, keepalives, SSE fan-out;
 //! - [`report`]: the table.
 
 pub mod load;
 pub mod phases;
+pub mod pipelined;
 pub mod report;
 pub mod target;
 
@@ -29,6 +31,9 @@ pub struct BenchArgs {
     /// SSE clients of the fan-out phase.
     #[arg(long, default_value_t = 100)]
     pub sse_clients: usize,
+    /// Requests per batch of the pipelined lookups.
+    #[arg(long, default_value_t = 32)]
+    pub pipeline_depth: usize,
     /// Worker threads of the agent's runtime.
     #[arg(long, default_value_t = 2)]
     pub agent_threads: usize,

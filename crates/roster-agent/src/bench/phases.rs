@@ -10,6 +10,7 @@ use serde_json::json;
 
 use super::BenchArgs;
 use super::load::{self, Measured, client, get_ok, post_json, put_ok};
+use super::pipelined;
 use super::target::Target;
 
 /// How many names the lookups read, and how many sessions the keepalives renew.
@@ -84,12 +85,11 @@ fn metric(agent: &ureq::Agent, target: &Target, name: &str) -> Option<f64> {
 ///
 /// A phase's setup failed (the agent refused a request it should accept).
 pub fn run_all(target: &Target, args: &BenchArgs) -> Result<Vec<Row>, String> {
-    Ok(vec![
-        lookups(target, args)?,
-        creations(target, args)?,
-        keepalives(target, args)?,
-        fan_out(target, args)?,
-    ])
+    let mut rows = vec![lookups(target, args)?, pipelined_lookups(target, args)];
+    rows.push(creations(target, args)?);
+    rows.extend(keepalives(target, args)?);
+    rows.push(fan_out(target, args)?);
+    Ok(rows)
 }
 
 fn lookups(target: &Target, args: &BenchArgs) -> Result<Row, String> {
@@ -116,6 +116,35 @@ fn lookups(target: &Target, args: &BenchArgs) -> Result<Row, String> {
         met,
         "one loopback TCP round trip per request, client and agent on the same 2 cores: perf puts ~70% of the CPU in the kernel's TCP stack and ~13% in the agent's code (the registry read itself is ~100 ns); more needs pipelining or batched lookups",
     ))
+}
+
+/// Lookups of the names `lookups` registered, pipelined.
+fn pipelined_lookups(target: &Target, args: &BenchArgs) -> Row {
+    let paths = Arc::new(
+        (0..KEYS)
+            .map(|n| format!("/api/registry/bench/{n}"))
+            .collect(),
+    );
+    let m = pipelined::run(
+        target.http,
+        "GET",
+        paths,
+        args.threads.min(4),
+        args.pipeline_depth.max(1),
+        args.duration,
+    );
+    let mut row = timed_row(
+        "HTTP lookups, pipelined (a batch per write)",
+        &m,
+        ">= 50,000/s",
+        m.rate() >= 50_000.0,
+        "the agent's CPU: request parsing, the middleware stack (auth, limits, metrics), routing and the JSON answer on 2 workers, beside the load generator",
+    );
+    row.measured = format!(
+        "{} (latency per batch of {})",
+        row.measured, args.pipeline_depth
+    );
+    row
 }
 
 fn creations(target: &Target, args: &BenchArgs) -> Result<Row, String> {
@@ -168,7 +197,7 @@ fn creations(target: &Target, args: &BenchArgs) -> Result<Row, String> {
     Ok(row)
 }
 
-fn keepalives(target: &Target, args: &BenchArgs) -> Result<Row, String> {
+fn keepalives(target: &Target, args: &BenchArgs) -> Result<Vec<Row>, String> {
     let agent = client();
     let mut ids = Vec::with_capacity(KEYS);
     for _ in 0..KEYS {
@@ -180,17 +209,46 @@ fn keepalives(target: &Target, args: &BenchArgs) -> Result<Row, String> {
             .collect(),
     );
     let threads = args.threads;
+    let round_trips = urls.clone();
     let m = load::run(threads, args.duration, move |agent, n, thread| {
-        put_ok(agent, &urls[(n as usize * threads + thread) % urls.len()])
+        put_ok(
+            agent,
+            &round_trips[(n as usize * threads + thread) % round_trips.len()],
+        )
     });
     let met = m.rate() >= 10_000.0;
-    Ok(timed_row(
+    let one_by_one = timed_row(
         "keepalives (PUT /api/sessions/{id}/keepalive)",
         &m,
         ">= 10,000/s",
         met,
         "as lookups: the TCP round trip per request; the session table's lock is held for two map updates only",
-    ))
+    );
+    let paths = Arc::new(
+        ids.iter()
+            .map(|id| format!("/api/sessions/{id}/keepalive"))
+            .collect(),
+    );
+    let m = pipelined::run(
+        target.http,
+        "PUT",
+        paths,
+        args.threads.min(4),
+        args.pipeline_depth.max(1),
+        args.duration,
+    );
+    let mut pipelined = timed_row(
+        "keepalives, pipelined (a batch per write)",
+        &m,
+        ">= 10,000/s",
+        m.rate() >= 10_000.0,
+        "the agent's CPU per request (as pipelined lookups, plus the session's holdings in the answer)",
+    );
+    pipelined.measured = format!(
+        "{} (latency per batch of {})",
+        pipelined.measured, args.pipeline_depth
+    );
+    Ok(vec![one_by_one, pipelined])
 }
 
 fn fan_out(target: &Target, args: &BenchArgs) -> Result<Row, String> {
