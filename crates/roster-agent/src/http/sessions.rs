@@ -81,6 +81,17 @@ pub struct SessionView {
     pub groups: Vec<HeldKey>,
 }
 
+/// A renewed session: what a keepalive answers (cheap: no holdings).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Renewed {
+    /// The session's id.
+    pub id: String,
+    /// Its TTL in milliseconds.
+    pub ttl_ms: u64,
+    /// When it expires unless kept alive again, in milliseconds since the Unix epoch.
+    pub expires_at_ms: u64,
+}
+
 /// What a session holds, in every scope of the node.
 fn view(state: &AppState, info: &SessionInfo) -> SessionView {
     let session: &Arc<Session> = &info.session;
@@ -159,17 +170,21 @@ pub async fn get_session(
 #[utoipa::path(put, path = "/api/sessions/{id}/keepalive", tag = "sessions",
     params(("id" = String, Path, description = "The session's id")),
     responses(
-        (status = 200, description = "The session, with its new expiry", body = SessionView),
+        (status = 200, description = "Its new expiry", body = Renewed),
         (status = 404, description = "unknown_session or session_expired", body = ErrorBody),
         (status = 429, description = "rate_limited", body = ErrorBody),
     ))]
 pub async fn keepalive(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<SessionView>, ApiError> {
+) -> Result<Json<Renewed>, ApiError> {
     let info = state.services().sessions.keepalive(&id)?;
     count_write(&state, "keepalive");
-    Ok(Json(view(&state, &info)))
+    Ok(Json(Renewed {
+        id,
+        ttl_ms: u64::try_from(info.session.ttl().as_millis()).unwrap_or(u64::MAX),
+        expires_at_ms: info.expires_at_ms,
+    }))
 }
 
 /// Ends a session: its process exits and everything it held is removed on every node.
