@@ -13,10 +13,16 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 
+use crate::alerts::Alerts;
 use crate::config::{SecretSource, Settings, TlsFiles};
+use crate::history::store::StoreError;
+use crate::history::{History, feeder};
 use crate::http;
 use crate::logging::LogControl;
 use crate::state::AppState;
+
+/// How long the history may take to write what is queued at shutdown.
+const HISTORY_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The agent could not start or stopped on a fault.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +66,12 @@ pub enum AgentError {
     /// The HTTP server failed.
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
+    /// The history cannot be used (a corrupt, foreign or newer database).
+    #[error("{0}")]
+    History(#[from] StoreError),
+    /// The alert webhooks could not be started.
+    #[error("alerts: cannot start the webhook threads: {0}")]
+    Alerts(std::io::Error),
 }
 
 impl AgentError {
@@ -67,7 +79,10 @@ impl AgentError {
     /// address in use, a server fault).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::BindHttp { .. } | Self::Serve(_) | Self::Start(StartError::Bind { .. }) => 1,
+            Self::BindHttp { .. }
+            | Self::Serve(_)
+            | Self::Alerts(_)
+            | Self::Start(StartError::Bind { .. }) => 1,
             _ => 2,
         }
     }
@@ -106,6 +121,7 @@ impl Agent {
                 "no write token given: writes are open to anyone who reaches the loopback HTTP address"
             );
         }
+        let history = History::open(&settings.history, &settings.name).await?;
         let node = start_node(&settings)?;
         for scope in &settings.scopes {
             node.connect(scope)?;
@@ -119,7 +135,20 @@ impl Agent {
                     reason: e.to_string(),
                 })?;
         let http_addr = listener.local_addr().map_err(AgentError::Serve)?;
+        if let Some(history) = &history {
+            feeder::spawn(&node, history.recorder());
+        }
+        let alerts = Alerts::start(
+            &node,
+            &settings.alerts,
+            history.as_ref().map(|h| h.recorder().clone()),
+        )
+        .map_err(AgentError::Alerts)?;
         let state = AppState::new(node, Arc::new(settings), log);
+        if let Some(history) = history {
+            state.set_history(history);
+        }
+        state.set_alerts(alerts);
         Ok(Self {
             state,
             listener,
@@ -172,6 +201,11 @@ impl Agent {
         tracing::info!("HTTP server stopped; leaving the cluster");
         self.state.node().shutdown().await;
         tracing::info!("node left the cluster");
+        if let Some(history) = self.state.history()
+            && !history.flush(HISTORY_FLUSH).await
+        {
+            tracing::warn!("history: records still queued at exit were not written");
+        }
         served.map_err(AgentError::Serve)
     }
 }

@@ -6,6 +6,8 @@
 //! - [`logging`]: the log subscriber and its filter, changeable while running;
 //! - [`agent`]: start and graceful shutdown of the node and the HTTP server;
 //! - [`http`]: the API, one module per resource, and its OpenAPI document;
+//! - [`history`]: the audit log and heartbeats kept in SQLite or PostgreSQL;
+//! - [`alerts`]: alert rules, their state and webhooks;
 //! - [`state`]: what the handlers share.
 //!
 //! HTTP, command-line and TOML crates live here, never in the `roster` library. The
@@ -13,7 +15,9 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod alerts;
 pub mod config;
+pub mod history;
 pub mod http;
 pub mod logging;
 pub mod state;
