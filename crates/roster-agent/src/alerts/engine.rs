@@ -103,7 +103,8 @@ impl Engine {
         {
             self.conflicts.pop_front();
         }
-        let mut holding: Vec<((usize, String), String)> = Vec::new();
+        // Every condition that holds now, with how long it must hold to fire.
+        let mut conditions: Vec<((usize, String), String, Duration)> = Vec::new();
         for (index, rule) in self.rules.iter().enumerate() {
             match *rule {
                 Rule::NodeOffline(hold) | Rule::NodeDegraded(hold) => {
@@ -113,40 +114,37 @@ impl Engine {
                         "degraded"
                     };
                     for (name, status, left) in &observed.nodes {
-                        let key = (index, name.clone());
-                        if status != wanted || *left {
-                            self.pending.remove(&key);
-                            continue;
-                        }
-                        let since = *self.pending.entry(key.clone()).or_insert(now);
-                        if now.saturating_duration_since(since) >= hold {
-                            holding.push((
-                                key,
+                        if status == wanted && !*left {
+                            conditions.push((
+                                (index, name.clone()),
                                 format!("node {name} is {wanted} (for at least {hold:?})"),
+                                hold,
                             ));
                         }
                     }
                 }
-                Rule::SplitBrain => {
+                Rule::SplitBrain(hold) => {
                     if let Some(unreachable) = &observed.partition {
-                        holding.push((
+                        conditions.push((
                             (index, self.node.clone()),
                             format!(
                                 "{} suspects a partition: cannot reach {}",
                                 self.node,
                                 unreachable.join(", ")
                             ),
+                            hold,
                         ));
                     }
                 }
-                Rule::FenceRaised => {
+                Rule::FenceRaised(hold) => {
                     if observed.fenced {
-                        holding.push((
+                        conditions.push((
                             (index, self.node.clone()),
                             format!(
                                 "{} is fenced: it refuses new unique registrations",
                                 self.node
                             ),
+                            hold,
                         ));
                     }
                 }
@@ -157,19 +155,25 @@ impl Engine {
                         .filter(|at| now.saturating_duration_since(**at) <= window)
                         .count() as u64;
                     if count > threshold {
-                        holding.push((
+                        conditions.push((
                             (index, self.node.clone()),
                             format!("{count} name conflicts in {window:?} (more than {threshold})"),
+                            Duration::ZERO,
                         ));
                     }
                 }
             }
         }
-        // Forget the pending conditions of nodes no longer listed.
-        let listed: std::collections::HashSet<&str> =
-            observed.nodes.iter().map(|(n, _, _)| n.as_str()).collect();
+        // A condition that stops holding starts over.
         self.pending
-            .retain(|(_, name), _| listed.contains(name.as_str()));
+            .retain(|key, _| conditions.iter().any(|(held, _, _)| held == key));
+        let mut holding: Vec<((usize, String), String)> = Vec::new();
+        for (key, message, hold) in conditions {
+            let since = *self.pending.entry(key.clone()).or_insert(now);
+            if now.saturating_duration_since(since) >= hold {
+                holding.push((key, message));
+            }
+        }
         let mut changes = Vec::new();
         let held: std::collections::HashSet<(usize, String)> =
             holding.iter().map(|(key, _)| key.clone()).collect();
@@ -288,7 +292,13 @@ mod tests {
 
     #[test]
     fn split_brain_and_fence_follow_the_partition_status() {
-        let mut engine = Engine::new("a", vec![Rule::SplitBrain, Rule::FenceRaised]);
+        let mut engine = Engine::new(
+            "a",
+            vec![
+                Rule::SplitBrain(Duration::ZERO),
+                Rule::FenceRaised(Duration::ZERO),
+            ],
+        );
         let t0 = Instant::now();
         let split = Observation {
             partition: Some(vec!["b".into(), "c".into()]),

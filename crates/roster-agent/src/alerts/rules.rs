@@ -25,8 +25,8 @@ pub struct AlertsConfig {
 pub struct RuleConfig {
     /// `node_offline`, `node_degraded`, `split_brain`, `fence_raised` or `conflict_storm`.
     pub kind: String,
-    /// How long the condition must hold before the alert fires (`node_offline`,
-    /// `node_degraded`; default 0s), e.g. `30s`.
+    /// How long the condition must hold before the alert fires (every kind but
+    /// `conflict_storm`; default 0s), e.g. `30s`.
     #[serde(rename = "for")]
     pub for_: Option<String>,
     /// `conflict_storm`: fires when more than this many name conflicts happen in `window`.
@@ -50,10 +50,10 @@ pub enum Rule {
     NodeOffline(Duration),
     /// A node is degraded for at least this long.
     NodeDegraded(Duration),
-    /// This node suspects a partition.
-    SplitBrain,
-    /// This node is fenced.
-    FenceRaised,
+    /// This node suspects a partition for at least this long.
+    SplitBrain(Duration),
+    /// This node is fenced for at least this long.
+    FenceRaised(Duration),
     /// More than `threshold` name conflicts in `window`.
     ConflictStorm {
         /// The number of conflicts allowed in the window.
@@ -69,8 +69,8 @@ impl Rule {
         match self {
             Self::NodeOffline(_) => "node_offline",
             Self::NodeDegraded(_) => "node_degraded",
-            Self::SplitBrain => "split_brain",
-            Self::FenceRaised => "fence_raised",
+            Self::SplitBrain(_) => "split_brain",
+            Self::FenceRaised(_) => "fence_raised",
             Self::ConflictStorm { .. } => "conflict_storm",
         }
     }
@@ -114,23 +114,23 @@ impl AlertSettings {
                 }
             };
             let timed = rule.threshold.is_none() && rule.window.is_none();
-            let plain = timed && rule.for_.is_none();
+            let hold = duration(rule.for_.as_deref(), Duration::ZERO)?;
             rules.push(match rule.kind.as_str() {
                 "node_offline" => {
                     check_unused(timed, "threshold/window")?;
-                    Rule::NodeOffline(duration(rule.for_.as_deref(), Duration::ZERO)?)
+                    Rule::NodeOffline(hold)
                 }
                 "node_degraded" => {
                     check_unused(timed, "threshold/window")?;
-                    Rule::NodeDegraded(duration(rule.for_.as_deref(), Duration::ZERO)?)
+                    Rule::NodeDegraded(hold)
                 }
                 "split_brain" => {
-                    check_unused(plain, "for/threshold/window")?;
-                    Rule::SplitBrain
+                    check_unused(timed, "threshold/window")?;
+                    Rule::SplitBrain(hold)
                 }
                 "fence_raised" => {
-                    check_unused(plain, "for/threshold/window")?;
-                    Rule::FenceRaised
+                    check_unused(timed, "threshold/window")?;
+                    Rule::FenceRaised(hold)
                 }
                 "conflict_storm" => {
                     check_unused(rule.for_.is_none(), "for")?;
@@ -209,13 +209,13 @@ mod tests {
                     threshold: 5,
                     window: Duration::from_secs(60)
                 },
-                Rule::SplitBrain
+                Rule::SplitBrain(Duration::ZERO)
             ]
         );
         assert_eq!(settings.webhooks, ["http://127.0.0.1:9000/hook"]);
         assert!(parse("[[alerts.rules]]\nkind = \"moon_phase\"").is_err());
         assert!(parse("[[alerts.rules]]\nkind = \"conflict_storm\"").is_err());
-        assert!(parse("[[alerts.rules]]\nkind = \"split_brain\"\nfor = \"1s\"").is_err());
+        assert!(parse("[[alerts.rules]]\nkind = \"split_brain\"\nthreshold = 1").is_err());
         assert!(parse("[[alerts.rules]]\nkind = \"node_offline\"\nfor = \"soon\"").is_err());
         assert!(parse("[[alerts.webhooks]]\nurl = \"https://x\"").is_err());
     }

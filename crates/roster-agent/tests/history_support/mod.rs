@@ -269,6 +269,11 @@ impl Agent {
         }
     }
 
+    /// The process id.
+    pub(crate) fn pid(&self) -> rustix::process::Pid {
+        rustix::process::Pid::from_child(self.child.as_ref().expect("running"))
+    }
+
     /// Kills the process (SIGKILL): it leaves nothing behind.
     pub(crate) fn kill(mut self) {
         if let Some(mut child) = self.child.take() {
@@ -315,6 +320,7 @@ pub(crate) fn command(name: &str, data_dir: &Path, extra: &[&str]) -> Command {
 pub(crate) struct Webhook {
     pub(crate) url: String,
     received: Arc<Mutex<Vec<Value>>>,
+    skip: std::sync::atomic::AtomicUsize,
 }
 
 impl Webhook {
@@ -338,7 +344,21 @@ impl Webhook {
                 );
             }
         });
-        Self { url, received }
+        Self {
+            url,
+            received,
+            skip: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// How many of the first deliveries the test ignores.
+    pub(crate) fn skip(&self) -> usize {
+        self.skip.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Ignores the first `n` deliveries from now on.
+    pub(crate) fn set_skip(&self, n: usize) {
+        self.skip.store(n, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The alerts received so far.
