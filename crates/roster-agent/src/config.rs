@@ -51,6 +51,8 @@ pub struct Cli {
 pub enum Command {
     /// Runs one Roster node and its HTTP API until SIGINT or SIGTERM.
     Agent(Box<AgentArgs>),
+    /// Measures how many history records per second a backend takes.
+    BenchHistory(crate::history::bench::BenchArgs),
 }
 
 /// The flags of `roster agent`; each is also read from the environment variable it names.
@@ -797,7 +799,9 @@ mod tests {
             "api",
         ])
         .unwrap();
-        let Command::Agent(args) = cli.command;
+        let Command::Agent(args) = cli.command else {
+            panic!("roster agent parses as the agent command");
+        };
         let settings = Settings::resolve(*args, SecretEnv::default()).unwrap();
         assert_eq!(settings.name, "from-file");
         assert_eq!(settings.role.as_deref(), Some("api"));

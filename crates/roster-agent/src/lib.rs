@@ -30,6 +30,30 @@ use config::{AgentArgs, Cli, Command, SecretEnv, Settings};
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Agent(args) => run_agent(*args),
+        Command::BenchHistory(args) => bench_history(&args),
+    }
+}
+
+fn bench_history(args: &history::bench::BenchArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("roster bench-history: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(history::bench::run(args)) {
+        Ok(figures) => {
+            println!("{figures}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("roster bench-history: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -166,7 +166,8 @@ fn heartbeats_link_sessions_and_the_audit_log_survive_a_restart() {
 #[test]
 fn a_history_file_the_agent_must_not_write_exits_2_unless_history_is_off() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, fn(&std::path::Path), &str); 3] = [
+    type Make = fn(&std::path::Path);
+    let cases: [(&str, Make, &str); 3] = [
         (
             "corrupt",
             |path| std::fs::write(path, vec![0x5a; 8192]).unwrap(),

@@ -8,8 +8,10 @@
 //! - [`recorder`]: the non-blocking write side (a bounded queue and a writer thread);
 //! - [`reader`]: the read side (a thread of its own);
 //! - [`feeder`]: the task turning the node's events into records;
-//! - [`settings`]: `--history`, `--history-queue`, `--heartbeat-retention`.
+//! - [`settings`]: `--history`, `--history-queue`, `--heartbeat-retention`;
+//! - [`bench`](mod@bench): `roster bench-history`.
 
+pub mod bench;
 pub mod feeder;
 pub mod postgres;
 pub mod reader;

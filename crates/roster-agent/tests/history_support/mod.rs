@@ -334,10 +334,10 @@ impl Webhook {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-                if let Some(body) = read_request(&mut stream) {
-                    if let Ok(value) = serde_json::from_slice::<Value>(&body) {
-                        kept.lock().unwrap().push(value);
-                    }
+                if let Some(body) = read_request(&mut stream)
+                    && let Ok(value) = serde_json::from_slice::<Value>(&body)
+                {
+                    kept.lock().unwrap().push(value);
                 }
                 let _ = stream.write_all(
                     b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
