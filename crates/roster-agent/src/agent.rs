@@ -96,6 +96,7 @@ pub struct Agent {
     listener: TcpListener,
     http_addr: SocketAddr,
     cluster_addr: SocketAddr,
+    feeder: Option<feeder::Feeder>,
 }
 
 impl Agent {
@@ -135,9 +136,9 @@ impl Agent {
                     reason: e.to_string(),
                 })?;
         let http_addr = listener.local_addr().map_err(AgentError::Serve)?;
-        if let Some(history) = &history {
-            feeder::spawn(&node, history.recorder());
-        }
+        let feeder = history
+            .as_ref()
+            .map(|history| feeder::spawn(&node, history.recorder()));
         let alerts = Alerts::start(
             &node,
             &settings.alerts,
@@ -154,6 +155,7 @@ impl Agent {
             listener,
             http_addr,
             cluster_addr,
+            feeder,
         })
     }
 
@@ -199,6 +201,9 @@ impl Agent {
             .with_graceful_shutdown(shutdown)
             .await;
         tracing::info!("HTTP server stopped; leaving the cluster");
+        if let Some(feeder) = &self.feeder {
+            feeder.close_links();
+        }
         self.state.node().shutdown().await;
         tracing::info!("node left the cluster");
         if let Some(history) = self.state.history()

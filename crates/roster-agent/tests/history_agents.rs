@@ -223,3 +223,60 @@ fn a_history_file_the_agent_must_not_write_exits_2_unless_history_is_off() {
         agent.kill();
     }
 }
+
+#[test]
+fn two_agents_share_a_postgres_history_and_their_sessions_are_merged() {
+    let server = history_support::Postgres::start();
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let a = Agent::start("pg-a", &dir.path().join("a"), &["--history", &url]);
+    let b = Agent::start(
+        "pg-b",
+        &dir.path().join("b"),
+        &["--history", &url, "--seed", &a.cluster],
+    );
+    eventually("a links to b", DEADLINE, || {
+        let (_, sessions) = get(&a.url("/api/link-sessions?closed=false"));
+        (sessions.as_array()?.len() == 1).then_some(())
+    });
+    let (_, ready) = get(&a.url("/readyz"));
+    assert_eq!(ready["history"]["status"], "ok", "{ready}");
+    b.stop();
+    // a recorded its side of the link, b its own before it stopped: one row per
+    // recorder, both under the pair (pg-a, pg-b).
+    let sessions = eventually("both sides of the link are listed", DEADLINE, || {
+        let (_, sessions) = get(&a.url("/api/link-sessions?closed=true"));
+        let sessions = sessions.as_array()?.clone();
+        let recorders: Vec<&str> = sessions
+            .iter()
+            .map(|s| s["recorder"].as_str().unwrap_or_default())
+            .collect();
+        (recorders.contains(&"pg-a") && recorders.contains(&"pg-b")).then_some(sessions)
+    });
+    for session in &sessions {
+        let ends = [&session["recorder"], &session["peer"]];
+        assert!(
+            ends.contains(&&Value::from("pg-a")) && ends.contains(&&Value::from("pg-b")),
+            "{session}"
+        );
+    }
+    let (_, page) = get(&a.url("/api/audit?kind=node_up&limit=1000"));
+    let recorders: Vec<String> = items(&page)
+        .iter()
+        .map(|r| r["recorder"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        recorders.iter().any(|r| r == "pg-a") && recorders.iter().any(|r| r == "pg-b"),
+        "{page}"
+    );
+    // Heartbeats that both agents kept are shown once per sample.
+    let (_, beats) = get(&a.url("/api/nodes/pg-a/heartbeats?minutes=5"));
+    let times: Vec<u64> = beats
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["at_ms"].as_u64().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
+    a.stop();
+}

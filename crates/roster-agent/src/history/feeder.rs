@@ -2,35 +2,88 @@
 //! the registry events of every scope connected at start, and turn them into records.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use roster::nodes::{NodeEvent, PartitionStatus};
 use roster::{Delivery, Event, EventKind, LinkSession, Node, Pattern, Reason};
-use tokio::task::JoinHandle;
 
 use super::record::RecordKind;
 use super::recorder::Recorder;
 use crate::http::nodes::HeartbeatView;
 
+/// The running feeder of a node.
+#[derive(Debug)]
+pub struct Feeder {
+    node: Node,
+    recorder: Recorder,
+    closing: Arc<AtomicBool>,
+}
+
+impl Feeder {
+    /// Records every live link session of the node as closed ("this node is shutting
+    /// down"), with its counters, and stops recording link closes: call it before
+    /// `Node::shutdown`, whose link closes may not reach the feeder any more.
+    pub fn close_links(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        for session in self.node.cluster().link_sessions() {
+            if session.closed.is_none() {
+                self.recorder.record(closed(
+                    &session,
+                    "this node is shutting down".to_owned(),
+                    session
+                        .rtt
+                        .map(|rtt| u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX)),
+                ));
+            }
+        }
+    }
+}
+
+/// The record of the closed session `session`.
+fn closed(session: &LinkSession, reason: String, rtt_us: Option<u64>) -> RecordKind {
+    RecordKind::LinkClosed {
+        peer: session.peer.clone(),
+        peer_incarnation: format!("{:016x}", session.peer_incarnation),
+        session: session.session,
+        reason,
+        link_kind: Some(session.kind.to_string()),
+        established_ms: Some(epoch_ms(session.established_at)),
+        bytes_out: Some(session.bytes_out),
+        bytes_in: Some(session.bytes_in),
+        frames_out: Some(session.frames_out),
+        frames_in: Some(session.frames_in),
+        rtt_us,
+    }
+}
+
 /// Starts the feeder tasks of `node` into `recorder`; they end when the node stops.
-pub fn spawn(node: &Node, recorder: &Recorder) -> Vec<JoinHandle<()>> {
-    let mut tasks = vec![tokio::spawn(node_events(node.clone(), recorder.clone()))];
+pub fn spawn(node: &Node, recorder: &Recorder) -> Feeder {
+    let closing = Arc::new(AtomicBool::new(false));
+    tokio::spawn(node_events(
+        node.clone(),
+        recorder.clone(),
+        Arc::clone(&closing),
+    ));
     for name in node.scopes() {
         let Ok(scope) = node.scope(&name) else {
             continue;
         };
         match scope.subscribe(Pattern::All) {
-            Ok(events) => tasks.push(tokio::spawn(registry_events(
-                name.to_string(),
-                events,
-                recorder.clone(),
-            ))),
+            Ok(events) => {
+                tokio::spawn(registry_events(name.to_string(), events, recorder.clone()));
+            }
             Err(e) => {
                 tracing::warn!(scope = %name, error = %e, "history: cannot watch the scope's conflicts");
             }
         }
     }
-    tasks
+    Feeder {
+        node: node.clone(),
+        recorder: recorder.clone(),
+        closing,
+    }
 }
 
 /// What the feeder remembers between node events.
@@ -41,9 +94,11 @@ struct NodeFeed {
     /// The last round-trip time this node measured to each peer (from its heartbeats),
     /// in microseconds: closed sessions no longer carry one.
     rtt_us: HashMap<String, u64>,
+    /// Set once the agent recorded its live sessions as closed at shutdown.
+    closing: Arc<AtomicBool>,
 }
 
-async fn node_events(node: Node, recorder: Recorder) {
+async fn node_events(node: Node, recorder: Recorder, closing: Arc<AtomicBool>) {
     let mut events = node.nodes().subscribe(Pattern::All, true);
     let fenced = node.nodes().partition().is_some_and(|p| p.fenced);
     let mut feed = NodeFeed {
@@ -51,6 +106,7 @@ async fn node_events(node: Node, recorder: Recorder) {
         recorder,
         fenced,
         rtt_us: HashMap::new(),
+        closing,
     };
     while let Some(delivery) = events.recv().await {
         match delivery {
@@ -60,6 +116,10 @@ async fn node_events(node: Node, recorder: Recorder) {
                 }
             }
             Delivery::Lagged { missed } => {
+                feed.recorder
+                    .stats()
+                    .missed_events
+                    .fetch_add(missed, Ordering::Relaxed);
                 tracing::warn!(
                     missed,
                     "history: node events missed (the feeder fell behind)"
@@ -138,19 +198,25 @@ impl NodeFeed {
                 session,
                 reason,
             } => {
-                let listed = self.session(&peer, session);
-                RecordKind::LinkClosed {
-                    rtt_us: self.rtt_us.get(&peer).copied(),
-                    peer,
-                    peer_incarnation: incarnation.to_string(),
-                    session,
-                    reason,
-                    link_kind: listed.as_ref().map(|s| s.kind.to_string()),
-                    established_ms: listed.as_ref().map(|s| epoch_ms(s.established_at)),
-                    bytes_out: listed.as_ref().map(|s| s.bytes_out),
-                    bytes_in: listed.as_ref().map(|s| s.bytes_in),
-                    frames_out: listed.as_ref().map(|s| s.frames_out),
-                    frames_in: listed.as_ref().map(|s| s.frames_in),
+                if self.closing.load(Ordering::SeqCst) {
+                    return;
+                }
+                let rtt_us = self.rtt_us.get(&peer).copied();
+                match self.session(&peer, session) {
+                    Some(listed) => closed(&listed, reason, rtt_us),
+                    None => RecordKind::LinkClosed {
+                        peer,
+                        peer_incarnation: incarnation.to_string(),
+                        session,
+                        reason,
+                        link_kind: None,
+                        established_ms: None,
+                        bytes_out: None,
+                        bytes_in: None,
+                        frames_out: None,
+                        frames_in: None,
+                        rtt_us,
+                    },
                 }
             }
             NodeEvent::PartitionDetected { status, .. } => {
@@ -209,8 +275,20 @@ impl NodeFeed {
 
 async fn registry_events(scope: String, mut events: roster::Subscription, recorder: Recorder) {
     while let Some(delivery) = events.recv().await {
-        let Delivery::Events(batch) = delivery else {
-            continue;
+        let batch = match delivery {
+            Delivery::Events(batch) => batch,
+            Delivery::Lagged { missed } => {
+                recorder
+                    .stats()
+                    .missed_events
+                    .fetch_add(missed, Ordering::Relaxed);
+                tracing::warn!(
+                    scope,
+                    missed,
+                    "history: registry events missed (the feeder fell behind)"
+                );
+                continue;
+            }
         };
         for event in batch {
             if let Some(kind) = conflict(&scope, &event) {

@@ -39,6 +39,9 @@ pub struct HistoryStats {
     pub dropped: AtomicU64,
     /// Transactions that failed (each is retried).
     pub write_errors: AtomicU64,
+    /// Node and registry events the feeder missed because it fell behind the node's
+    /// subscription (the library's lag notices): facts never turned into records.
+    pub missed_events: AtomicU64,
     degraded: AtomicBool,
     last_error: Mutex<Option<String>>,
     last_warn_ms: AtomicU64,
