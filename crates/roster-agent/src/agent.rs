@@ -270,20 +270,33 @@ fn load_tls(files: &TlsFiles) -> Result<TlsConfig, AgentError> {
     Ok(TlsConfig::new(chain, key, ca, &files.server_name)?)
 }
 
-/// Completes on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
+/// Completes on SIGINT or SIGTERM. The SIGTERM handler is installed when this is called,
+/// not when the future is first polled, so that a SIGTERM sent as soon as the ready line
+/// is printed is not lost (it would kill the process). Call it inside the runtime.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    async move {
+        wait_for_signal(
+            #[cfg(unix)]
+            terminate,
+        )
+        .await
+    }
+}
+
+async fn wait_for_signal(#[cfg(unix)] terminate: std::io::Result<tokio::signal::unix::Signal>) {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot watch SIGTERM; stopping on SIGINT only");
-                    let _ = interrupt.await;
-                    return;
-                }
-            };
+        let mut terminate = match terminate {
+            Ok(signal) => signal,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; stopping on SIGINT only");
+                let _ = interrupt.await;
+                return;
+            }
+        };
         tokio::select! {
             _ = interrupt => tracing::info!("SIGINT: shutting down"),
             _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),

@@ -84,8 +84,9 @@ fn run_agent(args: AgentArgs) -> ExitCode {
     };
     let result = runtime.block_on(async {
         let agent = agent::Agent::start(settings, log).await?;
+        let shutdown = agent::shutdown_signal();
         println!("{}", agent.ready_line());
-        agent.run(agent::shutdown_signal()).await
+        agent.run(shutdown).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

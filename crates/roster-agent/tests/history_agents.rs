@@ -278,5 +278,23 @@ fn two_agents_share_a_postgres_history_and_their_sessions_are_merged() {
         .map(|b| b["at_ms"].as_u64().unwrap())
         .collect();
     assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
+    // An outage: the agent stays ready, and says the history is degraded.
+    server.stop_server();
+    let ready = eventually("/readyz reports the outage", DEADLINE, || {
+        let (status, ready) = get(&a.url("/readyz"));
+        (status == 200 && ready["history"]["status"] == "degraded").then_some(ready)
+    });
+    assert!(
+        ready["history"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("postgres://roster@127.0.0.1"),
+        "{ready}"
+    );
+    server.start_server();
+    eventually("the history recovers", DEADLINE, || {
+        let (_, ready) = get(&a.url("/readyz"));
+        (ready["history"]["status"] == "ok").then_some(())
+    });
     a.stop();
 }

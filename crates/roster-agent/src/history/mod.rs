@@ -69,6 +69,7 @@ impl History {
             reason,
         };
         spawned.map_err(|e| stopped(format!("cannot start a thread: {e}")))?;
+        let stats = Arc::new(HistoryStats::default());
         let store = match open
             .await
             .map_err(|_| stopped("the opening thread stopped".into()))?
@@ -78,16 +79,11 @@ impl History {
                 if matches!(settings.backend, Backend::Postgres(_)) =>
             {
                 tracing::warn!(error = %e, "history: PostgreSQL is unreachable; records are held and the agent reconnects");
+                stats.set_degraded(Some(e.to_string()));
                 None
             }
             Err(e) => return Err(e),
         };
-        let stats = Arc::new(HistoryStats::default());
-        if store.is_none() {
-            stats
-                .write_errors
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
         let recorder = recorder::start(store, settings, recorder, stats)
             .map_err(|e| stopped(format!("cannot start the writer thread: {e}")))?;
         let reader = Reader::start(settings.backend.clone(), location.clone())

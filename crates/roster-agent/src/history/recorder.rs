@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -42,6 +42,9 @@ pub struct HistoryStats {
     /// Node and registry events the feeder missed because it fell behind the node's
     /// subscription (the library's lag notices): facts never turned into records.
     pub missed_events: AtomicU64,
+    /// Queued records the writer is done with (written or dropped): what
+    /// [`Recorder::flush`] waits for.
+    settled: AtomicU64,
     degraded: AtomicBool,
     last_error: Mutex<Option<String>>,
     last_warn_ms: AtomicU64,
@@ -61,12 +64,19 @@ impl HistoryStats {
             .clone()
     }
 
-    fn set_degraded(&self, error: Option<String>) {
+    /// Marks the database unreachable (with the error) or reachable again (`None`).
+    pub(super) fn set_degraded(&self, error: Option<String>) {
         self.degraded.store(error.is_some(), Ordering::Relaxed);
         *self
             .last_error
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = error;
+    }
+
+    /// Counts `n` records taken off the queue and dropped by the writer.
+    fn drop_queued(&self, n: u64, why: &str) {
+        self.drop_records(n, why);
+        self.settled.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Counts `n` dropped records, with a warning at most every ten seconds.
@@ -130,9 +140,7 @@ impl Recorder {
         let target = self.stats.queued.load(Ordering::Relaxed);
         let end = tokio::time::Instant::now() + deadline;
         loop {
-            let settled = self.stats.written.load(Ordering::Relaxed)
-                + self.stats.dropped.load(Ordering::Relaxed);
-            if settled >= target {
+            if self.stats.settled.load(Ordering::Relaxed) >= target {
                 return true;
             }
             if tokio::time::Instant::now() >= end {
@@ -204,7 +212,7 @@ impl Writer {
                 let n = self.pending.len() as u64;
                 self.pending.clear();
                 self.stats
-                    .drop_records(n, "the agent stopped while the database was unreachable");
+                    .drop_queued(n, "the agent stopped while the database was unreachable");
                 break;
             }
             if !self.pending.is_empty() && (self.store.is_some() || Instant::now() >= self.retry_at)
@@ -220,15 +228,11 @@ impl Writer {
     /// Takes what is queued (waiting at most `wait` for the first record) into the
     /// buffer, dropping what does not fit; returns whether the queue is still open.
     fn take(&mut self, wait: Duration) -> bool {
-        let first = if wait.is_zero() {
-            self.records.try_recv().map_err(|e| match e {
-                std::sync::mpsc::TryRecvError::Empty => RecvTimeoutError::Timeout,
-                std::sync::mpsc::TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
-            })
+        let mut next = if wait.is_zero() {
+            self.try_take()
         } else {
             self.records.recv_timeout(wait)
         };
-        let mut next = first;
         let mut taken = 0;
         loop {
             match next {
@@ -237,7 +241,7 @@ impl Writer {
                         self.pending.push_back(record);
                     } else {
                         self.stats
-                            .drop_records(1, "the database is unreachable and the buffer is full");
+                            .drop_queued(1, "the database is unreachable and the buffer is full");
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => return true,
@@ -247,11 +251,16 @@ impl Writer {
             if taken >= self.settings.queue {
                 return true;
             }
-            next = self.records.try_recv().map_err(|e| match e {
-                std::sync::mpsc::TryRecvError::Empty => RecvTimeoutError::Timeout,
-                std::sync::mpsc::TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
-            });
+            next = self.try_take();
         }
+    }
+
+    /// The next queued record without waiting.
+    fn try_take(&self) -> Result<Record, RecvTimeoutError> {
+        self.records.try_recv().map_err(|e| match e {
+            TryRecvError::Empty => RecvTimeoutError::Timeout,
+            TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+        })
     }
 
     /// Writes the buffer in batches until it is empty or a batch fails.
@@ -274,6 +283,7 @@ impl Writer {
                 Ok(()) => {
                     self.pending.drain(..n);
                     self.stats.written.fetch_add(n as u64, Ordering::Relaxed);
+                    self.stats.settled.fetch_add(n as u64, Ordering::Relaxed);
                     if self.stats.degraded() {
                         tracing::info!("history: the database is reachable again");
                         self.stats.set_degraded(None);
@@ -286,7 +296,7 @@ impl Writer {
                     self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
                     self.pending.drain(..n);
                     self.stats
-                        .drop_records(n as u64, "the database refused a batch");
+                        .drop_queued(n as u64, "the database refused a batch");
                 }
                 Err(e) => {
                     self.failed(&e);
