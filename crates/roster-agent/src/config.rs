@@ -48,6 +48,9 @@ pub struct Cli {
 pub enum Command {
     /// Runs one Roster node and its HTTP API until SIGINT or SIGTERM.
     Agent(Box<AgentArgs>),
+    /// The client commands, against a running agent.
+    #[command(flatten)]
+    Client(crate::cli::ClientCommand),
 }
 
 /// The flags of `roster agent`; each is also read from the environment variable it names.
@@ -755,7 +758,9 @@ mod tests {
             "api",
         ])
         .unwrap();
-        let Command::Agent(args) = cli.command;
+        let Command::Agent(args) = cli.command else {
+            panic!("parsed as another command")
+        };
         let settings = Settings::resolve(*args, SecretEnv::default()).unwrap();
         assert_eq!(settings.name, "from-file");
         assert_eq!(settings.role.as_deref(), Some("api"));

@@ -6,13 +6,16 @@
 //! - [`logging`]: the log subscriber and its filter, changeable while running;
 //! - [`agent`]: start and graceful shutdown of the node and the HTTP server;
 //! - [`http`]: the API, one module per resource, and its OpenAPI document;
-//! - [`state`]: what the handlers share.
+//! - [`state`]: what the handlers share;
+//! - [`cli`]: the command-line client of a running agent (`roster nodes`, `roster names`,
+//!   `roster events`, ...).
 //!
 //! HTTP, command-line and TOML crates live here, never in the `roster` library. The
 //! endpoints and settings are described in the repository's `docs/agent.md`.
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod cli;
 pub mod config;
 pub mod http;
 pub mod logging;
@@ -26,6 +29,7 @@ use config::{AgentArgs, Cli, Command, SecretEnv, Settings};
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Agent(args) => run_agent(*args),
+        Command::Client(command) => cli::run(&command),
     }
 }
 
