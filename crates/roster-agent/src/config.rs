@@ -48,6 +48,9 @@ pub struct Cli {
 pub enum Command {
     /// Runs one Roster node and its HTTP API until SIGINT or SIGTERM.
     Agent(Box<AgentArgs>),
+    /// Starts three agents on loopback and tours what Roster does on them (then keeps
+    /// them running for the dashboard until Ctrl-C).
+    Demo(crate::demo::DemoArgs),
     /// The client commands, against a running agent.
     #[command(flatten)]
     Client(crate::cli::ClientCommand),

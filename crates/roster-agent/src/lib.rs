@@ -7,6 +7,7 @@
 //! - [`agent`]: start and graceful shutdown of the node and the HTTP server;
 //! - [`http`]: the API, one module per resource, and its OpenAPI document;
 //! - [`state`]: what the handlers share;
+//! - [`demo`]: `roster demo`, a three-node cluster and a narrated, checked tour of it;
 //! - [`cli`]: the command-line client of a running agent (`roster nodes`, `roster names`,
 //!   `roster events`, ...).
 //!
@@ -17,6 +18,7 @@
 pub mod agent;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod http;
 pub mod logging;
 pub mod state;
@@ -30,6 +32,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Agent(args) => run_agent(*args),
         Command::Client(command) => cli::run(&command),
+        Command::Demo(args) => demo::run(&args),
     }
 }
 
