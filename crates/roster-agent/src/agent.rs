@@ -270,19 +270,27 @@ fn load_tls(files: &TlsFiles) -> Result<TlsConfig, AgentError> {
     Ok(TlsConfig::new(chain, key, ca, &files.server_name)?)
 }
 
-/// Completes on SIGINT or SIGTERM. The SIGTERM handler is installed when this is called,
-/// not when the future is first polled, so that a SIGTERM sent as soon as the ready line
-/// is printed is not lost (it would kill the process). Call it inside the runtime.
+/// Completes on SIGINT or SIGTERM. Called inside the runtime, the SIGTERM handler is
+/// installed at once, not when the future is first polled, so that a SIGTERM sent as soon
+/// as the ready line is printed is not lost (it would kill the process); called outside,
+/// it is installed when first polled.
 pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    let early = tokio::runtime::Handle::try_current()
+        .ok()
+        .map(|_| terminate_signal());
     async move {
         wait_for_signal(
             #[cfg(unix)]
-            terminate,
+            early.unwrap_or_else(terminate_signal),
         )
         .await
     }
+}
+
+#[cfg(unix)]
+fn terminate_signal() -> std::io::Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
 }
 
 async fn wait_for_signal(#[cfg(unix)] terminate: std::io::Result<tokio::signal::unix::Signal>) {

@@ -53,6 +53,12 @@ pub enum Command {
     Agent(Box<AgentArgs>),
     /// Measures how many history records per second a backend takes.
     BenchHistory(crate::history::bench::BenchArgs),
+    /// Starts three agents on loopback and tours what Roster does on them (then keeps
+    /// them running for the dashboard until Ctrl-C).
+    Demo(crate::demo::DemoArgs),
+    /// The client commands, against a running agent.
+    #[command(flatten)]
+    Client(crate::cli::ClientCommand),
 }
 
 /// The flags of `roster agent`; each is also read from the environment variable it names.
@@ -800,7 +806,7 @@ mod tests {
         ])
         .unwrap();
         let Command::Agent(args) = cli.command else {
-            panic!("roster agent parses as the agent command");
+            panic!("parsed as another command")
         };
         let settings = Settings::resolve(*args, SecretEnv::default()).unwrap();
         assert_eq!(settings.name, "from-file");

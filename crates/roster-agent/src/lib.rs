@@ -8,7 +8,10 @@
 //! - [`http`]: the API, one module per resource, and its OpenAPI document;
 //! - [`history`]: the audit log and heartbeats kept in SQLite or PostgreSQL;
 //! - [`alerts`]: alert rules, their state and webhooks;
-//! - [`state`]: what the handlers share.
+//! - [`state`]: what the handlers share;
+//! - [`demo`]: `roster demo`, a three-node cluster and a narrated, checked tour of it;
+//! - [`cli`]: the command-line client of a running agent (`roster nodes`, `roster names`,
+//!   `roster events`, ...).
 //!
 //! HTTP, command-line and TOML crates live here, never in the `roster` library. The
 //! endpoints and settings are described in the repository's `docs/agent.md`.
@@ -16,7 +19,9 @@
 
 pub mod agent;
 pub mod alerts;
+pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod history;
 pub mod http;
 pub mod logging;
@@ -30,6 +35,8 @@ use config::{AgentArgs, Cli, Command, SecretEnv, Settings};
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Agent(args) => run_agent(*args),
+        Command::Client(command) => cli::run(&command),
+        Command::Demo(args) => demo::run(&args),
         Command::BenchHistory(args) => bench_history(&args),
     }
 }

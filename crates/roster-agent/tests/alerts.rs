@@ -6,7 +6,6 @@
 
 #[allow(dead_code)]
 mod history_support;
-#[allow(dead_code)]
 mod support;
 
 use std::path::Path;

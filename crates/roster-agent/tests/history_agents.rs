@@ -5,7 +5,6 @@
 
 #[allow(dead_code)]
 mod history_support;
-#[allow(dead_code)]
 mod support;
 
 use std::process::Stdio;

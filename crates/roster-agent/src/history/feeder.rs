@@ -45,7 +45,7 @@ impl Feeder {
 fn closed(session: &LinkSession, reason: String, rtt_us: Option<u64>) -> RecordKind {
     RecordKind::LinkClosed {
         peer: session.peer.clone(),
-        peer_incarnation: format!("{:016x}", session.peer_incarnation),
+        peer_incarnation: session.peer_incarnation.to_string(),
         session: session.session,
         reason,
         link_kind: Some(session.kind.to_string()),

@@ -178,7 +178,7 @@ pub async fn link_sessions(
             recorder: recorder.clone(),
             session: s.session,
             peer: s.peer,
-            peer_incarnation: format!("{:016x}", s.peer_incarnation),
+            peer_incarnation: s.peer_incarnation.to_string(),
             kind: s.kind.to_string(),
             established_ms: epoch_ms(s.established_at),
             rtt_ms: s.rtt.map(|rtt| rtt.as_secs_f64() * 1000.0),
