@@ -13,6 +13,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use roster::nodes::{SplitBrainAction, SplitBrainConfig, SplitBrainStrategy};
 use serde::Deserialize;
 
+use crate::alerts::rules::{AlertSettings, AlertsConfig};
+use crate::history::settings::HistorySettings;
+
 /// The cluster secret a loopback-only cluster uses when none is given. Development only:
 /// an agent whose cluster address is not a loopback address refuses to start without a
 /// secret of its own.
@@ -51,6 +54,14 @@ pub enum Command {
     /// Starts one agent in this process and measures it over HTTP from a local load
     /// generator: lookups, session creation and expiry, keepalives, SSE fan-out.
     BenchAgent(crate::bench::BenchArgs),
+    /// Measures how many history records per second a backend takes.
+    BenchHistory(crate::history::bench::BenchArgs),
+    /// Starts three agents on loopback and tours what Roster does on them (then keeps
+    /// them running for the dashboard until Ctrl-C).
+    Demo(crate::demo::DemoArgs),
+    /// The client commands, against a running agent.
+    #[command(flatten)]
+    Client(crate::cli::ClientCommand),
 }
 
 /// The flags of `roster agent`; each is also read from the environment variable it names.
@@ -147,6 +158,17 @@ pub struct AgentArgs {
     /// Sessions, events and rate limit.
     #[command(flatten)]
     pub api: crate::api_config::ApiArgs,
+    /// Where the history is kept: sqlite (DATA_DIR/history.sqlite3), sqlite:PATH,
+    /// postgres://USER@HOST:PORT/DB, or off [default: sqlite].
+    #[arg(long, env = "ROSTER_HISTORY", value_name = "BACKEND")]
+    pub history: Option<String>,
+    /// History records waiting to be written at most; beyond, they are dropped and
+    /// counted [default: 65536].
+    #[arg(long, env = "ROSTER_HISTORY_QUEUE", value_name = "N")]
+    pub history_queue: Option<usize>,
+    /// How long heartbeats are kept in the history, e.g. 12h or 7d [default: 7d].
+    #[arg(long, env = "ROSTER_HEARTBEAT_RETENTION", value_name = "DURATION")]
+    pub heartbeat_retention: Option<String>,
 }
 
 /// How the agent writes its logs.
@@ -220,6 +242,14 @@ pub struct FileConfig {
     pub log: Option<String>,
     /// The `[api]` table: sessions, events and rate limit.
     pub api: Option<crate::api_config::ApiFileConfig>,
+    /// `history`.
+    pub history: Option<String>,
+    /// `history_queue`.
+    pub history_queue: Option<usize>,
+    /// `heartbeat_retention`.
+    pub heartbeat_retention: Option<String>,
+    /// `[alerts]`: `[[alerts.rules]]` and `[[alerts.webhooks]]`.
+    pub alerts: Option<AlertsConfig>,
 }
 
 /// A setting that cannot work. Each names the setting and what is allowed.
@@ -335,6 +365,10 @@ pub struct Settings {
     pub log: String,
     /// Sessions, events and rate limit.
     pub api: crate::api_config::ApiSettings,
+    /// The history settings.
+    pub history: HistorySettings,
+    /// The alert rules and webhooks.
+    pub alerts: AlertSettings,
 }
 
 impl std::fmt::Debug for Settings {
@@ -357,6 +391,8 @@ impl std::fmt::Debug for Settings {
             .field("log_format", &self.log_format)
             .field("log", &self.log)
             .field("api", &self.api)
+            .field("history", &self.history)
+            .field("alerts", &self.alerts)
             .finish()
     }
 }
@@ -469,6 +505,21 @@ impl Settings {
                 &format!("a filter such as info or roster=debug,warn ({e})"),
             ));
         }
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let history = HistorySettings::parse(
+            args.history.or(file.history).as_deref(),
+            args.history_queue.or(file.history_queue),
+            args.heartbeat_retention
+                .or(file.heartbeat_retention)
+                .as_deref(),
+            &data_dir,
+        )
+        .map_err(|(setting, value, allowed)| invalid(setting, &value, allowed))?;
+        let alerts = AlertSettings::from_config(file.alerts.unwrap_or_default())
+            .map_err(|(value, allowed)| invalid("alerts", &value, &allowed))?;
         Ok(Self {
             name,
             listen,
@@ -484,13 +535,12 @@ impl Settings {
             scopes,
             split_brain,
             tls,
-            data_dir: args
-                .data_dir
-                .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            data_dir,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             log,
             api,
+            history,
+            alerts,
         })
     }
 
@@ -769,7 +819,7 @@ mod tests {
         ])
         .unwrap();
         let Command::Agent(args) = cli.command else {
-            panic!("roster agent parses as the agent command");
+            panic!("parsed as another command")
         };
         let settings = Settings::resolve(*args, SecretEnv::default()).unwrap();
         assert_eq!(settings.name, "from-file");

@@ -339,7 +339,7 @@ async fn the_log_level_changes_while_running() {
 }
 
 /// The endpoints of this part of the agent, as the brief lists them.
-const ROUTES: [(&str, &str); 16] = [
+const ROUTES: [(&str, &str); 18] = [
     ("get", "/api/nodes"),
     ("get", "/api/nodes/{name}"),
     ("delete", "/api/nodes/{name}"),
@@ -356,6 +356,8 @@ const ROUTES: [(&str, &str); 16] = [
     ("put", "/api/log-level"),
     ("get", "/healthz"),
     ("get", "/readyz"),
+    ("get", "/api/audit"),
+    ("get", "/api/alerts"),
 ];
 
 /// Whether a body is the Prometheus text of `/metrics` rather than JSON.

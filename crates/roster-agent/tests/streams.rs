@@ -7,7 +7,6 @@
 // Each test file uses a part of the shared helpers.
 #[allow(dead_code)]
 mod session_support;
-#[allow(dead_code)]
 mod support;
 
 use std::collections::BTreeMap;

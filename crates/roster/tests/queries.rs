@@ -622,3 +622,52 @@ async fn dispatch_counts_nodes_it_handed_the_frame_to_and_nodes_without_a_link()
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test]
+async fn pages_of_names_and_groups_hold_every_key_that_lives_throughout_exactly_once() {
+    let node = node();
+    let scope = node.default_scope();
+    let keep = node.new_process();
+    for i in 0..20 {
+        keep.register(&format!("k/{i:02}"), &()).unwrap();
+        keep.join(&format!("g/{i:02}"), &()).unwrap();
+    }
+    let mut churn = Vec::new();
+    let mut names = Vec::new();
+    let mut groups = Vec::new();
+    let mut page = scope.names("k/", 3).unwrap();
+    let mut group_page = scope.groups("g/", 3).unwrap();
+    let mut round = 0;
+    while !page.is_empty() || !group_page.is_empty() {
+        names.extend(page.iter().map(|(k, _)| k.to_string()));
+        groups.extend(group_page.iter().map(ToString::to_string));
+        // Keys come and go before and after the cursor between pages.
+        let p = node.new_process();
+        p.register(&format!("k/{round:02}a"), &()).unwrap();
+        p.join(&format!("g/{round:02}a"), &()).unwrap();
+        churn.push(p);
+        if round % 2 == 0 {
+            churn.remove(0);
+        }
+        round += 1;
+        page = match page.last() {
+            Some((last, _)) => scope.names_after("k/", last, 3).unwrap(),
+            None => Vec::new(),
+        };
+        group_page = match group_page.last() {
+            Some(last) => scope.groups_after("g/", last, 3).unwrap(),
+            None => Vec::new(),
+        };
+    }
+    let lasting = |prefix: &str, seen: &[String]| {
+        let kept: Vec<&String> = seen.iter().filter(|k| !k.ends_with('a')).collect();
+        let want: Vec<String> = (0..20).map(|i| format!("{prefix}{i:02}")).collect();
+        assert_eq!(kept, want.iter().collect::<Vec<_>>(), "each once, in order");
+    };
+    lasting("k/", &names);
+    lasting("g/", &groups);
+    assert!(matches!(
+        scope.names_after("k", "k/01", 3),
+        Err(KeyError::NotAPrefix(_))
+    ));
+}

@@ -4,6 +4,8 @@
 //! Every route is registered through utoipa-axum, so the router and the OpenAPI document
 //! ([`openapi()`]) come from the same list. Errors have one shape ([`errors::ApiError`]).
 
+pub mod alerts;
+pub mod audit;
 pub mod auth;
 pub mod errors;
 pub mod events;
@@ -11,6 +13,9 @@ pub mod external_nodes;
 pub mod graph;
 pub mod groups;
 pub mod health;
+pub mod history_errors;
+pub mod history_heartbeats;
+pub mod history_links;
 pub mod keys;
 pub mod limits;
 pub mod log_level;
@@ -57,6 +62,8 @@ fn documented() -> OpenApiRouter<AppState> {
         .merge(events::router())
         .merge(metrics::router())
         .merge(external_nodes::router())
+        .merge(audit::router())
+        .merge(alerts::router())
 }
 
 /// The OpenAPI 3.1 document of the API.

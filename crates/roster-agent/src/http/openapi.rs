@@ -36,6 +36,8 @@ use crate::state::AppState;
         (name = "messages", description = "Send and dispatch"),
         (name = "events", description = "The event stream (Server-Sent Events)"),
         (name = "metrics", description = "Prometheus metrics"),
+        (name = "history", description = "The audit log of the history"),
+        (name = "alerts", description = "Alerts firing and resolved"),
     )
 )]
 pub struct ApiDoc;

@@ -1,6 +1,7 @@
 //! Agents run as OS processes of the built `roster` binary, on loopback with ports picked
 //! by the OS, and an HTTP client for them. Every wait has a deadline; a process is killed
 //! when its guard drops (a failed test included).
+#![allow(dead_code)] // each test file uses a part of the helpers
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

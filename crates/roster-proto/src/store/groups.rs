@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::change_log::ChangeKind;
 use super::{Cause, FastMap, ScopeStore, Shard, ShardLocks, StoredKey, digest};
 use super::{HeldKind, LocalProcess};
-use super::{keys_with_prefix, put, stored_key};
+use super::{keys_with_prefix, keys_with_prefix_after, put, stored_key};
 use crate::entry::{Entry, Member, MemberList, Members};
 use crate::error::RegistryError;
 use crate::event::{Event, EventKind, Reason};
@@ -420,8 +420,13 @@ impl ScopeStore {
 
     /// Group keys under `prefix` (`""`: all) that have members, in key order.
     pub fn group_keys(&self, prefix: &str, limit: usize) -> Vec<Key> {
+        self.group_keys_after(prefix, None, limit)
+    }
+
+    /// As [`Self::group_keys`], for the keys strictly after `after` if given.
+    pub fn group_keys_after(&self, prefix: &str, after: Option<&str>, limit: usize) -> Vec<Key> {
         let guard = scc::Guard::new();
-        keys_with_prefix(&self.group_index, prefix, &guard)
+        keys_with_prefix_after(&self.group_index, prefix, after, &guard)
             .take(limit)
             .map(StoredKey::to_key)
             .collect()

@@ -642,9 +642,24 @@ fn keys_with_prefix<'g>(
     prefix: &'g str,
     guard: &'g scc::Guard,
 ) -> impl Iterator<Item = &'g StoredKey> + 'g {
+    keys_with_prefix_after(index, prefix, None, guard)
+}
+
+/// The keys of `index` under `prefix`, in order, strictly after `after` if given: a page
+/// that starts where the last one ended costs what it returns, not the keys before it.
+fn keys_with_prefix_after<'g>(
+    index: &'g TreeIndex<StoredKey, ()>,
+    prefix: &'g str,
+    after: Option<&'g str>,
+    guard: &'g scc::Guard,
+) -> impl Iterator<Item = &'g StoredKey> + 'g {
     use std::ops::Bound;
+    let start = match after {
+        Some(after) if after >= prefix => Bound::Excluded(after),
+        _ => Bound::Included(prefix),
+    };
     index
-        .range::<str, _>((Bound::Included(prefix), Bound::Unbounded), guard)
+        .range::<str, _>((start, Bound::Unbounded), guard)
         .map(|(k, _)| k)
         .take_while(move |k| k.as_bytes().starts_with(prefix.as_bytes()))
 }

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use super::change_log::ChangeKind;
-use super::{Cause, ScopeStore, Shard, StoredKey, digest, keys_with_prefix, put};
+use super::{
+    Cause, ScopeStore, Shard, StoredKey, digest, keys_with_prefix, keys_with_prefix_after, put,
+};
 use super::{HeldKind, LocalProcess};
 use crate::conflict::Winner;
 use crate::entry::{Entry, Registration};
@@ -352,9 +354,20 @@ impl ScopeStore {
 
     /// Live names under `prefix` (`""`: all), in key order, at most `limit`.
     pub fn registered(&self, prefix: &str, limit: usize) -> Vec<(Key, Registration)> {
+        self.registered_after(prefix, None, limit)
+    }
+
+    /// As [`Self::registered`], for the keys strictly after `after` if given (a page after
+    /// the last key of the one before).
+    pub fn registered_after(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Vec<(Key, Registration)> {
         let guard = scc::Guard::new();
         let names = self.names.pin();
-        keys_with_prefix(&self.name_index, prefix, &guard)
+        keys_with_prefix_after(&self.name_index, prefix, after, &guard)
             .filter_map(|k| {
                 let e = names.get(k.as_str())?;
                 self.is_live(e.pid).then(|| (k.to_key(), e.clone()))

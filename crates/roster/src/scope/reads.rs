@@ -82,6 +82,46 @@ impl Scope {
         Ok(names)
     }
 
+    /// A page of [`Scope::names`]: the names under `prefix` strictly after the key
+    /// `after`, in key order, at most `limit`. Pass the last key of a page to get the
+    /// next: a page costs what it returns, and a name that existed throughout the paging is
+    /// in exactly one page however others come and go.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::NotAPrefix`] if `prefix` is neither `""` nor ends with `/`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let p = node.new_process();
+    /// for i in 1..=5 {
+    ///     p.register(&format!("user/{i}"), &()).unwrap();
+    /// }
+    /// let scope = node.default_scope();
+    /// let first = scope.names("user/", 2).unwrap();
+    /// let next = scope.names_after("user/", &first[1].0, 2).unwrap();
+    /// let keys: Vec<_> = next.iter().map(|(k, _)| k.as_str()).collect();
+    /// assert_eq!(keys, ["user/3", "user/4"]);
+    /// # }
+    /// ```
+    pub fn names_after(
+        &self,
+        prefix: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(Key, Registration)>, KeyError> {
+        self.check_prefix(prefix)?;
+        let mut names = self.state.registered_after(prefix, Some(after), limit);
+        if let Some(extract) = self.extractor() {
+            for (key, registration) in &mut names {
+                registration.meta = self.node.extracts.run(&extract, key, &registration.meta);
+            }
+        }
+        Ok(names)
+    }
+
     pub(super) fn check_prefix(&self, prefix: &str) -> Result<(), KeyError> {
         if prefix.is_empty() {
             return Ok(());
@@ -274,6 +314,57 @@ impl Scope {
     pub fn groups(&self, prefix: &str, limit: usize) -> Result<Vec<Key>, KeyError> {
         self.check_prefix(prefix)?;
         Ok(self.state.group_keys(prefix, limit))
+    }
+
+    /// A page of [`Scope::groups`]: the group keys under `prefix` strictly after `after`,
+    /// in key order, at most `limit` (see [`Scope::names_after`]).
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::NotAPrefix`] if `prefix` is neither `""` nor ends with `/`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let p = node.new_process();
+    /// for room in ["room/1", "room/2", "room/3"] {
+    ///     p.join(room, &()).unwrap();
+    /// }
+    /// assert_eq!(node.default_scope().groups_after("room/", "room/1", 10).unwrap(), ["room/2", "room/3"]);
+    /// # }
+    /// ```
+    pub fn groups_after(
+        &self,
+        prefix: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<Key>, KeyError> {
+        self.check_prefix(prefix)?;
+        Ok(self.state.group_keys_after(prefix, Some(after), limit))
+    }
+
+    /// Checks `key` as this node checks every key a write or a read takes: not empty, not
+    /// ending with `/` (that is a prefix), at most the node's
+    /// [`max_key_bytes`](crate::NodeBuilder::max_key_bytes). For callers that take keys
+    /// from outside (an HTTP API) and want to refuse a bad one before acting.
+    ///
+    /// # Errors
+    ///
+    /// The [`KeyError`] a write of `key` would return.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().max_key_bytes(8).start().unwrap();
+    /// let scope = node.default_scope();
+    /// assert!(scope.check_key("user/1").is_ok());
+    /// assert!(scope.check_key("").is_err() && scope.check_key("user/").is_err());
+    /// assert!(scope.check_key("user/123456").is_err());
+    /// # }
+    /// ```
+    pub fn check_key(&self, key: &str) -> Result<(), KeyError> {
+        self.node.limits.write_key(key)
     }
 
     /// Groups of this scope that `pid` is a member of, in key order: a local process, or a

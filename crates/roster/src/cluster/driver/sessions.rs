@@ -46,9 +46,9 @@ pub struct LinkSession {
     /// The peer's name.
     pub peer: String,
     /// The peer's incarnation.
-    pub peer_incarnation: u64,
+    pub peer_incarnation: Incarnation,
     /// This node's incarnation.
-    pub local_incarnation: u64,
+    pub local_incarnation: Incarnation,
     /// How the link is carried.
     pub kind: LinkKind,
     /// When the handshake completed.
@@ -74,8 +74,8 @@ impl Cluster {
         LinkSession {
             session: link.session,
             peer: link.name.clone(),
-            peer_incarnation: peer,
-            local_incarnation: self.me.incarnation,
+            peer_incarnation: Incarnation::new(peer),
+            local_incarnation: Incarnation::new(self.me.incarnation),
             // Only plain TCP links have an outlet (a TLS link's writer task does it all).
             kind: if link.outlet.is_some() {
                 LinkKind::Tcp

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The tests, as CI runs them and as a newcomer runs them on a fresh machine: installs what
+# the tests need when it is missing (Debian packages: iproute2 for the network-namespace
+# tests, PostgreSQL for the agent's history tests), then runs every test of the workspace.
+# The tests start their own servers (agents, PostgreSQL in a temporary directory); nothing
+# has to be started by hand. Arguments are passed to `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo not found: install Rust (https://rustup.rs) first" >&2
+  exit 1
+fi
+
+# The newest PostgreSQL server binaries Debian installs (initdb, pg_ctl).
+have_postgres() {
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null
+}
+
+missing=()
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+have_postgres || missing+=(postgresql)
+
+if ((${#missing[@]})); then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing ${missing[*]}"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  else
+    echo "the tests need these Debian packages: ${missing[*]}" >&2
+    echo "install them (sudo apt-get install ${missing[*]}) and run this again" >&2
+    exit 1
+  fi
+fi
+
+exec cargo test --workspace --all-features "$@"
