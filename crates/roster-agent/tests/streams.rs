@@ -197,6 +197,11 @@ fn metrics_are_prometheus_text_with_the_named_series() {
         ("roster_resyncs_total", Some(0.0)),
         ("roster_agent_subscriber_lag_total{source=\"client\"}", None),
         ("roster_cluster_bytes_sent_total", None),
+        (
+            "roster_agent_history_records_total{outcome=\"written\"}",
+            None,
+        ),
+        ("roster_agent_history_degraded", Some(0.0)),
     ];
     for (name, value) in expect {
         let found = series

@@ -1,8 +1,8 @@
 //! `GET /metrics`: the agent's metrics in the Prometheus text format. Counters of what goes
 //! through the API (writes by kind, HTTP requests by route and status) are recorded as it
 //! happens; the node's figures (registry and group sizes per scope, links, replication
-//! queues, conflicts, resyncs, digest repairs, node statuses, sessions, subscriber lag)
-//! are sampled at scrape time.
+//! queues, conflicts, resyncs, digest repairs, node statuses, sessions, subscriber lag,
+//! the history's records) are sampled at scrape time.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -94,6 +94,22 @@ fn sample(state: &AppState) {
         .absolute(services.events.client_lag());
     counter!("roster_agent_events_total").absolute(services.events.published());
     gauge!("roster_agent_sse_clients").set(services.events.clients() as f64);
+    if let Some(history) = state.history() {
+        let stats = history.stats();
+        for (outcome, count) in [
+            ("queued", &stats.queued),
+            ("written", &stats.written),
+            ("dropped", &stats.dropped),
+        ] {
+            counter!("roster_agent_history_records_total", "outcome" => outcome)
+                .absolute(count.load(Ordering::Relaxed));
+        }
+        counter!("roster_agent_history_write_errors_total")
+            .absolute(stats.write_errors.load(Ordering::Relaxed));
+        counter!("roster_agent_history_missed_events_total")
+            .absolute(stats.missed_events.load(Ordering::Relaxed));
+        gauge!("roster_agent_history_degraded").set(if stats.degraded() { 1.0 } else { 0.0 });
+    }
     let table = &services.sessions;
     gauge!("roster_agent_sessions_open").set(table.open() as f64);
     let session_counts = table.counts();
