@@ -1,8 +1,10 @@
 //! The agent under load: started in this process on a runtime of its own (so that the
 //! load generator's threads are not its workers), rate limit off, sessions unbounded
-//! enough for the phases, logs at warn.
+//! enough for the phases, logs at warn, its data directory (with the history, on as by
+//! default) removed when it stops.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
@@ -18,6 +20,7 @@ use crate::logging::LogControl;
 pub struct Target {
     /// Its HTTP address.
     pub http: SocketAddr,
+    data_dir: PathBuf,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -34,7 +37,7 @@ impl Target {
             name: Some("bench".into()),
             http: Some("127.0.0.1:0".into()),
             listen: Some("127.0.0.1:0".into()),
-            data_dir: Some(data_dir),
+            data_dir: Some(data_dir.clone()),
             log: Some("warn".into()),
             api: ApiArgs {
                 rate_limit: Some(0),
@@ -79,6 +82,7 @@ impl Target {
             .map_err(|_| "the agent thread ended before it was ready".to_owned())??;
         Ok(Self {
             http,
+            data_dir,
             stop: Some(stop),
             thread: Some(thread),
         })
@@ -98,5 +102,7 @@ impl Drop for Target {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+        // The agent's data (its history database) is the benchmark's alone.
+        let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }
