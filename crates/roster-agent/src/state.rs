@@ -63,6 +63,10 @@ impl AppState {
 
     /// Sets the history (once, at start; later calls are ignored).
     pub fn set_history(&self, history: History) {
+        self.0
+            .services
+            .sessions
+            .record_to(history.recorder().clone());
         let _ = self.0.history.set(history);
     }
 

@@ -334,3 +334,38 @@ fn a_fenced_minority_is_not_ready() {
         "{refused}"
     );
 }
+
+#[test]
+fn expired_and_deleted_sessions_are_in_the_audit_log() {
+    let agent = AgentProcess::start("agent-audit", &[]);
+    let lapsing = create_session(&agent, "1s");
+    let deleted = create_session(&agent, "30s");
+    let id = |s: &Value| s["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        delete(&agent.url(&format!("/api/sessions/{}", id(&deleted)))).0,
+        204
+    );
+    let audited = |kind: &str, session: &Value| {
+        let (status, page) = get(&agent.url(&format!("/api/audit?kind={kind}")));
+        (status == 200)
+            .then(|| page["items"].as_array().cloned().unwrap_or_default())
+            .and_then(|items| {
+                items
+                    .into_iter()
+                    .find(|row| row["session_id"] == session["id"])
+            })
+    };
+    let row = eventually("the deletion is audited", SPREAD_DEADLINE, || {
+        audited("session_deleted", &deleted)
+    });
+    assert_eq!(row["name"], "test", "{row}");
+    assert_eq!(row["pid"], deleted["pid"], "{row}");
+    let row = eventually("the expiry is audited", SPREAD_DEADLINE, || {
+        audited("session_expired", &lapsing)
+    });
+    assert_eq!(row["recorder"], "agent-audit", "{row}");
+    assert!(
+        row["reason"].as_str().is_some_and(|r| r.contains("TTL")),
+        "{row}"
+    );
+}

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use roster::Node;
@@ -12,6 +12,8 @@ use tokio::sync::Notify;
 
 use super::ended::{EndReason, EndedSessions};
 use super::{Session, SessionError};
+use crate::history::record::RecordKind;
+use crate::history::recorder::Recorder;
 
 /// What the API shows of a session.
 #[derive(Debug, Clone)]
@@ -53,6 +55,8 @@ struct Inner {
     /// Wakes the reaper when a deadline earlier than the ones it waits for may exist.
     reaper: Arc<Notify>,
     counts: SessionCounts,
+    /// Where expiries and deletions are recorded (the agent's history, when on).
+    recorder: OnceLock<Recorder>,
 }
 
 /// The agent's sessions. Cloning shares the table.
@@ -88,9 +92,43 @@ impl Sessions {
             table: Mutex::new(Table::default()),
             reaper: Arc::new(Notify::new()),
             counts: SessionCounts::default(),
+            recorder: OnceLock::new(),
         }));
         tokio::spawn(reap(Arc::downgrade(&sessions.0), sessions.0.reaper.clone()));
         sessions
+    }
+
+    /// Records every expiry and deletion from now on with `recorder` (set once, when the
+    /// agent's history is open; later calls are ignored).
+    pub fn record_to(&self, recorder: Recorder) {
+        let _ = self.0.recorder.set(recorder);
+    }
+
+    /// Records that `session` ended for `reason`, if a recorder is set.
+    fn record_end(&self, session: &Session, end: EndReason, why: &str) {
+        let Some(recorder) = self.0.recorder.get() else {
+            return;
+        };
+        let (session_id, name, pid) = (
+            session.id().to_owned(),
+            session.name().unwrap_or_default().to_owned(),
+            session.pid().to_string(),
+        );
+        let reason = why.to_owned();
+        recorder.record(match end {
+            EndReason::Expired => RecordKind::SessionExpired {
+                session_id,
+                name,
+                pid,
+                reason,
+            },
+            EndReason::Deleted => RecordKind::SessionDeleted {
+                session_id,
+                name,
+                pid,
+                reason,
+            },
+        });
     }
 
     fn table(&self) -> MutexGuard<'_, Table> {
@@ -191,6 +229,7 @@ impl Sessions {
             }
         };
         self.0.counts.deleted.fetch_add(1, Ordering::Relaxed);
+        self.record_end(&session, EndReason::Deleted, "deleted through the API");
         session.end();
         // The process exits (reason `normal`) when the last handle drops: here, or when a
         // reader woken by `end` lets go.
@@ -243,6 +282,11 @@ impl Sessions {
         };
         for session in due {
             self.0.counts.expired.fetch_add(1, Ordering::Relaxed);
+            self.record_end(
+                &session,
+                EndReason::Expired,
+                &format!("no keepalive within its TTL of {:?}", session.ttl()),
+            );
             // Killed: its entries go at once with reason `killed`, whoever still holds
             // the handle.
             self.0.node.kill(session.pid());
