@@ -201,21 +201,22 @@ fn pair(agents: &mut [AgentProc]) -> Result<(&mut AgentProc, &mut AgentProc), St
     }
 }
 
-/// The second configuration D1 measures besides Roster's default: `ClusterConfig::busy_poll`
-/// in µs, and the names of its metrics (those of the default's with a suffix).
+/// The second configuration D1 measures besides Roster's default (`ClusterConfig::busy_poll`
+/// 1 ms): busy polling off (a window of zero µs), the names of its metrics those of the
+/// default's with a suffix.
 const D1_OTHER_MODE: (u64, [&str; 10]) = (
-    1000,
+    0,
     [
-        "repl_p50_busy_poll_1ms",
-        "repl_p99_busy_poll_1ms",
-        "repl_max_busy_poll_1ms",
-        "register_call_p50_busy_poll_1ms",
-        "register_call_local_scope_p50_busy_poll_1ms",
-        "node_cpu_per_write_busy_poll_1ms",
-        "repl_p50_traffic_busy_poll_1ms",
-        "repl_p99_traffic_busy_poll_1ms",
-        "register_call_p50_traffic_busy_poll_1ms",
-        "node_cpu_idle_second_busy_poll_1ms",
+        "repl_p50_no_poll",
+        "repl_p99_no_poll",
+        "repl_max_no_poll",
+        "register_call_p50_no_poll",
+        "register_call_local_scope_p50_no_poll",
+        "node_cpu_per_write_no_poll",
+        "repl_p50_traffic_no_poll",
+        "repl_p99_traffic_no_poll",
+        "register_call_p50_traffic_no_poll",
+        "node_cpu_idle_second_no_poll",
     ],
 );
 

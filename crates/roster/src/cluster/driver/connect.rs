@@ -48,6 +48,7 @@ impl Cluster {
                 peer,
                 held: true,
             };
+            let mut first = true;
             loop {
                 let wait_until = {
                     let Some(cluster) = weak.upgrade() else {
@@ -56,7 +57,15 @@ impl Cluster {
                     let jitter = rand::random_range(0.5..=1.0);
                     lock(&cluster.core).dial_wait_until(peer, Instant::now(), jitter)
                 };
-                tokio::time::sleep_until(wait_until.into()).await;
+                // The first attempt does not sleep on a deadline already due: tokio's timer
+                // rounds it up to its next millisecond tick, which made every first dial
+                // wait about 1 ms (a trace of D2 10K: 1.1 ms between the member coming up
+                // and the dial). Later rounds always sleep, so that no path through this
+                // loop runs without yielding to the runtime.
+                if !(first && wait_until <= Instant::now()) {
+                    tokio::time::sleep_until(wait_until.into()).await;
+                }
+                first = false;
                 let Some(cluster) = weak.upgrade() else {
                     return;
                 };
