@@ -5,6 +5,7 @@
 //!   [`config::Settings`];
 //! - [`logging`]: the log subscriber and its filter, changeable while running;
 //! - [`agent`]: start and graceful shutdown of the node and the HTTP server;
+//! - [`dashboard`]: the web dashboard at `/`, its assets embedded;
 //! - [`http`]: the API, one module per resource, and its OpenAPI document;
 //! - [`state`]: what the handlers share;
 //! - [`cli`]: the command-line client of a running agent (`roster nodes`, `roster names`,
@@ -17,6 +18,7 @@
 pub mod agent;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod http;
 pub mod logging;
 pub mod state;
