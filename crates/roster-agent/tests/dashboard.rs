@@ -1,0 +1,272 @@
+//! The dashboard: served with its policy and types, and driven in headless Chromium
+//! (WebDriver) against three agent processes: nodes online in the table and the graph, a
+//! name registered through the API in the browser and the feed within a second, a killed
+//! agent shown offline, a partition verdict, no script error. A screenshot is saved as
+//! `dashboard.png` in the target directory.
+
+mod support;
+#[path = "support/webdriver.rs"]
+mod webdriver;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{AgentProcess, client, eventually, get, send};
+use webdriver::Browser;
+
+/// Every asset the page loads.
+const ASSETS: [&str; 13] = [
+    "style.css",
+    "favicon.svg",
+    "js/main.js",
+    "js/errors.js",
+    "js/dom.js",
+    "js/api.js",
+    "js/vlist.js",
+    "js/graph.js",
+    "js/nodes.js",
+    "js/partition.js",
+    "js/registry.js",
+    "js/events.js",
+    "js/history.js",
+];
+
+/// A GET as (status, headers we check, body).
+fn fetch(url: &str, if_none_match: Option<&str>) -> (u16, [Option<String>; 4], String) {
+    let mut request = ureq::http::Request::builder().uri(url);
+    if let Some(tag) = if_none_match {
+        request = request.header("if-none-match", tag);
+    }
+    let request = request.body(()).expect("request");
+    let mut response = client().run(request).expect("GET");
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let headers = [
+        header("content-type"),
+        header("content-security-policy"),
+        header("cache-control"),
+        header("etag"),
+    ];
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_to_string().unwrap_or_default();
+    (status, headers, body)
+}
+
+#[test]
+fn the_page_and_its_assets_are_served_with_their_types_and_policy() {
+    let agent = AgentProcess::start("dash-http", &[]);
+    let (status, [kind, csp, cache, _], body) = fetch(&agent.url("/"), None);
+    assert_eq!(status, 200, "/ is the dashboard, not the API's 404");
+    assert_eq!(kind.as_deref(), Some("text/html; charset=utf-8"));
+    assert_eq!(csp.as_deref(), Some("default-src 'self'"));
+    assert_eq!(cache.as_deref(), Some("no-cache"));
+    assert!(body.contains("/assets/js/main.js"), "{body}");
+    for asset in ASSETS {
+        let (status, [kind, csp, cache, etag], body) =
+            fetch(&agent.url(&format!("/assets/{asset}")), None);
+        assert_eq!(status, 200, "{asset}");
+        let expected = match asset.rsplit('.').next() {
+            Some("js") => "text/javascript; charset=utf-8",
+            Some("css") => "text/css; charset=utf-8",
+            _ => "image/svg+xml",
+        };
+        assert_eq!(kind.as_deref(), Some(expected), "{asset}");
+        assert_eq!(csp.as_deref(), Some("default-src 'self'"), "{asset}");
+        assert!(cache.is_some_and(|c| c.contains("max-age")), "{asset}");
+        // The SVG namespace is a name, not a resource.
+        let outside = body.replace("http://www.w3.org/2000/svg", "");
+        assert!(
+            !outside.contains("http://")
+                && !outside.contains("https://")
+                && !outside.contains("//cdn"),
+            "{asset} loads nothing from elsewhere"
+        );
+        let etag = etag.expect("an ETag");
+        let (status, _, body) = fetch(&agent.url(&format!("/assets/{asset}")), Some(&etag));
+        assert_eq!((status, body.as_str()), (304, ""), "{asset} revalidates");
+    }
+    let (status, body) = get(&agent.url("/assets/nothing.js"));
+    assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
+    let (_, doc) = get(&agent.url("/api/openapi.json"));
+    let paths = doc["paths"].as_object().expect("paths");
+    assert!(
+        paths
+            .keys()
+            .all(|p| p.starts_with("/api/") || p.ends_with("z")),
+        "the dashboard is not in the API document"
+    );
+}
+
+/// The target directory: where the `roster` binary under test was built, two levels up.
+fn target_dir() -> PathBuf {
+    let binary = Path::new(env!("CARGO_BIN_EXE_roster"));
+    binary
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/roster")
+        .to_path_buf()
+}
+
+/// The number of elements matching `css`, as a script.
+fn count(css: &str) -> String {
+    format!(
+        "return document.querySelectorAll({}).length;",
+        Value::from(css)
+    )
+}
+
+/// A script returning true when `css` matches at least `n` elements.
+fn at_least(css: &str, n: usize) -> String {
+    format!(
+        "return document.querySelectorAll({}).length >= {n};",
+        Value::from(css)
+    )
+}
+
+#[test]
+fn the_dashboard_shows_the_cluster_live_in_chromium() {
+    let a = AgentProcess::start("dash-a", &[]);
+    let b = AgentProcess::start("dash-b", &["--seed", &a.cluster]);
+    let _c = AgentProcess::start("dash-c", &["--seed", &a.cluster]);
+    eventually("a sees three nodes online", Duration::from_secs(30), || {
+        let (_, nodes) = get(&a.url("/api/nodes"));
+        let online = nodes
+            .as_array()?
+            .iter()
+            .filter(|n| n["status"] == "online")
+            .count();
+        (online == 3).then_some(())
+    });
+
+    let browser = Browser::start(1400, 1500);
+    browser.navigate(&a.url("/"));
+
+    // Three nodes online, in the table and in the graph.
+    browser.wait_for(
+        "three online rows in the node table",
+        Duration::from_secs(10),
+        &at_least("#node-rows tr[data-status=online]", 3),
+    );
+    browser.wait_for(
+        "three online nodes in the graph",
+        Duration::from_secs(10),
+        &at_least("#graph-nodes g.gnode[data-status=online]", 3),
+    );
+    for name in ["dash-a", "dash-b", "dash-c"] {
+        let row = browser
+            .find(&format!("#node-rows tr[data-node=\"{name}\"]"))
+            .unwrap_or_else(|| panic!("a row for {name}"));
+        assert!(browser.text(&row).contains("online"), "{name}");
+    }
+    // The graph draws the links between them.
+    browser.wait_for(
+        "links in the graph",
+        Duration::from_secs(10),
+        &at_least("#graph-links g.glink", 3),
+    );
+
+    // The partition panel shows a verdict.
+    browser.wait_for(
+        "a partition verdict",
+        Duration::from_secs(10),
+        "return document.querySelector('#partition-fields[data-verdict]') !== null;",
+    );
+    let reason = browser
+        .find("[data-field=reason]")
+        .expect("the verdict's reason");
+    assert!(!browser.text(&reason).is_empty());
+    assert_eq!(
+        browser
+            .attribute(
+                &browser.find("#partition").expect("panel"),
+                "data-keeps-writing"
+            )
+            .as_deref(),
+        Some("true")
+    );
+
+    // The stream is live before the name is registered.
+    browser.wait_for(
+        "the event stream live",
+        Duration::from_secs(10),
+        "return document.getElementById('stream-state').dataset.state === 'live';",
+    );
+
+    // A name registered through the API shows in the browser and the feed within a second.
+    let (status, session) = send(
+        ureq::http::Method::POST,
+        &a.url("/api/sessions"),
+        None,
+        Some(r#"{"ttl":"30s"}"#),
+    );
+    assert!(
+        (200..300).contains(&status),
+        "a session: {status} {session}"
+    );
+    let id = session["id"]
+        .as_str()
+        .map_or_else(|| session["id"].to_string(), str::to_owned);
+    let (status, body) = send(
+        ureq::http::Method::PUT,
+        &a.url(&format!("/api/sessions/{id}/names/dash/first")),
+        None,
+        Some(r#"{"meta":{"region":"eu"}}"#),
+    );
+    assert!((200..300).contains(&status), "a name: {status} {body}");
+    let registered = Instant::now();
+    browser.wait_for(
+        "the name in the registry browser",
+        Duration::from_secs(1),
+        "return document.querySelector('#browser-list .vrow[data-key=\"dash/first\"]:not([hidden])') !== null;",
+    );
+    browser.wait_for(
+        "the name in the event feed",
+        Duration::from_secs(1).saturating_sub(registered.elapsed()),
+        "return document.querySelector('#feed .vrow[data-kind=registered][data-key=\"dash/first\"]:not([hidden])') !== null;",
+    );
+
+    // A killed agent turns offline (or unreachable) in the graph and the table.
+    drop(b); // SIGKILL
+    let down = "['offline', 'unreachable'].includes(document.querySelector(SEL)?.dataset.status)";
+    browser.wait_for(
+        "dash-b down in the table",
+        Duration::from_secs(30),
+        &format!(
+            "return {};",
+            down.replace("SEL", "'#node-rows tr[data-node=\"dash-b\"]'")
+        ),
+    );
+    browser.wait_for(
+        "dash-b down in the graph",
+        Duration::from_secs(10),
+        &format!(
+            "return {};",
+            down.replace("SEL", "'#graph-nodes g[data-node=\"dash-b\"]'")
+        ),
+    );
+    assert_eq!(
+        browser.execute(&count("#node-rows tr[data-status=online]"), &[]),
+        2
+    );
+
+    let png = browser.screenshot();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+    let path = target_dir().join("dashboard.png");
+    std::fs::write(&path, &png).expect("write the screenshot");
+    eprintln!("screenshot: {}", path.display());
+
+    let errors = browser.execute("return window.__errors;", &[]);
+    assert_eq!(
+        errors,
+        Value::Array(Vec::new()),
+        "script errors in the page"
+    );
+    let severe = browser.severe_logs();
+    assert!(severe.is_empty(), "console errors: {severe:?}");
+}
