@@ -191,6 +191,30 @@ fn the_dashboard_shows_the_cluster_live_in_chromium() {
         Some("true")
     );
 
+    // A killed agent turns offline (or unreachable) in the graph and the table.
+    drop(b); // SIGKILL
+    let down = "['offline', 'unreachable'].includes(document.querySelector(SEL)?.dataset.status)";
+    browser.wait_for(
+        "dash-b down in the table",
+        Duration::from_secs(30),
+        &format!(
+            "return {};",
+            down.replace("SEL", "'#node-rows tr[data-node=\"dash-b\"]'")
+        ),
+    );
+    browser.wait_for(
+        "dash-b down in the graph",
+        Duration::from_secs(10),
+        &format!(
+            "return {};",
+            down.replace("SEL", "'#graph-nodes g[data-node=\"dash-b\"]'")
+        ),
+    );
+    assert_eq!(
+        browser.execute(&count("#node-rows tr[data-status=online]"), &[]),
+        2
+    );
+
     // The stream is live before the name is registered.
     browser.wait_for(
         "the event stream live",
@@ -229,30 +253,6 @@ fn the_dashboard_shows_the_cluster_live_in_chromium() {
         "the name in the event feed",
         Duration::from_secs(1).saturating_sub(registered.elapsed()),
         "return document.querySelector('#feed .vrow[data-kind=registered][data-key=\"dash/first\"]:not([hidden])') !== null;",
-    );
-
-    // A killed agent turns offline (or unreachable) in the graph and the table.
-    drop(b); // SIGKILL
-    let down = "['offline', 'unreachable'].includes(document.querySelector(SEL)?.dataset.status)";
-    browser.wait_for(
-        "dash-b down in the table",
-        Duration::from_secs(30),
-        &format!(
-            "return {};",
-            down.replace("SEL", "'#node-rows tr[data-node=\"dash-b\"]'")
-        ),
-    );
-    browser.wait_for(
-        "dash-b down in the graph",
-        Duration::from_secs(10),
-        &format!(
-            "return {};",
-            down.replace("SEL", "'#graph-nodes g[data-node=\"dash-b\"]'")
-        ),
-    );
-    assert_eq!(
-        browser.execute(&count("#node-rows tr[data-status=online]"), &[]),
-        2
     );
 
     let png = browser.screenshot();
