@@ -55,9 +55,11 @@ const MAX_RETRY_MS = 10000;
 
 /**
  * The event stream of `/api/events`. `handlers.event(name, data, id)` gets each event
- * (data parsed from JSON; a `kind` field names it when present); `handlers.state(state)`
- * gets `connecting`, `live`, `lost` (the browser retries) or `unavailable` (the agent
- * refused the stream: retried here with a growing delay).
+ * (data parsed from JSON; a `kind` field names it when present); `handlers.state(state,
+ * why)` gets `connecting`, `live`, `lost` (the browser retries), `unavailable` (the
+ * stream closed: retried here with a growing delay) or `refused` (the agent answered
+ * 4xx, `why` is its ApiError: 404 when it has no stream, 400 for a bad pattern; a 400
+ * is not retried).
  */
 export class EventStream {
   constructor(handlers) {
@@ -82,10 +84,8 @@ export class EventStream {
     source.onerror = () => {
       if (this.source !== source) return;
       if (source.readyState === EventSource.CLOSED) {
-        this.handlers.state('unavailable');
         this.source = null;
-        this.timer = setTimeout(() => this.open(this.url), this.retryMs);
-        this.retryMs = Math.min(this.retryMs * 2, MAX_RETRY_MS);
+        this.diagnose(url);
       } else {
         this.handlers.state('lost');
       }
@@ -102,6 +102,37 @@ export class EventStream {
         this.handlers.event(name, data, event.lastEventId);
       });
     }
+  }
+
+  /**
+   * After the browser gave up on `url`: asks the agent why with a plain request (aborted
+   * once it answers), then retries unless the request itself is refused.
+   */
+  async diagnose(url) {
+    const probe = new AbortController();
+    let refusal = null;
+    try {
+      const response = await fetch(url, { signal: probe.signal, headers: { accept: 'text/event-stream' } });
+      if (!response.ok) {
+        let body = {};
+        try {
+          body = await response.json();
+        } catch {
+          // No JSON error body: the status says enough.
+        }
+        refusal = new ApiError(response.status, body.error || `http_${response.status}`, body.message || response.statusText);
+      }
+    } catch {
+      // The agent is not answering at all: retry below.
+    } finally {
+      probe.abort();
+    }
+    if (url !== this.url) return;
+    if (refusal) this.handlers.state('refused', refusal);
+    else this.handlers.state('unavailable');
+    if (refusal && refusal.status === 400) return;
+    this.timer = setTimeout(() => this.open(this.url), this.retryMs);
+    this.retryMs = Math.min(this.retryMs * 2, MAX_RETRY_MS);
   }
 
   /** Closes the stream and stops retrying. */

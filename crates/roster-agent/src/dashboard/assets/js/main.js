@@ -141,10 +141,10 @@ function onEvent(name, data, id) {
 
 let everLive = false;
 let lost = false;
-function onState(state) {
+function onState(state, why) {
   const pill = $('stream-state');
   pill.dataset.state = state;
-  const labels = { connecting: 'connecting…', live: 'live', lost: 'reconnecting…', unavailable: 'no event stream' };
+  const labels = { connecting: 'connecting…', live: 'live', lost: 'reconnecting…', unavailable: 'reconnecting…', refused: 'no event stream' };
   setText(pill, labels[state]);
   if (state === 'live') {
     if (lost) {
@@ -157,14 +157,17 @@ function onState(state) {
     }
     everLive = true;
     lost = false;
-  } else if ((state === 'lost' || state === 'unavailable') && !lost) {
-    lost = everLive;
-    if (everLive) {
-      banner('Event stream lost: reconnecting…', 'bad');
-      feed.notice('stream lost: reconnecting…');
-    } else {
-      banner('This agent does not serve the event stream (/api/events): the page polls every few seconds.', 'bad');
-    }
+  } else if (state === 'refused' && why.status === 400) {
+    banner(`The event filter is refused: ${why.message}`, 'bad');
+    feed.notice(`filter refused: ${why.code}`);
+  } else if (state === 'refused' && why.status === 404) {
+    banner('This agent does not serve the event stream (/api/events): the page polls every few seconds.', 'bad');
+  } else if (state === 'refused') {
+    banner(`The event stream is refused (${why.message}): the page polls every few seconds.`, 'bad');
+  } else if ((state === 'lost' || state === 'unavailable') && !lost && everLive) {
+    lost = true;
+    banner('Event stream lost: reconnecting…', 'bad');
+    feed.notice('stream lost: reconnecting…');
   }
 }
 
