@@ -9,7 +9,10 @@ const TIME_FIELDS = ['at_ms', 'time_ms', 'recorded_ms', 'since_ms', 'raised_ms',
 const KIND_FIELDS = ['kind', 'rule', 'name', 'action'];
 const SUBJECT_FIELDS = ['key', 'node', 'subject'];
 
-/** Reads and draws one history endpoint (`/api/audit` or `/api/alerts`) into `box`. */
+/**
+ * Reads and draws one history endpoint (`/api/audit` or `/api/alerts`) into `box`;
+ * returns false when the agent keeps no history (404).
+ */
 export async function drawHistory(box, path, limit) {
   let body;
   try {
@@ -18,19 +21,20 @@ export async function drawHistory(box, path, limit) {
     if (error instanceof ApiError && error.status === 404) {
       box.dataset.state = 'off';
       box.replaceChildren(h('div', { class: 'off', text: 'history is off on this agent' }));
-      return;
+      return false;
     }
     box.dataset.state = 'error';
     box.replaceChildren(h('div', { class: 'off', text: `cannot read ${path}: ${error.message}` }));
-    return;
+    return true;
   }
   const entries = Array.isArray(body) ? body : (body.items || body.alerts || body.rows || []);
   box.dataset.state = 'on';
   if (entries.length === 0) {
     box.replaceChildren(h('div', { class: 'off', text: 'nothing yet' }));
-    return;
+    return true;
   }
   box.replaceChildren(...entries.map(entry));
+  return true;
 }
 
 function pick(object, fields) {

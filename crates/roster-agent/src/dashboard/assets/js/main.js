@@ -15,6 +15,7 @@ import { drawHistory } from './history.js';
 const CLUSTER_POLL_MS = 3000;
 const HEARTBEAT_POLL_MS = 10000;
 const HISTORY_POLL_MS = 5000;
+const HISTORY_OFF_POLL_MS = 60000;
 const SOON_MS = 150;
 const REGISTRY_KINDS = new Set(['registered', 'unregistered', 'joined', 'left']);
 
@@ -72,11 +73,13 @@ async function pollHeartbeats() {
   }));
 }
 
+/** Reads the alerts and the audit log; when the agent keeps no history, asks again rarely. */
 async function pollHistory() {
-  await Promise.all([
+  const kept = await Promise.all([
     drawHistory($('alerts'), '/api/alerts', 100),
     drawHistory($('audit'), '/api/audit', 100),
   ]);
+  return kept.some(Boolean) ? HISTORY_POLL_MS : HISTORY_OFF_POLL_MS;
 }
 
 function unreachable(error) {
@@ -86,11 +89,11 @@ function unreachable(error) {
   return `cannot read the agent: ${error.message}`;
 }
 
-/** Runs `task` now and every `ms` after it finishes. */
+/** Runs `task` now and again `ms` after it finishes (or after the delay it returns). */
 function every(ms, task) {
   const run = async () => {
-    await task();
-    setTimeout(run, ms);
+    const next = await task();
+    setTimeout(run, typeof next === 'number' ? next : ms);
   };
   run();
 }

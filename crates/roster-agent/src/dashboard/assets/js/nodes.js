@@ -31,8 +31,13 @@ export class NodeTable {
         this.rows.delete(name);
       }
     }
-    const online = nodes.filter((n) => n.status === 'online').length;
-    setText(this.count, `${nodes.length} known, ${online} online`);
+    this.countOnline();
+  }
+
+  countOnline() {
+    const rows = [...this.rows.values()];
+    const online = rows.filter((row) => row.node.status === 'online').length;
+    setText(this.count, `${rows.length} known, ${online} online`);
   }
 
   /** The names of the nodes shown. */
@@ -46,6 +51,7 @@ export class NodeTable {
     if (!row) return;
     row.node = { ...row.node, status };
     this.fill(row);
+    this.countOnline();
   }
 
   /** Draws a node's sparklines from its heartbeats (oldest first). */
