@@ -301,3 +301,113 @@ fn the_dashboard_shows_the_cluster_live_in_chromium() {
         .collect();
     assert!(severe.is_empty(), "console errors: {severe:?}");
 }
+
+/// The registry list and the feed are virtualised: 100,000 items keep a few dozen rows in
+/// the DOM and the last one is reached by scrolling; the graph takes 50 nodes and keeps
+/// their positions when it is updated again.
+#[test]
+fn lists_stay_small_in_the_dom_and_the_graph_keeps_its_layout() {
+    let agent = AgentProcess::start("dash-scale", &[]);
+    let browser = Browser::start(1200, 900);
+    browser.navigate(&agent.url("/"));
+    browser.wait_for(
+        "the page's node table",
+        Duration::from_secs(10),
+        &at_least("#node-rows tr[data-node]", 1),
+    );
+
+    let setup = r#"
+        const done = arguments[arguments.length - 1];
+        import('/assets/js/vlist.js').then(({ VirtualList }) => {
+            const box = document.createElement('div');
+            box.className = 'vlist';
+            box.id = 'scale-list';
+            document.body.append(box);
+            const list = new VirtualList(box, {
+                rowHeight: 24,
+                render: (item, row) => { row.textContent = item.key; row.dataset.key = item.key; },
+            });
+            const items = Array.from({ length: 100000 }, (_, i) => ({ key: `k/${String(i).padStart(6, '0')}` }));
+            list.setItems(items);
+            done(true);
+        }, (error) => done(String(error)));
+    "#;
+    assert_eq!(browser.execute_async(setup, &[]), true);
+    browser.wait_for(
+        "the first rows drawn",
+        Duration::from_secs(5),
+        "return document.querySelector('#scale-list .vrow[data-key=\"k/000000\"]') !== null;",
+    );
+    browser.execute(
+        "const box = document.getElementById('scale-list'); box.scrollTop = box.scrollHeight; return null;",
+        &[],
+    );
+    browser.wait_for(
+        "the last row drawn after scrolling to the end",
+        Duration::from_secs(5),
+        "return document.querySelector('#scale-list .vrow[data-key=\"k/099999\"]:not([hidden])') !== null;",
+    );
+    let rows = browser.execute(&count("#scale-list .vrow"), &[]);
+    assert!(
+        rows.as_u64().is_some_and(|n| n < 200),
+        "{rows} rows in the DOM for 100,000 items"
+    );
+
+    let graph = r#"
+        const done = arguments[arguments.length - 1];
+        import('/assets/js/graph.js').then(({ ClusterGraph }) => {
+            const ns = 'http://www.w3.org/2000/svg';
+            const root = document.createElementNS(ns, 'svg');
+            root.id = 'scale-graph';
+            for (const id of ['graph-links', 'graph-nodes']) {
+                const layer = document.createElementNS(ns, 'g');
+                layer.id = id;
+                root.append(layer);
+            }
+            document.body.append(root);
+            const graph = new ClusterGraph(root);
+            const nodes = Array.from({ length: 50 }, (_, i) => ({ name: `n${i}`, status: i % 7 === 0 ? 'offline' : 'online', role: '', labels: {}, keeper: i === 49 ? 'n0' : undefined }));
+            const links = nodes.slice(1).map((n, i) => ({ source: `n${i}`, target: n.name, kind: n.keeper ? 'external' : 'tcp', rtt_ms: 0.5, stale: i % 10 === 0 }));
+            graph.update({ nodes, links });
+            window.__scaleGraph = { graph, nodes, links };
+            done(true);
+        }, (error) => done(String(error)));
+    "#;
+    assert_eq!(browser.execute_async(graph, &[]), true);
+    assert_eq!(browser.execute(&count("#scale-graph g.gnode"), &[]), 50);
+    assert_eq!(browser.execute(&count("#scale-graph g.glink"), &[]), 49);
+    assert_eq!(
+        browser.execute(&count("#scale-graph g.gnode[data-external=true] rect"), &[]),
+        1
+    );
+    browser.wait_for(
+        "the layout to settle",
+        Duration::from_secs(20),
+        "return window.__scaleGraph.graph.running === false;",
+    );
+    let moved = browser.execute(
+        r#"
+        const { graph, nodes, links } = window.__scaleGraph;
+        const before = [...graph.nodes.values()].map((n) => [n.x, n.y]);
+        nodes[3].status = 'unreachable';
+        graph.update({ nodes, links });
+        const after = [...graph.nodes.values()].map((n) => [n.x, n.y]);
+        return before.some(([x, y], i) => x !== after[i][0] || y !== after[i][1]);
+        "#,
+        &[],
+    );
+    assert_eq!(moved, false, "an update keeps the positions");
+    assert_eq!(
+        browser.execute(
+            &count("#scale-graph g.gnode[data-node=n3][data-status=unreachable]"),
+            &[]
+        ),
+        1
+    );
+    let errors = browser.execute("return window.__errors;", &[]);
+    assert_eq!(
+        errors,
+        Value::Array(Vec::new()),
+        "script errors in the page"
+    );
+}

@@ -201,6 +201,16 @@ impl Browser {
         )
     }
 
+    /// Runs `script` asynchronously: it finishes by calling its last argument with the
+    /// value to return.
+    pub(crate) fn execute_async(&self, script: &str, args: &[Value]) -> Value {
+        self.session_call(
+            "POST",
+            "/execute/async",
+            Some(&json!({"script": script, "args": args})),
+        )
+    }
+
     /// A PNG of the viewport.
     pub(crate) fn screenshot(&self) -> Vec<u8> {
         let data = self.session_call("GET", "/screenshot", None);
