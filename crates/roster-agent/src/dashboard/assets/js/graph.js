@@ -27,15 +27,21 @@ export class ClusterGraph {
 
   /** Sets the graph to `{nodes, links}` as `/api/graph` gives it. */
   update(graph) {
+    // An external node has a `keeper`, and an `external` link from its keeper to it.
+    const keepers = new Map();
+    for (const link of graph.links) {
+      if (link.kind === 'external') keepers.set(link.target, link.source);
+    }
     const seen = new Set();
     for (const node of graph.nodes) {
       seen.add(node.name);
       const known = this.nodes.get(node.name) || this.addNode(node.name);
-      const external = Boolean(node.keeper);
+      const keeper = node.keeper || keepers.get(node.name);
+      const external = Boolean(keeper);
       if (known.external !== external) this.setShape(known, external);
       setAttr(known.el, 'data-status', node.status);
       setAttr(known.el, 'data-external', external);
-      setText(known.title, `${node.name}: ${node.status}${node.role ? `, role ${node.role}` : ''}${external ? `, kept by ${node.keeper}` : ''}`);
+      setText(known.title, `${node.name}: ${node.status}${node.role ? `, role ${node.role}` : ''}${external ? `, kept by ${keeper}` : ''}`);
     }
     for (const [name, known] of this.nodes) {
       if (!seen.has(name)) {
