@@ -55,7 +55,7 @@ export class EventFeed {
 function render(entry, row) {
   row.dataset.kind = entry.kind;
   row.dataset.key = entry.subject;
-  row.title = entry.id ? `event ${entry.id}` : '';
+  row.title = `${entry.id ? `event ${entry.id}: ` : ''}${entry.details}`;
   const cell = (cls, text) => {
     const span = document.createElement('span');
     span.className = cls;

@@ -3,8 +3,8 @@
 
 import { ago, bytes, h, setAttr, setText, svg } from './dom.js';
 
-const SPARK_W = 90;
-const SPARK_H = 22;
+const SPARK_W = 64;
+const SPARK_H = 20;
 
 export class NodeTable {
   constructor(tbody, count) {
