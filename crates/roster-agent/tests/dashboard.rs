@@ -91,6 +91,11 @@ fn the_page_and_its_assets_are_served_with_their_types_and_policy() {
         let (status, _, body) = fetch(&agent.url(&format!("/assets/{asset}")), Some(&etag));
         assert_eq!((status, body.as_str()), (304, ""), "{asset} revalidates");
     }
+    let (status, body) = send(ureq::http::Method::POST, &agent.url("/"), None, Some("{}"));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
     let (status, body) = get(&agent.url("/assets/nothing.js"));
     assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
     let (_, doc) = get(&agent.url("/api/openapi.json"));

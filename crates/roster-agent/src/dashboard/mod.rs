@@ -3,7 +3,7 @@
 //! nothing is loaded from outside the agent).
 //!
 //! Every answer carries `Content-Security-Policy: default-src 'self'`, so the page can
-//! only load its own assets and talk to its own agent. The page is served without a
+//! only load its own assets and talk to its own agent, and `X-Frame-Options: DENY`. The page is served without a
 //! token (it holds no data); the API calls it makes are checked as any other request.
 //! Assets are cached for a few minutes and revalidated by `ETag`; the page is revalidated
 //! on every load, so an upgraded agent serves its new dashboard.
@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::http::errors::ApiError;
+use crate::http::errors::{self, ApiError};
 
 /// The policy sent with every dashboard answer: only the agent's own origin.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'";
@@ -69,11 +69,13 @@ const ASSETS: &[Asset] = &[
     asset!("js/history.js", JS),
 ];
 
-/// The dashboard's routes: `/` and `/assets/{*path}`.
+/// The dashboard's routes: `/` and `/assets/{*path}` (GET and HEAD; another method gets
+/// the API's 405).
 pub fn router() -> Router {
     Router::new()
         .route("/", get(index))
         .route("/assets/{*path}", get(asset))
+        .method_not_allowed_fallback(errors::method_not_allowed)
 }
 
 /// The page.
@@ -118,6 +120,7 @@ fn respond(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     if let Ok(value) = HeaderValue::from_str(&etag) {
         headers.insert(header::ETAG, value);

@@ -20,6 +20,7 @@ export class VirtualList {
     this.items = [];
     this.rows = new Map(); // index -> element
     this.free = [];
+    this.dirty = false; // redraw the rows in view even where their index is unchanged
     this.spacer = h('div', { class: 'vlist-spacer' });
     container.append(this.spacer);
     this.key = `vlist-${Math.random()}`;
