@@ -5,7 +5,7 @@
 import { brief, clock, h } from './dom.js';
 import { ApiError, getJson, query } from './api.js';
 
-const TIME_FIELDS = ['at_ms', 'time_ms', 'recorded_ms', 'since_ms', 'raised_ms', 'at', 'time'];
+const TIME_FIELDS = ['at_ms', 'fired_at_ms', 'time_ms', 'recorded_ms', 'since_ms', 'at', 'time'];
 const KIND_FIELDS = ['kind', 'rule', 'name', 'action'];
 const SUBJECT_FIELDS = ['key', 'node', 'subject'];
 
@@ -27,7 +27,7 @@ export async function drawHistory(box, path, limit) {
     box.replaceChildren(h('div', { class: 'off', text: `cannot read ${path}: ${error.message}` }));
     return true;
   }
-  const entries = Array.isArray(body) ? body : (body.items || body.alerts || body.rows || []);
+  const entries = Array.isArray(body) ? body : (body.items || alerts(body));
   box.dataset.state = 'on';
   if (entries.length === 0) {
     box.replaceChildren(h('div', { class: 'off', text: 'nothing yet' }));
@@ -35,6 +35,11 @@ export async function drawHistory(box, path, limit) {
   }
   box.replaceChildren(...entries.map(entry));
   return true;
+}
+
+/** The alerts of `{firing, resolved}`: the firing ones first. */
+function alerts(body) {
+  return [...(body.firing || []), ...(body.resolved || [])];
 }
 
 function pick(object, fields) {
@@ -53,7 +58,7 @@ function entry(item) {
     .map(([name, value]) => `${name}=${brief(value, 80)}`)
     .join(' ');
   const when = typeof time === 'number' ? clock(time) : (time ?? '');
-  return h('div', { class: 'entry', 'data-kind': kind ?? '' },
+  return h('div', { class: 'entry', 'data-kind': kind ?? '', 'data-state': flat.state ?? '' },
     h('span', { class: 'muted', text: when }),
     h('strong', { text: kind ?? '' }),
     h('span', { class: 'mono', text: subject ?? '' }),

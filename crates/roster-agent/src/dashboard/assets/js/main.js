@@ -76,7 +76,7 @@ async function pollHeartbeats() {
 /** Reads the alerts and the audit log; when the agent keeps no history, asks again rarely. */
 async function pollHistory() {
   const kept = await Promise.all([
-    drawHistory($('alerts'), '/api/alerts', 100),
+    drawHistory($('alerts'), '/api/alerts'),
     drawHistory($('audit'), '/api/audit', 100),
   ]);
   return kept.some(Boolean) ? HISTORY_POLL_MS : HISTORY_OFF_POLL_MS;
