@@ -292,6 +292,65 @@ fn the_dashboard_shows_the_cluster_live_in_chromium() {
     std::fs::write(&path, &png).expect("write the screenshot");
     eprintln!("screenshot: {}", path.display());
 
+    // The groups tab lists the group; a click shows its members.
+    browser.execute(
+        "document.getElementById('tab-groups').click(); return null;",
+        &[],
+    );
+    browser.wait_for(
+        "room/42 in the groups tab",
+        Duration::from_secs(5),
+        "return document.querySelector('#browser-list .vrow[data-key=\"room/42\"]:not([hidden])') !== null;",
+    );
+    browser.execute(
+        "document.querySelector('#browser-list .vrow[data-key=\"room/42\"]').click(); return null;",
+        &[],
+    );
+    browser.wait_for(
+        "the members of room/42",
+        Duration::from_secs(5),
+        "const d = document.getElementById('browser-detail'); return !d.hidden && d.textContent.startsWith('room/42: 1 member') && d.textContent.includes('dash-a');",
+    );
+
+    // Pages of 500 under a prefix: the first page, then the next one when the list is
+    // scrolled to its end.
+    for i in 0..620 {
+        let (status, body) = send(
+            ureq::http::Method::PUT,
+            &a.url(&format!("/api/sessions/{id}/names/bulk/{i:04}")),
+            None,
+            Some("{}"),
+        );
+        assert!((200..300).contains(&status), "bulk/{i}: {status} {body}");
+    }
+    browser.execute(
+        "document.getElementById('tab-names').click(); document.getElementById('prefix').value = 'bulk'; document.getElementById('prefix-form').requestSubmit(); return null;",
+        &[],
+    );
+    browser.wait_for(
+        "the first page under bulk/",
+        Duration::from_secs(5),
+        "return document.getElementById('browser-status').textContent === '500 names under bulk/, more to load';",
+    );
+    assert_eq!(
+        browser.execute("return document.getElementById('prefix').value;", &[]),
+        "bulk/"
+    );
+    browser.execute(
+        "const list = document.getElementById('browser-list'); list.scrollTop = list.scrollHeight; return null;",
+        &[],
+    );
+    browser.wait_for(
+        "the second page after scrolling to the end",
+        Duration::from_secs(5),
+        "return document.getElementById('browser-status').textContent === '620 names under bulk/' && document.getElementById('load-more').hidden;",
+    );
+    let rows = browser.execute(&count("#browser-list .vrow"), &[]);
+    assert!(
+        rows.as_u64().is_some_and(|n| n < 100),
+        "{rows} rows in the DOM for 620 names"
+    );
+
     let errors = browser.execute("return window.__errors;", &[]);
     assert_eq!(
         errors,
