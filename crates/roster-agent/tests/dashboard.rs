@@ -364,6 +364,19 @@ fn the_dashboard_shows_the_cluster_live_in_chromium() {
         .filter(|m| !(m.contains("404") && (m.contains("/api/audit") || m.contains("/api/alerts"))))
         .collect();
     assert!(severe.is_empty(), "console errors: {severe:?}");
+
+    // The agent behind the page stops: the banner and the feed say the stream is lost.
+    drop(a);
+    browser.wait_for(
+        "the lost stream in the banner",
+        Duration::from_secs(10),
+        "const b = document.getElementById('banner'); return !b.hidden && b.textContent === 'Event stream lost: reconnecting…';",
+    );
+    browser.wait_for(
+        "the lost stream in the feed",
+        Duration::from_secs(5),
+        "return document.querySelector('#feed .vrow[data-kind=stream]')?.textContent.includes('stream lost') === true;",
+    );
 }
 
 /// The registry list and the feed are virtualised: 100,000 items keep a few dozen rows in
