@@ -13,10 +13,16 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 
+use crate::alerts::Alerts;
 use crate::config::{SecretSource, Settings, TlsFiles};
+use crate::history::store::StoreError;
+use crate::history::{History, feeder};
 use crate::http;
 use crate::logging::LogControl;
 use crate::state::AppState;
+
+/// How long the history may take to write what is queued at shutdown.
+const HISTORY_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The agent could not start or stopped on a fault.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +66,12 @@ pub enum AgentError {
     /// The HTTP server failed.
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
+    /// The history cannot be used (a corrupt, foreign or newer database).
+    #[error("{0}")]
+    History(#[from] StoreError),
+    /// The alert webhooks could not be started.
+    #[error("alerts: cannot start the webhook threads: {0}")]
+    Alerts(std::io::Error),
 }
 
 impl AgentError {
@@ -67,7 +79,10 @@ impl AgentError {
     /// address in use, a server fault).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::BindHttp { .. } | Self::Serve(_) | Self::Start(StartError::Bind { .. }) => 1,
+            Self::BindHttp { .. }
+            | Self::Serve(_)
+            | Self::Alerts(_)
+            | Self::Start(StartError::Bind { .. }) => 1,
             _ => 2,
         }
     }
@@ -81,6 +96,7 @@ pub struct Agent {
     listener: TcpListener,
     http_addr: SocketAddr,
     cluster_addr: SocketAddr,
+    feeder: Option<feeder::Feeder>,
 }
 
 impl Agent {
@@ -106,6 +122,7 @@ impl Agent {
                 "no write token given: writes are open to anyone who reaches the loopback HTTP address"
             );
         }
+        let history = History::open(&settings.history, &settings.name).await?;
         let node = start_node(&settings)?;
         for scope in &settings.scopes {
             node.connect(scope)?;
@@ -119,12 +136,26 @@ impl Agent {
                     reason: e.to_string(),
                 })?;
         let http_addr = listener.local_addr().map_err(AgentError::Serve)?;
+        let feeder = history
+            .as_ref()
+            .map(|history| feeder::spawn(&node, history.recorder()));
+        let alerts = Alerts::start(
+            &node,
+            &settings.alerts,
+            history.as_ref().map(|h| h.recorder().clone()),
+        )
+        .map_err(AgentError::Alerts)?;
         let state = AppState::new(node, Arc::new(settings), log);
+        if let Some(history) = history {
+            state.set_history(history);
+        }
+        state.set_alerts(alerts);
         Ok(Self {
             state,
             listener,
             http_addr,
             cluster_addr,
+            feeder,
         })
     }
 
@@ -170,8 +201,16 @@ impl Agent {
             .with_graceful_shutdown(shutdown)
             .await;
         tracing::info!("HTTP server stopped; leaving the cluster");
+        if let Some(feeder) = &self.feeder {
+            feeder.close_links();
+        }
         self.state.node().shutdown().await;
         tracing::info!("node left the cluster");
+        if let Some(history) = self.state.history()
+            && !history.flush(HISTORY_FLUSH).await
+        {
+            tracing::warn!("history: records still queued at exit were not written");
+        }
         served.map_err(AgentError::Serve)
     }
 }
@@ -231,20 +270,41 @@ fn load_tls(files: &TlsFiles) -> Result<TlsConfig, AgentError> {
     Ok(TlsConfig::new(chain, key, ca, &files.server_name)?)
 }
 
-/// Completes on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
+/// Completes on SIGINT or SIGTERM. Called inside the runtime, the SIGTERM handler is
+/// installed at once, not when the future is first polled, so that a SIGTERM sent as soon
+/// as the ready line is printed is not lost (it would kill the process); called outside,
+/// it is installed when first polled.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    let early = tokio::runtime::Handle::try_current()
+        .ok()
+        .map(|_| terminate_signal());
+    async move {
+        wait_for_signal(
+            #[cfg(unix)]
+            early.unwrap_or_else(terminate_signal),
+        )
+        .await
+    }
+}
+
+#[cfg(unix)]
+fn terminate_signal() -> std::io::Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+}
+
+async fn wait_for_signal(#[cfg(unix)] terminate: std::io::Result<tokio::signal::unix::Signal>) {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot watch SIGTERM; stopping on SIGINT only");
-                    let _ = interrupt.await;
-                    return;
-                }
-            };
+        let mut terminate = match terminate {
+            Ok(signal) => signal,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; stopping on SIGINT only");
+                let _ = interrupt.await;
+                return;
+            }
+        };
         tokio::select! {
             _ = interrupt => tracing::info!("SIGINT: shutting down"),
             _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),

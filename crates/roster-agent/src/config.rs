@@ -13,6 +13,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use roster::nodes::{SplitBrainAction, SplitBrainConfig, SplitBrainStrategy};
 use serde::Deserialize;
 
+use crate::alerts::rules::{AlertSettings, AlertsConfig};
+use crate::history::settings::HistorySettings;
+
 /// The cluster secret a loopback-only cluster uses when none is given. Development only:
 /// an agent whose cluster address is not a loopback address refuses to start without a
 /// secret of its own.
@@ -48,6 +51,11 @@ pub struct Cli {
 pub enum Command {
     /// Runs one Roster node and its HTTP API until SIGINT or SIGTERM.
     Agent(Box<AgentArgs>),
+    /// Measures how many history records per second a backend takes.
+    BenchHistory(crate::history::bench::BenchArgs),
+    /// Starts three agents on loopback and tours what Roster does on them (then keeps
+    /// them running for the dashboard until Ctrl-C).
+    Demo(crate::demo::DemoArgs),
     /// The client commands, against a running agent.
     #[command(flatten)]
     Client(crate::cli::ClientCommand),
@@ -144,6 +152,17 @@ pub struct AgentArgs {
     /// The initial log filter, as RUST_LOG (e.g. info, roster=debug) [default: info].
     #[arg(long, env = "ROSTER_LOG", value_name = "FILTER")]
     pub log: Option<String>,
+    /// Where the history is kept: sqlite (DATA_DIR/history.sqlite3), sqlite:PATH,
+    /// postgres://USER@HOST:PORT/DB, or off [default: sqlite].
+    #[arg(long, env = "ROSTER_HISTORY", value_name = "BACKEND")]
+    pub history: Option<String>,
+    /// History records waiting to be written at most; beyond, they are dropped and
+    /// counted [default: 65536].
+    #[arg(long, env = "ROSTER_HISTORY_QUEUE", value_name = "N")]
+    pub history_queue: Option<usize>,
+    /// How long heartbeats are kept in the history, e.g. 12h or 7d [default: 7d].
+    #[arg(long, env = "ROSTER_HEARTBEAT_RETENTION", value_name = "DURATION")]
+    pub heartbeat_retention: Option<String>,
 }
 
 /// How the agent writes its logs.
@@ -215,6 +234,14 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
     /// `log`.
     pub log: Option<String>,
+    /// `history`.
+    pub history: Option<String>,
+    /// `history_queue`.
+    pub history_queue: Option<usize>,
+    /// `heartbeat_retention`.
+    pub heartbeat_retention: Option<String>,
+    /// `[alerts]`: `[[alerts.rules]]` and `[[alerts.webhooks]]`.
+    pub alerts: Option<AlertsConfig>,
 }
 
 /// A setting that cannot work. Each names the setting and what is allowed.
@@ -328,6 +355,10 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// The initial log filter.
     pub log: String,
+    /// The history settings.
+    pub history: HistorySettings,
+    /// The alert rules and webhooks.
+    pub alerts: AlertSettings,
 }
 
 impl std::fmt::Debug for Settings {
@@ -349,6 +380,8 @@ impl std::fmt::Debug for Settings {
             .field("data_dir", &self.data_dir)
             .field("log_format", &self.log_format)
             .field("log", &self.log)
+            .field("history", &self.history)
+            .field("alerts", &self.alerts)
             .finish()
     }
 }
@@ -460,6 +493,21 @@ impl Settings {
                 &format!("a filter such as info or roster=debug,warn ({e})"),
             ));
         }
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let history = HistorySettings::parse(
+            args.history.or(file.history).as_deref(),
+            args.history_queue.or(file.history_queue),
+            args.heartbeat_retention
+                .or(file.heartbeat_retention)
+                .as_deref(),
+            &data_dir,
+        )
+        .map_err(|(setting, value, allowed)| invalid(setting, &value, allowed))?;
+        let alerts = AlertSettings::from_config(file.alerts.unwrap_or_default())
+            .map_err(|(value, allowed)| invalid("alerts", &value, &allowed))?;
         Ok(Self {
             name,
             listen,
@@ -475,12 +523,11 @@ impl Settings {
             scopes,
             split_brain,
             tls,
-            data_dir: args
-                .data_dir
-                .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            data_dir,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             log,
+            history,
+            alerts,
         })
     }
 

@@ -7,7 +7,10 @@
 //! - [`agent`]: start and graceful shutdown of the node and the HTTP server;
 //! - [`dashboard`]: the web dashboard at `/`, its assets embedded;
 //! - [`http`]: the API, one module per resource, and its OpenAPI document;
+//! - [`history`]: the audit log and heartbeats kept in SQLite or PostgreSQL;
+//! - [`alerts`]: alert rules, their state and webhooks;
 //! - [`state`]: what the handlers share;
+//! - [`demo`]: `roster demo`, a three-node cluster and a narrated, checked tour of it;
 //! - [`cli`]: the command-line client of a running agent (`roster nodes`, `roster names`,
 //!   `roster events`, ...).
 //!
@@ -16,9 +19,12 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod alerts;
 pub mod cli;
 pub mod config;
 pub mod dashboard;
+pub mod demo;
+pub mod history;
 pub mod http;
 pub mod logging;
 pub mod state;
@@ -32,6 +38,31 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Agent(args) => run_agent(*args),
         Command::Client(command) => cli::run(&command),
+        Command::Demo(args) => demo::run(&args),
+        Command::BenchHistory(args) => bench_history(&args),
+    }
+}
+
+fn bench_history(args: &history::bench::BenchArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("roster bench-history: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(history::bench::run(args)) {
+        Ok(figures) => {
+            println!("{figures}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("roster bench-history: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -62,8 +93,9 @@ fn run_agent(args: AgentArgs) -> ExitCode {
     };
     let result = runtime.block_on(async {
         let agent = agent::Agent::start(settings, log).await?;
+        let shutdown = agent::shutdown_signal();
         println!("{}", agent.ready_line());
-        agent.run(agent::shutdown_signal()).await
+        agent.run(shutdown).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

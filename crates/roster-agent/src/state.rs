@@ -2,11 +2,13 @@
 //! one `Arc` so that a clone per request costs a reference count. Later resources
 //! (sessions, events, metrics, history) add their handles here.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use roster::Node;
 
+use crate::alerts::Alerts;
 use crate::config::Settings;
+use crate::history::History;
 use crate::logging::LogControl;
 
 /// The state of the HTTP API.
@@ -18,6 +20,8 @@ struct Shared {
     node: Node,
     settings: Arc<Settings>,
     log: LogControl,
+    history: OnceLock<History>,
+    alerts: OnceLock<Alerts>,
 }
 
 impl AppState {
@@ -27,6 +31,8 @@ impl AppState {
             node,
             settings,
             log,
+            history: OnceLock::new(),
+            alerts: OnceLock::new(),
         }))
     }
 
@@ -43,5 +49,25 @@ impl AppState {
     /// The log control.
     pub fn log(&self) -> &LogControl {
         &self.0.log
+    }
+
+    /// Sets the history (once, at start; later calls are ignored).
+    pub fn set_history(&self, history: History) {
+        let _ = self.0.history.set(history);
+    }
+
+    /// The history; `None` with `--history off`.
+    pub fn history(&self) -> Option<&History> {
+        self.0.history.get()
+    }
+
+    /// Sets the alerts (once, at start; later calls are ignored).
+    pub fn set_alerts(&self, alerts: Alerts) {
+        let _ = self.0.alerts.set(alerts);
+    }
+
+    /// The alerts; `None` until started.
+    pub fn alerts(&self) -> Option<&Alerts> {
+        self.0.alerts.get()
     }
 }

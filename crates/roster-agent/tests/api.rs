@@ -337,7 +337,7 @@ async fn the_log_level_changes_while_running() {
 }
 
 /// The endpoints of this part of the agent, as the brief lists them.
-const ROUTES: [(&str, &str); 16] = [
+const ROUTES: [(&str, &str); 18] = [
     ("get", "/api/nodes"),
     ("get", "/api/nodes/{name}"),
     ("delete", "/api/nodes/{name}"),
@@ -354,6 +354,8 @@ const ROUTES: [(&str, &str); 16] = [
     ("put", "/api/log-level"),
     ("get", "/healthz"),
     ("get", "/readyz"),
+    ("get", "/api/audit"),
+    ("get", "/api/alerts"),
 ];
 
 fn documented() -> BTreeSet<(String, String)> {

@@ -5,7 +5,7 @@
 //! - [`args`]: the commands and their flags;
 //! - [`client`]: the HTTP client and its errors;
 //! - [`table`]: plain-text tables;
-//! - [`run`]: what each command asks and prints.
+//! - [`run`](mod@run): what each command asks and prints.
 
 pub mod args;
 pub mod client;

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::errors::{ApiError, ApiQuery, ErrorBody};
 use super::nodes::StatusView;
 use crate::state::AppState;
 
@@ -55,9 +56,12 @@ pub struct GraphView {
     pub links: Vec<GraphLinkView>,
 }
 
-/// A link session of this node (live or recently closed).
+/// A link session of this node (live or recently closed), or from the history.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LinkSessionView {
+    /// The node whose session it is (this node, or another agent writing to the same
+    /// history database).
+    pub recorder: String,
     /// The session id.
     pub session: u64,
     /// The peer's name.
@@ -121,30 +125,81 @@ pub async fn graph(State(state): State<AppState>) -> Json<GraphView> {
     })
 }
 
-/// This node's link sessions, live and recently closed.
-#[utoipa::path(get, path = "/api/link-sessions", tag = "cluster",
-    responses((status = 200, description = "The sessions", body = Vec<LinkSessionView>)))]
-pub async fn link_sessions(State(state): State<AppState>) -> Json<Vec<LinkSessionView>> {
+/// Which link sessions to list.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LinkSessionQuery {
+    /// `true`: closed sessions only; `false`: live ones only (default: both).
+    #[param(value_type = Option<bool>)]
+    pub closed: Option<String>,
+    /// Only sessions live or closed at or after this time, in milliseconds since the
+    /// Unix epoch.
+    #[param(value_type = Option<u64>)]
+    pub since: Option<String>,
+}
+
+/// This node's link sessions, live and closed: the library's (the last 64 closed) and
+/// the history's, grouped by pair of nodes.
+#[utoipa::path(get, path = "/api/link-sessions", tag = "cluster", params(LinkSessionQuery),
+    responses(
+        (status = 200, description = "The sessions", body = Vec<LinkSessionView>),
+        (status = 400, description = "bad_closed, bad_time or bad_query", body = ErrorBody),
+        (status = 503, description = "history_unavailable", body = ErrorBody),
+    ))]
+pub async fn link_sessions(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<LinkSessionQuery>,
+) -> Result<Json<Vec<LinkSessionView>>, ApiError> {
+    let closed = match query.closed.as_deref() {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "bad_closed",
+                format!("closed {other:?} is not allowed: true or false"),
+            ));
+        }
+    };
+    let since = match query.since.as_deref() {
+        None => None,
+        Some(text) => Some(text.parse::<u64>().map_err(|_| {
+            ApiError::bad_request(
+                "bad_time",
+                format!("since {text:?} is not allowed: give milliseconds since the Unix epoch"),
+            )
+        })?),
+    };
+    let recorder = state.node().name().to_owned();
     let sessions = state.node().cluster().link_sessions();
-    Json(
-        sessions
-            .into_iter()
-            .map(|s| LinkSessionView {
-                session: s.session,
-                peer: s.peer,
-                peer_incarnation: s.peer_incarnation.to_string(),
-                kind: s.kind.to_string(),
-                established_ms: epoch_ms(s.established_at),
-                rtt_ms: s.rtt.map(|rtt| rtt.as_secs_f64() * 1000.0),
-                bytes_out: s.bytes_out,
-                bytes_in: s.bytes_in,
-                frames_out: s.frames_out,
-                frames_in: s.frames_in,
-                closed_ms: s.closed.as_ref().map(|(at, _)| epoch_ms(*at)),
-                closed_reason: s.closed.map(|(_, why)| why),
-            })
-            .collect(),
-    )
+    let memory = sessions
+        .into_iter()
+        .map(|s| LinkSessionView {
+            recorder: recorder.clone(),
+            session: s.session,
+            peer: s.peer,
+            peer_incarnation: s.peer_incarnation.to_string(),
+            kind: s.kind.to_string(),
+            established_ms: epoch_ms(s.established_at),
+            rtt_ms: s.rtt.map(|rtt| rtt.as_secs_f64() * 1000.0),
+            bytes_out: s.bytes_out,
+            bytes_in: s.bytes_in,
+            frames_out: s.frames_out,
+            frames_in: s.frames_in,
+            closed_ms: s.closed.as_ref().map(|(at, _)| epoch_ms(*at)),
+            closed_reason: s.closed.map(|(_, why)| why),
+        })
+        .collect();
+    let mut sessions = if closed == Some(false) {
+        memory
+    } else {
+        super::history_links::merge(&state, since, memory).await?
+    };
+    sessions.retain(|s| {
+        closed.is_none_or(|closed| s.closed_ms.is_some() == closed)
+            && since.is_none_or(|since| s.closed_ms.is_none_or(|at| at >= since))
+    });
+    Ok(Json(sessions))
 }
 
 /// The routes of this resource.

@@ -21,6 +21,32 @@ pub struct Probe {
     pub reason: Option<String>,
     /// The linked peers.
     pub peers: usize,
+    /// The history's state (absent with `--history off`); a degraded history does not
+    /// make the agent unready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<HistoryProbe>,
+}
+
+/// The history's state in a probe.
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
+pub struct HistoryProbe {
+    /// `ok`, or `degraded` (the database is unreachable: records are held, then dropped).
+    pub status: String,
+    /// The last error, while degraded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Records dropped since start.
+    pub dropped: u64,
+}
+
+fn history_probe(state: &AppState) -> Option<HistoryProbe> {
+    let stats = state.history()?.stats();
+    let degraded = stats.degraded();
+    Some(HistoryProbe {
+        status: if degraded { "degraded" } else { "ok" }.to_owned(),
+        error: stats.last_error(),
+        dropped: stats.dropped.load(std::sync::atomic::Ordering::Relaxed),
+    })
 }
 
 /// The process is up.
@@ -31,6 +57,7 @@ pub async fn healthz(State(state): State<AppState>) -> Json<Probe> {
         status: "ok".to_owned(),
         reason: None,
         peers: state.node().cluster().peers().len(),
+        history: history_probe(&state),
     })
 }
 
@@ -63,6 +90,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Probe>) 
         status: if reason.is_some() { "not_ready" } else { "ok" }.to_owned(),
         reason,
         peers,
+        history: history_probe(&state),
     };
     (status, Json(probe))
 }

@@ -4,11 +4,16 @@
 //! Every route is registered through utoipa-axum, so the router and the OpenAPI document
 //! ([`openapi()`]) come from the same list. Errors have one shape ([`errors::ApiError`]).
 
+pub mod alerts;
+pub mod audit;
 pub mod auth;
 pub mod errors;
 pub mod graph;
 pub mod groups;
 pub mod health;
+pub mod history_errors;
+pub mod history_heartbeats;
+pub mod history_links;
 pub mod keys;
 pub mod limits;
 pub mod log_level;
@@ -39,6 +44,8 @@ fn documented() -> OpenApiRouter<AppState> {
         .merge(health::router())
         .merge(log_level::router())
         .merge(openapi::router())
+        .merge(audit::router())
+        .merge(alerts::router())
 }
 
 /// The OpenAPI 3.1 document of the API.

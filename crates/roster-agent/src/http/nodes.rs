@@ -135,7 +135,7 @@ impl From<NodeInfo> for NodeView {
 }
 
 /// A linked peer as a heartbeat measured it.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PeerSampleView {
     /// The peer's name.
     pub name: String,
@@ -146,7 +146,7 @@ pub struct PeerSampleView {
 }
 
 /// What a node measured of itself at one time.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct HeartbeatView {
     /// When it was sampled, in milliseconds since the Unix epoch (the sender's clock).
     pub at_ms: u64,
@@ -346,7 +346,8 @@ pub async fn get_node(
     }))
 }
 
-/// The heartbeats of a node that this node keeps in memory, oldest first.
+/// The heartbeats of a node: those this node keeps in memory, preceded by the history's
+/// for the part of the window memory does not reach (e.g. after a restart); oldest first.
 #[utoipa::path(get, path = "/api/nodes/{name}/heartbeats", tag = "nodes",
     params(("name" = String, Path, description = "The node's name"), HeartbeatQuery),
     responses(
@@ -372,16 +373,19 @@ pub async fn heartbeats(
         },
     };
     let nodes = state.node().nodes();
-    if nodes.get(&name).is_none() {
-        return Err(unknown_node(&name));
-    }
+    let known = nodes.get(&name).is_some();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO);
     let since = now.saturating_sub(Duration::from_secs(minutes * 60));
     let since_ms = u64::try_from(since.as_millis()).unwrap_or(u64::MAX);
     let beats = nodes.heartbeats(&name, since_ms);
-    Ok(Json(beats.into_iter().map(HeartbeatView::from).collect()))
+    let beats = beats.into_iter().map(HeartbeatView::from).collect();
+    let beats = super::history_heartbeats::merge(&state, &name, since_ms, beats).await;
+    if !known && beats.is_empty() {
+        return Err(unknown_node(&name));
+    }
+    Ok(Json(beats))
 }
 
 /// Forgets an offline node now (it leaves the expected cluster of the split-brain

@@ -32,6 +32,8 @@ use crate::state::AppState;
         (name = "health", description = "Probes"),
         (name = "logs", description = "Log levels"),
         (name = "openapi", description = "This document"),
+        (name = "history", description = "The audit log of the history"),
+        (name = "alerts", description = "Alerts firing and resolved"),
     )
 )]
 pub struct ApiDoc;

@@ -1,0 +1,345 @@
+//! The demo's steps: each asks the agents' HTTP API to do something a registry is for, and
+//! checks what every node then says. A step that does not hold stops the demo with what it
+//! expected and what it saw.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use ureq::http::Method;
+
+use super::DemoArgs;
+use super::cluster::{self, DemoAgent};
+use super::say;
+use crate::cli::client::{Client, ClientError, encode};
+
+/// How long replication or failure detection may take before a step gives up.
+const SETTLE: Duration = Duration::from_secs(20);
+
+/// Why the tour stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum TourError {
+    /// The cluster could not start.
+    #[error(transparent)]
+    Cluster(#[from] cluster::ClusterError),
+    /// An agent refused or failed a call.
+    #[error("{agent}: {error}")]
+    Api {
+        /// The agent asked.
+        agent: String,
+        /// What it answered.
+        error: ClientError,
+    },
+    /// A step did not hold.
+    #[error("step {step} did not hold within {SETTLE:?}: {what}")]
+    Check {
+        /// The step.
+        step: usize,
+        /// What was expected.
+        what: String,
+    },
+    /// The data directory could not be made.
+    #[error("cannot make the data directory: {0}")]
+    DataDir(std::io::Error),
+}
+
+/// An agent of the tour and its client.
+struct Agent {
+    process: DemoAgent,
+    client: Client,
+}
+
+impl Agent {
+    fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, TourError> {
+        self.client
+            .send(method, path, body.as_ref())
+            .map_err(|error| TourError::Api {
+                agent: self.process.name.clone(),
+                error,
+            })
+    }
+
+    fn get(&self, path: &str) -> Result<Value, TourError> {
+        self.call(Method::GET, path, None)
+    }
+
+    /// A new session of `ttl` named `name`; returns its id and pid.
+    fn session(&self, name: &str, ttl: &str) -> Result<(String, String), TourError> {
+        let session = self.call(
+            Method::POST,
+            "/api/sessions",
+            Some(json!({ "ttl": ttl, "name": name })),
+        )?;
+        Ok((text(&session, "id"), text(&session, "pid")))
+    }
+}
+
+fn text(value: &Value, field: &str) -> String {
+    value
+        .get(field)
+        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Polls `check` until it holds; fails step `step` saying `what` after [`SETTLE`].
+fn settle(step: usize, what: &str, mut check: impl FnMut() -> bool) -> Result<(), TourError> {
+    let end = Instant::now() + SETTLE;
+    while !check() {
+        if Instant::now() >= end {
+            return Err(TourError::Check {
+                step,
+                what: what.to_owned(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    Ok(())
+}
+
+/// The statuses `agent` gives the nodes, by name.
+fn statuses(agent: &Agent) -> Vec<(String, String)> {
+    let mut nodes: Vec<(String, String)> = agent
+        .get("/api/nodes")
+        .ok()
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|n| (text(n, "name"), text(n, "status")))
+        .collect();
+    nodes.sort();
+    nodes
+}
+
+/// The owner's node of `key` as `agent` sees it.
+fn owner_node(agent: &Agent, key: &str) -> Option<String> {
+    agent
+        .get(&format!("/api/registry/{}", encode(key, true)))
+        .ok()
+        .map(|name| text(&name, "node"))
+}
+
+fn member_count(agent: &Agent, key: &str) -> usize {
+    agent
+        .get(&format!("/api/groups/{}", encode(key, true)))
+        .ok()
+        .and_then(|group| group.get("count").and_then(Value::as_u64))
+        .unwrap_or(0) as usize
+}
+
+/// Runs the tour; see the [module docs](super).
+pub fn run(args: &DemoArgs) -> Result<(), TourError> {
+    let (data, _cleanup) =
+        cluster::data_dir(args.data_dir.as_deref()).map_err(TourError::DataDir)?;
+    let names = ["demo-1", "demo-2", "demo-3"];
+
+    say::step(1, "A cluster of three agents on loopback");
+    let first = DemoAgent::start(
+        names[0],
+        cluster::free_or_any(args.port),
+        &data,
+        None,
+        &names,
+    )?;
+    let seed = first.cluster.clone();
+    let mut agents = vec![first];
+    for name in &names[1..] {
+        agents.push(DemoAgent::start(name, 0, &data, Some(&seed), &names)?);
+    }
+    let agents: Vec<Agent> = agents
+        .into_iter()
+        .map(|process| Agent {
+            client: process.client(),
+            process,
+        })
+        .collect();
+    for agent in &agents {
+        say::line(&format!(
+            "{}  http {}  cluster {}",
+            agent.process.name, agent.process.url, agent.process.cluster
+        ));
+    }
+    let all_online: Vec<(String, String)> = names
+        .iter()
+        .map(|n| ((*n).to_owned(), "online".to_owned()))
+        .collect();
+    settle(1, "every agent sees three nodes online", || {
+        agents.iter().all(|a| statuses(a) == all_online)
+    })?;
+    say::ok("every agent sees demo-1, demo-2 and demo-3 online");
+    say::line(&format!(
+        "their logs: {}",
+        data.join("demo-N.log").display()
+    ));
+    say::line(&format!("dashboard: {}/", agents[0].process.url));
+
+    say::step(2, "A unique name, registered on demo-1, found from demo-3");
+    let (user, _) = agents[0].session("user-123", "30s")?;
+    agents[0].call(
+        Method::PUT,
+        &format!("/api/sessions/{user}/names/session/user-123"),
+        Some(json!({ "meta": { "region": "eu-west" } })),
+    )?;
+    say::line(
+        "PUT demo-1 /api/sessions/<id>/names/session/user-123  {\"meta\": {\"region\": \"eu-west\"}}",
+    );
+    settle(2, "demo-3 finds session/user-123 on demo-1", || {
+        owner_node(&agents[2], "session/user-123").as_deref() == Some("demo-1")
+    })?;
+    say::ok("GET demo-3 /api/registry/session/user-123 -> owned by a process of demo-1");
+
+    say::step(
+        3,
+        "The same name from demo-2 is refused: one owner per name, cluster-wide",
+    );
+    let (other, _) = agents[1].session("user-123-elsewhere", "30s")?;
+    match agents[1].client.send(
+        Method::PUT,
+        &format!("/api/sessions/{other}/names/session/user-123"),
+        Some(&json!({ "meta": null })),
+    ) {
+        Err(ClientError::Refused {
+            status: 409,
+            message,
+            ..
+        }) => {
+            say::ok(&format!("409: {message}"));
+        }
+        other => {
+            return Err(TourError::Check {
+                step: 3,
+                what: format!("a conflict (409), got {other:?}"),
+            });
+        }
+    }
+
+    say::step(4, "A group across three nodes, and a message to all of it");
+    let mut members = Vec::new();
+    for agent in &agents {
+        let (id, _) = agent.session(&format!("chat-{}", agent.process.name), "30s")?;
+        agent.call(
+            Method::PUT,
+            &format!("/api/sessions/{id}/groups/room/42"),
+            Some(json!({ "meta": { "node": agent.process.name } })),
+        )?;
+        members.push(id);
+    }
+    settle(4, "every agent counts three members in room/42", || {
+        agents.iter().all(|a| member_count(a, "room/42") == 3)
+    })?;
+    say::ok("room/42 has a member on each of demo-1, demo-2 and demo-3");
+    let sent = agents[1].call(
+        Method::POST,
+        "/api/dispatch",
+        Some(json!({ "key": "room/42", "message": { "text": "hello, room 42" } })),
+    )?;
+    say::line(&format!("POST demo-2 /api/dispatch room/42 -> {sent}"));
+    for (agent, id) in agents.iter().zip(&members) {
+        let messages = agent.get(&format!("/api/sessions/{id}/messages?wait=5s"))?;
+        let got = messages.as_array().map_or(0, Vec::len);
+        if got == 0 {
+            return Err(TourError::Check {
+                step: 4,
+                what: format!("the member on {} got the message", agent.process.name),
+            });
+        }
+    }
+    say::ok("each member, on its own node, received the message");
+
+    say::step(5, "A process ends: its memberships go everywhere at once");
+    agents[2].call(
+        Method::DELETE,
+        &format!("/api/sessions/{}", members[2]),
+        None,
+    )?;
+    settle(5, "every agent counts two members in room/42", || {
+        agents.iter().all(|a| member_count(a, "room/42") == 2)
+    })?;
+    say::ok("DELETE the session on demo-3 -> room/42 has two members on every node");
+
+    say::step(
+        6,
+        "A lease lapses: a session not kept alive loses its names",
+    );
+    let (lease, _) = agents[1].session("short-lived", "2s")?;
+    agents[1].call(
+        Method::PUT,
+        &format!("/api/sessions/{lease}/names/leader/shard-7"),
+        Some(json!({ "meta": { "term": 1 } })),
+    )?;
+    settle(6, "demo-1 finds leader/shard-7", || {
+        owner_node(&agents[0], "leader/shard-7").as_deref() == Some("demo-2")
+    })?;
+    say::line("leader/shard-7 held by a 2 s session on demo-2, no keepalive...");
+    settle(6, "leader/shard-7 is gone everywhere", || {
+        agents
+            .iter()
+            .all(|a| owner_node(a, "leader/shard-7").is_none())
+    })?;
+    say::ok("the lease lapsed: leader/shard-7 is free on every node");
+
+    say::step(7, "A node dies (kill -9): the others drop its entries");
+    let mut agents = agents;
+    let mut dead = agents.pop().map(|a| a.process);
+    if let Some(process) = dead.as_mut() {
+        process.kill();
+    }
+    settle(7, "demo-1 and demo-2 see demo-3 offline", || {
+        agents.iter().all(|a| {
+            statuses(a)
+                .iter()
+                .any(|(n, s)| n == "demo-3" && s == "offline")
+        })
+    })?;
+    settle(7, "room/42 has one member left", || {
+        agents.iter().all(|a| member_count(a, "room/42") == 1)
+    })?;
+    say::ok("demo-3 is offline on demo-1 and demo-2, and its member of room/42 is gone");
+    let partition = agents[0].get("/api/partition")?;
+    say::line(&format!(
+        "split-brain check on demo-1: {} (keeps writing: {})",
+        text(&partition, "reason"),
+        text(&partition, "keeps_writing")
+    ));
+    drop(dead);
+
+    say::step(
+        8,
+        "Still there: session/user-123, kept alive by its session",
+    );
+    agents[0].call(
+        Method::PUT,
+        &format!("/api/sessions/{user}/keepalive"),
+        None,
+    )?;
+    if owner_node(&agents[1], "session/user-123").as_deref() != Some("demo-1") {
+        return Err(TourError::Check {
+            step: 8,
+            what: "demo-2 still finds session/user-123 on demo-1".to_owned(),
+        });
+    }
+    say::ok("demo-2 finds session/user-123 on demo-1");
+
+    if args.exit {
+        say::line("\nDone: stopping the cluster.");
+        return Ok(());
+    }
+    say::line(&format!(
+        "\nThe cluster keeps running: open {}/ for the dashboard, or try\n  roster nodes --agent {}\n  roster events --nodes --agent {}\nCtrl-C stops it.",
+        agents[0].process.url, agents[0].process.url, agents[1].process.url
+    ));
+    wait_for_ctrl_c();
+    for agent in &mut agents {
+        agent.process.wait(Duration::from_secs(5));
+    }
+    Ok(())
+}
+
+/// Blocks until SIGINT or SIGTERM.
+fn wait_for_ctrl_c() {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    runtime.block_on(crate::agent::shutdown_signal());
+}

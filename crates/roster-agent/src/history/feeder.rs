@@ -1,0 +1,317 @@
+//! The feeder: tasks that subscribe to the node's node events (heartbeats included) and to
+//! the registry events of every scope connected at start, and turn them into records.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use roster::nodes::{NodeEvent, PartitionStatus};
+use roster::{Delivery, Event, EventKind, LinkSession, Node, Pattern, Reason};
+
+use super::record::RecordKind;
+use super::recorder::Recorder;
+use crate::http::nodes::HeartbeatView;
+
+/// The running feeder of a node.
+#[derive(Debug)]
+pub struct Feeder {
+    node: Node,
+    recorder: Recorder,
+    closing: Arc<AtomicBool>,
+}
+
+impl Feeder {
+    /// Records every live link session of the node as closed ("this node is shutting
+    /// down"), with its counters, and stops recording link closes: call it before
+    /// `Node::shutdown`, whose link closes may not reach the feeder any more.
+    pub fn close_links(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        for session in self.node.cluster().link_sessions() {
+            if session.closed.is_none() {
+                self.recorder.record(closed(
+                    &session,
+                    "this node is shutting down".to_owned(),
+                    session
+                        .rtt
+                        .map(|rtt| u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX)),
+                ));
+            }
+        }
+    }
+}
+
+/// The record of the closed session `session`.
+fn closed(session: &LinkSession, reason: String, rtt_us: Option<u64>) -> RecordKind {
+    RecordKind::LinkClosed {
+        peer: session.peer.clone(),
+        peer_incarnation: session.peer_incarnation.to_string(),
+        session: session.session,
+        reason,
+        link_kind: Some(session.kind.to_string()),
+        established_ms: Some(epoch_ms(session.established_at)),
+        bytes_out: Some(session.bytes_out),
+        bytes_in: Some(session.bytes_in),
+        frames_out: Some(session.frames_out),
+        frames_in: Some(session.frames_in),
+        rtt_us,
+    }
+}
+
+/// Starts the feeder tasks of `node` into `recorder`; they end when the node stops.
+pub fn spawn(node: &Node, recorder: &Recorder) -> Feeder {
+    let closing = Arc::new(AtomicBool::new(false));
+    tokio::spawn(node_events(
+        node.clone(),
+        recorder.clone(),
+        Arc::clone(&closing),
+    ));
+    for name in node.scopes() {
+        let Ok(scope) = node.scope(&name) else {
+            continue;
+        };
+        match scope.subscribe(Pattern::All) {
+            Ok(events) => {
+                tokio::spawn(registry_events(name.to_string(), events, recorder.clone()));
+            }
+            Err(e) => {
+                tracing::warn!(scope = %name, error = %e, "history: cannot watch the scope's conflicts");
+            }
+        }
+    }
+    Feeder {
+        node: node.clone(),
+        recorder: recorder.clone(),
+        closing,
+    }
+}
+
+/// What the feeder remembers between node events.
+struct NodeFeed {
+    node: Node,
+    recorder: Recorder,
+    fenced: bool,
+    /// The last round-trip time this node measured to each peer (from its heartbeats),
+    /// in microseconds: closed sessions no longer carry one.
+    rtt_us: HashMap<String, u64>,
+    /// Set once the agent recorded its live sessions as closed at shutdown.
+    closing: Arc<AtomicBool>,
+}
+
+async fn node_events(node: Node, recorder: Recorder, closing: Arc<AtomicBool>) {
+    let mut events = node.nodes().subscribe(Pattern::All, true);
+    let fenced = node.nodes().partition().is_some_and(|p| p.fenced);
+    let mut feed = NodeFeed {
+        node,
+        recorder,
+        fenced,
+        rtt_us: HashMap::new(),
+        closing,
+    };
+    while let Some(delivery) = events.recv().await {
+        match delivery {
+            Delivery::Events(batch) => {
+                for event in batch {
+                    feed.on(event);
+                }
+            }
+            Delivery::Lagged { missed } => {
+                feed.recorder
+                    .stats()
+                    .missed_events
+                    .fetch_add(missed, Ordering::Relaxed);
+                tracing::warn!(
+                    missed,
+                    "history: node events missed (the feeder fell behind)"
+                );
+            }
+        }
+    }
+}
+
+impl NodeFeed {
+    fn on(&mut self, event: NodeEvent) {
+        let kind = match event {
+            NodeEvent::Up { record, first_seen } => RecordKind::NodeUp {
+                node: record.name,
+                incarnation: record.incarnation.to_string(),
+                first_seen,
+            },
+            NodeEvent::Down {
+                name,
+                incarnation,
+                left,
+                reason,
+            } => RecordKind::NodeDown {
+                node: name,
+                incarnation: incarnation.to_string(),
+                left,
+                reason,
+            },
+            NodeEvent::Status {
+                name,
+                old,
+                new,
+                reason,
+            } => RecordKind::NodeStatus {
+                node: name,
+                old: old.to_string(),
+                new: new.to_string(),
+                reason,
+            },
+            NodeEvent::Heartbeat { name, heartbeat } => {
+                if name == self.node.name() {
+                    for peer in &heartbeat.peers {
+                        if let Some(rtt) = peer.rtt_us {
+                            self.rtt_us.insert(peer.name.clone(), rtt);
+                        }
+                    }
+                }
+                let at_ms = heartbeat.at_ms;
+                let heartbeat =
+                    serde_json::to_value(HeartbeatView::from(heartbeat)).unwrap_or_default();
+                self.recorder.record_at(
+                    at_ms,
+                    RecordKind::Heartbeat {
+                        node: name,
+                        heartbeat,
+                    },
+                );
+                return;
+            }
+            NodeEvent::LinkUp {
+                peer,
+                incarnation,
+                session,
+            } => {
+                let listed = self.session(&peer, session);
+                RecordKind::LinkOpened {
+                    peer,
+                    peer_incarnation: incarnation.to_string(),
+                    session,
+                    link_kind: listed.map(|s| s.kind.to_string()),
+                }
+            }
+            NodeEvent::LinkDown {
+                peer,
+                incarnation,
+                session,
+                reason,
+            } => {
+                if self.closing.load(Ordering::SeqCst) {
+                    return;
+                }
+                let rtt_us = self.rtt_us.get(&peer).copied();
+                match self.session(&peer, session) {
+                    Some(listed) => closed(&listed, reason, rtt_us),
+                    None => RecordKind::LinkClosed {
+                        peer,
+                        peer_incarnation: incarnation.to_string(),
+                        session,
+                        reason,
+                        link_kind: None,
+                        established_ms: None,
+                        bytes_out: None,
+                        bytes_in: None,
+                        frames_out: None,
+                        frames_in: None,
+                        rtt_us,
+                    },
+                }
+            }
+            NodeEvent::PartitionDetected { status, .. } => {
+                self.fence(&status);
+                RecordKind::PartitionDetected {
+                    unreachable: status.unreachable,
+                    side: status.side,
+                    strategy: status.strategy.to_string(),
+                    verdict: status.verdict.reason,
+                    fenced: status.fenced,
+                }
+            }
+            NodeEvent::PartitionHealed { status, .. } => {
+                self.fence(&status);
+                RecordKind::PartitionHealed {
+                    side: status.side,
+                    fenced: status.fenced,
+                }
+            }
+            NodeEvent::Updated { .. } => return,
+            other => {
+                tracing::debug!(event = ?other, "history: a node event this agent does not record");
+                return;
+            }
+        };
+        self.recorder.record(kind);
+    }
+
+    /// Records a fence raised or lowered by the partition status `status`.
+    fn fence(&mut self, status: &PartitionStatus) {
+        if status.fenced == self.fenced {
+            return;
+        }
+        self.fenced = status.fenced;
+        let verdict = status.verdict.reason.clone();
+        self.recorder.record(if status.fenced {
+            RecordKind::FenceRaised {
+                unreachable: status.unreachable.clone(),
+                verdict,
+            }
+        } else {
+            RecordKind::FenceLowered { verdict }
+        });
+    }
+
+    /// The session `session` to `peer` as the library lists it (live or recently closed).
+    fn session(&self, peer: &str, session: u64) -> Option<LinkSession> {
+        self.node
+            .cluster()
+            .link_sessions()
+            .into_iter()
+            .rev()
+            .find(|s| s.session == session && s.peer == peer)
+    }
+}
+
+async fn registry_events(scope: String, mut events: roster::Subscription, recorder: Recorder) {
+    while let Some(delivery) = events.recv().await {
+        let batch = match delivery {
+            Delivery::Events(batch) => batch,
+            Delivery::Lagged { missed } => {
+                recorder
+                    .stats()
+                    .missed_events
+                    .fetch_add(missed, Ordering::Relaxed);
+                tracing::warn!(
+                    scope,
+                    missed,
+                    "history: registry events missed (the feeder fell behind)"
+                );
+                continue;
+            }
+        };
+        for event in batch {
+            if let Some(kind) = conflict(&scope, &event) {
+                recorder.record(kind);
+            }
+        }
+    }
+}
+
+/// The record of a name conflict loss, if `event` is one.
+pub fn conflict(scope: &str, event: &Event) -> Option<RecordKind> {
+    match (&event.kind, &event.reason) {
+        (EventKind::Unregistered, Reason::Conflict { winner }) => Some(RecordKind::NameConflict {
+            scope: scope.to_owned(),
+            key: event.key.to_string(),
+            winner: winner.to_string(),
+            loser: event.pid.to_string(),
+        }),
+        _ => None,
+    }
+}
+
+fn epoch_ms(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

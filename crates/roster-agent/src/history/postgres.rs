@@ -1,0 +1,388 @@
+//! The PostgreSQL backend (`--history postgres://...`): tokio-postgres without TLS, driven
+//! by a current-thread runtime owned by the store, so that it is used from a plain thread
+//! as the SQLite store is. Several agents may write to one database: every row carries its
+//! recorder, and migrations run under an advisory lock.
+
+use std::time::Duration;
+
+use tokio::runtime::Runtime;
+use tokio_postgres::{Client, NoTls};
+
+use super::record::{Record, RecordKind};
+use super::sqlite::audit_row;
+use super::store::{AuditQuery, AuditRow, SCHEMA_VERSION, Store, StoreError, StoredHeartbeat};
+
+/// The migrations, in order: migration `i` brings the schema to version `i + 1`.
+const MIGRATIONS: [&str; 1] = ["CREATE TABLE IF NOT EXISTS roster_audit (
+        id BIGSERIAL PRIMARY KEY,
+        at_ms BIGINT NOT NULL,
+        recorder TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        subject TEXT,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS roster_audit_at ON roster_audit (at_ms);
+    CREATE INDEX IF NOT EXISTS roster_audit_kind ON roster_audit (kind, id);
+    CREATE TABLE IF NOT EXISTS roster_heartbeats (
+        recorder TEXT NOT NULL,
+        node TEXT NOT NULL,
+        at_ms BIGINT NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS roster_heartbeats_node_at ON roster_heartbeats (node, at_ms);
+    CREATE INDEX IF NOT EXISTS roster_heartbeats_at ON roster_heartbeats (at_ms);"];
+
+/// The advisory lock migrations run under ("ROST").
+const MIGRATION_LOCK: i64 = 0x524F_5354;
+
+/// How long connecting may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A history in a PostgreSQL database.
+#[derive(Debug)]
+pub struct PostgresStore {
+    runtime: Runtime,
+    config: tokio_postgres::Config,
+    client: Option<Client>,
+    location: String,
+}
+
+impl PostgresStore {
+    /// A store for the database at `url` (`postgres://user[:password]@host[:port]/db`),
+    /// not connected yet: see [`PostgresStore::connect`].
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] if the URL is not a PostgreSQL URL or the runtime
+    /// cannot start.
+    pub fn new(url: &str) -> Result<Self, StoreError> {
+        let location = redact(url);
+        let mut config: tokio_postgres::Config =
+            url.parse().map_err(|e| StoreError::Unavailable {
+                location: location.clone(),
+                reason: format!("not a PostgreSQL URL: {e}"),
+            })?;
+        config.connect_timeout(CONNECT_TIMEOUT);
+        config.application_name("roster-agent");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Unavailable {
+                location: location.clone(),
+                reason: format!("cannot start a runtime: {e}"),
+            })?;
+        Ok(Self {
+            runtime,
+            config,
+            client: None,
+            location,
+        })
+    }
+
+    /// Connects (again) and brings the schema up to date.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Newer`] if another agent wrote a newer schema;
+    /// [`StoreError::Unavailable`] if the server cannot be reached.
+    pub fn connect(&mut self) -> Result<(), StoreError> {
+        self.client = None;
+        let (client, connection) = self
+            .runtime
+            .block_on(self.config.connect(NoTls))
+            .map_err(|e| self.unavailable(&e))?;
+        self.runtime.spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "history: PostgreSQL connection closed");
+            }
+        });
+        self.runtime.block_on(migrate(&client, &self.location))?;
+        self.client = Some(client);
+        Ok(())
+    }
+
+    fn unavailable(&self, e: &tokio_postgres::Error) -> StoreError {
+        StoreError::Unavailable {
+            location: self.location.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    /// Connects first if the last statement lost the connection.
+    fn reconnect_if_closed(&mut self) -> Result<(), StoreError> {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            self.connect()?;
+        }
+        Ok(())
+    }
+
+    fn not_connected(&self) -> StoreError {
+        StoreError::Unavailable {
+            location: self.location.clone(),
+            reason: "not connected".to_owned(),
+        }
+    }
+
+    /// Maps a statement's error: a lost connection is an outage (and is dropped, to
+    /// reconnect), anything else a failed statement.
+    fn statement_error(&mut self, e: &tokio_postgres::Error) -> StoreError {
+        if e.is_closed()
+            || self.client.as_ref().is_none_or(Client::is_closed)
+            || e.as_db_error().is_none()
+        {
+            self.client = None;
+            return self.unavailable(e);
+        }
+        StoreError::Query {
+            location: self.location.clone(),
+            reason: e.to_string(),
+        }
+    }
+}
+
+async fn migrate(client: &Client, location: &str) -> Result<(), StoreError> {
+    let query = |e: tokio_postgres::Error| StoreError::Unavailable {
+        location: location.to_owned(),
+        reason: e.to_string(),
+    };
+    client
+        .batch_execute(&format!(
+            "SELECT pg_advisory_lock({MIGRATION_LOCK});
+             CREATE TABLE IF NOT EXISTS roster_schema (application TEXT NOT NULL, version BIGINT NOT NULL);"
+        ))
+        .await
+        .map_err(query)?;
+    let result = async {
+        let row = client
+            .query_opt("SELECT application, version FROM roster_schema LIMIT 1", &[])
+            .await
+            .map_err(query)?;
+        let version = match row {
+            None => {
+                client
+                    .execute(
+                        "INSERT INTO roster_schema (application, version) VALUES ('roster-history', 0)",
+                        &[],
+                    )
+                    .await
+                    .map_err(query)?;
+                0
+            }
+            Some(row) => {
+                let application: String = row.get(0);
+                if application != "roster-history" {
+                    return Err(StoreError::Foreign {
+                        location: location.to_owned(),
+                        found: format!("roster_schema names application {application:?}"),
+                    });
+                }
+                row.get::<_, i64>(1)
+            }
+        };
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Newer {
+                location: location.to_owned(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        let start = usize::try_from(version).unwrap_or(0);
+        for (index, migration) in MIGRATIONS.iter().enumerate().skip(start) {
+            client
+                .batch_execute(&format!(
+                    "BEGIN; {migration}; UPDATE roster_schema SET version = {}; COMMIT;",
+                    index + 1
+                ))
+                .await
+                .map_err(query)?;
+        }
+        Ok(())
+    }
+    .await;
+    let unlock = client
+        .batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
+        .await
+        .map_err(query);
+    result.and(unlock)
+}
+
+/// `url` without its password, for messages.
+pub(crate) fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{}@{}", &url[..scheme + 3], user, &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Audit rows as columns, for one `INSERT ... SELECT * FROM UNNEST(...)`: at_ms,
+/// recorder, kind, subject, body.
+type AuditColumns = (
+    Vec<i64>,
+    Vec<String>,
+    Vec<String>,
+    Vec<Option<String>>,
+    Vec<String>,
+);
+
+/// Heartbeats as columns: recorder, node, at_ms, body.
+type HeartbeatColumns = (Vec<String>, Vec<String>, Vec<i64>, Vec<String>);
+
+/// A time or count as PostgreSQL's BIGINT.
+fn int(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+impl Store for PostgresStore {
+    fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn write(&mut self, records: &[Record]) -> Result<(), StoreError> {
+        let mut audit = AuditColumns::default();
+        let mut beats = HeartbeatColumns::default();
+        for record in records {
+            if let RecordKind::Heartbeat { node, heartbeat } = &record.kind {
+                beats.0.push(record.recorder.clone());
+                beats.1.push(node.clone());
+                beats.2.push(int(record.at_ms));
+                beats.3.push(heartbeat.to_string());
+            } else {
+                audit.0.push(int(record.at_ms));
+                audit.1.push(record.recorder.clone());
+                audit.2.push(record.kind.tag().to_owned());
+                audit.3.push(record.kind.subject().map(str::to_owned));
+                audit
+                    .4
+                    .push(serde_json::to_string(&record.kind).unwrap_or_default());
+            }
+        }
+        self.reconnect_if_closed()?;
+        let Some(client) = &self.client else {
+            return Err(self.not_connected());
+        };
+        let result = self.runtime.block_on(async {
+            client.batch_execute("BEGIN").await?;
+            if !audit.0.is_empty() {
+                client
+                    .execute(
+                        "INSERT INTO roster_audit (at_ms, recorder, kind, subject, body)
+                         SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[])",
+                        &[&audit.0, &audit.1, &audit.2, &audit.3, &audit.4],
+                    )
+                    .await?;
+            }
+            if !beats.0.is_empty() {
+                client
+                    .execute(
+                        "INSERT INTO roster_heartbeats (recorder, node, at_ms, body)
+                         SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::TEXT[])",
+                        &[&beats.0, &beats.1, &beats.2, &beats.3],
+                    )
+                    .await?;
+            }
+            client.batch_execute("COMMIT").await
+        });
+        result.map_err(|e| {
+            let error = self.statement_error(&e);
+            if let Some(client) = &self.client {
+                let _ = self.runtime.block_on(client.batch_execute("ROLLBACK"));
+            }
+            error
+        })
+    }
+
+    fn prune_heartbeats(&mut self, before_ms: u64) -> Result<u64, StoreError> {
+        self.reconnect_if_closed()?;
+        let Some(client) = &self.client else {
+            return Err(self.not_connected());
+        };
+        let result = self.runtime.block_on(client.execute(
+            "DELETE FROM roster_heartbeats WHERE at_ms < $1",
+            &[&int(before_ms)],
+        ));
+        result.map_err(|e| self.statement_error(&e))
+    }
+
+    fn audit(&mut self, query: &AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
+        let since = query.since_ms.map(int);
+        let until = query.until_ms.map(int);
+        let kinds: Option<Vec<String>> = (!query.kinds.is_empty()).then(|| query.kinds.clone());
+        let limit = int(query.limit as u64);
+        self.reconnect_if_closed()?;
+        let Some(client) = &self.client else {
+            return Err(self.not_connected());
+        };
+        let result = self.runtime.block_on(client.query(
+            "SELECT id, at_ms, recorder, body FROM roster_audit
+             WHERE ($1::BIGINT IS NULL OR at_ms >= $1)
+               AND ($2::BIGINT IS NULL OR at_ms < $2)
+               AND ($3::TEXT[] IS NULL OR kind = ANY($3))
+               AND ($4::TEXT IS NULL OR subject = $4 OR recorder = $4)
+               AND ($5::BIGINT IS NULL OR id < $5)
+             ORDER BY id DESC LIMIT $6",
+            &[
+                &since,
+                &until,
+                &kinds,
+                &query.node,
+                &query.before_id,
+                &limit,
+            ],
+        ));
+        let rows = result.map_err(|e| self.statement_error(&e))?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| {
+                let body: String = row.get(3);
+                audit_row(row.get(0), row.get(1), row.get(2), &body)
+            })
+            .collect())
+    }
+
+    fn heartbeats(
+        &mut self,
+        node: &str,
+        since_ms: u64,
+        until_ms: u64,
+    ) -> Result<Vec<StoredHeartbeat>, StoreError> {
+        self.reconnect_if_closed()?;
+        let Some(client) = &self.client else {
+            return Err(self.not_connected());
+        };
+        let result = self.runtime.block_on(client.query(
+            "SELECT recorder, at_ms, body FROM roster_heartbeats
+             WHERE node = $1 AND at_ms >= $2 AND at_ms < $3 ORDER BY at_ms",
+            &[&node, &int(since_ms), &int(until_ms)],
+        ));
+        let rows = result.map_err(|e| self.statement_error(&e))?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let body: String = row.get(2);
+                StoredHeartbeat {
+                    recorder: row.get(0),
+                    at_ms: u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
+                    heartbeat: serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+                }
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_kept_out_of_messages() {
+        assert_eq!(
+            redact("postgres://roster:s3cret@db:5432/history"),
+            "postgres://roster@db:5432/history"
+        );
+        assert_eq!(redact("postgres://db/history"), "postgres://db/history");
+    }
+}

@@ -1,0 +1,238 @@
+//! What the history keeps: one [`Record`] per fact, each carrying the name of the node that
+//! recorded it, and the kinds of facts ([`RecordKind`]).
+
+use serde::{Deserialize, Serialize};
+
+/// One fact recorded by one node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// When it was recorded, in milliseconds since the Unix epoch (for a heartbeat: when
+    /// the sender sampled it).
+    pub at_ms: u64,
+    /// The name of the node that recorded it.
+    pub recorder: String,
+    /// What happened.
+    pub kind: RecordKind,
+}
+
+/// What a [`Record`] says. Serialized with a `kind` tag in snake_case (the `kind` of the
+/// audit log), the fields beside it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RecordKind {
+    /// A node's status changed (as it published it).
+    NodeStatus {
+        /// The node.
+        node: String,
+        /// The status before (`online`, `degraded`, `draining`, `offline`, `unreachable`).
+        old: String,
+        /// The status now.
+        new: String,
+        /// Why.
+        reason: String,
+    },
+    /// A node was seen for the first time, or came back.
+    NodeUp {
+        /// The node.
+        node: String,
+        /// Its incarnation, 16 hex digits.
+        incarnation: String,
+        /// This node had never heard of it (`false`: it is back).
+        first_seen: bool,
+    },
+    /// A node went offline.
+    NodeDown {
+        /// The node.
+        node: String,
+        /// Its incarnation, 16 hex digits.
+        incarnation: String,
+        /// It left on purpose (`false`: declared dead, or vanished).
+        left: bool,
+        /// Why.
+        reason: String,
+    },
+    /// A link of the recorder to a peer was established.
+    LinkOpened {
+        /// The peer.
+        peer: String,
+        /// The peer's incarnation, 16 hex digits.
+        peer_incarnation: String,
+        /// The recorder's session id of the link.
+        session: u64,
+        /// `tcp` or `tls`, when the library still listed the session.
+        link_kind: Option<String>,
+    },
+    /// A link of the recorder to a peer closed.
+    LinkClosed {
+        /// The peer.
+        peer: String,
+        /// The peer's incarnation, 16 hex digits.
+        peer_incarnation: String,
+        /// The recorder's session id of the link.
+        session: u64,
+        /// Why it closed.
+        reason: String,
+        /// `tcp` or `tls`, when the library still listed the session.
+        link_kind: Option<String>,
+        /// When it was established, in milliseconds since the Unix epoch, when known.
+        established_ms: Option<u64>,
+        /// Bytes sent over it, when known.
+        bytes_out: Option<u64>,
+        /// Bytes received over it, when known.
+        bytes_in: Option<u64>,
+        /// Frames sent over it, when known.
+        frames_out: Option<u64>,
+        /// Frames received over it, when known.
+        frames_in: Option<u64>,
+        /// The last round-trip time measured on it, in microseconds, when known.
+        rtt_us: Option<u64>,
+    },
+    /// A name went to another process in a conflict between nodes; recorded by each node
+    /// that saw the loser's entry removed.
+    NameConflict {
+        /// The scope.
+        scope: String,
+        /// The name.
+        key: String,
+        /// The process that kept the name.
+        winner: String,
+        /// The process that lost it.
+        loser: String,
+    },
+    /// The recorder's split-brain check suspects a partition, or what it suspects changed.
+    PartitionDetected {
+        /// The expected nodes it cannot reach.
+        unreachable: Vec<String>,
+        /// Its side: itself and the expected nodes it reaches.
+        side: Vec<String>,
+        /// The strategy of the verdict.
+        strategy: String,
+        /// The verdict, in words.
+        verdict: String,
+        /// Whether it is fenced.
+        fenced: bool,
+    },
+    /// The recorder's split-brain check no longer suspects a partition.
+    PartitionHealed {
+        /// Its side.
+        side: Vec<String>,
+        /// Whether it is still fenced.
+        fenced: bool,
+    },
+    /// The recorder raised its fence: it refuses new unique registrations.
+    FenceRaised {
+        /// The expected nodes it cannot reach.
+        unreachable: Vec<String>,
+        /// The verdict, in words.
+        verdict: String,
+    },
+    /// The recorder lowered its fence.
+    FenceLowered {
+        /// The verdict, in words.
+        verdict: String,
+    },
+    /// A session expired (its holder stopped renewing it).
+    SessionExpired {
+        /// The session id.
+        session_id: String,
+        /// The session's name.
+        name: String,
+        /// The process that held it.
+        pid: String,
+        /// Why.
+        reason: String,
+    },
+    /// A session was deleted on request.
+    SessionDeleted {
+        /// The session id.
+        session_id: String,
+        /// The session's name.
+        name: String,
+        /// The process that held it.
+        pid: String,
+        /// Why.
+        reason: String,
+    },
+    /// An alert fired or resolved.
+    Alert {
+        /// The alert's id (the same when it fires and resolves).
+        id: u64,
+        /// The rule's kind (`node_offline`, ...).
+        rule: String,
+        /// What it is about (a node name, or the recorder for cluster-wide rules).
+        subject: String,
+        /// `firing` or `resolved`.
+        state: String,
+        /// What it means, in words.
+        message: String,
+    },
+    /// A heartbeat of a node, as received by the recorder.
+    Heartbeat {
+        /// The node that sent it.
+        node: String,
+        /// The heartbeat, as `GET /api/nodes/{name}/heartbeats` shows it.
+        #[schema(value_type = Object)]
+        heartbeat: serde_json::Value,
+    },
+}
+
+/// The kinds of the audit log (every [`RecordKind`] but heartbeats, which have their own
+/// table), by tag.
+pub const AUDIT_KINDS: [&str; 13] = [
+    "node_status",
+    "node_up",
+    "node_down",
+    "link_opened",
+    "link_closed",
+    "name_conflict",
+    "partition_detected",
+    "partition_healed",
+    "fence_raised",
+    "fence_lowered",
+    "session_expired",
+    "session_deleted",
+    "alert",
+];
+
+impl RecordKind {
+    /// Its tag, as in the audit log (`node_status`, ...).
+    pub fn tag(&self) -> &'static str {
+        match self {
+            Self::NodeStatus { .. } => "node_status",
+            Self::NodeUp { .. } => "node_up",
+            Self::NodeDown { .. } => "node_down",
+            Self::LinkOpened { .. } => "link_opened",
+            Self::LinkClosed { .. } => "link_closed",
+            Self::NameConflict { .. } => "name_conflict",
+            Self::PartitionDetected { .. } => "partition_detected",
+            Self::PartitionHealed { .. } => "partition_healed",
+            Self::FenceRaised { .. } => "fence_raised",
+            Self::FenceLowered { .. } => "fence_lowered",
+            Self::SessionExpired { .. } => "session_expired",
+            Self::SessionDeleted { .. } => "session_deleted",
+            Self::Alert { .. } => "alert",
+            Self::Heartbeat { .. } => "heartbeat",
+        }
+    }
+
+    /// The node (or name) it is about, for the `node` filter of the audit log: the node of
+    /// node facts, the peer of links, the subject of alerts; `None` for facts about the
+    /// recorder itself or about names.
+    pub fn subject(&self) -> Option<&str> {
+        match self {
+            Self::NodeStatus { node, .. }
+            | Self::NodeUp { node, .. }
+            | Self::NodeDown { node, .. }
+            | Self::Heartbeat { node, .. } => Some(node),
+            Self::LinkOpened { peer, .. } | Self::LinkClosed { peer, .. } => Some(peer),
+            Self::Alert { subject, .. } => Some(subject),
+            Self::NameConflict { .. }
+            | Self::PartitionDetected { .. }
+            | Self::PartitionHealed { .. }
+            | Self::FenceRaised { .. }
+            | Self::FenceLowered { .. }
+            | Self::SessionExpired { .. }
+            | Self::SessionDeleted { .. } => None,
+        }
+    }
+}

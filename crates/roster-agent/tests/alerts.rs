@@ -1,0 +1,244 @@
+//! Alert rules against real clusters of agents (OS processes), delivered to a webhook the
+//! test runs: a stopped agent makes `node_degraded` fire and resolve, a killed one
+//! `node_offline`; with three expected nodes, majority and fence, killing two makes the
+//! survivor's `split_brain` and `fence_raised` fire, and both resolve when they are back.
+//! Each alert fires once and resolves once, and is recorded in the history.
+
+#[allow(dead_code)]
+mod history_support;
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use history_support::{Agent, Webhook};
+use serde_json::Value;
+use support::{eventually, get};
+
+/// How long a cluster may take to form or notice a death, on a loaded machine.
+const DEADLINE: Duration = Duration::from_secs(45);
+
+/// Writes a settings file with `rules` (TOML tables) and the webhook.
+fn config(dir: &Path, rules: &str, webhook: &Webhook) -> String {
+    let path = dir.join("roster.toml");
+    std::fs::write(
+        &path,
+        format!("{rules}\n[[alerts.webhooks]]\nurl = \"{}\"\n", webhook.url),
+    )
+    .unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// The webhook's alerts raised by `node` for `rule` about `subject` (after the first
+/// `webhook.skip` deliveries).
+fn delivered(webhook: &Webhook, node: &str, rule: &str, subject: &str) -> Vec<Value> {
+    webhook
+        .received()
+        .into_iter()
+        .skip(webhook.skip())
+        .filter(|a| a["node"] == node && a["rule"] == rule && a["subject"] == subject)
+        .collect()
+}
+
+/// Waits until the webhook got `state` for the alert, returning it.
+fn wait_for(webhook: &Webhook, node: &str, rule: &str, subject: &str, state: &str) -> Value {
+    eventually(
+        &format!("{node}: {rule} about {subject} {state}"),
+        DEADLINE,
+        || {
+            delivered(webhook, node, rule, subject)
+                .into_iter()
+                .find(|a| a["state"] == state)
+        },
+    )
+}
+
+fn all_online(agent: &Agent, count: usize) {
+    eventually(
+        &format!("{} sees {count} online nodes", agent.name),
+        DEADLINE,
+        || {
+            let (_, nodes) = get(&agent.url("/api/nodes"));
+            let online = nodes
+                .as_array()?
+                .iter()
+                .filter(|n| n["status"] == "online")
+                .count();
+            (online == count).then_some(())
+        },
+    );
+}
+
+/// The alert's firing and resolved deliveries: exactly one of each, same id.
+fn fired_and_resolved_once(webhook: &Webhook, node: &str, rule: &str, subject: &str) {
+    let alerts = delivered(webhook, node, rule, subject);
+    let firing: Vec<&Value> = alerts.iter().filter(|a| a["state"] == "firing").collect();
+    let resolved: Vec<&Value> = alerts.iter().filter(|a| a["state"] == "resolved").collect();
+    assert_eq!((firing.len(), resolved.len()), (1, 1), "{alerts:?}");
+    assert_eq!(firing[0]["id"], resolved[0]["id"]);
+    assert!(resolved[0]["resolved_at_ms"].as_u64() >= firing[0]["fired_at_ms"].as_u64());
+}
+
+fn recorded(agent: &Agent, rule: &str, subject: &str) -> Vec<String> {
+    let (status, page) = get(&agent.url("/api/audit?kind=alert"));
+    assert_eq!(status, 200, "{page}");
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["rule"] == rule && r["subject"] == subject)
+        .map(|r| r["state"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn signal(agent: &Agent, signal: rustix::process::Signal) {
+    let pid = agent.pid();
+    rustix::process::kill_process(pid, signal).expect("signal");
+}
+
+#[test]
+fn degraded_and_offline_nodes_fire_and_resolve_once() {
+    let webhook = Webhook::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(
+        dir.path(),
+        "[[alerts.rules]]\nkind = \"node_offline\"\nfor = \"1s\"\n[[alerts.rules]]\nkind = \"node_degraded\"\nfor = \"0s\"\n",
+        &webhook,
+    );
+    let a = Agent::start("al-a", &dir.path().join("a"), &["--config", &config]);
+    let seed = a.cluster.clone();
+    let b = Agent::start(
+        "al-b",
+        &dir.path().join("b"),
+        &["--config", &config, "--seed", &seed],
+    );
+    let c = Agent::start("al-c", &dir.path().join("c"), &["--seed", &seed]);
+    all_online(&a, 3);
+    all_online(&b, 3);
+
+    // A stopped process misses its heartbeats: degraded, then back.
+    signal(&c, rustix::process::Signal::STOP);
+    wait_for(&webhook, "al-a", "node_degraded", "al-c", "firing");
+    signal(&c, rustix::process::Signal::CONT);
+    wait_for(&webhook, "al-a", "node_degraded", "al-c", "resolved");
+    all_online(&a, 3);
+
+    // A killed process is offline; a new one of that name resolves it.
+    c.kill();
+    let fired = wait_for(&webhook, "al-a", "node_offline", "al-c", "firing");
+    assert_eq!(fired["message"], "node al-c is offline (for at least 1s)");
+    wait_for(&webhook, "al-b", "node_offline", "al-c", "firing");
+    let (status, alerts) = get(&a.url("/api/alerts"));
+    assert_eq!(status, 200);
+    assert!(
+        alerts["firing"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["rule"] == "node_offline" && x["subject"] == "al-c"),
+        "{alerts}"
+    );
+    let c = Agent::start("al-c", &dir.path().join("c"), &["--seed", &seed]);
+    wait_for(&webhook, "al-a", "node_offline", "al-c", "resolved");
+    wait_for(&webhook, "al-b", "node_offline", "al-c", "resolved");
+    fired_and_resolved_once(&webhook, "al-a", "node_offline", "al-c");
+    fired_and_resolved_once(&webhook, "al-b", "node_offline", "al-c");
+    let (_, alerts) = get(&a.url("/api/alerts"));
+    assert!(alerts["firing"].as_array().unwrap().is_empty(), "{alerts}");
+    assert!(
+        alerts["resolved"].as_array().unwrap().len() >= 2,
+        "{alerts}"
+    );
+    assert!(
+        alerts["webhooks_delivered"].as_u64().unwrap() >= 4,
+        "{alerts}"
+    );
+    eventually("the alerts are in a's history", DEADLINE, || {
+        (recorded(&a, "node_offline", "al-c") == ["resolved", "firing"]).then_some(())
+    });
+    drop((a, b, c));
+}
+
+#[test]
+fn split_brain_and_fence_fire_on_the_minority_and_resolve_when_healed() {
+    let webhook = Webhook::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(
+        dir.path(),
+        "[[alerts.rules]]\nkind = \"split_brain\"\n[[alerts.rules]]\nkind = \"fence_raised\"\n",
+        &webhook,
+    );
+    let split = [
+        "--config",
+        &config,
+        "--expected-node",
+        "sb-a,sb-b,sb-c",
+        "--split-brain-action",
+        "fence",
+    ];
+    let a = Agent::start("sb-a", &dir.path().join("a"), &split);
+    let seed = a.cluster.clone();
+    let with_seed = |extra: &[&str]| -> Vec<String> {
+        extra
+            .iter()
+            .map(|s| (*s).to_owned())
+            .chain(["--seed".to_owned(), seed.clone()])
+            .collect()
+    };
+    let args = with_seed(&split);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let b = Agent::start("sb-b", &dir.path().join("b"), &args);
+    let c = Agent::start("sb-c", &dir.path().join("c"), &args);
+    for agent in [&a, &b, &c] {
+        all_online(agent, 3);
+    }
+    // While the cluster forms, a node may suspect a partition for a moment (its expected
+    // nodes are not all reachable yet): wait until nothing fires, then count from there.
+    for agent in [&a, &b, &c] {
+        eventually(
+            &format!("no alert firing on {}", agent.name),
+            DEADLINE,
+            || {
+                let (_, alerts) = get(&agent.url("/api/alerts"));
+                alerts["firing"].as_array()?.is_empty().then_some(())
+            },
+        );
+    }
+    webhook.set_skip(webhook.received().len());
+
+    b.kill();
+    c.kill();
+    let split_brain = wait_for(&webhook, "sb-a", "split_brain", "sb-a", "firing");
+    assert!(
+        split_brain["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("sb-a suspects a partition: cannot reach sb-"),
+        "{split_brain}"
+    );
+    wait_for(&webhook, "sb-a", "fence_raised", "sb-a", "firing");
+    let (_, ready) = get(&a.url("/readyz"));
+    assert_eq!(ready["status"], "not_ready", "fenced: {ready}");
+
+    let b = Agent::start("sb-b", &dir.path().join("b"), &args);
+    let c = Agent::start("sb-c", &dir.path().join("c"), &args);
+    wait_for(&webhook, "sb-a", "split_brain", "sb-a", "resolved");
+    wait_for(&webhook, "sb-a", "fence_raised", "sb-a", "resolved");
+    fired_and_resolved_once(&webhook, "sb-a", "split_brain", "sb-a");
+    fired_and_resolved_once(&webhook, "sb-a", "fence_raised", "sb-a");
+    eventually("the fence is in a's history", DEADLINE, || {
+        let (_, page) = get(&a
+            .url("/api/audit?kind=fence_raised,fence_lowered,partition_detected,partition_healed"));
+        let kinds: Vec<String> = page["items"]
+            .as_array()?
+            .iter()
+            .map(|r| r["kind"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        (kinds.contains(&"fence_raised".to_owned())
+            && kinds.contains(&"fence_lowered".to_owned())
+            && kinds.contains(&"partition_detected".to_owned())
+            && kinds.contains(&"partition_healed".to_owned()))
+        .then_some(())
+    });
+    drop((a, b, c));
+}
