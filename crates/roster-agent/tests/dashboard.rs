@@ -217,6 +217,12 @@ fn the_dashboard_shows_the_cluster_live_in_chromium() {
         browser.execute(&count("#node-rows tr[data-status=online]"), &[]),
         2
     );
+    // The agent keeps a history (the default): its audit log has rows.
+    browser.wait_for(
+        "rows in the audit panel",
+        Duration::from_secs(15),
+        "return document.querySelector('#audit[data-state=on] .entry[data-kind]:not([data-kind=\"\"])') !== null;",
+    );
 
     // The stream is live before the name is registered.
     browser.wait_for(
@@ -379,18 +385,24 @@ fn the_dashboard_shows_the_cluster_live_in_chromium() {
     );
 }
 
-/// The registry list and the feed are virtualised: 100,000 items keep a few dozen rows in
-/// the DOM and the last one is reached by scrolling; the graph takes 50 nodes and keeps
-/// their positions when it is updated again.
+/// On an agent without history the audit panel says so. The registry list and the feed
+/// are virtualised: 100,000 items keep a few dozen rows in the DOM and the last one is
+/// reached by scrolling; the graph takes 50 nodes and keeps their positions when it is
+/// updated again.
 #[test]
-fn lists_stay_small_in_the_dom_and_the_graph_keeps_its_layout() {
-    let agent = AgentProcess::start("dash-scale", &[]);
+fn history_off_is_said_lists_stay_small_and_the_graph_keeps_its_layout() {
+    let agent = AgentProcess::start("dash-scale", &["--history", "off"]);
     let browser = Browser::start(1200, 900);
     browser.navigate(&agent.url("/"));
     browser.wait_for(
         "the page's node table",
         Duration::from_secs(10),
         &at_least("#node-rows tr[data-node]", 1),
+    );
+    browser.wait_for(
+        "history off in the audit panel",
+        Duration::from_secs(10),
+        "return document.querySelector('#audit[data-state=off]')?.textContent === 'history is off on this agent';",
     );
 
     let setup = r#"
