@@ -197,7 +197,22 @@ impl Agent {
     ) -> Result<(), AgentError> {
         let router = http::router(self.state.clone());
         tracing::info!(http = %self.http_addr, cluster = %self.cluster_addr, name = self.state.node().name(), "agent ready");
-        let served = axum::serve(self.listener, router)
+        // The peer address is what the rate limit is keyed by.
+        let router = router.into_make_service_with_connect_info::<SocketAddr>();
+        // SSE streams end when the shutdown begins, or they would hold it open.
+        let state = self.state.clone();
+        let shutdown = async move {
+            shutdown.await;
+            state.services().shutdown.stop();
+        };
+        // Small answers (pipelined requests, SSE events) go out at once, not after the
+        // client's delayed ACK (Nagle).
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
+        let served = axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await;
         tracing::info!("HTTP server stopped; leaving the cluster");

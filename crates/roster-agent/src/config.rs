@@ -51,6 +51,9 @@ pub struct Cli {
 pub enum Command {
     /// Runs one Roster node and its HTTP API until SIGINT or SIGTERM.
     Agent(Box<AgentArgs>),
+    /// Starts one agent in this process and measures it over HTTP from a local load
+    /// generator: lookups, session creation and expiry, keepalives, SSE fan-out.
+    BenchAgent(crate::bench::BenchArgs),
     /// Measures how many history records per second a backend takes.
     BenchHistory(crate::history::bench::BenchArgs),
     /// Starts three agents on loopback and tours what Roster does on them (then keeps
@@ -152,6 +155,9 @@ pub struct AgentArgs {
     /// The initial log filter, as RUST_LOG (e.g. info, roster=debug) [default: info].
     #[arg(long, env = "ROSTER_LOG", value_name = "FILTER")]
     pub log: Option<String>,
+    /// Sessions, events and rate limit.
+    #[command(flatten)]
+    pub api: crate::api_config::ApiArgs,
     /// Where the history is kept: sqlite (DATA_DIR/history.sqlite3), sqlite:PATH,
     /// postgres://USER@HOST:PORT/DB, or off [default: sqlite].
     #[arg(long, env = "ROSTER_HISTORY", value_name = "BACKEND")]
@@ -234,6 +240,8 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
     /// `log`.
     pub log: Option<String>,
+    /// The `[api]` table: sessions, events and rate limit.
+    pub api: Option<crate::api_config::ApiFileConfig>,
     /// `history`.
     pub history: Option<String>,
     /// `history_queue`.
@@ -355,6 +363,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// The initial log filter.
     pub log: String,
+    /// Sessions, events and rate limit.
+    pub api: crate::api_config::ApiSettings,
     /// The history settings.
     pub history: HistorySettings,
     /// The alert rules and webhooks.
@@ -380,6 +390,7 @@ impl std::fmt::Debug for Settings {
             .field("data_dir", &self.data_dir)
             .field("log_format", &self.log_format)
             .field("log", &self.log)
+            .field("api", &self.api)
             .field("history", &self.history)
             .field("alerts", &self.alerts)
             .finish()
@@ -485,6 +496,7 @@ impl Settings {
             args.tls_ca.or(file.tls_ca),
             args.tls_server_name.or(file.tls_server_name),
         )?;
+        let api = crate::api_config::ApiSettings::merge(args.api, file.api)?;
         let log = args.log.or(file.log).unwrap_or_else(|| "info".to_owned());
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log) {
             return Err(invalid(
@@ -526,6 +538,7 @@ impl Settings {
             data_dir,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             log,
+            api,
             history,
             alerts,
         })

@@ -20,14 +20,22 @@
 
 pub mod agent;
 pub mod alerts;
+pub mod api_config;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod dashboard;
 pub mod demo;
+pub mod events;
 pub mod history;
 pub mod http;
 pub mod logging;
+pub mod rate_limit;
+pub mod services;
+pub mod sessions;
+pub mod shutdown;
 pub mod state;
+pub mod telemetry;
 
 use std::process::ExitCode;
 
@@ -37,6 +45,7 @@ use config::{AgentArgs, Cli, Command, SecretEnv, Settings};
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Agent(args) => run_agent(*args),
+        Command::BenchAgent(args) => bench::run(&args),
         Command::Client(command) => cli::run(&command),
         Command::Demo(args) => demo::run(&args),
         Command::BenchHistory(args) => bench_history(&args),

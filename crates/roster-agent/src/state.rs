@@ -10,6 +10,7 @@ use crate::alerts::Alerts;
 use crate::config::Settings;
 use crate::history::History;
 use crate::logging::LogControl;
+use crate::services::Services;
 
 /// The state of the HTTP API.
 #[derive(Clone, Debug)]
@@ -20,17 +21,21 @@ struct Shared {
     node: Node,
     settings: Arc<Settings>,
     log: LogControl,
+    services: Services,
     history: OnceLock<History>,
     alerts: OnceLock<Alerts>,
 }
 
 impl AppState {
-    /// The state of an agent running `node` with `settings`, its logs under `log`.
+    /// The state of an agent running `node` with `settings`, its logs under `log`; starts
+    /// the API's services (sessions, event stream), so it must run inside a tokio runtime.
     pub fn new(node: Node, settings: Arc<Settings>, log: LogControl) -> Self {
+        let services = Services::start(&node, &settings);
         Self(Arc::new(Shared {
             node,
             settings,
             log,
+            services,
             history: OnceLock::new(),
             alerts: OnceLock::new(),
         }))
@@ -49,6 +54,11 @@ impl AppState {
     /// The log control.
     pub fn log(&self) -> &LogControl {
         &self.0.log
+    }
+
+    /// The API's services: sessions, events, metrics, rate limit.
+    pub fn services(&self) -> &Services {
+        &self.0.services
     }
 
     /// Sets the history (once, at start; later calls are ignored).

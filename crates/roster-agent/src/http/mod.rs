@@ -8,6 +8,8 @@ pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod errors;
+pub mod events;
+pub mod external_nodes;
 pub mod graph;
 pub mod groups;
 pub mod health;
@@ -17,13 +19,22 @@ pub mod history_links;
 pub mod keys;
 pub mod limits;
 pub mod log_level;
+pub mod messaging;
 pub mod meta;
+pub mod metrics;
 pub mod nodes;
 pub mod openapi;
+pub mod optional_json;
 pub mod pagination;
 pub mod partition;
+pub mod pid;
+pub mod rate_limit;
 pub mod registry;
+pub mod request_metrics;
 pub mod scopes;
+pub mod session_entries;
+pub mod session_messages;
+pub mod sessions;
 
 use axum::extract::DefaultBodyLimit;
 use axum::{Extension, Router, middleware};
@@ -44,6 +55,13 @@ fn documented() -> OpenApiRouter<AppState> {
         .merge(health::router())
         .merge(log_level::router())
         .merge(openapi::router())
+        .merge(sessions::router())
+        .merge(session_entries::router())
+        .merge(session_messages::router())
+        .merge(messaging::router())
+        .merge(events::router())
+        .merge(metrics::router())
+        .merge(external_nodes::router())
         .merge(audit::router())
         .merge(alerts::router())
 }
@@ -71,6 +89,14 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limits::MAX_BODY_BYTES))
         .layer(middleware::from_fn(limits::limit_body))
         .layer(middleware::from_fn(limits::limit_headers))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::limit_rate,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_metrics::count_requests,
+        ))
         .with_state(state);
     crate::dashboard::router()
         .layer(middleware::from_fn(limits::limit_headers))

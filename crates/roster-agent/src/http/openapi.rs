@@ -32,6 +32,10 @@ use crate::state::AppState;
         (name = "health", description = "Probes"),
         (name = "logs", description = "Log levels"),
         (name = "openapi", description = "This document"),
+        (name = "sessions", description = "Sessions: processes owned by the agent for clients in other languages"),
+        (name = "messages", description = "Send and dispatch"),
+        (name = "events", description = "The event stream (Server-Sent Events)"),
+        (name = "metrics", description = "Prometheus metrics"),
         (name = "history", description = "The audit log of the history"),
         (name = "alerts", description = "Alerts firing and resolved"),
     )
