@@ -5,6 +5,7 @@
 //!   [`config::Settings`];
 //! - [`logging`]: the log subscriber and its filter, changeable while running;
 //! - [`agent`]: start and graceful shutdown of the node and the HTTP server;
+//! - [`dashboard`]: the web dashboard at `/`, its assets embedded;
 //! - [`http`]: the API, one module per resource, and its OpenAPI document;
 //! - [`history`]: the audit log and heartbeats kept in SQLite or PostgreSQL;
 //! - [`alerts`]: alert rules, their state and webhooks;
@@ -23,6 +24,7 @@ pub mod api_config;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod demo;
 pub mod events;
 pub mod history;

@@ -73,11 +73,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc
 }
 
-/// The API's router over `state`.
+/// The API's router over `state`, with the dashboard (`/`, `/assets/*`) beside it: the
+/// dashboard is not part of the API document and needs no token (it holds no data).
 pub fn router(state: AppState) -> Router {
     let (router, mut doc) = documented().split_for_parts();
     doc.paths = openapi::openapi_paths(doc.paths);
-    router
+    let api = router
         .fallback(errors::no_route)
         .method_not_allowed_fallback(errors::method_not_allowed)
         .layer(middleware::from_fn_with_state(
@@ -96,5 +97,8 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             request_metrics::count_requests,
         ))
-        .with_state(state)
+        .with_state(state);
+    crate::dashboard::router()
+        .layer(middleware::from_fn(limits::limit_headers))
+        .merge(api)
 }
