@@ -142,11 +142,13 @@ impl Client {
         }
     }
 
-    /// Follows the Server-Sent Events of `path`, calling `event(name, data)` for each
-    /// until it returns `false` or the stream ends.
+    /// Follows the Server-Sent Events of `path`: calls `connected` once the agent has
+    /// accepted the stream (every event after that instant will come), then `event(name,
+    /// data)` for each until it returns `false` or the stream ends.
     pub fn events(
         &self,
         path: &str,
+        connected: impl FnOnce(),
         mut event: impl FnMut(&str, &str) -> bool,
     ) -> Result<(), ClientError> {
         let url = format!("{}{path}", self.base);
@@ -167,6 +169,7 @@ impl Client {
             let value = serde_json::from_str(&text).unwrap_or(Value::Null);
             return Err(refused(status, &value));
         }
+        connected();
         let reader = BufReader::new(response.into_body().into_reader());
         let (mut name, mut data) = (String::new(), String::new());
         for line in reader.lines() {

@@ -207,16 +207,20 @@ fn events(
         ("nodes", nodes.then_some("true")),
     ]);
     let mut seen = 0;
-    client.events(&format!("/api/events{query}"), |name, data| {
-        if json {
-            println!("{{\"event\":{},\"data\":{data}}}", Value::from(name));
-        } else {
-            let value: Value = serde_json::from_str(data).unwrap_or(Value::from(data));
-            println!("{}", event_line(name, &value));
-        }
-        seen += 1;
-        count.is_none_or(|count| seen < count)
-    })
+    client.events(
+        &format!("/api/events{query}"),
+        || {},
+        |name, data| {
+            if json {
+                println!("{{\"event\":{},\"data\":{data}}}", Value::from(name));
+            } else {
+                let value: Value = serde_json::from_str(data).unwrap_or(Value::from(data));
+                println!("{}", event_line(name, &value));
+            }
+            seen += 1;
+            count.is_none_or(|count| seen < count)
+        },
+    )
 }
 
 /// One event on one line: its kind, then its fields.

@@ -153,9 +153,21 @@ impl DemoAgent {
         let _ = self.child.wait();
     }
 
-    /// Waits for it to exit on its own (after Ctrl-C reached it), at most `deadline`;
-    /// kills it after that.
-    pub fn wait(&mut self, deadline: Duration) {
+    /// Asks it to stop (SIGTERM: it leaves the cluster, its peers drop its entries at
+    /// once) and waits for it to exit, at most `deadline`; kills it after that.
+    pub fn stop(&mut self, deadline: Duration) {
+        if let Some(pid) = i32::try_from(self.child.id())
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            // Gone already if this fails (a Ctrl-C from the terminal reached it too).
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        self.wait(deadline);
+    }
+
+    /// Waits for it to exit on its own, at most `deadline`; kills it after that.
+    fn wait(&mut self, deadline: Duration) {
         let end = std::time::Instant::now() + deadline;
         while std::time::Instant::now() < end {
             if matches!(self.child.try_wait(), Ok(Some(_))) {

@@ -16,6 +16,12 @@ pub fn line(text: &str) {
     flush();
 }
 
+/// Prints an empty line.
+pub fn blank() {
+    println!();
+    flush();
+}
+
 /// Prints a check that held.
 pub fn ok(text: &str) {
     println!("   ✓ {text}");

@@ -245,20 +245,21 @@ pub fn run(args: &DemoArgs) -> Result<(), TourError> {
     say::ok("each member, on its own node, received the message");
 
     say::step(5, "A process ends: its memberships go everywhere at once");
-    agents[2].call(
+    agents[1].call(
         Method::DELETE,
-        &format!("/api/sessions/{}", members[2]),
+        &format!("/api/sessions/{}", members[1]),
         None,
     )?;
     settle(5, "every agent counts two members in room/42", || {
         agents.iter().all(|a| member_count(a, "room/42") == 2)
     })?;
-    say::ok("DELETE the session on demo-3 -> room/42 has two members on every node");
+    say::ok("DELETE the session on demo-2 -> room/42 has two members on every node");
 
     say::step(
         6,
         "A lease lapses: a session not kept alive loses its names",
     );
+    let told = watch(&agents[2], "leader/");
     let (lease, _) = agents[1].session("short-lived", "2s")?;
     agents[1].call(
         Method::PUT,
@@ -275,6 +276,17 @@ pub fn run(args: &DemoArgs) -> Result<(), TourError> {
             .all(|a| owner_node(a, "leader/shard-7").is_none())
     })?;
     say::ok("the lease lapsed: leader/shard-7 is free on every node");
+    let mut events = Vec::new();
+    settle(6, "demo-3 is told leader/shard-7 came and went", || {
+        events.extend(told.try_iter());
+        events.iter().any(|e| e.starts_with("registered"))
+            && events.iter().any(|e| e.starts_with("unregistered"))
+    })?;
+    for event in &events {
+        say::line(&format!(
+            "demo-3 was told (GET /api/events?pattern=leader/): {event}"
+        ));
+    }
 
     say::step(7, "A node dies (kill -9): the others drop its entries");
     let mut agents = agents;
@@ -293,6 +305,7 @@ pub fn run(args: &DemoArgs) -> Result<(), TourError> {
         agents.iter().all(|a| member_count(a, "room/42") == 1)
     })?;
     say::ok("demo-3 is offline on demo-1 and demo-2, and its member of room/42 is gone");
+    say::line("(membership declared it dead: it sent no leave and no cleanup of its own)");
     let partition = agents[0].get("/api/partition")?;
     say::line(&format!(
         "split-brain check on demo-1: {} (keeps writing: {})",
@@ -303,6 +316,25 @@ pub fn run(args: &DemoArgs) -> Result<(), TourError> {
 
     say::step(
         8,
+        "demo-3 restarts: a new incarnation, and the cluster is whole again",
+    );
+    let process = DemoAgent::start(names[2], 0, &data, Some(&seed), &names)?;
+    agents.push(Agent {
+        client: process.client(),
+        process,
+    });
+    settle(8, "every agent sees three nodes online again", || {
+        agents.iter().all(|a| statuses(a) == all_online)
+    })?;
+    settle(8, "the partition check heals on demo-1", || {
+        agents[0]
+            .get("/api/partition")
+            .is_ok_and(|p| p["partition_suspected"] == false)
+    })?;
+    say::ok("demo-1, demo-2 and demo-3 online everywhere; no partition suspected");
+
+    say::step(
+        9,
         "Still there: session/user-123, kept alive by its session",
     );
     agents[0].call(
@@ -312,25 +344,84 @@ pub fn run(args: &DemoArgs) -> Result<(), TourError> {
     )?;
     if owner_node(&agents[1], "session/user-123").as_deref() != Some("demo-1") {
         return Err(TourError::Check {
-            step: 8,
+            step: 9,
             what: "demo-2 still finds session/user-123 on demo-1".to_owned(),
         });
     }
     say::ok("demo-2 finds session/user-123 on demo-1");
 
-    if args.exit {
-        say::line("\nDone: stopping the cluster.");
-        return Ok(());
+    say::step(
+        10,
+        "What demo-1 recorded (its history, SQLite in its data directory)",
+    );
+    let audit = agents[0].get("/api/audit?limit=500")?;
+    let mut kinds: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for row in audit
+        .get("items")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        *kinds.entry(text(row, "kind")).or_default() += 1;
     }
-    say::line(&format!(
-        "\nThe cluster keeps running: open {}/ for the dashboard, or try\n  roster nodes --agent {}\n  roster events --nodes --agent {}\nCtrl-C stops it.",
-        agents[0].process.url, agents[0].process.url, agents[1].process.url
-    ));
-    wait_for_ctrl_c();
+    let summary: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    say::line(&format!("GET /api/audit: {}", summary.join(", ")));
+    if !kinds.contains_key("node_down") {
+        return Err(TourError::Check {
+            step: 10,
+            what: "demo-1's audit log holds demo-3's death".to_owned(),
+        });
+    }
+    say::ok(
+        "demo-3's death is in demo-1's audit log, with the links and partition checks around it",
+    );
+
+    say::blank();
+    if args.exit {
+        say::line("Done: stopping the cluster.");
+    } else {
+        say::line(&format!(
+            "The cluster keeps running: open {}/ for the dashboard, or try\n  roster nodes --agent {}\n  roster events --nodes --agent {}\nCtrl-C stops it.",
+            agents[0].process.url, agents[0].process.url, agents[1].process.url
+        ));
+        wait_for_ctrl_c();
+    }
+    // Each leaves the cluster (SIGTERM), so the others see it go at once.
     for agent in &mut agents {
-        agent.process.wait(Duration::from_secs(5));
+        agent.process.stop(Duration::from_secs(5));
     }
     Ok(())
+}
+
+/// Follows the registry events of `agent` under `prefix` in a thread: one line per event
+/// (kind, key, node, reason), on the returned channel, until the agent goes. Returns once
+/// the stream is open (or could not be).
+fn watch(agent: &Agent, prefix: &str) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (open_tx, open) = std::sync::mpsc::channel();
+    let client = agent.client.clone();
+    let path = format!("/api/events?pattern={}", encode(prefix, false));
+    std::thread::spawn(move || {
+        let connected = move || {
+            let _ = open_tx.send(());
+        };
+        let _ = client.events(&path, connected, |_, data| {
+            let Ok(event) = serde_json::from_str::<Value>(data) else {
+                return true;
+            };
+            let line = format!(
+                "{} {} (node {}, reason {})",
+                text(&event, "kind"),
+                text(&event, "key"),
+                text(&event, "node"),
+                text(&event, "reason")
+            );
+            tx.send(line).is_ok()
+        });
+    });
+    // Dropped unsent if the stream could not open: the step's check then says so.
+    let _ = open.recv_timeout(SETTLE);
+    rx
 }
 
 /// Blocks until SIGINT or SIGTERM.
