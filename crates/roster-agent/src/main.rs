@@ -4,5 +4,5 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    roster_agent::run(roster_agent::config::Cli::parse())
+    roster_agent::run(roster_agent::Cli::parse())
 }

@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
 use crate::agent::Agent;
-use crate::api_config::ApiArgs;
+use crate::config::api::ApiArgs;
 use crate::config::{AgentArgs, FileConfig, SecretEnv, Settings};
 use crate::logging::LogControl;
 

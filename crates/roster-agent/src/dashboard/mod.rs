@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::http::errors::{self, ApiError};
+use crate::errors::{self, ApiError};
 
 /// The policy sent with every dashboard answer: only the agent's own origin.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'";

@@ -5,7 +5,7 @@ use roster::nodes::NodeEvent;
 use roster::{Event, EventKind, ExitReason, Node, Reason};
 use serde_json::{Value, json};
 
-use crate::http::meta::{meta_json, pid_text};
+use crate::views::meta::{meta_json, pid_text};
 
 /// The SSE name of a registry event.
 pub fn kind_name(kind: EventKind) -> &'static str {

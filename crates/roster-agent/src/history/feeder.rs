@@ -11,7 +11,7 @@ use roster::{Delivery, Event, EventKind, LinkSession, Node, Pattern, Reason};
 
 use super::record::RecordKind;
 use super::recorder::Recorder;
-use crate::http::nodes::HeartbeatView;
+use crate::views::heartbeat::HeartbeatView;
 
 /// The running feeder of a node.
 #[derive(Debug)]

@@ -11,9 +11,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::errors::{ApiError, ApiQuery, ErrorBody};
 use super::history_errors::{history, unavailable};
 use super::pagination::{DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor, parse_limit};
+use crate::errors::{ApiError, ApiQuery, ErrorBody};
 use crate::history::record::{AUDIT_KINDS, RecordKind};
 use crate::history::store::AuditQuery;
 use crate::state::AppState;

@@ -8,7 +8,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
-use super::errors::ApiError;
+use crate::errors::ApiError;
 use crate::state::AppState;
 
 /// Paths no token is asked for: the liveness and readiness probes.

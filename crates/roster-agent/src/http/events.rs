@@ -23,10 +23,10 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::errors::{ApiError, ApiQuery, ErrorBody};
 use super::keys::{check_key, check_prefix};
 use super::scopes::resolve;
 use super::session_messages::KEEP_ALIVE;
+use crate::errors::{ApiError, ApiQuery, ErrorBody};
 use crate::events::{EventHub, Replay, StreamEvent};
 use crate::state::AppState;
 

@@ -15,10 +15,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::errors::{ApiError, ApiJson, ApiPath, ErrorBody};
 use super::metrics::count_write;
 use super::nodes::{NodeView, StatusView};
 use super::optional_json::OptionalJson;
+use crate::errors::{ApiError, ApiJson, ApiPath, ErrorBody};
 use crate::state::AppState;
 
 /// An external node's description.

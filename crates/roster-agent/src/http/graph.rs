@@ -11,8 +11,8 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::errors::{ApiError, ApiQuery, ErrorBody};
 use super::nodes::StatusView;
+use crate::errors::{ApiError, ApiQuery, ErrorBody};
 use crate::state::AppState;
 
 /// A node of the graph.

@@ -2,7 +2,7 @@
 
 use axum::http::StatusCode;
 
-use super::errors::ApiError;
+use crate::errors::ApiError;
 use crate::history::History;
 use crate::history::store::StoreError;
 use crate::state::AppState;

@@ -2,9 +2,9 @@
 //! prepends the history's heartbeats for the part of the window the memory ring does not
 //! reach (it keeps the last two minutes by default, and nothing from before a restart).
 
-use super::nodes::HeartbeatView;
 use crate::history::now_ms;
 use crate::state::AppState;
+use crate::views::heartbeat::HeartbeatView;
 
 /// The memory ring covers the window if its oldest heartbeat is this close to its start.
 const COVERED_MS: u64 = 2_000;

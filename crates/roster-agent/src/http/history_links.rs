@@ -23,7 +23,7 @@ pub async fn merge(
     state: &AppState,
     since_ms: Option<u64>,
     mut memory: Vec<LinkSessionView>,
-) -> Result<Vec<LinkSessionView>, super::errors::ApiError> {
+) -> Result<Vec<LinkSessionView>, crate::errors::ApiError> {
     let Some(history) = state.history() else {
         return Ok(memory);
     };

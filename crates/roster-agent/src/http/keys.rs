@@ -1,7 +1,7 @@
 //! Checks of the keys and prefixes a request names, before the library sees them (the
 //! library's reads answer "nothing" for an invalid key; the API says why).
 
-use super::errors::ApiError;
+use crate::errors::ApiError;
 
 /// The longest key the API accepts, in bytes: the library's default `max_key_bytes`.
 pub const MAX_KEY_BYTES: usize = 1024;

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::errors::{ApiError, ApiJson, ErrorBody};
+use crate::errors::{ApiError, ApiJson, ErrorBody};
 use crate::state::AppState;
 
 /// The node's own log level (what Roster logs of itself).

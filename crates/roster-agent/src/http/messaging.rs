@@ -12,11 +12,11 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::errors::{ApiError, ApiJson, ErrorBody};
 use super::keys::check_key;
 use super::metrics::count_write;
 use super::pid::parse_pid;
 use super::scopes::resolve;
+use crate::errors::{ApiError, ApiJson, ErrorBody};
 use crate::state::AppState;
 
 /// A message to one process.

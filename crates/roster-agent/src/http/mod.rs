@@ -2,12 +2,11 @@
 //! token check around them.
 //!
 //! Every route is registered through utoipa-axum, so the router and the OpenAPI document
-//! ([`openapi()`]) come from the same list. Errors have one shape ([`errors::ApiError`]).
+//! ([`openapi()`]) come from the same list. Errors have one shape ([`crate::errors::ApiError`]).
 
 pub mod alerts;
 pub mod audit;
 pub mod auth;
-pub mod errors;
 pub mod events;
 pub mod external_nodes;
 pub mod graph;
@@ -20,7 +19,6 @@ pub mod keys;
 pub mod limits;
 pub mod log_level;
 pub mod messaging;
-pub mod meta;
 pub mod metrics;
 pub mod nodes;
 pub mod openapi;
@@ -79,8 +77,8 @@ pub fn router(state: AppState) -> Router {
     let (router, mut doc) = documented().split_for_parts();
     doc.paths = openapi::openapi_paths(doc.paths);
     let api = router
-        .fallback(errors::no_route)
-        .method_not_allowed_fallback(errors::method_not_allowed)
+        .fallback(crate::errors::no_route)
+        .method_not_allowed_fallback(crate::errors::method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

@@ -1,14 +1,14 @@
 //! A JSON body that may be absent: an empty body is the type's default; a body needs
 //! `Content-Type: application/json`. Its rejections
-//! are the API's errors, as [`super::errors::ApiJson`]'s.
+//! are the API's errors, as [`crate::errors::ApiJson`]'s.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 
-use super::errors::ApiError;
 use super::limits::MAX_BODY_BYTES;
+use crate::errors::ApiError;
 
 /// A JSON body, or `T::default()` for an empty one.
 #[derive(Debug)]

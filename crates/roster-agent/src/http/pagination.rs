@@ -6,7 +6,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use super::errors::ApiError;
+use crate::errors::ApiError;
 
 /// The page size when `limit` is not given.
 pub const DEFAULT_LIMIT: usize = 100;

@@ -3,7 +3,7 @@
 
 use roster::{Incarnation, Pid};
 
-use super::errors::ApiError;
+use crate::errors::ApiError;
 
 /// Parses `<0123456789abcdef.17>`.
 ///

@@ -9,7 +9,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::errors::ApiError;
+use crate::errors::ApiError;
 use crate::state::AppState;
 
 /// The middleware. A request without a peer address (the router called in process) counts

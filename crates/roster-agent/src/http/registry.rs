@@ -12,12 +12,12 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::errors::{ApiError, ApiPath, ApiQuery, ErrorBody};
 use super::keys::{check_key, check_prefix};
-use super::meta::{meta_json, pid_text};
 use super::pagination::{DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, page, parse_limit};
 use super::scopes::resolve;
+use crate::errors::{ApiError, ApiPath, ApiQuery, ErrorBody};
 use crate::state::AppState;
+use crate::views::meta::{meta_json, pid_text};
 
 /// A registered name.
 #[derive(Debug, Serialize, ToSchema)]

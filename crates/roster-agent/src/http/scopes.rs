@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::errors::{ApiError, ErrorBody};
+use crate::errors::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 /// A scope this node is connected to.

@@ -17,14 +17,14 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::errors::{ApiError, ApiPath, ApiQuery, ErrorBody};
 use super::keys::check_key;
-use super::meta::{meta_json, pid_text};
 use super::metrics::count_write;
 use super::optional_json::OptionalJson;
 use super::registry::ScopeQuery;
 use super::scopes::resolve;
+use crate::errors::{ApiError, ApiPath, ApiQuery, ErrorBody};
 use crate::state::AppState;
+use crate::views::meta::{meta_json, pid_text};
 
 /// The body of a registration or a join.
 #[derive(Debug, Default, Deserialize, ToSchema)]

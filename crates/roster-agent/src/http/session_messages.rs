@@ -21,10 +21,10 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::errors::{ApiError, ApiPath, ApiQuery, ErrorBody};
-use super::meta::{meta_json, pid_text};
+use crate::errors::{ApiError, ApiPath, ApiQuery, ErrorBody};
 use crate::sessions::Session;
 use crate::state::AppState;
+use crate::views::meta::{meta_json, pid_text};
 
 /// The longest long poll.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);

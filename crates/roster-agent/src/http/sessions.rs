@@ -16,12 +16,12 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::errors::{ApiError, ApiJson, ApiPath, ErrorBody};
-use super::meta::pid_text;
 use super::metrics::count_write;
+use crate::errors::{ApiError, ApiJson, ApiPath, ErrorBody};
 use crate::sessions::ttl::parse_ttl;
 use crate::sessions::{Session, SessionError, SessionInfo};
 use crate::state::AppState;
+use crate::views::meta::pid_text;
 
 impl From<SessionError> for ApiError {
     fn from(error: SessionError) -> Self {

@@ -5,16 +5,19 @@
 //! Every refusal is a [`ConfigError`] that names the setting and says what is allowed; the
 //! binary prints it on stderr and exits with code 2.
 
+pub mod api;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, ValueEnum};
 use roster::nodes::{SplitBrainAction, SplitBrainConfig, SplitBrainStrategy};
 use serde::Deserialize;
 
 use crate::alerts::rules::{AlertSettings, AlertsConfig};
 use crate::history::settings::HistorySettings;
+pub use crate::logging::LogFormat;
 
 /// The cluster secret a loopback-only cluster uses when none is given. Development only:
 /// an agent whose cluster address is not a loopback address refuses to start without a
@@ -32,37 +35,6 @@ pub const DEFAULT_DATA_DIR: &str = "./roster-data";
 
 /// The default TLS server name every node certificate carries.
 pub const DEFAULT_TLS_SERVER_NAME: &str = "roster";
-
-/// The command line of the `roster` binary.
-#[derive(Debug, Parser)]
-#[command(
-    name = "roster",
-    version,
-    about = "Roster: a distributed process registry"
-)]
-pub struct Cli {
-    /// What to run.
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-/// The subcommands of `roster`.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Runs one Roster node and its HTTP API until SIGINT or SIGTERM.
-    Agent(Box<AgentArgs>),
-    /// Starts one agent in this process and measures it over HTTP from a local load
-    /// generator: lookups, session creation and expiry, keepalives, SSE fan-out.
-    BenchAgent(crate::bench::BenchArgs),
-    /// Measures how many history records per second a backend takes.
-    BenchHistory(crate::history::bench::BenchArgs),
-    /// Starts three agents on loopback and tours what Roster does on them (then keeps
-    /// them running for the dashboard until Ctrl-C).
-    Demo(crate::demo::DemoArgs),
-    /// The client commands, against a running agent.
-    #[command(flatten)]
-    Client(crate::cli::ClientCommand),
-}
 
 /// The flags of `roster agent`; each is also read from the environment variable it names.
 /// The cluster secret has no flag: it comes from `--secret-file` or `ROSTER_SECRET`.
@@ -157,7 +129,7 @@ pub struct AgentArgs {
     pub log: Option<String>,
     /// Sessions, events and rate limit.
     #[command(flatten)]
-    pub api: crate::api_config::ApiArgs,
+    pub api: api::ApiArgs,
     /// Where the history is kept: sqlite (DATA_DIR/history.sqlite3), sqlite:PATH,
     /// postgres://USER@HOST:PORT/DB, or off [default: sqlite].
     #[arg(long, env = "ROSTER_HISTORY", value_name = "BACKEND")]
@@ -169,17 +141,6 @@ pub struct AgentArgs {
     /// How long heartbeats are kept in the history, e.g. 12h or 7d [default: 7d].
     #[arg(long, env = "ROSTER_HEARTBEAT_RETENTION", value_name = "DURATION")]
     pub heartbeat_retention: Option<String>,
-}
-
-/// How the agent writes its logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// One readable line per event.
-    #[default]
-    Human,
-    /// One JSON object per line.
-    Json,
 }
 
 /// What the losing side of a partition does, as a setting.
@@ -241,7 +202,7 @@ pub struct FileConfig {
     /// `log`.
     pub log: Option<String>,
     /// The `[api]` table: sessions, events and rate limit.
-    pub api: Option<crate::api_config::ApiFileConfig>,
+    pub api: Option<api::ApiFileConfig>,
     /// `history`.
     pub history: Option<String>,
     /// `history_queue`.
@@ -364,7 +325,7 @@ pub struct Settings {
     /// The initial log filter.
     pub log: String,
     /// Sessions, events and rate limit.
-    pub api: crate::api_config::ApiSettings,
+    pub api: api::ApiSettings,
     /// The history settings.
     pub history: HistorySettings,
     /// The alert rules and webhooks.
@@ -496,7 +457,7 @@ impl Settings {
             args.tls_ca.or(file.tls_ca),
             args.tls_server_name.or(file.tls_server_name),
         )?;
-        let api = crate::api_config::ApiSettings::merge(args.api, file.api)?;
+        let api = api::ApiSettings::merge(args.api, file.api)?;
         let log = args.log.or(file.log).unwrap_or_else(|| "info".to_owned());
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log) {
             return Err(invalid(
@@ -809,19 +770,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("roster.toml");
         std::fs::write(&path, "name = \"from-file\"\nlog_format = \"json\"\n").unwrap();
-        let cli = Cli::try_parse_from([
-            "roster",
-            "agent",
+        /// `roster agent`'s flags alone.
+        #[derive(Parser)]
+        struct Agent {
+            #[command(flatten)]
+            args: AgentArgs,
+        }
+        let cli = Agent::try_parse_from([
+            "roster agent",
             "--config",
             path.to_str().unwrap(),
             "--role",
             "api",
         ])
         .unwrap();
-        let Command::Agent(args) = cli.command else {
-            panic!("parsed as another command")
-        };
-        let settings = Settings::resolve(*args, SecretEnv::default()).unwrap();
+        let settings = Settings::resolve(cli.args, SecretEnv::default()).unwrap();
         assert_eq!(settings.name, "from-file");
         assert_eq!(settings.role.as_deref(), Some("api"));
         assert_eq!(settings.log_format, LogFormat::Json);

@@ -6,7 +6,7 @@
 use clap::Args;
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+use super::ConfigError;
 
 /// The default most sessions an agent holds at once.
 pub const DEFAULT_MAX_SESSIONS: usize = 10_000;
