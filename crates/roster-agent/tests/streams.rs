@@ -202,7 +202,21 @@ fn metrics_are_prometheus_text_with_the_named_series() {
             None,
         ),
         ("roster_agent_history_degraded", Some(0.0)),
+        ("roster_partition_suspected", Some(0.0)),
+        ("roster_fenced", Some(0.0)),
     ];
+    // Every series the shipped Prometheus alerting rules read is exposed.
+    let rules = include_str!("../../../docs/prometheus-alerts.yml");
+    for word in rules.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if word.starts_with("roster_") {
+            assert!(
+                series
+                    .keys()
+                    .any(|s| s == word || s.starts_with(&format!("{word}{{"))),
+                "docs/prometheus-alerts.yml reads {word}, which /metrics lacks:\n{text}"
+            );
+        }
+    }
     for (name, value) in expect {
         let found = series
             .get(name)

@@ -101,10 +101,12 @@ pub async fn list_groups(
     check_prefix(&prefix)?;
     let limit = parse_limit(query.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
     let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
-    let keys = scope
-        .groups(&prefix, usize::MAX)
-        .map_err(|e| ApiError::bad_request("bad_prefix", e.to_string()))?;
-    let (keys, next_cursor) = page(keys, |key| key.as_str(), after.as_deref(), limit);
+    let keys = match after.as_deref() {
+        Some(after) => scope.groups_after(&prefix, after, limit + 1),
+        None => scope.groups(&prefix, limit + 1),
+    }
+    .map_err(|e| ApiError::bad_request("bad_prefix", e.to_string()))?;
+    let (keys, next_cursor) = page(keys, |key| key.as_str(), limit);
     let items = keys
         .into_iter()
         .map(|key| GroupView {

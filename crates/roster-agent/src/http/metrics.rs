@@ -58,6 +58,11 @@ fn sample(state: &AppState) {
     for (status, count) in statuses {
         gauge!("roster_nodes", "status" => status).set(count as f64);
     }
+    if let Some(partition) = node.nodes().partition() {
+        let flag = |on: bool| if on { 1.0 } else { 0.0 };
+        gauge!("roster_partition_suspected").set(flag(partition.partition_suspected));
+        gauge!("roster_fenced").set(flag(partition.fenced));
+    }
     if let Some(stats) = node.cluster().stats() {
         counter!("roster_cluster_bytes_sent_total").absolute(stats.bytes_sent);
         counter!("roster_cluster_bytes_received_total").absolute(stats.bytes_received);

@@ -97,15 +97,13 @@ pub async fn list_names(
     check_prefix(&prefix)?;
     let limit = parse_limit(query.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
     let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
-    let names = scope
-        .names(&prefix, usize::MAX)
-        .map_err(|e| ApiError::bad_request("bad_prefix", e.to_string()))?;
-    let (names, next_cursor) = page(
-        names,
-        |(key, _): &(Key, _)| key.as_str(),
-        after.as_deref(),
-        limit,
-    );
+    // One more than the page, read from the cursor on: a page costs what it returns.
+    let names = match after.as_deref() {
+        Some(after) => scope.names_after(&prefix, after, limit + 1),
+        None => scope.names(&prefix, limit + 1),
+    }
+    .map_err(|e| ApiError::bad_request("bad_prefix", e.to_string()))?;
+    let (names, next_cursor) = page(names, |(key, _): &(Key, _)| key.as_str(), limit);
     let items = names
         .iter()
         .map(|(key, registration)| view(&state, key, registration))
