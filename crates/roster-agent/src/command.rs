@@ -33,6 +33,11 @@ pub enum Command {
     /// Starts three agents on loopback and tours what Roster does on them (then keeps
     /// them running for the dashboard until Ctrl-C).
     Demo(demo::DemoArgs),
+    /// Prints a shell completion script (`roster completions bash > /etc/bash_completion.d/roster`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// The client commands, against a running agent.
     #[command(flatten)]
     Client(cli::ClientCommand),
@@ -47,6 +52,11 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Agent(args) => run_agent(*args),
         Command::BenchAgent(args) => bench::run(&args),
         Command::Client(command) => cli::run(&command),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "roster", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
         Command::Demo(args) => demo::run(&args),
         Command::BenchHistory(args) => bench_history(&args),
     }

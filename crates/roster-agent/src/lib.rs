@@ -11,8 +11,9 @@
 //! - [`alerts`]: alert rules, their state and webhooks;
 //! - [`state`]: what the handlers share;
 //! - [`demo`]: `roster demo`, a three-node cluster and a narrated, checked tour of it;
-//! - [`cli`]: the command-line client of a running agent (`roster nodes`, `roster names`,
-//!   `roster events`, ...).
+//! - [`cli`]: the command-line client of a running agent (`roster nodes`, `roster registry`,
+//!   `roster watch`, `roster session ...`);
+//! - [`command`]: the subcommands of the binary, at the top.
 //!
 //! HTTP, command-line and TOML crates live here, never in the `roster` library. The
 //! endpoints and settings are described in the repository's `docs/agent.md`.

@@ -51,14 +51,21 @@ pub enum ClientError {
         /// Why.
         reason: String,
     },
+    /// An argument could not be used (e.g. `--meta` that is not JSON).
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl ClientError {
-    /// The exit code of a command that failed so: 1 refused, 3 unreachable or broken.
+    /// The exit code of a command that failed so (see [`super::args::EXIT_CODES`]): 1 not
+    /// found or refused, 2 usage, 3 unreachable (or not an agent), 4 unauthorised.
     pub fn exit_code(&self) -> u8 {
         match self {
+            Self::Refused {
+                status: 401 | 403, ..
+            } => 4,
             Self::Refused { .. } => 1,
-            Self::TokenFile { .. } => 2,
+            Self::TokenFile { .. } | Self::Usage(_) => 2,
             Self::Unreachable { .. } | Self::NotJson { .. } => 3,
         }
     }

@@ -1,22 +1,22 @@
-//! What each client command asks the agent and prints.
+//! What each client command asks the agent, and what it prints.
 
 use std::process::ExitCode;
 
 use serde_json::{Value, json};
 use ureq::http::Method;
 
-use super::args::{ClientArgs, ClientCommand};
+use super::args::{ClientArgs, ClientCommand, SessionCommand};
 use super::client::{Client, ClientError, encode};
-use super::table::Table;
+use super::show;
 
-/// Runs a client command; prints its result on stdout, or its error on stderr.
+/// Runs a client command; prints its result on stdout, or its error on stderr in one line.
 pub fn run(command: &ClientCommand) -> ExitCode {
     let args = command.on();
     let token = match token(args) {
         Ok(token) => token,
         Err(e) => return fail(&e),
     };
-    let client = Client::new(&args.agent, token);
+    let client = Client::new(&args.base_url(), token);
     match execute(&client, args.json, command) {
         Ok(text) => {
             print!("{text}");
@@ -69,11 +69,11 @@ pub fn execute(
                 ("role", role.as_deref()),
                 ("label", label.as_deref()),
             ]);
-            shown(client.get(&format!("/api/nodes{query}"))?, nodes_table)
+            shown(client.get(&format!("/api/nodes{query}"))?, show::nodes)
         }
         ClientCommand::Node { name, .. } => shown(
             client.get(&format!("/api/nodes/{}", encode(name, false)))?,
-            node_text,
+            show::node,
         ),
         ClientCommand::Forget { name, .. } => {
             client.send(
@@ -83,21 +83,21 @@ pub fn execute(
             )?;
             Ok(format!("forgot {name}\n"))
         }
-        ClientCommand::Graph { .. } => shown(client.get("/api/graph")?, graph_text),
-        ClientCommand::Partition { .. } => shown(client.get("/api/partition")?, partition_text),
-        ClientCommand::Scopes { .. } => shown(client.get("/api/scopes")?, scopes_table),
-        ClientCommand::Names {
+        ClientCommand::Graph { .. } => shown(client.get("/api/graph")?, show::graph),
+        ClientCommand::Partition { .. } => shown(client.get("/api/partition")?, show::partition),
+        ClientCommand::Scopes { .. } => shown(client.get("/api/scopes")?, show::scopes),
+        ClientCommand::Registry {
             prefix,
             scope,
             limit,
             all,
             ..
-        } => names(client, json, prefix, scope.as_deref(), *limit, *all),
+        } => registry(client, json, prefix, scope.as_deref(), *limit, *all),
         ClientCommand::Lookup { key, scope, .. } => {
             let query = query(&[("scope", scope.as_deref())]);
             shown(
                 client.get(&format!("/api/registry/{}{query}", encode(key, true)))?,
-                |name| names_table(&json!({"items": [name]})),
+                |name| show::names(&json!({"items": [name]})),
             )
         }
         ClientCommand::Groups {
@@ -112,28 +112,37 @@ pub fn execute(
                 ("scope", scope.as_deref()),
                 ("limit", Some(&limit)),
             ]);
-            shown(client.get(&format!("/api/groups{query}"))?, groups_table)
+            shown(client.get(&format!("/api/groups{query}"))?, show::groups)
         }
         ClientCommand::Members {
-            key, scope, limit, ..
-        } => {
-            let limit = limit.to_string();
-            let query = query(&[("scope", scope.as_deref()), ("limit", Some(&limit))]);
-            shown(
-                client.get(&format!("/api/groups/{}{query}", encode(key, true)))?,
-                members_table,
-            )
-        }
-        ClientCommand::Events {
+            key_or_prefix,
+            scope,
+            limit,
+            ..
+        } => members(client, json, key_or_prefix, scope.as_deref(), *limit),
+        ClientCommand::Watch {
             pattern,
             scope,
             nodes,
             count,
             ..
         } => {
-            events(client, json, pattern, scope.as_deref(), *nodes, *count)?;
+            watch(client, json, pattern, scope.as_deref(), *nodes, *count)?;
             Ok(String::new())
         }
+        ClientCommand::Audit {
+            kind, node, limit, ..
+        } => {
+            let limit = limit.to_string();
+            let query = query(&[
+                ("kind", kind.as_deref()),
+                ("node", node.as_deref()),
+                ("limit", Some(&limit)),
+            ]);
+            shown(client.get(&format!("/api/audit{query}"))?, show::audit)
+        }
+        ClientCommand::Alerts { .. } => shown(client.get("/api/alerts")?, show::alerts),
+        ClientCommand::Session(session) => self::session(client, json, session),
         ClientCommand::LogLevel { level, .. } => {
             let value = match level {
                 Some(level) => client.send(
@@ -144,14 +153,80 @@ pub fn execute(
                 None => client.get("/api/log-level")?,
             };
             shown(value, |v| {
-                format!("{} (node: {})\n", text(v, "level"), text(v, "node"))
+                format!(
+                    "{} (node: {})\n",
+                    show::text(v, "level"),
+                    show::text(v, "node")
+                )
             })
         }
     }
 }
 
+/// `roster session ...`.
+fn session(client: &Client, json: bool, command: &SessionCommand) -> Result<String, ClientError> {
+    let answer = |value: Value, text: String| {
+        if json { format!("{value:#}\n") } else { text }
+    };
+    match command {
+        SessionCommand::Create { ttl, name, .. } => {
+            let mut body = json!({ "ttl": ttl });
+            if let Some(name) = name {
+                body["name"] = Value::from(name.as_str());
+            }
+            let session = client.send(Method::POST, "/api/sessions", Some(&body))?;
+            let id = show::text(&session, "id");
+            Ok(answer(session, format!("{id}\n")))
+        }
+        SessionCommand::Register {
+            id,
+            key,
+            meta,
+            scope,
+            ..
+        }
+        | SessionCommand::Join {
+            id,
+            key,
+            meta,
+            scope,
+            ..
+        } => {
+            let what = if matches!(command, SessionCommand::Register { .. }) {
+                "names"
+            } else {
+                "groups"
+            };
+            let meta = match meta {
+                Some(text) => serde_json::from_str::<Value>(text)
+                    .map_err(|e| ClientError::Usage(format!("--meta is not JSON ({e}): {text}")))?,
+                None => Value::Null,
+            };
+            let query = query(&[("scope", scope.as_deref())]);
+            let path = format!(
+                "/api/sessions/{}/{what}/{}{query}",
+                encode(id, false),
+                encode(key, true)
+            );
+            let value = client.send(Method::PUT, &path, Some(&json!({ "meta": meta })))?;
+            Ok(answer(value, format!("{key}\n")))
+        }
+        SessionCommand::Keepalive { id, .. } => {
+            let path = format!("/api/sessions/{}/keepalive", encode(id, false));
+            let value = client.send(Method::PUT, &path, None)?;
+            let expires = show::text(&value, "expires_at_ms");
+            Ok(answer(value, format!("{id} expires at {expires} ms\n")))
+        }
+        SessionCommand::Delete { id, .. } => {
+            let path = format!("/api/sessions/{}", encode(id, false));
+            let value = client.send(Method::DELETE, &path, None)?;
+            Ok(answer(value, format!("deleted {id}\n")))
+        }
+    }
+}
+
 /// Every page of names when `all`, else the first.
-fn names(
+fn registry(
     client: &Client,
     json: bool,
     prefix: &str,
@@ -185,15 +260,53 @@ fn names(
     if json {
         return Ok(format!("{page:#}\n"));
     }
-    let mut out = names_table(&page);
+    let mut out = show::names(&page);
     if cursor.is_some() {
         out.push_str("(more: --all, or a longer --limit)\n");
     }
     Ok(out)
 }
 
+/// The members of one group, or of each group under a prefix (one page of groups).
+fn members(
+    client: &Client,
+    json: bool,
+    key_or_prefix: &str,
+    scope: Option<&str>,
+    limit: u32,
+) -> Result<String, ClientError> {
+    let limit = limit.to_string();
+    let keys: Vec<String> = if key_or_prefix.ends_with('/') {
+        let query = query(&[("prefix", Some(key_or_prefix)), ("scope", scope)]);
+        client
+            .get(&format!("/api/groups{query}"))?
+            .get("items")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|group| show::text(group, "key"))
+            .collect()
+    } else {
+        vec![key_or_prefix.to_owned()]
+    };
+    let query = query(&[("scope", scope), ("limit", Some(&limit))]);
+    let mut groups = Vec::new();
+    for key in &keys {
+        groups.push(client.get(&format!("/api/groups/{}{query}", encode(key, true)))?);
+    }
+    if json {
+        let value = if key_or_prefix.ends_with('/') {
+            Value::from(groups)
+        } else {
+            groups.pop().unwrap_or(Value::Null)
+        };
+        return Ok(format!("{value:#}\n"));
+    }
+    Ok(groups.iter().map(show::members).collect())
+}
+
 /// Prints events as they come until `count` (or the end of the stream).
-fn events(
+fn watch(
     client: &Client,
     json: bool,
     pattern: &str,
@@ -215,30 +328,12 @@ fn events(
                 println!("{{\"event\":{},\"data\":{data}}}", Value::from(name));
             } else {
                 let value: Value = serde_json::from_str(data).unwrap_or(Value::from(data));
-                println!("{}", event_line(name, &value));
+                println!("{}", show::event_line(name, &value));
             }
             seen += 1;
             count.is_none_or(|count| seen < count)
         },
     )
-}
-
-/// One event on one line: its kind, then its fields.
-fn event_line(name: &str, value: &Value) -> String {
-    let kind = value.get("kind").and_then(Value::as_str).unwrap_or(name);
-    let fields: Vec<String> = value
-        .as_object()
-        .map(|o| {
-            o.iter()
-                .filter(|(k, v)| *k != "kind" && !v.is_null())
-                .map(|(k, v)| match v {
-                    Value::String(s) => format!("{k}={s}"),
-                    other => format!("{k}={other}"),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    format!("{kind:<12} {}", fields.join(" "))
 }
 
 /// `?a=x&b=y` of the parameters that are set (empty if none).
@@ -254,181 +349,6 @@ fn query(params: &[(&str, Option<&str>)]) -> String {
     }
 }
 
-/// A field as text (strings as they are, others as JSON, `-` when absent or null).
-fn text(value: &Value, field: &str) -> String {
-    match value.get(field) {
-        None | Some(Value::Null) => "-".to_owned(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-    }
-}
-
-fn nodes_table(value: &Value) -> String {
-    let mut table = Table::new(&["NAME", "STATUS", "ROLE", "VERSION", "ADDRESS", "REASON"]);
-    for node in value.as_array().into_iter().flatten() {
-        let addr = node
-            .get("addrs")
-            .and_then(Value::as_array)
-            .and_then(|a| a.first())
-            .and_then(Value::as_str)
-            .unwrap_or("-");
-        table.row(vec![
-            text(node, "name"),
-            text(node, "status"),
-            text(node, "role"),
-            text(node, "version"),
-            addr.to_owned(),
-            text(node, "status_reason"),
-        ]);
-    }
-    table.render()
-}
-
-fn node_text(node: &Value) -> String {
-    let value = node;
-    let mut out = String::new();
-    for field in [
-        "name",
-        "incarnation",
-        "status",
-        "status_reason",
-        "role",
-        "version",
-        "labels",
-        "addrs",
-        "last_seen_ms",
-        "offline",
-    ] {
-        out.push_str(&format!("{field:<14} {}\n", text(node, field)));
-    }
-    if let Some(health) = value.get("health").filter(|h| !h.is_null()) {
-        out.push_str(&format!("{:<14} {}\n", "rtt_ms", text(health, "rtt_ms")));
-        out.push_str(&format!(
-            "{:<14} {}\n",
-            "degraded",
-            text(health, "degraded_reasons")
-        ));
-        if let Some(beat) = health.get("last_heartbeat").filter(|b| !b.is_null()) {
-            out.push_str(&format!(
-                "{:<14} cpu {} mem {}/{} processes {} names {}\n",
-                "heartbeat",
-                text(beat, "cpu_load"),
-                text(beat, "mem_used_bytes"),
-                text(beat, "mem_total_bytes"),
-                text(beat, "processes"),
-                text(beat, "names"),
-            ));
-        }
-    }
-    out
-}
-
-fn graph_text(value: &Value) -> String {
-    let mut out = nodes_table(value.get("nodes").unwrap_or(&Value::Null));
-    let mut links = Table::new(&["LINK", "KIND", "RTT_MS", "STALE"]);
-    for link in value
-        .get("links")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        links.row(vec![
-            format!("{} - {}", text(link, "source"), text(link, "target")),
-            text(link, "kind"),
-            text(link, "rtt_ms"),
-            text(link, "stale"),
-        ]);
-    }
-    out.push('\n');
-    out.push_str(&links.render());
-    out
-}
-
-fn partition_text(value: &Value) -> String {
-    let mut out = String::new();
-    for field in [
-        "partition_suspected",
-        "unreachable",
-        "side",
-        "strategy",
-        "keeps_writing",
-        "deciding_node",
-        "reason",
-        "fenced",
-    ] {
-        out.push_str(&format!("{field:<20} {}\n", text(value, field)));
-    }
-    out
-}
-
-fn scopes_table(value: &Value) -> String {
-    let mut table = Table::new(&["SCOPE", "LOCAL_ONLY", "NAMES", "MEMBERSHIPS", "PEERS"]);
-    for scope in value.as_array().into_iter().flatten() {
-        table.row(vec![
-            text(scope, "name"),
-            text(scope, "local_only"),
-            text(scope, "names"),
-            text(scope, "memberships"),
-            text(scope, "peers"),
-        ]);
-    }
-    table.render()
-}
-
-fn names_table(value: &Value) -> String {
-    let mut table = Table::new(&["KEY", "NODE", "PID", "META"]);
-    for name in value
-        .get("items")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        table.row(vec![
-            text(name, "key"),
-            text(name, "node"),
-            text(name, "pid"),
-            text(name, "meta"),
-        ]);
-    }
-    table.render()
-}
-
-fn groups_table(value: &Value) -> String {
-    let mut table = Table::new(&["GROUP", "MEMBERS"]);
-    for group in value
-        .get("items")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        table.row(vec![text(group, "key"), text(group, "members")]);
-    }
-    table.render()
-}
-
-fn members_table(value: &Value) -> String {
-    let mut table = Table::new(&["PID", "NODE", "META"]);
-    for member in value
-        .get("members")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        table.row(vec![
-            text(member, "pid"),
-            text(member, "node"),
-            text(member, "meta"),
-        ]);
-    }
-    let mut out = table.render();
-    out.push_str(&format!(
-        "{} members in {}\n",
-        text(value, "count"),
-        text(value, "key")
-    ));
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -439,16 +359,6 @@ mod tests {
         assert_eq!(
             query(&[("prefix", Some("user/")), ("x", None), ("limit", Some("5"))]),
             "?prefix=user%2F&limit=5"
-        );
-    }
-
-    #[test]
-    fn an_event_is_one_line() {
-        let event =
-            json!({"kind": "registered", "key": "user/1", "meta": {"a": 1}, "reason": null});
-        assert_eq!(
-            event_line("message", &event),
-            "registered   key=user/1 meta={\"a\":1}"
         );
     }
 }

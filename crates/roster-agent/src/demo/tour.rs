@@ -381,7 +381,7 @@ pub fn run(args: &DemoArgs) -> Result<(), TourError> {
         say::line("Done: stopping the cluster.");
     } else {
         say::line(&format!(
-            "The cluster keeps running: open {}/ for the dashboard, or try\n  roster nodes --agent {}\n  roster events --nodes --agent {}\nCtrl-C stops it.",
+            "The cluster keeps running: open {}/ for the dashboard, or try\n  roster nodes --addr {}\n  roster watch --nodes --addr {}\nCtrl-C stops it.",
             agents[0].process.url, agents[0].process.url, agents[1].process.url
         ));
         wait_for_ctrl_c();
