@@ -6,8 +6,10 @@
 //! - [`load`]: timed request loops with latency histograms;
 //! - [`pipelined`]: lookups with HTTP/1.1 pipelining, to show the agent's own cost;
 //! - [`phases`]: lookups, session creation and expiry, keepalives, SSE fan-out;
+//! - [`history_cost`]: keepalive latency under session churn, history off against on;
 //! - [`report`]: the table.
 
+pub mod history_cost;
 pub mod load;
 pub mod phases;
 pub mod pipelined;
@@ -37,10 +39,29 @@ pub struct BenchArgs {
     /// Worker threads of the agent's runtime.
     #[arg(long, default_value_t = 2)]
     pub agent_threads: usize,
+    /// Measure instead what the history costs: keepalive latency under session churn
+    /// with the history off and on (SQLite), in alternating rounds.
+    #[arg(long)]
+    pub history_cost: bool,
+    /// Rounds of each configuration for `--history-cost`.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
 }
 
 /// Runs the benchmark and prints the table.
 pub fn run(args: &BenchArgs) -> ExitCode {
+    if args.history_cost {
+        return match history_cost::run(args) {
+            Ok(table) => {
+                println!("{table}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("roster bench-agent --history-cost: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let agent = match target::Target::start(args.agent_threads) {
         Ok(agent) => agent,
         Err(e) => {

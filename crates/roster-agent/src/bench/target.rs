@@ -26,14 +26,29 @@ pub struct Target {
 }
 
 impl Target {
-    /// Starts the agent with `workers` runtime threads.
+    /// Starts the agent with `workers` runtime threads and its history (SQLite) on.
     ///
     /// # Errors
     ///
     /// Why it could not start, in words.
     pub fn start(workers: usize) -> Result<Self, String> {
-        let data_dir = std::env::temp_dir().join(format!("roster-bench-{}", std::process::id()));
+        Self::start_with_history(workers, true)
+    }
+
+    /// Starts the agent with `workers` runtime threads, its history on (SQLite) or off.
+    ///
+    /// # Errors
+    ///
+    /// Why it could not start, in words.
+    pub fn start_with_history(workers: usize, history: bool) -> Result<Self, String> {
+        static STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let data_dir = std::env::temp_dir().join(format!(
+            "roster-bench-{}-{}",
+            std::process::id(),
+            STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
         let args = AgentArgs {
+            history: (!history).then(|| "off".to_owned()),
             name: Some("bench".into()),
             http: Some("127.0.0.1:0".into()),
             listen: Some("127.0.0.1:0".into()),
