@@ -240,6 +240,12 @@ async fn each_bad_input_gets_its_code_and_a_json_error() {
             400,
             "bad_minutes",
         ),
+        (
+            // Past the default heartbeat retention of 7 days.
+            get("/api/nodes/api-test/heartbeats?minutes=10081"),
+            400,
+            "bad_minutes",
+        ),
         (get("/api/nodes?status=asleep"), 400, "bad_status"),
         (get("/api/nodes?label=novalue"), 400, "bad_label"),
         (get("/api/nodes?colour=red"), 400, "bad_query"),

@@ -174,7 +174,8 @@ pub struct NodeQuery {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct HeartbeatQuery {
-    /// The last N minutes, 1 to 1440 (default 5).
+    /// The last N minutes, from 1 to the heartbeat retention in minutes (at least 1440;
+    /// 10080 by default), default 5.
     #[param(value_type = Option<u32>)]
     pub minutes: Option<String>,
 }
@@ -297,14 +298,18 @@ pub async fn heartbeats(
     ApiPath(name): ApiPath<String>,
     ApiQuery(query): ApiQuery<HeartbeatQuery>,
 ) -> Result<Json<Vec<HeartbeatView>>, ApiError> {
+    // As far back as the history keeps heartbeats (a day at least: memory alone).
+    let max = (state.settings().history.heartbeat_retention.as_secs() / 60).max(1440);
     let minutes = match query.minutes.as_deref() {
         None => 5,
         Some(text) => match text.parse::<u64>() {
-            Ok(n) if (1..=1440).contains(&n) => n,
+            Ok(n) if (1..=max).contains(&n) => n,
             _ => {
                 return Err(ApiError::bad_request(
                     "bad_minutes",
-                    format!("minutes {text:?} is not allowed: give a whole number from 1 to 1440"),
+                    format!(
+                        "minutes {text:?} is not allowed: give a whole number from 1 to {max} (the heartbeat retention)"
+                    ),
                 ));
             }
         },
