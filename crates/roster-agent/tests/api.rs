@@ -274,6 +274,15 @@ async fn each_bad_input_gets_its_code_and_a_json_error() {
             "unauthorized",
         ),
         (
+            Request::post("/api/faults/isolate")
+                .header("authorization", format!("Bearer {TOKEN}"))
+                .header("content-type", "application/json")
+                .body(Body::from(r#"{"for": "1s"}"#))
+                .unwrap(),
+            404,
+            "fault_injection_off",
+        ),
+        (
             Request::delete("/api/nodes/api-test")
                 .header("authorization", "Bearer wrong-token-0123456789")
                 .body(Body::empty())
@@ -372,6 +381,12 @@ fn response_is_text(bytes: &[u8]) -> bool {
 }
 
 /// The endpoints of sessions, messages, events, metrics and external nodes.
+/// Fault injection (answering only with `--fault-injection`).
+const FAULT_ROUTES: [(&str, &str); 2] = [
+    ("post", "/api/faults/isolate"),
+    ("post", "/api/faults/sever-links"),
+];
+
 const SESSION_ROUTES: [(&str, &str); 17] = [
     ("post", "/api/sessions"),
     ("get", "/api/sessions"),
@@ -413,6 +428,7 @@ async fn the_openapi_document_matches_the_routes() {
     let mut expected: BTreeSet<(String, String)> = ROUTES
         .iter()
         .chain(SESSION_ROUTES.iter())
+        .chain(FAULT_ROUTES.iter())
         .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
         .collect();
     expected.insert(("get".into(), "/api/openapi.json".into()));

@@ -43,8 +43,8 @@ fn the_demo_tours_a_three_node_cluster_and_every_step_holds() {
         .read_to_string(&mut err)
         .expect("stderr");
     assert!(status.success(), "exit {status:?}\n{out}\n{err}");
-    assert_eq!(out.matches('✓').count(), 11, "{out}");
-    for step in 1..=10 {
+    assert_eq!(out.matches('✓').count(), 13, "{out}");
+    for step in 1..=11 {
         assert!(
             out.contains(&format!("\n{step}. ")),
             "step {step} missing:\n{out}"

@@ -127,6 +127,10 @@ pub struct AgentArgs {
     /// The initial log filter, as RUST_LOG (e.g. info, roster=debug) [default: info].
     #[arg(long, env = "ROSTER_LOG", value_name = "FILTER")]
     pub log: Option<String>,
+    /// Lets a write-token holder cut this node off on purpose (`POST /api/faults/...`),
+    /// for drills, demos and tests; never on a node that serves.
+    #[arg(long, env = "ROSTER_FAULT_INJECTION")]
+    pub fault_injection: bool,
     /// Sessions, events and rate limit.
     #[command(flatten)]
     pub api: api::ApiArgs,
@@ -201,6 +205,8 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
     /// `log`.
     pub log: Option<String>,
+    /// `fault_injection`.
+    pub fault_injection: Option<bool>,
     /// The `[api]` table: sessions, events and rate limit.
     pub api: Option<api::ApiFileConfig>,
     /// `history`.
@@ -322,6 +328,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// The log format.
     pub log_format: LogFormat,
+    /// Whether the fault-injection endpoints act (`--fault-injection`).
+    pub fault_injection: bool,
     /// The initial log filter.
     pub log: String,
     /// Sessions, events and rate limit.
@@ -350,6 +358,7 @@ impl std::fmt::Debug for Settings {
             .field("tls", &self.tls)
             .field("data_dir", &self.data_dir)
             .field("log_format", &self.log_format)
+            .field("fault_injection", &self.fault_injection)
             .field("log", &self.log)
             .field("api", &self.api)
             .field("history", &self.history)
@@ -498,6 +507,7 @@ impl Settings {
             tls,
             data_dir,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            fault_injection: args.fault_injection || file.fault_injection.unwrap_or(false),
             log,
             api,
             history,

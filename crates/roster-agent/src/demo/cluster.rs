@@ -70,7 +70,9 @@ impl DemoAgent {
             .args(["--listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(data.join(name))
-            .args(["--log", "info"]);
+            .args(["--log", "info"])
+            // The tour cuts one agent off on purpose (POST /api/faults/isolate).
+            .arg("--fault-injection");
         for node in expected {
             command.args(["--expected-node", node]);
         }

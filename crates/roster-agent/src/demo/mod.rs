@@ -2,7 +2,9 @@
 //! what Roster does on it, each step checked: unique names found from any node, a name
 //! conflict refused, a group across three nodes and a message dispatched to it, events as
 //! they happen, a process death and a node loss cleaned up everywhere, a session lease that
-//! lapses. Then the cluster keeps running for the dashboard until Ctrl-C (or stops with
+//! lapses, a partition (one agent cut off through its fault-injection endpoint) in which
+//! both sides take one name and the heal that leaves it one owner, a restart, and the
+//! history. Then the cluster keeps running for the dashboard until Ctrl-C (or stops with
 //! `--exit`).
 //!
 //! - [`cluster`]: the agents as child processes of this binary;

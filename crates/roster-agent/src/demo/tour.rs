@@ -288,20 +288,73 @@ pub fn run(args: &DemoArgs) -> Result<(), TourError> {
         ));
     }
 
-    say::step(7, "A node dies (kill -9): the others drop its entries");
+    say::step(
+        7,
+        "A partition: demo-2 cut off for 8 s, and one name taken on both sides",
+    );
+    let (bob_1, _) = agents[0].session("bob-on-demo-1", "60s")?;
+    let (bob_2, _) = agents[1].session("bob-on-demo-2", "60s")?;
+    agents[1].call(
+        Method::POST,
+        "/api/faults/isolate",
+        Some(json!({ "for": "8s" })),
+    )?;
+    say::line(
+        "POST demo-2 /api/faults/isolate {\"for\": \"8s\"}   (the agents run with --fault-injection)",
+    );
+    agents[0].call(
+        Method::PUT,
+        &format!("/api/sessions/{bob_1}/names/user/bob"),
+        Some(json!({ "meta": { "side": "demo-1" } })),
+    )?;
+    agents[1].call(
+        Method::PUT,
+        &format!("/api/sessions/{bob_2}/names/user/bob"),
+        Some(json!({ "meta": { "side": "demo-2" } })),
+    )?;
+    say::ok("user/bob registered on demo-1 and, cut off, on demo-2: each side took it");
+    let mut verdict = Value::Null;
+    settle(7, "demo-2 suspects a partition", || {
+        verdict = agents[1].get("/api/partition").unwrap_or(Value::Null);
+        verdict["partition_suspected"] == true
+    })?;
+    say::line(&format!(
+        "split-brain check on demo-2: {} (keeps writing: {}; advisory, so not fenced)",
+        text(&verdict, "reason"),
+        text(&verdict, "keeps_writing")
+    ));
+    settle(
+        7,
+        "after the heal every agent holds one owner of user/bob",
+        || {
+            let owners: Vec<Option<String>> =
+                agents.iter().map(|a| owner_node(a, "user/bob")).collect();
+            owners.iter().all(|o| o.is_some() && *o == owners[0])
+                && agents.iter().all(|a| {
+                    a.get("/api/partition")
+                        .is_ok_and(|p| p["partition_suspected"] == false)
+                })
+        },
+    )?;
+    let winner = owner_node(&agents[2], "user/bob").unwrap_or_default();
+    say::ok(&format!(
+        "healed: user/bob has one owner on every node, the registration on {winner} (the older one: the default conflict rule keeps the oldest)"
+    ));
+
+    say::step(8, "A node dies (kill -9): the others drop its entries");
     let mut agents = agents;
     let mut dead = agents.pop().map(|a| a.process);
     if let Some(process) = dead.as_mut() {
         process.kill();
     }
-    settle(7, "demo-1 and demo-2 see demo-3 offline", || {
+    settle(8, "demo-1 and demo-2 see demo-3 offline", || {
         agents.iter().all(|a| {
             statuses(a)
                 .iter()
                 .any(|(n, s)| n == "demo-3" && s == "offline")
         })
     })?;
-    settle(7, "room/42 has one member left", || {
+    settle(8, "room/42 has one member left", || {
         agents.iter().all(|a| member_count(a, "room/42") == 1)
     })?;
     say::ok("demo-3 is offline on demo-1 and demo-2, and its member of room/42 is gone");
@@ -315,7 +368,7 @@ pub fn run(args: &DemoArgs) -> Result<(), TourError> {
     drop(dead);
 
     say::step(
-        8,
+        9,
         "demo-3 restarts: a new incarnation, and the cluster is whole again",
     );
     let process = DemoAgent::start(names[2], 0, &data, Some(&seed), &names)?;
@@ -323,10 +376,10 @@ pub fn run(args: &DemoArgs) -> Result<(), TourError> {
         client: process.client(),
         process,
     });
-    settle(8, "every agent sees three nodes online again", || {
+    settle(9, "every agent sees three nodes online again", || {
         agents.iter().all(|a| statuses(a) == all_online)
     })?;
-    settle(8, "the partition check heals on demo-1", || {
+    settle(9, "the partition check heals on demo-1", || {
         agents[0]
             .get("/api/partition")
             .is_ok_and(|p| p["partition_suspected"] == false)
@@ -334,7 +387,7 @@ pub fn run(args: &DemoArgs) -> Result<(), TourError> {
     say::ok("demo-1, demo-2 and demo-3 online everywhere; no partition suspected");
 
     say::step(
-        9,
+        10,
         "Still there: session/user-123, kept alive by its session",
     );
     agents[0].call(
@@ -344,14 +397,14 @@ pub fn run(args: &DemoArgs) -> Result<(), TourError> {
     )?;
     if owner_node(&agents[1], "session/user-123").as_deref() != Some("demo-1") {
         return Err(TourError::Check {
-            step: 9,
+            step: 10,
             what: "demo-2 still finds session/user-123 on demo-1".to_owned(),
         });
     }
     say::ok("demo-2 finds session/user-123 on demo-1");
 
     say::step(
-        10,
+        11,
         "What demo-1 recorded (its history, SQLite in its data directory)",
     );
     let audit = agents[0].get("/api/audit?limit=500")?;
@@ -368,7 +421,7 @@ pub fn run(args: &DemoArgs) -> Result<(), TourError> {
     say::line(&format!("GET /api/audit: {}", summary.join(", ")));
     if !kinds.contains_key("node_down") {
         return Err(TourError::Check {
-            step: 10,
+            step: 11,
             what: "demo-1's audit log holds demo-3's death".to_owned(),
         });
     }

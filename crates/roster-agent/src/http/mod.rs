@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod events;
 pub mod external_nodes;
+pub mod faults;
 pub mod graph;
 pub mod groups;
 pub mod health;
@@ -62,6 +63,7 @@ fn documented() -> OpenApiRouter<AppState> {
         .merge(external_nodes::router())
         .merge(audit::router())
         .merge(alerts::router())
+        .merge(faults::router())
 }
 
 /// The OpenAPI 3.1 document of the API.
