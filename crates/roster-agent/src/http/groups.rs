@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::keys::{check_key, check_prefix};
-use super::pagination::{DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, page, parse_limit};
+use super::pagination::{DEFAULT_LIMIT, MAX_LIMIT, PageQuery, decode_cursor, page, parse_limit};
 use super::scopes::resolve;
 use crate::errors::{ApiError, ApiPath, ApiQuery, ErrorBody};
 use crate::state::AppState;
@@ -59,21 +59,6 @@ pub struct GroupMembers {
     pub members: Vec<MemberView>,
 }
 
-/// Which groups to list.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct GroupQuery {
-    /// The scope (default: the default scope).
-    pub scope: Option<String>,
-    /// Only keys under this prefix, which ends with `/` (default: all).
-    pub prefix: Option<String>,
-    /// The page size, 1 to 1000 (default 100).
-    #[param(value_type = Option<u32>)]
-    pub limit: Option<String>,
-    /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
 /// How many members of one group to show.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -86,7 +71,7 @@ pub struct MembersQuery {
 }
 
 /// The groups of a scope under a prefix, a page at a time.
-#[utoipa::path(get, path = "/api/groups", tag = "groups", params(GroupQuery),
+#[utoipa::path(get, path = "/api/groups", tag = "groups", params(PageQuery),
     responses(
         (status = 200, description = "A page of groups", body = GroupPage),
         (status = 400, description = "bad_prefix, bad_limit, bad_cursor or bad_query", body = ErrorBody),
@@ -94,7 +79,7 @@ pub struct MembersQuery {
     ))]
 pub async fn list_groups(
     State(state): State<AppState>,
-    ApiQuery(query): ApiQuery<GroupQuery>,
+    ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<GroupPage>, ApiError> {
     let scope = resolve(&state, query.scope.as_deref())?;
     let prefix = query.prefix.unwrap_or_default();

@@ -6,7 +6,25 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use serde::Deserialize;
+use utoipa::IntoParams;
+
 use crate::errors::ApiError;
+
+/// A page of a scope's keys (names or groups) to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// The scope (default: the default scope).
+    pub scope: Option<String>,
+    /// Only keys under this prefix, which ends with `/` (default: all).
+    pub prefix: Option<String>,
+    /// The page size, 1 to 1000 (default 100).
+    #[param(value_type = Option<u32>)]
+    pub limit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
 
 /// The page size when `limit` is not given.
 pub const DEFAULT_LIMIT: usize = 100;

@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::keys::{check_key, check_prefix};
-use super::pagination::{DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, page, parse_limit};
+use super::pagination::{DEFAULT_LIMIT, MAX_LIMIT, PageQuery, decode_cursor, page, parse_limit};
 use super::scopes::resolve;
 use crate::errors::{ApiError, ApiPath, ApiQuery, ErrorBody};
 use crate::state::AppState;
@@ -47,21 +47,6 @@ pub struct NamePage {
     pub next_cursor: Option<String>,
 }
 
-/// Which names to list.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct NameQuery {
-    /// The scope (default: the default scope).
-    pub scope: Option<String>,
-    /// Only keys under this prefix, which ends with `/` (default: all).
-    pub prefix: Option<String>,
-    /// The page size, 1 to 1000 (default 100).
-    #[param(value_type = Option<u32>)]
-    pub limit: Option<String>,
-    /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
 /// The scope of a single lookup.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -82,7 +67,7 @@ fn view(state: &AppState, key: &str, registration: &Registration) -> NameView {
 }
 
 /// The names of a scope under a prefix, a page at a time.
-#[utoipa::path(get, path = "/api/registry", tag = "registry", params(NameQuery),
+#[utoipa::path(get, path = "/api/registry", tag = "registry", params(PageQuery),
     responses(
         (status = 200, description = "A page of names", body = NamePage),
         (status = 400, description = "bad_prefix, bad_limit, bad_cursor or bad_query", body = ErrorBody),
@@ -90,7 +75,7 @@ fn view(state: &AppState, key: &str, registration: &Registration) -> NameView {
     ))]
 pub async fn list_names(
     State(state): State<AppState>,
-    ApiQuery(query): ApiQuery<NameQuery>,
+    ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<NamePage>, ApiError> {
     let scope = resolve(&state, query.scope.as_deref())?;
     let prefix = query.prefix.unwrap_or_default();
