@@ -83,21 +83,7 @@ where
         .collect();
     std::thread::sleep(duration);
     stop.store(true, Ordering::Relaxed);
-    let mut measured = Measured {
-        ok: 0,
-        failed: 0,
-        elapsed: Duration::ZERO,
-        latency: histogram(),
-    };
-    for worker in workers {
-        if let Ok((ok, failed, latency)) = worker.join() {
-            measured.ok += ok;
-            measured.failed += failed;
-            let _ = measured.latency.add(latency);
-        }
-    }
-    measured.elapsed = start.elapsed();
-    measured
+    gather(workers, start)
 }
 
 /// `GET url`: whether it answered 200.
@@ -127,4 +113,27 @@ pub fn post_json(agent: &ureq::Agent, url: &str, body: &str) -> Option<serde_jso
         return None;
     }
     response.body_mut().read_json().ok()
+}
+
+/// What the `workers` of a timed loop started at `start` measured, merged: each answers
+/// its successes, failures and latency histogram.
+pub fn gather(
+    workers: Vec<std::thread::JoinHandle<(u64, u64, Histogram<u64>)>>,
+    start: Instant,
+) -> Measured {
+    let mut measured = Measured {
+        ok: 0,
+        failed: 0,
+        elapsed: Duration::ZERO,
+        latency: histogram(),
+    };
+    for worker in workers {
+        if let Ok((ok, failed, latency)) = worker.join() {
+            measured.ok += ok;
+            measured.failed += failed;
+            let _ = measured.latency.add(latency);
+        }
+    }
+    measured.elapsed = start.elapsed();
+    measured
 }

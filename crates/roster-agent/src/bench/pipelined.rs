@@ -105,21 +105,7 @@ pub fn run(
         .collect();
     std::thread::sleep(duration);
     stop.store(true, Ordering::Relaxed);
-    let mut measured = Measured {
-        ok: 0,
-        failed: 0,
-        elapsed: Duration::ZERO,
-        latency: histogram(),
-    };
-    for worker in workers {
-        if let Ok((ok, failed, latency)) = worker.join() {
-            measured.ok += ok;
-            measured.failed += failed;
-            let _ = measured.latency.add(latency);
-        }
-    }
-    measured.elapsed = start.elapsed();
-    measured
+    super::load::gather(workers, start)
 }
 
 #[cfg(test)]
