@@ -61,6 +61,17 @@ pub fn link_stream(bytes: &[u8]) {
     link_stream_frames(bytes);
 }
 
+/// Frames from a linked peer that lies, applied by a real replication core to real stores
+/// (snapshot and delta chunks included): see
+/// [`roster_proto::replication::hostile_peer::hostile_peer`] for the input's shape.
+///
+/// ```
+/// roster::fuzzing::hostile_peer(&[0, 3, 0xff, 0x00, 0x12]);
+/// ```
+pub fn hostile_peer(bytes: &[u8]) {
+    roster_proto::replication::hostile_peer::hostile_peer(bytes);
+}
+
 // Checks for the property tests (`tests/decoders.rs`): the same decoders, with what they
 // decoded or refused made visible.
 

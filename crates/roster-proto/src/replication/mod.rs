@@ -13,9 +13,13 @@ pub mod wire;
 mod apply_figures;
 #[cfg(test)]
 mod core_tests;
+#[cfg(feature = "fuzzing")]
+pub mod hostile_peer;
 #[cfg(test)]
 mod links_tests;
-#[cfg(test)]
+// The fuzz target `hostile_peer` drives a pair too; what only the tests use is dead there.
+#[cfg(any(test, feature = "fuzzing"))]
+#[cfg_attr(not(test), allow(dead_code))]
 mod pair;
 #[cfg(test)]
 mod sim;

@@ -327,9 +327,15 @@ impl Pair {
     /// Hands b the frame encoded in `bytes` as if a had sent it on the current link
     /// (decoded as a link reader does), then acts on what it handed back.
     pub(super) fn deliver_to_b(&mut self, bytes: &[u8]) {
+        let frame = Frame::decode(bytes, &Limits::CEILING).expect("a valid frame");
+        self.deliver_decoded_to_b(frame);
+    }
+
+    /// Hands b `frame` as if a had sent it on the current link, then acts on what it
+    /// handed back.
+    pub(super) fn deliver_decoded_to_b(&mut self, frame: Frame) {
         let now = self.now();
         let (a_inc, (_, on_b)) = (self.a.incarnation, self.sessions.expect("linked"));
-        let frame = Frame::decode(bytes, &Limits::CEILING).expect("a valid frame");
         self.b
             .step(|core, host| core.handle_frame(host, a_inc, on_b, frame, now));
         self.b.act();

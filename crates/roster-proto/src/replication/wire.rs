@@ -136,7 +136,7 @@ pub enum WireError {
 
 impl Frame {
     /// Encodes the frame (without a length prefix).
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn encode(&self) -> Vec<u8> {
         let mut bytes = Vec::new();
         self.encode_into(&mut bytes);
