@@ -473,6 +473,15 @@ fn each_bad_input_of_the_new_endpoints_gets_its_4xx_and_json_error() {
             "unknown_process",
         ),
         (
+            // A pid of a node that is not in the cluster: gone for good, not unreachable.
+            Method::POST,
+            "/api/send".into(),
+            json,
+            r#"{"to": "<5f0c2a9e3b1d7c44.17>", "message": 1}"#.into(),
+            404,
+            "unknown_process",
+        ),
+        (
             Method::POST,
             "/api/send".into(),
             json,

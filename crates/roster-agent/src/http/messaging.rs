@@ -5,7 +5,8 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use roster::SendError;
+use roster::nodes::NodeStatus;
+use roster::{NodeFilter, Pid, SendError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -88,17 +89,43 @@ fn send_error(error: SendError) -> ApiError {
     responses(
         (status = 200, description = "Queued", body = Sent),
         (status = 400, description = "bad_pid, malformed_json", body = ErrorBody),
-        (status = 404, description = "unknown_process", body = ErrorBody),
-        (status = 503, description = "mailbox_full or node_unreachable", body = ErrorBody),
+        (status = 404, description = "unknown_process: no such process, or no live node runs it", body = ErrorBody),
+        (status = 503, description = "mailbox_full, or node_unreachable: its node is live but not linked right now", body = ErrorBody),
     ))]
 pub async fn send(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<SendBody>,
 ) -> Result<Json<Sent>, ApiError> {
     let to = parse_pid(&body.to)?;
-    state.node().send(to, &body.message).map_err(send_error)?;
+    state.node().send(to, &body.message).map_err(|error| {
+        if matches!(error, SendError::NodeUnreachable(_)) && !node_is_live(&state, to) {
+            // No link, and no live node of that incarnation: the process is gone for good,
+            // not waiting behind a link that is down.
+            ApiError::not_found(
+                "unknown_process",
+                format!(
+                    "no live node of the cluster runs {}: its node is offline, restarted since, or was never a member",
+                    body.to
+                ),
+            )
+        } else {
+            send_error(error)
+        }
+    })?;
     count_write(&state, "send");
     Ok(Json(Sent { sent: true }))
+}
+
+/// Whether a node of `pid`'s incarnation is in the node registry and not offline.
+fn node_is_live(state: &AppState, pid: Pid) -> bool {
+    state
+        .node()
+        .nodes()
+        .list(&NodeFilter::default())
+        .iter()
+        .any(|info| {
+            info.record.incarnation == pid.incarnation() && info.status != NodeStatus::Offline
+        })
 }
 
 /// Sends a message to the owner of a name and every member of the group of that key.

@@ -6,8 +6,11 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::http::header;
 use axum::response::IntoResponse;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::openapi::{OpenApi as Document, Paths};
+use utoipa::openapi::{Content, OpenApi as Document, Paths, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -54,13 +57,82 @@ impl Modify for BearerScheme {
     }
 }
 
-/// Rewrites axum's wildcard segments (`{*key}`) into OpenAPI path parameters (`{key}`).
+/// The paths as the routers describe them, finished: axum's wildcard segments (`{*key}`)
+/// become OpenAPI path parameters (`{key}`), and every operation gets the answers the
+/// layers around the handlers can give ([`common_answers`]).
 pub fn openapi_paths(paths: Paths) -> Paths {
     let mut fixed = Paths::new();
-    for (path, item) in paths.paths {
+    for (path, mut item) in paths.paths {
+        for (method, operation) in [
+            ("get", item.get.as_mut()),
+            ("put", item.put.as_mut()),
+            ("post", item.post.as_mut()),
+            ("delete", item.delete.as_mut()),
+            ("patch", item.patch.as_mut()),
+        ] {
+            if let Some(operation) = operation {
+                common_answers(&path, method, operation);
+            }
+        }
         fixed.paths.insert(path.replace("{*", "{"), item);
     }
     fixed
+}
+
+/// Adds to `operation` the answers of the layers every request goes through, where the
+/// handler does not document them itself: the token check (401 everywhere: reads need the
+/// read token when one is set; writes declare the bearer scheme and may get 403 with a
+/// read-only token), the rate limit on writes and keepalives (429), the header limit (431),
+/// bad query strings and path segments (400), and for a JSON body a wrong content type
+/// (415), a body too large (413) and a body of the wrong shape (422).
+fn common_answers(path: &str, method: &str, operation: &mut Operation) {
+    let mut answers: Vec<(&str, &str)> = vec![
+        (
+            "400",
+            "bad_query or bad_path: the query string or a path segment is malformed",
+        ),
+        ("401", "unauthorized: no token, or a wrong one"),
+        ("431", "headers_too_large"),
+    ];
+    let writes = method != "get" && path.starts_with("/api/");
+    if writes {
+        answers.push(("403", "forbidden: the token may read, not write"));
+        answers.push((
+            "429",
+            "rate_limited: too many writes from this client (see Retry-After)",
+        ));
+        if operation.security.is_none() {
+            operation.security = Some(vec![SecurityRequirement::new(
+                "bearer",
+                Vec::<String>::new(),
+            )]);
+        }
+    }
+    if operation.request_body.is_some() {
+        answers.push(("413", "body_too_large"));
+        answers.push((
+            "415",
+            "wrong_content_type: the body must be application/json",
+        ));
+        answers.push(("422", "invalid_body: JSON of the wrong shape"));
+    }
+    for (status, description) in answers {
+        operation
+            .responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| {
+                RefOr::T(
+                    ResponseBuilder::new()
+                        .description(description)
+                        .content(
+                            "application/json",
+                            Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+                        )
+                        .build(),
+                )
+            });
+    }
 }
 
 /// The OpenAPI 3.1 document of this API.
