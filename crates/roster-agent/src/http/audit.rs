@@ -23,7 +23,7 @@ use crate::state::AppState;
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// Recorded at or after this time, in milliseconds since the Unix epoch.
-    #[param(value_type = Option<u64>)]
+    #[param(value_type = Option<u64>, maximum = 9_223_372_036_854_775_807_u64)]
     pub since: Option<String>,
     /// Recorded before this time, in milliseconds since the Unix epoch.
     #[param(value_type = Option<u64>)]
@@ -31,13 +31,17 @@ pub struct AuditParams {
     /// Only these kinds, comma-separated: node_status, node_up, node_down, link_opened,
     /// link_closed, name_conflict, partition_detected, partition_healed, fence_raised,
     /// fence_lowered, session_expired, session_deleted, alert.
+    #[param(
+        pattern = r"^(node_status|node_up|node_down|link_opened|link_closed|name_conflict|partition_detected|partition_healed|fence_raised|fence_lowered|session_expired|session_deleted|alert)(,(node_status|node_up|node_down|link_opened|link_closed|name_conflict|partition_detected|partition_healed|fence_raised|fence_lowered|session_expired|session_deleted|alert))*$"
+    )]
     pub kind: Option<String>,
     /// Only rows about this node, or recorded by it.
     pub node: Option<String>,
     /// At most this many rows, 1 to 1000 (default 100).
-    #[param(value_type = Option<u32>)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
     /// The `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
 }
 

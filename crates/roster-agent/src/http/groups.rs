@@ -66,7 +66,7 @@ pub struct MembersQuery {
     /// The scope (default: the default scope).
     pub scope: Option<String>,
     /// The most members to return, 1 to 10000 (default 1000).
-    #[param(value_type = Option<u32>)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 10_000)]
     pub limit: Option<String>,
 }
 

@@ -176,7 +176,7 @@ pub struct NodeQuery {
 pub struct HeartbeatQuery {
     /// The last N minutes, from 1 to the heartbeat retention in minutes (at least 1440;
     /// 10080 by default), default 5.
-    #[param(value_type = Option<u32>)]
+    #[param(value_type = Option<u32>, minimum = 1)]
     pub minutes: Option<String>,
 }
 

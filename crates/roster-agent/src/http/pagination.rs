@@ -20,9 +20,10 @@ pub struct PageQuery {
     /// Only keys under this prefix, which ends with `/` (default: all).
     pub prefix: Option<String>,
     /// The page size, 1 to 1000 (default 100).
-    #[param(value_type = Option<u32>)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
     /// The `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
 }
 
