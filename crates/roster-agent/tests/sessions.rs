@@ -179,7 +179,10 @@ fn a_session_s_names_reach_every_agent_until_it_lapses_or_is_deleted() {
     gone_everywhere(&agents, "user/42");
     let events = collect_until(&watch, SPREAD_DEADLINE, |e| e.event == "unregistered");
     let removed = events.last().unwrap();
-    assert_eq!(removed.data["reason"], "exit:killed", "{removed:?}");
+    assert_eq!(
+        removed.data["reason"], "exit:session_expired",
+        "{removed:?}"
+    );
     assert_eq!(removed.data["node"], "agent-a", "{removed:?}");
     let (status, expired) = put(&a.url(&format!("/api/sessions/{id}/keepalive")), None);
     assert_eq!(

@@ -88,7 +88,7 @@ fn the_event_stream_is_ordered_reports_lag_and_resumes() {
     assert!(
         ended
             .iter()
-            .all(|e| e.event == "unregistered" && e.data["reason"] == "exit:normal"),
+            .all(|e| e.event == "unregistered" && e.data["reason"] == "exit:session_deleted"),
         "{ended:?}"
     );
 

@@ -113,6 +113,17 @@ pub enum SendError {
     Encode(#[from] MetaError),
 }
 
+/// The text of an exit reason is longer than
+/// [`ExitReason::MAX_SHUTDOWN_BYTES`](crate::event::ExitReason::MAX_SHUTDOWN_BYTES).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("an exit reason of {len} bytes is too long: give at most {max} bytes")]
+pub struct ExitReasonTooLong {
+    /// Its length in bytes.
+    pub len: usize,
+    /// The limit.
+    pub max: usize,
+}
+
 /// A message could not be received.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]

@@ -61,6 +61,15 @@ pub enum ExitReason {
     },
     /// Its node left the cluster.
     NodeDown,
+    /// Its owner ended it with a reason of its own (`roster::Node::kill_with`), such as
+    /// `session_expired`: at most [`ExitReason::MAX_SHUTDOWN_BYTES`] bytes, carried to
+    /// every node with the removal of its entries.
+    Shutdown(String),
+}
+
+impl ExitReason {
+    /// The longest text of an [`ExitReason::Shutdown`], in bytes.
+    pub const MAX_SHUTDOWN_BYTES: usize = 64;
 }
 
 /// One change to one entry, as delivered to subscribers.

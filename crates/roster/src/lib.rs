@@ -82,7 +82,9 @@ pub use cluster::{TlsConfig, TlsError};
 pub use conflict::{ConflictRule, Resolver, Winner};
 pub use entry::{Entry, Member, Members, Registration, Table};
 pub use envelope::Envelope;
-pub use error::{RecvError, RegistryError, ScopeError, SendError, StartError, TryRecvError};
+pub use error::{
+    ExitReasonTooLong, RecvError, RegistryError, ScopeError, SendError, StartError, TryRecvError,
+};
 pub use event::{Event, EventKind, ExitReason, Reason};
 pub use key::{Key, KeyError, Pattern, ScopeName};
 pub use meta::{Meta, MetaError};

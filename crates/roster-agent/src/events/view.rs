@@ -18,6 +18,7 @@ pub fn kind_name(kind: EventKind) -> &'static str {
 }
 
 /// Why an entry changed, as text: `requested`, `exit:normal`, `exit:killed`,
+/// `exit:session_expired` (a shutdown reason as it was given),
 /// `exit:node_down`, `conflict`, `scope_disconnected`, `resynced`, ...
 pub fn reason_text(reason: &Reason) -> String {
     match reason {
@@ -37,6 +38,7 @@ fn exit_text(exit: &ExitReason) -> String {
         ExitReason::Killed => "killed".to_owned(),
         ExitReason::Conflict { .. } => "conflict".to_owned(),
         ExitReason::NodeDown => "node_down".to_owned(),
+        ExitReason::Shutdown(reason) => reason.clone(),
         other => format!("{other:?}").to_lowercase(),
     }
 }

@@ -105,6 +105,14 @@ impl Sessions {
     }
 
     /// Records that `session` ended for `reason`, if a recorder is set.
+    /// Ends `session`'s process with `reason` (both reasons are far below the limit).
+    fn end_process(&self, session: &Session, reason: &str) {
+        if let Err(e) = self.0.node.kill_with(session.pid(), reason) {
+            tracing::error!(error = %e, "cannot end a session's process with its reason");
+            self.0.node.kill(session.pid());
+        }
+    }
+
     fn record_end(&self, session: &Session, end: EndReason, why: &str) {
         let Some(recorder) = self.0.recorder.get() else {
             return;
@@ -230,10 +238,10 @@ impl Sessions {
         };
         self.0.counts.deleted.fetch_add(1, Ordering::Relaxed);
         self.record_end(&session, EndReason::Deleted, "deleted through the API");
+        // Its entries go at once, on every node, with reason `session_deleted`, whoever
+        // still holds the handle (a reader woken by `end` lets go after).
+        self.end_process(&session, SESSION_DELETED);
         session.end();
-        // The process exits (reason `normal`) when the last handle drops: here, or when a
-        // reader woken by `end` lets go.
-        drop(session);
         Ok(())
     }
 
@@ -287,14 +295,19 @@ impl Sessions {
                 EndReason::Expired,
                 &format!("no keepalive within its TTL of {:?}", session.ttl()),
             );
-            // Killed: its entries go at once with reason `killed`, whoever still holds
-            // the handle.
-            self.0.node.kill(session.pid());
+            // Its entries go at once, on every node, with reason `session_expired`, whoever
+            // still holds the handle.
+            self.end_process(&session, SESSION_EXPIRED);
             session.end();
         }
         next
     }
 }
+
+/// The exit reason of a session's process when its TTL lapsed.
+pub const SESSION_EXPIRED: &str = "session_expired";
+/// The exit reason of a session's process when it was deleted.
+pub const SESSION_DELETED: &str = "session_deleted";
 
 /// Removes `id` from the live maps and remembers it ended.
 fn end_in(table: &mut Table, id: &str, reason: EndReason, now: Instant) -> Option<Arc<Session>> {

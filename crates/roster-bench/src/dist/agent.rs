@@ -569,6 +569,7 @@ fn exit_reason(reason: &ExitReason) -> Value {
             "winner": winner.to_string(),
         }),
         ExitReason::NodeDown => json!({"kind": "node_down"}),
+        ExitReason::Shutdown(reason) => json!({"kind": "shutdown", "reason": reason}),
         // A reason added by a later version of the library.
         other => json!({"kind": "other", "reason": format!("{other:?}")}),
     }

@@ -19,7 +19,7 @@ use crate::store::SnapshotSize;
 /// Version 4: the first chunk of a snapshot announces its size. Version 5: node records
 /// say whether an offline node left, and external nodes (records kept by a member, and
 /// their heartbeats).
-pub const PROTOCOL_VERSION: u16 = 5;
+pub const PROTOCOL_VERSION: u16 = 6;
 
 /// One replication frame.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

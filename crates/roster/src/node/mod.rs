@@ -227,11 +227,56 @@ impl Node {
     /// # }
     /// ```
     pub fn kill(&self, pid: Pid) -> bool {
+        self.end_process(pid, ExitReason::Killed)
+    }
+
+    /// Ends local process `pid` as [`Node::kill`] does, with [`ExitReason::Shutdown`] of
+    /// `reason`: its entries are removed on every node with that reason (an agent ends a
+    /// lapsed session with `session_expired`). Returns `Ok(false)` if no such live process
+    /// exists here.
+    ///
+    /// # Errors
+    ///
+    /// [`ExitReasonTooLong`](crate::ExitReasonTooLong) for a reason over
+    /// [`ExitReason::MAX_SHUTDOWN_BYTES`]; the process is left alone.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use roster::{Delivery, ExitReason, Pattern, Reason};
+    ///
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let mut events = node.default_scope().subscribe(Pattern::from("k")).unwrap();
+    /// let p = node.new_process();
+    /// p.register("k", &()).unwrap();
+    /// assert!(node.kill_with(p.pid(), "session_expired").unwrap());
+    /// let mut seen = Vec::new();
+    /// while seen.len() < 2 {
+    ///     if let Some(Delivery::Events(batch)) = events.recv().await {
+    ///         seen.extend(batch);
+    ///     }
+    /// }
+    /// let expired = Reason::Exit(ExitReason::Shutdown("session_expired".into()));
+    /// assert_eq!(seen[1].reason, expired);
+    /// assert!(node.kill_with(p.pid(), &"x".repeat(65)).is_err());
+    /// # }
+    /// ```
+    pub fn kill_with(&self, pid: Pid, reason: &str) -> Result<bool, crate::ExitReasonTooLong> {
+        if reason.len() > ExitReason::MAX_SHUTDOWN_BYTES {
+            return Err(crate::ExitReasonTooLong {
+                len: reason.len(),
+                max: ExitReason::MAX_SHUTDOWN_BYTES,
+            });
+        }
+        Ok(self.end_process(pid, ExitReason::Shutdown(reason.to_owned())))
+    }
+
+    fn end_process(&self, pid: Pid, reason: ExitReason) -> bool {
         let Some(cell) = self.shared.stores.process(pid) else {
             return false;
         };
         // Only the caller that marks it dead kills it: it may be exiting on its own.
-        if !self.shared.stores.exit(&cell, ExitReason::Killed) {
+        if !self.shared.stores.exit(&cell, reason) {
             return false;
         }
         cell.abort_task();
