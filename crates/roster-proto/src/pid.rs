@@ -114,6 +114,50 @@ impl fmt::Display for Pid {
     }
 }
 
+/// Text that is not a pid as [`Pid`] displays it (`<0123456789abcdef.17>`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?} is not a pid: give one as pids display, e.g. <5f0c2a9e3b1d7c44.17>")]
+pub struct PidParseError {
+    /// The text refused.
+    pub text: String,
+}
+
+/// Parses a pid as it displays: `<`, the incarnation in 16 hex digits, `.`, the serial in
+/// decimal, `>`.
+///
+/// ```
+/// use roster::{Incarnation, Pid};
+///
+/// let pid = Pid::new(Incarnation::new(0x5f0c_2a9e_3b1d_7c44), 17);
+/// assert_eq!("<5f0c2a9e3b1d7c44.17>".parse::<Pid>().unwrap(), pid);
+/// assert_eq!(pid.to_string().parse::<Pid>().unwrap(), pid);
+/// assert!("5f0c2a9e3b1d7c44.17".parse::<Pid>().is_err());
+/// ```
+impl std::str::FromStr for Pid {
+    type Err = PidParseError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let refuse = || PidParseError {
+            text: text.chars().take(64).collect(),
+        };
+        let inner = text
+            .strip_prefix('<')
+            .and_then(|t| t.strip_suffix('>'))
+            .ok_or_else(refuse)?;
+        let (incarnation, serial) = inner.split_once('.').ok_or_else(refuse)?;
+        let hex = |c: char| c.is_ascii_hexdigit();
+        if incarnation.len() != 16 || !incarnation.chars().all(hex) {
+            return Err(refuse());
+        }
+        if serial.is_empty() || !serial.chars().all(|c| c.is_ascii_digit()) {
+            return Err(refuse());
+        }
+        let incarnation = u64::from_str_radix(incarnation, 16).map_err(|_| refuse())?;
+        let serial = serial.parse::<u64>().map_err(|_| refuse())?;
+        Ok(Pid::new(Incarnation::new(incarnation), serial))
+    }
+}
+
 impl fmt::Debug for Pid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)

@@ -93,7 +93,7 @@ pub use node::{
     NodeHealth, NodeInfo, NodeLiveness, NodeWatch, Nodes, RecordError, ScopeOptions,
     StatusIsForPeers,
 };
-pub use pid::{Incarnation, Pid};
+pub use pid::{Incarnation, Pid, PidParseError};
 pub use process::Process;
 pub use runtime::log_level::LogLevel;
 pub use scope::{Counted, DEFAULT_SCOPE, Decoded, Dispatched, Scope, Selected};

@@ -1,39 +1,30 @@
 //! Pids as the API spells them, `<incarnation.serial>` with the incarnation in 16 hex
 //! digits (as `roster::Pid` displays them), parsed back.
 
-use roster::{Incarnation, Pid};
+use roster::Pid;
 
 use crate::errors::ApiError;
 
-/// Parses `<0123456789abcdef.17>`.
+/// Parses `<0123456789abcdef.17>` ([`Pid`]'s `FromStr`).
 ///
 /// # Errors
 ///
 /// 400 `bad_pid` for anything else.
 pub fn parse_pid(text: &str) -> Result<Pid, ApiError> {
-    let refuse = || {
+    text.parse::<Pid>().map_err(|_| {
         ApiError::bad_request(
             "bad_pid",
             format!(
                 "{text:?} is not a pid: give one as the API shows them, e.g. <5f0c2a9e3b1d7c44.17>"
             ),
         )
-    };
-    let inner = text
-        .strip_prefix('<')
-        .and_then(|t| t.strip_suffix('>'))
-        .ok_or_else(refuse)?;
-    let (incarnation, serial) = inner.split_once('.').ok_or_else(refuse)?;
-    if incarnation.len() != 16 {
-        return Err(refuse());
-    }
-    let incarnation = u64::from_str_radix(incarnation, 16).map_err(|_| refuse())?;
-    let serial = serial.parse::<u64>().map_err(|_| refuse())?;
-    Ok(Pid::new(Incarnation::new(incarnation), serial))
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use roster::Incarnation;
+
     use super::*;
 
     #[test]
