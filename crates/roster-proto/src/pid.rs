@@ -154,7 +154,7 @@ impl std::str::FromStr for Pid {
         }
         let incarnation = u64::from_str_radix(incarnation, 16).map_err(|_| refuse())?;
         let serial = serial.parse::<u64>().map_err(|_| refuse())?;
-        Ok(Pid::new(Incarnation::new(incarnation), serial))
+        Ok(Self::new(Incarnation::new(incarnation), serial))
     }
 }
 
