@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use session_support::{SseStream, collect_until, raw};
-use support::{AgentProcess, get, send};
+use support::{AgentProcess, eventually, get, send};
 use ureq::http::Method;
 
 const STREAM_DEADLINE: Duration = Duration::from_secs(60);
@@ -156,6 +156,38 @@ fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
     series
 }
 
+/// A peer that joins an agent holding names gets them in a snapshot: both agents count the
+/// resync's bytes in `/metrics`, the same on both sides.
+#[test]
+fn resync_bytes_show_in_metrics_after_a_peer_joins_with_entries() {
+    let a = AgentProcess::start("resync-a", &[]);
+    let (id, _) = new_session(&a);
+    for n in 0..50 {
+        let url = a.url(&format!("/api/sessions/{id}/names/user/{n}"));
+        assert_eq!(put(&url, None).0, 200);
+    }
+    let b = AgentProcess::start("resync-b", &["--seed", &a.cluster]);
+    let names = "roster_registry_names{scope=\"default\"}";
+    eventually("b holds a's 50 names", STREAM_DEADLINE, || {
+        let (_, _, text) = raw(Method::GET, &b.url("/metrics"), None, b"");
+        (parse_prometheus(&text).get(names) == Some(&50.0)).then_some(())
+    });
+    let (sent, received) = eventually(
+        "b has read every resync byte a sent",
+        STREAM_DEADLINE,
+        || {
+            let (_, _, a_text) = raw(Method::GET, &a.url("/metrics"), None, b"");
+            let (_, _, b_text) = raw(Method::GET, &b.url("/metrics"), None, b"");
+            let sent = parse_prometheus(&a_text)["roster_resync_bytes_sent_total"];
+            let received = parse_prometheus(&b_text)["roster_resync_bytes_received_total"];
+            (sent > 0.0 && sent == received).then_some((sent, received))
+        },
+    );
+    // 50 names of at least "user/0" and a pid each.
+    assert!(sent > 50.0 * 8.0, "a snapshot of 50 names in {sent} bytes");
+    assert_eq!(sent, received);
+}
+
 #[test]
 fn metrics_are_prometheus_text_with_the_named_series() {
     let agent = AgentProcess::start("metrics", &[]);
@@ -197,6 +229,8 @@ fn metrics_are_prometheus_text_with_the_named_series() {
         ("roster_resyncs_total", Some(0.0)),
         ("roster_agent_subscriber_lag_total{source=\"client\"}", None),
         ("roster_cluster_bytes_sent_total", None),
+        ("roster_resync_bytes_sent_total", Some(0.0)),
+        ("roster_resync_bytes_received_total", Some(0.0)),
         (
             "roster_agent_history_records_total{outcome=\"written\"}",
             None,

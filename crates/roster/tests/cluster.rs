@@ -543,6 +543,51 @@ async fn a_severed_link_keeps_entries_and_resyncs_by_delta() {
     b.shutdown().await;
 }
 
+/// A joiner gets the entries it never had in a snapshot: the resync bytes the sender counts
+/// are the receiver's, they carry the entries, and a catch-up by delta adds none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resync_bytes_count_a_joiners_snapshot_on_both_sides() {
+    let a = start("a", &[]).await;
+    let procs: Vec<_> = (0..500).map(|_| a.new_process()).collect();
+    for (i, p) in procs.iter().enumerate() {
+        p.register(&format!("k/{i}"), &()).unwrap();
+    }
+    assert_eq!(a.cluster().stats().unwrap().resync_bytes_sent, 0);
+    let b = start("b", &[&a]).await;
+    eventually("b syncs 500 names", || {
+        b.default_scope().name_count() == 500
+    })
+    .await;
+    eventually("b has read every resync byte a sent", || {
+        b.cluster().stats().unwrap().resync_bytes_received
+            == a.cluster().stats().unwrap().resync_bytes_sent
+    })
+    .await;
+    let sent = a.cluster().stats().unwrap();
+    // Each entry takes at least its key ("k/0".."k/499") and a pid on the wire.
+    assert!(
+        sent.resync_bytes_sent > 500 * 8,
+        "a snapshot of 500 names in {} bytes",
+        sent.resync_bytes_sent
+    );
+    assert!(sent.resync_bytes_sent <= sent.bytes_sent);
+
+    a.cluster().sever_links(Duration::from_millis(300));
+    eventually("the link is down", || a.cluster().peers().is_empty()).await;
+    procs[0].unregister("k/0").unwrap();
+    eventually("b catches up by delta", || {
+        b.default_scope().name_count() == 499
+    })
+    .await;
+    assert_eq!(
+        a.cluster().stats().unwrap().resync_bytes_sent,
+        sent.resync_bytes_sent,
+        "a delta catch-up is no resync"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conflict_loser_can_be_kept_alive_and_told() {
     let keep = || Node::builder().kill_conflict_losers(false);

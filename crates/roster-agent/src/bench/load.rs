@@ -86,14 +86,6 @@ where
     gather(workers, start)
 }
 
-/// `GET url`: whether it answered 200.
-pub fn get_ok(agent: &ureq::Agent, url: &str) -> bool {
-    agent
-        .get(url)
-        .call()
-        .is_ok_and(|mut r| r.status() == 200 && r.body_mut().read_to_vec().is_ok())
-}
-
 /// `PUT url` without a body: whether it answered 200.
 pub fn put_ok(agent: &ureq::Agent, url: &str) -> bool {
     agent

@@ -1,18 +1,22 @@
 //! `roster bench-agent`: starts one agent in this process and drives it over HTTP
-//! keep-alive connections from a local load generator (threads with blocking `ureq`
-//! clients), then prints each figure beside its target and what limits it.
+//! keep-alive connections from a local load generator, then prints each figure beside its
+//! target and what limits it, with where the CPU went.
 //!
 //! - [`target`]: the agent under load, on its own runtime;
-//! - [`load`]: timed request loops with latency histograms;
-//! - [`pipelined`]: lookups with HTTP/1.1 pipelining, to show the agent's own cost;
+//! - [`connections`]: the lookups' and keepalives' generator: many connections on a tokio
+//!   runtime of its own, one request per round trip or pipelined;
+//! - [`load`]: timed loops of blocking `ureq` clients (session creations, the SSE
+//!   writers), with latency histograms;
+//! - [`cpu`]: the CPU of the agent, of the generator and of the rest of the machine;
 //! - [`phases`]: lookups, session creation and expiry, keepalives, SSE fan-out;
 //! - [`history_cost`]: keepalive latency under session churn, history off against on;
 //! - [`report`]: the table.
 
+pub mod connections;
+pub mod cpu;
 pub mod history_cost;
 pub mod load;
 pub mod phases;
-pub mod pipelined;
 pub mod report;
 pub mod target;
 
@@ -27,9 +31,21 @@ pub struct BenchArgs {
     /// How long each timed phase runs, e.g. 5s.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
-    /// Load-generator threads (each one keep-alive connection).
+    /// Blocking client threads (each one keep-alive connection) of the session-creation
+    /// and SSE phases, and of `--history-cost`.
     #[arg(long, default_value_t = 4)]
     pub threads: usize,
+    /// Concurrent keep-alive connections of the lookups, one row each (one request per
+    /// round trip on each); the keepalives use the largest.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 16, 64])]
+    pub connections: Vec<usize>,
+    /// Worker threads of the lookups' and keepalives' load generator (1: one thread
+    /// drives every connection).
+    #[arg(long, default_value_t = 1)]
+    pub load_threads: usize,
+    /// Connections of the pipelined phases.
+    #[arg(long, default_value_t = 4)]
+    pub pipeline_connections: usize,
     /// SSE clients of the fan-out phase.
     #[arg(long, default_value_t = 100)]
     pub sse_clients: usize,

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::BenchArgs;
-use super::load::{self, Measured, client, get_ok, post_json, put_ok};
-use super::pipelined;
+use super::connections::{self, Load, request};
+use super::load::{self, Measured, client, post_json, put_ok};
 use super::target::Target;
 
 /// How many names the lookups read, and how many sessions the keepalives renew.
@@ -20,7 +20,7 @@ const KEYS: usize = 1000;
 #[derive(Debug)]
 pub struct Row {
     /// What was measured.
-    pub figure: &'static str,
+    pub figure: String,
     /// The figure, with its latencies where they apply.
     pub measured: String,
     /// The target, in words.
@@ -28,19 +28,19 @@ pub struct Row {
     /// Whether the target was met; `None` without a target.
     pub met: Option<bool>,
     /// What limits it, as observed.
-    pub limit: &'static str,
+    pub limit: String,
 }
 
 /// A timed phase's row.
 fn timed_row(
-    figure: &'static str,
+    figure: impl Into<String>,
     m: &Measured,
     target: &'static str,
     met: bool,
-    limit: &'static str,
+    limit: impl Into<String>,
 ) -> Row {
     Row {
-        figure,
+        figure: figure.into(),
         measured: format!(
             "{:.0}/s (p50 {:.2} ms, p99 {:.2} ms{})",
             m.rate(),
@@ -54,7 +54,7 @@ fn timed_row(
         ),
         target,
         met: Some(met),
-        limit,
+        limit: limit.into(),
     }
 }
 
@@ -85,14 +85,16 @@ fn metric(agent: &ureq::Agent, target: &Target, name: &str) -> Option<f64> {
 ///
 /// A phase's setup failed (the agent refused a request it should accept).
 pub fn run_all(target: &Target, args: &BenchArgs) -> Result<Vec<Row>, String> {
-    let mut rows = vec![lookups(target, args)?, pipelined_lookups(target, args)];
+    let mut rows = lookups(target, args)?;
     rows.push(creations(target, args)?);
     rows.extend(keepalives(target, args)?);
     rows.push(fan_out(target, args)?);
     Ok(rows)
 }
 
-fn lookups(target: &Target, args: &BenchArgs) -> Result<Row, String> {
+/// The lookups: one row per number of connections (one request per round trip each),
+/// then one pipelined.
+fn lookups(target: &Target, args: &BenchArgs) -> Result<Vec<Row>, String> {
     let agent = client();
     let (id, _) = session(&agent, target, "1h")?;
     for n in 0..KEYS {
@@ -103,48 +105,55 @@ fn lookups(target: &Target, args: &BenchArgs) -> Result<Row, String> {
             return Err(format!("cannot register bench/{n}"));
         }
     }
-    let base = target.url("/api/registry/bench/");
-    let m = load::run(args.threads, args.duration, move |agent, n, thread| {
-        let key = (n as usize * 7 + thread) % KEYS;
-        get_ok(agent, &format!("{base}{key}"))
-    });
-    let met = m.rate() >= 50_000.0;
-    Ok(timed_row(
-        "HTTP lookups (GET /api/registry/{key})",
-        &m,
-        ">= 50,000/s",
-        met,
-        "one loopback TCP round trip per request, client and agent on the same 2 cores: perf puts ~70% of the CPU in the kernel's TCP stack and ~13% in the agent's code (the registry read itself is ~100 ns); more needs pipelining or batched lookups",
-    ))
-}
-
-/// Lookups of the names `lookups` registered, pipelined.
-fn pipelined_lookups(target: &Target, args: &BenchArgs) -> Row {
-    let paths = Arc::new(
+    let requests = Arc::new(
         (0..KEYS)
-            .map(|n| format!("/api/registry/bench/{n}"))
-            .collect(),
+            .map(|n| request("GET", &format!("/api/registry/bench/{n}")))
+            .collect::<Vec<_>>(),
     );
-    let m = pipelined::run(
-        target.http,
-        "GET",
-        paths,
-        args.threads.min(4),
-        args.pipeline_depth.max(1),
-        args.duration,
-    );
+    let mut rows = Vec::new();
+    for &connections in &args.connections {
+        let (m, split) = connections::run(&Load {
+            addr: target.http,
+            requests: requests.clone(),
+            connections: connections.max(1),
+            depth: 1,
+            threads: args.load_threads,
+            duration: args.duration,
+        });
+        rows.push(timed_row(
+            format!(
+                "HTTP lookups (GET /api/registry/{{key}}), {} connection{}",
+                connections.max(1),
+                if connections > 1 { "s" } else { "" }
+            ),
+            &m,
+            ">= 50,000/s",
+            m.rate() >= 50_000.0,
+            format!("one loopback round trip per request; {split}"),
+        ));
+    }
+    let depth = args.pipeline_depth.max(1);
+    let (m, split) = connections::run(&Load {
+        addr: target.http,
+        requests,
+        connections: args.pipeline_connections.max(1),
+        depth,
+        threads: args.load_threads,
+        duration: args.duration,
+    });
     let mut row = timed_row(
-        "HTTP lookups, pipelined (a batch per write)",
+        format!(
+            "HTTP lookups, pipelined ({} connections, {depth} requests per write)",
+            args.pipeline_connections.max(1)
+        ),
         &m,
         ">= 50,000/s",
         m.rate() >= 50_000.0,
-        "the agent's CPU: request parsing, the middleware stack (auth, limits, metrics), routing and the JSON answer on 2 workers, beside the load generator",
+        format!("the agent's CPU per request; {split}"),
     );
-    row.measured = format!(
-        "{} (latency per batch of {})",
-        row.measured, args.pipeline_depth
-    );
-    row
+    row.measured = format!("{} (latency per batch of {depth})", row.measured);
+    rows.push(row);
+    Ok(rows)
 }
 
 fn creations(target: &Target, args: &BenchArgs) -> Result<Row, String> {
@@ -203,51 +212,47 @@ fn keepalives(target: &Target, args: &BenchArgs) -> Result<Vec<Row>, String> {
     for _ in 0..KEYS {
         ids.push(session(&agent, target, "1h")?.0);
     }
-    let urls: Arc<Vec<String>> = Arc::new(
+    let requests = Arc::new(
         ids.iter()
-            .map(|id| target.url(&format!("/api/sessions/{id}/keepalive")))
-            .collect(),
+            .map(|id| request("PUT", &format!("/api/sessions/{id}/keepalive")))
+            .collect::<Vec<_>>(),
     );
-    let threads = args.threads;
-    let round_trips = urls.clone();
-    let m = load::run(threads, args.duration, move |agent, n, thread| {
-        put_ok(
-            agent,
-            &round_trips[(n as usize * threads + thread) % round_trips.len()],
-        )
+    let connections = args.connections.iter().copied().max().unwrap_or(1).max(1);
+    let (m, split) = connections::run(&Load {
+        addr: target.http,
+        requests: requests.clone(),
+        connections,
+        depth: 1,
+        threads: args.load_threads,
+        duration: args.duration,
     });
-    let met = m.rate() >= 10_000.0;
     let one_by_one = timed_row(
-        "keepalives (PUT /api/sessions/{id}/keepalive)",
-        &m,
-        ">= 10,000/s",
-        met,
-        "as lookups: the TCP round trip per request; the session table's lock is held for two map updates only",
-    );
-    let paths = Arc::new(
-        ids.iter()
-            .map(|id| format!("/api/sessions/{id}/keepalive"))
-            .collect(),
-    );
-    let m = pipelined::run(
-        target.http,
-        "PUT",
-        paths,
-        args.threads.min(4),
-        args.pipeline_depth.max(1),
-        args.duration,
-    );
-    let mut pipelined = timed_row(
-        "keepalives, pipelined (a batch per write)",
+        format!("keepalives (PUT /api/sessions/{{id}}/keepalive), {connections} connections"),
         &m,
         ">= 10,000/s",
         m.rate() >= 10_000.0,
-        "the agent's CPU per request, as pipelined lookups",
+        format!("as lookups (the session table's lock is held for two map updates only); {split}"),
     );
-    pipelined.measured = format!(
-        "{} (latency per batch of {})",
-        pipelined.measured, args.pipeline_depth
+    let depth = args.pipeline_depth.max(1);
+    let (m, split) = connections::run(&Load {
+        addr: target.http,
+        requests,
+        connections: args.pipeline_connections.max(1),
+        depth,
+        threads: args.load_threads,
+        duration: args.duration,
+    });
+    let mut pipelined = timed_row(
+        format!(
+            "keepalives, pipelined ({} connections, {depth} requests per write)",
+            args.pipeline_connections.max(1)
+        ),
+        &m,
+        ">= 10,000/s",
+        m.rate() >= 10_000.0,
+        format!("the agent's CPU per request; {split}"),
     );
+    pipelined.measured = format!("{} (latency per batch of {depth})", pipelined.measured);
     Ok(vec![one_by_one, pipelined])
 }
 
@@ -326,7 +331,10 @@ fn fan_out(target: &Target, args: &BenchArgs) -> Result<Row, String> {
     #[allow(clippy::cast_precision_loss)] // event counts
     let rate = got as f64 / elapsed.as_secs_f64();
     Ok(Row {
-        figure: "SSE events delivered (100 clients of /api/events)",
+        figure: format!(
+            "SSE events delivered ({} clients of /api/events)",
+            args.sse_clients
+        ),
         measured: format!(
             "{rate:.0}/s ({} events written at {:.0}/s, {got} of {expected} delivered, {} lagged notices)",
             m.ok,
@@ -335,6 +343,6 @@ fn fan_out(target: &Target, args: &BenchArgs) -> Result<Row, String> {
         ),
         target: "(none given)",
         met: None,
-        limit: "CPU: each event is formatted and written once per client; the writers' HTTP requests share the same cores",
+        limit: "CPU: each event is formatted and written once per client; the writers' HTTP requests share the same cores".to_owned(),
     })
 }

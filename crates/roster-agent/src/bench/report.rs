@@ -6,8 +6,15 @@ use super::phases::Row;
 /// The table as Markdown, with the settings it ran with.
 pub fn table(rows: &[Row], args: &BenchArgs) -> String {
     let mut out = format!(
-        "roster bench-agent: {} per phase, {} load threads, {} SSE clients, agent runtime of {} workers, {} CPUs\n\n",
+        "roster bench-agent: {} per phase, lookups and keepalives over {} connections from a load generator of {} thread{}, {} blocking client threads elsewhere, {} SSE clients, agent runtime of {} workers, {} CPUs\n\n",
         humantime::format_duration(args.duration),
+        args.connections
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("/"),
+        args.load_threads.max(1),
+        if args.load_threads > 1 { "s" } else { "" },
         args.threads,
         args.sse_clients,
         args.agent_threads,

@@ -66,6 +66,7 @@ impl Target {
         let (log, layer) = LogControl::detached("warn").map_err(|e| e.to_string())?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers.max(1))
+            .thread_name(super::cpu::AGENT_THREADS)
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;

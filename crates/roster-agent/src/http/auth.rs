@@ -2,9 +2,8 @@
 //! one is configured, and reads need the read token when one is configured. Tokens are
 //! compared in constant time. The probes (`/healthz`, `/readyz`) are always open.
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
@@ -14,25 +13,19 @@ use crate::state::AppState;
 /// Paths no token is asked for: the liveness and readiness probes.
 const OPEN_PATHS: [&str; 2] = ["/healthz", "/readyz"];
 
-/// Checks the request's bearer token against the one its method needs.
-pub async fn require_token(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// Checks the request's bearer token against the one its method needs: the refusal, or
+/// `None` to let it through.
+pub fn check(state: &AppState, request: &Request) -> Option<Response> {
     let settings = state.settings();
     let needed = if matches!(*request.method(), Method::GET | Method::HEAD) {
         settings.read_token.as_deref()
     } else {
         settings.write_token.as_deref()
-    };
-    let Some(needed) = needed else {
-        return next.run(request).await;
-    };
+    }?;
     if OPEN_PATHS.contains(&request.uri().path()) {
-        return next.run(request).await;
+        return None;
     }
-    match bearer(&request) {
+    match bearer(request) {
         None => {
             let mut response = ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -43,17 +36,17 @@ pub async fn require_token(
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            response
+            Some(response)
         }
-        Some(given) if bool::from(given.as_bytes().ct_eq(needed.as_bytes())) => {
-            next.run(request).await
-        }
-        Some(_) => ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "the bearer token is not the one this request needs",
-        )
-        .into_response(),
+        Some(given) if bool::from(given.as_bytes().ct_eq(needed.as_bytes())) => None,
+        Some(_) => Some(
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "the bearer token is not the one this request needs",
+            )
+            .into_response(),
+        ),
     }
 }
 

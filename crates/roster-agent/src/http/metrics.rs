@@ -1,8 +1,8 @@
 //! `GET /metrics`: the agent's metrics in the Prometheus text format. Counters of what goes
 //! through the API (writes by kind, HTTP requests by route and status) are recorded as it
 //! happens; the node's figures (registry and group sizes per scope, links, replication
-//! queues, conflicts, resyncs, digest repairs, node statuses, sessions, subscriber lag,
-//! the history's records) are sampled at scrape time.
+//! queues, conflicts, resyncs and their bytes, digest repairs, node statuses, sessions,
+//! subscriber lag, the history's records) are sampled at scrape time.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -66,6 +66,8 @@ fn sample(state: &AppState) {
     if let Some(stats) = node.cluster().stats() {
         counter!("roster_cluster_bytes_sent_total").absolute(stats.bytes_sent);
         counter!("roster_cluster_bytes_received_total").absolute(stats.bytes_received);
+        counter!("roster_resync_bytes_sent_total").absolute(stats.resync_bytes_sent);
+        counter!("roster_resync_bytes_received_total").absolute(stats.resync_bytes_received);
         counter!("roster_links_established_total").absolute(stats.links_established);
         counter!("roster_handshake_failures_total").absolute(stats.handshake_failures);
         counter!("roster_links_overloaded_total").absolute(stats.links_overloaded);

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod events;
 pub mod external_nodes;
 pub mod faults;
+pub mod gate;
 pub mod graph;
 pub mod groups;
 pub mod health;
@@ -29,7 +30,6 @@ pub mod partition;
 pub mod pid;
 pub mod rate_limit;
 pub mod registry;
-pub mod request_metrics;
 pub mod scopes;
 pub mod session_entries;
 pub mod session_messages;
@@ -81,22 +81,9 @@ pub fn router(state: AppState) -> Router {
     let api = router
         .fallback(crate::errors::no_route)
         .method_not_allowed_fallback(crate::errors::method_not_allowed)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_token,
-        ))
         .layer(Extension(openapi::DocumentJson::new(&doc)))
         .layer(DefaultBodyLimit::max(limits::MAX_BODY_BYTES))
-        .layer(middleware::from_fn(limits::limit_body))
-        .layer(middleware::from_fn(limits::limit_headers))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            rate_limit::limit_rate,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            request_metrics::count_requests,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), gate::admit))
         .with_state(state);
     crate::dashboard::router()
         .layer(middleware::from_fn(limits::limit_headers))

@@ -55,9 +55,9 @@ pub struct ScopeQuery {
     pub scope: Option<String>,
 }
 
-fn view(state: &AppState, key: &str, registration: &Registration) -> NameView {
+fn view(state: &AppState, key: String, registration: &Registration) -> NameView {
     NameView {
-        key: key.to_owned(),
+        key,
         pid: pid_text(registration.pid),
         node: state.node().node_name_of(registration.pid),
         meta: meta_json(&registration.meta),
@@ -91,7 +91,7 @@ pub async fn list_names(
     let (names, next_cursor) = page(names, |(key, _): &(Key, _)| key.as_str(), limit);
     let items = names
         .iter()
-        .map(|(key, registration)| view(&state, key, registration))
+        .map(|(key, registration)| view(&state, key.as_str().to_owned(), registration))
         .collect();
     Ok(Json(NamePage { items, next_cursor }))
 }
@@ -118,7 +118,7 @@ pub async fn get_name(
             format!("no name {key:?} in scope {:?}", scope.scope_name()),
         )
     })?;
-    Ok(Json(view(&state, &key, &registration)))
+    Ok(Json(view(&state, key, &registration)))
 }
 
 /// The routes of this resource.

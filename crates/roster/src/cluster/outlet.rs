@@ -15,6 +15,16 @@ use tokio::net::tcp::OwnedWriteHalf;
 
 use crate::replication::wire::Frame;
 
+/// Bytes a pump moved, for the counters.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Moved {
+    /// Bytes the socket accepted.
+    pub(crate) sent: u64,
+    /// Bytes of resync frames encoded for the socket ([`is_resync`]); counted when handed
+    /// to the link, so a link that fails mid-snapshot counts the rest too.
+    pub(crate) resync: u64,
+}
+
 /// What a pump achieved.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Pumped {
@@ -59,14 +69,14 @@ impl Outlet {
         self.half.writable().await
     }
 
-    /// Writes the backlog and every frame `take` yields, without ever waiting; returns the
-    /// bytes written (for counters) and whether the socket filled up.
-    pub(crate) fn pump(&self, mut take: impl FnMut() -> Vec<Frame>) -> io::Result<(Pumped, u64)> {
+    /// Writes the backlog and every frame `take` yields, without ever waiting; returns
+    /// whether the socket filled up and the bytes moved (for counters).
+    pub(crate) fn pump(&self, mut take: impl FnMut() -> Vec<Frame>) -> io::Result<(Pumped, Moved)> {
         {
             let mut state = self.lock();
             if state.busy {
                 state.again = true;
-                return Ok((Pumped::Done, 0));
+                return Ok((Pumped::Done, Moved::default()));
             }
             state.busy = true;
             state.again = false;
@@ -78,7 +88,7 @@ impl Outlet {
                 std::mem::take(&mut state.written),
             )
         };
-        let mut sent = 0u64;
+        let mut moved = Moved::default();
         loop {
             // The backlog goes first; frames are taken from the core only once the socket
             // accepted everything before them, so what waits for a slow peer waits in the
@@ -87,14 +97,14 @@ impl Outlet {
                 match self.half.try_write(&buf[written..]) {
                     Ok(n) => {
                         written += n;
-                        sent += n as u64;
+                        moved.sent += n as u64;
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         let mut state = self.lock();
                         state.backlog = buf;
                         state.written = written;
                         state.busy = false;
-                        return Ok((Pumped::Blocked, sent));
+                        return Ok((Pumped::Blocked, moved));
                     }
                     Err(e) => {
                         self.lock().busy = false;
@@ -106,7 +116,7 @@ impl Outlet {
             written = 0;
             let frames = take();
             if !frames.is_empty() {
-                encode_frames(&frames, &mut buf);
+                moved.resync += encode_frames(&frames, &mut buf);
                 continue;
             }
             let mut state = self.lock();
@@ -116,18 +126,30 @@ impl Outlet {
                 continue;
             }
             state.busy = false;
-            return Ok((Pumped::Done, sent));
+            return Ok((Pumped::Done, moved));
         }
     }
 }
 
-/// Appends each frame with its 4-byte big-endian length prefix.
-pub(crate) fn encode_frames(frames: &[Frame], buf: &mut Vec<u8>) {
+/// Whether `frame` resynchronises a peer: a chunk of a snapshot (sent when a link comes
+/// up without a delta to catch up from, after a gap or a repair), or a request for one.
+pub(crate) fn is_resync(frame: &Frame) -> bool {
+    matches!(frame, Frame::Snapshot { .. } | Frame::Resync { .. })
+}
+
+/// Appends each frame with its 4-byte big-endian length prefix; returns how many of the
+/// bytes appended (prefixes included) are of resync frames ([`is_resync`]).
+pub(crate) fn encode_frames(frames: &[Frame], buf: &mut Vec<u8>) -> u64 {
+    let mut resync = 0;
     for frame in frames {
         let start = buf.len();
         buf.extend_from_slice(&[0; 4]);
         frame.encode_into(buf);
         let len = (buf.len() - start - 4) as u32;
         buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
+        if is_resync(frame) {
+            resync += (buf.len() - start) as u64;
+        }
     }
+    resync
 }

@@ -17,8 +17,8 @@ use super::Cluster;
 use super::connect::LinkStream;
 use crate::cluster::handshake::{HandshakeError, MAX_FRAME_BYTES, read_frame};
 #[cfg(feature = "tls")]
-use crate::cluster::outlet::encode_frames;
-use crate::cluster::outlet::{Outlet, Pumped};
+use crate::cluster::outlet::{Moved, encode_frames};
+use crate::cluster::outlet::{Outlet, Pumped, is_resync};
 use crate::key::Limits;
 use crate::replication::wire::Frame;
 
@@ -238,6 +238,12 @@ async fn reader_loop<R: AsyncRead + Unpin>(
                     .fetch_add(buf.len() as u64 + 4, Ordering::Relaxed);
                 match Frame::decode(&buf, &Limits::CEILING) {
                     Ok(frame) => {
+                        if is_resync(&frame) {
+                            cluster
+                                .counters
+                                .resync_bytes_received
+                                .fetch_add(buf.len() as u64 + 4, Ordering::Relaxed);
+                        }
                         cluster.with_core(|core, node| {
                             core.handle_frame(node, peer, session, frame, Instant::now());
                         });
@@ -291,12 +297,9 @@ async fn outlet_loop(
             };
             let mut frames = 0;
             match outlet.pump(|| strong.transmit(peer, &mut frames)) {
-                Ok((pumped, sent)) => {
-                    meter.sent(frames, sent);
-                    strong
-                        .counters
-                        .bytes_sent
-                        .fetch_add(sent, Ordering::Relaxed);
+                Ok((pumped, moved)) => {
+                    meter.sent(frames, moved.sent);
+                    strong.counters.count_sent(moved);
                     if pumped != Pumped::Blocked {
                         break;
                     }
@@ -341,12 +344,12 @@ async fn writer_loop<W: AsyncWrite + Unpin>(
                 break;
             }
             buf.clear();
-            encode_frames(&frames, &mut buf);
+            let resync = encode_frames(&frames, &mut buf);
             meter.sent(frames.len(), buf.len() as u64);
-            strong
-                .counters
-                .bytes_sent
-                .fetch_add(buf.len() as u64, Ordering::Relaxed);
+            strong.counters.count_sent(Moved {
+                sent: buf.len() as u64,
+                resync,
+            });
             drop(strong);
             if let Err(e) = write.write_all(&buf).await {
                 tracing::debug!(peer, error = %e, "link write failed");

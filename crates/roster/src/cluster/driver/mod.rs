@@ -352,9 +352,9 @@ impl Cluster {
     fn pump(self: &Arc<Self>, peer: u64, outlet: &Outlet, link: &LinkWriter) {
         let mut frames = 0;
         match outlet.pump(|| self.transmit(peer, &mut frames)) {
-            Ok((pumped, sent)) => {
-                link.meter.sent(frames, sent);
-                self.counters.bytes_sent.fetch_add(sent, Ordering::Relaxed);
+            Ok((pumped, moved)) => {
+                link.meter.sent(frames, moved.sent);
+                self.counters.count_sent(moved);
                 if pumped != Pumped::Done {
                     link.wake.notify_one();
                 }
@@ -453,6 +453,8 @@ impl Cluster {
         ClusterStats {
             bytes_sent: get(&c.bytes_sent),
             bytes_received: get(&c.bytes_received),
+            resync_bytes_sent: get(&c.resync_bytes_sent),
+            resync_bytes_received: get(&c.resync_bytes_received),
             links_established: get(&c.links_established),
             handshake_failures: get(&c.handshake_failures),
             links_overloaded: get(&c.links_overloaded),

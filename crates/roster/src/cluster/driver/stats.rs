@@ -1,9 +1,10 @@
 //! What the cluster layer counts, and what it reports of its peers.
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
+use crate::cluster::outlet::Moved;
 use crate::pid::Incarnation;
 
 /// Counters of the cluster layer (also exported as metrics by the binary).
@@ -22,6 +23,19 @@ pub(crate) struct ClusterCounters {
     pub(crate) items_skipped: AtomicU64,
     pub(crate) bytes_sent: AtomicU64,
     pub(crate) bytes_received: AtomicU64,
+    pub(crate) resync_bytes_sent: AtomicU64,
+    pub(crate) resync_bytes_received: AtomicU64,
+}
+
+impl ClusterCounters {
+    /// Counts what a write to a link moved.
+    pub(crate) fn count_sent(&self, moved: Moved) {
+        self.bytes_sent.fetch_add(moved.sent, Ordering::Relaxed);
+        if moved.resync > 0 {
+            self.resync_bytes_sent
+                .fetch_add(moved.resync, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Counters of a node's cluster layer, as [`Cluster::stats`](crate::Cluster::stats) reports them.
@@ -32,6 +46,15 @@ pub struct ClusterStats {
     pub bytes_sent: u64,
     /// Bytes read from peer links.
     pub bytes_received: u64,
+    /// Of [`bytes_sent`](Self::bytes_sent), the bytes of resyncs: snapshot chunks (a link
+    /// that comes up to a peer that never had this node's entries or is too far behind for
+    /// a delta, a gap in a stream, a divergence found by anti-entropy) and requests for
+    /// them, counted as they are handed to the link. A peer that comes back within the op
+    /// log catches up by delta, with ordinary op frames, which are not counted here.
+    pub resync_bytes_sent: u64,
+    /// Of [`bytes_received`](Self::bytes_received), the bytes of resyncs from peers (as
+    /// [`resync_bytes_sent`](Self::resync_bytes_sent)).
+    pub resync_bytes_received: u64,
     /// Links that completed the handshake.
     pub links_established: u64,
     /// Links refused: failed dials, bad handshakes, wrong secrets or versions.
