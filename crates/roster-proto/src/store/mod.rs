@@ -51,7 +51,7 @@ use smallvec::SmallVec;
 pub use self::process_table::{
     HeldEntry, HeldKind, LocalProcess, Mailbox, ProcessTable, Refused, Task,
 };
-use crate::conflict::{ConflictRule, Winner};
+use crate::conflict::{ConflictRule, DecidedBy, Winner};
 use crate::entry::{MemberList, Registration};
 use crate::error::RegistryError;
 use crate::event::{Event, EventKind, ExitReason, Reason};
@@ -399,8 +399,13 @@ impl ScopeStore {
     }
 
     /// Decides a name conflict with the scope's rule, counting a panicking custom resolver
-    /// in the node's `resolver_panics`.
-    fn resolve(&self, key: &str, first: &Registration, second: &Registration) -> Winner {
+    /// in the node's `resolver_panics`; returns the winner and the rule that decided.
+    fn resolve(
+        &self,
+        key: &str,
+        first: &Registration,
+        second: &Registration,
+    ) -> (Winner, DecidedBy) {
         self.config
             .rule
             .resolve_counting(key, first, second, &self.config.resolver_panics)

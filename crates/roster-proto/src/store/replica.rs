@@ -110,6 +110,9 @@ impl ScopeStore {
                 self.register_remote(shard, key, registration, fresh, events, applied);
             }
             Op::Unregister { key, pid, reason } => {
+                if matches!(reason, Reason::Conflict { .. }) {
+                    self.conflict_learned(&key, pid, &reason, events);
+                }
                 self.remove_name(shard, &key, pid, Cause::Remote(&reason), events);
             }
             Op::Join { key, pid, meta } => {
@@ -195,10 +198,19 @@ impl ScopeStore {
             self.register_remote(shard, key, incoming, fresh, events, applied);
             return;
         }
-        match self.resolve(&key, &current, &incoming) {
+        let (decided, rule) = self.resolve(&key, &current, &incoming);
+        match decided {
             Winner::First => {
                 // The live owner keeps the name; the newcomer waits as a shadow until its
                 // node removes it.
+                self.push_event(events, || {
+                    let reason = Reason::Conflict {
+                        winner: current.pid,
+                        loser: incoming.pid,
+                        rule,
+                    };
+                    self.resolved_event(&key, &incoming, reason)
+                });
                 self.add_shadow(shard, &key, incoming);
                 if self.is_local(current.pid) {
                     // Our process won: a fresh fencing token greater than both contenders'.
@@ -211,7 +223,14 @@ impl ScopeStore {
             }
             Winner::Second => {
                 let winner = incoming.pid;
-                let conflict = Reason::Conflict { winner };
+                let conflict = Reason::Conflict {
+                    winner,
+                    loser: current.pid,
+                    rule,
+                };
+                self.push_event(events, || {
+                    self.resolved_event(&key, &current, conflict.clone())
+                });
                 if self.is_local(current.pid) {
                     // Our process lost: remove its claim (this ships the removal) and let
                     // the node decide what happens to the process; a standby's claim is
@@ -254,6 +273,30 @@ impl ScopeStore {
         shard.toggle_digest(r.pid.incarnation().get(), || digest::name(key, r));
         self.note_claim(shard, r.pid, HeldKind::Name, key, true);
         shard.shadows.entry(key.clone()).or_default().push(entry);
+    }
+
+    /// The [`EventKind::ConflictResolved`] of the losing claim `loser` on `key`.
+    fn resolved_event(&self, key: &Key, loser: &Registration, reason: Reason) -> Event {
+        self.event(
+            EventKind::ConflictResolved,
+            key,
+            loser.pid,
+            loser.meta.clone(),
+            None,
+            reason,
+        )
+    }
+
+    /// A remote node removed `pid`'s claim on `key` because it lost a conflict (`reason`).
+    /// If this node holds that claim as the live owner, it never saw the winner's claim,
+    /// so it learns of the conflict only now: the conflict's event. (A node that held both
+    /// decided the conflict then, and holds the loser as a shadow, whose removal is silent.)
+    /// The caller holds the key's shard lock.
+    fn conflict_learned(&self, key: &Key, pid: Pid, reason: &Reason, events: &mut Vec<Event>) {
+        let names = self.names.pin();
+        if let Some(live) = names.get(key.as_str()).filter(|e| e.pid == pid) {
+            self.push_event(events, || self.resolved_event(key, live, reason.clone()));
+        }
     }
 
     fn registered_event(
@@ -580,5 +623,103 @@ impl SnapshotReceiver {
         ops.into_iter()
             .filter(|op| op.pid().incarnation() == Incarnation::new(self.origin))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::{NodeStores, ProcessTable, ScopeConfig};
+    use crate::clock::wall_clock;
+    use crate::conflict::{ConflictRule, DecidedBy};
+    use crate::event::{EventKind, Reason};
+    use crate::key::Pattern;
+    use crate::meta::Meta;
+    use crate::op::{Op, Outbox};
+    use crate::pid::{Incarnation, Pid};
+    use crate::subscription::Delivery;
+
+    fn register(key: &str, pid: Pid, at: u64) -> Op {
+        Op::Register {
+            key: key.into(),
+            pid,
+            meta: Meta::EMPTY,
+            registered_at: at,
+            token: at,
+        }
+    }
+
+    /// What a subscriber of every key has been sent, as (kind, pid, reason).
+    fn drain(events: &mut crate::subscription::Subscription) -> Vec<(EventKind, Pid, Reason)> {
+        use futures_core::Stream;
+        use std::task::{Context, Poll, Waker};
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut seen = Vec::new();
+        while let Poll::Ready(Some(Delivery::Events(batch))) =
+            std::pin::Pin::new(&mut *events).poll_next(&mut cx)
+        {
+            seen.extend(batch.into_iter().map(|e| (e.kind, e.pid, e.reason)));
+        }
+        seen
+    }
+
+    /// A third node reports a conflict between two remote claims once: when it holds both
+    /// (it decides), or, holding only the loser's, when the loser's removal arrives.
+    #[test]
+    fn a_third_node_reports_each_conflict_once() {
+        let stores = NodeStores::new(ScopeConfig {
+            rule: ConflictRule::KeepOldest,
+            outbox: Some(Arc::new(Outbox::default())),
+            clock: wall_clock(),
+            locals: Arc::new(ProcessTable::new(3)),
+            fence: Arc::default(),
+            resolver_panics: Arc::default(),
+        });
+        let scope = stores.default_scope().clone();
+        let mut events = scope.subscribe(vec![Pattern::All], 64).unwrap();
+        let (older, newer) = (
+            Pid::new(Incarnation::new(1), 1),
+            Pid::new(Incarnation::new(2), 1),
+        );
+        let conflict = Reason::Conflict {
+            winner: older,
+            loser: newer,
+            rule: DecidedBy::KeepOldest,
+        };
+        let removal = |key: &str| Op::Unregister {
+            key: key.into(),
+            pid: newer,
+            reason: conflict.clone(),
+        };
+
+        // Holds both: the newer claim came first, the older one wins when it arrives.
+        scope.apply_remote(vec![register("both", newer, 20)]);
+        scope.apply_remote(vec![register("both", older, 10)]);
+        scope.apply_remote(vec![removal("both")]);
+        assert_eq!(
+            drain(&mut events),
+            [
+                (EventKind::Registered, newer, Reason::Requested),
+                (EventKind::ConflictResolved, newer, conflict.clone()),
+                (EventKind::Unregistered, newer, conflict.clone()),
+                (EventKind::Registered, older, Reason::Requested),
+            ],
+            "decided here; the removal of the shadowed loser is silent"
+        );
+
+        // Holds only the loser's claim: it learns of the conflict from the removal.
+        scope.apply_remote(vec![register("one", newer, 20)]);
+        scope.apply_remote(vec![removal("one")]);
+        scope.apply_remote(vec![register("one", older, 10)]);
+        assert_eq!(
+            drain(&mut events),
+            [
+                (EventKind::Registered, newer, Reason::Requested),
+                (EventKind::ConflictResolved, newer, conflict.clone()),
+                (EventKind::Unregistered, newer, conflict),
+                (EventKind::Registered, older, Reason::Requested),
+            ]
+        );
     }
 }
