@@ -922,8 +922,13 @@ impl Core {
                     cursor,
                     started,
                 } => {
-                    let chunk = store.snapshot_chunk(cursor, max, FRAME_BYTES);
+                    let mut chunk = store.snapshot_chunk(cursor, max, FRAME_BYTES);
                     let last = cursor.is_done();
+                    if last && let Some(stream) = stream {
+                        // The names our processes lost in conflicts are gone from the
+                        // snapshot: their removals say who won, for the winner's node.
+                        chunk.extend(stream.conflict_removals(*seq, max));
+                    }
                     if !chunk.is_empty() || !*started || last {
                         frames.push(Frame::Snapshot {
                             scope: scope.clone(),

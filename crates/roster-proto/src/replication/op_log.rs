@@ -74,6 +74,32 @@ impl OwnStream {
     }
 
     /// Up to `max` ops from sequence `next` on, if the log still holds `next`.
+    /// The removals of names that lost a conflict still in the log, numbered up to `seq`,
+    /// the last `max` of them: a snapshot at `seq` does not show them (the names are
+    /// gone), so its last chunk carries them, and the winner's node learns of a conflict
+    /// it never saw the loser's claim of.
+    pub(super) fn conflict_removals(&self, seq: u64, max: usize) -> Vec<Op> {
+        let mut removals: Vec<Op> = self
+            .log
+            .iter()
+            .rev()
+            .filter(|(at, op)| {
+                *at <= seq
+                    && matches!(
+                        op,
+                        Op::Unregister {
+                            reason: Reason::Conflict { .. },
+                            ..
+                        }
+                    )
+            })
+            .take(max)
+            .map(|(_, op)| op.clone())
+            .collect();
+        removals.reverse();
+        removals
+    }
+
     pub(super) fn read(&self, next: u64, max: usize) -> Option<Vec<Op>> {
         if next > self.seq {
             return Some(Vec::new());

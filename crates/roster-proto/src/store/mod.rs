@@ -111,6 +111,9 @@ pub struct Shard {
     /// New names inserted in this shard, to flush retired map tables now and then (see
     /// `ScopeStore::insert_live`).
     name_inserts: u32,
+    /// The last conflicts of this shard's keys reported with a `ConflictResolved` event,
+    /// `(key, loser)`, so that one learned of twice is reported once (see `replica`).
+    reported: std::collections::VecDeque<(Key, Pid)>,
 }
 
 /// Entry counts of one shard, updated under its lock and read without it. Aligned to its
