@@ -213,6 +213,36 @@ mod tests {
         assert!(op_bytes(&removal) >= SLOT_BYTES + long.len());
     }
 
+    /// A snapshot at a sequence carries the conflict removals the log holds up to it, the
+    /// latest when there are more than it takes, in their order.
+    #[test]
+    fn conflict_removals_are_the_logged_losses_up_to_a_sequence() {
+        let loss = |key: &str| Op::Unregister {
+            key: key.into(),
+            pid: Pid::new(Incarnation::new(1), 1),
+            reason: Reason::Conflict {
+                winner: Pid::new(Incarnation::new(2), 1),
+                loser: Pid::new(Incarnation::new(1), 1),
+                rule: crate::conflict::DecidedBy::KeepOldest,
+            },
+        };
+        let exit = Op::Unregister {
+            key: "k".into(),
+            pid: Pid::new(Incarnation::new(1), 1),
+            reason: Reason::Exit(ExitReason::Normal),
+        };
+        let mut stream = OwnStream::default();
+        for op in [register("k", 0), loss("a"), exit, loss("b"), loss("c")] {
+            stream.push(op, 100, usize::MAX);
+        }
+        let keys =
+            |ops: Vec<Op>| -> Vec<String> { ops.iter().map(|op| op.key().to_string()).collect() };
+        assert_eq!(keys(stream.conflict_removals(5, 10)), ["a", "b", "c"]);
+        assert_eq!(keys(stream.conflict_removals(4, 10)), ["a", "b"]);
+        assert_eq!(keys(stream.conflict_removals(5, 2)), ["b", "c"]);
+        assert!(stream.conflict_removals(1, 10).is_empty());
+    }
+
     #[test]
     fn the_count_bound_keeps_the_last_ops() {
         let mut stream = OwnStream::default();
