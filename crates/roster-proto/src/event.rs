@@ -29,7 +29,10 @@ pub enum EventKind {
     /// Each node emits it once per conflict it learns of: the node that decides it (the
     /// winner's node, whose process keeps the name; the loser's node, whose process loses
     /// it; any other node that holds both claims), or, for a node that held only the
-    /// loser's claim, when the loser's removal arrives.
+    /// loser's claim, when the loser's removal arrives. The winner's node learns of it even
+    /// when the loser's claim never reached it (the loser's node removed it before sending
+    /// its entries: the removal comes with them); `meta` is then empty. Each node remembers
+    /// the last conflicts it reported (64 per shard of a scope) to report each once.
     ///
     /// ```
     /// use roster::{EventKind, Reason};

@@ -15,7 +15,9 @@
 //! each of our streams. When a link comes up, the peer's `Hello` says where it is; we send
 //! the missing ops from the log, or a snapshot of our entries in the scope when the log no
 //! longer covers the gap (or the peer never had our stream). A snapshot replaces the
-//! peer's view of our entries, so entries we removed meanwhile cannot survive there.
+//! peer's view of our entries, so entries we removed meanwhile cannot survive there; its
+//! last chunk also carries the removals of names our processes lost in conflicts that the
+//! log still holds, so that a winner's node learns of a loss it never saw the claim of.
 //!
 //! # Batching
 //!
