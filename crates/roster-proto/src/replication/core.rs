@@ -929,7 +929,7 @@ impl Core {
                     if last && let Some(stream) = stream {
                         // The names our processes lost in conflicts are gone from the
                         // snapshot: their removals say who won, for the winner's node.
-                        chunk.extend(stream.conflict_removals(*seq, max));
+                        chunk.extend(stream.conflict_removals(*seq, max, FRAME_BYTES));
                     }
                     if !chunk.is_empty() || !*started || last {
                         frames.push(Frame::Snapshot {

@@ -74,11 +74,13 @@ impl OwnStream {
     }
 
     /// Up to `max` ops from sequence `next` on, if the log still holds `next`.
-    /// The removals of names that lost a conflict still in the log, numbered up to `seq`,
-    /// the last `max` of them: a snapshot at `seq` does not show them (the names are
+    /// The removals of names that lost a conflict still in the log, numbered up to `seq`:
+    /// the latest ones, at most `max` of them and about `max_bytes` (by
+    /// [`Op::approximate_bytes`]). A snapshot at `seq` does not show them (the names are
     /// gone), so its last chunk carries them, and the winner's node learns of a conflict
     /// it never saw the loser's claim of.
-    pub(super) fn conflict_removals(&self, seq: u64, max: usize) -> Vec<Op> {
+    pub(super) fn conflict_removals(&self, seq: u64, max: usize, max_bytes: usize) -> Vec<Op> {
+        let mut bytes = 0;
         let mut removals: Vec<Op> = self
             .log
             .iter()
@@ -94,6 +96,10 @@ impl OwnStream {
                     )
             })
             .take(max)
+            .take_while(|(_, op)| {
+                bytes += op.approximate_bytes();
+                bytes <= max_bytes
+            })
             .map(|(_, op)| op.clone())
             .collect();
         removals.reverse();
@@ -237,10 +243,16 @@ mod tests {
         }
         let keys =
             |ops: Vec<Op>| -> Vec<String> { ops.iter().map(|op| op.key().to_string()).collect() };
-        assert_eq!(keys(stream.conflict_removals(5, 10)), ["a", "b", "c"]);
-        assert_eq!(keys(stream.conflict_removals(4, 10)), ["a", "b"]);
-        assert_eq!(keys(stream.conflict_removals(5, 2)), ["b", "c"]);
-        assert!(stream.conflict_removals(1, 10).is_empty());
+        let all = usize::MAX;
+        assert_eq!(keys(stream.conflict_removals(5, 10, all)), ["a", "b", "c"]);
+        assert_eq!(keys(stream.conflict_removals(4, 10, all)), ["a", "b"]);
+        assert_eq!(keys(stream.conflict_removals(5, 2, all)), ["b", "c"]);
+        assert_eq!(
+            keys(stream.conflict_removals(5, 10, 2 * loss("c").approximate_bytes())),
+            ["b", "c"],
+            "bounded by bytes too"
+        );
+        assert!(stream.conflict_removals(1, 10, all).is_empty());
     }
 
     #[test]
