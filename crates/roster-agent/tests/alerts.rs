@@ -247,6 +247,21 @@ fn split_brain_and_fence_fire_on_the_minority_and_resolve_when_healed() {
     drop((a, b, c));
 }
 
+/// The arguments as `&str`s.
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// `extra` after `--cluster-name cluster`: a cluster that agents of tests run meanwhile,
+/// which may be handed the ports of agents this one knew, never merge with.
+fn in_cluster(cluster: &str, extra: &[&str]) -> Vec<String> {
+    ["--cluster-name", cluster]
+        .iter()
+        .chain(extra)
+        .map(|s| (*s).to_owned())
+        .collect()
+}
+
 /// Waits until no alert is firing on `agent` (a cluster that forms may suspect a partition
 /// for a moment).
 fn quiet(agent: &Agent) {
@@ -280,13 +295,29 @@ fn an_isolated_agent_fires_split_brain_and_node_offline_on_both_sides_once_and_t
         "[[alerts.rules]]\nkind = \"split_brain\"\nfor = \"1s\"\n[[alerts.rules]]\nkind = \"node_offline\"\nfor = \"1s\"\n[[alerts.rules]]\nkind = \"node_degraded\"\nfor = \"1s\"\n",
         &webhook,
     );
-    let a = Agent::start("iso-al-a", &dir.path().join("a"), &["--config", &config]);
+    // A cluster name of its own: the agents of the other tests never merge with it.
+    let named = |extra: &[&str]| in_cluster("isolated-alerts", extra);
+    let a = Agent::start(
+        "iso-al-a",
+        &dir.path().join("a"),
+        &strs(&named(&["--config", &config])),
+    );
     let seed = a.cluster.clone();
-    let b = Agent::start("iso-al-b", &dir.path().join("b"), &["--seed", &seed]);
+    let b = Agent::start(
+        "iso-al-b",
+        &dir.path().join("b"),
+        &strs(&named(&["--seed", &seed])),
+    );
     let c = Agent::start(
         "iso-al-c",
         &dir.path().join("c"),
-        &["--config", &config, "--fault-injection", "--seed", &seed],
+        &strs(&named(&[
+            "--config",
+            &config,
+            "--fault-injection",
+            "--seed",
+            &seed,
+        ])),
     );
     for agent in [&a, &b, &c] {
         all_online(agent, 3);
@@ -358,17 +389,23 @@ fn names_taken_on_both_sides_of_an_isolation_make_a_conflict_storm_on_both_agent
         ),
         &webhook,
     );
-    let a = Agent::start("storm-a", &dir.path().join("a"), &["--config", &config]);
+    // A cluster name of its own: the agents of the other tests never merge with it.
+    let named = |extra: &[&str]| in_cluster("conflict-storm", extra);
+    let a = Agent::start(
+        "storm-a",
+        &dir.path().join("a"),
+        &strs(&named(&["--config", &config])),
+    );
     let b = Agent::start(
         "storm-b",
         &dir.path().join("b"),
-        &[
+        &strs(&named(&[
             "--config",
             &config,
             "--fault-injection",
             "--seed",
             &a.cluster,
-        ],
+        ])),
     );
     eventually("a and b are linked", DEADLINE, || {
         (peers(&a.http) == Some(1) && peers(&b.http) == Some(1)).then_some(())

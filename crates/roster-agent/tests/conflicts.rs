@@ -280,11 +280,22 @@ fn check_verdict(row: &serde_json::Value, on_a: &str, on_b: &str, owner: &str) {
 #[test]
 fn after_an_isolation_both_agents_record_the_conflict_with_its_winner_loser_and_rule() {
     let dir = tempfile::tempdir().unwrap();
-    let a = history_support::Agent::start("iso-a", &dir.path().join("a"), &[]);
+    // A cluster name of its own: the agents of the other tests never merge with it.
+    let a = history_support::Agent::start(
+        "iso-a",
+        &dir.path().join("a"),
+        &["--cluster-name", "conflict-sqlite"],
+    );
     let b = history_support::Agent::start(
         "iso-b",
         &dir.path().join("b"),
-        &["--fault-injection", "--seed", &a.cluster],
+        &[
+            "--cluster-name",
+            "conflict-sqlite",
+            "--fault-injection",
+            "--seed",
+            &a.cluster,
+        ],
     );
     let (on_a, on_b, owner) = conflict_across_isolation(&a, &b, "user/bob");
     // Each agent keeps its own history: the winner's node records the conflict as well
@@ -309,11 +320,23 @@ fn agents_sharing_a_postgres_history_each_record_the_conflict_under_their_own_na
     let server = history_support::Postgres::start();
     let url = server.url();
     let dir = tempfile::tempdir().unwrap();
-    let a = history_support::Agent::start("iso-a", &dir.path().join("a"), &["--history", &url]);
+    let a = history_support::Agent::start(
+        "iso-a",
+        &dir.path().join("a"),
+        &["--history", &url, "--cluster-name", "conflict-postgres"],
+    );
     let b = history_support::Agent::start(
         "iso-b",
         &dir.path().join("b"),
-        &["--history", &url, "--fault-injection", "--seed", &a.cluster],
+        &[
+            "--history",
+            &url,
+            "--cluster-name",
+            "conflict-postgres",
+            "--fault-injection",
+            "--seed",
+            &a.cluster,
+        ],
     );
     let (on_a, on_b, owner) = conflict_across_isolation(&a, &b, "user/carol");
     let rows = support::eventually("both agents recorded the conflict", DEADLINE, || {
