@@ -1,12 +1,19 @@
-//! Name conflicts in a real two-node cluster (in process, with the agent's feeder and
-//! alerts on the newer node): names registered on both nodes before they link conflict
-//! when they do, and the newer registrations lose (the default rule keeps the oldest);
-//! each loss is recorded in the history with key, winner and loser, and more than the
-//! threshold in the window makes `conflict_storm` fire, then resolve once the window has
-//! passed, delivered to a webhook.
+//! Name conflicts in real clusters.
+//!
+//! In process, with the agent's feeder and alerts on the newer node: names registered on
+//! both nodes before they link conflict when they do, and the newer registrations lose
+//! (the default rule keeps the oldest); each is recorded in the history with key, winner,
+//! loser and rule, and more than the threshold in the window makes `conflict_storm` fire,
+//! then resolve once the window has passed, delivered to a webhook.
+//!
+//! With agents as OS processes: one agent is cut off (`POST /api/faults/isolate`), the
+//! same name is taken through a session on each side, and after the heal both agents
+//! record the conflict once each, with the same winner, loser and rule; in their own
+//! SQLite files, or under their own names in one PostgreSQL database.
 
 #[allow(dead_code)]
 mod history_support;
+mod support;
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
@@ -126,10 +133,16 @@ async fn conflicts_are_recorded_and_a_storm_fires_and_resolves() {
             key,
             winner,
             loser,
+            rule,
+            winner_node,
+            loser_node,
         } = &row.record.kind
         else {
             panic!("{row:?}");
         };
+        assert_eq!(rule.as_deref(), Some("keep_oldest"), "{row:?}");
+        assert_eq!(winner_node.as_deref(), Some("conf-a"), "{row:?}");
+        assert_eq!(loser_node.as_deref(), Some("conf-b"), "{row:?}");
         assert_eq!(scope, "default");
         assert!(key.starts_with("storm/"), "{key}");
         assert_ne!(winner, loser);
@@ -173,4 +186,178 @@ async fn conflicts_are_recorded_and_a_storm_fires_and_resolves() {
 /// Runs `future` to completion on the current runtime from a synchronous closure.
 fn futures_lite_block<T: Send + 'static>(future: impl Future<Output = T> + Send + 'static) -> T {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(future))
+}
+
+/// How long agents may take to form a cluster, notice an isolation or heal, on a loaded
+/// machine.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Two linked agents, `b` started with `--fault-injection`: cuts `b` off, takes `key`
+/// through a session on `a`, then on `b`, and waits for the heal, until both agents have
+/// one owner for it, the same. Returns the two sessions' pids (a's, b's) and the owner.
+fn conflict_across_isolation(
+    a: &history_support::Agent,
+    b: &history_support::Agent,
+    key: &str,
+) -> (String, String, String) {
+    use support::{eventually, get, isolate, peers, session_holding};
+    eventually("a and b are linked", DEADLINE, || {
+        (peers(&a.http) == Some(1) && peers(&b.http) == Some(1)).then_some(())
+    });
+    isolate(&b.http, "8s");
+    eventually("a has lost its link to b", DEADLINE, || {
+        (peers(&a.http) == Some(0)).then_some(())
+    });
+    let on_a = session_holding(&a.http, key, "120s");
+    let on_b = session_holding(&b.http, key, "120s");
+    assert_ne!(on_a, on_b);
+    let owner = eventually(
+        "after the heal a and b agree on one owner",
+        DEADLINE,
+        || {
+            let linked = peers(&a.http) == Some(1) && peers(&b.http) == Some(1);
+            let owners: Vec<String> = [a, b]
+                .iter()
+                .filter_map(|agent| {
+                    let (status, found) = get(&agent.url(&format!("/api/registry/{key}")));
+                    (status == 200).then(|| found["pid"].as_str().unwrap_or_default().to_owned())
+                })
+                .collect();
+            (linked && owners.len() == 2 && owners[0] == owners[1]).then(|| owners[0].clone())
+        },
+    );
+    assert!(
+        owner == on_a || owner == on_b,
+        "{owner} is one of {on_a}, {on_b}"
+    );
+    (on_a, on_b, owner)
+}
+
+/// The `name_conflict` rows of `key` in the audit log of `agent`.
+fn conflicts_of(agent: &history_support::Agent, key: &str) -> Vec<serde_json::Value> {
+    support::conflict_rows(&agent.http)
+        .into_iter()
+        .filter(|row| row["key"] == key)
+        .collect()
+}
+
+/// What a `name_conflict` row says about the conflict (not who recorded it, nor when).
+fn verdict(row: &serde_json::Value) -> [serde_json::Value; 6] {
+    [
+        "scope",
+        "winner",
+        "loser",
+        "rule",
+        "winner_node",
+        "loser_node",
+    ]
+    .map(|f| row[f].clone())
+}
+
+/// Checks the verdict against the contenders: the owner won, by the default rule.
+fn check_verdict(row: &serde_json::Value, on_a: &str, on_b: &str, owner: &str) {
+    let loser = if owner == on_a { on_b } else { on_a };
+    let (winner_node, loser_node) = if owner == on_a {
+        ("iso-a", "iso-b")
+    } else {
+        ("iso-b", "iso-a")
+    };
+    assert_eq!(
+        verdict(row),
+        [
+            "default",
+            owner,
+            loser,
+            "keep_oldest",
+            winner_node,
+            loser_node
+        ]
+        .map(serde_json::Value::from),
+        "{row}"
+    );
+}
+
+#[test]
+fn after_an_isolation_both_agents_record_the_conflict_with_its_winner_loser_and_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    // A cluster name of its own: the agents of the other tests never merge with it.
+    let a = history_support::Agent::start(
+        "iso-a",
+        &dir.path().join("a"),
+        &["--cluster-name", "conflict-sqlite"],
+    );
+    let b = history_support::Agent::start(
+        "iso-b",
+        &dir.path().join("b"),
+        &[
+            "--cluster-name",
+            "conflict-sqlite",
+            "--fault-injection",
+            "--seed",
+            &a.cluster,
+        ],
+    );
+    let (on_a, on_b, owner) = conflict_across_isolation(&a, &b, "user/bob");
+    // Each agent keeps its own history: the winner's node records the conflict as well
+    // as the loser's, each once, under its own name.
+    let rows = support::eventually("both agents recorded the conflict", DEADLINE, || {
+        let rows = [conflicts_of(&a, "user/bob"), conflicts_of(&b, "user/bob")];
+        rows.iter().all(|r| !r.is_empty()).then_some(rows)
+    });
+    for (agent, rows) in [&a, &b].into_iter().zip(&rows) {
+        assert_eq!(rows.len(), 1, "once on {}: {rows:?}", agent.name);
+        assert_eq!(rows[0]["recorder"], agent.name.as_str(), "{}", rows[0]);
+        check_verdict(&rows[0], &on_a, &on_b, &owner);
+    }
+    assert_eq!(verdict(&rows[0][0]), verdict(&rows[1][0]));
+    // Nothing more was recorded meanwhile.
+    assert_eq!(conflicts_of(&a, "user/bob").len(), 1);
+    assert_eq!(conflicts_of(&b, "user/bob").len(), 1);
+}
+
+#[test]
+fn agents_sharing_a_postgres_history_each_record_the_conflict_under_their_own_name() {
+    let server = history_support::Postgres::start();
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let a = history_support::Agent::start(
+        "iso-a",
+        &dir.path().join("a"),
+        &["--history", &url, "--cluster-name", "conflict-postgres"],
+    );
+    let b = history_support::Agent::start(
+        "iso-b",
+        &dir.path().join("b"),
+        &[
+            "--history",
+            &url,
+            "--cluster-name",
+            "conflict-postgres",
+            "--fault-injection",
+            "--seed",
+            &a.cluster,
+        ],
+    );
+    let (on_a, on_b, owner) = conflict_across_isolation(&a, &b, "user/carol");
+    let rows = support::eventually("both agents recorded the conflict", DEADLINE, || {
+        let rows = conflicts_of(&a, "user/carol");
+        (rows.len() >= 2).then_some(rows)
+    });
+    let mut recorders: Vec<&str> = rows
+        .iter()
+        .map(|row| row["recorder"].as_str().unwrap_or_default())
+        .collect();
+    recorders.sort_unstable();
+    assert_eq!(recorders, ["iso-a", "iso-b"], "once per recorder: {rows:?}");
+    for row in &rows {
+        check_verdict(row, &on_a, &on_b, &owner);
+    }
+    // One database: both agents list the same rows.
+    let ids = |rows: &[serde_json::Value]| -> Vec<i64> {
+        rows.iter()
+            .map(|r| r["id"].as_i64().unwrap_or_default())
+            .collect()
+    };
+    assert_eq!(ids(&conflicts_of(&b, "user/carol")), ids(&rows));
+    drop((a, b));
 }

@@ -68,6 +68,9 @@ fn every_kind() -> Vec<RecordKind> {
             key: "svc/1".into(),
             winner: "<1.1>".into(),
             loser: "<2.1>".into(),
+            rule: Some("keep_oldest".into()),
+            winner_node: Some("a".into()),
+            loser_node: None,
         },
         RecordKind::PartitionDetected {
             unreachable: vec!["c".into()],

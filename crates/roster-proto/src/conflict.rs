@@ -10,6 +10,9 @@
 //! caught, the pair is decided by [`ConflictRule::KeepOldest`] instead (what every node
 //! decides, whether or not its resolver panicked on that pair too), counted, and logged
 //! once per key.
+//!
+//! Every decision says which rule made it ([`DecidedBy`]): events of a conflict carry it in
+//! [`crate::event::Reason::Conflict`] with the winner and the loser.
 
 use std::any::Any;
 use std::cmp::Ordering;
@@ -18,6 +21,8 @@ use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{self, AtomicU64};
 use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
 
 use crate::entry::Registration;
 
@@ -28,6 +33,60 @@ pub enum Winner {
     First,
     /// The second argument of the resolver.
     Second,
+}
+
+/// Which rule decided a name conflict: the one a node is configured with, or
+/// [`DecidedBy::CustomPanicked`] where a custom resolver panicked and keep-oldest decided
+/// instead. Carried by [`crate::event::Reason::Conflict`], and on the wire with the loser's
+/// removal.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use roster::{ConflictRule, DecidedBy, Incarnation, Meta, Pid, Registration, Winner};
+///
+/// let a = Registration { pid: Pid::new(Incarnation::new(1), 1), meta: Meta::EMPTY, registered_at: 5, token: 5 };
+/// let b = Registration { pid: Pid::new(Incarnation::new(2), 1), meta: Meta::EMPTY, registered_at: 6, token: 6 };
+/// assert_eq!(ConflictRule::KeepOldest.decide("k", &a, &b), (Winner::First, DecidedBy::KeepOldest));
+/// let buggy = ConflictRule::Custom(Arc::new(|_, _, _| panic!("resolver bug")));
+/// assert_eq!(buggy.decide("k", &a, &b), (Winner::First, DecidedBy::CustomPanicked));
+/// assert_eq!(DecidedBy::CustomPanicked.as_str(), "custom_panicked");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum DecidedBy {
+    /// [`ConflictRule::KeepOldest`] (the default).
+    KeepOldest,
+    /// [`ConflictRule::KeepNewest`].
+    KeepNewest,
+    /// A [`ConflictRule::Custom`] resolver.
+    Custom,
+    /// A [`ConflictRule::Custom`] resolver panicked on the pair, so keep-oldest decided.
+    CustomPanicked,
+}
+
+impl DecidedBy {
+    /// Its name in snake case, as the agent's history and API show it: `keep_oldest`,
+    /// `keep_newest`, `custom`, `custom_panicked`.
+    ///
+    /// ```
+    /// assert_eq!(roster::DecidedBy::KeepOldest.as_str(), "keep_oldest");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::KeepOldest => "keep_oldest",
+            Self::KeepNewest => "keep_newest",
+            Self::Custom => "custom",
+            Self::CustomPanicked => "custom_panicked",
+        }
+    }
+}
+
+impl fmt::Display for DecidedBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A user resolver: `(key, first, second) -> winner`. It must be deterministic, fast and
@@ -83,19 +142,22 @@ impl ConflictRule {
         self.decide(key, first, second).0
     }
 
-    /// As [`ConflictRule::resolve`], and adds one to `panics` if a custom resolver
+    /// As [`ConflictRule::decide`], and adds one to `panics` if a custom resolver
     /// panicked (the store counts them per node this way).
     ///
     /// ```
     /// use std::sync::Arc;
     /// use std::sync::atomic::{AtomicU64, Ordering};
-    /// use roster::{ConflictRule, Incarnation, Pid, Registration, Meta, Winner};
+    /// use roster::{ConflictRule, DecidedBy, Incarnation, Pid, Registration, Meta, Winner};
     ///
     /// let a = Registration { pid: Pid::new(Incarnation::new(1), 1), meta: Meta::EMPTY, registered_at: 5, token: 5 };
     /// let b = Registration { pid: Pid::new(Incarnation::new(2), 1), meta: Meta::EMPTY, registered_at: 6, token: 6 };
     /// let buggy = ConflictRule::Custom(Arc::new(|_, _, _| panic!("resolver bug")));
     /// let panics = AtomicU64::new(0);
-    /// assert_eq!(buggy.resolve_counting("k", &a, &b, &panics), Winner::First);
+    /// assert_eq!(
+    ///     buggy.resolve_counting("k", &a, &b, &panics),
+    ///     (Winner::First, DecidedBy::CustomPanicked)
+    /// );
     /// assert_eq!(panics.load(Ordering::Relaxed), 1);
     /// ```
     pub fn resolve_counting(
@@ -104,25 +166,42 @@ impl ConflictRule {
         first: &Registration,
         second: &Registration,
         panics: &AtomicU64,
-    ) -> Winner {
-        let (winner, panicked) = self.decide(key, first, second);
-        if panicked {
+    ) -> (Winner, DecidedBy) {
+        let decided = self.decide(key, first, second);
+        if decided.1 == DecidedBy::CustomPanicked {
             panics.fetch_add(1, atomic::Ordering::Relaxed);
         }
-        winner
+        decided
     }
 
-    /// The winner, and whether a custom resolver panicked (then keep-oldest decided).
-    fn decide(&self, key: &str, first: &Registration, second: &Registration) -> (Winner, bool) {
+    /// As [`ConflictRule::resolve`], with the rule that decided: the configured one, or
+    /// [`DecidedBy::CustomPanicked`] where a custom resolver panicked.
+    ///
+    /// ```
+    /// use roster::{ConflictRule, DecidedBy, Incarnation, Pid, Registration, Meta, Winner};
+    ///
+    /// let older = Registration { pid: Pid::new(Incarnation::new(1), 1), meta: Meta::EMPTY, registered_at: 10, token: 10 };
+    /// let newer = Registration { pid: Pid::new(Incarnation::new(2), 1), meta: Meta::EMPTY, registered_at: 20, token: 20 };
+    /// assert_eq!(
+    ///     ConflictRule::KeepNewest.decide("k", &older, &newer),
+    ///     (Winner::Second, DecidedBy::KeepNewest)
+    /// );
+    /// ```
+    pub fn decide(
+        &self,
+        key: &str,
+        first: &Registration,
+        second: &Registration,
+    ) -> (Winner, DecidedBy) {
         let by_pid = first.pid.cmp(&second.pid);
         let keep_oldest =
             || first.registered_at.cmp(&second.registered_at).then(by_pid) == Ordering::Less;
-        let mut panicked = false;
-        let first_wins = match self {
-            Self::KeepOldest => keep_oldest(),
-            Self::KeepNewest => {
-                second.registered_at.cmp(&first.registered_at).then(by_pid) == Ordering::Less
-            }
+        let (first_wins, rule) = match self {
+            Self::KeepOldest => (keep_oldest(), DecidedBy::KeepOldest),
+            Self::KeepNewest => (
+                second.registered_at.cmp(&first.registered_at).then(by_pid) == Ordering::Less,
+                DecidedBy::KeepNewest,
+            ),
             Self::Custom(resolver) => {
                 let swapped = by_pid == Ordering::Greater;
                 let (low, high) = if swapped {
@@ -134,11 +213,10 @@ impl ConflictRule {
                 // its panic stops here, never unwinding through the callers' shard locks
                 // or a half-applied change.
                 match panic::catch_unwind(AssertUnwindSafe(|| resolver(key, low, high))) {
-                    Ok(winner) => (winner == Winner::First) != swapped,
+                    Ok(winner) => ((winner == Winner::First) != swapped, DecidedBy::Custom),
                     Err(payload) => {
-                        panicked = true;
                         log_resolver_panic(key, &*payload);
-                        keep_oldest()
+                        (keep_oldest(), DecidedBy::CustomPanicked)
                     }
                 }
             }
@@ -148,7 +226,7 @@ impl ConflictRule {
         } else {
             Winner::Second
         };
-        (winner, panicked)
+        (winner, rule)
     }
 }
 
@@ -230,11 +308,11 @@ mod tests {
         let panics = AtomicU64::new(0);
         assert_eq!(
             rule.resolve_counting(key, &older, &newer, &panics),
-            Winner::First
+            (Winner::First, DecidedBy::CustomPanicked)
         );
         assert_eq!(
             rule.resolve_counting(key, &newer, &older, &panics),
-            Winner::Second
+            (Winner::Second, DecidedBy::CustomPanicked)
         );
         assert_eq!(
             panics.load(atomic::Ordering::Relaxed),
@@ -247,7 +325,11 @@ mod tests {
             "uncounted, same winner"
         );
         let sane = ConflictRule::Custom(Arc::new(|_, _, _| Winner::Second));
-        sane.resolve_counting(key, &older, &newer, &panics);
+        assert_eq!(
+            sane.resolve_counting(key, &older, &newer, &panics).1,
+            DecidedBy::Custom,
+            "a resolver that returns decided"
+        );
         assert_eq!(
             panics.load(atomic::Ordering::Relaxed),
             2,

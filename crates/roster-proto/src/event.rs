@@ -3,12 +3,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::conflict::DecidedBy;
 use crate::key::{Key, ScopeName};
 use crate::meta::Meta;
 use crate::pid::Pid;
 
 /// What happened to an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum EventKind {
     /// A name was registered, or its meta was updated (then `previous_meta` is set).
     Registered,
@@ -18,6 +20,33 @@ pub enum EventKind {
     Joined,
     /// A process left a group.
     Left,
+    /// A name conflict between nodes was resolved, as this node learned of it: `pid` and
+    /// `meta` are the losing claim's, and `reason` is [`Reason::Conflict`] with the winner,
+    /// the loser and the rule that decided. It changes no entry by itself and comes before
+    /// the changes it causes here, in the same batch (the loser's `Unregistered`, and a
+    /// winner that was not the owner here: its `Registered`).
+    ///
+    /// Each node emits it once per conflict it learns of: the node that decides it (the
+    /// winner's node, whose process keeps the name; the loser's node, whose process loses
+    /// it; any other node that holds both claims), or, for a node that held only the
+    /// loser's claim, when the loser's removal arrives. The winner's node learns of it even
+    /// when the loser's claim never reached it (the loser's node removed it before sending
+    /// its entries: the removal comes with them); `meta` is then empty. Each node remembers
+    /// the last conflicts it reported (64 per shard of a scope) to report each once.
+    ///
+    /// ```
+    /// use roster::{EventKind, Reason};
+    ///
+    /// fn describe(e: &roster::Event) -> Option<String> {
+    ///     match (&e.kind, &e.reason) {
+    ///         (EventKind::ConflictResolved, Reason::Conflict { winner, loser, rule, .. }) => {
+    ///             Some(format!("{}: {winner} kept it, {loser} lost it ({rule})", e.key))
+    ///         }
+    ///         _ => None,
+    ///     }
+    /// }
+    /// ```
+    ConflictResolved,
 }
 
 /// Why an entry changed.
@@ -31,10 +60,17 @@ pub enum Reason {
     /// This node disconnected from the scope, dropping its local view of it.
     ScopeDisconnected,
     /// The name went to another process in a conflict between nodes (concurrent
-    /// registrations, or a partition that healed).
+    /// registrations, or a partition that healed): the reason of the loser's
+    /// `Unregistered` and of [`EventKind::ConflictResolved`]. Match it with `..`: it may
+    /// gain fields.
+    #[non_exhaustive]
     Conflict {
         /// The process that kept the name.
         winner: Pid,
+        /// The process that lost it.
+        loser: Pid,
+        /// The rule that decided.
+        rule: DecidedBy,
     },
     /// A resync with the owner's node showed the entry no longer exists there; it was
     /// removed while this node was not receiving that node's updates, for a reason this

@@ -79,7 +79,7 @@ pub use cluster::{
 };
 #[cfg(feature = "tls")]
 pub use cluster::{TlsConfig, TlsError};
-pub use conflict::{ConflictRule, Resolver, Winner};
+pub use conflict::{ConflictRule, DecidedBy, Resolver, Winner};
 pub use entry::{Entry, Member, Members, Registration, Table};
 pub use envelope::Envelope;
 pub use error::{

@@ -653,6 +653,7 @@ fn assert_event_story(events: &[roster::Event]) {
             }
             EventKind::Joined => assert!(members.contains(&(key, e.pid)), "{e:?}"),
             EventKind::Left => assert!(members.remove(&(key, e.pid)), "{e:?}"),
+            other => panic!("no conflict happens on one node: {other:?} {e:?}"),
         }
     }
 }

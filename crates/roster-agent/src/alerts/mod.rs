@@ -14,7 +14,7 @@ pub mod webhook;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use roster::{Delivery, EventKind, Node, NodeFilter, Pattern, Reason};
+use roster::{Delivery, EventKind, Node, NodeFilter, Pattern};
 
 use self::engine::{Alert, Engine, Observation};
 use self::rules::AlertSettings;
@@ -129,15 +129,15 @@ async fn count_conflicts(mut events: roster::Subscription, engine: Arc<Mutex<Eng
         let Delivery::Events(batch) = delivery else {
             continue;
         };
-        let lost = batch
+        // Each conflict once per node: the library reports it with one `ConflictResolved`
+        // on every node that learns of it (the loser's `Unregistered` is the same conflict).
+        let resolved = batch
             .iter()
-            .filter(|e| {
-                e.kind == EventKind::Unregistered && matches!(e.reason, Reason::Conflict { .. })
-            })
+            .filter(|e| e.kind == EventKind::ConflictResolved)
             .count();
-        if lost > 0 {
+        if resolved > 0 {
             let mut engine = engine.lock().unwrap_or_else(PoisonError::into_inner);
-            for _ in 0..lost {
+            for _ in 0..resolved {
                 engine.conflict(Instant::now());
             }
         }

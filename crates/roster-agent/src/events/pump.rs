@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use roster::{Delivery, Node, Pattern, Reason, Scope};
+use roster::{Delivery, EventKind, Node, Pattern, Reason, Scope};
 use serde_json::json;
 
 use super::hub::EventHub;
@@ -14,7 +14,8 @@ use super::view::{kind_name, node_data, registry_data};
 /// What the pumps counted since the agent started.
 #[derive(Debug, Default)]
 pub struct EventCounts {
-    /// Entries removed because another node's entry won a conflict.
+    /// Name conflicts this node learned of, once each (`ConflictResolved` events: on the
+    /// winner's node as well as the loser's).
     pub conflicts: AtomicU64,
     /// Entries changed by a resync with a peer.
     pub resyncs: AtomicU64,
@@ -59,14 +60,10 @@ async fn pump_scope(node: Node, scope: Scope, hub: EventHub, counts: Arc<EventCo
         match delivery {
             Delivery::Events(batch) => {
                 for event in batch {
-                    match event.reason {
-                        Reason::Conflict { .. } => {
-                            counts.conflicts.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Reason::Resynced => {
-                            counts.resyncs.fetch_add(1, Ordering::Relaxed);
-                        }
-                        _ => {}
+                    if event.kind == EventKind::ConflictResolved {
+                        counts.conflicts.fetch_add(1, Ordering::Relaxed);
+                    } else if event.reason == Reason::Resynced {
+                        counts.resyncs.fetch_add(1, Ordering::Relaxed);
                     }
                     let data = registry_data(&node, &event).to_string();
                     hub.publish(

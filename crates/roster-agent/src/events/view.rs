@@ -14,6 +14,8 @@ pub fn kind_name(kind: EventKind) -> &'static str {
         EventKind::Unregistered => "unregistered",
         EventKind::Joined => "joined",
         EventKind::Left => "left",
+        EventKind::ConflictResolved => "conflict_resolved",
+        _ => "registry_event",
     }
 }
 
@@ -54,8 +56,17 @@ pub fn registry_data(node: &Node, event: &Event) -> Value {
         "meta": meta_json(&event.meta),
         "reason": reason_text(&event.reason),
     });
-    if let Reason::Conflict { winner } = &event.reason {
+    if let Reason::Conflict {
+        winner,
+        loser,
+        rule,
+        ..
+    } = &event.reason
+    {
         data["winner"] = Value::from(pid_text(*winner));
+        data["winner_node"] = Value::from(node.node_name_of(*winner));
+        data["loser"] = Value::from(pid_text(*loser));
+        data["rule"] = Value::from(rule.as_str());
     }
     data
 }

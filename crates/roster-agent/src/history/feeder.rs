@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use roster::nodes::{NodeEvent, PartitionStatus};
-use roster::{Delivery, Event, EventKind, LinkSession, Node, Pattern, Reason};
+use roster::{Delivery, Event, EventKind, LinkSession, Node, Pattern, Pid, Reason};
 
 use super::record::RecordKind;
 use super::recorder::Recorder;
@@ -72,7 +72,12 @@ pub fn spawn(node: &Node, recorder: &Recorder) -> Feeder {
         };
         match scope.subscribe(Pattern::All) {
             Ok(events) => {
-                tokio::spawn(registry_events(name.to_string(), events, recorder.clone()));
+                tokio::spawn(registry_events(
+                    node.clone(),
+                    name.to_string(),
+                    events,
+                    recorder.clone(),
+                ));
             }
             Err(e) => {
                 tracing::warn!(scope = %name, error = %e, "history: cannot watch the scope's conflicts");
@@ -273,7 +278,12 @@ impl NodeFeed {
     }
 }
 
-async fn registry_events(scope: String, mut events: roster::Subscription, recorder: Recorder) {
+async fn registry_events(
+    node: Node,
+    scope: String,
+    mut events: roster::Subscription,
+    recorder: Recorder,
+) {
     while let Some(delivery) = events.recv().await {
         let batch = match delivery {
             Delivery::Events(batch) => batch,
@@ -291,21 +301,38 @@ async fn registry_events(scope: String, mut events: roster::Subscription, record
             }
         };
         for event in batch {
-            if let Some(kind) = conflict(&scope, &event) {
+            if let Some(kind) = conflict(&scope, &event, |pid| node.node_name_of(pid)) {
                 recorder.record(kind);
             }
         }
     }
 }
 
-/// The record of a name conflict loss, if `event` is one.
-pub fn conflict(scope: &str, event: &Event) -> Option<RecordKind> {
+/// The record of a name conflict, if `event` reports one (`ConflictResolved`: once per
+/// conflict on each node that learns of it, the winner's as well as the loser's; the
+/// loser's `Unregistered` is not recorded again). `node_of` names the node of a pid.
+pub fn conflict(
+    scope: &str,
+    event: &Event,
+    node_of: impl Fn(Pid) -> Option<String>,
+) -> Option<RecordKind> {
     match (&event.kind, &event.reason) {
-        (EventKind::Unregistered, Reason::Conflict { winner }) => Some(RecordKind::NameConflict {
+        (
+            EventKind::ConflictResolved,
+            Reason::Conflict {
+                winner,
+                loser,
+                rule,
+                ..
+            },
+        ) => Some(RecordKind::NameConflict {
             scope: scope.to_owned(),
             key: event.key.to_string(),
             winner: winner.to_string(),
-            loser: event.pid.to_string(),
+            loser: loser.to_string(),
+            rule: Some(rule.as_str().to_owned()),
+            winner_node: node_of(*winner),
+            loser_node: node_of(*loser),
         }),
         _ => None,
     }

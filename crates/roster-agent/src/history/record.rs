@@ -87,8 +87,9 @@ pub enum RecordKind {
         /// The last round-trip time measured on it, in microseconds, when known.
         rtt_us: Option<u64>,
     },
-    /// A name went to another process in a conflict between nodes; recorded by each node
-    /// that saw the loser's entry removed.
+    /// A name went to another process in a conflict between nodes; recorded once by each
+    /// node that learned of it (the library's `ConflictResolved` event): the winner's node,
+    /// the loser's, and any other that held the loser's claim.
     NameConflict {
         /// The scope.
         scope: String,
@@ -98,6 +99,17 @@ pub enum RecordKind {
         winner: String,
         /// The process that lost it.
         loser: String,
+        /// The rule that decided: `keep_oldest`, `keep_newest`, `custom`, or
+        /// `custom_panicked` (a custom resolver panicked, keep-oldest decided). Absent in
+        /// rows written by agents older than the rule.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rule: Option<String>,
+        /// The node of the winner, when the recorder knew it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        winner_node: Option<String>,
+        /// The node of the loser, when the recorder knew it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        loser_node: Option<String>,
     },
     /// The recorder's split-brain check suspects a partition, or what it suspects changed.
     PartitionDetected {
@@ -234,5 +246,28 @@ impl RecordKind {
             | Self::SessionExpired { .. }
             | Self::SessionDeleted { .. } => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_conflict_of_an_older_agent_reads_without_a_rule() {
+        let old = r#"{"kind":"name_conflict","scope":"default","key":"k","winner":"<1.1>","loser":"<2.1>"}"#;
+        let read: RecordKind = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            read,
+            RecordKind::NameConflict {
+                scope: "default".into(),
+                key: "k".into(),
+                winner: "<1.1>".into(),
+                loser: "<2.1>".into(),
+                rule: None,
+                winner_node: None,
+                loser_node: None,
+            }
+        );
     }
 }

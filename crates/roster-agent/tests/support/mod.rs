@@ -184,3 +184,55 @@ pub(crate) fn eventually<T>(
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Cuts the agent at `http` (`host:port`, started with `--fault-injection`) off its
+/// cluster for `duration` (e.g. `"8s"`), then waits until it has no linked peer.
+pub(crate) fn isolate(http: &str, duration: &str) {
+    let (status, body) = send(
+        ureq::http::Method::POST,
+        &format!("http://{http}/api/faults/isolate"),
+        None,
+        Some(&serde_json::json!({ "for": duration }).to_string()),
+    );
+    assert_eq!(status, 200, "isolate {http}: {body}");
+    eventually(
+        &format!("{http} has no linked peer"),
+        Duration::from_secs(10),
+        || (peers(http) == Some(0)).then_some(()),
+    );
+}
+
+/// How many peers the agent at `http` is linked to (`/readyz`).
+pub(crate) fn peers(http: &str) -> Option<u64> {
+    get(&format!("http://{http}/readyz")).1["peers"].as_u64()
+}
+
+/// Creates a session (TTL `ttl`) on the agent at `http` and registers `key` for it;
+/// returns the session's pid.
+pub(crate) fn session_holding(http: &str, key: &str, ttl: &str) -> String {
+    let (status, session) = send(
+        ureq::http::Method::POST,
+        &format!("http://{http}/api/sessions"),
+        None,
+        Some(&serde_json::json!({ "ttl": ttl, "name": key }).to_string()),
+    );
+    assert_eq!(status, 201, "{session}");
+    let id = session["id"].as_str().expect("session id");
+    let (status, done) = send(
+        ureq::http::Method::PUT,
+        &format!("http://{http}/api/sessions/{id}/names/{key}"),
+        None,
+        None,
+    );
+    assert_eq!(status, 200, "{key} on {http}: {done}");
+    session["pid"].as_str().expect("session pid").to_owned()
+}
+
+/// The rows of kind `name_conflict` in the audit log of the agent at `http`.
+pub(crate) fn conflict_rows(http: &str) -> Vec<Value> {
+    let (status, page) = get(&format!(
+        "http://{http}/api/audit?kind=name_conflict&limit=1000"
+    ));
+    assert_eq!(status, 200, "{page}");
+    page["items"].as_array().cloned().unwrap_or_default()
+}

@@ -15,7 +15,9 @@
 //! each of our streams. When a link comes up, the peer's `Hello` says where it is; we send
 //! the missing ops from the log, or a snapshot of our entries in the scope when the log no
 //! longer covers the gap (or the peer never had our stream). A snapshot replaces the
-//! peer's view of our entries, so entries we removed meanwhile cannot survive there.
+//! peer's view of our entries, so entries we removed meanwhile cannot survive there; its
+//! last chunk also carries the removals of names our processes lost in conflicts that the
+//! log still holds, so that a winner's node learns of a loss it never saw the claim of.
 //!
 //! # Batching
 //!
@@ -922,8 +924,13 @@ impl Core {
                     cursor,
                     started,
                 } => {
-                    let chunk = store.snapshot_chunk(cursor, max, FRAME_BYTES);
+                    let mut chunk = store.snapshot_chunk(cursor, max, FRAME_BYTES);
                     let last = cursor.is_done();
+                    if last && let Some(stream) = stream {
+                        // The names our processes lost in conflicts are gone from the
+                        // snapshot: their removals say who won, for the winner's node.
+                        chunk.extend(stream.conflict_removals(*seq, max, FRAME_BYTES));
+                    }
                     if !chunk.is_empty() || !*started || last {
                         frames.push(Frame::Snapshot {
                             scope: scope.clone(),

@@ -139,15 +139,17 @@ fn anti_entropy_finds_and_repairs_a_divergence() {
     assert_eq!(pair.a.digest_of(1), pair.b.digest_of(1));
 }
 
-/// Both sides of a cut register one name; when they meet, both keep the older one, and
-/// only the loser's node is told to end its process.
+/// Both sides of a cut register one name; when they meet, both keep the older one, only
+/// the loser's node is told to end its process, and both report the conflict once.
 #[test]
 fn a_conflict_is_resolved_the_same_on_both_sides() {
     let mut pair = Pair::new(config());
+    let (mut on_a, mut on_b) = (pair.a.subscribe(), pair.b.subscribe());
     let older = pair.a.process();
     pair.a.register(older, "leader");
     let newer = pair.b.process();
     pair.b.register(newer, "leader");
+    let (_, _) = (queued_batches(&mut on_a), queued_batches(&mut on_b));
     pair.link();
     assert_eq!(pair.a.whereis("leader"), Some(older));
     assert_eq!(pair.b.whereis("leader"), Some(older));
@@ -163,6 +165,45 @@ fn a_conflict_is_resolved_the_same_on_both_sides() {
     };
     assert!(lost(&pair.a.events).is_empty());
     assert_eq!(lost(&pair.b.events), vec![(newer, "leader".into(), older)]);
+
+    // Both sides report the conflict once, with the same winner, loser and rule: the
+    // winner's side, where nothing else changes, and the loser's, before the removal.
+    let conflict = Reason::Conflict {
+        winner: older,
+        loser: newer,
+        rule: crate::conflict::DecidedBy::KeepOldest,
+    };
+    let seen = |events: &mut Subscription| -> Vec<(EventKind, Pid, Reason)> {
+        queued_batches(events)
+            .concat()
+            .into_iter()
+            .map(|e| (e.kind, e.pid, e.reason))
+            .collect()
+    };
+    assert_eq!(
+        seen(&mut on_a),
+        [(EventKind::ConflictResolved, newer, conflict.clone())],
+        "the winner's side"
+    );
+    assert_eq!(
+        seen(&mut on_b),
+        [
+            (EventKind::ConflictResolved, newer, conflict.clone()),
+            (EventKind::Unregistered, newer, conflict),
+            (EventKind::Registered, older, Reason::Requested),
+        ],
+        "the loser's side"
+    );
+    // Later traffic (the loser's removal reaching a, the winner's new token reaching b)
+    // reports nothing more.
+    pair.advance(Duration::from_millis(350));
+    assert!(
+        seen(&mut on_a)
+            .iter()
+            .chain(&seen(&mut on_b))
+            .all(|(kind, ..)| *kind != EventKind::ConflictResolved),
+        "once per node"
+    );
 }
 
 /// A restarted node (same name, new incarnation) replaces the old one: the peer drops

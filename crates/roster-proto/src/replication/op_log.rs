@@ -74,6 +74,38 @@ impl OwnStream {
     }
 
     /// Up to `max` ops from sequence `next` on, if the log still holds `next`.
+    /// The removals of names that lost a conflict still in the log, numbered up to `seq`:
+    /// the latest ones, at most `max` of them and about `max_bytes` (by
+    /// [`Op::approximate_bytes`]). A snapshot at `seq` does not show them (the names are
+    /// gone), so its last chunk carries them, and the winner's node learns of a conflict
+    /// it never saw the loser's claim of.
+    pub(super) fn conflict_removals(&self, seq: u64, max: usize, max_bytes: usize) -> Vec<Op> {
+        let mut bytes = 0;
+        let mut removals: Vec<Op> = self
+            .log
+            .iter()
+            .rev()
+            .filter(|(at, op)| {
+                *at <= seq
+                    && matches!(
+                        op,
+                        Op::Unregister {
+                            reason: Reason::Conflict { .. },
+                            ..
+                        }
+                    )
+            })
+            .take(max)
+            .take_while(|(_, op)| {
+                bytes += op.approximate_bytes();
+                bytes <= max_bytes
+            })
+            .map(|(_, op)| op.clone())
+            .collect();
+        removals.reverse();
+        removals
+    }
+
     pub(super) fn read(&self, next: u64, max: usize) -> Option<Vec<Op>> {
         if next > self.seq {
             return Some(Vec::new());
@@ -185,6 +217,42 @@ mod tests {
             }),
         };
         assert!(op_bytes(&removal) >= SLOT_BYTES + long.len());
+    }
+
+    /// A snapshot at a sequence carries the conflict removals the log holds up to it, the
+    /// latest when there are more than it takes, in their order.
+    #[test]
+    fn conflict_removals_are_the_logged_losses_up_to_a_sequence() {
+        let loss = |key: &str| Op::Unregister {
+            key: key.into(),
+            pid: Pid::new(Incarnation::new(1), 1),
+            reason: Reason::Conflict {
+                winner: Pid::new(Incarnation::new(2), 1),
+                loser: Pid::new(Incarnation::new(1), 1),
+                rule: crate::conflict::DecidedBy::KeepOldest,
+            },
+        };
+        let exit = Op::Unregister {
+            key: "k".into(),
+            pid: Pid::new(Incarnation::new(1), 1),
+            reason: Reason::Exit(ExitReason::Normal),
+        };
+        let mut stream = OwnStream::default();
+        for op in [register("k", 0), loss("a"), exit, loss("b"), loss("c")] {
+            stream.push(op, 100, usize::MAX);
+        }
+        let keys =
+            |ops: Vec<Op>| -> Vec<String> { ops.iter().map(|op| op.key().to_string()).collect() };
+        let all = usize::MAX;
+        assert_eq!(keys(stream.conflict_removals(5, 10, all)), ["a", "b", "c"]);
+        assert_eq!(keys(stream.conflict_removals(4, 10, all)), ["a", "b"]);
+        assert_eq!(keys(stream.conflict_removals(5, 2, all)), ["b", "c"]);
+        assert_eq!(
+            keys(stream.conflict_removals(5, 10, 2 * loss("c").approximate_bytes())),
+            ["b", "c"],
+            "bounded by bytes too"
+        );
+        assert!(stream.conflict_removals(1, 10, all).is_empty());
     }
 
     #[test]

@@ -18,7 +18,9 @@ use crate::store::SnapshotSize;
 /// handshake.
 /// Version 4: the first chunk of a snapshot announces its size. Version 5: node records
 /// say whether an offline node left, and external nodes (records kept by a member, and
-/// their heartbeats).
+/// their heartbeats). Version 6: the removal of a name that lost a conflict says who lost
+/// it and which rule decided (`Reason::Conflict`), and a process can end with a reason of
+/// its owner's (`ExitReason::Shutdown`).
 pub const PROTOCOL_VERSION: u16 = 6;
 
 /// One replication frame.
@@ -250,10 +252,23 @@ mod tests {
                         registered_at: 5,
                         token: 6,
                     },
+                    Op::Unregister {
+                        key: "user/1".into(),
+                        pid,
+                        reason: Reason::Conflict {
+                            winner: Pid::new(Incarnation::new(9), 2),
+                            loser: pid,
+                            rule: crate::conflict::DecidedBy::KeepOldest,
+                        },
+                    },
                     Op::Leave {
                         key: "room/1".into(),
                         pid,
-                        reason: Reason::Conflict { winner: pid },
+                        reason: Reason::Conflict {
+                            winner: pid,
+                            loser: Pid::new(Incarnation::new(8), 1),
+                            rule: crate::conflict::DecidedBy::CustomPanicked,
+                        },
                     },
                 ],
             },

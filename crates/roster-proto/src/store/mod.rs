@@ -51,7 +51,7 @@ use smallvec::SmallVec;
 pub use self::process_table::{
     HeldEntry, HeldKind, LocalProcess, Mailbox, ProcessTable, Refused, Task,
 };
-use crate::conflict::{ConflictRule, Winner};
+use crate::conflict::{ConflictRule, DecidedBy, Winner};
 use crate::entry::{MemberList, Registration};
 use crate::error::RegistryError;
 use crate::event::{Event, EventKind, ExitReason, Reason};
@@ -111,6 +111,9 @@ pub struct Shard {
     /// New names inserted in this shard, to flush retired map tables now and then (see
     /// `ScopeStore::insert_live`).
     name_inserts: u32,
+    /// The last conflicts of this shard's keys reported with a `ConflictResolved` event,
+    /// `(key, loser)`, so that one learned of twice is reported once (see `replica`).
+    reported: std::collections::VecDeque<(Key, Pid)>,
 }
 
 /// Entry counts of one shard, updated under its lock and read without it. Aligned to its
@@ -399,8 +402,13 @@ impl ScopeStore {
     }
 
     /// Decides a name conflict with the scope's rule, counting a panicking custom resolver
-    /// in the node's `resolver_panics`.
-    fn resolve(&self, key: &str, first: &Registration, second: &Registration) -> Winner {
+    /// in the node's `resolver_panics`; returns the winner and the rule that decided.
+    fn resolve(
+        &self,
+        key: &str,
+        first: &Registration,
+        second: &Registration,
+    ) -> (Winner, DecidedBy) {
         self.config
             .rule
             .resolve_counting(key, first, second, &self.config.resolver_panics)

@@ -325,7 +325,7 @@ impl ScopeStore {
         let list = shard.shadows.get_mut(key.as_str())?;
         let mut best = 0;
         for i in 1..list.len() {
-            if self.resolve(key, &list[i], &list[best]) == Winner::First {
+            if self.resolve(key, &list[i], &list[best]).0 == Winner::First {
                 best = i;
             }
         }

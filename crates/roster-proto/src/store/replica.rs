@@ -12,8 +12,14 @@ use crate::conflict::Winner;
 use crate::entry::{Member, Registration};
 use crate::event::{Event, EventKind, Reason};
 use crate::key::Key;
+use crate::meta::Meta;
 use crate::op::Op;
 use crate::pid::{Incarnation, Pid};
+
+/// How many conflicts each shard remembers having reported (see
+/// `ScopeStore::report_conflict`): 4,096 per scope, far more than a burst of conflicts
+/// on one shard between the decision and a second word of the same conflict.
+const REPORTED_PER_SHARD: usize = 64;
 
 /// The outcome of applying remote ops that the node must act on, besides the store
 /// changes themselves.
@@ -110,6 +116,9 @@ impl ScopeStore {
                 self.register_remote(shard, key, registration, fresh, events, applied);
             }
             Op::Unregister { key, pid, reason } => {
+                if matches!(reason, Reason::Conflict { .. }) {
+                    self.conflict_learned(shard, &key, pid, &reason, events);
+                }
                 self.remove_name(shard, &key, pid, Cause::Remote(&reason), events);
             }
             Op::Join { key, pid, meta } => {
@@ -195,10 +204,17 @@ impl ScopeStore {
             self.register_remote(shard, key, incoming, fresh, events, applied);
             return;
         }
-        match self.resolve(&key, &current, &incoming) {
+        let (decided, rule) = self.resolve(&key, &current, &incoming);
+        match decided {
             Winner::First => {
                 // The live owner keeps the name; the newcomer waits as a shadow until its
                 // node removes it.
+                let reason = Reason::Conflict {
+                    winner: current.pid,
+                    loser: incoming.pid,
+                    rule,
+                };
+                self.report_conflict(shard, &key, &incoming, &reason, events);
                 self.add_shadow(shard, &key, incoming);
                 if self.is_local(current.pid) {
                     // Our process won: a fresh fencing token greater than both contenders'.
@@ -211,7 +227,12 @@ impl ScopeStore {
             }
             Winner::Second => {
                 let winner = incoming.pid;
-                let conflict = Reason::Conflict { winner };
+                let conflict = Reason::Conflict {
+                    winner,
+                    loser: current.pid,
+                    rule,
+                };
+                self.report_conflict(shard, &key, &current, &conflict, events);
                 if self.is_local(current.pid) {
                     // Our process lost: remove its claim (this ships the removal) and let
                     // the node decide what happens to the process; a standby's claim is
@@ -256,12 +277,93 @@ impl ScopeStore {
         shard.shadows.entry(key.clone()).or_default().push(entry);
     }
 
-    fn registered_event(
+    /// Pushes the [`EventKind::ConflictResolved`] of the losing claim `loser` on `key`,
+    /// unless this node already reported that conflict (the last [`REPORTED_PER_SHARD`]
+    /// of each shard are remembered); returns whether it is reported now. The caller holds
+    /// the key's shard lock.
+    fn report_conflict(
         &self,
+        shard: &mut Shard,
         key: &Key,
-        r: &Registration,
-        previous: Option<crate::meta::Meta>,
-    ) -> Event {
+        loser: &Registration,
+        reason: &Reason,
+        events: &mut Vec<Event>,
+    ) -> bool {
+        if shard
+            .reported
+            .iter()
+            .any(|(k, pid)| *pid == loser.pid && k == key)
+        {
+            return false;
+        }
+        if shard.reported.len() >= REPORTED_PER_SHARD {
+            shard.reported.pop_front();
+        }
+        shard.reported.push_back((key.clone(), loser.pid));
+        self.push_event(events, || {
+            self.event(
+                EventKind::ConflictResolved,
+                key,
+                loser.pid,
+                loser.meta.clone(),
+                None,
+                reason.clone(),
+            )
+        });
+        true
+    }
+
+    /// A remote node removed `pid`'s claim on `key` because it lost a conflict (`reason`).
+    /// This node learns of the conflict now if it never saw the two claims together:
+    ///
+    /// - it holds the loser's claim as the live owner (the winner's has not arrived);
+    /// - its own process is the winner and the loser's claim never reached it (the loser's
+    ///   node removed it before sending its entries, in a snapshot that carries this
+    ///   removal): it also gives the winner a fresh fencing token, as a decision would.
+    ///
+    /// A node that held both decided the conflict then, and holds the loser as a shadow,
+    /// whose removal is silent. The caller holds the key's shard lock.
+    fn conflict_learned(
+        &self,
+        shard: &mut Shard,
+        key: &Key,
+        pid: Pid,
+        reason: &Reason,
+        events: &mut Vec<Event>,
+    ) {
+        let Reason::Conflict { winner, .. } = reason else {
+            return;
+        };
+        let names = self.names.pin();
+        let Some(live) = names.get(key.as_str()) else {
+            return;
+        };
+        if live.pid == pid {
+            self.report_conflict(shard, key, live, reason, events);
+        } else if live.pid == *winner
+            && self.is_local(*winner)
+            && !shard
+                .shadows
+                .get(key.as_str())
+                .is_some_and(|list| list.iter().any(|e| e.pid == pid))
+        {
+            let unseen = Registration {
+                pid,
+                meta: Meta::EMPTY,
+                registered_at: 0,
+                token: 0,
+            };
+            if self.report_conflict(shard, key, &unseen, reason, events) {
+                let restamped = Registration {
+                    token: shard.hlc.tick(&*self.config.clock),
+                    ..live.clone()
+                };
+                self.replace_live(shard, key, live, restamped);
+            }
+        }
+    }
+
+    fn registered_event(&self, key: &Key, r: &Registration, previous: Option<Meta>) -> Event {
         self.event(
             EventKind::Registered,
             key,
@@ -580,5 +682,152 @@ impl SnapshotReceiver {
         ops.into_iter()
             .filter(|op| op.pid().incarnation() == Incarnation::new(self.origin))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::{NodeStores, ProcessTable, ScopeConfig};
+    use crate::clock::wall_clock;
+    use crate::conflict::{ConflictRule, DecidedBy};
+    use crate::event::{EventKind, Reason};
+    use crate::key::Pattern;
+    use crate::meta::Meta;
+    use crate::op::{Op, Outbox};
+    use crate::pid::{Incarnation, Pid};
+    use crate::subscription::Delivery;
+
+    fn register(key: &str, pid: Pid, at: u64) -> Op {
+        Op::Register {
+            key: key.into(),
+            pid,
+            meta: Meta::EMPTY,
+            registered_at: at,
+            token: at,
+        }
+    }
+
+    /// What a subscriber of every key has been sent, as (kind, pid, reason).
+    fn drain(events: &mut crate::subscription::Subscription) -> Vec<(EventKind, Pid, Reason)> {
+        use futures_core::Stream;
+        use std::task::{Context, Poll, Waker};
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut seen = Vec::new();
+        while let Poll::Ready(Some(Delivery::Events(batch))) =
+            std::pin::Pin::new(&mut *events).poll_next(&mut cx)
+        {
+            seen.extend(batch.into_iter().map(|e| (e.kind, e.pid, e.reason)));
+        }
+        seen
+    }
+
+    /// A third node reports a conflict between two remote claims once: when it holds both
+    /// (it decides), or, holding only the loser's, when the loser's removal arrives.
+    #[test]
+    fn a_third_node_reports_each_conflict_once() {
+        let stores = NodeStores::new(ScopeConfig {
+            rule: ConflictRule::KeepOldest,
+            outbox: Some(Arc::new(Outbox::default())),
+            clock: wall_clock(),
+            locals: Arc::new(ProcessTable::new(3)),
+            fence: Arc::default(),
+            resolver_panics: Arc::default(),
+        });
+        let scope = stores.default_scope().clone();
+        let mut events = scope.subscribe(vec![Pattern::All], 64).unwrap();
+        let (older, newer) = (
+            Pid::new(Incarnation::new(1), 1),
+            Pid::new(Incarnation::new(2), 1),
+        );
+        let conflict = Reason::Conflict {
+            winner: older,
+            loser: newer,
+            rule: DecidedBy::KeepOldest,
+        };
+        let removal = |key: &str| Op::Unregister {
+            key: key.into(),
+            pid: newer,
+            reason: conflict.clone(),
+        };
+
+        // Holds both: the newer claim came first, the older one wins when it arrives.
+        scope.apply_remote(vec![register("both", newer, 20)]);
+        scope.apply_remote(vec![register("both", older, 10)]);
+        scope.apply_remote(vec![removal("both")]);
+        assert_eq!(
+            drain(&mut events),
+            [
+                (EventKind::Registered, newer, Reason::Requested),
+                (EventKind::ConflictResolved, newer, conflict.clone()),
+                (EventKind::Unregistered, newer, conflict.clone()),
+                (EventKind::Registered, older, Reason::Requested),
+            ],
+            "decided here; the removal of the shadowed loser is silent"
+        );
+
+        // Holds only the loser's claim: it learns of the conflict from the removal.
+        scope.apply_remote(vec![register("one", newer, 20)]);
+        scope.apply_remote(vec![removal("one")]);
+        scope.apply_remote(vec![register("one", older, 10)]);
+        assert_eq!(
+            drain(&mut events),
+            [
+                (EventKind::Registered, newer, Reason::Requested),
+                (EventKind::ConflictResolved, newer, conflict.clone()),
+                (EventKind::Unregistered, newer, conflict),
+                (EventKind::Registered, older, Reason::Requested),
+            ]
+        );
+    }
+
+    struct Discard;
+
+    impl super::super::Mailbox for Discard {
+        fn try_deliver(&self, _: crate::envelope::Envelope) -> Result<(), super::super::Refused> {
+            Err(super::super::Refused::Closed)
+        }
+    }
+
+    /// The winner's node learns of a conflict whose losing claim never reached it (the
+    /// loser's node removed it before sending a snapshot, which carries the removal): once,
+    /// and its process gets a fresh fencing token.
+    #[test]
+    fn the_winner_s_node_learns_of_a_loss_it_never_saw_the_claim_of() {
+        let stores = NodeStores::new(ScopeConfig {
+            rule: ConflictRule::KeepOldest,
+            outbox: Some(Arc::new(Outbox::default())),
+            clock: wall_clock(),
+            locals: Arc::new(ProcessTable::new(3)),
+            fence: Arc::default(),
+            resolver_panics: Arc::default(),
+        });
+        let scope = stores.default_scope().clone();
+        let winner = stores.new_process(Box::new(Discard));
+        let before = scope.register(&winner, "k".into(), Meta::EMPTY).unwrap();
+        let mut events = scope.subscribe(vec![Pattern::All], 64).unwrap();
+        let loser = Pid::new(Incarnation::new(2), 1);
+        let conflict = Reason::Conflict {
+            winner: winner.pid,
+            loser,
+            rule: DecidedBy::KeepOldest,
+        };
+        let removal = Op::Unregister {
+            key: "k".into(),
+            pid: loser,
+            reason: conflict.clone(),
+        };
+        scope.apply_remote(vec![removal.clone()]);
+        assert_eq!(
+            drain(&mut events),
+            [(EventKind::ConflictResolved, loser, conflict)]
+        );
+        let after = scope.lookup("k").unwrap();
+        assert_eq!(after.pid, winner.pid);
+        assert!(after.token > before.token, "a fresh token");
+        scope.apply_remote(vec![removal]);
+        assert!(drain(&mut events).is_empty(), "reported once");
+        assert_eq!(scope.lookup("k").unwrap().token, after.token);
     }
 }

@@ -192,7 +192,8 @@ impl NodeBuilder {
     /// (default `true`): it is ended with [`crate::ExitReason::Conflict`] (a spawned one has its
     /// task aborted), as syn does. With `false` it keeps running without the name, and
     /// finds the names it lost with [`crate::Process::lost_names`]; either way subscribers see
-    /// `Unregistered` with [`crate::Reason::Conflict`].
+    /// `ConflictResolved`, then `Unregistered`, with [`crate::Reason::Conflict`] (the
+    /// winner's node sees the `ConflictResolved` too; see [`crate::EventKind`]).
     pub fn kill_conflict_losers(mut self, kill: bool) -> Self {
         self.kill_conflict_losers = kill;
         self

@@ -208,6 +208,9 @@ impl EntryModel {
                 let held = self.members.remove(&(key, e.pid));
                 assert_eq!(held, Some(e.meta.clone()), "{e:?}");
             }
+            // It reports a conflict; the changes it causes are events of their own.
+            (EventKind::ConflictResolved, _) => {}
+            (kind, _) => panic!("an event kind this model does not know: {kind:?}"),
         }
     }
 

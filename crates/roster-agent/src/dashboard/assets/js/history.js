@@ -1,6 +1,7 @@
 // The audit log and the alerts, from `/api/audit` and `/api/alerts` when the agent keeps a
 // history; a 404 says that history is off on this agent. Entries are shown generically:
-// a time, a kind, a subject and the other fields.
+// a time, a kind, a subject and the other fields; a name conflict also in words, with the
+// rule that decided it.
 
 import { brief, clock, h } from './dom.js';
 import { ApiError, getJson, query } from './api.js';
@@ -47,20 +48,34 @@ function pick(object, fields) {
   return field === undefined ? [undefined, undefined] : [field, object[field]];
 }
 
+/** A name conflict in words: who kept the name, who lost it, and by which rule. */
+function conflict(flat) {
+  const side = (pid, node) => (node ? `${pid} on ${node}` : pid);
+  const rule = flat.rule ? ` by ${flat.rule}` : ' (rule not recorded)';
+  return `${side(flat.winner, flat.winner_node)} kept it over ${side(flat.loser, flat.loser_node)}${rule}`;
+}
+
 function entry(item) {
   const flat = item.record && typeof item.record === 'object' ? { ...item, ...item.record, record: undefined } : item;
   const [timeField, time] = pick(flat, TIME_FIELDS);
   const [kindField, kind] = pick(flat, KIND_FIELDS);
   const [subjectField, subject] = pick(flat, SUBJECT_FIELDS);
   const used = new Set([timeField, kindField, subjectField, 'record']);
+  if (kind === 'name_conflict') {
+    ['winner', 'loser', 'rule', 'winner_node', 'loser_node'].forEach((name) => used.add(name));
+  }
   const rest = Object.entries(flat)
     .filter(([name, value]) => !used.has(name) && value !== undefined && value !== null)
     .map(([name, value]) => `${name}=${brief(value, 80)}`)
     .join(' ');
   const when = typeof time === 'number' ? clock(time) : (time ?? '');
+  const what = kind === 'name_conflict'
+    ? [h('span', { class: 'conflict', 'data-rule': flat.rule ?? '', text: conflict(flat) })]
+    : [];
   return h('div', { class: 'entry', 'data-kind': kind ?? '', 'data-state': flat.state ?? '' },
     h('span', { class: 'muted', text: when }),
     h('strong', { text: kind ?? '' }),
     h('span', { class: 'mono', text: subject ?? '' }),
+    ...what,
     h('span', { class: 'muted', text: rest }));
 }
