@@ -194,8 +194,12 @@ fn bad_settings_exit_with_code_2_and_name_the_setting() {
             "--split-brain-strategy",
         ),
     ];
+    // Run elsewhere than the crate: a refused setting found after the history opened
+    // would otherwise leave ./roster-data in the source tree.
+    let scratch = tempfile::tempdir().unwrap();
     for (flags, setting) in cases {
         let output = Command::new(env!("CARGO_BIN_EXE_roster"))
+            .current_dir(scratch.path())
             .arg("agent")
             .args(flags)
             .env_remove("ROSTER_SECRET")
@@ -254,7 +258,9 @@ fn agents_with_tls_files_link_over_tls() {
 
 #[test]
 fn an_unreadable_tls_file_exits_with_code_2() {
+    let scratch = tempfile::tempdir().unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .current_dir(scratch.path())
         .args(["agent", "--http", "127.0.0.1:0", "--listen", "127.0.0.1:0"])
         .args([
             "--tls-cert",
