@@ -110,13 +110,15 @@ pub fn owner_node(client: &Client, key: &str) -> Option<String> {
         .map(|name| text(&name, "node"))
 }
 
-/// Registry events one node served, and those of them that told of a conflict.
+/// Registry events one node served, and the name conflicts it told of.
 #[derive(Debug, Default)]
 pub struct EventCount {
     /// Every registry event.
     pub events: AtomicU64,
-    /// Those whose reason is a name conflict.
+    /// `conflict_resolved` events: each node tells of each conflict it learns of once.
     pub conflicts: AtomicU64,
+    /// The rule that decided the last of them (`keep_oldest`, ...).
+    pub last_rule: std::sync::Mutex<String>,
 }
 
 /// Counts the registry events `client`'s node serves on `/api/events` into `count`, in a
@@ -133,8 +135,12 @@ pub fn count_events(client: &Client, count: Arc<EventCount>, deadline: Duration)
         let _ = client.events("/api/events", connected, |_, data| {
             count.events.fetch_add(1, Ordering::Relaxed);
             let event: Value = serde_json::from_str(data).unwrap_or(Value::Null);
-            if event["reason"] == "conflict" {
+            if event["kind"] == "conflict_resolved" {
                 count.conflicts.fetch_add(1, Ordering::Relaxed);
+                *count
+                    .last_rule
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = text(&event, "rule");
             }
             true
         });

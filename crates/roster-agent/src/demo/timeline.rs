@@ -525,15 +525,32 @@ impl Demo<'_> {
                 shared.delivered.load(Ordering::Relaxed)
             ),
         );
-        let conflicts: u64 = self
+        let told: Vec<String> = NAMES
+            .iter()
+            .zip(&self.agents.events)
+            .map(|(name, count)| {
+                let rule = count
+                    .last_rule
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
+                let n = count.conflicts.load(Ordering::Relaxed);
+                if n == 0 {
+                    format!("{name} 0")
+                } else {
+                    format!("{name} {n} ({rule})")
+                }
+            })
+            .collect();
+        let every_node_told = self
             .agents
             .events
             .iter()
-            .map(|e| e.conflicts.load(Ordering::Relaxed))
-            .sum();
-        summary.figure(
-            "name conflicts",
-            format!("{conflicts} told on the nodes' event streams (user/bob's)"),
+            .all(|count| count.conflicts.load(Ordering::Relaxed) >= 1);
+        summary.check(
+            "every node told of user/bob's conflict (conflict_resolved)",
+            told.join(", "),
+            every_node_told,
         );
         summary.figure(
             "calls refused or unanswered",
