@@ -60,7 +60,7 @@ fn the_demo_runs_the_chat_through_its_faults_and_every_check_holds() {
         "✓  converged at the end",
         "✓  no entry without a live user",
         "✓  last message to every channel",
-        "✓  every node told of user/bob's conflict (conflict_resolved)",
+        "✓  demo-1 and demo-2 told of user/bob's conflict (conflict_resolved)",
     ] {
         assert!(summary.contains(held), "{held:?} missing:\n{summary}");
     }
