@@ -4,6 +4,7 @@ use std::process::ExitStatus;
 
 /// What can go wrong while setting up or driving the cluster.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ChaosError {
     /// A command (`ip`, `nft`, `tc`, `cargo`) could not be started.
     #[error("cannot run {command}: {source}")]

@@ -80,10 +80,14 @@ fn main() -> ExitCode {
                 seed,
                 sample_every: Duration::from_secs(sample_every.max(1)),
             };
+            let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+            let cpus = std::thread::available_parallelism().map_or(0, usize::from);
             println!(
-                "soak: {nodes} agents ({}), {minutes} min, seed {seed}",
-                binary.display()
+                "soak: {nodes} agents ({}), {minutes} min, seed {seed}; {cpus} CPUs, Linux {}",
+                binary.display(),
+                kernel.trim()
             );
+            println!("again: roster-chaos soak --minutes {minutes} --nodes {nodes} --seed {seed}");
             match soak(binary, &config) {
                 Ok(result) => {
                     for v in &result.report.violations {
