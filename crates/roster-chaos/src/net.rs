@@ -1,12 +1,12 @@
 //! Network namespaces joined by a bridge, and the packet filters that cut them apart.
 //!
-//! Layout for a run of process `P` with `N` nodes:
+//! Layout for network `K` of process `P` with `N` nodes (`T` = `PkK`):
 //!
-//! - a bridge `rcbP` in the root namespace with `10.77.S.254/24` (the harness's own
+//! - a bridge `rcbT` in the root namespace with `10.77.S.254/24` (the harness's own
 //!   address: its HTTP client talks to the agents from there; no route leaves the
 //!   machine, the agents' namespaces have only the connected `/24`);
-//! - namespaces `rchP-I` (I = 0..N), each with `lo` and `eth0` = `10.77.S.(I+1)/24`, the
-//!   other end `rcvPnI` attached to the bridge;
+//! - namespaces `rchT-I` (I = 0..N), each with `lo` and `eth0` = `10.77.S.(I+1)/24`, the
+//!   other end `rvTnI` attached to the bridge;
 //! - in each namespace an nftables table `inet chaos` with an `input` chain: the faults
 //!   add rules there (drop what comes from a peer, drop a share of the peers' packets).
 //!   Drops happen on input, so a sender sees silence, as on a real partition, and the
@@ -18,13 +18,14 @@
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::error::ChaosError;
 
 /// The prefix of every namespace and interface name the harness creates.
 const PREFIX_NS: &str = "rch";
 const PREFIX_BRIDGE: &str = "rcb";
-const PREFIX_VETH: &str = "rcv";
+const PREFIX_VETH: &str = "rv";
 
 /// Runs `program args`, failing with its stderr.
 pub fn run(program: &str, args: &[&str]) -> Result<String, ChaosError> {
@@ -91,7 +92,8 @@ struct Filter {
 /// The namespaces and bridge of one run; removed on drop.
 #[derive(Debug)]
 pub struct Network {
-    tag: u32,
+    /// `<pid>k<n>`: the process and its how-manieth network (several may exist at once).
+    tag: String,
     subnet: u8,
     nodes: usize,
     filters: Vec<Filter>,
@@ -137,7 +139,7 @@ impl Network {
             let Some(pid) = owner(name, PREFIX_NS) else {
                 continue;
             };
-            if alive(&pid) && pid != std::process::id().to_string() {
+            if alive(&pid) {
                 continue;
             }
             if let Ok(pids) = run("ip", &["netns", "pids", name]) {
@@ -156,7 +158,7 @@ impl Network {
             let name = name.split('@').next().unwrap_or(name);
             let pid = owner(name, PREFIX_BRIDGE).or_else(|| owner(name, PREFIX_VETH));
             let Some(pid) = pid else { continue };
-            if alive(&pid) && pid != std::process::id().to_string() {
+            if alive(&pid) {
                 continue;
             }
             let _ = run("ip", &["link", "del", name]);
@@ -167,10 +169,12 @@ impl Network {
 
     /// Creates the bridge and `nodes` namespaces (after removing stale ones).
     pub fn create(nodes: usize) -> Result<Self, ChaosError> {
+        static NETWORKS: AtomicU32 = AtomicU32::new(0);
         Self::cleanup_stale()?;
-        let tag = std::process::id();
+        let pid = std::process::id();
+        let tag = format!("{pid}k{}", NETWORKS.fetch_add(1, Ordering::Relaxed));
         let used = run("ip", &["-4", "-o", "addr", "show"])?;
-        let first = 20 + (tag % 200) as u8;
+        let first = 20 + (pid % 200) as u8;
         let subnet = (0..200u8)
             .map(|i| 20 + (first - 20 + i) % 200)
             .find(|s| !used.contains(&format!("10.77.{s}.")))
