@@ -4,6 +4,11 @@
 //! rolling restart) and one combination, each healed and checked; then the checks over the
 //! whole history. Zero violations, every heal converged.
 //!
+//! Fails today, on purpose: `lost-registration` (the agent's sessions lose every entry when
+//! their process loses one name in a conflict) and `token-decreased` (a name that comes
+//! back after a heal keeps a token smaller than one its node showed during the partition);
+//! `tests/conflict_loser.rs` pins both down and docs/chaos.md describes them.
+//!
 //! Needs root, iproute2 and nftables. With `CI` set it fails when namespaces cannot be
 //! made; elsewhere it skips with the reason.
 #![forbid(unsafe_code)]
