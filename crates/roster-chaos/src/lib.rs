@@ -24,6 +24,7 @@ pub mod resources;
 pub mod scenario;
 pub mod soak;
 pub mod time;
+pub mod views;
 pub mod workload;
 
 pub use error::ChaosError;
