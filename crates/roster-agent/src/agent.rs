@@ -240,10 +240,14 @@ fn start_node(settings: &Settings) -> Result<Node, AgentError> {
     if let Some(files) = &settings.tls {
         cluster = cluster.tls(load_tls(files)?);
     }
+    // A session that loses one name in a conflict after a partition loses that name only:
+    // its process (and so its other names, its groups and the session) lives on. Killing
+    // the loser would empty a session its client still keeps alive.
     let mut builder = Node::builder()
         .name(settings.name.clone())
         .version(env!("CARGO_PKG_VERSION"))
         .health(HealthConfig::new())
+        .kill_conflict_losers(false)
         .cluster(cluster);
     if let Some(role) = &settings.role {
         builder = builder.role(role.clone());

@@ -1,0 +1,231 @@
+//! N agents in N namespaces: start, wait until they see each other, kill, restart, stop,
+//! continue, terminate. Every node event goes into the history.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::agent::{AgentProcess, AgentSpec};
+use crate::error::ChaosError;
+use crate::history::{NodeEventKind, Recorder};
+use crate::http::Client;
+use crate::net::Network;
+use crate::time::poll;
+
+/// The cluster port of every agent (each has its own address).
+pub const CLUSTER_PORT: u16 = 7400;
+/// The HTTP port of every agent.
+pub const HTTP_PORT: u16 = 7480;
+/// The write token every agent takes.
+pub const TOKEN: &str = "roster-chaos-write-token-0123456789";
+const SECRET: &str = "roster-chaos-cluster-secret-0123456789abcdef";
+
+/// The agents of one run and their network.
+pub struct Cluster {
+    // Agents are declared before the network: they are killed before the namespaces go.
+    agents: Vec<Option<AgentProcess>>,
+    stopped: Vec<bool>,
+    specs: Vec<AgentSpec>,
+    /// The namespaces and their filters.
+    pub net: Network,
+    client: Client,
+    recorder: Recorder,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for agent in self.agents.iter_mut().flatten() {
+            agent.kill();
+        }
+        if std::env::var_os("ROSTER_CHAOS_KEEP").is_some() {
+            let kept =
+                std::mem::replace(&mut self.dir, tempfile::TempDir::new().expect("temp dir"));
+            eprintln!("agents' data and logs kept in {}", kept.keep().display());
+        }
+    }
+}
+
+impl Cluster {
+    /// Creates the network and starts `nodes` agents (`n0`, `n1`, ...), each seeded with
+    /// every other one and expecting all of them, then waits until every node sees every
+    /// other one online.
+    pub fn start(binary: PathBuf, nodes: usize, recorder: Recorder) -> Result<Self, ChaosError> {
+        let net = Network::create(nodes)?;
+        let dir = tempfile::Builder::new()
+            .prefix("roster-chaos-")
+            .tempdir()
+            .map_err(|e| ChaosError::io("temp dir", e))?;
+        let names: Vec<String> = (0..nodes).map(|i| format!("n{i}")).collect();
+        let specs = (0..nodes)
+            .map(|i| AgentSpec {
+                binary: binary.clone(),
+                namespace: net.namespace(i),
+                name: names[i].clone(),
+                listen: format!("{}:{CLUSTER_PORT}", net.ip(i)),
+                http: format!("{}:{HTTP_PORT}", net.ip(i)),
+                seeds: (0..nodes)
+                    .filter(|j| *j != i)
+                    .map(|j| format!("{}:{CLUSTER_PORT}", net.ip(j)))
+                    .collect(),
+                expected: names.clone(),
+                data_dir: dir.path().join(&names[i]).join("data"),
+                secret: SECRET.to_owned(),
+                token: TOKEN.to_owned(),
+            })
+            .collect();
+        let mut cluster = Self {
+            agents: (0..nodes).map(|_| None).collect(),
+            stopped: vec![false; nodes],
+            specs,
+            net,
+            client: Client::new(TOKEN, Duration::from_secs(2)),
+            recorder,
+            dir,
+        };
+        for i in 0..nodes {
+            cluster.restart(i)?;
+        }
+        cluster.wait_formed(Duration::from_secs(60))?;
+        Ok(cluster)
+    }
+
+    /// The number of nodes (running or not).
+    pub fn len(&self) -> usize {
+        self.specs.len()
+    }
+
+    /// Whether the cluster has no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.specs.is_empty()
+    }
+
+    /// Node `i`'s name.
+    pub fn name(&self, i: usize) -> &str {
+        &self.specs[i].name
+    }
+
+    /// `http://<node i's HTTP address><path>` (the same across restarts).
+    pub fn url(&self, i: usize, path: &str) -> String {
+        format!("http://{}{path}", self.specs[i].http)
+    }
+
+    /// The directory of the agents' data and logs.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// The HTTP client the harness uses for its own reads.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Nodes whose process runs and is not stopped.
+    pub fn live(&self) -> Vec<usize> {
+        (0..self.len())
+            .filter(|i| self.agents[*i].is_some() && !self.stopped[*i])
+            .collect()
+    }
+
+    /// OS pids of the running agents, by node.
+    pub fn pids(&self) -> Vec<Option<u32>> {
+        self.agents
+            .iter()
+            .map(|a| a.as_ref().map(AgentProcess::pid))
+            .collect()
+    }
+
+    /// SIGKILL node `i`.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut agent) = self.agents[i].take() {
+            agent.kill();
+            self.stopped[i] = false;
+            self.recorder.node_event(i, NodeEventKind::Killed);
+        }
+    }
+
+    /// SIGTERM node `i` and wait for its exit.
+    pub fn terminate(&mut self, i: usize) -> Result<(), ChaosError> {
+        if let Some(mut agent) = self.agents[i].take() {
+            let done = agent.terminate(Duration::from_secs(20));
+            self.recorder.node_event(i, NodeEventKind::Terminated);
+            done?;
+        }
+        Ok(())
+    }
+
+    /// (Re)starts node `i` with its data directory (a new incarnation).
+    pub fn restart(&mut self, i: usize) -> Result<(), ChaosError> {
+        self.kill(i);
+        let agent = AgentProcess::start(&self.specs[i])?;
+        self.agents[i] = Some(agent);
+        self.stopped[i] = false;
+        self.recorder.node_event(i, NodeEventKind::Started);
+        Ok(())
+    }
+
+    /// SIGSTOP node `i`.
+    pub fn stop(&mut self, i: usize) {
+        if let Some(agent) = self.agents[i].as_mut() {
+            agent.stop();
+            self.stopped[i] = true;
+            self.recorder.node_event(i, NodeEventKind::Stopped);
+        }
+    }
+
+    /// SIGCONT node `i`.
+    pub fn resume(&mut self, i: usize) {
+        if let Some(agent) = self.agents[i].as_mut() {
+            agent.resume();
+            self.stopped[i] = false;
+            self.recorder.node_event(i, NodeEventKind::Continued);
+        }
+    }
+
+    /// The names of the nodes `i` shows reachable (`online`, `degraded` or `draining`: a
+    /// loaded machine makes nodes degraded), or `None` if it does not answer.
+    pub fn online_seen_by(&self, i: usize) -> Option<Vec<String>> {
+        let reply = self.client.get(&self.url(i, "/api/nodes"));
+        let nodes = reply.ok()?.as_array()?.clone();
+        let mut online: Vec<String> = nodes
+            .iter()
+            .filter(|n| {
+                matches!(
+                    n.get("status").and_then(Value::as_str),
+                    Some("online" | "degraded" | "draining")
+                )
+            })
+            .filter_map(|n| n.get("name").and_then(Value::as_str).map(str::to_owned))
+            .collect();
+        online.sort();
+        Some(online)
+    }
+
+    /// Waits until every live node shows exactly the live nodes online and says no
+    /// partition is suspected.
+    pub fn wait_formed(&self, deadline: Duration) -> Result<(), ChaosError> {
+        let live = self.live();
+        let mut expected: Vec<String> = live.iter().map(|i| self.name(*i).to_owned()).collect();
+        expected.sort();
+        poll(
+            &format!("every node sees {expected:?} reachable and no partition"),
+            deadline,
+            Duration::from_millis(200),
+            || {
+                live.iter()
+                    .all(|i| {
+                        self.online_seen_by(*i).as_ref() == Some(&expected)
+                            && self.partition_suspected(*i) == Some(live.len() < self.len())
+                    })
+                    .then_some(())
+            },
+        )
+    }
+
+    /// Whether node `i` suspects a partition, or `None` if it does not answer.
+    pub fn partition_suspected(&self, i: usize) -> Option<bool> {
+        let reply = self.client.get(&self.url(i, "/api/partition"));
+        reply.ok()?.get("partition_suspected")?.as_bool()
+    }
+}
