@@ -113,7 +113,13 @@ impl Network {
                 ChaosError::Unsupported(format!("{program} ({package}) is missing: {e}"))
             })?;
         }
-        let name = format!("{PREFIX_NS}{}-probe", std::process::id());
+        // Tests of one process probe at once: each probe gets a name of its own.
+        static PROBES: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "{PREFIX_NS}{}-probe{}",
+            std::process::id(),
+            PROBES.fetch_add(1, Ordering::Relaxed)
+        );
         run("ip", &["netns", "add", &name])
             .map_err(|e| ChaosError::Unsupported(format!("cannot create a namespace: {e}")))?;
         let table = nft(&name, "add table inet chaos_probe\n");
