@@ -59,7 +59,7 @@ impl Modify for BearerScheme {
 
 /// The paths as the routers describe them, finished: axum's wildcard segments (`{*key}`)
 /// become OpenAPI path parameters (`{key}`), and every operation gets the answers the
-/// layers around the handlers can give ([`common_answers`]).
+/// layers around the handlers can give (`common_answers`).
 pub fn openapi_paths(paths: Paths) -> Paths {
     let mut fixed = Paths::new();
     for (path, mut item) in paths.paths {
