@@ -179,6 +179,13 @@ impl Network {
         Self::cleanup_stale()?;
         let pid = std::process::id();
         let tag = format!("{pid}k{}", NETWORKS.fetch_add(1, Ordering::Relaxed));
+        // Tests of one process create networks at once: the subnet is picked and taken
+        // (the bridge's address added) under one lock, or two would pick the same one and
+        // the harness would reach the other network's agents.
+        static PICKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let picking = PICKING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let used = run("ip", &["-4", "-o", "addr", "show"])?;
         let first = 20 + (pid % 200) as u8;
         let subnet = (0..200u8)
@@ -204,6 +211,7 @@ impl Network {
                 &bridge,
             ],
         )?;
+        drop(picking);
         run("ip", &["link", "set", &bridge, "up"])?;
         for i in 0..nodes {
             let ns = network.namespace(i);
