@@ -8,11 +8,10 @@ mod support;
 #[path = "support/webdriver.rs"]
 mod webdriver;
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{AgentProcess, client, eventually, get, send};
+use support::{AgentProcess, client, eventually, get, send, target_dir};
 use webdriver::Browser;
 
 /// Every asset the page loads.
@@ -104,16 +103,6 @@ fn the_page_and_its_assets_are_served_with_their_types_and_policy() {
         paths.keys().all(|p| p != "/" && !p.starts_with("/assets")),
         "the dashboard is not in the API document"
     );
-}
-
-/// The target directory: where the `roster` binary under test was built, two levels up.
-fn target_dir() -> PathBuf {
-    let binary = Path::new(env!("CARGO_BIN_EXE_roster"));
-    binary
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/roster")
-        .to_path_buf()
 }
 
 /// The number of elements matching `css`, as a script.

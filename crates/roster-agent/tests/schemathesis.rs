@@ -14,21 +14,12 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use support::AgentProcess;
+use support::{AgentProcess, target_dir};
 
 const TOKEN: &str = "schemathesis-write-token";
-
-fn target_dir() -> PathBuf {
-    let binary = Path::new(env!("CARGO_BIN_EXE_roster"));
-    binary
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/roster")
-        .to_path_buf()
-}
 
 #[test]
 fn no_server_error_and_no_answer_outside_the_document() {

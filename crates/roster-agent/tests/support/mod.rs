@@ -4,7 +4,7 @@
 #![allow(dead_code)] // each test file uses a part of the helpers
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -235,4 +235,14 @@ pub(crate) fn conflict_rows(http: &str) -> Vec<Value> {
     ));
     assert_eq!(status, 200, "{page}");
     page["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// The target directory: where the `roster` binary under test was built, two levels up.
+pub(crate) fn target_dir() -> PathBuf {
+    let binary = Path::new(env!("CARGO_BIN_EXE_roster"));
+    binary
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/roster")
+        .to_path_buf()
 }
