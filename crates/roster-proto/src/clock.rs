@@ -106,10 +106,16 @@ impl Hlc {
     }
 
     /// Moves the clock past a reading received from another node, so that every later
-    /// reading here is greater (fencing tokens only grow across the cluster).
+    /// reading here is greater (fencing tokens only grow across the cluster). A reading
+    /// above [`Hlc::MAX_OBSERVED`] (no clock makes one: it is a peer's bad bytes) counts
+    /// as that bound, so the clock can always tick past it.
     pub fn observe(&mut self, remote: u64) {
-        self.last = self.last.max(remote);
+        self.last = self.last.max(remote.min(Self::MAX_OBSERVED));
     }
+
+    /// The largest reading [`Hlc::observe`] takes in: half of the range, a wall clock
+    /// reading about 4,400 years past the Unix epoch.
+    pub const MAX_OBSERVED: u64 = u64::MAX >> 1;
 }
 
 fn wall_millis() -> u64 {
@@ -122,6 +128,14 @@ fn wall_millis() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reading_from_a_lying_peer_cannot_stop_the_clock() {
+        let mut clock = Hlc::default();
+        clock.observe(u64::MAX);
+        let first = clock.tick(&WallClock);
+        assert!(clock.tick(&WallClock) > first);
+    }
 
     #[test]
     fn readings_strictly_increase() {

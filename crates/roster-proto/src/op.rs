@@ -73,6 +73,28 @@ impl Op {
     }
 }
 
+/// A request to the node of `pid`: its registration of `key` arrived with a fencing token
+/// smaller than `above`, a token the requesting node showed for `key` earlier (the name
+/// changed owner while the two nodes were apart), so the requester keeps it back until
+/// the owner's node gives it a fresh token greater than `above`.
+///
+/// ```
+/// use roster_proto::op::Restamp;
+/// use roster_proto::pid::{Incarnation, Pid};
+///
+/// let request = Restamp { key: "leader".into(), pid: Pid::new(Incarnation::new(1), 7), above: 42 };
+/// assert_eq!(request.above, 42);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Restamp {
+    /// The name.
+    pub key: Key,
+    /// The owner the requester was sent for `key`.
+    pub pid: Pid,
+    /// The token the owner's new one must exceed.
+    pub above: u64,
+}
+
 /// An op waiting in the outbox: its scope's name and epoch (which connection of the scope
 /// it belongs to), and the op.
 pub type Outgoing = (ScopeName, u64, Op);

@@ -50,7 +50,7 @@ use crate::event::Reason;
 use crate::key::{Limits, ScopeName};
 use crate::link_table::{LinkSession, LinkTable, RedialPolicy};
 use crate::nodes::NodeRecord;
-use crate::op::{Op, Outgoing};
+use crate::op::{Op, Outgoing, Restamp};
 use crate::pid::Incarnation;
 use crate::store::ApplyOutcome;
 use crate::store::{ScopeStore, SnapshotCursor, SnapshotReceiver, SnapshotSize};
@@ -627,6 +627,7 @@ impl Core {
             Frame::KeptHeartbeat { node, heartbeat } => {
                 self.on_kept_heartbeat(host, peer, node, heartbeat);
             }
+            Frame::Restamp { scope, names } => self.on_restamp(host, &scope, names),
         }
         self.check_overload();
     }
@@ -733,10 +734,10 @@ impl Core {
             .skip((applied + 1 - first_seq) as usize)
             .filter(|op| op.pid().incarnation() == Incarnation::new(peer))
             .collect();
-        peer_state.applied.insert(scope, last);
+        peer_state.applied.insert(scope.clone(), last);
         let fresh = self.within_limits(peer, fresh);
         let applied = state.apply_remote(fresh);
-        self.names_lost(applied);
+        self.applied(peer, scope, applied);
     }
 
     /// A chunk of a snapshot; the first one (the one with a `size`) starts it, replacing
@@ -769,12 +770,12 @@ impl Core {
             .or_insert_with(|| SnapshotReceiver::new(&state, peer));
         let applied = if last {
             let receiver = peer_state.receiving.remove(&scope).expect("inserted above");
-            peer_state.applied.insert(scope, seq);
+            peer_state.applied.insert(scope.clone(), seq);
             receiver.finish(&state, ops)
         } else {
             receiver.apply_chunk(&state, ops)
         };
-        self.names_lost(applied);
+        self.applied(peer, scope, applied);
     }
 
     fn on_digest(
@@ -821,9 +822,31 @@ impl Core {
         ops
     }
 
-    fn names_lost(&mut self, applied: ApplyOutcome) {
+    /// Acts on the outcome of applying ops of `peer`'s stream in `scope`: asks `peer` to
+    /// re-stamp the registrations kept back, and hands the node the names it lost.
+    fn applied(&mut self, peer: u64, scope: ScopeName, mut applied: ApplyOutcome) {
+        if !applied.restamps.is_empty() {
+            let names = std::mem::take(&mut applied.restamps);
+            if let Some(peer_state) = self.peers.get_mut(&peer) {
+                peer_state.push(Frame::Restamp { scope, names });
+            }
+        }
         if !applied.lost.is_empty() {
             self.events.push_back(CoreEvent::NamesLost(applied));
+        }
+    }
+
+    /// `peer` kept back registrations of this node's processes in `scope` whose tokens are
+    /// below ones it showed: each that a process still holds gets a fresh token, shipped
+    /// with this node's next ops.
+    fn on_restamp(&mut self, host: &dyn ReplicaHost, scope: &str, names: Vec<Restamp>) {
+        let Some(state) = host.replicated_scope(scope) else {
+            return;
+        };
+        for request in names {
+            if request.pid.incarnation() == Incarnation::new(self.me) {
+                state.restamp(&request.key, request.pid, request.above);
+            }
         }
     }
 

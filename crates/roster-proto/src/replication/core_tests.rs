@@ -206,6 +206,77 @@ fn a_conflict_is_resolved_the_same_on_both_sides() {
     );
 }
 
+/// A name released on one side of a cut, where it had a newer owner (a larger token),
+/// comes back from the other side with its older registration: the node that showed the
+/// larger token keeps the older one back, asks its owner's node for a fresh token, and
+/// shows it only with a token above the one it showed. Both sides agree.
+#[test]
+fn a_name_back_from_a_cut_never_shows_a_smaller_token_than_before() {
+    let mut pair = Pair::new(config());
+    let older = pair.a.process();
+    let held = pair.a.register(older, "leader");
+    pair.advance(Duration::from_secs(1));
+    let newer = pair.b.process();
+    let shown = pair.b.register(newer, "leader");
+    assert!(shown.token > held.token);
+    pair.b.exit(newer, ExitReason::Normal);
+    assert_eq!(pair.b.whereis("leader"), None);
+    let from = pair.log.len();
+
+    pair.link();
+    let on_b = pair.b.lookup("leader").expect("back on b");
+    assert_eq!(on_b.pid, older);
+    assert!(
+        on_b.token > shown.token,
+        "b showed {} and now {}",
+        shown.token,
+        on_b.token
+    );
+    assert_eq!(pair.a.lookup("leader"), Some(on_b), "both sides agree");
+    let asked = pair
+        .sent(false, from)
+        .into_iter()
+        .filter(|f| matches!(f, Frame::Restamp { .. }))
+        .count();
+    assert_eq!(asked, 1, "b asked a once");
+}
+
+/// The same when the newer owner's node died while cut off from the older owner's: the
+/// node that saw the newer owner never shows the older registration with its old token.
+#[test]
+fn a_name_back_after_its_rival_node_died_never_shows_a_smaller_token() {
+    let mut pair = Pair::new(config());
+    let older = pair.a.process();
+    let held = pair.a.register(older, "leader");
+    let rival = Pid::new(Incarnation::new(9), 1);
+    let shown = held.token + 1_000;
+    pair.b.apply_foreign(vec![Op::Register {
+        key: "leader".into(),
+        pid: rival,
+        meta: crate::meta::Meta::EMPTY,
+        registered_at: shown,
+        token: shown,
+    }]);
+    pair.b.purge(9);
+    assert_eq!(pair.b.whereis("leader"), None);
+
+    pair.link();
+    let on_b = pair.b.lookup("leader").expect("back on b");
+    assert_eq!(on_b.pid, older);
+    assert!(on_b.token > shown);
+    assert_eq!(pair.a.lookup("leader").as_ref(), Some(&on_b));
+    // A later relink (the floor is still there) shows the same, and asks nothing more.
+    pair.unlink();
+    let from = pair.log.len();
+    pair.link();
+    assert_eq!(pair.b.lookup("leader"), Some(on_b));
+    assert!(
+        pair.sent(false, from)
+            .iter()
+            .all(|f| !matches!(f, Frame::Restamp { .. }))
+    );
+}
+
 /// A restarted node (same name, new incarnation) replaces the old one: the peer drops
 /// every entry of the old incarnation as soon as the new one links.
 #[test]

@@ -145,6 +145,22 @@ impl TestNode {
         self.scope().whereis(key)
     }
 
+    /// The registration of `key` here.
+    pub(super) fn lookup(&self, key: &str) -> Option<Registration> {
+        self.scope().lookup(key)
+    }
+
+    /// Applies `ops` of a remote origin that is not linked here, as their frame would.
+    pub(super) fn apply_foreign(&self, ops: Vec<crate::op::Op>) {
+        self.scope().apply_remote(ops);
+    }
+
+    /// Removes every entry of `origin`, as the node does when it learns that it died.
+    pub(super) fn purge(&self, origin: u64) {
+        self.scope()
+            .purge_origin(origin, &crate::event::Reason::Exit(ExitReason::NodeDown));
+    }
+
     /// Names held here (live ones, of every origin).
     pub(super) fn names(&self) -> usize {
         self.scope().registry_count(false)

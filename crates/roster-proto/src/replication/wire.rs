@@ -10,7 +10,7 @@ use thiserror::Error;
 use crate::key::{Key, Limits, ScopeName};
 use crate::meta::Meta;
 use crate::nodes::{Heartbeat, NodeRecord};
-use crate::op::Op;
+use crate::op::{Op, Restamp};
 use crate::pid::Pid;
 use crate::store::SnapshotSize;
 
@@ -20,8 +20,10 @@ use crate::store::SnapshotSize;
 /// say whether an offline node left, and external nodes (records kept by a member, and
 /// their heartbeats). Version 6: the removal of a name that lost a conflict says who lost
 /// it and which rule decided (`Reason::Conflict`), and a process can end with a reason of
-/// its owner's (`ExitReason::Shutdown`).
-pub const PROTOCOL_VERSION: u16 = 6;
+/// its owner's (`ExitReason::Shutdown`). Version 7: a node keeps back a registration whose
+/// fencing token is below one it showed for the name, and asks its owner for a fresh one
+/// (`Frame::Restamp`).
+pub const PROTOCOL_VERSION: u16 = 7;
 
 /// One replication frame.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,6 +86,13 @@ pub enum Frame {
     KeptHeartbeat {
         node: crate::pid::Incarnation,
         heartbeat: Heartbeat,
+    },
+    /// Registrations of the receiver's processes in `scope` that the sender keeps back:
+    /// each arrived with a fencing token below one the sender showed for its name since,
+    /// and waits for a fresh token from the receiver (see [`Restamp`]).
+    Restamp {
+        scope: ScopeName,
+        names: Vec<Restamp>,
     },
 }
 
@@ -218,6 +227,10 @@ impl Frame {
                 scope(&d.key)?;
                 message(&d.payload)
             }
+            Self::Restamp { scope: s, names } => {
+                scope(s)?;
+                names.iter().try_for_each(|r| scope(&r.key))
+            }
         }
     }
 }
@@ -328,6 +341,14 @@ mod tests {
             Frame::KeptHeartbeat {
                 node: Incarnation::new(70),
                 heartbeat: Heartbeat::at(2_000),
+            },
+            Frame::Restamp {
+                scope: "default".into(),
+                names: vec![Restamp {
+                    key: "leader".into(),
+                    pid,
+                    above: u64::MAX,
+                }],
             },
         ]
     }

@@ -33,6 +33,7 @@ mod process_table;
 mod replica;
 mod snapshot;
 mod standby;
+mod token_floors;
 mod watch;
 
 use std::collections::HashMap;
@@ -114,6 +115,9 @@ pub struct Shard {
     /// The last conflicts of this shard's keys reported with a `ConflictResolved` event,
     /// `(key, loser)`, so that one learned of twice is reported once (see `replica`).
     reported: std::collections::VecDeque<(Key, Pid)>,
+    /// The tokens shown for this shard's recently removed names, in a replicated scope
+    /// (see `token_floors`).
+    floors: token_floors::TokenFloors,
 }
 
 /// Entry counts of one shard, updated under its lock and read without it. Aligned to its

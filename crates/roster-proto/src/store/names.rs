@@ -261,6 +261,9 @@ impl ScopeStore {
         let r = entry.clone();
         shard.toggle_digest(pid.incarnation().get(), || digest::name(key, &r));
         self.note_claim(shard, pid, HeldKind::Name, key, false);
+        if shard.keep_digests {
+            shard.floors.raise(key, r.token);
+        }
         if self.is_local(pid) {
             self.bump(shard, |c| &c.local_names, -1);
             self.ship(Op::Unregister {

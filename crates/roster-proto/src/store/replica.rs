@@ -13,7 +13,7 @@ use crate::entry::{Member, Registration};
 use crate::event::{Event, EventKind, Reason};
 use crate::key::Key;
 use crate::meta::Meta;
-use crate::op::Op;
+use crate::op::{Op, Restamp};
 use crate::pid::{Incarnation, Pid};
 
 /// How many conflicts each shard remembers having reported (see
@@ -28,6 +28,10 @@ pub struct ApplyOutcome {
     /// Local processes that lost a name to a remote contender: `(loser, key, winner)`.
     /// Their node removes nothing more here; it decides whether to end the process.
     pub lost: Vec<(Pid, Key, Pid)>,
+    /// Remote registrations kept back because their token is below one this node showed
+    /// for the name since (see `token_floors`): each asks the owner's node, the origin of
+    /// the ops applied, for a fresh token.
+    pub restamps: Vec<Restamp>,
 }
 
 impl ScopeStore {
@@ -162,6 +166,9 @@ impl ScopeStore {
             // Insert first, and look at what is there only on a clash: one probe of the map
             // instead of two (a lookup, then the insert) for a new name.
             Fresh::Likely => {
+                if self.held_back(shard, &key, &incoming, applied) {
+                    return;
+                }
                 let stored = StoredKey::new(HeldKind::Name, &key);
                 match names.try_insert(stored.clone(), incoming) {
                     Ok(inserted) => {
@@ -180,6 +187,9 @@ impl ScopeStore {
             Fresh::Unknown => match names.get(key.as_str()) {
                 Some(existing) => existing,
                 None => {
+                    if self.held_back(shard, &key, &incoming, applied) {
+                        return;
+                    }
                     self.push_event(events, || self.registered_event(&key, &incoming, None));
                     self.insert_live(shard, &key, incoming);
                     return;
@@ -268,6 +278,58 @@ impl ScopeStore {
                 }
             }
         }
+    }
+
+    /// Whether `incoming`, a registration of a name this shard does not hold, is kept back:
+    /// its token is below one this node showed for `key` since (the name changed owner
+    /// while this node and the owner's were apart), so it is not shown, and its owner's
+    /// node is asked for a fresh token above that one. The re-stamped registration then
+    /// comes as any update does. The caller holds the key's shard lock.
+    fn held_back(
+        &self,
+        shard: &Shard,
+        key: &Key,
+        incoming: &Registration,
+        applied: &mut ApplyOutcome,
+    ) -> bool {
+        let Some(above) = shard.floors.above(key, incoming.token) else {
+            return false;
+        };
+        if self.names.pin().contains_key(key.as_str()) {
+            return false;
+        }
+        applied.restamps.push(Restamp {
+            key: key.clone(),
+            pid: incoming.pid,
+            above,
+        });
+        true
+    }
+
+    /// A remote node kept back this node's registration of `key` by `pid` because it
+    /// showed a token above `above` for `key` since: if `pid` still holds `key` here with a
+    /// token no larger, it gets a fresh one greater than `above`, which replication ships
+    /// as any update. Returns whether it was re-stamped.
+    pub fn restamp(&self, key: &Key, pid: Pid, above: u64) -> bool {
+        if !self.is_local(pid) || !self.is_connected() {
+            return false;
+        }
+        let mut locks = self.lock_keys([key.as_str()]);
+        let shard = locks.shard(self.shard_of(key));
+        let names = self.names.pin();
+        let Some(current) = names.get(key.as_str()).filter(|r| r.pid == pid) else {
+            return false;
+        };
+        if current.token > above {
+            return false;
+        }
+        shard.hlc.observe(above);
+        let restamped = Registration {
+            token: shard.hlc.tick(&*self.config.clock),
+            ..current.clone()
+        };
+        self.replace_live(shard, key, current, restamped);
+        true
     }
 
     fn add_shadow(&self, shard: &mut Shard, key: &Key, entry: Registration) {
@@ -695,7 +757,7 @@ mod tests {
     use crate::event::{EventKind, Reason};
     use crate::key::Pattern;
     use crate::meta::Meta;
-    use crate::op::{Op, Outbox};
+    use crate::op::{Op, Outbox, Restamp};
     use crate::pid::{Incarnation, Pid};
     use crate::subscription::Delivery;
 
@@ -727,14 +789,7 @@ mod tests {
     /// (it decides), or, holding only the loser's, when the loser's removal arrives.
     #[test]
     fn a_third_node_reports_each_conflict_once() {
-        let stores = NodeStores::new(ScopeConfig {
-            rule: ConflictRule::KeepOldest,
-            outbox: Some(Arc::new(Outbox::default())),
-            clock: wall_clock(),
-            locals: Arc::new(ProcessTable::new(3)),
-            fence: Arc::default(),
-            resolver_panics: Arc::default(),
-        });
+        let stores = replicating(3);
         let scope = stores.default_scope().clone();
         let mut events = scope.subscribe(vec![Pattern::All], 64).unwrap();
         let (older, newer) = (
@@ -767,10 +822,15 @@ mod tests {
             "decided here; the removal of the shadowed loser is silent"
         );
 
-        // Holds only the loser's claim: it learns of the conflict from the removal.
+        // Holds only the loser's claim: it learns of the conflict from the removal. The
+        // winner's claim, older and with a smaller token than the loser's it showed, is kept
+        // back until the winner's node re-stamps it (as it does once it learns of the
+        // conflict).
         scope.apply_remote(vec![register("one", newer, 20)]);
         scope.apply_remote(vec![removal("one")]);
-        scope.apply_remote(vec![register("one", older, 10)]);
+        let applied = scope.apply_remote(vec![register("one", older, 10)]);
+        assert_eq!(applied.restamps.len(), 1);
+        scope.apply_remote(vec![register("one", older, 21)]);
         assert_eq!(
             drain(&mut events),
             [
@@ -780,6 +840,19 @@ mod tests {
                 (EventKind::Registered, older, Reason::Requested),
             ]
         );
+    }
+
+    /// The stores of a replicating node of `incarnation` (keep-oldest conflicts, the wall
+    /// clock).
+    fn replicating(incarnation: u64) -> NodeStores {
+        NodeStores::new(ScopeConfig {
+            rule: ConflictRule::KeepOldest,
+            outbox: Some(Arc::new(Outbox::default())),
+            clock: wall_clock(),
+            locals: Arc::new(ProcessTable::new(incarnation)),
+            fence: Arc::default(),
+            resolver_panics: Arc::default(),
+        })
     }
 
     struct Discard;
@@ -795,14 +868,7 @@ mod tests {
     /// and its process gets a fresh fencing token.
     #[test]
     fn the_winner_s_node_learns_of_a_loss_it_never_saw_the_claim_of() {
-        let stores = NodeStores::new(ScopeConfig {
-            rule: ConflictRule::KeepOldest,
-            outbox: Some(Arc::new(Outbox::default())),
-            clock: wall_clock(),
-            locals: Arc::new(ProcessTable::new(3)),
-            fence: Arc::default(),
-            resolver_panics: Arc::default(),
-        });
+        let stores = replicating(3);
         let scope = stores.default_scope().clone();
         let winner = stores.new_process(Box::new(Discard));
         let before = scope.register(&winner, "k".into(), Meta::EMPTY).unwrap();
@@ -829,5 +895,102 @@ mod tests {
         scope.apply_remote(vec![removal]);
         assert!(drain(&mut events).is_empty(), "reported once");
         assert_eq!(scope.lookup("k").unwrap().token, after.token);
+    }
+
+    /// A name removed here (its holder released it, or its node died) keeps the token it
+    /// showed as a floor: an older registration of it that arrives later (from a node that
+    /// was cut off) is kept back and its owner's node asked for a token above the floor,
+    /// and the re-stamped registration is shown.
+    #[test]
+    fn a_registration_below_a_token_shown_before_is_kept_back_until_re_stamped() {
+        let stores = replicating(3);
+        let scope = stores.default_scope().clone();
+        let (older, newer) = (
+            Pid::new(Incarnation::new(1), 1),
+            Pid::new(Incarnation::new(2), 1),
+        );
+        scope.apply_remote(vec![register("k", newer, 20)]);
+        scope.purge_origin(2, &Reason::Exit(crate::event::ExitReason::NodeDown));
+        assert!(scope.lookup("k").is_none());
+
+        let applied = scope.apply_remote(vec![register("k", older, 10)]);
+        assert!(scope.lookup("k").is_none(), "kept back");
+        assert_eq!(
+            applied.restamps,
+            [Restamp {
+                key: "k".into(),
+                pid: older,
+                above: 20
+            }]
+        );
+        // The owner's re-stamped registration is shown, and asks for nothing.
+        let applied = scope.apply_remote(vec![register("k", older, 21)]);
+        assert!(applied.restamps.is_empty());
+        assert_eq!(
+            scope.lookup("k").map(|r| (r.pid, r.token)),
+            Some((older, 21))
+        );
+
+        // A floor holds back only smaller tokens, and only of its own name.
+        scope.apply_remote(vec![register("other", older, 5)]);
+        assert!(scope.lookup("other").is_some());
+    }
+
+    /// A name this node's own process released also leaves a floor.
+    #[test]
+    fn a_local_release_leaves_a_floor_too() {
+        let stores = replicating(3);
+        let scope = stores.default_scope().clone();
+        let process = stores.new_process(Box::new(Discard));
+        let held = scope.register(&process, "k".into(), Meta::EMPTY).unwrap();
+        scope.unregister(&process, &"k".into()).unwrap();
+        let older = Pid::new(Incarnation::new(1), 1);
+        let applied = scope.apply_remote(vec![register("k", older, held.token - 1)]);
+        assert!(scope.lookup("k").is_none());
+        assert_eq!(applied.restamps.len(), 1);
+        assert_eq!(applied.restamps[0].above, held.token);
+    }
+
+    /// The owner's node re-stamps a registration its process still holds above the token
+    /// asked for, and ships it; it leaves alone a name held by another process, a token
+    /// already above, and a pid that is not its own.
+    #[test]
+    fn the_owner_re_stamps_above_the_floor_and_ships_it() {
+        let stores = replicating(3);
+        let scope = stores.default_scope().clone();
+        let process = stores.new_process(Box::new(Discard));
+        let held = scope.register(&process, "k".into(), Meta::EMPTY).unwrap();
+        let outbox = stores.outbox().expect("replicated");
+        outbox.take();
+        let above = held.token + (1 << 40);
+        assert!(scope.restamp(&"k".into(), process.pid, above));
+        let now = scope.lookup("k").unwrap();
+        assert!(now.token > above);
+        assert_eq!(
+            (now.pid, now.registered_at),
+            (process.pid, held.registered_at)
+        );
+        let shipped: Vec<Op> = outbox.take().into_iter().map(|(_, _, op)| op).collect();
+        assert_eq!(
+            shipped,
+            [Op::Register {
+                key: "k".into(),
+                pid: process.pid,
+                meta: Meta::EMPTY,
+                registered_at: held.registered_at,
+                token: now.token,
+            }]
+        );
+        assert!(
+            !scope.restamp(&"k".into(), process.pid, above),
+            "already above"
+        );
+        let other = Pid::new(Incarnation::new(1), 1);
+        assert!(!scope.restamp(&"k".into(), other, u64::MAX / 2), "not ours");
+        assert!(
+            !scope.restamp(&"gone".into(), process.pid, above),
+            "not held"
+        );
+        assert_eq!(scope.lookup("k").unwrap().token, now.token);
     }
 }
