@@ -241,6 +241,45 @@ fn a_name_back_from_a_cut_never_shows_a_smaller_token_than_before() {
     assert_eq!(asked, 1, "b asked a once");
 }
 
+/// A conflict that the older registration wins, where the newer one (shown by its node)
+/// has the larger token: the loser's node shows the winner only with a token above the
+/// loser's, and both sides end with the same registration.
+#[test]
+fn a_conflict_winner_is_shown_with_a_token_above_the_loser_s() {
+    let mut pair = Pair::new(config());
+    let older = pair.a.process();
+    pair.a.register(older, "leader");
+    pair.advance(Duration::from_secs(1));
+    let newer = pair.b.process();
+    let shown = pair.b.register(newer, "leader");
+    let mut on_b = pair.b.subscribe();
+    pair.watch_on_b = Some("leader");
+    pair.link();
+    let tokens: Vec<u64> = pair.seen_on_b.iter().flatten().map(|r| r.token).collect();
+    assert!(
+        tokens.iter().all(|t| *t >= shown.token),
+        "b showed {} before, then {tokens:?}",
+        shown.token
+    );
+    let now_on_b = pair.b.lookup("leader").expect("the winner on b");
+    assert_eq!(now_on_b.pid, older);
+    assert!(now_on_b.token > shown.token);
+    assert_eq!(pair.a.lookup("leader"), Some(now_on_b));
+    let kinds: Vec<(EventKind, Pid)> = queued_batches(&mut on_b)
+        .concat()
+        .into_iter()
+        .map(|e| (e.kind, e.pid))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (EventKind::ConflictResolved, newer),
+            (EventKind::Unregistered, newer),
+            (EventKind::Registered, older),
+        ]
+    );
+}
+
 /// The same when the newer owner's node died while cut off from the older owner's: the
 /// node that saw the newer owner never shows the older registration with its old token.
 #[test]

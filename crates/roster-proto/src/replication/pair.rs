@@ -213,6 +213,11 @@ pub(super) struct Pair {
     pub(super) log: Vec<(bool, Frame)>,
     /// Changes each frame a sends b before it is encoded (a peer that lies).
     pub(super) tamper: Option<fn(&mut Frame)>,
+    /// A name whose registration on b is recorded after each frame b handles, in
+    /// `seen_on_b` (what b's readers could have seen, frame by frame).
+    pub(super) watch_on_b: Option<&'static str>,
+    /// The registrations of `watch_on_b` on b, one after each frame b handled.
+    pub(super) seen_on_b: Vec<Option<Registration>>,
     start: Instant,
     elapsed: Duration,
 }
@@ -227,6 +232,8 @@ impl Pair {
             sessions: None,
             log: Vec::new(),
             tamper: None,
+            watch_on_b: None,
+            seen_on_b: Vec::new(),
             start: Instant::now(),
             elapsed: Duration::ZERO,
         }
@@ -329,6 +336,9 @@ impl Pair {
                         Frame::decode(&frame.encode(), &Limits::CEILING).expect("a valid frame");
                     self.log.push((from_a, frame));
                     node.step(|core, host| core.handle_frame(host, from, session, decoded, now));
+                    if let Some(key) = self.watch_on_b.filter(|_| from_a) {
+                        self.seen_on_b.push(node.lookup(key));
+                    }
                 }
             }
             if !moved {

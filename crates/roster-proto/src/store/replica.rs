@@ -243,6 +243,10 @@ impl ScopeStore {
                     rule,
                 };
                 self.report_conflict(shard, &key, &current, &conflict, events);
+                // A winner with a smaller token than the loser's shown here is not shown
+                // until its node re-stamps it above (as that node does once it learns of
+                // the conflict; it is asked too): a token shown here never goes down.
+                let kept_back = shard.keep_digests && incoming.token < current.token;
                 if self.is_local(current.pid) {
                     // Our process lost: remove its claim (this ships the removal) and let
                     // the node decide what happens to the process; a standby's claim is
@@ -252,8 +256,19 @@ impl ScopeStore {
                     if !Self::is_standby_claim(&shard.standby, &key, current.pid) {
                         applied.lost.push((current.pid, key.clone(), winner));
                     }
-                    self.add_shadow(shard, &key, incoming);
+                    if !kept_back {
+                        self.add_shadow(shard, &key, incoming.clone());
+                    }
                     self.remove_name(shard, &key, current.pid, Cause::Remote(&conflict), events);
+                    if kept_back {
+                        Self::ask_restamp(applied, &key, incoming.pid, current.token);
+                    }
+                } else if kept_back {
+                    // Two remote contenders, and the winner waits for its fresh token: the
+                    // loser goes now (its node removes it too, or, if it never learns that
+                    // it lost, sends it again when the digests differ).
+                    self.remove_name(shard, &key, current.pid, Cause::Remote(&conflict), events);
+                    Self::ask_restamp(applied, &key, incoming.pid, current.token);
                 } else {
                     // Two remote contenders: the loser's node will remove it; until then it
                     // waits as a shadow.
@@ -298,12 +313,18 @@ impl ScopeStore {
         if self.names.pin().contains_key(key.as_str()) {
             return false;
         }
+        Self::ask_restamp(applied, key, incoming.pid, above);
+        true
+    }
+
+    /// Asks the node of `pid` (the origin of the ops applied) for a token of its `key`
+    /// above `above`.
+    fn ask_restamp(applied: &mut ApplyOutcome, key: &Key, pid: Pid, above: u64) {
         applied.restamps.push(Restamp {
             key: key.clone(),
-            pid: incoming.pid,
+            pid,
             above,
         });
-        true
     }
 
     /// A remote node kept back this node's registration of `key` by `pid` because it
@@ -807,10 +828,21 @@ mod tests {
             reason: conflict.clone(),
         };
 
-        // Holds both: the newer claim came first, the older one wins when it arrives.
+        // Holds both: the newer claim came first, the older one wins when it arrives, and
+        // is shown once its node re-stamped it above the newer claim's token.
         scope.apply_remote(vec![register("both", newer, 20)]);
-        scope.apply_remote(vec![register("both", older, 10)]);
+        let applied = scope.apply_remote(vec![register("both", older, 10)]);
+        assert_eq!(
+            applied.restamps,
+            [Restamp {
+                key: "both".into(),
+                pid: older,
+                above: 20
+            }]
+        );
+        assert_eq!(scope.whereis("both"), None, "kept back");
         scope.apply_remote(vec![removal("both")]);
+        scope.apply_remote(vec![register("both", older, 21)]);
         assert_eq!(
             drain(&mut events),
             [
@@ -819,7 +851,7 @@ mod tests {
                 (EventKind::Unregistered, newer, conflict.clone()),
                 (EventKind::Registered, older, Reason::Requested),
             ],
-            "decided here; the removal of the shadowed loser is silent"
+            "decided here; the loser's own removal is silent"
         );
 
         // Holds only the loser's claim: it learns of the conflict from the removal. The
