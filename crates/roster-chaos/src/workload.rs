@@ -102,7 +102,8 @@ impl Workload {
                     worker,
                     node,
                     base: base.clone(),
-                    client: Client::new(token, Duration::from_secs(2)),
+                    // Past the agent's 5 s bound on a confirmed registration.
+                    client: Client::new(token, Duration::from_secs(7)),
                     config: config.clone(),
                     rng: StdRng::seed_from_u64(config.seed.wrapping_mul(1000) + worker as u64),
                     recorder: recorder.clone(),
@@ -333,8 +334,11 @@ impl Worker {
 
     fn register(&mut self, s: usize) {
         let key = name_key(self.rng.random_range(0..self.config.names));
+        // Confirmed: answered 200 only once every linked peer has seen it and it holds, so
+        // two sessions racing for a name on connected agents are never both told they
+        // hold it.
         let url = self.url(&format!(
-            "/api/sessions/{}/names/{key}",
+            "/api/sessions/{}/names/{key}?confirm=true",
             self.sessions[s].id
         ));
         let body = json!({"meta": {"worker": self.worker}});

@@ -4,10 +4,10 @@
 //! rolling restart) and one combination, each healed and checked; then the checks over the
 //! whole history. Zero violations, every heal converged.
 //!
-//! Fails today, on purpose: `lost-registration` (the agent's sessions lose every entry when
-//! their process loses one name in a conflict) and `token-decreased` (a name that comes
-//! back after a heal keeps a token smaller than one its node showed during the partition);
-//! `tests/conflict_loser.rs` pins both down and docs/chaos.md describes them.
+//! The two bugs it found (a session losing every entry when its process lost one name in a
+//! conflict, and a name coming back after a heal with a smaller token than its node showed
+//! during the partition) are fixed; `tests/conflict_loser.rs` pins both down and
+//! docs/chaos.md describes them.
 //!
 //! Needs root, iproute2 and nftables. With `CI` set it fails when namespaces cannot be
 //! made; elsewhere it skips with the reason.
@@ -26,7 +26,6 @@ use roster_chaos::workload::WorkloadConfig;
 const HOLD: Duration = Duration::from_secs(10);
 
 #[test]
-#[ignore = "fails on an open bug: a fencing token can go down after a heal (docs/chaos.md, Known failures 2); run with --ignored"]
 fn faults_one_at_a_time_then_combined_leave_no_violation() {
     if !common::networks_available() {
         return;

@@ -149,7 +149,6 @@ fn the_name_that_survives_a_conflict_gets_a_token_above_both() {
 /// monotonic per key (a downstream system fenced at the token `n2` handed out would
 /// reject `n0`'s owner), so `n2` must not see the token go down.
 #[test]
-#[ignore = "fails on an open bug: without a conflict the core does not re-stamp the survivor's token (docs/chaos.md, Known failures 2); run with --ignored"]
 fn a_name_that_comes_back_after_a_heal_does_not_show_a_smaller_token() {
     survivor_token_after_heal(true);
 }
@@ -236,7 +235,6 @@ fn survivor_token_after_heal(release: bool) {
 /// entry goes with it and no conflict ever happens; heal. `n2` showed the larger token for
 /// `x` and must not show a smaller one after the heal.
 #[test]
-#[ignore = "fails on an open bug: the core re-stamps a token only in a conflict (docs/chaos.md, Known failures 2); run with --ignored"]
 fn a_name_that_comes_back_after_its_rival_node_died_does_not_show_a_smaller_token() {
     if !common::networks_available() {
         return;

@@ -260,13 +260,7 @@ impl Standby<'_> {
             Err(RegistryError::Taken { .. }) => return Ok(None),
             Err(e) => return Err(e),
         }
-        let barrier = match self.scope.node.cluster() {
-            Some(cluster) if !self.scope.is_local_only() => {
-                let scope = self.scope.scope_name();
-                Some(cluster.with_core(|core, _| core.barrier(scope)))
-            }
-            _ => None,
-        };
+        let barrier = self.scope.barrier();
         if let Some(barrier) = &barrier {
             loop {
                 match self.wake(events, Some(barrier)).await {

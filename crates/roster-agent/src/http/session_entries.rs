@@ -66,7 +66,36 @@ pub struct EntryDone {
     pub key: String,
     /// The session's pid.
     pub pid: String,
+    /// A registration's fencing token: hand it to downstream systems, which refuse writes
+    /// with a token below the highest they have seen (absent for the other writes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<u64>,
+    /// Whether every linked peer confirmed the registration (`?confirm=true`); absent
+    /// otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmed: Option<bool>,
 }
+
+/// The query of a registration.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RegisterQuery {
+    /// The scope (default: the default scope).
+    pub scope: Option<String>,
+    /// Answer only once every linked peer has seen the registration and it still holds
+    /// (default `false`: answer once it holds on this node). Two sessions racing for one
+    /// name on connected agents then never both get 200: the one that loses the conflict
+    /// gets 409 `name_taken`. Takes a round trip to each linked peer; if they do not all
+    /// answer within 5 s (a peer cut off but not yet detected), the registration is
+    /// withdrawn and the answer is 503 `not_confirmed`.
+    pub confirm: Option<bool>,
+}
+
+/// How long a confirmed registration waits for every linked peer: past the cluster's
+/// detection of a silent link (a peer that stopped answering is dropped from the wait
+/// when its link closes), with room for a loaded machine.
+const CONFIRM_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A registry refusal as the API's answer.
 fn refusal(state: &AppState, scope: &Scope, error: RegistryError) -> Response {
@@ -149,19 +178,21 @@ fn write(
     let done = {
         let process = info.session.process();
         match write {
-            Write::Register => scope.register(&process, key, meta).map(|_| ()),
-            Write::Unregister => scope.unregister(&process, key),
-            Write::Join => scope.join(&process, key, meta),
-            Write::Leave => scope.leave(&process, key),
+            Write::Register => scope.register(&process, key, meta).map(|r| Some(r.token)),
+            Write::Unregister => scope.unregister(&process, key).map(|()| None),
+            Write::Join => scope.join(&process, key, meta).map(|()| None),
+            Write::Leave => scope.leave(&process, key).map(|()| None),
         }
     };
     Ok(match done {
-        Ok(()) => {
+        Ok(token) => {
             count_write(state, write.kind());
             Json(EntryDone {
                 scope: scope.scope_name().to_owned(),
                 key: key.to_owned(),
                 pid: pid_text(info.session.pid()),
+                token,
+                confirmed: None,
             })
             .into_response()
         }
@@ -169,32 +200,99 @@ fn write(
     })
 }
 
-/// Registers a name for the session's process (unique cluster-wide).
+/// A registration answered once every linked peer has seen it and it still holds (see
+/// [`RegisterQuery::confirm`]).
+async fn register_confirmed(
+    state: &AppState,
+    id: &str,
+    key: &str,
+    scope_name: Option<&str>,
+    meta: &Value,
+) -> Result<Response, ApiError> {
+    let scope = resolve(state, scope_name)?;
+    check_key(key)?;
+    let info = state.services().sessions.get(id)?;
+    let pid = info.session.pid();
+    let registered = {
+        let process = info.session.process();
+        scope.register(&process, key, meta)
+    };
+    if let Err(error) = registered {
+        return Ok(refusal(state, &scope, error));
+    }
+    count_write(state, Write::Register.kind());
+    let settled = tokio::time::timeout(CONFIRM_WITHIN, scope.settled()).await;
+    let now = scope.lookup(key);
+    Ok(match (settled, now) {
+        (Ok(()), Some(held)) if held.pid == pid => Json(EntryDone {
+            scope: scope.scope_name().to_owned(),
+            key: key.to_owned(),
+            pid: pid_text(pid),
+            token: Some(held.token),
+            confirmed: Some(true),
+        })
+        .into_response(),
+        // A concurrent registration on a peer won the conflict: this one is gone.
+        (_, Some(winner)) if winner.pid != pid => refusal(
+            state,
+            &scope,
+            RegistryError::Taken {
+                key: key.into(),
+                owner: winner.pid,
+                meta: winner.meta,
+            },
+        ),
+        // Lost, and the winner not shown here yet (it waits for a token above this one).
+        (Ok(()), None) => ApiError::new(
+            StatusCode::CONFLICT,
+            "name_lost",
+            format!("a concurrent registration of {key:?} on a peer won the name"),
+        )
+        .into_response(),
+        // Not confirmed in time: withdrawn.
+        _ => {
+            // Already gone if it was lost: nothing to withdraw then.
+            let process = info.session.process();
+            let _ = scope.unregister(&process, key);
+            drop(process);
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_confirmed",
+                format!(
+                    "the registration of {key:?} was not confirmed by every linked peer within \
+                     {} s and was withdrawn; retry",
+                    CONFIRM_WITHIN.as_secs()
+                ),
+            )
+            .into_response()
+        }
+    })
+}
+
+/// Registers a name for the session's process (unique cluster-wide); with
+/// `?confirm=true`, answers once every linked peer has seen it.
 #[utoipa::path(put, path = "/api/sessions/{id}/names/{*key}", tag = "sessions",
     params(("id" = String, Path, description = "The session's id"),
-        ("key" = String, Path, description = "The name (may contain `/`)"), ScopeQuery),
+        ("key" = String, Path, description = "The name (may contain `/`)"), RegisterQuery),
     request_body(content = EntryBody, description = "Optional"),
     responses(
-        (status = 200, description = "Registered (or its meta updated)", body = EntryDone),
+        (status = 200, description = "Registered (or its meta updated), with its fencing token", body = EntryDone),
         (status = 400, description = "bad_key, bad_meta, malformed_json", body = ErrorBody),
         (status = 404, description = "unknown_session, session_expired, unknown_scope", body = ErrorBody),
-        (status = 409, description = "name_taken, with the holder", body = ConflictBody),
-        (status = 503, description = "fenced", body = ErrorBody),
+        (status = 409, description = "name_taken, with the holder (with `confirm`: also a concurrent registration that won); name_lost (with `confirm`, the winner not shown yet)", body = ConflictBody),
+        (status = 503, description = "fenced; not_confirmed (with `confirm`: withdrawn, retry)", body = ErrorBody),
     ))]
 pub async fn register_name(
     State(state): State<AppState>,
     ApiPath((id, key)): ApiPath<(String, String)>,
-    ApiQuery(query): ApiQuery<ScopeQuery>,
+    ApiQuery(query): ApiQuery<RegisterQuery>,
     OptionalJson(body): OptionalJson<EntryBody>,
 ) -> Result<Response, ApiError> {
-    write(
-        &state,
-        &id,
-        &key,
-        query.scope.as_deref(),
-        &body.meta,
-        Write::Register,
-    )
+    let scope = query.scope.as_deref();
+    if query.confirm == Some(true) {
+        return register_confirmed(&state, &id, &key, scope, &body.meta).await;
+    }
+    write(&state, &id, &key, scope, &body.meta, Write::Register)
 }
 
 /// Unregisters a name the session holds.

@@ -168,6 +168,45 @@ impl Scope {
         self.register(&process, key, meta)?;
         Ok(process.spawn(f))
     }
+
+    /// Waits until every peer linked now has seen this node's writes to this scope made
+    /// before the call, and this node has seen theirs made before they answered: after a
+    /// [`Scope::register`], the name is then either still the process's, or lost to a
+    /// concurrent registration on a peer (the conflict is resolved on both sides by then).
+    /// Returns at once for a local-only scope or a node without a cluster; a peer whose
+    /// link closes meanwhile is no longer waited for. It takes a round trip to each
+    /// linked peer; what a peer not linked now (cut off, or not joined yet) holds, no call
+    /// can wait for.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let p = node.new_process();
+    /// let scope = node.default_scope();
+    /// scope.register(&p, "leader", &()).unwrap();
+    /// scope.settled().await;
+    /// assert_eq!(scope.whereis("leader"), Some(p.pid()));
+    /// # }
+    /// ```
+    pub async fn settled(&self) {
+        if let Some(barrier) = self.barrier() {
+            std::future::poll_fn(|cx| barrier.poll_reached(cx)).await;
+        }
+    }
+
+    /// A barrier behind this node's writes to this scope so far, reached once every linked
+    /// peer answered behind them (see [`Scope::settled`]); `None` for a local-only scope or
+    /// a node without a cluster.
+    pub(crate) fn barrier(&self) -> Option<crate::replication::Barrier> {
+        match self.node.cluster() {
+            Some(cluster) if !self.is_local_only() => {
+                let scope = self.scope_name();
+                Some(cluster.with_core(|core, _| core.barrier(scope)))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The default scope's operations on a process (see [`Scope`] for the others).
