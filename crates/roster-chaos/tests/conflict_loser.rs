@@ -2,24 +2,21 @@
 //! network namespaces, a few seconds long.
 //!
 //! 1. A session that loses one name in a conflict after a partition heals must not lose
-//!    its other names and groups while it stays alive (fails today, agent bug below).
+//!    its other names and groups while it stays alive (the agent builds its node with
+//!    `kill_conflict_losers(false)`: the session loses only that name).
 //! 2. The fencing token of a name only grows as one node sees it: after a conflict (the
-//!    survivor is re-stamped: passes), after the rival holder unregistered before the heal
-//!    (passes), and after the rival holder's node died during the partition (fails today:
-//!    the older registration comes back with its older, smaller token; the core re-stamps
-//!    only on a conflict).
+//!    survivor is re-stamped above both), after the rival holder unregistered before the
+//!    heal, and after the rival holder's node died during the partition (a node keeps an
+//!    older registration back until its owner's node re-stamps it above the token it
+//!    showed).
 //!
 //! The first test in detail:
 //! Three agents; `n2` is cut off long enough to be declared down; a session on `n0` takes
 //! `x` and a session on `n2` takes `x` too (the later registration), plus `y` and a
 //! group. After the heal the conflict on `x` goes to `n0`'s session (keep oldest). The
 //! loser must then either be ended (its keepalive answers 404) or still hold `y` and its
-//! group. Today the library's default `kill_conflict_losers(true)` kills the session's
-//! process (every entry goes) while the agent keeps the session alive: keepalives
-//! succeed, `GET /api/sessions/{id}` shows no names, and this test fails. The fix belongs
-//! in the agent (build its node with `kill_conflict_losers(false)`, so the session loses
-//! only `x` and learns it from its event stream, or end the session when its process
-//! ends).
+//! group: a session whose process lost every entry while the session stayed alive
+//! (keepalives 200, `GET /api/sessions/{id}` without names) is the bug it pins down.
 #![forbid(unsafe_code)]
 
 mod common;
