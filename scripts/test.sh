@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The tests, as CI runs them and as a newcomer runs them on a fresh machine: installs what
-# the tests need when it is missing (Debian packages: iproute2 and nftables for the
-# network-namespace tests, PostgreSQL for the agent's history tests, Chromium and its
+# the tests need when it is missing (Debian packages: iproute2, nftables and libfaketime
+# for the network-namespace tests, PostgreSQL for the agent's history tests, Chromium and its
 # WebDriver for the dashboard's browser test, Python's venv for schemathesis), installs
 # schemathesis from PyPI into target/schemathesis (the agent's API test runs it), then runs
 # every test of the workspace.
@@ -23,6 +23,7 @@ have_postgres() {
 missing=()
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v nft >/dev/null 2>&1 || missing+=(nftables)
+compgen -G "/usr/lib/*/faketime/libfaketimeMT.so.1" >/dev/null || missing+=(libfaketime)
 have_postgres || missing+=(postgresql)
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)
 [[ -x /usr/bin/chromedriver ]] || missing+=(chromium-driver)

@@ -38,6 +38,8 @@ pub struct AgentSpec {
     pub secret: String,
     /// The write token (`ROSTER_TOKEN`).
     pub token: String,
+    /// Its clock skew control, when libfaketime is installed.
+    pub skew: Option<crate::clock::Skew>,
 }
 
 /// A running agent process.
@@ -84,6 +86,9 @@ impl AgentProcess {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log);
+        for (name, value) in spec.skew.iter().flat_map(crate::clock::Skew::env) {
+            command.env(name, value);
+        }
         let mut child = command.spawn().map_err(|source| ChaosError::Spawn {
             command: format!("ip netns exec {} roster agent", spec.namespace),
             source,

@@ -7,6 +7,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::agent::{AgentProcess, AgentSpec};
+use crate::clock::Skew;
+use crate::disk::DataFs;
 use crate::error::ChaosError;
 use crate::history::{NodeEventKind, Recorder};
 use crate::http::Client;
@@ -31,6 +33,8 @@ pub struct Cluster {
     pub net: Network,
     client: Client,
     recorder: Recorder,
+    /// Each agent's data filesystem (unmounted before `dir` goes).
+    data_fs: Vec<DataFs>,
     dir: tempfile::TempDir,
 }
 
@@ -40,6 +44,7 @@ impl Drop for Cluster {
             agent.kill();
         }
         if std::env::var_os("ROSTER_CHAOS_KEEP").is_some() {
+            self.data_fs.iter_mut().for_each(DataFs::keep);
             let kept =
                 std::mem::replace(&mut self.dir, tempfile::TempDir::new().expect("temp dir"));
             eprintln!("agents' data and logs kept in {}", kept.keep().display());
@@ -58,6 +63,21 @@ impl Cluster {
             .tempdir()
             .map_err(|e| ChaosError::io("temp dir", e))?;
         let names: Vec<String> = (0..nodes).map(|i| format!("n{i}")).collect();
+        crate::disk::cleanup_stale()?;
+        let data_fs = names
+            .iter()
+            .map(|name| DataFs::mount(&dir.path().join(name).join("data")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let library = crate::clock::libfaketime();
+        let skews = names
+            .iter()
+            .map(|name| {
+                library
+                    .clone()
+                    .map(|library| Skew::new(library, &dir.path().join(name)))
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let specs = (0..nodes)
             .map(|i| AgentSpec {
                 binary: binary.clone(),
@@ -73,6 +93,7 @@ impl Cluster {
                 data_dir: dir.path().join(&names[i]).join("data"),
                 secret: SECRET.to_owned(),
                 token: TOKEN.to_owned(),
+                skew: skews[i].clone(),
             })
             .collect();
         let mut cluster = Self {
@@ -82,6 +103,7 @@ impl Cluster {
             net,
             client: Client::new(TOKEN, Duration::from_secs(2)),
             recorder,
+            data_fs,
             dir,
         };
         for i in 0..nodes {
@@ -89,6 +111,51 @@ impl Cluster {
         }
         cluster.wait_formed(Duration::from_secs(60))?;
         Ok(cluster)
+    }
+
+    /// Fills node `i`'s data filesystem (its history's disk); returns the bytes it took.
+    pub fn fill_disk(&self, i: usize) -> Result<u64, ChaosError> {
+        self.data_fs[i].fill()
+    }
+
+    /// Makes room on node `i`'s data filesystem again.
+    pub fn free_disk(&self, i: usize) -> Result<(), ChaosError> {
+        self.data_fs[i].free()
+    }
+
+    /// Sets node `i`'s wall clock `seconds` off the host's; `false` when libfaketime is
+    /// not installed (nothing is done).
+    pub fn skew_clock(&self, i: usize, seconds: i64) -> Result<bool, ChaosError> {
+        match &self.specs[i].skew {
+            Some(skew) => skew.set(seconds).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    /// How far node `i`'s wall clock is off the harness's, in milliseconds, as its latest
+    /// heartbeat seen by another live node says (the heartbeat's time is its clock's
+    /// reading; a heartbeat is a second old at most). `None` when no other node shows one.
+    pub fn clock_offset_ms(&self, i: usize) -> Option<i64> {
+        let observer = self.live().into_iter().find(|j| *j != i)?;
+        let path = format!("/api/nodes/{}/heartbeats?minutes=5", self.name(i));
+        let reply = self.client.get(&self.url(observer, &path));
+        let last = reply.ok()?.as_array()?.last()?["at_ms"].as_i64()?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_millis();
+        Some(last - i64::try_from(now).ok()?)
+    }
+
+    /// Node `i`'s history status from `/readyz` (`ok`, `degraded`), if it answers.
+    pub fn history_status(&self, i: usize) -> Option<String> {
+        // Unready (503) answers carry the same body.
+        match self.client.get(&self.url(i, "/readyz")) {
+            crate::http::Reply::Answered(_, body) => {
+                body["history"]["status"].as_str().map(str::to_owned)
+            }
+            _ => None,
+        }
     }
 
     /// The number of nodes (running or not).

@@ -4,7 +4,9 @@
 //! silence, as on a real network); the harness's HTTP address is never dropped, so both
 //! sides of a partition keep answering clients. Delay and reordering need `tc netem`
 //! (`CONFIG_NET_SCH_NETEM`); on a kernel without it [`Fault::Degrade`] applies the loss only
-//! and says so in its label.
+//! and says so in its label. A full disk fills the node's own data filesystem (see
+//! [`crate::disk`]); clock skew shifts its wall clock through libfaketime (see
+//! [`crate::clock`]), and says so when libfaketime is not installed.
 
 use std::fmt;
 use std::time::Duration;
@@ -43,9 +45,24 @@ pub enum Fault {
     /// SIGTERM and restart of every node in turn, each waiting for the cluster to form
     /// again; nothing to heal.
     RollingRestart,
+    /// The node's data filesystem (its SQLite history's disk) is filled up; healed by
+    /// making room, after which its history must report `ok` again.
+    DiskFull(usize),
+    /// The node's wall clock runs `seconds` off the others' (ahead if positive), through
+    /// libfaketime; healed by setting it back.
+    ClockSkew {
+        /// The node.
+        node: usize,
+        /// The offset.
+        seconds: i64,
+    },
     /// Several faults at once.
     Combined(Vec<Self>),
 }
+
+/// How long a node's history may take to report `ok` after its disk has room again: past
+/// the history writer's longest retry backoff.
+const HISTORY_RECOVERY: Duration = Duration::from_secs(60);
 
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -61,6 +78,8 @@ impl fmt::Display for Fault {
             Self::Kill(i) => write!(f, "kill -9 n{i} and restart"),
             Self::Pause(i) => write!(f, "SIGSTOP n{i}, then SIGCONT"),
             Self::RollingRestart => f.write_str("rolling restart"),
+            Self::DiskFull(i) => write!(f, "n{i}'s disk full"),
+            Self::ClockSkew { node, seconds } => write!(f, "n{node}'s clock {seconds:+} s"),
             Self::Combined(list) => {
                 let parts: Vec<String> = list.iter().map(ToString::to_string).collect();
                 write!(f, "{}", parts.join(" + "))
@@ -81,6 +100,8 @@ impl Fault {
             Self::Kill(_) => "kill -9",
             Self::Pause(_) => "sigstop",
             Self::RollingRestart => "rolling restart",
+            Self::DiskFull(_) => "disk full",
+            Self::ClockSkew { .. } => "clock skew",
             Self::Combined(_) => "combined",
         }
     }
@@ -122,6 +143,34 @@ impl Fault {
                     cluster.wait_formed(Duration::from_secs(60))?;
                 }
             }
+            Self::DiskFull(i) => {
+                cluster.fill_disk(*i)?;
+            }
+            Self::ClockSkew { node, seconds } => {
+                if cluster.skew_clock(*node, *seconds)? {
+                    // The node's heartbeats, as a peer shows them, carry the skewed clock.
+                    let wanted = seconds * 1000;
+                    crate::time::poll(
+                        &format!("n{node}'s heartbeats {seconds:+} s off"),
+                        Duration::from_secs(15),
+                        Duration::from_millis(250),
+                        || {
+                            cluster
+                                .clock_offset_ms(*node)
+                                .filter(|off| (off - wanted).abs() < 5_000)
+                        },
+                    )
+                    .map_err(|_| ChaosError::Agent {
+                        name: format!("n{node}"),
+                        message: format!(
+                            "its clock was set {seconds:+} s off, but its heartbeats are {:?} ms off",
+                            cluster.clock_offset_ms(*node)
+                        ),
+                    })?;
+                } else {
+                    notes.push("libfaketime is not installed: clock skew not applied".to_owned());
+                }
+            }
             Self::Combined(list) => {
                 for fault in list {
                     notes.extend(fault.inject(cluster)?);
@@ -136,6 +185,25 @@ impl Fault {
         match self {
             Self::Kill(i) => cluster.restart(*i)?,
             Self::Pause(i) => cluster.resume(*i),
+            Self::DiskFull(i) => {
+                cluster.free_disk(*i)?;
+                crate::time::poll(
+                    &format!("n{i}'s history is ok again"),
+                    HISTORY_RECOVERY,
+                    Duration::from_millis(200),
+                    || (cluster.history_status(*i).as_deref() == Some("ok")).then_some(()),
+                )
+                .map_err(|_| ChaosError::Agent {
+                    name: format!("n{i}"),
+                    message: format!(
+                        "its history did not report ok within {HISTORY_RECOVERY:?} of the disk \
+                         having room again"
+                    ),
+                })?;
+            }
+            Self::ClockSkew { node, .. } => {
+                cluster.skew_clock(*node, 0)?;
+            }
             Self::Combined(list) => {
                 for fault in list {
                     fault.heal(cluster)?;

@@ -13,7 +13,9 @@
 
 pub mod agent;
 pub mod checker;
+pub mod clock;
 pub mod cluster;
+pub mod disk;
 pub mod error;
 pub mod faults;
 pub mod history;

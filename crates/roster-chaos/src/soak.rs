@@ -152,7 +152,7 @@ pub fn fault_menu(nodes: usize, rng: &mut StdRng) -> Fault {
         b += 1;
     }
     let half = nodes / 2;
-    match rng.random_range(0..10) {
+    match rng.random_range(0..13) {
         0 => Fault::Isolate(a),
         1 => Fault::Split((0..half).collect(), (half..nodes).collect()),
         2 => Fault::Asymmetric(a, b),
@@ -170,6 +170,18 @@ pub fn fault_menu(nodes: usize, rng: &mut StdRng) -> Fault {
                 loss_percent: 15,
                 delay_ms: 0,
             },
+        ]),
+        9 => Fault::DiskFull(a),
+        10 => Fault::ClockSkew {
+            node: a,
+            seconds: if rng.random_bool(0.5) { 30 } else { -30 },
+        },
+        11 => Fault::Combined(vec![
+            Fault::ClockSkew {
+                node: a,
+                seconds: 45,
+            },
+            Fault::Isolate(b),
         ]),
         _ => Fault::Combined(vec![Fault::Asymmetric(a, b), Fault::Kill(b)]),
     }

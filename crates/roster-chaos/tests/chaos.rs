@@ -1,7 +1,8 @@
 //! The short form of the chaos test: four `roster agent` processes in network namespaces
 //! under a recorded workload, one fault at a time (isolation, 2-2 split, asymmetric cut,
-//! one-way drop, packet loss, kill -9 and restart, SIGSTOP past failure detection, a
-//! rolling restart) and one combination, each healed and checked; then the checks over the
+//! one-way drop, packet loss, kill -9 and restart, SIGSTOP past failure detection, a full
+//! disk under one agent's history, one agent's clock 30 s ahead and another's 30 s behind,
+//! a rolling restart) and one combination, each healed and checked; then the checks over the
 //! whole history. Zero violations, every heal converged.
 //!
 //! The two bugs it found (a session losing every entry when its process lost one name in a
@@ -30,6 +31,11 @@ fn faults_one_at_a_time_then_combined_leave_no_violation() {
     if !common::networks_available() {
         return;
     }
+    // scripts/test.sh installs it: in CI the clock skew faults must apply.
+    assert!(
+        std::env::var_os("CI").is_none() || roster_chaos::clock::libfaketime().is_some(),
+        "libfaketime is not installed (apt-get install libfaketime)"
+    );
     let started = Instant::now();
     let binary = roster_chaos::locate::roster_binary().expect("the roster binary");
     let mut run = Run::start(binary, 4, WorkloadConfig::default()).expect("cluster starts");
@@ -50,6 +56,21 @@ fn faults_one_at_a_time_then_combined_leave_no_violation() {
         ),
         (Fault::Kill(2), HOLD),
         (Fault::Pause(1), HOLD),
+        (Fault::DiskFull(2), HOLD),
+        (
+            Fault::ClockSkew {
+                node: 1,
+                seconds: 30,
+            },
+            HOLD,
+        ),
+        (
+            Fault::ClockSkew {
+                node: 3,
+                seconds: -30,
+            },
+            HOLD,
+        ),
         (Fault::RollingRestart, Duration::ZERO),
         (
             Fault::Combined(vec![

@@ -136,19 +136,25 @@ impl SqliteStore {
     }
 }
 
-/// Tells a damaged or foreign file from an outage.
+/// Tells a damaged or foreign file from an outage. A full disk is an outage: the writer
+/// holds the records (within its bound) and retries until there is room again, reporting
+/// it in `/readyz` and `/metrics`, rather than dropping each batch.
 fn classify(location: &str, e: &rusqlite::Error) -> StoreError {
     match e.sqlite_error_code() {
         Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => StoreError::Corrupt {
             location: location.to_owned(),
             reason: e.to_string(),
         },
-        Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied | ErrorCode::ReadOnly) => {
-            StoreError::Unavailable {
-                location: location.to_owned(),
-                reason: e.to_string(),
-            }
-        }
+        Some(
+            ErrorCode::CannotOpen
+            | ErrorCode::PermissionDenied
+            | ErrorCode::ReadOnly
+            | ErrorCode::DiskFull
+            | ErrorCode::SystemIoFailure,
+        ) => StoreError::Unavailable {
+            location: location.to_owned(),
+            reason: e.to_string(),
+        },
         _ => StoreError::Query {
             location: location.to_owned(),
             reason: e.to_string(),
@@ -316,4 +322,30 @@ pub(super) fn audit_row(id: i64, at_ms: i64, recorder: String, body: &str) -> Op
             kind,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sqlite_error(code: std::os::raw::c_int) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None)
+    }
+
+    /// A full disk (or an I/O error) is an outage to wait out, not a batch to drop.
+    #[test]
+    fn a_full_disk_is_an_outage_and_a_bad_statement_is_not() {
+        let outage = |e| matches!(classify("h.sqlite3", &e), StoreError::Unavailable { .. });
+        assert!(outage(sqlite_error(rusqlite::ffi::SQLITE_FULL)));
+        assert!(outage(sqlite_error(rusqlite::ffi::SQLITE_IOERR)));
+        assert!(outage(sqlite_error(rusqlite::ffi::SQLITE_CANTOPEN)));
+        assert!(matches!(
+            classify("h.sqlite3", &sqlite_error(rusqlite::ffi::SQLITE_CONSTRAINT)),
+            StoreError::Query { .. }
+        ));
+        assert!(matches!(
+            classify("h.sqlite3", &sqlite_error(rusqlite::ffi::SQLITE_CORRUPT)),
+            StoreError::Corrupt { .. }
+        ));
+    }
 }
