@@ -186,7 +186,21 @@ impl Fault {
             Self::Kill(i) => cluster.restart(*i)?,
             Self::Pause(i) => cluster.resume(*i),
             Self::DiskFull(i) => {
+                // The history must have noticed (it holds its records and retries), not
+                // dropped what it could not write as if the statement were wrong.
+                let noticed = crate::time::poll(
+                    &format!("n{i}'s history reports the full disk"),
+                    Duration::from_secs(15),
+                    Duration::from_millis(200),
+                    || (cluster.history_status(*i).as_deref() == Some("degraded")).then_some(()),
+                );
                 cluster.free_disk(*i)?;
+                noticed.map_err(|_| ChaosError::Agent {
+                    name: format!("n{i}"),
+                    message: "its history never reported the full disk (/readyz history \
+                              status stayed ok)"
+                        .to_owned(),
+                })?;
                 crate::time::poll(
                     &format!("n{i}'s history is ok again"),
                     HISTORY_RECOVERY,
