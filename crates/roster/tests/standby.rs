@@ -400,3 +400,30 @@ async fn a_standby_racing_a_plain_register_never_dies_of_the_conflict() {
          standby claims lost to a conflict {standby_lost_claims}"
     );
 }
+
+/// Two processes on two linked nodes register one name before either node has seen the
+/// other's registration; once each node's scope has `settled`, exactly one of them still
+/// holds it on its own node (the other lost the conflict, and lives on), every time.
+#[tokio::test]
+async fn after_settled_exactly_one_of_two_racing_registrations_holds() {
+    let [a, b, _c] = three_nodes(|| Node::builder().kill_conflict_losers(false)).await;
+    let (pa, pb) = (a.new_process(), b.new_process());
+    for race in 0..20 {
+        let key = format!("race/{race}");
+        // Both on this task, with no await in between: neither node's cluster layer runs
+        // before both registered.
+        pa.register(&key, &()).unwrap();
+        pb.register(&key, &()).unwrap();
+        let (on_a, on_b) = (a.default_scope(), b.default_scope());
+        within("both settled", async {
+            tokio::join!(on_a.settled(), on_b.settled())
+        })
+        .await;
+        let holds_on_a = on_a.whereis(&key) == Some(pa.pid());
+        let holds_on_b = on_b.whereis(&key) == Some(pb.pid());
+        assert!(
+            holds_on_a != holds_on_b,
+            "race {race}: a's process holds it on a: {holds_on_a}, b's on b: {holds_on_b}"
+        );
+    }
+}
