@@ -14,26 +14,14 @@ use super::host::ReplicaHost;
 use super::links::PeerHello;
 use super::wire::Frame;
 use crate::clock::Clock;
-use crate::conflict::ConflictRule;
 use crate::entry::Registration;
-use crate::envelope::Envelope;
 use crate::event::ExitReason;
 use crate::key::{Key, Limits, Pattern};
 use crate::meta::Meta;
-use crate::op::Outbox;
 use crate::pid::Pid;
-use crate::store::{Mailbox, ProcessTable, Refused};
-use crate::store::{NodeStores, ScopeConfig, ScopeStore};
+use crate::store::test_support::{Discard, replicating_stores};
+use crate::store::{NodeStores, ScopeStore};
 use crate::subscription::Subscription;
-
-/// A mailbox nobody reads: the harnesses send no messages.
-pub(super) struct Discard;
-
-impl Mailbox for Discard {
-    fn try_deliver(&self, _: Envelope) -> Result<(), Refused> {
-        Err(Refused::Closed)
-    }
-}
 
 /// A clock the test sets (milliseconds).
 #[derive(Default)]
@@ -43,19 +31,6 @@ impl Clock for ManualClock {
     fn now_millis(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
-}
-
-/// The stores of a replicating node of `incarnation` whose wall clock is `clock`
-/// (keep-oldest conflicts), as the harnesses build them.
-pub(super) fn replicating_stores(incarnation: u64, clock: Arc<ManualClock>) -> NodeStores {
-    NodeStores::new(ScopeConfig {
-        rule: ConflictRule::KeepOldest,
-        outbox: Some(Arc::new(Outbox::default())),
-        clock,
-        locals: Arc::new(ProcessTable::new(incarnation)),
-        fence: Arc::default(),
-        resolver_panics: Arc::default(),
-    })
 }
 
 /// One node: a replication core and the stores it hosts.

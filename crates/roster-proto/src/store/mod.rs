@@ -33,6 +33,8 @@ mod process_table;
 mod replica;
 mod snapshot;
 mod standby;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod test_support;
 mod token_floors;
 mod watch;
 
@@ -678,37 +680,20 @@ fn keys_with_prefix_after<'g>(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
+    use crate::store::test_support::{Discard, replicating_stores};
 
-    use super::{HeldKind, Mailbox, NodeStores, ProcessTable, Refused, ScopeConfig};
+    use super::HeldKind;
     use crate::clock::wall_clock;
-    use crate::conflict::ConflictRule;
-    use crate::envelope::Envelope;
+
     use crate::event::ExitReason;
     use crate::key::{INLINE_KEY_BYTES, Key};
     use crate::meta::Meta;
-    use crate::op::Outbox;
-
-    struct Discard;
-
-    impl Mailbox for Discard {
-        fn try_deliver(&self, _: Envelope) -> Result<(), Refused> {
-            Err(Refused::Closed)
-        }
-    }
 
     /// Short keys (stored in place) and long ones (shared by the table, its index and the
     /// holder's record) behave alike through updates, queries, leaves and an exit.
     #[test]
     fn short_and_long_keys_live_and_go_alike() {
-        let stores = NodeStores::new(ScopeConfig {
-            rule: ConflictRule::KeepOldest,
-            outbox: Some(Arc::new(Outbox::default())),
-            clock: wall_clock(),
-            locals: Arc::new(ProcessTable::new(3)),
-            fence: Arc::default(),
-            resolver_panics: Arc::default(),
-        });
+        let stores = replicating_stores(3, wall_clock());
         let scope = stores.default_scope().clone();
         let short = Key::from("k/short");
         let long = Key::from(format!("k/{}", "l".repeat(INLINE_KEY_BYTES)));

@@ -770,15 +770,15 @@ impl SnapshotReceiver {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
+    use crate::store::test_support::{Discard, replicating_stores};
 
-    use super::super::{NodeStores, ProcessTable, ScopeConfig};
+    use super::super::NodeStores;
     use crate::clock::wall_clock;
-    use crate::conflict::{ConflictRule, DecidedBy};
+    use crate::conflict::DecidedBy;
     use crate::event::{EventKind, Reason};
     use crate::key::Pattern;
     use crate::meta::Meta;
-    use crate::op::{Op, Outbox, Restamp};
+    use crate::op::{Op, Restamp};
     use crate::pid::{Incarnation, Pid};
     use crate::subscription::Delivery;
 
@@ -874,25 +874,9 @@ mod tests {
         );
     }
 
-    /// The stores of a replicating node of `incarnation` (keep-oldest conflicts, the wall
-    /// clock).
+    /// The stores of a replicating node of `incarnation` on the wall clock.
     fn replicating(incarnation: u64) -> NodeStores {
-        NodeStores::new(ScopeConfig {
-            rule: ConflictRule::KeepOldest,
-            outbox: Some(Arc::new(Outbox::default())),
-            clock: wall_clock(),
-            locals: Arc::new(ProcessTable::new(incarnation)),
-            fence: Arc::default(),
-            resolver_panics: Arc::default(),
-        })
-    }
-
-    struct Discard;
-
-    impl super::super::Mailbox for Discard {
-        fn try_deliver(&self, _: crate::envelope::Envelope) -> Result<(), super::super::Refused> {
-            Err(super::super::Refused::Closed)
-        }
+        replicating_stores(incarnation, wall_clock())
     }
 
     /// The winner's node learns of a conflict whose losing claim never reached it (the

@@ -165,31 +165,23 @@ impl ScopeStore {
 
 #[cfg(test)]
 mod tests {
+    use crate::store::test_support::{Discard, replicating_stores};
     use std::collections::BTreeSet;
     use std::sync::Arc;
 
     use crate::clock::Clock;
-    use crate::conflict::ConflictRule;
-    use crate::envelope::Envelope;
+
     use crate::key::Key;
     use crate::meta::Meta;
-    use crate::op::{Op, Outbox};
+    use crate::op::Op;
     use crate::pid::Pid;
-    use crate::store::{Mailbox, NodeStores, ProcessTable, Refused, ScopeConfig, SnapshotCursor};
-
-    struct Discard;
+    use crate::store::SnapshotCursor;
 
     struct Fixed;
 
     impl Clock for Fixed {
         fn now_millis(&self) -> u64 {
             1_000
-        }
-    }
-
-    impl Mailbox for Discard {
-        fn try_deliver(&self, _: Envelope) -> Result<(), Refused> {
-            Err(Refused::Closed)
         }
     }
 
@@ -202,14 +194,7 @@ mod tests {
     /// chunk alike; nothing is read twice.
     #[test]
     fn a_chunked_read_holds_every_entry_that_lasts_through_it() {
-        let stores = NodeStores::new(ScopeConfig {
-            rule: ConflictRule::KeepOldest,
-            outbox: Some(Arc::new(Outbox::default())),
-            clock: Arc::new(Fixed),
-            locals: Arc::new(ProcessTable::new(7)),
-            fence: Arc::default(),
-            resolver_panics: Arc::default(),
-        });
+        let stores = replicating_stores(7, Arc::new(Fixed));
         let scope = stores.default_scope().clone();
         let procs: Vec<_> = (0..60)
             .map(|_| stores.new_process(Box::new(Discard)))

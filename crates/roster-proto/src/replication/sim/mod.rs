@@ -27,9 +27,10 @@ use rand::{Rng, SeedableRng};
 
 use self::network::{LinkCounts, Network};
 use super::core::{Core, CoreConfig, CoreEvent};
-use super::pair::{Discard, ManualClock, replicating_stores};
+use super::pair::ManualClock;
 use crate::link_table::RedialPolicy;
 use crate::nodes::{Reach, SplitBrainMonitor};
+use crate::store::test_support::{Discard, replicating_stores};
 
 mod network;
 mod nodes;
