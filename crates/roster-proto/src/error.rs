@@ -93,10 +93,17 @@ pub enum SendError {
         "mailbox of {0} is full (by message count or by bytes): the receiver is not keeping up (raise NodeBuilder::mailbox_capacity or NodeBuilder::mailbox_bytes, or slow the sender)"
     )]
     MailboxFull(Pid),
-    /// The process lives on another node that this node has no link to (not in the
-    /// cluster, partitioned, or restarting); the message was not sent.
+    /// The process lives on a live node of the cluster that this node has no link to right
+    /// now (partitioned, or the link is being re-established); the message was not sent.
     #[error("no link to the node of {0}: it is not reachable from this node right now")]
     NodeUnreachable(Pid),
+    /// No live node of the cluster runs the process: its node is offline, restarted since
+    /// (a new incarnation), or was never a member seen by this node. The process is gone for
+    /// good; the message was not sent.
+    #[error(
+        "no live node of the cluster runs {0}: its node is offline, restarted since, or was never a member"
+    )]
+    NodeGone(Pid),
     /// The message is larger than this node's `max_message_bytes`, or than that of the
     /// receiving node; it was not sent.
     #[error(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{cluster_config, eventually, fully_linked, start_clustered, within};
 use roster::nodes::{HealthConfig, NodeEvent, NodeStatus};
-use roster::{Node, NodeFilter};
+use roster::{Node, NodeFilter, SendError};
 
 /// Fast heartbeats and a short retention, for tests; no RTT or missed-heartbeat
 /// threshold, so that a loaded test machine does not turn nodes degraded.
@@ -181,8 +181,18 @@ async fn a_lost_node_turns_offline_everywhere_keeps_its_last_seen_and_is_dropped
         eventually("c known", || knows_online(&a, "c") && knows_online(&b, "c")),
     )
     .await;
+    let on_c = c.new_process();
     // Cut off for good, as a crash looks from the others.
     c.cluster().isolate(Duration::from_secs(3600));
+    // While c is still live to a (not declared dead yet), a message to its process waits
+    // behind a link that is down: unreachable, not gone.
+    within(
+        "a's link to c is down",
+        eventually("unreachable", || {
+            a.send(on_c.pid(), &1u8) == Err(SendError::NodeUnreachable(on_c.pid()))
+        }),
+    )
+    .await;
     for n in [&a, &b] {
         within(
             "c turns offline",
@@ -194,6 +204,11 @@ async fn a_lost_node_turns_offline_everywhere_keeps_its_last_seen_and_is_dropped
         )
         .await;
     }
+    // Offline: no live node runs c's processes any more.
+    assert_eq!(
+        a.send(on_c.pid(), &1u8),
+        Err(SendError::NodeGone(on_c.pid()))
+    );
     let seen = a.nodes().get("c").expect("kept while offline");
     let offline = seen.offline.expect("offline");
     assert!(seen.last_seen_ms <= offline.since_ms);

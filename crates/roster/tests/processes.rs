@@ -378,11 +378,12 @@ async fn sending_to_an_unknown_or_dead_process_fails_with_no_process() {
     );
     let dropped = node.new_process().pid();
     assert_eq!(node.send(dropped, &1u8), Err(SendError::NoProcess(dropped)));
-    // A process of another node, with no link to it.
+    // A process of another node, which this node never heard of: gone for good as far as
+    // this node can tell.
     let elsewhere = common::node().new_process();
     assert_eq!(
         node.send(elsewhere.pid(), &1u8),
-        Err(SendError::NodeUnreachable(elsewhere.pid()))
+        Err(SendError::NodeGone(elsewhere.pid()))
     );
 }
 

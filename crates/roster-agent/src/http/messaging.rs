@@ -5,8 +5,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use roster::nodes::NodeStatus;
-use roster::{NodeFilter, Pid, SendError};
+use roster::SendError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -77,6 +76,7 @@ fn send_error(error: SendError) -> ApiError {
         SendError::NodeUnreachable(_) => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "node_unreachable", message)
         }
+        SendError::NodeGone(_) => ApiError::not_found("unknown_process", message),
         SendError::TooLarge { .. } => {
             ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "message_too_large", message)
         }
@@ -97,35 +97,9 @@ pub async fn send(
     ApiJson(body): ApiJson<SendBody>,
 ) -> Result<Json<Sent>, ApiError> {
     let to = parse_pid(&body.to)?;
-    state.node().send(to, &body.message).map_err(|error| {
-        if matches!(error, SendError::NodeUnreachable(_)) && !node_is_live(&state, to) {
-            // No link, and no live node of that incarnation: the process is gone for good,
-            // not waiting behind a link that is down.
-            ApiError::not_found(
-                "unknown_process",
-                format!(
-                    "no live node of the cluster runs {}: its node is offline, restarted since, or was never a member",
-                    body.to
-                ),
-            )
-        } else {
-            send_error(error)
-        }
-    })?;
+    state.node().send(to, &body.message).map_err(send_error)?;
     count_write(&state, "send");
     Ok(Json(Sent { sent: true }))
-}
-
-/// Whether a node of `pid`'s incarnation is in the node registry and not offline.
-fn node_is_live(state: &AppState, pid: Pid) -> bool {
-    state
-        .node()
-        .nodes()
-        .list(&NodeFilter::default())
-        .iter()
-        .any(|info| {
-            info.record.incarnation == pid.incarnation() && info.status != NodeStatus::Offline
-        })
 }
 
 /// Sends a message to the owner of a name and every member of the group of that key.

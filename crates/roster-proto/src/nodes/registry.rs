@@ -613,6 +613,25 @@ impl NodeRegistry {
             .map(|e| e.record.name.clone())
     }
 
+    /// Whether a node of `incarnation` is known here and not offline.
+    ///
+    /// ```
+    /// use roster_proto::nodes::{NodeRecord, NodeRegistry};
+    /// use roster_proto::pid::Incarnation;
+    ///
+    /// let registry = NodeRegistry::new(8);
+    /// registry.apply_record(NodeRecord::new("api-1", Incarnation::new(7), 1_000), 1_000);
+    /// assert!(registry.is_live(7));
+    /// registry.mark_offline(7, "declared dead by membership", false, 2_000);
+    /// assert!(!registry.is_live(7));
+    /// assert!(!registry.is_live(8));
+    /// ```
+    pub fn is_live(&self, incarnation: u64) -> bool {
+        self.lock()
+            .values()
+            .any(|e| e.record.incarnation == Incarnation::new(incarnation) && e.offline.is_none())
+    }
+
     /// Every node, by name, with its heartbeats left out (they can be many).
     pub fn list(&self) -> Vec<NodeEntry> {
         self.lock()

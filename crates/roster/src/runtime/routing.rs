@@ -42,15 +42,25 @@ impl NodeShared {
         let len = payload.encoded_len();
         let cluster = self.cluster.load();
         let Some(cluster) = cluster.as_ref() else {
-            return Err(SendError::NodeUnreachable(to));
+            return Err(self.unsendable(to));
         };
         match cluster.send(
             to.incarnation().get(),
             Frame::Message(Message { to, from, payload }),
         ) {
             Ok(()) => Ok(()),
-            Err(Unsent::NoLink) => Err(SendError::NodeUnreachable(to)),
+            Err(Unsent::NoLink) => Err(self.unsendable(to)),
             Err(Unsent::TooLarge { max }) => Err(SendError::TooLarge { len, max }),
+        }
+    }
+
+    /// Why a message for `to`, whose node has no link from here, was not sent: its node is
+    /// live but unlinked right now, or no live node runs it.
+    fn unsendable(&self, to: Pid) -> SendError {
+        if self.stores.nodes.is_live(to.incarnation().get()) {
+            SendError::NodeUnreachable(to)
+        } else {
+            SendError::NodeGone(to)
         }
     }
 
