@@ -35,6 +35,8 @@ pub struct Cluster {
     recorder: Recorder,
     /// Each agent's data filesystem (unmounted before `dir` goes).
     data_fs: Vec<DataFs>,
+    /// Per agent, the history records it had dropped when its disk was last filled.
+    dropped_before_full: Vec<Option<u64>>,
     dir: tempfile::TempDir,
 }
 
@@ -104,6 +106,7 @@ impl Cluster {
             client: Client::new(TOKEN, Duration::from_secs(2)),
             recorder,
             data_fs,
+            dropped_before_full: vec![None; nodes],
             dir,
         };
         for i in 0..nodes {
@@ -114,8 +117,14 @@ impl Cluster {
     }
 
     /// Fills node `i`'s data filesystem (its history's disk); returns the bytes it took.
-    pub fn fill_disk(&self, i: usize) -> Result<u64, ChaosError> {
+    pub fn fill_disk(&mut self, i: usize) -> Result<u64, ChaosError> {
+        self.dropped_before_full[i] = self.history_probe(i).map(|(_, dropped)| dropped);
         self.data_fs[i].fill()
+    }
+
+    /// How many history records node `i` had dropped when its disk was last filled.
+    pub fn dropped_before_full(&self, i: usize) -> Option<u64> {
+        self.dropped_before_full[i]
     }
 
     /// Makes room on node `i`'s data filesystem again.
@@ -147,12 +156,17 @@ impl Cluster {
         Some(last - i64::try_from(now).ok()?)
     }
 
-    /// Node `i`'s history status from `/readyz` (`ok`, `degraded`), if it answers.
-    pub fn history_status(&self, i: usize) -> Option<String> {
+    /// Node `i`'s history status from `/readyz` (`ok`, `degraded`) and how many records it
+    /// dropped since it started, if it answers.
+    pub fn history_probe(&self, i: usize) -> Option<(String, u64)> {
         // Unready (503) answers carry the same body.
         match self.client.get(&self.url(i, "/readyz")) {
             crate::http::Reply::Answered(_, body) => {
-                body["history"]["status"].as_str().map(str::to_owned)
+                let history = &body["history"];
+                Some((
+                    history["status"].as_str()?.to_owned(),
+                    history["dropped"].as_u64()?,
+                ))
             }
             _ => None,
         }

@@ -46,7 +46,8 @@ pub enum Fault {
     /// again; nothing to heal.
     RollingRestart,
     /// The node's data filesystem (its SQLite history's disk) is filled up; healed by
-    /// making room, after which its history must report `ok` again.
+    /// making room, after which its history must report `ok` again, having dropped no
+    /// record meanwhile.
     DiskFull(usize),
     /// The node's wall clock runs `seconds` off the others' (ahead if positive), through
     /// libfaketime; healed by setting it back.
@@ -186,34 +187,41 @@ impl Fault {
             Self::Kill(i) => cluster.restart(*i)?,
             Self::Pause(i) => cluster.resume(*i),
             Self::DiskFull(i) => {
-                // The history must have noticed (it holds its records and retries), not
-                // dropped what it could not write as if the statement were wrong.
-                let noticed = crate::time::poll(
-                    &format!("n{i}'s history reports the full disk"),
-                    Duration::from_secs(15),
-                    Duration::from_millis(200),
-                    || (cluster.history_status(*i).as_deref() == Some("degraded")).then_some(()),
-                );
                 cluster.free_disk(*i)?;
-                noticed.map_err(|_| ChaosError::Agent {
-                    name: format!("n{i}"),
-                    message: "its history never reported the full disk (/readyz history \
-                              status stayed ok)"
-                        .to_owned(),
-                })?;
-                crate::time::poll(
+                let ok_again = crate::time::poll(
                     &format!("n{i}'s history is ok again"),
                     HISTORY_RECOVERY,
                     Duration::from_millis(200),
-                    || (cluster.history_status(*i).as_deref() == Some("ok")).then_some(()),
-                )
-                .map_err(|_| ChaosError::Agent {
-                    name: format!("n{i}"),
-                    message: format!(
-                        "its history did not report ok within {HISTORY_RECOVERY:?} of the disk \
-                         having room again"
-                    ),
-                })?;
+                    || {
+                        cluster
+                            .history_probe(*i)
+                            .filter(|(status, _)| status == "ok")
+                            .map(|(_, dropped)| dropped)
+                    },
+                );
+                let Ok(dropped) = ok_again else {
+                    return Err(ChaosError::Agent {
+                        name: format!("n{i}"),
+                        message: format!(
+                            "its history did not report ok within {HISTORY_RECOVERY:?} of the \
+                             disk having room again"
+                        ),
+                    });
+                };
+                // What it could not write while the disk was full it held, within its
+                // queue's bound, and wrote once there was room: nothing dropped. (A full
+                // disk does not always fail a write: SQLite reuses its WAL's space.)
+                if let Some(before) = cluster.dropped_before_full(*i)
+                    && dropped > before
+                {
+                    return Err(ChaosError::Agent {
+                        name: format!("n{i}"),
+                        message: format!(
+                            "its history dropped {} records while its disk was full",
+                            dropped - before
+                        ),
+                    });
+                }
             }
             Self::ClockSkew { node, .. } => {
                 cluster.skew_clock(*node, 0)?;
