@@ -9,7 +9,7 @@ use tokio::runtime::Runtime;
 use tokio_postgres::{Client, NoTls};
 
 use super::record::{Record, RecordKind};
-use super::sqlite::audit_row;
+use super::sqlite::{audit_row, in_item_order, split_items};
 use super::store::{AuditQuery, AuditRow, SCHEMA_VERSION, Store, StoreError, StoredHeartbeat};
 
 /// The migrations, in order: migration `i` brings the schema to version `i + 1`.
@@ -231,6 +231,34 @@ type AuditColumns = (
 /// Heartbeats as columns: recorder, node, at_ms, body.
 type HeartbeatColumns = (Vec<String>, Vec<String>, Vec<i64>, Vec<String>);
 
+/// What makes two name-conflict rows the same fact, as SQL over the row's `body`: its
+/// scope, key, winner, loser and rule, as a JSON array.
+const CONFLICT_FACT: &str = "jsonb_build_array(body::jsonb -> 'scope', body::jsonb -> 'key', body::jsonb -> 'winner', body::jsonb -> 'loser', body::jsonb -> 'rule')::TEXT";
+
+/// The conditions of a query on every row of an item (the time window and the kinds),
+/// with the since, until and kinds parameters numbered from `first`.
+fn window(first: usize) -> String {
+    let (since, until, kinds) = (first, first + 1, first + 2);
+    format!(
+        "(${since}::BIGINT IS NULL OR at_ms >= ${since})
+         AND (${until}::BIGINT IS NULL OR at_ms < ${until})
+         AND (${kinds}::TEXT[] IS NULL OR kind = ANY(${kinds}))"
+    )
+}
+
+/// Whether a row is about the node of parameter `n` (any row if it is null): recorded by
+/// it, or naming it.
+fn about_node(n: usize) -> String {
+    format!(
+        "(${n}::TEXT IS NULL OR recorder = ${n} OR subject = ${n}
+          OR (kind = 'name_conflict'
+              AND ${n} IN (body::jsonb ->> 'winner_node', body::jsonb ->> 'loser_node'))
+          OR (kind IN ('partition_detected', 'partition_healed', 'fence_raised')
+              AND (COALESCE(body::jsonb -> 'unreachable', '[]'::jsonb) ? ${n}
+                   OR COALESCE(body::jsonb -> 'side', '[]'::jsonb) ? ${n})))"
+    )
+}
+
 /// A time or count as PostgreSQL's BIGINT.
 fn int(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
@@ -316,31 +344,73 @@ impl Store for PostgresStore {
         let Some(client) = &self.client else {
             return Err(self.not_connected());
         };
+        // Single rows are their own items; rows of a shared fact are grouped by it, the
+        // item being the oldest row of the group.
+        let items_sql = format!(
+            "(SELECT id AS item, NULL::TEXT AS fact FROM roster_audit
+                WHERE kind <> 'name_conflict' AND {window} AND {about}
+                  AND ($5::BIGINT IS NULL OR id < $5)
+                ORDER BY id DESC LIMIT $6)
+             UNION ALL
+             (SELECT MIN(id) AS item, fact FROM (
+                SELECT id, {CONFLICT_FACT} AS fact, {about} AS about FROM roster_audit
+                WHERE kind = 'name_conflict' AND {window}) conflicts
+                GROUP BY fact
+                HAVING ($5::BIGINT IS NULL OR MIN(id) < $5) AND bool_or(about)
+                ORDER BY item DESC LIMIT $6)
+             ORDER BY item DESC LIMIT $6",
+            window = window(1),
+            about = about_node(4),
+        );
         let result = self.runtime.block_on(client.query(
-            "SELECT id, at_ms, recorder, body FROM roster_audit
-             WHERE ($1::BIGINT IS NULL OR at_ms >= $1)
-               AND ($2::BIGINT IS NULL OR at_ms < $2)
-               AND ($3::TEXT[] IS NULL OR kind = ANY($3))
-               AND ($4::TEXT IS NULL OR subject = $4 OR recorder = $4)
-               AND ($5::BIGINT IS NULL OR id < $5)
-             ORDER BY id DESC LIMIT $6",
+            &items_sql,
             &[
                 &since,
                 &until,
                 &kinds,
                 &query.node,
-                &query.before_id,
+                &query.before_item,
                 &limit,
             ],
         ));
-        let rows = result.map_err(|e| self.statement_error(&e))?;
-        Ok(rows
+        let items: Vec<(i64, Option<String>)> = result
+            .map_err(|e| self.statement_error(&e))?
             .iter()
-            .filter_map(|row| {
-                let body: String = row.get(3);
-                audit_row(row.get(0), row.get(1), row.get(2), &body)
-            })
-            .collect())
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        let (singles, facts) = split_items(&items);
+        let wanted: Vec<&String> = facts.keys().collect();
+        let Some(client) = &self.client else {
+            return Err(self.not_connected());
+        };
+        // The rows of the items: single rows by id, the rows of each fact within the
+        // same time window and kinds (whichever node recorded them).
+        let rows_sql = format!(
+            "SELECT id, at_ms, recorder, body, NULL::TEXT FROM roster_audit WHERE id = ANY($4)
+             UNION ALL
+             SELECT id, at_ms, recorder, body, fact FROM (
+                SELECT id, at_ms, recorder, body, {CONFLICT_FACT} AS fact FROM roster_audit
+                WHERE kind = 'name_conflict' AND {window}) conflicts
+             WHERE fact = ANY($5)",
+            window = window(1),
+        );
+        let result = self
+            .runtime
+            .block_on(client.query(&rows_sql, &[&since, &until, &kinds, &singles, &wanted]));
+        let rows = result.map_err(|e| self.statement_error(&e))?;
+        Ok(in_item_order(
+            rows.iter()
+                .filter_map(|row| {
+                    let id: i64 = row.get(0);
+                    let body: String = row.get(3);
+                    let fact: Option<String> = row.get(4);
+                    let item = fact
+                        .and_then(|fact| facts.get(&fact).copied())
+                        .unwrap_or(id);
+                    audit_row(id, item, row.get(1), row.get(2), &body)
+                })
+                .collect(),
+        ))
     }
 
     fn heartbeats(
