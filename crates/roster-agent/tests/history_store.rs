@@ -544,7 +544,8 @@ fn write(store: &mut dyn Store, at_ms: u64, recorder: &str, kind: RecordKind) {
 }
 
 /// Agents sharing a database: a fact that several of them recorded (the same name
-/// conflict: scope, key, winner, loser and rule) is one item with every recorder, at the
+/// conflict: scope, key, winner, loser and rule; the same node leaving) is one item with
+/// every recorder, at the
 /// place of its first row, whatever the page size, the filters, or rows written while
 /// paging.
 fn shared_facts_are_listed_once_with_every_recorder(store: &mut dyn Store) {
@@ -577,6 +578,23 @@ fn shared_facts_are_listed_once_with_every_recorder(store: &mut dyn Store) {
             reason: "cpu".into(),
         },
     );
+    // A node that left on purpose is a fact every node records; one declared dead is
+    // each node's own judgement (it may come back as the same incarnation).
+    let down = |node: &str, left: bool| RecordKind::NodeDown {
+        node: node.into(),
+        incarnation: "00000000000000aa".into(),
+        left,
+        reason: if left {
+            "left the cluster"
+        } else {
+            "declared dead"
+        }
+        .into(),
+    };
+    write(store, 1007, "a", down("n", true));
+    write(store, 1007, "a", down("m", false));
+    write(store, 1007, "b", down("n", true));
+    write(store, 1007, "b", down("m", false));
     let everything = AuditQuery {
         limit: 100,
         ..AuditQuery::default()
@@ -586,6 +604,9 @@ fn shared_facts_are_listed_once_with_every_recorder(store: &mut dyn Store) {
     assert_eq!(
         described,
         [
+            "node_down m by b",
+            "node_down m by a",
+            "node_down n by a,b",
             "node_status n by a",
             "name_conflict x keep_newest ?>? by c",
             "alert 3 by a",
@@ -594,14 +615,14 @@ fn shared_facts_are_listed_once_with_every_recorder(store: &mut dyn Store) {
             "alert 1 by a",
             "name_conflict x keep_oldest wa>lb by a,b",
         ],
-        "newest first by first row, x merged with both nodes known"
+        "newest first by first row; x merged with both nodes known; n's leave merged"
     );
     let x = all.last().unwrap();
     assert_eq!((x.at_ms, x.record.recorder.as_str()), (1000, "a"));
     assert!(all.windows(2).all(|w| w[0].id > w[1].id), "ids decrease");
 
     // Any page size lists the same items, none split, none twice, none skipped.
-    for limit in 1..=8 {
+    for limit in 1..=11 {
         let pages = paged(store, &everything, limit, |_| {});
         assert_eq!(pages, all, "pages of {limit}");
     }
@@ -661,6 +682,9 @@ fn shared_facts_are_listed_once_with_every_recorder(store: &mut dyn Store) {
     assert_eq!(
         pages.iter().map(describe).collect::<Vec<_>>(),
         [
+            "node_down m by b",
+            "node_down m by a",
+            "node_down n by a,b",
             "node_status n by a",
             "name_conflict x keep_newest ?>? by c",
             "alert 3 by a",

@@ -231,9 +231,16 @@ type AuditColumns = (
 /// Heartbeats as columns: recorder, node, at_ms, body.
 type HeartbeatColumns = (Vec<String>, Vec<String>, Vec<i64>, Vec<String>);
 
-/// What makes two name-conflict rows the same fact, as SQL over the row's `body`: its
-/// scope, key, winner, loser and rule, as a JSON array.
-const CONFLICT_FACT: &str = "jsonb_build_array(body::jsonb -> 'scope', body::jsonb -> 'key', body::jsonb -> 'winner', body::jsonb -> 'loser', body::jsonb -> 'rule')::TEXT";
+/// Whether a row is of a fact that every node learning of it records, which the audit log
+/// merges: a name conflict, or a node leaving on purpose (an incarnation leaves once).
+const SHARED: &str =
+    "(kind = 'name_conflict' OR (kind = 'node_down' AND body::jsonb -> 'left' = 'true'::jsonb))";
+
+/// What makes two [`SHARED`] rows the same fact, as SQL over the row's `body`: a name
+/// conflict's scope, key, winner, loser and rule; the node and incarnation that left.
+const FACT: &str = "(CASE kind
+    WHEN 'name_conflict' THEN jsonb_build_array(kind, body::jsonb -> 'scope', body::jsonb -> 'key', body::jsonb -> 'winner', body::jsonb -> 'loser', body::jsonb -> 'rule')
+    ELSE jsonb_build_array(kind, body::jsonb -> 'node', body::jsonb -> 'incarnation') END)::TEXT";
 
 /// The conditions of a query on every row of an item (the time window and the kinds),
 /// with the since, until and kinds parameters numbered from `first`.
@@ -348,13 +355,13 @@ impl Store for PostgresStore {
         // item being the oldest row of the group.
         let items_sql = format!(
             "(SELECT id AS item, NULL::TEXT AS fact FROM roster_audit
-                WHERE kind <> 'name_conflict' AND {window} AND {about}
+                WHERE NOT {SHARED} AND {window} AND {about}
                   AND ($5::BIGINT IS NULL OR id < $5)
                 ORDER BY id DESC LIMIT $6)
              UNION ALL
              (SELECT MIN(id) AS item, fact FROM (
-                SELECT id, {CONFLICT_FACT} AS fact, {about} AS about FROM roster_audit
-                WHERE kind = 'name_conflict' AND {window}) conflicts
+                SELECT id, {FACT} AS fact, {about} AS about FROM roster_audit
+                WHERE {SHARED} AND {window}) shared
                 GROUP BY fact
                 HAVING ($5::BIGINT IS NULL OR MIN(id) < $5) AND bool_or(about)
                 ORDER BY item DESC LIMIT $6)
@@ -389,8 +396,8 @@ impl Store for PostgresStore {
             "SELECT id, at_ms, recorder, body, NULL::TEXT FROM roster_audit WHERE id = ANY($4)
              UNION ALL
              SELECT id, at_ms, recorder, body, fact FROM (
-                SELECT id, at_ms, recorder, body, {CONFLICT_FACT} AS fact FROM roster_audit
-                WHERE kind = 'name_conflict' AND {window}) conflicts
+                SELECT id, at_ms, recorder, body, {FACT} AS fact FROM roster_audit
+                WHERE {SHARED} AND {window}) shared
              WHERE fact = ANY($5)",
             window = window(1),
         );

@@ -236,12 +236,12 @@ impl Store for SqliteStore {
         let items_sql = format!(
             "SELECT item, fact FROM (
                 SELECT * FROM (SELECT id AS item, NULL AS fact FROM audit
-                    WHERE kind <> 'name_conflict'{rows} AND {about}
+                    WHERE NOT {SHARED}{rows} AND {about}
                       AND ({before} IS NULL OR id < {before})
                     ORDER BY id DESC LIMIT {limit})
                 UNION ALL
-                SELECT * FROM (SELECT MIN(id) AS item, {CONFLICT_FACT} AS fact FROM audit
-                    WHERE kind = 'name_conflict'{rows}
+                SELECT * FROM (SELECT MIN(id) AS item, {FACT} AS fact FROM audit
+                    WHERE {SHARED}{rows}
                     GROUP BY fact
                     HAVING ({before} IS NULL OR MIN(id) < {before}) AND MAX({about})
                     ORDER BY item DESC LIMIT {limit})
@@ -279,8 +279,8 @@ impl Store for SqliteStore {
                 WHERE id IN (SELECT value FROM json_each({singles}))
              UNION ALL
              SELECT id, at_ms, recorder, body, fact FROM (
-                SELECT id, at_ms, recorder, body, {CONFLICT_FACT} AS fact FROM audit
-                WHERE kind = 'name_conflict'{rows})
+                SELECT id, at_ms, recorder, body, {FACT} AS fact FROM audit
+                WHERE {SHARED}{rows})
              WHERE fact IN (SELECT value FROM json_each({wanted}))"
         );
         let mut statement = self
@@ -344,9 +344,16 @@ impl Store for SqliteStore {
     }
 }
 
-/// What makes two name-conflict rows the same fact, as SQL over the row's `body`: its
-/// scope, key, winner, loser and rule, as a JSON array.
-const CONFLICT_FACT: &str = "json_array(json_extract(body, '$.scope'), json_extract(body, '$.key'), json_extract(body, '$.winner'), json_extract(body, '$.loser'), json_extract(body, '$.rule'))";
+/// Whether a row is of a fact that every node learning of it records, which the audit log
+/// merges: a name conflict, or a node leaving on purpose (an incarnation leaves once).
+const SHARED: &str =
+    "(kind = 'name_conflict' OR (kind = 'node_down' AND json_extract(body, '$.left') = 1))";
+
+/// What makes two [`SHARED`] rows the same fact, as SQL over the row's `body`: a name
+/// conflict's scope, key, winner, loser and rule; the node and incarnation that left.
+const FACT: &str = "CASE kind
+    WHEN 'name_conflict' THEN json_array(kind, json_extract(body, '$.scope'), json_extract(body, '$.key'), json_extract(body, '$.winner'), json_extract(body, '$.loser'), json_extract(body, '$.rule'))
+    ELSE json_array(kind, json_extract(body, '$.node'), json_extract(body, '$.incarnation')) END";
 
 /// Binds `value` as the next parameter; its placeholder.
 fn bind(values: &mut Vec<Value>, value: Value) -> String {

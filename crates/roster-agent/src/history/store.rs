@@ -52,8 +52,9 @@ pub trait Store: Send {
 /// Which audit items to read: all conditions given must hold.
 ///
 /// An item is one fact: one row, or, for a fact that several agents sharing a database
-/// each recorded (a name conflict: the same scope, key, winner, loser and rule), all the
-/// rows of that fact within the time and kind conditions. An item's id is the id of its
+/// each recorded (a name conflict: the same scope, key, winner, loser and rule; a node
+/// that left on purpose: the same node and incarnation), all the rows of that fact within
+/// the time and kind conditions. An item's id is the id of its
 /// first (oldest) row; rows written later never change it, since row ids only grow. Items
 /// are listed by that id, newest first, which is what makes the cursor stable: a page is
 /// the items whose id is below the previous page's last, so an item is never split

@@ -1,7 +1,7 @@
 //! `GET /api/audit`: the audit log of the history (status changes, nodes up and down,
 //! links, name conflicts, partitions and fences, sessions, alerts), newest first, with a
 //! stable cursor. A fact that several agents sharing a database each recorded (a name
-//! conflict) is one item listing every recorder. Items are ordered by the id of their
+//! conflict, a node leaving) is one item listing every recorder. Items are ordered by the id of their
 //! first row, which later rows never change, and pages are ranges of those ids, so rows
 //! written meanwhile never shift them and an item is never split across pages.
 // utoipa's expansion of `params(SomeQuery)` qualifies the type in full.
@@ -52,8 +52,9 @@ pub struct AuditParams {
 
 /// One item of the audit log: a fact, when it was first recorded, who recorded it, and
 /// the record's fields beside its `kind`. A fact that several agents sharing a database
-/// each recorded (a name conflict: the same scope, key, winner, loser and rule) is one
-/// item, with every recorder in `recorded_by`.
+/// each recorded (a name conflict: the same scope, key, winner, loser and rule; a node that
+/// left on purpose: the same node and incarnation) is one item, with every recorder in
+/// `recorded_by`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditEntry {
     /// The id of its first row in the history.
