@@ -1,10 +1,11 @@
 //! Name conflicts in real clusters.
 //!
 //! In process, with the agent's feeder and alerts on the newer node: names registered on
-//! both nodes before they link conflict when they do, and the newer registrations lose
-//! (the default rule keeps the oldest); each is recorded in the history with key, winner,
-//! loser and rule, and more than the threshold in the window makes `conflict_storm` fire,
-//! then resolve once the window has passed, delivered to a webhook.
+//! both nodes before they link (the older node is cut off meanwhile) conflict when they
+//! do, and the newer registrations lose (the default rule keeps the oldest); each is
+//! recorded in the history with key, winner, loser and rule, and more than the threshold
+//! in the window makes `conflict_storm` fire, then resolve once the window has passed,
+//! delivered to a webhook.
 //!
 //! With agents as OS processes: one agent is cut off (`POST /api/faults/isolate`), the
 //! same name is taken through a session on each side, and after the heal both agents
@@ -69,6 +70,9 @@ async fn conflicts_are_recorded_and_a_storm_fires_and_resolves() {
     for (i, p) in on_a.iter().enumerate() {
         p.register(&format!("storm/{i}"), &"a").unwrap();
     }
+    // a links to no one until b has taken the same names: otherwise a's announce may
+    // reach b first and b find them taken.
+    a.cluster().isolate(Duration::from_secs(3));
     let history = History::open(
         &HistorySettings {
             backend: Backend::Sqlite(dir.path().join("history.sqlite3")),
