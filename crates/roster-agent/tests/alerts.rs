@@ -432,6 +432,17 @@ fn names_taken_on_both_sides_of_an_isolation_make_a_conflict_storm_on_both_agent
         );
         wait_for(&webhook, node, "conflict_storm", node, "resolved");
         fired_and_resolved_once(&webhook, node, "conflict_storm", node);
+        // The agent answers throughout, and lists the storm among its recent alerts.
+        let (status, alerts) = get(&agent.url("/api/alerts"));
+        assert_eq!(status, 200, "{alerts}");
+        assert!(
+            alerts["resolved"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["rule"] == "conflict_storm" && x["id"] == fired["id"]),
+            "{node}: {alerts}"
+        );
         let rows = support::conflict_rows(&agent.http);
         assert_eq!(rows.len(), STORM, "{node}: {rows:?}");
         assert!(
