@@ -226,9 +226,17 @@ impl Store for SqliteStore {
             Some(node) => about_node(&bind(&mut values, Value::Text(node.clone()))),
             None => "1".to_owned(),
         };
-        let before = match query.before_item {
-            Some(before) => bind(&mut values, Value::Integer(before)),
-            None => "NULL".to_owned(),
+        // Conditions on the item's id, given only with a cursor (an `OR` would keep
+        // SQLite from starting its scan at the cursor).
+        let (single_before, shared_before) = match query.before_item {
+            Some(before) => {
+                let before = bind(&mut values, Value::Integer(before));
+                (
+                    format!(" AND id < {before}"),
+                    format!(" AND MIN(id) < {before}"),
+                )
+            }
+            None => (String::new(), String::new()),
         };
         let limit = bind(&mut values, Value::Integer(int(query.limit as u64)));
         // Single rows are their own items; rows of a shared fact are grouped by it, the
@@ -236,14 +244,13 @@ impl Store for SqliteStore {
         let items_sql = format!(
             "SELECT item, fact FROM (
                 SELECT * FROM (SELECT id AS item, NULL AS fact FROM audit
-                    WHERE NOT {SHARED}{rows} AND {about}
-                      AND ({before} IS NULL OR id < {before})
+                    WHERE NOT {SHARED}{rows} AND {about}{single_before}
                     ORDER BY id DESC LIMIT {limit})
                 UNION ALL
                 SELECT * FROM (SELECT MIN(id) AS item, {FACT} AS fact FROM audit
                     WHERE {SHARED}{rows}
                     GROUP BY fact
-                    HAVING ({before} IS NULL OR MIN(id) < {before}) AND MAX({about})
+                    HAVING MAX({about}){shared_before}
                     ORDER BY item DESC LIMIT {limit})
             ) ORDER BY item DESC LIMIT {limit}"
         );
