@@ -148,7 +148,16 @@ fn degraded_and_offline_nodes_fire_and_resolve_once() {
     fired_and_resolved_once(&webhook, "al-a", "node_offline", "al-c");
     fired_and_resolved_once(&webhook, "al-b", "node_offline", "al-c");
     let (_, alerts) = get(&a.url("/api/alerts"));
-    assert!(alerts["firing"].as_array().unwrap().is_empty(), "{alerts}");
+    // Nothing about c fires any more. (On a loaded machine a node of the test may be
+    // degraded for a moment by its own CPU load, which node_degraded reports: not c's.)
+    assert!(
+        !alerts["firing"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["subject"] == "al-c"),
+        "{alerts}"
+    );
     assert!(
         alerts["resolved"].as_array().unwrap().len() >= 2,
         "{alerts}"
