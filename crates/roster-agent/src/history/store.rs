@@ -234,3 +234,56 @@ pub const APPLICATION_ID: i32 = 0x524F_5354;
 
 /// The schema version this agent writes.
 pub const SCHEMA_VERSION: i64 = 1;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: i64, item: i64, recorder: &str, winner_node: Option<&str>) -> AuditRow {
+        AuditRow {
+            id,
+            item,
+            record: Record {
+                at_ms: 1_000 + id as u64,
+                recorder: recorder.into(),
+                kind: RecordKind::NameConflict {
+                    scope: "default".into(),
+                    key: "k".into(),
+                    winner: "<1.1>".into(),
+                    loser: "<2.1>".into(),
+                    rule: Some("keep_oldest".into()),
+                    winner_node: winner_node.map(Into::into),
+                    loser_node: None,
+                },
+            },
+        }
+    }
+
+    #[test]
+    fn the_rows_of_an_item_make_one_item_with_every_recorder_once() {
+        let items = merge_items(vec![
+            row(9, 9, "c", None),
+            row(2, 2, "b", None),
+            row(5, 2, "a", Some("n")),
+            row(7, 2, "b", None),
+        ]);
+        assert_eq!(items.len(), 2);
+        assert_eq!(
+            (items[0].id, items[0].recorded_by.clone()),
+            (9, vec!["c".into()])
+        );
+        let merged = &items[1];
+        assert_eq!(merged.id, 2);
+        assert_eq!(merged.at_ms, 1_002);
+        assert_eq!(merged.recorded_by, ["a", "b"]);
+        assert_eq!(merged.record.recorder, "b", "the first row's recorder");
+        let RecordKind::NameConflict { winner_node, .. } = &merged.record.kind else {
+            panic!("{merged:?}");
+        };
+        assert_eq!(
+            winner_node.as_deref(),
+            Some("n"),
+            "from the row that knew it"
+        );
+    }
+}
