@@ -358,9 +358,10 @@ const SHARED: &str =
 
 /// What makes two [`SHARED`] rows the same fact, as SQL over the row's `body`: a name
 /// conflict's scope, key, winner, loser and rule; the node and incarnation that left.
+/// (`json_extract` of several paths parses the body once and answers a JSON array.)
 const FACT: &str = "CASE kind
-    WHEN 'name_conflict' THEN json_array(kind, json_extract(body, '$.scope'), json_extract(body, '$.key'), json_extract(body, '$.winner'), json_extract(body, '$.loser'), json_extract(body, '$.rule'))
-    ELSE json_array(kind, json_extract(body, '$.node'), json_extract(body, '$.incarnation')) END";
+    WHEN 'name_conflict' THEN json_extract(body, '$.kind', '$.scope', '$.key', '$.winner', '$.loser', '$.rule')
+    ELSE json_extract(body, '$.kind', '$.node', '$.incarnation') END";
 
 /// Binds `value` as the next parameter; its placeholder.
 fn bind(values: &mut Vec<Value>, value: Value) -> String {
