@@ -148,7 +148,16 @@ fn degraded_and_offline_nodes_fire_and_resolve_once() {
     fired_and_resolved_once(&webhook, "al-a", "node_offline", "al-c");
     fired_and_resolved_once(&webhook, "al-b", "node_offline", "al-c");
     let (_, alerts) = get(&a.url("/api/alerts"));
-    assert!(alerts["firing"].as_array().unwrap().is_empty(), "{alerts}");
+    // Nothing about c fires any more. (On a loaded machine a node of the test may be
+    // degraded for a moment by its own CPU load, which node_degraded reports: not c's.)
+    assert!(
+        !alerts["firing"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["subject"] == "al-c"),
+        "{alerts}"
+    );
     assert!(
         alerts["resolved"].as_array().unwrap().len() >= 2,
         "{alerts}"
@@ -432,6 +441,17 @@ fn names_taken_on_both_sides_of_an_isolation_make_a_conflict_storm_on_both_agent
         );
         wait_for(&webhook, node, "conflict_storm", node, "resolved");
         fired_and_resolved_once(&webhook, node, "conflict_storm", node);
+        // The agent answers throughout, and lists the storm among its recent alerts.
+        let (status, alerts) = get(&agent.url("/api/alerts"));
+        assert_eq!(status, 200, "{alerts}");
+        assert!(
+            alerts["resolved"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["rule"] == "conflict_storm" && x["id"] == fired["id"]),
+            "{node}: {alerts}"
+        );
         let rows = support::conflict_rows(&agent.http);
         assert_eq!(rows.len(), STORM, "{node}: {rows:?}");
         assert!(

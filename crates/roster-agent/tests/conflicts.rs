@@ -1,15 +1,17 @@
 //! Name conflicts in real clusters.
 //!
 //! In process, with the agent's feeder and alerts on the newer node: names registered on
-//! both nodes before they link conflict when they do, and the newer registrations lose
-//! (the default rule keeps the oldest); each is recorded in the history with key, winner,
-//! loser and rule, and more than the threshold in the window makes `conflict_storm` fire,
-//! then resolve once the window has passed, delivered to a webhook.
+//! both nodes before they link (the older node is cut off meanwhile) conflict when they
+//! do, and the newer registrations lose (the default rule keeps the oldest); each is
+//! recorded in the history with key, winner, loser and rule, and more than the threshold
+//! in the window makes `conflict_storm` fire, then resolve once the window has passed,
+//! delivered to a webhook.
 //!
 //! With agents as OS processes: one agent is cut off (`POST /api/faults/isolate`), the
 //! same name is taken through a session on each side, and after the heal both agents
 //! record the conflict once each, with the same winner, loser and rule; in their own
-//! SQLite files, or under their own names in one PostgreSQL database.
+//! SQLite files, or under their own names in one PostgreSQL database, where the audit log
+//! lists it as one item recorded by both. Either agent finds it by the other's name.
 
 #[allow(dead_code)]
 mod history_support;
@@ -68,6 +70,9 @@ async fn conflicts_are_recorded_and_a_storm_fires_and_resolves() {
     for (i, p) in on_a.iter().enumerate() {
         p.register(&format!("storm/{i}"), &"a").unwrap();
     }
+    // a links to no one until b has taken the same names: otherwise a's announce may
+    // reach b first and b find them taken.
+    a.cluster().isolate(Duration::from_secs(3));
     let history = History::open(
         &HistorySettings {
             backend: Backend::Sqlite(dir.path().join("history.sqlite3")),
@@ -233,11 +238,31 @@ fn conflict_across_isolation(
     (on_a, on_b, owner)
 }
 
-/// The `name_conflict` rows of `key` in the audit log of `agent`.
+/// The `name_conflict` items of `key` in the audit log of `agent`.
 fn conflicts_of(agent: &history_support::Agent, key: &str) -> Vec<serde_json::Value> {
     support::conflict_rows(&agent.http)
         .into_iter()
         .filter(|row| row["key"] == key)
+        .collect()
+}
+
+/// The `name_conflict` items of `key` in the audit log of `agent` about `node`
+/// (`?node=`).
+fn conflicts_about(
+    agent: &history_support::Agent,
+    key: &str,
+    node: &str,
+) -> Vec<serde_json::Value> {
+    let (status, page) = support::get(&agent.url(&format!(
+        "/api/audit?kind=name_conflict&node={node}&limit=1000"
+    )));
+    assert_eq!(status, 200, "{page}");
+    page["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|row| row["key"] == key)
+        .cloned()
         .collect()
 }
 
@@ -307,16 +332,30 @@ fn after_an_isolation_both_agents_record_the_conflict_with_its_winner_loser_and_
     for (agent, rows) in [&a, &b].into_iter().zip(&rows) {
         assert_eq!(rows.len(), 1, "once on {}: {rows:?}", agent.name);
         assert_eq!(rows[0]["recorder"], agent.name.as_str(), "{}", rows[0]);
+        assert_eq!(
+            rows[0]["recorded_by"],
+            serde_json::json!([agent.name]),
+            "{}",
+            rows[0]
+        );
         check_verdict(&rows[0], &on_a, &on_b, &owner);
     }
     assert_eq!(verdict(&rows[0][0]), verdict(&rows[1][0]));
+    // Asked about the other node, each agent lists its row: the other is the winner's or
+    // the loser's node, not the recorder.
+    for (agent, other) in [(&a, "iso-b"), (&b, "iso-a")] {
+        let about = conflicts_about(agent, "user/bob", other);
+        assert_eq!(about.len(), 1, "{} about {other}: {about:?}", agent.name);
+        assert_eq!(about[0]["recorder"], agent.name.as_str());
+    }
+    assert!(conflicts_about(&a, "user/bob", "iso-c").is_empty());
     // Nothing more was recorded meanwhile.
     assert_eq!(conflicts_of(&a, "user/bob").len(), 1);
     assert_eq!(conflicts_of(&b, "user/bob").len(), 1);
 }
 
 #[test]
-fn agents_sharing_a_postgres_history_each_record_the_conflict_under_their_own_name() {
+fn agents_sharing_a_postgres_history_list_the_conflict_once_recorded_by_both() {
     let server = history_support::Postgres::start();
     let url = server.url();
     let dir = tempfile::tempdir().unwrap();
@@ -339,25 +378,22 @@ fn agents_sharing_a_postgres_history_each_record_the_conflict_under_their_own_na
         ],
     );
     let (on_a, on_b, owner) = conflict_across_isolation(&a, &b, "user/carol");
-    let rows = support::eventually("both agents recorded the conflict", DEADLINE, || {
-        let rows = conflicts_of(&a, "user/carol");
-        (rows.len() >= 2).then_some(rows)
+    // Each agent writes its own row; the audit log lists the conflict once, recorded by
+    // both.
+    let item = support::eventually("both agents recorded the conflict", DEADLINE, || {
+        let items = conflicts_of(&a, "user/carol");
+        assert!(items.len() <= 1, "one item: {items:?}");
+        let item = items.into_iter().next()?;
+        (item["recorded_by"] == serde_json::json!(["iso-a", "iso-b"])).then_some(item)
     });
-    let mut recorders: Vec<&str> = rows
-        .iter()
-        .map(|row| row["recorder"].as_str().unwrap_or_default())
-        .collect();
-    recorders.sort_unstable();
-    assert_eq!(recorders, ["iso-a", "iso-b"], "once per recorder: {rows:?}");
-    for row in &rows {
-        check_verdict(row, &on_a, &on_b, &owner);
+    check_verdict(&item, &on_a, &on_b, &owner);
+    // One database: both agents list the same item, whichever node it is asked about.
+    assert_eq!(conflicts_of(&b, "user/carol"), std::slice::from_ref(&item));
+    for node in ["iso-a", "iso-b"] {
+        assert_eq!(
+            conflicts_about(&b, "user/carol", node),
+            std::slice::from_ref(&item)
+        );
     }
-    // One database: both agents list the same rows.
-    let ids = |rows: &[serde_json::Value]| -> Vec<i64> {
-        rows.iter()
-            .map(|r| r["id"].as_i64().unwrap_or_default())
-            .collect()
-    };
-    assert_eq!(ids(&conflicts_of(&b, "user/carol")), ids(&rows));
     drop((a, b));
 }

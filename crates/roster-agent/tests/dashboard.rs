@@ -1,8 +1,10 @@
 //! The dashboard: served with its policy and types, and driven in headless Chromium
 //! (WebDriver) against three agent processes: nodes online in the table and the graph, a
 //! name registered through the API in the browser and the feed within a second, a killed
-//! agent shown offline, a partition verdict, no script error. A screenshot is saved as
-//! `dashboard.png` in the target directory.
+//! agent shown offline, a partition verdict, a name conflict (a name taken on both sides
+//! of an agent cut off by fault injection) in the audit panel with its winner, loser and
+//! rule, no script error. A screenshot is saved as `dashboard.png` in the target
+//! directory.
 
 mod support;
 #[path = "support/webdriver.rs"]
@@ -11,7 +13,9 @@ mod webdriver;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{AgentProcess, client, eventually, get, send, target_dir};
+use support::{
+    AgentProcess, client, eventually, get, isolate, peers, send, session_holding, target_dir,
+};
 use webdriver::Browser;
 
 /// Every asset the page loads.
@@ -123,9 +127,22 @@ fn at_least(css: &str, n: usize) -> String {
 
 #[test]
 fn the_dashboard_shows_the_cluster_live_in_chromium() {
-    let a = AgentProcess::start("dash-a", &[]);
-    let b = AgentProcess::start("dash-b", &["--seed", &a.cluster]);
-    let _c = AgentProcess::start("dash-c", &["--seed", &a.cluster]);
+    // A cluster name of its own: the agents of other tests never merge with it.
+    let a = AgentProcess::start("dash-a", &["--cluster-name", "dashboard-live"]);
+    let b = AgentProcess::start(
+        "dash-b",
+        &["--cluster-name", "dashboard-live", "--seed", &a.cluster],
+    );
+    let c = AgentProcess::start(
+        "dash-c",
+        &[
+            "--cluster-name",
+            "dashboard-live",
+            "--fault-injection",
+            "--seed",
+            &a.cluster,
+        ],
+    );
     eventually("a sees three nodes online", Duration::from_secs(30), || {
         let (_, nodes) = get(&a.url("/api/nodes"));
         let online = nodes
@@ -206,6 +223,14 @@ fn the_dashboard_shows_the_cluster_live_in_chromium() {
         browser.execute(&count("#node-rows tr[data-status=online]"), &[]),
         2
     );
+    // A name taken on both sides of a cut (c cut off, b dead); the cut heals while the
+    // test goes on, and the conflict is checked in the audit panel further down.
+    isolate(&c.http, "4s");
+    eventually("a has lost its link to c", Duration::from_secs(10), || {
+        (peers(&a.http) == Some(0)).then_some(())
+    });
+    let on_a = session_holding(&a.http, "dash/contested", "120s");
+    let on_c = session_holding(&c.http, "dash/contested", "120s");
     // The agent keeps a history (the default): its audit log has rows.
     browser.wait_for(
         "rows in the audit panel",
@@ -345,6 +370,33 @@ fn the_dashboard_shows_the_cluster_live_in_chromium() {
         rows.as_u64().is_some_and(|n| n < 100),
         "{rows} rows in the DOM for 620 names"
     );
+
+    // The conflict is in the audit panel, in words: who kept the name over whom, by which
+    // rule, and who recorded it.
+    let conflict = "#audit .entry[data-kind=name_conflict] .conflict[data-rule=keep_oldest]";
+    browser.wait_for(
+        "the conflict in the audit panel",
+        Duration::from_secs(30),
+        &format!("return document.querySelector('{conflict}') !== null;"),
+    );
+    let (status, owner) = get(&a.url("/api/registry/dash/contested"));
+    assert_eq!(status, 200, "{owner}");
+    let owner = owner["pid"].as_str().unwrap_or_default();
+    let (kept, lost) = if owner == on_a {
+        (format!("{on_a} on dash-a"), format!("{on_c} on dash-c"))
+    } else {
+        assert_eq!(owner, on_c, "one of the two kept it");
+        (format!("{on_c} on dash-c"), format!("{on_a} on dash-a"))
+    };
+    let shown = browser.find(conflict).expect("the conflict");
+    assert_eq!(
+        browser.text(&shown),
+        format!("{kept} kept it over {lost} by keep_oldest")
+    );
+    let recorders = browser
+        .find("#audit .entry[data-kind=name_conflict] .recorders")
+        .expect("who recorded it");
+    assert_eq!(browser.text(&recorders), "recorded by dash-a");
 
     let errors = browser.execute("return window.__errors;", &[]);
     assert_eq!(

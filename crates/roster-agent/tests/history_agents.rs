@@ -1,5 +1,6 @@
 //! The history of agents run as OS processes: heartbeats, link sessions and the audit log
-//! of before a restart are served after it, bad parameters get the usual JSON errors, and
+//! of before a restart are served after it (in SQLite and in PostgreSQL), bad parameters
+//! get the usual JSON errors, and
 //! a history file the agent must not write makes it exit with code 2 unless `--history
 //! off`.
 
@@ -26,12 +27,29 @@ fn items(page: &Value) -> Vec<Value> {
 }
 
 #[test]
-fn heartbeats_link_sessions_and_the_audit_log_survive_a_restart() {
+fn heartbeats_link_sessions_and_the_audit_log_survive_a_restart_in_sqlite() {
+    survive_a_restart(&[]);
+}
+
+#[test]
+fn heartbeats_link_sessions_and_the_audit_log_survive_a_restart_in_postgres() {
+    let server = history_support::Postgres::start();
+    survive_a_restart(&["--history", &server.url()]);
+}
+
+/// Two agents with the history of `history` (flags; none: each its own SQLite file in
+/// its data directory); `a` is restarted after `b` left and serves what it kept.
+fn survive_a_restart(history: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let data_a = dir.path().join("a");
     let data_b = dir.path().join("b");
-    let a = Agent::start("hist-a", &data_a, &[]);
-    let b = Agent::start("hist-b", &data_b, &["--seed", &a.cluster]);
+    let a = Agent::start("hist-a", &data_a, history);
+    let seeded: Vec<&str> = history
+        .iter()
+        .copied()
+        .chain(["--seed", &a.cluster])
+        .collect();
+    let b = Agent::start("hist-b", &data_b, &seeded);
     eventually("a links to b", DEADLINE, || {
         let (_, sessions) = get(&a.url("/api/link-sessions"));
         sessions
@@ -56,7 +74,7 @@ fn heartbeats_link_sessions_and_the_audit_log_survive_a_restart() {
     a.stop();
     let restarted_at = now_ms();
 
-    let a = Agent::start("hist-a", &data_a, &[]);
+    let a = Agent::start("hist-a", &data_a, history);
     let (status, ready) = get(&a.url("/readyz"));
     assert_eq!(status, 200, "{ready}");
     assert_eq!(ready["history"]["status"], "ok", "{ready}");
@@ -112,16 +130,21 @@ fn heartbeats_link_sessions_and_the_audit_log_survive_a_restart() {
     for kind in ["node_up", "node_down", "link_opened", "link_closed"] {
         assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
     }
+    // b's leave as a recorded it (in a shared database, b recorded it too: one item).
     let down = items(&page)
         .into_iter()
-        .find(|row| row["kind"] == "node_down")
-        .unwrap();
+        .find(|row| {
+            row["kind"] == "node_down"
+                && row["recorded_by"]
+                    .as_array()
+                    .is_some_and(|by| by.contains(&Value::from("hist-a")))
+        })
+        .unwrap_or_else(|| panic!("a recorded b's leave: {page}"));
     assert_eq!(
         (&down["node"], &down["left"]),
         (&Value::from("hist-b"), &Value::from(true)),
         "{down}"
     );
-    assert_eq!(down["recorder"], "hist-a");
 
     // Pages: newest first, a stable cursor, every row once.
     let (_, all) = get(&a.url("/api/audit?limit=1000"));

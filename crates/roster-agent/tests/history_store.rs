@@ -1,7 +1,9 @@
 //! The history suite, run against both backends: SQLite in a temporary file and a
 //! PostgreSQL server the test starts. Records of every kind are read back with their
-//! fields, filters and the cursor work, heartbeats are pruned, refused files are named,
-//! and a PostgreSQL outage loses nothing within the bound and counts what it drops beyond.
+//! fields, filters and the cursor work, a fact that several agents recorded is listed
+//! once with every recorder (and pages never split it), heartbeats are pruned, refused
+//! files are named, and a PostgreSQL outage loses nothing within the bound and counts
+//! what it drops beyond.
 
 #[allow(dead_code)]
 mod history_support;
@@ -10,10 +12,11 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use roster_agent::history::History;
-use roster_agent::history::record::RecordKind;
+use roster_agent::history::postgres::PostgresStore;
+use roster_agent::history::record::{Record, RecordKind};
 use roster_agent::history::settings::{Backend, HistorySettings};
 use roster_agent::history::sqlite::SqliteStore;
-use roster_agent::history::store::{AuditQuery, StoreError};
+use roster_agent::history::store::{AuditItem, AuditQuery, Store, StoreError, merge_items};
 use serde_json::json;
 
 fn settings(backend: Backend, queue: usize) -> HistorySettings {
@@ -174,7 +177,18 @@ async fn records_are_read_back(backend: Backend) {
         ..AuditQuery::default()
     })
     .await;
-    assert_eq!(about_c.len(), 2, "node_down and the alert about c");
+    let about_c: Vec<&str> = about_c.iter().map(|r| r.record.kind.tag()).collect();
+    assert_eq!(
+        about_c,
+        [
+            "alert",
+            "partition_healed",
+            "fence_raised",
+            "partition_detected",
+            "node_down"
+        ],
+        "the rows that name c"
+    );
     let links = read(AuditQuery {
         kinds: vec!["link_opened".into(), "link_closed".into()],
         limit: 100,
@@ -193,10 +207,10 @@ async fn records_are_read_back(backend: Backend) {
 
     // Pages by cursor: no row twice, none skipped.
     let mut seen = Vec::new();
-    let mut before_id = None;
+    let mut before_item = None;
     loop {
         let page = read(AuditQuery {
-            before_id,
+            before_item,
             limit: 4,
             ..AuditQuery::default()
         })
@@ -204,7 +218,7 @@ async fn records_are_read_back(backend: Backend) {
         if page.is_empty() {
             break;
         }
-        before_id = page.last().map(|r| r.id);
+        before_item = page.last().map(|r| r.item);
         seen.extend(page.into_iter().map(|r| r.id));
     }
     let ids: Vec<i64> = all.iter().map(|r| r.id).collect();
@@ -427,4 +441,277 @@ async fn a_newer_postgres_schema_is_refused() {
     tokio::task::spawn_blocking(move || drop(server))
         .await
         .unwrap();
+}
+
+/// A name conflict over `key` won by `<1.1>` over `<2.1>`, by `rule`, with what the
+/// recorder knew of the nodes.
+fn conflict(
+    key: &str,
+    rule: &str,
+    winner_node: Option<&str>,
+    loser_node: Option<&str>,
+) -> RecordKind {
+    RecordKind::NameConflict {
+        scope: "default".into(),
+        key: key.into(),
+        winner: "<1.1>".into(),
+        loser: "<2.1>".into(),
+        rule: Some(rule.into()),
+        winner_node: winner_node.map(Into::into),
+        loser_node: loser_node.map(Into::into),
+    }
+}
+
+fn alert(id: u64) -> RecordKind {
+    RecordKind::Alert {
+        id,
+        rule: "node_offline".into(),
+        subject: "z".into(),
+        state: "firing".into(),
+        message: format!("alert {id}"),
+    }
+}
+
+/// An item in a few words: its kind, what it is about, and who recorded it.
+fn describe(item: &AuditItem) -> String {
+    let about = match &item.record.kind {
+        RecordKind::NameConflict {
+            key,
+            rule,
+            winner_node,
+            loser_node,
+            ..
+        } => format!(
+            "{key} {} {}>{}",
+            rule.as_deref().unwrap_or("-"),
+            winner_node.as_deref().unwrap_or("?"),
+            loser_node.as_deref().unwrap_or("?")
+        ),
+        RecordKind::Alert { id, .. } => format!("{id}"),
+        other => other.subject().unwrap_or("-").to_owned(),
+    };
+    format!(
+        "{} {about} by {}",
+        item.record.kind.tag(),
+        item.recorded_by.join(",")
+    )
+}
+
+/// The items of `query`, merged.
+fn items(store: &mut dyn Store, query: &AuditQuery) -> Vec<AuditItem> {
+    merge_items(store.audit(query).expect("audit reads"))
+}
+
+/// Every item of `query`, page by page of `limit`, the cursor being the last item's id;
+/// `between` runs after the first page.
+fn paged(
+    store: &mut dyn Store,
+    query: &AuditQuery,
+    limit: usize,
+    mut between: impl FnMut(&mut dyn Store),
+) -> Vec<AuditItem> {
+    let mut all = Vec::new();
+    let mut before_item = None;
+    loop {
+        let page = items(
+            store,
+            &AuditQuery {
+                before_item,
+                limit,
+                ..query.clone()
+            },
+        );
+        assert!(page.len() <= limit);
+        if page.is_empty() {
+            return all;
+        }
+        before_item = page.last().map(|item| item.id);
+        if all.is_empty() {
+            between(store);
+        }
+        all.extend(page);
+    }
+}
+
+fn write(store: &mut dyn Store, at_ms: u64, recorder: &str, kind: RecordKind) {
+    store
+        .write(&[Record {
+            at_ms,
+            recorder: recorder.into(),
+            kind,
+        }])
+        .expect("written");
+}
+
+/// Agents sharing a database: a fact that several of them recorded (the same name
+/// conflict: scope, key, winner, loser and rule; the same node leaving) is one item with
+/// every recorder, at the
+/// place of its first row, whatever the page size, the filters, or rows written while
+/// paging.
+fn shared_facts_are_listed_once_with_every_recorder(store: &mut dyn Store) {
+    write(
+        store,
+        1000,
+        "a",
+        conflict("x", "keep_oldest", Some("wa"), None),
+    );
+    write(store, 1001, "a", alert(1));
+    write(store, 1002, "b", alert(2));
+    write(store, 1003, "b", conflict("y", "keep_oldest", None, None));
+    write(
+        store,
+        1004,
+        "b",
+        conflict("x", "keep_oldest", None, Some("lb")),
+    );
+    write(store, 1005, "a", alert(3));
+    // Another rule decided: another fact.
+    write(store, 1006, "c", conflict("x", "keep_newest", None, None));
+    write(
+        store,
+        1007,
+        "a",
+        RecordKind::NodeStatus {
+            node: "n".into(),
+            old: "online".into(),
+            new: "degraded".into(),
+            reason: "cpu".into(),
+        },
+    );
+    // A node that left on purpose is a fact every node records; one declared dead is
+    // each node's own judgement (it may come back as the same incarnation).
+    let down = |node: &str, left: bool| RecordKind::NodeDown {
+        node: node.into(),
+        incarnation: "00000000000000aa".into(),
+        left,
+        reason: if left {
+            "left the cluster"
+        } else {
+            "declared dead"
+        }
+        .into(),
+    };
+    write(store, 1007, "a", down("n", true));
+    write(store, 1007, "a", down("m", false));
+    write(store, 1007, "b", down("n", true));
+    write(store, 1007, "b", down("m", false));
+    let everything = AuditQuery {
+        limit: 100,
+        ..AuditQuery::default()
+    };
+    let all = items(store, &everything);
+    let described: Vec<String> = all.iter().map(describe).collect();
+    assert_eq!(
+        described,
+        [
+            "node_down m by b",
+            "node_down m by a",
+            "node_down n by a,b",
+            "node_status n by a",
+            "name_conflict x keep_newest ?>? by c",
+            "alert 3 by a",
+            "name_conflict y keep_oldest ?>? by b",
+            "alert 2 by b",
+            "alert 1 by a",
+            "name_conflict x keep_oldest wa>lb by a,b",
+        ],
+        "newest first by first row; x merged with both nodes known; n's leave merged"
+    );
+    let x = all.last().unwrap();
+    assert_eq!((x.at_ms, x.record.recorder.as_str()), (1000, "a"));
+    assert!(all.windows(2).all(|w| w[0].id > w[1].id), "ids decrease");
+
+    // Any page size lists the same items, none split, none twice, none skipped.
+    for limit in 1..=11 {
+        let pages = paged(store, &everything, limit, |_| {});
+        assert_eq!(pages, all, "pages of {limit}");
+    }
+
+    // By node: an item is listed if any of its rows names the node, with all its rows.
+    for node in ["wa", "lb"] {
+        let about = items(
+            store,
+            &AuditQuery {
+                node: Some(node.into()),
+                ..everything.clone()
+            },
+        );
+        assert_eq!(
+            about.iter().map(describe).collect::<Vec<_>>(),
+            ["name_conflict x keep_oldest wa>lb by a,b"],
+            "about {node}"
+        );
+    }
+    let by_c = items(
+        store,
+        &AuditQuery {
+            node: Some("c".into()),
+            ..everything.clone()
+        },
+    );
+    assert_eq!(
+        by_c.iter().map(describe).collect::<Vec<_>>(),
+        ["name_conflict x keep_newest ?>? by c"]
+    );
+
+    // Rows outside the time window are not part of the item.
+    let since = items(
+        store,
+        &AuditQuery {
+            since_ms: Some(1003),
+            kinds: vec!["name_conflict".into()],
+            ..everything.clone()
+        },
+    );
+    assert_eq!(
+        since.iter().map(describe).collect::<Vec<_>>(),
+        [
+            "name_conflict x keep_newest ?>? by c",
+            "name_conflict x keep_oldest ?>lb by b",
+            "name_conflict y keep_oldest ?>? by b",
+        ]
+    );
+
+    // Rows written while paging join their item where it is, and new facts come before
+    // the first page: the pages list every item once.
+    let pages = paged(store, &everything, 2, |store| {
+        write(store, 1008, "d", conflict("y", "keep_oldest", None, None));
+        write(store, 1009, "d", conflict("x", "keep_oldest", None, None));
+        write(store, 1010, "d", alert(4));
+    });
+    assert_eq!(
+        pages.iter().map(describe).collect::<Vec<_>>(),
+        [
+            "node_down m by b",
+            "node_down m by a",
+            "node_down n by a,b",
+            "node_status n by a",
+            "name_conflict x keep_newest ?>? by c",
+            "alert 3 by a",
+            "name_conflict y keep_oldest ?>? by b,d",
+            "alert 2 by b",
+            "alert 1 by a",
+            "name_conflict x keep_oldest wa>lb by a,b,d",
+        ]
+    );
+    assert_eq!(
+        items(store, &everything).len(),
+        all.len() + 1,
+        "and alert 4"
+    );
+}
+
+#[test]
+fn sqlite_shared_facts_are_listed_once_with_every_recorder() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&dir.path().join("history.sqlite3")).unwrap();
+    shared_facts_are_listed_once_with_every_recorder(&mut store);
+}
+
+#[test]
+fn postgres_shared_facts_are_listed_once_with_every_recorder() {
+    let server = history_support::Postgres::start();
+    let mut store = PostgresStore::new(&server.url()).unwrap();
+    store.connect().unwrap();
+    shared_facts_are_listed_once_with_every_recorder(&mut store);
 }

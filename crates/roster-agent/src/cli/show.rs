@@ -225,9 +225,10 @@ pub fn status(status: &str) -> String {
     }
 }
 
-/// The audit log: one row per record, its fields after its kind.
+/// The audit log: one row per item, who recorded it (every recorder of a fact that
+/// several recorded), its fields after its kind.
 pub fn audit(value: &Value) -> String {
-    let mut table = Table::new(&["AT_MS", "RECORDER", "KIND", "DETAILS"]);
+    let mut table = Table::new(&["AT_MS", "RECORDED_BY", "KIND", "DETAILS"]);
     for row in value
         .get("items")
         .and_then(Value::as_array)
@@ -239,16 +240,30 @@ pub fn audit(value: &Value) -> String {
             .into_iter()
             .flatten()
             .filter(|(k, v)| {
-                !matches!(k.as_str(), "id" | "at_ms" | "recorder" | "kind") && !v.is_null()
+                !matches!(
+                    k.as_str(),
+                    "id" | "at_ms" | "recorder" | "recorded_by" | "kind"
+                ) && !v.is_null()
             })
             .map(|(k, v)| match v {
                 Value::String(s) => format!("{k}={s}"),
                 other => format!("{k}={other}"),
             })
             .collect();
+        let recorded_by: Vec<&str> = row
+            .get("recorded_by")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
         table.row(vec![
             text(row, "at_ms"),
-            text(row, "recorder"),
+            if recorded_by.is_empty() {
+                text(row, "recorder")
+            } else {
+                recorded_by.join(",")
+            },
             text(row, "kind"),
             details.join(" "),
         ]);

@@ -9,7 +9,7 @@ use tokio::runtime::Runtime;
 use tokio_postgres::{Client, NoTls};
 
 use super::record::{Record, RecordKind};
-use super::sqlite::audit_row;
+use super::sqlite::{audit_row, in_item_order, split_items};
 use super::store::{AuditQuery, AuditRow, SCHEMA_VERSION, Store, StoreError, StoredHeartbeat};
 
 /// The migrations, in order: migration `i` brings the schema to version `i + 1`.
@@ -231,6 +231,47 @@ type AuditColumns = (
 /// Heartbeats as columns: recorder, node, at_ms, body.
 type HeartbeatColumns = (Vec<String>, Vec<String>, Vec<i64>, Vec<String>);
 
+/// Whether a row is of a fact that every node learning of it records, which the audit log
+/// merges: a name conflict, or a node leaving on purpose (an incarnation leaves once).
+const SHARED: &str =
+    "(kind = 'name_conflict' OR (kind = 'node_down' AND body::jsonb -> 'left' = 'true'::jsonb))";
+
+/// What makes two [`SHARED`] rows the same fact, as SQL over the row's body parsed as
+/// `parsed.j` (see [`PARSED`]): a name conflict's scope, key, winner, loser and rule; the
+/// node and incarnation that left.
+const FACT: &str = "(CASE kind
+    WHEN 'name_conflict' THEN jsonb_build_array(kind, parsed.j -> 'scope', parsed.j -> 'key', parsed.j -> 'winner', parsed.j -> 'loser', parsed.j -> 'rule')
+    ELSE jsonb_build_array(kind, parsed.j -> 'node', parsed.j -> 'incarnation') END)::TEXT";
+
+/// The row's body parsed once as `parsed.j`, joined after `FROM roster_audit` where
+/// [`FACT`] is read (`OFFSET 0` keeps PostgreSQL from inlining it, which would parse the
+/// body again at every use: about twice as slow over many conflicts).
+const PARSED: &str = "LATERAL (SELECT body::jsonb AS j OFFSET 0) parsed";
+
+/// The conditions of a query on every row of an item (the time window and the kinds),
+/// with the since, until and kinds parameters numbered from `first`.
+fn window(first: usize) -> String {
+    let (since, until, kinds) = (first, first + 1, first + 2);
+    format!(
+        "(${since}::BIGINT IS NULL OR at_ms >= ${since})
+         AND (${until}::BIGINT IS NULL OR at_ms < ${until})
+         AND (${kinds}::TEXT[] IS NULL OR kind = ANY(${kinds}))"
+    )
+}
+
+/// Whether a row is about the node of parameter `n` (any row if it is null): recorded by
+/// it, or naming it; `json` is the row's body as `jsonb`.
+fn about_node(n: usize, json: &str) -> String {
+    format!(
+        "(${n}::TEXT IS NULL OR recorder = ${n} OR subject = ${n}
+          OR (kind = 'name_conflict'
+              AND ${n} IN ({json} ->> 'winner_node', {json} ->> 'loser_node'))
+          OR (kind IN ('partition_detected', 'partition_healed', 'fence_raised')
+              AND (COALESCE({json} -> 'unreachable', '[]'::jsonb) ? ${n}
+                   OR COALESCE({json} -> 'side', '[]'::jsonb) ? ${n})))"
+    )
+}
+
 /// A time or count as PostgreSQL's BIGINT.
 fn int(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
@@ -316,31 +357,74 @@ impl Store for PostgresStore {
         let Some(client) = &self.client else {
             return Err(self.not_connected());
         };
+        // Single rows are their own items; rows of a shared fact are grouped by it, the
+        // item being the oldest row of the group.
+        let items_sql = format!(
+            "(SELECT id AS item, NULL::TEXT AS fact FROM roster_audit
+                WHERE NOT {SHARED} AND {window} AND {about}
+                  AND ($5::BIGINT IS NULL OR id < $5)
+                ORDER BY id DESC LIMIT $6)
+             UNION ALL
+             (SELECT MIN(id) AS item, fact FROM (
+                SELECT id, {FACT} AS fact, {about_parsed} AS about FROM roster_audit, {PARSED}
+                WHERE {SHARED} AND {window}) shared
+                GROUP BY fact
+                HAVING ($5::BIGINT IS NULL OR MIN(id) < $5) AND bool_or(about)
+                ORDER BY item DESC LIMIT $6)
+             ORDER BY item DESC LIMIT $6",
+            window = window(1),
+            about = about_node(4, "body::jsonb"),
+            about_parsed = about_node(4, "parsed.j"),
+        );
         let result = self.runtime.block_on(client.query(
-            "SELECT id, at_ms, recorder, body FROM roster_audit
-             WHERE ($1::BIGINT IS NULL OR at_ms >= $1)
-               AND ($2::BIGINT IS NULL OR at_ms < $2)
-               AND ($3::TEXT[] IS NULL OR kind = ANY($3))
-               AND ($4::TEXT IS NULL OR subject = $4 OR recorder = $4)
-               AND ($5::BIGINT IS NULL OR id < $5)
-             ORDER BY id DESC LIMIT $6",
+            &items_sql,
             &[
                 &since,
                 &until,
                 &kinds,
                 &query.node,
-                &query.before_id,
+                &query.before_item,
                 &limit,
             ],
         ));
-        let rows = result.map_err(|e| self.statement_error(&e))?;
-        Ok(rows
+        let items: Vec<(i64, Option<String>)> = result
+            .map_err(|e| self.statement_error(&e))?
             .iter()
-            .filter_map(|row| {
-                let body: String = row.get(3);
-                audit_row(row.get(0), row.get(1), row.get(2), &body)
-            })
-            .collect())
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        let (singles, facts) = split_items(&items);
+        let wanted: Vec<&String> = facts.keys().collect();
+        let Some(client) = &self.client else {
+            return Err(self.not_connected());
+        };
+        // The rows of the items: single rows by id, the rows of each fact within the
+        // same time window and kinds (whichever node recorded them).
+        let rows_sql = format!(
+            "SELECT id, at_ms, recorder, body, NULL::TEXT FROM roster_audit WHERE id = ANY($4)
+             UNION ALL
+             SELECT id, at_ms, recorder, body, fact FROM (
+                SELECT id, at_ms, recorder, body, {FACT} AS fact FROM roster_audit, {PARSED}
+                WHERE {SHARED} AND {window}) shared
+             WHERE fact = ANY($5)",
+            window = window(1),
+        );
+        let result = self
+            .runtime
+            .block_on(client.query(&rows_sql, &[&since, &until, &kinds, &singles, &wanted]));
+        let rows = result.map_err(|e| self.statement_error(&e))?;
+        Ok(in_item_order(
+            rows.iter()
+                .filter_map(|row| {
+                    let id: i64 = row.get(0);
+                    let body: String = row.get(3);
+                    let fact: Option<String> = row.get(4);
+                    let item = fact
+                        .and_then(|fact| facts.get(&fact).copied())
+                        .unwrap_or(id);
+                    audit_row(id, item, row.get(1), row.get(2), &body)
+                })
+                .collect(),
+        ))
     }
 
     fn heartbeats(

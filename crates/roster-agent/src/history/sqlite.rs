@@ -1,6 +1,7 @@
 //! The embedded SQLite backend (the default): one file, WAL mode, versioned migrations
 //! checked against `PRAGMA application_id` and `PRAGMA user_version`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -225,53 +226,101 @@ impl Store for SqliteStore {
     }
 
     fn audit(&mut self, query: &AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
-        let mut sql = String::from("SELECT id, at_ms, recorder, body FROM audit WHERE 1 = 1");
         let mut values: Vec<Value> = Vec::new();
-        if let Some(since) = query.since_ms {
-            sql.push_str(" AND at_ms >= ?");
-            values.push(Value::Integer(int(since)));
-        }
-        if let Some(until) = query.until_ms {
-            sql.push_str(" AND at_ms < ?");
-            values.push(Value::Integer(int(until)));
-        }
-        if !query.kinds.is_empty() {
-            sql.push_str(" AND kind IN (");
-            sql.push_str(&vec!["?"; query.kinds.len()].join(", "));
-            sql.push(')');
-            values.extend(query.kinds.iter().map(|k| Value::Text(k.clone())));
-        }
-        if let Some(node) = &query.node {
-            sql.push_str(" AND (subject = ? OR recorder = ?)");
-            values.push(Value::Text(node.clone()));
-            values.push(Value::Text(node.clone()));
-        }
-        if let Some(before) = query.before_id {
-            sql.push_str(" AND id < ?");
-            values.push(Value::Integer(before));
-        }
-        sql.push_str(" ORDER BY id DESC LIMIT ?");
-        values.push(Value::Integer(int(query.limit as u64)));
+        let rows = window(query, &mut values);
+        let about = match &query.node {
+            Some(node) => about_node(&bind(&mut values, Value::Text(node.clone()))),
+            None => "1".to_owned(),
+        };
+        // Conditions on the item's id, given only with a cursor (an `OR` would keep
+        // SQLite from starting its scan at the cursor).
+        let (single_before, shared_before) = match query.before_item {
+            Some(before) => {
+                let before = bind(&mut values, Value::Integer(before));
+                (
+                    format!(" AND id < {before}"),
+                    format!(" AND MIN(id) < {before}"),
+                )
+            }
+            None => (String::new(), String::new()),
+        };
+        let limit = bind(&mut values, Value::Integer(int(query.limit as u64)));
+        // Single rows are their own items; rows of a shared fact are grouped by it, the
+        // item being the oldest row of the group.
+        let items_sql = format!(
+            "SELECT item, fact FROM (
+                SELECT * FROM (SELECT id AS item, NULL AS fact FROM audit
+                    WHERE NOT {SHARED}{rows} AND {about}{single_before}
+                    ORDER BY id DESC LIMIT {limit})
+                UNION ALL
+                SELECT * FROM (SELECT MIN(id) AS item, {FACT} AS fact FROM audit
+                    WHERE {SHARED}{rows}
+                    GROUP BY fact
+                    HAVING MAX({about}){shared_before}
+                    ORDER BY item DESC LIMIT {limit})
+            ) ORDER BY item DESC LIMIT {limit}"
+        );
+        let items: Vec<(i64, Option<String>)> = {
+            let mut statement = self
+                .connection
+                .prepare_cached(&items_sql)
+                .map_err(|e| classify(&self.location, &e))?;
+            statement
+                .query_map(params_from_iter(values.iter()), |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .and_then(Iterator::collect)
+                .map_err(|e| classify(&self.location, &e))?
+        };
+        let (singles, facts) = split_items(&items);
+        // The rows of the items: single rows by id, the rows of each fact within the
+        // same time window and kinds (whichever node recorded them).
+        let mut values: Vec<Value> = Vec::new();
+        let rows = window(query, &mut values);
+        let singles = bind(
+            &mut values,
+            Value::Text(serde_json::to_string(&singles).unwrap_or_default()),
+        );
+        let wanted = bind(
+            &mut values,
+            Value::Text(
+                serde_json::to_string(&facts.keys().collect::<Vec<_>>()).unwrap_or_default(),
+            ),
+        );
+        let rows_sql = format!(
+            "SELECT id, at_ms, recorder, body, NULL FROM audit
+                WHERE id IN (SELECT value FROM json_each({singles}))
+             UNION ALL
+             SELECT id, at_ms, recorder, body, fact FROM (
+                SELECT id, at_ms, recorder, body, {FACT} AS fact FROM audit
+                WHERE {SHARED}{rows})
+             WHERE fact IN (SELECT value FROM json_each({wanted}))"
+        );
         let mut statement = self
             .connection
-            .prepare_cached(&sql)
+            .prepare_cached(&rows_sql)
             .map_err(|e| classify(&self.location, &e))?;
-        let rows = statement
-            .query_map(params_from_iter(values), |row| {
+        let found = statement
+            .query_map(params_from_iter(values.iter()), |row| {
                 Ok((
                     row.get::<_, i64>(0)?,
                     row.get::<_, i64>(1)?,
                     row.get::<_, String>(2)?,
                     row.get::<_, String>(3)?,
+                    row.get::<_, Option<String>>(4)?,
                 ))
             })
             .map_err(|e| classify(&self.location, &e))?;
         let mut out = Vec::new();
-        for row in rows {
-            let (id, at_ms, recorder, body) = row.map_err(|e| classify(&self.location, &e))?;
-            out.extend(audit_row(id, at_ms, recorder, &body));
+        for row in found {
+            let (id, at_ms, recorder, body, fact) =
+                row.map_err(|e| classify(&self.location, &e))?;
+            let item = fact
+                .and_then(|fact| facts.get(&fact).copied())
+                .unwrap_or(id);
+            out.extend(audit_row(id, item, at_ms, recorder, &body));
         }
-        Ok(out)
+        Ok(in_item_order(out))
     }
 
     fn heartbeats(
@@ -308,14 +357,96 @@ impl Store for SqliteStore {
     }
 }
 
-/// An audit row from its columns; `None` for a kind this agent does not know (written by
-/// a newer agent into a shared database), which is skipped.
-pub(super) fn audit_row(id: i64, at_ms: i64, recorder: String, body: &str) -> Option<AuditRow> {
+/// Whether a row is of a fact that every node learning of it records, which the audit log
+/// merges: a name conflict, or a node leaving on purpose (an incarnation leaves once).
+const SHARED: &str =
+    "(kind = 'name_conflict' OR (kind = 'node_down' AND json_extract(body, '$.left') = 1))";
+
+/// What makes two [`SHARED`] rows the same fact, as SQL over the row's `body`: a name
+/// conflict's scope, key, winner, loser and rule; the node and incarnation that left.
+/// (`json_extract` of several paths parses the body once and answers a JSON array.)
+const FACT: &str = "CASE kind
+    WHEN 'name_conflict' THEN json_extract(body, '$.kind', '$.scope', '$.key', '$.winner', '$.loser', '$.rule')
+    ELSE json_extract(body, '$.kind', '$.node', '$.incarnation') END";
+
+/// Binds `value` as the next parameter; its placeholder.
+fn bind(values: &mut Vec<Value>, value: Value) -> String {
+    values.push(value);
+    format!("?{}", values.len())
+}
+
+/// The conditions of `query` on every row of an item (the time window and the kinds),
+/// each beginning with ` AND `, their values bound into `values`.
+fn window(query: &AuditQuery, values: &mut Vec<Value>) -> String {
+    let mut rows = String::new();
+    if let Some(since) = query.since_ms {
+        let since = bind(values, Value::Integer(int(since)));
+        rows.push_str(&format!(" AND at_ms >= {since}"));
+    }
+    if let Some(until) = query.until_ms {
+        let until = bind(values, Value::Integer(int(until)));
+        rows.push_str(&format!(" AND at_ms < {until}"));
+    }
+    if !query.kinds.is_empty() {
+        let kinds = bind(
+            values,
+            Value::Text(serde_json::to_string(&query.kinds).unwrap_or_default()),
+        );
+        rows.push_str(&format!(
+            " AND kind IN (SELECT value FROM json_each({kinds}))"
+        ));
+    }
+    rows
+}
+
+/// Whether a row is about the node bound as `node`: recorded by it, or naming it.
+fn about_node(node: &str) -> String {
+    format!(
+        "(recorder = {node} OR subject = {node}
+          OR (kind = 'name_conflict' AND {node} IN (json_extract(body, '$.winner_node'), json_extract(body, '$.loser_node')))
+          OR (kind IN ('partition_detected', 'partition_healed', 'fence_raised')
+              AND (EXISTS (SELECT 1 FROM json_each(body, '$.unreachable') WHERE value = {node})
+                   OR EXISTS (SELECT 1 FROM json_each(body, '$.side') WHERE value = {node}))))"
+    )
+}
+
+/// The items of a page as the ids of single rows and, for facts, the item of each fact.
+pub(super) fn split_items(items: &[(i64, Option<String>)]) -> (Vec<i64>, HashMap<String, i64>) {
+    let mut singles = Vec::new();
+    let mut facts = HashMap::new();
+    for (item, fact) in items {
+        match fact {
+            Some(fact) => {
+                facts.insert(fact.clone(), *item);
+            }
+            None => singles.push(*item),
+        }
+    }
+    (singles, facts)
+}
+
+/// `rows` in the order [`Store::audit`] answers: the newest item first, each item's rows
+/// together, oldest row first.
+pub(super) fn in_item_order(mut rows: Vec<AuditRow>) -> Vec<AuditRow> {
+    rows.sort_by(|a, b| b.item.cmp(&a.item).then(a.id.cmp(&b.id)));
+    rows
+}
+
+/// An audit row of item `item` from its columns; `None` for a kind this agent does not
+/// know (written by a newer agent into a shared database), which is skipped.
+pub(super) fn audit_row(
+    id: i64,
+    item: i64,
+    at_ms: i64,
+    recorder: String,
+    body: &str,
+) -> Option<AuditRow> {
     let kind: RecordKind = serde_json::from_str(body)
         .inspect_err(|e| tracing::debug!(id, error = %e, "history: skipping an audit row of an unknown kind"))
         .ok()?;
     Some(AuditRow {
         id,
+        item,
         record: Record {
             at_ms: u64::try_from(at_ms).unwrap_or(0),
             recorder,

@@ -1,6 +1,9 @@
 //! `GET /api/audit`: the audit log of the history (status changes, nodes up and down,
 //! links, name conflicts, partitions and fences, sessions, alerts), newest first, with a
-//! stable cursor: pages are ranges of row ids, so rows written meanwhile never shift them.
+//! stable cursor. A fact that several agents sharing a database each recorded (a name
+//! conflict, a node leaving) is one item listing every recorder. Items are ordered by the id of their
+//! first row, which later rows never change, and pages are ranges of those ids, so rows
+//! written meanwhile never shift them and an item is never split across pages.
 // utoipa's expansion of `params(SomeQuery)` qualifies the type in full.
 #![allow(unused_qualifications)]
 
@@ -15,7 +18,7 @@ use super::history_errors::{history, unavailable};
 use super::pagination::{DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor, parse_limit};
 use crate::errors::{ApiError, ApiQuery, ErrorBody};
 use crate::history::record::{AUDIT_KINDS, RecordKind};
-use crate::history::store::AuditQuery;
+use crate::history::store::{AuditQuery, merge_items};
 use crate::state::AppState;
 
 /// Which audit rows to list (all conditions given must hold).
@@ -35,9 +38,11 @@ pub struct AuditParams {
         pattern = r"^(node_status|node_up|node_down|link_opened|link_closed|name_conflict|partition_detected|partition_healed|fence_raised|fence_lowered|session_expired|session_deleted|alert)(,(node_status|node_up|node_down|link_opened|link_closed|name_conflict|partition_detected|partition_healed|fence_raised|fence_lowered|session_expired|session_deleted|alert))*$"
     )]
     pub kind: Option<String>,
-    /// Only rows about this node, or recorded by it.
+    /// Only items about this node: recorded by it, or naming it (the node of node facts,
+    /// the peer of links, the subject of alerts, the winner's or loser's node of a name
+    /// conflict, a node on either side of a partition verdict or fence).
     pub node: Option<String>,
-    /// At most this many rows, 1 to 1000 (default 100).
+    /// At most this many items, 1 to 1000 (default 100).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
     /// The `next_cursor` of the previous page.
@@ -45,16 +50,21 @@ pub struct AuditParams {
     pub cursor: Option<String>,
 }
 
-/// One row of the audit log: its id, when, who recorded it, and the record's fields
-/// beside its `kind`.
+/// One item of the audit log: a fact, when it was first recorded, who recorded it, and
+/// the record's fields beside its `kind`. A fact that several agents sharing a database
+/// each recorded (a name conflict: the same scope, key, winner, loser and rule; a node that
+/// left on purpose: the same node and incarnation) is one item, with every recorder in
+/// `recorded_by`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditEntry {
-    /// The row's id in the history.
+    /// The id of its first row in the history.
     pub id: i64,
-    /// When it was recorded, in milliseconds since the Unix epoch.
+    /// When it was first recorded, in milliseconds since the Unix epoch.
     pub at_ms: u64,
-    /// The node that recorded it.
+    /// The node that recorded it first.
     pub recorder: String,
+    /// Every node that recorded it, in name order.
+    pub recorded_by: Vec<String>,
     /// What happened.
     #[serde(flatten)]
     pub record: RecordKind,
@@ -63,7 +73,7 @@ pub struct AuditEntry {
 /// A page of the audit log.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditPage {
-    /// The rows, newest first.
+    /// The items, newest first (by their first row).
     pub items: Vec<AuditEntry>,
     /// The cursor of the next (older) page; absent on the last page.
     pub next_cursor: Option<String>,
@@ -102,7 +112,7 @@ fn query(params: &AuditParams) -> Result<AuditQuery, ApiError> {
             })
             .collect::<Result<_, _>>()?,
     };
-    let before_id = match params.cursor.as_deref() {
+    let before_item = match params.cursor.as_deref() {
         None => None,
         Some(cursor) => Some(decode_cursor(cursor)?.parse::<i64>().map_err(|_| {
             ApiError::bad_request(
@@ -116,7 +126,7 @@ fn query(params: &AuditParams) -> Result<AuditQuery, ApiError> {
         until_ms: millis("until", params.until.as_deref())?,
         kinds,
         node: params.node.clone(),
-        before_id,
+        before_item,
         limit: parse_limit(params.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?,
     })
 }
@@ -136,25 +146,27 @@ pub async fn audit(
     let mut query = query(&params)?;
     let limit = query.limit;
     query.limit = limit + 1;
-    let mut rows = history(&state)?
+    let rows = history(&state)?
         .reader()
         .read(move |store| store.audit(&query))
         .await
         .map_err(|e| unavailable(&e))?;
-    let next_cursor = if rows.len() > limit {
-        rows.truncate(limit);
-        rows.last().map(|row| encode_cursor(&row.id.to_string()))
+    let mut items = merge_items(rows);
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|item| encode_cursor(&item.id.to_string()))
     } else {
         None
     };
     Ok(Json(AuditPage {
-        items: rows
+        items: items
             .into_iter()
-            .map(|row| AuditEntry {
-                id: row.id,
-                at_ms: row.record.at_ms,
-                recorder: row.record.recorder,
-                record: row.record.kind,
+            .map(|item| AuditEntry {
+                id: item.id,
+                at_ms: item.at_ms,
+                recorder: item.record.recorder,
+                recorded_by: item.recorded_by,
+                record: item.record.kind,
             })
             .collect(),
         next_cursor,

@@ -1,7 +1,8 @@
 // The audit log and the alerts, from `/api/audit` and `/api/alerts` when the agent keeps a
 // history; a 404 says that history is off on this agent. Entries are shown generically:
 // a time, a kind, a subject and the other fields; a name conflict also in words, with the
-// rule that decided it.
+// rule that decided it; who recorded an audit item (every recorder of a fact that agents
+// sharing a database each recorded).
 
 import { brief, clock, h } from './dom.js';
 import { ApiError, getJson, query } from './api.js';
@@ -61,6 +62,11 @@ function entry(item) {
   const [kindField, kind] = pick(flat, KIND_FIELDS);
   const [subjectField, subject] = pick(flat, SUBJECT_FIELDS);
   const used = new Set([timeField, kindField, subjectField, 'record']);
+  const recorders = Array.isArray(flat.recorded_by) ? flat.recorded_by : [];
+  if (recorders.length > 0) {
+    used.add('recorder');
+    used.add('recorded_by');
+  }
   if (kind === 'name_conflict') {
     ['winner', 'loser', 'rule', 'winner_node', 'loser_node'].forEach((name) => used.add(name));
   }
@@ -77,5 +83,8 @@ function entry(item) {
     h('strong', { text: kind ?? '' }),
     h('span', { class: 'mono', text: subject ?? '' }),
     ...what,
+    ...(recorders.length > 0
+      ? [h('span', { class: 'recorders muted', text: `recorded by ${recorders.join(', ')}` })]
+      : []),
     h('span', { class: 'muted', text: rest }));
 }
