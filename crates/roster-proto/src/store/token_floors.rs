@@ -10,53 +10,68 @@
 //! owner's node to re-stamp it above the token it showed (see `replica`): every token a
 //! node shows for a name is then at least every one it showed before.
 //!
-//! The floors are bounded: each shard remembers the tokens of its last
-//! [`FLOORS_PER_SHARD`] removed names (per scope, 64 times that), the oldest forgotten
-//! first. A name whose floor was forgotten comes back with the token it has.
+//! The floors are a bounded, lossy table: [`FLOORS_PER_SHARD`] slots per shard (16,384
+//! per scope, 256 KiB), one per name by its hash, allocated at the shard's first removal. A removal
+//! costs a hash and one store, whatever the table holds (a node's death removes thousands
+//! of names under their shard locks). A later removal of a name that falls in the same
+//! slot takes it over, and the earlier name's floor is forgotten: that name can then come
+//! back with the token it has. Two names with the same 64-bit hash would share a floor: a
+//! registration of the other could be kept back and re-stamped for nothing, never shown
+//! below a token it was shown with.
 
-use std::collections::VecDeque;
+use std::hash::BuildHasher;
 
-use super::FastMap;
-use crate::key::Key;
+/// Slots per shard: 256 (4 KiB, one page), so 16,384 per scope. Only names removed while
+/// a registration of theirs with a smaller token may still be elsewhere need one; a table
+/// of a page per shard keeps the first removals of a scope from paying for more memory
+/// than they fill.
+pub(super) const FLOORS_PER_SHARD: usize = 256;
 
-/// How many removed names each shard remembers the token of: 1,024, so 65,536 per scope,
-/// about 4 MiB at most (a key of up to 24 bytes is stored inline twice, with a token).
-/// Only names removed while a registration of theirs with a smaller token may still be
-/// elsewhere need one; 65,536 removals per scope cover the churn of a long partition of a
-/// busy cluster.
-pub(super) const FLOORS_PER_SHARD: usize = 1024;
+/// One remembered name: its hash and the largest token shown for it (0: empty).
+#[derive(Debug, Default, Clone, Copy)]
+struct Floor {
+    name: u64,
+    token: u64,
+}
 
-/// The largest token shown for each of a shard's recently removed names.
+/// The largest token shown for a shard's recently removed names.
 #[derive(Default)]
 pub(super) struct TokenFloors {
-    floors: FastMap<Key, u64>,
-    /// The keys of `floors` in the order they were first added, to forget the oldest.
-    order: VecDeque<Key>,
+    slots: Option<Box<[Floor]>>,
+}
+
+/// The hash a name is remembered by: fixed for the process, so every shard agrees.
+fn name_hash(key: &str) -> u64 {
+    foldhash::fast::FixedState::with_seed(0x746f_6b65_6e5f_666c).hash_one(key)
+}
+
+/// The slot of a name's hash.
+fn slot(name: u64) -> usize {
+    name as usize & (FLOORS_PER_SHARD - 1)
 }
 
 impl TokenFloors {
     /// Records that `key` was shown with `token` and is now gone.
-    pub(super) fn raise(&mut self, key: &Key, token: u64) {
-        if let Some(floor) = self.floors.get_mut(key.as_str()) {
-            *floor = (*floor).max(token);
-            return;
+    pub(super) fn raise(&mut self, key: &str, token: u64) {
+        let name = name_hash(key);
+        let slots = self
+            .slots
+            .get_or_insert_with(|| vec![Floor::default(); FLOORS_PER_SHARD].into_boxed_slice());
+        let floor = &mut slots[slot(name)];
+        if floor.name == name {
+            floor.token = floor.token.max(token);
+        } else {
+            *floor = Floor { name, token };
         }
-        if self.order.len() >= FLOORS_PER_SHARD
-            && let Some(oldest) = self.order.pop_front()
-        {
-            self.floors.remove(oldest.as_str());
-        }
-        self.floors.insert(key.clone(), token);
-        self.order.push_back(key.clone());
     }
 
     /// The token a registration of `key` must exceed to be shown, if it is larger than
     /// `token`: `None` when a registration with `token` may be shown as it is.
     pub(super) fn above(&self, key: &str, token: u64) -> Option<u64> {
-        if self.floors.is_empty() {
-            return None;
-        }
-        self.floors.get(key).copied().filter(|floor| *floor > token)
+        let slots = self.slots.as_ref()?;
+        let name = name_hash(key);
+        let floor = slots[slot(name)];
+        (floor.name == name && floor.token > token).then_some(floor.token)
     }
 }
 
@@ -68,8 +83,8 @@ mod tests {
     fn a_floor_holds_back_only_smaller_tokens_and_keeps_the_largest() {
         let mut floors = TokenFloors::default();
         assert_eq!(floors.above("k", 1), None);
-        floors.raise(&"k".into(), 50);
-        floors.raise(&"k".into(), 40);
+        floors.raise("k", 50);
+        floors.raise("k", 40);
         assert_eq!(floors.above("k", 10), Some(50));
         assert_eq!(
             floors.above("k", 50),
@@ -81,18 +96,16 @@ mod tests {
     }
 
     #[test]
-    fn the_oldest_floor_is_forgotten_first() {
+    fn a_later_name_in_the_same_slot_takes_the_floor_over() {
         let mut floors = TokenFloors::default();
-        for i in 0..FLOORS_PER_SHARD {
-            floors.raise(&format!("k{i}").into(), 100);
-        }
-        // Raising a remembered key again does not make room.
-        floors.raise(&"k0".into(), 200);
-        assert_eq!(floors.above("k0", 1), Some(200));
-        floors.raise(&"new".into(), 100);
-        assert_eq!(floors.above("k0", 1), None, "the first added is forgotten");
-        assert_eq!(floors.above("k1", 1), Some(100));
-        assert_eq!(floors.above("new", 1), Some(100));
-        assert_eq!(floors.floors.len(), FLOORS_PER_SHARD);
+        let first = "k0".to_owned();
+        let same_slot = (1..)
+            .map(|i| format!("k{i}"))
+            .find(|k| slot(name_hash(k)) == slot(name_hash(&first)))
+            .expect("some name shares the slot");
+        floors.raise(&first, 100);
+        floors.raise(&same_slot, 70);
+        assert_eq!(floors.above(&first, 1), None, "forgotten");
+        assert_eq!(floors.above(&same_slot, 1), Some(70));
     }
 }
