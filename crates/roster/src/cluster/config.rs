@@ -294,12 +294,14 @@ impl ClusterConfig {
     /// node is idle (pings, heartbeats and digests do not start a window): up to `window`
     /// of one runtime worker after each frame that no other follows within `window`. The
     /// reader lets the tasks its frames woke run first and yields its CPU between polls,
-    /// but during the window it holds its runtime worker, and on a machine with few cores
-    /// it competes with the threads that would have used that core: on the project's
-    /// shared two-vCPU machine it made the replication latency worse, not better (the
-    /// repository's `docs/performance.md` has the measurements), hence off by default. For
-    /// nodes with cores to spare whose replication latency matters more than their CPU. A
-    /// window is clamped to at most one second.
+    /// but during the window it holds a worker of the runtime the node was started in,
+    /// one per link that carries traffic: unlike the flusher (`busy_poll`), which is a
+    /// thread of its own, it takes that worker from the application's tasks, hence off by
+    /// default. On the project's shared two-vCPU machine it lowered the median replication
+    /// latency in most runs and raised it in others, as the machine's load went (the
+    /// repository's `docs/performance.md` has the measurements). For nodes with few peers
+    /// and cores to spare whose replication latency matters more than their CPU. A window
+    /// is clamped to at most one second.
     pub fn read_poll(mut self, window: Duration) -> Self {
         self.read_poll = window.min(Duration::from_secs(1));
         self
