@@ -209,7 +209,7 @@ fn count_panics() -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
 async fn cluster_durations_and_sizes_are_clamped_or_work() {
     let panics = count_panics();
     type Setter = fn(ClusterConfig, Duration, usize) -> ClusterConfig;
-    let setters: [(&str, Setter); 8] = [
+    let setters: [(&str, Setter); 9] = [
         ("announce_interval", |c, d, _| c.announce_interval(d)),
         ("anti_entropy_interval", |c, d, _| {
             c.anti_entropy_interval(d)
@@ -224,6 +224,7 @@ async fn cluster_durations_and_sizes_are_clamped_or_work() {
         ("op_log_bytes", |c, _, n| c.op_log_bytes(n)),
         ("max_queued_ops", |c, _, n| c.max_queued_ops(n)),
         ("busy_poll", |c, d, _| c.busy_poll(d)),
+        ("read_poll", |c, d, _| c.read_poll(d)),
     ];
     for (name, set) in setters {
         for (d, n) in DURATIONS.into_iter().zip(SIZES) {

@@ -108,6 +108,102 @@ async fn writes_replicate_in_order_to_a_peer() {
     b.shutdown().await;
 }
 
+/// Links whose readers poll their sockets after traffic (`ClusterConfig::read_poll`) carry
+/// the same writes in the same order: lone writes (each read while the reader polls),
+/// bursts larger than one read, and both directions at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_whose_readers_poll_after_traffic_replicate_everything_in_order() {
+    let seeds = |nodes: &[&Node]| -> Vec<String> {
+        nodes
+            .iter()
+            .map(|n| n.cluster().addr().expect("clustered").to_string())
+            .collect()
+    };
+    let polling = |name: &str, seeds: Vec<String>| {
+        let config = ClusterConfig::new("127.0.0.1:0".parse().unwrap(), SECRET)
+            .seeds(seeds)
+            .failure_detection(FailureDetection::Fast)
+            .announce_interval(Duration::from_millis(200))
+            .anti_entropy_interval(Duration::from_millis(300))
+            .read_poll(Duration::from_millis(5));
+        Node::builder()
+            .name(name)
+            .cluster(config)
+            .start()
+            .expect("node starts")
+    };
+    let a = polling("a", Vec::new());
+    let b = polling("b", seeds(&[&a]));
+    linked(&[&a, &b]).await;
+    let mut events = b.default_scope().subscribe(Pattern::All).unwrap();
+
+    // Lone writes, each seen before the next: every one but the first comes while B's
+    // reader polls.
+    let p = a.new_process();
+    for i in 0..50u32 {
+        let key = format!("lone/{i}");
+        p.register(&key, &i).unwrap();
+        eventually("b sees the lone write", || {
+            b.default_scope().whereis(&key) == Some(p.pid())
+        })
+        .await;
+    }
+    // A burst from each side at once, larger than one read of the socket.
+    let on_a: Vec<_> = (0..2000).map(|_| a.new_process()).collect();
+    let on_b: Vec<_> = (0..2000).map(|_| b.new_process()).collect();
+    for (i, (pa, pb)) in on_a.iter().zip(&on_b).enumerate() {
+        pa.register(
+            &format!("burst/a/{i}"),
+            &"a meta long enough to fill the frames",
+        )
+        .unwrap();
+        pb.register(
+            &format!("burst/b/{i}"),
+            &"b meta long enough to fill the frames",
+        )
+        .unwrap();
+    }
+    eventually("each node sees the other's burst", || {
+        (0..2000).all(|i| {
+            b.default_scope().whereis(&format!("burst/a/{i}")) == Some(on_a[i].pid())
+                && a.default_scope().whereis(&format!("burst/b/{i}")) == Some(on_b[i].pid())
+        })
+    })
+    .await;
+    p.unregister("lone/0").unwrap();
+    eventually("b sees the unregister", || {
+        b.default_scope().whereis("lone/0").is_none()
+    })
+    .await;
+
+    // B's events of A's writes came in the order A made them (B's own burst is there too).
+    let mut seen = Vec::new();
+    while seen.len() < 4051 {
+        seen.extend(next_events(&mut events).await);
+    }
+    let lone: Vec<&str> = seen
+        .iter()
+        .filter(|e| e.key.starts_with("lone/"))
+        .map(|e| e.key.as_str())
+        .collect();
+    let expected: Vec<String> = (0..50)
+        .map(|i| format!("lone/{i}"))
+        .chain(["lone/0".into()])
+        .collect();
+    assert_eq!(lone, expected);
+    let burst: Vec<&str> = seen
+        .iter()
+        .filter(|e| e.key.starts_with("burst/a/"))
+        .map(|e| e.key.as_str())
+        .collect();
+    let expected: Vec<String> = (0..2000).map(|i| format!("burst/a/{i}")).collect();
+    assert_eq!(burst, expected);
+    assert_eq!(a.cluster().stats().unwrap().bad_frames, 0);
+    assert_eq!(b.cluster().stats().unwrap().bad_frames, 0);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_joiner_catches_up_and_a_lost_node_is_purged() {
     let a = start("a", &[]).await;

@@ -175,6 +175,7 @@ impl Agent<'_> {
                 announce_ms,
                 anti_entropy_ms,
                 busy_poll_us,
+                read_poll_us,
             } => {
                 let options = StartOptions {
                     listen,
@@ -182,6 +183,7 @@ impl Agent<'_> {
                     announce_ms,
                     anti_entropy_ms,
                     busy_poll_us,
+                    read_poll_us,
                 };
                 self.start(&name, seeds, watch, &options)
             }
@@ -523,6 +525,7 @@ struct StartOptions {
     announce_ms: Option<u64>,
     anti_entropy_ms: Option<u64>,
     busy_poll_us: Option<u64>,
+    read_poll_us: Option<u64>,
 }
 
 impl StartOptions {
@@ -539,6 +542,9 @@ impl StartOptions {
         }
         if let Some(us) = self.busy_poll_us {
             config = config.busy_poll(Duration::from_micros(us));
+        }
+        if let Some(us) = self.read_poll_us {
+            config = config.read_poll(Duration::from_micros(us));
         }
         config
     }

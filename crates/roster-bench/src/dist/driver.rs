@@ -26,9 +26,8 @@ pub(super) struct AgentProc {
     pub addr: Option<String>,
     /// From spawning the process to its first reply (ready).
     pub spawned_in: Duration,
-    /// [`roster::ClusterConfig::busy_poll`] of the node it starts (µs); `None`: Roster's
-    /// default.
-    pub busy_poll_us: Option<u64>,
+    /// The latency settings of the node it starts.
+    pub tuning: Tuning,
 }
 
 impl AgentProc {
@@ -64,7 +63,7 @@ impl AgentProc {
             replies,
             addr: None,
             spawned_in: Duration::ZERO,
-            busy_poll_us: None,
+            tuning: Tuning::default(),
         };
         agent.recv_within(Duration::from_secs(10))?;
         agent.spawned_in = since.elapsed();
@@ -136,7 +135,8 @@ impl AgentProc {
             fast_failure_detection: false,
             announce_ms: None,
             anti_entropy_ms: None,
-            busy_poll_us: self.busy_poll_us,
+            busy_poll_us: self.tuning.busy_poll_us,
+            read_poll_us: self.tuning.read_poll_us,
         })?;
         self.addr = Some(text_field(&reply, "addr")?);
         Ok(reply)
@@ -169,21 +169,26 @@ impl Drop for AgentProc {
 /// Spawns and starts `names.len()` agents, every one seeded with the first, and waits until
 /// each is linked to all the others.
 pub(super) fn cluster(names: &[&str]) -> Result<Vec<AgentProc>, String> {
-    cluster_with(names, None)
+    cluster_with(names, Tuning::default())
 }
 
-/// [`cluster`] with nodes whose `ClusterConfig::busy_poll` is `busy_poll_us` (µs; `None`:
-/// Roster's default).
-pub(super) fn cluster_with(
-    names: &[&str],
-    busy_poll_us: Option<u64>,
-) -> Result<Vec<AgentProc>, String> {
+/// A node's latency settings (µs; `None`: Roster's default).
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Tuning {
+    /// [`roster::ClusterConfig::busy_poll`].
+    pub(super) busy_poll_us: Option<u64>,
+    /// [`roster::ClusterConfig::read_poll`].
+    pub(super) read_poll_us: Option<u64>,
+}
+
+/// [`cluster`] with nodes of the latency settings `tuning`.
+pub(super) fn cluster_with(names: &[&str], tuning: Tuning) -> Result<Vec<AgentProc>, String> {
     let mut agents = names
         .iter()
         .map(|name| AgentProc::spawn(name))
         .collect::<Result<Vec<_>, _>>()?;
     for agent in &mut agents {
-        agent.busy_poll_us = busy_poll_us;
+        agent.tuning = tuning;
     }
     let (first, rest) = agents.split_first_mut().ok_or("no agents")?;
     first.start(&[], None)?;

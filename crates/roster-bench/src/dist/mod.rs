@@ -34,7 +34,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use self::driver::{AgentProc, cluster, cluster_with};
+use self::driver::{AgentProc, Tuning, cluster, cluster_with};
 use self::protocol::{Cond, Request, field, now_ns};
 use crate::Bench;
 use crate::measure::new_histogram;
@@ -201,24 +201,48 @@ fn pair(agents: &mut [AgentProc]) -> Result<(&mut AgentProc, &mut AgentProc), St
     }
 }
 
-/// The second configuration D1 measures besides Roster's default (`ClusterConfig::busy_poll`
-/// 1 ms): busy polling off (a window of zero µs), the names of its metrics those of the
+/// The other configurations D1 measures besides Roster's default (`ClusterConfig::busy_poll`
+/// 1 ms, `read_poll` off): busy polling off (a window of zero µs), and the link readers
+/// polling 1 ms after traffic (`read_poll`); the names of their metrics those of the
 /// default's with a suffix.
-const D1_OTHER_MODE: (u64, [&str; 10]) = (
-    0,
-    [
-        "repl_p50_no_poll",
-        "repl_p99_no_poll",
-        "repl_max_no_poll",
-        "register_call_p50_no_poll",
-        "register_call_local_scope_p50_no_poll",
-        "node_cpu_per_write_no_poll",
-        "repl_p50_traffic_no_poll",
-        "repl_p99_traffic_no_poll",
-        "register_call_p50_traffic_no_poll",
-        "node_cpu_idle_second_no_poll",
-    ],
-);
+const D1_OTHER_MODES: [(Tuning, [&str; 10]); 2] = [
+    (
+        Tuning {
+            busy_poll_us: Some(0),
+            read_poll_us: None,
+        },
+        [
+            "repl_p50_no_poll",
+            "repl_p99_no_poll",
+            "repl_max_no_poll",
+            "register_call_p50_no_poll",
+            "register_call_local_scope_p50_no_poll",
+            "node_cpu_per_write_no_poll",
+            "repl_p50_traffic_no_poll",
+            "repl_p99_traffic_no_poll",
+            "register_call_p50_traffic_no_poll",
+            "node_cpu_idle_second_no_poll",
+        ],
+    ),
+    (
+        Tuning {
+            busy_poll_us: None,
+            read_poll_us: Some(1000),
+        },
+        [
+            "repl_p50_read_poll",
+            "repl_p99_read_poll",
+            "repl_max_read_poll",
+            "register_call_p50_read_poll",
+            "register_call_local_scope_p50_read_poll",
+            "node_cpu_per_write_read_poll",
+            "repl_p50_traffic_read_poll",
+            "repl_p99_traffic_read_poll",
+            "register_call_p50_traffic_read_poll",
+            "node_cpu_idle_second_read_poll",
+        ],
+    ),
+];
 
 /// Microseconds between two writes of D1's background traffic (`*_traffic` metrics).
 const D1_TRAFFIC_EVERY_US: u64 = 200;
@@ -280,13 +304,13 @@ fn idle_cpu(a: &mut AgentProc, b: &mut AgentProc) -> Result<f64, String> {
     Ok(after.saturating_sub(before) as f64 / 1e3)
 }
 
-/// D1 in one configuration (`busy_poll_us`; `None`: Roster's default) on fresh nodes:
+/// D1 in one configuration (`tuning`) on fresh nodes:
 /// first after idle (nothing else on the nodes: what the peers measure), then with
 /// background traffic (a write on A every [`D1_TRAFFIC_EVERY_US`], replicated to B).
 /// Returns the idle pass's six figures (see [`d1_pass`]), the traffic pass's replication
 /// p50 and p99 and register call p50, and the nodes' CPU in an idle second.
-fn d1_mode(sizes: &Sizes, busy_poll_us: Option<u64>) -> Result<[f64; 10], String> {
-    let mut agents = cluster_with(&["a", "b"], busy_poll_us)?;
+fn d1_mode(sizes: &Sizes, tuning: Tuning) -> Result<[f64; 10], String> {
+    let mut agents = cluster_with(&["a", "b"], tuning)?;
     let (a, b) = pair(&mut agents)?;
     let idle = d1_pass(a, b, sizes.iterations, "d1-")?;
     let at_rest = idle_cpu(a, b)?;
@@ -304,28 +328,27 @@ fn d1_mode(sizes: &Sizes, busy_poll_us: Option<u64>) -> Result<[f64; 10], String
 /// D1: on A a fresh process registers a new key (start time before the call) while a
 /// spinner on B polls `whereis` for it; `iterations` sequential registrations (see
 /// [`d1_mode`]), after idle and with background traffic, with Roster's default settings
-/// and with [`D1_OTHER_MODE`]. Then a plain TCP message between the same two processes,
+/// and with each of [`D1_OTHER_MODES`]. Then a plain TCP message between the same two processes,
 /// read by a spinning thread, and again written by a thread woken for it and read by a
 /// thread blocked in the read (the two wake-ups a write can take on its way through
 /// Roster: the flusher and B's reader); and what waking a parked thread costs the waker.
 fn latency(sizes: &Sizes, report: &mut Report) {
-    let (other_us, other_names) = D1_OTHER_MODE;
     let mut rep = 0;
-    let Some(runs) = runs::<25>(report, "D1", sizes.reps, || {
-        // The two configurations take turns going first.
+    let Some(runs) = runs::<35>(report, "D1", sizes.reps, || {
+        // The configurations take turns going first.
+        let modes = [Tuning::default(), D1_OTHER_MODES[0].0, D1_OTHER_MODES[1].0];
+        let mut figures = [[0.0; 10]; 3];
+        for i in 0..modes.len() {
+            let m = (i + rep) % modes.len();
+            figures[m] = d1_mode(sizes, modes[m])?;
+        }
         rep += 1;
-        let (default, other) = if rep % 2 == 1 {
-            let default = d1_mode(sizes, None)?;
-            (default, d1_mode(sizes, Some(other_us))?)
-        } else {
-            let other = d1_mode(sizes, Some(other_us))?;
-            (d1_mode(sizes, None)?, other)
-        };
         let raw = raw_latency(sizes)?;
-        let mut all = [0.0; 25];
-        all[..10].copy_from_slice(&default);
-        all[10..20].copy_from_slice(&other);
-        all[20..].copy_from_slice(&raw);
+        let mut all = [0.0; 35];
+        for (m, f) in figures.iter().enumerate() {
+            all[m * 10..(m + 1) * 10].copy_from_slice(f);
+        }
+        all[30..].copy_from_slice(&raw);
         Ok(all)
     }) else {
         return;
@@ -345,8 +368,10 @@ fn latency(sizes: &Sizes, report: &mut Report) {
     for (i, name) in names.iter().enumerate() {
         report.add_runs("D1", name, &runs[i], Unit::Us);
     }
-    for (i, name) in other_names.iter().enumerate() {
-        report.add_runs("D1", name, &runs[10 + i], Unit::Us);
+    for (m, (_, other_names)) in D1_OTHER_MODES.iter().enumerate() {
+        for (i, name) in other_names.iter().enumerate() {
+            report.add_runs("D1", name, &runs[10 * (m + 1) + i], Unit::Us);
+        }
     }
     let raw = [
         "raw_one_way_p50",
@@ -356,7 +381,7 @@ fn latency(sizes: &Sizes, report: &mut Report) {
         "unpark_call_p50",
     ];
     for (i, name) in raw.iter().enumerate() {
-        report.add_runs("D1", name, &runs[20 + i], Unit::Us);
+        report.add_runs("D1", name, &runs[30 + i], Unit::Us);
     }
 }
 

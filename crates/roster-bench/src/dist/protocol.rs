@@ -105,6 +105,9 @@ pub(super) enum Request {
         /// [`roster::ClusterConfig::busy_poll`], microseconds.
         #[serde(default)]
         busy_poll_us: Option<u64>,
+        /// [`roster::ClusterConfig::read_poll`], microseconds.
+        #[serde(default)]
+        read_poll_us: Option<u64>,
     },
     /// Waits until the node is linked to `peers` other nodes; replies `t_ns`.
     WaitPeers {
@@ -315,6 +318,7 @@ mod tests {
                 announce_ms: None,
                 anti_entropy_ms: None,
                 busy_poll_us: None,
+                read_poll_us: None,
                 ..
             }
         ));

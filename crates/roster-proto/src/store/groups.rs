@@ -87,19 +87,35 @@ impl ScopeStore {
         meta: Meta,
     ) -> Result<(), RegistryError> {
         let mut shard = self.write_lock(&key)?;
-        let is_member = self.member_of(&shard, &key, cell.pid).is_some();
+        // The group is looked up once, for the membership check and the change.
+        let current = self.take_group(&mut shard, &key);
+        let previous = current
+            .as_ref()
+            .and_then(|list| find(&shard, &key, list, cell.pid))
+            .map(|m| m.meta().clone());
         let member = Member::new(cell.pid, meta.clone());
-        let change = if is_member {
+        let change = if previous.is_some() {
             if !cell.is_alive() {
+                if let Some(list) = current {
+                    self.untake_group(&mut shard, &key, list);
+                }
                 return Err(RegistryError::ProcessDead { pid: cell.pid });
             }
-            self.upsert_member(&mut shard, &key, member)
+            self.upsert_taken(&mut shard, &key, member, current, previous)
         } else {
             let mut change = MemberChange::Unchanged;
-            self.hold(cell, || {
-                change = self.upsert_member(&mut shard, &key, member);
+            let mut current = Some(current);
+            let held = self.hold(cell, || {
+                let current = current.take().expect("the closure runs once");
+                change = self.upsert_taken(&mut shard, &key, member, current, None);
                 stored_key(&self.groups, HeldKind::Member, &key)
-            })?;
+            });
+            if let Err(e) = held {
+                if let Some(Some(list)) = current {
+                    self.untake_group(&mut shard, &key, list);
+                }
+                return Err(e);
+            }
             change
         };
         if !matches!(change, MemberChange::Unchanged) {
@@ -142,12 +158,26 @@ impl ScopeStore {
         key: &Key,
         member: Member,
     ) -> MemberChange {
-        let pid = member.pid();
         let current = self.take_group(shard, key);
         let previous = current
             .as_ref()
-            .and_then(|list| find(shard, key, list, pid))
+            .and_then(|list| find(shard, key, list, member.pid()))
             .map(|m| m.meta().clone());
+        self.upsert_taken(shard, key, member, current, previous)
+    }
+
+    /// [`ScopeStore::upsert_member`] with the group's list already taken
+    /// ([`ScopeStore::take_group`]: `current`) and the member's meta in it, if it is one
+    /// (`previous`).
+    fn upsert_taken(
+        &self,
+        shard: &mut Shard,
+        key: &Key,
+        member: Member,
+        current: Option<MemberList>,
+        previous: Option<Meta>,
+    ) -> MemberChange {
+        let pid = member.pid();
         let change = match (current, previous) {
             (Some(list), Some(previous)) => {
                 if previous == *member.meta() {

@@ -39,9 +39,10 @@ pub trait Task: Send + Sync {
 }
 
 /// Cells the process table removes before its collector frees them as a batch (seize's
-/// default is 32). Freeing a batch costs a `membarrier` system call, which interrupts every
-/// CPU running the node's threads: with 32, the table's batches were about a tenth of a
-/// process death's cost. A retired entry keeps its cell (a few hundred bytes; the `roster`
+/// default is 32). Freeing a batch costs a barrier: with seize's `fast-barrier` feature (off
+/// in this workspace) a `membarrier` system call, which interrupts every CPU running the
+/// node's threads; with 32, the table's batches were then about a tenth of a process
+/// death's cost. Without it, a fence. A retired entry keeps its cell (a few hundred bytes; the `roster`
 /// handle empties the mailbox when it is dropped) until its batch is freed, so 256 holds
 /// back at most ~100 KiB per thread for one call per 256 exits. The maps of names and
 /// groups keep the default: their retired entries hold metas, and larger batches there

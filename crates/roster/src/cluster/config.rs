@@ -62,6 +62,7 @@ pub struct ClusterConfig {
     #[cfg(feature = "tls")]
     tls: Option<super::tls::TlsConfig>,
     busy_poll: Duration,
+    read_poll: Duration,
 }
 
 impl ClusterConfig {
@@ -85,6 +86,7 @@ impl ClusterConfig {
             #[cfg(feature = "tls")]
             tls: None,
             busy_poll: DEFAULT_BUSY_POLL,
+            read_poll: Duration::ZERO,
         }
     }
 
@@ -238,6 +240,7 @@ impl ClusterConfig {
             #[cfg(feature = "tls")]
             tls: self.tls.clone(),
             busy_poll: self.busy_poll,
+            read_poll: self.read_poll,
             core: CoreConfig {
                 op_log: self.op_log,
                 op_log_bytes: self.op_log_bytes,
@@ -280,6 +283,29 @@ impl ClusterConfig {
         self.busy_poll = window.min(Duration::from_secs(1));
         self
     }
+
+    /// After a link's reader received writes or messages from its peer, it keeps polling
+    /// the socket for the next frame for `window` before it waits for the runtime's IO
+    /// driver (default: zero, off). Plain TCP links only; TLS links never poll.
+    ///
+    /// A frame that comes while the reader waits wakes a runtime worker parked in
+    /// `epoll_wait` (tens of microseconds on a virtual machine before the frame is read);
+    /// one that comes while it polls is read at once. The price is CPU, never while the
+    /// node is idle (pings, heartbeats and digests do not start a window): up to `window`
+    /// of one runtime worker after each frame that no other follows within `window`. The
+    /// reader lets the tasks its frames woke run first and yields its CPU between polls,
+    /// but during the window it holds a worker of the runtime the node was started in,
+    /// one per link that carries traffic: unlike the flusher (`busy_poll`), which is a
+    /// thread of its own, it takes that worker from the application's tasks, hence off by
+    /// default. On the project's shared two-vCPU machine it lowered the median replication
+    /// latency in most runs and raised it in others, as the machine's load went (the
+    /// repository's `docs/performance.md` has the measurements). For nodes with few peers
+    /// and cores to spare whose replication latency matters more than their CPU. A window
+    /// is clamped to at most one second.
+    pub fn read_poll(mut self, window: Duration) -> Self {
+        self.read_poll = window.min(Duration::from_secs(1));
+        self
+    }
 }
 
 impl std::fmt::Debug for ClusterConfig {
@@ -290,6 +316,7 @@ impl std::fmt::Debug for ClusterConfig {
             .field("cluster_name", &self.cluster_name)
             .field("failure_detection", &self.failure_detection)
             .field("busy_poll", &self.busy_poll)
+            .field("read_poll", &self.read_poll)
             .field("secret", &"<redacted>")
             .finish_non_exhaustive()
     }
@@ -330,5 +357,13 @@ mod tests {
         assert_eq!(config.settings().busy_poll, DEFAULT_BUSY_POLL);
         let off = config.busy_poll(Duration::ZERO).settings();
         assert_eq!(off.busy_poll, Duration::ZERO);
+    }
+
+    #[test]
+    fn the_read_poll_window_reaches_the_cluster_layer_and_is_off_by_default() {
+        let config = ClusterConfig::new("127.0.0.1:0".parse().unwrap(), "s3cret");
+        assert_eq!(config.settings().read_poll, Duration::ZERO);
+        let on = config.read_poll(Duration::from_millis(1)).settings();
+        assert_eq!(on.read_poll, Duration::from_millis(1));
     }
 }

@@ -2,14 +2,20 @@
 //! its link down). Whether the link exists is the core's record; this is what the shell
 //! needs to move its bytes.
 
+use std::io::Read as _;
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Instant, SystemTime};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
 
-use tokio::io::{AsyncRead, BufReader};
+use socket2::SockRef;
+use tokio::io::{AsyncRead, BufReader, ReadBuf};
 #[cfg(feature = "tls")]
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
@@ -105,6 +111,10 @@ impl Cluster {
             LinkStream::Plain(tcp) => {
                 let (read, write) = tcp.into_split();
                 let outlet = Arc::new(Outlet::new(write));
+                let read = PolledRead {
+                    inner: read,
+                    raw: false,
+                };
                 let reader = self.spawn_reader(peer, session, read, meter);
                 let writer = self.supervise(
                     peer,
@@ -154,7 +164,7 @@ impl Cluster {
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
     {
-        let reader = self.spawn_reader(peer, session, read, meter);
+        let reader = self.spawn_reader(peer, session, NotPolled(read), meter);
         let writer = self.supervise(
             peer,
             session,
@@ -171,7 +181,7 @@ impl Cluster {
     }
 
     /// Starts the reader task of a link.
-    fn spawn_reader<R: AsyncRead + Unpin + Send + 'static>(
+    fn spawn_reader<R: LinkRead>(
         self: &Arc<Self>,
         peer: u64,
         session: u64,
@@ -210,7 +220,112 @@ impl Cluster {
     }
 }
 
-async fn reader_loop<R: AsyncRead + Unpin>(
+/// The read side of a link as its reader task sees it: a stream that can be polled for
+/// bytes without parking.
+trait LinkRead: AsyncRead + Unpin + Send + 'static {
+    /// Polls the socket for bytes, yielding the CPU between polls but never parking, until
+    /// some are there (`true`: the next read takes them from the socket at once) or until
+    /// `deadline` (`false`: the next read waits for the runtime's IO driver as usual).
+    fn poll_until(&mut self, deadline: Instant) -> bool;
+}
+
+/// The read half of a plain TCP link, which its reader can poll after traffic.
+///
+/// The runtime learns that a socket is readable from its IO driver, in a worker thread
+/// parked in `epoll_wait` and woken for it: a frame that comes while the reader is parked
+/// pays that wake-up. While the reader polls ([`LinkRead::poll_until`]), it asks the
+/// socket itself (a non-blocking `recv` that peeks), and once bytes are there it reads
+/// them with a non-blocking `read` of its own, not waiting for the driver's readiness.
+struct PolledRead {
+    inner: OwnedReadHalf,
+    /// The socket had bytes when last asked: read it directly.
+    raw: bool,
+}
+
+impl LinkRead for PolledRead {
+    fn poll_until(&mut self, deadline: Instant) -> bool {
+        let socket = SockRef::from(self.inner.as_ref());
+        let mut byte = [MaybeUninit::<u8>::uninit(); 1];
+        loop {
+            match socket.peek(&mut byte) {
+                // Bytes, the end of the stream or an error: the read reports each.
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                _ => {
+                    self.raw = true;
+                    return true;
+                }
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::yield_now();
+        }
+    }
+}
+
+impl AsyncRead for PolledRead {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.raw && buf.remaining() > 0 {
+            let socket = SockRef::from(this.inner.as_ref());
+            let wanted = buf.remaining();
+            match (&*socket).read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    // A short read drained the socket: the next read waits for the driver.
+                    this.raw = n == wanted;
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => this.raw = false,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => this.raw = false,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        // The driver's readiness may be stale after direct reads: tokio then finds the
+        // socket empty, clears it and waits for the next edge, which comes with the next
+        // bytes, so none is missed.
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+/// A link's read side that is never polled (TLS: its bytes go through the TLS stream).
+#[cfg(feature = "tls")]
+struct NotPolled<R>(R);
+
+#[cfg(feature = "tls")]
+impl<R: AsyncRead + Unpin + Send + 'static> LinkRead for NotPolled<R> {
+    fn poll_until(&mut self, _deadline: Instant) -> bool {
+        false
+    }
+}
+
+#[cfg(feature = "tls")]
+impl<R: AsyncRead + Unpin> AsyncRead for NotPolled<R> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+/// Whether a frame is traffic (writes, messages), after which the reader polls for the
+/// next frame (`ClusterConfig::read_poll`); the periodic frames (pings, heartbeats,
+/// digests) are not, so an idle link never polls.
+fn is_traffic(frame: &Frame) -> bool {
+    matches!(
+        frame,
+        Frame::Ops { .. } | Frame::Message(_) | Frame::Dispatch(_)
+    )
+}
+
+async fn reader_loop<R: LinkRead>(
     cluster: Weak<Cluster>,
     peer: u64,
     session: u64,
@@ -219,7 +334,17 @@ async fn reader_loop<R: AsyncRead + Unpin>(
 ) {
     let mut read = BufReader::with_capacity(256 * 1024, read);
     let mut buf = Vec::new();
+    // Until when to poll the socket for the next frame before waiting for the driver.
+    let mut poll_until: Option<Instant> = None;
     loop {
+        if let Some(deadline) = poll_until.take()
+            && read.buffer().is_empty()
+        {
+            // The tasks the last frames woke run first: a task woken from this one waits
+            // in this worker's own slot, which no other worker takes.
+            tokio::task::yield_now().await;
+            read.get_mut().poll_until(deadline);
+        }
         let result = read_frame(&mut read, &mut buf, MAX_FRAME_BYTES).await;
         let Some(cluster) = cluster.upgrade() else {
             return;
@@ -244,9 +369,17 @@ async fn reader_loop<R: AsyncRead + Unpin>(
                                 .resync_bytes_received
                                 .fetch_add(buf.len() as u64 + 4, Ordering::Relaxed);
                         }
+                        let window = if is_traffic(&frame) {
+                            cluster.read_poll
+                        } else {
+                            Duration::ZERO
+                        };
                         cluster.with_core(|core, node| {
                             core.handle_frame(node, peer, session, frame, Instant::now());
                         });
+                        if !window.is_zero() {
+                            poll_until = Some(Instant::now() + window);
+                        }
                         // One large frame must not keep its buffer for the link's life.
                         if buf.capacity() > 4 * 1024 * 1024 {
                             buf = Vec::new();

@@ -110,6 +110,9 @@ pub(crate) struct Cluster {
     /// How long the flusher keeps polling for the next write after a flush before it
     /// parks (`ClusterConfig::busy_poll`); zero: a few yields only.
     busy_poll: Duration,
+    /// How long a link's reader polls its socket for the next frame after traffic before
+    /// it waits for the IO driver (`ClusterConfig::read_poll`); zero: it never polls.
+    read_poll: Duration,
     started: Instant,
     tasks: Mutex<Vec<AbortHandle>>,
     /// The smallest limits of the linked peers, read by every replicated write.
@@ -134,6 +137,8 @@ pub(crate) struct ClusterSettings {
     pub(crate) tls: Option<super::tls::TlsConfig>,
     /// How long the flusher polls for the next write after a flush before it parks.
     pub(crate) busy_poll: Duration,
+    /// How long a link's reader polls its socket after traffic before it waits.
+    pub(crate) read_poll: Duration,
 }
 
 /// What a core call left for the driver to act on, taken while the core lock was held.
@@ -199,6 +204,7 @@ impl Cluster {
             stopped: AtomicBool::new(false),
             flush_pending: AtomicBool::new(false),
             busy_poll: settings.busy_poll,
+            read_poll: settings.read_poll,
             started: Instant::now(),
             tasks: Mutex::new(Vec::new()),
             peer_limits: PeerLimits::default(),
