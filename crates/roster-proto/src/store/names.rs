@@ -283,6 +283,19 @@ impl ScopeStore {
             )
         });
         match self.take_best_shadow(shard, key) {
+            Some(best) if shard.keep_digests && best.token < r.token => {
+                // The contender that would take over has a smaller token than the one shown
+                // here: it is not shown, and neither is any other. They are forgotten (their
+                // digests with them): each one's node removes it too, having lost, or, if
+                // it never learned that it lost, sends it again when the digests differ, and
+                // it is then kept back until its node re-stamps it above this token.
+                self.forget_shadow(shard, key, &best);
+                for other in shard.shadows.remove(key.as_str()).unwrap_or_default() {
+                    self.forget_shadow(shard, key, &other);
+                }
+                names.remove(key.as_str());
+                self.name_index.remove_sync(key.as_str());
+            }
             Some(promoted) => {
                 self.push_event(events, || {
                     self.event(
@@ -303,6 +316,14 @@ impl ScopeStore {
         }
     }
 
+    /// Drops what a shadowed contender of `key`, already out of the shadow list, counts
+    /// for: its share of its origin's digest and its claim.
+    fn forget_shadow(&self, shard: &mut Shard, key: &Key, entry: &Registration) {
+        let origin = entry.pid.incarnation().get();
+        shard.toggle_digest(origin, || digest::name(key, entry));
+        self.note_claim(shard, entry.pid, HeldKind::Name, key, false);
+    }
+
     /// Removes a shadowed contender of `key` owned by `pid`, if there is one.
     pub(super) fn remove_shadow(&self, shard: &mut Shard, key: &Key, pid: Pid) -> bool {
         let Some(list) = shard.shadows.get_mut(key.as_str()) else {
@@ -315,8 +336,7 @@ impl ScopeStore {
         if list.is_empty() {
             shard.shadows.remove(key.as_str());
         }
-        shard.toggle_digest(pid.incarnation().get(), || digest::name(key, &removed));
-        self.note_claim(shard, pid, HeldKind::Name, key, false);
+        self.forget_shadow(shard, key, &removed);
         true
     }
 

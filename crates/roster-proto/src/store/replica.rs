@@ -1009,4 +1009,43 @@ mod tests {
         );
         assert_eq!(scope.lookup("k").unwrap().token, now.token);
     }
+
+    /// A contender that lost to the owner waits as a shadow; when the owner goes, it does
+    /// not take over with a smaller token than the owner's shown here: it is forgotten
+    /// (its origin's digest without it, so its node sends it again), and when it comes
+    /// again it is kept back until its node re-stamps it.
+    #[test]
+    fn a_shadow_with_a_smaller_token_does_not_take_over() {
+        let stores = replicating(3);
+        let scope = stores.default_scope().clone();
+        let (owner, contender) = (
+            Pid::new(Incarnation::new(1), 1),
+            Pid::new(Incarnation::new(2), 1),
+        );
+        let at = |key: &str, pid, registered_at, token| Op::Register {
+            key: key.into(),
+            pid,
+            meta: Meta::EMPTY,
+            registered_at,
+            token,
+        };
+        // The owner registered first (keep-oldest keeps it) and was re-stamped since.
+        scope.apply_remote(vec![at("k", owner, 10, 50)]);
+        scope.apply_remote(vec![at("k", contender, 20, 30)]);
+        assert_eq!(scope.whereis("k"), Some(owner));
+        assert_ne!(
+            scope.digest(2),
+            0,
+            "the shadow counts in its origin's digest"
+        );
+        scope.purge_origin(1, &Reason::Exit(crate::event::ExitReason::NodeDown));
+        assert_eq!(scope.whereis("k"), None, "not shown with token 30 after 50");
+        assert_eq!(scope.digest(2), 0, "forgotten");
+        let applied = scope.apply_remote(vec![at("k", contender, 20, 30)]);
+        assert_eq!(scope.whereis("k"), None);
+        assert_eq!(applied.restamps.len(), 1);
+        assert_eq!(applied.restamps[0].above, 50);
+        scope.apply_remote(vec![at("k", contender, 20, 51)]);
+        assert_eq!(scope.lookup("k").map(|r| r.token), Some(51));
+    }
 }
