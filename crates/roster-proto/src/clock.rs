@@ -113,6 +113,11 @@ impl Hlc {
         self.last = self.last.max(remote.min(Self::MAX_OBSERVED));
     }
 
+    /// The last reading made or taken in (0 before any).
+    pub fn reading(&self) -> u64 {
+        self.last
+    }
+
     /// The largest reading [`Hlc::observe`] takes in: half of the range, a wall clock
     /// reading about 4,400 years past the Unix epoch.
     pub const MAX_OBSERVED: u64 = u64::MAX >> 1;

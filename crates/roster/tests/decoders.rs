@@ -42,6 +42,7 @@ fn sample_frames() -> Vec<Frame> {
         Frame::Hello {
             scopes: vec!["default".into(), "chat".into()],
             positions: vec![("default".into(), 42)],
+            clock: 1 << 40,
         },
         Frame::Scopes {
             joined: vec!["chat".into()],

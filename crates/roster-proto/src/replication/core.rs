@@ -422,9 +422,11 @@ impl Core {
             .iter()
             .filter_map(|s| state.applied.get(&s.name).map(|seq| (s.name.clone(), *seq)))
             .collect();
+        let clock = scopes.iter().map(|s| s.clock_reading()).max().unwrap_or(0);
         state.push(Frame::Hello {
             scopes: scopes.iter().map(|s| s.name.clone()).collect(),
             positions,
+            clock,
         });
         if let Some(record) = &self.own_record {
             state.push(Frame::Node(record.clone()));
@@ -586,7 +588,16 @@ impl Core {
             return;
         }
         match frame {
-            Frame::Hello { scopes, positions } => self.on_hello(host, peer, scopes, positions),
+            Frame::Hello {
+                scopes,
+                positions,
+                clock,
+            } => {
+                for scope in host.replicated_scopes() {
+                    scope.observe_clock(clock);
+                }
+                self.on_hello(host, peer, scopes, positions);
+            }
             Frame::Scopes { joined, left } => self.on_scopes(host, peer, joined, left),
             Frame::Ops {
                 scope,

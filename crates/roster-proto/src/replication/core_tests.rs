@@ -316,6 +316,27 @@ fn a_name_back_after_its_rival_node_died_never_shows_a_smaller_token() {
     );
 }
 
+/// A node that just started (its clock its own wall clock) takes in its peer's clock at
+/// the link's first frame: a name it registers after that gets a token above every token
+/// its peer has seen, even one stamped by a clock that ran ahead.
+#[test]
+fn a_new_node_takes_in_its_peer_s_clock_when_it_links() {
+    let mut pair = Pair::new(config());
+    // a applied a registration stamped an hour past the pair's clocks (1,000,000 ms).
+    let ahead = (1_000_000u64 + 3_600_000) << 16;
+    pair.a.apply_foreign(vec![Op::Register {
+        key: "skewed".into(),
+        pid: Pid::new(Incarnation::new(9), 1),
+        meta: crate::meta::Meta::EMPTY,
+        registered_at: ahead,
+        token: ahead,
+    }]);
+    pair.link();
+    let p = pair.b.process();
+    let token = pair.b.register(p, "fresh").token;
+    assert!(token > ahead, "b stamped {token}, a had seen {ahead}");
+}
+
 /// A restarted node (same name, new incarnation) replaces the old one: the peer drops
 /// every entry of the old incarnation as soon as the new one links.
 #[test]

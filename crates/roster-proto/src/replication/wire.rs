@@ -22,18 +22,21 @@ use crate::store::SnapshotSize;
 /// it and which rule decided (`Reason::Conflict`), and a process can end with a reason of
 /// its owner's (`ExitReason::Shutdown`). Version 7: a node keeps back a registration whose
 /// fencing token is below one it showed for the name, and asks its owner for a fresh one
-/// (`Frame::Restamp`).
+/// (`Frame::Restamp`), and the `Hello` frame carries the sender's clock.
 pub const PROTOCOL_VERSION: u16 = 7;
 
 /// One replication frame.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[allow(missing_docs, reason = "the variant docs say what the fields are")]
 pub enum Frame {
-    /// First frame on a link: the sender's replicated scopes, and for each scope the last
-    /// sequence of the receiver's stream it has applied (absent: it has none).
+    /// First frame on a link: the sender's replicated scopes, for each scope the last
+    /// sequence of the receiver's stream it has applied (absent: it has none), and the
+    /// highest reading of the sender's clocks (the receiver's clocks move past it, so a
+    /// node that just started never stamps a token below ones its peers have seen).
     Hello {
         scopes: Vec<ScopeName>,
         positions: Vec<(ScopeName, u64)>,
+        clock: u64,
     },
     /// The sender connected to or disconnected from scopes.
     Scopes {
@@ -200,7 +203,9 @@ impl Frame {
             })
         };
         match self {
-            Self::Hello { scopes, positions } => {
+            Self::Hello {
+                scopes, positions, ..
+            } => {
                 scopes.iter().try_for_each(|s| scope(s))?;
                 positions.iter().try_for_each(|(s, _)| scope(s))
             }
@@ -253,6 +258,7 @@ mod tests {
             Frame::Hello {
                 scopes: vec!["default".into()],
                 positions: vec![("default".into(), 42)],
+                clock: 7 << 16,
             },
             Frame::Ops {
                 scope: "default".into(),

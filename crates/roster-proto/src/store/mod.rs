@@ -286,6 +286,21 @@ impl ScopeStore {
         })
     }
 
+    /// The highest reading of this scope's clocks (one per shard).
+    pub fn clock_reading(&self) -> u64 {
+        (0..SHARDS)
+            .map(|i| self.lock_shard(i).hlc.reading())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Moves every clock of this scope past `reading`, a peer's (see [`Hlc::observe`]).
+    pub fn observe_clock(&self, reading: u64) {
+        for i in 0..SHARDS {
+            self.lock_shard(i).hlc.observe(reading);
+        }
+    }
+
     fn shard_of(&self, key: &str) -> usize {
         Hasher::default().hash_one(key) as usize & (SHARDS - 1)
     }
