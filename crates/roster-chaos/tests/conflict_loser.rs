@@ -23,11 +23,11 @@ mod common;
 
 use std::time::Duration;
 
-use roster_chaos::cluster::{Cluster, TOKEN};
+use common::api::Api;
+use roster_chaos::cluster::Cluster;
 use roster_chaos::history::Recorder;
-use roster_chaos::http::Client;
 use roster_chaos::time::poll;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 #[test]
 fn a_session_that_loses_one_name_in_a_conflict_keeps_its_other_entries_or_ends() {
@@ -36,20 +36,11 @@ fn a_session_that_loses_one_name_in_a_conflict_keeps_its_other_entries_or_ends()
     }
     let binary = roster_chaos::locate::roster_binary().expect("the roster binary");
     let mut cluster = Cluster::start(binary, 3, Recorder::default()).expect("cluster starts");
-    let client = Client::new(TOKEN, Duration::from_secs(5));
-    let bases: Vec<String> = (0..3).map(|i| cluster.url(i, "")).collect();
-    let url = |node: usize, path: &str| format!("{}{path}", bases[node]);
-    let session = |node: usize| -> String {
-        let reply = client.post(&url(node, "/api/sessions"), &json!({"ttl": "300s"}));
-        let body = reply.ok().expect("session created");
-        body["id"].as_str().expect("id").to_owned()
-    };
-    let winner = session(0);
-    let loser = session(2);
-    let put = |node: usize, path: String| {
-        let reply = client.put(&url(node, &path), None);
-        assert!(reply.ok().is_some(), "PUT {path}: {}", reply.summary());
-    };
+    let api = Api::new(&cluster, Duration::from_secs(5));
+    let (client, url) = (&api.client, |node, path: &str| api.url(node, path));
+    let winner = api.session(0);
+    let loser = api.session(2);
+    let put = |node, path: String| api.put_ok(node, &path);
     put(0, format!("/api/sessions/{winner}/names/conflict/x"));
     // n2 alone: declared down by the others, so both sides accept their own `x`.
     cluster.net.split(&[2], &[0, 1]).expect("cut n2 off");
@@ -159,27 +150,12 @@ fn survivor_token_after_heal(release: bool) {
     }
     let binary = roster_chaos::locate::roster_binary().expect("the roster binary");
     let mut cluster = Cluster::start(binary, 3, Recorder::default()).expect("cluster starts");
-    let client = Client::new(TOKEN, Duration::from_secs(5));
-    let bases: Vec<String> = (0..3).map(|i| cluster.url(i, "")).collect();
-    let url = |node: usize, path: &str| format!("{}{path}", bases[node]);
-    let session = |node: usize| -> String {
-        let reply = client.post(&url(node, "/api/sessions"), &json!({"ttl": "300s"}));
-        reply.ok().expect("session created")["id"]
-            .as_str()
-            .expect("id")
-            .to_owned()
-    };
-    let token_on = |node: usize| -> Option<(String, u64)> {
-        let reply = client.get(&url(node, "/api/registry/fence/x"));
-        let body = reply.ok()?;
-        Some((body["pid"].as_str()?.to_owned(), body["token"].as_u64()?))
-    };
-    let older = session(0);
-    let newer = session(2);
-    let put = |node: usize, path: String| {
-        let reply = client.put(&url(node, &path), None);
-        assert!(reply.ok().is_some(), "PUT {path}: {}", reply.summary());
-    };
+    let api = Api::new(&cluster, Duration::from_secs(5));
+    let (client, url) = (&api.client, |node, path: &str| api.url(node, path));
+    let token_on = |node| api.holder(node, "fence/x");
+    let older = api.session(0);
+    let newer = api.session(2);
+    let put = |node, path: String| api.put_ok(node, &path);
     put(0, format!("/api/sessions/{older}/names/fence/x"));
     let (_, winner_token) = token_on(0).expect("n0 shows its x");
     cluster.net.split(&[2], &[0, 1]).expect("cut n2 off");
@@ -238,27 +214,12 @@ fn a_name_that_comes_back_after_its_rival_node_died_does_not_show_a_smaller_toke
     }
     let binary = roster_chaos::locate::roster_binary().expect("the roster binary");
     let mut cluster = Cluster::start(binary, 4, Recorder::default()).expect("cluster starts");
-    let client = Client::new(TOKEN, Duration::from_secs(5));
-    let bases: Vec<String> = (0..4).map(|i| cluster.url(i, "")).collect();
-    let url = |node: usize, path: &str| format!("{}{path}", bases[node]);
-    let token_on = |node: usize| -> Option<(String, u64)> {
-        let reply = client.get(&url(node, "/api/registry/fence/y"));
-        let body = reply.ok()?;
-        Some((body["pid"].as_str()?.to_owned(), body["token"].as_u64()?))
-    };
-    let session = |node: usize| -> String {
-        let reply = client.post(&url(node, "/api/sessions"), &json!({"ttl": "300s"}));
-        reply.ok().expect("session created")["id"]
-            .as_str()
-            .expect("id")
-            .to_owned()
-    };
-    let older = session(0);
-    let newer = session(3);
-    let put = |node: usize, path: String| {
-        let reply = client.put(&url(node, &path), None);
-        assert!(reply.ok().is_some(), "PUT {path}: {}", reply.summary());
-    };
+    let api = Api::new(&cluster, Duration::from_secs(5));
+    let (client, url) = (&api.client, |node, path: &str| api.url(node, path));
+    let token_on = |node| api.holder(node, "fence/y");
+    let older = api.session(0);
+    let newer = api.session(3);
+    let put = |node, path: String| api.put_ok(node, &path);
     put(0, format!("/api/sessions/{older}/names/fence/y"));
     let (_, first_token) = token_on(0).expect("n0 shows its y");
     cluster.net.split(&[0, 1], &[2, 3]).expect("split 2-2");

@@ -12,11 +12,10 @@ mod common;
 use std::sync::Barrier;
 use std::time::Duration;
 
-use roster_chaos::cluster::{Cluster, TOKEN};
+use common::api::Api;
+use roster_chaos::cluster::Cluster;
 use roster_chaos::history::Recorder;
-use roster_chaos::http::Client;
 use roster_chaos::time::poll;
-use serde_json::json;
 
 /// The query that asks for a confirmed registration.
 const CONFIRM: &str = "?confirm=true";
@@ -35,17 +34,9 @@ fn two_confirmed_registrations_racing_for_a_name_never_both_succeed() {
     }
     let binary = roster_chaos::locate::roster_binary().expect("the roster binary");
     let mut cluster = Cluster::start(binary, 3, Recorder::default()).expect("cluster starts");
-    let client = Client::new(TOKEN, Duration::from_secs(10));
-    let bases: Vec<String> = (0..3).map(|i| cluster.url(i, "")).collect();
-    let session = |node: usize| -> String {
-        let reply = client.post(
-            &format!("{}/api/sessions", bases[node]),
-            &json!({"ttl": "300s"}),
-        );
-        let body = reply.ok().expect("session created");
-        body["id"].as_str().expect("id").to_owned()
-    };
-    let racers = [(0, session(0)), (1, session(1))];
+    let api = Api::new(&cluster, Duration::from_secs(10));
+    let client = &api.client;
+    let racers = [(0, api.session(0)), (1, api.session(1))];
     for race in 0..RACES {
         let key = format!("race/{race}");
         let start = Barrier::new(3);
@@ -56,7 +47,7 @@ fn two_confirmed_registrations_racing_for_a_name_never_both_succeed() {
                 .iter()
                 .map(|(node, id)| {
                     let (start, client, key) = (&start, &client, &key);
-                    let url = format!("{}/api/sessions/{id}/names/{key}{CONFIRM}", bases[*node]);
+                    let url = api.url(*node, &format!("/api/sessions/{id}/names/{key}{CONFIRM}"));
                     s.spawn(move || {
                         start.wait();
                         let reply = client.put(&url, None);
@@ -90,16 +81,8 @@ fn two_confirmed_registrations_racing_for_a_name_never_both_succeed() {
             Duration::from_secs(10),
             Duration::from_millis(50),
             || {
-                let shown: Vec<Option<u64>> = bases
-                    .iter()
-                    .map(|base| {
-                        let reply = client.get(&format!("{base}/api/registry/{key}"));
-                        reply.ok().and_then(|b| b["token"].as_u64())
-                    })
-                    .collect();
-                shown
-                    .iter()
-                    .all(|t| t.is_some_and(|t| t >= token))
+                (0..3)
+                    .all(|node| api.holder(node, &key).is_some_and(|(_, t)| t >= token))
                     .then_some(())
             },
         )

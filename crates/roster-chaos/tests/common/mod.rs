@@ -1,5 +1,7 @@
 //! What the chaos tests share.
 
+pub(crate) mod api;
+
 use roster_chaos::net::Network;
 
 /// Whether the chaos tests must run here: `CI` or `ROSTER_REQUIRE_NETNS` is set (`.ci/run`
