@@ -256,19 +256,17 @@ impl ScopeStore {
                     if !Self::is_standby_claim(&shard.standby, &key, current.pid) {
                         applied.lost.push((current.pid, key.clone(), winner));
                     }
-                    if !kept_back {
-                        self.add_shadow(shard, &key, incoming.clone());
-                    }
-                    self.remove_name(shard, &key, current.pid, Cause::Remote(&conflict), events);
-                    if kept_back {
-                        Self::ask_restamp(applied, &key, incoming.pid, current.token);
-                    }
-                } else if kept_back {
-                    // Two remote contenders, and the winner waits for its fresh token: the
-                    // loser goes now (its node removes it too, or, if it never learns that
-                    // it lost, sends it again when the digests differ).
+                }
+                if kept_back {
+                    // The winner waits for its fresh token; the loser goes now (a remote
+                    // loser's node removes it too, or, if it never learns that it lost,
+                    // sends it again when the digests differ).
                     self.remove_name(shard, &key, current.pid, Cause::Remote(&conflict), events);
                     Self::ask_restamp(applied, &key, incoming.pid, current.token);
+                } else if self.is_local(current.pid) {
+                    // The winner takes over from the shadows as the loser's claim goes.
+                    self.add_shadow(shard, &key, incoming);
+                    self.remove_name(shard, &key, current.pid, Cause::Remote(&conflict), events);
                 } else {
                     // Two remote contenders: the loser's node will remove it; until then it
                     // waits as a shadow.
