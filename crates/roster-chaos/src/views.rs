@@ -19,28 +19,15 @@ pub struct View {
 /// Reads every page of names and every group's members from node `i`.
 pub fn read_view(client: &Client, base: &str) -> Option<View> {
     let mut view = View::default();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut url = format!("{base}/api/registry?limit=1000");
-        if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={c}"));
-        }
-        let reply = client.get(&url);
-        let body = reply.ok()?;
+    each_page(client, &format!("{base}/api/registry?limit=1000"), |body| {
         for item in body.get("items")?.as_array()? {
             let key = item.get("key")?.as_str()?.to_owned();
             let pid = item.get("pid")?.as_str()?.to_owned();
             let token = item.get("token")?.as_u64()?;
             view.names.insert(key, (pid, token));
         }
-        cursor = body
-            .get("next_cursor")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        if cursor.is_none() {
-            break;
-        }
-    }
+        Some(())
+    })?;
     let reply = client.get(&format!("{base}/api/groups?limit=1000"));
     let keys: Vec<String> = reply
         .ok()?
@@ -86,42 +73,55 @@ pub struct Conflict {
 /// Every `name_conflict` row of node `base`'s audit log.
 pub fn read_conflicts(client: &Client, base: &str) -> Vec<Conflict> {
     let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    for _ in 0..1000 {
-        let mut url = format!("{base}/api/audit?kind=name_conflict&limit=1000");
-        if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={c}"));
-        }
-        let reply = client.get(&url);
-        let Some(body) = reply.ok() else { break };
-        for item in body
-            .get("items")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let text = |k: &str| item.get(k).and_then(Value::as_str).map(str::to_owned);
-            if let (Some(at_ms), Some(key), Some(winner), Some(loser)) = (
-                item.get("at_ms").and_then(Value::as_u64),
-                text("key"),
-                text("winner"),
-                text("loser"),
-            ) {
-                out.push(Conflict {
-                    at_ms,
-                    key,
-                    winner,
-                    loser,
-                });
+    // What a failed page leaves out is left out: the conflicts read so far are kept.
+    let _ = each_page(
+        client,
+        &format!("{base}/api/audit?kind=name_conflict&limit=1000"),
+        |body| {
+            for item in body
+                .get("items")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let text = |k: &str| item.get(k).and_then(Value::as_str).map(str::to_owned);
+                if let (Some(at_ms), Some(key), Some(winner), Some(loser)) = (
+                    item.get("at_ms").and_then(Value::as_u64),
+                    text("key"),
+                    text("winner"),
+                    text("loser"),
+                ) {
+                    out.push(Conflict {
+                        at_ms,
+                        key,
+                        winner,
+                        loser,
+                    });
+                }
             }
-        }
-        cursor = body
-            .get("next_cursor")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        if cursor.is_none() {
-            break;
-        }
-    }
+            Some(())
+        },
+    );
     out
+}
+
+/// Fetches `first` and the pages after it (following `next_cursor`, at most 1,000 pages)
+/// and hands each page's body to `page`; `None` as soon as a request fails or `page`
+/// gives `None`.
+fn each_page(
+    client: &Client,
+    first: &str,
+    mut page: impl FnMut(&Value) -> Option<()>,
+) -> Option<()> {
+    let mut url = first.to_owned();
+    for _ in 0..1000 {
+        let reply = client.get(&url);
+        let body = reply.ok()?;
+        page(body)?;
+        let Some(cursor) = body.get("next_cursor").and_then(Value::as_str) else {
+            return Some(());
+        };
+        url = format!("{first}&cursor={cursor}");
+    }
+    Some(())
 }
