@@ -123,6 +123,19 @@ impl ScopeStore {
             registered_at: now,
             token: now,
         };
+        if let Some(waiting) = shard.kept_back.get(key.as_str()) {
+            // A remote owner this node keeps back until its node re-stamps it (see
+            // `held_back`) holds the name as much as a shown one: the conflict rule decides
+            // now, as every node will once both registrations reach it.
+            if self.resolve(&key, waiting, &registration).0 == Winner::First {
+                return Err(RegistryError::Taken {
+                    owner: waiting.pid,
+                    meta: waiting.meta.clone(),
+                    key,
+                });
+            }
+            shard.kept_back.remove(key.as_str());
+        }
         self.hold(cell, || {
             self.insert_live(&mut shard, &key, registration.clone())
         })?;
@@ -255,7 +268,14 @@ impl ScopeStore {
     ) {
         let names = self.names.pin();
         let Some(entry) = names.get(key.as_str()).filter(|e| e.pid == pid) else {
-            self.remove_shadow(shard, key, pid);
+            if !self.remove_shadow(shard, key, pid)
+                && shard
+                    .kept_back
+                    .get(key.as_str())
+                    .is_some_and(|w| w.pid == pid)
+            {
+                shard.kept_back.remove(key.as_str());
+            }
             return;
         };
         let r = entry.clone();

@@ -152,6 +152,15 @@ impl ScopeStore {
         applied: &mut ApplyOutcome,
     ) {
         let names = self.names.pin();
+        // The registration kept back comes again (re-stamped, or still below the floor and
+        // then kept back again below).
+        if shard
+            .kept_back
+            .get(key.as_str())
+            .is_some_and(|waiting| waiting.pid == incoming.pid)
+        {
+            shard.kept_back.remove(key.as_str());
+        }
         // A contender that already lost: keep its shadow up to date.
         if shard
             .shadows
@@ -297,10 +306,12 @@ impl ScopeStore {
     /// its token is below one this node showed for `key` since (the name changed owner
     /// while this node and the owner's were apart), so it is not shown, and its owner's
     /// node is asked for a fresh token above that one. The re-stamped registration then
-    /// comes as any update does. The caller holds the key's shard lock.
+    /// comes as any update does. Until then it waits in the shard's `kept_back`, where a
+    /// local registration of `key` meets it as a contender (one kept back per name: the
+    /// one the conflict rule prefers). The caller holds the key's shard lock.
     fn held_back(
         &self,
-        shard: &Shard,
+        shard: &mut Shard,
         key: &Key,
         incoming: &Registration,
         applied: &mut ApplyOutcome,
@@ -310,6 +321,13 @@ impl ScopeStore {
         };
         if self.names.pin().contains_key(key.as_str()) {
             return false;
+        }
+        let preferred = match shard.kept_back.get(key.as_str()) {
+            Some(waiting) => self.resolve(key, incoming, waiting).0 == Winner::First,
+            None => true,
+        };
+        if preferred {
+            shard.kept_back.insert(key.clone(), incoming.clone());
         }
         Self::ask_restamp(applied, key, incoming.pid, above);
         true
@@ -494,6 +512,12 @@ impl ScopeStore {
                     }
                 }
             }
+        }
+        for shard in locks.iter_mut() {
+            shard.kept_back.retain(|key, waiting| {
+                waiting.pid.incarnation() != Incarnation::new(origin)
+                    || !doomed(&OriginEntry::Name(waiting.pid), key)
+            });
         }
         let mut doomed_members: Vec<(Key, Pid)> = Vec::new();
         for (key, members) in self.groups.pin().iter() {
@@ -948,6 +972,77 @@ mod tests {
         // A floor holds back only smaller tokens, and only of its own name.
         scope.apply_remote(vec![register("other", older, 5)]);
         assert!(scope.lookup("other").is_some());
+    }
+
+    /// A registration kept back still holds its name here: a local registration of it
+    /// meets it as a contender (keep-oldest: the older kept-back one wins, the local one is
+    /// refused), until its node removes it or goes; then the name is free again.
+    #[test]
+    fn a_registration_kept_back_still_holds_its_name_against_a_local_one() {
+        let stores = replicating(3);
+        let scope = stores.default_scope().clone();
+        let (older, newer) = (
+            Pid::new(Incarnation::new(1), 1),
+            Pid::new(Incarnation::new(2), 1),
+        );
+        let local = stores.new_process(Box::new(Discard));
+        scope.apply_remote(vec![register("k", newer, 20)]);
+        scope.purge_origin(2, &Reason::Exit(crate::event::ExitReason::NodeDown));
+        let applied = scope.apply_remote(vec![register("k", older, 10)]);
+        assert_eq!(applied.restamps.len(), 1, "kept back");
+        assert!(scope.lookup("k").is_none());
+        let refused = scope.register(&local, "k".into(), Meta::EMPTY);
+        assert!(
+            matches!(refused, Err(crate::error::RegistryError::Taken { owner, .. }) if owner == older),
+            "{refused:?}"
+        );
+        // Its node released it: the name is free.
+        scope.apply_remote(vec![Op::Unregister {
+            key: "k".into(),
+            pid: older,
+            reason: Reason::Requested,
+        }]);
+        let held = scope.register(&local, "k".into(), Meta::EMPTY).unwrap();
+        assert_eq!(held.pid, local.pid);
+        scope.unregister(&local, &"k".into()).unwrap();
+
+        // Kept back again; its node went down: free too.
+        let applied = scope.apply_remote(vec![register("k", older, 10)]);
+        assert_eq!(applied.restamps.len(), 1, "below the local release's floor");
+        assert!(scope.register(&local, "k".into(), Meta::EMPTY).is_err());
+        scope.purge_origin(1, &Reason::Exit(crate::event::ExitReason::NodeDown));
+        assert!(scope.register(&local, "k".into(), Meta::EMPTY).is_ok());
+    }
+
+    /// Under keep-newest a local registration beats the older one kept back (as its node
+    /// decides too once the local one reaches it), and the kept-back one is dropped.
+    #[test]
+    fn a_local_registration_the_rule_prefers_takes_a_name_kept_back() {
+        let stores = crate::store::test_support::replicating_stores_ruled(
+            3,
+            wall_clock(),
+            crate::conflict::ConflictRule::KeepNewest,
+        );
+        let scope = stores.default_scope().clone();
+        let (older, newer) = (
+            Pid::new(Incarnation::new(1), 1),
+            Pid::new(Incarnation::new(2), 1),
+        );
+        scope.apply_remote(vec![register("k", newer, 20)]);
+        scope.purge_origin(2, &Reason::Exit(crate::event::ExitReason::NodeDown));
+        scope.apply_remote(vec![register("k", older, 10)]);
+        let local = stores.new_process(Box::new(Discard));
+        let held = scope.register(&local, "k".into(), Meta::EMPTY).unwrap();
+        assert_eq!(scope.whereis("k"), Some(local.pid));
+        // The kept-back one, re-stamped, now meets the shown owner and loses again.
+        scope.apply_remote(vec![Op::Register {
+            key: "k".into(),
+            pid: older,
+            meta: Meta::EMPTY,
+            registered_at: 10,
+            token: held.token + 1,
+        }]);
+        assert_eq!(scope.whereis("k"), Some(local.pid));
     }
 
     /// A name this node's own process released also leaves a floor.

@@ -20,8 +20,17 @@ impl Mailbox for Discard {
 /// The stores of a replicating node of `incarnation` whose wall clock is `clock`
 /// (keep-oldest conflicts, an outbox for the replication core).
 pub(crate) fn replicating_stores(incarnation: u64, clock: Arc<dyn Clock>) -> NodeStores {
+    replicating_stores_ruled(incarnation, clock, ConflictRule::KeepOldest)
+}
+
+/// [`replicating_stores`] deciding conflicts by `rule`.
+pub(crate) fn replicating_stores_ruled(
+    incarnation: u64,
+    clock: Arc<dyn Clock>,
+    rule: ConflictRule,
+) -> NodeStores {
     NodeStores::new(ScopeConfig {
-        rule: ConflictRule::KeepOldest,
+        rule,
         outbox: Some(Arc::new(Outbox::default())),
         clock,
         locals: Arc::new(ProcessTable::new(incarnation)),
