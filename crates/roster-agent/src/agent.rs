@@ -14,6 +14,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 
 use crate::alerts::Alerts;
+use crate::clock_file::{ClockFile, ClockFileError};
 use crate::config::{SecretSource, Settings, TlsFiles};
 use crate::history::store::StoreError;
 use crate::history::{History, feeder};
@@ -69,6 +70,9 @@ pub enum AgentError {
     /// The history cannot be used (a corrupt, foreign or newer database).
     #[error("{0}")]
     History(#[from] StoreError),
+    /// The clock file in the data directory cannot be used.
+    #[error("{0}")]
+    ClockFile(#[from] ClockFileError),
     /// The alert webhooks could not be started.
     #[error("alerts: cannot start the webhook threads: {0}")]
     Alerts(std::io::Error),
@@ -97,6 +101,8 @@ pub struct Agent {
     http_addr: SocketAddr,
     cluster_addr: SocketAddr,
     feeder: Option<feeder::Feeder>,
+    clock: ClockFile,
+    clock_saver: tokio::task::JoinHandle<()>,
 }
 
 impl Agent {
@@ -122,8 +128,9 @@ impl Agent {
                 "no write token given: writes are open to anyone who reaches the loopback HTTP address"
             );
         }
+        let (clock, clock_floor) = ClockFile::open(&settings.data_dir)?;
         let history = History::open(&settings.history, &settings.name).await?;
-        let node = start_node(&settings)?;
+        let node = start_node(&settings, clock_floor)?;
         for scope in &settings.scopes {
             node.connect(scope)?;
         }
@@ -145,6 +152,7 @@ impl Agent {
             history.as_ref().map(|h| h.recorder().clone()),
         )
         .map_err(AgentError::Alerts)?;
+        let clock_saver = clock.spawn_saver(node.clone());
         let state = AppState::new(node, Arc::new(settings), log);
         if let Some(history) = history {
             state.set_history(history);
@@ -156,6 +164,8 @@ impl Agent {
             http_addr,
             cluster_addr,
             feeder,
+            clock,
+            clock_saver,
         })
     }
 
@@ -220,6 +230,8 @@ impl Agent {
             feeder.close_links();
         }
         self.state.node().shutdown().await;
+        self.clock_saver.abort();
+        self.clock.save(self.state.node());
         tracing::info!("node left the cluster");
         if let Some(history) = self.state.history()
             && !history.flush(HISTORY_FLUSH).await
@@ -230,7 +242,8 @@ impl Agent {
     }
 }
 
-fn start_node(settings: &Settings) -> Result<Node, AgentError> {
+/// Starts the node of `settings`, its clocks past `clock_floor` (see [`ClockFile`]).
+fn start_node(settings: &Settings, clock_floor: u64) -> Result<Node, AgentError> {
     let mut cluster = ClusterConfig::new(settings.listen, &settings.secret)
         .seeds(settings.seeds.iter().cloned())
         .split_brain(settings.split_brain.clone());
@@ -248,6 +261,7 @@ fn start_node(settings: &Settings) -> Result<Node, AgentError> {
         .version(env!("CARGO_PKG_VERSION"))
         .health(HealthConfig::new())
         .kill_conflict_losers(false)
+        .clock_floor(clock_floor)
         .cluster(cluster);
     if let Some(role) = &settings.role {
         builder = builder.role(role.clone());

@@ -5,6 +5,7 @@
 //!   [`config::Settings`];
 //! - [`logging`]: the log subscriber and its filter, changeable while running;
 //! - [`agent`]: start and graceful shutdown of the node and the HTTP server;
+//! - [`clock_file`]: the node's clock reading kept in the data directory across restarts;
 //! - [`dashboard`]: the web dashboard at `/`, its assets embedded;
 //! - [`http`]: the API, one module per resource, and its OpenAPI document;
 //! - [`history`]: the audit log and heartbeats kept in SQLite or PostgreSQL;
@@ -23,6 +24,7 @@ pub mod agent;
 pub mod alerts;
 pub mod bench;
 pub mod cli;
+pub mod clock_file;
 pub mod command;
 pub mod config;
 pub mod dashboard;

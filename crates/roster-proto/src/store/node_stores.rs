@@ -38,6 +38,10 @@ pub struct NodeStores {
     scopes: ScopeMap,
     default_scope: Arc<ScopeStore>,
     config: ScopeConfig,
+    /// A reading every clock of the node is past: the one it was started past (a reading
+    /// saved by its previous run) and those of the scopes it disconnected from, so that a
+    /// scope connected again does not start its clocks below tokens it showed before.
+    clock_floor: AtomicU64,
 }
 
 impl NodeStores {
@@ -56,7 +60,27 @@ impl NodeStores {
             scopes,
             default_scope,
             config,
+            clock_floor: AtomicU64::new(0),
         }
+    }
+
+    /// Moves every clock of the node past `reading`, those of scopes connected later
+    /// too: a reading of [`NodeStores::clock_reading`] saved by the node's previous run,
+    /// so that the new incarnation mints no token below one the old one minted or showed.
+    pub fn start_clocks_past(&self, reading: u64) {
+        self.clock_floor.fetch_max(reading, Ordering::Relaxed);
+        for scope in self.all() {
+            scope.observe_clock(reading);
+        }
+    }
+
+    /// The highest reading of the node's clocks: no token the node minted or showed is
+    /// above it.
+    pub fn clock_reading(&self) -> u64 {
+        self.all()
+            .iter()
+            .map(|scope| scope.clock_reading())
+            .fold(self.clock_floor.load(Ordering::Relaxed), u64::max)
     }
 
     /// How many times a custom conflict resolver panicked on this node (keep-oldest
@@ -157,6 +181,9 @@ impl NodeStores {
         if store.local_only != local_only {
             return Err(KindMismatch);
         }
+        if created {
+            store.observe_clock(self.clock_floor.load(Ordering::Relaxed));
+        }
         Ok((store.clone(), created))
     }
 
@@ -170,6 +197,8 @@ impl NodeStores {
             return false;
         }
         drop(scopes);
+        self.clock_floor
+            .fetch_max(store.clock_reading(), Ordering::Relaxed);
         for pid in store.close() {
             if let Some(process) = self.process(pid) {
                 store.forget_all_holdings(&process);
@@ -196,5 +225,64 @@ impl NodeStores {
     /// The outbox of local writes, when the node replicates.
     pub fn outbox(&self) -> Option<&Outbox> {
         self.config.outbox.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::clock::Clock;
+    use crate::meta::Meta;
+    use crate::store::test_support::{Discard, replicating_stores};
+
+    /// A wall clock stopped at the epoch: every reading comes from the clocks' own past.
+    struct Epoch;
+
+    impl Clock for Epoch {
+        fn now_millis(&self) -> u64 {
+            0
+        }
+    }
+
+    /// A node started past a saved reading mints tokens above it, in the scopes it has and
+    /// in those it connects later, and a scope connected again after a disconnect starts
+    /// past the readings it had.
+    #[test]
+    fn a_node_started_past_a_reading_mints_no_token_below_it() {
+        let stores = replicating_stores(2, Arc::new(Epoch));
+        let saved = 1_000_000;
+        stores.start_clocks_past(saved);
+        assert!(stores.clock_reading() >= saved);
+        let process = stores.new_process(Box::new(Discard));
+        let first = stores
+            .default_scope()
+            .register(&process, "k".into(), Meta::EMPTY)
+            .unwrap();
+        assert!(first.token > saved);
+        let (later, created) = stores.connect("later", false).unwrap();
+        assert!(created);
+        let token = later
+            .register(&process, "k".into(), Meta::EMPTY)
+            .unwrap()
+            .token;
+        assert!(token > saved);
+
+        // The scope goes and comes back: its clocks start past what it showed.
+        for i in 0..100 {
+            later
+                .register(&process, format!("k{i}").into(), Meta::EMPTY)
+                .unwrap();
+        }
+        let shown = later.clock_reading();
+        assert!(stores.disconnect(&later));
+        let (again, created) = stores.connect("later", false).unwrap();
+        assert!(created);
+        let token = again
+            .register(&process, "k".into(), Meta::EMPTY)
+            .unwrap()
+            .token;
+        assert!(token > shown, "{token} after {shown}");
+        assert!(stores.clock_reading() >= token);
     }
 }

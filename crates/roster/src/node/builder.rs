@@ -53,6 +53,7 @@ pub struct NodeBuilder {
     /// Local writes produce ops for a replication core (set by `cluster`).
     replicated: bool,
     clock: Option<Arc<dyn Clock>>,
+    clock_floor: u64,
     cluster: Option<ClusterConfig>,
     role: String,
     labels: BTreeMap<String, String>,
@@ -89,6 +90,7 @@ impl Default for NodeBuilder {
             kill_conflict_losers: true,
             replicated: false,
             clock: None,
+            clock_floor: 0,
             cluster: None,
             role: String::new(),
             labels: BTreeMap::new(),
@@ -214,6 +216,29 @@ impl NodeBuilder {
         self
     }
 
+    /// Starts the node's clocks past `reading`, a [`Node::clock_reading`] the node's
+    /// previous run saved (the `roster` agent keeps one in its data directory): the new
+    /// incarnation then mints no fencing token below one the old one minted or showed,
+    /// even before it links to a peer, and even if the cluster's clocks had run ahead of
+    /// this machine's wall clock.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let before = roster::Node::builder().start().unwrap();
+    /// let token = before.new_process().register("k", &()).unwrap().token;
+    /// let saved = before.clock_reading();
+    /// assert!(saved >= token);
+    ///
+    /// let after = roster::Node::builder().clock_floor(saved).start().unwrap();
+    /// assert!(after.new_process().register("k", &()).unwrap().token > saved);
+    /// # }
+    /// ```
+    pub fn clock_floor(mut self, reading: u64) -> Self {
+        self.clock_floor = reading;
+        self
+    }
+
     /// What the node is for, in its node record (e.g. `"api"`; default empty). See
     /// [`Nodes::get`](crate::Nodes::get).
     pub fn role(mut self, role: impl Into<String>) -> Self {
@@ -306,6 +331,7 @@ impl NodeBuilder {
             resolver_panics: Arc::default(),
         };
         let stores = NodeStores::new(scope_config);
+        stores.start_clocks_past(self.clock_floor);
         stores
             .nodes
             .set_ring(self.health.settings().heartbeats_kept);

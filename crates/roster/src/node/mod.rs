@@ -143,6 +143,23 @@ impl Node {
         }
     }
 
+    /// The highest reading of the node's hybrid logical clocks: no fencing token the node
+    /// minted or showed is above it. Save it now and then and give it to
+    /// [`NodeBuilder::clock_floor`](crate::NodeBuilder::clock_floor) when the node starts
+    /// again, so that its tokens keep growing across the restart.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().start().unwrap();
+    /// let token = node.new_process().register("k", &()).unwrap().token;
+    /// assert!(node.clock_reading() >= token);
+    /// # }
+    /// ```
+    pub fn clock_reading(&self) -> u64 {
+        self.shared.stores.clock_reading()
+    }
+
     /// The node's human name.
     ///
     /// ```
