@@ -192,6 +192,11 @@ impl Cluster {
         format!("http://{}{path}", self.specs[i].http)
     }
 
+    /// Node `i`'s data directory (kept across its restarts).
+    pub fn data_dir(&self, i: usize) -> &std::path::Path {
+        &self.specs[i].data_dir
+    }
+
     /// The directory of the agents' data and logs.
     pub fn dir(&self) -> &std::path::Path {
         self.dir.path()
