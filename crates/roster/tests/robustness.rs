@@ -81,6 +81,18 @@ async fn every_heal_relinks_and_replicates_in_every_direction() {
         kept = replicates_everywhere(&nodes, round).await;
     }
     drop(kept);
+    // A link left listed after its connection ended would be found only by the silent-link
+    // closer (after 5 silent intervals), well within the waits above: it must never have
+    // had to act.
+    for node in nodes {
+        let silent = node.cluster().stats().unwrap().links_silent;
+        assert_eq!(
+            silent,
+            0,
+            "{}: {silent} links closed for silence",
+            node.name()
+        );
+    }
     for node in nodes {
         node.shutdown().await;
     }
@@ -194,6 +206,12 @@ async fn an_overloaded_peer_always_converges() {
     })
     .await;
     let overloaded = a.cluster().stats().unwrap().links_overloaded;
+    // The burst is 50 times the bound: the link must have been dropped for overload, or
+    // this test checked no catch-up after one.
+    assert!(
+        overloaded >= 1,
+        "5,000 writes never overloaded a peer whose bound is 100 queued ops"
+    );
     assert!(
         overloaded < 10,
         "the link was dropped {overloaded} times for 5,000 writes"
