@@ -224,11 +224,16 @@ impl Standby<'_> {
                 }
                 Err(e) => return Err(e),
             }
-            // Taken (or lost): wait until the name looks free.
-            while self
-                .scope
-                .whereis(&self.key)
-                .is_some_and(|owner| owner != pid)
+            // Taken (or lost): wait until the name looks free. A name held by a registration
+            // this node keeps back until its node re-stamps it looks free and is not: then
+            // wait for the key's next event (that registration shown, or gone), which the
+            // watch, older than the refusal, cannot miss.
+            let mut looks_free_yet_taken = self.scope.whereis(&self.key).is_none();
+            while std::mem::take(&mut looks_free_yet_taken)
+                || self
+                    .scope
+                    .whereis(&self.key)
+                    .is_some_and(|owner| owner != pid)
             {
                 match self.wake(&mut events, None).await {
                     Woken::Changed | Woken::Confirmed => {}

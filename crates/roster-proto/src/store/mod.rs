@@ -25,6 +25,7 @@
 mod change_log;
 mod digest;
 mod groups;
+mod kept_back;
 mod lease;
 mod names;
 mod node_stores;
@@ -98,11 +99,8 @@ pub struct Shard {
     /// Names held by remote processes that lost a conflict to the live owner and whose
     /// node has not removed them yet. If the live owner goes, the best of them takes over.
     shadows: FastMap<Key, Vec<Registration>>,
-    /// Remote registrations of names this shard shows no owner of, kept back because their
-    /// token is below one shown here before, until their node re-stamps them (see
-    /// `ScopeStore::held_back`): not shown, yet a local registration of the name contends
-    /// with them as with a shown owner. One per name; not in the digests.
-    kept_back: FastMap<Key, Registration>,
+    /// Remote registrations kept back until their node re-stamps them (see `kept_back`).
+    kept_back: kept_back::KeptBack,
     /// The hybrid logical clock of this shard's keys.
     hlc: Hlc,
     /// Claims of remote processes on this shard's keys, once the scope's owner index is

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::change_log::ChangeKind;
+use super::kept_back::Waiting;
 use super::{
     Cause, ScopeStore, Shard, StoredKey, digest, keys_with_prefix, keys_with_prefix_after, put,
 };
@@ -128,13 +129,12 @@ impl ScopeStore {
             // `held_back`) holds the name as much as a shown one: the conflict rule decides
             // now, as every node will once both registrations reach it.
             if self.resolve(&key, waiting, &registration).0 == Winner::First {
-                return Err(RegistryError::Taken {
-                    owner: waiting.pid,
-                    meta: waiting.meta.clone(),
-                    key,
-                });
+                let (owner, meta) = (waiting.pid, waiting.meta.clone());
+                shard.kept_back.refused(key.as_str());
+                return Err(RegistryError::Taken { owner, meta, key });
             }
-            shard.kept_back.remove(key.as_str());
+            let loser = waiting.pid;
+            shard.kept_back.take(key.as_str(), loser);
         }
         self.hold(cell, || {
             self.insert_live(&mut shard, &key, registration.clone())
@@ -269,12 +269,9 @@ impl ScopeStore {
         let names = self.names.pin();
         let Some(entry) = names.get(key.as_str()).filter(|e| e.pid == pid) else {
             if !self.remove_shadow(shard, key, pid)
-                && shard
-                    .kept_back
-                    .get(key.as_str())
-                    .is_some_and(|w| w.pid == pid)
+                && let Some(waiting) = shard.kept_back.take(key.as_str(), pid)
             {
-                shard.kept_back.remove(key.as_str());
+                self.kept_back_gone(key, waiting, cause, events);
             }
             return;
         };
@@ -334,6 +331,32 @@ impl ScopeStore {
                 self.name_index.remove_sync(key.as_str());
             }
         }
+    }
+
+    /// A registration kept back for `key` went without being shown (`cause`): if a local
+    /// registration was refused for it, its `Unregistered` tells whoever waits on the key
+    /// (see `kept_back`).
+    pub(super) fn kept_back_gone(
+        &self,
+        key: &Key,
+        waiting: Waiting,
+        cause: Cause<'_>,
+        events: &mut Vec<Event>,
+    ) {
+        if !waiting.refused_local {
+            return;
+        }
+        let r = waiting.registration;
+        self.push_event(events, || {
+            self.event(
+                EventKind::Unregistered,
+                key,
+                r.pid,
+                r.meta.clone(),
+                None,
+                cause.reason(),
+            )
+        });
     }
 
     /// Drops what a shadowed contender of `key`, already out of the shadow list, counts

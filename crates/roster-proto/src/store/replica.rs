@@ -152,15 +152,12 @@ impl ScopeStore {
         applied: &mut ApplyOutcome,
     ) {
         let names = self.names.pin();
-        // The registration kept back comes again (re-stamped, or still below the floor and
-        // then kept back again below).
-        if shard
+        // The registration kept back comes again: re-stamped (then shown below, with its
+        // event), or still below the floor (then kept back again, remembering a refusal).
+        let refused_local = shard
             .kept_back
-            .get(key.as_str())
-            .is_some_and(|waiting| waiting.pid == incoming.pid)
-        {
-            shard.kept_back.remove(key.as_str());
-        }
+            .take(key.as_str(), incoming.pid)
+            .is_some_and(|waiting| waiting.refused_local);
         // A contender that already lost: keep its shadow up to date.
         if shard
             .shadows
@@ -175,7 +172,7 @@ impl ScopeStore {
             // Insert first, and look at what is there only on a clash: one probe of the map
             // instead of two (a lookup, then the insert) for a new name.
             Fresh::Likely => {
-                if self.held_back(shard, &key, &incoming, applied) {
+                if self.held_back(shard, &key, &incoming, refused_local, applied) {
                     return;
                 }
                 let stored = StoredKey::new(HeldKind::Name, &key);
@@ -196,7 +193,7 @@ impl ScopeStore {
             Fresh::Unknown => match names.get(key.as_str()) {
                 Some(existing) => existing,
                 None => {
-                    if self.held_back(shard, &key, &incoming, applied) {
+                    if self.held_back(shard, &key, &incoming, refused_local, applied) {
                         return;
                     }
                     self.push_event(events, || self.registered_event(&key, &incoming, None));
@@ -267,10 +264,13 @@ impl ScopeStore {
                     }
                 }
                 if kept_back {
-                    // The winner waits for its fresh token; the loser goes now (a remote
-                    // loser's node removes it too, or, if it never learns that it lost,
-                    // sends it again when the digests differ).
+                    // The winner waits for its fresh token, kept back (a local loser, such
+                    // as a standby, waits on the key: its going unseen must be told); the
+                    // loser goes now (a remote loser's node removes it too, or, if it never
+                    // learns that it lost, sends it again when the digests differ).
                     self.remove_name(shard, &key, current.pid, Cause::Remote(&conflict), events);
+                    let local_loser = self.is_local(current.pid) || refused_local;
+                    self.keep_back(shard, &key, &incoming, local_loser);
                     Self::ask_restamp(applied, &key, incoming.pid, current.token);
                 } else if self.is_local(current.pid) {
                     // The winner takes over from the shadows as the loser's claim goes.
@@ -308,12 +308,14 @@ impl ScopeStore {
     /// node is asked for a fresh token above that one. The re-stamped registration then
     /// comes as any update does. Until then it waits in the shard's `kept_back`, where a
     /// local registration of `key` meets it as a contender (one kept back per name: the
-    /// one the conflict rule prefers). The caller holds the key's shard lock.
+    /// one the conflict rule prefers; `refused_local`: a local registration was refused
+    /// for an earlier version of it). The caller holds the key's shard lock.
     fn held_back(
         &self,
         shard: &mut Shard,
         key: &Key,
         incoming: &Registration,
+        refused_local: bool,
         applied: &mut ApplyOutcome,
     ) -> bool {
         let Some(above) = shard.floors.above(key, incoming.token) else {
@@ -322,15 +324,29 @@ impl ScopeStore {
         if self.names.pin().contains_key(key.as_str()) {
             return false;
         }
+        self.keep_back(shard, key, incoming, refused_local);
+        Self::ask_restamp(applied, key, incoming.pid, above);
+        true
+    }
+
+    /// Keeps `incoming` back for `key`, unless the conflict rule prefers the one kept back
+    /// already (which then inherits `refused_local`). The caller holds the key's shard lock.
+    fn keep_back(
+        &self,
+        shard: &mut Shard,
+        key: &Key,
+        incoming: &Registration,
+        refused_local: bool,
+    ) {
         let preferred = match shard.kept_back.get(key.as_str()) {
             Some(waiting) => self.resolve(key, incoming, waiting).0 == Winner::First,
             None => true,
         };
         if preferred {
-            shard.kept_back.insert(key.clone(), incoming.clone());
+            shard.kept_back.keep(key, incoming.clone(), refused_local);
+        } else if refused_local {
+            shard.kept_back.refused(key.as_str());
         }
-        Self::ask_restamp(applied, key, incoming.pid, above);
-        true
     }
 
     /// Asks the node of `pid` (the origin of the ops applied) for a token of its `key`
@@ -514,10 +530,13 @@ impl ScopeStore {
             }
         }
         for shard in locks.iter_mut() {
-            shard.kept_back.retain(|key, waiting| {
-                waiting.pid.incarnation() != Incarnation::new(origin)
-                    || !doomed(&OriginEntry::Name(waiting.pid), key)
+            let gone = shard.kept_back.take_where(|key, waiting| {
+                waiting.pid.incarnation() == Incarnation::new(origin)
+                    && doomed(&OriginEntry::Name(waiting.pid), key)
             });
+            for (key, waiting) in gone {
+                self.kept_back_gone(&key, waiting, Cause::Remote(reason), events);
+            }
         }
         let mut doomed_members: Vec<(Key, Pid)> = Vec::new();
         for (key, members) in self.groups.pin().iter() {
@@ -1012,6 +1031,55 @@ mod tests {
         assert!(scope.register(&local, "k".into(), Meta::EMPTY).is_err());
         scope.purge_origin(1, &Reason::Exit(crate::event::ExitReason::NodeDown));
         assert!(scope.register(&local, "k".into(), Meta::EMPTY).is_ok());
+    }
+
+    /// A local registration refused for a registration kept back has seen no event for
+    /// it: when that one goes unseen, its `Unregistered` wakes whoever waits on the key (a
+    /// standby); one that nobody was refused for goes silently.
+    #[test]
+    fn a_registration_kept_back_that_goes_unseen_tells_a_refused_local_one() {
+        let stores = replicating(3);
+        let scope = stores.default_scope().clone();
+        let (older, newer) = (
+            Pid::new(Incarnation::new(1), 1),
+            Pid::new(Incarnation::new(2), 1),
+        );
+        let local = stores.new_process(Box::new(Discard));
+        let mut events = scope.subscribe(vec![Pattern::All], 64).unwrap();
+        let keep_back = |key: &str| {
+            scope.apply_remote(vec![register(key, newer, 20)]);
+            scope.apply_remote(vec![Op::Unregister {
+                key: key.into(),
+                pid: newer,
+                reason: Reason::Requested,
+            }]);
+            let applied = scope.apply_remote(vec![register(key, older, 10)]);
+            assert_eq!(applied.restamps.len(), 1, "{key} kept back");
+        };
+        keep_back("released");
+        keep_back("node-down");
+        keep_back("quiet");
+        drain(&mut events);
+        for key in ["released", "node-down"] {
+            assert!(scope.register(&local, key.into(), Meta::EMPTY).is_err());
+        }
+        // Kept back again, below the floor still: the refusal is remembered.
+        scope.apply_remote(vec![register("released", older, 11)]);
+        scope.apply_remote(vec![Op::Unregister {
+            key: "released".into(),
+            pid: older,
+            reason: Reason::Requested,
+        }]);
+        assert_eq!(
+            drain(&mut events),
+            [(EventKind::Unregistered, older, Reason::Requested)]
+        );
+        let down = Reason::Exit(crate::event::ExitReason::NodeDown);
+        scope.purge_origin(1, &down);
+        assert_eq!(drain(&mut events), [(EventKind::Unregistered, older, down)]);
+        for key in ["released", "node-down", "quiet"] {
+            assert!(scope.register(&local, key.into(), Meta::EMPTY).is_ok());
+        }
     }
 
     /// Under keep-newest a local registration beats the older one kept back (as its node
