@@ -53,7 +53,7 @@ use scc::TreeIndex;
 use smallvec::SmallVec;
 
 pub use self::process_table::{
-    HeldEntry, HeldKind, LocalProcess, Mailbox, ProcessTable, Refused, Task,
+    HeldEntry, HeldKind, Holdings, LocalProcess, Mailbox, ProcessTable, Refused, Task,
 };
 use crate::conflict::{ConflictRule, DecidedBy, Winner};
 use crate::entry::{MemberList, Registration};
@@ -474,10 +474,6 @@ impl ScopeStore {
             return Err(RegistryError::ProcessDead { pid: cell.pid });
         }
         let key = insert();
-        if holdings.capacity() == 0 {
-            // Most processes hold one entry: don't pay for four.
-            holdings.reserve_exact(1);
-        }
         holdings.push(HeldEntry {
             scope: self.clone(),
             key,

@@ -3,6 +3,8 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+use smallvec::SmallVec;
+
 use super::{ScopeStore, StoredKey};
 use crate::envelope::Envelope;
 use crate::error::SendError;
@@ -113,6 +115,10 @@ impl HeldEntry {
     }
 }
 
+/// The entries a local process holds. Most processes hold one, kept in place: a process's
+/// first name or membership costs its record no allocation of its own.
+pub type Holdings = SmallVec<[HeldEntry; 1]>;
+
 /// Whether a held entry is a unique name or a group membership.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum HeldKind {
@@ -144,7 +150,7 @@ pub struct LocalProcess {
     /// The node's set of live processes (this process is alive while its serial is in it).
     live: Arc<LiveSet>,
     exit: OnceLock<ExitReason>,
-    holdings: Mutex<Vec<HeldEntry>>,
+    holdings: Mutex<Holdings>,
     /// Names lost to conflicts while the node does not kill losers: `(name, winner)`.
     lost: Mutex<Vec<(Key, Pid)>>,
     /// The mailbox's sending side, closed when the process exits: a handle waiting in
@@ -160,7 +166,7 @@ impl LocalProcess {
             pid,
             live,
             exit: OnceLock::new(),
-            holdings: Mutex::new(Vec::new()),
+            holdings: Mutex::new(Holdings::new()),
             lost: Mutex::new(Vec::new()),
             mailbox,
             task: OnceLock::new(),
@@ -168,8 +174,8 @@ impl LocalProcess {
     }
 
     /// Locks the process's holdings. Lock order: a shard lock (if any) first, then this.
-    pub fn holdings(&self) -> MutexGuard<'_, Vec<HeldEntry>> {
-        // A panic while holding this lock cannot leave the Vec inconsistent (every
+    pub fn holdings(&self) -> MutexGuard<'_, Holdings> {
+        // A panic while holding this lock cannot leave the list inconsistent (every
         // critical section is a single push, swap_remove or take), so poisoning is ignored.
         self.holdings.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -179,7 +185,7 @@ impl LocalProcess {
     /// Returns `None` if it had already exited. After this returns, readers skip its
     /// entries and its names are free for others, before the entries are removed; the
     /// caller removes them, then tells the live set (`LiveSet::exit_finished`).
-    pub fn mark_dead(&self, reason: ExitReason) -> Option<Vec<HeldEntry>> {
+    pub fn mark_dead(&self, reason: ExitReason) -> Option<Holdings> {
         let mut holdings = self.holdings();
         if !self.is_alive() {
             return None;
