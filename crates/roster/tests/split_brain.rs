@@ -128,6 +128,10 @@ async fn verdicts_for(strategy: SplitBrainStrategy, isolated: usize, expect: [bo
     // Names and groups already held keep working on both sides.
     let holder = nodes[isolated].new_process();
     holder.register("held", &()).expect("no partition yet");
+    holder.register("released", &()).expect("no partition yet");
+    let cache = nodes[isolated]
+        .connect_with("cache", roster::ScopeOptions::new().local_only())
+        .expect("a local-only scope");
     let writing = split(&nodes, isolated).await;
     assert_eq!(writing, expect, "{strategy}");
     assert_eq!(
@@ -135,7 +139,19 @@ async fn verdicts_for(strategy: SplitBrainStrategy, isolated: usize, expect: [bo
         expect.to_vec(),
         "{strategy}"
     );
+    // The fence refuses new names in replicated scopes only: everything else a fenced
+    // node's processes do keeps working.
     holder.join("room", &()).expect("groups keep working");
+    holder
+        .register("held", &"new meta")
+        .expect("a held name's meta can be updated");
+    holder
+        .unregister("released")
+        .expect("a held name can be released");
+    holder.leave("room").expect("a group can be left");
+    cache
+        .register(&holder, "local/new", &())
+        .expect("a local-only scope takes new names");
     assert!(
         nodes[isolated].default_scope().whereis("held").is_some(),
         "reads keep working"
