@@ -117,7 +117,7 @@ async fn heartbeats_carry_metrics_and_round_trip_times() {
     )
     .await;
     let beat = a.nodes().heartbeats("b", 0).pop().expect("kept");
-    assert!(beat.mem_total_bytes >= beat.mem_used_bytes);
+    assert_real_host_figures(&beat);
     assert_eq!(beat.members, 3);
     let health = a.nodes().health("b").expect("known");
     assert_eq!(health.status, NodeStatus::Online);
@@ -129,6 +129,42 @@ async fn heartbeats_carry_metrics_and_round_trip_times() {
     );
     for n in [a, b, c] {
         n.shutdown().await;
+    }
+}
+
+/// The heartbeat's host figures are this Linux host's, not the zeros a host whose
+/// metrics cannot be read reports: memory within what `/proc/meminfo` shows, and a load
+/// above zero when `/proc/loadavg` shows one.
+fn assert_real_host_figures(beat: &roster::nodes::Heartbeat) {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").expect("/proc/meminfo");
+    let total_kib: u64 = meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("MemTotal");
+    assert!(
+        beat.mem_total_bytes > 0 && beat.mem_total_bytes <= total_kib * 1024,
+        "memory total {} (MemTotal {total_kib} KiB)",
+        beat.mem_total_bytes
+    );
+    assert!(
+        beat.mem_used_bytes > 0 && beat.mem_used_bytes < beat.mem_total_bytes,
+        "memory used {} of {}",
+        beat.mem_used_bytes,
+        beat.mem_total_bytes
+    );
+    let loadavg = std::fs::read_to_string("/proc/loadavg").expect("/proc/loadavg");
+    let one: f64 = loadavg
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("the one-minute load");
+    assert!(beat.cpu_load.is_finite() && beat.cpu_load >= 0.0);
+    if one >= 0.1 {
+        assert!(
+            beat.cpu_load > 0.0,
+            "load {one} on the host, 0 in the heartbeat"
+        );
     }
 }
 
