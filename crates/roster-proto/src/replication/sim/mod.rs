@@ -1012,57 +1012,62 @@ fn sim_replays() {
     assert_eq!(again, log, "SEED={seed} ran differently the second time");
 }
 
+/// Two partitioned nodes each register "leader"; after the heal one owner is left, the
+/// loser ended, and the one that keeps it is the one the cluster's rule picks: the first
+/// registration under keep-oldest, the second under keep-newest.
 #[test]
 fn conflicting_registrations_on_two_nodes_leave_one_owner_and_kill_the_loser() {
-    // Two nodes, partitioned; each registers "leader".
-    let mut sim = Sim::with_rule(1, Some(2), SimRule::KeepOldest);
-    sim.net.cut.insert((0, 1));
-    let mut pids = Vec::new();
-    for i in 0..2 {
-        let node = sim.nodes[i].as_mut().expect("alive");
-        let p = node.new_process();
-        let meta = Meta::encode(&(i as u8)).expect("a small number");
-        node.stores
-            .default_scope()
-            .register(&p, "leader".into(), meta)
-            .expect("free on its side");
-        pids.push(p.pid);
-        node.expected.entry(p.pid).or_default();
-        node.processes.push(p);
-        node.step(|_, _| ());
-        sim.advance(10);
+    for (rule, keeper) in [(SimRule::KeepOldest, 0), (SimRule::KeepNewest, 1)] {
+        let mut sim = Sim::with_rule(1, Some(2), rule);
+        sim.net.cut.insert((0, 1));
+        let mut pids = Vec::new();
+        for i in 0..2 {
+            let node = sim.nodes[i].as_mut().expect("alive");
+            let p = node.new_process();
+            let meta = Meta::encode(&(i as u8)).expect("a small number");
+            node.stores
+                .default_scope()
+                .register(&p, "leader".into(), meta)
+                .expect("free on its side");
+            pids.push(p.pid);
+            node.expected.entry(p.pid).or_default();
+            node.processes.push(p);
+            node.step(|_, _| ());
+            sim.advance(10);
+        }
+        let conns: Vec<u64> = sim.net.conns.keys().copied().collect();
+        for conn in conns {
+            sim.break_conn(conn);
+        }
+        sim.advance(2_000);
+        sim.heal();
+        for _ in 0..10 {
+            sim.advance(50);
+        }
+        sim.settle();
+        let owners: Vec<Option<Pid>> = (0..2)
+            .map(|i| {
+                let node = sim.nodes[i].as_ref().expect("alive");
+                node.stores.default_scope().whereis("leader")
+            })
+            .collect();
+        assert_eq!(owners[0], owners[1], "{rule:?}");
+        let winner = owners[0].expect("someone keeps it");
+        assert_eq!(winner, pids[keeper], "{rule:?}");
+        let loser_node = sim.nodes[1 - keeper].as_ref().expect("alive");
+        let loser = loser_node
+            .processes
+            .iter()
+            .find(|p| p.pid == pids[1 - keeper])
+            .expect("kept");
+        assert_eq!(
+            loser.exit_reason(),
+            Some(&ExitReason::Conflict {
+                key: "leader".into(),
+                winner
+            }),
+            "{rule:?}"
+        );
+        assert!(sim.check().is_empty(), "{rule:?}: {:?}", sim.check());
     }
-    let conns: Vec<u64> = sim.net.conns.keys().copied().collect();
-    for conn in conns {
-        sim.break_conn(conn);
-    }
-    sim.advance(2_000);
-    sim.heal();
-    for _ in 0..10 {
-        sim.advance(50);
-    }
-    sim.settle();
-    let owners: Vec<Option<Pid>> = (0..2)
-        .map(|i| {
-            let node = sim.nodes[i].as_ref().expect("alive");
-            node.stores.default_scope().whereis("leader")
-        })
-        .collect();
-    assert_eq!(owners[0], owners[1]);
-    let winner = owners[0].expect("someone keeps it");
-    assert_eq!(winner, pids[0], "keep-oldest: the first registration wins");
-    let loser_node = sim.nodes[1].as_ref().expect("alive");
-    let loser = loser_node
-        .processes
-        .iter()
-        .find(|p| p.pid == pids[1])
-        .expect("kept");
-    assert_eq!(
-        loser.exit_reason(),
-        Some(&ExitReason::Conflict {
-            key: "leader".into(),
-            winner
-        })
-    );
-    assert!(sim.check().is_empty(), "{:?}", sim.check());
 }
