@@ -8,7 +8,7 @@
 //! completes (it carries the [`Admission`] it started under). The table does no IO: the
 //! shell acts on what the core decides.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// When to redial a peer after a failed dial or a link that died young.
@@ -127,7 +127,9 @@ impl<L> Default for PeerSlot<L> {
 /// link type so its rules can be tested without sockets.
 #[derive(Debug)]
 pub struct LinkTable<L> {
-    peers: HashMap<u64, PeerSlot<L>>,
+    /// Ordered, so that what a sever closes and which peers vanish come out in the same
+    /// order in every run (the simulation replays a seed by it).
+    peers: BTreeMap<u64, PeerSlot<L>>,
     policy: RedialPolicy,
     severed_until: Option<Instant>,
     /// Bumped by every sever: handshakes started before it are refused.
@@ -140,7 +142,7 @@ impl<L> LinkTable<L> {
     /// An empty table: redials follow `policy`, at most `max_handshakes` inbound handshakes run at once.
     pub fn new(policy: RedialPolicy, max_handshakes: usize) -> Self {
         Self {
-            peers: HashMap::new(),
+            peers: BTreeMap::new(),
             policy,
             severed_until: None,
             epoch: 0,

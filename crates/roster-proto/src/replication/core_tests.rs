@@ -7,6 +7,7 @@ use super::core::{CoreConfig, CoreEvent};
 use super::pair::Pair;
 use super::wire::Frame;
 use crate::event::{Event, EventKind, ExitReason, Reason};
+use crate::nodes::{Keeper, NodeRecord};
 use crate::op::Op;
 use crate::pid::{Incarnation, Pid};
 use crate::store::SnapshotSize;
@@ -358,6 +359,55 @@ fn a_new_incarnation_replaces_the_old_one() {
         0,
         "nothing of the old incarnation is left"
     );
+}
+
+/// A node speaks only for itself (and the external nodes it keeps) over its own link: on
+/// a's link, a record of another incarnation of a (newer, of a later revision and clock),
+/// of another node, or of an external node another node keeps is ignored; a's own record,
+/// and one it keeps, are taken.
+#[test]
+fn a_record_of_another_incarnation_on_a_link_is_ignored() {
+    let mut pair = Pair::new(config());
+    pair.link();
+    let own = NodeRecord::new("a", Incarnation::new(pair.a.incarnation), 1_000_000);
+    pair.a
+        .step(|core, host| core.set_own_record(host, own.clone()));
+    pair.drive();
+    assert_eq!(pair.b.node_record("a"), Some(own.clone()));
+
+    let mut restarted = NodeRecord::new("a", Incarnation::new(7), 2_000_000);
+    restarted.revision = own.revision + 10;
+    pair.deliver_decoded_to_b(Frame::Node(restarted));
+    assert_eq!(
+        pair.b.node_record("a"),
+        Some(own.clone()),
+        "a record of another incarnation of a, on a's link"
+    );
+
+    let c = NodeRecord::new("c", Incarnation::new(9), 2_000_000);
+    pair.deliver_decoded_to_b(Frame::Node(c));
+    assert_eq!(pair.b.node_record("c"), None, "c's record on a's link");
+
+    let mut external = NodeRecord::new("ext", Incarnation::new(11), 2_000_000);
+    external.keeper = Some(Keeper {
+        name: "c".into(),
+        incarnation: Incarnation::new(9),
+    });
+    pair.deliver_decoded_to_b(Frame::Node(external.clone()));
+    assert_eq!(pair.b.node_record("ext"), None, "kept by c, sent by a");
+
+    external.keeper = Some(Keeper {
+        name: "a".into(),
+        incarnation: Incarnation::new(pair.a.incarnation),
+    });
+    pair.deliver_decoded_to_b(Frame::Node(external.clone()));
+    assert_eq!(pair.b.node_record("ext"), Some(external), "kept by a");
+
+    let mut changed = own.clone();
+    changed.revision += 1;
+    changed.status_reason = "changed".into();
+    pair.deliver_decoded_to_b(Frame::Node(changed.clone()));
+    assert_eq!(pair.b.node_record("a"), Some(changed), "a's own, changed");
 }
 
 /// A peer that was away gets its missed ops from the log in consecutive frames of at most

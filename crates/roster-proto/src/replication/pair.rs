@@ -116,6 +116,11 @@ impl TestNode {
     }
 
     /// The owner of `key` here.
+    /// The record this node's registry holds of the node `name`.
+    pub(super) fn node_record(&self, name: &str) -> Option<crate::nodes::NodeRecord> {
+        self.stores.nodes.get(name).map(|e| e.record)
+    }
+
     pub(super) fn whereis(&self, key: &str) -> Option<Pid> {
         self.scope().whereis(key)
     }

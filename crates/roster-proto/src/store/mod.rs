@@ -754,4 +754,103 @@ mod tests {
         assert_eq!(scope.members(&short, None).pids(), [b.pid]);
         assert_eq!(scope.group_keys("", 10), [short]);
     }
+
+    /// A subscriber is there for a whole change or not at all: while one thread applies
+    /// frames of many registrations (a remote process's) and another ends processes that
+    /// hold many names, two more keep subscribing and dropping their subscriptions; every
+    /// change a subscriber sees any of, it sees whole, in one batch.
+    #[test]
+    fn subscribers_taken_during_changes_of_many_keys_see_each_whole_or_not_at_all() {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::task::{Context, Poll, Waker};
+
+        use futures_core::Stream;
+
+        use crate::event::EventKind;
+        use crate::key::Pattern;
+        use crate::op::Op;
+        use crate::pid::{Incarnation, Pid};
+        use crate::subscription::Delivery;
+
+        const KEYS: usize = 24;
+        const CHANGES: u64 = 1_500;
+        let stores = replicating_stores(3, wall_clock());
+        let scope = stores.default_scope().clone();
+        let writers_done = AtomicUsize::new(0);
+        let seen_changes = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for change in 0..CHANGES {
+                    let pid = Pid::new(Incarnation::new(9), change + 1);
+                    let ops = (0..KEYS)
+                        .map(|k| Op::Register {
+                            key: format!("remote/{change}/{k}").into(),
+                            pid,
+                            meta: Meta::EMPTY,
+                            registered_at: 1,
+                            token: 1,
+                        })
+                        .collect();
+                    scope.apply_remote(ops);
+                }
+                writers_done.fetch_add(1, Ordering::SeqCst);
+            });
+            s.spawn(|| {
+                for change in 0..CHANGES {
+                    let process = stores.new_process(Box::new(Discard));
+                    for k in 0..KEYS {
+                        let key = Key::from(format!("local/{change}/{k}"));
+                        scope.register(&process, key, Meta::EMPTY).unwrap();
+                    }
+                    assert!(stores.exit(&process, ExitReason::Normal));
+                    stores.take_local_ops();
+                }
+                writers_done.fetch_add(1, Ordering::SeqCst);
+            });
+            for _ in 0..2 {
+                s.spawn(|| {
+                    let mut cx = Context::from_waker(Waker::noop());
+                    while writers_done.load(Ordering::SeqCst) < 2 && !stop.load(Ordering::SeqCst) {
+                        let mut events = scope.subscribe(vec![Pattern::All], 1 << 20).unwrap();
+                        // Long enough to see a few changes start, end or both.
+                        let mut batches = Vec::new();
+                        for _ in 0..50 {
+                            match std::pin::Pin::new(&mut events).poll_next(&mut cx) {
+                                Poll::Ready(Some(Delivery::Events(batch))) => batches.push(batch),
+                                Poll::Ready(Some(Delivery::Lagged { missed })) => {
+                                    panic!("lagged by {missed}")
+                                }
+                                Poll::Ready(None) => panic!("the scope closed"),
+                                Poll::Pending => std::thread::yield_now(),
+                            }
+                        }
+                        drop(events);
+                        for batch in batches {
+                            // A local registration is a change of one key: left out.
+                            let mut changes: Vec<((Pid, EventKind), usize)> = Vec::new();
+                            for e in &batch {
+                                if !(e.kind == EventKind::Registered && e.key.starts_with("local/"))
+                                {
+                                    match changes.iter_mut().find(|(c, _)| *c == (e.pid, e.kind)) {
+                                        Some((_, n)) => *n += 1,
+                                        None => changes.push(((e.pid, e.kind), 1)),
+                                    }
+                                }
+                            }
+                            for ((pid, kind), n) in changes {
+                                if n != KEYS {
+                                    stop.store(true, Ordering::SeqCst);
+                                    panic!("{kind:?} of {pid}: {n} of its {KEYS} keys in a batch");
+                                }
+                                seen_changes.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        // Not a check of the invariant, but that the race was run: subscribers saw changes.
+        assert!(seen_changes.load(Ordering::Relaxed) > 0);
+    }
 }

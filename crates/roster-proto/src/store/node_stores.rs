@@ -117,7 +117,18 @@ impl NodeStores {
         let Some(mut held) = process.mark_dead(reason.clone()) else {
             return false;
         };
-        held.sort_by_key(|h| Arc::as_ptr(&h.scope));
+        // By scope name, not address: the order of the removals (the order of their ops on
+        // the wire) must not depend on the allocator, or a run could not be replayed. Stores
+        // of one name (one disconnected, one connected since) stay apart, in the order the
+        // process first held something in each (both sorts are stable).
+        let mut stores: Vec<Arc<ScopeStore>> = Vec::new();
+        for h in &held {
+            if !stores.iter().any(|s| Arc::ptr_eq(s, &h.scope)) {
+                stores.push(h.scope.clone());
+            }
+        }
+        stores.sort_by(|a, b| a.name.cmp(&b.name));
+        held.sort_by_key(|h| stores.iter().position(|s| Arc::ptr_eq(s, &h.scope)));
         for same_scope in held.chunk_by(|a, b| Arc::ptr_eq(&a.scope, &b.scope)) {
             same_scope[0]
                 .scope
@@ -243,6 +254,40 @@ mod tests {
         fn now_millis(&self) -> u64 {
             0
         }
+    }
+
+    /// A dying process's entries go scope by scope in the order of the scopes' names,
+    /// whatever order the stores were created in (so their addresses) and the process
+    /// took its entries in: the removals' ops must come out the same in every run.
+    #[test]
+    fn an_exit_removes_scope_by_scope_in_the_order_of_the_names() {
+        use crate::event::ExitReason;
+        use crate::store::test_support::replicating_stores;
+        let stores = replicating_stores(2, crate::clock::wall_clock());
+        // Created last name first: addresses tend to grow, so against the names' order.
+        let names = ["s7", "s6", "s5", "s4", "s3", "s2", "s1", "s0"];
+        for name in names {
+            stores.connect(name, false).unwrap();
+        }
+        let process = stores.new_process(Box::new(Discard));
+        for name in ["s3", "s0", "s6", "s1", "s7", "s4", "s2", "s5", "default"] {
+            let scope = stores.get(name).unwrap();
+            scope.register(&process, "n".into(), Meta::EMPTY).unwrap();
+            scope.join(&process, "g".into(), Meta::EMPTY).unwrap();
+        }
+        stores.take_local_ops();
+        assert!(stores.exit(&process, ExitReason::Normal));
+        let scopes: Vec<String> = stores
+            .take_local_ops()
+            .into_iter()
+            .map(|(scope, _, _)| scope.to_string())
+            .collect();
+        let mut expected: Vec<String> = ["default", "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"]
+            .iter()
+            .flat_map(|s| [s.to_string(), s.to_string()])
+            .collect();
+        expected.sort();
+        assert_eq!(scopes, expected);
     }
 
     /// A node started past a saved reading mints tokens above it, in the scopes it has and

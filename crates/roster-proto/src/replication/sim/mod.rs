@@ -13,9 +13,11 @@
 //! linked over one connection; no core may ever list a link that no open connection
 //! carries (checked after every step).
 //!
+//! Each seed also draws the conflict rule of the whole cluster (see [`rules`]).
+//!
 //! A failure prints the seed; `ROSTER_SIM_SEED=<seed> cargo test -p roster-proto sim_replays`
 //! replays exactly that run. `ROSTER_SIM_SEEDS=<n>` sets how many seeds the sweep runs and
-//! `ROSTER_SIM_FIRST=<seed>` where it starts.
+//! `ROSTER_SIM_BASE_SEED=<seed>` where it starts (`time`: drawn from the clock, as CI does).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -30,11 +32,13 @@ use super::core::{Core, CoreConfig, CoreEvent};
 use super::pair::ManualClock;
 use crate::link_table::RedialPolicy;
 use crate::nodes::{Reach, SplitBrainMonitor};
-use crate::store::test_support::{Discard, replicating_stores};
+use crate::store::test_support::{Discard, replicating_stores_ruled};
 
 mod network;
 mod nodes;
+mod rules;
 mod scale;
+use self::rules::{Decisions, SimRule};
 use crate::event::ExitReason;
 use crate::key::{Key, Limits};
 use crate::meta::Meta;
@@ -114,13 +118,31 @@ struct Sim {
     /// while its membership saw every live node (fenced by its links alone: a cut that
     /// membership misses).
     fenced_steps: Fenced,
+    /// The conflict rule of every node of this run.
+    rule: SimRule,
+    /// How often its custom resolver decided or panicked (shared by every node's stores).
+    decisions: Arc<Decisions>,
+    /// Names local processes lost in conflicts, over every node.
+    names_lost: u64,
 }
 
-/// Node-steps spent fenced.
+/// Node-steps spent fenced, and registrations of new names tried on a fenced node (the
+/// fence check has something to check only if there are some).
 #[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
 struct Fenced {
     steps: u64,
     by_links_alone: u64,
+    registrations: u64,
+}
+
+/// The conflicts of one run: its rule, the names lost, and the decisions of its custom
+/// resolver (made, and panicked so that keep-oldest decided).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Conflicts {
+    rule: SimRule,
+    names_lost: u64,
+    custom: u64,
+    panicked: u64,
 }
 
 fn pair(a: usize, b: usize) -> (usize, usize) {
@@ -132,8 +154,15 @@ impl Sim {
         Self::with_nodes(seed, None)
     }
 
-    /// A simulation of `count` nodes (drawn from the seed if `None`).
+    /// A simulation of `count` nodes (drawn from the seed if `None`), with the seed's
+    /// conflict rule.
     fn with_nodes(seed: u64, count: Option<usize>) -> Self {
+        Self::with_rule(seed, count, SimRule::of_seed(seed))
+    }
+
+    /// A simulation of `count` nodes (drawn from the seed if `None`) deciding conflicts by
+    /// `rule`.
+    fn with_rule(seed: u64, count: Option<usize>, rule: SimRule) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
         let drawn = rng.random_range(2..=5);
         let count = count.unwrap_or(drawn);
@@ -155,6 +184,9 @@ impl Sim {
             strategy: 0,
             last_beat: 0,
             fenced_steps: Fenced::default(),
+            rule,
+            decisions: Arc::default(),
+            names_lost: 0,
         };
         sim.strategy = sim.rng.random_range(0..3);
         for i in 0..count {
@@ -166,7 +198,7 @@ impl Sim {
             sim.announce(i);
         }
         sim.log.push(format!(
-            "SEED={seed} nodes={count} max_delay_ms={max_delay_ms} fault_rate={fault_rate:.3}"
+            "SEED={seed} nodes={count} max_delay_ms={max_delay_ms} fault_rate={fault_rate:.3} rule={rule:?}"
         ));
         sim
     }
@@ -180,7 +212,11 @@ impl Sim {
         self.next_incarnation += 1;
         let skew_ms = self.rng.random_range(-500i64..=500);
         let clock = Arc::new(ManualClock::default());
-        let stores = replicating_stores(incarnation, clock.clone());
+        let stores = replicating_stores_ruled(
+            incarnation,
+            clock.clone(),
+            self.rule.conflict_rule(&self.decisions),
+        );
         let mut sim_node = SimNode {
             name: format!("n{index}"),
             incarnation,
@@ -254,6 +290,7 @@ impl Sim {
                 match event {
                     CoreEvent::Overloaded { peer, session } => overloaded.push((peer, session)),
                     CoreEvent::NamesLost(applied) => {
+                        self.names_lost += applied.lost.len() as u64;
                         node.stores.end_conflict_losers(applied);
                         local_ops = true;
                     }
@@ -369,6 +406,9 @@ impl Sim {
                     let meta = Meta::encode(&meta).expect("a small number");
                     let held = scope.whereis(key) == Some(p.pid);
                     let fenced = node.stores.fence().current();
+                    if fenced.is_some() && !held {
+                        self.fenced_steps.registrations += 1;
+                    }
                     let registered = scope.register(p, key.into(), meta).is_ok();
                     if registered && !held && fenced.is_some() {
                         self.net.violations.push(format!(
@@ -706,30 +746,68 @@ fn view(scope: &ScopeStore) -> View {
     View { names, members }
 }
 
+/// What a run did besides its log and problems; the coverage test sums it over seeds.
+struct Coverage {
+    links: LinkCounts,
+    fenced: Fenced,
+    conflicts: Conflicts,
+}
+
 /// Runs one seed; returns the log and the problems found.
 fn run_seed(seed: u64) -> (Vec<String>, Vec<String>) {
-    let (log, problems, _, _) = run_seed_counting(seed);
+    let (log, problems, _) = run_seed_counting(seed);
     (log, problems)
 }
 
-/// Runs one seed; returns the log, the problems found, what happened to links and how
-/// many node-steps were spent fenced.
-fn run_seed_counting(seed: u64) -> (Vec<String>, Vec<String>, LinkCounts, Fenced) {
+/// Runs one seed; returns the log (ending with a digest of the final state), the problems
+/// found, and what the run covered.
+fn run_seed_counting(seed: u64) -> (Vec<String>, Vec<String>, Coverage) {
     let mut sim = Sim::new(seed);
     let steps = 150 + (seed % 150) as usize;
     sim.run(steps);
     let problems = sim.check();
     let nodes = sim.nodes.iter().flatten().count();
+    let conflicts = Conflicts {
+        rule: sim.rule,
+        names_lost: sim.names_lost,
+        custom: sim.decisions.custom.load(Ordering::Relaxed),
+        panicked: sim.decisions.panicked.load(Ordering::Relaxed),
+    };
     sim.log.push(format!("nodes at end: {nodes}"));
     sim.log.push(format!("links: {:?}", sim.net.counts));
     sim.log
         .push(format!("node-steps fenced: {:?}", sim.fenced_steps));
-    (
-        std::mem::take(&mut sim.log),
-        problems,
-        sim.net.counts,
-        sim.fenced_steps,
-    )
+    sim.log.push(format!("conflicts: {conflicts:?}"));
+    sim.log.push(format!("state: {:016x}", sim.state_digest()));
+    let coverage = Coverage {
+        links: sim.net.counts,
+        fenced: sim.fenced_steps,
+        conflicts,
+    };
+    (std::mem::take(&mut sim.log), problems, coverage)
+}
+
+impl Sim {
+    /// A digest of what every live node holds: its identity, and per scope its view and
+    /// the digest of every origin's entries. Two runs of a seed must end with the same.
+    fn state_digest(&self) -> u64 {
+        let origins: Vec<u64> = self.nodes.iter().flatten().map(|n| n.incarnation).collect();
+        let mut state = String::new();
+        for node in self.nodes.iter().flatten() {
+            state.push_str(&format!("{}#{}:", node.name, node.incarnation));
+            for scope in SCOPES {
+                if let Some(store) = node.stores.get(scope) {
+                    state.push_str(&format!("{scope}={:?}", view(&store)));
+                    for origin in &origins {
+                        state.push_str(&format!(",{origin}:{:x}", store.digest(*origin)));
+                    }
+                }
+            }
+        }
+        state.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+            (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+    }
 }
 
 fn report(seed: u64, log: &[String], problems: &[String]) -> String {
@@ -740,20 +818,65 @@ fn report(seed: u64, log: &[String], problems: &[String]) -> String {
     )
 }
 
+/// Where the sweep starts: `ROSTER_SIM_BASE_SEED` (or its older name `ROSTER_SIM_FIRST`),
+/// a number or `time` (drawn from the clock, so that each run tries seeds no run tried
+/// before); 0 when unset, so that a plain `cargo test` runs the same seeds every time.
+fn base_seed() -> u64 {
+    let var = std::env::var("ROSTER_SIM_BASE_SEED").or_else(|_| std::env::var("ROSTER_SIM_FIRST"));
+    match var.as_deref() {
+        Err(_) => 0,
+        Ok("time") => {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("after the epoch")
+                .as_nanos();
+            // Far from u64::MAX, so that a base plus the seeds never overflows.
+            (nanos % 1_000_000_000_000_000) as u64
+        }
+        Ok(s) => s
+            .parse()
+            .expect("ROSTER_SIM_BASE_SEED is a number or `time`"),
+    }
+}
+
+/// Runs `ROSTER_SIM_SEEDS` seeds (1,000 by default) from [`base_seed`], on as many threads
+/// as the machine has cores: seeds are independent, each run deterministic.
 #[test]
 fn sim_sweep_of_seeds_converges() {
     let seeds: u64 = std::env::var("ROSTER_SIM_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1000);
-    let first: u64 = std::env::var("ROSTER_SIM_FIRST")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    for seed in first..first + seeds {
-        let (log, problems) = run_seed(seed);
-        assert!(problems.is_empty(), "{}", report(seed, &log, &problems));
+    let first = base_seed();
+    // A failure shows the base with the failing seed, so a run can be repeated whole.
+    eprintln!("simulation sweep: {seeds} seeds, ROSTER_SIM_BASE_SEED={first}");
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    let started = Instant::now();
+    let failure = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    (first + t..first + seeds)
+                        .step_by(threads as usize)
+                        .find_map(|seed| {
+                            let (log, problems) = run_seed(seed);
+                            (!problems.is_empty()).then(|| report(seed, &log, &problems))
+                        })
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .find_map(|w| w.join().expect("a sweep thread panicked"))
+    });
+    if let Some(failure) = failure {
+        panic!("(sweep ROSTER_SIM_BASE_SEED={first} ROSTER_SIM_SEEDS={seeds})\n{failure}");
     }
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "simulation sweep: {seeds} seeds in {secs:.1} s ({:.0} seeds/s on {threads} threads)",
+        seeds as f64 / secs
+    );
 }
 
 /// Seeds that once failed, run on every test run whatever the sweep's range.
@@ -773,15 +896,29 @@ fn sim_regression_seeds_converge() {
 }
 
 /// The races of the link lifecycle happen in the simulation, not just in theory: over a
-/// few seeds, each kind of link event occurs.
+/// few seeds, each kind of link event occurs, nodes are fenced and new names are tried on
+/// fenced nodes (or the fence check checks nothing), and every conflict rule decides
+/// conflicts (or the invariants are shown for keep-oldest only). Conflicts are rare (a few
+/// names lost per rule in a hundred seeds), hence the seeds.
 #[test]
 fn the_simulation_covers_every_link_event() {
+    const COVERAGE_SEEDS: u64 = 200;
     let mut total = LinkCounts::default();
     let mut fenced = Fenced::default();
-    for seed in 0..100 {
-        let (_, _, c, f) = run_seed_counting(seed);
+    let mut rules: BTreeMap<SimRule, (u64, Conflicts)> = BTreeMap::new();
+    for seed in 0..COVERAGE_SEEDS {
+        let (
+            _,
+            _,
+            Coverage {
+                links: c,
+                fenced: f,
+                conflicts,
+            },
+        ) = run_seed_counting(seed);
         fenced.steps += f.steps;
         fenced.by_links_alone += f.by_links_alone;
+        fenced.registrations += f.registrations;
         total.established += c.established;
         total.refused_after_handshake += c.refused_after_handshake;
         total.refused_before_handshake += c.refused_before_handshake;
@@ -790,6 +927,19 @@ fn the_simulation_covers_every_link_event() {
         total.closed_in_handshake += c.closed_in_handshake;
         total.dial_failures += c.dial_failures;
         total.severs += c.severs;
+        let (runs, sum) = rules.entry(conflicts.rule).or_insert((
+            0,
+            Conflicts {
+                rule: conflicts.rule,
+                names_lost: 0,
+                custom: 0,
+                panicked: 0,
+            },
+        ));
+        *runs += 1;
+        sum.names_lost += conflicts.names_lost;
+        sum.custom += conflicts.custom;
+        sum.panicked += conflicts.panicked;
     }
     let LinkCounts {
         established,
@@ -811,86 +961,113 @@ fn the_simulation_covers_every_link_event() {
         ("dial failures", dial_failures),
         ("severs", severs),
     ] {
-        assert!(n > 0, "no link was {what} in 100 seeds: {total:?}");
+        assert!(
+            n > 0,
+            "no link was {what} in {COVERAGE_SEEDS} seeds: {total:?}"
+        );
     }
-    assert!(fenced.steps > 0, "no node was ever fenced in 100 seeds");
+    assert!(
+        fenced.steps > 0,
+        "no node was ever fenced in {COVERAGE_SEEDS} seeds"
+    );
     assert!(
         fenced.by_links_alone > 0,
-        "no node was ever fenced by a cut its membership did not see in 100 seeds"
+        "no node was ever fenced by a cut its membership did not see in {COVERAGE_SEEDS} seeds"
     );
+    assert!(
+        fenced.registrations > 0,
+        "no new name was ever tried on a fenced node in {COVERAGE_SEEDS} seeds: {fenced:?}"
+    );
+    for rule in SimRule::ALL {
+        let Some((runs, c)) = rules.get(&rule) else {
+            panic!("no run of {COVERAGE_SEEDS} seeds had the rule {rule:?}: {rules:?}");
+        };
+        assert!(
+            c.names_lost > 0,
+            "{rule:?} decided no conflict in its {runs} runs: {c:?}"
+        );
+        match rule {
+            SimRule::KeepOldest | SimRule::KeepNewest => {
+                assert_eq!((c.custom, c.panicked), (0, 0), "{rule:?}: {c:?}");
+            }
+            SimRule::Hashed => assert!(c.custom > 0 && c.panicked == 0, "{c:?}"),
+            SimRule::Panicking => assert!(c.custom > 0 && c.panicked > 0, "{c:?}"),
+        }
+    }
 }
 
+/// Replays `ROSTER_SIM_SEED` (a seed a failure printed), by default the first regression
+/// seed: the run passes, and a second run of the seed logs the same and ends in the same
+/// state (or a failure could not be replayed).
 #[test]
 fn sim_replays() {
-    let Some(seed) = std::env::var("ROSTER_SIM_SEED")
+    let seed = std::env::var("ROSTER_SIM_SEED")
         .ok()
-        .and_then(|s| s.parse().ok())
-    else {
-        return;
-    };
+        .map(|s| s.parse().expect("ROSTER_SIM_SEED is a number"))
+        .unwrap_or(REGRESSION_SEEDS[0]);
     let (log, problems) = run_seed(seed);
     println!("{}", log.join("\n"));
     assert!(problems.is_empty(), "{}", report(seed, &log, &problems));
+    let (again, _) = run_seed(seed);
+    assert_eq!(again, log, "SEED={seed} ran differently the second time");
 }
 
-#[test]
-fn a_seed_replays_identically() {
-    let first = run_seed(7);
-    let second = run_seed(7);
-    assert_eq!(first, second);
-}
-
+/// Two partitioned nodes each register "leader"; after the heal one owner is left, the
+/// loser ended, and the one that keeps it is the one the cluster's rule picks: the first
+/// registration under keep-oldest, the second under keep-newest.
 #[test]
 fn conflicting_registrations_on_two_nodes_leave_one_owner_and_kill_the_loser() {
-    // Two nodes, partitioned; each registers "leader".
-    let mut sim = Sim::with_nodes(1, Some(2));
-    sim.net.cut.insert((0, 1));
-    let mut pids = Vec::new();
-    for i in 0..2 {
-        let node = sim.nodes[i].as_mut().expect("alive");
-        let p = node.new_process();
-        let meta = Meta::encode(&(i as u8)).expect("a small number");
-        node.stores
-            .default_scope()
-            .register(&p, "leader".into(), meta)
-            .expect("free on its side");
-        pids.push(p.pid);
-        node.expected.entry(p.pid).or_default();
-        node.processes.push(p);
-        node.step(|_, _| ());
-        sim.advance(10);
+    for (rule, keeper) in [(SimRule::KeepOldest, 0), (SimRule::KeepNewest, 1)] {
+        let mut sim = Sim::with_rule(1, Some(2), rule);
+        sim.net.cut.insert((0, 1));
+        let mut pids = Vec::new();
+        for i in 0..2 {
+            let node = sim.nodes[i].as_mut().expect("alive");
+            let p = node.new_process();
+            let meta = Meta::encode(&(i as u8)).expect("a small number");
+            node.stores
+                .default_scope()
+                .register(&p, "leader".into(), meta)
+                .expect("free on its side");
+            pids.push(p.pid);
+            node.expected.entry(p.pid).or_default();
+            node.processes.push(p);
+            node.step(|_, _| ());
+            sim.advance(10);
+        }
+        let conns: Vec<u64> = sim.net.conns.keys().copied().collect();
+        for conn in conns {
+            sim.break_conn(conn);
+        }
+        sim.advance(2_000);
+        sim.heal();
+        for _ in 0..10 {
+            sim.advance(50);
+        }
+        sim.settle();
+        let owners: Vec<Option<Pid>> = (0..2)
+            .map(|i| {
+                let node = sim.nodes[i].as_ref().expect("alive");
+                node.stores.default_scope().whereis("leader")
+            })
+            .collect();
+        assert_eq!(owners[0], owners[1], "{rule:?}");
+        let winner = owners[0].expect("someone keeps it");
+        assert_eq!(winner, pids[keeper], "{rule:?}");
+        let loser_node = sim.nodes[1 - keeper].as_ref().expect("alive");
+        let loser = loser_node
+            .processes
+            .iter()
+            .find(|p| p.pid == pids[1 - keeper])
+            .expect("kept");
+        assert_eq!(
+            loser.exit_reason(),
+            Some(&ExitReason::Conflict {
+                key: "leader".into(),
+                winner
+            }),
+            "{rule:?}"
+        );
+        assert!(sim.check().is_empty(), "{rule:?}: {:?}", sim.check());
     }
-    let conns: Vec<u64> = sim.net.conns.keys().copied().collect();
-    for conn in conns {
-        sim.break_conn(conn);
-    }
-    sim.advance(2_000);
-    sim.heal();
-    for _ in 0..10 {
-        sim.advance(50);
-    }
-    sim.settle();
-    let owners: Vec<Option<Pid>> = (0..2)
-        .map(|i| {
-            let node = sim.nodes[i].as_ref().expect("alive");
-            node.stores.default_scope().whereis("leader")
-        })
-        .collect();
-    assert_eq!(owners[0], owners[1]);
-    let winner = owners[0].expect("someone keeps it");
-    assert_eq!(winner, pids[0], "keep-oldest: the first registration wins");
-    let loser_node = sim.nodes[1].as_ref().expect("alive");
-    let loser = loser_node
-        .processes
-        .iter()
-        .find(|p| p.pid == pids[1])
-        .expect("kept");
-    assert_eq!(
-        loser.exit_reason(),
-        Some(&ExitReason::Conflict {
-            key: "leader".into(),
-            winner
-        })
-    );
-    assert!(sim.check().is_empty(), "{:?}", sim.check());
 }
