@@ -298,3 +298,43 @@ async fn off_silences_the_cluster_lines_of_its_node_only() {
     loud.shutdown().await;
     quiet.shutdown().await;
 }
+
+/// A client that opens connection after connection and sends garbage gets one warn line
+/// for the lot (the line is rate-limited, its `suppressed` field counts the others), not
+/// one per connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_many_connections_makes_one_warn_line() {
+    use tokio::io::AsyncWriteExt;
+
+    collector();
+    let node = start_clustered(Node::builder(), "garbage", cluster_config("garbage", &[]));
+    let target = node.cluster().addr().unwrap();
+    let mut remotes = Vec::new();
+    for _ in 0..100 {
+        let mut tcp = tokio::net::TcpStream::connect(target).await.unwrap();
+        remotes.push(format!(" remote={}", tcp.local_addr().unwrap()));
+        let _ = tcp
+            .write_all(b"GET / HTTP/1.1\r\nHost: roster\r\n\r\n")
+            .await;
+    }
+    eventually("every handshake failed", || {
+        node.cluster().stats().unwrap().handshake_failures >= 100
+    })
+    .await;
+    let warned: Vec<String> = collector()
+        .lines
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.level == Level::WARN && l.text.contains("inbound link refused"))
+        .filter(|l| remotes.iter().any(|r| l.text.contains(r.as_str())))
+        .map(|l| l.text.clone())
+        .collect();
+    // One line, or two if the connections took longer than the interval.
+    assert!(
+        (1..=2).contains(&warned.len()),
+        "{} warn lines for 100 refused connections: {warned:?}",
+        warned.len()
+    );
+    node.shutdown().await;
+}

@@ -172,9 +172,17 @@ impl Drop for DialClaim {
     }
 }
 
+/// At most one warn line per this interval about inbound handshakes that failed, for the
+/// whole node (the others go to debug): a client sending garbage on every connection must
+/// not write a line per connection. As the refused membership datagrams.
+const HANDSHAKE_FAILURE_WARN_INTERVAL: Duration = Duration::from_secs(10);
+
 pub(super) async fn accept_loop(cluster: Weak<Cluster>, listener: TcpListener) {
     let mut refusals = Throttle::new(Duration::from_secs(1));
     let mut failures = Throttle::new(Duration::from_secs(1));
+    let handshake_failures = Arc::new(std::sync::Mutex::new(Throttle::new(
+        HANDSHAKE_FAILURE_WARN_INTERVAL,
+    )));
     loop {
         let accepted = listener.accept().await;
         let Some(strong) = cluster.upgrade() else {
@@ -211,17 +219,31 @@ pub(super) async fn accept_loop(cluster: Weak<Cluster>, listener: TcpListener) {
                 continue;
             }
         };
+        let handshake_failures = handshake_failures.clone();
         tokio::spawn(async move {
             let result = strong.accept(stream).await;
             lock(&strong.core).handshake_ended();
             match result {
                 Ok((stream, peer)) => strong.establish(stream, peer, admission),
                 Err(e) => {
-                    strong
+                    let failed = strong
                         .counters
                         .handshake_failures
-                        .fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(%remote, error = %e, "inbound link refused");
+                        .fetch_add(1, Ordering::Relaxed)
+                        + 1;
+                    match lock(&handshake_failures).allow(Instant::now()) {
+                        Some(suppressed) => tracing::warn!(
+                            %remote,
+                            error = %e,
+                            failed,
+                            suppressed,
+                            "inbound link refused (this line is rate-limited: `suppressed` \
+                             counts the refusals since the previous one)"
+                        ),
+                        None => {
+                            tracing::debug!(%remote, error = %e, failed, "inbound link refused")
+                        }
+                    }
                 }
             }
         });
