@@ -7,6 +7,7 @@ pub mod host;
 pub mod links;
 mod node_records;
 mod op_log;
+mod peer;
 pub mod wire;
 
 #[cfg(test)]
