@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use super::core::CoreConfig;
-use super::pair::Pair;
+use super::tests::pair::Pair;
 use crate::event::ExitReason;
 use crate::key::Limits;
 use crate::meta::Meta;

@@ -10,20 +10,12 @@ mod op_log;
 mod peer;
 pub mod wire;
 
-#[cfg(test)]
-mod apply_figures;
-#[cfg(test)]
-mod core_tests;
 #[cfg(feature = "fuzzing")]
 pub mod hostile_peer;
 #[cfg(test)]
-mod links_tests;
-// The fuzz target `hostile_peer` drives a pair too; what only the tests use is dead there.
-#[cfg(any(test, feature = "fuzzing"))]
-#[cfg_attr(not(test), allow(dead_code))]
-mod pair;
-#[cfg(test)]
 mod sim;
+#[cfg(any(test, feature = "fuzzing"))]
+mod tests;
 
 pub use barrier::Barrier;
 pub use wire::PROTOCOL_VERSION;

@@ -29,9 +29,9 @@ use rand::{Rng, SeedableRng};
 
 use self::network::{LinkCounts, Network};
 use super::core::{Core, CoreConfig, CoreEvent};
-use super::pair::ManualClock;
 use crate::link_table::RedialPolicy;
 use crate::nodes::{Reach, SplitBrainMonitor};
+use crate::replication::tests::pair::ManualClock;
 use crate::store::test_support::{Discard, replicating_stores_ruled};
 
 mod network;

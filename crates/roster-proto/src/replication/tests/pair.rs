@@ -9,23 +9,23 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::core::{Core, CoreConfig, CoreEvent};
-use super::host::ReplicaHost;
-use super::links::PeerHello;
-use super::wire::Frame;
 use crate::clock::Clock;
 use crate::entry::Registration;
 use crate::event::ExitReason;
 use crate::key::{Key, Limits, Pattern};
 use crate::meta::Meta;
 use crate::pid::Pid;
+use crate::replication::core::{Core, CoreConfig, CoreEvent};
+use crate::replication::host::ReplicaHost;
+use crate::replication::links::PeerHello;
+use crate::replication::wire::Frame;
 use crate::store::test_support::{Discard, replicating_stores};
 use crate::store::{NodeStores, ScopeStore};
 use crate::subscription::Subscription;
 
 /// A clock the test sets (milliseconds).
 #[derive(Default)]
-pub(super) struct ManualClock(pub(super) AtomicU64);
+pub(in crate::replication) struct ManualClock(pub(in crate::replication) AtomicU64);
 
 impl Clock for ManualClock {
     fn now_millis(&self) -> u64 {
@@ -34,19 +34,23 @@ impl Clock for ManualClock {
 }
 
 /// One node: a replication core and the stores it hosts.
-pub(super) struct TestNode {
-    pub(super) name: String,
-    pub(super) incarnation: u64,
-    pub(super) core: Core,
+pub(in crate::replication) struct TestNode {
+    pub(in crate::replication) name: String,
+    pub(in crate::replication) incarnation: u64,
+    pub(in crate::replication) core: Core,
     clock: Arc<ManualClock>,
     stores: NodeStores,
     /// Every event the core handed back, in order.
-    pub(super) events: Vec<CoreEvent>,
+    pub(in crate::replication) events: Vec<CoreEvent>,
 }
 
 impl TestNode {
     /// A node connected to the default scope.
-    pub(super) fn new(name: &str, incarnation: u64, core_config: CoreConfig) -> Self {
+    pub(in crate::replication) fn new(
+        name: &str,
+        incarnation: u64,
+        core_config: CoreConfig,
+    ) -> Self {
         let clock = Arc::new(ManualClock(AtomicU64::new(1_000_000)));
         let stores = replicating_stores(incarnation, clock.clone());
         Self {
@@ -64,19 +68,22 @@ impl TestNode {
     }
 
     /// Runs `f` on the core as the shell does: the ops of local writes go in first.
-    pub(super) fn step<R>(&mut self, f: impl FnOnce(&mut Core, &dyn ReplicaHost) -> R) -> R {
+    pub(in crate::replication) fn step<R>(
+        &mut self,
+        f: impl FnOnce(&mut Core, &dyn ReplicaHost) -> R,
+    ) -> R {
         self.core
             .handle_local_ops(&self.stores, self.stores.take_local_ops());
         f(&mut self.core, &self.stores)
     }
 
     /// A new live local process.
-    pub(super) fn process(&mut self) -> Pid {
+    pub(in crate::replication) fn process(&mut self) -> Pid {
         self.stores.new_process(Box::new(Discard)).pid
     }
 
     /// Registers `key` for local process `pid` in the default scope.
-    pub(super) fn register(&mut self, pid: Pid, key: &str) -> Registration {
+    pub(in crate::replication) fn register(&mut self, pid: Pid, key: &str) -> Registration {
         self.clock.0.fetch_add(1, Ordering::Relaxed);
         let cell = self.stores.process(pid).expect("a live process");
         self.scope()
@@ -85,7 +92,7 @@ impl TestNode {
     }
 
     /// Adds local process `pid` to group `key` of the default scope with `meta`.
-    pub(super) fn join(&mut self, pid: Pid, key: &str, meta: Meta) {
+    pub(in crate::replication) fn join(&mut self, pid: Pid, key: &str, meta: Meta) {
         let cell = self.stores.process(pid).expect("a live process");
         self.scope()
             .join(&cell, Key::from(key), meta)
@@ -93,7 +100,7 @@ impl TestNode {
     }
 
     /// The members of group `key` here, in order, with their meta.
-    pub(super) fn members(&self, key: &str) -> Vec<(Pid, Meta)> {
+    pub(in crate::replication) fn members(&self, key: &str) -> Vec<(Pid, Meta)> {
         self.scope()
             .members(key, None)
             .iter()
@@ -102,14 +109,14 @@ impl TestNode {
     }
 
     /// Ends local process `pid` as the node does: dead first, then its entries removed.
-    pub(super) fn exit(&mut self, pid: Pid, reason: ExitReason) {
+    pub(in crate::replication) fn exit(&mut self, pid: Pid, reason: ExitReason) {
         if let Some(process) = self.stores.process(pid) {
             self.stores.exit(&process, reason);
         }
     }
 
     /// A subscription to every change in the default scope here.
-    pub(super) fn subscribe(&self) -> Subscription {
+    pub(in crate::replication) fn subscribe(&self) -> Subscription {
         self.scope()
             .subscribe(vec![Pattern::All], usize::MAX)
             .expect("the default scope is connected")
@@ -117,37 +124,40 @@ impl TestNode {
 
     /// The owner of `key` here.
     /// The record this node's registry holds of the node `name`.
-    pub(super) fn node_record(&self, name: &str) -> Option<crate::nodes::NodeRecord> {
+    pub(in crate::replication) fn node_record(
+        &self,
+        name: &str,
+    ) -> Option<crate::nodes::NodeRecord> {
         self.stores.nodes.get(name).map(|e| e.record)
     }
 
-    pub(super) fn whereis(&self, key: &str) -> Option<Pid> {
+    pub(in crate::replication) fn whereis(&self, key: &str) -> Option<Pid> {
         self.scope().whereis(key)
     }
 
     /// The registration of `key` here.
-    pub(super) fn lookup(&self, key: &str) -> Option<Registration> {
+    pub(in crate::replication) fn lookup(&self, key: &str) -> Option<Registration> {
         self.scope().lookup(key)
     }
 
     /// Applies `ops` of a remote origin that is not linked here, as their frame would.
-    pub(super) fn apply_foreign(&self, ops: Vec<crate::op::Op>) {
+    pub(in crate::replication) fn apply_foreign(&self, ops: Vec<crate::op::Op>) {
         self.scope().apply_remote(ops);
     }
 
     /// Removes every entry of `origin`, as the node does when it learns that it died.
-    pub(super) fn purge(&self, origin: u64) {
+    pub(in crate::replication) fn purge(&self, origin: u64) {
         self.scope()
             .purge_origin(origin, &crate::event::Reason::Exit(ExitReason::NodeDown));
     }
 
     /// Names held here (live ones, of every origin).
-    pub(super) fn names(&self) -> usize {
+    pub(in crate::replication) fn names(&self) -> usize {
         self.scope().registry_count(false)
     }
 
     /// This node's digest of `origin`'s entries.
-    pub(super) fn digest_of(&self, origin: u64) -> u128 {
+    pub(in crate::replication) fn digest_of(&self, origin: u64) -> u128 {
         self.scope().digest(origin)
     }
 
@@ -163,7 +173,7 @@ impl TestNode {
 
     /// Removes one of `origin`'s entries from this node's view behind the core's back (a
     /// divergence only anti-entropy can find).
-    pub(super) fn corrupt_drop(&self, key: &str) {
+    pub(in crate::replication) fn corrupt_drop(&self, key: &str) {
         let scope = self.scope();
         let owner = scope.whereis(key).expect("an entry to corrupt");
         let op = crate::op::Op::Unregister {
@@ -182,28 +192,28 @@ struct Wire {
 }
 
 /// Two nodes and the link between them.
-pub(super) struct Pair {
-    pub(super) a: TestNode,
-    pub(super) b: TestNode,
+pub(in crate::replication) struct Pair {
+    pub(in crate::replication) a: TestNode,
+    pub(in crate::replication) b: TestNode,
     a_to_b: Wire,
     b_to_a: Wire,
     /// The link's session on a and on b, while it is up.
     sessions: Option<(u64, u64)>,
     /// Every frame sent, with its direction (`true`: a to b).
-    pub(super) log: Vec<(bool, Frame)>,
+    pub(in crate::replication) log: Vec<(bool, Frame)>,
     /// Changes each frame a sends b before it is encoded (a peer that lies).
-    pub(super) tamper: Option<fn(&mut Frame)>,
+    pub(in crate::replication) tamper: Option<fn(&mut Frame)>,
     /// A name whose registration on b is recorded after each frame b handles, in
     /// `seen_on_b` (what b's readers could have seen, frame by frame).
-    pub(super) watch_on_b: Option<&'static str>,
+    pub(in crate::replication) watch_on_b: Option<&'static str>,
     /// The registrations of `watch_on_b` on b, one after each frame b handled.
-    pub(super) seen_on_b: Vec<Option<Registration>>,
+    pub(in crate::replication) seen_on_b: Vec<Option<Registration>>,
     start: Instant,
     elapsed: Duration,
 }
 
 impl Pair {
-    pub(super) fn new(config: CoreConfig) -> Self {
+    pub(in crate::replication) fn new(config: CoreConfig) -> Self {
         Self {
             a: TestNode::new("a", 1, config.clone()),
             b: TestNode::new("b", 2, config),
@@ -224,7 +234,7 @@ impl Pair {
     }
 
     /// Brings the link up on both sides (a dials, b accepts) and runs until nothing moves.
-    pub(super) fn link(&mut self) {
+    pub(in crate::replication) fn link(&mut self) {
         let now = self.now();
         let a_hello = (self.a.incarnation, self.a.name.clone());
         let b_hello = (self.b.incarnation, self.b.name.clone());
@@ -243,7 +253,7 @@ impl Pair {
     }
 
     /// Takes the link down on both sides (nodes stay members); frames in flight are lost.
-    pub(super) fn unlink(&mut self) {
+    pub(in crate::replication) fn unlink(&mut self) {
         let now = self.now();
         let (a_inc, b_inc) = (self.a.incarnation, self.b.incarnation);
         if let Some((on_a, on_b)) = self.sessions.take() {
@@ -255,13 +265,13 @@ impl Pair {
     }
 
     /// Replaces b with a restarted node of the same name and a new incarnation.
-    pub(super) fn restart_b(&mut self, incarnation: u64, config: CoreConfig) {
+    pub(in crate::replication) fn restart_b(&mut self, incarnation: u64, config: CoreConfig) {
         self.unlink();
         self.b = TestNode::new("b", incarnation, config);
     }
 
     /// Lets `by` of virtual time pass (timers fire), then runs until nothing moves.
-    pub(super) fn advance(&mut self, by: Duration) {
+    pub(in crate::replication) fn advance(&mut self, by: Duration) {
         self.elapsed += by;
         let now = self.now();
         for node in [&mut self.a, &mut self.b] {
@@ -275,7 +285,7 @@ impl Pair {
 
     /// Moves frames both ways (through the encoder and decoder) and acts on events until
     /// the link is quiet.
-    pub(super) fn drive(&mut self) {
+    pub(in crate::replication) fn drive(&mut self) {
         let now = self.now();
         for _ in 0..10_000 {
             let (a_inc, b_inc) = (self.a.incarnation, self.b.incarnation);
@@ -332,14 +342,14 @@ impl Pair {
 
     /// Hands b the frame encoded in `bytes` as if a had sent it on the current link
     /// (decoded as a link reader does), then acts on what it handed back.
-    pub(super) fn deliver_to_b(&mut self, bytes: &[u8]) {
+    pub(in crate::replication) fn deliver_to_b(&mut self, bytes: &[u8]) {
         let frame = Frame::decode(bytes, &Limits::CEILING).expect("a valid frame");
         self.deliver_decoded_to_b(frame);
     }
 
     /// Hands b `frame` as if a had sent it on the current link, then acts on what it
     /// handed back.
-    pub(super) fn deliver_decoded_to_b(&mut self, frame: Frame) {
+    pub(in crate::replication) fn deliver_decoded_to_b(&mut self, frame: Frame) {
         let now = self.now();
         let (a_inc, (_, on_b)) = (self.a.incarnation, self.sessions.expect("linked"));
         self.b
@@ -348,7 +358,7 @@ impl Pair {
     }
 
     /// Frames sent a to b (`true`) or b to a since `from` in the log.
-    pub(super) fn sent(&self, a_to_b: bool, from: usize) -> Vec<&Frame> {
+    pub(in crate::replication) fn sent(&self, a_to_b: bool, from: usize) -> Vec<&Frame> {
         self.log[from..]
             .iter()
             .filter(|(dir, _)| *dir == a_to_b)

@@ -13,13 +13,13 @@ use std::time::Instant;
 
 use compact_str::format_compact;
 
-use super::core::CoreConfig;
 use super::pair::Pair;
-use super::wire::Frame;
 use crate::key::Limits;
 use crate::meta::Meta;
 use crate::op::Op;
 use crate::pid::{Incarnation, Pid};
+use crate::replication::core::CoreConfig;
+use crate::replication::wire::Frame;
 use crate::store::SnapshotSize;
 
 /// Names in the snapshot.

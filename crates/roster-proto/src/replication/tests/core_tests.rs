@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
-use super::core::{CoreConfig, CoreEvent};
 use super::pair::Pair;
-use super::wire::Frame;
 use crate::event::{Event, EventKind, ExitReason, Reason};
 use crate::nodes::{Keeper, NodeRecord};
 use crate::op::Op;
 use crate::pid::{Incarnation, Pid};
+use crate::replication::core::{CoreConfig, CoreEvent};
+use crate::replication::wire::Frame;
 use crate::store::SnapshotSize;
 use crate::subscription::{Delivery, Subscription};
 
@@ -706,13 +706,13 @@ fn a_barrier_is_reached_once_the_peer_answered_behind_both_sides_earlier_writes(
     let ping = position(
         &pair,
         true,
-        |f| matches!(f, Frame::Ping { id } if super::barrier::is_barrier_ping(*id)),
+        |f| matches!(f, Frame::Ping { id } if crate::replication::barrier::is_barrier_ping(*id)),
     )
     .expect("a sent its barrier ping");
     let pong = position(
         &pair,
         false,
-        |f| matches!(f, Frame::Pong { id } if super::barrier::is_barrier_ping(*id)),
+        |f| matches!(f, Frame::Pong { id } if crate::replication::barrier::is_barrier_ping(*id)),
     )
     .expect("b answered it");
     assert!(position(&pair, true, |f| carries(f, "mine")).expect("a sent its write") < ping);

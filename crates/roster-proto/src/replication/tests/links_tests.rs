@@ -3,13 +3,13 @@
 
 use std::time::{Duration, Instant};
 
-use super::core::{CoreConfig, CoreEvent};
-use super::links::PeerHello;
 use super::pair::TestNode;
-use super::wire::Frame;
 use crate::key::Limits;
 use crate::link_table::Refusal;
 use crate::pid::{Incarnation, Pid};
+use crate::replication::core::{CoreConfig, CoreEvent};
+use crate::replication::links::PeerHello;
+use crate::replication::wire::Frame;
 
 /// A process on the peer.
 const PID: Pid = Pid::new(Incarnation::new(2), 1);
@@ -125,7 +125,7 @@ fn an_overloaded_link_is_closed_by_the_core_with_its_session() {
     let session = link(&mut a, 2, now);
     for _ in 0..3 {
         let _ = a.core.send(2, Frame::Ping { id: 1 });
-        let message = Frame::Message(super::wire::Message {
+        let message = Frame::Message(crate::replication::wire::Message {
             to: PID,
             from: None,
             payload: crate::meta::Meta::EMPTY,
