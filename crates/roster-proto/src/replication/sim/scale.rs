@@ -13,7 +13,8 @@
 
 use std::time::Instant;
 
-use super::{Sim, view};
+use super::Sim;
+use super::invariants::view;
 use crate::key::Key;
 use crate::meta::Meta;
 

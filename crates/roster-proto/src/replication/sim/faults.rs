@@ -1,0 +1,92 @@
+//! The simulation's faults: one random step of partitions, severs, crashes and restarts,
+//! clock skew and heals.
+
+use std::time::Duration;
+
+use rand::Rng;
+
+use super::{Sim, pair};
+
+impl Sim {
+    pub(super) fn fault_step(&mut self) {
+        let alive = self.alive();
+        match self.rng.random_range(0..7) {
+            0 => self.drop_random_link(),
+            1 if alive.len() >= 2 => {
+                // Partition one node from the rest; SWIM may or may not declare it dead.
+                let a = alive[self.rng.random_range(0..alive.len())];
+                let dead = self.rng.random_bool(0.5);
+                self.log
+                    .push(format!("t={} partition {a} dead={dead}", self.elapsed_ms()));
+                let a_inc = self.nodes[a].as_ref().expect("alive").incarnation;
+                for &b in alive.iter().filter(|&&b| b != a) {
+                    self.net.cut.insert(pair(a, b));
+                    let b_inc = self.nodes[b].as_ref().expect("alive").incarnation;
+                    let crossing: Vec<u64> = self
+                        .net
+                        .conns
+                        .iter()
+                        .filter(|(_, c)| {
+                            let incs = [c.ends[0].incarnation, c.ends[1].incarnation];
+                            incs.contains(&a_inc) && incs.contains(&b_inc)
+                        })
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for conn in crossing {
+                        self.break_conn(conn);
+                    }
+                    if dead {
+                        self.net.declared_dead.entry(a).or_default().insert(b_inc);
+                        self.net.declared_dead.entry(b).or_default().insert(a_inc);
+                        self.declare_dead(a, b_inc);
+                        self.declare_dead(b, a_inc);
+                    }
+                }
+            }
+            2 => {
+                self.log.push(format!("t={} heal", self.elapsed_ms()));
+                self.heal();
+            }
+            3 if alive.len() >= 2 => {
+                let a = alive[self.rng.random_range(0..alive.len())];
+                let crashed = self.nodes[a].take().expect("alive");
+                let incarnation = crashed.incarnation;
+                self.log.push(format!(
+                    "t={} crash {a} (incarnation {incarnation})",
+                    self.elapsed_ms()
+                ));
+                self.crash_links(a, incarnation);
+                self.net.declared_dead.remove(&a);
+                let detect = Duration::from_millis(self.rng.random_range(100..3000));
+                self.pending_deaths
+                    .push((a, incarnation, self.now + detect));
+                drop(crashed);
+                // Restart at once as a new incarnation.
+                let restarted = self.boot(a);
+                self.log.push(format!(
+                    "t={} restart {a} as incarnation {}",
+                    self.elapsed_ms(),
+                    restarted.incarnation
+                ));
+                self.nodes[a] = Some(restarted);
+                self.publish_record(a);
+                self.announce(a);
+            }
+            4 => {
+                let a = alive[self.rng.random_range(0..alive.len())];
+                let duration = Duration::from_millis(self.rng.random_range(0..500));
+                self.log.push(format!(
+                    "t={} sever {a} for {}ms",
+                    self.elapsed_ms(),
+                    duration.as_millis()
+                ));
+                self.sever(a, duration);
+            }
+            5 => {
+                let a = alive[self.rng.random_range(0..alive.len())];
+                self.change_status(a);
+            }
+            _ => {}
+        }
+    }
+}

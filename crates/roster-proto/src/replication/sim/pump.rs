@@ -1,0 +1,159 @@
+//! The simulation's event pump: each node's local ops and core outputs handed to the
+//! network, membership announced, time advanced with frames and connections delivered,
+//! and the run itself: steps of workload and faults, then the heal and the settling.
+
+use std::time::Duration;
+
+use rand::Rng;
+
+use super::{Sim, VANISH_GRACE};
+use crate::replication::core::CoreEvent;
+
+impl Sim {
+    /// Moves every frame a node's core queued onto its links, and acts on its events.
+    pub(super) fn flush(&mut self, from: usize) {
+        let Some(node) = self.nodes[from].as_mut() else {
+            return;
+        };
+        let mut outgoing = Vec::new();
+        let mut overloaded = Vec::new();
+        loop {
+            // Catch-up comes a frame at a time, as a socket would drain it.
+            loop {
+                let peers = node.core.peers_with_transmits();
+                let before = outgoing.len();
+                for peer in peers {
+                    let frames = node.core.poll_transmit(peer);
+                    if !frames.is_empty() {
+                        outgoing.push((peer, frames));
+                    }
+                }
+                if outgoing.len() == before {
+                    break;
+                }
+            }
+            // The events, in order, as the driver acts on them.
+            let mut local_ops = false;
+            while let Some(event) = node.core.poll_event() {
+                match event {
+                    CoreEvent::Overloaded { peer, session } => overloaded.push((peer, session)),
+                    CoreEvent::NamesLost(applied) => {
+                        self.names_lost += applied.lost.len() as u64;
+                        node.stores.end_conflict_losers(applied);
+                        local_ops = true;
+                    }
+                    // The workload sends no messages.
+                    CoreEvent::Deliver(_)
+                    | CoreEvent::Dispatch(_)
+                    | CoreEvent::Repaired { .. }
+                    | CoreEvent::GapDetected { .. }
+                    | CoreEvent::Skipped { .. } => {}
+                }
+            }
+            if !local_ops {
+                break;
+            }
+            // The losers' removals are local ops: ship them like the driver does.
+            node.step(|_, _| ());
+        }
+        for (peer, frames) in outgoing {
+            self.send(from, peer, frames);
+        }
+        for (peer, session) in overloaded {
+            self.close_session(from, session);
+            if self.member(from, peer) {
+                self.maybe_dial(from, peer);
+            }
+        }
+    }
+
+    /// Membership tells node `i` and every other live node about each other.
+    pub(super) fn announce(&mut self, i: usize) {
+        let me = self.nodes[i].as_ref().expect("alive").incarnation;
+        for j in self.alive().into_iter().filter(|&j| j != i) {
+            let peer = self.nodes[j].as_ref().expect("alive").incarnation;
+            self.maybe_dial(i, peer);
+            self.maybe_dial(j, me);
+        }
+    }
+
+    /// Ends the partitions; membership sees every live node again.
+    pub(super) fn heal(&mut self) {
+        self.net.cut.clear();
+        let declared = std::mem::take(&mut self.net.declared_dead);
+        for (node, peers) in declared {
+            for peer in peers {
+                if self.nodes[node].is_some() && self.index_of(peer).is_some() {
+                    self.maybe_dial(node, peer);
+                }
+            }
+        }
+    }
+
+    pub(super) fn advance(&mut self, ms: u64) {
+        self.now += Duration::from_millis(ms);
+        for i in self.alive() {
+            let now = self.now;
+            let mut node = self.nodes[i].take().expect("alive");
+            self.set_clock(&mut node);
+            node.step(|core, host| core.handle_timeout(host, now));
+            self.nodes[i] = Some(node);
+            // Peers unlinked past the grace that membership does not list are purged.
+            let alive: Vec<u64> = self
+                .nodes
+                .iter()
+                .flatten()
+                .map(|n| n.incarnation)
+                .filter(|peer| self.member(i, *peer))
+                .collect();
+            let node = self.nodes[i].as_mut().expect("alive");
+            node.step(|core, host| core.purge_vanished(host, now, VANISH_GRACE, &alive));
+            self.flush(i);
+        }
+        let due: Vec<(usize, u64)> = self
+            .pending_deaths
+            .iter()
+            .filter(|(_, _, at)| *at <= self.now)
+            .map(|(i, inc, _)| (*i, *inc))
+            .collect();
+        self.pending_deaths.retain(|(_, _, at)| *at > self.now);
+        for (_, incarnation) in due {
+            for j in self.alive() {
+                self.declare_dead(j, incarnation);
+            }
+        }
+        self.node_duties();
+        self.run_network();
+        let zombies = self.check_links(false);
+        self.net.violations.extend(zombies);
+    }
+
+    pub(super) fn run(&mut self, steps: usize) {
+        for _ in 0..steps {
+            if self.rng.random_bool(self.fault_rate) {
+                self.fault_step();
+            }
+            self.workload_step();
+            let ms = self.rng.random_range(0..10);
+            self.advance(ms);
+        }
+        // Heal: no more faults; every crashed node's death is noticed; links come up.
+        self.log.push(format!("t={} final heal", self.elapsed_ms()));
+        self.heal();
+        self.advance(5_000);
+        for _ in 0..40 {
+            self.advance(250);
+        }
+        self.settle();
+    }
+
+    /// Delivers what is in flight, without reaching the next anti-entropy round.
+    pub(super) fn settle(&mut self) {
+        for _ in 0..200 {
+            if self.net.in_flight() == 0 {
+                return;
+            }
+            self.advance(1);
+        }
+    }
+}
