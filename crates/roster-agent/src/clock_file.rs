@@ -64,9 +64,8 @@ pub enum ClockFileError {
 #[derive(Debug, Clone)]
 pub struct ClockFile {
     path: PathBuf,
-    file: Arc<Mutex<File>>,
-    /// The last reading saved (margin included).
-    saved: Arc<Mutex<u64>>,
+    /// The file, and the last reading saved in it (margin included).
+    file: Arc<Mutex<(File, u64)>>,
 }
 
 impl ClockFile {
@@ -108,8 +107,7 @@ impl ClockFile {
         };
         let clock = Self {
             path,
-            file: Arc::new(Mutex::new(file)),
-            saved: Arc::new(Mutex::new(reading)),
+            file: Arc::new(Mutex::new((file, reading))),
         };
         Ok((clock, reading))
     }
@@ -118,11 +116,11 @@ impl ClockFile {
     /// failure once per run of failures.
     pub fn save(&self, node: &Node) {
         let reading = node.clock_reading().saturating_add(MARGIN);
-        let mut saved = self.saved.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        let (file, saved) = &mut *guard;
         if reading <= *saved {
             return;
         }
-        let file = self.file.lock().unwrap_or_else(|e| e.into_inner());
         match file.write_all_at(&encode(reading), 0) {
             Ok(()) => *saved = reading,
             Err(e) => tracing::warn!(

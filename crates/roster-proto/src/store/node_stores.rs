@@ -77,8 +77,9 @@ impl NodeStores {
     /// The highest reading of the node's clocks: no token the node minted or showed is
     /// above it.
     pub fn clock_reading(&self) -> u64 {
-        self.all()
-            .iter()
+        self.scopes
+            .pin()
+            .values()
             .map(|scope| scope.clock_reading())
             .fold(self.clock_floor.load(Ordering::Relaxed), u64::max)
     }

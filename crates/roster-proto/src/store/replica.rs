@@ -993,6 +993,29 @@ mod tests {
         assert!(scope.lookup("other").is_some());
     }
 
+    /// Two remote contenders: `older` (incarnation 1) and `newer` (incarnation 2).
+    fn contenders() -> (Pid, Pid) {
+        (
+            Pid::new(Incarnation::new(1), 1),
+            Pid::new(Incarnation::new(2), 1),
+        )
+    }
+
+    /// Makes `scope` keep back `older`'s registration of `key`: `newer`'s registration
+    /// (token 20) is shown and released, leaving a floor above `older`'s (token 10).
+    fn keep_back(scope: &crate::store::ScopeStore, key: &str) {
+        let (older, newer) = contenders();
+        scope.apply_remote(vec![register(key, newer, 20)]);
+        scope.apply_remote(vec![Op::Unregister {
+            key: key.into(),
+            pid: newer,
+            reason: Reason::Requested,
+        }]);
+        let applied = scope.apply_remote(vec![register(key, older, 10)]);
+        assert_eq!(applied.restamps.len(), 1, "{key} kept back");
+        assert!(scope.lookup(key).is_none());
+    }
+
     /// A registration kept back still holds its name here: a local registration of it
     /// meets it as a contender (keep-oldest: the older kept-back one wins, the local one is
     /// refused), until its node removes it or goes; then the name is free again.
@@ -1000,16 +1023,9 @@ mod tests {
     fn a_registration_kept_back_still_holds_its_name_against_a_local_one() {
         let stores = replicating(3);
         let scope = stores.default_scope().clone();
-        let (older, newer) = (
-            Pid::new(Incarnation::new(1), 1),
-            Pid::new(Incarnation::new(2), 1),
-        );
+        let (older, _) = contenders();
         let local = stores.new_process(Box::new(Discard));
-        scope.apply_remote(vec![register("k", newer, 20)]);
-        scope.purge_origin(2, &Reason::Exit(crate::event::ExitReason::NodeDown));
-        let applied = scope.apply_remote(vec![register("k", older, 10)]);
-        assert_eq!(applied.restamps.len(), 1, "kept back");
-        assert!(scope.lookup("k").is_none());
+        keep_back(&scope, "k");
         let refused = scope.register(&local, "k".into(), Meta::EMPTY);
         assert!(
             matches!(refused, Err(crate::error::RegistryError::Taken { owner, .. }) if owner == older),
@@ -1040,25 +1056,12 @@ mod tests {
     fn a_registration_kept_back_that_goes_unseen_tells_a_refused_local_one() {
         let stores = replicating(3);
         let scope = stores.default_scope().clone();
-        let (older, newer) = (
-            Pid::new(Incarnation::new(1), 1),
-            Pid::new(Incarnation::new(2), 1),
-        );
+        let (older, _) = contenders();
         let local = stores.new_process(Box::new(Discard));
         let mut events = scope.subscribe(vec![Pattern::All], 64).unwrap();
-        let keep_back = |key: &str| {
-            scope.apply_remote(vec![register(key, newer, 20)]);
-            scope.apply_remote(vec![Op::Unregister {
-                key: key.into(),
-                pid: newer,
-                reason: Reason::Requested,
-            }]);
-            let applied = scope.apply_remote(vec![register(key, older, 10)]);
-            assert_eq!(applied.restamps.len(), 1, "{key} kept back");
-        };
-        keep_back("released");
-        keep_back("node-down");
-        keep_back("quiet");
+        for key in ["released", "node-down", "quiet"] {
+            keep_back(&scope, key);
+        }
         drain(&mut events);
         for key in ["released", "node-down"] {
             assert!(scope.register(&local, key.into(), Meta::EMPTY).is_err());
@@ -1092,13 +1095,8 @@ mod tests {
             crate::conflict::ConflictRule::KeepNewest,
         );
         let scope = stores.default_scope().clone();
-        let (older, newer) = (
-            Pid::new(Incarnation::new(1), 1),
-            Pid::new(Incarnation::new(2), 1),
-        );
-        scope.apply_remote(vec![register("k", newer, 20)]);
-        scope.purge_origin(2, &Reason::Exit(crate::event::ExitReason::NodeDown));
-        scope.apply_remote(vec![register("k", older, 10)]);
+        let (older, _) = contenders();
+        keep_back(&scope, "k");
         let local = stores.new_process(Box::new(Discard));
         let held = scope.register(&local, "k".into(), Meta::EMPTY).unwrap();
         assert_eq!(scope.whereis("k"), Some(local.pid));
