@@ -291,12 +291,12 @@ impl ScopeStore {
             Some(list) => {
                 let (stored, new) = put(&self.groups, HeldKind::Member, key, list);
                 if new {
-                    let _ = self.group_index.insert_sync(stored, ());
+                    self.group_index.insert(stored);
                 }
             }
             None => {
                 if self.groups.pin().remove(key.as_str()).is_some() {
-                    self.group_index.remove_sync(key.as_str());
+                    self.group_index.remove(key.as_str());
                 }
             }
         }

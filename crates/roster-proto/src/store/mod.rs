@@ -29,6 +29,7 @@ mod kept_back;
 mod lease;
 mod names;
 mod node_stores;
+mod ordered_keys;
 mod owners;
 mod process_table;
 mod replica;
@@ -49,7 +50,7 @@ use std::time::{Duration, Instant};
 
 use self::lease::Lease;
 
-use scc::TreeIndex;
+use self::ordered_keys::OrderedKeys;
 use smallvec::SmallVec;
 
 pub use self::process_table::{
@@ -213,9 +214,9 @@ pub struct ScopeStore {
     /// The TTL lease, for a scope connected with one.
     lease: Mutex<Option<Lease>>,
     names: Map<Registration>,
-    name_index: TreeIndex<StoredKey, ()>,
+    name_index: OrderedKeys,
     groups: Map<MemberList>,
-    group_index: TreeIndex<StoredKey, ()>,
+    group_index: OrderedKeys,
     shards: Box<[Mutex<Shard>]>,
     counts: Box<[ShardCounts]>,
     /// Whether the owner index of remote entries is built.
@@ -270,9 +271,9 @@ impl ScopeStore {
             read_transform: AtomicBool::new(false),
             lease: Mutex::new(None),
             names: Map::default(),
-            name_index: TreeIndex::new(),
+            name_index: OrderedKeys::new(HeldKind::Name),
             groups: Map::default(),
-            group_index: TreeIndex::new(),
+            group_index: OrderedKeys::new(HeldKind::Member),
             shards: (0..SHARDS)
                 .map(|index| {
                     Mutex::new(Shard {
@@ -667,7 +668,7 @@ fn put<V>(map: &Map<V>, kind: HeldKind, key: &str, value: V) -> (StoredKey, bool
 
 /// Walks an ordered index from `prefix` while keys start with it (all keys for `""`).
 fn keys_with_prefix<'g>(
-    index: &'g TreeIndex<StoredKey, ()>,
+    index: &'g OrderedKeys,
     prefix: &'g str,
     guard: &'g scc::Guard,
 ) -> impl Iterator<Item = &'g StoredKey> + 'g {
@@ -677,7 +678,7 @@ fn keys_with_prefix<'g>(
 /// The keys of `index` under `prefix`, in order, strictly after `after` if given: a page
 /// that starts where the last one ended costs what it returns, not the keys before it.
 fn keys_with_prefix_after<'g>(
-    index: &'g TreeIndex<StoredKey, ()>,
+    index: &'g OrderedKeys,
     prefix: &'g str,
     after: Option<&'g str>,
     guard: &'g scc::Guard,
@@ -688,8 +689,7 @@ fn keys_with_prefix_after<'g>(
         _ => Bound::Included(prefix),
     };
     index
-        .range::<str, _>((start, Bound::Unbounded), guard)
-        .map(|(k, _)| k)
+        .from(start, guard)
         .take_while(move |k| k.as_bytes().starts_with(prefix.as_bytes()))
 }
 

@@ -219,7 +219,7 @@ impl ScopeStore {
     /// Adds a key just inserted in the names map to the ordered index. The caller holds the
     /// shard lock.
     pub(super) fn index_new_name(&self, shard: &mut Shard, stored: StoredKey) {
-        let _ = self.name_index.insert_sync(stored, ());
+        self.name_index.insert(stored);
         shard.name_inserts = shard.name_inserts.wrapping_add(1);
         if shard.name_inserts.is_multiple_of(FLUSH_EVERY) {
             // A map that grows retires each outgrown table into this thread's batch of
@@ -311,7 +311,7 @@ impl ScopeStore {
                     self.forget_shadow(shard, key, &other);
                 }
                 names.remove(key.as_str());
-                self.name_index.remove_sync(key.as_str());
+                self.name_index.remove(key.as_str());
             }
             Some(promoted) => {
                 self.push_event(events, || {
@@ -328,7 +328,7 @@ impl ScopeStore {
             }
             None => {
                 names.remove(key.as_str());
-                self.name_index.remove_sync(key.as_str());
+                self.name_index.remove(key.as_str());
             }
         }
     }

@@ -76,10 +76,7 @@ impl ScopeStore {
             };
             let names = self.names.pin();
             let mut last = None;
-            for (key, ()) in self
-                .name_index
-                .range::<str, _>((start, Bound::Unbounded), &guard)
-            {
+            for key in self.name_index.from(start, &guard) {
                 if full(&chunk, bytes) {
                     break;
                 }
@@ -111,16 +108,14 @@ impl ScopeStore {
             }
         }
         if let Phase::Groups { from, after } = &cursor.phase {
-            let start = match from {
+            // Owned: the walk below ends by moving the cursor on.
+            let (from, mut after) = (from.clone(), *after);
+            let start = match &from {
                 Some(key) => Bound::Included(key.as_str()),
                 None => Bound::Unbounded,
             };
-            let mut after = *after;
             let groups = self.groups.pin();
-            for (key, ()) in self
-                .group_index
-                .range::<str, _>((start, Bound::Unbounded), &guard)
-            {
+            for key in self.group_index.from(start, &guard) {
                 let from_here = from.as_ref().is_none_or(|from| *key != **from);
                 if from_here {
                     after = None;

@@ -5,9 +5,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use scc::TreeIndex;
-
-use super::{ScopeStore, StoredKey, keys_with_prefix};
+use super::ordered_keys::OrderedKeys;
+use super::{ScopeStore, keys_with_prefix};
 use crate::entry::{MemberList, Registration};
 use crate::error::RegistryError;
 use crate::key::{Key, Pattern};
@@ -69,7 +68,7 @@ impl ScopeStore {
 
 /// The entries of one table whose keys match any of `patterns`, by key, each once.
 fn matching<V>(
-    index: &TreeIndex<StoredKey, ()>,
+    index: &OrderedKeys,
     patterns: &[Pattern],
     get: impl Fn(&str) -> Option<V>,
 ) -> BTreeMap<Key, V> {
