@@ -73,6 +73,7 @@ pub(crate) const LOCAL: &[PeerFigure] = &[
     row("lookup_p50", "pg 711", "", Target::None),
     row("lookup_p99", "pg 1473", "", Target::None),
     row("baseline_map_get_1t", "", "lookup_1t >= 0.5x", Target::None),
+    row("baseline_map_get_2t", "", "", Target::None),
     row("members_1t", "pg 1.4M", ">= 7M", Target::AtLeast(7e6)),
     row("members_2t", "pg 2.3M", ">= 11.5M", Target::AtLeast(11.5e6)),
     row("members_p50", "pg 720", "", Target::None),

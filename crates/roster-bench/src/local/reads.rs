@@ -37,7 +37,8 @@ fn p50_p99(hist: &Histogram<u64>) -> [f64; 2] {
 }
 
 /// L1: 10K names; `lookup` by 1 and 2 reader threads, per-call latency, `whereis`, and a
-/// bare map read with the same keys, key list and loop shape as the baseline.
+/// bare map read by 1 and 2 threads with the same keys, key list and loop shape as the
+/// baseline.
 pub(super) fn lookup(bench: &Bench<'_>, sizes: &Sizes, report: &mut Report) {
     let node = bench.node();
     let procs = processes(&node, sizes.names);
@@ -84,7 +85,11 @@ pub(super) fn lookup(bench: &Bench<'_>, sizes: &Sizes, report: &mut Report) {
             threaded_pass(&one, &map_get),
         ]
     });
-    let [lookup_2t] = runs_of(sizes.reps, || [threaded_pass(&two, &lookup)]);
+    // The bare map read by two threads too: how far two readers scale on this machine
+    // whatever the registry does.
+    let [lookup_2t, baseline_2t] = runs_of(sizes.reps, || {
+        [threaded_pass(&two, &lookup), threaded_pass(&two, &map_get)]
+    });
     let [p50, p99] = runs_of(sizes.reps, || p50_p99(&timed_pass(&one[0], lookup)));
     let timer = timer_overhead_ns(sizes.reads);
 
@@ -95,6 +100,7 @@ pub(super) fn lookup(bench: &Bench<'_>, sizes: &Sizes, report: &mut Report) {
     report.add("L1", "timer_overhead_ns", timer, Unit::Ns);
     report.add_runs("L1", "whereis_1t", &whereis_1t, Unit::OpsPerSec);
     report.add_runs("L1", "baseline_map_get_1t", &baseline_1t, Unit::OpsPerSec);
+    report.add_runs("L1", "baseline_map_get_2t", &baseline_2t, Unit::OpsPerSec);
     drop(procs);
 }
 
