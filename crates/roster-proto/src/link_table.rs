@@ -68,11 +68,18 @@ pub struct LinkSession {
     pub established: Instant,
 }
 
-/// The state under which a connection started its handshake; checked again when it
-/// completes, so a sever in between refuses it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A connection's permit to run its handshake, from [`LinkTable::begin_handshake`] (an
+/// inbound one) or [`LinkTable::admit_dial`]: the state it started under, checked again
+/// when it completes so that a sever in between refuses it. Neither `Copy` nor `Clone`:
+/// each is ended once, by [`LinkTable::may_establish`] when its handshake completed or
+/// [`LinkTable::handshake_failed`] when it did not, and an inbound one frees its place
+/// among the handshakes in progress then.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "an admission is ended by establishing its link or by handshake_failed"]
 pub struct Admission {
     epoch: u64,
+    /// Counted among the inbound handshakes in progress.
+    inbound: bool,
 }
 
 /// Why a connection or a completed handshake was not admitted.
@@ -161,8 +168,8 @@ impl<L> LinkTable<L> {
         self.severed_until.filter(|until| *until > now)
     }
 
-    /// A connection (inbound or dialed) wants to run a handshake. On success the caller
-    /// must call [`LinkTable::handshake_done`] when the handshake ends, whatever its result.
+    /// An inbound connection wants to run a handshake: admitted unless links are severed
+    /// or too many handshakes run.
     pub fn begin_handshake(&mut self, now: Instant) -> Result<Admission, Refusal> {
         if self.is_severed(now) {
             return Err(Refusal::Severed);
@@ -171,7 +178,10 @@ impl<L> LinkTable<L> {
             return Err(Refusal::TooManyHandshakes);
         }
         self.handshakes += 1;
-        Ok(Admission { epoch: self.epoch })
+        Ok(Admission {
+            epoch: self.epoch,
+            inbound: true,
+        })
     }
 
     /// This node wants to dial a peer (dials are not bounded like inbound handshakes: there
@@ -180,12 +190,23 @@ impl<L> LinkTable<L> {
         if self.is_severed(now) {
             return Err(Refusal::Severed);
         }
-        Ok(Admission { epoch: self.epoch })
+        Ok(Admission {
+            epoch: self.epoch,
+            inbound: false,
+        })
     }
 
-    /// A handshake admitted by [`LinkTable::begin_handshake`] ended.
-    pub fn handshake_done(&mut self) {
-        self.handshakes = self.handshakes.saturating_sub(1);
+    /// The handshake of `admission` failed (or its connection closed before it ended).
+    pub fn handshake_failed(&mut self, admission: Admission) {
+        self.end(admission);
+    }
+
+    /// Ends `admission`; the epoch it was admitted at.
+    fn end(&mut self, admission: Admission) -> u64 {
+        if admission.inbound {
+            self.handshakes = self.handshakes.saturating_sub(1);
+        }
+        admission.epoch
     }
 
     /// Handshakes in progress.
@@ -194,11 +215,13 @@ impl<L> LinkTable<L> {
         self.handshakes
     }
 
-    /// Whether a completed handshake may become a link now.
-    pub fn may_establish(&self, admission: Admission, now: Instant) -> Result<(), Refusal> {
+    /// Whether the completed handshake of `admission` (which ends here) may become a link
+    /// now.
+    pub fn may_establish(&mut self, admission: Admission, now: Instant) -> Result<(), Refusal> {
+        let epoch = self.end(admission);
         if self.is_severed(now) {
             Err(Refusal::Severed)
-        } else if admission.epoch != self.epoch {
+        } else if epoch != self.epoch {
             Err(Refusal::SeveredMeanwhile)
         } else {
             Ok(())
@@ -395,6 +418,7 @@ mod tests {
         let now = Instant::now();
         let mut table: LinkTable<u8> = LinkTable::new(POLICY, 4);
         let in_flight = table.begin_handshake(now).unwrap();
+        let also_in_flight = table.begin_handshake(now).unwrap();
         table.insert(1, 1);
         let closed = table.sever(now, now + Duration::from_secs(1));
         assert_eq!(closed, vec![(1, 1)]);
@@ -402,7 +426,7 @@ mod tests {
         assert_eq!(table.may_establish(in_flight, now), Err(Refusal::Severed));
         let later = now + Duration::from_secs(2);
         assert_eq!(
-            table.may_establish(in_flight, later),
+            table.may_establish(also_in_flight, later),
             Err(Refusal::SeveredMeanwhile)
         );
         let fresh = table.begin_handshake(later).unwrap();
@@ -413,12 +437,28 @@ mod tests {
     fn pending_handshakes_are_bounded() {
         let now = Instant::now();
         let mut table: LinkTable<u8> = LinkTable::new(POLICY, 2);
-        table.begin_handshake(now).unwrap();
-        table.begin_handshake(now).unwrap();
+        let first = table.begin_handshake(now).unwrap();
+        let second = table.begin_handshake(now).unwrap();
         assert_eq!(table.begin_handshake(now), Err(Refusal::TooManyHandshakes));
-        table.handshake_done();
-        assert!(table.begin_handshake(now).is_ok());
+        let dial = table.admit_dial(now).expect("dials are not counted");
+        table.handshake_failed(dial);
+        assert_eq!(table.handshakes(), 2, "a dial frees no inbound place");
+        table.handshake_failed(first);
+        let third = table
+            .begin_handshake(now)
+            .expect("a failed handshake frees its place");
         assert_eq!(table.handshakes(), 2);
+        assert_eq!(table.may_establish(second, now), Ok(()));
+        assert_eq!(
+            table.handshakes(),
+            1,
+            "an established one frees its place too"
+        );
+        assert_eq!(
+            table.may_establish(third, now + Duration::from_secs(1)),
+            Ok(())
+        );
+        assert_eq!(table.handshakes(), 0);
     }
 
     #[test]

@@ -13,8 +13,9 @@
 //!
 //! ```text
 //! dial task:   claim_dial → dial_wait_until → dial_done? → admit_dial → (connect, handshake)
-//! acceptor:    admit_handshake → (handshake) → handshake_ended
+//! acceptor:    admit_handshake → (handshake)
 //! both:        establish(admission, peer) → Ok(session) → frames tagged with the session
+//!              or handshake_failed(admission)
 //! any end:     link_lost(peer, session) | sever | peer_dead | CoreEvent::Overloaded
 //! ```
 
@@ -61,17 +62,17 @@ pub struct Established {
 }
 
 impl Core {
-    /// An inbound connection wants to run a handshake. On `Ok`, call
-    /// [`Core::handshake_ended`] when the handshake ends, whatever its result, and
-    /// [`Core::establish`] with the admission if it succeeded.
+    /// An inbound connection wants to run a handshake. The admission is ended by
+    /// [`Core::establish`] if the handshake completes, by [`Core::handshake_failed`] if not.
     pub fn admit_handshake(&mut self, now: Instant) -> Result<Admission, Refusal> {
         self.tick(now);
         self.links.begin_handshake(now)
     }
 
-    /// An inbound handshake admitted by [`Core::admit_handshake`] ended.
-    pub fn handshake_ended(&mut self) {
-        self.links.handshake_done();
+    /// The handshake of `admission` (inbound or dialed) failed, or its connection closed
+    /// before it ended.
+    pub fn handshake_failed(&mut self, admission: Admission) {
+        self.links.handshake_failed(admission);
     }
 
     /// This node wants to dial a peer (dials are not bounded like inbound handshakes:

@@ -44,7 +44,7 @@ pub(super) struct End {
     severs_before: u64,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(PartialEq, Eq)]
 pub(super) enum EndState {
     /// Running its half of the handshake, done at `at`; `admission` from the core.
     Handshaking {
@@ -441,7 +441,7 @@ impl Sim {
             for (end, e) in c.ends.iter().enumerate() {
                 let receiver = &c.ends[1 - end];
                 if let (Some((at, _)), EndState::Linked { .. }) =
-                    (e.outbound.front(), receiver.state)
+                    (e.outbound.front(), &receiver.state)
                 {
                     due.push((*at, Due::Frame { conn, from: end }));
                 }
@@ -509,9 +509,6 @@ impl Sim {
     fn on_handshake(&mut self, conn_id: u64, end: usize) {
         let now = self.now;
         let conn = self.net.conns.get(&conn_id).expect("due");
-        let EndState::Handshaking { admission, .. } = conn.ends[end].state else {
-            unreachable!("due only while handshaking");
-        };
         let severs_before = conn.ends[end].severs_before;
         let (node, peer) = (conn.ends[end].node, conn.ends[1 - end].incarnation);
         let Some(peer_name) = self
@@ -522,12 +519,17 @@ impl Sim {
             // The peer crashed mid-handshake; its close notice fails this end.
             return self.on_closed(conn_id, end);
         };
+        // Taken out of the end: the core ends it, whatever comes of the handshake.
+        let state = std::mem::replace(
+            &mut self.net.conns.get_mut(&conn_id).expect("due").ends[end].state,
+            EndState::Closed,
+        );
+        let EndState::Handshaking { admission, .. } = state else {
+            unreachable!("due only while handshaking");
+        };
         let n = self.nodes[node]
             .as_mut()
             .expect("a handshaking end's node is alive");
-        if end != DIALER {
-            n.core.handshake_ended();
-        }
         let hello = PeerHello {
             incarnation: peer,
             name: &peer_name,
@@ -586,19 +588,15 @@ impl Sim {
 
     fn on_closed(&mut self, conn_id: u64, end: usize) {
         let now = self.now;
-        let conn = self.net.conns.get(&conn_id).expect("due");
-        let (node, peer, state) = (
-            conn.ends[end].node,
-            conn.ends[1 - end].incarnation,
-            conn.ends[end].state,
-        );
+        let conn = self.net.conns.get_mut(&conn_id).expect("due");
+        let (node, peer) = (conn.ends[end].node, conn.ends[1 - end].incarnation);
+        // Taken out of the end, which closes here whatever it was.
+        let state = std::mem::replace(&mut conn.ends[end].state, EndState::Closed);
         match state {
-            EndState::Handshaking { .. } => {
+            EndState::Handshaking { admission, .. } => {
                 self.net.counts.closed_in_handshake += 1;
-                if end != DIALER
-                    && let Some(n) = self.nodes[node].as_mut()
-                {
-                    n.core.handshake_ended();
+                if let Some(n) = self.nodes[node].as_mut() {
+                    n.core.handshake_failed(admission);
                 }
                 self.close_end(conn_id, end);
                 if end == DIALER {
@@ -713,6 +711,22 @@ impl Sim {
         let alive = self.alive();
         for &i in &alive {
             let node = self.nodes[i].as_ref().expect("alive");
+            // Every inbound admission is ended once: the core counts as in progress
+            // exactly the accepted ends still handshaking.
+            let handshaking = self
+                .net
+                .conns
+                .values()
+                .map(|c| &c.ends[1 - DIALER])
+                .filter(|e| e.node == i && matches!(e.state, EndState::Handshaking { .. }))
+                .count();
+            if node.core.links.handshakes() != handshaking {
+                problems.push(format!(
+                    "{}: its core counts {} inbound handshakes in progress, {handshaking} run",
+                    node.name,
+                    node.core.links.handshakes()
+                ));
+            }
             for link in node.core.linked_peers() {
                 match self.net.end_of_session(i, link.session.id) {
                     Some((conn, end)) => {

@@ -44,7 +44,6 @@ fn a_late_loss_of_a_replaced_link_leaves_the_new_one() {
     let old = link(&mut a, 2, now);
     let new = a.step(|core, host| {
         let admission = core.admit_handshake(now).expect("admitted");
-        core.handshake_ended();
         core.establish(host, admission, peer(2), now)
     });
     let new = new.expect("established");
@@ -91,7 +90,6 @@ fn a_sever_closes_links_and_refuses_handshakes_admitted_before_it() {
         "dials wait out the sever"
     );
     let later = until + Duration::from_millis(1);
-    a.core.handshake_ended();
     let refused = a.step(|core, host| core.establish(host, in_flight, peer(2), later));
     assert_eq!(refused, Err(Refusal::SeveredMeanwhile));
     assert_eq!(a.core.link(2), None);

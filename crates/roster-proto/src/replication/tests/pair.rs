@@ -244,7 +244,6 @@ impl Pair {
         });
         let on_b = self.b.step(|core, host| {
             let admission = core.admit_handshake(now).expect("not severed");
-            core.handshake_ended();
             core.establish(host, admission, hello(&a_hello), now)
         });
         let (on_a, on_b) = (on_a.expect("admitted"), on_b.expect("admitted"));

@@ -115,11 +115,20 @@ impl Cluster {
             let peer = self.run_handshake(&mut stream).await?;
             Ok::<_, HandshakeError>((stream, peer))
         };
-        let (stream, peer) = tokio::time::timeout(HANDSHAKE_TIMEOUT, connect)
+        let connected = tokio::time::timeout(HANDSHAKE_TIMEOUT, connect)
             .await
-            .map_err(|_| HandshakeError::Timeout(HANDSHAKE_TIMEOUT))??;
-        self.establish(stream, peer, admission);
-        Ok(())
+            .map_err(|_| HandshakeError::Timeout(HANDSHAKE_TIMEOUT))
+            .and_then(|connected| connected);
+        match connected {
+            Ok((stream, peer)) => {
+                self.establish(stream, peer, admission);
+                Ok(())
+            }
+            Err(e) => {
+                lock(&self.core).handshake_failed(admission);
+                Err(e.into())
+            }
+        }
     }
 
     /// Wraps an accepted connection (in TLS if configured) and runs the handshake.
@@ -221,11 +230,10 @@ pub(super) async fn accept_loop(cluster: Weak<Cluster>, listener: TcpListener) {
         };
         let handshake_failures = handshake_failures.clone();
         tokio::spawn(async move {
-            let result = strong.accept(stream).await;
-            lock(&strong.core).handshake_ended();
-            match result {
+            match strong.accept(stream).await {
                 Ok((stream, peer)) => strong.establish(stream, peer, admission),
                 Err(e) => {
+                    lock(&strong.core).handshake_failed(admission);
                     let failed = strong
                         .counters
                         .handshake_failures
