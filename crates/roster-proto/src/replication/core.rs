@@ -51,7 +51,7 @@ use crate::event::Reason;
 use crate::key::{Limits, ScopeName};
 use crate::link_table::{LinkSession, LinkTable, RedialPolicy};
 use crate::nodes::NodeRecord;
-use crate::op::{Op, Outgoing, Restamp};
+use crate::op::{Op, Restamp};
 use crate::pid::Incarnation;
 use crate::store::ApplyOutcome;
 use crate::store::{ScopeStore, SnapshotReceiver, SnapshotSize};
@@ -195,7 +195,8 @@ impl Core {
     /// `scope` to (caught up or catching up), behind every op of ours due to it; reached
     /// once each has answered or lost its link, at once when there is no such peer. See
     /// [`Barrier`] for what its answers prove.
-    pub fn barrier(&mut self, scope: &str) -> Barrier {
+    pub fn barrier(&mut self, host: &dyn ReplicaHost, scope: &str) -> Barrier {
+        self.handle_local_ops(host);
         let peers = self
             .peers
             .iter()
@@ -290,10 +291,14 @@ impl Core {
         }
     }
 
-    /// Ops of local writes, in the order they were applied: numbered into our streams and
-    /// queued for the peers that are caught up. The host hands them in before any other
-    /// input, so that our stream is never behind what a frame or timer reacts to.
-    pub fn handle_local_ops(&mut self, host: &dyn ReplicaHost, ops: Vec<Outgoing>) {
+    /// Takes the ops of local writes from `host`, in the order they were applied:
+    /// numbered into our streams and queued for the peers that are caught up.
+    ///
+    /// Every call of the core that is given the host does this first, so that our stream
+    /// is never behind what a frame, a timer, a barrier or a message reacts to; the host
+    /// calls this alone when it has nothing else to hand in (local writes were made).
+    pub fn handle_local_ops(&mut self, host: &dyn ReplicaHost) {
+        let ops = host.take_local_ops();
         if ops.is_empty() {
             return;
         }
@@ -364,6 +369,7 @@ impl Core {
     /// This node connected to a replicated scope: tell the peers and send them our
     /// (possibly empty) snapshot of it.
     pub fn handle_scope_connected(&mut self, host: &dyn ReplicaHost, scope: &ScopeName) {
+        self.handle_local_ops(host);
         let Some(state) = host.replicated_scope(scope) else {
             return;
         };
@@ -414,6 +420,7 @@ impl Core {
         frame: Frame,
         now: Instant,
     ) {
+        self.handle_local_ops(host);
         self.tick(now);
         if self.links.get(peer).is_none_or(|s| s.id != session) || !self.peers.contains_key(&peer) {
             return;
@@ -708,6 +715,7 @@ impl Core {
 
     /// Time passed: exchange digests if due. Early or repeated calls do nothing.
     pub fn handle_timeout(&mut self, host: &dyn ReplicaHost, now: Instant) {
+        self.handle_local_ops(host);
         self.tick(now);
         let Some(due) = self.next_anti_entropy else {
             return;
@@ -739,7 +747,8 @@ impl Core {
 
     /// Queues a message or dispatch for a peer, after the ops queued before it. Refused
     /// if the peer has no link or announced a smaller `max_message_bytes`.
-    pub fn send(&mut self, peer: u64, frame: Frame) -> Result<(), Unsent> {
+    pub fn send(&mut self, host: &dyn ReplicaHost, peer: u64, frame: Frame) -> Result<(), Unsent> {
+        self.handle_local_ops(host);
         if self.links.get(peer).is_none() {
             return Err(Unsent::NoLink);
         }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::nodes::NodeRegistry;
+use crate::op::Outgoing;
 use crate::store::{NodeStores, ScopeStore};
 
 /// The node's replicated stores, as the replication core sees them.
@@ -18,6 +19,10 @@ pub trait ReplicaHost {
     /// Whether local writes were applied to the stores but not handed to the core yet: a
     /// digest of this node's entries is then ahead of its stream and not comparable.
     fn local_ops_pending(&self) -> bool;
+
+    /// Takes the ops of local writes applied since the last call, in the order they were
+    /// applied. The core takes them itself before it reacts to anything.
+    fn take_local_ops(&self) -> Vec<Outgoing>;
 
     /// The node registry records and heartbeats from peers go into.
     fn node_registry(&self) -> &NodeRegistry;
@@ -44,6 +49,10 @@ impl ReplicaHost for NodeStores {
 
     fn local_ops_pending(&self) -> bool {
         self.outbox().is_some_and(|o| !o.is_empty())
+    }
+
+    fn take_local_ops(&self) -> Vec<Outgoing> {
+        Self::take_local_ops(self)
     }
 
     fn node_registry(&self) -> &NodeRegistry {

@@ -92,6 +92,7 @@ impl Core {
         peer: PeerHello<'_>,
         now: Instant,
     ) -> Result<Established, Refusal> {
+        self.handle_local_ops(host);
         self.tick(now);
         self.links.may_establish(admission, now)?;
         let replaced = self.drop_link(peer.incarnation);
@@ -138,6 +139,7 @@ impl Core {
         why: &str,
         left: bool,
     ) -> Option<LinkSession> {
+        self.handle_local_ops(host);
         let link = self.links.forget(peer);
         self.forget_peer(host, peer);
         host.node_registry()
@@ -167,6 +169,7 @@ impl Core {
         grace: Duration,
         alive: &[u64],
     ) -> Vec<u64> {
+        self.handle_local_ops(host);
         self.tick(now);
         let gone = self.links.vanished(now, grace, alive);
         for peer in &gone {

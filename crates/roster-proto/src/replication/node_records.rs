@@ -18,6 +18,7 @@ impl Core {
     /// Sets this node's record: kept in the host's registry and sent to every linked peer
     /// (and to each peer that links later).
     pub fn set_own_record(&mut self, host: &dyn ReplicaHost, record: NodeRecord) {
+        self.handle_local_ops(host);
         host.node_registry()
             .apply_record(record.clone(), host.now_ms());
         for (id, peer) in self.peers.iter_mut() {
@@ -31,6 +32,7 @@ impl Core {
     /// Publishes this node's heartbeat: kept in the host's registry and sent to every
     /// linked peer.
     pub fn publish_heartbeat(&mut self, host: &dyn ReplicaHost, heartbeat: Heartbeat) {
+        self.handle_local_ops(host);
         host.node_registry()
             .apply_heartbeat(self.me, heartbeat.clone(), host.now_ms());
         for (id, peer) in self.peers.iter_mut() {
@@ -45,6 +47,7 @@ impl Core {
     /// to every linked peer (and to each peer that links later) until
     /// [`Core::drop_kept`].
     pub fn set_kept_record(&mut self, host: &dyn ReplicaHost, record: NodeRecord) {
+        self.handle_local_ops(host);
         host.node_registry()
             .apply_record(record.clone(), host.now_ms());
         for (id, peer) in self.peers.iter_mut() {
@@ -69,6 +72,7 @@ impl Core {
         incarnation: Incarnation,
         heartbeat: Heartbeat,
     ) {
+        self.handle_local_ops(host);
         host.node_registry().apply_kept_heartbeat(
             self.me,
             incarnation,

@@ -367,7 +367,7 @@ impl Node {
                 crate::nodes::LEFT_THE_CLUSTER,
                 false,
             );
-            let delivered = cluster.with_core(|core, _| core.barrier(DEFAULT_SCOPE));
+            let delivered = cluster.with_core(|core, host| core.barrier(host, DEFAULT_SCOPE));
             let _ = tokio::time::timeout(LEAVE_NOTICE_WAIT, delivered.reached()).await;
         }
         if let Some(cluster) = self.shared.cluster.swap(None) {

@@ -202,7 +202,7 @@ impl Scope {
         match self.node.cluster() {
             Some(cluster) if !self.is_local_only() => {
                 let scope = self.scope_name();
-                Some(cluster.with_core(|core, _| core.barrier(scope)))
+                Some(cluster.with_core(|core, host| core.barrier(host, scope)))
             }
             _ => None,
         }

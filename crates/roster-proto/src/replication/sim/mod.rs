@@ -91,10 +91,8 @@ impl Drop for SimNode {
 }
 
 impl SimNode {
-    /// Runs `f` on the core as the driver does: the ops of local writes go in first.
+    /// Runs `f` on the core with this node's stores as its host.
     fn step<R>(&mut self, f: impl FnOnce(&mut Core, &NodeStores) -> R) -> R {
-        self.core
-            .handle_local_ops(&self.stores, self.stores.take_local_ops());
         f(&mut self.core, &self.stores)
     }
 
@@ -420,7 +418,7 @@ fn conflicting_registrations_on_two_nodes_leave_one_owner_and_kill_the_loser() {
             pids.push(p.pid);
             node.expected.entry(p.pid).or_default();
             node.processes.push(p);
-            node.step(|_, _| ());
+            node.step(|core, host| core.handle_local_ops(host));
             sim.advance(10);
         }
         let conns: Vec<u64> = sim.net.conns.keys().copied().collect();

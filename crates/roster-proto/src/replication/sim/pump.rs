@@ -54,7 +54,7 @@ impl Sim {
                 break;
             }
             // The losers' removals are local ops: ship them like the driver does.
-            node.step(|_, _| ());
+            node.step(|core, host| core.handle_local_ops(host));
         }
         for (peer, frames) in outgoing {
             self.send(from, peer, frames);

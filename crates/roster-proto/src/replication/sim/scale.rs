@@ -74,7 +74,7 @@ fn write(sim: &mut Sim, nodes: impl Iterator<Item = usize>, prefix: &str) -> usi
             node.processes.push(p);
             writes += 1;
         }
-        node.step(|_, _| ());
+        node.step(|core, host| core.handle_local_ops(host));
         sim.flush(i);
     }
     writes

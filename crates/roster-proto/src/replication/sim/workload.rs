@@ -112,7 +112,7 @@ impl Sim {
                 }
             }
         }
-        node.step(|_, _| ());
+        node.step(|core, host| core.handle_local_ops(host));
         // Processes that lost a name in a conflict were ended by the node.
         node.processes.retain(|p| p.is_alive());
         let live: BTreeSet<Pid> = node.processes.iter().map(|p| p.pid).collect();

@@ -695,7 +695,7 @@ fn a_barrier_is_reached_once_the_peer_answered_behind_both_sides_earlier_writes(
     let (pa, pb) = (pair.a.process(), pair.b.process());
     pair.a.register(pa, "mine");
     pair.b.register(pb, "theirs");
-    let barrier = pair.a.step(|core, _| core.barrier("default"));
+    let barrier = pair.a.step(|core, host| core.barrier(host, "default"));
     assert!(!barrier.is_reached());
     assert_eq!(barrier.waiting_for(), vec![pair.b.incarnation]);
 
@@ -720,11 +720,34 @@ fn a_barrier_is_reached_once_the_peer_answered_behind_both_sides_earlier_writes(
     assert!(pair.b.whereis("mine").is_some() && pair.a.whereis("theirs").is_some());
 }
 
+/// Invariant 4 inside the core: a write applied to the stores and not yet handed to the
+/// core goes out before a message the core is given after it, with no call in between.
+#[test]
+fn a_message_sent_right_after_a_write_leaves_behind_it() {
+    let mut pair = Pair::new(config());
+    pair.link();
+    let (pa, pb) = (pair.a.process(), pair.b.process());
+    pair.a.register(pa, "mine");
+    let message = Frame::Message(crate::replication::wire::Message {
+        to: pb,
+        from: Some(pa),
+        payload: crate::meta::Meta::EMPTY,
+    });
+    let b = pair.b.incarnation;
+    pair.a
+        .step(|core, host| core.send(host, b, message))
+        .expect("linked");
+    pair.drive();
+    let write = position(&pair, true, |f| carries(f, "mine")).expect("a sent its write");
+    let sent = position(&pair, true, |f| matches!(f, Frame::Message(_))).expect("a sent it");
+    assert!(write < sent, "the write at {write}, the message at {sent}");
+}
+
 #[test]
 fn a_barrier_stops_waiting_for_a_peer_whose_link_closes() {
     let mut pair = Pair::new(config());
     pair.link();
-    let barrier = pair.a.step(|core, _| core.barrier("default"));
+    let barrier = pair.a.step(|core, host| core.barrier(host, "default"));
     assert!(!barrier.is_reached());
     pair.unlink();
     assert!(barrier.is_reached(), "the peer's link is gone: {barrier:?}");
@@ -733,15 +756,15 @@ fn a_barrier_stops_waiting_for_a_peer_whose_link_closes() {
 #[test]
 fn a_barrier_with_no_linked_peer_is_reached_at_once_and_a_dropped_one_holds_up_none() {
     let mut pair = Pair::new(config());
-    let alone = pair.a.step(|core, _| core.barrier("default"));
+    let alone = pair.a.step(|core, host| core.barrier(host, "default"));
     assert!(alone.is_reached());
     assert!(alone.waiting_for().is_empty());
 
     pair.link();
-    let dropped = pair.a.step(|core, _| core.barrier("default"));
+    let dropped = pair.a.step(|core, host| core.barrier(host, "default"));
     drop(dropped);
     // Its pong still comes back and is ignored; a barrier set after it is reached by its own.
-    let later = pair.a.step(|core, _| core.barrier("default"));
+    let later = pair.a.step(|core, host| core.barrier(host, "default"));
     pair.drive();
     assert!(later.is_reached());
 }

@@ -67,13 +67,11 @@ impl TestNode {
         self.stores.default_scope()
     }
 
-    /// Runs `f` on the core as the shell does: the ops of local writes go in first.
+    /// Runs `f` on the core with this node's stores as its host.
     pub(in crate::replication) fn step<R>(
         &mut self,
         f: impl FnOnce(&mut Core, &dyn ReplicaHost) -> R,
     ) -> R {
-        self.core
-            .handle_local_ops(&self.stores, self.stores.take_local_ops());
         f(&mut self.core, &self.stores)
     }
 
@@ -288,8 +286,8 @@ impl Pair {
         let now = self.now();
         for _ in 0..10_000 {
             let (a_inc, b_inc) = (self.a.incarnation, self.b.incarnation);
-            self.a.step(|_, _| ());
-            self.b.step(|_, _| ());
+            self.a.step(|core, host| core.handle_local_ops(host));
+            self.b.step(|core, host| core.handle_local_ops(host));
             self.a.act();
             self.b.act();
             let mut moved = false;

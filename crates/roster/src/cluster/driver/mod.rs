@@ -260,13 +260,11 @@ impl Cluster {
     }
 
     /// Runs `f` on the core and takes what it left to act on, without acting on it (the
-    /// caller may hold the IO table).
+    /// caller may hold the IO table). The core takes the local writes itself first, in
+    /// every call that is given the stores.
     fn core_step<R>(&self, f: impl FnOnce(&mut Core, &NodeStores) -> R) -> (R, CoreOutputs) {
         let mut core = lock(&self.core);
-        // Local writes first: whatever `f` reacts to must see our stream up to date.
-        let stores = self.node.stores();
-        core.handle_local_ops(stores, stores.take_local_ops());
-        let result = f(&mut core, stores);
+        let result = f(&mut core, self.node.stores());
         let wake = core.peers_with_transmits();
         let mut events = Vec::new();
         while let Some(event) = core.poll_event() {
@@ -342,7 +340,7 @@ impl Cluster {
         }
         // Processes that lost names removed them: ship the removals now.
         if local_ops {
-            self.with_core(|_, _| ());
+            self.with_core(|core, node| core.handle_local_ops(node));
         }
     }
 
@@ -404,7 +402,7 @@ impl Cluster {
         if self.node.stores().outbox().is_none_or(|o| o.is_empty()) {
             return false;
         }
-        self.with_core(|_, _| ());
+        self.with_core(|core, node| core.handle_local_ops(node));
         true
     }
 
@@ -418,7 +416,7 @@ impl Cluster {
 
     /// Queues a message or dispatch for the node of incarnation `peer`.
     pub(crate) fn send(self: &Arc<Self>, peer: u64, frame: Frame) -> Result<(), Unsent> {
-        self.with_core(|core, _| core.send(peer, frame))
+        self.with_core(|core, node| core.send(node, peer, frame))
     }
 
     /// The smallest limits among linked peers; `None` without any link.
