@@ -39,6 +39,7 @@ fn an_announced_size_reserves_a_bounded_amount_whatever_it_says() {
         locals: Arc::new(ProcessTable::new(1)),
         fence: Arc::default(),
         resolver_panics: Arc::default(),
+        end_conflict_losers: true,
     });
     let scope = stores.default_scope().clone();
     let huge = SnapshotSize {

@@ -118,10 +118,6 @@ pub enum CoreEvent {
     Deliver(Message),
     /// A peer dispatched a message to the local owner and members of a key.
     Dispatch(Dispatch),
-    /// Local processes lost names to remote contenders (the names are already removed
-    /// here): end them, or tell them. Their removals are local ops for the next
-    /// [`Core::handle_local_ops`].
-    NamesLost(ApplyOutcome),
 }
 
 /// Why [`Core::send`] did not queue a frame.
@@ -586,7 +582,7 @@ impl Core {
         peer_state.applied.insert(scope.clone(), last);
         let fresh = self.within_limits(peer, fresh);
         let applied = state.apply_remote(fresh);
-        self.applied(peer, scope, applied);
+        self.applied(host, peer, scope, applied);
     }
 
     /// A chunk of a snapshot; the first one (the one with a `size`) starts it, replacing
@@ -624,7 +620,7 @@ impl Core {
         } else {
             receiver.apply_chunk(&state, ops)
         };
-        self.applied(peer, scope, applied);
+        self.applied(host, peer, scope, applied);
     }
 
     fn on_digest(
@@ -672,8 +668,15 @@ impl Core {
     }
 
     /// Acts on the outcome of applying ops of `peer`'s stream in `scope`: asks `peer` to
-    /// re-stamp the registrations kept back, and hands the node the names it lost.
-    fn applied(&mut self, peer: u64, scope: ScopeName, mut applied: ApplyOutcome) {
+    /// re-stamp the registrations kept back, and hands the host the names its processes
+    /// lost, whose removals go out with the local ops taken here.
+    fn applied(
+        &mut self,
+        host: &dyn ReplicaHost,
+        peer: u64,
+        scope: ScopeName,
+        mut applied: ApplyOutcome,
+    ) {
         if !applied.restamps.is_empty() {
             let names = std::mem::take(&mut applied.restamps);
             if let Some(peer_state) = self.peers.get_mut(&peer) {
@@ -681,7 +684,8 @@ impl Core {
             }
         }
         if !applied.lost.is_empty() {
-            self.events.push_back(CoreEvent::NamesLost(applied));
+            host.names_lost(applied);
+            self.handle_local_ops(host);
         }
     }
 

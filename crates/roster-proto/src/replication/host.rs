@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::nodes::NodeRegistry;
 use crate::op::Outgoing;
-use crate::store::{NodeStores, ScopeStore};
+use crate::store::{ApplyOutcome, NodeStores, ScopeStore};
 
 /// The node's replicated stores, as the replication core sees them.
 pub trait ReplicaHost {
@@ -29,6 +29,11 @@ pub trait ReplicaHost {
 
     /// The node's wall clock, in milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;
+
+    /// Local processes lost names to remote contenders (the names are already removed):
+    /// end them or tell them, as the node is configured. The core takes what their exits
+    /// removed as local ops in the same call.
+    fn names_lost(&self, outcome: ApplyOutcome);
 
     /// Whether any scope holds entries of `origin`.
     fn has_entries_of(&self, origin: u64) -> bool {
@@ -53,6 +58,10 @@ impl ReplicaHost for NodeStores {
 
     fn take_local_ops(&self) -> Vec<Outgoing> {
         Self::take_local_ops(self)
+    }
+
+    fn names_lost(&self, outcome: ApplyOutcome) {
+        self.conflicts_lost(outcome);
     }
 
     fn node_registry(&self) -> &NodeRegistry {

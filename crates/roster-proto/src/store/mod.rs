@@ -194,6 +194,10 @@ pub struct ScopeConfig {
     pub fence: Arc<Fence>,
     /// The node's count of custom conflict resolvers that panicked (keep-oldest decided).
     pub resolver_panics: Arc<AtomicU64>,
+    /// Whether a local process that loses a name in a conflict is ended with
+    /// [`ExitReason::Conflict`] (its task aborted), or only told
+    /// ([`LocalProcess::lost_name`]) and left its other entries.
+    pub end_conflict_losers: bool,
 }
 
 /// The store of one scope on this node: its names, groups, their indexes, digests and

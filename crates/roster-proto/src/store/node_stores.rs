@@ -145,18 +145,22 @@ impl NodeStores {
         true
     }
 
-    /// Ends the local processes that lost names in conflicts (`outcome.lost`) with
-    /// [`ExitReason::Conflict`]; returns those it ended (already gone ones are skipped).
-    pub fn end_conflict_losers(&self, outcome: ApplyOutcome) -> Vec<Arc<LocalProcess>> {
-        let mut ended = Vec::new();
+    /// Local processes lost names in conflicts (`outcome.lost`; the names are already
+    /// removed): each is ended with [`ExitReason::Conflict`] and its task aborted, or, if
+    /// the node keeps conflict losers ([`ScopeConfig::end_conflict_losers`] off), told
+    /// through [`LocalProcess::lost_name`]. Processes already gone are skipped. What an
+    /// exit removes goes out as local ops.
+    pub fn conflicts_lost(&self, outcome: ApplyOutcome) {
         for (loser, key, winner) in outcome.lost {
-            if let Some(process) = self.process(loser)
-                && self.exit(&process, ExitReason::Conflict { key, winner })
-            {
-                ended.push(process);
+            let Some(process) = self.process(loser) else {
+                continue;
+            };
+            if !self.config.end_conflict_losers {
+                process.lost_name(key, winner);
+            } else if self.exit(&process, ExitReason::Conflict { key, winner }) {
+                process.abort_task();
             }
         }
-        ended
     }
 
     /// A connected scope's store.

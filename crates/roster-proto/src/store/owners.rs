@@ -243,6 +243,7 @@ mod tests {
                 locals: Arc::new(ProcessTable::new(LOCAL)),
                 fence: Arc::default(),
                 resolver_panics: Arc::default(),
+                end_conflict_losers: true,
             },
         )
     }

@@ -36,5 +36,6 @@ pub(crate) fn replicating_stores_ruled(
         locals: Arc::new(ProcessTable::new(incarnation)),
         fence: Arc::default(),
         resolver_panics: Arc::default(),
+        end_conflict_losers: true,
     })
 }

@@ -5,7 +5,7 @@
 use crate::key::{Limits, ScopeName};
 use crate::meta::Meta;
 use crate::pid::Pid;
-use crate::store::{ApplyOutcome, NodeStores};
+use crate::store::NodeStores;
 
 /// The node, as its cluster layer sees it.
 pub(crate) trait ClusterHost: Send + Sync + 'static {
@@ -23,9 +23,6 @@ pub(crate) trait ClusterHost: Send + Sync + 'static {
 
     /// A peer dispatched a message to the local owner and members of `key` in `scope`.
     fn dispatch_remote(&self, scope: &ScopeName, key: &str, payload: Meta);
-
-    /// Local processes lost names to remote contenders: end them, or tell them.
-    fn names_lost(&self, outcome: ApplyOutcome);
 
     /// Whether the node logs its info-level lines (its log level is not `Off`).
     fn logs_info(&self) -> bool;

@@ -329,6 +329,7 @@ impl NodeBuilder {
             clock,
             fence: Arc::default(),
             resolver_panics: Arc::default(),
+            end_conflict_losers: self.kill_conflict_losers,
         };
         let stores = NodeStores::new(scope_config);
         stores.start_clocks_past(self.clock_floor);
@@ -342,7 +343,6 @@ impl NodeBuilder {
             mailbox_capacity: self.mailbox_capacity,
             mailbox_bytes: self.mailbox_bytes,
             subscription_capacity: self.subscription_capacity,
-            kill_conflict_losers: self.kill_conflict_losers,
             stores,
             cluster: ArcSwapOption::empty(),
             runtime,

@@ -33,7 +33,6 @@ pub(crate) struct NodeShared {
     /// Bytes of queued messages a mailbox holds at most.
     pub(crate) mailbox_bytes: usize,
     pub(crate) subscription_capacity: usize,
-    pub(crate) kill_conflict_losers: bool,
     /// Every store of this node: scopes, process table, outbox.
     pub(crate) stores: NodeStores,
     /// The cluster layer; `None` for a single node (and after shutdown).

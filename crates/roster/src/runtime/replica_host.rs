@@ -1,6 +1,5 @@
 //! The node as the host of its replication core: what the core reads (the replicated
-//! stores), the local ops handed to it, and what the node does with the core's events
-//! (names lost in conflicts).
+//! stores), the local ops handed to it, and what the node does with the core's events.
 
 use std::sync::Arc;
 
@@ -11,7 +10,7 @@ use crate::key::{Limits, ScopeName};
 use crate::meta::Meta;
 use crate::op::Outbox;
 use crate::pid::Pid;
-use crate::store::{ApplyOutcome, NodeStores};
+use crate::store::NodeStores;
 
 impl NodeShared {
     /// The smallest limits among the linked peers; `None` when no peer is linked.
@@ -36,23 +35,6 @@ impl NodeShared {
     /// The outbox of local ops, when the node replicates.
     pub(crate) fn outbox(&self) -> Option<&Outbox> {
         self.stores.outbox()
-    }
-
-    /// Local processes lost names in conflicts (the names are already removed): each is
-    /// ended with [`ExitReason::Conflict`], or told through `Process::lost_names` when the
-    /// node is configured not to kill losers.
-    pub(crate) fn conflicts_lost(&self, applied: ApplyOutcome) {
-        if self.kill_conflict_losers {
-            for process in self.stores.end_conflict_losers(applied) {
-                process.abort_task();
-            }
-            return;
-        }
-        for (loser, key, winner) in applied.lost {
-            if let Some(process) = self.stores.process(loser) {
-                process.lost_name(key, winner);
-            }
-        }
     }
 }
 
@@ -83,9 +65,5 @@ impl ClusterHost for NodeShared {
 
     fn dispatch_remote(&self, scope: &ScopeName, key: &str, payload: Meta) {
         Self::dispatch_remote(self, scope, key, payload);
-    }
-
-    fn names_lost(&self, outcome: ApplyOutcome) {
-        self.conflicts_lost(outcome);
     }
 }

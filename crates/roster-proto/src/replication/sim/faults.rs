@@ -50,6 +50,7 @@ impl Sim {
             3 if alive.len() >= 2 => {
                 let a = alive[self.rng.random_range(0..alive.len())];
                 let crashed = self.nodes[a].take().expect("alive");
+                self.conflict_losers += crashed.conflict_losers();
                 let incarnation = crashed.incarnation;
                 self.log.push(format!(
                     "t={} crash {a} (incarnation {incarnation})",

@@ -82,6 +82,16 @@ struct SimNode {
 /// processes end with it: a live process and its node's stores hold each other (the
 /// process table holds the process, the process what it holds in each scope), so without
 /// this every run would keep its nodes' memory for the rest of the sweep.
+impl SimNode {
+    /// Its processes that ended by losing a name in a conflict.
+    fn conflict_losers(&self) -> u64 {
+        self.processes
+            .iter()
+            .filter(|p| matches!(p.exit_reason(), Some(ExitReason::Conflict { .. })))
+            .count() as u64
+    }
+}
+
 impl Drop for SimNode {
     fn drop(&mut self) {
         for process in &self.processes {
@@ -128,8 +138,9 @@ struct Sim {
     rule: SimRule,
     /// How often its custom resolver decided or panicked (shared by every node's stores).
     decisions: Arc<Decisions>,
-    /// Names local processes lost in conflicts, over every node.
-    names_lost: u64,
+    /// Local processes ended by a lost conflict, over every node (counted as they are
+    /// dropped from their node's list, and at the end).
+    conflict_losers: u64,
 }
 
 /// Node-steps spent fenced, and registrations of new names tried on a fenced node (the
@@ -146,7 +157,7 @@ struct Fenced {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Conflicts {
     rule: SimRule,
-    names_lost: u64,
+    conflict_losers: u64,
     custom: u64,
     panicked: u64,
 }
@@ -178,7 +189,13 @@ fn run_seed_counting(seed: u64) -> (Vec<String>, Vec<String>, Coverage) {
     let nodes = sim.nodes.iter().flatten().count();
     let conflicts = Conflicts {
         rule: sim.rule,
-        names_lost: sim.names_lost,
+        conflict_losers: sim.conflict_losers
+            + sim
+                .nodes
+                .iter()
+                .flatten()
+                .map(SimNode::conflict_losers)
+                .sum::<u64>(),
         custom: sim.decisions.custom.load(Ordering::Relaxed),
         panicked: sim.decisions.panicked.load(Ordering::Relaxed),
     };
@@ -317,13 +334,13 @@ fn the_simulation_covers_every_link_event() {
             0,
             Conflicts {
                 rule: conflicts.rule,
-                names_lost: 0,
+                conflict_losers: 0,
                 custom: 0,
                 panicked: 0,
             },
         ));
         *runs += 1;
-        sum.names_lost += conflicts.names_lost;
+        sum.conflict_losers += conflicts.conflict_losers;
         sum.custom += conflicts.custom;
         sum.panicked += conflicts.panicked;
     }
@@ -369,7 +386,7 @@ fn the_simulation_covers_every_link_event() {
             panic!("no run of {COVERAGE_SEEDS} seeds had the rule {rule:?}: {rules:?}");
         };
         assert!(
-            c.names_lost > 0,
+            c.conflict_losers > 0,
             "{rule:?} decided no conflict in its {runs} runs: {c:?}"
         );
         match rule {

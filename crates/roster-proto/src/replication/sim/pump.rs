@@ -17,44 +17,31 @@ impl Sim {
         };
         let mut outgoing = Vec::new();
         let mut overloaded = Vec::new();
+        // Catch-up comes a frame at a time, as a socket would drain it.
         loop {
-            // Catch-up comes a frame at a time, as a socket would drain it.
-            loop {
-                let peers = node.core.peers_with_transmits();
-                let before = outgoing.len();
-                for peer in peers {
-                    let frames = node.core.poll_transmit(peer);
-                    if !frames.is_empty() {
-                        outgoing.push((peer, frames));
-                    }
-                }
-                if outgoing.len() == before {
-                    break;
+            let peers = node.core.peers_with_transmits();
+            let before = outgoing.len();
+            for peer in peers {
+                let frames = node.core.poll_transmit(peer);
+                if !frames.is_empty() {
+                    outgoing.push((peer, frames));
                 }
             }
-            // The events, in order, as the driver acts on them.
-            let mut local_ops = false;
-            while let Some(event) = node.core.poll_event() {
-                match event {
-                    CoreEvent::Overloaded { peer, session } => overloaded.push((peer, session)),
-                    CoreEvent::NamesLost(applied) => {
-                        self.names_lost += applied.lost.len() as u64;
-                        node.stores.end_conflict_losers(applied);
-                        local_ops = true;
-                    }
-                    // The workload sends no messages.
-                    CoreEvent::Deliver(_)
-                    | CoreEvent::Dispatch(_)
-                    | CoreEvent::Repaired { .. }
-                    | CoreEvent::GapDetected { .. }
-                    | CoreEvent::Skipped { .. } => {}
-                }
-            }
-            if !local_ops {
+            if outgoing.len() == before {
                 break;
             }
-            // The losers' removals are local ops: ship them like the driver does.
-            node.step(|core, host| core.handle_local_ops(host));
+        }
+        // The events, in order, as the driver acts on them.
+        while let Some(event) = node.core.poll_event() {
+            match event {
+                CoreEvent::Overloaded { peer, session } => overloaded.push((peer, session)),
+                // The workload sends no messages.
+                CoreEvent::Deliver(_)
+                | CoreEvent::Dispatch(_)
+                | CoreEvent::Repaired { .. }
+                | CoreEvent::GapDetected { .. }
+                | CoreEvent::Skipped { .. } => {}
+            }
         }
         for (peer, frames) in outgoing {
             self.send(from, peer, frames);

@@ -57,7 +57,7 @@ impl Sim {
             fenced_steps: Fenced::default(),
             rule,
             decisions: Arc::default(),
-            names_lost: 0,
+            conflict_losers: 0,
         };
         sim.strategy = sim.rng.random_range(0..3);
         for i in 0..count {

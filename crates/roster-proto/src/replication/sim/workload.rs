@@ -114,6 +114,7 @@ impl Sim {
         }
         node.step(|core, host| core.handle_local_ops(host));
         // Processes that lost a name in a conflict were ended by the node.
+        self.conflict_losers += node.conflict_losers();
         node.processes.retain(|p| p.is_alive());
         let live: BTreeSet<Pid> = node.processes.iter().map(|p| p.pid).collect();
         node.expected.retain(|pid, _| live.contains(pid));

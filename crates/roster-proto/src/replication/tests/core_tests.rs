@@ -154,18 +154,15 @@ fn a_conflict_is_resolved_the_same_on_both_sides() {
     pair.link();
     assert_eq!(pair.a.whereis("leader"), Some(older));
     assert_eq!(pair.b.whereis("leader"), Some(older));
-    let lost = |events: &[CoreEvent]| {
-        events
-            .iter()
-            .filter_map(|e| match e {
-                CoreEvent::NamesLost(applied) => Some(applied.lost.clone()),
-                _ => None,
-            })
-            .flatten()
-            .collect::<Vec<_>>()
-    };
-    assert!(lost(&pair.a.events).is_empty());
-    assert_eq!(lost(&pair.b.events), vec![(newer, "leader".into(), older)]);
+    assert_eq!(pair.a.exit_reason(older), None);
+    assert_eq!(
+        pair.b.exit_reason(newer),
+        Some(ExitReason::Conflict {
+            key: "leader".into(),
+            winner: older
+        }),
+        "the loser's node ended it in the core's call"
+    );
 
     // Both sides report the conflict once, with the same winner, loser and rule: the
     // winner's side, where nothing else changes, and the loser's, before the removal.

@@ -20,7 +20,7 @@ use crate::replication::host::ReplicaHost;
 use crate::replication::links::PeerHello;
 use crate::replication::wire::Frame;
 use crate::store::test_support::{Discard, replicating_stores};
-use crate::store::{NodeStores, ScopeStore};
+use crate::store::{LocalProcess, NodeStores, ScopeStore};
 use crate::subscription::Subscription;
 
 /// A clock the test sets (milliseconds).
@@ -40,8 +40,19 @@ pub(in crate::replication) struct TestNode {
     pub(in crate::replication) core: Core,
     clock: Arc<ManualClock>,
     stores: NodeStores,
+    /// Every process made here, so that one ended can still say why.
+    processes: Vec<Arc<LocalProcess>>,
     /// Every event the core handed back, in order.
     pub(in crate::replication) events: Vec<CoreEvent>,
+}
+
+/// The processes end with their node: a live process and the stores hold each other.
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        for process in &self.processes {
+            self.stores.exit(process, ExitReason::NodeDown);
+        }
+    }
 }
 
 impl TestNode {
@@ -59,6 +70,7 @@ impl TestNode {
             core: Core::new(incarnation, core_config),
             clock,
             stores,
+            processes: Vec::new(),
             events: Vec::new(),
         }
     }
@@ -77,7 +89,17 @@ impl TestNode {
 
     /// A new live local process.
     pub(in crate::replication) fn process(&mut self) -> Pid {
-        self.stores.new_process(Box::new(Discard)).pid
+        let process = self.stores.new_process(Box::new(Discard));
+        self.processes.push(process.clone());
+        process.pid
+    }
+
+    /// Why a process made here ended; `None` while it lives.
+    pub(in crate::replication) fn exit_reason(&self, pid: Pid) -> Option<ExitReason> {
+        self.processes
+            .iter()
+            .find(|p| p.pid == pid)
+            .and_then(|p| p.exit_reason().cloned())
     }
 
     /// Registers `key` for local process `pid` in the default scope.
@@ -159,12 +181,9 @@ impl TestNode {
         self.scope().digest(origin)
     }
 
-    /// Acts on what the core handed back, as the shell does: losers of conflicts exit.
+    /// Keeps what the core handed back.
     fn act(&mut self) {
         while let Some(event) = self.core.poll_event() {
-            if let CoreEvent::NamesLost(applied) = &event {
-                self.stores.end_conflict_losers(applied.clone());
-            }
             self.events.push(event);
         }
     }

@@ -294,15 +294,10 @@ impl Cluster {
                 None => target.wake.notify_one(),
             }
         }
-        let mut local_ops = false;
         for event in outputs.events {
             match event {
                 CoreEvent::Deliver(m) => self.node.deliver_remote(m.to, m.from, m.payload),
                 CoreEvent::Dispatch(d) => self.node.dispatch_remote(&d.scope, &d.key, d.payload),
-                CoreEvent::NamesLost(applied) => {
-                    self.node.names_lost(applied);
-                    local_ops = true;
-                }
                 CoreEvent::Overloaded { peer, session } => {
                     self.counters
                         .links_overloaded
@@ -337,10 +332,6 @@ impl Cluster {
                     tracing::warn!(peer, %scope, "gap in a peer's stream: asked for a snapshot");
                 }
             }
-        }
-        // Processes that lost names removed them: ship the removals now.
-        if local_ops {
-            self.with_core(|core, node| core.handle_local_ops(node));
         }
     }
 
