@@ -90,6 +90,8 @@ pub enum Refusal {
     Severed,
     /// Links were severed while this one was being established.
     SeveredMeanwhile,
+    /// Links to this peer are severed (this node is cut off from it) until a later time.
+    PeerSevered,
     /// Too many handshakes are in progress.
     TooManyHandshakes,
 }
@@ -99,9 +101,17 @@ impl std::fmt::Display for Refusal {
         f.write_str(match self {
             Self::Severed => "links are severed on this node",
             Self::SeveredMeanwhile => "links were severed while the handshake ran",
+            Self::PeerSevered => "links to this peer are severed",
             Self::TooManyHandshakes => "too many handshakes in progress",
         })
     }
+}
+
+/// Links to one peer refused until `until`, by the sever of `epoch`.
+#[derive(Debug, Clone, Copy)]
+struct PeerSever {
+    until: Instant,
+    epoch: u64,
 }
 
 /// What the table knows of one peer.
@@ -138,9 +148,16 @@ pub struct LinkTable<L> {
     /// order in every run (the simulation replays a seed by it).
     peers: BTreeMap<u64, PeerSlot<L>>,
     policy: RedialPolicy,
+    /// Every link refused until then (a sever of all links).
     severed_until: Option<Instant>,
-    /// Bumped by every sever: handshakes started before it are refused.
+    /// Bumped by every sever, of all links or of some peers': an admission carries the
+    /// epoch it was given at, and a sever recorded at a later epoch refuses it.
     epoch: u64,
+    /// The epoch of the last sever of all links.
+    severed_at: u64,
+    /// Peers whose links are refused until a time (this node cut off from them), kept
+    /// apart from their slots: a peer declared dead meanwhile is still refused.
+    severed_peers: BTreeMap<u64, PeerSever>,
     handshakes: usize,
     max_handshakes: usize,
 }
@@ -153,6 +170,8 @@ impl<L> LinkTable<L> {
             policy,
             severed_until: None,
             epoch: 0,
+            severed_at: 0,
+            severed_peers: BTreeMap::new(),
             handshakes: 0,
             max_handshakes,
         }
@@ -166,6 +185,16 @@ impl<L> LinkTable<L> {
     /// Until when links are refused, if they are.
     pub fn severed_until(&self, now: Instant) -> Option<Instant> {
         self.severed_until.filter(|until| *until > now)
+    }
+
+    /// Until when links to `peer` are refused (all links, or this peer's), if they are.
+    pub fn peer_severed_until(&self, peer: u64, now: Instant) -> Option<Instant> {
+        let own = self
+            .severed_peers
+            .get(&peer)
+            .map(|s| s.until)
+            .filter(|until| *until > now);
+        self.severed_until(now).max(own)
     }
 
     /// An inbound connection wants to run a handshake: admitted unless links are severed
@@ -184,11 +213,14 @@ impl<L> LinkTable<L> {
         })
     }
 
-    /// This node wants to dial a peer (dials are not bounded like inbound handshakes: there
+    /// This node wants to dial `peer` (dials are not bounded like inbound handshakes: there
     /// is at most one per peer).
-    pub fn admit_dial(&self, now: Instant) -> Result<Admission, Refusal> {
+    pub fn admit_dial(&self, peer: u64, now: Instant) -> Result<Admission, Refusal> {
         if self.is_severed(now) {
             return Err(Refusal::Severed);
+        }
+        if self.peer_severed_until(peer, now).is_some() {
+            return Err(Refusal::PeerSevered);
         }
         Ok(Admission {
             epoch: self.epoch,
@@ -215,13 +247,22 @@ impl<L> LinkTable<L> {
         self.handshakes
     }
 
-    /// Whether the completed handshake of `admission` (which ends here) may become a link
-    /// now.
-    pub fn may_establish(&mut self, admission: Admission, now: Instant) -> Result<(), Refusal> {
-        let epoch = self.end(admission);
+    /// Whether the completed handshake of `admission` (which ends here) with `peer` may
+    /// become a link now: not while links to it are severed, nor if a sever of them came
+    /// after the admission.
+    pub fn may_establish(
+        &mut self,
+        admission: Admission,
+        peer: u64,
+        now: Instant,
+    ) -> Result<(), Refusal> {
+        let admitted_at = self.end(admission);
+        let peer_severed_at = self.severed_peers.get(&peer).map_or(0, |s| s.epoch);
         if self.is_severed(now) {
             Err(Refusal::Severed)
-        } else if epoch != self.epoch {
+        } else if self.peer_severed_until(peer, now).is_some() {
+            Err(Refusal::PeerSevered)
+        } else if self.severed_at.max(peer_severed_at) > admitted_at {
             Err(Refusal::SeveredMeanwhile)
         } else {
             Ok(())
@@ -287,6 +328,7 @@ impl<L> LinkTable<L> {
     pub fn sever(&mut self, now: Instant, until: Instant) -> Vec<(u64, L)> {
         self.severed_until = Some(until);
         self.epoch += 1;
+        self.severed_at = self.epoch;
         self.peers
             .iter_mut()
             .filter_map(|(peer, slot)| {
@@ -295,6 +337,33 @@ impl<L> LinkTable<L> {
                 Some((*peer, link))
             })
             .collect()
+    }
+
+    /// Closes the links to `peers` at `now` and refuses theirs until `until`, including
+    /// handshakes in flight (an inbound one is refused once it says who it is from);
+    /// returns the links closed.
+    pub fn sever_peers(&mut self, peers: &[u64], now: Instant, until: Instant) -> Vec<(u64, L)> {
+        self.epoch += 1;
+        let epoch = self.epoch;
+        self.severed_peers.retain(|_, s| s.until > now);
+        let mut closed = Vec::new();
+        for &peer in peers {
+            let sever = self
+                .severed_peers
+                .entry(peer)
+                .or_insert(PeerSever { until, epoch });
+            *sever = PeerSever {
+                until: sever.until.max(until),
+                epoch,
+            };
+            if let Some(slot) = self.peers.get_mut(&peer)
+                && let Some(link) = slot.link.take()
+            {
+                slot.unlinked_since = Some(now);
+                closed.push((peer, link));
+            }
+        }
+        closed
     }
 
     /// Peers unlinked for at least `grace` at `now` that membership does not list alive:
@@ -423,14 +492,59 @@ mod tests {
         let closed = table.sever(now, now + Duration::from_secs(1));
         assert_eq!(closed, vec![(1, 1)]);
         assert_eq!(table.begin_handshake(now), Err(Refusal::Severed));
-        assert_eq!(table.may_establish(in_flight, now), Err(Refusal::Severed));
+        assert_eq!(
+            table.may_establish(in_flight, 1, now),
+            Err(Refusal::Severed)
+        );
         let later = now + Duration::from_secs(2);
         assert_eq!(
-            table.may_establish(also_in_flight, later),
+            table.may_establish(also_in_flight, 1, later),
             Err(Refusal::SeveredMeanwhile)
         );
         let fresh = table.begin_handshake(later).unwrap();
-        assert_eq!(table.may_establish(fresh, later), Ok(()));
+        assert_eq!(table.may_establish(fresh, 1, later), Ok(()));
+    }
+
+    /// Cutting this node off some peers refuses their links, dials and handshakes in
+    /// flight until the cut ends, and nobody else's.
+    #[test]
+    fn a_sever_of_some_peers_refuses_theirs_only() {
+        let now = Instant::now();
+        let mut table: LinkTable<u8> = LinkTable::new(POLICY, 4);
+        table.insert(1, 1);
+        table.insert(2, 2);
+        let from_1 = table.begin_handshake(now).unwrap();
+        let from_2 = table.begin_handshake(now).unwrap();
+        let until = now + Duration::from_secs(1);
+        assert_eq!(table.sever_peers(&[1], now, until), vec![(1, 1)]);
+        assert_eq!(table.get(2), Some(&2), "the other link stays");
+        assert_eq!(table.admit_dial(1, now), Err(Refusal::PeerSevered));
+        assert_eq!(table.peer_severed_until(1, now), Some(until));
+        assert_eq!(table.peer_severed_until(2, now), None);
+        assert_eq!(
+            table.may_establish(from_1, 1, now),
+            Err(Refusal::PeerSevered)
+        );
+        assert_eq!(table.may_establish(from_2, 2, now), Ok(()));
+        let (late, fresh) = (
+            table.admit_dial(2, now).unwrap(),
+            table.begin_handshake(now).unwrap(),
+        );
+        let later = until + Duration::from_millis(1);
+        table.handshake_failed(late);
+        assert_eq!(table.peer_severed_until(1, later), None);
+        assert_eq!(
+            table.may_establish(fresh, 1, later),
+            Ok(()),
+            "admitted after the cut"
+        );
+        let crossed = table.begin_handshake(later).unwrap();
+        table.sever_peers(&[1], later, later);
+        assert_eq!(
+            table.may_establish(crossed, 1, later),
+            Err(Refusal::SeveredMeanwhile),
+            "a cut of no time still refuses what crossed it"
+        );
     }
 
     #[test]
@@ -440,7 +554,7 @@ mod tests {
         let first = table.begin_handshake(now).unwrap();
         let second = table.begin_handshake(now).unwrap();
         assert_eq!(table.begin_handshake(now), Err(Refusal::TooManyHandshakes));
-        let dial = table.admit_dial(now).expect("dials are not counted");
+        let dial = table.admit_dial(1, now).expect("dials are not counted");
         table.handshake_failed(dial);
         assert_eq!(table.handshakes(), 2, "a dial frees no inbound place");
         table.handshake_failed(first);
@@ -448,14 +562,14 @@ mod tests {
             .begin_handshake(now)
             .expect("a failed handshake frees its place");
         assert_eq!(table.handshakes(), 2);
-        assert_eq!(table.may_establish(second, now), Ok(()));
+        assert_eq!(table.may_establish(second, 1, now), Ok(()));
         assert_eq!(
             table.handshakes(),
             1,
             "an established one frees its place too"
         );
         assert_eq!(
-            table.may_establish(third, now + Duration::from_secs(1)),
+            table.may_establish(third, 1, now + Duration::from_secs(1)),
             Ok(())
         );
         assert_eq!(table.handshakes(), 0);

@@ -16,7 +16,8 @@
 //! acceptor:    admit_handshake → (handshake)
 //! both:        establish(admission, peer) → Ok(session) → frames tagged with the session
 //!              or handshake_failed(admission)
-//! any end:     link_lost(peer, session) | sever | peer_dead | CoreEvent::Overloaded
+//! any end:     link_lost(peer, session) | sever | sever_peers | peer_dead
+//!              | CoreEvent::Overloaded
 //! ```
 
 use std::time::{Duration, Instant};
@@ -75,11 +76,11 @@ impl Core {
         self.links.handshake_failed(admission);
     }
 
-    /// This node wants to dial a peer (dials are not bounded like inbound handshakes:
+    /// This node wants to dial `peer` (dials are not bounded like inbound handshakes:
     /// there is at most one dial task per peer).
-    pub fn admit_dial(&mut self, now: Instant) -> Result<Admission, Refusal> {
+    pub fn admit_dial(&mut self, peer: u64, now: Instant) -> Result<Admission, Refusal> {
         self.tick(now);
-        self.links.admit_dial(now)
+        self.links.admit_dial(peer, now)
     }
 
     /// A handshake admitted at `admission` completed with `peer`: the link is recorded
@@ -94,7 +95,7 @@ impl Core {
     ) -> Result<Established, Refusal> {
         self.handle_local_ops(host);
         self.tick(now);
-        self.links.may_establish(admission, now)?;
+        self.links.may_establish(admission, peer.incarnation, now)?;
         let replaced = self.drop_link(peer.incarnation);
         let session = LinkSession {
             id: self.next_session,
@@ -159,6 +160,22 @@ impl Core {
         closed
     }
 
+    /// Closes the links to `peers` and refuses theirs, handshakes in flight included, until
+    /// `until` (this node cut off from them). Returns the links closed.
+    pub fn sever_peers(
+        &mut self,
+        peers: &[u64],
+        now: Instant,
+        until: Instant,
+    ) -> Vec<(u64, LinkSession)> {
+        self.tick(now);
+        let closed = self.links.sever_peers(peers, now, until);
+        for (peer, _) in &closed {
+            self.close_link(*peer);
+        }
+        closed
+    }
+
     /// Peers unlinked for at least `grace` that membership does not list in `alive`: their
     /// node may have gone before membership ever reported it, so no death would come.
     /// They are purged like dead peers; returns them.
@@ -194,7 +211,7 @@ impl Core {
     pub fn dial_wait_until(&self, peer: u64, now: Instant, jitter: f64) -> Instant {
         let backoff = now + self.links.dial_delay(peer, jitter);
         self.links
-            .severed_until(now)
+            .peer_severed_until(peer, now)
             .map_or(backoff, |until| until.max(backoff))
     }
 

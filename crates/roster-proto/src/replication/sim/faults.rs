@@ -1,4 +1,5 @@
-//! The simulation's faults: one random step of partitions, severs, crashes and restarts,
+//! The simulation's faults: one random step of partitions, severs (of all links or of one
+//! peer's), crashes and restarts,
 //! clock skew and heals.
 
 use std::time::Duration;
@@ -10,7 +11,7 @@ use super::{Sim, pair};
 impl Sim {
     pub(super) fn fault_step(&mut self) {
         let alive = self.alive();
-        match self.rng.random_range(0..7) {
+        match self.rng.random_range(0..8) {
             0 => self.drop_random_link(),
             1 if alive.len() >= 2 => {
                 // Partition one node from the rest; SWIM may or may not declare it dead.
@@ -86,6 +87,19 @@ impl Sim {
             5 => {
                 let a = alive[self.rng.random_range(0..alive.len())];
                 self.change_status(a);
+            }
+            6 if alive.len() >= 2 => {
+                let a = alive[self.rng.random_range(0..alive.len())];
+                let others: Vec<usize> = alive.iter().copied().filter(|&b| b != a).collect();
+                let b = others[self.rng.random_range(0..others.len())];
+                let peer = self.nodes[b].as_ref().expect("alive").incarnation;
+                let duration = Duration::from_millis(self.rng.random_range(0..800));
+                self.log.push(format!(
+                    "t={} cut {a} off {b} for {}ms",
+                    self.elapsed_ms(),
+                    duration.as_millis()
+                ));
+                self.sever_peer(a, peer, duration);
             }
             _ => {}
         }

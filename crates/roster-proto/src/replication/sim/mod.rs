@@ -330,6 +330,7 @@ fn the_simulation_covers_every_link_event() {
         total.closed_in_handshake += c.closed_in_handshake;
         total.dial_failures += c.dial_failures;
         total.severs += c.severs;
+        total.peer_severs += c.peer_severs;
         let (runs, sum) = rules.entry(conflicts.rule).or_insert((
             0,
             Conflicts {
@@ -353,6 +354,7 @@ fn the_simulation_covers_every_link_event() {
         closed_in_handshake,
         dial_failures,
         severs,
+        peer_severs,
     } = total;
     for (what, n) in [
         ("established", established),
@@ -363,6 +365,7 @@ fn the_simulation_covers_every_link_event() {
         ("closed during the handshake", closed_in_handshake),
         ("dial failures", dial_failures),
         ("severs", severs),
+        ("cut off from one peer", peer_severs),
     ] {
         assert!(
             n > 0,

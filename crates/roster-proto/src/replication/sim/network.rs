@@ -96,6 +96,9 @@ pub(super) struct Network {
     /// has had (the order of a sever and an admission in the same instant is in the count,
     /// not in the time).
     severed: BTreeMap<usize, Sever>,
+    /// The same for each node cut off from one peer (by incarnation), as
+    /// `isolate_from` does.
+    severed_peers: BTreeMap<(usize, u64), Sever>,
     /// Link-layer invariant violations seen during the run.
     pub(super) violations: Vec<String>,
     /// What happened to links during the run.
@@ -122,6 +125,8 @@ pub(super) struct LinkCounts {
     pub(super) closed_in_handshake: u64,
     pub(super) dial_failures: u64,
     pub(super) severs: u64,
+    /// Nodes cut off from one peer.
+    pub(super) peer_severs: u64,
 }
 
 /// The severs of one node.
@@ -132,9 +137,17 @@ struct Sever {
 }
 
 impl Network {
-    /// How many severs `node` has had.
-    fn severs_of(&self, node: usize) -> u64 {
+    /// How many severs of its links to `peer` `node` has had (of all its links, or of
+    /// that peer's).
+    fn severs_of(&self, node: usize, peer: u64) -> u64 {
         self.severed.get(&node).map_or(0, |s| s.count)
+            + self.severed_peers.get(&(node, peer)).map_or(0, |s| s.count)
+    }
+
+    /// Whether links from `node` to `peer` are severed at `now`.
+    fn severed_at(&self, node: usize, peer: u64, now: Instant) -> bool {
+        let active = |s: Option<&Sever>| s.and_then(|s| s.until).is_some_and(|until| now < until);
+        active(self.severed.get(&node)) || active(self.severed_peers.get(&(node, peer)))
     }
 
     /// Frames in flight on every connection.
@@ -217,7 +230,7 @@ impl Sim {
             self.dial_again(node, peer);
             return;
         }
-        let Ok(admission) = n.core.admit_dial(now) else {
+        let Ok(admission) = n.core.admit_dial(peer, now) else {
             n.core.dial_failed(peer);
             self.dial_again(node, peer);
             return;
@@ -238,7 +251,10 @@ impl Sim {
         let accepted = acceptor.core.admit_handshake(now);
         let conn_id = self.net.next_conn;
         self.net.next_conn += 1;
-        let (dialer_severs, acceptor_severs) = (self.net.severs_of(node), self.net.severs_of(to));
+        let (dialer_severs, acceptor_severs) = (
+            self.net.severs_of(node, peer),
+            self.net.severs_of(to, dialer_inc),
+        );
         let end = |node, incarnation, severs_before, state| End {
             node,
             incarnation,
@@ -374,6 +390,13 @@ impl Sim {
     pub(super) fn crash_links(&mut self, node: usize, incarnation: u64) {
         self.net.dials.retain(|(n, _), _| *n != node);
         if let Some(sever) = self.net.severed.get_mut(&node) {
+            sever.until = None;
+        }
+        for ((_, _), sever) in self
+            .net
+            .severed_peers
+            .range_mut((node, 0)..=(node, u64::MAX))
+        {
             sever.until = None;
         }
         let conns: Vec<u64> = self
@@ -539,8 +562,9 @@ impl Sim {
         match established {
             Ok(established) => {
                 self.net.counts.established += 1;
-                let sever = self.net.severed.get(&node).copied().unwrap_or_default();
-                if sever.until.is_some_and(|until| now < until) || sever.count != severs_before {
+                if self.net.severed_at(node, peer, now)
+                    || self.net.severs_of(node, peer) != severs_before
+                {
                     self.net.violations.push(format!(
                         "t={} n{node}: link to {peer} established across a sever",
                         self.elapsed_ms()
@@ -673,6 +697,27 @@ impl Sim {
         let closed = n.core.sever(now, now + duration);
         self.net.counts.severs += 1;
         let sever = self.net.severed.entry(node).or_default();
+        sever.until = Some(now + duration);
+        sever.count += 1;
+        for (_, session) in &closed {
+            self.close_session(node, session.id);
+        }
+        self.flush(node);
+        for (peer, _) in closed {
+            self.after_link_lost(node, peer);
+        }
+    }
+
+    /// `node` is cut off from the node of incarnation `peer` for `duration` (its links to
+    /// it closed and refused, as `isolate_from` does on one side).
+    pub(super) fn sever_peer(&mut self, node: usize, peer: u64, duration: Duration) {
+        let now = self.now;
+        let Some(n) = self.nodes[node].as_mut() else {
+            return;
+        };
+        let closed = n.core.sever_peers(&[peer], now, now + duration);
+        self.net.counts.peer_severs += 1;
+        let sever = self.net.severed_peers.entry((node, peer)).or_default();
         sever.until = Some(now + duration);
         sever.count += 1;
         for (_, session) in &closed {

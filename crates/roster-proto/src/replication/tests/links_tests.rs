@@ -29,7 +29,7 @@ fn peer(incarnation: u64) -> PeerHello<'static> {
 /// Establishes a link to `incarnation` as a dialer would; returns its session id.
 fn link(node: &mut TestNode, incarnation: u64, now: Instant) -> u64 {
     node.step(|core, host| {
-        let admission = core.admit_dial(now).expect("admitted");
+        let admission = core.admit_dial(incarnation, now).expect("admitted");
         core.establish(host, admission, peer(incarnation), now)
     })
     .expect("established")
@@ -83,7 +83,7 @@ fn a_sever_closes_links_and_refuses_handshakes_admitted_before_it() {
     let closed = a.core.sever(now, until);
     assert_eq!(closed.iter().map(|(p, _)| *p).collect::<Vec<_>>(), vec![2]);
     assert_eq!(a.core.link(2), None);
-    assert_eq!(a.core.admit_dial(now), Err(Refusal::Severed));
+    assert_eq!(a.core.admit_dial(2, now), Err(Refusal::Severed));
     assert_eq!(
         a.core.dial_wait_until(2, now, 1.0),
         until,

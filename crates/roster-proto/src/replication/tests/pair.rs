@@ -256,7 +256,7 @@ impl Pair {
         let a_hello = (self.a.incarnation, self.a.name.clone());
         let b_hello = (self.b.incarnation, self.b.name.clone());
         let on_a = self.a.step(|core, host| {
-            let admission = core.admit_dial(now).expect("not severed");
+            let admission = core.admit_dial(b_hello.0, now).expect("not severed");
             core.establish(host, admission, hello(&b_hello), now)
         });
         let on_b = self.b.step(|core, host| {

@@ -77,13 +77,14 @@ impl Cluster {
                 if !member_alive {
                     continue;
                 }
-                if cluster.is_blocked(peer) {
-                    lock(&cluster.core).dial_failed(peer);
-                    continue;
-                }
-                match cluster.dial(member.addr).await {
+                match cluster.dial(peer, member.addr).await {
                     // A link that already died is redialed by this same task.
                     Ok(()) => {}
+                    // Severed meanwhile: the next round waits the sever out.
+                    Err(DialError::Refused(refusal)) => {
+                        lock(&cluster.core).dial_failed(peer);
+                        tracing::debug!(peer = %member.name, %refusal, "dial refused");
+                    }
                     Err(e) => {
                         lock(&cluster.core).dial_failed(peer);
                         cluster
@@ -98,9 +99,9 @@ impl Cluster {
         lock(&self.tasks).push(task.abort_handle());
     }
 
-    async fn dial(self: &Arc<Self>, addr: SocketAddr) -> Result<(), DialError> {
+    async fn dial(self: &Arc<Self>, peer: u64, addr: SocketAddr) -> Result<(), DialError> {
         let admission = lock(&self.core)
-            .admit_dial(Instant::now())
+            .admit_dial(peer, Instant::now())
             .map_err(DialError::Refused)?;
         let connect = async {
             let tcp = TcpStream::connect(addr).await?;

@@ -8,7 +8,9 @@ use super::lifecycle::take_io;
 use super::link::Link;
 use super::{Cluster, lock};
 use crate::clock::deadline_after;
+use crate::cluster::link_table::LinkSession;
 use crate::cluster::membership::MemberId;
+use crate::replication::core::Core;
 
 impl Cluster {
     /// Closes every link and refuses new ones for `duration`, handshakes in flight
@@ -16,10 +18,22 @@ impl Cluster {
     /// by delta when the links come back.
     pub(crate) fn sever_links(self: &Arc<Self>, duration: Duration) {
         let now = Instant::now();
+        let until = deadline_after(now, duration);
+        let closed = self.sever_with(|core| core.sever(now, until));
+        node_info!(self, links = closed, ?duration, "links severed");
+    }
+
+    /// Severs links as `sever` does it in the core, under the IO table's lock: each link
+    /// it closed loses its IO, and its peer is redialed while a member (the dial waits
+    /// out the sever). Returns how many links it closed.
+    fn sever_with(
+        self: &Arc<Self>,
+        sever: impl FnOnce(&mut Core) -> Vec<(u64, LinkSession)>,
+    ) -> usize {
         let (closed, outputs) = {
             let mut io = lock(&self.io);
             let (closed, outputs) = self.core_step(|core, _| {
-                let closed = core.sever(now, deadline_after(now, duration));
+                let closed = sever(core);
                 self.refresh_peer_limits(core);
                 closed
             });
@@ -29,7 +43,6 @@ impl Cluster {
                 .collect();
             (links, outputs)
         };
-        node_info!(self, links = closed.len(), ?duration, "links severed");
         for (peer, link) in &closed {
             if let Some(link) = link {
                 self.link_closed(*peer, link, "severed");
@@ -38,11 +51,12 @@ impl Cluster {
         let peers: Vec<u64> = closed.iter().map(|(peer, _)| *peer).collect();
         drop(closed);
         self.act(outputs);
-        for peer in peers {
+        for &peer in &peers {
             if let Some(member) = self.member(peer) {
                 self.maybe_dial(member);
             }
         }
+        peers.len()
     }
 
     /// Fault injection: severs links and drops every membership datagram in and out for
@@ -69,13 +83,15 @@ impl Cluster {
             let addrs: Vec<_> = peers.iter().map(|m| m.addr).collect();
             membership.isolate_from(&addrs, until.into());
         }
-        lock(&self.blocked).extend(peers.iter().map(|m| (m.incarnation, until)));
-        for member in &peers {
-            let session = lock(&self.io).get(&member.incarnation).map(|l| l.session);
-            if let Some(session) = session {
-                self.link_lost(member.incarnation, session, "isolated (fault injection)");
-            }
-        }
+        let incarnations: Vec<u64> = peers.iter().map(|m| m.incarnation).collect();
+        let closed = self.sever_with(|core| core.sever_peers(&incarnations, Instant::now(), until));
+        node_info!(
+            self,
+            peers = peers.len(),
+            links = closed,
+            ?duration,
+            "cut off from members"
+        );
         peers.len()
     }
 }

@@ -32,13 +32,6 @@ impl Cluster {
         admission: Admission,
     ) {
         let incarnation = peer.incarnation;
-        if self.is_blocked(incarnation) {
-            self.counters
-                .connections_refused
-                .fetch_add(1, Ordering::Relaxed);
-            node_info!(self, peer = %peer.name, "link refused: the peer is isolated (fault injection)");
-            return;
-        }
         let mut io = lock(&self.io);
         let hello = PeerHello {
             incarnation,
@@ -170,14 +163,6 @@ impl Cluster {
             node_info!(self, peer, "unlinked peer unknown to membership: purged it");
         }
         self.act(outputs);
-    }
-
-    /// Whether links to `peer` are refused now (fault injection).
-    pub(super) fn is_blocked(&self, peer: u64) -> bool {
-        let now = Instant::now();
-        let mut blocked = lock(&self.blocked);
-        blocked.retain(|(_, until)| *until > now);
-        blocked.iter().any(|(p, _)| *p == peer)
     }
 
     /// Closes links whose peer has been silent too long (each is redialed).

@@ -90,8 +90,6 @@ pub(crate) struct Cluster {
     io: Mutex<HashMap<u64, Link>>,
     /// The latest closed link sessions.
     closed: Mutex<ClosedSessions>,
-    /// Fault injection: peers (by incarnation) refused until a time.
-    blocked: Mutex<Vec<(u64, Instant)>>,
     membership: Mutex<Option<MembershipHandle>>,
     grace: Duration,
     /// How long a link may stay silent before it is closed.
@@ -194,7 +192,6 @@ impl Cluster {
             core: Mutex::new(Core::new(incarnation, core_config)),
             io: Mutex::new(HashMap::new()),
             closed: Mutex::new(ClosedSessions::new()),
-            blocked: Mutex::new(Vec::new()),
             membership: Mutex::new(None),
             grace: settings.unlinked_grace,
             silence,
