@@ -749,9 +749,47 @@ impl Core {
         }
     }
 
-    /// Queues a message or dispatch for a peer, after the ops queued before it. Refused
-    /// if the peer has no link or announced a smaller `max_message_bytes`.
-    pub fn send(&mut self, host: &dyn ReplicaHost, peer: u64, frame: Frame) -> Result<(), Unsent> {
+    /// Queues a message for a process on node `peer`, after every op of ours written
+    /// before it. Refused if the peer has no link or announced a smaller
+    /// `max_message_bytes`.
+    pub fn send_message(
+        &mut self,
+        host: &dyn ReplicaHost,
+        peer: u64,
+        message: Message,
+    ) -> Result<(), Unsent> {
+        self.queue_for(
+            host,
+            peer,
+            message.payload.encoded_len(),
+            Frame::Message(message),
+        )
+    }
+
+    /// Queues a dispatch to the owner and members of a key on node `peer`, after every op
+    /// of ours written before it. Refused as [`Core::send_message`] is.
+    pub fn send_dispatch(
+        &mut self,
+        host: &dyn ReplicaHost,
+        peer: u64,
+        dispatch: Dispatch,
+    ) -> Result<(), Unsent> {
+        self.queue_for(
+            host,
+            peer,
+            dispatch.payload.encoded_len(),
+            Frame::Dispatch(dispatch),
+        )
+    }
+
+    /// Queues `frame`, whose payload is `payload_bytes` long, for `peer`.
+    fn queue_for(
+        &mut self,
+        host: &dyn ReplicaHost,
+        peer: u64,
+        payload_bytes: usize,
+        frame: Frame,
+    ) -> Result<(), Unsent> {
         self.handle_local_ops(host);
         if self.links.get(peer).is_none() {
             return Err(Unsent::NoLink);
@@ -759,16 +797,9 @@ impl Core {
         let Some(state) = self.peers.get_mut(&peer) else {
             return Err(Unsent::NoLink);
         };
-        let payload = match &frame {
-            Frame::Message(m) => Some(&m.payload),
-            Frame::Dispatch(d) => Some(&d.payload),
-            _ => None,
-        };
-        if let Some(payload) = payload {
-            let max = state.limits.max_message_bytes;
-            if payload.encoded_len() > max {
-                return Err(Unsent::TooLarge { max });
-            }
+        let max = state.limits.max_message_bytes;
+        if payload_bytes > max {
+            return Err(Unsent::TooLarge { max });
         }
         state.push(frame);
         self.check_overload();

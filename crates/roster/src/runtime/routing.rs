@@ -10,7 +10,7 @@ use crate::key::ScopeName;
 use crate::meta::Meta;
 use crate::pid::{Incarnation, Pid};
 use crate::replication::core::Unsent;
-use crate::replication::wire::{Dispatch, Frame, Message};
+use crate::replication::wire::{Dispatch, Message};
 
 /// What became of a dispatch's frames to other nodes (one per node hosting recipients).
 #[derive(Debug, Default, Clone, Copy)]
@@ -44,10 +44,7 @@ impl NodeShared {
         let Some(cluster) = cluster.as_ref() else {
             return Err(self.unsendable(to));
         };
-        match cluster.send(
-            to.incarnation().get(),
-            Frame::Message(Message { to, from, payload }),
-        ) {
+        match cluster.send_message(to.incarnation().get(), Message { to, from, payload }) {
             Ok(()) => Ok(()),
             Err(Unsent::NoLink) => Err(self.unsendable(to)),
             Err(Unsent::TooLarge { max }) => Err(SendError::TooLarge { len, max }),
@@ -101,12 +98,12 @@ impl NodeShared {
             return counts;
         };
         for peer in nodes {
-            let frame = Frame::Dispatch(Dispatch {
+            let dispatch = Dispatch {
                 scope: scope.clone(),
                 key: key.into(),
                 payload: payload.clone(),
-            });
-            match cluster.send(peer, frame) {
+            };
+            match cluster.send_dispatch(peer, dispatch) {
                 Ok(()) => counts.sent += 1,
                 Err(Unsent::TooLarge { .. }) => counts.too_large += 1,
                 Err(Unsent::NoLink) => counts.unreachable += 1,

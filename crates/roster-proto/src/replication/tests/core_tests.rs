@@ -725,14 +725,14 @@ fn a_message_sent_right_after_a_write_leaves_behind_it() {
     pair.link();
     let (pa, pb) = (pair.a.process(), pair.b.process());
     pair.a.register(pa, "mine");
-    let message = Frame::Message(crate::replication::wire::Message {
+    let message = crate::replication::wire::Message {
         to: pb,
         from: Some(pa),
         payload: crate::meta::Meta::EMPTY,
-    });
+    };
     let b = pair.b.incarnation;
     pair.a
-        .step(|core, host| core.send(host, b, message))
+        .step(|core, host| core.send_message(host, b, message))
         .expect("linked");
     pair.drive();
     let write = position(&pair, true, |f| carries(f, "mine")).expect("a sent its write");

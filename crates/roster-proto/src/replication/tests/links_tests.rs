@@ -122,13 +122,12 @@ fn an_overloaded_link_is_closed_by_the_core_with_its_session() {
     );
     let session = link(&mut a, 2, now);
     for _ in 0..3 {
-        let _ = a.step(|core, host| core.send(host, 2, Frame::Ping { id: 1 }));
-        let message = Frame::Message(crate::replication::wire::Message {
+        let message = crate::replication::wire::Message {
             to: PID,
             from: None,
             payload: crate::meta::Meta::EMPTY,
-        });
-        let _ = a.step(|core, host| core.send(host, 2, message));
+        };
+        let _ = a.step(|core, host| core.send_message(host, 2, message));
     }
     assert_eq!(a.core.link(2), None);
     let events: Vec<CoreEvent> = std::iter::from_fn(|| a.core.poll_event()).collect();

@@ -67,7 +67,7 @@ use crate::key::{Limits, ScopeName};
 use crate::pid::Incarnation;
 use crate::replication::PROTOCOL_VERSION;
 use crate::replication::core::{Core, CoreConfig, CoreEvent, Unsent};
-use crate::replication::wire::Frame;
+use crate::replication::wire::{Dispatch, Frame, Message};
 use crate::store::NodeStores;
 
 /// A link whose peer sent nothing for this many anti-entropy intervals is closed.
@@ -402,9 +402,22 @@ impl Cluster {
         self.with_core(|core, _| core.handle_scope_disconnected(scope));
     }
 
-    /// Queues a message or dispatch for the node of incarnation `peer`.
-    pub(crate) fn send(self: &Arc<Self>, peer: u64, frame: Frame) -> Result<(), Unsent> {
-        self.with_core(|core, node| core.send(node, peer, frame))
+    /// Queues a message for a process on the node of incarnation `peer`.
+    pub(crate) fn send_message(
+        self: &Arc<Self>,
+        peer: u64,
+        message: Message,
+    ) -> Result<(), Unsent> {
+        self.with_core(|core, node| core.send_message(node, peer, message))
+    }
+
+    /// Queues a dispatch for the node of incarnation `peer`.
+    pub(crate) fn send_dispatch(
+        self: &Arc<Self>,
+        peer: u64,
+        dispatch: Dispatch,
+    ) -> Result<(), Unsent> {
+        self.with_core(|core, node| core.send_dispatch(node, peer, dispatch))
     }
 
     /// The smallest limits among linked peers; `None` without any link.
