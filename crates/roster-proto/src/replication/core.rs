@@ -120,7 +120,7 @@ pub enum CoreEvent {
     Dispatch(Dispatch),
 }
 
-/// Why [`Core::send`] did not queue a frame.
+/// Why [`Core::send_message`] or [`Core::send_dispatch`] did not queue a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unsent {
     /// The peer has no link.
