@@ -118,6 +118,9 @@ pub enum CoreEvent {
     Deliver(Message),
     /// A peer dispatched a message to the local owner and members of a key.
     Dispatch(Dispatch),
+    /// The smallest limits among the linked peers changed (a link came or went); `None`
+    /// without a link. What this node writes is checked against them.
+    PeerLimits(Option<Limits>),
 }
 
 /// Why [`Core::send_message`] or [`Core::send_dispatch`] did not queue a frame.
@@ -156,6 +159,9 @@ pub struct Core {
     next_anti_entropy: Option<Instant>,
     /// Barriers waiting for peers' answers (`barrier.rs`).
     pub(super) barriers: Barriers,
+    /// The smallest limits among the linked peers as last reported
+    /// ([`CoreEvent::PeerLimits`]); `None` without a link.
+    reported_limits: Option<Limits>,
 }
 
 impl Core {
@@ -175,6 +181,16 @@ impl Core {
             events: VecDeque::new(),
             next_anti_entropy: None,
             barriers: Barriers::default(),
+            reported_limits: None,
+        }
+    }
+
+    /// The set of linked peers changed: reports their smallest limits if they changed.
+    pub(super) fn links_changed(&mut self) {
+        let limits = self.linked_limits();
+        if limits != self.reported_limits {
+            self.reported_limits = limits;
+            self.events.push_back(CoreEvent::PeerLimits(limits));
         }
     }
 

@@ -104,6 +104,7 @@ impl Core {
         self.next_session += 1;
         self.links.insert(peer.incarnation, session);
         self.open_link(host, peer.incarnation, peer.name, peer.limits, now);
+        self.links_changed();
         Ok(Established { session, replaced })
     }
 
@@ -145,6 +146,7 @@ impl Core {
         self.forget_peer(host, peer);
         host.node_registry()
             .mark_offline(peer, why, left, host.now_ms());
+        self.links_changed();
         link
     }
 
@@ -157,6 +159,7 @@ impl Core {
         for (peer, _) in &closed {
             self.close_link(*peer);
         }
+        self.links_changed();
         closed
     }
 
@@ -173,6 +176,7 @@ impl Core {
         for (peer, _) in &closed {
             self.close_link(*peer);
         }
+        self.links_changed();
         closed
     }
 
@@ -275,6 +279,7 @@ impl Core {
             |s| now.saturating_duration_since(s.established),
         )?;
         self.close_link(peer);
+        self.links_changed();
         Some(session)
     }
 

@@ -40,7 +40,8 @@ impl Sim {
                 | CoreEvent::Dispatch(_)
                 | CoreEvent::Repaired { .. }
                 | CoreEvent::GapDetected { .. }
-                | CoreEvent::Skipped { .. } => {}
+                | CoreEvent::Skipped { .. }
+                | CoreEvent::PeerLimits(_) => {}
             }
         }
         for (peer, frames) in outgoing {

@@ -150,3 +150,47 @@ fn a_dead_peer_loses_its_link_and_its_dial_claim_ends() {
     assert_eq!(a.core.link(2), None);
     assert!(a.core.claim_dial(2), "a new dial task may start");
 }
+
+/// The smallest limits among the linked peers are reported when a link comes or goes
+/// and they change, and only then.
+#[test]
+fn peer_limits_are_reported_as_links_come_and_go() {
+    let now = Instant::now();
+    let mut a = node();
+    let limits = |a: &mut TestNode| -> Vec<Option<Limits>> {
+        std::iter::from_fn(|| a.core.poll_event())
+            .filter_map(|e| match e {
+                CoreEvent::PeerLimits(limits) => Some(limits),
+                _ => None,
+            })
+            .collect()
+    };
+    let first = link(&mut a, 2, now);
+    assert_eq!(limits(&mut a), vec![Some(Limits::DEFAULT)]);
+    let small = Limits {
+        max_meta_bytes: 100,
+        ..Limits::DEFAULT
+    };
+    let second = a
+        .step(|core, host| {
+            let admission = core.admit_dial(3, now).expect("admitted");
+            let hello = PeerHello {
+                incarnation: 3,
+                name: "c",
+                limits: small,
+            };
+            core.establish(host, admission, hello, now)
+        })
+        .expect("established")
+        .session
+        .id;
+    assert_eq!(
+        limits(&mut a),
+        vec![Some(Limits::DEFAULT.min(small))],
+        "the smaller peer sets them"
+    );
+    assert!(a.core.link_lost(2, first, now));
+    assert_eq!(limits(&mut a), Vec::new(), "unchanged: nothing reported");
+    assert!(a.core.link_lost(3, second, now));
+    assert_eq!(limits(&mut a), vec![None], "no link: no limits");
+}

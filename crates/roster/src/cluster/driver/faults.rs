@@ -32,11 +32,7 @@ impl Cluster {
     ) -> usize {
         let (closed, outputs) = {
             let mut io = lock(&self.io);
-            let (closed, outputs) = self.core_step(|core, _| {
-                let closed = sever(core);
-                self.refresh_peer_limits(core);
-                closed
-            });
+            let (closed, outputs) = self.core_step(|core, _| sever(core));
             let links: Vec<(u64, Option<Link>)> = closed
                 .iter()
                 .map(|(peer, session)| (*peer, take_io(&mut io, *peer, session.id)))

@@ -18,7 +18,6 @@ use crate::cluster::link_table::Admission;
 use crate::key::Limits;
 use crate::nodes::NodeEvent;
 use crate::pid::Incarnation;
-use crate::replication::core::Core;
 use crate::replication::links::PeerHello;
 
 impl Cluster {
@@ -38,11 +37,8 @@ impl Cluster {
             name: &peer.name,
             limits: peer.limits,
         };
-        let (established, outputs) = self.core_step(|core, node| {
-            let established = core.establish(node, admission, hello, Instant::now());
-            self.refresh_peer_limits(core);
-            established
-        });
+        let (established, outputs) =
+            self.core_step(|core, node| core.establish(node, admission, hello, Instant::now()));
         let established = match established {
             Ok(established) => established,
             Err(refusal) => {
@@ -100,11 +96,8 @@ impl Cluster {
         let (link, current, outputs) = {
             let mut io = lock(&self.io);
             let link = take_io(&mut io, peer, session);
-            let (current, outputs) = self.core_step(|core, _| {
-                let current = core.link_lost(peer, session, Instant::now());
-                self.refresh_peer_limits(core);
-                current
-            });
+            let (current, outputs) =
+                self.core_step(|core, _| core.link_lost(peer, session, Instant::now()));
             (link, current, outputs)
         };
         if let Some(link) = &link {
@@ -126,7 +119,6 @@ impl Cluster {
             self.link_closed(peer, link, "overloaded: the peer did not keep up");
         }
         drop(link);
-        self.peer_limits.set(lock(&self.core).linked_limits());
         if let Some(member) = self.member(peer) {
             self.maybe_dial(member);
         }
@@ -143,7 +135,6 @@ impl Cluster {
                 } else {
                     core.peer_dead(node, peer);
                 }
-                self.refresh_peer_limits(core);
             });
             (io.remove(&peer), outputs)
         };
@@ -179,11 +170,6 @@ impl Cluster {
             tracing::warn!(peer = %name, session, silence = ?self.silence, "peer sent nothing: closing the link");
             self.link_lost(peer, session, "peer silent");
         }
-    }
-
-    /// Recomputes the peer limits after the core's links changed.
-    pub(super) fn refresh_peer_limits(&self, core: &Core) {
-        self.peer_limits.set(core.linked_limits());
     }
 }
 

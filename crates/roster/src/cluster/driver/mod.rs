@@ -265,7 +265,12 @@ impl Cluster {
         let wake = core.peers_with_transmits();
         let mut events = Vec::new();
         while let Some(event) = core.poll_event() {
-            events.push(event);
+            match event {
+                // Set before the core is released: a write after this call is checked
+                // against the limits of the links it made.
+                CoreEvent::PeerLimits(limits) => self.peer_limits.set(limits),
+                event => events.push(event),
+            }
         }
         (result, CoreOutputs { wake, events })
     }
@@ -328,6 +333,7 @@ impl Cluster {
                     self.counters.stream_gaps.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(peer, %scope, "gap in a peer's stream: asked for a snapshot");
                 }
+                CoreEvent::PeerLimits(limits) => self.peer_limits.set(limits),
             }
         }
     }
