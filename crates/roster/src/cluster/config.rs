@@ -236,7 +236,6 @@ impl ClusterConfig {
                 FailureDetection::Fast => Duration::from_secs(3),
             },
             membership,
-            redial: self.redial,
             #[cfg(feature = "tls")]
             tls: self.tls.clone(),
             busy_poll: self.busy_poll,
@@ -246,6 +245,7 @@ impl ClusterConfig {
                 op_log_bytes: self.op_log_bytes,
                 max_queued_ops: self.max_queued_ops,
                 anti_entropy_interval: self.anti_entropy_interval,
+                redial: self.redial,
                 ..CoreConfig::default()
             },
         }

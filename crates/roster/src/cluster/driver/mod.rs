@@ -59,7 +59,6 @@ pub(crate) use self::stats::ClusterCounters;
 pub use self::stats::{ClusterStats, PeerInfo};
 use super::handshake::{ClusterKey, Greeting};
 use super::host::ClusterHost;
-use super::link_table::RedialPolicy;
 use super::membership::{MemberId, MembershipConfig, MembershipHandle, spawn_membership};
 use super::outlet::{Outlet, Pumped};
 use super::throttle::Throttle;
@@ -128,8 +127,6 @@ pub(crate) struct ClusterSettings {
     pub(crate) core: CoreConfig,
     /// How long a peer may stay unlinked, unknown to membership, before it is purged.
     pub(crate) unlinked_grace: Duration,
-    /// When to redial a peer after a failure.
-    pub(crate) redial: RedialPolicy,
     /// TLS for links, if configured.
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<super::tls::TlsConfig>,
@@ -176,7 +173,6 @@ impl Cluster {
         let silence = (settings.core.anti_entropy_interval * SILENT_INTERVALS).max(MIN_SILENCE);
         let mut core_config = settings.core;
         core_config.limits = node.limits();
-        core_config.redial = settings.redial;
         let cluster = Arc::new(Self {
             me: Greeting {
                 version: PROTOCOL_VERSION,
