@@ -211,3 +211,70 @@ async fn a_panicking_link_reader_tears_its_link_down() {
     );
     node.shutdown().await;
 }
+
+/// Reads frames from `tcp` until one that `wanted` accepts; `None` if none came within
+/// 5 s (or the node closed the link).
+async fn frame_from_node(
+    tcp: &mut TcpStream,
+    wanted: impl Fn(&crate::replication::wire::Frame) -> bool,
+) -> Option<crate::replication::wire::Frame> {
+    let read = async {
+        loop {
+            let mut len = [0u8; 4];
+            tcp.read_exact(&mut len).await.ok()?;
+            let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+            tcp.read_exact(&mut body).await.ok()?;
+            let frame =
+                crate::replication::wire::Frame::decode(&body, &crate::key::Limits::CEILING)
+                    .expect("the node sends frames that decode");
+            if wanted(&frame) {
+                return Some(frame);
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// The core's timer runs with no other wake-up than its deadline: a peer whose stream the
+/// node has applied gets a digest every anti-entropy interval, though the node's timer
+/// had no deadline before the link (it waits on the core then, with no polling that would
+/// hide a deadline never set).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_link_gets_its_anti_entropy_digests() {
+    use crate::replication::wire::Frame;
+    let node = node();
+    let mut tcp = handshaken_peer(node.cluster().addr().unwrap(), 13).await;
+    eventually("the link is listed", || node.cluster().peers().len() == 1).await;
+    // This peer's (empty) stream of the default scope, whole: the node has applied it.
+    let mut frames = Vec::new();
+    super::outlet::encode_frames(
+        &[
+            Frame::Hello {
+                scopes: vec!["default".into()],
+                positions: Vec::new(),
+                clock: 0,
+            },
+            Frame::Snapshot {
+                scope: "default".into(),
+                seq: 0,
+                size: None,
+                ops: Vec::new(),
+                last: true,
+            },
+        ],
+        &mut frames,
+    );
+    tcp.write_all(&frames).await.unwrap();
+    for round in 0..3 {
+        assert!(
+            frame_from_node(&mut tcp, |f| matches!(f, Frame::Digest { .. }))
+                .await
+                .is_some(),
+            "digest {round} never came"
+        );
+    }
+    node.shutdown().await;
+}

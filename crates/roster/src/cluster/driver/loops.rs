@@ -46,18 +46,33 @@ pub(super) async fn membership_loop(
     }
 }
 
+/// The core's timer: sleeps until [`Core::poll_timeout`](crate::replication::core::Core::poll_timeout)
+/// and hands the core the time then, with no other wake-up: a core call that brings the
+/// deadline forward (or sets the first) re-arms it through `timer_rearm` (see
+/// `Cluster::core_step`), so a wrong `None` would stop the timer, not be hidden by a poll.
 pub(super) async fn timer_loop(cluster: Weak<Cluster>) {
     loop {
-        let deadline = {
+        let (deadline, rearm) = {
             let Some(cluster) = cluster.upgrade() else {
                 return;
             };
             let next = lock(&cluster.core).poll_timeout();
-            next.map(tokio::time::Instant::from_std)
+            (
+                next.map(tokio::time::Instant::from_std),
+                cluster.timer_rearm.clone(),
+            )
         };
         match deadline {
-            Some(at) => tokio::time::sleep_until(at).await,
-            None => tokio::time::sleep(Duration::from_millis(200)).await,
+            Some(at) => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(at) => {}
+                    () = rearm.notified() => continue,
+                }
+            }
+            None => {
+                rearm.notified().await;
+                continue;
+            }
         }
         let Some(cluster) = cluster.upgrade() else {
             return;

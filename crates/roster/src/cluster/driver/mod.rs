@@ -114,6 +114,9 @@ pub(crate) struct Cluster {
     tasks: Mutex<Vec<AbortHandle>>,
     /// The smallest limits of the linked peers, read by every replicated write.
     peer_limits: PeerLimits,
+    /// Wakes the timer task when a core call brought the core's deadline forward, or
+    /// when the cluster layer goes (see `loops::timer_loop`).
+    timer_rearm: Arc<tokio::sync::Notify>,
     skip_log: Mutex<Throttle>,
     pub(crate) counters: ClusterCounters,
 }
@@ -201,6 +204,7 @@ impl Cluster {
             started: Instant::now(),
             tasks: Mutex::new(Vec::new()),
             peer_limits: PeerLimits::default(),
+            timer_rearm: Arc::default(),
             skip_log: Mutex::new(Throttle::new(Duration::from_secs(1))),
             counters: ClusterCounters::default(),
             node,
@@ -257,7 +261,14 @@ impl Cluster {
     /// every call that is given the stores.
     fn core_step<R>(&self, f: impl FnOnce(&mut Core, &NodeStores) -> R) -> (R, CoreOutputs) {
         let mut core = lock(&self.core);
+        let deadline = core.poll_timeout();
         let result = f(&mut core, self.node.stores());
+        if let Some(next) = core.poll_timeout()
+            && deadline.is_none_or(|deadline| next < deadline)
+        {
+            // Brought forward: the timer task sleeps until the old one, or has none.
+            self.timer_rearm.notify_one();
+        }
         let wake = core.peers_with_transmits();
         let mut events = Vec::new();
         while let Some(event) = core.poll_event() {
@@ -543,6 +554,8 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.stop_flusher();
+        // The timer task may wait for a deadline with none set: it ends once it wakes.
+        self.timer_rearm.notify_one();
     }
 }
 
