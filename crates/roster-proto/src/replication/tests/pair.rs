@@ -33,6 +33,9 @@ impl Clock for ManualClock {
     }
 }
 
+/// The most deadlines [`Pair::advance`] hands the cores in one call.
+const MAX_TIMEOUTS: usize = 10_000;
+
 /// One node: a replication core and the stores it hosts.
 pub(in crate::replication) struct TestNode {
     pub(in crate::replication) name: String,
@@ -286,17 +289,43 @@ impl Pair {
         self.b = TestNode::new("b", incarnation, config);
     }
 
-    /// Lets `by` of virtual time pass (timers fire), then runs until nothing moves.
+    /// Lets `by` of virtual time pass, as the shell's timer would: time jumps to the
+    /// earliest deadline either core gives ([`Core::poll_timeout`]), the cores due are
+    /// handed it and the pair runs until nothing moves, until no deadline is left within
+    /// `by` (at most [`MAX_TIMEOUTS`] of them: a deadline that never moves on fails the
+    /// test). A timer a core does not report never fires.
     pub(in crate::replication) fn advance(&mut self, by: Duration) {
-        self.elapsed += by;
-        let now = self.now();
-        for node in [&mut self.a, &mut self.b] {
-            node.clock
-                .0
-                .fetch_add(by.as_millis() as u64, Ordering::Relaxed);
-            node.step(|core, host| core.handle_timeout(host, now));
+        let end = self.now() + by;
+        for _ in 0..MAX_TIMEOUTS {
+            let next = [&self.a, &self.b]
+                .into_iter()
+                .filter_map(|node| node.core.poll_timeout())
+                .min()
+                .filter(|at| *at <= end);
+            let Some(at) = next else {
+                self.set_time(end);
+                self.drive();
+                return;
+            };
+            self.set_time(at);
+            for node in [&mut self.a, &mut self.b] {
+                if node.core.poll_timeout().is_some_and(|due| due <= at) {
+                    node.step(|core, host| core.handle_timeout(host, at));
+                }
+            }
+            self.drive();
         }
-        self.drive();
+        panic!("more than {MAX_TIMEOUTS} deadlines within {by:?}: a timer that never moves on");
+    }
+
+    /// Moves virtual time (and both nodes' wall clocks) forward to `at`.
+    fn set_time(&mut self, at: Instant) {
+        let before = self.elapsed.as_millis();
+        self.elapsed += at.saturating_duration_since(self.now());
+        let ms = (self.elapsed.as_millis() - before) as u64;
+        for node in [&self.a, &self.b] {
+            node.clock.0.fetch_add(ms, Ordering::Relaxed);
+        }
     }
 
     /// Moves frames both ways (through the encoder and decoder) and acts on events until
