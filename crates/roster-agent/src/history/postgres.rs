@@ -257,7 +257,12 @@ async fn fill_facts(client: &Client, location: &str) -> Result<(), StoreError> {
         )
         .await
         .map_err(query)?;
-    Ok(())
+    // PostgreSQL plans the read of a page's facts by the statistics of the new column:
+    // gather them now rather than when autovacuum gets to it.
+    client
+        .batch_execute("ANALYZE roster_audit")
+        .await
+        .map_err(query)
 }
 
 /// `url` without its password, for messages.
