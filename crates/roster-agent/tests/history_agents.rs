@@ -215,7 +215,7 @@ fn a_history_file_the_agent_must_not_write_exits_2_unless_history_is_off() {
                     )
                     .unwrap();
             },
-            "has schema version 7, newer than the 1 this agent knows",
+            "has schema version 7, newer than the 2 this agent knows",
         ),
     ];
     for (name, make, expected) in cases {

@@ -292,7 +292,7 @@ async fn sqlite_files_of_others_are_refused() {
         ),
         (
             &newer,
-            "has schema version 99, newer than the 1 this agent knows",
+            "has schema version 99, newer than the 2 this agent knows",
         ),
     ] {
         let error = History::open(&settings(Backend::Sqlite(path.clone()), 16), "a")
@@ -543,41 +543,10 @@ fn write(store: &mut dyn Store, at_ms: u64, recorder: &str, kind: RecordKind) {
         .expect("written");
 }
 
-/// Agents sharing a database: a fact that several of them recorded (the same name
-/// conflict: scope, key, winner, loser and rule; the same node leaving) is one item with
-/// every recorder, at the
-/// place of its first row, whatever the page size, the filters, or rows written while
-/// paging.
-fn shared_facts_are_listed_once_with_every_recorder(store: &mut dyn Store) {
-    write(
-        store,
-        1000,
-        "a",
-        conflict("x", "keep_oldest", Some("wa"), None),
-    );
-    write(store, 1001, "a", alert(1));
-    write(store, 1002, "b", alert(2));
-    write(store, 1003, "b", conflict("y", "keep_oldest", None, None));
-    write(
-        store,
-        1004,
-        "b",
-        conflict("x", "keep_oldest", None, Some("lb")),
-    );
-    write(store, 1005, "a", alert(3));
-    // Another rule decided: another fact.
-    write(store, 1006, "c", conflict("x", "keep_newest", None, None));
-    write(
-        store,
-        1007,
-        "a",
-        RecordKind::NodeStatus {
-            node: "n".into(),
-            old: "online".into(),
-            new: "degraded".into(),
-            reason: "cpu".into(),
-        },
-    );
+/// What agents sharing a database recorded: facts that several of them recorded (the
+/// same name conflict: scope, key, winner, loser and rule; the same node leaving) and
+/// each one's own. Listed as [`SHARED_FACT_ITEMS`].
+fn shared_fact_records() -> Vec<Record> {
     // A node that left on purpose is a fact every node records; one declared dead is
     // each node's own judgement (it may come back as the same incarnation).
     let down = |node: &str, left: bool| RecordKind::NodeDown {
@@ -591,32 +560,73 @@ fn shared_facts_are_listed_once_with_every_recorder(store: &mut dyn Store) {
         }
         .into(),
     };
-    write(store, 1007, "a", down("n", true));
-    write(store, 1007, "a", down("m", false));
-    write(store, 1007, "b", down("n", true));
-    write(store, 1007, "b", down("m", false));
-    let everything = AuditQuery {
-        limit: 100,
-        ..AuditQuery::default()
+    let record = |at_ms, recorder: &str, kind| Record {
+        at_ms,
+        recorder: recorder.into(),
+        kind,
     };
+    vec![
+        record(1000, "a", conflict("x", "keep_oldest", Some("wa"), None)),
+        record(1001, "a", alert(1)),
+        record(1002, "b", alert(2)),
+        record(1003, "b", conflict("y", "keep_oldest", None, None)),
+        record(1004, "b", conflict("x", "keep_oldest", None, Some("lb"))),
+        record(1005, "a", alert(3)),
+        // Another rule decided: another fact.
+        record(1006, "c", conflict("x", "keep_newest", None, None)),
+        record(
+            1007,
+            "a",
+            RecordKind::NodeStatus {
+                node: "n".into(),
+                old: "online".into(),
+                new: "degraded".into(),
+                reason: "cpu".into(),
+            },
+        ),
+        record(1007, "a", down("n", true)),
+        record(1007, "a", down("m", false)),
+        record(1007, "b", down("n", true)),
+        record(1007, "b", down("m", false)),
+    ]
+}
+
+/// The items of [`shared_fact_records`], newest first by first row; x merged with both
+/// nodes known; n's leave merged.
+const SHARED_FACT_ITEMS: [&str; 10] = [
+    "node_down m by b",
+    "node_down m by a",
+    "node_down n by a,b",
+    "node_status n by a",
+    "name_conflict x keep_newest ?>? by c",
+    "alert 3 by a",
+    "name_conflict y keep_oldest ?>? by b",
+    "alert 2 by b",
+    "alert 1 by a",
+    "name_conflict x keep_oldest wa>lb by a,b",
+];
+
+/// Every audit item of a store.
+const EVERYTHING: AuditQuery = AuditQuery {
+    since_ms: None,
+    until_ms: None,
+    kinds: Vec::new(),
+    node: None,
+    before_item: None,
+    limit: 100,
+};
+
+/// Agents sharing a database: a fact that several of them recorded is one item with
+/// every recorder, at the place of its first row, whatever the page size, the filters,
+/// or rows written while paging.
+fn shared_facts_are_listed_once_with_every_recorder(store: &mut dyn Store) {
+    for record in shared_fact_records() {
+        store.write(&[record]).expect("written");
+    }
+    let everything = EVERYTHING;
     let all = items(store, &everything);
     let described: Vec<String> = all.iter().map(describe).collect();
-    assert_eq!(
-        described,
-        [
-            "node_down m by b",
-            "node_down m by a",
-            "node_down n by a,b",
-            "node_status n by a",
-            "name_conflict x keep_newest ?>? by c",
-            "alert 3 by a",
-            "name_conflict y keep_oldest ?>? by b",
-            "alert 2 by b",
-            "alert 1 by a",
-            "name_conflict x keep_oldest wa>lb by a,b",
-        ],
-        "newest first by first row; x merged with both nodes known; n's leave merged"
-    );
+    assert_eq!(described, SHARED_FACT_ITEMS);
     let x = all.last().unwrap();
     assert_eq!((x.at_ms, x.record.recorder.as_str()), (1000, "a"));
     assert!(all.windows(2).all(|w| w[0].id > w[1].id), "ids decrease");
@@ -714,4 +724,258 @@ fn postgres_shared_facts_are_listed_once_with_every_recorder() {
     let mut store = PostgresStore::new(&server.url()).unwrap();
     store.connect().unwrap();
     shared_facts_are_listed_once_with_every_recorder(&mut store);
+}
+
+/// The schema of version 1 as its migration wrote it in SQLite (before the `fact`
+/// column), kept here to build the history of an older agent.
+const SQLITE_V1: &str = "CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at_ms INTEGER NOT NULL,
+        recorder TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        subject TEXT,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX audit_at ON audit (at_ms);
+    CREATE INDEX audit_kind ON audit (kind, id);
+    CREATE TABLE heartbeats (
+        recorder TEXT NOT NULL,
+        node TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX heartbeats_node_at ON heartbeats (node, at_ms);
+    CREATE INDEX heartbeats_at ON heartbeats (at_ms);
+    PRAGMA application_id = 1380930388;
+    PRAGMA user_version = 1;";
+
+/// The schema of version 1 as its migration wrote it in PostgreSQL.
+const POSTGRES_V1: &str =
+    "CREATE TABLE roster_schema (application TEXT NOT NULL, version BIGINT NOT NULL);
+    INSERT INTO roster_schema (application, version) VALUES ('roster-history', 1);
+    CREATE TABLE roster_audit (
+        id BIGSERIAL PRIMARY KEY,
+        at_ms BIGINT NOT NULL,
+        recorder TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        subject TEXT,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX roster_audit_at ON roster_audit (at_ms);
+    CREATE INDEX roster_audit_kind ON roster_audit (kind, id);
+    CREATE TABLE roster_heartbeats (
+        recorder TEXT NOT NULL,
+        node TEXT NOT NULL,
+        at_ms BIGINT NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX roster_heartbeats_node_at ON roster_heartbeats (node, at_ms);
+    CREATE INDEX roster_heartbeats_at ON roster_heartbeats (at_ms);";
+
+/// An audit row as version 1 wrote it: at_ms, recorder, kind, subject, body.
+type V1Row = (i64, String, String, Option<String>, String);
+
+fn v1_row(record: &Record) -> V1Row {
+    (
+        record.at_ms as i64,
+        record.recorder.clone(),
+        record.kind.tag().to_owned(),
+        record.kind.subject().map(str::to_owned),
+        serde_json::to_string(&record.kind).unwrap(),
+    )
+}
+
+/// A version-1 SQLite history at `path` holding `rows`.
+fn sqlite_v1(path: &std::path::Path, rows: &[V1Row]) {
+    let connection = rusqlite::Connection::open(path).unwrap();
+    connection.execute_batch(SQLITE_V1).unwrap();
+    for (at_ms, recorder, kind, subject, body) in rows {
+        connection
+            .execute(
+                "INSERT INTO audit (at_ms, recorder, kind, subject, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                rusqlite::params![at_ms, recorder, kind, subject, body],
+            )
+            .unwrap();
+    }
+}
+
+/// The schema version of the SQLite history at `path`.
+fn sqlite_version(path: &std::path::Path) -> i64 {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap()
+}
+
+/// Runs `work` with a client of the PostgreSQL database at `url`, on a runtime of its own.
+fn with_postgres<T>(url: &str, work: impl AsyncFnOnce(&tokio_postgres::Client) -> T) -> T {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        work(&client).await
+    })
+}
+
+/// A version-1 history in the PostgreSQL database at `url` holding `rows`.
+fn postgres_v1(url: &str, rows: &[V1Row]) {
+    with_postgres(url, async |client| {
+        client.batch_execute(POSTGRES_V1).await.unwrap();
+        for (at_ms, recorder, kind, subject, body) in rows {
+            client
+                .execute(
+                    "INSERT INTO roster_audit (at_ms, recorder, kind, subject, body) VALUES ($1, $2, $3, $4, $5)",
+                    &[at_ms, recorder, kind, subject, body],
+                )
+                .await
+                .unwrap();
+        }
+    });
+}
+
+/// The schema version of the PostgreSQL history at `url`.
+fn postgres_version(url: &str) -> i64 {
+    with_postgres(url, async |client| {
+        client
+            .query_one("SELECT version FROM roster_schema", &[])
+            .await
+            .unwrap()
+            .get(0)
+    })
+}
+
+/// A history written by version 1 (no fact key in its rows), once migrated, lists its
+/// items as version 1 did, and rows written after the migration join the facts of the
+/// rows written before it.
+fn a_version_1_history_reads_the_same_once_migrated(store: &mut dyn Store) {
+    let all = items(store, &EVERYTHING);
+    assert_eq!(
+        all.iter().map(describe).collect::<Vec<_>>(),
+        SHARED_FACT_ITEMS
+    );
+    for limit in 1..=11 {
+        assert_eq!(
+            paged(store, &EVERYTHING, limit, |_| {}),
+            all,
+            "pages of {limit}"
+        );
+    }
+    let about_lb = items(
+        store,
+        &AuditQuery {
+            node: Some("lb".into()),
+            ..EVERYTHING
+        },
+    );
+    assert_eq!(
+        about_lb.iter().map(describe).collect::<Vec<_>>(),
+        ["name_conflict x keep_oldest wa>lb by a,b"]
+    );
+    write(store, 1008, "d", conflict("y", "keep_oldest", None, None));
+    write(
+        store,
+        1008,
+        "c",
+        RecordKind::NodeDown {
+            node: "n".into(),
+            incarnation: "00000000000000aa".into(),
+            left: true,
+            reason: "left the cluster".into(),
+        },
+    );
+    let after = items(store, &EVERYTHING);
+    assert_eq!(
+        after.iter().map(describe).collect::<Vec<_>>(),
+        [
+            "node_down m by b",
+            "node_down m by a",
+            "node_down n by a,b,c",
+            "node_status n by a",
+            "name_conflict x keep_newest ?>? by c",
+            "alert 3 by a",
+            "name_conflict y keep_oldest ?>? by b,d",
+            "alert 2 by b",
+            "alert 1 by a",
+            "name_conflict x keep_oldest wa>lb by a,b",
+        ],
+        "the new rows joined the migrated facts"
+    );
+}
+
+#[test]
+fn a_version_1_sqlite_history_reads_the_same_once_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.sqlite3");
+    let rows: Vec<V1Row> = shared_fact_records().iter().map(v1_row).collect();
+    sqlite_v1(&path, &rows);
+    let mut store = SqliteStore::open(&path).expect("migrated");
+    assert_eq!(sqlite_version(&path), 2);
+    a_version_1_history_reads_the_same_once_migrated(&mut store);
+}
+
+#[test]
+fn a_version_1_postgres_history_reads_the_same_once_migrated() {
+    let server = history_support::Postgres::start();
+    let rows: Vec<V1Row> = shared_fact_records().iter().map(v1_row).collect();
+    postgres_v1(&server.url(), &rows);
+    let mut store = PostgresStore::new(&server.url()).unwrap();
+    store.connect().expect("migrated");
+    assert_eq!(postgres_version(&server.url()), 2);
+    a_version_1_history_reads_the_same_once_migrated(&mut store);
+}
+
+/// Version-1 rows of which the second has a body no agent wrote.
+fn v1_rows_with_a_bad_body() -> Vec<V1Row> {
+    let mut rows: Vec<V1Row> = shared_fact_records()[..2].iter().map(v1_row).collect();
+    rows[1].2 = "name_conflict".into();
+    rows[1].4 = r#"{"kind":"name_conflict","scope":"#.into();
+    rows
+}
+
+/// The error of a migration over a bad body names the row and what to do.
+fn assert_names_the_bad_row(error: &StoreError) {
+    assert!(matches!(error, StoreError::Query { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(
+        message.contains("migrating to schema version 2: audit row 2 is not a record"),
+        "{message}"
+    );
+    assert!(message.contains("--history off"), "{message}");
+}
+
+#[test]
+fn a_bad_body_stops_the_sqlite_migration_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.sqlite3");
+    sqlite_v1(&path, &v1_rows_with_a_bad_body());
+    assert_names_the_bad_row(&SqliteStore::open(&path).unwrap_err());
+    assert_eq!(sqlite_version(&path), 1, "rolled back");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute("DELETE FROM audit WHERE id = 2", [])
+        .unwrap();
+    let mut store = SqliteStore::open(&path).expect("migrated once the row is gone");
+    assert_eq!(items(&mut store, &EVERYTHING).len(), 1);
+}
+
+#[test]
+fn a_bad_body_stops_the_postgres_migration_and_changes_nothing() {
+    let server = history_support::Postgres::start();
+    postgres_v1(&server.url(), &v1_rows_with_a_bad_body());
+    let mut store = PostgresStore::new(&server.url()).unwrap();
+    assert_names_the_bad_row(&store.connect().unwrap_err());
+    assert_eq!(postgres_version(&server.url()), 1, "rolled back");
+    with_postgres(&server.url(), async |client| {
+        client
+            .batch_execute("DELETE FROM roster_audit WHERE id = 2")
+            .await
+            .unwrap();
+    });
+    store.connect().expect("migrated once the row is gone");
+    assert_eq!(items(&mut store, &EVERYTHING).len(), 1);
 }

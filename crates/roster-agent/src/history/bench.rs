@@ -1,14 +1,21 @@
 //! `roster bench-history`: how many records per second a history backend takes, through
-//! the same recorder and writer thread as the agent (a mix of heartbeats and audit rows).
+//! the same recorder and writer thread as the agent (a mix of heartbeats and audit rows),
+//! then how long a page of the audit log takes to read.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use super::History;
 use super::record::RecordKind;
-use super::settings::HistorySettings;
+use super::recorder::HistoryStats;
+use super::settings::{Backend, HistorySettings};
+use super::store::{AuditQuery, StoreError};
+use super::{History, open_store};
+use crate::http::pagination::DEFAULT_LIMIT;
+
+/// How many times each audit page is read; the median is shown.
+const PAGE_RUNS: usize = 5;
 
 /// The flags of `roster bench-history`.
 #[derive(Debug, Args)]
@@ -23,6 +30,11 @@ pub struct BenchArgs {
     /// One heartbeat in this many records, the rest audit rows.
     #[arg(long, default_value_t = 2)]
     pub heartbeat_every: usize,
+    /// One name conflict in this many records (0: none), before heartbeats. Conflicts come
+    /// in pairs: the same fact recorded by `bench` and by a second recorder, `bench-peer`,
+    /// as by two agents sharing a database (the audit log merges each pair into one item).
+    #[arg(long, default_value_t = 0)]
+    pub conflict_every: usize,
 }
 
 /// Runs the benchmark; returns the line of figures.
@@ -41,6 +53,12 @@ pub async fn run(args: &BenchArgs) -> Result<String, String> {
         .await
         .map_err(|e| e.to_string())?
         .ok_or("--history off: nothing to measure")?;
+    let peer = match args.conflict_every {
+        0 => None,
+        _ => History::open(&settings, "bench-peer")
+            .await
+            .map_err(|e| e.to_string())?,
+    };
     let recorder = history.recorder();
     let heartbeat = serde_json::json!({
         "at_ms": 0, "cpu_load": 0.25, "mem_used_bytes": 1_000_000_000u64,
@@ -52,6 +70,15 @@ pub async fn run(args: &BenchArgs) -> Result<String, String> {
     let base = super::now_ms();
     for i in 0..args.records {
         let at_ms = base + i as u64;
+        if args.conflict_every > 0 && i % args.conflict_every == 0 {
+            let conflict = i / args.conflict_every;
+            let by = match &peer {
+                Some(peer) if conflict % 2 == 1 => peer.recorder(),
+                _ => recorder,
+            };
+            by.record_at(at_ms, name_conflict(conflict / 2));
+            continue;
+        }
         let kind = if args.heartbeat_every > 0 && i % args.heartbeat_every == 0 {
             RecordKind::Heartbeat {
                 node: format!("node-{}", i % 5),
@@ -68,19 +95,90 @@ pub async fn run(args: &BenchArgs) -> Result<String, String> {
         recorder.record_at(at_ms, kind);
     }
     let queued = start.elapsed();
-    if !history.flush(Duration::from_secs(600)).await {
-        return Err("the writer did not catch up within 10 minutes".to_owned());
+    for history in std::iter::once(&history).chain(&peer) {
+        if !history.flush(Duration::from_secs(600)).await {
+            return Err("the writer did not catch up within 10 minutes".to_owned());
+        }
     }
     let elapsed = start.elapsed();
-    let stats = history.stats();
-    let written = stats.written.load(Ordering::Relaxed);
+    let count = |counter: fn(&HistoryStats) -> &AtomicU64| -> u64 {
+        std::iter::once(&history)
+            .chain(&peer)
+            .map(|history| counter(history.stats()).load(Ordering::Relaxed))
+            .sum()
+    };
+    let written = count(|stats| &stats.written);
+    let (first, halfway) = audit_pages(&settings.backend, written)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(format!(
-        "{}: {written} records written in {:.2} s: {:.0} records/s (queued in {:.2} s; dropped {}, write errors {})",
+        "{}: {written} records written in {:.2} s: {:.0} records/s (queued in {:.2} s; dropped {}, write errors {}); a page of {DEFAULT_LIMIT} audit items: first {:.2} ms, halfway down {:.2} ms (median of {PAGE_RUNS})",
         history.location(),
         elapsed.as_secs_f64(),
         written as f64 / elapsed.as_secs_f64(),
         queued.as_secs_f64(),
-        stats.dropped.load(Ordering::Relaxed),
-        stats.write_errors.load(Ordering::Relaxed),
+        count(|stats| &stats.dropped),
+        count(|stats| &stats.write_errors),
+        first.as_secs_f64() * 1e3,
+        halfway.as_secs_f64() * 1e3,
     ))
+}
+
+/// The `n`th name conflict of the benchmark (each its own fact).
+fn name_conflict(n: usize) -> RecordKind {
+    RecordKind::NameConflict {
+        scope: "default".to_owned(),
+        key: format!("name-{n}"),
+        winner: format!("<1.{n}>"),
+        loser: format!("<2.{n}>"),
+        rule: Some("keep_oldest".to_owned()),
+        winner_node: Some("node-1".to_owned()),
+        loser_node: Some("node-2".to_owned()),
+    }
+}
+
+/// How long [`Store::audit`](super::store::Store::audit) takes for a page of the audit log
+/// as `GET /api/audit` asks it (the default limit, one more item to know whether there is
+/// a next page), on a connection of its own: the first page, and the page whose cursor is
+/// `rows / 2` ids below the newest item. Each the median of [`PAGE_RUNS`] reads.
+async fn audit_pages(backend: &Backend, rows: u64) -> Result<(Duration, Duration), StoreError> {
+    let backend = backend.clone();
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = answer.send(time_pages(&backend, rows));
+    });
+    answered.await.map_err(|_| StoreError::Unavailable {
+        location: "bench".to_owned(),
+        reason: "the reading thread stopped".to_owned(),
+    })?
+}
+
+/// What [`audit_pages`] measures, on the calling thread.
+fn time_pages(backend: &Backend, rows: u64) -> Result<(Duration, Duration), StoreError> {
+    let Some(mut store) = open_store(backend)? else {
+        return Ok((Duration::ZERO, Duration::ZERO));
+    };
+    let mut median = |query: &AuditQuery| -> Result<(Duration, Option<i64>), StoreError> {
+        let mut times = Vec::with_capacity(PAGE_RUNS);
+        let mut newest = None;
+        for _ in 0..PAGE_RUNS {
+            let start = Instant::now();
+            let page = store.audit(query)?;
+            times.push(start.elapsed());
+            newest = page.first().map(|row| row.item);
+        }
+        times.sort();
+        Ok((times[PAGE_RUNS / 2], newest))
+    };
+    let first = AuditQuery {
+        limit: DEFAULT_LIMIT + 1,
+        ..AuditQuery::default()
+    };
+    let (first_time, newest) = median(&first)?;
+    let halfway = AuditQuery {
+        before_item: newest.map(|id| id - i64::try_from(rows / 2).unwrap_or(0)),
+        ..first
+    };
+    let (halfway_time, _) = median(&halfway)?;
+    Ok((first_time, halfway_time))
 }

@@ -10,10 +10,14 @@ use tokio_postgres::{Client, NoTls};
 
 use super::record::{Record, RecordKind};
 use super::sqlite::{audit_row, in_item_order, split_items};
-use super::store::{AuditQuery, AuditRow, SCHEMA_VERSION, Store, StoreError, StoredHeartbeat};
+use super::store::{
+    AuditQuery, AuditRow, FACT_KINDS, FACT_VERSION, SCHEMA_VERSION, Store, StoreError,
+    StoredHeartbeat, fact_of_row,
+};
 
-/// The migrations, in order: migration `i` brings the schema to version `i + 1`.
-const MIGRATIONS: [&str; 1] = ["CREATE TABLE IF NOT EXISTS roster_audit (
+/// The migrations, in order: migration `i` brings the schema to version `i + 1` (the one
+/// to [`FACT_VERSION`] then fills the new column: [`fill_facts`]).
+const MIGRATIONS: [&str; 2] = ["CREATE TABLE IF NOT EXISTS roster_audit (
         id BIGSERIAL PRIMARY KEY,
         at_ms BIGINT NOT NULL,
         recorder TEXT NOT NULL,
@@ -30,7 +34,10 @@ const MIGRATIONS: [&str; 1] = ["CREATE TABLE IF NOT EXISTS roster_audit (
         body TEXT NOT NULL
     );
     CREATE INDEX IF NOT EXISTS roster_heartbeats_node_at ON roster_heartbeats (node, at_ms);
-    CREATE INDEX IF NOT EXISTS roster_heartbeats_at ON roster_heartbeats (at_ms);"];
+    CREATE INDEX IF NOT EXISTS roster_heartbeats_at ON roster_heartbeats (at_ms);",
+    "ALTER TABLE roster_audit ADD COLUMN IF NOT EXISTS fact TEXT;
+    CREATE INDEX IF NOT EXISTS roster_audit_fact ON roster_audit (fact, id) WHERE fact IS NOT NULL;",
+];
 
 /// The advisory lock migrations run under ("ROST").
 const MIGRATION_LOCK: i64 = 0x524F_5354;
@@ -188,13 +195,25 @@ async fn migrate(client: &Client, location: &str) -> Result<(), StoreError> {
         }
         let start = usize::try_from(version).unwrap_or(0);
         for (index, migration) in MIGRATIONS.iter().enumerate().skip(start) {
-            client
-                .batch_execute(&format!(
-                    "BEGIN; {migration}; UPDATE roster_schema SET version = {}; COMMIT;",
-                    index + 1
-                ))
-                .await
-                .map_err(query)?;
+            client.batch_execute("BEGIN").await.map_err(query)?;
+            let step = async {
+                client.batch_execute(migration).await.map_err(query)?;
+                if index + 1 == FACT_VERSION {
+                    fill_facts(client, location).await?;
+                }
+                client
+                    .batch_execute(&format!(
+                        "UPDATE roster_schema SET version = {}; COMMIT;",
+                        index + 1
+                    ))
+                    .await
+                    .map_err(query)
+            }
+            .await;
+            if step.is_err() {
+                let _ = client.batch_execute("ROLLBACK").await;
+            }
+            step?;
         }
         Ok(())
     }
@@ -204,6 +223,46 @@ async fn migrate(client: &Client, location: &str) -> Result<(), StoreError> {
         .await
         .map_err(query);
     result.and(unlock)
+}
+
+/// Fills the `fact` column of the rows written before it existed, from their bodies, as
+/// the writer fills it ([`RecordKind::fact_key`]).
+async fn fill_facts(client: &Client, location: &str) -> Result<(), StoreError> {
+    let query = |e: tokio_postgres::Error| StoreError::Unavailable {
+        location: location.to_owned(),
+        reason: e.to_string(),
+    };
+    let rows = client
+        .query(
+            "SELECT id, body FROM roster_audit WHERE kind = ANY($1)",
+            &[&FACT_KINDS.as_slice()],
+        )
+        .await
+        .map_err(query)?;
+    let (mut ids, mut facts) = (Vec::new(), Vec::new());
+    for row in rows {
+        let id: i64 = row.get(0);
+        let body: &str = row.get(1);
+        if let Some(fact) = fact_of_row(location, id, body)? {
+            ids.push(id);
+            facts.push(fact);
+        }
+    }
+    client
+        .execute(
+            "UPDATE roster_audit SET fact = filled.fact
+             FROM UNNEST($1::BIGINT[], $2::TEXT[]) AS filled (id, fact)
+             WHERE roster_audit.id = filled.id",
+            &[&ids, &facts],
+        )
+        .await
+        .map_err(query)?;
+    // PostgreSQL plans the read of a page's facts by the statistics of the new column:
+    // gather them now rather than when autovacuum gets to it.
+    client
+        .batch_execute("ANALYZE roster_audit")
+        .await
+        .map_err(query)
 }
 
 /// `url` without its password, for messages.
@@ -219,34 +278,18 @@ pub(crate) fn redact(url: &str) -> String {
 }
 
 /// Audit rows as columns, for one `INSERT ... SELECT * FROM UNNEST(...)`: at_ms,
-/// recorder, kind, subject, body.
+/// recorder, kind, subject, body, fact.
 type AuditColumns = (
     Vec<i64>,
     Vec<String>,
     Vec<String>,
     Vec<Option<String>>,
     Vec<String>,
+    Vec<Option<String>>,
 );
 
 /// Heartbeats as columns: recorder, node, at_ms, body.
 type HeartbeatColumns = (Vec<String>, Vec<String>, Vec<i64>, Vec<String>);
-
-/// Whether a row is of a fact that every node learning of it records, which the audit log
-/// merges: a name conflict, or a node leaving on purpose (an incarnation leaves once).
-const SHARED: &str =
-    "(kind = 'name_conflict' OR (kind = 'node_down' AND body::jsonb -> 'left' = 'true'::jsonb))";
-
-/// What makes two [`SHARED`] rows the same fact, as SQL over the row's body parsed as
-/// `parsed.j` (see [`PARSED`]): a name conflict's scope, key, winner, loser and rule; the
-/// node and incarnation that left.
-const FACT: &str = "(CASE kind
-    WHEN 'name_conflict' THEN jsonb_build_array(kind, parsed.j -> 'scope', parsed.j -> 'key', parsed.j -> 'winner', parsed.j -> 'loser', parsed.j -> 'rule')
-    ELSE jsonb_build_array(kind, parsed.j -> 'node', parsed.j -> 'incarnation') END)::TEXT";
-
-/// The row's body parsed once as `parsed.j`, joined after `FROM roster_audit` where
-/// [`FACT`] is read (`OFFSET 0` keeps PostgreSQL from inlining it, which would parse the
-/// body again at every use: about twice as slow over many conflicts).
-const PARSED: &str = "LATERAL (SELECT body::jsonb AS j OFFSET 0) parsed";
 
 /// The conditions of a query on every row of an item (the time window and the kinds),
 /// with the since, until and kinds parameters numbered from `first`.
@@ -299,6 +342,7 @@ impl Store for PostgresStore {
                 audit
                     .4
                     .push(serde_json::to_string(&record.kind).unwrap_or_default());
+                audit.5.push(record.kind.fact_key());
             }
         }
         self.reconnect_if_closed()?;
@@ -310,9 +354,9 @@ impl Store for PostgresStore {
             if !audit.0.is_empty() {
                 client
                     .execute(
-                        "INSERT INTO roster_audit (at_ms, recorder, kind, subject, body)
-                         SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[])",
-                        &[&audit.0, &audit.1, &audit.2, &audit.3, &audit.4],
+                        "INSERT INTO roster_audit (at_ms, recorder, kind, subject, body, fact)
+                         SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[])",
+                        &[&audit.0, &audit.1, &audit.2, &audit.3, &audit.4, &audit.5],
                     )
                     .await?;
             }
@@ -357,24 +401,23 @@ impl Store for PostgresStore {
         let Some(client) = &self.client else {
             return Err(self.not_connected());
         };
-        // Single rows are their own items; rows of a shared fact are grouped by it, the
-        // item being the oldest row of the group.
+        // Newest first, each row an item if it is a single row about the node, or the
+        // first row of its fact in the window with some row of the fact about the node:
+        // the scan stops at `limit` items, probing the fact index for each row of a fact.
+        // (The rows of a fact from its first on are all its rows in the window; asking
+        // for them by `id >= item.id` also keeps PostgreSQL from hashing the `EXISTS`,
+        // which would read every row of the window about the node.)
         let items_sql = format!(
-            "(SELECT id AS item, NULL::TEXT AS fact FROM roster_audit
-                WHERE NOT {SHARED} AND {window} AND {about}
-                  AND ($5::BIGINT IS NULL OR id < $5)
-                ORDER BY id DESC LIMIT $6)
-             UNION ALL
-             (SELECT MIN(id) AS item, fact FROM (
-                SELECT id, {FACT} AS fact, {about_parsed} AS about FROM roster_audit, {PARSED}
-                WHERE {SHARED} AND {window}) shared
-                GROUP BY fact
-                HAVING ($5::BIGINT IS NULL OR MIN(id) < $5) AND bool_or(about)
-                ORDER BY item DESC LIMIT $6)
-             ORDER BY item DESC LIMIT $6",
+            "SELECT id, fact FROM roster_audit AS item
+                WHERE {window} AND ($5::BIGINT IS NULL OR id < $5)
+                  AND CASE WHEN fact IS NULL THEN {about}
+                      ELSE NOT EXISTS (SELECT 1 FROM roster_audit
+                              WHERE fact = item.fact AND id < item.id AND {window})
+                           AND EXISTS (SELECT 1 FROM roster_audit
+                              WHERE fact = item.fact AND id >= item.id AND {window} AND {about}) END
+                ORDER BY id DESC LIMIT $6",
             window = window(1),
             about = about_node(4, "body::jsonb"),
-            about_parsed = about_node(4, "parsed.j"),
         );
         let result = self.runtime.block_on(client.query(
             &items_sql,
@@ -402,10 +445,8 @@ impl Store for PostgresStore {
         let rows_sql = format!(
             "SELECT id, at_ms, recorder, body, NULL::TEXT FROM roster_audit WHERE id = ANY($4)
              UNION ALL
-             SELECT id, at_ms, recorder, body, fact FROM (
-                SELECT id, at_ms, recorder, body, {FACT} AS fact FROM roster_audit, {PARSED}
-                WHERE {SHARED} AND {window}) shared
-             WHERE fact = ANY($5)",
+             SELECT id, at_ms, recorder, body, fact FROM roster_audit
+                WHERE fact = ANY($5) AND {window}",
             window = window(1),
         );
         let result = self

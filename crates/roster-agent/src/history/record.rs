@@ -247,11 +247,81 @@ impl RecordKind {
             | Self::SessionDeleted { .. } => None,
         }
     }
+
+    /// What makes it the same fact as a row another node recorded, for a fact that every
+    /// node learning of it records and the audit log merges into one item: a name
+    /// conflict's scope, key, winner, loser and rule; the node and incarnation of a node
+    /// that left on purpose (an incarnation leaves once). `None` for a fact that is the
+    /// recorder's own view, its own item. Written beside the row (the `fact` column), so
+    /// both backends find the rows of a fact by an index.
+    pub fn fact_key(&self) -> Option<String> {
+        let key = match self {
+            Self::NameConflict {
+                scope,
+                key,
+                winner,
+                loser,
+                rule,
+                ..
+            } => serde_json::json!([self.tag(), scope, key, winner, loser, rule]),
+            Self::NodeDown {
+                node,
+                incarnation,
+                left: true,
+                ..
+            } => serde_json::json!([self.tag(), node, incarnation]),
+            _ => return None,
+        };
+        Some(key.to_string())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shared_fact_has_a_key_and_a_node_s_own_view_has_none() {
+        let conflict = |rule: Option<&str>, winner_node: Option<&str>| RecordKind::NameConflict {
+            scope: "default".into(),
+            key: "k".into(),
+            winner: "<1.1>".into(),
+            loser: "<2.1>".into(),
+            rule: rule.map(Into::into),
+            winner_node: winner_node.map(Into::into),
+            loser_node: None,
+        };
+        let keep_oldest = conflict(Some("keep_oldest"), None).fact_key();
+        assert_eq!(
+            keep_oldest.as_deref(),
+            Some(r#"["name_conflict","default","k","<1.1>","<2.1>","keep_oldest"]"#)
+        );
+        assert_eq!(
+            conflict(Some("keep_oldest"), Some("a")).fact_key(),
+            keep_oldest,
+            "what the recorder knew of the nodes is not part of the fact"
+        );
+        assert_ne!(conflict(Some("keep_newest"), None).fact_key(), keep_oldest);
+        assert_ne!(conflict(None, None).fact_key(), keep_oldest);
+        let down = |left: bool, reason: &str| RecordKind::NodeDown {
+            node: "n".into(),
+            incarnation: "00000000000000aa".into(),
+            left,
+            reason: reason.into(),
+        };
+        assert_eq!(
+            down(true, "left the cluster").fact_key().as_deref(),
+            Some(r#"["node_down","n","00000000000000aa"]"#)
+        );
+        assert_eq!(down(false, "declared dead").fact_key(), None);
+        let status = RecordKind::NodeStatus {
+            node: "n".into(),
+            old: "online".into(),
+            new: "degraded".into(),
+            reason: "cpu".into(),
+        };
+        assert_eq!(status.fact_key(), None);
+    }
 
     #[test]
     fn a_name_conflict_of_an_older_agent_reads_without_a_rule() {

@@ -9,11 +9,14 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, params, params_from_iter, types
 
 use super::record::{Record, RecordKind};
 use super::store::{
-    APPLICATION_ID, AuditQuery, AuditRow, SCHEMA_VERSION, Store, StoreError, StoredHeartbeat,
+    APPLICATION_ID, AuditQuery, AuditRow, FACT_KINDS, FACT_VERSION, SCHEMA_VERSION, Store,
+    StoreError, StoredHeartbeat, fact_of_row,
 };
 
-/// The migrations, in order: migration `i` brings the schema to version `i + 1`.
-const MIGRATIONS: [&str; 1] = ["CREATE TABLE audit (
+/// The migrations, in order: migration `i` brings the schema to version `i + 1` (the one
+/// to [`FACT_VERSION`] then fills the new column: [`fill_facts`]).
+const MIGRATIONS: [&str; 2] = [
+    "CREATE TABLE audit (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         at_ms INTEGER NOT NULL,
         recorder TEXT NOT NULL,
@@ -30,7 +33,10 @@ const MIGRATIONS: [&str; 1] = ["CREATE TABLE audit (
         body TEXT NOT NULL
     );
     CREATE INDEX heartbeats_node_at ON heartbeats (node, at_ms);
-    CREATE INDEX heartbeats_at ON heartbeats (at_ms);"];
+    CREATE INDEX heartbeats_at ON heartbeats (at_ms);",
+    "ALTER TABLE audit ADD COLUMN fact TEXT;
+    CREATE INDEX audit_fact ON audit (fact, id) WHERE fact IS NOT NULL;",
+];
 
 /// A history in a SQLite file.
 #[derive(Debug)]
@@ -122,6 +128,9 @@ impl SqliteStore {
         for (index, migration) in MIGRATIONS.iter().enumerate().skip(start) {
             let tx = self.connection.transaction().map_err(err)?;
             tx.execute_batch(migration).map_err(err)?;
+            if index + 1 == FACT_VERSION {
+                fill_facts(&tx, &location)?;
+            }
             tx.execute_batch(&format!(
                 "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {};",
                 index + 1
@@ -135,6 +144,30 @@ impl SqliteStore {
     fn query_error(&self, e: &rusqlite::Error) -> StoreError {
         classify(&self.location, e)
     }
+}
+
+/// Fills the `fact` column of the rows written before it existed, from their bodies, as
+/// the writer fills it ([`RecordKind::fact_key`]).
+fn fill_facts(tx: &rusqlite::Transaction<'_>, location: &str) -> Result<(), StoreError> {
+    let err = |e: rusqlite::Error| classify(location, &e);
+    let rows: Vec<(i64, String)> = tx
+        .prepare("SELECT id, body FROM audit WHERE kind IN (SELECT value FROM json_each(?1))")
+        .and_then(|mut statement| {
+            let kinds = serde_json::to_string(&FACT_KINDS).unwrap_or_default();
+            statement
+                .query_map([kinds], |row| Ok((row.get(0)?, row.get(1)?)))
+                .and_then(Iterator::collect)
+        })
+        .map_err(err)?;
+    let mut fill = tx
+        .prepare("UPDATE audit SET fact = ?2 WHERE id = ?1")
+        .map_err(err)?;
+    for (id, body) in rows {
+        if let Some(fact) = fact_of_row(location, id, &body)? {
+            fill.execute(params![id, fact]).map_err(err)?;
+        }
+    }
+    Ok(())
 }
 
 /// Tells a damaged or foreign file from an outage. A full disk is an outage: the writer
@@ -180,7 +213,7 @@ impl Store for SqliteStore {
         {
             let mut audit = tx
                 .prepare_cached(
-                    "INSERT INTO audit (at_ms, recorder, kind, subject, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO audit (at_ms, recorder, kind, subject, body, fact) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 .map_err(err)?;
             let mut beats = tx
@@ -206,7 +239,8 @@ impl Store for SqliteStore {
                             record.recorder,
                             record.kind.tag(),
                             record.kind.subject(),
-                            body
+                            body,
+                            record.kind.fact_key()
                         ])
                         .map_err(err)?;
                 }
@@ -232,33 +266,26 @@ impl Store for SqliteStore {
             Some(node) => about_node(&bind(&mut values, Value::Text(node.clone()))),
             None => "1".to_owned(),
         };
-        // Conditions on the item's id, given only with a cursor (an `OR` would keep
-        // SQLite from starting its scan at the cursor).
-        let (single_before, shared_before) = match query.before_item {
-            Some(before) => {
-                let before = bind(&mut values, Value::Integer(before));
-                (
-                    format!(" AND id < {before}"),
-                    format!(" AND MIN(id) < {before}"),
-                )
-            }
-            None => (String::new(), String::new()),
+        let before = match query.before_item {
+            Some(before) => format!(" AND id < {}", bind(&mut values, Value::Integer(before))),
+            None => String::new(),
         };
         let limit = bind(&mut values, Value::Integer(int(query.limit as u64)));
-        // Single rows are their own items; rows of a shared fact are grouped by it, the
-        // item being the oldest row of the group.
+        // Newest first, each row an item if it is a single row about the node, or the
+        // first row of its fact in the window with some row of the fact about the node:
+        // the scan stops at `limit` items, probing the fact index for each row of a fact.
+        // (The rows of a fact from its first on are all its rows in the window; asking
+        // for them by `id >= item.id` also keeps PostgreSQL from hashing the `EXISTS`,
+        // which would read every row of the window about the node.)
         let items_sql = format!(
-            "SELECT item, fact FROM (
-                SELECT * FROM (SELECT id AS item, NULL AS fact FROM audit
-                    WHERE NOT {SHARED}{rows} AND {about}{single_before}
-                    ORDER BY id DESC LIMIT {limit})
-                UNION ALL
-                SELECT * FROM (SELECT MIN(id) AS item, {FACT} AS fact FROM audit
-                    WHERE {SHARED}{rows}
-                    GROUP BY fact
-                    HAVING MAX({about}){shared_before}
-                    ORDER BY item DESC LIMIT {limit})
-            ) ORDER BY item DESC LIMIT {limit}"
+            "SELECT id, fact FROM audit AS item
+                WHERE 1{rows}{before}
+                  AND CASE WHEN fact IS NULL THEN {about}
+                      ELSE NOT EXISTS (SELECT 1 FROM audit
+                              WHERE fact = item.fact AND id < item.id{rows})
+                           AND EXISTS (SELECT 1 FROM audit
+                              WHERE fact = item.fact AND id >= item.id{rows} AND {about}) END
+                ORDER BY id DESC LIMIT {limit}"
         );
         let items: Vec<(i64, Option<String>)> = {
             let mut statement = self
@@ -291,10 +318,8 @@ impl Store for SqliteStore {
             "SELECT id, at_ms, recorder, body, NULL FROM audit
                 WHERE id IN (SELECT value FROM json_each({singles}))
              UNION ALL
-             SELECT id, at_ms, recorder, body, fact FROM (
-                SELECT id, at_ms, recorder, body, {FACT} AS fact FROM audit
-                WHERE {SHARED}{rows})
-             WHERE fact IN (SELECT value FROM json_each({wanted}))"
+             SELECT id, at_ms, recorder, body, fact FROM audit
+                WHERE fact IN (SELECT value FROM json_each({wanted})){rows}"
         );
         let mut statement = self
             .connection
@@ -356,18 +381,6 @@ impl Store for SqliteStore {
         Ok(out)
     }
 }
-
-/// Whether a row is of a fact that every node learning of it records, which the audit log
-/// merges: a name conflict, or a node leaving on purpose (an incarnation leaves once).
-const SHARED: &str =
-    "(kind = 'name_conflict' OR (kind = 'node_down' AND json_extract(body, '$.left') = 1))";
-
-/// What makes two [`SHARED`] rows the same fact, as SQL over the row's `body`: a name
-/// conflict's scope, key, winner, loser and rule; the node and incarnation that left.
-/// (`json_extract` of several paths parses the body once and answers a JSON array.)
-const FACT: &str = "CASE kind
-    WHEN 'name_conflict' THEN json_extract(body, '$.kind', '$.scope', '$.key', '$.winner', '$.loser', '$.rule')
-    ELSE json_extract(body, '$.kind', '$.node', '$.incarnation') END";
 
 /// Binds `value` as the next parameter; its placeholder.
 fn bind(values: &mut Vec<Value>, value: Value) -> String {

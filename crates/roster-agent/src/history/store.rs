@@ -232,8 +232,37 @@ impl StoreError {
 /// The application id of a roster history file (`PRAGMA application_id`), "ROST".
 pub const APPLICATION_ID: i32 = 0x524F_5354;
 
-/// The schema version this agent writes.
-pub const SCHEMA_VERSION: i64 = 1;
+/// The schema version this agent writes. Version 2 added the `fact` column of audit rows
+/// (see [`RecordKind::fact_key`]).
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// The schema version whose migration adds the `fact` column and fills it for the rows
+/// written before ([`fact_of_row`]).
+pub(super) const FACT_VERSION: usize = 2;
+
+/// The kinds whose rows may have a fact key ([`RecordKind::fact_key`]): the rows the
+/// migration to [`FACT_VERSION`] reads.
+pub(super) const FACT_KINDS: [&str; 2] = ["name_conflict", "node_down"];
+
+/// The fact key of audit row `id` of `location` written before the `fact` column, from
+/// its body, for the migration to [`FACT_VERSION`].
+///
+/// # Errors
+///
+/// [`StoreError::Query`] naming the row if its body is not a record this agent reads.
+pub(super) fn fact_of_row(
+    location: &str,
+    id: i64,
+    body: &str,
+) -> Result<Option<String>, StoreError> {
+    let kind: RecordKind = serde_json::from_str(body).map_err(|e| StoreError::Query {
+        location: location.to_owned(),
+        reason: format!(
+            "migrating to schema version {FACT_VERSION}: audit row {id} is not a record this agent reads ({e}): repair or delete that row, or run with --history off"
+        ),
+    })?;
+    Ok(kind.fact_key())
+}
 
 #[cfg(test)]
 mod tests {
