@@ -263,6 +263,17 @@ fn two_agents_share_a_postgres_history_and_their_sessions_are_merged() {
     });
     let (_, ready) = get(&a.url("/readyz"));
     assert_eq!(ready["history"]["status"], "ok", "{ready}");
+    // Each recorded the other up (in its own time: membership may tell it after the
+    // link) before b stops.
+    eventually("both agents recorded the other up", DEADLINE, || {
+        let (_, page) = get(&a.url("/api/audit?kind=node_up&limit=1000"));
+        let recorders: Vec<String> = items(&page)
+            .iter()
+            .map(|r| r["recorder"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        (recorders.iter().any(|r| r == "pg-a") && recorders.iter().any(|r| r == "pg-b"))
+            .then_some(())
+    });
     b.stop();
     // a recorded its side of the link, b its own before it stopped: one row per
     // recorder, both under the pair (pg-a, pg-b).
@@ -282,15 +293,6 @@ fn two_agents_share_a_postgres_history_and_their_sessions_are_merged() {
             "{session}"
         );
     }
-    let (_, page) = get(&a.url("/api/audit?kind=node_up&limit=1000"));
-    let recorders: Vec<String> = items(&page)
-        .iter()
-        .map(|r| r["recorder"].as_str().unwrap_or_default().to_owned())
-        .collect();
-    assert!(
-        recorders.iter().any(|r| r == "pg-a") && recorders.iter().any(|r| r == "pg-b"),
-        "{page}"
-    );
     // Heartbeats that both agents kept are shown once per sample.
     let (_, beats) = get(&a.url("/api/nodes/pg-a/heartbeats?minutes=5"));
     let times: Vec<u64> = beats
