@@ -15,8 +15,9 @@
 //!   run on one machine and read the same clock. Durations within one process use
 //!   `Instant`.
 //! - "B sees X" is measured by a watcher thread on B that polls the condition in a loop,
-//!   yielding the CPU between polls, armed before the action it waits for; the time is when
-//!   it first holds. The same spinner reads the plain-TCP timestamps of `raw_one_way_p50`;
+//!   armed before the action it waits for; the time is when it first holds. A watcher of
+//!   one key (D1) yields the CPU between polls; a watcher of a count (the others) sleeps
+//!   100 µs between polls (the peers' harness polls such conditions every millisecond). The same spinner reads the plain-TCP timestamps of `raw_one_way_p50`;
 //!   `raw_woken_writer_parked_reader_*` is the same message written by a thread woken for
 //!   it and read by a thread blocked in `read`.
 //! - Concurrent writes on several nodes are pre-created processes released as tasks at
