@@ -48,6 +48,8 @@ ROWS = [
     ("L1", "L1 lookup, 1 reader: p50", "ns", False, ("l1", "c1_p50_ns", 1), "lookup_p50", None),
     ("L1", "L1 lookup, 1 reader: p99", "ns", False, ("l1", "c1_p99_ns", 1), "lookup_p99", None),
     ("L1", "L1 lookup, 2 readers: total ops/s", "ops/s", True, ("l1", "c2_ops_per_s", 1), "lookup_2t", 10),
+    ("L1", "L1 bare map read, 1 thread: ops/s (Roster only)", "ops/s", True, None, "baseline_map_get_1t", None),
+    ("L1", "L1 bare map read, 2 threads: total ops/s (Roster only)", "ops/s", True, None, "baseline_map_get_2t", None),
     ("L2", "L2 members 100x100, 1 reader: ops/s", "ops/s", True, ("l2", "c1_ops_per_s", 1), "members_1t", 5),
     ("L2", "L2 members, 1 reader: p50", "ns", False, ("l2", "c1_p50_ns", 1), "members_p50", None),
     ("L2", "L2 members, 2 readers: total ops/s", "ops/s", True, ("l2", "c2_ops_per_s", 1), "members_2t", 5),
