@@ -14,19 +14,13 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
-pub mod clock;
-pub mod conflict;
-pub mod entry;
-pub mod envelope;
-pub mod error;
-pub mod event;
-pub mod key;
 pub mod link_table;
-pub mod live;
-pub mod meta;
 pub mod nodes;
-pub mod op;
-pub mod pid;
 pub mod replication;
 pub mod store;
 pub mod subscription;
+pub mod vocab;
+
+// The vocabulary under its own names too: `roster_proto::key::Key`, as the `roster` crate
+// and its users write it.
+pub use vocab::{clock, conflict, entry, envelope, error, event, key, live, meta, op, pid};

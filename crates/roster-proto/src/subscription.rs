@@ -12,9 +12,9 @@ use arc_swap::ArcSwap;
 use futures_core::Stream;
 use smallvec::SmallVec;
 
-use crate::entry::{Member, Registration};
-use crate::event::Event;
-use crate::key::{Key, Pattern, ancestor_prefixes};
+use crate::vocab::entry::{Member, Registration};
+use crate::vocab::event::Event;
+use crate::vocab::key::{Key, Pattern, ancestor_prefixes};
 
 /// An event a subscription can match: by its key (an entry's key, a node's name).
 pub trait Keyed: Clone {
@@ -431,10 +431,10 @@ impl<E: Keyed> Subscribers<E> {
 /// - **a frame received from a peer** (live ops, one frame of a catch-up from the op log,
 ///   one chunk of a snapshot): one batch per frame, so a catch-up of many entries wakes a
 ///   subscriber once per frame, not once per entry. The last chunk of a snapshot carries the
-///   removals the snapshot implies (reason [`crate::event::Reason::Resynced`]);
+///   removals the snapshot implies (reason [`crate::vocab::event::Reason::Resynced`]);
 /// - **a process exiting** (dropped, killed, or ended by a lost conflict): it is invisible
 ///   to reads at once, then its entries are removed scope by scope, one batch per scope
-///   with every entry it held there (reason [`crate::event::Reason::Exit`]);
+///   with every entry it held there (reason [`crate::vocab::event::Reason::Exit`]);
 /// - **a node lost**, restarted as a new incarnation, or leaving the scope: one batch with
 ///   all its entries in the scope;
 /// - **this node disconnecting from the scope**: one final batch, then the end (see
@@ -463,7 +463,7 @@ impl<E: Keyed> Subscribers<E> {
 ///
 /// Dropping the subscription unsubscribes. When this node disconnects from the scope, the
 /// subscription receives the final batch (every entry removed, reason
-/// [`crate::event::Reason::ScopeDisconnected`]) and then ends (`recv` returns `None`).
+/// [`crate::vocab::event::Reason::ScopeDisconnected`]) and then ends (`recv` returns `None`).
 ///
 /// # Examples
 ///

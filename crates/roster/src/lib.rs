@@ -82,15 +82,13 @@ pub use cluster::{TlsConfig, TlsError};
 pub use conflict::{ConflictRule, DecidedBy, Resolver, Winner};
 pub use entry::{Entry, Member, Members, Registration, Table};
 pub use envelope::Envelope;
-pub use error::{
-    ExitReasonTooLong, RecvError, RegistryError, ScopeError, SendError, StartError, TryRecvError,
-};
+pub use error::{ExitReasonTooLong, RecvError, RegistryError, ScopeError, SendError, TryRecvError};
 pub use event::{Event, EventKind, ExitReason, Reason};
 pub use key::{Key, KeyError, Pattern, ScopeName};
 pub use meta::{Meta, MetaError};
 pub use node::{
     Cluster, ClusterGraph, GraphLink, GraphNode, MIN_SCOPE_TTL, Node, NodeBuilder, NodeFilter,
-    NodeHealth, NodeInfo, NodeLiveness, NodeWatch, Nodes, RecordError, ScopeOptions,
+    NodeHealth, NodeInfo, NodeLiveness, NodeWatch, Nodes, RecordError, ScopeOptions, StartError,
     StatusIsForPeers,
 };
 pub use pid::{Incarnation, Pid, PidParseError};

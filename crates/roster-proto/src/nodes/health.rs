@@ -172,7 +172,7 @@ impl HealthSettings {
 mod tests {
     use super::*;
     use crate::nodes::PeerSample;
-    use crate::pid::Incarnation;
+    use crate::vocab::pid::Incarnation;
 
     #[test]
     fn slow_and_backed_up_links_are_reasons() {

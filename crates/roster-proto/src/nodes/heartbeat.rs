@@ -1,6 +1,6 @@
 //! Heartbeats: what a node measures of itself and its links, published on an interval.
 
-use crate::pid::Incarnation;
+use crate::vocab::pid::Incarnation;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

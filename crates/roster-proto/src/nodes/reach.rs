@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::pid::Incarnation;
+use crate::vocab::pid::Incarnation;
 
 /// A member that no link has reached for at least the grace.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! A node's record: who it is and its status, owned and published by the node itself.
 
-use crate::pid::Incarnation;
+use crate::vocab::pid::Incarnation;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

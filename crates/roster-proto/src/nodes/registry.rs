@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::heartbeat::Heartbeat;
 use super::record::{NodeRecord, NodeStatus};
 use super::split_brain::PartitionStatus;
-use crate::key::Pattern;
-use crate::pid::Incarnation;
 use crate::subscription::{Keyed, Subscribers, Subscription};
+use crate::vocab::key::Pattern;
+use crate::vocab::pid::Incarnation;
 
 /// A node event: what changed in the node registry, or on this node's links and
 /// partition status. Subscriptions match it by node name (for links: the peer's; for

@@ -16,7 +16,7 @@ pub enum SplitBrainAction {
     #[default]
     Advisory,
     /// Also refuse new unique registrations in replicated scopes until the partition
-    /// heals ([`crate::error::RegistryError::Fenced`]).
+    /// heals ([`crate::vocab::error::RegistryError::Fenced`]).
     Fence,
 }
 
@@ -215,7 +215,7 @@ impl SplitBrainMonitor {
 mod tests {
     use super::*;
     use crate::nodes::NodeRecord;
-    use crate::pid::Incarnation;
+    use crate::vocab::pid::Incarnation;
 
     fn names(list: &[&str]) -> BTreeSet<String> {
         list.iter().map(|s| s.to_string()).collect()

@@ -46,15 +46,15 @@ use super::host::ReplicaHost;
 use super::op_log::OwnStream;
 use super::peer::{CatchUp, FRAME_BYTES, Peer, take_frame};
 use super::wire::{Dispatch, Frame, Message};
-use crate::event::ExitReason;
-use crate::event::Reason;
-use crate::key::{Limits, ScopeName};
 use crate::link_table::{LinkSession, LinkTable, RedialPolicy};
 use crate::nodes::NodeRecord;
-use crate::op::{Op, Restamp};
-use crate::pid::Incarnation;
 use crate::store::ApplyOutcome;
 use crate::store::{ScopeStore, SnapshotReceiver, SnapshotSize};
+use crate::vocab::event::ExitReason;
+use crate::vocab::event::Reason;
+use crate::vocab::key::{Limits, ScopeName};
+use crate::vocab::op::{Op, Restamp};
+use crate::vocab::pid::Incarnation;
 
 /// Tuning of a [`Core`].
 #[derive(Debug, Clone)]

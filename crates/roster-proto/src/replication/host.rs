@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use crate::nodes::NodeRegistry;
-use crate::op::Outgoing;
 use crate::store::{ApplyOutcome, NodeStores, ScopeStore};
+use crate::vocab::op::Outgoing;
 
 /// The node's replicated stores, as the replication core sees them.
 pub trait ReplicaHost {

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use super::core::CoreConfig;
 use super::tests::pair::Pair;
-use crate::event::ExitReason;
-use crate::key::Limits;
-use crate::meta::Meta;
+use crate::vocab::event::ExitReason;
+use crate::vocab::key::Limits;
+use crate::vocab::meta::Meta;
 
 /// Feeds the frames in `bytes` to node b of a linked pair as if node a had sent them, then
 /// lets both run (timers included) until the link is quiet. Nothing may panic, and the pair

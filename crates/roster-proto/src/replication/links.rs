@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use super::core::Core;
 use super::host::ReplicaHost;
-use crate::key::Limits;
 use crate::nodes::LEFT_THE_CLUSTER;
+use crate::vocab::key::Limits;
 
 use crate::link_table::{Admission, LinkSession, Refusal};
 

@@ -12,7 +12,7 @@ use super::core::Core;
 use super::host::ReplicaHost;
 use super::wire::Frame;
 use crate::nodes::{Heartbeat, NodeRecord, PeerSample};
-use crate::pid::Incarnation;
+use crate::vocab::pid::Incarnation;
 
 impl Core {
     /// Sets this node's record: kept in the host's registry and sent to every linked peer

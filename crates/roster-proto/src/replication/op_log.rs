@@ -10,10 +10,10 @@
 
 use std::collections::VecDeque;
 
-use crate::event::{ExitReason, Reason};
-use crate::key::Key;
-use crate::meta::Meta;
-use crate::op::Op;
+use crate::vocab::event::{ExitReason, Reason};
+use crate::vocab::key::Key;
+use crate::vocab::meta::Meta;
+use crate::vocab::op::Op;
 
 /// Bytes of one slot of the log, paid whatever the op.
 const SLOT_BYTES: usize = size_of::<(u64, Op)>();
@@ -181,8 +181,8 @@ fn reason_bytes(reason: &Reason) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pid::Incarnation;
-    use crate::pid::Pid;
+    use crate::vocab::pid::Incarnation;
+    use crate::vocab::pid::Pid;
 
     fn register(key: &str, meta_len: usize) -> Op {
         Op::Register {
@@ -229,7 +229,7 @@ mod tests {
             reason: Reason::Conflict {
                 winner: Pid::new(Incarnation::new(2), 1),
                 loser: Pid::new(Incarnation::new(1), 1),
-                rule: crate::conflict::DecidedBy::KeepOldest,
+                rule: crate::vocab::conflict::DecidedBy::KeepOldest,
             },
         };
         let exit = Op::Unregister {

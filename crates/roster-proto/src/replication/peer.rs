@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::wire::Frame;
-use crate::key::{Limits, ScopeName};
-use crate::op::Op;
 use crate::store::{ScopeStore, SnapshotCursor, SnapshotReceiver};
+use crate::vocab::key::{Limits, ScopeName};
+use crate::vocab::op::Op;
 
 /// Bytes of ops a frame carries at most (besides [`CoreConfig::max_ops_per_frame`]) before
 /// the next frame starts, one op at least: keeps every frame far below the receivers'

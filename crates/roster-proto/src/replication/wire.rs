@@ -7,12 +7,12 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::key::{Key, Limits, ScopeName};
-use crate::meta::Meta;
 use crate::nodes::{Heartbeat, NodeRecord};
-use crate::op::{Op, Restamp};
-use crate::pid::Pid;
 use crate::store::SnapshotSize;
+use crate::vocab::key::{Key, Limits, ScopeName};
+use crate::vocab::meta::Meta;
+use crate::vocab::op::{Op, Restamp};
+use crate::vocab::pid::Pid;
 
 /// The replication protocol version. A peer with another version is refused at the
 /// handshake.
@@ -87,7 +87,7 @@ pub enum Frame {
     /// The latest heartbeat of the external node of incarnation `node`, which the sender
     /// keeps.
     KeptHeartbeat {
-        node: crate::pid::Incarnation,
+        node: crate::vocab::pid::Incarnation,
         heartbeat: Heartbeat,
     },
     /// Registrations of the receiver's processes in `scope` that the sender keeps back:
@@ -243,8 +243,8 @@ impl Frame {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Reason;
-    use crate::pid::Incarnation;
+    use crate::vocab::event::Reason;
+    use crate::vocab::pid::Incarnation;
 
     const LIMITS: Limits = Limits {
         max_key_bytes: 64,
@@ -277,7 +277,7 @@ mod tests {
                         reason: Reason::Conflict {
                             winner: Pid::new(Incarnation::new(9), 2),
                             loser: pid,
-                            rule: crate::conflict::DecidedBy::KeepOldest,
+                            rule: crate::vocab::conflict::DecidedBy::KeepOldest,
                         },
                     },
                     Op::Leave {
@@ -286,7 +286,7 @@ mod tests {
                         reason: Reason::Conflict {
                             winner: pid,
                             loser: Pid::new(Incarnation::new(8), 1),
-                            rule: crate::conflict::DecidedBy::CustomPanicked,
+                            rule: crate::vocab::conflict::DecidedBy::CustomPanicked,
                         },
                     },
                 ],

@@ -5,9 +5,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use crate::event::ExitReason;
-use crate::op::Op;
-use crate::pid::Pid;
+use crate::vocab::event::ExitReason;
+use crate::vocab::op::Op;
+use crate::vocab::pid::Pid;
 
 /// What kind of change a [`Change`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +91,7 @@ impl ChangeHook {
 /// the hook is enabled) and told after its locks are released.
 pub(super) struct NotedOps<'h> {
     log: &'h dyn ChangeLog,
-    ops: Vec<(ChangeKind, crate::key::Key, Pid)>,
+    ops: Vec<(ChangeKind, crate::vocab::key::Key, Pid)>,
 }
 
 impl<'h> NotedOps<'h> {

@@ -8,9 +8,9 @@
 
 use xxhash_rust::xxh3::{Xxh3, xxh3_128};
 
-use crate::entry::Registration;
-use crate::meta::Meta;
-use crate::pid::Pid;
+use crate::vocab::entry::Registration;
+use crate::vocab::meta::Meta;
+use crate::vocab::pid::Pid;
 
 const NAME: u8 = 1;
 const MEMBER: u8 = 2;
@@ -69,7 +69,7 @@ pub(super) fn member(key: &str, pid: Pid, meta: &Meta) -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pid::Incarnation;
+    use crate::vocab::pid::Incarnation;
 
     /// The one-call hash of a short entry equals the streaming hash of the same bytes, so
     /// digests do not depend on an entry's length (nor differ from older nodes').

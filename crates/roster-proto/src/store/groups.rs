@@ -12,13 +12,13 @@ use super::change_log::ChangeKind;
 use super::{Cause, FastMap, ScopeStore, Shard, ShardLocks, StoredKey, digest};
 use super::{HeldKind, LocalProcess};
 use super::{keys_with_prefix, keys_with_prefix_after, put, stored_key};
-use crate::entry::{Entry, Member, MemberList, Members};
-use crate::error::RegistryError;
-use crate::event::{Event, EventKind, Reason};
-use crate::key::{Key, is_prefix};
-use crate::meta::Meta;
-use crate::op::Op;
-use crate::pid::Pid;
+use crate::vocab::entry::{Entry, Member, MemberList, Members};
+use crate::vocab::error::RegistryError;
+use crate::vocab::event::{Event, EventKind, Reason};
+use crate::vocab::key::{Key, is_prefix};
+use crate::vocab::meta::Meta;
+use crate::vocab::op::Op;
+use crate::vocab::pid::Pid;
 
 /// The writer's index of a group held as a tree (kept in its shard, under its lock): the
 /// join sequence of each member, which is its key in the tree, and the next one to give.

@@ -15,9 +15,9 @@
 //! `Registered` as any registration does.
 
 use super::FastMap;
-use crate::entry::Registration;
-use crate::key::Key;
-use crate::pid::Pid;
+use crate::vocab::entry::Registration;
+use crate::vocab::key::Key;
+use crate::vocab::pid::Pid;
 
 /// A registration kept back, and whether a local registration was refused for it.
 #[derive(Debug, Clone)]

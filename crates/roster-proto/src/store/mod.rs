@@ -42,7 +42,7 @@ mod watch;
 
 use std::collections::HashMap;
 
-use crate::clock::{Clock, Hlc};
+use crate::vocab::clock::{Clock, Hlc};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -56,16 +56,16 @@ use smallvec::SmallVec;
 pub use self::process_table::{
     HeldEntry, HeldKind, Holdings, LocalProcess, Mailbox, ProcessTable, Refused, Task,
 };
-use crate::conflict::{ConflictRule, DecidedBy, Winner};
-use crate::entry::{MemberList, Registration};
-use crate::error::RegistryError;
-use crate::event::{Event, EventKind, ExitReason, Reason};
-use crate::key::{INLINE_KEY_BYTES, Key, PackedKey, Pattern, ScopeName};
-use crate::meta::Meta;
 use crate::nodes::Fence;
-use crate::op::{Op, Outbox};
-use crate::pid::{Incarnation, Pid};
 use crate::subscription::{Subscribers, Subscription};
+use crate::vocab::conflict::{ConflictRule, DecidedBy, Winner};
+use crate::vocab::entry::{MemberList, Registration};
+use crate::vocab::error::RegistryError;
+use crate::vocab::event::{Event, EventKind, ExitReason, Reason};
+use crate::vocab::key::{INLINE_KEY_BYTES, Key, PackedKey, Pattern, ScopeName};
+use crate::vocab::meta::Meta;
+use crate::vocab::op::{Op, Outbox};
+use crate::vocab::pid::{Incarnation, Pid};
 
 pub use change_log::{Change, ChangeHook, ChangeKind, ChangeLog};
 pub use node_stores::DEFAULT_SCOPE;
@@ -702,11 +702,11 @@ mod tests {
     use crate::store::test_support::{Discard, replicating_stores};
 
     use super::HeldKind;
-    use crate::clock::wall_clock;
+    use crate::vocab::clock::wall_clock;
 
-    use crate::event::ExitReason;
-    use crate::key::{INLINE_KEY_BYTES, Key};
-    use crate::meta::Meta;
+    use crate::vocab::event::ExitReason;
+    use crate::vocab::key::{INLINE_KEY_BYTES, Key};
+    use crate::vocab::meta::Meta;
 
     /// Short keys (stored in place) and long ones (shared by the table, its index and the
     /// holder's record) behave alike through updates, queries, leaves and an exit.
@@ -770,11 +770,11 @@ mod tests {
 
         use futures_core::Stream;
 
-        use crate::event::EventKind;
-        use crate::key::Pattern;
-        use crate::op::Op;
-        use crate::pid::{Incarnation, Pid};
         use crate::subscription::Delivery;
+        use crate::vocab::event::EventKind;
+        use crate::vocab::key::Pattern;
+        use crate::vocab::op::Op;
+        use crate::vocab::pid::{Incarnation, Pid};
 
         const KEYS: usize = 24;
         const CHANGES: u64 = 1_500;

@@ -8,14 +8,14 @@ use super::{
     Cause, ScopeStore, Shard, StoredKey, digest, keys_with_prefix, keys_with_prefix_after, put,
 };
 use super::{HeldKind, LocalProcess};
-use crate::conflict::Winner;
-use crate::entry::{Entry, Registration};
-use crate::error::RegistryError;
-use crate::event::{Event, EventKind, Reason};
-use crate::key::Key;
-use crate::meta::Meta;
-use crate::op::Op;
-use crate::pid::Pid;
+use crate::vocab::conflict::Winner;
+use crate::vocab::entry::{Entry, Registration};
+use crate::vocab::error::RegistryError;
+use crate::vocab::event::{Event, EventKind, Reason};
+use crate::vocab::key::Key;
+use crate::vocab::meta::Meta;
+use crate::vocab::op::Op;
+use crate::vocab::pid::Pid;
 
 /// Every this many new names in a shard, the writer flushes its thread's batch of retired
 /// map tables and entries (a multiple of the batch itself is flushed anyway): rare enough to

@@ -8,12 +8,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{ApplyOutcome, LocalProcess, Mailbox, ProcessTable};
 use super::{ScopeConfig, ScopeStore};
-use crate::clock::Clock;
-use crate::event::ExitReason;
-use crate::key::ScopeName;
 use crate::nodes::{Fence, NodeRegistry};
-use crate::op::{Outbox, Outgoing};
-use crate::pid::{Incarnation, Pid};
+use crate::vocab::clock::Clock;
+use crate::vocab::event::ExitReason;
+use crate::vocab::key::ScopeName;
+use crate::vocab::op::{Outbox, Outgoing};
+use crate::vocab::pid::{Incarnation, Pid};
 
 type ScopeMap = papaya::HashMap<ScopeName, Arc<ScopeStore>, foldhash::fast::RandomState>;
 
@@ -248,9 +248,9 @@ impl NodeStores {
 mod tests {
     use std::sync::Arc;
 
-    use crate::clock::Clock;
-    use crate::meta::Meta;
     use crate::store::test_support::{Discard, replicating_stores};
+    use crate::vocab::clock::Clock;
+    use crate::vocab::meta::Meta;
 
     /// A wall clock stopped at the epoch: every reading comes from the clocks' own past.
     struct Epoch;
@@ -266,9 +266,9 @@ mod tests {
     /// took its entries in: the removals' ops must come out the same in every run.
     #[test]
     fn an_exit_removes_scope_by_scope_in_the_order_of_the_names() {
-        use crate::event::ExitReason;
         use crate::store::test_support::replicating_stores;
-        let stores = replicating_stores(2, crate::clock::wall_clock());
+        use crate::vocab::event::ExitReason;
+        let stores = replicating_stores(2, crate::vocab::clock::wall_clock());
         // Created last name first: addresses tend to grow, so against the names' order.
         let names = ["s7", "s6", "s5", "s4", "s3", "s2", "s1", "s0"];
         for name in names {

@@ -17,8 +17,8 @@ use std::ops::Bound;
 use std::sync::atomic::Ordering;
 
 use super::{HeldKind, ScopeStore, Shard};
-use crate::key::Key;
-use crate::pid::Pid;
+use crate::vocab::key::Key;
+use crate::vocab::pid::Pid;
 
 /// The claims of remote processes on the keys of one shard, ordered by process.
 pub(super) type Claims = BTreeSet<(Pid, HeldKind, Key)>;
@@ -161,15 +161,15 @@ mod tests {
 
     use super::super::{ProcessTable, ScopeConfig, ScopeStore, SnapshotReceiver};
     use super::HeldKind;
-    use crate::clock::wall_clock;
-    use crate::conflict::ConflictRule;
-    use crate::entry::Table;
-    use crate::event::Reason;
-    use crate::key::Key;
-    use crate::meta::Meta;
-    use crate::op::Op;
-    use crate::pid::Incarnation;
-    use crate::pid::Pid;
+    use crate::vocab::clock::wall_clock;
+    use crate::vocab::conflict::ConflictRule;
+    use crate::vocab::entry::Table;
+    use crate::vocab::event::Reason;
+    use crate::vocab::key::Key;
+    use crate::vocab::meta::Meta;
+    use crate::vocab::op::Op;
+    use crate::vocab::pid::Incarnation;
+    use crate::vocab::pid::Pid;
     use std::sync::atomic::Ordering;
 
     const LOCAL: u64 = 1;
@@ -251,7 +251,7 @@ mod tests {
     /// What a scan of the table says `pid` holds: the answer the index must give.
     fn scanned(scope: &ScopeStore, pid: Pid, table: Table) -> Vec<Key> {
         let mut keys = Vec::new();
-        let collect = |e: crate::entry::Entry| {
+        let collect = |e: crate::vocab::entry::Entry| {
             if e.pid == pid {
                 keys.push(e.key);
             }
@@ -296,7 +296,7 @@ mod tests {
             for step in steps {
                 match step {
                     Step::Apply(op) => drop(scope.apply_remote(vec![op])),
-                    Step::Purge(origin) => scope.purge_origin(origin, &Reason::Exit(crate::event::ExitReason::NodeDown)),
+                    Step::Purge(origin) => scope.purge_origin(origin, &Reason::Exit(crate::vocab::event::ExitReason::NodeDown)),
                     Step::Snapshot(origin, ops) => {
                         let mut receiver = SnapshotReceiver::new(&scope, origin);
                         let ops = ops.into_iter().filter(|op| op.pid().incarnation() == Incarnation::new(origin));

@@ -6,12 +6,12 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use smallvec::SmallVec;
 
 use super::{ScopeStore, StoredKey};
-use crate::envelope::Envelope;
-use crate::error::SendError;
-use crate::event::ExitReason;
-use crate::key::{Key, KeyTag};
-use crate::live::LiveSet;
-use crate::pid::{Incarnation, Pid};
+use crate::vocab::envelope::Envelope;
+use crate::vocab::error::SendError;
+use crate::vocab::event::ExitReason;
+use crate::vocab::key::{Key, KeyTag};
+use crate::vocab::live::LiveSet;
+use crate::vocab::pid::{Incarnation, Pid};
 
 /// Why a mailbox did not take a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

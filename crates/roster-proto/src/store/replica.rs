@@ -8,13 +8,13 @@ use serde::{Deserialize, Serialize};
 use super::change_log::NotedOps;
 use super::groups::MemberChange;
 use super::{Cause, HeldKind, ScopeStore, Shard, ShardLocks, StoredKey, digest, put};
-use crate::conflict::Winner;
-use crate::entry::{Member, Registration};
-use crate::event::{Event, EventKind, Reason};
-use crate::key::Key;
-use crate::meta::Meta;
-use crate::op::{Op, Restamp};
-use crate::pid::{Incarnation, Pid};
+use crate::vocab::conflict::Winner;
+use crate::vocab::entry::{Member, Registration};
+use crate::vocab::event::{Event, EventKind, Reason};
+use crate::vocab::key::Key;
+use crate::vocab::meta::Meta;
+use crate::vocab::op::{Op, Restamp};
+use crate::vocab::pid::{Incarnation, Pid};
 
 /// How many conflicts each shard remembers having reported (see
 /// `ScopeStore::report_conflict`): 4,096 per scope, far more than a burst of conflicts
@@ -578,7 +578,7 @@ impl ScopeStore {
     /// The digest of this node's own live entries that fit `limits`: what a peer with
     /// these limits holds of them when it is in sync. A scan: only for peers whose limits
     /// are smaller than ours, and only when the plain digests differ.
-    pub fn local_digest_within(&self, limits: &crate::key::Limits) -> u128 {
+    pub fn local_digest_within(&self, limits: &crate::vocab::key::Limits) -> u128 {
         let mut cursor = super::SnapshotCursor::default();
         let mut ops = Vec::new();
         while !cursor.is_done() {
@@ -814,14 +814,14 @@ mod tests {
     use crate::store::test_support::{Discard, replicating_stores};
 
     use super::super::NodeStores;
-    use crate::clock::wall_clock;
-    use crate::conflict::DecidedBy;
-    use crate::event::{EventKind, Reason};
-    use crate::key::Pattern;
-    use crate::meta::Meta;
-    use crate::op::{Op, Restamp};
-    use crate::pid::{Incarnation, Pid};
     use crate::subscription::Delivery;
+    use crate::vocab::clock::wall_clock;
+    use crate::vocab::conflict::DecidedBy;
+    use crate::vocab::event::{EventKind, Reason};
+    use crate::vocab::key::Pattern;
+    use crate::vocab::meta::Meta;
+    use crate::vocab::op::{Op, Restamp};
+    use crate::vocab::pid::{Incarnation, Pid};
 
     fn register(key: &str, pid: Pid, at: u64) -> Op {
         Op::Register {
@@ -967,7 +967,7 @@ mod tests {
             Pid::new(Incarnation::new(2), 1),
         );
         scope.apply_remote(vec![register("k", newer, 20)]);
-        scope.purge_origin(2, &Reason::Exit(crate::event::ExitReason::NodeDown));
+        scope.purge_origin(2, &Reason::Exit(crate::vocab::event::ExitReason::NodeDown));
         assert!(scope.lookup("k").is_none());
 
         let applied = scope.apply_remote(vec![register("k", older, 10)]);
@@ -1028,7 +1028,7 @@ mod tests {
         keep_back(&scope, "k");
         let refused = scope.register(&local, "k".into(), Meta::EMPTY);
         assert!(
-            matches!(refused, Err(crate::error::RegistryError::Taken { owner, .. }) if owner == older),
+            matches!(refused, Err(crate::vocab::error::RegistryError::Taken { owner, .. }) if owner == older),
             "{refused:?}"
         );
         // Its node released it: the name is free.
@@ -1045,7 +1045,7 @@ mod tests {
         let applied = scope.apply_remote(vec![register("k", older, 10)]);
         assert_eq!(applied.restamps.len(), 1, "below the local release's floor");
         assert!(scope.register(&local, "k".into(), Meta::EMPTY).is_err());
-        scope.purge_origin(1, &Reason::Exit(crate::event::ExitReason::NodeDown));
+        scope.purge_origin(1, &Reason::Exit(crate::vocab::event::ExitReason::NodeDown));
         assert!(scope.register(&local, "k".into(), Meta::EMPTY).is_ok());
     }
 
@@ -1077,7 +1077,7 @@ mod tests {
             drain(&mut events),
             [(EventKind::Unregistered, older, Reason::Requested)]
         );
-        let down = Reason::Exit(crate::event::ExitReason::NodeDown);
+        let down = Reason::Exit(crate::vocab::event::ExitReason::NodeDown);
         scope.purge_origin(1, &down);
         assert_eq!(drain(&mut events), [(EventKind::Unregistered, older, down)]);
         for key in ["released", "node-down", "quiet"] {
@@ -1092,7 +1092,7 @@ mod tests {
         let stores = crate::store::test_support::replicating_stores_ruled(
             3,
             wall_clock(),
-            crate::conflict::ConflictRule::KeepNewest,
+            crate::vocab::conflict::ConflictRule::KeepNewest,
         );
         let scope = stores.default_scope().clone();
         let (older, _) = contenders();
@@ -1197,7 +1197,7 @@ mod tests {
             0,
             "the shadow counts in its origin's digest"
         );
-        scope.purge_origin(1, &Reason::Exit(crate::event::ExitReason::NodeDown));
+        scope.purge_origin(1, &Reason::Exit(crate::vocab::event::ExitReason::NodeDown));
         assert_eq!(scope.whereis("k"), None, "not shown with token 30 after 50");
         assert_eq!(scope.digest(2), 0, "forgotten");
         let applied = scope.apply_remote(vec![at("k", contender, 20, 30)]);

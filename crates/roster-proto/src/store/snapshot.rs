@@ -22,9 +22,9 @@
 use std::ops::Bound;
 
 use super::ScopeStore;
-use crate::key::Key;
-use crate::op::Op;
-use crate::pid::Pid;
+use crate::vocab::key::Key;
+use crate::vocab::op::Op;
+use crate::vocab::pid::Pid;
 
 /// Where a chunked snapshot read is (see the module docs of `store::snapshot`).
 #[derive(Debug, Default)]
@@ -164,13 +164,13 @@ mod tests {
     use std::collections::BTreeSet;
     use std::sync::Arc;
 
-    use crate::clock::Clock;
+    use crate::vocab::clock::Clock;
 
-    use crate::key::Key;
-    use crate::meta::Meta;
-    use crate::op::Op;
-    use crate::pid::Pid;
     use crate::store::SnapshotCursor;
+    use crate::vocab::key::Key;
+    use crate::vocab::meta::Meta;
+    use crate::vocab::op::Op;
+    use crate::vocab::pid::Pid;
 
     struct Fixed;
 

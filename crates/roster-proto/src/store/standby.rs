@@ -13,8 +13,8 @@
 //! holds, so a conflict sees the mark or its absence, never half of it.
 
 use super::ScopeStore;
-use crate::key::Key;
-use crate::pid::Pid;
+use crate::vocab::key::Key;
+use crate::vocab::pid::Pid;
 
 impl ScopeStore {
     /// Marks `pid`'s claim on `key` (made or about to be made) as a standby claim: if it

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use super::{Mailbox, NodeStores, ProcessTable, Refused, ScopeConfig};
-use crate::clock::Clock;
-use crate::conflict::ConflictRule;
-use crate::envelope::Envelope;
-use crate::op::Outbox;
+use crate::vocab::clock::Clock;
+use crate::vocab::conflict::ConflictRule;
+use crate::vocab::envelope::Envelope;
+use crate::vocab::op::Outbox;
 
 /// A mailbox nobody reads: the tests send no messages.
 pub(crate) struct Discard;

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use super::ordered_keys::OrderedKeys;
 use super::{ScopeStore, keys_with_prefix};
-use crate::entry::{MemberList, Registration};
-use crate::error::RegistryError;
-use crate::key::{Key, Pattern};
 use crate::subscription::{Subscription, Watch};
+use crate::vocab::entry::{MemberList, Registration};
+use crate::vocab::error::RegistryError;
+use crate::vocab::key::{Key, Pattern};
 
 impl ScopeStore {
     /// The entries matching `patterns` and a subscription, with a queue of `capacity`

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use arc_swap::ArcSwapOption;
 
 use super::Node;
+use super::StartError;
 use crate::clock::{Clock, wall_clock};
 use crate::cluster::{Cluster, ClusterConfig};
 use crate::conflict::ConflictRule;
-use crate::error::StartError;
 use crate::key::Limits;
 use crate::meta::Meta;
 use crate::nodes::{HealthConfig, NodeRecord};

@@ -6,6 +6,7 @@ mod external;
 mod graph;
 mod registry;
 mod scopes;
+mod start_error;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,7 @@ pub use self::registry::{
     NodeFilter, NodeHealth, NodeInfo, NodeLiveness, NodeWatch, Nodes, RecordError, StatusIsForPeers,
 };
 pub use self::scopes::{MIN_SCOPE_TTL, ScopeOptions};
+pub use self::start_error::StartError;
 use crate::error::SendError;
 use crate::event::ExitReason;
 use crate::pid::Incarnation;

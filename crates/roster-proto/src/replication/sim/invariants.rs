@@ -4,10 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{SCOPES, Sim, SimNode};
-use crate::event::ExitReason;
-use crate::key::Key;
-use crate::pid::Pid;
 use crate::store::ScopeStore;
+use crate::vocab::event::ExitReason;
+use crate::vocab::key::Key;
+use crate::vocab::pid::Pid;
 
 impl Sim {
     /// Checks the invariants after a heal (every node holds the same view, nothing of a

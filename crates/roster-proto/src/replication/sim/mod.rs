@@ -47,12 +47,12 @@ mod scale;
 mod setup;
 mod workload;
 use self::rules::{Decisions, SimRule};
-use crate::event::ExitReason;
-use crate::key::Key;
-use crate::meta::Meta;
-use crate::pid::Pid;
 use crate::store::LocalProcess;
 use crate::store::NodeStores;
+use crate::vocab::event::ExitReason;
+use crate::vocab::key::Key;
+use crate::vocab::meta::Meta;
+use crate::vocab::pid::Pid;
 
 const NAMES: &[&str] = &["a", "b", "c", "user/1", "user/2", "user/3", "leader"];
 const GROUPS: &[&str] = &["g1", "g2", "room/1", "room/2"];

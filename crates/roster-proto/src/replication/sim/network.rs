@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 use super::{Sim, pair};
-use crate::key::Limits;
 use crate::link_table::Admission;
 use crate::replication::links::PeerHello;
 use crate::replication::wire::Frame;
+use crate::vocab::key::Limits;
 
 /// The dialer's end of a connection is `ends[DIALER]`.
 const DIALER: usize = 0;

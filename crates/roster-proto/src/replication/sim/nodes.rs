@@ -11,7 +11,7 @@ use crate::nodes::{
     Heartbeat, NodeRecord, NodeStatus, SplitBrainAction, SplitBrainMonitor, SplitBrainSettings,
     SplitBrainStrategy,
 };
-use crate::pid::Incarnation;
+use crate::vocab::pid::Incarnation;
 
 /// How often each node publishes a heartbeat, in simulated milliseconds.
 pub(super) const HEARTBEAT_MS: u64 = 300;

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::conflict::{ConflictRule, Winner};
-use crate::entry::Registration;
-use crate::pid::Pid;
+use crate::vocab::conflict::{ConflictRule, Winner};
+use crate::vocab::entry::Registration;
+use crate::vocab::pid::Pid;
 
 /// The conflict rule of one run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -15,8 +15,8 @@ use std::time::Instant;
 
 use super::Sim;
 use super::invariants::view;
-use crate::key::Key;
-use crate::meta::Meta;
+use crate::vocab::key::Key;
+use crate::vocab::meta::Meta;
 
 /// Names each node registers per phase.
 const WRITES_PER_NODE: usize = 4;

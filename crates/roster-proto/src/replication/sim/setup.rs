@@ -13,12 +13,12 @@ use super::network::Network;
 use super::nodes;
 use super::rules::SimRule;
 use super::{Fenced, Sim, SimNode};
-use crate::key::Limits;
 use crate::link_table::RedialPolicy;
 use crate::nodes::Reach;
 use crate::replication::core::{Core, CoreConfig};
 use crate::replication::tests::pair::ManualClock;
 use crate::store::test_support::replicating_stores_ruled;
+use crate::vocab::key::Limits;
 
 impl Sim {
     pub(super) fn new(seed: u64) -> Self {

@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 use rand::Rng;
 
 use super::{GROUPS, NAMES, SCOPES, Sim};
-use crate::event::ExitReason;
-use crate::meta::Meta;
-use crate::pid::Pid;
+use crate::vocab::event::ExitReason;
+use crate::vocab::meta::Meta;
+use crate::vocab::pid::Pid;
 
 impl Sim {
     pub(super) fn workload_step(&mut self) {

@@ -14,13 +14,13 @@ use std::time::Instant;
 use compact_str::format_compact;
 
 use super::pair::Pair;
-use crate::key::Limits;
-use crate::meta::Meta;
-use crate::op::Op;
-use crate::pid::{Incarnation, Pid};
 use crate::replication::core::CoreConfig;
 use crate::replication::wire::Frame;
 use crate::store::SnapshotSize;
+use crate::vocab::key::Limits;
+use crate::vocab::meta::Meta;
+use crate::vocab::op::Op;
+use crate::vocab::pid::{Incarnation, Pid};
 
 /// Names in the snapshot.
 const ENTRIES: usize = 1_000_000;

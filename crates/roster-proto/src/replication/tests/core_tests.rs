@@ -4,14 +4,14 @@
 use std::time::Duration;
 
 use super::pair::Pair;
-use crate::event::{Event, EventKind, ExitReason, Reason};
 use crate::nodes::{Keeper, NodeRecord};
-use crate::op::Op;
-use crate::pid::{Incarnation, Pid};
 use crate::replication::core::{CoreConfig, CoreEvent};
 use crate::replication::wire::Frame;
 use crate::store::SnapshotSize;
 use crate::subscription::{Delivery, Subscription};
+use crate::vocab::event::{Event, EventKind, ExitReason, Reason};
+use crate::vocab::op::Op;
+use crate::vocab::pid::{Incarnation, Pid};
 
 fn config() -> CoreConfig {
     CoreConfig {
@@ -169,7 +169,7 @@ fn a_conflict_is_resolved_the_same_on_both_sides() {
     let conflict = Reason::Conflict {
         winner: older,
         loser: newer,
-        rule: crate::conflict::DecidedBy::KeepOldest,
+        rule: crate::vocab::conflict::DecidedBy::KeepOldest,
     };
     let seen = |events: &mut Subscription| -> Vec<(EventKind, Pid, Reason)> {
         queued_batches(events)
@@ -290,7 +290,7 @@ fn a_name_back_after_its_rival_node_died_never_shows_a_smaller_token() {
     pair.b.apply_foreign(vec![Op::Register {
         key: "leader".into(),
         pid: rival,
-        meta: crate::meta::Meta::EMPTY,
+        meta: crate::vocab::meta::Meta::EMPTY,
         registered_at: shown,
         token: shown,
     }]);
@@ -325,7 +325,7 @@ fn a_new_node_takes_in_its_peer_s_clock_when_it_links() {
     pair.a.apply_foreign(vec![Op::Register {
         key: "skewed".into(),
         pid: Pid::new(Incarnation::new(9), 1),
-        meta: crate::meta::Meta::EMPTY,
+        meta: crate::vocab::meta::Meta::EMPTY,
         registered_at: ahead,
         token: ahead,
     }]);
@@ -526,7 +526,7 @@ fn a_large_group_replicates_through_batched_frames() {
     let mut pair = Pair::new(config());
     pair.link();
     let procs: Vec<_> = (0..700).map(|_| pair.a.process()).collect();
-    let meta = |i: usize| crate::meta::Meta::encode(&(i as u32)).unwrap();
+    let meta = |i: usize| crate::vocab::meta::Meta::encode(&(i as u32)).unwrap();
     let mut events = pair.b.subscribe();
     for (i, &p) in procs.iter().enumerate() {
         pair.a.join(p, "big", meta(i));
@@ -606,7 +606,7 @@ fn a_snapshot_announces_its_size_and_any_size_applies_the_same() {
             pair.a.register(p, &format!("name/{i}"));
         }
         for &p in &procs[..10] {
-            pair.a.join(p, "room", crate::meta::Meta::EMPTY);
+            pair.a.join(p, "room", crate::vocab::meta::Meta::EMPTY);
         }
         pair.link();
         let sizes = announced(&pair, 0);
@@ -654,7 +654,7 @@ fn a_new_first_chunk_replaces_a_snapshot_under_way() {
             ops: vec![Op::Register {
                 key: key.into(),
                 pid: Pid::new(Incarnation::new(origin), serial),
-                meta: crate::meta::Meta::EMPTY,
+                meta: crate::vocab::meta::Meta::EMPTY,
                 registered_at: 1,
                 token: 1,
             }],
@@ -728,7 +728,7 @@ fn a_message_sent_right_after_a_write_leaves_behind_it() {
     let message = crate::replication::wire::Message {
         to: pb,
         from: Some(pa),
-        payload: crate::meta::Meta::EMPTY,
+        payload: crate::vocab::meta::Meta::EMPTY,
     };
     let b = pair.b.incarnation;
     pair.a

@@ -4,12 +4,12 @@
 use std::time::{Duration, Instant};
 
 use super::pair::TestNode;
-use crate::key::Limits;
 use crate::link_table::Refusal;
-use crate::pid::{Incarnation, Pid};
 use crate::replication::core::{CoreConfig, CoreEvent};
 use crate::replication::links::PeerHello;
 use crate::replication::wire::Frame;
+use crate::vocab::key::Limits;
+use crate::vocab::pid::{Incarnation, Pid};
 
 /// A process on the peer.
 const PID: Pid = Pid::new(Incarnation::new(2), 1);
@@ -125,7 +125,7 @@ fn an_overloaded_link_is_closed_by_the_core_with_its_session() {
         let message = crate::replication::wire::Message {
             to: PID,
             from: None,
-            payload: crate::meta::Meta::EMPTY,
+            payload: crate::vocab::meta::Meta::EMPTY,
         };
         let _ = a.step(|core, host| core.send_message(host, 2, message));
     }

@@ -9,12 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::clock::Clock;
-use crate::entry::Registration;
-use crate::event::ExitReason;
-use crate::key::{Key, Limits, Pattern};
-use crate::meta::Meta;
-use crate::pid::Pid;
 use crate::replication::core::{Core, CoreConfig, CoreEvent};
 use crate::replication::host::ReplicaHost;
 use crate::replication::links::PeerHello;
@@ -22,6 +16,12 @@ use crate::replication::wire::Frame;
 use crate::store::test_support::{Discard, replicating_stores};
 use crate::store::{LocalProcess, NodeStores, ScopeStore};
 use crate::subscription::Subscription;
+use crate::vocab::clock::Clock;
+use crate::vocab::entry::Registration;
+use crate::vocab::event::ExitReason;
+use crate::vocab::key::{Key, Limits, Pattern};
+use crate::vocab::meta::Meta;
+use crate::vocab::pid::Pid;
 
 /// A clock the test sets (milliseconds).
 #[derive(Default)]
@@ -164,14 +164,16 @@ impl TestNode {
     }
 
     /// Applies `ops` of a remote origin that is not linked here, as their frame would.
-    pub(in crate::replication) fn apply_foreign(&self, ops: Vec<crate::op::Op>) {
+    pub(in crate::replication) fn apply_foreign(&self, ops: Vec<crate::vocab::op::Op>) {
         self.scope().apply_remote(ops);
     }
 
     /// Removes every entry of `origin`, as the node does when it learns that it died.
     pub(in crate::replication) fn purge(&self, origin: u64) {
-        self.scope()
-            .purge_origin(origin, &crate::event::Reason::Exit(ExitReason::NodeDown));
+        self.scope().purge_origin(
+            origin,
+            &crate::vocab::event::Reason::Exit(ExitReason::NodeDown),
+        );
     }
 
     /// Names held here (live ones, of every origin).
@@ -196,10 +198,10 @@ impl TestNode {
     pub(in crate::replication) fn corrupt_drop(&self, key: &str) {
         let scope = self.scope();
         let owner = scope.whereis(key).expect("an entry to corrupt");
-        let op = crate::op::Op::Unregister {
+        let op = crate::vocab::op::Op::Unregister {
             key: key.into(),
             pid: owner,
-            reason: crate::event::Reason::Requested,
+            reason: crate::vocab::event::Reason::Requested,
         };
         let _ = scope.apply_remote(vec![op]);
     }

@@ -12,7 +12,7 @@
 //! once per key.
 //!
 //! Every decision says which rule made it ([`DecidedBy`]): events of a conflict carry it in
-//! [`crate::event::Reason::Conflict`] with the winner and the loser.
+//! [`crate::vocab::event::Reason::Conflict`] with the winner and the loser.
 
 use std::any::Any;
 use std::cmp::Ordering;
@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::entry::Registration;
+use crate::vocab::entry::Registration;
 
 /// Which of two contenders keeps a name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +37,7 @@ pub enum Winner {
 
 /// Which rule decided a name conflict: the one a node is configured with, or
 /// [`DecidedBy::CustomPanicked`] where a custom resolver panicked and keep-oldest decided
-/// instead. Carried by [`crate::event::Reason::Conflict`], and on the wire with the loser's
+/// instead. Carried by [`crate::vocab::event::Reason::Conflict`], and on the wire with the loser's
 /// removal.
 ///
 /// # Examples
@@ -285,9 +285,9 @@ impl fmt::Debug for ConflictRule {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta::Meta;
-    use crate::pid::Incarnation;
-    use crate::pid::Pid;
+    use crate::vocab::meta::Meta;
+    use crate::vocab::pid::Incarnation;
+    use crate::vocab::pid::Pid;
 
     fn registration(pid: Pid, registered_at: u64) -> Registration {
         Registration {

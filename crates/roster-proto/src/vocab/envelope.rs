@@ -3,9 +3,9 @@
 
 use serde::de::DeserializeOwned;
 
-use crate::error::RecvError;
-use crate::meta::Meta;
-use crate::pid::Pid;
+use crate::vocab::error::RecvError;
+use crate::vocab::meta::Meta;
+use crate::vocab::pid::Pid;
 
 /// A message in a mailbox: the sender (if any) and the MessagePack payload.
 ///

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use crate::key::Key;
-use crate::live::{ExitMark, LiveSet};
-use crate::meta::Meta;
-use crate::pid::{Incarnation, Pid};
+use crate::vocab::key::Key;
+use crate::vocab::live::{ExitMark, LiveSet};
+use crate::vocab::meta::Meta;
+use crate::vocab::pid::{Incarnation, Pid};
 
 /// The owner of a unique name, as returned by lookups and registrations.
 #[derive(Debug, Clone, PartialEq, Eq)]

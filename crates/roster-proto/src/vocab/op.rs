@@ -12,10 +12,10 @@ use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::Reason;
-use crate::key::{Key, ScopeName};
-use crate::meta::Meta;
-use crate::pid::Pid;
+use crate::vocab::event::Reason;
+use crate::vocab::key::{Key, ScopeName};
+use crate::vocab::meta::Meta;
+use crate::vocab::pid::Pid;
 
 /// One change to one entry of a scope, owned by the node of `pid`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,8 +144,8 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{ExitReason, Reason};
-    use crate::pid::Incarnation;
+    use crate::vocab::event::{ExitReason, Reason};
+    use crate::vocab::pid::Incarnation;
 
     fn op() -> Op {
         Op::Leave {

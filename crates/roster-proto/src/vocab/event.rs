@@ -3,10 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::conflict::DecidedBy;
-use crate::key::{Key, ScopeName};
-use crate::meta::Meta;
-use crate::pid::Pid;
+use crate::vocab::conflict::DecidedBy;
+use crate::vocab::key::{Key, ScopeName};
+use crate::vocab::meta::Meta;
+use crate::vocab::pid::Pid;
 
 /// What happened to an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
