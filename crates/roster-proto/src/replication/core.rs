@@ -73,8 +73,13 @@ pub struct CoreConfig {
     /// Live ops and messages queued for one peer before its link is declared overloaded
     /// and dropped (it catches up when it comes back). Bounds memory per slow peer.
     pub max_queued_ops: usize,
-    /// How often digests are exchanged.
+    /// How often digests are exchanged. Every linked peer is also pinged at least this
+    /// often, so a link that brings nothing for [`silence`](Self::silence) is dead.
     pub anti_entropy_interval: Duration,
+    /// A link whose peer sent nothing for this long is closed
+    /// ([`CoreEvent::Silent`]; the peer is redialed while a member). Several
+    /// anti-entropy intervals, so that a loaded peer is not taken for a dead one.
+    pub silence: Duration,
     /// This node's limits: items from peers over them are skipped.
     pub limits: Limits,
     /// When to redial a peer after a failed dial or a link that died young.
@@ -92,6 +97,7 @@ impl Default for CoreConfig {
             max_ops_per_frame: 4096,
             max_queued_ops: 1_000_000,
             anti_entropy_interval: Duration::from_secs(2),
+            silence: Duration::from_secs(10),
             limits: Limits::DEFAULT,
             redial: RedialPolicy::default(),
             max_handshakes: 64,
@@ -106,6 +112,9 @@ pub enum CoreEvent {
     /// The peer's queue overflowed: the link of `session` is closed here (the peer
     /// resyncs when it comes back); close its connection.
     Overloaded { peer: u64, session: u64 },
+    /// The peer sent nothing on the link of `session` for
+    /// [`CoreConfig::silence`]: the link is closed here; close its connection.
+    Silent { peer: u64, session: u64 },
     /// A digest mismatch was found and a snapshot sent to repair it.
     Repaired { peer: u64, scope: ScopeName },
     /// A peer sent ops with a gap in its stream; a snapshot was requested.
@@ -260,6 +269,7 @@ impl Core {
             .or_insert_with(|| Peer::new(name.to_owned(), limits));
         state.limits = limits;
         state.reset_link_state();
+        state.last_heard = Some(now);
         self.barriers.link_gone(peer);
         let scopes = host.replicated_scopes();
         let positions = scopes
@@ -434,9 +444,13 @@ impl Core {
     ) {
         self.handle_local_ops(host);
         self.tick(now);
-        if self.links.get(peer).is_none_or(|s| s.id != session) || !self.peers.contains_key(&peer) {
+        if self.links.get(peer).is_none_or(|s| s.id != session) {
             return;
         }
+        let Some(state) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        state.last_heard = Some(now);
         match frame {
             Frame::Hello {
                 scopes,
@@ -733,10 +747,12 @@ impl Core {
         peer_state.start_snapshot(scope, seq);
     }
 
-    /// Time passed: exchange digests if due. Early or repeated calls do nothing.
+    /// Time passed: close the links silent for [`CoreConfig::silence`], and exchange
+    /// digests if due. Early or repeated calls do nothing.
     pub fn handle_timeout(&mut self, host: &dyn ReplicaHost, now: Instant) {
         self.handle_local_ops(host);
         self.tick(now);
+        self.close_silent_links(now);
         let Some(due) = self.next_anti_entropy else {
             return;
         };
@@ -921,9 +937,45 @@ impl Core {
         self.events.pop_front()
     }
 
-    /// When [`Core::handle_timeout`] next has work.
+    /// When [`Core::handle_timeout`] next has work: the next anti-entropy round, or the
+    /// time a link would have been silent too long.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.next_anti_entropy
+        [self.silent_at(), self.next_anti_entropy]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// When the first linked peer will have been silent for [`CoreConfig::silence`].
+    fn silent_at(&self) -> Option<Instant> {
+        self.peers
+            .iter()
+            .filter(|(id, _)| self.links.get(**id).is_some())
+            .filter_map(|(_, p)| p.last_heard)
+            .min()
+            .map(|heard| heard + self.config.silence)
+    }
+
+    /// Closes the links whose peer sent nothing for [`CoreConfig::silence`] at `now`.
+    fn close_silent_links(&mut self, now: Instant) {
+        let silence = self.config.silence;
+        let silent: Vec<u64> = self
+            .peers
+            .iter()
+            .filter(|(id, p)| {
+                self.links.get(**id).is_some()
+                    && p.last_heard.is_some_and(|heard| now >= heard + silence)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for peer in silent {
+            if let Some(session) = self.drop_link(peer) {
+                self.events.push_back(CoreEvent::Silent {
+                    peer,
+                    session: session.id,
+                });
+            }
+        }
     }
 }

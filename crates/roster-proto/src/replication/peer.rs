@@ -81,6 +81,9 @@ pub(super) struct Peer {
     /// Barrier pings and pongs held until the peer has caught up with our streams, so that
     /// they follow every op sent before them (`barrier.rs`).
     pub(super) after_catch_up: Vec<Frame>,
+    /// When the current link last brought a frame (or was established): a link silent for
+    /// [`CoreConfig::silence`](super::core::CoreConfig::silence) is closed.
+    pub(super) last_heard: Option<Instant>,
 }
 
 impl Peer {
@@ -99,6 +102,7 @@ impl Peer {
             rtt: None,
             ping: None,
             after_catch_up: Vec::new(),
+            last_heard: None,
         }
     }
 
@@ -114,6 +118,7 @@ impl Peer {
         self.rtt = None;
         self.ping = None;
         self.after_catch_up.clear();
+        self.last_heard = None;
     }
 
     /// Starts sending a snapshot of our stream in `scope` at `seq` (replacing any catch-up

@@ -331,6 +331,7 @@ fn the_simulation_covers_every_link_event() {
         total.dial_failures += c.dial_failures;
         total.severs += c.severs;
         total.peer_severs += c.peer_severs;
+        total.silent += c.silent;
         let (runs, sum) = rules.entry(conflicts.rule).or_insert((
             0,
             Conflicts {
@@ -355,6 +356,7 @@ fn the_simulation_covers_every_link_event() {
         dial_failures,
         severs,
         peer_severs,
+        silent,
     } = total;
     for (what, n) in [
         ("established", established),
@@ -366,6 +368,7 @@ fn the_simulation_covers_every_link_event() {
         ("dial failures", dial_failures),
         ("severs", severs),
         ("cut off from one peer", peer_severs),
+        ("closed as silent", silent),
     ] {
         assert!(
             n > 0,

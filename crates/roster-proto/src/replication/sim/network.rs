@@ -27,6 +27,8 @@ const DIALER: usize = 0;
 /// A simulated TCP connection between two nodes.
 pub(super) struct Conn {
     pub(super) ends: [End; 2],
+    /// Broken by a partition or a crash: nothing crosses it any more, not even a close.
+    pub(super) broken: bool,
 }
 
 /// One end of a connection.
@@ -127,6 +129,9 @@ pub(super) struct LinkCounts {
     pub(super) severs: u64,
     /// Nodes cut off from one peer.
     pub(super) peer_severs: u64,
+    /// Links a core closed because they brought nothing for its silence (half-open
+    /// connections: one end never hears of the break).
+    pub(super) silent: u64,
 }
 
 /// The severs of one node.
@@ -276,6 +281,7 @@ impl Sim {
                 ),
                 end(to, peer, acceptor_severs, EndState::Closed),
             ],
+            broken: false,
         };
         match accepted {
             Ok(admission) => {
@@ -333,28 +339,39 @@ impl Sim {
         conn.ends[end].state = EndState::Closed;
         conn.ends[end].close_notice = None;
         let last = conn.ends[end].outbound.back().map_or(now, |(at, _)| *at);
+        let broken = conn.broken;
         let other = &mut conn.ends[1 - end];
         other.outbound.clear();
-        if other.state != EndState::Closed {
+        // Over a broken connection the close does not cross either.
+        if other.state != EndState::Closed && !broken {
             other.close_notice = Some(other.close_notice.unwrap_or(notice).min(last.max(notice)));
         }
         self.drop_if_closed(conn_id);
     }
 
     /// A partition or a crash broke `conn`: nothing more crosses it, and each open end
-    /// notices after a silence.
+    /// notices after a while (a reset, a failed write), except, one time in four, one
+    /// end that never hears of it (half open): only its core's silence timer closes it.
     pub(super) fn break_conn(&mut self, conn_id: u64) {
         let now = self.now;
-        let silences = [
-            Duration::from_millis(self.rng.random_range(50..=1500)),
-            Duration::from_millis(self.rng.random_range(50..=1500)),
-        ];
+        let half_open = self
+            .rng
+            .random_bool(0.25)
+            .then(|| self.rng.random_range(0..2));
+        let silences = [0, 1].map(|end| {
+            (half_open != Some(end))
+                .then(|| Duration::from_millis(self.rng.random_range(50..=1500)))
+        });
         let Some(conn) = self.net.conns.get_mut(&conn_id) else {
             return;
         };
+        conn.broken = true;
         for (end, silence) in conn.ends.iter_mut().zip(silences) {
             end.outbound.clear();
-            if end.state != EndState::Closed && end.close_notice.is_none() {
+            if let Some(silence) = silence
+                && end.state != EndState::Closed
+                && end.close_notice.is_none()
+            {
                 end.close_notice = Some(now + silence);
             }
         }
@@ -442,6 +459,9 @@ impl Sim {
             ));
             return;
         };
+        if self.net.conns[&conn_id].broken {
+            return;
+        }
         for frame in frames {
             if let Some((count, bytes)) = &mut self.net.traffic {
                 *count += 1;

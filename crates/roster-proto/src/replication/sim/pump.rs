@@ -2,12 +2,15 @@
 //! network, membership announced, time advanced with frames and connections delivered,
 //! and the run itself: steps of workload and faults, then the heal and the settling.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 
 use super::{Sim, VANISH_GRACE};
 use crate::replication::core::CoreEvent;
+
+/// The most deadlines one [`Sim::advance`] stops at.
+const MAX_DEADLINES: usize = 100_000;
 
 impl Sim {
     /// Moves every frame a node's core queued onto its links, and acts on its events.
@@ -35,6 +38,10 @@ impl Sim {
         while let Some(event) = node.core.poll_event() {
             match event {
                 CoreEvent::Overloaded { peer, session } => overloaded.push((peer, session)),
+                CoreEvent::Silent { peer, session } => {
+                    self.net.counts.silent += 1;
+                    overloaded.push((peer, session));
+                }
                 // The workload sends no messages.
                 CoreEvent::Deliver(_)
                 | CoreEvent::Dispatch(_)
@@ -47,6 +54,7 @@ impl Sim {
         for (peer, frames) in outgoing {
             self.send(from, peer, frames);
         }
+        // Closed by the core (overload, silence): the connection goes, the peer is redialed.
         for (peer, session) in overloaded {
             self.close_session(from, session);
             if self.member(from, peer) {
@@ -78,8 +86,32 @@ impl Sim {
         }
     }
 
+    /// Lets `ms` of simulated time pass, as each node's timer would see it: time stops at
+    /// every deadline a core reports ([`Core::poll_timeout`](crate::replication::core::Core::poll_timeout))
+    /// on the way, so a timer a core does not report never fires (at most
+    /// [`MAX_DEADLINES`] stops: a deadline that never moves on fails the run).
     pub(super) fn advance(&mut self, ms: u64) {
-        self.now += Duration::from_millis(ms);
+        let end = self.now + Duration::from_millis(ms);
+        for _ in 0..MAX_DEADLINES {
+            let now = self.now;
+            let next = self
+                .nodes
+                .iter()
+                .flatten()
+                .filter_map(|n| n.core.poll_timeout())
+                .filter(|at| *at > now && *at < end)
+                .min();
+            match next {
+                Some(at) => self.step_to(at),
+                None => return self.step_to(end),
+            }
+        }
+        panic!("more than {MAX_DEADLINES} deadlines in {ms} ms: a timer that never moves on");
+    }
+
+    /// Moves time to `at`: every core is handed it, then what is due on the network.
+    fn step_to(&mut self, at: Instant) {
+        self.now = at;
         for i in self.alive() {
             let now = self.now;
             let mut node = self.nodes[i].take().expect("alive");

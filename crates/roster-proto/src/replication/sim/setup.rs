@@ -100,6 +100,7 @@ impl Sim {
                     max_ops_per_frame: 8,
                     max_queued_ops: 10_000,
                     anti_entropy_interval: Duration::from_millis(500),
+                    silence: Duration::from_millis(2500),
                     limits: Limits::DEFAULT,
                     redial: RedialPolicy::default(),
                     max_handshakes: 4,

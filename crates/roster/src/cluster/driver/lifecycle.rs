@@ -59,7 +59,6 @@ impl Cluster {
             .fetch_add(1, Ordering::Relaxed);
         let wake = Arc::new(Notify::new());
         let meter = Arc::new(LinkMeter::default());
-        meter.last_heard.store(self.clock_ms(), Ordering::Relaxed);
         let (tasks, outlet) = self.spawn_link_tasks(stream, incarnation, session, &wake, &meter);
         let replaced = io.insert(
             incarnation,
@@ -111,12 +110,17 @@ impl Cluster {
         }
     }
 
-    /// The core closed the link of `session` itself (overload): its IO goes, and the
-    /// peer is redialed while it is a member.
-    pub(super) fn link_closed_by_core(self: &Arc<Self>, peer: u64, session: u64) {
+    /// The core closed the link of `session` itself (overload, silence: `why`): its IO
+    /// goes, and the peer is redialed while it is a member.
+    pub(super) fn link_closed_by_core(
+        self: &Arc<Self>,
+        peer: u64,
+        session: u64,
+        why: &'static str,
+    ) {
         let link = take_io(&mut lock(&self.io), peer, session);
         if let Some(link) = &link {
-            self.link_closed(peer, link, "overloaded: the peer did not keep up");
+            self.link_closed(peer, link, why);
         }
         drop(link);
         if let Some(member) = self.member(peer) {
@@ -154,22 +158,6 @@ impl Cluster {
             node_info!(self, peer, "unlinked peer unknown to membership: purged it");
         }
         self.act(outputs);
-    }
-
-    /// Closes links whose peer has been silent too long (each is redialed).
-    pub(super) fn close_silent_links(self: &Arc<Self>) {
-        let now = self.clock_ms();
-        let limit = self.silence.as_millis() as u64;
-        let silent: Vec<(u64, u64, String)> = lock(&self.io)
-            .iter()
-            .filter(|(_, l)| now.saturating_sub(l.meter.last_heard.load(Ordering::Relaxed)) > limit)
-            .map(|(peer, l)| (*peer, l.session, l.name.clone()))
-            .collect();
-        for (peer, session, name) in silent {
-            self.counters.links_silent.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(peer = %name, session, silence = ?self.silence, "peer sent nothing: closing the link");
-            self.link_lost(peer, session, "peer silent");
-        }
     }
 }
 

@@ -44,11 +44,9 @@ pub(super) struct Link {
     pub(super) tasks: Vec<AbortHandle>,
 }
 
-/// What crossed a link, each way, and when the peer was last heard.
+/// What crossed a link, each way.
 #[derive(Default)]
 pub(super) struct LinkMeter {
-    /// Milliseconds after the cluster started when the last frame arrived.
-    pub(super) last_heard: AtomicU64,
     pub(super) bytes_in: AtomicU64,
     pub(super) bytes_out: AtomicU64,
     pub(super) frames_in: AtomicU64,
@@ -353,9 +351,6 @@ async fn reader_loop<R: LinkRead>(
             Ok(true) => {
                 #[cfg(test)]
                 crate::cluster::tests::maybe_inject_reader_panic(cluster.me.incarnation);
-                meter
-                    .last_heard
-                    .store(cluster.clock_ms(), Ordering::Relaxed);
                 meter.received(buf.len() as u64 + 4);
                 cluster
                     .counters

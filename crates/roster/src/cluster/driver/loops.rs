@@ -147,15 +147,14 @@ fn linger(cluster: &Cluster) -> bool {
     }
 }
 
-/// Closes silent links, and purges peers that stayed unlinked past the grace period while
-/// membership does not list them alive.
+/// Purges peers that stayed unlinked past the grace period while membership does not list
+/// them alive.
 pub(super) async fn reaper_loop(cluster: Weak<Cluster>) {
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let Some(cluster) = cluster.upgrade() else {
             return;
         };
-        cluster.close_silent_links();
         let alive: Vec<u64> = cluster
             .members()
             .into_iter()

@@ -69,13 +69,6 @@ use crate::replication::core::{Core, CoreConfig, CoreEvent, Unsent};
 use crate::replication::wire::{Dispatch, Frame, Message};
 use crate::store::NodeStores;
 
-/// A link whose peer sent nothing for this many anti-entropy intervals is closed.
-const SILENT_INTERVALS: u32 = 5;
-
-/// ... but never sooner than this, so a loaded machine with a short interval does not
-/// close healthy links.
-const MIN_SILENCE: Duration = Duration::from_secs(2);
-
 /// The cluster layer of one node; see the [module docs](self).
 pub(crate) struct Cluster {
     node: Arc<dyn ClusterHost>,
@@ -91,8 +84,6 @@ pub(crate) struct Cluster {
     closed: Mutex<ClosedSessions>,
     membership: Mutex<Option<MembershipHandle>>,
     grace: Duration,
-    /// How long a link may stay silent before it is closed.
-    silence: Duration,
     #[cfg(feature = "tls")]
     tls: Option<super::tls::TlsConfig>,
     /// The flusher thread, which hands the ops of local writes to the core and sends them.
@@ -110,7 +101,6 @@ pub(crate) struct Cluster {
     /// How long a link's reader polls its socket for the next frame after traffic before
     /// it waits for the IO driver (`ClusterConfig::read_poll`); zero: it never polls.
     read_poll: Duration,
-    started: Instant,
     tasks: Mutex<Vec<AbortHandle>>,
     /// The smallest limits of the linked peers, read by every replicated write.
     peer_limits: PeerLimits,
@@ -173,7 +163,6 @@ impl Cluster {
         let udp = UdpSocket::from_std(std_udp)?;
         let incarnation = node.incarnation();
         let started_at_ms = now_ms();
-        let silence = (settings.core.anti_entropy_interval * SILENT_INTERVALS).max(MIN_SILENCE);
         let mut core_config = settings.core;
         core_config.limits = node.limits();
         let cluster = Arc::new(Self {
@@ -193,7 +182,6 @@ impl Cluster {
             closed: Mutex::new(ClosedSessions::new()),
             membership: Mutex::new(None),
             grace: settings.unlinked_grace,
-            silence,
             #[cfg(feature = "tls")]
             tls: settings.tls,
             flusher: std::sync::OnceLock::new(),
@@ -201,7 +189,6 @@ impl Cluster {
             flush_pending: AtomicBool::new(false),
             busy_poll: settings.busy_poll,
             read_poll: settings.read_poll,
-            started: Instant::now(),
             tasks: Mutex::new(Vec::new()),
             peer_limits: PeerLimits::default(),
             timer_rearm: Arc::default(),
@@ -316,7 +303,17 @@ impl Cluster {
                         session,
                         "peer link overloaded: dropped it, it will catch up when it returns"
                     );
-                    self.link_closed_by_core(peer, session);
+                    self.link_closed_by_core(peer, session, "overloaded: the peer did not keep up");
+                }
+                CoreEvent::Silent { peer, session } => {
+                    self.counters.links_silent.fetch_add(1, Ordering::Relaxed);
+                    let name = lock(&self.io).get(&peer).map(|l| l.name.clone());
+                    tracing::warn!(
+                        peer = name.as_deref().unwrap_or("?"),
+                        session,
+                        "peer sent nothing: closing the link"
+                    );
+                    self.link_closed_by_core(peer, session, "peer silent");
                 }
                 CoreEvent::Repaired { peer, scope } => {
                     self.counters.digest_repairs.fetch_add(1, Ordering::Relaxed);
@@ -508,11 +505,6 @@ impl Cluster {
         };
         self.peer_limits.set(None);
         drop(links);
-    }
-
-    /// Milliseconds since this cluster layer started (the clock of `Link::last_heard`).
-    fn clock_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
     }
 
     /// The members SWIM currently sees alive (none after shutdown).
