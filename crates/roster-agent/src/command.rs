@@ -73,7 +73,10 @@ fn bench_history(args: &history::bench::BenchArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(history::bench::run(args)) {
+    match runtime.block_on(history::bench::run(
+        args,
+        crate::http::pagination::DEFAULT_LIMIT,
+    )) {
         Ok(figures) => {
             println!("{figures}");
             ExitCode::SUCCESS

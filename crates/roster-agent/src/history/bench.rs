@@ -12,7 +12,6 @@ use super::recorder::HistoryStats;
 use super::settings::{Backend, HistorySettings};
 use super::store::{AuditQuery, StoreError};
 use super::{History, open_store};
-use crate::http::pagination::DEFAULT_LIMIT;
 
 /// How many times each audit page is read; the median is shown.
 const PAGE_RUNS: usize = 5;
@@ -37,12 +36,13 @@ pub struct BenchArgs {
     pub conflict_every: usize,
 }
 
-/// Runs the benchmark; returns the line of figures.
+/// Runs the benchmark, timing audit pages of `page` items (the HTTP API's default
+/// limit); returns the line of figures.
 ///
 /// # Errors
 ///
 /// The history's error if it cannot be opened, or a message if it never catches up.
-pub async fn run(args: &BenchArgs) -> Result<String, String> {
+pub async fn run(args: &BenchArgs, page: usize) -> Result<String, String> {
     let dir = std::env::temp_dir();
     let settings =
         HistorySettings::parse(Some(&args.history), Some(args.records.max(1)), None, &dir)
@@ -108,11 +108,11 @@ pub async fn run(args: &BenchArgs) -> Result<String, String> {
             .sum()
     };
     let written = count(|stats| &stats.written);
-    let (first, halfway) = audit_pages(&settings.backend, written)
+    let (first, halfway) = audit_pages(&settings.backend, written, page)
         .await
         .map_err(|e| e.to_string())?;
     Ok(format!(
-        "{}: {written} records written in {:.2} s: {:.0} records/s (queued in {:.2} s; dropped {}, write errors {}); a page of {DEFAULT_LIMIT} audit items: first {:.2} ms, halfway down {:.2} ms (median of {PAGE_RUNS})",
+        "{}: {written} records written in {:.2} s: {:.0} records/s (queued in {:.2} s; dropped {}, write errors {}); a page of {page} audit items: first {:.2} ms, halfway down {:.2} ms (median of {PAGE_RUNS})",
         history.location(),
         elapsed.as_secs_f64(),
         written as f64 / elapsed.as_secs_f64(),
@@ -137,15 +137,19 @@ fn name_conflict(n: usize) -> RecordKind {
     }
 }
 
-/// How long [`Store::audit`](super::store::Store::audit) takes for a page of the audit log
-/// as `GET /api/audit` asks it (the default limit, one more item to know whether there is
-/// a next page), on a connection of its own: the first page, and the page whose cursor is
+/// How long [`Store::audit`](super::store::Store::audit) takes for a page of `page` items
+/// of the audit log as `GET /api/audit` asks it (one more item to know whether there is a
+/// next page), on a connection of its own: the first page, and the page whose cursor is
 /// `rows / 2` ids below the newest item. Each the median of [`PAGE_RUNS`] reads.
-async fn audit_pages(backend: &Backend, rows: u64) -> Result<(Duration, Duration), StoreError> {
+async fn audit_pages(
+    backend: &Backend,
+    rows: u64,
+    page: usize,
+) -> Result<(Duration, Duration), StoreError> {
     let backend = backend.clone();
     let (answer, answered) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
-        let _ = answer.send(time_pages(&backend, rows));
+        let _ = answer.send(time_pages(&backend, rows, page));
     });
     answered.await.map_err(|_| StoreError::Unavailable {
         location: "bench".to_owned(),
@@ -154,7 +158,11 @@ async fn audit_pages(backend: &Backend, rows: u64) -> Result<(Duration, Duration
 }
 
 /// What [`audit_pages`] measures, on the calling thread.
-fn time_pages(backend: &Backend, rows: u64) -> Result<(Duration, Duration), StoreError> {
+fn time_pages(
+    backend: &Backend,
+    rows: u64,
+    page: usize,
+) -> Result<(Duration, Duration), StoreError> {
     let Some(mut store) = open_store(backend)? else {
         return Ok((Duration::ZERO, Duration::ZERO));
     };
@@ -171,7 +179,7 @@ fn time_pages(backend: &Backend, rows: u64) -> Result<(Duration, Duration), Stor
         Ok((times[PAGE_RUNS / 2], newest))
     };
     let first = AuditQuery {
-        limit: DEFAULT_LIMIT + 1,
+        limit: page + 1,
         ..AuditQuery::default()
     };
     let (first_time, newest) = median(&first)?;
