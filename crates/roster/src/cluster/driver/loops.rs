@@ -1,6 +1,5 @@
 //! The cluster layer's long-running tasks besides links: membership events, the core's
-//! timer, the flusher of bursts of local writes, and the reaper of silent links and
-//! vanished peers.
+//! timer, the flusher of bursts of local writes, and the reaper of vanished peers.
 
 use std::sync::Weak;
 use std::sync::atomic::Ordering;

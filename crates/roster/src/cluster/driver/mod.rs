@@ -5,18 +5,19 @@
 //! - accepts and dials TCP links (the node with the smaller incarnation dials, so a pair
 //!   has one link), runs the handshake, and starts a reader and a writer task per link;
 //!   the core decides and records every step of a link's life (admission, established,
-//!   lost, severed, redial backoff: `roster_proto::replication::links`), and the shell
-//!   files the link's IO under the session the core gave it in the same step;
+//!   lost, severed, silent, redial backoff: `roster_proto::replication::links`), and the
+//!   shell files the link's IO under the session the core gave it in the same step;
 //! - feeds the core: frames from readers, ops of local writes (handed over by the flusher
 //!   task, which a write wakes only if it is not already due to run: a write pays no
-//!   core lock and no system call of its own), timer ticks, membership changes, scope
-//!   changes;
+//!   core lock and no system call of its own), the time at each deadline the core gives
+//!   (and at no other), membership changes, scope changes;
 //! - after every core call, wakes the writers of peers with queued frames. A writer takes
 //!   everything queued for its peer and sends it in one write: batching without a timer.
 //!   The core bounds each peer's live queue; an overloaded link is dropped and catches up
 //!   when it returns;
-//! - closes links that stay silent, refuses connections while severed or beyond the
-//!   bound of pending handshakes, and tears down a link whose task panicked;
+//! - closes the connections of links the core closed (overloaded, silent), refuses
+//!   connections beyond the bound of pending handshakes (the core refuses them while
+//!   severed), and tears down a link whose task panicked;
 //! - a broken link to a member that SWIM still sees alive is redialed and resynced, not
 //!   purged; a member SWIM declares down is purged on this node with reason `NodeDown`.
 
