@@ -59,11 +59,47 @@ impl RedialPolicy {
     }
 }
 
+/// Names one link of a core, unique among its links: tells a link from the one that
+/// replaced it. Not a peer's incarnation, which names a node.
+///
+/// ```
+/// use roster_proto::link_table::SessionId;
+///
+/// assert_eq!(SessionId::new(7).get(), 7);
+/// assert_eq!(SessionId::new(7).to_string(), "7");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SessionId(u64);
+
+impl SessionId {
+    /// The session of number `n`.
+    pub const fn new(n: u64) -> Self {
+        Self(n)
+    }
+
+    /// Its number.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The session after this one.
+    #[must_use]
+    pub const fn next(self) -> Self {
+        Self(self.0 + 1)
+    }
+}
+
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// One established link, as the core records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LinkSession {
     /// Unique among this core's links: tells a link from the one that replaced it.
-    pub id: u64,
+    pub id: SessionId,
     /// When the link was established.
     pub established: Instant,
 }

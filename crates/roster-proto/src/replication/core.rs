@@ -46,7 +46,7 @@ use super::host::ReplicaHost;
 use super::op_log::OwnStream;
 use super::peer::{CatchUp, FRAME_BYTES, Peer, take_frame};
 use super::wire::{Dispatch, Frame, Message};
-use crate::link_table::{LinkSession, LinkTable, RedialPolicy};
+use crate::link_table::{LinkSession, LinkTable, RedialPolicy, SessionId};
 use crate::nodes::NodeRecord;
 use crate::store::ApplyOutcome;
 use crate::store::{ScopeStore, SnapshotReceiver, SnapshotSize};
@@ -111,10 +111,10 @@ impl Default for CoreConfig {
 pub enum CoreEvent {
     /// The peer's queue overflowed: the link of `session` is closed here (the peer
     /// resyncs when it comes back); close its connection.
-    Overloaded { peer: u64, session: u64 },
+    Overloaded { peer: u64, session: SessionId },
     /// The peer sent nothing on the link of `session` for
     /// [`CoreConfig::silence`]: the link is closed here; close its connection.
-    Silent { peer: u64, session: u64 },
+    Silent { peer: u64, session: SessionId },
     /// A digest mismatch was found and a snapshot sent to repair it.
     Repaired { peer: u64, scope: ScopeName },
     /// A peer sent ops with a gap in its stream; a snapshot was requested.
@@ -156,7 +156,7 @@ pub struct Core {
     pub(super) peers: BTreeMap<u64, Peer>,
     /// The one record of which peers are linked, and of dialing and admission.
     pub(super) links: LinkTable<LinkSession>,
-    pub(super) next_session: u64,
+    pub(super) next_session: SessionId,
     /// The time of the latest input that carried one.
     pub(super) clock: Option<Instant>,
     /// This node's record, sent to every peer after `Hello`.
@@ -182,7 +182,7 @@ impl Core {
             config,
             streams: BTreeMap::new(),
             peers: BTreeMap::new(),
-            next_session: 1,
+            next_session: SessionId::new(1),
             clock: None,
             own_record: None,
             kept: BTreeMap::new(),
@@ -438,7 +438,7 @@ impl Core {
         &mut self,
         host: &dyn ReplicaHost,
         peer: u64,
-        session: u64,
+        session: SessionId,
         frame: Frame,
         now: Instant,
     ) {

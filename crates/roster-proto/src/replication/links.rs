@@ -27,7 +27,7 @@ use super::host::ReplicaHost;
 use crate::nodes::LEFT_THE_CLUSTER;
 use crate::vocab::key::Limits;
 
-use crate::link_table::{Admission, LinkSession, Refusal};
+use crate::link_table::{Admission, LinkSession, Refusal, SessionId};
 
 /// The peer at the other end of a completed handshake.
 #[derive(Debug, Clone, Copy)]
@@ -101,7 +101,7 @@ impl Core {
             id: self.next_session,
             established: now,
         };
-        self.next_session += 1;
+        self.next_session = self.next_session.next();
         self.links.insert(peer.incarnation, session);
         self.open_link(host, peer.incarnation, peer.name, peer.limits, now);
         self.links_changed();
@@ -111,7 +111,7 @@ impl Core {
     /// The link of `session` to `peer` ended (error, end of stream, silence). The peer's
     /// entries stay: membership decides whether the node is down. Returns `false` if
     /// that link was already gone or replaced (nothing changes then).
-    pub fn link_lost(&mut self, peer: u64, session: u64, now: Instant) -> bool {
+    pub fn link_lost(&mut self, peer: u64, session: SessionId, now: Instant) -> bool {
         self.tick(now);
         let current = self.links.get(peer).is_some_and(|s| s.id == session);
         if current {

@@ -114,7 +114,7 @@ impl Core {
                 Some(PeerSample {
                     name: peer.name.clone(),
                     incarnation: Incarnation::new(*id),
-                    session: session.id,
+                    session: session.id.get(),
                     rtt_us: peer.rtt.map(|rtt| rtt.as_micros() as u64),
                     queued: peer.queued() as u64,
                 })

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 use super::{Sim, pair};
-use crate::link_table::Admission;
+use crate::link_table::{Admission, SessionId};
 use crate::replication::links::PeerHello;
 use crate::replication::wire::Frame;
 use crate::vocab::key::Limits;
@@ -55,7 +55,7 @@ pub(super) enum EndState {
     },
     /// A link of the core, with the session the core gave it.
     Linked {
-        session: u64,
+        session: SessionId,
     },
     Closed,
 }
@@ -165,7 +165,7 @@ impl Network {
     }
 
     /// The connection and end of `node` that carry its link of `session`.
-    fn end_of_session(&self, node: usize, session: u64) -> Option<(u64, usize)> {
+    fn end_of_session(&self, node: usize, session: SessionId) -> Option<(u64, usize)> {
         self.conns.iter().find_map(|(id, conn)| {
             conn.ends
                 .iter()
@@ -390,7 +390,7 @@ impl Sim {
 
     /// Closes the end of `node` carrying its link of `session` (the core already dropped
     /// the link).
-    pub(super) fn close_session(&mut self, node: usize, session: u64) {
+    pub(super) fn close_session(&mut self, node: usize, session: SessionId) {
         if let Some((conn, end)) = self.net.end_of_session(node, session) {
             self.close_end(conn, end);
         }

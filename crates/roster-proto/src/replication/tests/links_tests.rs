@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::pair::TestNode;
-use crate::link_table::Refusal;
+use crate::link_table::{Refusal, SessionId};
 use crate::replication::core::{CoreConfig, CoreEvent};
 use crate::replication::links::PeerHello;
 use crate::replication::wire::Frame;
@@ -27,7 +27,7 @@ fn peer(incarnation: u64) -> PeerHello<'static> {
 }
 
 /// Establishes a link to `incarnation` as a dialer would; returns its session id.
-fn link(node: &mut TestNode, incarnation: u64, now: Instant) -> u64 {
+fn link(node: &mut TestNode, incarnation: u64, now: Instant) -> SessionId {
     node.step(|core, host| {
         let admission = core.admit_dial(incarnation, now).expect("admitted");
         core.establish(host, admission, peer(incarnation), now)
@@ -64,7 +64,7 @@ fn frames_of_another_session_are_ignored() {
         joined: vec!["default".into()],
         left: Vec::new(),
     };
-    a.step(|core, host| core.handle_frame(host, 2, session + 1, scopes.clone(), now));
+    a.step(|core, host| core.handle_frame(host, 2, session.next(), scopes.clone(), now));
     assert!(
         a.core.peers_in("default").is_empty(),
         "a stale frame counts for nothing"

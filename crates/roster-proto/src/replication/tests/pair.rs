@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::link_table::SessionId;
 use crate::replication::core::{Core, CoreConfig, CoreEvent};
 use crate::replication::host::ReplicaHost;
 use crate::replication::links::PeerHello;
@@ -220,7 +221,7 @@ pub(in crate::replication) struct Pair {
     a_to_b: Wire,
     b_to_a: Wire,
     /// The link's session on a and on b, while it is up.
-    sessions: Option<(u64, u64)>,
+    sessions: Option<(SessionId, SessionId)>,
     /// Every frame sent, with its direction (`true`: a to b).
     pub(in crate::replication) log: Vec<(bool, Frame)>,
     /// Changes each frame a sends b before it is encoded (a peer that lies).
@@ -357,7 +358,9 @@ impl Pair {
                     }
                 }
             }
-            let (on_a, on_b) = self.sessions.unwrap_or_default();
+            // Unlinked: no session (they start at 1), so a frame counts for nothing.
+            let none = SessionId::new(0);
+            let (on_a, on_b) = self.sessions.unwrap_or((none, none));
             for from_a in [true, false] {
                 let (wire, node, from, session) = if from_a {
                     (&mut self.a_to_b, &mut self.b, a_inc, on_b)

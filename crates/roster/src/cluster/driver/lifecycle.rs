@@ -14,7 +14,7 @@ use super::connect::LinkStream;
 use super::link::{Link, LinkMeter};
 use super::{Cluster, lock};
 use crate::cluster::handshake::Greeting;
-use crate::cluster::link_table::Admission;
+use crate::cluster::link_table::{Admission, SessionId};
 use crate::key::Limits;
 use crate::nodes::NodeEvent;
 use crate::pid::Incarnation;
@@ -81,9 +81,9 @@ impl Cluster {
         self.node.stores().nodes.publish(NodeEvent::LinkUp {
             peer: peer.name.clone(),
             incarnation: Incarnation::new(incarnation),
-            session,
+            session: session.get(),
         });
-        node_info!(self, peer = %peer.name, incarnation, session, "link established");
+        node_info!(self, peer = %peer.name, incarnation, %session, "link established");
         self.act(outputs);
     }
 
@@ -91,7 +91,7 @@ impl Cluster {
     /// entries stay: membership decides whether the node is down; if it is still a member,
     /// the dialer redials (with backoff if the link died young). A stale session only has
     /// its IO dropped.
-    pub(super) fn link_lost(self: &Arc<Self>, peer: u64, session: u64, why: &'static str) {
+    pub(super) fn link_lost(self: &Arc<Self>, peer: u64, session: SessionId, why: &'static str) {
         let (link, current, outputs) = {
             let mut io = lock(&self.io);
             let link = take_io(&mut io, peer, session);
@@ -100,7 +100,7 @@ impl Cluster {
             (link, current, outputs)
         };
         if let Some(link) = &link {
-            node_info!(self, peer = %link.name, session, reason = why, "link lost");
+            node_info!(self, peer = %link.name, %session, reason = why, "link lost");
             self.link_closed(peer, link, why);
         }
         drop(link);
@@ -115,7 +115,7 @@ impl Cluster {
     pub(super) fn link_closed_by_core(
         self: &Arc<Self>,
         peer: u64,
-        session: u64,
+        session: SessionId,
         why: &'static str,
     ) {
         let link = take_io(&mut lock(&self.io), peer, session);
@@ -162,7 +162,7 @@ impl Cluster {
 }
 
 /// Takes the IO of `peer`'s link out of the table if it is that of `session`.
-pub(super) fn take_io(io: &mut HashMap<u64, Link>, peer: u64, session: u64) -> Option<Link> {
+pub(super) fn take_io(io: &mut HashMap<u64, Link>, peer: u64, session: SessionId) -> Option<Link> {
     match io.get(&peer) {
         Some(link) if link.session == session => io.remove(&peer),
         _ => None,

@@ -22,6 +22,7 @@ use tokio::task::AbortHandle;
 use super::Cluster;
 use super::connect::LinkStream;
 use crate::cluster::handshake::{HandshakeError, MAX_FRAME_BYTES, read_frame};
+use crate::cluster::link_table::SessionId;
 #[cfg(feature = "tls")]
 use crate::cluster::outlet::{Moved, encode_frames};
 use crate::cluster::outlet::{Outlet, Pumped, is_resync};
@@ -30,7 +31,7 @@ use crate::replication::wire::Frame;
 
 /// The IO of a live link to a peer, for the session the core gave it.
 pub(super) struct Link {
-    pub(super) session: u64,
+    pub(super) session: SessionId,
     /// The write side for plain TCP links (pumped by callers); `None` for TLS links,
     /// whose writer task does all writes.
     pub(super) outlet: Option<Arc<Outlet>>,
@@ -68,7 +69,7 @@ impl LinkMeter {
 
 /// What it takes to send on a link, cloned out of the IO table.
 pub(super) struct LinkWriter {
-    pub(super) session: u64,
+    pub(super) session: SessionId,
     pub(super) outlet: Option<Arc<Outlet>>,
     pub(super) wake: Arc<Notify>,
     pub(super) meter: Arc<LinkMeter>,
@@ -100,7 +101,7 @@ impl Cluster {
         self: &Arc<Self>,
         stream: LinkStream,
         peer: u64,
-        session: u64,
+        session: SessionId,
         wake: &Arc<Notify>,
         meter: &Arc<LinkMeter>,
     ) -> (Vec<AbortHandle>, Option<Arc<Outlet>>) {
@@ -152,7 +153,7 @@ impl Cluster {
     fn spawn_tls_tasks<R, W>(
         self: &Arc<Self>,
         peer: u64,
-        session: u64,
+        session: SessionId,
         read: R,
         write: W,
         wake: &Arc<Notify>,
@@ -182,7 +183,7 @@ impl Cluster {
     fn spawn_reader<R: LinkRead>(
         self: &Arc<Self>,
         peer: u64,
-        session: u64,
+        session: SessionId,
         read: R,
         meter: &Arc<LinkMeter>,
     ) -> AbortHandle {
@@ -194,7 +195,7 @@ impl Cluster {
     fn supervise(
         self: &Arc<Self>,
         peer: u64,
-        session: u64,
+        session: SessionId,
         task: impl Future<Output = ()> + Send + 'static,
     ) -> AbortHandle {
         let weak = Arc::downgrade(self);
@@ -210,7 +211,7 @@ impl Cluster {
                     .counters
                     .link_task_panics
                     .fetch_add(1, Ordering::Relaxed);
-                tracing::error!(peer, session, "a link task panicked: closing the link");
+                tracing::error!(peer, %session, "a link task panicked: closing the link");
                 cluster.link_lost(peer, session, "task panicked");
             }
         });
@@ -326,7 +327,7 @@ fn is_traffic(frame: &Frame) -> bool {
 async fn reader_loop<R: LinkRead>(
     cluster: Weak<Cluster>,
     peer: u64,
-    session: u64,
+    session: SessionId,
     read: R,
     meter: Arc<LinkMeter>,
 ) {
@@ -412,7 +413,7 @@ async fn reader_loop<R: LinkRead>(
 async fn outlet_loop(
     cluster: Weak<Cluster>,
     peer: u64,
-    session: u64,
+    session: SessionId,
     outlet: Arc<Outlet>,
     wake: Arc<Notify>,
     meter: Arc<LinkMeter>,
@@ -455,7 +456,7 @@ async fn outlet_loop(
 async fn writer_loop<W: AsyncWrite + Unpin>(
     cluster: Weak<Cluster>,
     peer: u64,
-    session: u64,
+    session: SessionId,
     mut write: W,
     wake: Arc<Notify>,
     meter: Arc<LinkMeter>,

@@ -301,7 +301,7 @@ impl Cluster {
                         .fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(
                         peer,
-                        session,
+                        %session,
                         "peer link overloaded: dropped it, it will catch up when it returns"
                     );
                     self.link_closed_by_core(peer, session, "overloaded: the peer did not keep up");
@@ -311,7 +311,7 @@ impl Cluster {
                     let name = lock(&self.io).get(&peer).map(|l| l.name.clone());
                     tracing::warn!(
                         peer = name.as_deref().unwrap_or("?"),
-                        session,
+                        %session,
                         "peer sent nothing: closing the link"
                     );
                     self.link_closed_by_core(peer, session, "peer silent");
@@ -449,7 +449,7 @@ impl Cluster {
                     incarnation: Incarnation::new(peer.incarnation),
                     addr: link.addr,
                     linked_since: link.established_at,
-                    session: peer.session.id,
+                    session: peer.session.id.get(),
                 })
             })
             .collect();

@@ -72,7 +72,7 @@ impl Cluster {
     fn session_of(&self, peer: u64, link: &Link, rtt: Option<Duration>) -> LinkSession {
         let meter = &link.meter;
         LinkSession {
-            session: link.session,
+            session: link.session.get(),
             peer: link.name.clone(),
             peer_incarnation: Incarnation::new(peer),
             local_incarnation: Incarnation::new(self.me.incarnation),
@@ -107,7 +107,7 @@ impl Cluster {
         self.node.stores().nodes.publish(NodeEvent::LinkDown {
             peer: link.name.clone(),
             incarnation: Incarnation::new(peer),
-            session: link.session,
+            session: link.session.get(),
             reason: reason.to_owned(),
         });
     }
