@@ -171,6 +171,9 @@ pub struct Core {
     /// The smallest limits among the linked peers as last reported
     /// ([`CoreEvent::PeerLimits`]); `None` without a link.
     reported_limits: Option<Limits>,
+    /// A link opened since [`Core::take_deadline_forward`] last answered: the only change
+    /// that can bring [`Core::poll_timeout`] forward.
+    deadline_forward: bool,
 }
 
 impl Core {
@@ -191,6 +194,7 @@ impl Core {
             next_anti_entropy: None,
             barriers: Barriers::default(),
             reported_limits: None,
+            deadline_forward: false,
         }
     }
 
@@ -270,6 +274,7 @@ impl Core {
         state.limits = limits;
         state.reset_link_state();
         state.last_heard = Some(now);
+        self.deadline_forward = true;
         self.barriers.link_gone(peer);
         let scopes = host.replicated_scopes();
         let positions = scopes
@@ -945,6 +950,14 @@ impl Core {
             .into_iter()
             .flatten()
             .min()
+    }
+
+    /// Whether [`Core::poll_timeout`] may have come forward since the last call of this (a
+    /// link opened: its silence deadline, and the first anti-entropy round): a driver that
+    /// sleeps until the deadline it read re-arms then. No other input brings it forward,
+    /// so a driver need not recompute the deadline after every call.
+    pub fn take_deadline_forward(&mut self) -> bool {
+        std::mem::take(&mut self.deadline_forward)
     }
 
     /// When the first linked peer will have been silent for [`CoreConfig::silence`].

@@ -249,12 +249,9 @@ impl Cluster {
     /// every call that is given the stores.
     fn core_step<R>(&self, f: impl FnOnce(&mut Core, &NodeStores) -> R) -> (R, CoreOutputs) {
         let mut core = lock(&self.core);
-        let deadline = core.poll_timeout();
         let result = f(&mut core, self.node.stores());
-        if let Some(next) = core.poll_timeout()
-            && deadline.is_none_or(|deadline| next < deadline)
-        {
-            // Brought forward: the timer task sleeps until the old one, or has none.
+        if core.take_deadline_forward() {
+            // The timer task sleeps until the old deadline, or has none.
             self.timer_rearm.notify_one();
         }
         let wake = core.peers_with_transmits();
