@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 use super::{Sim, pair};
-use crate::link_table::{Admission, SessionId};
+use crate::link_table::{Admission, LinkSession, SessionId};
 use crate::replication::links::PeerHello;
 use crate::replication::wire::Frame;
 use crate::vocab::key::Limits;
@@ -139,6 +139,14 @@ pub(super) struct LinkCounts {
 struct Sever {
     until: Option<Instant>,
     count: u64,
+}
+
+impl Sever {
+    /// One more sever, lasting until `until`.
+    fn record(&mut self, until: Instant) {
+        self.until = Some(until);
+        self.count += 1;
+    }
 }
 
 impl Network {
@@ -716,16 +724,12 @@ impl Sim {
         };
         let closed = n.core.sever(now, now + duration);
         self.net.counts.severs += 1;
-        let sever = self.net.severed.entry(node).or_default();
-        sever.until = Some(now + duration);
-        sever.count += 1;
-        for (_, session) in &closed {
-            self.close_session(node, session.id);
-        }
-        self.flush(node);
-        for (peer, _) in closed {
-            self.after_link_lost(node, peer);
-        }
+        self.net
+            .severed
+            .entry(node)
+            .or_default()
+            .record(now + duration);
+        self.severed(node, closed);
     }
 
     /// `node` is cut off from the node of incarnation `peer` for `duration` (its links to
@@ -737,9 +741,17 @@ impl Sim {
         };
         let closed = n.core.sever_peers(&[peer], now, now + duration);
         self.net.counts.peer_severs += 1;
-        let sever = self.net.severed_peers.entry((node, peer)).or_default();
-        sever.until = Some(now + duration);
-        sever.count += 1;
+        self.net
+            .severed_peers
+            .entry((node, peer))
+            .or_default()
+            .record(now + duration);
+        self.severed(node, closed);
+    }
+
+    /// The links a sever on `node` closed: their connections close, their peers are
+    /// redialed while members.
+    fn severed(&mut self, node: usize, closed: Vec<(u64, LinkSession)>) {
         for (_, session) in &closed {
             self.close_session(node, session.id);
         }

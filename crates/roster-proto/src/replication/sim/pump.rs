@@ -19,7 +19,7 @@ impl Sim {
             return;
         };
         let mut outgoing = Vec::new();
-        let mut overloaded = Vec::new();
+        let mut closed_by_core = Vec::new();
         // Catch-up comes a frame at a time, as a socket would drain it.
         loop {
             let peers = node.core.peers_with_transmits();
@@ -37,10 +37,10 @@ impl Sim {
         // The events, in order, as the driver acts on them.
         while let Some(event) = node.core.poll_event() {
             match event {
-                CoreEvent::Overloaded { peer, session } => overloaded.push((peer, session)),
+                CoreEvent::Overloaded { peer, session } => closed_by_core.push((peer, session)),
                 CoreEvent::Silent { peer, session } => {
                     self.net.counts.silent += 1;
-                    overloaded.push((peer, session));
+                    closed_by_core.push((peer, session));
                 }
                 // The workload sends no messages.
                 CoreEvent::Deliver(_)
@@ -55,7 +55,7 @@ impl Sim {
             self.send(from, peer, frames);
         }
         // Closed by the core (overload, silence): the connection goes, the peer is redialed.
-        for (peer, session) in overloaded {
+        for (peer, session) in closed_by_core {
             self.close_session(from, session);
             if self.member(from, peer) {
                 self.maybe_dial(from, peer);
