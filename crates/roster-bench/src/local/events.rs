@@ -91,8 +91,38 @@ fn run_once(bench: &Bench<'_>, n: usize) -> Result<f64, String> {
     })
 }
 
+/// One run of L6's breakdown: `n` processes register unique keys one after another on
+/// this thread, with no subscriber or with one subscriber of every event (then drained
+/// after); milliseconds from the first registration to the last (to the last event taken
+/// from the subscription, with one). What the registrations and their events cost
+/// without the release of `n` tasks.
+fn one_thread(bench: &Bench<'_>, n: usize, subscribed: bool) -> Result<f64, String> {
+    let node = bench.node();
+    let mut events = subscribed
+        .then(|| node.default_scope().subscribe(Pattern::All))
+        .transpose()
+        .map_err(|e| format!("subscribe: {e}"))?;
+    let jobs: Vec<_> = processes(&node, n)
+        .into_iter()
+        .zip(numbered_keys("key-", n))
+        .collect();
+    let start = Instant::now();
+    for (proc, key) in &jobs {
+        proc.register(key, &())
+            .map_err(|e| format!("register {key}: {e}"))?;
+    }
+    if let Some(events) = events.take() {
+        let received = bench.rt.block_on(receive(events, n));
+        if received.registered < n {
+            return Err(format!("{} of {n} events", received.registered));
+        }
+    }
+    Ok(start.elapsed().as_secs_f64() * 1e3)
+}
+
 /// L6: time until one subscriber of all events has received 5K `Registered` events from
-/// 5K concurrent registrations.
+/// 5K concurrent registrations; and its breakdown, the same registrations from one thread
+/// with and without the subscriber.
 pub(super) fn delivery(bench: &Bench<'_>, sizes: &Sizes, report: &mut Report) {
     let runs: Result<Vec<f64>, String> = (0..sizes.reps)
         .map(|_| run_once(bench, sizes.events))
@@ -100,5 +130,17 @@ pub(super) fn delivery(bench: &Bench<'_>, sizes: &Sizes, report: &mut Report) {
     match runs {
         Ok(ms) => report.add_runs("L6", "events_5k", &ms, Unit::Ms),
         Err(e) => report.fail(format!("L6 events_5k: {e}")),
+    }
+    for (metric, subscribed) in [
+        ("register_5k_1thread", false),
+        ("register_5k_1thread_subscribed", true),
+    ] {
+        let runs: Result<Vec<f64>, String> = (0..sizes.reps)
+            .map(|_| one_thread(bench, sizes.events, subscribed))
+            .collect();
+        match runs {
+            Ok(ms) => report.add_runs("L6", metric, &ms, Unit::Ms),
+            Err(e) => report.fail(format!("L6 {metric}: {e}")),
+        }
     }
 }
