@@ -335,7 +335,8 @@ impl Cluster {
                     self.counters.stream_gaps.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(peer, %scope, "gap in a peer's stream: asked for a snapshot");
                 }
-                CoreEvent::PeerLimits(limits) => self.peer_limits.set(limits),
+                // Taken out by `core_step`, under the core lock.
+                CoreEvent::PeerLimits(_) => {}
             }
         }
     }
