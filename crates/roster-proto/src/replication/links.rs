@@ -254,8 +254,9 @@ impl Core {
         })
     }
 
-    /// The smallest limits among the linked peers; `None` without a link.
-    pub fn linked_limits(&self) -> Option<Limits> {
+    /// The smallest limits among the linked peers; `None` without a link (reported to the
+    /// driver as [`CoreEvent::PeerLimits`](super::core::CoreEvent::PeerLimits)).
+    pub(super) fn linked_limits(&self) -> Option<Limits> {
         self.linked_peers().map(|p| p.limits).reduce(Limits::min)
     }
 
