@@ -1,14 +1,15 @@
-//! The record of every link's lifecycle: which peers are being dialed, which links are
-//! established, whether links are refused (severed), and how long to wait before the next
-//! dial of a peer.
+//! The record of every link's lifecycle: which peers membership lists alive, which are
+//! being dialed and when the next dial of each is due, which links are established,
+//! whether links are refused (severed), and which unlisted peers have vanished.
 //!
 //! The replication core owns one (see `replication::links`) and changes it in the same
 //! call as the peer's replication state, so it is the one source of truth for which peers
 //! are linked. A handshake that was in flight when links were severed is refused when it
-//! completes (it carries the [`Admission`] it started under). The table does no IO: the
-//! shell acts on what the core decides.
+//! completes (it carries the [`Admission`] it started under). The table does no IO: it
+//! decides which peers to dial ([`LinkTable::due_dials`]), and the shell connects.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// When to redial a peer after a failed dial or a link that died young.
@@ -105,7 +106,7 @@ pub struct LinkSession {
 }
 
 /// A connection's permit to run its handshake, from [`LinkTable::begin_handshake`] (an
-/// inbound one) or [`LinkTable::admit_dial`]: the state it started under, checked again
+/// inbound one) or [`LinkTable::due_dials`]: the state it started under, checked again
 /// when it completes so that a sever in between refuses it. Neither `Copy` nor `Clone`:
 /// each is ended once, by [`LinkTable::may_establish`] when its handshake completed or
 /// [`LinkTable::handshake_failed`] when it did not, and an inbound one frees its place
@@ -114,8 +115,28 @@ pub struct LinkSession {
 #[must_use = "an admission is ended by establishing its link or by handshake_failed"]
 pub struct Admission {
     epoch: u64,
-    /// Counted among the inbound handshakes in progress.
-    inbound: bool,
+    /// The peer of a dial this table decided, and the dial's number; `None` for an
+    /// inbound connection (counted among the inbound handshakes in progress).
+    dialed: Option<(u64, u64)>,
+}
+
+impl Admission {
+    /// The peer dialed under this admission; `None` for an inbound connection.
+    pub fn dialed(&self) -> Option<u64> {
+        self.dialed.map(|(peer, _)| peer)
+    }
+}
+
+/// A connection the core wants made: connect to `addr`, run the handshake, and end the
+/// admission with the link (`Core::establish`) or its failure (`Core::handshake_failed`).
+#[derive(Debug)]
+pub struct Dial {
+    /// The peer's incarnation.
+    pub peer: u64,
+    /// Where membership says it listens.
+    pub addr: SocketAddr,
+    /// The dial's permit, checked again when its handshake completes.
+    pub admission: Admission,
 }
 
 /// Why a connection or a completed handshake was not admitted.
@@ -154,10 +175,12 @@ struct PeerSever {
 #[derive(Debug)]
 struct PeerSlot<L> {
     link: Option<L>,
-    /// A dial task for this peer exists.
-    dialing: bool,
-    /// Someone wanted a dial while the task existed: it must not end without another look.
-    redial: bool,
+    /// Membership lists the peer alive, at this address.
+    member: Option<SocketAddr>,
+    /// The number of the dial of this peer in flight (its admission not yet ended).
+    dialing: Option<u64>,
+    /// No dial before then (the backoff after a failed dial or a link that died young).
+    dial_after: Option<Instant>,
     /// Consecutive failed dials or short-lived links.
     failures: u32,
     /// Since when the peer has had no link (after it had one).
@@ -168,8 +191,9 @@ impl<L> Default for PeerSlot<L> {
     fn default() -> Self {
         Self {
             link: None,
-            dialing: false,
-            redial: false,
+            member: None,
+            dialing: None,
+            dial_after: None,
             failures: 0,
             unlinked_since: None,
         }
@@ -180,6 +204,8 @@ impl<L> Default for PeerSlot<L> {
 /// link type so its rules can be tested without sockets.
 #[derive(Debug)]
 pub struct LinkTable<L> {
+    /// This node's incarnation: of two peers, the smaller dials.
+    me: u64,
     /// Ordered, so that what a sever closes and which peers vanish come out in the same
     /// order in every run (the simulation replays a seed by it).
     peers: BTreeMap<u64, PeerSlot<L>>,
@@ -196,12 +222,25 @@ pub struct LinkTable<L> {
     severed_peers: BTreeMap<u64, PeerSever>,
     handshakes: usize,
     max_handshakes: usize,
+    /// Something changed that may make a dial due: [`LinkTable::due_dials`] looks again.
+    replan: bool,
+    /// A deadline of [`LinkTable::next_deadline`] may have come forward since
+    /// [`LinkTable::take_rescheduled`] last answered.
+    rescheduled: bool,
+    /// The number of the next dial: the end of a dial admitted before its peer was
+    /// forgotten and listed again is told from the current one's.
+    next_dial: u64,
 }
 
 impl<L> LinkTable<L> {
-    /// An empty table: redials follow `policy`, at most `max_handshakes` inbound handshakes run at once.
-    pub fn new(policy: RedialPolicy, max_handshakes: usize) -> Self {
+    /// An empty table of the node of incarnation `me`: redials follow `policy`, at most
+    /// `max_handshakes` inbound handshakes run at once.
+    pub fn new(me: u64, policy: RedialPolicy, max_handshakes: usize) -> Self {
         Self {
+            me,
+            replan: false,
+            rescheduled: false,
+            next_dial: 0,
             peers: BTreeMap::new(),
             policy,
             severed_until: None,
@@ -245,36 +284,53 @@ impl<L> LinkTable<L> {
         self.handshakes += 1;
         Ok(Admission {
             epoch: self.epoch,
-            inbound: true,
+            dialed: None,
         })
     }
 
-    /// This node wants to dial `peer` (dials are not bounded like inbound handshakes: there
-    /// is at most one per peer).
-    pub fn admit_dial(&self, peer: u64, now: Instant) -> Result<Admission, Refusal> {
-        if self.is_severed(now) {
-            return Err(Refusal::Severed);
+    /// The handshake of `admission` failed at `now` (or its connection closed before it
+    /// ended); a dial's peer waits longer for the next.
+    pub fn handshake_failed(&mut self, admission: Admission, now: Instant) {
+        if let Some(peer) = self.end(admission) {
+            self.dial_failed(peer, now);
         }
-        if self.peer_severed_until(peer, now).is_some() {
-            return Err(Refusal::PeerSevered);
-        }
-        Ok(Admission {
-            epoch: self.epoch,
-            inbound: false,
-        })
     }
 
-    /// The handshake of `admission` failed (or its connection closed before it ended).
-    pub fn handshake_failed(&mut self, admission: Admission) {
-        self.end(admission);
+    /// Ends `admission`: an inbound one frees its place, a dial's peer is no longer being
+    /// dialed. Returns the dialed peer, if that dial was the one in flight.
+    fn end(&mut self, admission: Admission) -> Option<u64> {
+        match admission.dialed {
+            None => {
+                self.handshakes = self.handshakes.saturating_sub(1);
+                None
+            }
+            Some((peer, dial)) => {
+                let slot = self.peers.get_mut(&peer)?;
+                if slot.dialing != Some(dial) {
+                    // Of a slot since forgotten: the current one is not its business.
+                    return None;
+                }
+                slot.dialing = None;
+                self.changed();
+                Some(peer)
+            }
+        }
     }
 
-    /// Ends `admission`; the epoch it was admitted at.
-    fn end(&mut self, admission: Admission) -> u64 {
-        if admission.inbound {
-            self.handshakes = self.handshakes.saturating_sub(1);
+    /// A dial of `peer` failed (or its link was refused) at `now`: the next waits longer.
+    fn dial_failed(&mut self, peer: u64, now: Instant) {
+        let (me, policy) = (self.me, self.policy);
+        if let Some(slot) = self.peers.get_mut(&peer) {
+            slot.failures = slot.failures.saturating_add(1);
+            slot.dial_after = backoff_until(me, policy, peer, slot.failures, now);
         }
-        admission.epoch
+        self.changed();
+    }
+
+    /// Records that the schedule of dials and vanishings may have changed.
+    fn changed(&mut self) {
+        self.replan = true;
+        self.rescheduled = true;
     }
 
     /// Handshakes in progress.
@@ -292,9 +348,10 @@ impl<L> LinkTable<L> {
         peer: u64,
         now: Instant,
     ) -> Result<(), Refusal> {
-        let admitted_at = self.end(admission);
+        let admitted_at = admission.epoch;
+        let dialed = self.end(admission);
         let peer_severed_at = self.severed_peers.get(&peer).map_or(0, |s| s.epoch);
-        if self.is_severed(now) {
+        let verdict = if self.is_severed(now) {
             Err(Refusal::Severed)
         } else if self.peer_severed_until(peer, now).is_some() {
             Err(Refusal::PeerSevered)
@@ -302,7 +359,13 @@ impl<L> LinkTable<L> {
             Err(Refusal::SeveredMeanwhile)
         } else {
             Ok(())
+        };
+        if verdict.is_err()
+            && let Some(dialed) = dialed
+        {
+            self.dial_failed(dialed, now);
         }
+        verdict
     }
 
     /// Installs the link to `peer`, returning the one it replaces.
@@ -345,18 +408,15 @@ impl<L> LinkTable<L> {
         } else {
             slot.failures = slot.failures.saturating_add(1);
         }
+        slot.dial_after = backoff_until(self.me, self.policy, peer, slot.failures, now);
+        self.changed();
         Some(link)
     }
 
     /// Forgets `peer` entirely (it is dead), returning its link.
     pub fn forget(&mut self, peer: u64) -> Option<L> {
-        let slot = self.peers.get_mut(&peer)?;
-        let link = slot.link.take();
-        slot.unlinked_since = None;
-        if !slot.dialing {
-            self.peers.remove(&peer);
-        }
-        link
+        self.changed();
+        self.peers.remove(&peer)?.link
     }
 
     /// Closes every link at `now` and refuses new ones until `until`, including handshakes
@@ -365,6 +425,7 @@ impl<L> LinkTable<L> {
         self.severed_until = Some(until);
         self.epoch += 1;
         self.severed_at = self.epoch;
+        self.changed();
         self.peers
             .iter_mut()
             .filter_map(|(peer, slot)| {
@@ -381,6 +442,7 @@ impl<L> LinkTable<L> {
     pub fn sever_peers(&mut self, peers: &[u64], now: Instant, until: Instant) -> Vec<(u64, L)> {
         self.epoch += 1;
         let epoch = self.epoch;
+        self.changed();
         self.severed_peers.retain(|_, s| s.until > now);
         let mut closed = Vec::new();
         for &peer in peers {
@@ -403,15 +465,15 @@ impl<L> LinkTable<L> {
     }
 
     /// Peers unlinked for at least `grace` at `now` that membership does not list alive:
-    /// their node may have gone before SWIM ever reported it up here, so no `Down` would
-    /// come. They are returned once (then forgotten here).
-    pub fn vanished(&mut self, now: Instant, grace: Duration, alive: &[u64]) -> Vec<u64> {
+    /// their node may have gone before membership ever reported it up here, so no down
+    /// would come. They are returned once (then forgotten here).
+    pub fn vanished(&mut self, now: Instant, grace: Duration) -> Vec<u64> {
         let mut gone = Vec::new();
         for (peer, slot) in &mut self.peers {
-            if slot
-                .unlinked_since
-                .is_some_and(|since| now.duration_since(since) >= grace)
-                && !alive.contains(peer)
+            if slot.member.is_none()
+                && slot
+                    .unlinked_since
+                    .is_some_and(|since| now.saturating_duration_since(since) >= grace)
             {
                 slot.unlinked_since = None;
                 gone.push(*peer);
@@ -420,58 +482,127 @@ impl<L> LinkTable<L> {
         gone
     }
 
-    /// Claims the dialing of `peer`: `false` if a link is up, or if a dial task already
-    /// exists (which is then told to look again before it ends, see
-    /// [`LinkTable::dial_done`]).
-    pub fn claim_dial(&mut self, peer: u64) -> bool {
-        let slot = self.peers.entry(peer).or_default();
-        if slot.link.is_some() {
-            return false;
-        }
-        if slot.dialing {
-            slot.redial = true;
-            return false;
-        }
-        slot.dialing = true;
-        true
+    /// Membership lists `peer` alive at `addr`: if this node is the dialer of the pair (the
+    /// smaller incarnation), the peer is dialed whenever it has no link.
+    pub fn member_up(&mut self, peer: u64, addr: SocketAddr) {
+        self.peers.entry(peer).or_default().member = Some(addr);
+        self.changed();
     }
 
-    /// Asked by the dial task of `peer` between attempts: `true` if it should end (a link
-    /// is up, or the peer is not a member and nobody asked for a dial meanwhile), in which
-    /// case its claim is released in the same step, so a link lost right after is always
-    /// redialed by a new task.
-    pub fn dial_done(&mut self, peer: u64, member: bool) -> bool {
-        let Some(slot) = self.peers.get_mut(&peer) else {
-            return true;
-        };
-        let done = slot.link.is_some() || (!member && !slot.redial);
-        slot.redial = false;
-        if done {
-            slot.dialing = false;
-        }
-        done
+    /// Whether membership lists `peer` alive.
+    pub fn is_member(&self, peer: u64) -> bool {
+        self.peers
+            .get(&peer)
+            .is_some_and(|slot| slot.member.is_some())
     }
 
-    /// The dial task of `peer` ended without [`LinkTable::dial_done`] (it was stopped).
-    pub fn release_dial(&mut self, peer: u64) {
-        if let Some(slot) = self.peers.get_mut(&peer) {
-            slot.dialing = false;
-            slot.redial = false;
+    /// The dials due at `now`, each admitted: a member this node dials, with no link, no
+    /// dial in flight and its backoff over. A dial a sever refuses waits until the sever
+    /// ends. Each admission is ended by [`LinkTable::may_establish`] or
+    /// [`LinkTable::handshake_failed`].
+    pub fn due_dials(&mut self, now: Instant) -> Vec<Dial> {
+        if !std::mem::take(&mut self.replan) {
+            return Vec::new();
         }
+        let me = self.me;
+        let mut due = Vec::new();
+        let mut deferred = Vec::new();
+        for (&peer, slot) in &self.peers {
+            let Some(addr) = slot.member else {
+                continue;
+            };
+            if peer <= me
+                || slot.link.is_some()
+                || slot.dialing.is_some()
+                || slot.dial_after.is_some_and(|at| at > now)
+            {
+                continue;
+            }
+            match self.peer_severed_until(peer, now) {
+                Some(until) => deferred.push((peer, until)),
+                None => due.push((peer, addr)),
+            }
+        }
+        for (peer, until) in deferred {
+            self.peers.get_mut(&peer).expect("listed").dial_after = Some(until);
+            self.rescheduled = true;
+        }
+        due.into_iter()
+            .map(|(peer, addr)| {
+                let dial = self.next_dial;
+                self.next_dial += 1;
+                self.peers.get_mut(&peer).expect("listed").dialing = Some(dial);
+                let admission = Admission {
+                    epoch: self.epoch,
+                    dialed: Some((peer, dial)),
+                };
+                Dial {
+                    peer,
+                    addr,
+                    admission,
+                }
+            })
+            .collect()
     }
 
-    /// How long the dial task of `peer` should wait before its next attempt, given a
-    /// random `jitter` in [0.5, 1].
-    pub fn dial_delay(&self, peer: u64, jitter: f64) -> Duration {
+    /// Time passed: the next [`LinkTable::due_dials`] looks for due dials again.
+    pub fn replan(&mut self) {
+        self.replan = true;
+    }
+
+    /// The earliest time at which a dial becomes due or an unlisted peer vanishes
+    /// (unlinked for `grace`), if any.
+    pub fn next_deadline(&self, grace: Duration) -> Option<Instant> {
+        let me = self.me;
+        self.peers
+            .iter()
+            .filter_map(|(&peer, slot)| match slot.member {
+                Some(_) if peer > me && slot.link.is_none() && slot.dialing.is_none() => {
+                    slot.dial_after
+                }
+                Some(_) => None,
+                None => slot.unlinked_since.map(|since| since + grace),
+            })
+            .min()
+    }
+
+    /// Whether [`LinkTable::next_deadline`] may have come forward since the last call.
+    pub fn take_rescheduled(&mut self) -> bool {
+        std::mem::take(&mut self.rescheduled)
+    }
+
+    /// How long the next dial of `peer` waits for its backoff (jitter included).
+    #[cfg(test)]
+    pub fn dial_delay(&self, peer: u64) -> Duration {
         let failures = self.peers.get(&peer).map_or(0, |slot| slot.failures);
-        self.policy.delay(failures, jitter)
+        self.policy.delay(failures, jitter(self.me, peer, failures))
     }
+}
 
-    /// A dial of `peer` failed.
-    pub fn dial_failed(&mut self, peer: u64) {
-        let slot = self.peers.entry(peer).or_default();
-        slot.failures = slot.failures.saturating_add(1);
-    }
+/// When the next dial of `peer` may start after `failures` failures at `now`; `None`: at
+/// once.
+fn backoff_until(
+    me: u64,
+    policy: RedialPolicy,
+    peer: u64,
+    failures: u32,
+    now: Instant,
+) -> Option<Instant> {
+    let delay = policy.delay(failures, jitter(me, peer, failures));
+    (!delay.is_zero()).then(|| now + delay)
+}
+
+/// The backoff's random factor in [0.5, 1] for the `failures`th failure of the pair: a
+/// hash, so that a core decides its dials from its inputs alone (a simulation replays
+/// them), and peers that failed together do not redial in lockstep.
+fn jitter(me: u64, peer: u64, failures: u32) -> f64 {
+    let mut bytes = [0u8; 20];
+    bytes[..8].copy_from_slice(&me.to_le_bytes());
+    bytes[8..16].copy_from_slice(&peer.to_le_bytes());
+    bytes[16..].copy_from_slice(&failures.to_le_bytes());
+    let hash = xxhash_rust::xxh3::xxh3_64(&bytes);
+    // The top 53 bits as a fraction in [0, 1).
+    0.5 + 0.5 * ((hash >> 11) as f64 / (1u64 << 53) as f64)
 }
 
 #[cfg(test)]
@@ -482,6 +613,23 @@ mod tests {
         initial: Duration::from_millis(20),
         max: Duration::from_secs(2),
     };
+
+    /// This node: every peer of the tests has a larger incarnation, so this node dials.
+    const ME: u64 = 0;
+
+    fn addr(peer: u64) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 7000 + peer as u16))
+    }
+
+    /// Membership lists `peer`; its dial, due at once, is taken.
+    fn dial(table: &mut LinkTable<u8>, peer: u64, now: Instant) -> Admission {
+        table.member_up(peer, addr(peer));
+        let mut due = table.due_dials(now);
+        assert_eq!(due.len(), 1, "one dial due");
+        let dial = due.remove(0);
+        assert_eq!((dial.peer, dial.addr), (peer, addr(peer)));
+        dial.admission
+    }
 
     #[test]
     fn delays_double_up_to_the_max_with_jitter() {
@@ -495,21 +643,25 @@ mod tests {
 
     #[test]
     fn a_short_lived_link_backs_off_and_a_stable_one_resets() {
-        let mut table: LinkTable<u8> = LinkTable::new(POLICY, 4);
+        let mut table: LinkTable<u8> = LinkTable::new(ME, POLICY, 4);
         for round in 1..=3 {
             table.insert(7, round);
             let lost = table.remove_if(7, Instant::now(), |_| true, |_| Duration::from_millis(1));
             assert_eq!(lost, Some(round));
         }
-        assert_eq!(table.dial_delay(7, 1.0), Duration::from_millis(80));
+        let delay = table.dial_delay(7);
+        assert!(
+            (Duration::from_millis(40)..=Duration::from_millis(80)).contains(&delay),
+            "80 ms with a jitter in [0.5, 1]: {delay:?}"
+        );
         table.insert(7, 9);
         table.remove_if(7, Instant::now(), |_| true, |_| Duration::from_secs(3));
-        assert_eq!(table.dial_delay(7, 1.0), Duration::ZERO);
+        assert_eq!(table.dial_delay(7), Duration::ZERO);
     }
 
     #[test]
     fn a_stale_session_does_not_remove_the_current_link() {
-        let mut table: LinkTable<u8> = LinkTable::new(POLICY, 4);
+        let mut table: LinkTable<u8> = LinkTable::new(ME, POLICY, 4);
         table.insert(7, 2);
         assert_eq!(
             table.remove_if(7, Instant::now(), |l| *l == 1, |_| Duration::ZERO),
@@ -521,7 +673,7 @@ mod tests {
     #[test]
     fn a_sever_refuses_new_and_in_flight_handshakes() {
         let now = Instant::now();
-        let mut table: LinkTable<u8> = LinkTable::new(POLICY, 4);
+        let mut table: LinkTable<u8> = LinkTable::new(ME, POLICY, 4);
         let in_flight = table.begin_handshake(now).unwrap();
         let also_in_flight = table.begin_handshake(now).unwrap();
         table.insert(1, 1);
@@ -546,7 +698,7 @@ mod tests {
     #[test]
     fn a_sever_of_some_peers_refuses_theirs_only() {
         let now = Instant::now();
-        let mut table: LinkTable<u8> = LinkTable::new(POLICY, 4);
+        let mut table: LinkTable<u8> = LinkTable::new(ME, POLICY, 4);
         table.insert(1, 1);
         table.insert(2, 2);
         let from_1 = table.begin_handshake(now).unwrap();
@@ -554,7 +706,13 @@ mod tests {
         let until = now + Duration::from_secs(1);
         assert_eq!(table.sever_peers(&[1], now, until), vec![(1, 1)]);
         assert_eq!(table.get(2), Some(&2), "the other link stays");
-        assert_eq!(table.admit_dial(1, now), Err(Refusal::PeerSevered));
+        table.member_up(1, addr(1));
+        assert!(table.due_dials(now).is_empty(), "no dial of a peer cut off");
+        assert_eq!(
+            table.next_deadline(Duration::from_secs(9)),
+            Some(until),
+            "its dial waits out the cut"
+        );
         assert_eq!(table.peer_severed_until(1, now), Some(until));
         assert_eq!(table.peer_severed_until(2, now), None);
         assert_eq!(
@@ -563,11 +721,11 @@ mod tests {
         );
         assert_eq!(table.may_establish(from_2, 2, now), Ok(()));
         let (late, fresh) = (
-            table.admit_dial(2, now).unwrap(),
+            table.begin_handshake(now).unwrap(),
             table.begin_handshake(now).unwrap(),
         );
         let later = until + Duration::from_millis(1);
-        table.handshake_failed(late);
+        table.handshake_failed(late, later);
         assert_eq!(table.peer_severed_until(1, later), None);
         assert_eq!(
             table.may_establish(fresh, 1, later),
@@ -586,14 +744,14 @@ mod tests {
     #[test]
     fn pending_handshakes_are_bounded() {
         let now = Instant::now();
-        let mut table: LinkTable<u8> = LinkTable::new(POLICY, 2);
+        let mut table: LinkTable<u8> = LinkTable::new(ME, POLICY, 2);
         let first = table.begin_handshake(now).unwrap();
         let second = table.begin_handshake(now).unwrap();
         assert_eq!(table.begin_handshake(now), Err(Refusal::TooManyHandshakes));
-        let dial = table.admit_dial(1, now).expect("dials are not counted");
-        table.handshake_failed(dial);
+        let dial = dial(&mut table, 1, now);
+        table.handshake_failed(dial, now);
         assert_eq!(table.handshakes(), 2, "a dial frees no inbound place");
-        table.handshake_failed(first);
+        table.handshake_failed(first, now);
         let third = table
             .begin_handshake(now)
             .expect("a failed handshake frees its place");
@@ -614,69 +772,80 @@ mod tests {
     #[test]
     fn a_peer_unlinked_past_the_grace_and_not_a_member_has_vanished_once() {
         let start = Instant::now();
-        let mut table: LinkTable<u8> = LinkTable::new(POLICY, 2);
+        let mut table: LinkTable<u8> = LinkTable::new(ME, POLICY, 2);
         table.insert(7, 1);
         table.insert(8, 1);
         table.remove_if(7, start, |_| true, |_| Duration::ZERO);
         table.remove_if(8, start, |_| true, |_| Duration::ZERO);
         let grace = Duration::from_secs(3);
+        assert_eq!(table.next_deadline(grace), Some(start + grace));
         assert!(
             table
-                .vanished(start + Duration::from_secs(2), grace, &[])
+                .vanished(start + Duration::from_secs(2), grace)
                 .is_empty()
         );
+        table.member_up(8, addr(8));
         let later = start + Duration::from_secs(4);
-        assert_eq!(
-            table.vanished(later, grace, &[8]),
-            vec![7],
-            "8 is still a member"
-        );
-        assert!(
-            table.vanished(later, grace, &[8]).is_empty(),
-            "reported once"
-        );
+        assert_eq!(table.vanished(later, grace), vec![7], "8 is a member");
+        assert!(table.vanished(later, grace).is_empty(), "reported once");
+        table.forget(8);
         table.insert(8, 2);
-        assert!(
-            table.vanished(later, grace, &[]).is_empty(),
-            "8 is linked again"
-        );
+        assert!(table.vanished(later, grace).is_empty(), "8 is linked again");
     }
 
     #[test]
-    fn one_dial_task_per_peer() {
-        let mut table: LinkTable<u8> = LinkTable::new(POLICY, 2);
-        assert!(table.claim_dial(5));
-        assert!(!table.claim_dial(5));
-        table.release_dial(5);
+    fn a_member_is_dialed_once_at_a_time_and_again_after_its_backoff() {
+        let now = Instant::now();
+        let mut table: LinkTable<u8> = LinkTable::new(ME, POLICY, 2);
+        let first = dial(&mut table, 5, now);
+        assert!(table.due_dials(now).is_empty(), "one dial in flight");
+        table.handshake_failed(first, now);
+        assert!(table.due_dials(now).is_empty(), "it backs off");
+        let after = table
+            .next_deadline(Duration::from_secs(9))
+            .expect("a redial is due later");
+        assert!(after > now && after <= now + POLICY.initial, "{after:?}");
+        table.replan();
+        let second = table.due_dials(after);
+        assert_eq!(second.len(), 1, "due after the backoff");
+        let admission = second.into_iter().next().expect("one").admission;
+        assert_eq!(table.may_establish(admission, 5, after), Ok(()));
         table.insert(5, 1);
-        assert!(!table.claim_dial(5));
-    }
-
-    /// The race that left a peer without a dial task: the task saw its link up and was
-    /// about to end when the link was lost and a redial was asked for.
-    #[test]
-    fn a_dial_task_ends_and_releases_its_claim_in_one_step() {
-        let mut table: LinkTable<u8> = LinkTable::new(POLICY, 2);
-        assert!(table.claim_dial(5));
-        table.insert(5, 1);
-        assert!(table.dial_done(5, true), "linked: the task ends");
-        table.remove_if(5, Instant::now(), |_| true, |_| Duration::ZERO);
-        assert!(
-            table.claim_dial(5),
-            "the claim was released with the decision"
+        assert!(table.due_dials(after).is_empty(), "linked");
+        let lived = POLICY.max;
+        table.remove_if(5, after + lived, |_| true, |_| lived);
+        assert_eq!(
+            table.due_dials(after + lived).len(),
+            1,
+            "a stable link lost is redialed at once"
         );
     }
 
     #[test]
-    fn a_redial_asked_for_during_a_dial_keeps_the_task_going() {
-        let mut table: LinkTable<u8> = LinkTable::new(POLICY, 2);
-        assert!(table.claim_dial(5));
-        assert!(!table.claim_dial(5), "one task; it is told to look again");
-        assert!(
-            !table.dial_done(5, false),
-            "membership said gone, but a redial was asked for"
+    fn the_larger_incarnation_never_dials_and_nobody_dials_a_dead_peer() {
+        let now = Instant::now();
+        let mut table: LinkTable<u8> = LinkTable::new(10, POLICY, 2);
+        table.member_up(5, addr(5));
+        assert!(table.due_dials(now).is_empty(), "5 dials 10");
+        table.member_up(12, addr(12));
+        assert_eq!(table.due_dials(now).len(), 1, "10 dials 12");
+        table.forget(12);
+        table.replan();
+        assert!(table.due_dials(now).is_empty(), "12 is gone");
+        assert_eq!(table.next_deadline(Duration::from_secs(1)), None);
+    }
+
+    #[test]
+    fn a_dialed_link_refused_after_its_handshake_backs_off() {
+        let now = Instant::now();
+        let mut table: LinkTable<u8> = LinkTable::new(ME, POLICY, 2);
+        let admission = dial(&mut table, 5, now);
+        table.sever(now, now);
+        assert_eq!(
+            table.may_establish(admission, 5, now),
+            Err(Refusal::SeveredMeanwhile)
         );
-        assert!(table.dial_done(5, false));
-        assert!(table.claim_dial(5));
+        assert!(table.due_dials(now).is_empty(), "backs off");
+        assert!(table.dial_delay(5) > Duration::ZERO);
     }
 }

@@ -46,7 +46,7 @@ use super::host::ReplicaHost;
 use super::op_log::OwnStream;
 use super::peer::{CatchUp, FRAME_BYTES, Peer, take_frame};
 use super::wire::{Dispatch, Frame, Message};
-use crate::link_table::{LinkSession, LinkTable, RedialPolicy, SessionId};
+use crate::link_table::{Dial, LinkSession, LinkTable, RedialPolicy, SessionId};
 use crate::nodes::NodeRecord;
 use crate::store::ApplyOutcome;
 use crate::store::{ScopeStore, SnapshotReceiver, SnapshotSize};
@@ -87,6 +87,10 @@ pub struct CoreConfig {
     /// Most inbound handshakes in progress at once; further connections are refused at
     /// once. Each costs at most a few KiB until its handshake ends or times out.
     pub max_handshakes: usize,
+    /// How long a peer membership does not list may stay unlinked before it is purged
+    /// like a dead one: its node may have gone before membership ever reported it up
+    /// here, so no down would come.
+    pub vanish_grace: Duration,
 }
 
 impl Default for CoreConfig {
@@ -101,6 +105,7 @@ impl Default for CoreConfig {
             limits: Limits::DEFAULT,
             redial: RedialPolicy::default(),
             max_handshakes: 64,
+            vanish_grace: Duration::from_secs(15),
         }
     }
 }
@@ -127,6 +132,9 @@ pub enum CoreEvent {
     Deliver(Message),
     /// A peer dispatched a message to the local owner and members of a key.
     Dispatch(Dispatch),
+    /// A peer that membership does not list stayed unlinked for
+    /// [`CoreConfig::vanish_grace`]: it was purged like a dead one.
+    Vanished { peer: u64 },
     /// The smallest limits among the linked peers changed (a link came or went); `None`
     /// without a link. What this node writes is checked against them.
     PeerLimits(Option<Limits>),
@@ -150,7 +158,7 @@ pub enum Unsent {
 /// then [`Core::poll_event`], and re-arm the timer from [`Core::poll_timeout`].
 pub struct Core {
     pub(super) me: u64,
-    config: CoreConfig,
+    pub(super) config: CoreConfig,
     streams: BTreeMap<ScopeName, OwnStream>,
     /// Replication state per peer, linked or not.
     pub(super) peers: BTreeMap<u64, Peer>,
@@ -165,14 +173,16 @@ pub struct Core {
     pub(super) kept: BTreeMap<String, NodeRecord>,
     pub(super) next_ping: u64,
     pub(super) events: VecDeque<CoreEvent>,
+    /// Dials decided and admitted, not yet handed out ([`Core::poll_dial`]).
+    pub(super) dials: VecDeque<Dial>,
     next_anti_entropy: Option<Instant>,
     /// Barriers waiting for peers' answers (`barrier.rs`).
     pub(super) barriers: Barriers,
     /// The smallest limits among the linked peers as last reported
     /// ([`CoreEvent::PeerLimits`]); `None` without a link.
     reported_limits: Option<Limits>,
-    /// A link opened since [`Core::take_deadline_forward`] last answered: the only change
-    /// that can bring [`Core::poll_timeout`] forward.
+    /// A link opened since [`Core::take_deadline_forward`] last answered (the link table
+    /// keeps its own flag for dials and vanishings).
     deadline_forward: bool,
 }
 
@@ -181,7 +191,7 @@ impl Core {
     pub fn new(me: u64, config: CoreConfig) -> Self {
         Self {
             me,
-            links: LinkTable::new(config.redial, config.max_handshakes),
+            links: LinkTable::new(me, config.redial, config.max_handshakes),
             config,
             streams: BTreeMap::new(),
             peers: BTreeMap::new(),
@@ -191,6 +201,7 @@ impl Core {
             kept: BTreeMap::new(),
             next_ping: 1,
             events: VecDeque::new(),
+            dials: VecDeque::new(),
             next_anti_entropy: None,
             barriers: Barriers::default(),
             reported_limits: None,
@@ -752,12 +763,16 @@ impl Core {
         peer_state.start_snapshot(scope, seq);
     }
 
-    /// Time passed: close the links silent for [`CoreConfig::silence`], and exchange
-    /// digests if due. Early or repeated calls do nothing.
+    /// Time passed: close the links silent for [`CoreConfig::silence`], purge the peers
+    /// unlinked past [`CoreConfig::vanish_grace`] that membership does not list, make the
+    /// dials whose backoff ended due ([`Core::poll_dial`]), and exchange digests if due.
+    /// Early or repeated calls do nothing.
     pub fn handle_timeout(&mut self, host: &dyn ReplicaHost, now: Instant) {
         self.handle_local_ops(host);
         self.tick(now);
         self.close_silent_links(now);
+        self.purge_vanished(host, now);
+        self.links.replan();
         let Some(due) = self.next_anti_entropy else {
             return;
         };
@@ -946,18 +961,23 @@ impl Core {
     /// time a link would have been silent too long.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.silent_at(), self.next_anti_entropy]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.silent_at(),
+            self.next_anti_entropy,
+            self.links.next_deadline(self.config.vanish_grace),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Whether [`Core::poll_timeout`] may have come forward since the last call of this (a
-    /// link opened: its silence deadline, and the first anti-entropy round): a driver that
-    /// sleeps until the deadline it read re-arms then. No other input brings it forward,
-    /// so a driver need not recompute the deadline after every call.
+    /// link opened: its silence deadline and the first anti-entropy round; a dial put off
+    /// or a peer left unlinked): a driver that sleeps until the deadline it read re-arms
+    /// then. No other input brings it forward, so a driver need not recompute the
+    /// deadline after every call.
     pub fn take_deadline_forward(&mut self) -> bool {
-        std::mem::take(&mut self.deadline_forward)
+        std::mem::take(&mut self.deadline_forward) | self.links.take_rescheduled()
     }
 
     /// When the first linked peer will have been silent for [`CoreConfig::silence`].

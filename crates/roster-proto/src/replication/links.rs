@@ -1,6 +1,6 @@
-//! The life of a core's links: admission of handshakes and dials, a completed handshake
-//! becoming a link, a link lost, links severed, a peer declared dead, and the dialing of
-//! each peer with its backoff.
+//! The life of a core's links: membership's view of the peers, the dials the core decides
+//! (with each peer's backoff), admission of handshakes, a completed handshake becoming a
+//! link, a link lost, links severed, a peer declared dead or vanished.
 //!
 //! The core is the one owner of this state: its [`LinkTable`](crate::link_table::LinkTable) says which peers are linked,
 //! and each transition updates the table and the replication state of the peer in the
@@ -12,21 +12,29 @@
 //! A typical link, as the shell drives it:
 //!
 //! ```text
-//! dial task:   claim_dial → dial_wait_until → dial_done? → admit_dial → (connect, handshake)
+//! membership:  handle_member_up(peer, addr) | handle_member_down(peer, left)
+//! dialer:      poll_dial() → Dial { peer, addr, admission } → (connect, handshake)
 //! acceptor:    admit_handshake → (handshake)
 //! both:        establish(admission, peer) → Ok(session) → frames tagged with the session
 //!              or handshake_failed(admission)
-//! any end:     link_lost(peer, session) | sever | sever_peers | peer_dead
-//!              | CoreEvent::Overloaded
+//! any end:     link_lost(peer, session) | sever | sever_peers | handle_member_down
+//!              | CoreEvent::Overloaded | CoreEvent::Silent
 //! ```
+//!
+//! Of two peers the one of the smaller incarnation dials. The core dials a member whenever
+//! it has no link to it, after the backoff of its failures (a failed dial or a link that
+//! died young) and after any sever; the deadlines are in [`Core::poll_timeout`], and
+//! [`Core::poll_dial`] hands out each dial due, admitted.
 
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::time::Instant;
 
-use super::core::Core;
+use super::core::{Core, CoreEvent};
 use super::host::ReplicaHost;
 use crate::nodes::LEFT_THE_CLUSTER;
 use crate::vocab::key::Limits;
 
+pub use crate::link_table::Dial;
 use crate::link_table::{Admission, LinkSession, Refusal, SessionId};
 
 /// The peer at the other end of a completed handshake.
@@ -70,17 +78,55 @@ impl Core {
         self.links.begin_handshake(now)
     }
 
-    /// The handshake of `admission` (inbound or dialed) failed, or its connection closed
-    /// before it ended.
-    pub fn handshake_failed(&mut self, admission: Admission) {
-        self.links.handshake_failed(admission);
+    /// The handshake of `admission` (inbound or dialed) failed at `now`, or its connection
+    /// closed before it ended; a dialed peer is dialed again after its backoff.
+    pub fn handshake_failed(&mut self, admission: Admission, now: Instant) {
+        self.tick(now);
+        self.links.handshake_failed(admission, now);
     }
 
-    /// This node wants to dial `peer` (dials are not bounded like inbound handshakes:
-    /// there is at most one dial task per peer).
-    pub fn admit_dial(&mut self, peer: u64, now: Instant) -> Result<Admission, Refusal> {
+    /// Membership lists the node `peer` alive, listening at `addr`: it is dialed whenever
+    /// it has no link, if this node is the dialer of the pair ([`Core::poll_dial`]).
+    pub fn handle_member_up(
+        &mut self,
+        host: &dyn ReplicaHost,
+        peer: u64,
+        addr: SocketAddr,
+        now: Instant,
+    ) {
+        self.handle_local_ops(host);
         self.tick(now);
-        self.links.admit_dial(peer, now)
+        self.links.member_up(peer, addr);
+    }
+
+    /// Membership declared the node `peer` dead (`left`: it left the cluster on purpose):
+    /// it is no longer dialed, its link, if any, is closed (returned), every entry of it
+    /// purged with reason `NodeDown`, and its node record marked offline (as having left,
+    /// [`LEFT_THE_CLUSTER`], whether or not its own leave record arrived first).
+    pub fn handle_member_down(
+        &mut self,
+        host: &dyn ReplicaHost,
+        peer: u64,
+        left: bool,
+        now: Instant,
+    ) -> Option<LinkSession> {
+        self.tick(now);
+        if left {
+            self.peer_gone(host, peer, LEFT_THE_CLUSTER, true)
+        } else {
+            self.peer_gone(host, peer, "declared dead by membership", false)
+        }
+    }
+
+    /// The next dial due, admitted: connect to its address and end its admission with
+    /// [`Core::establish`] or [`Core::handshake_failed`]. Drained after every call, as
+    /// [`Core::poll_event`].
+    pub fn poll_dial(&mut self) -> Option<Dial> {
+        if self.dials.is_empty() {
+            let now = self.clock?;
+            self.dials.extend(self.links.due_dials(now));
+        }
+        self.dials.pop_front()
     }
 
     /// A handshake admitted at `admission` completed with `peer`: the link is recorded
@@ -118,20 +164,6 @@ impl Core {
             self.drop_link(peer);
         }
         current
-    }
-
-    /// Membership declared the node `peer` dead (or it vanished): its link, if any, is
-    /// closed (returned), every entry of it purged with reason `NodeDown`, and its node
-    /// record marked offline.
-    pub fn peer_dead(&mut self, host: &dyn ReplicaHost, peer: u64) -> Option<LinkSession> {
-        self.peer_gone(host, peer, "declared dead by membership", false)
-    }
-
-    /// Membership says the node `peer` left the cluster on purpose: as
-    /// [`Core::peer_dead`], but its record is marked offline as having left
-    /// ([`LEFT_THE_CLUSTER`]), whether or not its own leave record arrived first.
-    pub fn peer_left(&mut self, host: &dyn ReplicaHost, peer: u64) -> Option<LinkSession> {
-        self.peer_gone(host, peer, LEFT_THE_CLUSTER, true)
     }
 
     fn peer_gone(
@@ -180,60 +212,18 @@ impl Core {
         closed
     }
 
-    /// Peers unlinked for at least `grace` that membership does not list in `alive`: their
-    /// node may have gone before membership ever reported it, so no death would come.
-    /// They are purged like dead peers; returns them.
-    pub fn purge_vanished(
-        &mut self,
-        host: &dyn ReplicaHost,
-        now: Instant,
-        grace: Duration,
-        alive: &[u64],
-    ) -> Vec<u64> {
-        self.handle_local_ops(host);
-        self.tick(now);
-        let gone = self.links.vanished(now, grace, alive);
-        for peer in &gone {
+    /// Purges the peers unlinked past [`CoreConfig::vanish_grace`](super::core::CoreConfig::vanish_grace)
+    /// that membership does not list, like dead ones.
+    pub(super) fn purge_vanished(&mut self, host: &dyn ReplicaHost, now: Instant) {
+        for peer in self.links.vanished(now, self.config.vanish_grace) {
             self.peer_gone(
                 host,
-                *peer,
+                peer,
                 "unlinked past the grace period and unknown to membership",
                 false,
             );
+            self.events.push_back(CoreEvent::Vanished { peer });
         }
-        gone
-    }
-
-    /// Claims the dialing of `peer` for a new dial task: `false` if a link is up or a
-    /// task already exists (which is told to look again before it ends).
-    pub fn claim_dial(&mut self, peer: u64) -> bool {
-        self.links.claim_dial(peer)
-    }
-
-    /// When the dial task of `peer` should make its next attempt: after its backoff
-    /// (scaled by a random `jitter` in [0.5, 1]) and after any sever.
-    pub fn dial_wait_until(&self, peer: u64, now: Instant, jitter: f64) -> Instant {
-        let backoff = now + self.links.dial_delay(peer, jitter);
-        self.links
-            .peer_severed_until(peer, now)
-            .map_or(backoff, |until| until.max(backoff))
-    }
-
-    /// Asked by the dial task of `peer` before each attempt: `true` if it should end (a
-    /// link is up, or the peer is not a `member` and nobody asked for a dial meanwhile);
-    /// its claim is then released in the same step.
-    pub fn dial_done(&mut self, peer: u64, member: bool) -> bool {
-        self.links.dial_done(peer, member)
-    }
-
-    /// The dial task of `peer` stopped without [`Core::dial_done`] saying so.
-    pub fn release_dial(&mut self, peer: u64) {
-        self.links.release_dial(peer);
-    }
-
-    /// A dial of `peer` failed (the next waits longer).
-    pub fn dial_failed(&mut self, peer: u64) {
-        self.links.dial_failed(peer);
     }
 
     /// The link to `peer`, if one is up.

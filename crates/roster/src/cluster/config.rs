@@ -231,10 +231,6 @@ impl ClusterConfig {
             listen: self.listen,
             cluster: self.cluster_name.clone(),
             secret: self.secret.clone(),
-            unlinked_grace: match self.failure_detection {
-                FailureDetection::Lan => Duration::from_secs(15),
-                FailureDetection::Fast => Duration::from_secs(3),
-            },
             membership,
             #[cfg(feature = "tls")]
             tls: self.tls.clone(),
@@ -247,6 +243,10 @@ impl ClusterConfig {
                 anti_entropy_interval: self.anti_entropy_interval,
                 silence: (self.anti_entropy_interval * SILENT_INTERVALS).max(MIN_SILENCE),
                 redial: self.redial,
+                vanish_grace: match self.failure_detection {
+                    FailureDetection::Lan => Duration::from_secs(15),
+                    FailureDetection::Fast => Duration::from_secs(3),
+                },
                 ..CoreConfig::default()
             },
         }

@@ -72,7 +72,7 @@ impl Sim {
                 ));
                 self.nodes[a] = Some(restarted);
                 self.publish_record(a);
-                self.announce(a);
+                self.announce(a, true);
             }
             4 => {
                 let a = alive[self.rng.random_range(0..alive.len())];

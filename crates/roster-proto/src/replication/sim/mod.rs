@@ -4,7 +4,8 @@
 //! stores, each with its own [`Core`]; no node, runtime or socket) exchange frames over simulated
 //! connections with random delays (FIFO within a connection, reordered across them). The
 //! links themselves go through the cores' lifecycle as the tokio driver drives it (see
-//! [`network`]): dial tasks with backoff, handshakes that finish at a different time at each
+//! [`network`]): membership news that reaches each node at its own time, the dials the cores
+//! decide (with their backoff, checked), handshakes that finish at a different time at each
 //! end, refusals, connections that close right after their handshake, severs, partitions,
 //! crashes and restarts as new incarnations. Clocks are skewed, and a random workload of
 //! registrations, group changes, process deaths and scope changes runs throughout. Then the
@@ -332,6 +333,8 @@ fn the_simulation_covers_every_link_event() {
         total.severs += c.severs;
         total.peer_severs += c.peer_severs;
         total.silent += c.silent;
+        total.redials_after_backoff += c.redials_after_backoff;
+        total.vanished += c.vanished;
         let (runs, sum) = rules.entry(conflicts.rule).or_insert((
             0,
             Conflicts {
@@ -357,6 +360,8 @@ fn the_simulation_covers_every_link_event() {
         severs,
         peer_severs,
         silent,
+        redials_after_backoff,
+        vanished,
     } = total;
     for (what, n) in [
         ("established", established),
@@ -369,6 +374,8 @@ fn the_simulation_covers_every_link_event() {
         ("severs", severs),
         ("cut off from one peer", peer_severs),
         ("closed as silent", silent),
+        ("redialed after a backoff", redials_after_backoff),
+        ("purged as vanished", vanished),
     ] {
         assert!(
             n > 0,

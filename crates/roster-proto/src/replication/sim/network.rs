@@ -1,14 +1,16 @@
-//! The simulated network: connections, dial tasks and membership, driving the cores'
-//! link lifecycle ([`Core::establish`], [`Core::link_lost`], [`Core::sever`], ...) the way
-//! the tokio driver does, with every step at a random time.
+//! The simulated network: connections and membership, driving the cores' link lifecycle
+//! ([`Core::handle_member_up`], [`Core::poll_dial`], [`Core::establish`],
+//! [`Core::link_lost`], [`Core::sever`], ...) the way the tokio driver does, with every
+//! step at a random time.
 //!
 //! A connection has two ends, the dialer's and the acceptor's. Each end runs its half of
 //! the handshake and finishes it at its own time, so one end may be linked (and sending)
 //! while the other is still in its handshake, or has already closed. Closing an end
 //! drops what the other end sent it; the other end learns of the close after the frames
 //! the closer sent have arrived (TCP's FIN after the data). A partition breaks a
-//! connection at both ends, noticed after a random silence. Dial tasks follow the shell's
-//! loop: wait as the core says, ask [`Core::dial_done`], dial, and start over.
+//! connection at both ends, noticed after a random silence. The cores decide every dial:
+//! each one [`Core::poll_dial`] hands out becomes a connection (or, to a node that is
+//! gone or cut off, a connect that fails after a while).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -16,8 +18,8 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 use super::{Sim, pair};
-use crate::link_table::{Admission, LinkSession, SessionId};
-use crate::replication::links::PeerHello;
+use crate::link_table::{Admission, LinkSession, RedialPolicy, SessionId};
+use crate::replication::links::{Dial, PeerHello};
 use crate::replication::wire::Frame;
 use crate::vocab::key::Limits;
 
@@ -60,17 +62,6 @@ pub(super) enum EndState {
     Closed,
 }
 
-/// The dial task of one node for one peer.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Dial {
-    /// Sleeping until the next attempt.
-    Waiting { until: Instant },
-    /// Connecting to a peer that does not answer: fails at `at`.
-    Failing { at: Instant },
-    /// Waiting for the handshake of this connection.
-    Dialing { conn: u64 },
-}
-
 /// Something due at a time; processed in time order.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Due {
@@ -80,8 +71,15 @@ enum Due {
     Handshake { conn: u64, end: usize },
     /// End `end` of `conn` learns that the connection closed.
     Closed { conn: u64, end: usize },
-    /// The dial task of `node` for `peer` wakes up.
-    Dial { node: usize, peer: u64 },
+    /// The connect of failing dial `id` gives up.
+    DialFails { id: u64 },
+}
+
+/// A dial to a node that is gone or cut off: its connect fails at `at`.
+pub(super) struct FailingDial {
+    at: Instant,
+    node: usize,
+    admission: Admission,
 }
 
 /// The network state of a simulation.
@@ -89,7 +87,14 @@ enum Due {
 pub(super) struct Network {
     pub(super) conns: BTreeMap<u64, Conn>,
     next_conn: u64,
-    pub(super) dials: BTreeMap<(usize, u64), Dial>,
+    /// Membership news on its way: (when, node, peer's incarnation).
+    pub(super) pending_members: Vec<(Instant, usize, u64)>,
+    /// Dials whose connect will fail, by id.
+    pub(super) failing: BTreeMap<u64, FailingDial>,
+    next_failing: u64,
+    /// When each node's core last had a dial of a peer fail: its next dial of that peer
+    /// must wait for the backoff.
+    last_failure: BTreeMap<(usize, u64), Instant>,
     /// Pairs (i < j) cut by a partition.
     pub(super) cut: BTreeSet<(usize, usize)>,
     /// Per node: incarnations its membership declared dead (until a heal).
@@ -126,6 +131,10 @@ pub(super) struct LinkCounts {
     /// Connections that closed while an end was still in its handshake.
     pub(super) closed_in_handshake: u64,
     pub(super) dial_failures: u64,
+    /// Dials made again after a failure, once the backoff passed.
+    pub(super) redials_after_backoff: u64,
+    /// Peers purged as vanished (unlinked past the grace, unknown to membership).
+    pub(super) vanished: u64,
     pub(super) severs: u64,
     /// Nodes cut off from one peer.
     pub(super) peer_severs: u64,
@@ -188,73 +197,81 @@ impl Sim {
         Duration::from_millis(self.rng.random_range(0..=self.max_delay_ms))
     }
 
-    fn jitter(&mut self) -> f64 {
-        self.rng.random_range(0.5..=1.0)
-    }
-
-    /// Whether `node`'s membership sees the node of incarnation `peer` alive.
+    /// Whether `node`'s membership lists the node of incarnation `peer` alive.
     pub(super) fn member(&self, node: usize, peer: u64) -> bool {
-        self.index_of(peer).is_some()
-            && !self
-                .net
-                .declared_dead
-                .get(&node)
-                .is_some_and(|dead| dead.contains(&peer))
+        self.nodes[node]
+            .as_ref()
+            .is_some_and(|n| n.core.links.is_member(peer))
     }
 
-    /// Membership reported `peer` up on `node` (or its link was lost while it is a member):
-    /// starts the dial task if `node` is the dialer of the pair and none runs.
-    pub(super) fn maybe_dial(&mut self, node: usize, peer: u64) {
+    /// Membership of `node` lists the node of incarnation `peer` alive, now or, one time
+    /// in three, up to 2.5 s later (gossip is slow to reach it); a node that is gone by
+    /// then is never listed.
+    pub(super) fn member_up_sometime(&mut self, node: usize, peer: u64) {
+        if self.rng.random_bool(1.0 / 3.0) {
+            let at = self.now + Duration::from_millis(self.rng.random_range(0..2500));
+            self.net.pending_members.push((at, node, peer));
+        } else {
+            self.member_up(node, peer);
+        }
+    }
+
+    /// Membership of `node` lists the node of incarnation `peer` alive.
+    pub(super) fn member_up(&mut self, node: usize, peer: u64) {
         let now = self.now;
-        let jitter = self.jitter();
+        let Some(index) = self.index_of(peer) else {
+            return;
+        };
         let Some(n) = self.nodes[node].as_mut() else {
             return;
         };
-        if n.incarnation > peer || !n.core.claim_dial(peer) {
-            return;
-        }
-        let until = n.core.dial_wait_until(peer, now, jitter);
-        self.net.dials.insert((node, peer), Dial::Waiting { until });
+        let addr = std::net::SocketAddr::from(([10, 0, 0, 1], 7000 + index as u16));
+        n.step(|core, host| core.handle_member_up(host, peer, addr, now));
+        self.flush(node);
     }
 
-    /// The dial task of `node` for `peer` finished an attempt: it sleeps as the core says.
-    fn dial_again(&mut self, node: usize, peer: u64) {
-        let now = self.now;
-        let jitter = self.jitter();
-        let Some(n) = self.nodes[node].as_ref() else {
-            return;
-        };
-        let until = n.core.dial_wait_until(peer, now, jitter);
-        self.net.dials.insert((node, peer), Dial::Waiting { until });
+    /// Makes the connections of the dials `node`'s core decided.
+    pub(super) fn start_dials(&mut self, node: usize, dials: Vec<Dial>) {
+        for dial in dials {
+            if let Some(failed) = self.net.last_failure.remove(&(node, dial.peer)) {
+                self.net.counts.redials_after_backoff += 1;
+                let waited = self.now.saturating_duration_since(failed);
+                let least = RedialPolicy::default().initial / 2;
+                if waited < least {
+                    self.net.violations.push(format!(
+                        "t={} n{node}: redialed {} {waited:?} after a failed dial (backoff {least:?})",
+                        self.elapsed_ms(),
+                        dial.peer
+                    ));
+                }
+            }
+            self.connect(node, dial);
+        }
     }
 
-    /// The dial task of `node` for `peer` wakes up.
-    fn on_dial(&mut self, node: usize, peer: u64) {
+    /// The dial of `node` to `dial.peer` connects, or fails after a while if nobody
+    /// answers.
+    fn connect(&mut self, node: usize, dial: Dial) {
         let now = self.now;
-        let member = self.member(node, peer);
-        let Some(n) = self.nodes[node].as_mut() else {
-            return;
-        };
-        if n.core.dial_done(peer, member) {
-            self.net.dials.remove(&(node, peer));
-            return;
-        }
-        if !member {
-            self.dial_again(node, peer);
-            return;
-        }
-        let Ok(admission) = n.core.admit_dial(peer, now) else {
-            n.core.dial_failed(peer);
-            self.dial_again(node, peer);
-            return;
-        };
+        let Dial {
+            peer, admission, ..
+        } = dial;
         let target = self
             .index_of(peer)
             .filter(|&to| !self.net.cut.contains(&pair(node, to)));
         let Some(to) = target else {
             // Nobody answers (the node is gone or cut off): the connect times out.
             let at = now + Duration::from_millis(self.rng.random_range(1..=200));
-            self.net.dials.insert((node, peer), Dial::Failing { at });
+            let id = self.net.next_failing;
+            self.net.next_failing += 1;
+            self.net.failing.insert(
+                id,
+                FailingDial {
+                    at,
+                    node,
+                    admission,
+                },
+            );
             return;
         };
         let at_dialer = now + self.delay() * 2 + Duration::from_millis(1);
@@ -305,28 +322,21 @@ impl Sim {
             }
         }
         self.net.conns.insert(conn_id, conn);
-        self.net
-            .dials
-            .insert((node, peer), Dial::Dialing { conn: conn_id });
     }
 
-    /// The dial of `node`'s task for the peer at the other end of `conn` ended.
-    fn dial_ended(&mut self, node: usize, conn: u64, failed: bool) {
-        let task = self
-            .net
-            .dials
-            .iter()
-            .find(|(_, d)| **d == Dial::Dialing { conn })
-            .map(|(k, _)| *k);
-        let Some((task_node, peer)) = task else {
-            return;
-        };
-        debug_assert_eq!(task_node, node);
-        if failed && let Some(n) = self.nodes[node].as_mut() {
-            self.net.counts.dial_failures += 1;
-            n.core.dial_failed(peer);
+    /// The dial of `node` to `peer` failed: its core backs off.
+    fn dial_failed(&mut self, node: usize, admission: Admission) {
+        let now = self.now;
+        let peer = admission.dialed().expect("a dial's admission");
+        self.net.counts.dial_failures += 1;
+        if let Some(n) = self.nodes[node].as_mut() {
+            // A dial of a peer declared dead meanwhile no longer counts for its backoff.
+            if n.core.links.is_member(peer) {
+                self.net.last_failure.insert((node, peer), now);
+            }
+            n.core.handshake_failed(admission, now);
+            self.flush(node);
         }
-        self.dial_again(node, peer);
     }
 
     /// End `end` of `conn` closes: the other end loses what it sent and learns of the
@@ -404,16 +414,11 @@ impl Sim {
         }
     }
 
-    /// The core of `node` lost its link to `peer`, or gave it up: redial if a member.
-    fn after_link_lost(&mut self, node: usize, peer: u64) {
-        if self.member(node, peer) {
-            self.maybe_dial(node, peer);
-        }
-    }
-
-    /// Every connection of a crashed node breaks; its dial tasks die with it.
+    /// Every connection of a crashed node breaks; its dials die with it.
     pub(super) fn crash_links(&mut self, node: usize, incarnation: u64) {
-        self.net.dials.retain(|(n, _), _| *n != node);
+        self.net.failing.retain(|_, f| f.node != node);
+        self.net.last_failure.retain(|(n, _), _| *n != node);
+        self.net.pending_members.retain(|(_, n, _)| *n != node);
         if let Some(sever) = self.net.severed.get_mut(&node) {
             sever.until = None;
         }
@@ -443,14 +448,22 @@ impl Sim {
         }
     }
 
-    /// Membership of `node` declared the node of incarnation `peer` dead.
+    /// Membership of `node` declared the node of incarnation `peer` dead: only a node it
+    /// listed (no down comes for a node membership never reported up).
     pub(super) fn declare_dead(&mut self, node: usize, peer: u64) {
+        let now = self.now;
         let Some(n) = self.nodes[node].as_mut() else {
             return;
         };
-        if let Some(session) = n.core.peer_dead(&n.stores, peer) {
+        if !n.core.links.is_member(peer) {
+            return;
+        }
+        if let Some(session) = n.step(|core, host| core.handle_member_down(host, peer, false, now))
+        {
             self.close_session(node, session.id);
         }
+        // A member listed again later starts afresh, with no backoff.
+        self.net.last_failure.remove(&(node, peer));
         self.flush(node);
     }
 
@@ -504,13 +517,8 @@ impl Sim {
                 }
             }
         }
-        for (&(node, peer), dial) in &self.net.dials {
-            match dial {
-                Dial::Waiting { until: at } | Dial::Failing { at } => {
-                    due.push((*at, Due::Dial { node, peer }));
-                }
-                Dial::Dialing { .. } => {}
-            }
+        for (&id, failing) in &self.net.failing {
+            due.push((failing.at, Due::DialFails { id }));
         }
         due.into_iter().filter(|(at, _)| *at <= self.now).min()
     }
@@ -522,16 +530,10 @@ impl Sim {
                 Due::Frame { conn, from } => self.on_frame(conn, from),
                 Due::Handshake { conn, end } => self.on_handshake(conn, end),
                 Due::Closed { conn, end } => self.on_closed(conn, end),
-                Due::Dial { node, peer } => match self.net.dials.get(&(node, peer)) {
-                    Some(Dial::Failing { .. }) => {
-                        self.net.counts.dial_failures += 1;
-                        if let Some(n) = self.nodes[node].as_mut() {
-                            n.core.dial_failed(peer);
-                        }
-                        self.dial_again(node, peer);
-                    }
-                    _ => self.on_dial(node, peer),
-                },
+                Due::DialFails { id } => {
+                    let failing = self.net.failing.remove(&id).expect("due");
+                    self.dial_failed(failing.node, failing.admission);
+                }
             }
         }
     }
@@ -632,9 +634,6 @@ impl Sim {
                 self.close_end(conn_id, end);
             }
         }
-        if end == DIALER {
-            self.dial_ended(node, conn_id, false);
-        }
         self.flush(node);
     }
 
@@ -647,13 +646,12 @@ impl Sim {
         match state {
             EndState::Handshaking { admission, .. } => {
                 self.net.counts.closed_in_handshake += 1;
-                if let Some(n) = self.nodes[node].as_mut() {
-                    n.core.handshake_failed(admission);
+                if end == DIALER {
+                    self.dial_failed(node, admission);
+                } else if let Some(n) = self.nodes[node].as_mut() {
+                    n.core.handshake_failed(admission, now);
                 }
                 self.close_end(conn_id, end);
-                if end == DIALER {
-                    self.dial_ended(node, conn_id, true);
-                }
             }
             EndState::Linked { session } => {
                 self.net.counts.lost += 1;
@@ -663,7 +661,6 @@ impl Sim {
                 n.step(|core, _| core.link_lost(peer, session, now));
                 self.close_end(conn_id, end);
                 self.flush(node);
-                self.after_link_lost(node, peer);
             }
             EndState::Closed => {}
         }
@@ -713,7 +710,6 @@ impl Sim {
         };
         self.close_end_noticed_after(conn_id, end, notice);
         self.flush(node);
-        self.after_link_lost(node, peer);
     }
 
     /// `node` severs its links for `duration` (fault injection of the shell).
@@ -749,16 +745,13 @@ impl Sim {
         self.severed(node, closed);
     }
 
-    /// The links a sever on `node` closed: their connections close, their peers are
-    /// redialed while members.
+    /// The links a sever on `node` closed: their connections close (the core redials
+    /// its members when the sever ends).
     fn severed(&mut self, node: usize, closed: Vec<(u64, LinkSession)>) {
         for (_, session) in &closed {
             self.close_session(node, session.id);
         }
         self.flush(node);
-        for (peer, _) in closed {
-            self.after_link_lost(node, peer);
-        }
     }
 
     /// Checks the link layer: every link a core lists is carried by an open connection

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-use super::{Sim, VANISH_GRACE};
+use super::Sim;
 use crate::replication::core::CoreEvent;
 
 /// The most deadlines one [`Sim::advance`] stops at.
@@ -42,6 +42,7 @@ impl Sim {
                     self.net.counts.silent += 1;
                     closed_by_core.push((peer, session));
                 }
+                CoreEvent::Vanished { .. } => self.net.counts.vanished += 1,
                 // The workload sends no messages.
                 CoreEvent::Deliver(_)
                 | CoreEvent::Dispatch(_)
@@ -51,25 +52,31 @@ impl Sim {
                 | CoreEvent::PeerLimits(_) => {}
             }
         }
+        let dials: Vec<_> = std::iter::from_fn(|| node.core.poll_dial()).collect();
         for (peer, frames) in outgoing {
             self.send(from, peer, frames);
         }
-        // Closed by the core (overload, silence): the connection goes, the peer is redialed.
-        for (peer, session) in closed_by_core {
+        // Closed by the core (overload, silence): the connection goes (the core redials).
+        for (_, session) in closed_by_core {
             self.close_session(from, session);
-            if self.member(from, peer) {
-                self.maybe_dial(from, peer);
-            }
         }
+        self.start_dials(from, dials);
     }
 
-    /// Membership tells node `i` and every other live node about each other.
-    pub(super) fn announce(&mut self, i: usize) {
+    /// Membership tells node `i` and every other live node about each other; with
+    /// `gossip`, each side perhaps later than the other (a node that joined a running
+    /// cluster), else at once (the cluster's start).
+    pub(super) fn announce(&mut self, i: usize, gossip: bool) {
         let me = self.nodes[i].as_ref().expect("alive").incarnation;
         for j in self.alive().into_iter().filter(|&j| j != i) {
             let peer = self.nodes[j].as_ref().expect("alive").incarnation;
-            self.maybe_dial(i, peer);
-            self.maybe_dial(j, me);
+            if gossip {
+                self.member_up_sometime(i, peer);
+                self.member_up_sometime(j, me);
+            } else {
+                self.member_up(i, peer);
+                self.member_up(j, me);
+            }
         }
     }
 
@@ -80,7 +87,7 @@ impl Sim {
         for (node, peers) in declared {
             for peer in peers {
                 if self.nodes[node].is_some() && self.index_of(peer).is_some() {
-                    self.maybe_dial(node, peer);
+                    self.member_up_sometime(node, peer);
                 }
             }
         }
@@ -118,17 +125,18 @@ impl Sim {
             self.set_clock(&mut node);
             node.step(|core, host| core.handle_timeout(host, now));
             self.nodes[i] = Some(node);
-            // Peers unlinked past the grace that membership does not list are purged.
-            let alive: Vec<u64> = self
-                .nodes
-                .iter()
-                .flatten()
-                .map(|n| n.incarnation)
-                .filter(|peer| self.member(i, *peer))
-                .collect();
-            let node = self.nodes[i].as_mut().expect("alive");
-            node.step(|core, host| core.purge_vanished(host, now, VANISH_GRACE, &alive));
             self.flush(i);
+        }
+        let news: Vec<(usize, u64)> = self
+            .net
+            .pending_members
+            .iter()
+            .filter(|(at, _, _)| *at <= self.now)
+            .map(|(_, node, peer)| (*node, *peer))
+            .collect();
+        self.net.pending_members.retain(|(at, _, _)| *at > self.now);
+        for (node, peer) in news {
+            self.member_up(node, peer);
         }
         let due: Vec<(usize, u64)> = self
             .pending_deaths

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::VANISH_GRACE;
 use super::network::Network;
 use super::nodes;
 use super::rules::SimRule;
@@ -66,7 +67,7 @@ impl Sim {
         }
         for i in 0..count {
             sim.publish_record(i);
-            sim.announce(i);
+            sim.announce(i, false);
         }
         sim.log.push(format!(
             "SEED={seed} nodes={count} max_delay_ms={max_delay_ms} fault_rate={fault_rate:.3} rule={rule:?}"
@@ -104,6 +105,7 @@ impl Sim {
                     limits: Limits::DEFAULT,
                     redial: RedialPolicy::default(),
                     max_handshakes: 4,
+                    vanish_grace: VANISH_GRACE,
                 },
             ),
             clock,

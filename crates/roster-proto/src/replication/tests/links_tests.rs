@@ -1,6 +1,7 @@
 //! Direct tests of a core's link lifecycle (`links.rs`): sessions, replacement, severs,
 //! dials and overload, with no sockets.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::pair::TestNode;
@@ -26,15 +27,31 @@ fn peer(incarnation: u64) -> PeerHello<'static> {
     }
 }
 
-/// Establishes a link to `incarnation` as a dialer would; returns its session id.
+/// Where the tests' peers listen.
+fn addr(incarnation: u64) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7000 + incarnation as u16))
+}
+
+/// Establishes a link to `incarnation` from an accepted connection; returns its session id.
 fn link(node: &mut TestNode, incarnation: u64, now: Instant) -> SessionId {
     node.step(|core, host| {
-        let admission = core.admit_dial(incarnation, now).expect("admitted");
+        let admission = core.admit_handshake(now).expect("admitted");
         core.establish(host, admission, peer(incarnation), now)
     })
     .expect("established")
     .session
     .id
+}
+
+/// Takes the dial of `incarnation` the core decided and establishes its link at `now`;
+/// returns its session id.
+fn dialed_link(node: &mut TestNode, incarnation: u64, now: Instant) -> SessionId {
+    let dial = node.core.poll_dial().expect("a dial is due");
+    assert_eq!((dial.peer, dial.addr), (incarnation, addr(incarnation)));
+    node.step(|core, host| core.establish(host, dial.admission, peer(incarnation), now))
+        .expect("established")
+        .session
+        .id
 }
 
 #[test]
@@ -83,12 +100,13 @@ fn a_sever_closes_links_and_refuses_handshakes_admitted_before_it() {
     let closed = a.core.sever(now, until);
     assert_eq!(closed.iter().map(|(p, _)| *p).collect::<Vec<_>>(), vec![2]);
     assert_eq!(a.core.link(2), None);
-    assert_eq!(a.core.admit_dial(2, now), Err(Refusal::Severed));
-    assert_eq!(
-        a.core.dial_wait_until(2, now, 1.0),
-        until,
-        "dials wait out the sever"
-    );
+    a.step(|core, host| core.handle_member_up(host, 2, addr(2), now));
+    assert!(a.core.poll_dial().is_none(), "no dial during the sever");
+    assert!(a.core.poll_timeout().is_some_and(|at| at <= until));
+    a.step(|core, host| core.handle_timeout(host, until));
+    let dial = a.core.poll_dial().expect("dials wait out the sever");
+    assert_eq!((dial.peer, dial.addr), (2, addr(2)));
+    a.core.handshake_failed(dial.admission, until);
     let later = until + Duration::from_millis(1);
     let refused = a.step(|core, host| core.establish(host, in_flight, peer(2), later));
     assert_eq!(refused, Err(Refusal::SeveredMeanwhile));
@@ -99,14 +117,70 @@ fn a_sever_closes_links_and_refuses_handshakes_admitted_before_it() {
 fn a_link_that_dies_young_backs_the_next_dial_off() {
     let now = Instant::now();
     let mut a = node();
-    let session = link(&mut a, 2, now);
-    assert!(a.core.link_lost(2, session, now + Duration::from_millis(5)));
-    let wait = a.core.dial_wait_until(2, now, 1.0) - now;
-    assert_eq!(wait, CoreConfig::default().redial.initial);
-    let session = link(&mut a, 2, now);
+    a.step(|core, host| core.handle_member_up(host, 2, addr(2), now));
+    let dial = a
+        .core
+        .poll_dial()
+        .expect("a member with no link is dialed at once");
+    let session = a
+        .step(|core, host| core.establish(host, dial.admission, peer(2), now))
+        .expect("established")
+        .session
+        .id;
+    let lost_at = now + Duration::from_millis(5);
+    assert!(a.core.link_lost(2, session, lost_at));
+    assert!(a.core.poll_dial().is_none(), "it died young: backs off");
+    let initial = CoreConfig::default().redial.initial;
+    let due = a.core.poll_timeout().expect("the redial's deadline");
+    assert!(
+        due >= lost_at + initial / 2 && due <= lost_at + initial,
+        "the backoff with its jitter"
+    );
+    a.step(|core, host| core.handle_timeout(host, due));
+    let session = dialed_link(&mut a, 2, due);
     let lived = CoreConfig::default().redial.max;
-    assert!(a.core.link_lost(2, session, now + lived));
-    assert_eq!(a.core.dial_wait_until(2, now + lived, 1.0), now + lived);
+    assert!(a.core.link_lost(2, session, due + lived));
+    assert!(
+        a.core.poll_dial().is_some(),
+        "a stable link lost is redialed at once"
+    );
+}
+
+/// The dialer of a pair is the smaller incarnation: the other waits for its dial.
+#[test]
+fn only_the_smaller_incarnation_dials() {
+    let now = Instant::now();
+    let mut b = TestNode::new("b", 5, CoreConfig::default());
+    b.step(|core, host| core.handle_member_up(host, 2, addr(2), now));
+    assert!(b.core.poll_dial().is_none());
+    b.step(|core, host| core.handle_member_up(host, 9, addr(9), now));
+    assert_eq!(b.core.poll_dial().map(|d| d.peer), Some(9));
+}
+
+/// A peer that membership never listed, unlinked for the vanish grace, is purged like a
+/// dead one (its node may have gone before membership ever reported it); a member is not.
+#[test]
+fn an_unlisted_peer_unlinked_past_the_grace_vanishes() {
+    let now = Instant::now();
+    let mut a = node();
+    let grace = CoreConfig::default().vanish_grace;
+    let to_2 = link(&mut a, 2, now);
+    let to_3 = link(&mut a, 3, now);
+    a.step(|core, host| core.handle_member_up(host, 3, addr(3), now));
+    assert!(a.core.link_lost(2, to_2, now));
+    assert!(a.core.link_lost(3, to_3, now));
+    let _ = std::iter::from_fn(|| a.core.poll_event()).count();
+    assert!(a.core.poll_timeout().is_some_and(|at| at <= now + grace));
+    a.step(|core, host| core.handle_timeout(host, now + grace));
+    let events: Vec<CoreEvent> = std::iter::from_fn(|| a.core.poll_event()).collect();
+    assert!(
+        events.contains(&CoreEvent::Vanished { peer: 2 }),
+        "{events:?}"
+    );
+    assert!(
+        !events.contains(&CoreEvent::Vanished { peer: 3 }),
+        "{events:?}"
+    );
 }
 
 #[test]
@@ -139,16 +213,16 @@ fn an_overloaded_link_is_closed_by_the_core_with_its_session() {
 }
 
 #[test]
-fn a_dead_peer_loses_its_link_and_its_dial_claim_ends() {
+fn a_dead_peer_loses_its_link_and_is_no_longer_dialed() {
     let now = Instant::now();
     let mut a = node();
-    assert!(a.core.claim_dial(2));
-    let session = link(&mut a, 2, now);
-    assert!(a.core.dial_done(2, true), "linked: the dial task ends");
-    let closed = a.step(|core, host| core.peer_dead(host, 2));
+    a.step(|core, host| core.handle_member_up(host, 2, addr(2), now));
+    let session = dialed_link(&mut a, 2, now);
+    let closed = a.step(|core, host| core.handle_member_down(host, 2, false, now));
     assert_eq!(closed.map(|s| s.id), Some(session));
     assert_eq!(a.core.link(2), None);
-    assert!(a.core.claim_dial(2), "a new dial task may start");
+    a.step(|core, host| core.handle_timeout(host, now + Duration::from_secs(60)));
+    assert!(a.core.poll_dial().is_none(), "not a member: not dialed");
 }
 
 /// The smallest limits among the linked peers are reported when a link comes or goes
@@ -173,7 +247,7 @@ fn peer_limits_are_reported_as_links_come_and_go() {
     };
     let second = a
         .step(|core, host| {
-            let admission = core.admit_dial(3, now).expect("admitted");
+            let admission = core.admit_handshake(now).expect("admitted");
             let hello = PeerHello {
                 incarnation: 3,
                 name: "c",

@@ -256,13 +256,15 @@ impl Pair {
         self.start + self.elapsed
     }
 
-    /// Brings the link up on both sides (a dials, b accepts) and runs until nothing moves.
+    /// Brings the link up on both sides (one connection, each side's handshake admitted as
+    /// an accepted one: the dials' decisions are tested in `links_tests`) and runs until
+    /// nothing moves.
     pub(in crate::replication) fn link(&mut self) {
         let now = self.now();
         let a_hello = (self.a.incarnation, self.a.name.clone());
         let b_hello = (self.b.incarnation, self.b.name.clone());
         let on_a = self.a.step(|core, host| {
-            let admission = core.admit_dial(b_hello.0, now).expect("not severed");
+            let admission = core.admit_handshake(now).expect("not severed");
             core.establish(host, admission, hello(&b_hello), now)
         });
         let on_b = self.b.step(|core, host| {

@@ -1,5 +1,5 @@
-//! Making links: the dial task of each peer (with backoff), dialing, accepting, and the
-//! handshake on either side.
+//! Making links: the dials the core decides, accepting, and the handshake on either
+//! side.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -10,9 +10,9 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::{Cluster, lock};
 use crate::cluster::handshake::{Greeting, HANDSHAKE_TIMEOUT, HandshakeError, handshake};
-use crate::cluster::link_table::Refusal;
-use crate::cluster::membership::MemberId;
+use crate::cluster::link_table::Admission;
 use crate::cluster::throttle::Throttle;
+use crate::replication::links::Dial;
 
 /// A link's byte stream: plain TCP, or TLS over TCP.
 pub(super) enum LinkStream {
@@ -23,86 +23,27 @@ pub(super) enum LinkStream {
     TlsServer(Box<tokio_rustls::server::TlsStream<TcpStream>>),
 }
 
-/// Why a dial did not give a link.
-#[derive(Debug, thiserror::Error)]
-enum DialError {
-    #[error("{0}")]
-    Refused(Refusal),
-    #[error(transparent)]
-    Handshake(#[from] HandshakeError),
-}
-
 impl Cluster {
-    /// Starts the dial task of a member if this node is the dialer of the pair (the smaller
-    /// incarnation) and none runs. The task dials until a link is up or the member is
-    /// gone, waiting between attempts as the core's backoff says.
-    pub(super) fn maybe_dial(self: &Arc<Self>, member: MemberId) {
-        let peer = member.incarnation;
-        if self.me.incarnation > peer || !lock(&self.core).claim_dial(peer) {
-            return;
-        }
-        let weak = Arc::downgrade(self);
-        let task = tokio::spawn(async move {
-            let mut claim = DialClaim {
-                cluster: weak.clone(),
-                peer,
-                held: true,
-            };
-            let mut first = true;
-            loop {
-                let wait_until = {
-                    let Some(cluster) = weak.upgrade() else {
-                        return;
-                    };
-                    let jitter = rand::random_range(0.5..=1.0);
-                    lock(&cluster.core).dial_wait_until(peer, Instant::now(), jitter)
-                };
-                // The first attempt does not sleep on a deadline already due: tokio's timer
-                // rounds it up to its next millisecond tick, which made every first dial
-                // wait about 1 ms (a trace of D2 10K: 1.1 ms between the member coming up
-                // and the dial). Later rounds always sleep, so that no path through this
-                // loop runs without yielding to the runtime.
-                if !(first && wait_until <= Instant::now()) {
-                    tokio::time::sleep_until(wait_until.into()).await;
-                }
-                first = false;
-                let Some(cluster) = weak.upgrade() else {
-                    return;
-                };
-                let member_alive = cluster.member(peer).is_some();
-                if lock(&cluster.core).dial_done(peer, member_alive) {
-                    claim.held = false;
-                    return;
-                }
-                if !member_alive {
-                    continue;
-                }
-                match cluster.dial(peer, member.addr).await {
-                    // A link that already died is redialed by this same task.
-                    Ok(()) => {}
-                    // Severed meanwhile: the next round waits the sever out.
-                    Err(DialError::Refused(refusal)) => {
-                        lock(&cluster.core).dial_failed(peer);
-                        tracing::debug!(peer = %member.name, %refusal, "dial refused");
-                    }
-                    Err(e) => {
-                        lock(&cluster.core).dial_failed(peer);
-                        cluster
-                            .counters
-                            .handshake_failures
-                            .fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(peer = %member.name, addr = %member.addr, error = %e, "dial failed");
-                    }
-                }
-            }
-        });
-        lock(&self.tasks).push(task.abort_handle());
+    /// Makes the connection the core decided: connects, runs the handshake, and ends the
+    /// dial's admission with the link or with its failure (the core then backs off and
+    /// dials again while the peer is a member).
+    pub(super) fn start_dial(self: &Arc<Self>, dial: Dial) {
+        let Dial {
+            peer,
+            addr,
+            admission,
+        } = dial;
+        let pending = PendingDial {
+            cluster: Arc::downgrade(self),
+            admission: Some(admission),
+        };
+        let cluster = self.clone();
+        // Not kept among the cluster's tasks: it ends by itself within the handshake
+        // timeout, and its admission is ended however it ends.
+        tokio::spawn(async move { cluster.dial(peer, addr, pending).await });
     }
 
-    async fn dial(self: &Arc<Self>, peer: u64, addr: SocketAddr) -> Result<(), DialError> {
-        let admission = lock(&self.core)
-            .admit_dial(peer, Instant::now())
-            .map_err(DialError::Refused)?;
+    async fn dial(self: &Arc<Self>, peer: u64, addr: SocketAddr, mut pending: PendingDial) {
         let connect = async {
             let tcp = TcpStream::connect(addr).await?;
             let _ = tcp.set_nodelay(true);
@@ -120,16 +61,24 @@ impl Cluster {
             .await
             .map_err(|_| HandshakeError::Timeout(HANDSHAKE_TIMEOUT))
             .and_then(|connected| connected);
+        let admission = pending.admission.take().expect("ended only here");
         match connected {
-            Ok((stream, peer)) => {
-                self.establish(stream, peer, admission);
-                Ok(())
-            }
+            Ok((stream, greeting)) => self.establish(stream, greeting, admission),
             Err(e) => {
-                lock(&self.core).handshake_failed(admission);
-                Err(e.into())
+                self.counters
+                    .handshake_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(peer, %addr, error = %e, "dial failed");
+                self.dial_failed(admission);
             }
         }
+    }
+
+    /// The dial of `admission` failed: the core backs off before the next.
+    fn dial_failed(self: &Arc<Self>, admission: Admission) {
+        let ((), outputs) =
+            self.core_step(|core, _| core.handshake_failed(admission, Instant::now()));
+        self.act(outputs);
     }
 
     /// Wraps an accepted connection (in TLS if configured) and runs the handshake.
@@ -164,20 +113,19 @@ impl Cluster {
     }
 }
 
-/// The claim of a dial task on its peer, released however the task ends.
-struct DialClaim {
+/// A dial's admission until the dial ends it; ended as a failed dial if the task stops
+/// first (the runtime shutting down), so that the core never waits for it.
+struct PendingDial {
     cluster: Weak<Cluster>,
-    peer: u64,
-    /// Still held: the task did not end through `LinkTable::dial_done`.
-    held: bool,
+    admission: Option<Admission>,
 }
 
-impl Drop for DialClaim {
+impl Drop for PendingDial {
     fn drop(&mut self) {
-        if self.held
+        if let Some(admission) = self.admission.take()
             && let Some(cluster) = self.cluster.upgrade()
         {
-            lock(&cluster.core).release_dial(self.peer);
+            lock(&cluster.core).handshake_failed(admission, Instant::now());
         }
     }
 }
@@ -234,7 +182,7 @@ pub(super) async fn accept_loop(cluster: Weak<Cluster>, listener: TcpListener) {
             match strong.accept(stream).await {
                 Ok((stream, peer)) => strong.establish(stream, peer, admission),
                 Err(e) => {
-                    lock(&strong.core).handshake_failed(admission);
+                    lock(&strong.core).handshake_failed(admission, Instant::now());
                     let failed = strong
                         .counters
                         .handshake_failures

@@ -15,6 +15,7 @@ use super::link::{Link, LinkMeter};
 use super::{Cluster, lock};
 use crate::cluster::handshake::Greeting;
 use crate::cluster::link_table::{Admission, SessionId};
+use crate::cluster::membership::MemberId;
 use crate::key::Limits;
 use crate::nodes::NodeEvent;
 use crate::pid::Incarnation;
@@ -89,15 +90,15 @@ impl Cluster {
 
     /// The link of `session` to `peer` ended (error, end of stream, silence). Its peer's
     /// entries stay: membership decides whether the node is down; if it is still a member,
-    /// the dialer redials (with backoff if the link died young). A stale session only has
+    /// the core redials it (with backoff if the link died young). A stale session only has
     /// its IO dropped.
     pub(super) fn link_lost(self: &Arc<Self>, peer: u64, session: SessionId, why: &'static str) {
-        let (link, current, outputs) = {
+        let (link, outputs) = {
             let mut io = lock(&self.io);
             let link = take_io(&mut io, peer, session);
-            let (current, outputs) =
+            let (_, outputs) =
                 self.core_step(|core, _| core.link_lost(peer, session, Instant::now()));
-            (link, current, outputs)
+            (link, outputs)
         };
         if let Some(link) = &link {
             node_info!(self, peer = %link.name, %session, reason = why, "link lost");
@@ -105,13 +106,10 @@ impl Cluster {
         }
         drop(link);
         self.act(outputs);
-        if current && let Some(member) = self.member(peer) {
-            self.maybe_dial(member);
-        }
     }
 
     /// The core closed the link of `session` itself (overload, silence: `why`): its IO
-    /// goes, and the peer is redialed while it is a member.
+    /// goes (the core redials the peer while it is a member).
     pub(super) fn link_closed_by_core(
         self: &Arc<Self>,
         peer: u64,
@@ -123,9 +121,15 @@ impl Cluster {
             self.link_closed(peer, link, why);
         }
         drop(link);
-        if let Some(member) = self.member(peer) {
-            self.maybe_dial(member);
-        }
+    }
+
+    /// Membership lists the node `member` alive: the core dials it if this node is the
+    /// dialer of the pair.
+    pub(super) fn member_up(self: &Arc<Self>, member: &MemberId) {
+        let ((), outputs) = self.core_step(|core, node| {
+            core.handle_member_up(node, member.incarnation, member.addr, Instant::now());
+        });
+        self.act(outputs);
     }
 
     /// The node `peer` is gone for good (`left`: on purpose): its link is closed and its
@@ -133,30 +137,14 @@ impl Cluster {
     pub(super) fn peer_dead(self: &Arc<Self>, peer: u64, left: bool) {
         let (link, outputs) = {
             let mut io = lock(&self.io);
-            let ((), outputs) = self.core_step(|core, node| {
-                if left {
-                    core.peer_left(node, peer);
-                } else {
-                    core.peer_dead(node, peer);
-                }
-            });
+            let (_, outputs) = self
+                .core_step(|core, node| core.handle_member_down(node, peer, left, Instant::now()));
             (io.remove(&peer), outputs)
         };
         if let Some(link) = &link {
             self.link_closed(peer, link, "the peer is dead");
         }
         drop(link);
-        self.act(outputs);
-    }
-
-    /// Peers unlinked past the grace period that membership does not list alive are
-    /// purged like dead ones.
-    pub(super) fn purge_vanished(self: &Arc<Self>, alive: &[u64]) {
-        let (gone, outputs) = self
-            .core_step(|core, node| core.purge_vanished(node, Instant::now(), self.grace, alive));
-        for peer in gone {
-            node_info!(self, peer, "unlinked peer unknown to membership: purged it");
-        }
         self.act(outputs);
     }
 }

@@ -1,9 +1,9 @@
 //! The cluster layer's long-running tasks besides links: membership events, the core's
-//! timer, the flusher of bursts of local writes, and the reaper of vanished peers.
+//! timer and the flusher of bursts of local writes.
 
 use std::sync::Weak;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::mpsc;
 
@@ -23,7 +23,7 @@ pub(super) async fn membership_loop(
         match event {
             MembershipEvent::Up(member) => {
                 node_info!(cluster, peer = %member.name, incarnation = member.incarnation, "member up");
-                cluster.maybe_dial(member);
+                cluster.member_up(&member);
             }
             MembershipEvent::Down(member) => {
                 node_info!(cluster, peer = %member.name, incarnation = member.incarnation, "member down");
@@ -143,22 +143,5 @@ fn linger(cluster: &Cluster) -> bool {
             return false;
         }
         std::thread::yield_now();
-    }
-}
-
-/// Purges peers that stayed unlinked past the grace period while membership does not list
-/// them alive.
-pub(super) async fn reaper_loop(cluster: Weak<Cluster>) {
-    loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let Some(cluster) = cluster.upgrade() else {
-            return;
-        };
-        let alive: Vec<u64> = cluster
-            .members()
-            .into_iter()
-            .map(|m| m.incarnation)
-            .collect();
-        cluster.purge_vanished(&alive);
     }
 }

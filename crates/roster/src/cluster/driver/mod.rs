@@ -53,7 +53,7 @@ use tokio::task::AbortHandle;
 use self::connect::accept_loop;
 use self::lifecycle::PeerLimits;
 use self::link::{Link, LinkWriter};
-use self::loops::{flusher_loop, membership_loop, reaper_loop, timer_loop};
+use self::loops::{flusher_loop, membership_loop, timer_loop};
 use self::sessions::ClosedSessions;
 pub use self::sessions::{LinkKind, LinkSession};
 pub(crate) use self::stats::ClusterCounters;
@@ -67,6 +67,7 @@ use crate::key::{Limits, ScopeName};
 use crate::pid::Incarnation;
 use crate::replication::PROTOCOL_VERSION;
 use crate::replication::core::{Core, CoreConfig, CoreEvent, Unsent};
+use crate::replication::links::Dial;
 use crate::replication::wire::{Dispatch, Frame, Message};
 use crate::store::NodeStores;
 
@@ -84,7 +85,6 @@ pub(crate) struct Cluster {
     /// The latest closed link sessions.
     closed: Mutex<ClosedSessions>,
     membership: Mutex<Option<MembershipHandle>>,
-    grace: Duration,
     #[cfg(feature = "tls")]
     tls: Option<super::tls::TlsConfig>,
     /// The flusher thread, which hands the ops of local writes to the core and sends them.
@@ -119,8 +119,6 @@ pub(crate) struct ClusterSettings {
     pub(crate) secret: Vec<u8>,
     pub(crate) membership: MembershipConfig,
     pub(crate) core: CoreConfig,
-    /// How long a peer may stay unlinked, unknown to membership, before it is purged.
-    pub(crate) unlinked_grace: Duration,
     /// TLS for links, if configured.
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<super::tls::TlsConfig>,
@@ -134,6 +132,8 @@ pub(crate) struct ClusterSettings {
 struct CoreOutputs {
     wake: Vec<u64>,
     events: Vec<CoreEvent>,
+    /// The connections the core wants made.
+    dials: Vec<Dial>,
 }
 
 fn now_ms() -> u64 {
@@ -182,7 +182,6 @@ impl Cluster {
             io: Mutex::new(HashMap::new()),
             closed: Mutex::new(ClosedSessions::new()),
             membership: Mutex::new(None),
-            grace: settings.unlinked_grace,
             #[cfg(feature = "tls")]
             tls: settings.tls,
             flusher: std::sync::OnceLock::new(),
@@ -211,7 +210,6 @@ impl Cluster {
         let accept = tokio::spawn(accept_loop(weak.clone(), listener));
         let members = tokio::spawn(membership_loop(weak.clone(), events_rx));
         let timer = tokio::spawn(timer_loop(weak.clone()));
-        let reaper = tokio::spawn(reaper_loop(weak.clone()));
         let runtime = tokio::runtime::Handle::current();
         let flusher = std::thread::Builder::new()
             .name("roster-flusher".into())
@@ -221,7 +219,6 @@ impl Cluster {
             accept.abort_handle(),
             members.abort_handle(),
             timer.abort_handle(),
-            reaper.abort_handle(),
         ]);
         Ok(cluster)
     }
@@ -264,7 +261,15 @@ impl Cluster {
                 event => events.push(event),
             }
         }
-        (result, CoreOutputs { wake, events })
+        let dials = std::iter::from_fn(|| core.poll_dial()).collect();
+        (
+            result,
+            CoreOutputs {
+                wake,
+                events,
+                dials,
+            },
+        )
     }
 
     /// Wakes the writers of peers with frames to send and acts on the core's events.
@@ -335,9 +340,15 @@ impl Cluster {
                     self.counters.stream_gaps.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(peer, %scope, "gap in a peer's stream: asked for a snapshot");
                 }
+                CoreEvent::Vanished { peer } => {
+                    node_info!(self, peer, "unlinked peer unknown to membership: purged it");
+                }
                 // Taken out by `core_step`, under the core lock.
                 CoreEvent::PeerLimits(_) => {}
             }
+        }
+        for dial in outputs.dials {
+            self.start_dial(dial);
         }
     }
 
@@ -534,11 +545,6 @@ impl Cluster {
     /// How many members SWIM sees alive (this node not included).
     pub(crate) fn member_count(&self) -> usize {
         self.members().len()
-    }
-
-    /// The live member of incarnation `peer`, if SWIM sees it alive.
-    fn member(&self, peer: u64) -> Option<MemberId> {
-        self.members().into_iter().find(|m| m.incarnation == peer)
     }
 }
 
