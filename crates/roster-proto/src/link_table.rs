@@ -443,7 +443,12 @@ impl<L> LinkTable<L> {
         self.epoch += 1;
         let epoch = self.epoch;
         self.changed();
-        self.severed_peers.retain(|_, s| s.until > now);
+        // A sever that ended still refuses the handshakes admitted before it: its epoch
+        // is forgotten only while none is in flight.
+        let in_flight = self.handshakes > 0 || self.peers.values().any(|s| s.dialing.is_some());
+        if !in_flight {
+            self.severed_peers.retain(|_, s| s.until > now);
+        }
         let mut closed = Vec::new();
         for &peer in peers {
             let sever = self
@@ -738,6 +743,22 @@ mod tests {
             table.may_establish(crossed, 1, later),
             Err(Refusal::SeveredMeanwhile),
             "a cut of no time still refuses what crossed it"
+        );
+    }
+
+    /// A cut that ended before another cut began still refuses a handshake admitted
+    /// before it (the second cut once forgot the first's epoch).
+    #[test]
+    fn an_ended_cut_still_refuses_what_crossed_it() {
+        let now = Instant::now();
+        let mut table: LinkTable<u8> = LinkTable::new(ME, POLICY, 4);
+        let crossed = table.begin_handshake(now).unwrap();
+        table.sever_peers(&[1], now, now + Duration::from_millis(2));
+        let later = now + Duration::from_millis(8);
+        table.sever_peers(&[2], later, later + Duration::from_millis(80));
+        assert_eq!(
+            table.may_establish(crossed, 1, later + Duration::from_millis(3)),
+            Err(Refusal::SeveredMeanwhile)
         );
     }
 

@@ -289,7 +289,15 @@ fn sim_sweep_of_seeds_converges() {
 /// checker once ordered a sever and an admission by time (`admitted <= severed`) and took
 /// that handshake for one in flight across the sever. The core was right (every sever
 /// bumps the admission epoch); the checker now orders them by the node's sever count.
-const REGRESSION_SEEDS: [u64; 4] = [7_003_189, 7_004_195, 8_002_655, 9_002_746];
+/// The last one found a real bug: a node cut off a second peer forgot the first cut, which
+/// had ended, and established a handshake admitted before it.
+const REGRESSION_SEEDS: [u64; 5] = [
+    7_003_189,
+    7_004_195,
+    8_002_655,
+    9_002_746,
+    588_347_156_658_036,
+];
 
 #[test]
 fn sim_regression_seeds_converge() {
