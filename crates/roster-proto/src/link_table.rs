@@ -289,11 +289,15 @@ impl<L> LinkTable<L> {
     }
 
     /// The handshake of `admission` failed at `now` (or its connection closed before it
-    /// ended); a dial's peer waits longer for the next.
-    pub fn handshake_failed(&mut self, admission: Admission, now: Instant) {
-        if let Some(peer) = self.end(admission) {
-            self.dial_failed(peer, now);
-        }
+    /// ended); a dial's peer waits longer for the next. Returns whether it counted toward
+    /// that backoff: not for an inbound admission, nor for a dial of a peer forgotten
+    /// since.
+    pub fn handshake_failed(&mut self, admission: Admission, now: Instant) -> bool {
+        let Some(peer) = self.end(admission) else {
+            return false;
+        };
+        self.dial_failed(peer, now);
+        true
     }
 
     /// Ends `admission`: an inbound one frees its place, a dial's peer is no longer being
@@ -730,7 +734,7 @@ mod tests {
             table.begin_handshake(now).unwrap(),
         );
         let later = until + Duration::from_millis(1);
-        table.handshake_failed(late, later);
+        assert!(!table.handshake_failed(late, later), "inbound: no backoff");
         assert_eq!(table.peer_severed_until(1, later), None);
         assert_eq!(
             table.may_establish(fresh, 1, later),

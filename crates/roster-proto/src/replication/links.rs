@@ -79,10 +79,12 @@ impl Core {
     }
 
     /// The handshake of `admission` (inbound or dialed) failed at `now`, or its connection
-    /// closed before it ended; a dialed peer is dialed again after its backoff.
-    pub fn handshake_failed(&mut self, admission: Admission, now: Instant) {
+    /// closed before it ended; a dialed peer is dialed again after its backoff. Returns
+    /// whether the failure counted toward that backoff (not for an inbound admission, nor
+    /// for a dial of a peer forgotten since).
+    pub fn handshake_failed(&mut self, admission: Admission, now: Instant) -> bool {
         self.tick(now);
-        self.links.handshake_failed(admission, now);
+        self.links.handshake_failed(admission, now)
     }
 
     /// Membership lists the node `peer` alive, listening at `addr`: it is dialed whenever

@@ -330,11 +330,11 @@ impl Sim {
         let peer = admission.dialed().expect("a dial's admission");
         self.net.counts.dial_failures += 1;
         if let Some(n) = self.nodes[node].as_mut() {
-            // A dial of a peer declared dead meanwhile no longer counts for its backoff.
-            if n.core.links.is_member(peer) {
+            // A dial of a peer declared dead (and perhaps listed again) meanwhile does not
+            // count toward its backoff.
+            if n.core.handshake_failed(admission, now) {
                 self.net.last_failure.insert((node, peer), now);
             }
-            n.core.handshake_failed(admission, now);
             self.flush(node);
         }
     }

@@ -76,7 +76,7 @@ impl Cluster {
 
     /// The dial of `admission` failed: the core backs off before the next.
     fn dial_failed(self: &Arc<Self>, admission: Admission) {
-        let ((), outputs) =
+        let (_, outputs) =
             self.core_step(|core, _| core.handshake_failed(admission, Instant::now()));
         self.act(outputs);
     }
