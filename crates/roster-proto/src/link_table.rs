@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::vocab::pid::Incarnation;
+
 /// When to redial a peer after a failed dial or a link that died young.
 ///
 /// Delays double from `initial` up to `max`, each scaled by a random factor in [0.5, 1]
@@ -117,12 +119,12 @@ pub struct Admission {
     epoch: u64,
     /// The peer of a dial this table decided, and the dial's number; `None` for an
     /// inbound connection (counted among the inbound handshakes in progress).
-    dialed: Option<(u64, u64)>,
+    dialed: Option<(Incarnation, u64)>,
 }
 
 impl Admission {
     /// The peer dialed under this admission; `None` for an inbound connection.
-    pub fn dialed(&self) -> Option<u64> {
+    pub fn dialed(&self) -> Option<Incarnation> {
         self.dialed.map(|(peer, _)| peer)
     }
 }
@@ -132,7 +134,7 @@ impl Admission {
 #[derive(Debug)]
 pub struct Dial {
     /// The peer's incarnation.
-    pub peer: u64,
+    pub peer: Incarnation,
     /// Where membership says it listens.
     pub addr: SocketAddr,
     /// The dial's permit, checked again when its handshake completes.
@@ -205,10 +207,10 @@ impl<L> Default for PeerSlot<L> {
 #[derive(Debug)]
 pub struct LinkTable<L> {
     /// This node's incarnation: of two peers, the smaller dials.
-    me: u64,
+    me: Incarnation,
     /// Ordered, so that what a sever closes and which peers vanish come out in the same
     /// order in every run (the simulation replays a seed by it).
-    peers: BTreeMap<u64, PeerSlot<L>>,
+    peers: BTreeMap<Incarnation, PeerSlot<L>>,
     policy: RedialPolicy,
     /// Every link refused until then (a sever of all links).
     severed_until: Option<Instant>,
@@ -219,7 +221,7 @@ pub struct LinkTable<L> {
     severed_at: u64,
     /// Peers whose links are refused until a time (this node cut off from them), kept
     /// apart from their slots: a peer declared dead meanwhile is still refused.
-    severed_peers: BTreeMap<u64, PeerSever>,
+    severed_peers: BTreeMap<Incarnation, PeerSever>,
     handshakes: usize,
     max_handshakes: usize,
     /// Something changed that may make a dial due: [`LinkTable::due_dials`] looks again.
@@ -235,7 +237,7 @@ pub struct LinkTable<L> {
 impl<L> LinkTable<L> {
     /// An empty table of the node of incarnation `me`: redials follow `policy`, at most
     /// `max_handshakes` inbound handshakes run at once.
-    pub fn new(me: u64, policy: RedialPolicy, max_handshakes: usize) -> Self {
+    pub fn new(me: Incarnation, policy: RedialPolicy, max_handshakes: usize) -> Self {
         Self {
             me,
             replan: false,
@@ -263,7 +265,7 @@ impl<L> LinkTable<L> {
     }
 
     /// Until when links to `peer` are refused (all links, or this peer's), if they are.
-    pub fn peer_severed_until(&self, peer: u64, now: Instant) -> Option<Instant> {
+    pub fn peer_severed_until(&self, peer: Incarnation, now: Instant) -> Option<Instant> {
         let own = self
             .severed_peers
             .get(&peer)
@@ -302,7 +304,7 @@ impl<L> LinkTable<L> {
 
     /// Ends `admission`: an inbound one frees its place, a dial's peer is no longer being
     /// dialed. Returns the dialed peer, if that dial was the one in flight.
-    fn end(&mut self, admission: Admission) -> Option<u64> {
+    fn end(&mut self, admission: Admission) -> Option<Incarnation> {
         match admission.dialed {
             None => {
                 self.handshakes = self.handshakes.saturating_sub(1);
@@ -322,7 +324,7 @@ impl<L> LinkTable<L> {
     }
 
     /// A dial of `peer` failed (or its link was refused) at `now`: the next waits longer.
-    fn dial_failed(&mut self, peer: u64, now: Instant) {
+    fn dial_failed(&mut self, peer: Incarnation, now: Instant) {
         let (me, policy) = (self.me, self.policy);
         if let Some(slot) = self.peers.get_mut(&peer) {
             slot.failures = slot.failures.saturating_add(1);
@@ -349,7 +351,7 @@ impl<L> LinkTable<L> {
     pub fn may_establish(
         &mut self,
         admission: Admission,
-        peer: u64,
+        peer: Incarnation,
         now: Instant,
     ) -> Result<(), Refusal> {
         let admitted_at = admission.epoch;
@@ -373,19 +375,19 @@ impl<L> LinkTable<L> {
     }
 
     /// Installs the link to `peer`, returning the one it replaces.
-    pub fn insert(&mut self, peer: u64, link: L) -> Option<L> {
+    pub fn insert(&mut self, peer: Incarnation, link: L) -> Option<L> {
         let slot = self.peers.entry(peer).or_default();
         slot.unlinked_since = None;
         slot.link.replace(link)
     }
 
     /// The link to `peer`.
-    pub fn get(&self, peer: u64) -> Option<&L> {
+    pub fn get(&self, peer: Incarnation) -> Option<&L> {
         self.peers.get(&peer).and_then(|slot| slot.link.as_ref())
     }
 
     /// Every link.
-    pub fn links(&self) -> impl Iterator<Item = (u64, &L)> {
+    pub fn links(&self) -> impl Iterator<Item = (Incarnation, &L)> {
         self.peers
             .iter()
             .filter_map(|(peer, slot)| slot.link.as_ref().map(|link| (*peer, link)))
@@ -396,7 +398,7 @@ impl<L> LinkTable<L> {
     /// redial backoff.
     pub fn remove_if(
         &mut self,
-        peer: u64,
+        peer: Incarnation,
         now: Instant,
         is_it: impl FnOnce(&L) -> bool,
         lived: impl FnOnce(&L) -> Duration,
@@ -418,14 +420,14 @@ impl<L> LinkTable<L> {
     }
 
     /// Forgets `peer` entirely (it is dead), returning its link.
-    pub fn forget(&mut self, peer: u64) -> Option<L> {
+    pub fn forget(&mut self, peer: Incarnation) -> Option<L> {
         self.changed();
         self.peers.remove(&peer)?.link
     }
 
     /// Closes every link at `now` and refuses new ones until `until`, including handshakes
     /// in flight; returns the links closed.
-    pub fn sever(&mut self, now: Instant, until: Instant) -> Vec<(u64, L)> {
+    pub fn sever(&mut self, now: Instant, until: Instant) -> Vec<(Incarnation, L)> {
         self.severed_until = Some(until);
         self.epoch += 1;
         self.severed_at = self.epoch;
@@ -443,7 +445,12 @@ impl<L> LinkTable<L> {
     /// Closes the links to `peers` at `now` and refuses theirs until `until`, including
     /// handshakes in flight (an inbound one is refused once it says who it is from);
     /// returns the links closed.
-    pub fn sever_peers(&mut self, peers: &[u64], now: Instant, until: Instant) -> Vec<(u64, L)> {
+    pub fn sever_peers(
+        &mut self,
+        peers: &[Incarnation],
+        now: Instant,
+        until: Instant,
+    ) -> Vec<(Incarnation, L)> {
         self.epoch += 1;
         let epoch = self.epoch;
         self.changed();
@@ -476,7 +483,7 @@ impl<L> LinkTable<L> {
     /// Peers unlinked for at least `grace` at `now` that membership does not list alive:
     /// their node may have gone before membership ever reported it up here, so no down
     /// would come. They are returned once (then forgotten here).
-    pub fn vanished(&mut self, now: Instant, grace: Duration) -> Vec<u64> {
+    pub fn vanished(&mut self, now: Instant, grace: Duration) -> Vec<Incarnation> {
         let mut gone = Vec::new();
         for (peer, slot) in &mut self.peers {
             if slot.member.is_none()
@@ -493,13 +500,13 @@ impl<L> LinkTable<L> {
 
     /// Membership lists `peer` alive at `addr`: if this node is the dialer of the pair (the
     /// smaller incarnation), the peer is dialed whenever it has no link.
-    pub fn member_up(&mut self, peer: u64, addr: SocketAddr) {
+    pub fn member_up(&mut self, peer: Incarnation, addr: SocketAddr) {
         self.peers.entry(peer).or_default().member = Some(addr);
         self.changed();
     }
 
     /// Whether membership lists `peer` alive.
-    pub fn is_member(&self, peer: u64) -> bool {
+    pub fn is_member(&self, peer: Incarnation) -> bool {
         self.peers
             .get(&peer)
             .is_some_and(|slot| slot.member.is_some())
@@ -582,7 +589,7 @@ impl<L> LinkTable<L> {
 
     /// How long the next dial of `peer` waits for its backoff (jitter included).
     #[cfg(test)]
-    pub fn dial_delay(&self, peer: u64) -> Duration {
+    pub fn dial_delay(&self, peer: Incarnation) -> Duration {
         let failures = self.peers.get(&peer).map_or(0, |slot| slot.failures);
         self.policy.delay(failures, jitter(self.me, peer, failures))
     }
@@ -591,9 +598,9 @@ impl<L> LinkTable<L> {
 /// When the next dial of `peer` may start after `failures` failures at `now`; `None`: at
 /// once.
 fn backoff_until(
-    me: u64,
+    me: Incarnation,
     policy: RedialPolicy,
-    peer: u64,
+    peer: Incarnation,
     failures: u32,
     now: Instant,
 ) -> Option<Instant> {
@@ -604,10 +611,10 @@ fn backoff_until(
 /// The backoff's random factor in [0.5, 1] for the `failures`th failure of the pair: a
 /// hash, so that a core decides its dials from its inputs alone (a simulation replays
 /// them), and peers that failed together do not redial in lockstep.
-fn jitter(me: u64, peer: u64, failures: u32) -> f64 {
+fn jitter(me: Incarnation, peer: Incarnation, failures: u32) -> f64 {
     let mut bytes = [0u8; 20];
-    bytes[..8].copy_from_slice(&me.to_le_bytes());
-    bytes[8..16].copy_from_slice(&peer.to_le_bytes());
+    bytes[..8].copy_from_slice(&me.get().to_le_bytes());
+    bytes[8..16].copy_from_slice(&peer.get().to_le_bytes());
     bytes[16..].copy_from_slice(&failures.to_le_bytes());
     let hash = xxhash_rust::xxh3::xxh3_64(&bytes);
     // The top 53 bits as a fraction in [0, 1).
@@ -623,15 +630,19 @@ mod tests {
         max: Duration::from_secs(2),
     };
 
-    /// This node: every peer of the tests has a larger incarnation, so this node dials.
-    const ME: u64 = 0;
+    fn inc(n: u64) -> Incarnation {
+        Incarnation::new(n)
+    }
 
-    fn addr(peer: u64) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], 7000 + peer as u16))
+    /// This node: every peer of the tests has a larger incarnation, so this node dials.
+    const ME: Incarnation = Incarnation::new(0);
+
+    fn addr(peer: Incarnation) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 7000 + peer.get() as u16))
     }
 
     /// Membership lists `peer`; its dial, due at once, is taken.
-    fn dial(table: &mut LinkTable<u8>, peer: u64, now: Instant) -> Admission {
+    fn dial(table: &mut LinkTable<u8>, peer: Incarnation, now: Instant) -> Admission {
         table.member_up(peer, addr(peer));
         let mut due = table.due_dials(now);
         assert_eq!(due.len(), 1, "one dial due");
@@ -654,29 +665,34 @@ mod tests {
     fn a_short_lived_link_backs_off_and_a_stable_one_resets() {
         let mut table: LinkTable<u8> = LinkTable::new(ME, POLICY, 4);
         for round in 1..=3 {
-            table.insert(7, round);
-            let lost = table.remove_if(7, Instant::now(), |_| true, |_| Duration::from_millis(1));
+            table.insert(inc(7), round);
+            let lost = table.remove_if(
+                inc(7),
+                Instant::now(),
+                |_| true,
+                |_| Duration::from_millis(1),
+            );
             assert_eq!(lost, Some(round));
         }
-        let delay = table.dial_delay(7);
+        let delay = table.dial_delay(inc(7));
         assert!(
             (Duration::from_millis(40)..=Duration::from_millis(80)).contains(&delay),
             "80 ms with a jitter in [0.5, 1]: {delay:?}"
         );
-        table.insert(7, 9);
-        table.remove_if(7, Instant::now(), |_| true, |_| Duration::from_secs(3));
-        assert_eq!(table.dial_delay(7), Duration::ZERO);
+        table.insert(inc(7), 9);
+        table.remove_if(inc(7), Instant::now(), |_| true, |_| Duration::from_secs(3));
+        assert_eq!(table.dial_delay(inc(7)), Duration::ZERO);
     }
 
     #[test]
     fn a_stale_session_does_not_remove_the_current_link() {
         let mut table: LinkTable<u8> = LinkTable::new(ME, POLICY, 4);
-        table.insert(7, 2);
+        table.insert(inc(7), 2);
         assert_eq!(
-            table.remove_if(7, Instant::now(), |l| *l == 1, |_| Duration::ZERO),
+            table.remove_if(inc(7), Instant::now(), |l| *l == 1, |_| Duration::ZERO),
             None
         );
-        assert!(table.get(7).is_some());
+        assert!(table.get(inc(7)).is_some());
     }
 
     #[test]
@@ -685,21 +701,21 @@ mod tests {
         let mut table: LinkTable<u8> = LinkTable::new(ME, POLICY, 4);
         let in_flight = table.begin_handshake(now).unwrap();
         let also_in_flight = table.begin_handshake(now).unwrap();
-        table.insert(1, 1);
+        table.insert(inc(1), 1);
         let closed = table.sever(now, now + Duration::from_secs(1));
-        assert_eq!(closed, vec![(1, 1)]);
+        assert_eq!(closed, vec![(inc(1), 1)]);
         assert_eq!(table.begin_handshake(now), Err(Refusal::Severed));
         assert_eq!(
-            table.may_establish(in_flight, 1, now),
+            table.may_establish(in_flight, inc(1), now),
             Err(Refusal::Severed)
         );
         let later = now + Duration::from_secs(2);
         assert_eq!(
-            table.may_establish(also_in_flight, 1, later),
+            table.may_establish(also_in_flight, inc(1), later),
             Err(Refusal::SeveredMeanwhile)
         );
         let fresh = table.begin_handshake(later).unwrap();
-        assert_eq!(table.may_establish(fresh, 1, later), Ok(()));
+        assert_eq!(table.may_establish(fresh, inc(1), later), Ok(()));
     }
 
     /// Cutting this node off some peers refuses their links, dials and handshakes in
@@ -708,43 +724,43 @@ mod tests {
     fn a_sever_of_some_peers_refuses_theirs_only() {
         let now = Instant::now();
         let mut table: LinkTable<u8> = LinkTable::new(ME, POLICY, 4);
-        table.insert(1, 1);
-        table.insert(2, 2);
+        table.insert(inc(1), 1);
+        table.insert(inc(2), 2);
         let from_1 = table.begin_handshake(now).unwrap();
         let from_2 = table.begin_handshake(now).unwrap();
         let until = now + Duration::from_secs(1);
-        assert_eq!(table.sever_peers(&[1], now, until), vec![(1, 1)]);
-        assert_eq!(table.get(2), Some(&2), "the other link stays");
-        table.member_up(1, addr(1));
+        assert_eq!(table.sever_peers(&[inc(1)], now, until), vec![(inc(1), 1)]);
+        assert_eq!(table.get(inc(2)), Some(&2), "the other link stays");
+        table.member_up(inc(1), addr(inc(1)));
         assert!(table.due_dials(now).is_empty(), "no dial of a peer cut off");
         assert_eq!(
             table.next_deadline(Duration::from_secs(9)),
             Some(until),
             "its dial waits out the cut"
         );
-        assert_eq!(table.peer_severed_until(1, now), Some(until));
-        assert_eq!(table.peer_severed_until(2, now), None);
+        assert_eq!(table.peer_severed_until(inc(1), now), Some(until));
+        assert_eq!(table.peer_severed_until(inc(2), now), None);
         assert_eq!(
-            table.may_establish(from_1, 1, now),
+            table.may_establish(from_1, inc(1), now),
             Err(Refusal::PeerSevered)
         );
-        assert_eq!(table.may_establish(from_2, 2, now), Ok(()));
+        assert_eq!(table.may_establish(from_2, inc(2), now), Ok(()));
         let (late, fresh) = (
             table.begin_handshake(now).unwrap(),
             table.begin_handshake(now).unwrap(),
         );
         let later = until + Duration::from_millis(1);
         assert!(!table.handshake_failed(late, later), "inbound: no backoff");
-        assert_eq!(table.peer_severed_until(1, later), None);
+        assert_eq!(table.peer_severed_until(inc(1), later), None);
         assert_eq!(
-            table.may_establish(fresh, 1, later),
+            table.may_establish(fresh, inc(1), later),
             Ok(()),
             "admitted after the cut"
         );
         let crossed = table.begin_handshake(later).unwrap();
-        table.sever_peers(&[1], later, later);
+        table.sever_peers(&[inc(1)], later, later);
         assert_eq!(
-            table.may_establish(crossed, 1, later),
+            table.may_establish(crossed, inc(1), later),
             Err(Refusal::SeveredMeanwhile),
             "a cut of no time still refuses what crossed it"
         );
@@ -757,11 +773,11 @@ mod tests {
         let now = Instant::now();
         let mut table: LinkTable<u8> = LinkTable::new(ME, POLICY, 4);
         let crossed = table.begin_handshake(now).unwrap();
-        table.sever_peers(&[1], now, now + Duration::from_millis(2));
+        table.sever_peers(&[inc(1)], now, now + Duration::from_millis(2));
         let later = now + Duration::from_millis(8);
-        table.sever_peers(&[2], later, later + Duration::from_millis(80));
+        table.sever_peers(&[inc(2)], later, later + Duration::from_millis(80));
         assert_eq!(
-            table.may_establish(crossed, 1, later + Duration::from_millis(3)),
+            table.may_establish(crossed, inc(1), later + Duration::from_millis(3)),
             Err(Refusal::SeveredMeanwhile)
         );
     }
@@ -773,7 +789,7 @@ mod tests {
         let first = table.begin_handshake(now).unwrap();
         let second = table.begin_handshake(now).unwrap();
         assert_eq!(table.begin_handshake(now), Err(Refusal::TooManyHandshakes));
-        let dial = dial(&mut table, 1, now);
+        let dial = dial(&mut table, inc(1), now);
         table.handshake_failed(dial, now);
         assert_eq!(table.handshakes(), 2, "a dial frees no inbound place");
         table.handshake_failed(first, now);
@@ -781,14 +797,14 @@ mod tests {
             .begin_handshake(now)
             .expect("a failed handshake frees its place");
         assert_eq!(table.handshakes(), 2);
-        assert_eq!(table.may_establish(second, 1, now), Ok(()));
+        assert_eq!(table.may_establish(second, inc(1), now), Ok(()));
         assert_eq!(
             table.handshakes(),
             1,
             "an established one frees its place too"
         );
         assert_eq!(
-            table.may_establish(third, 1, now + Duration::from_secs(1)),
+            table.may_establish(third, inc(1), now + Duration::from_secs(1)),
             Ok(())
         );
         assert_eq!(table.handshakes(), 0);
@@ -798,10 +814,10 @@ mod tests {
     fn a_peer_unlinked_past_the_grace_and_not_a_member_has_vanished_once() {
         let start = Instant::now();
         let mut table: LinkTable<u8> = LinkTable::new(ME, POLICY, 2);
-        table.insert(7, 1);
-        table.insert(8, 1);
-        table.remove_if(7, start, |_| true, |_| Duration::ZERO);
-        table.remove_if(8, start, |_| true, |_| Duration::ZERO);
+        table.insert(inc(7), 1);
+        table.insert(inc(8), 1);
+        table.remove_if(inc(7), start, |_| true, |_| Duration::ZERO);
+        table.remove_if(inc(8), start, |_| true, |_| Duration::ZERO);
         let grace = Duration::from_secs(3);
         assert_eq!(table.next_deadline(grace), Some(start + grace));
         assert!(
@@ -809,12 +825,12 @@ mod tests {
                 .vanished(start + Duration::from_secs(2), grace)
                 .is_empty()
         );
-        table.member_up(8, addr(8));
+        table.member_up(inc(8), addr(inc(8)));
         let later = start + Duration::from_secs(4);
-        assert_eq!(table.vanished(later, grace), vec![7], "8 is a member");
+        assert_eq!(table.vanished(later, grace), vec![inc(7)], "8 is a member");
         assert!(table.vanished(later, grace).is_empty(), "reported once");
-        table.forget(8);
-        table.insert(8, 2);
+        table.forget(inc(8));
+        table.insert(inc(8), 2);
         assert!(table.vanished(later, grace).is_empty(), "8 is linked again");
     }
 
@@ -822,7 +838,7 @@ mod tests {
     fn a_member_is_dialed_once_at_a_time_and_again_after_its_backoff() {
         let now = Instant::now();
         let mut table: LinkTable<u8> = LinkTable::new(ME, POLICY, 2);
-        let first = dial(&mut table, 5, now);
+        let first = dial(&mut table, inc(5), now);
         assert!(table.due_dials(now).is_empty(), "one dial in flight");
         table.handshake_failed(first, now);
         assert!(table.due_dials(now).is_empty(), "it backs off");
@@ -834,11 +850,11 @@ mod tests {
         let second = table.due_dials(after);
         assert_eq!(second.len(), 1, "due after the backoff");
         let admission = second.into_iter().next().expect("one").admission;
-        assert_eq!(table.may_establish(admission, 5, after), Ok(()));
-        table.insert(5, 1);
+        assert_eq!(table.may_establish(admission, inc(5), after), Ok(()));
+        table.insert(inc(5), 1);
         assert!(table.due_dials(after).is_empty(), "linked");
         let lived = POLICY.max;
-        table.remove_if(5, after + lived, |_| true, |_| lived);
+        table.remove_if(inc(5), after + lived, |_| true, |_| lived);
         assert_eq!(
             table.due_dials(after + lived).len(),
             1,
@@ -849,12 +865,12 @@ mod tests {
     #[test]
     fn the_larger_incarnation_never_dials_and_nobody_dials_a_dead_peer() {
         let now = Instant::now();
-        let mut table: LinkTable<u8> = LinkTable::new(10, POLICY, 2);
-        table.member_up(5, addr(5));
+        let mut table: LinkTable<u8> = LinkTable::new(inc(10), POLICY, 2);
+        table.member_up(inc(5), addr(inc(5)));
         assert!(table.due_dials(now).is_empty(), "5 dials 10");
-        table.member_up(12, addr(12));
+        table.member_up(inc(12), addr(inc(12)));
         assert_eq!(table.due_dials(now).len(), 1, "10 dials 12");
-        table.forget(12);
+        table.forget(inc(12));
         table.replan();
         assert!(table.due_dials(now).is_empty(), "12 is gone");
         assert_eq!(table.next_deadline(Duration::from_secs(1)), None);
@@ -864,13 +880,13 @@ mod tests {
     fn a_dialed_link_refused_after_its_handshake_backs_off() {
         let now = Instant::now();
         let mut table: LinkTable<u8> = LinkTable::new(ME, POLICY, 2);
-        let admission = dial(&mut table, 5, now);
+        let admission = dial(&mut table, inc(5), now);
         table.sever(now, now);
         assert_eq!(
-            table.may_establish(admission, 5, now),
+            table.may_establish(admission, inc(5), now),
             Err(Refusal::SeveredMeanwhile)
         );
         assert!(table.due_dials(now).is_empty(), "backs off");
-        assert!(table.dial_delay(5) > Duration::ZERO);
+        assert!(table.dial_delay(inc(5)) > Duration::ZERO);
     }
 }

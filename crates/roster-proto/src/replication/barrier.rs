@@ -20,6 +20,8 @@
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 
+use crate::vocab::pid::Incarnation;
+
 /// The high bit marks the ids of barrier pings.
 const BARRIER_PING: u64 = 1 << 63;
 
@@ -32,7 +34,7 @@ pub(super) fn is_barrier_ping(id: u64) -> bool {
 #[derive(Default)]
 struct BarrierState {
     /// `(peer, ping id)` not answered yet.
-    waiting: Vec<(u64, u64)>,
+    waiting: Vec<(Incarnation, u64)>,
     waker: Option<Waker>,
 }
 
@@ -62,7 +64,7 @@ impl Barrier {
     }
 
     /// The peers not heard from yet (incarnations).
-    pub fn waiting_for(&self) -> Vec<u64> {
+    pub fn waiting_for(&self) -> Vec<Incarnation> {
         lock(&self.state).waiting.iter().map(|(p, _)| *p).collect()
     }
 
@@ -99,8 +101,8 @@ impl std::fmt::Debug for Barrier {
 
 impl Barriers {
     /// A new barrier waiting for `peers`; returns it with the id of the ping to send each.
-    pub(super) fn set(&mut self, peers: Vec<u64>) -> (Barrier, Vec<(u64, u64)>) {
-        let waiting: Vec<(u64, u64)> = peers
+    pub(super) fn set(&mut self, peers: Vec<Incarnation>) -> (Barrier, Vec<(Incarnation, u64)>) {
+        let waiting: Vec<(Incarnation, u64)> = peers
             .into_iter()
             .map(|peer| {
                 self.next_id += 1;
@@ -118,14 +120,14 @@ impl Barriers {
     }
 
     /// A pong from `peer`: answers the barrier ping of that id, if it is one.
-    pub(super) fn pong(&mut self, peer: u64, id: u64) {
+    pub(super) fn pong(&mut self, peer: Incarnation, id: u64) {
         if is_barrier_ping(id) {
             self.settle(|p, ping| p == peer && ping == id);
         }
     }
 
     /// The link to `peer` closed or was replaced: barriers stop waiting for it.
-    pub(super) fn link_gone(&mut self, peer: u64) {
+    pub(super) fn link_gone(&mut self, peer: Incarnation) {
         if !self.open.is_empty() {
             self.settle(|p, _| p == peer);
         }
@@ -133,7 +135,7 @@ impl Barriers {
 
     /// Removes the peers `done` picks from every open barrier, waking those it completes,
     /// and forgets barriers that are complete or dropped.
-    fn settle(&mut self, mut done: impl FnMut(u64, u64) -> bool) {
+    fn settle(&mut self, mut done: impl FnMut(Incarnation, u64) -> bool) {
         self.open.retain(|weak| {
             let Some(state) = weak.upgrade() else {
                 return false;

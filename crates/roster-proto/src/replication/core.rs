@@ -116,17 +116,23 @@ impl Default for CoreConfig {
 pub enum CoreEvent {
     /// The peer's queue overflowed: the link of `session` is closed here (the peer
     /// resyncs when it comes back); close its connection.
-    Overloaded { peer: u64, session: SessionId },
+    Overloaded {
+        peer: Incarnation,
+        session: SessionId,
+    },
     /// The peer sent nothing on the link of `session` for
     /// [`CoreConfig::silence`]: the link is closed here; close its connection.
-    Silent { peer: u64, session: SessionId },
+    Silent {
+        peer: Incarnation,
+        session: SessionId,
+    },
     /// A digest mismatch was found and a snapshot sent to repair it.
-    Repaired { peer: u64, scope: ScopeName },
+    Repaired { peer: Incarnation, scope: ScopeName },
     /// A peer sent ops with a gap in its stream; a snapshot was requested.
-    GapDetected { peer: u64, scope: ScopeName },
+    GapDetected { peer: Incarnation, scope: ScopeName },
     /// Items from a peer were over this node's limits and skipped: entries with a longer
     /// key or larger meta, messages larger than `max_message_bytes`. The link stays.
-    Skipped { peer: u64, items: usize },
+    Skipped { peer: Incarnation, items: usize },
     /// A peer sent a message for a local process: deliver it (a process that is gone just
     /// does not get it, as in Erlang).
     Deliver(Message),
@@ -134,7 +140,7 @@ pub enum CoreEvent {
     Dispatch(Dispatch),
     /// A peer that membership does not list stayed unlinked for
     /// [`CoreConfig::vanish_grace`]: it was purged like a dead one.
-    Vanished { peer: u64 },
+    Vanished { peer: Incarnation },
     /// The smallest limits among the linked peers changed (a link came or went); `None`
     /// without a link. What this node writes is checked against them.
     PeerLimits(Option<Limits>),
@@ -157,11 +163,11 @@ pub enum Unsent {
 /// Call order: after any `handle_*` call, drain [`Core::poll_transmit`] for every peer,
 /// then [`Core::poll_event`], and re-arm the timer from [`Core::poll_timeout`].
 pub struct Core {
-    pub(super) me: u64,
+    pub(super) me: Incarnation,
     pub(super) config: CoreConfig,
     streams: BTreeMap<ScopeName, OwnStream>,
     /// Replication state per peer, linked or not.
-    pub(super) peers: BTreeMap<u64, Peer>,
+    pub(super) peers: BTreeMap<Incarnation, Peer>,
     /// The one record of which peers are linked, and of dialing and admission.
     pub(super) links: LinkTable<LinkSession>,
     pub(super) next_session: SessionId,
@@ -188,7 +194,7 @@ pub struct Core {
 
 impl Core {
     /// The core of the node of incarnation `me`.
-    pub fn new(me: u64, config: CoreConfig) -> Self {
+    pub fn new(me: Incarnation, config: CoreConfig) -> Self {
         Self {
             me,
             links: LinkTable::new(me, config.redial, config.max_handshakes),
@@ -219,7 +225,7 @@ impl Core {
     }
 
     /// Linked peers connected to `scope`.
-    pub fn peers_in(&self, scope: &str) -> Vec<u64> {
+    pub fn peers_in(&self, scope: &str) -> Vec<Incarnation> {
         self.peers
             .iter()
             .filter(|(id, p)| self.links.get(**id).is_some() && p.scopes.contains(scope))
@@ -264,12 +270,12 @@ impl Core {
     pub(super) fn open_link(
         &mut self,
         host: &dyn ReplicaHost,
-        peer: u64,
+        peer: Incarnation,
         name: &str,
         limits: Limits,
         now: Instant,
     ) {
-        let stale: Vec<u64> = self
+        let stale: Vec<Incarnation> = self
             .peers
             .iter()
             .filter(|(id, p)| **id != peer && p.name == name)
@@ -311,7 +317,7 @@ impl Core {
 
     /// Ends the replication state of the link to `peer` (the link table no longer lists
     /// it): its entries stay, and the next link resyncs by delta.
-    pub(super) fn close_link(&mut self, peer: u64) {
+    pub(super) fn close_link(&mut self, peer: Incarnation) {
         if let Some(state) = self.peers.get_mut(&peer) {
             state.reset_link_state();
         }
@@ -319,12 +325,12 @@ impl Core {
     }
 
     /// Forgets `peer` and purges every entry of it with reason `NodeDown`.
-    pub(super) fn forget_peer(&mut self, host: &dyn ReplicaHost, peer: u64) {
+    pub(super) fn forget_peer(&mut self, host: &dyn ReplicaHost, peer: Incarnation) {
         self.barriers.link_gone(peer);
-        if self.peers.remove(&peer).is_some() || host.has_entries_of(peer) {
+        if self.peers.remove(&peer).is_some() || host.has_entries_of(peer.get()) {
             let reason = Reason::Exit(ExitReason::NodeDown);
             for scope in host.replicated_scopes() {
-                scope.purge_origin(peer, &reason);
+                scope.purge_origin(peer.get(), &reason);
             }
         }
     }
@@ -388,7 +394,7 @@ impl Core {
     /// Closes the links of peers whose queue went over the bound.
     fn check_overload(&mut self) {
         let max = self.config.max_queued_ops;
-        let over: Vec<u64> = self
+        let over: Vec<Incarnation> = self
             .peers
             .iter()
             .filter(|(_, p)| p.queued_ops > max)
@@ -411,7 +417,7 @@ impl Core {
         let Some(state) = host.replicated_scope(scope) else {
             return;
         };
-        let ids: Vec<u64> = self
+        let ids: Vec<Incarnation> = self
             .peers
             .keys()
             .copied()
@@ -453,7 +459,7 @@ impl Core {
     pub fn handle_frame(
         &mut self,
         host: &dyn ReplicaHost,
-        peer: u64,
+        peer: Incarnation,
         session: SessionId,
         frame: Frame,
         now: Instant,
@@ -526,7 +532,7 @@ impl Core {
     fn on_hello(
         &mut self,
         host: &dyn ReplicaHost,
-        peer: u64,
+        peer: Incarnation,
         scopes: Vec<ScopeName>,
         positions: Vec<(ScopeName, u64)>,
     ) {
@@ -537,8 +543,8 @@ impl Core {
         for scope in host.replicated_scopes() {
             if !state.scopes.contains(&scope.name) {
                 state.applied.remove(&scope.name);
-                if scope.digest(peer) != 0 {
-                    scope.purge_origin(peer, &Reason::ScopeDisconnected);
+                if scope.digest(peer.get()) != 0 {
+                    scope.purge_origin(peer.get(), &Reason::ScopeDisconnected);
                 }
             }
         }
@@ -565,7 +571,7 @@ impl Core {
     fn on_scopes(
         &mut self,
         host: &dyn ReplicaHost,
-        peer: u64,
+        peer: Incarnation,
         joined: Vec<ScopeName>,
         left: Vec<ScopeName>,
     ) {
@@ -577,7 +583,7 @@ impl Core {
             state.synced.remove(&scope);
             state.catching_up.remove(&scope);
             if let Some(s) = host.replicated_scope(&scope) {
-                s.purge_origin(peer, &Reason::ScopeDisconnected);
+                s.purge_origin(peer.get(), &Reason::ScopeDisconnected);
             }
         }
         for scope in joined {
@@ -592,7 +598,7 @@ impl Core {
     fn on_ops(
         &mut self,
         host: &dyn ReplicaHost,
-        peer: u64,
+        peer: Incarnation,
         scope: ScopeName,
         first_seq: u64,
         ops: Vec<Op>,
@@ -623,7 +629,7 @@ impl Core {
         let fresh: Vec<Op> = ops
             .into_iter()
             .skip((applied + 1 - first_seq) as usize)
-            .filter(|op| op.pid().incarnation() == Incarnation::new(peer))
+            .filter(|op| op.pid().incarnation() == peer)
             .collect();
         peer_state.applied.insert(scope.clone(), last);
         let fresh = self.within_limits(peer, fresh);
@@ -637,7 +643,7 @@ impl Core {
     fn on_snapshot(
         &mut self,
         host: &dyn ReplicaHost,
-        peer: u64,
+        peer: Incarnation,
         scope: ScopeName,
         seq: u64,
         size: Option<SnapshotSize>,
@@ -651,14 +657,14 @@ impl Core {
         let peer_state = self.peers.get_mut(&peer).expect("checked by handle_frame");
         peer_state.applied.remove(&scope);
         if let Some(size) = size {
-            let mut receiver = SnapshotReceiver::new(&state, peer);
+            let mut receiver = SnapshotReceiver::new(&state, peer.get());
             receiver.presize(&state, size);
             peer_state.receiving.insert(scope.clone(), receiver);
         }
         let receiver = peer_state
             .receiving
             .entry(scope.clone())
-            .or_insert_with(|| SnapshotReceiver::new(&state, peer));
+            .or_insert_with(|| SnapshotReceiver::new(&state, peer.get()));
         let applied = if last {
             let receiver = peer_state.receiving.remove(&scope).expect("inserted above");
             peer_state.applied.insert(scope.clone(), seq);
@@ -672,7 +678,7 @@ impl Core {
     fn on_digest(
         &mut self,
         host: &dyn ReplicaHost,
-        peer: u64,
+        peer: Incarnation,
         scope: ScopeName,
         seq: u64,
         digest: u128,
@@ -688,7 +694,7 @@ impl Core {
         let Some(limits) = self.peers.get(&peer).map(|p| p.limits) else {
             return;
         };
-        let ours = state.digest(self.me);
+        let ours = state.digest(self.me.get());
         // A peer with smaller limits skipped our entries over them: compare what it can
         // hold (a scan, only when the plain digests differ and the limits do).
         let matches = ours == digest
@@ -704,7 +710,7 @@ impl Core {
     }
 
     /// The ops this node's limits admit; the others are counted as skipped.
-    fn within_limits(&mut self, peer: u64, mut ops: Vec<Op>) -> Vec<Op> {
+    fn within_limits(&mut self, peer: Incarnation, mut ops: Vec<Op>) -> Vec<Op> {
         let before = ops.len();
         ops.retain(|op| self.config.limits.admits(op.key(), op.meta_len()));
         if ops.len() < before {
@@ -719,7 +725,7 @@ impl Core {
     fn applied(
         &mut self,
         host: &dyn ReplicaHost,
-        peer: u64,
+        peer: Incarnation,
         scope: ScopeName,
         mut applied: ApplyOutcome,
     ) {
@@ -743,19 +749,19 @@ impl Core {
             return;
         };
         for request in names {
-            if request.pid.incarnation() == Incarnation::new(self.me) {
+            if request.pid.incarnation() == self.me {
                 state.restamp(&request.key, request.pid, request.above);
             }
         }
     }
 
-    fn skipped(&mut self, peer: u64, items: usize) {
+    fn skipped(&mut self, peer: Incarnation, items: usize) {
         self.events.push_back(CoreEvent::Skipped { peer, items });
     }
 
     /// Starts sending `peer` a full snapshot of our stream in `scope`; it is sent chunk by
     /// chunk as the peer's socket drains, then the peer continues from the log.
-    fn send_snapshot(&mut self, peer: u64, scope: &Arc<ScopeStore>) {
+    fn send_snapshot(&mut self, peer: Incarnation, scope: &Arc<ScopeStore>) {
         let seq = self.streams.entry(scope.name.clone()).or_default().seq;
         let Some(peer_state) = self.peers.get_mut(&peer) else {
             return;
@@ -794,7 +800,7 @@ impl Core {
                     peer.push(Frame::Digest {
                         scope: scope.name.clone(),
                         seq,
-                        digest: scope.digest(*id),
+                        digest: scope.digest(id.get()),
                     });
                 }
             }
@@ -807,7 +813,7 @@ impl Core {
     pub fn send_message(
         &mut self,
         host: &dyn ReplicaHost,
-        peer: u64,
+        peer: Incarnation,
         message: Message,
     ) -> Result<(), Unsent> {
         self.queue_for(
@@ -823,7 +829,7 @@ impl Core {
     pub fn send_dispatch(
         &mut self,
         host: &dyn ReplicaHost,
-        peer: u64,
+        peer: Incarnation,
         dispatch: Dispatch,
     ) -> Result<(), Unsent> {
         self.queue_for(
@@ -838,7 +844,7 @@ impl Core {
     fn queue_for(
         &mut self,
         host: &dyn ReplicaHost,
-        peer: u64,
+        peer: Incarnation,
         payload_bytes: usize,
         frame: Frame,
     ) -> Result<(), Unsent> {
@@ -862,7 +868,7 @@ impl Core {
     /// frame of catch-up per scope. Call it again as long as it returns frames and the
     /// socket takes them: catch-up is paced by the socket, not queued at once.
     #[must_use = "frames taken must be sent, or the peer misses them"]
-    pub fn poll_transmit(&mut self, peer: u64) -> Vec<Frame> {
+    pub fn poll_transmit(&mut self, peer: Incarnation) -> Vec<Frame> {
         let max = self.config.max_ops_per_frame.max(1);
         let streams = &self.streams;
         if self.links.get(peer).is_none() {
@@ -941,7 +947,7 @@ impl Core {
     }
 
     /// Peers that have frames to send (queued, or catch-up under way).
-    pub fn peers_with_transmits(&self) -> Vec<u64> {
+    pub fn peers_with_transmits(&self) -> Vec<Incarnation> {
         self.peers
             .iter()
             .filter(|(id, p)| {
@@ -993,7 +999,7 @@ impl Core {
     /// Closes the links whose peer sent nothing for [`CoreConfig::silence`] at `now`.
     fn close_silent_links(&mut self, now: Instant) {
         let silence = self.config.silence;
-        let silent: Vec<u64> = self
+        let silent: Vec<Incarnation> = self
             .peers
             .iter()
             .filter(|(id, p)| {

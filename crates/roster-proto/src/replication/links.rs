@@ -33,6 +33,7 @@ use super::core::{Core, CoreEvent};
 use super::host::ReplicaHost;
 use crate::nodes::LEFT_THE_CLUSTER;
 use crate::vocab::key::Limits;
+use crate::vocab::pid::Incarnation;
 
 pub use crate::link_table::Dial;
 use crate::link_table::{Admission, LinkSession, Refusal, SessionId};
@@ -41,7 +42,7 @@ use crate::link_table::{Admission, LinkSession, Refusal, SessionId};
 #[derive(Debug, Clone, Copy)]
 pub struct PeerHello<'a> {
     /// The peer's incarnation (its id in the cluster).
-    pub incarnation: u64,
+    pub incarnation: Incarnation,
     /// The peer's node name.
     pub name: &'a str,
     /// The limits the peer accepts.
@@ -52,7 +53,7 @@ pub struct PeerHello<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct LinkedPeer<'a> {
     /// The peer's incarnation.
-    pub incarnation: u64,
+    pub incarnation: Incarnation,
     /// The peer's node name.
     pub name: &'a str,
     /// The limits the peer announced.
@@ -92,7 +93,7 @@ impl Core {
     pub fn handle_member_up(
         &mut self,
         host: &dyn ReplicaHost,
-        peer: u64,
+        peer: Incarnation,
         addr: SocketAddr,
         now: Instant,
     ) {
@@ -108,7 +109,7 @@ impl Core {
     pub fn handle_member_down(
         &mut self,
         host: &dyn ReplicaHost,
-        peer: u64,
+        peer: Incarnation,
         left: bool,
         now: Instant,
     ) -> Option<LinkSession> {
@@ -159,7 +160,7 @@ impl Core {
     /// The link of `session` to `peer` ended (error, end of stream, silence). The peer's
     /// entries stay: membership decides whether the node is down. Returns `false` if
     /// that link was already gone or replaced (nothing changes then).
-    pub fn link_lost(&mut self, peer: u64, session: SessionId, now: Instant) -> bool {
+    pub fn link_lost(&mut self, peer: Incarnation, session: SessionId, now: Instant) -> bool {
         self.tick(now);
         let current = self.links.get(peer).is_some_and(|s| s.id == session);
         if current {
@@ -171,7 +172,7 @@ impl Core {
     fn peer_gone(
         &mut self,
         host: &dyn ReplicaHost,
-        peer: u64,
+        peer: Incarnation,
         why: &str,
         left: bool,
     ) -> Option<LinkSession> {
@@ -179,7 +180,7 @@ impl Core {
         let link = self.links.forget(peer);
         self.forget_peer(host, peer);
         host.node_registry()
-            .mark_offline(peer, why, left, host.now_ms());
+            .mark_offline(peer.get(), why, left, host.now_ms());
         self.links_changed();
         link
     }
@@ -187,7 +188,7 @@ impl Core {
     /// Closes every link at `now` and refuses new ones, handshakes in flight included,
     /// until `until`. Peers keep each other's entries and catch up by delta afterwards.
     /// Returns the links closed.
-    pub fn sever(&mut self, now: Instant, until: Instant) -> Vec<(u64, LinkSession)> {
+    pub fn sever(&mut self, now: Instant, until: Instant) -> Vec<(Incarnation, LinkSession)> {
         self.tick(now);
         let closed = self.links.sever(now, until);
         for (peer, _) in &closed {
@@ -201,10 +202,10 @@ impl Core {
     /// `until` (this node cut off from them). Returns the links closed.
     pub fn sever_peers(
         &mut self,
-        peers: &[u64],
+        peers: &[Incarnation],
         now: Instant,
         until: Instant,
-    ) -> Vec<(u64, LinkSession)> {
+    ) -> Vec<(Incarnation, LinkSession)> {
         self.tick(now);
         let closed = self.links.sever_peers(peers, now, until);
         for (peer, _) in &closed {
@@ -229,7 +230,7 @@ impl Core {
     }
 
     /// The link to `peer`, if one is up.
-    pub fn link(&self, peer: u64) -> Option<LinkSession> {
+    pub fn link(&self, peer: Incarnation) -> Option<LinkSession> {
         self.links.get(peer).copied()
     }
 
@@ -253,7 +254,7 @@ impl Core {
     }
 
     /// Closes every link (shutdown); returns them.
-    pub fn close_all(&mut self) -> Vec<(u64, LinkSession)> {
+    pub fn close_all(&mut self) -> Vec<(Incarnation, LinkSession)> {
         match self.clock {
             Some(now) => self.sever(now, now),
             // No input carried a time yet, so no link was ever established.
@@ -263,7 +264,7 @@ impl Core {
 
     /// Removes the link to `peer` from the table and ends its replication state; a link
     /// that lived shorter than the redial policy's stable time counts as a failure.
-    pub(super) fn drop_link(&mut self, peer: u64) -> Option<LinkSession> {
+    pub(super) fn drop_link(&mut self, peer: Incarnation) -> Option<LinkSession> {
         let now = self.clock?;
         let session = self.links.remove_if(
             peer,

@@ -34,7 +34,7 @@ impl Core {
     pub fn publish_heartbeat(&mut self, host: &dyn ReplicaHost, heartbeat: Heartbeat) {
         self.handle_local_ops(host);
         host.node_registry()
-            .apply_heartbeat(self.me, heartbeat.clone(), host.now_ms());
+            .apply_heartbeat(self.me.get(), heartbeat.clone(), host.now_ms());
         for (id, peer) in self.peers.iter_mut() {
             if self.links.get(*id).is_some() {
                 peer.push(Frame::Heartbeat(heartbeat.clone()));
@@ -74,7 +74,7 @@ impl Core {
     ) {
         self.handle_local_ops(host);
         host.node_registry().apply_kept_heartbeat(
-            self.me,
+            self.me.get(),
             incarnation,
             heartbeat.clone(),
             host.now_ms(),
@@ -113,7 +113,7 @@ impl Core {
                 let session = self.links.get(*id)?;
                 Some(PeerSample {
                     name: peer.name.clone(),
-                    incarnation: Incarnation::new(*id),
+                    incarnation: *id,
                     session: session.id.get(),
                     rtt_us: peer.rtt.map(|rtt| rtt.as_micros() as u64),
                     queued: peer.queued() as u64,
@@ -123,12 +123,12 @@ impl Core {
     }
 
     /// The round-trip time of the link to `peer`, once a ping was answered.
-    pub fn rtt(&self, peer: u64) -> Option<Duration> {
+    pub fn rtt(&self, peer: Incarnation) -> Option<Duration> {
         self.links.get(peer)?;
         self.peers.get(&peer)?.rtt
     }
 
-    pub(super) fn on_ping(&mut self, peer: u64, id: u64) {
+    pub(super) fn on_ping(&mut self, peer: Incarnation, id: u64) {
         if let Some(state) = self.peers.get_mut(&peer) {
             if is_barrier_ping(id) {
                 // Behind every op of ours due to the peer, as the barrier needs.
@@ -139,7 +139,7 @@ impl Core {
         }
     }
 
-    pub(super) fn on_pong(&mut self, peer: u64, id: u64, now: Instant) {
+    pub(super) fn on_pong(&mut self, peer: Incarnation, id: u64, now: Instant) {
         self.barriers.pong(peer, id);
         let Some(state) = self.peers.get_mut(&peer) else {
             return;
@@ -152,10 +152,15 @@ impl Core {
         }
     }
 
-    pub(super) fn on_node_record(&mut self, host: &dyn ReplicaHost, peer: u64, record: NodeRecord) {
+    pub(super) fn on_node_record(
+        &mut self,
+        host: &dyn ReplicaHost,
+        peer: Incarnation,
+        record: NodeRecord,
+    ) {
         let speaks_for_it = match &record.keeper {
-            None => record.incarnation == Incarnation::new(peer),
-            Some(keeper) => keeper.incarnation == Incarnation::new(peer),
+            None => record.incarnation == peer,
+            Some(keeper) => keeper.incarnation == peer,
         };
         if speaks_for_it {
             host.node_registry().apply_record(record, host.now_ms());
@@ -165,16 +170,21 @@ impl Core {
     pub(super) fn on_kept_heartbeat(
         &mut self,
         host: &dyn ReplicaHost,
-        peer: u64,
+        peer: Incarnation,
         node: Incarnation,
         heartbeat: Heartbeat,
     ) {
         host.node_registry()
-            .apply_kept_heartbeat(peer, node, heartbeat, host.now_ms());
+            .apply_kept_heartbeat(peer.get(), node, heartbeat, host.now_ms());
     }
 
-    pub(super) fn on_heartbeat(&mut self, host: &dyn ReplicaHost, peer: u64, heartbeat: Heartbeat) {
+    pub(super) fn on_heartbeat(
+        &mut self,
+        host: &dyn ReplicaHost,
+        peer: Incarnation,
+        heartbeat: Heartbeat,
+    ) {
         host.node_registry()
-            .apply_heartbeat(peer, heartbeat, host.now_ms());
+            .apply_heartbeat(peer.get(), heartbeat, host.now_ms());
     }
 }

@@ -64,7 +64,7 @@ impl Cluster {
         cluster
             .peers()
             .into_iter()
-            .filter(|p| members.contains(&p.incarnation.get()))
+            .filter(|p| members.contains(&p.incarnation))
             .collect()
     }
 

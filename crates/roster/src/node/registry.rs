@@ -452,7 +452,7 @@ impl Nodes {
         let rtt = self
             .shared
             .cluster()
-            .and_then(|cluster| cluster.read_core(|core| core.rtt(entry.record.incarnation.get())));
+            .and_then(|cluster| cluster.read_core(|core| core.rtt(entry.record.incarnation)));
         Some(NodeHealth {
             status,
             last_heartbeat: entry.heartbeats.back().map(|(_, beat)| beat.clone()),

@@ -44,7 +44,7 @@ impl NodeShared {
         let Some(cluster) = cluster.as_ref() else {
             return Err(self.unsendable(to));
         };
-        match cluster.send_message(to.incarnation().get(), Message { to, from, payload }) {
+        match cluster.send_message(to.incarnation(), Message { to, from, payload }) {
             Ok(()) => Ok(()),
             Err(Unsent::NoLink) => Err(self.unsendable(to)),
             Err(Unsent::TooLarge { max }) => Err(SendError::TooLarge { len, max }),
@@ -85,10 +85,11 @@ impl NodeShared {
         payload: &Meta,
     ) -> PeerDispatch {
         let mut counts = PeerDispatch::default();
-        let mut nodes: Vec<u64> = targets
+        let me = Incarnation::new(self.incarnation);
+        let mut nodes: Vec<Incarnation> = targets
             .iter()
-            .map(|p| p.incarnation().get())
-            .filter(|&i| i != self.incarnation)
+            .map(|p| p.incarnation())
+            .filter(|&i| i != me)
             .collect();
         nodes.sort_unstable();
         nodes.dedup();

@@ -37,6 +37,7 @@ use super::core::Core;
 use crate::nodes::{Reach, SplitBrainMonitor};
 use crate::replication::tests::pair::ManualClock;
 use crate::store::test_support::Discard;
+use crate::vocab::pid::Incarnation;
 
 mod faults;
 mod invariants;
@@ -64,7 +65,7 @@ const VANISH_GRACE: Duration = Duration::from_secs(2);
 
 struct SimNode {
     name: String,
-    incarnation: u64,
+    incarnation: Incarnation,
     stores: NodeStores,
     core: Core,
     /// The node's wall clock, set from the simulated time plus its skew.
@@ -120,7 +121,7 @@ struct Sim {
     nodes: Vec<Option<SimNode>>,
     net: Network,
     /// Crashed nodes whose death the others have not yet noticed: (index, incarnation, when).
-    pending_deaths: Vec<(usize, u64, Instant)>,
+    pending_deaths: Vec<(usize, Incarnation, Instant)>,
     next_incarnation: u64,
     max_delay_ms: u64,
     fault_rate: f64,

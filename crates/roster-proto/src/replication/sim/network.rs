@@ -22,6 +22,7 @@ use crate::link_table::{Admission, LinkSession, RedialPolicy, SessionId};
 use crate::replication::links::{Dial, PeerHello};
 use crate::replication::wire::Frame;
 use crate::vocab::key::Limits;
+use crate::vocab::pid::Incarnation;
 
 /// The dialer's end of a connection is `ends[DIALER]`.
 const DIALER: usize = 0;
@@ -37,7 +38,7 @@ pub(super) struct Conn {
 pub(super) struct End {
     pub(super) node: usize,
     /// The incarnation of the node at this end (a restarted node has none of its ends).
-    pub(super) incarnation: u64,
+    pub(super) incarnation: Incarnation,
     pub(super) state: EndState,
     /// Frames this end sent, in flight to the other end: (arrival, frame).
     pub(super) outbound: VecDeque<(Instant, Frame)>,
@@ -88,24 +89,24 @@ pub(super) struct Network {
     pub(super) conns: BTreeMap<u64, Conn>,
     next_conn: u64,
     /// Membership news on its way: (when, node, peer's incarnation).
-    pub(super) pending_members: Vec<(Instant, usize, u64)>,
+    pub(super) pending_members: Vec<(Instant, usize, Incarnation)>,
     /// Dials whose connect will fail, by id.
     pub(super) failing: BTreeMap<u64, FailingDial>,
     next_failing: u64,
     /// When each node's core last had a dial of a peer fail: its next dial of that peer
     /// must wait for the backoff.
-    last_failure: BTreeMap<(usize, u64), Instant>,
+    last_failure: BTreeMap<(usize, Incarnation), Instant>,
     /// Pairs (i < j) cut by a partition.
     pub(super) cut: BTreeSet<(usize, usize)>,
     /// Per node: incarnations its membership declared dead (until a heal).
-    pub(super) declared_dead: BTreeMap<usize, BTreeSet<u64>>,
+    pub(super) declared_dead: BTreeMap<usize, BTreeSet<Incarnation>>,
     /// The latest sever of each node: until when it lasts, and how many severs the node
     /// has had (the order of a sever and an admission in the same instant is in the count,
     /// not in the time).
     severed: BTreeMap<usize, Sever>,
     /// The same for each node cut off from one peer (by incarnation), as
     /// `isolate_from` does.
-    severed_peers: BTreeMap<(usize, u64), Sever>,
+    severed_peers: BTreeMap<(usize, Incarnation), Sever>,
     /// Link-layer invariant violations seen during the run.
     pub(super) violations: Vec<String>,
     /// What happened to links during the run.
@@ -161,13 +162,13 @@ impl Sever {
 impl Network {
     /// How many severs of its links to `peer` `node` has had (of all its links, or of
     /// that peer's).
-    fn severs_of(&self, node: usize, peer: u64) -> u64 {
+    fn severs_of(&self, node: usize, peer: Incarnation) -> u64 {
         self.severed.get(&node).map_or(0, |s| s.count)
             + self.severed_peers.get(&(node, peer)).map_or(0, |s| s.count)
     }
 
     /// Whether links from `node` to `peer` are severed at `now`.
-    fn severed_at(&self, node: usize, peer: u64, now: Instant) -> bool {
+    fn severed_at(&self, node: usize, peer: Incarnation, now: Instant) -> bool {
         let active = |s: Option<&Sever>| s.and_then(|s| s.until).is_some_and(|until| now < until);
         active(self.severed.get(&node)) || active(self.severed_peers.get(&(node, peer)))
     }
@@ -198,7 +199,7 @@ impl Sim {
     }
 
     /// Whether `node`'s membership lists the node of incarnation `peer` alive.
-    pub(super) fn member(&self, node: usize, peer: u64) -> bool {
+    pub(super) fn member(&self, node: usize, peer: Incarnation) -> bool {
         self.nodes[node]
             .as_ref()
             .is_some_and(|n| n.core.links.is_member(peer))
@@ -207,7 +208,7 @@ impl Sim {
     /// Membership of `node` lists the node of incarnation `peer` alive, now or, one time
     /// in three, up to 2.5 s later (gossip is slow to reach it); a node that is gone by
     /// then is never listed.
-    pub(super) fn member_up_sometime(&mut self, node: usize, peer: u64) {
+    pub(super) fn member_up_sometime(&mut self, node: usize, peer: Incarnation) {
         if self.rng.random_bool(1.0 / 3.0) {
             let at = self.now + Duration::from_millis(self.rng.random_range(0..2500));
             self.net.pending_members.push((at, node, peer));
@@ -217,7 +218,7 @@ impl Sim {
     }
 
     /// Membership of `node` lists the node of incarnation `peer` alive.
-    pub(super) fn member_up(&mut self, node: usize, peer: u64) {
+    pub(super) fn member_up(&mut self, node: usize, peer: Incarnation) {
         let now = self.now;
         let Some(index) = self.index_of(peer) else {
             return;
@@ -415,7 +416,7 @@ impl Sim {
     }
 
     /// Every connection of a crashed node breaks; its dials die with it.
-    pub(super) fn crash_links(&mut self, node: usize, incarnation: u64) {
+    pub(super) fn crash_links(&mut self, node: usize, incarnation: Incarnation) {
         self.net.failing.retain(|_, f| f.node != node);
         self.net.last_failure.retain(|(n, _), _| *n != node);
         self.net.pending_members.retain(|(_, n, _)| *n != node);
@@ -425,7 +426,7 @@ impl Sim {
         for ((_, _), sever) in self
             .net
             .severed_peers
-            .range_mut((node, 0)..=(node, u64::MAX))
+            .range_mut((node, Incarnation::new(0))..=(node, Incarnation::new(u64::MAX)))
         {
             sever.until = None;
         }
@@ -450,7 +451,7 @@ impl Sim {
 
     /// Membership of `node` declared the node of incarnation `peer` dead: only a node it
     /// listed (no down comes for a node membership never reported up).
-    pub(super) fn declare_dead(&mut self, node: usize, peer: u64) {
+    pub(super) fn declare_dead(&mut self, node: usize, peer: Incarnation) {
         let now = self.now;
         let Some(n) = self.nodes[node].as_mut() else {
             return;
@@ -468,7 +469,7 @@ impl Sim {
     }
 
     /// Puts what the core of `from` has for `peer` on the connection of its current link.
-    pub(super) fn send(&mut self, from: usize, peer: u64, frames: Vec<Frame>) {
+    pub(super) fn send(&mut self, from: usize, peer: Incarnation, frames: Vec<Frame>) {
         let Some(session) = self.nodes[from].as_ref().and_then(|n| n.core.link(peer)) else {
             return;
         };
@@ -730,7 +731,7 @@ impl Sim {
 
     /// `node` is cut off from the node of incarnation `peer` for `duration` (its links to
     /// it closed and refused, as `isolate_from` does on one side).
-    pub(super) fn sever_peer(&mut self, node: usize, peer: u64, duration: Duration) {
+    pub(super) fn sever_peer(&mut self, node: usize, peer: Incarnation, duration: Duration) {
         let now = self.now;
         let Some(n) = self.nodes[node].as_mut() else {
             return;
@@ -747,7 +748,7 @@ impl Sim {
 
     /// The links a sever on `node` closed: their connections close (the core redials
     /// its members when the sever ends).
-    fn severed(&mut self, node: usize, closed: Vec<(u64, LinkSession)>) {
+    fn severed(&mut self, node: usize, closed: Vec<(Incarnation, LinkSession)>) {
         for (_, session) in &closed {
             self.close_session(node, session.id);
         }

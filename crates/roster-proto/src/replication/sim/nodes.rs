@@ -40,7 +40,7 @@ impl Sim {
         let node = self.nodes[index].as_mut().expect("alive");
         let record = NodeRecord::new(
             &node.name,
-            Incarnation::new(node.incarnation),
+            node.incarnation,
             node.stores.clock().now_millis(),
         );
         node.step(|core, host| core.set_own_record(host, record));
@@ -86,7 +86,7 @@ impl Sim {
                 .filter_map(|j| {
                     let peer = self.nodes[j].as_ref().expect("alive");
                     self.member(i, peer.incarnation)
-                        .then(|| (peer.name.clone(), Incarnation::new(peer.incarnation)))
+                        .then(|| (peer.name.clone(), peer.incarnation))
                 })
                 .collect();
             let sees_everyone = members.len() + 1 == self.alive().len();
@@ -95,7 +95,7 @@ impl Sim {
             let core = &node.core;
             let mut reachable =
                 node.reach
-                    .update(&members, |peer| core.link(peer.get()).is_some(), now_ms);
+                    .update(&members, |peer| core.link(peer).is_some(), now_ms);
             reachable.insert(node.name.clone());
             let link_cut = !node.reach.unreachable().is_empty();
             let mut heartbeat = Heartbeat::at(now_ms);

@@ -8,6 +8,7 @@ use rand::Rng;
 
 use super::Sim;
 use crate::replication::core::CoreEvent;
+use crate::vocab::pid::Incarnation;
 
 /// The most deadlines one [`Sim::advance`] stops at.
 const MAX_DEADLINES: usize = 100_000;
@@ -127,7 +128,7 @@ impl Sim {
             self.nodes[i] = Some(node);
             self.flush(i);
         }
-        let news: Vec<(usize, u64)> = self
+        let news: Vec<(usize, Incarnation)> = self
             .net
             .pending_members
             .iter()
@@ -138,7 +139,7 @@ impl Sim {
         for (node, peer) in news {
             self.member_up(node, peer);
         }
-        let due: Vec<(usize, u64)> = self
+        let due: Vec<(usize, Incarnation)> = self
             .pending_deaths
             .iter()
             .filter(|(_, _, at)| *at <= self.now)

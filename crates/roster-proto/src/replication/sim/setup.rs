@@ -20,6 +20,7 @@ use crate::replication::core::{Core, CoreConfig};
 use crate::replication::tests::pair::ManualClock;
 use crate::store::test_support::replicating_stores_ruled;
 use crate::vocab::key::Limits;
+use crate::vocab::pid::Incarnation;
 
 impl Sim {
     pub(super) fn new(seed: u64) -> Self {
@@ -80,12 +81,12 @@ impl Sim {
     }
 
     pub(super) fn boot(&mut self, index: usize) -> SimNode {
-        let incarnation = self.next_incarnation;
+        let incarnation = Incarnation::new(self.next_incarnation);
         self.next_incarnation += 1;
         let skew_ms = self.rng.random_range(-500i64..=500);
         let clock = Arc::new(ManualClock::default());
         let stores = replicating_stores_ruled(
-            incarnation,
+            incarnation.get(),
             clock.clone(),
             self.rule.conflict_rule(&self.decisions),
         );
@@ -136,7 +137,7 @@ impl Sim {
             .collect()
     }
 
-    pub(super) fn index_of(&self, incarnation: u64) -> Option<usize> {
+    pub(super) fn index_of(&self, incarnation: Incarnation) -> Option<usize> {
         self.nodes
             .iter()
             .position(|n| n.as_ref().is_some_and(|n| n.incarnation == incarnation))

@@ -78,7 +78,7 @@ fn snapshot_apply_figures() {
     for announce in [true, false] {
         let mut pair = Pair::new(CoreConfig::default());
         pair.link();
-        let frames = snapshot_frames(pair.a.incarnation, announce);
+        let frames = snapshot_frames(pair.a.incarnation.get(), announce);
 
         let cpu = thread_cpu_ns();
         for bytes in &frames {

@@ -104,7 +104,10 @@ fn a_gap_longer_than_the_log_is_filled_by_a_snapshot() {
     assert_eq!(pair.b.whereis("goes"), None);
     assert_eq!(pair.b.whereis("stays"), Some(p));
     assert_eq!(pair.b.names(), 21);
-    assert_eq!(pair.a.digest_of(pair.a.incarnation), pair.b.digest_of(1));
+    assert_eq!(
+        pair.a.digest_of(pair.a.incarnation.get()),
+        pair.b.digest_of(1)
+    );
 }
 
 /// A divergence the streams cannot see is found by the digest exchange and repaired by a
@@ -366,7 +369,7 @@ fn a_new_incarnation_replaces_the_old_one() {
 fn a_record_of_another_incarnation_on_a_link_is_ignored() {
     let mut pair = Pair::new(config());
     pair.link();
-    let own = NodeRecord::new("a", Incarnation::new(pair.a.incarnation), 1_000_000);
+    let own = NodeRecord::new("a", pair.a.incarnation, 1_000_000);
     pair.a
         .step(|core, host| core.set_own_record(host, own.clone()));
     pair.drive();
@@ -395,7 +398,7 @@ fn a_record_of_another_incarnation_on_a_link_is_ignored() {
 
     external.keeper = Some(Keeper {
         name: "a".into(),
-        incarnation: Incarnation::new(pair.a.incarnation),
+        incarnation: pair.a.incarnation,
     });
     pair.deliver_decoded_to_b(Frame::Node(external.clone()));
     assert_eq!(pair.b.node_record("ext"), Some(external), "kept by a");
@@ -552,8 +555,8 @@ fn a_large_group_replicates_through_batched_frames() {
     assert_eq!(left.len(), 50, "flat again");
     assert_eq!(left, pair.a.members("big"));
     assert_eq!(
-        pair.b.digest_of(pair.a.incarnation),
-        pair.a.digest_of(pair.a.incarnation)
+        pair.b.digest_of(pair.a.incarnation.get()),
+        pair.a.digest_of(pair.a.incarnation.get())
     );
     let left_events = queued_batches(&mut events).concat();
     assert_eq!(left_events.len(), 650);
@@ -653,7 +656,7 @@ fn a_new_first_chunk_replaces_a_snapshot_under_way() {
             }),
             ops: vec![Op::Register {
                 key: key.into(),
-                pid: Pid::new(Incarnation::new(origin), serial),
+                pid: Pid::new(origin, serial),
                 meta: crate::vocab::meta::Meta::EMPTY,
                 registered_at: 1,
                 token: 1,
@@ -663,16 +666,10 @@ fn a_new_first_chunk_replaces_a_snapshot_under_way() {
         .encode()
     };
     pair.deliver_to_b(&chunk("abandoned", 1, false));
-    assert_eq!(
-        pair.b.whereis("abandoned"),
-        Some(Pid::new(Incarnation::new(origin), 1))
-    );
+    assert_eq!(pair.b.whereis("abandoned"), Some(Pid::new(origin, 1)));
     pair.deliver_to_b(&chunk("kept", 2, true));
     assert_eq!(pair.b.whereis("abandoned"), None);
-    assert_eq!(
-        pair.b.whereis("kept"),
-        Some(Pid::new(Incarnation::new(origin), 2))
-    );
+    assert_eq!(pair.b.whereis("kept"), Some(Pid::new(origin, 2)));
 }
 
 /// Where in one direction of the pair's log the first frame `pick` accepts is.

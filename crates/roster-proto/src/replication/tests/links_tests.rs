@@ -21,10 +21,14 @@ fn node() -> TestNode {
 
 fn peer(incarnation: u64) -> PeerHello<'static> {
     PeerHello {
-        incarnation,
+        incarnation: inc(incarnation),
         name: "b",
         limits: Limits::DEFAULT,
     }
+}
+
+fn inc(n: u64) -> Incarnation {
+    Incarnation::new(n)
 }
 
 /// Where the tests' peers listen.
@@ -47,7 +51,10 @@ fn link(node: &mut TestNode, incarnation: u64, now: Instant) -> SessionId {
 /// returns its session id.
 fn dialed_link(node: &mut TestNode, incarnation: u64, now: Instant) -> SessionId {
     let dial = node.core.poll_dial().expect("a dial is due");
-    assert_eq!((dial.peer, dial.addr), (incarnation, addr(incarnation)));
+    assert_eq!(
+        (dial.peer, dial.addr),
+        (inc(incarnation), addr(incarnation))
+    );
     node.step(|core, host| core.establish(host, dial.admission, peer(incarnation), now))
         .expect("established")
         .session
@@ -65,10 +72,13 @@ fn a_late_loss_of_a_replaced_link_leaves_the_new_one() {
     });
     let new = new.expect("established");
     assert_eq!(new.replaced.map(|s| s.id), Some(old));
-    assert!(!a.core.link_lost(2, old, now), "stale: nothing changes");
-    assert_eq!(a.core.link(2).map(|s| s.id), Some(new.session.id));
-    assert!(a.core.link_lost(2, new.session.id, now));
-    assert_eq!(a.core.link(2), None);
+    assert!(
+        !a.core.link_lost(inc(2), old, now),
+        "stale: nothing changes"
+    );
+    assert_eq!(a.core.link(inc(2)).map(|s| s.id), Some(new.session.id));
+    assert!(a.core.link_lost(inc(2), new.session.id, now));
+    assert_eq!(a.core.link(inc(2)), None);
 }
 
 #[test]
@@ -76,18 +86,18 @@ fn frames_of_another_session_are_ignored() {
     let now = Instant::now();
     let mut a = node();
     let session = link(&mut a, 2, now);
-    let _ = a.core.poll_transmit(2);
+    let _ = a.core.poll_transmit(inc(2));
     let scopes = Frame::Scopes {
         joined: vec!["default".into()],
         left: Vec::new(),
     };
-    a.step(|core, host| core.handle_frame(host, 2, session.next(), scopes.clone(), now));
+    a.step(|core, host| core.handle_frame(host, inc(2), session.next(), scopes.clone(), now));
     assert!(
         a.core.peers_in("default").is_empty(),
         "a stale frame counts for nothing"
     );
-    a.step(|core, host| core.handle_frame(host, 2, session, scopes, now));
-    assert_eq!(a.core.peers_in("default"), vec![2]);
+    a.step(|core, host| core.handle_frame(host, inc(2), session, scopes, now));
+    assert_eq!(a.core.peers_in("default"), vec![inc(2)]);
 }
 
 #[test]
@@ -98,26 +108,29 @@ fn a_sever_closes_links_and_refuses_handshakes_admitted_before_it() {
     let in_flight = a.core.admit_handshake(now).expect("admitted");
     let until = now + Duration::from_secs(1);
     let closed = a.core.sever(now, until);
-    assert_eq!(closed.iter().map(|(p, _)| *p).collect::<Vec<_>>(), vec![2]);
-    assert_eq!(a.core.link(2), None);
-    a.step(|core, host| core.handle_member_up(host, 2, addr(2), now));
+    assert_eq!(
+        closed.iter().map(|(p, _)| *p).collect::<Vec<_>>(),
+        vec![inc(2)]
+    );
+    assert_eq!(a.core.link(inc(2)), None);
+    a.step(|core, host| core.handle_member_up(host, inc(2), addr(2), now));
     assert!(a.core.poll_dial().is_none(), "no dial during the sever");
     assert!(a.core.poll_timeout().is_some_and(|at| at <= until));
     a.step(|core, host| core.handle_timeout(host, until));
     let dial = a.core.poll_dial().expect("dials wait out the sever");
-    assert_eq!((dial.peer, dial.addr), (2, addr(2)));
+    assert_eq!((dial.peer, dial.addr), (inc(2), addr(2)));
     a.core.handshake_failed(dial.admission, until);
     let later = until + Duration::from_millis(1);
     let refused = a.step(|core, host| core.establish(host, in_flight, peer(2), later));
     assert_eq!(refused, Err(Refusal::SeveredMeanwhile));
-    assert_eq!(a.core.link(2), None);
+    assert_eq!(a.core.link(inc(2)), None);
 }
 
 #[test]
 fn a_link_that_dies_young_backs_the_next_dial_off() {
     let now = Instant::now();
     let mut a = node();
-    a.step(|core, host| core.handle_member_up(host, 2, addr(2), now));
+    a.step(|core, host| core.handle_member_up(host, inc(2), addr(2), now));
     let dial = a
         .core
         .poll_dial()
@@ -128,7 +141,7 @@ fn a_link_that_dies_young_backs_the_next_dial_off() {
         .session
         .id;
     let lost_at = now + Duration::from_millis(5);
-    assert!(a.core.link_lost(2, session, lost_at));
+    assert!(a.core.link_lost(inc(2), session, lost_at));
     assert!(a.core.poll_dial().is_none(), "it died young: backs off");
     let initial = CoreConfig::default().redial.initial;
     let due = a.core.poll_timeout().expect("the redial's deadline");
@@ -139,7 +152,7 @@ fn a_link_that_dies_young_backs_the_next_dial_off() {
     a.step(|core, host| core.handle_timeout(host, due));
     let session = dialed_link(&mut a, 2, due);
     let lived = CoreConfig::default().redial.max;
-    assert!(a.core.link_lost(2, session, due + lived));
+    assert!(a.core.link_lost(inc(2), session, due + lived));
     assert!(
         a.core.poll_dial().is_some(),
         "a stable link lost is redialed at once"
@@ -151,10 +164,10 @@ fn a_link_that_dies_young_backs_the_next_dial_off() {
 fn only_the_smaller_incarnation_dials() {
     let now = Instant::now();
     let mut b = TestNode::new("b", 5, CoreConfig::default());
-    b.step(|core, host| core.handle_member_up(host, 2, addr(2), now));
+    b.step(|core, host| core.handle_member_up(host, inc(2), addr(2), now));
     assert!(b.core.poll_dial().is_none());
-    b.step(|core, host| core.handle_member_up(host, 9, addr(9), now));
-    assert_eq!(b.core.poll_dial().map(|d| d.peer), Some(9));
+    b.step(|core, host| core.handle_member_up(host, inc(9), addr(9), now));
+    assert_eq!(b.core.poll_dial().map(|d| d.peer), Some(inc(9)));
 }
 
 /// A peer that membership never listed, unlinked for the vanish grace, is purged like a
@@ -166,19 +179,19 @@ fn an_unlisted_peer_unlinked_past_the_grace_vanishes() {
     let grace = CoreConfig::default().vanish_grace;
     let to_2 = link(&mut a, 2, now);
     let to_3 = link(&mut a, 3, now);
-    a.step(|core, host| core.handle_member_up(host, 3, addr(3), now));
-    assert!(a.core.link_lost(2, to_2, now));
-    assert!(a.core.link_lost(3, to_3, now));
+    a.step(|core, host| core.handle_member_up(host, inc(3), addr(3), now));
+    assert!(a.core.link_lost(inc(2), to_2, now));
+    assert!(a.core.link_lost(inc(3), to_3, now));
     let _ = std::iter::from_fn(|| a.core.poll_event()).count();
     assert!(a.core.poll_timeout().is_some_and(|at| at <= now + grace));
     a.step(|core, host| core.handle_timeout(host, now + grace));
     let events: Vec<CoreEvent> = std::iter::from_fn(|| a.core.poll_event()).collect();
     assert!(
-        events.contains(&CoreEvent::Vanished { peer: 2 }),
+        events.contains(&CoreEvent::Vanished { peer: inc(2) }),
         "{events:?}"
     );
     assert!(
-        !events.contains(&CoreEvent::Vanished { peer: 3 }),
+        !events.contains(&CoreEvent::Vanished { peer: inc(3) }),
         "{events:?}"
     );
 }
@@ -201,26 +214,29 @@ fn an_overloaded_link_is_closed_by_the_core_with_its_session() {
             from: None,
             payload: crate::vocab::meta::Meta::EMPTY,
         };
-        let _ = a.step(|core, host| core.send_message(host, 2, message));
+        let _ = a.step(|core, host| core.send_message(host, inc(2), message));
     }
-    assert_eq!(a.core.link(2), None);
+    assert_eq!(a.core.link(inc(2)), None);
     let events: Vec<CoreEvent> = std::iter::from_fn(|| a.core.poll_event()).collect();
     assert!(
-        events.contains(&CoreEvent::Overloaded { peer: 2, session }),
+        events.contains(&CoreEvent::Overloaded {
+            peer: inc(2),
+            session
+        }),
         "{events:?}"
     );
-    assert!(!a.core.link_lost(2, session, now), "already closed");
+    assert!(!a.core.link_lost(inc(2), session, now), "already closed");
 }
 
 #[test]
 fn a_dead_peer_loses_its_link_and_is_no_longer_dialed() {
     let now = Instant::now();
     let mut a = node();
-    a.step(|core, host| core.handle_member_up(host, 2, addr(2), now));
+    a.step(|core, host| core.handle_member_up(host, inc(2), addr(2), now));
     let session = dialed_link(&mut a, 2, now);
-    let closed = a.step(|core, host| core.handle_member_down(host, 2, false, now));
+    let closed = a.step(|core, host| core.handle_member_down(host, inc(2), false, now));
     assert_eq!(closed.map(|s| s.id), Some(session));
-    assert_eq!(a.core.link(2), None);
+    assert_eq!(a.core.link(inc(2)), None);
     a.step(|core, host| core.handle_timeout(host, now + Duration::from_secs(60)));
     assert!(a.core.poll_dial().is_none(), "not a member: not dialed");
 }
@@ -249,7 +265,7 @@ fn peer_limits_are_reported_as_links_come_and_go() {
         .step(|core, host| {
             let admission = core.admit_handshake(now).expect("admitted");
             let hello = PeerHello {
-                incarnation: 3,
+                incarnation: inc(3),
                 name: "c",
                 limits: small,
             };
@@ -263,8 +279,8 @@ fn peer_limits_are_reported_as_links_come_and_go() {
         vec![Some(Limits::DEFAULT.min(small))],
         "the smaller peer sets them"
     );
-    assert!(a.core.link_lost(2, first, now));
+    assert!(a.core.link_lost(inc(2), first, now));
     assert_eq!(limits(&mut a), Vec::new(), "unchanged: nothing reported");
-    assert!(a.core.link_lost(3, second, now));
+    assert!(a.core.link_lost(inc(3), second, now));
     assert_eq!(limits(&mut a), vec![None], "no link: no limits");
 }

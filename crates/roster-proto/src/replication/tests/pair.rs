@@ -22,7 +22,7 @@ use crate::vocab::entry::Registration;
 use crate::vocab::event::ExitReason;
 use crate::vocab::key::{Key, Limits, Pattern};
 use crate::vocab::meta::Meta;
-use crate::vocab::pid::Pid;
+use crate::vocab::pid::{Incarnation, Pid};
 
 /// A clock the test sets (milliseconds).
 #[derive(Default)]
@@ -40,7 +40,7 @@ const MAX_TIMEOUTS: usize = 10_000;
 /// One node: a replication core and the stores it hosts.
 pub(in crate::replication) struct TestNode {
     pub(in crate::replication) name: String,
-    pub(in crate::replication) incarnation: u64,
+    pub(in crate::replication) incarnation: Incarnation,
     pub(in crate::replication) core: Core,
     clock: Arc<ManualClock>,
     stores: NodeStores,
@@ -70,8 +70,8 @@ impl TestNode {
         let stores = replicating_stores(incarnation, clock.clone());
         Self {
             name: name.into(),
-            incarnation,
-            core: Core::new(incarnation, core_config),
+            incarnation: Incarnation::new(incarnation),
+            core: Core::new(Incarnation::new(incarnation), core_config),
             clock,
             stores,
             processes: Vec::new(),
@@ -420,7 +420,7 @@ impl Pair {
 }
 
 /// The greeting of a node, as [`Core::establish`] takes it.
-fn hello((incarnation, name): &(u64, String)) -> PeerHello<'_> {
+fn hello((incarnation, name): &(Incarnation, String)) -> PeerHello<'_> {
     PeerHello {
         incarnation: *incarnation,
         name,

@@ -12,6 +12,7 @@ use super::{Cluster, lock};
 use crate::cluster::handshake::{Greeting, HANDSHAKE_TIMEOUT, HandshakeError, handshake};
 use crate::cluster::link_table::Admission;
 use crate::cluster::throttle::Throttle;
+use crate::pid::Incarnation;
 use crate::replication::links::Dial;
 
 /// A link's byte stream: plain TCP, or TLS over TCP.
@@ -43,7 +44,7 @@ impl Cluster {
         tokio::spawn(async move { cluster.dial(peer, addr, pending).await });
     }
 
-    async fn dial(self: &Arc<Self>, peer: u64, addr: SocketAddr, mut pending: PendingDial) {
+    async fn dial(self: &Arc<Self>, peer: Incarnation, addr: SocketAddr, mut pending: PendingDial) {
         let connect = async {
             let tcp = TcpStream::connect(addr).await?;
             let _ = tcp.set_nodelay(true);
@@ -68,7 +69,7 @@ impl Cluster {
                 self.counters
                     .handshake_failures
                     .fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(peer, %addr, error = %e, "dial failed");
+                tracing::warn!(%peer, %addr, error = %e, "dial failed");
                 self.dial_failed(admission);
             }
         }

@@ -10,6 +10,7 @@ use super::{Cluster, lock};
 use crate::clock::deadline_after;
 use crate::cluster::link_table::LinkSession;
 use crate::cluster::membership::MemberId;
+use crate::pid::Incarnation;
 use crate::replication::core::Core;
 
 impl Cluster {
@@ -28,12 +29,12 @@ impl Cluster {
     /// how many links it closed.
     fn sever_with(
         self: &Arc<Self>,
-        sever: impl FnOnce(&mut Core) -> Vec<(u64, LinkSession)>,
+        sever: impl FnOnce(&mut Core) -> Vec<(Incarnation, LinkSession)>,
     ) -> usize {
         let (closed, outputs) = {
             let mut io = lock(&self.io);
             let (closed, outputs) = self.core_step(|core, _| sever(core));
-            let links: Vec<(u64, Option<Link>)> = closed
+            let links: Vec<(Incarnation, Option<Link>)> = closed
                 .iter()
                 .map(|(peer, session)| (*peer, take_io(&mut io, *peer, session.id)))
                 .collect();
@@ -74,7 +75,10 @@ impl Cluster {
             let addrs: Vec<_> = peers.iter().map(|m| m.addr).collect();
             membership.isolate_from(&addrs, until.into());
         }
-        let incarnations: Vec<u64> = peers.iter().map(|m| m.incarnation).collect();
+        let incarnations: Vec<Incarnation> = peers
+            .iter()
+            .map(|m| Incarnation::new(m.incarnation))
+            .collect();
         let closed = self.sever_with(|core| core.sever_peers(&incarnations, Instant::now(), until));
         node_info!(
             self,

@@ -31,7 +31,7 @@ impl Cluster {
         peer: Greeting,
         admission: Admission,
     ) {
-        let incarnation = peer.incarnation;
+        let incarnation = Incarnation::new(peer.incarnation);
         let mut io = lock(&self.io);
         let hello = PeerHello {
             incarnation,
@@ -81,10 +81,10 @@ impl Cluster {
         drop(replaced);
         self.node.stores().nodes.publish(NodeEvent::LinkUp {
             peer: peer.name.clone(),
-            incarnation: Incarnation::new(incarnation),
+            incarnation,
             session: session.get(),
         });
-        node_info!(self, peer = %peer.name, incarnation, %session, "link established");
+        node_info!(self, peer = %peer.name, %incarnation, %session, "link established");
         self.act(outputs);
     }
 
@@ -92,7 +92,12 @@ impl Cluster {
     /// entries stay: membership decides whether the node is down; if it is still a member,
     /// the core redials it (with backoff if the link died young). A stale session only has
     /// its IO dropped.
-    pub(super) fn link_lost(self: &Arc<Self>, peer: u64, session: SessionId, why: &'static str) {
+    pub(super) fn link_lost(
+        self: &Arc<Self>,
+        peer: Incarnation,
+        session: SessionId,
+        why: &'static str,
+    ) {
         let (link, outputs) = {
             let mut io = lock(&self.io);
             let link = take_io(&mut io, peer, session);
@@ -112,7 +117,7 @@ impl Cluster {
     /// goes (the core redials the peer while it is a member).
     pub(super) fn link_closed_by_core(
         self: &Arc<Self>,
-        peer: u64,
+        peer: Incarnation,
         session: SessionId,
         why: &'static str,
     ) {
@@ -127,14 +132,19 @@ impl Cluster {
     /// dialer of the pair.
     pub(super) fn member_up(self: &Arc<Self>, member: &MemberId) {
         let ((), outputs) = self.core_step(|core, node| {
-            core.handle_member_up(node, member.incarnation, member.addr, Instant::now());
+            core.handle_member_up(
+                node,
+                Incarnation::new(member.incarnation),
+                member.addr,
+                Instant::now(),
+            );
         });
         self.act(outputs);
     }
 
     /// The node `peer` is gone for good (`left`: on purpose): its link is closed and its
     /// entries purged with reason `NodeDown`.
-    pub(super) fn peer_dead(self: &Arc<Self>, peer: u64, left: bool) {
+    pub(super) fn peer_dead(self: &Arc<Self>, peer: Incarnation, left: bool) {
         let (link, outputs) = {
             let mut io = lock(&self.io);
             let (_, outputs) = self
@@ -150,7 +160,11 @@ impl Cluster {
 }
 
 /// Takes the IO of `peer`'s link out of the table if it is that of `session`.
-pub(super) fn take_io(io: &mut HashMap<u64, Link>, peer: u64, session: SessionId) -> Option<Link> {
+pub(super) fn take_io(
+    io: &mut HashMap<Incarnation, Link>,
+    peer: Incarnation,
+    session: SessionId,
+) -> Option<Link> {
     match io.get(&peer) {
         Some(link) if link.session == session => io.remove(&peer),
         _ => None,

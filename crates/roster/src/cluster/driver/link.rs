@@ -27,6 +27,7 @@ use crate::cluster::link_table::SessionId;
 use crate::cluster::outlet::{Moved, encode_frames};
 use crate::cluster::outlet::{Outlet, Pumped, is_resync};
 use crate::key::Limits;
+use crate::pid::Incarnation;
 use crate::replication::wire::Frame;
 
 /// The IO of a live link to a peer, for the session the core gave it.
@@ -100,7 +101,7 @@ impl Cluster {
     pub(super) fn spawn_link_tasks(
         self: &Arc<Self>,
         stream: LinkStream,
-        peer: u64,
+        peer: Incarnation,
         session: SessionId,
         wake: &Arc<Notify>,
         meter: &Arc<LinkMeter>,
@@ -152,7 +153,7 @@ impl Cluster {
     #[cfg(feature = "tls")]
     fn spawn_tls_tasks<R, W>(
         self: &Arc<Self>,
-        peer: u64,
+        peer: Incarnation,
         session: SessionId,
         read: R,
         write: W,
@@ -182,7 +183,7 @@ impl Cluster {
     /// Starts the reader task of a link.
     fn spawn_reader<R: LinkRead>(
         self: &Arc<Self>,
-        peer: u64,
+        peer: Incarnation,
         session: SessionId,
         read: R,
         meter: &Arc<LinkMeter>,
@@ -194,7 +195,7 @@ impl Cluster {
     /// Spawns a task of the link `(peer, session)`; if it panics, the link is torn down.
     fn supervise(
         self: &Arc<Self>,
-        peer: u64,
+        peer: Incarnation,
         session: SessionId,
         task: impl Future<Output = ()> + Send + 'static,
     ) -> AbortHandle {
@@ -211,7 +212,7 @@ impl Cluster {
                     .counters
                     .link_task_panics
                     .fetch_add(1, Ordering::Relaxed);
-                tracing::error!(peer, %session, "a link task panicked: closing the link");
+                tracing::error!(%peer, %session, "a link task panicked: closing the link");
                 cluster.link_lost(peer, session, "task panicked");
             }
         });
@@ -326,7 +327,7 @@ fn is_traffic(frame: &Frame) -> bool {
 
 async fn reader_loop<R: LinkRead>(
     cluster: Weak<Cluster>,
-    peer: u64,
+    peer: Incarnation,
     session: SessionId,
     read: R,
     meter: Arc<LinkMeter>,
@@ -383,7 +384,7 @@ async fn reader_loop<R: LinkRead>(
                     }
                     Err(e) => {
                         cluster.counters.bad_frames.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(peer, error = %e, "bad frame from peer: dropping the link");
+                        tracing::warn!(%peer, error = %e, "bad frame from peer: dropping the link");
                         cluster.link_lost(peer, session, "bad frame");
                         return;
                     }
@@ -395,12 +396,12 @@ async fn reader_loop<R: LinkRead>(
             }
             Err(e @ HandshakeError::FrameTooLarge { .. }) => {
                 cluster.counters.bad_frames.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(peer, error = %e, "oversized frame from peer: dropping the link");
+                tracing::warn!(%peer, error = %e, "oversized frame from peer: dropping the link");
                 cluster.link_lost(peer, session, "oversized frame");
                 return;
             }
             Err(e) => {
-                tracing::debug!(peer, error = %e, "link read failed");
+                tracing::debug!(%peer, error = %e, "link read failed");
                 cluster.link_lost(peer, session, "read failed");
                 return;
             }
@@ -412,7 +413,7 @@ async fn reader_loop<R: LinkRead>(
 /// pump found it full.
 async fn outlet_loop(
     cluster: Weak<Cluster>,
-    peer: u64,
+    peer: Incarnation,
     session: SessionId,
     outlet: Arc<Outlet>,
     wake: Arc<Notify>,
@@ -434,7 +435,7 @@ async fn outlet_loop(
                     }
                 }
                 Err(e) => {
-                    tracing::debug!(peer, error = %e, "link write failed");
+                    tracing::debug!(%peer, error = %e, "link write failed");
                     strong.link_lost(peer, session, "write failed");
                     return;
                 }
@@ -455,7 +456,7 @@ async fn outlet_loop(
 #[cfg(feature = "tls")]
 async fn writer_loop<W: AsyncWrite + Unpin>(
     cluster: Weak<Cluster>,
-    peer: u64,
+    peer: Incarnation,
     session: SessionId,
     mut write: W,
     wake: Arc<Notify>,
@@ -481,7 +482,7 @@ async fn writer_loop<W: AsyncWrite + Unpin>(
             });
             drop(strong);
             if let Err(e) = write.write_all(&buf).await {
-                tracing::debug!(peer, error = %e, "link write failed");
+                tracing::debug!(%peer, error = %e, "link write failed");
                 if let Some(strong) = cluster.upgrade() {
                     strong.link_lost(peer, session, "write failed");
                 }

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use super::{Cluster, lock};
 use crate::cluster::membership::MembershipEvent;
 use crate::nodes::LEFT_THE_CLUSTER;
+use crate::pid::Incarnation;
 use crate::replication::host::ReplicaHost;
 
 pub(super) async fn membership_loop(
@@ -27,11 +28,11 @@ pub(super) async fn membership_loop(
             }
             MembershipEvent::Down(member) => {
                 node_info!(cluster, peer = %member.name, incarnation = member.incarnation, "member down");
-                cluster.peer_dead(member.incarnation, false);
+                cluster.peer_dead(Incarnation::new(member.incarnation), false);
             }
             MembershipEvent::Left(member) => {
                 node_info!(cluster, peer = %member.name, incarnation = member.incarnation, "member left");
-                cluster.peer_dead(member.incarnation, true);
+                cluster.peer_dead(Incarnation::new(member.incarnation), true);
             }
             MembershipEvent::LeftEarlier(incarnation) => {
                 let stores = cluster.node.stores();

@@ -81,7 +81,7 @@ pub(crate) struct Cluster {
     core: Mutex<Core>,
     /// The IO of each link the core lists, by peer. Lock order: `io`, then `core`; never
     /// `io` while holding `core`.
-    io: Mutex<HashMap<u64, Link>>,
+    io: Mutex<HashMap<Incarnation, Link>>,
     /// The latest closed link sessions.
     closed: Mutex<ClosedSessions>,
     membership: Mutex<Option<MembershipHandle>>,
@@ -130,7 +130,7 @@ pub(crate) struct ClusterSettings {
 
 /// What a core call left for the driver to act on, taken while the core lock was held.
 struct CoreOutputs {
-    wake: Vec<u64>,
+    wake: Vec<Incarnation>,
     events: Vec<CoreEvent>,
     /// The connections the core wants made.
     dials: Vec<Dial>,
@@ -178,7 +178,7 @@ impl Cluster {
                 nonce: [0; 32],
             },
             key: ClusterKey::derive(&settings.secret),
-            core: Mutex::new(Core::new(incarnation, core_config)),
+            core: Mutex::new(Core::new(Incarnation::new(incarnation), core_config)),
             io: Mutex::new(HashMap::new()),
             closed: Mutex::new(ClosedSessions::new()),
             membership: Mutex::new(None),
@@ -277,7 +277,7 @@ impl Cluster {
     fn act(self: &Arc<Self>, outputs: CoreOutputs) {
         // Taken out of the table first (pumping may drop a link); most frames received
         // leave nothing to send, and then the table is not touched.
-        let targets: Vec<(u64, LinkWriter)> = if outputs.wake.is_empty() {
+        let targets: Vec<(Incarnation, LinkWriter)> = if outputs.wake.is_empty() {
             Vec::new()
         } else {
             let io = lock(&self.io);
@@ -302,7 +302,7 @@ impl Cluster {
                         .links_overloaded
                         .fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(
-                        peer,
+                        %peer,
                         %session,
                         "peer link overloaded: dropped it, it will catch up when it returns"
                     );
@@ -320,7 +320,7 @@ impl Cluster {
                 }
                 CoreEvent::Repaired { peer, scope } => {
                     self.counters.digest_repairs.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(peer, %scope, "anti-entropy found divergence: sent a snapshot");
+                    tracing::warn!(%peer, %scope, "anti-entropy found divergence: sent a snapshot");
                 }
                 CoreEvent::Skipped { peer, items } => {
                     self.counters
@@ -328,7 +328,7 @@ impl Cluster {
                         .fetch_add(items as u64, Ordering::Relaxed);
                     if let Some(suppressed) = lock(&self.skip_log).allow(Instant::now()) {
                         tracing::warn!(
-                            peer,
+                            %peer,
                             items,
                             suppressed,
                             "skipped items from a peer that are over this node's limits \
@@ -338,10 +338,10 @@ impl Cluster {
                 }
                 CoreEvent::GapDetected { peer, scope } => {
                     self.counters.stream_gaps.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(peer, %scope, "gap in a peer's stream: asked for a snapshot");
+                    tracing::warn!(%peer, %scope, "gap in a peer's stream: asked for a snapshot");
                 }
                 CoreEvent::Vanished { peer } => {
-                    node_info!(self, peer, "unlinked peer unknown to membership: purged it");
+                    node_info!(self, %peer, "unlinked peer unknown to membership: purged it");
                 }
                 // Taken out by `core_step`, under the core lock.
                 CoreEvent::PeerLimits(_) => {}
@@ -353,7 +353,7 @@ impl Cluster {
     }
 
     /// The frames to send `peer` now (counted into `frames`).
-    fn transmit(&self, peer: u64, frames: &mut usize) -> Vec<Frame> {
+    fn transmit(&self, peer: Incarnation, frames: &mut usize) -> Vec<Frame> {
         let taken = lock(&self.core).poll_transmit(peer);
         *frames += taken.len();
         taken
@@ -361,7 +361,7 @@ impl Cluster {
 
     /// Sends what is queued for `peer` from this thread; hands over to the writer task if
     /// the socket is full.
-    fn pump(self: &Arc<Self>, peer: u64, outlet: &Outlet, link: &LinkWriter) {
+    fn pump(self: &Arc<Self>, peer: Incarnation, outlet: &Outlet, link: &LinkWriter) {
         let mut frames = 0;
         match outlet.pump(|| self.transmit(peer, &mut frames)) {
             Ok((pumped, moved)) => {
@@ -372,7 +372,7 @@ impl Cluster {
                 }
             }
             Err(e) => {
-                tracing::debug!(peer, error = %e, "link write failed");
+                tracing::debug!(%peer, error = %e, "link write failed");
                 self.link_lost(peer, link.session, "write failed");
             }
         }
@@ -425,7 +425,7 @@ impl Cluster {
     /// Queues a message for a process on the node of incarnation `peer`.
     pub(crate) fn send_message(
         self: &Arc<Self>,
-        peer: u64,
+        peer: Incarnation,
         message: Message,
     ) -> Result<(), Unsent> {
         self.with_core(|core, node| core.send_message(node, peer, message))
@@ -434,7 +434,7 @@ impl Cluster {
     /// Queues a dispatch for the node of incarnation `peer`.
     pub(crate) fn send_dispatch(
         self: &Arc<Self>,
-        peer: u64,
+        peer: Incarnation,
         dispatch: Dispatch,
     ) -> Result<(), Unsent> {
         self.with_core(|core, node| core.send_dispatch(node, peer, dispatch))
@@ -455,7 +455,7 @@ impl Cluster {
                 let link = io.get(&peer.incarnation)?;
                 Some(PeerInfo {
                     name: peer.name.to_owned(),
-                    incarnation: Incarnation::new(peer.incarnation),
+                    incarnation: peer.incarnation,
                     addr: link.addr,
                     linked_since: link.established_at,
                     session: peer.session.id.get(),
@@ -467,7 +467,7 @@ impl Cluster {
     }
 
     /// Peers connected to `scope`.
-    pub(crate) fn peers_in(&self, scope: &str) -> Vec<u64> {
+    pub(crate) fn peers_in(&self, scope: &str) -> Vec<Incarnation> {
         lock(&self.core).peers_in(scope)
     }
 
@@ -532,7 +532,7 @@ impl Cluster {
         let core = lock(&self.core);
         let linked = members
             .iter()
-            .filter(|m| core.link(m.incarnation).is_some())
+            .filter(|m| core.link(Incarnation::new(m.incarnation)).is_some())
             .map(|m| Incarnation::new(m.incarnation))
             .collect();
         let members = members

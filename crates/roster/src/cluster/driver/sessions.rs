@@ -69,12 +69,12 @@ pub struct LinkSession {
 
 impl Cluster {
     /// The session record of the live link `link` to `peer`.
-    fn session_of(&self, peer: u64, link: &Link, rtt: Option<Duration>) -> LinkSession {
+    fn session_of(&self, peer: Incarnation, link: &Link, rtt: Option<Duration>) -> LinkSession {
         let meter = &link.meter;
         LinkSession {
             session: link.session.get(),
             peer: link.name.clone(),
-            peer_incarnation: Incarnation::new(peer),
+            peer_incarnation: peer,
             local_incarnation: Incarnation::new(self.me.incarnation),
             // Only plain TCP links have an outlet (a TLS link's writer task does it all).
             kind: if link.outlet.is_some() {
@@ -94,7 +94,7 @@ impl Cluster {
 
     /// Records that the link `link` to `peer` closed for `reason`, and tells the node
     /// event subscribers.
-    pub(super) fn link_closed(&self, peer: u64, link: &Link, reason: &str) {
+    pub(super) fn link_closed(&self, peer: Incarnation, link: &Link, reason: &str) {
         let mut session = self.session_of(peer, link, None);
         session.closed = Some((SystemTime::now(), reason.to_owned()));
         {
@@ -106,7 +106,7 @@ impl Cluster {
         }
         self.node.stores().nodes.publish(NodeEvent::LinkDown {
             peer: link.name.clone(),
-            incarnation: Incarnation::new(peer),
+            incarnation: peer,
             session: link.session.get(),
             reason: reason.to_owned(),
         });
