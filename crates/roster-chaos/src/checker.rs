@@ -581,13 +581,36 @@ pub fn check_history(
                             b_op.pid.as_deref().unwrap_or("?"),
                             if to == u64::MAX { "the end".to_owned() } else { format!("{to} ms ({} ms)", to - from) }
                         ),
-                        ops: vec![(*a_op).clone(), (*b_op).clone()],
+                        ops: with_session_tail(history, &[a_op, b_op]),
                     });
                 }
             }
         }
     }
     violations
+}
+
+/// How many of a session's last operations a two-owners report shows beside the two
+/// registrations: what the session did around them (keepalives, unregisters, its end) is
+/// what tells a lost name from a session that ended unseen.
+const SESSION_TAIL: usize = 12;
+
+/// `ops`, then the last [`SESSION_TAIL`] other operations of each of their sessions.
+fn with_session_tail(history: &History, ops: &[&Op]) -> Vec<Op> {
+    let mut shown: Vec<Op> = ops.iter().map(|op| (*op).clone()).collect();
+    for op in ops {
+        let Some(session) = &op.session else {
+            continue;
+        };
+        let mut tail: Vec<&Op> = history
+            .ops
+            .iter()
+            .filter(|o| o.session.as_ref() == Some(session) && !ops.iter().any(|x| x.id == o.id))
+            .collect();
+        let skip = tail.len().saturating_sub(SESSION_TAIL);
+        shown.extend(tail.drain(skip..).cloned());
+    }
+    shown
 }
 
 #[cfg(test)]
@@ -646,6 +669,17 @@ mod tests {
         let v = check_history(&two_owners(), &[], &[], 60_000);
         assert_eq!(v.len(), 1, "{v:?}");
         assert_eq!(v[0].check, Check::TwoOwners);
+        let kinds: Vec<OpKind> = v[0].ops.iter().map(|o| o.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                OpKind::Register,
+                OpKind::Register,
+                OpKind::CreateSession,
+                OpKind::CreateSession
+            ],
+            "the two registrations, then what each session did besides"
+        );
     }
 
     #[test]
