@@ -80,12 +80,7 @@ impl Sim {
             }
             // Digests cover shadowed contenders too: every node must hold the same entries
             // of every origin, and none of an origin that is gone.
-            let origins: BTreeSet<u64> = self
-                .nodes
-                .iter()
-                .flatten()
-                .map(|n| n.incarnation.get())
-                .collect();
+            let origins: BTreeSet<u64> = self.live_origins().into_iter().collect();
             for n in &members {
                 let state = n.stores.get(scope).expect("connected");
                 for origin in state.remote_origins() {
@@ -157,12 +152,7 @@ impl Sim {
     /// A digest of what every live node holds: its identity, and per scope its view and
     /// the digest of every origin's entries. Two runs of a seed must end with the same.
     pub(super) fn state_digest(&self) -> u64 {
-        let origins: Vec<u64> = self
-            .nodes
-            .iter()
-            .flatten()
-            .map(|n| n.incarnation.get())
-            .collect();
+        let origins = self.live_origins();
         let mut state = String::new();
         for node in self.nodes.iter().flatten() {
             state.push_str(&format!("{}#{}:", node.name, node.incarnation));

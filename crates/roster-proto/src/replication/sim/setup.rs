@@ -137,6 +137,15 @@ impl Sim {
             .collect()
     }
 
+    /// The incarnations of the live nodes, as the stores name entries' origins.
+    pub(super) fn live_origins(&self) -> Vec<u64> {
+        self.nodes
+            .iter()
+            .flatten()
+            .map(|n| n.incarnation.get())
+            .collect()
+    }
+
     pub(super) fn index_of(&self, incarnation: Incarnation) -> Option<usize> {
         self.nodes
             .iter()
