@@ -38,10 +38,10 @@ impl Sim {
         // The events, in order, as the driver acts on them.
         while let Some(event) = node.core.poll_event() {
             match event {
-                CoreEvent::Overloaded { peer, session } => closed_by_core.push((peer, session)),
-                CoreEvent::Silent { peer, session } => {
+                CoreEvent::Overloaded { session, .. } => closed_by_core.push(session),
+                CoreEvent::Silent { session, .. } => {
                     self.net.counts.silent += 1;
-                    closed_by_core.push((peer, session));
+                    closed_by_core.push(session);
                 }
                 CoreEvent::Vanished { .. } => self.net.counts.vanished += 1,
                 // The workload sends no messages.
@@ -58,7 +58,7 @@ impl Sim {
             self.send(from, peer, frames);
         }
         // Closed by the core (overload, silence): the connection goes (the core redials).
-        for (_, session) in closed_by_core {
+        for session in closed_by_core {
             self.close_session(from, session);
         }
         self.start_dials(from, dials);
