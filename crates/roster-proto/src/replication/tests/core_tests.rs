@@ -58,6 +58,8 @@ fn a_first_link_sends_a_snapshot_and_a_relink_only_the_missed_ops() {
     assert!(pair.sent(true, 0).iter().any(|f| is_snapshot(f)));
 
     pair.unlink();
+    pair.advance(Duration::from_secs(1));
+    assert_eq!(pair.b.names(), 3, "a link drop is not a node loss");
     pair.a.register(p, "k4");
     pair.a.register(p, "k5");
     let mark = pair.log.len();

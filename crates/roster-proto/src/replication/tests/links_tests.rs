@@ -126,6 +126,80 @@ fn a_sever_closes_links_and_refuses_handshakes_admitted_before_it() {
     assert_eq!(a.core.link(inc(2)), None);
 }
 
+/// While links are severed no handshake is admitted, inbound or dialed, and so no link
+/// appears on the severed node; the first handshake after the sever's end is admitted.
+#[test]
+fn a_severed_node_admits_no_handshake_until_the_sever_ends() {
+    let now = Instant::now();
+    let mut a = node();
+    a.step(|core, host| core.handle_member_up(host, inc(2), addr(2), now));
+    dialed_link(&mut a, 2, now);
+    let until = now + Duration::from_millis(60);
+    a.core.sever(now, until);
+    for ms in 0..60 {
+        let at = now + Duration::from_millis(ms);
+        if a.core.poll_timeout().is_some_and(|due| due <= at) {
+            a.step(|core, host| core.handle_timeout(host, at));
+        }
+        assert_eq!(
+            a.core.admit_handshake(at).err(),
+            Some(Refusal::Severed),
+            "an inbound handshake {ms} ms into the sever"
+        );
+        assert!(
+            a.core.poll_dial().is_none(),
+            "a dial {ms} ms into the sever"
+        );
+        assert_eq!(a.core.link(inc(2)), None);
+    }
+    assert!(a.core.admit_handshake(until).is_ok(), "the sever is over");
+}
+
+/// A peer that refuses every dial (severed, say) is dialed again after waits that double
+/// from the policy's first wait, each scaled by a jitter in [0.5, 1]: seven or eight dials
+/// in two seconds, not one every few microseconds.
+#[test]
+fn dials_to_a_peer_that_refuses_back_off_exponentially() {
+    let start = Instant::now();
+    let mut a = node();
+    a.step(|core, host| core.handle_member_up(host, inc(2), addr(2), start));
+    let policy = CoreConfig::default().redial;
+    let mut dials = Vec::new();
+    let mut now = start;
+    while now < start + Duration::from_secs(2) {
+        if let Some(dial) = a.core.poll_dial() {
+            dials.push(now);
+            assert!(
+                a.core.handshake_failed(dial.admission, now),
+                "a dial's failure counts"
+            );
+            assert!(a.core.poll_dial().is_none(), "one dial at a time");
+        }
+        let next = a.core.poll_timeout().expect("the next dial is scheduled");
+        assert!(next > now, "a deadline that does not move on would spin");
+        now = next;
+        a.step(|core, host| core.handle_timeout(host, now));
+    }
+    assert_eq!(
+        dials.first(),
+        Some(&start),
+        "a new member is dialed at once"
+    );
+    for (k, gap) in dials.windows(2).map(|w| w[1] - w[0]).enumerate() {
+        let doubled = (policy.initial * (1 << k)).min(policy.max);
+        assert!(
+            gap >= doubled / 2 && gap <= doubled,
+            "wait {k}: {gap:?} (doubled: {doubled:?})"
+        );
+    }
+    // The shortest waits (10, 20, 40, ... ms) fit 7 redials in 2 s, the longest 6.
+    assert!(
+        (7..=8).contains(&dials.len()),
+        "{} dials in 2 s",
+        dials.len()
+    );
+}
+
 #[test]
 fn a_link_that_dies_young_backs_the_next_dial_off() {
     let now = Instant::now();
