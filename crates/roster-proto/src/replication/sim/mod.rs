@@ -309,7 +309,8 @@ fn sim_regression_seeds_converge() {
 }
 
 /// The races of the link lifecycle happen in the simulation, not just in theory: over a
-/// few seeds, each kind of link event occurs, nodes are fenced and new names are tried on
+/// few seeds, each kind of link event occurs, each of the cores' timers fires (silence,
+/// redial backoff, vanish grace, anti-entropy), nodes are fenced and new names are tried on
 /// fenced nodes (or the fence check checks nothing), and every conflict rule decides
 /// conflicts (or the invariants are shown for keep-oldest only). Conflicts are rare (a few
 /// names lost per rule in a hundred seeds), hence the seeds.
@@ -344,6 +345,7 @@ fn the_simulation_covers_every_link_event() {
         total.silent += c.silent;
         total.redials_after_backoff += c.redials_after_backoff;
         total.vanished += c.vanished;
+        total.digests += c.digests;
         let (runs, sum) = rules.entry(conflicts.rule).or_insert((
             0,
             Conflicts {
@@ -371,6 +373,7 @@ fn the_simulation_covers_every_link_event() {
         silent,
         redials_after_backoff,
         vanished,
+        digests,
     } = total;
     for (what, n) in [
         ("established", established),
@@ -385,6 +388,7 @@ fn the_simulation_covers_every_link_event() {
         ("closed as silent", silent),
         ("redialed after a backoff", redials_after_backoff),
         ("purged as vanished", vanished),
+        ("sent an anti-entropy digest over", digests),
     ] {
         assert!(
             n > 0,

@@ -142,6 +142,8 @@ pub(super) struct LinkCounts {
     /// Links a core closed because they brought nothing for its silence (half-open
     /// connections: one end never hears of the break).
     pub(super) silent: u64,
+    /// Digests sent for anti-entropy (each core's periodic timer).
+    pub(super) digests: u64,
 }
 
 /// The severs of one node.
@@ -485,6 +487,9 @@ impl Sim {
             return;
         }
         for frame in frames {
+            if matches!(frame, Frame::Digest { .. }) {
+                self.net.counts.digests += 1;
+            }
             if let Some((count, bytes)) = &mut self.net.traffic {
                 *count += 1;
                 *bytes += frame.encode().len() as u64 + 4;
