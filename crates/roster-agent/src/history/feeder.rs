@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use roster::nodes::{NodeEvent, PartitionStatus};
-use roster::{Delivery, Event, EventKind, LinkSession, Node, Pattern, Pid, Reason};
+use roster::{Delivery, Event, EventKind, LinkSession, Node, NodeWatch, Pattern, Pid, Reason};
 
 use super::record::RecordKind;
 use super::recorder::Recorder;
@@ -61,8 +61,12 @@ fn closed(session: &LinkSession, reason: String, rtt_us: Option<u64>) -> RecordK
 /// Starts the feeder tasks of `node` into `recorder`; they end when the node stops.
 pub fn spawn(node: &Node, recorder: &Recorder) -> Feeder {
     let closing = Arc::new(AtomicBool::new(false));
+    // Taken here, not in the task: the nodes known now and every event after, so that a
+    // peer whose record arrived before the feeder started is recorded up all the same.
+    let watch = node.nodes().watch_with(Pattern::All, true);
     tokio::spawn(node_events(
         node.clone(),
+        watch,
         recorder.clone(),
         Arc::clone(&closing),
     ));
@@ -103,8 +107,23 @@ struct NodeFeed {
     closing: Arc<AtomicBool>,
 }
 
-async fn node_events(node: Node, recorder: Recorder, closing: Arc<AtomicBool>) {
-    let mut events = node.nodes().subscribe(Pattern::All, true);
+async fn node_events(node: Node, watch: NodeWatch, recorder: Recorder, closing: Arc<AtomicBool>) {
+    let NodeWatch {
+        nodes: known,
+        mut events,
+        ..
+    } = watch;
+    // The peers up before the feeder started: their `Up` came before its subscription.
+    // This node's own record is not a peer's arrival (its `Up` is never recorded).
+    for info in known {
+        if info.offline.is_none() && info.record.name != node.name() {
+            recorder.record(RecordKind::NodeUp {
+                node: info.record.name,
+                incarnation: info.record.incarnation.to_string(),
+                first_seen: true,
+            });
+        }
+    }
     let fenced = node.nodes().partition().is_some_and(|p| p.fenced);
     let mut feed = NodeFeed {
         node,
@@ -341,4 +360,83 @@ pub fn conflict(
 fn epoch_ms(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use roster::{ClusterConfig, FailureDetection, Node};
+
+    use super::spawn;
+    use crate::history::History;
+    use crate::history::record::RecordKind;
+    use crate::history::settings::HistorySettings;
+    use crate::history::store::AuditQuery;
+
+    fn clustered(name: &str, seeds: &[&Node]) -> Node {
+        let seeds: Vec<String> = seeds
+            .iter()
+            .map(|n| n.cluster().addr().expect("clustered").to_string())
+            .collect();
+        let config = ClusterConfig::new("127.0.0.1:0".parse().unwrap(), "feeder-test")
+            .seeds(seeds)
+            .failure_detection(FailureDetection::Fast);
+        Node::builder()
+            .name(name)
+            .cluster(config)
+            .start()
+            .expect("node starts")
+    }
+
+    /// A peer whose record arrived before the feeder started (an agent's node links while
+    /// its HTTP address is still being bound) is recorded up all the same: its `Up` event
+    /// came before the feeder's subscription, so the feeder starts from the nodes known.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_peer_up_before_the_feeder_started_is_recorded_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.db");
+        let settings = HistorySettings::parse(
+            Some(&format!("sqlite:{}", path.display())),
+            None,
+            None,
+            dir.path(),
+        )
+        .expect("valid settings");
+        let history = History::open(&settings, "a").await.unwrap().expect("on");
+        let a = clustered("a", &[]);
+        let b = clustered("b", &[&a]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while a.nodes().get("b").is_none() {
+            assert!(Instant::now() < deadline, "a never learned b's record");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let _feeder = spawn(&a, history.recorder());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            assert!(history.flush(Duration::from_secs(5)).await, "flushed");
+            let rows = history
+                .reader()
+                .read(|store| {
+                    store.audit(&AuditQuery {
+                        kinds: vec!["node_up".to_owned()],
+                        limit: 100,
+                        ..AuditQuery::default()
+                    })
+                })
+                .await
+                .expect("readable");
+            let recorded_b = rows.iter().any(|row| {
+                row.record.recorder == "a"
+                    && matches!(&row.record.kind, RecordKind::NodeUp { node, .. } if node == "b")
+            });
+            if recorded_b {
+                break;
+            }
+            assert!(Instant::now() < deadline, "a never recorded b up: {rows:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        b.shutdown().await;
+        a.shutdown().await;
+    }
 }

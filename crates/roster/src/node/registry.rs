@@ -578,7 +578,19 @@ impl Nodes {
         self.watch_with(pattern, false)
     }
 
-    fn watch_with(&self, pattern: impl Into<Pattern>, heartbeats: bool) -> NodeWatch {
+    /// [`Nodes::watch`], with heartbeats among the events if `heartbeats` (as
+    /// [`Nodes::subscribe`] gives them): for a consumer that needs both the nodes known now
+    /// and every event after, heartbeats included.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let node = roster::Node::builder().name("api-1").start().unwrap();
+    /// let watch = node.nodes().watch_with(roster::Pattern::All, true);
+    /// assert_eq!(watch.nodes[0].record.name, "api-1");
+    /// # }
+    /// ```
+    pub fn watch_with(&self, pattern: impl Into<Pattern>, heartbeats: bool) -> NodeWatch {
         let judge = self.shared.judge();
         let (nodes, events) = self.shared.stores.nodes.subscribe(
             vec![pattern.into()],
