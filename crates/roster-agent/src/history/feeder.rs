@@ -1,7 +1,7 @@
 //! The feeder: tasks that subscribe to the node's node events (heartbeats included) and to
 //! the registry events of every scope connected at start, and turn them into records.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -62,11 +62,18 @@ fn closed(session: &LinkSession, reason: String, rtt_us: Option<u64>) -> RecordK
 pub fn spawn(node: &Node, recorder: &Recorder) -> Feeder {
     let closing = Arc::new(AtomicBool::new(false));
     // Taken here, not in the task: the nodes known now and every event after, so that a
-    // peer whose record arrived before the feeder started is recorded up all the same.
+    // peer whose record arrived before the feeder started is recorded up all the same;
+    // then the links live now (after the watch: a link in both is recorded once).
     let watch = node.nodes().watch_with(Pattern::All, true);
+    let live = node
+        .cluster()
+        .link_sessions()
+        .into_iter()
+        .filter(|s| s.closed.is_none())
+        .collect();
     tokio::spawn(node_events(
         node.clone(),
-        watch,
+        Known { watch, live },
         recorder.clone(),
         Arc::clone(&closing),
     ));
@@ -105,9 +112,20 @@ struct NodeFeed {
     rtt_us: HashMap<String, u64>,
     /// Set once the agent recorded its live sessions as closed at shutdown.
     closing: Arc<AtomicBool>,
+    /// The links recorded open from the list at the start, (peer, session): their
+    /// `LinkUp`, if it comes after the watch began, is not recorded twice.
+    opened_at_start: HashSet<(String, u64)>,
 }
 
-async fn node_events(node: Node, watch: NodeWatch, recorder: Recorder, closing: Arc<AtomicBool>) {
+/// What the node knew when the feeder started: its nodes (and every node event after),
+/// and its live links.
+struct Known {
+    watch: NodeWatch,
+    live: Vec<LinkSession>,
+}
+
+async fn node_events(node: Node, known: Known, recorder: Recorder, closing: Arc<AtomicBool>) {
+    let Known { watch, live } = known;
     let NodeWatch {
         nodes: known,
         mut events,
@@ -125,12 +143,23 @@ async fn node_events(node: Node, watch: NodeWatch, recorder: Recorder, closing: 
         }
     }
     let fenced = node.nodes().partition().is_some_and(|p| p.fenced);
+    let mut opened_at_start = HashSet::new();
+    for session in live {
+        recorder.record(RecordKind::LinkOpened {
+            peer: session.peer.clone(),
+            peer_incarnation: session.peer_incarnation.to_string(),
+            session: session.session,
+            link_kind: Some(session.kind.to_string()),
+        });
+        opened_at_start.insert((session.peer, session.session));
+    }
     let mut feed = NodeFeed {
         node,
         recorder,
         fenced,
         rtt_us: HashMap::new(),
         closing,
+        opened_at_start,
     };
     while let Some(delivery) = events.recv().await {
         match delivery {
@@ -208,6 +237,9 @@ impl NodeFeed {
                 incarnation,
                 session,
             } => {
+                if self.opened_at_start.remove(&(peer.clone(), session)) {
+                    return;
+                }
                 let listed = self.session(&peer, session);
                 RecordKind::LinkOpened {
                     peer,
@@ -390,8 +422,9 @@ mod tests {
     }
 
     /// A peer whose record arrived before the feeder started (an agent's node links while
-    /// its HTTP address is still being bound) is recorded up all the same: its `Up` event
-    /// came before the feeder's subscription, so the feeder starts from the nodes known.
+    /// its HTTP address is still being bound) is recorded up, and its link open, all the
+    /// same: their events came before the feeder's subscription, so the feeder starts
+    /// from the nodes and links known.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_peer_up_before_the_feeder_started_is_recorded_up() {
         let dir = tempfile::tempdir().unwrap();
@@ -419,21 +452,27 @@ mod tests {
                 .reader()
                 .read(|store| {
                     store.audit(&AuditQuery {
-                        kinds: vec!["node_up".to_owned()],
+                        kinds: vec!["node_up".to_owned(), "link_opened".to_owned()],
                         limit: 100,
                         ..AuditQuery::default()
                     })
                 })
                 .await
                 .expect("readable");
-            let recorded_b = rows.iter().any(|row| {
-                row.record.recorder == "a"
-                    && matches!(&row.record.kind, RecordKind::NodeUp { node, .. } if node == "b")
-            });
-            if recorded_b {
+            let recorded = |of: fn(&RecordKind) -> bool| {
+                rows.iter()
+                    .any(|row| row.record.recorder == "a" && of(&row.record.kind))
+            };
+            let up = recorded(|k| matches!(k, RecordKind::NodeUp { node, .. } if node == "b"));
+            let linked =
+                recorded(|k| matches!(k, RecordKind::LinkOpened { peer, .. } if peer == "b"));
+            if up && linked {
                 break;
             }
-            assert!(Instant::now() < deadline, "a never recorded b up: {rows:?}");
+            assert!(
+                Instant::now() < deadline,
+                "a never recorded b up and its link open: {rows:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         b.shutdown().await;
