@@ -73,7 +73,8 @@ pub fn spawn(node: &Node, recorder: &Recorder) -> Feeder {
         .collect();
     tokio::spawn(node_events(
         node.clone(),
-        Known { watch, live },
+        watch,
+        live,
         recorder.clone(),
         Arc::clone(&closing),
     ));
@@ -112,20 +113,20 @@ struct NodeFeed {
     rtt_us: HashMap<String, u64>,
     /// Set once the agent recorded its live sessions as closed at shutdown.
     closing: Arc<AtomicBool>,
-    /// The links recorded open from the list at the start, (peer, session): their
+    /// The sessions of the links recorded open from the list at the start: their
     /// `LinkUp`, if it comes after the watch began, is not recorded twice.
-    opened_at_start: HashSet<(String, u64)>,
+    opened_at_start: HashSet<u64>,
 }
 
-/// What the node knew when the feeder started: its nodes (and every node event after),
-/// and its live links.
-struct Known {
+/// Records the nodes of `watch` and the links `live` known when the feeder started, then
+/// every node event of `watch`.
+async fn node_events(
+    node: Node,
     watch: NodeWatch,
     live: Vec<LinkSession>,
-}
-
-async fn node_events(node: Node, known: Known, recorder: Recorder, closing: Arc<AtomicBool>) {
-    let Known { watch, live } = known;
+    recorder: Recorder,
+    closing: Arc<AtomicBool>,
+) {
     let NodeWatch {
         nodes: known,
         mut events,
@@ -145,13 +146,13 @@ async fn node_events(node: Node, known: Known, recorder: Recorder, closing: Arc<
     let fenced = node.nodes().partition().is_some_and(|p| p.fenced);
     let mut opened_at_start = HashSet::new();
     for session in live {
+        opened_at_start.insert(session.session);
         recorder.record(RecordKind::LinkOpened {
-            peer: session.peer.clone(),
+            peer: session.peer,
             peer_incarnation: session.peer_incarnation.to_string(),
             session: session.session,
             link_kind: Some(session.kind.to_string()),
         });
-        opened_at_start.insert((session.peer, session.session));
     }
     let mut feed = NodeFeed {
         node,
@@ -237,7 +238,7 @@ impl NodeFeed {
                 incarnation,
                 session,
             } => {
-                if self.opened_at_start.remove(&(peer.clone(), session)) {
+                if self.opened_at_start.remove(&session) {
                     return;
                 }
                 let listed = self.session(&peer, session);
