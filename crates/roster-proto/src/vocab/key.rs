@@ -176,8 +176,8 @@ impl<T> Ord for PackedKey<T> {
 
 /// The byte order of `a` and `b`, which `<[u8]>::cmp` gives too, without its call to
 /// `memcmp`: keys are short, and the ordered index compares the key it inserts or seeks
-/// with several others (in a profile of one-thread registrations, `memcmp` took a
-/// quarter of the index's time).
+/// with several others (in a profile of the index alone, 5K keys inserted and removed,
+/// `memcmp` took a quarter of its time).
 #[inline]
 fn compare_bytes(a: &[u8], b: &[u8]) -> Ordering {
     let common = a.len().min(b.len());
