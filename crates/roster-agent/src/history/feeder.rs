@@ -27,17 +27,33 @@ impl Feeder {
     /// `Node::shutdown`, whose link closes may not reach the feeder any more.
     pub fn close_links(&self) {
         self.closing.store(true, Ordering::SeqCst);
-        for session in self.node.cluster().link_sessions() {
-            if session.closed.is_none() {
-                self.recorder.record(closed(
-                    &session,
-                    "this node is shutting down".to_owned(),
-                    session
-                        .rtt
-                        .map(|rtt| u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX)),
-                ));
-            }
+        for session in open_sessions(&self.node) {
+            self.recorder.record(closed(
+                &session,
+                "this node is shutting down".to_owned(),
+                session
+                    .rtt
+                    .map(|rtt| u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX)),
+            ));
         }
+    }
+}
+
+/// The node's link sessions that are not closed.
+fn open_sessions(node: &Node) -> impl Iterator<Item = LinkSession> {
+    node.cluster()
+        .link_sessions()
+        .into_iter()
+        .filter(|s| s.closed.is_none())
+}
+
+/// The record of the open session `session`.
+fn opened(session: &LinkSession) -> RecordKind {
+    RecordKind::LinkOpened {
+        peer: session.peer.clone(),
+        peer_incarnation: session.peer_incarnation.to_string(),
+        session: session.session,
+        link_kind: Some(session.kind.to_string()),
     }
 }
 
@@ -65,12 +81,7 @@ pub fn spawn(node: &Node, recorder: &Recorder) -> Feeder {
     // peer whose record arrived before the feeder started is recorded up all the same;
     // then the links live now (after the watch: a link in both is recorded once).
     let watch = node.nodes().watch_with(Pattern::All, true);
-    let live = node
-        .cluster()
-        .link_sessions()
-        .into_iter()
-        .filter(|s| s.closed.is_none())
-        .collect();
+    let live = open_sessions(node).collect();
     tokio::spawn(node_events(
         node.clone(),
         watch,
@@ -147,12 +158,7 @@ async fn node_events(
     let mut opened_at_start = HashSet::new();
     for session in live {
         opened_at_start.insert(session.session);
-        recorder.record(RecordKind::LinkOpened {
-            peer: session.peer,
-            peer_incarnation: session.peer_incarnation.to_string(),
-            session: session.session,
-            link_kind: Some(session.kind.to_string()),
-        });
+        recorder.record(opened(&session));
     }
     let mut feed = NodeFeed {
         node,

@@ -106,7 +106,7 @@ impl<T> PackedKey<T> {
     #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         match &self.0 {
-            Packed::Inline { head, bytes } => &bytes[..usize::from((head.get() - 1) % 16)],
+            Packed::Inline { head, bytes } => &bytes[..inline_len(*head)],
             Packed::Shared(shared) => &shared.slice[1..],
         }
     }
@@ -163,15 +163,20 @@ impl<T> Ord for PackedKey<T> {
                 let word = |bytes: &[u8; INLINE_KEY_BYTES], at: usize| {
                     u64::from_be_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
                 };
-                let length = |head: &NonZeroU8| (head.get() - 1) % 16;
                 word(x, 0)
                     .cmp(&word(y, 0))
                     .then_with(|| word(x, 7).cmp(&word(y, 7)))
-                    .then_with(|| length(a).cmp(&length(b)))
+                    .then_with(|| inline_len(*a).cmp(&inline_len(*b)))
             }
             _ => compare_bytes(self.as_bytes(), other.as_bytes()),
         }
     }
+}
+
+/// The length of an in-place key, from its `head` (see [`Packed::Inline`]).
+#[inline]
+fn inline_len(head: NonZeroU8) -> usize {
+    usize::from((head.get() - 1) % 16)
 }
 
 /// The byte order of `a` and `b`, which `<[u8]>::cmp` gives too, without its call to
