@@ -153,6 +153,8 @@ pub enum Refusal {
     PeerSevered,
     /// Too many handshakes are in progress.
     TooManyHandshakes,
+    /// This node is leaving the cluster: it makes no new link.
+    Leaving,
 }
 
 impl std::fmt::Display for Refusal {
@@ -162,6 +164,7 @@ impl std::fmt::Display for Refusal {
             Self::SeveredMeanwhile => "links were severed while the handshake ran",
             Self::PeerSevered => "links to this peer are severed",
             Self::TooManyHandshakes => "too many handshakes in progress",
+            Self::Leaving => "this node is leaving the cluster",
         })
     }
 }
@@ -232,6 +235,8 @@ pub struct LinkTable<L> {
     /// The number of the next dial: the end of a dial admitted before its peer was
     /// forgotten and listed again is told from the current one's.
     next_dial: u64,
+    /// This node is leaving the cluster ([`LinkTable::leave`]): no dial, no new link.
+    leaving: bool,
 }
 
 impl<L> LinkTable<L> {
@@ -251,6 +256,7 @@ impl<L> LinkTable<L> {
             severed_peers: BTreeMap::new(),
             handshakes: 0,
             max_handshakes,
+            leaving: false,
         }
     }
 
@@ -277,6 +283,9 @@ impl<L> LinkTable<L> {
     /// An inbound connection wants to run a handshake: admitted unless links are severed
     /// or too many handshakes run.
     pub fn begin_handshake(&mut self, now: Instant) -> Result<Admission, Refusal> {
+        if self.leaving {
+            return Err(Refusal::Leaving);
+        }
         if self.is_severed(now) {
             return Err(Refusal::Severed);
         }
@@ -357,7 +366,9 @@ impl<L> LinkTable<L> {
         let admitted_at = admission.epoch;
         let dialed = self.end(admission);
         let peer_severed_at = self.severed_peers.get(&peer).map_or(0, |s| s.epoch);
-        let verdict = if self.is_severed(now) {
+        let verdict = if self.leaving {
+            Err(Refusal::Leaving)
+        } else if self.is_severed(now) {
             Err(Refusal::Severed)
         } else if self.peer_severed_until(peer, now).is_some() {
             Err(Refusal::PeerSevered)
@@ -417,6 +428,15 @@ impl<L> LinkTable<L> {
         slot.dial_after = backoff_until(self.me, self.policy, peer, slot.failures, now);
         self.changed();
         Some(link)
+    }
+
+    /// This node leaves the cluster: from now on it dials no peer and makes no new link
+    /// (a handshake inbound or dialed is refused with [`Refusal::Leaving`]); the links up
+    /// stay until they are closed. A peer that closes its link on the leave notice is
+    /// not dialed again, so it does not see a link to a node it knows has left.
+    pub fn leave(&mut self) {
+        self.leaving = true;
+        self.changed();
     }
 
     /// Forgets `peer` entirely (it is dead), returning its link.
@@ -517,7 +537,7 @@ impl<L> LinkTable<L> {
     /// ends. Each admission is ended by [`LinkTable::may_establish`] or
     /// [`LinkTable::handshake_failed`].
     pub fn due_dials(&mut self, now: Instant) -> Vec<Dial> {
-        if !std::mem::take(&mut self.replan) {
+        if !std::mem::take(&mut self.replan) || self.leaving {
             return Vec::new();
         }
         let me = self.me;
@@ -573,7 +593,12 @@ impl<L> LinkTable<L> {
         self.peers
             .iter()
             .filter_map(|(&peer, slot)| match slot.member {
-                Some(_) if peer > me && slot.link.is_none() && slot.dialing.is_none() => {
+                Some(_)
+                    if !self.leaving
+                        && peer > me
+                        && slot.link.is_none()
+                        && slot.dialing.is_none() =>
+                {
                     slot.dial_after
                 }
                 Some(_) => None,

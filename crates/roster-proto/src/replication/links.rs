@@ -19,6 +19,7 @@
 //!              or handshake_failed(admission)
 //! any end:     link_lost(peer, session) | sever | sever_peers | handle_member_down
 //!              | CoreEvent::Overloaded | CoreEvent::Silent
+//! shutdown:    leave (no dial, no new link) → … → close_all
 //! ```
 //!
 //! Of two peers the one of the smaller incarnation dials. The core dials a member whenever
@@ -251,6 +252,16 @@ impl Core {
     /// driver as [`CoreEvent::PeerLimits`](super::core::CoreEvent::PeerLimits)).
     pub(super) fn linked_limits(&self) -> Option<Limits> {
         self.linked_peers().map(|p| p.limits).reduce(Limits::min)
+    }
+
+    /// This node starts to leave the cluster at `now`: it dials no peer and admits no
+    /// handshake from then on ([`Refusal::Leaving`]), and a handshake admitted before
+    /// becomes no link. The links up stay, to carry what is queued, until
+    /// [`Core::close_all`]: a peer that closes its link when it learns of the leave is
+    /// not dialed again by a node that is going.
+    pub fn leave(&mut self, now: Instant) {
+        self.tick(now);
+        self.links.leave();
     }
 
     /// Closes every link (shutdown); returns them.

@@ -155,6 +155,36 @@ fn a_severed_node_admits_no_handshake_until_the_sever_ends() {
     assert!(a.core.admit_handshake(until).is_ok(), "the sever is over");
 }
 
+/// A node that started to leave keeps its links but makes no new one: when a peer closes
+/// its link on the leave notice, the leaving node does not dial it again (the peer would
+/// see a link to a node it knows has left), admits no inbound handshake, and a handshake
+/// it admitted before the leave becomes no link.
+#[test]
+fn a_leaving_node_keeps_its_links_and_makes_no_new_one() {
+    let now = Instant::now();
+    let mut a = node();
+    for peer in [2, 3] {
+        a.step(|core, host| core.handle_member_up(host, inc(peer), addr(peer), now));
+    }
+    let session = dialed_link(&mut a, 2, now);
+    let in_flight = a.core.poll_dial().expect("the dial of 3");
+    let inbound = a.core.admit_handshake(now).expect("admitted");
+    a.core.leave(now);
+    assert_eq!(a.core.link(inc(2)).map(|s| s.id), Some(session), "kept");
+    assert!(a.core.link_lost(inc(2), session, now), "closed by the peer");
+    let later = now + Duration::from_secs(60);
+    while let Some(at) = a.core.poll_timeout().filter(|at| *at <= later) {
+        a.step(|core, host| core.handle_timeout(host, at));
+        assert!(a.core.poll_dial().is_none(), "a dial at {:?}", at - now);
+    }
+    assert_eq!(a.core.admit_handshake(later).err(), Some(Refusal::Leaving));
+    for admission in [in_flight.admission, inbound] {
+        let refused = a.step(|core, host| core.establish(host, admission, peer(3), later));
+        assert_eq!(refused, Err(Refusal::Leaving));
+    }
+    assert!(a.core.linked_peers().next().is_none());
+}
+
 /// A peer that refuses every dial (severed, say) is dialed again after waits that double
 /// from the policy's first wait, each scaled by a jitter in [0.5, 1]: seven or eight dials
 /// in two seconds, not one every few microseconds.

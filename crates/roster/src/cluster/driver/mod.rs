@@ -498,8 +498,10 @@ impl Cluster {
         }
     }
 
-    /// Leaves the cluster: SWIM leave, links closed, tasks stopped.
+    /// Leaves the cluster: no new link from now on, SWIM leave, links closed, tasks
+    /// stopped. A peer that closes its link on the leave notice is not dialed again.
     pub(crate) async fn shutdown(&self) {
+        lock(&self.core).leave(Instant::now());
         let membership = lock(&self.membership).take();
         if let Some(membership) = membership {
             membership.leave().await;
