@@ -1,6 +1,7 @@
 //! The record of every link's lifecycle: which peers membership lists alive, which are
 //! being dialed and when the next dial of each is due, which links are established,
-//! whether links are refused (severed), and which unlisted peers have vanished.
+//! whether links are refused (severed, this node leaving, a peer that left), and which
+//! unlisted peers have vanished.
 //!
 //! The replication core owns one (see `replication::links`) and changes it in the same
 //! call as the peer's replication state, so it is the one source of truth for which peers
@@ -13,6 +14,13 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::vocab::pid::Incarnation;
+
+/// How long a peer that left the cluster on purpose stays refused a link
+/// ([`Refusal::PeerLeft`]). Its node makes no new link once it starts to leave, but a
+/// handshake it began just before may still complete here; the shell gives a handshake 5
+/// seconds. A node that left never comes back under the same incarnation, so remembering
+/// it longer would cost only memory.
+const DEPARTED_MEMORY: Duration = Duration::from_secs(60);
 
 /// When to redial a peer after a failed dial or a link that died young.
 ///
@@ -155,6 +163,9 @@ pub enum Refusal {
     TooManyHandshakes,
     /// This node is leaving the cluster: it makes no new link.
     Leaving,
+    /// The peer left the cluster on purpose: a link to it would bring back the entries
+    /// purged when it left.
+    PeerLeft,
 }
 
 impl std::fmt::Display for Refusal {
@@ -165,6 +176,7 @@ impl std::fmt::Display for Refusal {
             Self::PeerSevered => "links to this peer are severed",
             Self::TooManyHandshakes => "too many handshakes in progress",
             Self::Leaving => "this node is leaving the cluster",
+            Self::PeerLeft => "the peer left the cluster",
         })
     }
 }
@@ -237,6 +249,9 @@ pub struct LinkTable<L> {
     next_dial: u64,
     /// This node is leaving the cluster ([`LinkTable::leave`]): no dial, no new link.
     leaving: bool,
+    /// Peers that left the cluster on purpose, with when this node learned it: refused a
+    /// link for [`DEPARTED_MEMORY`].
+    departed: BTreeMap<Incarnation, Instant>,
 }
 
 impl<L> LinkTable<L> {
@@ -257,6 +272,7 @@ impl<L> LinkTable<L> {
             handshakes: 0,
             max_handshakes,
             leaving: false,
+            departed: BTreeMap::new(),
         }
     }
 
@@ -368,6 +384,8 @@ impl<L> LinkTable<L> {
         let peer_severed_at = self.severed_peers.get(&peer).map_or(0, |s| s.epoch);
         let verdict = if self.leaving {
             Err(Refusal::Leaving)
+        } else if self.departed.contains_key(&peer) {
+            Err(Refusal::PeerLeft)
         } else if self.is_severed(now) {
             Err(Refusal::Severed)
         } else if self.peer_severed_until(peer, now).is_some() {
@@ -443,6 +461,17 @@ impl<L> LinkTable<L> {
     pub fn forget(&mut self, peer: Incarnation) -> Option<L> {
         self.changed();
         self.peers.remove(&peer)?.link
+    }
+
+    /// Forgets `peer`, which left the cluster on purpose (learned at `now`), returning its
+    /// link, and refuses it a link from now on: a handshake it began before it left
+    /// becomes no link here. Peers that left more than [`DEPARTED_MEMORY`] ago are
+    /// forgotten, so the memory kept follows the rate of departures.
+    pub fn forget_departed(&mut self, peer: Incarnation, now: Instant) -> Option<L> {
+        self.departed
+            .retain(|_, at| now.saturating_duration_since(*at) < DEPARTED_MEMORY);
+        self.departed.insert(peer, now);
+        self.forget(peer)
     }
 
     /// Closes every link at `now` and refuses new ones until `until`, including handshakes
@@ -674,6 +703,33 @@ mod tests {
         let dial = due.remove(0);
         assert_eq!((dial.peer, dial.addr), (peer, addr(peer)));
         dial.admission
+    }
+
+    /// A peer that left is refused a link for `DEPARTED_MEMORY`, then forgotten when a
+    /// later departure is recorded; a peer forgotten as dead (not left) is not refused.
+    #[test]
+    fn a_departed_peer_is_refused_a_link_until_it_is_forgotten() {
+        let now = Instant::now();
+        let mut table: LinkTable<u8> = LinkTable::new(ME, POLICY, 4);
+        let in_flight = table.begin_handshake(now).expect("admitted");
+        table.insert(inc(7), 1);
+        assert_eq!(table.forget_departed(inc(7), now), Some(1));
+        assert_eq!(
+            table.may_establish(in_flight, inc(7), now),
+            Err(Refusal::PeerLeft)
+        );
+        table.forget(inc(8));
+        let admission = table.begin_handshake(now).expect("admitted");
+        assert_eq!(table.may_establish(admission, inc(8), now), Ok(()));
+        let later = now + DEPARTED_MEMORY;
+        table.forget_departed(inc(9), later);
+        assert_eq!(
+            table.departed.keys().copied().collect::<Vec<_>>(),
+            vec![inc(9)],
+            "7 left {DEPARTED_MEMORY:?} before 9: forgotten"
+        );
+        let admission = table.begin_handshake(later).expect("admitted");
+        assert_eq!(table.may_establish(admission, inc(7), later), Ok(()));
     }
 
     #[test]

@@ -106,7 +106,10 @@ impl Core {
     /// Membership declared the node `peer` dead (`left`: it left the cluster on purpose):
     /// it is no longer dialed, its link, if any, is closed (returned), every entry of it
     /// purged with reason `NodeDown`, and its node record marked offline (as having left,
-    /// [`LEFT_THE_CLUSTER`], whether or not its own leave record arrived first).
+    /// [`LEFT_THE_CLUSTER`], whether or not its own leave record arrived first). A peer
+    /// that left is also refused a link ([`Refusal::PeerLeft`]): a handshake it began
+    /// before it left would bring its entries back. One declared dead without leaving may
+    /// link again (it may have been wrongly declared dead, and comes back renewed).
     pub fn handle_member_down(
         &mut self,
         host: &dyn ReplicaHost,
@@ -116,9 +119,9 @@ impl Core {
     ) -> Option<LinkSession> {
         self.tick(now);
         if left {
-            self.peer_gone(host, peer, LEFT_THE_CLUSTER, true)
+            self.peer_gone(host, peer, LEFT_THE_CLUSTER, true, now)
         } else {
-            self.peer_gone(host, peer, "declared dead by membership", false)
+            self.peer_gone(host, peer, "declared dead by membership", false, now)
         }
     }
 
@@ -176,9 +179,14 @@ impl Core {
         peer: Incarnation,
         why: &str,
         left: bool,
+        now: Instant,
     ) -> Option<LinkSession> {
         self.handle_local_ops(host);
-        let link = self.links.forget(peer);
+        let link = if left {
+            self.links.forget_departed(peer, now)
+        } else {
+            self.links.forget(peer)
+        };
         self.forget_peer(host, peer);
         host.node_registry()
             .mark_offline(peer.get(), why, left, host.now_ms());
@@ -225,6 +233,7 @@ impl Core {
                 peer,
                 "unlinked past the grace period and unknown to membership",
                 false,
+                now,
             );
             self.events.push_back(CoreEvent::Vanished { peer });
         }

@@ -185,6 +185,26 @@ fn a_leaving_node_keeps_its_links_and_makes_no_new_one() {
     assert!(a.core.linked_peers().next().is_none());
 }
 
+/// A handshake that was in flight when its peer left the cluster becomes no link (it
+/// would bring back the entries purged on the leave); a peer declared dead without
+/// leaving may link again (it may have been wrongly declared dead).
+#[test]
+fn a_handshake_of_a_peer_that_left_becomes_no_link() {
+    let now = Instant::now();
+    let mut a = node();
+    let from_2 = a.core.admit_handshake(now).expect("admitted");
+    let from_3 = a.core.admit_handshake(now).expect("admitted");
+    for (peer, left) in [(2, true), (3, false)] {
+        a.step(|core, host| core.handle_member_up(host, inc(peer), addr(peer), now));
+        a.step(|core, host| core.handle_member_down(host, inc(peer), left, now));
+    }
+    let refused = a.step(|core, host| core.establish(host, from_2, peer(2), now));
+    assert_eq!(refused, Err(Refusal::PeerLeft));
+    assert_eq!(a.core.link(inc(2)), None);
+    let renewed = a.step(|core, host| core.establish(host, from_3, peer(3), now));
+    assert!(renewed.is_ok(), "{renewed:?}");
+}
+
 /// A peer that refuses every dial (severed, say) is dialed again after waits that double
 /// from the policy's first wait, each scaled by a jitter in [0.5, 1]: seven or eight dials
 /// in two seconds, not one every few microseconds.

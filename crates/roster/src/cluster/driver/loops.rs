@@ -9,9 +9,7 @@ use tokio::sync::mpsc;
 
 use super::{Cluster, lock};
 use crate::cluster::membership::MembershipEvent;
-use crate::nodes::LEFT_THE_CLUSTER;
 use crate::pid::Incarnation;
-use crate::replication::host::ReplicaHost;
 
 pub(super) async fn membership_loop(
     cluster: Weak<Cluster>,
@@ -34,11 +32,10 @@ pub(super) async fn membership_loop(
                 node_info!(cluster, peer = %member.name, incarnation = member.incarnation, "member left");
                 cluster.peer_dead(Incarnation::new(member.incarnation), true);
             }
+            // Already down: as a member that left, its record is marked so and a link from
+            // it refused; a link or entries it got back since its down are dropped.
             MembershipEvent::LeftEarlier(incarnation) => {
-                let stores = cluster.node.stores();
-                stores
-                    .nodes
-                    .mark_offline(incarnation, LEFT_THE_CLUSTER, true, stores.now_ms());
+                cluster.peer_dead(Incarnation::new(incarnation), true);
             }
         }
         // Who is reachable changed: the split-brain verdict may have too.
