@@ -465,7 +465,7 @@ impl<L> LinkTable<L> {
 
     /// Forgets `peer`, which left the cluster on purpose (learned at `now`), returning its
     /// link, and refuses it a link from now on: a handshake it began before it left
-    /// becomes no link here. Peers that left more than [`DEPARTED_MEMORY`] ago are
+    /// becomes no link here. Peers that left more than a minute ago are
     /// forgotten, so the memory kept follows the rate of departures.
     pub fn forget_departed(&mut self, peer: Incarnation, now: Instant) -> Option<L> {
         self.departed
