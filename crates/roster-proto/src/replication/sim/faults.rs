@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use super::{Sim, pair};
+use super::{PendingDeath, Sim, pair};
 
 impl Sim {
     pub(super) fn fault_step(&mut self) {
@@ -39,8 +39,8 @@ impl Sim {
                     if dead {
                         self.net.declared_dead.entry(a).or_default().insert(b_inc);
                         self.net.declared_dead.entry(b).or_default().insert(a_inc);
-                        self.declare_dead(a, b_inc);
-                        self.declare_dead(b, a_inc);
+                        self.declare_dead(a, b_inc, false);
+                        self.declare_dead(b, a_inc, false);
                     }
                 }
             }
@@ -50,29 +50,8 @@ impl Sim {
             }
             3 if alive.len() >= 2 => {
                 let a = alive[self.rng.random_range(0..alive.len())];
-                let crashed = self.nodes[a].take().expect("alive");
-                self.conflict_losers += crashed.conflict_losers();
-                let incarnation = crashed.incarnation;
-                self.log.push(format!(
-                    "t={} crash {a} (incarnation {incarnation})",
-                    self.elapsed_ms()
-                ));
-                self.crash_links(a, incarnation);
-                self.net.declared_dead.remove(&a);
                 let detect = Duration::from_millis(self.rng.random_range(100..3000));
-                self.pending_deaths
-                    .push((a, incarnation, self.now + detect));
-                drop(crashed);
-                // Restart at once as a new incarnation.
-                let restarted = self.boot(a);
-                self.log.push(format!(
-                    "t={} restart {a} as incarnation {}",
-                    self.elapsed_ms(),
-                    restarted.incarnation
-                ));
-                self.nodes[a] = Some(restarted);
-                self.publish_record(a);
-                self.announce(a, true);
+                self.end_and_restart(a, "crash", detect, false);
             }
             4 => {
                 let a = alive[self.rng.random_range(0..alive.len())];
@@ -101,7 +80,71 @@ impl Sim {
                 ));
                 self.sever_peer(a, peer, duration);
             }
+            7 if alive.len() >= 2 => {
+                let a = alive[self.rng.random_range(0..alive.len())];
+                self.leave(a);
+            }
             _ => {}
         }
+    }
+
+    /// Node `a` starts to leave, as `Node::shutdown` does: its core makes no new link
+    /// from now on, each other node's membership reports it left after its own delay (the
+    /// leave notice's gossip), and its process ends a little later (its links close then)
+    /// and restarts as a new incarnation. It keeps running its workload until then.
+    fn leave(&mut self, a: usize) {
+        let now = self.now;
+        let node = self.nodes[a].as_mut().expect("alive");
+        let incarnation = node.incarnation;
+        node.core.leave(now);
+        self.net.leaving.insert(incarnation);
+        self.log.push(format!(
+            "t={} leave {a} (incarnation {incarnation})",
+            self.elapsed_ms()
+        ));
+        for observer in self.alive().into_iter().filter(|&j| j != a) {
+            let at = now + Duration::from_millis(self.rng.random_range(0..100));
+            self.pending_deaths.push(PendingDeath {
+                at,
+                observer: Some(observer),
+                incarnation,
+                left: true,
+            });
+        }
+        let exit = now + Duration::from_millis(self.rng.random_range(0..300));
+        self.pending_exits.push((a, incarnation, exit));
+    }
+
+    /// The process of node `a` ends (`why`: a crash, or the exit after a leave): its
+    /// connections break, and every live node's membership reports it dead (`left`: as
+    /// having left) `detect` later, the nodes that started since included. It restarts at
+    /// once as a new incarnation, which membership announces.
+    pub(super) fn end_and_restart(&mut self, a: usize, why: &str, detect: Duration, left: bool) {
+        let ended = self.nodes[a].take().expect("alive");
+        self.conflict_losers += ended.conflict_losers();
+        let incarnation = ended.incarnation;
+        self.log.push(format!(
+            "t={} {why} {a} (incarnation {incarnation})",
+            self.elapsed_ms()
+        ));
+        self.crash_links(a, incarnation);
+        self.net.declared_dead.remove(&a);
+        self.net.departed.remove(&a);
+        self.pending_deaths.push(PendingDeath {
+            at: self.now + detect,
+            observer: None,
+            incarnation,
+            left,
+        });
+        drop(ended);
+        let restarted = self.boot(a);
+        self.log.push(format!(
+            "t={} restart {a} as incarnation {}",
+            self.elapsed_ms(),
+            restarted.incarnation
+        ));
+        self.nodes[a] = Some(restarted);
+        self.publish_record(a);
+        self.announce(a, true);
     }
 }

@@ -114,14 +114,26 @@ impl SimNode {
     }
 }
 
+/// Membership's news of a node's end on its way: at `at`, `observer` (every live node if
+/// `None`) learns that `incarnation` is dead (`left`: it left on purpose).
+struct PendingDeath {
+    at: Instant,
+    observer: Option<usize>,
+    incarnation: Incarnation,
+    left: bool,
+}
+
 struct Sim {
     rng: StdRng,
     start: Instant,
     now: Instant,
     nodes: Vec<Option<SimNode>>,
     net: Network,
-    /// Crashed nodes whose death the others have not yet noticed: (index, incarnation, when).
-    pending_deaths: Vec<(usize, Incarnation, Instant)>,
+    /// Ends of nodes (crashes and departures) that membership has not yet reported.
+    pending_deaths: Vec<PendingDeath>,
+    /// Nodes that started to leave and have not yet exited: (index, incarnation, when
+    /// the process ends).
+    pending_exits: Vec<(usize, Incarnation, Instant)>,
     next_incarnation: u64,
     max_delay_ms: u64,
     fault_rate: f64,
@@ -346,6 +358,8 @@ fn the_simulation_covers_every_link_event() {
         total.redials_after_backoff += c.redials_after_backoff;
         total.vanished += c.vanished;
         total.digests += c.digests;
+        total.closed_on_leave += c.closed_on_leave;
+        total.refused_for_a_departure += c.refused_for_a_departure;
         let (runs, sum) = rules.entry(conflicts.rule).or_insert((
             0,
             Conflicts {
@@ -374,6 +388,8 @@ fn the_simulation_covers_every_link_event() {
         redials_after_backoff,
         vanished,
         digests,
+        closed_on_leave,
+        refused_for_a_departure,
     } = total;
     for (what, n) in [
         ("established", established),
@@ -389,6 +405,11 @@ fn the_simulation_covers_every_link_event() {
         ("redialed after a backoff", redials_after_backoff),
         ("purged as vanished", vanished),
         ("sent an anti-entropy digest over", digests),
+        ("closed on a leave notice", closed_on_leave),
+        (
+            "refused because an end was leaving or had left",
+            refused_for_a_departure,
+        ),
     ] {
         assert!(
             n > 0,

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 use super::{Sim, pair};
-use crate::link_table::{Admission, LinkSession, RedialPolicy, SessionId};
+use crate::link_table::{Admission, LinkSession, RedialPolicy, Refusal, SessionId};
 use crate::replication::links::{Dial, PeerHello};
 use crate::replication::wire::Frame;
 use crate::vocab::key::Limits;
@@ -100,6 +100,11 @@ pub(super) struct Network {
     pub(super) cut: BTreeSet<(usize, usize)>,
     /// Per node: incarnations its membership declared dead (until a heal).
     pub(super) declared_dead: BTreeMap<usize, BTreeSet<Incarnation>>,
+    /// Per node: incarnations its membership reported as having left (for good: a node
+    /// that left never comes back under its incarnation).
+    pub(super) departed: BTreeMap<usize, BTreeSet<Incarnation>>,
+    /// Incarnations of the nodes that started to leave.
+    pub(super) leaving: BTreeSet<Incarnation>,
     /// The latest sever of each node: until when it lasts, and how many severs the node
     /// has had (the order of a sever and an admission in the same instant is in the count,
     /// not in the time).
@@ -144,6 +149,11 @@ pub(super) struct LinkCounts {
     pub(super) silent: u64,
     /// Digests sent for anti-entropy (each core's periodic timer).
     pub(super) digests: u64,
+    /// Links closed by membership's report that their peer left.
+    pub(super) closed_on_leave: u64,
+    /// Handshakes refused, before or after they ran, because an end was leaving or had
+    /// left.
+    pub(super) refused_for_a_departure: u64,
 }
 
 /// The severs of one node.
@@ -222,6 +232,15 @@ impl Sim {
     /// Membership of `node` lists the node of incarnation `peer` alive.
     pub(super) fn member_up(&mut self, node: usize, peer: Incarnation) {
         let now = self.now;
+        if self
+            .net
+            .departed
+            .get(&node)
+            .is_some_and(|d| d.contains(&peer))
+        {
+            // Membership never lists a member that left again.
+            return;
+        }
         let Some(index) = self.index_of(peer) else {
             return;
         };
@@ -319,8 +338,11 @@ impl Sim {
                 }
             }
             // Refused before the handshake: closed at once.
-            Err(_) => {
+            Err(refusal) => {
                 self.net.counts.refused_before_handshake += 1;
+                if refusal == Refusal::Leaving {
+                    self.net.counts.refused_for_a_departure += 1;
+                }
                 conn.ends[DIALER].close_notice = Some(now + self.delay());
             }
         }
@@ -451,19 +473,25 @@ impl Sim {
         }
     }
 
-    /// Membership of `node` declared the node of incarnation `peer` dead: only a node it
-    /// listed (no down comes for a node membership never reported up).
-    pub(super) fn declare_dead(&mut self, node: usize, peer: Incarnation) {
+    /// Membership of `node` declared the node of incarnation `peer` dead (`left`: it left
+    /// on purpose): only a node it listed (no down comes for a node membership never
+    /// reported up), but a leave notice whatever it listed (as the shell's `LeftEarlier`).
+    pub(super) fn declare_dead(&mut self, node: usize, peer: Incarnation, left: bool) {
         let now = self.now;
         let Some(n) = self.nodes[node].as_mut() else {
             return;
         };
-        if !n.core.links.is_member(peer) {
+        if !left && !n.core.links.is_member(peer) {
             return;
         }
-        if let Some(session) = n.step(|core, host| core.handle_member_down(host, peer, false, now))
-        {
+        if let Some(session) = n.step(|core, host| core.handle_member_down(host, peer, left, now)) {
+            if left {
+                self.net.counts.closed_on_leave += 1;
+            }
             self.close_session(node, session.id);
+        }
+        if left {
+            self.net.departed.entry(node).or_default().insert(peer);
         }
         // A member listed again later starts afresh, with no backoff.
         self.net.last_failure.remove(&(node, peer));
@@ -598,6 +626,24 @@ impl Sim {
         match established {
             Ok(established) => {
                 self.net.counts.established += 1;
+                let me = self.nodes[node].as_ref().expect("alive").incarnation;
+                if self.net.leaving.contains(&me) {
+                    self.net.violations.push(format!(
+                        "t={} n{node}: link to {peer} established while leaving",
+                        self.elapsed_ms()
+                    ));
+                }
+                if self
+                    .net
+                    .departed
+                    .get(&node)
+                    .is_some_and(|d| d.contains(&peer))
+                {
+                    self.net.violations.push(format!(
+                        "t={} n{node}: link to {peer} established after it left",
+                        self.elapsed_ms()
+                    ));
+                }
                 if self.net.severed_at(node, peer, now)
                     || self.net.severs_of(node, peer) != severs_before
                 {
@@ -633,6 +679,9 @@ impl Sim {
             }
             Err(refusal) => {
                 self.net.counts.refused_after_handshake += 1;
+                if matches!(refusal, Refusal::Leaving | Refusal::PeerLeft) {
+                    self.net.counts.refused_for_a_departure += 1;
+                }
                 self.log.push(format!(
                     "t={} n{node}: link to {peer} refused after its handshake: {refusal}",
                     self.elapsed_ms()

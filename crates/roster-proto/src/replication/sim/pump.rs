@@ -139,16 +139,32 @@ impl Sim {
         for (node, peer) in news {
             self.member_up(node, peer);
         }
-        let due: Vec<(usize, Incarnation)> = self
-            .pending_deaths
-            .iter()
-            .filter(|(_, _, at)| *at <= self.now)
-            .map(|(i, inc, _)| (*i, *inc))
-            .collect();
-        self.pending_deaths.retain(|(_, _, at)| *at > self.now);
-        for (_, incarnation) in due {
-            for j in self.alive() {
-                self.declare_dead(j, incarnation);
+        let now = self.now;
+        let (due, later) = std::mem::take(&mut self.pending_deaths)
+            .into_iter()
+            .partition(|death| death.at <= now);
+        self.pending_deaths = later;
+        for death in due {
+            let observers = match death.observer {
+                Some(observer) => vec![observer],
+                None => self.alive(),
+            };
+            for j in observers {
+                self.declare_dead(j, death.incarnation, death.left);
+            }
+        }
+        let (exits, later): (Vec<_>, _) = std::mem::take(&mut self.pending_exits)
+            .into_iter()
+            .partition(|(_, _, at)| *at <= now);
+        self.pending_exits = later;
+        for (a, incarnation, _) in exits {
+            // Not if it crashed meanwhile (a new incarnation runs there).
+            if self.nodes[a]
+                .as_ref()
+                .is_some_and(|n| n.incarnation == incarnation)
+            {
+                let notice = Duration::from_millis(self.rng.random_range(0..100));
+                self.end_and_restart(a, "exit after the leave of", notice, true);
             }
         }
         self.node_duties();

@@ -49,6 +49,7 @@ impl Sim {
             nodes: Vec::new(),
             net: Network::default(),
             pending_deaths: Vec::new(),
+            pending_exits: Vec::new(),
             next_incarnation: 1,
             max_delay_ms,
             fault_rate,
