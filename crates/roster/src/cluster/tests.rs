@@ -107,6 +107,53 @@ async fn a_link_closed_right_after_its_handshake_is_never_left_listed() {
     node.shutdown().await;
 }
 
+/// A session that ends moves from the live sessions to the closed ones in one step: a
+/// reader of `link_sessions` never sees it in neither list (nor in both), while links
+/// are established and closed as fast as peers come and go. Repeated, since it is a race.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closing_session_is_always_listed_once() {
+    let node = node();
+    let addr = node.cluster().addr().unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (node, done) = (node.clone(), Arc::clone(&done));
+        std::thread::spawn(move || {
+            let mut seen = std::collections::BTreeSet::new();
+            let mut snapshots = 0u64;
+            while !done.load(Ordering::Relaxed) {
+                let sessions = node.cluster().link_sessions();
+                let listed: std::collections::BTreeSet<u64> =
+                    sessions.iter().map(|s| s.session).collect();
+                assert_eq!(listed.len(), sessions.len(), "a session listed twice");
+                let missing: Vec<&u64> = seen.difference(&listed).collect();
+                assert!(missing.is_empty(), "sessions {missing:?} not listed");
+                seen = listed;
+                snapshots += 1;
+            }
+            snapshots
+        })
+    };
+    // Fewer rounds than the closed sessions kept, so none is dropped from the history.
+    for round in 0..60u64 {
+        let tcp = handshaken_peer(addr, 2_000_000 + round).await;
+        eventually(&format!("round {round}: the link was established"), || {
+            node.cluster().stats().unwrap().links_established == round + 1
+        })
+        .await;
+        drop(tcp);
+        eventually(&format!("round {round}: the closed link is gone"), || {
+            node.cluster().peers().is_empty()
+        })
+        .await;
+    }
+    done.store(true, Ordering::Relaxed);
+    let snapshots = reader
+        .join()
+        .expect("the reader saw every session listed once");
+    assert!(snapshots > 0);
+    node.shutdown().await;
+}
+
 /// A peer that completes its handshake and then sends nothing (not even the ping every
 /// interval) is closed, counted, and its socket sees the end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

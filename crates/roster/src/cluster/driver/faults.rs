@@ -36,13 +36,19 @@ impl Cluster {
             let (closed, outputs) = self.core_step(|core, _| sever(core));
             let links: Vec<(Incarnation, Option<Link>)> = closed
                 .iter()
-                .map(|(peer, session)| (*peer, take_io(&mut io, *peer, session.id)))
+                .map(|(peer, session)| {
+                    let link = take_io(&mut io, *peer, session.id);
+                    if let Some(link) = &link {
+                        self.record_closed(*peer, link, "severed");
+                    }
+                    (*peer, link)
+                })
                 .collect();
             (links, outputs)
         };
         for (peer, link) in &closed {
             if let Some(link) = link {
-                self.link_closed(*peer, link, "severed");
+                self.announce_closed(*peer, link, "severed");
             }
         }
         let count = closed.len();

@@ -74,9 +74,12 @@ impl Cluster {
                 tasks,
             },
         );
+        if let Some(old) = &replaced {
+            self.record_closed(incarnation, old, "replaced by a new link");
+        }
         drop(io);
         if let Some(old) = &replaced {
-            self.link_closed(incarnation, old, "replaced by a new link");
+            self.announce_closed(incarnation, old, "replaced by a new link");
         }
         drop(replaced);
         self.node.stores().nodes.publish(NodeEvent::LinkUp {
@@ -101,13 +104,16 @@ impl Cluster {
         let (link, outputs) = {
             let mut io = lock(&self.io);
             let link = take_io(&mut io, peer, session);
+            if let Some(link) = &link {
+                self.record_closed(peer, link, why);
+            }
             let (_, outputs) =
                 self.core_step(|core, _| core.link_lost(peer, session, Instant::now()));
             (link, outputs)
         };
         if let Some(link) = &link {
             node_info!(self, peer = %link.name, %session, reason = why, "link lost");
-            self.link_closed(peer, link, why);
+            self.announce_closed(peer, link, why);
         }
         drop(link);
         self.act(outputs);
@@ -121,9 +127,16 @@ impl Cluster {
         session: SessionId,
         why: &'static str,
     ) {
-        let link = take_io(&mut lock(&self.io), peer, session);
+        let link = {
+            let mut io = lock(&self.io);
+            let link = take_io(&mut io, peer, session);
+            if let Some(link) = &link {
+                self.record_closed(peer, link, why);
+            }
+            link
+        };
         if let Some(link) = &link {
-            self.link_closed(peer, link, why);
+            self.announce_closed(peer, link, why);
         }
         drop(link);
     }
@@ -149,10 +162,14 @@ impl Cluster {
             let mut io = lock(&self.io);
             let (_, outputs) = self
                 .core_step(|core, node| core.handle_member_down(node, peer, left, Instant::now()));
-            (io.remove(&peer), outputs)
+            let link = io.remove(&peer);
+            if let Some(link) = &link {
+                self.record_closed(peer, link, "the peer is dead");
+            }
+            (link, outputs)
         };
         if let Some(link) = &link {
-            self.link_closed(peer, link, "the peer is dead");
+            self.announce_closed(peer, link, "the peer is dead");
         }
         drop(link);
         self.act(outputs);

@@ -92,18 +92,23 @@ impl Cluster {
         }
     }
 
-    /// Records that the link `link` to `peer` closed for `reason`, and tells the node
-    /// event subscribers.
-    pub(super) fn link_closed(&self, peer: Incarnation, link: &Link, reason: &str) {
+    /// Records that the link `link` to `peer` closed for `reason`. Called while the IO
+    /// table's lock that took the link out is held, so that a reader of
+    /// [`Cluster::link_sessions`] finds the session live or closed, never neither nor
+    /// both; then [`Cluster::announce_closed`] once the lock is released.
+    pub(super) fn record_closed(&self, peer: Incarnation, link: &Link, reason: &str) {
         let mut session = self.session_of(peer, link, None);
         session.closed = Some((SystemTime::now(), reason.to_owned()));
-        {
-            let mut closed = lock(&self.closed);
-            if closed.len() >= CLOSED_KEPT {
-                closed.pop_front();
-            }
-            closed.push_back(session);
+        let mut closed = lock(&self.closed);
+        if closed.len() >= CLOSED_KEPT {
+            closed.pop_front();
         }
+        closed.push_back(session);
+    }
+
+    /// Tells the node event subscribers that the link `link` to `peer` closed for
+    /// `reason` (recorded by [`Cluster::record_closed`]).
+    pub(super) fn announce_closed(&self, peer: Incarnation, link: &Link, reason: &str) {
         self.node.stores().nodes.publish(NodeEvent::LinkDown {
             peer: link.name.clone(),
             incarnation: peer,
@@ -122,16 +127,20 @@ impl Cluster {
     }
 
     /// Every live link session, by peer name, then the latest closed ones, oldest first.
+    /// Both read under the IO table's lock, under which a closing session moves from one
+    /// to the other.
     pub(crate) fn link_sessions(self: &Arc<Self>) -> Vec<LinkSession> {
-        let mut sessions: Vec<LinkSession> = {
+        let (mut sessions, closed): (Vec<LinkSession>, Vec<LinkSession>) = {
             let io = lock(&self.io);
             let core = lock(&self.core);
-            io.iter()
+            let live = io
+                .iter()
                 .map(|(peer, link)| self.session_of(*peer, link, core.rtt(*peer)))
-                .collect()
+                .collect();
+            (live, lock(&self.closed).iter().cloned().collect())
         };
         sessions.sort_by(|a, b| a.peer.cmp(&b.peer));
-        sessions.extend(lock(&self.closed).iter().cloned());
+        sessions.extend(closed);
         sessions
     }
 }
