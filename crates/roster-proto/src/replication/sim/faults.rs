@@ -1,6 +1,6 @@
 //! The simulation's faults: one random step of partitions, severs (of all links or of one
-//! peer's), crashes and restarts,
-//! clock skew and heals.
+//! peer's), crashes and restarts, departures (a leave, then an exit and a restart), clock
+//! skew and heals.
 
 use std::time::Duration;
 

@@ -7,7 +7,8 @@
 //! [`network`]): membership news that reaches each node at its own time, the dials the cores
 //! decide (with their backoff, checked), handshakes that finish at a different time at each
 //! end, refusals, connections that close right after their handshake, severs, partitions,
-//! crashes and restarts as new incarnations. Clocks are skewed, and a random workload of
+//! crashes and restarts as new incarnations, departures (a node leaves as `Node::shutdown`
+//! does, then restarts). Clocks are skewed, and a random workload of
 //! registrations, group changes, process deaths and scope changes runs throughout. Then the
 //! faults stop, the network heals, and the cluster must converge within a step budget to a
 //! state that satisfies the invariants checked by [`Sim::check`], with every pair of nodes
