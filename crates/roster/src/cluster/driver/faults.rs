@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::lifecycle::take_io;
 use super::link::Link;
 use super::{Cluster, lock};
 use crate::clock::deadline_after;
@@ -37,10 +36,7 @@ impl Cluster {
             let links: Vec<(Incarnation, Option<Link>)> = closed
                 .iter()
                 .map(|(peer, session)| {
-                    let link = take_io(&mut io, *peer, session.id);
-                    if let Some(link) = &link {
-                        self.record_closed(*peer, link, "severed");
-                    }
+                    let link = self.take_closed(&mut io, *peer, Some(session.id), "severed");
                     (*peer, link)
                 })
                 .collect();

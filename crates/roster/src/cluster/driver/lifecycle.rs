@@ -103,10 +103,7 @@ impl Cluster {
     ) {
         let (link, outputs) = {
             let mut io = lock(&self.io);
-            let link = take_io(&mut io, peer, session);
-            if let Some(link) = &link {
-                self.record_closed(peer, link, why);
-            }
+            let link = self.take_closed(&mut io, peer, Some(session), why);
             let (_, outputs) =
                 self.core_step(|core, _| core.link_lost(peer, session, Instant::now()));
             (link, outputs)
@@ -127,14 +124,7 @@ impl Cluster {
         session: SessionId,
         why: &'static str,
     ) {
-        let link = {
-            let mut io = lock(&self.io);
-            let link = take_io(&mut io, peer, session);
-            if let Some(link) = &link {
-                self.record_closed(peer, link, why);
-            }
-            link
-        };
+        let link = self.take_closed(&mut lock(&self.io), peer, Some(session), why);
         if let Some(link) = &link {
             self.announce_closed(peer, link, why);
         }
@@ -162,10 +152,7 @@ impl Cluster {
             let mut io = lock(&self.io);
             let (_, outputs) = self
                 .core_step(|core, node| core.handle_member_down(node, peer, left, Instant::now()));
-            let link = io.remove(&peer);
-            if let Some(link) = &link {
-                self.record_closed(peer, link, "the peer is dead");
-            }
+            let link = self.take_closed(&mut io, peer, None, "the peer is dead");
             (link, outputs)
         };
         if let Some(link) = &link {
@@ -174,17 +161,23 @@ impl Cluster {
         drop(link);
         self.act(outputs);
     }
-}
 
-/// Takes the IO of `peer`'s link out of the table if it is that of `session`.
-pub(super) fn take_io(
-    io: &mut HashMap<Incarnation, Link>,
-    peer: Incarnation,
-    session: SessionId,
-) -> Option<Link> {
-    match io.get(&peer) {
-        Some(link) if link.session == session => io.remove(&peer),
-        _ => None,
+    /// Takes the IO of `peer`'s link out of the table `io` (borrowed from its lock), if
+    /// it is that of `session` (any, if `None`), and records its session closed for `why`
+    /// under that lock (see [`Cluster::record_closed`]).
+    pub(super) fn take_closed(
+        &self,
+        io: &mut HashMap<Incarnation, Link>,
+        peer: Incarnation,
+        session: Option<SessionId>,
+        why: &str,
+    ) -> Option<Link> {
+        let link = match io.get(&peer) {
+            Some(link) if session.is_none_or(|s| s == link.session) => io.remove(&peer),
+            _ => None,
+        }?;
+        self.record_closed(peer, &link, why);
+        Some(link)
     }
 }
 
