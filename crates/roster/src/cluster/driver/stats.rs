@@ -67,8 +67,9 @@ pub struct ClusterStats {
     /// Link reader or writer tasks that panicked (each tore its link down; a bug: please
     /// report it).
     pub link_task_panics: u64,
-    /// Connections closed before their handshake: links severed, or too many handshakes
-    /// in progress (see the README's security section).
+    /// Connections refused, before their handshake or once it completed: links severed,
+    /// too many handshakes in progress (see the README's security section), this node
+    /// leaving the cluster, or a peer that left it.
     pub connections_refused: u64,
     /// Failed `accept` calls on the cluster port (for example out of file descriptors).
     pub accept_failures: u64,
