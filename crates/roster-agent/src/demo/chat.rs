@@ -104,7 +104,8 @@ pub struct Shared {
     pub posted: AtomicU64,
     /// Messages read from mailboxes, all nodes.
     pub delivered: AtomicU64,
-    /// Calls an agent refused or did not answer.
+    /// Calls an agent refused or did not answer; not those that were in flight to a node
+    /// when it went down (the demo kills one on purpose: they went with its users).
     pub failed_calls: AtomicU64,
     /// Users online now.
     pub online: AtomicUsize,
@@ -209,6 +210,15 @@ struct Worker {
 }
 
 impl Worker {
+    /// Counts a call that failed, unless the node went down (or restarted) since this
+    /// round began: such a call failed with the node, not on its own.
+    fn call_failed(&self) {
+        let (incarnation, client) = self.slot.current();
+        if incarnation == self.incarnation && client.is_some() {
+            self.shared.failed_calls.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     fn run(&mut self) {
         while !self.shared.stop.load(Ordering::SeqCst) {
             let (incarnation, client) = self.slot.current();
@@ -244,7 +254,7 @@ impl Worker {
         match client.send(method, path, body.as_ref()) {
             Ok(_) => true,
             Err(_) => {
-                self.shared.failed_calls.fetch_add(1, Ordering::Relaxed);
+                self.call_failed();
                 false
             }
         }
@@ -258,7 +268,7 @@ impl Worker {
             "/api/sessions",
             Some(&json!({ "ttl": SESSION_TTL, "name": name })),
         ) else {
-            self.shared.failed_calls.fetch_add(1, Ordering::Relaxed);
+            self.call_failed();
             return;
         };
         let Some(session) = session.get("id").and_then(Value::as_str).map(str::to_owned) else {
@@ -358,7 +368,7 @@ impl Worker {
     /// Reads what is in `session`'s mailbox now, counting it.
     fn read_mailbox(&self, client: &Client, session: &str) {
         let Ok(messages) = client.get(&format!("/api/sessions/{session}/messages")) else {
-            self.shared.failed_calls.fetch_add(1, Ordering::Relaxed);
+            self.call_failed();
             return;
         };
         let messages = messages.as_array().map_or(&[][..], Vec::as_slice);
@@ -384,5 +394,48 @@ impl Worker {
                 self.users[i].kept_alive = now;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A worker of a node served by `client`, in that node's first incarnation.
+    fn worker(client: Client) -> Worker {
+        Worker {
+            slot: Arc::new(Slot::new("n", client)),
+            shared: Arc::new(Shared::default()),
+            target: 1,
+            rng: StdRng::seed_from_u64(1),
+            users: Vec::new(),
+            incarnation: 1,
+            next_drain: 0,
+        }
+    }
+
+    /// A call that fails is counted while its node is up, not once the node went down
+    /// (or restarted) during the round: that call went with the node.
+    #[test]
+    fn a_call_failed_with_its_node_down_is_not_counted() {
+        // Nothing listens there: every call fails at once.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let client = Client::new(&format!("http://127.0.0.1:{port}"), None);
+        let worker = worker(client.clone());
+        worker.read_mailbox(&client, "s");
+        assert_eq!(worker.shared.failed_calls.load(Ordering::Relaxed), 1);
+        worker.slot.down();
+        worker.read_mailbox(&client, "s");
+        assert_eq!(worker.shared.failed_calls.load(Ordering::Relaxed), 1);
+        worker.slot.up(client.clone());
+        worker.read_mailbox(&client, "s");
+        assert_eq!(
+            worker.shared.failed_calls.load(Ordering::Relaxed),
+            1,
+            "a round begun before the restart"
+        );
     }
 }
