@@ -172,6 +172,11 @@ impl Sever {
 }
 
 impl Network {
+    /// Whether `node`'s membership reported the node of incarnation `peer` as having left.
+    fn has_departed(&self, node: usize, peer: Incarnation) -> bool {
+        self.departed.get(&node).is_some_and(|d| d.contains(&peer))
+    }
+
     /// How many severs of its links to `peer` `node` has had (of all its links, or of
     /// that peer's).
     fn severs_of(&self, node: usize, peer: Incarnation) -> u64 {
@@ -232,12 +237,7 @@ impl Sim {
     /// Membership of `node` lists the node of incarnation `peer` alive.
     pub(super) fn member_up(&mut self, node: usize, peer: Incarnation) {
         let now = self.now;
-        if self
-            .net
-            .departed
-            .get(&node)
-            .is_some_and(|d| d.contains(&peer))
-        {
+        if self.net.has_departed(node, peer) {
             // Membership never lists a member that left again.
             return;
         }
@@ -633,12 +633,7 @@ impl Sim {
                         self.elapsed_ms()
                     ));
                 }
-                if self
-                    .net
-                    .departed
-                    .get(&node)
-                    .is_some_and(|d| d.contains(&peer))
-                {
+                if self.net.has_departed(node, peer) {
                     self.net.violations.push(format!(
                         "t={} n{node}: link to {peer} established after it left",
                         self.elapsed_ms()
